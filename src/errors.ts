@@ -44,6 +44,7 @@ export const ERROR_CODES = {
   EXPORT_TOO_DEEP: { action: 'reject', summary: 'The chat export nests deeper than any real export does.' },
   EXPORT_TOO_LARGE: { action: 'reject', summary: 'One conversation is larger than docbatch will hold in memory at once.' },
   ZIP_NO_CONVERSATIONS: { action: 'reject', summary: 'The .zip has no conversations.json.' },
+  DOC_CONFLICT: { action: 'reject', summary: 'The same content is already enqueued with other settings (e.g. chunk size); finish it or use --force.' },
   ZIP_CORRUPT: { action: 'reject', summary: 'The .zip archive is damaged.' },
 
   // ---- one page or chunk (worker) ----
@@ -56,8 +57,8 @@ export const ERROR_CODES = {
   BAD_REQUEST: { action: 'fail', summary: 'The engine rejected the request as invalid (engine 400/422, e.g. too many images).' },
   MODEL_NOT_FOUND: { action: 'fail', summary: 'The engine does not serve the configured model (engine 404).' },
   ENGINE_UNSUPPORTED: { action: 'fail', summary: 'The engine does not implement what the request needs (engine 501).' },
-  ENGINE_OOM: { action: 'shrink', summary: 'The engine ran out of GPU memory (EngineDeadError or "CUDA out of memory"); after shrinking to one request and a smaller render, the unit fails with this code.' },
-  ENGINE_DOWN: { action: 'wait', summary: 'The engine is unreachable or dead (connection refused, reset, 503); items wait for /health without using attempts.' },
+  ENGINE_OOM: { action: 'shrink', summary: 'The engine ran out of GPU memory ("CUDA out of memory"; an engine death counts as one too). The window halves; a unit that still runs out alone at window 1 and the smallest render fails with this code.' },
+  ENGINE_DOWN: { action: 'wait', summary: 'The engine is unreachable or dead (connection refused, reset, 503, 500 EngineDeadError); units wait for /health without using attempts.' },
   ENGINE_BUSY: { action: 'wait', summary: 'The engine says it is overloaded (429, or 503 "server busy"); the window shrinks and the unit is retried.' },
   ENGINE_TIMEOUT: { action: 'retry', summary: 'The engine did not answer within the request timeout; the connection was closed (which aborts the request in vLLM) and the unit retried.' },
   ENGINE_ERROR: { action: 'retry', summary: 'The engine answered 5xx for another reason, or an unreadable body.' },

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command (README Quickstart, `npm test`, .ci/run): typecheck, then every test file
+# against a real Redis on 127.0.0.1:6379.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-redis.sh
+npx tsc -p .
+npx vitest run "$@"

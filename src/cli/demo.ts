@@ -1,0 +1,17 @@
+/** `docbatch demo`: the main job on embedded defaults (see src/demo/run.ts). */
+import { Command } from 'commander';
+import { runDemo } from '../demo/run.ts';
+import { createLogger } from '../observe/log.ts';
+import { settingOptions } from './options.ts';
+
+export function demoCommand(): Command {
+  const command = new Command('demo')
+    .description('Run the whole pipeline on the shipped samples against the built-in engine emulator, then stop.')
+    .option('--speed <x>', 'emulated engine speed-up', '10');
+  const load = settingOptions(command, ['redisUrl', 'prefix', 'outDir', 'blobDir', 'logLevel', 'logFormat']);
+  return command.action(async (opts: Record<string, unknown>) => {
+    const config = load(opts);
+    const log = createLogger({ level: opts.logLevel ? config.logLevel : 'warn', pretty: config.logFormat === 'pretty' });
+    process.exitCode = await runDemo(config, log, { speed: Number(opts.speed) });
+  });
+}

@@ -1,0 +1,32 @@
+/**
+ * `docbatch engine`: runs the vLLM-compatible engine emulator (src/emulator) until SIGTERM/SIGINT.
+ * Prints one line with its URL on stdout. Flags: src/emulator/flags.ts (shared with
+ * `node src/emulator/main.ts`).
+ */
+import { Command, Option } from 'commander';
+import { FLAGS, optionsFromFlags } from '../emulator/flags.ts';
+import { serveUntilSignal } from '../emulator/serve.ts';
+
+export function engineCommand(): Command {
+  const command = new Command('engine').description(
+    'Run an emulated vLLM OpenAI-compatible server (for the demo, tests and benchmarks); prints its URL.',
+  );
+  const options = FLAGS.map((f) => {
+    // Choices are listed, not enforced by commander: optionsFromFlags checks them so every bad
+    // value exits 2 with the same message as the standalone entry point.
+    const option = new Option(`--${f.name}${f.arg ? ` <${f.arg}>` : ''}`, f.help + (f.choices ? ` [${f.choices.join('|')}]` : ''));
+    command.addOption(option);
+    return [f.name, option] as const;
+  });
+  command.action(async (opts: Record<string, string | boolean | undefined>) => {
+    const values = Object.fromEntries(options.map(([name, option]) => [name, opts[option.attributeName()]]));
+    let parsed: ReturnType<typeof optionsFromFlags>;
+    try {
+      parsed = optionsFromFlags(values);
+    } catch (err) {
+      return command.error((err as Error).message, { exitCode: 2, code: 'docbatch.engine.badFlag' });
+    }
+    await serveUntilSignal(parsed);
+  });
+  return command;
+}

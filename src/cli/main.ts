@@ -1,0 +1,51 @@
+/**
+ * `docbatch <verb>`: parses the command line and hands over to the verb. Usage errors and bad
+ * settings exit 2 with a message that says what is wrong; anything unexpected exits 1.
+ */
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { configCommand } from './config.ts';
+import { demoCommand } from './demo.ts';
+import { engineCommand } from './engine.ts';
+import { enqueueCommand } from './enqueue.ts';
+import { statusCommand } from './status.ts';
+import { workerCommand } from './worker.ts';
+import { writerCommand } from './writer.ts';
+import { DocbatchError } from '../errors.ts';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export function program(): Command {
+  const root = new Command('docbatch')
+    .description('PDFs and chat exports → model output on GPUs through vLLM, on Redis queues.')
+    .version(pkg.version)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  for (const sub of [enqueueCommand(), workerCommand(), writerCommand(), engineCommand(), demoCommand(), statusCommand(), configCommand()]) {
+    root.addCommand(sub.exitOverride());
+  }
+  return root;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      return 2;
+    }
+    if (err instanceof DocbatchError) {
+      process.stderr.write(`docbatch: ${err.describe()}\n`);
+      return err.action === 'usage' || err.action === 'reject' ? 2 : 1;
+    }
+    process.stderr.write(`docbatch: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2));
+  process.exitCode = code;
+}

@@ -1,0 +1,17 @@
+/** `docbatch worker`: one GPU worker. */
+import { Command } from 'commander';
+import { runWorker } from '../../workers/infer.ts';
+import { REDIS_SETTINGS, settingOptions } from './options.ts';
+
+export function workerCommand(): Command {
+  const command = new Command('worker').description('Take units from the queue and send them to one engine (run one per GPU).');
+  const load = settingOptions(command, [
+    ...REDIS_SETTINGS,
+    'engineUrl', 'engineApiKey', 'model', 'batchSize', 'maxInFlight', 'initialInFlight', 'imageSize', 'imageFormat',
+    'imageQuality', 'renderers', 'renderTimeoutMs', 'pageMaxTokens', 'chatMaxTokens', 'requestTimeoutMs', 'attempts',
+    'engineDownTimeoutMs', 'shutdownTimeoutMs', 'workerName', 'blobDir', 'metricsPort', 'metricsHost', 'gpuHourlyUsd', 'budgetUsd',
+  ]);
+  return command.action(async (opts: Record<string, unknown>) => {
+    process.exitCode = await runWorker(load(opts));
+  });
+}

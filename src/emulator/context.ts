@@ -1,0 +1,80 @@
+/**
+ * What the route handlers see of the running emulator, and the counters it keeps for tests.
+ * `stats()` counts over the emulator's whole life (across engine deaths and restarts), while
+ * /metrics shows only the current engine "process", as a restarted vLLM would.
+ */
+import type { Engine } from './engine.ts';
+import { ERROR_KINDS, type ErrorKind } from './errors.ts';
+import type { EmulatorOptions, Faults, Timing } from './options.ts';
+
+export type EngineState =
+  /** Serving. */
+  | 'alive'
+  /** The engine died: 500 to inference, 503 on /health; the port closes after deathExitMs (unless keepAliveOnDeath). */
+  | 'dead'
+  /** Not listening: connections are refused until the restart. */
+  | 'down'
+  /** close() was called. */
+  | 'closed';
+
+/** Counters the HTTP layer keeps; the engine's token counts are added by `stats()`. */
+export interface RequestCounts {
+  /** Every HTTP request, any route. */
+  httpRequests: number;
+  /** Inference requests received (chat, chat batch, completions), whatever became of them. */
+  requests: number;
+  /** Engine sequences submitted (one per conversation of a batch, one per prompt of a list). */
+  sequences: number;
+  /** Inference requests answered 200 (a stream counts when it ends normally). */
+  completed: number;
+  /** Requests answered with an error, by kind. */
+  errors: Record<ErrorKind, number>;
+  /** Inference requests whose client closed the connection before the answer. */
+  aborted: number;
+  /** Requests picked by the hang rule. */
+  hung: number;
+}
+
+export interface EmulatorStats extends RequestCounts {
+  state: EngineState;
+  /** Sum of `errors`. */
+  errorsTotal: number;
+  /** Engine deaths (OOM in death mode, or kill()). */
+  deaths: number;
+  /** Times the server came back after a death. */
+  restarts: number;
+  /** Sequences running / waiting now. */
+  running: number;
+  waiting: number;
+  /** Peaks since start (or resetPeaks()), across restarts. */
+  maxRunning: number;
+  maxRunningImages: number;
+  maxWaiting: number;
+  /** Prompt tokens prefilled and tokens generated, across restarts. */
+  promptTokens: number;
+  generationTokens: number;
+  preemptions: number;
+}
+
+export function newRequestCounts(): RequestCounts {
+  return {
+    httpRequests: 0,
+    requests: 0,
+    sequences: 0,
+    completed: 0,
+    errors: Object.fromEntries(ERROR_KINDS.map((k) => [k, 0])) as Record<ErrorKind, number>,
+    aborted: 0,
+    hung: 0,
+  };
+}
+
+export interface ApiContext {
+  readonly options: Readonly<EmulatorOptions>;
+  readonly counts: RequestCounts;
+  faults(): Faults;
+  timing(): Timing;
+  state(): EngineState;
+  /** The current engine (a new one after each restart). */
+  engine(): Engine;
+  metricsText(): string;
+}

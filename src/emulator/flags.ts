@@ -1,0 +1,93 @@
+/**
+ * The command-line flags of `docbatch engine` and `src/emulator/main.ts`, in one table that both
+ * parsers (commander in the CLI, node:util parseArgs standalone) are built from.
+ */
+import { resolveOptions, SERVER_PRESETS, type EmulatorOptions, type Faults, type ServerPreset } from './options.ts';
+
+type Kind = 'int' | 'number' | 'string' | 'bool';
+
+export interface FlagSpec {
+  /** Without the leading `--`. */
+  name: string;
+  kind: Kind;
+  /** Placeholder in help, for valued flags. */
+  arg?: string;
+  help: string;
+  /** Valid values, for enumerations. */
+  choices?: readonly string[];
+  /** Where the value goes. */
+  apply: (o: Partial<EmulatorOptions>, value: string | number | boolean) => void;
+}
+
+const set =
+  <K extends keyof EmulatorOptions>(key: K) =>
+  (o: Partial<EmulatorOptions>, v: string | number | boolean): void => {
+    o[key] = v as EmulatorOptions[K];
+  };
+
+/** The CLI's default port, vLLM's. (startEmulator defaults to 0, a free port.) */
+export const CLI_DEFAULT_PORT = 8000;
+
+export const FLAGS: readonly FlagSpec[] = [
+  { name: 'port', kind: 'int', arg: 'n', help: `TCP port (0: a free one) (default: ${CLI_DEFAULT_PORT})`, apply: set('port') },
+  { name: 'host', kind: 'string', arg: 'host', help: 'interface to listen on (default: 127.0.0.1)', apply: set('host') },
+  { name: 'model', kind: 'string', arg: 'name', help: 'served model name (default: docbatch/emulated-vl)', apply: set('model') },
+  { name: 'max-model-len', kind: 'int', arg: 'n', help: 'context length in tokens (default: 32768)', apply: set('maxModelLen') },
+  { name: 'max-num-seqs', kind: 'int', arg: 'n', help: 'most sequences running at once (default: 256)', apply: set('maxNumSeqs') },
+  { name: 'max-num-batched-tokens', kind: 'int', arg: 'n', help: 'token budget of one step (default: 2048)', apply: set('maxNumBatchedTokens') },
+  { name: 'kv-cache-tokens', kind: 'int', arg: 'n', help: 'KV cache capacity in tokens (default: 262144)', apply: set('kvCacheTokens') },
+  { name: 'max-images-per-prompt', kind: 'int', arg: 'n', help: 'most images in one prompt (default: 999)', apply: set('maxImagesPerPrompt') },
+  { name: 'speed', kind: 'number', arg: 'x', help: 'time multiplier: 10 runs ten times faster than the emulated GPU (default: 1)', apply: set('speed') },
+  { name: 'step-base-ms', kind: 'number', arg: 'ms', help: 'fixed cost of an engine step (default: 20)', apply: set('stepBaseMs') },
+  { name: 'step-per-seq-ms', kind: 'number', arg: 'ms', help: 'step cost per running sequence (default: 0.2)', apply: set('stepPerSeqMs') },
+  { name: 'prefill-per-token-ms', kind: 'number', arg: 'ms', help: 'step cost per prompt token prefilled (default: 0.05)', apply: set('prefillPerTokenMs') },
+  { name: 'output-tokens-min', kind: 'int', arg: 'n', help: 'shortest reply in tokens (default: 150)', apply: set('outputTokensMin') },
+  { name: 'output-tokens-max', kind: 'int', arg: 'n', help: 'longest reply in tokens (default: 450)', apply: set('outputTokensMax') },
+  { name: 'like', kind: 'string', arg: 'server', choices: Object.keys(SERVER_PRESETS), help: 'look like another server (preset of the fault switches; other flags override it)', apply: () => {} },
+  { name: 'oom-at', kind: 'int', arg: 'n', help: 'out of memory when more than n requests with images run at once (default: off)', apply: set('oomAtConcurrentImages') },
+  { name: 'oom-mode', kind: 'string', arg: 'mode', choices: ['death', 'request'], help: 'death: the engine dies and restarts (vLLM V1); request: one 500 (default: death)', apply: set('oomMode') },
+  { name: 'keep-alive-on-death', kind: 'bool', help: 'keep the port open answering 500 after a death (VLLM_KEEP_ALIVE_ON_ENGINE_DEATH=1)', apply: set('keepAliveOnDeath') },
+  { name: 'death-exit-ms', kind: 'int', arg: 'ms', help: 'from engine death to the port closing (default: 1000)', apply: set('deathExitMs') },
+  { name: 'restart-delay', kind: 'int', arg: 'ms', help: 'how long the port stays closed after a death (default: 5000)', apply: set('restartDelayMs') },
+  { name: 'hang-every', kind: 'int', arg: 'k', help: 'every k-th request never answers (until the client closes)', apply: (o, v) => { o.hang = { ...o.hang, every: v as number }; } },
+  { name: 'hang-match', kind: 'string', arg: 'text', help: 'requests containing this text never answer', apply: (o, v) => { o.hang = { ...o.hang, matchText: v as string }; } },
+  { name: 'error-style', kind: 'string', arg: 'style', choices: ['vllm', 'flat', 'ollama'], help: 'shape of error bodies (default: vllm)', apply: set('errorStyle') },
+  { name: 'disable-metrics', kind: 'bool', help: 'GET /metrics answers 404', apply: set('noMetrics') },
+  { name: 'disable-tokenize', kind: 'bool', help: 'POST /tokenize answers 404', apply: set('noTokenize') },
+  { name: 'disable-health', kind: 'bool', help: 'GET /health answers 404', apply: set('noHealth') },
+  { name: 'reject-list-prompts', kind: 'bool', help: 'a list prompt on /v1/completions answers 400', apply: set('rejectListPrompts') },
+  { name: 'max-pending', kind: 'int', arg: 'n', help: 'past n queued sequences answer 503 "server busy" (default: unbounded)', apply: set('maxPending') },
+  { name: 'api-key', kind: 'string', arg: 'key', help: 'require Authorization: Bearer <key> on /v1/*', apply: set('apiKey') },
+];
+
+function convert(spec: FlagSpec, raw: string | boolean): string | number | boolean {
+  if (spec.kind === 'bool') return raw === true || raw === 'true';
+  const text = String(raw);
+  if (spec.choices && !spec.choices.includes(text)) throw new TypeError(`--${spec.name} must be one of ${spec.choices.join(', ')}; got ${JSON.stringify(text)}`);
+  if (spec.kind === 'string') return text;
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || (spec.kind === 'int' && !Number.isSafeInteger(n))) {
+    throw new TypeError(`--${spec.name} must be ${spec.kind === 'int' ? 'an integer' : 'a number'}; got ${JSON.stringify(text)}`);
+  }
+  return n;
+}
+
+/**
+ * Emulator options from parsed flag values keyed by flag name (`{ 'oom-at': '4' }`); absent flags
+ * are undefined. The `--like` preset applies first, then every other flag. Validated: throws a
+ * TypeError naming the flag or option.
+ */
+export function optionsFromFlags(values: Readonly<Record<string, string | boolean | undefined>>): EmulatorOptions {
+  const o: Partial<EmulatorOptions> = { port: CLI_DEFAULT_PORT };
+  const like = values.like;
+  if (like !== undefined) {
+    const spec = FLAGS.find((f) => f.name === 'like') as FlagSpec;
+    Object.assign(o, SERVER_PRESETS[convert(spec, like) as ServerPreset] as Partial<Faults>);
+  }
+  for (const spec of FLAGS) {
+    const raw = values[spec.name];
+    if (raw === undefined || raw === false || spec.name === 'like') continue;
+    spec.apply(o, convert(spec, raw));
+  }
+  return resolveOptions(o);
+}

@@ -1,0 +1,57 @@
+/**
+ * Runs an emulator as a process until SIGTERM or SIGINT, then closes it (sockets, timers) and
+ * returns, so the process can exit 0 on its own. A second signal while closing exits 130 at once.
+ */
+import { startEmulator } from './index.ts';
+import type { EmulatorOptions } from './options.ts';
+
+export interface ServeIo {
+  /** Receives the one line with the URL (stdout by default). */
+  out: (line: string) => void;
+  /** Receives a human description (stderr by default). */
+  err: (line: string) => void;
+}
+
+const defaultIo: ServeIo = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+};
+
+export async function serveUntilSignal(options: EmulatorOptions, io: ServeIo = defaultIo): Promise<void> {
+  const emulator = await startEmulator(options);
+  io.out(emulator.url);
+  const f = emulator.faults();
+  const faults = [
+    f.oomAtConcurrentImages !== null ? `oom above ${f.oomAtConcurrentImages} concurrent image requests (${f.oomMode})` : '',
+    f.hang ? `hang ${JSON.stringify(f.hang)}` : '',
+    f.errorStyle !== 'vllm' ? `${f.errorStyle} errors` : '',
+  ].filter(Boolean);
+  io.err(
+    `engine emulator: model ${options.model}, speed x${options.speed}, max ${options.maxNumSeqs} running, context ${options.maxModelLen}` +
+      (faults.length > 0 ? `; faults: ${faults.join(', ')}` : ''),
+  );
+  await new Promise<void>((resolve) => {
+    let closing = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (closing) {
+        io.err(`engine emulator: second ${signal}, exiting now`);
+        process.exit(130);
+      }
+      closing = true;
+      emulator.close().then(
+        () => {
+          process.off('SIGTERM', onSignal);
+          process.off('SIGINT', onSignal);
+          resolve();
+        },
+        (err: unknown) => {
+          io.err(`engine emulator: close failed: ${(err as Error).message}`);
+          process.exitCode = 1;
+          resolve();
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}

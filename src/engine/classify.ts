@@ -1,0 +1,341 @@
+/**
+ * The one place that turns what an OpenAI-compatible server did into an error code.
+ *
+ * Two entry points: `classifyEngineResponse(status, body)` for an HTTP answer, and
+ * `classifyTransportError(err)` for a request that got no (complete) answer. Both return an
+ * `EngineError`; neither throws. docs/engine-client.md has the table these rules implement.
+ *
+ * Servers disagree on error bodies, so the message is dug out of every shape seen in the wild:
+ *   vLLM (since 2025-08), OpenAI, Ollama  {"error":{"message":..,"type":..,"param":..,"code":..}}
+ *   older vLLM, SGLang                     {"object":"error","message":..,"type":..,"code":..}
+ *   FastAPI (unknown route, validation)    {"detail":"Not Found"} / {"detail":[{"msg":..}]}
+ *   auth middleware, Ollama native         {"error":"Unauthorized"}
+ *   proxies, crashes                        text/html, plain text, empty
+ */
+import { DocbatchError, type ErrorCode } from '../errors.ts';
+
+/** Numbers read out of a context-length message; any may be missing from a server's wording. */
+export interface ContextOverflow {
+  /** The model's context length (`max_model_len`). */
+  maxContextLength: number | null;
+  /** Prompt (input) tokens of the rejected request. */
+  promptTokens: number | null;
+  /** Output tokens the request asked for (`max_tokens`). */
+  maxTokens: number | null;
+}
+
+export interface EngineErrorOptions {
+  cause?: unknown;
+  /** HTTP status, when the server answered. */
+  status?: number;
+  engineMessage?: string;
+  engineType?: string;
+  engineParam?: string;
+  /**
+   * True when the server says its engine died (vLLM's EngineDeadError / "EngineCore encountered
+   * an issue"). The cause is unknown to the client (a CUDA OOM or anything else); the worker
+   * treats a death as an out-of-memory signal and shrinks. See docs/engine-client.md.
+   */
+  engineDead?: boolean;
+  /** From a `Retry-After` header, when one was sent. */
+  retryAfterMs?: number;
+  context?: ContextOverflow;
+}
+
+/** Every failure the engine client reports. `code` is one of the engine codes of src/errors.ts. */
+export class EngineError extends DocbatchError {
+  readonly status: number | undefined;
+  /** The engine's own message, as sent (truncated to 2000 characters). */
+  readonly engineMessage: string | undefined;
+  /** The body's `type` (`BadRequestError`, `NotFoundError`, ...). */
+  readonly engineType: string | undefined;
+  readonly engineParam: string | undefined;
+  readonly engineDead: boolean;
+  readonly retryAfterMs: number | undefined;
+  /** Set for CONTEXT_TOO_LONG. */
+  readonly context: ContextOverflow | undefined;
+
+  constructor(code: ErrorCode, message: string, options: EngineErrorOptions = {}) {
+    super(code, message, options.cause === undefined ? {} : { cause: options.cause });
+    this.name = 'EngineError';
+    this.status = options.status;
+    this.engineMessage = options.engineMessage;
+    this.engineType = options.engineType;
+    this.engineParam = options.engineParam;
+    this.engineDead = options.engineDead ?? false;
+    this.retryAfterMs = options.retryAfterMs;
+    this.context = options.context;
+  }
+}
+
+export function isEngineError(err: unknown): err is EngineError {
+  return err instanceof EngineError;
+}
+
+/** The parts of an error body every server shape reduces to. */
+export interface ParsedErrorBody {
+  message: string;
+  type: string | undefined;
+  param: string | undefined;
+  /** False when the body was not JSON (an HTML page from a proxy, a plain-text crash). */
+  json: boolean;
+}
+
+const MAX_MESSAGE = 2000;
+
+function str(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return undefined;
+}
+
+function clip(text: string): string {
+  const flat = text.trim();
+  return flat.length > MAX_MESSAGE ? `${flat.slice(0, MAX_MESSAGE)}…` : flat;
+}
+
+/** Reads the message, type and param out of any of the error shapes listed at the top. */
+export function parseErrorBody(body: unknown): ParsedErrorBody {
+  let value = body;
+  if (typeof body === 'string' || body instanceof Uint8Array) {
+    const text = typeof body === 'string' ? body : Buffer.from(body).toString('utf8');
+    if (text.trim() === '') return { message: '', type: undefined, param: undefined, json: false };
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return { message: clip(stripHtml(text)), type: undefined, param: undefined, json: false };
+    }
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return { message: clip(str(value) ?? ''), type: undefined, param: undefined, json: true };
+  }
+  const obj = value as Record<string, unknown>;
+  // Nested: {"error": {...}} (vLLM now, OpenAI, Ollama) or {"error": "Unauthorized"}.
+  const inner = obj.error;
+  if (typeof inner === 'string') {
+    return { message: clip(inner), type: str(obj.type), param: str(obj.param), json: true };
+  }
+  const source = inner !== null && typeof inner === 'object' ? (inner as Record<string, unknown>) : obj;
+  let message = str(source.message) ?? str(source.msg);
+  if (message === undefined && 'detail' in obj) message = detailMessage(obj.detail);
+  return {
+    message: clip(message ?? ''),
+    type: str(source.type),
+    param: str(source.param),
+    json: true,
+  };
+}
+
+/** FastAPI: `detail` is a string, or a list of validation errors `{loc, msg, type}`. */
+function detailMessage(detail: unknown): string {
+  if (typeof detail === 'string') return detail;
+  if (Array.isArray(detail)) {
+    return detail
+      .map((d) => {
+        if (d === null || typeof d !== 'object') return String(d);
+        const item = d as Record<string, unknown>;
+        const loc = Array.isArray(item.loc) ? item.loc.join('.') : '';
+        return `${loc ? `${loc}: ` : ''}${str(item.msg) ?? JSON.stringify(item)}`;
+      })
+      .join('; ');
+  }
+  return JSON.stringify(detail) ?? '';
+}
+
+function stripHtml(text: string): string {
+  if (!/<[a-z!/]/i.test(text)) return text;
+  const title = /<title>([^<]*)<\/title>/i.exec(text)?.[1];
+  return (title ?? text.replace(/<[^>]*>/g, ' ')).replace(/\s+/g, ' ');
+}
+
+// ---- the rules ----
+
+const OOM = /out of memory|OutOfMemoryError/i;
+/** "OOM when allocating ..." and the like; upper case only, so a model named "bloom" is safe. */
+const OOM_SHORT = /\bOOM\b/;
+const ENGINE_DEAD = /EngineDeadError|EngineCore encountered an issue|engine (?:core |loop )?(?:has )?died|Background loop has errored|engine loop is not running/i;
+const BUSY = /busy|queue is full|too many (?:pending |concurrent )?requests|overloaded|maximum pending requests|capacity/i;
+const CONTEXT =
+  /maximum context length|context length|context window|maximum model length|max_model_len|context_length_exceeded|prompt is too long|longer than the maximum/i;
+const MODEL = /\bmodel\b/i;
+
+/** Pulls the numbers out of the context-length messages of vLLM (old and new), SGLang and OpenAI. */
+export function parseContextOverflow(message: string): ContextOverflow {
+  const num = (re: RegExp): number | null => {
+    const m = re.exec(message);
+    return m?.[1] === undefined ? null : Number(m[1]);
+  };
+  const first = (...res: RegExp[]): number | null => {
+    for (const re of res) {
+      const n = num(re);
+      if (n !== null) return n;
+    }
+    return null;
+  };
+  return {
+    maxContextLength: first(
+      /maximum context length (?:is|of) (\d+)/i,
+      /maximum model length (?:is |of )?(\d+)/i,
+      /context length \((\d+) tokens?\)/i,
+      /max_model_len[^\d]{0,10}(\d+)/i,
+    ),
+    promptTokens: first(
+      /(\d+) input tokens/i,
+      /prompt contains (\d+)/i,
+      /\((\d+) in the messages/i,
+      /(\d+) tokens from the input/i,
+      /prompt \(length (\d+)\)/i,
+      /prompt length (?:of )?(\d+)/i,
+      /input \((\d+) tokens?\)/i,
+      /messages resulted in (\d+) tokens/i,
+    ),
+    maxTokens: first(
+      /requested (\d+) output tokens/i,
+      /(\d+) in the completion/i,
+      /is too large: (\d+)/i,
+      /(\d+) tokens for the completion/i,
+    ),
+  };
+}
+
+function retryAfterMs(headers: Record<string, unknown> | undefined): number | undefined {
+  const raw = headers?.['retry-after'];
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  if (typeof value !== 'string' || value.trim() === '') return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return Math.round(seconds * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+/**
+ * Classifies an HTTP answer with a status of 300 or more. `body` is the raw text (or bytes, or
+ * an already-parsed value); `headers` are only read for `Retry-After`.
+ */
+export function classifyEngineResponse(
+  status: number,
+  body: unknown,
+  headers?: Record<string, unknown>,
+): EngineError {
+  const parsed = parseErrorBody(body);
+  const said = parsed.message || `HTTP ${status}`;
+  const base: EngineErrorOptions = {
+    status,
+    engineMessage: parsed.message || undefined,
+    engineType: parsed.type,
+    engineParam: parsed.param,
+    retryAfterMs: retryAfterMs(headers),
+  };
+  const make = (code: ErrorCode, message: string, extra: EngineErrorOptions = {}) =>
+    new EngineError(code, message, { ...base, ...extra });
+  const text = `${parsed.type ?? ''} ${parsed.message}`;
+  const dead = status >= 500 && ENGINE_DEAD.test(text);
+
+  // Out of memory first: whatever the status, a server that says so has no room for this load.
+  if (OOM.test(text) || OOM_SHORT.test(text)) {
+    return make('ENGINE_OOM', `engine ran out of memory (${status}): ${said}`, { engineDead: dead });
+  }
+  if (dead) {
+    return make('ENGINE_DOWN', `engine died (${status}): ${said}`, { engineDead: true });
+  }
+  if (status === 429) return make('ENGINE_BUSY', `engine is overloaded (429): ${said}`);
+  if (status === 503) {
+    return BUSY.test(parsed.message)
+      ? make('ENGINE_BUSY', `engine is overloaded (503): ${said}`)
+      : make('ENGINE_DOWN', `engine unavailable (503)${parsed.message ? `: ${parsed.message}` : ''}`);
+  }
+  // A reverse proxy in front of an engine that is restarting or stuck.
+  if (status === 502) return make('ENGINE_DOWN', `engine unreachable behind a proxy (502): ${said}`);
+  if (status === 504 || status === 408) return make('ENGINE_TIMEOUT', `engine timed out (${status}): ${said}`);
+  if (status === 401 || status === 403) {
+    return make(
+      'ENGINE_ERROR',
+      `engine refused the credentials (${status}: ${said}); check ENGINE_API_KEY against the server's --api-key`,
+    );
+  }
+  if (status === 404) {
+    // A model message (vLLM's "The model `x` does not exist.", Ollama's "model \"x\" not found")
+    // against a bare route miss ({"detail":"Not Found"}, an HTML 404 page).
+    const modelMiss = parsed.type === 'NotFoundError' || (MODEL.test(parsed.message) && parsed.message !== 'Not Found');
+    return modelMiss
+      ? make('MODEL_NOT_FOUND', `engine does not serve the model: ${said}`)
+      : make('ENGINE_UNSUPPORTED', `engine has no such endpoint (404): ${said}`);
+  }
+  if (status === 405 || status === 501) {
+    return make('ENGINE_UNSUPPORTED', `engine does not support this request (${status}): ${said}`);
+  }
+  if (status === 400 || status === 413 || status === 422) {
+    if (parsed.param === 'input_tokens' || CONTEXT.test(parsed.message)) {
+      const context = parseContextOverflow(parsed.message);
+      return make('CONTEXT_TOO_LONG', `prompt and max_tokens exceed the model's context: ${said}`, { context });
+    }
+    return make('BAD_REQUEST', `engine rejected the request (${status}): ${said}`);
+  }
+  if (status >= 500) return make('ENGINE_ERROR', `engine failed (${status}): ${said}`);
+  if (status >= 400) return make('BAD_REQUEST', `engine rejected the request (${status}): ${said}`);
+  return make('ENGINE_ERROR', `engine answered an unexpected ${status}: ${said}`);
+}
+
+// ---- transport ----
+
+const DOWN_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'ETIMEDOUT', // a connect that got no SYN-ACK: the host is unreachable, the request never ran
+  'UND_ERR_SOCKET', // "other side closed": the engine closed the socket before (all of) its answer
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+]);
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const ABORT_CODES = new Set(['UND_ERR_ABORTED', 'UND_ERR_ABORT', 'ABORT_ERR', 'UND_ERR_DESTROYED', 'UND_ERR_CLOSED']);
+const INTERNAL_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_INVALID_RETURN_VALUE', 'ERR_INVALID_ARG_TYPE', 'ERR_INVALID_URL']);
+
+/** The error itself, then its `cause` chain and an AggregateError's members (happy eyeballs). */
+function* chain(err: unknown, depth = 0): Generator<unknown> {
+  if (depth > 6 || err === null || err === undefined) return;
+  yield err;
+  if (err instanceof AggregateError) for (const e of err.errors) yield* chain(e, depth + 1);
+  if (err instanceof Error && err.cause !== undefined) yield* chain(err.cause, depth + 1);
+}
+
+function codeOf(err: unknown): string | undefined {
+  if (err === null || typeof err !== 'object') return undefined;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Classifies a request that got no complete answer: refused, reset, closed mid-body, DNS,
+ * timeouts, aborts. An error that is already an EngineError is returned as is.
+ */
+export function classifyTransportError(err: unknown): EngineError {
+  if (err instanceof EngineError) return err;
+  const detail = err instanceof Error ? err.message || err.name : String(err);
+  for (const e of chain(err)) {
+    const code = codeOf(e);
+    const name = e instanceof Error ? e.name : undefined;
+    if ((code !== undefined && ABORT_CODES.has(code)) || name === 'AbortError') {
+      return new EngineError('ABORTED', `request to the engine was aborted: ${detail}`, { cause: err });
+    }
+    if (name === 'TimeoutError' || (code !== undefined && TIMEOUT_CODES.has(code))) {
+      return new EngineError('ENGINE_TIMEOUT', `engine did not answer in time: ${detail}`, { cause: err });
+    }
+    if (code !== undefined && DOWN_CODES.has(code)) {
+      return new EngineError('ENGINE_DOWN', `engine unreachable (${code}): ${detail}`, { cause: err });
+    }
+    if (code !== undefined && INTERNAL_CODES.has(code)) {
+      return new EngineError('INTERNAL', `bad request built by docbatch (${code}): ${detail}`, { cause: err });
+    }
+  }
+  // HPE_* (not HTTP), UND_ERR_RES_EXCEEDED_MAX_SIZE, and anything unforeseen.
+  return new EngineError('ENGINE_ERROR', `request to the engine failed: ${detail}`, { cause: err });
+}

@@ -1,0 +1,360 @@
+/**
+ * Requests to an OpenAI-compatible server (vLLM first; SGLang, Ollama and others survive).
+ *
+ * What this client promises:
+ * - every failure is an `EngineError` with a code from src/errors.ts (rules in classify.ts);
+ * - a request that outlives `requestTimeoutMs`, or whose caller aborts, has its connection
+ *   closed: vLLM has no server-side timeout and only frees the slot when the client goes away;
+ * - bodies are always read to the end (or the socket destroyed), so connections are reused;
+ * - it never retries: whether and when to retry is the worker's decision (src/errors.ts);
+ * - it never sends an image by http(s) URL, only `data:` URLs (vLLM would fetch the URL).
+ */
+import { Pool } from 'undici';
+import { classifyEngineResponse, classifyTransportError, EngineError } from './classify.ts';
+import { readChatCompletion, readModels, readTokenCount } from './responses.ts';
+import { parseEngineMetrics } from './signals.ts';
+import type { ChatMessage, ChatRequest, ChatResult, EngineHealth, EngineMetrics, ModelInfo } from './types.ts';
+
+export { classifyEngineResponse, classifyTransportError, EngineError, isEngineError } from './classify.ts';
+export type * from './types.ts';
+
+export interface EngineClientOptions {
+  /** Base URL, with or without `/v1` (`http://127.0.0.1:8000`, `https://gpu/vllm/v1`). */
+  url: string;
+  /** Sent as `Authorization: Bearer <apiKey>` (vLLM `--api-key`). */
+  apiKey?: string;
+  /** The model sent with each request. @defaultValue the first id of `GET /v1/models` (cached) */
+  model?: string;
+  /** The whole request, body included. On expiry the connection is closed → ENGINE_TIMEOUT. @defaultValue 600_000 */
+  requestTimeoutMs?: number;
+  /** Establishing a TCP/TLS connection. @defaultValue 5_000 */
+  connectTimeoutMs?: number;
+  /** `/health`, `/metrics` and `/v1/models`, which must answer fast even under load. @defaultValue 10_000 */
+  probeTimeoutMs?: number;
+  /** Connection cap of the undici pool; keep it above the window's upper bound. @defaultValue 1024 */
+  connections?: number;
+  /** A larger response body fails with ENGINE_ERROR instead of filling memory. @defaultValue 64 MiB */
+  maxResponseBytes?: number;
+}
+
+const DEFAULTS = {
+  requestTimeoutMs: 600_000,
+  connectTimeoutMs: 5_000,
+  probeTimeoutMs: 10_000,
+  connections: 1024,
+  maxResponseBytes: 64 * 1024 * 1024,
+};
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  latencyMs: number;
+}
+
+interface SendOptions {
+  body?: unknown;
+  timeoutMs: number;
+  signal: AbortSignal | undefined;
+  headers?: Record<string, string>;
+}
+
+const DATA_URL = /^data:[\w.+-]+\/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,/i;
+
+export class EngineClient {
+  readonly origin: string;
+  /** Path prefix before `/v1`, `/health`, ... ('' for a server at the root). */
+  readonly prefix: string;
+  private readonly options: typeof DEFAULTS & Pick<EngineClientOptions, 'apiKey' | 'model'>;
+  private readonly pool: Pool;
+  private discovered: Promise<ModelInfo> | undefined;
+  private knownModel: ModelInfo | undefined;
+  private noHealthRoute = false;
+  private noMetrics = false;
+  private noTokenize = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: EngineClientOptions) {
+    const { origin, prefix } = normaliseUrl(options.url);
+    this.origin = origin;
+    this.prefix = prefix;
+    const given = stripUndefined(options);
+    this.options = { ...DEFAULTS, ...given, apiKey: options.apiKey, model: options.model };
+    for (const key of ['requestTimeoutMs', 'connectTimeoutMs', 'probeTimeoutMs', 'connections', 'maxResponseBytes'] as const) {
+      const value = this.options[key];
+      if (!Number.isInteger(value) || value <= 0) {
+        throw new TypeError(`EngineClient option ${key} must be a positive integer, got ${String(value)}`);
+      }
+    }
+    this.pool = new Pool(origin, {
+      connections: this.options.connections,
+      connectTimeout: this.options.connectTimeoutMs,
+      maxResponseSize: this.options.maxResponseBytes,
+      allowH2: false,
+    });
+  }
+
+  /** `GET /v1/models`. */
+  async models(signal?: AbortSignal): Promise<ModelInfo[]> {
+    const answer = await this.send('GET', '/v1/models', { timeoutMs: this.options.probeTimeoutMs, signal });
+    if (answer.status >= 300) throw classifyEngineResponse(answer.status, answer.text, answer.headers);
+    return readModels(answer.text, answer.status);
+  }
+
+  /**
+   * The model requests go to: the configured one (with its `max_model_len` when /v1/models lists
+   * it), else the first the server lists. Cached once known; concurrent callers share one lookup.
+   */
+  model(signal?: AbortSignal): Promise<ModelInfo> {
+    if (this.knownModel) return Promise.resolve(this.knownModel);
+    // The shared lookup runs without any one caller's signal (bounded by probeTimeoutMs), so
+    // that one caller giving up does not fail the others; each caller waits under its own signal.
+    this.discovered ??= this.discover(undefined).then(
+      (info) => (this.knownModel = info),
+      (err: unknown) => {
+        this.discovered = undefined;
+        throw err;
+      },
+    );
+    return underSignal(this.discovered, signal);
+  }
+
+  private async discover(signal: AbortSignal | undefined): Promise<ModelInfo> {
+    const configured = this.options.model;
+    let models: ModelInfo[];
+    try {
+      models = await this.models(signal);
+    } catch (err) {
+      // A server without /v1/models can still serve the model we were told to use.
+      if (configured !== undefined && err instanceof EngineError && err.code === 'ENGINE_UNSUPPORTED') {
+        return { id: configured, maxModelLen: null };
+      }
+      throw err;
+    }
+    if (configured !== undefined) return models.find((m) => m.id === configured) ?? { id: configured, maxModelLen: null };
+    const first = models[0];
+    if (!first) throw new EngineError('MODEL_NOT_FOUND', 'engine lists no model at /v1/models; set MODEL');
+    return first;
+  }
+
+  /** `POST /v1/chat/completions`, non-streaming. */
+  async chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatResult> {
+    validateChat(request);
+    const model = this.options.model ?? (await this.model(signal)).id;
+    const body: Record<string, unknown> = {
+      model,
+      messages: request.messages,
+      max_tokens: request.maxTokens,
+      stream: false,
+    };
+    if (request.temperature !== undefined) body.temperature = request.temperature;
+    if (request.responseFormat !== undefined) body.response_format = request.responseFormat;
+    const headers: Record<string, string> = {};
+    if (request.requestId !== undefined) headers['x-request-id'] = request.requestId;
+    const answer = await this.send('POST', '/v1/chat/completions', {
+      body,
+      headers,
+      timeoutMs: this.options.requestTimeoutMs,
+      signal,
+    });
+    if (answer.status >= 300) throw classifyEngineResponse(answer.status, answer.text, answer.headers);
+    return readChatCompletion(answer.text, answer.status, { model, latencyMs: answer.latencyMs });
+  }
+
+  /** Prompt tokens as the server counts them (`POST /tokenize`); null when the server has no such route. */
+  async tokenize(input: { prompt: string } | { messages: ChatMessage[] }, signal?: AbortSignal): Promise<number | null> {
+    if (this.noTokenize) return null;
+    if ('messages' in input) validateMessages(input.messages);
+    const model = this.options.model ?? (await this.model(signal)).id;
+    const answer = await this.send('POST', '/tokenize', {
+      body: { model, ...input },
+      timeoutMs: this.options.requestTimeoutMs,
+      signal,
+    });
+    if (answer.status >= 300) {
+      const err = classifyEngineResponse(answer.status, answer.text, answer.headers);
+      if (err.code === 'ENGINE_UNSUPPORTED') {
+        this.noTokenize = true;
+        return null;
+      }
+      throw err;
+    }
+    return readTokenCount(answer.text, answer.status);
+  }
+
+  /**
+   * 'up' (200), 'dead' (500/503: vLLM's engine died, or is shutting down), 'unreachable'
+   * (refused, reset, timed out, a proxy's 502/504), 'unknown' (anything else). A server without
+   * /health (Ollama) is asked `GET /v1/models` instead. Throws ABORTED only.
+   */
+  async health(signal?: AbortSignal): Promise<EngineHealth> {
+    if (!this.noHealthRoute) {
+      const state = await this.probeHealth('/health', signal);
+      if (state !== 'missing') return state;
+      this.noHealthRoute = true;
+    }
+    const state = await this.probeHealth('/v1/models', signal);
+    return state === 'missing' ? 'unknown' : state;
+  }
+
+  private async probeHealth(path: string, signal: AbortSignal | undefined): Promise<EngineHealth | 'missing'> {
+    let status: number;
+    try {
+      ({ status } = await this.send('GET', path, { timeoutMs: this.options.probeTimeoutMs, signal }));
+    } catch (err) {
+      const code = err instanceof EngineError ? err.code : 'ENGINE_ERROR';
+      if (code === 'ABORTED') throw err;
+      return code === 'ENGINE_DOWN' || code === 'ENGINE_TIMEOUT' ? 'unreachable' : 'unknown';
+    }
+    if (status >= 200 && status < 300) return 'up';
+    if (status === 500 || status === 503) return 'dead';
+    if (status === 502 || status === 504) return 'unreachable';
+    if (status === 404) return 'missing';
+    return 'unknown';
+  }
+
+  /** `GET /metrics`, parsed; null when the server exports none (no route, or no engine gauges). */
+  async metrics(signal?: AbortSignal): Promise<EngineMetrics | null> {
+    if (this.noMetrics) return null;
+    const answer = await this.send('GET', '/metrics', { timeoutMs: this.options.probeTimeoutMs, signal });
+    if (answer.status >= 300) {
+      const err = classifyEngineResponse(answer.status, answer.text, answer.headers);
+      if (err.code === 'ENGINE_UNSUPPORTED' || err.code === 'MODEL_NOT_FOUND') {
+        this.noMetrics = true;
+        return null;
+      }
+      throw err;
+    }
+    const modelName = this.knownModel?.id ?? this.options.model;
+    return parseEngineMetrics(answer.text, modelName === undefined ? {} : { modelName });
+  }
+
+  /** Waits for requests in flight, then closes the connections. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.pool.close();
+    return this.closing;
+  }
+
+  /** Fails requests in flight (ABORTED) and closes the connections at once. */
+  async destroy(): Promise<void> {
+    if (!this.pool.destroyed) await this.pool.destroy();
+  }
+
+  /**
+   * One request, its body read to the end. The whole exchange is bounded by `timeoutMs`: on
+   * expiry (or the caller's abort) undici destroys the socket, which is how vLLM learns that the
+   * client gave up.
+   */
+  private async send(method: 'GET' | 'POST', path: string, options: SendOptions): Promise<Answer> {
+    const { signal, timeoutMs } = options;
+    if (signal?.aborted) throw new EngineError('ABORTED', 'request to the engine was aborted before it was sent', { cause: signal.reason });
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new Error(`no complete answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
+    if (this.options.apiKey !== undefined) headers.authorization = `Bearer ${this.options.apiKey}`;
+    let body: string | undefined;
+    if (options.body !== undefined) {
+      body = JSON.stringify(options.body);
+      headers['content-type'] = 'application/json';
+    }
+    const started = performance.now();
+    try {
+      const res = await this.pool.request({
+        path: this.prefix + path,
+        method,
+        headers,
+        body: body ?? null,
+        signal: controller.signal,
+        // Our own timer bounds the request; undici's (300 s by default) must not fire first.
+        headersTimeout: timeoutMs + 1_000,
+        bodyTimeout: timeoutMs + 1_000,
+      });
+      const text = await res.body.text();
+      return { status: res.statusCode, headers: res.headers, text, latencyMs: Math.round(performance.now() - started) };
+    } catch (err) {
+      if (timedOut) {
+        throw new EngineError(
+          'ENGINE_TIMEOUT',
+          `engine gave no complete answer to ${method} ${path} within ${timeoutMs} ms; the connection was closed`,
+          { cause: err },
+        );
+      }
+      if (signal?.aborted) {
+        throw new EngineError('ABORTED', `request to the engine was aborted: ${method} ${path}`, { cause: signal.reason ?? err });
+      }
+      throw classifyTransportError(err);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+}
+
+function underSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(new EngineError('ABORTED', 'aborted while waiting for the model lookup', { cause: signal.reason }));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new EngineError('ABORTED', 'aborted while waiting for the model lookup', { cause: signal.reason }));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+function normaliseUrl(raw: string): { origin: string; prefix: string } {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch (err) {
+    throw new TypeError(`EngineClient option url must be an absolute http(s) URL, got ${JSON.stringify(raw)}`, { cause: err });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new TypeError(`EngineClient option url must be http(s), got ${url.protocol}`);
+  }
+  let prefix = url.pathname.replace(/\/+$/, '');
+  if (prefix.endsWith('/v1')) prefix = prefix.slice(0, -3);
+  return { origin: url.origin, prefix };
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function validateChat(request: ChatRequest): void {
+  validateMessages(request.messages);
+  if (!Number.isInteger(request.maxTokens) || request.maxTokens < 1) {
+    throw new EngineError('BAD_REQUEST', `maxTokens must be a positive integer, got ${String(request.maxTokens)}`);
+  }
+}
+
+/** Refuses what must never reach the engine: an empty conversation, an image that is not a data URL. */
+function validateMessages(messages: ChatMessage[]): void {
+  if (!Array.isArray(messages) || messages.length === 0) {
+    throw new EngineError('BAD_REQUEST', 'a chat request needs at least one message');
+  }
+  for (const message of messages) {
+    if (typeof message.content === 'string') continue;
+    for (const part of message.content) {
+      if (part.type !== 'image_url') continue;
+      const url = part.image_url.url;
+      if (!DATA_URL.test(url)) {
+        const shown = url.length > 40 ? `${url.slice(0, 40)}…` : url;
+        throw new EngineError('BAD_REQUEST', `refusing to send an image that is not a base64 data: URL (${JSON.stringify(shown)})`);
+      }
+    }
+  }
+}

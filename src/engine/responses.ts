@@ -1,0 +1,102 @@
+/**
+ * Reading the bodies of successful (2xx) answers. A 200 is not always a success: servers send
+ * bodies that are not JSON (a proxy's HTML page), completions without choices, or choices with
+ * no text. Those become ENGINE_ERROR or EMPTY_OUTPUT here, so the client's callers only ever see
+ * a well-formed result or an EngineError.
+ */
+import { EngineError } from './classify.ts';
+import type { ChatResult, ModelInfo } from './types.ts';
+
+function parseJson(text: string, what: string, status: number): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const preview = text.trim().slice(0, 200);
+    throw new EngineError('ENGINE_ERROR', `engine answered ${what} with a body that is not JSON: ${JSON.stringify(preview)}`, {
+      status,
+      cause: err,
+    });
+  }
+}
+
+function record(value: unknown): Record<string, unknown> | undefined {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}
+
+function count(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : 0;
+}
+
+/** The message content as text: a string, or (some servers) a list of text parts. */
+function contentText(content: unknown): string | null {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    return content
+      .map((part) => {
+        const p = record(part);
+        return p && typeof p.text === 'string' ? p.text : '';
+      })
+      .join('');
+  }
+  return null;
+}
+
+/** Reads a chat completion; `latencyMs` and the fallback model come from the caller. */
+export function readChatCompletion(
+  text: string,
+  status: number,
+  fallback: { model: string; latencyMs: number },
+): ChatResult {
+  const body = record(parseJson(text, 'a chat completion', status));
+  const choices = body?.choices;
+  if (!body || !Array.isArray(choices) || choices.length === 0) {
+    throw new EngineError('ENGINE_ERROR', `engine answered ${status} without choices: ${text.trim().slice(0, 200)}`, { status });
+  }
+  const choice = record(choices.find((c) => record(c)?.index === 0) ?? choices[0]);
+  const message = record(choice?.message);
+  const finishReason = typeof choice?.finish_reason === 'string' ? choice.finish_reason : null;
+  const content = contentText(message?.content);
+  // vLLM finishes a request it aborted itself (shutdown, drain) with whatever text it had: partial.
+  if (finishReason === 'abort') {
+    throw new EngineError('ENGINE_ERROR', 'engine aborted the request (finish_reason "abort"); the text is partial', { status });
+  }
+  if (content === null || content.trim() === '') {
+    throw new EngineError('EMPTY_OUTPUT', `engine answered with no text (finish_reason ${JSON.stringify(finishReason)})`, {
+      status,
+    });
+  }
+  const usage = record(body.usage);
+  return {
+    text: content,
+    finishReason,
+    usage: { promptTokens: count(usage?.prompt_tokens), completionTokens: count(usage?.completion_tokens) },
+    latencyMs: fallback.latencyMs,
+    model: typeof body.model === 'string' ? body.model : fallback.model,
+    id: typeof body.id === 'string' ? body.id : '',
+  };
+}
+
+/** Reads `GET /v1/models`: `{"data":[{"id":..,"max_model_len":..}]}`. */
+export function readModels(text: string, status: number): ModelInfo[] {
+  const body = record(parseJson(text, '/v1/models', status));
+  const data = body?.data;
+  if (!Array.isArray(data)) {
+    throw new EngineError('ENGINE_ERROR', `engine answered /v1/models without a data list: ${text.trim().slice(0, 200)}`, { status });
+  }
+  const models: ModelInfo[] = [];
+  for (const entry of data) {
+    const m = record(entry);
+    if (!m || typeof m.id !== 'string') continue;
+    const len = m.max_model_len;
+    models.push({ id: m.id, maxModelLen: typeof len === 'number' && Number.isFinite(len) && len > 0 ? len : null });
+  }
+  return models;
+}
+
+/** Reads `POST /tokenize`: `{"count":N,...}` (or, failing that, the length of `tokens`). */
+export function readTokenCount(text: string, status: number): number {
+  const body = record(parseJson(text, '/tokenize', status));
+  if (typeof body?.count === 'number') return body.count;
+  if (Array.isArray(body?.tokens)) return body.tokens.length;
+  throw new EngineError('ENGINE_ERROR', `engine answered /tokenize without a count: ${text.trim().slice(0, 200)}`, { status });
+}

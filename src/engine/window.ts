@@ -1,0 +1,415 @@
+/**
+ * The window: how many requests this worker may have in flight at the engine. Pure: no I/O, no
+ * timers, no clock — every event carries `now` (milliseconds on any monotonic clock, e.g.
+ * `performance.now()`). The worker feeds it events and asks for `size` and `canSend`.
+ *
+ * STATES
+ *
+ *   probing ──(a queue forms, or latency climbs)──► steady
+ *   steady  ──(no queue for 3 decisions, no OOM for probeAfterOomMs)──► probing
+ *   probing | steady | backoff ──(out of memory)──► backoff
+ *   backoff ──(held the remembered failing size for a clean interval)──► steady
+ *   any ──(engine down)──► paused ──(engine up)──► the state it left
+ *
+ * probing   Start-up. The engine has room: grow fast, ×growthFactor per decision (16 → 24 → 36
+ *           ...), while the engine's `waiting` is 0 and our requests are admitted.
+ * steady    Near the engine's capacity. Keep a little queue at the engine so the GPU always
+ *           has the next request at hand, but not a big one. Our share of the queue (FIFO: our
+ *           share of what the engine holds, `waiting × ours / (running + waiting)`) is held at
+ *           `targetWaiting`: 0 queued → grow; below target → +1; on target (±0.25) → hold;
+ *           above → -1; above twice the target → cut by the excess at once (at most halving,
+ *           at most once per response time: a smaller window drains the queue only as
+ *           requests finish).
+ * backoff   After an out-of-memory. The window was halved (floor `min`) and the size that
+ *           failed is remembered as a ceiling. Growth is +1 per clean interval (no OOM for
+ *           `cleanIntervalMs`), ×nearCeilingFactor slower within 10% of the ceiling, and the
+ *           step onto the ceiling itself comes only after sitting just below it for
+ *           `ceilingHoldMs`; each OOM at or above the remembered ceiling doubles that hold (up
+ *           to 8×), so a hard limit is probed ever more rarely. Signals may still lower the
+ *           window here, never raise it. Once the window has held the ceiling for a clean
+ *           interval, with that many requests in flight, the limit was lifted: the ceiling is
+ *           forgotten and the state is steady.
+ * paused    The engine is down or dead: `size` is kept, `canSend` is false, and the time spent
+ *           paused is not clean time (the engine restarted; it has proven nothing yet).
+ *
+ * OOM EPISODES. When vLLM's engine dies every request in flight fails together: that is one
+ * event. An episode opens on the first `onOom` and closes when the engine is up and a request
+ * *sent after the episode began* succeeds (its send time is `now - latencyMs`). `onOom` inside an
+ * open episode only counts; an `onOom` for a request sent before the last halving (`sentAt`) is
+ * a straggler of that cut, not news. The size halved is the load that failed (the in-flight
+ * high-water mark when the worker reports it), and a request that fails alone sets no ceiling:
+ * it is too big by itself, which says nothing about concurrency.
+ *
+ * SIGNALS. With /metrics (fresh within 5 decision intervals) the queue rule above decides;
+ * growth also needs our requests to be at the engine (`running + waiting` ≥ 75% of our in-flight
+ * count: otherwise they are stuck before it, e.g. in the API server's image preprocessing) and
+ * the KV cache below `kvHighWater` when given. Without /metrics, latency decides: the median of
+ * the last `latencySamples` completions (per output token when the worker gives token counts)
+ * against the best median seen — at most `latencyGrowBelow`× the best → grow; above
+ * `latencyBackoffAbove`× → cut ×decreaseFactor; between → hold. A cut must show: if two
+ * response times later the latency has not fallen by 10%, the rise was not ours (denser pages,
+ * another tenant) and the best is re-based to the current latency. Batching engines trade
+ * latency for throughput, so this rule is conservative: it stops growing while throughput would
+ * still rise. Give the worker /metrics.
+ *
+ * Growth needs the window to be used: if the worker reports its in-flight count (`setInFlight`),
+ * a window that was not filled (within 10%) since it last changed does not grow.
+ *
+ * MANY WORKERS, ONE ENGINE. `waiting` and latency are global: every worker sees the same numbers.
+ * Each one steers its own *share* of the queue to the same target, so a worker with a larger
+ * window (a larger share) trims while a smaller one grows: they converge to equal windows (to
+ * within the ±0.25 hold band) and the engine queue settles near workers × targetWaiting. Nobody
+ * tries to "win back" the queue, and one big cut by every worker removes exactly the excess.
+ */
+
+import { resolveWindowOptions, type ResolvedWindowOptions, type WindowOptions } from './window-options.ts';
+
+export type { WindowOptions } from './window-options.ts';
+
+export type WindowState = 'probing' | 'steady' | 'backoff' | 'paused';
+
+export interface WindowChange {
+  at: number;
+  from: number;
+  to: number;
+  reason: string;
+}
+
+/** A read-only picture for metrics and logs. */
+export interface WindowSnapshot {
+  size: number;
+  state: WindowState;
+  canSend: boolean;
+  /** The remembered failing size, or null. */
+  ceiling: number | null;
+  /** OOM episodes (halvings). */
+  ooms: number;
+  /** Every `onOom` call, including those folded into an episode. */
+  oomReports: number;
+  inFlight: number | null;
+  /** Best median latency seen (ms, or ms per output token), or null. */
+  bestLatency: number | null;
+  lastChange: WindowChange | null;
+}
+
+/** What a metrics sample or a latency window says about the engine's room. */
+type Verdict = 'grow' | 'hold' | 'shrink';
+
+/** What a decision does: grow (by phase), ±1, hold, or cut (to a size, or by a factor). */
+type Action =
+  | { kind: 'grow' }
+  | { kind: 'up1' }
+  | { kind: 'hold' }
+  | { kind: 'down1' }
+  | { kind: 'cut'; to?: number; factor?: number };
+
+const MAX_HOLD_FACTOR = 8;
+/**
+ * How far our share of the queue may sit from the target before a ±1 step. Narrow on purpose:
+ * workers whose shares sit anywhere in the band stop moving, so its width bounds how unequal
+ * their windows can stay ((target + band) / (target - band): 1.3× at the default target).
+ */
+const HOLD_BAND = 0.25;
+
+export class WindowController {
+  private readonly opts: ResolvedWindowOptions;
+  private current: number;
+  private phase: Exclude<WindowState, 'paused'> = 'probing';
+  private paused = false;
+  private ceilingSize: number | null;
+  private hold: number;
+  private episodeStart: number | null = null;
+  private lastOomAt: number | null = null;
+  private cleanSince = Number.NEGATIVE_INFINITY;
+  private lastChangeAt = Number.NEGATIVE_INFINITY;
+  private lastDecisionAt = Number.NEGATIVE_INFINITY;
+  private lastDecreaseAt = Number.NEGATIVE_INFINITY;
+  private atCeilingSince: number | null = null;
+  private growStreak = 0;
+  private lastVerdict: Verdict | null = null;
+  private lastVerdictAt = Number.NEGATIVE_INFINITY;
+  private lastMetricsAt = Number.NEGATIVE_INFINITY;
+  private inFlight: number | null = null;
+  private peak = 0;
+  private latencyEwma: number | null = null;
+  private samples: number[] = [];
+  private best: number | null = null;
+  private cut: { at: number; median: number } | null = null;
+  private oomEpisodes = 0;
+  private oomCalls = 0;
+  private change: WindowChange | null = null;
+
+  constructor(options: WindowOptions = {}) {
+    this.opts = resolveWindowOptions(options);
+    this.current = Math.min(this.opts.max, Math.max(this.opts.min, this.opts.initial));
+    const ceiling = options.ceiling ?? null;
+    if (ceiling !== null && (!Number.isInteger(ceiling) || ceiling < 2)) {
+      throw new TypeError(`WindowOptions.ceiling must be an integer >= 2 or null, got ${ceiling}`);
+    }
+    this.ceilingSize = ceiling;
+    this.hold = this.opts.ceilingHoldMs;
+    if (this.ceilingSize !== null) this.phase = 'backoff';
+  }
+
+  /** Requests allowed in flight. */
+  get size(): number {
+    return this.current;
+  }
+
+  get state(): WindowState {
+    return this.paused ? 'paused' : this.phase;
+  }
+
+  /** False while paused (engine down): send nothing, whatever the size. */
+  get canSend(): boolean {
+    return !this.paused;
+  }
+
+  get ceiling(): number | null {
+    return this.ceilingSize;
+  }
+
+  snapshot(): WindowSnapshot {
+    return {
+      size: this.current,
+      state: this.state,
+      canSend: this.canSend,
+      ceiling: this.ceilingSize,
+      ooms: this.oomEpisodes,
+      oomReports: this.oomCalls,
+      inFlight: this.inFlight,
+      bestLatency: this.best,
+      lastChange: this.change ? { ...this.change } : null,
+    };
+  }
+
+  /** How many of this worker's requests are at the engine now; call on every send and finish. */
+  setInFlight(count: number): void {
+    this.inFlight = Math.max(0, count);
+    this.peak = Math.max(this.peak, this.inFlight);
+  }
+
+  /**
+   * The engine ran out of memory (ENGINE_OOM, or a death: `err.engineDead`). Call it before the
+   * failed request's slot is released, so the in-flight count still shows the load that failed.
+   * `sentAt`, when known, is when the failed request was sent.
+   */
+  onOom(now: number, sentAt?: number): void {
+    this.oomCalls++;
+    if (this.episodeStart !== null) return;
+    if (sentAt !== undefined && this.lastOomAt !== null && sentAt < this.lastOomAt) return;
+    this.oomEpisodes++;
+    // The load that failed: the window, or fewer if the worker had not filled it.
+    const failed = this.inFlight === null ? this.current : Math.max(1, Math.min(this.current, this.peak));
+    // Alone, a request that runs out of memory says nothing about concurrency (it is too big).
+    if (failed > 1) {
+      if (this.ceilingSize !== null && failed >= this.ceilingSize) {
+        this.hold = Math.min(this.hold * 2, this.opts.ceilingHoldMs * MAX_HOLD_FACTOR);
+      }
+      this.ceilingSize = failed;
+    }
+    this.episodeStart = now;
+    this.lastOomAt = now;
+    this.cleanSince = now;
+    this.atCeilingSince = null;
+    this.growStreak = 0;
+    this.phase = 'backoff';
+    this.set(now, Math.floor(failed / 2), 'out of memory: halved');
+  }
+
+  /** Requests find the engine down or dead: stop sending, keep the size. */
+  onEngineDown(now: number): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.note(now, 'engine down: paused');
+  }
+
+  /** /health answers again. */
+  onEngineUp(now: number): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.cleanSince = now;
+    this.samples = [];
+    this.note(now, 'engine up: resumed');
+  }
+
+  /** The engine said it is overloaded (429, "server busy"); a timeout is worth reporting here too. */
+  onBusy(now: number): void {
+    if (this.phase === 'probing') this.phase = 'steady';
+    this.growStreak = 0;
+    this.decrease(now, 'engine busy', { factor: this.opts.decreaseFactor });
+  }
+
+  /** A request succeeded after `latencyMs`; `outputTokens` makes the latency rule per token. */
+  onCompleted(now: number, latencyMs: number, outputTokens?: number): void {
+    const sentAt = now - latencyMs;
+    if (this.episodeStart !== null && !this.paused && sentAt >= this.episodeStart) this.episodeStart = null;
+    this.latencyEwma = this.latencyEwma === null ? latencyMs : 0.8 * this.latencyEwma + 0.2 * latencyMs;
+    if (this.paused || this.metricsFresh(now)) return;
+    this.samples.push(outputTokens !== undefined && outputTokens > 0 ? latencyMs / outputTokens : latencyMs);
+    if (this.samples.length < this.opts.latencySamples || now - this.lastDecisionAt < this.opts.decisionIntervalMs) return;
+    const median = medianOf(this.samples);
+    this.samples = [];
+    // A cut that did not bring the latency down (two response times later) means the rise was not
+    // our doing (heavier inputs, another tenant): the best is re-based instead of cutting forever.
+    if (this.cut !== null && now - this.cut.at >= 2 * (this.latencyEwma ?? 0)) {
+      if (median >= 0.9 * this.cut.median) this.best = median;
+      this.cut = null;
+    }
+    this.best = this.best === null ? median : Math.min(this.best, median);
+    const ratio = median / this.best;
+    if (ratio > this.opts.latencyBackoffAbove && this.cut !== null) {
+      this.decide(now, { kind: 'hold' }, 'latency climbing: waiting for the last cut to show');
+    } else if (ratio > this.opts.latencyBackoffAbove) {
+      if (this.decide(now, { kind: 'cut', factor: this.opts.decreaseFactor }, `latency ${ratio.toFixed(1)}× the best: climbing`)) {
+        this.cut = { at: now, median };
+      }
+    } else if (ratio <= this.opts.latencyGrowBelow) {
+      this.decide(now, { kind: 'grow' }, 'latency near the best');
+    } else {
+      this.decide(now, { kind: 'hold' }, 'latency above the best');
+    }
+  }
+
+  /** A /metrics sample: the engine's global `running` and `waiting` (all workers' requests). */
+  onMetrics(now: number, m: { running: number; waiting: number; kvCacheUsage?: number | null }): void {
+    this.lastMetricsAt = now;
+    if (this.paused || now - this.lastDecisionAt < this.opts.decisionIntervalMs) return;
+    const target = this.opts.targetWaiting;
+    const total = m.running + m.waiting;
+    const mine = this.inFlight ?? this.current;
+    // FIFO: our share of the queue is our share of what the engine holds.
+    const own = total > 0 ? m.waiting * Math.min(1, mine / total) : 0;
+    const said = `engine queue ${m.waiting} (ours ~${own.toFixed(1)}, target ${target})`;
+    if (m.waiting > 0 && own > 2 * target) {
+      this.decide(now, { kind: 'cut', to: Math.round(this.current - (own - target)) }, `${said}: too long`);
+    } else if (m.waiting > 0 && own > target + HOLD_BAND) {
+      this.decide(now, { kind: 'down1' }, `${said}: a little long`);
+    } else if (m.waiting > 0 && own >= target - HOLD_BAND) {
+      this.decide(now, { kind: 'hold' }, `${said}: on target`);
+    } else if (m.kvCacheUsage != null && m.kvCacheUsage > this.opts.kvHighWater) {
+      this.decide(now, { kind: 'hold' }, 'KV cache nearly full');
+    } else if (this.inFlight !== null && total < 0.75 * this.inFlight) {
+      this.decide(now, { kind: 'hold' }, 'our requests are not reaching the engine');
+    } else if (m.waiting > 0) {
+      this.decide(now, { kind: 'up1' }, `${said}: short`);
+    } else {
+      this.decide(now, { kind: 'grow' }, 'engine has room');
+    }
+  }
+
+  /** Time passes: growth after an OOM, and forgetting a ceiling that was lifted. Call every second or so. */
+  tick(now: number): void {
+    if (this.paused || this.phase !== 'backoff' || this.episodeStart !== null) return;
+    const ceiling = this.ceilingSize;
+    if (ceiling !== null && this.current >= ceiling) {
+      this.atCeilingSince ??= now;
+      if (now - Math.max(this.atCeilingSince, this.cleanSince) >= this.opts.cleanIntervalMs && this.saturated()) {
+        this.ceilingSize = null;
+        this.hold = this.opts.ceilingHoldMs;
+        this.atCeilingSince = null;
+        this.phase = 'steady';
+        this.note(now, `held ${this.current} without OOM: ceiling lifted`);
+        return;
+      }
+    }
+    if (this.current >= this.opts.max || !this.saturated()) return;
+    if (this.recentVerdict(now) === 'shrink' || this.recentVerdict(now) === 'hold') return;
+    const target = this.current + 1;
+    let wait = this.opts.cleanIntervalMs;
+    if (ceiling !== null && target >= ceiling) wait = Math.max(wait, this.hold);
+    else if (ceiling !== null && target >= 0.9 * ceiling) wait *= this.opts.nearCeilingFactor;
+    if (now - Math.max(this.cleanSince, this.lastChangeAt) < wait) return;
+    this.set(now, target, target >= (ceiling ?? Infinity) ? 'clean interval: probing the ceiling' : 'clean interval: +1', true);
+  }
+
+  // ---- internals ----
+
+  /** Applies a decision; true when the window changed. */
+  private decide(now: number, action: Action, reason: string): boolean {
+    this.lastDecisionAt = now;
+    this.lastVerdictAt = now;
+    this.lastVerdict = action.kind === 'grow' || action.kind === 'up1' ? 'grow' : action.kind === 'hold' ? 'hold' : 'shrink';
+    if (action.kind !== 'grow') {
+      this.growStreak = 0;
+      if (this.phase === 'probing') this.phase = 'steady';
+    }
+    switch (action.kind) {
+      case 'cut':
+        return this.decrease(now, reason, action);
+      case 'down1':
+        return this.set(now, this.current - 1, `${reason}: -1`);
+      case 'hold':
+        return false;
+      case 'up1':
+      case 'grow':
+        break;
+    }
+    if (action.kind === 'grow') this.growStreak++;
+    // After an OOM only the clean-interval clock (tick) raises the window.
+    if (this.phase === 'backoff' || !this.saturated() || this.current >= this.opts.max) return false;
+    if (action.kind === 'up1') return this.set(now, this.current + 1, `${reason}: +1`);
+    if (this.phase === 'steady' && this.growStreak >= 3 && this.mayProbe(now)) this.phase = 'probing';
+    if (this.phase === 'probing') {
+      const next = Math.max(this.current + 1, Math.ceil(this.current * this.opts.growthFactor));
+      return this.set(now, next, `${reason}: probing`);
+    }
+    return this.set(now, this.current + 1, `${reason}: +1`);
+  }
+
+  /** A cut (to a size, or by a factor), at least 1 and at most halving, once per response time. */
+  private decrease(now: number, reason: string, how: { to?: number; factor?: number }): boolean {
+    // Requests already sent keep the queue up until they finish: give a cut time to show.
+    const responseTime = Math.min(30_000, Math.max(this.opts.decisionIntervalMs, this.latencyEwma ?? 0));
+    if (now - this.lastDecreaseAt < responseTime) return false;
+    const wanted = how.to ?? Math.floor(this.current * (how.factor ?? this.opts.decreaseFactor));
+    const next = Math.min(this.current - 1, Math.max(Math.floor(this.current / 2), wanted));
+    if (!this.set(now, next, `${reason}: cut`)) return false;
+    this.lastDecreaseAt = now;
+    return true;
+  }
+
+  private mayProbe(now: number): boolean {
+    return this.ceilingSize === null && (this.lastOomAt === null || now - this.lastOomAt >= this.opts.probeAfterOomMs);
+  }
+
+  private metricsFresh(now: number): boolean {
+    return now - this.lastMetricsAt <= 5 * this.opts.decisionIntervalMs;
+  }
+
+  private recentVerdict(now: number): Verdict | null {
+    return now - this.lastVerdictAt <= 5 * this.opts.decisionIntervalMs ? this.lastVerdict : null;
+  }
+
+  /** Was the window (nearly) filled since it last changed? True when the worker does not say. */
+  private saturated(): boolean {
+    if (this.inFlight === null) return true;
+    return this.peak >= this.current - Math.floor(this.current * 0.1);
+  }
+
+  private set(now: number, size: number, reason: string, ontoCeiling = false): boolean {
+    let to = Math.min(this.opts.max, Math.max(this.opts.min, size));
+    const ceiling = this.ceilingSize;
+    // Growth never jumps onto a remembered failing size: only the backoff clock steps onto it.
+    if (to > this.current && ceiling !== null && to >= ceiling && !ontoCeiling) {
+      to = Math.max(this.current, ceiling - 1);
+    }
+    if (to === this.current) return false;
+    this.change = { at: now, from: this.current, to, reason };
+    this.current = to;
+    this.lastChangeAt = now;
+    this.peak = this.inFlight ?? 0;
+    if (ceiling === null || to < ceiling) this.atCeilingSince = null;
+    return true;
+  }
+
+  private note(now: number, reason: string): void {
+    this.change = { at: now, from: this.current, to: this.current, reason };
+  }
+}
+
+function medianOf(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}

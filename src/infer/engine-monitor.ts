@@ -1,0 +1,145 @@
+/**
+ * Watches the engine for the worker: feeds `/metrics` to the window controller every second
+ * while the engine is up, and, once any request reports the engine down or dead, polls
+ * `/health` (capped exponential backoff with jitter) until it answers again. Units that hit a
+ * dead engine wait here (`whenUp`) instead of failing: that uses none of their attempts.
+ */
+import { EventEmitter } from 'node:events';
+import type { EngineClient } from '../engine/client.ts';
+import { waitForHealthy } from '../engine/signals.ts';
+import type { WindowController } from '../engine/window.ts';
+import { DocbatchError } from '../errors.ts';
+import type { Logger } from '../observe/log.ts';
+
+export interface EngineMonitorOptions {
+  /** How often /metrics is read while the engine is up. @defaultValue 1000 */
+  metricsIntervalMs?: number;
+  /** First and largest pause between /health polls while down. @defaultValue 250, 5000 */
+  healthInitialDelayMs?: number;
+  healthMaxDelayMs?: number;
+}
+
+export interface MonitorEvents {
+  down: [reason: string];
+  up: [downMs: number];
+  change: [];
+}
+
+export class EngineMonitor extends EventEmitter<MonitorEvents> {
+  private readonly client: EngineClient;
+  private readonly window: WindowController;
+  private readonly log: Logger;
+  private readonly options: Required<EngineMonitorOptions>;
+  private readonly stop = new AbortController();
+  private down: { since: number; done: Promise<void> } | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private metricsSupported = true;
+  /** Total time the engine was seen down, for metrics and reports. */
+  downMs = 0;
+  deaths = 0;
+
+  constructor(client: EngineClient, window: WindowController, log: Logger, options: EngineMonitorOptions = {}) {
+    super();
+    this.client = client;
+    this.window = window;
+    this.log = log;
+    this.options = { metricsIntervalMs: 1000, healthInitialDelayMs: 250, healthMaxDelayMs: 5000, ...options };
+  }
+
+  get isDown(): boolean {
+    return this.down !== null;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    const loop = async () => {
+      if (this.stop.signal.aborted) return;
+      await this.readMetrics();
+      if (!this.stop.signal.aborted) this.timer = setTimeout(loop, this.options.metricsIntervalMs).unref();
+    };
+    this.timer = setTimeout(loop, 0).unref();
+  }
+
+  private async readMetrics(): Promise<void> {
+    const now = performance.now();
+    if (!this.down && this.metricsSupported) {
+      try {
+        const metrics = await this.client.metrics(AbortSignal.any([this.stop.signal, AbortSignal.timeout(5000)]));
+        if (metrics === null) {
+          this.metricsSupported = false;
+          this.log.info('engine has no /metrics; the window follows latency only');
+        } else {
+          this.window.onMetrics(performance.now(), { running: metrics.running, waiting: metrics.waiting, kvCacheUsage: metrics.kvCacheUsage });
+        }
+      } catch {
+        // A failed metrics read is not a verdict on the engine: requests report real failures.
+      }
+    }
+    this.window.tick(now);
+    this.emit('change');
+  }
+
+  /** A request found the engine down or dead: pause intake and poll /health until it is back. */
+  reportDown(reason: string, dead: boolean): void {
+    if (this.down || this.stop.signal.aborted) return;
+    const since = performance.now();
+    if (dead) this.deaths++;
+    this.window.onEngineDown(since);
+    this.log.warn({ reason }, 'engine down; pausing intake and waiting for /health');
+    const done = waitForHealthy(this.client, {
+      signal: this.stop.signal,
+      initialDelayMs: this.options.healthInitialDelayMs,
+      maxDelayMs: this.options.healthMaxDelayMs,
+    }).then(
+      () => {
+        const downMs = performance.now() - since;
+        this.downMs += downMs;
+        this.down = null;
+        this.window.onEngineUp(performance.now());
+        this.log.info({ downMs: Math.round(downMs), window: this.window.size }, 'engine is back; resuming');
+        this.emit('up', downMs);
+        this.emit('change');
+      },
+      () => {
+        this.down = null;
+      },
+    );
+    this.down = { since, done };
+    this.emit('down', reason);
+    this.emit('change');
+  }
+
+  /** Resolves when the engine is up (at once if it is), rejects after `timeoutMs` or on abort. */
+  async whenUp(signal: AbortSignal, timeoutMs: number): Promise<void> {
+    const down = this.down;
+    if (!down) return;
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new DocbatchError('ENGINE_DOWN', `engine still down after ${Math.round(timeoutMs / 1000)} s`)),
+        timeoutMs,
+      );
+    });
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new DocbatchError('ABORTED', 'aborted while waiting for the engine', { cause: signal.reason }));
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    // The losers of the race settle later; they must not surface as unhandled rejections.
+    timeout.catch(() => {});
+    aborted.catch(() => {});
+    try {
+      await Promise.race([down.done, timeout, aborted]);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  close(): void {
+    this.stop.abort();
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Shape checks for parsed export JSON that name the offending field by its path
+ * (`mapping.n2.message.content.parts`). Hand-written rather than zod: only the fields docbatch
+ * reads are checked (an export carries dozens it ignores, and abandoned branches are never
+ * rendered, so their content is not checked), and this runs on every node of a 200 MB export.
+ */
+
+/** A field with the wrong shape. split.ts turns it into EXPORT_SCHEMA with the conversation named. */
+export class FieldError extends Error {
+  readonly field: string;
+
+  constructor(field: string, message: string) {
+    super(message);
+    this.name = 'FieldError';
+    this.field = field;
+  }
+}
+
+export type JsonObject = Record<string, unknown>;
+
+/** `an array`, `a string`, `null` ... for messages. */
+export function kindOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (v === undefined) return 'nothing (the field is missing)';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return 'an object';
+  return `a ${typeof v}`;
+}
+
+export function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export function expectObject(v: unknown, field: string): JsonObject {
+  if (!isObject(v)) throw new FieldError(field, `expected an object, found ${kindOf(v)}`);
+  return v;
+}
+
+export function expectArray(v: unknown, field: string): unknown[] {
+  if (!Array.isArray(v)) throw new FieldError(field, `expected an array, found ${kindOf(v)}`);
+  return v;
+}
+
+export function expectString(v: unknown, field: string): string {
+  if (typeof v !== 'string') throw new FieldError(field, `expected a string, found ${kindOf(v)}`);
+  return v;
+}
+
+/** A string, or undefined when the field is missing or null. */
+export function optionalString(v: unknown, field: string): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  return expectString(v, field);
+}
+
+/** A finite number, or null when missing or null. */
+export function optionalNumber(v: unknown, field: string): number | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new FieldError(field, `expected a number, found ${kindOf(v)}`);
+  return v;
+}
+
+/** An ISO date string (or a number of seconds) as seconds since the epoch; null when absent or unreadable. */
+export function optionalTime(v: unknown): number | null {
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (typeof v === 'string') {
+    const ms = Date.parse(v);
+    return Number.isNaN(ms) ? null : ms / 1000;
+  }
+  return null;
+}
+
+/** A path segment: `.key` for plain keys, `["key"]` for keys that would be ambiguous. */
+export function key(parent: string, k: string): string {
+  const seg = /^[\w-]+$/.test(k) ? k : JSON.stringify(k);
+  return parent ? `${parent}.${seg}` : seg;
+}

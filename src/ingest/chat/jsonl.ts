@@ -1,0 +1,50 @@
+/**
+ * One line of generic JSONL (`{"id","title","messages":[{"role","content"}]}`, the shape of
+ * fine-tuning data sets) → the conversation. `content` is a string or a list of parts; text
+ * parts are kept, images become `[image]`, other part types are skipped with a count.
+ */
+import { FieldError, expectArray, expectObject, expectString, isObject, kindOf, optionalString, optionalTime } from './fields.ts';
+import type { ChatMessage, Conversation, SkipCounter } from './types.ts';
+
+export function readJsonlConversation(value: unknown, skips: SkipCounter, line: number): Conversation {
+  const conv = expectObject(value, '(conversation)');
+  const rawId = conv['id'];
+  const id = typeof rawId === 'number' ? String(rawId) : (optionalString(rawId, 'id') ?? `line-${line}`);
+  const title = optionalString(conv['title'], 'title') ?? '';
+  const createTime = optionalTime(conv['create_time'] ?? conv['created_at']);
+  const list = expectArray(conv['messages'], 'messages');
+  const messages: ChatMessage[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const at = `messages[${i}]`;
+    const msg = expectObject(list[i], at);
+    const role = expectString(msg['role'], `${at}.role`);
+    const text = renderContent(msg['content'], `${at}.content`, skips);
+    if (text.trim() === '') {
+      skips.add('empty');
+      continue;
+    }
+    const mid = msg['id'];
+    messages.push({ id: typeof mid === 'string' || typeof mid === 'number' ? String(mid) : String(i), role, text });
+  }
+  return { id, title, createTime, messages };
+}
+
+function renderContent(content: unknown, at: string, skips: SkipCounter): string {
+  if (content === null || content === undefined) return '';
+  if (typeof content === 'string') return content;
+  const parts = expectArray(content, at);
+  const out: string[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i];
+    if (typeof part === 'string') {
+      out.push(part);
+      continue;
+    }
+    if (!isObject(part)) throw new FieldError(`${at}[${i}]`, `expected a string or an object, found ${kindOf(part)}`);
+    const type = typeof part['type'] === 'string' ? part['type'] : '(none)';
+    if (type === 'text') out.push(expectString(part['text'], `${at}[${i}].text`));
+    else if (type === 'image_url' || type === 'image') out.push('[image]');
+    else skips.add(`content_type:${type}`);
+  }
+  return out.filter((s) => s.trim() !== '').join('\n');
+}

@@ -1,0 +1,232 @@
+/**
+ * The producer's chat side in one call: stream an export (file or .zip entry), read one
+ * conversation at a time, keep the shown branch, cut it into token-bounded chunks and write
+ * them all to one sidecar file. The whole file is validated in this pass: any error deletes
+ * the partial sidecar and throws, so nothing is enqueued for a bad export.
+ */
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { DocbatchError, InputError, type Place } from '../../errors.ts';
+import { chunkMessages, MIN_BUDGET_TOKENS } from '../chunk.ts';
+import type { FileKind } from '../detect.ts';
+import { estimateTokens } from '../tokens.ts';
+import { readChatgptConversation } from './chatgpt.ts';
+import { readClaudeConversation } from './claude.ts';
+import { parseElement } from './element.ts';
+import { FieldError } from './fields.ts';
+import { JsonArrayScanner, JsonLinesScanner, type ScanLimits } from './json-scan.ts';
+import { readJsonlConversation } from './jsonl.ts';
+import { SidecarWriter } from './sidecar.ts';
+import { type ChatFormat, type ConversationReader, SkipCounter } from './types.ts';
+import { openZipEntry, zipCorrupt } from './zip.ts';
+
+export interface SplitOptions {
+  /** The name to put in error messages (as the user typed it). */
+  file: string;
+  /** No chunk's estimated tokens exceed this. @defaultValue 3500 */
+  budgetTokens: number;
+  /** Trailing whole messages of the previous chunk repeated, up to this many tokens. @defaultValue 0 */
+  overlapTokens?: number;
+  /** @defaultValue estimateTokens (src/ingest/tokens.ts) */
+  countTokens?: (text: string) => number;
+  /** Largest single conversation held in memory, in bytes. @defaultValue 64 MiB */
+  maxConversationBytes?: number;
+  /** Deepest JSON nesting accepted (the top-level array counts). @defaultValue 64 */
+  maxDepth?: number;
+  signal?: AbortSignal;
+}
+
+/** One sidecar line (JSON); line i is unit i. */
+export interface ChunkRecord {
+  conversation_id: string;
+  title: string;
+  /** 0-based position of this chunk in its conversation. */
+  chunk: number;
+  /** How many chunks the conversation has. */
+  chunks: number;
+  /** Messages this chunk holds (a split message is listed in each chunk holding a part). */
+  message_ids: string[];
+  /** Messages repeated from the previous chunk for context; never also in message_ids. */
+  overlap_message_ids: string[];
+  tokens: number;
+  text: string;
+  create_time: number | null;
+}
+
+export interface SplitResult {
+  format: ChatFormat;
+  conversations: number;
+  emptyConversations: number;
+  /** Visible messages kept (each in exactly one chunk's message_ids, split messages aside). */
+  messages: number;
+  chunks: number;
+  /** What was left out, by reason (`content_type:thoughts`, `hidden`, `empty`, `fallback:*` ...). */
+  skipped: Record<string, number>;
+  sidecarPath: string;
+  sidecarBytes: number;
+  sidecarSha256: string;
+  /** Byte range of each sidecar line, without its newline. */
+  units: Array<{ offset: number; length: number }>;
+}
+
+export const DEFAULT_SPLIT_OPTIONS = {
+  budgetTokens: 3500,
+  overlapTokens: 0,
+  countTokens: estimateTokens,
+  maxConversationBytes: 64 * 1024 * 1024,
+  maxDepth: 64,
+} as const;
+
+const READ_CHUNK_BYTES = 1 << 20;
+
+const READERS: Record<ChatFormat, ConversationReader> = {
+  chatgpt: readChatgptConversation,
+  claude: readClaudeConversation,
+  jsonl: readJsonlConversation,
+};
+
+function validate(options: SplitOptions): Required<Omit<SplitOptions, 'signal'>> {
+  const o = { ...DEFAULT_SPLIT_OPTIONS, ...withoutUndefined(options), file: options.file };
+  const check = (name: string, value: number, ok: boolean): void => {
+    if (!ok) throw new TypeError(`splitExport: option ${name} has a bad value: ${value}`);
+  };
+  check('budgetTokens', o.budgetTokens, Number.isInteger(o.budgetTokens) && o.budgetTokens >= MIN_BUDGET_TOKENS);
+  check('overlapTokens', o.overlapTokens, Number.isInteger(o.overlapTokens) && o.overlapTokens >= 0 && o.overlapTokens < o.budgetTokens);
+  check('maxConversationBytes', o.maxConversationBytes, Number.isInteger(o.maxConversationBytes) && o.maxConversationBytes > 0);
+  check('maxDepth', o.maxDepth, Number.isInteger(o.maxDepth) && o.maxDepth >= 8);
+  return o;
+}
+
+function withoutUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+export async function splitExport(
+  path: string,
+  kind: FileKind & { kind: 'chat' },
+  sidecarPath: string,
+  options: SplitOptions,
+): Promise<SplitResult> {
+  const o = validate(options);
+  const { signal } = options;
+  const file = o.file;
+  const aborted = (): DocbatchError => new DocbatchError('ABORTED', 'splitting was aborted', { cause: signal?.reason, place: { file } });
+  if (signal?.aborted) throw aborted();
+
+  const read = READERS[kind.format];
+  const skips = new SkipCounter();
+  const units: Array<{ offset: number; length: number }> = [];
+  let conversations = 0;
+  let emptyConversations = 0;
+  let messages = 0;
+  const sidecar = new SidecarWriter(sidecarPath);
+
+  const onConversation = (bytes: Buffer, offset: number, position: number): void => {
+    const isLine = kind.format === 'jsonl';
+    const place: Place = isLine ? { file, line: position } : { file, conversation: `#${position}` };
+    const value = parseElement(bytes, offset, place);
+    let conv;
+    try {
+      conv = read(value, skips, position);
+    } catch (err) {
+      if (!(err instanceof FieldError)) throw err;
+      const id = idOf(value);
+      const named = id ? ` (id ${id})` : '';
+      const where: Place = { ...place, conversation: isLine ? (id ? `id ${id}` : undefined) : `#${position}${named}` };
+      throw new InputError('EXPORT_SCHEMA', err.message, { cause: err, place: { ...where, offset, field: err.field } });
+    }
+    conversations++;
+    if (conv.messages.length === 0) {
+      emptyConversations++;
+      return;
+    }
+    messages += conv.messages.length;
+    const chunks = chunkMessages(conv.messages, o);
+    chunks.forEach((c, k) => {
+      const record: ChunkRecord = {
+        conversation_id: conv.id,
+        title: conv.title,
+        chunk: k,
+        chunks: chunks.length,
+        message_ids: c.messageIds,
+        overlap_message_ids: c.overlapIds,
+        tokens: c.tokens,
+        text: c.text,
+        create_time: conv.createTime,
+      };
+      units.push(sidecar.write(record));
+    });
+  };
+
+  const limits: ScanLimits = { maxDepth: o.maxDepth, maxElementBytes: o.maxConversationBytes };
+  const scanner =
+    kind.format === 'jsonl' ? new JsonLinesScanner(file, limits, onConversation) : new JsonArrayScanner(file, limits, onConversation);
+
+  let source: { stream: Readable; close(): void } | undefined;
+  try {
+    source = await openSource(path, kind, file);
+    const iterator = source.stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    for (;;) {
+      let step: IteratorResult<Buffer>;
+      try {
+        step = await iterator.next();
+      } catch (err) {
+        throw kind.zipEntry ? zipCorrupt(file, err) : unreadable(file, err);
+      }
+      if (step.done) break;
+      if (signal?.aborted) throw aborted();
+      scanner.push(step.value);
+      await sidecar.drained();
+    }
+    scanner.end();
+    if (conversations === 0 || messages === 0) {
+      const why = conversations === 0 ? 'no conversation' : `${conversations} conversations but no visible message`;
+      throw new InputError('EXPORT_EMPTY', `the export holds ${why}`, { place: { file } });
+    }
+    const summary = await sidecar.finish();
+    return {
+      format: kind.format,
+      conversations,
+      emptyConversations,
+      messages,
+      chunks: units.length,
+      skipped: skips.counts,
+      sidecarPath,
+      sidecarBytes: summary.bytes,
+      sidecarSha256: summary.sha256,
+      units,
+    };
+  } catch (err) {
+    await sidecar.abort();
+    throw err;
+  } finally {
+    source?.stream.destroy();
+    source?.close();
+  }
+}
+
+async function openSource(path: string, kind: FileKind & { kind: 'chat' }, file: string): Promise<{ stream: Readable; close(): void }> {
+  if (kind.zipEntry !== undefined) return openZipEntry(path, kind.zipEntry, file);
+  const stream = createReadStream(path, { highWaterMark: READ_CHUNK_BYTES });
+  // Surface "cannot open" here, as FILE_UNREADABLE, before any work.
+  await new Promise<void>((resolve, reject) => {
+    stream.once('ready', () => resolve());
+    stream.once('error', (err) => reject(unreadable(file, err)));
+  });
+  return { stream, close: () => undefined };
+}
+
+function unreadable(file: string, err: unknown): InputError {
+  return new InputError('FILE_UNREADABLE', `cannot read the file: ${(err as Error).message}`, { cause: err, place: { file } });
+}
+
+/** The conversation's id for error messages, if it has a readable one. */
+function idOf(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  for (const k of ['conversation_id', 'id', 'uuid']) {
+    const id = v[k];
+    if (typeof id === 'string' || typeof id === 'number') return String(id).slice(0, 80);
+  }
+  return undefined;
+}

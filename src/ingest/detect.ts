@@ -1,0 +1,180 @@
+/**
+ * What a file is, from its bytes, never its name: a PDF, a chat export (ChatGPT or Claude
+ * `conversations.json`, either bare or inside the export .zip; or generic JSONL), empty, or
+ * unknown with a reason. JSON formats are told apart by the keys of the first conversation,
+ * read from a prefix of the file: the whole file is validated later, by splitExport.
+ */
+import { open, stat } from 'node:fs/promises';
+import { InputError } from '../errors.ts';
+import type { ChatFormat } from './chat/types.ts';
+import { findConversationsEntry, openZipEntry } from './chat/zip.ts';
+
+export type { ChatFormat } from './chat/types.ts';
+
+export type FileKind =
+  | { kind: 'pdf' }
+  | { kind: 'chat'; format: ChatFormat; zipEntry?: string }
+  | { kind: 'empty' }
+  | { kind: 'unknown'; reason: string };
+
+/** Prefix sizes tried in turn until the first conversation's keys decide the format. */
+const PREFIXES = [64 * 1024, 1024 * 1024, 16 * 1024 * 1024];
+
+const PDF_MAGIC = Buffer.from('%PDF-');
+const CHATGPT_KEYS = ['mapping', 'current_node'];
+const CLAUDE_KEYS = ['chat_messages', 'uuid'];
+
+/**
+ * Throws InputError FILE_UNREADABLE (missing, a directory, no permission), ZIP_CORRUPT, or
+ * ZIP_NO_CONVERSATIONS; every other outcome is a FileKind.
+ */
+export async function detectFile(path: string): Promise<FileKind> {
+  let size: number;
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) throw new Error('not a regular file');
+    size = st.size;
+  } catch (err) {
+    throw new InputError('FILE_UNREADABLE', `cannot read the file: ${(err as Error).message}`, { cause: err, place: { file: path } });
+  }
+  if (size === 0) return { kind: 'empty' };
+
+  const head = await readPrefix(path, Math.min(size, PREFIXES[0] as number));
+  if (head.subarray(0, PDF_MAGIC.length).equals(PDF_MAGIC)) return { kind: 'pdf' };
+  if (head[0] === 0x50 && head[1] === 0x4b && (head[2] === 0x03 || head[2] === 0x05) && (head[3] === 0x04 || head[3] === 0x06)) {
+    return detectZip(path);
+  }
+  // A PDF may have junk before its header, but a JSON export may also quote "%PDF-" early:
+  // text that starts like JSON is read as JSON.
+  const first = head[skipWhitespace(head, head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0)];
+  if (first !== 0x5b && first !== 0x7b && head.subarray(0, 1024).includes(PDF_MAGIC)) return { kind: 'pdf' };
+  for (let k = 0; ; k++) {
+    const limit = PREFIXES[k] as number;
+    const prefix = k === 0 ? head : await readPrefix(path, Math.min(size, limit));
+    const found = classifyJson(prefix, prefix.length >= size);
+    if (found !== 'more') return found;
+    if (k === PREFIXES.length - 1) return { kind: 'unknown', reason: `the first conversation's keys are not within the first ${limit} bytes` };
+  }
+}
+
+async function detectZip(path: string): Promise<FileKind> {
+  const entry = await findConversationsEntry(path, path);
+  const { stream, close } = await openZipEntry(path, entry, path);
+  const pieces: Buffer[] = [];
+  let bytes = 0;
+  let eof = true;
+  let found: FileKind | 'more' = 'more';
+  try {
+    let k = 0;
+    for await (const piece of stream as AsyncIterable<Buffer>) {
+      pieces.push(piece);
+      bytes += piece.length;
+      if (bytes < (PREFIXES[k] as number)) continue;
+      found = classifyJson(Buffer.concat(pieces), false);
+      if (found !== 'more' || ++k === PREFIXES.length) {
+        eof = false;
+        break;
+      }
+    }
+  } catch {
+    eof = false; // a damaged entry: splitExport reports it as ZIP_CORRUPT with the cause
+  } finally {
+    stream.destroy();
+    close();
+  }
+  if (found === 'more') found = classifyJson(Buffer.concat(pieces), eof);
+  if (found === 'more') return { kind: 'unknown', reason: `${entry} in the zip: the first conversation's keys were not found` };
+  if (found.kind === 'chat') return { ...found, zipEntry: entry };
+  if (found.kind === 'empty') return { kind: 'chat', format: 'chatgpt', zipEntry: entry }; // splitExport says EXPORT_EMPTY
+  return found.kind === 'unknown' ? { kind: 'unknown', reason: `${entry} in the zip: ${found.reason}` } : found;
+}
+
+async function readPrefix(path: string, length: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await fh.read(buf, 0, length, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+function skipWhitespace(buf: Buffer, i: number): number {
+  while (i < buf.length) {
+    const b = buf[i];
+    if (b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09) break;
+    i++;
+  }
+  return i;
+}
+
+/** The kind of a JSON export from a prefix of it; 'more' when the prefix does not decide. */
+export function classifyJson(buf: Buffer, eof: boolean): FileKind | 'more' {
+  if ((buf[0] === 0xff && buf[1] === 0xfe) || (buf[0] === 0xfe && buf[1] === 0xff)) {
+    return { kind: 'unknown', reason: 'UTF-16 text; chat exports must be UTF-8' };
+  }
+  let i = buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0;
+  i = skipWhitespace(buf, i);
+  if (i >= buf.length) return eof ? { kind: 'empty' } : 'more';
+  if (buf[i] === 0x5b) {
+    // '[': the first element decides.
+    const j = skipWhitespace(buf, i + 1);
+    if (j >= buf.length) return eof ? { kind: 'unknown', reason: "JSON cut off after '['" } : 'more';
+    if (buf[j] === 0x5d) return { kind: 'chat', format: 'chatgpt' }; // [] : splitExport says EXPORT_EMPTY
+    if (buf[j] !== 0x7b) return { kind: 'unknown', reason: 'a JSON array whose first element is not an object' };
+    const { keys, complete } = topLevelKeys(buf, j);
+    if (keys.some((k) => CHATGPT_KEYS.includes(k))) return { kind: 'chat', format: 'chatgpt' };
+    if (keys.some((k) => CLAUDE_KEYS.includes(k))) return { kind: 'chat', format: 'claude' };
+    if (!complete && !eof) return 'more';
+    if (keys.includes('messages')) {
+      return { kind: 'unknown', reason: 'a JSON array of {messages} objects; give it as JSONL (one conversation a line)' };
+    }
+    return { kind: 'unknown', reason: `a JSON array whose first element has none of the keys ${[...CHATGPT_KEYS, ...CLAUDE_KEYS].join(', ')}` };
+  }
+  if (buf[i] === 0x7b) {
+    // '{': JSONL when the first line is a conversation with messages.
+    const { keys, complete } = topLevelKeys(buf, i);
+    if (keys.includes('messages')) return { kind: 'chat', format: 'jsonl' };
+    if (!complete && !eof) return 'more';
+    if (keys.some((k) => CHATGPT_KEYS.includes(k) || CLAUDE_KEYS.includes(k))) {
+      return { kind: 'unknown', reason: 'a single conversation object; exports are a JSON array of conversations' };
+    }
+    return { kind: 'unknown', reason: 'a JSON object without "messages" (not a JSONL conversation)' };
+  }
+  return { kind: 'unknown', reason: 'not a PDF, a .zip or JSON' };
+}
+
+/** Keys of the object starting at `start` (its top level only) found within `buf`. */
+function topLevelKeys(buf: Buffer, start: number): { keys: string[]; complete: boolean } {
+  const keys: string[] = [];
+  let depth = 0;
+  let expectKey = false;
+  let i = start;
+  while (i < buf.length) {
+    const b = buf[i] as number;
+    if (b === 0x22) {
+      let j = i + 1;
+      while (j < buf.length && buf[j] !== 0x22) j += buf[j] === 0x5c ? 2 : 1;
+      if (j >= buf.length) break;
+      if (depth === 1 && expectKey) {
+        try {
+          keys.push(JSON.parse(buf.toString('utf8', i, j + 1)) as string);
+        } catch {
+          // not a valid key: splitExport reports the JSON error
+        }
+        expectKey = false;
+      }
+      i = j + 1;
+      continue;
+    }
+    if (b === 0x7b || b === 0x5b) {
+      depth++;
+      if (depth === 1) expectKey = true;
+    } else if (b === 0x7d || b === 0x5d) {
+      if (--depth === 0) return { keys, complete: true };
+    } else if (b === 0x2c && depth === 1) expectKey = true;
+    i++;
+  }
+  return { keys, complete: false };
+}

@@ -1,0 +1,175 @@
+/**
+ * Producer side: is this a PDF docbatch can process, and how many pages has it?
+ *
+ * The cheap checks (size, magic bytes) run here; pdf.js runs in a child process with a
+ * wall-clock limit and a heap cap (src/render/child.ts), so a hostile file can neither hang
+ * nor crash the producer. One inspector can serve many files (one child, respawned after a
+ * kill); `inspectPdf` is the one-file shortcut.
+ */
+import { open, stat } from 'node:fs/promises';
+import { DocbatchError, InputError, type ErrorCode } from '../errors.ts';
+import { RendererProcess } from '../render/renderer-process.ts';
+
+export interface PdfInfo {
+  pages: number;
+  /** The file has an encryption dictionary (it may still open without a password). */
+  encrypted: boolean;
+  title: string | null;
+  /** Each page as displayed (after /Rotate), in points; left out above `maxPageSizes` pages. */
+  pageSizes?: Array<{ widthPt: number; heightPt: number; rotation: number }>;
+}
+
+export interface InspectOptions {
+  /** The file as the user named it, for messages. */
+  file: string;
+  password?: string;
+  /** Wall-clock limit of the inspection, child start-up excluded. @defaultValue 30_000 */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface PdfInspectorOptions {
+  /** V8 heap limit of the inspection child, in MB. @defaultValue 512 */
+  maxHeapMb?: number;
+  /** Page sizes are listed for documents with at most this many pages. @defaultValue 5000 */
+  maxPageSizes?: number;
+}
+
+/** pdf.js accepts a header anywhere in the first KiB; so does docbatch. */
+const HEADER_WINDOW = 1024;
+const MAGIC = Buffer.from('%PDF-', 'latin1');
+
+export async function inspectPdf(path: string, options: InspectOptions): Promise<PdfInfo> {
+  const inspector = new PdfInspector();
+  try {
+    return await inspector.inspect(path, options);
+  } finally {
+    await inspector.close();
+  }
+}
+
+export class PdfInspector {
+  readonly #maxHeapMb: number;
+  readonly #maxPageSizes: number;
+  #child: RendererProcess | undefined;
+  #busy: Promise<unknown> = Promise.resolve();
+  #closing: Promise<void> | undefined;
+
+  constructor(options: PdfInspectorOptions = {}) {
+    this.#maxHeapMb = options.maxHeapMb ?? 512;
+    this.#maxPageSizes = options.maxPageSizes ?? 5000;
+    for (const [name, value] of Object.entries({ maxHeapMb: this.#maxHeapMb, maxPageSizes: this.#maxPageSizes })) {
+      if (!Number.isInteger(value) || value < 1) throw new TypeError(`PdfInspector: option ${name} must be an integer >= 1, got ${value}`);
+    }
+  }
+
+  /** Inspections run one at a time (one child); concurrent calls queue. */
+  inspect(path: string, options: InspectOptions): Promise<PdfInfo> {
+    const run = this.#busy.then(() => this.#inspect(path, options));
+    this.#busy = run.catch(() => {});
+    return run;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const child = this.#child;
+      this.#child = undefined;
+      if (child) {
+        child.kill();
+        await child.exited;
+      }
+    })();
+    return this.#closing;
+  }
+
+  async #inspect(path: string, options: InspectOptions): Promise<PdfInfo> {
+    const place = { file: options.file };
+    const reject = (code: ErrorCode, message: string, cause?: unknown) =>
+      new InputError(code, message, { place, ...(cause === undefined ? {} : { cause }) });
+    if (this.#closing) throw new DocbatchError('ABORTED', 'the PDF inspector is closed');
+    options.signal?.throwIfAborted();
+
+    await checkBytes(path, reject);
+
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const child = await this.#ready();
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = () => child.kill(new DocbatchError('ABORTED', 'the inspection was aborted', { cause: options.signal?.reason }));
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      timer = setTimeout(
+        () => child.kill(new DocbatchError('PDF_CORRUPT', `pdf.js did not finish reading the file within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const reply = await child.request<'inspected'>({
+        type: 'inspect',
+        path,
+        password: options.password,
+        maxPageSizes: this.#maxPageSizes,
+      });
+      return reply.info;
+    } catch (err) {
+      if (!(err instanceof DocbatchError)) throw err;
+      if (err.code === 'ABORTED') throw err;
+      // A child that died reading the file (out of memory, crash) was beaten by its bytes.
+      const code = err.code === 'RENDER_CRASHED' ? 'PDF_CORRUPT' : err.code;
+      const message = err.code === 'RENDER_CRASHED' ? `reading the file crashed pdf.js: ${err.message}` : err.message;
+      throw reject(code, message, err);
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async #ready(): Promise<RendererProcess> {
+    if (!this.#child?.alive) {
+      this.#child = new RendererProcess({
+        mode: 'inspect',
+        heapMb: this.#maxHeapMb,
+        settings: { maxOpenDocuments: 1, maxImagePixels: 1, fonts: 'paths' },
+      });
+    }
+    const child = this.#child;
+    try {
+      await child.ready;
+    } catch (err) {
+      this.#child = undefined;
+      throw new DocbatchError('INTERNAL', `the PDF inspection process did not start: ${child.stderrTail() || String(err)}`, { cause: err });
+    }
+    return child;
+  }
+}
+
+/** Size and magic bytes: no child is needed to reject an empty file or a PNG named .pdf. */
+async function checkBytes(path: string, reject: (code: ErrorCode, message: string, cause?: unknown) => InputError): Promise<void> {
+  let size: number;
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) throw reject('FILE_UNREADABLE', 'not a regular file');
+    size = info.size;
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    throw reject('FILE_UNREADABLE', `cannot read the file: ${(err as Error).message}`, err);
+  }
+  if (size === 0) throw reject('EMPTY_FILE', 'the file has zero bytes');
+  const head = Buffer.alloc(Math.min(size, HEADER_WINDOW));
+  try {
+    const handle = await open(path, 'r');
+    try {
+      await handle.read(head, 0, head.length, 0);
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    throw reject('FILE_UNREADABLE', `cannot read the file: ${(err as Error).message}`, err);
+  }
+  if (head.indexOf(MAGIC) < 0) {
+    throw reject('NOT_PDF', `the bytes are not a PDF (no %PDF- header in the first ${HEADER_WINDOW} bytes; they start with ${describeStart(head)})`);
+  }
+}
+
+function describeStart(head: Buffer): string {
+  const start = head.subarray(0, 8);
+  const printable = /^[\x20-\x7e]+$/.test(start.toString('latin1'));
+  return printable ? JSON.stringify(start.toString('latin1')) : `0x${start.toString('hex')}`;
+}

@@ -1,0 +1,70 @@
+/**
+ * What the producer needs to know about a PDF before it enqueues pages: runs inside a child
+ * (child.ts), called through PdfInspector (src/ingest/pdf.ts).
+ */
+import { readFile } from 'node:fs/promises';
+import { DocbatchError } from '../errors.ts';
+import { classifyOpenError, errorText, openDocument } from './pdfjs.ts';
+import type { InspectResult } from './protocol.ts';
+
+export async function inspectDocument(path: string, password: string | undefined, maxPageSizes: number): Promise<InspectResult> {
+  let data: Buffer;
+  try {
+    data = await readFile(path);
+  } catch (err) {
+    throw new DocbatchError('FILE_UNREADABLE', `cannot read the file: ${errorText(err)}`, { cause: err });
+  }
+  let opened;
+  try {
+    opened = await openDocument(new Uint8Array(data), { fonts: 'paths', ...(password === undefined ? {} : { password }) });
+  } catch (err) {
+    const failure = classifyOpenError(err);
+    if (failure === 'need-password') {
+      throw new DocbatchError('PDF_ENCRYPTED', 'the PDF is encrypted; give its password', { cause: err });
+    }
+    if (failure === 'bad-password') {
+      throw new DocbatchError('PDF_BAD_PASSWORD', 'the given password does not open the PDF', { cause: err });
+    }
+    throw new DocbatchError('PDF_CORRUPT', `pdf.js cannot open it: ${errorText(err)}`, { cause: err });
+  }
+  const { task, doc } = opened;
+  try {
+    const pages = doc.numPages;
+    if (!(pages > 0)) throw new DocbatchError('PDF_NO_PAGES', 'the PDF opens but has no pages');
+
+    let title: string | null = null;
+    let encrypted = password !== undefined && password !== '';
+    try {
+      const meta = await doc.getMetadata();
+      const info = meta.info as { Title?: unknown; EncryptFilterName?: unknown };
+      encrypted ||= typeof info.EncryptFilterName === 'string';
+      const candidates = [info.Title, meta.metadata?.get('dc:title')];
+      title = candidates.map((t) => (typeof t === 'string' ? t.trim() : '')).find((t) => t !== '') ?? null;
+    } catch {
+      // Metadata is optional; a document with a broken Info dictionary still renders.
+    }
+
+    // Every page dictionary is read (cheap: no content stream is parsed), so a document whose
+    // page tree is damaged is rejected here instead of failing page by page in the workers.
+    const sizes: NonNullable<InspectResult['pageSizes']> = [];
+    for (let n = 1; n <= pages; n++) {
+      let page;
+      try {
+        page = await doc.getPage(n);
+      } catch (err) {
+        throw new DocbatchError('PDF_CORRUPT', `page ${n} of ${pages} cannot be read: ${errorText(err)}`, { cause: err });
+      }
+      if (pages <= maxPageSizes) {
+        const viewport = page.getViewport({ scale: 1 });
+        sizes.push({ widthPt: round2(viewport.width), heightPt: round2(viewport.height), rotation: page.rotate });
+      }
+    }
+    return { pages, encrypted, title, ...(pages <= maxPageSizes ? { pageSizes: sizes } : {}) };
+  } finally {
+    await task.destroy().catch(() => {});
+  }
+}
+
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
+}

@@ -1,0 +1,322 @@
+/**
+ * The worker's renderers: a pool of child processes (child.ts), one page at a time each.
+ *
+ * Limits, all enforced from here because a child stuck in native code cannot enforce anything:
+ * - wall clock per page: kill, fail with RENDER_TIMEOUT, respawn on demand;
+ * - resident memory (read from /proc while a page renders): kill above `maxRssMb`, fail with
+ *   RENDER_CRASHED "out of memory"; a renderer that ends a page above 3/4 of it is recycled;
+ * - pages per renderer: recycled after `maxPagesPerRenderer` (pdf.js caches grow);
+ * - pixels per page: checked in the child before a canvas exists (geometry.ts).
+ * A renderer that dies fails its own page only. Pages of a blob go to a free renderer that
+ * already has that blob open (affinity), so a long book is parsed once per renderer.
+ */
+import { availableParallelism } from 'node:os';
+import { DocbatchError } from '../errors.ts';
+import type { PageJob } from './page.ts';
+import { RendererProcess } from './renderer-process.ts';
+import { validatePoolOptions, validateRequest, type RenderPoolOptions, type ResolvedPoolOptions } from './options.ts';
+
+export type { RenderPoolOptions } from './options.ts';
+
+export interface RenderRequest {
+  /** The PDF in the blob store. */
+  path: string;
+  /** Its sha256: lets a renderer keep the document open between pages. */
+  blobId: string;
+  /** 1-based. */
+  page: number;
+  password?: string;
+  /** The image's longest side in pixels. @defaultValue 1288 */
+  longestSide?: number;
+  format: 'png' | 'jpeg';
+  /** JPEG quality. @defaultValue 85 */
+  quality?: number;
+  /** Also extract the page's text layer. @defaultValue true */
+  text?: boolean;
+}
+
+export interface RenderedPage {
+  image: Buffer;
+  mime: 'image/png' | 'image/jpeg';
+  /** Pixels. */
+  width: number;
+  height: number;
+  /** The page's text layer in reading order ('' when none). */
+  text: string;
+  /** The page as displayed (after /Rotate), in points. */
+  widthPt: number;
+  heightPt: number;
+  /** The page's /Rotate, in degrees clockwise. */
+  rotation: number;
+  /** Time in the renderer (open if needed, render, encode, text). */
+  renderMs: number;
+}
+
+export interface RenderPoolStats {
+  renderers: number;
+  busy: number;
+  queued: number;
+  rendered: number;
+  crashed: number;
+  timedOut: number;
+  recycled: number;
+}
+
+interface Task {
+  request: RenderRequest;
+  job: PageJob;
+  signal: AbortSignal | undefined;
+  resolve: (page: RenderedPage) => void;
+  reject: (err: unknown) => void;
+  onAbort: (() => void) | undefined;
+  slot: Slot | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
+interface Slot {
+  proc: RendererProcess;
+  state: 'starting' | 'idle' | 'busy' | 'leaving';
+  task: Task | undefined;
+}
+
+/** Consecutive renderers that die before they are ready, after which queued pages fail. */
+const MAX_START_FAILURES = 3;
+
+export class RenderPool {
+  readonly #options: ResolvedPoolOptions;
+  readonly #slots = new Set<Slot>();
+  readonly #queue: Task[] = [];
+  #rssTimer: NodeJS.Timeout | undefined;
+  #startFailures = 0;
+  #closing: Promise<void> | undefined;
+  #counts = { rendered: 0, crashed: 0, timedOut: 0, recycled: 0 };
+
+  constructor(options: RenderPoolOptions = {}) {
+    this.#options = validatePoolOptions(options, availableParallelism());
+  }
+
+  /** Starts every renderer now and waits until they are ready (so the first pages do not wait). */
+  async warm(): Promise<void> {
+    while (!this.#closing && this.#slots.size < this.#options.size) this.#spawn();
+    await Promise.allSettled([...this.#slots].map((s) => s.proc.ready));
+  }
+
+  render(request: RenderRequest, signal?: AbortSignal): Promise<RenderedPage> {
+    if (this.#closing) return Promise.reject(new DocbatchError('ABORTED', 'the render pool is closed'));
+    const job = validateRequest(request, this.#options);
+    if (signal?.aborted) return Promise.reject(abortError(signal, request));
+    return new Promise<RenderedPage>((resolve, reject) => {
+      const task: Task = { request, job, signal, resolve, reject, onAbort: undefined, slot: undefined, timer: undefined };
+      if (signal) {
+        task.onAbort = () => this.#abort(task);
+        signal.addEventListener('abort', task.onAbort, { once: true });
+      }
+      this.#queue.push(task);
+      this.#pump();
+    });
+  }
+
+  stats(): RenderPoolStats {
+    let busy = 0;
+    let renderers = 0;
+    for (const slot of this.#slots) {
+      if (slot.state === 'leaving') continue;
+      renderers += 1;
+      if (slot.state === 'busy') busy += 1;
+    }
+    return { renderers, busy, queued: this.#queue.length, ...this.#counts };
+  }
+
+  /** Fails queued and running pages with ABORTED, kills every renderer, waits for them to exit. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      for (const task of this.#queue.splice(0)) this.#fail(task, new DocbatchError('ABORTED', 'the render pool is closing'));
+      const exits: Promise<unknown>[] = [];
+      for (const slot of this.#slots) {
+        slot.proc.kill(new DocbatchError('ABORTED', 'the render pool is closing'));
+        exits.push(slot.proc.exited);
+      }
+      this.#stopRssWatch();
+      await Promise.all(exits);
+    })();
+    return this.#closing;
+  }
+
+  // ---- scheduling ----
+
+  #pump(): void {
+    if (this.#closing) return;
+    const idle = [...this.#slots].filter((s) => s.state === 'idle');
+    // Affinity first, looking only a little way down the queue so no page waits for long.
+    const window = this.#queue.slice(0, this.#options.size * 4);
+    for (const slot of idle) {
+      const match = window.find((t) => t.slot === undefined && slot.proc.open.includes(t.request.blobId));
+      if (match) this.#assign(slot, match);
+    }
+    for (const slot of idle) {
+      if (slot.state !== 'idle') continue;
+      const next = this.#queue[0];
+      if (!next) break;
+      this.#assign(slot, next);
+    }
+    const starting = [...this.#slots].filter((s) => s.state === 'starting').length;
+    let live = [...this.#slots].filter((s) => s.state !== 'leaving').length;
+    for (let waiting = this.#queue.length - starting; waiting > 0 && live < this.#options.size; waiting--, live++) {
+      this.#spawn();
+    }
+  }
+
+  #spawn(): Slot {
+    const proc = new RendererProcess({
+      mode: 'render',
+      heapMb: this.#options.maxHeapMb,
+      settings: {
+        maxOpenDocuments: this.#options.maxOpenDocuments,
+        maxImagePixels: this.#options.maxImagePixels,
+        fonts: this.#options.fontRendering,
+      },
+    });
+    const slot: Slot = { proc, state: 'starting', task: undefined };
+    this.#slots.add(slot);
+    proc.ready.then(
+      () => {
+        if (slot.state !== 'starting') return;
+        this.#startFailures = 0;
+        slot.state = 'idle';
+        this.#pump();
+      },
+      () => {},
+    );
+    void proc.exited.then(() => this.#onExit(slot));
+    return slot;
+  }
+
+  #assign(slot: Slot, task: Task): void {
+    this.#queue.splice(this.#queue.indexOf(task), 1);
+    slot.state = 'busy';
+    slot.task = task;
+    task.slot = slot;
+    task.timer = setTimeout(() => {
+      this.#counts.timedOut += 1;
+      slot.proc.kill(
+        new DocbatchError('RENDER_TIMEOUT', `page ${task.request.page} took longer than ${this.#options.pageTimeoutMs} ms; the renderer was killed`),
+      );
+    }, this.#options.pageTimeoutMs);
+    this.#startRssWatch();
+    const { path, blobId, password } = task.request;
+    slot.proc.request<'rendered'>({ type: 'render', path, blobId, password, job: task.job }).then(
+      (reply) => {
+        this.#counts.rendered += 1;
+        this.#finish(slot, task);
+        this.#succeed(task, reply.page);
+      },
+      (err: unknown) => {
+        this.#finish(slot, task);
+        this.#fail(task, err);
+      },
+    );
+  }
+
+  /** The renderer's page is over (answered or killed): free it, recycle it, or let it go. */
+  #finish(slot: Slot, task: Task): void {
+    clearTimeout(task.timer);
+    slot.task = undefined;
+    if (!slot.proc.alive || slot.state === 'leaving') return;
+    const rss = slot.proc.rssMb();
+    const worn = slot.proc.answered >= this.#options.maxPagesPerRenderer;
+    const heavy = rss !== undefined && rss > this.#options.maxRssMb * 0.75;
+    if (worn || heavy) {
+      this.#counts.recycled += 1;
+      slot.state = 'leaving';
+      slot.proc.retire();
+    } else {
+      slot.state = 'idle';
+    }
+    if (![...this.#slots].some((s) => s.state === 'busy')) this.#stopRssWatch();
+    queueMicrotask(() => this.#pump());
+  }
+
+  #onExit(slot: Slot): void {
+    const wasStarting = slot.state === 'starting';
+    this.#slots.delete(slot);
+    slot.state = 'leaving';
+    if (this.#closing) return;
+    // A page in progress fails through its own request (RendererProcess rejects it with the
+    // kill reason or RENDER_CRASHED); here the pool only replaces the renderer.
+    if (wasStarting) {
+      this.#startFailures += 1;
+      if (this.#startFailures >= MAX_START_FAILURES) {
+        this.#startFailures = 0;
+        const why = new DocbatchError('RENDER_CRASHED', `renderers fail to start: ${slot.proc.stderrTail().slice(-500) || 'no output'}`);
+        for (const queued of this.#queue.splice(0)) this.#fail(queued, why);
+      }
+    }
+    this.#pump();
+  }
+
+  #abort(task: Task): void {
+    const err = abortError(task.signal, task.request);
+    if (task.slot) {
+      task.slot.proc.kill(err); // mid-page: only a kill frees the renderer at once
+      return;
+    }
+    const index = this.#queue.indexOf(task);
+    if (index >= 0) this.#queue.splice(index, 1);
+    this.#fail(task, err);
+  }
+
+  #detach(task: Task): void {
+    if (task.onAbort) task.signal?.removeEventListener('abort', task.onAbort);
+    task.onAbort = undefined;
+  }
+
+  #succeed(task: Task, page: RenderedPage): void {
+    this.#detach(task);
+    task.resolve(page);
+  }
+
+  #fail(task: Task, reason: unknown): void {
+    this.#detach(task);
+    const err = reason instanceof DocbatchError ? reason : new DocbatchError('RENDER_FAILED', String(reason), { cause: reason });
+    if (err.code === 'RENDER_CRASHED') this.#counts.crashed += 1;
+    task.reject(withPage(err, task.request));
+  }
+
+  // ---- memory watch ----
+
+  #startRssWatch(): void {
+    if (this.#rssTimer) return;
+    this.#rssTimer = setInterval(() => {
+      for (const slot of this.#slots) {
+        if (slot.state !== 'busy') continue;
+        const rss = slot.proc.rssMb();
+        if (rss !== undefined && rss > this.#options.maxRssMb) {
+          slot.proc.kill(
+            new DocbatchError(
+              'RENDER_CRASHED',
+              `the renderer ran out of memory: ${Math.round(rss)} MB resident, above maxRssMb ${this.#options.maxRssMb}; it was killed`,
+            ),
+          );
+        }
+      }
+    }, this.#options.rssPollMs);
+    this.#rssTimer.unref();
+  }
+
+  #stopRssWatch(): void {
+    clearInterval(this.#rssTimer);
+    this.#rssTimer = undefined;
+  }
+}
+
+function abortError(signal: AbortSignal | undefined, request: RenderRequest): DocbatchError {
+  const reason = signal?.reason as unknown;
+  const why = reason instanceof Error ? reason.message : reason === undefined ? 'aborted' : String(reason);
+  return new DocbatchError('ABORTED', `rendering page ${request.page} was aborted: ${why}`, { cause: reason });
+}
+
+/** The page as a place, so logs and reports say which page failed. */
+function withPage(err: DocbatchError, request: RenderRequest): DocbatchError {
+  if (err.place?.page !== undefined) return err;
+  return new DocbatchError(err.code, err.message, { cause: err.cause, place: { ...err.place, page: request.page } });
+}

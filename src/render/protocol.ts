@@ -1,0 +1,63 @@
+/**
+ * Messages between a parent (RenderPool, PdfInspector) and a child (child.ts), sent over the
+ * IPC channel with `serialization: 'advanced'` so image Buffers travel as bytes, not JSON.
+ */
+import type { ErrorCode } from '../errors.ts';
+import type { FontRendering } from './pdfjs.ts';
+import type { PageJob, PageOutput } from './page.ts';
+
+export interface ChildSettings {
+  /** Documents kept open per renderer. */
+  maxOpenDocuments: number;
+  /** pdf.js `maxImageSize`: embedded images above this many pixels are skipped. */
+  maxImagePixels: number;
+  /** How glyphs are drawn (pdfjs.ts). */
+  fonts: FontRendering;
+}
+
+export interface RenderMessage {
+  type: 'render';
+  id: number;
+  path: string;
+  blobId: string;
+  password?: string | undefined;
+  job: PageJob;
+}
+
+export interface InspectMessage {
+  type: 'inspect';
+  id: number;
+  path: string;
+  password?: string | undefined;
+  /** Page sizes are listed only for documents with at most this many pages. */
+  maxPageSizes: number;
+}
+
+export type ToChild = RenderMessage | InspectMessage;
+
+export interface InspectResult {
+  pages: number;
+  encrypted: boolean;
+  title: string | null;
+  pageSizes?: Array<{ widthPt: number; heightPt: number; rotation: number }>;
+}
+
+export type FromChild =
+  | { type: 'ready'; pid: number }
+  | { type: 'rendered'; id: number; page: PageOutput; open: string[] }
+  | { type: 'inspected'; id: number; info: InspectResult }
+  | { type: 'failed'; id: number; code: ErrorCode; message: string; open: string[] };
+
+/** argv[2] of the child: its settings as JSON. */
+export function encodeSettings(settings: ChildSettings): string {
+  return JSON.stringify(settings);
+}
+
+export function decodeSettings(arg: string | undefined): ChildSettings {
+  const parsed = JSON.parse(arg ?? '{}') as Partial<ChildSettings>;
+  return {
+    maxOpenDocuments: parsed.maxOpenDocuments ?? 4,
+    maxImagePixels: parsed.maxImagePixels ?? 100_000_000,
+    fonts: parsed.fonts === 'paths' ? 'paths' : 'native',
+  };
+}

@@ -1,0 +1,176 @@
+/**
+ * One child process running child.ts: spawn, one request at a time, RSS as the kernel sees
+ * it, and a kill that says why. The pool (pool.ts) and the inspector (src/ingest/pdf.ts)
+ * decide when to kill; this class only makes sure the pending request fails with that reason.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { DocbatchError } from '../errors.ts';
+import {
+  encodeSettings,
+  type ChildSettings,
+  type FromChild,
+  type InspectMessage,
+  type RenderMessage,
+  type ToChild,
+} from './protocol.ts';
+
+const CHILD_ENTRY = fileURLToPath(new URL('./child.ts', import.meta.url));
+const STDERR_TAIL = 4096;
+
+export interface RendererProcessOptions {
+  mode: 'render' | 'inspect';
+  settings: ChildSettings;
+  /** V8 heap limit of the child (`--max-old-space-size`), in MB. */
+  heapMb: number;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+type Reply = Extract<FromChild, { type: 'rendered' | 'inspected' }>;
+type Request = Omit<RenderMessage, 'id'> | Omit<InspectMessage, 'id'>;
+
+export class RendererProcess {
+  readonly #child: ChildProcess;
+  readonly ready: Promise<void>;
+  readonly exited: Promise<ExitInfo>;
+  /** Blob ids the child holds open, as of its last answer. */
+  open: readonly string[] = [];
+  /** Pages (or inspections) answered, successfully or not. */
+  answered = 0;
+  #nextId = 1;
+  #pending: { id: number; resolve: (reply: Reply) => void; reject: (err: DocbatchError) => void } | undefined;
+  #killReason: DocbatchError | undefined;
+  #stderr = '';
+  #exitInfo: ExitInfo | undefined;
+
+  constructor(options: RendererProcessOptions) {
+    this.#child = fork(CHILD_ENTRY, [options.mode, encodeSettings(options.settings)], {
+      execPath: process.execPath,
+      // Not the parent's execArgv: a test runner's or debugger's flags have no place here.
+      execArgv: [`--max-old-space-size=${options.heapMb}`],
+      serialization: 'advanced',
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    this.#child.stderr?.setEncoding('utf8');
+    this.#child.stderr?.on('data', (chunk: string) => {
+      this.#stderr = (this.#stderr + chunk).slice(-STDERR_TAIL);
+    });
+
+    let markReady: () => void;
+    let failReady: (err: Error) => void;
+    this.ready = new Promise<void>((resolve, reject) => {
+      markReady = resolve;
+      failReady = reject;
+    });
+    this.ready.catch(() => {});
+
+    this.exited = new Promise<ExitInfo>((resolve) => {
+      const done = (info: ExitInfo) => {
+        if (this.#exitInfo) return;
+        this.#exitInfo = info;
+        failReady(new DocbatchError('RENDER_CRASHED', `the renderer did not start: ${this.#describeExit(info)}`));
+        const pending = this.#pending;
+        this.#pending = undefined;
+        pending?.reject(this.#killReason ?? new DocbatchError('RENDER_CRASHED', `the renderer died: ${this.#describeExit(info)}`));
+        resolve(info);
+      };
+      // 'close' comes after stdio is drained, so the stderr tail is complete.
+      this.#child.once('close', (code, signal) => done({ code, signal }));
+      this.#child.once('error', (err) => {
+        this.#stderr += `\n${err.message}`;
+        if (this.#child.exitCode === null && this.#child.signalCode === null && this.#child.pid === undefined) {
+          done({ code: null, signal: null });
+        }
+      });
+    });
+
+    this.#child.on('message', (message: FromChild) => {
+      if (message.type === 'ready') {
+        markReady();
+        return;
+      }
+      const pending = this.#pending;
+      if (!pending || pending.id !== message.id) return;
+      this.#pending = undefined;
+      this.answered += 1;
+      if (message.type === 'failed') {
+        this.open = message.open;
+        pending.reject(new DocbatchError(message.code, message.message));
+      } else {
+        if (message.type === 'rendered') this.open = message.open;
+        pending.resolve(message);
+      }
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  get alive(): boolean {
+    return this.#exitInfo === undefined;
+  }
+
+  get busy(): boolean {
+    return this.#pending !== undefined;
+  }
+
+  /** Sends one request; rejects with the child's code, or with the reason it was killed. */
+  request<R extends Reply['type']>(message: Request): Promise<Extract<Reply, { type: R }>> {
+    if (this.#pending) return Promise.reject(new Error('renderer is busy (one request at a time)'));
+    if (!this.alive) return Promise.reject(new DocbatchError('RENDER_CRASHED', 'the renderer has exited'));
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending = { id, resolve: resolve as (reply: Reply) => void, reject };
+      this.#child.send({ ...message, id } as ToChild, (err) => {
+        if (err && this.#pending?.id === id) this.kill(new DocbatchError('RENDER_CRASHED', `cannot reach the renderer: ${err.message}`, { cause: err }));
+      });
+    });
+  }
+
+  /**
+   * Resident memory in MB as the kernel counts it (heap, canvases, decoded images, wasm), or
+   * undefined where /proc is not available.
+   */
+  rssMb(): number | undefined {
+    if (this.#child.pid === undefined || !this.alive) return undefined;
+    try {
+      const status = readFileSync(`/proc/${this.#child.pid}/status`, 'latin1');
+      const kb = /VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1];
+      return kb === undefined ? undefined : Number(kb) / 1024;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** SIGKILL (a renderer stuck in native code ignores anything gentler); `reason` fails the pending request. */
+  kill(reason?: DocbatchError): void {
+    if (!this.alive) return;
+    this.#killReason ??= reason;
+    this.#child.kill('SIGKILL');
+  }
+
+  /** Lets an idle child exit by itself (it leaves when its IPC channel closes). */
+  retire(): void {
+    if (!this.alive) return;
+    if (this.#child.connected) this.#child.disconnect();
+    else this.kill();
+  }
+
+  stderrTail(): string {
+    return this.#stderr.trim();
+  }
+
+  #describeExit(info: ExitInfo): string {
+    const how = info.signal ? `killed by ${info.signal}` : `exit code ${info.code}`;
+    const tail = this.stderrTail();
+    const oom = /out of memory|heap limit|allocation failed/i.test(tail) ? ' (out of memory)' : '';
+    const last = tail.split('\n').filter((l) => l.trim() !== '').slice(-3).join(' | ');
+    return `${how}${oom}${last ? `: ${last.slice(0, 500)}` : ''}`;
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * Every answer shape the reference (shared/reference/vllm-api.md) says a client meets, with the
+ * code the client must give it. Served for real by client.test.ts, and run through the pure
+ * classifier by classify.test.ts.
+ */
+import type { ErrorCode } from '../../src/errors.ts';
+
+export interface Shape {
+  name: string;
+  status: number;
+  /** A string is sent as is (with a text/html or text/plain type when it is not JSON). */
+  body: unknown;
+  headers?: Record<string, string>;
+  code: ErrorCode;
+  engineDead?: boolean;
+  engineType?: string;
+  /** A substring of the error's message. */
+  message?: string;
+  context?: { maxContextLength: number | null; promptTokens: number | null; maxTokens: number | null };
+  retryAfterMs?: number;
+}
+
+const nested = (message: string, type: string, code: number | null, param: string | null = null) => ({
+  error: { message, type, param, code },
+});
+const flat = (message: string, type: string, code: number, param: string | null = null) => ({
+  object: 'error',
+  message,
+  type,
+  param,
+  code,
+});
+
+const CONTEXT_NOW =
+  "This model's maximum context length is 4096 tokens. However, you requested 512 output tokens and your prompt contains 4000 input tokens, for a total of 4512 tokens. Please reduce the length of the input prompt or the number of requested output tokens.";
+const CONTEXT_OLD =
+  "This model's maximum context length is 4096 tokens. However, you requested 4512 tokens (4000 in the messages, 512 in the completion). Please reduce the length of the messages or completion.";
+const CONTEXT_MAX_TOKENS =
+  "'max_tokens' or 'max_completion_tokens' is too large: 8000. This model's maximum context length is 4096 tokens and your request has 2778 input tokens (8000 > 4096 - 2778).";
+const ENGINE_DEAD = 'EngineCore encountered an issue. See stack trace (above) for the root cause.';
+
+export const ERROR_SHAPES: Shape[] = [
+  // ---- vLLM, current nested shape ----
+  {
+    name: 'vLLM 400 context length (param input_tokens)',
+    status: 400,
+    body: nested(CONTEXT_NOW, 'BadRequestError', 400, 'input_tokens'),
+    code: 'CONTEXT_TOO_LONG',
+    engineType: 'BadRequestError',
+    context: { maxContextLength: 4096, promptTokens: 4000, maxTokens: 512 },
+  },
+  {
+    name: 'vLLM 400 max_tokens too large',
+    status: 400,
+    body: nested(CONTEXT_MAX_TOKENS, 'BadRequestError', 400),
+    code: 'CONTEXT_TOO_LONG',
+    context: { maxContextLength: 4096, promptTokens: 2778, maxTokens: 8000 },
+  },
+  {
+    name: 'vLLM 400 too many images',
+    status: 400,
+    body: nested('At most 1 image(s) may be provided in one prompt.', 'BadRequestError', 400),
+    code: 'BAD_REQUEST',
+    engineType: 'BadRequestError',
+    message: 'At most 1 image(s)',
+  },
+  {
+    name: 'vLLM 404 unknown model',
+    status: 404,
+    body: nested('The model `qwen-vl` does not exist.', 'NotFoundError', 404),
+    code: 'MODEL_NOT_FOUND',
+    engineType: 'NotFoundError',
+  },
+  {
+    name: 'vLLM 501 non-base64 data URL',
+    status: 501,
+    body: nested('Only base64 data URLs are supported for now.', 'NotImplementedError', 501),
+    code: 'ENGINE_UNSUPPORTED',
+  },
+  {
+    name: 'vLLM 500 engine dead',
+    status: 500,
+    body: nested(ENGINE_DEAD, 'InternalServerError', 500),
+    code: 'ENGINE_DOWN',
+    engineDead: true,
+    engineType: 'InternalServerError',
+  },
+  {
+    name: 'vLLM 500 other',
+    status: 500,
+    body: nested('Something unexpected in the chat template.', 'InternalServerError', 500),
+    code: 'ENGINE_ERROR',
+  },
+  // ---- older vLLM and SGLang: flat ----
+  {
+    name: 'old vLLM 400 context length (flat)',
+    status: 400,
+    body: flat(CONTEXT_OLD, 'BadRequestError', 400),
+    code: 'CONTEXT_TOO_LONG',
+    context: { maxContextLength: 4096, promptTokens: 4000, maxTokens: 512 },
+  },
+  {
+    name: 'old vLLM 500 EngineDeadError (flat)',
+    status: 500,
+    body: flat('AsyncEngineDeadError: Background loop has errored already.', 'EngineDeadError', 500),
+    code: 'ENGINE_DOWN',
+    engineDead: true,
+  },
+  {
+    name: 'SGLang 400 input longer than context (flat)',
+    status: 400,
+    body: flat("The input (5000 tokens) is longer than the model's context length (4096 tokens).", 'BadRequestError', 400),
+    code: 'CONTEXT_TOO_LONG',
+    context: { maxContextLength: 4096, promptTokens: 5000, maxTokens: null },
+  },
+  {
+    name: 'SGLang 503 queue full (flat)',
+    status: 503,
+    body: flat('The request queue is full.', 'ServiceUnavailableError', 503),
+    code: 'ENGINE_BUSY',
+  },
+  // ---- Ollama: nested with code null ----
+  {
+    name: 'Ollama 503 server busy',
+    status: 503,
+    body: nested('server busy, please try again.  maximum pending requests exceeded', 'api_error', null),
+    code: 'ENGINE_BUSY',
+  },
+  {
+    name: 'Ollama 404 model not found',
+    status: 404,
+    body: nested('model "llava:13b" not found, try pulling it first', 'api_error', null),
+    code: 'MODEL_NOT_FOUND',
+  },
+  // ---- FastAPI and middleware ----
+  { name: 'unknown route {"detail":"Not Found"}', status: 404, body: { detail: 'Not Found' }, code: 'ENGINE_UNSUPPORTED', message: 'Not Found' },
+  {
+    name: '422 FastAPI validation list',
+    status: 422,
+    body: { detail: [{ loc: ['body', 'messages'], msg: 'Field required', type: 'missing' }] },
+    code: 'BAD_REQUEST',
+    message: 'body.messages: Field required',
+  },
+  { name: 'bad API key {"error":"Unauthorized"}', status: 401, body: { error: 'Unauthorized' }, code: 'ENGINE_ERROR', message: 'ENGINE_API_KEY' },
+  // ---- other servers, proxies ----
+  {
+    name: 'transformers server 500 CUDA out of memory',
+    status: 500,
+    body: { detail: 'CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.15 GiB total capacity; 76.50 GiB already allocated)' },
+    code: 'ENGINE_OOM',
+    engineDead: false,
+  },
+  {
+    name: 'torch OutOfMemoryError in an engine death',
+    status: 500,
+    body: nested('EngineDeadError: torch.OutOfMemoryError: CUDA out of memory.', 'EngineDeadError', 500),
+    code: 'ENGINE_OOM',
+    engineDead: true,
+  },
+  { name: '503 with empty body (vLLM shutting down)', status: 503, body: '', code: 'ENGINE_DOWN' },
+  {
+    name: '429 with Retry-After',
+    status: 429,
+    body: nested('Too many requests', 'RateLimitError', 429),
+    headers: { 'retry-after': '3' },
+    code: 'ENGINE_BUSY',
+    retryAfterMs: 3000,
+  },
+  { name: '500 plain text', status: 500, body: 'Internal Server Error', code: 'ENGINE_ERROR', message: 'Internal Server Error' },
+  {
+    name: '502 HTML from a proxy',
+    status: 502,
+    body: '<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>',
+    code: 'ENGINE_DOWN',
+    message: '502 Bad Gateway',
+  },
+];
+
+/** 200 answers that are not a usable completion. */
+export const BAD_SUCCESS_SHAPES: Shape[] = [
+  { name: '200 body that is not JSON', status: 200, body: '<html>hello</html>', code: 'ENGINE_ERROR', message: 'not JSON' },
+  { name: '200 without choices', status: 200, body: { id: 'x', choices: [] }, code: 'ENGINE_ERROR', message: 'without choices' },
+  {
+    name: '200 with empty content',
+    status: 200,
+    body: { id: 'x', choices: [{ index: 0, message: { role: 'assistant', content: '' }, finish_reason: 'stop' }] },
+    code: 'EMPTY_OUTPUT',
+  },
+  {
+    name: '200 with null content',
+    status: 200,
+    body: { id: 'x', choices: [{ index: 0, message: { role: 'assistant', content: null }, finish_reason: 'length' }] },
+    code: 'EMPTY_OUTPUT',
+    message: '"length"',
+  },
+  {
+    name: '200 finished by abort',
+    status: 200,
+    body: { id: 'x', choices: [{ index: 0, message: { role: 'assistant', content: 'half a sen' }, finish_reason: 'abort' }] },
+    code: 'ENGINE_ERROR',
+    message: 'abort',
+  },
+];

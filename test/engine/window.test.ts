@@ -1,0 +1,350 @@
+import { describe, expect, it } from 'vitest';
+import { WindowController, type WindowOptions } from '../../src/engine/window.ts';
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+
+/** One OOM episode as vLLM produces it: every in-flight request fails, then refused, then back. */
+function death(w: WindowController, now: number, failures: number, downMs = 20 * SECOND): number {
+  for (let i = 0; i < failures; i++) w.onOom(now + i);
+  w.onEngineDown(now + failures);
+  const up = now + failures + downMs;
+  w.onEngineUp(up);
+  w.onCompleted(up + 500, 400); // a request sent after the restart succeeds: the episode ends
+  return up + 500;
+}
+
+describe('WindowController basics', () => {
+  it('starts at the initial size, probing, sending', () => {
+    const w = new WindowController();
+    expect([w.size, w.state, w.canSend, w.ceiling]).toEqual([16, 'probing', true, null]);
+    expect(new WindowController({ initial: 500, max: 64 }).size).toBe(64);
+  });
+
+  it('rejects bad options naming the option', () => {
+    expect(() => new WindowController({ min: 0 })).toThrow(/min/);
+    expect(() => new WindowController({ max: 2, min: 4 })).toThrow(/max/);
+    expect(() => new WindowController({ decreaseFactor: 1.2 })).toThrow(/decreaseFactor/);
+    expect(() => new WindowController({ latencyGrowBelow: 4, latencyBackoffAbove: 3 })).toThrow(/latencyGrowBelow/);
+  });
+
+  it('pauses while the engine is down, keeping the size', () => {
+    const w = new WindowController({ initial: 32 });
+    w.onEngineDown(1000);
+    expect([w.state, w.canSend, w.size]).toEqual(['paused', false, 32]);
+    // Signals while paused change nothing.
+    w.onMetrics(5000, { running: 0, waiting: 0 });
+    w.tick(60_000);
+    expect(w.size).toBe(32);
+    w.onEngineUp(70_000);
+    expect([w.state, w.canSend, w.size]).toEqual(['probing', true, 32]);
+    expect(w.snapshot().lastChange?.reason).toMatch(/engine up/);
+  });
+});
+
+describe('out of memory', () => {
+  it('one death with 30 failing requests halves once', () => {
+    const w = new WindowController({ initial: 64 });
+    for (let i = 0; i < 30; i++) w.onOom(1000 + i);
+    expect(w.size).toBe(32);
+    expect(w.state).toBe('backoff');
+    expect(w.ceiling).toBe(64);
+    expect(w.snapshot()).toMatchObject({ ooms: 1, oomReports: 30 });
+    // Still the same episode while down, and after the restart until a new request succeeds.
+    w.onEngineDown(2000);
+    w.onOom(3000);
+    w.onEngineUp(30_000);
+    w.onOom(30_100);
+    // A success of a request sent *before* the episode began does not end it.
+    w.onCompleted(30_200, 29_500);
+    w.onOom(30_300);
+    expect(w.size).toBe(32);
+    // One sent after it does; the next death is a new episode.
+    w.onCompleted(31_000, 500);
+    w.onOom(32_000);
+    expect(w.size).toBe(16);
+    expect(w.snapshot().ooms).toBe(2);
+  });
+
+  it('ignores a straggler sent before the last halving', () => {
+    const w = new WindowController({ initial: 64 });
+    w.onOom(1000);
+    w.onCompleted(5000, 1000); // sent at 4000, after the cut: episode over
+    w.onOom(6000, 500); // sent at 500, before the cut at 1000
+    expect(w.size).toBe(32);
+    w.onOom(7000, 6500);
+    expect(w.size).toBe(16);
+  });
+
+  it('halving floors at 1 (and at min)', () => {
+    const w = new WindowController({ initial: 4 });
+    let now = 0;
+    for (let i = 0; i < 5; i++) now = death(w, now + SECOND, 3);
+    expect(w.size).toBe(1);
+    expect(w.snapshot().ooms).toBe(5);
+    const floored = new WindowController({ initial: 8, min: 3 });
+    floored.onOom(1);
+    expect(floored.size).toBe(4);
+    floored.onCompleted(10, 1);
+    floored.onOom(20);
+    expect(floored.size).toBe(3);
+  });
+
+  it('halves the load that failed when the worker had not filled the window', () => {
+    const w = new WindowController({ initial: 100 });
+    w.setInFlight(40);
+    w.onOom(1000);
+    expect(w.size).toBe(20);
+    expect(w.ceiling).toBe(40);
+  });
+
+  it('a request that fails alone says nothing about concurrency: no ceiling', () => {
+    const w = new WindowController({ initial: 8 });
+    w.setInFlight(1);
+    w.onOom(1000);
+    expect(w.size).toBe(1);
+    expect(w.ceiling).toBeNull();
+  });
+
+  it('grows back +1 per clean interval, slower near the failing size', () => {
+    const w = new WindowController({ initial: 20, cleanIntervalMs: 10 * SECOND, ceilingHoldMs: 60 * SECOND });
+    let now = death(w, 0, 20);
+    expect(w.size).toBe(10);
+    const steps: number[] = [];
+    let last = w.size;
+    for (; now < 20 * MINUTE && w.size < 20; now += SECOND) {
+      w.tick(now);
+      if (w.size !== last) {
+        steps.push(now);
+        expect(w.size).toBe(last + 1);
+        last = w.size;
+      }
+    }
+    expect(w.size).toBe(20);
+    const gaps = steps.slice(1).map((t, i) => t - steps[i]!);
+    // 10 → 17 at one step per clean interval; 18, 19 (within 10% of 20) four times slower;
+    // 20 itself only after sitting below it for the hold.
+    expect(gaps.slice(0, 6).every((g) => g === 10 * SECOND)).toBe(true);
+    expect(gaps.at(-2)).toBe(40 * SECOND);
+    expect(gaps.at(-1)).toBe(60 * SECOND);
+  });
+
+  it('settles at or below a memory limit N, and grows back once the limit is lifted', () => {
+    const N = 40;
+    let limit = N;
+    const w = new WindowController({ initial: 16, max: 256, cleanIntervalMs: 30 * SECOND, ceilingHoldMs: 5 * MINUTE });
+    let ooms = 0;
+    const sizes: number[] = [];
+    let now = 0;
+    const step = () => {
+      now += SECOND;
+      w.setInFlight(w.size);
+      if (w.size > limit) {
+        ooms++;
+        now = death(w, now, w.size);
+      } else {
+        w.onMetrics(now, { running: w.size, waiting: 0 });
+        if (now % (2 * SECOND) === 0) w.onCompleted(now, 1500);
+      }
+      w.tick(now);
+      sizes.push(w.size);
+    };
+    while (now < 6 * 60 * MINUTE) step();
+    const lastHours = sizes.slice(sizes.length / 3);
+    const atOrBelow = lastHours.filter((s) => s <= N).length / lastHours.length;
+    expect(atOrBelow).toBeGreaterThan(0.97);
+    expect(Math.max(...lastHours)).toBeLessThanOrEqual(N + 1);
+    expect(w.size).toBeLessThanOrEqual(N);
+    expect(w.size).toBeGreaterThanOrEqual(N / 2);
+    // Repeated probes of the same limit back off: few OOMs over hours.
+    expect(ooms).toBeLessThan(15);
+
+    limit = Number.POSITIVE_INFINITY;
+    const lifted = now;
+    while (now < lifted + 90 * MINUTE && w.size < 256) step();
+    expect(w.size).toBe(256);
+    expect(w.ceiling).toBeNull();
+    expect(w.state).not.toBe('backoff');
+  });
+
+  it('a remembered ceiling (from an earlier run) holds the window below it', () => {
+    const w = new WindowController({ initial: 16, ceiling: 24, cleanIntervalMs: SECOND, ceilingHoldMs: 10 * MINUTE });
+    expect(w.state).toBe('backoff');
+    for (let now = 0; now < 5 * MINUTE; now += SECOND) {
+      w.onMetrics(now, { running: w.size, waiting: 0 });
+      w.tick(now);
+    }
+    expect(w.size).toBe(23);
+  });
+});
+
+describe('growth and backoff from /metrics', () => {
+  const run = (w: WindowController, from: number, seconds: number, engine: (now: number) => { running: number; waiting: number }) => {
+    let now = from;
+    for (let i = 0; i < seconds; i++, now += SECOND) {
+      w.setInFlight(w.size);
+      w.onMetrics(now, engine(now));
+      w.tick(now);
+    }
+    return now;
+  };
+
+  it('grows fast while the engine has room, holds with a small queue, cuts a big one', () => {
+    const w = new WindowController({ initial: 16, max: 1024 });
+    const capacity = 300; // max_num_seqs: beyond it requests wait
+    const engine = () => ({ running: Math.min(w.size, capacity), waiting: Math.max(0, w.size - capacity) });
+    let now = run(w, 0, 4, engine);
+    expect(w.size).toBeGreaterThanOrEqual(36); // 16 → 24 → 36 in two decisions
+    expect(w.state).toBe('probing');
+    now = run(w, now, 120, engine);
+    // Settled just above capacity: a queue of at most the target, never a big one.
+    expect(w.size).toBeGreaterThanOrEqual(capacity + 1);
+    expect(w.size).toBeLessThanOrEqual(capacity + 3);
+    expect(w.state).toBe('steady');
+    // Another tenant takes 200 slots: the queue grows, the window gives them back.
+    const shared = () => ({ running: capacity, waiting: Math.max(0, w.size + 200 - capacity) });
+    run(w, now, 60, shared);
+    // Our share of a queue of size - 100 is about the target (2) near 106.
+    expect(w.size).toBeLessThanOrEqual(110);
+    expect(w.size).toBeGreaterThanOrEqual(100);
+    expect(w.snapshot().lastChange?.reason).toMatch(/queue|room/);
+  });
+
+  it('cuts at most once per response time', () => {
+    const w = new WindowController({ initial: 100 });
+    w.onCompleted(0, 10_000); // requests take ~10 s
+    w.onMetrics(1000, { running: 50, waiting: 200 });
+    const after = w.size;
+    expect(after).toBeLessThan(100);
+    for (let t = 3000; t < 10_000; t += 1000) w.onMetrics(t, { running: 50, waiting: 200 });
+    expect(w.size).toBe(after);
+    w.onMetrics(12_000, { running: 50, waiting: 200 });
+    expect(w.size).toBeLessThan(after);
+  });
+
+  it('does not grow a window the worker is not filling, nor when requests do not reach the engine', () => {
+    const w = new WindowController({ initial: 16 });
+    w.setInFlight(5);
+    for (let t = 0; t < 20_000; t += 1000) w.onMetrics(t, { running: 5, waiting: 0 });
+    expect(w.size).toBe(16);
+    w.setInFlight(16);
+    // Sixteen sent, two at the engine: stuck in front of it (e.g. image preprocessing).
+    for (let t = 20_000; t < 40_000; t += 1000) w.onMetrics(t, { running: 2, waiting: 0 });
+    expect(w.size).toBe(16);
+    expect(w.state).toBe('steady');
+  });
+
+  it('does not grow when the KV cache is nearly full', () => {
+    const w = new WindowController({ initial: 16 });
+    for (let t = 0; t < 20_000; t += 1000) w.onMetrics(t, { running: 16, waiting: 0, kvCacheUsage: 0.97 });
+    expect(w.size).toBe(16);
+  });
+
+  it('several workers on one engine converge to fair shares instead of fighting', () => {
+    const capacity = 240;
+    const workers = [new WindowController({ initial: 8, max: 512 }), new WindowController({ initial: 150, max: 512 }), new WindowController({ initial: 40, max: 512 })];
+    const history: number[] = [];
+    for (let t = 0; t < 20 * MINUTE; t += SECOND) {
+      const total = workers.reduce((acc, w) => acc + w.size, 0);
+      const m = { running: Math.min(total, capacity), waiting: Math.max(0, total - capacity) };
+      for (const w of workers) {
+        w.setInFlight(w.size);
+        w.onCompleted(t, 1000);
+        w.onMetrics(t, m);
+        w.tick(t);
+      }
+      history.push(total);
+    }
+    const sizes = workers.map((w) => w.size);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    expect(total).toBeGreaterThanOrEqual(capacity - 10);
+    expect(total).toBeLessThanOrEqual(capacity + 3 * 2 + 3);
+    expect(Math.max(...sizes) / Math.min(...sizes)).toBeLessThanOrEqual(1.3);
+    // And the engine stays busy in the last ten minutes: no sawtooth down to idle.
+    expect(Math.min(...history.slice(-600))).toBeGreaterThanOrEqual(capacity - 20);
+  });
+
+  it('an overloaded answer (429, "server busy") shrinks', () => {
+    const w = new WindowController({ initial: 64 });
+    w.onBusy(1000);
+    expect(w.size).toBe(48);
+    expect(w.state).toBe('steady');
+    w.onBusy(1500); // same response time
+    expect(w.size).toBe(48);
+  });
+});
+
+describe('growth and backoff from latency (no /metrics)', () => {
+  const feed = (w: WindowController, from: number, n: number, latency: (size: number) => number) => {
+    let now = from;
+    for (let i = 0; i < n; i++) {
+      now += 300;
+      w.setInFlight(w.size);
+      w.onCompleted(now, latency(w.size));
+      w.tick(now);
+    }
+    return now;
+  };
+
+  it('grows while latency stays near the best, holds when it climbs, shrinks when it soars', () => {
+    const options: WindowOptions = { initial: 8, max: 256 };
+    const w = new WindowController(options);
+    let now = feed(w, 0, 200, () => 1000);
+    expect(w.size).toBeGreaterThan(64);
+    const grown = w.size;
+    now = feed(w, now, 100, () => 2000);
+    expect(w.size).toBe(grown);
+    expect(w.state).toBe('steady');
+    feed(w, now, 30, () => 4000);
+    expect(w.size).toBeLessThan(grown);
+    expect(w.snapshot().lastChange?.reason).toMatch(/latency 4\.0× the best: climbing/);
+  });
+
+  it('re-bases when a cut does not bring the latency down (heavier inputs, not us)', () => {
+    const w = new WindowController({ initial: 32, max: 256 });
+    let now = feed(w, 0, 40, () => 1000);
+    const before = w.size;
+    // Every request now takes 5× longer whatever the window: denser pages.
+    now = feed(w, now, 400, () => 5000);
+    expect(w.size).toBeGreaterThanOrEqual(before * 0.75 - 1);
+    expect(w.snapshot().bestLatency).toBe(5000);
+  });
+
+  it('finds the knee of a queueing engine and stays near it', () => {
+    // An engine that batches up to 64 requests at 1 s each, and queues the rest.
+    const latency = (size: number) => 1000 * Math.max(1, size / 64);
+    const w = new WindowController({ initial: 4, max: 512 });
+    feed(w, 0, 3000, latency);
+    expect(w.size).toBeGreaterThanOrEqual(48);
+    expect(w.size).toBeLessThanOrEqual(64 * 3);
+  });
+
+  it('uses /metrics instead while they are fresh', () => {
+    const w = new WindowController({ initial: 16 });
+    w.onMetrics(0, { running: 16, waiting: 2 }); // a queue on target: hold
+    for (let i = 1; i <= 20; i++) w.onCompleted(i * 100, 100);
+    expect(w.size).toBe(16);
+  });
+});
+
+describe('snapshot', () => {
+  it('is a copy with the last change and its reason', () => {
+    const w = new WindowController({ initial: 10 });
+    w.setInFlight(7);
+    w.onOom(5);
+    const snap = w.snapshot();
+    expect(snap).toEqual({
+      size: 3,
+      state: 'backoff',
+      canSend: true,
+      ceiling: 7,
+      ooms: 1,
+      oomReports: 1,
+      inFlight: 7,
+      bestLatency: null,
+      lastChange: { at: 5, from: 10, to: 3, reason: 'out of memory: halved' },
+    });
+    snap.lastChange!.to = 99;
+    expect(w.snapshot().lastChange?.to).toBe(3);
+  });
+});

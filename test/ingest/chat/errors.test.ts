@@ -1,0 +1,194 @@
+import { createWriteStream, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { afterAll, describe, expect, it } from 'vitest';
+import { InputError, type DocbatchError } from '../../../src/errors.ts';
+import { detectFile } from '../../../src/ingest/detect.ts';
+import { splitExport, type SplitOptions } from '../../../src/ingest/chat/split.ts';
+import type { ChatFormat } from '../../../src/ingest/chat/types.ts';
+import { ChatgptTree, makeZip, tempDir, writeBytes } from './fixtures.ts';
+
+const tmp = tempDir();
+afterAll(() => tmp.cleanup());
+
+let n = 0;
+/** Splits `bytes` as `format` and returns the error it throws; checks the sidecar was removed. */
+async function failure(bytes: Buffer | string, format: ChatFormat = 'chatgpt', options: Partial<SplitOptions> = {}): Promise<DocbatchError> {
+  const name = `bad${++n}`;
+  const path = writeBytes(tmp.dir, name, bytes);
+  const sidecar = join(tmp.dir, `${name}.sidecar`);
+  const err = await splitExport(path, { kind: 'chat', format }, sidecar, { file: name, budgetTokens: 500, ...options }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(InputError);
+  expect(existsSync(sidecar)).toBe(false);
+  expect((err as InputError).place?.file).toBe(name);
+  return err as DocbatchError;
+}
+
+function goodConversation(id: string, text = 'hello'): Record<string, unknown> {
+  const t = new ChatgptTree();
+  const leaf = t.chain(t.rootId, [text, `${text} back`]).at(-1) as string;
+  return t.build({ id, current_node: leaf });
+}
+
+describe('bad input: code and place', () => {
+  it('invalid JSON inside a conversation: EXPORT_BAD_JSON at the exact byte', async () => {
+    const good = JSON.stringify(goodConversation('a', 'héllo wörld ✨'));
+    const prefix = `[${good},{"id":"b","mapping":{"x":`;
+    const err = await failure(`${prefix}tru}}]`);
+    expect(err.code).toBe('EXPORT_BAD_JSON');
+    expect(err.place?.offset).toBe(Buffer.byteLength(prefix));
+    expect(err.describe()).toMatch(/^bad\d+: byte \d+: conversation #1: EXPORT_BAD_JSON: unexpected "t"/);
+  });
+
+  it('structural JSON errors between conversations and at the end', async () => {
+    const good = JSON.stringify(goodConversation('a'));
+    let err = await failure(`[${good} x]`);
+    expect([err.code, err.place?.offset]).toEqual(['EXPORT_BAD_JSON', good.length + 2]);
+    err = await failure(`[${good},]`);
+    expect([err.code, err.place?.offset]).toEqual(['EXPORT_BAD_JSON', good.length + 2]);
+    err = await failure(`[${good}`);
+    expect([err.code, err.place?.offset, err.message]).toEqual(['EXPORT_BAD_JSON', good.length + 1, "unexpected end of input: the closing ']' is missing"]);
+    err = await failure(`[${good.slice(0, 50)}`);
+    expect(err.message).toMatch(/conversation #0 is cut off/);
+    err = await failure(`[${good}] trailing`);
+    expect([err.code, err.place?.offset]).toEqual(['EXPORT_BAD_JSON', good.length + 3]);
+  });
+
+  it('invalid UTF-8: EXPORT_BAD_UTF8 at the byte offset', async () => {
+    const head = Buffer.from(`[${JSON.stringify(goodConversation('a'))},{"id":"b","title":"caf`);
+    const bytes = Buffer.concat([head, Buffer.from([0xc3, 0x28]), Buffer.from('"}]')]);
+    const err = await failure(bytes);
+    expect(err.code).toBe('EXPORT_BAD_UTF8');
+    expect(err.place?.offset).toBe(head.length);
+    expect(err.place?.conversation).toBe('#1');
+    // An overlong encoding and a lone surrogate are invalid too.
+    for (const bad of [[0xc0, 0xaf], [0xed, 0xa0, 0x80]]) {
+      const e = await failure(Buffer.concat([Buffer.from('[{"id":"'), Buffer.from(bad), Buffer.from('"}]')]));
+      expect([e.code, e.place?.offset]).toEqual(['EXPORT_BAD_UTF8', 8]);
+    }
+  });
+
+  it('wrong shape: EXPORT_SCHEMA names the conversation and the field path', async () => {
+    const bad = goodConversation('abc');
+    const mapping = bad['mapping'] as Record<string, { message: { content: Record<string, unknown> } | null }>;
+    const n2 = mapping['n2']?.message;
+    if (!n2) throw new Error('fixture');
+    n2.content['parts'] = 'not a list';
+    const good = goodConversation('ok');
+    const text = `[${JSON.stringify(good)},${JSON.stringify(good)},${JSON.stringify(good)},${JSON.stringify(bad)}]`;
+    const err = await failure(text);
+    expect(err.code).toBe('EXPORT_SCHEMA');
+    expect(err.place?.conversation).toBe('#3 (id abc)');
+    expect(err.place?.field).toBe('mapping.n2.message.content.parts');
+    expect(err.describe()).toMatch(/: conversation #3 \(id abc\): field mapping\.n2\.message\.content\.parts: EXPORT_SCHEMA: expected an array, found a string$/);
+
+    expect((await failure('[{"id":"x","mapping":[]}]')).place?.field).toBe('mapping');
+    expect((await failure('[{"mapping":{}}]')).place?.field).toBe('id');
+    expect((await failure('[42]')).code).toBe('EXPORT_SCHEMA');
+    const claude = await failure('[{"uuid":"u1","name":"t","chat_messages":[{"sender":"human","text":"hi"},{"text":"no sender"}]}]', 'claude');
+    expect([claude.code, claude.place?.field, claude.place?.conversation]).toEqual(['EXPORT_SCHEMA', 'chat_messages[1].sender', '#0 (id u1)']);
+  });
+
+  it('JSONL errors carry the line', async () => {
+    const ok = '{"id":"a","messages":[{"role":"user","content":"hi"}]}';
+    let err = await failure(`${ok}\n\n${ok}\n{"id":"c","messages":[{"role":"user","content":"hi"}\n`, 'jsonl');
+    expect([err.code, err.place?.line, err.place?.offset]).toEqual(['EXPORT_BAD_JSON', 4, ok.length * 2 + 3 + 52]);
+    err = await failure(`${ok}\n{"id":"b","messages":{"role":"user"}}\n`, 'jsonl');
+    expect([err.code, err.place?.line, err.place?.field, err.place?.conversation]).toEqual(['EXPORT_SCHEMA', 2, 'messages', 'id b']);
+  });
+
+  it('nothing to do: EXPORT_EMPTY', async () => {
+    expect((await failure('[]')).code).toBe('EXPORT_EMPTY');
+    expect((await failure('  [ \n ]  ')).code).toBe('EXPORT_EMPTY');
+    expect((await failure('\n\n', 'jsonl')).code).toBe('EXPORT_EMPTY');
+    const t = new ChatgptTree();
+    const hidden = t.add(t.rootId, { role: 'system', text: 'sys', hidden: true });
+    const err = await failure(JSON.stringify([t.build({ id: 'h', current_node: hidden })]));
+    expect([err.code, err.message]).toEqual(['EXPORT_EMPTY', 'the export holds 1 conversations but no visible message']);
+  });
+
+  it('nesting deeper than a real export: EXPORT_TOO_DEEP, before JSON.parse sees it', async () => {
+    const deep = `[{"id":"d","x":${'['.repeat(100_000)}${']'.repeat(100_000)}}]`;
+    const err = await failure(deep);
+    // '[' at 0 is depth 1, '{' depth 2, the first '[' of x (offset 15) depth 3: depth 65 is at 15 + 62.
+    expect([err.code, err.place?.offset]).toEqual(['EXPORT_TOO_DEEP', 15 + 62]);
+    const line = await failure(`{"id":"d","messages":${'['.repeat(200)}${']'.repeat(200)}}\n`, 'jsonl');
+    expect([line.code, line.place?.line]).toEqual(['EXPORT_TOO_DEEP', 1]);
+  });
+
+  it('a conversation larger than the cap is rejected while streaming, not loaded', async () => {
+    // 48 MB in one conversation, with a 4 MB cap: memory must not grow by anything like 48 MB.
+    const path = join(tmp.dir, 'huge.json');
+    const out = createWriteStream(path);
+    out.write(`[${JSON.stringify(goodConversation('small'))},{"id":"huge","title":"`);
+    const block = 'x'.repeat(1 << 20);
+    for (let i = 0; i < 48; i++) if (!out.write(block)) await once(out, 'drain');
+    out.end('"}]');
+    await once(out, 'close');
+    const sidecar = join(tmp.dir, 'huge.sidecar');
+    global.gc?.();
+    const before = process.memoryUsage().arrayBuffers + process.memoryUsage().heapUsed;
+    let peak = before;
+    const timer = setInterval(() => {
+      const m = process.memoryUsage();
+      peak = Math.max(peak, m.arrayBuffers + m.heapUsed);
+    }, 1);
+    const err = (await splitExport(path, { kind: 'chat', format: 'chatgpt' }, sidecar, {
+      file: 'huge.json',
+      budgetTokens: 500,
+      maxConversationBytes: 4 << 20,
+    }).catch((e: unknown) => e)) as DocbatchError;
+    clearInterval(timer);
+    expect(err.code).toBe('EXPORT_TOO_LARGE');
+    expect(err.place?.conversation).toBe('#1');
+    expect(existsSync(sidecar)).toBe(false);
+    expect(peak - before).toBeLessThan(24 << 20);
+  });
+
+  it('zip problems: no conversations.json, damaged archive, damaged entry', async () => {
+    const noConv = writeBytes(tmp.dir, 'noconv.zip', makeZip([{ name: 'chat.html', data: '<html>' }, { name: 'a/b/conversations.json', data: '[]' }]));
+    await expect(detectFile(noConv)).rejects.toMatchObject({ code: 'ZIP_NO_CONVERSATIONS' });
+
+    const good = makeZip([{ name: 'conversations.json', data: JSON.stringify([goodConversation('z')]) }]);
+    const truncated = writeBytes(tmp.dir, 'trunc.zip', good.subarray(0, good.length - 30));
+    await expect(detectFile(truncated)).rejects.toMatchObject({ code: 'ZIP_CORRUPT' });
+
+    // The central directory is fine but the deflated data is garbage.
+    const body = Buffer.from(JSON.stringify([goodConversation('z', 'y'.repeat(5000))]));
+    const zip = makeZip([{ name: 'conversations.json', data: body }]);
+    zip.fill(0xff, 60, 90);
+    const damaged = writeBytes(tmp.dir, 'damaged.zip', zip);
+    const sidecar = join(tmp.dir, 'damaged.sidecar');
+    const err = (await splitExport(damaged, { kind: 'chat', format: 'chatgpt', zipEntry: 'conversations.json' }, sidecar, {
+      file: 'damaged.zip',
+      budgetTokens: 500,
+    }).catch((e: unknown) => e)) as DocbatchError;
+    expect(err.code).toBe('ZIP_CORRUPT');
+    expect(existsSync(sidecar)).toBe(false);
+  });
+
+  it('an aborted split throws ABORTED and leaves no sidecar', async () => {
+    const path = writeBytes(tmp.dir, 'ok.json', JSON.stringify([goodConversation('a')]));
+    const sidecar = join(tmp.dir, 'ok.sidecar');
+    const ac = new AbortController();
+    ac.abort();
+    await expect(
+      splitExport(path, { kind: 'chat', format: 'chatgpt' }, sidecar, { file: 'ok.json', budgetTokens: 500, signal: ac.signal }),
+    ).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(existsSync(sidecar)).toBe(false);
+    // Aborted while streaming: a 20 MB export read in 1 MB pieces.
+    const many = Array.from({ length: 1000 }, (_, k) => goodConversation(`c${k}`, 'z'.repeat(10_000)));
+    const big = writeBytes(tmp.dir, 'many.json', JSON.stringify(many));
+    const ac2 = new AbortController();
+    const running = splitExport(big, { kind: 'chat', format: 'chatgpt' }, sidecar, { file: 'many.json', budgetTokens: 5000, signal: ac2.signal });
+    setImmediate(() => ac2.abort(new Error('shutdown')));
+    await expect(running).rejects.toMatchObject({ code: 'ABORTED', cause: new Error('shutdown') });
+    expect(existsSync(sidecar)).toBe(false);
+    await expect(splitExport(path, { kind: 'chat', format: 'chatgpt' }, sidecar, { file: 'ok.json', budgetTokens: 10 })).rejects.toThrow(
+      /budgetTokens has a bad value: 10/,
+    );
+  });
+});

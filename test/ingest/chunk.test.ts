@@ -1,0 +1,91 @@
+import { countTokens as cl100k } from 'gpt-tokenizer/encoding/cl100k_base';
+import { describe, expect, it } from 'vitest';
+import { chunkMessages, splitText } from '../../src/ingest/chunk.ts';
+import type { ChatMessage } from '../../src/ingest/chat/types.ts';
+import { estimateTokens } from '../../src/ingest/tokens.ts';
+import { sampleText } from '../../bench/lib/text-corpus.ts';
+
+const opts = (budgetTokens: number, overlapTokens = 0, countTokens = estimateTokens) => ({ budgetTokens, overlapTokens, countTokens });
+const msg = (id: string, text: string, role = 'user'): ChatMessage => ({ id, role, text });
+
+describe('chunkMessages', () => {
+  it('packs whole messages greedily within the budget, in order', () => {
+    const messages = Array.from({ length: 50 }, (_, k) => msg(`m${k}`, sampleText('english', k, 200 + k * 10), k % 2 ? 'assistant' : 'user'));
+    const chunks = chunkMessages(messages, opts(300));
+    expect(chunks.flatMap((c) => c.messageIds)).toEqual(messages.map((m) => m.id));
+    for (const c of chunks) {
+      expect(c.tokens).toBe(estimateTokens(c.text));
+      expect(c.tokens).toBeLessThanOrEqual(300);
+    }
+    // Greedy: a chunk could not have taken the next chunk's first message.
+    for (let k = 0; k + 1 < chunks.length; k++) {
+      const next = messages.find((m) => m.id === chunks[k + 1]?.messageIds[0]) as ChatMessage;
+      expect(estimateTokens(`${chunks[k]?.text}\n\n${next.role}: ${next.text}`)).toBeGreaterThan(300);
+    }
+    expect(chunks[0]?.text.startsWith(`user: ${messages[0]?.text}\n\nassistant: `)).toBe(true);
+  });
+
+  it('splits a long message into labelled parts, its id in every chunk holding a part', () => {
+    const long = sampleText('english', 1, 20_000);
+    const chunks = chunkMessages([msg('a', 'short'), msg('b', long, 'assistant'), msg('c', 'after')], opts(500));
+    const withB = chunks.filter((c) => c.messageIds.includes('b'));
+    expect(withB.length).toBeGreaterThan(5);
+    withB.forEach((c, k) => expect(c.text).toContain(`assistant (part ${k + 1}/${withB.length}): `));
+    for (const c of chunks) expect(c.tokens).toBeLessThanOrEqual(500);
+    // Nothing lost: the parts' words, joined, are the message's words.
+    const parts = withB.map((c) => c.text.split(/assistant \(part \d+\/\d+\): /)[1]?.split('\n\nuser: ')[0] ?? '');
+    expect(parts.join(' ').split(/\s+/)).toEqual(long.split(/\s+/));
+  });
+
+  it('cuts at paragraphs first, then sentences, then characters', () => {
+    const para = (k: number) => `Paragraph ${k}. ${'Words go here. '.repeat(8).trim()}`;
+    const text = [para(1), para(2), para(3), para(4)].join('\n\n');
+    const limit = estimateTokens(`${para(1)}\n\n${para(2)}`) + 2;
+    expect(splitText(text, limit, estimateTokens)).toEqual([`${para(1)}\n\n${para(2)}`, `${para(3)}\n\n${para(4)}`]);
+    const sentences = 'One two three. Four five six! Seven eight nine? Ten eleven twelve.';
+    for (const piece of splitText(sentences, 12, estimateTokens)) expect(piece).toMatch(/[.!?]$/);
+    const cjk = '東京は日本の首都です。大阪は西にあります。';
+    expect(splitText(cjk, 18, estimateTokens)).toEqual(['東京は日本の首都です。', '大阪は西にあります。']);
+  });
+
+  it('hard-cuts a run with no boundary without splitting surrogate pairs or combining marks', () => {
+    const emoji = '🚀'.repeat(300);
+    const pieces = splitText(emoji, 40, estimateTokens);
+    expect(pieces.join('')).toBe(emoji);
+    for (const p of pieces) {
+      expect(estimateTokens(p)).toBeLessThanOrEqual(40);
+      expect(p.codePointAt(0)).toBe(0x1f680);
+      expect(p.length % 2).toBe(0);
+    }
+    const accents = 'e\u0301'.repeat(200);
+    for (const p of splitText(accents, 30, estimateTokens)) expect(p.startsWith('e')).toBe(true);
+    const hex = 'ab12'.repeat(2000);
+    expect(splitText(hex, 100, estimateTokens).join('')).toBe(hex);
+  });
+
+  it('overlap: trailing whole messages of the previous chunk, never in messageIds, within the budget', () => {
+    const messages = Array.from({ length: 40 }, (_, k) => msg(`m${k}`, sampleText(k % 3 ? 'english' : 'chinese', k, 100 + (k % 7) * 60)));
+    const chunks = chunkMessages(messages, opts(700, 300));
+    expect(chunks.flatMap((c) => c.messageIds)).toEqual(messages.map((m) => m.id));
+    expect(chunks.length).toBeGreaterThan(5);
+    for (let k = 1; k < chunks.length; k++) {
+      const c = chunks[k];
+      const prev = chunks[k - 1];
+      if (!c || !prev) continue;
+      if (c.overlapIds.length > 0) expect(prev.messageIds.slice(-c.overlapIds.length)).toEqual(c.overlapIds);
+      expect(c.tokens).toBeLessThanOrEqual(700);
+    }
+    expect(chunks.filter((c) => c.overlapIds.length > 0).length).toBeGreaterThanOrEqual(chunks.length / 2);
+    expect(chunks[0]?.overlapIds).toEqual([]);
+  });
+
+  it('parts of a split message are never repeated as overlap', () => {
+    const chunks = chunkMessages([msg('a', sampleText('english', 2, 12_000)), msg('b', 'tail')], opts(400, 200));
+    for (const c of chunks) expect(c.overlapIds).not.toContain('a');
+  });
+
+  it('holds the budget for a counter that is not additive (cl100k)', () => {
+    const messages = Array.from({ length: 60 }, (_, k) => msg(`m${k}`, sampleText(k % 2 ? 'code' : 'numbers', k, 50 + k * 40)));
+    for (const c of chunkMessages(messages, opts(256, 64, cl100k))) expect(cl100k(c.text)).toBeLessThanOrEqual(256);
+  });
+});
