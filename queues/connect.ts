@@ -28,7 +28,11 @@ export function connectRedis(url: string, role: 'worker' | 'client', extra: Redi
     role === 'worker'
       ? { maxRetriesPerRequest: null, enableReadyCheck: true, retryStrategy: (times) => Math.min(200 * times, 2000) }
       : { maxRetriesPerRequest: 2, enableOfflineQueue: true, connectTimeout: 5000, retryStrategy: (times) => (times > 5 ? null : Math.min(200 * times, 1000)) };
-  return new Redis(url, { lazyConnect: false, ...options, ...extra });
+  const redis = new Redis(url, { lazyConnect: false, ...options, ...extra });
+  // Connection errors surface through the commands that hit them (and ioredis reconnects);
+  // without a listener ioredis would print every reconnect attempt as an unhandled error.
+  redis.on('error', () => {});
+  return redis;
 }
 
 export function openQueue<Q extends ContractName>(name: Q, target: RedisTarget & { attempts: number }, connection: Redis): TypedQueue<Q> {

@@ -119,12 +119,5 @@ export function writeJobId(docId: string, gen: number): string {
   return `${docId}.${gen}`;
 }
 
-/** Worker-side settings that tune how the BullMQ worker watches its jobs. */
-export const WORKER_LOCKS = {
-  /** Lock of an active job; renewed every half of it while the unit is in flight. */
-  lockDuration: 60_000,
-  /** How often stalled jobs (lock expired: worker died) are moved back to wait. */
-  stalledInterval: 30_000,
-  /** Stalls (worker deaths) a unit survives before it fails as UNIT_STALLED. */
-  maxStalledCount: 3,
-} as const;
+/** Stalls (worker deaths) a unit survives before it fails as UNIT_STALLED. */
+export const MAX_STALLED_COUNT = 3;

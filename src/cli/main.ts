@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { configCommand } from './config.ts';
+import { dashboardCommand } from './dashboard.ts';
 import { demoCommand } from './demo.ts';
 import { engineCommand } from './engine.ts';
 import { enqueueCommand } from './enqueue.ts';
@@ -21,7 +22,7 @@ export function program(): Command {
     .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const sub of [enqueueCommand(), workerCommand(), writerCommand(), engineCommand(), demoCommand(), statusCommand(), configCommand()]) {
+  for (const sub of [enqueueCommand(), workerCommand(), writerCommand(), engineCommand(), demoCommand(), statusCommand(), configCommand(), dashboardCommand()]) {
     root.addCommand(sub.exitOverride());
   }
   return root;
@@ -48,4 +49,7 @@ export async function main(argv: string[]): Promise<number> {
 if (import.meta.main) {
   const code = await main(process.argv.slice(2));
   process.exitCode = code;
+  // Everything has been closed by now; a handle still open would be a leak, and must not keep
+  // a stopped worker alive past its deadline.
+  setTimeout(() => process.exit(code), 3000).unref();
 }

@@ -9,7 +9,7 @@ export function workerCommand(): Command {
     ...REDIS_SETTINGS,
     'engineUrl', 'engineApiKey', 'model', 'batchSize', 'maxInFlight', 'initialInFlight', 'imageSize', 'imageFormat',
     'imageQuality', 'renderers', 'renderTimeoutMs', 'pageMaxTokens', 'chatMaxTokens', 'requestTimeoutMs', 'attempts',
-    'engineDownTimeoutMs', 'shutdownTimeoutMs', 'workerName', 'blobDir', 'metricsPort', 'metricsHost', 'gpuHourlyUsd', 'budgetUsd',
+    'engineDownTimeoutMs', 'growIntervalMs', 'ceilingHoldMs', 'lockDurationMs', 'stalledIntervalMs', 'shutdownTimeoutMs', 'workerName', 'blobDir', 'metricsPort', 'metricsHost', 'gpuHourlyUsd', 'budgetUsd',
   ]);
   return command.action(async (opts: Record<string, unknown>) => {
     process.exitCode = await runWorker(load(opts));

@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 
 export interface PrivateRedis {
   url: string;
+  port: number;
   stop(): Promise<void>;
 }
 
@@ -36,9 +37,19 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startPrivateRedis(binary = 'redis-server'): Promise<PrivateRedis> {
-  const port = await freePort();
-  const child: ChildProcess = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+export interface PrivateRedisOptions {
+  /** @defaultValue a free port */
+  port?: number;
+  /** Keep data in an append-only file in `dir` (survives a restart on the same dir). @defaultValue no persistence */
+  dir?: string;
+  binary?: string;
+}
+
+export async function startPrivateRedis(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
+  const binary = options.binary ?? 'redis-server';
+  const port = options.port ?? (await freePort());
+  const persistence = options.dir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', options.dir] : ['--appendonly', 'no'];
+  const child: ChildProcess = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence], { stdio: 'ignore' });
   const failed = new Promise<never>((_, reject) => {
     child.once('error', (err) => reject(new Error(`could not start ${binary} (is Redis installed? apt-get install redis-server): ${err.message}`)));
     child.once('exit', (code) => reject(new Error(`${binary} exited with code ${code}`)));
@@ -55,6 +66,7 @@ export async function startPrivateRedis(binary = 'redis-server'): Promise<Privat
   }
   return {
     url,
+    port,
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();

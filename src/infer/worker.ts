@@ -13,7 +13,7 @@
 import { WaitingError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { connectRedis, openQueue, openWorker, type TypedQueue, type TypedWorker } from '../../queues/connect.ts';
-import { WORKER_LOCKS, type UnitJobData, type UnitJobName, type UnitJobResult } from '../../queues/contracts.ts';
+import { MAX_STALLED_COUNT, type UnitJobData, type UnitJobName, type UnitJobResult } from '../../queues/contracts.ts';
 import type { Config } from '../config.ts';
 import { DocbatchError } from '../errors.ts';
 import { EngineClient } from '../engine/client.ts';
@@ -67,7 +67,12 @@ export class InferWorker {
       requestTimeoutMs: config.requestTimeoutMs,
       connections: Math.max(64, config.maxInFlight + 16),
     });
-    this.window = new WindowController({ initial: config.initialInFlight, max: config.maxInFlight });
+    this.window = new WindowController({
+      initial: config.initialInFlight,
+      max: config.maxInFlight,
+      cleanIntervalMs: config.growIntervalMs,
+      ceilingHoldMs: config.ceilingHoldMs,
+    });
     this.gate = new Gate(
       () => this.window.size,
       () => this.monitor.isDown,
@@ -111,9 +116,9 @@ export class InferWorker {
         name: config.workerName,
         autorun: false,
         concurrency: this.concurrency(),
-        lockDuration: WORKER_LOCKS.lockDuration,
-        stalledInterval: WORKER_LOCKS.stalledInterval,
-        maxStalledCount: WORKER_LOCKS.maxStalledCount,
+        lockDuration: config.lockDurationMs,
+        stalledInterval: config.stalledIntervalMs,
+        maxStalledCount: MAX_STALLED_COUNT,
       },
     );
     this.bull.on('lockRenewalFailed', (ids) => {
@@ -161,6 +166,11 @@ export class InferWorker {
     return this.active;
   }
 
+  /** The BullMQ loop's state, for `/health`: paused is expected while the engine is down. */
+  get loop(): { running: boolean; paused: boolean; closing: boolean } {
+    return { running: this.bull.isRunning(), paused: this.bull.isPaused(), closing: this.closing !== null };
+  }
+
   private concurrency(): number {
     return Math.max(1, this.window.size + this.config.batchSize);
   }
@@ -180,8 +190,14 @@ export class InferWorker {
   private async run(processor: UnitProcessor, job: Job<UnitJobData, UnitJobResult, UnitJobName>, token?: string, signal?: AbortSignal): Promise<UnitJobResult> {
     this.active++;
     try {
+      if (this.closing && token) {
+        // Fetched as intake was stopping: hand it straight back, without using an attempt.
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
       return await processor.process(job, token, signal);
     } catch (err) {
+      if (err instanceof WaitingError) throw err;
       if (signal?.aborted && signal.reason === 'shutdown' && token) {
         // Back to wait for another worker, without using one of the unit's attempts.
         await job.moveToWait(token);
@@ -247,7 +263,10 @@ export class InferWorker {
       await step('close worker', () => withTimeout(this.bull.close(this.active > 0), 5000));
       this.monitor.close();
       await step('close render pool', () => this.pool?.close());
-      await step('close engine client', () => this.client.close());
+      await step('close engine client', async () => {
+        // close() waits for requests in flight; after the deadline nothing may hold us.
+        if ((await withTimeout(this.client.close().then(() => true), 2000)) !== true) await this.client.destroy();
+      });
       await step('close write queue', () => withTimeout(this.writeQueue.close(), 2000));
       this.redis.disconnect();
       this.bullRedis.disconnect();

@@ -75,7 +75,7 @@ export class PdfInspector {
       const child = this.#child;
       this.#child = undefined;
       if (child) {
-        child.kill();
+        child.kill(new DocbatchError('ABORTED', 'the PDF inspector is closing'));
         await child.exited;
       }
     })();
@@ -87,14 +87,16 @@ export class PdfInspector {
     const reject = (code: ErrorCode, message: string, cause?: unknown) =>
       new InputError(code, message, { place, ...(cause === undefined ? {} : { cause }) });
     if (this.#closing) throw new DocbatchError('ABORTED', 'the PDF inspector is closed');
-    options.signal?.throwIfAborted();
+    const aborted = () => new DocbatchError('ABORTED', `inspecting ${options.file} was aborted`, { cause: options.signal?.reason });
+    if (options.signal?.aborted) throw aborted();
 
     await checkBytes(path, reject);
 
     const timeoutMs = options.timeoutMs ?? 30_000;
     const child = await this.#ready();
+    if (options.signal?.aborted) throw aborted();
     let timer: NodeJS.Timeout | undefined;
-    const onAbort = () => child.kill(new DocbatchError('ABORTED', 'the inspection was aborted', { cause: options.signal?.reason }));
+    const onAbort = () => child.kill(aborted());
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       timer = setTimeout(

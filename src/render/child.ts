@@ -56,9 +56,10 @@ if (mode === 'inspect') {
     // The parent sends one page at a time; chaining keeps that true even if it did not.
     queue = queue.then(async () => {
       try {
+        const before = documents.opened;
         const doc = await documents.get(message);
         const page = await renderPage(doc, message.job, canvases);
-        send({ type: 'rendered', id: message.id, page, open: documents.blobIds() });
+        send({ type: 'rendered', id: message.id, page, open: documents.blobIds(), opened: documents.opened > before });
       } catch (err) {
         const e = err instanceof DocbatchError ? err : toDocbatchError(err, 'RENDER_FAILED');
         send({ type: 'failed', id: message.id, code: e.code, message: e.message, open: documents.blobIds() });

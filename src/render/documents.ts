@@ -32,6 +32,9 @@ export class DocumentCache {
     return [...new Set([...this.#open.keys()].map((k) => k.slice(0, k.indexOf('\0'))))];
   }
 
+  /** Documents opened (not found open) since this cache was made. */
+  opened = 0;
+
   async get(key: DocumentKey): Promise<PDFDocumentProxy> {
     // The password is part of the key: a document opened with the right password must not
     // answer a request that carries a wrong one.
@@ -42,6 +45,7 @@ export class DocumentCache {
       this.#open.set(id, entry);
     } else {
       entry = this.#load(key);
+      this.opened += 1;
       this.#open.set(id, entry);
       entry.catch(() => this.#open.get(id) === entry && this.#open.delete(id));
       await this.#evict();

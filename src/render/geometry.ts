@@ -24,8 +24,9 @@ export interface SizeLimits {
   /** The most pixels (width × height) one page may have. */
   maxPixels: number;
   /**
-   * The smallest longest side the pixel cap may shrink an image to; below it the page fails
-   * with PAGE_TOO_LARGE rather than giving an image too small to read.
+   * The smallest longest side the pixel cap may shrink an image to (or half of `longestSide`
+   * when that is smaller); below it the page fails with PAGE_TOO_LARGE rather than giving an
+   * image too small to read.
    */
   minLongestSide: number;
 }
@@ -56,7 +57,8 @@ export function targetSize(box: PageBox, limits: SizeLimits): TargetSize {
       shortPx = Math.max(1, Math.floor((short * longPx) / long));
     }
     capped = true;
-    if (longPx < Math.min(limits.minLongestSide, limits.longestSide) || longPx * shortPx > limits.maxPixels) {
+    const floor = Math.min(limits.minLongestSide, Math.ceil(limits.longestSide / 2));
+    if (longPx < floor || longPx * shortPx > limits.maxPixels) {
       throw new DocbatchError(
         'PAGE_TOO_LARGE',
         `a ${fmt(widthPt)} x ${fmt(heightPt)} pt page at a longest side of ${limits.longestSide} px ` +

@@ -13,7 +13,7 @@ export interface RenderPoolOptions {
   pageTimeoutMs?: number;
   /** Most pixels (width × height) a page image may have; larger images are scaled down to fit. @defaultValue 25_000_000 */
   maxPixels?: number;
-  /** The smallest longest side the pixel cap may shrink an image to before the page fails with PAGE_TOO_LARGE. @defaultValue 512 */
+  /** The smallest longest side the pixel cap may shrink an image to (or half the requested side, if smaller) before the page fails with PAGE_TOO_LARGE. @defaultValue 512 */
   minLongestSide?: number;
   /** Pages a renderer renders before it is replaced by a fresh one. @defaultValue 500 */
   maxPagesPerRenderer?: number;

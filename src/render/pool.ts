@@ -60,6 +60,8 @@ export interface RenderPoolStats {
   crashed: number;
   timedOut: number;
   recycled: number;
+  /** Documents opened by renderers (a page of a document already open in its renderer opens nothing). */
+  documentsOpened: number;
 }
 
 interface Task {
@@ -89,7 +91,7 @@ export class RenderPool {
   #rssTimer: NodeJS.Timeout | undefined;
   #startFailures = 0;
   #closing: Promise<void> | undefined;
-  #counts = { rendered: 0, crashed: 0, timedOut: 0, recycled: 0 };
+  #counts = { rendered: 0, crashed: 0, timedOut: 0, recycled: 0, documentsOpened: 0 };
 
   constructor(options: RenderPoolOptions = {}) {
     this.#options = validatePoolOptions(options, availableParallelism());
@@ -207,6 +209,7 @@ export class RenderPool {
     slot.proc.request<'rendered'>({ type: 'render', path, blobId, password, job: task.job }).then(
       (reply) => {
         this.#counts.rendered += 1;
+        if (reply.opened) this.#counts.documentsOpened += 1;
         this.#finish(slot, task);
         this.#succeed(task, reply.page);
       },

@@ -44,7 +44,7 @@ export interface InspectResult {
 
 export type FromChild =
   | { type: 'ready'; pid: number }
-  | { type: 'rendered'; id: number; page: PageOutput; open: string[] }
+  | { type: 'rendered'; id: number; page: PageOutput; open: string[]; opened: boolean }
   | { type: 'inspected'; id: number; info: InspectResult }
   | { type: 'failed'; id: number; code: ErrorCode; message: string; open: string[] };
 

@@ -79,8 +79,17 @@ export class RendererProcess {
         pending?.reject(this.#killReason ?? new DocbatchError('RENDER_CRASHED', `the renderer died: ${this.#describeExit(info)}`));
         resolve(info);
       };
-      // 'close' comes after stdio is drained, so the stderr tail is complete.
-      this.#child.once('close', (code, signal) => done({ code, signal }));
+      // Wait for stderr to drain so the tail is complete. Not the 'close' event: after the
+      // parent calls disconnect() Node never emits it for a child with an IPC channel.
+      const stderrClosed = new Promise<void>((r) => (this.#child.stderr ? this.#child.stderr.once('close', r) : r()));
+      this.#child.once('exit', (code, signal) => {
+        let timer: NodeJS.Timeout | undefined;
+        const drained = new Promise<void>((r) => (timer = setTimeout(r, 250)));
+        void Promise.race([stderrClosed, drained]).then(() => {
+          clearTimeout(timer);
+          done({ code, signal });
+        });
+      });
       this.#child.once('error', (err) => {
         this.#stderr += `\n${err.message}`;
         if (this.#child.exitCode === null && this.#child.signalCode === null && this.#child.pid === undefined) {
@@ -168,9 +177,12 @@ export class RendererProcess {
 
   #describeExit(info: ExitInfo): string {
     const how = info.signal ? `killed by ${info.signal}` : `exit code ${info.code}`;
-    const tail = this.stderrTail();
-    const oom = /out of memory|heap limit|allocation failed/i.test(tail) ? ' (out of memory)' : '';
-    const last = tail.split('\n').filter((l) => l.trim() !== '').slice(-3).join(' | ');
-    return `${how}${oom}${last ? `: ${last.slice(0, 500)}` : ''}`;
+    const lines = this.stderrTail().split('\n').filter((l) => l.trim() !== '');
+    // V8's own verdict ("FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap
+    // out of memory") says more than the native stack printed after it.
+    const fatal = lines.find((l) => /FATAL ERROR|out of memory|heap limit|allocation failed/i.test(l));
+    if (fatal) return `${how}, out of memory: ${fatal.trim().slice(0, 300)}`;
+    const last = lines.slice(-3).join(' | ');
+    return `${how}${last ? `: ${last.slice(0, 500)}` : ''}`;
   }
 }

@@ -115,13 +115,19 @@ export class DocumentWriter {
     if (this.closing) return this.closing;
     this.closing = (async () => {
       if (this.timer) clearTimeout(this.timer);
-      await this.bull.close();
-      await this.inferQueue.close();
-      await this.writeQueue.close();
+      // Bounded: a writer must stop even while Redis is down. A document cut off mid-write
+      // leaves only a temporary file; its job runs again.
+      await withTimeout(this.bull.close(), 10_000);
+      await withTimeout(this.inferQueue.close(), 2000);
+      await withTimeout(this.writeQueue.close(), 2000);
       this.redis.disconnect();
       this.bullRedis.disconnect();
       this.log.info('writer stopped');
     })();
     return this.closing;
   }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  return Promise.race([promise.catch(() => undefined), new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);
 }

@@ -1,0 +1,16 @@
+/** `docbatch dashboard`: Bull Board over the queues, with /metrics and /health. */
+import { Command } from 'commander';
+import { runDashboard } from '../../workers/dashboard.ts';
+import { REDIS_SETTINGS, settingOptions } from './options.ts';
+
+export function dashboardCommand(): Command {
+  const command = new Command('dashboard').description(
+    'Serve the queue dashboard (Bull Board), /metrics and /health. Loopback only unless DASHBOARD_USER/DASHBOARD_PASSWORD or DASHBOARD_TOKEN are set.',
+  );
+  const load = settingOptions(command, [
+    ...REDIS_SETTINGS, 'dashboardPort', 'dashboardHost', 'dashboardUser', 'dashboardPassword', 'dashboardToken', 'dashboardReadOnly',
+  ]);
+  return command.action(async (opts: Record<string, unknown>) => {
+    process.exitCode = await runDashboard(load(opts));
+  });
+}

@@ -1,0 +1,73 @@
+/**
+ * Who may see the dashboard. The dashboard is Redis access (it retries, removes and reads jobs,
+ * and job data point at documents), so it binds to loopback by default and refuses to listen
+ * anywhere else without credentials: HTTP basic auth (DASHBOARD_USER / DASHBOARD_PASSWORD) or a
+ * bearer token (DASHBOARD_TOKEN). When credentials are set they guard every route.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
+import { ConfigError } from '../errors.ts';
+
+export interface DashboardCredentials {
+  user?: string | undefined;
+  password?: string | undefined;
+  token?: string | undefined;
+}
+
+export function hasCredentials(c: DashboardCredentials): boolean {
+  return Boolean((c.user && c.password) || c.token);
+}
+
+/** 127.0.0.0/8, ::1, `localhost` and IPv4-mapped loopback: reachable from this machine only. */
+export function isLoopback(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, '');
+  if (h === 'localhost') return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) === 6) return h === '::1' || /^::ffff:127\./.test(h) || h === '0:0:0:0:0:0:0:1';
+  return false;
+}
+
+/** Throws CONFIG_INVALID (exit 2) when `host` is beyond loopback and no credentials are set. */
+export function assertSafeBinding(host: string, credentials: DashboardCredentials): void {
+  if (isLoopback(host) || hasCredentials(credentials)) return;
+  throw new ConfigError(
+    `refusing to serve the dashboard on ${host} without credentials: anyone who reaches it can retry, remove and read jobs (it is Redis access). ` +
+      'Set DASHBOARD_USER and DASHBOARD_PASSWORD (basic auth) or DASHBOARD_TOKEN (bearer), or bind to 127.0.0.1 (DASHBOARD_HOST / --host).',
+  );
+}
+
+/** Compares in time independent of where the strings differ (and of their lengths). */
+export function safeEqual(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+/** True when the `Authorization` header carries the configured basic credentials or token. */
+export function authorized(header: string | undefined, c: DashboardCredentials): boolean {
+  if (!hasCredentials(c)) return true;
+  if (!header) return false;
+  const space = header.indexOf(' ');
+  if (space < 0) return false;
+  const scheme = header.slice(0, space).toLowerCase();
+  const value = header.slice(space + 1).trim();
+  if (scheme === 'bearer' && c.token) return safeEqual(value, c.token);
+  if (scheme === 'basic' && c.user && c.password) {
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 0) return false;
+    // Both halves are always compared, so the time does not tell which one was wrong.
+    const userOk = safeEqual(decoded.slice(0, colon), c.user);
+    const passwordOk = safeEqual(decoded.slice(colon + 1), c.password);
+    return userOk && passwordOk;
+  }
+  return false;
+}
+
+/** The `WWW-Authenticate` challenge for a refused request (basic first, so browsers prompt). */
+export function challenge(c: DashboardCredentials): string {
+  const schemes: string[] = [];
+  if (c.user && c.password) schemes.push('Basic realm="docbatch dashboard", charset="UTF-8"');
+  if (c.token) schemes.push('Bearer realm="docbatch dashboard"');
+  return schemes.join(', ');
+}

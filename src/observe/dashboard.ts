@@ -1,0 +1,165 @@
+/**
+ * The dashboard (`docbatch dashboard`): Bull Board over every docbatch queue, plus `/metrics`
+ * (queue gauges) and `/health`, on one Hono app served by node:http.
+ *
+ * Why Hono: of Bull Board's adapters it is the lightest on Node (hono and @hono/node-server
+ * have no dependencies of their own; express 5 brings some thirty packages, fastify and koa
+ * their plugin sets), and its middleware lets one guard cover the board, its API, its static
+ * files, /metrics and /health alike.
+ *
+ * Safety: binds to loopback unless credentials are set (dashboard-auth.ts); with credentials,
+ * every route requires them. `--read-only` turns on Bull Board's readOnlyMode, which its API
+ * enforces on the server (405 for retry, clean, remove, pause, add...), not only in the UI.
+ * A Content-Security-Policy keeps the page to this origin (no injected script runs, no font or
+ * other request leaves the machine).
+ */
+import { resolve } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { HonoAdapter } from '@bull-board/hono';
+import { serve } from '@hono/node-server';
+import { serveStatic } from '@hono/node-server/serve-static';
+import { Hono } from 'hono';
+import { Registry } from 'prom-client';
+import type { QueueName } from '../../queues/contracts.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from './log.ts';
+import { assertSafeBinding, authorized, challenge, hasCredentials, type DashboardCredentials } from './dashboard-auth.ts';
+import { cutShort, jobTitle, unitData } from './dashboard-format.ts';
+import { openQueueCounter, registerQueueMetrics } from './metrics.ts';
+import { healthReport, queuesCheck, redisCheck } from './metrics-server.ts';
+
+export type DashboardConfig = Pick<
+  Config,
+  'redisUrl' | 'prefix' | 'attempts' | 'dashboardHost' | 'dashboardPort' | 'dashboardUser' | 'dashboardPassword' | 'dashboardToken' | 'dashboardReadOnly'
+>;
+
+export interface Dashboard {
+  /** e.g. `http://127.0.0.1:3000` */
+  readonly url: string;
+  readonly port: number;
+  /** Stops listening, ends open connections and closes the Redis connection. Idempotent. */
+  close(): Promise<void>;
+}
+
+const DESCRIPTIONS: Record<QueueName, string> = {
+  infer: 'One job per unit (PDF page or chat chunk), taken by the GPU workers.',
+  write: 'One job per finished document, taken by the writer.',
+};
+
+const CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  // Bull Board's markup carries inline style attributes.
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "font-src 'self' data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/** Starts the dashboard; resolves once it listens. Throws CONFIG_INVALID before listening beyond loopback without credentials. */
+export async function startDashboard(config: DashboardConfig, log: Logger): Promise<Dashboard> {
+  const credentials: DashboardCredentials = { user: config.dashboardUser, password: config.dashboardPassword, token: config.dashboardToken };
+  assertSafeBinding(config.dashboardHost, credentials);
+  const readOnly = config.dashboardReadOnly;
+
+  const counter = openQueueCounter(config);
+  const registry = new Registry();
+  registerQueueMetrics(registry, counter.queues);
+  const checks = { redis: redisCheck(counter.redis), queues: queuesCheck(counter.queues) };
+
+  const app = new Hono();
+  app.use('*', async (c, next) => {
+    await next();
+    if (c.res.headers.get('content-type')?.startsWith('text/html')) {
+      // Bull Board's page loads its fonts from a public CDN; an operator's dashboard fetches
+      // nothing from outside (the CSP would block it anyway; this avoids even the attempt).
+      const html = (await c.res.text()).replace(/<link[^>]*fonts\.googleapis\.com[^>]*>/g, '');
+      const headers = new Headers(c.res.headers);
+      headers.delete('content-length');
+      c.res = new Response(html, { status: c.res.status, headers });
+    }
+    c.header('Content-Security-Policy', CSP);
+    c.header('X-Content-Type-Options', 'nosniff');
+    c.header('X-Frame-Options', 'DENY');
+    c.header('Referrer-Policy', 'no-referrer');
+    if (c.req.path.startsWith('/api/') || c.req.path === '/health' || c.req.path === '/metrics') c.header('Cache-Control', 'no-store');
+  });
+  if (hasCredentials(credentials)) {
+    app.use('*', async (c, next) => {
+      if (authorized(c.req.header('authorization'), credentials)) return next();
+      c.header('WWW-Authenticate', challenge(credentials));
+      return c.text('credentials required\n', 401);
+    });
+  }
+  app.get('/metrics', async (c) => c.body(await registry.metrics(), 200, { 'Content-Type': registry.contentType }));
+  app.get('/health', async (c) => {
+    const report = await healthReport(checks);
+    return c.json(report, report.ok ? 200 : 503);
+  });
+
+  const board = new HonoAdapter(staticFiles);
+  createBullBoard({
+    queues: counter.queues.map(({ name, queue }) => {
+      const adapter = new BullMQAdapter(queue, { readOnlyMode: readOnly, allowRetries: !readOnly, displayName: name, description: DESCRIPTIONS[name] });
+      adapter.setFormatter('name', jobTitle);
+      adapter.setFormatter('data', name === 'infer' ? unitData : (d: unknown) => cutShort(d));
+      adapter.setFormatter('returnValue', (v: unknown) => cutShort(v));
+      return adapter;
+    }),
+    serverAdapter: board,
+    options: {
+      uiConfig: {
+        boardTitle: 'docbatch',
+        environment: { label: `prefix ${config.prefix}${readOnly ? ' · read-only' : ''}`, color: readOnly ? '#7a5b00' : '#2d4a6b', textColor: '#ffffff' },
+        jobDetails: { defaultTab: 'Data' },
+        sortQueues: false,
+      },
+    },
+  });
+  board.setBasePath('/');
+  app.route('/', board.registerPlugin());
+
+  const server = serve({ fetch: app.fetch, port: config.dashboardPort, hostname: config.dashboardHost });
+  try {
+    await new Promise<void>((ok, fail) => {
+      if (server.listening) return ok();
+      server.once('listening', ok);
+      server.once('error', fail);
+    });
+  } catch (err) {
+    await counter.close();
+    throw err;
+  }
+  const port = (server.address() as AddressInfo).port;
+  const host = config.dashboardHost.includes(':') ? `[${config.dashboardHost}]` : config.dashboardHost;
+  const url = `http://${host}:${port}`;
+  log.info({ url, prefix: config.prefix, readOnly, auth: hasCredentials(credentials) }, 'dashboard listening');
+
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    port,
+    close() {
+      closing ??= (async () => {
+        await new Promise<void>((ok) => {
+          server.close(() => ok());
+          if ('closeAllConnections' in server) server.closeAllConnections();
+        });
+        await counter.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * Bull Board's Hono adapter gives serveStatic a root relative to the working directory at start;
+ * made absolute here so the UI's files are found whatever the directory later becomes.
+ */
+const staticFiles: typeof serveStatic = (options = {}) => serveStatic({ ...options, root: resolve(process.cwd(), options.root ?? '.') });

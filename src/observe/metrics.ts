@@ -1,0 +1,247 @@
+/**
+ * docbatch's Prometheus metrics (prom-client), every name prefixed `docbatch_`.
+ *
+ * Two sources:
+ * - queue gauges (`docbatch_queue_jobs{queue,state}`, `docbatch_redis_up`), read from BullMQ's
+ *   getJobCounts when scraped; the dashboard and every worker serve them;
+ * - worker families, fed by the InferWorker's hooks (units settled, requests, OOMs) and read from
+ *   its parts when scraped (window, in flight, gate, engine downtime).
+ *
+ * Counters are what rates come from: `rate(docbatch_units_completed_total[5m])` is units per
+ * second. docs/operations.md lists every family.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { connectRedis, openQueue } from '../../queues/connect.ts';
+import { QUEUES, type QueueName, type UnitJobData } from '../../queues/contracts.ts';
+import type { InferWorker, InferWorkerHooks } from '../infer/worker.ts';
+import type { UnitResult } from '../store/types.ts';
+
+export const METRIC_PREFIX = 'docbatch_';
+
+/** The job states BullMQ counts, in the order the gauges list them. */
+export const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'paused', 'completed', 'failed'] as const;
+
+/** Request latency buckets in seconds: a page on a busy GPU takes seconds to minutes. */
+const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 600];
+const RENDER_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** Anything that can count its jobs by state (a BullMQ Queue). */
+export interface CountableQueue {
+  getJobCounts(...states: string[]): Promise<Record<string, number>>;
+}
+
+export interface QueueMetricsOptions {
+  /** A scrape waits at most this long for Redis, then reports `docbatch_redis_up 0`. @defaultValue 2000 */
+  timeoutMs?: number;
+}
+
+/**
+ * Registers `docbatch_queue_jobs{queue,state}` and `docbatch_redis_up` on `registry`. Counts are
+ * read once per scrape for all queues (both families share the read).
+ */
+export function registerQueueMetrics(
+  registry: Registry,
+  queues: ReadonlyArray<{ name: QueueName; queue: CountableQueue }>,
+  options: QueueMetricsOptions = {},
+): void {
+  const timeoutMs = options.timeoutMs ?? 2000;
+  let sample: { at: number; result: Promise<Map<QueueName, Record<string, number>> | null> } | null = null;
+  const read = () => {
+    // One Redis read serves every family of one scrape (prom-client collects them concurrently).
+    if (sample && performance.now() - sample.at < 250) return sample.result;
+    const result = withTimeout(
+      Promise.all(queues.map(async ({ name, queue }) => [name, await queue.getJobCounts(...JOB_STATES)] as const)).then((pairs) => new Map(pairs)),
+      timeoutMs,
+    ).catch(() => null);
+    sample = { at: performance.now(), result };
+    return result;
+  };
+  new Gauge({
+    name: `${METRIC_PREFIX}queue_jobs`,
+    help: 'Jobs in each docbatch queue by BullMQ state (read from Redis when scraped).',
+    labelNames: ['queue', 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const counts = await read();
+      if (!counts) return;
+      for (const [queue, byState] of counts) {
+        for (const state of JOB_STATES) this.set({ queue, state }, byState[state] ?? 0);
+      }
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}redis_up`,
+    help: '1 when the queue counts could be read from Redis during this scrape, else 0.',
+    registers: [registry],
+    async collect() {
+      this.set((await read()) ? 1 : 0);
+    },
+  });
+}
+
+/** Queues opened only to be counted, on their own connection; `close()` is idempotent. */
+export interface QueueCounter {
+  queues: Array<{ name: QueueName; queue: Queue }>;
+  redis: Redis;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens every docbatch queue for counting. The connection reconnects forever (a long-lived
+ * process outlives Redis restarts) but fails a command after one retry, so a scrape during an
+ * outage answers `docbatch_redis_up 0` instead of hanging.
+ */
+export function openQueueCounter(target: { redisUrl: string; prefix: string; attempts: number }): QueueCounter {
+  const redis = connectRedis(target.redisUrl, 'worker', { maxRetriesPerRequest: 1 });
+  const opened = (Object.keys(QUEUES) as Array<keyof typeof QUEUES>).map((key) => ({ name: QUEUES[key], queue: openQueue(key, target, redis) as unknown as Queue }));
+  let closing: Promise<void> | null = null;
+  return {
+    queues: opened,
+    redis,
+    close() {
+      closing ??= (async () => {
+        await Promise.allSettled(opened.map((o) => o.queue.close()));
+        redis.disconnect();
+      })();
+      return closing;
+    },
+  };
+}
+
+type Cumulative = 'deaths' | 'downMs' | 'busyMs';
+
+export interface WorkerMetricsOptions {
+  /** Registry to register on. @defaultValue a new Registry */
+  registry?: Registry;
+  /** Also export Node's process metrics (`docbatch_process_*`, `docbatch_nodejs_*`). @defaultValue true */
+  processMetrics?: boolean;
+  /** Labels put on every series (e.g. `{ worker: 'gpu0' }`). @defaultValue none */
+  labels?: Record<string, string>;
+}
+
+/**
+ * The families of one GPU worker. Create it first, hand `hooks` to the InferWorker, then
+ * `attach(worker)` so the gauges can read it:
+ *
+ *     const metrics = new WorkerMetrics();
+ *     const worker = new InferWorker(config, log, metrics.hooks);
+ *     metrics.attach(worker);
+ */
+export class WorkerMetrics {
+  readonly registry: Registry;
+  readonly hooks: Required<InferWorkerHooks>;
+  private worker: InferWorker | null = null;
+  private downSince: number | null = null;
+  private downMsClosed = 0;
+  private readonly reported: Record<Cumulative, number> = { deaths: 0, downMs: 0, busyMs: 0 };
+
+  constructor(options: WorkerMetricsOptions = {}) {
+    const registry = (this.registry = options.registry ?? new Registry());
+    if (options.labels) registry.setDefaultLabels(options.labels);
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+    const registers = [registry];
+    const p = METRIC_PREFIX;
+    const self = this;
+
+    const completed = new Counter({ name: `${p}units_completed_total`, help: 'Units (pages, chunks) whose result was recorded.', labelNames: ['kind'], registers });
+    const failed = new Counter({ name: `${p}units_failed_total`, help: 'Units that failed for good, by error code (docs/errors.md).', labelNames: ['kind', 'code'], registers });
+    const promptTokens = new Counter({ name: `${p}prompt_tokens_total`, help: 'Prompt tokens of recorded units, as the engine counted them.', registers });
+    const completionTokens = new Counter({ name: `${p}completion_tokens_total`, help: 'Completion tokens of recorded units, as the engine counted them.', registers });
+    const requestSeconds = new Histogram({ name: `${p}request_duration_seconds`, help: 'Engine request latency, from send to answer or failure.', labelNames: ['outcome'], buckets: LATENCY_BUCKETS, registers });
+    const renderSeconds = new Histogram({ name: `${p}render_duration_seconds`, help: 'Time to render a page to an image (recorded page units).', buckets: RENDER_BUCKETS, registers });
+    const ooms = new Counter({ name: `${p}engine_oom_total`, help: 'Requests that failed because the engine ran out of GPU memory (an engine death counts).', registers });
+
+    this.hooks = {
+      onSettled: (data: UnitJobData, result: UnitResult) => {
+        if (result.ok) {
+          completed.inc({ kind: data.kind });
+          promptTokens.inc(result.promptTokens);
+          completionTokens.inc(result.completionTokens);
+          if (result.renderMs !== undefined) renderSeconds.observe(result.renderMs / 1000);
+        } else {
+          failed.inc({ kind: data.kind, code: result.code });
+        }
+      },
+      onRequest: (ms: number, ok: boolean) => requestSeconds.observe({ outcome: ok ? 'ok' : 'error' }, ms / 1000),
+      onOom: () => ooms.inc(),
+    };
+
+    const gauge = (name: string, help: string, read: (w: InferWorker) => number) =>
+      new Gauge({
+        name: `${p}${name}`,
+        help,
+        registers,
+        collect() {
+          if (self.worker) this.set(read(self.worker));
+        },
+      });
+    gauge('worker_window', 'Requests this worker may have in flight at the engine now (the adaptive window).', (w) => w.window.snapshot().size);
+    gauge('worker_in_flight', 'Requests of this worker at the engine now.', (w) => w.gate.inFlight);
+    gauge('worker_gate_waiting', 'Prepared units waiting at the gate for a window slot.', (w) => w.gate.waiting);
+    gauge('worker_active_units', 'Units this worker holds (preparing, waiting or in flight).', (w) => w.activeUnits);
+    gauge('engine_up', '1 while the engine answers, 0 while this worker waits for it to come back.', (w) => (w.monitor.isDown ? 0 : 1));
+    new Gauge({
+      name: `${p}worker_window_state`,
+      help: 'The window controller state (1 for the current one): probing, steady, backoff, paused.',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        if (!self.worker) return;
+        const state = self.worker.window.snapshot().state;
+        for (const s of ['probing', 'steady', 'backoff', 'paused']) this.set({ state: s }, s === state ? 1 : 0);
+      },
+    });
+    // Cumulative values kept by the worker's parts become counters by adding what grew since the
+    // last scrape, so they stay monotonic and `rate()` works on them.
+    const cumulative = (name: string, help: string, key: Cumulative, read: () => number, scale = 1) =>
+      new Counter({
+        name: `${p}${name}`,
+        help,
+        registers,
+        collect() {
+          const now = read();
+          const delta = now - self.reported[key];
+          if (delta > 0) {
+            this.inc(delta * scale);
+            self.reported[key] = now;
+          }
+        },
+      });
+    cumulative('engine_deaths_total', 'Times this worker found its engine dead (process gone or EngineDeadError).', 'deaths', () => this.worker?.monitor.deaths ?? 0);
+    cumulative('engine_down_seconds_total', 'Seconds this worker spent waiting for its engine to come back (includes an outage in progress).', 'downMs', () => this.downMs(), 1 / 1000);
+    cumulative('engine_busy_seconds_total', 'Seconds during which this worker had at least one request at the engine.', 'busyMs', () => this.worker?.gate.busyTime ?? 0, 1 / 1000);
+  }
+
+  /** Lets the scrape-time families read `worker`; call once, right after constructing it. */
+  attach(worker: InferWorker): void {
+    this.worker = worker;
+    worker.monitor.on('down', () => {
+      this.downSince ??= performance.now();
+    });
+    worker.monitor.on('up', () => {
+      if (this.downSince !== null) this.downMsClosed += performance.now() - this.downSince;
+      this.downSince = null;
+    });
+  }
+
+  /** Downtime so far, counting an outage that is still going on. */
+  private downMs(): number {
+    return this.downMsClosed + (this.downSince !== null ? performance.now() - this.downSince : 0);
+  }
+
+  /** The exposition text (what `/metrics` answers). */
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

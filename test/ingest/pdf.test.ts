@@ -1,0 +1,185 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { InputError } from '../../src/errors.ts';
+import { inspectPdf, PdfInspector } from '../../src/ingest/pdf.ts';
+import { childPids, corpusFile, formBombPdf, hugeImagePdf, pagesPdf, slowPage, tempDir, textPage } from '../render/fixtures.ts';
+
+/** Page counts from the corpus README; bug1020226.pdf and issue6010_1.pdf are tested apart. */
+const PAGE_COUNTS: Record<string, number> = {
+  'tracemonkey.pdf': 14,
+  'TAMReview.pdf': 23,
+  'freeculture.pdf': 352,
+  'issue5481.pdf': 3,
+  'images.pdf': 1,
+  'cmykjpeg.pdf': 1,
+  'issue11922_reduced.pdf': 1,
+  'xfa_filled_imm1344e.pdf': 1,
+  'ThuluthFeatures.pdf': 1,
+  'alphatrans.pdf': 1,
+  'asciihexdecode.pdf': 1,
+  'issue9105_reduced.pdf': 1,
+  'empty.pdf': 1,
+  'rotation.pdf': 2,
+  'sizes.pdf': 3,
+};
+
+const tmp = tempDir('inspect');
+const inspector = new PdfInspector();
+
+async function rejection(promise: Promise<unknown>): Promise<InputError> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).toBeInstanceOf(InputError);
+    return err as InputError;
+  }
+  throw new Error('expected the inspection to be rejected');
+}
+
+afterAll(async () => {
+  await inspector.close();
+  tmp.cleanup();
+});
+
+describe('inspecting the corpus', () => {
+  it.each(Object.entries(PAGE_COUNTS))('%s has %i pages', async (name, pages) => {
+    const info = await inspector.inspect(corpusFile(name), { file: name });
+    expect(info.pages).toBe(pages);
+    expect(info.encrypted).toBe(false);
+    expect(info.pageSizes).toHaveLength(pages);
+  });
+
+  it('lists each page size of a mixed-size file, and the rotated page as displayed', async () => {
+    const sizes = await inspector.inspect(corpusFile('sizes.pdf'), { file: 'sizes.pdf' });
+    expect(sizes.pageSizes).toEqual([
+      { widthPt: 612, heightPt: 792, rotation: 0 },
+      { widthPt: 649, heightPt: 323, rotation: 0 },
+      { widthPt: 792, heightPt: 612, rotation: 0 },
+    ]);
+    const rotation = await inspector.inspect(corpusFile('rotation.pdf'), { file: 'rotation.pdf' });
+    expect(rotation.pageSizes).toEqual([
+      { widthPt: 612, heightPt: 792, rotation: 0 },
+      { widthPt: 792, heightPt: 612, rotation: 90 },
+    ]);
+  });
+
+  it('reads the title from the Info dictionary, trimmed, or gives null', async () => {
+    expect((await inspector.inspect(corpusFile('freeculture.pdf'), { file: 'f' })).title).toBe('Free Culture');
+    expect((await inspector.inspect(corpusFile('TAMReview.pdf'), { file: 't' })).title).toMatch(/^Overview of the Technology Acceptance Model.*Directions$/);
+    expect((await inspector.inspect(corpusFile('tracemonkey.pdf'), { file: 't' })).title).toBeNull();
+  });
+
+  it('rejects bug1020226.pdf as PDF_CORRUPT with pdf.js reason', async () => {
+    const err = await rejection(inspector.inspect(corpusFile('bug1020226.pdf'), { file: 'bug1020226.pdf' }));
+    expect(err.code).toBe('PDF_CORRUPT');
+    expect(err.place?.file).toBe('bug1020226.pdf');
+    expect(err.message).toMatch(/Invalid PDF structure/);
+  });
+});
+
+describe('encrypted PDFs (issue6010_1.pdf, user password "abc")', () => {
+  const file = corpusFile('issue6010_1.pdf');
+
+  it('opens with the right password', async () => {
+    const info = await inspectPdf(file, { file: 'issue6010_1.pdf', password: 'abc' });
+    expect(info).toMatchObject({ pages: 1, encrypted: true });
+  });
+
+  it('is PDF_ENCRYPTED without a password', async () => {
+    const err = await rejection(inspector.inspect(file, { file: 'issue6010_1.pdf' }));
+    expect(err.code).toBe('PDF_ENCRYPTED');
+    expect(err.describe()).toMatch(/^issue6010_1\.pdf: PDF_ENCRYPTED: /);
+  });
+
+  it('is PDF_BAD_PASSWORD with a wrong one', async () => {
+    const err = await rejection(inspector.inspect(file, { file: 'issue6010_1.pdf', password: 'abd' }));
+    expect(err.code).toBe('PDF_BAD_PASSWORD');
+  });
+});
+
+describe('bad inputs', () => {
+  it('EMPTY_FILE for zero bytes', async () => {
+    const err = await rejection(inspector.inspect(tmp.write('empty.pdf', ''), { file: 'empty.pdf' }));
+    expect(err.code).toBe('EMPTY_FILE');
+  });
+
+  it('NOT_PDF for a PNG named .pdf and for a text file, from the bytes', async () => {
+    const png = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
+    const pngErr = await rejection(inspector.inspect(tmp.write('picture.pdf', png), { file: 'picture.pdf' }));
+    expect(pngErr.code).toBe('NOT_PDF');
+    expect(pngErr.message).toMatch(/0x89504e47/);
+    const textErr = await rejection(inspector.inspect(tmp.write('notes.pdf', 'just some notes\n'), { file: 'notes.pdf' }));
+    expect(textErr.code).toBe('NOT_PDF');
+  });
+
+  it('accepts a header after leading junk, as pdf.js does', async () => {
+    const pdf = pagesPdf([textPage(300, 300, ['junk first'])]);
+    const info = await inspector.inspect(tmp.write('junk.pdf', Buffer.concat([Buffer.from('garbage\n'), pdf])), { file: 'junk.pdf' });
+    expect(info.pages).toBe(1);
+  });
+
+  it('PDF_CORRUPT for a real PDF cut in half', async () => {
+    const whole = readFileSync(corpusFile('tracemonkey.pdf'));
+    const path = tmp.write('half.pdf', whole.subarray(0, Math.floor(whole.length / 2)));
+    const err = await rejection(inspector.inspect(path, { file: 'half.pdf' }));
+    expect(err.code).toBe('PDF_CORRUPT');
+  });
+
+  it('PDF_CORRUPT when a page of the page tree is missing', async () => {
+    const pdf = pagesPdf([textPage(300, 300, ['one']), textPage(300, 300, ['two'])]);
+    // Point the second kid at an object that does not exist.
+    const broken = Buffer.from(pdf.toString('latin1').replace('/Kids [4 0 R 6 0 R]', '/Kids [4 0 R 99 0 R]'), 'latin1');
+    const err = await rejection(inspector.inspect(tmp.write('missing-page.pdf', broken), { file: 'missing-page.pdf' }));
+    expect(err.code).toBe('PDF_CORRUPT');
+  });
+
+  it('PDF_NO_PAGES for a PDF with an empty page tree', async () => {
+    const err = await rejection(inspector.inspect(tmp.write('nopages.pdf', pagesPdf([])), { file: 'nopages.pdf' }));
+    expect(err.code).toBe('PDF_NO_PAGES');
+  });
+
+  it('FILE_UNREADABLE for a missing file', async () => {
+    const err = await rejection(inspector.inspect(`${tmp.dir}/nope.pdf`, { file: 'nope.pdf' }));
+    expect(err.code).toBe('FILE_UNREADABLE');
+  });
+
+  it('reads hostile pages without parsing their content (fast, no crash)', async () => {
+    for (const [name, bytes] of [
+      ['slow.pdf', pagesPdf([slowPage(50_000)])],
+      ['bomb.pdf', formBombPdf(9, 10)],
+      ['huge-image.pdf', hugeImagePdf(20_000)],
+      ['big-page.pdf', pagesPdf([textPage(14_400, 14_400, ['big'])])],
+    ] as const) {
+      const started = performance.now();
+      const info = await inspector.inspect(tmp.write(name, bytes), { file: name, timeoutMs: 10_000 });
+      expect(info.pages).toBe(1);
+      expect(performance.now() - started).toBeLessThan(10_000);
+    }
+    const big = await inspector.inspect(`${tmp.dir}/big-page.pdf`, { file: 'big-page.pdf' });
+    expect(big.pageSizes).toEqual([{ widthPt: 14_400, heightPt: 14_400, rotation: 0 }]);
+  });
+
+  it('kills an inspection over its time limit (PDF_CORRUPT) and carries on with the next file', async () => {
+    const err = await rejection(inspector.inspect(corpusFile('freeculture.pdf'), { file: 'freeculture.pdf', timeoutMs: 1 }));
+    expect(err.code).toBe('PDF_CORRUPT');
+    expect(err.message).toMatch(/within 1 ms/);
+    expect((await inspector.inspect(corpusFile('sizes.pdf'), { file: 'sizes.pdf' })).pages).toBe(3);
+  });
+
+  it('stops at an abort signal', async () => {
+    const controller = new AbortController();
+    const pending = inspector.inspect(corpusFile('freeculture.pdf'), { file: 'freeculture.pdf', signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('shutdown')), 5);
+    await expect(pending).rejects.toMatchObject({ code: 'ABORTED' });
+    expect((await inspector.inspect(corpusFile('rotation.pdf'), { file: 'rotation.pdf' })).pages).toBe(2);
+  });
+});
+
+describe('inspectPdf', () => {
+  it('inspects one file in its own child and leaves no process behind', async () => {
+    const before = childPids('inspect');
+    const info = await inspectPdf(corpusFile('tracemonkey.pdf'), { file: 'tracemonkey.pdf' });
+    expect(info.pages).toBe(14);
+    expect(childPids('inspect')).toEqual(before);
+  });
+});
