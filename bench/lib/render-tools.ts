@@ -11,11 +11,11 @@ export interface PageRef {
   page: number;
 }
 
-/** Which pages of the shared corpus the benchmark renders, before repetition. */
+/** Which pages of the shared corpus the benchmark renders, before repetition (50 pages). */
 export const PAGE_SET: Array<{ name: string; pages: number[] }> = [
   { name: 'tracemonkey.pdf', pages: range(1, 14) },
-  { name: 'TAMReview.pdf', pages: range(1, 8) },
-  { name: 'freeculture.pdf', pages: range(30, 41) },
+  { name: 'TAMReview.pdf', pages: range(1, 10) },
+  { name: 'freeculture.pdf', pages: range(30, 47) },
   { name: 'sizes.pdf', pages: [1, 2, 3] },
   { name: 'rotation.pdf', pages: [1, 2] },
   { name: 'cmykjpeg.pdf', pages: [1] },

@@ -57,7 +57,7 @@ export class UnitProcessor {
     const existing = await store.unitResult(data.docId, data.unit);
     if (existing) return this.alreadySettled(data, existing, log);
 
-    const doc = await this.doc(data.docId);
+    const doc = await this.doc(data.docId, data.gen);
     if (!doc || doc.gen !== data.gen) {
       log.info({ gen: data.gen, current: doc?.gen ?? null }, 'unit of an old generation or a deleted document; skipped');
       return { reused: true, tokens: 0 };
@@ -133,9 +133,10 @@ export class UnitProcessor {
     return { reused: true, tokens: 0 };
   }
 
-  private async doc(docId: string): Promise<CachedDoc | null> {
+  /** The document's record, cached briefly; a unit of a newer generation than the cached one refreshes it. */
+  private async doc(docId: string, gen: number): Promise<CachedDoc | null> {
     const cached = this.docs.get(docId);
-    if (cached && performance.now() - cached.at < DOC_CACHE_MS) return cached;
+    if (cached && cached.gen >= gen && performance.now() - cached.at < DOC_CACHE_MS) return cached;
     const record = await this.parts.store.get(docId);
     if (!record) {
       this.docs.delete(docId);

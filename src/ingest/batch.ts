@@ -25,6 +25,8 @@ export interface EnqueueFilesOptions {
   force?: boolean;
   outDir?: string;
   signal?: AbortSignal;
+  /** Units per addBulk call. @defaultValue 1000 */
+  bulkSize?: number;
   /** Called as each file is decided, so the CLI can print lines as they come. */
   onOutcome?: (outcome: FileOutcome) => void;
 }
@@ -78,6 +80,7 @@ export async function enqueueFiles(files: string[], config: Config, log: Logger,
           force: options.force ?? false,
           ...(options.outDir ? { outDir: options.outDir } : {}),
           maxQueued: config.maxQueued,
+          ...(options.bulkSize ? { bulkSize: options.bulkSize } : {}),
           clashingNames,
           ...(options.signal ? { signal: options.signal } : {}),
         });

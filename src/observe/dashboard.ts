@@ -117,7 +117,6 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
       uiConfig: {
         boardTitle: 'docbatch',
         environment: { label: `prefix ${config.prefix}${readOnly ? ' · read-only' : ''}`, color: readOnly ? '#7a5b00' : '#2d4a6b', textColor: '#ffffff' },
-        jobDetails: { defaultTab: 'Data' },
         sortQueues: false,
       },
     },

@@ -1,0 +1,29 @@
+# docbatch: one image for every docbatch process (worker, writer, dashboard, enqueue, engine
+# emulator); the command picks the verb: `docker run docbatch worker`. See docs/operations.md.
+#
+# Node 24 runs the TypeScript sources directly (type stripping): there is no build step.
+FROM node:24-bookworm-slim
+
+ENV NODE_ENV=production
+WORKDIR /app
+
+# Dependencies first, so a source change does not reinstall them. `npm ci` installs exactly the
+# lockfile; sharp and @napi-rs/canvas come as prebuilt linux-x64 (glibc) packages.
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+COPY bin ./bin
+COPY queues ./queues
+COPY src ./src
+COPY workers ./workers
+COPY samples ./samples
+
+# Named volumes mounted here start with this ownership, so the unprivileged user can write.
+RUN mkdir -p /data/blobs /data/out && chown -R node:node /data
+ENV BLOB_DIR=/data/blobs \
+    OUT_DIR=/data/out \
+    LOG_FORMAT=json
+USER node
+
+ENTRYPOINT ["bin/docbatch"]
+CMD ["--help"]

@@ -1,0 +1,110 @@
+/**
+ * Nothing done twice (../shared/reference/reliability.md, fault case 13): the same content
+ * enqueued again is the same document; units that finished are never sent to the engine again;
+ * a producer interrupted half-way and rerun leaves no duplicates and no gaps; --force redoes.
+ */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
+import { openQueue } from '../../queues/connect.ts';
+import { acceptedIds, parsePages, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
+
+let p: Pipeline | undefined;
+afterEach(async () => {
+  await p?.stop();
+  p = undefined;
+});
+
+describe('resume and idempotency', () => {
+  it('the same file again resumes; finished units are not sent again; done stays done; --force redoes', async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false, emulator: { speed: 5 } });
+    const pdf = join(p.dir, 'report.pdf');
+    writeFileSync(pdf, numberedPdf(30));
+    const [first] = await p.enqueue([pdf]);
+    expect(first!.report).toMatchObject({ outcome: 'enqueued', units: 30, added: 30 });
+    const docId = first!.report!.docId;
+
+    // A worker does part of it and stops (draining what it has in flight).
+    const worker = await p.startWorker({ initialInFlight: 4, maxInFlight: 4, batchSize: 2 });
+    for (let i = 0; i < 400 && ((await p.store.get(docId))?.done ?? 0) < 10; i++) await new Promise((r) => setTimeout(r, 25));
+    await worker.close({ deadlineMs: 10_000 });
+    const partly = (await p.store.get(docId))!;
+    expect(partly.done).toBeGreaterThanOrEqual(10);
+    expect(partly.done).toBeLessThan(30);
+
+    const [again] = await p.enqueue([pdf]);
+    expect(again!.report).toMatchObject({ docId, outcome: 'resumed', settled: partly.done, added: 30 - partly.done });
+
+    await p.startWorker();
+    await p.wait([docId]);
+    // Every unit went to the engine exactly once across both workers and both enqueues.
+    expect(p.engine.stats().completed).toBe(30);
+    const md = readFileSync(join(p.config.outDir, 'report.md'), 'utf8');
+    expect([...parsePages(md).keys()]).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+
+    const [third] = await p.enqueue([pdf]);
+    expect(third!.report!.outcome).toBe('done');
+
+    rmSync(join(p.config.outDir, 'report.md'));
+    const [fourth] = await p.enqueue([pdf]);
+    expect(fourth!.report!.outcome).toBe('rewrite');
+    for (let i = 0; i < 200 && (await p.store.get(docId))!.writtenAt === partly.writtenAt; i++) await new Promise((r) => setTimeout(r, 25));
+    await p.wait([docId]);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(readFileSync(join(p.config.outDir, 'report.md'), 'utf8')).toBe(md);
+    expect(p.engine.stats().completed).toBe(30);
+
+    const [forced] = await p.enqueue([pdf], { force: true });
+    expect(forced!.report).toMatchObject({ outcome: 'enqueued', gen: 2, added: 30 });
+    await p.wait([docId]);
+    expect(p.engine.stats().completed).toBe(60);
+  }, 120_000);
+
+  it('a producer interrupted half-way and run again leaves no duplicates and no gaps', async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false });
+    const pdf = join(p.dir, 'big.pdf');
+    writeFileSync(pdf, numberedPdf(60, 10));
+    const infer = openQueue('infer', p.config, p.redis);
+    const interrupt = new AbortController();
+    const watcher = setInterval(async () => {
+      if ((await infer.getWaitingCount()) >= 20) interrupt.abort(new Error('killed'));
+    }, 5);
+    await expect(p.enqueue([pdf], { bulkSize: 10, signal: interrupt.signal })).rejects.toThrow();
+    clearInterval(watcher);
+    const queued = await infer.getWaitingCount();
+    expect(queued).toBeGreaterThanOrEqual(20);
+    expect(queued).toBeLessThan(60);
+
+    const [rerun] = await p.enqueue([pdf], { bulkSize: 10 });
+    expect(rerun!.report!.outcome).toBe('resumed');
+    expect(await infer.getWaitingCount()).toBe(60);
+    await p.startWorker();
+    await p.wait([rerun!.report!.docId]);
+    expect(p.engine.stats().completed).toBe(60);
+    const pages = parsePages(readFileSync(join(p.config.outDir, 'big.md'), 'utf8'));
+    expect(pages.size).toBe(60);
+    await infer.close();
+  }, 120_000);
+
+  it('two inputs with the same base name get the hash suffix; the same content twice is one document', async () => {
+    p = await startPipeline({ file: import.meta.filename });
+    const a = join(p.dir, 'a');
+    const b = join(p.dir, 'b');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(a);
+    mkdirSync(b);
+    writeFileSync(join(a, 'notes.pdf'), numberedPdf(2));
+    writeFileSync(join(b, 'notes.pdf'), numberedPdf(3));
+    writeFileSync(join(p.dir, 'copy.pdf'), numberedPdf(2));
+    const outcomes = await p.enqueue([join(a, 'notes.pdf'), join(b, 'notes.pdf'), join(p.dir, 'copy.pdf')]);
+    const ids = acceptedIds(outcomes);
+    expect(ids[2]).toBe(ids[0]);
+    await p.wait([...new Set(ids)]);
+    const names = outcomes.map((o) => o.report!.name);
+    expect(names[0]).toMatch(/^notes-[0-9a-f]{8}$/);
+    expect(names[1]).toMatch(/^notes-[0-9a-f]{8}$/);
+    expect(names[0]).not.toBe(names[1]);
+    expect(parsePages(readFileSync(join(p.config.outDir, `${names[1]}.md`), 'utf8')).size).toBe(3);
+  }, 60_000);
+});
