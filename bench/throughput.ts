@@ -14,7 +14,8 @@
  * docs/benchmarks.md quotes it.
  *
  *   node_modules/.bin/node bench/throughput.ts [--kind pages|chunks] [--units 800] [--workers 1,4]
- *       [--speed 2] [--warmup S] [--measure S] [--concurrency 512] [--pdf FILE] [--keep]
+ *       [--speed 2] [--warmup S] [--measure S] [--concurrency 512] [--pdf FILE] [--batch-size N]
+ *       [--skip-direct] [--trace] [--keep]
  *
  * Needs Redis at REDIS_URL (default redis://127.0.0.1:6379).
  */
@@ -27,6 +28,7 @@ import { EMULATOR_DEFAULTS, estimateBestRate, TIMING_DEFAULTS } from '../src/emu
 import { runDirect } from './lib/throughput-direct.ts';
 import { runPipeline, type PipelineResult } from './lib/throughput-pipeline.ts';
 import { startEngine } from './lib/throughput-procs.ts';
+import { printTrace } from './lib/throughput-trace.ts';
 import type { SteadyWindow } from './lib/throughput-window.ts';
 import { buildWorkload, type WorkloadKind } from './lib/throughput-workload.ts';
 
@@ -45,6 +47,7 @@ const { values } = parseArgs({
     'redis-url': { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
     'skip-direct': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    trace: { type: 'boolean', default: false },
   },
 });
 
@@ -104,7 +107,15 @@ try {
   if (!values['skip-direct']) {
     log(`direct closed loop, ${concurrency} clients, ${((warmupMs + measureMs) / 1000).toFixed(0)} s...`);
     try {
-      const direct = await runDirect({ engineUrl: engine.url, requests: workload.requests, concurrency, warmupMs, measureMs, intervalMs });
+      const direct = await runDirect({
+        engineUrl: engine.url,
+        requests: workload.requests,
+        concurrency,
+        warmupMs,
+        measureMs,
+        intervalMs,
+        ...(values.trace ? { onSamples: (s) => printTrace('direct loop', s) } : {}),
+      });
       best = direct.window.tokensPerSec;
       const errs = [...direct.errors].map(([c, n]) => `${c}×${n}`).join(' ');
       rows.push({ name: `engine, direct loop C=${concurrency}`, w: direct.window, note: errs ? `errors ${errs}` : '' });
@@ -130,6 +141,7 @@ try {
       intervalMs,
       timeoutMs: Math.max(300_000, (20 * workload.requests.length * outputTokens * 1000) / model.generatedTokensPerSec),
       workerEnv,
+      ...(values.trace ? { onSamples: (s) => printTrace(`pipeline, ${workers} workers`, s) } : {}),
     });
     rows.push({
       name: `pipeline, ${workers} worker${workers > 1 ? 's' : ''}`,

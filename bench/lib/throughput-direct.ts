@@ -7,7 +7,7 @@
  */
 import { EngineClient } from '../../src/engine/client.ts';
 import type { BenchRequest } from './throughput-workload.ts';
-import { Sampler } from './throughput-sampler.ts';
+import { Sampler, type Sample } from './throughput-sampler.ts';
 import { steadyWindow, type SteadyWindow } from './throughput-window.ts';
 
 export interface DirectOptions {
@@ -17,6 +17,7 @@ export interface DirectOptions {
   warmupMs: number;
   measureMs: number;
   intervalMs: number;
+  onSamples?: (samples: Sample[]) => void;
 }
 
 export interface DirectResult {
@@ -60,6 +61,7 @@ export async function runDirect(o: DirectOptions): Promise<DirectResult> {
     await sampler.close();
     stop.abort('measured');
     await Promise.allSettled(loops);
+    o.onSamples?.(sampler.samples);
     return { window: steadyWindow(sampler.samples, { warmupMs: o.warmupMs, end: 'last' }), completed, errors };
   } finally {
     stop.abort('done');

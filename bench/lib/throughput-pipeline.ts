@@ -5,12 +5,12 @@
  * It waits until the document is written and checks that every unit succeeded.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connectRedis, openQueue } from '../../queues/connect.ts';
 import { DocStore } from '../../src/store/docs.ts';
 import { freePort, Proc, startEngine, waitForUrl } from './throughput-procs.ts';
-import { Sampler } from './throughput-sampler.ts';
+import { Sampler, type Sample } from './throughput-sampler.ts';
 import { steadyWindow, type SteadyWindow } from './throughput-window.ts';
 
 export interface PipelineOptions {
@@ -28,6 +28,8 @@ export interface PipelineOptions {
   timeoutMs: number;
   /** Extra environment for the workers (e.g. BATCH_SIZE). */
   workerEnv: Record<string, string>;
+  /** Sees every sample once the run is over (for --trace), before the window is cut. */
+  onSamples?: (samples: Sample[]) => void;
 }
 
 export interface PipelineResult {
@@ -77,8 +79,8 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
       engineUrl: engine.url,
       workers: metricsUrls,
       queued: async () => {
-        const c = await queue.getJobCounts('wait', 'prioritized', 'delayed', 'paused');
-        return (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0) + (c.paused ?? 0);
+        const c = await queue.getJobCounts('wait', 'prioritized', 'delayed');
+        return (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0);
       },
       intervalMs: o.intervalMs,
     });
@@ -103,6 +105,8 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
     const wallSeconds = (performance.now() - started) / 1000;
     await sampler.sample();
     await sampler.close();
+    await writeFile(join(dir, 'samples.json'), JSON.stringify(sampler.samples));
+    o.onSamples?.(sampler.samples);
     return {
       window: steadyWindow(sampler.samples, { warmupMs: o.warmupMs, end: 'queue-empty' }),
       wallSeconds,

@@ -1,6 +1,5 @@
 /** `docbatch demo`: the main job on embedded defaults (see src/demo/run.ts). */
 import { Command } from 'commander';
-import { runDemo } from '../demo/run.ts';
 import { createLogger } from '../observe/log.ts';
 import { settingOptions } from './options.ts';
 
@@ -12,6 +11,7 @@ export function demoCommand(): Command {
   return command.action(async (opts: Record<string, unknown>) => {
     const config = load(opts);
     const log = createLogger({ level: opts.logLevel ? config.logLevel : 'warn', pretty: config.logFormat === 'pretty' });
+    const { runDemo } = await import('../demo/run.ts');
     process.exitCode = await runDemo(config, log, { speed: Number(opts.speed) });
   });
 }

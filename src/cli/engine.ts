@@ -5,7 +5,6 @@
  */
 import { Command, Option } from 'commander';
 import { FLAGS, optionsFromFlags } from '../emulator/flags.ts';
-import { serveUntilSignal } from '../emulator/serve.ts';
 
 export function engineCommand(): Command {
   const command = new Command('engine').description(
@@ -26,6 +25,7 @@ export function engineCommand(): Command {
     } catch (err) {
       return command.error((err as Error).message, { exitCode: 2, code: 'docbatch.engine.badFlag' });
     }
+    const { serveUntilSignal } = await import('../emulator/serve.ts');
     await serveUntilSignal(parsed);
   });
   return command;

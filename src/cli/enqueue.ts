@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { resolve } from 'node:path';
 import { connectRedis } from '../../queues/connect.ts';
-import { enqueueFiles, type FileOutcome } from '../ingest/batch.ts';
+import type { FileOutcome } from '../ingest/batch.ts';
 import { createLogger } from '../observe/log.ts';
 import { formatDuration, waitForDocs, type DocProgress } from '../observe/progress.ts';
 import { DocStore } from '../store/docs.ts';
@@ -25,6 +25,7 @@ export function enqueueCommand(): Command {
     const onSignal = () => controller.abort(new Error('interrupted'));
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    const { enqueueFiles } = await import('../ingest/batch.ts');
     const outcomes = await enqueueFiles(files, config, log, {
       ...(typeof opts.password === 'string' ? { password: opts.password } : {}),
       force: opts.force === true,

@@ -1,6 +1,5 @@
 /** `docbatch worker`: one GPU worker. */
 import { Command } from 'commander';
-import { runWorker } from '../../workers/infer.ts';
 import { REDIS_SETTINGS, settingOptions } from './options.ts';
 
 export function workerCommand(): Command {
@@ -12,6 +11,7 @@ export function workerCommand(): Command {
     'engineDownTimeoutMs', 'growIntervalMs', 'ceilingHoldMs', 'lockDurationMs', 'stalledIntervalMs', 'shutdownTimeoutMs', 'workerName', 'blobDir', 'metricsPort', 'metricsHost', 'gpuHourlyUsd', 'budgetUsd',
   ]);
   return command.action(async (opts: Record<string, unknown>) => {
+    const { runWorker } = await import('../../workers/infer.ts');
     process.exitCode = await runWorker(load(opts));
   });
 }

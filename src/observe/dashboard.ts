@@ -28,7 +28,7 @@ import type { Logger } from './log.ts';
 import { assertSafeBinding, authorized, challenge, hasCredentials, type DashboardCredentials } from './dashboard-auth.ts';
 import { cutShort, jobTitle, unitData } from './dashboard-format.ts';
 import { openQueueCounter, registerQueueMetrics } from './metrics.ts';
-import { healthReport, queuesCheck, redisCheck } from './metrics-server.ts';
+import { healthReport, listenError, queuesCheck, redisCheck } from './metrics-server.ts';
 
 export type DashboardConfig = Pick<
   Config,
@@ -129,7 +129,7 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
     await new Promise<void>((ok, fail) => {
       if (server.listening) return ok();
       server.once('listening', ok);
-      server.once('error', fail);
+      server.once('error', (err: Error) => fail(listenError('dashboard', config.dashboardHost, config.dashboardPort, err)));
     });
   } catch (err) {
     await counter.close();

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
+import { ConfigError } from '../errors.ts';
 import type { InferWorker } from '../infer/worker.ts';
 import type { CountableQueue } from './metrics.ts';
 
@@ -131,11 +132,8 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   });
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
+    server.once('error', (err) => reject(listenError('metrics', host, options.port, err)));
+    server.listen(options.port, host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
   let closing: Promise<void> | null = null;
@@ -150,6 +148,15 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       return closing;
     },
   };
+}
+
+/** A port in use or not ours to bind is a configuration problem (exit 2), named as such. */
+export function listenError(what: string, host: string, port: number, err: Error): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') {
+    return new ConfigError(`cannot serve the ${what} on ${host}:${port}: ${code} (${err.message})`, { cause: err });
+  }
+  return err;
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, options: MetricsServerOptions): Promise<void> {

@@ -148,7 +148,7 @@ export class RenderPool {
 
   #pump(): void {
     if (this.#closing) return;
-    const idle = [...this.#slots].filter((s) => s.state === 'idle');
+    const idle = [...this.#slots].filter((s) => s.state === 'idle' && s.proc.alive);
     // Affinity first, looking only a little way down the queue so no page waits for long.
     const window = this.#queue.slice(0, this.#options.size * 4);
     for (const slot of idle) {
@@ -161,8 +161,8 @@ export class RenderPool {
       if (!next) break;
       this.#assign(slot, next);
     }
-    const starting = [...this.#slots].filter((s) => s.state === 'starting').length;
-    let live = [...this.#slots].filter((s) => s.state !== 'leaving').length;
+    const starting = [...this.#slots].filter((s) => s.state === 'starting' && s.proc.alive).length;
+    let live = [...this.#slots].filter((s) => s.state !== 'leaving' && s.proc.alive).length;
     for (let waiting = this.#queue.length - starting; waiting > 0 && live < this.#options.size; waiting--, live++) {
       this.#spawn();
     }
@@ -180,8 +180,16 @@ export class RenderPool {
     });
     const slot: Slot = { proc, state: 'starting', task: undefined };
     this.#slots.add(slot);
+    // A renderer that never says ready (stuck importing) would hold queued pages forever.
+    const startTimer = setTimeout(
+      () => proc.kill(new DocbatchError('RENDER_CRASHED', `the renderer did not start within ${this.#options.pageTimeoutMs} ms`)),
+      this.#options.pageTimeoutMs,
+    );
+    startTimer.unref();
+    void proc.exited.then(() => clearTimeout(startTimer));
     proc.ready.then(
       () => {
+        clearTimeout(startTimer);
         if (slot.state !== 'starting') return;
         this.#startFailures = 0;
         slot.state = 'idle';
@@ -243,6 +251,7 @@ export class RenderPool {
     const wasStarting = slot.state === 'starting';
     this.#slots.delete(slot);
     slot.state = 'leaving';
+    if (![...this.#slots].some((s) => s.state === 'busy')) this.#stopRssWatch();
     if (this.#closing) return;
     // A page in progress fails through its own request (RendererProcess rejects it with the
     // kill reason or RENDER_CRASHED); here the pool only replaces the renderer.

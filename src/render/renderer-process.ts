@@ -47,6 +47,9 @@ export class RendererProcess {
   #killReason: DocbatchError | undefined;
   #stderr = '';
   #exitInfo: ExitInfo | undefined;
+  /** Set on 'exit', before stderr has drained: from then on nothing is sent to the child. */
+  #gone = false;
+  #retireTimer: NodeJS.Timeout | undefined;
 
   constructor(options: RendererProcessOptions) {
     this.#child = fork(CHILD_ENTRY, [options.mode, encodeSettings(options.settings)], {
@@ -83,6 +86,8 @@ export class RendererProcess {
       // parent calls disconnect() Node never emits it for a child with an IPC channel.
       const stderrClosed = new Promise<void>((r) => (this.#child.stderr ? this.#child.stderr.once('close', r) : r()));
       this.#child.once('exit', (code, signal) => {
+        this.#gone = true;
+        clearTimeout(this.#retireTimer);
         let timer: NodeJS.Timeout | undefined;
         const drained = new Promise<void>((r) => (timer = setTimeout(r, 250)));
         void Promise.race([stderrClosed, drained]).then(() => {
@@ -122,7 +127,7 @@ export class RendererProcess {
   }
 
   get alive(): boolean {
-    return this.#exitInfo === undefined;
+    return !this.#gone && this.#exitInfo === undefined;
   }
 
   get busy(): boolean {
@@ -159,16 +164,24 @@ export class RendererProcess {
 
   /** SIGKILL (a renderer stuck in native code ignores anything gentler); `reason` fails the pending request. */
   kill(reason?: DocbatchError): void {
-    if (!this.alive) return;
+    if (this.#exitInfo) return;
     this.#killReason ??= reason;
-    this.#child.kill('SIGKILL');
+    if (!this.#gone) this.#child.kill('SIGKILL');
   }
 
-  /** Lets an idle child exit by itself (it leaves when its IPC channel closes). */
-  retire(): void {
+  /**
+   * Lets an idle child exit by itself (it leaves when its IPC channel closes), with a kill
+   * after `graceMs` in case it does not.
+   */
+  retire(graceMs = 5000): void {
     if (!this.alive) return;
-    if (this.#child.connected) this.#child.disconnect();
-    else this.kill();
+    if (!this.#child.connected) {
+      this.kill();
+      return;
+    }
+    this.#child.disconnect();
+    this.#retireTimer = setTimeout(() => this.kill(), graceMs);
+    this.#retireTimer.unref();
   }
 
   stderrTail(): string {
