@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-redis.sh
+bash scripts/ensure-chromium.sh
+bash scripts/ensure-docker-compose.sh
 npx tsc -p .
 npx vitest run "$@"

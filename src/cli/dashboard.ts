@@ -1,6 +1,5 @@
 /** `docbatch dashboard`: Bull Board over the queues, with /metrics and /health. */
 import { Command } from 'commander';
-import { runDashboard } from '../../workers/dashboard.ts';
 import { REDIS_SETTINGS, settingOptions } from './options.ts';
 
 export function dashboardCommand(): Command {
@@ -11,6 +10,8 @@ export function dashboardCommand(): Command {
     ...REDIS_SETTINGS, 'dashboardPort', 'dashboardHost', 'dashboardUser', 'dashboardPassword', 'dashboardToken', 'dashboardReadOnly',
   ]);
   return command.action(async (opts: Record<string, unknown>) => {
+    // Loaded on use: Bull Board and Hono are not needed by the other verbs.
+    const { runDashboard } = await import('../../workers/dashboard.ts');
     process.exitCode = await runDashboard(load(opts));
   });
 }

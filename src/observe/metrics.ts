@@ -147,7 +147,7 @@ export class WorkerMetrics {
     const self = this;
 
     const completed = new Counter({ name: `${p}units_completed_total`, help: 'Units (pages, chunks) whose result was recorded.', labelNames: ['kind'], registers });
-    const failed = new Counter({ name: `${p}units_failed_total`, help: 'Units that failed for good, by error code (docs/errors.md).', labelNames: ['kind', 'code'], registers });
+    const failed = new Counter({ name: `${p}units_failed_total`, help: 'Units that failed for good, by error code (src/errors.ts).', labelNames: ['kind', 'code'], registers });
     const promptTokens = new Counter({ name: `${p}prompt_tokens_total`, help: 'Prompt tokens of recorded units, as the engine counted them.', registers });
     const completionTokens = new Counter({ name: `${p}completion_tokens_total`, help: 'Completion tokens of recorded units, as the engine counted them.', registers });
     const requestSeconds = new Histogram({ name: `${p}request_duration_seconds`, help: 'Engine request latency, from send to answer or failure.', labelNames: ['outcome'], buckets: LATENCY_BUCKETS, registers });

@@ -118,6 +118,12 @@ describe('an open dashboard (loopback, no credentials)', () => {
     expect(html).not.toMatch(/https?:\/\/(?!www\.w3\.org)/);
   });
 
+  it('says CONFIG_INVALID when its port is taken', async () => {
+    const err = await startDashboard(config({ dashboardPort: dash.port }), silentLogger()).then(() => null, (e: unknown) => e);
+    expect(isDocbatchError(err) && err.code).toBe('CONFIG_INVALID');
+    expect(String((err as Error).message)).toMatch(/cannot serve the dashboard on 127\.0\.0\.1:\d+: EADDRINUSE/);
+  });
+
   it('can pause and resume a queue (what read-only mode forbids)', async () => {
     expect((await fetch(`${dash.url}/api/queues/infer/pause`, { method: 'PUT' })).ok).toBe(true);
     expect(await infer.isPaused()).toBe(true);
