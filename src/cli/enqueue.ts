@@ -4,7 +4,8 @@ import { resolve } from 'node:path';
 import { connectRedis } from '../../queues/connect.ts';
 import type { FileOutcome } from '../ingest/batch.ts';
 import { createLogger } from '../observe/log.ts';
-import { formatDuration, waitForDocs, type DocProgress } from '../observe/progress.ts';
+import { progressPrinter } from '../observe/bar.ts';
+import { waitForDocs } from '../observe/progress.ts';
 import { DocStore } from '../store/docs.ts';
 import { REDIS_SETTINGS, settingOptions } from './options.ts';
 
@@ -43,7 +44,7 @@ export function enqueueCommand(): Command {
     const redis = connectRedis(config.redisUrl, 'worker');
     try {
       const store = new DocStore(redis, config.prefix);
-      const final = await waitForDocs(store, docIds, { signal: controller.signal, intervalMs: 1000, onTick: progressPrinter(json) });
+      const final = await waitForDocs(store, docIds, { signal: controller.signal, intervalMs: 500, ...(json ? {} : { onTick: progressPrinter(process.stderr) }) });
       let failedUnits = 0;
       for (const p of final) {
         failedUnits += p.record.failed;
@@ -73,19 +74,4 @@ function printOutcome(o: FileOutcome, json: boolean): void {
   const what = r.kind === 'pdf' ? 'pages' : 'chunks';
   const extra = r.outcome === 'resumed' ? ` (${r.settled} already done, ${r.added} queued)` : r.outcome === 'done' ? ' (already written; --force to redo)' : '';
   process.stdout.write(`${r.docId}  ${r.outcome.padEnd(8)}  ${o.file}  ${r.units} ${what}${extra}\n`);
-}
-
-/** Plain periodic lines (a live bar on a terminal comes from src/observe/bar.ts when present). */
-function progressPrinter(json: boolean): (progress: DocProgress[]) => void {
-  let last = 0;
-  return (progress) => {
-    const now = Date.now();
-    if (json || now - last < 5000) return;
-    last = now;
-    for (const p of progress) {
-      if (p.finished) continue;
-      const rate = p.rate ? `${p.rate.toFixed(1)}/s` : '-';
-      process.stderr.write(`  ${p.record.meta.name}: ${p.settled}/${p.record.units} ${rate} eta ${formatDuration(p.etaSeconds)}\n`);
-    }
-  };
 }

@@ -52,6 +52,9 @@ export class InferWorker {
   private idle: Array<() => void> = [];
   private closing: Promise<void> | null = null;
   private forced = false;
+  private budgetTimer: NodeJS.Timeout | null = null;
+  /** True while intake is paused because BUDGET_USD is spent. */
+  overBudget = false;
 
   constructor(config: Config, log: Logger, hooks: InferWorkerHooks = {}) {
     this.config = config;
@@ -132,7 +135,7 @@ export class InferWorker {
     this.monitor.on('change', () => this.follow());
     this.monitor.on('down', () => void this.bull.pause(true));
     this.monitor.on('up', () => {
-      if (!this.closing) void this.bull.resume();
+      if (!this.closing && !this.overBudget) void this.bull.resume();
     });
   }
 
@@ -141,6 +144,7 @@ export class InferWorker {
     await this.store.redis.ping();
     await this.checkEngine();
     this.monitor.start();
+    await this.checkBudget();
     void this.bull.run().catch((err: Error) => this.log.error({ err: err.message }, 'worker loop ended with an error'));
     this.log.info({ engine: this.config.engineUrl, window: this.window.size, batchSize: this.config.batchSize }, 'worker started');
   }
@@ -160,6 +164,26 @@ export class InferWorker {
       }
       this.log.warn({ code: e.code, err: e.message }, 'engine does not answer yet; units will wait for it');
     }
+  }
+
+  /**
+   * BUDGET_USD: once the engine time spent under this prefix (all workers, all documents) costs
+   * the budget at GPU_HOURLY_USD, stop taking units (those in flight finish) and say so.
+   */
+  private async checkBudget(): Promise<void> {
+    const { budgetUsd, gpuHourlyUsd } = this.config;
+    if (budgetUsd === undefined || gpuHourlyUsd === undefined || this.closing) return;
+    try {
+      const spent = ((await this.store.spentEngineMs()) / 3_600_000) * gpuHourlyUsd;
+      if (spent >= budgetUsd && !this.overBudget) {
+        this.overBudget = true;
+        await this.bull.pause(true);
+        this.log.warn({ spentUsd: Number(spent.toFixed(4)), budgetUsd }, 'budget reached: intake paused (raise BUDGET_USD and restart the worker to go on)');
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not read the spend for the budget check');
+    }
+    if (!this.closing) this.budgetTimer = setTimeout(() => void this.checkBudget(), 2000).unref();
   }
 
   get activeUnits(): number {
@@ -245,6 +269,7 @@ export class InferWorker {
           errors.push(new Error(`${what}: ${(err as Error).message}`, { cause: err }));
         }
       };
+      if (this.budgetTimer) clearTimeout(this.budgetTimer);
       this.log.info({ active: this.active, deadlineMs }, 'stopping: no new units; finishing those in flight');
       await step('pause intake', () => withTimeout(this.bull.pause(true), 2000));
       if (this.active > 0 && !this.forced) {

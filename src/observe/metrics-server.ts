@@ -89,8 +89,9 @@ export function workerChecks(worker: InferWorker, registration?: Registration): 
       const { running, paused, closing } = worker.loop;
       const engineDown = worker.monitor.isDown;
       const registered = registration ? await isRegistered(registration) : 'unknown';
-      const ok = running && !closing && (!paused || engineDown) && registered !== false;
-      return { ok, running, paused, closing, engineDown, registered, activeUnits: worker.activeUnits };
+      // Paused on purpose (engine outage, budget spent) is healthy: the worker is doing what it should.
+      const ok = running && !closing && (!paused || engineDown || worker.overBudget) && registered !== false;
+      return { ok, running, paused, closing, engineDown, overBudget: worker.overBudget, registered, activeUnits: worker.activeUnits };
     },
   };
 }

@@ -15,7 +15,7 @@ import type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult } from './
 export type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult, UnitResultOk, UnitResultFailed } from './types.ts';
 
 interface ScriptedRedis extends Redis {
-  docbatchSettle(docKey: string, unitsKey: string, lockKey: string, ...args: Array<string | number>): Promise<[number, number, number, number]>;
+  docbatchSettle(docKey: string, unitsKey: string, lockKey: string, statsKey: string, ...args: Array<string | number>): Promise<[number, number, number, number]>;
   docbatchReset(docKey: string, unitsKey: string, ...args: Array<string | number>): Promise<number>;
 }
 
@@ -27,7 +27,7 @@ export class DocStore {
     this.prefix = prefix;
     this.redis = redis as ScriptedRedis;
     if (!('docbatchSettle' in redis)) {
-      redis.defineCommand('docbatchSettle', { numberOfKeys: 3, lua: SETTLE_LUA });
+      redis.defineCommand('docbatchSettle', { numberOfKeys: 4, lua: SETTLE_LUA });
       redis.defineCommand('docbatchReset', { numberOfKeys: 2, lua: RESET_LUA });
     }
   }
@@ -41,6 +41,16 @@ export class DocStore {
   private get docsKey(): string {
     return `${this.prefix}:docs`;
   }
+  /** Totals over every document under this prefix: engine_ms, units_done, units_failed. */
+  get statsKey(): string {
+    return `${this.prefix}:stats`;
+  }
+
+  /** Engine milliseconds spent on all documents so far (what BUDGET_USD is checked against). */
+  async spentEngineMs(): Promise<number> {
+    return Number((await this.redis.hget(this.statsKey, 'engine_ms')) ?? 0);
+  }
+
   private get namesKey(): string {
     return `${this.prefix}:names`;
   }
@@ -87,6 +97,7 @@ export class DocStore {
       this.docKey(docId),
       this.unitsKey(docId),
       lock?.key ?? `${this.prefix}:nolock`,
+      this.statsKey,
       unit,
       gen,
       JSON.stringify(result),

@@ -1,7 +1,7 @@
 /** Lua run inside Redis so that each of these steps is atomic. */
 
 /**
- * KEYS: doc hash, units hash, job lock key
+ * KEYS: doc hash, units hash, job lock key, global stats hash
  * ARGV: unit, gen, result JSON, ok (1/0), lock token ('' = no check), now, prompt tokens,
  *       completion tokens, engine ms
  * Returns {status, settled, units, last}: status 1 recorded, 0 duplicate, -1 lock lost,
@@ -21,7 +21,10 @@ if ARGV[4] == '1' then
   redis.call('HINCRBY', KEYS[1], 'prompt_tokens', ARGV[7])
   redis.call('HINCRBY', KEYS[1], 'completion_tokens', ARGV[8])
   redis.call('HINCRBY', KEYS[1], 'engine_ms', ARGV[9])
+  redis.call('HINCRBY', KEYS[4], 'engine_ms', ARGV[9])
+  redis.call('HINCRBY', KEYS[4], 'units_done', 1)
 else
+  redis.call('HINCRBY', KEYS[4], 'units_failed', 1)
   redis.call('HINCRBY', KEYS[1], 'failed', 1)
 end
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[6])

@@ -1,0 +1,69 @@
+/**
+ * What it costs: engine time attributed to each document, its cost at GPU_HOURLY_USD in the
+ * report and in `docbatch status`, and BUDGET_USD pausing intake once spent.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
+import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
+
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'docbatch');
+let p: Pipeline | undefined;
+afterEach(async () => {
+  await p?.stop();
+  p = undefined;
+});
+
+function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(BIN, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.on('exit', (code) => resolve({ code, stdout }));
+  });
+}
+
+it('reports carry engine time and cost; status sums them', async () => {
+  p = await startPipeline({ file: import.meta.filename, emulator: { speed: 5 }, config: { gpuHourlyUsd: 3.6 } });
+  const pdf = join(p.dir, 'priced.pdf');
+  writeFileSync(pdf, numberedPdf(12));
+  const ids = acceptedIds(await p.enqueue([pdf]));
+  const [done] = await p.wait(ids);
+  const report = JSON.parse(readFileSync(join(p.config.outDir, 'priced.report.json'), 'utf8'));
+  expect(report.engine_seconds).toBeGreaterThan(0);
+  // Engine time is shared among the requests in flight: it cannot exceed the run's wall time.
+  const wall = (Date.parse(done!.record.finishedAt!) - Date.parse(done!.record.startedAt!)) / 1000;
+  expect(report.engine_seconds).toBeLessThanOrEqual(wall + 1);
+  expect(report.gpu_hourly_usd).toBe(3.6);
+  expect(report.cost_usd).toBeCloseTo(report.engine_seconds * 0.001, 5);
+  expect(report.cost_per_1000_units).toBeCloseTo((report.cost_usd / 12) * 1000, 4);
+
+  const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, GPU_HOURLY_USD: '3.6' };
+  const status = await run(['status', '--json'], env);
+  expect(status.code).toBe(0);
+  const lines = status.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  expect(lines[0]).toMatchObject({ docId: ids[0], state: 'written', units: 12, done: 12, failed: 0 });
+  expect(lines[0].cost_usd).toBeCloseTo(report.cost_usd, 5);
+  expect(lines.at(-1).total).toMatchObject({ documents: 1, units: 12, done: 12 });
+  const text = await run(['status'], env);
+  expect(text.stdout).toMatch(/total: 1 documents, 12\/12 units \(0 failed\).*\$\d+\.\d{4}/);
+}, 90_000);
+
+it('BUDGET_USD pauses intake once the spend reaches it', async () => {
+  p = await startPipeline({ file: import.meta.filename, worker: false, emulator: { speed: 2 } });
+  const pdf = join(p.dir, 'budget.pdf');
+  writeFileSync(pdf, numberedPdf(40));
+  const [docId] = acceptedIds(await p.enqueue([pdf]));
+  const worker = await p.startWorker({ gpuHourlyUsd: 3600, budgetUsd: 0.5, initialInFlight: 2, maxInFlight: 2, batchSize: 1 });
+  for (let i = 0; i < 400 && !worker.overBudget; i++) await new Promise((r) => setTimeout(r, 25));
+  expect(worker.overBudget).toBe(true);
+  await new Promise((r) => setTimeout(r, 1500)); // in-flight units finish; nothing new starts
+  const before = (await p.store.get(docId!))!.done;
+  await new Promise((r) => setTimeout(r, 1500));
+  const after = (await p.store.get(docId!))!;
+  expect(after.done).toBe(before);
+  expect(after.done).toBeLessThan(40);
+  expect(after.state).toBe('running');
+}, 60_000);
