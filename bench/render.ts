@@ -3,7 +3,8 @@
  * cores, same pages, same size (longest side 1288 px, PNG). docs/rendering.md quotes it.
  *
  *   node_modules/.bin/node bench/render.ts [--pages 100] [--side 1288] [--cores N] [--rounds 3]
- *                                          [--format png|jpeg] [--corpus ../shared/corpus]
+ *                                          [--format png|jpeg] [--fonts native|paths]
+ *                                          [--corpus ../shared/corpus]
  *
  * The reference tools come from `apt-get install -y poppler-utils mupdf-tools`; when absent
  * they are skipped. RenderPool runs twice: with the text layer (what the worker does) and
@@ -24,9 +25,11 @@ const { values } = parseArgs({
     format: { type: 'string', default: 'png' },
     corpus: { type: 'string', default: resolve(import.meta.dirname, '../../shared/corpus') },
     rounds: { type: 'string', default: '3' },
+    fonts: { type: 'string', default: 'native' },
   },
 });
 const rounds = Number(values.rounds);
+const fontRendering = values.fonts === 'paths' ? 'paths' : 'native';
 const cores = Number(values.cores);
 const side = Number(values.side);
 const format = values.format === 'jpeg' ? 'jpeg' : 'png';
@@ -34,7 +37,7 @@ const pages = pageList(join(values.corpus, 'pdf'), Number(values.pages));
 
 /** Renderers are started first (a worker starts its pool once); the clock runs from the first page. */
 async function runPool(list: PageRef[], text: boolean): Promise<{ seconds: number; bytes: number }> {
-  const pool = new RenderPool({ size: cores });
+  const pool = new RenderPool({ size: cores, fontRendering });
   try {
     await pool.warm();
     const started = performance.now();
@@ -87,7 +90,7 @@ for (const tool of TOOLS) {
 }
 
 let bytesPerPage = 0;
-console.log(`${pages.length} pages, longest side ${side} px, ${format}, ${cores} processes (cores: ${availableParallelism()}), best of ${rounds} rounds`);
+console.log(`${pages.length} pages, longest side ${side} px, ${format}, fonts ${fontRendering}, ${cores} processes (cores: ${availableParallelism()}), best of ${rounds} rounds`);
 // Rounds interleave the contenders, so a burst of load from elsewhere on the machine does not
 // land on one of them only; each keeps its best round.
 const best = new Map<string, number>();

@@ -15,6 +15,11 @@ export interface PdfInfo {
   /** The file has an encryption dictionary (it may still open without a password). */
   encrypted: boolean;
   title: string | null;
+  /**
+   * The file carries an XFA form. docbatch never lays XFA out (docs/rendering.md): only the
+   * static PDF pages are rendered, which for XFA-only forms is often a "Please wait..." page.
+   */
+  xfa: boolean;
   /** Each page as displayed (after /Rotate), in points; left out above `maxPageSizes` pages. */
   pageSizes?: Array<{ widthPt: number; heightPt: number; rotation: number }>;
 }

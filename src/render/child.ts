@@ -56,9 +56,11 @@ if (mode === 'inspect') {
     // The parent sends one page at a time; chaining keeps that true even if it did not.
     queue = queue.then(async () => {
       try {
+        const started = performance.now();
         const before = documents.opened;
         const doc = await documents.get(message);
         const page = await renderPage(doc, message.job, canvases);
+        page.renderMs = Math.round(performance.now() - started);
         send({ type: 'rendered', id: message.id, page, open: documents.blobIds(), opened: documents.opened > before });
       } catch (err) {
         const e = err instanceof DocbatchError ? err : toDocbatchError(err, 'RENDER_FAILED');

@@ -34,10 +34,12 @@ export async function inspectDocument(path: string, password: string | undefined
 
     let title: string | null = null;
     let encrypted = password !== undefined && password !== '';
+    let xfa = false;
     try {
       const meta = await doc.getMetadata();
-      const info = meta.info as { Title?: unknown; EncryptFilterName?: unknown };
+      const info = meta.info as { Title?: unknown; EncryptFilterName?: unknown; IsXFAPresent?: unknown };
       encrypted ||= typeof info.EncryptFilterName === 'string';
+      xfa = info.IsXFAPresent === true;
       const candidates = [info.Title, meta.metadata?.get('dc:title')];
       title = candidates.map((t) => (typeof t === 'string' ? t.trim() : '')).find((t) => t !== '') ?? null;
     } catch {
@@ -59,7 +61,7 @@ export async function inspectDocument(path: string, password: string | undefined
         sizes.push({ widthPt: round2(viewport.width), heightPt: round2(viewport.height), rotation: page.rotate });
       }
     }
-    return { pages, encrypted, title, ...(pages <= maxPageSizes ? { pageSizes: sizes } : {}) };
+    return { pages, encrypted, title, xfa, ...(pages <= maxPageSizes ? { pageSizes: sizes } : {}) };
   } finally {
     await task.destroy().catch(() => {});
   }

@@ -30,6 +30,7 @@ export interface PageOutput {
   widthPt: number;
   heightPt: number;
   rotation: number;
+  /** Milliseconds in the renderer; child.ts counts opening the document in. */
   renderMs: number;
 }
 

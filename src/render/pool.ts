@@ -103,9 +103,18 @@ export class RenderPool {
     await Promise.allSettled([...this.#slots].map((s) => s.proc.ready));
   }
 
+  /**
+   * Renders one page. Rejects with a DocbatchError (codes in docs/rendering.md), or with a
+   * TypeError naming the field of a malformed request.
+   */
   render(request: RenderRequest, signal?: AbortSignal): Promise<RenderedPage> {
     if (this.#closing) return Promise.reject(new DocbatchError('ABORTED', 'the render pool is closed'));
-    const job = validateRequest(request, this.#options);
+    let job: PageJob;
+    try {
+      job = validateRequest(request, this.#options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (signal?.aborted) return Promise.reject(abortError(signal, request));
     return new Promise<RenderedPage>((resolve, reject) => {
       const task: Task = { request, job, signal, resolve, reject, onAbort: undefined, slot: undefined, timer: undefined };

@@ -39,6 +39,7 @@ export interface InspectResult {
   pages: number;
   encrypted: boolean;
   title: string | null;
+  xfa: boolean;
   pageSizes?: Array<{ widthPt: number; heightPt: number; rotation: number }>;
 }
 

@@ -47,7 +47,7 @@ export class RendererProcess {
   #killReason: DocbatchError | undefined;
   #stderr = '';
   #exitInfo: ExitInfo | undefined;
-  /** Set on 'exit', before stderr has drained: from then on nothing is sent to the child. */
+  /** Set on kill() and on 'exit' (before stderr has drained): from then on nothing is sent to the child. */
   #gone = false;
   #retireTimer: NodeJS.Timeout | undefined;
 
@@ -166,7 +166,8 @@ export class RendererProcess {
   kill(reason?: DocbatchError): void {
     if (this.#exitInfo) return;
     this.#killReason ??= reason;
-    if (!this.#gone) this.#child.kill('SIGKILL');
+    if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGKILL');
+    this.#gone = true;
   }
 
   /**

@@ -63,6 +63,11 @@ describe('inspecting the corpus', () => {
     ]);
   });
 
+  it('flags the XFA form', async () => {
+    expect((await inspector.inspect(corpusFile('xfa_filled_imm1344e.pdf'), { file: 'x' })).xfa).toBe(true);
+    expect((await inspector.inspect(corpusFile('sizes.pdf'), { file: 's' })).xfa).toBe(false);
+  });
+
   it('reads the title from the Info dictionary, trimmed, or gives null', async () => {
     expect((await inspector.inspect(corpusFile('freeculture.pdf'), { file: 'f' })).title).toBe('Free Culture');
     expect((await inspector.inspect(corpusFile('TAMReview.pdf'), { file: 't' })).title).toMatch(/^Overview of the Technology Acceptance Model.*Directions$/);
