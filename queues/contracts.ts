@@ -37,15 +37,36 @@ export interface PageUnit extends UnitBase {
   page: number;
 }
 
+/**
+ * The chunks of one conversation that a conversation-level summary is made from (enqueue
+ * --conversation-summary): units [first, first+count), reduced by unit `reduce`; `head` is the
+ * byte range of the first chunk's sidecar line (it holds the conversation's title).
+ */
+export interface ChunkGroup {
+  reduce: number;
+  first: number;
+  count: number;
+  head: [offset: number, length: number];
+}
+
 /** A chunk of a chat export: bytes [offset, offset+length) of sidecar blob `blob` (one JSON line). */
 export interface ChunkUnit extends UnitBase {
   kind: 'chunk';
   blob: string;
   offset: number;
   length: number;
+  /** Set when the conversation gets a summary made from its chunks' summaries. */
+  group?: ChunkGroup;
 }
 
-export type UnitJobData = PageUnit | ChunkUnit;
+/** A conversation's summary made from its chunks' summaries; added when the last of them settles. */
+export interface ReduceUnit extends UnitBase {
+  kind: 'reduce';
+  blob: string;
+  group: ChunkGroup;
+}
+
+export type UnitJobData = PageUnit | ChunkUnit | ReduceUnit;
 
 /** What an infer job returns to BullMQ. The unit's real result lives in the results hash (src/store). */
 export interface UnitJobResult {
@@ -55,7 +76,7 @@ export interface UnitJobResult {
   tokens: number;
 }
 
-export type UnitJobName = 'page' | 'chunk';
+export type UnitJobName = 'page' | 'chunk' | 'reduce';
 
 // ---- write ---------------------------------------------------------------------------------
 

@@ -63,6 +63,7 @@ export const ERROR_CODES = {
   ENGINE_TIMEOUT: { action: 'retry', summary: 'The engine did not answer within the request timeout; the connection was closed (which aborts the request in vLLM) and the unit retried.' },
   ENGINE_ERROR: { action: 'retry', summary: 'The engine answered 5xx for another reason, or an unreadable body.' },
   EMPTY_OUTPUT: { action: 'retry', summary: 'The engine answered with no text.' },
+  NOTHING_TO_SUMMARIZE: { action: 'fail', summary: "A conversation's summary could not be made: every one of its chunks failed." },
   UNIT_STALLED: { action: 'fail', summary: 'The unit was abandoned by crashed workers more often than allowed (BullMQ stalled limit).' },
   UNIT_LOST: { action: 'fail', summary: 'The unit job disappeared from Redis before finishing (removed by hand, or Redis lost data).' },
   ABORTED: { action: 'retry', summary: 'The work was aborted (lock lost, shutdown); another worker takes the unit over.' },

@@ -16,7 +16,8 @@ export function enqueueCommand(): Command {
     .option('--wait', 'wait until every document is written; exit 1 if a unit failed')
     .option('--password <pw>', 'password for encrypted PDFs')
     .option('--json', 'one JSON object per line instead of text')
-    .option('--force', 'redo documents that were enqueued before (new generation)');
+    .option('--force', 'redo documents that were enqueued before (new generation)')
+    .option('--conversation-summary', 'chat exports: also summarize each conversation from its chunk summaries (a line with "chunk": "summary")');
   const load = settingOptions(command, [...REDIS_SETTINGS, 'outDir', 'blobDir', 'chunkTokens', 'chunkOverlapTokens', 'maxQueued', 'attempts']);
   return command.action(async (files: string[], opts: Record<string, unknown>) => {
     const config = load(opts);
@@ -30,6 +31,7 @@ export function enqueueCommand(): Command {
     const outcomes = await enqueueFiles(files, config, log, {
       ...(typeof opts.password === 'string' ? { password: opts.password } : {}),
       force: opts.force === true,
+      conversationSummary: opts.conversationSummary === true,
       // --out is recorded with the document only when given explicitly.
       ...(opts.out !== undefined ? { outDir: resolve(String(opts.out)) } : {}),
       signal: controller.signal,

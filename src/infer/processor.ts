@@ -10,18 +10,19 @@
  */
 import { UnrecoverableError, type Job } from 'bullmq';
 import { jobLockKey, type TypedQueue } from '../../queues/connect.ts';
-import type { UnitJobData, UnitJobResult, UnitJobName } from '../../queues/contracts.ts';
+import { unitJobId, type ChunkGroup, type ChunkUnit, type ReduceUnit, type UnitJobData, type UnitJobResult, type UnitJobName } from '../../queues/contracts.ts';
 import { actionFor, DocbatchError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { DocStore } from '../store/docs.ts';
 import type { DocMeta, UnitResult } from '../store/types.ts';
 import { ensureWriteJob } from '../write/schedule.ts';
 import { dispatchUnit, type DispatchParts } from './dispatch.ts';
-import type { UnitPreparer } from './units.ts';
+import type { PreparedUnit, UnitPreparer } from './units.ts';
 
 export interface ProcessorParts {
   store: DocStore;
   writeQueue: TypedQueue<'write'>;
+  inferQueue: TypedQueue<'infer'>;
   preparer: UnitPreparer;
   dispatch: DispatchParts;
   prefix: string;
@@ -66,7 +67,7 @@ export class UnitProcessor {
     try {
       const { result, prepared, engineMs } = await dispatchUnit(
         this.parts.dispatch,
-        (size) => (data.kind === 'page' ? this.parts.preparer.page(data, doc.meta, size ?? this.parts.imageSize, abort) : this.parts.preparer.chunk(data)),
+        (size) => this.prepare(data, doc.meta, size, abort),
         { requestId: `${data.docId}-${data.unit}`, isPage: data.kind === 'page' },
         abort,
       );
@@ -96,7 +97,8 @@ export class UnitProcessor {
       }
       const attempts = job.opts.attempts ?? 1;
       const lastAttempt = job.attemptsMade + 1 >= attempts;
-      if (actionFor(err.code) === 'fail' || actionFor(err.code) === 'shrink' || lastAttempt) {
+      const action = actionFor(err.code);
+      if (action === 'fail' || action === 'shrink' || action === 'reject' || lastAttempt) {
         log.error({ code: err.code, err: err.message, attemptsMade: job.attemptsMade + 1 }, 'unit failed for good');
         await this.settle(job, token, { ok: false, code: err.code, message: err.message, worker: this.parts.workerName }, log);
         throw new UnrecoverableError(`${err.code}: ${err.message}`);
@@ -106,24 +108,48 @@ export class UnitProcessor {
     }
   };
 
-  /** Records a result (or failure) under the job's lock; the last unit of a document schedules its write. */
+  private prepare(data: UnitJobData, meta: DocMeta, size: number | null, signal: AbortSignal): Promise<PreparedUnit> {
+    switch (data.kind) {
+      case 'page':
+        return this.parts.preparer.page(data, meta, size ?? this.parts.imageSize, signal);
+      case 'chunk':
+        return this.parts.preparer.chunk(data);
+      case 'reduce':
+        return this.parts.preparer.reduce(data, this.parts.store);
+    }
+  }
+
+  /**
+   * Records a result (or failure) under the job's lock. The last unit of a document schedules
+   * its write; the last chunk of a conversation with a summary stage schedules its reduce unit.
+   */
   private async settle(job: Job<UnitJobData>, token: string | undefined, result: UnitResult, log: Logger): Promise<void> {
     const data = job.data;
     const lock = token && job.id ? { key: jobLockKey(this.parts.prefix, 'infer', job.id), token } : undefined;
-    const outcome = await this.parts.store.settle(data.docId, data.gen, data.unit, result, lock);
+    const group = data.kind === 'chunk' && data.group ? { reduce: data.group.reduce, count: data.group.count } : undefined;
+    const outcome = await this.parts.store.settle(data.docId, data.gen, data.unit, result, lock, group);
     if (outcome.outcome === 'lock-lost') {
       throw new DocbatchError('ABORTED', 'the job lock was lost before the result was recorded; result discarded');
     }
     if (outcome.outcome === 'recorded') this.parts.onSettled?.(data, result);
     log.debug({ outcome: outcome.outcome, settled: outcome.settled, units: outcome.units }, 'unit settled');
+    if (outcome.groupDone && data.kind === 'chunk' && data.group) await this.addReduce(data, data.group);
     if (outcome.last) {
       await ensureWriteJob(this.parts.writeQueue, data.docId, data.gen, { rerun: false });
       log.info({ units: outcome.units }, 'last unit settled; document handed to the writer');
     }
   }
 
+  private async addReduce(data: ChunkUnit, group: ChunkGroup): Promise<void> {
+    const reduce: ReduceUnit = { kind: 'reduce', docId: data.docId, gen: data.gen, unit: group.reduce, blob: data.blob, group };
+    await this.parts.inferQueue.add('reduce', reduce, { jobId: unitJobId(data.docId, data.gen, group.reduce) });
+  }
+
   /** A redelivered unit that already has a result: make sure its document is not left waiting. */
   private async alreadySettled(data: UnitJobData, existing: UnitResult, log: Logger): Promise<UnitJobResult> {
+    if (data.kind === 'chunk' && data.group && (await this.parts.store.groupSettled(data.docId, data.group.reduce)) >= data.group.count) {
+      await this.addReduce(data, data.group);
+    }
     const record = await this.parts.store.get(data.docId);
     if (record && record.gen === data.gen && record.state !== 'written' && record.done + record.failed >= record.units) {
       await ensureWriteJob(this.parts.writeQueue, data.docId, data.gen, { rerun: false });

@@ -56,3 +56,21 @@ function cutHint(hint: string): string {
   const cut = trimmed.lastIndexOf('\n', HINT_MAX_CHARS);
   return trimmed.slice(0, cut > HINT_MAX_CHARS / 2 ? cut : HINT_MAX_CHARS);
 }
+
+/** A conversation-level summary made from its chunks' summaries, in order. */
+export function reduceMessages(title: string, summaries: Array<string | null>): ChatMessage[] {
+  const body = summaries.map((s, i) => `Part ${i + 1} of ${summaries.length}:\n${s ?? '(this part could not be summarized)'}`).join('\n\n');
+  return [
+    {
+      role: 'system',
+      content: 'You write faithful, dense summaries of conversations between a user and an AI assistant. Do not invent anything.',
+    },
+    {
+      role: 'user',
+      content: [
+        { type: 'text', text: `Below are summaries of the consecutive parts of the conversation titled ${JSON.stringify(title)}. Write one summary of the whole conversation.` },
+        { type: 'text', text: body },
+      ],
+    },
+  ];
+}

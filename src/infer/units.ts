@@ -3,13 +3,14 @@
  * an image data URL with its text layer as a hint; a chunk is read from its sidecar blob.
  * Only images the worker rendered itself are ever sent, and only as base64 data URLs.
  */
-import type { ChunkUnit, PageUnit } from '../../queues/contracts.ts';
+import type { ChunkUnit, PageUnit, ReduceUnit } from '../../queues/contracts.ts';
 import type { ChatMessage } from '../engine/client.ts';
 import { DocbatchError } from '../errors.ts';
 import type { BlobStore } from '../ingest/blobs.ts';
 import type { RenderPool } from '../render/pool.ts';
+import type { DocStore } from '../store/docs.ts';
 import type { DocMeta } from '../store/types.ts';
-import { chunkMessages, pageMessages } from './prompts.ts';
+import { chunkMessages, pageMessages, reduceMessages } from './prompts.ts';
 
 export interface PreparedUnit {
   messages: ChatMessage[];
@@ -74,18 +75,37 @@ export class UnitPreparer {
     };
   }
 
-  async chunk(unit: ChunkUnit): Promise<PreparedUnit> {
-    const bytes = await this.blobs.read(unit.blob, unit.offset, unit.length);
-    let record: SidecarChunk;
+  private async sidecarLine(unit: { docId: string; unit: number; blob: string }, offset: number, length: number): Promise<SidecarChunk> {
+    const bytes = await this.blobs.read(unit.blob, offset, length);
     try {
-      record = JSON.parse(bytes.toString('utf8')) as SidecarChunk;
+      return JSON.parse(bytes.toString('utf8')) as SidecarChunk;
     } catch (err) {
-      throw new DocbatchError('BLOB_MISSING', `chunk ${unit.unit} of ${unit.docId}: the sidecar bytes at ${unit.offset}+${unit.length} are not a chunk record`, { cause: err });
+      throw new DocbatchError('BLOB_MISSING', `unit ${unit.unit} of ${unit.docId}: the sidecar bytes at ${offset}+${length} are not a chunk record`, { cause: err });
     }
+  }
+
+  async chunk(unit: ChunkUnit): Promise<PreparedUnit> {
+    const record = await this.sidecarLine(unit, unit.offset, unit.length);
     return {
       messages: chunkMessages(record, record.text),
       promptTokensEstimate: record.tokens + 150,
       maxTokens: this.options.chatMaxTokens,
     };
+  }
+
+  /** A conversation's summary from its chunks' summaries (those that failed are named as missing). */
+  async reduce(unit: ReduceUnit, store: DocStore): Promise<PreparedUnit> {
+    const head = await this.sidecarLine(unit, unit.group.head[0], unit.group.head[1]);
+    const parts: Array<string | null> = [];
+    for (let i = 0; i < unit.group.count; i++) {
+      const r = await store.unitResult(unit.docId, unit.group.first + i);
+      parts.push(r?.ok ? r.text : null);
+    }
+    if (parts.every((p) => p === null)) {
+      throw new DocbatchError('NOTHING_TO_SUMMARIZE', `every chunk of conversation ${JSON.stringify(head.title)} failed; there is nothing to summarize`);
+    }
+    const messages = reduceMessages(head.title, parts);
+    const text = messages.map((m) => (typeof m.content === 'string' ? m.content : m.content.map((c) => ('text' in c ? c.text : '')).join('\n'))).join('\n');
+    return { messages, promptTokensEstimate: Math.ceil(text.length / 2) + 100, maxTokens: this.options.chatMaxTokens };
   }
 }

@@ -46,6 +46,7 @@ export class InferWorker {
   private readonly redis: Redis;
   private readonly bullRedis: Redis;
   private readonly writeQueue: TypedQueue<'write'>;
+  private readonly inferQueue: TypedQueue<'infer'>;
   private readonly bull: TypedWorker<'infer'>;
   private pool: RenderPool | null = null;
   private active = 0;
@@ -76,6 +77,9 @@ export class InferWorker {
       cleanIntervalMs: config.growIntervalMs,
       ceilingHoldMs: config.ceilingHoldMs,
     });
+    // The gate reports every send and finish; say so now, or the controller takes a worker that
+    // has sent nothing yet for one that fills its window, and grows it while idle.
+    this.window.setInFlight(0);
     this.gate = new Gate(
       () => this.window.size,
       () => this.monitor.isDown,
@@ -88,9 +92,11 @@ export class InferWorker {
       pageMaxTokens: config.pageMaxTokens,
       chatMaxTokens: config.chatMaxTokens,
     });
+    this.inferQueue = openQueue('infer', { ...config }, this.redis);
     const processor = new UnitProcessor({
       store: this.store,
       writeQueue: this.writeQueue,
+      inferQueue: this.inferQueue,
       preparer,
       dispatch: {
         client: this.client,
@@ -145,6 +151,8 @@ export class InferWorker {
     await this.checkEngine();
     this.monitor.start();
     await this.checkBudget();
+    // Renderers start now, not when the first page arrives.
+    void this.renderPool().warm().catch((err: Error) => this.log.warn({ err: err.message }, 'render pool did not warm up'));
     void this.bull.run().catch((err: Error) => this.log.error({ err: err.message }, 'worker loop ended with an error'));
     this.log.info({ engine: this.config.engineUrl, window: this.window.size, batchSize: this.config.batchSize }, 'worker started');
   }
@@ -293,6 +301,7 @@ export class InferWorker {
         if ((await withTimeout(this.client.close().then(() => true), 2000)) !== true) await this.client.destroy();
       });
       await step('close write queue', () => withTimeout(this.writeQueue.close(), 2000));
+      await step('close infer queue', () => withTimeout(this.inferQueue.close(), 2000));
       this.redis.disconnect();
       this.bullRedis.disconnect();
       if (errors.length > 0) throw new AggregateError(errors, 'worker stopped with errors');

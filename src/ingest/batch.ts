@@ -10,6 +10,7 @@ import type { Logger } from '../observe/log.ts';
 import { DocStore } from '../store/docs.ts';
 import { BlobStore } from './blobs.ts';
 import { Producer, type EnqueueReport } from './enqueue.ts';
+import { PdfInspector } from './pdf.ts';
 import { prepareFile, type PreparedDoc } from './prepare.ts';
 
 export interface FileOutcome {
@@ -22,6 +23,8 @@ export interface FileOutcome {
 
 export interface EnqueueFilesOptions {
   password?: string;
+  /** Chat exports: add a summary per conversation made from its chunks' summaries. */
+  conversationSummary?: boolean;
   force?: boolean;
   outDir?: string;
   signal?: AbortSignal;
@@ -37,6 +40,7 @@ export async function enqueueFiles(files: string[], config: Config, log: Logger,
   const infer = openQueue('infer', config, redis);
   const write = openQueue('write', config, redis);
   const blobs = new BlobStore(config.blobDir);
+  const inspector = new PdfInspector();
   const outcomes: FileOutcome[] = [];
   const emit = (o: FileOutcome) => {
     outcomes.push(o);
@@ -54,7 +58,9 @@ export async function enqueueFiles(files: string[], config: Config, log: Logger,
       try {
         prepared.push(
           await prepareFile(file, blobs, {
+            inspector,
             ...(options.password ? { password: options.password } : {}),
+            ...(options.conversationSummary ? { conversationSummary: true } : {}),
             chunkTokens: config.chunkTokens,
             chunkOverlapTokens: config.chunkOverlapTokens,
             ...(options.signal ? { signal: options.signal } : {}),
@@ -92,7 +98,7 @@ export async function enqueueFiles(files: string[], config: Config, log: Logger,
     }
     return outcomes;
   } finally {
-    await Promise.allSettled([infer.close(), write.close()]);
+    await Promise.allSettled([infer.close(), write.close(), inspector.close()]);
     redis.disconnect();
   }
 }

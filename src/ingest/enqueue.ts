@@ -108,6 +108,7 @@ export class Producer {
       ...(doc.format ? { format: doc.format } : {}),
       ...(doc.stats ? { stats: doc.stats } : {}),
       ...(doc.password ? { password: doc.password } : {}),
+      ...(doc.conversationSummary ? { conversationSummary: true } : {}),
       enqueuedAt: now,
     };
     const record = await this.store.register(meta, { reset: options.force || existing !== null, now });
@@ -120,7 +121,7 @@ export class Producer {
   private async addUnits(doc: PreparedDoc, record: DocRecord, settled: Set<number>, options: EnqueueOptions): Promise<number> {
     const bulkSize = options.bulkSize ?? 1000;
     let added = 0;
-    let batch: Array<{ name: 'page' | 'chunk'; data: UnitJobData; opts: JobsOptions }> = [];
+    let batch: Array<{ name: UnitJobData['kind']; data: UnitJobData; opts: JobsOptions }> = [];
     const flush = async () => {
       if (batch.length === 0) return;
       await this.waitForRoom(options.maxQueued, options.signal);
@@ -132,10 +133,14 @@ export class Producer {
       if (settled.has(unit)) continue;
       const ref = doc.units[unit]!;
       const base = { docId: doc.docId, gen: record.gen, unit };
-      const data: UnitJobData =
-        ref.kind === 'page'
-          ? { ...base, kind: 'page', blob: doc.blob, page: ref.page }
-          : { ...base, kind: 'chunk', blob: doc.blob, offset: ref.offset, length: ref.length };
+      let data: UnitJobData;
+      if (ref.kind === 'page') data = { ...base, kind: 'page', blob: doc.blob, page: ref.page };
+      else if (ref.kind === 'chunk') data = { ...base, kind: 'chunk', blob: doc.blob, offset: ref.offset, length: ref.length, ...(ref.group ? { group: ref.group } : {}) };
+      else {
+        // A summary waits for its chunks; a resumed document whose chunks all settled gets it now.
+        if ((await this.store.groupSettled(doc.docId, ref.group.reduce)) < ref.group.count) continue;
+        data = { ...base, kind: 'reduce', blob: doc.blob, group: ref.group };
+      }
       batch.push({ name: ref.kind, data, opts: { jobId: unitJobId(doc.docId, record.gen, unit) } });
       if (batch.length >= bulkSize) await flush();
     }

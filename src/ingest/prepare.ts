@@ -6,21 +6,30 @@
 import { stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { DocbatchError, InputError } from '../errors.ts';
+import type { ChunkGroup } from '../../queues/contracts.ts';
 import type { DocKind } from '../store/types.ts';
 import { BlobStore, hashFile } from './blobs.ts';
 import { detectFile } from './detect.ts';
-import { inspectPdf } from './pdf.ts';
+import { inspectPdf, type PdfInspector } from './pdf.ts';
 import { splitExport } from './chat/split.ts';
 
 export interface PrepareOptions {
   password?: string;
+  /** Reused across files (one child process for the whole command); a fresh one per file when absent. */
+  inspector?: PdfInspector;
+  /** Chat: also make one summary per conversation (with more than one chunk) from its chunks' summaries. */
+  conversationSummary?: boolean;
   chunkTokens: number;
   chunkOverlapTokens: number;
   signal?: AbortSignal;
 }
 
 /** A unit's reference as it goes into the job (see queues/contracts.ts). */
-export type UnitRef = { kind: 'page'; page: number } | { kind: 'chunk'; offset: number; length: number };
+export type UnitRef =
+  | { kind: 'page'; page: number }
+  | { kind: 'chunk'; offset: number; length: number; group?: ChunkGroup }
+  /** Added by the worker when the group's last chunk settles, never at enqueue. */
+  | { kind: 'reduce'; group: ChunkGroup };
 
 export interface PreparedDoc {
   source: string;
@@ -35,6 +44,7 @@ export interface PreparedDoc {
   format?: string;
   password?: string;
   stats?: Record<string, unknown>;
+  conversationSummary?: boolean;
 }
 
 /** `d` + 20 hex digits of the content hash: the same bytes are the same document. */
@@ -74,7 +84,8 @@ export async function prepareFile(source: string, blobs: BlobStore, options: Pre
       }
       throw new InputError('UNSUPPORTED_FORMAT', `not a PDF or a known chat export (${kind.reason})`, { place: { file: source } });
     case 'pdf': {
-      const info = await inspectPdf(source, { file: source, ...(options.password ? { password: options.password } : {}) });
+      const inspectOptions = { file: source, ...(options.password ? { password: options.password } : {}), ...(options.signal ? { signal: options.signal } : {}) };
+      const info = options.inspector ? await options.inspector.inspect(source, inspectOptions) : await inspectPdf(source, inspectOptions);
       const blob = await blobs.put(source);
       return {
         source,
@@ -105,7 +116,7 @@ export async function prepareFile(source: string, blobs: BlobStore, options: Pre
         docId: docIdFor(sha256),
         baseName: baseNameOf(source),
         blob: blob.sha256,
-        units: split.units.map((u) => ({ kind: 'chunk' as const, offset: u.offset, length: u.length })),
+        units: chunkRefs(split.units, options.conversationSummary === true),
         format: split.format,
         stats: {
           format: split.format,
@@ -115,7 +126,28 @@ export async function prepareFile(source: string, blobs: BlobStore, options: Pre
           chunks: split.chunks,
           skipped: split.skipped,
         },
+        ...(options.conversationSummary ? { conversationSummary: true } : {}),
       };
     }
   }
+}
+
+/**
+ * Chunk units in sidecar order; with summaries, one reduce unit per conversation of more than
+ * one chunk follows them all, in conversation order (the writer relies on that order).
+ */
+export function chunkRefs(units: Array<{ offset: number; length: number; chunk: number; chunks: number }>, summaries: boolean): UnitRef[] {
+  const refs: UnitRef[] = units.map((u) => ({ kind: 'chunk' as const, offset: u.offset, length: u.length }));
+  if (!summaries) return refs;
+  const reduces: UnitRef[] = [];
+  for (let first = 0; first < units.length; ) {
+    const count = units[first]!.chunks;
+    if (count > 1) {
+      const group: ChunkGroup = { reduce: units.length + reduces.length, first, count, head: [units[first]!.offset, units[first]!.length] };
+      for (let i = first; i < first + count; i++) (refs[i] as { group?: ChunkGroup }).group = group;
+      reduces.push({ kind: 'reduce', group });
+    }
+    first += Math.max(1, count);
+  }
+  return [...refs, ...reduces];
 }

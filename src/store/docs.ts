@@ -15,8 +15,8 @@ import type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult } from './
 export type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult, UnitResultOk, UnitResultFailed } from './types.ts';
 
 interface ScriptedRedis extends Redis {
-  docbatchSettle(docKey: string, unitsKey: string, lockKey: string, statsKey: string, ...args: Array<string | number>): Promise<[number, number, number, number]>;
-  docbatchReset(docKey: string, unitsKey: string, ...args: Array<string | number>): Promise<number>;
+  docbatchSettle(docKey: string, unitsKey: string, lockKey: string, statsKey: string, groupsKey: string, ...args: Array<string | number>): Promise<[number, number, number, number, number]>;
+  docbatchReset(docKey: string, unitsKey: string, groupsKey: string, ...args: Array<string | number>): Promise<number>;
 }
 
 export class DocStore {
@@ -27,8 +27,8 @@ export class DocStore {
     this.prefix = prefix;
     this.redis = redis as ScriptedRedis;
     if (!('docbatchSettle' in redis)) {
-      redis.defineCommand('docbatchSettle', { numberOfKeys: 4, lua: SETTLE_LUA });
-      redis.defineCommand('docbatchReset', { numberOfKeys: 2, lua: RESET_LUA });
+      redis.defineCommand('docbatchSettle', { numberOfKeys: 5, lua: SETTLE_LUA });
+      redis.defineCommand('docbatchReset', { numberOfKeys: 3, lua: RESET_LUA });
     }
   }
 
@@ -37,6 +37,10 @@ export class DocStore {
   }
   unitsKey(docId: string): string {
     return `${this.prefix}:doc:${docId}:units`;
+  }
+  /** Conversation groups: reduce unit → chunks of it settled so far. */
+  groupsKey(docId: string): string {
+    return `${this.prefix}:doc:${docId}:groups`;
   }
   private get docsKey(): string {
     return `${this.prefix}:docs`;
@@ -69,6 +73,7 @@ export class DocStore {
     const gen = await this.redis.docbatchReset(
       this.docKey(meta.docId),
       this.unitsKey(meta.docId),
+      this.groupsKey(meta.docId),
       JSON.stringify(meta),
       meta.units,
       options.reset ? 1 : 0,
@@ -88,16 +93,25 @@ export class DocStore {
    * Records a unit's result; the first result for a unit wins. With `lock`, writes only while
    * the job's BullMQ lock still holds `token` (a worker that lost its lock writes nothing).
    */
-  async settle(docId: string, gen: number, unit: number, result: UnitResult, lock?: { key: string; token: string }, now = new Date().toISOString()): Promise<SettleOutcome> {
+  async settle(
+    docId: string,
+    gen: number,
+    unit: number,
+    result: UnitResult,
+    lock?: { key: string; token: string },
+    group?: { reduce: number; count: number },
+    now = new Date().toISOString(),
+  ): Promise<SettleOutcome> {
     const ok = result.ok ? 1 : 0;
     const prompt = result.ok ? result.promptTokens : 0;
     const completion = result.ok ? result.completionTokens : 0;
     const engineMs = result.ok ? Math.round(result.engineMs) : 0;
-    const [status, settled, units, last] = await this.redis.docbatchSettle(
+    const [status, settled, units, last, groupDone] = await this.redis.docbatchSettle(
       this.docKey(docId),
       this.unitsKey(docId),
       lock?.key ?? `${this.prefix}:nolock`,
       this.statsKey,
+      this.groupsKey(docId),
       unit,
       gen,
       JSON.stringify(result),
@@ -107,14 +121,21 @@ export class DocStore {
       prompt,
       completion,
       engineMs,
+      group ? String(group.reduce) : '',
+      group?.count ?? 0,
     );
     const outcome = status === 1 ? 'recorded' : status === 0 ? 'duplicate' : status === -1 ? 'lock-lost' : status === -2 ? 'stale' : 'missing';
-    return { outcome, settled, units, last: last === 1 };
+    return { outcome, settled, units, last: last === 1, groupDone: groupDone === 1 };
   }
 
   async unitResult(docId: string, unit: number): Promise<UnitResult | null> {
     const raw = await this.redis.hget(this.unitsKey(docId), String(unit));
     return raw === null ? null : (JSON.parse(raw) as UnitResult);
+  }
+
+  /** How many chunks of the group reduced by unit `reduce` have settled. */
+  async groupSettled(docId: string, reduce: number): Promise<number> {
+    return Number((await this.redis.hget(this.groupsKey(docId), String(reduce))) ?? 0);
   }
 
   /** Indices of units that have a result. */

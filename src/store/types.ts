@@ -22,6 +22,8 @@ export interface DocMeta {
   blob: string;
   /** Chat export format (chatgpt, claude, jsonl). */
   format?: string;
+  /** Chat: conversations with more than one chunk also get a summary made from their chunks' summaries. */
+  conversationSummary?: boolean;
   /** Counts from splitting a chat export (conversations, messages, skipped content). */
   stats?: Record<string, unknown>;
   /** PDF password, when the file needs one. Kept in Redis: treat Redis access as document access. */
@@ -87,4 +89,6 @@ export interface SettleOutcome {
   units: number;
   /** True for exactly one call per document generation: the one that settled its last unit. */
   last: boolean;
+  /** True for exactly one call per conversation group: the one that settled its last chunk. */
+  groupDone: boolean;
 }

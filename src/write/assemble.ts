@@ -20,7 +20,8 @@ export interface UnitFailure {
   message: string;
   page?: number;
   conversation_id?: string;
-  chunk?: number;
+  /** The chunk, or 'summary' for a conversation's summary. */
+  chunk?: number | 'summary';
 }
 
 export interface Assembled {
@@ -79,14 +80,46 @@ interface SidecarLine {
 export async function writeJsonl(record: DocRecord, store: DocStore, blobs: BlobStore, path: string): Promise<Assembled> {
   const sidecar = await blobs.require(record.meta.blob);
   const lines = createInterface({ input: createReadStream(sidecar), crlfDelay: Infinity })[Symbol.asyncIterator]();
+  const summaries = record.meta.conversationSummary === true;
+  // Chunk units come first, in sidecar order; reduce units (one per multi-chunk conversation) follow.
+  const chunkUnits = summaries ? Number(record.meta.stats?.chunks ?? record.units) : record.units;
   const out = await openAtomic(path);
   const failures: UnitFailure[] = [];
   const models = new Set<string>();
   let completed = 0;
+  let nextReduce = chunkUnits;
+  let conversation: { first: SidecarLine; messageIds: Set<string>; results: UnitResult[] } | null = null;
+
+  const summaryLine = async (): Promise<void> => {
+    if (!conversation) return;
+    const { first, messageIds, results } = conversation;
+    let r: UnitResult;
+    let unit: number;
+    if (first.chunks > 1) {
+      unit = nextReduce++;
+      r = (await store.unitResult(record.docId, unit)) ?? missing();
+      if (r.ok) completed++;
+    } else {
+      unit = -1; // the single chunk's own summary is the conversation's
+      r = results[0] ?? missing();
+    }
+    const base = { conversation_id: first.conversation_id, title: first.title, chunk: 'summary', chunks: first.chunks, message_ids: [...messageIds], create_time: first.create_time ?? null, from_chunks: results.filter((x) => x.ok).length };
+    let line: Record<string, unknown>;
+    if (r.ok) {
+      models.add(r.model);
+      line = { ...base, summary: r.text, usage: unit < 0 ? { prompt_tokens: 0, completion_tokens: 0 } : { prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens }, model: r.model, finish_reason: r.finishReason };
+    } else {
+      if (unit >= 0) failures.push({ unit, code: r.code, message: r.message, conversation_id: first.conversation_id, chunk: 'summary' });
+      line = { ...base, summary: null, usage: { prompt_tokens: 0, completion_tokens: 0 }, error: { code: r.code, message: r.message } };
+    }
+    await out.write(`${JSON.stringify(line)}\n`);
+    conversation = null;
+  };
+
   try {
-    for await (const [unit, result] of store.results(record.docId, record.units)) {
+    for await (const [unit, result] of store.results(record.docId, chunkUnits)) {
       const next = await lines.next();
-      if (next.done) throw new Error(`sidecar of ${record.docId} has fewer lines than its ${record.units} units`);
+      if (next.done) throw new Error(`sidecar of ${record.docId} has fewer lines than its ${chunkUnits} chunks`);
       const chunk = JSON.parse(next.value) as SidecarLine;
       const r = result ?? missing();
       const base = {
@@ -114,6 +147,14 @@ export async function writeJsonl(record: DocRecord, store: DocStore, blobs: Blob
         line = { ...base, summary: null, usage: { prompt_tokens: 0, completion_tokens: 0 }, error: { code: r.code, message: r.message } };
       }
       await out.write(`${JSON.stringify(line)}\n`);
+      if (summaries) {
+        if (chunk.chunk === 0) conversation = { first: chunk, messageIds: new Set(), results: [] };
+        if (conversation) {
+          for (const id of chunk.message_ids) conversation.messageIds.add(id);
+          conversation.results.push(r);
+          if (chunk.chunk === chunk.chunks - 1) await summaryLine();
+        }
+      }
     }
     await out.commit();
   } catch (err) {

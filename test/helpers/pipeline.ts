@@ -59,6 +59,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     ...options.config,
   };
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  redis.on('error', () => {}); // reconnects are expected in the Redis-restart test
   const store = new DocStore(redis, prefix);
   const workers: InferWorker[] = [];
   const startWorker = async (overrides: Partial<Config> = {}) => {

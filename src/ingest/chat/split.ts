@@ -65,8 +65,16 @@ export interface SplitResult {
   sidecarPath: string;
   sidecarBytes: number;
   sidecarSha256: string;
-  /** Byte range of each sidecar line, without its newline. */
-  units: Array<{ offset: number; length: number }>;
+  /** Byte range of each sidecar line, without its newline, and the chunk's place in its conversation. */
+  units: SplitUnit[];
+}
+
+export interface SplitUnit {
+  offset: number;
+  length: number;
+  /** 0-based chunk index in its conversation, and the conversation's number of chunks. */
+  chunk: number;
+  chunks: number;
 }
 
 export const DEFAULT_SPLIT_OPTIONS = {
@@ -115,7 +123,7 @@ export async function splitExport(
 
   const read = READERS[kind.format];
   const skips = new SkipCounter();
-  const units: Array<{ offset: number; length: number }> = [];
+  const units: SplitUnit[] = [];
   let conversations = 0;
   let emptyConversations = 0;
   let messages = 0;
@@ -154,7 +162,7 @@ export async function splitExport(
         text: c.text,
         create_time: conv.createTime,
       };
-      units.push(sidecar.write(record));
+      units.push({ ...sidecar.write(record), chunk: record.chunk, chunks: record.chunks });
     });
   };
 
