@@ -46,7 +46,7 @@ export function enqueueCommand(): Command {
     const redis = connectRedis(config.redisUrl, 'worker');
     try {
       const store = new DocStore(redis, config.prefix);
-      const final = await waitForDocs(store, docIds, { signal: controller.signal, intervalMs: 500, ...(json ? {} : { onTick: progressPrinter(process.stderr) }) });
+      const final = await waitForDocs(store, docIds, { signal: controller.signal, intervalMs: 250, ...(json ? {} : { onTick: progressPrinter(process.stderr) }) });
       let failedUnits = 0;
       for (const p of final) {
         failedUnits += p.record.failed;
