@@ -7,10 +7,12 @@ FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 
-# Dependencies first, so a source change does not reinstall them. `npm ci` installs exactly the
-# lockfile; sharp and @napi-rs/canvas come as prebuilt linux-x64 (glibc) packages.
+# Dependencies first, so a source change does not reinstall them. The lock file pins every version;
+# `npm install` rather than `npm ci` because some optional per-platform packages our dependencies
+# name are not published (npm ci refuses a lock without them). sharp and @napi-rs/canvas come as
+# prebuilt linux-x64 (glibc) packages.
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm install --omit=dev --no-audit --no-fund && npm cache clean --force
 
 COPY bin ./bin
 COPY queues ./queues
