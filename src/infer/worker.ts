@@ -28,6 +28,7 @@ import { EngineMonitor } from './engine-monitor.ts';
 import { Gate } from './gate.ts';
 import { UnitProcessor } from './processor.ts';
 import { UnitPreparer } from './units.ts';
+import { withTimeout } from '../timeouts.ts';
 
 export interface InferWorkerHooks {
   onSettled?: (data: UnitJobData, result: UnitResult) => void;
@@ -315,8 +316,4 @@ export class InferWorker {
     this.forced = true;
     this.bull.cancelAllJobs('shutdown');
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  return Promise.race([promise, new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);
 }

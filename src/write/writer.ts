@@ -15,6 +15,7 @@ import { writeJsonl, writeMarkdown } from './assemble.ts';
 import { writeFileAtomic } from './atomic.ts';
 import { Reconciler } from './reconcile.ts';
 import { buildReport } from './report.ts';
+import { withTimeout } from '../timeouts.ts';
 
 export interface WriterOptions {
   /** How often the reconciler runs. @defaultValue 30_000 */
@@ -126,8 +127,4 @@ export class DocumentWriter {
     })();
     return this.closing;
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  return Promise.race([promise.catch(() => undefined), new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);
 }

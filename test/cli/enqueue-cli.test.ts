@@ -3,27 +3,16 @@
  * and exit code 2, and the good files of the same command still go in; --wait exits 0 when all
  * finished and 1 when a unit failed; bad settings name the setting.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.ts';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
 import { openQueue } from '../../queues/connect.ts';
 import { startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'docbatch');
 
-function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(BIN, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('docbatch enqueue', () => {
   let p: Pipeline;
@@ -54,7 +43,7 @@ describe('docbatch enqueue', () => {
       badUtf8: f('utf8.json', Buffer.concat([Buffer.from('[{"title":"'), Buffer.from([0xff, 0xfe]), Buffer.from('","mapping":{},"current_node":null}]')])),
       schema: f('schema.json', JSON.stringify([{ id: 'c1', title: 'x', current_node: 'n1', mapping: { n1: { id: 'n1', parent: null, children: [], message: { id: 'n1', author: { role: 'user' }, content: { content_type: 'text', parts: 'not a list' } } } } }])),
     };
-    const r = await run(['enqueue', good, ...Object.values(files)], env);
+    const r = await runCli(['enqueue', good, ...Object.values(files)], env);
     expect(r.code).toBe(2);
     const lines = r.stderr.split('\n').filter((l) => l.startsWith('docbatch: rejected'));
     const codeOf = (name: string) => lines.find((l) => l.includes(name))?.match(/\b([A-Z][A-Z0-9_]{3,})\b:/)?.[1];
@@ -78,7 +67,7 @@ describe('docbatch enqueue', () => {
   it('--json prints one object per file', async () => {
     const path = join(p.dir, 'json-mode.pdf');
     writeFileSync(path, numberedPdf(2, 5));
-    const r = await run(['enqueue', '--json', path, join(p.dir, 'missing.pdf')], env);
+    const r = await runCli(['enqueue', '--json', path, join(p.dir, 'missing.pdf')], env);
     expect(r.code).toBe(2);
     const objects = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(objects).toContainEqual(expect.objectContaining({ kind: 'pdf', units: 2, outcome: 'enqueued' }));
@@ -89,7 +78,7 @@ describe('docbatch enqueue', () => {
     await p.startWorker();
     const ok = join(p.dir, 'fine.pdf');
     writeFileSync(ok, numberedPdf(2, 7));
-    const r = await run(['enqueue', '--wait', ok], env);
+    const r = await runCli(['enqueue', '--wait', ok], env);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/written.*2\/2 done/);
     expect(readFileSync(join(p.config.outDir, 'fine.md'), 'utf8')).toContain('<!-- page 2 -->');
@@ -97,19 +86,19 @@ describe('docbatch enqueue', () => {
     p.engine.setFaults({ oomAtConcurrentImages: 0, oomMode: 'request' });
     const doomed = join(p.dir, 'doomed.pdf');
     writeFileSync(doomed, numberedPdf(1, 9));
-    const f = await run(['enqueue', '--wait', doomed], env);
+    const f = await runCli(['enqueue', '--wait', doomed], env);
     p.engine.setFaults({ oomAtConcurrentImages: null });
     expect(f.code).toBe(1);
     expect(f.stdout).toMatch(/1 FAILED/);
   }, 90_000);
 
   it('a bad setting names the setting and exits 2; an unknown flag exits 2', async () => {
-    const bad = await run(['worker'], { ...env, BATCH_SIZE: 'lots' });
+    const bad = await runCli(['worker'], { ...env, BATCH_SIZE: 'lots' });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/BATCH_SIZE/);
-    const flag = await run(['enqueue', '--no-such-flag', 'x.pdf'], env);
+    const flag = await runCli(['enqueue', '--no-such-flag', 'x.pdf'], env);
     expect(flag.code).toBe(2);
-    const url = await run(['status'], { ...env, REDIS_URL: 'http://nope' });
+    const url = await runCli(['status'], { ...env, REDIS_URL: 'http://nope' });
     expect(url.code).toBe(2);
     expect(url.stderr).toMatch(/REDIS_URL/);
   });

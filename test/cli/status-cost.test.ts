@@ -2,28 +2,19 @@
  * What it costs: engine time attributed to each document, its cost at GPU_HOURLY_USD in the
  * report and in `docbatch status`, and BUDGET_USD pausing intake once spent.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.ts';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'docbatch');
 let p: Pipeline | undefined;
 afterEach(async () => {
   await p?.stop();
   p = undefined;
 });
 
-function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(BIN, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-    let stdout = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.on('exit', (code) => resolve({ code, stdout }));
-  });
-}
 
 it('reports carry engine time and cost; status sums them', async () => {
   p = await startPipeline({ file: import.meta.filename, emulator: { speed: 5 }, config: { gpuHourlyUsd: 3.6 } });
@@ -41,13 +32,13 @@ it('reports carry engine time and cost; status sums them', async () => {
   expect(report.cost_per_1000_units).toBeCloseTo((report.cost_usd / 12) * 1000, 4);
 
   const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, GPU_HOURLY_USD: '3.6' };
-  const status = await run(['status', '--json'], env);
+  const status = await runCli(['status', '--json'], env);
   expect(status.code).toBe(0);
   const lines = status.stdout.trim().split('\n').map((l) => JSON.parse(l));
   expect(lines[0]).toMatchObject({ docId: ids[0], state: 'written', units: 12, done: 12, failed: 0 });
   expect(lines[0].cost_usd).toBeCloseTo(report.cost_usd, 5);
   expect(lines.at(-1).total).toMatchObject({ documents: 1, units: 12, done: 12 });
-  const text = await run(['status'], env);
+  const text = await runCli(['status'], env);
   expect(text.stdout).toMatch(/total: 1 documents, 12\/12 units \(0 failed\).*\$\d+\.\d{4}/);
 }, 90_000);
 
