@@ -13,9 +13,9 @@
  * read from the engine's `vllm:generation_tokens_total`, and the ratio pipeline / best.
  * docs/benchmarks.md quotes it.
  *
- *   node_modules/.bin/node bench/throughput.ts [--kind pages|chunks] [--units 800] [--workers 1,4]
+ *   node_modules/.bin/node bench/throughput.ts [--kind pages|chunks] [--units 800] [--workers 1,4|0]
  *       [--speed 2] [--warmup S] [--measure S] [--concurrency 512] [--pdf FILE] [--batch-size N]
- *       [--skip-direct] [--trace] [--keep]
+ *       [--worker-env NAME=VALUE]... [--skip-direct] [--trace] [--keep]
  *
  * Needs Redis at REDIS_URL (default redis://127.0.0.1:6379).
  */
@@ -44,6 +44,7 @@ const { values } = parseArgs({
     pdf: { type: 'string' },
     interval: { type: 'string', default: '500' },
     'batch-size': { type: 'string' },
+    'worker-env': { type: 'string', multiple: true, default: [] },
     'redis-url': { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
     'skip-direct': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
@@ -54,16 +55,24 @@ const { values } = parseArgs({
 const kind = values.kind as WorkloadKind;
 if (kind !== 'pages' && kind !== 'chunks') throw new TypeError(`--kind must be pages or chunks, got ${values.kind}`);
 const units = positiveInt('units', values.units);
-const workerCounts = values.workers.split(',').map((w) => positiveInt('workers', w));
+const workerCounts = values.workers === '0' ? [] : values.workers.split(',').map((w) => positiveInt('workers', w));
 const speed = Number(values.speed);
 if (!(speed > 0)) throw new TypeError(`--speed must be > 0, got ${values.speed}`);
 const concurrency = positiveInt('concurrency', values.concurrency);
 const intervalMs = positiveInt('interval', values.interval);
-const workerEnv: Record<string, string> = values['batch-size'] ? { BATCH_SIZE: values['batch-size'] } : {};
+const workerEnv: Record<string, string> = Object.fromEntries(
+  values['worker-env'].map((kv) => {
+    const eq = kv.indexOf('=');
+    if (eq < 1) throw new TypeError(`--worker-env wants NAME=VALUE, got ${kv}`);
+    return [kv.slice(0, eq), kv.slice(eq + 1)];
+  }),
+);
+if (values['batch-size']) workerEnv.BATCH_SIZE = values['batch-size'];
 
 const dir = mkdtempSync(join(tmpdir(), 'docbatch-throughput-'));
 const cleanup = () => {
-  if (!values.keep) rmSync(dir, { recursive: true, force: true });
+  if (values.keep) log(`kept ${dir} (process logs, samples.json per scenario)`);
+  else rmSync(dir, { recursive: true, force: true });
 };
 process.once('SIGINT', () => {
   cleanup();
@@ -162,33 +171,41 @@ interface Row {
 }
 
 function printTable(rows: Row[], best: number | null, info: { kind: string; speed: number; promptTokens: number; model: number; describe: string; cores: number }): void {
-  const head = ['scenario', 'window s', 'gen tok/s', 'ratio', 'running', 'waiting', 'kv', 'window', 'in flight', 'gate', 'cpu', 'overall tok/s', 'notes'];
+  const ratio = (v: number) => (best ? (v / best).toFixed(3) : '—');
+  const head = ['scenario', 'window s', 'gen tok/s', 'ratio', 'from 0', 'ratio', 'running', 'waiting', 'kv', 'preempt/s', 'window', 'in flight', 'gate', 'cpu', 'notes'];
   const body = rows.map((r) => [
     r.name,
     `${r.w.from.toFixed(0)}–${r.w.to.toFixed(0)}`,
     r.w.tokensPerSec.toFixed(0),
-    best ? (r.w.tokensPerSec / best).toFixed(3) : '—',
+    ratio(r.w.tokensPerSec),
+    r.w.fromStartTokensPerSec.toFixed(0),
+    ratio(r.w.fromStartTokensPerSec),
     r.w.running.toFixed(1),
     r.w.waiting.toFixed(1),
     `${(r.w.kv * 100).toFixed(0)}%`,
+    r.w.preemptionsPerSec.toFixed(2),
     r.w.window ? r.w.window.toFixed(1) : '—',
-    r.w.inFlight ? r.w.inFlight.toFixed(1) : '—',
+    r.w.window ? r.w.inFlight.toFixed(1) : '—',
     r.w.window ? r.w.gateWaiting.toFixed(1) : '—',
     `${(r.w.cpu * 100).toFixed(0)}%`,
-    r.w.overallTokensPerSec.toFixed(0),
     r.note,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
   console.log('');
   console.log(`workload: ${info.describe}`);
-  console.log(`engine: docbatch emulator, default timing, speed ${info.speed}; prompt ≈ ${Math.round(info.promptTokens)} tokens; timing model's best ${info.model.toFixed(0)} tok/s; ${info.cores} cores`);
+  console.log(
+    `engine: docbatch emulator, default timing, speed ${info.speed}; prompt ≈ ${Math.round(info.promptTokens)} tokens; ` +
+      `timing model (estimateBestRate, no preemption) ${info.model.toFixed(0)} tok/s; ${info.cores} cores`,
+  );
   console.log('');
   console.log(line(head));
   for (const row of body) console.log(line(row));
   console.log('');
-  console.log('window s: the steady window, seconds after the first generated token; gen tok/s over it from vllm:generation_tokens_total;');
-  console.log('running/waiting/kv: engine means over the window; window/in flight/gate: summed over workers; cpu: machine-wide busy share.');
+  console.log('window s: the steady window in seconds after the first generated token; gen tok/s: vllm:generation_tokens_total over it;');
+  console.log('ratio: against the direct loop. from 0: first token to the end of the window (the ramp included, the tail not).');
+  console.log('running, waiting, kv, preempt/s: the engine over the window; window, in flight, gate (prepared units waiting for a');
+  console.log('slot): summed over workers; cpu: machine-wide busy share of all cores.');
 }
 
 function positiveInt(name: string, value: string): number {

@@ -22,15 +22,16 @@ export interface SteadyWindow {
   running: number;
   waiting: number;
   kv: number;
-  preemptions: number;
   /** Sums over workers of the mean window, in flight, and units waiting at the gate. */
   window: number;
   inFlight: number;
   gateWaiting: number;
   /** Machine-wide CPU busy share (0..1, of all cores). */
   cpu: number;
-  /** The whole run, first token to last sample: generated tokens / seconds. */
-  overallTokensPerSec: number;
+  /** Preemptions (recompute) per second over the window: the engine thrashing its KV cache. */
+  preemptionsPerSec: number;
+  /** From the first token to the window's end (the ramp included, the tail not): tokens / seconds. */
+  fromStartTokensPerSec: number;
 }
 
 export function steadyWindow(samples: Sample[], o: { warmupMs: number; end: 'last' | 'queue-empty' }): SteadyWindow {
@@ -54,7 +55,7 @@ export function steadyWindow(samples: Sample[], o: { warmupMs: number; end: 'las
   const inside = samples.slice(start, end + 1);
   const mean = (f: (s: Sample) => number) => inside.reduce((n, s) => n + f(s), 0) / inside.length;
   const sum = (s: Sample, f: (w: Sample['workers'][number]) => number) => s.workers.reduce((n, w) => n + f(w), 0);
-  const last = samples.at(-1)!;
+  const before = samples[Math.max(0, firstToken - 1)]!;
   return {
     from: (a.t - t0) / 1000,
     to: (b.t - t0) / 1000,
@@ -63,11 +64,11 @@ export function steadyWindow(samples: Sample[], o: { warmupMs: number; end: 'las
     running: mean((s) => s.running),
     waiting: mean((s) => s.waiting),
     kv: mean((s) => s.kv),
-    preemptions: b.preemptions - a.preemptions,
     window: mean((s) => sum(s, (w) => w.window)),
     inFlight: mean((s) => sum(s, (w) => w.inFlight)),
     gateWaiting: mean((s) => sum(s, (w) => w.gateWaiting)),
     cpu: b.cpuTotal > a.cpuTotal ? (b.cpuBusy - a.cpuBusy) / (b.cpuTotal - a.cpuTotal) : 0,
-    overallTokensPerSec: last.generated / ((last.t - t0) / 1000),
+    preemptionsPerSec: (b.preemptions - a.preemptions) / ((b.t - a.t) / 1000),
+    fromStartTokensPerSec: (b.generated - before.generated) / ((b.t - t0) / 1000),
   };
 }

@@ -19,7 +19,15 @@
  *           `targetWaiting`: 0 queued → grow; below target → +1; on target (±0.25) → hold;
  *           above → -1; above twice the target → cut by the excess at once (at most halving,
  *           at most once per response time: a smaller window drains the queue only as
- *           requests finish).
+ *           requests finish). The excess is taken off what is in flight, not off the window, so
+ *           requests still queued above an earlier cut are not counted twice.
+ *           A queue while the engine's `running` climbs (since the last decision) is a backlog
+ *           being admitted (a burst of new prompts goes in a few per step, within the token
+ *           budget), not a full engine: with our share of it at the target or more, nothing
+ *           changes, the phase included, until `running` stops climbing; a smaller share
+ *           counts as room. An engine that preempts (its KV cache cannot hold the running
+ *           sequences as they grow, so it evicts and later recomputes the newest) is over-full:
+ *           -1, as for a queue a little long, until it stops.
  * backoff   After an out-of-memory. The window was halved (floor `min`) and the size that
  *           failed is remembered as a ceiling. Growth is +1 per clean interval (no OOM for
  *           `cleanIntervalMs`), ×nearCeilingFactor slower within 10% of the ceiling, and the
@@ -100,6 +108,7 @@ type Action =
   | { kind: 'grow' }
   | { kind: 'up1' }
   | { kind: 'hold' }
+  | { kind: 'wait' }
   | { kind: 'down1' }
   | { kind: 'cut'; to?: number; factor?: number };
 
@@ -129,6 +138,10 @@ export class WindowController {
   private lastVerdict: Verdict | null = null;
   private lastVerdictAt = Number.NEGATIVE_INFINITY;
   private lastMetricsAt = Number.NEGATIVE_INFINITY;
+  /** `running` at the last metrics decision: a queue while it climbs is a backlog being admitted. */
+  private lastRunning: number | null = null;
+  /** The engine's preemption counter at the last metrics decision. */
+  private lastPreemptions: number | null = null;
   private inFlight: number | null = null;
   private peak = 0;
   private latencyEwma: number | null = null;
@@ -228,6 +241,10 @@ export class WindowController {
   onEngineUp(now: number): void {
     if (!this.paused) return;
     this.paused = false;
+    // A restarted engine is a new engine: its next death is a new out-of-memory event, even
+    // if no request has succeeded since the last one (else a window that still kills it would
+    // never halve again). Failures of requests sent before the last halving stay ignored (sentAt).
+    this.episodeStart = null;
     this.cleanSince = now;
     this.samples = [];
     this.note(now, 'engine up: resumed');
@@ -271,8 +288,11 @@ export class WindowController {
     }
   }
 
-  /** A /metrics sample: the engine's global `running` and `waiting` (all workers' requests). */
-  onMetrics(now: number, m: { running: number; waiting: number; kvCacheUsage?: number | null }): void {
+  /**
+   * A /metrics sample: the engine's global `running` and `waiting` (all workers' requests), its KV
+   * cache use and its preemption counter (`vllm:num_preemptions_total`) when it exports them.
+   */
+  onMetrics(now: number, m: { running: number; waiting: number; kvCacheUsage?: number | null; preemptionsTotal?: number | null }): void {
     this.lastMetricsAt = now;
     if (this.paused || now - this.lastDecisionAt < this.opts.decisionIntervalMs) return;
     const target = this.opts.targetWaiting;
@@ -281,20 +301,46 @@ export class WindowController {
     // FIFO: our share of the queue is our share of what the engine holds.
     const own = total > 0 ? m.waiting * Math.min(1, mine / total) : 0;
     const said = `engine queue ${m.waiting} (ours ~${own.toFixed(1)}, target ${target})`;
-    if (m.waiting > 0 && own > 2 * target) {
-      this.decide(now, { kind: 'cut', to: Math.round(this.current - (own - target)) }, `${said}: too long`);
-    } else if (m.waiting > 0 && own > target + HOLD_BAND) {
+    const before = this.lastRunning;
+    this.lastRunning = m.running;
+    // The engine is still admitting: a queue now is a backlog (a burst of new prompts goes in a
+    // few per step, within the token budget), not a full engine. It is no reason to shrink or to
+    // leave probing; a small share of it is no reason not to grow either.
+    const climbing = before !== null && m.running > before + Math.max(2, 0.05 * before);
+    const waiting = climbing ? 0 : m.waiting;
+    // A counter that went down is a restarted engine: a new baseline, no verdict.
+    const preempted = m.preemptionsTotal != null && this.lastPreemptions !== null && m.preemptionsTotal > this.lastPreemptions;
+    this.lastPreemptions = m.preemptionsTotal ?? null;
+    if (m.waiting > 0 && climbing && own >= target - HOLD_BAND) {
+      this.decide(now, { kind: 'wait' }, `${said}, running ${before} → ${m.running}: still admitting`);
+    } else if (waiting > 0 && own > 2 * target && mine - (own - target) >= this.current) {
+      // The excess is counted against what is in flight, not the window: after a cut, the
+      // requests above the new window stay queued until they finish, and cutting the window by
+      // them again would count one excess twice.
+      this.decide(now, { kind: 'hold' }, `${said}: too long, but the last cut has not shown yet`);
+    } else if (waiting > 0 && own > 2 * target) {
+      this.decide(now, { kind: 'cut', to: Math.round(mine - (own - target)) }, `${said}: too long`);
+    } else if ((preempted || (waiting > 0 && own > target + HOLD_BAND)) && mine > this.current) {
+      this.decide(now, { kind: 'hold' }, `${preempted ? 'engine preempting' : `${said}: a little long`}, but the last cut has not shown yet`);
+    } else if (preempted) {
+      // More running than the KV cache holds as they grow: the newest are evicted and their
+      // prompt and output computed again. Those requests cost the engine work and add nothing;
+      // step back until it stops (the window then sits just below the KV limit).
+      this.decide(now, { kind: 'down1' }, 'engine preempting: KV cache over-full');
+    } else if (waiting > 0 && own > target + HOLD_BAND) {
       this.decide(now, { kind: 'down1' }, `${said}: a little long`);
-    } else if (m.waiting > 0 && own >= target - HOLD_BAND) {
+    } else if (waiting > 0 && own >= target - HOLD_BAND) {
       this.decide(now, { kind: 'hold' }, `${said}: on target`);
     } else if (m.kvCacheUsage != null && m.kvCacheUsage > this.opts.kvHighWater) {
       this.decide(now, { kind: 'hold' }, 'KV cache nearly full');
     } else if (this.inFlight !== null && total < 0.75 * this.inFlight) {
-      this.decide(now, { kind: 'hold' }, 'our requests are not reaching the engine');
-    } else if (m.waiting > 0) {
+      // Requests on their way in (a large image body is still being sent or preprocessed) say
+      // nothing about the engine's room: do not grow, but do not leave probing either.
+      this.decide(now, { kind: 'wait' }, 'our requests are not reaching the engine');
+    } else if (waiting > 0) {
       this.decide(now, { kind: 'up1' }, `${said}: short`);
     } else {
-      this.decide(now, { kind: 'grow' }, 'engine has room');
+      this.decide(now, { kind: 'grow' }, climbing && m.waiting > 0 ? `${said}, running ${before} → ${m.running}: still admitting, room` : 'engine has room');
     }
   }
 
@@ -329,6 +375,8 @@ export class WindowController {
   private decide(now: number, action: Action, reason: string): boolean {
     this.lastDecisionAt = now;
     this.lastVerdictAt = now;
+    // 'wait' changes nothing, the phase included: the engine has not said yet where it stands.
+    if (action.kind === 'wait') return false;
     this.lastVerdict = action.kind === 'grow' || action.kind === 'up1' ? 'grow' : action.kind === 'hold' ? 'hold' : 'shrink';
     if (action.kind !== 'grow') {
       this.growStreak = 0;

@@ -34,6 +34,7 @@ export class EngineMonitor extends EventEmitter<MonitorEvents> {
   private down: { since: number; done: Promise<void> } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private metricsSupported = true;
+  private lastLoggedAt: number | null = null;
   /** Total time the engine was seen down, for metrics and reports. */
   downMs = 0;
   deaths = 0;
@@ -69,13 +70,24 @@ export class EngineMonitor extends EventEmitter<MonitorEvents> {
           this.metricsSupported = false;
           this.log.info('engine has no /metrics; the window follows latency only');
         } else {
-          this.window.onMetrics(performance.now(), { running: metrics.running, waiting: metrics.waiting, kvCacheUsage: metrics.kvCacheUsage });
+          this.window.onMetrics(performance.now(), {
+            running: metrics.running,
+            waiting: metrics.waiting,
+            kvCacheUsage: metrics.kvCacheUsage,
+            preemptionsTotal: metrics.preemptionsTotal,
+          });
         }
       } catch {
         // A failed metrics read is not a verdict on the engine: requests report real failures.
       }
     }
     this.window.tick(now);
+    // Every move of the window, with its reason, for whoever wants to see how it steers.
+    const change = this.window.snapshot().lastChange;
+    if (change && change.at !== this.lastLoggedAt) {
+      this.lastLoggedAt = change.at;
+      this.log.debug({ window: change.to, from: change.from, reason: change.reason, state: this.window.state }, 'window changed');
+    }
     this.emit('change');
   }
 

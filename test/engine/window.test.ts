@@ -50,18 +50,16 @@ describe('out of memory', () => {
     expect(w.state).toBe('backoff');
     expect(w.ceiling).toBe(64);
     expect(w.snapshot()).toMatchObject({ ooms: 1, oomReports: 30 });
-    // Still the same episode while down, and after the restart until a new request succeeds.
+    // Still the same episode while down; after the restart, failures of requests sent before
+    // the death (stragglers) do not count either.
     w.onEngineDown(2000);
     w.onOom(3000);
     w.onEngineUp(30_000);
-    w.onOom(30_100);
-    // A success of a request sent *before* the episode began does not end it.
-    w.onCompleted(30_200, 29_500);
-    w.onOom(30_300);
+    w.onOom(30_100, 900);
     expect(w.size).toBe(32);
-    // One sent after it does; the next death is a new episode.
-    w.onCompleted(31_000, 500);
-    w.onOom(32_000);
+    // A request sent after the restart that kills the engine again is a new episode, even with
+    // no success in between: else a window that still kills the engine would never halve again.
+    w.onOom(30_300, 30_050);
     expect(w.size).toBe(16);
     expect(w.snapshot().ooms).toBe(2);
   });
@@ -231,7 +229,57 @@ describe('growth and backoff from /metrics', () => {
     // Sixteen sent, two at the engine: stuck in front of it (e.g. image preprocessing).
     for (let t = 20_000; t < 40_000; t += 1000) w.onMetrics(t, { running: 2, waiting: 0 });
     expect(w.size).toBe(16);
+    // Requests not at the engine yet say nothing about its room: the window waits, still probing.
+    expect(w.state).toBe('probing');
+    w.onMetrics(40_000, { running: 16, waiting: 0 });
+    expect(w.size).toBe(24);
+  });
+
+  it('a queue while the engine is still admitting is a backlog: probing waits for it, then goes on', () => {
+    const w = new WindowController({ initial: 54 });
+    w.setInFlight(54);
+    w.onMetrics(0, { running: 54, waiting: 0 });
+    expect(w.size).toBe(81);
+    w.setInFlight(81);
+    // The 27 new requests are admitted a few per step (the token budget): a queue, but running climbs.
+    w.onMetrics(2000, { running: 60, waiting: 21 });
+    w.onMetrics(4000, { running: 72, waiting: 9 });
+    expect([w.size, w.state]).toEqual([81, 'probing']);
+    w.onMetrics(6000, { running: 81, waiting: 0 });
+    expect([w.size, w.state]).toEqual([122, 'probing']);
+    // A queue with running flat is a full engine: cut by our share of it.
+    w.setInFlight(122);
+    w.onMetrics(8000, { running: 110, waiting: 12 });
+    w.onMetrics(10_000, { running: 110, waiting: 12 });
+    expect(w.size).toBe(112);
     expect(w.state).toBe('steady');
+  });
+
+  it('counts an excess once: no second cut while the requests above the first are still queued', () => {
+    const w = new WindowController({ initial: 60 });
+    w.setInFlight(60);
+    w.onMetrics(0, { running: 40, waiting: 20 });
+    expect(w.size).toBe(42); // 60 - (20 - 2)
+    // Nothing has finished yet (requests take 15 s): the same 60 are at the engine, the same queue.
+    for (let t = 2000; t < 14_000; t += 2000) w.onMetrics(t, { running: 40, waiting: 20 });
+    expect(w.size).toBe(42);
+    expect(w.snapshot().lastChange?.reason).toMatch(/too long: cut/);
+  });
+
+  it('steps back while the engine preempts, and not for a restarted counter', () => {
+    const w = new WindowController({ initial: 133 });
+    w.setInFlight(133);
+    w.onMetrics(0, { running: 131, waiting: 2, preemptionsTotal: 40 });
+    expect(w.size).toBe(133); // on target; the first counter is a baseline
+    w.onMetrics(2000, { running: 131, waiting: 2, preemptionsTotal: 43 });
+    expect(w.size).toBe(132);
+    expect(w.snapshot().lastChange?.reason).toMatch(/preempting/);
+    w.setInFlight(132);
+    w.onMetrics(4000, { running: 130, waiting: 2, preemptionsTotal: 43 });
+    expect(w.size).toBe(132);
+    // The engine restarted: its counters begin again from zero.
+    w.onMetrics(6000, { running: 130, waiting: 2, preemptionsTotal: 1 });
+    expect(w.size).toBe(132);
   });
 
   it('does not grow when the KV cache is nearly full', () => {
