@@ -24,11 +24,15 @@ export interface PageJob extends SizeLimits {
 export interface PageOutput {
   image: Buffer;
   mime: 'image/png' | 'image/jpeg';
+  /** Pixels. */
   width: number;
   height: number;
+  /** The page's text layer in reading order ('' when none). */
   text: string;
+  /** The page as displayed (after /Rotate), in points. */
   widthPt: number;
   heightPt: number;
+  /** The page's /Rotate, in degrees clockwise. */
   rotation: number;
   /** Milliseconds in the renderer; child.ts counts opening the document in. */
   renderMs: number;

@@ -12,7 +12,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { DocbatchError } from '../errors.ts';
-import type { PageJob } from './page.ts';
+import type { PageJob, PageOutput } from './page.ts';
 import { RendererProcess } from './renderer-process.ts';
 import { validatePoolOptions, validateRequest, type RenderPoolOptions, type ResolvedPoolOptions } from './options.ts';
 
@@ -35,22 +35,8 @@ export interface RenderRequest {
   text?: boolean;
 }
 
-export interface RenderedPage {
-  image: Buffer;
-  mime: 'image/png' | 'image/jpeg';
-  /** Pixels. */
-  width: number;
-  height: number;
-  /** The page's text layer in reading order ('' when none). */
-  text: string;
-  /** The page as displayed (after /Rotate), in points. */
-  widthPt: number;
-  heightPt: number;
-  /** The page's /Rotate, in degrees clockwise. */
-  rotation: number;
-  /** Time in the renderer (open if needed, render, encode, text). */
-  renderMs: number;
-}
+/** What a render returns: the renderer's own output, as it crossed the IPC channel. */
+export type RenderedPage = PageOutput;
 
 export interface RenderPoolStats {
   renderers: number;
