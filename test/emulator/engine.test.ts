@@ -5,21 +5,9 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { estimateBestRate, startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.ts';
-import { call, chatBody, metric, newAgent, parseMetrics } from './helpers.ts';
+import { call, chatBody, metric, emulatorsForFile, parseMetrics } from './helpers.ts';
 
-const agent = newAgent();
-const started: Emulator[] = [];
-
-async function emulator(options: Partial<EmulatorOptions>): Promise<Emulator> {
-  const e = await startEmulator(options);
-  started.push(e);
-  return e;
-}
-
-afterAll(async () => {
-  await Promise.all(started.map((e) => e.close()));
-  await agent.close();
-});
+const { agent, emulator } = emulatorsForFile();
 
 /** Closed loop: `concurrency` clients send requests back to back for `ms`; generated tokens per second. */
 async function closedLoop(emu: Emulator, concurrency: number, ms: number, body: (i: number) => unknown): Promise<number> {

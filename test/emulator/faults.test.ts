@@ -5,21 +5,9 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.ts';
-import { call, chatBody, dataUrl, makeImage, metric, newAgent, parseMetrics, waitFor } from './helpers.ts';
+import { call, chatBody, dataUrl, makeImage, metric, emulatorsForFile, newAgent, parseMetrics, waitFor } from './helpers.ts';
 
-const agent = newAgent();
-const started: Emulator[] = [];
-
-async function emulator(options: Partial<EmulatorOptions>): Promise<Emulator> {
-  const e = await startEmulator(options);
-  started.push(e);
-  return e;
-}
-
-afterAll(async () => {
-  await Promise.all(started.map((e) => e.close()));
-  await agent.close();
-});
+const { agent, emulator } = emulatorsForFile();
 
 const ENGINE_DEAD = {
   error: { message: 'EngineCore encountered an issue. See stack trace (above) for the root cause.', type: 'InternalServerError', param: null, code: 500 },

@@ -1,6 +1,8 @@
 /** Helpers for the emulator tests: real HTTP over undici, real images made with sharp. */
 import sharp from 'sharp';
 import { Agent, request, type Dispatcher } from 'undici';
+import { afterAll } from 'vitest';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.ts';
 
 export interface Reply {
   status: number;
@@ -91,4 +93,25 @@ export function metric(samples: Map<string, number>, name: string, labelPart = '
     if ((key === name || key.startsWith(`${name}{`)) && key.includes(labelPart)) return value;
   }
   return undefined;
+}
+
+/**
+ * An HTTP agent and an emulator starter for one test file; both are closed after the file's
+ * tests (no server or socket left behind).
+ */
+export function emulatorsForFile(): { agent: Agent; emulator: (options: Partial<EmulatorOptions>) => Promise<Emulator> } {
+  const agent = newAgent();
+  const started: Emulator[] = [];
+  afterAll(async () => {
+    await Promise.all(started.map((e) => e.close()));
+    await agent.close();
+  });
+  return {
+    agent,
+    emulator: async (options) => {
+      const e = await startEmulator(options);
+      started.push(e);
+      return e;
+    },
+  };
 }

@@ -6,6 +6,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
+import { expect } from 'vitest';
+import { DocbatchError } from '../../src/errors.ts';
 
 export const CORPUS = join(import.meta.dirname, '../../../shared/corpus/pdf');
 export const corpusFile = (name: string): string => join(CORPUS, name);
@@ -155,4 +157,15 @@ export function childPids(mode: 'render' | 'inspect'): number[] {
     }
   }
   return pids.sort((a, b) => a - b);
+}
+
+/** The DocbatchError a render rejects with (the test fails if it resolves). */
+export async function failure(promise: Promise<unknown>): Promise<DocbatchError> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).toBeInstanceOf(DocbatchError);
+    return err as DocbatchError;
+  }
+  throw new Error('expected the render to fail');
 }

@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DocbatchError } from '../../src/errors.ts';
 import { RenderPool, type RenderRequest } from '../../src/render/pool.ts';
-import { childPids, corpusFile, formBombPdf, hugeImagePdf, pagesPdf, slowPage, tempDir, textPage } from './fixtures.ts';
+import { childPids, corpusFile, formBombPdf, hugeImagePdf, pagesPdf, slowPage, tempDir, textPage, failure } from './fixtures.ts';
 
 const tmp = tempDir('limits');
 let slow: RenderRequest;
@@ -22,15 +22,6 @@ beforeAll(() => {
 
 afterAll(() => tmp.cleanup());
 
-async function failure(promise: Promise<unknown>): Promise<DocbatchError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(DocbatchError);
-    return err as DocbatchError;
-  }
-  throw new Error('expected the render to fail');
-}
 
 async function waitFor(condition: () => boolean, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DocbatchError } from '../../src/errors.ts';
 import { RenderPool, type RenderedPage, type RenderRequest } from '../../src/render/pool.ts';
-import { corpusFile, hugeImagePdf, pagesPdf, tempDir, textPage } from './fixtures.ts';
+import { corpusFile, hugeImagePdf, pagesPdf, tempDir, textPage, failure } from './fixtures.ts';
 
 const pool = new RenderPool({ size: 2 });
 const tmp = tempDir('render');
@@ -19,15 +19,6 @@ function request(name: string, page: number, extra: Partial<RenderRequest> = {})
   return { path: corpusFile(name), blobId: name, page, format: 'png', ...extra };
 }
 
-async function failure(promise: Promise<unknown>): Promise<DocbatchError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(DocbatchError);
-    return err as DocbatchError;
-  }
-  throw new Error('expected the render to fail');
-}
 
 /** Decodes the image and checks it says what RenderedPage says. */
 async function checkImage(page: RenderedPage): Promise<void> {
