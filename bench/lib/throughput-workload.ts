@@ -11,7 +11,7 @@ import type { ChunkUnit, PageUnit } from '../../queues/contracts.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { ChatMessage } from '../../src/engine/client.ts';
 import { splitExport } from '../../src/ingest/chat/split.ts';
-import { BlobStore } from '../../src/ingest/blobs.ts';
+import { BlobStore } from '../../src/store/blobs.ts';
 import { detectFile } from '../../src/ingest/detect.ts';
 import { inspectPdf } from '../../src/ingest/pdf.ts';
 import { fitMaxTokens } from '../../src/infer/dispatch.ts';

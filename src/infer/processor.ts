@@ -15,7 +15,7 @@ import { actionFor, DocbatchError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { DocStore } from '../store/docs.ts';
 import type { DocMeta, UnitResult } from '../store/types.ts';
-import { ensureWriteJob } from '../write/schedule.ts';
+import { ensureWriteJob } from '../../queues/schedule.ts';
 import { dispatchUnit, type DispatchParts } from './dispatch.ts';
 import type { PreparedUnit, UnitPreparer } from './units.ts';
 

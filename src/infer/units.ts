@@ -6,7 +6,7 @@
 import type { ChunkUnit, PageUnit, ReduceUnit } from '../../queues/contracts.ts';
 import type { ChatMessage } from '../engine/client.ts';
 import { DocbatchError } from '../errors.ts';
-import type { BlobStore } from '../ingest/blobs.ts';
+import type { BlobStore } from '../store/blobs.ts';
 import type { RenderPool } from '../render/pool.ts';
 import type { DocStore } from '../store/docs.ts';
 import type { DocMeta } from '../store/types.ts';

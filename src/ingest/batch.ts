@@ -8,7 +8,7 @@ import type { Config } from '../config.ts';
 import { DocbatchError, InputError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import { DocStore } from '../store/docs.ts';
-import { BlobStore } from './blobs.ts';
+import { BlobStore } from '../store/blobs.ts';
 import { Producer, type EnqueueReport } from './enqueue.ts';
 import { PdfInspector } from './pdf.ts';
 import { prepareFile, type PreparedDoc } from './prepare.ts';

@@ -13,7 +13,7 @@ import { InputError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { DocStore } from '../store/docs.ts';
 import type { DocMeta, DocRecord } from '../store/types.ts';
-import { ensureWriteJob } from '../write/schedule.ts';
+import { ensureWriteJob } from '../../queues/schedule.ts';
 import type { PreparedDoc } from './prepare.ts';
 
 export interface EnqueueOptions {

@@ -8,7 +8,7 @@ import { basename, extname } from 'node:path';
 import { DocbatchError, InputError } from '../errors.ts';
 import type { ChunkGroup } from '../../queues/contracts.ts';
 import type { DocKind } from '../store/types.ts';
-import { BlobStore, hashFile } from './blobs.ts';
+import { BlobStore, hashFile } from '../store/blobs.ts';
 import { detectFile } from './detect.ts';
 import { inspectPdf, type PdfInspector } from './pdf.ts';
 import { splitExport } from './chat/split.ts';

@@ -9,7 +9,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import type { BlobStore } from '../ingest/blobs.ts';
+import type { BlobStore } from '../store/blobs.ts';
 import type { DocStore } from '../store/docs.ts';
 import type { DocRecord, UnitResult } from '../store/types.ts';
 import { openAtomic } from './atomic.ts';

@@ -9,7 +9,7 @@ import { unitJobId } from '../../queues/contracts.ts';
 import type { TypedQueue } from '../../queues/connect.ts';
 import type { Logger } from '../observe/log.ts';
 import type { DocStore } from '../store/docs.ts';
-import { ensureWriteJob } from './schedule.ts';
+import { ensureWriteJob } from '../../queues/schedule.ts';
 
 export interface ReconcileParts {
   store: DocStore;

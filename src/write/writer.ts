@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { connectRedis, openQueue, openWorker, type TypedQueue, type TypedWorker } from '../../queues/connect.ts';
 import type { WriteJobData, WriteJobName, WriteJobResult } from '../../queues/contracts.ts';
 import type { Config } from '../config.ts';
-import { BlobStore } from '../ingest/blobs.ts';
+import { BlobStore } from '../store/blobs.ts';
 import type { Logger } from '../observe/log.ts';
 import { DocStore } from '../store/docs.ts';
 import { writeJsonl, writeMarkdown } from './assemble.ts';

@@ -1,5 +1,5 @@
-import { writeJobId } from '../../queues/contracts.ts';
-import type { TypedQueue } from '../../queues/connect.ts';
+import { writeJobId } from './contracts.ts';
+import type { TypedQueue } from './connect.ts';
 
 /**
  * Makes sure document `docId` (generation `gen`) has a `write` job. Adding is idempotent: the job
