@@ -35,8 +35,12 @@ export function connectRedis(url: string, role: 'worker' | 'client', extra: Redi
   return redis;
 }
 
-export function openQueue<Q extends ContractName>(name: Q, target: RedisTarget & { attempts: number }, connection: Redis): TypedQueue<Q> {
-  return new Queue(QUEUES[name], {
+/**
+ * A producer's handle on a queue. `queueName` picks one of the `infer` queues (queues/routes.ts);
+ * the contract (job data, options) is the same for all of them.
+ */
+export function openQueue<Q extends ContractName>(name: Q, target: RedisTarget & { attempts: number }, connection: Redis, queueName: string = QUEUES[name]): TypedQueue<Q> {
+  return new Queue(queueName, {
     connection,
     prefix: target.prefix,
     defaultJobOptions: defaultJobOptions(QUEUES[name], target.attempts),
@@ -49,11 +53,17 @@ export function openWorker<Q extends ContractName>(
   target: RedisTarget,
   connection: Redis,
   options: Omit<WorkerOptions, 'connection' | 'prefix'> = {},
+  queueName: string = QUEUES[name],
 ): TypedWorker<Q> {
-  return new Worker(QUEUES[name], processor, { ...options, connection, prefix: target.prefix }) as TypedWorker<Q>;
+  return new Worker(queueName, processor, { ...options, connection, prefix: target.prefix }) as TypedWorker<Q>;
 }
 
 /** The Redis key BullMQ uses for a job's lock: `{prefix}:{queue}:{jobId}:lock`. */
-export function jobLockKey(prefix: string, name: ContractName, jobId: string): string {
-  return `${prefix}:${QUEUES[name]}:${jobId}:lock`;
+export function jobLockKey(prefix: string, queueName: string, jobId: string): string {
+  return `${prefix}:${queueName}:${jobId}:lock`;
+}
+
+/** The Redis key of a job's hash: `{prefix}:{queue}:{jobId}` (exists while the job does). */
+export function jobKey(prefix: string, queueName: string, jobId: string): string {
+  return `${prefix}:${queueName}:${jobId}`;
 }

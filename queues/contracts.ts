@@ -19,28 +19,10 @@ export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
 // ---- infer ---------------------------------------------------------------------------------
 
-interface UnitBase {
-  /** The document this unit belongs to. */
-  docId: string;
-  /** The document's generation when the job was added (bumped by `enqueue --force`). */
-  gen: number;
-  /** 0-based index of the unit in its document: the order of the output. */
-  unit: number;
-}
-
-/** A page of a PDF: the worker renders page `page` of blob `blob`. */
-export interface PageUnit extends UnitBase {
-  kind: 'page';
-  /** sha256 of the PDF in BLOB_DIR. */
-  blob: string;
-  /** 1-based page number. */
-  page: number;
-}
-
 /**
- * The chunks of one conversation that a conversation-level summary is made from (enqueue
- * --conversation-summary): units [first, first+count), reduced by unit `reduce`; `head` is the
- * byte range of the first chunk's sidecar line (it holds the conversation's title).
+ * The chunks of one conversation that a conversation-level answer is made from: units
+ * [first, first+count), reduced by unit `reduce`; `head` is the byte range of the first chunk's
+ * sidecar line (it holds the conversation's title).
  */
 export interface ChunkGroup {
   reduce: number;
@@ -49,24 +31,21 @@ export interface ChunkGroup {
   head: [offset: number, length: number];
 }
 
-/** A chunk of a chat export: bytes [offset, offset+length) of sidecar blob `blob` (one JSON line). */
-export interface ChunkUnit extends UnitBase {
-  kind: 'chunk';
-  blob: string;
-  offset: number;
-  length: number;
-  /** Set when the conversation gets a summary made from its chunks' summaries. */
-  group?: ChunkGroup;
+/**
+ * One unit of one document generation. What the unit is (a page, a whole document, a chunk)
+ * follows from the document record and its task; the job carries only where to find it. The
+ * feeder (src/store/feed.ts) adds these; a conversation's summary unit is added with its group
+ * when its last chunk settles.
+ */
+export interface UnitJobData {
+  docId: string;
+  /** The document's generation when the job was added (bumped by `enqueue --force`). */
+  gen: number;
+  /** 0-based index of the unit in its document: the order of the output. */
+  unit: number;
+  /** Set on a conversation's summary unit. */
+  reduce?: ChunkGroup;
 }
-
-/** A conversation's summary made from its chunks' summaries; added when the last of them settles. */
-export interface ReduceUnit extends UnitBase {
-  kind: 'reduce';
-  blob: string;
-  group: ChunkGroup;
-}
-
-export type UnitJobData = PageUnit | ChunkUnit | ReduceUnit;
 
 /** What an infer job returns to BullMQ. The unit's real result lives in the results hash (src/store). */
 export interface UnitJobResult {
@@ -76,7 +55,8 @@ export interface UnitJobResult {
   tokens: number;
 }
 
-export type UnitJobName = 'page' | 'chunk' | 'reduce';
+/** Job names, for people reading the dashboard: what kind of unit it is. */
+export type UnitJobName = 'page' | 'document' | 'chunk' | 'conversation' | 'reduce';
 
 // ---- write ---------------------------------------------------------------------------------
 
@@ -106,8 +86,9 @@ const HOUR = 3600;
 /**
  * Default job options per queue. Retries of engine faults that are not the unit's fault (engine
  * down, OOM) happen inside the worker and use no attempt; `attempts` bounds the rest.
- * Completed unit jobs are kept an hour (their results live in the results hash; the job only
- * dedups a second enqueue while it exists); failed ones a week, for the dashboard and `status`.
+ * Job history is bounded by count and age: a unit's result lives in the results hash, not in
+ * its job, so completed unit jobs are kept only as a short trail for the dashboard; failed ones
+ * longer (Bull Board's Retry re-runs such a unit).
  */
 export function defaultJobOptions(queue: QueueName, attempts: number): DefaultJobOptions {
   switch (queue) {
@@ -115,18 +96,21 @@ export function defaultJobOptions(queue: QueueName, attempts: number): DefaultJo
       return {
         attempts,
         backoff: { type: 'exponential', delay: 2000, jitter: 0.5 },
-        removeOnComplete: { age: HOUR, count: 50_000 },
-        removeOnFail: { age: 7 * 24 * HOUR },
+        removeOnComplete: { age: HOUR, count: 1000 },
+        removeOnFail: { age: 7 * 24 * HOUR, count: 10_000 },
       };
     case 'write':
       return {
-        attempts: 10,
+        attempts: WRITE_ATTEMPTS,
         backoff: { type: 'exponential', delay: 1000, jitter: 0.5 },
-        removeOnComplete: { age: 7 * 24 * HOUR, count: 10_000 },
-        removeOnFail: { age: 30 * 24 * HOUR },
+        removeOnComplete: { age: 24 * HOUR, count: 1000 },
+        removeOnFail: { age: 7 * 24 * HOUR, count: 1000 },
       };
   }
 }
+
+/** Tries of a document's write before it is marked failed (WRITE_FAILED): about 17 minutes of backoff. */
+export const WRITE_ATTEMPTS = 10;
 
 // ---- job ids ---------------------------------------------------------------------------------
 

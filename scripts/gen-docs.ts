@@ -18,6 +18,7 @@ const ACTION_TEXT: Record<ErrorAction, string> = {
   retry: 'unit retried (up to ATTEMPTS), then fails for good',
   shrink: 'window halved, engine waited for, unit resent (no attempt used)',
   wait: 'intake paused until /health answers, unit resent (no attempt used)',
+  environment: 'unit returned to the queue (no attempt used); this worker stops taking work and reports unhealthy until its checks pass',
   usage: 'the command stops, exit 2',
 };
 

@@ -18,6 +18,12 @@ export type ErrorAction =
   | 'shrink'
   /** The engine is down or unreachable: pause intake, wait for health, retry without using an attempt. */
   | 'wait'
+  /**
+   * A fault of this worker's own environment (its blob store, the model its engine serves): the
+   * unit goes back to the queue without using an attempt, the worker stops taking work and
+   * reports itself unhealthy until its checks pass again. A bad worker costs no unit.
+   */
+  | 'environment'
   /** A problem with how docbatch was started or configured: stop with exit code 2. */
   | 'usage';
 
@@ -46,31 +52,46 @@ export const ERROR_CODES = {
   ZIP_NO_CONVERSATIONS: { action: 'reject', summary: 'The .zip has no conversations.json.' },
   DOC_CONFLICT: { action: 'reject', summary: 'The same content is already enqueued with other settings (e.g. chunk size); finish it or use --force.' },
   ZIP_CORRUPT: { action: 'reject', summary: 'The .zip archive is damaged.' },
+  TASK_UNIT_MISMATCH: { action: 'reject', summary: "The task's unit does not fit this kind of input (e.g. `document` for a chat export)." },
+  DOC_TOO_MANY_PAGES: { action: 'reject', summary: 'The task sends whole documents (`document` unit) and this one has more pages than its `max_pages`.' },
+  IMAGE_CORRUPT: { action: 'reject', summary: 'The file is an image (PNG, JPEG, TIFF, WebP) by its bytes but cannot be decoded.' },
 
   // ---- one page or chunk (worker) ----
   PAGE_TOO_LARGE: { action: 'fail', summary: 'The page would need more pixels than the render cap allows, even scaled down.' },
   RENDER_TIMEOUT: { action: 'retry', summary: 'Rendering the page took longer than its wall-clock limit; the renderer was killed.' },
   RENDER_CRASHED: { action: 'retry', summary: 'The renderer process died (crash or out of memory) while rendering the page.' },
   RENDER_FAILED: { action: 'fail', summary: 'pdf.js could not render the page.' },
-  BLOB_MISSING: { action: 'fail', summary: "The unit's input is missing from BLOB_DIR (not shared between machines, or deleted)." },
+  BLOB_MISSING: { action: 'fail', summary: "The unit's input is missing from a blob store that is otherwise readable (deleted, or collected)." },
+  BLOB_STORE_UNAVAILABLE: { action: 'environment', summary: "This worker cannot read its blob store (BLOB_DIR missing, not shared, EMFILE, ESTALE, EIO): the unit goes back to the queue and the worker stops taking work until it can." },
   CONTEXT_TOO_LONG: { action: 'fail', summary: "The prompt and max_tokens exceed the model's context length (engine 400)." },
   BAD_REQUEST: { action: 'fail', summary: 'The engine rejected the request as invalid (engine 400/422, e.g. too many images).' },
-  MODEL_NOT_FOUND: { action: 'fail', summary: 'The engine does not serve the configured model (engine 404).' },
+  MODEL_NOT_FOUND: { action: 'environment', summary: 'The engine does not serve the model this unit needs (engine 404): the unit goes back to the queue and the worker stops taking work.' },
+  MODEL_NO_IMAGES: { action: 'fail', summary: "The unit sends images to a model that takes none (a text-only model named for page work)." },
   ENGINE_UNSUPPORTED: { action: 'fail', summary: 'The engine does not implement what the request needs (engine 501).' },
   ENGINE_OOM: { action: 'shrink', summary: 'The engine ran out of GPU memory ("CUDA out of memory"; an engine death counts as one too). The window halves; a unit that still runs out alone at window 1 and the smallest render fails with this code.' },
   ENGINE_DOWN: { action: 'wait', summary: 'The engine is unreachable or dead (connection refused, reset, 503, 500 EngineDeadError); units wait for /health without using attempts.' },
-  ENGINE_BUSY: { action: 'wait', summary: 'The engine says it is overloaded (429, or 503 "server busy"); the window shrinks and the unit is retried.' },
+  ENGINE_BUSY: { action: 'wait', summary: 'The engine says it is overloaded (429 without a rate limit, or 503 "server busy"); the window shrinks and the unit is sent again, at most 10 times in all: a unit still refused then fails with this code.' },
   ENGINE_TIMEOUT: { action: 'retry', summary: 'The engine did not answer within the request timeout; the connection was closed (which aborts the request in vLLM) and the unit retried.' },
   ENGINE_ERROR: { action: 'retry', summary: 'The engine answered 5xx for another reason, or an unreadable body.' },
   EMPTY_OUTPUT: { action: 'retry', summary: 'The engine answered with no text.' },
+  OUTPUT_TRUNCATED: { action: 'fail', summary: 'Every answer was cut off at max_tokens (finish_reason `length`), the retries at rising temperature included.' },
+  OUTPUT_REPETITIVE: { action: 'fail', summary: 'Every answer degenerated into repeating one phrase, the retries at rising temperature included.' },
+  OUTPUT_INVALID: { action: 'fail', summary: "Every answer was invalid JSON or broke the task's JSON Schema, the retries at rising temperature included." },
+  UNIT_CRASHES_ENGINE: { action: 'fail', summary: 'Sending this unit made the engine (or a proxy in front of it) drop the connection or die, even when it was sent alone; it is not sent again.' },
+  ENGINE_RATE_LIMITED: { action: 'wait', summary: 'The endpoint refused the request for its rate limit (429, Retry-After); every worker of that endpoint waits, the unit uses no attempt and never fails for it.' },
+  ENGINE_UNAUTHORIZED: { action: 'environment', summary: "The engine refused this worker's credentials (401/403): check ENGINE_API_KEY against the server's --api-key; the worker stops taking work." },
+  ENGINE_QUOTA: { action: 'environment', summary: "The endpoint's quota is spent (429 insufficient_quota): retrying does not help; the worker stops taking work." },
   NOTHING_TO_SUMMARIZE: { action: 'fail', summary: "A conversation's summary could not be made: every one of its chunks failed." },
   UNIT_STALLED: { action: 'fail', summary: 'The unit was abandoned by crashed workers more often than allowed (BullMQ stalled limit).' },
-  UNIT_LOST: { action: 'fail', summary: 'The unit job disappeared from Redis before finishing (removed by hand, or Redis lost data).' },
+  UNIT_LOST: { action: 'fail', summary: 'The unit job disappeared from Redis before finishing, and queueing it again did not help (removed by hand, or Redis lost data).' },
+  WRITE_FAILED: { action: 'fail', summary: "The document's outputs could not be written (disk full, no permission, ...) after the write's retries; the document is marked failed and `docbatch retry` writes it again." },
   ABORTED: { action: 'retry', summary: 'The work was aborted (lock lost, shutdown); another worker takes the unit over.' },
   INTERNAL: { action: 'retry', summary: 'An unexpected error inside docbatch; the original is kept as the cause.' },
 
   // ---- how docbatch was started ----
   CONFIG_INVALID: { action: 'usage', summary: 'A setting (flag or environment variable) has a bad value; the setting is named.' },
+  TASK_INVALID: { action: 'usage', summary: 'A task file, `--prompt` or `--schema` is invalid; the file and the field are named.' },
+  WORKER_UNFIT: { action: 'usage', summary: 'A worker found at start that it cannot do its work (engine, model, images, blob store) and did not start; the check is named.' },
   REDIS_UNREACHABLE: { action: 'usage', summary: 'Redis does not answer at REDIS_URL.' },
 } as const satisfies Record<string, CodeInfo>;
 

@@ -1,12 +1,12 @@
 /** Process entry: the document writer (`docbatch writer`). */
 import type { Config } from '../src/config.ts';
 import { createLogger } from '../src/observe/log.ts';
-import { DocumentWriter } from '../src/write/writer.ts';
+import { createWriter } from '../src/write/writer.ts';
 import { untilSignal } from './lifecycle.ts';
 
 export async function runWriter(config: Config): Promise<number> {
   const log = createLogger({ level: config.logLevel, pretty: config.logFormat === 'pretty', base: { role: 'writer' } });
-  const writer = new DocumentWriter(config, log);
+  const writer = createWriter(config, log);
   await writer.start();
   return untilSignal({ close: () => writer.close() }, log, config.shutdownTimeoutMs);
 }

@@ -7,11 +7,13 @@
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ChunkUnit, PageUnit } from '../../queues/contracts.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { ChatMessage } from '../../src/engine/client.ts';
 import { splitExport } from '../../src/ingest/chat/split.ts';
 import { BlobStore } from '../../src/store/blobs.ts';
+import { ChunkReader, encodeIndex } from '../../src/store/chunk-index.ts';
+import { chunkIndex } from '../../src/ingest/runs.ts';
+import { BUILTIN_TASKS } from '../../src/task/builtin.ts';
 import { detectFile } from '../../src/ingest/detect.ts';
 import { inspectPdf } from '../../src/ingest/pdf.ts';
 import { fitMaxTokens } from '../../src/infer/dispatch.ts';
@@ -59,6 +61,17 @@ export async function buildWorkload(o: WorkloadOptions): Promise<Workload> {
   return o.kind === 'pages' ? pagesWorkload(o) : chunksWorkload(o);
 }
 
+/** A preparer as a worker builds one (no results store: no conversation summaries here). */
+function preparerFor(blobs: BlobStore, pool: () => RenderPool, config: ReturnType<typeof loadConfig>): UnitPreparer {
+  return new UnitPreparer({
+    blobs,
+    chunks: new ChunkReader(blobs),
+    pool,
+    results: async () => null,
+    options: { imageSize: config.imageSize, imageFormat: config.imageFormat, imageQuality: config.imageQuality, pageMaxTokens: config.pageMaxTokens, chatMaxTokens: config.chatMaxTokens, schemaInPrompt: false },
+  });
+}
+
 /** The worker's settings at their defaults (image size, format, max tokens). */
 function workerDefaults() {
   return loadConfig({}, {});
@@ -74,28 +87,21 @@ async function pagesWorkload(o: WorkloadOptions): Promise<Workload> {
   const blobs = new BlobStore(join(o.dir, 'bench-blobs'));
   const blob = await blobs.put(file);
   const pool = new RenderPool({ size: o.renderers });
-  const preparer = new UnitPreparer(blobs, () => pool, {
-    imageFormat: config.imageFormat,
-    imageQuality: config.imageQuality,
-    pageMaxTokens: config.pageMaxTokens,
-    chatMaxTokens: config.chatMaxTokens,
-  });
+  const preparer = preparerFor(blobs, () => pool, config);
   try {
     const { pages } = await inspectPdf(blob.path, { file });
-    const meta = { docId: 'bench', kind: 'pdf', source: file, sha256: blob.sha256, name: 'bench', units: pages, blob: blob.sha256, enqueuedAt: '' } as DocMeta;
+    const task = BUILTIN_TASKS.transcribe;
+    const meta = { docId: 'bench', kind: 'pdf', source: file, sha256: blob.sha256, name: 'bench', units: pages, feedUnits: pages, pages, blob: blob.sha256, enqueuedAt: '' } as unknown as DocMeta;
     const started = performance.now();
     const signal = new AbortController().signal;
     const prepared = await Promise.all(
-      Array.from({ length: pages }, (_, i) => {
-        const unit: PageUnit = { kind: 'page', docId: 'bench', gen: 1, unit: i, blob: blob.sha256, page: i + 1 };
-        return preparer.page(unit, meta, config.imageSize, signal);
-      }),
+      Array.from({ length: pages }, (_, i) => preparer.prepare({ data: { docId: 'bench', gen: 1, unit: i }, meta, task, password: null }, null, signal)),
     );
     const prepareSeconds = (performance.now() - started) / 1000;
     return {
       kind: 'pages',
       file,
-      requests: prepared.map((p) => ({ messages: p.messages, maxTokens: fitMaxTokens(p, o.maxModelLen), promptTokensEstimate: p.promptTokensEstimate })),
+      requests: prepared.map((p) => ({ messages: p.request.messages, maxTokens: fitMaxTokens(p, o.maxModelLen), promptTokensEstimate: p.promptTokensEstimate })),
       prepareSeconds,
       describe: `${pages} pages of ${o.pdf ? o.pdf : 'a generated PDF (scripts/lib/pdf-writer.ts numberedPdf)'}, ${config.imageSize} px ${config.imageFormat} + text layer`,
     };
@@ -126,20 +132,19 @@ async function chunksWorkload(o: WorkloadOptions): Promise<Workload> {
       continue;
     }
     const blob = await blobs.adopt(split.sidecarPath, split.sidecarSha256, split.sidecarBytes);
-    const preparer = new UnitPreparer(blobs, () => {
+    const index = await blobs.putBytes(encodeIndex(chunkIndex(split.units, false)));
+    const preparer = preparerFor(blobs, () => {
       throw new Error('chunks need no renderer');
-    }, { imageFormat: config.imageFormat, imageQuality: config.imageQuality, pageMaxTokens: config.pageMaxTokens, chatMaxTokens: config.chatMaxTokens });
+    }, config);
+    const task = BUILTIN_TASKS.summarize;
+    const meta = { docId: 'bench', kind: 'chat', source: file, sha256: blob.sha256, name: 'bench', units: split.chunks, feedUnits: split.chunks, blob: blob.sha256, index: index.sha256, task: { unit: 'chunk' }, enqueuedAt: '' } as unknown as DocMeta;
     const started = performance.now();
-    const prepared = await Promise.all(
-      split.units.map((u, i) => {
-        const unit: ChunkUnit = { kind: 'chunk', docId: 'bench', gen: 1, unit: i, blob: blob.sha256, offset: u.offset, length: u.length };
-        return preparer.chunk(unit);
-      }),
-    );
+    const signal = new AbortController().signal;
+    const prepared = await Promise.all(split.units.map((_, i) => preparer.prepare({ data: { docId: 'bench', gen: 1, unit: i }, meta, task, password: null }, null, signal)));
     return {
       kind: 'chunks',
       file,
-      requests: prepared.map((p) => ({ messages: p.messages, maxTokens: fitMaxTokens(p, o.maxModelLen), promptTokensEstimate: p.promptTokensEstimate })),
+      requests: prepared.map((p) => ({ messages: p.request.messages, maxTokens: fitMaxTokens(p, o.maxModelLen), promptTokensEstimate: p.promptTokensEstimate })),
       prepareSeconds: (performance.now() - started) / 1000,
       describe: `${split.chunks} chunks of ${split.conversations} conversations of a generated ChatGPT export (bench/lib/chatgpt-gen.ts), ${config.chunkTokens}-token budget`,
     };

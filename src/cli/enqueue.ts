@@ -1,44 +1,70 @@
-/** `docbatch enqueue FILE...`: the producer. */
-import { Command } from 'commander';
-import { resolve } from 'node:path';
+/** `docbatch enqueue INPUT...`: the producer. */
+import { Command, Option } from 'commander';
 import { connectRedis } from '../../queues/connect.ts';
 import type { FileOutcome } from '../ingest/batch.ts';
 import { createLogger } from '../observe/log.ts';
 import { progressPrinter } from '../observe/bar.ts';
 import { waitForDocs } from '../observe/progress.ts';
 import { DocStore } from '../store/docs.ts';
+import { promptArgument, type TaskSpec } from '../task/load.ts';
+import type { TaskUnit } from '../task/types.ts';
+import { outFolder } from './out-folder.ts';
 import { REDIS_SETTINGS, settingOptions } from './options.ts';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 export function enqueueCommand(): Command {
   const command = new Command('enqueue')
-    .description('Validate files, store them and queue one job per page or chat chunk.')
-    .argument('<files...>', 'PDF files and chat exports (ChatGPT conversations.json or .zip, Claude, JSONL)')
-    .option('--wait', 'wait until every document is written; exit 1 if a unit failed')
+    .description('Validate inputs, store them and queue their units (pages, documents or chat chunks) for the workers.')
+    .argument('<inputs...>', 'PDFs, images (PNG, JPEG, TIFF, WebP), chat exports (ChatGPT conversations.json or .zip, Claude, JSONL), or folders of them (walked recursively)')
+    .option('--wait', 'wait until every document is written; exit 1 if a unit or a write failed')
+    .option('--task <file|name>', 'what to ask: a task file (YAML or JSON, docs/tasks.md) or a built-in (transcribe, summarize)')
+    .option('--prompt <text|@file>', "the task's prompt (with --task: replaces it; alone: the default task with this prompt)")
+    .option('--schema <file.json>', 'answers must be JSON valid against this JSON Schema')
+    .addOption(new Option('--unit <unit>', 'what one request covers').choices(['page', 'document', 'chunk', 'conversation']))
+    .option('--model <name>', 'run every unit on this model (repeat for several: each gets its own run and output folder)', collect)
+    .option('--priority <n>', 'feeding priority: higher goes first (default 0)', '0')
+    .option('--out <folder>', 'outputs go to this folder inside OUT_DIR')
+    .option('--glob <pattern>', 'in folders, only files whose relative path matches (e.g. "**/*.pdf")')
     .option('--password <pw>', 'password for encrypted PDFs')
     .option('--json', 'one JSON object per line instead of text')
     .option('--force', 'redo documents that were enqueued before (new generation)')
     .option('--conversation-summary', 'chat exports: also summarize each conversation from its chunk summaries (a line with "chunk": "summary")');
-  const load = settingOptions(command, [...REDIS_SETTINGS, 'outDir', 'blobDir', 'chunkTokens', 'chunkOverlapTokens', 'maxQueued', 'attempts']);
-  return command.action(async (files: string[], opts: Record<string, unknown>) => {
+  const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir', 'chunkTokens', 'chunkOverlapTokens', 'feedDepth', 'attempts']);
+  return command.action(async (inputs: string[], opts: Record<string, unknown>) => {
     const config = load(opts);
     const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, pretty: config.logFormat === 'pretty' });
     const json = opts.json === true;
+    const out = typeof opts.out === 'string' ? outFolder(opts.out, config.outDir) : '';
+    const priority = Number(opts.priority);
+    if (!Number.isInteger(priority) || Math.abs(priority) > 1000) {
+      throw new (await import('../errors.ts')).ConfigError(`--priority must be an integer from -1000 to 1000, got ${JSON.stringify(opts.priority)}`);
+    }
+    const task: TaskSpec = {
+      ...(typeof opts.task === 'string' ? { task: opts.task } : {}),
+      ...(typeof opts.prompt === 'string' ? { prompt: promptArgument(opts.prompt) } : {}),
+      ...(typeof opts.schema === 'string' ? { schema: opts.schema } : {}),
+      ...(typeof opts.unit === 'string' ? { unit: opts.unit as TaskUnit } : {}),
+      ...(Array.isArray(opts.model) ? { models: opts.model as string[] } : {}),
+    };
     const controller = new AbortController();
     const onSignal = () => controller.abort(new Error('interrupted'));
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     const { enqueueFiles } = await import('../ingest/batch.ts');
-    const outcomes = await enqueueFiles(files, config, log, {
+    const outcomes = await enqueueFiles(inputs, config, log, {
       ...(typeof opts.password === 'string' ? { password: opts.password } : {}),
       force: opts.force === true,
       conversationSummary: opts.conversationSummary === true,
-      // --out is recorded with the document only when given explicitly.
-      ...(opts.out !== undefined ? { outDir: resolve(String(opts.out)) } : {}),
+      out,
+      task,
+      priority,
+      ...(typeof opts.glob === 'string' ? { glob: opts.glob } : {}),
       signal: controller.signal,
       onOutcome: (o) => printOutcome(o, json),
     });
     const rejected = outcomes.some((o) => o.error);
-    const docIds = outcomes.flatMap((o) => (o.report ? [o.report.docId] : []));
+    const docIds = outcomes.flatMap((o) => (o.runs ?? []).map((r) => r.docId));
     if (opts.wait !== true || docIds.length === 0) {
       process.exitCode = rejected ? 2 : 0;
       return;
@@ -47,13 +73,19 @@ export function enqueueCommand(): Command {
     try {
       const store = new DocStore(redis, config.prefix);
       const final = await waitForDocs(store, docIds, { signal: controller.signal, intervalMs: 250, ...(json ? {} : { onTick: progressPrinter(process.stderr) }) });
-      let failedUnits = 0;
+      let failed = 0;
       for (const p of final) {
-        failedUnits += p.record.failed;
-        if (json) process.stdout.write(`${JSON.stringify({ docId: p.record.docId, state: 'written', units: p.record.units, completed: p.record.done, failed: p.record.failed, files: p.record.files })}\n`);
-        else process.stdout.write(`${p.record.docId}  written  ${p.record.meta.source}: ${p.record.done}/${p.record.units} done${p.record.failed ? `, ${p.record.failed} FAILED` : ''} → ${p.record.files.join(', ')}\n`);
+        const r = p.record;
+        failed += r.failed + (r.state === 'failed' ? 1 : 0);
+        if (json) {
+          process.stdout.write(`${JSON.stringify({ docId: r.docId, state: r.state, units: r.units, completed: r.done, failed: r.failed, files: r.files, ...(r.writeError ? { error: r.writeError } : {}) })}\n`);
+        } else if (r.state === 'failed') {
+          process.stdout.write(`${r.docId}  FAILED   ${r.meta.source}: ${r.writeError?.code ?? 'WRITE_FAILED'}: ${r.writeError?.message ?? ''} (docbatch retry ${r.docId} writes it again)\n`);
+        } else {
+          process.stdout.write(`${r.docId}  written  ${r.meta.source}: ${r.done}/${r.units} done${r.failed ? `, ${r.failed} FAILED` : ''} → ${r.files.join(', ')}\n`);
+        }
       }
-      process.exitCode = rejected ? 2 : failedUnits > 0 ? 1 : 0;
+      process.exitCode = rejected ? 2 : failed > 0 ? 1 : 0;
     } finally {
       redis.disconnect();
     }
@@ -61,6 +93,11 @@ export function enqueueCommand(): Command {
 }
 
 function printOutcome(o: FileOutcome, json: boolean): void {
+  if (o.skipped !== undefined) {
+    if (json) process.stdout.write(`${JSON.stringify({ file: o.file, skipped: o.skipped })}\n`);
+    else process.stdout.write(`skipped  ${o.file}: not a document (${o.skipped})\n`);
+    return;
+  }
   if (o.error) {
     if (json) {
       process.stdout.write(`${JSON.stringify({ file: o.file, error: { code: o.error.code, message: o.error.message, place: o.error.place ?? null } })}\n`);
@@ -68,12 +105,14 @@ function printOutcome(o: FileOutcome, json: boolean): void {
     process.stderr.write(`docbatch: rejected ${o.error.describe().startsWith(o.file) ? o.error.describe() : `${o.file}: ${o.error.describe()}`}\n`);
     return;
   }
-  const r = o.report!;
-  if (json) {
-    process.stdout.write(`${JSON.stringify({ file: o.file, docId: r.docId, kind: r.kind, units: r.units, outcome: r.outcome, added: r.added, name: r.name })}\n`);
-    return;
+  for (const r of o.runs ?? []) {
+    if (json) {
+      process.stdout.write(`${JSON.stringify({ file: o.file, docId: r.docId, kind: r.kind, units: r.units, outcome: r.outcome, name: r.name, task: r.task, model: r.model, queue: r.queue })}\n`);
+      continue;
+    }
+    const what = r.unit === 'document' ? 'document' : r.kind === 'chat' ? (r.unit === 'conversation' ? 'units (conversations)' : 'chunks') : r.units === 1 ? 'page' : 'pages';
+    const extra = r.outcome === 'resumed' ? ` (${r.settled} already done)` : r.outcome === 'done' ? ' (already written; --force to redo)' : '';
+    const model = r.model ? `  model ${r.model}` : '';
+    process.stdout.write(`${r.docId}  ${r.outcome.padEnd(8)}  ${o.file}  ${r.units} ${what}${model}${extra}\n`);
   }
-  const what = r.kind === 'pdf' ? 'pages' : 'chunks';
-  const extra = r.outcome === 'resumed' ? ` (${r.settled} already done, ${r.added} queued)` : r.outcome === 'done' ? ' (already written; --force to redo)' : '';
-  process.stdout.write(`${r.docId}  ${r.outcome.padEnd(8)}  ${o.file}  ${r.units} ${what}${extra}\n`);
 }

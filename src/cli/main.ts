@@ -9,6 +9,8 @@ import { dashboardCommand } from './dashboard.ts';
 import { demoCommand } from './demo.ts';
 import { engineCommand } from './engine.ts';
 import { enqueueCommand } from './enqueue.ts';
+import { gcCommand } from './gc.ts';
+import { retryCommand } from './retry.ts';
 import { statusCommand } from './status.ts';
 import { workerCommand } from './worker.ts';
 import { writerCommand } from './writer.ts';
@@ -18,11 +20,11 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 
 export function program(): Command {
   const root = new Command('docbatch')
-    .description('PDFs and chat exports → model output on GPUs through vLLM, on Redis queues.')
+    .description('PDFs, images and chat exports → model output on GPUs through vLLM, on Redis queues.')
     .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const sub of [enqueueCommand(), workerCommand(), writerCommand(), engineCommand(), demoCommand(), statusCommand(), configCommand(), dashboardCommand()]) {
+  for (const sub of [enqueueCommand(), retryCommand(), workerCommand(), writerCommand(), engineCommand(), demoCommand(), statusCommand(), configCommand(), dashboardCommand(), gcCommand()]) {
     root.addCommand(sub.exitOverride());
   }
   return root;

@@ -11,7 +11,7 @@ export function settingOptions(command: Command, keys: SettingKey[]): (opts: Rec
   for (const key of keys) {
     const setting = SETTINGS[key] as { env: string; flag?: string; describe: string; default?: unknown; defaultText?: string };
     if (!setting.flag) continue;
-    const isBoolean = key === 'dashboardReadOnly';
+    const isBoolean = key === 'dashboardReadOnly' || key === 'textOnly' || key === 'schemaInPrompt';
     const option = new Option(isBoolean ? `--${setting.flag}` : `--${setting.flag} <value>`, `${setting.describe} [env ${setting.env}]`);
     byAttribute.set(option.attributeName(), key);
     command.addOption(option);

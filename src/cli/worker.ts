@@ -8,7 +8,8 @@ export function workerCommand(): Command {
     ...REDIS_SETTINGS,
     'engineUrl', 'engineApiKey', 'model', 'batchSize', 'maxInFlight', 'initialInFlight', 'imageSize', 'imageFormat',
     'imageQuality', 'renderers', 'renderTimeoutMs', 'pageMaxTokens', 'chatMaxTokens', 'requestTimeoutMs', 'attempts',
-    'engineDownTimeoutMs', 'growIntervalMs', 'ceilingHoldMs', 'lockDurationMs', 'stalledIntervalMs', 'shutdownTimeoutMs', 'workerName', 'blobDir', 'metricsPort', 'metricsHost', 'gpuHourlyUsd', 'budgetUsd',
+    'engineReleaseMs', 'engineStartTimeoutMs', 'textOnly', 'cleanIntervalMs', 'ceilingHoldMs', 'lockDurationMs', 'stalledIntervalMs', 'shutdownTimeoutMs', 'workerName', 'blobDir',
+    'metricsPort', 'metricsHost', 'gpuHourlyUsd', 'budgetUsd', 'feedDepth', 'exitWhenIdleS', 'schemaInPrompt',
   ]);
   return command.action(async (opts: Record<string, unknown>) => {
     const { runWorker } = await import('../../workers/infer.ts');

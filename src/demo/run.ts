@@ -9,14 +9,15 @@ import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Config } from '../config.ts';
 import { startEmulator } from '../emulator/index.ts';
-import { InferWorker } from '../infer/worker.ts';
+import { createInferWorker } from '../infer/worker.ts';
 import { enqueueFiles } from '../ingest/batch.ts';
 import { connectRedis } from '../../queues/connect.ts';
 import type { Logger } from '../observe/log.ts';
 import { waitForDocs } from '../observe/progress.ts';
 import { purgePrefix } from '../store/admin.ts';
 import { DocStore } from '../store/docs.ts';
-import { DocumentWriter } from '../write/writer.ts';
+import { createWriter } from '../write/writer.ts';
+import { BlobStore } from '../store/blobs.ts';
 import { redisAnswers, startPrivateRedis, type PrivateRedis } from './private-redis.ts';
 
 export const SAMPLES_DIR = join(import.meta.dirname, '..', '..', 'samples');
@@ -45,8 +46,10 @@ export async function runDemo(config: Config, log: Logger, options: DemoOptions 
   const engine = await startEmulator({ port: 0, speed: options.speed ?? 10 });
   say(`Engine emulator (vLLM-compatible) at ${engine.url}`);
   const cfg: Config = { ...config, redisUrl, prefix, engineUrl: engine.url, model: undefined };
-  const worker = new InferWorker(cfg, log);
-  const writer = new DocumentWriter(cfg, log, { reconcileIntervalMs: 5000 });
+  // The store exists before the worker checks for it (on one machine the producer would make it).
+  await new BlobStore(cfg.blobDir).markStore();
+  const worker = createInferWorker(cfg, log);
+  const writer = createWriter(cfg, log, { reconcileIntervalMs: 5000 });
   try {
     await worker.start();
     await writer.start();
@@ -54,9 +57,9 @@ export async function runDemo(config: Config, log: Logger, options: DemoOptions 
     const outcomes = await enqueueFiles(files, cfg, log, { force: true });
     for (const o of outcomes) {
       if (o.error) throw o.error;
-      say(`Enqueued ${relative(process.cwd(), o.file)}: ${o.report!.units} ${o.report!.kind === 'pdf' ? 'pages' : 'chunks'} (document ${o.report!.docId})`);
+      for (const r of o.runs ?? []) say(`Enqueued ${relative(process.cwd(), o.file)}: ${r.units} ${r.kind === 'pdf' ? 'pages' : 'chunks'} (document ${r.docId})`);
     }
-    const ids = outcomes.flatMap((o) => (o.report ? [o.report.docId] : []));
+    const ids = outcomes.flatMap((o) => (o.runs ?? []).map((r) => r.docId));
     const store = new DocStore(admin, prefix);
     const done = await waitForDocs(store, ids, { intervalMs: 200, signal: AbortSignal.timeout(120_000) });
     const seconds = (performance.now() - started) / 1000;

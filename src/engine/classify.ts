@@ -158,6 +158,10 @@ const BUSY = /busy|queue is full|too many (?:pending |concurrent )?requests|over
 const CONTEXT =
   /maximum context length|context length|context window|maximum model length|max_model_len|context_length_exceeded|prompt is too long|longer than the maximum/i;
 const MODEL = /\bmodel\b/i;
+const QUOTA = /insufficient_quota|exceeded your current quota|quota (?:exceeded|exhausted)|billing/i;
+const RATE_LIMIT = /rate.?limit|too many requests|requests per min|tokens per min|\bRPM\b|\bTPM\b/i;
+/** What servers say when a text-only model is sent an image (vLLM, SGLang, OpenAI-style gateways). */
+const NO_IMAGES = /not a multimodal model|does not support (?:image|multi-?modal|vision)|image inputs? (?:is|are) not supported|no (?:image|vision) support|only supports text|image_url is not supported/i;
 
 /** Pulls the numbers out of the context-length messages of vLLM (old and new), SGLang and OpenAI. */
 export function parseContextOverflow(message: string): ContextOverflow {
@@ -196,6 +200,10 @@ export function parseContextOverflow(message: string): ContextOverflow {
       /(\d+) tokens for the completion/i,
     ),
   };
+}
+
+function hasRateLimitHeaders(headers: Record<string, unknown> | undefined): boolean {
+  return headers !== undefined && Object.keys(headers).some((k) => k.toLowerCase().startsWith('x-ratelimit-'));
 }
 
 function retryAfterMs(headers: Record<string, unknown> | undefined): number | undefined {
@@ -238,7 +246,13 @@ export function classifyEngineResponse(
   if (dead) {
     return make('ENGINE_DOWN', `engine died (${status}): ${said}`, { engineDead: true });
   }
-  if (status === 429) return make('ENGINE_BUSY', `engine is overloaded (429): ${said}`);
+  if (status === 429) {
+    if (QUOTA.test(text)) return make('ENGINE_QUOTA', `endpoint quota spent (429): ${said}`);
+    // A paid or shared endpoint's limiter (it says so, or tells when to come back) versus an
+    // overloaded server: the first waits as told and never fails a unit.
+    const limited = parsed.type === 'rate_limit_exceeded' || RATE_LIMIT.test(text) || base.retryAfterMs !== undefined || hasRateLimitHeaders(headers);
+    return limited ? make('ENGINE_RATE_LIMITED', `endpoint rate limit (429): ${said}`) : make('ENGINE_BUSY', `engine is overloaded (429): ${said}`);
+  }
   if (status === 503) {
     return BUSY.test(parsed.message)
       ? make('ENGINE_BUSY', `engine is overloaded (503): ${said}`)
@@ -249,7 +263,7 @@ export function classifyEngineResponse(
   if (status === 504 || status === 408) return make('ENGINE_TIMEOUT', `engine timed out (${status}): ${said}`);
   if (status === 401 || status === 403) {
     return make(
-      'ENGINE_ERROR',
+      'ENGINE_UNAUTHORIZED',
       `engine refused the credentials (${status}: ${said}); check ENGINE_API_KEY against the server's --api-key`,
     );
   }
@@ -269,6 +283,7 @@ export function classifyEngineResponse(
       const context = parseContextOverflow(parsed.message);
       return make('CONTEXT_TOO_LONG', `prompt and max_tokens exceed the model's context: ${said}`, { context });
     }
+    if (NO_IMAGES.test(text)) return make('MODEL_NO_IMAGES', `the model takes no images (${status}): ${said}`);
     return make('BAD_REQUEST', `engine rejected the request (${status}): ${said}`);
   }
   if (status >= 500) return make('ENGINE_ERROR', `engine failed (${status}): ${said}`);

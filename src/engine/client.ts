@@ -140,7 +140,7 @@ export class EngineClient {
   /** `POST /v1/chat/completions`, non-streaming. */
   async chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatResult> {
     validateChat(request);
-    const model = this.options.model ?? (await this.model(signal)).id;
+    const model = request.model ?? this.options.model ?? (await this.model(signal)).id;
     const body: Record<string, unknown> = {
       model,
       messages: request.messages,
@@ -148,6 +148,9 @@ export class EngineClient {
       stream: false,
     };
     if (request.temperature !== undefined) body.temperature = request.temperature;
+    if (request.topP !== undefined) body.top_p = request.topP;
+    if (request.seed !== undefined) body.seed = request.seed;
+    if (request.stop !== undefined && request.stop.length > 0) body.stop = request.stop;
     if (request.responseFormat !== undefined) body.response_format = request.responseFormat;
     const headers: Record<string, string> = {};
     if (request.requestId !== undefined) headers['x-request-id'] = request.requestId;

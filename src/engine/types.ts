@@ -32,6 +32,11 @@ export interface ChatRequest {
   /** `max_tokens`; always sent (vLLM's /v1/completions default of 16 is a trap). */
   maxTokens: number;
   temperature?: number;
+  topP?: number;
+  seed?: number;
+  stop?: string[];
+  /** The model to ask; the client's configured (or discovered) model when absent. */
+  model?: string;
   /** Sent as `X-Request-Id`; vLLM answers with id `chatcmpl-<requestId>`, tying logs together. */
   requestId?: string;
   responseFormat?: ResponseFormat;

@@ -1,30 +1,33 @@
 /**
- * Sending one prepared unit to the engine until it succeeds or fails for a reason that is the
- * unit's own. Faults of the engine are handled here, without using the unit's attempts:
+ * Sending one prepared unit to the engine until the engine answers it. Faults of the engine are
+ * handled here, without using the unit's attempts; every decision comes from the code's action
+ * in src/errors.ts:
  *
- * - engine down (refused, reset, 503, dead): pause intake, wait for /health, send again;
- * - out of memory (engine death, "CUDA out of memory"): halve the window, wait for /health,
- *   send again; a unit that runs out of memory alone at window 1 is rendered smaller
- *   (1288 → 1024 → 768 px by default) and finally fails with ENGINE_OOM;
- * - engine busy (429, Ollama's 503): shrink and send again after the engine recovers.
+ * - shrink (out of memory, an engine death): halve the window, wait for /health, send again; a
+ *   unit that runs out of memory alone at window 1 is rendered smaller (1288 → 1024 → 768 px by
+ *   default) and finally fails with ENGINE_OOM;
+ * - wait (down, busy, rate limited): pause intake and wait for /health, or back off, and send
+ *   again. A worker whose engine stays down past `releaseAfterMs` hands the unit back to the
+ *   queue (no attempt used) so a healthy worker takes it;
+ * - everything else is thrown to the processor.
  *
- * Everything else is thrown to the processor, which decides with src/errors.ts.
+ * Poison units. A unit after which the connection drops while the engine itself stays up is the
+ * cause: after 3 such drops it fails with UNIT_CRASHES_ENGINE. A unit in flight at three engine
+ * outages is a suspect and is sent alone (the gate's solo mode); if the engine goes down again
+ * while it is alone, twice, it is the cause. A busy engine that refuses one unit while others
+ * pass ends it after 10 refusals (ENGINE_BUSY). No unit is sent more than MAX_SENDS times.
  */
-import type { ChatResult, EngineClient } from '../engine/client.ts';
-import type { WindowController } from '../engine/window.ts';
-import { DocbatchError, toDocbatchError } from '../errors.ts';
+import type { ChatResult } from '../engine/client.ts';
+import { EngineError } from '../engine/classify.ts';
+import { actionFor, DocbatchError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
-import type { EngineMonitor } from './engine-monitor.ts';
-import type { Gate } from './gate.ts';
-import type { PreparedUnit } from './units.ts';
+import type { Engine } from './engine.ts';
+import type { Prepared } from './units.ts';
 
 export interface DispatchParts {
-  client: EngineClient;
-  window: WindowController;
-  gate: Gate;
-  monitor: EngineMonitor;
-  /** How long a unit waits for a dead engine before this counts as a failed attempt. */
-  engineDownTimeoutMs: number;
+  engine: Engine;
+  /** How long a unit waits for a down engine before it is handed back to the queue. */
+  releaseAfterMs: number;
   /** Longest sides to fall back to after an OOM alone at window 1 (pages only). */
   oomSizes: number[];
   log: Logger;
@@ -35,84 +38,210 @@ export interface DispatchParts {
 
 export interface Dispatched {
   result: ChatResult;
-  prepared: PreparedUnit;
+  prepared: Prepared;
   /** Engine ms charged to this unit (its share of the time the engine was busy). */
   engineMs: number;
 }
 
+/** Sends of one unit, all causes together, before it fails for good. */
+export const MAX_SENDS = 10;
+/** Dropped connections (engine up) after which a unit is taken for the cause. */
+const MAX_DROPS = 3;
+/** Outages a unit was in flight at before it is sent alone. */
+const SUSPECT_AFTER_OUTAGES = 3;
+/** Outages while alone at the engine after which a suspect is taken for the cause. */
+const MAX_SOLO_OUTAGES = 2;
+
+/** Thrown when a unit should go back to the queue unchanged (no attempt used). */
+export class ReleaseUnit extends DocbatchError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('ENGINE_DOWN', message, options);
+    this.name = 'ReleaseUnit';
+  }
+}
+
 /** Keep prompt + max_tokens inside the model's context when the context is known. */
-export function fitMaxTokens(prepared: PreparedUnit, maxModelLen: number | null): number {
+export function fitMaxTokens(prepared: Prepared, maxModelLen: number | null): number {
   if (!maxModelLen) return prepared.maxTokens;
   const room = maxModelLen - prepared.promptTokensEstimate - 64;
   return Math.max(64, Math.min(prepared.maxTokens, room));
 }
 
-export async function dispatchUnit(
-  parts: DispatchParts,
-  prepare: (longestSide: number | null) => Promise<PreparedUnit>,
-  meta: { requestId: string; isPage: boolean },
-  signal: AbortSignal,
-): Promise<Dispatched> {
-  const { client, window, gate, monitor, log } = parts;
-  let sizes = meta.isPage ? [...parts.oomSizes] : [];
-  let prepared = await prepare(null);
-  for (let round = 0; ; round++) {
-    await monitor.whenUp(signal, parts.engineDownTimeoutMs);
-    const ticket = await gate.acquire(signal);
-    const windowAtSend = window.size;
-    const aloneAtSend = gate.inFlight === 1;
-    const started = performance.now();
-    try {
-      const maxModelLen = (await client.model(signal)).maxModelLen;
-      const result = await client.chat(
-        {
-          messages: prepared.messages,
-          maxTokens: fitMaxTokens(prepared, maxModelLen),
-          temperature: 0,
-          requestId: round === 0 ? meta.requestId : `${meta.requestId}-r${round}`,
-        },
-        signal,
-      );
-      const latency = performance.now() - started;
-      window.onCompleted(performance.now(), latency, result.usage.completionTokens);
-      parts.onRequest?.(latency, true);
-      return { result, prepared, engineMs: ticket.charged() };
-    } catch (caught) {
-      parts.onRequest?.(performance.now() - started, false);
-      if (signal.aborted) throw new DocbatchError('ABORTED', `aborted: ${String(signal.reason ?? '')}`, { cause: caught });
-      const err = toDocbatchError(caught, 'ENGINE_ERROR');
-      const dead = (err as { engineDead?: boolean }).engineDead === true;
-      if (err.code === 'ENGINE_OOM' || dead) {
-        parts.onOom?.();
-        // Alone at window 1, this unit itself is too big for the engine's memory.
-        const aloneAtOne = windowAtSend <= 1 && aloneAtSend;
-        window.onOom(performance.now(), started);
-        log.warn({ code: err.code, dead, window: window.size, windowAtSend }, 'engine out of memory; shrinking the window');
-        // A dead engine also needs the wait for /health; a per-request OOM does not.
-        if (dead) monitor.reportDown(err.message, true);
-        if (aloneAtOne) {
-          const next = sizes.find((s) => s < (prepared.imageSize ?? Infinity));
-          if (next === undefined) {
-            throw new DocbatchError('ENGINE_OOM', `out of memory even alone at window 1${prepared.imageSize ? ` and ${prepared.imageSize} px` : ''}: ${err.message}`, { cause: err });
+/**
+ * One unit's conversation with the engine, across the tries the answer checks ask for: the fault
+ * counters live as long as the unit does, so a poison unit is caught across tries.
+ */
+export class UnitSender {
+  private readonly parts: DispatchParts;
+  private readonly prepareAt: (longestSide: number | null) => Promise<Prepared>;
+  private readonly requestId: string;
+  private sizes: number[];
+  private current: Prepared | null = null;
+  private sends = 0;
+  private drops = 0;
+  private outages = 0;
+  private soloOutages = 0;
+  private busy = 0;
+
+  constructor(parts: DispatchParts, prepareAt: (longestSide: number | null) => Promise<Prepared>, meta: { requestId: string; isPage: boolean }) {
+    this.parts = parts;
+    this.prepareAt = prepareAt;
+    this.requestId = meta.requestId;
+    this.sizes = meta.isPage ? [...parts.oomSizes] : [];
+  }
+
+  /** The unit as last prepared (rendered), preparing it on first use. */
+  async prepared(): Promise<Prepared> {
+    this.current ??= await this.prepareAt(null);
+    return this.current;
+  }
+
+  /** Sends the unit until the engine answers; the answer's quality is the caller's to judge. */
+  async send(options: { temperature: number; model?: string }, signal: AbortSignal): Promise<Dispatched> {
+    const { engine, log } = this.parts;
+    const { window, gate, monitor, client } = engine;
+    let prepared = await this.prepared();
+    for (;;) {
+      if (this.sends >= MAX_SENDS) {
+        throw new DocbatchError(this.drops + this.soloOutages > 0 ? 'UNIT_CRASHES_ENGINE' : 'ENGINE_BUSY', `sent ${this.sends} times without an answer (${this.drops} dropped connections, ${this.outages} outages, ${this.busy} busy refusals)`);
+      }
+      await this.whenUp(signal);
+      const solo = this.outages >= SUSPECT_AFTER_OUTAGES;
+      const ticket = await gate.acquire(signal, { solo });
+      const windowAtSend = window.size;
+      const aloneAtSend = gate.inFlight === 1;
+      const started = performance.now();
+      this.sends++;
+      try {
+        const maxModelLen = (await client.model(signal)).maxModelLen;
+        const result = await client.chat(
+          {
+            messages: prepared.request.messages,
+            maxTokens: fitMaxTokens(prepared, maxModelLen),
+            temperature: options.temperature,
+            ...(options.model ? { model: options.model } : {}),
+            ...(prepared.request.responseFormat ? { responseFormat: prepared.request.responseFormat } : {}),
+            ...(prepared.request.topP !== undefined ? { topP: prepared.request.topP } : {}),
+            ...(prepared.request.seed !== undefined ? { seed: prepared.request.seed } : {}),
+            ...(prepared.request.stop !== undefined ? { stop: prepared.request.stop } : {}),
+            requestId: this.sends === 1 ? this.requestId : `${this.requestId}-s${this.sends}`,
+          },
+          signal,
+        );
+        const latency = performance.now() - started;
+        window.onCompleted(performance.now(), latency, result.usage.completionTokens);
+        this.parts.onRequest?.(latency, true);
+        if (solo) this.outages = 0;
+        return { result, prepared, engineMs: ticket.charged() };
+      } catch (caught) {
+        this.parts.onRequest?.(performance.now() - started, false);
+        if (signal.aborted) throw new DocbatchError('ABORTED', `aborted: ${String(signal.reason ?? '')}`, { cause: caught });
+        const err = toDocbatchError(caught, 'ENGINE_ERROR');
+        const dead = (err as { engineDead?: boolean }).engineDead === true;
+        const action = dead ? 'shrink' : actionFor(err.code);
+        if (action === 'shrink') {
+          this.parts.onOom?.();
+          // Alone at window 1, this unit itself is too big for the engine's memory.
+          const aloneAtOne = windowAtSend <= 1 && aloneAtSend;
+          window.onOom(performance.now(), started);
+          log.warn({ code: err.code, dead, window: window.size, windowAtSend }, 'engine out of memory; shrinking the window');
+          if (dead) {
+            this.countOutage(solo, err);
+            monitor.reportDown(err.message, true);
           }
-          sizes = sizes.filter((s) => s < next);
-          log.warn({ imageSize: next }, 'unit runs out of memory alone; rendering it smaller');
-          prepared = await prepare(next);
+          if (aloneAtOne && err.code === 'ENGINE_OOM') {
+            const next = this.sizes.find((s) => s < (prepared.imageSize ?? Infinity));
+            if (next === undefined) {
+              throw new DocbatchError('ENGINE_OOM', `out of memory even alone at window 1${prepared.imageSize ? ` and ${prepared.imageSize} px` : ''}: ${err.message}`, { cause: err });
+            }
+            this.sizes = this.sizes.filter((s) => s < next);
+            log.warn({ imageSize: next }, 'unit runs out of memory alone; rendering it smaller');
+            prepared = this.current = await this.prepareAt(next);
+          }
+          continue;
         }
-        continue;
+        if (err.code === 'ENGINE_DOWN') {
+          await this.onDown(err, solo, signal);
+          continue;
+        }
+        if (err.code === 'ENGINE_RATE_LIMITED') {
+          const wait = (err instanceof EngineError ? err.retryAfterMs : undefined) ?? 1000;
+          this.sends--; // a rate limit is the endpoint's pace, not the unit's fault
+          await sleep(wait + Math.random() * Math.min(1000, wait / 4), signal);
+          continue;
+        }
+        if (err.code === 'ENGINE_BUSY') {
+          this.busy++;
+          window.onBusy(performance.now());
+          const retryAfter = err instanceof EngineError ? err.retryAfterMs : undefined;
+          await sleep(retryAfter ?? 500 + Math.random() * 1000 * Math.min(8, this.busy), signal);
+          continue;
+        }
+        throw err;
+      } finally {
+        ticket.release();
       }
-      if (err.code === 'ENGINE_DOWN') {
-        monitor.reportDown(err.message, false);
-        continue;
-      }
-      if (err.code === 'ENGINE_BUSY') {
-        window.onBusy(performance.now());
-        await new Promise((r) => setTimeout(r, 500 + Math.random() * 1000));
-        continue;
-      }
-      throw err;
-    } finally {
-      ticket.release();
     }
   }
+
+  /** Waits for a down engine; past `releaseAfterMs` the unit goes back to the queue. */
+  private async whenUp(signal: AbortSignal): Promise<void> {
+    try {
+      await this.parts.engine.monitor.whenUp(signal, this.parts.releaseAfterMs);
+    } catch (err) {
+      if (err instanceof DocbatchError && err.code === 'ENGINE_DOWN') {
+        throw new ReleaseUnit(`engine down for ${Math.round(this.parts.releaseAfterMs / 1000)} s: unit handed back to the queue for another worker`, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * A connection refused, reset or closed. If the engine answers /health at once, the drop was
+   * this request's (a proxy or the engine dropped it): the unit's fault. Otherwise the engine is
+   * down: wait for it like everyone else.
+   */
+  private async onDown(err: DocbatchError, solo: boolean, signal: AbortSignal): Promise<void> {
+    const { engine, log } = this.parts;
+    const transport = err instanceof EngineError && err.status === undefined;
+    if (transport && !engine.monitor.isDown) {
+      const health = await engine.client.health(AbortSignal.any([signal, AbortSignal.timeout(2000)])).catch(() => 'unknown' as const);
+      if (health === 'up') {
+        this.drops++;
+        log.warn({ code: err.code, drops: this.drops, err: err.message }, 'the connection dropped while the engine is up: counted against this unit');
+        if (this.drops >= MAX_DROPS) {
+          throw new DocbatchError('UNIT_CRASHES_ENGINE', `the connection was dropped ${this.drops} times while the engine stayed up (last: ${err.message})`, { cause: err });
+        }
+        await sleep(250 * this.drops, signal);
+        return;
+      }
+    }
+    this.countOutage(solo, err);
+    engine.monitor.reportDown(err.message, false);
+  }
+
+  private countOutage(solo: boolean, err: DocbatchError): void {
+    this.outages++;
+    if (!solo) return;
+    this.soloOutages++;
+    this.parts.log.warn({ code: err.code, soloOutages: this.soloOutages }, 'engine went down while this unit was alone at it');
+    if (this.soloOutages >= MAX_SOLO_OUTAGES) {
+      throw new DocbatchError('UNIT_CRASHES_ENGINE', `the engine went down ${this.soloOutages} times while this unit was the only request at it (last: ${err.message})`, { cause: err });
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new DocbatchError('ABORTED', 'aborted while backing off', { cause: signal.reason }));
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new DocbatchError('ABORTED', 'aborted while backing off', { cause: signal.reason }));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }

@@ -1,7 +1,10 @@
 /**
  * The gate in front of the engine: at most `limit()` requests pass at once, none while `paused()`.
  * Waiters are served first come, first served; the limit may change at any time (call
- * `notify()` after it does).
+ * `notify()` after it does). A `solo` request (a unit suspected of crashing the engine) passes
+ * only when nothing else is in flight, and nothing passes beside it: if the engine dies again,
+ * the suspect is the cause. Solo waiters go before ordinary ones, which stop passing while one
+ * waits (the engine drains for it).
  *
  * It also attributes engine time: while n requests are in flight, each one is charged 1/n of the
  * elapsed time. The shares of all requests add up to the time the gate had any request in flight,
@@ -17,6 +20,7 @@ export interface Ticket {
 }
 
 interface Waiter {
+  solo: boolean;
   resolve: (ticket: Ticket) => void;
   reject: (err: unknown) => void;
   signal: AbortSignal | undefined;
@@ -29,6 +33,7 @@ export class Gate {
   private readonly onChange: (inFlight: number) => void;
   private readonly waiters: Waiter[] = [];
   private active = 0;
+  private soloActive = false;
   /** ∫ 1/active dt in ms, advanced whenever `active` changes. */
   private share = 0;
   private lastChange = performance.now();
@@ -54,11 +59,13 @@ export class Gate {
     return this.busyMs;
   }
 
-  acquire(signal?: AbortSignal): Promise<Ticket> {
+  acquire(signal?: AbortSignal, options: { solo?: boolean } = {}): Promise<Ticket> {
     if (signal?.aborted) return Promise.reject(abortError(signal));
-    if (this.waiters.length === 0 && this.canPass()) return Promise.resolve(this.enter());
+    const solo = options.solo === true;
+    if (this.waiters.length === 0 && this.canPass(solo)) return Promise.resolve(this.enter(solo));
     return new Promise<Ticket>((resolve, reject) => {
       const waiter: Waiter = {
+        solo,
         resolve,
         reject,
         signal,
@@ -69,25 +76,40 @@ export class Gate {
         },
       };
       signal?.addEventListener('abort', waiter.onAbort, { once: true });
-      this.waiters.push(waiter);
+      if (solo) {
+        // Before the first ordinary waiter: suspects are few, and the engine drains for them.
+        const at = this.waiters.findIndex((w) => !w.solo);
+        this.waiters.splice(at < 0 ? this.waiters.length : at, 0, waiter);
+      } else {
+        this.waiters.push(waiter);
+      }
     });
+  }
+
+  /** Requests waiting to go alone. */
+  get soloWaiting(): number {
+    return this.waiters.filter((w) => w.solo).length;
   }
 
   /** Lets waiters through after the limit rose or a pause ended. */
   notify(): void {
-    while (this.waiters.length > 0 && this.canPass()) {
+    while (this.waiters.length > 0 && this.canPass(this.waiters[0]!.solo)) {
       const waiter = this.waiters.shift()!;
       waiter.signal?.removeEventListener('abort', waiter.onAbort);
-      waiter.resolve(this.enter());
+      waiter.resolve(this.enter(waiter.solo));
     }
   }
 
-  private canPass(): boolean {
-    return !this.paused() && this.active < Math.max(1, this.limit());
+  private canPass(solo: boolean): boolean {
+    if (this.paused() || this.soloActive) return false;
+    if (solo) return this.active === 0;
+    if (this.waiters.some((w) => w.solo)) return false;
+    return this.active < Math.max(1, this.limit());
   }
 
-  private enter(): Ticket {
+  private enter(solo = false): Ticket {
     this.advance();
+    if (solo) this.soloActive = true;
     this.active++;
     this.onChange(this.active);
     const start = this.share;
@@ -104,6 +126,7 @@ export class Gate {
         this.advance();
         final = this.share - start;
         released = true;
+        if (solo) this.soloActive = false;
         this.active--;
         this.onChange(this.active);
         this.notify();

@@ -1,176 +1,252 @@
 /**
- * The BullMQ processor of the `infer` queue: one unit, start to end.
+ * The BullMQ processor of the infer queues: one unit, start to end.
  *
- * 1. A unit whose result already exists is not sent again (resume, redelivery after a crash).
- * 2. Prepare (render or read), dispatch (src/infer/dispatch.ts), and record the result at once,
- *    only while this worker still holds the job's lock.
- * 3. The call that settles a document's last unit adds its `write` job.
- * 4. An error is final when its code says so (src/errors.ts) or the unit is on its last
- *    attempt: the failure is recorded like a result and the job fails without retry.
+ * 1. A unit of a stale generation is skipped. A unit that already has an answer is not sent again
+ *    (resume, redelivery after a crash); one that has a failure was retried by hand (Bull Board's
+ *    Retry): the failure is reopened and the unit runs.
+ * 2. Prepare (render or read), send (dispatch.ts: the engine's faults), and judge the answer
+ *    (src/task/answer.ts): a truncated, looping or invalid answer is asked again at a rising
+ *    temperature; after the last try a page may fall back to its own text layer.
+ * 3. Settle (src/store/settle.ts, the one function every path uses) under the job's lock.
+ * 4. An error is final when its code says so (src/errors.ts) or the unit is on its last attempt:
+ *    the failure is settled like a result and the job fails without retry. A fault of this
+ *    worker's environment, or an engine down for too long, hands the unit back unchanged.
  */
-import { UnrecoverableError, type Job } from 'bullmq';
-import { jobLockKey, type TypedQueue } from '../../queues/connect.ts';
-import { unitJobId, type ChunkGroup, type ChunkUnit, type ReduceUnit, type UnitJobData, type UnitJobResult, type UnitJobName } from '../../queues/contracts.ts';
+import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import { jobLockKey } from '../../queues/connect.ts';
+import type { UnitJobData, UnitJobName, UnitJobResult } from '../../queues/contracts.ts';
 import { actionFor, DocbatchError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
+import type { BlobStore } from '../store/blobs.ts';
 import type { DocStore } from '../store/docs.ts';
-import type { DocMeta, UnitResult } from '../store/types.ts';
-import { ensureWriteJob } from '../../queues/schedule.ts';
-import { dispatchUnit, type DispatchParts } from './dispatch.ts';
-import type { PreparedUnit, UnitPreparer } from './units.ts';
+import { archivedResult } from '../store/archive.ts';
+import { reopenDocument, type ReopenParts } from '../store/reopen.ts';
+import { ensureDue, settleUnit, type SettleParts } from '../store/settle.ts';
+import type { DocMeta, DocState, UnitResult } from '../store/types.ts';
+import { checkAnswer, temperatureFor } from '../task/answer.ts';
+import type { Task } from '../task/types.ts';
+import { ReleaseUnit, UnitSender, type DispatchParts } from './dispatch.ts';
+import type { UnitPreparer } from './units.ts';
 
 export interface ProcessorParts {
   store: DocStore;
-  writeQueue: TypedQueue<'write'>;
-  inferQueue: TypedQueue<'infer'>;
+  blobs: BlobStore;
+  settle: SettleParts;
+  reopen: ReopenParts;
   preparer: UnitPreparer;
   dispatch: DispatchParts;
-  prefix: string;
   workerName: string;
-  imageSize: number;
   log: Logger;
-  /** Called when a unit settles (metrics). */
-  onSettled?: (data: UnitJobData, result: UnitResult) => void;
+  /** Whether this worker's model takes images (null: not known). */
+  acceptsImages: () => boolean | null;
+  /** A fault of this worker's own environment: stop taking work until it passes. */
+  onEnvironmentError: (err: DocbatchError) => void;
+  /** Called when a unit settles (metrics, events). */
+  onSettled?: (data: UnitJobData, meta: DocMeta, result: UnitResult) => void;
 }
 
-interface CachedDoc {
+interface DocEntry {
   meta: DocMeta;
   gen: number;
-  at: number;
+  task: Task;
 }
 
-const DOC_CACHE_MS = 10_000;
+const CACHE_SIZE = 1000;
 
 export class UnitProcessor {
   private readonly parts: ProcessorParts;
-  private readonly docs = new Map<string, CachedDoc>();
+  private readonly docs = new Map<string, DocEntry>();
+  private readonly tasks = new Map<string, Task>();
 
   constructor(parts: ProcessorParts) {
     this.parts = parts;
   }
 
-  readonly process = async (job: Job<UnitJobData, UnitJobResult, UnitJobName>, token?: string, signal?: AbortSignal): Promise<UnitJobResult> => {
+  readonly process = async (job: Job<UnitJobData, UnitJobResult, UnitJobName>, token: string | undefined, signal: AbortSignal | undefined, queueName: string): Promise<UnitJobResult> => {
     const data = job.data;
     const { store, log: rootLog } = this.parts;
     const log = rootLog.child({ docId: data.docId, unit: data.unit, job: job.id });
     const abort = signal ?? new AbortController().signal;
 
-    const existing = await store.unitResult(data.docId, data.unit);
-    if (existing) return this.alreadySettled(data, existing, log);
-
-    const doc = await this.doc(data.docId, data.gen);
+    let doc: DocEntry | null;
+    let state: DocState | null;
+    try {
+      ({ doc, state } = await this.doc(data.docId, data.gen));
+    } catch (caught) {
+      return this.onError(job, token, toDocbatchError(caught), null, log, abort);
+    }
     if (!doc || doc.gen !== data.gen) {
       log.info({ gen: data.gen, current: doc?.gen ?? null }, 'unit of an old generation or a deleted document; skipped');
       return { reused: true, tokens: 0 };
     }
+    let existing = await store.unitResult(data.docId, data.gen, data.unit);
+    if (!existing && (state === 'written' || state === 'failed')) existing = await archivedResult(this.parts.blobs, data.docId, data.gen, data.unit);
+    if (existing?.ok) {
+      if (state !== 'written' && state !== 'failed') await ensureDue(this.parts.settle, doc.meta, data);
+      log.debug('unit already answered; not sent again');
+      return { reused: true, tokens: 0 };
+    }
+    if (existing) {
+      // A failed unit delivered again was retried by hand: its failure is reopened first.
+      const record = await store.get(data.docId);
+      if (record) {
+        const outcome = await reopenDocument(this.parts.reopen, record, { units: [data.unit] });
+        log.info({ reopened: outcome.reopened }, 'failed unit retried by hand; running it again');
+      }
+    }
 
     try {
-      const { result, prepared, engineMs } = await dispatchUnit(
-        this.parts.dispatch,
-        (size) => this.prepare(data, doc.meta, size, abort),
-        { requestId: `${data.docId}-${data.unit}`, isPage: data.kind === 'page' },
-        abort,
-      );
-      const text = result.text.trim();
-      if (!text) throw new DocbatchError('EMPTY_OUTPUT', `the engine answered with no text (finish_reason ${result.finishReason})`);
-      const unitResult: UnitResult = {
-        ok: true,
-        text,
-        promptTokens: result.usage.promptTokens,
-        completionTokens: result.usage.completionTokens,
-        engineMs: Math.round(engineMs),
-        latencyMs: Math.round(result.latencyMs),
-        model: result.model,
-        finishReason: result.finishReason ?? 'unknown',
-        worker: this.parts.workerName,
-        ...(prepared.imageSize ? { imageSize: prepared.imageSize } : {}),
-        ...(prepared.renderMs !== undefined ? { renderMs: Math.round(prepared.renderMs) } : {}),
-      };
-      await this.settle(job, token, unitResult, log);
-      return { reused: false, tokens: result.usage.promptTokens + result.usage.completionTokens };
+      const result = await this.answer(data, doc, token, abort, log);
+      const outcome = await settleUnit(this.parts.settle, { data, meta: doc.meta, result, ...this.lock(job, token, queueName) });
+      if (outcome.outcome === 'lock-lost') throw new DocbatchError('ABORTED', 'the job lock was lost before the result was recorded; result discarded');
+      if (outcome.outcome === 'recorded') this.parts.onSettled?.(data, doc.meta, result);
+      if (outcome.last) log.info({ units: outcome.units }, 'last unit settled; document handed to the writer');
+      return { reused: false, tokens: result.ok ? result.promptTokens + result.completionTokens : 0 };
     } catch (caught) {
-      const err = toDocbatchError(caught);
-      if (abort.aborted || err.code === 'ABORTED') {
-        // Lock lost or shutting down: someone else takes the unit over; nothing was recorded.
-        log.warn({ code: 'ABORTED', reason: String(abort.reason ?? err.message) }, 'unit aborted; result discarded');
-        throw err;
-      }
-      const attempts = job.opts.attempts ?? 1;
-      const lastAttempt = job.attemptsMade + 1 >= attempts;
-      const action = actionFor(err.code);
-      if (action === 'fail' || action === 'shrink' || action === 'reject' || lastAttempt) {
-        log.error({ code: err.code, err: err.message, attemptsMade: job.attemptsMade + 1 }, 'unit failed for good');
-        await this.settle(job, token, { ok: false, code: err.code, message: err.message, worker: this.parts.workerName }, log);
-        throw new UnrecoverableError(`${err.code}: ${err.message}`);
-      }
-      log.warn({ code: err.code, err: err.message, attemptsMade: job.attemptsMade + 1, attempts }, 'unit failed; will retry');
-      throw err;
+      return this.onError(job, token, toDocbatchError(caught), doc, log, abort, queueName);
     }
   };
 
-  private prepare(data: UnitJobData, meta: DocMeta, size: number | null, signal: AbortSignal): Promise<PreparedUnit> {
-    switch (data.kind) {
-      case 'page':
-        return this.parts.preparer.page(data, meta, size ?? this.parts.imageSize, signal);
-      case 'chunk':
-        return this.parts.preparer.chunk(data);
-      case 'reduce':
-        return this.parts.preparer.reduce(data, this.parts.store);
+  /** Asks the engine until an answer passes the task's checks, or the tries run out. */
+  private async answer(data: UnitJobData, doc: DocEntry, token: string | undefined, signal: AbortSignal, log: Logger): Promise<UnitResult> {
+    const { meta, task } = doc;
+    const password = meta.encrypted ? await this.parts.store.password(meta.docId) : null;
+    const ctx = { data, meta, task, password };
+    const sender = new UnitSender(this.parts.dispatch, (size) => this.parts.preparer.prepare(ctx, size, signal), {
+      requestId: `${data.docId}-${data.gen}-${data.unit}`,
+      isPage: meta.kind !== 'chat' && !data.reduce,
+    });
+    const prepared = await sender.prepared();
+    if (prepared.hasImages && this.parts.acceptsImages() === false) {
+      throw new DocbatchError('MODEL_NO_IMAGES', `the model ${meta.model ?? '(the engine\u2019s own)'} takes no images, and this unit sends page images`);
     }
+    const retried: string[] = [];
+    let spent = { prompt: 0, completion: 0, engineMs: 0 };
+    let last: { code: string; message: string } | null = null;
+    const tries = prepared.judge.retries + 1;
+    for (let k = 0; k < tries; k++) {
+      const d = await sender.send({ temperature: temperatureFor(prepared.judge, k), ...(meta.model ? { model: meta.model } : {}) }, signal);
+      spent = { prompt: spent.prompt + d.result.usage.promptTokens, completion: spent.completion + d.result.usage.completionTokens, engineMs: spent.engineMs + d.engineMs };
+      const verdict = checkAnswer(d.prepared.judge, d.result);
+      if (verdict.ok) {
+        return {
+          ok: true,
+          text: verdict.text,
+          ...(verdict.data !== undefined ? { data: verdict.data } : {}),
+          promptTokens: spent.prompt,
+          completionTokens: spent.completion,
+          engineMs: Math.round(spent.engineMs),
+          latencyMs: Math.round(d.result.latencyMs),
+          model: d.result.model,
+          finishReason: d.result.finishReason ?? 'unknown',
+          worker: this.parts.workerName,
+          engine: this.parts.dispatch.engine.label,
+          ...(retried.length > 0 ? { retried } : {}),
+          ...(d.prepared.imageSize ? { imageSize: d.prepared.imageSize } : {}),
+          ...(d.prepared.renderMs !== undefined ? { renderMs: Math.round(d.prepared.renderMs) } : {}),
+          ...(d.prepared.renderer ? { renderer: d.prepared.renderer } : {}),
+        };
+      }
+      retried.push(verdict.code);
+      last = verdict;
+      log.warn({ code: verdict.code, try: k + 1, tries, err: verdict.message }, k + 1 < tries ? 'answer rejected; asking again at a higher temperature' : 'answer rejected; no tries left');
+    }
+    const fallbackText = prepared.textLayer?.trim();
+    if (task.fallback === 'text-layer' && fallbackText && !data.reduce) {
+      log.warn({ code: last?.code }, "every answer was rejected; using the page's own text layer");
+      return {
+        ok: true,
+        text: fallbackText,
+        promptTokens: spent.prompt,
+        completionTokens: spent.completion,
+        engineMs: Math.round(spent.engineMs),
+        latencyMs: 0,
+        model: 'text-layer',
+        finishReason: 'fallback',
+        fallback: 'text-layer',
+        worker: this.parts.workerName,
+        retried,
+        ...(prepared.renderer ? { renderer: prepared.renderer } : {}),
+      };
+    }
+    throw new AnswerRejected(last!.code, last!.message, retried, spent);
   }
 
-  /**
-   * Records a result (or failure) under the job's lock. The last unit of a document schedules
-   * its write; the last chunk of a conversation with a summary stage schedules its reduce unit.
-   */
-  private async settle(job: Job<UnitJobData>, token: string | undefined, result: UnitResult, log: Logger): Promise<void> {
-    const data = job.data;
-    const lock = token && job.id ? { key: jobLockKey(this.parts.prefix, 'infer', job.id), token } : undefined;
-    const group = data.kind === 'chunk' && data.group ? { reduce: data.group.reduce, count: data.group.count } : undefined;
-    const outcome = await this.parts.store.settle(data.docId, data.gen, data.unit, result, lock, group);
-    if (outcome.outcome === 'lock-lost') {
-      throw new DocbatchError('ABORTED', 'the job lock was lost before the result was recorded; result discarded');
+  private async onError(job: Job<UnitJobData, UnitJobResult, UnitJobName>, token: string | undefined, err: DocbatchError, doc: DocEntry | null, log: Logger, abort: AbortSignal, queueName?: string): Promise<never> {
+    if (abort.aborted || err.code === 'ABORTED') {
+      // Lock lost or shutting down: someone else takes the unit over; nothing was recorded.
+      log.warn({ code: 'ABORTED', reason: String(abort.reason ?? err.message) }, 'unit aborted; result discarded');
+      throw err;
     }
-    if (outcome.outcome === 'recorded') this.parts.onSettled?.(data, result);
-    log.debug({ outcome: outcome.outcome, settled: outcome.settled, units: outcome.units }, 'unit settled');
-    if (outcome.groupDone && data.kind === 'chunk' && data.group) await this.addReduce(data, data.group);
-    if (outcome.last) {
-      await ensureWriteJob(this.parts.writeQueue, data.docId, data.gen, { rerun: false });
-      log.info({ units: outcome.units }, 'last unit settled; document handed to the writer');
+    const action = actionFor(err.code);
+    if (err instanceof ReleaseUnit || action === 'environment' || action === 'wait') {
+      if (action === 'environment') this.parts.onEnvironmentError(err);
+      log.warn({ code: err.code, err: err.message }, 'unit handed back to the queue (no attempt used)');
+      if (token) {
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
+      throw err;
     }
+    const attempts = job.opts.attempts ?? 1;
+    const lastAttempt = job.attemptsMade + 1 >= attempts;
+    if ((action === 'fail' || action === 'shrink' || action === 'reject' || lastAttempt) && doc) {
+      log.error({ code: err.code, err: err.message, attemptsMade: job.attemptsMade + 1 }, 'unit failed for good');
+      const result: UnitResult = {
+        ok: false,
+        code: err.code,
+        message: err.message,
+        worker: this.parts.workerName,
+        ...(err instanceof AnswerRejected && err.retried.length > 0 ? { retried: err.retried } : {}),
+      };
+      const outcome = await settleUnit(this.parts.settle, { data: job.data, meta: doc.meta, result, ...(queueName ? this.lock(job, token, queueName) : {}) });
+      if (outcome.outcome === 'lock-lost') throw new DocbatchError('ABORTED', 'the job lock was lost before the failure was recorded');
+      if (outcome.outcome === 'recorded') this.parts.onSettled?.(job.data, doc.meta, result);
+      throw new UnrecoverableError(`${err.code}: ${err.message}`);
+    }
+    log.warn({ code: err.code, err: err.message, attemptsMade: job.attemptsMade + 1, attempts }, 'unit failed; will retry');
+    throw err;
   }
 
-  private async addReduce(data: ChunkUnit, group: ChunkGroup): Promise<void> {
-    const reduce: ReduceUnit = { kind: 'reduce', docId: data.docId, gen: data.gen, unit: group.reduce, blob: data.blob, group };
-    await this.parts.inferQueue.add('reduce', reduce, { jobId: unitJobId(data.docId, data.gen, group.reduce) });
+  private lock(job: Job, token: string | undefined, queueName: string): { lock?: { key: string; token: string } } {
+    return token && job.id ? { lock: { key: jobLockKey(this.parts.store.prefix, queueName, job.id), token } } : {};
   }
 
-  /** A redelivered unit that already has a result: make sure its document is not left waiting. */
-  private async alreadySettled(data: UnitJobData, existing: UnitResult, log: Logger): Promise<UnitJobResult> {
-    if (data.kind === 'chunk' && data.group && (await this.parts.store.groupSettled(data.docId, data.group.reduce)) >= data.group.count) {
-      await this.addReduce(data, data.group);
-    }
-    const record = await this.parts.store.get(data.docId);
-    if (record && record.gen === data.gen && record.state !== 'written' && record.done + record.failed >= record.units) {
-      await ensureWriteJob(this.parts.writeQueue, data.docId, data.gen, { rerun: false });
-    }
-    log.debug('unit already settled; not sent again');
-    if (!existing.ok) throw new UnrecoverableError(`${existing.code}: ${existing.message}`);
-    return { reused: true, tokens: 0 };
-  }
-
-  /** The document's record, cached briefly; a unit of a newer generation than the cached one refreshes it. */
-  private async doc(docId: string, gen: number): Promise<CachedDoc | null> {
-    const cached = this.docs.get(docId);
-    if (cached && cached.gen >= gen && performance.now() - cached.at < DOC_CACHE_MS) return cached;
-    const record = await this.parts.store.get(docId);
-    if (!record) {
+  /** The document's record (its meta and task cached per generation) and its current state. */
+  private async doc(docId: string, gen: number): Promise<{ doc: DocEntry | null; state: DocState | null }> {
+    const [currentGen, state] = await this.parts.store.redis.hmget(this.parts.store.docKey(docId), 'gen', 'state');
+    if (currentGen === null) {
       this.docs.delete(docId);
-      return null;
+      return { doc: null, state: null };
     }
-    const entry = { meta: record.meta, gen: record.gen, at: performance.now() };
+    const cached = this.docs.get(docId);
+    if (cached && cached.gen === Number(currentGen)) return { doc: cached, state: state as DocState };
+    const record = await this.parts.store.get(docId);
+    if (!record) return { doc: null, state: null };
+    const entry: DocEntry = { meta: record.meta, gen: record.gen, task: await this.task(record.meta.task.blob) };
     this.docs.set(docId, entry);
-    if (this.docs.size > 1000) this.docs.delete(this.docs.keys().next().value!);
-    return entry;
+    if (this.docs.size > CACHE_SIZE) this.docs.delete(this.docs.keys().next().value!);
+    return { doc: entry, state: record.state };
+  }
+
+  private async task(blob: string): Promise<Task> {
+    let task = this.tasks.get(blob);
+    if (!task) {
+      task = JSON.parse((await this.parts.blobs.readAll(blob)).toString('utf8')) as Task;
+      this.tasks.set(blob, task);
+      if (this.tasks.size > 100) this.tasks.delete(this.tasks.keys().next().value!);
+    }
+    return task;
+  }
+}
+
+/** Every try's answer was rejected: the unit fails with the last one's code. */
+class AnswerRejected extends DocbatchError {
+  readonly retried: string[];
+  readonly spent: { prompt: number; completion: number; engineMs: number };
+  constructor(code: string, message: string, retried: string[], spent: { prompt: number; completion: number; engineMs: number }) {
+    super(code as DocbatchError['code'], `${message} (${retried.length} tries)`);
+    this.retried = retried;
+    this.spent = spent;
   }
 }

@@ -1,111 +1,202 @@
 /**
- * Turns a unit job into the request the engine gets: a page is rendered (in the render pool) to
- * an image data URL with its text layer as a hint; a chunk is read from its sidecar blob.
- * Only images the worker rendered itself are ever sent, and only as base64 data URLs.
+ * A unit job → the request the engine gets. What the unit is follows from its document and task:
+ * a page (rendered in the render pool, or decoded with sharp for image files), a whole document
+ * (all its pages), a chat chunk (read from the sidecar by way of the chunk index), or a
+ * conversation's summary (from its chunks' answers). The request itself is built by the task
+ * (src/task/request.ts); only images the worker rendered itself are sent, as base64 data URLs.
  */
-import type { ChunkUnit, PageUnit, ReduceUnit } from '../../queues/contracts.ts';
-import type { ChatMessage } from '../engine/client.ts';
+import { basename } from 'node:path';
+import type { UnitJobData } from '../../queues/contracts.ts';
 import { DocbatchError } from '../errors.ts';
-import type { BlobStore } from '../store/blobs.ts';
+import { renderImagePage } from '../render/image.ts';
 import type { RenderPool } from '../render/pool.ts';
-import type { DocStore } from '../store/docs.ts';
-import type { DocMeta } from '../store/types.ts';
-import { chunkMessages, pageMessages, reduceMessages } from './prompts.ts';
+import type { BlobStore } from '../store/blobs.ts';
+import type { ChunkReader } from '../store/chunk-index.ts';
+import type { DocMeta, UnitResult } from '../store/types.ts';
+import { BUILTIN_TASKS } from '../task/builtin.ts';
+import { buildRequest, type BuiltRequest, type PageImage, type Payload } from '../task/request.ts';
+import type { Task } from '../task/types.ts';
 
-export interface PreparedUnit {
-  messages: ChatMessage[];
+export interface Prepared {
+  request: BuiltRequest;
+  /** max_tokens: the task's, else the worker's default for the kind. */
+  maxTokens: number;
   /** A rough count of prompt tokens, to keep prompt + max_tokens inside the context. */
   promptTokensEstimate: number;
-  maxTokens: number;
+  /** The task whose rules judge the answer (the built-in summarize for a long conversation's parts). */
+  judge: Task;
+  /** Whether the request carries images (a text-only model cannot take it). */
+  hasImages: boolean;
   imageSize?: number;
   renderMs?: number;
+  renderer?: string;
+  /** A page's own text layer, for the text-layer fallback. */
+  textLayer?: string;
 }
 
-export interface UnitPreparerOptions {
+export interface PreparerOptions {
+  imageSize: number;
   imageFormat: 'png' | 'jpeg';
   imageQuality: number;
   pageMaxTokens: number;
   chatMaxTokens: number;
+  /** Also put the JSON Schema into the prompt (engines without structured output). */
+  schemaInPrompt: boolean;
 }
 
-/** A sidecar line as the chat splitter wrote it (src/ingest/chat/split.ts, ChunkRecord). */
-interface SidecarChunk {
-  conversation_id: string;
-  title: string;
-  chunk: number;
-  chunks: number;
-  tokens: number;
-  text: string;
+export interface UnitContext {
+  data: UnitJobData;
+  meta: DocMeta;
+  task: Task;
+  password: string | null;
 }
 
 export class UnitPreparer {
   private readonly blobs: BlobStore;
+  private readonly chunks: ChunkReader;
   private readonly pool: () => RenderPool;
-  private readonly options: UnitPreparerOptions;
+  private readonly results: (docId: string, gen: number, unit: number) => Promise<UnitResult | null>;
+  private readonly options: PreparerOptions;
 
-  constructor(blobs: BlobStore, pool: () => RenderPool, options: UnitPreparerOptions) {
-    this.blobs = blobs;
-    this.pool = pool;
-    this.options = options;
+  constructor(parts: {
+    blobs: BlobStore;
+    chunks: ChunkReader;
+    pool: () => RenderPool;
+    results: (docId: string, gen: number, unit: number) => Promise<UnitResult | null>;
+    options: PreparerOptions;
+  }) {
+    this.blobs = parts.blobs;
+    this.chunks = parts.chunks;
+    this.pool = parts.pool;
+    this.results = parts.results;
+    this.options = parts.options;
   }
 
-  async page(unit: PageUnit, meta: DocMeta, longestSide: number, signal: AbortSignal): Promise<PreparedUnit> {
-    const path = await this.blobs.require(unit.blob);
-    const rendered = await this.pool().render(
+  /** `longestSide` overrides the task's image size (smaller renders after an out-of-memory). */
+  async prepare(ctx: UnitContext, longestSide: number | null, signal: AbortSignal): Promise<Prepared> {
+    const { data, meta, task } = ctx;
+    const file = basename(meta.source);
+    if (data.reduce) return this.reduce(ctx, file);
+    if (meta.kind === 'chat') return this.chunk(ctx, file);
+    const size = longestSide ?? task.image.size ?? this.options.imageSize;
+    if (task.unit === 'document') {
+      const pages = meta.pages ?? 1;
+      const rendered = await Promise.all(Array.from({ length: pages }, (_, i) => this.page(ctx, i + 1, size, signal)));
+      const payload: Payload = { kind: 'document', file, pages, images: rendered.map((r) => r.image) };
+      return this.finish(task, task, payload, {
+        imageTokens: rendered.reduce((sum, r) => sum + r.tokens, 0),
+        imageSize: Math.max(...rendered.map((r) => r.side)),
+        renderMs: rendered.reduce((sum, r) => sum + r.renderMs, 0),
+        renderer: [...new Set(rendered.map((r) => r.renderer))].join('+'),
+      });
+    }
+    const page = data.unit + 1;
+    const r = await this.page(ctx, page, size, signal);
+    const payload: Payload = { kind: 'page', file, pages: meta.pages ?? 1, image: r.image };
+    return {
+      ...this.finish(task, task, payload, { imageTokens: r.tokens, imageSize: r.side, renderMs: r.renderMs, renderer: r.renderer }),
+      textLayer: r.image.text,
+    };
+  }
+
+  private async page(ctx: UnitContext, page: number, longestSide: number, signal: AbortSignal): Promise<{ image: PageImage; tokens: number; side: number; renderMs: number; renderer: string }> {
+    const { meta, task } = ctx;
+    const format = task.image.format ?? this.options.imageFormat;
+    const path = await this.blobs.localPath(meta.blob);
+    if (meta.kind === 'image') {
+      const r = await renderImagePage({ path, page, longestSide, format, quality: this.options.imageQuality });
+      return { image: { page, dataUrl: dataUrl(r.mime, r.image), text: '' }, tokens: imageTokens(r.width, r.height), side: Math.max(r.width, r.height), renderMs: r.renderMs, renderer: 'sharp' };
+    }
+    if (meta.encrypted && !ctx.password) {
+      throw new DocbatchError('PDF_ENCRYPTED', 'the PDF needs a password and none is kept for it (a retry of an encrypted document needs --password again)');
+    }
+    const r = await this.pool().render(
       {
         path,
-        blobId: unit.blob,
-        page: unit.page,
-        ...(meta.password ? { password: meta.password } : {}),
+        blobId: meta.blob,
+        page,
+        ...(ctx.password ? { password: ctx.password } : {}),
         longestSide,
-        format: this.options.imageFormat,
+        format,
         quality: this.options.imageQuality,
-        text: true,
+        text: task.textLayer || task.fallback === 'text-layer',
       },
       signal,
     );
-    const dataUrl = `data:${rendered.mime};base64,${rendered.image.toString('base64')}`;
-    const imageTokens = Math.ceil(rendered.width / 28) * Math.ceil(rendered.height / 28);
-    return {
-      messages: pageMessages({ dataUrl }, rendered.text),
-      promptTokensEstimate: imageTokens + Math.ceil(rendered.text.length / 2) + 200,
-      maxTokens: this.options.pageMaxTokens,
-      imageSize: Math.max(rendered.width, rendered.height),
-      renderMs: rendered.renderMs,
-    };
+    const renderer = (r as { renderer?: string }).renderer ?? 'pdfjs';
+    return { image: { page, dataUrl: dataUrl(r.mime, r.image), text: r.text }, tokens: imageTokens(r.width, r.height), side: Math.max(r.width, r.height), renderMs: r.renderMs, renderer };
   }
 
-  private async sidecarLine(unit: { docId: string; unit: number; blob: string }, offset: number, length: number): Promise<SidecarChunk> {
-    const bytes = await this.blobs.read(unit.blob, offset, length);
-    try {
-      return JSON.parse(bytes.toString('utf8')) as SidecarChunk;
-    } catch (err) {
-      throw new DocbatchError('BLOB_MISSING', `unit ${unit.unit} of ${unit.docId}: the sidecar bytes at ${offset}+${length} are not a chunk record`, { cause: err });
-    }
+  private async chunk(ctx: UnitContext, file: string): Promise<Prepared> {
+    const { data, meta, task } = ctx;
+    if (!meta.index) throw new DocbatchError('BLOB_MISSING', `document ${meta.docId} has no chunk index`);
+    const entry = await this.chunks.entry(meta.index, data.unit);
+    const record = await this.readLine(meta, entry.offset, entry.length, data.unit);
+    const payload: Payload = { kind: 'chunk', file, title: record.title, conversationId: record.conversation_id, chunk: record.chunk, chunks: record.chunks, text: record.text };
+    // Under a `conversation` task, a conversation of several chunks is summarized part by part
+    // first (the built-in summarize task); its summary unit then answers the task.
+    const mapStep = task.unit === 'conversation' && record.chunks > 1;
+    const judge = mapStep ? BUILTIN_TASKS.summarize : task;
+    return this.finish(task, judge, payload, { textTokens: record.tokens }, mapStep);
   }
 
-  async chunk(unit: ChunkUnit): Promise<PreparedUnit> {
-    const record = await this.sidecarLine(unit, unit.offset, unit.length);
-    return {
-      messages: chunkMessages(record, record.text),
-      promptTokensEstimate: record.tokens + 150,
-      maxTokens: this.options.chatMaxTokens,
-    };
-  }
-
-  /** A conversation's summary from its chunks' summaries (those that failed are named as missing). */
-  async reduce(unit: ReduceUnit, store: DocStore): Promise<PreparedUnit> {
-    const head = await this.sidecarLine(unit, unit.group.head[0], unit.group.head[1]);
+  /** A conversation's answer from its parts' summaries (those that failed are named as missing). */
+  private async reduce(ctx: UnitContext, file: string): Promise<Prepared> {
+    const { data, meta, task } = ctx;
+    const group = data.reduce!;
+    const head = await this.readLine(meta, group.head[0], group.head[1], group.first);
     const parts: Array<string | null> = [];
-    for (let i = 0; i < unit.group.count; i++) {
-      const r = await store.unitResult(unit.docId, unit.group.first + i);
+    for (let i = 0; i < group.count; i++) {
+      const r = await this.results(data.docId, data.gen, group.first + i);
       parts.push(r?.ok ? r.text : null);
     }
     if (parts.every((p) => p === null)) {
-      throw new DocbatchError('NOTHING_TO_SUMMARIZE', `every chunk of conversation ${JSON.stringify(head.title)} failed; there is nothing to summarize`);
+      throw new DocbatchError('NOTHING_TO_SUMMARIZE', `every part of conversation ${JSON.stringify(head.title)} failed; there is nothing to summarize`);
     }
-    const messages = reduceMessages(head.title, parts);
-    const text = messages.map((m) => (typeof m.content === 'string' ? m.content : m.content.map((c) => ('text' in c ? c.text : '')).join('\n'))).join('\n');
-    return { messages, promptTokensEstimate: Math.ceil(text.length / 2) + 100, maxTokens: this.options.chatMaxTokens };
+    // --conversation-summary makes a summary (built-in); a `conversation` task answers itself.
+    const judge = task.unit === 'conversation' ? task : BUILTIN_TASKS.summarize;
+    const payload: Payload = { kind: 'reduce', file, title: head.title, conversationId: head.conversation_id, parts };
+    const chars = parts.reduce((sum, p) => sum + (p?.length ?? 30), 0);
+    return this.finish(judge, judge, payload, { textTokens: Math.ceil(chars / 3) });
   }
+
+  private async readLine(meta: DocMeta, offset: number, length: number, unit: number) {
+    try {
+      return await this.chunks.line(meta.blob, offset, length);
+    } catch (err) {
+      if (err instanceof DocbatchError) throw err;
+      throw new DocbatchError('BLOB_MISSING', `unit ${unit} of ${meta.docId}: the sidecar bytes at ${offset}+${length} are not a chunk record`, { cause: err });
+    }
+  }
+
+  private finish(
+    task: Task,
+    judge: Task,
+    payload: Payload,
+    info: { imageTokens?: number; textTokens?: number; imageSize?: number; renderMs?: number; renderer?: string },
+    mapStep = false,
+  ): Prepared {
+    const request = buildRequest(task, payload, { mapStep, schemaInPrompt: this.options.schemaInPrompt });
+    const chat = payload.kind === 'chunk' || payload.kind === 'reduce';
+    const textChars = request.messages.reduce((sum, m) => sum + (typeof m.content === 'string' ? m.content.length : m.content.reduce((s, p) => s + (p.type === 'text' ? p.text.length : 0), 0)), 0);
+    return {
+      request,
+      maxTokens: request.maxTokens ?? (chat ? this.options.chatMaxTokens : this.options.pageMaxTokens),
+      promptTokensEstimate: (info.imageTokens ?? 0) + (info.textTokens ?? Math.ceil(textChars / 2)) + 200,
+      judge,
+      hasImages: (info.imageTokens ?? 0) > 0,
+      ...(info.imageSize !== undefined ? { imageSize: info.imageSize } : {}),
+      ...(info.renderMs !== undefined ? { renderMs: info.renderMs } : {}),
+      ...(info.renderer !== undefined ? { renderer: info.renderer } : {}),
+    };
+  }
+}
+
+function dataUrl(mime: string, image: Buffer): string {
+  return `data:${mime};base64,${image.toString('base64')}`;
+}
+
+/** Qwen2.5-VL-style image tokens: one per 28 x 28 pixels. */
+function imageTokens(width: number, height: number): number {
+  return Math.ceil(width / 28) * Math.ceil(height / 28);
 }

@@ -1,127 +1,217 @@
 /**
- * The GPU worker: wires the BullMQ worker on `infer` to the processor, the window controller,
- * the engine monitor and the render pool, and owns how it stops.
+ * The GPU worker: builds its parts from config (createInferWorker), checks its environment, and
+ * runs one BullMQ worker per infer queue it serves (the shared queue, and the queue of each model
+ * its engine serves), all feeding one engine through one gate. It owns how intake pauses and
+ * how it stops.
  *
- * Intake: BullMQ keeps `window + batchSize` units active; units beyond the window are prepared
- * (rendered) ahead and wait at the gate, so the engine never waits for the CPU. When the window
- * moves, the BullMQ concurrency follows. When the engine is down, intake pauses.
+ * Intake: each BullMQ worker keeps `window + batchSize` units active; units beyond the window
+ * are prepared (rendered) ahead and wait at the gate, so the engine never waits for the CPU.
+ * Intake pauses for any of: the engine down, a fault of this worker's environment (its blob
+ * store, its model), the budget spent, or stopping. While it runs, the worker keeps its queues'
+ * wait lists topped up from the fair feeding round, and publishes a heartbeat (`{p}:workers`).
  *
  * Stopping (`close`): stop intake, let in-flight units finish until the deadline, then abort the
  * rest (they go back to `wait` without using an attempt) and close. `close()` is idempotent; a
  * second call with `force` skips the wait.
  */
+import { EventEmitter } from 'node:events';
 import { WaitingError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { connectRedis, openQueue, openWorker, type TypedQueue, type TypedWorker } from '../../queues/connect.ts';
 import { MAX_STALLED_COUNT, type UnitJobData, type UnitJobName, type UnitJobResult } from '../../queues/contracts.ts';
+import { inferQueueFor, SHARED_INFER_QUEUE } from '../../queues/routes.ts';
 import type { Config } from '../config.ts';
 import { DocbatchError } from '../errors.ts';
-import { EngineClient } from '../engine/client.ts';
-import { WindowController } from '../engine/window.ts';
-import { BlobStore } from '../store/blobs.ts';
 import type { Logger } from '../observe/log.ts';
 import { RenderPool } from '../render/pool.ts';
+import { BlobStore } from '../store/blobs.ts';
+import { ChunkReader } from '../store/chunk-index.ts';
 import { DocStore } from '../store/docs.ts';
-import type { UnitResult } from '../store/types.ts';
-import { ensureWriteJob } from '../../queues/schedule.ts';
-import { EngineMonitor } from './engine-monitor.ts';
-import { Gate } from './gate.ts';
+import { Feeder } from '../store/feed.ts';
+import { settleUnit, type SettleParts } from '../store/settle.ts';
+import type { DocMeta, UnitResult } from '../store/types.ts';
+import { withTimeout } from '../timeouts.ts';
+import { Engine } from './engine.ts';
+import { checkBlobs, checkEngine, checkRedis, type EngineFacts } from './environment.ts';
 import { UnitProcessor } from './processor.ts';
 import { UnitPreparer } from './units.ts';
-import { withTimeout } from '../timeouts.ts';
 
-export interface InferWorkerHooks {
-  onSettled?: (data: UnitJobData, result: UnitResult) => void;
-  onRequest?: (ms: number, ok: boolean) => void;
-  onOom?: () => void;
+/** What a worker tells whoever listens (metrics, tests): typed, like graphile-worker's events. */
+export interface WorkerEvents {
+  'unit:settled': [data: UnitJobData, meta: DocMeta, result: UnitResult];
+  request: [ms: number, ok: boolean];
+  oom: [];
+  'intake:paused': [reasons: string[]];
+  'intake:resumed': [];
+  /** No work found for `exitWhenIdle`: the worker is stopping by itself. */
+  idle: [];
 }
 
-export class InferWorker {
-  readonly window: WindowController;
-  readonly gate: Gate;
-  readonly monitor: EngineMonitor;
-  readonly client: EngineClient;
+export type PauseReason = 'engine' | 'environment' | 'budget' | 'closing';
+
+/** Everything a worker is made of, built from config by createInferWorker (tests may build their own). */
+export interface InferWorkerParts {
+  config: Config;
+  log: Logger;
+  redis: Redis;
+  bullRedis: Redis;
+  store: DocStore;
+  blobs: BlobStore;
+  chunks: ChunkReader;
+  feeder: Feeder;
+  engine: Engine;
+  writeQueue: TypedQueue<'write'>;
+  inferQueue: (name: string) => TypedQueue<'infer'>;
+  /** Closes the queues opened through inferQueue. */
+  closeQueues: () => Promise<void>;
+}
+
+export function createInferWorker(config: Config, log: Logger): InferWorker {
+  const redis = connectRedis(config.redisUrl, 'worker');
+  const bullRedis = connectRedis(config.redisUrl, 'worker');
+  const blobs = new BlobStore(config.blobDir);
+  const queues = new Map<string, TypedQueue<'infer'>>();
+  const inferQueue = (name: string) => {
+    let q = queues.get(name);
+    if (!q) {
+      q = openQueue('infer', config, redis, name);
+      queues.set(name, q);
+    }
+    return q;
+  };
+  const workerLog = log.child({ role: 'worker', worker: config.workerName });
+  return new InferWorker({
+    config,
+    log: workerLog,
+    redis,
+    bullRedis,
+    store: new DocStore(redis, config.prefix),
+    blobs,
+    chunks: new ChunkReader(blobs),
+    feeder: new Feeder(redis, config.prefix, inferQueue),
+    engine: new Engine(
+      {
+        url: config.engineUrl,
+        ...(config.engineApiKey ? { apiKey: config.engineApiKey } : {}),
+        ...(config.model ? { model: config.model } : {}),
+        requestTimeoutMs: config.requestTimeoutMs,
+        initialInFlight: config.initialInFlight,
+        maxInFlight: config.maxInFlight,
+        cleanIntervalMs: config.cleanIntervalMs,
+        ceilingHoldMs: config.ceilingHoldMs,
+      },
+      workerLog,
+    ),
+    writeQueue: openQueue('write', config, redis),
+    inferQueue,
+    closeQueues: async () => {
+      await Promise.allSettled([...queues.values()].map((q) => withTimeout(q.close(), 2000)));
+    },
+  });
+}
+
+export class InferWorker extends EventEmitter<WorkerEvents> {
+  readonly config: Config;
   readonly store: DocStore;
-  private readonly config: Config;
+  readonly engine: Engine;
+  private readonly parts: InferWorkerParts;
   private readonly log: Logger;
-  private readonly redis: Redis;
-  private readonly bullRedis: Redis;
-  private readonly writeQueue: TypedQueue<'write'>;
-  private readonly inferQueue: TypedQueue<'infer'>;
-  private readonly bull: TypedWorker<'infer'>;
+  private readonly processor: UnitProcessor;
+  private readonly bulls = new Map<string, TypedWorker<'infer'>>();
   private pool: RenderPool | null = null;
+  private facts: EngineFacts | null = null;
   private active = 0;
+  private lastBusyAt = performance.now();
   private idle: Array<() => void> = [];
   private closing: Promise<void> | null = null;
   private forced = false;
-  private budgetTimer: NodeJS.Timeout | null = null;
-  /** True while intake is paused because BUDGET_USD is spent. */
-  overBudget = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly paused = new Map<PauseReason, string>();
+  private environmentError: DocbatchError | null = null;
 
-  constructor(config: Config, log: Logger, hooks: InferWorkerHooks = {}) {
-    this.config = config;
-    this.log = log.child({ role: 'worker', worker: config.workerName });
-    this.redis = connectRedis(config.redisUrl, 'worker');
-    this.bullRedis = connectRedis(config.redisUrl, 'worker');
-    this.store = new DocStore(this.redis, config.prefix);
-    this.writeQueue = openQueue('write', { ...config }, this.redis);
-    this.client = new EngineClient({
-      url: config.engineUrl,
-      ...(config.engineApiKey ? { apiKey: config.engineApiKey } : {}),
-      ...(config.model ? { model: config.model } : {}),
-      requestTimeoutMs: config.requestTimeoutMs,
-      connections: Math.max(64, config.maxInFlight + 16),
-    });
-    this.window = new WindowController({
-      initial: config.initialInFlight,
-      max: config.maxInFlight,
-      cleanIntervalMs: config.growIntervalMs,
-      ceilingHoldMs: config.ceilingHoldMs,
-    });
-    // The gate reports every send and finish; say so now, or the controller takes a worker that
-    // has sent nothing yet for one that fills its window, and grows it while idle.
-    this.window.setInFlight(0);
-    this.gate = new Gate(
-      () => this.window.size,
-      () => this.monitor.isDown,
-      (inFlight) => this.window.setInFlight(inFlight),
-    );
-    this.monitor = new EngineMonitor(this.client, this.window, this.log);
-    const preparer = new UnitPreparer(new BlobStore(config.blobDir), () => this.renderPool(), {
-      imageFormat: config.imageFormat,
-      imageQuality: config.imageQuality,
-      pageMaxTokens: config.pageMaxTokens,
-      chatMaxTokens: config.chatMaxTokens,
-    });
-    this.inferQueue = openQueue('infer', { ...config }, this.redis);
-    const processor = new UnitProcessor({
-      store: this.store,
-      writeQueue: this.writeQueue,
-      inferQueue: this.inferQueue,
-      preparer,
+  constructor(parts: InferWorkerParts) {
+    super();
+    this.parts = parts;
+    this.config = parts.config;
+    this.log = parts.log;
+    this.store = parts.store;
+    this.engine = parts.engine;
+    const settle: SettleParts = { store: parts.store, writeQueue: parts.writeQueue, inferQueue: parts.inferQueue, chunks: parts.chunks };
+    const { config } = parts;
+    this.processor = new UnitProcessor({
+      store: parts.store,
+      blobs: parts.blobs,
+      settle,
+      reopen: { ...settle, blobs: parts.blobs, feeder: parts.feeder },
+      preparer: new UnitPreparer({
+        blobs: parts.blobs,
+        chunks: parts.chunks,
+        pool: () => this.renderPool(),
+        results: (docId, gen, unit) => parts.store.unitResult(docId, gen, unit),
+        options: {
+          imageSize: config.imageSize,
+          imageFormat: config.imageFormat,
+          imageQuality: config.imageQuality,
+          pageMaxTokens: config.pageMaxTokens,
+          chatMaxTokens: config.chatMaxTokens,
+          schemaInPrompt: config.schemaInPrompt,
+        },
+      }),
       dispatch: {
-        client: this.client,
-        window: this.window,
-        gate: this.gate,
-        monitor: this.monitor,
-        engineDownTimeoutMs: config.engineDownTimeoutMs,
+        engine: parts.engine,
+        releaseAfterMs: config.engineReleaseMs,
         oomSizes: [1024, 768, 512].filter((s) => s < config.imageSize),
         log: this.log,
-        ...(hooks.onOom ? { onOom: hooks.onOom } : {}),
-        ...(hooks.onRequest ? { onRequest: hooks.onRequest } : {}),
+        onOom: () => this.emit('oom'),
+        onRequest: (ms, ok) => this.emit('request', ms, ok),
       },
-      prefix: config.prefix,
       workerName: config.workerName,
-      imageSize: config.imageSize,
       log: this.log,
-      ...(hooks.onSettled ? { onSettled: hooks.onSettled } : {}),
+      acceptsImages: () => this.facts?.acceptsImages ?? null,
+      onEnvironmentError: (err) => this.onEnvironmentError(err),
+      onSettled: (data, meta, result) => this.emit('unit:settled', data, meta, result),
     });
+    const monitor = parts.engine.monitor;
+    monitor.on('change', () => this.follow());
+    monitor.on('down', (reason) => this.pause('engine', reason));
+    monitor.on('up', () => this.resume('engine'));
+  }
 
-    this.bull = openWorker(
+  /** Checks the environment (refusing to start with WORKER_UNFIT), then starts taking units. */
+  async start(signal?: AbortSignal): Promise<void> {
+    const { config, redis, blobs, engine } = this.parts;
+    await checkRedis(redis);
+    await checkBlobs(blobs, this.log);
+    this.facts = await checkEngine({ redis, blobs, client: engine.client, model: config.model ?? null, textOnly: config.textOnly, log: this.log }, config.engineStartTimeoutMs, signal);
+    engine.start();
+    // Renderers start now, not when the first page arrives.
+    if (this.facts.acceptsImages !== false) void this.renderPool().warm().catch((err: Error) => this.log.warn({ err: err.message }, 'render pool did not warm up'));
+    for (const queue of this.queueNames()) this.openBull(queue);
+    this.every(250, () => this.feed());
+    this.every(5000, () => this.heartbeat());
+    if (config.budgetUsd !== undefined) this.every(2000, () => this.checkBudget());
+    if (config.exitWhenIdleS !== undefined) this.every(1000, () => this.checkIdle());
+    void this.feed();
+    void this.heartbeat();
+    this.log.info({ engine: engine.label, model: this.facts.model, images: this.facts.acceptsImages, queues: [...this.bulls.keys()], window: engine.window.size, batchSize: config.batchSize }, 'worker started');
+  }
+
+  /** The queues this worker takes units from: the shared one (unless text-only) and one per served model. */
+  queueNames(): string[] {
+    const names = new Set<string>();
+    if (this.facts?.acceptsImages !== false) names.add(SHARED_INFER_QUEUE);
+    const models = this.config.model ? [this.config.model] : (this.facts?.served ?? []).map((m) => m.id);
+    for (const model of models) names.add(inferQueueFor(model));
+    return [...names];
+  }
+
+  private openBull(queue: string): void {
+    const { config, bullRedis } = this.parts;
+    const bull = openWorker(
       'infer',
-      (job, token, signal) => this.run(processor, job, token, signal),
+      (job, token, signal) => this.run(job, token, signal, queue),
       config,
-      this.bullRedis,
+      bullRedis,
       {
         name: config.workerName,
         autorun: false,
@@ -130,49 +220,136 @@ export class InferWorker {
         stalledInterval: config.stalledIntervalMs,
         maxStalledCount: MAX_STALLED_COUNT,
       },
+      queue,
     );
-    this.bull.on('lockRenewalFailed', (ids) => {
+    bull.on('lockRenewalFailed', (ids) => {
       for (const id of ids) {
         this.log.warn({ job: id, code: 'ABORTED' }, 'lost the lock of a unit; aborting its request');
-        this.bull.cancelJob(id, 'lock lost');
+        bull.cancelJob(id, 'lock lost');
       }
     });
-    this.bull.on('failed', (job, err) => void this.onBullFailed(job, err));
-    this.bull.on('error', (err) => this.log.error({ err: err.message }, 'queue error (retrying)'));
-    this.monitor.on('change', () => this.follow());
-    this.monitor.on('down', () => void this.bull.pause(true));
-    this.monitor.on('up', () => {
-      if (!this.closing && !this.overBudget) void this.bull.resume();
-    });
+    bull.on('failed', (job, err) => void this.onBullFailed(job, err));
+    bull.on('error', (err) => this.log.error({ err: err.message, queue }, 'queue error (retrying)'));
+    this.bulls.set(queue, bull);
+    if (this.paused.size > 0) void bull.pause(true);
+    void bull.run().catch((err: Error) => this.log.error({ err: err.message, queue }, 'worker loop ended with an error'));
   }
 
-  /** Starts taking units. Resolves once the worker runs (it keeps running until close). */
-  async start(): Promise<void> {
-    await this.store.redis.ping();
-    await this.checkEngine();
-    this.monitor.start();
-    await this.checkBudget();
-    // Renderers start now, not when the first page arrives.
-    void this.renderPool().warm().catch((err: Error) => this.log.warn({ err: err.message }, 'render pool did not warm up'));
-    void this.bull.run().catch((err: Error) => this.log.error({ err: err.message }, 'worker loop ended with an error'));
-    this.log.info({ engine: this.config.engineUrl, window: this.window.size, batchSize: this.config.batchSize }, 'worker started');
+  get activeUnits(): number {
+    return this.active;
   }
 
-  /**
-   * A wrong API key or model name would fail every unit: say so at start. An engine that does
-   * not answer yet (still loading the model) is fine: units wait for it.
-   */
-  private async checkEngine(): Promise<void> {
-    try {
-      const model = await this.client.model(AbortSignal.timeout(10_000));
-      this.log.info({ model: model.id, maxModelLen: model.maxModelLen }, 'engine answers');
-    } catch (err) {
-      const e = err as { code?: string; status?: number; message?: string };
-      if (e.status === 401 || e.status === 403 || e.code === 'MODEL_NOT_FOUND') {
-        throw new DocbatchError('CONFIG_INVALID', `the engine at ${this.config.engineUrl} refused us: ${e.message} (check ENGINE_API_KEY and MODEL)`, { cause: err });
-      }
-      this.log.warn({ code: e.code, err: e.message }, 'engine does not answer yet; units will wait for it');
+  /** The connection for docbatch's own keys (health checks read it). */
+  get redis(): Redis {
+    return this.parts.redis;
+  }
+
+  /** Why intake is paused (empty while it runs). */
+  get pauseReasons(): string[] {
+    return [...this.paused.keys()];
+  }
+
+  /** The environment fault that stopped intake, if any. */
+  get unhealthy(): DocbatchError | null {
+    return this.environmentError;
+  }
+
+  /** The BullMQ loops' state, for `/health`. */
+  get loop(): { running: boolean; paused: boolean; closing: boolean } {
+    const bulls = [...this.bulls.values()];
+    return { running: bulls.length > 0 && bulls.every((b) => b.isRunning()), paused: bulls.some((b) => b.isPaused()), closing: this.closing !== null };
+  }
+
+  private concurrency(): number {
+    return Math.max(1, this.engine.window.size + this.config.batchSize);
+  }
+
+  /** Keeps BullMQ's intake in step with the window, and lets waiters through. */
+  private follow(): void {
+    const wanted = this.concurrency();
+    if (!this.closing) for (const bull of this.bulls.values()) if (bull.concurrency !== wanted) bull.concurrency = wanted;
+    this.engine.gate.notify();
+  }
+
+  private pause(reason: PauseReason, why: string): void {
+    const was = this.paused.size;
+    this.paused.set(reason, why);
+    if (was === 0) {
+      for (const bull of this.bulls.values()) void bull.pause(true);
+      this.emit('intake:paused', this.pauseReasons);
     }
+  }
+
+  private resume(reason: PauseReason): void {
+    if (!this.paused.delete(reason) || this.paused.size > 0 || this.closing) return;
+    for (const bull of this.bulls.values()) bull.resume();
+    this.emit('intake:resumed');
+  }
+
+  /** A fault of this worker's own: stop taking work, recheck every few seconds, resume when it passes. */
+  private onEnvironmentError(err: DocbatchError): void {
+    if (this.environmentError) return;
+    this.environmentError = err;
+    this.log.error({ code: err.code, err: err.message }, 'this worker cannot do its work: intake stopped, units handed back; rechecking every 5 s');
+    this.pause('environment', err.message);
+    const recheck = async () => {
+      if (this.closing) return;
+      try {
+        await checkBlobs(this.parts.blobs);
+        await this.parts.blobs.check();
+        const facts = await checkEngine({ redis: this.parts.redis, blobs: this.parts.blobs, client: this.engine.client, model: this.config.model ?? null, textOnly: this.config.textOnly, log: this.log }, 0);
+        this.facts = facts;
+        this.environmentError = null;
+        this.log.info('environment checks pass again: taking work');
+        this.resume('environment');
+      } catch (again) {
+        this.log.debug({ err: (again as Error).message }, 'environment still failing');
+        this.once5s(recheck);
+      }
+    };
+    this.once5s(recheck);
+  }
+
+  private once5s(fn: () => Promise<void>): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      void fn();
+    }, 5000);
+    t.unref();
+    this.timers.add(t);
+  }
+
+  private every(ms: number, fn: () => Promise<void> | void): void {
+    const t = setInterval(() => {
+      if (!this.closing) void Promise.resolve(fn()).catch((err: Error) => this.log.debug({ err: err.message }, 'background step failed'));
+    }, ms);
+    t.unref();
+    this.timers.add(t);
+  }
+
+  /** Tops up the wait list of every queue this worker serves, from the fair round. */
+  private async feed(): Promise<void> {
+    if (this.paused.size > 0) return;
+    for (const queue of this.bulls.keys()) {
+      await this.parts.feeder.topUp(queue, Math.max(this.config.feedDepth, this.concurrency()));
+    }
+  }
+
+  /** `{p}:workers`: what `status` and the dashboard say about workers (their engine down, their health). */
+  private async heartbeat(): Promise<void> {
+    const state = {
+      at: Date.now(),
+      engine: this.engine.label,
+      model: this.facts?.model ?? null,
+      engineDown: this.engine.monitor.isDown,
+      paused: this.pauseReasons,
+      unhealthy: this.environmentError ? { code: this.environmentError.code, message: this.environmentError.message } : null,
+      window: this.engine.window.size,
+      inFlight: this.engine.gate.inFlight,
+      active: this.active,
+      queues: [...this.bulls.keys()],
+    };
+    await this.parts.redis.hset(`${this.config.prefix}:workers`, this.config.workerName, JSON.stringify(state));
   }
 
   /**
@@ -181,38 +358,34 @@ export class InferWorker {
    */
   private async checkBudget(): Promise<void> {
     const { budgetUsd, gpuHourlyUsd } = this.config;
-    if (budgetUsd === undefined || gpuHourlyUsd === undefined || this.closing) return;
-    try {
-      const spent = ((await this.store.spentEngineMs()) / 3_600_000) * gpuHourlyUsd;
-      if (spent >= budgetUsd && !this.overBudget) {
-        this.overBudget = true;
-        await this.bull.pause(true);
-        this.log.warn({ spentUsd: Number(spent.toFixed(4)), budgetUsd }, 'budget reached: intake paused (raise BUDGET_USD and restart the worker to go on)');
-      }
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'could not read the spend for the budget check');
+    if (budgetUsd === undefined || gpuHourlyUsd === undefined) return;
+    const spent = ((await this.store.spentEngineMs()) / 3_600_000) * gpuHourlyUsd;
+    if (spent >= budgetUsd && !this.paused.has('budget')) {
+      this.pause('budget', 'budget reached');
+      this.log.warn({ spentUsd: Number(spent.toFixed(4)), budgetUsd }, 'budget reached: intake paused (raise BUDGET_USD and restart the worker to go on)');
     }
-    if (!this.closing) this.budgetTimer = setTimeout(() => void this.checkBudget(), 2000).unref();
   }
 
-  get activeUnits(): number {
-    return this.active;
+  /** True while intake is paused because BUDGET_USD is spent. */
+  get overBudget(): boolean {
+    return this.paused.has('budget');
   }
 
-  /** The BullMQ loop's state, for `/health`: paused is expected while the engine is down. */
-  get loop(): { running: boolean; paused: boolean; closing: boolean } {
-    return { running: this.bull.isRunning(), paused: this.bull.isPaused(), closing: this.closing !== null };
-  }
-
-  private concurrency(): number {
-    return Math.max(1, this.window.size + this.config.batchSize);
-  }
-
-  /** Keeps BullMQ's intake in step with the window, and lets waiters through. */
-  private follow(): void {
-    const wanted = this.concurrency();
-    if (this.bull.concurrency !== wanted && !this.closing) this.bull.concurrency = wanted;
-    this.gate.notify();
+  /** --exit-when-idle: no unit for that long, nothing waiting in its queues or their rounds. */
+  private async checkIdle(): Promise<void> {
+    if (this.active > 0 || this.paused.size > 0) {
+      this.lastBusyAt = performance.now();
+      return;
+    }
+    if (performance.now() - this.lastBusyAt < this.config.exitWhenIdleS! * 1000) return;
+    for (const queue of this.bulls.keys()) {
+      if ((await this.parts.feeder.waiting(queue)) > 0 || (await this.parts.feeder.waitingDocs(queue)) > 0) {
+        this.lastBusyAt = performance.now();
+        return;
+      }
+    }
+    this.log.info({ idleS: this.config.exitWhenIdleS }, 'no work for the idle limit: stopping');
+    this.emit('idle');
   }
 
   private renderPool(): RenderPool {
@@ -220,15 +393,16 @@ export class InferWorker {
     return this.pool;
   }
 
-  private async run(processor: UnitProcessor, job: Job<UnitJobData, UnitJobResult, UnitJobName>, token?: string, signal?: AbortSignal): Promise<UnitJobResult> {
+  private async run(job: Job<UnitJobData, UnitJobResult, UnitJobName>, token: string | undefined, signal: AbortSignal | undefined, queue: string): Promise<UnitJobResult> {
     this.active++;
+    this.lastBusyAt = performance.now();
     try {
       if (this.closing && token) {
         // Fetched as intake was stopping: hand it straight back, without using an attempt.
         await job.moveToWait(token);
         throw new WaitingError();
       }
-      return await processor.process(job, token, signal);
+      return await this.processor.process(job, token, signal, queue);
     } catch (err) {
       if (err instanceof WaitingError) throw err;
       if (signal?.aborted && signal.reason === 'shutdown' && token) {
@@ -239,6 +413,7 @@ export class InferWorker {
       throw err;
     } finally {
       this.active--;
+      this.lastBusyAt = performance.now();
       if (this.active === 0) for (const resolve of this.idle.splice(0)) resolve();
     }
   }
@@ -247,15 +422,14 @@ export class InferWorker {
   private async onBullFailed(job: Job<UnitJobData> | undefined, err: Error): Promise<void> {
     if (!job || !/stalled|started more than/i.test(err.message)) return;
     try {
-      const outcome = await this.store.settle(job.data.docId, job.data.gen, job.data.unit, {
-        ok: false,
-        code: 'UNIT_STALLED',
-        message: `abandoned by crashed workers too often (${err.message})`,
-        worker: this.config.workerName,
+      const record = await this.store.get(job.data.docId);
+      if (!record || record.gen !== job.data.gen) return;
+      const settle: SettleParts = { store: this.store, writeQueue: this.parts.writeQueue, inferQueue: this.parts.inferQueue, chunks: this.parts.chunks };
+      await settleUnit(settle, {
+        data: job.data,
+        meta: record.meta,
+        result: { ok: false, code: 'UNIT_STALLED', message: `abandoned by crashed workers too often (${err.message})`, worker: this.config.workerName },
       });
-      if (outcome.last) {
-        await ensureWriteJob(this.writeQueue, job.data.docId, job.data.gen, { rerun: false });
-      }
     } catch (e) {
       this.log.error({ err: (e as Error).message }, 'could not settle a stalled unit; the reconciler will');
     }
@@ -278,9 +452,11 @@ export class InferWorker {
           errors.push(new Error(`${what}: ${(err as Error).message}`, { cause: err }));
         }
       };
-      if (this.budgetTimer) clearTimeout(this.budgetTimer);
+      for (const t of this.timers) clearTimeout(t);
+      this.timers.clear();
+      this.paused.set('closing', 'stopping');
       this.log.info({ active: this.active, deadlineMs }, 'stopping: no new units; finishing those in flight');
-      await step('pause intake', () => withTimeout(this.bull.pause(true), 2000));
+      await step('pause intake', () => Promise.all([...this.bulls.values()].map((b) => withTimeout(b.pause(true), 2000))));
       if (this.active > 0 && !this.forced) {
         const finished = await Promise.race([
           new Promise<boolean>((r) => this.idle.push(() => r(true))),
@@ -294,17 +470,14 @@ export class InferWorker {
       if (this.active > 0) {
         await Promise.race([new Promise<void>((r) => this.idle.push(r)), new Promise((r) => setTimeout(r, 5000).unref())]);
       }
-      await step('close worker', () => withTimeout(this.bull.close(this.active > 0), 5000));
-      this.monitor.close();
+      await step('close workers', () => Promise.all([...this.bulls.values()].map((b) => withTimeout(b.close(this.active > 0), 5000))));
       await step('close render pool', () => this.pool?.close());
-      await step('close engine client', async () => {
-        // close() waits for requests in flight; after the deadline nothing may hold us.
-        if ((await withTimeout(this.client.close().then(() => true), 2000)) !== true) await this.client.destroy();
-      });
-      await step('close write queue', () => withTimeout(this.writeQueue.close(), 2000));
-      await step('close infer queue', () => withTimeout(this.inferQueue.close(), 2000));
-      this.redis.disconnect();
-      this.bullRedis.disconnect();
+      await step('close engine', () => this.engine.close());
+      await step('forget heartbeat', () => withTimeout(this.parts.redis.hdel(`${this.config.prefix}:workers`, this.config.workerName), 1000));
+      await step('close write queue', () => withTimeout(this.parts.writeQueue.close(), 2000));
+      await step('close infer queues', () => this.parts.closeQueues());
+      this.parts.redis.disconnect();
+      this.parts.bullRedis.disconnect();
       if (errors.length > 0) throw new AggregateError(errors, 'worker stopped with errors');
       this.log.info('worker stopped');
     })();
@@ -314,6 +487,7 @@ export class InferWorker {
   private forceAbort(): void {
     if (this.forced) return;
     this.forced = true;
-    this.bull.cancelAllJobs('shutdown');
+    for (const bull of this.bulls.values()) bull.cancelAllJobs('shutdown');
   }
 }
+

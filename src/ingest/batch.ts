@@ -1,24 +1,42 @@
 /**
- * `docbatch enqueue FILE...` without the printing: prepare every file (a rejected file is
- * reported and skipped, the others go on), give clashing base names their hash suffix, and
- * enqueue each document. Used by the CLI, the demo and the tests.
+ * `docbatch enqueue INPUT...` without the printing: walk the inputs (directories recursively),
+ * prepare every file (a rejected file is reported and the others go on; in a directory, files
+ * that are no document are skipped and listed), resolve the task for each kind of input, plan one
+ * run per model, enqueue each run, and fill the queues' wait lists. Used by the CLI, the demo and
+ * the tests.
  */
-import { connectRedis, openQueue } from '../../queues/connect.ts';
+import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
 import type { Config } from '../config.ts';
 import { DocbatchError, InputError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
-import { DocStore } from '../store/docs.ts';
 import { BlobStore } from '../store/blobs.ts';
+import { ChunkReader } from '../store/chunk-index.ts';
+import { DocStore } from '../store/docs.ts';
+import { Feeder } from '../store/feed.ts';
+import type { DocKind } from '../store/types.ts';
+import { resolveTask, type TaskSpec } from '../task/load.ts';
+import type { Task, TaskRef } from '../task/types.ts';
 import { Producer, type EnqueueReport } from './enqueue.ts';
 import { PdfInspector } from './pdf.ts';
-import { prepareFile, type PreparedDoc } from './prepare.ts';
+import { prepareFile, type PreparedInput } from './prepare.ts';
+import { planRuns, storeTask, type RunPlan } from './runs.ts';
+import { walkInputs } from './walk.ts';
+
+export interface RunReport extends EnqueueReport {
+  kind: DocKind;
+  task: string;
+  /** The task's unit (page, document, chunk, conversation). */
+  unit: string;
+}
 
 export interface FileOutcome {
   file: string;
-  /** Set when the file went in (or was already there). */
-  report?: EnqueueReport & { kind: 'pdf' | 'chat' };
+  /** The runs (one per model) when the file went in (or was already there). */
+  runs?: RunReport[];
   /** Set when the file was rejected. */
   error?: DocbatchError;
+  /** Set when a file found in a directory is no document (skipped, not an error). */
+  skipped?: string;
 }
 
 export interface EnqueueFilesOptions {
@@ -26,20 +44,34 @@ export interface EnqueueFilesOptions {
   /** Chat exports: add a summary per conversation made from its chunks' summaries. */
   conversationSummary?: boolean;
   force?: boolean;
-  outDir?: string;
+  /** Folder under OUT_DIR for the outputs ('' or absent: OUT_DIR itself). Checked by the caller. */
+  out?: string;
+  /** What to ask (default: transcribe PDFs and images, summarize exports). */
+  task?: TaskSpec;
+  /** Feeding priority (higher first). @defaultValue 0 */
+  priority?: number;
+  /** Only files under the given directories whose relative path matches. */
+  glob?: string;
   signal?: AbortSignal;
-  /** Units per addBulk call. @defaultValue 1000 */
-  bulkSize?: number;
   /** Called as each file is decided, so the CLI can print lines as they come. */
   onOutcome?: (outcome: FileOutcome) => void;
 }
 
-export async function enqueueFiles(files: string[], config: Config, log: Logger, options: EnqueueFilesOptions = {}): Promise<FileOutcome[]> {
+/** Codes that, for a file found in a directory (not named), mean "not a document": skipped. */
+const NOT_A_DOCUMENT = new Set(['UNSUPPORTED_FORMAT', 'EMPTY_FILE', 'FILE_UNREADABLE']);
+
+export async function enqueueFiles(inputs: string[], config: Config, log: Logger, options: EnqueueFilesOptions = {}): Promise<FileOutcome[]> {
   const redis = connectRedis(config.redisUrl, 'client');
   const store = new DocStore(redis, config.prefix);
-  const infer = openQueue('infer', config, redis);
-  const write = openQueue('write', config, redis);
+  const queues = new Map<string, TypedQueue<'infer'>>();
+  const inferQueue = (name: string) => {
+    let q = queues.get(name);
+    if (!q) queues.set(name, (q = openQueue('infer', config, redis, name)));
+    return q;
+  };
+  const writeQueue = openQueue('write', config, redis);
   const blobs = new BlobStore(config.blobDir);
+  const feeder = new Feeder(redis, config.prefix, inferQueue);
   const inspector = new PdfInspector();
   const outcomes: FileOutcome[] = [];
   const emit = (o: FileOutcome) => {
@@ -52,53 +84,91 @@ export async function enqueueFiles(files: string[], config: Config, log: Logger,
     } catch (err) {
       throw new DocbatchError('REDIS_UNREACHABLE', `Redis does not answer at the configured REDIS_URL: ${(err as Error).message}`, { cause: err });
     }
-    const prepared: PreparedDoc[] = [];
-    for (const file of files) {
+    const now = new Date().toISOString();
+    const tasks = new Map<DocKind, { task: Task; ref: TaskRef } | { mismatch: string }>();
+    const taskFiles = new Map<string, Task>();
+    const taskFor = async (kind: DocKind) => {
+      let entry = tasks.get(kind);
+      if (!entry) {
+        const resolved = resolveTask(options.task ?? {}, kind, taskFiles);
+        entry = 'mismatch' in resolved ? resolved : { task: resolved, ref: await storeTask(blobs, resolved) };
+        tasks.set(kind, entry);
+      }
+      return entry;
+    };
+    // Tasks are checked before any file is read: a bad task file stops the command (exit 2).
+    if (options.task?.task !== undefined || options.task?.prompt !== undefined || options.task?.schema !== undefined) {
+      resolveTask(options.task, 'pdf', taskFiles);
+    }
+
+    const planned: Array<{ input: PreparedInput; plans: RunPlan[]; task: Task }> = [];
+    for await (const walked of walkInputs(inputs, { ...(options.glob ? { glob: options.glob } : {}), ...(options.signal ? { signal: options.signal } : {}) })) {
       options.signal?.throwIfAborted();
+      const file = walked.path;
       try {
-        prepared.push(
-          await prepareFile(file, blobs, {
-            inspector,
-            ...(options.password ? { password: options.password } : {}),
-            ...(options.conversationSummary ? { conversationSummary: true } : {}),
-            chunkTokens: config.chunkTokens,
-            chunkOverlapTokens: config.chunkOverlapTokens,
-            ...(options.signal ? { signal: options.signal } : {}),
-          }),
-        );
+        const input = await prepareFile(file, blobs, {
+          inspector,
+          ...(options.password ? { password: options.password } : {}),
+          chunkTokens: config.chunkTokens,
+          chunkOverlapTokens: config.chunkOverlapTokens,
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        const entry = await taskFor(input.kind);
+        if ('mismatch' in entry) throw new InputError('TASK_UNIT_MISMATCH', entry.mismatch, { place: { file } });
+        const plans = await planRuns(input, entry.task, entry.ref, blobs, {
+          conversationSummary: options.conversationSummary === true,
+          chunkTokens: config.chunkTokens,
+          chunkOverlapTokens: config.chunkOverlapTokens,
+          out: options.out ?? '',
+          priority: options.priority ?? 0,
+          now,
+        });
+        delete input.chunks; // the index blob holds them now
+        planned.push({ input, plans, task: entry.task });
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
-        log.debug({ file, code: err.code }, 'file rejected');
-        emit({ file, error: err });
+        if (!walked.explicit && NOT_A_DOCUMENT.has(err.code)) {
+          log.debug({ file, code: err.code }, 'not a document; skipped');
+          emit({ file, skipped: err.message });
+        } else {
+          log.debug({ file, code: err.code }, 'file rejected');
+          emit({ file, error: err });
+        }
       }
     }
 
-    // Base names shared by different contents in this one command all get the hash suffix.
+    // Base names shared by different contents in one folder in this command all get the hash suffix.
     const owners = new Map<string, Set<string>>();
-    for (const doc of prepared) owners.set(doc.baseName, (owners.get(doc.baseName) ?? new Set()).add(doc.docId));
-    const clashingNames = new Set([...owners].filter(([, ids]) => ids.size > 1).map(([name]) => name));
-
-    const producer = new Producer({ store, infer, write, log });
-    for (const doc of prepared) {
+    for (const { input, plans } of planned) {
+      for (const plan of plans) {
+        const key = `${plan.meta.outSub}/${plan.baseName}`;
+        owners.set(key, (owners.get(key) ?? new Set()).add(input.sha256));
+      }
+    }
+    const producer = new Producer({ store, blobs, chunks: new ChunkReader(blobs), feeder, writeQueue, inferQueue, log });
+    const touched = new Set<string>();
+    for (const { input, plans, task } of planned) {
       options.signal?.throwIfAborted();
       try {
-        const report = await producer.enqueue(doc, {
-          force: options.force ?? false,
-          ...(options.outDir ? { outDir: options.outDir } : {}),
-          maxQueued: config.maxQueued,
-          ...(options.bulkSize ? { bulkSize: options.bulkSize } : {}),
-          clashingNames,
-          ...(options.signal ? { signal: options.signal } : {}),
-        });
-        emit({ file: doc.source, report: { ...report, kind: doc.kind } });
+        const runs: RunReport[] = [];
+        const siblings = plans.map((p) => p.meta.docId);
+        for (const plan of plans) {
+          if (siblings.length > 1) plan.meta.siblings = siblings;
+          const clashing = (owners.get(`${plan.meta.outSub}/${plan.baseName}`)?.size ?? 0) > 1;
+          const report = await producer.enqueue(plan, { force: options.force ?? false, clashing });
+          runs.push({ ...report, kind: input.kind, task: task.name, unit: task.unit });
+          touched.add(plan.meta.queue);
+        }
+        emit({ file: input.source, runs });
       } catch (err) {
-        if (err instanceof InputError) emit({ file: doc.source, error: err });
+        if (err instanceof InputError) emit({ file: input.source, error: err });
         else throw toDocbatchError(err);
       }
     }
+    for (const queue of touched) await feeder.topUp(queue, config.feedDepth);
     return outcomes;
   } finally {
-    await Promise.allSettled([infer.close(), write.close(), inspector.close()]);
+    await Promise.allSettled([...[...queues.values()].map((q) => q.close()), writeQueue.close(), inspector.close()]);
     redis.disconnect();
   }
 }

@@ -1,5 +1,5 @@
 /**
- * What a file is, from its bytes, never its name: a PDF, a chat export (ChatGPT or Claude
+ * What a file is, from its bytes, never its name: a PDF, an image (PNG, JPEG, TIFF, WebP), a chat export (ChatGPT or Claude
  * `conversations.json`, either bare or inside the export .zip; or generic JSONL), empty, or
  * unknown with a reason. JSON formats are told apart by the keys of the first conversation,
  * read from a prefix of the file: the whole file is validated later, by splitExport.
@@ -11,8 +11,11 @@ import { findConversationsEntry, openZipEntry } from './chat/zip.ts';
 
 export type { ChatFormat } from './chat/types.ts';
 
+export type ImageFormat = 'png' | 'jpeg' | 'tiff' | 'webp';
+
 export type FileKind =
   | { kind: 'pdf' }
+  | { kind: 'image'; format: ImageFormat }
   | { kind: 'chat'; format: ChatFormat; zipEntry?: string }
   | { kind: 'empty' }
   | { kind: 'unknown'; reason: string };
@@ -41,6 +44,8 @@ export async function detectFile(path: string): Promise<FileKind> {
 
   const head = await readPrefix(path, Math.min(size, PREFIXES[0] as number));
   if (head.subarray(0, PDF_MAGIC.length).equals(PDF_MAGIC)) return { kind: 'pdf' };
+  const image = imageFormatOf(head);
+  if (image) return { kind: 'image', format: image };
   if (head[0] === 0x50 && head[1] === 0x4b && (head[2] === 0x03 || head[2] === 0x05) && (head[3] === 0x04 || head[3] === 0x06)) {
     return detectZip(path);
   }
@@ -55,6 +60,15 @@ export async function detectFile(path: string): Promise<FileKind> {
     if (found !== 'more') return found;
     if (k === PREFIXES.length - 1) return { kind: 'unknown', reason: `the first conversation's keys are not within the first ${limit} bytes` };
   }
+}
+
+/** PNG, JPEG, TIFF (both byte orders, BigTIFF) and WebP by their signatures. */
+export function imageFormatOf(head: Buffer): ImageFormat | null {
+  if (head.length >= 8 && head.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) return 'png';
+  if (head.length >= 3 && head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return 'jpeg';
+  if (head.length >= 4 && ((head[0] === 0x49 && head[1] === 0x49 && (head[2] === 0x2a || head[2] === 0x2b) && head[3] === 0x00) || (head[0] === 0x4d && head[1] === 0x4d && head[2] === 0x00 && (head[3] === 0x2a || head[3] === 0x2b)))) return 'tiff';
+  if (head.length >= 12 && head.subarray(0, 4).toString('latin1') === 'RIFF' && head.subarray(8, 12).toString('latin1') === 'WEBP') return 'webp';
+  return null;
 }
 
 async function detectZip(path: string): Promise<FileKind> {

@@ -1,43 +1,28 @@
 /**
- * Prepared documents → Redis: register each document, add one `infer` job per unit that has no
- * result yet (addBulk, deterministic job ids, waiting while the queue is deeper than a bound),
- * and make sure a finished document gets its `write` job. Safe to run again on the same files:
- * the same content is the same document, finished units are never re-sent, and a producer killed
- * half-way leaves nothing a rerun does not complete.
+ * Runs → Redis: register each run's document record and put it in its queue's feeding round
+ * (src/store/feed.ts), which moves its units into BullMQ as workers need them. Safe to run again
+ * on the same files: the same run is the same document, settled units are never sent again, and
+ * a producer killed half-way leaves nothing a rerun does not complete.
  */
 import { access } from 'node:fs/promises';
-import type { JobsOptions } from 'bullmq';
-import { unitJobId, type UnitJobData } from '../../queues/contracts.ts';
 import type { TypedQueue } from '../../queues/connect.ts';
+import { ensureWriteJob } from '../../queues/schedule.ts';
 import { InputError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { DocStore } from '../store/docs.ts';
+import type { Feeder } from '../store/feed.ts';
+import { reopenDocument, type ReopenParts } from '../store/reopen.ts';
 import type { DocMeta, DocRecord } from '../store/types.ts';
-import { ensureWriteJob } from '../../queues/schedule.ts';
-import type { PreparedDoc } from './prepare.ts';
-
-export interface EnqueueOptions {
-  /** Redo finished documents from scratch (new generation). */
-  force: boolean;
-  /** Output directory recorded with the document (the writer's own when absent). */
-  outDir?: string;
-  /** Wait while more than this many units are waiting. */
-  maxQueued: number;
-  /** Units added per addBulk call. @defaultValue 1000 */
-  bulkSize?: number;
-  /** Names (base names) that occur more than once in this command: they all get the hash suffix. */
-  clashingNames?: Set<string>;
-  signal?: AbortSignal;
-}
+import type { RunPlan } from './runs.ts';
 
 export type EnqueueOutcome =
-  /** New document, or a new generation (--force): every unit added. */
+  /** New document, or a new generation (--force): every unit queued. */
   | 'enqueued'
-  /** Known document, unfinished: only units without a result were (re)added. */
+  /** Known document, unfinished: its units without a result go back in the round. */
   | 'resumed'
   /** Known document whose outputs exist: nothing to do. */
   | 'done'
-  /** Every unit had a result but the outputs are missing: only the write job was added. */
+  /** Every unit had a result but the outputs are missing, or their write failed: written again. */
   | 'rewrite';
 
 export interface EnqueueReport {
@@ -46,141 +31,95 @@ export interface EnqueueReport {
   outcome: EnqueueOutcome;
   name: string;
   units: number;
-  /** Units added as jobs by this call. */
-  added: number;
   /** Units that already had a result. */
   settled: number;
+  /** The run's model (null: whatever the engine serves), and its infer queue. */
+  model: string | null;
+  queue: string;
+}
+
+export interface ProducerParts extends ReopenParts {
+  log: Logger;
 }
 
 export class Producer {
-  private readonly store: DocStore;
-  private readonly infer: TypedQueue<'infer'>;
-  private readonly write: TypedQueue<'write'>;
-  private readonly log: Logger;
+  private readonly parts: ProducerParts;
 
-  constructor(parts: { store: DocStore; infer: TypedQueue<'infer'>; write: TypedQueue<'write'>; log: Logger }) {
-    this.store = parts.store;
-    this.infer = parts.infer;
-    this.write = parts.write;
-    this.log = parts.log;
+  constructor(parts: ProducerParts) {
+    this.parts = parts;
   }
 
-  async enqueue(doc: PreparedDoc, options: EnqueueOptions): Promise<EnqueueReport> {
-    const existing = await this.store.get(doc.docId);
-    const now = new Date().toISOString();
+  private get store(): DocStore {
+    return this.parts.store;
+  }
+  private get feeder(): Feeder {
+    return this.parts.feeder;
+  }
+  private get write(): TypedQueue<'write'> {
+    return this.parts.writeQueue;
+  }
 
-    if (existing && !options.force && existing.gen > 0) {
-      if (existing.units !== doc.units.length || existing.meta.blob !== doc.blob) {
+  async enqueue(plan: RunPlan, options: { force: boolean; clashing?: boolean }): Promise<EnqueueReport> {
+    const { meta } = plan;
+    const existing = await this.store.get(meta.docId);
+    const now = meta.enqueuedAt;
+
+    if (existing && !options.force) {
+      if (existing.units !== meta.units || existing.meta.blob !== meta.blob) {
         throw new InputError(
           'DOC_CONFLICT',
-          `this content was enqueued before as ${doc.docId} with other settings (${existing.units} units, now ${doc.units.length}); let it finish, or redo it with --force`,
-          { place: { file: doc.source } },
+          `this content was enqueued before as ${meta.docId} with other settings (${existing.units} units, now ${meta.units}); let it finish, or redo it with --force`,
+          { place: { file: meta.source } },
         );
       }
-      const settled = await this.store.settledUnits(doc.docId);
-      if (settled.size === existing.units) {
-        if (existing.state === 'written' && (await filesExist(existing.files))) {
-          return report(existing, 'done', 0, settled.size);
+      if (existing.state === 'written' || existing.state === 'failed' || existing.state === 'complete') {
+        if (existing.state === 'written' && (await filesExist(existing.files))) return report(existing, 'done', existing.units);
+        if (existing.state === 'complete') {
+          await ensureWriteJob(this.write, meta.docId, existing.gen, { rerun: false });
+        } else {
+          await reopenDocument(this.parts, existing, { rewrite: true });
         }
-        await this.store.setState(doc.docId, 'complete');
-        await ensureWriteJob(this.write, doc.docId, existing.gen, { rerun: existing.state === 'written' });
-        return report(existing, 'rewrite', 0, settled.size);
+        return report(existing, 'rewrite', existing.units);
       }
-      const added = await this.addUnits(doc, existing, settled, options);
-      await this.finishEnqueuing(doc.docId, existing.gen);
-      return report(existing, 'resumed', added, settled.size);
+      const record = await this.store.register({ ...meta, name: existing.meta.name }, { reset: false, now, jobName: plan.jobName, ...(plan.password ? { password: plan.password } : {}) });
+      const settled = (await this.store.settledUnits(meta.docId, record.gen)).size;
+      await this.finishEnqueuing(record);
+      await this.feeder.add(meta.docId, meta.queue, true);
+      return report(record, 'resumed', settled);
     }
 
-    const name = await this.store.claimName(
-      options.clashingNames?.has(doc.baseName) ? `${doc.baseName}-${doc.sha256.slice(0, 8)}` : doc.baseName,
-      doc.docId,
-      doc.sha256,
-    );
-    const meta: DocMeta = {
-      docId: doc.docId,
-      kind: doc.kind,
-      source: doc.source,
-      sha256: doc.sha256,
-      name,
-      ...(options.outDir ? { outDir: options.outDir } : {}),
-      units: doc.units.length,
-      blob: doc.blob,
-      ...(doc.format ? { format: doc.format } : {}),
-      ...(doc.stats ? { stats: doc.stats } : {}),
-      ...(doc.password ? { password: doc.password } : {}),
-      ...(doc.conversationSummary ? { conversationSummary: true } : {}),
-      enqueuedAt: now,
-    };
-    const record = await this.store.register(meta, { reset: options.force || existing !== null, now });
-    const added = await this.addUnits(doc, record, new Set(), options);
-    await this.finishEnqueuing(doc.docId, record.gen);
-    return report(record, 'enqueued', added, 0);
+    const name = existing ? existing.meta.name : await this.claimName(meta, plan.baseName, options.clashing === true);
+    const full: DocMeta = { ...meta, name };
+    const record = await this.store.register(full, { reset: options.force || existing !== null, now, jobName: plan.jobName, ...(plan.password ? { password: plan.password } : {}) });
+    await this.finishEnqueuing(record);
+    await this.feeder.add(meta.docId, meta.queue, true);
+    this.parts.log.debug({ docId: meta.docId, units: meta.units, queue: meta.queue }, 'document registered');
+    return report(record, 'enqueued', 0);
   }
 
-  /** Adds a job for every unit without a result, in bulk, waiting while the queue is deep. */
-  private async addUnits(doc: PreparedDoc, record: DocRecord, settled: Set<number>, options: EnqueueOptions): Promise<number> {
-    const bulkSize = options.bulkSize ?? 1000;
-    let added = 0;
-    let batch: Array<{ name: UnitJobData['kind']; data: UnitJobData; opts: JobsOptions }> = [];
-    const flush = async () => {
-      if (batch.length === 0) return;
-      await this.waitForRoom(options.maxQueued, options.signal);
-      await this.infer.addBulk(batch);
-      added += batch.length;
-      batch = [];
-    };
-    for (let unit = 0; unit < doc.units.length; unit++) {
-      if (settled.has(unit)) continue;
-      const ref = doc.units[unit]!;
-      const base = { docId: doc.docId, gen: record.gen, unit };
-      let data: UnitJobData;
-      if (ref.kind === 'page') data = { ...base, kind: 'page', blob: doc.blob, page: ref.page };
-      else if (ref.kind === 'chunk') data = { ...base, kind: 'chunk', blob: doc.blob, offset: ref.offset, length: ref.length, ...(ref.group ? { group: ref.group } : {}) };
-      else {
-        // A summary waits for its chunks; a resumed document whose chunks all settled gets it now.
-        if ((await this.store.groupSettled(doc.docId, ref.group.reduce)) < ref.group.count) continue;
-        data = { ...base, kind: 'reduce', blob: doc.blob, group: ref.group };
-      }
-      batch.push({ name: ref.kind, data, opts: { jobId: unitJobId(doc.docId, record.gen, unit) } });
-      if (batch.length >= bulkSize) await flush();
-    }
-    await flush();
-    this.log.debug({ docId: doc.docId, added }, 'units added');
-    return added;
+  /** Claims the output name in its folder; names shared within one command all get the hash suffix. */
+  private async claimName(meta: Omit<DocMeta, 'name'>, baseName: string, clashing: boolean): Promise<string> {
+    const wanted = clashing ? `${baseName}-${meta.sha256.slice(0, 8)}` : baseName;
+    return this.store.claimName(meta.outSub, wanted, meta.docId, meta.sha256);
   }
 
-  /** Backpressure: wait while more than `maxQueued` units are waiting to be taken. */
-  private async waitForRoom(maxQueued: number, signal?: AbortSignal): Promise<void> {
-    let announced = false;
-    for (;;) {
-      signal?.throwIfAborted();
-      const waiting = await this.infer.getWaitingCount();
-      if (waiting < maxQueued) return;
-      if (!announced) {
-        this.log.info({ waiting, maxQueued }, 'queue is deep; waiting for workers before adding more');
-        announced = true;
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-
-  /** enqueuing → running (or complete, when every unit already settled meanwhile). */
-  private async finishEnqueuing(docId: string, gen: number): Promise<void> {
+  /** enqueuing → running (or complete, when every unit already settled: its write job is added). */
+  private async finishEnqueuing(record: DocRecord): Promise<void> {
     const state = await this.store.redis.eval(
       `if redis.call('HGET', KEYS[1], 'state') ~= 'enqueuing' then return redis.call('HGET', KEYS[1], 'state') end
        if redis.call('HLEN', KEYS[2]) >= tonumber(redis.call('HGET', KEYS[1], 'units')) then
          redis.call('HSET', KEYS[1], 'state', 'complete') return 'complete' end
        redis.call('HSET', KEYS[1], 'state', 'running') return 'running'`,
       2,
-      this.store.docKey(docId),
-      this.store.unitsKey(docId),
+      this.store.docKey(record.docId),
+      this.store.unitsKey(record.docId, record.gen),
     );
-    if (state === 'complete') await ensureWriteJob(this.write, docId, gen, { rerun: false });
+    if (state === 'complete') await ensureWriteJob(this.write, record.docId, record.gen, { rerun: false });
   }
 }
 
-function report(record: DocRecord, outcome: EnqueueOutcome, added: number, settled: number): EnqueueReport {
-  return { docId: record.docId, gen: record.gen, outcome, name: record.meta.name, units: record.units, added, settled };
+function report(record: DocRecord, outcome: EnqueueOutcome, settled: number): EnqueueReport {
+  return { docId: record.docId, gen: record.gen, outcome, name: record.meta.name, units: record.units, settled, model: record.meta.model ?? null, queue: record.meta.queue };
 }
 
 async function filesExist(files: string[]): Promise<boolean> {
@@ -192,3 +131,4 @@ async function filesExist(files: string[]): Promise<boolean> {
     return false;
   }
 }
+

@@ -1,66 +1,80 @@
 /**
- * One input file → a validated, stored document ready to enqueue, or an InputError. Nothing here
- * touches Redis: a file is checked whole (format from its bytes, every page count, every JSON
- * conversation) before anything is enqueued for it.
+ * One input file → a validated, stored input ready to enqueue under any task, or an InputError.
+ * Nothing here touches Redis: a file is checked whole (format from its bytes, every page count,
+ * every JSON conversation) before anything is enqueued for it.
  */
 import { stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { DocbatchError, InputError } from '../errors.ts';
-import type { ChunkGroup } from '../../queues/contracts.ts';
-import type { DocKind } from '../store/types.ts';
+import { inspectImage } from '../render/image.ts';
 import { BlobStore, hashFile } from '../store/blobs.ts';
+import type { DocKind } from '../store/types.ts';
 import { detectFile } from './detect.ts';
 import { inspectPdf, type PdfInspector } from './pdf.ts';
-import { splitExport } from './chat/split.ts';
+import { splitExport, type SplitUnit } from './chat/split.ts';
 
 export interface PrepareOptions {
   password?: string;
   /** Reused across files (one child process for the whole command); a fresh one per file when absent. */
   inspector?: PdfInspector;
-  /** Chat: also make one summary per conversation (with more than one chunk) from its chunks' summaries. */
-  conversationSummary?: boolean;
   chunkTokens: number;
   chunkOverlapTokens: number;
   signal?: AbortSignal;
 }
 
-/** A unit's reference as it goes into the job (see queues/contracts.ts). */
-export type UnitRef =
-  | { kind: 'page'; page: number }
-  | { kind: 'chunk'; offset: number; length: number; group?: ChunkGroup }
-  /** Added by the worker when the group's last chunk settles, never at enqueue. */
-  | { kind: 'reduce'; group: ChunkGroup };
-
-export interface PreparedDoc {
+/** A stored input: what every run of it (one per task and model) is made from. */
+export interface PreparedInput {
   source: string;
   kind: DocKind;
   sha256: string;
-  docId: string;
   /** Output base name before collision handling. */
   baseName: string;
-  /** The blob the workers read: the PDF itself, or a chat export's sidecar. */
+  /** The blob the workers read: the PDF or image itself, or a chat export's sidecar. */
   blob: string;
-  units: UnitRef[];
+  /** PDF and image: pages (TIFF frames). */
+  pages?: number;
+  /** Chat: one entry per chunk, in sidecar order. */
+  chunks?: SplitUnit[];
   format?: string;
+  encrypted?: boolean;
   password?: string;
   stats?: Record<string, unknown>;
-  conversationSummary?: boolean;
 }
 
-/** `d` + 20 hex digits of the content hash: the same bytes are the same document. */
-export function docIdFor(sha256: string): string {
-  return `d${sha256.slice(0, 20)}`;
-}
-
-export function baseNameOf(source: string): string {
+/**
+ * A file name made safe as an output base name, whatever it was: no folder separators, no
+ * control or invisible format characters, no leading dots (`...pdf` would name `..` or a hidden
+ * file), not a name Windows reserves, and at most `maxBytes` of UTF-8 (cut on a character
+ * boundary, with a short hash of the whole name so two long names stay apart). Never empty.
+ */
+export function baseNameOf(source: string, maxBytes = 120): string {
   const name = basename(source);
   const ext = extname(name);
-  const stem = ext ? name.slice(0, -ext.length) : name;
-  // The name only ever comes from the user's own file name; still, keep it a plain file name.
-  return stem.replace(/[/\\\0]/g, '_') || 'document';
+  const stem = ext && ext !== name ? name.slice(0, -ext.length) : name;
+  // eslint-disable-next-line no-control-regex
+  let safe = stem.normalize('NFC').replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff/\\:*?"<>|]/g, '_');
+  safe = safe.replace(/^[.\s]+/, '').replace(/[.\s]+$/, '');
+  if (/^(con|prn|aux|nul|com\d|lpt\d)$/i.test(safe)) safe = `${safe}_`;
+  if (safe === '') safe = 'document';
+  if (Buffer.byteLength(safe) > maxBytes) {
+    const hash = shortHash(stem);
+    let cut = safe;
+    while (Buffer.byteLength(cut) > maxBytes - hash.length - 1) cut = [...cut].slice(0, -1).join('');
+    safe = `${cut}-${hash}`;
+  }
+  return safe;
 }
 
-export async function prepareFile(source: string, blobs: BlobStore, options: PrepareOptions): Promise<PreparedDoc> {
+function shortHash(text: string): string {
+  let h = 0x811c9dc5;
+  for (const ch of text) {
+    h ^= ch.codePointAt(0)!;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
+}
+
+export async function prepareFile(source: string, blobs: BlobStore, options: PrepareOptions): Promise<PreparedInput> {
   let size: number;
   try {
     const info = await stat(source);
@@ -75,6 +89,12 @@ export async function prepareFile(source: string, blobs: BlobStore, options: Pre
   if (size === 0) throw new InputError('EMPTY_FILE', 'the file is empty (0 bytes)', { place: { file: source } });
 
   const kind = await detectFile(source);
+  const baseName = baseNameOf(source);
+  // A name that says PDF over bytes that say otherwise is refused, not guessed at.
+  if (extname(source).toLowerCase() === '.pdf' && kind.kind !== 'pdf' && kind.kind !== 'empty') {
+    const what = kind.kind === 'unknown' ? kind.reason : kind.kind === 'image' ? `a ${kind.format.toUpperCase()} image` : `a ${kind.kind} file`;
+    throw new InputError('NOT_PDF', `named .pdf but its bytes are not a PDF (${what})`, { place: { file: source } });
+  }
   switch (kind.kind) {
     case 'empty':
       throw new InputError('EMPTY_FILE', 'the file holds nothing but whitespace', { place: { file: source } });
@@ -82,7 +102,7 @@ export async function prepareFile(source: string, blobs: BlobStore, options: Pre
       if (extname(source).toLowerCase() === '.pdf') {
         throw new InputError('NOT_PDF', `named .pdf but its bytes are not a PDF (${kind.reason})`, { place: { file: source } });
       }
-      throw new InputError('UNSUPPORTED_FORMAT', `not a PDF or a known chat export (${kind.reason})`, { place: { file: source } });
+      throw new InputError('UNSUPPORTED_FORMAT', `not a PDF, an image or a known chat export (${kind.reason})`, { place: { file: source } });
     case 'pdf': {
       const inspectOptions = { file: source, ...(options.password ? { password: options.password } : {}), ...(options.signal ? { signal: options.signal } : {}) };
       const info = options.inspector ? await options.inspector.inspect(source, inspectOptions) : await inspectPdf(source, inspectOptions);
@@ -91,12 +111,30 @@ export async function prepareFile(source: string, blobs: BlobStore, options: Pre
         source,
         kind: 'pdf',
         sha256: blob.sha256,
-        docId: docIdFor(blob.sha256),
-        baseName: baseNameOf(source),
+        baseName,
         blob: blob.sha256,
-        units: Array.from({ length: info.pages }, (_, i) => ({ kind: 'page' as const, page: i + 1 })),
-        ...(info.encrypted && options.password ? { password: options.password } : {}),
+        pages: info.pages,
+        ...(info.encrypted && options.password ? { encrypted: true, password: options.password } : {}),
         stats: { pages: info.pages, encrypted: info.encrypted, title: info.title },
+      };
+    }
+    case 'image': {
+      let info;
+      try {
+        info = await inspectImage(source);
+      } catch (err) {
+        throw new InputError('IMAGE_CORRUPT', `a ${kind.format.toUpperCase()} image by its bytes, but it cannot be decoded: ${(err as Error).message}`, { place: { file: source }, cause: err });
+      }
+      const blob = await blobs.put(source);
+      return {
+        source,
+        kind: 'image',
+        sha256: blob.sha256,
+        baseName,
+        blob: blob.sha256,
+        pages: info.pages,
+        format: kind.format,
+        stats: { pages: info.pages, format: kind.format, width: info.width, height: info.height },
       };
     }
     case 'chat': {
@@ -113,10 +151,9 @@ export async function prepareFile(source: string, blobs: BlobStore, options: Pre
         source,
         kind: 'chat',
         sha256,
-        docId: docIdFor(sha256),
-        baseName: baseNameOf(source),
+        baseName,
         blob: blob.sha256,
-        units: chunkRefs(split.units, options.conversationSummary === true),
+        chunks: split.units,
         format: split.format,
         stats: {
           format: split.format,
@@ -126,28 +163,7 @@ export async function prepareFile(source: string, blobs: BlobStore, options: Pre
           chunks: split.chunks,
           skipped: split.skipped,
         },
-        ...(options.conversationSummary ? { conversationSummary: true } : {}),
       };
     }
   }
-}
-
-/**
- * Chunk units in sidecar order; with summaries, one reduce unit per conversation of more than
- * one chunk follows them all, in conversation order (the writer relies on that order).
- */
-export function chunkRefs(units: Array<{ offset: number; length: number; chunk: number; chunks: number }>, summaries: boolean): UnitRef[] {
-  const refs: UnitRef[] = units.map((u) => ({ kind: 'chunk' as const, offset: u.offset, length: u.length }));
-  if (!summaries) return refs;
-  const reduces: UnitRef[] = [];
-  for (let first = 0; first < units.length; ) {
-    const count = units[first]!.chunks;
-    if (count > 1) {
-      const group: ChunkGroup = { reduce: units.length + reduces.length, first, count, head: [units[first]!.offset, units[first]!.length] };
-      for (let i = first; i < first + count; i++) (refs[i] as { group?: ChunkGroup }).group = group;
-      reduces.push({ kind: 'reduce', group });
-    }
-    first += Math.max(1, count);
-  }
-  return [...refs, ...reduces];
 }

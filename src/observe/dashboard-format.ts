@@ -64,16 +64,18 @@ function shown(v: unknown): string {
 }
 
 /**
- * `page 3 · d5f0c…` for a page, `chunk 4 · d5f0c…` for a chunk (unit index, as in the job id),
- * `document · d5f0c…` for a write job; ` · CONTEXT_TOO_LONG` is added once the job failed.
+ * `page 3 · d5f0c…` for a page (1-based), `chunk 4 · d5f0c…` for a chunk (unit index, as in the
+ * job id), `document · d5f0c…` for a write job or a whole-document unit; ` · CONTEXT_TOO_LONG`
+ * is added once the job failed. The job's name says what kind of unit it is.
  */
 export function jobTitle(job: JobLike): string {
   const data = job.data;
-  const kind = field(data, 'kind');
+  const kind = typeof job.name === 'string' ? job.name : field(data, 'kind');
   const docId = shown(field(data, 'docId'));
+  const unit = field(data, 'unit');
   let title: string;
-  if (kind === 'page') title = `page ${shown(field(data, 'page'))} · ${docId}`;
-  else if (kind === 'chunk') title = `chunk ${shown(field(data, 'unit'))} · ${docId}`;
+  if (kind === 'page' && typeof unit === 'number') title = `page ${unit + 1} · ${docId}`;
+  else if ((kind === 'chunk' || kind === 'conversation' || kind === 'reduce') && unit !== undefined) title = `${kind} ${shown(unit)} · ${docId}`;
   else if (field(data, 'docId') !== undefined) title = `${typeof job.name === 'string' ? shown(job.name) : 'job'} · ${docId}`;
   else title = typeof job.name === 'string' ? job.name : 'job';
   const code = errorCodeOf(job.failedReason);
@@ -85,8 +87,7 @@ export function jobTitle(job: JobLike): string {
 export function unitData(data: unknown): unknown {
   if (!data || typeof data !== 'object') return cutShort(data);
   const d = data as Record<string, unknown>;
-  const where = d.kind === 'page' ? { page: d.page } : d.kind === 'chunk' ? { chunkBytes: `${String(d.offset)}+${String(d.length)}` } : {};
-  return cutShort({ docId: d.docId, unit: d.unit, kind: d.kind, ...where, gen: d.gen, blob: d.blob, ...rest(d, ['docId', 'unit', 'kind', 'page', 'offset', 'length', 'gen', 'blob']) });
+  return cutShort({ docId: d.docId, unit: d.unit, gen: d.gen, ...rest(d, ['docId', 'unit', 'gen']) });
 }
 
 function rest(d: Record<string, unknown>, known: string[]): Record<string, unknown> {

@@ -22,7 +22,8 @@ import { serve } from '@hono/node-server';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import { Registry } from 'prom-client';
-import type { QueueName } from '../../queues/contracts.ts';
+import { connectRedis } from '../../queues/connect.ts';
+import { QUEUES, type QueueName } from '../../queues/contracts.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from './log.ts';
 import { assertSafeBinding, authorized, challenge, hasCredentials, type DashboardCredentials } from './dashboard-auth.ts';
@@ -44,9 +45,14 @@ export interface Dashboard {
 }
 
 const DESCRIPTIONS: Record<QueueName, string> = {
-  infer: 'One job per unit (PDF page or chat chunk), taken by the GPU workers.',
+  infer: 'One job per unit (page, document or chat chunk) of runs naming no model, taken by every GPU worker.',
   write: 'One job per finished document, taken by the writer.',
 };
+
+function describe(name: string): string {
+  if (name in DESCRIPTIONS) return DESCRIPTIONS[name as QueueName];
+  return 'Units of runs naming one model, taken by the GPU workers serving it.';
+}
 
 const CSP = [
   "default-src 'self'",
@@ -68,7 +74,11 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
   assertSafeBinding(config.dashboardHost, credentials);
   const readOnly = config.dashboardReadOnly;
 
-  const counter = openQueueCounter(config);
+  // Every infer queue in use under the prefix (one per model named by a run), then the write queue.
+  const probe = connectRedis(config.redisUrl, 'client');
+  const inferQueues = await probe.smembers(`${config.prefix}:queues`).catch(() => [] as string[]);
+  probe.disconnect();
+  const counter = openQueueCounter(config, [QUEUES.infer, ...inferQueues.sort()]);
   const registry = new Registry();
   registerQueueMetrics(registry, counter.queues);
   const checks = { redis: redisCheck(counter.redis), queues: queuesCheck(counter.queues) };
@@ -106,9 +116,9 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
   const board = new HonoAdapter(staticFiles);
   createBullBoard({
     queues: counter.queues.map(({ name, queue }) => {
-      const adapter = new BullMQAdapter(queue, { readOnlyMode: readOnly, allowRetries: !readOnly, displayName: name, description: DESCRIPTIONS[name] });
+      const adapter = new BullMQAdapter(queue, { readOnlyMode: readOnly, allowRetries: !readOnly, displayName: name, description: describe(name) });
       adapter.setFormatter('name', jobTitle);
-      adapter.setFormatter('data', name === 'infer' ? unitData : (d: unknown) => cutShort(d));
+      adapter.setFormatter('data', name !== QUEUES.write ? unitData : (d: unknown) => cutShort(d));
       adapter.setFormatter('returnValue', (v: unknown) => cutShort(v));
       return adapter;
     }),

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { ConfigError } from '../errors.ts';
-import type { InferWorker } from '../infer/worker.ts';
+
 import type { CountableQueue } from './metrics.ts';
 
 export interface CheckResult {
@@ -78,16 +78,31 @@ export interface Registration {
  * the loop must also be seen from Redis's side: a worker whose connection Redis no longer lists
  * (dropped and never re-established) takes nothing, however alive its process looks.
  */
-export function workerChecks(worker: InferWorker, registration?: Registration): Record<string, HealthCheck> {
+/** What a worker's health reads: its Redis, its engine, its loops and what paused them. */
+export interface CheckedWorker {
+  readonly redis: Redis;
+  readonly engine: { readonly client: { health(signal?: AbortSignal): Promise<string> }; readonly monitor: { readonly isDown: boolean } };
+  readonly loop: { running: boolean; paused: boolean; closing: boolean };
+  readonly overBudget: boolean;
+  readonly activeUnits: number;
+  /** A fault of the worker's own environment that stopped its intake (null while healthy). */
+  readonly unhealthy: { code: string; message: string } | null;
+}
+
+export function workerChecks(worker: CheckedWorker, registration?: Registration): Record<string, HealthCheck> {
   return {
-    redis: redisCheck(worker.store.redis),
+    redis: redisCheck(worker.redis),
     engine: async (signal) => {
-      const state = await worker.client.health(signal);
-      return { ok: state === 'up', state, outage: worker.monitor.isDown };
+      const state = await worker.engine.client.health(signal);
+      return { ok: state === 'up', state, outage: worker.engine.monitor.isDown };
+    },
+    environment: async () => {
+      const fault = worker.unhealthy;
+      return fault ? { ok: false, code: fault.code, message: fault.message } : { ok: true };
     },
     loop: async () => {
       const { running, paused, closing } = worker.loop;
-      const engineDown = worker.monitor.isDown;
+      const engineDown = worker.engine.monitor.isDown;
       const registered = registration ? await isRegistered(registration) : 'unknown';
       // Paused on purpose (engine outage, budget spent) is healthy: the worker is doing what it should.
       const ok = running && !closing && (!paused || engineDown || worker.overBudget) && registered !== false;

@@ -4,8 +4,9 @@
  * Two sources:
  * - queue gauges (`docbatch_queue_jobs{queue,state}`, `docbatch_redis_up`), read from BullMQ's
  *   getJobCounts when scraped; the dashboard and every worker serve them;
- * - worker families, fed by the InferWorker's hooks (units settled, requests, OOMs) and read from
- *   its parts when scraped (window, in flight, gate, engine downtime).
+ * - worker families, fed by the worker's events (units settled, requests, OOMs) and read from
+ *   its engine when scraped (window, in flight, gate, engine downtime). Metrics know the worker
+ *   only as an ObservedWorker: what it tells, not how it is built.
  *
  * Counters are what rates come from: `rate(docbatch_units_completed_total[5m])` is units per
  * second. docs/operations.md lists every family.
@@ -14,9 +15,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { connectRedis, openQueue } from '../../queues/connect.ts';
-import { QUEUES, type QueueName, type UnitJobData } from '../../queues/contracts.ts';
-import type { InferWorker, InferWorkerHooks } from '../infer/worker.ts';
-import type { UnitResult } from '../store/types.ts';
+import { QUEUES, type UnitJobData } from '../../queues/contracts.ts';
+import type { DocMeta, UnitResult } from '../store/types.ts';
+import { withDeadline } from '../timeouts.ts';
 
 export const METRIC_PREFIX = 'docbatch_';
 
@@ -43,15 +44,15 @@ export interface QueueMetricsOptions {
  */
 export function registerQueueMetrics(
   registry: Registry,
-  queues: ReadonlyArray<{ name: QueueName; queue: CountableQueue }>,
+  queues: ReadonlyArray<{ name: string; queue: CountableQueue }>,
   options: QueueMetricsOptions = {},
 ): void {
   const timeoutMs = options.timeoutMs ?? 2000;
-  let sample: { at: number; result: Promise<Map<QueueName, Record<string, number>> | null> } | null = null;
+  let sample: { at: number; result: Promise<Map<string, Record<string, number>> | null> } | null = null;
   const read = () => {
     // One Redis read serves every family of one scrape (prom-client collects them concurrently).
     if (sample && performance.now() - sample.at < 250) return sample.result;
-    const result = withTimeout(
+    const result = withDeadline(
       Promise.all(queues.map(async ({ name, queue }) => [name, await queue.getJobCounts(...JOB_STATES)] as const)).then((pairs) => new Map(pairs)),
       timeoutMs,
     ).catch(() => null);
@@ -84,7 +85,7 @@ export function registerQueueMetrics(
 
 /** Queues opened only to be counted, on their own connection; `close()` is idempotent. */
 export interface QueueCounter {
-  queues: Array<{ name: QueueName; queue: Queue }>;
+  queues: Array<{ name: string; queue: Queue }>;
   redis: Redis;
   close(): Promise<void>;
 }
@@ -94,9 +95,10 @@ export interface QueueCounter {
  * process outlives Redis restarts) but fails a command after one retry, so a scrape during an
  * outage answers `docbatch_redis_up 0` instead of hanging.
  */
-export function openQueueCounter(target: { redisUrl: string; prefix: string; attempts: number }): QueueCounter {
+export function openQueueCounter(target: { redisUrl: string; prefix: string; attempts: number }, inferQueues: string[] = [QUEUES.infer]): QueueCounter {
   const redis = connectRedis(target.redisUrl, 'worker', { maxRetriesPerRequest: 1 });
-  const opened = (Object.keys(QUEUES) as Array<keyof typeof QUEUES>).map((key) => ({ name: QUEUES[key], queue: openQueue(key, target, redis) as unknown as Queue }));
+  const names = [...new Set([...inferQueues, QUEUES.write])];
+  const opened = names.map((name) => ({ name, queue: (name === QUEUES.write ? openQueue('write', target, redis) : openQueue('infer', target, redis, name)) as unknown as Queue }));
   let closing: Promise<void> | null = null;
   return {
     queues: opened,
@@ -113,6 +115,19 @@ export function openQueueCounter(target: { redisUrl: string; prefix: string; att
 
 type Cumulative = 'deaths' | 'downMs' | 'busyMs';
 
+/** What metrics read from a worker: its events, and its engine's parts when scraped. */
+export interface ObservedWorker {
+  readonly activeUnits: number;
+  readonly engine: {
+    readonly window: { snapshot(): { size: number; state: string } };
+    readonly gate: { readonly inFlight: number; readonly waiting: number; readonly busyTime: number };
+    readonly monitor: { readonly isDown: boolean; readonly deaths: number; on(event: 'down' | 'up', listener: () => void): unknown };
+  };
+  on(event: 'unit:settled', listener: (data: UnitJobData, meta: DocMeta, result: UnitResult) => void): unknown;
+  on(event: 'request', listener: (ms: number, ok: boolean) => void): unknown;
+  on(event: 'oom', listener: () => void): unknown;
+}
+
 export interface WorkerMetricsOptions {
   /** Registry to register on. @defaultValue a new Registry */
   registry?: Registry;
@@ -122,21 +137,31 @@ export interface WorkerMetricsOptions {
   labels?: Record<string, string>;
 }
 
+/** The kind of a unit, for labels: page, document, chunk, conversation or reduce. */
+function unitKind(data: UnitJobData, meta: DocMeta): string {
+  if (data.reduce) return 'reduce';
+  return meta.task?.unit ?? (meta.kind === 'chat' ? 'chunk' : 'page');
+}
+
 /**
- * The families of one GPU worker. Create it first, hand `hooks` to the InferWorker, then
- * `attach(worker)` so the gauges can read it:
- *
- *     const metrics = new WorkerMetrics();
- *     const worker = new InferWorker(config, log, metrics.hooks);
- *     metrics.attach(worker);
+ * The families of one GPU worker. Create it, then `attach(worker)`: it subscribes to the
+ * worker's events and reads its engine when scraped.
  */
 export class WorkerMetrics {
   readonly registry: Registry;
-  readonly hooks: Required<InferWorkerHooks>;
-  private worker: InferWorker | null = null;
+  private worker: ObservedWorker | null = null;
   private downSince: number | null = null;
   private downMsClosed = 0;
   private readonly reported: Record<Cumulative, number> = { deaths: 0, downMs: 0, busyMs: 0 };
+  private readonly families: {
+    completed: Counter;
+    failed: Counter;
+    promptTokens: Counter;
+    completionTokens: Counter;
+    requestSeconds: Histogram;
+    renderSeconds: Histogram;
+    ooms: Counter;
+  };
 
   constructor(options: WorkerMetricsOptions = {}) {
     const registry = (this.registry = options.registry ?? new Registry());
@@ -146,30 +171,17 @@ export class WorkerMetrics {
     const p = METRIC_PREFIX;
     const self = this;
 
-    const completed = new Counter({ name: `${p}units_completed_total`, help: 'Units (pages, chunks) whose result was recorded.', labelNames: ['kind'], registers });
-    const failed = new Counter({ name: `${p}units_failed_total`, help: 'Units that failed for good, by error code (src/errors.ts).', labelNames: ['kind', 'code'], registers });
-    const promptTokens = new Counter({ name: `${p}prompt_tokens_total`, help: 'Prompt tokens of recorded units, as the engine counted them.', registers });
-    const completionTokens = new Counter({ name: `${p}completion_tokens_total`, help: 'Completion tokens of recorded units, as the engine counted them.', registers });
-    const requestSeconds = new Histogram({ name: `${p}request_duration_seconds`, help: 'Engine request latency, from send to answer or failure.', labelNames: ['outcome'], buckets: LATENCY_BUCKETS, registers });
-    const renderSeconds = new Histogram({ name: `${p}render_duration_seconds`, help: 'Time to render a page to an image (recorded page units).', buckets: RENDER_BUCKETS, registers });
-    const ooms = new Counter({ name: `${p}engine_oom_total`, help: 'Requests that failed because the engine ran out of GPU memory (an engine death counts).', registers });
-
-    this.hooks = {
-      onSettled: (data: UnitJobData, result: UnitResult) => {
-        if (result.ok) {
-          completed.inc({ kind: data.kind });
-          promptTokens.inc(result.promptTokens);
-          completionTokens.inc(result.completionTokens);
-          if (result.renderMs !== undefined) renderSeconds.observe(result.renderMs / 1000);
-        } else {
-          failed.inc({ kind: data.kind, code: result.code });
-        }
-      },
-      onRequest: (ms: number, ok: boolean) => requestSeconds.observe({ outcome: ok ? 'ok' : 'error' }, ms / 1000),
-      onOom: () => ooms.inc(),
+    this.families = {
+      completed: new Counter({ name: `${p}units_completed_total`, help: 'Units (pages, chunks) whose result was recorded, by kind and the model that answered.', labelNames: ['kind', 'model'], registers }),
+      failed: new Counter({ name: `${p}units_failed_total`, help: 'Units that failed for good, by error code (src/errors.ts).', labelNames: ['kind', 'code'], registers }),
+      promptTokens: new Counter({ name: `${p}prompt_tokens_total`, help: 'Prompt tokens of recorded units, as the engine counted them, by model.', labelNames: ['model'], registers }),
+      completionTokens: new Counter({ name: `${p}completion_tokens_total`, help: 'Completion tokens of recorded units, as the engine counted them, by model.', labelNames: ['model'], registers }),
+      requestSeconds: new Histogram({ name: `${p}request_duration_seconds`, help: 'Engine request latency, from send to answer or failure.', labelNames: ['outcome'], buckets: LATENCY_BUCKETS, registers }),
+      renderSeconds: new Histogram({ name: `${p}render_duration_seconds`, help: 'Time to render a page to an image (recorded page units).', buckets: RENDER_BUCKETS, registers }),
+      ooms: new Counter({ name: `${p}engine_oom_total`, help: 'Requests that failed because the engine ran out of GPU memory (an engine death counts).', registers }),
     };
 
-    const gauge = (name: string, help: string, read: (w: InferWorker) => number) =>
+    const gauge = (name: string, help: string, read: (w: ObservedWorker) => number) =>
       new Gauge({
         name: `${p}${name}`,
         help,
@@ -178,11 +190,11 @@ export class WorkerMetrics {
           if (self.worker) this.set(read(self.worker));
         },
       });
-    gauge('worker_window', 'Requests this worker may have in flight at the engine now (the adaptive window).', (w) => w.window.snapshot().size);
-    gauge('worker_in_flight', 'Requests of this worker at the engine now.', (w) => w.gate.inFlight);
-    gauge('worker_gate_waiting', 'Prepared units waiting at the gate for a window slot.', (w) => w.gate.waiting);
+    gauge('worker_window', 'Requests this worker may have in flight at the engine now (the adaptive window).', (w) => w.engine.window.snapshot().size);
+    gauge('worker_in_flight', 'Requests of this worker at the engine now.', (w) => w.engine.gate.inFlight);
+    gauge('worker_gate_waiting', 'Prepared units waiting at the gate for a window slot.', (w) => w.engine.gate.waiting);
     gauge('worker_active_units', 'Units this worker holds (preparing, waiting or in flight).', (w) => w.activeUnits);
-    gauge('engine_up', '1 while the engine answers, 0 while this worker waits for it to come back.', (w) => (w.monitor.isDown ? 0 : 1));
+    gauge('engine_up', '1 while the engine answers, 0 while this worker waits for it to come back.', (w) => (w.engine.monitor.isDown ? 0 : 1));
     new Gauge({
       name: `${p}worker_window_state`,
       help: 'The window controller state (1 for the current one): probing, steady, backoff, paused.',
@@ -190,7 +202,7 @@ export class WorkerMetrics {
       registers,
       collect() {
         if (!self.worker) return;
-        const state = self.worker.window.snapshot().state;
+        const state = self.worker.engine.window.snapshot().state;
         for (const s of ['probing', 'steady', 'backoff', 'paused']) this.set({ state: s }, s === state ? 1 : 0);
       },
     });
@@ -210,18 +222,32 @@ export class WorkerMetrics {
           }
         },
       });
-    cumulative('engine_deaths_total', 'Times this worker found its engine dead (process gone or EngineDeadError).', 'deaths', () => this.worker?.monitor.deaths ?? 0);
+    cumulative('engine_deaths_total', 'Times this worker found its engine dead (process gone or EngineDeadError).', 'deaths', () => this.worker?.engine.monitor.deaths ?? 0);
     cumulative('engine_down_seconds_total', 'Seconds this worker spent waiting for its engine to come back (includes an outage in progress).', 'downMs', () => this.downMs(), 1 / 1000);
-    cumulative('engine_busy_seconds_total', 'Seconds during which this worker had at least one request at the engine.', 'busyMs', () => this.worker?.gate.busyTime ?? 0, 1 / 1000);
+    cumulative('engine_busy_seconds_total', 'Seconds during which this worker had at least one request at the engine.', 'busyMs', () => this.worker?.engine.gate.busyTime ?? 0, 1 / 1000);
   }
 
-  /** Lets the scrape-time families read `worker`; call once, right after constructing it. */
-  attach(worker: InferWorker): void {
+  /** Subscribes to the worker's events and lets the scrape-time families read it; call once. */
+  attach(worker: ObservedWorker): void {
     this.worker = worker;
-    worker.monitor.on('down', () => {
+    const f = this.families;
+    worker.on('unit:settled', (data, meta, result) => {
+      const kind = unitKind(data, meta);
+      if (result.ok) {
+        f.completed.inc({ kind, model: result.model });
+        f.promptTokens.inc({ model: result.model }, result.promptTokens);
+        f.completionTokens.inc({ model: result.model }, result.completionTokens);
+        if (result.renderMs !== undefined) f.renderSeconds.observe(result.renderMs / 1000);
+      } else {
+        f.failed.inc({ kind, code: result.code });
+      }
+    });
+    worker.on('request', (ms, ok) => f.requestSeconds.observe({ outcome: ok ? 'ok' : 'error' }, ms / 1000));
+    worker.on('oom', () => f.ooms.inc());
+    worker.engine.monitor.on('down', () => {
       this.downSince ??= performance.now();
     });
-    worker.monitor.on('up', () => {
+    worker.engine.monitor.on('up', () => {
       if (this.downSince !== null) this.downMsClosed += performance.now() - this.downSince;
       this.downSince = null;
     });
@@ -236,12 +262,4 @@ export class WorkerMetrics {
   metrics(): Promise<string> {
     return this.registry.metrics();
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

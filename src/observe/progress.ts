@@ -17,7 +17,7 @@ export interface DocProgress {
 
 export function progressOf(record: DocRecord, now = Date.now()): DocProgress {
   const settled = record.done + record.failed;
-  const finished = record.state === 'written';
+  const finished = record.state === 'written' || record.state === 'failed';
   const start = record.startedAt ? Date.parse(record.startedAt) : null;
   const end = finished && record.finishedAt ? Date.parse(record.finishedAt) : now;
   const elapsed = start !== null ? Math.max(0.001, (end - start) / 1000) : null;

@@ -1,12 +1,21 @@
 /**
  * The content-addressed store in BLOB_DIR: `<dir>/<sha[0:2]>/<sha>`. Producers put inputs (and
- * chat sidecars) here; workers on any machine read them by hash. A blob appears whole or not at
- * all (written to a temporary name, fsynced, renamed), and an existing blob is never rewritten.
+ * chat sidecars, chunk indexes, tasks) here; workers on any machine read them by hash. A blob
+ * appears whole or not at all (written to a temporary name, fsynced, renamed), and an existing
+ * blob is never rewritten. Named objects (`<dir>/named/...`: results archives of written
+ * documents) live beside the blobs.
+ *
+ * Whose fault is a failed read: a store that is itself unreadable (BLOB_DIR missing or not
+ * mounted on this machine, EMFILE, ESTALE, EIO) is the reading process's environment
+ * (BLOB_STORE_UNAVAILABLE: a worker hands its unit back and stops taking work); a blob missing
+ * from a store that answers is the unit's (BLOB_MISSING). The marker file `.docbatch-store`,
+ * written with the first blob, tells the two apart.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { access, mkdir, open, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DocbatchError } from '../errors.ts';
 
@@ -15,6 +24,11 @@ export interface BlobRef {
   size: number;
   path: string;
 }
+
+export const STORE_MARKER = '.docbatch-store';
+
+/** errno codes that say the store itself (not one blob) cannot be read here. */
+const ENVIRONMENT_ERRNOS = new Set(['EMFILE', 'ENFILE', 'ESTALE', 'EIO', 'EACCES', 'EPERM', 'ENOTCONN', 'ENXIO', 'EHOSTDOWN', 'ETIMEDOUT']);
 
 export class BlobStore {
   readonly dir: string;
@@ -37,6 +51,28 @@ export class BlobStore {
     }
   }
 
+  /** Throws BLOB_STORE_UNAVAILABLE unless the store answers here (its folder and marker are readable). */
+  async check(): Promise<void> {
+    try {
+      await access(join(this.dir, STORE_MARKER), constants.R_OK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? `${this.dir} has no ${STORE_MARKER} (not the producer's BLOB_DIR, not mounted here, or nothing was ever enqueued into it)` : `${this.dir}: ${(err as Error).message}`;
+      throw new DocbatchError('BLOB_STORE_UNAVAILABLE', `blob store unreadable: ${why}`, { cause: err });
+    }
+  }
+
+  /** Writes the marker (producers, before their first blob). */
+  async markStore(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const marker = join(this.dir, STORE_MARKER);
+    try {
+      await access(marker);
+    } catch {
+      await writeFile(marker, 'docbatch blob store\n');
+    }
+  }
+
   /** A temporary path inside the store (same filesystem, so a rename is atomic). */
   async tempPath(label: string): Promise<string> {
     const tmp = join(this.dir, 'tmp');
@@ -46,6 +82,7 @@ export class BlobStore {
 
   /** Copies `source` in, hashing while copying. Returns the blob (existing or new). */
   async put(source: string): Promise<BlobRef> {
+    await this.markStore();
     const tmp = await this.tempPath('put');
     const hash = createHash('sha256');
     let size = 0;
@@ -67,18 +104,29 @@ export class BlobStore {
     }
   }
 
+  /** Stores bytes (a task, a chunk index). */
+  async putBytes(bytes: Buffer | string): Promise<BlobRef> {
+    await this.markStore();
+    const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
+    const sha256 = createHash('sha256').update(buf).digest('hex');
+    if (await this.has(sha256)) return { sha256, size: buf.length, path: this.pathOf(sha256) };
+    const tmp = await this.tempPath('bytes');
+    try {
+      await writeFile(tmp, buf);
+      return await this.adopt(tmp, sha256, buf.length);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
   /** Moves a finished temporary file (already hashed) into the store under its hash. */
   async adopt(tmp: string, sha256: string, size?: number): Promise<BlobRef> {
+    await this.markStore();
     const path = this.pathOf(sha256);
     if (await this.has(sha256)) {
       await rm(tmp, { force: true });
     } else {
-      const handle = await open(tmp, 'r');
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
+      await fsyncFile(tmp);
       await mkdir(join(this.dir, sha256.slice(0, 2)), { recursive: true });
       await rename(tmp, path);
     }
@@ -92,24 +140,100 @@ export class BlobStore {
     try {
       handle = await open(path, 'r');
     } catch (err) {
-      throw new DocbatchError('BLOB_MISSING', `blob ${sha256.slice(0, 12)} is not in ${this.dir} (is BLOB_DIR shared with the producer?)`, { cause: err });
+      throw await this.readError(sha256, err);
     }
     try {
       const buffer = Buffer.alloc(length);
       const { bytesRead } = await handle.read(buffer, 0, length, offset);
       if (bytesRead !== length) throw new DocbatchError('BLOB_MISSING', `blob ${sha256.slice(0, 12)} is shorter than expected (${offset}+${length})`);
       return buffer;
+    } catch (err) {
+      if (err instanceof DocbatchError) throw err;
+      throw await this.readError(sha256, err);
     } finally {
       await handle.close();
     }
   }
 
-  /** Throws BLOB_MISSING unless the blob is present. */
-  async require(sha256: string): Promise<string> {
-    if (!(await this.has(sha256))) {
-      throw new DocbatchError('BLOB_MISSING', `blob ${sha256.slice(0, 12)} is not in ${this.dir} (is BLOB_DIR shared with the producer?)`);
+  async readAll(sha256: string): Promise<Buffer> {
+    try {
+      return await readFile(this.pathOf(sha256));
+    } catch (err) {
+      if (err instanceof DocbatchError) throw err;
+      throw await this.readError(sha256, err);
     }
-    return this.pathOf(sha256);
+  }
+
+  /** A path to the blob on this machine (renderers open it by path). */
+  async localPath(sha256: string): Promise<string> {
+    const path = this.pathOf(sha256);
+    try {
+      await access(path, constants.R_OK);
+      return path;
+    } catch (err) {
+      throw await this.readError(sha256, err);
+    }
+  }
+
+  /** Writes a named object whole (temporary name, fsync, rename). */
+  async putNamed(key: string, bytes: Buffer | string): Promise<void> {
+    const path = this.namedPath(key);
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      await writeFile(tmp, bytes);
+      await fsyncFile(tmp);
+      await rename(tmp, path);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** A named object, or null when there is none. */
+  async getNamed(key: string): Promise<Buffer | null> {
+    try {
+      return await readFile(this.namedPath(key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        await this.check();
+        return null;
+      }
+      throw new DocbatchError('BLOB_STORE_UNAVAILABLE', `cannot read ${key} from the blob store: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async deleteNamed(key: string): Promise<void> {
+    await rm(this.namedPath(key), { force: true });
+  }
+
+  private namedPath(key: string): string {
+    if (!/^[A-Za-z0-9._/-]+$/.test(key) || key.split('/').some((p) => p === '' || p === '.' || p === '..')) {
+      throw new TypeError(`not a named-object key: ${JSON.stringify(key)}`);
+    }
+    return join(this.dir, 'named', key);
+  }
+
+  /** Classifies a failed read: the store's fault (environment) or the blob's (missing). */
+  private async readError(sha256: string, err: unknown): Promise<DocbatchError> {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (ENVIRONMENT_ERRNOS.has(code)) {
+      return new DocbatchError('BLOB_STORE_UNAVAILABLE', `cannot read blob ${sha256.slice(0, 12)} (${code}): ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      await this.check();
+    } catch (unavailable) {
+      return unavailable as DocbatchError;
+    }
+    return new DocbatchError('BLOB_MISSING', `blob ${sha256.slice(0, 12)} is not in ${this.dir} although the store answers (deleted or collected?)`, { cause: err });
+  }
+}
+
+async function fsyncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

@@ -1,22 +1,29 @@
 /**
  * The document record and the results hash in Redis: where every finished unit becomes durable
  * the moment it finishes, and where "the last unit of a document just settled" is decided
- * exactly once (see docs/design.md, "Why not a BullMQ flow").
+ * exactly once (see docs/design.md, "Why not a BullMQ flow"). Every key and its lifetime is in
+ * docs/design.md, "Redis keys".
  *
- *   {p}:doc:{id}        hash   meta (JSON), gen, units, state, done, failed, token and time counters
- *   {p}:doc:{id}:units  hash   unit index → UnitResult JSON (first write wins)
- *   {p}:docs            zset   doc ids by creation time
- *   {p}:names           hash   output name → doc id
+ *   {p}:doc:{id}          hash   meta (JSON), gen, counters, state, feeder cursor, password until written
+ *   {p}:doc:{id}:r:{gen}  hash   unit index → UnitResult JSON (first write wins); gone once written
+ *   {p}:doc:{id}:g:{gen}  hash   conversation summary unit → chunks of it settled
+ *   {p}:docs              zset   doc ids by creation time (status, gc)
+ *   {p}:active            zset   doc ids not yet written (the reconciler's work list)
+ *   {p}:names             hash   output folder/name → doc id
+ *   {p}:queues            set    infer queues in use
+ *   {p}:stats             hash   totals over all documents
  */
 import type { Redis } from 'ioredis';
-import { SETTLE_LUA, RESET_LUA } from './scripts.ts';
+import { MARK_WRITTEN_LUA, REGISTER_LUA, REOPEN_LUA, SETTLE_LUA } from './scripts.ts';
 import type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult } from './types.ts';
 
 export type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult, UnitResultOk, UnitResultFailed } from './types.ts';
 
 interface ScriptedRedis extends Redis {
   docbatchSettle(docKey: string, unitsKey: string, lockKey: string, statsKey: string, groupsKey: string, ...args: Array<string | number>): Promise<[number, number, number, number, number]>;
-  docbatchReset(docKey: string, unitsKey: string, groupsKey: string, ...args: Array<string | number>): Promise<number>;
+  docbatchRegister(docKey: string, docsKey: string, activeKey: string, queuesKey: string, ...args: Array<string | number>): Promise<number>;
+  docbatchMarkWritten(docKey: string, activeKey: string, ...args: Array<string | number>): Promise<number>;
+  docbatchReopen(docKey: string, unitsKey: string, activeKey: string, groupsKey: string, ...args: Array<string | number>): Promise<number[] | number>;
 }
 
 export class DocStore {
@@ -28,22 +35,34 @@ export class DocStore {
     this.redis = redis as ScriptedRedis;
     if (!('docbatchSettle' in redis)) {
       redis.defineCommand('docbatchSettle', { numberOfKeys: 5, lua: SETTLE_LUA });
-      redis.defineCommand('docbatchReset', { numberOfKeys: 3, lua: RESET_LUA });
+      redis.defineCommand('docbatchRegister', { numberOfKeys: 4, lua: REGISTER_LUA });
+      redis.defineCommand('docbatchMarkWritten', { numberOfKeys: 2, lua: MARK_WRITTEN_LUA });
+      redis.defineCommand('docbatchReopen', { numberOfKeys: 4, lua: REOPEN_LUA });
     }
   }
 
   docKey(docId: string): string {
     return `${this.prefix}:doc:${docId}`;
   }
-  unitsKey(docId: string): string {
-    return `${this.prefix}:doc:${docId}:units`;
+  /** The results of one generation. */
+  unitsKey(docId: string, gen: number): string {
+    return `${this.prefix}:doc:${docId}:r:${gen}`;
   }
-  /** Conversation groups: reduce unit → chunks of it settled so far. */
-  groupsKey(docId: string): string {
-    return `${this.prefix}:doc:${docId}:groups`;
+  /** Conversation groups of one generation: reduce unit → chunks of it settled so far. */
+  groupsKey(docId: string, gen: number): string {
+    return `${this.prefix}:doc:${docId}:g:${gen}`;
   }
-  private get docsKey(): string {
+  get docsKey(): string {
     return `${this.prefix}:docs`;
+  }
+  get activeKey(): string {
+    return `${this.prefix}:active`;
+  }
+  get queuesKey(): string {
+    return `${this.prefix}:queues`;
+  }
+  get namesKey(): string {
+    return `${this.prefix}:names`;
   }
   /** Totals over every document under this prefix: engine_ms, units_done, units_failed. */
   get statsKey(): string {
@@ -55,31 +74,52 @@ export class DocStore {
     return Number((await this.redis.hget(this.statsKey, 'engine_ms')) ?? 0);
   }
 
-  private get namesKey(): string {
-    return `${this.prefix}:names`;
-  }
-
   async get(docId: string): Promise<DocRecord | null> {
     const h = await this.redis.hgetall(this.docKey(docId));
     if (!h.meta) return null;
     return parseRecord(docId, h);
   }
 
+  /** Several records in one round trip (missing ones left out). */
+  async getMany(docIds: string[]): Promise<DocRecord[]> {
+    if (docIds.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of docIds) pipeline.hgetall(this.docKey(id));
+    const replies = (await pipeline.exec()) ?? [];
+    const out: DocRecord[] = [];
+    replies.forEach(([err, h], i) => {
+      if (!err && h && (h as Record<string, string>).meta) out.push(parseRecord(docIds[i]!, h as Record<string, string>));
+    });
+    return out;
+  }
+
+  /** The PDF password of a document not yet written (null once written: it leaves Redis then). */
+  async password(docId: string): Promise<string | null> {
+    return this.redis.hget(this.docKey(docId), 'password');
+  }
+
   /**
-   * Creates the record, or starts a new generation of an existing one (`reset`: results cleared,
-   * generation bumped, so units of the old generation can no longer settle). Returns the record.
+   * Creates the record, or starts a new generation of an existing one (`reset`: generation
+   * bumped, counters cleared, so units of the old generation can no longer settle). Returns it.
    */
-  async register(meta: DocMeta, options: { reset: boolean; now: string }): Promise<DocRecord> {
-    const gen = await this.redis.docbatchReset(
+  async register(meta: DocMeta, options: { reset: boolean; now: string; jobName: string; password?: string }): Promise<DocRecord> {
+    const gen = await this.redis.docbatchRegister(
       this.docKey(meta.docId),
-      this.unitsKey(meta.docId),
-      this.groupsKey(meta.docId),
+      this.docsKey,
+      this.activeKey,
+      this.queuesKey,
       JSON.stringify(meta),
       meta.units,
+      meta.feedUnits,
       options.reset ? 1 : 0,
       options.now,
+      Date.parse(options.now),
+      meta.queue,
+      meta.priority,
+      options.jobName,
+      options.password ?? '',
+      this.prefix,
     );
-    await this.redis.zadd(this.docsKey, 'NX', Date.parse(options.now), meta.docId);
     const record = await this.get(meta.docId);
     if (!record || record.gen !== gen) throw new Error(`document ${meta.docId} changed while it was being registered`);
     return record;
@@ -92,6 +132,7 @@ export class DocStore {
   /**
    * Records a unit's result; the first result for a unit wins. With `lock`, writes only while
    * the job's BullMQ lock still holds `token` (a worker that lost its lock writes nothing).
+   * Use settleUnit (settle.ts), which also schedules what a settled unit makes due.
    */
   async settle(
     docId: string,
@@ -108,10 +149,10 @@ export class DocStore {
     const engineMs = result.ok ? Math.round(result.engineMs) : 0;
     const [status, settled, units, last, groupDone] = await this.redis.docbatchSettle(
       this.docKey(docId),
-      this.unitsKey(docId),
+      this.unitsKey(docId, gen),
       lock?.key ?? `${this.prefix}:nolock`,
       this.statsKey,
-      this.groupsKey(docId),
+      this.groupsKey(docId, gen),
       unit,
       gen,
       JSON.stringify(result),
@@ -128,27 +169,27 @@ export class DocStore {
     return { outcome, settled, units, last: last === 1, groupDone: groupDone === 1 };
   }
 
-  async unitResult(docId: string, unit: number): Promise<UnitResult | null> {
-    const raw = await this.redis.hget(this.unitsKey(docId), String(unit));
+  async unitResult(docId: string, gen: number, unit: number): Promise<UnitResult | null> {
+    const raw = await this.redis.hget(this.unitsKey(docId, gen), String(unit));
     return raw === null ? null : (JSON.parse(raw) as UnitResult);
   }
 
   /** How many chunks of the group reduced by unit `reduce` have settled. */
-  async groupSettled(docId: string, reduce: number): Promise<number> {
-    return Number((await this.redis.hget(this.groupsKey(docId), String(reduce))) ?? 0);
+  async groupSettled(docId: string, gen: number, reduce: number): Promise<number> {
+    return Number((await this.redis.hget(this.groupsKey(docId, gen), String(reduce))) ?? 0);
   }
 
   /** Indices of units that have a result. */
-  async settledUnits(docId: string): Promise<Set<number>> {
-    const keys = await this.redis.hkeys(this.unitsKey(docId));
+  async settledUnits(docId: string, gen: number): Promise<Set<number>> {
+    const keys = await this.redis.hkeys(this.unitsKey(docId, gen));
     return new Set(keys.map(Number));
   }
 
   /** Every unit's result in unit order (null where none), read in batches. */
-  async *results(docId: string, units: number, batch = 1000): AsyncGenerator<[number, UnitResult | null]> {
+  async *results(docId: string, gen: number, units: number, batch = 1000): AsyncGenerator<[number, UnitResult | null]> {
     for (let start = 0; start < units; start += batch) {
       const fields = Array.from({ length: Math.min(batch, units - start) }, (_, i) => String(start + i));
-      const values = await this.redis.hmget(this.unitsKey(docId), ...fields);
+      const values = await this.redis.hmget(this.unitsKey(docId, gen), ...fields);
       for (let i = 0; i < values.length; i++) {
         const raw = values[i];
         yield [start + i, raw ? (JSON.parse(raw) as UnitResult) : null];
@@ -156,30 +197,94 @@ export class DocStore {
     }
   }
 
+  /** Puts results back (a written document's archive, for retry or a rewrite). */
+  async restoreResults(docId: string, gen: number, entries: Array<[number, string]>): Promise<void> {
+    for (let i = 0; i < entries.length; i += 1000) {
+      const slice = entries.slice(i, i + 1000);
+      await this.redis.hset(this.unitsKey(docId, gen), Object.fromEntries(slice.map(([u, r]) => [String(u), r])));
+    }
+  }
+
+  async hasResults(docId: string, gen: number): Promise<boolean> {
+    return (await this.redis.exists(this.unitsKey(docId, gen))) === 1;
+  }
+
+  /** Marks generation `gen` written, atomically with the generation check. False if it is stale. */
   async markWritten(docId: string, gen: number, files: string[], now: string): Promise<boolean> {
+    return (await this.redis.docbatchMarkWritten(this.docKey(docId), this.activeKey, gen, now, JSON.stringify(files), docId)) === 1;
+  }
+
+  /**
+   * After the outputs (and the results archive) are safely written: the results leave Redis and
+   * the record expires after `retentionSeconds`.
+   */
+  async retire(docId: string, gen: number, retentionSeconds: number): Promise<void> {
+    await this.redis
+      .multi()
+      .unlink(this.unitsKey(docId, gen), this.groupsKey(docId, gen))
+      .hdel(this.docKey(docId), 'fed', 'feed_end', 'job_name')
+      .expire(this.docKey(docId), retentionSeconds)
+      .exec();
+  }
+
+  /** The outputs could not be written: the document is failed (terminal until `docbatch retry`). */
+  async markWriteFailed(docId: string, gen: number, error: { code: string; message: string }): Promise<boolean> {
     const current = await this.redis.hget(this.docKey(docId), 'gen');
     if (Number(current) !== gen) return false;
-    await this.redis.hset(this.docKey(docId), { state: 'written', written_at: now, files: JSON.stringify(files) });
+    await this.redis.multi().hset(this.docKey(docId), { state: 'failed', write_error: JSON.stringify(error) }).zrem(this.activeKey, docId).exec();
     return true;
   }
 
   /**
-   * Claims output base name `name` for `docId`. A name already claimed by another document gets
-   * `-<8 hex of the content hash>` appended. Returns the name to use.
+   * Reopens failed units of a generation (retry): those with one of `codes` ([] = any), among
+   * `units` ([] = all). `summaries` maps candidate chunk units to their conversation's summary
+   * unit. Returns the units reopened.
    */
-  async claimName(name: string, docId: string, sha256: string): Promise<string> {
-    const won = await this.redis.hsetnx(this.namesKey, name, docId);
-    if (won === 1) return name;
-    const owner = await this.redis.hget(this.namesKey, name);
-    if (owner === docId) return name;
-    const suffixed = `${name}-${sha256.slice(0, 8)}`;
-    await this.redis.hsetnx(this.namesKey, suffixed, docId);
-    return suffixed;
+  async reopen(docId: string, gen: number, filter: { codes: string[]; units: number[]; summaries: Record<number, number> }): Promise<number[]> {
+    const out = await this.redis.docbatchReopen(
+      this.docKey(docId),
+      this.unitsKey(docId, gen),
+      this.activeKey,
+      this.groupsKey(docId, gen),
+      gen,
+      JSON.stringify(filter.codes),
+      JSON.stringify(filter.units),
+      Date.now(),
+      docId,
+      JSON.stringify(filter.summaries),
+    );
+    if (typeof out === 'number') throw new Error(`document ${docId} moved past generation ${gen}`);
+    return out;
+  }
+
+  /**
+   * Claims output name `name` in folder `dir` for `docId`. A name another document holds is
+   * tried with `-<8 hex of the content hash>`, then `-<the doc id>`: every claim's result is
+   * checked, so two documents never write the same files. Returns the name won.
+   */
+  async claimName(dir: string, name: string, docId: string, sha256: string): Promise<string> {
+    const candidates = [name, `${name}-${sha256.slice(0, 8)}`, `${name}-${docId.slice(1, 13)}`, `${name}-${docId}`];
+    for (const candidate of candidates) {
+      const field = `${dir}/${candidate}`;
+      if ((await this.redis.hsetnx(this.namesKey, field, docId)) === 1) return candidate;
+      if ((await this.redis.hget(this.namesKey, field)) === docId) return candidate;
+    }
+    throw new Error(`no free output name for ${docId} in ${JSON.stringify(dir)}`);
   }
 
   /** Doc ids, newest first. */
   async list(limit = 1000): Promise<string[]> {
     return this.redis.zrevrange(this.docsKey, 0, limit - 1);
+  }
+
+  /** Doc ids not yet written, oldest first. */
+  async active(limit = 100_000): Promise<string[]> {
+    return this.redis.zrange(this.activeKey, '0', String(limit - 1));
+  }
+
+  /** Infer queues in use under this prefix. */
+  async queues(): Promise<string[]> {
+    return (await this.redis.smembers(this.queuesKey)).sort();
   }
 }
 
@@ -201,5 +306,7 @@ function parseRecord(docId: string, h: Record<string, string>): DocRecord {
     finishedAt: h.finished_at || null,
     writtenAt: h.written_at || null,
     files: h.files ? (JSON.parse(h.files) as string[]) : [],
+    writeError: h.write_error ? (JSON.parse(h.write_error) as { code: string; message: string }) : null,
+    fed: n('fed'),
   };
 }

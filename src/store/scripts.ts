@@ -1,7 +1,11 @@
-/** Lua run inside Redis so that each of these steps is atomic. */
+/**
+ * Lua run inside Redis so that each of these steps is atomic. Keys a script derives from the
+ * prefix (a document's results of a generation) share the document's hash slot when the prefix
+ * is a {hashtag}, as on Redis Cluster (docs/operations.md).
+ */
 
 /**
- * KEYS: doc hash, units hash, job lock key, global stats hash, groups hash
+ * KEYS: doc hash, results hash (of the job's generation), job lock key, global stats hash, groups hash
  * ARGV: unit, gen, result JSON, ok (1/0), lock token ('' = no check), now, prompt tokens,
  *       completion tokens, engine ms, group field ('' = none), group size
  * Returns {status, settled, units, last, groupDone}: status 1 recorded, 0 duplicate, -1 lock
@@ -33,7 +37,7 @@ else
   redis.call('HINCRBY', KEYS[1], 'failed', 1)
 end
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[6])
-if settled == units then
+if settled >= units then
   local state = redis.call('HGET', KEYS[1], 'state')
   redis.call('HSET', KEYS[1], 'finished_at', ARGV[6])
   if state ~= 'enqueuing' then redis.call('HSET', KEYS[1], 'state', 'complete') end
@@ -43,24 +47,167 @@ return {1, settled, units, 0, groupDone}
 `;
 
 /**
- * KEYS: doc hash, units hash, groups hash
- * ARGV: meta JSON, units, reset (1/0), now
+ * KEYS: doc hash, docs zset, active zset, queues set
+ * ARGV: meta JSON, units, feed units, reset (1/0), now, now ms, queue, priority, job name,
+ *       password ('' = none), prefix
  * A new document starts at generation 1. An existing one keeps its generation and results
- * unless reset, which bumps the generation and clears results and counters.
+ * unless reset, which bumps the generation, clears its counters and lets the old generation's
+ * results expire within an hour (a writer still reading them finishes with them intact).
  * Returns the generation.
  */
-export const RESET_LUA = `
+export const REGISTER_LUA = `
 local gen = redis.call('HGET', KEYS[1], 'gen')
-if gen and ARGV[3] ~= '1' then
-  redis.call('HSET', KEYS[1], 'meta', ARGV[1])
+if gen and ARGV[4] ~= '1' then
+  redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'priority', ARGV[8])
+  if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'password', ARGV[10]) end
+  redis.call('PERSIST', KEYS[1])
   return tonumber(gen)
 end
 local next = 1
-if gen then next = tonumber(gen) + 1 end
-redis.call('DEL', KEYS[2])
-redis.call('DEL', KEYS[3])
+if gen then
+  next = tonumber(gen) + 1
+  local base = KEYS[1]
+  redis.call('EXPIRE', base .. ':r:' .. gen, 3600)
+  redis.call('EXPIRE', base .. ':g:' .. gen, 3600)
+end
+local id = string.sub(KEYS[1], string.len(ARGV[11]) + 6)
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'gen', next, 'units', ARGV[2], 'state', 'enqueuing',
-  'done', 0, 'failed', 0, 'prompt_tokens', 0, 'completion_tokens', 0, 'engine_ms', 0, 'created_at', ARGV[4])
+redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'gen', next, 'units', ARGV[2], 'feed_end', ARGV[3], 'fed', 0,
+  'state', 'enqueuing', 'done', 0, 'failed', 0, 'prompt_tokens', 0, 'completion_tokens', 0, 'engine_ms', 0,
+  'created_at', ARGV[5], 'queue', ARGV[7], 'priority', ARGV[8], 'job_name', ARGV[9])
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'password', ARGV[10]) end
+redis.call('ZADD', KEYS[2], 'NX', ARGV[6], id)
+redis.call('ZADD', KEYS[3], ARGV[6], id)
+redis.call('SADD', KEYS[4], ARGV[7])
 return next
+`;
+
+/**
+ * Puts a document (back) in its queue's feeding round: KEYS feed zset, turn counter, doc hash;
+ * ARGV doc id, restart (1: from unit 0 again, skipping settled units). Its place is the end of the
+ * current round of its priority class.
+ */
+export const FEED_ADD_LUA = `
+if ARGV[2] == '1' then redis.call('HSET', KEYS[3], 'fed', 0) end
+local p = tonumber(redis.call('HGET', KEYS[3], 'priority') or '0')
+local t = tonumber(redis.call('GET', KEYS[2]) or '0')
+redis.call('ZADD', KEYS[1], 'NX', -p * 1099511627776 + t, ARGV[1])
+return 1
+`;
+
+/**
+ * The fair feeder: takes up to ARGV[2] units from the documents of one queue, round-robin within
+ * the highest priority class first, at most ARGV[3] units from a document per turn, skipping units
+ * that already have a result, looking at no more than ARGV[4] units in all.
+ * KEYS: feed zset, turn counter. ARGV: prefix, max units, slice, max scanned.
+ * Returns "docId|gen|unit|jobName" strings. A document leaves the round when all its units are fed.
+ */
+export const FEED_LUA = `
+local out = {}
+local n = 0
+local scanned = 0
+local maxUnits = tonumber(ARGV[2])
+local slice = tonumber(ARGV[3])
+local maxScan = tonumber(ARGV[4])
+while n < maxUnits and scanned < maxScan do
+  local top = redis.call('ZPOPMIN', KEYS[1])
+  if #top == 0 then break end
+  local id = top[1]
+  local doc = ARGV[1] .. ':doc:' .. id
+  local h = redis.call('HMGET', doc, 'gen', 'fed', 'feed_end', 'job_name', 'priority')
+  if h[1] then
+    local fed = tonumber(h[2] or '0')
+    local last = tonumber(h[3] or '0')
+    local results = doc .. ':r:' .. h[1]
+    local taken = 0
+    while fed < last and taken < slice and n < maxUnits and scanned < maxScan do
+      scanned = scanned + 1
+      if redis.call('HEXISTS', results, fed) == 0 then
+        out[#out + 1] = id .. '|' .. h[1] .. '|' .. fed .. '|' .. (h[4] or 'unit')
+        taken = taken + 1
+        n = n + 1
+      end
+      fed = fed + 1
+    end
+    redis.call('HSET', doc, 'fed', fed)
+    if fed < last then
+      local t = redis.call('INCR', KEYS[2])
+      redis.call('ZADD', KEYS[1], -tonumber(h[5] or '0') * 1099511627776 + t, id)
+    end
+  end
+end
+return out
+`;
+
+/**
+ * KEYS: doc hash, active zset. ARGV: gen, now, files JSON, doc id.
+ * Marks the generation written (only if it is still current), forgets the password and any
+ * write error, and takes the document off the active set. Returns 1, or 0 for a stale generation.
+ */
+export const MARK_WRITTEN_LUA = `
+if tonumber(redis.call('HGET', KEYS[1], 'gen') or '-1') ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'written', 'written_at', ARGV[2], 'files', ARGV[3])
+redis.call('HDEL', KEYS[1], 'password', 'write_error')
+redis.call('ZREM', KEYS[2], ARGV[4])
+return 1
+`;
+
+/**
+ * Reopens failed units of a generation for `docbatch retry` (or a Bull Board retry of one unit):
+ * KEYS doc hash, results hash, active zset, groups hash.
+ * ARGV: gen, codes (JSON array; [] = any), units (JSON array; [] = any), now ms, doc id,
+ *       summary units (JSON object: chunk unit → its conversation's summary unit, for the
+ *       chunks among the candidates).
+ * Deletes the matching failed results and fixes the counters; a reopened chunk no longer counts
+ * towards its conversation's summary, and that summary (answered from the chunk's failure) is
+ * reopened with it. Sets the state to running. Returns the units reopened, or -1 for a stale
+ * generation.
+ */
+export const REOPEN_LUA = `
+if tonumber(redis.call('HGET', KEYS[1], 'gen') or '-1') ~= tonumber(ARGV[1]) then return -1 end
+local codes = cjson.decode(ARGV[2])
+local units = cjson.decode(ARGV[3])
+local summaries = cjson.decode(ARGV[6])
+local wantCode = {}
+for _, c in ipairs(codes) do wantCode[c] = true end
+local reopened = {}
+local function drop(field)
+  local raw = redis.call('HGET', KEYS[2], field)
+  if not raw then return false end
+  local ok, r = pcall(cjson.decode, raw)
+  if not ok then return false end
+  redis.call('HDEL', KEYS[2], field)
+  if r['ok'] == false then redis.call('HINCRBY', KEYS[1], 'failed', -1) else redis.call('HINCRBY', KEYS[1], 'done', -1) end
+  reopened[#reopened + 1] = tonumber(field)
+  return true
+end
+local function candidate(field)
+  local raw = redis.call('HGET', KEYS[2], field)
+  if not raw then return false end
+  local ok, r = pcall(cjson.decode, raw)
+  return ok and r['ok'] == false and (#codes == 0 or wantCode[r['code']])
+end
+local fields
+if #units > 0 then
+  fields = {}
+  for _, u in ipairs(units) do fields[#fields + 1] = tostring(u) end
+else
+  fields = redis.call('HKEYS', KEYS[2])
+end
+for _, field in ipairs(fields) do
+  if candidate(field) and drop(field) then
+    local summary = summaries[field]
+    if summary then
+      redis.call('HINCRBY', KEYS[4], tostring(summary), -1)
+      drop(tostring(summary))
+    end
+  end
+end
+if #reopened > 0 then
+  redis.call('HSET', KEYS[1], 'state', 'running')
+  redis.call('HDEL', KEYS[1], 'finished_at', 'write_error')
+  redis.call('PERSIST', KEYS[1])
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+end
+return reopened
 `;

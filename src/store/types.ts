@@ -1,11 +1,15 @@
 /** What the doc record and the results hash hold (src/store/docs.ts). */
+import type { TaskRef } from '../task/types.ts';
 
-export type DocKind = 'pdf' | 'chat';
+export type DocKind = 'pdf' | 'image' | 'chat';
 
-/** enqueuing → running → complete (every unit settled) → written (outputs on disk). */
-export type DocState = 'enqueuing' | 'running' | 'complete' | 'written';
+/**
+ * enqueuing → running → complete (every unit settled) → written (outputs on disk), or failed
+ * (its outputs could not be written: WRITE_FAILED; `docbatch retry` writes it again).
+ */
+export type DocState = 'enqueuing' | 'running' | 'complete' | 'written' | 'failed';
 
-/** Static facts about a document, written once per generation by the producer. */
+/** Static facts about a run: one input, one task, one model. Written once per generation by the producer. */
 export interface DocMeta {
   docId: string;
   kind: DocKind;
@@ -13,21 +17,36 @@ export interface DocMeta {
   source: string;
   /** sha256 of the input file. */
   sha256: string;
-  /** Output base name (without extension) in the output directory. */
+  /** Output base name (without extension). */
   name: string;
-  /** Output directory chosen at enqueue time (`--out`); the writer's own when absent. */
-  outDir?: string;
+  /** Folder of the outputs under the writer's OUT_DIR ('' = OUT_DIR itself): `--out`, then the model's folder. */
+  outSub: string;
   units: number;
-  /** PDF: the blob holding the file. Chat: the sidecar blob holding the chunks. */
+  /** Units the feeder queues: all but the conversation summaries, which are added as their chunks settle. */
+  feedUnits: number;
+  /** PDF, image: the input blob. Chat: the sidecar blob holding the chunks (one JSON line each). */
   blob: string;
-  /** Chat export format (chatgpt, claude, jsonl). */
+  /** Chat: the chunk index blob (16 bytes per chunk: offset, length, summary unit). */
+  index?: string;
+  /** PDF, image: pages. */
+  pages?: number;
+  /** Chat export format (chatgpt, claude, jsonl); image format. */
   format?: string;
   /** Chat: conversations with more than one chunk also get a summary made from their chunks' summaries. */
   conversationSummary?: boolean;
-  /** Counts from splitting a chat export (conversations, messages, skipped content). */
+  /** Counts from splitting a chat export (conversations, messages, skipped content); PDF info. */
   stats?: Record<string, unknown>;
-  /** PDF password, when the file needs one. Kept in Redis: treat Redis access as document access. */
-  password?: string;
+  /** The PDF needs a password (kept in the record's `password` field until the document is written). */
+  encrypted?: boolean;
+  task: TaskRef;
+  /** The model this run asks for; null: whatever the engine serves. */
+  model: string | null;
+  /** The infer queue of its units (queues/routes.ts). */
+  queue: string;
+  /** Feeding priority: higher goes first (enqueue --priority). */
+  priority: number;
+  /** Runs of the same input and task on other models enqueued together (X.compare.json). */
+  siblings?: string[];
   enqueuedAt: string;
 }
 
@@ -47,11 +66,26 @@ export interface DocRecord {
   finishedAt: string | null;
   writtenAt: string | null;
   files: string[];
+  /** Set when the outputs could not be written (state failed). */
+  writeError: { code: string; message: string } | null;
+  /** The next unit the feeder looks at, and how many it feeds. */
+  fed: number;
 }
 
-export interface UnitResultOk {
+/** Provenance and effort shared by answers and failures. */
+interface UnitTrail {
+  worker?: string;
+  /** The engine that answered (URL without credentials). */
+  engine?: string;
+  /** Codes of answers rejected before this one (truncated, looping, invalid), in order. */
+  retried?: string[];
+}
+
+export interface UnitResultOk extends UnitTrail {
   ok: true;
   text: string;
+  /** JSON tasks: the validated value. */
+  data?: unknown;
   promptTokens: number;
   completionTokens: number;
   /**
@@ -63,17 +97,19 @@ export interface UnitResultOk {
   latencyMs: number;
   model: string;
   finishReason: string;
-  worker: string;
   /** Page units: the longest side actually sent (smaller after an OOM), and render time. */
   imageSize?: number;
   renderMs?: number;
+  /** Which renderer drew the page. */
+  renderer?: string;
+  /** Set when the answer is not the model's: the page's own text layer after the last retry. */
+  fallback?: 'text-layer';
 }
 
-export interface UnitResultFailed {
+export interface UnitResultFailed extends UnitTrail {
   ok: false;
   code: string;
   message: string;
-  worker?: string;
 }
 
 export type UnitResult = UnitResultOk | UnitResultFailed;

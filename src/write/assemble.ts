@@ -1,18 +1,20 @@
 /**
- * A finished document → its output files, in unit order:
- *   PDF  → `X.md`: `<!-- page N -->` then the model's text, or `<!-- page N failed: CODE: message -->`
- *   chat → `X.jsonl`: one object per chunk (conversation order), summary or error
- * plus `X.report.json` for every document (src/write/report.ts).
+ * A finished document → its main output, in unit order, from the results in Redis:
  *
- * Everything in a file comes from Redis and the blob store, never from the clock, so writing a
- * document twice gives identical bytes.
+ *   pages, text task      `X.md`: `<!-- page N -->` then the model's text, or
+ *                         `<!-- page N failed: CODE: message -->`; a page whose answers were all
+ *                         rejected and that fell back to its text layer is marked so
+ *   pages, JSON task      `X.jsonl`: `{"page": N, "data": ...}` or `{"page": N, "error": {...}}`
+ *   document, text task   `X.md`: the answer
+ *   document, JSON task   `X.json`: the validated value (none when the unit failed)
+ *   chat exports          `X.jsonl` (chat.ts)
+ *
+ * Everything comes from Redis and the blob store, never from the clock, so writing a document
+ * twice gives identical bytes.
  */
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
-import type { BlobStore } from '../store/blobs.ts';
 import type { DocStore } from '../store/docs.ts';
-import type { DocRecord, UnitResult } from '../store/types.ts';
-import { openAtomic } from './atomic.ts';
+import type { DocRecord, UnitResult, UnitResultOk } from '../store/types.ts';
+import type { OutputSink } from './atomic.ts';
 
 export interface UnitFailure {
   unit: number;
@@ -24,11 +26,38 @@ export interface UnitFailure {
   chunk?: number | 'summary';
 }
 
-export interface Assembled {
-  file: string;
+/** What assembling saw, for the report. */
+export interface Tally {
   completed: number;
   failures: UnitFailure[];
-  models: string[];
+  models: Set<string>;
+  engines: Map<string, number>;
+  renderers: Map<string, number>;
+  /** Rejected answers by code (each later asked again). */
+  retries: Map<string, number>;
+  /** Units answered from their own text layer. */
+  fallbacks: number[];
+}
+
+export interface Assembled {
+  /** The main output, or null when there is none (a JSON document whose unit failed). */
+  file: string | null;
+  tally: Tally;
+}
+
+export function newTally(): Tally {
+  return { completed: 0, failures: [], models: new Set(), engines: new Map(), renderers: new Map(), retries: new Map(), fallbacks: [] };
+}
+
+/** Counts one unit's result into the tally (the failure entry is the caller's: it knows the place). */
+export function count(tally: Tally, unit: number, r: UnitResult): void {
+  for (const code of r.retried ?? []) tally.retries.set(code, (tally.retries.get(code) ?? 0) + 1);
+  if (!r.ok) return;
+  tally.completed++;
+  if (r.fallback) tally.fallbacks.push(unit);
+  else tally.models.add(r.model);
+  if (r.engine) tally.engines.set(r.engine, (tally.engines.get(r.engine) ?? 0) + 1);
+  if (r.renderer) tally.renderers.set(r.renderer, (tally.renderers.get(r.renderer) ?? 0) + 1);
 }
 
 /** Model output is untrusted text: it must not be able to forge or close our page markers. */
@@ -41,131 +70,47 @@ export function commentSafe(text: string): string {
   return text.replace(/\s+/g, ' ').replace(/-{2,}/g, '—').trim();
 }
 
-export async function writeMarkdown(record: DocRecord, store: DocStore, path: string): Promise<Assembled> {
-  const out = await openAtomic(path);
-  const failures: UnitFailure[] = [];
-  const models = new Set<string>();
-  let completed = 0;
-  try {
-    for await (const [unit, result] of store.results(record.docId, record.units)) {
+export function missing(): UnitResult {
+  return { ok: false, code: 'UNIT_LOST', message: 'no result was recorded for this unit' };
+}
+
+/** Pages (or a whole document) of a PDF or image → its main output. */
+export async function writePages(record: DocRecord, store: DocStore, sink: OutputSink, base: string): Promise<Assembled> {
+  const { meta } = record;
+  const json = meta.task.output === 'json';
+  const tally = newTally();
+  if (meta.task.unit === 'document') {
+    const [, result] = (await store.results(record.docId, record.gen, 1).next()).value ?? [0, null];
+    const r = result ?? missing();
+    count(tally, 0, r);
+    if (!r.ok) {
+      tally.failures.push({ unit: 0, code: r.code, message: r.message });
+      if (json) return { file: null, tally };
+      return { file: await sink.writeWhole(`${base}.md`, `<!-- document failed: ${r.code}: ${commentSafe(r.message)} -->\n`), tally };
+    }
+    if (json) return { file: await sink.writeWhole(`${base}.json`, `${JSON.stringify(r.data, null, 2)}\n`), tally };
+    return { file: await sink.writeWhole(`${base}.md`, `${escapePageText(r.text).trimEnd()}\n`), tally };
+  }
+  const path = `${base}.${json ? 'jsonl' : 'md'}`;
+  const file = await sink.writeStream(path, async (write) => {
+    for await (const [unit, result] of store.results(record.docId, record.gen, record.units)) {
       const page = unit + 1;
       const r = result ?? missing();
-      if (r.ok) {
-        completed++;
-        models.add(r.model);
-        await out.write(`<!-- page ${page} -->\n${escapePageText(r.text).trimEnd()}\n\n`);
-      } else {
-        failures.push({ unit, page, code: r.code, message: r.message });
-        await out.write(`<!-- page ${page} failed: ${r.code}: ${commentSafe(r.message)} -->\n\n`);
-      }
+      count(tally, unit, r);
+      if (!r.ok) tally.failures.push({ unit, page, code: r.code, message: r.message });
+      await write(json ? pageLine(page, r) : pageBlock(page, r));
     }
-    await out.commit();
-  } catch (err) {
-    await out.abort();
-    throw err;
-  }
-  return { file: path, completed, failures, models: [...models].sort() };
+  });
+  return { file, tally };
 }
 
-interface SidecarLine {
-  conversation_id: string;
-  title: string;
-  chunk: number;
-  chunks: number;
-  message_ids: string[];
-  overlap_message_ids?: string[];
-  create_time?: number | null;
+function pageBlock(page: number, r: UnitResult): string {
+  if (!r.ok) return `<!-- page ${page} failed: ${r.code}: ${commentSafe(r.message)} -->\n\n`;
+  const note = r.fallback ? `<!-- page ${page} fallback: text layer (every answer was rejected: ${commentSafe((r.retried ?? []).join(', '))}) -->\n` : '';
+  return `<!-- page ${page} -->\n${note}${escapePageText(r.text).trimEnd()}\n\n`;
 }
 
-export async function writeJsonl(record: DocRecord, store: DocStore, blobs: BlobStore, path: string): Promise<Assembled> {
-  const sidecar = await blobs.require(record.meta.blob);
-  const lines = createInterface({ input: createReadStream(sidecar), crlfDelay: Infinity })[Symbol.asyncIterator]();
-  const summaries = record.meta.conversationSummary === true;
-  // Chunk units come first, in sidecar order; reduce units (one per multi-chunk conversation) follow.
-  const chunkUnits = summaries ? Number(record.meta.stats?.chunks ?? record.units) : record.units;
-  const out = await openAtomic(path);
-  const failures: UnitFailure[] = [];
-  const models = new Set<string>();
-  let completed = 0;
-  let nextReduce = chunkUnits;
-  let conversation: { first: SidecarLine; messageIds: Set<string>; results: UnitResult[] } | null = null;
-
-  const summaryLine = async (): Promise<void> => {
-    if (!conversation) return;
-    const { first, messageIds, results } = conversation;
-    let r: UnitResult;
-    let unit: number;
-    if (first.chunks > 1) {
-      unit = nextReduce++;
-      r = (await store.unitResult(record.docId, unit)) ?? missing();
-      if (r.ok) completed++;
-    } else {
-      unit = -1; // the single chunk's own summary is the conversation's
-      r = results[0] ?? missing();
-    }
-    const base = { conversation_id: first.conversation_id, title: first.title, chunk: 'summary', chunks: first.chunks, message_ids: [...messageIds], create_time: first.create_time ?? null, from_chunks: results.filter((x) => x.ok).length };
-    let line: Record<string, unknown>;
-    if (r.ok) {
-      models.add(r.model);
-      line = { ...base, summary: r.text, usage: unit < 0 ? { prompt_tokens: 0, completion_tokens: 0 } : { prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens }, model: r.model, finish_reason: r.finishReason };
-    } else {
-      if (unit >= 0) failures.push({ unit, code: r.code, message: r.message, conversation_id: first.conversation_id, chunk: 'summary' });
-      line = { ...base, summary: null, usage: { prompt_tokens: 0, completion_tokens: 0 }, error: { code: r.code, message: r.message } };
-    }
-    await out.write(`${JSON.stringify(line)}\n`);
-    conversation = null;
-  };
-
-  try {
-    for await (const [unit, result] of store.results(record.docId, chunkUnits)) {
-      const next = await lines.next();
-      if (next.done) throw new Error(`sidecar of ${record.docId} has fewer lines than its ${chunkUnits} chunks`);
-      const chunk = JSON.parse(next.value) as SidecarLine;
-      const r = result ?? missing();
-      const base = {
-        conversation_id: chunk.conversation_id,
-        title: chunk.title,
-        chunk: chunk.chunk,
-        chunks: chunk.chunks,
-        message_ids: chunk.message_ids,
-        ...(chunk.overlap_message_ids && chunk.overlap_message_ids.length > 0 ? { overlap_message_ids: chunk.overlap_message_ids } : {}),
-        create_time: chunk.create_time ?? null,
-      };
-      let line: Record<string, unknown>;
-      if (r.ok) {
-        completed++;
-        models.add(r.model);
-        line = {
-          ...base,
-          summary: r.text,
-          usage: { prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens },
-          model: r.model,
-          finish_reason: r.finishReason,
-        };
-      } else {
-        failures.push({ unit, code: r.code, message: r.message, conversation_id: chunk.conversation_id, chunk: chunk.chunk });
-        line = { ...base, summary: null, usage: { prompt_tokens: 0, completion_tokens: 0 }, error: { code: r.code, message: r.message } };
-      }
-      await out.write(`${JSON.stringify(line)}\n`);
-      if (summaries) {
-        if (chunk.chunk === 0) conversation = { first: chunk, messageIds: new Set(), results: [] };
-        if (conversation) {
-          for (const id of chunk.message_ids) conversation.messageIds.add(id);
-          conversation.results.push(r);
-          if (chunk.chunk === chunk.chunks - 1) await summaryLine();
-        }
-      }
-    }
-    await out.commit();
-  } catch (err) {
-    await out.abort();
-    throw err;
-  } finally {
-    await lines.return?.();
-  }
-  return { file: path, completed, failures, models: [...models].sort() };
-}
-
-function missing(): UnitResult {
-  return { ok: false, code: 'UNIT_LOST', message: 'no result was recorded for this unit' };
+function pageLine(page: number, r: UnitResult): string {
+  if (!r.ok) return `${JSON.stringify({ page, error: { code: r.code, message: r.message } })}\n`;
+  return `${JSON.stringify({ page, data: (r as UnitResultOk).data ?? null, model: r.model, finish_reason: r.finishReason, usage: { prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens } })}\n`;
 }

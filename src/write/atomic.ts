@@ -1,80 +1,169 @@
 /**
- * Files appear whole or not at all: written under a temporary name in the same directory,
- * fsynced, renamed over the final name, and the directory fsynced so the rename survives a
- * crash. A writer killed mid-write leaves only a `.tmp-*` file, never a partial output.
+ * Where outputs go, and how they appear: whole or not at all. The local sink writes under a
+ * temporary name in the same directory, fsyncs, renames over the final name, and fsyncs the
+ * directory so the rename survives a crash; a writer killed mid-write leaves only a
+ * `.name.tmp-*` file (collected later), never a partial output.
+ *
+ * Every path is inside the sink's root (OUT_DIR): a relative path that resolves outside it, or a
+ * folder that is a symbolic link leading outside it, is refused (WRITE_FAILED, permanent).
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
+import { DocbatchError } from '../errors.ts';
 
-export interface AtomicWriter {
-  write(chunk: string): Promise<void>;
-  /** Flushes, fsyncs and renames into place. */
-  commit(): Promise<void>;
-  /** Removes the temporary file. Safe after commit (does nothing). */
-  abort(): Promise<void>;
+export interface OutputSink {
+  /** Where outputs go, for people (a folder or an s3:// URI). */
+  readonly root: string;
+  /** Writes a whole file; returns where it is. */
+  writeWhole(relPath: string, content: string | Buffer): Promise<string>;
+  /** Writes a file piece by piece (`write` waits when the stream is full); returns where it is. */
+  writeStream(relPath: string, fill: (write: (chunk: string) => Promise<void>) => Promise<void>): Promise<string>;
+  /** Whether an output exists. */
+  exists(location: string): Promise<boolean>;
 }
 
-export async function openAtomic(path: string): Promise<AtomicWriter> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  const stream = createWriteStream(tmp, { flags: 'wx' });
-  let done = false;
-  return {
-    async write(chunk) {
-      if (!stream.write(chunk)) await new Promise<void>((resolve, reject) => {
-        const onError = (err: Error) => reject(err);
-        stream.once('error', onError);
-        stream.once('drain', () => {
-          stream.off('error', onError);
-          resolve();
-        });
-      });
-    },
-    async commit() {
-      stream.end();
-      await finished(stream);
-      const handle = await open(tmp, 'r');
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(tmp, path);
-      done = true;
-      await syncDir(dir);
-    },
-    async abort() {
-      if (done) return;
-      stream.destroy();
-      await rm(tmp, { force: true });
-    },
-  };
-}
-
-export async function writeFileAtomic(path: string, content: string): Promise<void> {
-  const writer = await openAtomic(path);
-  try {
-    await writer.write(content);
-    await writer.commit();
-  } catch (err) {
-    await writer.abort();
-    throw err;
+/** A write that will fail again however often it is tried (a name too long, a path outside OUT_DIR). */
+export class PermanentWriteError extends DocbatchError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('WRITE_FAILED', message, options);
+    this.name = 'PermanentWriteError';
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r');
+const PERMANENT_ERRNOS = new Set(['ENAMETOOLONG', 'EINVAL', 'ENOTDIR', 'EISDIR', 'ELOOP']);
+
+export class LocalSink implements OutputSink {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  /** The absolute path of `relPath`, refused if it is not strictly inside the root. */
+  pathOf(relPath: string): string {
+    if (isAbsolute(relPath)) throw new PermanentWriteError(`output path ${JSON.stringify(relPath)} is absolute; outputs stay inside OUT_DIR ${this.root}`);
+    const path = resolve(this.root, relPath);
+    const rel = relative(this.root, path);
+    if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) throw new PermanentWriteError(`output path ${JSON.stringify(relPath)} leads outside OUT_DIR ${this.root}`);
+    return path;
+  }
+
+  /** Creates the folder of `path` and checks that, symbolic links resolved, it is still inside the root. */
+  private async folder(path: string): Promise<string> {
+    const dir = dirname(path);
+    await mkdir(dir, { recursive: true });
+    const [realRoot, realDir] = await Promise.all([realpath(this.root), realpath(dir)]);
+    const rel = relative(realRoot, realDir);
+    if (rel.startsWith('..') || isAbsolute(rel)) throw new PermanentWriteError(`output folder ${dir} is a link leading outside OUT_DIR ${this.root}`);
+    return dir;
+  }
+
+  async writeWhole(relPath: string, content: string | Buffer): Promise<string> {
+    return this.writeStream(relPath, (write) => write(typeof content === 'string' ? content : content.toString('utf8')));
+  }
+
+  async writeStream(relPath: string, fill: (write: (chunk: string) => Promise<void>) => Promise<void>): Promise<string> {
+    const path = this.pathOf(relPath);
     try {
-      await handle.sync();
-    } finally {
-      await handle.close();
+      const dir = await this.folder(path);
+      const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+      const stream = createWriteStream(tmp, { flags: 'wx' });
+      const failure = new Promise<never>((_, reject) => stream.once('error', reject));
+      failure.catch(() => {});
+      const write = async (chunk: string) => {
+        if (!stream.write(chunk)) await Promise.race([new Promise<void>((r) => stream.once('drain', () => r())), failure]);
+      };
+      try {
+        await Promise.race([fill(write), failure]);
+        stream.end();
+        await Promise.race([finished(stream), failure]);
+        await fsync(tmp);
+        await rename(tmp, path);
+      } catch (err) {
+        stream.destroy();
+        await rm(tmp, { force: true });
+        throw err;
+      }
+      await fsyncDir(dir);
+      return path;
+    } catch (err) {
+      throw classifyWriteError(err, path);
     }
+  }
+
+  async exists(location: string): Promise<boolean> {
+    try {
+      await stat(location);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** A failed write → WRITE_FAILED, permanent when trying again cannot help. */
+export function classifyWriteError(err: unknown, path: string): DocbatchError {
+  if (err instanceof DocbatchError) return err;
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  const message = `cannot write ${path}: ${(err as Error).message}`;
+  return PERMANENT_ERRNOS.has(code) ? new PermanentWriteError(message, { cause: err }) : new DocbatchError('WRITE_FAILED', message, { cause: err });
+}
+
+/** Writes one file atomically at an absolute path (not an output: e.g. a results archive). */
+export async function writeFileAtomic(path: string, content: string): Promise<void> {
+  const sink = new LocalSink(dirname(dirname(path)));
+  await sink.writeWhole(relative(sink.root, path), content);
+}
+
+/**
+ * Removes temporary files that crashed writers left under `root` (`.name.tmp-PID-HEX`), older
+ * than `olderThanMs`. Returns how many.
+ */
+export async function sweepTemporaries(root: string, olderThanMs: number, now = Date.now()): Promise<number> {
+  let removed = 0;
+  const walk = async (dir: string, depth: number): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory() && depth < 8) await walk(path, depth + 1);
+      else if (entry.isFile() && /^\..+\.tmp-\d+-[0-9a-f]{8}$/.test(entry.name)) {
+        try {
+          if (now - (await stat(path)).mtimeMs >= olderThanMs) {
+            await rm(path, { force: true });
+            removed++;
+          }
+        } catch {
+          // gone meanwhile
+        }
+      }
+    }
+  };
+  await walk(resolve(root), 0);
+  return removed;
+}
+
+async function fsync(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  try {
+    await fsync(dir);
   } catch {
     // Some filesystems refuse to fsync a directory; the rename is still atomic.
   }
 }
+

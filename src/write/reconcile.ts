@@ -1,77 +1,153 @@
 /**
  * The safety net that keeps a document from waiting forever. Units normally settle in the
  * worker; a unit BullMQ failed on its own (stalled too often while no worker was there to
- * notice), or a job removed from Redis by hand, never would. Every `intervalMs` the writer looks
- * at documents that have stopped moving and settles such units as failures; a document whose
- * units have all settled but that has no write job gets one.
+ * notice), a job removed from Redis by hand, or units a feeder took but died before queueing,
+ * never would. Every round the writer looks at the documents not yet written (`{p}:active`, so
+ * the cost follows the work in flight, not the history): one that is complete gets its write
+ * job; one still waiting its turn in the feeding round is fine; one that stopped moving is looked
+ * into: units with neither a result nor a job go back into the round (a few times, then
+ * UNIT_LOST), units whose job failed without a result are settled with the job's reason.
  */
+import { jobKey, type TypedQueue } from '../../queues/connect.ts';
 import { unitJobId } from '../../queues/contracts.ts';
-import type { TypedQueue } from '../../queues/connect.ts';
-import type { Logger } from '../observe/log.ts';
-import type { DocStore } from '../store/docs.ts';
 import { ensureWriteJob } from '../../queues/schedule.ts';
+import type { Logger } from '../observe/log.ts';
+import type { ChunkReader } from '../store/chunk-index.ts';
+import type { DocStore } from '../store/docs.ts';
+import type { Feeder } from '../store/feed.ts';
+import { addReduce, settleUnit, type SettleParts } from '../store/settle.ts';
+import type { DocRecord } from '../store/types.ts';
 
 export interface ReconcileParts {
   store: DocStore;
-  infer: TypedQueue<'infer'>;
-  write: TypedQueue<'write'>;
+  feeder: Feeder;
+  chunks: ChunkReader;
+  writeQueue: TypedQueue<'write'>;
+  inferQueue: (name: string) => TypedQueue<'infer'>;
   log: Logger;
 }
 
+/** Times a document's lost units are queued again before they are settled as UNIT_LOST. */
+const MAX_REFEEDS = 3;
+/** A document still `enqueuing` this long after it was registered lost its producer. */
+const ENQUEUING_LIMIT_MS = 10 * 60_000;
+
 export class Reconciler {
   private readonly parts: ReconcileParts;
+  private readonly settle: SettleParts;
   /** docId → settled count seen last round; a document is looked into after a round without progress. */
   private readonly lastSeen = new Map<string, number>();
 
   constructor(parts: ReconcileParts) {
     this.parts = parts;
+    this.settle = { store: parts.store, writeQueue: parts.writeQueue, inferQueue: parts.inferQueue, chunks: parts.chunks };
   }
 
-  async round(): Promise<{ settled: number; scheduled: number }> {
-    const { store, log } = this.parts;
-    let settled = 0;
-    let scheduled = 0;
-    for (const docId of await store.list(10_000)) {
-      const record = await store.get(docId);
-      if (!record || record.state === 'written' || record.state === 'enqueuing') {
-        this.lastSeen.delete(docId);
-        continue;
-      }
-      const count = record.done + record.failed;
-      if (count >= record.units) {
-        await ensureWriteJob(this.parts.write, docId, record.gen, { rerun: false });
-        scheduled++;
-        continue;
-      }
-      const previous = this.lastSeen.get(docId);
-      this.lastSeen.set(docId, count);
-      if (previous !== count) continue; // still moving, or first look
+  async round(): Promise<{ settled: number; scheduled: number; refed: number }> {
+    const { store } = this.parts;
+    const totals = { settled: 0, scheduled: 0, refed: 0 };
+    const active = await store.active();
+    const seen = new Set(active);
+    for (const id of this.lastSeen.keys()) if (!seen.has(id)) this.lastSeen.delete(id);
+    for (let i = 0; i < active.length; i += 200) {
+      for (const record of await store.getMany(active.slice(i, i + 200))) await this.look(record, totals);
+    }
+    return totals;
+  }
 
-      const have = await store.settledUnits(docId);
-      for (let unit = 0; unit < record.units; unit++) {
-        if (have.has(unit)) continue;
-        const id = unitJobId(docId, record.gen, unit);
-        const job = await this.parts.infer.getJob(id);
-        let failure: { code: string; message: string } | null = null;
-        if (!job) {
-          failure = { code: 'UNIT_LOST', message: `job ${id} is no longer in Redis and the unit has no result` };
-        } else if ((await job.getState()) === 'failed') {
-          // BullMQ leaves a job in `failed` only once it will not retry it.
-          failure = parseReason(job.failedReason ?? 'failed');
+  private async look(record: DocRecord, totals: { settled: number; scheduled: number; refed: number }): Promise<void> {
+    const { store, feeder, log } = this.parts;
+    const { docId, meta } = record;
+    if (record.state === 'written' || record.state === 'failed') {
+      await store.redis.zrem(store.activeKey, docId);
+      return;
+    }
+    if (record.state === 'enqueuing') {
+      if (Date.now() - Date.parse(record.createdAt) < ENQUEUING_LIMIT_MS) return;
+      // Its producer died between registering and queueing: queue it now.
+      await store.setState(docId, 'running');
+      await feeder.add(docId, meta.queue, true);
+      log.warn({ docId }, 'a document left enqueuing by a dead producer was queued');
+      return;
+    }
+    const count = record.done + record.failed;
+    if (count >= record.units) {
+      await ensureWriteJob(this.parts.writeQueue, docId, record.gen, { rerun: false });
+      totals.scheduled++;
+      return;
+    }
+    if (await feeder.inRound(docId, meta.queue)) return; // waiting its turn: nothing lost
+    const previous = this.lastSeen.get(docId);
+    this.lastSeen.set(docId, count);
+    if (previous !== count) return; // still moving, or first look
+
+    const have = await store.settledUnits(docId, record.gen);
+    const open: number[] = [];
+    for (let unit = 0; unit < record.meta.feedUnits; unit++) if (!have.has(unit)) open.push(unit);
+    let lost = 0;
+    for (let i = 0; i < open.length; i += 1000) {
+      const slice = open.slice(i, i + 1000);
+      const pipeline = store.redis.pipeline();
+      for (const unit of slice) pipeline.hget(jobKey(store.prefix, meta.queue, unitJobId(docId, record.gen, unit)), 'failedReason');
+      for (const unit of slice) pipeline.exists(jobKey(store.prefix, meta.queue, unitJobId(docId, record.gen, unit)));
+      const replies = (await pipeline.exec()) ?? [];
+      for (let k = 0; k < slice.length; k++) {
+        const unit = slice[k]!;
+        const reason = replies[k]?.[1] as string | null;
+        const exists = replies[slice.length + k]?.[1] === 1;
+        if (!exists) {
+          lost++;
+          continue;
         }
-        if (!failure) continue;
-        const outcome = await store.settle(docId, record.gen, unit, { ok: false, ...failure });
-        if (outcome.outcome === 'recorded') {
-          settled++;
-          log.warn({ docId, unit, code: failure.code }, 'settled a unit that had failed outside a worker');
-        }
-        if (outcome.last) {
-          await ensureWriteJob(this.parts.write, docId, record.gen, { rerun: false });
-          scheduled++;
+        if (reason && (await this.isFailed(meta.queue, unitJobId(docId, record.gen, unit)))) {
+          const failure = parseReason(reason);
+          const outcome = await settleUnit(this.settle, { data: { docId, gen: record.gen, unit }, meta, result: { ok: false, ...failure } });
+          if (outcome.outcome === 'recorded') {
+            totals.settled++;
+            log.warn({ docId, unit, code: failure.code }, 'settled a unit that had failed outside a worker');
+          }
         }
       }
     }
-    return { settled, scheduled };
+    if (lost > 0) {
+      const refeeds = await store.redis.hincrby(store.docKey(docId), 'refeeds', 1);
+      if (refeeds <= MAX_REFEEDS) {
+        await feeder.add(docId, meta.queue, true);
+        totals.refed += lost;
+        log.warn({ docId, lost, refeeds }, 'units with neither a result nor a job: queued again');
+      } else {
+        for (const unit of open) {
+          const exists = await store.redis.exists(jobKey(store.prefix, meta.queue, unitJobId(docId, record.gen, unit)));
+          if (exists) continue;
+          const outcome = await settleUnit(this.settle, { data: { docId, gen: record.gen, unit }, meta, result: { ok: false, code: 'UNIT_LOST', message: `job ${unitJobId(docId, record.gen, unit)} is no longer in Redis and the unit has no result, after queueing it ${MAX_REFEEDS} times` } });
+          if (outcome.outcome === 'recorded') totals.settled++;
+        }
+      }
+    }
+    await this.summaries(record, have);
+  }
+
+  /** A conversation's summary unit whose chunks all settled but that has neither a result nor a job gets its job. */
+  private async summaries(record: DocRecord, have: Set<number>): Promise<void> {
+    const { meta } = record;
+    if (record.units <= meta.feedUnits || !meta.index) return;
+    const { store, chunks } = this.parts;
+    for (let unit = 0; unit < meta.feedUnits; ) {
+      const entry = await chunks.entry(meta.index, unit);
+      if (entry.reduce !== null && !have.has(entry.reduce)) {
+        const settled = await store.groupSettled(record.docId, record.gen, entry.reduce);
+        const exists = await store.redis.exists(jobKey(store.prefix, meta.queue, unitJobId(record.docId, record.gen, entry.reduce)));
+        if (settled >= entry.count && !exists) {
+          const group = await chunks.group(meta.index, unit);
+          if (group) await addReduce(this.settle, meta, record.gen, group);
+        }
+      }
+      unit = entry.first + Math.max(1, entry.count);
+    }
+  }
+
+  private async isFailed(queue: string, jobId: string): Promise<boolean> {
+    return (await this.parts.store.redis.zscore(`${this.parts.store.prefix}:${queue}:failed`, jobId)) !== null;
   }
 }
 

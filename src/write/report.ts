@@ -1,21 +1,31 @@
 /**
- * `X.report.json`: what a document was, what became of each unit, and what it cost.
- * Deterministic: every field comes from the doc record and the unit results.
+ * `X.report.json`: what a document was, what became of each unit, what was retried or fell back,
+ * who answered, and what it cost. Deterministic: every field comes from the doc record and the
+ * unit results.
  */
-import type { DocRecord } from '../store/types.ts';
-import type { UnitFailure } from './assemble.ts';
+import type { DocKind, DocRecord } from '../store/types.ts';
+import type { Tally, UnitFailure } from './assemble.ts';
 
 export interface Report {
   document: string;
   source: string;
-  kind: 'pdf' | 'chat';
+  kind: DocKind;
   format?: string;
   sha256: string;
   generation: number;
+  task: { name: string; unit: string; output: string; hash: string };
+  /** The model the run asked for (null: the engine's own). */
+  model: string | null;
   outputs: string[];
   units: number;
   completed: number;
   failed: UnitFailure[];
+  /** Failed units per code. */
+  failures_by_code: Record<string, number>;
+  /** Answers rejected (truncated, looping, invalid) and asked again, per code. */
+  retries: Record<string, number>;
+  /** Units answered from their own text layer after every answer was rejected. */
+  fallbacks: { count: number; units: number[] };
   started_at: string | null;
   finished_at: string | null;
   enqueued_at: string;
@@ -23,7 +33,12 @@ export interface Report {
   completion_tokens: number;
   /** Engine time attributed to this document (each request's share of the busy engine). */
   engine_seconds: number;
+  /** Served model names that answered. */
   models: string[];
+  /** Units answered per engine. */
+  engines: Record<string, number>;
+  /** Pages drawn per renderer. */
+  renderers?: Record<string, number>;
   /** Present when GPU_HOURLY_USD is set. */
   gpu_hourly_usd?: number;
   cost_usd?: number;
@@ -32,11 +47,13 @@ export interface Report {
   stats?: Record<string, unknown>;
 }
 
-export function buildReport(
-  record: DocRecord,
-  parts: { outputs: string[]; completed: number; failures: UnitFailure[]; models: string[]; gpuHourlyUsd?: number },
-): Report {
+const sorted = (m: Map<string, number>): Record<string, number> => Object.fromEntries([...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+
+export function buildReport(record: DocRecord, parts: { outputs: string[]; tally: Tally; gpuHourlyUsd?: number }): Report {
+  const { tally } = parts;
   const engineSeconds = Math.round(record.engineMs) / 1000;
+  const byCode = new Map<string, number>();
+  for (const f of tally.failures) byCode.set(f.code, (byCode.get(f.code) ?? 0) + 1);
   const report: Report = {
     document: record.docId,
     source: record.meta.source,
@@ -44,17 +61,24 @@ export function buildReport(
     ...(record.meta.format ? { format: record.meta.format } : {}),
     sha256: record.meta.sha256,
     generation: record.gen,
+    task: { name: record.meta.task.name, unit: record.meta.task.unit, output: record.meta.task.output, hash: record.meta.task.hash },
+    model: record.meta.model ?? null,
     outputs: parts.outputs,
     units: record.units,
-    completed: parts.completed,
-    failed: parts.failures,
+    completed: tally.completed,
+    failed: tally.failures,
+    failures_by_code: sorted(byCode),
+    retries: sorted(tally.retries),
+    fallbacks: { count: tally.fallbacks.length, units: tally.fallbacks },
     started_at: record.startedAt,
     finished_at: record.finishedAt,
     enqueued_at: record.meta.enqueuedAt,
     prompt_tokens: record.promptTokens,
     completion_tokens: record.completionTokens,
     engine_seconds: engineSeconds,
-    models: parts.models,
+    models: [...tally.models].sort(),
+    engines: sorted(tally.engines),
+    ...(tally.renderers.size > 0 ? { renderers: sorted(tally.renderers) } : {}),
   };
   if (parts.gpuHourlyUsd !== undefined) {
     const cost = (engineSeconds / 3600) * parts.gpuHourlyUsd;

@@ -1,83 +1,157 @@
 /**
  * The writer process: consumes `write` jobs (one per finished document generation), assembles
- * the outputs and marks the document written; runs the reconciler on a timer.
+ * the outputs into OUT_DIR, moves the results out of Redis into their archive, and marks the
+ * document written; runs the reconciler and the collector (gc) on timers.
+ *
+ * A write that fails is retried with backoff (the write job's attempts); one that cannot succeed
+ * (a path outside OUT_DIR, a name the filesystem refuses) fails at once. Either way the document
+ * is then marked failed with WRITE_FAILED, so `enqueue --wait` and `status` return and say so,
+ * and `docbatch retry` (or enqueueing the file again) writes it again.
  */
+import { UnrecoverableError, type Job } from 'bullmq';
 import { join } from 'node:path';
-import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { connectRedis, openQueue, openWorker, type TypedQueue, type TypedWorker } from '../../queues/connect.ts';
 import type { WriteJobData, WriteJobName, WriteJobResult } from '../../queues/contracts.ts';
 import type { Config } from '../config.ts';
-import { BlobStore } from '../store/blobs.ts';
+import { DocbatchError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
+import { archiveResults } from '../store/archive.ts';
+import { BlobStore } from '../store/blobs.ts';
+import { ChunkReader } from '../store/chunk-index.ts';
 import { DocStore } from '../store/docs.ts';
-import { writeJsonl, writeMarkdown } from './assemble.ts';
-import { writeFileAtomic } from './atomic.ts';
+import { Feeder } from '../store/feed.ts';
+import { collect } from '../store/gc.ts';
+import type { DocRecord } from '../store/types.ts';
+import { withTimeout } from '../timeouts.ts';
+import { writePages, type Assembled } from './assemble.ts';
+import { LocalSink, PermanentWriteError, sweepTemporaries, type OutputSink } from './atomic.ts';
+import { writeChat } from './chat.ts';
 import { Reconciler } from './reconcile.ts';
 import { buildReport } from './report.ts';
-import { withTimeout } from '../timeouts.ts';
 
 export interface WriterOptions {
   /** How often the reconciler runs. @defaultValue 30_000 */
   reconcileIntervalMs?: number;
+  /** How often the collector runs. @defaultValue 3_600_000 */
+  gcIntervalMs?: number;
   /** Called after a document is written (metrics, tests). */
   onWritten?: (docId: string, files: string[]) => void;
 }
 
+export interface WriterParts {
+  config: Config;
+  log: Logger;
+  redis: Redis;
+  bullRedis: Redis;
+  store: DocStore;
+  blobs: BlobStore;
+  sink: OutputSink;
+  feeder: Feeder;
+  chunks: ChunkReader;
+  writeQueue: TypedQueue<'write'>;
+  inferQueue: (name: string) => TypedQueue<'infer'>;
+  closeQueues: () => Promise<void>;
+}
+
+export function createWriter(config: Config, log: Logger, options: WriterOptions = {}): DocumentWriter {
+  const redis = connectRedis(config.redisUrl, 'worker');
+  const queues = new Map<string, TypedQueue<'infer'>>();
+  const inferQueue = (name: string) => {
+    let q = queues.get(name);
+    if (!q) queues.set(name, (q = openQueue('infer', config, redis, name)));
+    return q;
+  };
+  const blobs = new BlobStore(config.blobDir);
+  return new DocumentWriter(
+    {
+      config,
+      log: log.child({ role: 'writer' }),
+      redis,
+      bullRedis: connectRedis(config.redisUrl, 'worker'),
+      store: new DocStore(redis, config.prefix),
+      blobs,
+      sink: new LocalSink(config.outDir),
+      feeder: new Feeder(redis, config.prefix, inferQueue),
+      chunks: new ChunkReader(blobs),
+      writeQueue: openQueue('write', config, redis),
+      inferQueue,
+      closeQueues: async () => {
+        await Promise.allSettled([...queues.values()].map((q) => withTimeout(q.close(), 2000)));
+      },
+    },
+    options,
+  );
+}
+
 export class DocumentWriter {
   readonly store: DocStore;
+  private readonly parts: WriterParts;
   private readonly config: Config;
   private readonly log: Logger;
-  private readonly blobs: BlobStore;
-  private readonly redis: Redis;
-  private readonly bullRedis: Redis;
-  private readonly inferQueue: TypedQueue<'infer'>;
-  private readonly writeQueue: TypedQueue<'write'>;
   private readonly bull: TypedWorker<'write'>;
   private readonly reconciler: Reconciler;
   private readonly options: WriterOptions;
-  private timer: NodeJS.Timeout | null = null;
+  private readonly timers = new Set<NodeJS.Timeout>();
   private closing: Promise<void> | null = null;
 
-  constructor(config: Config, log: Logger, options: WriterOptions = {}) {
-    this.config = config;
+  constructor(parts: WriterParts, options: WriterOptions = {}) {
+    this.parts = parts;
+    this.config = parts.config;
     this.options = options;
-    this.log = log.child({ role: 'writer' });
-    this.redis = connectRedis(config.redisUrl, 'worker');
-    this.bullRedis = connectRedis(config.redisUrl, 'worker');
-    this.store = new DocStore(this.redis, config.prefix);
-    this.blobs = new BlobStore(config.blobDir);
-    this.inferQueue = openQueue('infer', config, this.redis);
-    this.writeQueue = openQueue('write', config, this.redis);
-    this.reconciler = new Reconciler({ store: this.store, infer: this.inferQueue, write: this.writeQueue, log: this.log });
-    this.bull = openWorker('write', (job) => this.process(job), config, this.bullRedis, {
-      name: `${config.workerName}-writer`,
+    this.log = parts.log;
+    this.store = parts.store;
+    this.reconciler = new Reconciler({ store: parts.store, feeder: parts.feeder, chunks: parts.chunks, writeQueue: parts.writeQueue, inferQueue: parts.inferQueue, log: this.log });
+    this.bull = openWorker('write', (job) => this.process(job), this.config, parts.bullRedis, {
+      name: `${this.config.workerName}-writer`,
       autorun: false,
       concurrency: 4,
     });
-    this.bull.on('failed', (job, err) => this.log.error({ docId: job?.data.docId, err: err.message }, 'writing a document failed'));
+    this.bull.on('failed', (job, err) => void this.onFailed(job, err));
     this.bull.on('error', (err) => this.log.error({ err: err.message }, 'queue error (retrying)'));
   }
 
   async start(): Promise<void> {
-    await this.redis.ping();
+    await this.parts.redis.ping();
+    const removed = await sweepTemporaries(this.config.outDir, 60 * 60_000).catch(() => 0);
+    if (removed > 0) this.log.info({ removed }, 'removed temporary files left by crashed writers');
     void this.bull.run().catch((err: Error) => this.log.error({ err: err.message }, 'writer loop ended with an error'));
-    const interval = this.options.reconcileIntervalMs ?? 30_000;
-    const tick = async () => {
-      try {
-        await this.reconciler.round();
-      } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'reconcile round failed');
-      }
-      if (!this.closing) this.timer = setTimeout(tick, interval).unref();
-    };
-    this.timer = setTimeout(tick, Math.min(interval, 2000)).unref();
+    this.every(this.options.reconcileIntervalMs ?? 30_000, Math.min(this.options.reconcileIntervalMs ?? 30_000, 2000), () => this.reconcile());
+    this.every(this.options.gcIntervalMs ?? 3_600_000, 60_000, () => this.collect());
     this.log.info({ out: this.config.outDir }, 'writer started');
   }
 
-  /** Runs one reconcile round now (tests, `docbatch status --reconcile`). */
-  reconcile() {
-    return this.reconciler.round();
+  private every(intervalMs: number, firstMs: number, fn: () => Promise<unknown>): void {
+    const tick = async () => {
+      try {
+        await fn();
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'background round failed');
+      }
+      if (!this.closing) this.schedule(tick, intervalMs);
+    };
+    this.schedule(tick, firstMs);
+  }
+
+  private schedule(fn: () => void, ms: number): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    t.unref();
+    this.timers.add(t);
+  }
+
+  /** Runs one reconcile round now (tests); also feeds every queue a little, so work flows with no worker feeding. */
+  async reconcile() {
+    const outcome = await this.reconciler.round();
+    for (const queue of await this.store.queues()) await this.parts.feeder.topUp(queue, this.config.feedDepth);
+    return outcome;
+  }
+
+  /** Runs the collector now (the `docbatch gc` verb runs the same). */
+  collect() {
+    return collect({ store: this.store, blobs: this.parts.blobs, feeder: this.parts.feeder, log: this.log }, { retentionMs: this.config.retentionDays * 86_400_000 });
   }
 
   private async process(job: Job<WriteJobData, WriteJobResult, WriteJobName>): Promise<WriteJobResult> {
@@ -88,41 +162,72 @@ export class DocumentWriter {
       log.info({ gen, current: record?.gen ?? null }, 'write job of an old generation; skipped');
       return { files: [], completed: 0, failed: 0 };
     }
+    if (record.state === 'written') return { files: record.files, completed: record.done, failed: record.failed };
     if (record.done + record.failed < record.units) {
       throw new Error(`document ${docId} has ${record.done + record.failed} of ${record.units} units settled; not complete`);
     }
-    const base = join(record.meta.outDir ?? this.config.outDir, record.meta.name);
-    const main =
-      record.meta.kind === 'pdf'
-        ? await writeMarkdown(record, this.store, `${base}.md`)
-        : await writeJsonl(record, this.store, this.blobs, `${base}.jsonl`);
-    const reportPath = `${base}.report.json`;
-    const report = buildReport(record, {
-      outputs: [main.file, reportPath],
-      completed: main.completed,
-      failures: main.failures,
-      models: main.models,
-      ...(this.config.gpuHourlyUsd !== undefined ? { gpuHourlyUsd: this.config.gpuHourlyUsd } : {}),
-    });
-    await writeFileAtomic(reportPath, `${JSON.stringify(report, null, 2)}\n`);
-    const files = [main.file, reportPath];
-    await this.store.markWritten(docId, gen, files, new Date().toISOString());
-    log.info({ files, completed: main.completed, failed: main.failures.length }, 'document written');
-    this.options.onWritten?.(docId, files);
-    return { files, completed: main.completed, failed: main.failures.length };
+    try {
+      return await this.write(record, log);
+    } catch (caught) {
+      const err = toDocbatchError(caught, 'WRITE_FAILED');
+      log.warn({ code: err.code, err: err.message, attempt: job.attemptsMade + 1 }, 'writing the document failed');
+      if (err instanceof PermanentWriteError) throw new UnrecoverableError(`${err.code}: ${err.message}`);
+      throw new DocbatchError('WRITE_FAILED', err.message, { cause: err });
+    }
+  }
+
+  private async write(record: DocRecord, log: Logger): Promise<WriteJobResult> {
+    const { docId, gen, meta } = record;
+    const { sink, store, blobs } = this.parts;
+    const base = join(meta.outSub, meta.name);
+    const main: Assembled = meta.kind === 'chat' ? await writeChat(record, store, blobs, sink, base) : await writePages(record, store, sink, base);
+    const reportPath = await this.reportLocation(base);
+    const outputs = [...(main.file ? [main.file] : []), reportPath];
+    const report = buildReport(record, { outputs, tally: main.tally, ...(this.config.gpuHourlyUsd !== undefined ? { gpuHourlyUsd: this.config.gpuHourlyUsd } : {}) });
+    await sink.writeWhole(`${base}.report.json`, `${JSON.stringify(report, null, 2)}\n`);
+    await archiveResults(store, blobs, docId, gen, record.units);
+    if (!(await store.markWritten(docId, gen, outputs, new Date().toISOString()))) {
+      log.info('a newer generation started while writing; this one is not marked written');
+      return { files: outputs, completed: main.tally.completed, failed: main.tally.failures.length };
+    }
+    await store.retire(docId, gen, Math.max(1, Math.round(this.config.retentionDays * 86_400)));
+    log.info({ files: outputs, completed: main.tally.completed, failed: main.tally.failures.length }, 'document written');
+    this.options.onWritten?.(docId, outputs);
+    return { files: outputs, completed: main.tally.completed, failed: main.tally.failures.length };
+  }
+
+  private async reportLocation(base: string): Promise<string> {
+    const sink = this.parts.sink;
+    return sink instanceof LocalSink ? sink.pathOf(`${base}.report.json`) : `${sink.root}/${base}.report.json`;
+  }
+
+  /** A write job out of attempts (or failed for good): the document is failed, with the reason. */
+  private async onFailed(job: Job<WriteJobData> | undefined, err: Error): Promise<void> {
+    if (!job) return;
+    const final = err instanceof UnrecoverableError || err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    if (!final) return;
+    const message = err.message.replace(/^WRITE_FAILED: /, '');
+    try {
+      if (await this.store.markWriteFailed(job.data.docId, job.data.gen, { code: 'WRITE_FAILED', message })) {
+        this.log.error({ docId: job.data.docId, code: 'WRITE_FAILED', err: message }, 'the document could not be written; marked failed (docbatch retry writes it again)');
+      }
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, 'could not mark a failed write');
+    }
   }
 
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closing = (async () => {
-      if (this.timer) clearTimeout(this.timer);
+      for (const t of this.timers) clearTimeout(t);
+      this.timers.clear();
       // Bounded: a writer must stop even while Redis is down. A document cut off mid-write
       // leaves only a temporary file; its job runs again.
       await withTimeout(this.bull.close(), 10_000);
-      await withTimeout(this.inferQueue.close(), 2000);
-      await withTimeout(this.writeQueue.close(), 2000);
-      this.redis.disconnect();
-      this.bullRedis.disconnect();
+      await withTimeout(this.parts.writeQueue.close(), 2000);
+      await this.parts.closeQueues();
+      this.parts.redis.disconnect();
+      this.parts.bullRedis.disconnect();
       this.log.info('writer stopped');
     })();
     return this.closing;

@@ -51,7 +51,7 @@ describe.skipIf(!present)('shared corpus through the pipeline', () => {
   beforeAll(async () => {
     p = await startPipeline({ file: import.meta.filename });
     outcomes = await p.enqueue([...files.map((f) => join(PDF_DIR, f)), join(CORPUS, 'chat', 'sample-conversations.json')]);
-    const ids = outcomes.flatMap((o) => (o.report ? [o.report.docId] : []));
+    const ids = outcomes.flatMap((o) => (o.runs ?? []).map((r) => r.docId));
     await p.wait(ids, 240_000);
   }, 300_000);
 
@@ -100,7 +100,7 @@ describe.skipIf(!present)('shared corpus through the pipeline', () => {
   it('opens the encrypted file with --password abc', async () => {
     const [o] = await p.enqueue([join(PDF_DIR, 'issue6010_1.pdf')], { password: 'abc' });
     expect(o!.error).toBeUndefined();
-    await p.wait([o!.report!.docId]);
+    await p.wait([o!.runs![0]!.docId]);
     const pages = parsePages(readFileSync(join(p.config.outDir, 'issue6010_1.md'), 'utf8'));
     expect(pages.size).toBe((await truth(join(PDF_DIR, 'issue6010_1.pdf'), 'abc')).length);
     for (const page of pages.values()) expect(page.failed).toBeNull();

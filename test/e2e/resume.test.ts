@@ -22,8 +22,8 @@ describe('resume and idempotency', () => {
     const pdf = join(p.dir, 'report.pdf');
     writeFileSync(pdf, numberedPdf(30));
     const [first] = await p.enqueue([pdf]);
-    expect(first!.report).toMatchObject({ outcome: 'enqueued', units: 30, added: 30 });
-    const docId = first!.report!.docId;
+    expect(first!.runs![0]).toMatchObject({ outcome: 'enqueued', units: 30 });
+    const docId = first!.runs![0]!.docId;
 
     // A worker does part of it and stops (draining what it has in flight).
     const worker = await p.startWorker({ initialInFlight: 4, maxInFlight: 4, batchSize: 2 });
@@ -34,56 +34,60 @@ describe('resume and idempotency', () => {
     expect(partly.done).toBeLessThan(30);
 
     const [again] = await p.enqueue([pdf]);
-    expect(again!.report).toMatchObject({ docId, outcome: 'resumed', settled: partly.done, added: 30 - partly.done });
+    expect(again!.runs![0]).toMatchObject({ docId, outcome: 'resumed', settled: partly.done });
 
     await p.startWorker();
     await p.wait([docId]);
-    // Every unit went to the engine exactly once across both workers and both enqueues.
-    expect(p.engine.stats().completed).toBe(30);
+    // Every unit went to the engine exactly once across both workers and both enqueues (plus one
+    // image probe per worker start).
+    expect(p.engine.stats().completed).toBe(30 + 2);
     const md = readFileSync(join(p.config.outDir, 'report.md'), 'utf8');
     expect([...parsePages(md).keys()]).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
 
     const [third] = await p.enqueue([pdf]);
-    expect(third!.report!.outcome).toBe('done');
+    expect(third!.runs![0]!.outcome).toBe('done');
 
     rmSync(join(p.config.outDir, 'report.md'));
     const [fourth] = await p.enqueue([pdf]);
-    expect(fourth!.report!.outcome).toBe('rewrite');
+    expect(fourth!.runs![0]!.outcome).toBe('rewrite');
     for (let i = 0; i < 200 && (await p.store.get(docId))!.writtenAt === partly.writtenAt; i++) await new Promise((r) => setTimeout(r, 25));
     await p.wait([docId]);
     await new Promise((r) => setTimeout(r, 200));
     expect(readFileSync(join(p.config.outDir, 'report.md'), 'utf8')).toBe(md);
-    expect(p.engine.stats().completed).toBe(30);
+    expect(p.engine.stats().completed).toBe(30 + 2);
 
     const [forced] = await p.enqueue([pdf], { force: true });
-    expect(forced!.report).toMatchObject({ outcome: 'enqueued', gen: 2, added: 30 });
+    expect(forced!.runs![0]).toMatchObject({ outcome: 'enqueued', gen: 2 });
     await p.wait([docId]);
-    expect(p.engine.stats().completed).toBe(60);
+    expect(p.engine.stats().completed).toBe(60 + 2);
   }, 120_000);
 
-  it('backpressure holds a producer at MAX_QUEUED; interrupted there and run again, no duplicates and no gaps', async () => {
-    p = await startPipeline({ file: import.meta.filename, worker: false, config: { maxQueued: 20 } });
-    const pdf = join(p.dir, 'big.pdf');
-    writeFileSync(pdf, numberedPdf(60, 10));
+  it('the feeder keeps the wait list at FEED_DEPTH; a producer interrupted half-way and run again leaves no duplicates and no gaps', async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false, config: { feedDepth: 20 } });
+    const pdfs = [0, 1, 2, 3].map((i) => {
+      const path = join(p!.dir, `big${i}.pdf`);
+      writeFileSync(path, numberedPdf(30, 10 + i));
+      return path;
+    });
     const infer = openQueue('infer', p.config, p.redis);
     const interrupt = new AbortController();
-    const producing = p.enqueue([pdf], { bulkSize: 10, signal: interrupt.signal });
-    // No worker takes anything: the producer adds bulks until 20 wait, then holds.
-    for (let i = 0; i < 200 && (await infer.getWaitingCount()) < 20; i++) await new Promise((r) => setTimeout(r, 25));
-    await new Promise((r) => setTimeout(r, 700));
-    expect(await infer.getWaitingCount()).toBe(20);
-    interrupt.abort(new Error('killed'));
+    // Killed after its second document went in.
+    let seen = 0;
+    const producing = p.enqueue(pdfs, { signal: interrupt.signal, onOutcome: () => ++seen === 2 && interrupt.abort(new Error('killed')) });
     await expect(producing).rejects.toThrow();
+    // No worker takes anything: the feeder put at most FEED_DEPTH units into BullMQ; the rest wait their turn.
+    expect(await infer.getWaitingCount()).toBeLessThanOrEqual(20);
 
-    p.config.maxQueued = 100_000;
-    const [rerun] = await p.enqueue([pdf], { bulkSize: 10 });
-    expect(rerun!.report!.outcome).toBe('resumed');
-    expect(await infer.getWaitingCount()).toBe(60);
+    const rerun = await p.enqueue(pdfs);
+    expect(rerun.map((o) => o.runs![0]!.outcome)).toEqual(['resumed', 'resumed', 'enqueued', 'enqueued']);
+    expect(await infer.getWaitingCount()).toBe(20);
     await p.startWorker();
-    await p.wait([rerun!.report!.docId]);
-    expect(p.engine.stats().completed).toBe(60);
-    const pages = parsePages(readFileSync(join(p.config.outDir, 'big.md'), 'utf8'));
-    expect([...pages.keys()]).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    await p.wait(acceptedIds(rerun));
+    expect(p.engine.stats().completed).toBe(120 + 1); // + the worker's image probe
+    for (let i = 0; i < 4; i++) {
+      const pages = parsePages(readFileSync(join(p.config.outDir, `big${i}.md`), 'utf8'));
+      expect([...pages.keys()]).toEqual(Array.from({ length: 30 }, (_, k) => k + 1));
+    }
     await infer.close();
   }, 120_000);
 
@@ -101,7 +105,7 @@ describe('resume and idempotency', () => {
     const ids = acceptedIds(outcomes);
     expect(ids[2]).toBe(ids[0]);
     await p.wait([...new Set(ids)]);
-    const names = outcomes.map((o) => o.report!.name);
+    const names = outcomes.map((o) => o.runs![0]!.name);
     expect(names[0]).toMatch(/^notes-[0-9a-f]{8}$/);
     expect(names[1]).toMatch(/^notes-[0-9a-f]{8}$/);
     expect(names[0]).not.toBe(names[1]);

@@ -27,7 +27,7 @@ describe('classifyEngineResponse', () => {
 
   it('every code it gives has an action in src/errors.ts', () => {
     for (const shape of ERROR_SHAPES) {
-      expect(['fail', 'retry', 'shrink', 'wait']).toContain(actionFor(classifyEngineResponse(shape.status, shape.body).code));
+      expect(['fail', 'retry', 'shrink', 'wait', 'environment']).toContain(actionFor(classifyEngineResponse(shape.status, shape.body).code));
     }
   });
 

@@ -52,10 +52,10 @@ describe('against the emulator', () => {
     expect(err.context?.maxContextLength).toBe(256);
   });
 
-  it('a wrong API key is ENGINE_ERROR naming ENGINE_API_KEY; the right one works', async () => {
+  it('a wrong API key is ENGINE_UNAUTHORIZED naming ENGINE_API_KEY; the right one works', async () => {
     const { client } = await start({ apiKey: 'right' }, { apiKey: 'wrong' });
     const err = (await client.chat({ messages: page(1), maxTokens: 8 }).catch((e: unknown) => e)) as EngineError;
-    expect(err.code).toBe('ENGINE_ERROR');
+    expect(err.code).toBe('ENGINE_UNAUTHORIZED');
     expect(err.status).toBe(401);
     expect(err.message).toContain('ENGINE_API_KEY');
     const good = new EngineClient({ url: emulator!.url, apiKey: 'right' });

@@ -141,7 +141,7 @@ export const ERROR_SHAPES: Shape[] = [
     code: 'BAD_REQUEST',
     message: 'body.messages: Field required',
   },
-  { name: 'bad API key {"error":"Unauthorized"}', status: 401, body: { error: 'Unauthorized' }, code: 'ENGINE_ERROR', message: 'ENGINE_API_KEY' },
+  { name: 'bad API key {"error":"Unauthorized"}', status: 401, body: { error: 'Unauthorized' }, code: 'ENGINE_UNAUTHORIZED', message: 'ENGINE_API_KEY' },
   // ---- other servers, proxies ----
   {
     name: 'transformers server 500 CUDA out of memory',
@@ -159,12 +159,31 @@ export const ERROR_SHAPES: Shape[] = [
   },
   { name: '503 with empty body (vLLM shutting down)', status: 503, body: '', code: 'ENGINE_DOWN' },
   {
-    name: '429 with Retry-After',
+    name: '429 with Retry-After (a rate limit: waited out, never a failure)',
     status: 429,
     body: nested('Too many requests', 'RateLimitError', 429),
     headers: { 'retry-after': '3' },
-    code: 'ENGINE_BUSY',
+    code: 'ENGINE_RATE_LIMITED',
     retryAfterMs: 3000,
+  },
+  {
+    name: '429 rate_limit_exceeded from a paid endpoint, no Retry-After',
+    status: 429,
+    body: { error: { message: 'Rate limit reached for requests per min (RPM): Limit 60, Used 60', type: 'rate_limit_exceeded', param: null, code: 'rate_limit_exceeded' } },
+    code: 'ENGINE_RATE_LIMITED',
+  },
+  {
+    name: '429 insufficient_quota (not transient)',
+    status: 429,
+    body: { error: { message: 'You exceeded your current quota, please check your plan and billing details.', type: 'insufficient_quota', param: null, code: 'insufficient_quota' } },
+    code: 'ENGINE_QUOTA',
+  },
+  { name: '429 from an overloaded server (no limit named)', status: 429, body: nested('server overloaded, try later', 'ServiceUnavailableError', 429), code: 'ENGINE_BUSY' },
+  {
+    name: '400 image to a text-only vLLM model',
+    status: 400,
+    body: nested('Qwen2ForCausalLM is not a multimodal model', 'BadRequestError', 400),
+    code: 'MODEL_NO_IMAGES',
   },
   { name: '500 plain text', status: 500, body: 'Internal Server Error', code: 'ENGINE_ERROR', message: 'Internal Server Error' },
   {

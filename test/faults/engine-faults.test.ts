@@ -40,7 +40,7 @@ describe('engine faults', () => {
     p = await startPipeline({
       file: import.meta.filename,
       emulator: { oomAtConcurrentImages: 6, oomMode: 'death', deathExitMs: 100, restartDelayMs: 400, speed: 5 },
-      config: { initialInFlight: 16, growIntervalMs: 300, ceilingHoldMs: 4000 },
+      config: { initialInFlight: 16, cleanIntervalMs: 300, ceilingHoldMs: 4000 },
     });
     const ids = acceptedIds(await p.enqueue([pdfFile(p.dir, 'book', 120)]));
     await p.wait(ids, 120_000);
@@ -49,12 +49,12 @@ describe('engine faults', () => {
     const deaths = p.engine.stats().deaths;
     expect(deaths).toBeGreaterThanOrEqual(1);
     expect(deaths).toBeLessThanOrEqual(8);
-    expect(p.worker!.window.size).toBeLessThanOrEqual(6);
+    expect(p.worker!.engine.window.size).toBeLessThanOrEqual(6);
 
     // The limit lifted: the window grows back past it.
     p.engine.setFaults({ oomAtConcurrentImages: null });
     let biggest = 0;
-    const sampler = setInterval(() => (biggest = Math.max(biggest, p!.worker!.window.size)), 50);
+    const sampler = setInterval(() => (biggest = Math.max(biggest, p!.worker!.engine.window.size)), 50);
     const more = acceptedIds(await p.enqueue([pdfFile(p.dir, 'second', 150, 41)]));
     await p.wait(more, 120_000);
     clearInterval(sampler);
@@ -66,13 +66,13 @@ describe('engine faults', () => {
     p = await startPipeline({
       file: import.meta.filename,
       emulator: { oomAtConcurrentImages: 4, oomMode: 'request', speed: 5 },
-      config: { initialInFlight: 12, growIntervalMs: 500, ceilingHoldMs: 60_000 },
+      config: { initialInFlight: 12, cleanIntervalMs: 500, ceilingHoldMs: 60_000 },
     });
     const ids = acceptedIds(await p.enqueue([pdfFile(p.dir, 'doc', 40)]));
     await p.wait(ids, 120_000);
     expect(checkPages(readFileSync(join(p.config.outDir, 'doc.md'), 'utf8'), 40)).toEqual([]);
     expect(p.engine.stats().deaths).toBe(0);
-    expect(p.worker!.window.size).toBeLessThanOrEqual(4);
+    expect(p.worker!.engine.window.size).toBeLessThanOrEqual(4);
   }, 180_000);
 
   it('a page that runs out of memory even alone is rendered smaller, then fails for good with ENGINE_OOM', async () => {

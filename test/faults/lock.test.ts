@@ -36,7 +36,7 @@ it('a lost lock aborts the request in flight and writes nothing; the unit is don
   await p.redis.set(lockKey, 'another-worker-token', 'PX', 2000);
   for (let i = 0; i < 200 && p.engine.stats().aborted < 1; i++) await new Promise((r) => setTimeout(r, 25));
   expect(p.engine.stats().aborted).toBe(1);
-  expect(await p.store.unitResult(docId!, 2)).toBeNull();
+  expect(await p.store.unitResult(docId!, 1, 2)).toBeNull();
 
   // The engine is fine again; the unit comes back through the stalled check and is done once.
   p.engine.setFaults({ hang: null });

@@ -9,12 +9,13 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.ts';
-import { InferWorker } from '../../src/infer/worker.ts';
+import { createInferWorker, type InferWorker } from '../../src/infer/worker.ts';
 import { enqueueFiles, type EnqueueFilesOptions, type FileOutcome } from '../../src/ingest/batch.ts';
 import { silentLogger, type Logger } from '../../src/observe/log.ts';
 import { waitForDocs, type DocProgress } from '../../src/observe/progress.ts';
 import { DocStore } from '../../src/store/docs.ts';
-import { DocumentWriter } from '../../src/write/writer.ts';
+import { createWriter, type DocumentWriter } from '../../src/write/writer.ts';
+import { BlobStore } from '../../src/store/blobs.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from './redis.ts';
 
 export interface PipelineOptions {
@@ -61,15 +62,17 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
   redis.on('error', () => {}); // reconnects are expected in the Redis-restart test
   const store = new DocStore(redis, prefix);
+  // One machine: the store exists before the first worker looks for it.
+  await new BlobStore(config.blobDir).markStore();
   const workers: InferWorker[] = [];
   const startWorker = async (overrides: Partial<Config> = {}) => {
-    const w = new InferWorker({ ...config, ...overrides }, log);
+    const w = createInferWorker({ ...config, ...overrides }, log);
     await w.start();
     workers.push(w);
     return w;
   };
   const worker = options.worker === false ? null : await startWorker();
-  const writer = new DocumentWriter(config, log, { reconcileIntervalMs: 1000 });
+  const writer = createWriter(config, log, { reconcileIntervalMs: 1000 });
   await writer.start();
   return {
     config,
@@ -97,7 +100,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
 export function acceptedIds(outcomes: FileOutcome[]): string[] {
   const rejected = outcomes.filter((o) => o.error);
   if (rejected.length > 0) throw new Error(`rejected: ${rejected.map((o) => o.error!.describe()).join('; ')}`);
-  return outcomes.map((o) => o.report!.docId);
+  return outcomes.flatMap((o) => (o.runs ?? []).map((r) => r.docId));
 }
 
 /** Splits a docbatch Markdown output into its pages: page number → body (or failure). */

@@ -16,8 +16,8 @@ afterAll(async () => {
 
 it('keeps the initial window while idle, though /metrics say the engine has room', async () => {
   const worker = p.worker!;
-  expect(worker.window.size).toBe(p.config.initialInFlight);
+  expect(worker.engine.window.size).toBe(p.config.initialInFlight);
   // Metrics are read every second and decided on every two: three decisions' worth.
   await new Promise((r) => setTimeout(r, 6500));
-  expect(worker.window.snapshot()).toMatchObject({ size: p.config.initialInFlight, state: 'probing', inFlight: 0 });
+  expect(worker.engine.window.snapshot()).toMatchObject({ size: p.config.initialInFlight, state: 'probing', inFlight: 0 });
 }, 20_000);

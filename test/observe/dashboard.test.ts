@@ -56,7 +56,7 @@ beforeAll(async () => {
   write = openQueue('write', target, redis);
   // Nobody consumes these queues: the jobs stay waiting, as on a board with no worker running.
   for (let unit = 0; unit < 3; unit++) {
-    await infer.add('page', { kind: 'page', docId: DOC, gen: 1, unit, blob: 'b'.repeat(64), page: unit + 1 }, { jobId: unitJobId(DOC, 1, unit) });
+    await infer.add('page', { docId: DOC, gen: 1, unit }, { jobId: unitJobId(DOC, 1, unit) });
   }
   await write.add('document', { docId: DOC, gen: 1 }, { jobId: writeJobId(DOC, 1) });
 });
@@ -102,7 +102,7 @@ describe('an open dashboard (loopback, no credentials)', () => {
     expect(body.queues.map((q) => q.name)).toEqual(['infer', 'write']);
     const jobs = body.queues[0]!.jobs;
     expect(jobs.map((j) => j.name).sort()).toEqual([`page 1 · ${DOC}`, `page 2 · ${DOC}`, `page 3 · ${DOC}`]);
-    expect(jobs[0]!.data).toMatchObject({ docId: DOC, kind: 'page', gen: 1 });
+    expect(jobs[0]!.data).toMatchObject({ docId: DOC, gen: 1 });
     expect(body.queues[0]!.readOnlyMode).toBe(false);
   });
 
@@ -233,11 +233,12 @@ describe('binding beyond loopback', () => {
 
 describe('job formatting', () => {
   it('names units and write jobs, with the error code once failed', () => {
-    expect(jobTitle({ name: 'page', data: { kind: 'page', docId: DOC, page: 7, unit: 6 } })).toBe(`page 7 · ${DOC}`);
-    expect(jobTitle({ name: 'chunk', data: { kind: 'chunk', docId: DOC, unit: 4 }, failedReason: 'CONTEXT_TOO_LONG: 4000 > 1500' })).toBe(`chunk 4 · ${DOC} · CONTEXT_TOO_LONG`);
+    expect(jobTitle({ name: 'page', data: { docId: DOC, unit: 6, gen: 1 } })).toBe(`page 7 · ${DOC}`);
+    expect(jobTitle({ name: 'chunk', data: { docId: DOC, unit: 4, gen: 1 }, failedReason: 'CONTEXT_TOO_LONG: 4000 > 1500' })).toBe(`chunk 4 · ${DOC} · CONTEXT_TOO_LONG`);
+    expect(jobTitle({ name: 'reduce', data: { docId: DOC, unit: 9, gen: 1 } })).toBe(`reduce 9 · ${DOC}`);
     expect(jobTitle({ name: 'document', data: { docId: DOC, gen: 1 } })).toBe(`document · ${DOC}`);
     expect(jobTitle({ name: 'other', data: null })).toBe('other');
-    expect(jobTitle({ name: 'page', data: { kind: 'page', docId: 'x'.repeat(500), page: 1 } }).length).toBeLessThanOrEqual(121);
+    expect(jobTitle({ name: 'page', data: { docId: 'x'.repeat(500), unit: 0 } }).length).toBeLessThanOrEqual(121);
   });
 
   it('reads the code of a failure reason', () => {
@@ -252,6 +253,6 @@ describe('job formatting', () => {
     expect((cut.list as unknown[]).length).toBe(21);
     expect((cut.list as unknown[])[20]).toBe('… 30 more items');
     expect(JSON.stringify(cut.deep)).toBe('{"a":{"b":{"c":"{1 fields}"}}}');
-    expect(unitData({ kind: 'chunk', docId: DOC, unit: 2, gen: 1, blob: 'b', offset: 10, length: 20 })).toEqual({ docId: DOC, unit: 2, kind: 'chunk', chunkBytes: '10+20', gen: 1, blob: 'b' });
+    expect(unitData({ gen: 1, unit: 2, docId: DOC, reduce: { reduce: 9 } })).toEqual({ docId: DOC, unit: 2, gen: 1, reduce: { reduce: 9 } });
   });
 });

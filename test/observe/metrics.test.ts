@@ -7,7 +7,7 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InferWorker } from '../../src/infer/worker.ts';
+import { createInferWorker, type InferWorker } from '../../src/infer/worker.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { openQueueCounter, registerQueueMetrics, WorkerMetrics, type QueueCounter } from '../../src/observe/metrics.ts';
 import { healthReport, redisCheck, startMetricsServer, workerChecks, type HealthReport, type MetricsServer } from '../../src/observe/metrics-server.ts';
@@ -36,7 +36,7 @@ beforeAll(async () => {
     config: { imageSize: SMALL_IMAGE, initialInFlight: 4, batchSize: 4, attempts: 2 },
   });
   metrics = new WorkerMetrics({ labels: { worker: 'test-gpu0' } });
-  worker = new InferWorker(p.config, silentLogger(), metrics.hooks);
+  worker = createInferWorker(p.config, silentLogger());
   metrics.attach(worker);
   await worker.start();
   counter = openQueueCounter(p.config);

@@ -175,7 +175,7 @@ describe('markup in job data and failure reasons', () => {
     const redis = connectRedis(TEST_REDIS_URL, 'worker');
     const target = { redisUrl: TEST_REDIS_URL, prefix, attempts: 1 };
     const queue = openQueue('infer', target, redis);
-    const data: UnitJobData = { kind: 'page', docId: XSS, gen: 1, unit: 0, blob: `${XSS}${'x'.repeat(400)}`, page: 1 };
+    const data = { docId: XSS, gen: 1, unit: 0, note: `${XSS}${'x'.repeat(400)}` } as UnitJobData;
     await queue.add('page', data, { jobId: 'xss-1' });
     const workerRedis = connectRedis(TEST_REDIS_URL, 'worker');
     const worker = openWorker('infer', async () => {

@@ -1,0 +1,58 @@
+/** `docbatch retry FILE|DOC...`: run failed units (and failed writes) again. */
+import { Command } from 'commander';
+import { connectRedis } from '../../queues/connect.ts';
+import { createLogger } from '../observe/log.ts';
+import { progressPrinter } from '../observe/bar.ts';
+import { waitForDocs } from '../observe/progress.ts';
+import { DocStore } from '../store/docs.ts';
+import { REDIS_SETTINGS, settingOptions } from './options.ts';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+export function retryCommand(): Command {
+  const command = new Command('retry')
+    .description("Run a document's failed units again (only those: successful units are never sent again), then rewrite its outputs; a document whose write failed is written again.")
+    .argument('<targets...>', 'input files (every run of their content) or document ids (or their start)')
+    .option('--code <CODE>', 'only failures with this code (repeatable)', collect)
+    .option('--wait', 'wait until the documents are written again; exit 1 if a unit still failed')
+    .option('--rewrite', 'write the outputs again even when no unit failed')
+    .option('--password <pw>', 'password of encrypted PDFs (it leaves Redis once a document is written)')
+    .option('--json', 'one JSON object per document');
+  const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir']);
+  return command.action(async (targets: string[], opts: Record<string, unknown>) => {
+    const config = load(opts);
+    const json = opts.json === true;
+    const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, pretty: config.logFormat === 'pretty' });
+    const { retryDocuments } = await import('../ingest/retry.ts');
+    const { outcomes, unknown } = await retryDocuments(targets, config, log, {
+      ...(Array.isArray(opts.code) ? { codes: opts.code as string[] } : {}),
+      ...(typeof opts.password === 'string' ? { password: opts.password } : {}),
+      ...(opts.rewrite === true ? { rewrite: true } : {}),
+    });
+    for (const target of unknown) process.stderr.write(`docbatch: no document found for ${target}\n`);
+    for (const o of outcomes) {
+      const what = o.reopened.length > 0 ? `retrying ${o.reopened.length} unit${o.reopened.length === 1 ? '' : 's'}` : o.rewrite ? 'writing again' : 'nothing to retry';
+      if (json) process.stdout.write(`${JSON.stringify({ docId: o.docId, source: o.source, reopened: o.reopened, rewrite: o.rewrite })}\n`);
+      else process.stdout.write(`${o.docId}  ${what}  ${o.source}\n`);
+    }
+    const active = outcomes.filter((o) => o.reopened.length > 0 || o.rewrite).map((o) => o.docId);
+    if (opts.wait !== true || active.length === 0) {
+      process.exitCode = unknown.length > 0 ? 2 : 0;
+      return;
+    }
+    const redis = connectRedis(config.redisUrl, 'worker');
+    try {
+      const final = await waitForDocs(new DocStore(redis, config.prefix), active, { intervalMs: 250, ...(json ? {} : { onTick: progressPrinter(process.stderr) }) });
+      let failed = 0;
+      for (const p of final) {
+        const r = p.record;
+        failed += r.failed + (r.state === 'failed' ? 1 : 0);
+        if (json) process.stdout.write(`${JSON.stringify({ docId: r.docId, state: r.state, units: r.units, completed: r.done, failed: r.failed, files: r.files })}\n`);
+        else process.stdout.write(`${r.docId}  ${r.state}  ${r.meta.source}: ${r.done}/${r.units} done${r.failed ? `, ${r.failed} FAILED` : ''}\n`);
+      }
+      process.exitCode = unknown.length > 0 ? 2 : failed > 0 ? 1 : 0;
+    } finally {
+      redis.disconnect();
+    }
+  });
+}

@@ -1,0 +1,139 @@
+/**
+ * What a worker needs before it takes any unit, checked at start (it refuses to start, saying
+ * which check failed: WORKER_UNFIT) and again while it runs after a fault of its own environment
+ * (it then stops taking work, reports itself unhealthy, and resumes when the checks pass):
+ *
+ *   redis     answers PING
+ *   blobs     BLOB_DIR exists (and, once anything was enqueued, holds the store's marker)
+ *   engine    /v1/models answers (an engine still loading is waited for, up to a limit)
+ *   model     the configured MODEL is one the engine serves
+ *   images    the model takes an image (unless the worker is told it is text-only)
+ */
+import { access } from 'node:fs/promises';
+import type { Redis } from 'ioredis';
+import sharp from 'sharp';
+import { EngineError } from '../engine/classify.ts';
+import type { EngineClient } from '../engine/client.ts';
+import type { ModelInfo } from '../engine/types.ts';
+import { DocbatchError } from '../errors.ts';
+import type { Logger } from '../observe/log.ts';
+import type { BlobStore } from '../store/blobs.ts';
+
+/** A 28 x 28 white PNG: one image token on Qwen-style models, enough to learn whether images are taken. */
+let probePng: Promise<string> | undefined;
+function probeImage(): Promise<string> {
+  probePng ??= sharp({ create: { width: 28, height: 28, channels: 3, background: '#ffffff' } })
+    .png()
+    .toBuffer()
+    .then((b) => b.toString('base64'));
+  return probePng;
+}
+
+export interface EnvironmentParts {
+  redis: Redis;
+  blobs: BlobStore;
+  client: EngineClient;
+  /** The MODEL setting (null: the engine's first). */
+  model: string | null;
+  /** Do not require image input (a worker for text units of a named text model). */
+  textOnly: boolean;
+  log: Logger;
+}
+
+export interface EngineFacts {
+  /** Models the engine serves (its /v1/models). */
+  served: ModelInfo[];
+  /** The model requests name when the run names none. */
+  model: string;
+  /** Whether that model takes images (null: could not tell). */
+  acceptsImages: boolean | null;
+}
+
+function unfit(check: string, message: string, cause?: unknown): DocbatchError {
+  return new DocbatchError('WORKER_UNFIT', `${check}: ${message}`, cause === undefined ? {} : { cause });
+}
+
+export async function checkRedis(redis: Redis): Promise<void> {
+  try {
+    await redis.ping();
+  } catch (err) {
+    throw unfit('redis', `Redis does not answer (${(err as Error).message})`, err);
+  }
+}
+
+/** The blob store: its folder must exist here; its marker says it is the producers' store. */
+export async function checkBlobs(blobs: BlobStore, log?: Logger): Promise<void> {
+  try {
+    await access(blobs.dir);
+  } catch (err) {
+    throw unfit('blobs', `BLOB_DIR ${blobs.dir} does not exist on this machine: mount the store the producers write to there (or enqueue something first on a single machine)`, err);
+  }
+  try {
+    await blobs.check();
+  } catch (err) {
+    log?.warn({ dir: blobs.dir }, 'BLOB_DIR holds no docbatch store yet (nothing enqueued into it so far?); units whose blobs are missing will be handed back, not failed');
+  }
+}
+
+/** Waits for /v1/models (up to `waitMs` while the engine is unreachable or loading). */
+export async function checkEngine(parts: EnvironmentParts, waitMs: number, signal?: AbortSignal): Promise<EngineFacts> {
+  const { client, log } = parts;
+  const deadline = performance.now() + waitMs;
+  let served: ModelInfo[] = [];
+  let announced = false;
+  for (let delay = 250; ; delay = Math.min(5000, delay * 2)) {
+    try {
+      served = await client.models(signal);
+      break;
+    } catch (err) {
+      const code = err instanceof EngineError ? err.code : 'ENGINE_ERROR';
+      if (code === 'ENGINE_UNAUTHORIZED') throw unfit('engine', `${(err as Error).message}`, err);
+      if (code === 'ENGINE_UNSUPPORTED' && parts.model) {
+        served = [{ id: parts.model, maxModelLen: null }];
+        break;
+      }
+      if (performance.now() + delay > deadline) throw unfit('engine', `no answer from /v1/models within ${Math.round(waitMs / 1000)} s (${(err as Error).message})`, err);
+      if (!announced) {
+        log.warn({ code, err: (err as Error).message }, 'engine does not answer yet (loading?); waiting for it');
+        announced = true;
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      signal?.throwIfAborted();
+    }
+  }
+  if (served.length === 0) throw unfit('model', 'the engine lists no model at /v1/models; set MODEL');
+  if (parts.model && !served.some((m) => m.id === parts.model)) {
+    throw unfit('model', `MODEL ${JSON.stringify(parts.model)} is not served by the engine (it serves ${served.map((m) => JSON.stringify(m.id)).join(', ')})`);
+  }
+  const model = parts.model ?? served[0]!.id;
+  const acceptsImages = await probeImages(client, model, log, signal);
+  if (acceptsImages === false && !parts.textOnly) {
+    throw unfit('images', `the model ${JSON.stringify(model)} takes no images, so this worker would fail every page; serve a vision-language model, or start it with --text-only to take only chat work queued for that model by name`);
+  }
+  return { served, model, acceptsImages };
+}
+
+/** An engine that has not answered the probe by then is busy, not unable: the worker starts, assuming images work. */
+const PROBE_TIMEOUT_MS = 15_000;
+
+/** One tiny request with one image: false when the server says the model takes none. */
+export async function probeImages(client: EngineClient, model: string, log: Logger, signal?: AbortSignal): Promise<boolean | null> {
+  try {
+    const png = await probeImage();
+    await client.chat(
+      {
+        model,
+        maxTokens: 1,
+        temperature: 0,
+        requestId: 'docbatch-image-probe',
+        messages: [{ role: 'user', content: [{ type: 'text', text: 'Reply with one word.' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } }] }],
+      },
+      signal ? AbortSignal.any([signal, AbortSignal.timeout(PROBE_TIMEOUT_MS)]) : AbortSignal.timeout(PROBE_TIMEOUT_MS),
+    );
+    return true;
+  } catch (err) {
+    if (err instanceof EngineError && err.code === 'MODEL_NO_IMAGES') return false;
+    log.warn({ code: (err as { code?: string }).code, err: (err as Error).message }, 'could not tell whether the model takes images; assuming it does');
+    return null;
+  }
+}

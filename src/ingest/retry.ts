@@ -1,0 +1,90 @@
+/**
+ * `docbatch retry FILE|DOC...` without the printing: find the documents (by id or id prefix, or
+ * every run of a file's content), and for each reopen its failed units (all, or those with the
+ * given codes) or, when none failed but its write did, write it again. Successful units are never
+ * sent again.
+ */
+import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
+import type { Config } from '../config.ts';
+import { DocbatchError } from '../errors.ts';
+import type { Logger } from '../observe/log.ts';
+import { BlobStore, hashFile } from '../store/blobs.ts';
+import { ChunkReader } from '../store/chunk-index.ts';
+import { DocStore } from '../store/docs.ts';
+import { Feeder } from '../store/feed.ts';
+import { reopenDocument, type ReopenOutcome } from '../store/reopen.ts';
+import type { DocRecord } from '../store/types.ts';
+
+export interface RetryOptions {
+  /** Only failures with one of these codes (default: every failure). */
+  codes?: string[];
+  /** Encrypted PDFs: the password leaves Redis once a document is written; give it again. */
+  password?: string;
+  /** Write again even when no unit failed. */
+  rewrite?: boolean;
+}
+
+export interface RetryOutcome extends ReopenOutcome {
+  source: string;
+  record: DocRecord;
+}
+
+/** Documents a target names: an id (or a prefix of one), or a file whose content was enqueued. */
+export async function findDocuments(store: DocStore, target: string): Promise<DocRecord[]> {
+  if (/^d[0-9a-f]{3,20}$/.test(target)) {
+    const ids = (await store.list(1_000_000)).filter((id) => id.startsWith(target));
+    if (ids.length > 0) return store.getMany(ids);
+  }
+  let sha: string;
+  try {
+    sha = await hashFile(target);
+  } catch {
+    return [];
+  }
+  const ids = await store.list(1_000_000);
+  const found: DocRecord[] = [];
+  for (let i = 0; i < ids.length; i += 500) {
+    for (const record of await store.getMany(ids.slice(i, i + 500))) if (record.meta.sha256 === sha) found.push(record);
+  }
+  return found;
+}
+
+export async function retryDocuments(targets: string[], config: Config, log: Logger, options: RetryOptions = {}): Promise<{ outcomes: RetryOutcome[]; unknown: string[] }> {
+  const redis = connectRedis(config.redisUrl, 'client');
+  const store = new DocStore(redis, config.prefix);
+  const queues = new Map<string, TypedQueue<'infer'>>();
+  const inferQueue = (name: string) => {
+    let q = queues.get(name);
+    if (!q) queues.set(name, (q = openQueue('infer', config, redis, name)));
+    return q;
+  };
+  const writeQueue = openQueue('write', config, redis);
+  const blobs = new BlobStore(config.blobDir);
+  const parts = { store, blobs, chunks: new ChunkReader(blobs), feeder: new Feeder(redis, config.prefix, inferQueue), writeQueue, inferQueue };
+  try {
+    try {
+      await redis.ping();
+    } catch (err) {
+      throw new DocbatchError('REDIS_UNREACHABLE', `Redis does not answer at the configured REDIS_URL: ${(err as Error).message}`, { cause: err });
+    }
+    const outcomes: RetryOutcome[] = [];
+    const unknown: string[] = [];
+    const seen = new Set<string>();
+    for (const target of targets) {
+      const records = await findDocuments(store, target);
+      if (records.length === 0) unknown.push(target);
+      for (const record of records) {
+        if (seen.has(record.docId)) continue;
+        seen.add(record.docId);
+        if (record.meta.encrypted && options.password) await redis.hset(store.docKey(record.docId), 'password', options.password);
+        const outcome = await reopenDocument(parts, record, { ...(options.codes ? { codes: options.codes } : {}), ...(options.rewrite ? { rewrite: true } : {}) });
+        log.debug({ docId: record.docId, reopened: outcome.reopened.length, rewrite: outcome.rewrite }, 'retry');
+        outcomes.push({ ...outcome, source: record.meta.source, record });
+      }
+    }
+    return { outcomes, unknown };
+  } finally {
+    await Promise.allSettled([...[...queues.values()].map((q) => q.close()), writeQueue.close()]);
+    redis.disconnect();
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * What `docbatch enqueue` was given → the files to try. A file named explicitly is always tried
+ * (and rejected with its code if it is not a document). A directory is walked recursively, in a
+ * stable order (names sorted), following no symbolic links out of it; its files are tried by
+ * their content later, and those that are no document are skipped and listed, not errors.
+ * `--glob` keeps only files whose path relative to the directory matches.
+ */
+import { lstat, readdir } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+
+export interface WalkedFile {
+  path: string;
+  /** Named on the command line (true) or found in a directory (false). */
+  explicit: boolean;
+}
+
+/** A shell-style glob (`*`, `**`, `?`, `{a,b}`) → a RegExp over `/`-separated relative paths. */
+export function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === '*') {
+      if (glob[i + 1] === '*') {
+        const slash = glob[i + 2] === '/';
+        re += slash ? '(?:.*/)?' : '.*';
+        i += slash ? 2 : 1;
+      } else re += '[^/]*';
+    } else if (c === '?') re += '[^/]';
+    else if (c === '{') {
+      const end = glob.indexOf('}', i);
+      if (end < 0) re += '\\{';
+      else {
+        re += `(?:${glob.slice(i + 1, end).split(',').map(escape).join('|')})`;
+        i = end;
+      }
+    } else re += escape(c);
+  }
+  return new RegExp(`^${re}$`, 'i');
+}
+
+function escape(s: string): string {
+  return s.replace(/[.+^$()|[\]\\]/g, '\\$&');
+}
+
+export async function* walkInputs(inputs: string[], options: { glob?: string; signal?: AbortSignal } = {}): AsyncGenerator<WalkedFile> {
+  const pattern = options.glob ? globToRegExp(options.glob) : null;
+  for (const input of inputs) {
+    let info;
+    try {
+      info = await lstat(input);
+    } catch {
+      yield { path: input, explicit: true }; // rejected later with FILE_UNREADABLE
+      continue;
+    }
+    if (!info.isDirectory()) {
+      yield { path: input, explicit: true };
+      continue;
+    }
+    for await (const path of walkDir(input, options.signal)) {
+      const rel = relative(input, path).split(sep).join('/');
+      if (pattern && !pattern.test(rel)) continue;
+      yield { path, explicit: false };
+    }
+  }
+}
+
+async function* walkDir(dir: string, signal?: AbortSignal): AsyncGenerator<string> {
+  signal?.throwIfAborted();
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) yield* walkDir(path, signal);
+    else if (entry.isFile()) yield path;
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The fair feeder: documents wait in a round per infer queue (`{p}:feed:{queue}`, a sorted set),
+ * and their units enter BullMQ's wait list only as workers need them. Each feed takes units
+ * round-robin across the documents of the highest priority class (a few per document per turn),
+ * so documents enqueued together progress together and `enqueue --priority` goes first. Redis
+ * holds a cursor per waiting document, not a job per waiting unit; the wait list stays near
+ * FEED_DEPTH (what KEDA's redis trigger reads).
+ *
+ * Anyone may feed (a producer after enqueueing, every worker as its queue runs low, the writer on
+ * its timer); a lock per queue keeps feeds one at a time. A feeder that dies between taking
+ * units and adding their jobs leaves those units unqueued: the reconciler sees a document that
+ * stopped with units that have neither a result nor a job, and puts it back in the round
+ * (settled units are skipped; a unit whose job still exists is deduplicated by its job id).
+ * Cost: O(units fed × log documents waiting) per feed, whatever the number of documents.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { JobsOptions } from 'bullmq';
+import { unitJobId, type UnitJobData, type UnitJobName } from '../../queues/contracts.ts';
+import type { TypedQueue } from '../../queues/connect.ts';
+import { waitListKey } from '../../queues/routes.ts';
+import { FEED_ADD_LUA, FEED_LUA } from './scripts.ts';
+
+interface FeedingRedis extends Redis {
+  docbatchFeed(feedKey: string, turnKey: string, ...args: Array<string | number>): Promise<string[]>;
+  docbatchFeedAdd(feedKey: string, turnKey: string, docKey: string, ...args: Array<string | number>): Promise<number>;
+}
+
+export interface FeederOptions {
+  /** Units one document gives per turn. @defaultValue 4 */
+  slice?: number;
+  /** Units looked at per feed (settled ones are skipped). @defaultValue 20_000 */
+  maxScan?: number;
+}
+
+const RELEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+export class Feeder {
+  private readonly redis: FeedingRedis;
+  private readonly prefix: string;
+  private readonly queue: (name: string) => TypedQueue<'infer'>;
+  private readonly slice: number;
+  private readonly maxScan: number;
+
+  constructor(redis: Redis, prefix: string, queue: (name: string) => TypedQueue<'infer'>, options: FeederOptions = {}) {
+    this.redis = redis as FeedingRedis;
+    this.prefix = prefix;
+    this.queue = queue;
+    this.slice = options.slice ?? 4;
+    this.maxScan = options.maxScan ?? 20_000;
+    if (!('docbatchFeed' in redis)) {
+      redis.defineCommand('docbatchFeed', { numberOfKeys: 2, lua: FEED_LUA });
+      redis.defineCommand('docbatchFeedAdd', { numberOfKeys: 3, lua: FEED_ADD_LUA });
+      redis.defineCommand('docbatchFeedRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
+    }
+  }
+
+  feedKey(queue: string): string {
+    return `${this.prefix}:feed:${queue}`;
+  }
+  private turnKey(queue: string): string {
+    return `${this.prefix}:feed:${queue}:turn`;
+  }
+
+  /** Puts a document in its queue's round (again: `restart` looks at every unit from the first). */
+  async add(docId: string, queue: string, restart: boolean): Promise<void> {
+    await this.redis.docbatchFeedAdd(this.feedKey(queue), this.turnKey(queue), `${this.prefix}:doc:${docId}`, docId, restart ? 1 : 0);
+  }
+
+  /** Documents waiting in a queue's round. */
+  waitingDocs(queue: string): Promise<number> {
+    return this.redis.zcard(this.feedKey(queue));
+  }
+
+  /** Whether a document is still in its queue's round (units left to feed). */
+  async inRound(docId: string, queue: string): Promise<boolean> {
+    return (await this.redis.zscore(this.feedKey(queue), docId)) !== null;
+  }
+
+  /** Jobs in BullMQ's wait list of a queue. */
+  waiting(queue: string): Promise<number> {
+    return this.redis.llen(waitListKey(this.prefix, queue));
+  }
+
+  /** Fills the queue's wait list up to `depth` jobs. Returns the units added (0 when another feeder holds the lock). */
+  async topUp(queue: string, depth: number): Promise<number> {
+    const want = depth - (await this.waiting(queue));
+    return want > 0 ? this.feed(queue, want) : 0;
+  }
+
+  /** Moves up to `want` units of the queue's round into BullMQ. */
+  async feed(queue: string, want: number): Promise<number> {
+    const lockKey = `${this.feedKey(queue)}:lock`;
+    const token = randomBytes(8).toString('hex');
+    if ((await this.redis.set(lockKey, token, 'PX', 30_000, 'NX')) !== 'OK') return 0;
+    try {
+      let added = 0;
+      while (added < want) {
+        const batch = Math.min(1000, want - added);
+        const taken = await this.redis.docbatchFeed(this.feedKey(queue), this.turnKey(queue), this.prefix, batch, this.slice, this.maxScan);
+        if (taken.length === 0) break;
+        const jobs = taken.map((entry) => {
+          const [docId, gen, unit, name] = entry.split('|') as [string, string, string, string];
+          const data: UnitJobData = { docId, gen: Number(gen), unit: Number(unit) };
+          return { name: name as UnitJobName, data, opts: { jobId: unitJobId(docId, data.gen, data.unit) } satisfies JobsOptions };
+        });
+        await this.queue(queue).addBulk(jobs);
+        added += jobs.length;
+        if (taken.length < batch) break;
+      }
+      return added;
+    } finally {
+      await (this.redis as unknown as { docbatchFeedRelease(k: string, t: string): Promise<number> }).docbatchFeedRelease(lockKey, token).catch(() => 0);
+    }
+  }
+}

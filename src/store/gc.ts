@@ -1,0 +1,147 @@
+/**
+ * The collector (`docbatch gc`, and the writer every hour): what retention leaves behind.
+ *
+ * Written documents' records expire by themselves (EXPIRE, RETENTION_DAYS after writing) and
+ * their results left Redis when they were written. This removes what points at expired records
+ * (the document index, output names, feeding rounds, worker heartbeats gone quiet), the results
+ * archives of expired documents, blobs no live document uses (older than the retention, so a
+ * producer that stored a blob and has not registered its document yet keeps it), and temporary
+ * files of crashed producers. Safe to run at any time and from any machine.
+ */
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../observe/log.ts';
+import type { BlobStore } from './blobs.ts';
+import type { DocStore } from './docs.ts';
+import type { Feeder } from './feed.ts';
+import type { DocMeta } from './types.ts';
+
+export interface GcReport {
+  /** Ids in the document index whose record had expired. */
+  documents: number;
+  names: number;
+  feedEntries: number;
+  heartbeats: number;
+  archives: number;
+  blobs: number;
+  blobBytes: number;
+  temporaries: number;
+}
+
+export interface GcOptions {
+  /** Blobs unused this long (by mtime) and temporaries older than a day go. */
+  retentionMs: number;
+  dryRun?: boolean;
+  now?: number;
+}
+
+export async function collect(parts: { store: DocStore; blobs: BlobStore; feeder: Feeder; log: Logger }, options: GcOptions): Promise<GcReport> {
+  const { store, blobs, feeder, log } = parts;
+  const now = options.now ?? Date.now();
+  const dry = options.dryRun === true;
+  const report: GcReport = { documents: 0, names: 0, feedEntries: 0, heartbeats: 0, archives: 0, blobs: 0, blobBytes: 0, temporaries: 0 };
+  const redis = store.redis;
+  const live = new Set<string>();
+  const liveBlobs = new Set<string>();
+
+  // 1. The document index: drop ids whose record expired; remember the live ones and their blobs.
+  let cursor = '0';
+  do {
+    const [next, flat] = await redis.zscan(store.docsKey, cursor, 'COUNT', 1000);
+    cursor = next;
+    const ids = flat.filter((_, i) => i % 2 === 0);
+    if (ids.length === 0) continue;
+    const pipeline = redis.pipeline();
+    for (const id of ids) pipeline.hget(store.docKey(id), 'meta');
+    const metas = (await pipeline.exec()) ?? [];
+    const gone: string[] = [];
+    ids.forEach((id, i) => {
+      const raw = metas[i]?.[1] as string | null;
+      if (!raw) {
+        gone.push(id);
+        return;
+      }
+      live.add(id);
+      const meta = JSON.parse(raw) as DocMeta;
+      liveBlobs.add(meta.blob);
+      if (meta.index) liveBlobs.add(meta.index);
+      if (meta.task?.blob) liveBlobs.add(meta.task.blob);
+    });
+    if (gone.length > 0) {
+      report.documents += gone.length;
+      if (!dry) await redis.multi().zrem(store.docsKey, ...gone).zrem(store.activeKey, ...gone).exec();
+    }
+  } while (cursor !== '0');
+
+  // 2. Output names of documents that are gone.
+  cursor = '0';
+  do {
+    const [next, flat] = await redis.hscan(store.namesKey, cursor, 'COUNT', 1000);
+    cursor = next;
+    const dead: string[] = [];
+    for (let i = 0; i < flat.length; i += 2) if (!live.has(flat[i + 1]!)) dead.push(flat[i]!);
+    if (dead.length > 0) {
+      report.names += dead.length;
+      if (!dry) await redis.hdel(store.namesKey, ...dead);
+    }
+  } while (cursor !== '0');
+
+  // 3. Feeding rounds holding documents that are gone.
+  for (const queue of await store.queues()) {
+    const key = feeder.feedKey(queue);
+    const members = await redis.zrange(key, '0', '-1');
+    const dead = members.filter((id) => !live.has(id));
+    if (dead.length > 0) {
+      report.feedEntries += dead.length;
+      if (!dry) await redis.zrem(key, ...dead);
+    }
+  }
+
+  // 4. Heartbeats of workers silent for an hour.
+  const workersKey = `${store.prefix}:workers`;
+  const beats = await redis.hgetall(workersKey);
+  const quiet = Object.entries(beats).filter(([, v]) => now - ((JSON.parse(v) as { at?: number }).at ?? 0) > 3_600_000).map(([k]) => k);
+  if (quiet.length > 0) {
+    report.heartbeats = quiet.length;
+    if (!dry) await redis.hdel(workersKey, ...quiet);
+  }
+
+  // 5. Results archives of documents that are gone.
+  const archives = join(blobs.dir, 'named', 'results');
+  for (const id of await list(archives)) {
+    if (live.has(id)) continue;
+    report.archives++;
+    if (!dry) await rm(join(archives, id), { recursive: true, force: true });
+  }
+
+  // 6. Blobs no live document uses, unused for the retention; temporaries older than a day.
+  for (const shard of await list(blobs.dir)) {
+    if (!/^[0-9a-f]{2}$/.test(shard)) continue;
+    for (const name of await list(join(blobs.dir, shard))) {
+      if (!/^[0-9a-f]{64}$/.test(name) || liveBlobs.has(name)) continue;
+      const path = join(blobs.dir, shard, name);
+      const info = await stat(path).catch(() => null);
+      if (!info || now - info.mtimeMs < options.retentionMs) continue;
+      report.blobs++;
+      report.blobBytes += info.size;
+      if (!dry) await rm(path, { force: true });
+    }
+  }
+  for (const name of await list(join(blobs.dir, 'tmp'))) {
+    const path = join(blobs.dir, 'tmp', name);
+    const info = await stat(path).catch(() => null);
+    if (!info || now - info.mtimeMs < 86_400_000) continue;
+    report.temporaries++;
+    if (!dry) await rm(path, { force: true });
+  }
+  log.info({ ...report, dryRun: dry }, 'collected what retention left behind');
+  return report;
+}
+
+async function list(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Running failed units of a document again (`docbatch retry`, a Bull Board retry of one failed
+ * unit) and writing documents again (a failed write, outputs deleted since). Successful units are
+ * never sent again: a written document's results come back from its archive first, only the
+ * failed ones are reopened, and the writer rewrites the outputs once they settle.
+ */
+import type { TypedQueue } from '../../queues/connect.ts';
+import { ensureWriteJob } from '../../queues/schedule.ts';
+import { DocbatchError } from '../errors.ts';
+import { restoreArchived } from './archive.ts';
+import type { BlobStore } from './blobs.ts';
+import type { ChunkReader } from './chunk-index.ts';
+import type { DocStore } from './docs.ts';
+import type { Feeder } from './feed.ts';
+import { addReduce, hasGroups } from './settle.ts';
+import type { DocRecord } from './types.ts';
+
+export interface ReopenParts {
+  store: DocStore;
+  blobs: BlobStore;
+  chunks: ChunkReader;
+  feeder: Feeder;
+  writeQueue: TypedQueue<'write'>;
+  inferQueue: (name: string) => TypedQueue<'infer'>;
+}
+
+export interface ReopenOutcome {
+  docId: string;
+  /** Units that will run again. */
+  reopened: number[];
+  /** A write was scheduled without any unit running again (failed write, or outputs gone). */
+  rewrite: boolean;
+}
+
+/**
+ * Reopens the failed units of a document matching `codes` ([] = every failure) among `units`
+ * ([] = all), or schedules a rewrite when none match but its write failed (or `rewrite`).
+ */
+export async function reopenDocument(parts: ReopenParts, record: DocRecord, filter: { codes?: string[]; units?: number[]; rewrite?: boolean } = {}): Promise<ReopenOutcome> {
+  const { store } = parts;
+  const { docId, gen, meta } = record;
+  if (record.state === 'written' || record.state === 'failed' || record.state === 'complete') {
+    if (!(await restoreArchived(store, parts.blobs, docId, gen)) && record.units > 0) {
+      throw new DocbatchError('BLOB_MISSING', `the results of ${docId} are neither in Redis nor archived in the blob store (collected?); enqueue the file again with --force to redo it`);
+    }
+  }
+  const summaries: Record<number, number> = {};
+  if (hasGroups(meta)) {
+    const candidates = filter.units?.length ? filter.units : [...(await store.settledUnits(docId, gen))];
+    for (const unit of candidates) {
+      if (unit >= meta.feedUnits) continue;
+      const group = await parts.chunks.group(meta.index!, unit);
+      if (group) summaries[unit] = group.reduce;
+    }
+  }
+  const reopened = (await store.reopen(docId, gen, { codes: filter.codes ?? [], units: filter.units ?? [], summaries })).sort((a, b) => a - b);
+  if (reopened.length > 0) {
+    // Chunks and pages go back into the feeding round; a conversation's summary whose chunks all
+    // stand goes straight back to its queue (otherwise its last chunk adds it again).
+    if (reopened.some((u) => u < meta.feedUnits)) {
+      await parts.feeder.add(docId, meta.queue, true);
+      await parts.feeder.feed(meta.queue, Math.min(reopened.length, 1000));
+    }
+    for (const unit of reopened.filter((u) => u >= meta.feedUnits)) {
+      const first = Object.entries(summaries).find(([, r]) => r === unit);
+      if (first && reopened.includes(Number(first[0]))) continue;
+      const group = await groupOfSummary(parts, record, unit);
+      if (group) await addReduce(parts, meta, gen, group);
+    }
+    return { docId, reopened, rewrite: false };
+  }
+  if (record.state === 'failed' || filter.rewrite) {
+    await store.redis.multi().hset(store.docKey(docId), { state: 'complete' }).hdel(store.docKey(docId), 'write_error').persist(store.docKey(docId)).zadd(store.activeKey, Date.now(), docId).exec();
+    await ensureWriteJob(parts.writeQueue, docId, gen, { rerun: true });
+    return { docId, reopened, rewrite: true };
+  }
+  return { docId, reopened, rewrite: false };
+}
+
+/** The group a conversation's summary unit reduces (found through its chunks' index entries). */
+async function groupOfSummary(parts: ReopenParts, record: DocRecord, reduce: number) {
+  const { meta } = record;
+  if (!meta.index) return null;
+  // Summary units follow the chunks in conversation order: walk conversations by their first chunk.
+  for (let unit = 0; unit < meta.feedUnits; ) {
+    const entry = await parts.chunks.entry(meta.index, unit);
+    if (entry.reduce === reduce) return parts.chunks.group(meta.index, unit);
+    unit = entry.first + Math.max(1, entry.count);
+  }
+  return null;
+}

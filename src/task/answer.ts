@@ -1,0 +1,75 @@
+/**
+ * What counts as an answer. Pure: an engine's reply (text and finish_reason) and the task in, a
+ * verdict out. Not an answer: empty text, a reply cut off at max_tokens (finish_reason `length`),
+ * a degenerate repetition loop, and for JSON tasks invalid JSON or a value that breaks the
+ * schema. The worker retries those at a rising temperature (temperatureFor), as olmOCR does
+ * across its attempts, before the unit fails with the code.
+ */
+import { schemaViolations } from './schema.ts';
+import type { Task } from './types.ts';
+
+export type Verdict =
+  | { ok: true; text: string; data?: unknown }
+  | { ok: false; code: 'EMPTY_OUTPUT' | 'OUTPUT_TRUNCATED' | 'OUTPUT_REPETITIVE' | 'OUTPUT_INVALID'; message: string };
+
+export interface Reply {
+  text: string;
+  finishReason: string | null;
+}
+
+/**
+ * A loop at the end of the text: the smallest period p (≤ 400 chars) whose repetition covers the
+ * tail, with how many times it repeats and how many characters it covers; null when there is none.
+ */
+export function tailLoop(text: string, minCover = 200, minRepeats = 6): { period: number; repeats: number; cover: number } | null {
+  const t = text.length > 8000 ? text.slice(-8000) : text;
+  const n = t.length;
+  for (let p = 1; p <= Math.min(400, Math.floor(n / minRepeats)); p++) {
+    let i = n - 1;
+    while (i - p >= 0 && t.charCodeAt(i) === t.charCodeAt(i - p)) i--;
+    const cover = n - 1 - i + p; // the block plus its copies
+    if (cover >= minCover && cover / p >= minRepeats && /\S/.test(t.slice(n - p))) {
+      return { period: p, repeats: Math.floor(cover / p), cover };
+    }
+  }
+  return null;
+}
+
+/** The JSON in a reply: the whole text, or the inside of one ```json fence around it. */
+export function jsonOf(text: string): unknown {
+  const trimmed = text.trim();
+  const fenced = /^```(?:json)?\s*\n([\s\S]*?)\n?```$/i.exec(trimmed);
+  return JSON.parse(fenced ? fenced[1]! : trimmed);
+}
+
+export function checkAnswer(task: Task, reply: Reply): Verdict {
+  const text = reply.text.trim();
+  const loop = tailLoop(text, reply.finishReason === 'length' ? 200 : 400, reply.finishReason === 'length' ? 6 : 10);
+  if (reply.finishReason === 'repetition' || loop) {
+    const what = loop ? `the last ${loop.cover} characters repeat a ${loop.period}-character phrase ${loop.repeats} times` : 'the engine stopped it for repetition';
+    return { ok: false, code: 'OUTPUT_REPETITIVE', message: `the answer degenerated into a loop (${what})` };
+  }
+  if (reply.finishReason === 'length') {
+    return { ok: false, code: 'OUTPUT_TRUNCATED', message: `the answer was cut off at max_tokens (finish_reason length, ${text.length} characters)` };
+  }
+  if (text === '') return { ok: false, code: 'EMPTY_OUTPUT', message: `the engine answered with no text (finish_reason ${reply.finishReason ?? 'unknown'})` };
+  if (task.output.type === 'json') {
+    let data: unknown;
+    try {
+      data = jsonOf(text);
+    } catch (err) {
+      return { ok: false, code: 'OUTPUT_INVALID', message: `the answer is not valid JSON: ${(err as Error).message}` };
+    }
+    const violations = Object.keys(task.output.schema).length > 0 ? schemaViolations(task.output.schema, data) : null;
+    if (violations) return { ok: false, code: 'OUTPUT_INVALID', message: `the answer breaks the schema: ${violations}` };
+    return { ok: true, text, data };
+  }
+  return { ok: true, text };
+}
+
+/** The temperature of try `k` (0-based): the task's own first, then +0.2 per retry, at most 1 (or the task's own if higher). */
+export function temperatureFor(task: Task, k: number): number {
+  const base = task.sampling.temperature;
+  if (k === 0) return base;
+  return Math.round(Math.min(Math.max(1, base), Math.max(base, 0.1) + 0.2 * k) * 100) / 100;
+}

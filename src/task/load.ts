@@ -1,0 +1,233 @@
+/**
+ * Task files (YAML or JSON) and the enqueue flags that shape a task (`--task`, `--prompt`,
+ * `--schema`, `--unit`, `--model`) → a validated Task. Every mistake is a TASK_INVALID naming the
+ * file and the field; nothing is enqueued with a task that could fail on its thousandth unit.
+ * The format is documented in docs/tasks.md.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { DocbatchError } from '../errors.ts';
+import { BUILTIN_TASKS, defaultTaskFor, isBuiltinTask, unitsFor } from './builtin.ts';
+import { compileSchema } from './schema.ts';
+import { unknownPlaceholders } from './template.ts';
+import type { InputKind, Task, TaskUnit } from './types.ts';
+
+const UNITS = ['page', 'document', 'chunk', 'conversation'] as const;
+
+/** The file format: snake_case, everything optional but `prompt` (or a built-in to start from). */
+const TaskFile = z
+  .object({
+    name: z.string().min(1).max(100).optional(),
+    description: z.string().optional(),
+    /** Start from a built-in task and change what follows. */
+    extends: z.enum(['transcribe', 'summarize']).optional(),
+    unit: z.enum(UNITS).optional(),
+    system: z.string().optional(),
+    prompt: z.string().min(1).optional(),
+    output: z
+      .object({
+        type: z.enum(['text', 'json']).optional(),
+        schema: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
+        name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only, at most 64').optional(),
+      })
+      .strict()
+      .optional(),
+    sampling: z
+      .object({
+        temperature: z.number().min(0).max(2).optional(),
+        max_tokens: z.number().int().min(1).max(1_000_000).optional(),
+        top_p: z.number().gt(0).max(1).optional(),
+        seed: z.number().int().optional(),
+        stop: z.array(z.string().min(1)).max(16).optional(),
+      })
+      .strict()
+      .optional(),
+    model: z.string().min(1).optional(),
+    models: z.array(z.string().min(1)).optional(),
+    image: z
+      .object({ size: z.number().int().min(64).max(10000).optional(), format: z.enum(['png', 'jpeg']).optional() })
+      .strict()
+      .optional(),
+    text_layer: z.boolean().optional(),
+    text_layer_note: z.string().optional(),
+    retries: z.number().int().min(0).max(10).optional(),
+    fallback: z.enum(['none', 'text-layer']).optional(),
+    max_pages: z.number().int().min(1).max(100).optional(),
+  })
+  .strict();
+
+/** What the enqueue command says about the task. */
+export interface TaskSpec {
+  /** A task file path, or a built-in name. */
+  task?: string;
+  /** `--prompt TEXT`, or the contents of `--prompt @FILE`. */
+  prompt?: string;
+  /** `--schema FILE.json`. */
+  schema?: string;
+  unit?: TaskUnit;
+  /** `--model` (repeatable): replaces the task's models. */
+  models?: string[];
+}
+
+export const DEFAULT_EXTRACT_PROMPT =
+  'Extract the information the JSON schema describes from this document. Answer with one JSON value that follows the schema; use null where the document does not say.';
+
+function invalid(message: string, file?: string, field?: string, cause?: unknown): DocbatchError {
+  return new DocbatchError('TASK_INVALID', message, { place: { ...(file ? { file } : {}), ...(field ? { field } : {}) }, ...(cause ? { cause } : {}) });
+}
+
+function readText(path: string, what: string, field?: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw invalid(`cannot read the ${what} (${code === 'ENOENT' ? 'no such file' : String((err as Error).message)})`, path, field, err);
+  }
+}
+
+function parseStructured(text: string, file: string): unknown {
+  if (/\.json$/i.test(file)) {
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw invalid(`not valid JSON: ${(err as Error).message}`, file, undefined, err);
+    }
+  }
+  try {
+    return parseYaml(text, { maxAliasCount: 100 });
+  } catch (err) {
+    throw invalid(`not valid YAML: ${(err as Error).message.split('\n')[0]}`, file, undefined, err);
+  }
+}
+
+function loadSchema(source: string | Record<string, unknown>, base: string, file?: string): Record<string, unknown> {
+  let schema: unknown = source;
+  let where = file;
+  if (typeof source === 'string') {
+    where = resolve(base, source);
+    try {
+      schema = JSON.parse(readText(where, 'JSON Schema', 'output.schema'));
+    } catch (err) {
+      if (err instanceof DocbatchError) throw err;
+      throw invalid(`the schema is not valid JSON: ${(err as Error).message}`, where, undefined, err);
+    }
+  }
+  if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) throw invalid('a JSON Schema must be an object', where, 'output.schema');
+  try {
+    compileSchema(schema as Record<string, unknown>);
+  } catch (err) {
+    throw invalid(`not a usable JSON Schema: ${(err as Error).message}`, where, 'output.schema', err);
+  }
+  return schema as Record<string, unknown>;
+}
+
+/** A task file → Task (relative schema paths resolve against the file's folder). */
+export function loadTaskFile(path: string): Task {
+  const file = resolve(path);
+  const raw = parseStructured(readText(file, 'task file'), file);
+  return taskFromObject(raw, file);
+}
+
+export function taskFromObject(raw: unknown, file: string): Task {
+  const parsed = TaskFile.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw invalid(issue.message, file, issue.path.join('.') || undefined);
+  }
+  const t = parsed.data;
+  const base = t.extends ? BUILTIN_TASKS[t.extends] : null;
+  if (!base && !t.prompt) throw invalid('a task needs a prompt (or `extends: transcribe|summarize`)', file, 'prompt');
+  const schema = t.output?.schema !== undefined ? loadSchema(t.output.schema, dirname(file), file) : null;
+  if (t.output?.type === 'text' && schema) throw invalid('output.type text cannot have a schema', file, 'output');
+  const output: Task['output'] = schema
+    ? { type: 'json', schema, name: t.output?.name ?? 'answer' }
+    : t.output?.type === 'json'
+      ? { type: 'json', schema: {}, name: t.output?.name ?? 'answer' }
+      : (base?.output ?? { type: 'text' });
+  if (t.model && t.models) throw invalid('give `model` or `models`, not both', file, 'models');
+  const task: Task = {
+    name: t.name ?? base?.name ?? 'task',
+    ...(t.description ?? base?.description ? { description: t.description ?? base?.description } : {}),
+    unit: t.unit ?? base?.unit ?? 'page',
+    ...(t.system ?? base?.system ? { system: t.system ?? base?.system } : {}),
+    prompt: t.prompt ?? base!.prompt,
+    output,
+    sampling: {
+      temperature: t.sampling?.temperature ?? base?.sampling.temperature ?? 0,
+      ...(t.sampling?.max_tokens !== undefined ? { maxTokens: t.sampling.max_tokens } : {}),
+      ...(t.sampling?.top_p !== undefined ? { topP: t.sampling.top_p } : {}),
+      ...(t.sampling?.seed !== undefined ? { seed: t.sampling.seed } : {}),
+      ...(t.sampling?.stop !== undefined ? { stop: t.sampling.stop } : {}),
+    },
+    models: t.models ?? (t.model ? [t.model] : []),
+    image: { ...(t.image?.size ? { size: t.image.size } : {}), ...(t.image?.format ? { format: t.image.format } : {}) },
+    textLayer: t.text_layer ?? base?.textLayer ?? true,
+    ...(t.text_layer_note ?? base?.textLayerNote ? { textLayerNote: t.text_layer_note ?? base?.textLayerNote } : {}),
+    retries: t.retries ?? base?.retries ?? 3,
+    fallback: t.fallback ?? (output.type === 'json' ? 'none' : (base?.fallback ?? 'none')),
+    maxPages: t.max_pages ?? 8,
+  };
+  checkTask(task, file);
+  return task;
+}
+
+function checkTask(task: Task, file?: string): void {
+  for (const [field, template] of [['prompt', task.prompt], ['system', task.system ?? '']] as const) {
+    const unknown = unknownPlaceholders(template);
+    if (unknown.length > 0) throw invalid(`unknown variable {{${unknown[0]}}} (see docs/tasks.md for the variables)`, file, field);
+  }
+  if (task.fallback === 'text-layer' && task.output.type !== 'text') throw invalid('fallback text-layer needs a text output', file, 'fallback');
+  if (task.fallback === 'text-layer' && task.unit !== 'page') throw invalid('fallback text-layer works on the page unit only', file, 'fallback');
+}
+
+/**
+ * The task for one input kind, from what the command said: a task file or built-in name, then
+ * `--prompt`, `--schema`, `--unit`, `--model` on top. Without a task, the kind's default task is
+ * the start (transcribe for PDFs and images, summarize for exports). Throws TASK_INVALID for a
+ * bad task; returns a reason (for TASK_UNIT_MISMATCH) when the task's unit does not fit the kind.
+ */
+export function resolveTask(spec: TaskSpec, kind: InputKind, cache: Map<string, Task> = new Map()): Task | { mismatch: string } {
+  let task: Task;
+  if (spec.task === undefined) task = defaultTaskFor(kind);
+  else if (isBuiltinTask(spec.task)) task = BUILTIN_TASKS[spec.task];
+  else {
+    const key = resolve(spec.task);
+    task = cache.get(key) ?? loadTaskFile(key);
+    cache.set(key, task);
+  }
+  if (spec.prompt !== undefined || spec.schema !== undefined || spec.unit !== undefined || spec.models !== undefined) {
+    task = { ...task, sampling: { ...task.sampling }, image: { ...task.image } };
+    if (spec.schema !== undefined) {
+      const schema = loadSchema(spec.schema, process.cwd(), spec.schema);
+      task.output = { type: 'json', schema, name: 'answer' };
+      task.fallback = 'none';
+      if (spec.prompt === undefined && spec.task === undefined) {
+        task.prompt = DEFAULT_EXTRACT_PROMPT;
+        delete task.textLayerNote;
+        task.name = 'extract';
+      }
+    }
+    if (spec.prompt !== undefined) {
+      if (spec.prompt.trim() === '') throw invalid('--prompt is empty', undefined, 'prompt');
+      task.prompt = spec.prompt;
+      if (spec.task === undefined) task.name = task.output.type === 'json' ? 'extract' : 'custom';
+    }
+    if (spec.unit !== undefined) {
+      task.unit = spec.unit;
+      if (task.fallback === 'text-layer' && spec.unit !== 'page') task.fallback = 'none';
+    }
+    if (spec.models !== undefined) task.models = [...new Set(spec.models)];
+    checkTask(task, spec.task);
+  }
+  if (!unitsFor(kind).includes(task.unit)) {
+    return { mismatch: `task ${JSON.stringify(task.name)} works on ${task.unit} units, which ${kind === 'chat' ? 'a chat export' : `a ${kind === 'pdf' ? 'PDF' : 'image'}`} does not have (use ${unitsFor(kind).join(' or ')})` };
+  }
+  return task;
+}
+
+/** `--prompt @FILE` reads FILE; any other value is the prompt itself. */
+export function promptArgument(value: string): string {
+  return value.startsWith('@') ? readText(resolve(value.slice(1)), 'prompt file') : value;
+}
