@@ -120,7 +120,8 @@ function mergeAllOf(s: Record<string, unknown>, root: Schema): Record<string, un
   for (const part of parts) {
     const p = deref(part, root);
     if (!isObject(p)) continue;
-    const props = { ...(p.properties as object | undefined), ...(merged.properties as object | undefined) };
+    // Properties in allOf order (a later part's schema wins for a name both give).
+    const props = { ...(merged.properties as object | undefined), ...(p.properties as object | undefined) };
     const required = [...((p.required as string[] | undefined) ?? []), ...((merged.required as string[] | undefined) ?? [])];
     Object.assign(merged, { ...p, ...merged });
     if (Object.keys(props).length > 0) merged.properties = props;
