@@ -4,7 +4,7 @@
  * `node src/emulator/main.ts`).
  */
 import { Command, Option } from 'commander';
-import { FLAGS, optionsFromFlags } from '../emulator/flags.ts';
+import { FLAGS, optionsFromFlags, type FlagValue } from '../emulator/flags.ts';
 
 export function engineCommand(): Command {
   const command = new Command('engine').description(
@@ -14,10 +14,11 @@ export function engineCommand(): Command {
     // Choices are listed, not enforced by commander: optionsFromFlags checks them so every bad
     // value exits 2 with the same message as the standalone entry point.
     const option = new Option(`--${f.name}${f.arg ? ` <${f.arg}>` : ''}`, f.help + (f.choices ? ` [${f.choices.join('|')}]` : ''));
+    if (f.multiple) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
     command.addOption(option);
     return [f.name, option] as const;
   });
-  command.action(async (opts: Record<string, string | boolean | undefined>) => {
+  command.action(async (opts: Record<string, FlagValue>) => {
     const values = Object.fromEntries(options.map(([name, option]) => [name, opts[option.attributeName()]]));
     let parsed: ReturnType<typeof optionsFromFlags>;
     try {

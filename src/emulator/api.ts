@@ -37,7 +37,7 @@ async function handleTokenize(ctx: ApiContext, req: IncomingMessage, res: Server
   let tokens: number[];
   if (typeof body.prompt === 'string') tokens = encodeText(body.prompt);
   else if (body.messages !== undefined) {
-    const prompt = await prepareChat(body.messages, ctx.options.maxImagesPerPrompt);
+    const prompt = await prepareChat(body.messages, ctx.options);
     tokens = chatTokenIds(tokenParts(prompt.messages ?? []));
   } else throw badRequest('Either prompt (a string) or messages is required.');
   sendJson(res, 200, { count: tokens.length, max_model_len: ctx.options.maxModelLen, tokens, token_strs: null });

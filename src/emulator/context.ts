@@ -3,9 +3,11 @@
  * `stats()` counts over the emulator's whole life (across engine deaths and restarts), while
  * /metrics shows only the current engine "process", as a restarted vLLM would.
  */
+import type { AnswerBook, AnswerCounts } from './answers.ts';
 import type { Engine } from './engine.ts';
 import { ERROR_KINDS, type ErrorKind } from './errors.ts';
 import type { EmulatorOptions, Faults, Timing } from './options.ts';
+import type { RateLimiter, RateWindowStats } from './rate-limit.ts';
 
 export type EngineState =
   /** Serving. */
@@ -35,7 +37,7 @@ export interface RequestCounts {
   hung: number;
 }
 
-export interface EmulatorStats extends RequestCounts {
+export interface EmulatorStats extends RequestCounts, AnswerCounts {
   state: EngineState;
   /** Sum of `errors`. */
   errorsTotal: number;
@@ -54,6 +56,8 @@ export interface EmulatorStats extends RequestCounts {
   promptTokens: number;
   generationTokens: number;
   preemptions: number;
+  /** Per API key, model and window of the rateLimit fault: accepted and refused requests and tokens, oldest first. */
+  rateLimitWindows: RateWindowStats[];
 }
 
 export function newRequestCounts(): RequestCounts {
@@ -77,4 +81,8 @@ export interface ApiContext {
   /** The current engine (a new one after each restart). */
   engine(): Engine;
   metricsText(): string;
+  /** What was answered (first-sight flaws, fields), across restarts. */
+  readonly answers: AnswerBook;
+  /** Windows of the rateLimit fault, across restarts. */
+  readonly rateLimiter: RateLimiter;
 }

@@ -18,6 +18,10 @@ export const ERROR_KINDS = [
   'unauthorized',
   'not_found',
   'too_large',
+  // Answer faults and model traits (answer-options.ts).
+  'not_multimodal',
+  'rejected',
+  'rate_limited',
 ] as const;
 export type ErrorKind = (typeof ERROR_KINDS)[number];
 
@@ -42,13 +46,16 @@ export class ApiError extends Error {
   readonly status: number;
   readonly kind: ErrorKind;
   readonly param: string | null;
+  /** Extra response headers (Retry-After and x-ratelimit-* on a 429). */
+  readonly headers: Readonly<Record<string, string>>;
 
-  constructor(status: number, kind: ErrorKind, message: string, param: string | null = null) {
+  constructor(status: number, kind: ErrorKind, message: string, param: string | null = null, headers: Record<string, string> = {}) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.kind = kind;
     this.param = param;
+    this.headers = headers;
   }
 }
 
@@ -57,6 +64,8 @@ export function errorBody(err: ApiError, style: ErrorStyle): unknown {
   // These two are the same on every server we emulate (FastAPI's 404, the auth middleware's 401).
   if (err.kind === 'not_found') return { detail: 'Not Found' };
   if (err.kind === 'unauthorized') return { error: 'Unauthorized' };
+  // A paid endpoint's 429 is OpenAI's shape whatever server it fronts.
+  if (err.kind === 'rate_limited') return { error: { message: err.message, type: 'rate_limit_exceeded', param: null, code: 'rate_limit_exceeded' } };
   switch (style) {
     case 'vllm':
       return { error: { message: err.message, type: VLLM_TYPES[err.status] ?? 'InternalServerError', param: err.param, code: err.status } };
@@ -108,3 +117,12 @@ export const serverBusy = (): ApiError =>
 export const routeNotFound = (): ApiError => new ApiError(404, 'not_found', 'Not Found');
 export const unauthorized = (): ApiError => new ApiError(401, 'unauthorized', 'Unauthorized');
 export const bodyTooLarge = (limit: number): ApiError => new ApiError(413, 'too_large', `Request body larger than ${limit} bytes.`);
+
+/** vLLM's ValueError for an image part sent to a text-only model (MultiModalRegistry.create_processor). */
+export const notMultimodal = (model: string): ApiError => new ApiError(400, 'not_multimodal', `${model} is not a multimodal model`);
+
+/** The reject fault: a 400 BadRequestError for this request's text. */
+export const rejected = (message: string): ApiError => new ApiError(400, 'rejected', message);
+
+/** A paid endpoint's 429, with Retry-After and x-ratelimit-* headers. */
+export const rateLimited = (message: string, headers: Record<string, string>): ApiError => new ApiError(429, 'rate_limited', message, null, headers);

@@ -2,6 +2,7 @@
  * The command-line flags of `docbatch engine` and `src/emulator/main.ts`, in one table that both
  * parsers (commander in the CLI, node:util parseArgs standalone) are built from.
  */
+import { rejectNeedles } from './answer-options.ts';
 import { resolveOptions, SERVER_PRESETS, type EmulatorOptions, type Faults, type ServerPreset } from './options.ts';
 
 type Kind = 'int' | 'number' | 'string' | 'bool';
@@ -15,6 +16,8 @@ export interface FlagSpec {
   help: string;
   /** Valid values, for enumerations. */
   choices?: readonly string[];
+  /** May be given several times; `apply` runs once per value, in order. */
+  multiple?: boolean;
   /** Where the value goes. */
   apply: (o: Partial<EmulatorOptions>, value: string | number | boolean) => void;
 }
@@ -27,6 +30,28 @@ const set =
 
 /** The CLI's default port, vLLM's. (startEmulator defaults to 0, a free port.) */
 export const CLI_DEFAULT_PORT = 8000;
+
+// Answer faults and model traits (answer-options.ts).
+const ANSWER_FLAGS: readonly FlagSpec[] = [
+  { name: 'cutoff', kind: 'number', arg: 'share', help: 'share of first-seen contents answered cut off at max_tokens (default: 0)', apply: set('cutoff') },
+  { name: 'loop', kind: 'number', arg: 'share', help: 'share of first-seen contents answered with one phrase repeated until max_tokens (default: 0)', apply: set('loop') },
+  { name: 'invalid-json', kind: 'number', arg: 'share', help: 'share of first-seen contents asking for JSON answered with broken JSON (default: 0)', apply: set('invalidJson') },
+  { name: 'alter-fields', kind: 'number', arg: 'share', help: 'share of structured-output fields read from the text that come back altered (default: 0)', apply: set('alterFields') },
+  {
+    name: 'reject-match',
+    kind: 'string',
+    arg: 'text',
+    multiple: true,
+    help: 'requests whose text contains this answer 400 BadRequestError (repeatable)',
+    apply: (o, v) => {
+      o.reject = { matchText: [...(o.reject ? rejectNeedles(o.reject) : []), v as string] };
+    },
+  },
+  { name: 'text-only', kind: 'bool', help: 'a text-only model: an image part answers 400 "<model> is not a multimodal model"', apply: (o) => { o.acceptsImages = false; } },
+  { name: 'rpm', kind: 'int', arg: 'n', help: 'rate limit: requests per window per API key and model, 429 past it (default: unlimited)', apply: (o, v) => { o.rateLimit = { ...o.rateLimit, rpm: v as number }; } },
+  { name: 'tpm', kind: 'int', arg: 'n', help: 'rate limit: prompt + max_tokens per window per API key and model (default: unlimited)', apply: (o, v) => { o.rateLimit = { ...o.rateLimit, tpm: v as number }; } },
+  { name: 'rate-window-ms', kind: 'int', arg: 'ms', help: 'rate limit window, with --rpm or --tpm (default: 60000)', apply: (o, v) => { o.rateLimit = { ...o.rateLimit, windowMs: v as number }; } },
+];
 
 export const FLAGS: readonly FlagSpec[] = [
   { name: 'port', kind: 'int', arg: 'n', help: `TCP port (0: a free one) (default: ${CLI_DEFAULT_PORT})`, apply: set('port') },
@@ -58,6 +83,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'reject-list-prompts', kind: 'bool', help: 'a list prompt on /v1/completions answers 400', apply: set('rejectListPrompts') },
   { name: 'max-pending', kind: 'int', arg: 'n', help: 'past n queued sequences answer 503 "server busy" (default: unbounded)', apply: set('maxPending') },
   { name: 'api-key', kind: 'string', arg: 'key', help: 'require Authorization: Bearer <key> on /v1/*', apply: set('apiKey') },
+  ...ANSWER_FLAGS,
 ];
 
 function convert(spec: FlagSpec, raw: string | boolean): string | number | boolean {
@@ -72,22 +98,25 @@ function convert(spec: FlagSpec, raw: string | boolean): string | number | boole
   return n;
 }
 
+/** A parsed flag: a string, true for a present boolean flag, a list for a repeated one. */
+export type FlagValue = string | boolean | string[] | undefined;
+
 /**
  * Emulator options from parsed flag values keyed by flag name (`{ 'oom-at': '4' }`); absent flags
  * are undefined. The `--like` preset applies first, then every other flag. Validated: throws a
  * TypeError naming the flag or option.
  */
-export function optionsFromFlags(values: Readonly<Record<string, string | boolean | undefined>>): EmulatorOptions {
+export function optionsFromFlags(values: Readonly<Record<string, FlagValue>>): EmulatorOptions {
   const o: Partial<EmulatorOptions> = { port: CLI_DEFAULT_PORT };
   const like = values.like;
   if (like !== undefined) {
     const spec = FLAGS.find((f) => f.name === 'like') as FlagSpec;
-    Object.assign(o, SERVER_PRESETS[convert(spec, like) as ServerPreset] as Partial<Faults>);
+    Object.assign(o, SERVER_PRESETS[convert(spec, Array.isArray(like) ? String(like.at(-1)) : like) as ServerPreset] as Partial<Faults>);
   }
   for (const spec of FLAGS) {
     const raw = values[spec.name];
     if (raw === undefined || raw === false || spec.name === 'like') continue;
-    spec.apply(o, convert(spec, raw));
+    for (const one of Array.isArray(raw) ? raw : [raw]) spec.apply(o, convert(spec, one));
   }
   return resolveOptions(o);
 }

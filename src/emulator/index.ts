@@ -7,11 +7,16 @@
  *     // ... point the client at engine.url ...
  *     await engine.close();
  */
+import type { AnswerRecord } from './answers.ts';
 import type { EmulatorStats } from './context.ts';
 import { resolveOptions, type EmulatorOptions, type Faults, type Timing } from './options.ts';
 import { EmulatorServer } from './server.ts';
 
+export type { RateLimit, RejectRule, FlawKind } from './answer-options.ts';
+export type { AnswerCounts, AnswerRecord } from './answers.ts';
 export type { EmulatorStats, EngineState } from './context.ts';
+export type { FieldRecord } from './extract.ts';
+export type { RateWindowStats } from './rate-limit.ts';
 export { ERROR_KINDS, type ErrorKind } from './errors.ts';
 export {
   EMULATOR_DEFAULTS,
@@ -43,6 +48,8 @@ export interface Emulator {
   kill(): void;
   /** Counters over the emulator's whole life (across restarts). */
   stats(): EmulatorStats;
+  /** The latest answers (up to 10 000) that had a first-sight flaw or structured-output fields, oldest first. */
+  answers(): AnswerRecord[];
   /** Resets maxRunning, maxRunningImages and maxWaiting to the current values. */
   resetPeaks(): void;
   /** Stops listening, destroys open sockets, clears every timer. Idempotent. */
@@ -66,6 +73,7 @@ export async function startEmulator(options: Partial<EmulatorOptions> = {}): Pro
     timing: () => server.timing(),
     kill: () => server.kill(),
     stats: () => server.stats(),
+    answers: () => server.answers(),
     resetPeaks: () => server.resetPeaks(),
     close: () => server.close(),
   };

@@ -1,15 +1,20 @@
 /**
  * POST /v1/chat/completions, /v1/chat/completions/batch and /v1/completions: validate like vLLM,
- * turn the request into engine sequences, wait for them (or stream them), answer.
+ * turn the request into engine sequences, wait for them (or stream them), answer. What each
+ * sequence answers (free text, structured output, first-sight flaws) is answers.ts's; a paid
+ * endpoint's limits are rate-limit.ts's.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApiContext } from './context.ts';
 import type { SeqFailure, SeqHandle, SeqResult } from './engine.ts';
-import { ApiError, badRequest, contextTooLong, cudaOom, engineDead, errorBody, modelNotFound, serverBusy } from './errors.ts';
+import { rejectNeedles } from './answer-options.ts';
+import type { AnswerPlan } from './answers.ts';
+import { ApiError, badRequest, contextTooLong, cudaOom, engineDead, errorBody, modelNotFound, rejected, serverBusy } from './errors.ts';
 import { ClientGone, readJsonObject, sendEvent, sendJson, startEvents } from './http.ts';
 import { prepareChat, prepareCompletion, type PreparedPrompt } from './prompt.ts';
-import { naturalLength, replyHeader, replyText } from './reply.ts';
+import { naturalLength, replyHeader } from './reply.ts';
+import { outputFormatOf, type OutputFormat } from './structured.ts';
 
 type Endpoint = 'chat' | 'batch' | 'completions';
 
@@ -18,6 +23,7 @@ interface SeqPlan {
   outputTokens: number;
   finish: 'stop' | 'length';
   content: string;
+  answer: AnswerPlan;
 }
 
 /** Watches one exchange for the client going away. */
@@ -42,7 +48,7 @@ class Exchange {
 
 export function sendError(ctx: ApiContext, res: ServerResponse, err: ApiError): void {
   ctx.counts.errors[err.kind]++;
-  sendJson(res, err.status, errorBody(err, ctx.faults().errorStyle));
+  sendJson(res, err.status, errorBody(err, ctx.faults().errorStyle), { ...err.headers });
 }
 
 export function checkModel(ctx: ApiContext, model: unknown): void {
@@ -67,12 +73,12 @@ function outputBudget(ctx: ApiContext, promptTokens: number, requested: unknown,
   return requested;
 }
 
-function planSeq(ctx: ApiContext, prompt: PreparedPrompt, budget: number): SeqPlan {
+function planSeq(ctx: ApiContext, prompt: PreparedPrompt, budget: number, format: OutputFormat | null): SeqPlan {
   const t = ctx.timing();
   const natural = naturalLength(prompt.seed, t.outputTokensMin, t.outputTokensMax);
-  const outputTokens = Math.min(natural, budget);
-  const content = replyText(replyHeader(ctx.options.model, prompt), prompt.seed, outputTokens);
-  return { prompt, outputTokens, finish: natural > budget ? 'length' : 'stop', content };
+  const header = replyHeader(ctx.options.model, prompt);
+  const answer = ctx.answers.plan({ model: ctx.options.model, prompt, budget, natural, header, format, faults: ctx.faults() });
+  return { prompt, outputTokens: answer.outputTokens, finish: answer.finish, content: answer.content, answer };
 }
 
 type CompletionPrompt = string | number[];
@@ -89,6 +95,19 @@ function completionPrompts(ctx: ApiContext, prompt: unknown): CompletionPrompt[]
     if (prompt.every(isIds)) return prompt as number[][];
   }
   throw badRequest('prompt must be a string, a non-empty list of strings, or token ids.', 'prompt');
+}
+
+/** The reject rule's string that one of the prompts contains, if any. */
+function rejectedBy(ctx: ApiContext, prompts: readonly PreparedPrompt[]): string | undefined {
+  const rule = ctx.faults().reject;
+  if (!rule) return undefined;
+  return rejectNeedles(rule).find((needle) => prompts.some((p) => p.texts.some((t) => t.includes(needle))));
+}
+
+/** The bearer token of a request ('' without one): what rate limits are counted per. */
+function apiKeyOf(req: IncomingMessage): string {
+  const auth = req.headers.authorization;
+  return typeof auth === 'string' && /^bearer /i.test(auth) ? auth.slice(7).trim() : '';
 }
 
 function shouldHang(ctx: ApiContext, number: number, prompts: readonly PreparedPrompt[]): boolean {
@@ -211,19 +230,28 @@ export async function handleInference(ctx: ApiContext, endpoint: Endpoint, req: 
     checkModel(ctx, body.model);
     if (ctx.state() !== 'alive') throw engineDead();
     streaming = body.stream === true && endpoint !== 'batch';
+    const format = outputFormatOf(body);
 
-    const maxImages = ctx.options.maxImagesPerPrompt;
     let prompts: PreparedPrompt[];
-    if (endpoint === 'chat') prompts = [await prepareChat(body.messages, maxImages)];
+    if (endpoint === 'chat') prompts = [await prepareChat(body.messages, ctx.options)];
     else if (endpoint === 'batch') {
       if (!Array.isArray(body.messages) || body.messages.length === 0) throw badRequest('messages must be a non-empty list of conversations.', 'messages');
-      prompts = await Promise.all(body.messages.map((m, i) => prepareChat(m, maxImages, `messages[${i}]`)));
+      prompts = await Promise.all(body.messages.map((m, i) => prepareChat(m, ctx.options, `messages[${i}]`)));
     } else prompts = completionPrompts(ctx, body.prompt).map(prepareCompletion);
     if (exchange.aborted) return;
     if (ctx.state() !== 'alive') throw engineDead();
 
     const requested = endpoint === 'completions' ? body.max_tokens : (body.max_completion_tokens ?? body.max_tokens);
-    const plans = prompts.map((p) => planSeq(ctx, p, outputBudget(ctx, p.promptTokens, requested, endpoint === 'completions' ? 16 : 'rest')));
+    const budgets = prompts.map((p) => outputBudget(ctx, p.promptTokens, requested, endpoint === 'completions' ? 16 : 'rest'));
+    // A paid endpoint counts the request before its engine sees it; the engine then may refuse it.
+    const limit = ctx.faults().rateLimit;
+    const tokens = prompts.reduce((n, p, i) => n + p.promptTokens + (budgets[i] ?? 0), 0);
+    const rateHeaders = limit ? ctx.rateLimiter.admit(limit, apiKeyOf(req), ctx.options.model, tokens) : {};
+    const rejectedText = rejectedBy(ctx, prompts);
+    if (rejectedText !== undefined) {
+      throw rejected(ctx.faults().reject?.message ?? `The request was rejected: its text contains ${JSON.stringify(rejectedText)}.`);
+    }
+    const plans = prompts.map((p, i) => planSeq(ctx, p, budgets[i] as number, format));
     const maxPending = ctx.faults().maxPending;
     if (maxPending !== null && ctx.engine().pending + plans.length > maxPending) throw serverBusy();
     const hung = shouldHang(ctx, number, prompts);
@@ -231,10 +259,10 @@ export async function handleInference(ctx: ApiContext, endpoint: Endpoint, req: 
 
     const id = requestId(req, endpoint === 'completions' ? 'cmpl' : 'chatcmpl');
     const base = { id, object: '', created: Math.floor(Date.now() / 1000), model: ctx.options.model };
-    const idHeader = { 'x-request-id': id.slice(id.indexOf('-') + 1) };
+    const headers = { 'x-request-id': id.slice(id.indexOf('-') + 1), ...rateHeaders };
     if (streaming) {
       const stream = streamer(endpoint, res, base, plans);
-      startEvents(res, idHeader);
+      startEvents(res, headers);
       stream.start();
       await runSequences(ctx, exchange, plans, hung, stream.token);
       const options = body.stream_options as { include_usage?: unknown } | undefined;
@@ -243,9 +271,10 @@ export async function handleInference(ctx: ApiContext, endpoint: Endpoint, req: 
     } else {
       await runSequences(ctx, exchange, plans, hung);
       const object = endpoint === 'completions' ? 'text_completion' : 'chat.completion';
-      sendJson(res, 200, { ...base, object, choices: plans.map((p, i) => choice(endpoint, p, i)), usage: usage(plans) }, idHeader);
+      sendJson(res, 200, { ...base, object, choices: plans.map((p, i) => choice(endpoint, p, i)), usage: usage(plans) }, headers);
     }
     ctx.counts.completed++;
+    plans.forEach((p, i) => ctx.answers.delivered(p.answer, id, i));
   } catch (err) {
     if (err instanceof ClientGone || exchange.aborted) return;
     if (!(err instanceof ApiError)) throw err;

@@ -3,7 +3,7 @@
  * Same flags as `docbatch engine` (src/emulator/flags.ts). Prints the URL on stdout.
  */
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
-import { FLAGS, optionsFromFlags } from './flags.ts';
+import { FLAGS, optionsFromFlags, type FlagValue } from './flags.ts';
 import { serveUntilSignal } from './serve.ts';
 
 function usage(): string {
@@ -12,14 +12,14 @@ function usage(): string {
 }
 
 const config: ParseArgsOptionsConfig = { help: { type: 'boolean', short: 'h' } };
-for (const f of FLAGS) config[f.name] = { type: f.kind === 'bool' ? 'boolean' : 'string' };
+for (const f of FLAGS) config[f.name] = f.kind === 'bool' ? { type: 'boolean' } : { type: 'string', multiple: f.multiple === true };
 
 try {
   const { values } = parseArgs({ options: config, strict: true, allowPositionals: false });
   if (values.help) {
     process.stdout.write(usage());
   } else {
-    await serveUntilSignal(optionsFromFlags(values as Record<string, string | boolean | undefined>));
+    await serveUntilSignal(optionsFromFlags(values as Record<string, FlagValue>));
   }
 } catch (err) {
   const e = err as Error & { code?: string };

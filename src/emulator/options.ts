@@ -6,6 +6,8 @@
  * Every value is checked here, once: a bad value throws a TypeError naming the option and value.
  */
 
+import { ANSWER_FAULT_DEFAULTS, checkAnswerFaults, checkModelTraits, MODEL_TRAIT_DEFAULTS, type AnswerFaults, type ModelTraits } from './answer-options.ts';
+
 /** How fast the emulated GPU runs and how long replies are. All may change at run time. */
 export interface Timing {
   /**
@@ -37,8 +39,8 @@ export interface HangRule {
 export type OomMode = 'death' | 'request';
 export type ErrorStyle = 'vllm' | 'flat' | 'ollama';
 
-/** Injected faults and server look-alikes. All off by default; all may change at run time. */
-export interface Faults {
+/** Injected faults and server look-alikes (the answer faults: answer-options.ts). All off by default; all may change at run time. */
+export interface Faults extends AnswerFaults {
   /**
    * Out of GPU memory when more than this many requests carrying images run at once.
    * `null`: never.
@@ -75,7 +77,7 @@ export interface Faults {
   apiKey: string | null;
 }
 
-export interface EmulatorOptions extends Timing, Faults {
+export interface EmulatorOptions extends Timing, Faults, ModelTraits {
   /** Interface to listen on. @defaultValue '127.0.0.1' */
   host: string;
   /** TCP port; 0 picks a free one (kept across engine restarts). @defaultValue 0 (the CLI uses 8000) */
@@ -119,11 +121,13 @@ export const FAULT_DEFAULTS: Faults = Object.freeze({
   rejectListPrompts: false,
   maxPending: null,
   apiKey: null,
+  ...ANSWER_FAULT_DEFAULTS,
 });
 
 export const EMULATOR_DEFAULTS: EmulatorOptions = Object.freeze({
   ...TIMING_DEFAULTS,
   ...FAULT_DEFAULTS,
+  ...MODEL_TRAIT_DEFAULTS,
   host: '127.0.0.1',
   port: 0,
   model: 'docbatch/emulated-vl',
@@ -210,6 +214,7 @@ function checkFaults(f: Faults): void {
   bool('rejectListPrompts', f.rejectListPrompts);
   if (f.maxPending !== null) int('maxPending', f.maxPending, 0);
   if (f.apiKey !== null && (typeof f.apiKey !== 'string' || f.apiKey === '')) throw bad('apiKey', f.apiKey, 'null or a non-empty string');
+  checkAnswerFaults(f);
 }
 
 function rejectUnknown(input: object, known: readonly string[], what: string): void {
@@ -240,6 +245,7 @@ export function resolveOptions(input: Partial<EmulatorOptions> = {}): EmulatorOp
   int('maxBodyBytes', o.maxBodyBytes, 1024);
   checkTiming(o);
   checkFaults(o);
+  checkModelTraits(o);
   return o;
 }
 

@@ -5,7 +5,8 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import sharp, { type Metadata } from 'sharp';
-import { badRequest, notImplemented, tooManyImages } from './errors.ts';
+import { badRequest, notImplemented, notMultimodal, tooManyImages } from './errors.ts';
+import type { EmulatorOptions } from './options.ts';
 import { countText, GENERATION_PROMPT, imageTokens, MESSAGE_OVERHEAD, type TokenPart } from './tokens.ts';
 
 export interface ImageInfo {
@@ -103,15 +104,20 @@ function seedHash(): Hash {
   return createHash('sha256');
 }
 
+/** What the served model takes of images. */
+export type ImagePolicy = Pick<EmulatorOptions, 'model' | 'maxImagesPerPrompt' | 'acceptsImages'>;
+
 /** A chat conversation (the `messages` of one request, or one conversation of a batch). */
-export async function prepareChat(messages: unknown, maxImages: number, where = 'messages'): Promise<PreparedPrompt> {
+export async function prepareChat(messages: unknown, images: ImagePolicy, where = 'messages'): Promise<PreparedPrompt> {
   if (!Array.isArray(messages) || messages.length === 0) throw badRequest(`${where} must be a non-empty list.`);
   const raw = messages.map((m, i) => {
     if (!isObject(m) || typeof m.role !== 'string') throw badRequest(`${where}[${i}] must be an object with a string role.`);
     return { role: m.role, parts: parseParts(m.content, `${where}[${i}]`) };
   });
   const imageCount = raw.reduce((n, m) => n + m.parts.filter((p) => 'image' in p).length, 0);
-  if (imageCount > maxImages) throw tooManyImages(maxImages);
+  // vLLM asks for the model's multimodal processor before it counts or decodes an image.
+  if (imageCount > 0 && !images.acceptsImages) throw notMultimodal(images.model);
+  if (imageCount > images.maxImagesPerPrompt) throw tooManyImages(images.maxImagesPerPrompt);
 
   // Decode all images at once; sharp reads headers on the libuv pool.
   const parsed: ParsedMessage[] = await Promise.all(

@@ -25,6 +25,10 @@ export async function serveUntilSignal(options: EmulatorOptions, io: ServeIo = d
     f.oomAtConcurrentImages !== null ? `oom above ${f.oomAtConcurrentImages} concurrent image requests (${f.oomMode})` : '',
     f.hang ? `hang ${JSON.stringify(f.hang)}` : '',
     f.errorStyle !== 'vllm' ? `${f.errorStyle} errors` : '',
+    ...(['cutoff', 'loop', 'invalidJson', 'alterFields'] as const).map((k) => (f[k] > 0 ? `${k} ${f[k]}` : '')),
+    f.reject ? `reject ${JSON.stringify(f.reject.matchText)}` : '',
+    f.rateLimit ? `rate limit ${JSON.stringify(f.rateLimit)}` : '',
+    options.acceptsImages ? '' : 'text-only model',
   ].filter(Boolean);
   io.err(
     `engine emulator: model ${options.model}, speed x${options.speed}, max ${options.maxNumSeqs} running, context ${options.maxModelLen}` +

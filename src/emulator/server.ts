@@ -11,11 +11,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { notFound, routeApi } from './api.ts';
+import { AnswerBook, type AnswerRecord } from './answers.ts';
 import { newRequestCounts, type ApiContext, type EmulatorStats, type EngineState, type RequestCounts } from './context.ts';
 import { Engine } from './engine.ts';
 import { ClientGone, readJsonObject, sendJson } from './http.ts';
 import { renderMetrics } from './metrics.ts';
 import { faultsOf, mergeFaults, mergeTiming, timingOf, type EmulatorOptions, type Faults, type Timing } from './options.ts';
+import { RateLimiter } from './rate-limit.ts';
 
 /** How often, and how many times, a restart retries a port someone else grabbed meanwhile. */
 const RELISTEN_INTERVAL_MS = 100;
@@ -31,6 +33,8 @@ export class EmulatorServer {
   private server: Server | null = null;
   private engineState: EngineState = 'alive';
   private readonly counts: RequestCounts = newRequestCounts();
+  private readonly answerBook = new AnswerBook();
+  private readonly rateLimiter = new RateLimiter();
   private deaths = 0;
   private restarts = 0;
   private readonly retired = { promptTokens: 0, generationTokens: 0, preemptions: 0, maxRunning: 0, maxRunningImages: 0, maxWaiting: 0 };
@@ -51,6 +55,8 @@ export class EmulatorServer {
       state: () => this.engineState,
       engine: () => this.engine,
       metricsText: () => renderMetrics(options.model, this.engine.dead ? { running: 0, waiting: 0, kvUsage: 0 } : this.engine.gauges(), this.engine.counters, this.engineStartedSec),
+      answers: this.answerBook,
+      rateLimiter: this.rateLimiter,
     };
   }
 
@@ -112,7 +118,14 @@ export class EmulatorServer {
       promptTokens: this.retired.promptTokens + e.counters.promptTokens,
       generationTokens: this.retired.generationTokens + e.counters.generationTokens,
       preemptions: this.retired.preemptions + e.counters.preemptions,
+      ...this.answerBook.stats(),
+      rateLimitWindows: this.rateLimiter.stats(),
     };
+  }
+
+  /** The latest answers with a first-sight flaw or structured-output fields, oldest first. */
+  answers(): AnswerRecord[] {
+    return this.answerBook.records();
   }
 
   close(): Promise<void> {
@@ -246,6 +259,8 @@ export class EmulatorServer {
           return sendJson(res, 200, this.faults());
         case 'GET /emulator/timing':
           return sendJson(res, 200, this.timing());
+        case 'GET /emulator/answers':
+          return sendJson(res, 200, this.answers());
         case 'POST /emulator/faults':
           this.setFaults((await readJsonObject(req, 1 << 20)) as Partial<Faults>);
           return sendJson(res, 200, this.faults());

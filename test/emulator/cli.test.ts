@@ -64,6 +64,21 @@ describe('as a process', () => {
     expect(await exitCode(p.child)).toBe(0);
   });
 
+  it('both parsers take the answer flags, --reject-match repeated', async () => {
+    const args = ['--port', '0', '--reject-match', '<!-- page 2 -->', '--reject-match', '<!-- page 5 -->', '--text-only', '--rpm', '5', '--cutoff', '0.25', '--alter-fields', '0.1'];
+    for (const script of ['src/emulator/main.ts', 'test/emulator/fixtures/engine-cli.ts']) {
+      const p = run(script, args);
+      const url = await p.firstLine;
+      const faults = await call(agent, `${url}/emulator/faults`);
+      expect(faults.json).toMatchObject({ reject: { matchText: ['<!-- page 2 -->', '<!-- page 5 -->'] }, rateLimit: { rpm: 5 }, cutoff: 0.25, alterFields: 0.1 });
+      const image = 'data:image/png;base64,iVBORw0KGgo=';
+      const r = await call(agent, `${url}/v1/chat/completions`, { body: { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: image } }] }] } });
+      expect(r.json.error.message).toBe('docbatch/emulated-vl is not a multimodal model');
+      p.child.kill('SIGTERM');
+      expect(await exitCode(p.child)).toBe(0);
+    }
+  });
+
   it('exits 2 naming the flag on a bad value', async () => {
     for (const script of ['src/emulator/main.ts', 'test/emulator/fixtures/engine-cli.ts']) {
       const p = run(script, ['--port', '0', '--oom-mode', 'sometimes']);
