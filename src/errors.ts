@@ -69,6 +69,13 @@ export const ERROR_CODES = {
   ABORTED: { action: 'retry', summary: 'The work was aborted (lock lost, shutdown); another worker takes the unit over.' },
   INTERNAL: { action: 'retry', summary: 'An unexpected error inside docbatch; the original is kept as the cause.' },
 
+  // ---- evaluation and comparison (docbatch eval, docbatch compare) ----
+  EVAL_NOT_A_DIR: { action: 'usage', summary: 'The output folder or the --truth folder given to eval/compare does not exist or is not a folder.' },
+  EVAL_NO_OUTPUTS: { action: 'usage', summary: 'No X.report.json was found under the output folder, or none from the model named by --model, or (compare) outputs of fewer than two models; the models found are listed.' },
+  EVAL_NO_TRUTH: { action: 'usage', summary: 'The --truth folder holds no X.json or X.md truth file.' },
+  EVAL_BAD_TRUTH: { action: 'reject', summary: 'A truth file cannot be used (not UTF-8, not JSON, not a JSON object); the file and the byte offset are given. The other truth files are still scored; exit 2.' },
+  EVAL_BAD_OUTPUT: { action: 'fail', summary: 'A report or output under the output folder cannot be read (the file and line are given); that document counts as missing for its model.' },
+
   // ---- how docbatch was started ----
   CONFIG_INVALID: { action: 'usage', summary: 'A setting (flag or environment variable) has a bad value; the setting is named.' },
   REDIS_UNREACHABLE: { action: 'usage', summary: 'Redis does not answer at REDIS_URL.' },

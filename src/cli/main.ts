@@ -4,11 +4,13 @@
  */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
+import { compareCommand } from './compare.ts';
 import { configCommand } from './config.ts';
 import { dashboardCommand } from './dashboard.ts';
 import { demoCommand } from './demo.ts';
 import { engineCommand } from './engine.ts';
 import { enqueueCommand } from './enqueue.ts';
+import { evalCommand } from './eval.ts';
 import { statusCommand } from './status.ts';
 import { workerCommand } from './worker.ts';
 import { writerCommand } from './writer.ts';
@@ -22,7 +24,7 @@ export function program(): Command {
     .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const sub of [enqueueCommand(), workerCommand(), writerCommand(), engineCommand(), demoCommand(), statusCommand(), configCommand(), dashboardCommand()]) {
+  for (const sub of [enqueueCommand(), workerCommand(), writerCommand(), engineCommand(), demoCommand(), statusCommand(), configCommand(), dashboardCommand(), evalCommand(), compareCommand()]) {
     root.addCommand(sub.exitOverride());
   }
   return root;
