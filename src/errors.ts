@@ -24,6 +24,8 @@ export type ErrorAction =
 interface CodeInfo {
   action: ErrorAction;
   summary: string;
+  /** What happens, for docs/errors.md, where the action's usual words do not fit (eval's codes). */
+  effect?: string;
 }
 
 /** The table of codes. Adding a code here is the only way to introduce one. */
@@ -73,8 +75,8 @@ export const ERROR_CODES = {
   EVAL_NOT_A_DIR: { action: 'usage', summary: 'The output folder or the --truth folder given to eval/compare does not exist or is not a folder.' },
   EVAL_NO_OUTPUTS: { action: 'usage', summary: 'No X.report.json was found under the output folder, or none from the model named by --model, or (compare) outputs of fewer than two models; the models found are listed.' },
   EVAL_NO_TRUTH: { action: 'usage', summary: 'The --truth folder holds no X.json or X.md truth file.' },
-  EVAL_BAD_TRUTH: { action: 'reject', summary: 'A truth file cannot be used (not UTF-8, not JSON, not a JSON object); the file and the byte offset are given. The other truth files are still scored; exit 2.' },
-  EVAL_BAD_OUTPUT: { action: 'fail', summary: 'A report or output under the output folder cannot be read (the file and line are given); that document counts as missing for its model.' },
+  EVAL_BAD_TRUTH: { action: 'reject', effect: 'truth file skipped, the others scored, exit 2', summary: 'A truth file cannot be used (not UTF-8, not JSON, not a JSON object); the file and the byte offset are given.' },
+  EVAL_BAD_OUTPUT: { action: 'fail', effect: 'reported on stderr and in problems; an unreadable output counts as missing (wrong), of two answering to one name the first is scored', summary: 'A report or output under the output folder cannot be read (the file and line are given), or two outputs of one model answer to the same name.' },
 
   // ---- how docbatch was started ----
   CONFIG_INVALID: { action: 'usage', summary: 'A setting (flag or environment variable) has a bad value; the setting is named.' },

@@ -6,11 +6,13 @@
  *
  * Documents are matched across models by their key (discover.ts: X, or the source's base name).
  * A model's output of a document is its `.json`, else `.jsonl`, else `.md`.
+ *
+ * `compareDocumentFiles` is the writer's way to `X.compare.json`: compareDocument on output files.
  */
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { DocbatchError } from '../errors.ts';
-import { compareDocument, type CompareOptions, type DocumentComparison, type FieldAgreement, type FieldDisagreement, type ModelOutput, type PageComparison } from './compare.ts';
+import { compareDocument, DEFAULT_COMPARE, type CompareOptions, type DocumentComparison, type FieldAgreement, type FieldDisagreement, type ModelOutput, type PageComparison } from './compare.ts';
 import type { Discovery, FoundOutput } from './discover.ts';
 import { parseOutput } from './outputs.ts';
 
@@ -106,6 +108,23 @@ export function compareRun(found: Discovery, options: CompareOptions): RunCompar
   for (const stat of Object.values(run.per_field)) stat.agreement = r(stat.agreeing, stat.compared)!;
   run.problems = problems.map((p) => ({ code: p.code, file: p.place?.file ?? null, message: p.describe() }));
   return run;
+}
+
+/**
+ * `X.compare.json` for one document from its output files: what the writer calls once every
+ * model's output of the document is written. `path` null (or a file that is absent or unreadable)
+ * means the model has no output; the comparison then lists it in `missing`.
+ */
+export function compareDocumentFiles(document: string, files: Array<{ model: string; path: string | null }>, options: CompareOptions = DEFAULT_COMPARE): DocumentComparison {
+  const outputs = files.map(({ model, path }): ModelOutput => {
+    if (path === null) return { model, content: null };
+    try {
+      return { model, content: parseOutput(path, readFileSync(path, 'utf8')) };
+    } catch {
+      return { model, content: null };
+    }
+  });
+  return compareDocument(document, outputs, options);
 }
 
 function add(run: RunComparison, c: DocumentComparison): void {

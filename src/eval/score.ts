@@ -125,7 +125,7 @@ function scoreModel(truth: TruthSet, outputs: FoundOutput[], found: Discovery, o
     const match = pick(t.key, outputs, problems);
     if (match) used.add(match);
     const want: ContentKind = t.fields ? 'fields' : 'text';
-    const loaded = match ? load(match, want, found.outDir, problems) : { content: null, reason: 'no output (no report of this name)', file: null };
+    const loaded = match ? load(match, want, found.outDir, problems) : { content: null, reason: 'no report of this name', file: null };
     perDocument.push(scoreOne(t, truth.dir, loaded, options, stats));
   }
   const fieldDocs = perDocument.filter((d) => d.fields !== undefined);

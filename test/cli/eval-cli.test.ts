@@ -97,7 +97,7 @@ describe('docbatch eval on two models', () => {
     ]);
     expect(b.missing).toEqual([
       { document: 'inv-2', truth: 'inv-2.json', reason: expect.stringMatching(/^no inv-2\.json or \.jsonl output; the report lists 1 failed unit\(s\), first ENGINE_OOM: CUDA out of memory$/) },
-      { document: 'inv-3', truth: 'inv-3.json', reason: 'no output (no report of this name)' },
+      { document: 'inv-3', truth: 'inv-3.json', reason: 'no report of this name' },
     ]);
     const book = b.per_document.find((d: { document: string }) => d.document === 'book');
     expect(book.pages.map((p: { page: number; status: string; char_edits: number }) => [p.page, p.status, p.char_edits])).toEqual([
