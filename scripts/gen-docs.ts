@@ -23,7 +23,7 @@ const ACTION_TEXT: Record<ErrorAction, string> = {
 };
 
 export function errorsTable(): string {
-  const rows = Object.entries(ERROR_CODES).map(([code, info]) => `| \`${code}\` | ${ACTION_TEXT[info.action]} | ${info.summary} |`);
+  const rows = Object.entries(ERROR_CODES).map(([code, info]) => `| \`${code}\` | ${'effect' in info ? info.effect : ACTION_TEXT[info.action]} | ${info.summary} |`);
   return ['| code | what happens | meaning |', '|---|---|---|', ...rows].join('\n');
 }
 

@@ -30,6 +30,8 @@ export type ErrorAction =
 interface CodeInfo {
   action: ErrorAction;
   summary: string;
+  /** What happens, for docs/errors.md, where the action's usual words do not fit (eval's codes). */
+  effect?: string;
 }
 
 /** The table of codes. Adding a code here is the only way to introduce one. */
@@ -87,6 +89,13 @@ export const ERROR_CODES = {
   WRITE_FAILED: { action: 'fail', summary: "The document's outputs could not be written (disk full, no permission, ...) after the write's retries; the document is marked failed and `docbatch retry` writes it again." },
   ABORTED: { action: 'retry', summary: 'The work was aborted (lock lost, shutdown); another worker takes the unit over.' },
   INTERNAL: { action: 'retry', summary: 'An unexpected error inside docbatch; the original is kept as the cause.' },
+
+  // ---- evaluation and comparison (docbatch eval, docbatch compare) ----
+  EVAL_NOT_A_DIR: { action: 'usage', summary: 'The output folder or the --truth folder given to eval/compare does not exist or is not a folder.' },
+  EVAL_NO_OUTPUTS: { action: 'usage', summary: 'No X.report.json was found under the output folder, or none from the model named by --model, or (compare) outputs of fewer than two models; the models found are listed.' },
+  EVAL_NO_TRUTH: { action: 'usage', summary: 'The --truth folder holds no X.json or X.md truth file.' },
+  EVAL_BAD_TRUTH: { action: 'reject', effect: 'truth file skipped, the others scored, exit 2', summary: 'A truth file cannot be used (not UTF-8, not JSON, not a JSON object); the file and the byte offset are given.' },
+  EVAL_BAD_OUTPUT: { action: 'fail', effect: 'reported on stderr and in problems; an unreadable output counts as missing (wrong), of two answering to one name the first is scored', summary: 'A report or output under the output folder cannot be read (the file and line are given), or two outputs of one model answer to the same name.' },
 
   // ---- how docbatch was started ----
   CONFIG_INVALID: { action: 'usage', summary: 'A setting (flag or environment variable) has a bad value; the setting is named.' },

@@ -4,11 +4,13 @@
  */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
+import { compareCommand } from './compare.ts';
 import { configCommand } from './config.ts';
 import { dashboardCommand } from './dashboard.ts';
 import { demoCommand } from './demo.ts';
 import { engineCommand } from './engine.ts';
 import { enqueueCommand } from './enqueue.ts';
+import { evalCommand } from './eval.ts';
 import { gcCommand } from './gc.ts';
 import { retryCommand } from './retry.ts';
 import { statusCommand } from './status.ts';
@@ -24,7 +26,7 @@ export function program(): Command {
     .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const sub of [enqueueCommand(), retryCommand(), workerCommand(), writerCommand(), engineCommand(), demoCommand(), statusCommand(), configCommand(), dashboardCommand(), gcCommand()]) {
+  for (const sub of [enqueueCommand(), retryCommand(), workerCommand(), writerCommand(), engineCommand(), demoCommand(), statusCommand(), configCommand(), dashboardCommand(), gcCommand(), evalCommand(), compareCommand()]) {
     root.addCommand(sub.exitOverride());
   }
   return root;
