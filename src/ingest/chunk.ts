@@ -46,7 +46,7 @@ interface Block {
 export function chunkMessages(messages: readonly ChatMessage[], options: ChunkOptions): Chunk[] {
   const { budgetTokens: budget, countTokens: count } = options;
   const blocks: Block[] = [];
-  for (const m of messages) blocks.push(...toBlocks(m, budget, count));
+  for (const m of messages) append(blocks, toBlocks(m, budget, count));
   const sep = count(SEPARATOR);
   const costOf = (list: readonly Block[]): number => list.reduce((s, b, i) => s + b.tokens + (i > 0 ? sep : 0), 0);
 
@@ -92,6 +92,14 @@ export function chunkMessages(messages: readonly ChatMessage[], options: ChunkOp
     previous = members;
   }
   return chunks;
+}
+
+/**
+ * `target.push(...items)` for a list of any length: a spread passes every item as an argument
+ * on the stack, and throws RangeError past ~125 000 of them (one long message cut small).
+ */
+function append<T>(target: T[], items: readonly T[]): void {
+  for (const item of items) target.push(item);
 }
 
 function join(overlap: readonly Block[], members: readonly Block[]): string {
@@ -170,7 +178,7 @@ export function splitText(text: string, limit: number, count: (t: string) => num
     const t = count(unit);
     if (t > limit) {
       flush();
-      out.push(...splitText(unit, limit, count, level + 1, unit === unit.trim() ? t : undefined));
+      append(out, splitText(unit, limit, count, level + 1, unit === unit.trim() ? t : undefined));
       continue;
     }
     if (current !== '' && currentTokens + t > limit) {
