@@ -82,6 +82,11 @@ export const SETTINGS = {
   dashboardPassword: { env: 'DASHBOARD_PASSWORD', schema: optionalStr(), describe: 'Basic-auth password of the dashboard.', secret: true },
   dashboardToken: { env: 'DASHBOARD_TOKEN', schema: optionalStr(), describe: 'Bearer token accepted by the dashboard (alternative to user/password).', secret: true },
   dashboardReadOnly: { env: 'DASHBOARD_READ_ONLY', flag: 'read-only', schema: bool(), default: false, describe: 'Dashboard shows queues but cannot retry, clean or remove jobs.' },
+  // ---- input limits (hardening: decompression bombs, runaway exports) ----
+  zipMaxRatio: { env: 'ZIP_MAX_RATIO', flag: 'zip-max-ratio', schema: num(1), default: 100, describe: "A .zip export whose conversations.json inflates to more than this many times its compressed size is refused (ZIP_TOO_LARGE): real exports compress 5 to 20 times, decompression bombs a thousand." },
+  zipMaxBytes: { env: 'ZIP_MAX_BYTES', flag: 'zip-max-bytes', schema: int(1), default: 4 * 1024 ** 3, describe: "A .zip export whose conversations.json inflates to more bytes than this is refused (ZIP_TOO_LARGE), by its declared size and by the bytes actually inflated." },
+  exportMaxChunks: { env: 'EXPORT_MAX_CHUNKS', flag: 'export-max-chunks', schema: int(1), default: 1_000_000, describe: 'A chat export that makes more chunks than this is refused (EXPORT_TOO_MANY_CHUNKS) as soon as it crosses the bound; one queued chunk costs about 1 KB of Redis.' },
+
   logLevel: { env: 'LOG_LEVEL', flag: 'log-level', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info', describe: 'Log level.' },
   logFormat: { env: 'LOG_FORMAT', flag: 'log-format', schema: z.enum(['json', 'pretty']), default: process.stderr.isTTY ? 'pretty' : 'json', defaultText: '`pretty` on a terminal, else `json`', describe: 'Log lines as JSON (for machines) or readable text.' },
 } as const satisfies Record<string, Setting>;

@@ -47,6 +47,10 @@ export const ERROR_CODES = {
   DOC_CONFLICT: { action: 'reject', summary: 'The same content is already enqueued with other settings (e.g. chunk size); finish it or use --force.' },
   ZIP_CORRUPT: { action: 'reject', summary: 'The .zip archive is damaged.' },
 
+  // ---- input limits (hardening: decompression bombs, runaway exports) ----
+  ZIP_TOO_LARGE: { action: 'reject', summary: "The .zip's conversations.json would inflate beyond ZIP_MAX_BYTES or more than ZIP_MAX_RATIO times its compressed size (a decompression bomb), or inflates past the size its header declares. Nothing of it is queued." },
+  EXPORT_TOO_MANY_CHUNKS: { action: 'reject', summary: 'The chat export makes more chunks than EXPORT_MAX_CHUNKS at this CHUNK_TOKENS; splitting stops at the conversation that crosses it and nothing is queued.' },
+
   // ---- one page or chunk (worker) ----
   PAGE_TOO_LARGE: { action: 'fail', summary: 'The page would need more pixels than the render cap allows, even scaled down.' },
   RENDER_TIMEOUT: { action: 'retry', summary: 'Rendering the page took longer than its wall-clock limit; the renderer was killed.' },

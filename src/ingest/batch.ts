@@ -63,6 +63,7 @@ export async function enqueueFiles(files: string[], config: Config, log: Logger,
             ...(options.conversationSummary ? { conversationSummary: true } : {}),
             chunkTokens: config.chunkTokens,
             chunkOverlapTokens: config.chunkOverlapTokens,
+            limits: { maxChunks: config.exportMaxChunks, maxZipRatio: config.zipMaxRatio, maxZipBytes: config.zipMaxBytes },
             ...(options.signal ? { signal: options.signal } : {}),
           }),
         );

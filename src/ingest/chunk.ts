@@ -21,6 +21,18 @@ export interface ChunkOptions {
   /** Up to this many tokens of the previous chunk's trailing whole messages are repeated. */
   overlapTokens: number;
   countTokens: (text: string) => number;
+  /** Throw ChunkLimitError rather than make more chunks than this. @defaultValue no limit */
+  maxChunks?: number;
+}
+
+/** chunkMessages would make more than `maxChunks` chunks; it stopped there. */
+export class ChunkLimitError extends Error {
+  readonly maxChunks: number;
+  constructor(maxChunks: number) {
+    super(`more than ${maxChunks} chunks`);
+    this.name = 'ChunkLimitError';
+    this.maxChunks = maxChunks;
+  }
 }
 
 export interface Chunk {
@@ -83,6 +95,7 @@ export function chunkMessages(messages: readonly ChatMessage[], options: ChunkOp
       tokens = count(text);
     }
     if (tokens > budget) throw new Error(`internal: a block of ${tokens} tokens exceeds the budget of ${budget}`);
+    if (options.maxChunks !== undefined && chunks.length >= options.maxChunks) throw new ChunkLimitError(options.maxChunks);
     chunks.push({
       messageIds: unique(members.map((b) => b.id)),
       overlapIds: overlap.map((b) => b.id),
