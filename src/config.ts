@@ -21,6 +21,13 @@ const bool = () =>
   z.preprocess((v) => (typeof v === 'string' ? v.trim().toLowerCase() : v), z.union([z.boolean(), z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])]))
     .transform((v) => v === true || v === '1' || v === 'true' || v === 'yes' || v === 'on');
 
+/** A comma-separated list of host names or addresses (no ports), `*.` allowed in front: a string[] out. */
+const names = () =>
+  z
+    .string()
+    .transform((v) => v.split(',').map((n) => n.trim().toLowerCase()).filter((n) => n !== ''))
+    .pipe(z.array(z.string().regex(/^(\*\.)?[a-z0-9_.-]+$|^\[?[0-9a-f:.]+\]?$/, 'must be host names or addresses separated by commas, without ports (`*.example.com` for every name under it)')));
+
 const url = (protocols: string[]) =>
   z.string().refine((v) => {
     try {
@@ -81,6 +88,10 @@ export const SETTINGS = {
   dashboardUser: { env: 'DASHBOARD_USER', schema: optionalStr(), describe: 'Basic-auth user of the dashboard.' },
   dashboardPassword: { env: 'DASHBOARD_PASSWORD', schema: optionalStr(), describe: 'Basic-auth password of the dashboard.', secret: true },
   dashboardToken: { env: 'DASHBOARD_TOKEN', schema: optionalStr(), describe: 'Bearer token accepted by the dashboard (alternative to user/password).', secret: true },
+  // ---- who the HTTP servers answer (hardening: DNS rebinding, cross-site requests) ----
+  dashboardPublicNames: { env: 'DASHBOARD_PUBLIC_NAMES', flag: 'public-names', schema: names(), default: '', defaultText: 'none', describe: 'Host names (comma-separated; `*.example.com` for every name under it) the dashboard is reached by besides `localhost`, loopback and the address it binds to, e.g. behind a proxy. Requests naming any other Host are refused (403), against DNS rebinding.' },
+  metricsPublicNames: { env: 'METRICS_PUBLIC_NAMES', flag: 'metrics-public-names', schema: names(), default: '', defaultText: 'none', describe: "Host names the worker's metrics server is reached by besides `localhost`, loopback and the address it binds to (comma-separated; `*.example.com` for every name under it)." },
+
   dashboardReadOnly: { env: 'DASHBOARD_READ_ONLY', flag: 'read-only', schema: bool(), default: false, describe: 'Dashboard shows queues but cannot retry, clean or remove jobs.' },
   // ---- input limits (hardening: decompression bombs, runaway exports) ----
   zipMaxRatio: { env: 'ZIP_MAX_RATIO', flag: 'zip-max-ratio', schema: num(1), default: 100, describe: "A .zip export whose conversations.json inflates to more than this many times its compressed size is refused (ZIP_TOO_LARGE): real exports compress 5 to 20 times, decompression bombs a thousand." },

@@ -18,7 +18,7 @@ export async function runWorker(config: Config): Promise<number> {
   if (metrics && counter) {
     registerQueueMetrics(metrics.registry, counter.queues);
     try {
-      server = await startMetricsServer({ registry: metrics.registry, checks: workerChecks(worker, { queue: counter.queues.find((q) => q.name === 'infer')!.queue, name: config.workerName }), host: config.metricsHost, port: config.metricsPort! });
+      server = await startMetricsServer({ registry: metrics.registry, checks: workerChecks(worker, { queue: counter.queues.find((q) => q.name === 'infer')!.queue, name: config.workerName }), host: config.metricsHost, port: config.metricsPort!, publicNames: config.metricsPublicNames });
     } catch (err) {
       await worker.close({ force: true });
       await counter.close();

@@ -8,7 +8,7 @@ export function workerCommand(): Command {
     ...REDIS_SETTINGS,
     'engineUrl', 'engineApiKey', 'model', 'batchSize', 'maxInFlight', 'initialInFlight', 'imageSize', 'imageFormat',
     'imageQuality', 'renderers', 'renderTimeoutMs', 'pageMaxTokens', 'chatMaxTokens', 'requestTimeoutMs', 'attempts',
-    'engineDownTimeoutMs', 'growIntervalMs', 'ceilingHoldMs', 'lockDurationMs', 'stalledIntervalMs', 'shutdownTimeoutMs', 'workerName', 'blobDir', 'metricsPort', 'metricsHost', 'gpuHourlyUsd', 'budgetUsd',
+    'engineDownTimeoutMs', 'growIntervalMs', 'ceilingHoldMs', 'lockDurationMs', 'stalledIntervalMs', 'shutdownTimeoutMs', 'workerName', 'blobDir', 'metricsPort', 'metricsHost', 'metricsPublicNames', 'gpuHourlyUsd', 'budgetUsd',
   ]);
   return command.action(async (opts: Record<string, unknown>) => {
     const { runWorker } = await import('../../workers/infer.ts');
