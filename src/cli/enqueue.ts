@@ -1,4 +1,8 @@
-/** `docbatch enqueue FILE...`: the producer. */
+/**
+ * `docbatch enqueue FILE...`: the producer. Everything printed that came from outside (file
+ * names, ids and fields in error places) is escaped (src/printable.ts); `--json` lines too, as
+ * JSON escapes.
+ */
 import { Command } from 'commander';
 import { resolve } from 'node:path';
 import { connectRedis } from '../../queues/connect.ts';
@@ -7,6 +11,7 @@ import { createLogger } from '../observe/log.ts';
 import { progressPrinter } from '../observe/bar.ts';
 import { waitForDocs } from '../observe/progress.ts';
 import { DocStore } from '../store/docs.ts';
+import { jsonLine, printable } from '../printable.ts';
 import { REDIS_SETTINGS, settingOptions } from './options.ts';
 
 export function enqueueCommand(): Command {
@@ -14,11 +19,10 @@ export function enqueueCommand(): Command {
     .description('Validate files, store them and queue one job per page or chat chunk.')
     .argument('<files...>', 'PDF files and chat exports (ChatGPT conversations.json or .zip, Claude, JSONL)')
     .option('--wait', 'wait until every document is written; exit 1 if a unit failed')
-    .option('--password <pw>', 'password for encrypted PDFs')
     .option('--json', 'one JSON object per line instead of text')
     .option('--force', 'redo documents that were enqueued before (new generation)')
     .option('--conversation-summary', 'chat exports: also summarize each conversation from its chunk summaries (a line with "chunk": "summary")');
-  const load = settingOptions(command, [...REDIS_SETTINGS, 'outDir', 'blobDir', 'chunkTokens', 'chunkOverlapTokens', 'maxQueued', 'attempts', 'zipMaxRatio', 'zipMaxBytes', 'exportMaxChunks']);
+  const load = settingOptions(command, [...REDIS_SETTINGS, 'outDir', 'blobDir', 'pdfPassword', 'chunkTokens', 'chunkOverlapTokens', 'maxQueued', 'attempts', 'zipMaxRatio', 'zipMaxBytes', 'exportMaxChunks']);
   return command.action(async (files: string[], opts: Record<string, unknown>) => {
     const config = load(opts);
     const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, pretty: config.logFormat === 'pretty' });
@@ -29,7 +33,7 @@ export function enqueueCommand(): Command {
     process.once('SIGTERM', onSignal);
     const { enqueueFiles } = await import('../ingest/batch.ts');
     const outcomes = await enqueueFiles(files, config, log, {
-      ...(typeof opts.password === 'string' ? { password: opts.password } : {}),
+      ...(config.pdfPassword !== undefined ? { password: config.pdfPassword } : {}),
       force: opts.force === true,
       conversationSummary: opts.conversationSummary === true,
       // --out is recorded with the document only when given explicitly.
@@ -50,8 +54,8 @@ export function enqueueCommand(): Command {
       let failedUnits = 0;
       for (const p of final) {
         failedUnits += p.record.failed;
-        if (json) process.stdout.write(`${JSON.stringify({ docId: p.record.docId, state: 'written', units: p.record.units, completed: p.record.done, failed: p.record.failed, files: p.record.files })}\n`);
-        else process.stdout.write(`${p.record.docId}  written  ${p.record.meta.source}: ${p.record.done}/${p.record.units} done${p.record.failed ? `, ${p.record.failed} FAILED` : ''} → ${p.record.files.join(', ')}\n`);
+        if (json) process.stdout.write(`${jsonLine({ docId: p.record.docId, state: 'written', units: p.record.units, completed: p.record.done, failed: p.record.failed, files: p.record.files })}\n`);
+        else process.stdout.write(`${p.record.docId}  written  ${printable(p.record.meta.source)}: ${p.record.done}/${p.record.units} done${p.record.failed ? `, ${p.record.failed} FAILED` : ''} → ${p.record.files.map(printable).join(', ')}\n`);
       }
       process.exitCode = rejected ? 2 : failedUnits > 0 ? 1 : 0;
     } finally {
@@ -61,19 +65,21 @@ export function enqueueCommand(): Command {
 }
 
 function printOutcome(o: FileOutcome, json: boolean): void {
+  const file = printable(o.file);
   if (o.error) {
     if (json) {
-      process.stdout.write(`${JSON.stringify({ file: o.file, error: { code: o.error.code, message: o.error.message, place: o.error.place ?? null } })}\n`);
+      process.stdout.write(`${jsonLine({ file: o.file, error: { code: o.error.code, message: o.error.message, place: o.error.place ?? null } })}\n`);
     }
-    process.stderr.write(`docbatch: rejected ${o.error.describe().startsWith(o.file) ? o.error.describe() : `${o.file}: ${o.error.describe()}`}\n`);
+    const described = o.error.describe();
+    process.stderr.write(`docbatch: rejected ${described.startsWith(file) ? described : `${file}: ${described}`}\n`);
     return;
   }
   const r = o.report!;
   if (json) {
-    process.stdout.write(`${JSON.stringify({ file: o.file, docId: r.docId, kind: r.kind, units: r.units, outcome: r.outcome, added: r.added, name: r.name })}\n`);
+    process.stdout.write(`${jsonLine({ file: o.file, docId: r.docId, kind: r.kind, units: r.units, outcome: r.outcome, added: r.added, name: r.name })}\n`);
     return;
   }
   const what = r.kind === 'pdf' ? 'pages' : 'chunks';
   const extra = r.outcome === 'resumed' ? ` (${r.settled} already done, ${r.added} queued)` : r.outcome === 'done' ? ' (already written; --force to redo)' : '';
-  process.stdout.write(`${r.docId}  ${r.outcome.padEnd(8)}  ${o.file}  ${r.units} ${what}${extra}\n`);
+  process.stdout.write(`${r.docId}  ${r.outcome.padEnd(8)}  ${file}  ${r.units} ${what}${extra}\n`);
 }
