@@ -11,6 +11,10 @@
  * Packing sums the blocks' counts; for a counter that is not additive the finished text is
  * counted again and trailing blocks move on to the next chunk until it fits, so the budget holds
  * for any `countTokens`.
+ *
+ * With `maxChunks`, a conversation that would make more chunks throws ChunkLimitError there,
+ * before the rest is packed. Parts are appended in loops: a message may become any number of
+ * them, more than a spread (`push(...parts)`) can pass as arguments.
  */
 import type { ChatMessage } from './chat/types.ts';
 import { estimatePrefixEnd, estimateTokens } from './tokens.ts';

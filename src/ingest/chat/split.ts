@@ -2,7 +2,9 @@
  * The producer's chat side in one call: stream an export (file or .zip entry), read one
  * conversation at a time, keep the shown branch, cut it into token-bounded chunks and write
  * them all to one sidecar file. The whole file is validated in this pass: any error deletes
- * the partial sidecar and throws, so nothing is enqueued for a bad export.
+ * the partial sidecar and throws, so nothing is enqueued for a bad export. Bounded: a .zip entry
+ * that would inflate too far is refused before it inflates (zip.ts, ZIP_TOO_LARGE), and
+ * splitting stops at the conversation whose chunks cross `maxChunks` (EXPORT_TOO_MANY_CHUNKS).
  */
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
