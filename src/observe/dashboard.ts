@@ -10,8 +10,9 @@
  * Safety: every request must name this server in its Host header, and a request that changes
  * something must come from the dashboard's own pages (host-guard.ts: DNS rebinding and
  * cross-site form posts), checked before credentials. Binds to loopback unless credentials are
- * set (dashboard-auth.ts); with credentials, every route requires them. `--read-only` turns on Bull Board's readOnlyMode, which its API
- * enforces on the server (405 for retry, clean, remove, pause, add...), not only in the UI.
+ * set (dashboard-auth.ts); with credentials, every route requires them. `--read-only` turns on
+ * Bull Board's readOnlyMode, which its API enforces on the server (405 for retry, clean,
+ * remove, pause, add...), not only in the UI.
  * A Content-Security-Policy keeps the page to this origin (no injected script runs, no font or
  * other request leaves the machine).
  */
