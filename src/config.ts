@@ -4,11 +4,19 @@
  * environment overrides defaults. A bad value throws a ConfigError naming the setting, where the
  * value came from, and what is wrong. The README's configuration table is printed from SETTINGS
  * (`docbatch config --markdown`), so the two cannot drift apart.
+ *
+ * Secrets (rows marked `secret`) can also be read from a file, so they need not show in `ps` or
+ * in the environment: `--<flag>-file PATH` and `<ENV>_FILE=PATH` (one trailing newline is
+ * dropped). Giving a value and its file at the same level is an error; a secret given as a flag
+ * still works, and `secretFlagWarnings` says that it shows in `ps`. URLs are shown with their
+ * password masked (`redactUrl`), never whole, in messages.
  */
+import { readFileSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import { printable } from './printable.ts';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -21,6 +29,13 @@ const bool = () =>
   z.preprocess((v) => (typeof v === 'string' ? v.trim().toLowerCase() : v), z.union([z.boolean(), z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])]))
     .transform((v) => v === true || v === '1' || v === 'true' || v === 'yes' || v === 'on');
 
+/** A comma-separated list of host names or addresses (no ports), `*.` allowed in front: a string[] out. */
+const names = () =>
+  z
+    .string()
+    .transform((v) => v.split(',').map((n) => n.trim().toLowerCase()).filter((n) => n !== ''))
+    .pipe(z.array(z.string().regex(/^(\*\.)?[a-z0-9_.-]+$|^\[?[0-9a-f:.]+\]?$/, 'must be host names or addresses separated by commas, without ports (`*.example.com` for every name under it)')));
+
 const url = (protocols: string[]) =>
   z.string().refine((v) => {
     try {
@@ -30,6 +45,21 @@ const url = (protocols: string[]) =>
     }
   }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
 
+/**
+ * The engine's URL: the client sends requests to its origin and path only, so a user, password,
+ * query or fragment in it would be silently dropped (and printed in logs): refused instead.
+ */
+const engineUrl = () =>
+  url(['http:', 'https:'])
+    .refine((v) => {
+      const u = new URL(v);
+      return u.username === '' && u.password === '';
+    }, 'must not carry a user or password (they would not be sent, and would show in logs): the engine takes an API key, set ENGINE_API_KEY or ENGINE_API_KEY_FILE')
+    .refine((v) => {
+      const u = new URL(v);
+      return u.search === '' && u.hash === '';
+    }, 'must not have a query or fragment (they would not be sent)');
+
 interface Setting {
   env: string;
   flag?: string;
@@ -38,6 +68,7 @@ interface Setting {
   /** Shown in the docs table instead of the literal default (e.g. "number of cores"). */
   defaultText?: string;
   describe: string;
+  /** Never printed; also read from `<env>_FILE` and `--<flag>-file`. */
   secret?: boolean;
 }
 
@@ -45,8 +76,9 @@ interface Setting {
 export const SETTINGS = {
   redisUrl: { env: 'REDIS_URL', flag: 'redis-url', schema: url(['redis:', 'rediss:']), default: 'redis://127.0.0.1:6379', describe: 'Redis holding the queues. `rediss://` for TLS; an ACL user goes in the URL (`redis://user:pass@host:6379/0`).', secret: true },
   prefix: { env: 'DOCBATCH_PREFIX', flag: 'prefix', schema: z.string().regex(/^[A-Za-z0-9_{}.-]+$/, 'may hold letters, digits and _ { } . - only'), default: 'docbatch', describe: 'Key prefix of every Redis key (use `{docbatch}` on Redis Cluster).' },
-  engineUrl: { env: 'ENGINE_URL', flag: 'engine-url', schema: url(['http:', 'https:']), default: 'http://127.0.0.1:8000', describe: 'The OpenAI-compatible server (vLLM) this worker sends to.' },
+  engineUrl: { env: 'ENGINE_URL', flag: 'engine-url', schema: engineUrl(), default: 'http://127.0.0.1:8000', describe: 'The OpenAI-compatible server (vLLM) this worker sends to. No user, password or query in it: the key goes in ENGINE_API_KEY.' },
   engineApiKey: { env: 'ENGINE_API_KEY', flag: 'engine-api-key', schema: optionalStr(), describe: 'Sent as `Authorization: Bearer` (vLLM `--api-key`).', secret: true },
+  pdfPassword: { env: 'PDF_PASSWORD', flag: 'password', schema: optionalStr(), describe: '`enqueue`: the password of encrypted PDFs.', secret: true },
   model: { env: 'MODEL', flag: 'model', schema: optionalStr(), defaultText: 'what `/v1/models` reports', describe: 'The model name sent to the engine.' },
   outDir: { env: 'OUT_DIR', flag: 'out', schema: str(), default: './out', describe: 'Where finished documents are written.' },
   blobDir: { env: 'BLOB_DIR', flag: 'blob-dir', schema: str(), default: './data/blobs', describe: 'Content-addressed store of inputs; must be shared by producer and workers (same path on every machine).' },
@@ -86,7 +118,16 @@ export const SETTINGS = {
   dashboardUser: { env: 'DASHBOARD_USER', schema: optionalStr(), describe: 'Basic-auth user of the dashboard.' },
   dashboardPassword: { env: 'DASHBOARD_PASSWORD', schema: optionalStr(), describe: 'Basic-auth password of the dashboard.', secret: true },
   dashboardToken: { env: 'DASHBOARD_TOKEN', schema: optionalStr(), describe: 'Bearer token accepted by the dashboard (alternative to user/password).', secret: true },
+  // ---- who the HTTP servers answer (hardening: DNS rebinding, cross-site requests) ----
+  dashboardPublicNames: { env: 'DASHBOARD_PUBLIC_NAMES', flag: 'public-names', schema: names(), default: '', defaultText: 'none', describe: 'Host names (comma-separated; `*.example.com` for every name under it) the dashboard is reached by besides `localhost`, loopback and the address it binds to, e.g. behind a proxy. Requests naming any other Host are refused (403), against DNS rebinding.' },
+  metricsPublicNames: { env: 'METRICS_PUBLIC_NAMES', flag: 'metrics-public-names', schema: names(), default: '', defaultText: 'none', describe: "Host names the worker's metrics server is reached by besides `localhost`, loopback and the address it binds to (comma-separated; `*.example.com` for every name under it)." },
+
   dashboardReadOnly: { env: 'DASHBOARD_READ_ONLY', flag: 'read-only', schema: bool(), default: false, describe: 'Dashboard shows queues but cannot retry, clean or remove jobs.' },
+  // ---- input limits (hardening: decompression bombs, runaway exports) ----
+  zipMaxRatio: { env: 'ZIP_MAX_RATIO', flag: 'zip-max-ratio', schema: num(1), default: 100, describe: "A .zip export whose conversations.json inflates to more than this many times its compressed size is refused (ZIP_TOO_LARGE): real exports compress 5 to 20 times, decompression bombs a thousand." },
+  zipMaxBytes: { env: 'ZIP_MAX_BYTES', flag: 'zip-max-bytes', schema: int(1), default: 4 * 1024 ** 3, describe: "A .zip export whose conversations.json inflates to more bytes than this is refused (ZIP_TOO_LARGE), by its declared size and by the bytes actually inflated." },
+  exportMaxChunks: { env: 'EXPORT_MAX_CHUNKS', flag: 'export-max-chunks', schema: int(1), default: 1_000_000, describe: 'A chat export that makes more chunks than this is refused (EXPORT_TOO_MANY_CHUNKS) as soon as it crosses the bound; one queued chunk costs about 1 KB of Redis.' },
+
   logLevel: { env: 'LOG_LEVEL', flag: 'log-level', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info', describe: 'Log level.' },
   logFormat: { env: 'LOG_FORMAT', flag: 'log-format', schema: z.enum(['json', 'pretty']), default: process.stderr.isTTY ? 'pretty' : 'json', defaultText: '`pretty` on a terminal, else `json`', describe: 'Log lines as JSON (for machines) or readable text.' },
 } as const satisfies Record<string, Setting>;
@@ -98,28 +139,64 @@ export type Config = { [K in SettingKey]: z.output<Settings[K]['schema']> };
 /** Flags as parsed by the CLI: keyed by setting key; undefined means "not given". */
 export type Flags = Partial<Record<SettingKey, unknown>>;
 
-export function loadConfig(flags: Flags = {}, env: NodeJS.ProcessEnv = process.env): Config {
+/** `--<flag>-file PATH` as parsed by the CLI: keyed by the (secret) setting's key. */
+export type FileFlags = Partial<Record<SettingKey, string>>;
+
+/** The environment variable holding the path of a secret's file: `REDIS_URL_FILE`. */
+export function fileEnv(setting: { env: string }): string {
+  return `${setting.env}_FILE`;
+}
+
+/** Reads a secret from its file (one trailing newline dropped); a ConfigError naming the setting otherwise. */
+function readSecretFile(setting: Setting, path: string, source: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new ConfigError(`setting ${setting.env} from ${source}: cannot read ${printable(path)} (${code})`, { cause: err });
+  }
+  const value = text.replace(/\r?\n$/, '');
+  if (value === '') throw new ConfigError(`setting ${setting.env} from ${source}: ${printable(path)} is empty`);
+  return value;
+}
+
+/** Where a setting's value comes from: flag, flag file, environment, environment file, default. */
+function rawValue(key: SettingKey, setting: Setting, flags: Flags, files: FileFlags, env: NodeJS.ProcessEnv): { raw: unknown; source: string } {
+  const fromFlag = flags[key];
+  const flagFile = setting.secret ? files[key] : undefined;
+  const fromEnv = env[setting.env];
+  const envFile = setting.secret ? env[fileEnv(setting)] : undefined;
+  const flagName = setting.flag ? `--${setting.flag}` : key;
+  if (fromFlag !== undefined && flagFile !== undefined) {
+    throw new ConfigError(`setting ${setting.env}: give ${flagName} or ${flagName}-file, not both`);
+  }
+  if (fromFlag !== undefined) return { raw: fromFlag, source: flagName };
+  if (flagFile !== undefined) return { raw: readSecretFile(setting, flagFile, `${flagName}-file`), source: `${flagName}-file` };
+  const hasEnv = fromEnv !== undefined && fromEnv !== '';
+  const hasEnvFile = envFile !== undefined && envFile !== '';
+  if (hasEnv && hasEnvFile) {
+    throw new ConfigError(`settings ${setting.env} and ${fileEnv(setting)} are both set: set one (the file keeps the secret out of the environment)`);
+  }
+  if (hasEnv) return { raw: fromEnv, source: `${setting.env} (environment)` };
+  if (hasEnvFile) return { raw: readSecretFile(setting, envFile, `${fileEnv(setting)} (environment)`), source: `${fileEnv(setting)} (environment)` };
+  return { raw: setting.default, source: 'default' };
+}
+
+/** A value as shown in a message: URLs with their password masked, other secrets not at all. */
+function shownValue(raw: unknown, secret: boolean): string {
+  if (typeof raw === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(raw.trim())) return printable(JSON.stringify(redactUrl(raw)));
+  return secret ? '[redacted]' : printable(JSON.stringify(raw) ?? String(raw));
+}
+
+export function loadConfig(flags: Flags = {}, env: NodeJS.ProcessEnv = process.env, files: FileFlags = {}): Config {
   const out: Record<string, unknown> = {};
   for (const [key, setting] of Object.entries(SETTINGS) as Array<[SettingKey, Setting]>) {
-    const fromFlag = flags[key];
-    const fromEnv = env[setting.env];
-    let raw: unknown;
-    let source: string;
-    if (fromFlag !== undefined) {
-      raw = fromFlag;
-      source = setting.flag ? `--${setting.flag}` : key;
-    } else if (fromEnv !== undefined && fromEnv !== '') {
-      raw = fromEnv;
-      source = `${setting.env} (environment)`;
-    } else {
-      raw = setting.default;
-      source = 'default';
-    }
+    const { raw, source } = rawValue(key, setting, flags, files, env);
     const parsed = setting.schema.safeParse(raw);
     if (!parsed.success) {
-      const shown = setting.secret ? '[redacted]' : JSON.stringify(raw);
       const reason = parsed.error.issues.map((i) => i.message).join('; ');
-      throw new ConfigError(`setting ${setting.env} from ${source} = ${shown} is invalid: ${reason}`);
+      throw new ConfigError(`setting ${setting.env} from ${source} = ${shownValue(raw, setting.secret === true)} is invalid: ${reason}`);
     }
     out[key] = parsed.data;
   }
@@ -137,14 +214,45 @@ export function loadConfig(flags: Flags = {}, env: NodeJS.ProcessEnv = process.e
   return config;
 }
 
-/** The Redis URL with its password masked, for logs and messages. */
+/** One warning per secret given as a flag: its value shows in `ps` (and /proc) to every user of the machine. */
+export function secretFlagWarnings(flags: Flags): string[] {
+  const out: string[] = [];
+  for (const [key, setting] of Object.entries(SETTINGS) as Array<[SettingKey, Setting]>) {
+    if (!setting.secret || !setting.flag || flags[key] === undefined) continue;
+    out.push(`--${setting.flag} shows in \`ps\` to every user of this machine: prefer --${setting.flag}-file PATH, ${fileEnv(setting)} or ${setting.env}`);
+  }
+  return out;
+}
+
+const SECRET_QUERY = /pass|secret|token|key|sig|auth|credential/i;
+
+/**
+ * A URL as it may be printed: its password (and the values of query parameters named like
+ * secrets) replaced by `***`, and for http(s) a lone user part too (`https://TOKEN@host`).
+ * Everything else is left exactly as written, even when it does not parse as a URL: only
+ * secrets are hidden, nothing is normalized.
+ */
 export function redactUrl(value: string): string {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)([^?#]*)(\?[^#]*)?(#.*)?$/is.exec(value);
+  if (!m) return value;
+  const [, scheme = '', authority = '', path = '', query, hash] = m;
+  let auth = authority;
+  const at = authority.lastIndexOf('@');
+  if (at >= 0) {
+    const userinfo = authority.slice(0, at);
+    const colon = userinfo.indexOf(':');
+    const masked = colon >= 0 ? `${userinfo.slice(0, colon)}:***` : /^https?:/i.test(scheme) ? '***' : userinfo;
+    auth = `${masked}${authority.slice(at)}`;
+  }
+  const q = query?.replace(/([?&])([^=&]*)=([^&]*)/g, (all, sep: string, name: string) => (SECRET_QUERY.test(decodeSafe(name)) ? `${sep}${name}=***` : all));
+  return `${scheme}${auth}${path}${q ?? ''}${hash ?? ''}`;
+}
+
+function decodeSafe(s: string): string {
   try {
-    const u = new URL(value);
-    if (u.password) u.password = '***';
-    return u.toString();
+    return decodeURIComponent(s);
   } catch {
-    return '[unparseable url]';
+    return s;
   }
 }
 
@@ -152,8 +260,9 @@ export function redactUrl(value: string): string {
 export function settingsTable(): string {
   const rows = (Object.entries(SETTINGS) as Array<[SettingKey, Setting]>).map(([, s]) => {
     const def = s.defaultText ?? (s.default === undefined ? '—' : `\`${String(s.default)}\``);
-    const flag = s.flag ? `\`--${s.flag}\`` : '—';
-    return `| \`${s.env}\` | ${flag} | ${def} | ${s.describe} |`;
+    const flag = s.flag ? `\`--${s.flag}\`${s.secret ? ` / \`--${s.flag}-file\`` : ''}` : '—';
+    const env = s.secret ? `\`${s.env}\` / \`${fileEnv(s)}\`` : `\`${s.env}\``;
+    return `| ${env} | ${flag} | ${def} | ${s.describe} |`;
   });
   return ['| variable | flag | default | what |', '|---|---|---|---|', ...rows].join('\n');
 }

@@ -5,6 +5,7 @@
  *
  * docs/errors.md is the table of codes for users; keep the two in step.
  */
+import { printable } from './printable.ts';
 
 /** What the pipeline does when a unit (page or chunk) hits an error with this code. */
 export type ErrorAction =
@@ -41,7 +42,7 @@ export const ERROR_CODES = {
   EMPTY_FILE: { action: 'reject', summary: 'The file has zero bytes.' },
   UNSUPPORTED_FORMAT: { action: 'reject', summary: 'The bytes are neither a PDF nor a known chat export.' },
   NOT_PDF: { action: 'reject', summary: 'The file is named .pdf but its bytes are not a PDF.' },
-  PDF_ENCRYPTED: { action: 'reject', summary: 'The PDF is encrypted and no password was given (--password).' },
+  PDF_ENCRYPTED: { action: 'reject', summary: 'The PDF is encrypted and no password was given (--password-file, PDF_PASSWORD).' },
   PDF_BAD_PASSWORD: { action: 'reject', summary: 'The PDF is encrypted and the given password is wrong.' },
   PDF_CORRUPT: { action: 'reject', summary: 'The PDF is damaged or truncated and cannot be opened.' },
   PDF_NO_PAGES: { action: 'reject', summary: 'The PDF opens but has no pages.' },
@@ -57,6 +58,10 @@ export const ERROR_CODES = {
   TASK_UNIT_MISMATCH: { action: 'reject', summary: "The task's unit does not fit this kind of input (e.g. `document` for a chat export)." },
   DOC_TOO_MANY_PAGES: { action: 'reject', summary: 'The task sends whole documents (`document` unit) and this one has more pages than its `max_pages`.' },
   IMAGE_CORRUPT: { action: 'reject', summary: 'The file is an image (PNG, JPEG, TIFF, WebP) by its bytes but cannot be decoded.' },
+
+  // ---- input limits (hardening: decompression bombs, runaway exports) ----
+  ZIP_TOO_LARGE: { action: 'reject', summary: "The .zip's conversations.json would inflate beyond ZIP_MAX_BYTES or more than ZIP_MAX_RATIO times its compressed size (a decompression bomb), or inflates past the size its header declares. Nothing of it is queued." },
+  EXPORT_TOO_MANY_CHUNKS: { action: 'reject', summary: 'The chat export makes more chunks than EXPORT_MAX_CHUNKS at this CHUNK_TOKENS; splitting stops at the conversation that crosses it and nothing is queued.' },
 
   // ---- one page or chunk (worker) ----
   PAGE_TOO_LARGE: { action: 'fail', summary: 'The page would need more pixels than the render cap allows, even scaled down.' },
@@ -143,10 +148,14 @@ export class DocbatchError extends Error {
     return ERROR_CODES[this.code].action;
   }
 
-  /** `file: place: CODE: message` in one line, the way it is printed to users. */
+  /**
+   * `file: place: CODE: message` in one line, the way it is printed to users. File names, ids,
+   * fields and the message may come from an input: controls and invisible characters in them are
+   * escaped (src/printable.ts), so the line is one line and reads as it prints.
+   */
   describe(): string {
     const where = formatPlace(this.place);
-    return `${where ? `${where}: ` : ''}${this.code}: ${this.message}`;
+    return `${where ? `${where}: ` : ''}${this.code}: ${printable(this.message)}`;
   }
 }
 
@@ -166,15 +175,16 @@ export class ConfigError extends DocbatchError {
   }
 }
 
+/** The place as printed: `file: page 3: byte 120: ...`, with what came from the input escaped (src/printable.ts). */
 export function formatPlace(place: Place | undefined): string {
   if (!place) return '';
   const parts: string[] = [];
-  if (place.file !== undefined) parts.push(place.file);
+  if (place.file !== undefined) parts.push(printable(place.file));
   if (place.page !== undefined) parts.push(`page ${place.page}`);
   if (place.line !== undefined) parts.push(`line ${place.line}`);
   if (place.offset !== undefined) parts.push(`byte ${place.offset}`);
-  if (place.conversation !== undefined) parts.push(`conversation ${place.conversation}`);
-  if (place.field !== undefined) parts.push(`field ${place.field}`);
+  if (place.conversation !== undefined) parts.push(`conversation ${printable(place.conversation)}`);
+  if (place.field !== undefined) parts.push(`field ${printable(place.field)}`);
   return parts.join(': ');
 }
 

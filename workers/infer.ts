@@ -28,7 +28,7 @@ export async function runWorker(config: Config): Promise<number> {
     registerQueueMetrics(metrics.registry, counter.queues);
     try {
       const shared = counter.queues.find((q) => q.name !== 'write')!.queue;
-      server = await startMetricsServer({ registry: metrics.registry, checks: workerChecks(worker, { queue: shared, name: config.workerName }), host: config.metricsHost, port: config.metricsPort! });
+      server = await startMetricsServer({ registry: metrics.registry, checks: workerChecks(worker, { queue: shared, name: config.workerName }), host: config.metricsHost, port: config.metricsPort!, publicNames: config.metricsPublicNames });
     } catch (err) {
       await worker.close({ force: true });
       await counter.close();

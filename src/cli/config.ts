@@ -1,6 +1,7 @@
-/** `docbatch config`: the effective settings (secrets masked), or the docs table. */
+/** `docbatch config`: the effective settings (secrets masked, URLs without their password), or the docs table. */
 import { Command } from 'commander';
 import { loadConfig, redactUrl, SETTINGS, settingsTable, type SettingKey } from '../config.ts';
+import { printable } from '../printable.ts';
 
 export function configCommand(): Command {
   return new Command('config')
@@ -14,10 +15,12 @@ export function configCommand(): Command {
       const config = loadConfig();
       for (const key of Object.keys(SETTINGS) as SettingKey[]) {
         const setting = SETTINGS[key] as { env: string; secret?: boolean };
-        let value: unknown = config[key];
-        if (key === 'redisUrl') value = redactUrl(String(value));
-        else if (setting.secret && value !== undefined) value = '***';
-        process.stdout.write(`${setting.env}=${value === undefined ? '' : String(value)}\n`);
+        const value: unknown = config[key];
+        let shown = value === undefined ? '' : Array.isArray(value) ? value.join(',') : String(value);
+        // URLs with their password masked (the rest is worth seeing); other secrets not at all.
+        if (/^[a-z][a-z0-9+.-]*:\/\//i.test(shown)) shown = redactUrl(shown);
+        else if (setting.secret && value !== undefined) shown = '***';
+        process.stdout.write(`${setting.env}=${printable(shown)}\n`);
       }
     });
 }

@@ -1,4 +1,8 @@
-/** `docbatch enqueue INPUT...`: the producer. */
+/**
+ * `docbatch enqueue INPUT...`: the producer. Everything printed that came from outside (file
+ * names, ids and fields in error places) is escaped (src/printable.ts); `--json` lines too, as
+ * JSON escapes.
+ */
 import { Command, Option } from 'commander';
 import { connectRedis } from '../../queues/connect.ts';
 import type { FileOutcome } from '../ingest/batch.ts';
@@ -6,6 +10,7 @@ import { createLogger } from '../observe/log.ts';
 import { progressPrinter } from '../observe/bar.ts';
 import { waitForDocs } from '../observe/progress.ts';
 import { DocStore } from '../store/docs.ts';
+import { jsonLine, printable } from '../printable.ts';
 import { promptArgument, type TaskSpec } from '../task/load.ts';
 import type { TaskUnit } from '../task/types.ts';
 import { outFolder } from './out-folder.ts';
@@ -26,11 +31,10 @@ export function enqueueCommand(): Command {
     .option('--priority <n>', 'feeding priority: higher goes first (default 0)', '0')
     .option('--out <folder>', 'outputs go to this folder inside OUT_DIR')
     .option('--glob <pattern>', 'in folders, only files whose relative path matches (e.g. "**/*.pdf")')
-    .option('--password <pw>', 'password for encrypted PDFs')
     .option('--json', 'one JSON object per line instead of text')
     .option('--force', 'redo documents that were enqueued before (new generation)')
     .option('--conversation-summary', 'chat exports: also summarize each conversation from its chunk summaries (a line with "chunk": "summary")');
-  const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir', 'chunkTokens', 'chunkOverlapTokens', 'feedDepth', 'attempts']);
+  const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir', 'pdfPassword', 'chunkTokens', 'chunkOverlapTokens', 'feedDepth', 'attempts', 'zipMaxRatio', 'zipMaxBytes', 'exportMaxChunks']);
   return command.action(async (inputs: string[], opts: Record<string, unknown>) => {
     const config = load(opts);
     const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, pretty: config.logFormat === 'pretty' });
@@ -53,7 +57,7 @@ export function enqueueCommand(): Command {
     process.once('SIGTERM', onSignal);
     const { enqueueFiles } = await import('../ingest/batch.ts');
     const outcomes = await enqueueFiles(inputs, config, log, {
-      ...(typeof opts.password === 'string' ? { password: opts.password } : {}),
+      ...(config.pdfPassword !== undefined ? { password: config.pdfPassword } : {}),
       force: opts.force === true,
       conversationSummary: opts.conversationSummary === true,
       out,
@@ -78,11 +82,11 @@ export function enqueueCommand(): Command {
         const r = p.record;
         failed += r.failed + (r.state === 'failed' ? 1 : 0);
         if (json) {
-          process.stdout.write(`${JSON.stringify({ docId: r.docId, state: r.state, units: r.units, completed: r.done, failed: r.failed, files: r.files, ...(r.writeError ? { error: r.writeError } : {}) })}\n`);
+          process.stdout.write(`${jsonLine({ docId: r.docId, state: r.state, units: r.units, completed: r.done, failed: r.failed, files: r.files, ...(r.writeError ? { error: r.writeError } : {}) })}\n`);
         } else if (r.state === 'failed') {
-          process.stdout.write(`${r.docId}  FAILED   ${r.meta.source}: ${r.writeError?.code ?? 'WRITE_FAILED'}: ${r.writeError?.message ?? ''} (docbatch retry ${r.docId} writes it again)\n`);
+          process.stdout.write(`${r.docId}  FAILED   ${printable(r.meta.source)}: ${r.writeError?.code ?? 'WRITE_FAILED'}: ${printable(r.writeError?.message ?? '')} (docbatch retry ${r.docId} writes it again)\n`);
         } else {
-          process.stdout.write(`${r.docId}  written  ${r.meta.source}: ${r.done}/${r.units} done${r.failed ? `, ${r.failed} FAILED` : ''} → ${r.files.join(', ')}\n`);
+          process.stdout.write(`${r.docId}  written  ${printable(r.meta.source)}: ${r.done}/${r.units} done${r.failed ? `, ${r.failed} FAILED` : ''} → ${r.files.map(printable).join(', ')}\n`);
         }
       }
       process.exitCode = rejected ? 2 : failed > 0 ? 1 : 0;
@@ -93,26 +97,28 @@ export function enqueueCommand(): Command {
 }
 
 function printOutcome(o: FileOutcome, json: boolean): void {
+  const file = printable(o.file);
   if (o.skipped !== undefined) {
-    if (json) process.stdout.write(`${JSON.stringify({ file: o.file, skipped: o.skipped })}\n`);
-    else process.stdout.write(`skipped  ${o.file}: not a document (${o.skipped})\n`);
+    if (json) process.stdout.write(`${jsonLine({ file: o.file, skipped: o.skipped })}\n`);
+    else process.stdout.write(`skipped  ${file}: not a document (${printable(o.skipped)})\n`);
     return;
   }
   if (o.error) {
     if (json) {
-      process.stdout.write(`${JSON.stringify({ file: o.file, error: { code: o.error.code, message: o.error.message, place: o.error.place ?? null } })}\n`);
+      process.stdout.write(`${jsonLine({ file: o.file, error: { code: o.error.code, message: o.error.message, place: o.error.place ?? null } })}\n`);
     }
-    process.stderr.write(`docbatch: rejected ${o.error.describe().startsWith(o.file) ? o.error.describe() : `${o.file}: ${o.error.describe()}`}\n`);
+    const described = o.error.describe();
+    process.stderr.write(`docbatch: rejected ${described.startsWith(file) ? described : `${file}: ${described}`}\n`);
     return;
   }
   for (const r of o.runs ?? []) {
     if (json) {
-      process.stdout.write(`${JSON.stringify({ file: o.file, docId: r.docId, kind: r.kind, units: r.units, outcome: r.outcome, name: r.name, task: r.task, model: r.model, queue: r.queue })}\n`);
+      process.stdout.write(`${jsonLine({ file: o.file, docId: r.docId, kind: r.kind, units: r.units, outcome: r.outcome, name: r.name, task: r.task, model: r.model, queue: r.queue })}\n`);
       continue;
     }
     const what = r.unit === 'document' ? 'document' : r.kind === 'chat' ? (r.unit === 'conversation' ? 'units (conversations)' : 'chunks') : r.units === 1 ? 'page' : 'pages';
     const extra = r.outcome === 'resumed' ? ` (${r.settled} already done)` : r.outcome === 'done' ? ' (already written; --force to redo)' : '';
-    const model = r.model ? `  model ${r.model}` : '';
-    process.stdout.write(`${r.docId}  ${r.outcome.padEnd(8)}  ${o.file}  ${r.units} ${what}${model}${extra}\n`);
+    const model = r.model ? `  model ${printable(r.model)}` : '';
+    process.stdout.write(`${r.docId}  ${r.outcome.padEnd(8)}  ${file}  ${r.units} ${what}${model}${extra}\n`);
   }
 }

@@ -17,6 +17,7 @@ import { statusCommand } from './status.ts';
 import { workerCommand } from './worker.ts';
 import { writerCommand } from './writer.ts';
 import { DocbatchError } from '../errors.ts';
+import { printable } from '../printable.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -45,7 +46,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`docbatch: ${err.describe()}\n`);
       return err.action === 'usage' || err.action === 'reject' ? 2 : 1;
     }
-    process.stderr.write(`docbatch: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    process.stderr.write(`docbatch: unexpected error: ${text.split('\n').map(printable).join('\n')}\n`);
     return 1;
   }
 }

@@ -3,25 +3,41 @@
  * environment variable, its default and its help text can never disagree.
  */
 import { Option, type Command } from 'commander';
-import { loadConfig, SETTINGS, type Config, type Flags, type SettingKey } from '../config.ts';
+import { fileEnv, loadConfig, secretFlagWarnings, SETTINGS, type Config, type FileFlags, type Flags, type SettingKey } from '../config.ts';
 
-/** Adds `--flag <value>` for each setting; returns a function that loads the config from the parsed options. */
+/**
+ * Adds `--flag <value>` for each setting (and `--flag-file <path>` for a secret); returns a
+ * function that loads the config from the parsed options, after warning on stderr about each
+ * secret given on the command line (it shows in `ps`).
+ */
 export function settingOptions(command: Command, keys: SettingKey[]): (opts: Record<string, unknown>) => Config {
   const byAttribute = new Map<string, SettingKey>();
+  const fileByAttribute = new Map<string, SettingKey>();
   for (const key of keys) {
-    const setting = SETTINGS[key] as { env: string; flag?: string; describe: string; default?: unknown; defaultText?: string };
+    const setting = SETTINGS[key] as { env: string; flag?: string; describe: string; default?: unknown; defaultText?: string; secret?: boolean };
     if (!setting.flag) continue;
     const isBoolean = key === 'dashboardReadOnly' || key === 'textOnly' || key === 'schemaInPrompt';
     const option = new Option(isBoolean ? `--${setting.flag}` : `--${setting.flag} <value>`, `${setting.describe} [env ${setting.env}]`);
     byAttribute.set(option.attributeName(), key);
     command.addOption(option);
+    if (setting.secret) {
+      const file = new Option(`--${setting.flag}-file <path>`, `read --${setting.flag} from this file (keeps it out of \`ps\`) [env ${fileEnv(setting)}]`);
+      fileByAttribute.set(file.attributeName(), key);
+      command.addOption(file);
+    }
   }
   return (opts) => {
     const flags: Flags = {};
+    const files: FileFlags = {};
     for (const [attribute, key] of byAttribute) {
       if (opts[attribute] !== undefined) flags[key] = opts[attribute];
     }
-    return loadConfig(flags);
+    for (const [attribute, key] of fileByAttribute) {
+      if (typeof opts[attribute] === 'string') files[key] = opts[attribute];
+    }
+    const config = loadConfig(flags, process.env, files);
+    for (const warning of secretFlagWarnings(flags)) process.stderr.write(`docbatch: warning: ${warning}\n`);
+    return config;
   };
 }
 

@@ -16,9 +16,9 @@ export function retryCommand(): Command {
     .option('--code <CODE>', 'only failures with this code (repeatable)', collect)
     .option('--wait', 'wait until the documents are written again; exit 1 if a unit still failed')
     .option('--rewrite', 'write the outputs again even when no unit failed')
-    .option('--password <pw>', 'password of encrypted PDFs (it leaves Redis once a document is written)')
     .option('--json', 'one JSON object per document');
-  const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir']);
+  // --password / --password-file / PDF_PASSWORD: an encrypted PDF's password leaves Redis once it is written.
+  const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir', 'pdfPassword']);
   return command.action(async (targets: string[], opts: Record<string, unknown>) => {
     const config = load(opts);
     const json = opts.json === true;
@@ -26,7 +26,7 @@ export function retryCommand(): Command {
     const { retryDocuments } = await import('../ingest/retry.ts');
     const { outcomes, unknown } = await retryDocuments(targets, config, log, {
       ...(Array.isArray(opts.code) ? { codes: opts.code as string[] } : {}),
-      ...(typeof opts.password === 'string' ? { password: opts.password } : {}),
+      ...(config.pdfPassword !== undefined ? { password: config.pdfPassword } : {}),
       ...(opts.rewrite === true ? { rewrite: true } : {}),
     });
     for (const target of unknown) process.stderr.write(`docbatch: no document found for ${target}\n`);

@@ -1,9 +1,10 @@
-/** `docbatch status [DOC]`: where documents are, what they cost, as text or JSON. */
+/** `docbatch status [DOC]`: where documents are, what they cost, as text or JSON (names escaped: src/printable.ts). */
 import { Command } from 'commander';
 import { connectRedis } from '../../queues/connect.ts';
 import { progressLine } from '../observe/bar.ts';
 import { readProgress, type DocProgress } from '../observe/progress.ts';
 import { DocStore } from '../store/docs.ts';
+import { jsonLine } from '../printable.ts';
 import { REDIS_SETTINGS, settingOptions } from './options.ts';
 
 export function statusCommand(): Command {
@@ -32,12 +33,12 @@ export function statusCommand(): Command {
         total.prompt_tokens += r.promptTokens;
         total.completion_tokens += r.completionTokens;
         total.engine_seconds += r.engineMs / 1000;
-        if (opts.json) process.stdout.write(`${JSON.stringify(docJson(p, costOf(r.engineMs)))}\n`);
+        if (opts.json) process.stdout.write(`${jsonLine(docJson(p, costOf(r.engineMs)))}\n`);
         else process.stdout.write(`${r.docId}  ${r.state.padEnd(9)} ${progressLine(p)}  ${tokensAndCost(r.completionTokens, r.engineMs, costOf(r.engineMs))}\n`);
       }
       total.cost_usd = costOf(total.engine_seconds * 1000);
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify({ total })}\n`);
+        process.stdout.write(`${jsonLine({ total })}\n`);
       } else if (progress.length === 0) {
         process.stdout.write('no documents\n');
       } else {

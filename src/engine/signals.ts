@@ -58,7 +58,8 @@ export function parseEngineMetrics(text: string, options: ParseMetricsOptions = 
   };
   const highest = (names: readonly string[]): number | null => {
     const list = pick(names);
-    return list === null || list.length === 0 ? null : Math.max(...list.map((s) => finite(s.value)));
+    // A loop, not Math.max(...list): an engine's /metrics may carry any number of samples.
+    return list === null || list.length === 0 ? null : list.reduce((max, s) => Math.max(max, finite(s.value)), -Infinity);
   };
   const histogram = (names: readonly string[]): Sum | null => {
     const sum = total(names.map((n) => `${n}_sum`));

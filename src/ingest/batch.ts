@@ -111,6 +111,7 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
           ...(options.password ? { password: options.password } : {}),
           chunkTokens: config.chunkTokens,
           chunkOverlapTokens: config.chunkOverlapTokens,
+          limits: { maxChunks: config.exportMaxChunks, maxZipRatio: config.zipMaxRatio, maxZipBytes: config.zipMaxBytes },
           ...(options.signal ? { signal: options.signal } : {}),
         });
         const entry = await taskFor(input.kind);

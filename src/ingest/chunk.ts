@@ -11,6 +11,10 @@
  * Packing sums the blocks' counts; for a counter that is not additive the finished text is
  * counted again and trailing blocks move on to the next chunk until it fits, so the budget holds
  * for any `countTokens`.
+ *
+ * With `maxChunks`, a conversation that would make more chunks throws ChunkLimitError there,
+ * before the rest is packed. Parts are appended in loops: a message may become any number of
+ * them, more than a spread (`push(...parts)`) can pass as arguments.
  */
 import type { ChatMessage } from './chat/types.ts';
 import { estimatePrefixEnd, estimateTokens } from './tokens.ts';
@@ -21,6 +25,18 @@ export interface ChunkOptions {
   /** Up to this many tokens of the previous chunk's trailing whole messages are repeated. */
   overlapTokens: number;
   countTokens: (text: string) => number;
+  /** Throw ChunkLimitError rather than make more chunks than this. @defaultValue no limit */
+  maxChunks?: number;
+}
+
+/** chunkMessages would make more than `maxChunks` chunks; it stopped there. */
+export class ChunkLimitError extends Error {
+  readonly maxChunks: number;
+  constructor(maxChunks: number) {
+    super(`more than ${maxChunks} chunks`);
+    this.name = 'ChunkLimitError';
+    this.maxChunks = maxChunks;
+  }
 }
 
 export interface Chunk {
@@ -46,7 +62,7 @@ interface Block {
 export function chunkMessages(messages: readonly ChatMessage[], options: ChunkOptions): Chunk[] {
   const { budgetTokens: budget, countTokens: count } = options;
   const blocks: Block[] = [];
-  for (const m of messages) blocks.push(...toBlocks(m, budget, count));
+  for (const m of messages) append(blocks, toBlocks(m, budget, count));
   const sep = count(SEPARATOR);
   const costOf = (list: readonly Block[]): number => list.reduce((s, b, i) => s + b.tokens + (i > 0 ? sep : 0), 0);
 
@@ -83,6 +99,7 @@ export function chunkMessages(messages: readonly ChatMessage[], options: ChunkOp
       tokens = count(text);
     }
     if (tokens > budget) throw new Error(`internal: a block of ${tokens} tokens exceeds the budget of ${budget}`);
+    if (options.maxChunks !== undefined && chunks.length >= options.maxChunks) throw new ChunkLimitError(options.maxChunks);
     chunks.push({
       messageIds: unique(members.map((b) => b.id)),
       overlapIds: overlap.map((b) => b.id),
@@ -92,6 +109,14 @@ export function chunkMessages(messages: readonly ChatMessage[], options: ChunkOp
     previous = members;
   }
   return chunks;
+}
+
+/**
+ * `target.push(...items)` for a list of any length: a spread passes every item as an argument
+ * on the stack, and throws RangeError past ~125 000 of them (one long message cut small).
+ */
+function append<T>(target: T[], items: readonly T[]): void {
+  for (const item of items) target.push(item);
 }
 
 function join(overlap: readonly Block[], members: readonly Block[]): string {
@@ -170,7 +195,7 @@ export function splitText(text: string, limit: number, count: (t: string) => num
     const t = count(unit);
     if (t > limit) {
       flush();
-      out.push(...splitText(unit, limit, count, level + 1, unit === unit.trim() ? t : undefined));
+      append(out, splitText(unit, limit, count, level + 1, unit === unit.trim() ? t : undefined));
       continue;
     }
     if (current !== '' && currentTokens + t > limit) {

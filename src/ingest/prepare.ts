@@ -19,6 +19,8 @@ export interface PrepareOptions {
   inspector?: PdfInspector;
   chunkTokens: number;
   chunkOverlapTokens: number;
+  /** Chat: bounds on chunks and on what a .zip may inflate to (splitExport's defaults when absent). */
+  limits?: { maxChunks?: number; maxZipRatio?: number; maxZipBytes?: number };
   signal?: AbortSignal;
 }
 
@@ -144,6 +146,7 @@ export async function prepareFile(source: string, blobs: BlobStore, options: Pre
         file: source,
         budgetTokens: options.chunkTokens,
         overlapTokens: options.chunkOverlapTokens,
+        ...options.limits,
         ...(options.signal ? { signal: options.signal } : {}),
       });
       const blob = await blobs.adopt(split.sidecarPath, split.sidecarSha256, split.sidecarBytes);

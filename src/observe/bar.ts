@@ -3,6 +3,7 @@
  * (`name [#####-----] 120/352 3.2/s eta 1m20s`). Off a terminal, `plainLines` prints a line per
  * unfinished document every few seconds instead, so logs stay readable.
  */
+import { printable } from '../printable.ts';
 import { formatDuration, type DocProgress } from './progress.ts';
 
 const WIDTH = 24;
@@ -12,7 +13,8 @@ export function progressLine(p: DocProgress, nameWidth = 24): string {
   const ratio = r.units === 0 ? 1 : p.settled / r.units;
   const filled = Math.round(ratio * WIDTH);
   const bar = `${'#'.repeat(filled)}${'-'.repeat(WIDTH - filled)}`;
-  const name = r.meta.name.length > nameWidth ? `${r.meta.name.slice(0, nameWidth - 1)}…` : r.meta.name.padEnd(nameWidth);
+  const shown = printable(r.meta.name); // a name from a file name: no control or invisible characters reach the terminal
+  const name = shown.length > nameWidth ? `${shown.slice(0, nameWidth - 1)}…` : shown.padEnd(nameWidth);
   const rate = p.rate ? `${p.rate.toFixed(1)}/s` : '-';
   const tail = p.finished ? 'written' : `eta ${formatDuration(p.etaSeconds)}`;
   const failed = r.failed > 0 ? ` ${r.failed} failed` : '';

@@ -5,8 +5,10 @@
  * bearer token (DASHBOARD_TOKEN). When credentials are set they guard every route.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { isIP } from 'node:net';
 import { ConfigError } from '../errors.ts';
+import { isLoopback } from './host-guard.ts';
+
+export { isLoopback };
 
 export interface DashboardCredentials {
   user?: string | undefined;
@@ -16,15 +18,6 @@ export interface DashboardCredentials {
 
 export function hasCredentials(c: DashboardCredentials): boolean {
   return Boolean((c.user && c.password) || c.token);
-}
-
-/** 127.0.0.0/8, ::1, `localhost` and IPv4-mapped loopback: reachable from this machine only. */
-export function isLoopback(host: string): boolean {
-  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, '');
-  if (h === 'localhost') return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) return h === '::1' || /^::ffff:127\./.test(h) || h === '0:0:0:0:0:0:0:1';
-  return false;
 }
 
 /** Throws CONFIG_INVALID (exit 2) when `host` is beyond loopback and no credentials are set. */

@@ -7,9 +7,12 @@
  * their plugin sets), and its middleware lets one guard cover the board, its API, its static
  * files, /metrics and /health alike.
  *
- * Safety: binds to loopback unless credentials are set (dashboard-auth.ts); with credentials,
- * every route requires them. `--read-only` turns on Bull Board's readOnlyMode, which its API
- * enforces on the server (405 for retry, clean, remove, pause, add...), not only in the UI.
+ * Safety: every request must name this server in its Host header, and a request that changes
+ * something must come from the dashboard's own pages (host-guard.ts: DNS rebinding and
+ * cross-site form posts), checked before credentials. Binds to loopback unless credentials are
+ * set (dashboard-auth.ts); with credentials, every route requires them. `--read-only` turns on
+ * Bull Board's readOnlyMode, which its API enforces on the server (405 for retry, clean,
+ * remove, pause, add...), not only in the UI.
  * A Content-Security-Policy keeps the page to this origin (no injected script runs, no font or
  * other request leaves the machine).
  */
@@ -28,12 +31,22 @@ import type { Config } from '../config.ts';
 import type { Logger } from './log.ts';
 import { assertSafeBinding, authorized, challenge, hasCredentials, type DashboardCredentials } from './dashboard-auth.ts';
 import { cutShort, jobTitle, unitData } from './dashboard-format.ts';
+import { hostRefusal, writeRefusal, type HostPolicy } from './host-guard.ts';
 import { openQueueCounter, registerQueueMetrics } from './metrics.ts';
 import { healthReport, listenError, queuesCheck, redisCheck } from './metrics-server.ts';
 
 export type DashboardConfig = Pick<
   Config,
-  'redisUrl' | 'prefix' | 'attempts' | 'dashboardHost' | 'dashboardPort' | 'dashboardUser' | 'dashboardPassword' | 'dashboardToken' | 'dashboardReadOnly'
+  | 'redisUrl'
+  | 'prefix'
+  | 'attempts'
+  | 'dashboardHost'
+  | 'dashboardPort'
+  | 'dashboardPublicNames'
+  | 'dashboardUser'
+  | 'dashboardPassword'
+  | 'dashboardToken'
+  | 'dashboardReadOnly'
 >;
 
 export interface Dashboard {
@@ -99,6 +112,24 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
     c.header('X-Frame-Options', 'DENY');
     c.header('Referrer-Policy', 'no-referrer');
     if (c.req.path.startsWith('/api/') || c.req.path === '/health' || c.req.path === '/metrics') c.header('Cache-Control', 'no-store');
+  });
+  const policy: HostPolicy = { bind: config.dashboardHost, publicNames: config.dashboardPublicNames };
+  app.use('*', async (c, next) => {
+    const header = (name: string) => c.req.header(name);
+    const length = header('content-length');
+    const refusal =
+      hostRefusal(header('host'), policy, 'DASHBOARD_PUBLIC_NAMES') ??
+      writeRefusal({
+        method: c.req.method,
+        host: header('host'),
+        origin: header('origin'),
+        fetchSite: header('sec-fetch-site'),
+        contentType: header('content-type'),
+        hasBody: (length !== undefined && length.trim() !== '0') || header('transfer-encoding') !== undefined,
+      });
+    if (!refusal) return next();
+    log.warn({ method: c.req.method, path: c.req.path, host: header('host'), origin: header('origin'), status: refusal.status }, `dashboard refused a request: ${refusal.reason}`);
+    return c.text(`refused: ${refusal.reason}\n`, refusal.status);
   });
   if (hasCredentials(credentials)) {
     app.use('*', async (c, next) => {

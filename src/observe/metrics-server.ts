@@ -1,6 +1,7 @@
 /**
  * `/metrics` and `/health` over plain node:http, for a worker (METRICS_PORT). The dashboard
  * serves the same two routes from its own server with the same functions (`healthReport`).
+ * A request whose Host does not name this server is refused (host-guard.ts, DNS rebinding).
  *
  * `/health` is a readiness proof, not a PING: every check must pass within its timeout for a
  * 200; otherwise 503. The body is JSON either way, `{ ok, checks: { name: { ok, ... } } }`.
@@ -10,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { ConfigError } from '../errors.ts';
-
+import { hostRefusal } from './host-guard.ts';
 import type { CountableQueue } from './metrics.ts';
 
 export interface CheckResult {
@@ -127,6 +128,8 @@ export interface MetricsServerOptions {
   port: number;
   /** Per-check timeout of `/health`, in ms. @defaultValue 3000 */
   healthTimeoutMs?: number;
+  /** Host names it is reached by besides localhost, loopback and `host` (METRICS_PUBLIC_NAMES). @defaultValue [] */
+  publicNames?: readonly string[];
 }
 
 export interface MetricsServer {
@@ -177,6 +180,12 @@ export function listenError(what: string, host: string, port: number, err: Error
 
 async function handle(req: IncomingMessage, res: ServerResponse, options: MetricsServerOptions): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
+  // Against DNS rebinding: a web page must not read /metrics and /health under a name of its own.
+  const refusal = hostRefusal(req.headers.host, { bind: options.host ?? '127.0.0.1', publicNames: options.publicNames ?? [] }, 'METRICS_PUBLIC_NAMES');
+  if (refusal) {
+    res.writeHead(refusal.status, { 'content-type': 'text/plain; charset=utf-8' }).end(`refused: ${refusal.reason}\n`);
+    return;
+  }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD' }).end();
     return;

@@ -53,6 +53,12 @@ describe('parseEngineMetrics', () => {
     expect(parseEngineMetrics(SGLANG)).toMatchObject({ running: 12, waiting: 7, kvCacheUsage: 0.4, promptTokensTotal: 1000 });
   });
 
+  it('reads a KV gauge with 200 000 series (no Math.max(...list): it threw RangeError past ~125 000)', () => {
+    const lines = ['vllm:num_requests_running 1', 'vllm:num_requests_waiting 0'];
+    for (let k = 0; k < 200_000; k++) lines.push(`vllm:kv_cache_usage_perc{engine="${k}"} ${k === 123_456 ? 0.9 : 0.1}`);
+    expect(parseEngineMetrics(`${lines.join('\n')}\n`)).toMatchObject({ running: 1, kvCacheUsage: 0.9 });
+  });
+
   it('is null for a text without engine gauges', () => {
     expect(parseEngineMetrics(UNRELATED)).toBeNull();
     expect(parseEngineMetrics('')).toBeNull();

@@ -3,6 +3,8 @@
  * job names and data as the board's API hands them to the page, security headers, credentials
  * on every route (basic and bearer), read-only mode enforced by the server, and the refusal to
  * listen beyond loopback without credentials (also as `docbatch dashboard`, exit 2).
+ * Who it answers at all: its own Host names only (DNS rebinding), and changes only from its own
+ * pages with JSON bodies (cross-site form posts), checked before credentials.
  * The browser side is test/ui/dashboard.test.ts.
  */
 import { spawn } from 'node:child_process';
@@ -17,7 +19,7 @@ import { cutShort, errorCodeOf, jobTitle, unitData } from '../../src/observe/das
 import { startDashboard, type Dashboard, type DashboardConfig } from '../../src/observe/dashboard.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
-import { parseMetrics, sumOf } from './fixtures.ts';
+import { parseMetrics, rawRequest, sumOf } from './fixtures.ts';
 
 const prefix = uniquePrefix(import.meta.filename);
 const root = resolve(import.meta.dirname, '../..');
@@ -34,6 +36,7 @@ function config(overrides: Partial<DashboardConfig> = {}): DashboardConfig {
     attempts: 1,
     dashboardHost: '127.0.0.1',
     dashboardPort: 0,
+    dashboardPublicNames: [],
     dashboardUser: undefined,
     dashboardPassword: undefined,
     dashboardToken: undefined,
@@ -254,5 +257,89 @@ describe('job formatting', () => {
     expect((cut.list as unknown[])[20]).toBe('… 30 more items');
     expect(JSON.stringify(cut.deep)).toBe('{"a":{"b":{"c":"{1 fields}"}}}');
     expect(unitData({ gen: 1, unit: 2, docId: DOC, reduce: { reduce: 9 } })).toEqual({ docId: DOC, unit: 2, gen: 1, reduce: { reduce: 9 } });
+  });
+});
+
+describe('who the dashboard answers (before credentials)', () => {
+  let dash: Dashboard;
+  let host: string;
+  beforeAll(async () => {
+    dash = await open();
+    host = new URL(dash.url).host;
+  });
+
+  it('answers only to its own Host names: a rebound name gets 403 on every route', async () => {
+    for (const path of ['/', '/queue/infer', '/api/queues', '/metrics', '/health', '/static/favicon-32x32.png']) {
+      const res = await rawRequest(`${dash.url}${path}`, { host: `rebind.attacker.example:${dash.port}` });
+      expect(res.status, path).toBe(403);
+      expect(res.text, path).toMatch(/does not answer to that Host name .*DASHBOARD_PUBLIC_NAMES/);
+    }
+    for (const name of [host, `localhost:${dash.port}`, 'localhost', `LOCALHOST.:${dash.port}`, `[::1]:${dash.port}`, '127.0.0.1']) {
+      expect((await rawRequest(`${dash.url}/api/queues`, { host: name })).status, name).toBe(200);
+    }
+    for (const name of [`127.0.0.1.attacker.example:${dash.port}`, `localhost.attacker.example`]) {
+      expect((await rawRequest(`${dash.url}/api/queues`, { host: name })).status, name).toBe(403);
+    }
+    // Malformed or missing: refused, by Node's parser (400) or by the guard (403).
+    for (const name of [`user@127.0.0.1:${dash.port}`, '127.0.0.1/x', 'a b', '127.0.0.1:port', null]) {
+      expect((await rawRequest(`${dash.url}/api/queues`, { host: name })).status, String(name)).toBeOneOf([400, 403]);
+    }
+  });
+
+  it('answers to the names listed in DASHBOARD_PUBLIC_NAMES (behind a proxy)', async () => {
+    const proxied = await open({ dashboardPublicNames: ['dash.example.com', '*.corp.example'] });
+    for (const name of ['dash.example.com', 'DASH.example.com:443', 'board.corp.example', 'a.b.corp.example']) {
+      expect((await rawRequest(`${proxied.url}/health`, { host: name })).status, name).toBe(200);
+    }
+    for (const name of ['corp.example', 'evilcorp.example', 'dash.example.com.evil', 'example.com']) {
+      expect((await rawRequest(`${proxied.url}/health`, { host: name })).status, name).toBe(403);
+    }
+  });
+
+  // The body a form with enctype="text/plain" sends: name=value, shaped so that Bull Board,
+  // which parses any body as JSON, reads a job out of it.
+  const formBody = '{"name":"injected","data":{"x":"=1"}}';
+
+  it('refuses a cross-site request that changes something (Origin, Sec-Fetch-Site), and a body that is not JSON', async () => {
+    const waitingBefore = await infer.getWaitingCount();
+    const attempts: Array<[string, Record<string, string>, number]> = [
+      ['another site', { origin: 'http://attacker.example', 'sec-fetch-site': 'cross-site', 'content-type': 'text/plain' }, 403],
+      ['another site, Origin only', { origin: 'http://attacker.example', 'content-type': 'text/plain' }, 403],
+      ['another port of localhost (same-site)', { origin: `http://localhost:${dash.port + 1}`, 'sec-fetch-site': 'same-site', 'content-type': 'text/plain' }, 403],
+      ['a sandboxed frame (Origin null)', { origin: 'null', 'content-type': 'application/json' }, 403],
+      ['Sec-Fetch-Site alone', { 'sec-fetch-site': 'cross-site', 'content-type': 'application/json' }, 403],
+      ['no Origin, text/plain (a browser before Origin on forms)', { 'content-type': 'text/plain' }, 415],
+      ['no Origin, a form encoding', { 'content-type': 'application/x-www-form-urlencoded' }, 415],
+    ];
+    for (const [what, headers, status] of attempts) {
+      const res = await rawRequest(`${dash.url}/api/queues/infer/add`, { method: 'POST', headers, body: formBody });
+      expect(res.status, what).toBe(status);
+    }
+    // PUTs without a body are checked by their origin too.
+    const pause = await rawRequest(`${dash.url}/api/queues/infer/pause`, { method: 'PUT', headers: { origin: 'http://attacker.example' } });
+    expect(pause.status).toBe(403);
+    expect(await infer.isPaused()).toBe(false);
+    expect(await infer.getWaitingCount()).toBe(waitingBefore);
+  });
+
+  it('accepts the same request from its own page (same origin, JSON), and from a client that is not a browser', async () => {
+    const waitingBefore = await infer.getWaitingCount();
+    const own = await rawRequest(`${dash.url}/api/queues/infer/add`, {
+      method: 'POST',
+      headers: { origin: `http://${host}`, 'sec-fetch-site': 'same-origin', 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'own-page', data: {} }),
+    });
+    expect(own.status).toBe(200);
+    const script = await fetch(`${dash.url}/api/queues/infer/add`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'script', data: {} }) });
+    expect(script.status).toBe(200);
+    expect(await infer.getWaitingCount()).toBe(waitingBefore + 2);
+    for (const job of await infer.getJobs(['waiting'])) if (['own-page', 'script'].includes(String(job.name))) await job.remove();
+  });
+
+  it('checks Host before credentials, so a rebound page is not asked for them', async () => {
+    const guarded = await open({ dashboardToken: 'tok-host' });
+    const res = await rawRequest(`${guarded.url}/`, { host: 'rebind.attacker.example' });
+    expect(res.status).toBe(403);
+    expect((await rawRequest(`${guarded.url}/health`, { headers: { authorization: 'Bearer tok-host' } })).status).toBe(200);
   });
 });

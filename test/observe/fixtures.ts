@@ -5,6 +5,7 @@
  * unit completes and one fails for good with CONTEXT_TOO_LONG.
  */
 import { writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
 
@@ -47,4 +48,35 @@ export function sumOf(samples: ReturnType<typeof parseMetrics>, name: string, ma
   return samples
     .filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v))
     .reduce((sum, s) => sum + s.value, 0);
+}
+
+/**
+ * One HTTP request with exactly the headers given (fetch will not send a Host of our choosing,
+ * nor leave it out): `host: null` sends none at all.
+ */
+export function rawRequest(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; host?: string | null; body?: string } = {},
+): Promise<{ status: number; text: string }> {
+  const target = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: target.hostname.replace(/^\[|\]$/g, ''),
+        port: target.port,
+        path: `${target.pathname}${target.search}`,
+        method: options.method ?? 'GET',
+        setHost: options.host === undefined,
+        headers: { ...(typeof options.host === 'string' ? { host: options.host } : {}), ...options.headers, ...(options.body !== undefined ? { 'content-length': String(Buffer.byteLength(options.body)) } : {}) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
 }

@@ -3,13 +3,17 @@
  * real Redis, the engine emulator, a worker and the writer. One chat chunk does not fit the
  * engine's small context and fails for good (CONTEXT_TOO_LONG); the rest completes. The page
  * lists the queues, shows finished and failed jobs with the error code, keeps markup in job
- * data and failure reasons as text, and asks for credentials when they are configured.
+ * data and failure reasons as text, and asks for credentials when they are configured. Its own
+ * UI still pauses, resumes and adds jobs, while a page on another site cannot (a text/plain form
+ * post, a no-cors fetch) and a rebound name (DNS rebinding) gets nothing.
  *
  * A screenshot is taken during a run (jobs active and waiting). It goes to a temp dir, or to
  * DOCBATCH_SCREENSHOT when set: `DOCBATCH_SCREENSHOT=docs/img/dashboard.png npx vitest run test/ui`
  * regenerates the one in docs/operations.md.
  */
 import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { UnrecoverableError } from 'bullmq';
@@ -24,7 +28,9 @@ import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts'
 import { SMALL_CONTEXT, SMALL_IMAGE, writeInputs } from '../observe/fixtures.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+// `rebind.test` resolves to 127.0.0.1 in this browser: what a DNS-rebinding attacker's name does.
+const REBIND = 'rebind.test';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic', `--host-resolver-rules=MAP ${REBIND} 127.0.0.1`];
 const XSS = '<img src="x" id="injected" onerror="window.__pwned=1">';
 
 let p: Pipeline;
@@ -42,6 +48,7 @@ function dashboardConfig(overrides: Partial<DashboardConfig> = {}): DashboardCon
     attempts: 1,
     dashboardHost: '127.0.0.1',
     dashboardPort: 0,
+    dashboardPublicNames: [],
     dashboardUser: undefined,
     dashboardPassword: undefined,
     dashboardToken: undefined,
@@ -63,7 +70,7 @@ async function newPage(options: Parameters<Browser['newContext']>[0] = {}): Prom
   const offsite: string[] = [];
   await context.route('**/*', (route) => {
     const { hostname } = new URL(route.request().url());
-    if (hostname === '127.0.0.1' || hostname === 'localhost') return route.continue();
+    if (hostname === '127.0.0.1' || hostname === 'localhost' || hostname === REBIND) return route.continue();
     offsite.push(route.request().url());
     return route.abort();
   });
@@ -224,5 +231,88 @@ describe('credentials in the browser', () => {
     await expect.poll(async () => (await page.textContent('body')) ?? '', { timeout: 15_000 }).toMatch(/page \d+ · d[0-9a-f]+/);
     const wrong = (await newPage({ httpCredentials: { username: 'ops', password: 'wrong' } })).page;
     expect((await wrong.goto(`${dash.url}/`))?.status()).toBe(401);
+  });
+});
+
+describe('other sites and rebound names', () => {
+  const prefix = uniquePrefix('dashboard-csrf.test.ts');
+  const target = { redisUrl: TEST_REDIS_URL, prefix, attempts: 1 };
+  const redis = connectRedis(TEST_REDIS_URL, 'worker');
+  const queue = openQueue('infer', target, redis);
+  let dash: Dashboard;
+  let attacker: Server;
+  let attackerUrl: string;
+  let attackerPage = '';
+  const names = async () => (await queue.getJobs(['waiting'])).map((j) => String(j.name)).sort();
+
+  beforeAll(async () => {
+    await queue.add('page', { docId: 'd0000000000000000000a', gen: 1, unit: 0 }, { jobId: 'csrf-1' });
+    dash = await open({ ...dashboardConfig(), prefix });
+    // Another site: a page on another port that the test fills in before each visit.
+    attacker = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(attackerPage));
+    await new Promise<void>((ok) => attacker.listen(0, '127.0.0.1', ok));
+    attackerUrl = `http://localhost:${(attacker.address() as AddressInfo).port}/`;
+  });
+
+  afterAll(async () => {
+    await new Promise((ok) => attacker?.close(ok));
+    await queue.close();
+    redis.disconnect();
+    await deletePrefix(prefix);
+  });
+
+  it("the dashboard's own UI still pauses, resumes and adds a job", async () => {
+    const { page } = await newPage();
+    await page.goto(`${dash.url}/queue/infer`);
+    const menu = page.locator('button[aria-haspopup="menu"]').first();
+    const act = async (item: string) => {
+      await menu.click();
+      await page.getByRole('menuitem', { name: item }).click();
+    };
+    await act('Pause');
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await expect.poll(() => queue.isPaused(), { timeout: 15_000 }).toBe(true);
+    await act('Resume');
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await expect.poll(() => queue.isPaused(), { timeout: 15_000 }).toBe(false);
+    await act('Add job');
+    await page.locator('#job-name').fill('added-from-the-ui');
+    await page.getByRole('dialog').getByRole('button', { name: 'Add' }).click();
+    await expect.poll(names, { timeout: 15_000 }).toContain('added-from-the-ui');
+    for (const job of await queue.getJobs(['waiting'])) if (String(job.name) === 'added-from-the-ui') await job.remove();
+  });
+
+  it('a page on another site cannot add a job or pause the queue (form post, no-cors fetch)', async () => {
+    const before = await names();
+    // A text/plain form: its body is `name=value`, shaped so that a JSON parser reads a job from it.
+    attackerPage = `<form id="f" method="POST" enctype="text/plain" action="${dash.url}/api/queues/infer/add">
+      <input name='{"name":"injected-by-form","data":{"x":"' value='"}}'></form>
+      <script>
+        fetch(${JSON.stringify(`${dash.url}/api/queues/infer/add`)}, { method: 'POST', mode: 'no-cors', body: '{"name":"injected-by-fetch","data":{}}' })
+          .finally(() => document.getElementById('f').submit());
+      </script>`;
+    const { page } = await newPage();
+    const refused = page.waitForResponse((r) => r.url() === `${dash.url}/api/queues/infer/add` && r.request().resourceType() === 'document');
+    await page.goto(attackerUrl);
+    const res = await refused;
+    expect(res.status()).toBe(403);
+    expect(await res.text()).toMatch(/must come from the dashboard's own pages/);
+    expect(await names()).toEqual(before);
+    expect(await queue.isPaused()).toBe(false);
+  });
+
+  it('a rebound name gets nothing: 403 for the page and for its own API calls', async () => {
+    const { page } = await newPage();
+    const port = new URL(dash.url).port;
+    const res = await page.goto(`http://${REBIND}:${port}/queue/infer`);
+    expect(res?.status()).toBe(403);
+    // What the attacker's script would run once its name points at the dashboard: same-origin requests.
+    const answers = await page.evaluate(async () => {
+      const get = await fetch('/api/queues');
+      const put = await fetch('/api/queues/infer/pause', { method: 'PUT' });
+      return [get.status, put.status];
+    });
+    expect(answers).toEqual([403, 403]);
+    expect(await queue.isPaused()).toBe(false);
   });
 });

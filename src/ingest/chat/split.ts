@@ -2,12 +2,14 @@
  * The producer's chat side in one call: stream an export (file or .zip entry), read one
  * conversation at a time, keep the shown branch, cut it into token-bounded chunks and write
  * them all to one sidecar file. The whole file is validated in this pass: any error deletes
- * the partial sidecar and throws, so nothing is enqueued for a bad export.
+ * the partial sidecar and throws, so nothing is enqueued for a bad export. Bounded: a .zip entry
+ * that would inflate too far is refused before it inflates (zip.ts, ZIP_TOO_LARGE), and
+ * splitting stops at the conversation whose chunks cross `maxChunks` (EXPORT_TOO_MANY_CHUNKS).
  */
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { DocbatchError, InputError, type Place } from '../../errors.ts';
-import { chunkMessages, MIN_BUDGET_TOKENS } from '../chunk.ts';
+import { ChunkLimitError, chunkMessages, MIN_BUDGET_TOKENS } from '../chunk.ts';
 import type { FileKind } from '../detect.ts';
 import { estimateTokens } from '../tokens.ts';
 import { readChatgptConversation } from './chatgpt.ts';
@@ -18,7 +20,7 @@ import { JsonArrayScanner, JsonLinesScanner, type ScanLimits } from './json-scan
 import { readJsonlConversation } from './jsonl.ts';
 import { SidecarWriter } from './sidecar.ts';
 import { type ChatFormat, type ConversationReader, SkipCounter } from './types.ts';
-import { openZipEntry, zipCorrupt } from './zip.ts';
+import { openZipEntry, zipCorrupt, type ZipLimits } from './zip.ts';
 
 export interface SplitOptions {
   /** The name to put in error messages (as the user typed it). */
@@ -33,6 +35,12 @@ export interface SplitOptions {
   maxConversationBytes?: number;
   /** Deepest JSON nesting accepted (the top-level array counts). @defaultValue 64 */
   maxDepth?: number;
+  /** Most chunks one export may make; splitting stops where this is crossed. @defaultValue 1 000 000 (EXPORT_MAX_CHUNKS) */
+  maxChunks?: number;
+  /** A .zip's conversations.json may inflate to at most this many times its compressed size. @defaultValue 100 (ZIP_MAX_RATIO) */
+  maxZipRatio?: number;
+  /** A .zip's conversations.json may inflate to at most this many bytes. @defaultValue 4 GiB (ZIP_MAX_BYTES) */
+  maxZipBytes?: number;
   signal?: AbortSignal;
 }
 
@@ -83,6 +91,9 @@ export const DEFAULT_SPLIT_OPTIONS = {
   countTokens: estimateTokens,
   maxConversationBytes: 64 * 1024 * 1024,
   maxDepth: 64,
+  maxChunks: 1_000_000,
+  maxZipRatio: 100,
+  maxZipBytes: 4 * 1024 ** 3,
 } as const;
 
 const READ_CHUNK_BYTES = 1 << 20;
@@ -102,6 +113,9 @@ function validate(options: SplitOptions): Required<Omit<SplitOptions, 'signal'>>
   check('overlapTokens', o.overlapTokens, Number.isInteger(o.overlapTokens) && o.overlapTokens >= 0 && o.overlapTokens < o.budgetTokens);
   check('maxConversationBytes', o.maxConversationBytes, Number.isInteger(o.maxConversationBytes) && o.maxConversationBytes > 0);
   check('maxDepth', o.maxDepth, Number.isInteger(o.maxDepth) && o.maxDepth >= 8);
+  check('maxChunks', o.maxChunks, Number.isInteger(o.maxChunks) && o.maxChunks >= 1);
+  check('maxZipRatio', o.maxZipRatio, o.maxZipRatio >= 1);
+  check('maxZipBytes', o.maxZipBytes, Number.isInteger(o.maxZipBytes) && o.maxZipBytes >= 1);
   return o;
 }
 
@@ -133,15 +147,16 @@ export async function splitExport(
     const isLine = kind.format === 'jsonl';
     const place: Place = isLine ? { file, line: position } : { file, conversation: `#${position}` };
     const value = parseElement(bytes, offset, place);
+    const named = (): Place => {
+      const id = idOf(value);
+      return { ...place, conversation: isLine ? (id ? `id ${id}` : undefined) : `#${position}${id ? ` (id ${id})` : ''}` };
+    };
     let conv;
     try {
       conv = read(value, skips, position);
     } catch (err) {
       if (!(err instanceof FieldError)) throw err;
-      const id = idOf(value);
-      const named = id ? ` (id ${id})` : '';
-      const where: Place = { ...place, conversation: isLine ? (id ? `id ${id}` : undefined) : `#${position}${named}` };
-      throw new InputError('EXPORT_SCHEMA', err.message, { cause: err, place: { ...where, offset, field: err.field } });
+      throw new InputError('EXPORT_SCHEMA', err.message, { cause: err, place: { ...named(), offset, field: err.field } });
     }
     conversations++;
     if (conv.messages.length === 0) {
@@ -149,7 +164,18 @@ export async function splitExport(
       return;
     }
     messages += conv.messages.length;
-    const chunks = chunkMessages(conv.messages, o);
+    let chunks;
+    try {
+      chunks = chunkMessages(conv.messages, { ...o, maxChunks: o.maxChunks - units.length });
+    } catch (err) {
+      if (!(err instanceof ChunkLimitError)) throw err;
+      throw new InputError(
+        'EXPORT_TOO_MANY_CHUNKS',
+        `the export makes more than EXPORT_MAX_CHUNKS (${o.maxChunks}) chunks at CHUNK_TOKENS ${o.budgetTokens}; stopped at this conversation, nothing was queued. ` +
+          'Raise EXPORT_MAX_CHUNKS or CHUNK_TOKENS if the export is genuine',
+        { cause: err, place: { ...named(), offset } },
+      );
+    }
     chunks.forEach((c, k) => {
       const record: ChunkRecord = {
         conversation_id: conv.id,
@@ -172,7 +198,7 @@ export async function splitExport(
 
   let source: { stream: Readable; close(): void } | undefined;
   try {
-    source = await openSource(path, kind, file);
+    source = await openSource(path, kind, file, { maxRatio: o.maxZipRatio, maxBytes: o.maxZipBytes });
     const iterator = source.stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     for (;;) {
       let step: IteratorResult<Buffer>;
@@ -213,8 +239,8 @@ export async function splitExport(
   }
 }
 
-async function openSource(path: string, kind: FileKind & { kind: 'chat' }, file: string): Promise<{ stream: Readable; close(): void }> {
-  if (kind.zipEntry !== undefined) return openZipEntry(path, kind.zipEntry, file);
+async function openSource(path: string, kind: FileKind & { kind: 'chat' }, file: string, limits: ZipLimits): Promise<{ stream: Readable; close(): void }> {
+  if (kind.zipEntry !== undefined) return openZipEntry(path, kind.zipEntry, file, limits);
   const stream = createReadStream(path, { highWaterMark: READ_CHUNK_BYTES });
   // Surface "cannot open" here, as FILE_UNREADABLE, before any work.
   await new Promise<void>((resolve, reject) => {

@@ -1,10 +1,25 @@
 /**
  * Reading `conversations.json` straight out of an export .zip: the entry is streamed through
  * yauzl (inflated on the fly), never unzipped to disk nor buffered whole.
+ *
+ * Decompression bombs: with `limits`, an entry whose declared size (zip central directory) is
+ * above `maxBytes`, or more than `maxRatio` times its compressed size, is refused before one
+ * byte is inflated. Whatever the limits, the bytes actually inflated are counted and may not
+ * pass the declared size: a header that lies is caught after at most that many bytes
+ * (ZIP_TOO_LARGE), and an entry that inflates to fewer is damaged (ZIP_CORRUPT). This count is
+ * ours, so yauzl's own size validation is turned off (it would report the same as a plain error).
  */
-import type { Readable } from 'node:stream';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import yauzl from 'yauzl';
 import { InputError } from '../../errors.ts';
+
+/** Bounds on what an entry may inflate to. */
+export interface ZipLimits {
+  /** Largest accepted uncompressed size ÷ compressed size. @defaultValue 100 (ZIP_MAX_RATIO) */
+  maxRatio: number;
+  /** Largest accepted uncompressed size, in bytes. @defaultValue 4 GiB (ZIP_MAX_BYTES) */
+  maxBytes: number;
+}
 
 /** `conversations.json` at the root of the archive or one folder down. */
 const ENTRY = /^(?:[^/]+\/)?conversations\.json$/;
@@ -17,7 +32,7 @@ function corrupt(file: string, err: unknown): InputError {
 
 async function openZip(path: string, file: string): Promise<yauzl.ZipFile> {
   try {
-    return await yauzl.openPromise(path, { lazyEntries: true, autoClose: false, strictFileNames: false });
+    return await yauzl.openPromise(path, { lazyEntries: true, autoClose: false, strictFileNames: false, validateEntrySizes: false });
   } catch (err) {
     throw corrupt(file, err);
   }
@@ -61,8 +76,12 @@ export interface OpenEntry {
   close(): void;
 }
 
-/** A stream of the named entry's uncompressed bytes. */
-export async function openZipEntry(path: string, entryName: string, file: string): Promise<OpenEntry> {
+/**
+ * A stream of the named entry's uncompressed bytes. With `limits`, throws ZIP_TOO_LARGE when the
+ * entry's declared size breaks them; the stream fails with ZIP_TOO_LARGE once more bytes inflate
+ * than were declared, and with ZIP_CORRUPT when fewer do.
+ */
+export async function openZipEntry(path: string, entryName: string, file: string, limits?: ZipLimits): Promise<OpenEntry> {
   const zip = await openZip(path, file);
   let closed = false;
   const close = (): void => {
@@ -80,12 +99,60 @@ export async function openZipEntry(path: string, entryName: string, file: string
     }
     if (!found) throw noConversations(file);
     if (found.isEncrypted()) throw new InputError('ZIP_CORRUPT', `${entryName} is encrypted`, { place: { file } });
-    const stream = await zip.openReadStreamPromise(found);
-    return { stream, close };
+    if (limits) checkDeclaredSize(found, limits, file);
+    const raw = await zip.openReadStreamPromise(found);
+    return { stream: counted(raw, found, file), close };
   } catch (err) {
     close();
     throw corrupt(file, err);
   }
+}
+
+function checkDeclaredSize(entry: yauzl.Entry, limits: ZipLimits, file: string): void {
+  const size = entry.uncompressedSize;
+  const packed = entry.compressedSize;
+  if (size > limits.maxBytes) {
+    throw new InputError(
+      'ZIP_TOO_LARGE',
+      `${entry.fileName} inflates to ${size} bytes, above ZIP_MAX_BYTES (${limits.maxBytes}); raise ZIP_MAX_BYTES if the export is genuine`,
+      { place: { file } },
+    );
+  }
+  const ratio = size / Math.max(1, packed);
+  if (ratio > limits.maxRatio) {
+    throw new InputError(
+      'ZIP_TOO_LARGE',
+      `${entry.fileName} inflates to ${size} bytes, ${Math.floor(ratio)} times its compressed size of ${packed}: ` +
+        `above ZIP_MAX_RATIO (${limits.maxRatio}), the mark of a decompression bomb (real exports compress some 5 to 20 times)`,
+      { place: { file } },
+    );
+  }
+}
+
+/** `raw` passed through a count of its bytes, held to the entry's declared size. */
+function counted(raw: Readable, entry: yauzl.Entry, file: string): Readable {
+  const declared = entry.uncompressedSize;
+  let bytes = 0;
+  const counter = new Transform({
+    transform(piece: Buffer, _encoding, done) {
+      bytes += piece.length;
+      if (bytes <= declared) return done(null, piece);
+      done(
+        new InputError(
+          'ZIP_TOO_LARGE',
+          `${entry.fileName} inflates to more than the ${declared} bytes its zip header declares: the archive lies about its size (a decompression bomb?)`,
+          { place: { file } },
+        ),
+      );
+    },
+    flush(done) {
+      if (bytes === declared) return done();
+      done(new InputError('ZIP_CORRUPT', `the .zip archive is damaged: ${entry.fileName} inflates to ${bytes} bytes, its header declares ${declared}`, { place: { file } }));
+    },
+  });
+  // pipeline destroys both on an error either side, and `raw` when the reader destroys `counter`.
+  pipeline(raw, counter, () => undefined);
+  return counter;
 }
 
 export { corrupt as zipCorrupt };

@@ -3,7 +3,7 @@
  * branches, hidden messages, every content type), Claude and JSONL exports, and a minimal zip
  * writer (stored or deflated entries) so a .zip can be made on the fly without the zip CLI.
  */
-import { deflateRawSync, crc32 } from 'node:zlib';
+import { constants as zlibConstants, crc32, deflateRawSync } from 'node:zlib';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,15 +101,23 @@ export function writeBytes(dir: string, name: string, bytes: Buffer | string): s
 
 /** A minimal zip archive (no zip64, no data descriptors): enough for yauzl to read. */
 export function makeZip(entries: Array<{ name: string; data: Buffer | string; deflate?: boolean }>): Buffer {
+  return zipOf(
+    entries.map((e) => {
+      const data = Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data);
+      const stored = e.deflate === false;
+      return { name: e.name, body: stored ? data : deflateRawSync(data), method: stored ? 0 : 8, size: data.length, crc: crc32(data) };
+    }),
+  );
+}
+
+/** An archive of entries whose bodies are given already compressed, with the sizes to declare. */
+export function zipOf(entries: Array<{ name: string; body: Buffer; method: 0 | 8; size: number; crc: number }>): Buffer {
   const locals: Buffer[] = [];
   const centrals: Buffer[] = [];
   let offset = 0;
   for (const e of entries) {
-    const data = Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data);
-    const body = e.deflate === false ? data : deflateRawSync(data);
-    const method = e.deflate === false ? 0 : 8;
+    const { body, method, crc, size } = e;
     const name = Buffer.from(e.name);
-    const crc = crc32(data);
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(20, 4);
@@ -117,7 +125,7 @@ export function makeZip(entries: Array<{ name: string; data: Buffer | string; de
     local.writeUInt16LE(method, 8);
     local.writeUInt32LE(crc, 14);
     local.writeUInt32LE(body.length, 18);
-    local.writeUInt32LE(data.length, 22);
+    local.writeUInt32LE(size, 22);
     local.writeUInt16LE(name.length, 26);
     locals.push(local, name, body);
     const central = Buffer.alloc(46);
@@ -128,7 +136,7 @@ export function makeZip(entries: Array<{ name: string; data: Buffer | string; de
     central.writeUInt16LE(method, 10);
     central.writeUInt32LE(crc, 16);
     central.writeUInt32LE(body.length, 20);
-    central.writeUInt32LE(data.length, 24);
+    central.writeUInt32LE(size, 24);
     central.writeUInt16LE(name.length, 28);
     central.writeUInt32LE(offset, 42);
     centrals.push(central, name);
@@ -142,6 +150,28 @@ export function makeZip(entries: Array<{ name: string; data: Buffer | string; de
   end.writeUInt32LE(cd.length, 12);
   end.writeUInt32LE(offset, 16);
   return Buffer.concat([...locals, cd, end]);
+}
+
+/**
+ * A decompression bomb made in a few milliseconds: `conversations.json` is `[c, c, c, ...]` (one
+ * conversation repeated) inflating to about `inflatedBytes`, from a zip about a thousand times
+ * smaller. A 16 MiB run of `,c` is deflated once, ending in a full flush (byte-aligned, no
+ * back-references across it), and that compressed run is repeated: deflate segments cut that
+ * way concatenate into one valid stream. `declaredBytes` makes the header lie about the size.
+ * The CRC-32 is left 0 (yauzl does not check it; nothing else reads these archives).
+ */
+export function bombZip(o: { conversation: unknown; inflatedBytes: number; declaredBytes?: number }): Buffer {
+  const c = JSON.stringify(o.conversation);
+  const head = Buffer.from(`[${c}`);
+  const unit = `,${c}`;
+  const run = Buffer.from(unit.repeat(Math.ceil((16 << 20) / unit.length)));
+  const tail = Buffer.from(']');
+  const times = Math.max(0, Math.ceil((o.inflatedBytes - head.length - tail.length) / run.length));
+  const flush = { level: 9, finishFlush: zlibConstants.Z_FULL_FLUSH };
+  const runDeflated = deflateRawSync(run, flush);
+  const body = Buffer.concat([deflateRawSync(head, flush), ...Array.from({ length: times }, () => runDeflated), deflateRawSync(tail)]);
+  const size = head.length + times * run.length + tail.length;
+  return zipOf([{ name: 'conversations.json', body, method: 8, size: o.declaredBytes ?? size, crc: 0 }]);
 }
 
 /** The sidecar's lines, parsed, each checked against its unit range. */

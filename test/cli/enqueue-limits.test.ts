@@ -1,0 +1,62 @@
+/**
+ * `docbatch enqueue` given decompression bombs and a runaway export beside a good export, as a
+ * user runs it (a real child process, real Redis): each bad file is refused with its code within
+ * seconds and nothing of it is queued; the good file of the same command still goes in whole.
+ * The bombs are generated here (test/ingest/chat/fixtures.ts), never committed.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openQueue } from '../../queues/connect.ts';
+import { runCli } from '../helpers/cli.ts';
+import { startPipeline, type Pipeline } from '../helpers/pipeline.ts';
+import { bombZip, ChatgptTree } from '../ingest/chat/fixtures.ts';
+
+function conversation(id: string, text: string): Record<string, unknown> {
+  const t = new ChatgptTree();
+  const leaf = t.chain(t.rootId, [text, `${text} back`]).at(-1) as string;
+  return t.build({ id, current_node: leaf });
+}
+
+describe('docbatch enqueue: bombs and runaway exports', () => {
+  let p: Pipeline;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false });
+    env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir, LOG_FORMAT: 'json' };
+  });
+  afterAll(async () => {
+    await p?.stop();
+  });
+
+  it('refuses each within seconds with its code; the good export still goes in', async () => {
+    const file = (name: string, data: Buffer | string) => {
+      const path = join(p.dir, name);
+      writeFileSync(path, data);
+      return path;
+    };
+    const run = 'a'.repeat(4_000_000); // deflates about 1000:1
+    const bomb = file('bomb.zip', bombZip({ conversation: conversation('bomb', run), inflatedBytes: 1 << 30 }));
+    const liar = file('liar.zip', bombZip({ conversation: conversation('liar', run), inflatedBytes: 1 << 30, declaredBytes: 1 << 20 }));
+    const many = file('many.json', JSON.stringify(Array.from({ length: 60 }, (_, k) => conversation(`m${k}`, `hello ${k}`))));
+    const good = file('good.json', JSON.stringify([conversation('g1', 'first'), conversation('g2', 'second'), conversation('g3', 'third')]));
+
+    const started = performance.now();
+    const r = await runCli(['enqueue', bomb, liar, many, good], { ...env, EXPORT_MAX_CHUNKS: '50' }, { timeoutMs: 60_000 });
+    const seconds = (performance.now() - started) / 1000;
+    expect(r.code).toBe(2);
+    expect(seconds).toBeLessThan(30);
+    const line = (name: string) => r.stderr.split('\n').find((l) => l.startsWith('docbatch: rejected') && l.includes(name)) ?? '';
+    expect(line('bomb.zip')).toMatch(/ZIP_TOO_LARGE: conversations\.json inflates to \d+ bytes, \d+ times its compressed size/);
+    expect(line('liar.zip')).toMatch(/ZIP_TOO_LARGE: conversations\.json inflates to more than the 1048576 bytes its zip header declares/);
+    expect(line('many.json')).toMatch(/conversation #50 \(id m50\): EXPORT_TOO_MANY_CHUNKS: .*EXPORT_MAX_CHUNKS \(50\)/);
+    expect(r.stdout).toMatch(/enqueued\s+.*good\.json\s+3 chunks/);
+    expect(r.stdout).not.toMatch(/bomb|liar|many/);
+
+    // Only the good export's chunks are queued, and only it has a document record.
+    const infer = openQueue('infer', p.config, p.redis);
+    expect(await infer.getWaitingCount()).toBe(3);
+    await infer.close();
+    expect(await p.store.list(100)).toHaveLength(1);
+  }, 120_000);
+});
