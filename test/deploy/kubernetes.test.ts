@@ -1,0 +1,445 @@
+/**
+ * The Kubernetes manifests (deploy/kubernetes). The production overlay is built twice with the
+ * kustomize model in ./kustomize.ts — as committed (with the in-cluster Redis component) and
+ * without its components (an external Redis) — with the Secrets read from their committed
+ * `.example` files, and each build is checked: images pinned, the GPU on the vLLM container of
+ * the GPU pod only, vLLM and the worker in one pod over localhost, probes on real endpoints,
+ * every Secret and key referenced generated, every docbatch command line and its settings
+ * accepted by the real CLI and config, KEDA's triggers on the wait lists that queues/routes.ts
+ * names for the configured prefix and model, and stopping within a 30-second notice.
+ *
+ * Then the probes and hooks that are scripts are run for real: vLLM's health probe against the
+ * engine emulator, its preStop hook against a port that closes, the dashboard's probe against a
+ * real dashboard with the Secret's credentials, and the Redis StatefulSet's own command line as a
+ * real redis-server with its readiness probe.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { inferQueueFor, SHARED_INFER_QUEUE, waitListKey } from '../../queues/routes.ts';
+import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
+import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
+import { AWS_SDK_ENV, configFor, parseDocbatchArgs, SETTING_ENV } from './docbatch-args.ts';
+import {
+  allContainers, build, containerEnv, expand, find, podSpec, readYamlDocuments, secretData, splitImage,
+  type Build, type Container, type K8sObject, type Probe,
+} from './kustomize.ts';
+
+const root = resolve(import.meta.dirname, '../..');
+const overlay = join(root, 'deploy/kubernetes/overlays/production');
+/** The notice a preempted spot node gets (GCP, Azure; AWS gives two minutes). */
+const NOTICE_MS = 30_000;
+
+const [overlayKustomization] = readYamlDocuments(join(overlay, 'kustomization.yaml')) as [{ images: Array<{ name: string; newName: string; newTag?: string; digest?: string }> }];
+const docbatchImageRule = overlayKustomization.images.find((i) => i.name === 'docbatch')!;
+const docbatchImage = `${docbatchImageRule.newName}${docbatchImageRule.digest ? `@${docbatchImageRule.digest}` : `:${docbatchImageRule.newTag}`}`;
+
+const builds: Array<{ label: string; options: Parameters<typeof build>[1] }> = [
+  { label: 'with the in-cluster Redis component', options: { exampleSecrets: true } },
+  { label: 'with an external Redis (no components)', options: { exampleSecrets: true, withoutComponents: true } },
+];
+
+const workloads = (b: Build) => b.objects.filter((o) => podSpec(o) !== null);
+const isDocbatch = (c: Container) => c.image === docbatchImage;
+const portOf = (c: Container, port: number | string) => (typeof port === 'number' ? port : c.ports?.find((p) => p.name === port)?.containerPort);
+const gpus = (c: Container) => ({ requests: c.resources?.requests?.['nvidia.com/gpu'], limits: c.resources?.limits?.['nvidia.com/gpu'] });
+
+/** The GPU pod: the Deployment the ScaledObject scales. */
+function gpuPool(b: Build): { deployment: K8sObject; worker: Container; vllm: Container } {
+  const scaled = b.objects.find((o) => o.kind === 'ScaledObject')!;
+  const deployment = find(b.objects, 'Deployment', (scaled.spec as { scaleTargetRef: { name: string } }).scaleTargetRef.name);
+  const containers = podSpec(deployment)!.containers;
+  const worker = containers.find((c) => isDocbatch(c) && c.args?.[0] === 'worker');
+  const vllm = containers.find((c) => splitImage(c.image).name === 'vllm/vllm-openai');
+  if (!worker || !vllm) throw new Error(`the scaled Deployment ${deployment.metadata.name} lacks a docbatch worker or a vLLM container`);
+  return { deployment, worker, vllm };
+}
+
+/** The value after `--flag` in a command line, or `--flag=value`. */
+function flagValue(argv: string[], flag: string): string | undefined {
+  const i = argv.indexOf(flag);
+  if (i >= 0) return argv[i + 1];
+  return argv.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
+}
+
+/** The URL an exec probe's script fetches (`http://127.0.0.1:PORT/path`). */
+function urlIn(probe: Probe | undefined): URL {
+  const text = probe?.exec?.command.join(' ') ?? '';
+  const m = /https?:\/\/[^'"\s)]+/.exec(text);
+  if (!m) throw new Error(`no URL in probe ${JSON.stringify(probe)}`);
+  return new URL(m[0]);
+}
+
+function parseRedisUrl(url: string) {
+  const u = new URL(url);
+  return {
+    tls: u.protocol === 'rediss:',
+    address: `${u.hostname}:${u.port || '6379'}`,
+    host: u.hostname,
+    port: Number(u.port || 6379),
+    username: decodeURIComponent(u.username) || 'default',
+    password: decodeURIComponent(u.password),
+    db: u.pathname.length > 1 ? u.pathname.slice(1) : '0',
+  };
+}
+
+describe.each(builds)('the production overlay $label', ({ options }) => {
+  let memo: Build | undefined;
+  const b = () => (memo ??= build(overlay, options));
+
+  it('builds: every resource, component, patch and Secret file exists, and no kustomization field goes unread', () => {
+    const ids = b().objects.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+    const expected = [
+      'ConfigMap/docbatch-config', 'Deployment/docbatch-dashboard', 'Deployment/docbatch-gpu', 'Deployment/docbatch-writer',
+      'Namespace/docbatch', 'ScaledObject/docbatch-gpu', 'Secret/docbatch-dashboard', 'Secret/docbatch-hf', 'Secret/docbatch-redis',
+      'Secret/docbatch-s3', 'Service/docbatch-dashboard', 'ServiceAccount/docbatch', 'TriggerAuthentication/docbatch-redis',
+      ...(options?.withoutComponents ? [] : ['Service/docbatch-redis', 'StatefulSet/docbatch-redis']),
+    ].sort();
+    expect(ids).toEqual(expected);
+    for (const o of b().objects) if (o.kind !== 'Namespace') expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe('docbatch');
+    // The overlay's patches took: its settings and its maximum.
+    expect((find(b().objects, 'ConfigMap', 'docbatch-config').data as Record<string, string>).BLOB_DIR).toMatch(/^s3:\/\/example-docbatch\//);
+    expect((find(b().objects, 'ScaledObject', 'docbatch-gpu').spec as { maxReplicaCount: number }).maxReplicaCount).toBe(4);
+  });
+
+  it('pins every image: a tag that is not latest, or a digest; docbatch is the release named in the overlay', () => {
+    for (const o of workloads(b())) {
+      for (const c of allContainers(o)) {
+        const { name, tag, digest } = splitImage(c.image);
+        expect(digest ?? tag, `${o.metadata.name}/${c.name}: ${c.image}`).toBeTruthy();
+        expect(tag, `${o.metadata.name}/${c.name}: ${c.image}`).not.toBe('latest');
+        expect(name, `${o.metadata.name}/${c.name} still names the unreplaced image`).not.toBe('docbatch');
+      }
+    }
+    expect(docbatchImageRule.newTag ?? docbatchImageRule.digest).toMatch(/^(\d+\.\d+\.\d+|sha256:[0-9a-f]{64})$/);
+    const docbatchContainers = workloads(b()).flatMap(allContainers).filter(isDocbatch);
+    expect(docbatchContainers.map((c) => c.args?.[0]).sort()).toEqual(['dashboard', 'worker', 'writer']);
+  });
+
+  it('gives one GPU to the vLLM container of the GPU pod, and no GPU to anything else', () => {
+    const { deployment, vllm } = gpuPool(b());
+    expect(gpus(vllm)).toEqual({ requests: 1, limits: 1 });
+    for (const o of workloads(b())) {
+      for (const c of allContainers(o)) {
+        if (o === deployment && c === vllm) continue;
+        expect(gpus(c), `${o.metadata.name}/${c.name}`).toEqual({ requests: undefined, limits: undefined });
+      }
+    }
+    expect(podSpec(deployment)!.tolerations).toContainEqual(expect.objectContaining({ key: 'nvidia.com/gpu' }));
+  });
+
+  it('puts vLLM and its worker in one pod, talking over localhost, serving the model the worker names', () => {
+    const { vllm, worker } = gpuPool(b());
+    const workerEnv = containerEnv(b().objects, worker).env;
+    const vllmEnv = containerEnv(b().objects, vllm).env;
+    const vllmArgv = [...(vllm.command ?? []), ...(vllm.args ?? [])].map((a) => expand(a, vllmEnv));
+    expect(vllmArgv.slice(0, 2)).toEqual(['vllm', 'serve']);
+    expect(flagValue(vllmArgv, '--host')).toBe('127.0.0.1');
+    const port = Number(flagValue(vllmArgv, '--port'));
+    expect(port).toBeGreaterThan(0);
+    const workerArgv = (worker.args ?? []).map((a) => expand(a, workerEnv));
+    const engineUrl = new URL(flagValue(workerArgv, '--engine-url') ?? workerEnv.ENGINE_URL!);
+    expect(engineUrl.hostname).toBe('127.0.0.1');
+    expect(Number(engineUrl.port)).toBe(port);
+    // `vllm serve MODEL`: the served name is the model, the same the worker sends and routes by.
+    expect(vllmArgv[2]).toBe(workerEnv.MODEL);
+    expect(workerEnv.MODEL).toBeTruthy();
+    // Each worker is named after its pod.
+    expect(flagValue(workerArgv, '--name')).toBe('pod-name');
+  });
+
+  it('points every probe and hook at a real endpoint of its container', () => {
+    const { worker, vllm } = gpuPool(b());
+    const workerEnv = containerEnv(b().objects, worker).env;
+    // The worker: /health on METRICS_PORT, bound where the kubelet reaches it.
+    expect(worker.readinessProbe?.httpGet?.path).toBe('/health');
+    expect(portOf(worker, worker.readinessProbe!.httpGet!.port)).toBe(Number(workerEnv.METRICS_PORT));
+    expect(workerEnv.METRICS_HOST).toBe('0.0.0.0');
+    // vLLM: /health on its own port, from inside the container (it listens on 127.0.0.1 only).
+    const vllmArgv = [...(vllm.command ?? []), ...(vllm.args ?? [])];
+    for (const probe of [vllm.startupProbe, vllm.livenessProbe]) {
+      const url = urlIn(probe);
+      expect(`${url.hostname}:${url.port}${url.pathname}`).toBe(`127.0.0.1:${flagValue(vllmArgv, '--port')}/health`);
+    }
+    // vLLM's preStop waits on the worker's metrics port.
+    expect(vllm.lifecycle?.preStop?.exec?.command.join(' ')).toContain(`("127.0.0.1", ${workerEnv.METRICS_PORT})`);
+    // The dashboard: /health with credentials on DASHBOARD_PORT; liveness on the same port.
+    const dashboard = podSpec(find(b().objects, 'Deployment', 'docbatch-dashboard'))!.containers[0]!;
+    const dashEnv = containerEnv(b().objects, dashboard).env;
+    const url = urlIn(dashboard.readinessProbe);
+    expect(`${url.port}${url.pathname}`).toBe(`${dashEnv.DASHBOARD_PORT}/health`);
+    expect(dashboard.readinessProbe!.exec!.command.join(' ')).toContain('process.env.DASHBOARD_PASSWORD');
+    expect(portOf(dashboard, dashboard.livenessProbe!.tcpSocket!.port)).toBe(Number(dashEnv.DASHBOARD_PORT));
+    // The dashboard's Service reaches that port.
+    const service = find(b().objects, 'Service', 'docbatch-dashboard').spec as { ports: Array<{ targetPort: string | number }>; selector: Record<string, string> };
+    expect(portOf(dashboard, service.ports[0]!.targetPort)).toBe(Number(dashEnv.DASHBOARD_PORT));
+    expect(find(b().objects, 'Deployment', 'docbatch-dashboard').spec).toMatchObject({ template: { metadata: { labels: service.selector } } });
+  });
+
+  it('generates every Secret and key that a pod or KEDA reads, from a committed example whose filled-in file git ignores', () => {
+    const wanted: string[] = [];
+    for (const o of workloads(b())) {
+      for (const c of allContainers(o)) {
+        const { missing } = containerEnv(b().objects, c);
+        wanted.push(...missing.map((m) => `${o.metadata.name}/${c.name}: ${m}`));
+      }
+    }
+    const auth = find(b().objects, 'TriggerAuthentication', 'docbatch-redis').spec as { secretTargetRef: Array<{ parameter: string; name: string; key: string }> };
+    for (const ref of auth.secretTargetRef) {
+      const secret = b().objects.find((o) => o.kind === 'Secret' && o.metadata.name === ref.name);
+      if (!secret || secretData(secret)[ref.key] === undefined) wanted.push(`TriggerAuthentication: Secret/${ref.name}:${ref.key}`);
+    }
+    expect(wanted).toEqual([]);
+    for (const [name, file] of b().secretFiles) {
+      expect(file, name).toMatch(/\.env\.example$/);
+      const real = file.replace(/\.example$/, '');
+      const ignored = spawnSync('git', ['check-ignore', '-q', relative(root, real)], { cwd: root });
+      expect(ignored.status, `${relative(root, real)} must be ignored by git`).toBe(0);
+      expect(spawnSync('git', ['check-ignore', '-q', relative(root, file)], { cwd: root }).status, `${relative(root, file)} must not be ignored`).toBe(1);
+    }
+  });
+
+  it('runs real docbatch verbs with real flags, and every variable set is a setting whose value loads', () => {
+    for (const o of workloads(b())) {
+      for (const c of allContainers(o).filter(isDocbatch)) {
+        const where = `${o.metadata.name}/${c.name}`;
+        expect(c.command, `${where}: the image's entrypoint runs bin/docbatch`).toBeUndefined();
+        const { env } = containerEnv(b().objects, c);
+        const argv = (c.args ?? []).map((a) => expand(a, env));
+        const parsed = parseDocbatchArgs(argv);
+        expect(parsed.unknown, where).toEqual([]);
+        expect(parsed.operands, where).toEqual([]);
+        const expandedFrom = new Set((c.args ?? []).flatMap((a) => [...a.matchAll(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g)].map((m) => m[1]!)));
+        for (const name of Object.keys(env)) {
+          if (expandedFrom.has(name)) continue;
+          expect(SETTING_ENV.has(name) || AWS_SDK_ENV.has(name), `${where}: ${name} is neither a docbatch setting nor an AWS SDK variable`).toBe(true);
+        }
+        expect(() => configFor(argv, env), where).not.toThrow();
+      }
+    }
+  });
+
+  it("scales the GPU Deployment from zero on the wait lists of the shared queue and the model's queue, under the configured prefix", () => {
+    const { deployment, worker } = gpuPool(b());
+    const env = containerEnv(b().objects, worker).env;
+    const prefix = env.DOCBATCH_PREFIX!;
+    expect(prefix).toBe(configFor(worker.args!.map((a) => expand(a, env)), env).prefix);
+    const scaled = find(b().objects, 'ScaledObject', 'docbatch-gpu').spec as {
+      scaleTargetRef: { name: string; kind?: string };
+      minReplicaCount: number;
+      maxReplicaCount: number;
+      advanced: { scalingModifiers: { formula: string; target: string; activationTarget: string; metricType: string } };
+      triggers: Array<{ type: string; name: string; metadata: Record<string, string>; authenticationRef: { name: string } }>;
+    };
+    expect(scaled.scaleTargetRef).toEqual({ name: deployment.metadata.name });
+    expect(scaled.minReplicaCount).toBe(0);
+    expect(scaled.maxReplicaCount).toBeGreaterThanOrEqual(1);
+    expect((deployment.spec as { replicas: number }).replicas).toBe(0);
+
+    const lists = scaled.triggers.map((t) => t.metadata.listName).sort();
+    expect(lists).toEqual([waitListKey(prefix, SHARED_INFER_QUEUE), waitListKey(prefix, inferQueueFor(env.MODEL))].sort());
+    for (const t of scaled.triggers) {
+      expect(t.type).toBe('redis');
+      expect(Number(t.metadata.listLength)).toBeGreaterThan(0);
+      expect(t.metadata.activationListLength).toBe('0');
+      find(b().objects, 'TriggerAuthentication', t.authenticationRef.name);
+    }
+    // The pool scales on the two lists' sum, not their maximum.
+    const terms = scaled.advanced.scalingModifiers.formula.split('+').map((s) => s.trim()).sort();
+    expect(terms).toEqual(scaled.triggers.map((t) => t.name).sort());
+    expect(scaled.advanced.scalingModifiers).toMatchObject({ activationTarget: '0', metricType: 'AverageValue' });
+    expect(Number(scaled.advanced.scalingModifiers.target)).toBeGreaterThan(0);
+  });
+
+  it('has KEDA read the same Redis, database and user docbatch uses', () => {
+    const secret = secretData(find(b().objects, 'Secret', 'docbatch-redis'));
+    const url = parseRedisUrl(secret.REDIS_URL!);
+    expect(secret.REDIS_ADDRESS).toBe(url.address);
+    expect(secret.REDIS_USERNAME).toBe(url.username);
+    expect(secret.REDIS_PASSWORD).toBe(url.password);
+    expect(secret.REDIS_TLS).toBe(url.tls ? 'enable' : 'disable');
+    const triggers = (find(b().objects, 'ScaledObject', 'docbatch-gpu').spec as { triggers: Array<{ metadata: Record<string, string> }> }).triggers;
+    for (const t of triggers) expect(t.metadata.databaseIndex ?? '0').toBe(url.db);
+    const auth = find(b().objects, 'TriggerAuthentication', 'docbatch-redis').spec as { secretTargetRef: Array<{ parameter: string; key: string }> };
+    expect(Object.fromEntries(auth.secretTargetRef.map((r) => [r.parameter, r.key]))).toEqual({
+      address: 'REDIS_ADDRESS', username: 'REDIS_USERNAME', password: 'REDIS_PASSWORD', tls: 'REDIS_TLS',
+    });
+    const redisService = b().objects.find((o) => o.kind === 'Service' && o.metadata.name === 'docbatch-redis');
+    if (redisService) {
+      // The in-cluster Redis: the example Secret points at its Service, and it takes that password.
+      expect(url.host).toBe(redisService.metadata.name);
+      expect((redisService.spec as { ports: Array<{ port: number }> }).ports[0]!.port).toBe(url.port);
+      const redis = podSpec(find(b().objects, 'StatefulSet', 'docbatch-redis'))!.containers[0]!;
+      expect(containerEnv(b().objects, redis).env.REDIS_PASSWORD).toBe(url.password);
+      expect(redis.command!.join(' ')).toMatch(/--appendonly yes .*--maxmemory-policy noeviction .*--requirepass "\$REDIS_PASSWORD"/);
+    }
+  });
+
+  it('stops within a 30-second notice: drains in 20 s, and every docbatch pod waits for it', () => {
+    const config = find(b().objects, 'ConfigMap', 'docbatch-config').data as Record<string, string>;
+    const shutdown = Number(config.SHUTDOWN_TIMEOUT_MS);
+    expect(shutdown).toBeLessThanOrEqual(NOTICE_MS - 10_000);
+    expect(Number(config.LOCK_DURATION_MS)).toBeLessThanOrEqual(NOTICE_MS);
+    expect(Number(config.STALLED_INTERVAL_MS)).toBeLessThanOrEqual(Number(config.LOCK_DURATION_MS) / 2);
+    for (const o of workloads(b())) {
+      if (!allContainers(o).some(isDocbatch) || o.metadata.name === 'docbatch-dashboard') continue;
+      const grace = Number(podSpec(o)!.terminationGracePeriodSeconds ?? 30) * 1000;
+      expect(grace, o.metadata.name).toBeGreaterThanOrEqual(shutdown + 10_000);
+    }
+  });
+});
+
+// ---- probes and hooks, run for real --------------------------------------------------------
+
+const prefix = uniquePrefix(import.meta.filename);
+const children: ChildProcess[] = [];
+const closers: Array<() => Promise<unknown>> = [];
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null && c.pid) process.kill(-c.pid, 'SIGKILL');
+  for (const close of closers) await close();
+  await deletePrefix(prefix);
+});
+
+function run(argv: string[], env: Record<string, string>, cwd = root): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(argv[0]!, argv.slice(1), { cwd, env: { PATH: process.env.PATH!, HOME: process.env.HOME!, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  return { child, output: () => out, exited };
+}
+
+async function until<T>(what: string, probe: () => T | null | Promise<T | null>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== null) return value;
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const { port } = server.address() as { port: number };
+  await new Promise((ok) => server.close(ok));
+  return port;
+}
+
+const python = spawnSync('sh', ['-c', 'command -v python3'], { encoding: 'utf8' }).stdout.trim();
+const redisServer = spawnSync('sh', ['-c', 'command -v redis-server && command -v redis-cli'], { encoding: 'utf8' }).status === 0;
+
+describe('the probes and hooks, run', () => {
+  const committed = () => build(overlay, { exampleSecrets: true });
+  if (!python) console.warn("vLLM's probes and preStop hook not run: no python3 here");
+  if (!redisServer) console.warn("the Redis StatefulSet's command not run: no redis-server/redis-cli here");
+
+  it.skipIf(!python)("vLLM's startup and liveness probes pass while the engine lives and fail once it died", async () => {
+    const { vllm } = gpuPool(committed());
+    const engine: Emulator = await startEmulator({});
+    closers.push(() => engine.close());
+    for (const probe of [vllm.startupProbe!, vllm.livenessProbe!]) {
+      const argv = probe.exec!.command.map((a) => a.replace('127.0.0.1:8000', `127.0.0.1:${engine.port}`));
+      expect(await run(argv, {}).exited).toBe(0);
+    }
+    engine.kill(); // as out of memory: /health turns 503, then connections are refused
+    for (const probe of [vllm.startupProbe!, vllm.livenessProbe!]) {
+      const argv = probe.exec!.command.map((a) => a.replace('127.0.0.1:8000', `127.0.0.1:${engine.port}`));
+      expect(await run(argv, {}).exited).not.toBe(0);
+    }
+  });
+
+  it.skipIf(!python)("vLLM's preStop hook waits while the worker's metrics port answers, and ends when it closes", async () => {
+    const { vllm } = gpuPool(committed());
+    const sockets = new Set<Socket>();
+    let connections = 0;
+    const server = createServer((s) => {
+      connections += 1;
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    const { port } = server.address() as { port: number };
+    const argv = vllm.lifecycle!.preStop!.exec!.command.map((a) => a.replace('("127.0.0.1", 9464)', `("127.0.0.1", ${port})`));
+    expect(argv.join(' ')).toContain(String(port));
+    const hook = run(argv, {});
+    // It keeps checking (three connections seen) and is still running.
+    await until('three checks of the port', () => (connections >= 3 ? true : null));
+    expect(hook.child.exitCode).toBeNull();
+    await new Promise((ok) => server.close(ok));
+    for (const s of sockets) s.destroy();
+    expect(await Promise.race([hook.exited, new Promise((r) => setTimeout(() => r('still running'), 15_000))])).toBe(0);
+  });
+
+  it("the dashboard's readiness probe passes with the Secret's credentials against a real dashboard, and fails with a wrong password", async () => {
+    const b = committed();
+    const dashboard = podSpec(find(b.objects, 'Deployment', 'docbatch-dashboard'))!.containers[0]!;
+    const { env } = containerEnv(b.objects, dashboard);
+    const argv = ['bin/docbatch', ...dashboard.args!.map((a) => expand(a, env))];
+    // The manifest's environment, on this machine's test Redis and loopback, on a free port.
+    const local = { ...env, REDIS_URL: TEST_REDIS_URL, DOCBATCH_PREFIX: prefix, DASHBOARD_HOST: '127.0.0.1', DASHBOARD_PORT: '0', BLOB_DIR: join(tmpdir(), 'unused'), OUT_DIR: join(tmpdir(), 'unused') };
+    const server = run(argv, local);
+    const url = await until('the dashboard URL', () => {
+      if (server.child.exitCode !== null) throw new Error(`dashboard exited ${server.child.exitCode}: ${server.output()}`);
+      return /^(http:\/\/127\.0\.0\.1:\d+)$/m.exec(server.output())?.[1] ?? null;
+    }, 45_000);
+    const port = new URL(url).port;
+    const probe = dashboard.readinessProbe!.exec!.command.map((a) => a.replace('127.0.0.1:3000', `127.0.0.1:${port}`));
+    expect(probe.join(' ')).toContain(`127.0.0.1:${port}/health`);
+    const credentials = { DASHBOARD_USER: env.DASHBOARD_USER!, DASHBOARD_PASSWORD: env.DASHBOARD_PASSWORD! };
+    expect(await run(probe, credentials).exited).toBe(0);
+    expect(await run(probe, { ...credentials, DASHBOARD_PASSWORD: 'wrong' }).exited).toBe(1);
+    process.kill(-server.child.pid!, 'SIGTERM');
+    expect(await server.exited).toBe(0);
+  }, 90_000);
+
+  it.skipIf(!redisServer)("the Redis StatefulSet's command starts a Redis with AOF, noeviction and the Secret's password; its readiness probe needs that password", async () => {
+    const b = committed();
+    const redis = podSpec(find(b.objects, 'StatefulSet', 'docbatch-redis'))!.containers[0]!;
+    const { env } = containerEnv(b.objects, redis);
+    const port = await freePort();
+    const dir = await mkdtemp(join(tmpdir(), 'docbatch-redis-'));
+    closers.push(() => rm(dir, { recursive: true, force: true }));
+    // The container's own command line, on loopback and a free port, its data in a temp folder.
+    const argv = [...redis.command!];
+    argv[argv.length - 1] = `${argv.at(-1)} --port ${port} --bind 127.0.0.1 --dir ${dir}`;
+    const server = run(argv, { REDIS_PASSWORD: env.REDIS_PASSWORD! }, dir);
+    const client = new Redis({ port, host: '127.0.0.1', password: env.REDIS_PASSWORD, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 100 });
+    client.on('error', () => {}); // refused until it listens: the wait below retries
+    closers.push(async () => client.disconnect());
+    await until('redis answers', async () => {
+      if (server.child.exitCode !== null) throw new Error(`redis-server exited ${server.child.exitCode}: ${server.output()}`);
+      return (await client.ping().catch(() => null)) === 'PONG' ? true : null;
+    });
+    expect(await client.config('GET', 'appendonly')).toEqual(['appendonly', 'yes']);
+    expect(await client.config('GET', 'maxmemory-policy')).toEqual(['maxmemory-policy', 'noeviction']);
+    const probe = redis.readinessProbe!.exec!.command.map((a) => a.replace('redis-cli ping', `redis-cli -p ${port} ping`));
+    expect(await run(probe, { REDIS_PASSWORD: env.REDIS_PASSWORD! }).exited).toBe(0);
+    expect(await run(probe, { REDIS_PASSWORD: 'wrong' }).exited).not.toBe(0);
+    process.kill(-server.child.pid!, 'SIGTERM');
+    await server.exited;
+    expect(existsSync(join(dir, 'appendonlydir')) || existsSync(join(dir, 'appendonly.aof'))).toBe(true);
+  });
+});
+
+describe('the manifests as files', () => {
+  it('every YAML file under deploy/kubernetes parses and starts with a comment saying what it is (but the one-line namespace)', () => {
+    const files = spawnSync('git', ['ls-files', '--others', '--cached', '--exclude-standard', 'deploy/kubernetes'], { cwd: root, encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter((f) => f.endsWith('.yaml'));
+    expect(files.length).toBeGreaterThanOrEqual(12);
+    for (const f of files) {
+      const text = readFileSync(join(root, f), 'utf8');
+      expect(() => readYamlDocuments(join(root, f)), f).not.toThrow();
+      if (!f.endsWith('namespace.yaml')) expect(text.startsWith('#'), `${f} starts with its contract comment`).toBe(true);
+    }
+  });
+});
