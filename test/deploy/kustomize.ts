@@ -136,7 +136,9 @@ function buildDir(dir: string, kind: 'Kustomization' | 'Component', options: Bui
 }
 
 function readObjects(file: string): K8sObject[] {
-  return readYamlDocuments(file).map((doc) => {
+  const docs = readYamlDocuments(file);
+  if (docs.length === 0) throw new Error(`${file}: no object in it`);
+  return docs.map((doc) => {
     const o = doc as K8sObject;
     if (!o.apiVersion || !o.kind || !o.metadata?.name) throw new Error(`${file}: an object without apiVersion, kind or metadata.name`);
     return structuredClone(o);
