@@ -7,74 +7,26 @@
  * every Secret and key referenced generated, every docbatch command line and its settings
  * accepted by the real CLI and config, KEDA's triggers on the wait lists that queues/routes.ts
  * names for the configured prefix and model, and stopping within a 30-second notice.
- *
- * Then the probes and hooks that are scripts are run for real: vLLM's health probe against the
- * engine emulator, its preStop hook against a port that closes, the dashboard's probe against a
- * real dashboard with the Secret's credentials, and the Redis StatefulSet's own command line as a
- * real redis-server with its readiness probe.
+ * kubernetes-probes.test.ts runs the probes and hooks that are scripts.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
-import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { inferQueueFor, SHARED_INFER_QUEUE, waitListKey } from '../../queues/routes.ts';
-import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
-import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
 import { AWS_SDK_ENV, configFor, parseDocbatchArgs, SETTING_ENV } from './docbatch-args.ts';
-import {
-  allContainers, build, containerEnv, expand, find, podSpec, readYamlDocuments, secretData, splitImage,
-  type Build, type Container, type K8sObject, type Probe,
-} from './kustomize.ts';
+import { allContainers, build, containerEnv, expand, find, podSpec, readYamlDocuments, secretData, splitImage, type Build, type Container } from './kustomize.ts';
+import { docbatchImageRule, flagValue, gpuPool, isDocbatch, overlay, portOf, root, urlIn, workloads } from './overlay.ts';
 
-const root = resolve(import.meta.dirname, '../..');
-const overlay = join(root, 'deploy/kubernetes/overlays/production');
 /** The notice a preempted spot node gets (GCP, Azure; AWS gives two minutes). */
 const NOTICE_MS = 30_000;
-
-const [overlayKustomization] = readYamlDocuments(join(overlay, 'kustomization.yaml')) as [{ images: Array<{ name: string; newName: string; newTag?: string; digest?: string }> }];
-const docbatchImageRule = overlayKustomization.images.find((i) => i.name === 'docbatch')!;
-const docbatchImage = `${docbatchImageRule.newName}${docbatchImageRule.digest ? `@${docbatchImageRule.digest}` : `:${docbatchImageRule.newTag}`}`;
 
 const builds: Array<{ label: string; options: Parameters<typeof build>[1] }> = [
   { label: 'with the in-cluster Redis component', options: { exampleSecrets: true } },
   { label: 'with an external Redis (no components)', options: { exampleSecrets: true, withoutComponents: true } },
 ];
 
-const workloads = (b: Build) => b.objects.filter((o) => podSpec(o) !== null);
-const isDocbatch = (c: Container) => c.image === docbatchImage;
-const portOf = (c: Container, port: number | string) => (typeof port === 'number' ? port : c.ports?.find((p) => p.name === port)?.containerPort);
 const gpus = (c: Container) => ({ requests: c.resources?.requests?.['nvidia.com/gpu'], limits: c.resources?.limits?.['nvidia.com/gpu'] });
-
-/** The GPU pod: the Deployment the ScaledObject scales. */
-function gpuPool(b: Build): { deployment: K8sObject; worker: Container; vllm: Container } {
-  const scaled = b.objects.find((o) => o.kind === 'ScaledObject')!;
-  const deployment = find(b.objects, 'Deployment', (scaled.spec as { scaleTargetRef: { name: string } }).scaleTargetRef.name);
-  const containers = podSpec(deployment)!.containers;
-  const worker = containers.find((c) => isDocbatch(c) && c.args?.[0] === 'worker');
-  const vllm = containers.find((c) => splitImage(c.image).name === 'vllm/vllm-openai');
-  if (!worker || !vllm) throw new Error(`the scaled Deployment ${deployment.metadata.name} lacks a docbatch worker or a vLLM container`);
-  return { deployment, worker, vllm };
-}
-
-/** The value after `--flag` in a command line, or `--flag=value`. */
-function flagValue(argv: string[], flag: string): string | undefined {
-  const i = argv.indexOf(flag);
-  if (i >= 0) return argv[i + 1];
-  return argv.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
-}
-
-/** The URL an exec probe's script fetches (`http://127.0.0.1:PORT/path`). */
-function urlIn(probe: Probe | undefined): URL {
-  const text = probe?.exec?.command.join(' ') ?? '';
-  const m = /https?:\/\/[^'"\s)]+/.exec(text);
-  if (!m) throw new Error(`no URL in probe ${JSON.stringify(probe)}`);
-  return new URL(m[0]);
-}
 
 function parseRedisUrl(url: string) {
   const u = new URL(url);
@@ -293,141 +245,6 @@ describe.each(builds)('the production overlay $label', ({ options }) => {
       const grace = Number(podSpec(o)!.terminationGracePeriodSeconds ?? 30) * 1000;
       expect(grace, o.metadata.name).toBeGreaterThanOrEqual(shutdown + 10_000);
     }
-  });
-});
-
-// ---- probes and hooks, run for real --------------------------------------------------------
-
-const prefix = uniquePrefix(import.meta.filename);
-const children: ChildProcess[] = [];
-const closers: Array<() => Promise<unknown>> = [];
-afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null && c.pid) process.kill(-c.pid, 'SIGKILL');
-  for (const close of closers) await close();
-  await deletePrefix(prefix);
-});
-
-function run(argv: string[], env: Record<string, string>, cwd = root): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(argv[0]!, argv.slice(1), { cwd, env: { PATH: process.env.PATH!, HOME: process.env.HOME!, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
-  return { child, output: () => out, exited };
-}
-
-async function until<T>(what: string, probe: () => T | null | Promise<T | null>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== null) return value;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-  const { port } = server.address() as { port: number };
-  await new Promise((ok) => server.close(ok));
-  return port;
-}
-
-const python = spawnSync('sh', ['-c', 'command -v python3'], { encoding: 'utf8' }).stdout.trim();
-const redisServer = spawnSync('sh', ['-c', 'command -v redis-server && command -v redis-cli'], { encoding: 'utf8' }).status === 0;
-
-describe('the probes and hooks, run', () => {
-  const committed = () => build(overlay, { exampleSecrets: true });
-  if (!python) console.warn("vLLM's probes and preStop hook not run: no python3 here");
-  if (!redisServer) console.warn("the Redis StatefulSet's command not run: no redis-server/redis-cli here");
-
-  it.skipIf(!python)("vLLM's startup and liveness probes pass while the engine lives and fail once it died", async () => {
-    const { vllm } = gpuPool(committed());
-    const engine: Emulator = await startEmulator({});
-    closers.push(() => engine.close());
-    for (const probe of [vllm.startupProbe!, vllm.livenessProbe!]) {
-      const argv = probe.exec!.command.map((a) => a.replace('127.0.0.1:8000', `127.0.0.1:${engine.port}`));
-      expect(await run(argv, {}).exited).toBe(0);
-    }
-    engine.kill(); // as out of memory: /health turns 503, then connections are refused
-    for (const probe of [vllm.startupProbe!, vllm.livenessProbe!]) {
-      const argv = probe.exec!.command.map((a) => a.replace('127.0.0.1:8000', `127.0.0.1:${engine.port}`));
-      expect(await run(argv, {}).exited).not.toBe(0);
-    }
-  });
-
-  it.skipIf(!python)("vLLM's preStop hook waits while the worker's metrics port answers, and ends when it closes", async () => {
-    const { vllm } = gpuPool(committed());
-    const sockets = new Set<Socket>();
-    let connections = 0;
-    const server = createServer((s) => {
-      connections += 1;
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-    });
-    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-    const { port } = server.address() as { port: number };
-    const argv = vllm.lifecycle!.preStop!.exec!.command.map((a) => a.replace('("127.0.0.1", 9464)', `("127.0.0.1", ${port})`));
-    expect(argv.join(' ')).toContain(String(port));
-    const hook = run(argv, {});
-    // It keeps checking (three connections seen) and is still running.
-    await until('three checks of the port', () => (connections >= 3 ? true : null));
-    expect(hook.child.exitCode).toBeNull();
-    await new Promise((ok) => server.close(ok));
-    for (const s of sockets) s.destroy();
-    expect(await Promise.race([hook.exited, new Promise((r) => setTimeout(() => r('still running'), 15_000))])).toBe(0);
-  });
-
-  it("the dashboard's readiness probe passes with the Secret's credentials against a real dashboard, and fails with a wrong password", async () => {
-    const b = committed();
-    const dashboard = podSpec(find(b.objects, 'Deployment', 'docbatch-dashboard'))!.containers[0]!;
-    const { env } = containerEnv(b.objects, dashboard);
-    const argv = ['bin/docbatch', ...dashboard.args!.map((a) => expand(a, env))];
-    // The manifest's environment, on this machine's test Redis and loopback, on a free port.
-    const local = { ...env, REDIS_URL: TEST_REDIS_URL, DOCBATCH_PREFIX: prefix, DASHBOARD_HOST: '127.0.0.1', DASHBOARD_PORT: '0', BLOB_DIR: join(tmpdir(), 'unused'), OUT_DIR: join(tmpdir(), 'unused') };
-    const server = run(argv, local);
-    const url = await until('the dashboard URL', () => {
-      if (server.child.exitCode !== null) throw new Error(`dashboard exited ${server.child.exitCode}: ${server.output()}`);
-      return /^(http:\/\/127\.0\.0\.1:\d+)$/m.exec(server.output())?.[1] ?? null;
-    }, 45_000);
-    const port = new URL(url).port;
-    const probe = dashboard.readinessProbe!.exec!.command.map((a) => a.replace('127.0.0.1:3000', `127.0.0.1:${port}`));
-    expect(probe.join(' ')).toContain(`127.0.0.1:${port}/health`);
-    const credentials = { DASHBOARD_USER: env.DASHBOARD_USER!, DASHBOARD_PASSWORD: env.DASHBOARD_PASSWORD! };
-    expect(await run(probe, credentials).exited).toBe(0);
-    expect(await run(probe, { ...credentials, DASHBOARD_PASSWORD: 'wrong' }).exited).toBe(1);
-    process.kill(-server.child.pid!, 'SIGTERM');
-    expect(await server.exited).toBe(0);
-  }, 90_000);
-
-  it.skipIf(!redisServer)("the Redis StatefulSet's command starts a Redis with AOF, noeviction and the Secret's password; its readiness probe needs that password", async () => {
-    const b = committed();
-    const redis = podSpec(find(b.objects, 'StatefulSet', 'docbatch-redis'))!.containers[0]!;
-    const { env } = containerEnv(b.objects, redis);
-    const port = await freePort();
-    const dir = await mkdtemp(join(tmpdir(), 'docbatch-redis-'));
-    closers.push(() => rm(dir, { recursive: true, force: true }));
-    // The container's own command line, on loopback and a free port, its data in a temp folder.
-    const argv = [...redis.command!];
-    argv[argv.length - 1] = `${argv.at(-1)} --port ${port} --bind 127.0.0.1 --dir ${dir}`;
-    const server = run(argv, { REDIS_PASSWORD: env.REDIS_PASSWORD! }, dir);
-    const client = new Redis({ port, host: '127.0.0.1', password: env.REDIS_PASSWORD, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 100 });
-    client.on('error', () => {}); // refused until it listens: the wait below retries
-    closers.push(async () => client.disconnect());
-    await until('redis answers', async () => {
-      if (server.child.exitCode !== null) throw new Error(`redis-server exited ${server.child.exitCode}: ${server.output()}`);
-      return (await client.ping().catch(() => null)) === 'PONG' ? true : null;
-    });
-    expect(await client.config('GET', 'appendonly')).toEqual(['appendonly', 'yes']);
-    expect(await client.config('GET', 'maxmemory-policy')).toEqual(['maxmemory-policy', 'noeviction']);
-    const probe = redis.readinessProbe!.exec!.command.map((a) => a.replace('redis-cli ping', `redis-cli -p ${port} ping`));
-    expect(await run(probe, { REDIS_PASSWORD: env.REDIS_PASSWORD! }).exited).toBe(0);
-    expect(await run(probe, { REDIS_PASSWORD: 'wrong' }).exited).not.toBe(0);
-    process.kill(-server.child.pid!, 'SIGTERM');
-    await server.exited;
-    expect(existsSync(join(dir, 'appendonlydir')) || existsSync(join(dir, 'appendonly.aof'))).toBe(true);
   });
 });
 

@@ -15,15 +15,15 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
 import { AWS_SDK_ENV, configFor, parseDocbatchArgs, SETTING_ENV } from './docbatch-args.ts';
 import { dockerCalls, installDockerStandin } from './docker-standin.ts';
-import { build, podSpec, splitImage } from './kustomize.ts';
+import { podSpec, splitImage } from './kustomize.ts';
+import { committedBuild, root } from './overlay.ts';
 
-const root = resolve(import.meta.dirname, '../..');
 const taskFile = join(root, 'deploy/skypilot/docbatch-gpu.yaml');
 
 interface Task {
@@ -92,7 +92,7 @@ describe('the SkyPilot task', () => {
       expect(digest ?? tag, name).toBeTruthy();
       expect(tag, name).not.toBe('latest');
     }
-    const k8s = build(join(root, 'deploy/kubernetes/overlays/production'), { exampleSecrets: true });
+    const k8s = committedBuild();
     const gpuPod = podSpec(k8s.objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'docbatch-gpu')!)!;
     expect(gpuPod.containers.map((c) => c.image)).toContain(task.envs.VLLM_IMAGE);
     expect(splitImage(task.envs.DOCBATCH_IMAGE!).tag).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
@@ -101,7 +101,7 @@ describe('the SkyPilot task', () => {
   it('requires the credentials as secrets, never as plain envs, and carries the preemption settings Kubernetes uses', () => {
     expect(task.secrets).toEqual({ REDIS_URL: null, AWS_ACCESS_KEY_ID: null, AWS_SECRET_ACCESS_KEY: null });
     for (const name of Object.keys(task.envs)) expect(name, 'a credential among the plain envs').not.toMatch(/PASSWORD|SECRET|TOKEN|REDIS_URL/);
-    const k8s = build(join(root, 'deploy/kubernetes/overlays/production'), { exampleSecrets: true });
+    const k8s = committedBuild();
     const config = k8s.objects.find((o) => o.kind === 'ConfigMap')!.data as Record<string, string>;
     for (const name of ['SHUTDOWN_TIMEOUT_MS', 'LOCK_DURATION_MS', 'STALLED_INTERVAL_MS', 'DOCBATCH_PREFIX', 'MODEL']) {
       expect(task.envs[name], name).toBe(config[name]);
