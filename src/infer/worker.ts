@@ -79,7 +79,7 @@ export function createInferWorker(config: Config, log: Logger): InferWorker {
     }
     return q;
   };
-  const workerLog = log.child({ role: 'worker', worker: config.workerName });
+  const workerLog = log.child({ worker: config.workerName });
   return new InferWorker({
     config,
     log: workerLog,

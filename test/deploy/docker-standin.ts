@@ -109,7 +109,11 @@ function run(args: string[]): void {
     if (opts['--entrypoint']?.[0] !== 'vllm' || rest[0] !== 'serve') fail(`the vLLM image runs \`vllm serve\`, not ${opts['--entrypoint']?.[0]} ${rest[0]}`);
     const port = rest[rest.indexOf('--port') + 1];
     if (!port) fail('vllm serve without --port');
-    command = [BIN, 'engine', '--port', port];
+    // The name vLLM serves: --served-model-name, else the model it loads (`vllm serve MODEL`).
+    const named = rest.indexOf('--served-model-name');
+    const served = named >= 0 ? rest[named + 1] : rest[1];
+    if (!served || served.startsWith('-')) fail('vllm serve without a model');
+    command = [BIN, 'engine', '--port', port, '--model', served];
   } else if (image === process.env.DOCBATCH_IMAGE) {
     command = [BIN, ...rest];
   } else fail(`no stand-in for image ${image}`);
