@@ -193,6 +193,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     if (config.exitWhenIdleS !== undefined) this.every(1000, () => this.checkIdle());
     void this.feed();
     void this.heartbeat();
+    if (config.budgetUsd !== undefined) void this.checkBudget().catch(() => undefined);
     this.log.info({ engine: engine.label, model: this.facts.model, images: this.facts.acceptsImages, queues: [...this.bulls.keys()], window: engine.window.size, batchSize: config.batchSize }, 'worker started');
   }
 

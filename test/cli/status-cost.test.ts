@@ -50,7 +50,9 @@ it('BUDGET_USD pauses intake once the spend reaches it', async () => {
   const worker = await p.startWorker({ gpuHourlyUsd: 3600, budgetUsd: 0.5, initialInFlight: 2, maxInFlight: 2, batchSize: 1 });
   for (let i = 0; i < 400 && !worker.overBudget; i++) await new Promise((r) => setTimeout(r, 25));
   expect(worker.overBudget).toBe(true);
-  await new Promise((r) => setTimeout(r, 1500)); // in-flight units finish; nothing new starts
+  // In-flight units finish; nothing new starts.
+  for (let i = 0; i < 800 && worker.activeUnits > 0; i++) await new Promise((r) => setTimeout(r, 25));
+  expect(worker.activeUnits).toBe(0);
   const before = (await p.store.get(docId!))!.done;
   await new Promise((r) => setTimeout(r, 1500));
   const after = (await p.store.get(docId!))!;
