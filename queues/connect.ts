@@ -12,6 +12,9 @@ export type TypedQueue<Q extends ContractName> = Queue<QueueContracts[Q]['data']
 export type TypedWorker<Q extends ContractName> = Worker<QueueContracts[Q]['data'], QueueContracts[Q]['result'], QueueContracts[Q]['name']>;
 export type TypedProcessor<Q extends ContractName> = Processor<QueueContracts[Q]['data'], QueueContracts[Q]['result'], QueueContracts[Q]['name']>;
 
+/** Entries kept in each queue's BullMQ event stream (BullMQ's default is 10,000). */
+export const EVENTS_MAX_LEN = 1000;
+
 export interface RedisTarget {
   redisUrl: string;
   prefix: string;
@@ -39,11 +42,13 @@ export function connectRedis(url: string, role: 'worker' | 'client', extra: Redi
  * A producer's handle on a queue. `queueName` picks one of the `infer` queues (queues/routes.ts);
  * the contract (job data, options) is the same for all of them.
  */
-export function openQueue<Q extends ContractName>(name: Q, target: RedisTarget & { attempts: number }, connection: Redis, queueName: string = QUEUES[name]): TypedQueue<Q> {
+export function openQueue<Q extends ContractName>(name: Q, target: RedisTarget & { attempts: number; writeAttempts?: number }, connection: Redis, queueName: string = QUEUES[name]): TypedQueue<Q> {
   return new Queue(queueName, {
     connection,
     prefix: target.prefix,
-    defaultJobOptions: defaultJobOptions(QUEUES[name], target.attempts),
+    // BullMQ's event stream is a trail for listeners that were away, not a record: a short one.
+    streams: { events: { maxLen: EVENTS_MAX_LEN } },
+    defaultJobOptions: defaultJobOptions(QUEUES[name], target.attempts, target.writeAttempts),
   }) as TypedQueue<Q>;
 }
 

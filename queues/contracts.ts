@@ -90,26 +90,26 @@ const HOUR = 3600;
  * its job, so completed unit jobs are kept only as a short trail for the dashboard; failed ones
  * longer (Bull Board's Retry re-runs such a unit).
  */
-export function defaultJobOptions(queue: QueueName, attempts: number): DefaultJobOptions {
+export function defaultJobOptions(queue: QueueName, attempts: number, writeAttempts = WRITE_ATTEMPTS): DefaultJobOptions {
   switch (queue) {
     case 'infer':
       return {
         attempts,
         backoff: { type: 'exponential', delay: 2000, jitter: 0.5 },
-        removeOnComplete: { age: HOUR, count: 1000 },
+        removeOnComplete: { age: HOUR, count: 100 },
         removeOnFail: { age: 7 * 24 * HOUR, count: 10_000 },
       };
     case 'write':
       return {
-        attempts: WRITE_ATTEMPTS,
+        attempts: writeAttempts,
         backoff: { type: 'exponential', delay: 1000, jitter: 0.5 },
-        removeOnComplete: { age: 24 * HOUR, count: 1000 },
+        removeOnComplete: { age: 24 * HOUR, count: 100 },
         removeOnFail: { age: 7 * 24 * HOUR, count: 1000 },
       };
   }
 }
 
-/** Tries of a document's write before it is marked failed (WRITE_FAILED): about 17 minutes of backoff. */
+/** Tries of a document's write before it is marked failed (WRITE_FAILED): about 17 minutes of backoff (WRITE_ATTEMPTS). */
 export const WRITE_ATTEMPTS = 10;
 
 // ---- job ids ---------------------------------------------------------------------------------

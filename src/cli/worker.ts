@@ -9,7 +9,7 @@ export function workerCommand(): Command {
     'engineUrl', 'engineApiKey', 'model', 'batchSize', 'maxInFlight', 'initialInFlight', 'imageSize', 'imageFormat',
     'imageQuality', 'renderers', 'renderTimeoutMs', 'pageMaxTokens', 'chatMaxTokens', 'requestTimeoutMs', 'attempts',
     'engineReleaseMs', 'engineStartTimeoutMs', 'textOnly', 'cleanIntervalMs', 'ceilingHoldMs', 'lockDurationMs', 'stalledIntervalMs', 'shutdownTimeoutMs', 'workerName', 'blobDir',
-    'metricsPort', 'metricsHost', 'metricsPublicNames', 'gpuHourlyUsd', 'budgetUsd', 'feedDepth', 'exitWhenIdleS', 'schemaInPrompt',
+    'metricsPort', 'metricsHost', 'metricsPublicNames', 'gpuHourlyUsd', 'budgetUsd', 'feedDepth', 'exitWhenIdleS', 'schemaInPrompt', 'writeAttempts',
   ]);
   return command.action(async (opts: Record<string, unknown>) => {
     const { runWorker } = await import('../../workers/infer.ts');

@@ -52,6 +52,14 @@ const SUSPECT_AFTER_OUTAGES = 3;
 /** Outages while alone at the engine after which a suspect is taken for the cause. */
 const MAX_SOLO_OUTAGES = 2;
 
+/** The unit fails for good with this code, whatever the code's usual action (a unit refused 10 times). */
+export class FinalUnitError extends DocbatchError {
+  constructor(code: DocbatchError['code'], message: string, options: { cause?: unknown } = {}) {
+    super(code, message, options);
+    this.name = 'FinalUnitError';
+  }
+}
+
 /** Thrown when a unit should go back to the queue unchanged (no attempt used). */
 export class ReleaseUnit extends DocbatchError {
   constructor(message: string, options: { cause?: unknown } = {}) {
@@ -103,7 +111,7 @@ export class UnitSender {
     let prepared = await this.prepared();
     for (;;) {
       if (this.sends >= MAX_SENDS) {
-        throw new DocbatchError(this.drops + this.soloOutages > 0 ? 'UNIT_CRASHES_ENGINE' : 'ENGINE_BUSY', `sent ${this.sends} times without an answer (${this.drops} dropped connections, ${this.outages} outages, ${this.busy} busy refusals)`);
+        throw new FinalUnitError(this.drops + this.soloOutages > 0 ? 'UNIT_CRASHES_ENGINE' : 'ENGINE_BUSY', `sent ${this.sends} times without an answer (${this.drops} dropped connections, ${this.outages} outages, ${this.busy} busy refusals)`);
       }
       await this.whenUp(signal);
       const solo = this.outages >= SUSPECT_AFTER_OUTAGES;

@@ -25,7 +25,7 @@ import { ensureDue, settleUnit, type SettleParts } from '../store/settle.ts';
 import type { DocMeta, DocState, UnitResult } from '../store/types.ts';
 import { checkAnswer, temperatureFor } from '../task/answer.ts';
 import type { Task } from '../task/types.ts';
-import { ReleaseUnit, UnitSender, type DispatchParts } from './dispatch.ts';
+import { FinalUnitError, ReleaseUnit, UnitSender, type DispatchParts } from './dispatch.ts';
 import type { UnitPreparer } from './units.ts';
 
 export interface ProcessorParts {
@@ -178,7 +178,7 @@ export class UnitProcessor {
       log.warn({ code: 'ABORTED', reason: String(abort.reason ?? err.message) }, 'unit aborted; result discarded');
       throw err;
     }
-    const action = actionFor(err.code);
+    const action = err instanceof FinalUnitError ? 'fail' : actionFor(err.code);
     if (err instanceof ReleaseUnit || action === 'environment' || action === 'wait') {
       if (action === 'environment') this.parts.onEnvironmentError(err);
       log.warn({ code: err.code, err: err.message }, 'unit handed back to the queue (no attempt used)');

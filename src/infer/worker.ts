@@ -279,12 +279,14 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       for (const bull of this.bulls.values()) void bull.pause(true);
       this.emit('intake:paused', this.pauseReasons);
     }
+    if (reason !== 'closing') void this.heartbeat().catch(() => undefined);
   }
 
   private resume(reason: PauseReason): void {
     if (!this.paused.delete(reason) || this.paused.size > 0 || this.closing) return;
     for (const bull of this.bulls.values()) bull.resume();
     this.emit('intake:resumed');
+    void this.heartbeat().catch(() => undefined);
   }
 
   /** A fault of this worker's own: stop taking work, recheck every few seconds, resume when it passes. */

@@ -219,10 +219,15 @@ export class DocStore {
    * the record expires after `retentionSeconds`.
    */
   async retire(docId: string, gen: number, retentionSeconds: number): Promise<void> {
-    await this.redis
-      .multi()
-      .unlink(this.unitsKey(docId, gen), this.groupsKey(docId, gen))
-      .hdel(this.docKey(docId), 'fed', 'feed_end', 'job_name')
+    const raw = await this.redis.hget(this.docKey(docId), 'meta');
+    const multi = this.redis.multi().unlink(this.unitsKey(docId, gen), this.groupsKey(docId, gen));
+    if (raw) {
+      // The report keeps the split's statistics; the record keeps what status, retry and resume need.
+      const { stats: _stats, siblings: _siblings, ...lean } = JSON.parse(raw) as DocMeta;
+      multi.hset(this.docKey(docId), 'meta', JSON.stringify(lean));
+    }
+    await multi
+      .hdel(this.docKey(docId), 'fed', 'feed_end', 'job_name', 'refeeds', 'queue', 'priority')
       .expire(this.docKey(docId), retentionSeconds)
       .exec();
   }

@@ -55,6 +55,8 @@ export async function reopenDocument(parts: ReopenParts, record: DocRecord, filt
   }
   const reopened = (await store.reopen(docId, gen, { codes: filter.codes ?? [], units: filter.units ?? [], summaries })).sort((a, b) => a - b);
   if (reopened.length > 0) {
+    // A written record was made lean (store.retire): what the feeder reads comes back first.
+    await store.redis.hset(store.docKey(docId), { feed_end: meta.feedUnits, job_name: jobNameOf(meta), queue: meta.queue, priority: meta.priority });
     // Chunks and pages go back into the feeding round; a conversation's summary whose chunks all
     // stand goes straight back to its queue (otherwise its last chunk adds it again).
     if (reopened.some((u) => u < meta.feedUnits)) {
@@ -75,6 +77,12 @@ export async function reopenDocument(parts: ReopenParts, record: DocRecord, filt
     return { docId, reopened, rewrite: true };
   }
   return { docId, reopened, rewrite: false };
+}
+
+/** What a document's unit jobs are called (page, document, chunk, conversation). */
+export function jobNameOf(meta: DocRecord['meta']): string {
+  if (meta.kind === 'chat') return meta.task.unit === 'conversation' ? 'conversation' : 'chunk';
+  return meta.task.unit === 'document' ? 'document' : 'page';
 }
 
 /** The group a conversation's summary unit reduces (found through its chunks' index entries). */

@@ -1,0 +1,196 @@
+/**
+ * Issue 8, items 1, 2 and 12: outputs always fit the filesystem and stay inside OUT_DIR, a write
+ * that cannot succeed marks its document failed (so `enqueue --wait` and `status` return and
+ * say so) and `docbatch retry` writes it again, names are never shared, a new generation never
+ * takes an older one's place, and leftovers are collected.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
+import { outFolder } from '../../src/cli/out-folder.ts';
+import { baseNameOf } from '../../src/ingest/prepare.ts';
+import { classifyWriteError, LocalSink, PermanentWriteError } from '../../src/write/atomic.ts';
+import { runCli } from '../helpers/cli.ts';
+import { acceptedIds, parsePages, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
+
+let p: Pipeline | undefined;
+afterEach(async () => {
+  await p?.stop();
+  p = undefined;
+});
+
+/** Every file under `dir`, as paths relative to it. */
+function tree(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
+    .sort();
+}
+
+describe('names', () => {
+  it('fit the filesystem, keep no dots, controls or reserved names, and never clash', () => {
+    const cjk = `${'文'.repeat(75)}.pdf`;
+    const name = baseNameOf(cjk);
+    expect(Buffer.byteLength(name)).toBeLessThanOrEqual(120);
+    expect(name).toMatch(/^文+-[0-9a-f]{8}$/);
+    expect(baseNameOf(`${'文'.repeat(75)}x.pdf`)).not.toBe(name);
+    expect(baseNameOf('...pdf')).toBe('document');
+    expect(baseNameOf('..pdf')).toBe('document');
+    expect(baseNameOf('.hidden.pdf')).toBe('hidden');
+    expect(baseNameOf('a\nb\u202ec\u0007.pdf')).toBe('a_b_c_');
+    expect(baseNameOf('CON.pdf')).toBe('CON_');
+    expect(baseNameOf('dir/evil\\name.pdf')).toBe('evil_name');
+  });
+
+  it('--out is a folder inside OUT_DIR, or refused', () => {
+    expect(outFolder('batch-7', '/srv/out')).toBe('batch-7');
+    expect(outFolder('/srv/out/a/b', '/srv/out')).toBe('a/b');
+    expect(outFolder('.', '/srv/out')).toBe('');
+    for (const bad of ['..', '../sibling', '/srv', '/tmp/x', 'a/../../b']) {
+      expect(() => outFolder(bad, '/srv/out'), bad).toThrow(/outside OUT_DIR/);
+    }
+  });
+
+  it('the sink refuses a path or a linked folder leading outside its root', async () => {
+    const base = join(await import('node:os').then((os) => os.tmpdir()), `docbatch-sink-${process.pid}`);
+    rmSync(base, { recursive: true, force: true });
+    mkdirSync(join(base, 'out'), { recursive: true });
+    mkdirSync(join(base, 'elsewhere'));
+    symlinkSync(join(base, 'elsewhere'), join(base, 'out', 'link'));
+    const sink = new LocalSink(join(base, 'out'));
+    await expect(sink.writeWhole('../escape.md', 'x')).rejects.toBeInstanceOf(PermanentWriteError);
+    await expect(sink.writeWhole('link/escape.md', 'x')).rejects.toThrow(/a link leading outside OUT_DIR/);
+    expect(readdirSync(join(base, 'elsewhere'))).toEqual([]);
+    expect(await sink.writeWhole('fine/doc.md', 'x')).toBe(join(base, 'out', 'fine', 'doc.md'));
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it('a full disk is worth retrying; a name the filesystem refuses is not', () => {
+    const errno = (code: string) => Object.assign(new Error(code), { code });
+    expect(classifyWriteError(errno('ENOSPC'), '/x')).not.toBeInstanceOf(PermanentWriteError);
+    expect(classifyWriteError(errno('EACCES'), '/x')).not.toBeInstanceOf(PermanentWriteError);
+    expect(classifyWriteError(errno('ENAMETOOLONG'), '/x')).toBeInstanceOf(PermanentWriteError);
+    expect(classifyWriteError(errno('ENOTDIR'), '/x')).toBeInstanceOf(PermanentWriteError);
+  });
+});
+
+describe('hostile names through the pipeline', () => {
+  it('every output lies inside OUT_DIR, whatever the input was called', async () => {
+    p = await startPipeline({ file: import.meta.filename });
+    const inputs = join(p.dir, 'in');
+    mkdirSync(inputs);
+    const names = [`${'文'.repeat(75)}.pdf`, '...pdf', '..pdf', 'a\u202etxt.pdf', 'CON.pdf', ' spaced .pdf'];
+    names.forEach((n, i) => writeFileSync(join(inputs, n), numberedPdf(1, 20 + i)));
+    const ids = acceptedIds(await p.enqueue(names.map((n) => join(inputs, n))));
+    const done = await p.wait(ids);
+    expect(done.every((d) => d.record.state === 'written' && d.record.failed === 0)).toBe(true);
+    // Nothing beside OUT_DIR: its parent holds only what the test made.
+    expect(readdirSync(dirname(p.config.outDir)).sort()).toEqual(['blobs', 'in', 'out']);
+    const files = tree(p.config.outDir);
+    expect(files).toHaveLength(names.length * 2);
+    for (const f of files) {
+      expect(f).not.toMatch(/^\.|\/\.|[\u0000-\u001f\u202e]/);
+      expect(Buffer.byteLength(f)).toBeLessThan(200);
+    }
+    // Two that both became "document" did not share files.
+    expect(files.filter((f) => f.startsWith('document')).length).toBe(4);
+  }, 90_000);
+});
+
+describe('a write that cannot succeed', () => {
+  it('marks the document failed with WRITE_FAILED; --wait and status return and say so; retry writes it once fixed', async () => {
+    p = await startPipeline({ file: import.meta.filename, config: { writeAttempts: 2 } });
+    const pdf = join(p.dir, 'stuck.pdf');
+    writeFileSync(pdf, numberedPdf(3));
+    // OUT_DIR's folder for this document is a file: every write fails (ENOTDIR).
+    mkdirSync(p.config.outDir, { recursive: true });
+    writeFileSync(join(p.config.outDir, 'blocked'), 'not a folder');
+    const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir };
+    const run = await runCli(['enqueue', pdf, '--out', 'blocked', '--wait'], env, { timeoutMs: 60_000 });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/FAILED\s+\S*stuck\.pdf: WRITE_FAILED: .*(EEXIST|ENOTDIR)/);
+    const docId = run.stdout.split(/\s+/)[0]!;
+    const record = (await p.store.get(docId))!;
+    expect(record).toMatchObject({ state: 'failed', done: 3, writeError: { code: 'WRITE_FAILED' } });
+    const status = await runCli(['status', '--json'], env);
+    expect(status.stdout).toContain('"state":"failed"');
+
+    // Enqueueing it again does not pretend: it writes again (and fails again while blocked).
+    rmSync(join(p.config.outDir, 'blocked'));
+    const retry = await runCli(['retry', docId, '--wait'], env, { timeoutMs: 60_000 });
+    expect(retry.stdout).toMatch(new RegExp(`${docId}\\s+writing again`));
+    expect(retry.code).toBe(0);
+    const pages = parsePages(readFileSync(join(p.config.outDir, 'blocked', 'stuck.md'), 'utf8'));
+    expect(pages.size).toBe(3);
+    // No unit was sent again for the rewrite (3 pages + one image probe).
+    expect(p.engine.stats().completed).toBe(3 + 1);
+  }, 120_000);
+});
+
+describe('generations and names', () => {
+  it('a newer generation is never marked written by an older one; the older one keeps reading its own results', async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false });
+    const pdf = join(p.dir, 'g.pdf');
+    writeFileSync(pdf, numberedPdf(2));
+    const [docId] = acceptedIds(await p.enqueue([pdf]));
+    await p.store.settle(docId!, 1, 0, { ok: true, text: 'gen one', promptTokens: 1, completionTokens: 1, engineMs: 1, latencyMs: 1, model: 'm', finishReason: 'stop' });
+    const [forced] = await p.enqueue([pdf], { force: true });
+    expect(forced!.runs![0]!.gen).toBe(2);
+    // A writer of generation 1 still reads generation 1's results...
+    expect((await p.store.unitResult(docId!, 1, 0)) as { text: string }).toMatchObject({ text: 'gen one' });
+    // ... and cannot mark generation 2 written.
+    expect(await p.store.markWritten(docId!, 1, ['x'], new Date().toISOString())).toBe(false);
+    expect((await p.store.get(docId!))!.state).not.toBe('written');
+  });
+
+  it('the same content under three prompts gets three names; claims are checked', async () => {
+    p = await startPipeline({ file: import.meta.filename });
+    const pdf = join(p.dir, 'same.pdf');
+    writeFileSync(pdf, numberedPdf(1));
+    const names: string[] = [];
+    const ids: string[] = [];
+    for (const prompt of ['one', 'two', 'three']) {
+      const [o] = await p.enqueue([pdf], { task: { prompt } });
+      names.push(o!.runs![0]!.name);
+      ids.push(o!.runs![0]!.docId);
+    }
+    expect(new Set(ids).size).toBe(3);
+    expect(new Set(names).size).toBe(3);
+    expect(names[0]).toBe('same');
+    await p.wait(ids);
+    expect(tree(p.config.outDir).filter((f) => f.endsWith('.md'))).toHaveLength(3);
+  }, 60_000);
+});
+
+describe('leftovers', () => {
+  it("the writer removes temporary files of crashed writers; gc removes what expired documents leave", async () => {
+    p = await startPipeline({ file: import.meta.filename });
+    const pdf = join(p.dir, 'old.pdf');
+    writeFileSync(pdf, numberedPdf(2));
+    const [docId] = acceptedIds(await p.enqueue([pdf]));
+    const [done] = await p.wait([docId!]);
+    const meta = done!.record.meta;
+    const blobPath = join(p.config.blobDir, meta.blob.slice(0, 2), meta.blob);
+    const archive = join(p.config.blobDir, 'named', 'results', docId!);
+    expect(existsSync(blobPath)).toBe(true);
+    expect(existsSync(archive)).toBe(true);
+
+    // The record expires (as RETENTION_DAYS would make it), and the blob has not been used since.
+    await p.redis.del(p.store.docKey(docId!));
+    const long = new Date(Date.now() - 30 * 86_400_000);
+    utimesSync(blobPath, long, long);
+    const crashed = join(p.config.outDir, '.old.md.tmp-99999-0badcafe');
+    writeFileSync(crashed, 'half');
+    utimesSync(crashed, long, long);
+    const report = await p.writer.collect();
+    expect(report).toMatchObject({ documents: 1, names: 1, archives: 1 });
+    expect(report.blobs).toBeGreaterThanOrEqual(1);
+    expect(existsSync(blobPath)).toBe(false);
+    expect(existsSync(archive)).toBe(false);
+    expect(await p.redis.zscore(`${p.config.prefix}:docs`, docId!)).toBeNull();
+    const gc = await runCli(['gc', '--json'], { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir });
+    expect(JSON.parse(gc.stdout)).toMatchObject({ outputTemporaries: 1, documents: 0 });
+    expect(existsSync(crashed)).toBe(false);
+  }, 60_000);
+});
