@@ -18,6 +18,8 @@ export function settingOptions(command: Command, keys: SettingKey[]): (opts: Rec
     if (!setting.flag) continue;
     const isBoolean = key === 'dashboardReadOnly' || key === 'textOnly' || key === 'schemaInPrompt';
     const option = new Option(isBoolean ? `--${setting.flag}` : `--${setting.flag} <value>`, `${setting.describe} [env ${setting.env}]`);
+    // A list setting's flag repeats: `--fallback-engine-url A --fallback-engine-url B`.
+    if (REPEATABLE.has(key)) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
     byAttribute.set(option.attributeName(), key);
     command.addOption(option);
     if (setting.secret) {
@@ -40,6 +42,8 @@ export function settingOptions(command: Command, keys: SettingKey[]): (opts: Rec
     return config;
   };
 }
+
+const REPEATABLE = new Set<SettingKey>(['fallbackEngineUrls']);
 
 /** The settings every verb that talks to Redis takes. */
 export const REDIS_SETTINGS: SettingKey[] = ['redisUrl', 'prefix', 'logLevel', 'logFormat'];

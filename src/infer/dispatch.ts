@@ -21,12 +21,14 @@ import type { ChatResult } from '../engine/client.ts';
 import { EngineError } from '../engine/classify.ts';
 import { actionFor, DocbatchError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
-import type { Engine } from './engine.ts';
+import type { Engine, EngineSet } from './engine.ts';
+import type { Ticket } from './gate.ts';
 import type { Prepared } from './units.ts';
 
 export interface DispatchParts {
-  engine: Engine;
-  /** How long a unit waits for a down engine before it is handed back to the queue. */
+  /** The primary engine and its fallbacks. */
+  engines: EngineSet;
+  /** How long a unit waits for a down engine (and no fallback) before it is handed back to the queue. */
   releaseAfterMs: number;
   /** Longest sides to fall back to after an OOM alone at window 1 (pages only). */
   oomSizes: number[];
@@ -39,6 +41,8 @@ export interface DispatchParts {
 export interface Dispatched {
   result: ChatResult;
   prepared: Prepared;
+  /** The engine that answered. */
+  engine: Engine;
   /** Engine ms charged to this unit (its share of the time the engine was busy). */
   engineMs: number;
 }
@@ -106,26 +110,33 @@ export class UnitSender {
 
   /** Sends the unit until the engine answers; the answer's quality is the caller's to judge. */
   async send(options: { temperature: number; model?: string }, signal: AbortSignal): Promise<Dispatched> {
-    const { engine, log } = this.parts;
-    const { window, gate, monitor, client } = engine;
+    const { log } = this.parts;
     let prepared = await this.prepared();
     for (;;) {
       if (this.sends >= MAX_SENDS) {
         throw new FinalUnitError(this.drops + this.soloOutages > 0 ? 'UNIT_CRASHES_ENGINE' : 'ENGINE_BUSY', `sent ${this.sends} times without an answer (${this.drops} dropped connections, ${this.outages} outages, ${this.busy} busy refusals)`);
       }
-      await this.whenUp(signal);
+      const engine = await this.usable(signal);
+      const { window, gate, monitor, client } = engine;
       const solo = this.outages >= SUSPECT_AFTER_OUTAGES;
-      const ticket = await gate.acquire(signal, { solo });
+      const ticket = await this.acquire(engine, signal, solo);
+      if (!ticket) continue; // the engine went down while we waited at its gate: choose again
       const windowAtSend = window.size;
       const aloneAtSend = gate.inFlight === 1;
-      const started = performance.now();
+      let started = performance.now();
       this.sends++;
       try {
         const maxModelLen = (await client.model(signal)).maxModelLen;
+        const maxTokens = fitMaxTokens(prepared, maxModelLen);
+        // A paid or shared endpoint's limits, kept by all its workers together.
+        if (engine.limiter) {
+          await engine.limiter.acquire(prepared.promptTokensEstimate + maxTokens, signal);
+          started = performance.now();
+        }
         const result = await client.chat(
           {
             messages: prepared.request.messages,
-            maxTokens: fitMaxTokens(prepared, maxModelLen),
+            maxTokens,
             temperature: options.temperature,
             ...(options.model ? { model: options.model } : {}),
             ...(prepared.request.responseFormat ? { responseFormat: prepared.request.responseFormat } : {}),
@@ -140,7 +151,7 @@ export class UnitSender {
         window.onCompleted(performance.now(), latency, result.usage.completionTokens);
         this.parts.onRequest?.(latency, true);
         if (solo) this.outages = 0;
-        return { result, prepared, engineMs: ticket.charged() };
+        return { result, prepared, engine, engineMs: ticket.charged() };
       } catch (caught) {
         this.parts.onRequest?.(performance.now() - started, false);
         if (signal.aborted) throw new DocbatchError('ABORTED', `aborted: ${String(signal.reason ?? '')}`, { cause: caught });
@@ -169,12 +180,14 @@ export class UnitSender {
           continue;
         }
         if (err.code === 'ENGINE_DOWN') {
-          await this.onDown(err, solo, signal);
+          await this.onDown(engine, err, solo, signal);
           continue;
         }
         if (err.code === 'ENGINE_RATE_LIMITED') {
           const wait = (err instanceof EngineError ? err.retryAfterMs : undefined) ?? 1000;
           this.sends--; // a rate limit is the endpoint's pace, not the unit's fault
+          // Every worker of this endpoint waits as it said, not only this request.
+          await engine.limiter?.holdFor(wait);
           await sleep(wait + Math.random() * Math.min(1000, wait / 4), signal);
           continue;
         }
@@ -192,10 +205,30 @@ export class UnitSender {
     }
   }
 
-  /** Waits for a down engine; past `releaseAfterMs` the unit goes back to the queue. */
-  private async whenUp(signal: AbortSignal): Promise<void> {
+  /**
+   * A slot at the engine's gate; null when the engine goes down while this unit waits for one (a
+   * paused gate of a dead engine must not hold the unit: it goes back to choosing an engine, which
+   * may be a fallback, or hands the unit back after `releaseAfterMs`).
+   */
+  private async acquire(engine: Engine, signal: AbortSignal, solo: boolean): Promise<Ticket | null> {
+    if (engine.monitor.isDown) return null;
+    const down = new AbortController();
+    const onDown = () => down.abort(new Error('engine down'));
+    engine.monitor.once('down', onDown);
     try {
-      await this.parts.engine.monitor.whenUp(signal, this.parts.releaseAfterMs);
+      return await engine.gate.acquire(AbortSignal.any([signal, down.signal]), { solo });
+    } catch (err) {
+      if (down.signal.aborted && !signal.aborted) return null;
+      throw err;
+    } finally {
+      engine.monitor.off('down', onDown);
+    }
+  }
+
+  /** An engine to send to: waits while none is usable; past `releaseAfterMs` the unit goes back to the queue. */
+  private async usable(signal: AbortSignal): Promise<Engine> {
+    try {
+      return await this.parts.engines.usable(signal, this.parts.releaseAfterMs);
     } catch (err) {
       if (err instanceof DocbatchError && err.code === 'ENGINE_DOWN') {
         throw new ReleaseUnit(`engine down for ${Math.round(this.parts.releaseAfterMs / 1000)} s: unit handed back to the queue for another worker`, { cause: err });
@@ -209,8 +242,8 @@ export class UnitSender {
    * this request's (a proxy or the engine dropped it): the unit's fault. Otherwise the engine is
    * down: wait for it like everyone else.
    */
-  private async onDown(err: DocbatchError, solo: boolean, signal: AbortSignal): Promise<void> {
-    const { engine, log } = this.parts;
+  private async onDown(engine: Engine, err: DocbatchError, solo: boolean, signal: AbortSignal): Promise<void> {
+    const { log } = this.parts;
     const transport = err instanceof EngineError && err.status === undefined;
     if (transport && !engine.monitor.isDown) {
       const health = await engine.client.health(AbortSignal.any([signal, AbortSignal.timeout(2000)])).catch(() => 'unknown' as const);

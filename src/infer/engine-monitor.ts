@@ -51,6 +51,11 @@ export class EngineMonitor extends EventEmitter<MonitorEvents> {
     return this.down !== null;
   }
 
+  /** When the current outage began (performance.now()), or null while up. */
+  get downSince(): number | null {
+    return this.down?.since ?? null;
+  }
+
   start(): void {
     if (this.timer) return;
     const loop = async () => {

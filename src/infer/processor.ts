@@ -140,7 +140,7 @@ export class UnitProcessor {
           model: d.result.model,
           finishReason: d.result.finishReason ?? 'unknown',
           worker: this.parts.workerName,
-          engine: this.parts.dispatch.engine.label,
+          engine: d.engine.label,
           ...(retried.length > 0 ? { retried } : {}),
           ...(d.prepared.imageSize ? { imageSize: d.prepared.imageSize } : {}),
           ...(d.prepared.renderMs !== undefined ? { renderMs: Math.round(d.prepared.renderMs) } : {}),

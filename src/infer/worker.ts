@@ -31,7 +31,8 @@ import { Feeder } from '../store/feed.ts';
 import { settleUnit, type SettleParts } from '../store/settle.ts';
 import type { DocMeta, UnitResult } from '../store/types.ts';
 import { withTimeout } from '../timeouts.ts';
-import { Engine } from './engine.ts';
+import { Engine, EngineSet, shownUrl } from './engine.ts';
+import { EngineRateLimiter, type RateLimits } from './rate-limit.ts';
 import { checkBlobs, checkEngine, checkRedis, type EngineFacts } from './environment.ts';
 import { UnitProcessor } from './processor.ts';
 import { UnitPreparer } from './units.ts';
@@ -59,7 +60,8 @@ export interface InferWorkerParts {
   blobs: BlobStore;
   chunks: ChunkReader;
   feeder: Feeder;
-  engine: Engine;
+  /** The primary engine and its fallbacks. */
+  engines: EngineSet;
   writeQueue: TypedQueue<'write'>;
   inferQueue: (name: string) => TypedQueue<'infer'>;
   /** Closes the queues opened through inferQueue. */
@@ -80,6 +82,27 @@ export function createInferWorker(config: Config, log: Logger): InferWorker {
     return q;
   };
   const workerLog = log.child({ worker: config.workerName });
+  const engineFor = (url: string, apiKey: string | undefined, limits: RateLimits) =>
+    new Engine(
+      {
+        url,
+        ...(apiKey ? { apiKey } : {}),
+        ...(config.model ? { model: config.model } : {}),
+        requestTimeoutMs: config.requestTimeoutMs,
+        initialInFlight: config.initialInFlight,
+        maxInFlight: config.maxInFlight,
+        cleanIntervalMs: config.cleanIntervalMs,
+        ceilingHoldMs: config.ceilingHoldMs,
+      },
+      workerLog,
+      new EngineRateLimiter(redis, config.prefix, shownUrl(url), limits),
+    );
+  const primary = engineFor(config.engineUrl, config.engineApiKey, {
+    ...(config.engineRpm !== undefined ? { rpm: config.engineRpm } : {}),
+    ...(config.engineTpm !== undefined ? { tpm: config.engineTpm } : {}),
+    windowMs: config.engineRateWindowMs,
+  });
+  const fallbacks = config.fallbackEngineUrls.map((url, i) => engineFor(url, config.fallbackApiKeys[i] || undefined, {}));
   return new InferWorker({
     config,
     log: workerLog,
@@ -89,19 +112,7 @@ export function createInferWorker(config: Config, log: Logger): InferWorker {
     blobs,
     chunks: new ChunkReader(blobs),
     feeder: new Feeder(redis, config.prefix, inferQueue),
-    engine: new Engine(
-      {
-        url: config.engineUrl,
-        ...(config.engineApiKey ? { apiKey: config.engineApiKey } : {}),
-        ...(config.model ? { model: config.model } : {}),
-        requestTimeoutMs: config.requestTimeoutMs,
-        initialInFlight: config.initialInFlight,
-        maxInFlight: config.maxInFlight,
-        cleanIntervalMs: config.cleanIntervalMs,
-        ceilingHoldMs: config.ceilingHoldMs,
-      },
-      workerLog,
-    ),
+    engines: new EngineSet(primary, fallbacks, config.fallbackAfterMs),
     writeQueue: openQueue('write', config, redis),
     inferQueue,
     closeQueues: async () => {
@@ -113,7 +124,9 @@ export function createInferWorker(config: Config, log: Logger): InferWorker {
 export class InferWorker extends EventEmitter<WorkerEvents> {
   readonly config: Config;
   readonly store: DocStore;
+  /** The primary engine (metrics and health read it). */
   readonly engine: Engine;
+  readonly engines: EngineSet;
   private readonly parts: InferWorkerParts;
   private readonly log: Logger;
   private readonly processor: UnitProcessor;
@@ -135,7 +148,8 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     this.config = parts.config;
     this.log = parts.log;
     this.store = parts.store;
-    this.engine = parts.engine;
+    this.engines = parts.engines;
+    this.engine = parts.engines.primary;
     const settle: SettleParts = { store: parts.store, writeQueue: parts.writeQueue, inferQueue: parts.inferQueue, chunks: parts.chunks };
     const { config } = parts;
     this.processor = new UnitProcessor({
@@ -158,7 +172,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
         },
       }),
       dispatch: {
-        engine: parts.engine,
+        engines: parts.engines,
         releaseAfterMs: config.engineReleaseMs,
         oomSizes: [1024, 768, 512].filter((s) => s < config.imageSize),
         log: this.log,
@@ -171,23 +185,42 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       onEnvironmentError: (err) => this.onEnvironmentError(err),
       onSettled: (data, meta, result) => this.emit('unit:settled', data, meta, result),
     });
-    const monitor = parts.engine.monitor;
-    monitor.on('change', () => this.follow());
-    monitor.on('down', (reason) => this.pause('engine', reason));
-    monitor.on('up', () => this.resume('engine'));
+    for (const engine of parts.engines.all) {
+      engine.monitor.on('change', () => this.follow());
+      engine.monitor.on('down', () => this.followEngines());
+      engine.monitor.on('up', () => this.followEngines());
+    }
+  }
+
+  /**
+   * Intake pauses while no engine may be used: the primary is down and no fallback may take over
+   * (none configured, none up, or the primary's grace not over yet).
+   */
+  private followEngines(): void {
+    const usable = this.engines.pick();
+    if (usable) this.resume('engine');
+    else this.pause('engine', `engine ${this.engine.label} down`);
   }
 
   /** Checks the environment (refusing to start with WORKER_UNFIT), then starts taking units. */
   async start(signal?: AbortSignal): Promise<void> {
-    const { config, redis, blobs, engine } = this.parts;
+    const { config, redis, blobs, engines } = this.parts;
+    const engine = engines.primary;
     await checkRedis(redis);
     await checkBlobs(blobs, this.log);
     this.facts = await checkEngine({ redis, blobs, client: engine.client, model: config.model ?? null, textOnly: config.textOnly, log: this.log }, config.engineStartTimeoutMs, signal);
-    engine.start();
+    engines.start();
+    for (const fallback of engines.fallbacks) {
+      void fallback.client.models(AbortSignal.timeout(10_000)).then(
+        (models) => this.log.info({ engine: fallback.label, models: models.map((m) => m.id) }, 'fallback engine answers'),
+        (err: Error) => this.log.warn({ engine: fallback.label, err: err.message }, 'fallback engine does not answer now'),
+      );
+    }
     // Renderers start now, not when the first page arrives.
     if (this.facts.acceptsImages !== false) void this.renderPool().warm().catch((err: Error) => this.log.warn({ err: err.message }, 'render pool did not warm up'));
     for (const queue of this.queueNames()) this.openBull(queue);
     this.every(250, () => this.feed());
+    if (engines.fallbacks.length > 0) this.every(1000, () => this.followEngines());
     this.every(5000, () => this.heartbeat());
     if (config.budgetUsd !== undefined) this.every(2000, () => this.checkBudget());
     if (config.exitWhenIdleS !== undefined) this.every(1000, () => this.checkIdle());
@@ -262,14 +295,15 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
   }
 
   private concurrency(): number {
-    return Math.max(1, this.engine.window.size + this.config.batchSize);
+    const window = this.engines.all.reduce((max, e) => Math.max(max, e.window.size), 0);
+    return Math.max(1, window + this.config.batchSize);
   }
 
   /** Keeps BullMQ's intake in step with the window, and lets waiters through. */
   private follow(): void {
     const wanted = this.concurrency();
     if (!this.closing) for (const bull of this.bulls.values()) if (bull.concurrency !== wanted) bull.concurrency = wanted;
-    this.engine.gate.notify();
+    for (const engine of this.engines.all) engine.gate.notify();
   }
 
   private pause(reason: PauseReason, why: string): void {
@@ -345,6 +379,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       engine: this.engine.label,
       model: this.facts?.model ?? null,
       engineDown: this.engine.monitor.isDown,
+      ...(this.engines.fallbacks.length > 0 ? { fallbacks: this.engines.fallbacks.map((e) => ({ engine: e.label, down: e.monitor.isDown })), sendingTo: this.engines.pick()?.label ?? null } : {}),
       paused: this.pauseReasons,
       unhealthy: this.environmentError ? { code: this.environmentError.code, message: this.environmentError.message } : null,
       window: this.engine.window.size,
@@ -475,7 +510,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       }
       await step('close workers', () => Promise.all([...this.bulls.values()].map((b) => withTimeout(b.close(this.active > 0), 5000))));
       await step('close render pool', () => this.pool?.close());
-      await step('close engine', () => this.engine.close());
+      await step('close engines', () => this.engines.close());
       await step('forget heartbeat', () => withTimeout(this.parts.redis.hdel(`${this.config.prefix}:workers`, this.config.workerName), 1000));
       await step('close write queue', () => withTimeout(this.parts.writeQueue.close(), 2000));
       await step('close infer queues', () => this.parts.closeQueues());

@@ -1,0 +1,127 @@
+/**
+ * Issue 11: a down engine releases its work to healthy workers; fallback engines take over while
+ * the primary is down; a paid endpoint's rate limits are kept by all its workers together and a
+ * 429 never fails a unit.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
+import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
+import { acceptedIds, parsePages, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
+
+let p: Pipeline | undefined;
+const engines: Emulator[] = [];
+afterEach(async () => {
+  await p?.stop();
+  for (const e of engines.splice(0)) await e.close();
+  p = undefined;
+});
+
+async function emulator(options: Parameters<typeof startEmulator>[0]): Promise<Emulator> {
+  const e = await startEmulator({ outputTokensMin: 20, outputTokensMax: 60, ...options });
+  engines.push(e);
+  return e;
+}
+
+const until = async (what: string, ok: () => Promise<boolean> | boolean, ms = 30_000) => {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) if (await ok()) return;
+  throw new Error(`timed out waiting for ${what}`);
+};
+
+/** Pages present once each, none failed. */
+function expectWhole(md: string, pages: number): void {
+  const parsed = parsePages(md);
+  expect([...parsed.keys()]).toEqual(Array.from({ length: pages }, (_, i) => i + 1));
+  expect([...parsed.values()].filter((x) => x.failed)).toEqual([]);
+}
+
+describe('a down engine releases its work', () => {
+  it("a worker whose engine died hands its units back within ENGINE_RELEASE_AFTER_MS; a healthy worker does them, each once", async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false, emulator: { speed: 2 } });
+    const dying = await emulator({ speed: 2, restartDelayMs: 600_000, deathExitMs: 50 });
+    // A small window: most of its units wait at the gate of the engine that dies, not in flight.
+    const a = await p.startWorker({ engineUrl: dying.url, workerName: 'a', engineReleaseMs: 2000, initialInFlight: 4, maxInFlight: 4, batchSize: 16 });
+    const pdf = join(p.dir, 'seventeen.pdf');
+    writeFileSync(pdf, numberedPdf(17));
+    const ids = acceptedIds(await p.enqueue([pdf]));
+    await until('worker a holds units at its engine', () => a.activeUnits >= 10 && dying.stats().requests >= 3);
+    dying.kill();
+    const killedAt = Date.now();
+    const b = await p.startWorker({ workerName: 'b' });
+    const [done] = await p.wait(ids, 60_000);
+    expect(done!.record).toMatchObject({ done: 17, failed: 0 });
+    // Released within the bound, not after an engine-down timeout of an hour.
+    expect(Date.now() - killedAt).toBeLessThan(2000 + 20_000);
+    expectWhole(readFileSync(join(p.config.outDir, 'seventeen.md'), 'utf8'), 17);
+    // Each page was answered once in all (the two image probes aside).
+    expect(dying.stats().completed + p.engine.stats().completed - 2).toBe(17);
+    // What status reads: worker a says its engine is down.
+    const beat = JSON.parse((await p.redis.hget(`${p.config.prefix}:workers`, 'a'))!) as { engineDown: boolean; paused: string[] };
+    expect(beat.engineDown).toBe(true);
+    expect(beat.paused).toContain('engine');
+    expect(b.unhealthy).toBeNull();
+  }, 90_000);
+});
+
+describe('fallback engines', () => {
+  it('the primary killed mid-run: units go to the fallback, none fails, none is done twice, the report names both engines', async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false });
+    const primary = await emulator({ speed: 3, restartDelayMs: 600_000, deathExitMs: 50 });
+    const fallback = await emulator({ speed: 20 });
+    await p.startWorker({ engineUrl: primary.url, fallbackEngineUrls: [fallback.url], fallbackAfterMs: 500, engineReleaseMs: 600_000, initialInFlight: 8 });
+    const pdf = join(p.dir, 'forty.pdf');
+    writeFileSync(pdf, numberedPdf(40));
+    const ids = acceptedIds(await p.enqueue([pdf]));
+    await until('some pages done at the primary', async () => ((await p!.store.get(ids[0]!))?.done ?? 0) >= 5);
+    primary.kill();
+    const [done] = await p.wait(ids, 60_000);
+    expect(done!.record).toMatchObject({ done: 40, failed: 0 });
+    expectWhole(readFileSync(join(p.config.outDir, 'forty.md'), 'utf8'), 40);
+    expect(primary.stats().completed - 1 + fallback.stats().completed).toBe(40);
+    const report = JSON.parse(readFileSync(join(p.config.outDir, 'forty.report.json'), 'utf8')) as { engines: Record<string, number> };
+    expect(Object.keys(report.engines).sort()).toEqual([primary.url, fallback.url].sort());
+    expect(report.engines[fallback.url]).toBeGreaterThan(0);
+    expect(Object.values(report.engines).reduce((a, b) => a + b, 0)).toBe(40);
+  }, 90_000);
+});
+
+describe('a rate-limited endpoint', () => {
+  /** A JSONL export of `n` small conversations. */
+  function chats(dir: string, n: number): string {
+    const path = join(dir, 'chats.jsonl');
+    writeFileSync(path, `${Array.from({ length: n }, (_, i) => JSON.stringify({ id: `c${i}`, title: `T${i}`, messages: [{ role: 'user', content: `Question ${i}?` }, { role: 'assistant', content: `Answer ${i}.` }] })).join('\n')}\n`);
+    return path;
+  }
+
+  it('two workers keep to ENGINE_RPM together: every window within 5% of the limit, never above, no unit failed', async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false });
+    const paid = await emulator({ speed: 50, rateLimit: { rpm: 20, windowMs: 2000 } });
+    const limits = { engineUrl: paid.url, engineRpm: 20, engineRateWindowMs: 2000 };
+    await p.startWorker({ ...limits, workerName: 'w1' });
+    await p.startWorker({ ...limits, workerName: 'w2' });
+    const ids = acceptedIds(await p.enqueue([chats(p.dir, 120)]));
+    const [done] = await p.wait(ids, 90_000);
+    expect(done!.record).toMatchObject({ done: 120, failed: 0 });
+    const windows = paid.stats().rateLimitWindows.filter((w) => w.acceptedRequests > 0);
+    // The endpoint never had to refuse: the workers kept below its limit.
+    expect(windows.reduce((n, w) => n + w.refusedRequests, 0)).toBe(0);
+    for (const w of windows) expect(w.acceptedRequests).toBeLessThanOrEqual(20);
+    // Full windows in the middle of the run use the limit (within 5%).
+    const middle = windows.slice(1, -1);
+    expect(middle.length).toBeGreaterThanOrEqual(3);
+    for (const w of middle) expect(w.acceptedRequests).toBeGreaterThanOrEqual(19);
+  }, 120_000);
+
+  it('an endpoint stricter than the configured limit answers 429 with Retry-After: honoured, no unit failed, never above its limit', async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false });
+    const paid = await emulator({ speed: 50, rateLimit: { rpm: 15, windowMs: 2000 } });
+    await p.startWorker({ engineUrl: paid.url, engineRpm: 40, engineRateWindowMs: 2000 });
+    const ids = acceptedIds(await p.enqueue([chats(p.dir, 60)]));
+    const [done] = await p.wait(ids, 90_000);
+    expect(done!.record).toMatchObject({ done: 60, failed: 0 });
+    const windows = paid.stats().rateLimitWindows;
+    expect(windows.reduce((n, w) => n + w.refusedRequests, 0)).toBeGreaterThan(0);
+    for (const w of windows) expect(w.acceptedRequests).toBeLessThanOrEqual(15);
+  }, 120_000);
+});
