@@ -85,12 +85,12 @@ return next
 /**
  * Puts a document (back) in its queue's feeding round: KEYS feed zset, turn counter, doc hash;
  * ARGV doc id, restart (1: from unit 0 again, skipping settled units). Its place is the end of the
- * current round of its priority class.
+ * current round of its priority class (documents enqueued one after another keep that order).
  */
 export const FEED_ADD_LUA = `
 if ARGV[2] == '1' then redis.call('HSET', KEYS[3], 'fed', 0) end
 local p = tonumber(redis.call('HGET', KEYS[3], 'priority') or '0')
-local t = tonumber(redis.call('GET', KEYS[2]) or '0')
+local t = redis.call('INCR', KEYS[2])
 redis.call('ZADD', KEYS[1], 'NX', -p * 1099511627776 + t, ARGV[1])
 return 1
 `;
