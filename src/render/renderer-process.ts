@@ -2,6 +2,11 @@
  * One child process running child.ts: spawn, one request at a time, RSS as the kernel sees
  * it, and a kill that says why. The pool (pool.ts) and the inspector (src/ingest/pdf.ts)
  * decide when to kill; this class only makes sure the pending request fails with that reason.
+ *
+ * Every child starts with an empty environment: it parses hostile PDFs, and must hold none of
+ * the parent's secrets (REDIS_URL with its password, ENGINE_API_KEY, cloud keys). Nothing in
+ * a child reads the environment (its settings come in argv, its requests over IPC); Node adds
+ * only its IPC channel variables.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -56,6 +61,7 @@ export class RendererProcess {
       execPath: process.execPath,
       // Not the parent's execArgv: a test runner's or debugger's flags have no place here.
       execArgv: [`--max-old-space-size=${options.heapMb}`],
+      env: {},
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
