@@ -47,6 +47,8 @@ export class RendererProcess {
   open: readonly string[] = [];
   /** Pages (or inspections) answered, successfully or not. */
   answered = 0;
+  /** The child asked to be let go (its engine is unusable); the pool retires it. */
+  wantsRetire = false;
   #nextId = 1;
   #pending: { id: number; resolve: (reply: Reply) => void; reject: (err: DocbatchError) => void } | undefined;
   #killReason: DocbatchError | undefined;
@@ -120,6 +122,7 @@ export class RendererProcess {
       this.answered += 1;
       if (message.type === 'failed') {
         this.open = message.open;
+        if (message.retire) this.wantsRetire = true;
         pending.reject(new DocbatchError(message.code, message.message));
       } else {
         if (message.type === 'rendered') this.open = message.open;
