@@ -85,6 +85,8 @@ export class UnitProcessor {
         worker: this.parts.workerName,
         ...(prepared.imageSize ? { imageSize: prepared.imageSize } : {}),
         ...(prepared.renderMs !== undefined ? { renderMs: Math.round(prepared.renderMs) } : {}),
+        ...(prepared.renderer ? { renderer: prepared.renderer } : {}),
+        ...(prepared.rendererFallback ? { rendererFallback: true } : {}),
       };
       await this.settle(job, token, unitResult, log);
       return { reused: false, tokens: result.usage.promptTokens + result.usage.completionTokens };

@@ -19,6 +19,9 @@ export interface PreparedUnit {
   maxTokens: number;
   imageSize?: number;
   renderMs?: number;
+  /** Page units: the engine that drew the page, and whether it was the fallback. */
+  renderer?: 'pdfium' | 'pdfjs';
+  rendererFallback?: boolean;
 }
 
 export interface UnitPreparerOptions {
@@ -72,6 +75,8 @@ export class UnitPreparer {
       maxTokens: this.options.pageMaxTokens,
       imageSize: Math.max(rendered.width, rendered.height),
       renderMs: rendered.renderMs,
+      renderer: rendered.renderer,
+      ...(rendered.fallbackFrom ? { rendererFallback: true } : {}),
     };
   }
 

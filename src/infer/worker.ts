@@ -216,7 +216,12 @@ export class InferWorker {
   }
 
   private renderPool(): RenderPool {
-    this.pool ??= new RenderPool({ size: this.config.renderers, pageTimeoutMs: this.config.renderTimeoutMs });
+    this.pool ??= new RenderPool({
+      size: this.config.renderers,
+      pageTimeoutMs: this.config.renderTimeoutMs,
+      renderer: this.config.renderer,
+      maxTotalRssMb: this.config.renderMemoryMb,
+    });
     return this.pool;
   }
 

@@ -67,6 +67,9 @@ export interface UnitResultOk {
   /** Page units: the longest side actually sent (smaller after an OOM), and render time. */
   imageSize?: number;
   renderMs?: number;
+  /** Page units: the engine that drew the page; `rendererFallback` when the other one failed first. */
+  renderer?: 'pdfium' | 'pdfjs';
+  rendererFallback?: boolean;
 }
 
 export interface UnitResultFailed {

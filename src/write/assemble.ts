@@ -29,6 +29,13 @@ export interface Assembled {
   completed: number;
   failures: UnitFailure[];
   models: string[];
+  /** PDFs: pages drawn by each engine, and the pages the fallback engine drew (report.ts). */
+  renderers?: RendererCounts;
+}
+
+export interface RendererCounts {
+  counts: Record<'pdfium' | 'pdfjs', number>;
+  fallbackPages: number[];
 }
 
 /** Model output is untrusted text: it must not be able to forge or close our page markers. */
@@ -45,6 +52,7 @@ export async function writeMarkdown(record: DocRecord, store: DocStore, path: st
   const out = await openAtomic(path);
   const failures: UnitFailure[] = [];
   const models = new Set<string>();
+  const renderers: RendererCounts = { counts: { pdfium: 0, pdfjs: 0 }, fallbackPages: [] };
   let completed = 0;
   try {
     for await (const [unit, result] of store.results(record.docId, record.units)) {
@@ -53,6 +61,8 @@ export async function writeMarkdown(record: DocRecord, store: DocStore, path: st
       if (r.ok) {
         completed++;
         models.add(r.model);
+        if (r.renderer) renderers.counts[r.renderer] += 1;
+        if (r.rendererFallback) renderers.fallbackPages.push(page);
         await out.write(`<!-- page ${page} -->\n${escapePageText(r.text).trimEnd()}\n\n`);
       } else {
         failures.push({ unit, page, code: r.code, message: r.message });
@@ -64,7 +74,7 @@ export async function writeMarkdown(record: DocRecord, store: DocStore, path: st
     await out.abort();
     throw err;
   }
-  return { file: path, completed, failures, models: [...models].sort() };
+  return { file: path, completed, failures, models: [...models].sort(), renderers };
 }
 
 interface SidecarLine {

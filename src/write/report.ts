@@ -3,7 +3,7 @@
  * Deterministic: every field comes from the doc record and the unit results.
  */
 import type { DocRecord } from '../store/types.ts';
-import type { UnitFailure } from './assemble.ts';
+import type { RendererCounts, UnitFailure } from './assemble.ts';
 
 export interface Report {
   document: string;
@@ -24,6 +24,10 @@ export interface Report {
   /** Engine time attributed to this document (each request's share of the busy engine). */
   engine_seconds: number;
   models: string[];
+  /** PDFs: pages drawn by each engine (PDFium, pdf.js). */
+  renderers?: Record<'pdfium' | 'pdfjs', number>;
+  /** PDFs: pages drawn by the fallback engine after the first one failed on them. */
+  renderer_fallback_pages?: number[];
   /** Present when GPU_HOURLY_USD is set. */
   gpu_hourly_usd?: number;
   cost_usd?: number;
@@ -34,7 +38,7 @@ export interface Report {
 
 export function buildReport(
   record: DocRecord,
-  parts: { outputs: string[]; completed: number; failures: UnitFailure[]; models: string[]; gpuHourlyUsd?: number },
+  parts: { outputs: string[]; completed: number; failures: UnitFailure[]; models: string[]; gpuHourlyUsd?: number; renderers?: RendererCounts },
 ): Report {
   const engineSeconds = Math.round(record.engineMs) / 1000;
   const report: Report = {
@@ -56,6 +60,10 @@ export function buildReport(
     engine_seconds: engineSeconds,
     models: parts.models,
   };
+  if (parts.renderers) {
+    report.renderers = parts.renderers.counts;
+    report.renderer_fallback_pages = parts.renderers.fallbackPages;
+  }
   if (parts.gpuHourlyUsd !== undefined) {
     const cost = (engineSeconds / 3600) * parts.gpuHourlyUsd;
     report.gpu_hourly_usd = parts.gpuHourlyUsd;

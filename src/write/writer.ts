@@ -102,6 +102,7 @@ export class DocumentWriter {
       completed: main.completed,
       failures: main.failures,
       models: main.models,
+      ...(main.renderers ? { renderers: main.renderers } : {}),
       ...(this.config.gpuHourlyUsd !== undefined ? { gpuHourlyUsd: this.config.gpuHourlyUsd } : {}),
     });
     await writeFileAtomic(reportPath, `${JSON.stringify(report, null, 2)}\n`);
