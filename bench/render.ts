@@ -1,19 +1,23 @@
 /**
- * Pages per second of RenderPool against pdftoppm (poppler) and mutool draw (MuPDF) on all
- * cores, same pages, same size (longest side 1288 px, PNG). docs/rendering.md quotes it.
+ * Pages per second of RenderPool (each engine: PDFium, pdf.js) against pdftoppm (poppler) and
+ * mutool draw (MuPDF) on all cores, same pages, same size (longest side 1288 px, PNG).
+ * docs/rendering.md quotes it.
  *
  *   node_modules/.bin/node bench/render.ts [--pages 100] [--side 1288] [--cores N] [--rounds 3]
- *                                          [--format png|jpeg] [--fonts native|paths]
- *                                          [--corpus ../shared/corpus]
+ *                                          [--renderer pdfium,pdfjs] [--format png|jpeg]
+ *                                          [--fonts native|paths] [--corpus ../shared/corpus]
  *
- * The reference tools come from `apt-get install -y poppler-utils mupdf-tools`; when absent
- * they are skipped. RenderPool runs twice: with the text layer (what the worker does) and
- * without (what the tools do).
+ * The reference tools come from scripts/ensure-render-tools.sh (apt-get); when they cannot be
+ * installed they are skipped. RenderPool runs twice per engine: with the text layer (what the
+ * worker does) and without (what the tools do); the fallback is off, so each engine is
+ * measured alone.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { RendererName } from '../src/render/image.ts';
 import { RenderPool } from '../src/render/pool.ts';
 import { available, pageList, runTool, TOOLS, type PageRef } from './lib/render-tools.ts';
 
@@ -26,8 +30,10 @@ const { values } = parseArgs({
     corpus: { type: 'string', default: resolve(import.meta.dirname, '../../shared/corpus') },
     rounds: { type: 'string', default: '3' },
     fonts: { type: 'string', default: 'native' },
+    renderer: { type: 'string', default: 'pdfium,pdfjs' },
   },
 });
+const renderers = values.renderer.split(',').map((r) => (r === 'pdfjs' ? 'pdfjs' : 'pdfium') as RendererName);
 const rounds = Number(values.rounds);
 const fontRendering = values.fonts === 'paths' ? 'paths' : 'native';
 const cores = Number(values.cores);
@@ -36,8 +42,8 @@ const format = values.format === 'jpeg' ? 'jpeg' : 'png';
 const pages = pageList(join(values.corpus, 'pdf'), Number(values.pages));
 
 /** Renderers are started first (a worker starts its pool once); the clock runs from the first page. */
-async function runPool(list: PageRef[], text: boolean): Promise<{ seconds: number; bytes: number }> {
-  const pool = new RenderPool({ size: cores, fontRendering });
+async function runPool(list: PageRef[], text: boolean, renderer: RendererName): Promise<{ seconds: number; bytes: number }> {
+  const pool = new RenderPool({ size: cores, fontRendering, renderer, fallback: false });
   try {
     await pool.warm();
     const started = performance.now();
@@ -60,20 +66,23 @@ interface Contender {
 }
 
 const contenders: Contender[] = [];
-for (const text of [true, false]) {
-  contenders.push({
-    name: `docbatch RenderPool${text ? ' + text' : ''}`,
-    run: async () => {
-      const r = await runPool(pages, text);
-      bytesPerPage = r.bytes / pages.length;
-      return r.seconds;
-    },
-  });
+for (const renderer of renderers) {
+  for (const text of [true, false]) {
+    contenders.push({
+      name: `RenderPool ${renderer}${text ? ' + text' : ''}`,
+      run: async () => {
+        const r = await runPool(pages, text, renderer);
+        bytesPerPage.set(renderer, r.bytes / pages.length);
+        return r.seconds;
+      },
+    });
+  }
 }
+spawnSync('bash', [join(import.meta.dirname, '..', 'scripts', 'ensure-render-tools.sh')], { stdio: 'inherit' });
 for (const tool of TOOLS) {
   if (format !== 'png') break;
   if (!available(tool.name)) {
-    console.log(`${tool.name}: not installed, skipped (apt-get install -y poppler-utils mupdf-tools)`);
+    console.log(`${tool.name}: not installed (scripts/ensure-render-tools.sh failed), skipped`);
     continue;
   }
   contenders.push({
@@ -89,7 +98,7 @@ for (const tool of TOOLS) {
   });
 }
 
-let bytesPerPage = 0;
+const bytesPerPage = new Map<RendererName, number>();
 console.log(`${pages.length} pages, longest side ${side} px, ${format}, fonts ${fontRendering}, ${cores} processes (cores: ${availableParallelism()}), best of ${rounds} rounds`);
 // Rounds interleave the contenders, so a burst of load from elsewhere on the machine does not
 // land on one of them only; each keeps its best round.
@@ -98,15 +107,15 @@ for (let round = 1; round <= rounds; round++) {
   for (const c of contenders) {
     const seconds = await c.run();
     best.set(c.name, Math.min(best.get(c.name) ?? Infinity, seconds));
-    console.log(`round ${round}: ${c.name}: ${seconds.toFixed(2)} s, ${(pages.length / seconds).toFixed(2)} pages/s`);
+    console.log(`round ${round}: ${c.name}: ${seconds.toFixed(2)} s, ${(pages.length / seconds).toFixed(2)} pages/s (load ${loadavg()[0]!.toFixed(1)})`);
   }
 }
-console.log(`docbatch PNG size: ${Math.round(bytesPerPage / 1024)} KiB/page`);
+for (const [renderer, bytes] of bytesPerPage) console.log(`${renderer} ${format} size: ${Math.round(bytes / 1024)} KiB/page`);
 
 const rate = (name: string) => (best.has(name) ? pages.length / best.get(name)! : undefined);
 const poppler = rate('pdftoppm');
 const mupdf = rate('mutool');
-console.log('\nrenderer                          pages/s   ×pdftoppm   ×mutool');
+console.log(`\nrenderer (load ${loadavg().map((l) => l.toFixed(1)).join(' ')})   pages/s   ×pdftoppm   ×mutool`);
 for (const c of contenders) {
   const pps = rate(c.name)!;
   const vsPoppler = poppler ? (pps / poppler).toFixed(2) : '-';

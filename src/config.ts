@@ -12,7 +12,7 @@
  * password masked (`redactUrl`), never whole, in messages.
  */
 import { readFileSync } from 'node:fs';
-import { availableParallelism, hostname } from 'node:os';
+import { availableParallelism, hostname, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
@@ -96,6 +96,9 @@ export const SETTINGS = {
   imageQuality: { env: 'IMAGE_QUALITY', flag: 'image-quality', schema: int(1, 100), default: 85, describe: 'JPEG quality.' },
   renderers: { env: 'RENDERERS', flag: 'renderers', schema: int(1, 256), default: availableParallelism(), defaultText: 'number of cores', describe: 'Renderer processes per worker.' },
   renderTimeoutMs: { env: 'RENDER_TIMEOUT_MS', flag: 'render-timeout', schema: int(100), default: 60 * SECOND, describe: 'Wall-clock limit for one page render.' },
+  // Rendering (src/render): the engine, and the memory of all renderers together.
+  renderer: { env: 'RENDERER', flag: 'renderer', schema: z.enum(['pdfium', 'pdfjs']), default: 'pdfium', describe: 'Engine that draws pages: `pdfium` (PDFium in WebAssembly) or `pdfjs`. A page that fails, crashes or times out in one is drawn by the other before it fails; reports name the engine of each page.' },
+  renderMemoryMb: { env: 'RENDER_MEMORY_MB', flag: 'render-memory', schema: int(256), default: Math.max(256, Math.floor(totalmem() / 1024 / 1024 / 2)), defaultText: 'half the machine\'s memory', describe: 'Resident memory of all renderer processes of a worker together, in MB: above it idle renderers are let go, then the largest busy one is killed (its page goes to the other engine).' },
   chunkTokens: { env: 'CHUNK_TOKENS', flag: 'chunk-tokens', schema: int(64, 1_000_000), default: 3500, describe: 'Token budget of one chat chunk (never above what the engine\'s context allows).' },
   chunkOverlapTokens: { env: 'CHUNK_OVERLAP_TOKENS', flag: 'chunk-overlap', schema: int(0, 1_000_000), default: 0, describe: 'Trailing messages of the previous chunk repeated for context, up to this many tokens.' },
   pageMaxTokens: { env: 'PAGE_MAX_TOKENS', flag: 'page-max-tokens', schema: int(1, 1_000_000), default: 4096, describe: '`max_tokens` for a page transcription.' },

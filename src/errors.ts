@@ -65,9 +65,9 @@ export const ERROR_CODES = {
 
   // ---- one page or chunk (worker) ----
   PAGE_TOO_LARGE: { action: 'fail', summary: 'The page would need more pixels than the render cap allows, even scaled down.' },
-  RENDER_TIMEOUT: { action: 'retry', summary: 'Rendering the page took longer than its wall-clock limit; the renderer was killed.' },
-  RENDER_CRASHED: { action: 'retry', summary: 'The renderer process died (crash or out of memory) while rendering the page.' },
-  RENDER_FAILED: { action: 'fail', summary: 'pdf.js could not render the page.' },
+  RENDER_TIMEOUT: { action: 'retry', summary: 'Rendering the page took longer than its wall-clock limit in both engines (PDFium, then pdf.js); the renderers were killed.' },
+  RENDER_CRASHED: { action: 'retry', summary: 'The renderer process died (crash, PDFium trap, or out of memory: its own cap or all renderers together) while rendering the page, in both engines.' },
+  RENDER_FAILED: { action: 'fail', summary: 'Neither engine (PDFium, then pdf.js) could open the file or render the page; the message gives both reasons.' },
   BLOB_MISSING: { action: 'fail', summary: "The unit's input is missing from a blob store that is otherwise readable (deleted, or collected)." },
   BLOB_STORE_UNAVAILABLE: { action: 'environment', summary: "This worker cannot read its blob store (BLOB_DIR missing, not shared, EMFILE, ESTALE, EIO): the unit goes back to the queue and the worker stops taking work until it can." },
   CONTEXT_TOO_LONG: { action: 'fail', summary: "The prompt and max_tokens exceed the model's context length (engine 400)." },

@@ -7,7 +7,7 @@ export function workerCommand(): Command {
   const load = settingOptions(command, [
     ...REDIS_SETTINGS,
     'engineUrl', 'engineApiKey', 'model', 'batchSize', 'maxInFlight', 'initialInFlight', 'imageSize', 'imageFormat',
-    'imageQuality', 'renderers', 'renderTimeoutMs', 'pageMaxTokens', 'chatMaxTokens', 'requestTimeoutMs', 'attempts',
+    'imageQuality', 'renderers', 'renderTimeoutMs', 'renderer', 'renderMemoryMb', 'pageMaxTokens', 'chatMaxTokens', 'requestTimeoutMs', 'attempts',
     'engineReleaseMs', 'engineStartTimeoutMs', 'textOnly', 'cleanIntervalMs', 'ceilingHoldMs', 'lockDurationMs', 'stalledIntervalMs', 'shutdownTimeoutMs', 'workerName', 'blobDir',
     'metricsPort', 'metricsHost', 'metricsPublicNames', 'gpuHourlyUsd', 'budgetUsd', 'feedDepth', 'exitWhenIdleS', 'schemaInPrompt', 'writeAttempts',
     'engineRpm', 'engineTpm', 'engineRateWindowMs', 'fallbackEngineUrls', 'fallbackApiKeys', 'fallbackAfterMs',

@@ -145,6 +145,7 @@ export class UnitProcessor {
           ...(d.prepared.imageSize ? { imageSize: d.prepared.imageSize } : {}),
           ...(d.prepared.renderMs !== undefined ? { renderMs: Math.round(d.prepared.renderMs) } : {}),
           ...(d.prepared.renderer ? { renderer: d.prepared.renderer } : {}),
+          ...(d.prepared.rendererFallback ? { rendererFallback: true } : {}),
         };
       }
       retried.push(verdict.code);

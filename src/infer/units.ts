@@ -8,7 +8,7 @@
 import { basename } from 'node:path';
 import type { UnitJobData } from '../../queues/contracts.ts';
 import { DocbatchError } from '../errors.ts';
-import { renderImagePage } from '../render/image.ts';
+import { renderImagePage } from '../render/image-file.ts';
 import type { RenderPool } from '../render/pool.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import type { ChunkReader } from '../store/chunk-index.ts';
@@ -30,6 +30,8 @@ export interface Prepared {
   imageSize?: number;
   renderMs?: number;
   renderer?: string;
+  /** Drawn by the fallback renderer after the default one failed on the page. */
+  rendererFallback?: boolean;
   /** A page's own text layer, for the text-layer fallback. */
   textLayer?: string;
 }
@@ -85,21 +87,22 @@ export class UnitPreparer {
       const payload: Payload = { kind: 'document', file, pages, images: rendered.map((r) => r.image) };
       return this.finish(task, task, payload, {
         imageTokens: rendered.reduce((sum, r) => sum + r.tokens, 0),
-        imageSize: Math.max(...rendered.map((r) => r.side)),
+        imageSize: rendered.reduce((max, r) => Math.max(max, r.side), 0),
         renderMs: rendered.reduce((sum, r) => sum + r.renderMs, 0),
         renderer: [...new Set(rendered.map((r) => r.renderer))].join('+'),
+        ...(rendered.some((r) => r.fallback) ? { rendererFallback: true } : {}),
       });
     }
     const page = data.unit + 1;
     const r = await this.page(ctx, page, size, signal);
     const payload: Payload = { kind: 'page', file, pages: meta.pages ?? 1, image: r.image };
     return {
-      ...this.finish(task, task, payload, { imageTokens: r.tokens, imageSize: r.side, renderMs: r.renderMs, renderer: r.renderer }),
+      ...this.finish(task, task, payload, { imageTokens: r.tokens, imageSize: r.side, renderMs: r.renderMs, renderer: r.renderer, ...(r.fallback ? { rendererFallback: true } : {}) }),
       textLayer: r.image.text,
     };
   }
 
-  private async page(ctx: UnitContext, page: number, longestSide: number, signal: AbortSignal): Promise<{ image: PageImage; tokens: number; side: number; renderMs: number; renderer: string }> {
+  private async page(ctx: UnitContext, page: number, longestSide: number, signal: AbortSignal): Promise<{ image: PageImage; tokens: number; side: number; renderMs: number; renderer: string; fallback?: boolean }> {
     const { meta, task } = ctx;
     const format = task.image.format ?? this.options.imageFormat;
     const path = await this.blobs.localPath(meta.blob);
@@ -123,8 +126,14 @@ export class UnitPreparer {
       },
       signal,
     );
-    const renderer = (r as { renderer?: string }).renderer ?? 'pdfjs';
-    return { image: { page, dataUrl: dataUrl(r.mime, r.image), text: r.text }, tokens: imageTokens(r.width, r.height), side: Math.max(r.width, r.height), renderMs: r.renderMs, renderer };
+    return {
+      image: { page, dataUrl: dataUrl(r.mime, r.image), text: r.text },
+      tokens: imageTokens(r.width, r.height),
+      side: Math.max(r.width, r.height),
+      renderMs: r.renderMs,
+      renderer: r.renderer,
+      ...(r.fallbackFrom ? { fallback: true } : {}),
+    };
   }
 
   private async chunk(ctx: UnitContext, file: string): Promise<Prepared> {
@@ -173,7 +182,7 @@ export class UnitPreparer {
     task: Task,
     judge: Task,
     payload: Payload,
-    info: { imageTokens?: number; textTokens?: number; imageSize?: number; renderMs?: number; renderer?: string },
+    info: { imageTokens?: number; textTokens?: number; imageSize?: number; renderMs?: number; renderer?: string; rendererFallback?: boolean },
     mapStep = false,
   ): Prepared {
     const request = buildRequest(task, payload, { mapStep, schemaInPrompt: this.options.schemaInPrompt });
@@ -188,6 +197,7 @@ export class UnitPreparer {
       ...(info.imageSize !== undefined ? { imageSize: info.imageSize } : {}),
       ...(info.renderMs !== undefined ? { renderMs: info.renderMs } : {}),
       ...(info.renderer !== undefined ? { renderer: info.renderer } : {}),
+      ...(info.rendererFallback ? { rendererFallback: true } : {}),
     };
   }
 }

@@ -427,7 +427,12 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
   }
 
   private renderPool(): RenderPool {
-    this.pool ??= new RenderPool({ size: this.config.renderers, pageTimeoutMs: this.config.renderTimeoutMs });
+    this.pool ??= new RenderPool({
+      size: this.config.renderers,
+      pageTimeoutMs: this.config.renderTimeoutMs,
+      renderer: this.config.renderer,
+      maxTotalRssMb: this.config.renderMemoryMb,
+    });
     return this.pool;
   }
 

@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { DocbatchError, InputError } from '../errors.ts';
-import { inspectImage } from '../render/image.ts';
+import { inspectImage } from '../render/image-file.ts';
 import { BlobStore, hashFile } from '../store/blobs.ts';
 import type { DocKind } from '../store/types.ts';
 import { detectFile } from './detect.ts';

@@ -2,6 +2,8 @@
  * Entry point of a renderer or inspection child (forked by renderer-process.ts). One request
  * at a time; the parent owns every limit (wall clock, RSS, pages per renderer) and kills this
  * process when one is crossed, so nothing here needs to defend itself against a slow page.
+ * A renderer draws each page with the engine the request names (engines.ts); inspection
+ * always uses pdf.js. The parent starts it with an empty environment (renderer-process.ts).
  *
  * argv[2]: 'render' | 'inspect'; argv[3]: ChildSettings as JSON.
  */
@@ -10,7 +12,7 @@ import { DocbatchError, toDocbatchError } from '../errors.ts';
 import { decodeSettings, type FromChild, type ToChild } from './protocol.ts';
 
 // Before the big (dynamic) imports: V8's code cache makes a respawned renderer ready in about
-// half the time (pdf.js is ~100k lines).
+// half the time (pdf.js is ~100k lines; PDFium's glue is 9k).
 enableCompileCache();
 
 const mode = process.argv[2] === 'inspect' ? 'inspect' : 'render';
@@ -28,10 +30,9 @@ process.on('unhandledRejection', (reason) => {
   process.stderr.write(`unhandled rejection in renderer: ${String((reason as Error)?.stack ?? reason)}\n`);
 });
 
-const { loadPdfJs } = await import('./pdfjs.ts');
-await loadPdfJs();
-
 if (mode === 'inspect') {
+  const { loadPdfJs } = await import('./pdfjs.ts');
+  await loadPdfJs();
   const { inspectDocument } = await import('./inspect.ts');
   process.on('message', (message: ToChild) => {
     if (message.type !== 'inspect') return;
@@ -44,27 +45,27 @@ if (mode === 'inspect') {
     );
   });
 } else {
-  const { CanvasHolder, configureSharp, renderPage } = await import('./page.ts');
-  const { DocumentCache } = await import('./documents.ts');
-  configureSharp();
-  const documents = new DocumentCache(settings.maxOpenDocuments, settings.maxImagePixels, settings.fonts);
-  const canvases = new CanvasHolder();
+  const { Engines } = await import('./engines.ts');
+  const { PdfiumPoisoned } = await import('./pdfium.ts');
+  const engines = new Engines(settings);
+  await engines.get(settings.renderer ?? 'pdfium');
   let queue: Promise<void> = Promise.resolve();
 
   process.on('message', (message: ToChild) => {
     if (message.type !== 'render') return;
     // The parent sends one page at a time; chaining keeps that true even if it did not.
     queue = queue.then(async () => {
+      const before = await engines.opened();
       try {
         const started = performance.now();
-        const before = documents.opened;
-        const doc = await documents.get(message);
-        const page = await renderPage(doc, message.job, canvases);
+        const engine = await engines.get(message.renderer);
+        const page = await engine.render(message, message.job);
         page.renderMs = Math.round(performance.now() - started);
-        send({ type: 'rendered', id: message.id, page, open: documents.blobIds(), opened: documents.opened > before });
+        send({ type: 'rendered', id: message.id, page, open: await engines.blobIds(), opened: (await engines.opened()) > before });
       } catch (err) {
         const e = err instanceof DocbatchError ? err : toDocbatchError(err, 'RENDER_FAILED');
-        send({ type: 'failed', id: message.id, code: e.code, message: e.message, open: documents.blobIds() });
+        const retire = err instanceof PdfiumPoisoned;
+        send({ type: 'failed', id: message.id, code: e.code, message: e.message, open: await engines.blobIds(), ...(retire ? { retire } : {}) });
       }
     });
   });

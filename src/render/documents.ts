@@ -1,11 +1,13 @@
 /**
- * The documents a renderer keeps open, least recently used first out. Opening is the costly
- * part of a page of a long document (xref, page tree, fonts), so pages of one blob reuse one
- * pdf.js document for as long as it stays in here.
+ * The documents a renderer keeps open, least recently used first out, one cache per engine
+ * (pdf.js: DocumentCache, PDFium: PdfiumDocuments). Opening is the costly part of a page of a
+ * long document (xref, page tree, fonts), so pages of one blob reuse one open document for as
+ * long as it stays in here.
  */
 import { readFile } from 'node:fs/promises';
 import type { PDFDocumentProxy } from 'pdfjs-dist';
 import { DocbatchError, type ErrorCode } from '../errors.ts';
+import { loadPdfium, PdfiumDocument } from './pdfium.ts';
 import { classifyOpenError, errorText, openDocument, type FontRendering, type OpenedDocument } from './pdfjs.ts';
 
 export interface DocumentKey {
@@ -14,28 +16,27 @@ export interface DocumentKey {
   password?: string | undefined;
 }
 
-export class DocumentCache {
+/** An LRU of open documents keyed by blob id and password; `open` and `close` are the engine's. */
+abstract class OpenDocuments<D> {
   readonly #capacity: number;
-  readonly #maxImagePixels: number;
-  readonly #fonts: FontRendering;
   /** Map iteration order is insertion order: the first entry is the least recently used. */
-  readonly #open = new Map<string, Promise<OpenedDocument>>();
+  readonly #open = new Map<string, Promise<D>>();
+  /** Documents opened (not found open) since this cache was made. */
+  opened = 0;
 
-  constructor(capacity: number, maxImagePixels: number, fonts: FontRendering) {
+  constructor(capacity: number) {
     this.#capacity = Math.max(1, capacity);
-    this.#maxImagePixels = maxImagePixels;
-    this.#fonts = fonts;
   }
+
+  protected abstract openBytes(data: Buffer, key: DocumentKey): Promise<D>;
+  protected abstract closeDocument(doc: D): Promise<void> | void;
 
   /** Blob ids open here, as the pool sees them (for routing pages to this renderer). */
   blobIds(): string[] {
     return [...new Set([...this.#open.keys()].map((k) => k.slice(0, k.indexOf('\0'))))];
   }
 
-  /** Documents opened (not found open) since this cache was made. */
-  opened = 0;
-
-  async get(key: DocumentKey): Promise<PDFDocumentProxy> {
+  protected async entry(key: DocumentKey): Promise<D> {
     // The password is part of the key: a document opened with the right password must not
     // answer a request that carries a wrong one.
     const id = `${key.blobId}\0${key.password ?? ''}`;
@@ -50,24 +51,24 @@ export class DocumentCache {
       entry.catch(() => this.#open.get(id) === entry && this.#open.delete(id));
       await this.#evict();
     }
-    return (await entry).doc;
+    return entry;
   }
 
   async close(): Promise<void> {
     const entries = [...this.#open.values()];
     this.#open.clear();
-    await Promise.allSettled(entries.map(async (e) => (await e).task.destroy()));
+    await Promise.allSettled(entries.map(async (e) => this.closeDocument(await e)));
   }
 
   async #evict(): Promise<void> {
     while (this.#open.size > this.#capacity) {
-      const [oldest, entry] = this.#open.entries().next().value as [string, Promise<OpenedDocument>];
+      const [oldest, entry] = this.#open.entries().next().value as [string, Promise<D>];
       this.#open.delete(oldest);
-      await entry.then((e) => e.task.destroy()).catch(() => {});
+      await entry.then((e) => this.closeDocument(e)).catch(() => {});
     }
   }
 
-  async #load(key: DocumentKey): Promise<OpenedDocument> {
+  async #load(key: DocumentKey): Promise<D> {
     let data: Buffer;
     try {
       data = await readFile(key.path);
@@ -78,6 +79,30 @@ export class DocumentCache {
       }
       throw new DocbatchError('RENDER_FAILED', `cannot read the PDF: ${errorText(err)}`, { cause: err });
     }
+    return this.openBytes(data, key);
+  }
+}
+
+/** pdf.js documents. */
+export class DocumentCache extends OpenDocuments<OpenedDocument> {
+  readonly #maxImagePixels: number;
+  readonly #fonts: FontRendering;
+
+  constructor(capacity: number, maxImagePixels: number, fonts: FontRendering) {
+    super(capacity);
+    this.#maxImagePixels = maxImagePixels;
+    this.#fonts = fonts;
+  }
+
+  async get(key: DocumentKey): Promise<PDFDocumentProxy> {
+    return (await this.entry(key)).doc;
+  }
+
+  protected closeDocument(doc: OpenedDocument): Promise<void> {
+    return doc.task.destroy();
+  }
+
+  protected async openBytes(data: Buffer, key: DocumentKey): Promise<OpenedDocument> {
     try {
       // pdf.js transfers (detaches) the buffer it is given: hand it one nothing else shares.
       const bytes =
@@ -101,5 +126,20 @@ export class DocumentCache {
             : `pdf.js cannot open the PDF: ${errorText(err)}`;
       throw new DocbatchError(code, message, { cause: err });
     }
+  }
+}
+
+/** PDFium documents: their bytes are copied into wasm memory, and freed on close. */
+export class PdfiumDocuments extends OpenDocuments<PdfiumDocument> {
+  get(key: DocumentKey): Promise<PdfiumDocument> {
+    return this.entry(key);
+  }
+
+  protected closeDocument(doc: PdfiumDocument): void {
+    doc.close();
+  }
+
+  protected async openBytes(data: Buffer, key: DocumentKey): Promise<PdfiumDocument> {
+    return PdfiumDocument.open(await loadPdfium(), data, key.password);
   }
 }

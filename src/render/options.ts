@@ -2,13 +2,24 @@
  * RenderPool's options with their defaults, and the check of each render request. Bad values
  * are programming or configuration errors: they throw a TypeError naming the option.
  */
-import type { PageJob } from './page.ts';
+import { RENDERER_NAMES, type PageJob, type RendererName } from './image.ts';
 import type { FontRendering } from './pdfjs.ts';
-import type { RenderRequest } from './pool.ts';
 
 export interface RenderPoolOptions {
   /** Renderer processes. @defaultValue os.availableParallelism() */
   size?: number;
+  /** The engine that draws pages: PDFium (WebAssembly) or pdf.js. @defaultValue 'pdfium' */
+  renderer?: RendererName;
+  /**
+   * A page that fails or crashes (RENDER_FAILED, RENDER_CRASHED, RENDER_TIMEOUT) in `renderer`
+   * is drawn again by the other engine before it fails. @defaultValue true
+   */
+  fallback?: boolean;
+  /**
+   * Resident memory of all renderers together, in MB: above it idle renderers are let go, then
+   * the largest busy one is killed (RENDER_CRASHED). @defaultValue size × maxRssMb
+   */
+  maxTotalRssMb?: number;
   /** Wall-clock limit of one page, including opening its document; the renderer is killed after it. @defaultValue 30_000 */
   pageTimeoutMs?: number;
   /** Most pixels (width × height) a page image may have; larger images are scaled down to fit. @defaultValue 25_000_000 */
@@ -40,6 +51,32 @@ export interface RenderPoolOptions {
 
 export type ResolvedPoolOptions = Required<RenderPoolOptions>;
 
+/** One page to render (RenderPool.render); checked by validateRequest. */
+export interface RenderRequest {
+  /** The PDF in the blob store. */
+  path: string;
+  /** Its sha256: lets a renderer keep the document open between pages. */
+  blobId: string;
+  /** 1-based. */
+  page: number;
+  password?: string;
+  /** The image's longest side in pixels. @defaultValue 1288 */
+  longestSide?: number;
+  format: 'png' | 'jpeg';
+  /** JPEG quality. @defaultValue 85 */
+  quality?: number;
+  /** Also extract the page's text layer. @defaultValue true */
+  text?: boolean;
+}
+
+
+const OTHER: Record<RendererName, RendererName> = { pdfium: 'pdfjs', pdfjs: 'pdfium' };
+
+/** The engine a page falls back to. */
+export function otherRenderer(name: RendererName): RendererName {
+  return OTHER[name];
+}
+
 export const DEFAULT_LONGEST_SIDE = 1288;
 export const DEFAULT_JPEG_QUALITY = 85;
 /** No page image is ever larger than this on a side, whatever the request asks. */
@@ -48,6 +85,9 @@ const MAX_LONGEST_SIDE = 16_384;
 export function validatePoolOptions(options: RenderPoolOptions, cores: number): ResolvedPoolOptions {
   const resolved: ResolvedPoolOptions = {
     size: cores,
+    renderer: 'pdfium',
+    fallback: true,
+    maxTotalRssMb: 0, // size × maxRssMb, below
     pageTimeoutMs: 30_000,
     maxPixels: 25_000_000,
     minLongestSide: 512,
@@ -63,6 +103,18 @@ export function validatePoolOptions(options: RenderPoolOptions, cores: number): 
   for (const [key, value] of Object.entries(options) as Array<[keyof RenderPoolOptions, unknown]>) {
     if (value === undefined) continue;
     if (!(key in resolved)) throw new TypeError(`RenderPool: unknown option ${key}`);
+    if (key === 'renderer') {
+      if (!RENDERER_NAMES.includes(value as RendererName)) {
+        throw new TypeError(`RenderPool: option renderer must be ${RENDERER_NAMES.map((n) => `'${n}'`).join(' or ')}, got ${String(value)}`);
+      }
+      resolved.renderer = value as RendererName;
+      continue;
+    }
+    if (key === 'fallback') {
+      if (typeof value !== 'boolean') throw new TypeError(`RenderPool: option fallback must be a boolean, got ${String(value)}`);
+      resolved.fallback = value;
+      continue;
+    }
     if (key === 'fontRendering') {
       if (value !== 'native' && value !== 'paths') throw new TypeError(`RenderPool: option fontRendering must be 'native' or 'paths', got ${String(value)}`);
       resolved.fontRendering = value;
@@ -74,6 +126,7 @@ export function validatePoolOptions(options: RenderPoolOptions, cores: number): 
     }
     resolved[key] = value;
   }
+  if (resolved.maxTotalRssMb === 0) resolved.maxTotalRssMb = resolved.size * resolved.maxRssMb;
   if (resolved.pngCompressionLevel > 9) {
     throw new TypeError(`RenderPool: option pngCompressionLevel must be 0–9, got ${resolved.pngCompressionLevel}`);
   }

@@ -1,51 +1,20 @@
 /**
- * One page → one image and its text, inside a renderer child. The canvas is sized by
- * geometry.ts before it is allocated; pixels go from the canvas to sharp raw (no intermediate
- * encode), and the text layer is read while sharp encodes on its own thread.
+ * One page → one image and its text with pdf.js, inside a renderer child (the fallback
+ * renderer, or the only one with RENDERER=pdfjs). The canvas is sized by geometry.ts before it
+ * is allocated; pixels go from the canvas to image.ts raw (no intermediate encode), and the
+ * text layer is read while sharp encodes on its own thread.
  */
 import { createCanvas, type Canvas } from '@napi-rs/canvas';
 import type { PDFDocumentProxy, PDFPageProxy } from 'pdfjs-dist';
-import sharp from 'sharp';
 import { DocbatchError } from '../errors.ts';
-import { targetSize, type SizeLimits } from './geometry.ts';
+import { targetSize } from './geometry.ts';
+import { encodeImage, round2, type PageJob, type PageOutput } from './image.ts';
 import { errorText } from './pdfjs.ts';
 import { joinTextRuns } from './text.ts';
 
 type RenderParameters = Parameters<PDFPageProxy['render']>[0];
 
-export interface PageJob extends SizeLimits {
-  page: number;
-  format: 'png' | 'jpeg';
-  quality: number;
-  text: boolean;
-  pngCompressionLevel: number;
-}
-
-export interface PageOutput {
-  image: Buffer;
-  mime: 'image/png' | 'image/jpeg';
-  /** Pixels. */
-  width: number;
-  height: number;
-  /** The page's text layer in reading order ('' when none). */
-  text: string;
-  /** The page as displayed (after /Rotate), in points. */
-  widthPt: number;
-  heightPt: number;
-  /** The page's /Rotate, in degrees clockwise. */
-  rotation: number;
-  /** Milliseconds in the renderer; child.ts counts opening the document in. */
-  renderMs: number;
-}
-
-/**
- * sharp runs inside a renderer that owns one core: more vips threads would only compete with
- * the other renderers. Its operation cache would hold pages we never see again.
- */
-export function configureSharp(): void {
-  sharp.concurrency(1);
-  sharp.cache(false);
-}
+export type { PageJob, PageOutput } from './image.ts';
 
 /** Keeps one canvas per renderer: pages of a document mostly share a size. */
 export class CanvasHolder {
@@ -98,7 +67,7 @@ export async function renderPage(doc: PDFDocumentProxy, job: PageJob, canvases: 
     // background), so premultiplied equals straight alpha and sharp may drop the channel.
     const pixels = canvas.data();
     canvases.release();
-    const encoded = encode(pixels, size.width, size.height, job);
+    const encoded = encodeImage(pixels, size.width, size.height, job);
     encoded.catch(() => {}); // awaited below; the text layer is read in the meantime
     const text = job.text ? await readText(page) : '';
     const image = await encoded;
@@ -112,23 +81,10 @@ export async function renderPage(doc: PDFDocumentProxy, job: PageJob, canvases: 
       heightPt: round2(natural.height),
       rotation: page.rotate,
       renderMs: Math.round(performance.now() - started),
+      renderer: 'pdfjs',
     };
   } finally {
     page.cleanup();
-  }
-}
-
-async function encode(pixels: Buffer, width: number, height: number, job: PageJob): Promise<Buffer> {
-  const input = sharp(pixels, {
-    raw: { width, height, channels: 4, premultiplied: false },
-    limitInputPixels: job.maxPixels,
-  }).removeAlpha();
-  try {
-    return job.format === 'png'
-      ? await input.png({ compressionLevel: job.pngCompressionLevel, adaptiveFiltering: false }).toBuffer()
-      : await input.jpeg({ quality: job.quality, chromaSubsampling: '4:4:4' }).toBuffer();
-  } catch (err) {
-    throw new DocbatchError('RENDER_FAILED', `cannot encode the page image: ${errorText(err)}`, { cause: err });
   }
 }
 
@@ -139,8 +95,4 @@ async function readText(page: PDFPageProxy): Promise<string> {
   } catch (err) {
     throw new DocbatchError('RENDER_FAILED', `pdf.js cannot read the text layer: ${errorText(err)}`, { cause: err });
   }
-}
-
-function round2(n: number): number {
-  return Math.round(n * 100) / 100;
 }

@@ -1,10 +1,15 @@
 /**
- * The worker's renderers: a pool of child processes (child.ts), one page at a time each.
+ * The worker's renderers: a pool of child processes (child.ts), one page at a time each. Pages
+ * are drawn by `renderer` (PDFium by default); a page that fails, crashes or times out there is
+ * queued again, first in line, for the other engine (pdf.js), and fails only if that fails too.
+ * The page says which engine drew it (`renderer`, `fallbackFrom`).
  *
  * Limits, all enforced from here because a child stuck in native code cannot enforce anything:
  * - wall clock per page: kill, fail with RENDER_TIMEOUT, respawn on demand;
  * - resident memory (read from /proc while a page renders): kill above `maxRssMb`, fail with
  *   RENDER_CRASHED "out of memory"; a renderer that ends a page above 3/4 of it is recycled;
+ * - resident memory of all renderers together: above `maxTotalRssMb` idle renderers are let
+ *   go, then the largest busy one is killed;
  * - pages per renderer: recycled after `maxPagesPerRenderer` (pdf.js caches grow);
  * - pixels per page: checked in the child before a canvas exists (geometry.ts).
  * A renderer that dies fails its own page only. Pages of a blob go to a free renderer that
@@ -12,28 +17,12 @@
  */
 import { availableParallelism } from 'node:os';
 import { DocbatchError } from '../errors.ts';
-import type { PageJob, PageOutput } from './page.ts';
+import type { PageJob, PageOutput, RendererName } from './image.ts';
+import { memoryVerdicts } from './memory.ts';
 import { RendererProcess } from './renderer-process.ts';
-import { validatePoolOptions, validateRequest, type RenderPoolOptions, type ResolvedPoolOptions } from './options.ts';
+import { otherRenderer, validatePoolOptions, validateRequest, type RenderPoolOptions, type RenderRequest, type ResolvedPoolOptions } from './options.ts';
 
-export type { RenderPoolOptions } from './options.ts';
-
-export interface RenderRequest {
-  /** The PDF in the blob store. */
-  path: string;
-  /** Its sha256: lets a renderer keep the document open between pages. */
-  blobId: string;
-  /** 1-based. */
-  page: number;
-  password?: string;
-  /** The image's longest side in pixels. @defaultValue 1288 */
-  longestSide?: number;
-  format: 'png' | 'jpeg';
-  /** JPEG quality. @defaultValue 85 */
-  quality?: number;
-  /** Also extract the page's text layer. @defaultValue true */
-  text?: boolean;
-}
+export type { RenderPoolOptions, RenderRequest } from './options.ts';
 
 /** What a render returns: the renderer's own output, as it crossed the IPC channel. */
 export type RenderedPage = PageOutput;
@@ -48,11 +37,17 @@ export interface RenderPoolStats {
   recycled: number;
   /** Documents opened by renderers (a page of a document already open in its renderer opens nothing). */
   documentsOpened: number;
+  /** Pages sent to the fallback engine after the first failed (each also counted above as it ended). */
+  fallbacks: number;
 }
 
 interface Task {
   request: RenderRequest;
   job: PageJob;
+  /** The engine asked to draw the page now. */
+  renderer: RendererName;
+  /** How the first engine failed, once the page went to the fallback. */
+  fallbackFrom: DocbatchError | undefined;
   signal: AbortSignal | undefined;
   resolve: (page: RenderedPage) => void;
   reject: (err: unknown) => void;
@@ -70,14 +65,21 @@ interface Slot {
 /** Consecutive renderers that die before they are ready, after which queued pages fail. */
 const MAX_START_FAILURES = 3;
 
+/** How far down the queue a free renderer looks for a document no other renderer holds. */
+const SPREAD_LOOKAHEAD = 64;
+
+/** Failures of one engine that the other may not share. */
+const FALLBACK_CODES = new Set(['RENDER_FAILED', 'RENDER_CRASHED', 'RENDER_TIMEOUT']);
+
 export class RenderPool {
   readonly #options: ResolvedPoolOptions;
   readonly #slots = new Set<Slot>();
   readonly #queue: Task[] = [];
   #rssTimer: NodeJS.Timeout | undefined;
+  #pumpScheduled: NodeJS.Immediate | undefined;
   #startFailures = 0;
   #closing: Promise<void> | undefined;
-  #counts = { rendered: 0, crashed: 0, timedOut: 0, recycled: 0, documentsOpened: 0 };
+  #counts = { rendered: 0, crashed: 0, timedOut: 0, recycled: 0, documentsOpened: 0, fallbacks: 0 };
 
   constructor(options: RenderPoolOptions = {}) {
     this.#options = validatePoolOptions(options, availableParallelism());
@@ -103,13 +105,24 @@ export class RenderPool {
     }
     if (signal?.aborted) return Promise.reject(abortError(signal, request));
     return new Promise<RenderedPage>((resolve, reject) => {
-      const task: Task = { request, job, signal, resolve, reject, onAbort: undefined, slot: undefined, timer: undefined };
+      const task: Task = {
+        request,
+        job,
+        renderer: this.#options.renderer,
+        fallbackFrom: undefined,
+        signal,
+        resolve,
+        reject,
+        onAbort: undefined,
+        slot: undefined,
+        timer: undefined,
+      };
       if (signal) {
         task.onAbort = () => this.#abort(task);
         signal.addEventListener('abort', task.onAbort, { once: true });
       }
       this.#queue.push(task);
-      this.#pump();
+      this.#schedulePump();
     });
   }
 
@@ -127,6 +140,7 @@ export class RenderPool {
   /** Fails queued and running pages with ABORTED, kills every renderer, waits for them to exit. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      clearImmediate(this.#pumpScheduled);
       for (const task of this.#queue.splice(0)) this.#fail(task, new DocbatchError('ABORTED', 'the render pool is closing'));
       const exits: Promise<unknown>[] = [];
       for (const slot of this.#slots) {
@@ -141,6 +155,18 @@ export class RenderPool {
 
   // ---- scheduling ----
 
+  /**
+   * Pages handed in one after another in the same tick (a worker taking a batch) are queued
+   * together before any is assigned, so the spread below sees every document among them.
+   */
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = setImmediate(() => {
+      this.#pumpScheduled = undefined;
+      this.#pump();
+    });
+  }
+
   #pump(): void {
     if (this.#closing) return;
     const idle = [...this.#slots].filter((s) => s.state === 'idle' && s.proc.alive);
@@ -150,9 +176,19 @@ export class RenderPool {
       const match = window.find((t) => t.slot === undefined && slot.proc.open.includes(t.request.blobId));
       if (match) this.#assign(slot, match);
     }
+    // Then spread: a renderer without work of its own takes a page of a document no other
+    // renderer holds (open, or being opened for the page it draws), so each document is opened
+    // and warmed (fonts, images) by one renderer while others are left. The oldest page
+    // otherwise.
     for (const slot of idle) {
       if (slot.state !== 'idle') continue;
-      const next = this.#queue[0];
+      const held = new Set<string>();
+      for (const other of this.#slots) {
+        if (other === slot || other.state === 'leaving' || !other.proc.alive) continue;
+        for (const id of other.proc.open) held.add(id);
+        if (other.task) held.add(other.task.request.blobId);
+      }
+      const next = this.#queue.slice(0, SPREAD_LOOKAHEAD).find((t) => !held.has(t.request.blobId)) ?? this.#queue[0];
       if (!next) break;
       this.#assign(slot, next);
     }
@@ -171,6 +207,7 @@ export class RenderPool {
         maxOpenDocuments: this.#options.maxOpenDocuments,
         maxImagePixels: this.#options.maxImagePixels,
         fonts: this.#options.fontRendering,
+        renderer: this.#options.renderer,
       },
     });
     const slot: Slot = { proc, state: 'starting', task: undefined };
@@ -209,16 +246,18 @@ export class RenderPool {
     }, this.#options.pageTimeoutMs);
     this.#startRssWatch();
     const { path, blobId, password } = task.request;
-    slot.proc.request<'rendered'>({ type: 'render', path, blobId, password, job: task.job }).then(
+    slot.proc.request<'rendered'>({ type: 'render', path, blobId, password, job: task.job, renderer: task.renderer }).then(
       (reply) => {
         this.#counts.rendered += 1;
         if (reply.opened) this.#counts.documentsOpened += 1;
         this.#finish(slot, task);
-        this.#succeed(task, reply.page);
+        const page = reply.page;
+        if (task.fallbackFrom) page.fallbackFrom = `${task.fallbackFrom.code}: ${task.fallbackFrom.message}`;
+        this.#succeed(task, page);
       },
       (err: unknown) => {
         this.#finish(slot, task);
-        this.#fail(task, err);
+        if (!this.#fallBack(task, err)) this.#fail(task, err);
       },
     );
   }
@@ -229,7 +268,7 @@ export class RenderPool {
     slot.task = undefined;
     if (!slot.proc.alive || slot.state === 'leaving') return;
     const rss = slot.proc.rssMb();
-    const worn = slot.proc.answered >= this.#options.maxPagesPerRenderer;
+    const worn = slot.proc.answered >= this.#options.maxPagesPerRenderer || slot.proc.wantsRetire;
     const heavy = rss !== undefined && rss > this.#options.maxRssMb * 0.75;
     if (worn || heavy) {
       this.#counts.recycled += 1;
@@ -238,8 +277,27 @@ export class RenderPool {
     } else {
       slot.state = 'idle';
     }
+    this.#checkMemory();
     if (![...this.#slots].some((s) => s.state === 'busy')) this.#stopRssWatch();
     queueMicrotask(() => this.#pump());
+  }
+
+  /**
+   * Puts a page that failed in its first engine back at the head of the queue for the other.
+   * False when it may not: fallback off, already the fallback, closing, aborted, or a failure
+   * both engines share (a missing file, a password, a page too large, an abort).
+   */
+  #fallBack(task: Task, reason: unknown): boolean {
+    if (!this.#options.fallback || task.fallbackFrom || this.#closing || task.signal?.aborted) return false;
+    if (!(reason instanceof DocbatchError) || !FALLBACK_CODES.has(reason.code)) return false;
+    if (reason.code === 'RENDER_CRASHED') this.#counts.crashed += 1;
+    this.#counts.fallbacks += 1;
+    task.fallbackFrom = reason;
+    task.renderer = otherRenderer(task.renderer);
+    task.slot = undefined;
+    this.#queue.unshift(task);
+    queueMicrotask(() => this.#pump());
+    return true;
   }
 
   #onExit(slot: Slot): void {
@@ -284,8 +342,17 @@ export class RenderPool {
 
   #fail(task: Task, reason: unknown): void {
     this.#detach(task);
-    const err = reason instanceof DocbatchError ? reason : new DocbatchError('RENDER_FAILED', String(reason), { cause: reason });
+    let err = reason instanceof DocbatchError ? reason : new DocbatchError('RENDER_FAILED', String(reason), { cause: reason });
     if (err.code === 'RENDER_CRASHED') this.#counts.crashed += 1;
+    const first = task.fallbackFrom;
+    if (first && err.code !== 'ABORTED') {
+      // Both engines failed: the fallback's code decides; the message tells both stories.
+      const firstName = otherRenderer(task.renderer);
+      err = new DocbatchError(err.code, `${task.renderer}: ${err.message} (after ${firstName} failed: ${first.code}: ${first.message})`, {
+        cause: err,
+        ...(err.place ? { place: err.place } : {}),
+      });
+    }
     task.reject(withPage(err, task.request));
   }
 
@@ -293,21 +360,25 @@ export class RenderPool {
 
   #startRssWatch(): void {
     if (this.#rssTimer) return;
-    this.#rssTimer = setInterval(() => {
-      for (const slot of this.#slots) {
-        if (slot.state !== 'busy') continue;
-        const rss = slot.proc.rssMb();
-        if (rss !== undefined && rss > this.#options.maxRssMb) {
-          slot.proc.kill(
-            new DocbatchError(
-              'RENDER_CRASHED',
-              `the renderer ran out of memory: ${Math.round(rss)} MB resident, above maxRssMb ${this.#options.maxRssMb}; it was killed`,
-            ),
-          );
-        }
-      }
-    }, this.#options.rssPollMs);
+    this.#rssTimer = setInterval(() => this.#checkMemory(), this.#options.rssPollMs);
     this.#rssTimer.unref();
+  }
+
+  /** Reads every live renderer's resident set and applies memory.ts's verdicts. */
+  #checkMemory(): void {
+    const live = [...this.#slots]
+      .filter((s) => s.state !== 'leaving' && s.proc.alive)
+      .map((slot) => ({ key: slot, rss: slot.proc.rssMb(), busy: slot.state === 'busy' }));
+    for (const verdict of memoryVerdicts(live, this.#options)) {
+      const slot = verdict.key;
+      if (verdict.action === 'kill') {
+        slot.proc.kill(new DocbatchError('RENDER_CRASHED', verdict.reason));
+      } else {
+        this.#counts.recycled += 1;
+        slot.state = 'leaving';
+        slot.proc.retire();
+      }
+    }
   }
 
   #stopRssWatch(): void {

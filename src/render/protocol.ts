@@ -4,7 +4,7 @@
  */
 import type { ErrorCode } from '../errors.ts';
 import type { FontRendering } from './pdfjs.ts';
-import type { PageJob, PageOutput } from './page.ts';
+import type { PageJob, PageOutput, RendererName } from './image.ts';
 
 export interface ChildSettings {
   /** Documents kept open per renderer. */
@@ -13,6 +13,8 @@ export interface ChildSettings {
   maxImagePixels: number;
   /** How glyphs are drawn (pdfjs.ts). */
   fonts: FontRendering;
+  /** The renderer loaded at start (the other loads on its first page). @defaultValue 'pdfium' */
+  renderer?: RendererName;
 }
 
 export interface RenderMessage {
@@ -22,6 +24,8 @@ export interface RenderMessage {
   blobId: string;
   password?: string | undefined;
   job: PageJob;
+  /** Which engine draws this page. */
+  renderer: RendererName;
 }
 
 export interface InspectMessage {
@@ -47,7 +51,8 @@ export type FromChild =
   | { type: 'ready'; pid: number }
   | { type: 'rendered'; id: number; page: PageOutput; open: string[]; opened: boolean }
   | { type: 'inspected'; id: number; info: InspectResult }
-  | { type: 'failed'; id: number; code: ErrorCode; message: string; open: string[] };
+  /** `retire`: the child's engine is unusable (PDFium trapped); the parent lets it go. */
+  | { type: 'failed'; id: number; code: ErrorCode; message: string; open: string[]; retire?: boolean };
 
 /** argv[2] of the child: its settings as JSON. */
 export function encodeSettings(settings: ChildSettings): string {
@@ -60,5 +65,6 @@ export function decodeSettings(arg: string | undefined): ChildSettings {
     maxOpenDocuments: parsed.maxOpenDocuments ?? 4,
     maxImagePixels: parsed.maxImagePixels ?? 100_000_000,
     fonts: parsed.fonts === 'paths' ? 'paths' : 'native',
+    renderer: parsed.renderer === 'pdfjs' ? 'pdfjs' : 'pdfium',
   };
 }

@@ -2,6 +2,11 @@
  * One child process running child.ts: spawn, one request at a time, RSS as the kernel sees
  * it, and a kill that says why. The pool (pool.ts) and the inspector (src/ingest/pdf.ts)
  * decide when to kill; this class only makes sure the pending request fails with that reason.
+ *
+ * Every child starts with an empty environment: it parses hostile PDFs, and must hold none of
+ * the parent's secrets (REDIS_URL with its password, ENGINE_API_KEY, cloud keys). Nothing in
+ * a child reads the environment (its settings come in argv, its requests over IPC); Node adds
+ * only its IPC channel variables.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -42,6 +47,8 @@ export class RendererProcess {
   open: readonly string[] = [];
   /** Pages (or inspections) answered, successfully or not. */
   answered = 0;
+  /** The child asked to be let go (its engine is unusable); the pool retires it. */
+  wantsRetire = false;
   #nextId = 1;
   #pending: { id: number; resolve: (reply: Reply) => void; reject: (err: DocbatchError) => void } | undefined;
   #killReason: DocbatchError | undefined;
@@ -56,6 +63,7 @@ export class RendererProcess {
       execPath: process.execPath,
       // Not the parent's execArgv: a test runner's or debugger's flags have no place here.
       execArgv: [`--max-old-space-size=${options.heapMb}`],
+      env: {},
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
@@ -114,6 +122,7 @@ export class RendererProcess {
       this.answered += 1;
       if (message.type === 'failed') {
         this.open = message.open;
+        if (message.retire) this.wantsRetire = true;
         pending.reject(new DocbatchError(message.code, message.message));
       } else {
         if (message.type === 'rendered') this.open = message.open;

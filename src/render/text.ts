@@ -1,9 +1,10 @@
 /**
- * A page's text layer as readable lines. Pure: it takes pdf.js text items and knows nothing
- * else about pdf.js.
+ * A page's text layer as readable lines. Pure: it takes text runs, pdf.js's text items as they
+ * are or PDFium's characters made into runs (pdfium-page.ts), and knows nothing else about
+ * either engine, so both give the same lines.
  */
 
-/** The part of a pdf.js TextItem this module reads. */
+/** The part of a pdf.js TextItem this module reads (pdfium-page.ts builds the same). */
 export interface TextRun {
   str: string;
   /** [a, b, c, d, e, f]: the text matrix; (e, f) is where the run starts, (a, b) its direction. */

@@ -100,8 +100,10 @@ export interface UnitResultOk extends UnitTrail {
   /** Page units: the longest side actually sent (smaller after an OOM), and render time. */
   imageSize?: number;
   renderMs?: number;
-  /** Which renderer drew the page. */
+  /** Which renderer drew the page (pdfium, pdfjs; sharp for image files). */
   renderer?: string;
+  /** The page was drawn by the fallback renderer after the default one failed on it. */
+  rendererFallback?: boolean;
   /** Set when the answer is not the model's: the page's own text layer after the last retry. */
   fallback?: 'text-layer';
 }

@@ -33,6 +33,8 @@ export interface Tally {
   models: Set<string>;
   engines: Map<string, number>;
   renderers: Map<string, number>;
+  /** Units whose page the fallback renderer drew (the default one failed on it). */
+  rendererFallbacks: number[];
   /** Rejected answers by code (each later asked again). */
   retries: Map<string, number>;
   /** Units answered from their own text layer. */
@@ -46,7 +48,7 @@ export interface Assembled {
 }
 
 export function newTally(): Tally {
-  return { completed: 0, failures: [], models: new Set(), engines: new Map(), renderers: new Map(), retries: new Map(), fallbacks: [] };
+  return { completed: 0, failures: [], models: new Set(), engines: new Map(), renderers: new Map(), rendererFallbacks: [], retries: new Map(), fallbacks: [] };
 }
 
 /** Counts one unit's result into the tally (the failure entry is the caller's: it knows the place). */
@@ -58,6 +60,7 @@ export function count(tally: Tally, unit: number, r: UnitResult): void {
   else tally.models.add(r.model);
   if (r.engine) tally.engines.set(r.engine, (tally.engines.get(r.engine) ?? 0) + 1);
   if (r.renderer) tally.renderers.set(r.renderer, (tally.renderers.get(r.renderer) ?? 0) + 1);
+  if (r.rendererFallback) tally.rendererFallbacks.push(unit);
 }
 
 /** Model output is untrusted text: it must not be able to forge or close our page markers. */

@@ -37,8 +37,10 @@ export interface Report {
   models: string[];
   /** Units answered per engine. */
   engines: Record<string, number>;
-  /** Pages drawn per renderer. */
+  /** Pages drawn per renderer (pdfium, pdfjs; sharp for image files). */
   renderers?: Record<string, number>;
+  /** Pages (1-based) the fallback renderer drew after the default one failed on them. */
+  renderer_fallback_pages?: number[];
   /** Present when GPU_HOURLY_USD is set. */
   gpu_hourly_usd?: number;
   cost_usd?: number;
@@ -78,7 +80,7 @@ export function buildReport(record: DocRecord, parts: { outputs: string[]; tally
     engine_seconds: engineSeconds,
     models: [...tally.models].sort(),
     engines: sorted(tally.engines),
-    ...(tally.renderers.size > 0 ? { renderers: sorted(tally.renderers) } : {}),
+    ...(tally.renderers.size > 0 ? { renderers: sorted(tally.renderers), renderer_fallback_pages: tally.rendererFallbacks.map((u) => u + 1) } : {}),
   };
   if (parts.gpuHourlyUsd !== undefined) {
     const cost = (engineSeconds / 3600) * parts.gpuHourlyUsd;

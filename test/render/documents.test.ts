@@ -1,10 +1,11 @@
 /**
- * The per-renderer document cache, run in the test process with real pdf.js (what a renderer
- * child does, without the child).
+ * The per-renderer document caches, run in the test process with real pdf.js and real PDFium
+ * (what a renderer child does, without the child).
  */
 import { GlobalFonts } from '@napi-rs/canvas';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DocumentCache } from '../../src/render/documents.ts';
+import { DocumentCache, PdfiumDocuments } from '../../src/render/documents.ts';
+import { renderPdfiumPage } from '../../src/render/pdfium-page.ts';
 import { CanvasHolder, renderPage } from '../../src/render/page.ts';
 import { corpusFile, tempDir } from './fixtures.ts';
 
@@ -72,5 +73,42 @@ describe('DocumentCache', () => {
       await cache.close();
     }
     expect(fonts()).toBe(baseline);
+  });
+});
+
+describe('PdfiumDocuments', () => {
+  it('keeps documents open up to its capacity, by blob id and password, with the same codes as pdf.js', async () => {
+    const cache = new PdfiumDocuments(2);
+    try {
+      const first = await cache.get(key('sizes.pdf'));
+      expect(await cache.get(key('sizes.pdf'))).toBe(first);
+      await cache.get(key('rotation.pdf'));
+      await cache.get(key('empty.pdf')); // evicts sizes.pdf
+      expect(cache.blobIds().sort()).toEqual(['empty.pdf', 'rotation.pdf']);
+      expect(cache.opened).toBe(3);
+      await cache.get(key('issue6010_1.pdf', 'abc'));
+      await expect(cache.get(key('issue6010_1.pdf', 'wrong'))).rejects.toMatchObject({ code: 'PDF_BAD_PASSWORD' });
+      await expect(cache.get(key('issue6010_1.pdf'))).rejects.toMatchObject({ code: 'PDF_ENCRYPTED' });
+      await expect(cache.get({ path: `${tmp.dir}/gone.pdf`, blobId: 'gone' })).rejects.toMatchObject({ code: 'BLOB_MISSING' });
+      await expect(cache.get(key('bug1020226.pdf'))).rejects.toMatchObject({ code: 'RENDER_FAILED', message: /PDFium cannot open the PDF/ });
+    } finally {
+      await cache.close();
+    }
+  });
+
+  it('draws pages of a document it keeps open, with the text layer in lines', async () => {
+    const cache = new PdfiumDocuments(1);
+    try {
+      const doc = await cache.get(key('tracemonkey.pdf'));
+      const first = await renderPdfiumPage(doc, { ...job, page: 1 });
+      expect(first).toMatchObject({ renderer: 'pdfium', width: 309, height: 400, rotation: 0, widthPt: 612, heightPt: 792 });
+      expect(first.text.split('\n')[0]).toBe('Trace-based Just-in-Time Type Specialization for Dynamic');
+      // End-of-line hyphens are kept as the page shows them (PDFium marks them specially).
+      expect(first.text).toContain('more difficult to com-\npile');
+      await expect(renderPdfiumPage(doc, { ...job, page: 15 })).rejects.toMatchObject({ code: 'RENDER_FAILED', message: /page 15 does not exist/ });
+      expect(cache.opened).toBe(1);
+    } finally {
+      await cache.close();
+    }
   });
 });

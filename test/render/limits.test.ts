@@ -1,20 +1,29 @@
 /**
  * The pool's limits with real children: wall clock, crash, memory, recycling, abort, close.
- * Hostile pages are built by fixtures.ts; each test uses a small pool of its own.
+ * Hostile pages are built by fixtures.ts; each test uses a small pool of its own. The limits
+ * are checked for each engine alone (fallback off); fallback.test.ts checks the fallback.
  */
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DocbatchError } from '../../src/errors.ts';
+import { RENDERER_NAMES as RENDERERS } from '../../src/render/image.ts';
 import { RenderPool, type RenderRequest } from '../../src/render/pool.ts';
 import { childPids, corpusFile, formBombPdf, hugeImagePdf, pagesPdf, slowPage, tempDir, textPage, failure } from './fixtures.ts';
 
 const tmp = tempDir('limits');
 let slow: RenderRequest;
+let slowFor: Record<'pdfium' | 'pdfjs', RenderRequest>;
 let small: (page?: number) => RenderRequest;
 
 beforeAll(() => {
   // About 15 s of Skia stroking on an idle core; every test stops it long before.
   slow = { path: tmp.write('slow.pdf', pagesPdf([slowPage(20_000)])), blobId: 'slow', page: 1, format: 'png', text: false };
+  // PDFium strokes that page in ~1.5 s; three times the segments at 5000 px keep it busy ~10 s
+  // with a 100 MB bitmap held all along (over 400 MB resident).
+  slowFor = {
+    pdfjs: slow,
+    pdfium: { path: tmp.write('slower.pdf', pagesPdf([slowPage(60_000)])), blobId: 'slower', page: 1, format: 'png', text: false, longestSide: 5000 },
+  };
   const pages = Array.from({ length: 8 }, (_, i) => textPage(300, 400, [`page ${i + 1}`]));
   const smallPath = tmp.write('small.pdf', pagesPdf(pages));
   small = (page = 1) => ({ path: smallPath, blobId: 'small', page, format: 'png' });
@@ -31,14 +40,14 @@ async function waitFor(condition: () => boolean, timeoutMs = 20_000): Promise<vo
   }
 }
 
-describe('wall clock', () => {
+describe.each(RENDERERS)('%s alone', (renderer) => {
   it('kills a page over pageTimeoutMs with RENDER_TIMEOUT, and the pool carries on', async () => {
-    const pool = new RenderPool({ size: 1, pageTimeoutMs: 1500 });
+    const pool = new RenderPool({ size: 1, pageTimeoutMs: 1500, renderer, fallback: false });
     try {
       await pool.warm();
       const before = childPids('render');
       const started = performance.now();
-      const err = await failure(pool.render(slow));
+      const err = await failure(pool.render(slowFor[renderer]));
       expect(err.code).toBe('RENDER_TIMEOUT');
       expect(err.place?.page).toBe(1);
       expect(performance.now() - started).toBeLessThan(10_000);
@@ -50,15 +59,13 @@ describe('wall clock', () => {
       await pool.close();
     }
   });
-});
 
-describe('crashes', () => {
   it('a renderer that dies mid-page fails that page only; queued pages render on a new one', async () => {
-    const pool = new RenderPool({ size: 1, pageTimeoutMs: 60_000 });
+    const pool = new RenderPool({ size: 1, pageTimeoutMs: 60_000, renderer, fallback: false });
     try {
       await pool.warm();
       const [pid] = childPids('render');
-      const doomed = pool.render(slow);
+      const doomed = pool.render(slowFor[renderer]);
       const others = [1, 2, 3].map((p) => pool.render(small(p)));
       await waitFor(() => pool.stats().busy === 1);
       await new Promise((r) => setTimeout(r, 200));
@@ -75,11 +82,14 @@ describe('crashes', () => {
   });
 
   it('kills a renderer above maxRssMb (RENDER_CRASHED, out of memory) and recovers', async () => {
-    // The image limit is lifted so the 400 MB bomb is decoded; the RSS watch must stop it.
-    const pool = new RenderPool({ size: 1, maxImagePixels: 1_000_000_000, maxRssMb: 700 });
+    // pdf.js: the image limit is lifted so the 400 MB bomb is decoded. PDFium scales images as
+    // it decodes them (it draws the bomb in ~170 MB), so it gets the slow 5000 px page instead.
+    // Either way the RSS watch must stop it.
+    const heavy: RenderRequest =
+      renderer === 'pdfjs' ? { path: tmp.write('huge.pdf', hugeImagePdf(20_000)), blobId: 'huge', page: 1, format: 'png' } : slowFor.pdfium;
+    const pool = new RenderPool({ size: 1, maxImagePixels: 1_000_000_000, maxRssMb: renderer === 'pdfjs' ? 700 : 300, renderer, fallback: false });
     try {
-      const bomb = { path: tmp.write('huge.pdf', hugeImagePdf(20_000)), blobId: 'huge', page: 1, format: 'png' as const };
-      const err = await failure(pool.render(bomb));
+      const err = await failure(pool.render(heavy));
       expect(err.code).toBe('RENDER_CRASHED');
       expect(err.message).toMatch(/out of memory/);
       expect((await pool.render(small(4))).text).toBe('page 4');
@@ -89,8 +99,24 @@ describe('crashes', () => {
     }
   });
 
+  it('keeps all renderers together under maxTotalRssMb: idle ones go first, then the largest busy one', async () => {
+    // Two idle renderers hold ~120 MB each; a 5000 px page of the slow page needs 280-430 MB.
+    const pool = new RenderPool({ size: 2, maxRssMb: 4000, maxTotalRssMb: 250, pageTimeoutMs: 60_000, renderer, fallback: false });
+    try {
+      await pool.warm();
+      expect(pool.stats().renderers).toBe(2);
+      const err = await failure(pool.render({ ...slowFor.pdfium, blobId: `slower-${renderer}` }));
+      expect(err.code).toBe('RENDER_CRASHED');
+      expect(err.message).toMatch(/together.*above maxTotalRssMb 250/);
+      expect(pool.stats().recycled).toBeGreaterThanOrEqual(1); // the idle renderer went first
+      expect((await pool.render(small(3))).text).toBe('page 3');
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('stops a form-XObject bomb by its wall clock or its memory cap, never hangs', async () => {
-    const pool = new RenderPool({ size: 1, pageTimeoutMs: 3000, maxRssMb: 1000 });
+    const pool = new RenderPool({ size: 1, pageTimeoutMs: 3000, maxRssMb: 1000, renderer, fallback: false });
     try {
       const bomb = { path: tmp.write('bomb.pdf', formBombPdf(9, 10)), blobId: 'bomb', page: 1, format: 'png' as const };
       const err = await failure(pool.render(bomb));
@@ -104,7 +130,7 @@ describe('crashes', () => {
 
 describe('recycling', () => {
   it('replaces a renderer after maxPagesPerRenderer pages', async () => {
-    const pool = new RenderPool({ size: 1, maxPagesPerRenderer: 3 });
+    const pool = new RenderPool({ size: 1, maxPagesPerRenderer: 3, fallback: false });
     try {
       const seen = new Set<number>();
       for (let p = 1; p <= 7; p++) {
@@ -188,14 +214,18 @@ describe('options', () => {
     expect(() => new RenderPool({ size: 0 })).toThrow(/size/);
     expect(() => new RenderPool({ pageTimeoutMs: 1.5 })).toThrow(/pageTimeoutMs/);
     expect(() => new RenderPool({ fontRendering: 'magic' as 'native' })).toThrow(/fontRendering/);
+    expect(() => new RenderPool({ renderer: 'mupdf' as 'pdfium' })).toThrow(/renderer must be 'pdfium' or 'pdfjs'/);
+    expect(() => new RenderPool({ fallback: 'yes' as unknown as boolean })).toThrow(/fallback/);
+    expect(() => new RenderPool({ maxTotalRssMb: -1 })).toThrow(/maxTotalRssMb/);
   });
 
-  it('draws the same page whichever font rendering is chosen', async () => {
-    const native = new RenderPool({ size: 1, fontRendering: 'native' });
-    const paths = new RenderPool({ size: 1, fontRendering: 'paths' });
+  it('draws the same page whichever font rendering pdf.js is given', async () => {
+    const native = new RenderPool({ size: 1, renderer: 'pdfjs', fallback: false, fontRendering: 'native' });
+    const paths = new RenderPool({ size: 1, renderer: 'pdfjs', fallback: false, fontRendering: 'paths' });
     try {
       const request = (page: number) => ({ path: corpusFile('tracemonkey.pdf'), blobId: 'tm', page, format: 'png' as const });
       const [a, b, other] = await Promise.all([native.render(request(1)), paths.render(request(1)), paths.render(request(2))]);
+      expect([a.renderer, b.renderer]).toEqual(['pdfjs', 'pdfjs']);
       expect([a.width, a.height]).toEqual([b.width, b.height]);
       expect(a.text).toBe(b.text);
       // Glyph edges differ (Skia's text gamma draws slightly lighter strokes); the layout of

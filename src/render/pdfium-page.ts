@@ -1,0 +1,174 @@
+/**
+ * One page → one image and its text with PDFium, inside a renderer child (the default
+ * renderer). Same contract as page.ts (pdf.js): the displayed page (after /Rotate) scaled so
+ * its longest side is `longestSide` (geometry.ts, from PDFium's exact float page size), drawn on
+ * white, stretched onto the whole bitmap, grey-scale anti-aliasing (no LCD text, whose coloured
+ * fringes a vision model has never seen), annotations with appearance streams drawn as pdf.js
+ * draws them.
+ *
+ * The text layer comes from PDFium's character API fed to text.ts's joinTextRuns, the line
+ * logic the pdf.js path uses: each character is a run at its origin, with its advance (loose
+ * box) as width and its direction from its matrix. PDFium's own GetText breaks lines at every
+ * superscript and marks end-of-line hyphens specially; this keeps pdf.js's lines (bench/text-
+ * layer.ts: 1790 of 1997 lines identical, the rest glyph garbage in both) at half the time of
+ * pdf.js's getTextContent, from the page already loaded for drawing.
+ */
+import { DocbatchError } from '../errors.ts';
+import { targetSize } from './geometry.ts';
+import { encodeGrey, encodeRgba, greyChannel, round2, type PageJob, type PageOutput } from './image.ts';
+import { guarded, type PdfiumApi, type PdfiumDocument } from './pdfium.ts';
+import { joinTextRuns, type TextRun } from './text.ts';
+
+/** FPDF_ANNOT | FPDF_REVERSE_BYTE_ORDER (RGBA bytes, as sharp reads them). */
+const RENDER_FLAGS = 0x01 | 0x10;
+/** FPDFBitmap_BGRA: 4 bytes a pixel. */
+const BITMAP_BGRA = 4;
+
+export async function renderPdfiumPage(doc: PdfiumDocument, job: PageJob): Promise<PageOutput> {
+  const started = performance.now();
+  if (!Number.isInteger(job.page) || job.page < 1 || job.page > doc.pages) {
+    throw new DocbatchError('RENDER_FAILED', `page ${job.page} does not exist (the document has ${doc.pages})`);
+  }
+  const api = doc.api;
+  const page = guarded('loading the page', () => api._FPDF_LoadPage(doc.handle, job.page - 1));
+  if (!page) throw new DocbatchError('RENDER_FAILED', `PDFium cannot read page ${job.page}`);
+  try {
+    const widthPt = api._FPDF_GetPageWidthF(page);
+    const heightPt = api._FPDF_GetPageHeightF(page);
+    const rotation = ((api._FPDFPage_GetRotation(page) % 4) + 4) % 4 * 90;
+    const size = targetSize({ widthPt, heightPt }, job);
+    const image = await drawAndEncode(api, page, size.width, size.height, job);
+    const text = job.text ? guarded('reading the text layer', () => readText(api, page)) : '';
+    return {
+      image,
+      mime: job.format === 'png' ? 'image/png' : 'image/jpeg',
+      width: size.width,
+      height: size.height,
+      text,
+      widthPt: round2(widthPt),
+      heightPt: round2(heightPt),
+      rotation,
+      renderMs: Math.round(performance.now() - started),
+      renderer: 'pdfium',
+    };
+  } finally {
+    guarded('closing the page', () => api._FPDF_ClosePage(page));
+  }
+}
+
+/**
+ * Draws the page into a bitmap in wasm memory and encodes it from there, without a copy: a
+ * grey page is reduced to one byte a pixel in JavaScript first (and the bitmap freed at once);
+ * a coloured one is read by sharp in place, so nothing may call into PDFium (which could grow
+ * or reuse that memory) until the encoder is done, which is why the text layer comes after.
+ */
+async function drawAndEncode(api: PdfiumApi, page: number, width: number, height: number, job: PageJob): Promise<Buffer> {
+  const bytes = width * height * 4;
+  const buffer = api.wasmExports.malloc(bytes);
+  if (buffer === 0) throw new DocbatchError('RENDER_FAILED', `PDFium has no room for a ${width} x ${height} bitmap in its 2 GiB`);
+  let held = true;
+  const release = () => {
+    if (!held) return;
+    held = false;
+    try {
+      api.wasmExports.free(buffer);
+    } catch {
+      // PDFium trapped while drawing: the error on its way out says so (PdfiumPoisoned).
+    }
+  };
+  try {
+    guarded('drawing the page', () => {
+      const bitmap = api._FPDFBitmap_CreateEx(width, height, BITMAP_BGRA, buffer, width * 4);
+      if (!bitmap) throw new DocbatchError('RENDER_FAILED', `PDFium cannot make a ${width} x ${height} bitmap`);
+      try {
+        api._FPDFBitmap_FillRect(bitmap, 0, 0, width, height, 0xffffffff);
+        api._FPDF_RenderPageBitmap(bitmap, page, 0, 0, width, height, 0, RENDER_FLAGS);
+      } finally {
+        api._FPDFBitmap_Destroy(bitmap);
+      }
+    });
+    const rgba = Buffer.from(api.HEAPU8.buffer, buffer, bytes);
+    const grey = job.format === 'png' ? greyChannel(rgba, width * height) : undefined;
+    if (grey) {
+      release();
+      return await encodeGrey(grey, width, height, job);
+    }
+    return await encodeRgba(rgba, width, height, job);
+  } finally {
+    // Only once nothing reads it any more (sharp has settled, whether it succeeded or not).
+    release();
+  }
+}
+
+/** The text layer of a loaded page: its characters as text.ts runs, joined into lines. */
+export function readText(api: PdfiumApi, page: number): string {
+  const textPage = api._FPDFText_LoadPage(page);
+  if (!textPage) return '';
+  // One scratch block for the out-parameters: two doubles (origin), four floats (box), six floats (matrix).
+  const scratch = api.wasmExports.malloc(64);
+  try {
+    return joinTextRuns(pdfiumRuns(api, textPage, scratch, visibleBox(api, page, scratch)));
+  } finally {
+    api.wasmExports.free(scratch);
+    api._FPDFText_ClosePage(textPage);
+  }
+}
+
+/** The crop box (else the media box) as [left, bottom, right, top], in page space. */
+function visibleBox(api: PdfiumApi, page: number, scratch: number): number[] | undefined {
+  const f = scratch >> 2;
+  const ok = api._FPDFPage_GetCropBox(page, scratch, scratch + 4, scratch + 8, scratch + 12) || api._FPDFPage_GetMediaBox(page, scratch, scratch + 4, scratch + 8, scratch + 12);
+  if (!ok) return undefined;
+  const [x0, y0, x1, y1] = [api.HEAPF32[f]!, api.HEAPF32[f + 1]!, api.HEAPF32[f + 2]!, api.HEAPF32[f + 3]!];
+  return [Math.min(x0, x1) - 1, Math.min(y0, y1) - 1, Math.max(x0, x1) + 1, Math.max(y0, y1) + 1];
+}
+
+/**
+ * Characters outside the visible box are left out (printers' slugs and margin line numbers
+ * beyond the crop box: not on the image, and pdf.js does not report them either).
+ */
+function* pdfiumRuns(api: PdfiumApi, textPage: number, scratch: number, box: number[] | undefined): Generator<TextRun> {
+  const count = api._FPDFText_CountChars(textPage);
+  let pending: TextRun | undefined;
+  for (let i = 0; i < count; i++) {
+    const code = api._FPDFText_GetUnicode(textPage, i);
+    if (api._FPDFText_IsGenerated(textPage, i) === 1) {
+      // PDFium's own spaces (word gaps made by positioning) are kept; its line breaks are not:
+      // joinTextRuns decides lines from the baselines, as for pdf.js.
+      if (code === 0x20 && pending && !/\s$/u.test(pending.str)) pending.str += ' ';
+      continue;
+    }
+    if (code === 0x0d || code === 0x0a) continue;
+    // PDFium reports an end-of-line hyphen as 0x02 (or U+FFFE) with IsHyphen set.
+    const str = code === 0x02 || code === 0xfffe ? (api._FPDFText_IsHyphen(textPage, i) === 1 ? '-' : ' ') : charText(code);
+    if (!api._FPDFText_GetCharOrigin(textPage, i, scratch, scratch + 8)) continue;
+    const x = api.HEAPF64[scratch >> 3]!;
+    const y = api.HEAPF64[(scratch >> 3) + 1]!;
+    if (box && (x < box[0]! || y < box[1]! || x > box[2]! || y > box[3]!)) continue;
+    let a = 1;
+    let b = 0;
+    if (api._FPDFText_GetMatrix(textPage, i, scratch + 16)) {
+      a = api.HEAPF32[(scratch + 16) >> 2]!;
+      b = api.HEAPF32[((scratch + 16) >> 2) + 1]!;
+    }
+    let width = 0;
+    let height = 0;
+    if (api._FPDFText_GetLooseCharBox(textPage, i, scratch + 40)) {
+      const f = (scratch + 40) >> 2;
+      const [left, top, right, bottom] = [api.HEAPF32[f]!, api.HEAPF32[f + 1]!, api.HEAPF32[f + 2]!, api.HEAPF32[f + 3]!];
+      const horizontal = Math.abs(a) >= Math.abs(b);
+      width = Math.abs(horizontal ? right - left : top - bottom);
+      height = Math.abs(horizontal ? top - bottom : right - left);
+    }
+    if (pending) yield pending;
+    pending = { str, transform: [a, b, -b, a, x, y], width, height, hasEOL: false };
+  }
+  if (pending) yield pending;
+}
+
+/** A character code as text: control codes (fonts with broken encodings) as a space. */
+function charText(code: number): string {
+  if (code < 0x20 || code === 0x7f) return ' ';
+  if (code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return '\ufffd';
+  return String.fromCodePoint(code);
+}
