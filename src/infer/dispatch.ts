@@ -124,13 +124,14 @@ export class UnitSender {
       const windowAtSend = window.size;
       const aloneAtSend = gate.inFlight === 1;
       let started = performance.now();
+      let finishRate: (() => Promise<void>) | null = null;
       this.sends++;
       try {
         const maxModelLen = (await client.model(signal)).maxModelLen;
         const maxTokens = fitMaxTokens(prepared, maxModelLen);
         // A paid or shared endpoint's limits, kept by all its workers together.
         if (engine.limiter) {
-          await engine.limiter.acquire(prepared.promptTokensEstimate + maxTokens, signal);
+          finishRate = await engine.limiter.acquire(prepared.promptTokensEstimate + maxTokens, signal);
           started = performance.now();
         }
         const result = await client.chat(
@@ -201,6 +202,7 @@ export class UnitSender {
         throw err;
       } finally {
         ticket.release();
+        if (finishRate) await finishRate();
       }
     }
   }

@@ -18,6 +18,7 @@ import type { ModelInfo } from '../engine/types.ts';
 import { DocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { BlobStore } from '../store/blobs.ts';
+import type { EngineRateLimiter } from './rate-limit.ts';
 
 /** A 28 x 28 white PNG: one image token on Qwen-style models, enough to learn whether images are taken. */
 let probePng: Promise<string> | undefined;
@@ -38,6 +39,8 @@ export interface EnvironmentParts {
   /** Do not require image input (a worker for text units of a named text model). */
   textOnly: boolean;
   log: Logger;
+  /** The engine's shared rate limits: the probe is a request like any other. */
+  limiter?: EngineRateLimiter | null;
 }
 
 export interface EngineFacts {
@@ -106,7 +109,7 @@ export async function checkEngine(parts: EnvironmentParts, waitMs: number, signa
     throw unfit('model', `MODEL ${JSON.stringify(parts.model)} is not served by the engine (it serves ${served.map((m) => JSON.stringify(m.id)).join(', ')})`);
   }
   const model = parts.model ?? served[0]!.id;
-  const acceptsImages = await probeImages(client, model, log, signal);
+  const acceptsImages = await probeImages(client, model, log, signal, parts.limiter ?? null);
   if (acceptsImages === false && !parts.textOnly) {
     throw unfit('images', `the model ${JSON.stringify(model)} takes no images, so this worker would fail every page; serve a vision-language model, or start it with --text-only to take only chat work queued for that model by name`);
   }
@@ -117,9 +120,11 @@ export async function checkEngine(parts: EnvironmentParts, waitMs: number, signa
 const PROBE_TIMEOUT_MS = 15_000;
 
 /** One tiny request with one image: false when the server says the model takes none. */
-export async function probeImages(client: EngineClient, model: string, log: Logger, signal?: AbortSignal): Promise<boolean | null> {
+export async function probeImages(client: EngineClient, model: string, log: Logger, signal?: AbortSignal, limiter: EngineRateLimiter | null = null): Promise<boolean | null> {
+  let finish: (() => Promise<void>) | null = null;
   try {
     const png = await probeImage();
+    if (limiter) finish = await limiter.acquire(64, signal ?? AbortSignal.timeout(PROBE_TIMEOUT_MS));
     await client.chat(
       {
         model,
@@ -135,5 +140,7 @@ export async function probeImages(client: EngineClient, model: string, log: Logg
     if (err instanceof EngineError && err.code === 'MODEL_NO_IMAGES') return false;
     log.warn({ code: (err as { code?: string }).code, err: (err as Error).message }, 'could not tell whether the model takes images; assuming it does');
     return null;
+  } finally {
+    await finish?.();
   }
 }

@@ -4,11 +4,16 @@
  * no more than `rpm` requests and `tpm` tokens (prompt + max_tokens, counted when the request
  * leaves, as OpenAI-style endpoints reserve them) are sent, so an endpoint that counts in fixed
  * minutes never sees more than its limit. A 429 with Retry-After from the endpoint holds every
- * worker of that endpoint for as long as it says (`holdFor`). The window is counted a little
- * longer than the endpoint's (2%, at least 50 ms): a request sent just as an old one leaves our
- * window must not reach the endpoint before that one left its own.
+ * worker of that endpoint for as long as it says (`holdFor`).
  *
- *   {p}:rate:{engine}        zset   sends of the last minute: member "time:nonce:tokens", score time
+ * The endpoint counts a request when it arrives, which we cannot see: between our count and its
+ * arrival lie the send and the network. So a request counts from the moment it is let through
+ * until its answer came back (its time is then moved to the answer's), and it leaves our window
+ * only a window after that: a request let through later cannot reach the endpoint within one
+ * window of an earlier one's arrival, whatever the delays (a busy machine, a slow network).
+ *
+ *   {p}:rate:{engine}        zset   sends of the last window: member "nonce:tokens", score the answer's
+ *                                   time (while in flight: the latest it could come back)
  *   {p}:rate:{engine}:hold   string set while the endpoint asked everyone to wait (PX)
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -16,7 +21,8 @@ import type { Redis } from 'ioredis';
 import { DocbatchError } from '../errors.ts';
 
 /**
- * KEYS: the send log, the hold key. ARGV: rpm (0 = none), tpm (0 = none), tokens, nonce, window ms.
+ * KEYS: the send log, the hold key. ARGV: rpm (0 = none), tpm (0 = none), tokens, nonce, window ms,
+ * the longest a request may take (its provisional time is now + that, until FINISH sets it).
  * Returns 0 when the send is recorded (go), else the milliseconds to wait before asking again.
  */
 const ACQUIRE_LUA = `
@@ -33,7 +39,7 @@ local sends = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local count = #sends / 2
 if rpm > 0 and count >= rpm then
   -- wait until the oldest send leaves the window
-  return math.max(1, tonumber(sends[2]) + window - now)
+  return math.max(1, math.min(tonumber(sends[2]) + window - now, 1000))
 end
 if tpm > 0 then
   local used = 0
@@ -45,18 +51,27 @@ if tpm > 0 then
     local freed = 0
     for i = 1, #sends, 2 do
       freed = freed + tonumber(string.match(sends[i], ':(%d+)$') or '0')
-      if used - freed + tokens <= tpm then return math.max(1, tonumber(sends[i + 1]) + window - now) end
+      if used - freed + tokens <= tpm then return math.max(1, math.min(tonumber(sends[i + 1]) + window - now, 1000)) end
     end
-    return window
+    return 1000
   end
 end
-redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[4] .. ':' .. tokens)
-redis.call('PEXPIRE', KEYS[1], window * 2)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[6]), ARGV[4] .. ':' .. tokens)
+redis.call('PEXPIRE', KEYS[1], window * 2 + tonumber(ARGV[6]))
 return 0
+`;
+
+/** KEYS: the send log. ARGV: the member. The request's answer is back: its time becomes now. */
+const FINISH_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
+return 1
 `;
 
 interface LimitingRedis extends Redis {
   docbatchRateAcquire(log: string, hold: string, ...args: Array<string | number>): Promise<number>;
+  docbatchRateFinish(log: string, member: string): Promise<number>;
 }
 
 export interface RateLimits {
@@ -66,6 +81,8 @@ export interface RateLimits {
   tpm?: number;
   /** The window the limits count in. @defaultValue 60_000 (endpoints count per minute) */
   windowMs?: number;
+  /** The longest a request may take (the request timeout). @defaultValue 600_000 */
+  requestTimeoutMs?: number;
 }
 
 export class EngineRateLimiter {
@@ -78,24 +95,30 @@ export class EngineRateLimiter {
     this.redis = redis as LimitingRedis;
     this.key = `${prefix}:rate:${createHash('sha256').update(engine).digest('hex').slice(0, 16)}`;
     this.limits = limits;
-    if (!('docbatchRateAcquire' in redis)) redis.defineCommand('docbatchRateAcquire', { numberOfKeys: 2, lua: ACQUIRE_LUA });
+    if (!('docbatchRateAcquire' in redis)) {
+      redis.defineCommand('docbatchRateAcquire', { numberOfKeys: 2, lua: ACQUIRE_LUA });
+      redis.defineCommand('docbatchRateFinish', { numberOfKeys: 1, lua: FINISH_LUA });
+    }
   }
 
   get active(): boolean {
     return this.limits.rpm !== undefined || this.limits.tpm !== undefined;
   }
 
-  /** Waits until a request of `tokens` may leave, and records it. */
-  async acquire(tokens: number, signal: AbortSignal): Promise<void> {
+  /**
+   * Waits until a request of `tokens` may leave, and records it. Call the returned function when
+   * its answer (or failure) is back.
+   */
+  async acquire(tokens: number, signal: AbortSignal): Promise<() => Promise<void>> {
     const { rpm, tpm } = this.limits;
     if (tpm !== undefined && tokens > tpm) {
       throw new DocbatchError('BAD_REQUEST', `one request needs ${tokens} tokens (prompt + max_tokens), more than ENGINE_TPM ${tpm} allows in a minute`);
     }
+    const tokenCount = Math.max(0, Math.round(tokens));
+    const member = `${randomBytes(6).toString('hex')}:${tokenCount}`;
     for (;;) {
-      const window = this.limits.windowMs ?? 60_000;
-      const margin = Math.max(50, Math.round(window * 0.02));
-      const wait = await this.redis.docbatchRateAcquire(this.key, `${this.key}:hold`, rpm ?? 0, tpm ?? 0, Math.max(0, Math.round(tokens)), randomBytes(4).toString('hex'), window + margin);
-      if (wait === 0) return;
+      const wait = await this.redis.docbatchRateAcquire(this.key, `${this.key}:hold`, rpm ?? 0, tpm ?? 0, tokenCount, member.split(':')[0]!, this.limits.windowMs ?? 60_000, this.limits.requestTimeoutMs ?? 600_000);
+      if (wait === 0) return () => this.redis.docbatchRateFinish(this.key, member).then(() => undefined, () => undefined);
       await sleep(Math.min(wait, 5000) + Math.random() * 50, signal);
     }
   }

@@ -101,6 +101,7 @@ export function createInferWorker(config: Config, log: Logger): InferWorker {
     ...(config.engineRpm !== undefined ? { rpm: config.engineRpm } : {}),
     ...(config.engineTpm !== undefined ? { tpm: config.engineTpm } : {}),
     windowMs: config.engineRateWindowMs,
+    requestTimeoutMs: config.requestTimeoutMs,
   });
   const fallbacks = config.fallbackEngineUrls.map((url, i) => engineFor(url, config.fallbackApiKeys[i] || undefined, {}));
   return new InferWorker({
@@ -208,7 +209,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     const engine = engines.primary;
     await checkRedis(redis);
     await checkBlobs(blobs, this.log);
-    this.facts = await checkEngine({ redis, blobs, client: engine.client, model: config.model ?? null, textOnly: config.textOnly, log: this.log }, config.engineStartTimeoutMs, signal);
+    this.facts = await checkEngine({ redis, blobs, client: engine.client, model: config.model ?? null, textOnly: config.textOnly, log: this.log, limiter: engine.limiter }, config.engineStartTimeoutMs, signal);
     engines.start();
     for (const fallback of engines.fallbacks) {
       void fallback.client.models(AbortSignal.timeout(10_000)).then(
