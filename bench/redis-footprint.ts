@@ -1,8 +1,9 @@
 /**
  * Redis holds only work in flight (issue 8, item 6): runs many documents through the whole
  * pipeline (real Redis, the engine emulator at high speed, a worker and the writer in this
- * process) and prints what Redis still holds once every document is written: bytes per unit and
- * per document, by kind of key, and whether any engine answer is left.
+ * process) and prints what Redis holds while they are queued (before any worker runs: what to
+ * size Redis for) and once every document is written: bytes per unit and per document, by kind
+ * of key, and whether any engine answer is left.
  *
  *   node_modules/.bin/node bench/redis-footprint.ts [--docs 300] [--pages 3] [--exports 3]
  */
@@ -66,30 +67,42 @@ try {
     files.push(path);
   }
   await new BlobStore(config.blobDir).markStore();
-  const worker = createInferWorker(config, log);
-  const writer = createWriter(config, log, { reconcileIntervalMs: 2000 });
-  await worker.start();
-  await writer.start();
-  const started = performance.now();
+  const line = (s: string) => process.stdout.write(`${s}\n`);
+  const table = (fp: Awaited<ReturnType<typeof footprint>>, units: number) => {
+    line('| kind of key | keys | bytes | bytes per unit |');
+    line('|---|---|---|---|');
+    for (const [kind, v] of Object.entries(fp.byKind).sort((a, b) => b[1].bytes - a[1].bytes)) {
+      line(`| ${kind} | ${v.keys} | ${v.bytes} | ${(v.bytes / units).toFixed(1)} |`);
+    }
+  };
+  // Queued: everything registered, no worker yet (the feeder put FEED_DEPTH units into BullMQ).
   const outcomes = await enqueueFiles(files, config, log);
   const ids = outcomes.flatMap((o) => (o.runs ?? []).map((r) => r.docId));
   const store = new DocStore(redis, prefix);
+  const queuedUnits = (await store.getMany(ids)).reduce((n, r) => n + r.units, 0);
+  const queued = await footprint(redis, prefix);
+  line(`${ids.length} documents (${docs} PDFs of ${pages} pages, ${exportsCount} chat exports), ${queuedUnits} units`);
+  line('');
+  line(`Queued, no worker running (FEED_DEPTH ${config.feedDepth}): ${queued.keys} keys, ${queued.bytes} bytes = ${(queued.bytes / queuedUnits).toFixed(0)} B per unit, ${(queued.bytes / ids.length).toFixed(0)} B per document`);
+  line('');
+  table(queued, queuedUnits);
+
+  const worker = createInferWorker(config, log);
+  const writer = createWriter(config, log, { reconcileIntervalMs: 2000 });
+  const started = performance.now();
+  await worker.start();
+  await writer.start();
   const done = await waitForDocs(store, ids, { intervalMs: 500 });
   const seconds = (performance.now() - started) / 1000;
   await worker.close();
   await writer.close();
   const units = done.reduce((n, d) => n + d.record.units, 0);
   const fp = await footprint(redis, prefix);
-  const line = (s: string) => process.stdout.write(`${s}\n`);
-  line(`${ids.length} documents (${docs} PDFs of ${pages} pages, ${exportsCount} chat exports), ${units} units, written in ${seconds.toFixed(1)} s`);
-  line(`Redis after every document was written: ${fp.keys} keys, ${fp.bytes} bytes = ${(fp.bytes / units).toFixed(0)} B per unit, ${(fp.bytes / ids.length).toFixed(0)} B per document`);
+  line('');
+  line(`Written in ${seconds.toFixed(1)} s. Redis after every document was written: ${fp.keys} keys, ${fp.bytes} bytes = ${(fp.bytes / units).toFixed(0)} B per unit, ${(fp.bytes / ids.length).toFixed(0)} B per document`);
   line(`keys holding engine answers: ${fp.resultKeys.length}`);
   line('');
-  line('| kind of key | keys | bytes | bytes per unit |');
-  line('|---|---|---|---|');
-  for (const [kind, v] of Object.entries(fp.byKind).sort((a, b) => b[1].bytes - a[1].bytes)) {
-    line(`| ${kind} | ${v.keys} | ${v.bytes} | ${(v.bytes / units).toFixed(1)} |`);
-  }
+  table(fp, units);
 } finally {
   await purgePrefix(redis, prefix);
   redis.disconnect();

@@ -34,7 +34,7 @@ export function enqueueCommand(): Command {
     .option('--json', 'one JSON object per line instead of text')
     .option('--force', 'redo documents that were enqueued before (new generation)')
     .option('--conversation-summary', 'chat exports: also summarize each conversation from its chunk summaries (a line with "chunk": "summary")');
-  const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir', 'pdfPassword', 'chunkTokens', 'chunkOverlapTokens', 'feedDepth', 'attempts', 'zipMaxRatio', 'zipMaxBytes', 'exportMaxChunks']);
+  const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir', 'pdfPassword', 'chunkTokens', 'chunkOverlapTokens', 'feedDepth', 'feedDocuments', 'attempts', 'zipMaxRatio', 'zipMaxBytes', 'exportMaxChunks']);
   return command.action(async (inputs: string[], opts: Record<string, unknown>) => {
     const config = load(opts);
     const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, pretty: config.logFormat === 'pretty' });

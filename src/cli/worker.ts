@@ -9,7 +9,7 @@ export function workerCommand(): Command {
     'engineUrl', 'engineApiKey', 'model', 'batchSize', 'maxInFlight', 'initialInFlight', 'imageSize', 'imageFormat',
     'imageQuality', 'renderers', 'renderTimeoutMs', 'renderer', 'renderMemoryMb', 'pageMaxTokens', 'chatMaxTokens', 'requestTimeoutMs', 'attempts',
     'engineReleaseMs', 'engineStartTimeoutMs', 'textOnly', 'cleanIntervalMs', 'ceilingHoldMs', 'lockDurationMs', 'stalledIntervalMs', 'shutdownTimeoutMs', 'workerName', 'blobDir',
-    'metricsPort', 'metricsHost', 'metricsPublicNames', 'gpuHourlyUsd', 'budgetUsd', 'feedDepth', 'exitWhenIdleS', 'schemaInPrompt', 'writeAttempts',
+    'metricsPort', 'metricsHost', 'metricsPublicNames', 'gpuHourlyUsd', 'budgetUsd', 'feedDepth', 'feedDocuments', 'exitWhenIdleS', 'schemaInPrompt', 'writeAttempts',
     'engineRpm', 'engineTpm', 'engineRateWindowMs', 'fallbackEngineUrls', 'fallbackApiKeys', 'fallbackAfterMs',
   ]);
   return command.action(async (opts: Record<string, unknown>) => {

@@ -4,7 +4,7 @@ import { REDIS_SETTINGS, settingOptions } from './options.ts';
 
 export function writerCommand(): Command {
   const command = new Command('writer').description('Write finished documents (Markdown, JSONL, reports) to the output directory.');
-  const load = settingOptions(command, [...REDIS_SETTINGS, 'outDir', 'blobDir', 'gpuHourlyUsd', 'shutdownTimeoutMs', 'workerName', 'retentionDays', 'feedDepth', 'attempts', 'writeAttempts']);
+  const load = settingOptions(command, [...REDIS_SETTINGS, 'outDir', 'blobDir', 'gpuHourlyUsd', 'shutdownTimeoutMs', 'workerName', 'retentionDays', 'feedDepth', 'feedDocuments', 'attempts', 'writeAttempts']);
   return command.action(async (opts: Record<string, unknown>) => {
     const { runWriter } = await import('../../workers/writer.ts');
     process.exitCode = await runWriter(load(opts));

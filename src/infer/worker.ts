@@ -112,7 +112,7 @@ export function createInferWorker(config: Config, log: Logger): InferWorker {
     store: new DocStore(redis, config.prefix),
     blobs,
     chunks: new ChunkReader(blobs),
-    feeder: new Feeder(redis, config.prefix, inferQueue),
+    feeder: new Feeder(redis, config.prefix, inferQueue, { documents: config.feedDocuments }),
     engines: new EngineSet(primary, fallbacks, config.fallbackAfterMs),
     writeQueue: openQueue('write', config, redis),
     inferQueue,

@@ -71,7 +71,7 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
   };
   const writeQueue = openQueue('write', config, redis);
   const blobs = new BlobStore(config.blobDir);
-  const feeder = new Feeder(redis, config.prefix, inferQueue);
+  const feeder = new Feeder(redis, config.prefix, inferQueue, { documents: config.feedDocuments });
   const inspector = new PdfInspector();
   const outcomes: FileOutcome[] = [];
   const emit = (o: FileOutcome) => {

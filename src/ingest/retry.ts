@@ -60,7 +60,7 @@ export async function retryDocuments(targets: string[], config: Config, log: Log
   };
   const writeQueue = openQueue('write', config, redis);
   const blobs = new BlobStore(config.blobDir);
-  const parts = { store, blobs, chunks: new ChunkReader(blobs), feeder: new Feeder(redis, config.prefix, inferQueue), writeQueue, inferQueue };
+  const parts = { store, blobs, chunks: new ChunkReader(blobs), feeder: new Feeder(redis, config.prefix, inferQueue, { documents: config.feedDocuments }), writeQueue, inferQueue };
   try {
     try {
       await redis.ping();

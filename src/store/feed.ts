@@ -1,10 +1,13 @@
 /**
- * The fair feeder: documents wait in a round per infer queue (`{p}:feed:{queue}`, a sorted set),
- * and their units enter BullMQ's wait list only as workers need them. Each feed takes units
- * round-robin across the documents of the highest priority class (a few per document per turn),
- * so documents enqueued together progress together and `enqueue --priority` goes first. Redis
- * holds a cursor per waiting document, not a job per waiting unit; the wait list stays near
- * FEED_DEPTH (what KEDA's redis trigger reads).
+ * The fair feeder: documents wait per infer queue, and their units enter BullMQ's wait list only
+ * as workers need them. Each feed takes units round-robin across the documents of the round
+ * (`{p}:feed:{queue}`, at most FEED_DOCUMENTS of them, highest priority class first, a few units
+ * per document per turn); the others wait in the backlog (`{p}:feed:{queue}:backlog`, oldest first
+ * within a class) and enter as documents of the round are fully fed. So documents enqueued
+ * together progress together, `enqueue --priority` goes first (a document of a higher class enters
+ * the round at once), and the answers held in Redis are bounded by the documents of the round, not
+ * by everything queued. Redis holds a cursor per waiting document, not a job per waiting unit;
+ * the wait list stays near FEED_DEPTH (what KEDA's redis trigger reads).
  *
  * Anyone may feed (a producer after enqueueing, every worker as its queue runs low, the writer on
  * its timer); a lock per queue keeps feeds one at a time. A feeder that dies between taking
@@ -22,8 +25,8 @@ import { waitListKey } from '../../queues/routes.ts';
 import { FEED_ADD_LUA, FEED_LUA } from './scripts.ts';
 
 interface FeedingRedis extends Redis {
-  docbatchFeed(feedKey: string, turnKey: string, ...args: Array<string | number>): Promise<string[]>;
-  docbatchFeedAdd(feedKey: string, turnKey: string, docKey: string, ...args: Array<string | number>): Promise<number>;
+  docbatchFeed(feedKey: string, turnKey: string, backlogKey: string, ...args: Array<string | number>): Promise<string[]>;
+  docbatchFeedAdd(feedKey: string, turnKey: string, docKey: string, backlogKey: string, ...args: Array<string | number>): Promise<number>;
 }
 
 export interface FeederOptions {
@@ -31,6 +34,8 @@ export interface FeederOptions {
   slice?: number;
   /** Units looked at per feed (settled ones are skipped). @defaultValue 20_000 */
   maxScan?: number;
+  /** Documents fed round-robin at once per queue (FEED_DOCUMENTS); the rest wait in the backlog. @defaultValue 64 */
+  documents?: number;
 }
 
 const RELEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
@@ -41,6 +46,7 @@ export class Feeder {
   private readonly queue: (name: string) => TypedQueue<'infer'>;
   private readonly slice: number;
   private readonly maxScan: number;
+  private readonly documents: number;
 
   constructor(redis: Redis, prefix: string, queue: (name: string) => TypedQueue<'infer'>, options: FeederOptions = {}) {
     this.redis = redis as FeedingRedis;
@@ -48,15 +54,21 @@ export class Feeder {
     this.queue = queue;
     this.slice = options.slice ?? 4;
     this.maxScan = options.maxScan ?? 20_000;
+    this.documents = options.documents ?? 64;
     if (!('docbatchFeed' in redis)) {
-      redis.defineCommand('docbatchFeed', { numberOfKeys: 2, lua: FEED_LUA });
-      redis.defineCommand('docbatchFeedAdd', { numberOfKeys: 3, lua: FEED_ADD_LUA });
+      redis.defineCommand('docbatchFeed', { numberOfKeys: 3, lua: FEED_LUA });
+      redis.defineCommand('docbatchFeedAdd', { numberOfKeys: 4, lua: FEED_ADD_LUA });
       redis.defineCommand('docbatchFeedRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
     }
   }
 
+  /** The round: documents being fed. */
   feedKey(queue: string): string {
     return `${this.prefix}:feed:${queue}`;
+  }
+  /** Documents waiting to enter the round. */
+  backlogKey(queue: string): string {
+    return `${this.prefix}:feed:${queue}:backlog`;
   }
   private turnKey(queue: string): string {
     return `${this.prefix}:feed:${queue}:turn`;
@@ -64,17 +76,19 @@ export class Feeder {
 
   /** Puts a document in its queue's round (again: `restart` looks at every unit from the first). */
   async add(docId: string, queue: string, restart: boolean): Promise<void> {
-    await this.redis.docbatchFeedAdd(this.feedKey(queue), this.turnKey(queue), `${this.prefix}:doc:${docId}`, docId, restart ? 1 : 0);
+    await this.redis.docbatchFeedAdd(this.feedKey(queue), this.turnKey(queue), `${this.prefix}:doc:${docId}`, this.backlogKey(queue), docId, restart ? 1 : 0);
   }
 
-  /** Documents waiting in a queue's round. */
-  waitingDocs(queue: string): Promise<number> {
-    return this.redis.zcard(this.feedKey(queue));
+  /** Documents with units still to feed in a queue (the round and its backlog). */
+  async waitingDocs(queue: string): Promise<number> {
+    const [round, backlog] = await Promise.all([this.redis.zcard(this.feedKey(queue)), this.redis.zcard(this.backlogKey(queue))]);
+    return round + backlog;
   }
 
-  /** Whether a document is still in its queue's round (units left to feed). */
+  /** Whether a document still has units to feed (in its queue's round or backlog). */
   async inRound(docId: string, queue: string): Promise<boolean> {
-    return (await this.redis.zscore(this.feedKey(queue), docId)) !== null;
+    const [round, backlog] = await Promise.all([this.redis.zscore(this.feedKey(queue), docId), this.redis.zscore(this.backlogKey(queue), docId)]);
+    return round !== null || backlog !== null;
   }
 
   /** Jobs in BullMQ's wait list of a queue. */
@@ -97,7 +111,7 @@ export class Feeder {
       let added = 0;
       while (added < want) {
         const batch = Math.min(1000, want - added);
-        const taken = await this.redis.docbatchFeed(this.feedKey(queue), this.turnKey(queue), this.prefix, batch, this.slice, this.maxScan);
+        const taken = await this.redis.docbatchFeed(this.feedKey(queue), this.turnKey(queue), this.backlogKey(queue), this.prefix, batch, this.slice, this.maxScan, this.documents);
         if (taken.length === 0) break;
         const jobs = taken.map((entry) => {
           const [docId, gen, unit, name] = entry.split('|') as [string, string, string, string];

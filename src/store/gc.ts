@@ -88,12 +88,13 @@ export async function collect(parts: { store: DocStore; blobs: BlobStore; feeder
 
   // 3. Feeding rounds holding documents that are gone.
   for (const queue of await store.queues()) {
-    const key = feeder.feedKey(queue);
-    const members = await redis.zrange(key, '0', '-1');
-    const dead = members.filter((id) => !live.has(id));
-    if (dead.length > 0) {
-      report.feedEntries += dead.length;
-      if (!dry) await redis.zrem(key, ...dead);
+    for (const key of [feeder.feedKey(queue), feeder.backlogKey(queue)]) {
+      const members = await redis.zrange(key, '0', '-1');
+      const dead = members.filter((id) => !live.has(id));
+      if (dead.length > 0) {
+        report.feedEntries += dead.length;
+        if (!dry) await redis.zrem(key, ...dead);
+      }
     }
   }
 

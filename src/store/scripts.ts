@@ -83,26 +83,47 @@ return next
 `;
 
 /**
- * Puts a document (back) in its queue's feeding round: KEYS feed zset, turn counter, doc hash;
- * ARGV doc id, restart (1: from unit 0 again, skipping settled units). Its place is the end of the
- * current round of its priority class (documents enqueued one after another keep that order).
+ * Puts a document (back) in line to be fed: KEYS round zset, turn counter, doc hash, backlog zset;
+ * ARGV doc id, restart (1: from unit 0 again, skipping settled units). A document already in the
+ * round stays where it is; otherwise it joins the backlog at the end of its priority class (so
+ * documents enqueued one after another keep that order), and enters the round at a feed.
  */
 export const FEED_ADD_LUA = `
 if ARGV[2] == '1' then redis.call('HSET', KEYS[3], 'fed', 0) end
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 local p = tonumber(redis.call('HGET', KEYS[3], 'priority') or '0')
 local t = redis.call('INCR', KEYS[2])
-redis.call('ZADD', KEYS[1], 'NX', -p * 1099511627776 + t, ARGV[1])
+redis.call('ZADD', KEYS[4], 'NX', -p * 1099511627776 + t, ARGV[1])
 return 1
 `;
 
 /**
- * The fair feeder: takes up to ARGV[2] units from the documents of one queue, round-robin within
- * the highest priority class first, at most ARGV[3] units from a document per turn, skipping units
- * that already have a result, looking at no more than ARGV[4] units in all.
- * KEYS: feed zset, turn counter. ARGV: prefix, max units, slice, max scanned.
+ * The fair feeder: takes up to ARGV[2] units from the documents of one queue, round-robin among
+ * the documents in its round (at most ARGV[5] of them), highest priority class first, at most
+ * ARGV[3] units from a document per turn, skipping units that already have a result, looking at
+ * no more than ARGV[4] units in all. The round is filled from the backlog (oldest first, by class);
+ * a document of a higher class than the round's lowest enters even when the round is full.
+ * KEYS: round zset, turn counter, backlog zset. ARGV: prefix, max units, slice, max scanned,
+ * most documents in the round.
  * Returns "docId|gen|unit|jobName" strings. A document leaves the round when all its units are fed.
  */
 export const FEED_LUA = `
+local CLASS = 1099511627776
+local function classOf(score) return math.floor(tonumber(score) / CLASS) end
+local most = tonumber(ARGV[5])
+-- fill the round from the backlog
+while true do
+  local head = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  if #head == 0 then break end
+  local admit = redis.call('ZCARD', KEYS[1]) < most
+  if not admit then
+    local worst = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+    admit = #worst > 0 and classOf(head[2]) < classOf(worst[2])
+  end
+  if not admit then break end
+  redis.call('ZREM', KEYS[3], head[1])
+  redis.call('ZADD', KEYS[1], head[2], head[1])
+end
 local out = {}
 local n = 0
 local scanned = 0
@@ -132,7 +153,14 @@ while n < maxUnits and scanned < maxScan do
     redis.call('HSET', doc, 'fed', fed)
     if fed < last then
       local t = redis.call('INCR', KEYS[2])
-      redis.call('ZADD', KEYS[1], -tonumber(h[5] or '0') * 1099511627776 + t, id)
+      redis.call('ZADD', KEYS[1], -tonumber(h[5] or '0') * CLASS + t, id)
+    else
+      -- fully fed: a place in the round may be free for the next document of the backlog
+      local head = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+      if #head > 0 and redis.call('ZCARD', KEYS[1]) < most then
+        redis.call('ZREM', KEYS[3], head[1])
+        redis.call('ZADD', KEYS[1], head[2], head[1])
+      end
     end
   end
 end

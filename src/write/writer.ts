@@ -72,7 +72,7 @@ export function createWriter(config: Config, log: Logger, options: WriterOptions
       store: new DocStore(redis, config.prefix),
       blobs,
       sink: new LocalSink(config.outDir),
-      feeder: new Feeder(redis, config.prefix, inferQueue),
+      feeder: new Feeder(redis, config.prefix, inferQueue, { documents: config.feedDocuments }),
       chunks: new ChunkReader(blobs),
       writeQueue: openQueue('write', config, redis),
       inferQueue,

@@ -65,6 +65,38 @@ describe('fair feeding', () => {
   }, 90_000);
 });
 
+describe('the round and its backlog', () => {
+  it('feeds at most FEED_DOCUMENTS documents at once, the rest in order as they finish; a higher priority enters at once', async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false, config: { feedDepth: 1, feedDocuments: 2 } });
+    const make = (name: string, pages: number, seed: number) => {
+      const path = join(p!.dir, name);
+      writeFileSync(path, numberedPdf(pages, seed));
+      return path;
+    };
+    const ids = acceptedIds(await p.enqueue([make('d0.pdf', 4, 1), make('d1.pdf', 4, 2), make('d2.pdf', 4, 3), make('d3.pdf', 4, 4)]));
+    const [urgent] = acceptedIds(await p.enqueue([make('urgent.pdf', 4, 5)], { priority: 3 }));
+    const names = new Map([...ids.map((id, i) => [id, `d${i}`] as const), [urgent!, 'U']]);
+    const infer = (await import('../../queues/connect.ts')).openQueue('infer', p.config, p.redis);
+    const { Feeder } = await import('../../src/store/feed.ts');
+    const feeder = new Feeder(p.redis, p.config.prefix, () => infer, { documents: 2, slice: 2 });
+    // Two documents in the round (d1, then d0 after its first turn), the others in the backlog.
+    const round = async () => (await p!.redis.zrange(`${p!.config.prefix}:feed:infer`, '0', '-1')).map((id) => names.get(id));
+    expect(await round()).toEqual(['d1', 'd0']);
+    await feeder.feed('infer', 19);
+    const order = (await infer.getJobs(['wait'], 0, 1000, true)).map((j) => `${names.get(j.data.docId)}.${j.data.unit}`);
+    // d0's first page went at enqueue (FEED_DEPTH 1); then the urgent one whole, then d0 and d1 in
+    // turns of 2; d2 enters only when d1 is fully fed (keeping its place from its enqueue, before
+    // d0's last turn), d3 when d0 is.
+    expect(order).toEqual([
+      'd0.0', 'U.0', 'U.1', 'U.2', 'U.3',
+      'd1.0', 'd1.1', 'd0.1', 'd0.2', 'd1.2', 'd1.3',
+      'd2.0', 'd2.1', 'd0.3', 'd3.0', 'd3.1', 'd2.2', 'd2.3', 'd3.2', 'd3.3',
+    ]);
+    expect(await round()).toEqual([]);
+    await infer.close();
+  }, 60_000);
+});
+
 describe('--exit-when-idle', () => {
   it('does a unit that arrives before the deadline, then drains and exits 0 once idle; nothing is lost', async () => {
     p = await startPipeline({ file: import.meta.filename, worker: false });
