@@ -87,13 +87,16 @@ try {
   line('');
   table(queued, queuedUnits);
 
+  const commands = async () => Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))?.[1] ?? 0);
   const worker = createInferWorker(config, log);
   const writer = createWriter(config, log, { reconcileIntervalMs: 2000 });
+  const commandsBefore = await commands();
   const started = performance.now();
   await worker.start();
   await writer.start();
   const done = await waitForDocs(store, ids, { intervalMs: 500 });
   const seconds = (performance.now() - started) / 1000;
+  const commandsRun = (await commands()) - commandsBefore;
   await worker.close();
   await writer.close();
   const units = done.reduce((n, d) => n + d.record.units, 0);
@@ -101,6 +104,7 @@ try {
   line('');
   line(`Written in ${seconds.toFixed(1)} s. Redis after every document was written: ${fp.keys} keys, ${fp.bytes} bytes = ${(fp.bytes / units).toFixed(0)} B per unit, ${(fp.bytes / ids.length).toFixed(0)} B per document`);
   line(`keys holding engine answers: ${fp.resultKeys.length}`);
+  line(`Redis commands while working: ${commandsRun} = ${(commandsRun / units).toFixed(1)} per unit (every process of this Redis counted: run it on an otherwise idle Redis)`);
   line('');
   table(fp, units);
 } finally {
