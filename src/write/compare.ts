@@ -65,12 +65,13 @@ export async function writeComparison(record: DocRecord, parts: CompareParts): P
     const name = await store.claimName(folder, first.meta.name, first.docId, first.meta.sha256, '.compare');
     const at = resolve(sink.root, folder);
     const files = runs.map((r) => ({ model: modelOf(r), path: mainOutput(r) }));
-    const comparison = compareDocumentFiles(name, files, DEFAULT_COMPARE);
+    const { document, ...comparison } = compareDocumentFiles(name, files, DEFAULT_COMPARE);
     const content: ComparisonFile = {
-      ...comparison,
+      document,
       source: first.meta.source,
       outputs: Object.fromEntries(files.map((f) => [f.model, f.path === null ? null : relative(at, f.path)])),
       runs: Object.fromEntries(runs.map((r) => [modelOf(r), { document: r.docId, generation: r.gen }])),
+      ...comparison,
     };
     const path = await sink.writeWhole(join(folder, `${name}.compare.json`), `${JSON.stringify(content, null, 2)}\n`);
     log.info({ docId: record.docId, file: path, agree: comparison.agree, disagreements: comparison.disagreements.length }, 'models compared');

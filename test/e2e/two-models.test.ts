@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { numberedPdf, writePdf } from '../../scripts/lib/pdf-writer.ts';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
+import { WorkerMetrics } from '../../src/observe/metrics.ts';
 import type { ComparisonFile } from '../../src/write/compare.ts';
 import { runCli } from '../helpers/cli.ts';
 import { invoices, type Invoice } from '../helpers/invoices.ts';
@@ -179,6 +180,11 @@ describe('pages and chats on different models', () => {
     engines.push(text);
     const vision = await p.startWorker({ workerName: 'vision', imageSize: 512 });
     const reader = await p.startWorker({ workerName: 'reader', engineUrl: text.url, textOnly: true });
+    const metrics = [vision, reader].map((w) => {
+      const m = new WorkerMetrics({ processMetrics: false, labels: { worker: w.config.workerName } });
+      m.attach(w);
+      return m;
+    });
     expect(reader.queueNames()).toEqual([expect.stringMatching(/^infer-text-llm-[0-9a-f]{6}$/)]);
     expect(vision.queueNames()).toContain('infer');
 
@@ -196,7 +202,7 @@ describe('pages and chats on different models', () => {
     expect([...pages.keys()]).toEqual([1, 2, 3, 4, 5, 6]);
     for (const page of pages.values()) expect(page.body).toMatch(/^\[emulated reply by vision-vl\]/);
     expect(JSON.parse(readFileSync(join(out, 'vision-vl', 'scan.report.json'), 'utf8')).models).toEqual(['vision-vl']);
-    const lines = readFileSync(join(out, 'text-llm', 'conversations.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { model: string; summary: string | null });
+    const lines = readFileSync(join(out, 'text-llm', 'conversations.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { model: string; summary: string | null; usage: { completion_tokens: number } });
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) expect(line).toMatchObject({ model: 'text-llm', summary: expect.stringMatching(/^\[emulated reply by text-llm\]/) });
 
@@ -205,5 +211,16 @@ describe('pages and chats on different models', () => {
     expect(p.engine.stats().completed - visionBefore).toBe(6);
     expect(text.stats().completed - textBefore.completed).toBe(lines.length);
     expect(text.stats().errors.not_multimodal ?? 0).toBe(textBefore.errors.not_multimodal ?? 0);
+
+    // The metrics say which model did the work: units and tokens labelled by model (first the
+    // vision worker's registry, then the text worker's).
+    const series = async (name: string) => (await Promise.all(metrics.map(async (m) => (await m.registry.getSingleMetric(name)!.get()).values))).flat().filter((v) => v.value > 0);
+    expect((await series('docbatch_units_completed_total')).map((v) => [v.labels, v.value])).toEqual([
+      [{ kind: 'page', model: 'vision-vl' }, 6],
+      [{ kind: 'chunk', model: 'text-llm' }, lines.length],
+    ]);
+    const tokens = await series('docbatch_completion_tokens_total');
+    expect(tokens.map((v) => v.labels.model)).toEqual(['vision-vl', 'text-llm']);
+    expect(tokens[1]!.value).toBe(lines.reduce((s, l) => s + l.usage.completion_tokens, 0));
   }, 180_000);
 });
