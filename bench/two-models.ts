@@ -4,7 +4,7 @@
  * each model's throughput (units/s, generated and prompt tokens/s) over its own run, and how
  * much of its engine's best rate that is. docs/benchmarks.md quotes its output.
  *
- *   node_modules/.bin/node bench/two-models.ts [--docs 8] [--pages 25] [--speed-a 2] [--speed-b 1] [--image-size 1288]
+ *   node_modules/.bin/node bench/two-models.ts [--docs 16] [--pages 25] [--speed-a 2] [--speed-b 1] [--image-size 1288]
  *
  * Everything runs as a user runs it, as separate processes through bin/docbatch: two `docbatch
  * engine --model NAME` (the emulator at its default timing model; model-b slower by default,
@@ -13,11 +13,13 @@
  * made distinct). Redis at REDIS_URL (default redis://127.0.0.1:6379) under a throwaway prefix,
  * deleted afterwards.
  *
- * A model's figures come from its runs' reports: units and tokens summed, over the time from its
- * first run's start to its last run's finish. The engine's best rate is the emulator's own
- * formula (estimateBestRate, docs/emulator.md) for the measured mean prompt and output tokens.
+ * A model's time is its engine's busy span, read from the engine's own counters polled every
+ * 100 ms: from the first unit request it received to the answer that completed the model's last
+ * unit. Units and tokens are summed from the model's reports. The engine's best rate is the
+ * emulator's own formula (estimateBestRate, docs/emulator.md) for the measured mean prompt and
+ * output tokens; "peak running" is the most sequences its engine ran at once.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +32,7 @@ import { BlobStore } from '../src/store/blobs.ts';
 
 const { values } = parseArgs({
   options: {
-    docs: { type: 'string', default: '8' },
+    docs: { type: 'string', default: '16' },
     pages: { type: 'string', default: '25' },
     'speed-a': { type: 'string', default: '2' },
     'speed-b': { type: 'string', default: '1' },
@@ -97,16 +99,38 @@ try {
   children.push(...workers.map((w) => w.child), writer.child);
   await new Promise((r) => setTimeout(r, 2000)); // workers checked their engines, renderers warm
 
-  const t0 = performance.now();
-  const run = spawnSync(BIN, ['enqueue', inputs, '--wait', '--json', ...MODELS.flatMap((m) => ['--model', m.name])], { env: { ...process.env, ...env, LOG_FORMAT: 'json' }, encoding: 'utf8' });
-  const wall = (performance.now() - t0) / 1000;
-  if (run.status !== 0) throw new Error(`enqueue --wait exited ${run.status}: ${run.stderr.slice(-1500)}`);
+  // Each engine's own counters, polled while the run goes: its busy span is from the first unit
+  // request it received to the answer that completed the model's last unit.
+  const expected = docs * pages;
+  const stats = async (url: string) => (await (await fetch(`${url}/emulator/stats`)).json()) as { requests: number; completed: number; maxRunning: number };
+  const base = await Promise.all(urls.map(stats));
+  const spans = MODELS.map(() => ({ first: NaN, last: NaN, peak: 0 }));
+  const t0 = Date.now();
+  const enqueue = spawn(BIN, ['enqueue', inputs, '--wait', '--json', ...MODELS.flatMap((m) => ['--model', m.name])], { env: { ...process.env, ...env, LOG_FORMAT: 'json' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  enqueue.stderr!.on('data', (d: Buffer) => (stderr += d));
+  const exit = new Promise<number | null>((r) => enqueue.once('exit', (code) => r(code)));
+  let code: number | null | undefined;
+  void exit.then((c) => (code = c));
+  while (code === undefined) {
+    const now = await Promise.all(urls.map(stats));
+    const at = Date.now();
+    now.forEach((s, i) => {
+      const span = spans[i]!;
+      if (Number.isNaN(span.first) && s.requests > base[i]!.requests) span.first = at;
+      if (Number.isNaN(span.last) && s.completed - base[i]!.completed >= expected) span.last = at;
+      span.peak = s.maxRunning;
+    });
+    await Promise.race([exit, new Promise((r) => setTimeout(r, 100))]);
+  }
+  const wall = (Date.now() - t0) / 1000;
+  if (code !== 0) throw new Error(`enqueue --wait exited ${code}: ${stderr.slice(-1500)}`);
 
   console.log(`${docs} documents × ${pages} pages for each of ${MODELS.length} models, side by side; ${values['image-size']} px PNG; ${availableParallelism()} cores; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  console.log(`enqueue to all written: ${wall.toFixed(1)} s`);
-  console.log('| model | engine speed | units | seconds | units/s | generated tok/s | prompt tok/s | engine best units/s | of best |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const m of MODELS) {
+  console.log(`enqueue command to all written: ${wall.toFixed(1)} s. Per model: from the first unit request its engine received to the answer completing its last unit (engine counters polled every 100 ms)`);
+  console.log('| model | engine speed | first request after | units | seconds | units/s | generated tok/s | prompt tok/s | peak running | engine best units/s | of best |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  MODELS.forEach((m, i) => {
     const folder = join(env.OUT_DIR, m.name);
     const reports = readdirSync(folder)
       .filter((f) => f.endsWith('.report.json'))
@@ -117,15 +141,14 @@ try {
     const units = reports.reduce((s, r) => s + r.units, 0);
     const promptTokens = reports.reduce((s, r) => s + r.prompt_tokens, 0);
     const completionTokens = reports.reduce((s, r) => s + r.completion_tokens, 0);
-    const first = Math.min(...reports.map((r) => Date.parse(r.started_at!)));
-    const last = Math.max(...reports.map((r) => Date.parse(r.finished_at!)));
-    const seconds = (last - first) / 1000;
+    const span = spans[i]!;
+    const seconds = (span.last - span.first) / 1000;
     const best = estimateBestRate({ speed: m.speed }, { promptTokens: promptTokens / units, outputTokens: completionTokens / units });
     const rate = units / seconds;
     console.log(
-      `| ${m.name} | ${m.speed} | ${units} | ${seconds.toFixed(1)} | ${rate.toFixed(2)} | ${(completionTokens / seconds).toFixed(0)} | ${(promptTokens / seconds).toFixed(0)} | ${best.requestsPerSec.toFixed(2)} | ${(rate / best.requestsPerSec).toFixed(2)} |`,
+      `| ${m.name} | ${m.speed} | ${((span.first - t0) / 1000).toFixed(1)} s | ${units} | ${seconds.toFixed(1)} | ${rate.toFixed(2)} | ${(completionTokens / seconds).toFixed(0)} | ${(promptTokens / seconds).toFixed(0)} | ${span.peak} | ${best.requestsPerSec.toFixed(2)} | ${(rate / best.requestsPerSec).toFixed(2)} |`,
     );
-  }
+  });
 } finally {
   await Promise.all(children.map(stop));
   const redis = new Redis(redisUrl);
