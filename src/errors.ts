@@ -102,6 +102,9 @@ export const ERROR_CODES = {
   EVAL_BAD_TRUTH: { action: 'reject', effect: 'truth file skipped, the others scored, exit 2', summary: 'A truth file cannot be used (not UTF-8, not JSON, not a JSON object); the file and the byte offset are given.' },
   EVAL_BAD_OUTPUT: { action: 'fail', effect: 'reported on stderr and in problems; an unreadable output counts as missing (wrong), of two answering to one name the first is scored', summary: 'A report or output under the output folder cannot be read (the file and line are given), or two outputs of one model answer to the same name.' },
 
+  // ---- several models per run (issue 10: X.compare.json) ----
+  COMPARE_FAILED: { action: 'fail', effect: 'logged as a warning; the runs stay written, `docbatch compare OUT_DIR` gives the same figures', summary: "The writer could not write a run's X.compare.json (an output unreadable, the disk full)." },
+
   // ---- how docbatch was started ----
   CONFIG_INVALID: { action: 'usage', summary: 'A setting (flag or environment variable) has a bad value; the setting is named.' },
   TASK_INVALID: { action: 'usage', summary: 'A task file, `--prompt` or `--schema` is invalid; the file and the field are named.' },

@@ -9,7 +9,7 @@
  *   {p}:doc:{id}:g:{gen}  hash   conversation summary unit → chunks of it settled
  *   {p}:docs              zset   doc ids by creation time (status, gc)
  *   {p}:active            zset   doc ids not yet written (the reconciler's work list)
- *   {p}:names             hash   output folder/name → doc id
+ *   {p}:names             hash   output folder/name → doc id (folder/X.compare: a comparison's file)
  *   {p}:queues            set    infer queues in use
  *   {p}:stats             hash   totals over all documents
  */
@@ -265,12 +265,14 @@ export class DocStore {
   /**
    * Claims output name `name` in folder `dir` for `docId`. A name another document holds is
    * tried with `-<8 hex of the content hash>`, then `-<the doc id>`: every claim's result is
-   * checked, so two documents never write the same files. Returns the name won.
+   * checked, so two documents never write the same files. Returns the name won. `kind` claims a
+   * name of another family of files in the folder (`.compare`: `X.compare.json`), apart from the
+   * documents' names.
    */
-  async claimName(dir: string, name: string, docId: string, sha256: string): Promise<string> {
+  async claimName(dir: string, name: string, docId: string, sha256: string, kind = ''): Promise<string> {
     const candidates = [name, `${name}-${sha256.slice(0, 8)}`, `${name}-${docId.slice(1, 13)}`, `${name}-${docId}`];
     for (const candidate of candidates) {
-      const field = `${dir}/${candidate}`;
+      const field = `${dir}/${candidate}${kind}`;
       if ((await this.redis.hsetnx(this.namesKey, field, docId)) === 1) return candidate;
       if ((await this.redis.hget(this.namesKey, field)) === docId) return candidate;
     }

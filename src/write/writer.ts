@@ -1,7 +1,8 @@
 /**
  * The writer process: consumes `write` jobs (one per finished document generation), assembles
  * the outputs into OUT_DIR, moves the results out of Redis into their archive, and marks the
- * document written; runs the reconciler and the collector (gc) on timers.
+ * document written; the last of a set of runs on several models also writes their comparison
+ * (`X.compare.json`, compare.ts). Runs the reconciler and the collector (gc) on timers.
  *
  * A write that fails is retried with backoff (the write job's attempts); one that cannot succeed
  * (a path outside OUT_DIR, a name the filesystem refuses) fails at once. Either way the document
@@ -27,6 +28,7 @@ import { withTimeout } from '../timeouts.ts';
 import { writePages, type Assembled } from './assemble.ts';
 import { LocalSink, PermanentWriteError, sweepTemporaries, type OutputSink } from './atomic.ts';
 import { writeChat } from './chat.ts';
+import { writeComparison } from './compare.ts';
 import { Reconciler } from './reconcile.ts';
 import { buildReport } from './report.ts';
 
@@ -192,6 +194,8 @@ export class DocumentWriter {
     }
     await store.retire(docId, gen, Math.max(1, Math.round(this.config.retentionDays * 86_400)));
     log.info({ files: outputs, completed: main.tally.completed, failed: main.tally.failures.length }, 'document written');
+    // After the mark: the last of a set of sibling runs to be written compares them (compare.ts).
+    await writeComparison(record, { store, sink, log });
     this.options.onWritten?.(docId, outputs);
     return { files: outputs, completed: main.tally.completed, failed: main.tally.failures.length };
   }
