@@ -10,7 +10,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DocbatchError } from '../errors.ts';
-import { firstInvalidUtf8, locateJsonError } from '../ingest/chat/element.ts';
+import { firstInvalidUtf8, locateJsonError } from '../json-errors.ts';
 import { parseMarkedText, type MarkedText } from './text.ts';
 
 export interface Truth {
