@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
 import { runCli } from '../helpers/cli.ts';
@@ -18,7 +18,7 @@ import { parsePages, startPipeline, type Pipeline } from '../helpers/pipeline.ts
 const SIZE = 640;
 
 /** A picture with content: a gradient and a coloured block, so frames and files differ. */
-function picture(width: number, height: number, seed: number): sharp.Sharp {
+function picture(width: number, height: number, seed: number): Sharp {
   const data = Buffer.alloc(width * height * 3);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
