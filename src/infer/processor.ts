@@ -197,7 +197,9 @@ export class UnitProcessor {
         code: err.code,
         message: err.message,
         worker: this.parts.workerName,
-        ...(err instanceof AnswerRejected && err.retried.length > 0 ? { retried: err.retried } : {}),
+        ...(err instanceof AnswerRejected
+          ? { retried: err.retried, promptTokens: err.spent.prompt, completionTokens: err.spent.completion, engineMs: Math.round(err.spent.engineMs) }
+          : {}),
       };
       const outcome = await settleUnit(this.parts.settle, { data: job.data, meta: doc.meta, result, ...(queueName ? this.lock(job, token, queueName) : {}) });
       if (outcome.outcome === 'lock-lost') throw new DocbatchError('ABORTED', 'the job lock was lost before the failure was recorded');
@@ -240,8 +242,11 @@ export class UnitProcessor {
   }
 }
 
-/** Every try's answer was rejected: the unit fails with the last one's code. */
-class AnswerRejected extends DocbatchError {
+/**
+ * Every try's answer was rejected: the unit fails for good with the last one's code (the tries
+ * were its retries; a job attempt more would only repeat them), keeping what they cost.
+ */
+class AnswerRejected extends FinalUnitError {
   readonly retried: string[];
   readonly spent: { prompt: number; completion: number; engineMs: number };
   constructor(code: string, message: string, retried: string[], spent: { prompt: number; completion: number; engineMs: number }) {
