@@ -60,6 +60,20 @@ describe('retrying failed units', () => {
     expect(again).toMatchObject({ completed: 95, failed: [], failures_by_code: {} });
   }, 300_000);
 
+  it('retry prints file names escaped: a name with an escape sequence cannot drive the terminal', async () => {
+    p.engine.setFaults({ reject: { matchText: 'Page 1 of 1' } });
+    const file = join(p.dir, 'evil\u001b[2Jname.pdf');
+    writeFileSync(file, numberedPdf(1, 6));
+    const [docId] = acceptedIds(await p.enqueue([file]));
+    await p.wait([docId!], 60_000);
+    p.engine.setFaults({ reject: null });
+    const r = await runCli(['retry', file, '--wait'], env, { timeoutMs: 60_000 });
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain('\u001b');
+    expect(r.stdout).toContain(`${docId}  retrying 1 unit  ${join(p.dir, 'evil\\x1b[2Jname.pdf')}\n`);
+    expect(r.stdout).toContain(`${docId}  written  ${join(p.dir, 'evil\\x1b[2Jname.pdf')}: 1/1 done\n`);
+  }, 90_000);
+
   it("Bull Board's Retry on a failed unit runs it again and rewrites the document", async () => {
     p.engine.setFaults({ reject: { matchText: 'Page 2 of 3' } });
     const file = join(p.dir, 'short.pdf');
