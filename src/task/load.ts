@@ -71,8 +71,14 @@ export interface TaskSpec {
   models?: string[];
 }
 
-export const DEFAULT_EXTRACT_PROMPT =
-  'Extract the information the JSON schema describes from this document. Answer with one JSON value that follows the schema; use null where the document does not say.';
+/**
+ * The prompt of a task made from `--schema` alone. "use null" only where the schema allows it: a
+ * null the schema refuses is an invalid answer.
+ */
+export function defaultExtractPrompt(kind: InputKind): string {
+  const what = kind === 'chat' ? 'conversation' : 'document';
+  return `Extract the information the JSON schema describes from this ${what}. Answer with one JSON value that follows the schema; where the ${what} does not say, use null if the schema allows it.`;
+}
 
 interface Where {
   file?: string | undefined;
@@ -271,8 +277,10 @@ export function resolveTask(spec: TaskSpec, kind: InputKind, cache: Map<string, 
       task.output = { type: 'json', schema, name: 'answer' };
       task.fallback = 'none';
       if (spec.prompt === undefined && spec.task === undefined) {
-        task.prompt = DEFAULT_EXTRACT_PROMPT;
+        // The default task's instructions (transcribe a page, summarize a chat) do not apply.
+        task.prompt = defaultExtractPrompt(kind);
         delete task.textLayerNote;
+        delete task.system;
         task.name = 'extract';
       }
     }

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DocbatchError } from '../../src/errors.ts';
 import { BUILTIN_TASKS } from '../../src/task/builtin.ts';
 import { taskHash } from '../../src/task/identity.ts';
-import { DEFAULT_EXTRACT_PROMPT, loadTaskFile, promptArgument, resolveTask } from '../../src/task/load.ts';
+import { defaultExtractPrompt, loadTaskFile, promptArgument, resolveTask } from '../../src/task/load.ts';
 import type { Task } from '../../src/task/types.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'docbatch-task-'));
@@ -136,8 +136,13 @@ describe('the enqueue flags', () => {
   it('--schema alone makes an extract task from the default task; --prompt replaces its prompt; --unit and --model apply', () => {
     const schema = file('flag-schema.json', JSON.stringify(SCHEMA));
     const extract = resolveTask({ schema }, 'pdf') as Task;
-    expect(extract).toMatchObject({ name: 'extract', unit: 'page', prompt: DEFAULT_EXTRACT_PROMPT, output: { type: 'json', schema: SCHEMA }, fallback: 'none', textLayer: true });
+    expect(extract).toMatchObject({ name: 'extract', unit: 'page', prompt: defaultExtractPrompt('pdf'), output: { type: 'json', schema: SCHEMA }, fallback: 'none', textLayer: true });
+    expect(extract.prompt).toContain('from this document');
     expect(extract.textLayerNote).toBeUndefined();
+    // From a chat export: about the conversation, without summarize's system message.
+    const chat = resolveTask({ schema }, 'chat') as Task;
+    expect(chat).toMatchObject({ name: 'extract', unit: 'chunk', prompt: expect.stringContaining('from this conversation') });
+    expect(chat.system).toBeUndefined();
     const custom = resolveTask({ schema, prompt: 'Totals only.', unit: 'document', models: ['m1', 'm2', 'm1'] }, 'pdf') as Task;
     expect(custom).toMatchObject({ name: 'extract', unit: 'document', prompt: 'Totals only.', models: ['m1', 'm2'] });
     expect(resolveTask({ prompt: 'Just the headings.' }, 'pdf')).toMatchObject({ name: 'custom', prompt: 'Just the headings.', output: { type: 'text' }, fallback: 'text-layer' });
