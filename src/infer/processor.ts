@@ -125,7 +125,9 @@ export class UnitProcessor {
     let last: { code: string; message: string } | null = null;
     const tries = prepared.judge.retries + 1;
     for (let k = 0; k < tries; k++) {
-      const d = await sender.send({ temperature: temperatureFor(prepared.judge, k), ...(meta.model ? { model: meta.model } : {}) }, signal);
+      const d = await sender.send({ temperature: temperatureFor(prepared.judge, k), ...(meta.model ? { model: meta.model } : {}) }, signal).catch((err: unknown) => {
+        throw structuredOutputHint(err, prepared.request.responseFormat !== undefined);
+      });
       spent = { prompt: spent.prompt + d.result.usage.promptTokens, completion: spent.completion + d.result.usage.completionTokens, engineMs: spent.engineMs + d.engineMs };
       const verdict = checkAnswer(d.prepared.judge, d.result);
       if (verdict.ok) {
@@ -240,6 +242,19 @@ export class UnitProcessor {
     }
     return task;
   }
+}
+
+/**
+ * An engine that refuses the structured-output request (no `response_format`, or a schema its
+ * grammar compiler cannot take) fails every unit of a JSON task alike: say what to do about it.
+ */
+function structuredOutputHint(err: unknown, asked: boolean): unknown {
+  if (!asked || !(err instanceof DocbatchError) || err.code !== 'BAD_REQUEST' || !/response_format|json_schema|structured|grammar|guided/i.test(err.message)) return err;
+  return new DocbatchError(
+    'BAD_REQUEST',
+    `${err.message} (the engine refused the structured-output request: simplify the schema, or, for an engine without structured output, start its worker with SCHEMA_IN_PROMPT=1)`,
+    { cause: err },
+  );
 }
 
 /**

@@ -8,7 +8,8 @@
  *   the rejected answers cost counts in the report either way;
  * - a task's max_tokens is sent as it is, even below 64 (a one-word classification);
  * - SCHEMA_IN_PROMPT (an engine without structured output): no response_format, the schema in
- *   the prompt, and the answer still validated against it.
+ *   the prompt, and the answer still validated against it; without it, such an engine's refusal
+ *   fails the unit with BAD_REQUEST and a message that says so.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -98,6 +99,19 @@ describe('units whose answers fail the checks', () => {
     }
     expect(JSON.parse(readFileSync(join(p.config.outDir, 'bill.json'), 'utf8'))).toEqual({ total: 12.5 });
     expect(report(p, 'bill')).toMatchObject({ completed: 1, retries: { OUTPUT_INVALID: 1 } });
+  }, 90_000);
+
+  it('an engine that refuses response_format: the unit fails with BAD_REQUEST and says what to do', async () => {
+    await scriptedWorker((body) => (body.response_format !== undefined ? { status: 400, content: "Unknown parameter: 'response_format'" } : { content: '{}' }));
+    const schemaFile = join(p.dir, 'total2.json');
+    writeFileSync(schemaFile, JSON.stringify({ type: 'object', properties: { total: { type: 'number' } } }));
+    const file = join(p.dir, 'refused.pdf');
+    writeFileSync(file, numberedPdf(1, 7));
+    const [docId] = acceptedIds(await p.enqueue([file], { task: { schema: schemaFile, unit: 'document' } }));
+    await p.wait([docId!], 60_000);
+    expect(report(p, 'refused')).toMatchObject({
+      failed: [{ code: 'BAD_REQUEST', message: expect.stringMatching(/Unknown parameter: 'response_format'.*start its worker with SCHEMA_IN_PROMPT=1/) }],
+    });
   }, 90_000);
 
   it('every answer cut off: PDF pages fall back to their text layer, marked; an image page fails', async () => {
