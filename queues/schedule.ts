@@ -2,19 +2,24 @@ import { writeJobId } from './contracts.ts';
 import type { TypedQueue } from './connect.ts';
 
 /**
- * Makes sure document `docId` (generation `gen`) has a `write` job. Adding is idempotent: the job
- * id is `{docId}.{gen}` and BullMQ ignores a second add while the job exists. With `rerun`, a job
- * that already finished (outputs since deleted) is run again.
+ * Makes sure document `docId` (generation `gen`), whose units have all settled, has a `write` job
+ * that will run. The job id is `{docId}.{gen}`: BullMQ ignores a second add while the job exists,
+ * so adding is idempotent. A job of that id that already finished (completed or failed) wrote
+ * the document before some of its units were reopened (`docbatch retry`, Bull Board's Retry of a
+ * unit) or before its outputs were lost: it is run again, since adding would be ignored and the
+ * document would stay `complete` for ever.
  */
-export async function ensureWriteJob(queue: TypedQueue<'write'>, docId: string, gen: number, options: { rerun: boolean }): Promise<void> {
+export async function ensureWriteJob(queue: TypedQueue<'write'>, docId: string, gen: number): Promise<void> {
   const jobId = writeJobId(docId, gen);
-  if (options.rerun) {
-    const job = await queue.getJob(jobId);
-    if (job) {
-      const state = await job.getState();
-      if (state === 'completed' || state === 'failed') {
+  const job = await queue.getJob(jobId);
+  if (job) {
+    const state = await job.getState();
+    if (state === 'completed' || state === 'failed') {
+      try {
         await job.retry(state);
         return;
+      } catch {
+        // Another caller retried it first (it is waiting again), or it was removed: add below.
       }
     }
   }

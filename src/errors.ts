@@ -80,7 +80,7 @@ export const ERROR_CODES = {
   ENGINE_BUSY: { action: 'wait', summary: 'The engine says it is overloaded (429 without a rate limit, or 503 "server busy"); the window shrinks and the unit is sent again, at most 10 times in all: a unit still refused then fails with this code.' },
   ENGINE_TIMEOUT: { action: 'retry', summary: 'The engine did not answer within the request timeout; the connection was closed (which aborts the request in vLLM) and the unit retried.' },
   ENGINE_ERROR: { action: 'retry', summary: 'The engine answered 5xx for another reason, or an unreadable body.' },
-  EMPTY_OUTPUT: { action: 'retry', summary: 'The engine answered with no text.' },
+  EMPTY_OUTPUT: { action: 'fail', summary: 'Every answer was empty (no text), the retries at rising temperature included.' },
   OUTPUT_TRUNCATED: { action: 'fail', summary: 'Every answer was cut off at max_tokens (finish_reason `length`), the retries at rising temperature included.' },
   OUTPUT_REPETITIVE: { action: 'fail', summary: 'Every answer degenerated into repeating one phrase, the retries at rising temperature included.' },
   OUTPUT_INVALID: { action: 'fail', summary: "Every answer was invalid JSON or broke the task's JSON Schema, the retries at rising temperature included." },

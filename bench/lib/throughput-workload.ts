@@ -2,7 +2,7 @@
  * The workload of bench/throughput.ts: the file the pipeline gets (`docbatch enqueue`), and the
  * very requests a worker would send for it, for the direct closed loop. The requests are built
  * by the worker's own UnitPreparer (src/infer/units.ts): pages through the real RenderPool and
- * the prompt builder (src/infer/prompts.ts), chunks from the sidecar the producer's splitter
+ * the request builder (src/task/request.ts), chunks from the sidecar the producer's splitter
  * writes. Only `fitMaxTokens` is applied as the dispatcher applies it.
  */
 import { rm, writeFile } from 'node:fs/promises';

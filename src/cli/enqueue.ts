@@ -113,7 +113,7 @@ function printOutcome(o: FileOutcome, json: boolean): void {
   }
   for (const r of o.runs ?? []) {
     if (json) {
-      process.stdout.write(`${jsonLine({ file: o.file, docId: r.docId, kind: r.kind, units: r.units, outcome: r.outcome, name: r.name, task: r.task, model: r.model, queue: r.queue })}\n`);
+      process.stdout.write(`${jsonLine({ file: o.file, docId: r.docId, kind: r.kind, units: r.units, outcome: r.outcome, name: r.name, task: r.task, unit: r.unit, model: r.model, queue: r.queue })}\n`);
       continue;
     }
     const what = r.unit === 'document' ? 'document' : r.kind === 'chat' ? (r.unit === 'conversation' ? 'units (conversations)' : 'chunks') : r.units === 1 ? 'page' : 'pages';

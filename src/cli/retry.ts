@@ -1,10 +1,14 @@
-/** `docbatch retry FILE|DOC...`: run failed units (and failed writes) again. */
+/**
+ * `docbatch retry FILE|DOC...`: run failed units (and failed writes) again. File names printed
+ * are escaped (src/printable.ts), as enqueue prints them.
+ */
 import { Command } from 'commander';
 import { connectRedis } from '../../queues/connect.ts';
 import { createLogger } from '../observe/log.ts';
 import { progressPrinter } from '../observe/bar.ts';
 import { waitForDocs } from '../observe/progress.ts';
 import { DocStore } from '../store/docs.ts';
+import { jsonLine, printable } from '../printable.ts';
 import { REDIS_SETTINGS, settingOptions } from './options.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -29,11 +33,11 @@ export function retryCommand(): Command {
       ...(config.pdfPassword !== undefined ? { password: config.pdfPassword } : {}),
       ...(opts.rewrite === true ? { rewrite: true } : {}),
     });
-    for (const target of unknown) process.stderr.write(`docbatch: no document found for ${target}\n`);
+    for (const target of unknown) process.stderr.write(`docbatch: no document found for ${printable(target)}\n`);
     for (const o of outcomes) {
       const what = o.reopened.length > 0 ? `retrying ${o.reopened.length} unit${o.reopened.length === 1 ? '' : 's'}` : o.rewrite ? 'writing again' : 'nothing to retry';
-      if (json) process.stdout.write(`${JSON.stringify({ docId: o.docId, source: o.source, reopened: o.reopened, rewrite: o.rewrite })}\n`);
-      else process.stdout.write(`${o.docId}  ${what}  ${o.source}\n`);
+      if (json) process.stdout.write(`${jsonLine({ docId: o.docId, source: o.source, reopened: o.reopened, rewrite: o.rewrite })}\n`);
+      else process.stdout.write(`${o.docId}  ${what}  ${printable(o.source)}\n`);
     }
     const active = outcomes.filter((o) => o.reopened.length > 0 || o.rewrite).map((o) => o.docId);
     if (opts.wait !== true || active.length === 0) {
@@ -47,8 +51,8 @@ export function retryCommand(): Command {
       for (const p of final) {
         const r = p.record;
         failed += r.failed + (r.state === 'failed' ? 1 : 0);
-        if (json) process.stdout.write(`${JSON.stringify({ docId: r.docId, state: r.state, units: r.units, completed: r.done, failed: r.failed, files: r.files })}\n`);
-        else process.stdout.write(`${r.docId}  ${r.state}  ${r.meta.source}: ${r.done}/${r.units} done${r.failed ? `, ${r.failed} FAILED` : ''}\n`);
+        if (json) process.stdout.write(`${jsonLine({ docId: r.docId, state: r.state, units: r.units, completed: r.done, failed: r.failed, files: r.files })}\n`);
+        else process.stdout.write(`${r.docId}  ${r.state}  ${printable(r.meta.source)}: ${r.done}/${r.units} done${r.failed ? `, ${r.failed} FAILED` : ''}\n`);
       }
       process.exitCode = unknown.length > 0 ? 2 : failed > 0 ? 1 : 0;
     } finally {

@@ -72,11 +72,21 @@ export class ReleaseUnit extends DocbatchError {
   }
 }
 
-/** Keep prompt + max_tokens inside the model's context when the context is known. */
+/**
+ * Keep prompt + max_tokens inside the model's context when the context is known; never more than
+ * the unit asks for (a one-word classification's 5 stays 5), and at least 64 when the context
+ * seems full (the estimate is rough: the engine says CONTEXT_TOO_LONG if it really is).
+ */
 export function fitMaxTokens(prepared: Prepared, maxModelLen: number | null): number {
   if (!maxModelLen) return prepared.maxTokens;
   const room = maxModelLen - prepared.promptTokensEstimate - 64;
-  return Math.max(64, Math.min(prepared.maxTokens, room));
+  return Math.min(prepared.maxTokens, Math.max(64, room));
+}
+
+/** The client's EMPTY_OUTPUT as a reply with no text (its finish_reason read back from the message). */
+function emptyAnswer(err: EngineError, latencyMs: number, model: string | undefined): ChatResult {
+  const finish = /finish_reason "([^"]+)"/.exec(err.message)?.[1] ?? null;
+  return { text: '', finishReason: finish, usage: { promptTokens: 0, completionTokens: 0 }, latencyMs, model: model ?? '', id: '' };
 }
 
 /**
@@ -134,20 +144,27 @@ export class UnitSender {
           finishRate = await engine.limiter.acquire(prepared.promptTokensEstimate + maxTokens, signal);
           started = performance.now();
         }
-        const result = await client.chat(
-          {
-            messages: prepared.request.messages,
-            maxTokens,
-            temperature: options.temperature,
-            ...(options.model ? { model: options.model } : {}),
-            ...(prepared.request.responseFormat ? { responseFormat: prepared.request.responseFormat } : {}),
-            ...(prepared.request.topP !== undefined ? { topP: prepared.request.topP } : {}),
-            ...(prepared.request.seed !== undefined ? { seed: prepared.request.seed } : {}),
-            ...(prepared.request.stop !== undefined ? { stop: prepared.request.stop } : {}),
-            requestId: this.sends === 1 ? this.requestId : `${this.requestId}-s${this.sends}`,
-          },
-          signal,
-        );
+        const result = await client
+          .chat(
+            {
+              messages: prepared.request.messages,
+              maxTokens,
+              temperature: options.temperature,
+              ...(options.model ? { model: options.model } : {}),
+              ...(prepared.request.responseFormat ? { responseFormat: prepared.request.responseFormat } : {}),
+              ...(prepared.request.topP !== undefined ? { topP: prepared.request.topP } : {}),
+              ...(prepared.request.seed !== undefined ? { seed: prepared.request.seed } : {}),
+              ...(prepared.request.stop !== undefined ? { stop: prepared.request.stop } : {}),
+              requestId: this.sends === 1 ? this.requestId : `${this.requestId}-s${this.sends}`,
+            },
+            signal,
+          )
+          .catch((err: unknown) => {
+            // An empty answer is still an answer: the task's checks judge it (src/task/answer.ts)
+            // and ask again at a higher temperature, like a cut-off one.
+            if (err instanceof EngineError && err.code === 'EMPTY_OUTPUT') return emptyAnswer(err, performance.now() - started, options.model);
+            throw err;
+          });
         const latency = performance.now() - started;
         window.onCompleted(performance.now(), latency, result.usage.completionTokens);
         this.parts.onRequest?.(latency, true);

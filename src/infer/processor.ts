@@ -125,7 +125,9 @@ export class UnitProcessor {
     let last: { code: string; message: string } | null = null;
     const tries = prepared.judge.retries + 1;
     for (let k = 0; k < tries; k++) {
-      const d = await sender.send({ temperature: temperatureFor(prepared.judge, k), ...(meta.model ? { model: meta.model } : {}) }, signal);
+      const d = await sender.send({ temperature: temperatureFor(prepared.judge, k), ...(meta.model ? { model: meta.model } : {}) }, signal).catch((err: unknown) => {
+        throw structuredOutputHint(err, prepared.request.responseFormat !== undefined);
+      });
       spent = { prompt: spent.prompt + d.result.usage.promptTokens, completion: spent.completion + d.result.usage.completionTokens, engineMs: spent.engineMs + d.engineMs };
       const verdict = checkAnswer(d.prepared.judge, d.result);
       if (verdict.ok) {
@@ -198,7 +200,9 @@ export class UnitProcessor {
         code: err.code,
         message: err.message,
         worker: this.parts.workerName,
-        ...(err instanceof AnswerRejected && err.retried.length > 0 ? { retried: err.retried } : {}),
+        ...(err instanceof AnswerRejected
+          ? { retried: err.retried, promptTokens: err.spent.prompt, completionTokens: err.spent.completion, engineMs: Math.round(err.spent.engineMs) }
+          : {}),
       };
       const outcome = await settleUnit(this.parts.settle, { data: job.data, meta: doc.meta, result, ...(queueName ? this.lock(job, token, queueName) : {}) });
       if (outcome.outcome === 'lock-lost') throw new DocbatchError('ABORTED', 'the job lock was lost before the failure was recorded');
@@ -241,8 +245,24 @@ export class UnitProcessor {
   }
 }
 
-/** Every try's answer was rejected: the unit fails with the last one's code. */
-class AnswerRejected extends DocbatchError {
+/**
+ * An engine that refuses the structured-output request (no `response_format`, or a schema its
+ * grammar compiler cannot take) fails every unit of a JSON task alike: say what to do about it.
+ */
+function structuredOutputHint(err: unknown, asked: boolean): unknown {
+  if (!asked || !(err instanceof DocbatchError) || err.code !== 'BAD_REQUEST' || !/response_format|json_schema|structured|grammar|guided/i.test(err.message)) return err;
+  return new DocbatchError(
+    'BAD_REQUEST',
+    `${err.message} (the engine refused the structured-output request: simplify the schema, or, for an engine without structured output, start its worker with SCHEMA_IN_PROMPT=1)`,
+    { cause: err },
+  );
+}
+
+/**
+ * Every try's answer was rejected: the unit fails for good with the last one's code (the tries
+ * were its retries; a job attempt more would only repeat them), keeping what they cost.
+ */
+class AnswerRejected extends FinalUnitError {
   readonly retried: string[];
   readonly spent: { prompt: number; completion: number; engineMs: number };
   constructor(code: string, message: string, retried: string[], spent: { prompt: number; completion: number; engineMs: number }) {

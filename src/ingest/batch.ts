@@ -98,7 +98,7 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
     };
     // Tasks are checked before any file is read: a bad task file stops the command (exit 2).
     if (options.task?.task !== undefined || options.task?.prompt !== undefined || options.task?.schema !== undefined) {
-      resolveTask(options.task, 'pdf', taskFiles);
+      for (const kind of ['pdf', 'chat'] as const) resolveTask(options.task, kind, taskFiles);
     }
 
     const planned: Array<{ input: PreparedInput; plans: RunPlan[]; task: Task }> = [];

@@ -75,7 +75,7 @@ export class Producer {
       if (existing.state === 'written' || existing.state === 'failed' || existing.state === 'complete') {
         if (existing.state === 'written' && (await filesExist(existing.files))) return report(existing, 'done', existing.units);
         if (existing.state === 'complete') {
-          await ensureWriteJob(this.write, meta.docId, existing.gen, { rerun: false });
+          await ensureWriteJob(this.write, meta.docId, existing.gen);
         } else {
           await reopenDocument(this.parts, existing, { rewrite: true });
         }
@@ -114,7 +114,7 @@ export class Producer {
       this.store.docKey(record.docId),
       this.store.unitsKey(record.docId, record.gen),
     );
-    if (state === 'complete') await ensureWriteJob(this.write, record.docId, record.gen, { rerun: false });
+    if (state === 'complete') await ensureWriteJob(this.write, record.docId, record.gen);
   }
 }
 

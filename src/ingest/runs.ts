@@ -46,9 +46,14 @@ export function modelFolder(model: string): string {
   return (safe || 'model').slice(0, 100);
 }
 
-/** Stores the task (workers load it by its blob id) and returns what the record says of it. */
+/**
+ * Stores the task (workers load it by its blob id) and returns what the record says of it. The
+ * blob keeps the task's own key order: a JSON Schema's property order is the order structured
+ * output writes the fields in (and models answer better in the order the user chose); only the
+ * identity hash is canonical.
+ */
 export async function storeTask(blobs: BlobStore, task: Task): Promise<TaskRef> {
-  const blob = await blobs.putBytes(canonicalJson(task));
+  const blob = await blobs.putBytes(JSON.stringify(task));
   return { hash: taskHash(task), blob: blob.sha256, name: task.name, unit: task.unit, output: task.output.type };
 }
 

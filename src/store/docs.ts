@@ -144,9 +144,10 @@ export class DocStore {
     now = new Date().toISOString(),
   ): Promise<SettleOutcome> {
     const ok = result.ok ? 1 : 0;
-    const prompt = result.ok ? result.promptTokens : 0;
-    const completion = result.ok ? result.completionTokens : 0;
-    const engineMs = result.ok ? Math.round(result.engineMs) : 0;
+    // A failure counts what the engine spent on its rejected answers too.
+    const prompt = result.promptTokens ?? 0;
+    const completion = result.completionTokens ?? 0;
+    const engineMs = Math.round(result.engineMs ?? 0);
     const [status, settled, units, last, groupDone] = await this.redis.docbatchSettle(
       this.docKey(docId),
       this.unitsKey(docId, gen),

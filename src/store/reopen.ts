@@ -5,6 +5,7 @@
  * failed ones are reopened, and the writer rewrites the outputs once they settle.
  */
 import type { TypedQueue } from '../../queues/connect.ts';
+import { unitJobId } from '../../queues/contracts.ts';
 import { ensureWriteJob } from '../../queues/schedule.ts';
 import { DocbatchError } from '../errors.ts';
 import { restoreArchived } from './archive.ts';
@@ -55,6 +56,7 @@ export async function reopenDocument(parts: ReopenParts, record: DocRecord, filt
   }
   const reopened = (await store.reopen(docId, gen, { codes: filter.codes ?? [], units: filter.units ?? [], summaries })).sort((a, b) => a - b);
   if (reopened.length > 0) {
+    await clearFinishedJobs(parts, record, reopened);
     // A written record was made lean (store.retire): what the feeder reads comes back first.
     await store.redis.hset(store.docKey(docId), { feed_end: meta.feedUnits, job_name: jobNameOf(meta), queue: meta.queue, priority: meta.priority });
     // Chunks and pages go back into the feeding round; a conversation's summary whose chunks all
@@ -73,10 +75,30 @@ export async function reopenDocument(parts: ReopenParts, record: DocRecord, filt
   }
   if (record.state === 'failed' || filter.rewrite) {
     await store.redis.multi().hset(store.docKey(docId), { state: 'complete' }).hdel(store.docKey(docId), 'write_error').persist(store.docKey(docId)).zadd(store.activeKey, Date.now(), docId).exec();
-    await ensureWriteJob(parts.writeQueue, docId, gen, { rerun: true });
+    await ensureWriteJob(parts.writeQueue, docId, gen);
     return { docId, reopened, rewrite: true };
   }
   return { docId, reopened, rewrite: false };
+}
+
+/**
+ * A reopened unit's job of the same generation still sits in BullMQ's failed set (kept a week for
+ * the dashboard): feeding the unit again would add a job with the same id, which BullMQ ignores,
+ * and the unit would never run. Finished jobs of the reopened units are removed first; a job
+ * that is running (a Bull Board Retry of that very unit) is left alone.
+ */
+async function clearFinishedJobs(parts: ReopenParts, record: DocRecord, units: number[]): Promise<void> {
+  const queue = parts.inferQueue(record.meta.queue);
+  for (let i = 0; i < units.length; i += 50) {
+    await Promise.all(
+      units.slice(i, i + 50).map(async (unit) => {
+        const job = await queue.getJob(unitJobId(record.docId, record.gen, unit));
+        if (!job) return;
+        const state = await job.getState();
+        if (state === 'failed' || state === 'completed') await job.remove();
+      }),
+    );
+  }
 }
 
 /** What a document's unit jobs are called (page, document, chunk, conversation). */

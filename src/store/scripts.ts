@@ -7,7 +7,8 @@
 /**
  * KEYS: doc hash, results hash (of the job's generation), job lock key, global stats hash, groups hash
  * ARGV: unit, gen, result JSON, ok (1/0), lock token ('' = no check), now, prompt tokens,
- *       completion tokens, engine ms, group field ('' = none), group size
+ *       completion tokens, engine ms (spent on the unit, answered or failed), group field
+ *       ('' = none), group size
  * Returns {status, settled, units, last, groupDone}: status 1 recorded, 0 duplicate, -1 lock
  * lost, -2 stale generation, -3 no such document; groupDone is 1 for exactly one call: the one
  * that settled the last chunk of a conversation whose summary is made from its chunks.
@@ -25,12 +26,12 @@ local groupDone = 0
 if ARGV[10] ~= '' then
   if redis.call('HINCRBY', KEYS[5], ARGV[10], 1) == tonumber(ARGV[11]) then groupDone = 1 end
 end
+redis.call('HINCRBY', KEYS[1], 'prompt_tokens', ARGV[7])
+redis.call('HINCRBY', KEYS[1], 'completion_tokens', ARGV[8])
+redis.call('HINCRBY', KEYS[1], 'engine_ms', ARGV[9])
+redis.call('HINCRBY', KEYS[4], 'engine_ms', ARGV[9])
 if ARGV[4] == '1' then
   redis.call('HINCRBY', KEYS[1], 'done', 1)
-  redis.call('HINCRBY', KEYS[1], 'prompt_tokens', ARGV[7])
-  redis.call('HINCRBY', KEYS[1], 'completion_tokens', ARGV[8])
-  redis.call('HINCRBY', KEYS[1], 'engine_ms', ARGV[9])
-  redis.call('HINCRBY', KEYS[4], 'engine_ms', ARGV[9])
   redis.call('HINCRBY', KEYS[4], 'units_done', 1)
 else
   redis.call('HINCRBY', KEYS[4], 'units_failed', 1)

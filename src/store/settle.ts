@@ -44,7 +44,7 @@ export async function settleUnit(parts: SettleParts, request: SettleRequest): Pr
   const group = await groupFor(parts, meta, data);
   const outcome = await parts.store.settle(data.docId, data.gen, data.unit, result, request.lock, group ? { reduce: group.reduce, count: group.count } : undefined);
   if (outcome.groupDone && group) await addReduce(parts, meta, data.gen, group);
-  if (outcome.last) await ensureWriteJob(parts.writeQueue, data.docId, data.gen, { rerun: false });
+  if (outcome.last) await ensureWriteJob(parts.writeQueue, data.docId, data.gen);
   return outcome;
 }
 
@@ -66,6 +66,6 @@ export async function ensureDue(parts: SettleParts, meta: DocMeta, data: UnitJob
   }
   const record = await parts.store.get(data.docId);
   if (record && record.gen === data.gen && record.state !== 'written' && record.state !== 'failed' && record.done + record.failed >= record.units) {
-    await ensureWriteJob(parts.writeQueue, data.docId, data.gen, { rerun: false });
+    await ensureWriteJob(parts.writeQueue, data.docId, data.gen);
   }
 }

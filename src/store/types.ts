@@ -112,6 +112,10 @@ export interface UnitResultFailed extends UnitTrail {
   ok: false;
   code: string;
   message: string;
+  /** What the engine spent on answers that were all rejected (counted in the document's cost). */
+  promptTokens?: number;
+  completionTokens?: number;
+  engineMs?: number;
 }
 
 export type UnitResult = UnitResultOk | UnitResultFailed;

@@ -1,8 +1,8 @@
 /**
  * What counts as an answer. Pure: an engine's reply (text and finish_reason) and the task in, a
  * verdict out. Not an answer: empty text, a reply cut off at max_tokens (finish_reason `length`),
- * a degenerate repetition loop, and for JSON tasks invalid JSON or a value that breaks the
- * schema. The worker retries those at a rising temperature (temperatureFor), as olmOCR does
+ * a degenerate repetition loop (at the end of the text: a short block repeated until it was cut
+ * off, or repeated at length), and for JSON tasks invalid JSON or a value that breaks the schema. The worker retries those at a rising temperature (temperatureFor), as olmOCR does
  * across its attempts, before the unit fails with the code.
  */
 import { schemaViolations } from './schema.ts';
@@ -44,7 +44,10 @@ export function jsonOf(text: string): unknown {
 
 export function checkAnswer(task: Task, reply: Reply): Verdict {
   const text = reply.text.trim();
-  const loop = tailLoop(text, reply.finishReason === 'length' ? 200 : 400, reply.finishReason === 'length' ? 6 : 10);
+  // A reply cut off at max_tokens is judged a loop at a low bar: the loop is why it ran on. A
+  // reply that ended by itself must repeat far more: blank table rows and leader dots are real.
+  const cut = reply.finishReason === 'length';
+  const loop = tailLoop(text, cut ? 200 : 2000, cut ? 6 : 20);
   if (reply.finishReason === 'repetition' || loop) {
     const what = loop ? `the last ${loop.cover} characters repeat a ${loop.period}-character phrase ${loop.repeats} times` : 'the engine stopped it for repetition';
     return { ok: false, code: 'OUTPUT_REPETITIVE', message: `the answer degenerated into a loop (${what})` };

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { DocbatchError } from '../errors.ts';
 import { BUILTIN_TASKS, defaultTaskFor, isBuiltinTask, unitsFor } from './builtin.ts';
 import { compileSchema } from './schema.ts';
-import { unknownPlaceholders } from './template.ts';
+import { unavailablePlaceholders, unknownPlaceholders, VARIABLES } from './template.ts';
 import type { InputKind, Task, TaskUnit } from './types.ts';
 
 const UNITS = ['page', 'document', 'chunk', 'conversation'] as const;
@@ -71,19 +71,33 @@ export interface TaskSpec {
   models?: string[];
 }
 
-export const DEFAULT_EXTRACT_PROMPT =
-  'Extract the information the JSON schema describes from this document. Answer with one JSON value that follows the schema; use null where the document does not say.';
-
-function invalid(message: string, file?: string, field?: string, cause?: unknown): DocbatchError {
-  return new DocbatchError('TASK_INVALID', message, { place: { ...(file ? { file } : {}), ...(field ? { field } : {}) }, ...(cause ? { cause } : {}) });
+/**
+ * The prompt of a task made from `--schema` alone. "use null" only where the schema allows it: a
+ * null the schema refuses is an invalid answer.
+ */
+export function defaultExtractPrompt(kind: InputKind): string {
+  const what = kind === 'chat' ? 'conversation' : 'document';
+  return `Extract the information the JSON schema describes from this ${what}. Answer with one JSON value that follows the schema; where the ${what} does not say, use null if the schema allows it.`;
 }
 
-function readText(path: string, what: string, field?: string): string {
+interface Where {
+  file?: string | undefined;
+  field?: string | undefined;
+  line?: number | undefined;
+}
+
+function invalid(message: string, where: Where, cause?: unknown): DocbatchError {
+  const place = { ...(where.file ? { file: where.file } : {}), ...(where.line ? { line: where.line } : {}), ...(where.field ? { field: where.field } : {}) };
+  return new DocbatchError('TASK_INVALID', message, { place, ...(cause ? { cause } : {}) });
+}
+
+function readText(path: string, what: string, where: Where = { file: path }): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw invalid(`cannot read the ${what} (${code === 'ENOENT' ? 'no such file' : String((err as Error).message)})`, path, field, err);
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory' : String((err as Error).message);
+    throw invalid(`cannot read the ${what}${where.file !== path ? ` ${path}` : ''} (${why})`, where, err);
   }
 }
 
@@ -92,35 +106,73 @@ function parseStructured(text: string, file: string): unknown {
     try {
       return JSON.parse(text);
     } catch (err) {
-      throw invalid(`not valid JSON: ${(err as Error).message}`, file, undefined, err);
+      throw invalid(`not valid JSON: ${(err as Error).message}`, { file }, err);
     }
   }
   try {
     return parseYaml(text, { maxAliasCount: 100 });
   } catch (err) {
-    throw invalid(`not valid YAML: ${(err as Error).message.split('\n')[0]}`, file, undefined, err);
+    const line = (err as { linePos?: Array<{ line: number }> }).linePos?.[0]?.line;
+    const first = (err as Error).message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    throw invalid(`not valid YAML: ${first}`, { file, line }, err);
   }
 }
 
-function loadSchema(source: string | Record<string, unknown>, base: string, file?: string): Record<string, unknown> {
+/**
+ * A JSON Schema given inline or as a file (relative to `base`). Mistakes name `owner` (the task
+ * file that refers to the schema) and its `output.schema` field, or the schema file itself when
+ * it came from `--schema`.
+ */
+function loadSchema(source: string | Record<string, unknown>, base: string, owner?: string): Record<string, unknown> {
   let schema: unknown = source;
-  let where = file;
+  let path: string | undefined;
+  const where = (): Where => (owner ? { file: owner, field: 'output.schema' } : { file: path });
+  const named = () => (owner && path ? ` (${path})` : '');
   if (typeof source === 'string') {
-    where = resolve(base, source);
+    path = resolve(base, source);
+    const text = readText(path, 'JSON Schema', where());
     try {
-      schema = JSON.parse(readText(where, 'JSON Schema', 'output.schema'));
+      schema = JSON.parse(text);
     } catch (err) {
-      if (err instanceof DocbatchError) throw err;
-      throw invalid(`the schema is not valid JSON: ${(err as Error).message}`, where, undefined, err);
+      throw invalid(`the schema${named()} is not valid JSON: ${(err as Error).message}`, where(), err);
     }
   }
-  if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) throw invalid('a JSON Schema must be an object', where, 'output.schema');
+  if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) throw invalid(`the schema${named()} must be a JSON object`, where());
   try {
     compileSchema(schema as Record<string, unknown>);
   } catch (err) {
-    throw invalid(`not a usable JSON Schema: ${(err as Error).message}`, where, 'output.schema', err);
+    throw invalid(`the schema${named()} is not a usable JSON Schema: ${(err as Error).message}`, where(), err);
   }
   return schema as Record<string, unknown>;
+}
+
+/** The fields the task file format knows at a path ('' = the top). */
+function knownFields(path: readonly PropertyKey[]): string[] {
+  const top = TaskFile.shape;
+  if (path.length === 0) return Object.keys(top);
+  const sub = top[path[0] as keyof typeof top] as unknown as { unwrap?: () => { shape?: Record<string, unknown> } } | undefined;
+  return Object.keys(sub?.unwrap?.().shape ?? {});
+}
+
+/** ` (did you mean "x"?)` when one known word is within two edits of `word`, else ''. */
+export function didYouMean(word: string, known: readonly string[]): string {
+  let best: string | null = null;
+  let bestDistance = 3;
+  for (const candidate of known) {
+    const d = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return best ? ` (did you mean ${JSON.stringify(best)}?)` : '';
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
 }
 
 /** A task file → Task (relative schema paths resolve against the file's folder). */
@@ -131,22 +183,27 @@ export function loadTaskFile(path: string): Task {
 }
 
 export function taskFromObject(raw: unknown, file: string): Task {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw invalid('a task file holds one object (`prompt: ...`, `unit: ...`); see docs/tasks.md', { file });
   const parsed = TaskFile.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw invalid(issue.message, file, issue.path.join('.') || undefined);
+    if (issue.code === 'unrecognized_keys') {
+      const key = issue.keys[0]!;
+      throw invalid(`unknown field${didYouMean(key, knownFields(issue.path))}; the fields are in docs/tasks.md`, { file, field: [...issue.path, key].join('.') });
+    }
+    throw invalid(issue.message, { file, field: issue.path.join('.') || undefined });
   }
   const t = parsed.data;
   const base = t.extends ? BUILTIN_TASKS[t.extends] : null;
-  if (!base && !t.prompt) throw invalid('a task needs a prompt (or `extends: transcribe|summarize`)', file, 'prompt');
+  if (!base && !t.prompt) throw invalid('a task needs a prompt (or `extends: transcribe|summarize`)', { file, field: 'prompt' });
   const schema = t.output?.schema !== undefined ? loadSchema(t.output.schema, dirname(file), file) : null;
-  if (t.output?.type === 'text' && schema) throw invalid('output.type text cannot have a schema', file, 'output');
+  if (t.output?.type === 'text' && schema) throw invalid('output.type text cannot have a schema', { file, field: 'output' });
   const output: Task['output'] = schema
     ? { type: 'json', schema, name: t.output?.name ?? 'answer' }
     : t.output?.type === 'json'
       ? { type: 'json', schema: {}, name: t.output?.name ?? 'answer' }
       : (base?.output ?? { type: 'text' });
-  if (t.model && t.models) throw invalid('give `model` or `models`, not both', file, 'models');
+  if (t.model && t.models) throw invalid('give `model` or `models`, not both', { file, field: 'models' });
   const task: Task = {
     name: t.name ?? base?.name ?? 'task',
     ...(t.description ?? base?.description ? { description: t.description ?? base?.description } : {}),
@@ -173,13 +230,28 @@ export function taskFromObject(raw: unknown, file: string): Task {
   return task;
 }
 
+const TEMPLATES = [['prompt', (t: Task) => t.prompt], ['system', (t: Task) => t.system ?? '']] as const;
+
 function checkTask(task: Task, file?: string): void {
-  for (const [field, template] of [['prompt', task.prompt], ['system', task.system ?? '']] as const) {
-    const unknown = unknownPlaceholders(template);
-    if (unknown.length > 0) throw invalid(`unknown variable {{${unknown[0]}}} (see docs/tasks.md for the variables)`, file, field);
+  for (const [field, template] of TEMPLATES) {
+    const unknown = unknownPlaceholders(template(task));
+    if (unknown.length > 0) {
+      throw invalid(`unknown variable {{${unknown[0]}}}${didYouMean(unknown[0]!, Object.keys(VARIABLES))}; the variables are in docs/tasks.md`, { file, field });
+    }
   }
-  if (task.fallback === 'text-layer' && task.output.type !== 'text') throw invalid('fallback text-layer needs a text output', file, 'fallback');
-  if (task.fallback === 'text-layer' && task.unit !== 'page') throw invalid('fallback text-layer works on the page unit only', file, 'fallback');
+  const unavailable = unitVariables(task);
+  if (unavailable) throw invalid(unavailable.message, { file, field: unavailable.field });
+  if (task.fallback === 'text-layer' && task.output.type !== 'text') throw invalid('fallback text-layer needs a text output', { file, field: 'fallback' });
+  if (task.fallback === 'text-layer' && task.unit !== 'page') throw invalid('fallback text-layer works on the page unit only', { file, field: 'fallback' });
+}
+
+/** A variable of the templates that the task's unit gives no value, or null. */
+function unitVariables(task: Task): { field: string; message: string } | null {
+  for (const [field, template] of TEMPLATES) {
+    const unavailable = unavailablePlaceholders(template(task), task.unit);
+    if (unavailable.length > 0) return { field, message: `{{${unavailable[0]}}} has no value in a ${task.unit} unit (see the variables in docs/tasks.md)` };
+  }
+  return null;
 }
 
 /**
@@ -197,20 +269,23 @@ export function resolveTask(spec: TaskSpec, kind: InputKind, cache: Map<string, 
     task = cache.get(key) ?? loadTaskFile(key);
     cache.set(key, task);
   }
+  const base = task;
   if (spec.prompt !== undefined || spec.schema !== undefined || spec.unit !== undefined || spec.models !== undefined) {
     task = { ...task, sampling: { ...task.sampling }, image: { ...task.image } };
     if (spec.schema !== undefined) {
-      const schema = loadSchema(spec.schema, process.cwd(), spec.schema);
+      const schema = loadSchema(spec.schema, process.cwd());
       task.output = { type: 'json', schema, name: 'answer' };
       task.fallback = 'none';
       if (spec.prompt === undefined && spec.task === undefined) {
-        task.prompt = DEFAULT_EXTRACT_PROMPT;
+        // The default task's instructions (transcribe a page, summarize a chat) do not apply.
+        task.prompt = defaultExtractPrompt(kind);
         delete task.textLayerNote;
+        delete task.system;
         task.name = 'extract';
       }
     }
     if (spec.prompt !== undefined) {
-      if (spec.prompt.trim() === '') throw invalid('--prompt is empty', undefined, 'prompt');
+      if (spec.prompt.trim() === '') throw invalid('--prompt is empty', { field: 'prompt' });
       task.prompt = spec.prompt;
       if (spec.task === undefined) task.name = task.output.type === 'json' ? 'extract' : 'custom';
     }
@@ -219,15 +294,21 @@ export function resolveTask(spec: TaskSpec, kind: InputKind, cache: Map<string, 
       if (task.fallback === 'text-layer' && spec.unit !== 'page') task.fallback = 'none';
     }
     if (spec.models !== undefined) task.models = [...new Set(spec.models)];
-    checkTask(task, spec.task);
   }
   if (!unitsFor(kind).includes(task.unit)) {
     return { mismatch: `task ${JSON.stringify(task.name)} works on ${task.unit} units, which ${kind === 'chat' ? 'a chat export' : `a ${kind === 'pdf' ? 'PDF' : 'image'}`} does not have (use ${unitsFor(kind).join(' or ')})` };
+  }
+  if (task !== base) {
+    // The unit came from the kind's default task (no --task, no --unit): a variable it has no
+    // value for makes the prompt unfit for this kind of input only (a PDF among chat exports).
+    const unavailable = spec.task === undefined && spec.unit === undefined ? unitVariables(task) : null;
+    if (unavailable) return { mismatch: `--prompt: ${unavailable.message}` };
+    checkTask(task, spec.task);
   }
   return task;
 }
 
 /** `--prompt @FILE` reads FILE; any other value is the prompt itself. */
 export function promptArgument(value: string): string {
-  return value.startsWith('@') ? readText(resolve(value.slice(1)), 'prompt file') : value;
+  return value.startsWith('@') ? readText(resolve(value.slice(1)), 'prompt file', { field: '--prompt' }) : value;
 }

@@ -4,6 +4,12 @@
  * images, unless the prompt places it with {{text}}: models attend to it best there, and the
  * engine emulator's echo describes the last text part. Page images are base64 data URLs the
  * worker rendered itself, never URLs from a job.
+ *
+ * A JSON task asks for structured output the way vLLM's OpenAI-compatible server takes it:
+ * `response_format` json_schema (strict), or json_object without a schema. For engines without
+ * structured output (`schemaInPrompt`, the worker's SCHEMA_IN_PROMPT), no `response_format` is
+ * sent (such servers refuse or ignore it) and the schema goes into the prompt instead; the
+ * answer is validated against the schema either way (answer.ts).
  */
 import type { ChatMessage, ContentPart, ResponseFormat } from '../engine/types.ts';
 import { BUILTIN_TASKS } from './builtin.ts';
@@ -104,9 +110,13 @@ export function buildRequest(task: Task, payload: Payload, options: { mapStep?: 
   let instruction = reduceDefault ? `${preface}Write one summary of the whole conversation.` : `${preface}${render(effective.prompt, vars)}`;
   const attachText = !inline && payloadText !== '';
   if (attachText && images.length > 0 && effective.textLayerNote) instruction = `${instruction} ${effective.textLayerNote}`;
-  const format = options.mapStep ? undefined : responseFormatOf(task);
-  if (format?.type === 'json_schema' && options.schemaInPrompt) {
-    instruction = `${instruction}\n\nAnswer with JSON only, following this JSON Schema:\n${JSON.stringify(format.json_schema.schema)}`;
+  let format = options.mapStep ? undefined : responseFormatOf(task);
+  if (format && options.schemaInPrompt) {
+    instruction =
+      format.type === 'json_schema'
+        ? `${instruction}\n\nAnswer with one JSON value and nothing else (no Markdown fence, no comment), valid against this JSON Schema:\n${JSON.stringify(format.json_schema.schema)}`
+        : `${instruction}\n\nAnswer with one JSON object and nothing else (no Markdown fence, no comment).`;
+    format = undefined;
   }
   const content: ContentPart[] = [{ type: 'text', text: instruction }, ...images];
   if (attachText) content.push({ type: 'text', text: payloadText });

@@ -1,8 +1,10 @@
 /**
  * Prompt templates: `{{name}}` placeholders, nothing else (no logic, no escapes). The variables
- * a unit offers are listed in VARIABLES; a template naming any other is refused when the task is
- * loaded, not when the thousandth page reaches it.
+ * are listed in VARIABLES and the units that offer each in VARIABLE_UNITS; a template naming
+ * another, or one its unit does not have (`{{page}}` in a `document` task), is refused when the
+ * task is loaded, not when the thousandth page reaches it.
  */
+import type { TaskUnit } from './types.ts';
 
 export const VARIABLES = {
   file: 'the input file name (without folders)',
@@ -17,6 +19,22 @@ export const VARIABLES = {
 } as const;
 
 export type VariableName = keyof typeof VARIABLES;
+
+/**
+ * The units that give each variable a value. `part` is empty for a conversation answered whole,
+ * but the built-in summarize prompt uses it, so a `conversation` task may name it.
+ */
+export const VARIABLE_UNITS: Record<VariableName, readonly TaskUnit[]> = {
+  file: ['page', 'document', 'chunk', 'conversation'],
+  page: ['page'],
+  pages: ['page', 'document'],
+  text: ['page', 'document', 'chunk', 'conversation'],
+  title: ['chunk', 'conversation'],
+  conversation_id: ['chunk', 'conversation'],
+  chunk: ['chunk'],
+  chunks: ['chunk', 'conversation'],
+  part: ['chunk', 'conversation'],
+};
 export type Variables = Partial<Record<VariableName, string | number>>;
 
 const PLACEHOLDER = /\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}/g;
@@ -29,6 +47,11 @@ export function placeholders(template: string): string[] {
 /** Unknown placeholders of a template (empty when all are known). */
 export function unknownPlaceholders(template: string): string[] {
   return placeholders(template).filter((name) => !(name in VARIABLES));
+}
+
+/** Known placeholders of a template that `unit` gives no value (empty when all apply). */
+export function unavailablePlaceholders(template: string, unit: TaskUnit): VariableName[] {
+  return placeholders(template).filter((name): name is VariableName => name in VARIABLES && !VARIABLE_UNITS[name as VariableName].includes(unit));
 }
 
 export function usesVariable(template: string, name: VariableName): boolean {

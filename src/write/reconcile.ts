@@ -72,7 +72,7 @@ export class Reconciler {
     }
     const count = record.done + record.failed;
     if (count >= record.units) {
-      await ensureWriteJob(this.parts.writeQueue, docId, record.gen, { rerun: false });
+      await ensureWriteJob(this.parts.writeQueue, docId, record.gen);
       totals.scheduled++;
       return;
     }

@@ -22,7 +22,10 @@ export interface Report {
   failed: UnitFailure[];
   /** Failed units per code. */
   failures_by_code: Record<string, number>;
-  /** Answers rejected (truncated, looping, invalid) and asked again, per code. */
+  /**
+   * Answers the checks rejected (truncated, looping, invalid, empty), per code. Each was asked
+   * again, but for the last try of a unit that then failed or fell back to its text layer.
+   */
   retries: Record<string, number>;
   /** Units answered from their own text layer after every answer was rejected. */
   fallbacks: { count: number; units: number[] };

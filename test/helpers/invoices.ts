@@ -1,9 +1,19 @@
 /**
- * Generated invoices for the evaluation tests: the truth, a model that gets every field right but
- * writes it its own way (amounts as "$1,234.50", dates as "March 5, 2024", names in capitals), and
- * a model with a known number of wrong fields (changed numbers, dates a day off, altered names,
- * left-out fields and items). Seeded: the same seed gives the same invoices and the same errors.
+ * Generated invoices for tests, in two forms.
+ *
+ * - `makeInvoices(dir, n, seed)` writes `n` invoice PDFs (one or two pages; seven fields spread
+ *   over the pages as `Label: value` lines among lines that are no field) with their truth, and
+ *   `INVOICE_SCHEMA` is the JSON Schema of that truth. Stable API: the extraction tests and the
+ *   models/eval helpers rely on it. Files: `dir/NAME.pdf`, `dir/truth/NAME.json`.
+ * - `invoices()` / `rewritten()` / `withErrors()` for the evaluation tests: the truth, a model
+ *   that gets every field right but writes it its own way (amounts as "$1,234.50", dates as
+ *   "March 5, 2024", names in capitals), and a model with a known number of wrong fields.
+ *
+ * Seeded: the same seed gives the same invoices (and the same errors).
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writePdf } from '../../scripts/lib/pdf-writer.ts';
 import { leaves, type Segment } from '../../src/eval/fields.ts';
 
 export interface Invoice {
@@ -146,4 +156,109 @@ function remove(root: unknown, segments: Segment[]): boolean {
   if (!parent || Array.isArray(parent) || !(key in parent)) return false;
   delete parent[key];
   return true;
+}
+
+// ---- invoice PDFs with their truth (makeInvoices) ------------------------------------------
+
+/** The seven fields of a generated invoice PDF. */
+export interface InvoiceTruth {
+  invoice_number: string;
+  invoice_date: string;
+  due_date: string;
+  vendor: string;
+  customer: string;
+  currency: 'EUR' | 'USD' | 'GBP';
+  total: number;
+}
+
+/** The JSON Schema of InvoiceTruth (draft 2020-12): every field required, nothing else allowed. */
+export const INVOICE_SCHEMA = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  title: 'Invoice',
+  type: 'object',
+  properties: {
+    invoice_number: { type: 'string', description: 'The invoice number, as printed' },
+    invoice_date: { type: 'string', format: 'date', description: 'Date of issue, YYYY-MM-DD' },
+    due_date: { type: 'string', format: 'date', description: 'Payment due date, YYYY-MM-DD' },
+    vendor: { type: 'string', description: 'Who issued the invoice' },
+    customer: { type: 'string', description: 'Who is billed' },
+    currency: { type: 'string', enum: ['EUR', 'USD', 'GBP'] },
+    total: { type: 'number', description: 'Total amount due, tax included' },
+  },
+  required: ['invoice_number', 'invoice_date', 'due_date', 'vendor', 'customer', 'currency', 'total'],
+  additionalProperties: false,
+} as const;
+
+export interface GeneratedInvoice {
+  /** Output base name (the PDF is `NAME.pdf`). */
+  name: string;
+  /** Absolute path of the PDF. */
+  pdf: string;
+  /** What a perfect extraction gives. */
+  truth: InvoiceTruth;
+  /** `dir/truth/NAME.json`: the truth as `docbatch eval --truth` reads it. */
+  truthFile: string;
+  pages: 1 | 2;
+}
+
+const LABELS: Record<keyof InvoiceTruth, string> = {
+  invoice_number: 'Invoice number',
+  invoice_date: 'Invoice date',
+  due_date: 'Due date',
+  vendor: 'Vendor',
+  customer: 'Customer',
+  currency: 'Currency',
+  total: 'Total',
+};
+
+/** A date written the way invoices write it (every spelling means the same ISO date). */
+function spellDate(iso: string, rand: () => number): string {
+  const [y, m, d] = iso.split('-').map(Number) as [number, number, number];
+  return pick(rand, [iso, `${MONTHS[m - 1]} ${d}, ${y}`, `${String(d).padStart(2, '0')}.${String(m).padStart(2, '0')}.${y}`]);
+}
+
+function spellMoney(x: number, rand: () => number): string {
+  const s = x.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  return pick(rand, [s, `$${s}`, s.replace(/,/g, '')]);
+}
+
+/**
+ * Writes `n` invoices to `dir` and returns them in order. About half have two pages; on those the
+ * seven fields are split between the pages at a random point of a shuffled order, so no page alone
+ * holds them all. Each page also has lines that are no field (items, a greeting).
+ */
+export function makeInvoices(dir: string, n: number, seed: number): GeneratedInvoice[] {
+  const rand = rng(seed);
+  mkdirSync(join(dir, 'truth'), { recursive: true });
+  return Array.from({ length: n }, (_, i) => {
+    const issued = new Date(Date.UTC(2024, Math.floor(rand() * 12), 1 + Math.floor(rand() * 28)));
+    const items = Array.from({ length: 1 + Math.floor(rand() * 3) }, () => ({ what: pick(rand, GOODS), qty: 1 + Math.floor(rand() * 9), price: cents(5 + rand() * 500) }));
+    const truth: InvoiceTruth = {
+      invoice_number: `INV-${seed}-${String(i + 1).padStart(4, '0')}`,
+      invoice_date: iso(issued),
+      due_date: iso(new Date(issued.getTime() + (14 + Math.floor(rand() * 3) * 15) * 86_400_000)),
+      vendor: pick(rand, VENDORS),
+      customer: pick(rand, CUSTOMERS),
+      currency: pick(rand, ['EUR', 'USD', 'GBP'] as InvoiceTruth['currency'][]),
+      total: cents(items.reduce((s, it) => s + it.qty * it.price, 0) * 1.2),
+    };
+    const fieldLine = (k: keyof InvoiceTruth): string => {
+      const v = truth[k];
+      const text = k === 'total' ? spellMoney(v as number, rand) : k === 'invoice_date' || k === 'due_date' ? spellDate(v as string, rand) : String(v);
+      return `${LABELS[k]}: ${text}`;
+    };
+    const keys = (Object.keys(LABELS) as Array<keyof InvoiceTruth>).map((k) => ({ k, r: rand() })).sort((a, b) => a.r - b.r).map((x) => x.k);
+    const pages: 1 | 2 = rand() < 0.5 ? 1 : 2;
+    const cut = pages === 1 ? keys.length : 2 + Math.floor(rand() * (keys.length - 3)); // 2..5 fields on page 1
+    const itemLines = items.map((it) => `${it.qty} x ${it.what} at ${it.price.toFixed(2)} each`);
+    const page1 = [`INVOICE`, '', ...keys.slice(0, cut).map(fieldLine), '', ...itemLines];
+    const page2 = [`(continued)`, '', ...keys.slice(cut).map(fieldLine), '', 'Thank you for your business.'];
+    if (pages === 1) page1.push('', 'Thank you for your business.');
+    const name = `invoice-${String(i + 1).padStart(3, '0')}`;
+    const pdf = join(dir, `${name}.pdf`);
+    writeFileSync(pdf, writePdf({ title: name, pages: (pages === 1 ? [page1] : [page1, page2]).map((lines) => ({ lines })) }));
+    const truthFile = join(dir, 'truth', `${name}.json`);
+    writeFileSync(truthFile, `${JSON.stringify(truth, null, 2)}\n`);
+    return { name, pdf, truth, truthFile, pages };
+  });
 }

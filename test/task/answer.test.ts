@@ -1,0 +1,61 @@
+/**
+ * What counts as an answer (pure): cut off at max_tokens, a repetition loop, empty, invalid JSON
+ * or a schema violation are not; a fenced JSON answer is; real repetition that ended by itself
+ * (blank table rows) is kept. Retries rise in temperature.
+ */
+import { describe, expect, it } from 'vitest';
+import { BUILTIN_TASKS } from '../../src/task/builtin.ts';
+import { checkAnswer, tailLoop, temperatureFor } from '../../src/task/answer.ts';
+import type { Task } from '../../src/task/types.ts';
+
+const text = BUILTIN_TASKS.transcribe;
+const json: Task = { ...text, output: { type: 'json', name: 'answer', schema: { type: 'object', properties: { total: { type: 'number' }, date: { type: 'string', format: 'date' } }, required: ['total'], additionalProperties: false } }, fallback: 'none' };
+
+describe('checkAnswer', () => {
+  it('a plain answer passes; JSON is parsed (also inside a ```json fence) and validated', () => {
+    expect(checkAnswer(text, { text: '# Title\n\nBody.\n', finishReason: 'stop' })).toEqual({ ok: true, text: '# Title\n\nBody.' });
+    expect(checkAnswer(json, { text: '{"total": 12.5, "date": "2024-03-05"}', finishReason: 'stop' })).toEqual({ ok: true, text: '{"total": 12.5, "date": "2024-03-05"}', data: { total: 12.5, date: '2024-03-05' } });
+    expect(checkAnswer(json, { text: '```json\n{"total": 3}\n```', finishReason: 'stop' })).toMatchObject({ ok: true, data: { total: 3 } });
+  });
+
+  it('cut off, empty, invalid JSON, schema violations: each with its code and why', () => {
+    expect(checkAnswer(text, { text: 'It went on and on', finishReason: 'length' })).toMatchObject({ ok: false, code: 'OUTPUT_TRUNCATED' });
+    expect(checkAnswer(json, { text: '{"total": 12', finishReason: 'length' })).toMatchObject({ ok: false, code: 'OUTPUT_TRUNCATED' });
+    expect(checkAnswer(text, { text: '  \n', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'EMPTY_OUTPUT' });
+    expect(checkAnswer(json, { text: "{'total': 1}", finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID', message: expect.stringContaining('not valid JSON') });
+    expect(checkAnswer(json, { text: '{"total": "12", "date": "5 March", "x": 1}', finishReason: 'stop' })).toEqual({
+      ok: false,
+      code: 'OUTPUT_INVALID',
+      message: 'the answer breaks the schema: (root) must NOT have additional properties; /total must be number; /date must match format "date"',
+    });
+  });
+
+  it('a loop: a phrase repeated until max_tokens, or repeated at great length; vLLM\'s finish_reason repetition', () => {
+    const looped = `Total: 12.50\n${'the amount of the '.repeat(60)}`;
+    expect(checkAnswer(text, { text: looped, finishReason: 'length' })).toMatchObject({ ok: false, code: 'OUTPUT_REPETITIVE', message: expect.stringMatching(/repeat a 18-character phrase \d+ times/) });
+    expect(checkAnswer(text, { text: `Intro.\n${'ha '.repeat(1000)}`, finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_REPETITIVE' });
+    expect(checkAnswer(text, { text: 'Fine text', finishReason: 'repetition' })).toMatchObject({ ok: false, code: 'OUTPUT_REPETITIVE' });
+  });
+
+  it('real repetition that ended by itself is kept: a form with 100 blank table rows, leader dots', () => {
+    const form = `| Date | Item | Amount |\n|---|---|---|\n${'|  |  |  |\n'.repeat(100)}`;
+    expect(checkAnswer(text, { text: form, finishReason: 'stop' })).toMatchObject({ ok: true });
+    const toc = Array.from({ length: 40 }, (_, i) => `Chapter ${i + 1} ${'.'.repeat(40)} ${i * 7 + 1}`).join('\n');
+    expect(checkAnswer(text, { text: toc, finishReason: 'stop' })).toMatchObject({ ok: true });
+  });
+
+  it('tailLoop finds the smallest period covering the end', () => {
+    expect(tailLoop(`start ${'abc'.repeat(100)}`)).toEqual({ period: 3, repeats: 100, cover: 300 });
+    expect(tailLoop('no loop here at all, just words that go on without repeating themselves')).toBeNull();
+  });
+});
+
+describe('temperatureFor', () => {
+  it('the task\'s own first, then +0.2 a retry from at least 0.1, at most 1 (or the task\'s own if higher)', () => {
+    expect([0, 1, 2, 3].map((k) => temperatureFor(text, k))).toEqual([0, 0.3, 0.5, 0.7]);
+    const warm = { ...text, sampling: { temperature: 0.7 } };
+    expect([0, 1, 2, 3].map((k) => temperatureFor(warm, k))).toEqual([0.7, 0.9, 1, 1]);
+    const hot = { ...text, sampling: { temperature: 1.5 } };
+    expect([0, 1, 5].map((k) => temperatureFor(hot, k))).toEqual([1.5, 1.5, 1.5]);
+  });
+});

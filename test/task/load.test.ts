@@ -1,0 +1,176 @@
+/**
+ * Task files and the enqueue flags → a task, or TASK_INVALID naming the file, the field (and the
+ * line, for YAML) with what is wrong: misspelt fields and variables get a suggestion, variables a
+ * unit has no value for are refused, a schema file's mistakes name the task file that uses it.
+ * Two files that say the same thing in another order or format are the same task.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DocbatchError } from '../../src/errors.ts';
+import { BUILTIN_TASKS } from '../../src/task/builtin.ts';
+import { taskHash } from '../../src/task/identity.ts';
+import { defaultExtractPrompt, loadTaskFile, promptArgument, resolveTask } from '../../src/task/load.ts';
+import type { Task } from '../../src/task/types.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'docbatch-task-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+/** The error's one-line description ("file: field x: TASK_INVALID: ..."). */
+function failure(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(DocbatchError);
+    expect((err as DocbatchError).code).toBe('TASK_INVALID');
+    return (err as DocbatchError).describe();
+  }
+  throw new Error('no error');
+}
+
+const SCHEMA = { type: 'object', properties: { total: { type: 'number' } }, required: ['total'] };
+
+describe('task files', () => {
+  it('YAML with every field', () => {
+    file('s.json', JSON.stringify(SCHEMA));
+    const task = loadTaskFile(
+      file(
+        'full.yaml',
+        [
+          'name: invoices',
+          'description: totals',
+          'unit: document',
+          'system: You read invoices.',
+          'prompt: "The total of {{file}} ({{pages}} pages)."',
+          'output: { schema: s.json, name: invoice }',
+          'sampling: { temperature: 0.1, max_tokens: 300, top_p: 0.9, seed: 7, stop: ["END"] }',
+          'model: acme/vl',
+          'image: { size: 1024, format: jpeg }',
+          'text_layer: false',
+          'retries: 2',
+          'max_pages: 4',
+        ].join('\n'),
+      ),
+    );
+    expect(task).toEqual({
+      name: 'invoices',
+      description: 'totals',
+      unit: 'document',
+      system: 'You read invoices.',
+      prompt: 'The total of {{file}} ({{pages}} pages).',
+      output: { type: 'json', schema: SCHEMA, name: 'invoice' },
+      sampling: { temperature: 0.1, maxTokens: 300, topP: 0.9, seed: 7, stop: ['END'] },
+      models: ['acme/vl'],
+      image: { size: 1024, format: 'jpeg' },
+      textLayer: false,
+      retries: 2,
+      fallback: 'none',
+      maxPages: 4,
+    } satisfies Task);
+  });
+
+  it('the same task in JSON, keys in another order, is the same task (same hash); the name is not part of it', () => {
+    const yaml = loadTaskFile(file('a.yaml', 'prompt: Classify {{file}}\nunit: page\nsampling:\n  temperature: 0.2\n  seed: 1\n'));
+    const json = loadTaskFile(file('b.json', JSON.stringify({ name: 'other', sampling: { seed: 1, temperature: 0.2 }, unit: 'page', prompt: 'Classify {{file}}' })));
+    expect(taskHash(yaml)).toBe(taskHash(json));
+    expect(taskHash(yaml)).not.toBe(taskHash({ ...yaml, prompt: 'Classify {{file}}.' }));
+  });
+
+  it('extends a built-in: what is not said comes from it', () => {
+    const task = loadTaskFile(file('t.yaml', 'extends: transcribe\nimage: { size: 900 }\n'));
+    expect(task).toMatchObject({ name: 'transcribe', unit: 'page', prompt: BUILTIN_TASKS.transcribe.prompt, fallback: 'text-layer', textLayer: true, image: { size: 900 } });
+    expect(loadTaskFile(file('u.yaml', 'extends: summarize\nunit: conversation\n'))).toMatchObject({ unit: 'conversation', system: BUILTIN_TASKS.summarize.system });
+  });
+
+  it('names the file, the field and what is wrong', () => {
+    expect(failure(() => loadTaskFile(file('e1.yaml', 'prompt: hi\nsampling:\n  temprature: 0.5\n')))).toBe(
+      `${join(dir, 'e1.yaml')}: field sampling.temprature: TASK_INVALID: unknown field (did you mean "temperature"?); the fields are in docs/tasks.md`,
+    );
+    expect(failure(() => loadTaskFile(file('e2.yaml', 'promt: hi\n')))).toContain('field promt: TASK_INVALID: unknown field (did you mean "prompt"?)');
+    expect(failure(() => loadTaskFile(file('e3.yaml', 'prompt: hi\nsampling: { temperature: 5 }\n')))).toMatch(/e3\.yaml: field sampling\.temperature: TASK_INVALID: .*2/);
+    expect(failure(() => loadTaskFile(file('e4.yaml', 'prompt: hi\nunit: pages\n')))).toMatch(/e4\.yaml: field unit: TASK_INVALID: .*"page"\|"document"\|"chunk"\|"conversation"/);
+    expect(failure(() => loadTaskFile(file('e5.yaml', 'unit: page\n')))).toContain('e5.yaml: field prompt: TASK_INVALID: a task needs a prompt');
+    expect(failure(() => loadTaskFile(file('e6.yaml', 'prompt: hi\nmodel: a\nmodels: [b]\n')))).toContain('field models:');
+    expect(failure(() => loadTaskFile(file('e7.yaml', '- prompt: hi\n')))).toContain('e7.yaml: TASK_INVALID: a task file holds one object');
+    expect(failure(() => loadTaskFile(join(dir, 'missing.yaml')))).toContain('missing.yaml: TASK_INVALID: cannot read the task file (no such file)');
+  });
+
+  it('YAML and JSON syntax errors say where', () => {
+    expect(failure(() => loadTaskFile(file('y.yaml', 'name: x\nprompt: [hi\n  x: :\n')))).toMatch(/y\.yaml: line 2: TASK_INVALID: not valid YAML: /);
+    expect(failure(() => loadTaskFile(file('j.json', '{"prompt": "hi",}')))).toMatch(/j\.json: TASK_INVALID: not valid JSON: /);
+  });
+
+  it('variables: unknown ones get a suggestion; one the unit has no value for is refused', () => {
+    expect(failure(() => loadTaskFile(file('v1.yaml', 'prompt: "Page {{pgae}}"\n')))).toContain('field prompt: TASK_INVALID: unknown variable {{pgae}} (did you mean "page"?)');
+    expect(failure(() => loadTaskFile(file('v2.yaml', 'prompt: "Page {{page}} of {{pages}}"\nunit: document\n')))).toContain('field prompt: TASK_INVALID: {{page}} has no value in a document unit');
+    expect(failure(() => loadTaskFile(file('v3.yaml', 'system: "About {{title}}"\nprompt: Summarize.\nunit: page\n')))).toContain('field system: TASK_INVALID: {{title}} has no value in a page unit');
+    expect(loadTaskFile(file('v4.yaml', 'prompt: "Summarize {{part}}{{title}} ({{chunks}} chunks)"\nunit: conversation\n')).unit).toBe('conversation');
+  });
+
+  it("a schema file's mistakes name the task file, its output.schema field, and the schema file", () => {
+    const owner = file('s1.yaml', 'prompt: hi\noutput: { schema: nope.json }\n');
+    expect(failure(() => loadTaskFile(owner))).toBe(`${owner}: field output.schema: TASK_INVALID: cannot read the JSON Schema ${join(dir, 'nope.json')} (no such file)`);
+    file('bad.json', JSON.stringify({ type: 'object', properties: { a: { type: 'strin' } } }));
+    expect(failure(() => loadTaskFile(file('s2.yaml', 'prompt: hi\noutput: { schema: bad.json }\n')))).toMatch(/s2\.yaml: field output\.schema: TASK_INVALID: the schema \(.*bad\.json\) is not a usable JSON Schema: .*properties\/a\/type/);
+    file('broken.json', '{"type": ');
+    expect(failure(() => loadTaskFile(file('s3.yaml', 'prompt: hi\noutput: { schema: broken.json }\n')))).toMatch(/s3\.yaml: field output\.schema: TASK_INVALID: the schema \(.*broken\.json\) is not valid JSON/);
+    expect(failure(() => loadTaskFile(file('s4.yaml', 'prompt: hi\noutput: { type: text, schema: { type: object } }\n')))).toContain('field output: TASK_INVALID: output.type text cannot have a schema');
+    expect(failure(() => loadTaskFile(file('s5.yaml', 'extends: transcribe\noutput: { schema: { type: object } }\nfallback: text-layer\n')))).toContain('field fallback: TASK_INVALID: fallback text-layer needs a text output');
+  });
+});
+
+describe('the enqueue flags', () => {
+  it('no task: the default of the kind', () => {
+    expect(resolveTask({}, 'pdf')).toBe(BUILTIN_TASKS.transcribe);
+    expect(resolveTask({}, 'image')).toBe(BUILTIN_TASKS.transcribe);
+    expect(resolveTask({}, 'chat')).toBe(BUILTIN_TASKS.summarize);
+  });
+
+  it('--schema alone makes an extract task from the default task; --prompt replaces its prompt; --unit and --model apply', () => {
+    const schema = file('flag-schema.json', JSON.stringify(SCHEMA));
+    const extract = resolveTask({ schema }, 'pdf') as Task;
+    expect(extract).toMatchObject({ name: 'extract', unit: 'page', prompt: defaultExtractPrompt('pdf'), output: { type: 'json', schema: SCHEMA }, fallback: 'none', textLayer: true });
+    expect(extract.prompt).toContain('from this document');
+    expect(extract.textLayerNote).toBeUndefined();
+    // From a chat export: about the conversation, without summarize's system message.
+    const chat = resolveTask({ schema }, 'chat') as Task;
+    expect(chat).toMatchObject({ name: 'extract', unit: 'chunk', prompt: expect.stringContaining('from this conversation') });
+    expect(chat.system).toBeUndefined();
+    const custom = resolveTask({ schema, prompt: 'Totals only.', unit: 'document', models: ['m1', 'm2', 'm1'] }, 'pdf') as Task;
+    expect(custom).toMatchObject({ name: 'extract', unit: 'document', prompt: 'Totals only.', models: ['m1', 'm2'] });
+    expect(resolveTask({ prompt: 'Just the headings.' }, 'pdf')).toMatchObject({ name: 'custom', prompt: 'Just the headings.', output: { type: 'text' }, fallback: 'text-layer' });
+    // The built-ins themselves are left as they were.
+    expect(BUILTIN_TASKS.transcribe.output).toEqual({ type: 'text' });
+  });
+
+  it('--unit that does not fit the kind is a mismatch (the file is rejected), not a bad task', () => {
+    expect(resolveTask({ unit: 'document' }, 'chat')).toEqual({ mismatch: expect.stringContaining('use chunk or conversation') });
+    expect(resolveTask({ unit: 'chunk' }, 'pdf')).toEqual({ mismatch: expect.stringContaining('use page or document') });
+  });
+
+  it('--prompt naming a variable the kind has no value for: that kind of input is a mismatch, the others take it', () => {
+    expect(resolveTask({ prompt: 'Summarize {{title}}.' }, 'chat')).toMatchObject({ unit: 'chunk', prompt: 'Summarize {{title}}.' });
+    expect(resolveTask({ prompt: 'Summarize {{title}}.' }, 'pdf')).toEqual({ mismatch: '--prompt: {{title}} has no value in a page unit (see the variables in docs/tasks.md)' });
+    expect(failure(() => resolveTask({ prompt: 'Summarize {{titel}}.' }, 'chat'))).toContain('unknown variable {{titel}} (did you mean "title"?)');
+  });
+
+  it('--unit checks the variables again; --prompt @FILE reads the file; an empty prompt is refused', () => {
+    const paged = file('paged.yaml', 'prompt: "What is on page {{page}}?"\n');
+    expect(failure(() => resolveTask({ task: paged, unit: 'document' }, 'pdf'))).toContain('paged.yaml: field prompt: TASK_INVALID: {{page}} has no value in a document unit');
+    expect(promptArgument(`@${file('p.txt', 'From a file.')}`)).toBe('From a file.');
+    expect(failure(() => promptArgument(`@${join(dir, 'nope.txt')}`))).toContain(`field --prompt: TASK_INVALID: cannot read the prompt file ${join(dir, 'nope.txt')} (no such file)`);
+    expect(failure(() => resolveTask({ prompt: '  ' }, 'pdf'))).toContain('field prompt: TASK_INVALID: --prompt is empty');
+  });
+
+  it('a bad --schema names the schema file', () => {
+    const bad = file('flag-bad.json', '[1, 2]');
+    expect(failure(() => resolveTask({ schema: bad }, 'pdf'))).toBe(`${bad}: TASK_INVALID: the schema must be a JSON object`);
+  });
+});
