@@ -6,6 +6,7 @@
  * that would inflate too far is refused before it inflates (zip.ts, ZIP_TOO_LARGE), and
  * splitting stops at the conversation whose chunks cross `maxChunks` (EXPORT_TOO_MANY_CHUNKS).
  */
+import type { SidecarChunk } from '../../store/chunk-index.ts';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { DocbatchError, InputError, type Place } from '../../errors.ts';
@@ -44,22 +45,8 @@ export interface SplitOptions {
   signal?: AbortSignal;
 }
 
-/** One sidecar line (JSON); line i is unit i. */
-export interface ChunkRecord {
-  conversation_id: string;
-  title: string;
-  /** 0-based position of this chunk in its conversation. */
-  chunk: number;
-  /** How many chunks the conversation has. */
-  chunks: number;
-  /** Messages this chunk holds (a split message is listed in each chunk holding a part). */
-  message_ids: string[];
-  /** Messages repeated from the previous chunk for context; never also in message_ids. */
-  overlap_message_ids: string[];
-  tokens: number;
-  text: string;
-  create_time: number | null;
-}
+/** One sidecar line (JSON); line i is unit i. The one type of it lives with the storage format. */
+export type ChunkRecord = SidecarChunk;
 
 export interface SplitResult {
   format: ChatFormat;
