@@ -1,6 +1,8 @@
 /**
- * Two ways to bound a wait. Both leave the promise running; neither holds the process open.
+ * Waiting with bounds: two ways to bound a wait on a promise (both leave it running; neither holds
+ * the process open), and a sleep that an AbortSignal ends.
  */
+import { DocbatchError } from './errors.ts';
 
 /**
  * Waits for `promise` at most `ms`; resolves undefined after that (or if it rejects). For steps
@@ -19,4 +21,21 @@ export function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
     timer.unref();
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Waits `ms`; rejects ABORTED (saying what was waited for) as soon as `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal, what = 'waiting'): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const aborted = () => new DocbatchError('ABORTED', `aborted while ${what}`, { cause: signal.reason });
+    if (signal.aborted) return reject(aborted());
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(aborted());
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }

@@ -20,6 +20,7 @@
 import type { ChatResult } from '../engine/client.ts';
 import { EngineError } from '../engine/classify.ts';
 import { actionFor, DocbatchError, toDocbatchError } from '../errors.ts';
+import { sleep } from '../timeouts.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Engine, EngineSet } from './engine.ts';
 import type { Ticket } from './gate.ts';
@@ -206,14 +207,14 @@ export class UnitSender {
           this.sends--; // a rate limit is the endpoint's pace, not the unit's fault
           // Every worker of this endpoint waits as it said, not only this request.
           await engine.limiter?.holdFor(wait);
-          await sleep(wait + Math.random() * Math.min(1000, wait / 4), signal);
+          await sleep(wait + Math.random() * Math.min(1000, wait / 4), signal, 'backing off');
           continue;
         }
         if (err.code === 'ENGINE_BUSY') {
           this.busy++;
           window.onBusy(performance.now());
           const retryAfter = err instanceof EngineError ? err.retryAfterMs : undefined;
-          await sleep(retryAfter ?? 500 + Math.random() * 1000 * Math.min(8, this.busy), signal);
+          await sleep(retryAfter ?? 500 + Math.random() * 1000 * Math.min(8, this.busy), signal, 'backing off');
           continue;
         }
         throw err;
@@ -272,7 +273,7 @@ export class UnitSender {
         if (this.drops >= MAX_DROPS) {
           throw new DocbatchError('UNIT_CRASHES_ENGINE', `the connection was dropped ${this.drops} times while the engine stayed up (last: ${err.message})`, { cause: err });
         }
-        await sleep(250 * this.drops, signal);
+        await sleep(250 * this.drops, signal, 'backing off');
         return;
       }
     }
@@ -291,17 +292,3 @@ export class UnitSender {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new DocbatchError('ABORTED', 'aborted while backing off', { cause: signal.reason }));
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new DocbatchError('ABORTED', 'aborted while backing off', { cause: signal.reason }));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}

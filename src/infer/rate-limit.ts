@@ -19,6 +19,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { DocbatchError } from '../errors.ts';
+import { sleep } from '../timeouts.ts';
 
 /**
  * KEYS: the send log, the hold key. ARGV: rpm (0 = none), tpm (0 = none), tokens, nonce, window ms,
@@ -119,7 +120,7 @@ export class EngineRateLimiter {
     for (;;) {
       const wait = await this.redis.docbatchRateAcquire(this.key, `${this.key}:hold`, rpm ?? 0, tpm ?? 0, tokenCount, member.split(':')[0]!, this.limits.windowMs ?? 60_000, this.limits.requestTimeoutMs ?? 600_000);
       if (wait === 0) return () => this.redis.docbatchRateFinish(this.key, member).then(() => undefined, () => undefined);
-      await sleep(Math.min(wait, 5000) + Math.random() * 50, signal);
+      await sleep(Math.min(wait, 5000) + Math.random() * 50, signal, 'waiting for the rate limit');
     }
   }
 
@@ -132,17 +133,3 @@ export class EngineRateLimiter {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new DocbatchError('ABORTED', 'aborted while waiting for the rate limit', { cause: signal.reason }));
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new DocbatchError('ABORTED', 'aborted while waiting for the rate limit', { cause: signal.reason }));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
