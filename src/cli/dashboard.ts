@@ -1,6 +1,6 @@
 /** `docbatch dashboard`: Bull Board over the queues, with /metrics and /health. */
 import { Command } from 'commander';
-import { REDIS_SETTINGS, settingOptions } from './options.ts';
+import { REDIS_SETTINGS, requireRedis, settingOptions } from './options.ts';
 
 export function dashboardCommand(): Command {
   const command = new Command('dashboard').description(
@@ -12,6 +12,8 @@ export function dashboardCommand(): Command {
   return command.action(async (opts: Record<string, unknown>) => {
     // Loaded on use: Bull Board and Hono are not needed by the other verbs.
     const { runDashboard } = await import('../../workers/dashboard.ts');
-    process.exitCode = await runDashboard(load(opts));
+    const config = load(opts);
+    await requireRedis(config);
+    process.exitCode = await runDashboard(config);
   });
 }

@@ -3,6 +3,7 @@
  * environment variable, its default and its help text can never disagree.
  */
 import { Option, type Command } from 'commander';
+import { probeRedis } from '../../queues/redis-link.ts';
 import { fileEnv, loadConfig, secretFlagWarnings, SETTINGS, type Config, type FileFlags, type Flags, type SettingKey } from '../config.ts';
 
 /**
@@ -43,3 +44,12 @@ export function settingOptions(command: Command, keys: SettingKey[]): (opts: Rec
 
 /** The settings every verb that talks to Redis takes. */
 export const REDIS_SETTINGS: SettingKey[] = ['redisUrl', 'prefix', 'logLevel', 'logFormat'];
+
+/**
+ * Every verb that talks to Redis calls this first: a wrong REDIS_URL, an unreachable host or a
+ * refused password is one line with its code (REDIS_UNREACHABLE, REDIS_AUTH_FAILED; exit 2)
+ * before anything starts, not a hang or an ioredis dump.
+ */
+export function requireRedis(config: Pick<Config, 'redisUrl'>): Promise<void> {
+  return probeRedis(config.redisUrl);
+}

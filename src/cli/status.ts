@@ -5,7 +5,7 @@ import { progressLine } from '../observe/bar.ts';
 import { readProgress, type DocProgress } from '../observe/progress.ts';
 import { DocStore } from '../store/docs.ts';
 import { jsonLine } from '../printable.ts';
-import { REDIS_SETTINGS, settingOptions } from './options.ts';
+import { REDIS_SETTINGS, requireRedis, settingOptions } from './options.ts';
 
 export function statusCommand(): Command {
   const command = new Command('status')
@@ -16,6 +16,7 @@ export function statusCommand(): Command {
   const load = settingOptions(command, [...REDIS_SETTINGS, 'gpuHourlyUsd']);
   return command.action(async (doc: string | undefined, opts: Record<string, unknown>) => {
     const config = load(opts);
+    await requireRedis(config);
     const price = config.gpuHourlyUsd;
     const costOf = (engineMs: number) => (price === undefined ? null : Math.round((engineMs / 3_600_000) * price * 1e6) / 1e6);
     const redis = connectRedis(config.redisUrl, 'client');
