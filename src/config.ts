@@ -95,7 +95,7 @@ export const SETTINGS = {
   pageMaxTokens: { env: 'PAGE_MAX_TOKENS', flag: 'page-max-tokens', schema: int(1, 1_000_000), default: 4096, describe: '`max_tokens` for a page transcription.' },
   chatMaxTokens: { env: 'CHAT_MAX_TOKENS', flag: 'chat-max-tokens', schema: int(1, 1_000_000), default: 1024, describe: '`max_tokens` for a chunk summary.' },
   requestTimeoutMs: { env: 'REQUEST_TIMEOUT_MS', flag: 'request-timeout', schema: int(100), default: 10 * MINUTE, describe: 'A request with no answer after this is closed (which aborts it inside vLLM) and retried.' },
-  attempts: { env: 'ATTEMPTS', flag: 'attempts', schema: int(1, 100), default: 5, describe: 'Attempts per unit for retryable errors (waiting for a dead engine uses none).' },
+  attempts: { env: 'ATTEMPTS', flag: 'attempts', schema: int(1, 100), default: 5, describe: "Attempts per unit for retryable errors (waiting for a dead engine uses none). The worker that takes a unit decides with its own value, whatever the producer's was." },
   engineReleaseMs: { env: 'ENGINE_RELEASE_AFTER_MS', flag: 'engine-release-after', schema: int(0), default: 30 * SECOND, describe: "A worker whose engine is down this long hands its units back to the queue (no attempt used) for healthy workers, and takes none until its engine is back." },
   engineStartTimeoutMs: { env: 'ENGINE_START_TIMEOUT_MS', flag: 'engine-start-timeout', schema: int(0), default: 10 * MINUTE, describe: 'How long a starting worker waits for its engine to answer (a model still loading) before it refuses to start.' },
   textOnly: { env: 'TEXT_ONLY', flag: 'text-only', schema: bool(), default: false, describe: "The worker's model takes no images: it starts anyway and takes only work queued for its model by name (never the shared queue)." },

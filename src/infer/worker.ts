@@ -415,6 +415,10 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
   private async run(job: Job<UnitJobData, UnitJobResult, UnitJobName>, token: string | undefined, signal: AbortSignal | undefined, queue: string): Promise<UnitJobResult> {
     this.active++;
     this.lastBusyAt = performance.now();
+    // ATTEMPTS is this worker's: the job carries whatever its feeder's config said, and BullMQ
+    // decides retry-or-fail from the job object in this process (as does the processor's "last
+    // attempt"), so the worker that takes a unit decides with its own setting.
+    job.opts.attempts = this.config.attempts;
     try {
       if (this.closing && token) {
         // Fetched as intake was stopping: hand it straight back, without using an attempt.
