@@ -1,10 +1,16 @@
 /**
- * Running failed units of a document again (`docbatch retry`, a Bull Board retry of one failed
- * unit) and writing documents again (a failed write, outputs deleted since). Successful units are
- * never sent again: a written document's results come back from its archive first, only the
- * failed ones are reopened, and the writer rewrites the outputs once they settle.
+ * Running failed units of a document again (`docbatch retry`, the dashboard's Retry, a Bull
+ * Board retry of one failed unit) and writing documents again (a failed write, outputs deleted
+ * since). Successful units are never sent again: a written document's results come back from its
+ * archive first, only the failed ones are reopened, and the writer rewrites the outputs once they
+ * settle.
+ *
+ * A reopened unit's old job, failed and kept in BullMQ's history, would swallow the new one (same
+ * job id: BullMQ ignores the add), and the document's finished write job would swallow its new
+ * write: both are removed, so the units run with fresh attempts and the document is written again.
  */
 import type { TypedQueue } from '../../queues/connect.ts';
+import { unitJobId, writeJobId } from '../../queues/contracts.ts';
 import { ensureWriteJob } from '../../queues/schedule.ts';
 import { DocbatchError } from '../errors.ts';
 import { restoreArchived } from './archive.ts';
@@ -55,6 +61,7 @@ export async function reopenDocument(parts: ReopenParts, record: DocRecord, filt
   }
   const reopened = (await store.reopen(docId, gen, { codes: filter.codes ?? [], units: filter.units ?? [], summaries })).sort((a, b) => a - b);
   if (reopened.length > 0) {
+    await removeFinishedJobs(parts, record, reopened);
     // A written record was made lean (store.retire): what the feeder reads comes back first.
     await store.redis.hset(store.docKey(docId), { feed_end: meta.feedUnits, job_name: jobNameOf(meta), queue: meta.queue, priority: meta.priority });
     // Chunks and pages go back into the feeding round; a conversation's summary whose chunks all
@@ -96,4 +103,21 @@ async function groupOfSummary(parts: ReopenParts, record: DocRecord, reduce: num
     unit = entry.first + Math.max(1, entry.count);
   }
   return null;
+}
+
+/** BullMQ job states that are history: a job in one of them would swallow an add of its id. */
+const FINISHED = new Set(['completed', 'failed']);
+
+/** Removes the finished jobs of reopened units and the document's finished write job (a job in flight is left alone). */
+async function removeFinishedJobs(parts: ReopenParts, record: DocRecord, units: number[]): Promise<void> {
+  const { docId, gen, meta } = record;
+  const remove = async (queue: TypedQueue<'infer'> | TypedQueue<'write'>, id: string) => {
+    const job = await queue.getJob(id);
+    if (job && FINISHED.has(await job.getState())) await job.remove();
+  };
+  const queue = parts.inferQueue(meta.queue);
+  for (let i = 0; i < units.length; i += 100) {
+    await Promise.all(units.slice(i, i + 100).map((unit) => remove(queue, unitJobId(docId, gen, unit))));
+  }
+  await remove(parts.writeQueue, writeJobId(docId, gen));
 }
