@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { bar, progressLine, progressPrinter, totalLine } from '../../src/observe/bar.ts';
-import { progressOf, totalsOf, viewState } from '../../src/observe/progress.ts';
+import { byModel, progressOf, totalsOf, viewState } from '../../src/observe/progress.ts';
 import type { DocMeta, DocRecord, DocState } from '../../src/store/types.ts';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -98,5 +98,22 @@ describe('the bar', () => {
   it('the total line counts states and units', () => {
     const t = totalsOf([progressOf(at(0, 30), T0 + 30_000), progressOf(at(20, 30), T0 + 30_000)], T0 + 30_000);
     expect(totalLine(t)).toMatch(/^total: 27\/34 units, [\d.]+\/s, eta \d+s, elapsed 30s, 1\/2 documents written$/);
+  });
+});
+
+describe('per model', () => {
+  it('groups documents by the model their run asked for, with their own rate and tokens', () => {
+    const now = T0 + 20_000;
+    const withModel = (i: number, model: string | null, tokens: number) => {
+      const r = at(i, 20);
+      return progressOf({ ...r, meta: { ...r.meta, model }, completionTokens: tokens }, now);
+    };
+    const groups = byModel([withModel(0, 'qwen-7b', 100), withModel(1, 'qwen-7b', 50), withModel(2, null, 7)], now);
+    expect(groups.map((g) => g.model)).toEqual([null, 'qwen-7b']);
+    const qwen = groups[1]!.totals;
+    expect(qwen).toMatchObject({ documents: 2, units: 34, done: 34, completionTokens: 150, finished: true });
+    // Units settled over the span from the first start (0 s) to the last finish (18 s).
+    expect(qwen.rate).toBeCloseTo(34 / 18, 5);
+    expect(groups[0]!.totals).toMatchObject({ documents: 1, done: 17, completionTokens: 7 });
   });
 });
