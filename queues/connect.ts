@@ -2,10 +2,16 @@
  * Typed access to the queues in contracts.ts: a producer's Queue, a consumer's Worker, and the
  * Redis connections they need. Nothing connects at import time; every function takes the
  * settings it needs.
+ *
+ * Connection errors never print by themselves: a Queue's surface through the commands that hit
+ * them, a Worker's go to its RedisLink (redis-link.ts), which says once that Redis is away and
+ * once that it is back, instead of one line per reconnect attempt. Workers keep BullMQ's
+ * per-minute metrics (Bull Board's charts) for a week.
  */
-import { Queue, Worker, type Processor, type WorkerOptions } from 'bullmq';
+import { MetricsTime, Queue, Worker, type Processor, type WorkerOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { defaultJobOptions, QUEUES, type QueueContracts } from './contracts.ts';
+import { RedisLink } from './redis-link.ts';
 
 export type ContractName = keyof QueueContracts;
 export type TypedQueue<Q extends ContractName> = Queue<QueueContracts[Q]['data'], QueueContracts[Q]['result'], QueueContracts[Q]['name']>;
@@ -43,13 +49,25 @@ export function connectRedis(url: string, role: 'worker' | 'client', extra: Redi
  * the contract (job data, options) is the same for all of them.
  */
 export function openQueue<Q extends ContractName>(name: Q, target: RedisTarget & { attempts: number; writeAttempts?: number }, connection: Redis, queueName: string = QUEUES[name]): TypedQueue<Q> {
-  return new Queue(queueName, {
+  const queue = new Queue(queueName, {
     connection,
     prefix: target.prefix,
     // BullMQ's event stream is a trail for listeners that were away, not a record: a short one.
     streams: { events: { maxLen: EVENTS_MAX_LEN } },
     defaultJobOptions: defaultJobOptions(QUEUES[name], target.attempts, target.writeAttempts),
-  }) as TypedQueue<Q>;
+  });
+  // Without a listener BullMQ prints every connection error (with its stack) to the console;
+  // they reach the caller through the commands that hit them.
+  queue.on('error', () => {});
+  return queue as TypedQueue<Q>;
+}
+
+export interface OpenWorkerOptions extends Omit<WorkerOptions, 'connection' | 'prefix'> {
+  /**
+   * Where the worker's connection errors go. Without one, the worker gets its own link and emits
+   * a single `error` (REDIS_UNREACHABLE) per outage in place of one per reconnect attempt.
+   */
+  link?: RedisLink;
 }
 
 export function openWorker<Q extends ContractName>(
@@ -57,10 +75,24 @@ export function openWorker<Q extends ContractName>(
   processor: TypedProcessor<Q>,
   target: RedisTarget,
   connection: Redis,
-  options: Omit<WorkerOptions, 'connection' | 'prefix'> = {},
+  options: OpenWorkerOptions = {},
   queueName: string = QUEUES[name],
 ): TypedWorker<Q> {
-  return new Worker(queueName, processor, { ...options, connection, prefix: target.prefix }) as TypedWorker<Q>;
+  const { link: given, ...rest } = options;
+  const worker = new Worker(queueName, processor, { metrics: { maxDataPoints: MetricsTime.ONE_WEEK }, ...rest, connection, prefix: target.prefix }) as TypedWorker<Q>;
+  const link = given ?? new RedisLink({ url: target.redisUrl, ping: () => connection.ping() });
+  if (!given) {
+    link.on('down', (problem) => worker.emit('error', problem));
+    worker.on('closed', () => link.close());
+  }
+  // Connection errors (every reconnect attempt of every connection BullMQ holds) go to the link;
+  // the worker's listeners hear only the errors that are not about the connection.
+  const emit = worker.emit.bind(worker) as (event: string | symbol, ...args: unknown[]) => boolean;
+  (worker as unknown as { emit: typeof emit }).emit = (event, ...args) => {
+    if (event === 'error' && !(args[0] as { code?: string } | undefined)?.code?.startsWith('REDIS_') && link.noteError(args[0])) return true;
+    return emit(event, ...args);
+  };
+  return worker;
 }
 
 /** The Redis key BullMQ uses for a job's lock: `{prefix}:{queue}:{jobId}:lock`. */

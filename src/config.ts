@@ -104,7 +104,7 @@ export const SETTINGS = {
   pageMaxTokens: { env: 'PAGE_MAX_TOKENS', flag: 'page-max-tokens', schema: int(1, 1_000_000), default: 4096, describe: '`max_tokens` for a page transcription.' },
   chatMaxTokens: { env: 'CHAT_MAX_TOKENS', flag: 'chat-max-tokens', schema: int(1, 1_000_000), default: 1024, describe: '`max_tokens` for a chunk summary.' },
   requestTimeoutMs: { env: 'REQUEST_TIMEOUT_MS', flag: 'request-timeout', schema: int(100), default: 10 * MINUTE, describe: 'A request with no answer after this is closed (which aborts it inside vLLM) and retried.' },
-  attempts: { env: 'ATTEMPTS', flag: 'attempts', schema: int(1, 100), default: 5, describe: 'Attempts per unit for retryable errors (waiting for a dead engine uses none).' },
+  attempts: { env: 'ATTEMPTS', flag: 'attempts', schema: int(1, 100), default: 5, describe: "Attempts per unit for retryable errors (waiting for a dead engine uses none). The worker that takes a unit decides with its own value, whatever the producer's was." },
   engineReleaseMs: { env: 'ENGINE_RELEASE_AFTER_MS', flag: 'engine-release-after', schema: int(0), default: 30 * SECOND, describe: "A worker whose engine is down this long hands its units back to the queue (no attempt used) for healthy workers, and takes none until its engine is back." },
   engineStartTimeoutMs: { env: 'ENGINE_START_TIMEOUT_MS', flag: 'engine-start-timeout', schema: int(0), default: 10 * MINUTE, describe: 'How long a starting worker waits for its engine to answer (a model still loading) before it refuses to start.' },
   textOnly: { env: 'TEXT_ONLY', flag: 'text-only', schema: bool(), default: false, describe: "The worker's model takes no images: it starts anyway and takes only work queued for its model by name (never the shared queue)." },
@@ -172,8 +172,23 @@ function readSecretFile(setting: Setting, path: string, source: string): string 
   return value;
 }
 
+/** What kind of place a setting's value came from. */
+export type SourceKind = 'default' | 'environment' | 'file' | 'flag';
+
+/** Where a setting's value came from: its kind, and the flag or variable (`--batch-size`, `REDIS_URL_FILE`). */
+export interface SettingSource {
+  kind: SourceKind;
+  /** The flag or environment variable that gave it (absent for a default). */
+  name?: string;
+}
+
+/** `flag --batch-size`, `environment REDIS_URL`, `file REDIS_URL_FILE`, `default`. */
+export function describeSource(source: SettingSource): string {
+  return source.name ? `${source.kind} ${source.name}` : source.kind;
+}
+
 /** Where a setting's value comes from: flag, flag file, environment, environment file, default. */
-function rawValue(key: SettingKey, setting: Setting, flags: Flags, files: FileFlags, env: NodeJS.ProcessEnv): { raw: unknown; source: string } {
+function rawValue(key: SettingKey, setting: Setting, flags: Flags, files: FileFlags, env: NodeJS.ProcessEnv): { raw: unknown; source: string; from: SettingSource } {
   const fromFlag = flags[key];
   const flagFile = setting.secret ? files[key] : undefined;
   const fromEnv = env[setting.env];
@@ -182,16 +197,16 @@ function rawValue(key: SettingKey, setting: Setting, flags: Flags, files: FileFl
   if (fromFlag !== undefined && flagFile !== undefined) {
     throw new ConfigError(`setting ${setting.env}: give ${flagName} or ${flagName}-file, not both`);
   }
-  if (fromFlag !== undefined) return { raw: fromFlag, source: flagName };
-  if (flagFile !== undefined) return { raw: readSecretFile(setting, flagFile, `${flagName}-file`), source: `${flagName}-file` };
+  if (fromFlag !== undefined) return { raw: fromFlag, source: flagName, from: { kind: 'flag', name: flagName } };
+  if (flagFile !== undefined) return { raw: readSecretFile(setting, flagFile, `${flagName}-file`), source: `${flagName}-file`, from: { kind: 'file', name: `${flagName}-file` } };
   const hasEnv = fromEnv !== undefined && fromEnv !== '';
   const hasEnvFile = envFile !== undefined && envFile !== '';
   if (hasEnv && hasEnvFile) {
     throw new ConfigError(`settings ${setting.env} and ${fileEnv(setting)} are both set: set one (the file keeps the secret out of the environment)`);
   }
-  if (hasEnv) return { raw: fromEnv, source: `${setting.env} (environment)` };
-  if (hasEnvFile) return { raw: readSecretFile(setting, envFile, `${fileEnv(setting)} (environment)`), source: `${fileEnv(setting)} (environment)` };
-  return { raw: setting.default, source: 'default' };
+  if (hasEnv) return { raw: fromEnv, source: `${setting.env} (environment)`, from: { kind: 'environment', name: setting.env } };
+  if (hasEnvFile) return { raw: readSecretFile(setting, envFile, `${fileEnv(setting)} (environment)`), source: `${fileEnv(setting)} (environment)`, from: { kind: 'file', name: fileEnv(setting) } };
+  return { raw: setting.default, source: 'default', from: { kind: 'default' } };
 }
 
 /** A value as shown in a message: URLs with their password masked, other secrets not at all. */
@@ -201,9 +216,16 @@ function shownValue(raw: unknown, secret: boolean): string {
 }
 
 export function loadConfig(flags: Flags = {}, env: NodeJS.ProcessEnv = process.env, files: FileFlags = {}): Config {
+  return loadConfigWithSources(flags, env, files).config;
+}
+
+/** The config, and where each value came from (`docbatch config`). */
+export function loadConfigWithSources(flags: Flags = {}, env: NodeJS.ProcessEnv = process.env, files: FileFlags = {}): { config: Config; sources: Record<SettingKey, SettingSource> } {
   const out: Record<string, unknown> = {};
+  const sources = {} as Record<SettingKey, SettingSource>;
   for (const [key, setting] of Object.entries(SETTINGS) as Array<[SettingKey, Setting]>) {
-    const { raw, source } = rawValue(key, setting, flags, files, env);
+    const { raw, source, from } = rawValue(key, setting, flags, files, env);
+    sources[key] = from;
     const parsed = setting.schema.safeParse(raw);
     if (!parsed.success) {
       const reason = parsed.error.issues.map((i) => i.message).join('; ');
@@ -222,7 +244,7 @@ export function loadConfig(flags: Flags = {}, env: NodeJS.ProcessEnv = process.e
   if (auth.filter(Boolean).length === 1) {
     throw new ConfigError('settings DASHBOARD_USER and DASHBOARD_PASSWORD go together: set both or neither');
   }
-  return config;
+  return { config, sources };
 }
 
 /** One warning per secret given as a flag: its value shows in `ps` (and /proc) to every user of the machine. */

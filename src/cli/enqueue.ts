@@ -14,7 +14,7 @@ import { jsonLine, printable } from '../printable.ts';
 import { promptArgument, type TaskSpec } from '../task/load.ts';
 import type { TaskUnit } from '../task/types.ts';
 import { outFolder } from './out-folder.ts';
-import { REDIS_SETTINGS, settingOptions } from './options.ts';
+import { REDIS_SETTINGS, requireRedis, settingOptions } from './options.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -37,6 +37,7 @@ export function enqueueCommand(): Command {
   const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir', 'pdfPassword', 'chunkTokens', 'chunkOverlapTokens', 'feedDepth', 'feedDocuments', 'attempts', 'zipMaxRatio', 'zipMaxBytes', 'exportMaxChunks']);
   return command.action(async (inputs: string[], opts: Record<string, unknown>) => {
     const config = load(opts);
+    await requireRedis(config);
     const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, pretty: config.logFormat === 'pretty' });
     const json = opts.json === true;
     const out = typeof opts.out === 'string' ? outFolder(opts.out, config.outDir) : '';

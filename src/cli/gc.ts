@@ -7,7 +7,7 @@ import { DocStore } from '../store/docs.ts';
 import { Feeder } from '../store/feed.ts';
 import { collect } from '../store/gc.ts';
 import { sweepTemporaries } from '../write/atomic.ts';
-import { REDIS_SETTINGS, settingOptions } from './options.ts';
+import { REDIS_SETTINGS, requireRedis, settingOptions } from './options.ts';
 
 export function gcCommand(): Command {
   const command = new Command('gc')
@@ -17,6 +17,7 @@ export function gcCommand(): Command {
   const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir', 'outDir', 'retentionDays']);
   return command.action(async (opts: Record<string, unknown>) => {
     const config = load(opts);
+    await requireRedis(config);
     const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, pretty: config.logFormat === 'pretty' });
     const redis = connectRedis(config.redisUrl, 'client');
     const queues = new Map<string, TypedQueue<'infer'>>();

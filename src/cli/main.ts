@@ -1,6 +1,9 @@
 /**
  * `docbatch <verb>`: parses the command line and hands over to the verb. Usage errors and bad
- * settings exit 2 with a message that says what is wrong; anything unexpected exits 1.
+ * settings exit 2 with a message that says what is wrong; anything unexpected exits 1. Redis
+ * going away in the middle of a verb is one line with its code, not a stack. A reader that
+ * closes the pipe early (`docbatch status | head -1`) ends the output quietly: what is left is
+ * not written, and the verb finishes as usual.
  */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
@@ -16,6 +19,7 @@ import { retryCommand } from './retry.ts';
 import { statusCommand } from './status.ts';
 import { workerCommand } from './worker.ts';
 import { writerCommand } from './writer.ts';
+import { isRedisConnectionError } from '../../queues/redis-link.ts';
 import { DocbatchError } from '../errors.ts';
 import { printable } from '../printable.ts';
 
@@ -33,7 +37,17 @@ export function program(): Command {
   return root;
 }
 
+/** After EPIPE on a standard stream, further writes to it are dropped instead of failing. */
+function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    stream.write = (() => true) as typeof stream.write;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  quietOnClosedPipe(process.stdout);
+  quietOnClosedPipe(process.stderr);
   try {
     await program().parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
@@ -45,6 +59,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof DocbatchError) {
       process.stderr.write(`docbatch: ${err.describe()}\n`);
       return err.action === 'usage' || err.action === 'reject' ? 2 : 1;
+    }
+    if (isRedisConnectionError(err)) {
+      process.stderr.write(`docbatch: REDIS_UNREACHABLE: Redis stopped answering (${printable((err as Error).message)}): check that it runs, and REDIS_URL\n`);
+      return 2;
     }
     const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
     process.stderr.write(`docbatch: unexpected error: ${text.split('\n').map(printable).join('\n')}\n`);

@@ -3,7 +3,8 @@
  * environment variable, its default and its help text can never disagree.
  */
 import { Option, type Command } from 'commander';
-import { fileEnv, loadConfig, secretFlagWarnings, SETTINGS, type Config, type FileFlags, type Flags, type SettingKey } from '../config.ts';
+import { probeRedis } from '../../queues/redis-link.ts';
+import { fileEnv, loadConfigWithSources, secretFlagWarnings, SETTINGS, type Config, type FileFlags, type Flags, type SettingKey, type SettingSource } from '../config.ts';
 
 /**
  * Adds `--flag <value>` for each setting (and `--flag-file <path>` for a secret); returns a
@@ -11,6 +12,12 @@ import { fileEnv, loadConfig, secretFlagWarnings, SETTINGS, type Config, type Fi
  * secret given on the command line (it shows in `ps`).
  */
 export function settingOptions(command: Command, keys: SettingKey[]): (opts: Record<string, unknown>) => Config {
+  const load = settingSources(command, keys);
+  return (opts) => load(opts).config;
+}
+
+/** As settingOptions, also saying where each value came from (default, environment, file, flag). */
+export function settingSources(command: Command, keys: SettingKey[]): (opts: Record<string, unknown>) => { config: Config; sources: Record<SettingKey, SettingSource> } {
   const byAttribute = new Map<string, SettingKey>();
   const fileByAttribute = new Map<string, SettingKey>();
   for (const key of keys) {
@@ -37,9 +44,9 @@ export function settingOptions(command: Command, keys: SettingKey[]): (opts: Rec
     for (const [attribute, key] of fileByAttribute) {
       if (typeof opts[attribute] === 'string') files[key] = opts[attribute];
     }
-    const config = loadConfig(flags, process.env, files);
+    const loaded = loadConfigWithSources(flags, process.env, files);
     for (const warning of secretFlagWarnings(flags)) process.stderr.write(`docbatch: warning: ${warning}\n`);
-    return config;
+    return loaded;
   };
 }
 
@@ -47,3 +54,12 @@ const REPEATABLE = new Set<SettingKey>(['fallbackEngineUrls']);
 
 /** The settings every verb that talks to Redis takes. */
 export const REDIS_SETTINGS: SettingKey[] = ['redisUrl', 'prefix', 'logLevel', 'logFormat'];
+
+/**
+ * Every verb that talks to Redis calls this first: a wrong REDIS_URL, an unreachable host or a
+ * refused password is one line with its code (REDIS_UNREACHABLE, REDIS_AUTH_FAILED; exit 2)
+ * before anything starts, not a hang or an ioredis dump.
+ */
+export function requireRedis(config: Pick<Config, 'redisUrl'>): Promise<void> {
+  return probeRedis(config.redisUrl);
+}

@@ -9,7 +9,7 @@ import { progressPrinter } from '../observe/bar.ts';
 import { waitForDocs } from '../observe/progress.ts';
 import { DocStore } from '../store/docs.ts';
 import { jsonLine, printable } from '../printable.ts';
-import { REDIS_SETTINGS, settingOptions } from './options.ts';
+import { REDIS_SETTINGS, requireRedis, settingOptions } from './options.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -25,6 +25,7 @@ export function retryCommand(): Command {
   const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir', 'pdfPassword']);
   return command.action(async (targets: string[], opts: Record<string, unknown>) => {
     const config = load(opts);
+    await requireRedis(config);
     const json = opts.json === true;
     const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, pretty: config.logFormat === 'pretty' });
     const { retryDocuments } = await import('../ingest/retry.ts');

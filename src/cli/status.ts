@@ -1,52 +1,63 @@
-/** `docbatch status [DOC]`: where documents are, what they cost, as text or JSON (names escaped: src/printable.ts). */
+/**
+ * `docbatch status [FILE|ID]`: where documents are, what they cost, as text or JSON (names
+ * escaped: src/printable.ts). A document is found by its id or the start of one, its input path
+ * or file name (or a part of its path), or the content of a file that exists. After the
+ * documents: the total (units, tokens, engine time, cost, rate, elapsed time, time left), one
+ * line per model when there are several, and what is wrong with any worker (its engine down,
+ * unhealthy, paused, silent).
+ */
 import { Command } from 'commander';
 import { connectRedis } from '../../queues/connect.ts';
 import { progressLine } from '../observe/bar.ts';
-import { readProgress, type DocProgress } from '../observe/progress.ts';
+import { byModel, formatDuration, formatRate, readProgress, totalsOf, type DocProgress, type Totals } from '../observe/progress.ts';
+import { readWorkers, workerProblem } from '../observe/workers.ts';
 import { DocStore } from '../store/docs.ts';
-import { jsonLine } from '../printable.ts';
-import { REDIS_SETTINGS, settingOptions } from './options.ts';
+import { findDocuments } from '../store/find.ts';
+import { jsonLine, printable } from '../printable.ts';
+import { REDIS_SETTINGS, requireRedis, settingOptions } from './options.ts';
 
 export function statusCommand(): Command {
   const command = new Command('status')
-    .description('Show documents: units done of all, rate, time left, tokens, engine time and cost.')
-    .argument('[doc]', 'a document id (or the start of one)')
-    .option('--json', 'one JSON object per document, then one with the totals')
+    .description('Show documents: units done of all, rate, time left, tokens, engine time and cost; totals, models, and workers in trouble.')
+    .argument('[doc]', 'a document id (or its start), an input file name or path (or part of one), or a file whose content was enqueued')
+    .option('--json', 'one JSON object per document, then {models}, {workers}, and {total} last')
     .option('--limit <n>', 'newest documents to show', '50');
   const load = settingOptions(command, [...REDIS_SETTINGS, 'gpuHourlyUsd']);
   return command.action(async (doc: string | undefined, opts: Record<string, unknown>) => {
     const config = load(opts);
+    await requireRedis(config);
     const price = config.gpuHourlyUsd;
     const costOf = (engineMs: number) => (price === undefined ? null : Math.round((engineMs / 3_600_000) * price * 1e6) / 1e6);
     const redis = connectRedis(config.redisUrl, 'client');
     try {
       const store = new DocStore(redis, config.prefix);
-      let ids = await store.list(doc ? 100_000 : Number(opts.limit));
-      if (doc) ids = ids.filter((id) => id.startsWith(doc));
+      const ids = doc ? (await findDocuments(store, doc, { partial: true })).map((r) => r.docId) : await store.list(Number(opts.limit));
       const progress = await readProgress(store, ids);
-      const total = { documents: progress.length, units: 0, done: 0, failed: 0, prompt_tokens: 0, completion_tokens: 0, engine_seconds: 0, cost_usd: null as number | null };
+      const now = Date.now();
+      const total = totalsOf(progress, now);
+      const models = byModel(progress, now);
+      const workers = await readWorkers(redis, config.prefix, now);
+      const out = (line: string) => process.stdout.write(`${line}\n`);
+      if (opts.json) {
+        for (const p of progress) out(jsonLine(docJson(p, costOf(p.record.engineMs))));
+        out(jsonLine({ models: models.map((m) => ({ model: m.model, ...totalsJson(m.totals, costOf(m.totals.engineMs)) })) }));
+        out(jsonLine({ workers: workers.map((w) => ({ name: w.name, engine: w.engine, model: w.model, engine_down: w.engineDown, unhealthy: w.unhealthy, paused: w.paused, silent: w.silent, problem: workerProblem(w) })) }));
+        out(jsonLine({ total: totalsJson(total, costOf(total.engineMs)) }));
+        return;
+      }
+      if (progress.length === 0) out(doc ? `no document found for ${printable(doc)}` : 'no documents');
       for (const p of progress) {
         const r = p.record;
-        total.units += r.units;
-        total.done += r.done;
-        total.failed += r.failed;
-        total.prompt_tokens += r.promptTokens;
-        total.completion_tokens += r.completionTokens;
-        total.engine_seconds += r.engineMs / 1000;
-        if (opts.json) process.stdout.write(`${jsonLine(docJson(p, costOf(r.engineMs)))}\n`);
-        else process.stdout.write(`${r.docId}  ${r.state.padEnd(9)} ${progressLine(p)}  ${tokensAndCost(r.completionTokens, r.engineMs, costOf(r.engineMs))}\n`);
+        out(`${r.docId}  ${p.state.padEnd(7)} ${progressLine(p)}  ${tokensAndCost(r.completionTokens, r.engineMs, costOf(r.engineMs))}`);
       }
-      total.cost_usd = costOf(total.engine_seconds * 1000);
-      if (opts.json) {
-        process.stdout.write(`${jsonLine({ total })}\n`);
-      } else if (progress.length === 0) {
-        process.stdout.write('no documents\n');
-      } else {
-        const perK = total.cost_usd !== null && total.done > 0 ? `, $${((total.cost_usd / total.done) * 1000).toFixed(4)} per 1,000 units` : '';
-        process.stdout.write(
-          `total: ${total.documents} documents, ${total.done + total.failed}/${total.units} units (${total.failed} failed), ${total.completion_tokens} tokens generated, ${total.engine_seconds.toFixed(1)} engine-s${total.cost_usd !== null ? `, $${total.cost_usd.toFixed(4)}${perK}` : ' (set GPU_HOURLY_USD for cost)'}\n`,
-        );
+      if (progress.length > 0) {
+        out(`total: ${summary(total, costOf(total.engineMs), true)}`);
+        if (models.length > 1) for (const m of models) out(`model ${printable(m.model ?? '(the engine\u2019s own)')}: ${summary(m.totals, costOf(m.totals.engineMs), false)}`);
       }
+      const troubled = workers.map((w) => ({ w, problem: workerProblem(w) })).filter((x) => x.problem !== null);
+      if (workers.length > 0) out(`workers: ${workers.length}${troubled.length > 0 ? `, ${troubled.length} not taking work` : ', all taking work'}`);
+      else if (total.byState.queued + total.byState.running > 0) out('workers: none has a heartbeat: start one (docbatch worker), or check that workers reach this Redis and prefix');
+      for (const { w, problem } of troubled) out(`worker ${printable(w.name)}: ${printable(problem!)}`);
     } finally {
       redis.disconnect();
     }
@@ -57,13 +68,42 @@ function tokensAndCost(completion: number, engineMs: number, cost: number | null
   return `${completion} tok ${(engineMs / 1000).toFixed(1)} engine-s${cost !== null ? ` $${cost.toFixed(4)}` : ''}`;
 }
 
+/** `3 documents, 40/52 units (1 failed), 1234 tokens generated, 12.0 engine-s, $0.0120, 3.2/s, elapsed 12s, eta 4s`. */
+function summary(t: Totals, cost: number | null, hint: boolean): string {
+  const settled = t.done + t.failed;
+  const perK = cost !== null && t.done > 0 ? `, $${((cost / t.done) * 1000).toFixed(4)} per 1,000 units` : '';
+  const money = cost !== null ? `, $${cost.toFixed(4)}${perK}` : hint ? ' (set GPU_HOURLY_USD for cost)' : '';
+  const time = `, ${formatRate(t.rate)}, elapsed ${formatDuration(t.elapsedSeconds)}${t.finished ? '' : `, eta ${formatDuration(t.etaSeconds)}`}`;
+  return `${t.documents} documents, ${settled}/${t.units} units (${t.failed} failed), ${t.completionTokens} tokens generated, ${(t.engineMs / 1000).toFixed(1)} engine-s${money}${time}`;
+}
+
+function totalsJson(t: Totals, cost: number | null): Record<string, unknown> {
+  return {
+    documents: t.documents,
+    states: t.byState,
+    units: t.units,
+    done: t.done,
+    failed: t.failed,
+    prompt_tokens: t.promptTokens,
+    completion_tokens: t.completionTokens,
+    engine_seconds: t.engineMs / 1000,
+    cost_usd: cost,
+    rate: t.rate,
+    elapsed_seconds: t.elapsedSeconds,
+    eta_seconds: t.etaSeconds,
+  };
+}
+
 function docJson(p: DocProgress, cost: number | null): Record<string, unknown> {
   const r = p.record;
   return {
     docId: r.docId,
     source: r.meta.source,
+    name: r.meta.name,
     kind: r.meta.kind,
+    model: r.meta.model,
     state: r.state,
+    view_state: p.state,
     units: r.units,
     done: r.done,
     failed: r.failed,

@@ -1,6 +1,6 @@
 /** `docbatch worker`: one GPU worker. */
 import { Command } from 'commander';
-import { REDIS_SETTINGS, settingOptions } from './options.ts';
+import { REDIS_SETTINGS, requireRedis, settingOptions } from './options.ts';
 
 export function workerCommand(): Command {
   const command = new Command('worker').description('Take units from the queue and send them to one engine (run one per GPU).');
@@ -14,6 +14,8 @@ export function workerCommand(): Command {
   ]);
   return command.action(async (opts: Record<string, unknown>) => {
     const { runWorker } = await import('../../workers/infer.ts');
-    process.exitCode = await runWorker(load(opts));
+    const config = load(opts);
+    await requireRedis(config);
+    process.exitCode = await runWorker(config);
   });
 }

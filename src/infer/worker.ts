@@ -18,6 +18,7 @@ import { EventEmitter } from 'node:events';
 import { WaitingError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { connectRedis, openQueue, openWorker, type TypedQueue, type TypedWorker } from '../../queues/connect.ts';
+import { RedisLink } from '../../queues/redis-link.ts';
 import { MAX_STALLED_COUNT, type UnitJobData, type UnitJobName, type UnitJobResult } from '../../queues/contracts.ts';
 import { inferQueueFor, SHARED_INFER_QUEUE } from '../../queues/routes.ts';
 import type { Config } from '../config.ts';
@@ -142,6 +143,11 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly paused = new Map<PauseReason, string>();
   private environmentError: DocbatchError | null = null;
+  /** Redis away or back: said once per change, not once per reconnect attempt. */
+  private readonly link: RedisLink;
+  /** Units settled by this worker since it started, by kind (the heartbeat carries them for the dashboard's rates). */
+  private readonly settledByKind: Record<string, number> = {};
+  private readonly startedAt = Date.now();
 
   constructor(parts: InferWorkerParts) {
     super();
@@ -151,6 +157,13 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     this.store = parts.store;
     this.engines = parts.engines;
     this.engine = parts.engines.primary;
+    this.link = new RedisLink({ url: parts.config.redisUrl, ping: () => parts.redis.ping() }).watch(parts.redis).watch(parts.bullRedis);
+    this.link.on('down', (problem) => this.log.error({ code: problem.code, err: problem.message }, 'Redis is away: the worker waits for it, and records the units in flight once it answers'));
+    this.link.on('up', (downMs) => this.log.info({ downMs }, 'Redis answers again'));
+    this.on('unit:settled', (data, meta) => {
+      const kind = data.reduce ? 'summaries' : meta.kind === 'chat' ? (meta.task.unit === 'conversation' ? 'conversations' : 'chunks') : meta.task.unit === 'document' ? 'documents' : 'pages';
+      this.settledByKind[kind] = (this.settledByKind[kind] ?? 0) + 1;
+    });
     const settle: SettleParts = { store: parts.store, writeQueue: parts.writeQueue, inferQueue: parts.inferQueue, chunks: parts.chunks };
     const { config } = parts;
     this.processor = new UnitProcessor({
@@ -254,6 +267,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
         lockDuration: config.lockDurationMs,
         stalledInterval: config.stalledIntervalMs,
         maxStalledCount: MAX_STALLED_COUNT,
+        link: this.link,
       },
       queue,
     );
@@ -387,6 +401,8 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       inFlight: this.engine.gate.inFlight,
       active: this.active,
       queues: [...this.bulls.keys()],
+      startedAt: this.startedAt,
+      settled: this.settledByKind,
     };
     await this.parts.redis.hset(`${this.config.prefix}:workers`, this.config.workerName, JSON.stringify(state));
   }
@@ -440,6 +456,10 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
   private async run(job: Job<UnitJobData, UnitJobResult, UnitJobName>, token: string | undefined, signal: AbortSignal | undefined, queue: string): Promise<UnitJobResult> {
     this.active++;
     this.lastBusyAt = performance.now();
+    // ATTEMPTS is this worker's: the job carries whatever its feeder's config said, and BullMQ
+    // decides retry-or-fail from the job object in this process (as does the processor's "last
+    // attempt"), so the worker that takes a unit decides with its own setting.
+    job.opts.attempts = this.config.attempts;
     try {
       if (this.closing && token) {
         // Fetched as intake was stopping: hand it straight back, without using an attempt.
@@ -498,6 +518,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       };
       for (const t of this.timers) clearTimeout(t);
       this.timers.clear();
+      this.link.close();
       this.paused.set('closing', 'stopping');
       this.log.info({ active: this.active, deadlineMs }, 'stopping: no new units; finishing those in flight');
       await step('pause intake', () => Promise.all([...this.bulls.values()].map((b) => withTimeout(b.pause(true), 2000))));

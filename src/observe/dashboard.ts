@@ -1,20 +1,25 @@
 /**
- * The dashboard (`docbatch dashboard`): Bull Board over every docbatch queue, plus `/metrics`
- * (queue gauges) and `/health`, on one Hono app served by node:http.
+ * The dashboard (`docbatch dashboard`): Bull Board over every docbatch queue, the Documents view
+ * beside it (`/documents`, `/api/documents`: documents-routes.ts), plus `/metrics` (queue
+ * gauges) and `/health`, on one Hono app served by node:http.
  *
  * Why Hono: of Bull Board's adapters it is the lightest on Node (hono and @hono/node-server
  * have no dependencies of their own; express 5 brings some thirty packages, fastify and koa
  * their plugin sets), and its middleware lets one guard cover the board, its API, its static
- * files, /metrics and /health alike.
+ * files, the Documents view, /metrics and /health alike.
  *
  * Safety: every request must name this server in its Host header, and a request that changes
  * something must come from the dashboard's own pages (host-guard.ts: DNS rebinding and
  * cross-site form posts), checked before credentials. Binds to loopback unless credentials are
  * set (dashboard-auth.ts); with credentials, every route requires them. `--read-only` turns on
  * Bull Board's readOnlyMode, which its API enforces on the server (405 for retry, clean,
- * remove, pause, add...), not only in the UI.
+ * remove, pause, add...), not only in the UI, and refuses the Documents view's Retry (405).
  * A Content-Security-Policy keeps the page to this origin (no injected script runs, no font or
  * other request leaves the machine).
+ *
+ * Bull Board's header links to the Documents view, and shows its per-queue metrics charts
+ * (workers keep BullMQ's metrics: queues/connect.ts). Redis going away is logged once, and once
+ * when it is back (queues/redis-link.ts).
  */
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -25,10 +30,18 @@ import { serve } from '@hono/node-server';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import { Registry } from 'prom-client';
-import { connectRedis } from '../../queues/connect.ts';
+import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
 import { QUEUES, type QueueName } from '../../queues/contracts.ts';
+import { RedisLink } from '../../queues/redis-link.ts';
 import type { Config } from '../config.ts';
+import { BlobStore } from '../store/blobs.ts';
+import { ChunkReader } from '../store/chunk-index.ts';
+import { DocStore } from '../store/docs.ts';
+import { Feeder } from '../store/feed.ts';
+import type { ReopenParts } from '../store/reopen.ts';
 import type { Logger } from './log.ts';
+import { documentRoutes } from './documents-routes.ts';
+import { WorkerRates } from './worker-rates.ts';
 import { assertSafeBinding, authorized, challenge, hasCredentials, type DashboardCredentials } from './dashboard-auth.ts';
 import { cutShort, jobTitle, unitData } from './dashboard-format.ts';
 import { hostRefusal, writeRefusal, type HostPolicy } from './host-guard.ts';
@@ -47,7 +60,10 @@ export type DashboardConfig = Pick<
   | 'dashboardPassword'
   | 'dashboardToken'
   | 'dashboardReadOnly'
->;
+> &
+  // The Documents view reads reports and outputs inside OUT_DIR, results archives in BLOB_DIR
+  // (and retries through it), and prices engine time at GPU_HOURLY_USD; without them it says so.
+  Partial<Pick<Config, 'outDir' | 'blobDir' | 'gpuHourlyUsd'>>;
 
 export interface Dashboard {
   /** e.g. `http://127.0.0.1:3000` */
@@ -95,6 +111,38 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
   const registry = new Registry();
   registerQueueMetrics(registry, counter.queues);
   const checks = { redis: redisCheck(counter.redis), queues: queuesCheck(counter.queues) };
+  const link = new RedisLink({ url: config.redisUrl, ping: () => counter.redis.ping() }).watch(counter.redis);
+  link.on('down', (problem) => log.error({ code: problem.code, err: problem.message }, 'Redis is away: pages and /health answer with errors until it is back'));
+  link.on('up', (downMs) => log.info({ downMs }, 'Redis answers again'));
+
+  // The Documents view: records from the index, rates from the workers' heartbeats, retry as `docbatch retry`.
+  const store = new DocStore(counter.redis, config.prefix);
+  const blobs = config.blobDir !== undefined ? new BlobStore(config.blobDir) : null;
+  const rates = new WorkerRates(counter.redis, config.prefix);
+  rates.start();
+  const retryQueues = new Map<string, TypedQueue<'infer'>>();
+  let writeQueue: TypedQueue<'write'> | null = null;
+  let reopenParts: ReopenParts | null = null;
+  const inferQueue = (name: string) => {
+    let q = retryQueues.get(name);
+    if (!q) retryQueues.set(name, (q = openQueue('infer', config, counter.redis, name)));
+    return q;
+  };
+  const documents = documentRoutes({
+    store,
+    blobs,
+    outDir: config.outDir ?? null,
+    rates,
+    reopenParts: () => {
+      if (!blobs) return null;
+      writeQueue ??= openQueue('write', config, counter.redis);
+      reopenParts ??= { store, blobs, chunks: new ChunkReader(blobs), feeder: new Feeder(counter.redis, config.prefix, inferQueue), writeQueue, inferQueue };
+      return reopenParts;
+    },
+    page: { prefix: config.prefix, readOnly },
+    gpuHourlyUsd: config.gpuHourlyUsd,
+    log,
+  });
 
   const app = new Hono();
   app.use('*', async (c, next) => {
@@ -143,6 +191,7 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
     const report = await healthReport(checks);
     return c.json(report, report.ok ? 200 : 503);
   });
+  app.route('/', documents);
 
   const board = new HonoAdapter(staticFiles);
   createBullBoard({
@@ -159,6 +208,8 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
         boardTitle: 'docbatch',
         environment: { label: `prefix ${config.prefix}${readOnly ? ' · read-only' : ''}`, color: readOnly ? '#7a5b00' : '#2d4a6b', textColor: '#ffffff' },
         sortQueues: false,
+        miscLinks: [{ text: 'Documents', url: '/documents' }],
+        showMetrics: true,
       },
     },
   });
@@ -173,6 +224,8 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
       server.once('error', (err: Error) => fail(listenError('dashboard', config.dashboardHost, config.dashboardPort, err)));
     });
   } catch (err) {
+    rates.stop();
+    link.close();
     await counter.close();
     throw err;
   }
@@ -191,6 +244,9 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
           server.close(() => ok());
           if ('closeAllConnections' in server) server.closeAllConnections();
         });
+        rates.stop();
+        link.close();
+        await Promise.allSettled([...[...retryQueues.values()].map((q) => q.close()), writeQueue?.close()]);
         await counter.close();
       })();
       return closing;

@@ -1,9 +1,32 @@
 /**
- * How far documents are: units settled of all, rate, time left. Read from the doc records, so
- * any process (enqueue --wait, status, the dashboard) sees the same numbers.
+ * How far documents are: units settled of all, rate, time left, and the state a person cares
+ * about (queued, running, written, failed). Read from the doc records, so any process
+ * (enqueue --wait, status, the dashboard) sees the same numbers. Pure functions, plus reading
+ * and polling records.
  */
 import type { DocStore } from '../store/docs.ts';
 import type { DocRecord } from '../store/types.ts';
+
+/**
+ * What a document is, to a person: `queued` (no unit settled yet), `running` (units settling, or
+ * all settled and being written), `written` (outputs on disk with at least one unit answered),
+ * `failed` (its outputs could not be written, or every unit failed).
+ */
+export type ViewState = 'queued' | 'running' | 'written' | 'failed';
+export const VIEW_STATES: readonly ViewState[] = ['queued', 'running', 'written', 'failed'];
+
+export function viewState(record: DocRecord): ViewState {
+  switch (record.state) {
+    case 'failed':
+      return 'failed';
+    case 'written':
+      return record.units > 0 && record.done === 0 && record.failed > 0 ? 'failed' : 'written';
+    case 'complete':
+      return 'running';
+    default:
+      return record.startedAt === null && record.done + record.failed === 0 ? 'queued' : 'running';
+  }
+}
 
 export interface DocProgress {
   record: DocRecord;
@@ -13,6 +36,7 @@ export interface DocProgress {
   /** Seconds left at the current rate, null when unknown. */
   etaSeconds: number | null;
   finished: boolean;
+  state: ViewState;
 }
 
 export function progressOf(record: DocRecord, now = Date.now()): DocProgress {
@@ -23,19 +47,82 @@ export function progressOf(record: DocRecord, now = Date.now()): DocProgress {
   const elapsed = start !== null ? Math.max(0.001, (end - start) / 1000) : null;
   const rate = elapsed !== null && settled > 0 ? settled / elapsed : null;
   const etaSeconds = finished ? 0 : rate ? (record.units - settled) / rate : null;
-  return { record, settled, rate, etaSeconds, finished };
+  return { record, settled, rate, etaSeconds, finished, state: viewState(record) };
 }
 
+/** The sum over several documents: counts, tokens, engine time, and the rate over their span. */
+export interface Totals {
+  documents: number;
+  byState: Record<ViewState, number>;
+  units: number;
+  done: number;
+  failed: number;
+  promptTokens: number;
+  completionTokens: number;
+  engineMs: number;
+  /** Units settled per second from the first unit started to the last settled (or now). */
+  rate: number | null;
+  /** From the first unit started to the last settled, or to now while any runs. */
+  elapsedSeconds: number | null;
+  /** Seconds left at `rate` (0 when all finished, null when unknown). */
+  etaSeconds: number | null;
+  finished: boolean;
+}
+
+export function totalsOf(progress: readonly DocProgress[], now = Date.now()): Totals {
+  const byState: Record<ViewState, number> = { queued: 0, running: 0, written: 0, failed: 0 };
+  let units = 0;
+  let done = 0;
+  let failed = 0;
+  let promptTokens = 0;
+  let completionTokens = 0;
+  let engineMs = 0;
+  let first: number | null = null;
+  let last: number | null = null;
+  for (const p of progress) {
+    const r = p.record;
+    byState[p.state]++;
+    units += r.units;
+    done += r.done;
+    failed += r.failed;
+    promptTokens += r.promptTokens;
+    completionTokens += r.completionTokens;
+    engineMs += r.engineMs;
+    if (r.startedAt) first = Math.min(first ?? Infinity, Date.parse(r.startedAt));
+    const end = p.finished && r.finishedAt ? Date.parse(r.finishedAt) : r.startedAt ? now : null;
+    if (end !== null) last = Math.max(last ?? -Infinity, end);
+  }
+  const finished = progress.length > 0 && progress.every((p) => p.finished);
+  const elapsedSeconds = first !== null && last !== null ? Math.max(0.001, (last - first) / 1000) : null;
+  const settled = done + failed;
+  const rate = elapsedSeconds !== null && settled > 0 ? settled / elapsedSeconds : null;
+  const etaSeconds = finished ? 0 : rate ? Math.max(0, units - settled) / rate : null;
+  return { documents: progress.length, byState, units, done, failed, promptTokens, completionTokens, engineMs, rate, elapsedSeconds, etaSeconds, finished };
+}
+
+/** Documents grouped by the model their run asked for (`null`: whatever the engine serves). */
+export function byModel(progress: readonly DocProgress[], now = Date.now()): Array<{ model: string | null; totals: Totals }> {
+  const groups = new Map<string | null, DocProgress[]>();
+  for (const p of progress) {
+    const key = p.record.meta.model ?? null;
+    const list = groups.get(key) ?? [];
+    list.push(p);
+    groups.set(key, list);
+  }
+  return [...groups].map(([model, list]) => ({ model, totals: totalsOf(list, now) })).sort((a, b) => String(a.model).localeCompare(String(b.model)));
+}
+
+/** Records of `docIds` in their order (missing ones left out), with their progress. */
 export async function readProgress(store: DocStore, docIds: string[]): Promise<DocProgress[]> {
   const out: DocProgress[] = [];
-  for (const id of docIds) {
-    const record = await store.get(id);
-    if (record) out.push(progressOf(record));
+  const now = Date.now();
+  for (let i = 0; i < docIds.length; i += 500) {
+    for (const record of await store.getMany(docIds.slice(i, i + 500))) out.push(progressOf(record, now));
   }
   return out;
 }
 
-/** Polls until every document is written; calls `onTick` after each poll. */
+/** Polls until every document is written (or failed); calls `onTick` after each poll. */
 export async function waitForDocs(
   store: DocStore,
   docIds: string[],
@@ -56,4 +143,10 @@ export function formatDuration(seconds: number | null): string {
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** `12.3/s`, `0.05/s`, `-` when unknown. */
+export function formatRate(rate: number | null): string {
+  if (rate === null || !Number.isFinite(rate)) return '-';
+  return `${rate >= 10 ? rate.toFixed(1) : rate >= 0.1 ? rate.toFixed(2) : rate.toPrecision(2)}/s`;
 }

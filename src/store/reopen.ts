@@ -1,8 +1,13 @@
 /**
- * Running failed units of a document again (`docbatch retry`, a Bull Board retry of one failed
- * unit) and writing documents again (a failed write, outputs deleted since). Successful units are
- * never sent again: a written document's results come back from its archive first, only the
- * failed ones are reopened, and the writer rewrites the outputs once they settle.
+ * Running failed units of a document again (`docbatch retry`, the dashboard's Retry, a Bull
+ * Board retry of one failed unit) and writing documents again (a failed write, outputs deleted
+ * since). Successful units are never sent again: a written document's results come back from its
+ * archive first, only the failed ones are reopened, and the writer rewrites the outputs once they
+ * settle.
+ *
+ * A reopened unit's old job, failed and kept in BullMQ's history, would swallow the new one (same
+ * job id: BullMQ ignores the add), and the document's finished write job would swallow its new
+ * write: both are removed, so the units run with fresh attempts and the document is written again.
  */
 import type { TypedQueue } from '../../queues/connect.ts';
 import { unitJobId } from '../../queues/contracts.ts';
@@ -119,3 +124,4 @@ async function groupOfSummary(parts: ReopenParts, record: DocRecord, reduce: num
   }
   return null;
 }
+

@@ -114,9 +114,9 @@ describe('secrets from files and the environment', () => {
     const keyFile = file('engine-key', 'sk-engine-9931\n');
     const r = await runCli(['config'], { REDIS_URL: 'redis://ops:hunter2@Redis.Internal:6379/0', ENGINE_API_KEY_FILE: keyFile, ENGINE_URL: 'http://GPU-Box:8000/v1' });
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('REDIS_URL=redis://ops:***@Redis.Internal:6379/0\n');
-    expect(r.stdout).toContain('ENGINE_API_KEY=***\n');
-    expect(r.stdout).toContain('ENGINE_URL=http://GPU-Box:8000/v1\n');
+    expect(r.stdout).toContain('REDIS_URL=redis://ops:***@Redis.Internal:6379/0  # environment REDIS_URL\n');
+    expect(r.stdout).toContain('ENGINE_API_KEY=***  # file ENGINE_API_KEY_FILE\n');
+    expect(r.stdout).toContain('ENGINE_URL=http://GPU-Box:8000/v1  # environment ENGINE_URL\n');
     expect(r.stdout).not.toMatch(/hunter2|sk-engine-9931/);
   });
 });

@@ -264,7 +264,8 @@ describe('other sites and rebound names', () => {
   it("the dashboard's own UI still pauses, resumes and adds a job", async () => {
     const { page } = await newPage();
     await page.goto(`${dash.url}/queue/infer`);
-    const menu = page.locator('button[aria-haspopup="menu"]').first();
+    // The queue's own menu (the header has one too: its links, Documents among them).
+    const menu = page.locator('section button[aria-haspopup="menu"]').first();
     const act = async (item: string) => {
       await menu.click();
       await page.getByRole('menuitem', { name: item }).click();

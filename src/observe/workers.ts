@@ -1,0 +1,84 @@
+/**
+ * What the workers say about themselves: their heartbeats in `{p}:workers` (refreshed every 5 s
+ * and on pause and resume, src/infer/worker.ts), read for `docbatch status` and the dashboard,
+ * with what is wrong with each in words: its engine down, unhealthy (a fault of its own
+ * environment), intake paused (budget), or silent (no heartbeat for 20 s: stopped, or cut off
+ * from Redis).
+ */
+import type { Redis } from 'ioredis';
+
+export interface WorkerBeat {
+  name: string;
+  /** When the heartbeat was written (ms since the epoch). */
+  at: number;
+  engine: string;
+  model: string | null;
+  engineDown: boolean;
+  paused: string[];
+  unhealthy: { code: string; message: string } | null;
+  window: number;
+  inFlight: number;
+  active: number;
+  queues: string[];
+  /** When the worker started (heartbeats from before issue 14 lack it). */
+  startedAt?: number;
+  /** Units this worker settled since it started, by kind (pages, documents, chunks, conversations, summaries). */
+  settled?: Record<string, number>;
+  /** Milliseconds since the heartbeat. */
+  ageMs: number;
+  /** No heartbeat for SILENT_MS. */
+  silent: boolean;
+}
+
+/** A worker with no heartbeat for this long is silent (heartbeats come every 5 s). */
+export const SILENT_MS = 20_000;
+
+export async function readWorkers(redis: Redis, prefix: string, now = Date.now()): Promise<WorkerBeat[]> {
+  const raw = await redis.hgetall(`${prefix}:workers`);
+  const out: WorkerBeat[] = [];
+  for (const [name, json] of Object.entries(raw)) {
+    let beat: Partial<WorkerBeat>;
+    try {
+      beat = JSON.parse(json) as Partial<WorkerBeat>;
+    } catch {
+      continue;
+    }
+    const at = typeof beat.at === 'number' ? beat.at : 0;
+    out.push({
+      name,
+      at,
+      engine: String(beat.engine ?? ''),
+      model: beat.model ?? null,
+      engineDown: beat.engineDown === true,
+      paused: Array.isArray(beat.paused) ? beat.paused.map(String) : [],
+      unhealthy: beat.unhealthy ?? null,
+      window: Number(beat.window ?? 0),
+      inFlight: Number(beat.inFlight ?? 0),
+      active: Number(beat.active ?? 0),
+      queues: Array.isArray(beat.queues) ? beat.queues.map(String) : [],
+      ...(typeof beat.startedAt === 'number' ? { startedAt: beat.startedAt } : {}),
+      ...(beat.settled && typeof beat.settled === 'object' ? { settled: beat.settled } : {}),
+      ageMs: Math.max(0, now - at),
+      silent: now - at > SILENT_MS,
+    });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** What is wrong with a worker, in words, or null when it is taking work. */
+export function workerProblem(w: WorkerBeat): string | null {
+  if (w.silent) return `no heartbeat for ${Math.round(w.ageMs / 1000)} s (stopped, or cut off from Redis)`;
+  if (w.engineDown) return `its engine ${w.engine} is down: its units wait for it (no attempt used), or go to other workers`;
+  if (w.unhealthy) return `unhealthy, takes no work: ${w.unhealthy.code}: ${w.unhealthy.message}`;
+  if (w.paused.includes('budget')) return 'intake paused: BUDGET_USD is spent';
+  if (w.paused.length > 0) return `intake paused (${w.paused.join(', ')})`;
+  return null;
+}
+
+/** Units settled since start, all kinds, and per second since start (null without a start time). */
+export function lifetimeRate(w: WorkerBeat): { units: number; perSecond: number | null } {
+  const units = Object.values(w.settled ?? {}).reduce((a, b) => a + b, 0);
+  const since = w.startedAt;
+  const seconds = since !== undefined ? Math.max(1, (w.at - since) / 1000) : null;
+  return { units, perSecond: seconds !== null ? units / seconds : null };
+}

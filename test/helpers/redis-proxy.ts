@@ -1,0 +1,59 @@
+/**
+ * A plain TCP forwarder in front of the test Redis, on a fixed port once chosen, that can be
+ * taken down (listener closed, every connection destroyed: clients see ECONNREFUSED on
+ * reconnect) and brought back on the same port: Redis going away and coming back, for one
+ * process, without touching the Redis other tests share.
+ *
+ *     const proxy = await startRedisProxy();   // proxy.url: redis://127.0.0.1:<port>
+ *     await proxy.down(); ... await proxy.up(); await proxy.close();
+ */
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { TEST_REDIS_URL } from './redis.ts';
+
+export interface RedisProxy {
+  readonly url: string;
+  down(): Promise<void>;
+  up(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startRedisProxy(target = TEST_REDIS_URL): Promise<RedisProxy> {
+  const t = new URL(target);
+  const sockets = new Set<Socket>();
+  const track = (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+  };
+  let port = 0;
+  let server: Server | null = null;
+  const listen = async () => {
+    const s = createServer((client) => {
+      track(client);
+      const upstream = connect(Number(t.port || 6379), t.hostname);
+      track(upstream);
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    s.listen(port, '127.0.0.1');
+    await once(s, 'listening');
+    port = (s.address() as AddressInfo).port;
+    server = s;
+  };
+  const stop = async () => {
+    const s = server;
+    server = null;
+    for (const socket of sockets) socket.destroy();
+    if (s) await new Promise<void>((ok) => s.close(() => ok()));
+  };
+  await listen();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    down: stop,
+    up: listen,
+    close: stop,
+  };
+}
