@@ -19,7 +19,7 @@ import { enqueueFiles } from '../src/ingest/batch.ts';
 import { silentLogger } from '../src/observe/log.ts';
 import { waitForDocs } from '../src/observe/progress.ts';
 import { purgePrefix } from '../src/store/admin.ts';
-import { BlobStore } from '../src/store/blobs.ts';
+import { LocalBlobStore } from '../src/store/blobs-local.ts';
 import { DocStore } from '../src/store/docs.ts';
 import { createWriter } from '../src/write/writer.ts';
 import { generateChatgptExport } from './lib/chatgpt-gen.ts';
@@ -65,7 +65,7 @@ try {
     await generateChatgptExport({ path, targetBytes: 400_000, seed: 100 + i });
     files.push(path);
   }
-  await new BlobStore(config.blobDir).markStore();
+  await new LocalBlobStore(config.blobDir).markStore();
   const worker = createInferWorker(config, log);
   const writer = createWriter(config, log, { reconcileIntervalMs: 2000 });
   await worker.start();

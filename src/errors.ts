@@ -69,7 +69,7 @@ export const ERROR_CODES = {
   RENDER_CRASHED: { action: 'retry', summary: 'The renderer process died (crash or out of memory) while rendering the page.' },
   RENDER_FAILED: { action: 'fail', summary: 'pdf.js could not render the page.' },
   BLOB_MISSING: { action: 'fail', summary: "The unit's input is missing from a blob store that is otherwise readable (deleted, or collected)." },
-  BLOB_STORE_UNAVAILABLE: { action: 'environment', summary: "This worker cannot read its blob store (BLOB_DIR missing, not shared, EMFILE, ESTALE, EIO): the unit goes back to the queue and the worker stops taking work until it can." },
+  BLOB_STORE_UNAVAILABLE: { action: 'environment', summary: "This worker cannot read its blob store (BLOB_DIR missing, not shared, EMFILE, ESTALE, EIO; on s3://: the bucket missing, credentials refused, the store not answering after the SDK's retries): the unit goes back to the queue and the worker stops taking work until it can." },
   CONTEXT_TOO_LONG: { action: 'fail', summary: "The prompt and max_tokens exceed the model's context length (engine 400)." },
   BAD_REQUEST: { action: 'fail', summary: 'The engine rejected the request as invalid (engine 400/422, e.g. too many images).' },
   MODEL_NOT_FOUND: { action: 'environment', summary: 'The engine does not serve the model this unit needs (engine 404): the unit goes back to the queue and the worker stops taking work.' },
@@ -107,6 +107,9 @@ export const ERROR_CODES = {
   TASK_INVALID: { action: 'usage', summary: 'A task file, `--prompt` or `--schema` is invalid; the file and the field are named.' },
   WORKER_UNFIT: { action: 'usage', summary: 'A worker found at start that it cannot do its work (engine, model, images, blob store) and did not start; the check is named.' },
   REDIS_UNREACHABLE: { action: 'usage', summary: 'Redis does not answer at REDIS_URL.' },
+
+  // ---- object storage (BLOB_DIR, OUT_DIR or inputs on s3://) ----
+  STORAGE_UNREACHABLE: { action: 'usage', summary: "The producer or the writer found at start that BLOB_DIR or OUT_DIR on s3:// cannot be used: the bucket does not exist, the credentials are refused or missing, no region is set, or the endpoint does not answer (after the SDK's retries); it did not start. A worker says WORKER_UNFIT (blobs) instead." },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

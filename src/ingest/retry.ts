@@ -8,7 +8,8 @@ import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.t
 import type { Config } from '../config.ts';
 import { DocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
-import { BlobStore, hashFile } from '../store/blobs.ts';
+import { hashFile } from '../store/blobs.ts';
+import { openBlobStore } from '../store/storage.ts';
 import { ChunkReader } from '../store/chunk-index.ts';
 import { DocStore } from '../store/docs.ts';
 import { Feeder } from '../store/feed.ts';
@@ -59,7 +60,7 @@ export async function retryDocuments(targets: string[], config: Config, log: Log
     return q;
   };
   const writeQueue = openQueue('write', config, redis);
-  const blobs = new BlobStore(config.blobDir);
+  const blobs = openBlobStore(config);
   const parts = { store, blobs, chunks: new ChunkReader(blobs), feeder: new Feeder(redis, config.prefix, inferQueue), writeQueue, inferQueue };
   try {
     try {

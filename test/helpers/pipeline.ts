@@ -15,7 +15,7 @@ import { silentLogger, type Logger } from '../../src/observe/log.ts';
 import { waitForDocs, type DocProgress } from '../../src/observe/progress.ts';
 import { DocStore } from '../../src/store/docs.ts';
 import { createWriter, type DocumentWriter } from '../../src/write/writer.ts';
-import { BlobStore } from '../../src/store/blobs.ts';
+import { LocalBlobStore } from '../../src/store/blobs-local.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from './redis.ts';
 
 export interface PipelineOptions {
@@ -63,7 +63,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   redis.on('error', () => {}); // reconnects are expected in the Redis-restart test
   const store = new DocStore(redis, prefix);
   // One machine: the store exists before the first worker looks for it.
-  await new BlobStore(config.blobDir).markStore();
+  await new LocalBlobStore(config.blobDir).markStore();
   const workers: InferWorker[] = [];
   const startWorker = async (overrides: Partial<Config> = {}) => {
     const w = createInferWorker({ ...config, ...overrides }, log);
