@@ -18,7 +18,7 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { DocbatchError, InputError } from '../errors.ts';
 import { parseS3Uri, s3Uri } from '../s3-uri.ts';
 import type { BlobRef, BlobStore } from '../store/blobs.ts';
@@ -105,7 +105,15 @@ export class S3Input {
     } catch (err) {
       throw new InputError('FILE_UNREADABLE', (err as Error).message, { cause: err, place: { file: uri } });
     }
-    if (key === '' || uri.endsWith('/')) throw new InputError('FILE_UNREADABLE', 'nothing under this prefix', { place: { file: uri } });
+    if (key === '' || uri.endsWith('/')) {
+      // The walk found nothing under it: say why (a bucket missing, access denied) when there is a why.
+      try {
+        await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: key === '' ? '' : `${key}/`, MaxKeys: 1 }));
+      } catch (err) {
+        throw unreadable(uri, err);
+      }
+      throw new InputError('FILE_UNREADABLE', 'nothing under this prefix', { place: { file: uri } });
+    }
     try {
       const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
       return new S3Input(uri, client, blobs, bucket, key, head.ContentLength ?? 0);
