@@ -109,6 +109,8 @@ export interface FlakyProxy {
   endpoint: string;
   /** The next requests (of `method`, any when absent) get these faults, one each, in order. */
   failNext(faults: Fault[], method?: string): void;
+  /** Every request gets this fault until called again with null (an outage). */
+  outage(fault: Fault | null): void;
   /** Requests seen, by method, and faults answered. */
   stats(): { requests: Record<string, number>; faulted: number };
   close(): Promise<void>;
@@ -118,13 +120,14 @@ export interface FlakyProxy {
 export async function flakyProxy(target: string): Promise<FlakyProxy> {
   const upstream = new URL(target);
   const queue: Array<Fault & { method?: string }> = [];
+  let down: Fault | null = null;
   const requests: Record<string, number> = {};
   let faulted = 0;
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     requests[req.method ?? '?'] = (requests[req.method ?? '?'] ?? 0) + 1;
-    const i = queue.findIndex((f) => f.method === undefined || f.method === req.method);
-    if (i >= 0) {
-      const [fault] = queue.splice(i, 1);
+    const i = down ? -1 : queue.findIndex((f) => f.method === undefined || f.method === req.method);
+    if (down || i >= 0) {
+      const fault = down ?? queue.splice(i, 1)[0];
       faulted++;
       req.resume();
       req.once('end', () => {
@@ -147,6 +150,9 @@ export async function flakyProxy(target: string): Promise<FlakyProxy> {
     endpoint: `http://127.0.0.1:${port}`,
     failNext(faults, method) {
       for (const f of faults) queue.push({ ...f, ...(method ? { method } : {}) });
+    },
+    outage(fault) {
+      down = fault;
     },
     stats: () => ({ requests: { ...requests }, faulted }),
     async close() {
