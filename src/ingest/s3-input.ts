@@ -196,6 +196,19 @@ export class S3Input {
   }
 }
 
+/** sha256 of an object, streamed (null when it cannot be read). */
+export async function hashObject(uri: string, client: S3Client): Promise<string | null> {
+  try {
+    const { bucket, prefix: key } = parseS3Uri(uri, 'input');
+    const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    const hash = createHash('sha256');
+    for await (const chunk of res.Body as Readable) hash.update(chunk as Buffer);
+    return hash.digest('hex');
+  } catch {
+    return null;
+  }
+}
+
 function hashing(hash: ReturnType<typeof createHash>): Transform {
   return new Transform({
     transform(chunk: Buffer, _enc, done) {

@@ -16,6 +16,9 @@ import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { DocbatchError } from '../../src/errors.ts';
 import { enqueueFiles, type FileOutcome } from '../../src/ingest/batch.ts';
+import { findDocuments } from '../../src/ingest/retry.ts';
+import { DocStore } from '../../src/store/docs.ts';
+import { Redis } from 'ioredis';
 import { silentLogger } from '../../src/observe/log.ts';
 import { makeZip } from './chat/fixtures.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
@@ -118,6 +121,15 @@ describe('enqueue s3://bucket/prefix/', () => {
     expect(outcomes[0]!.error!.describe()).toMatch(/^s3:\/\/inputs\/batch\/picture\.pdf: NOT_PDF: named \.pdf but its bytes are not a PDF/);
     const globbed = await enqueueFiles(['s3://inputs/batch'], cfg, silentLogger(), { glob: '**/*.json' });
     expect(globbed.map((o) => o.file).sort()).toEqual(['s3://inputs/batch/bad.json', 's3://inputs/batch/deep/er/chat.json', 's3://inputs/batch/utf8.json']);
+    // `docbatch retry s3://...` finds the runs of an object's content, as it does for a file.
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      const found = await findDocuments(new DocStore(redis, cfg.prefix), 's3://inputs/batch/good.pdf', () => s3.client);
+      expect(found.map((r) => r.docId)).toEqual([outcomes[1]!.runs![0]!.docId]);
+      expect(await findDocuments(new DocStore(redis, cfg.prefix), 's3://inputs/batch/nope.pdf', () => s3.client)).toEqual([]);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('a missing object, an empty prefix, a missing bucket: FILE_UNREADABLE with the reason, the other inputs still go in', async () => {
