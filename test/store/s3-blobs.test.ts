@@ -83,6 +83,19 @@ describe('S3BlobStore', () => {
     expect(await blobs.put(file)).toEqual(a);
   });
 
+  it('a blob larger than a part goes up as a multipart upload and reads back whole', async () => {
+    const blobs = new S3BlobStore({ client: testClient(s3.endpoint), location: { bucket: 'blobs', prefix: 'big' }, cache: new BlobCache({ dir: join(dir, 'cache-big'), maxBytes: 1 << 30 }), partSizeBytes: 5 * 1024 * 1024 });
+    const bytes = Buffer.alloc(11 * 1024 * 1024 + 17);
+    for (let i = 0; i < bytes.length; i += 4096) bytes.writeUInt32BE(i, i);
+    const file = join(dir, 'big.bin');
+    await writeFile(file, bytes);
+    const ref = await blobs.put(file);
+    expect(ref.size).toBe(bytes.length);
+    expect((await blobs.readAll(ref.sha256)).equals(bytes)).toBe(true);
+    expect((await readFile(await blobs.localPath(ref.sha256))).equals(bytes)).toBe(true);
+    expect(await blobs.read(ref.sha256, 10 * 1024 * 1024, 8)).toEqual(bytes.subarray(10 * 1024 * 1024, 10 * 1024 * 1024 + 8));
+  });
+
   it('named objects: written whole, read back, listed by prefix, deleted; a missing one is null', async () => {
     const blobs = store({ prefix: '' });
     await blobs.putNamed(archiveKey('d1', 1), '[0,{"ok":true}]\n');
