@@ -8,7 +8,7 @@
  * worker (WORKER_UNFIT blobs), the writer and the producer (STORAGE_UNREACHABLE) in one line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -53,7 +53,7 @@ afterAll(async () => {
 async function folder(name: string): Promise<string> {
   const dir = join(scratch, name);
   await rm(dir, { recursive: true, force: true });
-  await import('node:fs/promises').then((fs) => fs.mkdir(dir, { recursive: true }));
+  await mkdir(dir, { recursive: true });
   return dir;
 }
 
@@ -106,7 +106,7 @@ describe('nothing shared but Redis and S3', () => {
     // The local run of the same inputs, for the bytes to expect.
     const inputs = join(scratch, 'inputs');
     for (const [name, bytes] of Object.entries(INPUTS)) {
-      await import('node:fs/promises').then((fs) => fs.mkdir(join(inputs, name, '..'), { recursive: true }));
+      await mkdir(join(inputs, name, '..'), { recursive: true });
       await writeFile(join(inputs, name), bytes);
     }
     const ids = acceptedIds(await local.enqueue([inputs]));
