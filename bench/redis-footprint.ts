@@ -20,7 +20,7 @@ import { enqueueFiles } from '../src/ingest/batch.ts';
 import { silentLogger } from '../src/observe/log.ts';
 import { waitForDocs } from '../src/observe/progress.ts';
 import { purgePrefix } from '../src/store/admin.ts';
-import { BlobStore } from '../src/store/blobs.ts';
+import { LocalBlobStore } from '../src/store/blobs-local.ts';
 import { DocStore } from '../src/store/docs.ts';
 import { createWriter } from '../src/write/writer.ts';
 import { generateChatgptExport } from './lib/chatgpt-gen.ts';
@@ -66,7 +66,7 @@ try {
     await generateChatgptExport({ path, targetBytes: 400_000, seed: 100 + i });
     files.push(path);
   }
-  await new BlobStore(config.blobDir).markStore();
+  await new LocalBlobStore(config.blobDir).markStore();
   const line = (s: string) => process.stdout.write(`${s}\n`);
   const table = (fp: Awaited<ReturnType<typeof footprint>>, units: number) => {
     line('| kind of key | keys | bytes | bytes per unit |');

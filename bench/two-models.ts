@@ -28,7 +28,7 @@ import { Redis } from 'ioredis';
 import { numberedPdf } from '../scripts/lib/pdf-writer.ts';
 import { estimateBestRate } from '../src/emulator/index.ts';
 import { purgePrefix } from '../src/store/admin.ts';
-import { BlobStore } from '../src/store/blobs.ts';
+import { LocalBlobStore } from '../src/store/blobs-local.ts';
 
 const { values } = parseArgs({
   options: {
@@ -93,7 +93,7 @@ try {
   children.push(...engines.map((e) => e.child));
   const urls = await Promise.all(engines.map((e) => e.url));
   // The store exists before the workers look for it, as on one machine after a first enqueue.
-  await new BlobStore(env.BLOB_DIR).markStore();
+  await new LocalBlobStore(env.BLOB_DIR).markStore();
   const workers = MODELS.map((m, i) => start(['worker'], { ...env, ENGINE_URL: urls[i]!, WORKER_NAME: `gpu-${m.name}` }));
   const writer = start(['writer'], env);
   children.push(...workers.map((w) => w.child), writer.child);

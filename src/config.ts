@@ -12,11 +12,12 @@
  * password masked (`redactUrl`), never whole, in messages.
  */
 import { readFileSync } from 'node:fs';
-import { availableParallelism, hostname, totalmem } from 'node:os';
-import { resolve } from 'node:path';
+import { availableParallelism, hostname, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { printable } from './printable.ts';
+import { formatLocation, isS3Uri, parseS3Uri } from './s3-uri.ts';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -35,6 +36,17 @@ const names = () =>
     .string()
     .transform((v) => v.split(',').map((n) => n.trim().toLowerCase()).filter((n) => n !== ''))
     .pipe(z.array(z.string().regex(/^(\*\.)?[a-z0-9_.-]+$|^\[?[0-9a-f:.]+\]?$/, 'must be host names or addresses separated by commas, without ports (`*.example.com` for every name under it)')));
+
+/** A folder, or an s3://bucket/prefix URI (checked here, so a bad one is a ConfigError at start). */
+const location = () =>
+  str().superRefine((v, ctx) => {
+    if (!isS3Uri(v)) return;
+    try {
+      parseS3Uri(v);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  });
 
 const url = (protocols: string[]) =>
   z.string().refine((v) => {
@@ -86,8 +98,8 @@ export const SETTINGS = {
   fallbackAfterMs: { env: 'ENGINE_FALLBACK_AFTER_MS', flag: 'fallback-after', schema: int(0), default: 30 * SECOND, describe: 'How long the primary engine must be down before units go to a fallback engine.' },
   pdfPassword: { env: 'PDF_PASSWORD', flag: 'password', schema: optionalStr(), describe: '`enqueue`: the password of encrypted PDFs.', secret: true },
   model: { env: 'MODEL', flag: 'model', schema: optionalStr(), defaultText: 'what `/v1/models` reports', describe: 'The model name sent to the engine.' },
-  outDir: { env: 'OUT_DIR', flag: 'out', schema: str(), default: './out', describe: 'Where finished documents are written.' },
-  blobDir: { env: 'BLOB_DIR', flag: 'blob-dir', schema: str(), default: './data/blobs', describe: 'Content-addressed store of inputs; must be shared by producer and workers (same path on every machine).' },
+  outDir: { env: 'OUT_DIR', flag: 'out', schema: location(), default: './out', describe: 'Where finished documents are written: a folder, or `s3://bucket/prefix` (object storage; see S3_FORCE_PATH_STYLE).' },
+  blobDir: { env: 'BLOB_DIR', flag: 'blob-dir', schema: location(), default: './data/blobs', describe: 'Content-addressed store of inputs, shared by producers, workers and the writer: a folder on a shared filesystem (same path on every machine), or `s3://bucket/prefix` (nothing shared but the object store).' },
   batchSize: { env: 'BATCH_SIZE', flag: 'batch-size', schema: int(1, 4096), default: 16, describe: 'Units a worker holds beyond its window, prepared (rendered) ahead so the engine never waits for the CPU.' },
   maxInFlight: { env: 'MAX_IN_FLIGHT', flag: 'max-in-flight', schema: int(1, 16384), default: 256, describe: 'Upper bound of requests one worker keeps at the engine (the adaptive window never exceeds it).' },
   initialInFlight: { env: 'INITIAL_IN_FLIGHT', flag: 'initial-in-flight', schema: int(1, 16384), default: 16, describe: 'Window a worker starts with before the engine\'s signals move it.' },
@@ -138,6 +150,13 @@ export const SETTINGS = {
   zipMaxRatio: { env: 'ZIP_MAX_RATIO', flag: 'zip-max-ratio', schema: num(1), default: 100, describe: "A .zip export whose conversations.json inflates to more than this many times its compressed size is refused (ZIP_TOO_LARGE): real exports compress 5 to 20 times, decompression bombs a thousand." },
   zipMaxBytes: { env: 'ZIP_MAX_BYTES', flag: 'zip-max-bytes', schema: int(1), default: 4 * 1024 ** 3, describe: "A .zip export whose conversations.json inflates to more bytes than this is refused (ZIP_TOO_LARGE), by its declared size and by the bytes actually inflated." },
   exportMaxChunks: { env: 'EXPORT_MAX_CHUNKS', flag: 'export-max-chunks', schema: int(1), default: 1_000_000, describe: 'A chat export that makes more chunks than this is refused (EXPORT_TOO_MANY_CHUNKS) as soon as it crosses the bound; one queued chunk costs about 1 KB of Redis.' },
+
+  // ---- object storage (BLOB_DIR / OUT_DIR / inputs as s3://; the AWS SDK reads AWS_REGION, AWS_ENDPOINT_URL(_S3) and credentials itself) ----
+  s3ForcePathStyle: { env: 'S3_FORCE_PATH_STYLE', schema: bool(), default: false, describe: 'Address buckets by path (`endpoint/bucket/key`), for S3-compatible servers without virtual-host names (MinIO, s3rver, most on-premises stores).' },
+  s3MaxAttempts: { env: 'S3_MAX_ATTEMPTS', schema: int(1, 20), default: 5, describe: "Attempts of each object-storage request: the AWS SDK's standard retry strategy, exponential backoff with jitter on throttling (429, 503 SlowDown), 5xx and network errors." },
+  s3PartSizeMb: { env: 'S3_PART_SIZE_MB', schema: int(5, 5120), default: 16, describe: 'Objects larger than this many MiB (blobs, outputs) are uploaded as a multipart upload in parts of this size; smaller ones in one PUT. Either way an object appears whole or not at all.' },
+  cacheDir: { env: 'CACHE_DIR', schema: str(), default: join(tmpdir(), 'docbatch-cache'), defaultText: '`docbatch-cache` in the OS temp dir', describe: 'With BLOB_DIR on s3://: where a worker keeps the PDFs and images it renders (downloaded once each) and temporary files; may be shared by the processes of one machine.' },
+  cacheMaxBytes: { env: 'CACHE_MAX_BYTES', schema: int(0), default: 2 * 1024 ** 3, describe: 'Bound of CACHE_DIR: least recently used blobs go beyond it (a blob in use in the last minute never does).' },
 
   logLevel: { env: 'LOG_LEVEL', flag: 'log-level', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info', describe: 'Log level.' },
   logFormat: { env: 'LOG_FORMAT', flag: 'log-format', schema: z.enum(['json', 'pretty']), default: process.stderr.isTTY ? 'pretty' : 'json', defaultText: '`pretty` on a terminal, else `json`', describe: 'Log lines as JSON (for machines) or readable text.' },
@@ -234,8 +253,10 @@ export function loadConfigWithSources(flags: Flags = {}, env: NodeJS.ProcessEnv 
     out[key] = parsed.data;
   }
   const config = out as Config;
-  config.outDir = resolve(config.outDir);
-  config.blobDir = resolve(config.blobDir);
+  // A folder resolves against the working directory; an s3:// URI keeps its normal form.
+  config.outDir = isS3Uri(config.outDir) ? formatLocation(parseS3Uri(config.outDir)) : resolve(config.outDir);
+  config.blobDir = isS3Uri(config.blobDir) ? formatLocation(parseS3Uri(config.blobDir)) : resolve(config.blobDir);
+  config.cacheDir = resolve(config.cacheDir);
   if (config.initialInFlight > config.maxInFlight) config.initialInFlight = config.maxInFlight;
   if (config.budgetUsd !== undefined && config.gpuHourlyUsd === undefined) {
     throw new ConfigError('setting BUDGET_USD needs GPU_HOURLY_USD: a budget in dollars needs a price per GPU hour');

@@ -69,7 +69,7 @@ export const ERROR_CODES = {
   RENDER_CRASHED: { action: 'retry', summary: 'The renderer process died (crash, PDFium trap, or out of memory: its own cap or all renderers together) while rendering the page, in both engines.' },
   RENDER_FAILED: { action: 'fail', summary: 'Neither engine (PDFium, then pdf.js) could open the file or render the page; the message gives both reasons.' },
   BLOB_MISSING: { action: 'fail', summary: "The unit's input is missing from a blob store that is otherwise readable (deleted, or collected)." },
-  BLOB_STORE_UNAVAILABLE: { action: 'environment', summary: "This worker cannot read its blob store (BLOB_DIR missing, not shared, EMFILE, ESTALE, EIO): the unit goes back to the queue and the worker stops taking work until it can." },
+  BLOB_STORE_UNAVAILABLE: { action: 'environment', summary: "This worker cannot read its blob store (BLOB_DIR missing, not shared, EMFILE, ESTALE, EIO; on s3://: the bucket missing, credentials refused, the store not answering after the SDK's retries): the unit goes back to the queue and the worker stops taking work until it can." },
   CONTEXT_TOO_LONG: { action: 'fail', summary: "The prompt and max_tokens exceed the model's context length (engine 400)." },
   BAD_REQUEST: { action: 'fail', summary: 'The engine rejected the request as invalid (engine 400/422, e.g. too many images).' },
   MODEL_NOT_FOUND: { action: 'environment', summary: 'The engine does not serve the model this unit needs (engine 404): the unit goes back to the queue and the worker stops taking work.' },
@@ -113,6 +113,10 @@ export const ERROR_CODES = {
 
   // ---- the operator's view (issue 14): Redis connections said in one line ----
   REDIS_AUTH_FAILED: { action: 'usage', summary: 'Redis refused the user or password in REDIS_URL (WRONGPASS), wants one the URL does not give (NOAUTH), or the ACL user lacks a permission (NOPERM). A long-running process says so once and keeps retrying.' },
+
+
+  // ---- object storage (BLOB_DIR, OUT_DIR or inputs on s3://) ----
+  STORAGE_UNREACHABLE: { action: 'usage', summary: "The producer or the writer found at start that BLOB_DIR or OUT_DIR on s3:// cannot be used: the bucket does not exist, the credentials are refused or missing, no region is set, or the endpoint does not answer (after the SDK's retries); it did not start. A worker says WORKER_UNFIT (blobs) instead." },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -7,6 +7,11 @@ import { untilSignal } from './lifecycle.ts';
 export async function runWriter(config: Config): Promise<number> {
   const log = createLogger({ level: config.logLevel, pretty: config.logFormat === 'pretty', base: { role: 'writer' } });
   const writer = createWriter(config, log);
-  await writer.start();
+  try {
+    await writer.start();
+  } catch (err) {
+    await writer.close().catch(() => undefined);
+    throw err;
+  }
   return untilSignal({ close: () => writer.close() }, log, config.shutdownTimeoutMs);
 }

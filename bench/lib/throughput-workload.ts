@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config.ts';
 import type { ChatMessage } from '../../src/engine/client.ts';
 import { splitExport } from '../../src/ingest/chat/split.ts';
-import { BlobStore } from '../../src/store/blobs.ts';
+import { LocalBlobStore } from '../../src/store/blobs-local.ts';
 import { ChunkReader, encodeIndex } from '../../src/store/chunk-index.ts';
 import { chunkIndex } from '../../src/ingest/runs.ts';
 import { BUILTIN_TASKS } from '../../src/task/builtin.ts';
@@ -62,7 +62,7 @@ export async function buildWorkload(o: WorkloadOptions): Promise<Workload> {
 }
 
 /** A preparer as a worker builds one (no results store: no conversation summaries here). */
-function preparerFor(blobs: BlobStore, pool: () => RenderPool, config: ReturnType<typeof loadConfig>): UnitPreparer {
+function preparerFor(blobs: LocalBlobStore, pool: () => RenderPool, config: ReturnType<typeof loadConfig>): UnitPreparer {
   return new UnitPreparer({
     blobs,
     chunks: new ChunkReader(blobs),
@@ -84,12 +84,12 @@ async function pagesWorkload(o: WorkloadOptions): Promise<Workload> {
     file = join(o.dir, `numbered-${o.units}.pdf`);
     await writeFile(file, numberedPdf(o.units));
   }
-  const blobs = new BlobStore(join(o.dir, 'bench-blobs'));
+  const blobs = new LocalBlobStore(join(o.dir, 'bench-blobs'));
   const blob = await blobs.put(file);
   const pool = new RenderPool({ size: o.renderers });
   const preparer = preparerFor(blobs, () => pool, config);
   try {
-    const { pages } = await inspectPdf(blob.path, { file });
+    const { pages } = await inspectPdf(blob.location, { file });
     const task = BUILTIN_TASKS.transcribe;
     const meta = { docId: 'bench', kind: 'pdf', source: file, sha256: blob.sha256, name: 'bench', units: pages, feedUnits: pages, pages, blob: blob.sha256, enqueuedAt: '' } as unknown as DocMeta;
     const started = performance.now();
@@ -117,7 +117,7 @@ async function pagesWorkload(o: WorkloadOptions): Promise<Workload> {
 async function chunksWorkload(o: WorkloadOptions): Promise<Workload> {
   const config = workerDefaults();
   const file = join(o.dir, 'conversations.json');
-  const blobs = new BlobStore(join(o.dir, 'bench-blobs'));
+  const blobs = new LocalBlobStore(join(o.dir, 'bench-blobs'));
   // About one chunk per 9 KB of generated export; rescale until the count is within 20%.
   let targetBytes = Math.max(100_000, o.units * 9_000);
   for (let round = 0; ; round++) {

@@ -2,7 +2,8 @@
 import { Command } from 'commander';
 import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
 import { createLogger } from '../observe/log.ts';
-import { BlobStore } from '../store/blobs.ts';
+import { openBlobStore } from '../store/storage.ts';
+import { isS3Uri } from '../s3-uri.ts';
 import { DocStore } from '../store/docs.ts';
 import { Feeder } from '../store/feed.ts';
 import { collect } from '../store/gc.ts';
@@ -25,8 +26,8 @@ export function gcCommand(): Command {
       const store = new DocStore(redis, config.prefix);
       const feeder = new Feeder(redis, config.prefix, (name) => queues.get(name) ?? queues.set(name, openQueue('infer', config, redis, name)).get(name)!);
       const dryRun = opts.dryRun === true;
-      const report = await collect({ store, blobs: new BlobStore(config.blobDir), feeder, log }, { retentionMs: config.retentionDays * 86_400_000, dryRun });
-      const temporaries = dryRun ? 0 : await sweepTemporaries(config.outDir, 3_600_000);
+      const report = await collect({ store, blobs: openBlobStore(config), feeder, log }, { retentionMs: config.retentionDays * 86_400_000, dryRun });
+      const temporaries = dryRun || isS3Uri(config.outDir) ? 0 : await sweepTemporaries(config.outDir, 3_600_000);
       const all = { ...report, outputTemporaries: temporaries, dryRun };
       if (opts.json) process.stdout.write(`${JSON.stringify(all)}\n`);
       else process.stdout.write(`${dryRun ? 'would remove' : 'removed'}: ${report.documents} expired documents from the index, ${report.names} names, ${report.feedEntries} feed entries, ${report.archives} results archives, ${report.blobs} blobs (${(report.blobBytes / 1e6).toFixed(1)} MB), ${report.temporaries + temporaries} temporary files\n`);

@@ -17,7 +17,7 @@ import { waitForDocs } from '../observe/progress.ts';
 import { purgePrefix } from '../store/admin.ts';
 import { DocStore } from '../store/docs.ts';
 import { createWriter } from '../write/writer.ts';
-import { BlobStore } from '../store/blobs.ts';
+import { openBlobStore } from '../store/storage.ts';
 import { redisAnswers, startPrivateRedis, type PrivateRedis } from './private-redis.ts';
 
 export const SAMPLES_DIR = join(import.meta.dirname, '..', '..', 'samples');
@@ -47,7 +47,7 @@ export async function runDemo(config: Config, log: Logger, options: DemoOptions 
   say(`Engine emulator (vLLM-compatible) at ${engine.url}`);
   const cfg: Config = { ...config, redisUrl, prefix, engineUrl: engine.url, model: undefined };
   // The store exists before the worker checks for it (on one machine the producer would make it).
-  await new BlobStore(cfg.blobDir).markStore();
+  await openBlobStore(cfg).markStore();
   const worker = createInferWorker(cfg, log);
   const writer = createWriter(cfg, log, { reconcileIntervalMs: 5000 });
   try {

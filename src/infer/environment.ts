@@ -4,12 +4,12 @@
  * (it then stops taking work, reports itself unhealthy, and resumes when the checks pass):
  *
  *   redis     answers PING
- *   blobs     BLOB_DIR exists (and, once anything was enqueued, holds the store's marker)
+ *   blobs     BLOB_DIR exists here (a folder; on s3:// the bucket, with credentials that work),
+ *             and once anything was enqueued, holds the store's marker
  *   engine    /v1/models answers (an engine still loading is waited for, up to a limit)
  *   model     the configured MODEL is one the engine serves
  *   images    the model takes an image (unless the worker is told it is text-only)
  */
-import { access } from 'node:fs/promises';
 import type { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { EngineError } from '../engine/classify.ts';
@@ -64,17 +64,17 @@ export async function checkRedis(redis: Redis): Promise<void> {
   }
 }
 
-/** The blob store: its folder must exist here; its marker says it is the producers' store. */
+/** The blob store: its folder (bucket) must be reachable here; its marker says it is the producers' store. */
 export async function checkBlobs(blobs: BlobStore, log?: Logger): Promise<void> {
   try {
-    await access(blobs.dir);
+    await blobs.reach();
   } catch (err) {
-    throw unfit('blobs', `BLOB_DIR ${blobs.dir} does not exist on this machine: mount the store the producers write to there (or enqueue something first on a single machine)`, err);
+    throw unfit('blobs', (err as Error).message, err);
   }
   try {
     await blobs.check();
   } catch (err) {
-    log?.warn({ dir: blobs.dir }, 'BLOB_DIR holds no docbatch store yet (nothing enqueued into it so far?); units whose blobs are missing will be handed back, not failed');
+    log?.warn({ dir: blobs.location }, 'BLOB_DIR holds no docbatch store yet (nothing enqueued into it so far?); units whose blobs are missing will be handed back, not failed');
   }
 }
 

@@ -25,7 +25,8 @@ import type { Config } from '../config.ts';
 import { DocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import { RenderPool } from '../render/pool.ts';
-import { BlobStore } from '../store/blobs.ts';
+import type { BlobStore } from '../store/blobs.ts';
+import { openBlobStore } from '../store/storage.ts';
 import { ChunkReader } from '../store/chunk-index.ts';
 import { DocStore } from '../store/docs.ts';
 import { Feeder } from '../store/feed.ts';
@@ -72,7 +73,7 @@ export interface InferWorkerParts {
 export function createInferWorker(config: Config, log: Logger): InferWorker {
   const redis = connectRedis(config.redisUrl, 'worker');
   const bullRedis = connectRedis(config.redisUrl, 'worker');
-  const blobs = new BlobStore(config.blobDir);
+  const blobs = openBlobStore(config);
   const queues = new Map<string, TypedQueue<'infer'>>();
   const inferQueue = (name: string) => {
     let q = queues.get(name);

@@ -3,14 +3,16 @@
  * prepare every file (a rejected file is reported and the others go on; in a directory, files
  * that are no document are skipped and listed), resolve the task for each kind of input, plan one
  * run per model, enqueue each run, and fill the queues' wait lists. Used by the CLI, the demo and
- * the tests.
+ * the tests. Inputs may be `s3://bucket/prefix/` (listed and streamed: src/ingest/s3-input.ts);
+ * a BLOB_DIR on s3:// that cannot be used stops the command before any file (STORAGE_UNREACHABLE).
  */
 import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
 import type { Config } from '../config.ts';
 import { DocbatchError, InputError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
-import { BlobStore } from '../store/blobs.ts';
+import type { BlobStore } from '../store/blobs.ts';
 import { ChunkReader } from '../store/chunk-index.ts';
+import { lazyS3Client, openBlobStore } from '../store/storage.ts';
 import { DocStore } from '../store/docs.ts';
 import { Feeder } from '../store/feed.ts';
 import type { DocKind } from '../store/types.ts';
@@ -70,7 +72,8 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
     return q;
   };
   const writeQueue = openQueue('write', config, redis);
-  const blobs = new BlobStore(config.blobDir);
+  const s3 = lazyS3Client(config);
+  const blobs = openBlobStore(config, s3);
   const feeder = new Feeder(redis, config.prefix, inferQueue, { documents: config.feedDocuments });
   const inspector = new PdfInspector();
   const outcomes: FileOutcome[] = [];
@@ -83,6 +86,13 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
       await redis.ping();
     } catch (err) {
       throw new DocbatchError('REDIS_UNREACHABLE', `Redis does not answer at the configured REDIS_URL: ${(err as Error).message}`, { cause: err });
+    }
+    if (blobs.remote) {
+      try {
+        await blobs.markStore();
+      } catch (err) {
+        throw new DocbatchError('STORAGE_UNREACHABLE', `enqueue: ${(err as Error).message}`, { cause: err });
+      }
     }
     const now = new Date().toISOString();
     const tasks = new Map<DocKind, { task: Task; ref: TaskRef } | { mismatch: string }>();
@@ -102,7 +112,7 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
     }
 
     const planned: Array<{ input: PreparedInput; plans: RunPlan[]; task: Task }> = [];
-    for await (const walked of walkInputs(inputs, { ...(options.glob ? { glob: options.glob } : {}), ...(options.signal ? { signal: options.signal } : {}) })) {
+    for await (const walked of walkInputs(inputs, { s3, ...(options.glob ? { glob: options.glob } : {}), ...(options.signal ? { signal: options.signal } : {}) })) {
       options.signal?.throwIfAborted();
       const file = walked.path;
       try {
@@ -112,6 +122,7 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
           chunkTokens: config.chunkTokens,
           chunkOverlapTokens: config.chunkOverlapTokens,
           limits: { maxChunks: config.exportMaxChunks, maxZipRatio: config.zipMaxRatio, maxZipBytes: config.zipMaxBytes },
+          s3,
           ...(options.signal ? { signal: options.signal } : {}),
         });
         const entry = await taskFor(input.kind);

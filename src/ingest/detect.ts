@@ -2,7 +2,9 @@
  * What a file is, from its bytes, never its name: a PDF, an image (PNG, JPEG, TIFF, WebP), a chat export (ChatGPT or Claude
  * `conversations.json`, either bare or inside the export .zip; or generic JSONL), empty, or
  * unknown with a reason. JSON formats are told apart by the keys of the first conversation,
- * read from a prefix of the file: the whole file is validated later, by splitExport.
+ * read from a prefix of the file: the whole file is validated later, by splitExport. The bytes
+ * come from a file (`detectFile`) or from anywhere that can give a prefix (`detectFrom`: an
+ * object in S3 is read by ranged GETs).
  */
 import { open, stat } from 'node:fs/promises';
 import { InputError } from '../errors.ts';
@@ -40,14 +42,28 @@ export async function detectFile(path: string): Promise<FileKind> {
   } catch (err) {
     throw new InputError('FILE_UNREADABLE', `cannot read the file: ${(err as Error).message}`, { cause: err, place: { file: path } });
   }
+  return detectFrom({ size, readPrefix: (length) => readPrefix(path, length), zip: () => detectZip(path) });
+}
+
+/** Bytes to detect from, wherever they are (a file, an object in S3). */
+export interface DetectSource {
+  size: number;
+  /** The first `length` bytes (fewer at the end). */
+  readPrefix(length: number): Promise<Buffer>;
+  /** A .zip by its signature: find and classify its conversations entry (needs the whole archive). */
+  zip(): Promise<FileKind>;
+}
+
+export async function detectFrom(source: DetectSource): Promise<FileKind> {
+  const { size } = source;
   if (size === 0) return { kind: 'empty' };
 
-  const head = await readPrefix(path, Math.min(size, PREFIXES[0] as number));
+  const head = await source.readPrefix(Math.min(size, PREFIXES[0] as number));
   if (head.subarray(0, PDF_MAGIC.length).equals(PDF_MAGIC)) return { kind: 'pdf' };
   const image = imageFormatOf(head);
   if (image) return { kind: 'image', format: image };
   if (head[0] === 0x50 && head[1] === 0x4b && (head[2] === 0x03 || head[2] === 0x05) && (head[3] === 0x04 || head[3] === 0x06)) {
-    return detectZip(path);
+    return source.zip();
   }
   // A PDF may have junk before its header, but a JSON export may also quote "%PDF-" early:
   // text that starts like JSON is read as JSON.
@@ -55,7 +71,7 @@ export async function detectFile(path: string): Promise<FileKind> {
   if (first !== 0x5b && first !== 0x7b && head.subarray(0, 1024).includes(PDF_MAGIC)) return { kind: 'pdf' };
   for (let k = 0; ; k++) {
     const limit = PREFIXES[k] as number;
-    const prefix = k === 0 ? head : await readPrefix(path, Math.min(size, limit));
+    const prefix = k === 0 ? head : await source.readPrefix(Math.min(size, limit));
     const found = classifyJson(prefix, prefix.length >= size);
     if (found !== 'more') return found;
     if (k === PREFIXES.length - 1) return { kind: 'unknown', reason: `the first conversation's keys are not within the first ${limit} bytes` };
@@ -71,9 +87,10 @@ export function imageFormatOf(head: Buffer): ImageFormat | null {
   return null;
 }
 
-async function detectZip(path: string): Promise<FileKind> {
-  const entry = await findConversationsEntry(path, path);
-  const { stream, close } = await openZipEntry(path, entry, path);
+/** A .zip export at `path` (named `file` in messages): its conversations entry, classified. */
+export async function detectZip(path: string, file = path): Promise<FileKind> {
+  const entry = await findConversationsEntry(path, file);
+  const { stream, close } = await openZipEntry(path, entry, file);
   const pieces: Buffer[] = [];
   let bytes = 0;
   let eof = true;

@@ -1,17 +1,21 @@
 /**
  * One input file → a validated, stored input ready to enqueue under any task, or an InputError.
  * Nothing here touches Redis: a file is checked whole (format from its bytes, every page count,
- * every JSON conversation) before anything is enqueued for it.
+ * every JSON conversation) before anything is enqueued for it. A source may be an `s3://` object
+ * (src/ingest/s3-input.ts): the same checks and codes, with the URI as the place.
  */
 import { stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { DocbatchError, InputError } from '../errors.ts';
 import { inspectImage } from '../render/image-file.ts';
-import { BlobStore, hashFile } from '../store/blobs.ts';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { isS3Uri } from '../s3-uri.ts';
+import { hashFile, type BlobStore } from '../store/blobs.ts';
 import type { DocKind } from '../store/types.ts';
 import { detectFile } from './detect.ts';
 import { inspectPdf, type PdfInspector } from './pdf.ts';
 import { splitExport, type SplitUnit } from './chat/split.ts';
+import { S3Input } from './s3-input.ts';
 
 export interface PrepareOptions {
   password?: string;
@@ -22,6 +26,8 @@ export interface PrepareOptions {
   /** Chat: bounds on chunks and on what a .zip may inflate to (splitExport's defaults when absent). */
   limits?: { maxChunks?: number; maxZipRatio?: number; maxZipBytes?: number };
   signal?: AbortSignal;
+  /** The client for `s3://` sources (made on first use). */
+  s3?: () => S3Client;
 }
 
 /** A stored input: what every run of it (one per task and model) is made from. */
@@ -77,20 +83,35 @@ function shortHash(text: string): string {
 }
 
 export async function prepareFile(source: string, blobs: BlobStore, options: PrepareOptions): Promise<PreparedInput> {
-  let size: number;
+  if (!isS3Uri(source)) return prepare(source, null, blobs, options);
+  if (!options.s3) throw new InputError('FILE_UNREADABLE', 'no object-storage client for s3:// inputs', { place: { file: source } });
+  const object = await S3Input.open(source, options.s3(), blobs);
+  try {
+    return await prepare(source, object, blobs, options);
+  } finally {
+    await object.release();
+  }
+}
+
+async function fileSize(source: string): Promise<number> {
   try {
     const info = await stat(source);
     if (!info.isFile()) throw new InputError('FILE_UNREADABLE', 'not a regular file', { place: { file: source } });
-    size = info.size;
+    return info.size;
   } catch (err) {
     if (err instanceof DocbatchError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String((err as Error).message);
     throw new InputError('FILE_UNREADABLE', why, { place: { file: source }, cause: err });
   }
+}
+
+/** `object` is the source when it is in S3 (null: `source` is a local file). */
+async function prepare(source: string, object: S3Input | null, blobs: BlobStore, options: PrepareOptions): Promise<PreparedInput> {
+  const size = object ? object.size : await fileSize(source);
   if (size === 0) throw new InputError('EMPTY_FILE', 'the file is empty (0 bytes)', { place: { file: source } });
 
-  const kind = await detectFile(source);
+  const kind = object ? await object.detect() : await detectFile(source);
   const baseName = baseNameOf(source);
   // A name that says PDF over bytes that say otherwise is refused, not guessed at.
   if (extname(source).toLowerCase() === '.pdf' && kind.kind !== 'pdf' && kind.kind !== 'empty') {
@@ -107,8 +128,9 @@ export async function prepareFile(source: string, blobs: BlobStore, options: Pre
       throw new InputError('UNSUPPORTED_FORMAT', `not a PDF, an image or a known chat export (${kind.reason})`, { place: { file: source } });
     case 'pdf': {
       const inspectOptions = { file: source, ...(options.password ? { password: options.password } : {}), ...(options.signal ? { signal: options.signal } : {}) };
-      const info = options.inspector ? await options.inspector.inspect(source, inspectOptions) : await inspectPdf(source, inspectOptions);
-      const blob = await blobs.put(source);
+      const path = object ? (await object.local()).path : source;
+      const info = options.inspector ? await options.inspector.inspect(path, inspectOptions) : await inspectPdf(path, inspectOptions);
+      const blob = object ? await object.store() : await blobs.put(source);
       return {
         source,
         kind: 'pdf',
@@ -123,11 +145,12 @@ export async function prepareFile(source: string, blobs: BlobStore, options: Pre
     case 'image': {
       let info;
       try {
-        info = await inspectImage(source);
+        info = await inspectImage(object ? (await object.local()).path : source);
       } catch (err) {
+        if (err instanceof InputError) throw err;
         throw new InputError('IMAGE_CORRUPT', `a ${kind.format.toUpperCase()} image by its bytes, but it cannot be decoded: ${(err as Error).message}`, { place: { file: source }, cause: err });
       }
-      const blob = await blobs.put(source);
+      const blob = object ? await object.store() : await blobs.put(source);
       return {
         source,
         kind: 'image',
@@ -140,15 +163,21 @@ export async function prepareFile(source: string, blobs: BlobStore, options: Pre
       };
     }
     case 'chat': {
-      const sha256 = await hashFile(source);
+      // From S3: a JSON or JSONL export streams through the splitter (hashed on the way); a .zip
+      // needs its directory at the end, so it is split from a downloaded copy.
+      const streamed = object && kind.zipEntry === undefined ? await object.stream() : null;
+      const path = object && !streamed ? (await object.local()).path : source;
+      let sha256 = object && !streamed ? (await object.local()).sha256 : streamed ? '' : await hashFile(source);
       const sidecar = await blobs.tempPath('sidecar');
-      const split = await splitExport(source, kind, sidecar, {
+      const split = await splitExport(path, kind, sidecar, {
         file: source,
         budgetTokens: options.chunkTokens,
         overlapTokens: options.chunkOverlapTokens,
         ...options.limits,
         ...(options.signal ? { signal: options.signal } : {}),
+        ...(streamed ? { source: streamed.stream } : {}),
       });
+      if (streamed) sha256 = streamed.sha256();
       const blob = await blobs.adopt(split.sidecarPath, split.sidecarSha256, split.sidecarBytes);
       return {
         source,

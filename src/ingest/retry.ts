@@ -8,7 +8,11 @@ import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.t
 import type { Config } from '../config.ts';
 import { DocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
-import { BlobStore, hashFile } from '../store/blobs.ts';
+import { hashFile } from '../store/blobs.ts';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { isS3Uri } from '../s3-uri.ts';
+import { lazyS3Client, openBlobStore } from '../store/storage.ts';
+import { hashObject } from './s3-input.ts';
 import { ChunkReader } from '../store/chunk-index.ts';
 import { DocStore } from '../store/docs.ts';
 import { Feeder } from '../store/feed.ts';
@@ -29,17 +33,23 @@ export interface RetryOutcome extends ReopenOutcome {
   record: DocRecord;
 }
 
-/** Documents a target names: an id (or a prefix of one), or a file whose content was enqueued. */
-export async function findDocuments(store: DocStore, target: string): Promise<DocRecord[]> {
+/** Documents a target names: an id (or a prefix of one), or a file (or s3:// object) whose content was enqueued. */
+export async function findDocuments(store: DocStore, target: string, s3?: () => S3Client): Promise<DocRecord[]> {
   if (/^d[0-9a-f]{3,20}$/.test(target)) {
     const ids = (await store.list(1_000_000)).filter((id) => id.startsWith(target));
     if (ids.length > 0) return store.getMany(ids);
   }
   let sha: string;
-  try {
-    sha = await hashFile(target);
-  } catch {
-    return [];
+  if (isS3Uri(target)) {
+    const found = s3 ? await hashObject(target, s3()) : null;
+    if (!found) return [];
+    sha = found;
+  } else {
+    try {
+      sha = await hashFile(target);
+    } catch {
+      return [];
+    }
   }
   const ids = await store.list(1_000_000);
   const found: DocRecord[] = [];
@@ -59,7 +69,8 @@ export async function retryDocuments(targets: string[], config: Config, log: Log
     return q;
   };
   const writeQueue = openQueue('write', config, redis);
-  const blobs = new BlobStore(config.blobDir);
+  const s3 = lazyS3Client(config);
+  const blobs = openBlobStore(config, s3);
   const parts = { store, blobs, chunks: new ChunkReader(blobs), feeder: new Feeder(redis, config.prefix, inferQueue, { documents: config.feedDocuments }), writeQueue, inferQueue };
   try {
     try {
@@ -71,7 +82,7 @@ export async function retryDocuments(targets: string[], config: Config, log: Log
     const unknown: string[] = [];
     const seen = new Set<string>();
     for (const target of targets) {
-      const records = await findDocuments(store, target);
+      const records = await findDocuments(store, target, s3);
       if (records.length === 0) unknown.push(target);
       for (const record of records) {
         if (seen.has(record.docId)) continue;

@@ -3,10 +3,14 @@
  * (and rejected with its code if it is not a document). A directory is walked recursively, in a
  * stable order (names sorted), following no symbolic links out of it; its files are tried by
  * their content later, and those that are no document are skipped and listed, not errors.
- * `--glob` keeps only files whose path relative to the directory matches.
+ * `--glob` keeps only files whose path relative to the directory matches. An `s3://bucket/prefix/`
+ * is walked like a directory: the objects under it, in key order (src/ingest/s3-input.ts).
  */
 import { lstat, readdir } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { isS3Uri } from '../s3-uri.ts';
+import { walkS3 } from './s3-input.ts';
 
 export interface WalkedFile {
   path: string;
@@ -42,9 +46,13 @@ function escape(s: string): string {
   return s.replace(/[.+^$()|[\]\\]/g, '\\$&');
 }
 
-export async function* walkInputs(inputs: string[], options: { glob?: string; signal?: AbortSignal } = {}): AsyncGenerator<WalkedFile> {
+export async function* walkInputs(inputs: string[], options: { glob?: string; signal?: AbortSignal; s3?: () => S3Client } = {}): AsyncGenerator<WalkedFile> {
   const pattern = options.glob ? globToRegExp(options.glob) : null;
   for (const input of inputs) {
+    if (isS3Uri(input) && options.s3) {
+      yield* walkS3(input, options.s3(), pattern, options.signal);
+      continue;
+    }
     let info;
     try {
       info = await lstat(input);

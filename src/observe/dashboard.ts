@@ -33,8 +33,8 @@ import { Registry } from 'prom-client';
 import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
 import { QUEUES, type QueueName } from '../../queues/contracts.ts';
 import { RedisLink } from '../../queues/redis-link.ts';
-import type { Config } from '../config.ts';
-import { BlobStore } from '../store/blobs.ts';
+import { loadConfig, type Config } from '../config.ts';
+import { openBlobStore } from '../store/storage.ts';
 import { ChunkReader } from '../store/chunk-index.ts';
 import { DocStore } from '../store/docs.ts';
 import { Feeder } from '../store/feed.ts';
@@ -117,7 +117,8 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
 
   // The Documents view: records from the index, rates from the workers' heartbeats, retry as `docbatch retry`.
   const store = new DocStore(counter.redis, config.prefix);
-  const blobs = config.blobDir !== undefined ? new BlobStore(config.blobDir) : null;
+  // The blob store (results archives of written documents): a folder, or s3:// with the storage settings.
+  const blobs = config.blobDir !== undefined ? openBlobStore({ ...loadConfig({}, {}), ...config, blobDir: config.blobDir }) : null;
   const rates = new WorkerRates(counter.redis, config.prefix);
   rates.start();
   const retryQueues = new Map<string, TypedQueue<'infer'>>();

@@ -1,239 +1,97 @@
 /**
- * The content-addressed store in BLOB_DIR: `<dir>/<sha[0:2]>/<sha>`. Producers put inputs (and
- * chat sidecars, chunk indexes, tasks) here; workers on any machine read them by hash. A blob
- * appears whole or not at all (written to a temporary name, fsynced, renamed), and an existing
- * blob is never rewritten. Named objects (`<dir>/named/...`: results archives of written
- * documents) live beside the blobs.
+ * The content-addressed store that producers write inputs into and workers on any machine read
+ * by hash: `<sha[0:2]>/<sha>` blobs (inputs, chat sidecars, chunk indexes, tasks), named objects
+ * under `named/` (results archives of written documents), and the marker `.docbatch-store`
+ * written with the first blob. Two implementations, chosen from BLOB_DIR (src/store/storage.ts):
  *
- * Whose fault is a failed read: a store that is itself unreadable (BLOB_DIR missing or not
- * mounted on this machine, EMFILE, ESTALE, EIO) is the reading process's environment
- * (BLOB_STORE_UNAVAILABLE: a worker hands its unit back and stops taking work); a blob missing
- * from a store that answers is the unit's (BLOB_MISSING). The marker file `.docbatch-store`,
- * written with the first blob, tells the two apart.
+ *   LocalBlobStore (blobs-local.ts)  a folder, shared by every machine (a shared filesystem)
+ *   S3BlobStore    (blobs-s3.ts)     `s3://bucket/prefix`: nothing shared but the object store;
+ *                                    renderers get blobs through a bounded local cache
+ *
+ * Both keep the same promises: a blob appears whole or not at all and is never rewritten; a named
+ * object is replaced whole. Whose fault is a failed read is the same too: a store that cannot be
+ * read here (a folder not mounted, EIO; a bucket missing, credentials refused, no answer) is the
+ * reading process's environment (BLOB_STORE_UNAVAILABLE: a worker hands its unit back and stops
+ * taking work); a blob missing from a store that answers is the unit's (BLOB_MISSING).
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { access, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { constants } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { DocbatchError } from '../errors.ts';
 
 export interface BlobRef {
   sha256: string;
   size: number;
-  path: string;
+  /** Where the blob is, for people: a path, or an s3:// URI. */
+  location: string;
+}
+
+/** A blob as a listing sees it (gc). */
+export interface BlobEntry {
+  sha256: string;
+  size: number;
+  /** When it was stored (mtime, LastModified). */
+  modifiedMs: number;
 }
 
 export const STORE_MARKER = '.docbatch-store';
 
-/** errno codes that say the store itself (not one blob) cannot be read here. */
-const ENVIRONMENT_ERRNOS = new Set(['EMFILE', 'ENFILE', 'ESTALE', 'EIO', 'EACCES', 'EPERM', 'ENOTCONN', 'ENXIO', 'EHOSTDOWN', 'ETIMEDOUT']);
+export interface BlobStore {
+  /** BLOB_DIR as given: a folder or an s3:// URI (for messages and logs). */
+  readonly location: string;
+  /** True for a store reached over the network (s3://): its medium is checked at start. */
+  readonly remote: boolean;
 
-export class BlobStore {
-  readonly dir: string;
-
-  constructor(dir: string) {
-    this.dir = dir;
-  }
-
-  pathOf(sha256: string): string {
-    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new DocbatchError('BLOB_MISSING', `not a blob id: ${JSON.stringify(sha256)}`);
-    return join(this.dir, sha256.slice(0, 2), sha256);
-  }
-
-  async has(sha256: string): Promise<boolean> {
-    try {
-      await access(this.pathOf(sha256));
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /** Throws BLOB_STORE_UNAVAILABLE unless the store answers here (its folder and marker are readable). */
-  async check(): Promise<void> {
-    try {
-      await access(join(this.dir, STORE_MARKER), constants.R_OK);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? `${this.dir} has no ${STORE_MARKER} (not the producer's BLOB_DIR, not mounted here, or nothing was ever enqueued into it)` : `${this.dir}: ${(err as Error).message}`;
-      throw new DocbatchError('BLOB_STORE_UNAVAILABLE', `blob store unreadable: ${why}`, { cause: err });
-    }
-  }
-
+  /**
+   * Throws BLOB_STORE_UNAVAILABLE unless the store's medium can be used from here: the folder
+   * exists on this machine; the bucket exists and the credentials are accepted. Says nothing of
+   * whether anything was ever stored in it (that is `check`).
+   */
+  reach(): Promise<void>;
+  /** Throws BLOB_STORE_UNAVAILABLE unless the store answers here and holds the producers' marker. */
+  check(): Promise<void>;
   /** Writes the marker (producers, before their first blob). */
-  async markStore(): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
-    const marker = join(this.dir, STORE_MARKER);
-    try {
-      await access(marker);
-    } catch {
-      await writeFile(marker, 'docbatch blob store\n');
-    }
-  }
+  markStore(): Promise<void>;
 
-  /** A temporary path inside the store (same filesystem, so a rename is atomic). */
-  async tempPath(label: string): Promise<string> {
-    const tmp = join(this.dir, 'tmp');
-    await mkdir(tmp, { recursive: true });
-    return join(tmp, `${label}.${process.pid}.${randomBytes(6).toString('hex')}`);
-  }
-
-  /** Copies `source` in, hashing while copying. Returns the blob (existing or new). */
-  async put(source: string): Promise<BlobRef> {
-    await this.markStore();
-    const tmp = await this.tempPath('put');
-    const hash = createHash('sha256');
-    let size = 0;
-    try {
-      await pipeline(
-        createReadStream(source),
-        async function* (chunks: AsyncIterable<Buffer>) {
-          for await (const chunk of chunks) {
-            hash.update(chunk);
-            size += chunk.length;
-            yield chunk;
-          }
-        },
-        createWriteStream(tmp),
-      );
-      return await this.adopt(tmp, hash.digest('hex'), size);
-    } finally {
-      await rm(tmp, { force: true });
-    }
-  }
-
+  has(sha256: string): Promise<boolean>;
+  /** A local temporary path, to be filled and then `adopt`ed (removed by adopt either way). */
+  tempPath(label: string): Promise<string>;
+  /** Stores the file at `source` (hashing it). Returns the blob (existing or new). */
+  put(source: string): Promise<BlobRef>;
   /** Stores bytes (a task, a chunk index). */
-  async putBytes(bytes: Buffer | string): Promise<BlobRef> {
-    await this.markStore();
-    const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
-    const sha256 = createHash('sha256').update(buf).digest('hex');
-    if (await this.has(sha256)) return { sha256, size: buf.length, path: this.pathOf(sha256) };
-    const tmp = await this.tempPath('bytes');
-    try {
-      await writeFile(tmp, buf);
-      return await this.adopt(tmp, sha256, buf.length);
-    } finally {
-      await rm(tmp, { force: true });
-    }
-  }
+  putBytes(bytes: Buffer | string): Promise<BlobRef>;
+  /** Stores a finished temporary file already hashed, and removes the temporary. */
+  adopt(tmp: string, sha256: string, size?: number): Promise<BlobRef>;
 
-  /** Moves a finished temporary file (already hashed) into the store under its hash. */
-  async adopt(tmp: string, sha256: string, size?: number): Promise<BlobRef> {
-    await this.markStore();
-    const path = this.pathOf(sha256);
-    if (await this.has(sha256)) {
-      await rm(tmp, { force: true });
-    } else {
-      await fsyncFile(tmp);
-      await mkdir(join(this.dir, sha256.slice(0, 2)), { recursive: true });
-      await rename(tmp, path);
-    }
-    return { sha256, size: size ?? (await stat(path)).size, path };
-  }
+  /** `length` bytes at `offset` of a blob (S3: one ranged GET). */
+  read(sha256: string, offset: number, length: number): Promise<Buffer>;
+  readAll(sha256: string): Promise<Buffer>;
+  /** A path to the blob on this machine (renderers open it by path; S3: the local cache). */
+  localPath(sha256: string): Promise<string>;
 
-  /** Reads `length` bytes at `offset` of a blob. */
-  async read(sha256: string, offset: number, length: number): Promise<Buffer> {
-    const path = this.pathOf(sha256);
-    let handle;
-    try {
-      handle = await open(path, 'r');
-    } catch (err) {
-      throw await this.readError(sha256, err);
-    }
-    try {
-      const buffer = Buffer.alloc(length);
-      const { bytesRead } = await handle.read(buffer, 0, length, offset);
-      if (bytesRead !== length) throw new DocbatchError('BLOB_MISSING', `blob ${sha256.slice(0, 12)} is shorter than expected (${offset}+${length})`);
-      return buffer;
-    } catch (err) {
-      if (err instanceof DocbatchError) throw err;
-      throw await this.readError(sha256, err);
-    } finally {
-      await handle.close();
-    }
-  }
-
-  async readAll(sha256: string): Promise<Buffer> {
-    try {
-      return await readFile(this.pathOf(sha256));
-    } catch (err) {
-      if (err instanceof DocbatchError) throw err;
-      throw await this.readError(sha256, err);
-    }
-  }
-
-  /** A path to the blob on this machine (renderers open it by path). */
-  async localPath(sha256: string): Promise<string> {
-    const path = this.pathOf(sha256);
-    try {
-      await access(path, constants.R_OK);
-      return path;
-    } catch (err) {
-      throw await this.readError(sha256, err);
-    }
-  }
-
-  /** Writes a named object whole (temporary name, fsync, rename). */
-  async putNamed(key: string, bytes: Buffer | string): Promise<void> {
-    const path = this.namedPath(key);
-    await mkdir(dirname(path), { recursive: true });
-    const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    try {
-      await writeFile(tmp, bytes);
-      await fsyncFile(tmp);
-      await rename(tmp, path);
-    } finally {
-      await rm(tmp, { force: true });
-    }
-  }
-
+  /** Writes a named object whole. */
+  putNamed(key: string, bytes: Buffer | string): Promise<void>;
   /** A named object, or null when there is none. */
-  async getNamed(key: string): Promise<Buffer | null> {
-    try {
-      return await readFile(this.namedPath(key));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        await this.check();
-        return null;
-      }
-      throw new DocbatchError('BLOB_STORE_UNAVAILABLE', `cannot read ${key} from the blob store: ${(err as Error).message}`, { cause: err });
-    }
-  }
+  getNamed(key: string): Promise<Buffer | null>;
+  deleteNamed(key: string): Promise<void>;
+  /** Keys of named objects under `prefix` (e.g. `results/`), in no particular order. */
+  namedKeys(prefix: string): AsyncIterable<string>;
 
-  async deleteNamed(key: string): Promise<void> {
-    await rm(this.namedPath(key), { force: true });
-  }
-
-  private namedPath(key: string): string {
-    if (!/^[A-Za-z0-9._/-]+$/.test(key) || key.split('/').some((p) => p === '' || p === '.' || p === '..')) {
-      throw new TypeError(`not a named-object key: ${JSON.stringify(key)}`);
-    }
-    return join(this.dir, 'named', key);
-  }
-
-  /** Classifies a failed read: the store's fault (environment) or the blob's (missing). */
-  private async readError(sha256: string, err: unknown): Promise<DocbatchError> {
-    const code = (err as NodeJS.ErrnoException).code ?? '';
-    if (ENVIRONMENT_ERRNOS.has(code)) {
-      return new DocbatchError('BLOB_STORE_UNAVAILABLE', `cannot read blob ${sha256.slice(0, 12)} (${code}): ${(err as Error).message}`, { cause: err });
-    }
-    try {
-      await this.check();
-    } catch (unavailable) {
-      return unavailable as DocbatchError;
-    }
-    return new DocbatchError('BLOB_MISSING', `blob ${sha256.slice(0, 12)} is not in ${this.dir} although the store answers (deleted or collected?)`, { cause: err });
-  }
+  /** Every blob in the store (gc). */
+  blobs(): AsyncIterable<BlobEntry>;
+  deleteBlob(sha256: string): Promise<void>;
+  /** Removes temporaries of crashed producers older than `olderThanMs`; returns how many (would go). */
+  sweepTemporaries(olderThanMs: number, options?: { now?: number; dryRun?: boolean }): Promise<number>;
 }
 
-async function fsyncFile(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+/** A blob id is 64 lowercase hex digits; anything else cannot name a blob (BLOB_MISSING). */
+export function assertBlobId(sha256: string): void {
+  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new DocbatchError('BLOB_MISSING', `not a blob id: ${JSON.stringify(sha256)}`);
+}
+
+/** A named-object key: `/`-separated parts of [A-Za-z0-9._-], none empty, `.` or `..`. */
+export function assertNamedKey(key: string): void {
+  if (!/^[A-Za-z0-9._/-]+$/.test(key) || key.split('/').some((p) => p === '' || p === '.' || p === '..')) {
+    throw new TypeError(`not a named-object key: ${JSON.stringify(key)}`);
   }
 }
 

@@ -6,10 +6,10 @@
  * (the document index, output names, feeding rounds, worker heartbeats gone quiet), the results
  * archives of expired documents, blobs no live document uses (older than the retention, so a
  * producer that stored a blob and has not registered its document yet keeps it), and temporary
- * files of crashed producers. Safe to run at any time and from any machine.
+ * files of crashed producers. Safe to run at any time and from any machine. The store is walked
+ * through the BlobStore interface, so a folder and an s3:// store (list + delete) are collected
+ * alike.
  */
-import { readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Logger } from '../observe/log.ts';
 import type { BlobStore } from './blobs.ts';
 import type { DocStore } from './docs.ts';
@@ -107,42 +107,28 @@ export async function collect(parts: { store: DocStore; blobs: BlobStore; feeder
     if (!dry) await redis.hdel(workersKey, ...quiet);
   }
 
-  // 5. Results archives of documents that are gone.
-  const archives = join(blobs.dir, 'named', 'results');
-  for (const id of await list(archives)) {
-    if (live.has(id)) continue;
-    report.archives++;
-    if (!dry) await rm(join(archives, id), { recursive: true, force: true });
+  // 5. Results archives of documents that are gone (`results/<docId>/<gen>.jsonl`).
+  const deadArchives = new Set<string>();
+  const archiveKeys: string[] = [];
+  for await (const key of blobs.namedKeys('results/')) {
+    const id = key.split('/')[1];
+    if (id === undefined || live.has(id)) continue;
+    deadArchives.add(id);
+    archiveKeys.push(key);
   }
+  report.archives = deadArchives.size;
+  if (!dry) for (const key of archiveKeys) await blobs.deleteNamed(key);
 
   // 6. Blobs no live document uses, unused for the retention; temporaries older than a day.
-  for (const shard of await list(blobs.dir)) {
-    if (!/^[0-9a-f]{2}$/.test(shard)) continue;
-    for (const name of await list(join(blobs.dir, shard))) {
-      if (!/^[0-9a-f]{64}$/.test(name) || liveBlobs.has(name)) continue;
-      const path = join(blobs.dir, shard, name);
-      const info = await stat(path).catch(() => null);
-      if (!info || now - info.mtimeMs < options.retentionMs) continue;
-      report.blobs++;
-      report.blobBytes += info.size;
-      if (!dry) await rm(path, { force: true });
-    }
+  const unused: string[] = [];
+  for await (const blob of blobs.blobs()) {
+    if (liveBlobs.has(blob.sha256) || now - blob.modifiedMs < options.retentionMs) continue;
+    report.blobs++;
+    report.blobBytes += blob.size;
+    unused.push(blob.sha256);
   }
-  for (const name of await list(join(blobs.dir, 'tmp'))) {
-    const path = join(blobs.dir, 'tmp', name);
-    const info = await stat(path).catch(() => null);
-    if (!info || now - info.mtimeMs < 86_400_000) continue;
-    report.temporaries++;
-    if (!dry) await rm(path, { force: true });
-  }
+  if (!dry) for (const sha256 of unused) await blobs.deleteBlob(sha256);
+  report.temporaries = await blobs.sweepTemporaries(86_400_000, { now, dryRun: dry });
   log.info({ ...report, dryRun: dry }, 'collected what retention left behind');
   return report;
-}
-
-async function list(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch {
-    return [];
-  }
 }

@@ -1,5 +1,6 @@
 /**
- * Where outputs go, and how they appear: whole or not at all. The local sink writes under a
+ * Where outputs go, and how they appear: whole or not at all. Two sinks, chosen from OUT_DIR:
+ * LocalSink (here) for a folder, S3Sink (sink-s3.ts) for `s3://bucket/prefix`. The local sink writes under a
  * temporary name in the same directory, fsyncs, renames over the final name, and fsyncs the
  * directory so the rename survives a crash; a writer killed mid-write leaves only a
  * `.name.tmp-*` file (collected later), never a partial output.
@@ -17,6 +18,12 @@ import { DocbatchError } from '../errors.ts';
 export interface OutputSink {
   /** Where outputs go, for people (a folder or an s3:// URI). */
   readonly root: string;
+  /** True for a sink reached over the network (s3://): checked at the writer's start. */
+  readonly remote: boolean;
+  /** Throws unless outputs can be written there (S3: the bucket exists, the credentials work). */
+  reach(): Promise<void>;
+  /** Where `relPath` is written (a path or an s3:// URI); refused (permanent) outside the root. */
+  locationOf(relPath: string): string;
   /** Writes a whole file; returns where it is. */
   writeWhole(relPath: string, content: string | Buffer): Promise<string>;
   /** Writes a file piece by piece (`write` waits when the stream is full); returns where it is. */
@@ -37,9 +44,17 @@ const PERMANENT_ERRNOS = new Set(['ENAMETOOLONG', 'EINVAL', 'ENOTDIR', 'EISDIR',
 
 export class LocalSink implements OutputSink {
   readonly root: string;
+  readonly remote = false;
 
   constructor(root: string) {
     this.root = resolve(root);
+  }
+
+  /** A folder needs no connection; it is made on the first write. */
+  async reach(): Promise<void> {}
+
+  locationOf(relPath: string): string {
+    return this.pathOf(relPath);
   }
 
   /** The absolute path of `relPath`, refused if it is not strictly inside the root. */

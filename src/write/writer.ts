@@ -18,17 +18,20 @@ import type { Config } from '../config.ts';
 import { DocbatchError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import { archiveResults } from '../store/archive.ts';
-import { BlobStore } from '../store/blobs.ts';
+import type { BlobStore } from '../store/blobs.ts';
 import { ChunkReader } from '../store/chunk-index.ts';
 import { DocStore } from '../store/docs.ts';
 import { Feeder } from '../store/feed.ts';
 import { collect } from '../store/gc.ts';
+import { isS3Uri, parseS3Uri } from '../s3-uri.ts';
+import { lazyS3Client, openBlobStore } from '../store/storage.ts';
 import type { DocRecord } from '../store/types.ts';
 import { withTimeout } from '../timeouts.ts';
 import { writePages, type Assembled } from './assemble.ts';
 import { LocalSink, PermanentWriteError, sweepTemporaries, type OutputSink } from './atomic.ts';
 import { writeChat } from './chat.ts';
 import { writeComparison } from './compare.ts';
+import { S3Sink } from './sink-s3.ts';
 import { Reconciler } from './reconcile.ts';
 import { buildReport } from './report.ts';
 
@@ -64,7 +67,9 @@ export function createWriter(config: Config, log: Logger, options: WriterOptions
     if (!q) queues.set(name, (q = openQueue('infer', config, redis, name)));
     return q;
   };
-  const blobs = new BlobStore(config.blobDir);
+  const s3 = lazyS3Client(config);
+  const blobs = openBlobStore(config, s3);
+  const sink: OutputSink = isS3Uri(config.outDir) ? new S3Sink(s3(), parseS3Uri(config.outDir, 'OUT_DIR'), { partSizeBytes: config.s3PartSizeMb * 1024 * 1024 }) : new LocalSink(config.outDir);
   return new DocumentWriter(
     {
       config,
@@ -73,7 +78,7 @@ export function createWriter(config: Config, log: Logger, options: WriterOptions
       bullRedis: connectRedis(config.redisUrl, 'worker'),
       store: new DocStore(redis, config.prefix),
       blobs,
-      sink: new LocalSink(config.outDir),
+      sink,
       feeder: new Feeder(redis, config.prefix, inferQueue, { documents: config.feedDocuments }),
       chunks: new ChunkReader(blobs),
       writeQueue: openQueue('write', config, redis),
@@ -115,12 +120,25 @@ export class DocumentWriter {
 
   async start(): Promise<void> {
     await this.parts.redis.ping();
-    const removed = await sweepTemporaries(this.config.outDir, 60 * 60_000).catch(() => 0);
+    await this.reachStorage();
+    const removed = this.parts.sink.remote ? 0 : await sweepTemporaries(this.config.outDir, 60 * 60_000).catch(() => 0);
     if (removed > 0) this.log.info({ removed }, 'removed temporary files left by crashed writers');
     void this.bull.run().catch((err: Error) => this.log.error({ err: err.message }, 'writer loop ended with an error'));
     this.every(this.options.reconcileIntervalMs ?? 30_000, Math.min(this.options.reconcileIntervalMs ?? 30_000, 2000), () => this.reconcile());
     this.every(this.options.gcIntervalMs ?? 3_600_000, 60_000, () => this.collect());
     this.log.info({ out: this.config.outDir }, 'writer started');
+  }
+
+  /** Object storage that cannot be used (no bucket, credentials refused, no answer) stops the writer at start. */
+  private async reachStorage(): Promise<void> {
+    for (const part of [this.parts.blobs, this.parts.sink]) {
+      if (!part.remote) continue;
+      try {
+        await part.reach();
+      } catch (err) {
+        throw new DocbatchError('STORAGE_UNREACHABLE', `writer: ${(err as Error).message}`, { cause: err });
+      }
+    }
   }
 
   private every(intervalMs: number, firstMs: number, fn: () => Promise<unknown>): void {
@@ -201,8 +219,7 @@ export class DocumentWriter {
   }
 
   private async reportLocation(base: string): Promise<string> {
-    const sink = this.parts.sink;
-    return sink instanceof LocalSink ? sink.pathOf(`${base}.report.json`) : `${sink.root}/${base}.report.json`;
+    return this.parts.sink.locationOf(`${base}.report.json`);
   }
 
   /** A write job out of attempts (or failed for good): the document is failed, with the reason. */

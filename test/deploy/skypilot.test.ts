@@ -9,7 +9,7 @@
  * two GPUs: every worker goes idle and the task ends 0; and SIGTERM stops the workers (which
  * drain and exit 0) before their engines, and the task exits 143.
  */
-import { BlobStore } from '../../src/store/blobs.ts';
+import { LocalBlobStore } from '../../src/store/blobs-local.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -185,7 +185,7 @@ async function startRun(gpus: number, idleSeconds: number) {
   dirs.push(dir);
   installDockerStandin(join(dir, 'bin'));
   // The store the producers wrote to (a worker refuses a BLOB_DIR that is not there).
-  await new BlobStore(join(dir, 'blobs')).markStore();
+  await new LocalBlobStore(join(dir, 'blobs')).markStore();
   const [enginePorts, metricsPorts] = [await freePorts(gpus), await freePorts(gpus)];
   const env: Record<string, string> = {
     ...task.envs,

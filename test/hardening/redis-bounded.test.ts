@@ -10,7 +10,7 @@ import { afterEach, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
 import { footprint } from '../../bench/lib/redis-footprint.ts';
 import { archiveKey } from '../../src/store/archive.ts';
-import { BlobStore } from '../../src/store/blobs.ts';
+import { LocalBlobStore } from '../../src/store/blobs-local.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 
 let p: Pipeline | undefined;
@@ -38,7 +38,7 @@ it('written documents leave no engine answer in Redis; their records expire; the
   const fp = await footprint(p.redis, p.config.prefix);
   expect(fp.resultKeys).toEqual([]);
   expect(fp.byKind['conversation groups']).toBeUndefined();
-  const blobs = new BlobStore(p.config.blobDir);
+  const blobs = new LocalBlobStore(p.config.blobDir);
   for (const id of ids) {
     const ttl = await p.redis.ttl(p.store.docKey(id));
     expect(ttl).toBeGreaterThan(86_400);

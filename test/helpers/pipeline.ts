@@ -1,6 +1,7 @@
 /**
  * A whole docbatch in one test process: a real Redis (unique prefix), the engine emulator on
- * port 0, a worker and a writer, with output and blob directories in a temp dir. `stop()` closes
+ * port 0, a worker and a writer, with output and blob directories in a temp dir (or where
+ * `config` puts them, s3:// included). `stop()` closes
  * everything and deletes the keys and files, and fails the test if something is left running.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -15,7 +16,7 @@ import { silentLogger, type Logger } from '../../src/observe/log.ts';
 import { waitForDocs, type DocProgress } from '../../src/observe/progress.ts';
 import { DocStore } from '../../src/store/docs.ts';
 import { createWriter, type DocumentWriter } from '../../src/write/writer.ts';
-import { BlobStore } from '../../src/store/blobs.ts';
+import { openBlobStore } from '../../src/store/storage.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from './redis.ts';
 
 export interface PipelineOptions {
@@ -63,7 +64,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   redis.on('error', () => {}); // reconnects are expected in the Redis-restart test
   const store = new DocStore(redis, prefix);
   // One machine: the store exists before the first worker looks for it.
-  await new BlobStore(config.blobDir).markStore();
+  await openBlobStore(config).markStore();
   const workers: InferWorker[] = [];
   const startWorker = async (overrides: Partial<Config> = {}) => {
     const w = createInferWorker({ ...config, ...overrides }, log);

@@ -43,6 +43,8 @@ export interface SplitOptions {
   /** A .zip's conversations.json may inflate to at most this many bytes. @defaultValue 4 GiB (ZIP_MAX_BYTES) */
   maxZipBytes?: number;
   signal?: AbortSignal;
+  /** The export's bytes as a stream (an object in S3), read instead of `path`; not for a .zip. */
+  source?: Readable;
 }
 
 /** One sidecar line (JSON); line i is unit i. The one type of it lives with the storage format. */
@@ -91,7 +93,7 @@ const READERS: Record<ChatFormat, ConversationReader> = {
   jsonl: readJsonlConversation,
 };
 
-function validate(options: SplitOptions): Required<Omit<SplitOptions, 'signal'>> {
+function validate(options: SplitOptions): Required<Omit<SplitOptions, 'signal' | 'source'>> {
   const o = { ...DEFAULT_SPLIT_OPTIONS, ...withoutUndefined(options), file: options.file };
   const check = (name: string, value: number, ok: boolean): void => {
     if (!ok) throw new TypeError(`splitExport: option ${name} has a bad value: ${value}`);
@@ -185,7 +187,7 @@ export async function splitExport(
 
   let source: { stream: Readable; close(): void } | undefined;
   try {
-    source = await openSource(path, kind, file, { maxRatio: o.maxZipRatio, maxBytes: o.maxZipBytes });
+    source = options.source && kind.zipEntry === undefined ? { stream: options.source, close: () => undefined } : await openSource(path, kind, file, { maxRatio: o.maxZipRatio, maxBytes: o.maxZipBytes });
     const iterator = source.stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     for (;;) {
       let step: IteratorResult<Buffer>;

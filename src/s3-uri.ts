@@ -1,0 +1,47 @@
+/**
+ * `s3://bucket/prefix` locations (BLOB_DIR, OUT_DIR, inputs): telling one from a path, parsing
+ * and checking it, and making keys and URIs under it. No SDK here: src/config.ts checks
+ * locations with this at start, and the SDK is loaded only where a store is used
+ * (src/store/s3.ts).
+ */
+import { ConfigError } from './errors.ts';
+
+export interface S3Location {
+  bucket: string;
+  /** Key prefix without leading or trailing `/` ('' for the bucket's root). */
+  prefix: string;
+}
+
+export function isS3Uri(value: string): boolean {
+  return /^s3:\/\//i.test(value);
+}
+
+/** `s3://bucket/prefix/` → {bucket, prefix}; a ConfigError naming `what` when it is not one. */
+export function parseS3Uri(value: string, what = 'location'): S3Location {
+  const m = /^s3:\/\/([^/]*)(?:\/(.*))?$/i.exec(value);
+  if (!m) throw new ConfigError(`${what} ${JSON.stringify(value)} is not an s3://bucket/prefix URI`);
+  const bucket = m[1] ?? '';
+  // Bucket names of S3, R2, MinIO and GCS interoperability: 3 to 63 of a-z 0-9 . - _ (GCS allows _).
+  if (!/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/.test(bucket)) {
+    throw new ConfigError(`${what} ${JSON.stringify(value)}: ${JSON.stringify(bucket)} is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)`);
+  }
+  const prefix = (m[2] ?? '').replace(/\/+$/, '');
+  if (prefix.startsWith('/') || prefix.split('/').some((p) => p === '.' || p === '..' || (p === '' && prefix !== ''))) {
+    throw new ConfigError(`${what} ${JSON.stringify(value)}: the key prefix has an empty, "." or ".." part`);
+  }
+  return { bucket, prefix };
+}
+
+/** The key of `rel` under a prefix. */
+export function keyUnder(prefix: string, rel: string): string {
+  return prefix === '' ? rel : `${prefix}/${rel}`;
+}
+
+export function s3Uri(bucket: string, key: string): string {
+  return key === '' ? `s3://${bucket}` : `s3://${bucket}/${key}`;
+}
+
+/** The normal form of an s3:// location (no trailing slash). */
+export function formatLocation(location: S3Location): string {
+  return s3Uri(location.bucket, location.prefix);
+}

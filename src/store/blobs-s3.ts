@@ -1,0 +1,323 @@
+/**
+ * The blob store in object storage (BLOB_DIR `s3://bucket/prefix`): blob `<prefix>/<sha[0:2]>/<sha>`,
+ * named objects `<prefix>/named/<key>`, the marker `<prefix>/.docbatch-store`. Nothing is shared
+ * between machines but the bucket.
+ *
+ *   writes     a blob is uploaded once (a HEAD first: content-addressed, never rewritten), whole:
+ *              one PUT, or a multipart upload above S3_PART_SIZE_MB that S3 makes visible only
+ *              when complete
+ *   reads      `read` is one ranged GET; `localPath` downloads into the local BlobCache (bounded,
+ *              LRU) and checks the bytes against the blob's sha256
+ *   temporary  files (`tempPath`: a chat export's sidecar being written) live in the cache's
+ *              tmp/ on this machine, never in the bucket
+ *   faults     a bucket missing, credentials refused, a store that does not answer (after the
+ *              SDK's retries): BLOB_STORE_UNAVAILABLE; NoSuchKey while the bucket answers:
+ *              BLOB_MISSING (src/store/blobs.ts)
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { DocbatchError } from '../errors.ts';
+import type { BlobCache } from './blob-cache.ts';
+import { assertBlobId, assertNamedKey, hashFile, STORE_MARKER, type BlobEntry, type BlobRef, type BlobStore } from './blobs.ts';
+import { classifyS3Error, explainS3Error, formatLocation, keyUnder, listObjects, s3Uri, type S3Location } from './s3.ts';
+
+export interface S3BlobStoreParts {
+  client: S3Client;
+  location: S3Location;
+  cache: BlobCache;
+  /** Objects above this are uploaded in parts of this size. @defaultValue 16 MiB */
+  partSizeBytes?: number;
+}
+
+const BLOB_KEY = /(?:^|\/)([0-9a-f]{2})\/([0-9a-f]{64})$/;
+
+export class S3BlobStore implements BlobStore {
+  readonly location: string;
+  readonly remote = true;
+  readonly bucket: string;
+  readonly prefix: string;
+  private readonly client: S3Client;
+  private readonly cache: BlobCache;
+  private readonly partSize: number;
+  private marked = false;
+
+  constructor(parts: S3BlobStoreParts) {
+    this.client = parts.client;
+    this.bucket = parts.location.bucket;
+    this.prefix = parts.location.prefix;
+    this.location = formatLocation(parts.location);
+    this.cache = parts.cache;
+    this.partSize = Math.max(5 * 1024 * 1024, parts.partSizeBytes ?? 16 * 1024 * 1024);
+  }
+
+  keyOf(sha256: string): string {
+    assertBlobId(sha256);
+    return keyUnder(this.prefix, `${sha256.slice(0, 2)}/${sha256}`);
+  }
+
+  private namedKey(key: string): string {
+    assertNamedKey(key);
+    return keyUnder(this.prefix, `named/${key}`);
+  }
+
+  private uri(key: string): string {
+    return s3Uri(this.bucket, key);
+  }
+
+  async reach(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      // HEAD has no body: a missing bucket is a bare 404.
+      const kind = classifyS3Error(err);
+      const why = kind === 'missing-key' || kind === 'missing-bucket' ? `BLOB_DIR ${this.location}: the bucket ${this.bucket} does not exist (create it, or fix BLOB_DIR)` : explainS3Error(err, `BLOB_DIR ${this.location}`);
+      throw new DocbatchError('BLOB_STORE_UNAVAILABLE', why, { cause: err });
+    }
+  }
+
+  async check(): Promise<void> {
+    await this.reach();
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: keyUnder(this.prefix, STORE_MARKER) }));
+    } catch (err) {
+      const why = classifyS3Error(err) === 'missing-key' ? `${this.location} has no ${STORE_MARKER} (not the producers' BLOB_DIR, or nothing was ever enqueued into it)` : explainS3Error(err, this.location);
+      throw new DocbatchError('BLOB_STORE_UNAVAILABLE', `blob store unreadable: ${why}`, { cause: err });
+    }
+  }
+
+  async markStore(): Promise<void> {
+    if (this.marked) return;
+    const Key = keyUnder(this.prefix, STORE_MARKER);
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+    } catch (err) {
+      if (classifyS3Error(err) !== 'missing-key') throw this.unavailable(err, 'cannot mark the store');
+      try {
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: 'docbatch blob store\n' }));
+      } catch (e) {
+        throw this.unavailable(e, 'cannot mark the store');
+      }
+    }
+    this.marked = true;
+  }
+
+  async has(sha256: string): Promise<boolean> {
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyOf(sha256) }));
+      return true;
+    } catch (err) {
+      if (err instanceof DocbatchError) throw err;
+      if (classifyS3Error(err) === 'missing-key') return false;
+      throw this.unavailable(err, `cannot look up blob ${sha256.slice(0, 12)}`);
+    }
+  }
+
+  tempPath(label: string): Promise<string> {
+    return this.cache.tempPath(label);
+  }
+
+  async put(source: string): Promise<BlobRef> {
+    await this.markStore();
+    const sha256 = await hashFile(source);
+    const size = (await stat(source)).size;
+    if (!(await this.has(sha256))) await this.upload(this.keyOf(sha256), () => createReadStream(source), size);
+    return { sha256, size, location: this.uri(this.keyOf(sha256)) };
+  }
+
+  async putBytes(bytes: Buffer | string): Promise<BlobRef> {
+    await this.markStore();
+    const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
+    const sha256 = createHash('sha256').update(buf).digest('hex');
+    if (!(await this.has(sha256))) await this.upload(this.keyOf(sha256), () => buf, buf.length);
+    return { sha256, size: buf.length, location: this.uri(this.keyOf(sha256)) };
+  }
+
+  async adopt(tmp: string, sha256: string, size?: number): Promise<BlobRef> {
+    try {
+      await this.markStore();
+      const bytes = size ?? (await stat(tmp)).size;
+      if (!(await this.has(sha256))) await this.upload(this.keyOf(sha256), () => createReadStream(tmp), bytes);
+      return { sha256, size: bytes, location: this.uri(this.keyOf(sha256)) };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  async read(sha256: string, offset: number, length: number): Promise<Buffer> {
+    if (length === 0) return Buffer.alloc(0);
+    const buf = await this.getBytes(this.keyOf(sha256), `bytes=${offset}-${offset + length - 1}`, sha256);
+    if (buf.length !== length) throw new DocbatchError('BLOB_MISSING', `blob ${sha256.slice(0, 12)} is shorter than expected (${offset}+${length})`);
+    return buf;
+  }
+
+  readAll(sha256: string): Promise<Buffer> {
+    return this.getBytes(this.keyOf(sha256), undefined, sha256);
+  }
+
+  localPath(sha256: string): Promise<string> {
+    const Key = this.keyOf(sha256);
+    return this.cache.get(sha256, async (tmp) => {
+      const hash = createHash('sha256');
+      await this.withBody(Key, undefined, sha256, async (body) => {
+        await pipeline(
+          body,
+          new Transform({
+            transform(chunk: Buffer, _enc, done) {
+              hash.update(chunk);
+              done(null, chunk);
+            },
+          }),
+          createWriteStream(tmp),
+        );
+      });
+      const got = hash.digest('hex');
+      if (got !== sha256) throw new DocbatchError('BLOB_MISSING', `blob ${sha256.slice(0, 12)} in ${this.location} does not hold what its name says (sha256 ${got.slice(0, 12)}): damaged or overwritten`);
+    });
+  }
+
+  async putNamed(key: string, bytes: Buffer | string): Promise<void> {
+    const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
+    await this.upload(this.namedKey(key), () => buf, buf.length);
+  }
+
+  async getNamed(key: string): Promise<Buffer | null> {
+    try {
+      return await this.getBytes(this.namedKey(key), undefined, null);
+    } catch (err) {
+      if (err instanceof DocbatchError && err.code === 'BLOB_MISSING') return null;
+      throw err;
+    }
+  }
+
+  async deleteNamed(key: string): Promise<void> {
+    await this.delete(this.namedKey(key));
+  }
+
+  async *namedKeys(prefix: string): AsyncIterable<string> {
+    const root = keyUnder(this.prefix, 'named/');
+    for await (const object of this.list(`${root}${prefix}`)) yield object.key.slice(root.length);
+  }
+
+  async *blobs(): AsyncIterable<BlobEntry> {
+    const root = this.prefix === '' ? '' : `${this.prefix}/`;
+    for await (const object of this.list(root)) {
+      const rel = object.key.slice(root.length);
+      const m = BLOB_KEY.exec(rel);
+      if (!m || rel.length !== 67 || m[2]!.slice(0, 2) !== m[1]) continue;
+      yield { sha256: m[2]!, size: object.size, modifiedMs: object.modifiedMs };
+    }
+  }
+
+  deleteBlob(sha256: string): Promise<void> {
+    return this.delete(this.keyOf(sha256));
+  }
+
+  /** Temporaries are local (the cache's tmp/ of this machine), never in the bucket. */
+  async sweepTemporaries(olderThanMs: number, options: { now?: number; dryRun?: boolean } = {}): Promise<number> {
+    const now = options.now ?? Date.now();
+    const dir = join(this.cache.dir, 'tmp');
+    let names: string[] = [];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return 0;
+    }
+    let removed = 0;
+    for (const name of names) {
+      const info = await stat(join(dir, name)).catch(() => null);
+      if (!info || now - info.mtimeMs < olderThanMs) continue;
+      removed++;
+      if (!options.dryRun) await rm(join(dir, name), { force: true });
+    }
+    return removed;
+  }
+
+  /** One object whole: a single PUT, or multipart above the part size (visible only once complete). */
+  private async upload(Key: string, body: () => Readable | Buffer, size: number): Promise<void> {
+    try {
+      if (size <= this.partSize) {
+        const b = body();
+        const Body = Buffer.isBuffer(b) ? b : await collect(b);
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body, ContentLength: Body.length }));
+      } else {
+        await new Upload({ client: this.client, params: { Bucket: this.bucket, Key, Body: body() }, partSize: this.partSize, queueSize: 4, leavePartsOnError: false }).done();
+      }
+    } catch (err) {
+      throw this.unavailable(err, `cannot write ${this.uri(Key)}`);
+    }
+  }
+
+  private async getBytes(Key: string, Range: string | undefined, sha256: string | null): Promise<Buffer> {
+    let out: Buffer = Buffer.alloc(0);
+    await this.withBody(Key, Range, sha256, async (body) => {
+      out = await collect(body);
+    });
+    return out;
+  }
+
+  /**
+   * GETs an object and hands its body to `consume`. The SDK retries the request; a body cut off
+   * mid-way (a connection reset) is fetched again here, up to 3 times.
+   */
+  private async withBody(Key: string, Range: string | undefined, sha256: string | null, consume: (body: Readable) => Promise<void>): Promise<void> {
+    const what = sha256 ? `blob ${sha256.slice(0, 12)}` : this.uri(Key);
+    for (let attempt = 1; ; attempt++) {
+      let body: Readable;
+      try {
+        const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, ...(Range ? { Range } : {}) }));
+        body = res.Body as Readable;
+      } catch (err) {
+        throw await this.readError(what, err);
+      }
+      try {
+        await consume(body);
+        return;
+      } catch (err) {
+        body.destroy();
+        if (err instanceof DocbatchError) throw err;
+        if (attempt >= 3) throw new DocbatchError('BLOB_STORE_UNAVAILABLE', `cannot read ${what} from ${this.location}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+  }
+
+  /** A failed GET: the blob's fault when the bucket answers and the key is not there; the store's otherwise. */
+  private async readError(what: string, err: unknown): Promise<DocbatchError> {
+    if (classifyS3Error(err) !== 'missing-key') return this.unavailable(err, `cannot read ${what}`);
+    try {
+      await this.reach();
+    } catch (unreachable) {
+      return unreachable as DocbatchError;
+    }
+    return new DocbatchError('BLOB_MISSING', `${what} is not in ${this.location} although the bucket answers (deleted or collected?)`, { cause: err });
+  }
+
+  private unavailable(err: unknown, doing: string): DocbatchError {
+    if (err instanceof DocbatchError) return err;
+    return new DocbatchError('BLOB_STORE_UNAVAILABLE', explainS3Error(err, `${doing} (${this.location})`), { cause: err });
+  }
+
+  private async delete(Key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }));
+    } catch (err) {
+      if (classifyS3Error(err) === 'missing-key') return;
+      throw this.unavailable(err, `cannot delete ${this.uri(Key)}`);
+    }
+  }
+
+  private async *list(prefix: string): AsyncGenerator<{ key: string; size: number; modifiedMs: number }> {
+    yield* listObjects(this.client, this.bucket, prefix, (err) => this.unavailable(err, `cannot list ${this.uri(prefix)}`));
+  }
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,113 @@
+/**
+ * Object storage through the AWS SDK for JavaScript v3, for every S3-compatible store (AWS S3,
+ * MinIO, Cloudflare R2, GCS interoperability): `s3://bucket/prefix` locations, one client per
+ * process, and what a failed request means.
+ *
+ * Configured the standard way: the SDK itself reads AWS_REGION, AWS_ENDPOINT_URL_S3 /
+ * AWS_ENDPOINT_URL, AWS_PROFILE and the default credential chain (environment, shared files, SSO,
+ * web identity, instance roles); docbatch adds only S3_FORCE_PATH_STYLE and S3_MAX_ATTEMPTS
+ * (src/config.ts). Retries are the SDK's `standard` strategy: up to S3_MAX_ATTEMPTS attempts per
+ * request, exponential backoff with full jitter, on throttling (429, 503 SlowDown), 5xx and
+ * network errors. Checksums are sent and checked only where S3 requires them, so stores that do
+ * not speak the SDK's newer CRC headers (GCS interoperability, older MinIO) work too; docbatch
+ * checks blob bytes against their sha256 itself.
+ *
+ * What a failure is (`classifyS3Error`): `missing-key` (NoSuchKey / 404 on an object: the store
+ * answers, the object is not there), `missing-bucket`, `denied` (bad or missing credentials,
+ * 401/403), `region` (no region configured), `network` (no answer), `other`.
+ */
+import { ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+export { formatLocation, isS3Uri, keyUnder, parseS3Uri, s3Uri, type S3Location } from '../s3-uri.ts';
+
+/** Where the SDK's own settings live, for messages. */
+export const AWS_SETTINGS_HINT = 'AWS_REGION, AWS_ENDPOINT_URL(_S3), AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE';
+
+/** The settings docbatch adds to the SDK's own (src/config.ts). */
+export interface S3Settings {
+  /** Path-style URLs (`endpoint/bucket/key`) for servers without virtual hosts (MinIO, s3rver). */
+  forcePathStyle: boolean;
+  /** Attempts per request (the SDK's standard retry strategy). */
+  maxAttempts: number;
+  /** Objects above this many bytes are uploaded in parts of this size. */
+  partSizeBytes: number;
+}
+
+/**
+ * One client for a process (it pools connections). Region, endpoint and credentials come from
+ * the SDK's standard chains; `overrides` are for tests and embedders that pass their own.
+ */
+export function createS3Client(settings: Pick<S3Settings, 'forcePathStyle' | 'maxAttempts'>, overrides: S3ClientConfig = {}): S3Client {
+  return new S3Client({
+    forcePathStyle: settings.forcePathStyle,
+    maxAttempts: settings.maxAttempts,
+    retryMode: 'standard',
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    // A store that does not answer is an error in seconds, not a hang; a slow body may take
+    // longer between bytes (requestTimeout is the socket's idle time, not the whole transfer).
+    requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+    ...overrides,
+  });
+}
+
+export type S3Failure = 'missing-key' | 'missing-bucket' | 'denied' | 'region' | 'network' | 'other';
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'TimeoutError', 'RequestTimeout']);
+
+interface SdkError {
+  name?: string;
+  code?: string;
+  Code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+export function classifyS3Error(err: unknown): S3Failure {
+  const e = (err ?? {}) as SdkError;
+  const name = e.name ?? '';
+  const code = e.Code ?? e.code ?? '';
+  const status = e.$metadata?.httpStatusCode;
+  if (name === 'NoSuchBucket' || code === 'NoSuchBucket') return 'missing-bucket';
+  if (name === 'NoSuchKey' || code === 'NoSuchKey' || name === 'NotFound' || status === 404) return 'missing-key';
+  if (status === 401 || status === 403 || /AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken|InvalidToken|CredentialsProviderError/.test(`${name} ${code}`)) return 'denied';
+  if (/Region is missing/i.test(e.message ?? '')) return 'region';
+  if (NETWORK_CODES.has(code) || NETWORK_CODES.has(name) || (status === undefined && /socket|connect|network|timed? ?out/i.test(e.message ?? ''))) return 'network';
+  return 'other';
+}
+
+/** A failed request in one line: what went wrong and what to check. */
+export function explainS3Error(err: unknown, where: string): string {
+  const e = (err ?? {}) as SdkError;
+  const detail = `${e.name ?? 'Error'}${e.$metadata?.httpStatusCode ? ` ${e.$metadata.httpStatusCode}` : ''}${e.message && e.message !== e.name && e.message !== 'UnknownError' ? `: ${e.message}` : ''}`;
+  switch (classifyS3Error(err)) {
+    case 'missing-bucket':
+      return `${where}: the bucket does not exist (${detail})`;
+    case 'missing-key':
+      return `${where}: no such object (${detail})`;
+    case 'denied':
+      return `${where}: access denied: the credentials are missing, wrong or lack permission; check ${AWS_SETTINGS_HINT} (${detail})`;
+    case 'region':
+      return `${where}: no region configured: set AWS_REGION (any name, e.g. us-east-1, for MinIO and other S3-compatible servers)`;
+    case 'network':
+      return `${where}: the object store does not answer; check AWS_ENDPOINT_URL(_S3) and the network (${detail})`;
+    default:
+      return `${where}: ${detail}`;
+  }
+}
+
+/** Every object under `prefix`, page by page (1000 a request). */
+export async function* listObjects(client: S3Client, Bucket: string, Prefix: string, onError: (err: unknown) => Error): AsyncGenerator<{ key: string; size: number; modifiedMs: number }> {
+  let ContinuationToken: string | undefined;
+  do {
+    let page;
+    try {
+      page = await client.send(new ListObjectsV2Command({ Bucket, Prefix, ...(ContinuationToken ? { ContinuationToken } : {}) }));
+    } catch (err) {
+      throw onError(err);
+    }
+    for (const o of page.Contents ?? []) {
+      if (o.Key !== undefined) yield { key: o.Key, size: o.Size ?? 0, modifiedMs: o.LastModified?.getTime() ?? 0 };
+    }
+    ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (ContinuationToken);
+}

@@ -1,0 +1,86 @@
+/**
+ * Reads and writes on S3 ride out throttling and 5xx: the client docbatch makes
+ * (createS3Client: the SDK's standard retry strategy, S3_MAX_ATTEMPTS attempts with backoff and
+ * jitter) in front of a real S3-protocol server, through a proxy that answers chosen requests with
+ * 503 SlowDown, 429, 500 or 503. Within the attempts the operation succeeds with the right bytes;
+ * past them it fails with the store's code, not silently.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DocbatchError } from '../../src/errors.ts';
+import { BlobCache } from '../../src/store/blob-cache.ts';
+import { S3BlobStore } from '../../src/store/blobs-s3.ts';
+import { createS3Client } from '../../src/store/s3.ts';
+import { S3Sink } from '../../src/write/sink-s3.ts';
+import { flakyProxy, S3_KEY, startS3Server, type FlakyProxy, type S3Server } from '../helpers/s3.ts';
+
+let s3: S3Server;
+let proxy: FlakyProxy;
+let dir: string;
+
+beforeAll(async () => {
+  s3 = await startS3Server(['data']);
+  proxy = await flakyProxy(s3.endpoint);
+  dir = await mkdtemp(join(tmpdir(), 'docbatch-s3retry-'));
+});
+afterAll(async () => {
+  await proxy.close();
+  await s3.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function client(maxAttempts: number) {
+  return createS3Client({ forcePathStyle: true, maxAttempts }, { endpoint: proxy.endpoint, region: 'us-east-1', credentials: { accessKeyId: S3_KEY, secretAccessKey: S3_KEY } });
+}
+
+function blobs(maxAttempts: number) {
+  return new S3BlobStore({ client: client(maxAttempts), location: { bucket: 'data', prefix: 'blobs' }, cache: new BlobCache({ dir: join(dir, 'cache'), maxBytes: 1 << 20 }) });
+}
+
+describe('retries on throttling and 5xx', () => {
+  it('writes: a blob and an output go in despite SlowDown, 429 and 500 answers', async () => {
+    const store = blobs(5);
+    await store.markStore();
+    const faulted = proxy.stats().faulted;
+    proxy.failNext([{ status: 503, code: 'SlowDown' }, { status: 500, code: 'InternalError' }], 'PUT');
+    const ref = await store.putBytes('a chunk index');
+    expect(proxy.stats().faulted - faulted).toBe(2);
+    expect((await s3.get('data', `blobs/${ref.sha256.slice(0, 2)}/${ref.sha256}`))?.toString()).toBe('a chunk index');
+
+    proxy.failNext([{ status: 429, code: 'TooManyRequests' }, { status: 503, code: 'ServiceUnavailable' }], 'PUT');
+    const location = await new S3Sink(client(5), { bucket: 'data', prefix: 'out' }).writeWhole('doc.md', '<!-- page 1 -->\ntext\n');
+    expect(proxy.stats().faulted - faulted).toBe(4);
+    expect(location).toBe('s3://data/out/doc.md');
+    expect((await s3.get('data', 'out/doc.md'))?.toString()).toBe('<!-- page 1 -->\ntext\n');
+  });
+
+  it('reads: whole, ranged and cached reads come back right despite SlowDown and 503 answers', async () => {
+    const store = blobs(5);
+    const ref = await store.putBytes('0123456789abcdef');
+    const faulted = proxy.stats().faulted;
+    proxy.failNext([{ status: 503, code: 'SlowDown' }, { status: 503, code: 'SlowDown' }], 'GET');
+    expect((await store.read(ref.sha256, 10, 6)).toString()).toBe('abcdef');
+    proxy.failNext([{ status: 500, code: 'InternalError' }], 'GET');
+    expect((await store.readAll(ref.sha256)).toString()).toBe('0123456789abcdef');
+    proxy.failNext([{ status: 503, code: 'SlowDown' }], 'GET');
+    expect(await store.localPath(ref.sha256)).toMatch(/cache\/blobs\/[0-9a-f]{64}$/);
+    expect(proxy.stats().faulted - faulted).toBe(4);
+  });
+
+  it('past S3_MAX_ATTEMPTS the fault is reported with the store code, after exactly that many tries', async () => {
+    const store = blobs(2);
+    const ref = await store.putBytes('short-lived');
+    const before = proxy.stats();
+    proxy.failNext([{ status: 503, code: 'SlowDown' }, { status: 503, code: 'SlowDown' }, { status: 503, code: 'SlowDown' }], 'GET');
+    const err = await store.readAll(ref.sha256).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DocbatchError);
+    expect((err as DocbatchError).code).toBe('BLOB_STORE_UNAVAILABLE');
+    expect((err as Error).message).toMatch(/SlowDown/);
+    const after = proxy.stats();
+    expect((after.requests.GET ?? 0) - (before.requests.GET ?? 0)).toBe(2);
+    // The third fault is still queued: the next read meets it once and retries past it.
+    expect((await store.readAll(ref.sha256)).toString()).toBe('short-lived');
+  });
+});
