@@ -163,7 +163,10 @@ describe.each(RENDERER_NAMES)('%s', (renderer) => {
         ];
         await Promise.all(pages);
         // Without the spread the second renderer takes tracemonkey p. 2: four opens.
-        expect(local.stats()).toMatchObject({ rendered: 4, documentsOpened: 2 });
+        expect(local.stats().rendered).toBe(4);
+        // Two opens; three when a renderer finishes while the other is still starting a page (a
+        // scheduling race on a loaded machine); without the spread, four.
+        expect(local.stats().documentsOpened).toBeLessThanOrEqual(3);
       } finally {
         await local.close();
       }
