@@ -20,9 +20,9 @@ import { resolveTask, type TaskSpec } from '../task/load.ts';
 import type { Task, TaskRef } from '../task/types.ts';
 import { Producer, type EnqueueReport } from './enqueue.ts';
 import { PdfInspector } from './pdf.ts';
-import { prepareFile, type PreparedInput } from './prepare.ts';
+import { baseNameOf, prepareFile, type PreparedInput } from './prepare.ts';
 import { planRuns, storeTask, type RunPlan } from './runs.ts';
-import { walkInputs } from './walk.ts';
+import { walkInputs, type WalkedFile } from './walk.ts';
 
 export interface RunReport extends EnqueueReport {
   kind: DocKind;
@@ -111,12 +111,29 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
       for (const kind of ['pdf', 'chat'] as const) resolveTask(options.task, kind, taskFiles);
     }
 
-    const planned: Array<{ input: PreparedInput; plans: RunPlan[]; task: Task }> = [];
-    for await (const walked of walkInputs(inputs, { s3, ...(options.glob ? { glob: options.glob } : {}), ...(options.signal ? { signal: options.signal } : {}) })) {
+    // The inputs first (names only): base names that occur more than once in this command all get
+    // the hash suffix, so two different files never race for a name. Then each file goes all the
+    // way in before the next is read, and its units are fed at once: workers start on the first
+    // document while the producer is still reading the others.
+    const walked: WalkedFile[] = [];
+    for await (const w of walkInputs(inputs, { s3, ...(options.glob ? { glob: options.glob } : {}), ...(options.signal ? { signal: options.signal } : {}) })) walked.push(w);
+    const nameCounts = new Map<string, number>();
+    for (const w of walked) nameCounts.set(baseNameOf(w.path), (nameCounts.get(baseNameOf(w.path)) ?? 0) + 1);
+    const producer = new Producer({ store, blobs, chunks: new ChunkReader(blobs), feeder, writeQueue, inferQueue, log });
+    const touched = new Set<string>();
+    let lastFeed = 0;
+    const feed = async (force: boolean) => {
+      if (!force && performance.now() - lastFeed < 200) return;
+      lastFeed = performance.now();
+      for (const queue of touched) await feeder.topUp(queue, config.feedDepth);
+    };
+    for (const { path: file, explicit } of walked) {
       options.signal?.throwIfAborted();
-      const file = walked.path;
+      let input: PreparedInput;
+      let plans: RunPlan[];
+      let task: Task;
       try {
-        const input = await prepareFile(file, blobs, {
+        input = await prepareFile(file, blobs, {
           inspector,
           ...(options.password ? { password: options.password } : {}),
           chunkTokens: config.chunkTokens,
@@ -127,7 +144,8 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
         });
         const entry = await taskFor(input.kind);
         if ('mismatch' in entry) throw new InputError('TASK_UNIT_MISMATCH', entry.mismatch, { place: { file } });
-        const plans = await planRuns(input, entry.task, entry.ref, blobs, {
+        task = entry.task;
+        plans = await planRuns(input, entry.task, entry.ref, blobs, {
           conversationSummary: options.conversationSummary === true,
           chunkTokens: config.chunkTokens,
           chunkOverlapTokens: config.chunkOverlapTokens,
@@ -136,37 +154,23 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
           now,
         });
         delete input.chunks; // the index blob holds them now
-        planned.push({ input, plans, task: entry.task });
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
-        if (!walked.explicit && NOT_A_DOCUMENT.has(err.code)) {
+        if (!explicit && NOT_A_DOCUMENT.has(err.code)) {
           log.debug({ file, code: err.code }, 'not a document; skipped');
           emit({ file, skipped: err.message });
         } else {
           log.debug({ file, code: err.code }, 'file rejected');
           emit({ file, error: err });
         }
+        continue;
       }
-    }
-
-    // Base names shared by different contents in one folder in this command all get the hash suffix.
-    const owners = new Map<string, Set<string>>();
-    for (const { input, plans } of planned) {
-      for (const plan of plans) {
-        const key = `${plan.meta.outSub}/${plan.baseName}`;
-        owners.set(key, (owners.get(key) ?? new Set()).add(input.sha256));
-      }
-    }
-    const producer = new Producer({ store, blobs, chunks: new ChunkReader(blobs), feeder, writeQueue, inferQueue, log });
-    const touched = new Set<string>();
-    for (const { input, plans, task } of planned) {
-      options.signal?.throwIfAborted();
       try {
         const runs: RunReport[] = [];
         const siblings = plans.map((p) => p.meta.docId);
         for (const plan of plans) {
           if (siblings.length > 1) plan.meta.siblings = siblings;
-          const clashing = (owners.get(`${plan.meta.outSub}/${plan.baseName}`)?.size ?? 0) > 1;
+          const clashing = (nameCounts.get(plan.baseName) ?? 0) > 1;
           const report = await producer.enqueue(plan, { force: options.force ?? false, clashing });
           runs.push({ ...report, kind: input.kind, task: task.name, unit: task.unit });
           touched.add(plan.meta.queue);
@@ -176,8 +180,9 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
         if (err instanceof InputError) emit({ file: input.source, error: err });
         else throw toDocbatchError(err);
       }
+      await feed(false);
     }
-    for (const queue of touched) await feeder.topUp(queue, config.feedDepth);
+    await feed(true);
     return outcomes;
   } finally {
     await Promise.allSettled([...[...queues.values()].map((q) => q.close()), writeQueue.close(), inspector.close()]);

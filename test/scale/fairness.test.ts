@@ -57,10 +57,11 @@ describe('fair feeding', () => {
     expect(await order()).toEqual(['a0', 'a1', 'a2', 'a3']);
     await feeder.feed('infer', 26);
     const fed = (await order()).slice(4);
-    // Every unit of the urgent document first; then turns of 4 in the order of the round: b (its
-    // first turn), a (its second: it had one when the first command fed), later (joined after).
+    // Every unit of the urgent document first; then turns of 4 in the order of the round: a (fed
+    // its first turn as soon as it was registered, it went back in line before b arrived), b,
+    // later (joined after), a again.
     expect(fed.slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, i) => `U${i}`));
-    expect(fed.slice(10, 26)).toEqual(['b0', 'b1', 'b2', 'b3', 'a4', 'a5', 'a6', 'a7', 'l0', 'l1', 'l2', 'l3', 'b4', 'b5', 'b6', 'b7']);
+    expect(fed.slice(10, 26)).toEqual(['a4', 'a5', 'a6', 'a7', 'b0', 'b1', 'b2', 'b3', 'l0', 'l1', 'l2', 'l3', 'a8', 'a9', 'a10', 'a11']);
     await infer.close();
   }, 90_000);
 });
@@ -79,18 +80,19 @@ describe('the round and its backlog', () => {
     const infer = (await import('../../queues/connect.ts')).openQueue('infer', p.config, p.redis);
     const { Feeder } = await import('../../src/store/feed.ts');
     const feeder = new Feeder(p.redis, p.config.prefix, () => infer, { documents: 2, slice: 2 });
-    // Two documents in the round (d1, then d0 after its first turn), the others in the backlog.
+    // d0 was fed its first turn as soon as it was registered (alone in the round); the others
+    // joined the backlog while the wait list was full.
     const round = async () => (await p!.redis.zrange(`${p!.config.prefix}:feed:infer`, '0', '-1')).map((id) => names.get(id));
-    expect(await round()).toEqual(['d1', 'd0']);
+    expect(await round()).toEqual(['d0']);
     await feeder.feed('infer', 19);
     const order = (await infer.getJobs(['wait'], 0, 1000, true)).map((j) => `${names.get(j.data.docId)}.${j.data.unit}`);
-    // d0's first page went at enqueue (FEED_DEPTH 1); then the urgent one whole, then d0 and d1 in
-    // turns of 2; d2 enters only when d1 is fully fed (keeping its place from its enqueue, before
-    // d0's last turn), d3 when d0 is.
+    // d0's first page went at enqueue (FEED_DEPTH 1). Then the urgent one enters the round beside
+    // d0 and goes whole first; d1 takes its place when it is fully fed; then turns of 2, each of
+    // d2 and d3 entering (with its place from its enqueue) as one before it is fully fed.
     expect(order).toEqual([
       'd0.0', 'U.0', 'U.1', 'U.2', 'U.3',
-      'd1.0', 'd1.1', 'd0.1', 'd0.2', 'd1.2', 'd1.3',
-      'd2.0', 'd2.1', 'd0.3', 'd3.0', 'd3.1', 'd2.2', 'd2.3', 'd3.2', 'd3.3',
+      'd0.1', 'd0.2', 'd1.0', 'd1.1', 'd0.3',
+      'd2.0', 'd2.1', 'd1.2', 'd1.3', 'd3.0', 'd3.1', 'd2.2', 'd2.3', 'd3.2', 'd3.3',
     ]);
     expect(await round()).toEqual([]);
     await infer.close();
