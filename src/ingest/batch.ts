@@ -20,7 +20,8 @@ import { resolveTask, type TaskSpec } from '../task/load.ts';
 import type { Task, TaskRef } from '../task/types.ts';
 import { Producer, type EnqueueReport } from './enqueue.ts';
 import { PdfInspector } from './pdf.ts';
-import { baseNameOf, prepareFile, type PreparedInput } from './prepare.ts';
+import { clashingNames } from './clashes.ts';
+import { prepareFile, type PreparedInput } from './prepare.ts';
 import { planRuns, storeTask, type RunPlan } from './runs.ts';
 import { walkInputs, type WalkedFile } from './walk.ts';
 
@@ -117,8 +118,7 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
     // document while the producer is still reading the others.
     const walked: WalkedFile[] = [];
     for await (const w of walkInputs(inputs, { s3, ...(options.glob ? { glob: options.glob } : {}), ...(options.signal ? { signal: options.signal } : {}) })) walked.push(w);
-    const nameCounts = new Map<string, number>();
-    for (const w of walked) nameCounts.set(baseNameOf(w.path), (nameCounts.get(baseNameOf(w.path)) ?? 0) + 1);
+    const clashing = await clashingNames(walked);
     const producer = new Producer({ store, blobs, chunks: new ChunkReader(blobs), feeder, writeQueue, inferQueue, log });
     const touched = new Set<string>();
     let lastFeed = 0;
@@ -170,8 +170,7 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
         const siblings = plans.map((p) => p.meta.docId);
         for (const plan of plans) {
           if (siblings.length > 1) plan.meta.siblings = siblings;
-          const clashing = (nameCounts.get(plan.baseName) ?? 0) > 1;
-          const report = await producer.enqueue(plan, { force: options.force ?? false, clashing });
+          const report = await producer.enqueue(plan, { force: options.force ?? false, clashing: clashing.has(plan.baseName) });
           runs.push({ ...report, kind: input.kind, task: task.name, unit: task.unit });
           touched.add(plan.meta.queue);
         }

@@ -111,4 +111,23 @@ describe('resume and idempotency', () => {
     expect(names[0]).not.toBe(names[1]);
     expect(parsePages(readFileSync(join(p.config.outDir, `${names[1]}.md`), 'utf8')).size).toBe(3);
   }, 60_000);
+
+  it('a name walked twice does not clash when the other file is not a document or the same bytes', async () => {
+    p = await startPipeline({ file: import.meta.filename });
+    const { mkdirSync } = await import('node:fs');
+    const inbox = join(p.dir, 'inbox');
+    const archive = join(p.dir, 'archive');
+    mkdirSync(inbox);
+    mkdirSync(archive);
+    writeFileSync(join(inbox, 'invoice.pdf'), numberedPdf(2));
+    writeFileSync(join(inbox, 'invoice.txt'), 'notes about the invoice, not a document to transcribe\n');
+    writeFileSync(join(inbox, 'letter.pdf'), numberedPdf(3));
+    writeFileSync(join(archive, 'letter.pdf'), numberedPdf(3));
+    const outcomes = await p.enqueue([inbox, archive]);
+    const names = new Map(outcomes.filter((o) => o.runs).map((o) => [o.file, o.runs![0]!.name]));
+    expect(names.get(join(inbox, 'invoice.pdf'))).toBe('invoice');
+    expect(names.get(join(inbox, 'letter.pdf'))).toBe('letter');
+    expect(names.get(join(archive, 'letter.pdf'))).toBe('letter');
+    expect(new Set(acceptedIds(outcomes)).size).toBe(2);
+  }, 60_000);
 });

@@ -1,0 +1,47 @@
+/**
+ * Which base names of one `enqueue` command belong to more than one document. Those all take the
+ * hash suffix, so two different files never race for a name and the names do not depend on the
+ * order files are read in. Only names walked more than once are looked at (usually none); of those,
+ * local files that are not documents (by their bytes: `invoice.txt` beside `invoice.pdf`) and
+ * byte-identical copies (one document) do not count. Objects in S3 count as walked: telling them
+ * apart would cost a download each.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { detectFile } from './detect.ts';
+import { baseNameOf } from './prepare.ts';
+import { isS3Uri } from '../s3-uri.ts';
+import type { WalkedFile } from './walk.ts';
+
+export async function clashingNames(walked: readonly WalkedFile[]): Promise<Set<string>> {
+  const byName = new Map<string, string[]>();
+  for (const { path } of walked) {
+    const name = baseNameOf(path);
+    byName.set(name, [...(byName.get(name) ?? []), path]);
+  }
+  const clashing = new Set<string>();
+  for (const [name, paths] of byName) {
+    if (paths.length < 2) continue;
+    const contents = new Set<string>();
+    for (const path of paths) {
+      const identity = await identify(path);
+      if (identity !== null) contents.add(identity);
+    }
+    if (contents.size > 1) clashing.add(name);
+  }
+  return clashing;
+}
+
+/** The file's content hash, its path for an S3 object, or null for what is not a document. */
+async function identify(path: string): Promise<string | null> {
+  if (isS3Uri(path)) return path;
+  try {
+    const kind = await detectFile(path);
+    if (kind.kind === 'unknown' || kind.kind === 'empty') return null;
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+    return hash.digest('hex');
+  } catch {
+    return null; // unreadable: it is reported when its turn comes
+  }
+}
