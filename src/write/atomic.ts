@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { DocbatchError } from '../errors.ts';
 
@@ -66,13 +66,26 @@ export class LocalSink implements OutputSink {
     return path;
   }
 
-  /** Creates the folder of `path` and checks that, symbolic links resolved, it is still inside the root. */
+  /**
+   * Creates the folder of `path` one level at a time, checking each level (symbolic links
+   * resolved) is still inside the root before going into it: not even an empty folder is made
+   * through a link that leads out. The root itself may be a link.
+   */
   private async folder(path: string): Promise<string> {
     const dir = dirname(path);
-    await mkdir(dir, { recursive: true });
-    const [realRoot, realDir] = await Promise.all([realpath(this.root), realpath(dir)]);
-    const rel = relative(realRoot, realDir);
-    if (rel.startsWith('..') || isAbsolute(rel)) throw new PermanentWriteError(`output folder ${dir} is a link leading outside OUT_DIR ${this.root}`);
+    await mkdir(this.root, { recursive: true });
+    const realRoot = await realpath(this.root);
+    let current = this.root;
+    for (const part of relative(this.root, dir).split(sep).filter(Boolean)) {
+      current = join(current, part);
+      try {
+        await mkdir(current);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const rel = relative(realRoot, await realpath(current));
+      if (rel.startsWith('..') || isAbsolute(rel)) throw new PermanentWriteError(`output folder ${current} is a link leading outside OUT_DIR ${this.root}`);
+    }
     return dir;
   }
 

@@ -61,6 +61,8 @@ describe('names', () => {
     const sink = new LocalSink(join(base, 'out'));
     await expect(sink.writeWhole('../escape.md', 'x')).rejects.toBeInstanceOf(PermanentWriteError);
     await expect(sink.writeWhole('link/escape.md', 'x')).rejects.toThrow(/a link leading outside OUT_DIR/);
+    // Not even an empty folder is made through the link.
+    await expect(sink.writeWhole('link/deeper/escape.md', 'x')).rejects.toThrow(/a link leading outside OUT_DIR/);
     expect(readdirSync(join(base, 'elsewhere'))).toEqual([]);
     expect(await sink.writeWhole('fine/doc.md', 'x')).toBe(join(base, 'out', 'fine', 'doc.md'));
     rmSync(base, { recursive: true, force: true });
