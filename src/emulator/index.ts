@@ -15,10 +15,13 @@ export type { EmulatorStats, EngineState } from './context.ts';
 export { ERROR_KINDS, type ErrorKind } from './errors.ts';
 export {
   EMULATOR_DEFAULTS,
+  ENGINE_PROFILES,
   FAULT_DEFAULTS,
   SERVER_PRESETS,
   TIMING_DEFAULTS,
+  type Admission,
   type EmulatorOptions,
+  type EngineProfile,
   type ErrorStyle,
   type Faults,
   type HangRule,

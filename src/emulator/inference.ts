@@ -9,7 +9,7 @@ import type { SeqFailure, SeqHandle, SeqResult } from './engine.ts';
 import { ApiError, badRequest, contextTooLong, cudaOom, engineDead, errorBody, modelNotFound, serverBusy } from './errors.ts';
 import { ClientGone, readJsonObject, sendEvent, sendJson, startEvents } from './http.ts';
 import { prepareChat, prepareCompletion, type PreparedPrompt } from './prompt.ts';
-import { naturalLength, replyHeader, replyText } from './reply.ts';
+import { outputLength, replyHeader, replyText } from './reply.ts';
 
 type Endpoint = 'chat' | 'batch' | 'completions';
 
@@ -68,8 +68,7 @@ function outputBudget(ctx: ApiContext, promptTokens: number, requested: unknown,
 }
 
 function planSeq(ctx: ApiContext, prompt: PreparedPrompt, budget: number): SeqPlan {
-  const t = ctx.timing();
-  const natural = naturalLength(prompt.seed, t.outputTokensMin, t.outputTokensMax);
+  const natural = outputLength(prompt.seed, ctx.timing());
   const outputTokens = Math.min(natural, budget);
   const content = replyText(replyHeader(ctx.options.model, prompt), prompt.seed, outputTokens);
   return { prompt, outputTokens, finish: natural > budget ? 'length' : 'stop', content };
