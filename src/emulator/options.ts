@@ -192,8 +192,11 @@ export const ENGINE_PROFILES = {
   'admit-all': { admission: 'all', maxNumBatchedTokens: 8192, kvCacheTokens: 4_194_304 },
   /** The KV cache binds long before maxNumSeqs (~36 chunks of 3.5k): over-full, it preempts (recompute). */
   'kv-preempt': { maxNumBatchedTokens: 8192, kvCacheTokens: 131_072 },
-  /** Prefill costs 5× more and the budget is small: long prompts take steps each, a backlog builds while running climbs. */
-  'slow-prefill': { prefillPerTokenMs: 0.25, maxNumBatchedTokens: 2048, kvCacheTokens: 4_194_304 },
+  /**
+   * Prefill costs twice as much and fills most of every step; the 2048-token budget admits long
+   * prompts one step at a time, so a backlog waits while running climbs; the KV cache never binds.
+   */
+  'slow-prefill': { prefillPerTokenMs: 0.1, maxNumBatchedTokens: 2048, kvCacheTokens: 4_194_304 },
   /** A quarter of the replies are long (1000-2000 tokens), the rest short (20-200). */
   'mixed-outputs': { outputTokensMin: 20, outputTokensMax: 200, longOutputShare: 0.25, longOutputTokensMin: 1000, longOutputTokensMax: 2000 },
   /** vLLM's scheduler with no /metrics: the client has only latency. */

@@ -232,27 +232,43 @@ describe('growth and backoff from /metrics', () => {
     // Requests not at the engine yet say nothing about its room: the window waits, still probing.
     expect(w.state).toBe('probing');
     w.onMetrics(40_000, { running: 16, waiting: 0 });
-    expect(w.size).toBe(24);
+    expect(w.size).toBe(32);
   });
 
   it('a queue while the engine is still admitting is a backlog: probing waits for it, then goes on', () => {
     const w = new WindowController({ initial: 54 });
     w.setInFlight(54);
     w.onMetrics(0, { running: 54, waiting: 0 });
-    expect(w.size).toBe(81);
-    w.setInFlight(81);
-    // The 27 new requests are admitted a few per step (the token budget): a queue, but running climbs.
-    w.onMetrics(2000, { running: 60, waiting: 21 });
-    w.onMetrics(4000, { running: 72, waiting: 9 });
-    expect([w.size, w.state]).toEqual([81, 'probing']);
-    w.onMetrics(6000, { running: 81, waiting: 0 });
-    expect([w.size, w.state]).toEqual([122, 'probing']);
+    expect(w.size).toBe(108);
+    w.setInFlight(108);
+    // The 54 new requests are admitted a few per step (the token budget): a queue, but running climbs.
+    w.onMetrics(1000, { running: 60, waiting: 48 });
+    w.onMetrics(2000, { running: 80, waiting: 28 });
+    expect([w.size, w.state]).toEqual([108, 'probing']);
+    w.onMetrics(3000, { running: 108, waiting: 0 });
+    expect([w.size, w.state]).toEqual([216, 'probing']);
     // A queue with running flat is a full engine: cut by our share of it.
-    w.setInFlight(122);
-    w.onMetrics(8000, { running: 110, waiting: 12 });
-    w.onMetrics(10_000, { running: 110, waiting: 12 });
-    expect(w.size).toBe(112);
+    w.setInFlight(216);
+    w.onMetrics(4000, { running: 200, waiting: 16 });
+    w.onMetrics(5000, { running: 200, waiting: 16 });
+    expect(w.size).toBe(202);
     expect(w.state).toBe('steady');
+  });
+
+  it('a short queue (requests that arrived during a step) is room while probing, and +1 once steady', () => {
+    const w = new WindowController({ initial: 32 });
+    w.setInFlight(32);
+    w.onMetrics(0, { running: 31, waiting: 1 });
+    expect([w.size, w.state]).toEqual([64, 'probing']);
+    w.setInFlight(64);
+    // Still admitting the 32 new ones: no verdict. Then on target with running flat: steady.
+    w.onMetrics(1000, { running: 62, waiting: 2 });
+    expect([w.size, w.state]).toEqual([64, 'probing']);
+    w.onMetrics(2000, { running: 62, waiting: 2 });
+    expect([w.size, w.state]).toEqual([64, 'steady']);
+    w.onMetrics(4000, { running: 63, waiting: 1 });
+    expect(w.size).toBe(65);
+    expect(w.snapshot().lastChange?.reason).toMatch(/short: \+1/);
   });
 
   it('counts an excess once: no second cut while the requests above the first are still queued', () => {
