@@ -319,7 +319,7 @@ export class WindowController {
     // engine nothing, and cut by a quarter at most, rather than risk an idle engine.
     const target = Math.max(this.opts.targetWaiting, 0.1 * this.current);
     const said = `answers: ${(reading.queued * 100).toFixed(0)}% of the time queued at steps ≤ ${reading.stepMs.toFixed(1)} ms: ours ~${own.toFixed(1)} (target ${target.toFixed(1)})`;
-    this.steer(now, { own, queued: own > HOLD_BAND, climbing: false, preempted: false, kvCacheUsage: null, atEngine: null, target, keep: this.opts.decreaseFactor }, said);
+    this.steer(now, { own, queued: own > HOLD_BAND, climbing: false, preempted: 0, running: null, kvCacheUsage: null, atEngine: null, target, keep: this.opts.decreaseFactor }, said);
   }
 
   /** Without /metrics or varied lengths: latency per token against the best seen. */
@@ -362,13 +362,13 @@ export class WindowController {
     // few per step, within the token budget), not a full engine.
     const climbing = before !== null && m.running > before + Math.max(2, 0.05 * before);
     // A counter that went down is a restarted engine: a new baseline, no verdict.
-    const preempted = m.preemptionsTotal != null && this.lastPreemptions !== null && m.preemptionsTotal > this.lastPreemptions;
+    const preempted = m.preemptionsTotal != null && this.lastPreemptions !== null && m.preemptionsTotal > this.lastPreemptions ? m.preemptionsTotal - this.lastPreemptions : 0;
     this.lastPreemptions = m.preemptionsTotal ?? null;
     const said = `engine queue ${m.waiting} (ours ~${own.toFixed(1)}, target ${this.opts.targetWaiting})${climbing ? `, running ${before} → ${m.running}: still admitting` : ''}`;
     // Requests on their way in (a large body still being sent or preprocessed) are not at the
     // engine yet: its numbers say nothing about them.
     const atEngine = this.inFlight === null ? null : total >= 0.75 * this.inFlight;
-    this.steer(now, { own, queued: m.waiting > 0, climbing, preempted, kvCacheUsage: m.kvCacheUsage ?? null, atEngine }, said);
+    this.steer(now, { own, queued: m.waiting > 0, climbing, preempted, running: m.running, kvCacheUsage: m.kvCacheUsage ?? null, atEngine }, said);
   }
 
   /**
@@ -377,12 +377,26 @@ export class WindowController {
    */
   private steer(
     now: number,
-    s: { own: number; queued: boolean; climbing: boolean; preempted: boolean; kvCacheUsage: number | null; atEngine: boolean | null; target?: number; keep?: number },
+    s: {
+      own: number;
+      queued: boolean;
+      climbing: boolean;
+      /** Preemptions since the last decision, and the engine's running count. */
+      preempted: number;
+      running: number | null;
+      kvCacheUsage: number | null;
+      atEngine: boolean | null;
+      target?: number;
+      keep?: number;
+    },
     said: string,
   ): void {
     const target = s.target ?? this.opts.targetWaiting;
     const mine = this.inFlight ?? this.current;
-    const { own, climbing, preempted } = s;
+    const { own, climbing } = s;
+    // A preemption now and then is the KV cache at its edge, where the engine does best; many
+    // (2% of the running ones per decision) are a cache over-full, evicting and recomputing.
+    const preempted = s.preempted >= Math.max(2, 0.02 * (s.running ?? 0));
     // A queue while running climbs is a backlog being admitted: no reason to shrink or to leave
     // probing; a small share of it is no reason not to grow either.
     const full = s.queued && !climbing;
@@ -408,6 +422,8 @@ export class WindowController {
       this.decide(now, { kind: 'hold' }, `${said}: on target`);
     } else if (s.kvCacheUsage != null && s.kvCacheUsage > this.opts.kvHighWater) {
       this.decide(now, { kind: 'hold' }, 'KV cache nearly full');
+    } else if (s.preempted > 0) {
+      this.decide(now, { kind: 'hold' }, `engine preempted ${s.preempted}: at the KV cache's edge`);
     } else if (s.atEngine === false) {
       // Do not grow on numbers that do not include our requests, but do not leave probing either.
       this.decide(now, { kind: 'wait' }, 'our requests are not reaching the engine');

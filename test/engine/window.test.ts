@@ -298,6 +298,18 @@ describe('growth and backoff from /metrics', () => {
     expect(w.size).toBe(132);
   });
 
+  it('a preemption now and then (the KV cache at its edge) holds; only frequent ones step back', () => {
+    const steady = new WindowController({ initial: 70 });
+    steady.setInFlight(70);
+    steady.onMetrics(0, { running: 68, waiting: 2, preemptionsTotal: 5 }); // on target: steady
+    steady.onMetrics(2000, { running: 70, waiting: 0, preemptionsTotal: 6 });
+    expect(steady.size).toBe(70);
+    expect(steady.snapshot().lastChange?.reason ?? '').not.toMatch(/-1/);
+    steady.onMetrics(4000, { running: 70, waiting: 0, preemptionsTotal: 9 });
+    expect(steady.size).toBe(69);
+    expect(steady.snapshot().lastChange?.reason).toMatch(/preempting/);
+  });
+
   it('does not grow when the KV cache is nearly full', () => {
     const w = new WindowController({ initial: 16 });
     for (let t = 0; t < 20_000; t += 1000) w.onMetrics(t, { running: 16, waiting: 0, kvCacheUsage: 0.97 });
