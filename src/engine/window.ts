@@ -30,9 +30,12 @@
  *           being admitted (a burst of new prompts goes in a few per step, within the token
  *           budget), not a full engine: with our share of it at the target or more, nothing
  *           changes, the phase included, until `running` stops climbing; a smaller share
- *           counts as room. An engine that preempts (its KV cache cannot hold the running
- *           sequences as they grow, so it evicts and later recomputes the newest) is over-full:
- *           -1, as for a queue a little long, until it stops.
+ *           counts as room, and so does, while probing, a backlog of ours no longer than what
+ *           the engine admitted of ours since the last decision (it will be gone by the next:
+ *           waiting for it would let the engine's admission run dry). An engine that preempts (its KV cache cannot hold the running
+ *           sequences as they grow, so it evicts and later recomputes the newest) is at the
+ *           cache's edge: no growth; preempting max(2, 2% of running) since the last decision, it
+ *           is over-full: -1, as for a queue a little long, until it stops.
  * backoff   After an out-of-memory. The window was halved (floor `min`) and the size that
  *           failed is remembered as a ceiling. Growth is +1 per clean interval (no OOM for
  *           `cleanIntervalMs`), ×nearCeilingFactor slower within 10% of the ceiling, and the
@@ -319,7 +322,7 @@ export class WindowController {
     // engine nothing, and cut by a quarter at most, rather than risk an idle engine.
     const target = Math.max(this.opts.targetWaiting, 0.1 * this.current);
     const said = `answers: ${(reading.queued * 100).toFixed(0)}% of the time queued at steps ≤ ${reading.stepMs.toFixed(1)} ms: ours ~${own.toFixed(1)} (target ${target.toFixed(1)})`;
-    this.steer(now, { own, queued: own > HOLD_BAND, climbing: false, preempted: 0, running: null, kvCacheUsage: null, atEngine: null, target, keep: this.opts.decreaseFactor }, said);
+    this.steer(now, { own, queued: own > HOLD_BAND, climbing: false, admitted: 0, preempted: 0, running: null, kvCacheUsage: null, atEngine: null, target, keep: this.opts.decreaseFactor }, said);
   }
 
   /** Without /metrics or varied lengths: latency per token against the best seen. */
@@ -368,7 +371,10 @@ export class WindowController {
     // Requests on their way in (a large body still being sent or preprocessed) are not at the
     // engine yet: its numbers say nothing about them.
     const atEngine = this.inFlight === null ? null : total >= 0.75 * this.inFlight;
-    this.steer(now, { own, queued: m.waiting > 0, climbing, preempted, running: m.running, kvCacheUsage: m.kvCacheUsage ?? null, atEngine }, said);
+    // Our share of what the engine admitted since the last decision: a backlog of ours no longer
+    // than that is gone by the next one.
+    const admitted = climbing && before !== null ? (m.running - before) * Math.min(1, mine / Math.max(1, total)) : 0;
+    this.steer(now, { own, queued: m.waiting > 0, climbing, admitted, preempted, running: m.running, kvCacheUsage: m.kvCacheUsage ?? null, atEngine }, said);
   }
 
   /**
@@ -381,6 +387,8 @@ export class WindowController {
       own: number;
       queued: boolean;
       climbing: boolean;
+      /** Of ours, how many the engine admitted since the last decision (while climbing). */
+      admitted: number;
       /** Preemptions since the last decision, and the engine's running count. */
       preempted: number;
       running: number | null;
@@ -400,7 +408,9 @@ export class WindowController {
     // A queue while running climbs is a backlog being admitted: no reason to shrink or to leave
     // probing; a small share of it is no reason not to grow either.
     const full = s.queued && !climbing;
-    if (s.queued && climbing && own >= target - HOLD_BAND) {
+    if (s.queued && climbing && own >= target - HOLD_BAND && (this.phase !== 'probing' || own > s.admitted)) {
+      // A backlog the engine will not have admitted by the next decision: wait for it. While
+      // probing, a shorter one is room (else the engine's admission would run dry meanwhile).
       this.decide(now, { kind: 'wait' }, said);
     } else if (full && own > 2 * target && mine - (own - target) >= this.current) {
       // The excess is counted against what is in flight, not the window: after a cut, the

@@ -256,19 +256,32 @@ describe('growth and backoff from /metrics', () => {
   });
 
   it('a short queue (requests that arrived during a step) is room while probing, and +1 once steady', () => {
-    const w = new WindowController({ initial: 32 });
+    const w = new WindowController({ initial: 32, max: 1024 });
     w.setInFlight(32);
     w.onMetrics(0, { running: 31, waiting: 1 });
     expect([w.size, w.state]).toEqual([64, 'probing']);
     w.setInFlight(64);
-    // Still admitting the 32 new ones: no verdict. Then on target with running flat: steady.
-    w.onMetrics(1000, { running: 62, waiting: 2 });
+    w.onMetrics(1000, { running: 63, waiting: 1 });
+    expect([w.size, w.state]).toEqual([128, 'probing']);
+    // Steady (on target, running flat), a short queue is +1.
+    const s = new WindowController({ initial: 64 });
+    s.setInFlight(64);
+    s.onMetrics(0, { running: 62, waiting: 2 });
+    expect([s.size, s.state]).toEqual([64, 'steady']);
+    s.onMetrics(2000, { running: 63, waiting: 1 });
+    expect(s.size).toBe(65);
+    expect(s.snapshot().lastChange?.reason).toMatch(/short: \+1/);
+  });
+
+  it('while probing, a backlog the engine admits before the next decision is room; a longer one is waited for', () => {
+    const w = new WindowController({ initial: 64 });
+    w.setInFlight(64);
+    w.onMetrics(0, { running: 0, waiting: 0 }); // nothing at the engine yet: no verdict
+    w.onMetrics(1000, { running: 20, waiting: 44 }); // 20 admitted in a second, 44 left: wait
+    w.onMetrics(2000, { running: 35, waiting: 29 }); // 15 admitted, 29 left: wait
     expect([w.size, w.state]).toEqual([64, 'probing']);
-    w.onMetrics(2000, { running: 62, waiting: 2 });
-    expect([w.size, w.state]).toEqual([64, 'steady']);
-    w.onMetrics(4000, { running: 63, waiting: 1 });
-    expect(w.size).toBe(65);
-    expect(w.snapshot().lastChange?.reason).toMatch(/short: \+1/);
+    w.onMetrics(3000, { running: 58, waiting: 6 }); // 23 admitted, 6 left: gone by the next decision
+    expect([w.size, w.state]).toEqual([128, 'probing']);
   });
 
   it('counts an excess once: no second cut while the requests above the first are still queued', () => {
