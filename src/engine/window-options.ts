@@ -19,8 +19,8 @@ export interface WindowOptions {
   probeIntervalMs?: number;
   /**
    * Requests of ours we aim to keep queued at the engine (our FIFO share of `waiting`), so the
-   * GPU always has the next request at hand. With k workers the engine queue settles near
-   * k × this. @defaultValue 2
+   * GPU always has the next request at hand; at least, for 3% of the engine's running count is
+   * aimed at when larger. With k workers the engine queue settles near k × that. @defaultValue 2
    */
   targetWaiting?: number;
   /** Multiplicative growth per decision while probing. @defaultValue 2 */

@@ -20,7 +20,9 @@
  * steady    Near the engine's capacity, a decision every `decisionIntervalMs` (2 s). Keep a
  *           little queue at the engine so the GPU always has the next request at hand, but not
  *           a big one. Our share of the queue (FIFO: our share of what the engine holds,
- *           `waiting × ours / (running + waiting)`) is held at `targetWaiting`: 0 queued →
+ *           `waiting × ours / (running + waiting)`) is held at a target, max(`targetWaiting`,
+ *           3% of the engine's running: a bigger engine with long prompts needs more queued
+ *           to keep its prefill budget busy; the same for every worker): 0 queued →
  *           grow; below target → +1; on target (±0.25) → hold; above → -1; above twice the
  *           target → cut by the excess at once (at most halving, at most once per response
  *           time: a smaller window drains the queue only as requests finish). The excess is
@@ -84,7 +86,7 @@
  * MANY WORKERS, ONE ENGINE. `waiting` and latency are global: every worker sees the same numbers.
  * Each one steers its own *share* of the queue to the same target, so a worker with a larger
  * window (a larger share) trims while a smaller one grows: they converge to equal windows (to
- * within the ±0.25 hold band) and the engine queue settles near workers × targetWaiting. Nobody
+ * within the ±0.25 hold band) and the engine queue settles near workers × the target. Nobody
  * tries to "win back" the queue, and one big cut by every worker removes exactly the excess.
  */
 
@@ -141,6 +143,8 @@ const MAX_HOLD_FACTOR = 8;
  * their windows can stay ((target + band) / (target - band): 1.3× at the default target).
  */
 const HOLD_BAND = 0.25;
+/** Our share of the engine's queue is steered to max(targetWaiting, this × the engine's running). */
+const TARGET_SHARE_OF_RUNNING = 0.03;
 
 export class WindowController {
   private readonly opts: ResolvedWindowOptions;
@@ -363,18 +367,23 @@ export class WindowController {
     this.lastRunning = m.running;
     // The engine is still admitting: a queue now is a backlog (a burst of new prompts goes in a
     // few per step, within the token budget), not a full engine.
-    const climbing = before !== null && m.running > before + Math.max(2, 0.05 * before);
+    const climbing = before !== null && m.running > before + Math.max(2, 0.02 * before);
     // A counter that went down is a restarted engine: a new baseline, no verdict.
     const preempted = m.preemptionsTotal != null && this.lastPreemptions !== null && m.preemptionsTotal > this.lastPreemptions ? m.preemptionsTotal - this.lastPreemptions : 0;
     this.lastPreemptions = m.preemptionsTotal ?? null;
-    const said = `engine queue ${m.waiting} (ours ~${own.toFixed(1)}, target ${this.opts.targetWaiting})${climbing ? `, running ${before} → ${m.running}: still admitting` : ''}`;
+    const said = `engine queue ${m.waiting} (ours ~${own.toFixed(1)}, target ${Math.max(this.opts.targetWaiting, TARGET_SHARE_OF_RUNNING * m.running).toFixed(1)})${climbing ? `, running ${before} → ${m.running}: still admitting` : ''}`;
     // Requests on their way in (a large body still being sent or preprocessed) are not at the
     // engine yet: its numbers say nothing about them.
     const atEngine = this.inFlight === null ? null : total >= 0.75 * this.inFlight;
     // Our share of what the engine admitted since the last decision: a backlog of ours no longer
     // than that is gone by the next one.
     const admitted = climbing && before !== null ? (m.running - before) * Math.min(1, mine / Math.max(1, total)) : 0;
-    this.steer(now, { own, queued: m.waiting > 0, climbing, admitted, preempted, running: m.running, kvCacheUsage: m.kvCacheUsage ?? null, atEngine }, said);
+    // A few requests wait at any busy engine (arrived during a step, or waiting for their share
+    // of the prefill budget); with long prompts a bigger engine needs more of them queued to keep
+    // its budget full. The same for every worker (it depends on the engine, not on our window),
+    // so workers still converge to equal windows.
+    const target = Math.max(this.opts.targetWaiting, TARGET_SHARE_OF_RUNNING * m.running);
+    this.steer(now, { own, queued: m.waiting > 0, climbing, admitted, preempted, running: m.running, kvCacheUsage: m.kvCacheUsage ?? null, atEngine, target }, said);
   }
 
   /**
