@@ -25,8 +25,6 @@
  */
 
 export interface Answer {
-  /** When the answer came (ms). */
-  at: number;
   /** When the request was sent (ms). */
   sentAt: number;
   latencyMs: number;
@@ -38,8 +36,6 @@ export interface QueueReading {
   stepMs: number;
   /** Share (0..1) of our requests' time spent waiting or prefilling, not decoding. */
   queued: number;
-  /** Our answers per ms over the samples (0 if they all came at once). */
-  rate: number;
   /** How many answers the reading rests on. */
   samples: number;
 }
@@ -75,15 +71,11 @@ export class QueueEstimator {
     let latency = 0;
     let squares = 0;
     let bound = Number.POSITIVE_INFINITY;
-    let first = Number.POSITIVE_INFINITY;
-    let last = Number.NEGATIVE_INFINITY;
     for (const a of xs) {
       tokens += a.outputTokens;
       latency += a.latencyMs;
       squares += a.outputTokens ** 2;
       bound = Math.min(bound, a.latencyMs / a.outputTokens);
-      first = Math.min(first, a.at);
-      last = Math.max(last, a.at);
     }
     const mean = tokens / n;
     if (squares / n - mean ** 2 < (MIN_SPREAD * mean) ** 2) return null;
@@ -105,7 +97,6 @@ export class QueueEstimator {
     return {
       stepMs,
       queued: Math.max(0, 1 - (stepMs * tokens) / latency),
-      rate: last > first ? (n - 1) / (last - first) : 0,
       samples: n,
     };
   }

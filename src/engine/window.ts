@@ -72,6 +72,8 @@
  * the window last moved by a quarter (or was cut) count, and until there are enough of them
  * there is no verdict. Overshooting costs the engine nothing (the excess waits in its queue) and
  * is trimmed a lifetime later; an engine that refuses load says so (429, 503: `onBusy`, OOM).
+ * Queueing that two cuts in a row did not lower by a tenth is not ours (another tenant): it
+ * becomes the base that our share is counted above, so the window does not shrink to nothing.
  * When answers are all of one length (or come without token counts), the median latency (per
  * output token when given) of the last `latencySamples` is compared with the best seen: at most
  * `latencyGrowBelow`× the best → grow; above `latencyBackoffAbove`× → cut ×decreaseFactor;
@@ -175,6 +177,10 @@ export class WindowController {
   private best: number | null = null;
   /** Recent answers, for the queue estimate without /metrics. */
   private readonly queue: QueueEstimator;
+  /** The share of time queued that is not ours (no /metrics): raised when cuts did not lower it. */
+  private queuedBase = 0;
+  /** Cuts in a row from answers, and the queued share when the first was made. */
+  private answerCuts: { queued: number; cuts: number } | null = null;
   /** When the window last moved by a quarter or more (answers to requests sent since show it). */
   private regimeAt = Number.NEGATIVE_INFINITY;
   private cut: { at: number; median: number } | null = null;
@@ -295,7 +301,7 @@ export class WindowController {
     if (this.episodeStart !== null && !this.paused && sentAt >= this.episodeStart) this.episodeStart = null;
     this.latencyEwma = this.latencyEwma === null ? latencyMs : 0.8 * this.latencyEwma + 0.2 * latencyMs;
     if (this.paused || this.metricsFresh(now)) return;
-    this.queue.add({ at: now, sentAt, latencyMs, outputTokens: outputTokens ?? 0 });
+    this.queue.add({ sentAt, latencyMs, outputTokens: outputTokens ?? 0 });
     this.samples.push(outputTokens !== undefined && outputTokens > 0 ? latencyMs / outputTokens : latencyMs);
     if (this.samples.length < this.opts.latencySamples || now - this.lastDecisionAt < this.interval()) return;
     const median = medianOf(this.samples);
@@ -306,8 +312,9 @@ export class WindowController {
   }
 
   /**
-   * Without /metrics, from answers of varied lengths: our share of the engine's queue, read off
-   * the time to first token (window-latency.ts), steered like `waiting` (`steer`).
+   * Without /metrics, from answers of varied lengths: the share of our requests' time spent
+   * queued (window-latency.ts) times our in-flight count is our share of the engine's queue,
+   * steered like `waiting` (`steer`).
    */
   private steerByAnswers(now: number, all: QueueReading): void {
     // Answers to requests sent since the window last moved a lot (or was cut) say where it stands
@@ -319,14 +326,32 @@ export class WindowController {
       this.decide(now, { kind: 'wait' }, 'answers: too few since the window last moved');
       return;
     }
+    this.queuedBase = Math.min(this.queuedBase, reading.queued);
     const mine = this.inFlight ?? this.current;
-    const own = reading.queued * mine;
+    const own = Math.max(0, reading.queued - this.queuedBase) * mine;
     // The reading is noisy by a tenth of the window either way (prefill, requests of one burst
     // queued one behind the other): steer to a queue that grows with the window, which costs the
     // engine nothing, and cut by a quarter at most, rather than risk an idle engine.
     const target = Math.max(this.opts.targetWaiting, 0.1 * this.current);
-    const said = `answers: ${(reading.queued * 100).toFixed(0)}% of the time queued at steps ≤ ${reading.stepMs.toFixed(1)} ms: ours ~${own.toFixed(1)} (target ${target.toFixed(1)})`;
+    const base = this.queuedBase > 0 ? ` (${(this.queuedBase * 100).toFixed(0)}% not ours)` : '';
+    const said = `answers: ${(reading.queued * 100).toFixed(0)}% of the time queued${base} at steps ≤ ${reading.stepMs.toFixed(1)} ms: ours ~${own.toFixed(1)} (target ${target.toFixed(1)})`;
+    // Queueing that two cuts of ours in a row did not lower by a tenth is not ours (another
+    // tenant, heavier prompts): it becomes the base, so the window does not shrink to nothing.
+    // (One cut is not enough: requests queued before it still delay those sent after.)
+    const series = this.answerCuts;
+    if (own > 2 * target && series !== null && series.cuts >= 2 && reading.queued >= 0.9 * series.queued) {
+      this.queuedBase = reading.queued;
+      this.answerCuts = null;
+      this.decide(now, { kind: 'hold' }, `${said}: two cuts did not lower it, not ours: re-based`);
+      return;
+    }
+    const before = this.current;
     this.steer(now, { own, queued: own > HOLD_BAND, climbing: false, admitted: 0, preempted: 0, running: null, kvCacheUsage: null, atEngine: null, target, keep: this.opts.decreaseFactor }, said);
+    if (this.current < before && this.change?.reason.endsWith('cut')) {
+      this.answerCuts = series !== null && reading.queued >= 0.9 * series.queued ? { queued: series.queued, cuts: series.cuts + 1 } : { queued: reading.queued, cuts: 1 };
+    } else if (this.current > before) {
+      this.answerCuts = null;
+    }
   }
 
   /** Without /metrics or varied lengths: latency per token against the best seen. */

@@ -410,6 +410,21 @@ describe('growth and backoff from latency (no /metrics)', () => {
     expect(w.size).toBeLessThanOrEqual(64 * 3);
   });
 
+  it('answers of varied lengths: queueing that a cut does not reduce is not ours, and the window keeps its size', () => {
+    // Another tenant keeps the engine's queue long: every answer waited 6 s, whatever our window.
+    const w = new WindowController({ initial: 64, max: 256 });
+    w.setInFlight(64);
+    let i = 0;
+    for (let now = 0; now < 5 * MINUTE; now += 100) {
+      const tokens = 150 + ((i++ * 37) % 300);
+      w.setInFlight(w.size);
+      w.onCompleted(now, 6000 + 20 * tokens, tokens);
+      if (now % SECOND === 0) w.tick(now);
+    }
+    expect(w.size).toBeGreaterThanOrEqual(64);
+    expect(w.snapshot().lastChange?.reason ?? '').toMatch(/not ours/);
+  });
+
   it('uses /metrics instead while they are fresh', () => {
     const w = new WindowController({ initial: 16 });
     w.onMetrics(0, { running: 16, waiting: 2 }); // a queue on target: hold
