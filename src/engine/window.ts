@@ -412,8 +412,8 @@ export class WindowController {
   }
 
   /**
-   * The queue rule, whatever saw the queue (/metrics, or the answers' time to first token):
-   * steer our share of the engine's queue to `targetWaiting`.
+   * The queue rule, whatever saw the queue (/metrics, or the time our answers spent queued):
+   * steer our share of the engine's queue to the target.
    */
   private steer(
     now: number,
