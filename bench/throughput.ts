@@ -1,52 +1,53 @@
 /**
- * Does a GPU worker keep the engine full? Generated tokens/s of the engine emulator at its
- * default timing model, three ways, on the same requests:
+ * Does a GPU worker keep the engine full, whatever the engine? For every emulator profile
+ * (`docbatch engine --profile NAME`: schedulers and costs that behave like different engines,
+ * docs/emulator.md), on the same requests:
  *
- * 1. the engine's best rate: a closed loop of 2 × maxNumSeqs clients straight at it, with the
- *    requests the worker would send (pages rendered by the real RenderPool and built by the
- *    worker's UnitPreparer; chunks read from the producer's sidecar), prepared beforehand;
+ * 1. the engine's own best: a closed loop straight at a fresh engine, sending every unit's request
+ *    once (built beforehand by the worker's own UnitPreparer, as the worker sends it), at the
+ *    engine's ideal concurrency: the best of real runs at the concurrency that the emulator's
+ *    scheduler finds best in simulation and around it (bench/lib/throughput-ideal.ts);
  * 2. the pipeline with one `docbatch worker` (separate processes: engine, worker, writer,
  *    `docbatch enqueue`, a real Redis under a unique prefix, deleted afterwards);
  * 3. the same with four workers sharing the engine;
  *
- * each over a steady window (after a warm-up, before the tail; bench/lib/throughput-window.ts),
- * read from the engine's `vllm:generation_tokens_total`, and the ratio pipeline / best.
- * docs/benchmarks.md quotes it.
+ * each figure = the engine's generated tokens / its span, from the first request's arrival to the
+ * last answer (the ramp and the tail included), read from the engine's own counters; the ratio is
+ * pipeline / best. docs/benchmarks.md quotes it.
  *
- *   node_modules/.bin/node bench/throughput.ts [--kind pages|chunks] [--units 800] [--workers 1,4|0]
- *       [--speed 2] [--warmup S] [--measure S] [--concurrency 512] [--pdf FILE] [--batch-size N]
- *       [--worker-env NAME=VALUE]... [--skip-direct] [--trace] [--keep]
+ *   node_modules/.bin/node bench/throughput.ts [--profiles vllm,admit-all,...] [--kind chunks|pages]
+ *       [--units 600] [--chunk-tokens 7000] [--workers 1,4|0] [--speed 4] [--concurrency auto|C,C...]
+ *       [--pdf FILE] [--batch-size N] [--worker-env NAME=VALUE]... [--trace] [--keep]
  *
  * Needs Redis at REDIS_URL (default redis://127.0.0.1:6379).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { EngineClient } from '../src/engine/client.ts';
-import { EMULATOR_DEFAULTS, estimateBestRate, TIMING_DEFAULTS } from '../src/emulator/index.ts';
+import { EMULATOR_DEFAULTS, ENGINE_PROFILES, type EngineProfile } from '../src/emulator/index.ts';
 import { runDirect } from './lib/throughput-direct.ts';
-import { runPipeline, type PipelineResult } from './lib/throughput-pipeline.ts';
+import { idealConcurrency } from './lib/throughput-ideal.ts';
+import { runPipeline } from './lib/throughput-pipeline.ts';
 import { startEngine } from './lib/throughput-procs.ts';
+import type { RunFigure } from './lib/throughput-span.ts';
 import { printTrace } from './lib/throughput-trace.ts';
-import type { SteadyWindow } from './lib/throughput-window.ts';
 import { buildWorkload, type WorkloadKind } from './lib/throughput-workload.ts';
 
 const { values } = parseArgs({
   options: {
-    kind: { type: 'string', default: 'pages' },
-    units: { type: 'string', default: '800' },
+    profiles: { type: 'string', default: Object.keys(ENGINE_PROFILES).join(',') },
+    kind: { type: 'string', default: 'chunks' },
+    units: { type: 'string', default: '600' },
+    'chunk-tokens': { type: 'string', default: '7000' },
     workers: { type: 'string', default: '1,4' },
-    speed: { type: 'string', default: '2' },
-    warmup: { type: 'string' },
-    measure: { type: 'string' },
-    concurrency: { type: 'string', default: String(2 * EMULATOR_DEFAULTS.maxNumSeqs) },
+    speed: { type: 'string', default: '4' },
+    concurrency: { type: 'string', default: 'auto' },
     pdf: { type: 'string' },
     interval: { type: 'string', default: '500' },
     'batch-size': { type: 'string' },
     'worker-env': { type: 'string', multiple: true, default: [] },
     'redis-url': { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
-    'skip-direct': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     trace: { type: 'boolean', default: false },
   },
@@ -54,11 +55,18 @@ const { values } = parseArgs({
 
 const kind = values.kind as WorkloadKind;
 if (kind !== 'pages' && kind !== 'chunks') throw new TypeError(`--kind must be pages or chunks, got ${values.kind}`);
+const profiles = values.profiles.split(',').map((p) => {
+  if (!(p in ENGINE_PROFILES)) throw new TypeError(`--profiles: unknown profile ${p}; known: ${Object.keys(ENGINE_PROFILES).join(', ')}`);
+  return p as EngineProfile;
+});
 const units = positiveInt('units', values.units);
+// Chunk budget for the producer (and so the prompts): 7000 by the producer's estimate gives
+// prompts of ~3.3k tokens as the engine counts them, the issue's case.
+const chunkTokens = positiveInt('chunk-tokens', values['chunk-tokens']);
 const workerCounts = values.workers === '0' ? [] : values.workers.split(',').map((w) => positiveInt('workers', w));
 const speed = Number(values.speed);
 if (!(speed > 0)) throw new TypeError(`--speed must be > 0, got ${values.speed}`);
-const concurrency = positiveInt('concurrency', values.concurrency);
+const fixedConcurrency = values.concurrency === 'auto' ? null : values.concurrency.split(',').map((c) => positiveInt('concurrency', c));
 const intervalMs = positiveInt('interval', values.interval);
 const workerEnv: Record<string, string> = Object.fromEntries(
   values['worker-env'].map((kv) => {
@@ -79,139 +87,134 @@ process.once('SIGINT', () => {
   process.exit(130);
 });
 
+interface Row {
+  profile: EngineProfile;
+  name: string;
+  f: RunFigure;
+  /** The simulated span for this concurrency (direct rows), seconds. */
+  note: string;
+}
+
 try {
   const cores = availableParallelism();
   log(`preparing the ${kind} workload (${units} units)...`);
-  const workload = await buildWorkload({ kind, units, ...(values.pdf ? { pdf: resolve(values.pdf) } : {}), dir, renderers: cores, maxModelLen: EMULATOR_DEFAULTS.maxModelLen });
+  const workload = await buildWorkload({ kind, units, env: { CHUNK_TOKENS: String(chunkTokens) }, ...(values.pdf ? { pdf: resolve(values.pdf) } : {}), dir, renderers: cores, maxModelLen: EMULATOR_DEFAULTS.maxModelLen });
   log(`${workload.describe}; prepared in ${workload.prepareSeconds.toFixed(1)} s`);
 
-  // The prompt as the engine counts it, and what the timing model predicts for it.
-  const engine = await startEngine(speed, [], dir);
-  let promptTokens: number;
-  try {
-    const client = new EngineClient({ url: engine.url });
-    const step = Math.max(1, Math.floor(workload.requests.length / 40));
-    const counts: number[] = [];
-    for (let i = 0; i < workload.requests.length; i += step) counts.push((await client.tokenize({ messages: workload.requests[i]!.messages })) ?? 0);
-    await client.close();
-    promptTokens = counts.reduce((a, b) => a + b, 0) / counts.length;
-  } catch (err) {
-    await engine.proc.stop();
-    throw err;
-  }
-  const outputTokens = (TIMING_DEFAULTS.outputTokensMin + TIMING_DEFAULTS.outputTokensMax) / 2;
-  const model = estimateBestRate({ speed }, { promptTokens, outputTokens });
-  // One request's life at full load; warm-up and measurement are counted in those.
-  const lifeMs = outputTokens * model.stepMs;
-  const warmupMs = values.warmup ? Number(values.warmup) * 1000 : Math.max(20_000, 2 * lifeMs);
-  const measureMs = values.measure ? Number(values.measure) * 1000 : Math.max(30_000, 3 * lifeMs);
-  log(
-    `engine: emulator default timing at speed ${speed}; prompt ≈ ${Math.round(promptTokens)} tokens, output ≈ ${outputTokens}: ` +
-      `model predicts ${model.running} running (limited by ${model.limitedBy}), ${Math.round(model.generatedTokensPerSec)} tok/s, ` +
-      `a request lives ≈ ${(lifeMs / 1000).toFixed(1)} s; warm-up ${(warmupMs / 1000).toFixed(0)} s`,
-  );
-
   const rows: Row[] = [];
-  let best: number | null = null;
-  if (!values['skip-direct']) {
-    log(`direct closed loop, ${concurrency} clients, ${((warmupMs + measureMs) / 1000).toFixed(0)} s...`);
-    try {
-      const direct = await runDirect({
-        engineUrl: engine.url,
-        requests: workload.requests,
-        concurrency,
-        warmupMs,
-        measureMs,
-        intervalMs,
-        ...(values.trace ? { onSamples: (s) => printTrace('direct loop', s) } : {}),
-      });
-      best = direct.window.tokensPerSec;
-      const errs = [...direct.errors].map(([c, n]) => `${c}×${n}`).join(' ');
-      rows.push({ name: `engine, direct loop C=${concurrency}`, w: direct.window, note: errs ? `errors ${errs}` : '' });
-    } finally {
-      await engine.proc.stop();
+  const summary: string[] = [];
+  for (const profile of profiles) {
+    const engineArgs = ['--profile', profile];
+    const ideal = await idealConcurrency(profile, speed, workload.requests);
+    const c0 = ideal.concurrency;
+    const concurrencies = fixedConcurrency ?? [...new Set([Math.max(1, Math.round(c0 * 0.8)), c0, Math.round(c0 * 1.25)])];
+    log(
+      `${profile}: prompt ≈ ${Math.round(ideal.promptTokens)} tokens, output ≈ ${Math.round(ideal.outputTokens)}; simulation: best at C=${c0}, ` +
+        `${Math.round(ideal.best.tokensPerSec)} tok/s over ${(ideal.best.spanMs / 1000).toFixed(1)} s; direct runs at C=${concurrencies.join(', ')}`,
+    );
+    let best: Row | null = null;
+    for (const c of concurrencies) {
+      const engine = await startEngine(speed, engineArgs, dir);
+      try {
+        const r = await runDirect({
+          engineUrl: engine.url,
+          requests: workload.requests,
+          concurrency: c,
+          intervalMs,
+          ...(values.trace ? { onSamples: (s) => printTrace(`${profile}: direct loop C=${c}`, s) } : {}),
+        });
+        const errs = [...r.errors].map(([code, n]) => `${code}×${n}`).join(' ');
+        const row: Row = { profile, name: `engine, direct loop C=${c}`, f: r.figure, note: errs ? `errors ${errs}` : '' };
+        rows.push(row);
+        if (!best || row.f.tokensPerSec > best.f.tokensPerSec) best = row;
+        log(`  direct C=${c}: ${r.figure.tokensPerSec.toFixed(0)} tok/s over ${r.figure.spanSec.toFixed(1)} s (load ${load()})`);
+      } finally {
+        await engine.proc.stop();
+      }
     }
-  } else {
-    await engine.proc.stop();
+    const ratios: string[] = [];
+    for (const workers of workerCounts) {
+      const r = await runPipeline({
+        workers,
+        file: workload.file,
+        units: workload.requests.length,
+        speed,
+        engineArgs,
+        redisUrl: values['redis-url'],
+        dir,
+        intervalMs,
+        timeoutMs: Math.max(300_000, 20 * ideal.best.spanMs),
+        env: { CHUNK_TOKENS: String(chunkTokens) },
+        workerEnv,
+        ...(values.trace ? { onSamples: (s) => printTrace(`${profile}: pipeline, ${workers} workers`, s) } : {}),
+      });
+      const name = `pipeline, ${workers} worker${workers > 1 ? 's' : ''}`;
+      const tokensNote = best && r.figure.tokens !== best.f.tokens ? `, TOKENS DIFFER (${r.figure.tokens} vs ${best.f.tokens})` : '';
+      rows.push({ profile, name, f: r.figure, note: `${r.done}/${workload.requests.length} done${r.failed ? `, ${r.failed} FAILED` : ''}${tokensNote}` });
+      const ratio = best ? r.figure.tokensPerSec / best.f.tokensPerSec : NaN;
+      ratios.push(`${workers}w ${ratio.toFixed(3)}`);
+      log(`  ${name}: ${r.figure.tokensPerSec.toFixed(0)} tok/s over ${r.figure.spanSec.toFixed(1)} s, ratio ${ratio.toFixed(3)} (load ${load()})`);
+    }
+    if (best) best.name += ' (best)';
+    summary.push(`${profile.padEnd(14)} best C=${best?.name.match(/C=(\d+)/)?.[1] ?? '?'}  ${ratios.join('  ')}`);
   }
-
-  const redisUrl = values['redis-url'];
-  for (const workers of workerCounts) {
-    log(`pipeline with ${workers} worker${workers > 1 ? 's' : ''}...`);
-    const r: PipelineResult = await runPipeline({
-      workers,
-      file: workload.file,
-      units: workload.requests.length,
-      speed,
-      engineArgs: [],
-      redisUrl,
-      dir,
-      warmupMs,
-      intervalMs,
-      timeoutMs: Math.max(300_000, (20 * workload.requests.length * outputTokens * 1000) / model.generatedTokensPerSec),
-      workerEnv,
-      ...(values.trace ? { onSamples: (s) => printTrace(`pipeline, ${workers} workers`, s) } : {}),
-    });
-    rows.push({
-      name: `pipeline, ${workers} worker${workers > 1 ? 's' : ''}`,
-      w: r.window,
-      note: `${r.done}/${workload.requests.length} done${r.failed ? `, ${r.failed} FAILED` : ''}, ${r.wallSeconds.toFixed(0)} s`,
-    });
-  }
-
-  printTable(rows, best, { kind, speed, promptTokens, model: model.generatedTokensPerSec, describe: workload.describe, cores });
+  printTable(rows, { kind, speed, describe: workload.describe, cores });
+  console.log('');
+  console.log('ratio of the pipeline to the engine\'s own best, per profile:');
+  for (const line of summary) console.log(`  ${line}`);
+  console.log(`load average at the end: ${load()}`);
 } finally {
   cleanup();
 }
 
-interface Row {
-  name: string;
-  w: SteadyWindow;
-  note: string;
-}
-
-function printTable(rows: Row[], best: number | null, info: { kind: string; speed: number; promptTokens: number; model: number; describe: string; cores: number }): void {
-  const ratio = (v: number) => (best ? (v / best).toFixed(3) : '—');
-  const head = ['scenario', 'window s', 'gen tok/s', 'ratio', 'from 0', 'ratio', 'running', 'waiting', 'kv', 'preempt/s', 'window', 'in flight', 'gate', 'cpu', 'notes'];
-  const body = rows.map((r) => [
-    r.name,
-    `${r.w.from.toFixed(0)}–${r.w.to.toFixed(0)}`,
-    r.w.tokensPerSec.toFixed(0),
-    ratio(r.w.tokensPerSec),
-    r.w.fromStartTokensPerSec.toFixed(0),
-    ratio(r.w.fromStartTokensPerSec),
-    r.w.running.toFixed(1),
-    r.w.waiting.toFixed(1),
-    `${(r.w.kv * 100).toFixed(0)}%`,
-    r.w.preemptionsPerSec.toFixed(2),
-    r.w.window ? r.w.window.toFixed(1) : '—',
-    r.w.window ? r.w.inFlight.toFixed(1) : '—',
-    r.w.window ? r.w.gateWaiting.toFixed(1) : '—',
-    `${(r.w.cpu * 100).toFixed(0)}%`,
-    r.note,
-  ]);
+function printTable(rows: Row[], info: { kind: string; speed: number; describe: string; cores: number }): void {
+  const head = ['profile', 'scenario', 'span s', 'gen tok/s', 'ratio', 'running', 'waiting', 'kv', 'preempt', 'window', 'in flight', 'gate', 'cpu', 'notes'];
+  const bestOf = new Map<string, number>();
+  for (const r of rows) if (r.name.endsWith('(best)')) bestOf.set(r.profile, r.f.tokensPerSec);
+  const body = rows.map((r) => {
+    const best = bestOf.get(r.profile);
+    return [
+      r.profile,
+      r.name,
+      r.f.spanSec.toFixed(1),
+      r.f.tokensPerSec.toFixed(0),
+      best ? (r.f.tokensPerSec / best).toFixed(3) : '—',
+      r.f.running.toFixed(1),
+      r.f.waiting.toFixed(1),
+      `${(r.f.kv * 100).toFixed(0)}%`,
+      String(r.f.preemptions),
+      r.f.window ? r.f.window.toFixed(1) : '—',
+      r.f.window ? r.f.inFlight.toFixed(1) : '—',
+      r.f.window ? r.f.gateWaiting.toFixed(1) : '—',
+      `${(r.f.cpu * 100).toFixed(0)}%`,
+      r.note,
+    ];
+  });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) => cells.map((c, i) => (i <= 1 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
   console.log('');
   console.log(`workload: ${info.describe}`);
-  console.log(
-    `engine: docbatch emulator, default timing, speed ${info.speed}; prompt ≈ ${Math.round(info.promptTokens)} tokens; ` +
-      `timing model (estimateBestRate, no preemption) ${info.model.toFixed(0)} tok/s; ${info.cores} cores`,
-  );
+  console.log(`engine: docbatch emulator, --profile as listed, speed ${info.speed}; ${info.cores} cores`);
   console.log('');
   console.log(line(head));
   for (const row of body) console.log(line(row));
   console.log('');
-  console.log('window s: the steady window in seconds after the first generated token; gen tok/s: vllm:generation_tokens_total over it;');
-  console.log('ratio: against the direct loop. from 0: first token to the end of the window (the ramp included, the tail not).');
-  console.log('running, waiting, kv, preempt/s: the engine over the window; window, in flight, gate (prepared units waiting for a');
-  console.log('slot): summed over workers; cpu: machine-wide busy share of all cores.');
+  console.log('span: the engine\'s first request to its last answer (ramp and tail included); gen tok/s: its generated tokens over');
+  console.log('the span; ratio: against the best direct loop of the same profile. running, waiting, kv: engine means while busy;');
+  console.log('preempt: preemptions in the run; window, in flight, gate (prepared units waiting for a slot): summed over workers;');
+  console.log('cpu: machine-wide busy share of all cores.');
 }
 
 function positiveInt(name: string, value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new TypeError(`--${name} must be a positive integer, got ${value}`);
   return n;
+}
+
+function load(): string {
+  return loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 }
 
 function log(line: string): void {

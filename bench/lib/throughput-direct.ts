@@ -1,70 +1,62 @@
 /**
- * The engine's own best rate on the workload: a closed loop of `concurrency` clients straight at
- * the emulator (no queue, no worker, no rendering: the requests were prepared before), each
- * sending the next unit's request as soon as its previous one is answered. With concurrency at
- * 2 × maxNumSeqs the engine always has a full queue, so what it generates is its capacity for
- * these prompts.
+ * The engine's own best on the workload: a closed loop of `concurrency` clients straight at a
+ * fresh engine (no queue, no worker, no rendering: the requests were prepared before), each
+ * sending the next unit's request, in unit order, as soon as its previous one is answered, until
+ * every unit has been sent once. The figure is the engine's span, first arrival to last answer
+ * (throughput-span.ts): the ramp (the first `concurrency` prompts arriving at once) and the tail
+ * included, as for the pipeline.
  */
 import { EngineClient } from '../../src/engine/client.ts';
 import type { BenchRequest } from './throughput-workload.ts';
-import { Sampler, type Sample } from './throughput-sampler.ts';
-import { steadyWindow, type SteadyWindow } from './throughput-window.ts';
+import { readStats, Sampler, type Sample } from './throughput-sampler.ts';
+import { runFigure, type RunFigure } from './throughput-span.ts';
 
 export interface DirectOptions {
   engineUrl: string;
-  requests: BenchRequest[];
+  requests: readonly BenchRequest[];
   concurrency: number;
-  warmupMs: number;
-  measureMs: number;
   intervalMs: number;
   onSamples?: (samples: Sample[]) => void;
 }
 
 export interface DirectResult {
-  window: SteadyWindow;
-  completed: number;
+  figure: RunFigure;
+  /** Failed sends by code (each is sent again). */
   errors: Map<string, number>;
 }
 
 export async function runDirect(o: DirectOptions): Promise<DirectResult> {
   const client = new EngineClient({ url: o.engineUrl, connections: o.concurrency + 16, requestTimeoutMs: 30 * 60_000 });
   const sampler = new Sampler({ engineUrl: o.engineUrl, intervalMs: o.intervalMs });
-  const stop = new AbortController();
   const errors = new Map<string, number>();
   let next = 0;
-  let completed = 0;
   try {
     await client.model(AbortSignal.timeout(10_000));
     sampler.start();
-    const loops = Array.from({ length: o.concurrency }, async () => {
-      while (!stop.signal.aborted) {
-        const i = next++;
-        const request = o.requests[i % o.requests.length]!;
-        try {
-          await client.chat({ messages: request.messages, maxTokens: request.maxTokens, temperature: 0, requestId: `direct-${i}` }, stop.signal);
-          completed++;
-        } catch (err) {
-          if (stop.signal.aborted) return;
-          const code = (err as { code?: string }).code ?? 'unknown';
-          errors.set(code, (errors.get(code) ?? 0) + 1);
-          await new Promise((r) => setTimeout(r, 100));
+    const loops = Array.from({ length: Math.min(o.concurrency, o.requests.length) }, async () => {
+      for (let i = next++; i < o.requests.length; i = next++) {
+        const request = o.requests[i]!;
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await client.chat({ messages: request.messages, maxTokens: request.maxTokens, temperature: 0, requestId: `direct-${i}-${attempt}` });
+            break;
+          } catch (err) {
+            const code = (err as { code?: string }).code ?? 'unknown';
+            errors.set(code, (errors.get(code) ?? 0) + 1);
+            if (attempt >= 5) throw err;
+            await new Promise((r) => setTimeout(r, 100));
+          }
         }
       }
     });
-    // The clock starts at the first generated token, as in the pipeline.
-    for (;;) {
-      const first = sampler.samples.find((s) => s.generated > 0);
-      if (first && performance.now() >= first.t + o.warmupMs + o.measureMs) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await Promise.all(loops);
     await sampler.sample();
     await sampler.close();
-    stop.abort('measured');
-    await Promise.allSettled(loops);
     o.onSamples?.(sampler.samples);
-    return { window: steadyWindow(sampler.samples, { warmupMs: o.warmupMs, end: 'last' }), completed, errors };
+    const stats = await readStats(o.engineUrl);
+    if (!stats) throw new Error('the engine did not answer /emulator/stats');
+    return { figure: runFigure(stats, sampler.samples), errors };
   } finally {
-    stop.abort('done');
     await sampler.close();
     await client.destroy();
   }

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { connectRedis, openQueue } from '../../queues/connect.ts';
 import { DocStore } from '../../src/store/docs.ts';
 import { freePort, Proc, startEngine, waitForUrl } from './throughput-procs.ts';
-import { Sampler, type Sample } from './throughput-sampler.ts';
-import { steadyWindow, type SteadyWindow } from './throughput-window.ts';
+import { readStats, Sampler, type Sample } from './throughput-sampler.ts';
+import { runFigure, type RunFigure } from './throughput-span.ts';
 
 export interface PipelineOptions {
   workers: number;
@@ -22,18 +22,19 @@ export interface PipelineOptions {
   redisUrl: string;
   /** Scratch directory: blobs, output, logs. */
   dir: string;
-  warmupMs: number;
   intervalMs: number;
   /** Give up after this long. */
   timeoutMs: number;
+  /** Environment for every docbatch process (e.g. CHUNK_TOKENS for the producer). */
+  env?: Record<string, string>;
   /** Extra environment for the workers (e.g. BATCH_SIZE). */
   workerEnv: Record<string, string>;
-  /** Sees every sample once the run is over (for --trace), before the window is cut. */
+  /** Sees every sample once the run is over (for --trace). */
   onSamples?: (samples: Sample[]) => void;
 }
 
 export interface PipelineResult {
-  window: SteadyWindow;
+  figure: RunFigure;
   /** Seconds from `enqueue` to the document written. */
   wallSeconds: number;
   done: number;
@@ -52,6 +53,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
     OUT_DIR: join(dir, 'out'),
     LOG_FORMAT: 'json',
     LOG_LEVEL: 'info',
+    ...o.env,
   };
   const procs: Proc[] = [];
   const redis = connectRedis(o.redisUrl, 'client');
@@ -107,8 +109,10 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
     await sampler.close();
     await writeFile(join(dir, 'samples.json'), JSON.stringify(sampler.samples));
     o.onSamples?.(sampler.samples);
+    const stats = await readStats(engine.url);
+    if (!stats) throw new Error('the engine did not answer /emulator/stats');
     return {
-      window: steadyWindow(sampler.samples, { warmupMs: o.warmupMs, end: 'queue-empty' }),
+      figure: runFigure(stats, sampler.samples),
       wallSeconds,
       done: record.done,
       failed: record.failed,

@@ -1,13 +1,13 @@
 /**
- * What bench/throughput.ts watches while a scenario runs, every `intervalMs`: the engine's
- * /metrics (generated tokens, running, waiting, KV cache), each worker's /metrics (window, in
- * flight, prepared units waiting at the gate), the `infer` queue's waiting jobs, and the
- * machine's CPU (from /proc/stat). The steady window is cut out of these samples afterwards
- * (throughput-window.ts), so the tokens of the window are two real scrapes of the engine's
- * `vllm:generation_tokens_total`, one at each end.
+ * What bench/throughput.ts watches while a scenario runs, every `intervalMs`: the engine's own
+ * counters (`GET /emulator/stats`, which every profile has, /metrics or not: generated tokens,
+ * running, waiting, KV cache, preemptions, answers), each worker's /metrics (window, in flight,
+ * prepared units waiting at the gate), the `infer` queue's waiting jobs, and the machine's CPU
+ * (from /proc/stat). For the trace and the means of a run; its figure is the engine's span
+ * (throughput-span.ts).
  */
 import { readFileSync } from 'node:fs';
-import { EngineClient } from '../../src/engine/client.ts';
+import type { EmulatorStats } from '../../src/emulator/index.ts';
 import { parsePrometheus } from '../../src/engine/prometheus.ts';
 
 export interface WorkerSample {
@@ -24,6 +24,8 @@ export interface Sample {
   waiting: number;
   kv: number;
   preemptions: number;
+  /** Inference requests the engine has answered. */
+  completed: number;
   workers: WorkerSample[];
   /** Units waiting in the `infer` queue (null: no queue in this scenario). */
   queued: number | null;
@@ -44,14 +46,12 @@ export interface SamplerParts {
 export class Sampler {
   readonly samples: Sample[] = [];
   private readonly parts: SamplerParts;
-  private readonly client: EngineClient;
   private readonly stop = new AbortController();
   private loop: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
 
   constructor(parts: SamplerParts) {
     this.parts = parts;
-    this.client = new EngineClient({ url: parts.engineUrl, probeTimeoutMs: 5000, connections: 4 });
   }
 
   start(): void {
@@ -68,7 +68,7 @@ export class Sampler {
   /** One sample now (also used at the very end of a scenario). */
   async sample(): Promise<Sample | null> {
     const [engine, workers, queued] = await Promise.all([
-      this.client.metrics(AbortSignal.timeout(5000)),
+      readStats(this.parts.engineUrl),
       Promise.all((this.parts.workers ?? []).map(readWorker)),
       this.parts.queued ? this.parts.queued() : Promise.resolve(null),
     ]);
@@ -76,11 +76,12 @@ export class Sampler {
     const cpu = readCpu();
     const sample: Sample = {
       t: performance.now(),
-      generated: engine.generationTokensTotal ?? 0,
+      generated: engine.generationTokens,
       running: engine.running,
       waiting: engine.waiting,
-      kv: engine.kvCacheUsage ?? 0,
-      preemptions: engine.preemptionsTotal ?? 0,
+      kv: engine.kvUsage,
+      preemptions: engine.preemptions,
+      completed: engine.completed,
       workers: workers.filter((w): w is WorkerSample => w !== null),
       queued,
       cpuBusy: cpu.busy,
@@ -95,9 +96,22 @@ export class Sampler {
     this.closing ??= (async () => {
       this.stop.abort();
       await this.loop;
-      await this.client.close();
     })();
     return this.closing;
+  }
+}
+
+/** The emulator's counters (its control route, present with or without /metrics); null on failure. */
+export async function readStats(engineUrl: string): Promise<EmulatorStats | null> {
+  try {
+    const res = await fetch(`${engineUrl}/emulator/stats`, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) {
+      await res.arrayBuffer();
+      return null;
+    }
+    return (await res.json()) as EmulatorStats;
+  } catch {
+    return null;
   }
 }
 

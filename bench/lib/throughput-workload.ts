@@ -55,6 +55,8 @@ export interface WorkloadOptions {
   renderers: number;
   /** The engine's context (what /v1/models reports), for fitMaxTokens. */
   maxModelLen: number;
+  /** Settings as the producer and the worker get them (e.g. CHUNK_TOKENS); defaults otherwise. */
+  env?: Record<string, string>;
 }
 
 export async function buildWorkload(o: WorkloadOptions): Promise<Workload> {
@@ -72,13 +74,13 @@ function preparerFor(blobs: LocalBlobStore, pool: () => RenderPool, config: Retu
   });
 }
 
-/** The worker's settings at their defaults (image size, format, max tokens). */
-function workerDefaults() {
-  return loadConfig({}, {});
+/** The worker's and producer's settings: defaults, plus what the benchmark sets for every process. */
+function workerDefaults(o: WorkloadOptions) {
+  return loadConfig({}, o.env ?? {});
 }
 
 async function pagesWorkload(o: WorkloadOptions): Promise<Workload> {
-  const config = workerDefaults();
+  const config = workerDefaults(o);
   let file = o.pdf;
   if (!file) {
     file = join(o.dir, `numbered-${o.units}.pdf`);
@@ -115,11 +117,12 @@ async function pagesWorkload(o: WorkloadOptions): Promise<Workload> {
  * it into `units` to 1.2 × `units` chunks at the default chunk budget.
  */
 async function chunksWorkload(o: WorkloadOptions): Promise<Workload> {
-  const config = workerDefaults();
+  const config = workerDefaults(o);
   const file = join(o.dir, 'conversations.json');
   const blobs = new LocalBlobStore(join(o.dir, 'bench-blobs'));
-  // About one chunk per 9 KB of generated export; rescale until the count is within 20%.
-  let targetBytes = Math.max(100_000, o.units * 9_000);
+  // About one chunk per 9 KB of generated export at the default budget; rescale until the count
+  // is within 20%.
+  let targetBytes = Math.max(100_000, ((o.units * 9_000) / 3500) * config.chunkTokens);
   for (let round = 0; ; round++) {
     await generateChatgptExport({ path: file, targetBytes, seed: 7 });
     const kind = await detectFile(file);
@@ -146,7 +149,7 @@ async function chunksWorkload(o: WorkloadOptions): Promise<Workload> {
       file,
       requests: prepared.map((p) => ({ messages: p.request.messages, maxTokens: fitMaxTokens(p, o.maxModelLen), promptTokensEstimate: p.promptTokensEstimate })),
       prepareSeconds: (performance.now() - started) / 1000,
-      describe: `${split.chunks} chunks of ${split.conversations} conversations of a generated ChatGPT export (bench/lib/chatgpt-gen.ts), ${config.chunkTokens}-token budget`,
+      describe: `${split.chunks} chunks of ${split.conversations} conversations of a generated ChatGPT export (bench/lib/chatgpt-gen.ts), ${config.chunkTokens}-token budget (CHUNK_TOKENS)`,
     };
   }
 }

@@ -45,9 +45,16 @@ export interface EmulatorStats extends RequestCounts, AnswerCounts {
   deaths: number;
   /** Times the server came back after a death. */
   restarts: number;
-  /** Sequences running / waiting now. */
+  /** Sequences running / waiting now, and the share of the KV cache they hold (0..1). */
   running: number;
   waiting: number;
+  kvUsage: number;
+  /**
+   * When the first sequence reached an engine and when the last answer left one (ms on the
+   * emulator's performance.now() clock), or null: a benchmark's span, first request to last.
+   */
+  firstArrivalMs: number | null;
+  lastDoneMs: number | null;
   /** Peaks since start (or resetPeaks()), across restarts. */
   maxRunning: number;
   maxRunningImages: number;

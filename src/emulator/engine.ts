@@ -11,23 +11,50 @@
  * and when it ends every scheduled sequence gains its token (a prefill that completes yields the
  * first token). A sequence that reaches its output length is answered.
  *
- * Time is virtual but pinned to the wall clock: each step starts where the previous ended, one
- * timer waits for the current step's end, and a late timer catches up by running every step that
- * has ended since (so a fast `speed` is not capped by timer resolution, and no busy-waiting).
- * An idle engine has no timer.
+ * Admission (`admission`): `budget` is vLLM V1's scheduler: a waiting sequence is admitted only
+ * while the step's token budget has room, with its first prefill chunk. `all` admits every waiting
+ * sequence at once, up to `maxNumSeqs` and while the KV cache holds its prompt, and prefills the
+ * running ones oldest first within the budget: nothing waits until the engine is full, and
+ * `running` counts sequences that have not had a prefill chunk yet.
+ *
+ * Time is virtual but pinned to a clock (EngineClock): each step starts where the previous ended,
+ * one timer waits for the current step's end, and a late timer catches up by running every step
+ * that has ended since (so a fast `speed` is not capped by timer resolution, and no busy-waiting).
+ * An idle engine has no timer. The emulator uses the wall clock; a simulation may pass a virtual
+ * one and run the very same scheduler without I/O or real time.
  *
  * Faults live here too: the KV cache preempts (recompute) the newest sequence when full, and too
  * many image sequences at once is an OOM: one failed sequence ('request' mode) or, in 'death' mode,
  * a call to `onOom` so the server can run the death sequence (it calls `die()`).
  */
 import { newCounters, type EngineCounters, type EngineGauges } from './metrics.ts';
-import type { Faults, Timing } from './options.ts';
+import type { Admission, Faults, Timing } from './options.ts';
 
 export interface EngineLimits {
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
   kvCacheTokens: number;
+  /** How waiting sequences are admitted (see above). @defaultValue 'budget' */
+  admission?: Admission;
 }
+
+/** Time and deferral, so a simulation can run the engine on a virtual clock. */
+export interface EngineClock {
+  /** Milliseconds on a monotonic clock. */
+  now(): number;
+  /** Calls `fn` once, `ms` from now; returns a handle for clearTimer. */
+  setTimer(fn: () => void, ms: number): unknown;
+  clearTimer(handle: unknown): void;
+  /** Runs `fn` after the current call stack (a microtask on the real clock). */
+  defer(fn: () => void): void;
+}
+
+export const REAL_CLOCK: EngineClock = {
+  now: () => performance.now(),
+  setTimer: (fn, ms) => setTimeout(fn, ms),
+  clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout | undefined),
+  defer: (fn) => queueMicrotask(fn),
+};
 
 export interface EngineSettings {
   timing(): Timing;
@@ -92,21 +119,26 @@ export class Engine {
   maxRunning = 0;
   maxRunningImages = 0;
   maxWaiting = 0;
+  /** When the first sequence arrived and the last one was answered (clock ms), or null. */
+  firstArrivalAt: number | null = null;
+  lastDoneAt: number | null = null;
 
   private readonly limits: EngineLimits;
   private readonly settings: EngineSettings;
+  private readonly clock: EngineClock;
   private waiting: Seq[] = [];
   private running: Seq[] = [];
   private plan: Plan | null = null;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: unknown;
   private kvUsed = 0;
   private runningImages = 0;
   private oomPending = false;
   private stopped = false;
 
-  constructor(limits: EngineLimits, settings: EngineSettings) {
+  constructor(limits: EngineLimits, settings: EngineSettings, clock: EngineClock = REAL_CLOCK) {
     this.limits = limits;
     this.settings = settings;
+    this.clock = clock;
   }
 
   get dead(): boolean {
@@ -123,12 +155,13 @@ export class Engine {
   }
 
   submit(init: SeqInit): SeqHandle {
-    const seq: Seq = { init, arrival: performance.now(), state: 'waiting', prefillLeft: init.promptTokens, generated: 0, kv: 0, firstTokenAt: undefined };
+    const seq: Seq = { init, arrival: this.clock.now(), state: 'waiting', prefillLeft: init.promptTokens, generated: 0, kv: 0, firstTokenAt: undefined };
     if (this.stopped) {
       seq.state = 'done';
-      queueMicrotask(() => init.onFail('dead'));
+      this.clock.defer(() => init.onFail('dead'));
       return { abort: () => {} };
     }
+    this.firstArrivalAt ??= seq.arrival;
     this.waiting.push(seq);
     this.maxWaiting = Math.max(this.maxWaiting, this.waiting.length);
     this.kick(seq.arrival);
@@ -156,7 +189,7 @@ export class Engine {
 
   private stop(): void {
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.clock.clearTimer(this.timer);
     this.timer = undefined;
     this.plan = null;
     for (const s of this.running) s.state = 'done';
@@ -178,7 +211,7 @@ export class Engine {
     seq.state = 'done';
     this.counters.success.abort++;
     // A freed slot may let a waiting sequence in, or the engine may be idle with only hung ones.
-    this.kick(performance.now());
+    this.kick(this.clock.now());
   }
 
   /** Starts stepping if the engine is idle and has something to do. */
@@ -190,12 +223,12 @@ export class Engine {
 
   private schedule(): void {
     if (!this.plan || this.timer) return;
-    this.timer = setTimeout(this.tick, Math.max(0, this.plan.end - performance.now()));
+    this.timer = this.clock.setTimer(this.tick, Math.max(0, this.plan.end - this.clock.now()));
   }
 
   private readonly tick = (): void => {
     this.timer = undefined;
-    const now = performance.now();
+    const now = this.clock.now();
     let steps = 0;
     while (this.plan && this.plan.end <= now) {
       const ended = this.plan;
@@ -262,19 +295,20 @@ export class Engine {
       }
     }
 
-    // Admit FCFS.
+    // Admit FCFS: within the token budget (vLLM), or everything that fits ('all').
+    const all = this.limits.admission === 'all';
     const oomAt = faults.oomAtConcurrentImages;
     while (this.running.length < this.limits.maxNumSeqs) {
       const s = this.waiting[0];
       if (!s || s.arrival > start) break;
-      if (!s.init.hung && budget <= 0) break;
+      if (!all && !s.init.hung && budget <= 0) break;
       if (this.kvUsed + s.prefillLeft > this.limits.kvCacheTokens) break;
       this.waiting.shift();
       if (s.init.images > 0 && oomAt !== null && this.runningImages + 1 > oomAt) {
         if (faults.oomMode === 'request') {
           s.state = 'done';
           // Deferred: the owner may abort sibling sequences, which must not re-enter scheduling.
-          queueMicrotask(() => s.init.onFail('oom'));
+          this.clock.defer(() => s.init.onFail('oom'));
           continue;
         }
         this.admit(s);
@@ -282,7 +316,7 @@ export class Engine {
         break;
       }
       this.admit(s);
-      if (!s.init.hung) {
+      if (!s.init.hung && budget > 0) {
         const chunk = Math.min(s.prefillLeft, budget);
         prefill.push([s, chunk]);
         budget -= chunk;
@@ -354,6 +388,7 @@ export class Engine {
       this.running = this.running.filter((s) => s.state === 'running');
     }
     for (const s of progressed) s.init.onToken?.(s.generated);
+    if (finished.length > 0) this.lastDoneAt = plan.end;
     for (const s of finished) {
       const e2eSec = (plan.end - s.arrival) / 1000;
       this.counters.e2e.observe(e2eSec);

@@ -3,7 +3,7 @@
  * parsers (commander in the CLI, node:util parseArgs standalone) are built from.
  */
 import { rejectNeedles } from './answer-options.ts';
-import { resolveOptions, SERVER_PRESETS, type EmulatorOptions, type Faults, type ServerPreset } from './options.ts';
+import { ENGINE_PROFILES, resolveOptions, SERVER_PRESETS, type EmulatorOptions, type EngineProfile, type Faults, type ServerPreset } from './options.ts';
 
 type Kind = 'int' | 'number' | 'string' | 'bool';
 
@@ -61,6 +61,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'max-num-seqs', kind: 'int', arg: 'n', help: 'most sequences running at once (default: 256)', apply: set('maxNumSeqs') },
   { name: 'max-num-batched-tokens', kind: 'int', arg: 'n', help: 'token budget of one step (default: 2048)', apply: set('maxNumBatchedTokens') },
   { name: 'kv-cache-tokens', kind: 'int', arg: 'n', help: 'KV cache capacity in tokens (default: 262144)', apply: set('kvCacheTokens') },
+  { name: 'admission', kind: 'string', arg: 'mode', choices: ['budget', 'all'], help: 'budget: admit within the step token budget (vLLM); all: admit everything up to max-num-seqs at once (default: budget)', apply: set('admission') },
   { name: 'max-images-per-prompt', kind: 'int', arg: 'n', help: 'most images in one prompt (default: 999)', apply: set('maxImagesPerPrompt') },
   { name: 'speed', kind: 'number', arg: 'x', help: 'time multiplier: 10 runs ten times faster than the emulated GPU (default: 1)', apply: set('speed') },
   { name: 'step-base-ms', kind: 'number', arg: 'ms', help: 'fixed cost of an engine step (default: 20)', apply: set('stepBaseMs') },
@@ -68,6 +69,10 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'prefill-per-token-ms', kind: 'number', arg: 'ms', help: 'step cost per prompt token prefilled (default: 0.05)', apply: set('prefillPerTokenMs') },
   { name: 'output-tokens-min', kind: 'int', arg: 'n', help: 'shortest reply in tokens (default: 150)', apply: set('outputTokensMin') },
   { name: 'output-tokens-max', kind: 'int', arg: 'n', help: 'longest reply in tokens (default: 450)', apply: set('outputTokensMax') },
+  { name: 'long-output-share', kind: 'number', arg: 'x', help: 'share of replies that are long, 0..1 (default: 0)', apply: set('longOutputShare') },
+  { name: 'long-output-tokens-min', kind: 'int', arg: 'n', help: 'shortest long reply in tokens (default: 1000)', apply: set('longOutputTokensMin') },
+  { name: 'long-output-tokens-max', kind: 'int', arg: 'n', help: 'longest long reply in tokens (default: 2000)', apply: set('longOutputTokensMax') },
+  { name: 'profile', kind: 'string', arg: 'name', choices: Object.keys(ENGINE_PROFILES), help: 'behave like another kind of engine (scheduler and cost preset; applied first, other flags override it)', apply: () => {} },
   { name: 'like', kind: 'string', arg: 'server', choices: Object.keys(SERVER_PRESETS), help: 'look like another server (preset of the fault switches; other flags override it)', apply: () => {} },
   { name: 'oom-at', kind: 'int', arg: 'n', help: 'out of memory when more than n requests with images run at once (default: off)', apply: set('oomAtConcurrentImages') },
   { name: 'oom-mode', kind: 'string', arg: 'mode', choices: ['death', 'request'], help: 'death: the engine dies and restarts (vLLM V1); request: one 500 (default: death)', apply: set('oomMode') },
@@ -103,11 +108,16 @@ export type FlagValue = string | boolean | string[] | undefined;
 
 /**
  * Emulator options from parsed flag values keyed by flag name (`{ 'oom-at': '4' }`); absent flags
- * are undefined. The `--like` preset applies first, then every other flag. Validated: throws a
- * TypeError naming the flag or option.
+ * are undefined. The `--profile` preset applies first, then `--like`, then every other flag.
+ * Validated: throws a TypeError naming the flag or option.
  */
 export function optionsFromFlags(values: Readonly<Record<string, FlagValue>>): EmulatorOptions {
   const o: Partial<EmulatorOptions> = { port: CLI_DEFAULT_PORT };
+  const profile = values.profile;
+  if (profile !== undefined) {
+    const spec = FLAGS.find((f) => f.name === 'profile') as FlagSpec;
+    Object.assign(o, ENGINE_PROFILES[convert(spec, Array.isArray(profile) ? String(profile.at(-1)) : profile) as EngineProfile] as Partial<EmulatorOptions>);
+  }
   const like = values.like;
   if (like !== undefined) {
     const spec = FLAGS.find((f) => f.name === 'like') as FlagSpec;
@@ -115,7 +125,7 @@ export function optionsFromFlags(values: Readonly<Record<string, FlagValue>>): E
   }
   for (const spec of FLAGS) {
     const raw = values[spec.name];
-    if (raw === undefined || raw === false || spec.name === 'like') continue;
+    if (raw === undefined || raw === false || spec.name === 'like' || spec.name === 'profile') continue;
     for (const one of Array.isArray(raw) ? raw : [raw]) spec.apply(o, convert(spec, one));
   }
   return resolveOptions(o);

@@ -20,10 +20,13 @@ export type { RateWindowStats } from './rate-limit.ts';
 export { ERROR_KINDS, type ErrorKind } from './errors.ts';
 export {
   EMULATOR_DEFAULTS,
+  ENGINE_PROFILES,
   FAULT_DEFAULTS,
   SERVER_PRESETS,
   TIMING_DEFAULTS,
+  type Admission,
   type EmulatorOptions,
+  type EngineProfile,
   type ErrorStyle,
   type Faults,
   type HangRule,

@@ -13,7 +13,7 @@ import type { AnswerPlan } from './answers.ts';
 import { ApiError, badRequest, contextTooLong, cudaOom, engineDead, errorBody, modelNotFound, rejected, serverBusy } from './errors.ts';
 import { ClientGone, readJsonObject, sendEvent, sendJson, startEvents } from './http.ts';
 import { prepareChat, prepareCompletion, type PreparedPrompt } from './prompt.ts';
-import { naturalLength, replyHeader } from './reply.ts';
+import { outputLength, replyHeader } from './reply.ts';
 import { outputFormatOf, type OutputFormat } from './structured.ts';
 
 type Endpoint = 'chat' | 'batch' | 'completions';
@@ -75,7 +75,7 @@ function outputBudget(ctx: ApiContext, promptTokens: number, requested: unknown,
 
 function planSeq(ctx: ApiContext, prompt: PreparedPrompt, budget: number, format: OutputFormat | null): SeqPlan {
   const t = ctx.timing();
-  const natural = naturalLength(prompt.seed, t.outputTokensMin, t.outputTokensMax);
+  const natural = outputLength(prompt.seed, t);
   const header = replyHeader(ctx.options.model, prompt);
   const answer = ctx.answers.plan({ model: ctx.options.model, prompt, budget, natural, header, format, faults: ctx.faults() });
   return { prompt, outputTokens: answer.outputTokens, finish: answer.finish, content: answer.content, answer };

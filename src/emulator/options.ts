@@ -26,6 +26,16 @@ export interface Timing {
   outputTokensMin: number;
   /** Longest reply, in generated tokens (before max_tokens caps it). @defaultValue 450 */
   outputTokensMax: number;
+  /**
+   * Share of replies that are long (0..1): their length is drawn from
+   * [longOutputTokensMin, longOutputTokensMax] instead. Mixes long and short outputs.
+   * @defaultValue 0
+   */
+  longOutputShare: number;
+  /** Shortest long reply, in generated tokens. @defaultValue 1000 */
+  longOutputTokensMin: number;
+  /** Longest long reply, in generated tokens. @defaultValue 2000 */
+  longOutputTokensMax: number;
 }
 
 /** Which requests hang (are never answered until the client closes the connection). */
@@ -37,6 +47,8 @@ export interface HangRule {
 }
 
 export type OomMode = 'death' | 'request';
+/** How the scheduler admits waiting sequences (src/emulator/engine.ts). */
+export type Admission = 'budget' | 'all';
 export type ErrorStyle = 'vllm' | 'flat' | 'ollama';
 
 /** Injected faults and server look-alikes (the answer faults: answer-options.ts). All off by default; all may change at run time. */
@@ -92,6 +104,12 @@ export interface EmulatorOptions extends Timing, Faults, ModelTraits {
   maxNumBatchedTokens: number;
   /** KV cache capacity in tokens; past it running sequences are preempted. @defaultValue 262144 */
   kvCacheTokens: number;
+  /**
+   * How waiting sequences are admitted: `budget` (vLLM V1) while the step's token budget has
+   * room; `all` at once, up to maxNumSeqs and while the KV cache holds their prompts (their
+   * prefill then shares the budget). @defaultValue 'budget'
+   */
+  admission: Admission;
   /** Most images in one prompt (vLLM's --limit-mm-per-prompt). @defaultValue 999 */
   maxImagesPerPrompt: number;
   /** Largest request body accepted, in bytes (413 past it; a guard, vLLM has none). @defaultValue 268435456 (256 MiB) */
@@ -105,6 +123,9 @@ export const TIMING_DEFAULTS: Timing = Object.freeze({
   prefillPerTokenMs: 0.05,
   outputTokensMin: 150,
   outputTokensMax: 450,
+  longOutputShare: 0,
+  longOutputTokensMin: 1000,
+  longOutputTokensMax: 2000,
 });
 
 export const FAULT_DEFAULTS: Faults = Object.freeze({
@@ -135,6 +156,7 @@ export const EMULATOR_DEFAULTS: EmulatorOptions = Object.freeze({
   maxNumSeqs: 256,
   maxNumBatchedTokens: 2048,
   kvCacheTokens: 262144,
+  admission: 'budget',
   maxImagesPerPrompt: 999,
   maxBodyBytes: 256 * 1024 * 1024,
 });
@@ -157,6 +179,35 @@ export const SERVER_PRESETS = {
 } as const satisfies Record<string, Partial<Faults>>;
 
 export type ServerPreset = keyof typeof SERVER_PRESETS;
+
+/**
+ * Engine profiles (`--profile`): schedulers and costs that behave like different engines, for
+ * holding the worker's window to each (bench/throughput.ts, docs/emulator.md). Sized for prompts
+ * of 1-4k tokens (chat chunks, page images).
+ */
+export const ENGINE_PROFILES = {
+  /** vLLM V1 on a small GPU: admission within a 2048-token budget, KV cache for ~70 chunks of 3.5k. */
+  vllm: {},
+  /**
+   * Admits every request up to maxNumSeqs at once and queues nothing until then (`waiting` stays
+   * 0 until 256 run); the KV cache never binds; prefill of long prompts dominates the step, so
+   * throughput keeps rising, slowly, all the way to 256.
+   */
+  'admit-all': { admission: 'all', maxNumBatchedTokens: 8192, kvCacheTokens: 4_194_304 },
+  /** The KV cache binds long before maxNumSeqs (~36 chunks of 3.5k): over-full, it preempts (recompute). */
+  'kv-preempt': { maxNumBatchedTokens: 8192, kvCacheTokens: 131_072 },
+  /**
+   * Prefill costs twice as much and fills most of every step; the 2048-token budget admits long
+   * prompts one step at a time, so a backlog waits while running climbs; the KV cache never binds.
+   */
+  'slow-prefill': { prefillPerTokenMs: 0.1, maxNumBatchedTokens: 2048, kvCacheTokens: 4_194_304 },
+  /** A quarter of the replies are long (1000-2000 tokens), the rest short (20-200). */
+  'mixed-outputs': { outputTokensMin: 20, outputTokensMax: 200, longOutputShare: 0.25, longOutputTokensMin: 1000, longOutputTokensMax: 2000 },
+  /** vLLM's scheduler with no /metrics: the client has only latency. */
+  'no-metrics': { noMetrics: true },
+} as const satisfies Record<string, Partial<EmulatorOptions>>;
+
+export type EngineProfile = keyof typeof ENGINE_PROFILES;
 
 const TIMING_KEYS = Object.keys(TIMING_DEFAULTS) as (keyof Timing)[];
 const FAULT_KEYS = Object.keys(FAULT_DEFAULTS) as (keyof Faults)[];
@@ -191,6 +242,10 @@ function checkTiming(t: Timing): void {
   int('outputTokensMin', t.outputTokensMin, 1);
   int('outputTokensMax', t.outputTokensMax, 1);
   if (t.outputTokensMax < t.outputTokensMin) throw bad('outputTokensMax', t.outputTokensMax, `>= outputTokensMin (${t.outputTokensMin})`);
+  if (typeof t.longOutputShare !== 'number' || !(t.longOutputShare >= 0 && t.longOutputShare <= 1)) throw bad('longOutputShare', t.longOutputShare, 'a number in [0, 1]');
+  int('longOutputTokensMin', t.longOutputTokensMin, 1);
+  int('longOutputTokensMax', t.longOutputTokensMax, 1);
+  if (t.longOutputTokensMax < t.longOutputTokensMin) throw bad('longOutputTokensMax', t.longOutputTokensMax, `>= longOutputTokensMin (${t.longOutputTokensMin})`);
 }
 
 function checkFaults(f: Faults): void {
@@ -240,6 +295,7 @@ export function resolveOptions(input: Partial<EmulatorOptions> = {}): EmulatorOp
   int('maxNumBatchedTokens', o.maxNumBatchedTokens, 1);
   if (o.maxNumBatchedTokens < o.maxNumSeqs) throw bad('maxNumBatchedTokens', o.maxNumBatchedTokens, `>= maxNumSeqs (${o.maxNumSeqs}), or running sequences could not all decode`);
   int('kvCacheTokens', o.kvCacheTokens, 1);
+  oneOf('admission', o.admission, ['budget', 'all']);
   if (o.kvCacheTokens < o.maxModelLen) throw bad('kvCacheTokens', o.kvCacheTokens, `>= maxModelLen (${o.maxModelLen}), as vLLM requires`);
   int('maxImagesPerPrompt', o.maxImagesPerPrompt, 0);
   int('maxBodyBytes', o.maxBodyBytes, 1024);

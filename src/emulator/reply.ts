@@ -4,6 +4,7 @@
  * input; the rest is filler words drawn from a generator seeded by the request's content.
  */
 import { createHash } from 'node:crypto';
+import type { Timing } from './options.ts';
 import type { ImageInfo, PreparedPrompt } from './prompt.ts';
 import { countText } from './tokens.ts';
 
@@ -39,6 +40,15 @@ export function describeText(text: string): string {
 /** How many tokens the model "wants" to say for this content: uniform in [min, max]. */
 export function naturalLength(seed: Buffer, min: number, max: number): number {
   return min + (seed.readUInt32BE(0) % (max - min + 1));
+}
+
+/**
+ * The natural length under a timing: uniform in [outputTokensMin, outputTokensMax], or for a
+ * `longOutputShare` of the seeds (decided by seed bytes 8-11) in the long range.
+ */
+export function outputLength(seed: Buffer, t: Pick<Timing, 'outputTokensMin' | 'outputTokensMax' | 'longOutputShare' | 'longOutputTokensMin' | 'longOutputTokensMax'>): number {
+  const long = t.longOutputShare > 0 && seed.readUInt32BE(8) / 2 ** 32 < t.longOutputShare;
+  return long ? naturalLength(seed, t.longOutputTokensMin, t.longOutputTokensMax) : naturalLength(seed, t.outputTokensMin, t.outputTokensMax);
 }
 
 /** xorshift32: cheap, deterministic, good enough to vary filler words. */

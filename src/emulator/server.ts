@@ -37,7 +37,7 @@ export class EmulatorServer {
   private readonly rateLimiter = new RateLimiter();
   private deaths = 0;
   private restarts = 0;
-  private readonly retired = { promptTokens: 0, generationTokens: 0, preemptions: 0, maxRunning: 0, maxRunningImages: 0, maxWaiting: 0 };
+  private readonly retired = { promptTokens: 0, generationTokens: 0, preemptions: 0, maxRunning: 0, maxRunningImages: 0, maxWaiting: 0, firstArrivalMs: null as number | null, lastDoneMs: null as number | null };
   private readonly timers = new Set<NodeJS.Timeout>();
   private closing: Promise<void> | null = null;
   private readonly ctx: ApiContext;
@@ -101,7 +101,7 @@ export class EmulatorServer {
 
   stats(): EmulatorStats {
     const e = this.engine;
-    const gauges = e.dead ? { running: 0, waiting: 0 } : e.gauges();
+    const gauges = e.dead ? { running: 0, waiting: 0, kvUsage: 0 } : e.gauges();
     const errorsTotal = Object.values(this.counts.errors).reduce((a, b) => a + b, 0);
     return {
       ...this.counts,
@@ -112,6 +112,9 @@ export class EmulatorServer {
       restarts: this.restarts,
       running: gauges.running,
       waiting: gauges.waiting,
+      kvUsage: gauges.kvUsage,
+      firstArrivalMs: this.retired.firstArrivalMs ?? e.firstArrivalAt,
+      lastDoneMs: e.lastDoneAt ?? this.retired.lastDoneMs,
       maxRunning: Math.max(this.retired.maxRunning, e.maxRunning),
       maxRunningImages: Math.max(this.retired.maxRunningImages, e.maxRunningImages),
       maxWaiting: Math.max(this.retired.maxWaiting, e.maxWaiting),
@@ -190,6 +193,8 @@ export class EmulatorServer {
       this.retired.maxRunning = Math.max(this.retired.maxRunning, old.maxRunning);
       this.retired.maxRunningImages = Math.max(this.retired.maxRunningImages, old.maxRunningImages);
       this.retired.maxWaiting = Math.max(this.retired.maxWaiting, old.maxWaiting);
+      this.retired.firstArrivalMs ??= old.firstArrivalAt;
+      this.retired.lastDoneMs = old.lastDoneAt ?? this.retired.lastDoneMs;
       this.engine = this.newEngine();
       this.engineStartedSec = Date.now() / 1000;
       this.engineState = 'alive';

@@ -15,13 +15,15 @@ export interface WindowOptions {
   ceilingHoldMs?: number;
   /** Least time between two growth or hold decisions from /metrics or latency. @defaultValue 2_000 */
   decisionIntervalMs?: number;
+  /** The same while probing (the engine has shown room at every decision so far). @defaultValue 1_000 */
+  probeIntervalMs?: number;
   /**
    * Requests of ours we aim to keep queued at the engine (our FIFO share of `waiting`), so the
-   * GPU always has the next request at hand. With k workers the engine queue settles near
-   * k × this. @defaultValue 2
+   * GPU always has the next request at hand; at least, for 3% of the engine's running count is
+   * aimed at when larger. With k workers the engine queue settles near k × that. @defaultValue 2
    */
   targetWaiting?: number;
-  /** Multiplicative growth per decision while probing. @defaultValue 1.5 */
+  /** Multiplicative growth per decision while probing. @defaultValue 2 */
   growthFactor?: number;
   /** Multiplicative decrease on a busy answer or climbing latency (a queue cuts by its own size). @defaultValue 0.75 */
   decreaseFactor?: number;
@@ -52,8 +54,9 @@ export function resolveWindowOptions(options: WindowOptions): ResolvedWindowOpti
     nearCeilingFactor: options.nearCeilingFactor ?? 4,
     ceilingHoldMs: options.ceilingHoldMs ?? 300_000,
     decisionIntervalMs: options.decisionIntervalMs ?? 2_000,
+    probeIntervalMs: options.probeIntervalMs ?? 1_000,
     targetWaiting: options.targetWaiting ?? 2,
-    growthFactor: options.growthFactor ?? 1.5,
+    growthFactor: options.growthFactor ?? 2,
     decreaseFactor: options.decreaseFactor ?? 0.75,
     probeAfterOomMs: options.probeAfterOomMs ?? 10 * clean,
     kvHighWater: options.kvHighWater ?? 0.95,
@@ -79,6 +82,7 @@ function validate(o: ResolvedWindowOptions): void {
   pos('cleanIntervalMs', o.cleanIntervalMs);
   pos('ceilingHoldMs', o.ceilingHoldMs);
   pos('decisionIntervalMs', o.decisionIntervalMs);
+  pos('probeIntervalMs', o.probeIntervalMs);
   pos('targetWaiting', o.targetWaiting);
   pos('probeAfterOomMs', o.probeAfterOomMs);
   if (!(o.nearCeilingFactor >= 1)) throw new TypeError(`WindowOptions.nearCeilingFactor must be >= 1, got ${o.nearCeilingFactor}`);

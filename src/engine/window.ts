@@ -5,29 +5,39 @@
  *
  * STATES
  *
- *   probing ──(a queue forms, or latency climbs)──► steady
- *   steady  ──(no queue for 3 decisions, no OOM for probeAfterOomMs)──► probing
+ *   probing ──(a queue at or above the target with running flat, or latency climbing)──► steady
+ *   steady  ──(no queue at all for 3 decisions, no OOM for probeAfterOomMs)──► probing
  *   probing | steady | backoff ──(out of memory)──► backoff
  *   backoff ──(held the remembered failing size for a clean interval)──► steady
  *   any ──(engine down)──► paused ──(engine up)──► the state it left
  *
- * probing   Start-up. The engine has room: grow fast, ×growthFactor per decision (16 → 24 → 36
- *           ...), while the engine's `waiting` is 0 and our requests are admitted.
- * steady    Near the engine's capacity. Keep a little queue at the engine so the GPU always
- *           has the next request at hand, but not a big one. Our share of the queue (FIFO: our
- *           share of what the engine holds, `waiting × ours / (running + waiting)`) is held at
- *           `targetWaiting`: 0 queued → grow; below target → +1; on target (±0.25) → hold;
- *           above → -1; above twice the target → cut by the excess at once (at most halving,
- *           at most once per response time: a smaller window drains the queue only as
- *           requests finish). The excess is taken off what is in flight, not off the window, so
- *           requests still queued above an earlier cut are not counted twice.
+ * probing   Start-up. The engine has room: grow fast, ×growthFactor per decision (16 → 32 → 64
+ *           ...), a decision every `probeIntervalMs` (1 s), while our share of the engine's
+ *           queue is below the target and our requests are at the engine. A short queue does
+ *           not end probing: at a busy engine, requests that arrived during the current step
+ *           wait for the next one, so `waiting` is rarely 0 even with room. The whole ramp to
+ *           256 takes about 4 s: the ramp is part of what the engine loses to a slow client.
+ * steady    Near the engine's capacity, a decision every `decisionIntervalMs` (2 s). Keep a
+ *           little queue at the engine so the GPU always has the next request at hand, but not
+ *           a big one. Our share of the queue (FIFO: our share of what the engine holds,
+ *           `waiting × ours / (running + waiting)`) is held at a target, max(`targetWaiting`,
+ *           3% of the engine's running: a bigger engine with long prompts needs more queued
+ *           to keep its prefill budget busy; the same for every worker): 0 queued →
+ *           grow; below target → +1; on target (±0.25) → hold; above → -1; above twice the
+ *           target → cut by the excess at once (at most halving, at most once per response
+ *           time: a smaller window drains the queue only as requests finish). The excess is
+ *           taken off what is in flight, not off the window, so requests still queued above an
+ *           earlier cut are not counted twice.
  *           A queue while the engine's `running` climbs (since the last decision) is a backlog
  *           being admitted (a burst of new prompts goes in a few per step, within the token
  *           budget), not a full engine: with our share of it at the target or more, nothing
  *           changes, the phase included, until `running` stops climbing; a smaller share
- *           counts as room. An engine that preempts (its KV cache cannot hold the running
- *           sequences as they grow, so it evicts and later recomputes the newest) is over-full:
- *           -1, as for a queue a little long, until it stops.
+ *           counts as room, and so does, while probing, a backlog of ours no longer than what
+ *           the engine admitted of ours since the last decision (it will be gone by the next:
+ *           waiting for it would let the engine's admission run dry). An engine that preempts (its KV cache cannot hold the running
+ *           sequences as they grow, so it evicts and later recomputes the newest) is at the
+ *           cache's edge: no growth; preempting max(2, 2% of running) since the last decision, it
+ *           is over-full: -1, as for a queue a little long, until it stops.
  * backoff   After an out-of-memory. The window was halved (floor `min`) and the size that
  *           failed is remembered as a ceiling. Growth is +1 per clean interval (no OOM for
  *           `cleanIntervalMs`), ×nearCeilingFactor slower within 10% of the ceiling, and the
@@ -51,13 +61,25 @@
  * SIGNALS. With /metrics (fresh within 5 decision intervals) the queue rule above decides;
  * growth also needs our requests to be at the engine (`running + waiting` ≥ 75% of our in-flight
  * count: otherwise they are stuck before it, e.g. in the API server's image preprocessing) and
- * the KV cache below `kvHighWater` when given. Without /metrics, latency decides: the median of
- * the last `latencySamples` completions (per output token when the worker gives token counts)
- * against the best median seen — at most `latencyGrowBelow`× the best → grow; above
- * `latencyBackoffAbove`× → cut ×decreaseFactor; between → hold. A cut must show: if two
- * response times later the latency has not fallen by 10%, the rise was not ours (denser pages,
- * another tenant) and the best is re-based to the current latency. Batching engines trade
- * latency for throughput, so this rule is conservative: it stops growing while throughput would
+ * the KV cache below `kvHighWater` when given.
+ *
+ * Without /metrics, the answers decide (window-latency.ts): from answers of varied lengths, the
+ * share of our requests' time spent queued, times our in-flight count, is our share of the
+ * engine's queue, steered by the same rule to a target of max(targetWaiting, 10% of the window)
+ * (the reading is that noisy), with cuts of at most a quarter. Answers show the queue a
+ * request's lifetime late, so: while probing, the window grows on the clock (×growthFactor per
+ * `probeIntervalMs`, in `tick`) until answers show a queue; only answers to requests sent since
+ * the window last moved by a quarter (or was cut) count, and until there are enough of them
+ * there is no verdict. Overshooting costs the engine nothing (the excess waits in its queue) and
+ * is trimmed a lifetime later; an engine that refuses load says so (429, 503: `onBusy`, OOM).
+ * Queueing that two cuts in a row did not lower by a tenth is not ours (another tenant): it
+ * becomes the base that our share is counted above, so the window does not shrink to nothing.
+ * When answers are all of one length (or come without token counts), the median latency (per
+ * output token when given) of the last `latencySamples` is compared with the best seen: at most
+ * `latencyGrowBelow`× the best → grow; above `latencyBackoffAbove`× → cut ×decreaseFactor;
+ * between → hold. A cut must show: if two response times later the latency has not fallen by
+ * 10%, the rise was not ours (denser pages, another tenant) and the best is re-based. Batching
+ * engines trade latency for throughput, so this last rule stops growing while throughput would
  * still rise. Give the worker /metrics.
  *
  * Growth needs the window to be used: if the worker reports its in-flight count (`setInFlight`),
@@ -66,10 +88,11 @@
  * MANY WORKERS, ONE ENGINE. `waiting` and latency are global: every worker sees the same numbers.
  * Each one steers its own *share* of the queue to the same target, so a worker with a larger
  * window (a larger share) trims while a smaller one grows: they converge to equal windows (to
- * within the ±0.25 hold band) and the engine queue settles near workers × targetWaiting. Nobody
+ * within the ±0.25 hold band) and the engine queue settles near workers × the target. Nobody
  * tries to "win back" the queue, and one big cut by every worker removes exactly the excess.
  */
 
+import { QueueEstimator, type QueueReading } from './window-latency.ts';
 import { resolveWindowOptions, type ResolvedWindowOptions, type WindowOptions } from './window-options.ts';
 
 export type { WindowOptions } from './window-options.ts';
@@ -103,14 +126,17 @@ export interface WindowSnapshot {
 /** What a metrics sample or a latency window says about the engine's room. */
 type Verdict = 'grow' | 'hold' | 'shrink';
 
-/** What a decision does: grow (by phase), ±1, hold, or cut (to a size, or by a factor). */
+/**
+ * What a decision does: grow (no queue: by phase), short (a queue below the target: by phase
+ * while probing, else +1), -1, hold, wait (no verdict), or cut (to a size, or by a factor).
+ */
 type Action =
   | { kind: 'grow' }
-  | { kind: 'up1' }
+  | { kind: 'short' }
   | { kind: 'hold' }
   | { kind: 'wait' }
   | { kind: 'down1' }
-  | { kind: 'cut'; to?: number; factor?: number };
+  | { kind: 'cut'; to?: number; factor?: number; keep?: number };
 
 const MAX_HOLD_FACTOR = 8;
 /**
@@ -119,6 +145,8 @@ const MAX_HOLD_FACTOR = 8;
  * their windows can stay ((target + band) / (target - band): 1.3× at the default target).
  */
 const HOLD_BAND = 0.25;
+/** Our share of the engine's queue is steered to max(targetWaiting, this × the engine's running). */
+const TARGET_SHARE_OF_RUNNING = 0.03;
 
 export class WindowController {
   private readonly opts: ResolvedWindowOptions;
@@ -147,6 +175,14 @@ export class WindowController {
   private latencyEwma: number | null = null;
   private samples: number[] = [];
   private best: number | null = null;
+  /** Recent answers, for the queue estimate without /metrics. */
+  private readonly queue: QueueEstimator;
+  /** The share of time queued that is not ours (no /metrics): raised when cuts did not lower it. */
+  private queuedBase = 0;
+  /** Cuts in a row from answers, and the queued share when the first was made. */
+  private answerCuts: { queued: number; cuts: number } | null = null;
+  /** When the window last moved by a quarter or more (answers to requests sent since show it). */
+  private regimeAt = Number.NEGATIVE_INFINITY;
   private cut: { at: number; median: number } | null = null;
   private oomEpisodes = 0;
   private oomCalls = 0;
@@ -154,6 +190,7 @@ export class WindowController {
 
   constructor(options: WindowOptions = {}) {
     this.opts = resolveWindowOptions(options);
+    this.queue = new QueueEstimator(4 * this.opts.latencySamples);
     this.current = Math.min(this.opts.max, Math.max(this.opts.min, this.opts.initial));
     const ceiling = options.ceiling ?? null;
     if (ceiling !== null && (!Number.isInteger(ceiling) || ceiling < 2)) {
@@ -247,6 +284,7 @@ export class WindowController {
     this.episodeStart = null;
     this.cleanSince = now;
     this.samples = [];
+    this.queue.clear();
     this.note(now, 'engine up: resumed');
   }
 
@@ -257,16 +295,67 @@ export class WindowController {
     this.decrease(now, 'engine busy', { factor: this.opts.decreaseFactor });
   }
 
-  /** A request succeeded after `latencyMs`; `outputTokens` makes the latency rule per token. */
+  /** A request succeeded after `latencyMs`; `outputTokens` makes the latency rules work per token. */
   onCompleted(now: number, latencyMs: number, outputTokens?: number): void {
     const sentAt = now - latencyMs;
     if (this.episodeStart !== null && !this.paused && sentAt >= this.episodeStart) this.episodeStart = null;
     this.latencyEwma = this.latencyEwma === null ? latencyMs : 0.8 * this.latencyEwma + 0.2 * latencyMs;
     if (this.paused || this.metricsFresh(now)) return;
+    this.queue.add({ sentAt, latencyMs, outputTokens: outputTokens ?? 0 });
     this.samples.push(outputTokens !== undefined && outputTokens > 0 ? latencyMs / outputTokens : latencyMs);
-    if (this.samples.length < this.opts.latencySamples || now - this.lastDecisionAt < this.opts.decisionIntervalMs) return;
+    if (this.samples.length < this.opts.latencySamples || now - this.lastDecisionAt < this.interval()) return;
     const median = medianOf(this.samples);
     this.samples = [];
+    const reading = this.queue.read(Number.NEGATIVE_INFINITY, this.opts.latencySamples);
+    if (reading) this.steerByAnswers(now, reading);
+    else this.steerByLatency(now, median);
+  }
+
+  /**
+   * Without /metrics, from answers of varied lengths: the share of our requests' time spent
+   * queued (window-latency.ts) times our in-flight count is our share of the engine's queue,
+   * steered like `waiting` (`steer`).
+   */
+  private steerByAnswers(now: number, all: QueueReading): void {
+    // Answers to requests sent since the window last moved a lot (or was cut) say where it stands
+    // now; older ones, where it stood. Until there are enough of the former (a request's
+    // lifetime, or the queue's wait, later), there is no verdict: a cut has not shown yet.
+    const recent = this.queue.read(this.regimeAt, this.opts.latencySamples);
+    const reading = recent ?? (now - this.regimeAt >= 2 * (this.latencyEwma ?? 0) ? all : null);
+    if (reading === null) {
+      this.decide(now, { kind: 'wait' }, 'answers: too few since the window last moved');
+      return;
+    }
+    this.queuedBase = Math.min(this.queuedBase, reading.queued);
+    const mine = this.inFlight ?? this.current;
+    const own = Math.max(0, reading.queued - this.queuedBase) * mine;
+    // The reading is noisy by a tenth of the window either way (prefill, requests of one burst
+    // queued one behind the other): steer to a queue that grows with the window, which costs the
+    // engine nothing, and cut by a quarter at most, rather than risk an idle engine.
+    const target = Math.max(this.opts.targetWaiting, 0.1 * this.current);
+    const base = this.queuedBase > 0 ? ` (${(this.queuedBase * 100).toFixed(0)}% not ours)` : '';
+    const said = `answers: ${(reading.queued * 100).toFixed(0)}% of the time queued${base} at steps ≤ ${reading.stepMs.toFixed(1)} ms: ours ~${own.toFixed(1)} (target ${target.toFixed(1)})`;
+    // Queueing that two cuts of ours in a row did not lower by a tenth is not ours (another
+    // tenant, heavier prompts): it becomes the base, so the window does not shrink to nothing.
+    // (One cut is not enough: requests queued before it still delay those sent after.)
+    const series = this.answerCuts;
+    if (own > 2 * target && series !== null && series.cuts >= 2 && reading.queued >= 0.9 * series.queued) {
+      this.queuedBase = reading.queued;
+      this.answerCuts = null;
+      this.decide(now, { kind: 'hold' }, `${said}: two cuts did not lower it, not ours: re-based`);
+      return;
+    }
+    const before = this.current;
+    this.steer(now, { own, queued: own > HOLD_BAND, climbing: false, admitted: 0, preempted: 0, running: null, kvCacheUsage: null, atEngine: null, target, keep: this.opts.decreaseFactor }, said);
+    if (this.current < before && this.change?.reason.endsWith('cut')) {
+      this.answerCuts = series !== null && reading.queued >= 0.9 * series.queued ? { queued: series.queued, cuts: series.cuts + 1 } : { queued: reading.queued, cuts: 1 };
+    } else if (this.current > before) {
+      this.answerCuts = null;
+    }
+  }
+
+  /** Without /metrics or varied lengths: latency per token against the best seen. */
+  private steerByLatency(now: number, median: number): void {
     // A cut that did not bring the latency down (two response times later) means the rise was not
     // our doing (heavier inputs, another tenant): the best is re-based instead of cutting forever.
     if (this.cut !== null && now - this.cut.at >= 2 * (this.latencyEwma ?? 0)) {
@@ -294,59 +383,112 @@ export class WindowController {
    */
   onMetrics(now: number, m: { running: number; waiting: number; kvCacheUsage?: number | null; preemptionsTotal?: number | null }): void {
     this.lastMetricsAt = now;
-    if (this.paused || now - this.lastDecisionAt < this.opts.decisionIntervalMs) return;
-    const target = this.opts.targetWaiting;
+    if (this.paused || now - this.lastDecisionAt < this.interval()) return;
     const total = m.running + m.waiting;
     const mine = this.inFlight ?? this.current;
     // FIFO: our share of the queue is our share of what the engine holds.
     const own = total > 0 ? m.waiting * Math.min(1, mine / total) : 0;
-    const said = `engine queue ${m.waiting} (ours ~${own.toFixed(1)}, target ${target})`;
     const before = this.lastRunning;
     this.lastRunning = m.running;
     // The engine is still admitting: a queue now is a backlog (a burst of new prompts goes in a
-    // few per step, within the token budget), not a full engine. It is no reason to shrink or to
-    // leave probing; a small share of it is no reason not to grow either.
-    const climbing = before !== null && m.running > before + Math.max(2, 0.05 * before);
-    const waiting = climbing ? 0 : m.waiting;
+    // few per step, within the token budget), not a full engine.
+    const climbing = before !== null && m.running > before + Math.max(2, 0.02 * before);
     // A counter that went down is a restarted engine: a new baseline, no verdict.
-    const preempted = m.preemptionsTotal != null && this.lastPreemptions !== null && m.preemptionsTotal > this.lastPreemptions;
+    const preempted = m.preemptionsTotal != null && this.lastPreemptions !== null && m.preemptionsTotal > this.lastPreemptions ? m.preemptionsTotal - this.lastPreemptions : 0;
     this.lastPreemptions = m.preemptionsTotal ?? null;
-    if (m.waiting > 0 && climbing && own >= target - HOLD_BAND) {
-      this.decide(now, { kind: 'wait' }, `${said}, running ${before} → ${m.running}: still admitting`);
-    } else if (waiting > 0 && own > 2 * target && mine - (own - target) >= this.current) {
+    const said = `engine queue ${m.waiting} (ours ~${own.toFixed(1)}, target ${Math.max(this.opts.targetWaiting, TARGET_SHARE_OF_RUNNING * m.running).toFixed(1)})${climbing ? `, running ${before} → ${m.running}: still admitting` : ''}`;
+    // Requests on their way in (a large body still being sent or preprocessed) are not at the
+    // engine yet: its numbers say nothing about them.
+    const atEngine = this.inFlight === null ? null : total >= 0.75 * this.inFlight;
+    // Our share of what the engine admitted since the last decision: a backlog of ours no longer
+    // than that is gone by the next one.
+    const admitted = climbing && before !== null ? (m.running - before) * Math.min(1, mine / Math.max(1, total)) : 0;
+    // A few requests wait at any busy engine (arrived during a step, or waiting for their share
+    // of the prefill budget); with long prompts a bigger engine needs more of them queued to keep
+    // its budget full. The same for every worker (it depends on the engine, not on our window),
+    // so workers still converge to equal windows.
+    const target = Math.max(this.opts.targetWaiting, TARGET_SHARE_OF_RUNNING * m.running);
+    this.steer(now, { own, queued: m.waiting > 0, climbing, admitted, preempted, running: m.running, kvCacheUsage: m.kvCacheUsage ?? null, atEngine, target }, said);
+  }
+
+  /**
+   * The queue rule, whatever saw the queue (/metrics, or the time our answers spent queued):
+   * steer our share of the engine's queue to the target.
+   */
+  private steer(
+    now: number,
+    s: {
+      own: number;
+      queued: boolean;
+      climbing: boolean;
+      /** Of ours, how many the engine admitted since the last decision (while climbing). */
+      admitted: number;
+      /** Preemptions since the last decision, and the engine's running count. */
+      preempted: number;
+      running: number | null;
+      kvCacheUsage: number | null;
+      atEngine: boolean | null;
+      target?: number;
+      keep?: number;
+    },
+    said: string,
+  ): void {
+    const target = s.target ?? this.opts.targetWaiting;
+    const mine = this.inFlight ?? this.current;
+    const { own, climbing } = s;
+    // A preemption now and then is the KV cache at its edge, where the engine does best; many
+    // (2% of the running ones per decision) are a cache over-full, evicting and recomputing.
+    const preempted = s.preempted >= Math.max(2, 0.02 * (s.running ?? 0));
+    // A queue while running climbs is a backlog being admitted: no reason to shrink or to leave
+    // probing; a small share of it is no reason not to grow either.
+    const full = s.queued && !climbing;
+    if (s.queued && climbing && own >= target - HOLD_BAND && (this.phase !== 'probing' || own > s.admitted)) {
+      // A backlog the engine will not have admitted by the next decision: wait for it. While
+      // probing, a shorter one is room (else the engine's admission would run dry meanwhile).
+      this.decide(now, { kind: 'wait' }, said);
+    } else if (full && own > 2 * target && mine - (own - target) >= this.current) {
       // The excess is counted against what is in flight, not the window: after a cut, the
       // requests above the new window stay queued until they finish, and cutting the window by
       // them again would count one excess twice.
       this.decide(now, { kind: 'hold' }, `${said}: too long, but the last cut has not shown yet`);
-    } else if (waiting > 0 && own > 2 * target) {
-      this.decide(now, { kind: 'cut', to: Math.round(mine - (own - target)) }, `${said}: too long`);
-    } else if ((preempted || (waiting > 0 && own > target + HOLD_BAND)) && mine > this.current) {
+    } else if (full && own > 2 * target) {
+      this.decide(now, { kind: 'cut', to: Math.round(mine - (own - target)), ...(s.keep ? { keep: s.keep } : {}) }, `${said}: too long`);
+    } else if ((preempted || (full && own > target + HOLD_BAND)) && mine > this.current) {
       this.decide(now, { kind: 'hold' }, `${preempted ? 'engine preempting' : `${said}: a little long`}, but the last cut has not shown yet`);
     } else if (preempted) {
       // More running than the KV cache holds as they grow: the newest are evicted and their
       // prompt and output computed again. Those requests cost the engine work and add nothing;
       // step back until it stops (the window then sits just below the KV limit).
       this.decide(now, { kind: 'down1' }, 'engine preempting: KV cache over-full');
-    } else if (waiting > 0 && own > target + HOLD_BAND) {
+    } else if (full && own > target + HOLD_BAND) {
       this.decide(now, { kind: 'down1' }, `${said}: a little long`);
-    } else if (waiting > 0 && own >= target - HOLD_BAND) {
+    } else if (full && own >= target - HOLD_BAND) {
       this.decide(now, { kind: 'hold' }, `${said}: on target`);
-    } else if (m.kvCacheUsage != null && m.kvCacheUsage > this.opts.kvHighWater) {
+    } else if (s.kvCacheUsage != null && s.kvCacheUsage > this.opts.kvHighWater) {
       this.decide(now, { kind: 'hold' }, 'KV cache nearly full');
-    } else if (this.inFlight !== null && total < 0.75 * this.inFlight) {
-      // Requests on their way in (a large image body is still being sent or preprocessed) say
-      // nothing about the engine's room: do not grow, but do not leave probing either.
+    } else if (s.preempted > 0) {
+      this.decide(now, { kind: 'hold' }, `engine preempted ${s.preempted}: at the KV cache's edge`);
+    } else if (s.atEngine === false) {
+      // Do not grow on numbers that do not include our requests, but do not leave probing either.
       this.decide(now, { kind: 'wait' }, 'our requests are not reaching the engine');
-    } else if (waiting > 0) {
-      this.decide(now, { kind: 'up1' }, `${said}: short`);
     } else {
-      this.decide(now, { kind: 'grow' }, climbing && m.waiting > 0 ? `${said}, running ${before} → ${m.running}: still admitting, room` : 'engine has room');
+      // No queue, or our share of it below the target: room. Probing grows by its factor (a
+      // short queue at a busy engine is requests that arrived during a step, not a full one).
+      this.decide(now, { kind: s.queued ? 'short' : 'grow' }, `${said}: ${s.queued ? 'short' : 'room'}`);
     }
   }
 
   /** Time passes: growth after an OOM, and forgetting a ceiling that was lifted. Call every second or so. */
   tick(now: number): void {
-    if (this.paused || this.phase !== 'backoff' || this.episodeStart !== null) return;
+    if (this.paused) return;
+    if (this.phase === 'probing' && !this.metricsFresh(now) && now - this.lastChangeAt >= this.opts.probeIntervalMs && this.current < this.opts.max && this.saturated()) {
+      // No /metrics: answers show a queue only a request's lifetime late. Until they do, grow on
+      // the clock as if the engine had room; the first answers that show a queue end probing and
+      // cut the excess (a queue costs the engine nothing meanwhile).
+      this.set(now, Math.max(this.current + 1, Math.ceil(this.current * this.opts.growthFactor)), 'no /metrics, no queue in the answers yet: probing');
+      return;
+    }
+    if (this.phase !== 'backoff' || this.episodeStart !== null) return;
     const ceiling = this.ceilingSize;
     if (ceiling !== null && this.current >= ceiling) {
       this.atCeilingSince ??= now;
@@ -377,11 +519,10 @@ export class WindowController {
     this.lastVerdictAt = now;
     // 'wait' changes nothing, the phase included: the engine has not said yet where it stands.
     if (action.kind === 'wait') return false;
-    this.lastVerdict = action.kind === 'grow' || action.kind === 'up1' ? 'grow' : action.kind === 'hold' ? 'hold' : 'shrink';
-    if (action.kind !== 'grow') {
-      this.growStreak = 0;
-      if (this.phase === 'probing') this.phase = 'steady';
-    }
+    this.lastVerdict = action.kind === 'grow' || action.kind === 'short' ? 'grow' : action.kind === 'hold' ? 'hold' : 'shrink';
+    // Only an empty queue counts toward probing again; a short one at the target is noise.
+    if (action.kind !== 'grow') this.growStreak = 0;
+    if (action.kind !== 'grow' && action.kind !== 'short' && this.phase === 'probing') this.phase = 'steady';
     switch (action.kind) {
       case 'cut':
         return this.decrease(now, reason, action);
@@ -389,14 +530,13 @@ export class WindowController {
         return this.set(now, this.current - 1, `${reason}: -1`);
       case 'hold':
         return false;
-      case 'up1':
       case 'grow':
+      case 'short':
         break;
     }
     if (action.kind === 'grow') this.growStreak++;
     // After an OOM only the clean-interval clock (tick) raises the window.
     if (this.phase === 'backoff' || !this.saturated() || this.current >= this.opts.max) return false;
-    if (action.kind === 'up1') return this.set(now, this.current + 1, `${reason}: +1`);
     if (this.phase === 'steady' && this.growStreak >= 3 && this.mayProbe(now)) this.phase = 'probing';
     if (this.phase === 'probing') {
       const next = Math.max(this.current + 1, Math.ceil(this.current * this.opts.growthFactor));
@@ -405,15 +545,21 @@ export class WindowController {
     return this.set(now, this.current + 1, `${reason}: +1`);
   }
 
-  /** A cut (to a size, or by a factor), at least 1 and at most halving, once per response time. */
-  private decrease(now: number, reason: string, how: { to?: number; factor?: number }): boolean {
+  /** Least time between two decisions: short while probing (the engine has shown room). */
+  private interval(): number {
+    return this.phase === 'probing' ? this.opts.probeIntervalMs : this.opts.decisionIntervalMs;
+  }
+
+  /** A cut (to a size, or by a factor), at least 1 and at most halving (or to `keep` × the window), once per response time. */
+  private decrease(now: number, reason: string, how: { to?: number; factor?: number; keep?: number }): boolean {
     // Requests already sent keep the queue up until they finish: give a cut time to show.
     const responseTime = Math.min(30_000, Math.max(this.opts.decisionIntervalMs, this.latencyEwma ?? 0));
     if (now - this.lastDecreaseAt < responseTime) return false;
     const wanted = how.to ?? Math.floor(this.current * (how.factor ?? this.opts.decreaseFactor));
-    const next = Math.min(this.current - 1, Math.max(Math.floor(this.current / 2), wanted));
+    const next = Math.min(this.current - 1, Math.max(Math.floor(this.current * (how.keep ?? 0.5)), wanted));
     if (!this.set(now, next, `${reason}: cut`)) return false;
     this.lastDecreaseAt = now;
+    this.regimeAt = now;
     return true;
   }
 
@@ -444,6 +590,7 @@ export class WindowController {
     }
     if (to === this.current) return false;
     this.change = { at: now, from: this.current, to, reason };
+    if (Math.abs(to - this.current) >= 0.25 * this.current) this.regimeAt = now;
     this.current = to;
     this.lastChangeAt = now;
     this.peak = this.inFlight ?? 0;
