@@ -11,7 +11,7 @@
  * --wait`, on the Redis at REDIS_URL under a throwaway prefix.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +53,7 @@ const stop = async (c: ChildProcess) => {
   await exited;
 };
 
+mkdirSync(env.BLOB_DIR, { recursive: true }); // the worker refuses a blob store that is not there
 const pdf = join(dir, 'book.pdf');
 writeFileSync(pdf, numberedPdf(Number(values.pages)));
 const engine = start(['engine', '--port', '0', '--speed', values.speed!, '--oom-at', values['oom-at']!, '--oom-mode', 'death', '--restart-delay', values['restart-delay']!]);

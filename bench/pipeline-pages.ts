@@ -157,6 +157,8 @@ class Deployment {
   }
 
   async start(): Promise<void> {
+    // The blob store exists before the worker starts (its start checks refuse a missing one).
+    mkdirSync(this.env.BLOB_DIR!, { recursive: true });
     this.#engine = start(['engine', '--port', '0', '--speed', '1000', '--output-tokens-min', '1', '--output-tokens-max', '2'], {});
     const engineUrl = await this.#engine.url;
     this.#worker = start(['worker'], { ...this.env, ENGINE_URL: engineUrl, RENDERERS: String(cores), RENDERER: values.renderer! });
