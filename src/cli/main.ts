@@ -7,33 +7,40 @@
  */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { compareCommand } from './compare.ts';
-import { configCommand } from './config.ts';
-import { dashboardCommand } from './dashboard.ts';
-import { demoCommand } from './demo.ts';
-import { engineCommand } from './engine.ts';
-import { enqueueCommand } from './enqueue.ts';
-import { evalCommand } from './eval.ts';
-import { gcCommand } from './gc.ts';
-import { retryCommand } from './retry.ts';
-import { statusCommand } from './status.ts';
-import { workerCommand } from './worker.ts';
-import { writerCommand } from './writer.ts';
 import { isRedisConnectionError } from '../../queues/redis-link.ts';
 import { DocbatchError } from '../errors.ts';
 import { printable } from '../printable.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-export function program(): Command {
+/**
+ * The verbs, in help order, each loaded only when needed: a command starts by loading its own
+ * verb's code (and what that imports), not every verb's (the AWS SDK, the dashboard, the emulator).
+ */
+const VERBS: Record<string, () => Promise<Command>> = {
+  enqueue: async () => (await import('./enqueue.ts')).enqueueCommand(),
+  retry: async () => (await import('./retry.ts')).retryCommand(),
+  worker: async () => (await import('./worker.ts')).workerCommand(),
+  writer: async () => (await import('./writer.ts')).writerCommand(),
+  engine: async () => (await import('./engine.ts')).engineCommand(),
+  demo: async () => (await import('./demo.ts')).demoCommand(),
+  status: async () => (await import('./status.ts')).statusCommand(),
+  config: async () => (await import('./config.ts')).configCommand(),
+  dashboard: async () => (await import('./dashboard.ts')).dashboardCommand(),
+  gc: async () => (await import('./gc.ts')).gcCommand(),
+  eval: async () => (await import('./eval.ts')).evalCommand(),
+  compare: async () => (await import('./compare.ts')).compareCommand(),
+};
+
+/** The command line: with `verb` (a known one), only that verb is loaded; otherwise all (help, errors). */
+export async function program(verb?: string): Promise<Command> {
   const root = new Command('docbatch')
     .description('PDFs, images and chat exports → model output on GPUs through vLLM, on Redis queues.')
     .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const sub of [enqueueCommand(), retryCommand(), workerCommand(), writerCommand(), engineCommand(), demoCommand(), statusCommand(), configCommand(), dashboardCommand(), gcCommand(), evalCommand(), compareCommand()]) {
-    root.addCommand(sub.exitOverride());
-  }
+  const names = verb !== undefined && Object.hasOwn(VERBS, verb) ? [verb] : Object.keys(VERBS);
+  for (const sub of await Promise.all(names.map((name) => VERBS[name]!()))) root.addCommand(sub.exitOverride());
   return root;
 }
 
@@ -49,7 +56,7 @@ export async function main(argv: string[]): Promise<number> {
   quietOnClosedPipe(process.stdout);
   quietOnClosedPipe(process.stderr);
   try {
-    await program().parseAsync(argv, { from: 'user' });
+    await (await program(argv[0])).parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {

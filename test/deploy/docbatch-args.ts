@@ -21,9 +21,11 @@ export interface ParsedCommand {
 }
 
 /** Parses `[verb, ...args]` with the verb's real options; throws when the verb does not exist. */
+const root = await program();
+
 export function parseDocbatchArgs(argv: string[]): ParsedCommand {
   const [verb, ...rest] = argv;
-  const sub = program().commands.find((c: Command) => c.name() === verb);
+  const sub = root.commands.find((c: Command) => c.name() === verb);
   if (!verb || !sub) throw new Error(`'${verb}' is not a docbatch verb`);
   const { operands, unknown } = sub.parseOptions(rest);
   const opts = sub.opts<Record<string, unknown>>();
