@@ -11,6 +11,11 @@
  *   queue (no attempt used) so a healthy worker takes it;
  * - everything else is thrown to the processor.
  *
+ * Backing off (busy, rate limited, a dropped connection) happens after the unit has given back
+ * its slot at the gate and finished its rate-limit entry: a sleeping unit holds no room at the
+ * engine. A Retry-After is honoured up to `retryAfterMaxMs` (ENGINE_RETRY_AFTER_MAX_MS), so one
+ * answer cannot park a unit, or a paid endpoint's every worker, for hours.
+ *
  * Poison units. A unit after which the connection drops while the engine itself stays up is the
  * cause: after 3 such drops it fails with UNIT_CRASHES_ENGINE. A unit in flight at three engine
  * outages is a suspect and is sent alone (the gate's solo mode); if the engine goes down again
@@ -33,6 +38,8 @@ export interface DispatchParts {
   releaseAfterMs: number;
   /** Longest sides to fall back to after an OOM alone at window 1 (pages only). */
   oomSizes: number[];
+  /** The longest a Retry-After (429, 503) is honoured: longer ones are cut to this (ENGINE_RETRY_AFTER_MAX_MS). */
+  retryAfterMaxMs: number;
   log: Logger;
   /** Hooks for metrics. */
   onOom?: () => void;
@@ -136,6 +143,8 @@ export class UnitSender {
       const aloneAtSend = gate.inFlight === 1;
       let started = performance.now();
       let finishRate: (() => Promise<void>) | null = null;
+      /** Set by a fault that backs off: slept after the finally below has given back the slot and the rate entry. */
+      let backoffMs = 0;
       this.sends++;
       try {
         const maxModelLen = (await client.model(signal)).maxModelLen;
@@ -199,30 +208,32 @@ export class UnitSender {
           continue;
         }
         if (err.code === 'ENGINE_DOWN') {
-          await this.onDown(engine, err, solo, signal);
-          continue;
-        }
-        if (err.code === 'ENGINE_RATE_LIMITED') {
-          const wait = (err instanceof EngineError ? err.retryAfterMs : undefined) ?? 1000;
+          backoffMs = await this.onDown(engine, err, solo, signal);
+        } else if (err.code === 'ENGINE_RATE_LIMITED') {
+          const wait = this.retryAfter(err) ?? 1000;
           this.sends--; // a rate limit is the endpoint's pace, not the unit's fault
           // Every worker of this endpoint waits as it said, not only this request.
           await engine.limiter?.holdFor(wait);
-          await sleep(wait + Math.random() * Math.min(1000, wait / 4), signal, 'backing off');
-          continue;
-        }
-        if (err.code === 'ENGINE_BUSY') {
+          backoffMs = wait + Math.random() * Math.min(1000, wait / 4);
+        } else if (err.code === 'ENGINE_BUSY') {
           this.busy++;
           window.onBusy(performance.now());
-          const retryAfter = err instanceof EngineError ? err.retryAfterMs : undefined;
-          await sleep(retryAfter ?? 500 + Math.random() * 1000 * Math.min(8, this.busy), signal, 'backing off');
-          continue;
+          backoffMs = this.retryAfter(err) ?? 500 + Math.random() * 1000 * Math.min(8, this.busy);
+        } else {
+          throw err;
         }
-        throw err;
       } finally {
         ticket.release();
         if (finishRate) await finishRate();
       }
+      if (backoffMs > 0) await sleep(backoffMs, signal, 'backing off');
     }
+  }
+
+  /** The engine's Retry-After, if it sent one, cut to `retryAfterMaxMs`. */
+  private retryAfter(err: DocbatchError): number | undefined {
+    const said = err instanceof EngineError ? err.retryAfterMs : undefined;
+    return said === undefined ? undefined : Math.min(said, this.parts.retryAfterMaxMs);
   }
 
   /**
@@ -259,10 +270,10 @@ export class UnitSender {
 
   /**
    * A connection refused, reset or closed. If the engine answers /health at once, the drop was
-   * this request's (a proxy or the engine dropped it): the unit's fault. Otherwise the engine is
-   * down: wait for it like everyone else.
+   * this request's (a proxy or the engine dropped it): the unit's fault, and it backs off for the
+   * milliseconds returned. Otherwise the engine is down: wait for it like everyone else (0).
    */
-  private async onDown(engine: Engine, err: DocbatchError, solo: boolean, signal: AbortSignal): Promise<void> {
+  private async onDown(engine: Engine, err: DocbatchError, solo: boolean, signal: AbortSignal): Promise<number> {
     const { log } = this.parts;
     const transport = err instanceof EngineError && err.status === undefined;
     if (transport && !engine.monitor.isDown) {
@@ -273,12 +284,12 @@ export class UnitSender {
         if (this.drops >= MAX_DROPS) {
           throw new DocbatchError('UNIT_CRASHES_ENGINE', `the connection was dropped ${this.drops} times while the engine stayed up (last: ${err.message})`, { cause: err });
         }
-        await sleep(250 * this.drops, signal, 'backing off');
-        return;
+        return 250 * this.drops; // slept by the caller, after it has given back its slot
       }
     }
     this.countOutage(solo, err);
     engine.monitor.reportDown(err.message, false);
+    return 0;
   }
 
   private countOutage(solo: boolean, err: DocbatchError): void {
