@@ -20,7 +20,9 @@
  * cause: after 3 such drops it fails with UNIT_CRASHES_ENGINE. A unit in flight at three engine
  * outages is a suspect and is sent alone (the gate's solo mode); if the engine goes down again
  * while it is alone, twice, it is the cause. A busy engine that refuses one unit while others
- * pass ends it after 10 refusals (ENGINE_BUSY). No unit is sent more than MAX_SENDS times.
+ * pass ends it after 10 refusals (ENGINE_BUSY). No unit is sent more than MAX_SENDS times; one
+ * that runs out of sends fails with the code of the cause most of them met (out of memory:
+ * ENGINE_OOM; refusals: ENGINE_BUSY; drops: UNIT_CRASHES_ENGINE; outages: ENGINE_DOWN).
  */
 import type { ChatResult } from '../engine/client.ts';
 import { EngineError } from '../engine/classify.ts';
@@ -112,6 +114,7 @@ export class UnitSender {
   private outages = 0;
   private soloOutages = 0;
   private busy = 0;
+  private ooms = 0;
 
   constructor(parts: DispatchParts, prepareAt: (longestSide: number | null) => Promise<Prepared>, meta: { requestId: string; isPage: boolean }) {
     this.parts = parts;
@@ -131,9 +134,7 @@ export class UnitSender {
     const { log } = this.parts;
     let prepared = await this.prepared();
     for (;;) {
-      if (this.sends >= MAX_SENDS) {
-        throw new FinalUnitError(this.drops + this.soloOutages > 0 ? 'UNIT_CRASHES_ENGINE' : 'ENGINE_BUSY', `sent ${this.sends} times without an answer (${this.drops} dropped connections, ${this.outages} outages, ${this.busy} busy refusals)`);
-      }
+      if (this.sends >= MAX_SENDS) throw this.outOfSends();
       const engine = await this.usable(signal);
       const { window, gate, monitor, client } = engine;
       const solo = this.outages >= SUSPECT_AFTER_OUTAGES;
@@ -188,6 +189,7 @@ export class UnitSender {
         const action = dead ? 'shrink' : actionFor(err.code);
         if (action === 'shrink') {
           this.parts.onOom?.();
+          if (err.code === 'ENGINE_OOM') this.ooms++;
           // Alone at window 1, this unit itself is too big for the engine's memory.
           const aloneAtOne = windowAtSend <= 1 && aloneAtSend;
           window.onOom(performance.now(), started);
@@ -234,6 +236,21 @@ export class UnitSender {
   private retryAfter(err: DocbatchError): number | undefined {
     const said = err instanceof EngineError ? err.retryAfterMs : undefined;
     return said === undefined ? undefined : Math.min(said, this.parts.retryAfterMaxMs);
+  }
+
+  /** The unit used all its sends: it fails with the code of the cause most of them met. */
+  private outOfSends(): FinalUnitError {
+    const causes: Array<[DocbatchError['code'], number, string]> = [
+      ['UNIT_CRASHES_ENGINE', this.drops + this.soloOutages, `${this.drops} dropped connections, ${this.soloOutages} outages while alone`],
+      ['ENGINE_OOM', this.ooms, `${this.ooms} out of memory`],
+      ['ENGINE_BUSY', this.busy, `${this.busy} busy refusals`],
+      ['ENGINE_DOWN', this.outages - this.soloOutages, `${this.outages} outages`],
+    ];
+    // The most frequent cause; on a tie, the first listed (the unit's own fault before the engine's).
+    const top = causes.reduce((best, c) => (c[1] > best[1] ? c : best));
+    const code = top[1] > 0 ? top[0] : 'ENGINE_BUSY';
+    const what = code === 'ENGINE_OOM' ? 'ran out of memory at the engine' : 'got no answer';
+    return new FinalUnitError(code, `sent ${this.sends} times and ${what} (${causes.filter((c) => c[1] > 0).map((c) => c[2]).join(', ') || 'no cause counted'})`);
   }
 
   /**

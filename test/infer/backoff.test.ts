@@ -1,14 +1,16 @@
 /**
- * Review finding 5: a unit that backs off (503 "server busy", 429 rate limit) gives up its slot
- * at the engine's gate and its rate-limit entry before it sleeps, and sleeps no longer than
- * ENGINE_RETRY_AFTER_MAX_MS whatever Retry-After says.
+ * Review findings 5 and 6: a unit that backs off (503 "server busy", 429 rate limit) gives up its
+ * slot at the engine's gate and its rate-limit entry before it sleeps, and sleeps no longer than
+ * ENGINE_RETRY_AFTER_MAX_MS whatever Retry-After says; a unit that runs out of its sends through
+ * out-of-memory answers fails with ENGINE_OOM, saying so, not ENGINE_BUSY.
  *
  * The engine is a real node:http server in front of the emulator that refuses requests naming a
  * marker and forwards everything else.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { MAX_SENDS } from '../../src/infer/dispatch.ts';
 import { json, startScripted, type Scripted, type Seen } from '../engine/scripted-server.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 
@@ -118,5 +120,38 @@ describe('a unit backing off', () => {
     const [doneC] = await p.wait([c!], 25_000);
     expect(doneC!.record).toMatchObject({ state: 'written', done: 1, failed: 0 });
     expect(at('relimited')! - at('limited')!).toBeGreaterThanOrEqual(1000);
+  }, 90_000);
+});
+
+describe('a unit that runs out of sends through out-of-memory answers', () => {
+  it('fails with ENGINE_OOM and a message that says so, within MAX_SENDS', async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false });
+    // Four units go out together; the marked one's first answer waits until the three others are
+    // at the engine, so the window halves from 4 to 2 and the episode stays open (no request sent
+    // after it succeeds): the marked unit is sent again alone at window 2, never "alone at window
+    // 1", each out-of-memory answer folded into the open episode.
+    const others: Array<() => void> = [];
+    let arrived = 0;
+    let ooms = 0;
+    const othersHere = new Promise<void>((resolve) => others.push(resolve));
+    front = await frontOf(p.engine.url, async (body) => {
+      if (body.includes('HUGE-OOM-2b9e')) {
+        await Promise.race([othersHere, new Promise((r) => setTimeout(r, 20_000))]);
+        ooms++;
+        return { status: 500, body: { error: { message: 'CUDA out of memory. Tried to allocate 2.00 GiB', type: 'InternalServerError', code: 500 } } };
+      }
+      arrived++;
+      if (arrived === 3) others[0]!();
+      await othersHere;
+      return 'forward';
+    });
+    await p.startWorker({ engineUrl: front.url, initialInFlight: 4, maxInFlight: 4, workerName: 'oom' });
+    const ids = acceptedIds(await p.enqueue([exportOf(p.dir, 'oom.jsonl', ['Please look at HUGE-OOM-2b9e now.', 'Question 1?', 'Question 2?', 'Question 3?'])]));
+    const [done] = await p.wait(ids, 60_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 3, failed: 1 });
+    expect(ooms).toBeLessThanOrEqual(MAX_SENDS);
+    const failed = readFileSync(join(p.config.outDir, 'oom.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { conversation_id: string; error?: { code: string; message: string } }).filter((l) => l.error);
+    expect(failed).toMatchObject([{ conversation_id: 'c0', error: { code: 'ENGINE_OOM' } }]);
+    expect(failed[0]!.error!.message).toMatch(/out of memory/i);
   }, 90_000);
 });
