@@ -75,7 +75,7 @@ export const ERROR_CODES = {
   MODEL_NOT_FOUND: { action: 'environment', summary: 'The engine does not serve the model this unit needs (engine 404): the unit goes back to the queue and the worker stops taking work.' },
   MODEL_NO_IMAGES: { action: 'fail', summary: "The unit sends images to a model that takes none (a text-only model named for page work)." },
   ENGINE_UNSUPPORTED: { action: 'fail', summary: 'The engine does not implement what the request needs (engine 501).' },
-  ENGINE_OOM: { action: 'shrink', summary: 'The engine ran out of GPU memory ("CUDA out of memory"; an engine death counts as one too). The window halves; a unit that still runs out alone at window 1 and the smallest render fails with this code.' },
+  ENGINE_OOM: { action: 'shrink', summary: 'The engine ran out of GPU memory ("CUDA out of memory"; an engine death counts as one too). The window halves; a unit that still runs out alone at window 1 and the smallest render fails with this code, as does one whose 10 sends mostly ran out of memory.' },
   ENGINE_DOWN: { action: 'wait', summary: 'The engine is unreachable or dead (connection refused, reset, 503, 500 EngineDeadError); units wait for /health without using attempts.' },
   ENGINE_BUSY: { action: 'wait', summary: 'The engine says it is overloaded (429 without a rate limit, or 503 "server busy"); the window shrinks and the unit is sent again, at most 10 times in all: a unit still refused then fails with this code.' },
   ENGINE_TIMEOUT: { action: 'retry', summary: 'The engine did not answer within the request timeout; the connection was closed (which aborts the request in vLLM) and the unit retried.' },

@@ -10,7 +10,7 @@ export function workerCommand(): Command {
     'imageQuality', 'renderers', 'renderTimeoutMs', 'renderer', 'renderMemoryMb', 'pageMaxTokens', 'chatMaxTokens', 'requestTimeoutMs', 'attempts',
     'engineReleaseMs', 'engineStartTimeoutMs', 'textOnly', 'cleanIntervalMs', 'ceilingHoldMs', 'lockDurationMs', 'stalledIntervalMs', 'shutdownTimeoutMs', 'workerName', 'blobDir',
     'metricsPort', 'metricsHost', 'metricsPublicNames', 'gpuHourlyUsd', 'budgetUsd', 'feedDepth', 'feedDocuments', 'exitWhenIdleS', 'schemaInPrompt', 'writeAttempts',
-    'engineRpm', 'engineTpm', 'engineRateWindowMs', 'fallbackEngineUrls', 'fallbackApiKeys', 'fallbackAfterMs',
+    'engineRpm', 'engineTpm', 'engineRateWindowMs', 'engineRetryAfterMaxMs', 'fallbackEngineUrls', 'fallbackApiKeys', 'fallbackAfterMs',
   ]);
   return command.action(async (opts: Record<string, unknown>) => {
     const { runWorker } = await import('../../workers/infer.ts');

@@ -11,11 +11,18 @@
  *   queue (no attempt used) so a healthy worker takes it;
  * - everything else is thrown to the processor.
  *
+ * Backing off (busy, rate limited, a dropped connection) happens after the unit has given back
+ * its slot at the gate and finished its rate-limit entry: a sleeping unit holds no room at the
+ * engine. A Retry-After is honoured up to `retryAfterMaxMs` (ENGINE_RETRY_AFTER_MAX_MS), so one
+ * answer cannot park a unit, or a paid endpoint's every worker, for hours.
+ *
  * Poison units. A unit after which the connection drops while the engine itself stays up is the
  * cause: after 3 such drops it fails with UNIT_CRASHES_ENGINE. A unit in flight at three engine
  * outages is a suspect and is sent alone (the gate's solo mode); if the engine goes down again
  * while it is alone, twice, it is the cause. A busy engine that refuses one unit while others
- * pass ends it after 10 refusals (ENGINE_BUSY). No unit is sent more than MAX_SENDS times.
+ * pass ends it after 10 refusals (ENGINE_BUSY). No unit is sent more than MAX_SENDS times; one
+ * that runs out of sends fails with the code of the cause most of them met (out of memory:
+ * ENGINE_OOM; refusals: ENGINE_BUSY; drops: UNIT_CRASHES_ENGINE; outages: ENGINE_DOWN).
  */
 import type { ChatResult } from '../engine/client.ts';
 import { EngineError } from '../engine/classify.ts';
@@ -33,6 +40,8 @@ export interface DispatchParts {
   releaseAfterMs: number;
   /** Longest sides to fall back to after an OOM alone at window 1 (pages only). */
   oomSizes: number[];
+  /** The longest a Retry-After (429, 503) is honoured: longer ones are cut to this (ENGINE_RETRY_AFTER_MAX_MS). */
+  retryAfterMaxMs: number;
   log: Logger;
   /** Hooks for metrics. */
   onOom?: () => void;
@@ -105,6 +114,7 @@ export class UnitSender {
   private outages = 0;
   private soloOutages = 0;
   private busy = 0;
+  private ooms = 0;
 
   constructor(parts: DispatchParts, prepareAt: (longestSide: number | null) => Promise<Prepared>, meta: { requestId: string; isPage: boolean }) {
     this.parts = parts;
@@ -124,9 +134,7 @@ export class UnitSender {
     const { log } = this.parts;
     let prepared = await this.prepared();
     for (;;) {
-      if (this.sends >= MAX_SENDS) {
-        throw new FinalUnitError(this.drops + this.soloOutages > 0 ? 'UNIT_CRASHES_ENGINE' : 'ENGINE_BUSY', `sent ${this.sends} times without an answer (${this.drops} dropped connections, ${this.outages} outages, ${this.busy} busy refusals)`);
-      }
+      if (this.sends >= MAX_SENDS) throw this.outOfSends();
       const engine = await this.usable(signal);
       const { window, gate, monitor, client } = engine;
       const solo = this.outages >= SUSPECT_AFTER_OUTAGES;
@@ -136,6 +144,8 @@ export class UnitSender {
       const aloneAtSend = gate.inFlight === 1;
       let started = performance.now();
       let finishRate: (() => Promise<void>) | null = null;
+      /** Set by a fault that backs off: slept after the finally below has given back the slot and the rate entry. */
+      let backoffMs = 0;
       this.sends++;
       try {
         const maxModelLen = (await client.model(signal)).maxModelLen;
@@ -179,6 +189,7 @@ export class UnitSender {
         const action = dead ? 'shrink' : actionFor(err.code);
         if (action === 'shrink') {
           this.parts.onOom?.();
+          if (err.code === 'ENGINE_OOM') this.ooms++;
           // Alone at window 1, this unit itself is too big for the engine's memory.
           const aloneAtOne = windowAtSend <= 1 && aloneAtSend;
           window.onOom(performance.now(), started);
@@ -199,30 +210,47 @@ export class UnitSender {
           continue;
         }
         if (err.code === 'ENGINE_DOWN') {
-          await this.onDown(engine, err, solo, signal);
-          continue;
-        }
-        if (err.code === 'ENGINE_RATE_LIMITED') {
-          const wait = (err instanceof EngineError ? err.retryAfterMs : undefined) ?? 1000;
+          backoffMs = await this.onDown(engine, err, solo, signal);
+        } else if (err.code === 'ENGINE_RATE_LIMITED') {
+          const wait = this.retryAfter(err) ?? 1000;
           this.sends--; // a rate limit is the endpoint's pace, not the unit's fault
           // Every worker of this endpoint waits as it said, not only this request.
           await engine.limiter?.holdFor(wait);
-          await sleep(wait + Math.random() * Math.min(1000, wait / 4), signal, 'backing off');
-          continue;
-        }
-        if (err.code === 'ENGINE_BUSY') {
+          backoffMs = wait + Math.random() * Math.min(1000, wait / 4);
+        } else if (err.code === 'ENGINE_BUSY') {
           this.busy++;
           window.onBusy(performance.now());
-          const retryAfter = err instanceof EngineError ? err.retryAfterMs : undefined;
-          await sleep(retryAfter ?? 500 + Math.random() * 1000 * Math.min(8, this.busy), signal, 'backing off');
-          continue;
+          backoffMs = this.retryAfter(err) ?? 500 + Math.random() * 1000 * Math.min(8, this.busy);
+        } else {
+          throw err;
         }
-        throw err;
       } finally {
         ticket.release();
         if (finishRate) await finishRate();
       }
+      if (backoffMs > 0) await sleep(backoffMs, signal, 'backing off');
     }
+  }
+
+  /** The engine's Retry-After, if it sent one, cut to `retryAfterMaxMs`. */
+  private retryAfter(err: DocbatchError): number | undefined {
+    const said = err instanceof EngineError ? err.retryAfterMs : undefined;
+    return said === undefined ? undefined : Math.min(said, this.parts.retryAfterMaxMs);
+  }
+
+  /** The unit used all its sends: it fails with the code of the cause most of them met. */
+  private outOfSends(): FinalUnitError {
+    const causes: Array<[DocbatchError['code'], number, string]> = [
+      ['UNIT_CRASHES_ENGINE', this.drops + this.soloOutages, `${this.drops} dropped connections, ${this.soloOutages} outages while alone`],
+      ['ENGINE_OOM', this.ooms, `${this.ooms} out of memory`],
+      ['ENGINE_BUSY', this.busy, `${this.busy} busy refusals`],
+      ['ENGINE_DOWN', this.outages - this.soloOutages, `${this.outages} outages`],
+    ];
+    // The most frequent cause; on a tie, the first listed (the unit's own fault before the engine's).
+    const top = causes.reduce((best, c) => (c[1] > best[1] ? c : best));
+    const code = top[1] > 0 ? top[0] : 'ENGINE_BUSY';
+    const what = code === 'ENGINE_OOM' ? 'ran out of memory at the engine' : 'got no answer';
+    return new FinalUnitError(code, `sent ${this.sends} times and ${what} (${causes.filter((c) => c[1] > 0).map((c) => c[2]).join(', ') || 'no cause counted'})`);
   }
 
   /**
@@ -259,10 +287,10 @@ export class UnitSender {
 
   /**
    * A connection refused, reset or closed. If the engine answers /health at once, the drop was
-   * this request's (a proxy or the engine dropped it): the unit's fault. Otherwise the engine is
-   * down: wait for it like everyone else.
+   * this request's (a proxy or the engine dropped it): the unit's fault, and it backs off for the
+   * milliseconds returned. Otherwise the engine is down: wait for it like everyone else (0).
    */
-  private async onDown(engine: Engine, err: DocbatchError, solo: boolean, signal: AbortSignal): Promise<void> {
+  private async onDown(engine: Engine, err: DocbatchError, solo: boolean, signal: AbortSignal): Promise<number> {
     const { log } = this.parts;
     const transport = err instanceof EngineError && err.status === undefined;
     if (transport && !engine.monitor.isDown) {
@@ -273,12 +301,12 @@ export class UnitSender {
         if (this.drops >= MAX_DROPS) {
           throw new DocbatchError('UNIT_CRASHES_ENGINE', `the connection was dropped ${this.drops} times while the engine stayed up (last: ${err.message})`, { cause: err });
         }
-        await sleep(250 * this.drops, signal, 'backing off');
-        return;
+        return 250 * this.drops; // slept by the caller, after it has given back its slot
       }
     }
     this.countOutage(solo, err);
     engine.monitor.reportDown(err.message, false);
+    return 0;
   }
 
   private countOutage(solo: boolean, err: DocbatchError): void {

@@ -10,7 +10,9 @@
  * 3. Settle (src/store/settle.ts, the one function every path uses) under the job's lock.
  * 4. An error is final when its code says so (src/errors.ts) or the unit is on its last attempt:
  *    the failure is settled like a result and the job fails without retry. A fault of this
- *    worker's environment, or an engine down for too long, hands the unit back unchanged.
+ *    worker's environment, or an engine down for too long, hands the unit back unchanged. A
+ *    record that loads while its task does not (a missing blob) is settled the same way; every
+ *    reason BullMQ keeps reads "CODE: message", for the reconciler to settle what we could not.
  */
 import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { jobLockKey } from '../../queues/connect.ts';
@@ -73,7 +75,11 @@ export class UnitProcessor {
     try {
       ({ doc, state } = await this.doc(data.docId, data.gen));
     } catch (caught) {
-      return this.onError(job, token, toDocbatchError(caught), null, log, abort);
+      // The record may have loaded while its task did not (its blob missing): then the failure
+      // is settled like any other, with its own code.
+      const record = await store.get(data.docId).catch(() => null);
+      if (record && record.gen !== data.gen) return { reused: true, tokens: 0 };
+      return this.onError(job, token, toDocbatchError(caught), record?.meta ?? null, log, abort, queueName);
     }
     if (!doc || doc.gen !== data.gen) {
       log.info({ gen: data.gen, current: doc?.gen ?? null }, 'unit of an old generation or a deleted document; skipped');
@@ -103,7 +109,7 @@ export class UnitProcessor {
       if (outcome.last) log.info({ units: outcome.units }, 'last unit settled; document handed to the writer');
       return { reused: false, tokens: result.ok ? result.promptTokens + result.completionTokens : 0 };
     } catch (caught) {
-      return this.onError(job, token, toDocbatchError(caught), doc, log, abort, queueName);
+      return this.onError(job, token, toDocbatchError(caught), doc.meta, log, abort, queueName);
     }
   };
 
@@ -175,7 +181,12 @@ export class UnitProcessor {
     throw new AnswerRejected(last!.code, last!.message, retried, spent);
   }
 
-  private async onError(job: Job<UnitJobData, UnitJobResult, UnitJobName>, token: string | undefined, err: DocbatchError, doc: DocEntry | null, log: Logger, abort: AbortSignal, queueName?: string): Promise<never> {
+  /**
+   * A unit's error: handed back, settled as its failure (final codes, the last attempt), or
+   * thrown for BullMQ to retry. Whatever reaches BullMQ reads "CODE: message", so the reconciler
+   * settles a unit the worker could not (its record unreadable) with its real code.
+   */
+  private async onError(job: Job<UnitJobData, UnitJobResult, UnitJobName>, token: string | undefined, err: DocbatchError, meta: DocMeta | null, log: Logger, abort: AbortSignal, queueName?: string): Promise<never> {
     if (abort.aborted || err.code === 'ABORTED') {
       // Lock lost or shutting down: someone else takes the unit over; nothing was recorded.
       log.warn({ code: 'ABORTED', reason: String(abort.reason ?? err.message) }, 'unit aborted; result discarded');
@@ -193,7 +204,8 @@ export class UnitProcessor {
     }
     const attempts = job.opts.attempts ?? 1;
     const lastAttempt = job.attemptsMade + 1 >= attempts;
-    if ((action === 'fail' || action === 'shrink' || action === 'reject' || lastAttempt) && doc) {
+    const final = action === 'fail' || action === 'shrink' || action === 'reject';
+    if ((final || lastAttempt) && meta) {
       log.error({ code: err.code, err: err.message, attemptsMade: job.attemptsMade + 1 }, 'unit failed for good');
       const result: UnitResult = {
         ok: false,
@@ -204,13 +216,18 @@ export class UnitProcessor {
           ? { retried: err.retried, promptTokens: err.spent.prompt, completionTokens: err.spent.completion, engineMs: Math.round(err.spent.engineMs) }
           : {}),
       };
-      const outcome = await settleUnit(this.parts.settle, { data: job.data, meta: doc.meta, result, ...(queueName ? this.lock(job, token, queueName) : {}) });
+      const outcome = await settleUnit(this.parts.settle, { data: job.data, meta, result, ...(queueName ? this.lock(job, token, queueName) : {}) });
       if (outcome.outcome === 'lock-lost') throw new DocbatchError('ABORTED', 'the job lock was lost before the failure was recorded');
-      if (outcome.outcome === 'recorded') this.parts.onSettled?.(job.data, doc.meta, result);
+      if (outcome.outcome === 'recorded') this.parts.onSettled?.(job.data, meta, result);
+      throw new UnrecoverableError(`${err.code}: ${err.message}`);
+    }
+    if (final) {
+      // Its record cannot be read here: fail the job for good, the code kept for the reconciler.
+      log.error({ code: err.code, err: err.message }, 'unit failed for good; its record could not be read, so the reconciler settles it');
       throw new UnrecoverableError(`${err.code}: ${err.message}`);
     }
     log.warn({ code: err.code, err: err.message, attemptsMade: job.attemptsMade + 1, attempts }, 'unit failed; will retry');
-    throw err;
+    throw new Error(`${err.code}: ${err.message}`, { cause: err });
   }
 
   private lock(job: Job, token: string | undefined, queueName: string): { lock?: { key: string; token: string } } {

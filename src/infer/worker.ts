@@ -189,6 +189,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       dispatch: {
         engines: parts.engines,
         releaseAfterMs: config.engineReleaseMs,
+        retryAfterMaxMs: config.engineRetryAfterMaxMs,
         oomSizes: [1024, 768, 512].filter((s) => s < config.imageSize),
         log: this.log,
         onOom: () => this.emit('oom'),
