@@ -9,6 +9,9 @@
  * files of crashed producers. Safe to run at any time and from any machine. The store is walked
  * through the BlobStore interface, so a folder and an s3:// store (list + delete) are collected
  * alike.
+ *
+ * Two steps: `snapshot` reads the document index (which documents are live, which blobs they
+ * use, which ids expired), `sweep` removes what the snapshot says nobody uses. `collect` is both.
  */
 import type { Logger } from '../observe/log.ts';
 import type { BlobStore } from './blobs.ts';
@@ -35,16 +38,31 @@ export interface GcOptions {
   now?: number;
 }
 
-export async function collect(parts: { store: DocStore; blobs: BlobStore; feeder: Feeder; log: Logger }, options: GcOptions): Promise<GcReport> {
-  const { store, blobs, feeder, log } = parts;
-  const now = options.now ?? Date.now();
-  const dry = options.dryRun === true;
-  const report: GcReport = { documents: 0, names: 0, feedEntries: 0, heartbeats: 0, archives: 0, blobs: 0, blobBytes: 0, temporaries: 0 };
-  const redis = store.redis;
-  const live = new Set<string>();
-  const liveBlobs = new Set<string>();
+export interface GcParts {
+  store: DocStore;
+  blobs: BlobStore;
+  feeder: Feeder;
+  log: Logger;
+}
 
-  // 1. The document index: drop ids whose record expired; remember the live ones and their blobs.
+/** What the document index said when gc read it. */
+export interface GcSnapshot {
+  /** Documents whose record existed. */
+  live: Set<string>;
+  /** Blobs those records name (input, chunk index, task). */
+  liveBlobs: Set<string>;
+  /** Ids in the index whose record had expired. */
+  gone: string[];
+}
+
+export async function collect(parts: GcParts, options: GcOptions): Promise<GcReport> {
+  return sweep(parts, await snapshot(parts.store), options);
+}
+
+/** Step 1: the live documents and the blobs they use, and the ids whose record expired. */
+export async function snapshot(store: DocStore): Promise<GcSnapshot> {
+  const redis = store.redis;
+  const out: GcSnapshot = { live: new Set(), liveBlobs: new Set(), gone: [] };
   let cursor = '0';
   do {
     const [next, flat] = await redis.zscan(store.docsKey, cursor, 'COUNT', 1000);
@@ -54,27 +72,40 @@ export async function collect(parts: { store: DocStore; blobs: BlobStore; feeder
     const pipeline = redis.pipeline();
     for (const id of ids) pipeline.hget(store.docKey(id), 'meta');
     const metas = (await pipeline.exec()) ?? [];
-    const gone: string[] = [];
     ids.forEach((id, i) => {
       const raw = metas[i]?.[1] as string | null;
       if (!raw) {
-        gone.push(id);
+        out.gone.push(id);
         return;
       }
-      live.add(id);
+      out.live.add(id);
       const meta = JSON.parse(raw) as DocMeta;
-      liveBlobs.add(meta.blob);
-      if (meta.index) liveBlobs.add(meta.index);
-      if (meta.task?.blob) liveBlobs.add(meta.task.blob);
+      out.liveBlobs.add(meta.blob);
+      if (meta.index) out.liveBlobs.add(meta.index);
+      if (meta.task?.blob) out.liveBlobs.add(meta.task.blob);
     });
-    if (gone.length > 0) {
-      report.documents += gone.length;
-      if (!dry) await redis.multi().zrem(store.docsKey, ...gone).zrem(store.activeKey, ...gone).exec();
-    }
   } while (cursor !== '0');
+  return out;
+}
 
-  // 2. Output names of documents that are gone.
-  cursor = '0';
+/** Steps 2 to 7: removes what `snap` says no live document uses. */
+export async function sweep(parts: GcParts, snap: GcSnapshot, options: GcOptions): Promise<GcReport> {
+  const { store, blobs, feeder, log } = parts;
+  const now = options.now ?? Date.now();
+  const dry = options.dryRun === true;
+  const report: GcReport = { documents: 0, names: 0, feedEntries: 0, heartbeats: 0, archives: 0, blobs: 0, blobBytes: 0, temporaries: 0 };
+  const redis = store.redis;
+  const { live, liveBlobs } = snap;
+
+  // The document index: drop ids whose record expired.
+  for (let i = 0; i < snap.gone.length; i += 1000) {
+    const gone = snap.gone.slice(i, i + 1000);
+    report.documents += gone.length;
+    if (!dry) await redis.multi().zrem(store.docsKey, ...gone).zrem(store.activeKey, ...gone).exec();
+  }
+
+  // Output names of documents that are gone.
+  let cursor = '0';
   do {
     const [next, flat] = await redis.hscan(store.namesKey, cursor, 'COUNT', 1000);
     cursor = next;
@@ -86,7 +117,7 @@ export async function collect(parts: { store: DocStore; blobs: BlobStore; feeder
     }
   } while (cursor !== '0');
 
-  // 3. Feeding rounds holding documents that are gone.
+  // Feeding rounds holding documents that are gone.
   for (const queue of await store.queues()) {
     for (const key of [feeder.feedKey(queue), feeder.backlogKey(queue)]) {
       const members = await redis.zrange(key, '0', '-1');
@@ -98,7 +129,7 @@ export async function collect(parts: { store: DocStore; blobs: BlobStore; feeder
     }
   }
 
-  // 4. Heartbeats of workers silent for an hour.
+  // Heartbeats of workers silent for an hour.
   const workersKey = `${store.prefix}:workers`;
   const beats = await redis.hgetall(workersKey);
   const quiet = Object.entries(beats).filter(([, v]) => now - ((JSON.parse(v) as { at?: number }).at ?? 0) > 3_600_000).map(([k]) => k);
@@ -107,7 +138,7 @@ export async function collect(parts: { store: DocStore; blobs: BlobStore; feeder
     if (!dry) await redis.hdel(workersKey, ...quiet);
   }
 
-  // 5. Results archives of documents that are gone (`results/<docId>/<gen>.jsonl`).
+  // Results archives of documents that are gone (`results/<docId>/<gen>.jsonl`).
   const deadArchives = new Set<string>();
   const archiveKeys: string[] = [];
   for await (const key of blobs.namedKeys('results/')) {
@@ -119,7 +150,7 @@ export async function collect(parts: { store: DocStore; blobs: BlobStore; feeder
   report.archives = deadArchives.size;
   if (!dry) for (const key of archiveKeys) await blobs.deleteNamed(key);
 
-  // 6. Blobs no live document uses, unused for the retention; temporaries older than a day.
+  // Blobs no live document uses, unused for the retention; temporaries older than a day.
   const unused: string[] = [];
   for await (const blob of blobs.blobs()) {
     if (liveBlobs.has(blob.sha256) || now - blob.modifiedMs < options.retentionMs) continue;
