@@ -11,6 +11,7 @@ import type { Config } from '../config.ts';
 import { DocbatchError, InputError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { BlobStore } from '../store/blobs.ts';
+import { BlobPins } from '../store/blob-pins.ts';
 import { ChunkReader } from '../store/chunk-index.ts';
 import { lazyS3Client, openBlobStore } from '../store/storage.ts';
 import { DocStore } from '../store/docs.ts';
@@ -73,7 +74,8 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
   };
   const writeQueue = openQueue('write', config, redis);
   const s3 = lazyS3Client(config);
-  const blobs = openBlobStore(config, s3);
+  // Every blob stored or found here is pinned first, so gc leaves it alone until a record names it.
+  const blobs = openBlobStore(config, s3, { guard: new BlobPins(redis, config.prefix) });
   const feeder = new Feeder(redis, config.prefix, inferQueue, { documents: config.feedDocuments });
   const inspector = new PdfInspector();
   const outcomes: FileOutcome[] = [];
@@ -103,6 +105,9 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
         const resolved = resolveTask(options.task ?? {}, kind, taskFiles);
         entry = 'mismatch' in resolved ? resolved : { task: resolved, ref: await storeTask(blobs, resolved) };
         tasks.set(kind, entry);
+      } else if ('task' in entry) {
+        // Stored again for each file (found: one look-up), so its pin is as fresh as the file's.
+        await storeTask(blobs, entry.task);
       }
       return entry;
     };
