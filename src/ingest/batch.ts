@@ -19,7 +19,7 @@ import { Feeder } from '../store/feed.ts';
 import type { DocKind } from '../store/types.ts';
 import { resolveTask, type TaskSpec } from '../task/load.ts';
 import type { Task, TaskRef } from '../task/types.ts';
-import { Producer, type EnqueueReport } from './enqueue.ts';
+import { Producer, type EnqueueReport, type OutputsView } from './enqueue.ts';
 import { PdfInspector } from './pdf.ts';
 import { baseNameOf, prepareFile, type PreparedInput } from './prepare.ts';
 import { planRuns, storeTask, type RunPlan } from './runs.ts';
@@ -58,6 +58,11 @@ export interface EnqueueFilesOptions {
   signal?: AbortSignal;
   /** Called as each file is decided, so the CLI can print lines as they come. */
   onOutcome?: (outcome: FileOutcome) => void;
+  /**
+   * Where a written document's outputs are checked when it is enqueued again: OUT_DIR's sink
+   * (src/write/sinks.ts openSink; the CLI passes it). Without it a written document is `done`.
+   */
+  outputs?: OutputsView;
 }
 
 /** Codes that, for a file found in a directory (not named), mean "not a document": skipped. */
@@ -124,7 +129,7 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
     for await (const w of walkInputs(inputs, { s3, ...(options.glob ? { glob: options.glob } : {}), ...(options.signal ? { signal: options.signal } : {}) })) walked.push(w);
     const nameCounts = new Map<string, number>();
     for (const w of walked) nameCounts.set(baseNameOf(w.path), (nameCounts.get(baseNameOf(w.path)) ?? 0) + 1);
-    const producer = new Producer({ store, blobs, chunks: new ChunkReader(blobs), feeder, writeQueue, inferQueue, log });
+    const producer = new Producer({ store, blobs, chunks: new ChunkReader(blobs), feeder, writeQueue, inferQueue, log, ...(options.outputs ? { outputs: options.outputs } : {}) });
     const touched = new Set<string>();
     let lastFeed = 0;
     const feed = async (force: boolean) => {
