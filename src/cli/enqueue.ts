@@ -57,7 +57,11 @@ export function enqueueCommand(): Command {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     const { enqueueFiles } = await import('../ingest/batch.ts');
+    const { openSink } = await import('../write/sinks.ts');
+    const { lazyS3Client } = await import('../store/storage.ts');
     const outcomes = await enqueueFiles(inputs, config, log, {
+      // A written document enqueued again is checked against OUT_DIR's outputs as seen from here.
+      outputs: openSink(config, lazyS3Client(config)),
       ...(config.pdfPassword !== undefined ? { password: config.pdfPassword } : {}),
       force: opts.force === true,
       conversationSummary: opts.conversationSummary === true,

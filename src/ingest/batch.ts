@@ -11,6 +11,7 @@ import type { Config } from '../config.ts';
 import { DocbatchError, InputError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { BlobStore } from '../store/blobs.ts';
+import { BlobPins } from '../store/blob-pins.ts';
 import { ChunkReader } from '../store/chunk-index.ts';
 import { lazyS3Client, openBlobStore } from '../store/storage.ts';
 import { DocStore } from '../store/docs.ts';
@@ -18,7 +19,7 @@ import { Feeder } from '../store/feed.ts';
 import type { DocKind } from '../store/types.ts';
 import { resolveTask, type TaskSpec } from '../task/load.ts';
 import type { Task, TaskRef } from '../task/types.ts';
-import { Producer, type EnqueueReport } from './enqueue.ts';
+import { Producer, type EnqueueReport, type OutputsView } from './enqueue.ts';
 import { PdfInspector } from './pdf.ts';
 import { clashingNames } from './clashes.ts';
 import { prepareFile, type PreparedInput } from './prepare.ts';
@@ -58,6 +59,11 @@ export interface EnqueueFilesOptions {
   signal?: AbortSignal;
   /** Called as each file is decided, so the CLI can print lines as they come. */
   onOutcome?: (outcome: FileOutcome) => void;
+  /**
+   * Where a written document's outputs are checked when it is enqueued again: OUT_DIR's sink
+   * (src/write/sinks.ts openSink; the CLI passes it). Without it a written document is `done`.
+   */
+  outputs?: OutputsView;
 }
 
 /** Codes that, for a file found in a directory (not named), mean "not a document": skipped. */
@@ -74,7 +80,8 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
   };
   const writeQueue = openQueue('write', config, redis);
   const s3 = lazyS3Client(config);
-  const blobs = openBlobStore(config, s3);
+  // Every blob stored or found here is pinned first, so gc leaves it alone until a record names it.
+  const blobs = openBlobStore(config, s3, { guard: new BlobPins(redis, config.prefix) });
   const feeder = new Feeder(redis, config.prefix, inferQueue, { documents: config.feedDocuments });
   const inspector = new PdfInspector();
   const outcomes: FileOutcome[] = [];
@@ -104,6 +111,9 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
         const resolved = resolveTask(options.task ?? {}, kind, taskFiles);
         entry = 'mismatch' in resolved ? resolved : { task: resolved, ref: await storeTask(blobs, resolved) };
         tasks.set(kind, entry);
+      } else if ('task' in entry) {
+        // Stored again for each file (found: one look-up), so its pin is as fresh as the file's.
+        await storeTask(blobs, entry.task);
       }
       return entry;
     };
@@ -119,7 +129,7 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
     const walked: WalkedFile[] = [];
     for await (const w of walkInputs(inputs, { s3, ...(options.glob ? { glob: options.glob } : {}), ...(options.signal ? { signal: options.signal } : {}) })) walked.push(w);
     const clashing = await clashingNames(walked);
-    const producer = new Producer({ store, blobs, chunks: new ChunkReader(blobs), feeder, writeQueue, inferQueue, log });
+    const producer = new Producer({ store, blobs, chunks: new ChunkReader(blobs), feeder, writeQueue, inferQueue, log, ...(options.outputs ? { outputs: options.outputs } : {}) });
     const touched = new Set<string>();
     let lastFeed = 0;
     const feed = async (force: boolean) => {

@@ -3,8 +3,13 @@
  * (src/store/feed.ts), which moves its units into BullMQ as workers need them. Safe to run again
  * on the same files: the same run is the same document, settled units are never sent again, and
  * a producer killed half-way leaves nothing a rerun does not complete.
+ *
+ * A written document enqueued again is `done` while its outputs are there, as OUT_DIR's sink
+ * sees them from here (`outputs`; s3:// outputs through S3), and also when they cannot be checked
+ * from here (outputs on another machine's disk, no sink given): the record's `written` is
+ * trusted. Only outputs found missing write it again, from its archive, as it was: its failed
+ * units are not run again (that is `docbatch retry`).
  */
-import { access } from 'node:fs/promises';
 import type { TypedQueue } from '../../queues/connect.ts';
 import { ensureWriteJob } from '../../queues/schedule.ts';
 import { InputError } from '../errors.ts';
@@ -38,8 +43,16 @@ export interface EnqueueReport {
   queue: string;
 }
 
+/** What tells whether outputs are still there (OUT_DIR's OutputSink, src/write/sinks.ts, is one). */
+export interface OutputsView {
+  /** true: all there; false: one is missing; null: cannot be told from here. */
+  outputsPresent(locations: string[]): Promise<boolean | null>;
+}
+
 export interface ProducerParts extends ReopenParts {
   log: Logger;
+  /** Where written documents' outputs are checked; without it they are never checked (`written` is trusted). */
+  outputs?: OutputsView;
 }
 
 export class Producer {
@@ -73,11 +86,12 @@ export class Producer {
         );
       }
       if (existing.state === 'written' || existing.state === 'failed' || existing.state === 'complete') {
-        if (existing.state === 'written' && (await filesExist(existing.files))) return report(existing, 'done', existing.units);
+        if (existing.state === 'written' && (await this.outputsPresent(existing)) !== false) return report(existing, 'done', existing.units);
         if (existing.state === 'complete') {
           await ensureWriteJob(this.write, meta.docId, existing.gen);
         } else {
-          await reopenDocument(this.parts, existing, { rewrite: true });
+          // Written again as it was: failed units stay failed (`docbatch retry` runs them again).
+          await reopenDocument(this.parts, existing, { rewrite: true, keepFailures: true });
         }
         return report(existing, 'rewrite', existing.units);
       }
@@ -95,6 +109,14 @@ export class Producer {
     await this.feeder.add(meta.docId, meta.queue, true);
     this.parts.log.debug({ docId: meta.docId, units: meta.units, queue: meta.queue }, 'document registered');
     return report(record, 'enqueued', 0);
+  }
+
+  /** Whether a written document's outputs are there (null: cannot be told from here). */
+  private async outputsPresent(record: DocRecord): Promise<boolean | null> {
+    const outputs = this.parts.outputs;
+    const present = outputs ? await outputs.outputsPresent(record.files).catch(() => null) : null;
+    if (present === null) this.parts.log.debug({ docId: record.docId, files: record.files }, 'outputs cannot be checked from here; the document is written');
+    return present;
   }
 
   /** Claims the output name in its folder; names shared within one command all get the hash suffix. */
@@ -120,15 +142,5 @@ export class Producer {
 
 function report(record: DocRecord, outcome: EnqueueOutcome, settled: number): EnqueueReport {
   return { docId: record.docId, gen: record.gen, outcome, name: record.meta.name, units: record.units, settled, model: record.meta.model ?? null, queue: record.meta.queue };
-}
-
-async function filesExist(files: string[]): Promise<boolean> {
-  if (files.length === 0) return false;
-  try {
-    await Promise.all(files.map((f) => access(f)));
-    return true;
-  } catch {
-    return false;
-  }
 }
 

@@ -15,7 +15,7 @@ import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DocbatchError } from '../errors.ts';
-import { assertBlobId, assertNamedKey, STORE_MARKER, type BlobEntry, type BlobRef, type BlobStore } from './blobs.ts';
+import { assertBlobId, assertNamedKey, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore } from './blobs.ts';
 
 /** errno codes that say the store itself (not one blob) cannot be read here. */
 const ENVIRONMENT_ERRNOS = new Set(['EMFILE', 'ENFILE', 'ESTALE', 'EIO', 'EACCES', 'EPERM', 'ENOTCONN', 'ENXIO', 'EHOSTDOWN', 'ETIMEDOUT']);
@@ -23,9 +23,12 @@ const ENVIRONMENT_ERRNOS = new Set(['EMFILE', 'ENFILE', 'ESTALE', 'EIO', 'EACCES
 export class LocalBlobStore implements BlobStore {
   readonly dir: string;
   readonly remote = false;
+  private readonly guard: BlobGuard | undefined;
 
-  constructor(dir: string) {
+  /** `guard`: producers' stores pin each blob before looking it up (src/store/blob-pins.ts). */
+  constructor(dir: string, options: { guard?: BlobGuard } = {}) {
     this.dir = dir;
+    this.guard = options.guard;
   }
 
   get location(): string {
@@ -113,6 +116,7 @@ export class LocalBlobStore implements BlobStore {
     await this.markStore();
     const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
     const sha256 = createHash('sha256').update(buf).digest('hex');
+    await this.guard?.pin(sha256);
     if (await this.has(sha256)) return { sha256, size: buf.length, location: this.pathOf(sha256) };
     const tmp = await this.tempPath('bytes');
     try {
@@ -127,6 +131,7 @@ export class LocalBlobStore implements BlobStore {
   async adopt(tmp: string, sha256: string, size?: number): Promise<BlobRef> {
     await this.markStore();
     const path = this.pathOf(sha256);
+    await this.guard?.pin(sha256);
     if (await this.has(sha256)) {
       await rm(tmp, { force: true });
     } else {

@@ -24,7 +24,7 @@ import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCom
 import { Upload } from '@aws-sdk/lib-storage';
 import { DocbatchError } from '../errors.ts';
 import type { BlobCache } from './blob-cache.ts';
-import { assertBlobId, assertNamedKey, hashFile, STORE_MARKER, type BlobEntry, type BlobRef, type BlobStore } from './blobs.ts';
+import { assertBlobId, assertNamedKey, hashFile, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore } from './blobs.ts';
 import { classifyS3Error, explainS3Error, formatLocation, keyUnder, listObjects, s3Uri, type S3Location } from './s3.ts';
 
 export interface S3BlobStoreParts {
@@ -33,6 +33,8 @@ export interface S3BlobStoreParts {
   cache: BlobCache;
   /** Objects above this are uploaded in parts of this size. @defaultValue 16 MiB */
   partSizeBytes?: number;
+  /** Producers' stores pin each blob before looking it up (src/store/blob-pins.ts). */
+  guard?: BlobGuard;
 }
 
 const BLOB_KEY = /(?:^|\/)([0-9a-f]{2})\/([0-9a-f]{64})$/;
@@ -45,6 +47,7 @@ export class S3BlobStore implements BlobStore {
   private readonly client: S3Client;
   private readonly cache: BlobCache;
   private readonly partSize: number;
+  private readonly guard: BlobGuard | undefined;
   private marked = false;
 
   constructor(parts: S3BlobStoreParts) {
@@ -54,6 +57,7 @@ export class S3BlobStore implements BlobStore {
     this.location = formatLocation(parts.location);
     this.cache = parts.cache;
     this.partSize = Math.max(5 * 1024 * 1024, parts.partSizeBytes ?? 16 * 1024 * 1024);
+    this.guard = parts.guard;
   }
 
   keyOf(sha256: string): string {
@@ -126,6 +130,7 @@ export class S3BlobStore implements BlobStore {
     await this.markStore();
     const sha256 = await hashFile(source);
     const size = (await stat(source)).size;
+    await this.guard?.pin(sha256);
     if (!(await this.has(sha256))) await this.upload(this.keyOf(sha256), () => createReadStream(source), size);
     return { sha256, size, location: this.uri(this.keyOf(sha256)) };
   }
@@ -134,6 +139,7 @@ export class S3BlobStore implements BlobStore {
     await this.markStore();
     const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
     const sha256 = createHash('sha256').update(buf).digest('hex');
+    await this.guard?.pin(sha256);
     if (!(await this.has(sha256))) await this.upload(this.keyOf(sha256), () => buf, buf.length);
     return { sha256, size: buf.length, location: this.uri(this.keyOf(sha256)) };
   }
@@ -142,6 +148,7 @@ export class S3BlobStore implements BlobStore {
     try {
       await this.markStore();
       const bytes = size ?? (await stat(tmp)).size;
+      await this.guard?.pin(sha256);
       if (!(await this.has(sha256))) await this.upload(this.keyOf(sha256), () => createReadStream(tmp), bytes);
       return { sha256, size: bytes, location: this.uri(this.keyOf(sha256)) };
     } finally {

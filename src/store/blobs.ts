@@ -35,6 +35,15 @@ export interface BlobEntry {
 
 export const STORE_MARKER = '.docbatch-store';
 
+/**
+ * Keeps gc off a blob a producer is about to name in a record (src/store/blob-pins.ts). A store
+ * given one calls `pin` in put, putBytes and adopt before it looks the blob up.
+ */
+export interface BlobGuard {
+  /** Returns once gc will leave the blob alone (waiting while gc is deleting it). */
+  pin(sha256: string): Promise<void>;
+}
+
 export interface BlobStore {
   /** BLOB_DIR as given: a folder or an s3:// URI (for messages and logs). */
   readonly location: string;
@@ -55,7 +64,7 @@ export interface BlobStore {
   has(sha256: string): Promise<boolean>;
   /** A local temporary path, to be filled and then `adopt`ed (removed by adopt either way). */
   tempPath(label: string): Promise<string>;
-  /** Stores the file at `source` (hashing it). Returns the blob (existing or new). */
+  /** Stores the file at `source` (hashing it). Returns the blob (existing or new). With a guard, pinned first. */
   put(source: string): Promise<BlobRef>;
   /** Stores bytes (a task, a chunk index). */
   putBytes(bytes: Buffer | string): Promise<BlobRef>;

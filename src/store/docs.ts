@@ -10,6 +10,7 @@
  *   {p}:docs              zset   doc ids by creation time (status, gc)
  *   {p}:active            zset   doc ids not yet written (the reconciler's work list)
  *   {p}:names             hash   output folder/name → doc id (folder/X.compare: a comparison's file)
+ *   {p}:doc:{id}:claim    string a name is claimed, the record not registered yet (an hour at most)
  *   {p}:queues            set    infer queues in use
  *   {p}:stats             hash   totals over all documents
  */
@@ -25,6 +26,20 @@ interface ScriptedRedis extends Redis {
   docbatchMarkWritten(docKey: string, activeKey: string, ...args: Array<string | number>): Promise<number>;
   docbatchReopen(docKey: string, unitsKey: string, activeKey: string, groupsKey: string, ...args: Array<string | number>): Promise<number[] | number>;
 }
+
+/** How long a claimed name waits for its document's record before gc may take it back. */
+export const CLAIM_MS = 3_600_000;
+
+/**
+ * KEYS names hash, doc hash, claim key; ARGV field, doc id, claim ms. 1: the field is (now) this
+ * document's, and a document without a record yet is marked as claiming; 0: another's.
+ */
+const CLAIM_LUA = `
+local holder = redis.call('HGET', KEYS[1], ARGV[1])
+if holder and holder ~= ARGV[2] then return 0 end
+if not holder then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[3], '1', 'PX', ARGV[3]) end
+return 1`;
 
 export class DocStore {
   readonly redis: ScriptedRedis;
@@ -120,6 +135,8 @@ export class DocStore {
       options.password ?? '',
       this.prefix,
     );
+    // The record holds the name now (gc checks it); the claim has done its job.
+    await this.redis.unlink(this.claimKey(meta.docId));
     const record = await this.get(meta.docId);
     if (!record || record.gen !== gen) throw new Error(`document ${meta.docId} changed while it was being registered`);
     return record;
@@ -268,16 +285,21 @@ export class DocStore {
    * tried with `-<8 hex of the content hash>`, then `-<the doc id>`: every claim's result is
    * checked, so two documents never write the same files. Returns the name won. `kind` claims a
    * name of another family of files in the folder (`.compare`: `X.compare.json`), apart from the
-   * documents' names.
+   * documents' names. A document not registered yet is marked as claiming (`{p}:doc:{id}:claim`,
+   * for CLAIM_MS), so gc leaves its name alone until its record exists.
    */
   async claimName(dir: string, name: string, docId: string, sha256: string, kind = ''): Promise<string> {
     const candidates = [name, `${name}-${sha256.slice(0, 8)}`, `${name}-${docId.slice(1, 13)}`, `${name}-${docId}`];
     for (const candidate of candidates) {
-      const field = `${dir}/${candidate}${kind}`;
-      if ((await this.redis.hsetnx(this.namesKey, field, docId)) === 1) return candidate;
-      if ((await this.redis.hget(this.namesKey, field)) === docId) return candidate;
+      const won = await this.redis.eval(CLAIM_LUA, 3, this.namesKey, this.docKey(docId), this.claimKey(docId), `${dir}/${candidate}${kind}`, docId, CLAIM_MS);
+      if (won === 1) return candidate;
     }
     throw new Error(`no free output name for ${docId} in ${JSON.stringify(dir)}`);
+  }
+
+  /** Set while a producer holds a name for a document it has not registered yet. */
+  claimKey(docId: string): string {
+    return `${this.docKey(docId)}:claim`;
   }
 
   /** Doc ids, newest first. */

@@ -41,8 +41,10 @@ export interface ReopenOutcome {
 /**
  * Reopens the failed units of a document matching `codes` ([] = every failure) among `units`
  * ([] = all), or schedules a rewrite when none match but its write failed (or `rewrite`).
+ * `keepFailures` reopens nothing: with `rewrite`, the outputs are written again as they were
+ * (enqueueing a written file whose outputs are gone).
  */
-export async function reopenDocument(parts: ReopenParts, record: DocRecord, filter: { codes?: string[]; units?: number[]; rewrite?: boolean } = {}): Promise<ReopenOutcome> {
+export async function reopenDocument(parts: ReopenParts, record: DocRecord, filter: { codes?: string[]; units?: number[]; rewrite?: boolean; keepFailures?: boolean } = {}): Promise<ReopenOutcome> {
   const { store } = parts;
   const { docId, gen, meta } = record;
   if (record.state === 'written' || record.state === 'failed' || record.state === 'complete') {
@@ -51,7 +53,7 @@ export async function reopenDocument(parts: ReopenParts, record: DocRecord, filt
     }
   }
   const summaries: Record<number, number> = {};
-  if (hasGroups(meta)) {
+  if (hasGroups(meta) && !filter.keepFailures) {
     const candidates = filter.units?.length ? filter.units : [...(await store.settledUnits(docId, gen))];
     for (const unit of candidates) {
       if (unit >= meta.feedUnits) continue;
@@ -59,7 +61,7 @@ export async function reopenDocument(parts: ReopenParts, record: DocRecord, filt
       if (group) summaries[unit] = group.reduce;
     }
   }
-  const reopened = (await store.reopen(docId, gen, { codes: filter.codes ?? [], units: filter.units ?? [], summaries })).sort((a, b) => a - b);
+  const reopened = filter.keepFailures ? [] : (await store.reopen(docId, gen, { codes: filter.codes ?? [], units: filter.units ?? [], summaries })).sort((a, b) => a - b);
   if (reopened.length > 0) {
     await clearFinishedJobs(parts, record, reopened);
     // A written record was made lean (store.retire): what the feeder reads comes back first.

@@ -7,7 +7,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../config.ts';
 import { isS3Uri, parseS3Uri } from '../s3-uri.ts';
 import { BlobCache } from './blob-cache.ts';
-import type { BlobStore } from './blobs.ts';
+import type { BlobGuard, BlobStore } from './blobs.ts';
 import { LocalBlobStore } from './blobs-local.ts';
 import { S3BlobStore } from './blobs-s3.ts';
 import { createS3Client } from './s3.ts';
@@ -21,11 +21,13 @@ export function s3ClientFor(config: Pick<Config, 's3ForcePathStyle' | 's3MaxAtte
 
 /**
  * The store BLOB_DIR names. `s3` gives the client for s3:// (a function, so that a local store
- * never makes one); made from the settings when absent.
+ * never makes one); made from the settings when absent. Producers pass a `guard` (BlobPins) so
+ * that gc leaves the blobs they store or find alone until their records name them.
  */
-export function openBlobStore(config: StorageConfig, s3: () => S3Client = () => s3ClientFor(config)): BlobStore {
-  if (!isS3Uri(config.blobDir)) return new LocalBlobStore(config.blobDir);
+export function openBlobStore(config: StorageConfig, s3: () => S3Client = () => s3ClientFor(config), options: { guard?: BlobGuard } = {}): BlobStore {
+  if (!isS3Uri(config.blobDir)) return new LocalBlobStore(config.blobDir, options);
   return new S3BlobStore({
+    ...options,
     client: s3(),
     location: parseS3Uri(config.blobDir, 'BLOB_DIR'),
     cache: new BlobCache({ dir: config.cacheDir, maxBytes: config.cacheMaxBytes }),

@@ -30,6 +30,13 @@ export interface OutputSink {
   writeStream(relPath: string, fill: (write: (chunk: string) => Promise<void>) => Promise<void>): Promise<string>;
   /** Whether an output exists. */
   exists(location: string): Promise<boolean>;
+  /**
+   * Whether outputs written before (their locations, as the writer recorded them) are all still
+   * there: false when one is missing; null when that cannot be told from here (a location
+   * outside this OUT_DIR, an OUT_DIR folder that does not exist on this machine, a store that
+   * does not answer). A producer re-enqueueing a written document trusts `written` on null.
+   */
+  outputsPresent(locations: string[]): Promise<boolean | null>;
 }
 
 /** A write that will fail again however often it is tried (a name too long, a path outside OUT_DIR). */
@@ -129,6 +136,25 @@ export class LocalSink implements OutputSink {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Outputs elsewhere than under this root, or a root that does not exist here (the writer's disk
+   * is on another machine, with the same path or not), cannot be checked: null.
+   */
+  async outputsPresent(locations: string[]): Promise<boolean | null> {
+    if (locations.length === 0) return false;
+    for (const location of locations) {
+      const rel = relative(this.root, location);
+      if (!isAbsolute(location) || rel === '' || rel.startsWith('..') || isAbsolute(rel)) return null;
+    }
+    try {
+      if (!(await stat(this.root)).isDirectory()) return null;
+    } catch {
+      return null;
+    }
+    for (const location of locations) if (!(await this.exists(location))) return false;
+    return true;
   }
 }
 

@@ -118,6 +118,27 @@ export class S3Sink implements OutputSink {
     }
   }
 
+  /** Outputs outside this bucket and prefix, or a store that does not answer (after retries): null. */
+  async outputsPresent(locations: string[]): Promise<boolean | null> {
+    if (locations.length === 0) return false;
+    const under = this.prefix === '' ? '' : `${this.prefix}/`;
+    for (const location of locations) {
+      let where: S3Location;
+      try {
+        where = parseS3Uri(location, 'output');
+      } catch {
+        return null;
+      }
+      if (where.bucket !== this.bucket || !where.prefix.startsWith(under) || where.prefix === under) return null;
+    }
+    try {
+      for (const location of locations) if (!(await this.exists(location))) return false;
+      return true;
+    } catch {
+      return null;
+    }
+  }
+
   private upload(Key: string, Body: PassThrough | Buffer): Upload {
     return new Upload({ client: this.client, params: { Bucket: this.bucket, Key, Body, ContentType: contentType(Key) }, partSize: this.partSize, queueSize: 4, leavePartsOnError: false });
   }

@@ -23,15 +23,14 @@ import { ChunkReader } from '../store/chunk-index.ts';
 import { DocStore } from '../store/docs.ts';
 import { Feeder } from '../store/feed.ts';
 import { collect } from '../store/gc.ts';
-import { isS3Uri, parseS3Uri } from '../s3-uri.ts';
 import { lazyS3Client, openBlobStore } from '../store/storage.ts';
 import type { DocRecord } from '../store/types.ts';
 import { withTimeout } from '../timeouts.ts';
 import { writePages, type Assembled } from './assemble.ts';
-import { LocalSink, PermanentWriteError, sweepTemporaries, type OutputSink } from './atomic.ts';
+import { PermanentWriteError, sweepTemporaries, type OutputSink } from './atomic.ts';
 import { writeChat } from './chat.ts';
 import { writeComparison } from './compare.ts';
-import { S3Sink } from './sink-s3.ts';
+import { openSink } from './sinks.ts';
 import { Reconciler } from './reconcile.ts';
 import { buildReport } from './report.ts';
 
@@ -69,7 +68,7 @@ export function createWriter(config: Config, log: Logger, options: WriterOptions
   };
   const s3 = lazyS3Client(config);
   const blobs = openBlobStore(config, s3);
-  const sink: OutputSink = isS3Uri(config.outDir) ? new S3Sink(s3(), parseS3Uri(config.outDir, 'OUT_DIR'), { partSizeBytes: config.s3PartSizeMb * 1024 * 1024 }) : new LocalSink(config.outDir);
+  const sink = openSink(config, s3);
   return new DocumentWriter(
     {
       config,

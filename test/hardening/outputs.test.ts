@@ -182,6 +182,8 @@ describe('leftovers', () => {
     await p.redis.del(p.store.docKey(docId!));
     const long = new Date(Date.now() - 30 * 86_400_000);
     utimesSync(blobPath, long, long);
+    // ... and its producer's pin (gc leaves a blob a producer stored or found in the last day) is as old.
+    await p.redis.zadd(`${p.config.prefix}:blob-pins`, long.getTime(), meta.blob);
     const crashed = join(p.config.outDir, '.old.md.tmp-99999-0badcafe');
     writeFileSync(crashed, 'half');
     utimesSync(crashed, long, long);

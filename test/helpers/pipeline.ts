@@ -16,6 +16,7 @@ import { silentLogger, type Logger } from '../../src/observe/log.ts';
 import { waitForDocs, type DocProgress } from '../../src/observe/progress.ts';
 import { DocStore } from '../../src/store/docs.ts';
 import { createWriter, type DocumentWriter } from '../../src/write/writer.ts';
+import { openSink } from '../../src/write/sinks.ts';
 import { openBlobStore } from '../../src/store/storage.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from './redis.ts';
 
@@ -83,7 +84,8 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     store,
     redis,
     dir,
-    enqueue: (files, o) => enqueueFiles(files, config, log, o),
+    // As `docbatch enqueue` does: written documents' outputs are checked through OUT_DIR's sink.
+    enqueue: (files, o) => enqueueFiles(files, config, log, { outputs: openSink(config), ...o }),
     wait: (docIds, timeoutMs = 60_000) => waitForDocs(store, docIds, { intervalMs: 100, signal: AbortSignal.timeout(timeoutMs) }),
     startWorker,
     async stop() {

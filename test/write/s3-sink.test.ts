@@ -2,11 +2,16 @@
  * Outputs on S3 (src/write/sink-s3.ts) against a real S3-protocol server (s3rver): the same
  * bytes under the same relative paths, one PUT for small outputs and a multipart upload for
  * large ones, nothing left behind by a write that fails part-way, keys contained under the
- * prefix, and a missing bucket named at the writer's start.
+ * prefix, and a missing bucket named at the writer's start. Whether written outputs are still
+ * there (what `enqueue` asks of a written document), for S3 and for a folder: yes, no, or cannot
+ * be told from here.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DocbatchError } from '../../src/errors.ts';
-import { PermanentWriteError } from '../../src/write/atomic.ts';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalSink, PermanentWriteError } from '../../src/write/atomic.ts';
 import { S3Sink } from '../../src/write/sink-s3.ts';
 import { flakyProxy, startS3Server, testClient, type FlakyProxy, type S3Server } from '../helpers/s3.ts';
 
@@ -81,5 +86,45 @@ describe('S3Sink', () => {
     expect((missing as Error).message).toMatch(/bucket no-such-bucket does not exist/);
     const denied = await new S3Sink(testClient(s3.endpoint, { key: 'WRONG', maxAttempts: 1 }), { bucket: 'outputs', prefix: '' }).reach().catch((e: unknown) => e);
     expect((denied as Error).message).toMatch(/access denied/);
+  });
+});
+
+describe('outputsPresent (enqueueing a written document again)', () => {
+  it('S3: true while all are there, false once one is gone, null outside OUT_DIR or when the store does not answer', async () => {
+    const out = sink('present/out');
+    const files = [await out.writeWhole('a.md', 'a'), await out.writeWhole('a.report.json', '{}')];
+    expect(await out.outputsPresent(files)).toBe(true);
+    expect(await out.outputsPresent([...files, 's3://outputs/present/out/gone.md'])).toBe(false);
+    expect(await out.outputsPresent([])).toBe(false);
+    // Written under another OUT_DIR (another bucket or prefix, a folder): not this sink's to check.
+    expect(await out.outputsPresent(['s3://outputs/elsewhere/a.md'])).toBeNull();
+    expect(await out.outputsPresent(['s3://other-bucket/present/out/a.md'])).toBeNull();
+    expect(await out.outputsPresent(['/srv/out/a.md'])).toBeNull();
+    proxy.outage({ status: 403, code: 'AccessDenied' });
+    try {
+      expect(await out.outputsPresent(files)).toBeNull();
+    } finally {
+      proxy.outage(null);
+    }
+  });
+
+  it('a folder: true, false, and null outside it or when it does not exist on this machine', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'docbatch-present-'));
+    try {
+      const out = new LocalSink(join(dir, 'out'));
+      const files = [await out.writeWhole('sub/b.md', 'b'), await out.writeWhole('sub/b.report.json', '{}')];
+      expect(await out.outputsPresent(files)).toBe(true);
+      await rm(files[0]!);
+      expect(await out.outputsPresent(files)).toBe(false);
+      expect(await out.outputsPresent([join(dir, 'other', 'b.md')])).toBeNull();
+      expect(await out.outputsPresent(['s3://outputs/run/out/b.md'])).toBeNull();
+      // The same path, but the folder is not on this machine (the writer's disk is elsewhere).
+      const absent = new LocalSink(join(dir, 'not-here'));
+      expect(await absent.outputsPresent([join(dir, 'not-here', 'b.md')])).toBeNull();
+      await writeFile(join(dir, 'a-file'), 'x');
+      expect(await new LocalSink(join(dir, 'a-file')).outputsPresent([join(dir, 'a-file', 'b.md')])).toBeNull();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
