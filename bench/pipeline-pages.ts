@@ -171,6 +171,10 @@ class Deployment {
     await renderersIdle(this.#worker.child.pid!);
     const parts = { worker: this.#worker.child.pid!, engine: this.#engine.child.pid!, writer: this.#writer.child.pid! };
     const before = Object.fromEntries(Object.entries(parts).map(([k, pid]) => [k, treeCpu(pid)]));
+    const ownCpu = (pid: number) => processes().find((p) => p.pid === pid)?.cpu ?? 0;
+    const redisCpu = () => processes().filter((p) => p.cmdline.startsWith('redis-server')).reduce((n, p) => n + p.cpu, 0);
+    const workerOwnBefore = ownCpu(parts.worker);
+    const redisBefore = redisCpu();
     const t0 = performance.now();
     // `time` (bash) adds the CPU of enqueue and its inspector child.
     const run = spawnSync('bash', ['-c', 'TIMEFORMAT="%U %S"; time "$@" >/dev/null', 'enqueue', BIN, 'enqueue', '--wait', '--json', ...files], {
@@ -181,7 +185,9 @@ class Deployment {
     if (run.status !== 0) throw new Error(`enqueue --wait exited ${run.status}: ${run.stderr.slice(-1500)}`);
     const enqueueCpu = (run.stderr.trim().split('\n').at(-1) ?? '0 0').split(' ').reduce((n, v) => n + Number(v), 0);
     const used = Object.entries(parts).map(([k, pid]) => `${k} ${(treeCpu(pid) - before[k]!).toFixed(1)}`);
-    return { seconds, cpu: `${used.join(', ')}, enqueue ${enqueueCpu.toFixed(1)} CPU s` };
+    // The worker's own process (queue, requests, base64) apart from its renderers; Redis too.
+    used[0] += ` (own ${(ownCpu(parts.worker) - workerOwnBefore).toFixed(1)})`;
+    return { seconds, cpu: `${used.join(', ')}, enqueue ${enqueueCpu.toFixed(1)}, redis ${(redisCpu() - redisBefore).toFixed(1)} CPU s` };
   }
 
   async stop(): Promise<void> {
