@@ -22,7 +22,7 @@ export type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult, UnitResul
 interface ScriptedRedis extends Redis {
   docbatchSettle(docKey: string, unitsKey: string, lockKey: string, statsKey: string, groupsKey: string, ...args: Array<string | number>): Promise<[number, number, number, number, number]>;
   docbatchRegister(docKey: string, docsKey: string, activeKey: string, queuesKey: string, ...args: Array<string | number>): Promise<number>;
-  docbatchMarkWritten(docKey: string, activeKey: string, ...args: Array<string | number>): Promise<number>;
+  docbatchMarkWritten(docKey: string, activeKey: string, unitsKey: string, groupsKey: string, ...args: Array<string | number>): Promise<number>;
   docbatchReopen(docKey: string, unitsKey: string, activeKey: string, groupsKey: string, ...args: Array<string | number>): Promise<number[] | number>;
 }
 
@@ -36,7 +36,7 @@ export class DocStore {
     if (!('docbatchSettle' in redis)) {
       redis.defineCommand('docbatchSettle', { numberOfKeys: 5, lua: SETTLE_LUA });
       redis.defineCommand('docbatchRegister', { numberOfKeys: 4, lua: REGISTER_LUA });
-      redis.defineCommand('docbatchMarkWritten', { numberOfKeys: 2, lua: MARK_WRITTEN_LUA });
+      redis.defineCommand('docbatchMarkWritten', { numberOfKeys: 4, lua: MARK_WRITTEN_LUA });
       redis.defineCommand('docbatchReopen', { numberOfKeys: 4, lua: REOPEN_LUA });
     }
   }
@@ -198,6 +198,11 @@ export class DocStore {
     }
   }
 
+  /** How many units have a result (what the writer's completeness check counts, not the counters). */
+  async settledCount(docId: string, gen: number): Promise<number> {
+    return this.redis.hlen(this.unitsKey(docId, gen));
+  }
+
   /** Puts results back (a written document's archive, for retry or a rewrite). */
   async restoreResults(docId: string, gen: number, entries: Array<[number, string]>): Promise<void> {
     for (let i = 0; i < entries.length; i += 1000) {
@@ -210,27 +215,41 @@ export class DocStore {
     return (await this.redis.exists(this.unitsKey(docId, gen))) === 1;
   }
 
-  /** Marks generation `gen` written, atomically with the generation check. False if it is stale. */
-  async markWritten(docId: string, gen: number, files: string[], now: string): Promise<boolean> {
-    return (await this.redis.docbatchMarkWritten(this.docKey(docId), this.activeKey, gen, now, JSON.stringify(files), docId)) === 1;
-  }
-
   /**
-   * After the outputs (and the results archive) are safely written: the results leave Redis and
-   * the record expires after `retentionSeconds`.
+   * Marks generation `gen` written and retires it in one step (MARK_WRITTEN_LUA): only if it is
+   * current, no unit was reopened since the writer read the record (`reopens`) and every unit has
+   * a result. Then the results leave Redis (they are archived), the record is made lean (the
+   * report keeps the split's statistics; the record keeps what status, retry and resume need) and
+   * expires after `retentionSeconds`; `counts`, what the writer counted in the results, replace
+   * the counters. 'changed': nothing was done (reopened since, or results missing); 'stale': a
+   * newer generation started; 'already': another write marked it.
    */
-  async retire(docId: string, gen: number, retentionSeconds: number): Promise<void> {
-    const raw = await this.redis.hget(this.docKey(docId), 'meta');
-    const multi = this.redis.multi().unlink(this.unitsKey(docId, gen), this.groupsKey(docId, gen));
-    if (raw) {
-      // The report keeps the split's statistics; the record keeps what status, retry and resume need.
-      const { stats: _stats, siblings: _siblings, ...lean } = JSON.parse(raw) as DocMeta;
-      multi.hset(this.docKey(docId), 'meta', JSON.stringify(lean));
+  async markWritten(
+    docId: string,
+    gen: number,
+    write: { files: string[]; now: string; reopens: number; retentionSeconds: number; meta?: DocMeta; counts?: { done: number; failed: number } },
+  ): Promise<'written' | 'stale' | 'changed' | 'already'> {
+    let lean = '';
+    if (write.meta) {
+      const { stats: _stats, siblings: _siblings, ...rest } = write.meta;
+      lean = JSON.stringify(rest);
     }
-    await multi
-      .hdel(this.docKey(docId), 'fed', 'feed_end', 'job_name', 'refeeds', 'queue', 'priority')
-      .expire(this.docKey(docId), retentionSeconds)
-      .exec();
+    const out = await this.redis.docbatchMarkWritten(
+      this.docKey(docId),
+      this.activeKey,
+      this.unitsKey(docId, gen),
+      this.groupsKey(docId, gen),
+      gen,
+      write.now,
+      JSON.stringify(write.files),
+      docId,
+      write.reopens,
+      Math.max(1, Math.round(write.retentionSeconds)),
+      lean,
+      write.counts?.done ?? '',
+      write.counts?.failed ?? '',
+    );
+    return out === 1 ? 'written' : out === 0 ? 'stale' : out === 3 ? 'already' : 'changed';
   }
 
   /** The outputs could not be written: the document is failed (terminal until `docbatch retry`). */
@@ -316,5 +335,6 @@ function parseRecord(docId: string, h: Record<string, string>): DocRecord {
     files: h.files ? (JSON.parse(h.files) as string[]) : [],
     writeError: h.write_error ? (JSON.parse(h.write_error) as { code: string; message: string }) : null,
     fed: n('fed'),
+    reopens: n('reopens'),
   };
 }

@@ -8,6 +8,8 @@
  * A reopened unit's old job, failed and kept in BullMQ's history, would swallow the new one (same
  * job id: BullMQ ignores the add), and the document's finished write job would swallow its new
  * write: both are removed, so the units run with fresh attempts and the document is written again.
+ *
+ * A reopen may land during a write: the write then is not marked written (docs/design.md).
  */
 import type { TypedQueue } from '../../queues/connect.ts';
 import { unitJobId } from '../../queues/contracts.ts';
@@ -62,7 +64,7 @@ export async function reopenDocument(parts: ReopenParts, record: DocRecord, filt
   const reopened = (await store.reopen(docId, gen, { codes: filter.codes ?? [], units: filter.units ?? [], summaries })).sort((a, b) => a - b);
   if (reopened.length > 0) {
     await clearFinishedJobs(parts, record, reopened);
-    // A written record was made lean (store.retire): what the feeder reads comes back first.
+    // A written record was made lean (store.markWritten): what the feeder reads comes back first.
     await store.redis.hset(store.docKey(docId), { feed_end: meta.feedUnits, job_name: jobNameOf(meta), queue: meta.queue, priority: meta.priority });
     // Chunks and pages go back into the feeding round; a conversation's summary whose chunks all
     // stand goes straight back to its queue (otherwise its last chunk adds it again).
