@@ -7,14 +7,16 @@
  *   {p}:doc:{id}          hash   meta (JSON), gen, counters, state, feeder cursor, password until written
  *   {p}:doc:{id}:r:{gen}  hash   unit index → UnitResult JSON (first write wins); gone once written
  *   {p}:doc:{id}:g:{gen}  hash   conversation summary unit → chunks of it settled
+ *   {p}:doc:{id}:r:{gen}:restoring:{rand}  hash   an archive being put back (expires in an hour)
  *   {p}:docs              zset   doc ids by creation time (status, gc)
  *   {p}:active            zset   doc ids not yet written (the reconciler's work list)
  *   {p}:names             hash   output folder/name → doc id (folder/X.compare: a comparison's file)
  *   {p}:queues            set    infer queues in use
  *   {p}:stats             hash   totals over all documents
  */
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { MARK_WRITTEN_LUA, REGISTER_LUA, REOPEN_LUA, SETTLE_LUA } from './scripts.ts';
+import { MARK_WRITTEN_LUA, REGISTER_LUA, REOPEN_LUA, RESTORE_LUA, SETTLE_LUA } from './scripts.ts';
 import type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult } from './types.ts';
 
 export type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult, UnitResultOk, UnitResultFailed } from './types.ts';
@@ -24,6 +26,7 @@ interface ScriptedRedis extends Redis {
   docbatchRegister(docKey: string, docsKey: string, activeKey: string, queuesKey: string, ...args: Array<string | number>): Promise<number>;
   docbatchMarkWritten(docKey: string, activeKey: string, unitsKey: string, groupsKey: string, ...args: Array<string | number>): Promise<number>;
   docbatchReopen(docKey: string, unitsKey: string, activeKey: string, groupsKey: string, ...args: Array<string | number>): Promise<number[] | number>;
+  docbatchRestore(docKey: string, unitsKey: string, tempKey: string, ...args: Array<string | number>): Promise<number>;
 }
 
 export class DocStore {
@@ -38,6 +41,7 @@ export class DocStore {
       redis.defineCommand('docbatchRegister', { numberOfKeys: 4, lua: REGISTER_LUA });
       redis.defineCommand('docbatchMarkWritten', { numberOfKeys: 4, lua: MARK_WRITTEN_LUA });
       redis.defineCommand('docbatchReopen', { numberOfKeys: 4, lua: REOPEN_LUA });
+      redis.defineCommand('docbatchRestore', { numberOfKeys: 3, lua: RESTORE_LUA });
     }
   }
 
@@ -203,12 +207,27 @@ export class DocStore {
     return this.redis.hlen(this.unitsKey(docId, gen));
   }
 
-  /** Puts results back (a written document's archive, for retry or a rewrite). */
-  async restoreResults(docId: string, gen: number, entries: Array<[number, string]>): Promise<void> {
+  /** Whether a generation's results are in Redis, and the record's reopen count (read before an archive). */
+  async restoreState(docId: string, gen: number): Promise<{ present: boolean; reopens: number } | null> {
+    const [[, h], [, exists]] = (await this.redis.multi().hmget(this.docKey(docId), 'gen', 'reopens').exists(this.unitsKey(docId, gen)).exec()) as [[unknown, Array<string | null>], [unknown, number]];
+    if (Number(h[0] ?? -1) !== gen) return null;
+    return { present: exists === 1, reopens: Number(h[1] ?? 0) };
+  }
+
+  /**
+   * Puts results back (a written document's archive, for retry or a rewrite), whole or not at
+   * all: they fill a temporary hash (expiring within the hour, should this process die), which
+   * becomes the results only if none are there and the record was not reopened since `reopens`
+   * was read (RESTORE_LUA in scripts.ts). 'changed': read the archive again.
+   */
+  async restoreResults(docId: string, gen: number, entries: Array<[number, string]>, reopens: number): Promise<'restored' | 'present' | 'stale' | 'changed'> {
+    const temp = `${this.unitsKey(docId, gen)}:restoring:${randomBytes(6).toString('hex')}`;
     for (let i = 0; i < entries.length; i += 1000) {
       const slice = entries.slice(i, i + 1000);
-      await this.redis.hset(this.unitsKey(docId, gen), Object.fromEntries(slice.map(([u, r]) => [String(u), r])));
+      await this.redis.multi().hset(temp, Object.fromEntries(slice.map(([u, r]) => [String(u), r]))).expire(temp, 3600).exec();
     }
+    const out = await this.redis.docbatchRestore(this.docKey(docId), this.unitsKey(docId, gen), temp, gen, reopens);
+    return out === 1 ? 'restored' : out === 0 ? 'present' : out === -1 ? 'stale' : 'changed';
   }
 
   async hasResults(docId: string, gen: number): Promise<boolean> {
@@ -263,9 +282,10 @@ export class DocStore {
   /**
    * Reopens failed units of a generation (retry): those with one of `codes` ([] = any), among
    * `units` ([] = all). `summaries` maps candidate chunk units to their conversation's summary
-   * unit. Returns the units reopened.
+   * unit. Returns the units reopened, or 'retired' when the document is written and its results
+   * are not in Redis (written again since they were restored: restore them again).
    */
-  async reopen(docId: string, gen: number, filter: { codes: string[]; units: number[]; summaries: Record<number, number> }): Promise<number[]> {
+  async reopen(docId: string, gen: number, filter: { codes: string[]; units: number[]; summaries: Record<number, number> }): Promise<number[] | 'retired'> {
     const out = await this.redis.docbatchReopen(
       this.docKey(docId),
       this.unitsKey(docId, gen),
@@ -278,6 +298,7 @@ export class DocStore {
       docId,
       JSON.stringify(filter.summaries),
     );
+    if (out === -2) return 'retired';
     if (typeof out === 'number') throw new Error(`document ${docId} moved past generation ${gen}`);
     return out;
   }

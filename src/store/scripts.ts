@@ -196,6 +196,30 @@ return 1
 `;
 
 /**
+ * Puts a written document's archived results back, whole or not at all: KEYS doc hash, results
+ * hash, the filled temporary hash (it expires within the hour if its filler dies). ARGV: gen,
+ * reopens (the record's count read before the archive). The temporary becomes the results only if
+ * the generation is current, no results are there, and no unit was reopened since (otherwise the
+ * archive read may be older than a write that ended meanwhile); its expiry goes with it (the
+ * reopen that follows makes the results stay; an unused restore goes within the hour).
+ * Returns 1 restored, 0 results already there, -1 stale generation, -2 reopened since (read the
+ * archive again).
+ */
+export const RESTORE_LUA = `
+local h = redis.call('HMGET', KEYS[1], 'gen', 'reopens')
+local outcome = 1
+if tonumber(h[1] or '-1') ~= tonumber(ARGV[1]) then outcome = -1
+elseif redis.call('EXISTS', KEYS[2]) == 1 then outcome = 0
+elseif tonumber(h[2] or '0') ~= tonumber(ARGV[2]) then outcome = -2 end
+if outcome == 1 and redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('RENAME', KEYS[3], KEYS[2])
+else
+  redis.call('DEL', KEYS[3])
+end
+return outcome
+`;
+
+/**
  * Reopens failed units of a generation for `docbatch retry` (or a Bull Board retry of one unit):
  * KEYS doc hash, results hash, active zset, groups hash.
  * ARGV: gen, codes (JSON array; [] = any), units (JSON array; [] = any), now ms, doc id,
@@ -204,11 +228,14 @@ return 1
  * Deletes the matching failed results and fixes the counters; a reopened chunk no longer counts
  * towards its conversation's summary, and that summary (answered from the chunk's failure) is
  * reopened with it. Sets the state to running, counts the reopen (`reopens`: a write that read
- * the record before it is not marked written). Returns the units reopened, or -1 for a stale
- * generation.
+ * the record before it is not marked written) and keeps the results (a restored hash expires
+ * otherwise). Returns the units reopened, -1 for a stale generation, or -2 when the document is
+ * written and its results are not in Redis (retired since they were restored: restore again).
  */
 export const REOPEN_LUA = `
-if tonumber(redis.call('HGET', KEYS[1], 'gen') or '-1') ~= tonumber(ARGV[1]) then return -1 end
+local h = redis.call('HMGET', KEYS[1], 'gen', 'state')
+if tonumber(h[1] or '-1') ~= tonumber(ARGV[1]) then return -1 end
+if h[2] == 'written' and redis.call('EXISTS', KEYS[2]) == 0 then return -2 end
 local codes = cjson.decode(ARGV[2])
 local units = cjson.decode(ARGV[3])
 local summaries = cjson.decode(ARGV[6])
@@ -252,6 +279,7 @@ if #reopened > 0 then
   redis.call('HINCRBY', KEYS[1], 'reopens', 1)
   redis.call('HDEL', KEYS[1], 'finished_at', 'write_error')
   redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
 end
 return reopened
