@@ -7,6 +7,7 @@
  *   {p}:doc:{id}          hash   meta (JSON), gen, counters, state, feeder cursor, password until written
  *   {p}:doc:{id}:r:{gen}  hash   unit index → UnitResult JSON (first write wins); gone once written
  *   {p}:doc:{id}:g:{gen}  hash   conversation summary unit → chunks of it settled
+ *   {p}:doc:{id}:r:{gen}:restoring:{rand}  hash   an archive being put back (expires in an hour)
  *   {p}:docs              zset   doc ids by creation time (status, gc)
  *   {p}:active            zset   doc ids not yet written (the reconciler's work list)
  *   {p}:names             hash   output folder/name → doc id (folder/X.compare: a comparison's file)
@@ -14,8 +15,9 @@
  *   {p}:queues            set    infer queues in use
  *   {p}:stats             hash   totals over all documents
  */
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { MARK_WRITTEN_LUA, REGISTER_LUA, REOPEN_LUA, SETTLE_LUA } from './scripts.ts';
+import { MARK_WRITTEN_LUA, REGISTER_LUA, REOPEN_LUA, RESTORE_LUA, SETTLE_LUA } from './scripts.ts';
 import type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult } from './types.ts';
 
 export type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult, UnitResultOk, UnitResultFailed } from './types.ts';
@@ -23,8 +25,9 @@ export type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult, UnitResul
 interface ScriptedRedis extends Redis {
   docbatchSettle(docKey: string, unitsKey: string, lockKey: string, statsKey: string, groupsKey: string, ...args: Array<string | number>): Promise<[number, number, number, number, number]>;
   docbatchRegister(docKey: string, docsKey: string, activeKey: string, queuesKey: string, ...args: Array<string | number>): Promise<number>;
-  docbatchMarkWritten(docKey: string, activeKey: string, ...args: Array<string | number>): Promise<number>;
+  docbatchMarkWritten(docKey: string, activeKey: string, unitsKey: string, groupsKey: string, ...args: Array<string | number>): Promise<number>;
   docbatchReopen(docKey: string, unitsKey: string, activeKey: string, groupsKey: string, ...args: Array<string | number>): Promise<number[] | number>;
+  docbatchRestore(docKey: string, unitsKey: string, tempKey: string, ...args: Array<string | number>): Promise<number>;
 }
 
 /** How long a claimed name waits for its document's record before gc may take it back. */
@@ -51,8 +54,9 @@ export class DocStore {
     if (!('docbatchSettle' in redis)) {
       redis.defineCommand('docbatchSettle', { numberOfKeys: 5, lua: SETTLE_LUA });
       redis.defineCommand('docbatchRegister', { numberOfKeys: 4, lua: REGISTER_LUA });
-      redis.defineCommand('docbatchMarkWritten', { numberOfKeys: 2, lua: MARK_WRITTEN_LUA });
+      redis.defineCommand('docbatchMarkWritten', { numberOfKeys: 4, lua: MARK_WRITTEN_LUA });
       redis.defineCommand('docbatchReopen', { numberOfKeys: 4, lua: REOPEN_LUA });
+      redis.defineCommand('docbatchRestore', { numberOfKeys: 3, lua: RESTORE_LUA });
     }
   }
 
@@ -215,39 +219,73 @@ export class DocStore {
     }
   }
 
-  /** Puts results back (a written document's archive, for retry or a rewrite). */
-  async restoreResults(docId: string, gen: number, entries: Array<[number, string]>): Promise<void> {
+  /** How many units have a result (what the writer's completeness check counts, not the counters). */
+  async settledCount(docId: string, gen: number): Promise<number> {
+    return this.redis.hlen(this.unitsKey(docId, gen));
+  }
+
+  /** Whether a generation's results are in Redis, and the record's reopen count (read before an archive). */
+  async restoreState(docId: string, gen: number): Promise<{ present: boolean; reopens: number } | null> {
+    const [[, h], [, exists]] = (await this.redis.multi().hmget(this.docKey(docId), 'gen', 'reopens').exists(this.unitsKey(docId, gen)).exec()) as [[unknown, Array<string | null>], [unknown, number]];
+    if (Number(h[0] ?? -1) !== gen) return null;
+    return { present: exists === 1, reopens: Number(h[1] ?? 0) };
+  }
+
+  /**
+   * Puts results back (a written document's archive, for retry or a rewrite), whole or not at
+   * all: they fill a temporary hash (expiring within the hour, should this process die), which
+   * becomes the results only if none are there and the record was not reopened since `reopens`
+   * was read (RESTORE_LUA in scripts.ts). 'changed': read the archive again.
+   */
+  async restoreResults(docId: string, gen: number, entries: Array<[number, string]>, reopens: number): Promise<'restored' | 'present' | 'stale' | 'changed'> {
+    const temp = `${this.unitsKey(docId, gen)}:restoring:${randomBytes(6).toString('hex')}`;
     for (let i = 0; i < entries.length; i += 1000) {
       const slice = entries.slice(i, i + 1000);
-      await this.redis.hset(this.unitsKey(docId, gen), Object.fromEntries(slice.map(([u, r]) => [String(u), r])));
+      await this.redis.multi().hset(temp, Object.fromEntries(slice.map(([u, r]) => [String(u), r]))).expire(temp, 3600).exec();
     }
+    const out = await this.redis.docbatchRestore(this.docKey(docId), this.unitsKey(docId, gen), temp, gen, reopens);
+    return out === 1 ? 'restored' : out === 0 ? 'present' : out === -1 ? 'stale' : 'changed';
   }
 
   async hasResults(docId: string, gen: number): Promise<boolean> {
     return (await this.redis.exists(this.unitsKey(docId, gen))) === 1;
   }
 
-  /** Marks generation `gen` written, atomically with the generation check. False if it is stale. */
-  async markWritten(docId: string, gen: number, files: string[], now: string): Promise<boolean> {
-    return (await this.redis.docbatchMarkWritten(this.docKey(docId), this.activeKey, gen, now, JSON.stringify(files), docId)) === 1;
-  }
-
   /**
-   * After the outputs (and the results archive) are safely written: the results leave Redis and
-   * the record expires after `retentionSeconds`.
+   * Marks generation `gen` written and retires it in one step (MARK_WRITTEN_LUA): only if it is
+   * current, no unit was reopened since the writer read the record (`reopens`) and every unit has
+   * a result. Then the results leave Redis (they are archived), the record is made lean (the
+   * report keeps the split's statistics; the record keeps what status, retry and resume need) and
+   * expires after `retentionSeconds`; `counts`, what the writer counted in the results, replace
+   * the counters. 'changed': nothing was done (reopened since, or results missing); 'stale': a
+   * newer generation started; 'already': another write marked it.
    */
-  async retire(docId: string, gen: number, retentionSeconds: number): Promise<void> {
-    const raw = await this.redis.hget(this.docKey(docId), 'meta');
-    const multi = this.redis.multi().unlink(this.unitsKey(docId, gen), this.groupsKey(docId, gen));
-    if (raw) {
-      // The report keeps the split's statistics; the record keeps what status, retry and resume need.
-      const { stats: _stats, siblings: _siblings, ...lean } = JSON.parse(raw) as DocMeta;
-      multi.hset(this.docKey(docId), 'meta', JSON.stringify(lean));
+  async markWritten(
+    docId: string,
+    gen: number,
+    write: { files: string[]; now: string; reopens: number; retentionSeconds: number; meta?: DocMeta; counts?: { done: number; failed: number } },
+  ): Promise<'written' | 'stale' | 'changed' | 'already'> {
+    let lean = '';
+    if (write.meta) {
+      const { stats: _stats, siblings: _siblings, ...rest } = write.meta;
+      lean = JSON.stringify(rest);
     }
-    await multi
-      .hdel(this.docKey(docId), 'fed', 'feed_end', 'job_name', 'refeeds', 'queue', 'priority')
-      .expire(this.docKey(docId), retentionSeconds)
-      .exec();
+    const out = await this.redis.docbatchMarkWritten(
+      this.docKey(docId),
+      this.activeKey,
+      this.unitsKey(docId, gen),
+      this.groupsKey(docId, gen),
+      gen,
+      write.now,
+      JSON.stringify(write.files),
+      docId,
+      write.reopens,
+      Math.max(1, Math.round(write.retentionSeconds)),
+      lean,
+      write.counts?.done ?? '',
+      write.counts?.failed ?? '',
+    );
+    return out === 1 ? 'written' : out === 0 ? 'stale' : out === 3 ? 'already' : 'changed';
   }
 
   /** The outputs could not be written: the document is failed (terminal until `docbatch retry`). */
@@ -261,9 +299,10 @@ export class DocStore {
   /**
    * Reopens failed units of a generation (retry): those with one of `codes` ([] = any), among
    * `units` ([] = all). `summaries` maps candidate chunk units to their conversation's summary
-   * unit. Returns the units reopened.
+   * unit. Returns the units reopened, or 'retired' when the document is written and its results
+   * are not in Redis (written again since they were restored: restore them again).
    */
-  async reopen(docId: string, gen: number, filter: { codes: string[]; units: number[]; summaries: Record<number, number> }): Promise<number[]> {
+  async reopen(docId: string, gen: number, filter: { codes: string[]; units: number[]; summaries: Record<number, number> }): Promise<number[] | 'retired'> {
     const out = await this.redis.docbatchReopen(
       this.docKey(docId),
       this.unitsKey(docId, gen),
@@ -276,6 +315,7 @@ export class DocStore {
       docId,
       JSON.stringify(filter.summaries),
     );
+    if (out === -2) return 'retired';
     if (typeof out === 'number') throw new Error(`document ${docId} moved past generation ${gen}`);
     return out;
   }
@@ -338,5 +378,6 @@ function parseRecord(docId: string, h: Record<string, string>): DocRecord {
     files: h.files ? (JSON.parse(h.files) as string[]) : [],
     writeError: h.write_error ? (JSON.parse(h.write_error) as { code: string; message: string }) : null,
     fed: n('fed'),
+    reopens: n('reopens'),
   };
 }

@@ -8,6 +8,9 @@
  * A reopened unit's old job, failed and kept in BullMQ's history, would swallow the new one (same
  * job id: BullMQ ignores the add), and the document's finished write job would swallow its new
  * write: both are removed, so the units run with fresh attempts and the document is written again.
+ *
+ * A reopen may land during a write (the write then is not marked written: docs/design.md) or
+ * beside another reopen of the same written document (the archive is restored once, whole).
  */
 import type { TypedQueue } from '../../queues/connect.ts';
 import { unitJobId } from '../../queues/contracts.ts';
@@ -47,24 +50,10 @@ export interface ReopenOutcome {
 export async function reopenDocument(parts: ReopenParts, record: DocRecord, filter: { codes?: string[]; units?: number[]; rewrite?: boolean; keepFailures?: boolean } = {}): Promise<ReopenOutcome> {
   const { store } = parts;
   const { docId, gen, meta } = record;
-  if (record.state === 'written' || record.state === 'failed' || record.state === 'complete') {
-    if (!(await restoreArchived(store, parts.blobs, docId, gen)) && record.units > 0) {
-      throw new DocbatchError('BLOB_MISSING', `the results of ${docId} are neither in Redis nor archived in the blob store (collected?); enqueue the file again with --force to redo it`);
-    }
-  }
-  const summaries: Record<number, number> = {};
-  if (hasGroups(meta) && !filter.keepFailures) {
-    const candidates = filter.units?.length ? filter.units : [...(await store.settledUnits(docId, gen))];
-    for (const unit of candidates) {
-      if (unit >= meta.feedUnits) continue;
-      const group = await parts.chunks.group(meta.index!, unit);
-      if (group) summaries[unit] = group.reduce;
-    }
-  }
-  const reopened = filter.keepFailures ? [] : (await store.reopen(docId, gen, { codes: filter.codes ?? [], units: filter.units ?? [], summaries })).sort((a, b) => a - b);
+  const { reopened, summaries } = await restoreAndReopen(parts, record, filter);
   if (reopened.length > 0) {
     await clearFinishedJobs(parts, record, reopened);
-    // A written record was made lean (store.retire): what the feeder reads comes back first.
+    // A written record was made lean (store.markWritten): what the feeder reads comes back first.
     await store.redis.hset(store.docKey(docId), { feed_end: meta.feedUnits, job_name: jobNameOf(meta), queue: meta.queue, priority: meta.priority });
     // Chunks and pages go back into the feeding round; a conversation's summary whose chunks all
     // stand goes straight back to its queue (otherwise its last chunk adds it again).
@@ -81,11 +70,42 @@ export async function reopenDocument(parts: ReopenParts, record: DocRecord, filt
     return { docId, reopened, rewrite: false };
   }
   if (record.state === 'failed' || filter.rewrite) {
-    await store.redis.multi().hset(store.docKey(docId), { state: 'complete' }).hdel(store.docKey(docId), 'write_error').persist(store.docKey(docId)).zadd(store.activeKey, Date.now(), docId).exec();
+    // The restored results stay until the write retires them.
+    await store.redis.multi().hset(store.docKey(docId), { state: 'complete' }).hdel(store.docKey(docId), 'write_error').persist(store.docKey(docId)).persist(store.unitsKey(docId, gen)).zadd(store.activeKey, Date.now(), docId).exec();
     await ensureWriteJob(parts.writeQueue, docId, gen);
     return { docId, reopened, rewrite: true };
   }
   return { docId, reopened, rewrite: false };
+}
+
+/**
+ * A written document's results come back from its archive first, then the matching failures are
+ * reopened. Should the document be written again between the two (another retry's units settled
+ * meanwhile), its results are gone again: restore and reopen once more.
+ */
+async function restoreAndReopen(parts: ReopenParts, record: DocRecord, filter: { codes?: string[]; units?: number[]; keepFailures?: boolean }): Promise<{ reopened: number[]; summaries: Record<number, number> }> {
+  const { store } = parts;
+  const { docId, gen, meta } = record;
+  for (let attempt = 0, state = record.state; attempt < 5; attempt++, state = 'written') {
+    if (state === 'written' || state === 'failed' || state === 'complete') {
+      if (!(await restoreArchived(store, parts.blobs, docId, gen)) && record.units > 0) {
+        throw new DocbatchError('BLOB_MISSING', `the results of ${docId} are neither in Redis nor archived in the blob store (collected?); enqueue the file again with --force to redo it`);
+      }
+    }
+    if (filter.keepFailures) return { reopened: [], summaries: {} };
+    const summaries: Record<number, number> = {};
+    if (hasGroups(meta)) {
+      const candidates = filter.units?.length ? filter.units : [...(await store.settledUnits(docId, gen))];
+      for (const unit of candidates) {
+        if (unit >= meta.feedUnits) continue;
+        const group = await parts.chunks.group(meta.index!, unit);
+        if (group) summaries[unit] = group.reduce;
+      }
+    }
+    const out = await store.reopen(docId, gen, { codes: filter.codes ?? [], units: filter.units ?? [], summaries });
+    if (out !== 'retired') return { reopened: out.sort((a, b) => a - b), summaries };
+  }
+  throw new Error(`the results of ${docId} left Redis again each time they were restored (written meanwhile, or an empty archive); retry again`);
 }
 
 /**

@@ -169,16 +169,54 @@ return out
 `;
 
 /**
- * KEYS: doc hash, active zset. ARGV: gen, now, files JSON, doc id.
- * Marks the generation written (only if it is still current), forgets the password and any
- * write error, and takes the document off the active set. Returns 1, or 0 for a stale generation.
+ * Marks a generation written and retires it, in one step, so that no retry can land between the
+ * two: KEYS doc hash, active zset, results hash, groups hash. ARGV: gen, now, files JSON, doc id,
+ * reopens (the record's count when the writer read it), retention seconds, lean meta JSON ('' =
+ * keep), done and failed as the writer counted them ('' = keep the counters).
+ * Written only if the generation is current, no unit was reopened since the writer read the
+ * record, and every unit has a result: then the password, write error and feeder fields go, the
+ * document leaves the active set, its results and groups leave Redis (they are archived) and the
+ * record expires after the retention. Returns 1 written, 0 stale generation, 2 changed (reopened
+ * since, or results missing: nothing done), 3 already written.
  */
 export const MARK_WRITTEN_LUA = `
-if tonumber(redis.call('HGET', KEYS[1], 'gen') or '-1') ~= tonumber(ARGV[1]) then return 0 end
+local h = redis.call('HMGET', KEYS[1], 'gen', 'reopens', 'units', 'state')
+if tonumber(h[1] or '-1') ~= tonumber(ARGV[1]) then return 0 end
+if h[4] == 'written' then return 3 end
+if tonumber(h[2] or '0') ~= tonumber(ARGV[5]) then return 2 end
+if redis.call('HLEN', KEYS[3]) < tonumber(h[3] or '0') then return 2 end
 redis.call('HSET', KEYS[1], 'state', 'written', 'written_at', ARGV[2], 'files', ARGV[3])
-redis.call('HDEL', KEYS[1], 'password', 'write_error')
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'meta', ARGV[7]) end
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'done', ARGV[8], 'failed', ARGV[9]) end
+redis.call('HDEL', KEYS[1], 'password', 'write_error', 'fed', 'feed_end', 'job_name', 'refeeds', 'queue', 'priority')
 redis.call('ZREM', KEYS[2], ARGV[4])
+redis.call('UNLINK', KEYS[3], KEYS[4])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
 return 1
+`;
+
+/**
+ * Puts a written document's archived results back, whole or not at all: KEYS doc hash, results
+ * hash, the filled temporary hash (it expires within the hour if its filler dies). ARGV: gen,
+ * reopens (the record's count read before the archive). The temporary becomes the results only if
+ * the generation is current, no results are there, and no unit was reopened since (otherwise the
+ * archive read may be older than a write that ended meanwhile); its expiry goes with it (the
+ * reopen that follows makes the results stay; an unused restore goes within the hour).
+ * Returns 1 restored, 0 results already there, -1 stale generation, -2 reopened since (read the
+ * archive again).
+ */
+export const RESTORE_LUA = `
+local h = redis.call('HMGET', KEYS[1], 'gen', 'reopens')
+local outcome = 1
+if tonumber(h[1] or '-1') ~= tonumber(ARGV[1]) then outcome = -1
+elseif redis.call('EXISTS', KEYS[2]) == 1 then outcome = 0
+elseif tonumber(h[2] or '0') ~= tonumber(ARGV[2]) then outcome = -2 end
+if outcome == 1 and redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('RENAME', KEYS[3], KEYS[2])
+else
+  redis.call('DEL', KEYS[3])
+end
+return outcome
 `;
 
 /**
@@ -189,11 +227,15 @@ return 1
  *       chunks among the candidates).
  * Deletes the matching failed results and fixes the counters; a reopened chunk no longer counts
  * towards its conversation's summary, and that summary (answered from the chunk's failure) is
- * reopened with it. Sets the state to running. Returns the units reopened, or -1 for a stale
- * generation.
+ * reopened with it. Sets the state to running, counts the reopen (`reopens`: a write that read
+ * the record before it is not marked written) and keeps the results (a restored hash expires
+ * otherwise). Returns the units reopened, -1 for a stale generation, or -2 when the document is
+ * written and its results are not in Redis (retired since they were restored: restore again).
  */
 export const REOPEN_LUA = `
-if tonumber(redis.call('HGET', KEYS[1], 'gen') or '-1') ~= tonumber(ARGV[1]) then return -1 end
+local h = redis.call('HMGET', KEYS[1], 'gen', 'state')
+if tonumber(h[1] or '-1') ~= tonumber(ARGV[1]) then return -1 end
+if h[2] == 'written' and redis.call('EXISTS', KEYS[2]) == 0 then return -2 end
 local codes = cjson.decode(ARGV[2])
 local units = cjson.decode(ARGV[3])
 local summaries = cjson.decode(ARGV[6])
@@ -234,8 +276,10 @@ for _, field in ipairs(fields) do
 end
 if #reopened > 0 then
   redis.call('HSET', KEYS[1], 'state', 'running')
+  redis.call('HINCRBY', KEYS[1], 'reopens', 1)
   redis.call('HDEL', KEYS[1], 'finished_at', 'write_error')
   redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
 end
 return reopened

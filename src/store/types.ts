@@ -70,6 +70,11 @@ export interface DocRecord {
   writeError: { code: string; message: string } | null;
   /** The next unit the feeder looks at, and how many it feeds. */
   fed: number;
+  /**
+   * Times failed units of this generation were reopened (retry). A write marks the document
+   * written only if this has not moved since it read the record.
+   */
+  reopens: number;
 }
 
 /** Provenance and effort shared by answers and failures. */

@@ -8,6 +8,10 @@
  * (a path outside OUT_DIR, a name the filesystem refuses) fails at once. Either way the document
  * is then marked failed with WRITE_FAILED, so `enqueue --wait` and `status` return and say so,
  * and `docbatch retry` (or enqueueing the file again) writes it again.
+ *
+ * A retry may reopen units while their document is being written: the document is then not
+ * marked written (the mark checks the record's `reopens` and the results, atomically with
+ * retiring them), and is written again as soon as the reopened units have settled.
  */
 import { UnrecoverableError, type Job } from 'bullmq';
 import { join } from 'node:path';
@@ -41,6 +45,11 @@ export interface WriterOptions {
   gcIntervalMs?: number;
   /** Called after a document is written (metrics, tests). */
   onWritten?: (docId: string, files: string[]) => void;
+  /**
+   * Called once a document's outputs are written, before its results are archived and it is
+   * marked written (tests land a retry inside a write with it).
+   */
+  beforeArchive?: (docId: string, gen: number) => Promise<void>;
 }
 
 export interface WriterParts {
@@ -176,26 +185,42 @@ export class DocumentWriter {
   private async process(job: Job<WriteJobData, WriteJobResult, WriteJobName>): Promise<WriteJobResult> {
     const { docId, gen } = job.data;
     const log = this.log.child({ docId });
-    const record = await this.store.get(docId);
-    if (!record || record.gen !== gen) {
-      log.info({ gen, current: record?.gen ?? null }, 'write job of an old generation; skipped');
-      return { files: [], completed: 0, failed: 0 };
-    }
-    if (record.state === 'written') return { files: record.files, completed: record.done, failed: record.failed };
-    if (record.done + record.failed < record.units) {
-      throw new Error(`document ${docId} has ${record.done + record.failed} of ${record.units} units settled; not complete`);
-    }
-    try {
-      return await this.write(record, log);
-    } catch (caught) {
-      const err = toDocbatchError(caught, 'WRITE_FAILED');
-      log.warn({ code: err.code, err: err.message, attempt: job.attemptsMade + 1 }, 'writing the document failed');
-      if (err instanceof PermanentWriteError) throw new UnrecoverableError(`${err.code}: ${err.message}`);
-      throw new DocbatchError('WRITE_FAILED', err.message, { cause: err });
+    // A unit reopened while this write ran (docbatch retry, Bull Board) is not marked written:
+    // if its answer already settled (its write job was this running one), write again now.
+    for (let round = 1; ; round++) {
+      const record = await this.store.get(docId);
+      if (!record || record.gen !== gen) {
+        log.info({ gen, current: record?.gen ?? null }, 'write job of an old generation; skipped');
+        return { files: [], completed: 0, failed: 0 };
+      }
+      if (record.state === 'written') return { files: record.files, completed: record.done, failed: record.failed };
+      // Results are counted, not the counters: a unit counts once it has a result.
+      const settled = await this.store.settledCount(docId, gen);
+      if (settled < record.units) {
+        if (record.state === 'running') {
+          // Reopened since it was complete: the settling of its last unit schedules the write
+          // (the reconciler does, should that land while this job is still finishing).
+          log.info({ settled, units: record.units }, 'units were reopened; written once they settle');
+          return { files: [], completed: 0, failed: 0 };
+        }
+        throw new Error(`document ${docId} has ${settled} of ${record.units} units settled; not complete`);
+      }
+      let outcome: { result: WriteJobResult; marked: 'written' | 'stale' | 'changed' | 'already' };
+      try {
+        outcome = await this.write(record, log);
+      } catch (caught) {
+        const err = toDocbatchError(caught, 'WRITE_FAILED');
+        log.warn({ code: err.code, err: err.message, attempt: job.attemptsMade + 1 }, 'writing the document failed');
+        if (err instanceof PermanentWriteError) throw new UnrecoverableError(`${err.code}: ${err.message}`);
+        throw new DocbatchError('WRITE_FAILED', err.message, { cause: err });
+      }
+      if (outcome.marked !== 'changed') return outcome.result;
+      if (round >= 5) throw new Error(`document ${docId} was reopened during each of ${round} writes; writing it again later`);
+      log.info('units were reopened while the document was written; not marked written');
     }
   }
 
-  private async write(record: DocRecord, log: Logger): Promise<WriteJobResult> {
+  private async write(record: DocRecord, log: Logger): Promise<{ result: WriteJobResult; marked: 'written' | 'stale' | 'changed' | 'already' }> {
     const { docId, gen, meta } = record;
     const { sink, store, blobs } = this.parts;
     const base = join(meta.outSub, meta.name);
@@ -204,17 +229,26 @@ export class DocumentWriter {
     const outputs = [...(main.file ? [main.file] : []), reportPath];
     const report = buildReport(record, { outputs, tally: main.tally, ...(this.config.gpuHourlyUsd !== undefined ? { gpuHourlyUsd: this.config.gpuHourlyUsd } : {}) });
     await sink.writeWhole(`${base}.report.json`, `${JSON.stringify(report, null, 2)}\n`);
+    await this.options.beforeArchive?.(docId, gen);
     await archiveResults(store, blobs, docId, gen, record.units);
-    if (!(await store.markWritten(docId, gen, outputs, new Date().toISOString()))) {
-      log.info('a newer generation started while writing; this one is not marked written');
-      return { files: outputs, completed: main.tally.completed, failed: main.tally.failures.length };
-    }
-    await store.retire(docId, gen, Math.max(1, Math.round(this.config.retentionDays * 86_400)));
+    const result = { files: outputs, completed: main.tally.completed, failed: main.tally.failures.length };
+    // The counters become what was written (when the tally covers every unit).
+    const counted = main.tally.completed + main.tally.failures.length === record.units;
+    const marked = await store.markWritten(docId, gen, {
+      files: outputs,
+      now: new Date().toISOString(),
+      reopens: record.reopens,
+      retentionSeconds: this.config.retentionDays * 86_400,
+      meta,
+      ...(counted ? { counts: { done: main.tally.completed, failed: main.tally.failures.length } } : {}),
+    });
+    if (marked === 'stale') log.info('a newer generation started while writing; this one is not marked written');
+    if (marked !== 'written') return { result, marked };
     log.info({ files: outputs, completed: main.tally.completed, failed: main.tally.failures.length }, 'document written');
     // After the mark: the last of a set of sibling runs to be written compares them (compare.ts).
     await writeComparison(record, { store, sink, log });
     this.options.onWritten?.(docId, outputs);
-    return { files: outputs, completed: main.tally.completed, failed: main.tally.failures.length };
+    return { result, marked };
   }
 
   private async reportLocation(base: string): Promise<string> {

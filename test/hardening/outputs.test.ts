@@ -142,7 +142,7 @@ describe('generations and names', () => {
     // A writer of generation 1 still reads generation 1's results...
     expect((await p.store.unitResult(docId!, 1, 0)) as { text: string }).toMatchObject({ text: 'gen one' });
     // ... and cannot mark generation 2 written.
-    expect(await p.store.markWritten(docId!, 1, ['x'], new Date().toISOString())).toBe(false);
+    expect(await p.store.markWritten(docId!, 1, { files: ['x'], now: new Date().toISOString(), reopens: 0, retentionSeconds: 60 })).toBe('stale');
     expect((await p.store.get(docId!))!.state).not.toBe('written');
   });
 

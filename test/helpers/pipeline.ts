@@ -15,7 +15,7 @@ import { enqueueFiles, type EnqueueFilesOptions, type FileOutcome } from '../../
 import { silentLogger, type Logger } from '../../src/observe/log.ts';
 import { waitForDocs, type DocProgress } from '../../src/observe/progress.ts';
 import { DocStore } from '../../src/store/docs.ts';
-import { createWriter, type DocumentWriter } from '../../src/write/writer.ts';
+import { createWriter, type DocumentWriter, type WriterOptions } from '../../src/write/writer.ts';
 import { openSink } from '../../src/write/sinks.ts';
 import { openBlobStore } from '../../src/store/storage.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from './redis.ts';
@@ -27,6 +27,8 @@ export interface PipelineOptions {
   config?: Partial<Config>;
   /** Start a worker (default true). */
   worker?: boolean;
+  /** Writer options (its hooks); the reconciler runs every second unless these say otherwise. */
+  writer?: WriterOptions;
   log?: Logger;
 }
 
@@ -74,7 +76,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     return w;
   };
   const worker = options.worker === false ? null : await startWorker();
-  const writer = createWriter(config, log, { reconcileIntervalMs: 1000 });
+  const writer = createWriter(config, log, { reconcileIntervalMs: 1000, ...options.writer });
   await writer.start();
   return {
     config,
