@@ -21,6 +21,8 @@ export function kindOf(prefix: string, key: string): string {
   if (/^doc:[^:]+$/.test(rest)) return 'document records';
   if (/^(docs|active|names|queues|stats|workers)$/.test(rest)) return `index: ${rest}`;
   if (rest.startsWith('feed:')) return 'feeding rounds';
+  if (rest === 'blob-pins' || rest.startsWith('blob-gc:')) return 'blob pins (gc guard, a day)';
+  if (/^doc:[^:]+:claim$/.test(rest)) return 'name claims (an hour at most)';
   if (/^[^:]+:events$/.test(rest)) return 'BullMQ events streams';
   if (/^[^:]+:(completed|failed|wait|active|paused|delayed|prioritized|meta|id|stalled-check|marker|pc|limiter|stalled|de:.*)$/.test(rest)) return 'BullMQ queue structures';
   if (/^[^:]+:[^:]+:(lock|logs)$/.test(rest)) return 'BullMQ job locks and logs';
