@@ -62,8 +62,8 @@ export async function reopenDocument(parts: ReopenParts, record: DocRecord, filt
       await parts.feeder.feed(meta.queue, Math.min(reopened.length, 1000));
     }
     for (const unit of reopened.filter((u) => u >= meta.feedUnits)) {
-      const first = Object.entries(summaries).find(([, r]) => r === unit);
-      if (first && reopened.includes(Number(first[0]))) continue;
+      // A summary whose reopened chunks are to run again is added when they have all settled.
+      if (Object.entries(summaries).some(([chunk, r]) => r === unit && reopened.includes(Number(chunk)))) continue;
       const group = await groupOfSummary(parts, record, unit);
       if (group) await addReduce(parts, meta, gen, group);
     }
@@ -94,15 +94,18 @@ async function restoreAndReopen(parts: ReopenParts, record: DocRecord, filter: {
     }
     if (filter.keepFailures) return { reopened: [], summaries: {} };
     const summaries: Record<number, number> = {};
+    const groups: Record<number, [number, number]> = {};
     if (hasGroups(meta)) {
       const candidates = filter.units?.length ? filter.units : [...(await store.settledUnits(docId, gen))];
       for (const unit of candidates) {
         if (unit >= meta.feedUnits) continue;
         const group = await parts.chunks.group(meta.index!, unit);
-        if (group) summaries[unit] = group.reduce;
+        if (!group) continue;
+        summaries[unit] = group.reduce;
+        groups[group.reduce] = [group.first, group.count];
       }
     }
-    const out = await store.reopen(docId, gen, { codes: filter.codes ?? [], units: filter.units ?? [], summaries });
+    const out = await store.reopen(docId, gen, { codes: filter.codes ?? [], units: filter.units ?? [], summaries, groups });
     if (out !== 'retired') return { reopened: out.sort((a, b) => a - b), summaries };
   }
   throw new Error(`the results of ${docId} left Redis again each time they were restored (written meanwhile, or an empty archive); retry again`);

@@ -224,10 +224,12 @@ return outcome
  * KEYS doc hash, results hash, active zset, groups hash.
  * ARGV: gen, codes (JSON array; [] = any), units (JSON array; [] = any), now ms, doc id,
  *       summary units (JSON object: chunk unit → its conversation's summary unit, for the
- *       chunks among the candidates).
+ *       chunks among the candidates), groups (JSON object: summary unit → [first chunk, chunks]).
  * Deletes the matching failed results and fixes the counters; a reopened chunk no longer counts
  * towards its conversation's summary, and that summary (answered from the chunk's failure) is
- * reopened with it. Sets the state to running, counts the reopen (`reopens`: a write that read
+ * reopened with it. The count of a reopened chunk's group is set from the chunk results there
+ * are, not decremented: a written document's groups left Redis with its results, and only the
+ * results come back from the archive. Sets the state to running, counts the reopen (`reopens`: a write that read
  * the record before it is not marked written) and keeps the results (a restored hash expires
  * otherwise). Returns the units reopened, -1 for a stale generation, or -2 when the document is
  * written and its results are not in Redis (retired since they were restored: restore again).
@@ -239,6 +241,8 @@ if h[2] == 'written' and redis.call('EXISTS', KEYS[2]) == 0 then return -2 end
 local codes = cjson.decode(ARGV[2])
 local units = cjson.decode(ARGV[3])
 local summaries = cjson.decode(ARGV[6])
+local groups = cjson.decode(ARGV[7] or '{}')
+local touched = {}
 local wantCode = {}
 for _, c in ipairs(codes) do wantCode[c] = true end
 local reopened = {}
@@ -269,9 +273,21 @@ for _, field in ipairs(fields) do
   if candidate(field) and drop(field) then
     local summary = summaries[field]
     if summary then
-      redis.call('HINCRBY', KEYS[4], tostring(summary), -1)
+      touched[tostring(summary)] = true
       drop(tostring(summary))
     end
+  end
+end
+for summary in pairs(touched) do
+  local range = groups[summary]
+  if range then
+    local present = 0
+    for unit = range[1], range[1] + range[2] - 1 do
+      present = present + redis.call('HEXISTS', KEYS[2], tostring(unit))
+    end
+    redis.call('HSET', KEYS[4], summary, present)
+  else
+    redis.call('HINCRBY', KEYS[4], summary, -1)
   end
 end
 if #reopened > 0 then

@@ -6,6 +6,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
+import { openQueue } from '../../queues/connect.ts';
+import { SHARED_INFER_QUEUE } from '../../queues/routes.ts';
+import { runCli } from '../helpers/cli.ts';
 import { acceptedIds, parseEcho, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 
 let p: Pipeline | undefined;
@@ -54,3 +57,50 @@ it('conversation summaries from chunk summaries, one line per conversation after
   const report = JSON.parse(readFileSync(join(p.config.outDir, 'talks.report.json'), 'utf8'));
   expect(report).toMatchObject({ units: long + 1 + mid + 2, completed: long + 1 + mid + 2, failed: [] });
 }, 60_000);
+
+it('retrying failed chunks of a written export: each summary waits for its chunks again, then the export is written whole', async () => {
+  // A written document's group counts leave Redis with its results, and only the results come
+  // back from the archive on retry: the reopened chunk must still complete its conversation's
+  // group (a first chunk failed: the summary never came), and a summary must not run before its
+  // reopened chunk settles (a middle chunk failed: the summary ran at once, from the old parts).
+  p = await startPipeline({ file: import.meta.filename, config: { chunkTokens: 300 } });
+  const conv = (id: string, poisoned: number) =>
+    JSON.stringify({
+      id,
+      title: `Talk ${id}`,
+      messages: Array.from({ length: 12 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `${i === poisoned ? 'POISONED ' : ''}${id} message ${i}: ${'lorem ipsum dolor sit amet '.repeat(12)}` })),
+    });
+  const file = join(p.dir, 'talks.jsonl');
+  writeFileSync(file, [conv('first', 0), conv('middle', 6)].join('\n'));
+  p.engine.setFaults({ reject: { matchText: 'POISONED' } });
+  const [docId] = acceptedIds(await p.enqueue([file], { conversationSummary: true }));
+  const [first] = await p.wait([docId!], 60_000);
+  expect(first!.record).toMatchObject({ state: 'written', failed: 2 });
+
+  // Retry with no worker running: nothing may be due but the two chunks.
+  await p.worker!.close({ deadlineMs: 2000 });
+  p.engine.setFaults({ reject: null });
+  const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir, LOG_FORMAT: 'json' };
+  const r = await runCli(['retry', file], env, { timeoutMs: 60_000 });
+  expect(r.code, r.stdout + r.stderr).toBe(0);
+  const queue = openQueue('infer', p.config, p.redis, SHARED_INFER_QUEUE);
+  try {
+    const due = await queue.getJobs(['waiting', 'prioritized', 'delayed', 'active']);
+    expect(due.map((j) => j.name).sort()).toEqual(['chunk', 'chunk']);
+  } finally {
+    await queue.close();
+  }
+
+  await p.startWorker();
+  const [again] = await p.wait([docId!], 60_000);
+  expect(again!.record).toMatchObject({ state: 'written', failed: 0 });
+  const lines = readFileSync(join(p.config.outDir, 'talks.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  expect(lines.filter((l) => l.error)).toEqual([]);
+  for (const id of ['first', 'middle']) {
+    const mine = lines.filter((l) => l.conversation_id === id);
+    const chunks = mine.length - 1;
+    expect(chunks).toBeGreaterThan(2);
+    expect(mine.map((l) => l.chunk)).toEqual([...Array.from({ length: chunks }, (_, i) => i), 'summary']);
+    expect(mine.at(-1)).toMatchObject({ chunks, from_chunks: chunks });
+  }
+}, 120_000);
