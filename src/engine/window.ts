@@ -52,9 +52,12 @@
  *
  * OOM EPISODES. When vLLM's engine dies every request in flight fails together: that is one
  * event. An episode opens on the first `onOom` and closes when the engine is up and a request
- * *sent after the episode began* succeeds (its send time is `now - latencyMs`). `onOom` inside an
- * open episode only counts; an `onOom` for a request sent before the last halving (`sentAt`) is
- * a straggler of that cut, not news. The size halved is the load that failed (the in-flight
+ * *sent after the episode began* succeeds (its send time is `now - latencyMs`). An `onOom` for a
+ * request sent before the last halving (`sentAt`) is a straggler of that cut, not news; one sent
+ * after it halves again, inside the episode or not (an engine that answers OOM and stays up,
+ * `--oom-mode request`, fails everything the halved window sends when that still does not fit,
+ * and no success would ever close the episode); one whose send time is unknown only counts
+ * inside an open episode. The size halved is the load that failed (the in-flight
  * high-water mark when the worker reports it), and a request that fails alone sets no ceiling:
  * it is too big by itself, which says nothing about concurrency.
  *
@@ -246,8 +249,11 @@ export class WindowController {
    */
   onOom(now: number, sentAt?: number): void {
     this.oomCalls++;
-    if (this.episodeStart !== null) return;
+    // A straggler of the last cut (sent before it) is not news.
     if (sentAt !== undefined && this.lastOomAt !== null && sentAt < this.lastOomAt) return;
+    // Inside an open episode, only a request known to be sent after the last cut is: the halved
+    // window failed too (an engine that answers OOM and stays up never closes the episode).
+    if (this.episodeStart !== null && sentAt === undefined) return;
     this.oomEpisodes++;
     // The load that failed: the window, or fewer if the worker had not filled it.
     const failed = this.inFlight === null ? this.current : Math.max(1, Math.min(this.current, this.peak));

@@ -74,6 +74,23 @@ describe('out of memory', () => {
     expect(w.size).toBe(16);
   });
 
+  it('an engine that answers out of memory without dying: a request sent after the cut that fails again halves again', () => {
+    // vLLM V0 and other servers answer one request "CUDA out of memory" and stay up: no restart
+    // closes the episode, and when the halved window still does not fit, nothing it sends
+    // succeeds either. Each failure of a request sent after the latest cut is news.
+    const w = new WindowController({ initial: 64 });
+    w.onOom(1000, 900);
+    expect(w.size).toBe(32);
+    w.onOom(1001, 950); // a straggler of the first cut
+    expect(w.size).toBe(32);
+    w.onOom(1200, 1100); // sent at 1100, after the cut at 1000: the halved window failed too
+    expect(w.size).toBe(16);
+    w.onOom(1201, 1150); // sent before the cut at 1200: the same event
+    w.onOom(1202); // no send time: folded into the open episode
+    expect(w.size).toBe(16);
+    expect(w.snapshot()).toMatchObject({ ooms: 2, oomReports: 5 });
+  });
+
   it('halving floors at 1 (and at min)', () => {
     const w = new WindowController({ initial: 4 });
     let now = 0;

@@ -75,6 +75,22 @@ describe('engine faults', () => {
     expect(p.worker!.engine.window.size).toBeLessThanOrEqual(4);
   }, 180_000);
 
+  it('per-request OOM while the halved window still does not fit and the answers that fit are slow: halves again, no page fails', async () => {
+    // Twelve sent, four fit: the cut to six still sends two that fail at once, again and again,
+    // while the four that fit take seconds. Those failures are news (sent after the cut), not
+    // stragglers of it; folding them into the first episode left the window at six until units
+    // ran out of sends with ENGINE_OOM.
+    p = await startPipeline({
+      file: import.meta.filename,
+      emulator: { oomAtConcurrentImages: 4, oomMode: 'request', speed: 1, outputTokensMin: 150, outputTokensMax: 150 },
+      config: { initialInFlight: 12, cleanIntervalMs: 60_000, ceilingHoldMs: 60_000 },
+    });
+    const ids = acceptedIds(await p.enqueue([pdfFile(p.dir, 'slow', 12)]));
+    await p.wait(ids, 120_000);
+    expect(checkPages(readFileSync(join(p.config.outDir, 'slow.md'), 'utf8'), 12)).toEqual([]);
+    expect(p.worker!.engine.window.size).toBeLessThanOrEqual(4);
+  }, 180_000);
+
   it('a page that runs out of memory even alone is rendered smaller, then fails for good with ENGINE_OOM', async () => {
     p = await startPipeline({
       file: import.meta.filename,
