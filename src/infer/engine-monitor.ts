@@ -41,6 +41,9 @@ export class EngineMonitor extends EventEmitter<MonitorEvents> {
 
   constructor(client: EngineClient, window: WindowController, log: Logger, options: EngineMonitorOptions = {}) {
     super();
+    // Every unit waiting for a slot or for the engine's return listens here (and stops when it
+    // has one): a batch of 16 and more is no leak, so no limit and no warning.
+    this.setMaxListeners(0);
     this.client = client;
     this.window = window;
     this.log = log;

@@ -42,10 +42,16 @@ describe('engine faults', () => {
       emulator: { oomAtConcurrentImages: 6, oomMode: 'death', deathExitMs: 100, restartDelayMs: 400, speed: 5 },
       config: { initialInFlight: 16, cleanIntervalMs: 300, ceilingHoldMs: 4000 },
     });
+    // Every unit waiting for the dead engine listens for its return: that is no leak, and a
+    // worker must not print Node's "possible EventEmitter memory leak" warning for it.
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
     const ids = acceptedIds(await p.enqueue([pdfFile(p.dir, 'book', 120)]));
-    await p.wait(ids, 120_000);
+    await p.wait(ids, 120_000).finally(() => process.off('warning', onWarning));
     const failures = checkPages(readFileSync(join(p.config.outDir, 'book.md'), 'utf8'), 120);
     expect(failures).toEqual([]);
+    expect(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning'))).toEqual([]);
     const deaths = p.engine.stats().deaths;
     expect(deaths).toBeGreaterThanOrEqual(1);
     expect(deaths).toBeLessThanOrEqual(8);
