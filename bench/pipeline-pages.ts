@@ -89,7 +89,10 @@ async function stop(child: ChildProcess): Promise<void> {
 interface Proc {
   pid: number;
   ppid: number;
+  /** utime + stime + its reaped children's, in seconds. */
   cpu: number;
+  /** utime + stime alone. */
+  own: number;
   cmdline: string;
 }
 
@@ -101,8 +104,9 @@ function processes(): Proc[] {
       const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       // utime + stime (+ cutime + cstime: children already reaped), in clock ticks (100 Hz).
-      const cpu = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
-      out.push({ pid: Number(entry), ppid: Number(f[1]), cpu, cmdline: readFileSync(`/proc/${entry}/cmdline`, 'latin1') });
+      const own = (Number(f[11]) + Number(f[12])) / 100;
+      const cpu = own + (Number(f[13]) + Number(f[14])) / 100;
+      out.push({ pid: Number(entry), ppid: Number(f[1]), cpu, own, cmdline: readFileSync(`/proc/${entry}/cmdline`, 'latin1') });
     } catch {
       // gone while we looked
     }
@@ -171,7 +175,8 @@ class Deployment {
     await renderersIdle(this.#worker.child.pid!);
     const parts = { worker: this.#worker.child.pid!, engine: this.#engine.child.pid!, writer: this.#writer.child.pid! };
     const before = Object.fromEntries(Object.entries(parts).map(([k, pid]) => [k, treeCpu(pid)]));
-    const ownCpu = (pid: number) => processes().find((p) => p.pid === pid)?.cpu ?? 0;
+    // Not its reaped children's (a recycled renderer's CPU moves into its parent's cutime).
+    const ownCpu = (pid: number) => processes().find((p) => p.pid === pid)?.own ?? 0;
     const redisCpu = () => processes().filter((p) => p.cmdline.startsWith('redis-server')).reduce((n, p) => n + p.cpu, 0);
     const workerOwnBefore = ownCpu(parts.worker);
     const redisBefore = redisCpu();

@@ -10,6 +10,7 @@
  * - it never sends an image by http(s) URL, only `data:` URLs (vLLM would fetch the URL).
  */
 import { Pool } from 'undici';
+import { DataUrl, jsonBody } from './data-url.ts';
 import { classifyEngineResponse, classifyTransportError, EngineError } from './classify.ts';
 import { readChatCompletion, readModels, readTokenCount } from './responses.ts';
 import { parseEngineMetrics } from './signals.ts';
@@ -261,9 +262,9 @@ export class EngineClient {
     signal?.addEventListener('abort', onAbort, { once: true });
     const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
     if (this.options.apiKey !== undefined) headers.authorization = `Bearer ${this.options.apiKey}`;
-    let body: string | undefined;
+    let body: string | Buffer | undefined;
     if (options.body !== undefined) {
-      body = JSON.stringify(options.body);
+      body = jsonBody(options.body);
       headers['content-type'] = 'application/json';
     }
     const started = performance.now();
@@ -354,6 +355,7 @@ function validateMessages(messages: ChatMessage[]): void {
     for (const part of message.content) {
       if (part.type !== 'image_url') continue;
       const url = part.image_url.url;
+      if (url instanceof DataUrl) continue; // made from bytes: a data URL by construction
       if (!DATA_URL.test(url)) {
         const shown = url.length > 40 ? `${url.slice(0, 40)}…` : url;
         throw new EngineError('BAD_REQUEST', `refusing to send an image that is not a base64 data: URL (${JSON.stringify(shown)})`);

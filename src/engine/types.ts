@@ -2,6 +2,7 @@
  * The shapes the engine client speaks: OpenAI chat messages in, a small result out. Kept apart
  * from client.ts so that callers (the worker, the emulator's tests) can import types alone.
  */
+import type { DataUrl } from './data-url.ts';
 
 export interface TextPart {
   type: 'text';
@@ -10,8 +11,11 @@ export interface TextPart {
 
 export interface ImagePart {
   type: 'image_url';
-  /** Only `data:<mime>;base64,...` URLs: the client refuses anything else (vLLM would fetch it). */
-  image_url: { url: string; detail?: 'auto' | 'low' | 'high' };
+  /**
+   * Only `data:<mime>;base64,...` URLs: the client refuses anything else (vLLM would fetch it). A
+   * `DataUrl` is written into the request without joining its parts (data-url.ts).
+   */
+  image_url: { url: string | DataUrl; detail?: 'auto' | 'low' | 'high' };
 }
 
 export type ContentPart = TextPart | ImagePart;

@@ -7,6 +7,7 @@
  */
 import { basename } from 'node:path';
 import type { UnitJobData } from '../../queues/contracts.ts';
+import { DataUrl } from '../engine/data-url.ts';
 import { DocbatchError } from '../errors.ts';
 import { renderImagePage } from '../render/image-file.ts';
 import type { RenderPool } from '../render/pool.ts';
@@ -202,8 +203,8 @@ export class UnitPreparer {
   }
 }
 
-function dataUrl(mime: string, image: Buffer): string {
-  return `data:${mime};base64,${image.toString('base64')}`;
+function dataUrl(mime: string, image: Buffer): DataUrl {
+  return DataUrl.of(mime, image);
 }
 
 /** Qwen2.5-VL-style image tokens: one per 28 x 28 pixels. */

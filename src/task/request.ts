@@ -11,6 +11,7 @@
  * sent (such servers refuse or ignore it) and the schema goes into the prompt instead; the
  * answer is validated against the schema either way (answer.ts).
  */
+import type { DataUrl } from '../engine/data-url.ts';
 import type { ChatMessage, ContentPart, ResponseFormat } from '../engine/types.ts';
 import { BUILTIN_TASKS } from './builtin.ts';
 import { render, usesVariable, type Variables } from './template.ts';
@@ -21,7 +22,7 @@ export const HINT_MAX_CHARS = 12_000;
 
 export interface PageImage {
   page: number;
-  dataUrl: string;
+  dataUrl: string | DataUrl;
   /** The page's text layer ('' when it has none). */
   text: string;
 }
