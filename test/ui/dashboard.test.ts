@@ -129,9 +129,10 @@ describe('dashboard in a browser', () => {
   });
 
   it('shows jobs active and waiting during a run (screenshot)', async () => {
-    // A slow engine and a bigger document: units stay active and waiting long enough to look at.
-    p.engine.setTiming({ speed: 0.5 });
-    const b = await writeInputs(p.dir, { pages: 16, tag: 'ui-b' });
+    // A slow engine and a bigger document: units stay active and waiting long enough to look at,
+    // even on a loaded machine (at speed 0.5 and 16 pages the run once ended before the page loaded).
+    p.engine.setTiming({ speed: 0.2 });
+    const b = await writeInputs(p.dir, { pages: 40, tag: 'ui-b' });
     docB = acceptedIds(await p.enqueue([b.pdf]))[0]!;
     await until('active and waiting units', async () => {
       const c = await inferCounts();
