@@ -56,8 +56,8 @@
  * request sent before the last halving (`sentAt`) is a straggler of that cut, not news; one sent
  * after it halves again, inside the episode or not (an engine that answers OOM and stays up,
  * `--oom-mode request`, fails everything the halved window sends when that still does not fit,
- * and no success would ever close the episode); one whose send time is unknown only counts
- * inside an open episode. The size halved is the load that failed (the in-flight
+ * and no success would ever close the episode); one whose send time is unknown, or that comes
+ * inside an episode while the engine is known down (paused), only counts. The size halved is the load that failed (the in-flight
  * high-water mark when the worker reports it), and a request that fails alone sets no ceiling:
  * it is too big by itself, which says nothing about concurrency.
  *
@@ -249,7 +249,10 @@ export class WindowController {
    */
   onOom(now: number, sentAt?: number): void {
     this.oomCalls++;
-    // A straggler of the last cut (sent before it) is not news.
+    // A straggler of the last cut (sent before it) is not news; nor, inside an episode, is a
+    // failure while the engine is known down (a request that waited on a rate limiter may be
+    // sent into the outage). A death the health check saw first (paused, no episode) still is.
+    if (this.paused && this.episodeStart !== null) return;
     if (sentAt !== undefined && this.lastOomAt !== null && sentAt < this.lastOomAt) return;
     // Inside an open episode, only a request known to be sent after the last cut is: the halved
     // window failed too (an engine that answers OOM and stays up never closes the episode).

@@ -95,8 +95,12 @@ async function restoreAndReopen(parts: ReopenParts, record: DocRecord, filter: {
     if (filter.keepFailures) return { reopened: [], summaries: {} };
     const summaries: Record<number, number> = {};
     const groups: Record<number, [number, number]> = {};
+    let units = filter.units ?? [];
     if (hasGroups(meta)) {
       const candidates = filter.units?.length ? filter.units : [...(await store.settledUnits(docId, gen))];
+      // Only the units mapped here are reopened: a chunk settling after this read must not be
+      // dropped without its summary's count (the script would read every result otherwise).
+      if (units.length === 0) units = candidates.length > 0 ? candidates : [-1];
       for (const unit of candidates) {
         if (unit >= meta.feedUnits) continue;
         const group = await parts.chunks.group(meta.index!, unit);
@@ -105,7 +109,7 @@ async function restoreAndReopen(parts: ReopenParts, record: DocRecord, filter: {
         groups[group.reduce] = [group.first, group.count];
       }
     }
-    const out = await store.reopen(docId, gen, { codes: filter.codes ?? [], units: filter.units ?? [], summaries, groups });
+    const out = await store.reopen(docId, gen, { codes: filter.codes ?? [], units, summaries, groups });
     if (out !== 'retired') return { reopened: out.sort((a, b) => a - b), summaries };
   }
   throw new Error(`the results of ${docId} left Redis again each time they were restored (written meanwhile, or an empty archive); retry again`);

@@ -91,6 +91,18 @@ describe('out of memory', () => {
     expect(w.snapshot()).toMatchObject({ ooms: 2, oomReports: 5 });
   });
 
+  it('inside an episode, a failure while the engine is known down is that outage; a death the health check saw first still halves', () => {
+    const w = new WindowController({ initial: 64 });
+    w.onOom(1000, 900);
+    w.onEngineDown(1001);
+    w.onOom(5000, 4000); // sent after the cut, into the outage (it waited on a rate limiter)
+    expect(w.size).toBe(32);
+    const seen = new WindowController({ initial: 64 });
+    seen.onEngineDown(1000); // /health failed before any request did
+    seen.onOom(1001, 900);
+    expect(seen.size).toBe(32);
+  });
+
   it('halving floors at 1 (and at min)', () => {
     const w = new WindowController({ initial: 4 });
     let now = 0;

@@ -149,7 +149,7 @@ describe('dashboard in a browser', () => {
     expect((await stat(shotPath)).size).toBeGreaterThan(20_000);
     p.engine.setTiming({ speed: 50 });
     await p.wait([docB], 60_000);
-  });
+  }, 120_000);
 
   it('shows a finished job with its page and document', async () => {
     const { page } = await newPage();
