@@ -14,7 +14,7 @@
  *    record that loads while its task does not (a missing blob) is settled the same way; every
  *    reason BullMQ keeps reads "CODE: message", for the reconciler to settle what we could not.
  */
-import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { jobLockKey } from '../../queues/connect.ts';
 import type { UnitJobData, UnitJobName, UnitJobResult } from '../../queues/contracts.ts';
 import { actionFor, DocbatchError, toDocbatchError } from '../errors.ts';
@@ -28,7 +28,7 @@ import type { DocMeta, DocState, UnitResult } from '../store/types.ts';
 import { checkAnswer, temperatureFor } from '../task/answer.ts';
 import type { Task } from '../task/types.ts';
 import { FinalUnitError, ReleaseUnit, UnitSender, type DispatchParts } from './dispatch.ts';
-import type { UnitPreparer } from './units.ts';
+import { PartsPending, type UnitPreparer } from './units.ts';
 
 export interface ProcessorParts {
   store: DocStore;
@@ -54,6 +54,8 @@ interface DocEntry {
 }
 
 const CACHE_SIZE = 1000;
+/** How long a summary whose parts are running again waits before it looks again. */
+const PARTS_PENDING_DELAY_MS = 1000;
 
 export class UnitProcessor {
   private readonly parts: ProcessorParts;
@@ -102,13 +104,22 @@ export class UnitProcessor {
     }
 
     try {
+      // A summary is made from its parts as they are now: a part reopened meanwhile makes it stale.
+      const reopens = data.reduce ? Number((await store.redis.hget(store.docKey(data.docId), 'reopens')) ?? 0) : undefined;
       const result = await this.answer(data, doc, token, abort, log);
-      const outcome = await settleUnit(this.parts.settle, { data, meta: doc.meta, result, ...this.lock(job, token, queueName) });
+      const outcome = await settleUnit(this.parts.settle, { data, meta: doc.meta, result, ...this.lock(job, token, queueName), ...(reopens !== undefined ? { reopens } : {}) });
+      if (outcome.outcome === 'reopened') throw new PartsPending('a part of the conversation was reopened while its summary was made');
       if (outcome.outcome === 'lock-lost') throw new DocbatchError('ABORTED', 'the job lock was lost before the result was recorded; result discarded');
       if (outcome.outcome === 'recorded') this.parts.onSettled?.(data, doc.meta, result);
       if (outcome.last) log.info({ units: outcome.units }, 'last unit settled; document handed to the writer');
       return { reused: false, tokens: result.ok ? result.promptTokens + result.completionTokens : 0 };
     } catch (caught) {
+      if (caught instanceof PartsPending && token && !abort.aborted) {
+        // No attempt used: the summary runs again once its parts have settled.
+        log.info({ reason: caught.message }, 'summary waits for its parts');
+        await job.moveToDelayed(Date.now() + PARTS_PENDING_DELAY_MS, token);
+        throw new DelayedError();
+      }
       return this.onError(job, token, toDocbatchError(caught), doc.meta, log, abort, queueName);
     }
   };

@@ -158,7 +158,9 @@ export class UnitPreparer {
     const parts: Array<string | null> = [];
     for (let i = 0; i < group.count; i++) {
       const r = await this.results(data.docId, data.gen, group.first + i);
-      parts.push(r?.ok ? r.text : null);
+      // A part with no result at all was reopened after this job was added: wait for it.
+      if (r === null) throw new PartsPending(`part ${i + 1} of ${group.count} of conversation ${JSON.stringify(head.title)} is running again`);
+      parts.push(r.ok ? r.text : null);
     }
     if (parts.every((p) => p === null)) {
       throw new DocbatchError('NOTHING_TO_SUMMARIZE', `every part of conversation ${JSON.stringify(head.title)} failed; there is nothing to summarize`);
@@ -200,6 +202,14 @@ export class UnitPreparer {
       ...(info.renderer !== undefined ? { renderer: info.renderer } : {}),
       ...(info.rendererFallback ? { rendererFallback: true } : {}),
     };
+  }
+}
+
+/** A conversation's summary whose parts are not all settled (one was reopened): it runs later. */
+export class PartsPending extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PartsPending';
   }
 }
 

@@ -163,6 +163,8 @@ export class DocStore {
     lock?: { key: string; token: string },
     group?: { reduce: number; count: number },
     now = new Date().toISOString(),
+    /** The record's `reopens` when the unit read its inputs: a reopen since refuses the result. */
+    reopens?: number,
   ): Promise<SettleOutcome> {
     const ok = result.ok ? 1 : 0;
     // A failure counts what the engine spent on its rejected answers too.
@@ -186,8 +188,9 @@ export class DocStore {
       engineMs,
       group ? String(group.reduce) : '',
       group?.count ?? 0,
+      reopens ?? '',
     );
-    const outcome = status === 1 ? 'recorded' : status === 0 ? 'duplicate' : status === -1 ? 'lock-lost' : status === -2 ? 'stale' : 'missing';
+    const outcome = status === 1 ? 'recorded' : status === 0 ? 'duplicate' : status === -1 ? 'lock-lost' : status === -2 ? 'stale' : status === -4 ? 'reopened' : 'missing';
     return { outcome, settled, units, last: last === 1, groupDone: groupDone === 1 };
   }
 

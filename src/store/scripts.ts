@@ -8,16 +8,19 @@
  * KEYS: doc hash, results hash (of the job's generation), job lock key, global stats hash, groups hash
  * ARGV: unit, gen, result JSON, ok (1/0), lock token ('' = no check), now, prompt tokens,
  *       completion tokens, engine ms (spent on the unit, answered or failed), group field
- *       ('' = none), group size
+ *       ('' = none), group size, reopens when the unit's inputs were read ('' = no check)
  * Returns {status, settled, units, last, groupDone}: status 1 recorded, 0 duplicate, -1 lock
- * lost, -2 stale generation, -3 no such document; groupDone is 1 for exactly one call: the one
- * that settled the last chunk of a conversation whose summary is made from its chunks.
+ * lost, -2 stale generation, -3 no such document, -4 a unit of the document was reopened since
+ * the inputs were read (a conversation's summary made from parts that are running again);
+ * groupDone is 1 for exactly one call: the one that settled the last chunk of a conversation
+ * whose summary is made from its chunks.
  */
 export const SETTLE_LUA = `
 local gen = redis.call('HGET', KEYS[1], 'gen')
 if not gen then return {-3, 0, 0, 0, 0} end
 if tonumber(gen) ~= tonumber(ARGV[2]) then return {-2, 0, 0, 0, 0} end
 if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[5] then return {-1, 0, 0, 0, 0} end
+if ARGV[12] ~= nil and ARGV[12] ~= '' and tonumber(redis.call('HGET', KEYS[1], 'reopens') or '0') ~= tonumber(ARGV[12]) then return {-4, 0, 0, 0, 0} end
 local units = tonumber(redis.call('HGET', KEYS[1], 'units'))
 local added = redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3])
 local settled = redis.call('HLEN', KEYS[2])

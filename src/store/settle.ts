@@ -37,12 +37,14 @@ export interface SettleRequest {
   result: UnitResult;
   /** The job's lock: the result is written only while it still holds this token. */
   lock?: { key: string; token: string };
+  /** The record's `reopens` when the unit read its inputs (summaries): a reopen since refuses it. */
+  reopens?: number;
 }
 
 export async function settleUnit(parts: SettleParts, request: SettleRequest): Promise<SettleOutcome> {
   const { data, meta, result } = request;
   const group = await groupFor(parts, meta, data);
-  const outcome = await parts.store.settle(data.docId, data.gen, data.unit, result, request.lock, group ? { reduce: group.reduce, count: group.count } : undefined);
+  const outcome = await parts.store.settle(data.docId, data.gen, data.unit, result, request.lock, group ? { reduce: group.reduce, count: group.count } : undefined, undefined, request.reopens);
   if (outcome.groupDone && group) await addReduce(parts, meta, data.gen, group);
   if (outcome.last) await ensureWriteJob(parts.writeQueue, data.docId, data.gen);
   return outcome;

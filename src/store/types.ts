@@ -129,9 +129,10 @@ export interface SettleOutcome {
   /**
    * recorded: this call wrote the unit's result; duplicate: a result already existed (unchanged);
    * lock-lost: the job's lock is no longer ours (nothing written); stale: the document moved to a
-   * newer generation; missing: no such document.
+   * newer generation; missing: no such document; reopened: a unit of the document was reopened
+   * since this one read its inputs (nothing written: a summary runs again from fresh parts).
    */
-  outcome: 'recorded' | 'duplicate' | 'lock-lost' | 'stale' | 'missing';
+  outcome: 'recorded' | 'duplicate' | 'lock-lost' | 'stale' | 'missing' | 'reopened';
   settled: number;
   units: number;
   /** True for exactly one call per document generation: the one that settled its last unit. */

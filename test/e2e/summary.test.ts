@@ -104,3 +104,45 @@ it('retrying failed chunks of a written export: each summary waits for its chunk
     expect(mine.at(-1)).toMatchObject({ chunks, from_chunks: chunks });
   }
 }, 120_000);
+
+it("a chunk retried while its conversation's summary is due: the summary waits for it, then is made from every part", async () => {
+  // The summary job is due (its chunks all settled, the last one failed) when `docbatch retry` reopens the
+  // failed chunk of the running document. The summary must not be made while that chunk runs
+  // again (it would count the part as failed and, its job id taken, never be made again).
+  p = await startPipeline({ file: import.meta.filename, config: { chunkTokens: 300 } });
+  const messages = Array.from({ length: 12 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `${i === 11 ? 'POISONED ' : ''}talk message ${i}: ${'lorem ipsum dolor sit amet '.repeat(12)}` }));
+  const file = join(p.dir, 'talks.jsonl');
+  writeFileSync(file, JSON.stringify({ id: 'talk', title: 'Talk', messages }));
+  p.engine.setFaults({ reject: { matchText: 'POISONED' }, hang: { matchText: 'Below are summaries' } });
+  const [docId] = acceptedIds(await p.enqueue([file], { conversationSummary: true }));
+  const queue = openQueue('infer', p.config, p.redis, SHARED_INFER_QUEUE);
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!(await queue.getActive()).some((j) => j.name === 'reduce')) {
+      if (Date.now() > deadline) throw new Error('the summary never started');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // The worker stops: the summary goes back to wait, due.
+    await p.worker!.close({ deadlineMs: 1000 });
+    expect((await queue.getWaiting()).map((j) => j.name)).toEqual(['reduce']);
+  } finally {
+    await queue.close();
+  }
+  p.engine.setFaults({ reject: null, hang: null });
+  const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir, LOG_FORMAT: 'json' };
+  const r = await runCli(['retry', file], env, { timeoutMs: 60_000 });
+  expect(r.code, r.stdout + r.stderr).toBe(0);
+  // A slow engine: the summary is taken long before the chunk's answer is back.
+  p.engine.setTiming({ speed: 0.3 });
+  await p.startWorker();
+  const [done] = await p.wait([docId!], 90_000);
+  expect(done!.record).toMatchObject({ state: 'written', failed: 0 });
+  const lines = readFileSync(join(p.config.outDir, 'talks.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const chunks = lines.length - 1;
+  expect(lines.filter((l) => l.error)).toEqual([]);
+  expect(lines.at(-1)).toMatchObject({ chunk: 'summary', chunks, from_chunks: chunks });
+  // The summary's request held every part: the last one is a summary, not the placeholder of a
+  // part that could not be summarized (the emulator echoes the request text's last words).
+  expect(parseEcho(lines.at(-1).summary).text?.last).not.toMatch(/could not be summarized/);
+  expect(parseEcho(lines.at(-1).summary).text?.last).toMatch(/dolor sit amet/);
+}, 150_000);
