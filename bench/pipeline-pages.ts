@@ -17,7 +17,8 @@
  * once per suite and kept running, as a deployment is; the clock covers `docbatch enqueue --wait`
  * of new documents each round: validation, blob store, queue, render, request, result,
  * Markdown. A first round warms the deployment (fresh renderers; V8 compiles PDFium's wasm
- * lazily) and is printed but not counted. Each round also prints the CPU seconds each part used
+ * lazily) and is printed but not counted. Each round also prints when its first page settled and
+ * the rate from there to the last (the round's fixed start apart), and the CPU seconds each part used
  * (worker with its renderers, engine, writer, enqueue with its inspector), which says where
  * the time goes on a shared machine, and the docbatch/mutool ratio of each round.
  *
@@ -145,6 +146,8 @@ async function renderersIdle(worker: number): Promise<void> {
 interface RoundResult {
   seconds: number;
   cpu: string;
+  /** From the round's first unit settled to its last (the records' started_at, finished_at). */
+  settling: { firstAfter: number; seconds: number } | null;
 }
 
 /** One engine, worker and writer for a whole suite: a running deployment, as a user has it. */
@@ -181,6 +184,7 @@ class Deployment {
     const workerOwnBefore = ownCpu(parts.worker);
     const redisBefore = redisCpu();
     const t0 = performance.now();
+    const t0Ms = Date.now();
     // `time` (bash) adds the CPU of enqueue and its inspector child.
     const run = spawnSync('bash', ['-c', 'TIMEFORMAT="%U %S"; time "$@" >/dev/null', 'enqueue', BIN, 'enqueue', '--wait', '--json', ...files], {
       env: { ...process.env, ...this.env, LOG_FORMAT: 'json' },
@@ -192,7 +196,28 @@ class Deployment {
     const used = Object.entries(parts).map(([k, pid]) => `${k} ${(treeCpu(pid) - before[k]!).toFixed(1)}`);
     // The worker's own process (queue, requests, base64) apart from its renderers; Redis too.
     used[0] += ` (own ${(ownCpu(parts.worker) - workerOwnBefore).toFixed(1)})`;
-    return { seconds, cpu: `${used.join(', ')}, enqueue ${enqueueCpu.toFixed(1)}, redis ${(redisCpu() - redisBefore).toFixed(1)} CPU s` };
+    return { seconds, settling: await this.settling(t0Ms), cpu: `${used.join(', ')}, enqueue ${enqueueCpu.toFixed(1)}, redis ${(redisCpu() - redisBefore).toFixed(1)} CPU s` };
+  }
+
+  /**
+   * Where the round's time went: the first unit settled this long after enqueue started (the
+   * CLI, the inspector, the first page), and the span from there to the last unit settled.
+   */
+  private async settling(t0Ms: number): Promise<RoundResult['settling']> {
+    const redis = new Redis(redisUrl);
+    try {
+      let first = Infinity;
+      let last = -Infinity;
+      for (const id of await redis.zrangebyscore(`${this.prefix}:docs`, t0Ms - 1000, '+inf')) {
+        const [started, finished] = await redis.hmget(`${this.prefix}:doc:${id}`, 'started_at', 'finished_at');
+        if (!started || !finished) continue;
+        first = Math.min(first, Date.parse(started));
+        last = Math.max(last, Date.parse(finished));
+      }
+      return Number.isFinite(first) ? { firstAfter: (first - t0Ms) / 1000, seconds: (last - first) / 1000 } : null;
+    } finally {
+      redis.disconnect();
+    }
   }
 
   async stop(): Promise<void> {
@@ -251,6 +276,10 @@ try {
         const r = await deployment.round(files);
         const what = round === 0 ? 'first (not counted)' : `round ${round}`;
         console.log(`  ${what}: docbatch ${(pages.length / r.seconds).toFixed(1)} pages/s (${r.cpu}; load ${load()})`);
+        if (r.settling) {
+          // The rate once pages flow: the round's fixed start (CLI, inspection, first page) apart.
+          console.log(`  ${what}: first page settled after ${r.settling.firstAfter.toFixed(2)} s; then ${((pages.length - 1) / r.settling.seconds).toFixed(1)} pages/s until the last`);
+        }
         if (round === 0) continue;
         keep(docbatchName, r.seconds);
         for (const tool of tools) {
