@@ -5,8 +5,14 @@
  * as PNG or JPEG. sharp (libvips) decodes with its pixel limit on, so a decompression bomb fails
  * instead of allocating.
  */
-import sharp from 'sharp';
 import { DocbatchError } from '../errors.ts';
+
+/**
+ * sharp (libvips) loads on first use: importing it takes ~120 ms, which a command that reads no
+ * image file (an enqueue of PDFs, an export) does not pay.
+ */
+let sharpModule: Promise<typeof import('sharp')['default']> | undefined;
+const loadSharp = () => (sharpModule ??= import('sharp').then((m) => m.default));
 
 export interface ImagePageRequest {
   path: string;
@@ -30,6 +36,7 @@ export const MAX_INPUT_PIXELS = 200_000_000;
 
 export async function renderImagePage(request: ImagePageRequest): Promise<RenderedImage> {
   const started = performance.now();
+  const sharp = await loadSharp();
   try {
     const pipeline = sharp(request.path, { page: request.page - 1, limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
       .rotate()
@@ -44,6 +51,7 @@ export async function renderImagePage(request: ImagePageRequest): Promise<Render
 
 /** Format and page (frame) count of an image file, or null when sharp cannot read it as one. */
 export async function inspectImage(path: string): Promise<{ format: string; pages: number; width: number; height: number }> {
+  const sharp = await loadSharp();
   const meta = await sharp(path, { limitInputPixels: MAX_INPUT_PIXELS }).metadata();
   return { format: meta.format ?? 'unknown', pages: meta.pages ?? 1, width: meta.width ?? 0, height: meta.height ?? 0 };
 }
