@@ -18,7 +18,8 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { s3Sdk } from '../store/aws.ts';
 import { DocbatchError, InputError } from '../errors.ts';
 import { parseS3Uri, s3Uri } from '../s3-uri.ts';
 import type { BlobRef, BlobStore } from '../store/blobs.ts';
@@ -46,7 +47,7 @@ export async function* walkS3(input: string, client: S3Client, pattern: RegExp |
   }
   if (key !== '' && !input.endsWith('/')) {
     try {
-      await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      await client.send(new (s3Sdk().HeadObjectCommand)({ Bucket: bucket, Key: key }));
       yield { path: input, explicit: true };
       return;
     } catch (err) {
@@ -108,14 +109,14 @@ export class S3Input {
     if (key === '' || uri.endsWith('/')) {
       // The walk found nothing under it: say why (a bucket missing, access denied) when there is a why.
       try {
-        await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: key === '' ? '' : `${key}/`, MaxKeys: 1 }));
+        await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket: bucket, Prefix: key === '' ? '' : `${key}/`, MaxKeys: 1 }));
       } catch (err) {
         throw unreadable(uri, err);
       }
       throw new InputError('FILE_UNREADABLE', 'nothing under this prefix', { place: { file: uri } });
     }
     try {
-      const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      const head = await client.send(new (s3Sdk().HeadObjectCommand)({ Bucket: bucket, Key: key }));
       return new S3Input(uri, client, blobs, bucket, key, head.ContentLength ?? 0);
     } catch (err) {
       throw unreadable(uri, err);
@@ -178,7 +179,7 @@ export class S3Input {
 
   private async get(Range?: string): Promise<Readable> {
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key, ...(Range ? { Range } : {}) }));
+      const res = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key: this.key, ...(Range ? { Range } : {}) }));
       return res.Body as Readable;
     } catch (err) {
       throw unreadable(this.uri, err);
@@ -200,7 +201,7 @@ export class S3Input {
 export async function hashObject(uri: string, client: S3Client): Promise<string | null> {
   try {
     const { bucket, prefix: key } = parseS3Uri(uri, 'input');
-    const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    const res = await client.send(new (s3Sdk().GetObjectCommand)({ Bucket: bucket, Key: key }));
     const hash = createHash('sha256');
     for await (const chunk of res.Body as Readable) hash.update(chunk as Buffer);
     return hash.digest('hex');

@@ -20,8 +20,8 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { s3Sdk, s3Storage } from './aws.ts';
 import { DocbatchError } from '../errors.ts';
 import type { BlobCache } from './blob-cache.ts';
 import { assertBlobId, assertNamedKey, hashFile, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore } from './blobs.ts';
@@ -76,7 +76,7 @@ export class S3BlobStore implements BlobStore {
 
   async reach(): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      await this.client.send(new (s3Sdk().HeadBucketCommand)({ Bucket: this.bucket }));
     } catch (err) {
       // HEAD has no body: a missing bucket is a bare 404.
       const kind = classifyS3Error(err);
@@ -88,7 +88,7 @@ export class S3BlobStore implements BlobStore {
   async check(): Promise<void> {
     await this.reach();
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: keyUnder(this.prefix, STORE_MARKER) }));
+      await this.client.send(new (s3Sdk().HeadObjectCommand)({ Bucket: this.bucket, Key: keyUnder(this.prefix, STORE_MARKER) }));
     } catch (err) {
       const why = classifyS3Error(err) === 'missing-key' ? `${this.location} has no ${STORE_MARKER} (not the producers' BLOB_DIR, or nothing was ever enqueued into it)` : explainS3Error(err, this.location);
       throw new DocbatchError('BLOB_STORE_UNAVAILABLE', `blob store unreadable: ${why}`, { cause: err });
@@ -99,11 +99,11 @@ export class S3BlobStore implements BlobStore {
     if (this.marked) return;
     const Key = keyUnder(this.prefix, STORE_MARKER);
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      await this.client.send(new (s3Sdk().HeadObjectCommand)({ Bucket: this.bucket, Key }));
     } catch (err) {
       if (classifyS3Error(err) !== 'missing-key') throw this.unavailable(err, 'cannot mark the store');
       try {
-        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: 'docbatch blob store\n' }));
+        await this.client.send(new (s3Sdk().PutObjectCommand)({ Bucket: this.bucket, Key, Body: 'docbatch blob store\n' }));
       } catch (e) {
         throw this.unavailable(e, 'cannot mark the store');
       }
@@ -113,7 +113,7 @@ export class S3BlobStore implements BlobStore {
 
   async has(sha256: string): Promise<boolean> {
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyOf(sha256) }));
+      await this.client.send(new (s3Sdk().HeadObjectCommand)({ Bucket: this.bucket, Key: this.keyOf(sha256) }));
       return true;
     } catch (err) {
       if (err instanceof DocbatchError) throw err;
@@ -251,9 +251,9 @@ export class S3BlobStore implements BlobStore {
       if (size <= this.partSize) {
         const b = body();
         const Body = Buffer.isBuffer(b) ? b : await collect(b);
-        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body, ContentLength: Body.length }));
+        await this.client.send(new (s3Sdk().PutObjectCommand)({ Bucket: this.bucket, Key, Body, ContentLength: Body.length }));
       } else {
-        await new Upload({ client: this.client, params: { Bucket: this.bucket, Key, Body: body() }, partSize: this.partSize, queueSize: 4, leavePartsOnError: false }).done();
+        await new (s3Storage().Upload)({ client: this.client, params: { Bucket: this.bucket, Key, Body: body() }, partSize: this.partSize, queueSize: 4, leavePartsOnError: false }).done();
       }
     } catch (err) {
       throw this.unavailable(err, `cannot write ${this.uri(Key)}`);
@@ -277,7 +277,7 @@ export class S3BlobStore implements BlobStore {
     for (let attempt = 1; ; attempt++) {
       let body: Readable;
       try {
-        const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, ...(Range ? { Range } : {}) }));
+        const res = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key, ...(Range ? { Range } : {}) }));
         body = res.Body as Readable;
       } catch (err) {
         throw await this.readError(what, err);
@@ -311,7 +311,7 @@ export class S3BlobStore implements BlobStore {
 
   private async delete(Key: string): Promise<void> {
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }));
+      await this.client.send(new (s3Sdk().DeleteObjectCommand)({ Bucket: this.bucket, Key }));
     } catch (err) {
       if (classifyS3Error(err) === 'missing-key') return;
       throw this.unavailable(err, `cannot delete ${this.uri(Key)}`);

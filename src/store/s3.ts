@@ -16,7 +16,8 @@
  * answers, the object is not there), `missing-bucket`, `denied` (bad or missing credentials,
  * 401/403), `region` (no region configured), `network` (no answer), `other`.
  */
-import { ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import { s3Sdk } from './aws.ts';
 export { formatLocation, isS3Uri, keyUnder, parseS3Uri, s3Uri, type S3Location } from '../s3-uri.ts';
 
 /** Where the SDK's own settings live, for messages. */
@@ -37,7 +38,7 @@ export interface S3Settings {
  * the SDK's standard chains; `overrides` are for tests and embedders that pass their own.
  */
 export function createS3Client(settings: Pick<S3Settings, 'forcePathStyle' | 'maxAttempts'>, overrides: S3ClientConfig = {}): S3Client {
-  return new S3Client({
+  return new (s3Sdk().S3Client)({
     forcePathStyle: settings.forcePathStyle,
     maxAttempts: settings.maxAttempts,
     retryMode: 'standard',
@@ -101,7 +102,7 @@ export async function* listObjects(client: S3Client, Bucket: string, Prefix: str
   do {
     let page;
     try {
-      page = await client.send(new ListObjectsV2Command({ Bucket, Prefix, ...(ContinuationToken ? { ContinuationToken } : {}) }));
+      page = await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket, Prefix, ...(ContinuationToken ? { ContinuationToken } : {}) }));
     } catch (err) {
       throw onError(err);
     }

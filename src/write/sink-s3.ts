@@ -11,8 +11,9 @@
  * by the write job's attempts.
  */
 import { PassThrough } from 'node:stream';
-import { HeadBucketCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Upload } from '@aws-sdk/lib-storage';
+import { s3Sdk, s3Storage } from '../store/aws.ts';
 import { DocbatchError } from '../errors.ts';
 import { formatLocation, keyUnder, parseS3Uri, s3Uri, type S3Location } from '../s3-uri.ts';
 import { classifyS3Error, explainS3Error } from '../store/s3.ts';
@@ -62,7 +63,7 @@ export class S3Sink implements OutputSink {
 
   async reach(): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      await this.client.send(new (s3Sdk().HeadBucketCommand)({ Bucket: this.bucket }));
     } catch (err) {
       const kind = classifyS3Error(err);
       const why = kind === 'missing-key' || kind === 'missing-bucket' ? `OUT_DIR ${this.root}: the bucket ${this.bucket} does not exist (create it, or fix OUT_DIR)` : explainS3Error(err, `OUT_DIR ${this.root}`);
@@ -75,7 +76,7 @@ export class S3Sink implements OutputSink {
     const Body = typeof content === 'string' ? Buffer.from(content) : content;
     try {
       if (Body.length <= this.partSize) {
-        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body, ContentLength: Body.length, ContentType: contentType(Key) }));
+        await this.client.send(new (s3Sdk().PutObjectCommand)({ Bucket: this.bucket, Key, Body, ContentLength: Body.length, ContentType: contentType(Key) }));
       } else {
         await this.upload(Key, Body).done();
       }
@@ -110,7 +111,7 @@ export class S3Sink implements OutputSink {
   async exists(location: string): Promise<boolean> {
     const { bucket, prefix: key } = parseS3Uri(location, 'output');
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      await this.client.send(new (s3Sdk().HeadObjectCommand)({ Bucket: bucket, Key: key }));
       return true;
     } catch (err) {
       if (classifyS3Error(err) === 'missing-key') return false;
@@ -140,7 +141,7 @@ export class S3Sink implements OutputSink {
   }
 
   private upload(Key: string, Body: PassThrough | Buffer): Upload {
-    return new Upload({ client: this.client, params: { Bucket: this.bucket, Key, Body, ContentType: contentType(Key) }, partSize: this.partSize, queueSize: 4, leavePartsOnError: false });
+    return new (s3Storage().Upload)({ client: this.client, params: { Bucket: this.bucket, Key, Body, ContentType: contentType(Key) }, partSize: this.partSize, queueSize: 4, leavePartsOnError: false });
   }
 
   private failed(err: unknown, Key: string): DocbatchError {
