@@ -27,7 +27,7 @@
  * The machine's load average is printed beside every figure: on a shared machine the figures
  * move, the ratios (interleaved rounds, best of each) much less.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -35,6 +35,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { purgePrefix } from '../src/store/admin.ts';
 import { available, runTool, TOOLS, type PageRef } from './lib/render-tools.ts';
+import { BIN, startDocbatch, stopChild } from './lib/cli.ts';
 
 const { values } = parseArgs({
   options: {
@@ -62,30 +63,12 @@ const SUITES: Record<string, { docs: Array<[string, number]>; copies: number }> 
   },
   manual: { docs: [['freeculture.pdf', 352]], copies: 1 },
 };
-const BIN = join(import.meta.dirname, '..', 'bin', 'docbatch');
 const cores = availableParallelism();
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const load = () => loadavg()[0]!.toFixed(1);
 
-function start(args: string[], env: Record<string, string>): { child: ChildProcess; url: Promise<string> } {
-  const child = spawn(BIN, args, { env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = new Promise<string>((resolveUrl) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d;
-      const m = /http:\/\/[\d.:]+/.exec(out);
-      if (m) resolveUrl(m[0]);
-    });
-  });
-  return { child, url };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
+const start = startDocbatch;
+const stop = stopChild;
 
 interface Proc {
   pid: number;

@@ -11,7 +11,7 @@
  * protocol (listing, ranged GETs, uploads, the render cache), not a cloud's latency. Two clocks:
  * `enqueue` alone (validate and store; no worker running), and `enqueue --wait` end to end.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,7 @@ import { Redis } from 'ioredis';
 import S3rver from 's3rver';
 import { numberedPdf } from '../scripts/lib/pdf-writer.ts';
 import { purgePrefix } from '../src/store/admin.ts';
+import { BIN, startDocbatch, stopChild } from './lib/cli.ts';
 
 const { values } = parseArgs({
   options: {
@@ -30,29 +31,14 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '2' },
   },
 });
-const BIN = join(import.meta.dirname, '..', 'bin', 'docbatch');
 const cores = availableParallelism();
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-function start(args: string[], env: Record<string, string>): { child: ChildProcess; url: Promise<string> } {
-  const child = spawn(BIN, args, { env: { PATH: process.env.PATH, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = new Promise<string>((resolveUrl) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d;
-      const m = /http:\/\/[\d.:]+/.exec(out);
-      if (m) resolveUrl(m[0]);
-    });
-  });
-  return { child, url };
+function start(args: string[], env: Record<string, string>) {
+  return startDocbatch(args, env, { clean: true });
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
+const stop = stopChild;
 
 /** `docbatch enqueue` timed; asynchronous, so that s3rver (in this process) keeps answering. */
 async function enqueue(inputs: string[], env: Record<string, string>, wait: boolean): Promise<number> {

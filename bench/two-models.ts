@@ -29,6 +29,7 @@ import { numberedPdf } from '../scripts/lib/pdf-writer.ts';
 import { estimateBestRate } from '../src/emulator/index.ts';
 import { purgePrefix } from '../src/store/admin.ts';
 import { LocalBlobStore } from '../src/store/blobs-local.ts';
+import { BIN, startDocbatch, stopChild } from './lib/cli.ts';
 
 const { values } = parseArgs({
   options: {
@@ -39,34 +40,14 @@ const { values } = parseArgs({
     'image-size': { type: 'string', default: '1288' },
   },
 });
-const BIN = join(import.meta.dirname, '..', 'bin', 'docbatch');
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const MODELS = [
   { name: 'model-a', speed: Number(values['speed-a']) },
   { name: 'model-b', speed: Number(values['speed-b']) },
 ];
 
-function start(args: string[], env: Record<string, string>): { child: ChildProcess; url: Promise<string> } {
-  const child = spawn(BIN, args, { env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = new Promise<string>((resolveUrl, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d;
-      const m = /http:\/\/[\d.:]+/.exec(out);
-      if (m) resolveUrl(m[0]);
-    });
-    child.once('exit', (code) => reject(new Error(`${args[0]} exited ${code} before printing its URL`)));
-  });
-  url.catch(() => {});
-  return { child, url };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
+const start = startDocbatch;
+const stop = stopChild;
 
 interface ReportFields {
   units: number;
