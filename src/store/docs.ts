@@ -305,7 +305,7 @@ export class DocStore {
    * unit, `groups` each such summary unit to its chunks (first, count). Returns the units reopened, or 'retired' when the document is written and its results
    * are not in Redis (written again since they were restored: restore them again).
    */
-  async reopen(docId: string, gen: number, filter: { codes: string[]; units: number[]; summaries: Record<number, number>; groups?: Record<number, [first: number, count: number]> }): Promise<number[] | 'retired'> {
+  async reopen(docId: string, gen: number, filter: { codes: string[]; units: number[]; summaries: Record<number, number>; groups: Record<number, [first: number, count: number]> }): Promise<number[] | 'retired'> {
     const out = await this.redis.docbatchReopen(
       this.docKey(docId),
       this.unitsKey(docId, gen),
@@ -317,7 +317,7 @@ export class DocStore {
       Date.now(),
       docId,
       JSON.stringify(filter.summaries),
-      JSON.stringify(filter.groups ?? {}),
+      JSON.stringify(filter.groups),
     );
     if (out === -2) return 'retired';
     if (typeof out === 'number') throw new Error(`document ${docId} moved past generation ${gen}`);

@@ -244,7 +244,7 @@ if h[2] == 'written' and redis.call('EXISTS', KEYS[2]) == 0 then return -2 end
 local codes = cjson.decode(ARGV[2])
 local units = cjson.decode(ARGV[3])
 local summaries = cjson.decode(ARGV[6])
-local groups = cjson.decode(ARGV[7] or '{}')
+local groups = cjson.decode(ARGV[7])
 local touched = {}
 local wantCode = {}
 for _, c in ipairs(codes) do wantCode[c] = true end
@@ -283,15 +283,11 @@ for _, field in ipairs(fields) do
 end
 for summary in pairs(touched) do
   local range = groups[summary]
-  if range then
-    local present = 0
-    for unit = range[1], range[1] + range[2] - 1 do
-      present = present + redis.call('HEXISTS', KEYS[2], tostring(unit))
-    end
-    redis.call('HSET', KEYS[4], summary, present)
-  else
-    redis.call('HINCRBY', KEYS[4], summary, -1)
+  local present = 0
+  for unit = range[1], range[1] + range[2] - 1 do
+    present = present + redis.call('HEXISTS', KEYS[2], tostring(unit))
   end
+  redis.call('HSET', KEYS[4], summary, present)
 end
 if #reopened > 0 then
   redis.call('HSET', KEYS[1], 'state', 'running')
