@@ -1,9 +1,10 @@
 /**
  * Producer side: is this a PDF docbatch can process, and how many pages has it?
  *
- * The cheap checks (size, magic bytes) run here; pdf.js runs in a child process with a
- * wall-clock limit and a heap cap (src/render/child.ts), so a hostile file can neither hang
- * nor crash the producer. One inspector can serve many files (one child, respawned after a
+ * The cheap checks (size, magic bytes) run here; PDFium (and pdf.js where PDFium cannot tell,
+ * src/render/inspect.ts) runs in a child process with a wall-clock limit, a heap cap and a
+ * resident-memory cap (src/render/child.ts), so a hostile file can neither hang nor crash the
+ * producer nor take the machine's memory. One inspector can serve many files (one child, respawned after a
  * kill); `inspectPdf` is the one-file shortcut.
  */
 import { open, stat } from 'node:fs/promises';
@@ -20,8 +21,13 @@ export interface PdfInfo {
    * static PDF pages are rendered, which for XFA-only forms is often a "Please wait..." page.
    */
   xfa: boolean;
-  /** Each page as displayed (after /Rotate), in points; left out above `maxPageSizes` pages. */
-  pageSizes?: Array<{ widthPt: number; heightPt: number; rotation: number }>;
+  /**
+   * Each page as displayed (after /Rotate), in points; left out above `maxPageSizes` pages.
+   * Each page's /Rotate itself is in the report, from the renderer that drew it.
+   */
+  pageSizes?: Array<{ widthPt: number; heightPt: number }>;
+  /** Which library read the file: PDFium, or pdf.js where PDFium could not tell. */
+  reader: 'pdfium' | 'pdfjs';
 }
 
 export interface InspectOptions {
@@ -36,11 +42,19 @@ export interface InspectOptions {
 export interface PdfInspectorOptions {
   /** V8 heap limit of the inspection child, in MB. @defaultValue 512 */
   maxHeapMb?: number;
+  /**
+   * Resident memory of the inspection child (V8 heap plus PDFium's wasm memory, which the heap
+   * limit does not cover), in MB; above it the file is PDF_CORRUPT. @defaultValue 1024
+   */
+  maxRssMb?: number;
   /** Page sizes are listed for documents with at most this many pages. @defaultValue 5000 */
   maxPageSizes?: number;
 }
 
-/** pdf.js accepts a header anywhere in the first KiB; so does docbatch. */
+/** How often the inspection child's resident memory is checked. */
+const RSS_CHECK_MS = 100;
+
+/** pdf.js and PDFium accept a header anywhere in the first KiB; so does docbatch. */
 const HEADER_WINDOW = 1024;
 const MAGIC = Buffer.from('%PDF-', 'latin1');
 
@@ -56,6 +70,7 @@ export async function inspectPdf(path: string, options: InspectOptions): Promise
 export class PdfInspector {
   readonly #maxHeapMb: number;
   readonly #maxPageSizes: number;
+  readonly #maxRssMb: number;
   #child: RendererProcess | undefined;
   #busy: Promise<unknown> = Promise.resolve();
   #closing: Promise<void> | undefined;
@@ -63,7 +78,8 @@ export class PdfInspector {
   constructor(options: PdfInspectorOptions = {}) {
     this.#maxHeapMb = options.maxHeapMb ?? 512;
     this.#maxPageSizes = options.maxPageSizes ?? 5000;
-    for (const [name, value] of Object.entries({ maxHeapMb: this.#maxHeapMb, maxPageSizes: this.#maxPageSizes })) {
+    this.#maxRssMb = options.maxRssMb ?? 1024;
+    for (const [name, value] of Object.entries({ maxHeapMb: this.#maxHeapMb, maxPageSizes: this.#maxPageSizes, maxRssMb: this.#maxRssMb })) {
       if (!Number.isInteger(value) || value < 1) throw new TypeError(`PdfInspector: option ${name} must be an integer >= 1, got ${value}`);
     }
   }
@@ -101,29 +117,37 @@ export class PdfInspector {
     const child = await this.#ready();
     if (options.signal?.aborted) throw aborted();
     let timer: NodeJS.Timeout | undefined;
+    let watch: NodeJS.Timeout | undefined;
     const onAbort = () => child.kill(aborted());
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      timer = setTimeout(
-        () => child.kill(new DocbatchError('PDF_CORRUPT', `pdf.js did not finish reading the file within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
+      timer = setTimeout(() => child.kill(new DocbatchError('PDF_CORRUPT', `reading the file did not finish within ${timeoutMs} ms`)), timeoutMs);
+      watch = setInterval(() => {
+        const rss = child.rssMb();
+        if (rss !== undefined && rss > this.#maxRssMb) {
+          child.kill(new DocbatchError('PDF_CORRUPT', `reading the file took ${Math.round(rss)} MB of memory, above the inspector's ${this.#maxRssMb} MB`));
+        }
+      }, RSS_CHECK_MS);
       const reply = await child.request<'inspected'>({
         type: 'inspect',
         path,
         password: options.password,
         maxPageSizes: this.#maxPageSizes,
       });
+      // PDFium's wasm memory never shrinks: a child that grew past the bound reading a file it
+      // did read in time is let go, and the next file gets a fresh one.
+      if ((child.rssMb() ?? 0) > this.#maxRssMb) child.retire();
       return reply.info;
     } catch (err) {
       if (!(err instanceof DocbatchError)) throw err;
       if (err.code === 'ABORTED') throw err;
       // A child that died reading the file (out of memory, crash) was beaten by its bytes.
       const code = err.code === 'RENDER_CRASHED' ? 'PDF_CORRUPT' : err.code;
-      const message = err.code === 'RENDER_CRASHED' ? `reading the file crashed pdf.js: ${err.message}` : err.message;
+      const message = err.code === 'RENDER_CRASHED' ? `reading the file crashed the inspector: ${err.message}` : err.message;
       throw reject(code, message, err);
     } finally {
       clearTimeout(timer);
+      clearInterval(watch);
       options.signal?.removeEventListener('abort', onAbort);
     }
   }

@@ -3,17 +3,19 @@
  * at a time; the parent owns every limit (wall clock, RSS, pages per renderer) and kills this
  * process when one is crossed, so nothing here needs to defend itself against a slow page.
  * A renderer draws each page with the engine the request names (engines.ts); inspection
- * always uses pdf.js. The parent starts it with an empty environment (renderer-process.ts).
+ * asks PDFium, then pdf.js where PDFium cannot tell (inspect.ts). The parent starts it with an empty environment (renderer-process.ts).
  *
- * argv[2]: 'render' | 'inspect'; argv[3]: ChildSettings as JSON.
+ * argv[2]: 'render' | 'inspect'; argv[3]: ChildSettings as JSON; argv[4]: the compile cache
+ * folder ('' for none; compile-cache.ts).
  */
-import { enableCompileCache } from 'node:module';
+import { enableCompileCache, flushCompileCache } from 'node:module';
 import { DocbatchError, toDocbatchError } from '../errors.ts';
 import { decodeSettings, type FromChild, type ToChild } from './protocol.ts';
 
 // Before the big (dynamic) imports: V8's code cache makes a respawned renderer ready in about
-// half the time (pdf.js is ~100k lines; PDFium's glue is 9k).
-enableCompileCache();
+// half the time (pdf.js is ~100k lines; PDFium's glue is 9k). Only in the folder the parent
+// names: Node's default is a shared folder in /tmp (compile-cache.ts).
+if (process.argv[4]) enableCompileCache(process.argv[4]);
 
 const mode = process.argv[2] === 'inspect' ? 'inspect' : 'render';
 const settings = decodeSettings(process.argv[3]);
@@ -31,9 +33,8 @@ process.on('unhandledRejection', (reason) => {
 });
 
 if (mode === 'inspect') {
-  const { loadPdfJs } = await import('./pdfjs.ts');
-  await loadPdfJs();
-  const { inspectDocument } = await import('./inspect.ts');
+  const { inspectDocument, prepareInspection } = await import('./inspect.ts');
+  await prepareInspection();
   process.on('message', (message: ToChild) => {
     if (message.type !== 'inspect') return;
     inspectDocument(message.path, message.password, message.maxPageSizes).then(
@@ -71,4 +72,7 @@ if (mode === 'inspect') {
   });
 }
 
+// Written now, not at exit: a child usually ends by SIGKILL (a limit crossed, or its parent
+// closing), and Node only writes the cache on a normal exit.
+flushCompileCache();
 send({ type: 'ready', pid: process.pid });

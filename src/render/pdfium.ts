@@ -30,6 +30,11 @@ export interface PdfiumApi {
   _FPDF_GetLastError(): number;
   _FPDF_CloseDocument(doc: number): void;
   _FPDF_GetPageCount(doc: number): number;
+  _FPDF_GetPageSizeByIndexF(doc: number, index: number, size: number): number;
+  _FPDF_GetMetaText(doc: number, tag: number, buffer: number, length: number): number;
+  _FPDF_GetFormType(doc: number): number;
+  _FPDF_GetSecurityHandlerRevision(doc: number): number;
+  _FPDF_DocumentHasValidCrossReferenceTable(doc: number): number;
   _FPDF_LoadPage(doc: number, index: number): number;
   _FPDF_ClosePage(page: number): void;
   _FPDF_GetPageWidthF(page: number): number;

@@ -44,7 +44,10 @@ export interface InspectResult {
   encrypted: boolean;
   title: string | null;
   xfa: boolean;
-  pageSizes?: Array<{ widthPt: number; heightPt: number; rotation: number }>;
+  /** Each page as displayed (after /Rotate), in points. */
+  pageSizes?: Array<{ widthPt: number; heightPt: number }>;
+  /** Which library read the file (PDFium, or pdf.js where PDFium could not tell). */
+  reader: RendererName;
 }
 
 export type FromChild =

@@ -12,6 +12,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DocbatchError } from '../errors.ts';
+import { childCompileCacheDir } from './compile-cache.ts';
 import {
   encodeSettings,
   type ChildSettings,
@@ -59,7 +60,7 @@ export class RendererProcess {
   #retireTimer: NodeJS.Timeout | undefined;
 
   constructor(options: RendererProcessOptions) {
-    this.#child = fork(CHILD_ENTRY, [options.mode, encodeSettings(options.settings)], {
+    this.#child = fork(CHILD_ENTRY, [options.mode, encodeSettings(options.settings), childCompileCacheDir() ?? ''], {
       execPath: process.execPath,
       // Not the parent's execArgv: a test runner's or debugger's flags have no place here.
       execArgv: [`--max-old-space-size=${options.heapMb}`],

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.ts';
 import { inspectPdf, PdfInspector } from '../../src/ingest/pdf.ts';
-import { childPids, corpusFile, formBombPdf, hugeImagePdf, pagesPdf, slowPage, tempDir, textPage } from '../render/fixtures.ts';
+import { buildPdf, childPids, corpusFile, formBombPdf, hugeImagePdf, pagesPdf, slowPage, stream, tempDir, textPage } from '../render/fixtures.ts';
 
 /** Page counts from the corpus README; bug1020226.pdf and issue6010_1.pdf are tested apart. */
 const PAGE_COUNTS: Record<string, number> = {
@@ -47,19 +47,22 @@ describe('inspecting the corpus', () => {
     expect(info.pages).toBe(pages);
     expect(info.encrypted).toBe(false);
     expect(info.pageSizes).toHaveLength(pages);
+    // PDFium reads every file it reads cleanly; issue9105_reduced.pdf's cross-reference table
+    // is broken (PDFium rebuilds it), so pdf.js gives that verdict.
+    expect(info.reader).toBe(name === 'issue9105_reduced.pdf' ? 'pdfjs' : 'pdfium');
   });
 
   it('lists each page size of a mixed-size file, and the rotated page as displayed', async () => {
     const sizes = await inspector.inspect(corpusFile('sizes.pdf'), { file: 'sizes.pdf' });
     expect(sizes.pageSizes).toEqual([
-      { widthPt: 612, heightPt: 792, rotation: 0 },
-      { widthPt: 649, heightPt: 323, rotation: 0 },
-      { widthPt: 792, heightPt: 612, rotation: 0 },
+      { widthPt: 612, heightPt: 792 },
+      { widthPt: 649, heightPt: 323 },
+      { widthPt: 792, heightPt: 612 },
     ]);
     const rotation = await inspector.inspect(corpusFile('rotation.pdf'), { file: 'rotation.pdf' });
     expect(rotation.pageSizes).toEqual([
-      { widthPt: 612, heightPt: 792, rotation: 0 },
-      { widthPt: 792, heightPt: 612, rotation: 90 },
+      { widthPt: 612, heightPt: 792 },
+      { widthPt: 792, heightPt: 612 },
     ]);
   });
 
@@ -68,10 +71,34 @@ describe('inspecting the corpus', () => {
     expect((await inspector.inspect(corpusFile('sizes.pdf'), { file: 's' })).xfa).toBe(false);
   });
 
+  it('reads the title from XMP metadata when the Info dictionary has none, with either reader', async () => {
+    const xmp =
+      '<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">' +
+      '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title><rdf:Alt><rdf:li xml:lang="x-default"> Caf\xc3\xa9 &amp; Co &#x2014; 2026 </rdf:li></rdf:Alt></dc:title>' +
+      '</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>';
+    const objects = [
+      '<< /Type /Catalog /Pages 2 0 R /Metadata 4 0 R >>',
+      '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
+      '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 300] >>',
+      stream('/Type /Metadata /Subtype /XML', xmp, true),
+    ];
+    const pdf = buildPdf(objects);
+    const clean = await inspector.inspect(tmp.write('xmp.pdf', pdf), { file: 'xmp.pdf' });
+    expect(clean).toMatchObject({ reader: 'pdfium', title: 'Caf\u00e9 & Co \u2014 2026' });
+    // A comment after the header shifts every object from its xref offset: PDFium rebuilds the
+    // table, so pdf.js answers.
+    const header = pdf.indexOf('\n') + 1;
+    const shiftedPdf = Buffer.concat([pdf.subarray(0, header), Buffer.from('% shifted\n'), pdf.subarray(header)]);
+    const shifted = await inspector.inspect(tmp.write('xmp-shifted.pdf', shiftedPdf), { file: 'xmp-shifted.pdf' });
+    expect(shifted).toMatchObject({ reader: 'pdfjs', title: 'Caf\u00e9 & Co \u2014 2026' });
+  });
+
   it('reads the title from the Info dictionary, trimmed, or gives null', async () => {
     expect((await inspector.inspect(corpusFile('freeculture.pdf'), { file: 'f' })).title).toBe('Free Culture');
     expect((await inspector.inspect(corpusFile('TAMReview.pdf'), { file: 't' })).title).toMatch(/^Overview of the Technology Acceptance Model.*Directions$/);
     expect((await inspector.inspect(corpusFile('tracemonkey.pdf'), { file: 't' })).title).toBeNull();
+    // Only empty XMP titles (three packets of <rdf:li xml:lang="x-default"/>).
+    expect((await inspector.inspect(corpusFile('issue5481.pdf'), { file: 'i' })).title).toBeNull();
   });
 
   it('rejects bug1020226.pdf as PDF_CORRUPT with pdf.js reason', async () => {
@@ -121,6 +148,8 @@ describe('bad inputs', () => {
     const pdf = pagesPdf([textPage(300, 300, ['junk first'])]);
     const info = await inspector.inspect(tmp.write('junk.pdf', Buffer.concat([Buffer.from('garbage\n'), pdf])), { file: 'junk.pdf' });
     expect(info.pages).toBe(1);
+    // PDFium counts offsets from the header too.
+    expect(info.reader).toBe('pdfium');
   });
 
   it('PDF_CORRUPT for a real PDF cut in half', async () => {
@@ -161,7 +190,28 @@ describe('bad inputs', () => {
       expect(performance.now() - started).toBeLessThan(10_000);
     }
     const big = await inspector.inspect(`${tmp.dir}/big-page.pdf`, { file: 'big-page.pdf' });
-    expect(big.pageSizes).toEqual([{ widthPt: 14_400, heightPt: 14_400, rotation: 0 }]);
+    expect(big.pageSizes).toEqual([{ widthPt: 14_400, heightPt: 14_400 }]);
+  });
+
+  it('kills an inspection above its memory limit (PDF_CORRUPT) and carries on with the next file', async () => {
+    // The child alone (Node, PDFium) is resident above 1 MB: an inspection still running at
+    // the first check (20,000 page dictionaries take longer than 100 ms) is killed; a quick one
+    // answers, and its child is let go after it.
+    const small = new PdfInspector({ maxRssMb: 1 });
+    try {
+      const many = pagesPdf(Array.from({ length: 20_000 }, () => ({ width: 300, height: 300, content: '' })));
+      const err = await rejection(small.inspect(tmp.write('many.pdf', many), { file: 'many.pdf' }));
+      expect(err.code).toBe('PDF_CORRUPT');
+      expect(err.message).toMatch(/MB of memory, above the inspector's 1 MB/);
+      const before = childPids('inspect');
+      expect((await small.inspect(corpusFile('rotation.pdf'), { file: 'rotation.pdf' })).pages).toBe(2);
+      const grown = childPids('inspect').filter((pid) => !before.includes(pid));
+      expect(grown).toHaveLength(1);
+      await expect.poll(() => childPids('inspect').includes(grown[0]!), { timeout: 5000 }).toBe(false);
+    } finally {
+      await small.close();
+    }
+    expect((await inspector.inspect(corpusFile('sizes.pdf'), { file: 'sizes.pdf' })).pages).toBe(3);
   });
 
   it('kills an inspection over its time limit (PDF_CORRUPT) and carries on with the next file', async () => {

@@ -1,0 +1,56 @@
+/**
+ * Node's compile cache lives per user, never in a shared /tmp folder another user could create
+ * first and fill with entries V8 would run as code: bin/docbatch puts it under XDG_CACHE_HOME
+ * (else ~/.cache), and renderer and inspection children use the folder their parent names
+ * (their own default would be /tmp/node-compile-cache).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { getCompileCacheDir } from 'node:module';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { PdfInspector } from '../../src/ingest/pdf.ts';
+import { childPids, corpusFile, tempDir } from '../render/fixtures.ts';
+import { BIN } from '../helpers/cli.ts';
+
+const tmp = tempDir('compile-cache');
+afterAll(() => tmp.cleanup());
+
+/** Files anywhere under `dir`. */
+const files = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name) : []);
+
+describe('the compile cache folder', () => {
+  it('bin/docbatch keeps it under ~/.cache, or XDG_CACHE_HOME when set', () => {
+    const home = join(tmp.dir, 'home');
+    const run = spawnSync(BIN, ['--help'], { env: { PATH: process.env.PATH, HOME: home }, encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    expect(files(join(home, '.cache/docbatch/node-compile-cache')).length).toBeGreaterThan(0);
+
+    const xdg = join(tmp.dir, 'xdg');
+    const again = spawnSync(BIN, ['--help'], { env: { PATH: process.env.PATH, HOME: home, XDG_CACHE_HOME: xdg }, encoding: 'utf8' });
+    expect(again.status, again.stderr).toBe(0);
+    expect(files(join(xdg, 'docbatch/node-compile-cache')).length).toBeGreaterThan(0);
+  });
+
+  it('an inspection child uses the folder its parent names', async () => {
+    const saved = process.env.XDG_CACHE_HOME;
+    const xdg = join(tmp.dir, 'children');
+    process.env.XDG_CACHE_HOME = xdg;
+    const inspector = new PdfInspector();
+    try {
+      const before = childPids('inspect');
+      expect((await inspector.inspect(corpusFile('sizes.pdf'), { file: 'sizes.pdf' })).pages).toBe(3);
+      const [pid] = childPids('inspect').filter((p) => !before.includes(p));
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter((a) => a !== '');
+      // This test process has no cache of its own unless NODE_COMPILE_CACHE was set for it.
+      const expected = getCompileCacheDir() ?? join(xdg, 'docbatch/node-compile-cache');
+      expect(argv.at(-1)).toBe(expected);
+      await inspector.close();
+      expect(files(expected).length).toBeGreaterThan(0);
+    } finally {
+      await inspector.close();
+      if (saved === undefined) delete process.env.XDG_CACHE_HOME;
+      else process.env.XDG_CACHE_HOME = saved;
+    }
+  });
+});
