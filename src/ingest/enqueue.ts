@@ -95,14 +95,15 @@ export class Producer {
         }
         return report(existing, 'rewrite', existing.units);
       }
-      const record = await this.store.register({ ...meta, name: existing.meta.name }, { reset: false, now, jobName: plan.jobName, ...(plan.password ? { password: plan.password } : {}) });
+      const name = await this.nameFor(meta, plan, existing, options.clashing === true);
+      const record = await this.store.register({ ...meta, name }, { reset: false, now, jobName: plan.jobName, ...(plan.password ? { password: plan.password } : {}) });
       const settled = (await this.store.settledUnits(meta.docId, record.gen)).size;
       await this.finishEnqueuing(record);
       await this.feeder.add(meta.docId, meta.queue, true);
       return report(record, 'resumed', settled);
     }
 
-    const name = existing ? existing.meta.name : await this.claimName(meta, plan.baseName, options.clashing === true);
+    const name = await this.nameFor(meta, plan, existing, options.clashing === true);
     const full: DocMeta = { ...meta, name };
     const record = await this.store.register(full, { reset: options.force || existing !== null, now, jobName: plan.jobName, ...(plan.password ? { password: plan.password } : {}) });
     await this.finishEnqueuing(record);
@@ -117,6 +118,17 @@ export class Producer {
     const present = outputs ? await outputs.outputsPresent(record.files).catch(() => null) : null;
     if (present === null) this.parts.log.debug({ docId: record.docId, files: record.files }, 'outputs cannot be checked from here; the document is written');
     return present;
+  }
+
+  /**
+   * The document's name in its output folder: the one it has when the folder is the same, else
+   * claimed there (the same content enqueued again with another --out: the name it had may be
+   * another document's in the new folder). Its claim in the old folder stays, with the outputs
+   * it wrote there.
+   */
+  private async nameFor(meta: Omit<DocMeta, 'name'>, plan: RunPlan, existing: DocRecord | null, clashing: boolean): Promise<string> {
+    if (existing && existing.meta.outSub === meta.outSub) return existing.meta.name;
+    return this.claimName(meta, plan.baseName, clashing);
   }
 
   /** Claims the output name in its folder; names shared within one command all get the hash suffix. */

@@ -165,6 +165,38 @@ describe('generations and names', () => {
   }, 60_000);
 });
 
+describe('the same document into another --out folder', () => {
+  it('claims its name in the new folder, resumed or forced, and never takes a name another document holds there', async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false });
+    mkdirSync(join(p.dir, 'a'));
+    mkdirSync(join(p.dir, 'b'));
+    const mine = join(p.dir, 'a', 'report.pdf');
+    const theirs = join(p.dir, 'b', 'report.pdf');
+    writeFileSync(mine, numberedPdf(2));
+    writeFileSync(theirs, numberedPdf(3));
+    const [first] = await p.enqueue([mine], { out: 'x' });
+    const [other] = await p.enqueue([theirs], { out: 'y' });
+    expect(first!.runs![0]!.name).toBe('report');
+    expect(other!.runs![0]!.name).toBe('report');
+    const docId = first!.runs![0]!.docId;
+    const holder = (field: string) => p!.store.redis.hget(p!.store.namesKey, field);
+
+    // Resumed (still running) into y: report is the other document's there.
+    const [resumed] = await p.enqueue([mine], { out: 'y' });
+    expect(resumed!.runs![0]).toMatchObject({ outcome: 'resumed', docId });
+    const name = resumed!.runs![0]!.name;
+    expect(name).not.toBe('report');
+    expect(await holder(`y/${name}`)).toBe(docId);
+    expect(await holder('y/report')).toBe(other!.runs![0]!.docId);
+    expect((await p.store.get(docId))!.meta).toMatchObject({ outSub: 'y', name });
+
+    // Forced into z: a folder where nobody holds report.
+    const [forced] = await p.enqueue([mine], { out: 'z', force: true });
+    expect(forced!.runs![0]).toMatchObject({ outcome: 'enqueued', docId, name: 'report' });
+    expect(await holder('z/report')).toBe(docId);
+  });
+});
+
 describe('leftovers', () => {
   it("the writer removes temporary files of crashed writers; gc removes what expired documents leave", async () => {
     p = await startPipeline({ file: import.meta.filename });
