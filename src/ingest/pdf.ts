@@ -44,7 +44,9 @@ export interface PdfInspectorOptions {
   maxHeapMb?: number;
   /**
    * Resident memory of the inspection child (V8 heap plus PDFium's wasm memory, which the heap
-   * limit does not cover), in MB; above it the file is PDF_CORRUPT. @defaultValue 1024
+   * limit does not cover), in MB, plus 8 × the file's size (the child holds the file, its copy in
+   * wasm memory and, where pdf.js decides, pdf.js's own); above it the file is PDF_CORRUPT.
+   * Checked where /proc exists (Linux). @defaultValue 1024
    */
   maxRssMb?: number;
   /** Page sizes are listed for documents with at most this many pages. @defaultValue 5000 */
@@ -53,6 +55,8 @@ export interface PdfInspectorOptions {
 
 /** How often the inspection child's resident memory is checked. */
 const RSS_CHECK_MS = 100;
+/** Copies of the file an inspection may hold (see maxRssMb). */
+const FILE_COPIES = 8;
 
 /** pdf.js and PDFium accept a header anywhere in the first KiB; so does docbatch. */
 const HEADER_WINDOW = 1024;
@@ -111,7 +115,8 @@ export class PdfInspector {
     const aborted = () => new DocbatchError('ABORTED', `inspecting ${options.file} was aborted`, { cause: options.signal?.reason });
     if (options.signal?.aborted) throw aborted();
 
-    await checkBytes(path, reject);
+    const size = await checkBytes(path, reject);
+    const maxRssMb = this.#maxRssMb + Math.ceil((FILE_COPIES * size) / 1_048_576);
 
     const timeoutMs = options.timeoutMs ?? 30_000;
     const child = await this.#ready();
@@ -124,8 +129,8 @@ export class PdfInspector {
       timer = setTimeout(() => child.kill(new DocbatchError('PDF_CORRUPT', `reading the file did not finish within ${timeoutMs} ms`)), timeoutMs);
       watch = setInterval(() => {
         const rss = child.rssMb();
-        if (rss !== undefined && rss > this.#maxRssMb) {
-          child.kill(new DocbatchError('PDF_CORRUPT', `reading the file took ${Math.round(rss)} MB of memory, above the inspector's ${this.#maxRssMb} MB`));
+        if (rss !== undefined && rss > maxRssMb) {
+          child.kill(new DocbatchError('PDF_CORRUPT', `reading the file took ${Math.round(rss)} MB of memory, above the inspector's ${maxRssMb} MB for a file of this size`));
         }
       }, RSS_CHECK_MS);
       const reply = await child.request<'inspected'>({
@@ -135,8 +140,12 @@ export class PdfInspector {
         maxPageSizes: this.#maxPageSizes,
       });
       // PDFium's wasm memory never shrinks: a child that grew past the bound reading a file it
-      // did read in time is let go, and the next file gets a fresh one.
-      if ((child.rssMb() ?? 0) > this.#maxRssMb) child.retire();
+      // did read in time is let go, and the next file gets a fresh one (a retiring child still
+      // counts as alive until it exits, so it is dropped here, not left for #ready to reuse).
+      if ((child.rssMb() ?? 0) > this.#maxRssMb) {
+        if (this.#child === child) this.#child = undefined;
+        child.retire();
+      }
       return reply.info;
     } catch (err) {
       if (!(err instanceof DocbatchError)) throw err;
@@ -171,8 +180,8 @@ export class PdfInspector {
   }
 }
 
-/** Size and magic bytes: no child is needed to reject an empty file or a PNG named .pdf. */
-async function checkBytes(path: string, reject: (code: ErrorCode, message: string, cause?: unknown) => InputError): Promise<void> {
+/** Size and magic bytes: no child is needed to reject an empty file or a PNG named .pdf. Returns the size. */
+async function checkBytes(path: string, reject: (code: ErrorCode, message: string, cause?: unknown) => InputError): Promise<number> {
   let size: number;
   try {
     const info = await stat(path);
@@ -197,6 +206,7 @@ async function checkBytes(path: string, reject: (code: ErrorCode, message: strin
   if (head.indexOf(MAGIC) < 0) {
     throw reject('NOT_PDF', `the bytes are not a PDF (no %PDF- header in the first ${HEADER_WINDOW} bytes; they start with ${describeStart(head)})`);
   }
+  return size;
 }
 
 function describeStart(head: Buffer): string {

@@ -2,25 +2,21 @@
  * Where renderer and inspection children keep Node's compile cache (V8's code for pdf.js,
  * PDFium's glue and docbatch's modules): a respawned renderer is ready in about half the time.
  *
- * The parent's own cache folder when it has one (bin/docbatch sets NODE_COMPILE_CACHE), else
- * the same per-user folder bin/docbatch uses. Never Node's default, `os.tmpdir()/node-compile-cache`:
- * on a shared machine another user can create that folder first and plant cache entries, which
- * V8 would load as code. The child gets the folder in its argv (it has no environment).
+ * The same folder as their parent, by the same rule as bin/docbatch: NODE_COMPILE_CACHE, else
+ * $XDG_CACHE_HOME/docbatch/node-compile-cache, else ~/.cache/docbatch/node-compile-cache (HOME
+ * from the environment), else none; none with NODE_DISABLE_COMPILE_CACHE. Never Node's default,
+ * `os.tmpdir()/node-compile-cache`: on a shared machine another user can create that folder
+ * first and plant cache entries, which V8 would load as code. The child gets the folder in its
+ * argv (it has no environment).
  */
-import { getCompileCacheDir } from 'node:module';
-import { homedir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 
-export function childCompileCacheDir(): string | undefined {
-  const own = getCompileCacheDir();
-  if (own) return own;
-  const xdg = process.env.XDG_CACHE_HOME;
-  let home: string;
-  try {
-    home = homedir();
-  } catch {
-    return undefined;
-  }
-  const base = xdg && isAbsolute(xdg) ? xdg : home && isAbsolute(home) ? join(home, '.cache') : undefined;
-  return base === undefined ? undefined : join(base, 'docbatch', 'node-compile-cache');
+export function childCompileCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.NODE_DISABLE_COMPILE_CACHE) return undefined;
+  if (env.NODE_COMPILE_CACHE) return resolve(env.NODE_COMPILE_CACHE);
+  const xdg = env.XDG_CACHE_HOME;
+  if (xdg && isAbsolute(xdg)) return join(xdg, 'docbatch', 'node-compile-cache');
+  const home = env.HOME;
+  if (home && isAbsolute(home) && home !== '/') return join(home, '.cache', 'docbatch', 'node-compile-cache');
+  return undefined;
 }

@@ -29,6 +29,7 @@ export function inspectWithPdfium(api: PdfiumApi, bytes: Uint8Array, password: s
     if (!(pages > 0) || !guarded('reading the cross-reference table', () => api._FPDF_DocumentHasValidCrossReferenceTable(doc.handle))) return undefined;
     const sizes: NonNullable<InspectResult['pageSizes']> = [];
     const size = api.wasmExports.malloc(8);
+    if (size === 0) return undefined;
     try {
       for (let i = 0; i < pages; i++) {
         // Loads the page dictionary (inherited boxes and /Rotate applied), not its content.
@@ -38,8 +39,8 @@ export function inspectWithPdfium(api: PdfiumApi, bytes: Uint8Array, password: s
     } finally {
       api.wasmExports.free(size);
     }
-    const encrypted = (password !== undefined && password !== '') || api._FPDF_GetSecurityHandlerRevision(doc.handle) !== -1;
-    const xfa = XFA_FORM_TYPES.has(api._FPDF_GetFormType(doc.handle));
+    const encrypted = (password !== undefined && password !== '') || guarded('reading the encryption', () => api._FPDF_GetSecurityHandlerRevision(doc.handle)) !== -1;
+    const xfa = XFA_FORM_TYPES.has(guarded('reading the form type', () => api._FPDF_GetFormType(doc.handle)));
     const title = infoTitle(api, doc) || xmpTitle(bytes) || null;
     return { pages, encrypted, title, xfa, ...(pages <= maxPageSizes ? { pageSizes: sizes } : {}), reader: 'pdfium' };
   } finally {
@@ -50,12 +51,14 @@ export function inspectWithPdfium(api: PdfiumApi, bytes: Uint8Array, password: s
 /** The Info dictionary's /Title, trimmed ('' when there is none). */
 function infoTitle(api: PdfiumApi, doc: PdfiumDocument): string {
   const tag = api.wasmExports.malloc(8);
+  if (tag === 0) return '';
   try {
     api.HEAPU8.set(Buffer.from('Title\0', 'latin1'), tag);
     // UTF-16LE with its terminating NUL; 2 bytes (the NUL alone) when there is no title.
     const length = guarded('reading the title', () => api._FPDF_GetMetaText(doc.handle, tag, 0, 0));
     if (length <= 2) return '';
     const text = api.wasmExports.malloc(length);
+    if (text === 0) return '';
     try {
       guarded('reading the title', () => api._FPDF_GetMetaText(doc.handle, tag, text, length));
       return Buffer.from(api.HEAPU8.subarray(text, text + length - 2)).toString('utf16le').trim();

@@ -5,11 +5,11 @@
  * (their own default would be /tmp/node-compile-cache).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { getCompileCacheDir } from 'node:module';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PdfInspector } from '../../src/ingest/pdf.ts';
+import { childCompileCacheDir } from '../../src/render/compile-cache.ts';
 import { childPids, corpusFile, tempDir } from '../render/fixtures.ts';
 import { BIN } from '../helpers/cli.ts';
 
@@ -32,25 +32,49 @@ describe('the compile cache folder', () => {
     expect(files(join(xdg, 'docbatch/node-compile-cache')).length).toBeGreaterThan(0);
   });
 
+  it('children follow the rule bin/docbatch follows', () => {
+    expect(childCompileCacheDir({ NODE_COMPILE_CACHE: '/c', XDG_CACHE_HOME: '/x', HOME: '/h' })).toBe('/c');
+    expect(childCompileCacheDir({ XDG_CACHE_HOME: '/x', HOME: '/h' })).toBe('/x/docbatch/node-compile-cache');
+    expect(childCompileCacheDir({ XDG_CACHE_HOME: 'relative', HOME: '/h' })).toBe('/h/.cache/docbatch/node-compile-cache');
+    expect(childCompileCacheDir({ HOME: '/' })).toBeUndefined();
+    expect(childCompileCacheDir({})).toBeUndefined();
+    expect(childCompileCacheDir({ NODE_DISABLE_COMPILE_CACHE: '1', HOME: '/h' })).toBeUndefined();
+  });
+
+  it('bin/docbatch uses no cache without a home, and ignores a relative XDG_CACHE_HOME', () => {
+    const cwd = join(tmp.dir, 'cwd');
+    const home = join(tmp.dir, 'home2');
+    mkdirSync(cwd, { recursive: true });
+    const run = spawnSync(BIN, ['--help'], { cwd, env: { PATH: process.env.PATH, HOME: home, XDG_CACHE_HOME: 'rel' }, encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    expect(files(join(home, '.cache/docbatch/node-compile-cache')).length).toBeGreaterThan(0);
+    expect(existsSync(join(cwd, 'rel'))).toBe(false);
+    const homeless = spawnSync(BIN, ['--help'], { cwd, env: { PATH: process.env.PATH }, encoding: 'utf8' });
+    expect(homeless.status, homeless.stderr).toBe(0);
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
   it('an inspection child uses the folder its parent names', async () => {
-    const saved = process.env.XDG_CACHE_HOME;
+    const saved = { XDG_CACHE_HOME: process.env.XDG_CACHE_HOME, NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE };
     const xdg = join(tmp.dir, 'children');
     process.env.XDG_CACHE_HOME = xdg;
+    delete process.env.NODE_COMPILE_CACHE;
     const inspector = new PdfInspector();
     try {
       const before = childPids('inspect');
       expect((await inspector.inspect(corpusFile('sizes.pdf'), { file: 'sizes.pdf' })).pages).toBe(3);
       const [pid] = childPids('inspect').filter((p) => !before.includes(p));
       const argv = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter((a) => a !== '');
-      // This test process has no cache of its own unless NODE_COMPILE_CACHE was set for it.
-      const expected = getCompileCacheDir() ?? join(xdg, 'docbatch/node-compile-cache');
+      const expected = join(xdg, 'docbatch/node-compile-cache');
       expect(argv.at(-1)).toBe(expected);
       await inspector.close();
       expect(files(expected).length).toBeGreaterThan(0);
     } finally {
       await inspector.close();
-      if (saved === undefined) delete process.env.XDG_CACHE_HOME;
-      else process.env.XDG_CACHE_HOME = saved;
+      for (const [key, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
     }
   });
 });
