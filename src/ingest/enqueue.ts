@@ -86,14 +86,18 @@ export class Producer {
         );
       }
       if (existing.state === 'written' || existing.state === 'failed' || existing.state === 'complete') {
-        if (existing.state === 'written' && (await this.outputsPresent(existing)) !== false) return report(existing, 'done', existing.units);
+        // Asked for in another --out folder: written again there from its results (a document
+        // whose write is pending, `complete`, is written where it was going).
+        const moving = existing.state !== 'complete' && existing.meta.outSub !== meta.outSub;
+        if (!moving && existing.state === 'written' && (await this.outputsPresent(existing)) !== false) return report(existing, 'done', existing.units);
         if (existing.state === 'complete') {
           await ensureWriteJob(this.write, meta.docId, existing.gen);
-        } else {
-          // Written again as it was: failed units stay failed (`docbatch retry` runs them again).
-          await reopenDocument(this.parts, existing, { rewrite: true, keepFailures: true });
+          return report(existing, 'rewrite', existing.units);
         }
-        return report(existing, 'rewrite', existing.units);
+        const record = moving ? await this.moveOutputs(existing, meta, plan, options.clashing === true) : existing;
+        // Written again as it was: failed units stay failed (`docbatch retry` runs them again).
+        await reopenDocument(this.parts, record, { rewrite: true, keepFailures: true });
+        return report(record, 'rewrite', existing.units);
       }
       const name = await this.nameFor(meta, plan, existing, options.clashing === true);
       const record = await this.store.register({ ...meta, name }, { reset: false, now, jobName: plan.jobName, ...(plan.password ? { password: plan.password } : {}) });
@@ -110,6 +114,17 @@ export class Producer {
     await this.feeder.add(meta.docId, meta.queue, true);
     this.parts.log.debug({ docId: meta.docId, units: meta.units, queue: meta.queue }, 'document registered');
     return report(record, 'enqueued', 0);
+  }
+
+  /** A finished document pointed at the folder (and a name claimed there) `meta` asks for. */
+  private async moveOutputs(existing: DocRecord, meta: Omit<DocMeta, 'name'>, plan: RunPlan, clashing: boolean): Promise<DocRecord> {
+    const name = await this.claimName(meta, plan.baseName, clashing);
+    // This enqueue's statistics (pages, title) too: a written record keeps none.
+    const moved: DocMeta = { ...existing.meta, outSub: meta.outSub, name, ...(meta.stats ? { stats: meta.stats } : {}) };
+    if (!(await this.store.moveOutputs(existing.docId, existing.gen, existing.state, moved))) {
+      throw new InputError('DOC_CONFLICT', `${existing.docId} changed while it was being enqueued again (another enqueue or retry of it?); enqueue it again`, { place: { file: meta.source } });
+    }
+    return { ...existing, meta: moved };
   }
 
   /** Whether a written document's outputs are there (null: cannot be told from here). */

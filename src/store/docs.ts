@@ -291,6 +291,24 @@ export class DocStore {
     return out === 1 ? 'written' : out === 0 ? 'stale' : out === 3 ? 'already' : 'changed';
   }
 
+  /**
+   * Points a finished document (written or failed) at another output folder and name, before it
+   * is written again there; only if it is still generation `gen` in `state` (false otherwise:
+   * something else changed it meanwhile).
+   */
+  async moveOutputs(docId: string, gen: number, state: DocState, meta: DocMeta): Promise<boolean> {
+    const moved = await this.redis.eval(
+      `if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'state') ~= ARGV[2] then return 0 end
+       redis.call('HSET', KEYS[1], 'meta', ARGV[3]) return 1`,
+      1,
+      this.docKey(docId),
+      String(gen),
+      state,
+      JSON.stringify(meta),
+    );
+    return moved === 1;
+  }
+
   /** The outputs could not be written: the document is failed (terminal until `docbatch retry`). */
   async markWriteFailed(docId: string, gen: number, error: { code: string; message: string }): Promise<boolean> {
     const current = await this.redis.hget(this.docKey(docId), 'gen');

@@ -195,6 +195,40 @@ describe('the same document into another --out folder', () => {
     expect(forced!.runs![0]).toMatchObject({ outcome: 'enqueued', docId, name: 'report' });
     expect(await holder('z/report')).toBe(docId);
   });
+
+  it('a written document asked for in another folder is written there from its results, not run again', async () => {
+    p = await startPipeline({ file: import.meta.filename });
+    const pdf = join(p.dir, 'moved.pdf');
+    writeFileSync(pdf, numberedPdf(3));
+    const [first] = await p.enqueue([pdf], { out: 'x' });
+    const docId = first!.runs![0]!.docId;
+    await p.wait([docId]);
+    const before = readFileSync(join(p.config.outDir, 'x', 'moved.md'), 'utf8');
+
+    // Its name in y belongs to another document: it takes a suffixed one.
+    mkdirSync(join(p.dir, 'elsewhere'));
+    const otherPdf = join(p.dir, 'elsewhere', 'moved.pdf');
+    writeFileSync(otherPdf, numberedPdf(1));
+    const [held] = await p.enqueue([otherPdf], { out: 'y' });
+    await p.wait([held!.runs![0]!.docId]);
+    expect(held!.runs![0]!.name).toBe('moved');
+    const requests = p.engine.stats().requests;
+
+    const [again] = await p.enqueue([pdf], { out: 'y' });
+    expect(again!.runs![0]).toMatchObject({ outcome: 'rewrite', docId });
+    const name = again!.runs![0]!.name;
+    expect(name).not.toBe('moved');
+    const [done] = await p.wait([docId]);
+    expect(done!.state).toBe('written');
+    expect(readFileSync(join(p.config.outDir, 'y', `${name}.md`), 'utf8')).toBe(before);
+    expect(JSON.parse(readFileSync(join(p.config.outDir, 'y', `${name}.report.json`), 'utf8'))).toMatchObject({ stats: { pages: 3 } });
+    // The other document's output is untouched, and no page went to the engine again.
+    expect(readFileSync(join(p.config.outDir, 'y', 'moved.md'), 'utf8')).not.toBe(before);
+    expect(p.engine.stats().requests).toBe(requests);
+    // Enqueued again into y: it is there now.
+    const [third] = await p.enqueue([pdf], { out: 'y' });
+    expect(third!.runs![0]).toMatchObject({ outcome: 'done', name });
+  }, 60_000);
 });
 
 describe('leftovers', () => {
