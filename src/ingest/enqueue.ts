@@ -16,7 +16,7 @@ import { InputError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { DocStore } from '../store/docs.ts';
 import type { Feeder } from '../store/feed.ts';
-import { reopenDocument, type ReopenParts } from '../store/reopen.ts';
+import { moveAndRewrite, reopenDocument, type ReopenParts } from '../store/reopen.ts';
 import type { DocMeta, DocRecord } from '../store/types.ts';
 import type { RunPlan } from './runs.ts';
 
@@ -94,10 +94,10 @@ export class Producer {
           await ensureWriteJob(this.write, meta.docId, existing.gen);
           return report(existing, 'rewrite', existing.units);
         }
-        const record = moving ? await this.moveOutputs(existing, meta, plan, options.clashing === true) : existing;
+        if (moving) return report(await this.moveOutputs(existing, meta, plan, options.clashing === true), 'rewrite', existing.units);
         // Written again as it was: failed units stay failed (`docbatch retry` runs them again).
-        await reopenDocument(this.parts, record, { rewrite: true, keepFailures: true });
-        return report(record, 'rewrite', existing.units);
+        await reopenDocument(this.parts, existing, { rewrite: true, keepFailures: true });
+        return report(existing, 'rewrite', existing.units);
       }
       const name = await this.nameFor(meta, plan, existing, options.clashing === true);
       const record = await this.store.register({ ...meta, name }, { reset: false, now, jobName: plan.jobName, ...(plan.password ? { password: plan.password } : {}) });
@@ -116,12 +116,21 @@ export class Producer {
     return report(record, 'enqueued', 0);
   }
 
-  /** A finished document pointed at the folder (and a name claimed there) `meta` asks for. */
+  /**
+   * A finished document written again, from its results, into the folder `meta` asks for, under
+   * a name claimed there (failed units stay failed; nothing goes to the engine again).
+   */
   private async moveOutputs(existing: DocRecord, meta: Omit<DocMeta, 'name'>, plan: RunPlan, clashing: boolean): Promise<DocRecord> {
     const name = await this.claimName(meta, plan.baseName, clashing);
-    // This enqueue's statistics (pages, title) too: a written record keeps none.
-    const moved: DocMeta = { ...existing.meta, outSub: meta.outSub, name, ...(meta.stats ? { stats: meta.stats } : {}) };
-    if (!(await this.store.moveOutputs(existing.docId, existing.gen, existing.state, moved))) {
+    // This enqueue's statistics (pages, title) and sibling runs too: a written record keeps neither.
+    const moved: DocMeta = {
+      ...existing.meta,
+      outSub: meta.outSub,
+      name,
+      ...(meta.stats ? { stats: meta.stats } : {}),
+      ...(meta.siblings ? { siblings: meta.siblings } : {}),
+    };
+    if (!(await moveAndRewrite(this.parts, existing, moved))) {
       throw new InputError('DOC_CONFLICT', `${existing.docId} changed while it was being enqueued again (another enqueue or retry of it?); enqueue it again`, { place: { file: meta.source } });
     }
     return { ...existing, meta: moved };

@@ -30,6 +30,23 @@ interface ScriptedRedis extends Redis {
   docbatchRestore(docKey: string, unitsKey: string, tempKey: string, ...args: Array<string | number>): Promise<number>;
 }
 
+/**
+ * KEYS doc hash, results hash, active zset; ARGV gen, state, outSub and name it must have, the
+ * new meta JSON, now (ms), doc id. 1: moved and complete; 0: the record is not as expected.
+ */
+const MOVE_LUA = `
+local h = redis.call('HMGET', KEYS[1], 'gen', 'state', 'meta')
+if h[1] ~= ARGV[1] or h[2] ~= ARGV[2] or not h[3] then return 0 end
+local m = cjson.decode(h[3])
+if m['outSub'] ~= ARGV[3] or m['name'] ~= ARGV[4] then return 0 end
+redis.call('HSET', KEYS[1], 'meta', ARGV[5], 'state', 'complete')
+redis.call('HDEL', KEYS[1], 'write_error')
+redis.call('HINCRBY', KEYS[1], 'reopens', 1)
+redis.call('PERSIST', KEYS[1])
+redis.call('PERSIST', KEYS[2])
+redis.call('ZADD', KEYS[3], ARGV[6], ARGV[7])
+return 1`;
+
 /** How long a claimed name waits for its document's record before gc may take it back. */
 export const CLAIM_MS = 3_600_000;
 
@@ -292,19 +309,26 @@ export class DocStore {
   }
 
   /**
-   * Points a finished document (written or failed) at another output folder and name, before it
-   * is written again there; only if it is still generation `gen` in `state` (false otherwise:
-   * something else changed it meanwhile).
+   * Points a finished document (written or failed, its results already restored) at another
+   * output folder and name, and hands it to the writer, in one step (MOVE_LUA): only if it is
+   * still generation `gen` in `state` with the folder and name of `from`; false otherwise
+   * (another enqueue or retry changed it meanwhile). It becomes `complete` and counts as a reopen,
+   * so a write in flight that read the old folder cannot mark it written.
    */
-  async moveOutputs(docId: string, gen: number, state: DocState, meta: DocMeta): Promise<boolean> {
+  async moveOutputs(docId: string, gen: number, state: DocState, from: Pick<DocMeta, 'outSub' | 'name'>, meta: DocMeta): Promise<boolean> {
     const moved = await this.redis.eval(
-      `if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'state') ~= ARGV[2] then return 0 end
-       redis.call('HSET', KEYS[1], 'meta', ARGV[3]) return 1`,
-      1,
+      MOVE_LUA,
+      3,
       this.docKey(docId),
+      this.unitsKey(docId, gen),
+      this.activeKey,
       String(gen),
       state,
+      from.outSub,
+      from.name,
       JSON.stringify(meta),
+      Date.now(),
+      docId,
     );
     return moved === 1;
   }

@@ -22,7 +22,7 @@ import type { ChunkReader } from './chunk-index.ts';
 import type { DocStore } from './docs.ts';
 import type { Feeder } from './feed.ts';
 import { addReduce, hasGroups } from './settle.ts';
-import type { DocRecord } from './types.ts';
+import type { DocMeta, DocRecord } from './types.ts';
 
 export interface ReopenParts {
   store: DocStore;
@@ -76,6 +76,23 @@ export async function reopenDocument(parts: ReopenParts, record: DocRecord, filt
     return { docId, reopened, rewrite: true };
   }
   return { docId, reopened, rewrite: false };
+}
+
+/**
+ * A written or failed document written again into another output folder: its results come back
+ * from the archive, then DocStore.moveOutputs points the record at `meta`'s folder and name and
+ * makes it complete in one step, and the write job is queued. False when the record changed
+ * meanwhile (nothing moved; restored results expire within the hour).
+ */
+export async function moveAndRewrite(parts: ReopenParts, record: DocRecord, meta: DocMeta): Promise<boolean> {
+  const { store } = parts;
+  const { docId, gen } = record;
+  if (!(await restoreArchived(store, parts.blobs, docId, gen)) && record.units > 0) {
+    throw new DocbatchError('BLOB_MISSING', `the results of ${docId} are neither in Redis nor archived in the blob store (collected?); enqueue the file again with --force to redo it`);
+  }
+  if (!(await store.moveOutputs(docId, gen, record.state, record.meta, meta))) return false;
+  await ensureWriteJob(parts.writeQueue, docId, gen);
+  return true;
 }
 
 /**

@@ -225,6 +225,17 @@ describe('the same document into another --out folder', () => {
     // The other document's output is untouched, and no page went to the engine again.
     expect(readFileSync(join(p.config.outDir, 'y', 'moved.md'), 'utf8')).not.toBe(before);
     expect(p.engine.stats().requests).toBe(requests);
+    // The record and the names say y; the old outputs stay where they were.
+    const record = (await p.store.get(docId))!;
+    expect(record.meta).toMatchObject({ outSub: 'y', name });
+    expect(record.files.every((f) => f.includes(`/y/${name}.`))).toBe(true);
+    expect(existsSync(join(p.config.outDir, 'x', 'moved.md'))).toBe(true);
+    const names = p.store.namesKey;
+    expect(await p.store.redis.hget(names, `y/${name}`)).toBe(docId);
+    expect(await p.store.redis.hget(names, 'y/moved')).toBe(held!.runs![0]!.docId);
+    // A move is refused when the record is no longer what the mover read (another mover won).
+    expect(await p.store.moveOutputs(docId, record.gen, 'written', { outSub: 'x', name: 'moved' }, { ...record.meta, outSub: 'z' })).toBe(false);
+    expect((await p.store.get(docId))!.meta.outSub).toBe('y');
     // Enqueued again into y: it is there now.
     const [third] = await p.enqueue([pdf], { out: 'y' });
     expect(third!.runs![0]).toMatchObject({ outcome: 'done', name });
