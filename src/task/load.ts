@@ -5,8 +5,8 @@
  * The format is documented in docs/tasks.md.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DocbatchError } from '../errors.ts';
 import { BUILTIN_TASKS, defaultTaskFor, isBuiltinTask, unitsFor } from './builtin.ts';
@@ -99,6 +99,16 @@ function readText(path: string, what: string, where: Where = { file: path }): st
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory' : String((err as Error).message);
     throw invalid(`cannot read the ${what}${where.file !== path ? ` ${path}` : ''} (${why})`, where, err);
   }
+}
+
+// The YAML parser (CommonJS for Node) loads on first use: ~20 ms a command without a YAML task
+// file does not pay.
+const require = createRequire(import.meta.url);
+let yaml: typeof import('yaml') | undefined;
+
+function parseYaml(text: string, options: import('yaml').ParseOptions & import('yaml').DocumentOptions & import('yaml').SchemaOptions & import('yaml').ToJSOptions): unknown {
+  yaml ??= require('yaml') as typeof import('yaml');
+  return yaml.parse(text, options);
 }
 
 function parseStructured(text: string, file: string): unknown {

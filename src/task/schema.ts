@@ -4,17 +4,32 @@
  * the function is what makes validating every answer cheap). Compiled validators are cached by
  * schema text.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
+import { createRequire } from 'node:module';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { canonicalJson } from './identity.ts';
 
-// ajv-formats is CommonJS: its default export arrives as the module object under Node's ESM.
-const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
+// Ajv and ajv-formats are CommonJS, loaded on first use: ~30-50 ms that a command whose task has
+// no schema (enqueue of the built-in transcribe) does not pay. `require` gives the very classes
+// an `import` would.
+const require = createRequire(import.meta.url);
+let ajvModules: { Ajv: typeof import('ajv').Ajv; Ajv2020: typeof import('ajv/dist/2020.js').Ajv2020; addFormats: (ajv: Ajv) => Ajv } | undefined;
+
+function loadAjv(): NonNullable<typeof ajvModules> {
+  if (!ajvModules) {
+    const formats = require('ajv-formats') as { default?: unknown };
+    ajvModules = {
+      Ajv: (require('ajv') as typeof import('ajv')).Ajv,
+      Ajv2020: (require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js')).Ajv2020,
+      addFormats: (formats.default ?? formats) as (ajv: Ajv) => Ajv,
+    };
+  }
+  return ajvModules;
+}
 
 const cache = new Map<string, ValidateFunction>();
 
 function ajvFor(schema: Record<string, unknown>): Ajv {
+  const { Ajv, Ajv2020, addFormats } = loadAjv();
   const draft2020 = typeof schema.$schema === 'string' && schema.$schema.includes('2020-12');
   const ajv = draft2020 ? new Ajv2020({ allErrors: true, strict: false }) : new Ajv({ allErrors: true, strict: false });
   addFormats(ajv as Ajv);
