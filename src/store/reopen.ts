@@ -81,8 +81,9 @@ export async function reopenDocument(parts: ReopenParts, record: DocRecord, filt
 /**
  * A written or failed document written again into another output folder: its results come back
  * from the archive, then DocStore.moveOutputs points the record at `meta`'s folder and name and
- * makes it complete in one step, and the write job is queued. False when the record changed
- * meanwhile (nothing moved; restored results expire within the hour).
+ * makes it complete in one step, and the write job is queued. True too when another mover took
+ * it to that very folder and name meanwhile; false when the record changed otherwise (nothing
+ * moved; restored results expire within the hour).
  */
 export async function moveAndRewrite(parts: ReopenParts, record: DocRecord, meta: DocMeta): Promise<boolean> {
   const { store } = parts;
@@ -90,7 +91,10 @@ export async function moveAndRewrite(parts: ReopenParts, record: DocRecord, meta
   if (!(await restoreArchived(store, parts.blobs, docId, gen)) && record.units > 0) {
     throw new DocbatchError('BLOB_MISSING', `the results of ${docId} are neither in Redis nor archived in the blob store (collected?); enqueue the file again with --force to redo it`);
   }
-  if (!(await store.moveOutputs(docId, gen, record.state, record.meta, meta))) return false;
+  if (!(await store.moveOutputs(docId, gen, record.state, record.meta, meta))) {
+    const now = await store.get(docId);
+    return now !== null && now.gen === gen && now.meta.outSub === meta.outSub && now.meta.name === meta.name;
+  }
   await ensureWriteJob(parts.writeQueue, docId, gen);
   return true;
 }

@@ -10,7 +10,7 @@
  * expiry; two restores of one archive never bring back an old failure over a new answer; a
  * restore cut off part-way never passes for a whole one.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis, type Command } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -25,7 +25,7 @@ import type { BlobStore } from '../../src/store/blobs.ts';
 import { ChunkReader } from '../../src/store/chunk-index.ts';
 import { DocStore } from '../../src/store/docs.ts';
 import { Feeder } from '../../src/store/feed.ts';
-import { reopenDocument, type ReopenParts } from '../../src/store/reopen.ts';
+import { moveAndRewrite, reopenDocument, type ReopenParts } from '../../src/store/reopen.ts';
 import { settleUnit } from '../../src/store/settle.ts';
 import { openBlobStore } from '../../src/store/storage.ts';
 import type { UnitResult } from '../../src/store/types.ts';
@@ -171,6 +171,37 @@ describe('a retry that lands during a write', () => {
     expect(pipeline.engine.stats().requests - sent).toBe(1);
     expect(await keysWithoutExpiry(pipeline, docId!)).toEqual([]);
   }, 90_000);
+});
+
+describe('moving a written document to another --out folder while another mover does', () => {
+  it('to the same folder: both succeed and it is written there, nothing run again; to another: the slower one is refused', async () => {
+    p = await startPipeline({ file: import.meta.filename });
+    const pipeline = p;
+    const file = join(pipeline.dir, 'mover.pdf');
+    writeFileSync(file, numberedPdf(2));
+    const [docId] = acceptedIds(await pipeline.enqueue([file]));
+    const [first] = await pipeline.wait([docId!]);
+    const stale = first!.record;
+    const requests = pipeline.engine.stats().requests;
+    const parts = reopenParts(pipeline);
+
+    // A has read the record and is restoring its results when B moves it to the same place.
+    const held = heldArchiveRead(parts.blobs);
+    const target = { ...stale.meta, outSub: 'same', name: 'mover' };
+    const a = moveAndRewrite({ ...parts, blobs: held.blobs }, stale, target);
+    await held.reached;
+    expect(await moveAndRewrite(parts, stale, target)).toBe(true);
+    held.release();
+    expect(await a).toBe(true);
+    const [moved] = await pipeline.wait([docId!]);
+    expect(moved!.record.meta).toMatchObject({ outSub: 'same', name: 'mover' });
+    expect(existsSync(join(pipeline.config.outDir, 'same', 'mover.md'))).toBe(true);
+
+    // C read the record before that move and wants another folder: refused, nothing changed.
+    expect(await moveAndRewrite(parts, stale, { ...stale.meta, outSub: 'other', name: 'mover' })).toBe(false);
+    expect((await pipeline.store.get(docId!))!.meta.outSub).toBe('same');
+    expect(pipeline.engine.stats().requests).toBe(requests);
+  }, 60_000);
 });
 
 describe("restoring a written document's results", () => {
