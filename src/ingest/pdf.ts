@@ -9,26 +9,11 @@
  */
 import { open, stat } from 'node:fs/promises';
 import { DocbatchError, InputError, type ErrorCode } from '../errors.ts';
+import type { InspectResult } from '../render/protocol.ts';
 import { RendererProcess } from '../render/renderer-process.ts';
 
-export interface PdfInfo {
-  pages: number;
-  /** The file has an encryption dictionary (it may still open without a password). */
-  encrypted: boolean;
-  title: string | null;
-  /**
-   * The file carries an XFA form. docbatch never lays XFA out (docs/rendering.md): only the
-   * static PDF pages are rendered, which for XFA-only forms is often a "Please wait..." page.
-   */
-  xfa: boolean;
-  /**
-   * Each page as displayed (after /Rotate), in points; left out above `maxPageSizes` pages.
-   * Each page's /Rotate itself is in the report, from the renderer that drew it.
-   */
-  pageSizes?: Array<{ widthPt: number; heightPt: number }>;
-  /** Which library read the file: PDFium, or pdf.js where PDFium could not tell. */
-  reader: 'pdfium' | 'pdfjs';
-}
+/** What the inspection child found (src/render/protocol.ts has each field). */
+export type PdfInfo = InspectResult;
 
 export interface InspectOptions {
   /** The file as the user named it, for messages. */

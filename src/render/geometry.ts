@@ -77,3 +77,8 @@ export function targetSize(box: PageBox, limits: SizeLimits): TargetSize {
 function fmt(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(1);
 }
+
+/** A size in points to two decimals, as reports and inspections give it. */
+export function round2(n: number): number {
+  return Math.round(n * 100) / 100;
+}

@@ -116,7 +116,3 @@ export function greyChannel(rgba: Buffer, pixels: number): Buffer | undefined {
   }
   return grey;
 }
-
-export function round2(n: number): number {
-  return Math.round(n * 100) / 100;
-}

@@ -9,16 +9,16 @@
  */
 import { readFile } from 'node:fs/promises';
 import { DocbatchError } from '../errors.ts';
-import { loadPdfium, PdfiumPoisoned, type PdfiumApi } from './pdfium.ts';
+import { round2 } from './geometry.ts';
+import { loadPdfium, PdfiumPoisoned } from './pdfium.ts';
 import { inspectWithPdfium } from './pdfium-inspect.ts';
 import type { InspectResult } from './protocol.ts';
 
-let pdfium: PdfiumApi | undefined;
 let pdfiumUsable = true;
 
-/** Loads PDFium at the child's start, so the first file does not wait for it. */
+/** Loads PDFium at the child's start (once per process), so the first file does not wait for it. */
 export async function prepareInspection(): Promise<void> {
-  pdfium = await loadPdfium();
+  await loadPdfium();
 }
 
 export async function inspectDocument(path: string, password: string | undefined, maxPageSizes: number): Promise<InspectResult> {
@@ -30,8 +30,7 @@ export async function inspectDocument(path: string, password: string | undefined
   }
   if (pdfiumUsable) {
     try {
-      pdfium ??= await loadPdfium();
-      const info = inspectWithPdfium(pdfium, data, password, maxPageSizes);
+      const info = inspectWithPdfium(await loadPdfium(), data, password, maxPageSizes);
       if (info) return info;
     } catch (err) {
       if (!(err instanceof PdfiumPoisoned)) throw err;
@@ -95,8 +94,4 @@ async function inspectWithPdfjs(data: Buffer, password: string | undefined, maxP
   } finally {
     await task.destroy().catch(() => {});
   }
-}
-
-function round2(n: number): number {
-  return Math.round(n * 100) / 100;
 }

@@ -7,8 +7,8 @@
 import { createCanvas, type Canvas } from '@napi-rs/canvas';
 import type { PDFDocumentProxy, PDFPageProxy } from 'pdfjs-dist';
 import { DocbatchError } from '../errors.ts';
-import { targetSize } from './geometry.ts';
-import { encodeImage, round2, type PageJob, type PageOutput } from './image.ts';
+import { round2, targetSize } from './geometry.ts';
+import { encodeImage, type PageJob, type PageOutput } from './image.ts';
 import { errorText } from './pdfjs.ts';
 import { joinTextRuns } from './text.ts';
 

@@ -14,8 +14,8 @@
  * pdf.js's getTextContent, from the page already loaded for drawing.
  */
 import { DocbatchError } from '../errors.ts';
-import { targetSize } from './geometry.ts';
-import { encodeGrey, encodeRgba, greyChannel, round2, type PageJob, type PageOutput } from './image.ts';
+import { round2, targetSize } from './geometry.ts';
+import { encodeGrey, encodeRgba, greyChannel, type PageJob, type PageOutput } from './image.ts';
 import { guarded, type PdfiumApi, type PdfiumDocument } from './pdfium.ts';
 import { joinTextRuns, type TextRun } from './text.ts';
 

@@ -39,14 +39,23 @@ export interface InspectMessage {
 
 export type ToChild = RenderMessage | InspectMessage;
 
+/** What an inspection says of a PDF (src/ingest/pdf.ts hands it on as PdfInfo). */
 export interface InspectResult {
   pages: number;
+  /** The file has an encryption dictionary (it may still open without a password). */
   encrypted: boolean;
   title: string | null;
+  /**
+   * The file carries an XFA form. docbatch never lays XFA out (docs/rendering.md): only the
+   * static PDF pages are rendered, which for XFA-only forms is often a "Please wait..." page.
+   */
   xfa: boolean;
-  /** Each page as displayed (after /Rotate), in points. */
+  /**
+   * Each page as displayed (after /Rotate), in points; left out above `maxPageSizes` pages.
+   * Each page's /Rotate itself is in the report, from the renderer that drew it.
+   */
   pageSizes?: Array<{ widthPt: number; heightPt: number }>;
-  /** Which library read the file (PDFium, or pdf.js where PDFium could not tell). */
+  /** Which library read the file: PDFium, or pdf.js where PDFium could not tell. */
   reader: RendererName;
 }
 
