@@ -3,7 +3,7 @@
  * which every worker whose model takes images consumes. Work for a named model goes to that
  * model's own queue, which only workers whose engine serves that model consume. Queue names are
  * BullMQ queue names (no `:`), stable for a given model name, and readable in Redis and in
- * deployment files (KEDA triggers point at `{prefix}:{queue}:wait`).
+ * deployment files (KEDA's trigger names the model: deploy/kubernetes/base/keda.yaml).
  */
 import { createHash } from 'node:crypto';
 import { QUEUES } from './contracts.ts';
@@ -27,7 +27,10 @@ export function inferQueueFor(model: string | null | undefined): string {
   return `${SHARED_INFER_QUEUE}-${slug || 'model'}-${hash}`;
 }
 
-/** The Redis list BullMQ keeps a queue's waiting jobs in (what KEDA's redis trigger reads). */
+/**
+ * The Redis list BullMQ keeps a queue's waiting jobs in: about FEED_DEPTH of them, the rest wait in
+ * the feeding round (src/store/feed.ts), so its length is not the queue's backlog.
+ */
 export function waitListKey(prefix: string, queue: string): string {
   return `${prefix}:${queue}:wait`;
 }

@@ -45,6 +45,7 @@ import { WorkerRates } from './worker-rates.ts';
 import { assertSafeBinding, authorized, challenge, hasCredentials, type DashboardCredentials } from './dashboard-auth.ts';
 import { cutShort, jobTitle, unitData } from './dashboard-format.ts';
 import { hostRefusal, writeRefusal, type HostPolicy } from './host-guard.ts';
+import { backlogQueryProblem, readBacklog, registerBacklogMetrics } from './backlog.ts';
 import { openQueueCounter, registerQueueMetrics } from './metrics.ts';
 import { healthReport, listenError, queuesCheck, redisCheck } from './metrics-server.ts';
 
@@ -110,6 +111,14 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
   const counter = openQueueCounter(config, [QUEUES.infer, ...inferQueues.sort()]);
   const registry = new Registry();
   registerQueueMetrics(registry, counter.queues);
+  const retryQueues = new Map<string, TypedQueue<'infer'>>();
+  const inferQueue = (name: string) => {
+    let q = retryQueues.get(name);
+    if (!q) retryQueues.set(name, (q = openQueue('infer', config, counter.redis, name)));
+    return q;
+  };
+  const feeder = new Feeder(counter.redis, config.prefix, inferQueue);
+  registerBacklogMetrics(registry, feeder, () => counter.queues.map((q) => q.name).filter((name) => name !== QUEUES.write));
   const checks = { redis: redisCheck(counter.redis), queues: queuesCheck(counter.queues) };
   const link = new RedisLink({ url: config.redisUrl, ping: () => counter.redis.ping() }).watch(counter.redis);
   link.on('down', (problem) => log.error({ code: problem.code, err: problem.message }, 'Redis is away: pages and /health answer with errors until it is back'));
@@ -121,14 +130,8 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
   const blobs = config.blobDir !== undefined ? openBlobStore({ ...loadConfig({}, {}), ...config, blobDir: config.blobDir }) : null;
   const rates = new WorkerRates(counter.redis, config.prefix);
   rates.start();
-  const retryQueues = new Map<string, TypedQueue<'infer'>>();
   let writeQueue: TypedQueue<'write'> | null = null;
   let reopenParts: ReopenParts | null = null;
-  const inferQueue = (name: string) => {
-    let q = retryQueues.get(name);
-    if (!q) retryQueues.set(name, (q = openQueue('infer', config, counter.redis, name)));
-    return q;
-  };
   const documents = documentRoutes({
     store,
     blobs,
@@ -137,7 +140,7 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
     reopenParts: () => {
       if (!blobs) return null;
       writeQueue ??= openQueue('write', config, counter.redis);
-      reopenParts ??= { store, blobs, chunks: new ChunkReader(blobs), feeder: new Feeder(counter.redis, config.prefix, inferQueue), writeQueue, inferQueue };
+      reopenParts ??= { store, blobs, chunks: new ChunkReader(blobs), feeder, writeQueue, inferQueue };
       return reopenParts;
     },
     page: { prefix: config.prefix, readOnly },
@@ -191,6 +194,17 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
   app.get('/health', async (c) => {
     const report = await healthReport(checks);
     return c.json(report, report.ok ? 200 : 503);
+  });
+  // What KEDA's metrics-api trigger reads (deploy/kubernetes/base/keda.yaml): units waiting, fed or not.
+  app.get('/api/backlog', async (c) => {
+    const query = { model: c.req.query('model'), queue: c.req.query('queue') };
+    const problem = backlogQueryProblem(query);
+    if (problem) return c.json({ error: problem }, 400);
+    try {
+      return c.json(await readBacklog(query, feeder, counter.redis, config.prefix));
+    } catch (err) {
+      return c.json({ error: `cannot read the queues from Redis: ${err instanceof Error ? err.message : String(err)}` }, 503);
+    }
   });
   app.route('/', documents);
 

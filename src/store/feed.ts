@@ -7,7 +7,8 @@
  * together progress together, `enqueue --priority` goes first (a document of a higher class enters
  * the round at once), and the answers held in Redis are bounded by the documents of the round, not
  * by everything queued. Redis holds a cursor per waiting document, not a job per waiting unit;
- * the wait list stays near FEED_DEPTH (what KEDA's redis trigger reads).
+ * the wait list stays near FEED_DEPTH, so what waits is counted by `backlog()` (what the GPU
+ * pool's autoscaler reads, through the dashboard: src/observe/backlog.ts).
  *
  * Anyone may feed (a producer after enqueueing, every worker as its queue runs low, the writer on
  * its timer); a lock per queue keeps feeds one at a time. A feeder that dies between taking
@@ -22,11 +23,24 @@ import type { JobsOptions } from 'bullmq';
 import { unitJobId, type UnitJobData, type UnitJobName } from '../../queues/contracts.ts';
 import type { TypedQueue } from '../../queues/connect.ts';
 import { waitListKey } from '../../queues/routes.ts';
-import { FEED_ADD_LUA, FEED_LUA } from './scripts.ts';
+import { FEED_ADD_LUA, FEED_COUNT_LUA, FEED_LUA } from './scripts.ts';
 
 interface FeedingRedis extends Redis {
   docbatchFeed(feedKey: string, turnKey: string, backlogKey: string, ...args: Array<string | number>): Promise<string[]>;
   docbatchFeedAdd(feedKey: string, turnKey: string, docKey: string, backlogKey: string, ...args: Array<string | number>): Promise<number>;
+  docbatchFeedCount(key: string, prefix: string, start: number, count: number): Promise<[number, number]>;
+}
+
+/** What a queue holds that no worker has taken yet (Feeder.backlog). */
+export interface QueueBacklog {
+  /** Jobs in BullMQ's wait list. */
+  jobs: number;
+  /** Units of documents in the round and its backlog not yet made jobs (settled ones left out). */
+  unfed: number;
+  /** Documents in the round and its backlog. */
+  documents: number;
+  /** `unfed` stopped counting at the cap: there are at least this many. */
+  capped: boolean;
 }
 
 export interface FeederOptions {
@@ -59,6 +73,7 @@ export class Feeder {
       redis.defineCommand('docbatchFeed', { numberOfKeys: 3, lua: FEED_LUA });
       redis.defineCommand('docbatchFeedAdd', { numberOfKeys: 4, lua: FEED_ADD_LUA });
       redis.defineCommand('docbatchFeedRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
+      redis.defineCommand('docbatchFeedCount', { numberOfKeys: 1, lua: FEED_COUNT_LUA });
     }
   }
 
@@ -94,6 +109,30 @@ export class Feeder {
   /** Jobs in BullMQ's wait list of a queue. */
   waiting(queue: string): Promise<number> {
     return this.redis.llen(waitListKey(this.prefix, queue));
+  }
+
+  /**
+   * Units waiting in a queue: BullMQ's wait list (at most about FEED_DEPTH) and the units not yet
+   * fed. What an autoscaler must see: the wait list alone never shows more than FEED_DEPTH.
+   * Counted 500 documents per script call (no long stop of Redis), stopping once `capUnits` are
+   * counted; the round and the backlog are read one after the other, so a document moving
+   * between them meanwhile may count twice or not at all: a gauge, not a ledger.
+   */
+  async backlog(queue: string, capUnits = 1_000_000): Promise<QueueBacklog> {
+    const chunk = 500;
+    let unfed = 0;
+    let documents = 0;
+    let capped = false;
+    for (const key of [this.feedKey(queue), this.backlogKey(queue)]) {
+      for (let start = 0; !capped; start += chunk) {
+        const [units, seen] = await this.redis.docbatchFeedCount(key, this.prefix, start, chunk);
+        unfed += units;
+        documents += seen;
+        capped = unfed >= capUnits;
+        if (seen < chunk) break;
+      }
+    }
+    return { jobs: await this.waiting(queue), unfed, documents, capped };
   }
 
   /** Fills the queue's wait list up to `depth` jobs. Returns the units added (0 when another feeder holds the lock). */

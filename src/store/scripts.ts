@@ -172,6 +172,34 @@ return out
 `;
 
 /**
+ * Counts the units a slice of a feeding round (or backlog) has still to feed, for autoscaling
+ * and the operator's gauges: KEYS round or backlog zset; ARGV prefix, first index, count.
+ * A document's share is its units from its cursor on (`feed_end - fed`) less those already
+ * settled there: results beyond the cursor (left by an earlier pass, then a restart at 0) are at
+ * least `results - fed`, so the share is never less than the exact count and equals it when the
+ * cursor is at 0 (a retry) or no result lies beyond it (a first pass).
+ * Returns {units, documents looked at}.
+ */
+export const FEED_COUNT_LUA = `
+local ids = redis.call('ZRANGE', KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[2]) + tonumber(ARGV[3]) - 1)
+local units = 0
+for _, id in ipairs(ids) do
+  local doc = ARGV[1] .. ':doc:' .. id
+  local h = redis.call('HMGET', doc, 'gen', 'fed', 'feed_end')
+  if h[1] then
+    local fed = tonumber(h[2] or '0')
+    local left = tonumber(h[3] or '0') - fed
+    if left > 0 then
+      local beyond = redis.call('HLEN', doc .. ':r:' .. h[1]) - fed
+      if beyond > 0 then left = left - beyond end
+      if left > 0 then units = units + left end
+    end
+  end
+end
+return {units, #ids}
+`;
+
+/**
  * Marks a generation written and retires it, in one step, so that no retry can land between the
  * two: KEYS doc hash, active zset, results hash, groups hash. ARGV: gen, now, files JSON, doc id,
  * reopens (the record's count when the writer read it), retention seconds, lean meta JSON ('' =

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { inferQueueFor, SHARED_INFER_QUEUE, waitListKey } from '../../queues/routes.ts';
+import { hostRefusal } from '../../src/observe/host-guard.ts';
 import { AWS_SDK_ENV, configFor, parseDocbatchArgs, SETTING_ENV } from './docbatch-args.ts';
 import { allContainers, build, containerEnv, expand, find, podSpec, readYamlDocuments, secretData, splitImage, type Build, type Container } from './kustomize.ts';
 import { docbatchImageRule, flagValue, gpuPool, isDocbatch, overlay, portOf, root, urlIn, workloads } from './overlay.ts';
@@ -27,6 +27,15 @@ const builds: Array<{ label: string; options: Parameters<typeof build>[1] }> = [
 ];
 
 const gpus = (c: Container) => ({ requests: c.resources?.requests?.['nvidia.com/gpu'], limits: c.resources?.limits?.['nvidia.com/gpu'] });
+
+interface ScaledObjectSpec {
+  scaleTargetRef: { name: string; kind?: string };
+  minReplicaCount: number;
+  maxReplicaCount: number;
+  fallback: { failureThreshold: number; replicas: number; behavior?: string };
+  triggers: Array<{ type: string; name: string; metadata: Record<string, string>; authenticationRef: { name: string } }>;
+}
+const scaledObject = (b: Build) => find(b.objects, 'ScaledObject', 'docbatch-gpu').spec as ScaledObjectSpec;
 
 function parseRedisUrl(url: string) {
   const u = new URL(url);
@@ -50,7 +59,7 @@ describe.each(builds)('the production overlay $label', ({ options }) => {
     const expected = [
       'ConfigMap/docbatch-config', 'Deployment/docbatch-dashboard', 'Deployment/docbatch-gpu', 'Deployment/docbatch-writer',
       'Namespace/docbatch', 'ScaledObject/docbatch-gpu', 'Secret/docbatch-dashboard', 'Secret/docbatch-hf', 'Secret/docbatch-redis',
-      'Secret/docbatch-s3', 'Service/docbatch-dashboard', 'ServiceAccount/docbatch', 'TriggerAuthentication/docbatch-redis',
+      'Secret/docbatch-s3', 'Service/docbatch-dashboard', 'ServiceAccount/docbatch', 'TriggerAuthentication/docbatch-dashboard',
       ...(options?.withoutComponents ? [] : ['Service/docbatch-redis', 'StatefulSet/docbatch-redis']),
     ].sort();
     expect(ids).toEqual(expected);
@@ -144,8 +153,9 @@ describe.each(builds)('the production overlay $label', ({ options }) => {
         wanted.push(...missing.map((m) => `${o.metadata.name}/${c.name}: ${m}`));
       }
     }
-    const auth = find(b().objects, 'TriggerAuthentication', 'docbatch-redis').spec as { secretTargetRef: Array<{ parameter: string; name: string; key: string }> };
-    for (const ref of auth.secretTargetRef) {
+    const refs = b().objects.filter((o) => o.kind === 'TriggerAuthentication').flatMap((o) => (o.spec as { secretTargetRef: Array<{ name: string; key: string }> }).secretTargetRef);
+    expect(refs.length).toBeGreaterThan(0);
+    for (const ref of refs) {
       const secret = b().objects.find((o) => o.kind === 'Secret' && o.metadata.name === ref.name);
       if (!secret || secretData(secret)[ref.key] === undefined) wanted.push(`TriggerAuthentication: Secret/${ref.name}:${ref.key}`);
     }
@@ -179,61 +189,73 @@ describe.each(builds)('the production overlay $label', ({ options }) => {
     }
   });
 
-  it("scales the GPU Deployment from zero on the wait lists of the shared queue and the model's queue, under the configured prefix", () => {
+  it("scales the GPU Deployment from zero on the dashboard's count of units waiting for the configured model", () => {
     const { deployment, worker } = gpuPool(b());
     const env = containerEnv(b().objects, worker).env;
-    const prefix = env.DOCBATCH_PREFIX!;
-    expect(prefix).toBe(configFor(worker.args!.map((a) => expand(a, env)), env).prefix);
-    const scaled = find(b().objects, 'ScaledObject', 'docbatch-gpu').spec as {
-      scaleTargetRef: { name: string; kind?: string };
-      minReplicaCount: number;
-      maxReplicaCount: number;
-      advanced: { scalingModifiers: { formula: string; target: string; activationTarget: string; metricType: string } };
-      triggers: Array<{ type: string; name: string; metadata: Record<string, string>; authenticationRef: { name: string } }>;
-    };
+    const scaled = scaledObject(b());
     expect(scaled.scaleTargetRef).toEqual({ name: deployment.metadata.name });
     expect(scaled.minReplicaCount).toBe(0);
     expect(scaled.maxReplicaCount).toBeGreaterThanOrEqual(1);
     // The count is KEDA's: a `replicas` in the manifest would be reset by every `kubectl apply`.
     expect((deployment.spec as { replicas?: number }).replicas).toBeUndefined();
-
-    const lists = scaled.triggers.map((t) => t.metadata.listName).sort();
-    expect(lists).toEqual([waitListKey(prefix, SHARED_INFER_QUEUE), waitListKey(prefix, inferQueueFor(env.MODEL))].sort());
-    for (const t of scaled.triggers) {
-      expect(t.type).toBe('redis');
-      expect(Number(t.metadata.listLength)).toBeGreaterThan(0);
-      expect(t.metadata.activationListLength).toBe('0');
-      find(b().objects, 'TriggerAuthentication', t.authenticationRef.name);
-    }
-    // The pool scales on the two lists' sum, not their maximum.
-    const terms = scaled.advanced.scalingModifiers.formula.split('+').map((s) => s.trim()).sort();
-    expect(terms).toEqual(scaled.triggers.map((t) => t.name).sort());
-    expect(scaled.advanced.scalingModifiers).toMatchObject({ activationTarget: '0', metricType: 'AverageValue' });
-    expect(Number(scaled.advanced.scalingModifiers.target)).toBeGreaterThan(0);
+    // Never the length of a wait list: fair feeding keeps those near FEED_DEPTH (src/store/feed.ts).
+    expect(scaled.triggers.map((t) => t.type)).toEqual(['metrics-api']);
+    const [t] = scaled.triggers;
+    const url = new URL(t!.metadata.url!);
+    expect(url.pathname).toBe('/api/backlog');
+    // The model the worker serves, as the worker reads it (URL-decoded by searchParams).
+    expect(url.searchParams.get('model')).toBe(configFor(worker.args!.map((a) => expand(a, env)), env).model);
+    expect([...url.searchParams.keys()]).toEqual(['model']);
+    expect(t!.metadata.valueLocation).toBe('waiting');
+    expect(Number(t!.metadata.targetValue)).toBeGreaterThan(0);
+    expect(t!.metadata.activationTargetValue).toBe('0');
+    // Held at its size, at least one pod, when the dashboard cannot be read.
+    expect(scaled.fallback).toMatchObject({ replicas: 1, behavior: 'currentReplicasIfHigher' });
+    expect(scaled.fallback.failureThreshold).toBeGreaterThanOrEqual(2);
   });
 
-  it('has KEDA read the same Redis, database and user docbatch uses', () => {
+  it("has KEDA reach the dashboard's Service by a name the dashboard answers to, with its credentials", () => {
+    const [t] = scaledObject(b()).triggers;
+    const url = new URL(t!.metadata.url!);
+    const namespace = find(b().objects, 'ScaledObject', 'docbatch-gpu').metadata.namespace!;
+    // KEDA's operator runs in its own namespace: the Service's name with this namespace.
+    expect(url.protocol).toBe('http:');
+    const [service, ns, ...rest] = url.hostname.split('.');
+    expect(ns).toBe(namespace);
+    expect(['svc', 'svc.cluster.local']).toContain(rest.join('.'));
+    const svc = find(b().objects, 'Service', service!);
+    const ports = (svc.spec as { ports: Array<{ port: number; targetPort: number | string }> }).ports;
+    const port = ports.find((p) => p.port === Number(url.port || 80));
+    expect(port, `Service/${service} has no port ${url.port}`).toBeDefined();
+    // The Service leads to the dashboard, listening on that target port beyond loopback.
+    const dashboard = find(b().objects, 'Deployment', 'docbatch-dashboard');
+    const selector = (svc.spec as { selector: Record<string, string> }).selector;
+    const labels = (dashboard.spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels;
+    for (const [k, v] of Object.entries(selector)) expect(labels[k], k).toBe(v);
+    const container = podSpec(dashboard)!.containers[0]!;
+    const { env } = containerEnv(b().objects, container);
+    const config = configFor(container.args!, env);
+    expect(portOf(container, port!.targetPort)).toBe(config.dashboardPort);
+    // The Host KEDA sends is one the dashboard answers to (src/observe/host-guard.ts).
+    expect(hostRefusal(url.host, { bind: config.dashboardHost, publicNames: config.dashboardPublicNames }, 'DASHBOARD_PUBLIC_NAMES')).toBeNull();
+    // Basic auth from the Secret the dashboard takes its credentials from.
+    expect(t!.metadata.authMode).toBe('basic');
+    const auth = find(b().objects, 'TriggerAuthentication', t!.authenticationRef.name).spec as { secretTargetRef: Array<{ parameter: string; name: string; key: string }> };
+    const fromSecret = Object.fromEntries(auth.secretTargetRef.map((r) => [r.parameter, secretData(find(b().objects, 'Secret', r.name))[r.key]]));
+    expect(fromSecret).toEqual({ username: config.dashboardUser, password: config.dashboardPassword });
+    expect(config.dashboardUser).toBeTruthy();
+  });
+
+  it('points REDIS_URL at the in-cluster Redis, which takes that password, when the overlay has it', () => {
     const secret = secretData(find(b().objects, 'Secret', 'docbatch-redis'));
     const url = parseRedisUrl(secret.REDIS_URL!);
-    expect(secret.REDIS_ADDRESS).toBe(url.address);
-    expect(secret.REDIS_USERNAME).toBe(url.username);
-    expect(secret.REDIS_PASSWORD).toBe(url.password);
-    expect(secret.REDIS_TLS).toBe(url.tls ? 'enable' : 'disable');
-    const triggers = (find(b().objects, 'ScaledObject', 'docbatch-gpu').spec as { triggers: Array<{ metadata: Record<string, string> }> }).triggers;
-    for (const t of triggers) expect(t.metadata.databaseIndex ?? '0').toBe(url.db);
-    const auth = find(b().objects, 'TriggerAuthentication', 'docbatch-redis').spec as { secretTargetRef: Array<{ parameter: string; key: string }> };
-    expect(Object.fromEntries(auth.secretTargetRef.map((r) => [r.parameter, r.key]))).toEqual({
-      address: 'REDIS_ADDRESS', username: 'REDIS_USERNAME', password: 'REDIS_PASSWORD', tls: 'REDIS_TLS',
-    });
     const redisService = b().objects.find((o) => o.kind === 'Service' && o.metadata.name === 'docbatch-redis');
-    if (redisService) {
-      // The in-cluster Redis: the example Secret points at its Service, and it takes that password.
-      expect(url.host).toBe(redisService.metadata.name);
-      expect((redisService.spec as { ports: Array<{ port: number }> }).ports[0]!.port).toBe(url.port);
-      const redis = podSpec(find(b().objects, 'StatefulSet', 'docbatch-redis'))!.containers[0]!;
-      expect(containerEnv(b().objects, redis).env.REDIS_PASSWORD).toBe(url.password);
-      expect(redis.command!.join(' ')).toMatch(/--appendonly yes .*--maxmemory-policy noeviction .*--requirepass "\$REDIS_PASSWORD"/);
-    }
+    if (!redisService) return; // an external Redis: REDIS_URL is the operator's
+    expect(url.host).toBe(redisService.metadata.name);
+    expect((redisService.spec as { ports: Array<{ port: number }> }).ports[0]!.port).toBe(url.port);
+    const redis = podSpec(find(b().objects, 'StatefulSet', 'docbatch-redis'))!.containers[0]!;
+    expect(containerEnv(b().objects, redis).env.REDIS_PASSWORD).toBe(url.password);
+    expect(redis.command!.join(' ')).toMatch(/--appendonly yes .*--maxmemory-policy noeviction .*--requirepass "\$REDIS_PASSWORD"/);
   });
 
   it('stops within a 30-second notice: drains in 20 s, and every docbatch pod waits for it', () => {
