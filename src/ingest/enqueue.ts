@@ -12,7 +12,7 @@
  */
 import type { TypedQueue } from '../../queues/connect.ts';
 import { ensureWriteJob } from '../../queues/schedule.ts';
-import { InputError } from '../errors.ts';
+import { DocbatchError, InputError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { DocStore } from '../store/docs.ts';
 import type { Feeder } from '../store/feed.ts';
@@ -94,9 +94,9 @@ export class Producer {
           await ensureWriteJob(this.write, meta.docId, existing.gen);
           return report(existing, 'rewrite', existing.units);
         }
-        if (moving) return report(await this.moveOutputs(existing, meta, plan, options.clashing === true), 'rewrite', existing.units);
+        if (moving) return report(await this.ofThisFile(meta, () => this.moveOutputs(existing, meta, plan, options.clashing === true)), 'rewrite', existing.units);
         // Written again as it was: failed units stay failed (`docbatch retry` runs them again).
-        await reopenDocument(this.parts, existing, { rewrite: true, keepFailures: true });
+        await this.ofThisFile(meta, () => reopenDocument(this.parts, existing, { rewrite: true, keepFailures: true }));
         return report(existing, 'rewrite', existing.units);
       }
       const name = await this.nameFor(meta, plan, existing, options.clashing === true);
@@ -121,7 +121,7 @@ export class Producer {
    * a name claimed there (failed units stay failed; nothing goes to the engine again).
    */
   private async moveOutputs(existing: DocRecord, meta: Omit<DocMeta, 'name'>, plan: RunPlan, clashing: boolean): Promise<DocRecord> {
-    const name = await this.claimName(meta, plan.baseName, clashing);
+    const { name, fresh } = await this.store.claim(meta.outSub, this.wantedName(meta, plan.baseName, clashing), meta.docId, meta.sha256);
     // This enqueue's statistics (pages, title) and sibling runs too: a written record keeps neither.
     const moved: DocMeta = {
       ...existing.meta,
@@ -130,10 +130,33 @@ export class Producer {
       ...(meta.stats ? { stats: meta.stats } : {}),
       ...(meta.siblings ? { siblings: meta.siblings } : {}),
     };
-    if (!(await moveAndRewrite(this.parts, existing, moved))) {
+    let done = false;
+    try {
+      done = await moveAndRewrite(this.parts, existing, moved);
+    } finally {
+      // A move that did not happen gives back a name it took: other documents may want it.
+      if (!done && fresh) await this.store.releaseName(meta.outSub, name, meta.docId).catch(() => false);
+    }
+    if (!done) {
       throw new InputError('DOC_CONFLICT', `${existing.docId} changed while it was being enqueued again (another enqueue or retry of it?); enqueue it again`, { place: { file: meta.source } });
     }
     return { ...existing, meta: moved };
+  }
+
+  /**
+   * Runs a step that writes a finished document again from its results. Results that are gone
+   * (BLOB_MISSING: the archive collected) reject this file, naming it, and the command goes on
+   * with the others.
+   */
+  private async ofThisFile<T>(meta: Omit<DocMeta, 'name'>, step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (err) {
+      if (err instanceof DocbatchError && !(err instanceof InputError) && err.code === 'BLOB_MISSING') {
+        throw new InputError('BLOB_MISSING', err.message, { place: { file: meta.source }, cause: err });
+      }
+      throw err;
+    }
   }
 
   /** Whether a written document's outputs are there (null: cannot be told from here). */
@@ -157,8 +180,12 @@ export class Producer {
 
   /** Claims the output name in its folder; names shared within one command all get the hash suffix. */
   private async claimName(meta: Omit<DocMeta, 'name'>, baseName: string, clashing: boolean): Promise<string> {
-    const wanted = clashing ? `${baseName}-${meta.sha256.slice(0, 8)}` : baseName;
-    return this.store.claimName(meta.outSub, wanted, meta.docId, meta.sha256);
+    return this.store.claimName(meta.outSub, this.wantedName(meta, baseName, clashing), meta.docId, meta.sha256);
+  }
+
+  /** The name asked for: names shared within one command all get the hash suffix. */
+  private wantedName(meta: Omit<DocMeta, 'name'>, baseName: string, clashing: boolean): string {
+    return clashing ? `${baseName}-${meta.sha256.slice(0, 8)}` : baseName;
   }
 
   /** enqueuing → running (or complete, when every unit already settled: its write job is added). */

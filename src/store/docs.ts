@@ -31,14 +31,19 @@ interface ScriptedRedis extends Redis {
 }
 
 /**
- * KEYS doc hash, results hash, active zset; ARGV gen, state, outSub and name it must have, the
- * new meta JSON, now (ms), doc id. 1: moved and complete; 0: the record is not as expected.
+ * KEYS doc hash, results hash, active zset, names hash; ARGV gen, state, outSub and name it must
+ * have, the new meta JSON, now (ms), doc id, the new `folder/name` field. 1: moved and complete;
+ * 0: the record is not as expected, or the new name is another document's. The name is claimed
+ * again here: a claim released meanwhile (another mover's failure) is not left unheld.
  */
 const MOVE_LUA = `
 local h = redis.call('HMGET', KEYS[1], 'gen', 'state', 'meta')
 if h[1] ~= ARGV[1] or h[2] ~= ARGV[2] or not h[3] then return 0 end
 local m = cjson.decode(h[3])
 if m['outSub'] ~= ARGV[3] or m['name'] ~= ARGV[4] then return 0 end
+local holder = redis.call('HGET', KEYS[4], ARGV[8])
+if holder and holder ~= ARGV[7] then return 0 end
+redis.call('HSET', KEYS[4], ARGV[8], ARGV[7])
 redis.call('HSET', KEYS[1], 'meta', ARGV[5], 'state', 'complete')
 redis.call('HDEL', KEYS[1], 'write_error')
 redis.call('HINCRBY', KEYS[1], 'reopens', 1)
@@ -47,19 +52,35 @@ redis.call('PERSIST', KEYS[2])
 redis.call('ZADD', KEYS[3], ARGV[6], ARGV[7])
 return 1`;
 
+/**
+ * KEYS names hash, doc hash; ARGV `folder/name` field, doc id, folder, name. Gives a name back:
+ * only if this document holds it and its record does not name it (another mover may have moved
+ * it there since). 1 released, 0 kept.
+ */
+const RELEASE_NAME_LUA = `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+local meta = redis.call('HGET', KEYS[2], 'meta')
+if meta then
+  local m = cjson.decode(meta)
+  if m['outSub'] == ARGV[3] and m['name'] == ARGV[4] then return 0 end
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1`;
+
 /** How long a claimed name waits for its document's record before gc may take it back. */
 export const CLAIM_MS = 3_600_000;
 
 /**
- * KEYS names hash, doc hash, claim key; ARGV field, doc id, claim ms. 1: the field is (now) this
- * document's, and a document without a record yet is marked as claiming; 0: another's.
+ * KEYS names hash, doc hash, claim key; ARGV field, doc id, claim ms. 2: the field is now this
+ * document's, 1: it was already; a document without a record yet is marked as claiming. 0: another's.
  */
 const CLAIM_LUA = `
 local holder = redis.call('HGET', KEYS[1], ARGV[1])
 if holder and holder ~= ARGV[2] then return 0 end
 if not holder then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[3], '1', 'PX', ARGV[3]) end
-return 1`;
+if holder then return 1 end
+return 2`;
 
 export class DocStore {
   readonly redis: ScriptedRedis;
@@ -318,10 +339,11 @@ export class DocStore {
   async moveOutputs(docId: string, gen: number, state: DocState, from: Pick<DocMeta, 'outSub' | 'name'>, meta: DocMeta): Promise<boolean> {
     const moved = await this.redis.eval(
       MOVE_LUA,
-      3,
+      4,
       this.docKey(docId),
       this.unitsKey(docId, gen),
       this.activeKey,
+      this.namesKey,
       String(gen),
       state,
       from.outSub,
@@ -329,6 +351,7 @@ export class DocStore {
       JSON.stringify(meta),
       Date.now(),
       docId,
+      `${meta.outSub}/${meta.name}`,
     );
     return moved === 1;
   }
@@ -375,12 +398,22 @@ export class DocStore {
    * for CLAIM_MS), so gc leaves its name alone until its record exists.
    */
   async claimName(dir: string, name: string, docId: string, sha256: string, kind = ''): Promise<string> {
+    return (await this.claim(dir, name, docId, sha256, kind)).name;
+  }
+
+  /** claimName, also saying whether the name is new to the document (`fresh`) or was its already. */
+  async claim(dir: string, name: string, docId: string, sha256: string, kind = ''): Promise<{ name: string; fresh: boolean }> {
     const candidates = [name, `${name}-${sha256.slice(0, 8)}`, `${name}-${docId.slice(1, 13)}`, `${name}-${docId}`];
     for (const candidate of candidates) {
       const won = await this.redis.eval(CLAIM_LUA, 3, this.namesKey, this.docKey(docId), this.claimKey(docId), `${dir}/${candidate}${kind}`, docId, CLAIM_MS);
-      if (won === 1) return candidate;
+      if (won === 1 || won === 2) return { name: candidate, fresh: won === 2 };
     }
     throw new Error(`no free output name for ${docId} in ${JSON.stringify(dir)}`);
+  }
+
+  /** Gives back a name claimed for a move that did not happen, unless the record names it by now. */
+  async releaseName(dir: string, name: string, docId: string): Promise<boolean> {
+    return (await this.redis.eval(RELEASE_NAME_LUA, 2, this.namesKey, this.docKey(docId), `${dir}/${name}`, docId, dir, name)) === 1;
   }
 
   /** Set while a producer holds a name for a document it has not registered yet. */

@@ -236,9 +236,39 @@ describe('the same document into another --out folder', () => {
     // A move is refused when the record is no longer what the mover read (another mover won).
     expect(await p.store.moveOutputs(docId, record.gen, 'written', { outSub: 'x', name: 'moved' }, { ...record.meta, outSub: 'z' })).toBe(false);
     expect((await p.store.get(docId))!.meta.outSub).toBe('y');
+    // ... and when the new name is another document's (the claim is checked again in the move).
+    expect(await p.store.moveOutputs(docId, record.gen, 'written', record.meta, { ...record.meta, outSub: 'y', name: 'moved' })).toBe(false);
+    expect(await p.store.redis.hget(names, 'y/moved')).toBe(held!.runs![0]!.docId);
     // Enqueued again into y: it is there now.
     const [third] = await p.enqueue([pdf], { out: 'y' });
     expect(third!.runs![0]).toMatchObject({ outcome: 'done', name });
+  }, 60_000);
+  it('a move that fails gives back the name it took in the new folder', async () => {
+    p = await startPipeline({ file: import.meta.filename });
+    const pdf = join(p.dir, 'lost.pdf');
+    writeFileSync(pdf, numberedPdf(2));
+    const [first] = await p.enqueue([pdf], { out: 'x' });
+    const docId = first!.runs![0]!.docId;
+    await p.wait([docId]);
+    // Its results archive is gone (collected): it cannot be written again from its results.
+    rmSync(join(p.config.blobDir, 'named', 'results', docId), { recursive: true, force: true });
+    // The file is rejected, named, and a file after it in the same command still goes in.
+    const next = join(p.dir, 'next.pdf');
+    writeFileSync(next, numberedPdf(1, 5));
+    const [moved, after] = await p.enqueue([pdf, next], { out: 'y' });
+    expect(moved!.error).toMatchObject({ code: 'BLOB_MISSING', place: { file: pdf } });
+    expect(after!.runs![0]).toMatchObject({ outcome: 'enqueued', name: 'next' });
+    expect(await p.store.redis.hget(p.store.namesKey, 'y/lost')).toBeNull();
+    expect((await p.store.get(docId))!.meta).toMatchObject({ outSub: 'x', name: 'lost' });
+    // So another document called lost.pdf gets its plain name there.
+    mkdirSync(join(p.dir, 'other'));
+    const other = join(p.dir, 'other', 'lost.pdf');
+    writeFileSync(other, numberedPdf(1));
+    const [theirs] = await p.enqueue([other], { out: 'y' });
+    expect(theirs!.runs![0]!.name).toBe('lost');
+    // A name the document held before a failed move stays its own.
+    expect(await p.store.releaseName('x', 'lost', docId)).toBe(false);
+    expect(await p.store.redis.hget(p.store.namesKey, 'x/lost')).toBe(docId);
   }, 60_000);
 });
 
