@@ -143,6 +143,7 @@ export const SETTINGS = {
   dashboardUser: { env: 'DASHBOARD_USER', schema: optionalStr(), describe: 'Basic-auth user of the dashboard.' },
   dashboardPassword: { env: 'DASHBOARD_PASSWORD', schema: optionalStr(), describe: 'Basic-auth password of the dashboard.', secret: true },
   dashboardToken: { env: 'DASHBOARD_TOKEN', schema: optionalStr(), describe: 'Bearer token accepted by the dashboard (alternative to user/password).', secret: true },
+  dashboardReadToken: { env: 'DASHBOARD_READ_TOKEN', schema: optionalStr(), describe: 'Bearer token that may only read figures: GET /metrics, /health and /api/backlog (for Prometheus and KEDA), nothing else.', secret: true },
   // ---- who the HTTP servers answer (hardening: DNS rebinding, cross-site requests) ----
   dashboardPublicNames: { env: 'DASHBOARD_PUBLIC_NAMES', flag: 'public-names', schema: names(), default: '', defaultText: 'none', describe: 'Host names (comma-separated; `*.example.com` for every name under it) the dashboard is reached by besides `localhost`, loopback and the address it binds to, e.g. behind a proxy. Requests naming any other Host are refused (403), against DNS rebinding.' },
   metricsPublicNames: { env: 'METRICS_PUBLIC_NAMES', flag: 'metrics-public-names', schema: names(), default: '', defaultText: 'none', describe: "Host names the worker's metrics server is reached by besides `localhost`, loopback and the address it binds to (comma-separated; `*.example.com` for every name under it)." },

@@ -7,7 +7,7 @@ export function dashboardCommand(): Command {
     'Serve the queue dashboard (Bull Board), the Documents view (/documents), /metrics and /health. Loopback only unless DASHBOARD_USER/DASHBOARD_PASSWORD or DASHBOARD_TOKEN are set.',
   );
   const load = settingOptions(command, [
-    ...REDIS_SETTINGS, 'dashboardPort', 'dashboardHost', 'dashboardPublicNames', 'dashboardUser', 'dashboardPassword', 'dashboardToken', 'dashboardReadOnly',
+    ...REDIS_SETTINGS, 'dashboardPort', 'dashboardHost', 'dashboardPublicNames', 'dashboardUser', 'dashboardPassword', 'dashboardToken', 'dashboardReadToken', 'dashboardReadOnly',
     'outDir', 'blobDir', 'gpuHourlyUsd',
   ]);
   return command.action(async (opts: Record<string, unknown>) => {

@@ -50,27 +50,60 @@ export async function backlogQueues(query: BacklogQuery, redis: Redis, prefix: s
   return [...new Set([SHARED_INFER_QUEUE, ...named.filter((q) => QUEUE_NAME.test(q)).sort()])];
 }
 
-/** Reads the backlog of every queue a query covers. */
-export async function readBacklog(query: BacklogQuery, feeder: Feeder, redis: Redis, prefix: string): Promise<BacklogReport> {
-  const queues = await Promise.all(
-    (await backlogQueues(query, redis, prefix)).map(async (queue) => {
-      const b = await feeder.backlog(queue);
-      return { queue, waiting: b.jobs + b.unfed, ...b };
-    }),
-  );
-  return {
-    model: query.model ?? null,
-    waiting: queues.reduce((n, q) => n + q.waiting, 0),
-    capped: queues.some((q) => q.capped),
-    queues,
-  };
+/**
+ * Reads backlogs for the dashboard. One count serves every caller for `ttlMs` (KEDA's operator,
+ * its metrics server and Prometheus scrapes all ask): a large backlog is counted once per
+ * interval, never once per request, and concurrent requests share the count under way.
+ */
+export class BacklogReader {
+  readonly #feeder: Feeder;
+  readonly #redis: Redis;
+  readonly #prefix: string;
+  readonly #ttlMs: number;
+  readonly #memo = new Map<string, { at: number; result: Promise<QueueBacklog> }>();
+
+  constructor(feeder: Feeder, redis: Redis, prefix: string, ttlMs = 5000) {
+    this.#feeder = feeder;
+    this.#redis = redis;
+    this.#prefix = prefix;
+    this.#ttlMs = ttlMs;
+  }
+
+  /** One queue's backlog, counted at most once per `ttlMs`. */
+  queue(name: string): Promise<QueueBacklog> {
+    const now = performance.now();
+    const hit = this.#memo.get(name);
+    if (hit && now - hit.at < this.#ttlMs) return hit.result;
+    const result = this.#feeder.backlog(name);
+    this.#memo.set(name, { at: now, result });
+    // A failed count is not kept: the next caller asks Redis again.
+    result.catch(() => this.#memo.get(name)?.result === result && this.#memo.delete(name));
+    return result;
+  }
+
+  /** The backlog of every queue a (valid) query covers. */
+  async read(query: BacklogQuery): Promise<BacklogReport> {
+    const queues = await Promise.all(
+      (await backlogQueues(query, this.#redis, this.#prefix)).map(async (queue) => {
+        const b = await this.queue(queue);
+        return { queue, waiting: b.jobs + b.unfed, ...b };
+      }),
+    );
+    return {
+      model: query.model ?? null,
+      waiting: queues.reduce((n, q) => n + q.waiting, 0),
+      capped: queues.some((q) => q.capped),
+      queues,
+    };
+  }
 }
 
 /**
- * Registers `docbatch_queue_units_unfed{queue}`: units of each infer queue not yet made BullMQ
- * jobs. `docbatch_queue_jobs{state="waiting"}` plus this is what waits for a worker.
+ * Registers `docbatch_queue_units_unfed{queue}`: units of each infer queue (every one in use
+ * under the prefix, read at each scrape) not yet made BullMQ jobs.
+ * `docbatch_queue_jobs{state="waiting"}` plus this is what waits for a worker.
  */
-export function registerBacklogMetrics(registry: Registry, feeder: Feeder, queues: () => string[], timeoutMs = 2000): void {
+export function registerBacklogMetrics(registry: Registry, reader: BacklogReader, timeoutMs = 2000): void {
   new Gauge({
     name: `${METRIC_PREFIX}queue_units_unfed`,
     help: 'Units of documents waiting in the fair feeding round of each infer queue, not yet BullMQ jobs (read from Redis when scraped).',
@@ -78,8 +111,8 @@ export function registerBacklogMetrics(registry: Registry, feeder: Feeder, queue
     registers: [registry],
     async collect() {
       this.reset();
-      const counts = await withDeadline(Promise.all(queues().map(async (q) => [q, (await feeder.backlog(q)).unfed] as const)), timeoutMs).catch(() => null);
-      for (const [queue, unfed] of counts ?? []) this.set({ queue }, unfed);
+      const report = await withDeadline(reader.read({}), timeoutMs).catch(() => null);
+      for (const q of report?.queues ?? []) this.set({ queue: q.queue }, q.unfed);
     },
   });
 }

@@ -2,7 +2,9 @@
  * Who may see the dashboard. The dashboard is Redis access (it retries, removes and reads jobs,
  * and job data point at documents), so it binds to loopback by default and refuses to listen
  * anywhere else without credentials: HTTP basic auth (DASHBOARD_USER / DASHBOARD_PASSWORD) or a
- * bearer token (DASHBOARD_TOKEN). When credentials are set they guard every route.
+ * bearer token (DASHBOARD_TOKEN). When credentials are set they guard every route. A read token
+ * (DASHBOARD_READ_TOKEN) opens only the figures (the dashboard lists which): what a scraper or an
+ * autoscaler holds cannot retry or remove jobs, or read documents.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ConfigError } from '../errors.ts';
@@ -14,9 +16,16 @@ export interface DashboardCredentials {
   user?: string | undefined;
   password?: string | undefined;
   token?: string | undefined;
+  /** Opens the figures only (readAuthorized). */
+  readToken?: string | undefined;
 }
 
+/** Any credential is set: every route then needs one. */
 export function hasCredentials(c: DashboardCredentials): boolean {
+  return fullAccess(c) || Boolean(c.readToken);
+}
+
+function fullAccess(c: DashboardCredentials): boolean {
   return Boolean((c.user && c.password) || c.token);
 }
 
@@ -39,7 +48,7 @@ export function safeEqual(given: string, expected: string): boolean {
 /** True when the `Authorization` header carries the configured basic credentials or token. */
 export function authorized(header: string | undefined, c: DashboardCredentials): boolean {
   if (!hasCredentials(c)) return true;
-  if (!header) return false;
+  if (!header || !fullAccess(c)) return false;
   const space = header.indexOf(' ');
   if (space < 0) return false;
   const scheme = header.slice(0, space).toLowerCase();
@@ -57,10 +66,17 @@ export function authorized(header: string | undefined, c: DashboardCredentials):
   return false;
 }
 
+/** True when the `Authorization` header carries the read token (`Bearer <DASHBOARD_READ_TOKEN>`). */
+export function readAuthorized(header: string | undefined, c: DashboardCredentials): boolean {
+  if (!c.readToken || !header) return false;
+  const match = /^bearer\s+(.+)$/i.exec(header.trim());
+  return match !== null && safeEqual(match[1]!.trim(), c.readToken);
+}
+
 /** The `WWW-Authenticate` challenge for a refused request (basic first, so browsers prompt). */
 export function challenge(c: DashboardCredentials): string {
   const schemes: string[] = [];
   if (c.user && c.password) schemes.push('Basic realm="docbatch dashboard", charset="UTF-8"');
-  if (c.token) schemes.push('Bearer realm="docbatch dashboard"');
+  if (c.token || c.readToken) schemes.push('Bearer realm="docbatch dashboard"');
   return schemes.join(', ');
 }

@@ -42,10 +42,10 @@ import type { ReopenParts } from '../store/reopen.ts';
 import type { Logger } from './log.ts';
 import { documentRoutes } from './documents-routes.ts';
 import { WorkerRates } from './worker-rates.ts';
-import { assertSafeBinding, authorized, challenge, hasCredentials, type DashboardCredentials } from './dashboard-auth.ts';
+import { assertSafeBinding, authorized, challenge, hasCredentials, readAuthorized, type DashboardCredentials } from './dashboard-auth.ts';
 import { cutShort, jobTitle, unitData } from './dashboard-format.ts';
 import { hostRefusal, writeRefusal, type HostPolicy } from './host-guard.ts';
-import { backlogQueryProblem, readBacklog, registerBacklogMetrics } from './backlog.ts';
+import { BacklogReader, backlogQueryProblem, registerBacklogMetrics } from './backlog.ts';
 import { openQueueCounter, registerQueueMetrics } from './metrics.ts';
 import { healthReport, listenError, queuesCheck, redisCheck } from './metrics-server.ts';
 
@@ -64,7 +64,7 @@ export type DashboardConfig = Pick<
 > &
   // The Documents view reads reports and outputs inside OUT_DIR, results archives in BLOB_DIR
   // (and retries through it), and prices engine time at GPU_HOURLY_USD; without them it says so.
-  Partial<Pick<Config, 'outDir' | 'blobDir' | 'gpuHourlyUsd'>>;
+  Partial<Pick<Config, 'outDir' | 'blobDir' | 'gpuHourlyUsd' | 'dashboardReadToken'>>;
 
 export interface Dashboard {
   /** e.g. `http://127.0.0.1:3000` */
@@ -84,6 +84,9 @@ function describe(name: string): string {
   return 'Units of runs naming one model, taken by the GPU workers serving it.';
 }
 
+/** What DASHBOARD_READ_TOKEN may GET: figures, never jobs, documents or their data. */
+const READ_PATHS = new Set(['/metrics', '/health', '/api/backlog']);
+
 const CSP = [
   "default-src 'self'",
   "script-src 'self'",
@@ -98,9 +101,14 @@ const CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
+export interface DashboardOptions {
+  /** How long one count of the backlog serves every caller (BacklogReader). @defaultValue 5000 */
+  backlogTtlMs?: number;
+}
+
 /** Starts the dashboard; resolves once it listens. Throws CONFIG_INVALID before listening beyond loopback without credentials. */
-export async function startDashboard(config: DashboardConfig, log: Logger): Promise<Dashboard> {
-  const credentials: DashboardCredentials = { user: config.dashboardUser, password: config.dashboardPassword, token: config.dashboardToken };
+export async function startDashboard(config: DashboardConfig, log: Logger, options: DashboardOptions = {}): Promise<Dashboard> {
+  const credentials: DashboardCredentials = { user: config.dashboardUser, password: config.dashboardPassword, token: config.dashboardToken, readToken: config.dashboardReadToken };
   assertSafeBinding(config.dashboardHost, credentials);
   const readOnly = config.dashboardReadOnly;
 
@@ -118,7 +126,8 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
     return q;
   };
   const feeder = new Feeder(counter.redis, config.prefix, inferQueue);
-  registerBacklogMetrics(registry, feeder, () => counter.queues.map((q) => q.name).filter((name) => name !== QUEUES.write));
+  const backlog = new BacklogReader(feeder, counter.redis, config.prefix, options.backlogTtlMs);
+  registerBacklogMetrics(registry, backlog);
   const checks = { redis: redisCheck(counter.redis), queues: queuesCheck(counter.queues) };
   const link = new RedisLink({ url: config.redisUrl, ping: () => counter.redis.ping() }).watch(counter.redis);
   link.on('down', (problem) => log.error({ code: problem.code, err: problem.message }, 'Redis is away: pages and /health answer with errors until it is back'));
@@ -185,7 +194,9 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
   });
   if (hasCredentials(credentials)) {
     app.use('*', async (c, next) => {
-      if (authorized(c.req.header('authorization'), credentials)) return next();
+      const header = c.req.header('authorization');
+      if (authorized(header, credentials)) return next();
+      if ((c.req.method === 'GET' || c.req.method === 'HEAD') && READ_PATHS.has(c.req.path) && readAuthorized(header, credentials)) return next();
       c.header('WWW-Authenticate', challenge(credentials));
       return c.text('credentials required\n', 401);
     });
@@ -201,9 +212,10 @@ export async function startDashboard(config: DashboardConfig, log: Logger): Prom
     const problem = backlogQueryProblem(query);
     if (problem) return c.json({ error: problem }, 400);
     try {
-      return c.json(await readBacklog(query, feeder, counter.redis, config.prefix));
+      return c.json(await backlog.read(query));
     } catch (err) {
-      return c.json({ error: `cannot read the queues from Redis: ${err instanceof Error ? err.message : String(err)}` }, 503);
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, '/api/backlog: cannot read the queues from Redis');
+      return c.json({ error: 'cannot read the queues from Redis (the dashboard\'s log says why)' }, 503);
     }
   });
   app.route('/', documents);

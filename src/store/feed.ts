@@ -28,7 +28,7 @@ import { FEED_ADD_LUA, FEED_COUNT_LUA, FEED_LUA } from './scripts.ts';
 interface FeedingRedis extends Redis {
   docbatchFeed(feedKey: string, turnKey: string, backlogKey: string, ...args: Array<string | number>): Promise<string[]>;
   docbatchFeedAdd(feedKey: string, turnKey: string, docKey: string, backlogKey: string, ...args: Array<string | number>): Promise<number>;
-  docbatchFeedCount(key: string, prefix: string, start: number, count: number): Promise<[number, number]>;
+  docbatchFeedCount(key: string, prefix: string, after: string, count: number): Promise<[number, number, string]>;
 }
 
 /** What a queue holds that no worker has taken yet (Feeder.backlog). */
@@ -51,6 +51,9 @@ export interface FeederOptions {
   /** Documents fed round-robin at once per queue (FEED_DOCUMENTS); the rest wait in the backlog. @defaultValue 64 */
   documents?: number;
 }
+
+/** Feeder.backlog stops counting here: a pool of 100 pods at 1,000 units each. */
+export const BACKLOG_CAP_UNITS = 100_000;
 
 const RELEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
@@ -114,22 +117,25 @@ export class Feeder {
   /**
    * Units waiting in a queue: BullMQ's wait list (at most about FEED_DEPTH) and the units not yet
    * fed. What an autoscaler must see: the wait list alone never shows more than FEED_DEPTH.
-   * Counted 500 documents per script call (no long stop of Redis), stopping once `capUnits` are
-   * counted; the round and the backlog are read one after the other, so a document moving
-   * between them meanwhile may count twice or not at all: a gauge, not a ledger.
+   * Counted 500 documents per script call (no long stop of Redis), paged by score, stopping once
+   * `capUnits` are counted (an autoscaler needs no more than its target times its most pods). The
+   * round and the backlog are read one after the other: a document moving from one to the other
+   * meanwhile may count twice or not at all. A gauge, not a ledger.
    */
-  async backlog(queue: string, capUnits = 1_000_000): Promise<QueueBacklog> {
+  async backlog(queue: string, capUnits = BACKLOG_CAP_UNITS): Promise<QueueBacklog> {
     const chunk = 500;
     let unfed = 0;
     let documents = 0;
     let capped = false;
     for (const key of [this.feedKey(queue), this.backlogKey(queue)]) {
-      for (let start = 0; !capped; start += chunk) {
-        const [units, seen] = await this.redis.docbatchFeedCount(key, this.prefix, start, chunk);
+      let after = '';
+      while (!capped) {
+        const [units, seen, last] = await this.redis.docbatchFeedCount(key, this.prefix, after, chunk);
         unfed += units;
         documents += seen;
         capped = unfed >= capUnits;
         if (seen < chunk) break;
+        after = last;
       }
     }
     return { jobs: await this.waiting(queue), unfed, documents, capped };

@@ -173,30 +173,40 @@ return out
 
 /**
  * Counts the units a slice of a feeding round (or backlog) has still to feed, for autoscaling
- * and the operator's gauges: KEYS round or backlog zset; ARGV prefix, first index, count.
+ * and the operator's gauges: KEYS round or backlog zset; ARGV prefix, the score to start after
+ * ('' from the first), count. Every member's score is unique (a turn counter), so paging by score
+ * neither skips nor repeats a document that stays while others come and go.
  * A document's share is its units from its cursor on (`feed_end - fed`) less those already
- * settled there: results beyond the cursor (left by an earlier pass, then a restart at 0) are at
- * least `results - fed`, so the share is never less than the exact count and equals it when the
- * cursor is at 0 (a retry) or no result lies beyond it (a first pass).
- * Returns {units, documents looked at}.
+ * settled there. Its results hash also holds units it does not feed (a conversation's summary,
+ * numbered from `feed_end` to `units`), so results beyond the cursor within the fed range are at
+ * least `results - fed - (units - feed_end)`: the share is never below the exact count, and equals
+ * it when the cursor is at 0 (a retry, once summaries have settled) or no result lies beyond it.
+ * Returns {units, documents looked at, the last score ('' when none)}.
  */
 export const FEED_COUNT_LUA = `
-local ids = redis.call('ZRANGE', KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[2]) + tonumber(ARGV[3]) - 1)
+local ids
+if ARGV[2] == '' then
+  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+else
+  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[2], '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+end
 local units = 0
-for _, id in ipairs(ids) do
-  local doc = ARGV[1] .. ':doc:' .. id
-  local h = redis.call('HMGET', doc, 'gen', 'fed', 'feed_end')
+for i = 1, #ids, 2 do
+  local doc = ARGV[1] .. ':doc:' .. ids[i]
+  local h = redis.call('HMGET', doc, 'gen', 'fed', 'feed_end', 'units')
   if h[1] then
     local fed = tonumber(h[2] or '0')
-    local left = tonumber(h[3] or '0') - fed
+    local last = tonumber(h[3] or '0')
+    local left = last - fed
     if left > 0 then
-      local beyond = redis.call('HLEN', doc .. ':r:' .. h[1]) - fed
+      local others = math.max(0, tonumber(h[4] or '0') - last)
+      local beyond = redis.call('HLEN', doc .. ':r:' .. h[1]) - fed - others
       if beyond > 0 then left = left - beyond end
       if left > 0 then units = units + left end
     end
   end
 end
-return {units, #ids}
+return {units, #ids / 2, ids[#ids] or ''}
 `;
 
 /**

@@ -214,7 +214,7 @@ describe.each(builds)('the production overlay $label', ({ options }) => {
     expect(scaled.fallback.failureThreshold).toBeGreaterThanOrEqual(2);
   });
 
-  it("has KEDA reach the dashboard's Service by a name the dashboard answers to, with its credentials", () => {
+  it("has KEDA reach the dashboard's Service by a name the dashboard answers to, with its read token", () => {
     const [t] = scaledObject(b()).triggers;
     const url = new URL(t!.metadata.url!);
     const namespace = find(b().objects, 'ScaledObject', 'docbatch-gpu').metadata.namespace!;
@@ -238,12 +238,13 @@ describe.each(builds)('the production overlay $label', ({ options }) => {
     expect(portOf(container, port!.targetPort)).toBe(config.dashboardPort);
     // The Host KEDA sends is one the dashboard answers to (src/observe/host-guard.ts).
     expect(hostRefusal(url.host, { bind: config.dashboardHost, publicNames: config.dashboardPublicNames }, 'DASHBOARD_PUBLIC_NAMES')).toBeNull();
-    // Basic auth from the Secret the dashboard takes its credentials from.
-    expect(t!.metadata.authMode).toBe('basic');
+    // A bearer token the dashboard takes as its read token: figures only, not its admin credentials.
+    expect(t!.metadata.authMode).toBe('bearer');
     const auth = find(b().objects, 'TriggerAuthentication', t!.authenticationRef.name).spec as { secretTargetRef: Array<{ parameter: string; name: string; key: string }> };
     const fromSecret = Object.fromEntries(auth.secretTargetRef.map((r) => [r.parameter, secretData(find(b().objects, 'Secret', r.name))[r.key]]));
-    expect(fromSecret).toEqual({ username: config.dashboardUser, password: config.dashboardPassword });
-    expect(config.dashboardUser).toBeTruthy();
+    expect(fromSecret).toEqual({ token: config.dashboardReadToken });
+    expect(config.dashboardReadToken).toBeTruthy();
+    expect([config.dashboardPassword, config.dashboardToken]).not.toContain(config.dashboardReadToken);
   });
 
   it('points REDIS_URL at the in-cluster Redis, which takes that password, when the overlay has it', () => {

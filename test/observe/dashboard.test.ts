@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
 import { unitJobId, writeJobId } from '../../queues/contracts.ts';
 import { isDocbatchError } from '../../src/errors.ts';
-import { assertSafeBinding, authorized, isLoopback } from '../../src/observe/dashboard-auth.ts';
+import { assertSafeBinding, authorized, isLoopback, readAuthorized } from '../../src/observe/dashboard-auth.ts';
 import { cutShort, errorCodeOf, jobTitle, unitData } from '../../src/observe/dashboard-format.ts';
 import { startDashboard, type Dashboard, type DashboardConfig } from '../../src/observe/dashboard.ts';
 import { silentLogger } from '../../src/observe/log.ts';
@@ -161,6 +161,36 @@ describe('a dashboard with credentials', () => {
     expect((await fetch(`${dash.url}/api/queues`, { headers: { authorization: basic('ops', 's3cret pass') } })).status).toBe(200);
     expect((await fetch(`${dash.url}/metrics`, { headers: { authorization: 'Bearer tok-0123456789' } })).status).toBe(200);
     expect((await fetch(`${dash.url}/health`, { headers: { authorization: 'bearer tok-0123456789' } })).status).toBe(200);
+  });
+});
+
+describe('a read token (DASHBOARD_READ_TOKEN)', () => {
+  it('opens the figures only: GET /metrics, /health and /api/backlog; never jobs, documents or a change', async () => {
+    const dash = await open({ dashboardUser: 'ops', dashboardPassword: 's3cret pass', dashboardReadToken: 'read-0123456789' });
+    const read = { authorization: 'Bearer read-0123456789' };
+    for (const path of ['/metrics', '/health', '/api/backlog', '/api/backlog?queue=infer']) {
+      expect((await fetch(`${dash.url}${path}`, { headers: read })).status, path).toBe(200);
+    }
+    for (const path of ['/', '/api/queues', '/queue/infer', '/documents', '/api/documents', `/api/documents/${DOC}`, '/metrics/', '/nonexistent']) {
+      expect((await fetch(`${dash.url}${path}`, { headers: read })).status, path).toBe(401);
+    }
+    expect((await fetch(`${dash.url}/api/queues/infer/pause`, { method: 'PUT', headers: read })).status).toBe(401);
+    expect((await fetch(`${dash.url}/api/backlog`, { method: 'POST', headers: read })).status).toBe(401);
+    expect(await infer.isPaused()).toBe(false);
+    // Not as a password, nor in another scheme; the admin credentials still open everything.
+    expect((await fetch(`${dash.url}/metrics`, { headers: { authorization: basic('ops', 'read-0123456789') } })).status).toBe(401);
+    expect((await fetch(`${dash.url}/api/queues`, { headers: { authorization: basic('ops', 's3cret pass') } })).status).toBe(200);
+  });
+
+  it('alone, lets the dashboard listen beyond loopback with everything but the figures closed', async () => {
+    expect(() => assertSafeBinding('0.0.0.0', { readToken: 'r' })).not.toThrow();
+    const dash = await open({ dashboardReadToken: 'read-only-token' });
+    expect((await fetch(`${dash.url}/api/queues`)).status).toBe(401);
+    expect((await fetch(`${dash.url}/api/queues`, { headers: { authorization: 'Bearer read-only-token' } })).status).toBe(401);
+    expect((await fetch(`${dash.url}/metrics`, { headers: { authorization: 'Bearer read-only-token' } })).status).toBe(200);
+    expect(authorized('Bearer read-only-token', { readToken: 'read-only-token' })).toBe(false);
+    expect(readAuthorized('bearer  read-only-token ', { readToken: 'read-only-token' })).toBe(true);
+    expect(readAuthorized('Bearer tok', { token: 'tok' })).toBe(false);
   });
 });
 

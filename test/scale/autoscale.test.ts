@@ -1,11 +1,11 @@
 /**
  * What the GPU pool's autoscaler sees. The production overlay's ScaledObject
- * (deploy/kubernetes/base/keda.yaml) is read here as KEDA's operator reads it — a `redis` trigger
- * as the length of its list, a `metrics-api` trigger as a GET of its URL with the trigger's
- * credentials and Host, its value at `valueLocation` — against a real Redis holding real enqueued
- * documents and a real dashboard. Fair feeding keeps BullMQ's wait lists near FEED_DEPTH, so the
- * figure must come from what is registered, not from the lists: 2,410 units waiting ask for three
- * pods, not one.
+ * (deploy/kubernetes/base/keda.yaml) is read here as KEDA's operator reads its `metrics-api`
+ * trigger — a GET of its URL with the trigger's credentials and Host, its value at
+ * `valueLocation` — against a real Redis holding real enqueued documents and a real dashboard.
+ * Fair feeding keeps BullMQ's wait lists near FEED_DEPTH, so the figure must come from what is
+ * registered, not from the lists: 2,410 units waiting ask for three pods, not one (the `redis`
+ * triggers this replaced read 16 here: one pod).
  *
  * Also Feeder.backlog itself: settled units are not counted again after a restart of the
  * feeding cursor (a retry), and the dashboard's /api/backlog refuses malformed questions.
@@ -33,32 +33,27 @@ interface Trigger {
 interface ScaledObjectSpec {
   minReplicaCount: number;
   maxReplicaCount: number;
-  advanced?: { scalingModifiers?: { formula: string; target: string } };
   triggers: Array<Trigger & { name: string }>;
 }
 
 let p: Pipeline;
 let dashboard: Dashboard;
 let objects: K8sObject[];
-let overlayPrefix: string;
 const MODEL_PAGES = 10;
 const SHARED_PAGES = [800, 800, 800];
 
-/** What KEDA's operator reads for one trigger. */
+/** What KEDA's operator reads for one trigger (the metrics-api scaler, basic or bearer). */
 async function kedaReads(trigger: Trigger): Promise<number> {
-  // The overlay's keys live under its DOCBATCH_PREFIX; this test's under a prefix of its own.
-  if (trigger.type === 'redis') return p.redis.llen(`${p.config.prefix}${trigger.metadata.listName!.slice(overlayPrefix.length)}`);
   if (trigger.type !== 'metrics-api') throw new Error(`this stand-in does not know KEDA's ${trigger.type} scaler`);
   const url = new URL(trigger.metadata.url!);
-  const headers: Record<string, string> = {};
-  if (trigger.metadata.authMode === 'basic') {
+  const param = (name: string) => {
     const auth = find(objects, 'TriggerAuthentication', trigger.authenticationRef!.name).spec as { secretTargetRef: Array<{ parameter: string; name: string; key: string }> };
-    const param = (name: string) => {
-      const ref = auth.secretTargetRef.find((r) => r.parameter === name)!;
-      return secretData(find(objects, 'Secret', ref.name))[ref.key]!;
-    };
-    headers.authorization = `Basic ${Buffer.from(`${param('username')}:${param('password')}`).toString('base64')}`;
-  }
+    const ref = auth.secretTargetRef.find((r) => r.parameter === name)!;
+    return secretData(find(objects, 'Secret', ref.name))[ref.key]!;
+  };
+  const headers: Record<string, string> = {};
+  if (trigger.metadata.authMode === 'basic') headers.authorization = `Basic ${Buffer.from(`${param('username')}:${param('password')}`).toString('base64')}`;
+  if (trigger.metadata.authMode === 'bearer') headers.authorization = `Bearer ${param('token')}`;
   // The dashboard runs here: the request goes to it, naming the Service as KEDA's would.
   const res = await rawRequest(`${dashboard.url}${url.pathname}${url.search}`, { host: url.host, headers });
   expect(res.status, res.text).toBe(200);
@@ -69,13 +64,12 @@ async function kedaReads(trigger: Trigger): Promise<number> {
   return value as number;
 }
 
-/** The replicas KEDA and the HPA settle on for these readings (AverageValue targets, activation at 0). */
+/** The replicas KEDA and the HPA settle on for its one trigger's reading (AverageValue target, activation at 0). */
 async function desiredReplicas(spec: ScaledObjectSpec): Promise<{ value: number; replicas: number }> {
-  const values = await Promise.all(spec.triggers.map((t) => kedaReads(t)));
-  const modifiers = spec.advanced?.scalingModifiers;
-  // The only formula our manifests have had: the triggers' sum.
-  const value = modifiers ? values.reduce((a, b) => a + b, 0) : values[0]!;
-  const target = Number(modifiers ? modifiers.target : spec.triggers[0]!.metadata.targetValue ?? spec.triggers[0]!.metadata.listLength);
+  expect(spec.triggers).toHaveLength(1);
+  const [trigger] = spec.triggers;
+  const value = await kedaReads(trigger!);
+  const target = Number(trigger!.metadata.targetValue);
   const replicas = value <= 0 ? spec.minReplicaCount : Math.min(spec.maxReplicaCount, Math.max(spec.minReplicaCount, Math.ceil(value / target)));
   return { value, replicas };
 }
@@ -86,12 +80,13 @@ beforeAll(async () => {
   const container = podSpec(find(objects, 'Deployment', 'docbatch-dashboard'))!.containers[0]!;
   const { env } = containerEnv(objects, container);
   const config = loadConfig({}, env);
-  overlayPrefix = config.prefix;
   p = await startPipeline({ file: import.meta.filename, worker: false, config: { feedDepth: 8 } });
   // The overlay's dashboard settings, on loopback with a free port, over this test's Redis.
   dashboard = await startDashboard(
-    { ...p.config, dashboardHost: '127.0.0.1', dashboardPort: 0, dashboardPublicNames: config.dashboardPublicNames, dashboardUser: config.dashboardUser, dashboardPassword: config.dashboardPassword, dashboardToken: undefined, dashboardReadOnly: true },
+    { ...p.config, dashboardHost: '127.0.0.1', dashboardPort: 0, dashboardPublicNames: config.dashboardPublicNames, dashboardUser: config.dashboardUser, dashboardPassword: config.dashboardPassword, dashboardToken: undefined, dashboardReadToken: config.dashboardReadToken, dashboardReadOnly: true },
     silentLogger(),
+    // Each reading counts again (a deployment's counts serve callers for 5 s).
+    { backlogTtlMs: 0 },
   );
 }, 60_000);
 
@@ -164,9 +159,38 @@ describe('Feeder.backlog', () => {
       await redis.del(`${prefix}:doc:gone`);
       expect(await feeder.backlog('infer')).toMatchObject({ unfed: 8, documents: 2 });
       expect(await feeder.backlog('infer', 5)).toMatchObject({ unfed: 8, capped: true });
+
+      // A chat document's results also hold its conversations' summaries (units 20-29, past
+      // feed_end): they do not make fed units look settled. 5 chunks and 10 summaries settled.
+      const chat = 'd1123456789abcdef0123';
+      await redis.hset(`${prefix}:doc:${chat}`, { gen: 1, units: 30, feed_end: 20, fed: 0, job_name: 'chunk', priority: 0 });
+      for (const unit of [0, 1, 2, 3, 4, ...Array.from({ length: 10 }, (_, i) => 20 + i)]) await redis.hset(`${prefix}:doc:${chat}:r:1`, String(unit), '{}');
+      await feeder.add(chat, 'infer', true);
+      expect(await feeder.backlog('infer')).toMatchObject({ unfed: 8 + 15, documents: 3 });
     } finally {
       await queue.obliterate({ force: true });
       await queue.close();
+      redis.disconnect();
+    }
+  }, 60_000);
+
+  it('pages through more documents than one script call reads, each once, whatever joins meanwhile', async () => {
+    const prefix = `${p.config.prefix}:many`;
+    const redis = connectRedis(p.config.redisUrl, 'client');
+    try {
+      const feeder = new Feeder(redis, prefix, () => {
+        throw new Error('nothing is fed here');
+      });
+      const batch = redis.pipeline();
+      for (let i = 0; i < 1234; i++) {
+        const id = `d${String(i).padStart(20, '0')}`;
+        batch.hset(`${prefix}:doc:${id}`, { gen: 1, units: 3, feed_end: 3, fed: i % 3, job_name: 'page', priority: 0 });
+        batch.zadd(`${prefix}:feed:infer:backlog`, i + 1, id);
+      }
+      await batch.exec();
+      // 1234 documents with 3, 2 or 1 units left (412 + 411 + 411).
+      expect(await feeder.backlog('infer')).toEqual({ jobs: 0, unfed: 412 * 3 + 411 * 2 + 411, documents: 1234, capped: false });
+    } finally {
       redis.disconnect();
     }
   }, 60_000);
