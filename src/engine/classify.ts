@@ -161,7 +161,7 @@ const MODEL = /\bmodel\b/i;
 const QUOTA = /insufficient_quota|exceeded your current quota|quota (?:exceeded|exhausted)|billing/i;
 const RATE_LIMIT = /rate.?limit|too many requests|requests per min|tokens per min|\bRPM\b|\bTPM\b/i;
 /** What servers say when a text-only model is sent an image (vLLM, SGLang, OpenAI-style gateways). */
-const NO_IMAGES = /not a multimodal model|does not support (?:image|multi-?modal|vision)|image inputs? (?:is|are) not supported|no (?:image|vision) support|only supports text|image_url is not supported/i;
+const NO_IMAGES = /not a multimodal model|does not support (?:image|multi-?modal|vision)|image inputs? (?:is|are) not supported|no (?:image|vision) support|only supports text|image_url is not supported|at most 0 image\(s\) may be provided/i;
 
 /** Pulls the numbers out of the context-length messages of vLLM (old and new), SGLang and OpenAI. */
 export function parseContextOverflow(message: string): ContextOverflow {

@@ -103,6 +103,16 @@ export class EngineClient {
   }
 
   /**
+   * The model's context length as the engine stated it in a refusal, for a server whose
+   * /v1/models does not give `max_model_len`: later requests fit their max_tokens to it.
+   */
+  learnContextLength(tokens: number): void {
+    if (this.knownModel && this.knownModel.maxModelLen === null && Number.isInteger(tokens) && tokens > 0) {
+      this.knownModel = { ...this.knownModel, maxModelLen: tokens };
+    }
+  }
+
+  /**
    * The model requests go to: the configured one (with its `max_model_len` when /v1/models lists
    * it), else the first the server lists. Cached once known; concurrent callers share one lookup.
    */

@@ -133,6 +133,8 @@ export class UnitSender {
   async send(options: { temperature: number; model?: string }, signal: AbortSignal): Promise<Dispatched> {
     const { log } = this.parts;
     let prepared = await this.prepared();
+    /** Set when the engine said how much room its context leaves this prompt (CONTEXT_TOO_LONG). */
+    let roomLeft: number | null = null;
     for (;;) {
       if (this.sends >= MAX_SENDS) throw this.outOfSends();
       const engine = await this.usable(signal);
@@ -149,7 +151,7 @@ export class UnitSender {
       this.sends++;
       try {
         const maxModelLen = (await client.model(signal)).maxModelLen;
-        const maxTokens = fitMaxTokens(prepared, maxModelLen);
+        const maxTokens = Math.min(fitMaxTokens(prepared, maxModelLen), roomLeft ?? Infinity);
         // A paid or shared endpoint's limits, kept by all its workers together.
         if (engine.limiter) {
           finishRate = await engine.limiter.acquire(prepared.promptTokensEstimate + maxTokens, signal);
@@ -209,7 +211,20 @@ export class UnitSender {
           }
           continue;
         }
-        if (err.code === 'ENGINE_DOWN') {
+        const room: number | null = roomLeft === null ? this.roomFrom(err, engine) : null;
+        if (room !== null) {
+          // Only max_tokens was too large (an engine whose /v1/models gives no max_model_len):
+          // the engine said how much room there is; ask again within it.
+          roomLeft = room;
+          log.warn({ code: err.code, maxTokens: room }, "max_tokens exceeded the model's context; asking again within the room the engine named");
+        } else if (err.code === 'ENGINE_DOWN' && (await this.refusedWhileUp(engine, err, signal))) {
+          // A 503 from a server whose /health is fine: a proxy's or gateway's refusal (nginx
+          // limit_req, a load balancer with no free backend), not an outage: back off as when busy.
+          this.busy++;
+          window.onBusy(performance.now());
+          log.warn({ code: err.code, status: 503, busy: this.busy }, 'the engine refused the request (503) while its /health is up; backing off');
+          backoffMs = this.retryAfter(err) ?? 500 + Math.random() * 1000 * Math.min(8, this.busy);
+        } else if (err.code === 'ENGINE_DOWN') {
           backoffMs = await this.onDown(engine, err, solo, signal);
         } else if (err.code === 'ENGINE_RATE_LIMITED') {
           const wait = this.retryAfter(err) ?? 1000;
@@ -283,6 +298,32 @@ export class UnitSender {
       }
       throw err;
     }
+  }
+
+  /**
+   * The max_tokens that fits, when a CONTEXT_TOO_LONG names both the context length and the
+   * prompt's tokens and the prompt alone fits (at least 16 tokens of room); null otherwise (the
+   * prompt itself is too long: the unit fails). The engine's context length is remembered for
+   * the next requests.
+   */
+  private roomFrom(err: DocbatchError, engine: Engine): number | null {
+    if (!(err instanceof EngineError) || err.code !== 'CONTEXT_TOO_LONG' || !err.context) return null;
+    const { maxContextLength, promptTokens } = err.context;
+    if (maxContextLength === null || promptTokens === null) return null;
+    const room = maxContextLength - promptTokens;
+    if (room < 16) return null;
+    engine.client.learnContextLength(maxContextLength);
+    return room;
+  }
+
+  /**
+   * Whether an ENGINE_DOWN was an HTTP 503 (an answer; not a death the server reported) while the
+   * engine's /health says it is up: then something in front of it refused this request.
+   */
+  private async refusedWhileUp(engine: Engine, err: DocbatchError, signal: AbortSignal): Promise<boolean> {
+    if (!(err instanceof EngineError) || err.status !== 503 || err.engineDead || engine.monitor.isDown) return false;
+    const health = await engine.client.health(AbortSignal.any([signal, AbortSignal.timeout(2000)])).catch(() => 'unknown' as const);
+    return health === 'up';
   }
 
   /**

@@ -92,8 +92,13 @@ export async function checkEngine(parts: EnvironmentParts, waitMs: number, signa
       const code = err instanceof EngineError ? err.code : 'ENGINE_ERROR';
       if (code === 'ENGINE_UNAUTHORIZED') throw unfit('engine', `${(err as Error).message}`, err);
       if (code === 'ENGINE_UNSUPPORTED' && parts.model) {
+        // A server without /v1/models may still serve MODEL: the probe below asks its chat.
         served = [{ id: parts.model, maxModelLen: null }];
         break;
+      }
+      // An answer, not a server still loading: no /v1/models here, and no MODEL to go by.
+      if (code === 'ENGINE_UNSUPPORTED') {
+        throw unfit('engine', `${endpoint(client, '/v1/models')} answers: ${(err as Error).message}. ENGINE_URL must be the server's root (e.g. http://127.0.0.1:8000, with no /v1); for a server without /v1/models, set MODEL`, err);
       }
       if (performance.now() + delay > deadline) throw unfit('engine', `no answer from /v1/models within ${Math.round(waitMs / 1000)} s (${(err as Error).message})`, err);
       if (!announced) {
@@ -119,7 +124,18 @@ export async function checkEngine(parts: EnvironmentParts, waitMs: number, signa
 /** An engine that has not answered the probe by then is busy, not unable: the worker starts, assuming images work. */
 const PROBE_TIMEOUT_MS = 15_000;
 
-/** One tiny request with one image: false when the server says the model takes none. */
+/** The full URL of one of the engine's routes, for messages. */
+function endpoint(client: EngineClient, path: string): string {
+  return `${client.origin}${client.prefix}${path}`;
+}
+
+/**
+ * One tiny request with one image: false when the server says the model takes none, null when it
+ * cannot tell (busy, slow, an error of its own). A refusal that every unit would meet is
+ * WORKER_UNFIT: no chat route there (a wrong ENGINE_URL), a model the chat refuses although
+ * /v1/models lists it (a gateway's alias, a renamed deployment), credentials refused. Without
+ * this the worker would take units only to hand them back, again and again.
+ */
 export async function probeImages(client: EngineClient, model: string, log: Logger, signal?: AbortSignal, limiter: EngineRateLimiter | null = null): Promise<boolean | null> {
   let finish: (() => Promise<void>) | null = null;
   try {
@@ -138,6 +154,13 @@ export async function probeImages(client: EngineClient, model: string, log: Logg
     return true;
   } catch (err) {
     if (err instanceof EngineError && err.code === 'MODEL_NO_IMAGES') return false;
+    if (err instanceof EngineError && err.code === 'MODEL_NOT_FOUND') {
+      throw unfit('model', `${endpoint(client, '/v1/chat/completions')} refuses the model ${JSON.stringify(model)}: ${err.message}. Set MODEL to the name the server's chat takes`, err);
+    }
+    if (err instanceof EngineError && err.code === 'ENGINE_UNSUPPORTED' && err.status === 404) {
+      throw unfit('engine', `${endpoint(client, '/v1/chat/completions')} answers: ${err.message}. ENGINE_URL must be the server's root (e.g. http://127.0.0.1:8000, with no /v1)`, err);
+    }
+    if (err instanceof EngineError && err.code === 'ENGINE_UNAUTHORIZED') throw unfit('engine', err.message, err);
     log.warn({ code: (err as { code?: string }).code, err: (err as Error).message }, 'could not tell whether the model takes images; assuming it does');
     return null;
   } finally {

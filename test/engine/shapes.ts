@@ -65,6 +65,15 @@ export const ERROR_SHAPES: Shape[] = [
     message: 'At most 1 image(s)',
   },
   {
+    // The same check on a model that takes none (vLLM's limit_mm_per_prompt image=0, or a text model).
+    name: 'vLLM 400 no images allowed at all',
+    status: 400,
+    body: nested('At most 0 image(s) may be provided in one prompt.', 'BadRequestError', 400),
+    code: 'MODEL_NO_IMAGES',
+    engineType: 'BadRequestError',
+    message: 'At most 0 image(s)',
+  },
+  {
     name: 'vLLM 404 unknown model',
     status: 404,
     body: nested('The model `qwen-vl` does not exist.', 'NotFoundError', 404),

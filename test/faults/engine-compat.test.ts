@@ -1,0 +1,107 @@
+/**
+ * Engines that are not our emulator, met by a real worker over real HTTP (found by an
+ * independent fake vLLM written apart from this repo):
+ *
+ * - a burst of 503s from something in front of a healthy engine (nginx limit_req, a gateway
+ *   with no free backend) is a refusal to back off from, not an outage: no page fails;
+ * - an engine whose /v1/models gives no max_model_len refuses a max_tokens too large for the
+ *   context, naming the room there is: the page is asked again within it, not failed;
+ * - a chat that refuses the model /v1/models lists, and an ENGINE_URL with a wrong path, stop
+ *   the worker at start with WORKER_UNFIT naming the URL, instead of taking units to hand them
+ *   back forever or failing every page.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
+import { isDocbatchError } from '../../src/errors.ts';
+import type { InferWorker } from '../../src/infer/worker.ts';
+import { json, startScripted, type Scripted } from '../engine/scripted-server.ts';
+import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
+import { startScriptedEngine, type ScriptedEngine } from '../helpers/scripted-engine.ts';
+
+let p: Pipeline;
+let worker: InferWorker | null = null;
+let scripted: ScriptedEngine | null = null;
+let fake: Scripted | null = null;
+
+beforeAll(async () => {
+  p = await startPipeline({ file: import.meta.filename, worker: false, config: { engineStartTimeoutMs: 20_000 } });
+});
+afterEach(async () => {
+  await worker?.close({ deadlineMs: 2000 });
+  worker = null;
+  await scripted?.close();
+  scripted = null;
+  await fake?.close();
+  fake = null;
+});
+afterAll(async () => {
+  await p?.stop();
+});
+
+function pdf(name: string, pages: number, seed: number): string {
+  const file = join(p.dir, name);
+  writeFileSync(file, numberedPdf(pages, seed));
+  return file;
+}
+
+describe('a worker before engines that are not the emulator', () => {
+  it('backs off from 503s while /health is up, and every page is written', async () => {
+    let refused = 0;
+    scripted = await startScriptedEngine(p.engine.url, () => (refused++ < 30 ? { status: 503, content: '' } : null));
+    worker = await p.startWorker({ engineUrl: scripted.url });
+    const [docId] = acceptedIds(await p.enqueue([pdf('refused.pdf', 6, 1)]));
+    const [done] = await p.wait([docId!], 90_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 6, failed: 0 });
+    expect(refused).toBeGreaterThanOrEqual(30);
+  }, 120_000);
+
+  it("asks again within the room a context-length refusal names, when only max_tokens was too large", async () => {
+    const message = (max: number) => `'max_tokens' or 'max_completion_tokens' is too large: ${max}. This model's maximum context length is 2000 tokens and your request has 1700 input tokens (${max} > 2000 - 1700).`;
+    scripted = await startScriptedEngine(p.engine.url, (body) => ((body.max_tokens ?? 0) > 300 ? { status: 400, content: message(body.max_tokens!) } : null));
+    worker = await p.startWorker({ engineUrl: scripted.url });
+    const [docId] = acceptedIds(await p.enqueue([pdf('room.pdf', 2, 2)]));
+    const [done] = await p.wait([docId!], 60_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 2, failed: 0 });
+    const sent = scripted.chats.map((c) => c.max_tokens);
+    expect(sent.filter((m) => m === 300).length).toBe(2);
+    expect(sent.every((m) => m === 300 || m! > 300)).toBe(true);
+  }, 90_000);
+
+  /** A server that lists `listed` at /v1/models and answers chat as `chat` says. */
+  async function fakeEngine(chat: (path: string) => { status: number; body: unknown }): Promise<Scripted> {
+    return startScripted((_req, res, seen) => {
+      if (seen.path === '/health') return res.writeHead(200).end();
+      if (seen.path === '/v1/models') return json(res, 200, { object: 'list', data: [{ id: 'listed', object: 'model', max_model_len: 4096 }] });
+      const answer = chat(seen.path);
+      return json(res, answer.status, answer.body);
+    });
+  }
+
+  it('refuses to start when the chat refuses the model /v1/models lists', async () => {
+    fake = await fakeEngine(() => ({ status: 404, body: { error: { message: 'The model `listed` does not exist.', type: 'NotFoundError', param: 'model', code: 404 } } }));
+    const err = await p.startWorker({ engineUrl: fake.url, model: 'listed' }).then(
+      (w) => ((worker = w), null),
+      (e: unknown) => e,
+    );
+    expect(isDocbatchError(err) && err.code).toBe('WORKER_UNFIT');
+    expect(String((err as Error).message)).toMatch(/^model: .*\/v1\/chat\/completions refuses the model "listed"/);
+  }, 60_000);
+
+  it('refuses to start at once when ENGINE_URL has a path the server does not have', async () => {
+    fake = await startScripted((_req, res) => json(res, 404, { detail: 'Not Found' }));
+    for (const model of [undefined, 'm']) {
+      const started = performance.now();
+      const err = await p.startWorker({ engineUrl: `${fake.url}/openai`, model }).then(
+        (w) => ((worker = w), null),
+        (e: unknown) => e,
+      );
+      expect(isDocbatchError(err) && err.code, String(model)).toBe('WORKER_UNFIT');
+      expect(String((err as Error).message)).toContain(`${fake.url}/openai/v1/`);
+      expect(String((err as Error).message)).toMatch(/ENGINE_URL must be the server's root/);
+      // Not the 20 s the worker waits for an engine that is still loading.
+      expect(performance.now() - started).toBeLessThan(10_000);
+    }
+  }, 60_000);
+});
