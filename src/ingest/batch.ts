@@ -67,7 +67,18 @@ export interface EnqueueFilesOptions {
 }
 
 /** Codes that, for a file found in a directory (not named), mean "not a document": skipped. */
-const NOT_A_DOCUMENT = new Set(['UNSUPPORTED_FORMAT', 'EMPTY_FILE', 'FILE_UNREADABLE']);
+/** In a folder, files with these codes are listed as skipped, not errors: a folder holds other things. */
+const NOT_A_DOCUMENT = new Set(['UNSUPPORTED_FORMAT', 'EMPTY_FILE', 'FILE_UNREADABLE', 'ZIP_NO_CONVERSATIONS', 'ZIP_CORRUPT']);
+
+/** Errors of the file system while a file is read: the file is unreadable, the command goes on. */
+const FS_CODES = new Set(['EACCES', 'EPERM', 'ENOENT', 'ENOTDIR', 'EISDIR', 'ELOOP', 'EIO', 'ENAMETOOLONG', 'ESTALE', 'ENXIO', 'EBUSY']);
+
+function fileSystemError(err: unknown, file: string): InputError | null {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (err instanceof InputError || typeof code !== 'string' || !FS_CODES.has(code)) return null;
+  const why = code === 'ENOENT' ? 'it is gone (deleted or moved while being enqueued?)' : (err as Error).message;
+  return new InputError('FILE_UNREADABLE', `cannot read the file: ${why}`, { cause: err, place: { file } });
+}
 
 export async function enqueueFiles(inputs: string[], config: Config, log: Logger, options: EnqueueFilesOptions = {}): Promise<FileOutcome[]> {
   const redis = connectRedis(config.redisUrl, 'client');
@@ -128,7 +139,7 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
     // document while the producer is still reading the others.
     const walked: WalkedFile[] = [];
     for await (const w of walkInputs(inputs, { s3, ...(options.glob ? { glob: options.glob } : {}), ...(options.signal ? { signal: options.signal } : {}) })) walked.push(w);
-    const clashing = await clashingNames(walked);
+    const clashing = await clashingNames(walked.filter((w) => w.passed === undefined && w.unreadable === undefined));
     const producer = new Producer({ store, blobs, chunks: new ChunkReader(blobs), feeder, writeQueue, inferQueue, log, ...(options.outputs ? { outputs: options.outputs } : {}) });
     const touched = new Set<string>();
     let lastFeed = 0;
@@ -137,8 +148,16 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
       lastFeed = performance.now();
       for (const queue of touched) await feeder.topUp(queue, config.feedDepth);
     };
-    for (const { path: file, explicit } of walked) {
+    for (const { path: file, explicit, passed, unreadable } of walked) {
       options.signal?.throwIfAborted();
+      if (passed !== undefined) {
+        emit({ file, skipped: passed });
+        continue;
+      }
+      if (unreadable !== undefined) {
+        emit({ file, error: new InputError('FILE_UNREADABLE', unreadable, { place: { file } }) });
+        continue;
+      }
       let input: PreparedInput;
       let plans: RunPlan[];
       let task: Task;
@@ -164,7 +183,8 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
           now,
         });
         delete input.chunks; // the index blob holds them now
-      } catch (err) {
+      } catch (caught) {
+        const err = fileSystemError(caught, file) ?? caught;
         if (!(err instanceof InputError)) throw err;
         if (!explicit && NOT_A_DOCUMENT.has(err.code)) {
           log.debug({ file, code: err.code }, 'not a document; skipped');

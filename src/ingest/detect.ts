@@ -27,7 +27,22 @@ const PREFIXES = [64 * 1024, 1024 * 1024, 16 * 1024 * 1024];
 
 const PDF_MAGIC = Buffer.from('%PDF-');
 const CHATGPT_KEYS = ['mapping', 'current_node'];
-const CLAUDE_KEYS = ['chat_messages', 'uuid'];
+/**
+ * A Claude conversation has `chat_messages`; `uuid` alone is every object of a Claude export
+ * (users.json and projects.json beside conversations.json have it too).
+ */
+const CLAUDE_KEYS = ['chat_messages'];
+/** A header with its version, as a PDF reader finds it after junk (pdf.js: in the first 1024 bytes). */
+const PDF_HEADER = /%PDF-\d\.\d/;
+/** An indirect object (`12 0 obj`): what a PDF's body is made of, and text about PDFs rarely has. */
+const PDF_OBJECT = /\d+\s+\d+\s+obj\b/;
+
+/** Junk, then a PDF: a versioned header in the first 1024 bytes with an object after it. */
+function pdfAfterJunk(head: Buffer): boolean {
+  const text = head.toString('latin1');
+  const at = PDF_HEADER.exec(text.slice(0, 1024));
+  return at !== null && PDF_OBJECT.test(text.slice(at.index));
+}
 
 /**
  * Throws InputError FILE_UNREADABLE (missing, a directory, no permission), ZIP_CORRUPT, or
@@ -65,10 +80,11 @@ export async function detectFrom(source: DetectSource): Promise<FileKind> {
   if (head[0] === 0x50 && head[1] === 0x4b && (head[2] === 0x03 || head[2] === 0x05) && (head[3] === 0x04 || head[3] === 0x06)) {
     return source.zip();
   }
-  // A PDF may have junk before its header, but a JSON export may also quote "%PDF-" early:
-  // text that starts like JSON is read as JSON.
+  // A PDF may have junk before its header (pdf.js looks in the first 1024 bytes), but a JSON
+  // export may also quote "%PDF-" early, and so may a README or a script: text that starts like
+  // JSON is read as JSON, and elsewhere the header must have its version and an object after it.
   const first = head[skipWhitespace(head, head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0)];
-  if (first !== 0x5b && first !== 0x7b && head.subarray(0, 1024).includes(PDF_MAGIC)) return { kind: 'pdf' };
+  if (first !== 0x5b && first !== 0x7b && pdfAfterJunk(head)) return { kind: 'pdf' };
   for (let k = 0; ; k++) {
     const limit = PREFIXES[k] as number;
     const prefix = k === 0 ? head : await source.readPrefix(Math.min(size, limit));

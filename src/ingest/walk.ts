@@ -1,12 +1,15 @@
 /**
  * What `docbatch enqueue` was given → the files to try. A file named explicitly is always tried
- * (and rejected with its code if it is not a document). A directory is walked recursively, in a
- * stable order (names sorted), following no symbolic links out of it; its files are tried by
- * their content later, and those that are no document are skipped and listed, not errors.
+ * (and rejected with its code if it is not a document). A directory named explicitly (or a link
+ * to one) is walked recursively, in a stable order (names sorted), following no symbolic link
+ * inside it; its files are tried by their content later, and those that are no document are
+ * skipped and listed, not errors. So are the links and the folders it cannot read: each is
+ * listed with why it was not looked at (a folder named explicitly that cannot be read is an
+ * error, FILE_UNREADABLE).
  * `--glob` keeps only files whose path relative to the directory matches. An `s3://bucket/prefix/`
  * is walked like a directory: the objects under it, in key order (src/ingest/s3-input.ts).
  */
-import { lstat, readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { isS3Uri } from '../s3-uri.ts';
@@ -16,6 +19,10 @@ export interface WalkedFile {
   path: string;
   /** Named on the command line (true) or found in a directory (false). */
   explicit: boolean;
+  /** Not looked at, and why (a link inside a directory, a folder that cannot be read). */
+  passed?: string;
+  /** A directory named on the command line that cannot be read: the error to report. */
+  unreadable?: string;
 }
 
 /** A shell-style glob (`*`, `**`, `?`, `{a,b}`) → a RegExp over `/`-separated relative paths. */
@@ -39,7 +46,8 @@ export function globToRegExp(glob: string): RegExp {
       }
     } else re += escape(c);
   }
-  return new RegExp(`^${re}$`, 'i');
+  // `s`: a `*` or `**` also matches a newline in a name.
+  return new RegExp(`^${re}$`, 'is');
 }
 
 function escape(s: string): string {
@@ -55,7 +63,8 @@ export async function* walkInputs(inputs: string[], options: { glob?: string; si
     }
     let info;
     try {
-      info = await lstat(input);
+      // A link named on the command line is followed: `enqueue ~/inbox` where inbox is a link.
+      info = await stat(input);
     } catch {
       yield { path: input, explicit: true }; // rejected later with FILE_UNREADABLE
       continue;
@@ -64,26 +73,29 @@ export async function* walkInputs(inputs: string[], options: { glob?: string; si
       yield { path: input, explicit: true };
       continue;
     }
-    for await (const path of walkDir(input, options.signal)) {
-      const rel = relative(input, path).split(sep).join('/');
-      if (pattern && !pattern.test(rel)) continue;
-      yield { path, explicit: false };
+    for await (const found of walkDir(input, options.signal, true)) {
+      const rel = relative(input, found.path).split(sep).join('/');
+      if (pattern && !found.unreadable && !pattern.test(rel)) continue;
+      yield found;
     }
   }
 }
 
-async function* walkDir(dir: string, signal?: AbortSignal): AsyncGenerator<string> {
+async function* walkDir(dir: string, signal: AbortSignal | undefined, top: boolean): AsyncGenerator<WalkedFile> {
   signal?.throwIfAborted();
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true });
-  } catch {
+  } catch (err) {
+    const why = `cannot read the folder: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+    yield top ? { path: dir, explicit: true, unreadable: why } : { path: dir, explicit: false, passed: why };
     return;
   }
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const entry of entries) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) yield* walkDir(path, signal);
-    else if (entry.isFile()) yield path;
+    if (entry.isDirectory()) yield* walkDir(path, signal, false);
+    else if (entry.isFile()) yield { path, explicit: false };
+    else if (entry.isSymbolicLink()) yield { path, explicit: false, passed: 'a symbolic link: links inside a folder are not followed (name the file or folder it points to)' };
   }
 }

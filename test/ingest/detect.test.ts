@@ -17,7 +17,11 @@ const file = (bytes: Buffer | string, name = `f${++n}.bin`) => writeBytes(tmp.di
 describe('detectFile', () => {
   it('tells formats from bytes, not names', async () => {
     expect(await detectFile(file('%PDF-1.7\n%âãÏÓ\n', 'a.json'))).toEqual({ kind: 'pdf' });
-    expect(await detectFile(file(Buffer.concat([Buffer.alloc(500, 0x20), Buffer.from('junk %PDF-1.4')]), 'b.txt'))).toEqual({ kind: 'pdf' });
+    expect(await detectFile(file(Buffer.concat([Buffer.alloc(500, 0x20), Buffer.from('junk %PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\n')]), 'b.txt'))).toEqual({ kind: 'pdf' });
+    // Text that mentions a PDF header is not a PDF (a README, a script checking for one).
+    for (const text of ['# Notes\nA PDF starts with `%PDF-1.x`, then objects.\n', 'if data[:5] == b"%PDF-":\n    ok()\n', 'A header such as %PDF-1.7 comes first.\n']) {
+      expect((await detectFile(file(text, 'notes.md'))).kind, text).toBe('unknown');
+    }
     expect(await detectFile(file(chatgpt, 'report.pdf'))).toEqual({ kind: 'chat', format: 'chatgpt' });
     expect(await detectFile(file(`\uFEFF\n  ${claude}`))).toEqual({ kind: 'chat', format: 'claude' });
     expect(await detectFile(file(jsonl, 'x.json'))).toEqual({ kind: 'chat', format: 'jsonl' });
