@@ -39,6 +39,7 @@ interface CodeInfo {
 export const ERROR_CODES = {
   // ---- input files (producer) ----
   FILE_UNREADABLE: { action: 'reject', summary: 'The file cannot be read (missing, a directory, no permission).' },
+  FILE_CHANGED: { action: 'reject', summary: 'The file changed (its size, modification time or identity) while it was being read: it is still being written, or was replaced. Nothing was enqueued for it; enqueue it again once it is complete.' },
   EMPTY_FILE: { action: 'reject', summary: 'The file has zero bytes.' },
   UNSUPPORTED_FORMAT: { action: 'reject', summary: 'The bytes are neither a PDF nor a known chat export.' },
   NOT_PDF: { action: 'reject', summary: 'The file is named .pdf but its bytes are not a PDF.' },

@@ -64,6 +64,8 @@ export interface EnqueueFilesOptions {
    * (src/write/sinks.ts openSink; the CLI passes it). Without it a written document is `done`.
    */
   outputs?: OutputsView;
+  /** The PDF inspector to use (the caller's, left open); one of its own, closed at the end, otherwise. */
+  inspector?: PdfInspector;
 }
 
 /** Codes that, for a file found in a directory (not named), mean "not a document": skipped. */
@@ -94,7 +96,7 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
   // Every blob stored or found here is pinned first, so gc leaves it alone until a record names it.
   const blobs = openBlobStore(config, s3, { guard: new BlobPins(redis, config.prefix) });
   const feeder = new Feeder(redis, config.prefix, inferQueue, { documents: config.feedDocuments });
-  const inspector = new PdfInspector();
+  const inspector = options.inspector ?? new PdfInspector();
   const outcomes: FileOutcome[] = [];
   const emit = (o: FileOutcome) => {
     outcomes.push(o);
@@ -214,7 +216,7 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
     await feed(true);
     return outcomes;
   } finally {
-    await Promise.allSettled([...[...queues.values()].map((q) => q.close()), writeQueue.close(), inspector.close()]);
+    await Promise.allSettled([...[...queues.values()].map((q) => q.close()), writeQueue.close(), options.inspector ? undefined : inspector.close()]);
     redis.disconnect();
   }
 }

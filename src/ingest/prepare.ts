@@ -4,7 +4,7 @@
  * every JSON conversation) before anything is enqueued for it. A source may be an `s3://` object
  * (src/ingest/s3-input.ts): the same checks and codes, with the URI as the place.
  */
-import { stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { DocbatchError, InputError } from '../errors.ts';
 import { inspectImage } from '../render/image-file.ts';
@@ -93,11 +93,12 @@ export async function prepareFile(source: string, blobs: BlobStore, options: Pre
   }
 }
 
-async function fileSize(source: string): Promise<number> {
+/** A local file's size and identity: any write or replacement changes `version`. */
+async function fileInfo(source: string): Promise<{ size: number; version: string }> {
   try {
-    const info = await stat(source);
+    const info = await stat(source, { bigint: true });
     if (!info.isFile()) throw new InputError('FILE_UNREADABLE', 'not a regular file', { place: { file: source } });
-    return info.size;
+    return { size: Number(info.size), version: `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}` };
   } catch (err) {
     if (err instanceof DocbatchError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
@@ -106,9 +107,34 @@ async function fileSize(source: string): Promise<number> {
   }
 }
 
+/**
+ * A local file is read more than once (detected, inspected, stored, or hashed and split): it must
+ * be the same file at the end as at the start, or what was inspected is not what was stored.
+ */
+async function unchanged(source: string, before: string | null): Promise<void> {
+  if (before === null) return;
+  const after = await fileInfo(source).catch(() => null);
+  if (after?.version !== before) {
+    throw new InputError('FILE_CHANGED', after ? 'the file changed while it was being read (still being written, or replaced?); enqueue it again once it is complete' : 'the file went away while it was being read', { place: { file: source } });
+  }
+}
+
 /** `object` is the source when it is in S3 (null: `source` is a local file). */
 async function prepare(source: string, object: S3Input | null, blobs: BlobStore, options: PrepareOptions): Promise<PreparedInput> {
-  const size = object ? object.size : await fileSize(source);
+  const local = object ? null : await fileInfo(source);
+  try {
+    return await prepareKnown(source, object, blobs, options, local);
+  } catch (err) {
+    // A file being written fails its checks (a truncated PDF, a JSON line cut short): that it
+    // changed is the cause to report.
+    if (local && err instanceof InputError && err.code !== 'FILE_CHANGED') await unchanged(source, local.version);
+    throw err;
+  }
+}
+
+async function prepareKnown(source: string, object: S3Input | null, blobs: BlobStore, options: PrepareOptions, local: { size: number; version: string } | null): Promise<PreparedInput> {
+  const size = object ? object.size : local!.size;
+  const version = local?.version ?? null;
   if (size === 0) throw new InputError('EMPTY_FILE', 'the file is empty (0 bytes)', { place: { file: source } });
 
   const kind = object ? await object.detect() : await detectFile(source);
@@ -131,6 +157,7 @@ async function prepare(source: string, object: S3Input | null, blobs: BlobStore,
       const path = object ? (await object.local()).path : source;
       const info = options.inspector ? await options.inspector.inspect(path, inspectOptions) : await inspectPdf(path, inspectOptions);
       const blob = object ? await object.store() : await blobs.put(source);
+      await unchanged(source, version);
       return {
         source,
         kind: 'pdf',
@@ -151,6 +178,7 @@ async function prepare(source: string, object: S3Input | null, blobs: BlobStore,
         throw new InputError('IMAGE_CORRUPT', `a ${kind.format.toUpperCase()} image by its bytes, but it cannot be decoded: ${(err as Error).message}`, { place: { file: source }, cause: err });
       }
       const blob = object ? await object.store() : await blobs.put(source);
+      await unchanged(source, version);
       return {
         source,
         kind: 'image',
@@ -178,6 +206,10 @@ async function prepare(source: string, object: S3Input | null, blobs: BlobStore,
         ...(streamed ? { source: streamed.stream } : {}),
       });
       if (streamed) sha256 = streamed.sha256();
+      await unchanged(source, version).catch(async (err: unknown) => {
+        await rm(split.sidecarPath, { force: true });
+        throw err;
+      });
       const blob = await blobs.adopt(split.sidecarPath, split.sidecarSha256, split.sidecarBytes);
       return {
         source,
