@@ -108,14 +108,6 @@ function printOutcome(o: FileOutcome, json: boolean): void {
     else process.stdout.write(`skipped  ${file}: not a document (${printable(o.skipped)})\n`);
     return;
   }
-  if (o.error) {
-    if (json) {
-      process.stdout.write(`${jsonLine({ file: o.file, error: { code: o.error.code, message: o.error.message, place: o.error.place ?? null } })}\n`);
-    }
-    const described = o.error.describe();
-    process.stderr.write(`docbatch: rejected ${described.startsWith(file) ? described : `${file}: ${described}`}\n`);
-    return;
-  }
   for (const r of o.runs ?? []) {
     if (json) {
       process.stdout.write(`${jsonLine({ file: o.file, docId: r.docId, kind: r.kind, units: r.units, outcome: r.outcome, name: r.name, task: r.task, unit: r.unit, model: r.model, queue: r.queue })}\n`);
@@ -125,5 +117,13 @@ function printOutcome(o: FileOutcome, json: boolean): void {
     const extra = r.outcome === 'resumed' ? ` (${r.settled} already done)` : r.outcome === 'done' ? ' (already written; --force to redo)' : '';
     const model = r.model ? `  model ${printable(r.model)}` : '';
     process.stdout.write(`${r.docId}  ${r.outcome.padEnd(8)}  ${file}  ${r.units} ${what}${model}${extra}\n`);
+  }
+  // After the runs that went in, if some did before one was refused.
+  if (o.error) {
+    if (json) {
+      process.stdout.write(`${jsonLine({ file: o.file, error: { code: o.error.code, message: o.error.message, place: o.error.place ?? null } })}\n`);
+    }
+    const described = o.error.describe();
+    process.stderr.write(`docbatch: rejected ${described.startsWith(file) ? described : `${file}: ${described}`}\n`);
   }
 }

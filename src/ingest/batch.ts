@@ -37,7 +37,7 @@ export interface FileOutcome {
   file: string;
   /** The runs (one per model) when the file went in (or was already there). */
   runs?: RunReport[];
-  /** Set when the file was rejected. */
+  /** Set when the file was rejected (with `runs` too when some of its runs went in before one was refused). */
   error?: DocbatchError;
   /** Set when a file found in a directory is no document (skipped, not an error). */
   skipped?: string;
@@ -197,8 +197,8 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
         }
         continue;
       }
+      const runs: RunReport[] = [];
       try {
-        const runs: RunReport[] = [];
         const siblings = plans.map((p) => p.meta.docId);
         for (const plan of plans) {
           if (siblings.length > 1) plan.meta.siblings = siblings;
@@ -208,7 +208,8 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
         }
         emit({ file: input.source, runs });
       } catch (err) {
-        if (err instanceof InputError) emit({ file: input.source, error: err });
+        // One run of several (one per model) refused: those already in are said too.
+        if (err instanceof InputError) emit({ file: input.source, ...(runs.length > 0 ? { runs } : {}), error: err });
         else throw toDocbatchError(err);
       }
       await feed(false);

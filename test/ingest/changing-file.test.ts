@@ -5,6 +5,9 @@
  * refused as a conflict. Now it is rejected with FILE_CHANGED, nothing enqueued, and goes in
  * once it is still. The writer is simulated at the exact moment: the inspector (a real one)
  * replaces the file right after reading it.
+ *
+ * Also: a file whose runs (one per model) are not all accepted says which went in beside the
+ * refusal (it said only the refusal, while a run was registered and running).
  */
 import { writeFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -86,5 +89,20 @@ describe('a file that changes while it is enqueued', () => {
     expect(outcome!.error?.code).toBe('FILE_CHANGED');
     const files = (await readdir(p.config.blobDir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => relative(p.config.blobDir, join(e.parentPath, e.name)));
     expect(files.filter((f) => f.startsWith('tmp'))).toEqual([]);
+  });
+});
+
+describe('a file with several runs (one per model), one of them refused', () => {
+  it('says which runs went in beside the refusal, instead of only the refusal', async () => {
+    const file = join(p.dir, 'two-models.pdf');
+    writeFileSync(file, numberedPdf(2, 9));
+    const first = await p.enqueue([file], { task: { models: ['a', 'b'] } });
+    const b = first[0]!.runs!.find((r) => r.model === 'b')!;
+    // Model b's record disagrees with the file now (as a record left by a file replaced under an
+    // older docbatch would): its run is refused as a conflict; a's is not.
+    await p.store.redis.hset(p.store.docKey(b.docId), 'units', 5);
+    const [outcome] = await p.enqueue([file], { task: { models: ['a', 'b'] } });
+    expect(outcome!.error?.code).toBe('DOC_CONFLICT');
+    expect(outcome!.runs?.map((r) => [r.model, r.outcome])).toEqual([['a', 'resumed']]);
   });
 });
