@@ -5,6 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { connectRedis } from '../../queues/connect.ts';
+import { DocbatchError } from '../errors.ts';
 import type { FileOutcome } from '../ingest/batch.ts';
 import { createLogger } from '../observe/log.ts';
 import { progressPrinter } from '../observe/bar.ts';
@@ -53,7 +54,9 @@ export function enqueueCommand(): Command {
       ...(Array.isArray(opts.model) ? { models: opts.model as string[] } : {}),
     };
     const controller = new AbortController();
-    const onSignal = () => controller.abort(new Error('interrupted'));
+    // Said as ABORTED (exit 1), not as an unexpected error: documents already in go on.
+    const onSignal = (signal: NodeJS.Signals) =>
+      controller.abort(new DocbatchError('ABORTED', `interrupted (${signal}): the documents enqueued so far stay queued and are worked on; \`docbatch status\` follows them`));
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     const { enqueueFiles } = await import('../ingest/batch.ts');

@@ -3,11 +3,13 @@
  * and exit code 2, and the good files of the same command still go in; --wait exits 0 when all
  * finished and 1 when a unit failed; bad settings name the setting.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.ts';
+import { BIN, runCli } from '../helpers/cli.ts';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
 import { openQueue } from '../../queues/connect.ts';
 import { startPipeline, type Pipeline } from '../helpers/pipeline.ts';
@@ -102,4 +104,22 @@ describe('docbatch enqueue', () => {
     expect(url.code).toBe(2);
     expect(url.stderr).toMatch(/REDIS_URL/);
   });
+
+  it('--wait stopped by SIGTERM says ABORTED (exit 1), not an unexpected error; the document stays queued', async () => {
+    const file = join(p.dir, 'stopped.pdf');
+    writeFileSync(file, numberedPdf(2, 77));
+    const child = spawn(BIN, ['enqueue', '--wait', file], { env: { PATH: process.env.PATH!, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    for (let i = 0; i < 400 && !stdout.includes('enqueued'); i++) await new Promise((r) => setTimeout(r, 25));
+    child.kill('SIGTERM');
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(stderr).not.toMatch(/unexpected error/);
+    expect(stderr).toMatch(/ABORTED: interrupted \(SIGTERM\)/);
+    expect(code).toBe(1);
+    const docId = stdout.split(/\s+/)[0]!;
+    expect((await p.store.get(docId))!.state).toBe('running');
+  }, 60_000);
 });
