@@ -39,17 +39,21 @@ async function openZip(path: string, file: string): Promise<yauzl.ZipFile> {
 }
 
 async function findEntry(zip: yauzl.ZipFile, file: string): Promise<yauzl.Entry | undefined> {
-  let nested: yauzl.Entry | undefined;
+  const nested: yauzl.Entry[] = [];
   try {
     for await (const entry of zip.eachEntry()) {
       if (entry.fileName.startsWith('__MACOSX/') || !ENTRY.test(entry.fileName)) continue;
       if (!entry.fileName.includes('/')) return entry; // the root one wins
-      nested ??= entry;
+      nested.push(entry);
     }
   } catch (err) {
     throw corrupt(file, err);
   }
-  return nested;
+  // Two exports zipped together: taking one would drop the other without a word.
+  if (nested.length > 1) {
+    throw new InputError('ZIP_NO_CONVERSATIONS', `the .zip holds ${nested.length} conversations.json, one folder down each (${nested.map((e) => e.fileName).join(', ')}), and none at its root: zip each export alone`, { place: { file } });
+  }
+  return nested[0];
 }
 
 /** The name of the conversations entry; throws ZIP_NO_CONVERSATIONS or ZIP_CORRUPT. */

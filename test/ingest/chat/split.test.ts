@@ -126,6 +126,13 @@ describe('splitExport: the sidecar', () => {
       expect(got.kind).toEqual({ kind: 'chat', format: 'chatgpt', zipEntry: entry });
       expect(got.bytes.equals(direct.bytes)).toBe(true);
     }
+    // Two exports zipped together, each one folder down: refused, naming both (one was dropped).
+    const two = makeZip([
+      { name: 'a/conversations.json', data: json },
+      { name: 'b/conversations.json', data: json },
+    ]);
+    const twoPath = writeBytes(tmp.dir, 'two.zip', two);
+    await expect(splitFile(twoPath)).rejects.toMatchObject({ code: 'ZIP_NO_CONVERSATIONS', message: expect.stringContaining('a/conversations.json, b/conversations.json') });
   });
 
   it('Claude export: linear messages, content blocks preferred over text, thinking skipped, attachments kept', async () => {
