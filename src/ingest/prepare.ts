@@ -4,7 +4,7 @@
  * every JSON conversation) before anything is enqueued for it. A source may be an `s3://` object
  * (src/ingest/s3-input.ts): the same checks and codes, with the URI as the place.
  */
-import { rm, stat } from 'node:fs/promises';
+import { realpath, rm, stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { DocbatchError, InputError } from '../errors.ts';
 import { inspectImage } from '../render/image-file.ts';
@@ -154,7 +154,9 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
       throw new InputError('UNSUPPORTED_FORMAT', `not a PDF, an image or a known chat export (${kind.reason})`, { place: { file: source } });
     case 'pdf': {
       const inspectOptions = { file: source, ...(options.password ? { password: options.password } : {}), ...(options.signal ? { signal: options.signal } : {}) };
-      const path = object ? (await object.local()).path : source;
+      // The inspector is another process: it must open the file this one sees (`/dev/stdin`
+      // redirected from a file names its own stdin there), so it gets the file's real path.
+      const path = object ? (await object.local()).path : await realpath(source);
       const info = options.inspector ? await options.inspector.inspect(path, inspectOptions) : await inspectPdf(path, inspectOptions);
       const blob = object ? await object.store() : await blobs.put(source);
       await unchanged(source, version);

@@ -6,7 +6,7 @@
  * is not a document; `--glob` matches names with a newline.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -82,6 +82,19 @@ describe('a folder as users have it', () => {
     const outcomes = await p.enqueue([dir]);
     expect(byFile(outcomes, dir)).toEqual({ 'alias.pdf': 'skipped', elsewhere: 'skipped', 'real.pdf': 'enqueued' });
     expect(outcomes.find((o) => o.file.endsWith('alias.pdf'))!.skipped).toMatch(/symbolic link/);
+  });
+
+  it('/dev/stdin redirected from a PDF is that PDF (the inspector child used to read its own, empty, stdin)', () => {
+    const file = pdfIn(folder('stdin'), 'piped.pdf');
+    const fd = openSync(file, 'r');
+    try {
+      const env = { PATH: process.env.PATH!, REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir };
+      const run = spawnSync(BIN, ['enqueue', '--json', '/dev/stdin'], { env, encoding: 'utf8', stdio: [fd, 'pipe', 'pipe'], timeout: 60_000 });
+      expect(run.stderr).toBe('');
+      expect(JSON.parse(run.stdout.trim())).toMatchObject({ file: '/dev/stdin', outcome: 'enqueued', units: 1 });
+    } finally {
+      closeSync(fd);
+    }
   });
 
   it('--glob matches names with a newline', async () => {
