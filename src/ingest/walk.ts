@@ -85,15 +85,21 @@ async function* walkDir(dir: string, signal: AbortSignal | undefined, top: boole
   signal?.throwIfAborted();
   let entries;
   try {
-    entries = await readdir(dir, { withFileTypes: true });
+    entries = await readdir(dir, { withFileTypes: true, encoding: 'buffer' });
   } catch (err) {
     const why = `cannot read the folder: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
     yield top ? { path: dir, explicit: true, unreadable: why } : { path: dir, explicit: false, passed: why };
     return;
   }
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  entries.sort((a, b) => Buffer.compare(a.name, b.name));
   for (const entry of entries) {
-    const path = join(dir, entry.name);
+    const name = entry.name.toString('utf8');
+    const path = join(dir, name);
+    // A name that is not UTF-8 cannot be opened through a string path: say so, not "no such file".
+    if (!Buffer.from(name, 'utf8').equals(entry.name)) {
+      yield { path, explicit: false, passed: 'the file name is not valid UTF-8, so it cannot be opened by name here: rename it (e.g. convmv -f latin1 -t utf8)' };
+      continue;
+    }
     if (entry.isDirectory()) yield* walkDir(path, signal, false);
     else if (entry.isFile()) yield { path, explicit: false };
     else if (entry.isSymbolicLink()) yield { path, explicit: false, passed: 'a symbolic link: links inside a folder are not followed (name the file or folder it points to)' };

@@ -97,6 +97,14 @@ describe('a folder as users have it', () => {
     }
   });
 
+  it('a name that is not UTF-8 is listed with what to do, not as "no such file"', async () => {
+    const dir = folder('latin1');
+    pdfIn(dir, 'plain.pdf');
+    writeFileSync(Buffer.concat([Buffer.from(`${dir}/caf`), Buffer.from([0xe9]), Buffer.from('.pdf')]), numberedPdf(1, seed++));
+    const outcomes = await p.enqueue([dir]);
+    expect(outcomes.map((o) => o.skipped ?? o.runs?.[0]?.outcome)).toEqual([expect.stringMatching(/not valid UTF-8.*rename it/), 'enqueued']);
+  });
+
   it('--glob matches names with a newline', async () => {
     const dir = folder('newline');
     pdfIn(folder('newline/two\nlines'), 'inside.pdf');
