@@ -4,8 +4,8 @@
  * Every `X.report.json` under OUT_DIR (any depth; hidden folders and symbolic links skipped) is
  * one document. Its model is the served name in the report's `models` (never the folder's name:
  * folders are named from models with unsafe characters replaced). A report whose `models` is
- * empty (every unit failed) takes the one model of the other reports in its folder, else
- * `(unknown)`; a report naming several models (a run that named none, served by workers with
+ * empty (every unit failed) takes the model its run named (`model`), else the one model of the
+ * other reports in its folder, else `(unknown)`; a report naming several models (a run that named none, served by workers with
  * different models) is grouped under the names joined with ` + `.
  *
  * Its outputs are the `.md`, `.json` and `.jsonl` files the report lists in `outputs`, looked up
@@ -22,6 +22,8 @@ export interface ReportInfo {
   document: string | null;
   source: string | null;
   kind: string | null;
+  /** The model the run named (null: the engine's own). */
+  model: string | null;
   models: string[];
   task: { name?: string; unit?: string; output?: string } | null;
   units: number | null;
@@ -85,6 +87,7 @@ export function discoverOutputs(outDir: string): Discovery {
     let model: string;
     if (models.length === 1) model = models[0]!;
     else if (models.length > 1) model = [...models].sort().join(' + ');
+    else if (f.report.model) model = f.report.model;
     else {
       const folder = byFolder.get(f.dir);
       model = folder?.size === 1 ? [...folder][0]! : UNKNOWN_MODEL;
@@ -139,6 +142,7 @@ function readReport(path: string): ReportInfo {
     document: str(r.document),
     source: str(r.source),
     kind: str(r.kind),
+    model: str(r.model),
     models: Array.isArray(r.models) ? r.models.filter((m): m is string => typeof m === 'string' && m !== '') : [],
     task: typeof r.task === 'object' && r.task !== null ? (r.task as ReportInfo['task']) : null,
     units: num(r.units),

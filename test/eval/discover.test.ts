@@ -33,6 +33,8 @@ describe('discoverOutputs', () => {
       { name: 'c', models: ['m1'], md: 'c' },
       { name: 'd', models: ['m2'], md: 'd' },
       { name: 'e', models: [] },
+      // Every unit failed, but its run named its model: that model, whatever the folder holds.
+      { name: 'e2', models: [], model: 'm2', failed: [{ unit: 0, code: 'OUTPUT_INVALID', message: 'not JSON' }] },
     ]);
     writeOutputs(out, [{ name: 'f', models: ['m2', 'm1'], md: 'f' }]);
     writeOutputs(join(out, '.hidden'), [{ name: 'g', models: ['m9'], md: 'g' }]);
@@ -47,6 +49,7 @@ describe('discoverOutputs', () => {
       c: 'm1',
       d: 'm2',
       e: '(unknown)', // names no model, and its folder has two
+      e2: 'm2',
       f: 'm1 + m2',
     });
     expect(found.models).toEqual(['(unknown)', 'Qwen/Qwen2.5-VL', 'm1', 'm1 + m2', 'm2']);

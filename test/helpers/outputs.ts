@@ -12,6 +12,8 @@ export interface DocSpec {
   source?: string;
   /** The report's `models` (served names). */
   models: string[];
+  /** The report's `model`: the model the run named. @defaultValue null */
+  model?: string | null;
   json?: unknown;
   md?: string;
   jsonl?: unknown[];
@@ -40,6 +42,7 @@ export function writeOutputs(dir: string, docs: DocSpec[]): void {
       document: `d${d.name.replace(/[^a-z0-9]/gi, '').slice(0, 20)}`,
       source: d.source ?? `/inputs/${d.name}.pdf`,
       kind: 'pdf',
+      model: d.model ?? null,
       models: d.models,
       task: { name: output === 'text' ? 'transcribe' : 'invoice', unit: output === 'text' ? 'page' : 'document', output },
       units: 1,
