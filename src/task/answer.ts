@@ -63,7 +63,13 @@ export function checkAnswer(task: Task, reply: Reply): Verdict {
     } catch (err) {
       return { ok: false, code: 'OUTPUT_INVALID', message: `the answer is not valid JSON: ${(err as Error).message}` };
     }
-    const violations = Object.keys(task.output.schema).length > 0 ? schemaViolations(task.output.schema, data) : null;
+    const schemaless = Object.keys(task.output.schema).length === 0;
+    // Without a schema the request asks for a JSON object (response_format json_object): a bare
+    // string, number, array or null is not one.
+    if (schemaless && (typeof data !== 'object' || data === null || Array.isArray(data))) {
+      return { ok: false, code: 'OUTPUT_INVALID', message: `the answer is JSON but not an object (${data === null ? 'null' : Array.isArray(data) ? 'an array' : `a ${typeof data}`}); the task asks for a JSON object` };
+    }
+    const violations = schemaless ? null : schemaViolations(task.output.schema, data);
     if (violations) return { ok: false, code: 'OUTPUT_INVALID', message: `the answer breaks the schema: ${violations}` };
     return { ok: true, text, data };
   }

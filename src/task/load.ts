@@ -10,7 +10,7 @@ import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { DocbatchError } from '../errors.ts';
 import { BUILTIN_TASKS, defaultTaskFor, isBuiltinTask, unitsFor } from './builtin.ts';
-import { compileSchema } from './schema.ts';
+import { lintSchema, SCHEMA_KEYWORDS } from './schema.ts';
 import { unavailablePlaceholders, unknownPlaceholders, VARIABLES } from './template.ts';
 import type { InputKind, Task, TaskUnit } from './types.ts';
 
@@ -91,9 +91,10 @@ function invalid(message: string, where: Where, cause?: unknown): DocbatchError 
   return new DocbatchError('TASK_INVALID', message, { place, ...(cause ? { cause } : {}) });
 }
 
+/** A text file as a string, without the byte-order mark editors on Windows put first. */
 function readText(path: string, what: string, where: Where = { file: path }): string {
   try {
-    return readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8').replace(/^\uFEFF/, '');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory' : String((err as Error).message);
@@ -148,10 +149,19 @@ function loadSchema(source: string | Record<string, unknown>, base: string, owne
     }
   }
   if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) throw invalid(`the schema${named()} must be a JSON object`, where());
+  let lint: ReturnType<typeof lintSchema>;
   try {
-    compileSchema(schema as Record<string, unknown>);
+    lint = lintSchema(schema as Record<string, unknown>);
   } catch (err) {
     throw invalid(`the schema${named()} is not a usable JSON Schema: ${(err as Error).message}`, where(), err);
+  }
+  if (lint.unknownFormats.length > 0) {
+    throw invalid(`the schema${named()} names the unknown format ${JSON.stringify(lint.unknownFormats[0])}: nothing would be checked (the formats are date, time, date-time, duration, email, hostname, ipv4, ipv6, uri, uri-reference, uuid, regex, ...)`, where());
+  }
+  for (const keyword of lint.unknownKeywords) {
+    // OpenAPI's `example` is an annotation many schemas carry, not a misspelt `examples`.
+    const near = keyword === 'example' ? '' : didYouMean(keyword, SCHEMA_KEYWORDS);
+    if (near) throw invalid(`the schema${named()} has the unknown keyword ${JSON.stringify(keyword)}${near}: Ajv would ignore it`, where());
   }
   return schema as Record<string, unknown>;
 }
@@ -228,12 +238,15 @@ export function taskFromObject(raw: unknown, file: string): Task {
       ...(t.sampling?.seed !== undefined ? { seed: t.sampling.seed } : {}),
       ...(t.sampling?.stop !== undefined ? { stop: t.sampling.stop } : {}),
     },
-    models: t.models ?? (t.model ? [t.model] : []),
+    // Named twice, a model would run every unit twice under one document id.
+    models: [...new Set(t.models ?? (t.model ? [t.model] : []))],
     image: { ...(t.image?.size ? { size: t.image.size } : {}), ...(t.image?.format ? { format: t.image.format } : {}) },
     textLayer: t.text_layer ?? base?.textLayer ?? true,
     ...(t.text_layer_note ?? base?.textLayerNote ? { textLayerNote: t.text_layer_note ?? base?.textLayerNote } : {}),
     retries: t.retries ?? base?.retries ?? 3,
-    fallback: t.fallback ?? (output.type === 'json' ? 'none' : (base?.fallback ?? 'none')),
+    // A fallback the base task has is inherited only where it works (text output, the page unit):
+    // `extends: transcribe` with `unit: document` is a valid task without it.
+    fallback: t.fallback ?? (output.type === 'json' || (t.unit ?? base?.unit ?? 'page') !== 'page' ? 'none' : (base?.fallback ?? 'none')),
     maxPages: t.max_pages ?? 8,
   };
   checkTask(task, file);
@@ -246,7 +259,10 @@ function checkTask(task: Task, file?: string): void {
   for (const [field, template] of TEMPLATES) {
     const unknown = unknownPlaceholders(template(task));
     if (unknown.length > 0) {
-      throw invalid(`unknown variable {{${unknown[0]}}}${didYouMean(unknown[0]!, Object.keys(VARIABLES))}; the variables are in docs/tasks.md`, { file, field });
+      const name = unknown[0]!;
+      const written = name.endsWith('}') ? `{{${name}` : `{{${name}}}`;
+      const near = didYouMean(name.replace(/[^A-Za-z0-9_]+/g, '_').replace(/_+$/, ''), Object.keys(VARIABLES));
+      throw invalid(`unknown variable ${written}${near}; placeholders are {{name}} with a name from docs/tasks.md`, { file, field });
     }
   }
   const unavailable = unitVariables(task);

@@ -44,9 +44,21 @@ export function placeholders(template: string): string[] {
   return [...template.matchAll(PLACEHOLDER)].map((m) => m[1]!);
 }
 
-/** Unknown placeholders of a template (empty when all are known). */
+/**
+ * What looks meant as a placeholder but is not one: `{{conversation-id}}`, `{{ page number }}`
+ * (a name placeholders cannot have), `{{file}` (not closed). These would reach the model as
+ * they are. `{{` appears in no JSON, so an example answer in a prompt is not taken for one.
+ */
+const MISTAKEN = /\{\{([^{}\n]{1,60})\}\}|\{\{\s*([A-Za-z_][\w-]*)\s*\}(?!\})/g;
+
+/** Unknown placeholders of a template (empty when all are known), mistaken ones as written. */
 export function unknownPlaceholders(template: string): string[] {
-  return placeholders(template).filter((name) => !(name in VARIABLES));
+  const unknown = placeholders(template).filter((name) => !(name in VARIABLES));
+  for (const m of template.matchAll(MISTAKEN)) {
+    if (m[1] !== undefined && /^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*$/.test(m[1])) continue; // a real placeholder
+    unknown.push(m[1] !== undefined ? m[1].trim() : `${m[2]!}}`);
+  }
+  return unknown;
 }
 
 /** Known placeholders of a template that `unit` gives no value (empty when all apply). */

@@ -28,6 +28,12 @@ describe('checkAnswer', () => {
       code: 'OUTPUT_INVALID',
       message: 'the answer breaks the schema: (root) must NOT have additional properties; /total must be number; /date must match format "date"',
     });
+    // Without a schema, the task asks for a JSON object: anything else is invalid.
+    const anyObject: Task = { ...json, output: { type: 'json', name: 'answer', schema: {} } };
+    expect(checkAnswer(anyObject, { text: '{"a": [1]}', finishReason: 'stop' })).toMatchObject({ ok: true, data: { a: [1] } });
+    for (const [answer, what] of [['null', 'null'], ['"just a string"', 'a string'], ['42', 'a number'], ['[1, 2]', 'an array']]) {
+      expect(checkAnswer(anyObject, { text: answer!, finishReason: 'stop' }), answer).toMatchObject({ ok: false, code: 'OUTPUT_INVALID', message: expect.stringContaining(`not an object (${what})`) });
+    }
   });
 
   it('a loop: a phrase repeated until max_tokens, or repeated at great length; vLLM\'s finish_reason repetition', () => {

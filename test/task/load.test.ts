@@ -12,6 +12,7 @@ import { DocbatchError } from '../../src/errors.ts';
 import { BUILTIN_TASKS } from '../../src/task/builtin.ts';
 import { taskHash } from '../../src/task/identity.ts';
 import { defaultExtractPrompt, loadTaskFile, promptArgument, resolveTask } from '../../src/task/load.ts';
+import { schemaViolations } from '../../src/task/schema.ts';
 import type { Task } from '../../src/task/types.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'docbatch-task-'));
@@ -87,6 +88,18 @@ describe('task files', () => {
     const task = loadTaskFile(file('t.yaml', 'extends: transcribe\nimage: { size: 900 }\n'));
     expect(task).toMatchObject({ name: 'transcribe', unit: 'page', prompt: BUILTIN_TASKS.transcribe.prompt, fallback: 'text-layer', textLayer: true, image: { size: 900 } });
     expect(loadTaskFile(file('u.yaml', 'extends: summarize\nunit: conversation\n'))).toMatchObject({ unit: 'conversation', system: BUILTIN_TASKS.summarize.system });
+    // The base's text-layer fallback is for pages: another unit goes without it (it was refused,
+    // naming a fallback field the file does not have); one the file names itself still is.
+    expect(loadTaskFile(file('d.yaml', 'extends: transcribe\nunit: document\n'))).toMatchObject({ unit: 'document', fallback: 'none' });
+    expect(() => loadTaskFile(file('d2.yaml', 'extends: transcribe\nunit: document\nfallback: text-layer\n'))).toThrow(/fallback text-layer works on the page unit only/);
+  });
+
+  it('a byte-order mark before JSON is read past; a model named twice runs once', () => {
+    const schema = file('s.json', `\uFEFF${JSON.stringify({ type: 'object', properties: { total: { type: 'number' } } })}`);
+    const task = loadTaskFile(file('bom.json', `\uFEFF${JSON.stringify({ prompt: 'Total?', models: ['a', 'b', 'a'], output: { type: 'json', schema: 's.json' } })}`));
+    expect(task).toMatchObject({ prompt: 'Total?', models: ['a', 'b'], output: { type: 'json', schema: { type: 'object' } } });
+    expect(loadTaskFile(file('one.yaml', 'prompt: Hi\nmodel: a\n')).models).toEqual(['a']);
+    expect(resolveTask({ schema }, 'pdf')).toMatchObject({ output: { type: 'json' } });
   });
 
   it('names the file, the field and what is wrong', () => {
@@ -112,6 +125,30 @@ describe('task files', () => {
     expect(failure(() => loadTaskFile(file('v2.yaml', 'prompt: "Page {{page}} of {{pages}}"\nunit: document\n')))).toContain('field prompt: TASK_INVALID: {{page}} has no value in a document unit');
     expect(failure(() => loadTaskFile(file('v3.yaml', 'system: "About {{title}}"\nprompt: Summarize.\nunit: page\n')))).toContain('field system: TASK_INVALID: {{title}} has no value in a page unit');
     expect(loadTaskFile(file('v4.yaml', 'prompt: "Summarize {{part}}{{title}} ({{chunks}} chunks)"\nunit: conversation\n')).unit).toBe('conversation');
+    // Meant as placeholders, but not names a placeholder can have, or not closed: they would
+    // reach the model as written.
+    expect(failure(() => loadTaskFile(file('v5.yaml', 'prompt: "Id {{conversation-id}}"\nunit: chunk\n')))).toContain('unknown variable {{conversation-id}} (did you mean "conversation_id"?)');
+    expect(failure(() => loadTaskFile(file('v6.yaml', 'prompt: "Page {{ page number }}"\n')))).toContain('unknown variable {{page number}}');
+    expect(failure(() => loadTaskFile(file('v7.yaml', 'prompt: "File {{file} here"\n')))).toContain('unknown variable {{file}');
+    // An example answer in JSON is no placeholder.
+    expect(loadTaskFile(file('v8.yaml', 'prompt: \'Answer like {"total": {"value": 1}} for {{file}}\'\n')).prompt).toContain('{"value": 1}}');
+  });
+
+  it('schema mistakes Ajv would let pass: an unknown format, a misspelt keyword; 2020-12 keywords without $schema', () => {
+    const schemaTask = (name: string, schema: unknown) => file(name, JSON.stringify({ prompt: 'Extract.', output: { type: 'json', schema } }));
+    expect(failure(() => loadTaskFile(schemaTask('f1.json', { type: 'object', properties: { d: { type: 'string', format: 'dat' } } })))).toContain('field output.schema: TASK_INVALID: the schema names the unknown format "dat"');
+    expect(failure(() => loadTaskFile(schemaTask('f2.json', { type: 'object', requird: ['a'], properties: { a: { type: 'string' } } })))).toContain('the unknown keyword "requird" (did you mean "required"?)');
+    // Annotations it does not know are harmless; a property named like a keyword is a property.
+    expect(loadTaskFile(schemaTask('f3.json', { type: 'object', 'x-order': 1, properties: { requird: { type: 'string', example: 'x' } } })).output.type).toBe('json');
+    // No $schema, but 2020-12 keywords: validated as 2020-12 (draft-07 ignored unevaluatedProperties,
+    // and read prefixItems + items:false as "no items at all").
+    const extra = loadTaskFile(schemaTask('f4.json', { type: 'object', properties: { a: { type: 'string' } }, unevaluatedProperties: false })).output;
+    const tuple = loadTaskFile(schemaTask('f5.json', { type: 'array', prefixItems: [{ type: 'string' }, { type: 'number' }], items: false })).output;
+    const check = (output: typeof extra, value: unknown) => schemaViolations((output as { schema: Record<string, unknown> }).schema, value);
+    expect(check(extra, { a: 'x', zzz_extra: 1 })).toMatch(/must NOT have unevaluated properties/);
+    expect(check(extra, { a: 'x' })).toBeNull();
+    expect(check(tuple, ['a', 2])).toBeNull();
+    expect(check(tuple, ['a', 2, 3])).not.toBeNull();
   });
 
   it("a schema file's mistakes name the task file, its output.schema field, and the schema file", () => {
