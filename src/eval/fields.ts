@@ -43,6 +43,9 @@ export function leaves(value: unknown): Leaf[] {
       out.push({ path: formatPath(segments), field: formatPath(segments, true), segments, value: v });
     }
   };
+  // Nothing at all (`{}`, `[]`: an empty truth file, a JSONL output whose every page failed) has
+  // no fields; an empty object or list inside a value is a field whose value is empty.
+  if (typeof value === 'object' && value !== null && Object.keys(value).length === 0) return out;
   walk(value, []);
   return out;
 }

@@ -20,6 +20,12 @@ describe('leaves', () => {
   it('gives a scalar root the path (root)', () => {
     expect(leaves(7).map((l) => l.path)).toEqual(['(root)']);
   });
+
+  it('an empty root has no fields (an empty truth, a JSONL output whose every page failed); an empty value inside is one', () => {
+    expect(leaves({})).toEqual([]);
+    expect(leaves([])).toEqual([]);
+    expect(leaves({ a: {}, b: [] }).map((l) => l.path)).toEqual(['a', 'b']);
+  });
 });
 
 describe('valueAt', () => {
