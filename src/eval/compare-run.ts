@@ -51,16 +51,23 @@ export interface RunComparison {
 
 export function compareRun(found: Discovery, options: CompareOptions): RunComparison {
   const problems: DocbatchError[] = [...found.problems];
+  // A document is compared with the same document under the same task: two runs of one file
+  // under different tasks (another prompt, another seed) are two comparisons, each labelled with
+  // its task when a file has several.
+  const tasksOf = new Map<string, Set<string>>();
+  for (const o of found.outputs) tasksOf.set(o.key, (tasksOf.get(o.key) ?? new Set()).add(o.report.task?.hash ?? ''));
+  const labelOf = (o: FoundOutput) => ((tasksOf.get(o.key)?.size ?? 0) > 1 ? `${o.key} [task ${o.report.task?.name ?? '?'} ${(o.report.task?.hash ?? '').slice(0, 8)}]` : o.key);
   const byKey = new Map<string, Map<string, FoundOutput>>();
   for (const o of found.outputs) {
-    const models = byKey.get(o.key) ?? new Map<string, FoundOutput>();
+    const label = labelOf(o);
+    const models = byKey.get(label) ?? new Map<string, FoundOutput>();
     const seen = models.get(o.model);
     if (seen) {
-      problems.push(new DocbatchError('EVAL_BAD_OUTPUT', `two outputs of "${o.key}" by ${o.model} (${seen.reportPath}, ${o.reportPath}); comparing the first`, { place: { file: o.reportPath } }));
+      problems.push(new DocbatchError('EVAL_BAD_OUTPUT', `two outputs of "${label}" by ${o.model} (${seen.reportPath}, ${o.reportPath}); comparing the first`, { place: { file: o.reportPath } }));
       continue;
     }
     models.set(o.model, o);
-    byKey.set(o.key, models);
+    byKey.set(label, models);
   }
   const run: RunComparison = {
     out_dir: found.outDir,

@@ -25,7 +25,7 @@ export interface ReportInfo {
   /** The model the run named (null: the engine's own). */
   model: string | null;
   models: string[];
-  task: { name?: string; unit?: string; output?: string } | null;
+  task: { name?: string; unit?: string; output?: string; hash?: string } | null;
   units: number | null;
   completed: number | null;
   failed: Array<{ unit?: number | string; code?: string; message?: string; page?: number }>;

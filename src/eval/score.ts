@@ -206,8 +206,9 @@ function scoreOne(t: Truth, truthDir: string, loaded: Loaded, options: EvalOptio
 
 /** The output answering to truth `key`: one named exactly X first, else one whose source is X. */
 function pick(key: string, outputs: FoundOutput[], problems: DocbatchError[]): FoundOutput | undefined {
-  const exact = outputs.filter((o) => o.name === key);
-  const candidates = exact.length > 0 ? exact : outputs.filter((o) => o.key === key);
+  // Every output answering to the truth (X, and X-<8 hex> of the same source: another run of the
+  // file under another task), the one named exactly X first: several are said, not skipped.
+  const candidates = outputs.filter((o) => o.name === key || o.key === key).sort((a, b) => Number(b.name === key) - Number(a.name === key));
   if (candidates.length > 1) {
     problems.push(
       new DocbatchError('EVAL_BAD_OUTPUT', `${candidates.length} outputs answer to truth "${key}" (${candidates.map((c) => c.reportPath).join(', ')}); scoring the first`, {

@@ -9,7 +9,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareDocumentFiles } from '../../src/eval/compare-run.ts';
+import { DEFAULT_COMPARE } from '../../src/eval/compare.ts';
+import { compareDocumentFiles, compareRun } from '../../src/eval/compare-run.ts';
+import { DEFAULT_NORMALISE } from '../../src/eval/normalise.ts';
+import { evaluate } from '../../src/eval/score.ts';
 import { discoverOutputs, stemOf } from '../../src/eval/discover.ts';
 import { readTruth } from '../../src/eval/truth.ts';
 import { writeOutputs } from '../helpers/outputs.ts';
@@ -55,6 +58,29 @@ describe('discoverOutputs', () => {
     expect(found.models).toEqual(['(unknown)', 'Qwen/Qwen2.5-VL', 'm1', 'm1 + m2', 'm2']);
     expect(found.folders).toEqual({ '(unknown)': ['mixed'], 'Qwen/Qwen2.5-VL': ['Qwen_Qwen2.5-VL'], m1: ['mixed'], 'm1 + m2': ['.'], m2: ['mixed'] });
     expect(found.problems.map((p) => p.describe())).toEqual([expect.stringMatching(/broken\/h\.report\.json: EVAL_BAD_OUTPUT: report is not readable JSON/)]);
+  });
+
+  it('two runs of one file under different tasks: compare pairs each with its own task, eval says both', () => {
+    const out = join(root, 'two-tasks');
+    writeOutputs(join(out, 'a'), [
+      { name: 'inv1', models: ['a'], json: { vendor: 'Acme' }, taskHash: 'seed42aaaaaaaa' },
+      // The same file again under another task (another seed): a suffixed name, the same source.
+      { name: 'inv1-0a1b2c3d', source: '/inputs/inv1.pdf', models: ['a'], json: { vendor: 'Second Run' }, taskHash: 'seed77bbbbbbbb' },
+    ]);
+    writeOutputs(join(out, 'b'), [{ name: 'inv1', models: ['b'], json: { vendor: 'Acme' }, taskHash: 'seed42aaaaaaaa' }]);
+    const found = discoverOutputs(out);
+    const run = compareRun(found, { ...DEFAULT_COMPARE, tolerance: 0 } as Parameters<typeof compareRun>[1]);
+    // The seed-42 runs agree; the seed-77 run has no partner (it was paired with b's seed-42 run).
+    expect(run.documents).toBe(1);
+    expect(run.agreeing_documents).toBe(1);
+    expect(run.disagreements).toEqual([]);
+    expect(run.only_in).toEqual([{ document: 'inv1 [task invoice seed77bb]', models: ['a'], missing: ['b'] }]);
+    // eval scores the run named exactly inv1 and says the other answers to the same truth.
+    const truthDir = join(root, 'two-tasks-truth');
+    mkdirSync(truthDir, { recursive: true });
+    writeFileSync(join(truthDir, 'inv1.json'), JSON.stringify({ vendor: 'Acme' }));
+    const report = evaluate(readTruth(truthDir), found, { ...DEFAULT_NORMALISE } as Parameters<typeof evaluate>[2]);
+    expect(report.problems.map((p) => p.message)).toEqual(expect.arrayContaining([expect.stringMatching(/2 outputs answer to truth "inv1".*inv1\.report\.json.*inv1-0a1b2c3d\.report\.json/)]));
   });
 
   it('finds outputs by file name beside the report, so a moved folder still works', () => {

@@ -14,6 +14,8 @@ export interface DocSpec {
   models: string[];
   /** The report's `model`: the model the run named. @defaultValue null */
   model?: string | null;
+  /** The report's task hash. @defaultValue 'task-hash-1' */
+  taskHash?: string;
   json?: unknown;
   md?: string;
   jsonl?: unknown[];
@@ -44,7 +46,7 @@ export function writeOutputs(dir: string, docs: DocSpec[]): void {
       kind: 'pdf',
       model: d.model ?? null,
       models: d.models,
-      task: { name: output === 'text' ? 'transcribe' : 'invoice', unit: output === 'text' ? 'page' : 'document', output },
+      task: { name: output === 'text' ? 'transcribe' : 'invoice', unit: output === 'text' ? 'page' : 'document', output, hash: d.taskHash ?? 'task-hash-1' },
       units: 1,
       completed: d.failed?.length ? 0 : 1,
       failed: d.failed ?? [],
