@@ -39,6 +39,9 @@ export interface S3BlobStoreParts {
 
 const BLOB_KEY = /(?:^|\/)([0-9a-f]{2})\/([0-9a-f]{64})$/;
 
+/** Waits before a blob that is not there yet counts as missing (about 5 s in all). */
+const BLOB_VISIBLE_DELAYS_MS = [250, 1000, 3500];
+
 export class S3BlobStore implements BlobStore {
   readonly location: string;
   readonly remote = true;
@@ -170,8 +173,11 @@ export class S3BlobStore implements BlobStore {
   localPath(sha256: string): Promise<string> {
     const Key = this.keyOf(sha256);
     return this.cache.get(sha256, async (tmp) => {
-      const hash = createHash('sha256');
+      let hash = createHash('sha256');
       await this.withBody(Key, undefined, sha256, async (body) => {
+        // Each attempt hashes what it writes: a body cut off and fetched again starts afresh
+        // (the file is truncated too), or the first attempt's bytes would count twice.
+        hash = createHash('sha256');
         await pipeline(
           body,
           new Transform({
@@ -274,12 +280,19 @@ export class S3BlobStore implements BlobStore {
    */
   private async withBody(Key: string, Range: string | undefined, sha256: string | null, consume: (body: Readable) => Promise<void>): Promise<void> {
     const what = sha256 ? `blob ${sha256.slice(0, 12)}` : this.uri(Key);
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 1, absent = 0; ; attempt++) {
       let body: Readable;
       try {
         const res = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key, ...(Range ? { Range } : {}) }));
         body = res.Body as Readable;
       } catch (err) {
+        // A blob is named only once it was stored: a store that shows new objects late (eventual
+        // consistency, a replica behind) is given a few seconds before the blob counts as missing.
+        if (sha256 !== null && classifyS3Error(err) === 'missing-key' && absent < BLOB_VISIBLE_DELAYS_MS.length) {
+          await new Promise((r) => setTimeout(r, BLOB_VISIBLE_DELAYS_MS[absent++]));
+          attempt--;
+          continue;
+        }
         throw await this.readError(what, err);
       }
       try {

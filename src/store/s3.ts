@@ -37,16 +37,18 @@ export interface S3Settings {
  * One client for a process (it pools connections). Region, endpoint and credentials come from
  * the SDK's standard chains; `overrides` are for tests and embedders that pass their own.
  */
-export function createS3Client(settings: Pick<S3Settings, 'forcePathStyle' | 'maxAttempts'>, overrides: S3ClientConfig = {}): S3Client {
+export function createS3Client(settings: Pick<S3Settings, 'forcePathStyle' | 'maxAttempts'> & { timeoutMs?: number }, overrides: S3ClientConfig = {}): S3Client {
+  const timeoutMs = settings.timeoutMs ?? 120_000;
   return new (s3Sdk().S3Client)({
     forcePathStyle: settings.forcePathStyle,
     maxAttempts: settings.maxAttempts,
     retryMode: 'standard',
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-    // A store that does not answer is an error in seconds, not a hang; a slow body may take
-    // longer between bytes (requestTimeout is the socket's idle time, not the whole transfer).
-    requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+    // A store that does not answer is an error (retried as a timeout), not a hang: no connection
+    // in 10 s, no answer (headers) within `timeoutMs` of sending, or a socket idle that long in
+    // the middle of a body. The SDK's requestTimeout only logs a warning unless told to throw.
+    requestHandler: { connectionTimeout: 10_000, requestTimeout: timeoutMs, throwOnRequestTimeout: true, socketTimeout: timeoutMs },
     ...overrides,
   });
 }

@@ -99,11 +99,16 @@ export function useS3Env(env: Record<string, string>): () => void {
   };
 }
 
-export interface Fault {
-  status: number;
-  /** The S3 error code in the XML body (SlowDown, InternalError, ServiceUnavailable ...). */
-  code: string;
-}
+export type Fault =
+  | {
+      status: number;
+      /** The S3 error code in the XML body (SlowDown, InternalError, ServiceUnavailable ...). */
+      code: string;
+    }
+  /** The real answer, its body cut off after this many bytes (a connection reset mid-body). */
+  | { cutAfterBytes: number }
+  /** No answer at all: the request is read and left hanging (a stuck load balancer). */
+  | { stall: true };
 
 export interface FlakyProxy {
   endpoint: string;
@@ -127,12 +132,32 @@ export async function flakyProxy(target: string): Promise<FlakyProxy> {
     requests[req.method ?? '?'] = (requests[req.method ?? '?'] ?? 0) + 1;
     const i = down ? -1 : queue.findIndex((f) => f.method === undefined || f.method === req.method);
     if (down || i >= 0) {
-      const fault = down ?? queue.splice(i, 1)[0];
+      const fault = down ?? queue.splice(i, 1)[0]!;
       faulted++;
+      if ('stall' in fault) {
+        req.resume();
+        return;
+      }
+      if ('cutAfterBytes' in fault) {
+        const cut = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          let sent = 0;
+          answer.on('data', (chunk: Buffer) => {
+            if (sent >= fault.cutAfterBytes) return;
+            const part = chunk.subarray(0, fault.cutAfterBytes - sent);
+            sent += part.length;
+            res.write(part);
+            if (sent >= fault.cutAfterBytes) setTimeout(() => res.socket?.destroy(), 20);
+          });
+        });
+        cut.on('error', () => res.destroy());
+        req.pipe(cut);
+        return;
+      }
       req.resume();
       req.once('end', () => {
-        const body = req.method === 'HEAD' ? '' : `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${fault!.code}</Code><Message>injected by the test proxy</Message><RequestId>test</RequestId></Error>`;
-        res.writeHead(fault!.status, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
+        const body = req.method === 'HEAD' ? '' : `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${fault.code}</Code><Message>injected by the test proxy</Message><RequestId>test</RequestId></Error>`;
+        res.writeHead(fault.status, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
         res.end(body);
       });
       return;

@@ -5,7 +5,7 @@
  * 503 SlowDown, 429, 500 or 503. Within the attempts the operation succeeds with the right bytes;
  * past them it fails with the store's code, not silently.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,12 +31,12 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function client(maxAttempts: number) {
-  return createS3Client({ forcePathStyle: true, maxAttempts }, { endpoint: proxy.endpoint, region: 'us-east-1', credentials: { accessKeyId: S3_KEY, secretAccessKey: S3_KEY } });
+function client(maxAttempts: number, timeoutMs?: number) {
+  return createS3Client({ forcePathStyle: true, maxAttempts, ...(timeoutMs ? { timeoutMs } : {}) }, { endpoint: proxy.endpoint, region: 'us-east-1', credentials: { accessKeyId: S3_KEY, secretAccessKey: S3_KEY } });
 }
 
-function blobs(maxAttempts: number) {
-  return new S3BlobStore({ client: client(maxAttempts), location: { bucket: 'data', prefix: 'blobs' }, cache: new BlobCache({ dir: join(dir, 'cache'), maxBytes: 1 << 20 }) });
+function blobs(maxAttempts: number, cache = 'cache') {
+  return new S3BlobStore({ client: client(maxAttempts), location: { bucket: 'data', prefix: 'blobs' }, cache: new BlobCache({ dir: join(dir, cache), maxBytes: 1 << 20 }) });
 }
 
 describe('retries on throttling and 5xx', () => {
@@ -83,4 +83,32 @@ describe('retries on throttling and 5xx', () => {
     // The third fault is still queued: the next read meets it once and retries past it.
     expect((await store.readAll(ref.sha256)).toString()).toBe('short-lived');
   });
+});
+
+describe('bodies cut off, blobs shown late, stores that do not answer', () => {
+  it('a blob download cut off mid-body is fetched again and checked afresh (it failed as damaged)', async () => {
+    const store = blobs(5, 'cache-cut');
+    const bytes = Buffer.from(Array.from({ length: 40_000 }, (_, i) => i % 251));
+    const ref = await store.putBytes(bytes);
+    proxy.failNext([{ cutAfterBytes: 1000 }], 'GET');
+    const path = await store.localPath(ref.sha256);
+    expect((await readFile(path)).equals(bytes)).toBe(true);
+  });
+
+  it('a blob the store shows a little late (eventual consistency) is waited for, not failed at once', async () => {
+    const store = blobs(1, 'cache-late');
+    const ref = await store.putBytes('stored, shown late');
+    proxy.failNext([{ status: 404, code: 'NoSuchKey' }, { status: 404, code: 'NoSuchKey' }], 'GET');
+    expect((await store.readAll(ref.sha256)).toString()).toBe('stored, shown late');
+  });
+
+  it('a store that takes a request and never answers is a timeout, retried, then an error: not a hang', async () => {
+    const slow = new S3BlobStore({ client: client(2, 500), location: { bucket: 'data', prefix: 'blobs' }, cache: new BlobCache({ dir: join(dir, 'cache-stall'), maxBytes: 1 << 20 }) });
+    const ref = await blobs(5).putBytes('never answered');
+    proxy.failNext([{ stall: true }, { stall: true }], 'GET');
+    const started = performance.now();
+    const err = await slow.readAll(ref.sha256).catch((e: unknown) => e);
+    expect((err as DocbatchError).code).toBe('BLOB_STORE_UNAVAILABLE');
+    expect(performance.now() - started).toBeLessThan(15_000);
+  }, 30_000);
 });
