@@ -15,7 +15,7 @@ import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DocbatchError } from '../errors.ts';
-import { assertBlobId, assertNamedKey, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore } from './blobs.ts';
+import { assertBlobId, assertNamedKey, isNamedKey, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore } from './blobs.ts';
 
 /** errno codes that say the store itself (not one blob) cannot be read here. */
 const ENVIRONMENT_ERRNOS = new Set(['EMFILE', 'ENFILE', 'ESTALE', 'EIO', 'EACCES', 'EPERM', 'ENOTCONN', 'ENXIO', 'EHOSTDOWN', 'ETIMEDOUT']);
@@ -243,7 +243,8 @@ export class LocalBlobStore implements BlobStore {
     // Walk only the folder the prefix names (`results/` → named/results).
     const folder = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
     for await (const key of walk(folder === '' ? root : join(root, folder), folder, 0)) {
-      if (key.startsWith(prefix)) yield key;
+      // Only keys docbatch writes: a stray `x y.jsonl` someone left there is not ours to read or collect.
+      if (key.startsWith(prefix) && isNamedKey(key)) yield key;
     }
   }
 

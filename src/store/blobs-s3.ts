@@ -24,7 +24,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { s3Sdk, s3Storage } from './aws.ts';
 import { DocbatchError } from '../errors.ts';
 import type { BlobCache } from './blob-cache.ts';
-import { assertBlobId, assertNamedKey, hashFile, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore } from './blobs.ts';
+import { assertBlobId, assertNamedKey, hashFile, isNamedKey, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore } from './blobs.ts';
 import { classifyS3Error, explainS3Error, formatLocation, keyUnder, listObjects, s3Uri, type S3Location } from './s3.ts';
 
 export interface S3BlobStoreParts {
@@ -214,7 +214,12 @@ export class S3BlobStore implements BlobStore {
 
   async *namedKeys(prefix: string): AsyncIterable<string> {
     const root = keyUnder(this.prefix, 'named/');
-    for await (const object of this.list(`${root}${prefix}`)) yield object.key.slice(root.length);
+    for await (const object of this.list(`${root}${prefix}`)) {
+      const key = object.key.slice(root.length);
+      // Only keys docbatch writes: a folder marker (`results/`, made by consoles, s3fs, rclone) or
+      // a key with a space is someone else's, and neither gc nor a reader may trip on it.
+      if (isNamedKey(key)) yield key;
+    }
   }
 
   async *blobs(): AsyncIterable<BlobEntry> {

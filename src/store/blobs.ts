@@ -99,9 +99,12 @@ export function assertBlobId(sha256: string): void {
 
 /** A named-object key: `/`-separated parts of [A-Za-z0-9._-], none empty, `.` or `..`. */
 export function assertNamedKey(key: string): void {
-  if (!/^[A-Za-z0-9._/-]+$/.test(key) || key.split('/').some((p) => p === '' || p === '.' || p === '..')) {
-    throw new TypeError(`not a named-object key: ${JSON.stringify(key)}`);
-  }
+  if (!isNamedKey(key)) throw new TypeError(`not a named-object key: ${JSON.stringify(key)}`);
+}
+
+/** A key docbatch could have written under `named/`: safe characters, no empty, `.` or `..` part. */
+export function isNamedKey(key: string): boolean {
+  return /^[A-Za-z0-9._/-]+$/.test(key) && !key.split('/').some((p) => p === '' || p === '.' || p === '..');
 }
 
 /** sha256 of a file, streamed. */

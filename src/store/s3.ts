@@ -101,6 +101,7 @@ export function explainS3Error(err: unknown, where: string): string {
 /** Every object under `prefix`, page by page (1000 a request). */
 export async function* listObjects(client: S3Client, Bucket: string, Prefix: string, onError: (err: unknown) => Error): AsyncGenerator<{ key: string; size: number; modifiedMs: number }> {
   let ContinuationToken: string | undefined;
+  const tokens = new Set<string>();
   do {
     let page;
     try {
@@ -112,5 +113,14 @@ export async function* listObjects(client: S3Client, Bucket: string, Prefix: str
       if (o.Key !== undefined) yield { key: o.Key, size: o.Size ?? 0, modifiedMs: o.LastModified?.getTime() ?? 0 };
     }
     ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    // A store that says the list goes on without saying where, or hands back a token it gave
+    // before, would end the listing early without a word, or never end it.
+    if (page.IsTruncated && !ContinuationToken) {
+      throw onError(new Error(`the store says the listing of s3://${Bucket}/${Prefix} goes on (IsTruncated) but gives no NextContinuationToken`));
+    }
+    if (ContinuationToken !== undefined) {
+      if (tokens.has(ContinuationToken)) throw onError(new Error(`the store hands back a continuation token it gave before while listing s3://${Bucket}/${Prefix}: it does not page (continuation-token ignored?)`));
+      tokens.add(ContinuationToken);
+    }
   } while (ContinuationToken);
 }

@@ -106,6 +106,13 @@ describe('S3BlobStore', () => {
     for await (const k of blobs.namedKeys('results/')) keys.push(k);
     expect(keys.sort()).toEqual(['results/d1/1.jsonl', 'results/d2/3.jsonl']);
     expect(await s3.keys('blobs', 'named/')).toEqual(['named/results/d1/1.jsonl', 'named/results/d2/3.jsonl']);
+    // A folder marker (consoles, s3fs, rclone) and a key docbatch never writes are not listed:
+    // gc deleted what it listed and stopped on them ("not a named-object key").
+    await s3.put('blobs', 'named/results/', '');
+    await s3.put('blobs', 'named/results/x y/1.jsonl', 'someone else\'s');
+    const listed: string[] = [];
+    for await (const k of blobs.namedKeys('results/')) listed.push(k);
+    expect(listed.sort()).toEqual(['results/d1/1.jsonl', 'results/d2/3.jsonl']);
     await blobs.deleteNamed(archiveKey('d1', 1));
     expect(await blobs.getNamed(archiveKey('d1', 1))).toBeNull();
     await expect(blobs.putNamed('../escape', 'x')).rejects.toThrow(/not a named-object key/);

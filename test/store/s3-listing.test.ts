@@ -1,0 +1,67 @@
+/**
+ * Listing a prefix on stores that page badly (found by an S3 hunt): one that says the list goes
+ * on (IsTruncated) without a NextContinuationToken ended the listing early without a word (a PDF
+ * after the first 1,000 keys was never enqueued); one that ignores the continuation token looped
+ * for ever (14,287 LIST requests in 20 s). Both are errors now. A real HTTP fake speaking
+ * ListObjectsV2's XML, before the SDK client docbatch makes.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createS3Client, listObjects } from '../../src/store/s3.ts';
+
+let server: Server;
+let endpoint: string;
+let mode: 'no-token' | 'same-token' | 'good' = 'good';
+let lists = 0;
+
+const page = (keys: string[], truncated: boolean, token?: string) =>
+  `<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>in/</Prefix><KeyCount>${keys.length}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>${truncated}</IsTruncated>${keys
+    .map((k) => `<Contents><Key>${k}</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>"e"</ETag><Size>3</Size><StorageClass>STANDARD</StorageClass></Contents>`)
+    .join('')}${token ? `<NextContinuationToken>${token}</NextContinuationToken>` : ''}</ListBucketResult>`;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    lists++;
+    const url = new URL(req.url ?? '/', 'http://x');
+    const token = url.searchParams.get('continuation-token');
+    let body: string;
+    if (mode === 'no-token') body = page(['in/a.pdf'], true);
+    else if (mode === 'same-token') body = page(['in/a.pdf'], true, 't1');
+    else body = token === 't1' ? page(['in/z.pdf'], false) : page(['in/a.pdf'], true, 't1');
+    res.writeHead(200, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise<void>((r) => server.close(() => r()));
+});
+
+async function keys(): Promise<string[]> {
+  const client = createS3Client({ forcePathStyle: true, maxAttempts: 1 }, { endpoint, region: 'us-east-1', credentials: { accessKeyId: 'k', secretAccessKey: 's' } });
+  const out: string[] = [];
+  for await (const o of listObjects(client, 'b', 'in/', (err) => err as Error)) out.push(o.key);
+  return out;
+}
+
+describe('listing a prefix', () => {
+  it('follows continuation tokens to the end', async () => {
+    mode = 'good';
+    expect(await keys()).toEqual(['in/a.pdf', 'in/z.pdf']);
+  });
+
+  it('a store that says the list goes on but gives no token: an error, not a listing cut short', async () => {
+    mode = 'no-token';
+    await expect(keys()).rejects.toThrow(/IsTruncated.*no NextContinuationToken/);
+  });
+
+  it('a store that ignores the token: an error after the repeat, not a loop', async () => {
+    mode = 'same-token';
+    lists = 0;
+    await expect(keys()).rejects.toThrow(/continuation token it gave before/);
+    expect(lists).toBe(2);
+  });
+});
