@@ -69,13 +69,22 @@ export interface EnqueueFilesOptions {
 }
 
 /** Codes that, for a file found in a directory (not named), mean "not a document": skipped. */
-/** In a folder, files with these codes are listed as skipped, not errors: a folder holds other things. */
-const NOT_A_DOCUMENT = new Set(['UNSUPPORTED_FORMAT', 'EMPTY_FILE', 'FILE_UNREADABLE', 'ZIP_NO_CONVERSATIONS', 'ZIP_CORRUPT']);
+/**
+ * In a folder, files with these codes are listed as skipped, not errors: a folder holds other
+ * things. A file that could not be read (FILE_UNREADABLE: no permission, an object the store would
+ * not give) is an error: it may well be a document.
+ */
+const NOT_A_DOCUMENT = new Set(['UNSUPPORTED_FORMAT', 'EMPTY_FILE', 'ZIP_NO_CONVERSATIONS', 'ZIP_CORRUPT']);
 
 /** Errors of the file system while a file is read: the file is unreadable, the command goes on. */
 const FS_CODES = new Set(['EACCES', 'EPERM', 'ENOENT', 'ENOTDIR', 'EISDIR', 'ELOOP', 'EIO', 'ENAMETOOLONG', 'ESTALE', 'ENXIO', 'EBUSY']);
 
 function fileSystemError(err: unknown, file: string): InputError | null {
+  // The blob store failing for this file (after its retries): this file is not enqueued, the
+  // command goes on with the others.
+  if (err instanceof DocbatchError && !(err instanceof InputError) && err.code === 'BLOB_STORE_UNAVAILABLE') {
+    return new InputError('BLOB_STORE_UNAVAILABLE', err.message, { cause: err, place: { file } });
+  }
   const code = (err as NodeJS.ErrnoException | null)?.code;
   if (err instanceof InputError || typeof code !== 'string' || !FS_CODES.has(code)) return null;
   const why = code === 'ENOENT' ? 'it is gone (deleted or moved while being enqueued?)' : (err as Error).message;

@@ -135,15 +135,21 @@ export class S3Input {
   local(): Promise<{ path: string; sha256: string }> {
     this.copy ??= (async () => {
       const path = await this.blobs.tempPath('input');
-      const hash = createHash('sha256');
-      try {
-        const body = await this.get();
-        await pipeline(body, hashing(hash), createWriteStream(path));
-      } catch (err) {
-        await rm(path, { force: true });
-        throw err instanceof DocbatchError ? err : unreadable(this.uri, err);
+      // The SDK retries a request; a body cut off mid-way (a connection reset) is fetched again
+      // here, hashed afresh, up to 3 times.
+      for (let attempt = 1; ; attempt++) {
+        const hash = createHash('sha256');
+        try {
+          const body = await this.get();
+          await pipeline(body, hashing(hash), createWriteStream(path));
+          return { path, sha256: hash.digest('hex') };
+        } catch (err) {
+          if (err instanceof DocbatchError || attempt >= 3) {
+            await rm(path, { force: true });
+            throw err instanceof DocbatchError ? err : unreadable(this.uri, err);
+          }
+        }
       }
-      return { path, sha256: hash.digest('hex') };
     })();
     return this.copy;
   }
@@ -187,13 +193,15 @@ export class S3Input {
   }
 
   private async getBytes(Range: string): Promise<Buffer> {
-    const chunks: Buffer[] = [];
-    try {
-      for await (const chunk of await this.get(Range)) chunks.push(chunk as Buffer);
-    } catch (err) {
-      throw err instanceof DocbatchError ? err : unreadable(this.uri, err);
+    for (let attempt = 1; ; attempt++) {
+      const chunks: Buffer[] = [];
+      try {
+        for await (const chunk of await this.get(Range)) chunks.push(chunk as Buffer);
+        return Buffer.concat(chunks);
+      } catch (err) {
+        if (err instanceof DocbatchError || attempt >= 3) throw err instanceof DocbatchError ? err : unreadable(this.uri, err);
+      }
     }
-    return Buffer.concat(chunks);
   }
 }
 

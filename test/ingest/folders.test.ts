@@ -113,7 +113,7 @@ describe('a folder as users have it', () => {
 });
 
 describe('what cannot be read', () => {
-  it("a locked file or folder is that file's error (or, in a folder, listed as skipped); the others go in", () => {
+  it("a locked file or folder is that file's error, named or found in a folder; the others go in", () => {
     // As a user other than root (root reads anything), with everything it needs readable.
     const dir = mkdtempSync(join(tmpdir(), 'docbatch-locked-'));
     try {
@@ -146,11 +146,13 @@ describe('what cannot be read', () => {
       expect(a!.error?.code).toBe('FILE_UNREADABLE');
       expect(b!.outcome).toBe('enqueued');
 
+      // In a folder too: what cannot be read may be a document, so it is an error (exit 2), listed.
       const walked = asUser(['enqueue', '--json', inbox]);
       expect(walked.stderr).not.toMatch(/unexpected error/);
+      expect(walked.status).toBe(2);
       const outcomes = lines(walked.stdout);
-      expect(outcomes.find((o) => o.file.endsWith('a-locked.pdf'))?.skipped).toMatch(/cannot read/);
-      expect(outcomes.find((o) => o.file.endsWith('c-locked-folder'))?.skipped).toMatch(/cannot read the folder/);
+      expect(outcomes.find((o) => o.file.endsWith('a-locked.pdf'))?.error?.code).toBe('FILE_UNREADABLE');
+      expect(outcomes.find((o) => o.file.endsWith('c-locked-folder'))?.error?.code).toBe('FILE_UNREADABLE');
       expect(outcomes.find((o) => o.file.endsWith('b-ok.pdf'))?.outcome).toBe('resumed'); // already in, from the command above
 
       const folderLocked = asUser(['enqueue', '--json', sub]);

@@ -22,7 +22,7 @@ import { Redis } from 'ioredis';
 import { silentLogger } from '../../src/observe/log.ts';
 import { makeZip } from './chat/fixtures.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
-import { startS3Server, useS3Env, type S3Server } from '../helpers/s3.ts';
+import { flakyProxy, startS3Server, useS3Env, type S3Server } from '../helpers/s3.ts';
 
 const SAMPLE = readFileSync(join(import.meta.dirname, '..', '..', 'samples', 'conversations.json'));
 const first = JSON.parse(SAMPLE.toString())[0];
@@ -153,4 +153,33 @@ describe('enqueue s3://bucket/prefix/', () => {
     expect(await filesUnder(cfg.cacheDir)).toEqual([]);
     expect(await filesUnder(cfg.blobDir.startsWith('s3://') ? join(dir, 'nothing') : cfg.blobDir)).toEqual([]);
   });
+
+  it('an object the store will not give (5xx past the attempts) is an error, not "not a document"; a body cut off is fetched again; a blob PUT that fails rejects only its file', async () => {
+    const proxy = await flakyProxy(s3.endpoint);
+    const before = process.env.AWS_ENDPOINT_URL;
+    process.env.AWS_ENDPOINT_URL = proxy.endpoint;
+    try {
+      const cfg = config({ s3MaxAttempts: 2 });
+      // Two 500s for the first GET (both attempts): that object is FILE_UNREADABLE, listed as an
+      // error with the store's words; the next is read whole though its body is cut off once.
+      proxy.failNext([{ status: 500, code: 'InternalError' }, { status: 500, code: 'InternalError' }, { cutAfterBytes: 300 }], 'GET');
+      const outcomes = await enqueueFiles(['s3://inputs/batch/good.pdf', 's3://inputs/batch/export.zip'], cfg, silentLogger());
+      expect(outcomes.map((o) => [o.file, o.error?.code ?? o.skipped ?? o.runs?.[0]?.outcome])).toEqual([
+        ['s3://inputs/batch/good.pdf', 'FILE_UNREADABLE'],
+        ['s3://inputs/batch/export.zip', 'enqueued'],
+      ]);
+      expect(outcomes[0]!.error!.message).toMatch(/InternalError/);
+      // Blobs on S3 too: both attempts of one file's blob PUT refused. That file is rejected
+      // with the store's code; the file after it still goes in (the command stopped there).
+      const both = config({ s3MaxAttempts: 2, blobDir: 's3://store/blobs-fail' });
+      const { openBlobStore } = await import('../../src/store/storage.ts');
+      await openBlobStore(both).markStore();
+      proxy.failNext([{ status: 503, code: 'SlowDown' }, { status: 503, code: 'SlowDown' }], 'PUT');
+      const put = await enqueueFiles(['s3://inputs/batch/good.pdf', 's3://inputs/batch/deep/er/chat.json'], both, silentLogger());
+      expect(put.map((o) => o.error?.code ?? o.runs?.[0]?.outcome)).toEqual(['BLOB_STORE_UNAVAILABLE', 'enqueued']);
+    } finally {
+      process.env.AWS_ENDPOINT_URL = before;
+      await proxy.close();
+    }
+  }, 60_000);
 });
