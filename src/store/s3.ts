@@ -63,6 +63,7 @@ interface SdkError {
   Code?: string;
   message?: string;
   $metadata?: { httpStatusCode?: number };
+  $response?: { headers?: Record<string, string | undefined> };
 }
 
 export function classifyS3Error(err: unknown): S3Failure {
@@ -92,9 +93,16 @@ export function explainS3Error(err: unknown, where: string): string {
     case 'region':
       return `${where}: no region configured: set AWS_REGION (any name, e.g. us-east-1, for MinIO and other S3-compatible servers)`;
     case 'network':
-      return `${where}: the object store does not answer; check AWS_ENDPOINT_URL(_S3) and the network (${detail})`;
-    default:
+      return `${where}: the object store does not answer; check AWS_ENDPOINT_URL(_S3) and the network${/ENOTFOUND/.test(detail) && !/force/i.test(detail) ? ', and S3_FORCE_PATH_STYLE=true for a server without a name per bucket (MinIO, on-premises stores)' : ''} (${detail})`;
+    default: {
+      // A bucket in another region: AWS answers 301 PermanentRedirect and says which one.
+      const status = e.$metadata?.httpStatusCode;
+      if (status === 301 || /PermanentRedirect|AuthorizationHeaderMalformed|IllegalLocationConstraint/.test(`${e.name ?? ''} ${e.Code ?? ''}`)) {
+        const region = e.$response?.headers?.['x-amz-bucket-region'];
+        return `${where}: the bucket is in another region${region ? ` (${region}): set AWS_REGION=${region}` : ': set AWS_REGION to the region of the bucket'} (${detail})`;
+      }
       return `${where}: ${detail}`;
+    }
   }
 }
 

@@ -2,17 +2,18 @@
  * Listing a prefix on stores that page badly (found by an S3 hunt): one that says the list goes
  * on (IsTruncated) without a NextContinuationToken ended the listing early without a word (a PDF
  * after the first 1,000 keys was never enqueued); one that ignores the continuation token looped
- * for ever (14,287 LIST requests in 20 s). Both are errors now. A real HTTP fake speaking
- * ListObjectsV2's XML, before the SDK client docbatch makes.
+ * for ever (14,287 LIST requests in 20 s). Both are errors now. And a bucket in another region
+ * (301 PermanentRedirect) is said with the region to set. A real HTTP fake speaking ListObjectsV2's
+ * XML, before the SDK client docbatch makes.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createS3Client, listObjects } from '../../src/store/s3.ts';
+import { createS3Client, explainS3Error, listObjects } from '../../src/store/s3.ts';
 
 let server: Server;
 let endpoint: string;
-let mode: 'no-token' | 'same-token' | 'good' = 'good';
+let mode: 'no-token' | 'same-token' | 'good' | 'moved' = 'good';
 let lists = 0;
 
 const page = (keys: string[], truncated: boolean, token?: string) =>
@@ -23,6 +24,13 @@ const page = (keys: string[], truncated: boolean, token?: string) =>
 beforeAll(async () => {
   server = createServer((req, res) => {
     lists++;
+    if (mode === 'moved') {
+      // AWS for a bucket in another region than the client's.
+      const body = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint.</Message><Bucket>b</Bucket></Error>';
+      res.writeHead(301, { 'Content-Type': 'application/xml', 'x-amz-bucket-region': 'eu-west-3', 'Content-Length': Buffer.byteLength(body) });
+      res.end(req.method === 'HEAD' ? undefined : body);
+      return;
+    }
     const url = new URL(req.url ?? '/', 'http://x');
     const token = url.searchParams.get('continuation-token');
     let body: string;
@@ -63,5 +71,11 @@ describe('listing a prefix', () => {
     lists = 0;
     await expect(keys()).rejects.toThrow(/continuation token it gave before/);
     expect(lists).toBe(2);
+  });
+
+  it('a bucket in another region says which, and what to set', async () => {
+    mode = 'moved';
+    const err = await keys().catch((e: unknown) => e);
+    expect(explainS3Error(err, 's3://b/in/')).toMatch(/^s3:\/\/b\/in\/: the bucket is in another region \(eu-west-3\): set AWS_REGION=eu-west-3/);
   });
 });
