@@ -39,6 +39,7 @@ interface CodeInfo {
 export const ERROR_CODES = {
   // ---- input files (producer) ----
   FILE_UNREADABLE: { action: 'reject', summary: 'The file cannot be read (missing, a directory, no permission).' },
+  ZIP_SEVERAL_EXPORTS: { action: 'reject', summary: 'A .zip holds several conversations.json one folder down and none at its root (exports zipped together): reading one would drop the others; zip each export alone.' },
   FILE_CHANGED: { action: 'reject', summary: 'The file changed (its size, modification time or identity) while it was being read: it is still being written, or was replaced. Nothing was enqueued for it; enqueue it again once it is complete.' },
   EMPTY_FILE: { action: 'reject', summary: 'The file has zero bytes.' },
   UNSUPPORTED_FORMAT: { action: 'reject', summary: 'The bytes are neither a PDF nor a known chat export.' },

@@ -76,6 +76,11 @@ export interface EnqueueFilesOptions {
  */
 const NOT_A_DOCUMENT = new Set(['UNSUPPORTED_FORMAT', 'EMPTY_FILE', 'ZIP_NO_CONVERSATIONS', 'ZIP_CORRUPT']);
 
+/** A damaged .zip is skipped only when its name says it is something else (a .docx, an .xlsx): one named .zip may be a half-downloaded export. */
+function skippable(code: string, file: string): boolean {
+  return NOT_A_DOCUMENT.has(code) && !(code === 'ZIP_CORRUPT' && /\.zip$/i.test(file));
+}
+
 /** Errors of the file system while a file is read: the file is unreadable, the command goes on. */
 const FS_CODES = new Set(['EACCES', 'EPERM', 'ENOENT', 'ENOTDIR', 'EISDIR', 'ELOOP', 'EIO', 'ENAMETOOLONG', 'ESTALE', 'ENXIO', 'EBUSY']);
 
@@ -197,7 +202,10 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
       } catch (caught) {
         const err = fileSystemError(caught, file) ?? caught;
         if (!(err instanceof InputError)) throw err;
-        if (!explicit && NOT_A_DOCUMENT.has(err.code)) {
+        // Found in a folder and gone by the time it was read (an editor's swap file, a lock file):
+        // listed, not an error.
+        const vanished = !explicit && err.code === 'FILE_UNREADABLE' && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+        if (!explicit && (skippable(err.code, file) || vanished)) {
           log.debug({ file, code: err.code }, 'not a document; skipped');
           emit({ file, skipped: err.message });
         } else {

@@ -98,7 +98,8 @@ async function fileInfo(source: string): Promise<{ size: number; version: string
   try {
     const info = await stat(source, { bigint: true });
     if (!info.isFile()) throw new InputError('FILE_UNREADABLE', 'not a regular file', { place: { file: source } });
-    return { size: Number(info.size), version: `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}` };
+    // Not ctime: a chmod, a new hard link or a backup tool's xattrs change it, not the bytes.
+    return { size: Number(info.size), version: `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}` };
   } catch (err) {
     if (err instanceof DocbatchError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
@@ -106,6 +107,9 @@ async function fileInfo(source: string): Promise<{ size: number; version: string
     throw new InputError('FILE_UNREADABLE', why, { place: { file: source }, cause: err });
   }
 }
+
+/** What is no document whatever it becomes: a change while it was read is not worth saying. */
+const NOT_DOCUMENTS = new Set(['UNSUPPORTED_FORMAT', 'EMPTY_FILE']);
 
 /**
  * A local file is read more than once (detected, inspected, stored, or hashed and split): it must
@@ -125,9 +129,10 @@ async function prepare(source: string, object: S3Input | null, blobs: BlobStore,
   try {
     return await prepareKnown(source, object, blobs, options, local);
   } catch (err) {
-    // A file being written fails its checks (a truncated PDF, a JSON line cut short): that it
-    // changed is the cause to report.
-    if (local && err instanceof InputError && err.code !== 'FILE_CHANGED') await unchanged(source, local.version);
+    // A document being written fails its checks (a truncated PDF, a JSON line cut short): that it
+    // changed is the cause to report. Not for what is no document anyway (a log growing in the
+    // folder being enqueued is skipped, not FILE_CHANGED).
+    if (local && err instanceof InputError && !NOT_DOCUMENTS.has(err.code) && err.code !== 'FILE_CHANGED') await unchanged(source, local.version);
     throw err;
   }
 }

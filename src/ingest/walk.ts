@@ -3,8 +3,9 @@
  * (and rejected with its code if it is not a document). A directory named explicitly (or a link
  * to one) is walked recursively, in a stable order (names sorted), following no symbolic link
  * inside it; its files are tried by their content later, and those that are no document are
- * skipped and listed, not errors. So are the links: each is listed with why it was not followed.
- * A folder that cannot be read is an error (FILE_UNREADABLE): it may hold documents.
+ * skipped and listed, not errors. So are the links and the folders inside it that cannot be read:
+ * each is listed with why it was not looked at. A folder named that cannot be read is an error
+ * (FILE_UNREADABLE).
  * `--glob` keeps only files whose path relative to the directory matches. An `s3://bucket/prefix/`
  * is walked like a directory: the objects under it, in key order (src/ingest/s3-input.ts).
  */
@@ -87,7 +88,8 @@ async function* walkDir(dir: string, signal: AbortSignal | undefined, top: boole
     entries = await readdir(dir, { withFileTypes: true, encoding: 'buffer' });
   } catch (err) {
     const why = `cannot read the folder: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
-    yield { path: dir, explicit: top, unreadable: why };
+    // Named: an error. Found inside (lost+found on a mounted disk): listed with why, not an error.
+    yield top ? { path: dir, explicit: true, unreadable: why } : { path: dir, explicit: false, passed: why };
     return;
   }
   entries.sort((a, b) => Buffer.compare(a.name, b.name));

@@ -54,16 +54,19 @@ describe('a folder as users have it', () => {
     expect(byFile(await p.enqueue([dir]), dir)).toEqual({ 'conversations.json': 'enqueued', 'projects.json': 'skipped', 'users.json': 'skipped' });
   });
 
-  it('office zips, a broken zip, a README and a script that mention %PDF- are skipped; named alone, they are errors', async () => {
+  it('office zips, a README and a script that mention %PDF- are skipped; a broken .zip or two exports in one are errors', async () => {
     const dir = folder('office');
     pdfIn(dir, 'report.pdf');
     writeFileSync(join(dir, 'slides.docx'), makeZip([{ name: 'word/document.xml', data: '<w:document/>' }]));
     writeFileSync(join(dir, 'photos.zip'), makeZip([{ name: 'a.txt', data: 'not a photo, but not an export either' }]));
     writeFileSync(join(dir, 'broken.zip'), makeZip([{ name: 'conversations.json', data: '[]' }]).subarray(0, 30));
+    writeFileSync(join(dir, 'broken.xlsx'), makeZip([{ name: 'xl/workbook.xml', data: '<workbook/>' }]).subarray(0, 30));
+    writeFileSync(join(dir, 'two.zip'), makeZip([{ name: 'a/conversations.json', data: JSON.stringify([claudeConversation]) }, { name: 'b/conversations.json', data: JSON.stringify([claudeConversation]) }]));
     writeFileSync(join(dir, 'README.md'), '# Tools\nA PDF starts with `%PDF-1.x`; we check for it.\n');
     writeFileSync(join(dir, 'check.py'), 'def is_pdf(data):\n    return data[:5] == b"%PDF-"\n');
     expect(byFile(await p.enqueue([dir]), dir)).toEqual({
-      'README.md': 'skipped', 'broken.zip': 'skipped', 'check.py': 'skipped', 'photos.zip': 'skipped', 'report.pdf': 'enqueued', 'slides.docx': 'skipped',
+      // A .zip that is damaged may be a half-downloaded export; one with two exports would lose one.
+      'README.md': 'skipped', 'broken.xlsx': 'skipped', 'broken.zip': 'error ZIP_CORRUPT', 'check.py': 'skipped', 'photos.zip': 'skipped', 'report.pdf': 'enqueued', 'slides.docx': 'skipped', 'two.zip': 'error ZIP_SEVERAL_EXPORTS',
     });
     const [alone] = await p.enqueue([join(dir, 'photos.zip')]);
     expect(alone!.error?.code).toBe('ZIP_NO_CONVERSATIONS');
@@ -113,7 +116,7 @@ describe('a folder as users have it', () => {
 });
 
 describe('what cannot be read', () => {
-  it("a locked file or folder is that file's error, named or found in a folder; the others go in", () => {
+  it("a locked file is that file's error, named or found in a folder; a locked folder inside is listed; the others go in", () => {
     // As a user other than root (root reads anything), with everything it needs readable.
     const dir = mkdtempSync(join(tmpdir(), 'docbatch-locked-'));
     try {
@@ -146,13 +149,14 @@ describe('what cannot be read', () => {
       expect(a!.error?.code).toBe('FILE_UNREADABLE');
       expect(b!.outcome).toBe('enqueued');
 
-      // In a folder too: what cannot be read may be a document, so it is an error (exit 2), listed.
+      // In a folder too: a file that cannot be read may be a document, so it is an error (exit 2);
+      // a folder inside that cannot be read (lost+found) is listed with why.
       const walked = asUser(['enqueue', '--json', inbox]);
       expect(walked.stderr).not.toMatch(/unexpected error/);
       expect(walked.status).toBe(2);
       const outcomes = lines(walked.stdout);
       expect(outcomes.find((o) => o.file.endsWith('a-locked.pdf'))?.error?.code).toBe('FILE_UNREADABLE');
-      expect(outcomes.find((o) => o.file.endsWith('c-locked-folder'))?.error?.code).toBe('FILE_UNREADABLE');
+      expect(outcomes.find((o) => o.file.endsWith('c-locked-folder'))?.skipped).toMatch(/cannot read the folder/);
       expect(outcomes.find((o) => o.file.endsWith('b-ok.pdf'))?.outcome).toBe('resumed'); // already in, from the command above
 
       const folderLocked = asUser(['enqueue', '--json', sub]);

@@ -51,7 +51,7 @@ async function findEntry(zip: yauzl.ZipFile, file: string): Promise<yauzl.Entry 
   }
   // Two exports zipped together: taking one would drop the other without a word.
   if (nested.length > 1) {
-    throw new InputError('ZIP_NO_CONVERSATIONS', `the .zip holds ${nested.length} conversations.json, one folder down each (${nested.map((e) => e.fileName).join(', ')}), and none at its root: zip each export alone`, { place: { file } });
+    throw new InputError('ZIP_SEVERAL_EXPORTS', `the .zip holds ${nested.length} conversations.json, one folder down each (${nested.map((e) => e.fileName).join(', ')}), and none at its root: zip each export alone`, { place: { file } });
   }
   return nested[0];
 }

@@ -132,7 +132,7 @@ describe('splitExport: the sidecar', () => {
       { name: 'b/conversations.json', data: json },
     ]);
     const twoPath = writeBytes(tmp.dir, 'two.zip', two);
-    await expect(splitFile(twoPath)).rejects.toMatchObject({ code: 'ZIP_NO_CONVERSATIONS', message: expect.stringContaining('a/conversations.json, b/conversations.json') });
+    await expect(splitFile(twoPath)).rejects.toMatchObject({ code: 'ZIP_SEVERAL_EXPORTS', message: expect.stringContaining('a/conversations.json, b/conversations.json') });
   });
 
   it('Claude export: linear messages, content blocks preferred over text, thinking skipped, attachments kept', async () => {
