@@ -159,8 +159,7 @@ function loadSchema(source: string | Record<string, unknown>, base: string, owne
     throw invalid(`the schema${named()} names the unknown format ${JSON.stringify(lint.unknownFormats[0])}: nothing would be checked (the formats are date, time, date-time, duration, email, hostname, ipv4, ipv6, uri, uri-reference, uuid, regex, ...)`, where());
   }
   for (const keyword of lint.unknownKeywords) {
-    // OpenAPI's `example` is an annotation many schemas carry, not a misspelt `examples`.
-    const near = keyword === 'example' ? '' : didYouMean(keyword, SCHEMA_KEYWORDS);
+    const near = misspeltKeyword(keyword);
     if (near) throw invalid(`the schema${named()} has the unknown keyword ${JSON.stringify(keyword)}${near}: Ajv would ignore it`, where());
   }
   return schema as Record<string, unknown>;
@@ -175,6 +174,23 @@ function knownFields(path: readonly PropertyKey[]): string[] {
 }
 
 /** ` (did you mean "x"?)` when one known word is within two edits of `word`, else ''. */
+/**
+ * Whether an unknown schema keyword is a misspelt known one: one edit in a word of 5 letters or
+ * more, two in one of 8 or more. Short words (`unit`, `note`, `kind`) are annotations a schema may
+ * carry; so is OpenAPI's `example`.
+ */
+function misspeltKeyword(keyword: string): string {
+  if (keyword === 'example' || keyword.length < 5) return '';
+  const limit = keyword.length >= 8 ? 2 : 1;
+  let best: string | null = null;
+  let bestDistance = limit + 1;
+  for (const candidate of SCHEMA_KEYWORDS) {
+    const d = editDistance(keyword.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return best ? ` (did you mean ${JSON.stringify(best)}?)` : '';
+}
+
 export function didYouMean(word: string, known: readonly string[]): string {
   let best: string | null = null;
   let bestDistance = 3;

@@ -45,18 +45,26 @@ export function placeholders(template: string): string[] {
 }
 
 /**
- * What looks meant as a placeholder but is not one: `{{conversation-id}}`, `{{ page number }}`
- * (a name placeholders cannot have), `{{file}` (not closed). These would reach the model as
- * they are. `{{` appears in no JSON, so an example answer in a prompt is not taken for one.
+ * What looks meant as one of our placeholders but is not: `{{conversation-id}}`, `{{ page number }}`
+ * (words joined by `-` or spaces that together spell a variable, or two words one of which is
+ * one), `{{file}` (not closed). These would reach the model as written. Anything else in double braces is the user's
+ * text: Handlebars or Jinja examples (`{{user.name}}`, `{{#each}}`), BibTeX (`{{The Title}}`),
+ * LaTeX; `{{` appears in no JSON.
  */
-const MISTAKEN = /\{\{([^{}\n]{1,60})\}\}|\{\{\s*([A-Za-z_][\w-]*)\s*\}(?!\})/g;
+const MISTAKEN = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:[-\s]+[A-Za-z0-9_]+)+)\s*\}\}|\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}(?!\})/g;
+
+/** `conversation-id` (a variable, spelt otherwise), `page number` (two words, one a variable). */
+function meantAsVariable(words: string[]): boolean {
+  const lower = words.map((w) => w.toLowerCase());
+  return lower.join('_') in VARIABLES || (lower.length === 2 && lower.some((w) => w in VARIABLES));
+}
 
 /** Unknown placeholders of a template (empty when all are known), mistaken ones as written. */
 export function unknownPlaceholders(template: string): string[] {
   const unknown = placeholders(template).filter((name) => !(name in VARIABLES));
   for (const m of template.matchAll(MISTAKEN)) {
-    if (m[1] !== undefined && /^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*$/.test(m[1])) continue; // a real placeholder
-    unknown.push(m[1] !== undefined ? m[1].trim() : `${m[2]!}}`);
+    if (m[1] !== undefined && meantAsVariable(m[1].split(/[-\s]+/))) unknown.push(m[1].trim());
+    else if (m[2] !== undefined && m[2] in VARIABLES) unknown.push(`${m[2]}}`);
   }
   return unknown;
 }

@@ -130,16 +130,21 @@ describe('task files', () => {
     expect(failure(() => loadTaskFile(file('v5.yaml', 'prompt: "Id {{conversation-id}}"\nunit: chunk\n')))).toContain('unknown variable {{conversation-id}} (did you mean "conversation_id"?)');
     expect(failure(() => loadTaskFile(file('v6.yaml', 'prompt: "Page {{ page number }}"\n')))).toContain('unknown variable {{page number}}');
     expect(failure(() => loadTaskFile(file('v7.yaml', 'prompt: "File {{file} here"\n')))).toContain('unknown variable {{file}');
-    // An example answer in JSON is no placeholder.
+    // An example answer in JSON is no placeholder; nor are templates of other languages, BibTeX
+    // or LaTeX in a prompt: only near-misses of our variables are refused.
     expect(loadTaskFile(file('v8.yaml', 'prompt: \'Answer like {"total": {"value": 1}} for {{file}}\'\n')).prompt).toContain('{"value": 1}}');
+    for (const text of ['Fill {{user.name}} and {{ x | upper }}', 'Loop {{#each items}}{{/each}}', 'Go: {{.Name}}', 'BibTeX title = {{The Great Paper}}', 'LaTeX {{\\bf x}}', 'Odd {{foo}', 'Handlebars {{title-case name}} here']) {
+      expect(loadTaskFile(file('v9.json', JSON.stringify({ prompt: text, unit: 'chunk' }))).prompt, text).toBe(text);
+    }
   });
 
   it('schema mistakes Ajv would let pass: an unknown format, a misspelt keyword; 2020-12 keywords without $schema', () => {
     const schemaTask = (name: string, schema: unknown) => file(name, JSON.stringify({ prompt: 'Extract.', output: { type: 'json', schema } }));
     expect(failure(() => loadTaskFile(schemaTask('f1.json', { type: 'object', properties: { d: { type: 'string', format: 'dat' } } })))).toContain('field output.schema: TASK_INVALID: the schema names the unknown format "dat"');
     expect(failure(() => loadTaskFile(schemaTask('f2.json', { type: 'object', requird: ['a'], properties: { a: { type: 'string' } } })))).toContain('the unknown keyword "requird" (did you mean "required"?)');
-    // Annotations it does not know are harmless; a property named like a keyword is a property.
-    expect(loadTaskFile(schemaTask('f3.json', { type: 'object', 'x-order': 1, properties: { requird: { type: 'string', example: 'x' } } })).output.type).toBe('json');
+    // Annotations it does not know are harmless (short ones close to a keyword too: unit ~ not,
+    // note ~ not, kind ~ $id); a property named like a keyword is a property.
+    expect(loadTaskFile(schemaTask('f3.json', { type: 'object', 'x-order': 1, properties: { requird: { type: 'string', example: 'x', unit: 'kg', note: 'n', notes: 'n', kind: 'k' } } })).output.type).toBe('json');
     // No $schema, but 2020-12 keywords: validated as 2020-12 (draft-07 ignored unevaluatedProperties,
     // and read prefixItems + items:false as "no items at all").
     const extra = loadTaskFile(schemaTask('f4.json', { type: 'object', properties: { a: { type: 'string' } }, unevaluatedProperties: false })).output;
