@@ -89,7 +89,10 @@ export function openWorker<Q extends ContractName>(
   // the worker's listeners hear only the errors that are not about the connection.
   const emit = worker.emit.bind(worker) as (event: string | symbol, ...args: unknown[]) => boolean;
   (worker as unknown as { emit: typeof emit }).emit = (event, ...args) => {
-    if (event === 'error' && !(args[0] as { code?: string } | undefined)?.code?.startsWith('REDIS_') && link.noteError(args[0])) return true;
+    // BullMQ's own errors carry numeric codes ("Missing lock for job", -2): only a string code can
+    // be one of ours. A throw here would take the whole worker down from inside BullMQ.
+    const code = (args[0] as { code?: unknown } | undefined)?.code;
+    if (event === 'error' && !(typeof code === 'string' && code.startsWith('REDIS_')) && link.noteError(args[0])) return true;
     return emit(event, ...args);
   };
   return worker;

@@ -48,3 +48,21 @@ it('a lost lock aborts the request in flight and writes nothing; the unit is don
   expect(await infer.getJobState(jobId)).toBe('completed');
   await infer.close();
 }, 90_000);
+
+it("BullMQ's own error for a lost lock (a numeric code) reaches the worker's listeners instead of crashing the process", async () => {
+  p = await startPipeline({ file: import.meta.filename, worker: false });
+  const { connectRedis, openWorker } = await import('../../queues/connect.ts');
+  const connection = connectRedis(p.config.redisUrl, 'worker');
+  const worker = openWorker('infer', async () => ({ settled: 'done' }) as never, p.config, connection, { autorun: false });
+  try {
+    const heard: unknown[] = [];
+    worker.on('error', (err) => heard.push(err));
+    // What BullMQ emits when moveToFinished finds another worker's lock (finished-errors.js).
+    const lost = Object.assign(new Error('Missing lock for job 7. moveToFinished'), { code: -2 });
+    expect(() => worker.emit('error', lost)).not.toThrow();
+    expect(heard).toEqual([lost]);
+  } finally {
+    await worker.close();
+    connection.disconnect();
+  }
+});
