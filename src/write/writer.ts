@@ -17,7 +17,8 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { connectRedis, openQueue, openWorker, type TypedQueue, type TypedWorker } from '../../queues/connect.ts';
-import type { WriteJobData, WriteJobName, WriteJobResult } from '../../queues/contracts.ts';
+import { MAX_STALLED_COUNT, type WriteJobData, type WriteJobName, type WriteJobResult } from '../../queues/contracts.ts';
+import { ensureWriteJob } from '../../queues/schedule.ts';
 import type { Config } from '../config.ts';
 import { DocbatchError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
@@ -121,6 +122,11 @@ export class DocumentWriter {
       name: `${this.config.workerName}-writer`,
       autorun: false,
       concurrency: 4,
+      // As the GPU workers': a writer stopped or killed mid-write is a stall, and a stall is not
+      // a failed write (onFailed).
+      lockDuration: this.config.lockDurationMs,
+      stalledInterval: this.config.stalledIntervalMs,
+      maxStalledCount: MAX_STALLED_COUNT,
     });
     this.bull.on('failed', (job, err) => void this.onFailed(job, err));
     this.bull.on('error', (err) => this.log.error({ err: err.message }, 'queue error (retrying)'));
@@ -258,6 +264,13 @@ export class DocumentWriter {
   /** A write job out of attempts (or failed for good): the document is failed, with the reason. */
   private async onFailed(job: Job<WriteJobData> | undefined, err: Error): Promise<void> {
     if (!job) return;
+    // Writers that died or stopped mid-write (a stall, again and again): nothing is wrong with
+    // the document or the outputs. It is written again, not marked failed.
+    if (/stalled more than allowable limit/i.test(err.message)) {
+      this.log.warn({ docId: job.data.docId, err: err.message }, 'the write stalled (writers stopped or died mid-write); writing it again');
+      await ensureWriteJob(this.parts.writeQueue, job.data.docId, job.data.gen).catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'could not queue the write again'));
+      return;
+    }
     const final = err instanceof UnrecoverableError || err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
     if (!final) return;
     const message = err.message.replace(/^WRITE_FAILED: /, '');
