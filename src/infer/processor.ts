@@ -2,8 +2,10 @@
  * The BullMQ processor of the infer queues: one unit, start to end.
  *
  * 1. A unit of a stale generation is skipped. A unit that already has an answer is not sent again
- *    (resume, redelivery after a crash); one that has a failure was retried by hand (Bull Board's
- *    Retry): the failure is reopened and the unit runs.
+ *    (resume, redelivery after a crash); nor is one whose failure is recorded and whose job came
+ *    back as stalled (its worker died before BullMQ heard of the failure). One that has a failure
+ *    and was not stalled was retried by hand (Bull Board's Retry): the failure is reopened and the
+ *    unit runs.
  * 2. Prepare (render or read), send (dispatch.ts: the engine's faults), and judge the answer
  *    (src/task/answer.ts): a truncated, looping or invalid answer is asked again at a rising
  *    temperature; after the last try a page may fall back to its own text layer.
@@ -92,6 +94,13 @@ export class UnitProcessor {
     if (existing?.ok) {
       if (state !== 'written' && state !== 'failed') await ensureDue(this.parts.settle, doc.meta, data);
       log.debug('unit already answered; not sent again');
+      return { reused: true, tokens: 0 };
+    }
+    if (existing && job.stalledCounter > 0) {
+      // Its failure was recorded, then its worker died before BullMQ heard of it: the job came
+      // back as stalled, not as a retry. The failure stands; nothing goes to the engine again.
+      if (state !== 'written' && state !== 'failed') await ensureDue(this.parts.settle, doc.meta, data);
+      log.info({ code: existing.code }, 'unit delivered again after a stall, its failure already recorded; not sent again');
       return { reused: true, tokens: 0 };
     }
     if (existing) {

@@ -66,3 +66,20 @@ it("BullMQ's own error for a lost lock (a numeric code) reaches the worker's lis
     connection.disconnect();
   }
 });
+
+it('a unit whose failure was recorded, its job back as stalled (its worker died first), is not reopened or sent again', async () => {
+  p = await startPipeline({ file: import.meta.filename, worker: false });
+  const pdf = join(p.dir, 'died.pdf');
+  writeFileSync(pdf, numberedPdf(2, 4));
+  const [docId] = acceptedIds(await p.enqueue([pdf]));
+  // What a worker killed between settling a failure and telling BullMQ leaves: the failure in
+  // Redis, the job waiting again with its stall counted.
+  await p.store.settle(docId!, 1, 1, { ok: false, code: 'BAD_REQUEST', message: 'engine rejected the request (400)' });
+  const { jobKey } = await import('../../queues/connect.ts');
+  await p.redis.hset(jobKey(p.config.prefix, 'infer', unitJobId(docId!, 1, 1)), 'stc', 1);
+  await p.startWorker();
+  const [done] = await p.wait([docId!], 60_000);
+  expect(done!.record).toMatchObject({ state: 'written', done: 1, failed: 1, reopens: 0 });
+  // The worker's start-up image probe, then page 1: page 2 was not sent.
+  expect(p.engine.stats().requests).toBe(2);
+}, 90_000);
