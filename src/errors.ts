@@ -72,7 +72,7 @@ export const ERROR_CODES = {
   RENDER_FAILED: { action: 'fail', summary: 'Neither engine (PDFium, then pdf.js) could open the file or render the page; the message gives both reasons.' },
   BLOB_MISSING: { action: 'fail', summary: "The unit's input is missing from a blob store that is otherwise readable (deleted, or collected)." },
   BLOB_STORE_UNAVAILABLE: { action: 'environment', summary: "This worker cannot read its blob store (BLOB_DIR missing, not shared, EMFILE, ESTALE, EIO; on s3://: the bucket missing, credentials refused, the store not answering after the SDK's retries): the unit goes back to the queue and the worker stops taking work until it can." },
-  CONTEXT_TOO_LONG: { action: 'fail', summary: "The prompt and max_tokens exceed the model's context length (engine 400)." },
+  CONTEXT_TOO_LONG: { action: 'fail', summary: "The prompt and max_tokens exceed the model's context length (engine 400). When the refusal says the prompt fits and only max_tokens does not, the unit is first asked again within the room named (src/infer/dispatch.ts)." },
   BAD_REQUEST: { action: 'fail', summary: 'The engine rejected the request as invalid (engine 400/422, e.g. too many images).' },
   MODEL_NOT_FOUND: { action: 'environment', summary: 'The engine does not serve the model this unit needs (engine 404): the unit goes back to the queue and the worker stops taking work.' },
   MODEL_NO_IMAGES: { action: 'fail', summary: "The unit sends images to a model that takes none (a text-only model named for page work)." },

@@ -96,13 +96,12 @@ export async function checkEngine(parts: EnvironmentParts, waitMs: number, signa
         served = [{ id: parts.model, maxModelLen: null }];
         break;
       }
-      // An answer, not a server still loading: no /v1/models here, and no MODEL to go by.
-      if (code === 'ENGINE_UNSUPPORTED') {
-        throw unfit('engine', `${endpoint(client, '/v1/models')} answers: ${(err as Error).message}. ENGINE_URL must be the server's root (e.g. http://127.0.0.1:8000, with no /v1); for a server without /v1/models, set MODEL`, err);
-      }
-      if (performance.now() + delay > deadline) throw unfit('engine', `no answer from /v1/models within ${Math.round(waitMs / 1000)} s (${(err as Error).message})`, err);
+      // No /v1/models here and no MODEL to go by: most likely a wrong ENGINE_URL, but a gateway
+      // restarting answers 404 too. Said at once; refused at the deadline.
+      const wrongUrl = code === 'ENGINE_UNSUPPORTED' ? `${endpoint(client, '/v1/models')} answers: ${(err as Error).message}. ${ROOT_HINT}; for a server without /v1/models, set MODEL` : null;
+      if (performance.now() + delay > deadline) throw unfit('engine', wrongUrl ?? `no answer from /v1/models within ${Math.round(waitMs / 1000)} s (${(err as Error).message})`, err);
       if (!announced) {
-        log.warn({ code, err: (err as Error).message }, 'engine does not answer yet (loading?); waiting for it');
+        log.warn({ code, err: (err as Error).message }, wrongUrl ? `${wrongUrl}; waiting in case it is a gateway restarting` : 'engine does not answer yet (loading?); waiting for it');
         announced = true;
       }
       await new Promise((r) => setTimeout(r, delay));
@@ -114,7 +113,21 @@ export async function checkEngine(parts: EnvironmentParts, waitMs: number, signa
     throw unfit('model', `MODEL ${JSON.stringify(parts.model)} is not served by the engine (it serves ${served.map((m) => JSON.stringify(m.id)).join(', ')})`);
   }
   const model = parts.model ?? served[0]!.id;
-  const acceptsImages = await probeImages(client, model, log, signal, parts.limiter ?? null);
+  // A chat that refuses the model or has no route (a wrong ENGINE_URL, a gateway mid-restart):
+  // said at once, asked again until the deadline, then refused.
+  let acceptsImages: boolean | null;
+  for (let delay = 1000, said = false; ; delay = Math.min(5000, delay * 2)) {
+    try {
+      acceptsImages = await probeImages(client, model, log, signal, parts.limiter ?? null);
+      break;
+    } catch (err) {
+      if (performance.now() + delay > deadline) throw err;
+      if (!said) log.warn({ err: (err as Error).message }, 'the engine refuses the probe request; asking again until ENGINE_START_TIMEOUT_MS');
+      said = true;
+      await new Promise((r) => setTimeout(r, delay));
+      signal?.throwIfAborted();
+    }
+  }
   if (acceptsImages === false && !parts.textOnly) {
     throw unfit('images', `the model ${JSON.stringify(model)} takes no images, so this worker would fail every page; serve a vision-language model, or start it with --text-only to take only chat work queued for that model by name`);
   }
@@ -123,6 +136,8 @@ export async function checkEngine(parts: EnvironmentParts, waitMs: number, signa
 
 /** An engine that has not answered the probe by then is busy, not unable: the worker starts, assuming images work. */
 const PROBE_TIMEOUT_MS = 15_000;
+
+const ROOT_HINT = "ENGINE_URL must be the server's root (e.g. http://127.0.0.1:8000, with no /v1)";
 
 /** The full URL of one of the engine's routes, for messages. */
 function endpoint(client: EngineClient, path: string): string {
@@ -158,7 +173,7 @@ export async function probeImages(client: EngineClient, model: string, log: Logg
       throw unfit('model', `${endpoint(client, '/v1/chat/completions')} refuses the model ${JSON.stringify(model)}: ${err.message}. Set MODEL to the name the server's chat takes`, err);
     }
     if (err instanceof EngineError && err.code === 'ENGINE_UNSUPPORTED' && err.status === 404) {
-      throw unfit('engine', `${endpoint(client, '/v1/chat/completions')} answers: ${err.message}. ENGINE_URL must be the server's root (e.g. http://127.0.0.1:8000, with no /v1)`, err);
+      throw unfit('engine', `${endpoint(client, '/v1/chat/completions')} answers: ${err.message}. ${ROOT_HINT}`, err);
     }
     if (err instanceof EngineError && err.code === 'ENGINE_UNAUTHORIZED') throw unfit('engine', err.message, err);
     log.warn({ code: (err as { code?: string }).code, err: (err as Error).message }, 'could not tell whether the model takes images; assuming it does');

@@ -135,7 +135,11 @@ export class Producer {
       done = await moveAndRewrite(this.parts, existing, moved);
     } finally {
       // A move that did not happen gives back a name it took: other documents may want it.
-      if (!done && fresh) await this.store.releaseName(meta.outSub, name, meta.docId).catch(() => false);
+      if (!done && fresh) {
+        await this.store.releaseName(meta.outSub, name, meta.docId).catch((err: unknown) => {
+          this.parts.log.warn({ docId: meta.docId, name: `${meta.outSub}/${name}`, err: (err as Error).message }, 'could not give back the name claimed for a move that did not happen; it stays held until the record expires');
+        });
+      }
     }
     if (!done) {
       throw new InputError('DOC_CONFLICT', `${existing.docId} changed while it was being enqueued again (another enqueue or retry of it?); enqueue it again`, { place: { file: meta.source } });

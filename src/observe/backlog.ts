@@ -75,6 +75,7 @@ export class BacklogReader {
     const hit = this.#memo.get(name);
     if (hit && now - hit.at < this.#ttlMs) return hit.result;
     const result = this.#feeder.backlog(name);
+    if (this.#memo.size >= 256) this.#memo.clear(); // one-off ?queue= values must not pile up
     this.#memo.set(name, { at: now, result });
     // A failed count is not kept: the next caller asks Redis again.
     result.catch(() => this.#memo.get(name)?.result === result && this.#memo.delete(name));

@@ -46,9 +46,9 @@ export function createS3Client(settings: Pick<S3Settings, 'forcePathStyle' | 'ma
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     // A store that does not answer is an error (retried as a timeout), not a hang: no connection
-    // in 10 s, no answer (headers) within `timeoutMs` of sending, or a socket idle that long in
-    // the middle of a body. The SDK's requestTimeout only logs a warning unless told to throw.
-    requestHandler: { connectionTimeout: 10_000, requestTimeout: timeoutMs, throwOnRequestTimeout: true, socketTimeout: timeoutMs },
+    // in 10 s, or a socket idle for `timeoutMs` (no answer to a request, or a body that stops).
+    // Not a limit on the whole request: a large part going up a slow link takes what it takes.
+    requestHandler: { connectionTimeout: 10_000, socketTimeout: timeoutMs },
     ...overrides,
   });
 }

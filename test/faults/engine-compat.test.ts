@@ -81,7 +81,8 @@ describe('a worker before engines that are not the emulator', () => {
 
   it('refuses to start when the chat refuses the model /v1/models lists', async () => {
     fake = await fakeEngine(() => ({ status: 404, body: { error: { message: 'The model `listed` does not exist.', type: 'NotFoundError', param: 'model', code: 404 } } }));
-    const err = await p.startWorker({ engineUrl: fake.url, model: 'listed' }).then(
+    // A gateway mid-restart answers so too: asked again until ENGINE_START_TIMEOUT_MS, then refused.
+    const err = await p.startWorker({ engineUrl: fake.url, model: 'listed', engineStartTimeoutMs: 3000 }).then(
       (w) => ((worker = w), null),
       (e: unknown) => e,
     );
@@ -89,18 +90,30 @@ describe('a worker before engines that are not the emulator', () => {
     expect(String((err as Error).message)).toMatch(/^model: .*\/v1\/chat\/completions refuses the model "listed"/);
   }, 60_000);
 
-  it('refuses to start at once when ENGINE_URL has a path the server does not have', async () => {
+  it('starts once a chat that refused the model (a gateway mid-restart) takes it, within ENGINE_START_TIMEOUT_MS', async () => {
+    let refusals = 0;
+    fake = await fakeEngine(() =>
+      refusals++ < 2
+        ? { status: 404, body: { error: { message: 'The model `listed` does not exist.', type: 'NotFoundError', param: 'model', code: 404 } } }
+        : { status: 200, body: { id: 'c', object: 'chat.completion', model: 'listed', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 } } },
+    );
+    worker = await p.startWorker({ engineUrl: fake.url, model: 'listed', engineStartTimeoutMs: 20_000 });
+    expect(refusals).toBe(3);
+  }, 60_000);
+
+  it('refuses to start when ENGINE_URL has a path the server does not have, saying so', async () => {
     fake = await startScripted((_req, res) => json(res, 404, { detail: 'Not Found' }));
     for (const model of [undefined, 'm']) {
       const started = performance.now();
-      const err = await p.startWorker({ engineUrl: `${fake.url}/openai`, model }).then(
+      const err = await p.startWorker({ engineUrl: `${fake.url}/openai`, model, engineStartTimeoutMs: 3000 }).then(
         (w) => ((worker = w), null),
         (e: unknown) => e,
       );
       expect(isDocbatchError(err) && err.code, String(model)).toBe('WORKER_UNFIT');
       expect(String((err as Error).message)).toContain(`${fake.url}/openai/v1/`);
       expect(String((err as Error).message)).toMatch(/ENGINE_URL must be the server's root/);
-      // Not the 20 s the worker waits for an engine that is still loading.
+      // Said in the message, at ENGINE_START_TIMEOUT_MS (3 s here; asked again until then, in case
+      // a gateway is restarting), not "no answer".
       expect(performance.now() - started).toBeLessThan(10_000);
     }
   }, 60_000);
