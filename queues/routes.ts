@@ -27,6 +27,11 @@ export function inferQueueFor(model: string | null | undefined): string {
   return `${SHARED_INFER_QUEUE}-${slug || 'model'}-${hash}`;
 }
 
+/** Whether `name` is an infer queue's name as inferQueueFor makes them (`infer`, `infer-<slug>-<hash>`). */
+export function isInferQueueName(name: string): boolean {
+  return /^infer(-[a-z0-9.-]{1,80})?$/.test(name);
+}
+
 /**
  * The Redis list BullMQ keeps a queue's waiting jobs in: about FEED_DEPTH of them, the rest wait in
  * the feeding round (src/store/feed.ts), so its length is not the queue's backlog.

@@ -179,6 +179,11 @@ export class InputError extends DocbatchError {
   }
 }
 
+/** A failure met while one input file was being enqueued, as that file's rejection (the command goes on). */
+export function rejectionOf(err: DocbatchError, file: string): InputError {
+  return new InputError(err.code, err.message, { cause: err, place: { ...err.place, file } });
+}
+
 /** A bad setting or invocation (exit code 2). */
 export class ConfigError extends DocbatchError {
   constructor(message: string, options: DocbatchErrorOptions = {}) {

@@ -26,6 +26,7 @@
  */
 import type { ChatResult } from '../engine/client.ts';
 import { EngineError } from '../engine/classify.ts';
+import type { EngineHealth } from '../engine/types.ts';
 import { actionFor, DocbatchError, toDocbatchError } from '../errors.ts';
 import { sleep } from '../timeouts.ts';
 import type { Logger } from '../observe/log.ts';
@@ -217,12 +218,12 @@ export class UnitSender {
           // the engine said how much room there is; ask again within it.
           roomLeft = room;
           log.warn({ code: err.code, maxTokens: room }, "max_tokens exceeded the model's context; asking again within the room the engine named");
-        } else if (err.code === 'ENGINE_DOWN' && (await this.refusedWhileUp(engine, err, signal))) {
-          // A 503 from a server whose /health is fine: a proxy's or gateway's refusal (nginx
-          // limit_req, a load balancer with no free backend), not an outage: back off as when busy.
+        } else if (err.code === 'ENGINE_BUSY' || (err.code === 'ENGINE_DOWN' && (await this.refusedWhileUp(engine, err, signal)))) {
+          // Busy, or a 503 from a server whose /health is fine: a proxy's or gateway's refusal
+          // (nginx limit_req, a load balancer with no free backend), not an outage.
           this.busy++;
           window.onBusy(performance.now());
-          log.warn({ code: err.code, status: 503, busy: this.busy }, 'the engine refused the request (503) while its /health is up; backing off');
+          if (err.code === 'ENGINE_DOWN') log.warn({ code: err.code, status: 503, busy: this.busy }, 'the engine refused the request (503) while its /health is up; backing off');
           backoffMs = this.retryAfter(err) ?? 500 + Math.random() * 1000 * Math.min(8, this.busy);
         } else if (err.code === 'ENGINE_DOWN') {
           backoffMs = await this.onDown(engine, err, solo, signal);
@@ -232,10 +233,6 @@ export class UnitSender {
           // Every worker of this endpoint waits as it said, not only this request.
           await engine.limiter?.holdFor(wait);
           backoffMs = wait + Math.random() * Math.min(1000, wait / 4);
-        } else if (err.code === 'ENGINE_BUSY') {
-          this.busy++;
-          window.onBusy(performance.now());
-          backoffMs = this.retryAfter(err) ?? 500 + Math.random() * 1000 * Math.min(8, this.busy);
         } else {
           throw err;
         }
@@ -322,8 +319,7 @@ export class UnitSender {
    */
   private async refusedWhileUp(engine: Engine, err: DocbatchError, signal: AbortSignal): Promise<boolean> {
     if (!(err instanceof EngineError) || err.status !== 503 || err.engineDead || engine.monitor.isDown) return false;
-    const health = await engine.client.health(AbortSignal.any([signal, AbortSignal.timeout(2000)])).catch(() => 'unknown' as const);
-    return health === 'up';
+    return (await this.healthNow(engine, signal)) === 'up';
   }
 
   /**
@@ -335,8 +331,7 @@ export class UnitSender {
     const { log } = this.parts;
     const transport = err instanceof EngineError && err.status === undefined;
     if (transport && !engine.monitor.isDown) {
-      const health = await engine.client.health(AbortSignal.any([signal, AbortSignal.timeout(2000)])).catch(() => 'unknown' as const);
-      if (health === 'up') {
+      if ((await this.healthNow(engine, signal)) === 'up') {
         this.drops++;
         log.warn({ code: err.code, drops: this.drops, err: err.message }, 'the connection dropped while the engine is up: counted against this unit');
         if (this.drops >= MAX_DROPS) {
@@ -348,6 +343,11 @@ export class UnitSender {
     this.countOutage(solo, err);
     engine.monitor.reportDown(err.message, false);
     return 0;
+  }
+
+  /** The engine's /health asked at once (2 s at most; 'unknown' when it cannot tell). */
+  private healthNow(engine: Engine, signal: AbortSignal): Promise<EngineHealth> {
+    return engine.client.health(AbortSignal.any([signal, AbortSignal.timeout(2000)])).catch(() => 'unknown' as const);
   }
 
   private countOutage(solo: boolean, err: DocbatchError): void {

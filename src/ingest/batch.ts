@@ -8,7 +8,7 @@
  */
 import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
 import type { Config } from '../config.ts';
-import { DocbatchError, InputError, toDocbatchError } from '../errors.ts';
+import { DocbatchError, InputError, rejectionOf, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import { BlobPins } from '../store/blob-pins.ts';
@@ -88,7 +88,7 @@ function fileSystemError(err: unknown, file: string): InputError | null {
   // The blob store failing for this file (after its retries): this file is not enqueued, the
   // command goes on with the others.
   if (err instanceof DocbatchError && !(err instanceof InputError) && err.code === 'BLOB_STORE_UNAVAILABLE') {
-    return new InputError('BLOB_STORE_UNAVAILABLE', err.message, { cause: err, place: { file } });
+    return rejectionOf(err, file);
   }
   const code = (err as NodeJS.ErrnoException | null)?.code;
   if (err instanceof InputError || typeof code !== 'string' || !FS_CODES.has(code)) return null;

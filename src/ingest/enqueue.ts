@@ -12,7 +12,7 @@
  */
 import type { TypedQueue } from '../../queues/connect.ts';
 import { ensureWriteJob } from '../../queues/schedule.ts';
-import { DocbatchError, InputError } from '../errors.ts';
+import { DocbatchError, InputError, rejectionOf } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { DocStore } from '../store/docs.ts';
 import type { Feeder } from '../store/feed.ts';
@@ -157,7 +157,7 @@ export class Producer {
       return await step();
     } catch (err) {
       if (err instanceof DocbatchError && !(err instanceof InputError) && err.code === 'BLOB_MISSING') {
-        throw new InputError('BLOB_MISSING', err.message, { place: { file: meta.source }, cause: err });
+        throw rejectionOf(err, meta.source);
       }
       throw err;
     }

@@ -135,20 +135,15 @@ export class S3Input {
   local(): Promise<{ path: string; sha256: string }> {
     this.copy ??= (async () => {
       const path = await this.blobs.tempPath('input');
-      // The SDK retries a request; a body cut off mid-way (a connection reset) is fetched again
-      // here, hashed afresh, up to 3 times.
-      for (let attempt = 1; ; attempt++) {
-        const hash = createHash('sha256');
-        try {
-          const body = await this.get();
-          await pipeline(body, hashing(hash), createWriteStream(path));
+      try {
+        return await this.refetching(async () => {
+          const hash = createHash('sha256'); // afresh for each attempt, as the file is
+          await pipeline(await this.get(), hashing(hash), createWriteStream(path));
           return { path, sha256: hash.digest('hex') };
-        } catch (err) {
-          if (err instanceof DocbatchError || attempt >= 3) {
-            await rm(path, { force: true });
-            throw err instanceof DocbatchError ? err : unreadable(this.uri, err);
-          }
-        }
+        });
+      } catch (err) {
+        await rm(path, { force: true });
+        throw err;
       }
     })();
     return this.copy;
@@ -192,14 +187,25 @@ export class S3Input {
     }
   }
 
-  private async getBytes(Range: string): Promise<Buffer> {
-    for (let attempt = 1; ; attempt++) {
+  private getBytes(Range: string): Promise<Buffer> {
+    return this.refetching(async () => {
       const chunks: Buffer[] = [];
+      for await (const chunk of await this.get(Range)) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    });
+  }
+
+  /**
+   * Reads a body with `read`, again when it is cut off mid-way (a connection reset), up to 3
+   * times: the SDK retries the request, not the body. A refused request (DocbatchError) is final.
+   */
+  private async refetching<T>(read: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
       try {
-        for await (const chunk of await this.get(Range)) chunks.push(chunk as Buffer);
-        return Buffer.concat(chunks);
+        return await read();
       } catch (err) {
-        if (err instanceof DocbatchError || attempt >= 3) throw err instanceof DocbatchError ? err : unreadable(this.uri, err);
+        if (err instanceof DocbatchError) throw err;
+        if (attempt >= 3) throw unreadable(this.uri, err);
       }
     }
   }

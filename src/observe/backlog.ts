@@ -10,7 +10,7 @@
  */
 import type { Redis } from 'ioredis';
 import { Gauge, type Registry } from 'prom-client';
-import { inferQueueFor, SHARED_INFER_QUEUE } from '../../queues/routes.ts';
+import { inferQueueFor, isInferQueueName, SHARED_INFER_QUEUE } from '../../queues/routes.ts';
 import type { Feeder, QueueBacklog } from '../store/feed.ts';
 import { withDeadline } from '../timeouts.ts';
 import { METRIC_PREFIX } from './metrics.ts';
@@ -32,13 +32,11 @@ export interface BacklogQuery {
   queue?: string | undefined;
 }
 
-const QUEUE_NAME = /^infer(-[a-z0-9.-]{1,80})?$/;
-
 /** Why a query cannot be answered (the dashboard answers 400 with it), else null. */
 export function backlogQueryProblem(query: BacklogQuery): string | null {
   if (query.model !== undefined && query.queue !== undefined) return 'ask for a model or a queue, not both';
   if (query.model !== undefined && (query.model === '' || query.model.length > 512)) return 'model must be a model name (1 to 512 characters)';
-  if (query.queue !== undefined && !QUEUE_NAME.test(query.queue)) return 'queue is not an infer queue name (infer, or infer-<model slug>-<hash>)';
+  if (query.queue !== undefined && !isInferQueueName(query.queue)) return 'queue is not an infer queue name (infer, or infer-<model slug>-<hash>)';
   return null;
 }
 
@@ -47,7 +45,7 @@ export async function backlogQueues(query: BacklogQuery, redis: Redis, prefix: s
   if (query.model !== undefined) return [...new Set([SHARED_INFER_QUEUE, inferQueueFor(query.model)])];
   if (query.queue !== undefined) return [query.queue];
   const named = await redis.smembers(`${prefix}:queues`);
-  return [...new Set([SHARED_INFER_QUEUE, ...named.filter((q) => QUEUE_NAME.test(q)).sort()])];
+  return [...new Set([SHARED_INFER_QUEUE, ...named.filter(isInferQueueName).sort()])];
 }
 
 /**

@@ -196,13 +196,22 @@ describe('the same document into another --out folder', () => {
     expect(await holder('z/report')).toBe(docId);
   });
 
-  it('a written document asked for in another folder is written there from its results, not run again', async () => {
-    p = await startPipeline({ file: import.meta.filename });
-    const pdf = join(p.dir, 'moved.pdf');
-    writeFileSync(pdf, numberedPdf(3));
-    const [first] = await p.enqueue([pdf], { out: 'x' });
+  /** A new pipeline with `name`.pdf of `pages` pages written into folder x: the pipeline, the file, its doc id. */
+  async function writtenIntoX(name: string, pages: number): Promise<{ pipeline: Pipeline; pdf: string; docId: string }> {
+    const pipeline = await startPipeline({ file: import.meta.filename });
+    p = pipeline; // stopped by afterEach even if what follows fails
+    const pdf = join(pipeline.dir, `${name}.pdf`);
+    writeFileSync(pdf, numberedPdf(pages));
+    const [first] = await pipeline.enqueue([pdf], { out: 'x' });
     const docId = first!.runs![0]!.docId;
-    await p.wait([docId]);
+    await pipeline.wait([docId]);
+    return { pipeline, pdf, docId };
+  }
+
+  it('a written document asked for in another folder is written there from its results, not run again', async () => {
+    const written = await writtenIntoX('moved', 3);
+    p = written.pipeline;
+    const { pdf, docId } = written;
     const before = readFileSync(join(p.config.outDir, 'x', 'moved.md'), 'utf8');
 
     // Its name in y belongs to another document: it takes a suffixed one.
@@ -243,13 +252,11 @@ describe('the same document into another --out folder', () => {
     const [third] = await p.enqueue([pdf], { out: 'y' });
     expect(third!.runs![0]).toMatchObject({ outcome: 'done', name });
   }, 60_000);
+
   it('a move that fails gives back the name it took in the new folder', async () => {
-    p = await startPipeline({ file: import.meta.filename });
-    const pdf = join(p.dir, 'lost.pdf');
-    writeFileSync(pdf, numberedPdf(2));
-    const [first] = await p.enqueue([pdf], { out: 'x' });
-    const docId = first!.runs![0]!.docId;
-    await p.wait([docId]);
+    const written = await writtenIntoX('lost', 2);
+    p = written.pipeline;
+    const { pdf, docId } = written;
     // Its results archive is gone (collected): it cannot be written again from its results.
     rmSync(join(p.config.blobDir, 'named', 'results', docId), { recursive: true, force: true });
     // The file is rejected, named, and a file after it in the same command still goes in.
