@@ -7,6 +7,7 @@ import { Command, Option } from 'commander';
 import { connectRedis } from '../../queues/connect.ts';
 import { DocbatchError } from '../errors.ts';
 import type { FileOutcome } from '../ingest/batch.ts';
+import type { PdfInspector } from '../ingest/pdf.ts';
 import { createLogger } from '../observe/log.ts';
 import { progressPrinter } from '../observe/bar.ts';
 import { waitForDocs } from '../observe/progress.ts';
@@ -19,7 +20,8 @@ import { REDIS_SETTINGS, requireRedis, settingOptions } from './options.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-export function enqueueCommand(): Command {
+/** `inspector`: one already started by the caller (src/cli/main.ts); this verb closes it once every input is in. */
+export function enqueueCommand(inspector?: PdfInspector): Command {
   const command = new Command('enqueue')
     .description('Validate inputs, store them and queue their units (pages, documents or chat chunks) for the workers.')
     .argument('<inputs...>', 'PDFs, images (PNG, JPEG, TIFF, WebP), chat exports (ChatGPT conversations.json or .zip, Claude, JSONL), or folders of them (walked recursively)')
@@ -74,7 +76,8 @@ export function enqueueCommand(): Command {
       ...(typeof opts.glob === 'string' ? { glob: opts.glob } : {}),
       signal: controller.signal,
       onOutcome: (o) => printOutcome(o, json),
-    });
+      ...(inspector ? { inspector } : {}),
+    }).finally(() => inspector?.close());
     const rejected = outcomes.some((o) => o.error);
     const docIds = outcomes.flatMap((o) => (o.runs ?? []).map((r) => r.docId));
     if (opts.wait !== true || docIds.length === 0) {

@@ -80,6 +80,16 @@ export class PdfInspector {
     return run;
   }
 
+  /**
+   * Starts the child now, without waiting for it: a caller that knows PDFs are coming (the
+   * enqueue verb, before it loads its own modules) has the child's start-up (~0.3 s: Node, then
+   * PDFium's wasm) overlap its own. A child that fails to start is started again, and its failure
+   * said, by the first inspection.
+   */
+  warm(): void {
+    if (!this.#closing) this.#ready().catch(() => {});
+  }
+
   close(): Promise<void> {
     this.#closing ??= (async () => {
       const child = this.#child;

@@ -6,10 +6,11 @@
  * in a fresh Node with a resolve hook that records every package asked for.
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { tempDir } from '../render/fixtures.ts';
+import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
+import { corpusFile, tempDir } from '../render/fixtures.ts';
 
 const tmp = tempDir('startup');
 afterAll(() => tmp.cleanup());
@@ -42,4 +43,53 @@ it('enqueue loads no package it needs only for some inputs or tasks', () => {
   // What it does need, so the hook is seen working.
   expect(loaded).toEqual(expect.arrayContaining(['bullmq', 'ioredis', 'commander']));
   for (const lazy of ['@aws-sdk', 'sharp', 'ajv', 'ajv-formats', 'yaml', '@hyzyla/pdfium', 'pdfjs-dist']) expect(loaded).not.toContain(lazy);
+});
+
+it('enqueue forks its PDF inspection child before it loads its own modules, uses that one child, and closes it', async () => {
+  const prefix = uniquePrefix('startup-early-inspector');
+  const blobs = join(tmp.dir, 'blobs');
+  mkdirSync(blobs);
+  const script = join(tmp.dir, 'early.mjs');
+  // Records, in order, each fork and the first time bullmq is asked for; then runs the CLI's main.
+  writeFileSync(
+    script,
+    `import { registerHooks, syncBuiltinESMExports } from 'node:module';
+import cp from 'node:child_process';
+const events = [];
+const children = [];
+registerHooks({
+  resolve(specifier, context, next) {
+    if (specifier === 'bullmq' && !events.includes('bullmq')) events.push('bullmq');
+    return next(specifier, context);
+  },
+});
+const fork = cp.fork;
+cp.fork = (...args) => {
+  events.push('fork ' + args[1][0]);
+  const child = fork(...args);
+  children.push(child);
+  return child;
+};
+syncBuiltinESMExports();
+const { main } = await import(${JSON.stringify(join(import.meta.dirname, '../../src/cli/main.ts'))});
+const code = await main(['enqueue', '--json', ${JSON.stringify(corpusFile('rotation.pdf'))}]);
+const exited = children.map((c) => c.exitCode !== null || c.signalCode !== null);
+(await import('node:fs')).writeFileSync(${JSON.stringify(join(tmp.dir, 'early.json'))}, JSON.stringify({ code, events, exited }));
+process.exit(0);
+`,
+  );
+  try {
+    const run = spawnSync(process.execPath, [script], {
+      encoding: 'utf8',
+      env: { ...process.env, REDIS_URL: TEST_REDIS_URL, DOCBATCH_PREFIX: prefix, BLOB_DIR: blobs, OUT_DIR: join(tmp.dir, 'out') },
+    });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toContain('"outcome":"enqueued"');
+    const result = JSON.parse(readFileSync(join(tmp.dir, 'early.json'), 'utf8')) as { code: number; events: string[]; exited: boolean[] };
+    expect(result.code).toBe(0);
+    expect(result.events).toEqual(['fork inspect', 'bullmq']);
+    expect(result.exited).toEqual([true]);
+  } finally {
+    await deletePrefix(prefix);
+  }
 });
