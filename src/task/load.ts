@@ -105,28 +105,71 @@ function readText(path: string, what: string, where: Where = { file: path }): st
 // The YAML parser (CommonJS for Node) loads on first use: ~20 ms a command without a YAML task
 // file does not pay.
 const require = createRequire(import.meta.url);
-let yaml: typeof import('yaml') | undefined;
+let yamlModule: typeof import('yaml') | undefined;
+const yaml = () => (yamlModule ??= require('yaml') as typeof import('yaml'));
 
-function parseYaml(text: string, options: import('yaml').ParseOptions & import('yaml').DocumentOptions & import('yaml').SchemaOptions & import('yaml').ToJSOptions): unknown {
-  yaml ??= require('yaml') as typeof import('yaml');
-  return yaml.parse(text, options);
-}
+/** YAML as written by hand: anchors and `<<:` merge keys (YAML 1.1's, which editors and Compose users expect), at most 100 aliases. */
+const YAML_OPTIONS = { maxAliasCount: 100, merge: true } as const;
 
 function parseStructured(text: string, file: string): unknown {
   if (/\.json$/i.test(file)) {
+    let value: unknown;
     try {
-      return JSON.parse(text);
+      value = JSON.parse(text);
     } catch (err) {
       throw invalid(`not valid JSON: ${(err as Error).message}`, { file }, err);
     }
+    refuseDuplicateKeys(text, { file });
+    return value;
   }
   try {
-    return parseYaml(text, { maxAliasCount: 100 });
+    return yaml().parse(text, YAML_OPTIONS);
   } catch (err) {
     const line = (err as { linePos?: Array<{ line: number }> }).linePos?.[0]?.line;
     const first = (err as Error).message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
     throw invalid(`not valid YAML: ${first}`, { file, line }, err);
   }
+}
+
+/**
+ * JSON.parse keeps the last of two equal keys, so `"required"` written twice drops the first
+ * silently. JSON text is YAML, whose parser says where a key repeats; JSON it cannot read (tabs
+ * where YAML forbids them) is left at that.
+ */
+function refuseDuplicateKeys(text: string, where: Where, what = 'the file'): void {
+  const counter = new (yaml().LineCounter)();
+  const doc = yaml().parseDocument(text, { lineCounter: counter, uniqueKeys: true });
+  const duplicate = doc.errors.find((e) => e.code === 'DUPLICATE_KEY');
+  if (!duplicate) return;
+  const line = duplicate.linePos?.[0]?.line;
+  throw invalid(`${what} has a key written twice in one object (JSON would keep only the last)`, { ...where, ...(where.line === undefined && !where.field ? { line } : {}) });
+}
+
+/**
+ * The line of `field` (dotted, as in errors) in a task file's text: the line of its key, or
+ * undefined where the text does not say (a value merged in from an anchor, JSON that is not YAML).
+ */
+function lineOfField(text: string, field: string): number | undefined {
+  const { LineCounter, isMap, isScalar, isSeq } = yaml();
+  const counter = new LineCounter();
+  const doc = yaml().parseDocument(text, { ...YAML_OPTIONS, lineCounter: counter });
+  if (doc.errors.length > 0) return undefined;
+  let node: unknown = doc.contents;
+  let offset: number | undefined;
+  for (const step of field.split('.')) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === step);
+      if (!pair) return undefined;
+      offset = isScalar(pair.key) ? pair.key.range?.[0] : undefined;
+      node = pair.value;
+    } else if (isSeq(node) && /^\d+$/.test(step)) {
+      node = node.items[Number(step)];
+      offset = (node as { range?: [number] } | undefined)?.range?.[0];
+    } else {
+      return undefined;
+    }
+  }
+  return offset === undefined ? undefined : counter.linePos(offset).line;
 }
 
 /**
@@ -147,6 +190,7 @@ function loadSchema(source: string | Record<string, unknown>, base: string, owne
     } catch (err) {
       throw invalid(`the schema${named()} is not valid JSON: ${(err as Error).message}`, where(), err);
     }
+    refuseDuplicateKeys(text, where(), `the schema${named()}`);
   }
   if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) throw invalid(`the schema${named()} must be a JSON object`, where());
   let lint: ReturnType<typeof lintSchema>;
@@ -214,13 +258,25 @@ function editDistance(a: string, b: string): number {
 /** A task file → Task (relative schema paths resolve against the file's folder). */
 export function loadTaskFile(path: string): Task {
   const file = resolve(path);
-  const raw = parseStructured(readText(file, 'task file'), file);
-  return taskFromObject(raw, file);
+  const text = readText(file, 'task file');
+  const raw = parseStructured(text, file);
+  try {
+    return taskFromObject(raw, file);
+  } catch (err) {
+    // A mistake in a field also says the line it is on.
+    const place = err instanceof DocbatchError ? err.place : undefined;
+    if (err instanceof DocbatchError && err.code === 'TASK_INVALID' && place?.file === file && place.field && place.line === undefined) {
+      const line = lineOfField(text, place.field);
+      if (line !== undefined) throw invalid(err.message, { file, line, field: place.field }, err.cause);
+    }
+    throw err;
+  }
 }
 
 export function taskFromObject(raw: unknown, file: string): Task {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw invalid('a task file holds one object (`prompt: ...`, `unit: ...`); see docs/tasks.md', { file });
-  const parsed = TaskFile.safeParse(raw);
+  // Top-level `x-` fields are the file's own (a place for YAML anchors to merge from), as in Compose files.
+  const parsed = TaskFile.safeParse(Object.fromEntries(Object.entries(raw).filter(([key]) => !key.startsWith('x-'))));
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     if (issue.code === 'unrecognized_keys') {

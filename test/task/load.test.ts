@@ -104,15 +104,35 @@ describe('task files', () => {
 
   it('names the file, the field and what is wrong', () => {
     expect(failure(() => loadTaskFile(file('e1.yaml', 'prompt: hi\nsampling:\n  temprature: 0.5\n')))).toBe(
-      `${join(dir, 'e1.yaml')}: field sampling.temprature: TASK_INVALID: unknown field (did you mean "temperature"?); the fields are in docs/tasks.md`,
+      `${join(dir, 'e1.yaml')}: line 3: field sampling.temprature: TASK_INVALID: unknown field (did you mean "temperature"?); the fields are in docs/tasks.md`,
     );
     expect(failure(() => loadTaskFile(file('e2.yaml', 'promt: hi\n')))).toContain('field promt: TASK_INVALID: unknown field (did you mean "prompt"?)');
-    expect(failure(() => loadTaskFile(file('e3.yaml', 'prompt: hi\nsampling: { temperature: 5 }\n')))).toMatch(/e3\.yaml: field sampling\.temperature: TASK_INVALID: .*2/);
-    expect(failure(() => loadTaskFile(file('e4.yaml', 'prompt: hi\nunit: pages\n')))).toMatch(/e4\.yaml: field unit: TASK_INVALID: .*"page"\|"document"\|"chunk"\|"conversation"/);
+    expect(failure(() => loadTaskFile(file('e3.yaml', 'prompt: hi\nsampling: { temperature: 5 }\n')))).toMatch(/e3\.yaml: line 2: field sampling\.temperature: TASK_INVALID: .*2/);
+    expect(failure(() => loadTaskFile(file('e4.yaml', 'prompt: hi\nunit: pages\n')))).toMatch(/e4\.yaml: line 2: field unit: TASK_INVALID: .*"page"\|"document"\|"chunk"\|"conversation"/);
     expect(failure(() => loadTaskFile(file('e5.yaml', 'unit: page\n')))).toContain('e5.yaml: field prompt: TASK_INVALID: a task needs a prompt');
     expect(failure(() => loadTaskFile(file('e6.yaml', 'prompt: hi\nmodel: a\nmodels: [b]\n')))).toContain('field models:');
     expect(failure(() => loadTaskFile(file('e7.yaml', '- prompt: hi\n')))).toContain('e7.yaml: TASK_INVALID: a task file holds one object');
     expect(failure(() => loadTaskFile(join(dir, 'missing.yaml')))).toContain('missing.yaml: TASK_INVALID: cannot read the task file (no such file)');
+  });
+
+  it('a mistake in a field says its line, in YAML and in JSON; a key written twice is refused, also in JSON', () => {
+    expect(failure(() => loadTaskFile(file('l1.yaml', 'name: x\n\nprompt: hi\nsamplng: {}\n')))).toContain('l1.yaml: line 4: field samplng: TASK_INVALID: unknown field (did you mean "sampling"?)');
+    expect(failure(() => loadTaskFile(file('l2.json', '{\n  "prompt": "hi",\n  "sampling": {\n    "top_p": 0\n  }\n}')))).toMatch(/l2\.json: line 4: field sampling\.top_p: TASK_INVALID: /);
+    expect(failure(() => loadTaskFile(file('l3.yaml', 'prompt: hi\nsampling:\n  stop: [END, ""]\n')))).toMatch(/l3\.yaml: line 3: field sampling\.stop\.1: TASK_INVALID: /);
+    // JSON.parse would keep the second prompt and drop the first without a word.
+    expect(failure(() => loadTaskFile(file('d1.json', '{\n  "prompt": "Summarize.",\n  "unit": "page",\n  "prompt": "Transcribe."\n}')))).toMatch(/d1\.json: line 4: TASK_INVALID: the file has a key written twice in one object/);
+    expect(failure(() => loadTaskFile(file('d2.yaml', 'prompt: a\nprompt: b\n')))).toMatch(/d2\.yaml: line 2: TASK_INVALID: not valid YAML: Map keys must be unique/);
+    const schema = file('d3.json', '{"type": "object",\n "required": ["a"],\n "properties": {"a": {"type": "string"}},\n "required": ["b"]}');
+    expect(failure(() => loadTaskFile(file('d3.yaml', 'prompt: hi\noutput: { schema: d3.json }\n')))).toContain(`d3.yaml: line 2: field output.schema: TASK_INVALID: the schema (${schema}) has a key written twice`);
+    expect(failure(() => resolveTask({ schema }, 'pdf'))).toMatch(/d3\.json: line 4: TASK_INVALID: the schema has a key written twice/);
+  });
+
+  it('YAML anchors and merge keys work; top-level x- fields hold what they merge from', () => {
+    const task = loadTaskFile(file('m1.yaml', 'x-sampling: &defaults { temperature: 0.2, seed: 7 }\nprompt: hi\nsampling:\n  <<: *defaults\n  seed: 8\n'));
+    expect(task.sampling).toEqual({ temperature: 0.2, seed: 8 });
+    expect(taskHash(task)).toBe(taskHash(loadTaskFile(file('m2.yaml', 'prompt: hi\nsampling: { seed: 8, temperature: 0.2 }\n'))));
+    // Anywhere else an unknown field is still one.
+    expect(failure(() => loadTaskFile(file('m3.yaml', 'prompt: hi\nsampling: { x-seed: 1 }\n')))).toContain('field sampling.x-seed: TASK_INVALID: unknown field');
   });
 
   it('YAML and JSON syntax errors say where', () => {
@@ -158,11 +178,11 @@ describe('task files', () => {
 
   it("a schema file's mistakes name the task file, its output.schema field, and the schema file", () => {
     const owner = file('s1.yaml', 'prompt: hi\noutput: { schema: nope.json }\n');
-    expect(failure(() => loadTaskFile(owner))).toBe(`${owner}: field output.schema: TASK_INVALID: cannot read the JSON Schema ${join(dir, 'nope.json')} (no such file)`);
+    expect(failure(() => loadTaskFile(owner))).toBe(`${owner}: line 2: field output.schema: TASK_INVALID: cannot read the JSON Schema ${join(dir, 'nope.json')} (no such file)`);
     file('bad.json', JSON.stringify({ type: 'object', properties: { a: { type: 'strin' } } }));
-    expect(failure(() => loadTaskFile(file('s2.yaml', 'prompt: hi\noutput: { schema: bad.json }\n')))).toMatch(/s2\.yaml: field output\.schema: TASK_INVALID: the schema \(.*bad\.json\) is not a usable JSON Schema: .*properties\/a\/type/);
+    expect(failure(() => loadTaskFile(file('s2.yaml', 'prompt: hi\noutput: { schema: bad.json }\n')))).toMatch(/s2\.yaml: line 2: field output\.schema: TASK_INVALID: the schema \(.*bad\.json\) is not a usable JSON Schema: .*properties\/a\/type/);
     file('broken.json', '{"type": ');
-    expect(failure(() => loadTaskFile(file('s3.yaml', 'prompt: hi\noutput: { schema: broken.json }\n')))).toMatch(/s3\.yaml: field output\.schema: TASK_INVALID: the schema \(.*broken\.json\) is not valid JSON/);
+    expect(failure(() => loadTaskFile(file('s3.yaml', 'prompt: hi\noutput: { schema: broken.json }\n')))).toMatch(/s3\.yaml: line 2: field output\.schema: TASK_INVALID: the schema \(.*broken\.json\) is not valid JSON/);
     expect(failure(() => loadTaskFile(file('s4.yaml', 'prompt: hi\noutput: { type: text, schema: { type: object } }\n')))).toContain('field output: TASK_INVALID: output.type text cannot have a schema');
     expect(failure(() => loadTaskFile(file('s5.yaml', 'extends: transcribe\noutput: { schema: { type: object } }\nfallback: text-layer\n')))).toContain('field fallback: TASK_INVALID: fallback text-layer needs a text output');
   });
