@@ -4,13 +4,12 @@
  * file and the field; nothing is enqueued with a task that could fail on its thousandth unit.
  * The format is documented in docs/tasks.md.
  */
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { DocbatchError } from '../errors.ts';
 import { BUILTIN_TASKS, defaultTaskFor, isBuiltinTask, unitsFor } from './builtin.ts';
 import { lintSchema, SCHEMA_KEYWORDS } from './schema.ts';
+import { invalid, lineOfField, parseStructured, readText, refuseDuplicateKeys, type Where } from './task-text.ts';
 import { unavailablePlaceholders, unknownPlaceholders, VARIABLES } from './template.ts';
 import type { InputKind, Task, TaskUnit } from './types.ts';
 
@@ -78,98 +77,6 @@ export interface TaskSpec {
 export function defaultExtractPrompt(kind: InputKind): string {
   const what = kind === 'chat' ? 'conversation' : 'document';
   return `Extract the information the JSON schema describes from this ${what}. Answer with one JSON value that follows the schema; where the ${what} does not say, use null if the schema allows it.`;
-}
-
-interface Where {
-  file?: string | undefined;
-  field?: string | undefined;
-  line?: number | undefined;
-}
-
-function invalid(message: string, where: Where, cause?: unknown): DocbatchError {
-  const place = { ...(where.file ? { file: where.file } : {}), ...(where.line ? { line: where.line } : {}), ...(where.field ? { field: where.field } : {}) };
-  return new DocbatchError('TASK_INVALID', message, { place, ...(cause ? { cause } : {}) });
-}
-
-/** A text file as a string, without the byte-order mark editors on Windows put first. */
-function readText(path: string, what: string, where: Where = { file: path }): string {
-  try {
-    return readFileSync(path, 'utf8').replace(/^\uFEFF/, '');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory' : String((err as Error).message);
-    throw invalid(`cannot read the ${what}${where.file !== path ? ` ${path}` : ''} (${why})`, where, err);
-  }
-}
-
-// The YAML parser (CommonJS for Node) loads on first use: ~20 ms a command without a YAML task
-// file does not pay.
-const require = createRequire(import.meta.url);
-let yamlModule: typeof import('yaml') | undefined;
-const yaml = () => (yamlModule ??= require('yaml') as typeof import('yaml'));
-
-/** YAML as written by hand: anchors and `<<:` merge keys (YAML 1.1's, which editors and Compose users expect), at most 100 aliases. */
-const YAML_OPTIONS = { maxAliasCount: 100, merge: true } as const;
-
-function parseStructured(text: string, file: string): unknown {
-  if (/\.json$/i.test(file)) {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (err) {
-      throw invalid(`not valid JSON: ${(err as Error).message}`, { file }, err);
-    }
-    refuseDuplicateKeys(text, { file });
-    return value;
-  }
-  try {
-    return yaml().parse(text, YAML_OPTIONS);
-  } catch (err) {
-    const line = (err as { linePos?: Array<{ line: number }> }).linePos?.[0]?.line;
-    const first = (err as Error).message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-    throw invalid(`not valid YAML: ${first}`, { file, line }, err);
-  }
-}
-
-/**
- * JSON.parse keeps the last of two equal keys, so `"required"` written twice drops the first
- * silently. JSON text is YAML, whose parser says where a key repeats; JSON it cannot read (tabs
- * where YAML forbids them) is left at that.
- */
-function refuseDuplicateKeys(text: string, where: Where, what = 'the file'): void {
-  const counter = new (yaml().LineCounter)();
-  const doc = yaml().parseDocument(text, { lineCounter: counter, uniqueKeys: true });
-  const duplicate = doc.errors.find((e) => e.code === 'DUPLICATE_KEY');
-  if (!duplicate) return;
-  const line = duplicate.linePos?.[0]?.line;
-  throw invalid(`${what} has a key written twice in one object (JSON would keep only the last)`, { ...where, ...(where.line === undefined && !where.field ? { line } : {}) });
-}
-
-/**
- * The line of `field` (dotted, as in errors) in a task file's text: the line of its key, or
- * undefined where the text does not say (a value merged in from an anchor, JSON that is not YAML).
- */
-function lineOfField(text: string, field: string): number | undefined {
-  const { LineCounter, isMap, isScalar, isSeq } = yaml();
-  const counter = new LineCounter();
-  const doc = yaml().parseDocument(text, { ...YAML_OPTIONS, lineCounter: counter });
-  if (doc.errors.length > 0) return undefined;
-  let node: unknown = doc.contents;
-  let offset: number | undefined;
-  for (const step of field.split('.')) {
-    if (isMap(node)) {
-      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === step);
-      if (!pair) return undefined;
-      offset = isScalar(pair.key) ? pair.key.range?.[0] : undefined;
-      node = pair.value;
-    } else if (isSeq(node) && /^\d+$/.test(step)) {
-      node = node.items[Number(step)];
-      offset = (node as { range?: [number] } | undefined)?.range?.[0];
-    } else {
-      return undefined;
-    }
-  }
-  return offset === undefined ? undefined : counter.linePos(offset).line;
 }
 
 /**
