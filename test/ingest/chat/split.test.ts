@@ -175,6 +175,24 @@ describe('splitExport: the sidecar', () => {
     expect(result.skipped).toEqual({ 'content_type:input_audio': 1 });
   });
 
+  it('dates without a zone (JSONL created_at, Claude created_at) are UTC, whatever the zone of the machine splitting', async () => {
+    const line = (id: string, created_at: string) => JSON.stringify({ id, created_at, messages: [{ role: 'user', content: 'hi' }] });
+    const path = writeBytes(tmp.dir, 'dates.jsonl', [line('a', '2024-05-01T12:34:56.123456'), line('b', '2024-05-01 12:34:56'), line('c', '2024-05-01T12:34:56Z'), line('d', '2024-05-01T14:34:56+02:00')].join('\n'));
+    const zone = process.env.TZ;
+    const times: Array<Array<number | null>> = [];
+    try {
+      for (const tz of ['UTC', 'Asia/Tokyo', 'America/Los_Angeles']) {
+        process.env.TZ = tz;
+        const { records } = await splitFile(path);
+        times.push(records.map((r) => r.create_time));
+      }
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
+    for (const t of times) expect(t).toEqual([1714566896.123, 1714566896, 1714566896, 1714566896]);
+  });
+
   it('JSONL with function calling (the fine-tuning format): the calls an assistant makes are kept, not dropped as empty', async () => {
     const line = {
       messages: [
