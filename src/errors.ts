@@ -127,6 +127,8 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export interface Place {
   /** The input file as the user named it. */
   file?: string;
+  /** The .zip entry the offset, line or conversation is in (`export/conversations.json`). */
+  entry?: string;
   /** Byte offset from the start of the file (or of the zip entry). */
   offset?: number;
   /** 1-based line (JSONL) . */
@@ -197,6 +199,7 @@ export function formatPlace(place: Place | undefined): string {
   if (!place) return '';
   const parts: string[] = [];
   if (place.file !== undefined) parts.push(printable(place.file));
+  if (place.entry !== undefined) parts.push(printable(place.entry));
   if (place.page !== undefined) parts.push(`page ${place.page}`);
   if (place.line !== undefined) parts.push(`line ${place.line}`);
   if (place.offset !== undefined) parts.push(`byte ${place.offset}`);
