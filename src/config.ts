@@ -112,7 +112,7 @@ export const SETTINGS = {
   renderer: { env: 'RENDERER', flag: 'renderer', schema: z.enum(['pdfium', 'pdfjs']), default: 'pdfium', describe: 'Engine that draws pages: `pdfium` (PDFium in WebAssembly) or `pdfjs`. A page that fails, crashes or times out in one is drawn by the other before it fails; reports name the engine of each page.' },
   renderMemoryMb: { env: 'RENDER_MEMORY_MB', flag: 'render-memory', schema: int(256), default: Math.max(256, Math.floor(totalmem() / 1024 / 1024 / 2)), defaultText: 'half the machine\'s memory', describe: 'Resident memory of all renderer processes of a worker together, in MB: above it idle renderers are let go, then the largest busy one is killed (its page goes to the other engine).' },
   chunkTokens: { env: 'CHUNK_TOKENS', flag: 'chunk-tokens', schema: int(64, 1_000_000), default: 3500, describe: 'Token budget of one chat chunk (never above what the engine\'s context allows).' },
-  chunkOverlapTokens: { env: 'CHUNK_OVERLAP_TOKENS', flag: 'chunk-overlap', schema: int(0, 1_000_000), default: 0, describe: 'Trailing messages of the previous chunk repeated for context, up to this many tokens.' },
+  chunkOverlapTokens: { env: 'CHUNK_OVERLAP_TOKENS', flag: 'chunk-overlap', schema: int(0, 1_000_000), default: 0, describe: 'Trailing messages of the previous chunk repeated for context, up to this many tokens (less than CHUNK_TOKENS).' },
   pageMaxTokens: { env: 'PAGE_MAX_TOKENS', flag: 'page-max-tokens', schema: int(1, 1_000_000), default: 4096, describe: '`max_tokens` for a page transcription.' },
   chatMaxTokens: { env: 'CHAT_MAX_TOKENS', flag: 'chat-max-tokens', schema: int(1, 1_000_000), default: 1024, describe: '`max_tokens` for a chunk summary.' },
   requestTimeoutMs: { env: 'REQUEST_TIMEOUT_MS', flag: 'request-timeout', schema: int(100), default: 10 * MINUTE, describe: 'A request with no answer after this is closed (which aborts it inside vLLM) and retried.' },
@@ -263,6 +263,13 @@ export function loadConfigWithSources(flags: Flags = {}, env: NodeJS.ProcessEnv 
   if (config.initialInFlight > config.maxInFlight) config.initialInFlight = config.maxInFlight;
   if (config.budgetUsd !== undefined && config.gpuHourlyUsd === undefined) {
     throw new ConfigError('setting BUDGET_USD needs GPU_HOURLY_USD: a budget in dollars needs a price per GPU hour');
+  }
+  // Overlap is repeated from the previous chunk inside the next one's budget: it must leave room
+  // for at least one new message, or splitting a chat export has nothing to add.
+  if (config.chunkOverlapTokens >= config.chunkTokens) {
+    throw new ConfigError(
+      `setting CHUNK_OVERLAP_TOKENS from ${describeSource(sources.chunkOverlapTokens)} = ${config.chunkOverlapTokens} is invalid: it must be less than CHUNK_TOKENS (${config.chunkTokens}, from ${describeSource(sources.chunkTokens)})`,
+    );
   }
   const auth = [config.dashboardUser, config.dashboardPassword];
   if (auth.filter(Boolean).length === 1) {

@@ -55,7 +55,7 @@ export const ERROR_CODES = {
   EXPORT_TOO_DEEP: { action: 'reject', summary: 'The chat export nests deeper than any real export does.' },
   EXPORT_TOO_LARGE: { action: 'reject', summary: 'One conversation is larger than docbatch will hold in memory at once.' },
   ZIP_NO_CONVERSATIONS: { action: 'reject', summary: 'The .zip has no conversations.json.' },
-  DOC_CONFLICT: { action: 'reject', summary: 'The same content is already enqueued with other settings (e.g. chunk size); finish it or use --force.' },
+  DOC_CONFLICT: { action: 'reject', summary: 'The same run (same content, task, model and chunk settings) is already enqueued in another shape: a chat export another docbatch version read into other chunks, a PDF whose page count differs; finish it or use --force. (Other chunk settings are another run, not a conflict.)' },
   ZIP_CORRUPT: { action: 'reject', summary: 'The .zip archive is damaged.' },
   TASK_UNIT_MISMATCH: { action: 'reject', summary: "The task's unit does not fit this kind of input (e.g. `document` for a chat export)." },
   DOC_TOO_MANY_PAGES: { action: 'reject', summary: 'The task sends whole documents (`document` unit) and this one has more pages than its `max_pages`.' },
@@ -127,6 +127,8 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export interface Place {
   /** The input file as the user named it. */
   file?: string;
+  /** The .zip entry the offset, line or conversation is in (`export/conversations.json`). */
+  entry?: string;
   /** Byte offset from the start of the file (or of the zip entry). */
   offset?: number;
   /** 1-based line (JSONL) . */
@@ -197,6 +199,7 @@ export function formatPlace(place: Place | undefined): string {
   if (!place) return '';
   const parts: string[] = [];
   if (place.file !== undefined) parts.push(printable(place.file));
+  if (place.entry !== undefined) parts.push(printable(place.entry));
   if (place.page !== undefined) parts.push(`page ${place.page}`);
   if (place.line !== undefined) parts.push(`line ${place.line}`);
   if (place.offset !== undefined) parts.push(`byte ${place.offset}`);

@@ -131,6 +131,27 @@ const HINDI_THAI = [
   'กรุณาอธิบายว่าโค้ดนี้ทำงานอย่างไร',
 ];
 
+/**
+ * Natural text in scripts and symbols the tokenizers barely merge: more Indic and Southeast Asian
+ * scripts, Ethiopic, Korean chat jamo (ㅋㅋ), halfwidth katakana, IPA, arrows and enclosed numbers.
+ */
+const RARE_SCRIPTS = [
+  'నమస్కారం, ఈ రోజు సమావేశం మూడు గంటలకు ప్రారంభమవుతుంది.',
+  'ದಯವಿಟ್ಟು ಈ ಪ್ಯಾರಾಗ್ರಾಫ್ ಅನ್ನು ಮೂರು ವಾಕ್ಯಗಳಲ್ಲಿ ಸಂಕ್ಷೇಪಿಸಿ.',
+  'અમદાવાદ ગુજરાતનું સૌથી મોટું શહેર છે.',
+  'ਕਿਰਪਾ ਕਰਕੇ ਇਸ ਪੈਰੇ ਦਾ ਤਿੰਨ ਵਾਕਾਂ ਵਿੱਚ ਸਾਰ ਦਿਓ।',
+  'തിരുവനന്തപുരം കേരളത്തിന്റെ തലസ്ഥാനമാണ്.',
+  'කරුණාකර මෙම ඡේදය වාක්‍ය තුනකින් සාරාංශ කරන්න.',
+  'ရန်ကုန်သည် မြန်မာနိုင်ငံ၏ အကြီးဆုံးမြို့ ဖြစ်သည်။',
+  'ສະບາຍດີ, ກອງປະຊຸມມື້ນີ້ຈະເລີ່ມເວລາສາມໂມງ.',
+  'ལྷ་ས་ནི་བོད་ཀྱི་རྒྱལ་ས་ཡིན།',
+  'እባክዎን ይህን አንቀጽ በሦስት ዓረፍተ ነገሮች ያጠቃልሉ።',
+  'ㅋㅋㅋㅋㅋ 진짜 웃기다 ㅎㅎ ㅠㅠ',
+  'ｱﾘｶﾞﾄｳｺﾞｻﾞｲﾏｽ｡',
+  'water /ˈwɔːtər/ or /ˈwɑːtɚ/',
+  'step 1 → step 2 ⇒ done ✓ ① prepare ② run ③ check ★★★☆☆',
+];
+
 const EMOJI = ['😀', '😂', '🚀', '✅', '❤️', '👍🏽', '🎉', '🔥', '🤔', '👨‍👩‍👧‍👦', '🏳️‍🌈', '🇫🇷', '🇯🇵', '🧑🏿‍💻', '✨', '🙏', '💡', '📎', '⚠️', '🐍'];
 
 /** Latin text with accents spelled as combining marks (NFD), and "zalgo" stacks. */
@@ -143,12 +164,12 @@ const ACCENTED = [
 export type SampleKind =
   | 'english' | 'code' | 'json' | 'urls' | 'numbers' | 'chinese' | 'japanese' | 'korean' | 'emoji'
   | 'arabic' | 'hebrew' | 'greek' | 'cyrillic' | 'hindi-thai' | 'combining' | 'zalgo' | 'whitespace'
-  | 'hex-ids' | 'base64' | 'chat-mix';
+  | 'hex-ids' | 'base64' | 'chat-mix' | 'rare-scripts';
 
 export const SAMPLE_KINDS: readonly SampleKind[] = [
   'english', 'code', 'json', 'urls', 'numbers', 'chinese', 'japanese', 'korean', 'emoji', 'arabic',
   'hebrew', 'greek', 'cyrillic', 'hindi-thai', 'combining', 'zalgo', 'whitespace', 'hex-ids', 'base64',
-  'chat-mix',
+  'chat-mix', 'rare-scripts',
 ];
 
 function sentences(rand: () => number, pool: readonly string[], chars: number, sep: string): string {
@@ -226,6 +247,7 @@ export function sampleText(kind: SampleKind, seed: number, chars = 4000): string
     case 'greek': return sentences(rand, GREEK, chars, ' ');
     case 'cyrillic': return sentences(rand, CYRILLIC, chars, ' ');
     case 'hindi-thai': return sentences(rand, HINDI_THAI, chars, ' ');
+    case 'rare-scripts': return sentences(rand, RARE_SCRIPTS, chars, ' ');
     case 'combining': return sentences(rand, ACCENTED, chars, ' ').normalize('NFD');
     case 'zalgo': return zalgo(rand, chars);
     case 'whitespace': {

@@ -214,14 +214,20 @@ export function splitText(text: string, limit: number, count: (t: string) => num
   return out;
 }
 
-/** Cuts between characters (never inside a surrogate pair or before a combining mark). */
+/**
+ * Cuts between characters (never inside a surrogate pair or before a combining mark). A run with
+ * no such place within a whole part (only combining marks, joiners or selectors) is cut where the
+ * budget ends, a surrogate pair still kept whole: walking back to its start would make parts of
+ * one character each, thousands of chunks from a few kilobytes.
+ */
 function hardSplit(text: string, limit: number, count: (t: string) => number): string[] {
   const out: string[] = [];
   let start = 0;
   while (start < text.length) {
-    let end = count === estimateTokens ? estimatePrefixEnd(text, start, limit) : longestPrefix(text, start, limit, count);
-    end = Math.max(end, start + 1);
+    const fit = Math.max(count === estimateTokens ? estimatePrefixEnd(text, start, limit) : longestPrefix(text, start, limit, count), start + 1);
+    let end = fit;
     while (end < text.length && end - start > 1 && isJoiner(text, end)) end--;
+    if (end - start === 1 && fit - start > 1) end = isLowSurrogate(text, fit) ? fit - 1 : fit;
     const piece = text.slice(start, end).trim();
     if (piece !== '') out.push(piece);
     start = end;
@@ -245,6 +251,11 @@ function longestPrefix(text: string, start: number, limit: number, count: (t: st
     else hi = mid;
   }
   return start + lo;
+}
+
+function isLowSurrogate(text: string, i: number): boolean {
+  const c = text.charCodeAt(i);
+  return c >= 0xdc00 && c <= 0xdfff;
 }
 
 /** True when a cut before index `i` would separate a character from what belongs to it. */

@@ -38,7 +38,16 @@ const VARIATION = 20; // U+FE00–U+FE0F variation selectors
 const OTHER_BMP = 21;
 const CYRILLIC_EXT = 22; // Cyrillic beyond the Russian А–я: Ukrainian, Serbian, ... letters tokenize worse
 const INVISIBLE = 23; // zero-width space/joiners, bidi controls, BOM: often a token each or more
-const CLASS_COUNT = 24;
+const INDIC_RARE = 24; // Gurmukhi, Gujarati, Oriya, Telugu, Kannada, Malayalam, Sinhala, Lao, Tibetan, Myanmar: few merges
+const BOX = 25; // box drawing, block elements, geometric shapes (tree listings, tables)
+const CLASS_COUNT = 26;
+
+/**
+ * A weight that cannot undercount a 3-byte UTF-8 character: a byte-level BPE token holds at least
+ * one byte, so a character costs at most 3 tokens, and 2.75 × MARGIN (1.1) ≥ 3. For what is
+ * rare in the tokenizers' training text (scripts and symbols they barely merge).
+ */
+const BYTE_BOUND_3 = 2.75;
 
 /**
  * Weight of one code unit of each non-ASCII class, in tokens. Measured as the worst
@@ -53,14 +62,16 @@ UNIT_WEIGHT[HEBREW] = 1.25;
 UNIT_WEIGHT[ARABIC] = 1.0;
 UNIT_WEIGHT[OTHER_2BYTE] = 2.0;
 UNIT_WEIGHT[INDIC_SEA] = 1.6;
+UNIT_WEIGHT[INDIC_RARE] = 2.2; // cl100k: up to 2 tokens a character, even on natural text
 UNIT_WEIGHT[HANGUL] = 1.3;
 UNIT_WEIGHT[KANA] = 1.3;
 UNIT_WEIGHT[IDEOGRAPH] = 1.3;
 UNIT_WEIGHT[GENERAL_PUNCT] = 1.5;
-UNIT_WEIGHT[SYMBOL] = 2.0;
+UNIT_WEIGHT[SYMBOL] = BYTE_BOUND_3; // arrows, math, enclosed ①②, braille: often a token a byte
+UNIT_WEIGHT[BOX] = 2.0;
 UNIT_WEIGHT[SURROGATE] = 2.0;
 UNIT_WEIGHT[VARIATION] = 1.5;
-UNIT_WEIGHT[OTHER_BMP] = 2.5;
+UNIT_WEIGHT[OTHER_BMP] = BYTE_BOUND_3;
 UNIT_WEIGHT[CYRILLIC_EXT] = 2.0;
 UNIT_WEIGHT[INVISIBLE] = 2.2;
 
@@ -159,7 +170,8 @@ function buildClassTable(): Uint8Array {
   range(0x30, 0x39, DIGIT);
   range(0x41, 0x5a, UPPER);
   range(0x61, 0x7a, LOWER);
-  range(0x80, 0x2ff, LATIN_EXT);
+  range(0x80, 0x24f, LATIN_EXT);
+  range(0x250, 0x2ff, OTHER_2BYTE); // IPA and spacing modifiers (ˈ ː): a token a byte
   range(0x300, 0x36f, COMBINING);
   range(0x370, 0x3ff, GREEK);
   range(0x1f00, 0x1fff, GREEK);
@@ -169,7 +181,10 @@ function buildClassTable(): Uint8Array {
   range(0x590, 0x5ff, HEBREW);
   range(0x600, 0x6ff, ARABIC);
   range(0x750, 0x77f, ARABIC);
-  range(0x800, 0x109f, INDIC_SEA);
+  range(0x800, 0x109f, INDIC_RARE);
+  range(0x900, 0x9ff, INDIC_SEA); // Devanagari, Bengali
+  range(0xb80, 0xbff, INDIC_SEA); // Tamil
+  range(0xe00, 0xe7f, INDIC_SEA); // Thai
   range(0x1100, 0x11ff, HANGUL);
   range(0x1ab0, 0x1aff, COMBINING);
   range(0x1dc0, 0x1dff, COMBINING);
@@ -180,17 +195,18 @@ function buildClassTable(): Uint8Array {
   range(0x2060, 0x206f, INVISIBLE);
   range(0xfeff, 0xfeff, INVISIBLE);
   range(0x2070, 0x2bff, SYMBOL);
+  range(0x2500, 0x25ff, BOX);
   range(0x20d0, 0x20ff, COMBINING);
   range(0x3000, 0x30ff, KANA);
-  range(0x3130, 0x318f, HANGUL);
-  range(0x3400, 0x4dbf, IDEOGRAPH);
+  // Hangul compatibility jamo (ㅋㅋㅋ, ㅠㅠ in chats) stay OTHER_BMP: tokenizers barely merge them.
+  // CJK extension A (U+3400–U+4DBF): rare ideographs, OTHER_BMP.
   range(0x4e00, 0x9fff, IDEOGRAPH);
   range(0xac00, 0xd7af, HANGUL);
   range(0xd800, 0xdfff, SURROGATE);
   range(0xf900, 0xfaff, IDEOGRAPH);
   range(0xfe00, 0xfe0f, VARIATION);
   range(0xfe20, 0xfe2f, COMBINING);
-  range(0xff00, 0xffef, KANA);
+  range(0xff00, 0xff60, KANA); // fullwidth forms; halfwidth kana and the rest (U+FF61–) stay OTHER_BMP
   return t;
 }
 

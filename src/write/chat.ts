@@ -12,7 +12,6 @@
  * Text tasks put the answer in `summary`; JSON tasks put the validated value in `data`.
  */
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { BlobStore } from '../store/blobs.ts';
 import type { SidecarChunk } from '../store/chunk-index.ts';
 import type { DocStore } from '../store/docs.ts';
@@ -26,6 +25,25 @@ interface Conversation {
   results: UnitResult[];
 }
 
+/**
+ * The sidecar's lines, split at '\n' only. JSON.stringify leaves U+2028 and U+2029 raw inside
+ * strings (chat text pasted from PDFs and word processors has them), and readline ends a line
+ * there too, which cut such a chunk's record in two.
+ */
+async function* sidecarLines(path: string): AsyncGenerator<string> {
+  let rest: Buffer = Buffer.alloc(0);
+  for await (const piece of createReadStream(path) as AsyncIterable<Buffer>) {
+    const buf = rest.length > 0 ? Buffer.concat([rest, piece]) : piece;
+    let start = 0;
+    for (let nl = buf.indexOf(0x0a); nl !== -1; nl = buf.indexOf(0x0a, start)) {
+      yield buf.toString('utf8', start, nl);
+      start = nl + 1;
+    }
+    rest = buf.subarray(start);
+  }
+  if (rest.length > 0) yield rest.toString('utf8');
+}
+
 export async function writeChat(record: DocRecord, store: DocStore, blobs: BlobStore, sink: OutputSink, base: string): Promise<Assembled> {
   const { meta } = record;
   const json = meta.task.output === 'json';
@@ -34,7 +52,7 @@ export async function writeChat(record: DocRecord, store: DocStore, blobs: BlobS
   const chunkUnits = meta.feedUnits;
   const tally: Tally = newTally();
   const sidecar = await blobs.localPath(meta.blob);
-  const lines = createInterface({ input: createReadStream(sidecar), crlfDelay: Infinity })[Symbol.asyncIterator]();
+  const lines = sidecarLines(sidecar)[Symbol.asyncIterator]();
   // Summary units follow the chunks, one per conversation of several chunks, in conversation order.
   let nextSummary = chunkUnits;
   let conversation: Conversation | null = null;
@@ -109,6 +127,6 @@ export async function writeChat(record: DocRecord, store: DocStore, blobs: BlobS
     });
     return { file, tally };
   } finally {
-    await lines.return?.();
+    await lines.return?.(undefined);
   }
 }

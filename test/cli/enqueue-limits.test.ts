@@ -59,4 +59,15 @@ describe('docbatch enqueue: bombs and runaway exports', () => {
     await infer.close();
     expect(await p.store.list(100)).toHaveLength(1);
   }, 120_000);
+
+  it('CHUNK_OVERLAP_TOKENS not below CHUNK_TOKENS: CONFIG_INVALID naming both, exit 2, nothing queued (was an unexpected TypeError after the files before it went in)', async () => {
+    const path = join(p.dir, 'overlap.json');
+    writeFileSync(path, JSON.stringify([conversation('o1', 'first')]));
+    const before = (await p.store.list(100)).length;
+    const r = await runCli(['enqueue', '--chunk-tokens', '100', path], { ...env, CHUNK_OVERLAP_TOKENS: '100' }, { timeoutMs: 60_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('CONFIG_INVALID: setting CHUNK_OVERLAP_TOKENS from environment CHUNK_OVERLAP_TOKENS = 100 is invalid: it must be less than CHUNK_TOKENS (100, from flag --chunk-tokens)');
+    expect(r.stderr).not.toMatch(/unexpected error|TypeError/);
+    expect(await p.store.list(100)).toHaveLength(before);
+  }, 60_000);
 });

@@ -63,6 +63,19 @@ describe('chunkMessages', () => {
     expect(splitText(hex, 100, estimateTokens).join('')).toBe(hex);
   });
 
+  it('a run with nowhere to cut (only combining marks, joiners or selectors) is cut by the budget, not a character a part', () => {
+    for (const text of ['a' + '\u0301'.repeat(40_000), '\u200d'.repeat(40_000), '\ufe0f'.repeat(40_000), '🚀' + '\u0301'.repeat(40_000)]) {
+      const pieces = splitText(text, 1000, estimateTokens);
+      expect(pieces.join('')).toBe(text);
+      for (const p of pieces) expect(estimateTokens(p)).toBeLessThanOrEqual(1000);
+      // 40 000 units at about 2.2 tokens each make some 90 parts of 1000 tokens; one unit a part made 40 000.
+      expect(pieces.length).toBeLessThan(120);
+      expect(pieces.every((p) => !/^[\udc00-\udfff]|[\ud800-\udbff]$/.test(p))).toBe(true);
+      const chunks = chunkMessages([msg('m', text)], opts(3500));
+      expect(chunks.length).toBeLessThan(40);
+    }
+  });
+
   it('overlap: trailing whole messages of the previous chunk, never in messageIds, within the budget', () => {
     const messages = Array.from({ length: 40 }, (_, k) => msg(`m${k}`, sampleText(k % 3 ? 'english' : 'chinese', k, 100 + (k % 7) * 60)));
     const chunks = chunkMessages(messages, opts(700, 300));

@@ -59,11 +59,19 @@ export function optionalNumber(v: unknown, field: string): number | null {
   return v;
 }
 
-/** An ISO date string (or a number of seconds) as seconds since the epoch; null when absent or unreadable. */
+/** A date and time without a zone (`2024-05-01T12:34:56.123456`, or with a space), as Python's isoformat() writes a naive datetime. */
+const NAIVE_DATE_TIME = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)$/;
+
+/**
+ * An ISO date string (or a number of seconds) as seconds since the epoch; null when absent or
+ * unreadable. A date and time without a zone is UTC (Date.parse would read it in the producer's
+ * local zone: the same export would give another sidecar on another machine).
+ */
 export function optionalTime(v: unknown): number | null {
   if (typeof v === 'number' && Number.isFinite(v)) return v;
   if (typeof v === 'string') {
-    const ms = Date.parse(v);
+    const naive = NAIVE_DATE_TIME.exec(v.trim());
+    const ms = Date.parse(naive ? `${naive[1]}T${naive[2]}Z` : v);
     return Number.isNaN(ms) ? null : ms / 1000;
   }
   return null;

@@ -1,7 +1,9 @@
 /**
  * One line of generic JSONL (`{"id","title","messages":[{"role","content"}]}`, the shape of
  * fine-tuning data sets) → the conversation. `content` is a string or a list of parts; text
- * parts are kept, images become `[image]`, other part types are skipped with a count.
+ * parts are kept, images become `[image]`, other part types are skipped with a count. The calls
+ * an assistant message makes (`tool_calls`, the older `function_call`; its `content` is then
+ * usually null) are part of what it said: `[tool call: name]` and the arguments.
  */
 import { FieldError, expectArray, expectObject, expectString, isObject, kindOf, optionalString, optionalTime } from './fields.ts';
 import type { ChatMessage, Conversation, SkipCounter } from './types.ts';
@@ -18,7 +20,7 @@ export function readJsonlConversation(value: unknown, skips: SkipCounter, line: 
     const at = `messages[${i}]`;
     const msg = expectObject(list[i], at);
     const role = expectString(msg['role'], `${at}.role`);
-    const text = renderContent(msg['content'], `${at}.content`, skips);
+    const text = [renderContent(msg['content'], `${at}.content`, skips), ...renderCalls(msg, at)].filter((s) => s.trim() !== '').join('\n');
     if (text.trim() === '') {
       skips.add('empty');
       continue;
@@ -27,6 +29,23 @@ export function readJsonlConversation(value: unknown, skips: SkipCounter, line: 
     messages.push({ id: typeof mid === 'string' || typeof mid === 'number' ? String(mid) : String(i), role, text });
   }
   return { id, title, createTime, messages };
+}
+
+/** `tool_calls: [{function: {name, arguments}}]` and `function_call: {name, arguments}`, in order. */
+function renderCalls(msg: Record<string, unknown>, at: string): string[] {
+  const calls: Array<{ call: unknown; field: string }> = [];
+  const list = msg['tool_calls'];
+  if (list !== undefined && list !== null) {
+    expectArray(list, `${at}.tool_calls`).forEach((call, k) => calls.push({ call: expectObject(call, `${at}.tool_calls[${k}]`)['function'], field: `${at}.tool_calls[${k}].function` }));
+  }
+  if (msg['function_call'] !== undefined && msg['function_call'] !== null) calls.push({ call: msg['function_call'], field: `${at}.function_call` });
+  return calls.map(({ call, field }) => {
+    const fn = expectObject(call, field);
+    const name = typeof fn['name'] === 'string' && fn['name'] !== '' ? fn['name'] : 'function';
+    const args = fn['arguments'];
+    const shown = typeof args === 'string' ? args : args === undefined || args === null ? '' : JSON.stringify(args);
+    return shown.trim() === '' ? `[tool call: ${name}]` : `[tool call: ${name}]\n${shown}`;
+  });
 }
 
 function renderContent(content: unknown, at: string, skips: SkipCounter): string {

@@ -221,7 +221,7 @@ export async function splitExport(
     };
   } catch (err) {
     await sidecar.abort();
-    throw err;
+    throw kind.zipEntry !== undefined ? inEntry(err, kind.zipEntry) : err;
   } finally {
     source?.stream.destroy();
     source?.close();
@@ -237,6 +237,14 @@ async function openSource(path: string, kind: FileKind & { kind: 'chat' }, file:
     stream.once('error', (err) => reject(unreadable(file, err)));
   });
   return { stream, close: () => undefined };
+}
+
+/** An error at a place inside a .zip's entry names the entry: its byte offsets count from the entry's start. */
+function inEntry(err: unknown, entry: string): unknown {
+  if (!(err instanceof InputError) || !err.place || err.place.entry !== undefined) return err;
+  const { offset, line, conversation } = err.place;
+  if (offset === undefined && line === undefined && conversation === undefined) return err;
+  return new InputError(err.code, err.message, { cause: err.cause ?? err, place: { ...err.place, entry } });
 }
 
 function unreadable(file: string, err: unknown): InputError {

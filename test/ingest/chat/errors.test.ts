@@ -170,6 +170,19 @@ describe('bad input: code and place', () => {
     expect(existsSync(sidecar)).toBe(false);
   });
 
+  it('an error inside a .zip names the entry its byte offset counts from', async () => {
+    const good = JSON.stringify(goodConversation('a'));
+    const prefix = `[${good},{"id":"b","mapping":{"x":`;
+    const zip = makeZip([{ name: 'chatgpt-export/chat.html', data: '<html>' }, { name: 'chatgpt-export/conversations.json', data: `${prefix}tru}}]` }]);
+    const path = writeBytes(tmp.dir, 'export.zip', zip);
+    const kind = await detectFile(path);
+    expect(kind).toEqual({ kind: 'chat', format: 'chatgpt', zipEntry: 'chatgpt-export/conversations.json' });
+    const err = (await splitExport(path, kind as { kind: 'chat'; format: 'chatgpt'; zipEntry: string }, join(tmp.dir, 'zip.sidecar'), { file: 'export.zip', budgetTokens: 500 }).catch((e: unknown) => e)) as DocbatchError;
+    expect(err).toBeInstanceOf(InputError);
+    expect(err.place).toMatchObject({ file: 'export.zip', entry: 'chatgpt-export/conversations.json', offset: Buffer.byteLength(prefix), conversation: '#1' });
+    expect(err.describe()).toMatch(/^export\.zip: chatgpt-export\/conversations\.json: byte \d+: conversation #1: EXPORT_BAD_JSON: unexpected "t"/);
+  });
+
   it('an aborted split throws ABORTED and leaves no sidecar', async () => {
     const path = writeBytes(tmp.dir, 'ok.json', JSON.stringify([goodConversation('a')]));
     const sidecar = join(tmp.dir, 'ok.sidecar');

@@ -174,4 +174,50 @@ describe('splitExport: the sidecar', () => {
     expect(records[0]?.text).toBe('system: Be brief.\n\nuser: Hi\n\nassistant: Hello\n[image]');
     expect(result.skipped).toEqual({ 'content_type:input_audio': 1 });
   });
+
+  it('dates without a zone (JSONL created_at, Claude created_at) are UTC, whatever the zone of the machine splitting', async () => {
+    const line = (id: string, created_at: string) => JSON.stringify({ id, created_at, messages: [{ role: 'user', content: 'hi' }] });
+    const path = writeBytes(tmp.dir, 'dates.jsonl', [line('a', '2024-05-01T12:34:56.123456'), line('b', '2024-05-01 12:34:56'), line('c', '2024-05-01T12:34:56Z'), line('d', '2024-05-01T14:34:56+02:00')].join('\n'));
+    const zone = process.env.TZ;
+    const times: Array<Array<number | null>> = [];
+    try {
+      for (const tz of ['UTC', 'Asia/Tokyo', 'America/Los_Angeles']) {
+        process.env.TZ = tz;
+        const { records } = await splitFile(path);
+        times.push(records.map((r) => r.create_time));
+      }
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
+    for (const t of times) expect(t).toEqual([1714566896.123, 1714566896, 1714566896, 1714566896]);
+  });
+
+  it('JSONL with function calling (the fine-tuning format): the calls an assistant makes are kept, not dropped as empty', async () => {
+    const line = {
+      messages: [
+        { role: 'user', content: 'Weather in Paris and Oslo?' },
+        { role: 'assistant', content: null, tool_calls: [
+          { id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city": "Paris"}' } },
+          { id: 'call_2', type: 'function', function: { name: 'get_weather', arguments: '{"city": "Oslo"}' } },
+        ] },
+        { role: 'tool', tool_call_id: 'call_1', content: '21 C' },
+        { role: 'tool', tool_call_id: 'call_2', content: '9 C' },
+        { role: 'assistant', content: 'Let me convert.', function_call: { name: 'to_fahrenheit', arguments: '{"c": [21, 9]}' } },
+        { role: 'function', name: 'to_fahrenheit', content: '[70, 48]' },
+        { role: 'assistant', content: 'Paris 70 F, Oslo 48 F.' },
+      ],
+    };
+    const { result, records } = await splitFile(writeBytes(tmp.dir, 'tools.jsonl', `${JSON.stringify(line)}\n`));
+    expect(records).toHaveLength(1);
+    expect(records[0]?.message_ids).toEqual(['0', '1', '2', '3', '4', '5', '6']);
+    expect(records[0]?.text).toBe(
+      'user: Weather in Paris and Oslo?\n\n' +
+        'assistant: [tool call: get_weather]\n{"city": "Paris"}\n[tool call: get_weather]\n{"city": "Oslo"}\n\n' +
+        'tool: 21 C\n\ntool: 9 C\n\n' +
+        'assistant: Let me convert.\n[tool call: to_fahrenheit]\n{"c": [21, 9]}\n\n' +
+        'function: [70, 48]\n\nassistant: Paris 70 F, Oslo 48 F.',
+    );
+    expect(result.skipped).toEqual({});
+  });
 });

@@ -1,0 +1,38 @@
+/**
+ * The same chat export enqueued again: the same run (its id holds the content and every chunk
+ * setting), so it resumes; when the export reads into other chunks than the record holds (it
+ * was split by an older docbatch), DOC_CONFLICT says so instead of "other settings".
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { acceptedIds, startPipeline, type Pipeline } from '../../helpers/pipeline.ts';
+import { ChatgptTree } from './fixtures.ts';
+
+let p: Pipeline;
+beforeAll(async () => {
+  p = await startPipeline({ file: import.meta.filename, worker: false });
+});
+afterAll(async () => {
+  await p?.stop();
+});
+
+it('enqueued again: resumed, same units; split differently by an older docbatch: DOC_CONFLICT saying so', async () => {
+  const t = new ChatgptTree();
+  const ids = t.chain(t.rootId, ['hello', 'hi there', 'bye']);
+  const file = join(p.dir, 'conversations.json');
+  writeFileSync(file, JSON.stringify([t.build({ id: 'c1', current_node: ids.at(-1)! })]));
+  const [first] = await p.enqueue([file]);
+  const [docId] = acceptedIds([first!]);
+  const [again] = await p.enqueue([file]);
+  expect(again!.runs?.map((r) => [r.docId, r.outcome])).toEqual([[docId, 'resumed']]);
+
+  // The record as an older docbatch left it: same id and units, another sidecar.
+  const record = await p.store.get(docId!);
+  await p.store.redis.hset(p.store.docKey(docId!), 'meta', JSON.stringify({ ...record!.meta, blob: 'f'.repeat(64) }));
+  const [conflict] = await p.enqueue([file]);
+  expect(conflict!.error?.code).toBe('DOC_CONFLICT');
+  expect(conflict!.error?.message).toBe(
+    `this content was enqueued before as ${docId} and it reads into other chunks now (1 units, now 1: a docbatch upgrade changed how chat exports are read or cut); let it finish, or redo it with --force`,
+  );
+});
