@@ -8,6 +8,8 @@
  * - `probeRedis(url)`: one connection, no retries, a time limit: resolves when Redis answers PING,
  *   throws the problem otherwise. Every verb calls it before it starts, so a wrong REDIS_URL is
  *   one line, never an ioredis dump or a process that hangs.
+ * - `redisFullProblem(err, url)`: Redis refusing writes at its maxmemory as REDIS_FULL (not a
+ *   connection problem: Redis answers, and frees memory as documents are written).
  * - `RedisLink`: the up/down state of a long-running process's connections. Connection errors
  *   arrive by the dozen while Redis is away (every reconnect attempt of every connection); the
  *   link turns them into one `down` when the first arrives and one `up` once no error came for
@@ -28,6 +30,19 @@ export function isRedisConnectionError(err: unknown): boolean {
   if (code !== undefined && NETWORK_CODES.has(code)) return true;
   if (err.name === 'MaxRetriesPerRequestError') return true;
   return CONNECTION_MESSAGES.test(err.message);
+}
+
+/** True when Redis refused a command because it reached `maxmemory` (policy noeviction). */
+export function isRedisFull(err: unknown): boolean {
+  return err instanceof Error && /^OOM command not allowed/i.test(err.message);
+}
+
+/** REDIS_FULL, with what to do, for an error `isRedisFull` recognises; null otherwise. */
+export function redisFullProblem(err: unknown, url?: string): DocbatchError | null {
+  if (!isRedisFull(err)) return null;
+  const at = url !== undefined ? ` at ${where(url).address}` : '';
+  const check = url !== undefined ? ` (REDIS_URL is ${where(url).shown})` : '';
+  return new DocbatchError('REDIS_FULL', `Redis${at} is full: it refuses writes at its maxmemory (policy noeviction). Raise maxmemory, or let the writer finish documents (written ones leave Redis) and run \`docbatch gc\`${check}`, { cause: err });
 }
 
 function where(url: string): { shown: string; address: string } {
