@@ -50,6 +50,9 @@ export interface WorkerEvents {
   idle: [];
 }
 
+/** BullMQ's own reports of a unit whose lock is gone (the job id in group 1). */
+const LOST_LOCK = /^(?:could not renew lock for job|Missing lock for job) (\S+?)\.?(?: |$)/;
+
 export type PauseReason = 'engine' | 'environment' | 'budget' | 'redis' | 'closing';
 
 /** Everything a worker is made of, built from config by createInferWorker (tests may build their own). */
@@ -149,6 +152,9 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
   /** Units settled by this worker since it started, by kind (the heartbeat carries them for the dashboard's rates). */
   private readonly settledByKind: Record<string, number> = {};
   private readonly startedAt = Date.now();
+  /** Units that lost their locks in the current burst (noteLostLock), and the timer that says so. */
+  private readonly lostLocks = new Set<string>();
+  private lostLocksTimer: NodeJS.Timeout | null = null;
 
   constructor(parts: InferWorkerParts) {
     super();
@@ -276,13 +282,15 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     );
     bull.on('lockRenewalFailed', (ids) => {
       for (const id of ids) {
-        this.log.warn({ job: id, code: 'ABORTED' }, 'lost the lock of a unit; aborting its request');
+        this.noteLostLock(id);
         bull.cancelJob(id, 'lock lost');
       }
     });
     bull.on('failed', (job, err) => void this.onBullFailed(job, err));
     bull.on('error', (err) => {
+      const lost = LOST_LOCK.exec(err.message);
       if (isRedisFull(err)) this.onRedisFull(err);
+      else if (lost) this.noteLostLock(lost[1]!, err.message);
       else this.log.error({ err: err.message, queue }, 'queue error (retrying)');
     });
     this.bulls.set(queue, bull);
@@ -366,6 +374,28 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       }
     };
     this.once5s(recheck);
+  }
+
+  /**
+   * A unit whose lock expired (Redis away longer than LOCK_DURATION_MS, or the event loop
+   * stalled): its request is aborted and BullMQ's stalled check gives it back to the queue.
+   * BullMQ reports each such unit two or three times; after an outage that is every unit in
+   * flight at once. Said in one warning per burst (2 s without another), with how many units.
+   */
+  private noteLostLock(jobId: string, detail?: string): void {
+    if (detail) this.log.debug({ job: jobId, err: detail }, 'lost lock reported');
+    this.lostLocks.add(jobId);
+    if (this.lostLocksTimer) clearTimeout(this.lostLocksTimer);
+    this.lostLocksTimer = setTimeout(() => {
+      this.lostLocksTimer = null;
+      const jobs = [...this.lostLocks];
+      this.lostLocks.clear();
+      this.log.warn(
+        { code: 'ABORTED', units: jobs.length, jobs: jobs.slice(0, 5) },
+        `lost the lock of ${jobs.length} unit${jobs.length === 1 ? '' : 's'} (Redis away longer than LOCK_DURATION_MS, or this process stalled): requests aborted; the stalled check returns them to the queue`,
+      );
+    }, 2000);
+    this.lostLocksTimer.unref();
   }
 
   /**
