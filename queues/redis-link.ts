@@ -57,9 +57,11 @@ function where(url: string): { shown: string; address: string } {
 
 /**
  * The connection problem `err` as a person should read it, or null when `err` is not one.
- * `timeoutMs` is the connect time limit the caller used (for "no answer within").
+ * `timeoutMs` is the connect time limit the caller used (for "no answer within"). `running`:
+ * the connection worked before (a long-running process's link), so a dropped connection is
+ * Redis stopping or the network, not a wrong port or a missing TLS.
  */
-export function redisProblem(err: unknown, url: string, timeoutMs?: number): DocbatchError | null {
+export function redisProblem(err: unknown, url: string, timeoutMs?: number, running = false): DocbatchError | null {
   if (err instanceof DocbatchError) return err.code === 'REDIS_UNREACHABLE' || err.code === 'REDIS_AUTH_FAILED' ? err : null;
   if (!isRedisConnectionError(err)) return null;
   const e = err as NodeJS.ErrnoException;
@@ -89,6 +91,7 @@ export function redisProblem(err: unknown, url: string, timeoutMs?: number): Doc
       return unreachable(`no route to ${host} (${e.code}): check the address in REDIS_URL and the network`);
     case 'ECONNRESET':
     case 'EPIPE':
+      if (running) return unreachable(`${address} closed the connection (${e.code}): Redis stopped or restarted, or the network to it dropped`);
       return unreachable(`${address} closed the connection (${e.code}): is it Redis, and does it want TLS (rediss://) or plain redis://?`);
     default:
   }
@@ -179,7 +182,7 @@ export class RedisLink extends EventEmitter<RedisLinkEvents> {
     this.lastErrorAt = Date.now();
     if (this.downSince !== null || this.closed) return true;
     this.downSince = this.lastErrorAt;
-    this.emit('down', redisProblem(err, this.options.url)!);
+    this.emit('down', redisProblem(err, this.options.url, undefined, true)!);
     this.timer = setInterval(() => void this.check(), this.options.checkMs);
     this.timer.unref();
     return true;
