@@ -8,6 +8,8 @@
  * - `probeRedis(url)`: one connection, no retries, a time limit: resolves when Redis answers PING,
  *   throws the problem otherwise. Every verb calls it before it starts, so a wrong REDIS_URL is
  *   one line, never an ioredis dump or a process that hangs.
+ * - `redisFullProblem(err, url)`: Redis refusing writes at its maxmemory as REDIS_FULL (not a
+ *   connection problem: Redis answers, and frees memory as documents are written).
  * - `RedisLink`: the up/down state of a long-running process's connections. Connection errors
  *   arrive by the dozen while Redis is away (every reconnect attempt of every connection); the
  *   link turns them into one `down` when the first arrives and one `up` once no error came for
@@ -30,6 +32,19 @@ export function isRedisConnectionError(err: unknown): boolean {
   return CONNECTION_MESSAGES.test(err.message);
 }
 
+/** True when Redis refused a command because it reached `maxmemory` (policy noeviction). */
+export function isRedisFull(err: unknown): boolean {
+  return err instanceof Error && /^OOM command not allowed/i.test(err.message);
+}
+
+/** REDIS_FULL, with what to do, for an error `isRedisFull` recognises; null otherwise. */
+export function redisFullProblem(err: unknown, url?: string): DocbatchError | null {
+  if (!isRedisFull(err)) return null;
+  const at = url !== undefined ? ` at ${where(url).address}` : '';
+  const check = url !== undefined ? ` (REDIS_URL is ${where(url).shown})` : '';
+  return new DocbatchError('REDIS_FULL', `Redis${at} is full: it refuses writes at its maxmemory (policy noeviction). Raise maxmemory, or let the writer finish documents (written ones leave Redis) and run \`docbatch gc\`${check}`, { cause: err });
+}
+
 function where(url: string): { shown: string; address: string } {
   const shown = redactUrl(url);
   try {
@@ -42,9 +57,11 @@ function where(url: string): { shown: string; address: string } {
 
 /**
  * The connection problem `err` as a person should read it, or null when `err` is not one.
- * `timeoutMs` is the connect time limit the caller used (for "no answer within").
+ * `timeoutMs` is the connect time limit the caller used (for "no answer within"). `running`:
+ * the connection worked before (a long-running process's link), so a dropped connection is
+ * Redis stopping or the network, not a wrong port or a missing TLS.
  */
-export function redisProblem(err: unknown, url: string, timeoutMs?: number): DocbatchError | null {
+export function redisProblem(err: unknown, url: string, timeoutMs?: number, running = false): DocbatchError | null {
   if (err instanceof DocbatchError) return err.code === 'REDIS_UNREACHABLE' || err.code === 'REDIS_AUTH_FAILED' ? err : null;
   if (!isRedisConnectionError(err)) return null;
   const e = err as NodeJS.ErrnoException;
@@ -74,6 +91,7 @@ export function redisProblem(err: unknown, url: string, timeoutMs?: number): Doc
       return unreachable(`no route to ${host} (${e.code}): check the address in REDIS_URL and the network`);
     case 'ECONNRESET':
     case 'EPIPE':
+      if (running) return unreachable(`${address} closed the connection (${e.code}): Redis stopped or restarted, or the network to it dropped`);
       return unreachable(`${address} closed the connection (${e.code}): is it Redis, and does it want TLS (rediss://) or plain redis://?`);
     default:
   }
@@ -164,7 +182,7 @@ export class RedisLink extends EventEmitter<RedisLinkEvents> {
     this.lastErrorAt = Date.now();
     if (this.downSince !== null || this.closed) return true;
     this.downSince = this.lastErrorAt;
-    this.emit('down', redisProblem(err, this.options.url)!);
+    this.emit('down', redisProblem(err, this.options.url, undefined, true)!);
     this.timer = setInterval(() => void this.check(), this.options.checkMs);
     this.timer.unref();
     return true;

@@ -7,7 +7,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { isRedisConnectionError } from '../../queues/redis-link.ts';
+import { isRedisConnectionError, redisFullProblem } from '../../queues/redis-link.ts';
 import { DocbatchError } from '../errors.ts';
 import type { PdfInspector } from '../ingest/pdf.ts';
 import { printable } from '../printable.ts';
@@ -81,6 +81,12 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      return 2;
+    }
+    // Redis at its maxmemory, however far up the error came (as itself, or wrapped as INTERNAL).
+    const full = redisFullProblem(err instanceof DocbatchError && err.code === 'INTERNAL' ? err.cause : err);
+    if (full) {
+      process.stderr.write(`docbatch: ${full.describe()}\n`);
       return 2;
     }
     if (err instanceof DocbatchError) {

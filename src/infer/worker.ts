@@ -6,7 +6,7 @@
  *
  * Intake: each BullMQ worker keeps `window + batchSize` units active; units beyond the window
  * are prepared (rendered) ahead and wait at the gate, so the engine never waits for the CPU.
- * Intake pauses for any of: the engine down, a fault of this worker's environment (its blob
+ * Intake pauses for any of: the engine down, Redis full (REDIS_FULL), a fault of this worker's environment (its blob
  * store, its model), the budget spent, or stopping. While it runs, the worker keeps its queues'
  * wait lists topped up from the fair feeding round, and publishes a heartbeat (`{p}:workers`).
  *
@@ -18,7 +18,7 @@ import { EventEmitter } from 'node:events';
 import { WaitingError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { connectRedis, openQueue, openWorker, type TypedQueue, type TypedWorker } from '../../queues/connect.ts';
-import { RedisLink } from '../../queues/redis-link.ts';
+import { isRedisFull, RedisLink, redisFullProblem } from '../../queues/redis-link.ts';
 import { MAX_STALLED_COUNT, type UnitJobData, type UnitJobName, type UnitJobResult } from '../../queues/contracts.ts';
 import { inferQueueFor, SHARED_INFER_QUEUE } from '../../queues/routes.ts';
 import type { Config } from '../config.ts';
@@ -50,7 +50,10 @@ export interface WorkerEvents {
   idle: [];
 }
 
-export type PauseReason = 'engine' | 'environment' | 'budget' | 'closing';
+/** BullMQ's own reports of a unit whose lock is gone (the job id in group 1). */
+const LOST_LOCK = /^(?:could not renew lock for job|Missing lock for job) (\S+?)\.?(?: |$)/;
+
+export type PauseReason = 'engine' | 'environment' | 'budget' | 'redis' | 'closing';
 
 /** Everything a worker is made of, built from config by createInferWorker (tests may build their own). */
 export interface InferWorkerParts {
@@ -149,6 +152,9 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
   /** Units settled by this worker since it started, by kind (the heartbeat carries them for the dashboard's rates). */
   private readonly settledByKind: Record<string, number> = {};
   private readonly startedAt = Date.now();
+  /** Units that lost their locks in the current burst (noteLostLock), and the timer that says so. */
+  private readonly lostLocks = new Set<string>();
+  private lostLocksTimer: NodeJS.Timeout | null = null;
 
   constructor(parts: InferWorkerParts) {
     super();
@@ -240,8 +246,9 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     this.every(5000, () => this.heartbeat());
     if (config.budgetUsd !== undefined) this.every(2000, () => this.checkBudget());
     if (config.exitWhenIdleS !== undefined) this.every(1000, () => this.checkIdle());
-    void this.feed();
-    void this.heartbeat();
+    // Like every later step (`every`): a failure here (Redis full, a command refused) is logged,
+    // never an unhandled rejection that takes the process down.
+    for (const step of [() => this.feed(), () => this.heartbeat()]) void step().catch((err: Error) => this.log.debug({ err: err.message }, 'background step failed'));
     if (config.budgetUsd !== undefined) void this.checkBudget().catch(() => undefined);
     this.log.info({ engine: engine.label, model: this.facts.model, images: this.facts.acceptsImages, queues: [...this.bulls.keys()], window: engine.window.size, batchSize: config.batchSize }, 'worker started');
   }
@@ -275,12 +282,17 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     );
     bull.on('lockRenewalFailed', (ids) => {
       for (const id of ids) {
-        this.log.warn({ job: id, code: 'ABORTED' }, 'lost the lock of a unit; aborting its request');
+        this.noteLostLock(id);
         bull.cancelJob(id, 'lock lost');
       }
     });
     bull.on('failed', (job, err) => void this.onBullFailed(job, err));
-    bull.on('error', (err) => this.log.error({ err: err.message, queue }, 'queue error (retrying)'));
+    bull.on('error', (err) => {
+      const lost = LOST_LOCK.exec(err.message);
+      if (isRedisFull(err)) this.onRedisFull(err);
+      else if (lost) this.noteLostLock(lost[1]!, err.message);
+      else this.log.error({ err: err.message, queue }, 'queue error (retrying)');
+    });
     this.bulls.set(queue, bull);
     if (this.paused.size > 0) void bull.pause(true);
     void bull.run().catch((err: Error) => this.log.error({ err: err.message, queue }, 'worker loop ended with an error'));
@@ -358,6 +370,52 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
         this.resume('environment');
       } catch (again) {
         this.log.debug({ err: (again as Error).message }, 'environment still failing');
+        this.once5s(recheck);
+      }
+    };
+    this.once5s(recheck);
+  }
+
+  /**
+   * A unit whose lock expired (Redis away longer than LOCK_DURATION_MS, or the event loop
+   * stalled): its request is aborted and BullMQ's stalled check gives it back to the queue.
+   * BullMQ reports each such unit two or three times; after an outage that is every unit in
+   * flight at once. Said in one warning per burst (2 s without another), with how many units.
+   */
+  private noteLostLock(jobId: string, detail?: string): void {
+    if (detail) this.log.debug({ job: jobId, err: detail }, 'lost lock reported');
+    this.lostLocks.add(jobId);
+    if (this.lostLocksTimer) clearTimeout(this.lostLocksTimer);
+    this.lostLocksTimer = setTimeout(() => {
+      this.lostLocksTimer = null;
+      const jobs = [...this.lostLocks];
+      this.lostLocks.clear();
+      this.log.warn(
+        { code: 'ABORTED', units: jobs.length, jobs: jobs.slice(0, 5) },
+        `lost the lock of ${jobs.length} unit${jobs.length === 1 ? '' : 's'} (Redis away longer than LOCK_DURATION_MS, or this process stalled): requests aborted; the stalled check returns them to the queue`,
+      );
+    }, 2000);
+    this.lostLocksTimer.unref();
+  }
+
+  /**
+   * Redis at its maxmemory refuses BullMQ's scripts, and BullMQ asks again at once (thousands of
+   * errors a second): stop intake (`/health` fails), say it once, and take work again once a
+   * write (the heartbeat) goes through.
+   */
+  private onRedisFull(err: Error): void {
+    if (this.paused.has('redis') || this.closing) return;
+    const problem = redisFullProblem(err, this.config.redisUrl)!;
+    this.log.error({ code: problem.code, err: problem.message }, 'Redis is full: intake stopped; rechecking every 5 s');
+    this.pause('redis', problem.message);
+    const recheck = async () => {
+      if (this.closing) return;
+      try {
+        await this.heartbeat();
+        this.log.info('Redis accepts writes again: taking work');
+        this.resume('redis');
+      } catch (again) {
+        this.log.debug({ err: (again as Error).message }, 'Redis still refuses writes');
         this.once5s(recheck);
       }
     };

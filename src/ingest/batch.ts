@@ -7,6 +7,7 @@
  * a BLOB_DIR on s3:// that cannot be used stops the command before any file (STORAGE_UNREACHABLE).
  */
 import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
+import { isRedisConnectionError } from '../../queues/redis-link.ts';
 import type { Config } from '../config.ts';
 import { DocbatchError, InputError, rejectionOf, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
@@ -159,10 +160,18 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
     const producer = new Producer({ store, blobs, chunks: new ChunkReader(blobs), feeder, writeQueue, inferQueue, log, ...(options.outputs ? { outputs: options.outputs } : {}) });
     const touched = new Set<string>();
     let lastFeed = 0;
+    // A head start only: workers top their wait lists up from the fair round themselves. So a
+    // Redis that does not answer now fails no document already registered (the next one's
+    // registration says so if it is still away).
     const feed = async (force: boolean) => {
       if (!force && performance.now() - lastFeed < 200) return;
       lastFeed = performance.now();
-      for (const queue of touched) await feeder.topUp(queue, config.feedDepth);
+      try {
+        for (const queue of touched) await feeder.topUp(queue, config.feedDepth);
+      } catch (err) {
+        if (!isRedisConnectionError(err)) throw err;
+        log.debug({ err: (err as Error).message }, 'could not top up the wait lists now; the workers will');
+      }
     };
     for (const { path: file, explicit, passed, unreadable } of walked) {
       options.signal?.throwIfAborted();

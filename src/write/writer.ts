@@ -17,6 +17,7 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { connectRedis, openQueue, openWorker, type TypedQueue, type TypedWorker } from '../../queues/connect.ts';
+import { isRedisFull, redisFullProblem } from '../../queues/redis-link.ts';
 import { MAX_STALLED_COUNT, type WriteJobData, type WriteJobName, type WriteJobResult } from '../../queues/contracts.ts';
 import { ensureWriteJob } from '../../queues/schedule.ts';
 import type { Config } from '../config.ts';
@@ -110,6 +111,8 @@ export class DocumentWriter {
   private readonly options: WriterOptions;
   private readonly timers = new Set<NodeJS.Timeout>();
   private closing: Promise<void> | null = null;
+  /** When Redis last refused a write for want of memory (REDIS_FULL); null while it takes them. */
+  private fullSince: number | null = null;
 
   constructor(parts: WriterParts, options: WriterOptions = {}) {
     this.parts = parts;
@@ -129,7 +132,37 @@ export class DocumentWriter {
       maxStalledCount: MAX_STALLED_COUNT,
     });
     this.bull.on('failed', (job, err) => void this.onFailed(job, err));
-    this.bull.on('error', (err) => this.log.error({ err: err.message }, 'queue error (retrying)'));
+    this.bull.on('error', (err) => {
+      if (isRedisFull(err)) this.onRedisFull(err);
+      else this.log.error({ err: err.message }, 'queue error (retrying)');
+    });
+  }
+
+  /**
+   * Redis at its maxmemory refuses BullMQ's scripts, and BullMQ asks again at once (thousands of
+   * errors a second): say it once, pause taking write jobs, and try again every 5 s (a refusal
+   * pauses again at once). Once 5 s pass without one, say that Redis takes writes again.
+   */
+  private onRedisFull(err: Error): void {
+    if (this.closing) return;
+    if (this.fullSince === null) {
+      const problem = redisFullProblem(err, this.config.redisUrl)!;
+      this.log.error({ code: problem.code, err: problem.message }, 'Redis is full: writes paused; trying again every 5 s');
+    }
+    this.fullSince = Date.now();
+    if (this.bull.isPaused()) return;
+    void this.bull.pause(true).then(() =>
+      this.schedule(() => {
+        if (this.closing) return;
+        this.bull.resume();
+        this.schedule(() => {
+          if (this.fullSince !== null && Date.now() - this.fullSince >= 5000 && !this.bull.isPaused()) {
+            this.fullSince = null;
+            this.log.info('Redis accepts writes again: writing');
+          }
+        }, 5000);
+      }, 5000),
+    );
   }
 
   async start(): Promise<void> {
