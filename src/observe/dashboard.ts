@@ -34,7 +34,7 @@ import { Registry } from 'prom-client';
 import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
 import { QUEUES, type QueueName } from '../../queues/contracts.ts';
 import { isInferQueueName } from '../../queues/routes.ts';
-import { RedisLink } from '../../queues/redis-link.ts';
+import { isRedisConnectionError, RedisLink } from '../../queues/redis-link.ts';
 import { loadConfig, type Config } from '../config.ts';
 import { openBlobStore } from '../store/storage.ts';
 import { ChunkReader } from '../store/chunk-index.ts';
@@ -202,6 +202,18 @@ export async function startDashboard(config: DashboardConfig, log: Logger, optio
   };
 
   const app = new Hono();
+  // A route that fails answers in one sentence and logs one JSON line, never a bare 500 with a
+  // stack trace on stderr. While Redis is away (logged once by the link above) pages answer 503.
+  app.onError((err, c) => {
+    const api = c.req.path.startsWith('/api/');
+    if (isRedisConnectionError(err)) {
+      const message = "Redis does not answer: the dashboard shows nothing until it is back (its log says where it looks)";
+      return api ? c.json({ error: message }, 503) : c.text(`${message}\n`, 503);
+    }
+    log.error({ method: c.req.method, path: c.req.path, err: err.message }, 'dashboard request failed');
+    const message = "the dashboard could not answer this request (its log says why)";
+    return api ? c.json({ error: message }, 500) : c.text(`${message}\n`, 500);
+  });
   app.use('*', async (c, next) => {
     await next();
     if (c.res.headers.get('content-type')?.startsWith('text/html')) {

@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
 import { unitJobId, writeJobId } from '../../queues/contracts.ts';
 import { inferQueueFor } from '../../queues/routes.ts';
@@ -20,6 +20,7 @@ import { cutShort, errorCodeOf, jobTitle, unitData } from '../../src/observe/das
 import { startDashboard, type Dashboard, type DashboardConfig } from '../../src/observe/dashboard.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
+import { startRedisProxy } from '../helpers/redis-proxy.ts';
 import { parseMetrics, rawRequest, sumOf } from './fixtures.ts';
 
 const prefix = uniquePrefix(import.meta.filename);
@@ -406,4 +407,35 @@ describe('a model named after the dashboard started', () => {
       await late.close();
     }
   });
+});
+
+describe('while Redis is away', () => {
+  it('answers 503 in a sentence on its own pages and API, with no stack trace on stderr, and recovers', async () => {
+    const proxy = await startRedisProxy();
+    const errors: unknown[] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void errors.push(args));
+    let dash: Dashboard | undefined;
+    try {
+      dash = await open({ redisUrl: proxy.url });
+      expect((await fetch(`${dash.url}/documents`)).status).toBe(200);
+      await proxy.down();
+      const page = await fetch(`${dash.url}/documents`);
+      expect(page.status).toBe(503);
+      expect(await page.text()).toMatch(/^Redis does not answer/);
+      const api = await fetch(`${dash.url}/api/documents`);
+      expect(api.status).toBe(503);
+      expect(((await api.json()) as { error: string }).error).toMatch(/^Redis does not answer/);
+      expect((await fetch(`${dash.url}/documents/${DOC}`)).status).toBe(503);
+      expect(errors).toEqual([]);
+      await proxy.up();
+      const end = Date.now() + 15_000;
+      let status = 0;
+      while (Date.now() < end && (status = (await fetch(`${dash.url}/documents`)).status) !== 200) await new Promise((r) => setTimeout(r, 250));
+      expect(status).toBe(200);
+    } finally {
+      spy.mockRestore();
+      await dash?.close();
+      await proxy.close();
+    }
+  }, 40_000);
 });
