@@ -15,7 +15,10 @@ import type { DocRecord } from '../store/types.ts';
 export type ViewState = 'queued' | 'running' | 'written' | 'failed';
 export const VIEW_STATES: readonly ViewState[] = ['queued', 'running', 'written', 'failed'];
 
-export function viewState(record: DocRecord): ViewState {
+/** What viewState reads of a record (the dashboard's counts read only these fields). */
+export type StateFields = Pick<DocRecord, 'state' | 'units' | 'done' | 'failed' | 'startedAt'>;
+
+export function viewState(record: StateFields): ViewState {
   switch (record.state) {
     case 'failed':
       return 'failed';
