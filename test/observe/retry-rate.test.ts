@@ -57,19 +57,20 @@ describe('a document retried an hour after it was written', () => {
     const record = (await store.get(docId))!;
     expect(record).toMatchObject({ state: 'running', done: 5, failed: 0 });
     const p = progressOf(record);
-    // Two units in about a second: about 2/s and 9 units left, not 5 units over an hour (0.0014/s, ETA ~2 h).
-    expect(p.rate!).toBeGreaterThan(0.5);
+    // Two units within a second or so (seconds more while the CLI below starts on a busy machine),
+    // 9 units left: not 5 units over an hour (0.0014/s, ETA ~2 h).
+    expect(p.rate!).toBeGreaterThan(0.2);
     expect(p.etaSeconds!).toBeLessThan(60);
     expect(documentJson(record).eta_seconds!).toBeLessThan(60);
 
     const r = await runCli(['status', docId, '--json'], { REDIS_URL: TEST_REDIS_URL, DOCBATCH_PREFIX: prefix });
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout.split('\n')[0]!) as { rate: number; eta_seconds: number };
-    expect(doc.rate).toBeGreaterThan(0.5);
-    expect(doc.eta_seconds).toBeLessThan(60);
+    expect(doc.rate).toBeGreaterThan(0.05);
+    expect(doc.eta_seconds).toBeLessThan(600);
     const total = (JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { total: { rate: number; eta_seconds: number } }).total;
-    expect(total.rate).toBeGreaterThan(0.5);
-    expect(total.eta_seconds).toBeLessThan(60);
+    expect(total.rate).toBeGreaterThan(0.05);
+    expect(total.eta_seconds).toBeLessThan(600);
   });
 });
 
