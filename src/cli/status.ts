@@ -6,7 +6,7 @@
  * line per model when there are several, and what is wrong with any worker (its engine down,
  * unhealthy, paused, silent).
  */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { connectRedis } from '../../queues/connect.ts';
 import { progressLine } from '../observe/bar.ts';
 import { byModel, formatDuration, formatRate, readProgress, totalsOf, type DocProgress, type Totals } from '../observe/progress.ts';
@@ -21,7 +21,7 @@ export function statusCommand(): Command {
     .description('Show documents: units done of all, rate, time left, tokens, engine time and cost; totals, models, and workers in trouble.')
     .argument('[doc]', 'a document id (or its start), an input file name or path (or part of one), or a file whose content was enqueued')
     .option('--json', 'one JSON object per document, then {models}, {workers}, and {total} last')
-    .option('--limit <n>', 'newest documents to show', '50');
+    .option('--limit <n>', 'newest documents to show (a whole number from 1)', wholeNumber('--limit'), 50);
   const load = settingOptions(command, [...REDIS_SETTINGS, 'gpuHourlyUsd']);
   return command.action(async (doc: string | undefined, opts: Record<string, unknown>) => {
     const config = load(opts);
@@ -62,6 +62,18 @@ export function statusCommand(): Command {
       redis.disconnect();
     }
   });
+}
+
+/**
+ * A commander parser for a whole number ≥ 1: `--limit 0` or `-1` would be Redis's "to the end"
+ * (every document), and `abc` a Redis error, so they are usage errors (exit 2).
+ */
+function wholeNumber(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} must be a whole number from 1, not ${JSON.stringify(value)}.`);
+    return n;
+  };
 }
 
 function tokensAndCost(completion: number, engineMs: number, cost: number | null): string {

@@ -549,11 +549,10 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       const record = await this.store.get(job.data.docId);
       if (!record || record.gen !== job.data.gen) return;
       const settle: SettleParts = { store: this.store, writeQueue: this.parts.writeQueue, inferQueue: this.parts.inferQueue, chunks: this.parts.chunks };
-      await settleUnit(settle, {
-        data: job.data,
-        meta: record.meta,
-        result: { ok: false, code: 'UNIT_STALLED', message: `abandoned by crashed workers too often (${err.message})`, worker: this.config.workerName },
-      });
+      const result: UnitResult = { ok: false, code: 'UNIT_STALLED', message: `abandoned by crashed workers too often (${err.message})`, worker: this.config.workerName };
+      const outcome = await settleUnit(settle, { data: job.data, meta: record.meta, result });
+      // Counted like any unit that failed for good (docbatch_units_failed_total).
+      if (outcome.outcome === 'recorded') this.emit('unit:settled', job.data, record.meta, result);
     } catch (e) {
       this.log.error({ err: (e as Error).message }, 'could not settle a stalled unit; the reconciler will');
     }

@@ -29,10 +29,12 @@ import { HonoAdapter } from '@bull-board/hono';
 import { serve } from '@hono/node-server';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
+import type { Queue } from 'bullmq';
 import { Registry } from 'prom-client';
 import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
 import { QUEUES, type QueueName } from '../../queues/contracts.ts';
-import { RedisLink } from '../../queues/redis-link.ts';
+import { isInferQueueName } from '../../queues/routes.ts';
+import { isRedisConnectionError, RedisLink } from '../../queues/redis-link.ts';
 import { loadConfig, type Config } from '../config.ts';
 import { openBlobStore } from '../store/storage.ts';
 import { ChunkReader } from '../store/chunk-index.ts';
@@ -47,6 +49,7 @@ import { cutShort, jobTitle, unitData } from './dashboard-format.ts';
 import { hostRefusal, writeRefusal, type HostPolicy } from './host-guard.ts';
 import { BacklogReader, backlogQueryProblem, registerBacklogMetrics } from './backlog.ts';
 import { openQueueCounter, registerQueueMetrics } from './metrics.ts';
+import { withTimeout } from '../timeouts.ts';
 import { healthReport, listenError, queuesCheck, redisCheck } from './metrics-server.ts';
 
 export type DashboardConfig = Pick<
@@ -157,7 +160,60 @@ export async function startDashboard(config: DashboardConfig, log: Logger, optio
     log,
   });
 
+  const adapterFor = ({ name, queue }: { name: string; queue: Queue }) => {
+    const adapter = new BullMQAdapter(queue, { readOnlyMode: readOnly, allowRetries: !readOnly, displayName: name, description: describe(name) });
+    adapter.setFormatter('name', jobTitle);
+    adapter.setFormatter('data', name !== QUEUES.write ? unitData : (d: unknown) => cutShort(d));
+    adapter.setFormatter('returnValue', (v: unknown) => cutShort(v));
+    return adapter;
+  };
+  const adapters = counter.queues.map(adapterFor);
+  const board = new HonoAdapter(staticFiles);
+  const bull = createBullBoard({
+    queues: adapters,
+    serverAdapter: board,
+    options: {
+      uiConfig: {
+        boardTitle: 'docbatch',
+        environment: { label: `prefix ${config.prefix}${readOnly ? ' · read-only' : ''}`, color: readOnly ? '#7a5b00' : '#2d4a6b', textColor: '#ffffff' },
+        sortQueues: false,
+        miscLinks: [{ text: 'Documents', url: '/documents' }],
+        showMetrics: true,
+      },
+    },
+  });
+
+  // A run naming a model nobody named before makes a new infer queue while the dashboard runs:
+  // Bull Board, /metrics and the Documents view's job links show it from the next request
+  // (one SMEMBERS a second at most), the write queue staying last. /health and /api/backlog do
+  // not wait for it (the backlog reads the queue set itself).
+  let lookedAt = -Infinity;
+  const lookForQueues = async () => {
+    if (performance.now() - lookedAt < 1000) return;
+    lookedAt = performance.now();
+    const names = (await withTimeout(counter.redis.smembers(`${config.prefix}:queues`), 1000)) ?? [];
+    const added = counter.add(names.filter(isInferQueueName).sort());
+    if (added.length === 0) return;
+    const write = adapters.pop()!;
+    adapters.push(...added.map(adapterFor), write);
+    bull.removeQueue(write);
+    for (const adapter of adapters.slice(-added.length - 1)) bull.addQueue(adapter);
+    log.info({ queues: added.map((q) => q.name) }, 'new queues shown');
+  };
+
   const app = new Hono();
+  // A route that fails answers in one sentence and logs one JSON line, never a bare 500 with a
+  // stack trace on stderr. While Redis is away (logged once by the link above) pages answer 503.
+  app.onError((err, c) => {
+    const api = c.req.path.startsWith('/api/');
+    if (isRedisConnectionError(err)) {
+      const message = "Redis does not answer: the dashboard shows nothing until it is back (its log says where it looks)";
+      return api ? c.json({ error: message }, 503) : c.text(`${message}\n`, 503);
+    }
+    log.error({ method: c.req.method, path: c.req.path, err: err.message }, 'dashboard request failed');
+    const message = "the dashboard could not answer this request (its log says why)";
+    return api ? c.json({ error: message }, 500) : c.text(`${message}\n`, 500);
+  });
   app.use('*', async (c, next) => {
     await next();
     if (c.res.headers.get('content-type')?.startsWith('text/html')) {
@@ -201,6 +257,10 @@ export async function startDashboard(config: DashboardConfig, log: Logger, optio
       return c.text('credentials required\n', 401);
     });
   }
+  app.use('*', async (c, next) => {
+    if (c.req.path !== '/health' && c.req.path !== '/api/backlog') await lookForQueues();
+    return next();
+  });
   app.get('/metrics', async (c) => c.body(await registry.metrics(), 200, { 'Content-Type': registry.contentType }));
   app.get('/health', async (c) => {
     const report = await healthReport(checks);
@@ -220,26 +280,6 @@ export async function startDashboard(config: DashboardConfig, log: Logger, optio
   });
   app.route('/', documents);
 
-  const board = new HonoAdapter(staticFiles);
-  createBullBoard({
-    queues: counter.queues.map(({ name, queue }) => {
-      const adapter = new BullMQAdapter(queue, { readOnlyMode: readOnly, allowRetries: !readOnly, displayName: name, description: describe(name) });
-      adapter.setFormatter('name', jobTitle);
-      adapter.setFormatter('data', name !== QUEUES.write ? unitData : (d: unknown) => cutShort(d));
-      adapter.setFormatter('returnValue', (v: unknown) => cutShort(v));
-      return adapter;
-    }),
-    serverAdapter: board,
-    options: {
-      uiConfig: {
-        boardTitle: 'docbatch',
-        environment: { label: `prefix ${config.prefix}${readOnly ? ' · read-only' : ''}`, color: readOnly ? '#7a5b00' : '#2d4a6b', textColor: '#ffffff' },
-        sortQueues: false,
-        miscLinks: [{ text: 'Documents', url: '/documents' }],
-        showMetrics: true,
-      },
-    },
-  });
   board.setBasePath('/');
   app.route('/', board.registerPlugin());
 

@@ -88,7 +88,7 @@ function workersSection(rates: WorkerRate[]): Raw {
     const problem = workerProblem(beat);
     return html`<tr class="${problem ? 'trouble' : ''}"><td>${beat.name}</td><td>${beat.model ?? '—'}</td><td class="muted">${beat.engine}</td>
 <td>${problem ? html`<span class="badge failed">${problem}</span>` : html`<span class="badge written">taking work</span>`}</td>
-<td class="num">${beat.window}</td><td class="num">${beat.inFlight}</td><td class="num rate">${now === null ? '—' : `${now.toFixed(2)} ${kind}/s`}</td>
+<td class="num">${beat.silent ? '—' : beat.window}</td><td class="num">${beat.silent ? '—' : beat.inFlight}</td><td class="num rate">${now === null ? '—' : `${now.toFixed(2)} ${kind}/s`}</td>
 <td>${raw(sparkline(series))}</td></tr>`;
   });
   return html`<section class="workers"><h2>Workers</h2><table><thead><tr><th>worker</th><th>model</th><th>engine</th><th>state</th><th class="num">window</th><th class="num">in flight</th><th class="num">${unitWord(rates[0]!.kind)}s per second</th><th>last 30 min</th></tr></thead><tbody>${rows}</tbody></table>

@@ -85,8 +85,14 @@ export function registerQueueMetrics(
 
 /** Queues opened only to be counted, on their own connection; `close()` is idempotent. */
 export interface QueueCounter {
+  /** The queues counted, in order: infer queues, then the write queue. `add` extends it in place. */
   queues: Array<{ name: string; queue: Queue }>;
   redis: Redis;
+  /**
+   * Opens infer queues not counted yet (a run naming a new model after the process started):
+   * they go before the write queue. Returns those it opened.
+   */
+  add(inferQueues: readonly string[]): Array<{ name: string; queue: Queue }>;
   close(): Promise<void>;
 }
 
@@ -103,6 +109,16 @@ export function openQueueCounter(target: { redisUrl: string; prefix: string; att
   return {
     queues: opened,
     redis,
+    add(inferQueues) {
+      if (closing) return [];
+      const added: Array<{ name: string; queue: Queue }> = [];
+      for (const name of new Set(inferQueues)) {
+        if (name === QUEUES.write || opened.some((o) => o.name === name)) continue;
+        added.push({ name, queue: openQueue('infer', target, redis, name) as unknown as Queue });
+      }
+      opened.splice(opened.findIndex((o) => o.name === QUEUES.write), 0, ...added);
+      return added;
+    },
     close() {
       closing ??= (async () => {
         await Promise.allSettled(opened.map((o) => o.queue.close()));

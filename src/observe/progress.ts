@@ -15,7 +15,10 @@ import type { DocRecord } from '../store/types.ts';
 export type ViewState = 'queued' | 'running' | 'written' | 'failed';
 export const VIEW_STATES: readonly ViewState[] = ['queued', 'running', 'written', 'failed'];
 
-export function viewState(record: DocRecord): ViewState {
+/** What viewState reads of a record (the dashboard's counts read only these fields). */
+export type StateFields = Pick<DocRecord, 'state' | 'units' | 'done' | 'failed' | 'startedAt'>;
+
+export function viewState(record: StateFields): ViewState {
   switch (record.state) {
     case 'failed':
       return 'failed';
@@ -31,7 +34,10 @@ export function viewState(record: DocRecord): ViewState {
 export interface DocProgress {
   record: DocRecord;
   settled: number;
-  /** Units per second since the first unit started, null before two samples. */
+  /**
+   * Units per second of its current run: since its first unit settled, or since failed units
+   * were reopened (retry: only the units settled since count). null before any settled.
+   */
   rate: number | null;
   /** Seconds left at the current rate, null when unknown. */
   etaSeconds: number | null;
@@ -39,13 +45,32 @@ export interface DocProgress {
   state: ViewState;
 }
 
+/**
+ * The current run of a document: from its first unit settled, or from the last reopen of failed
+ * units (retry), to its last unit settled (or now while it runs); `settled` counts the units
+ * settled in it. null before it started.
+ */
+export interface RunSpan {
+  start: number;
+  end: number;
+  settled: number;
+}
+
+export function runSpan(record: DocRecord, now = Date.now()): RunSpan | null {
+  const finished = record.state === 'written' || record.state === 'failed';
+  const resumed = record.resumedAt ? Date.parse(record.resumedAt) : null;
+  const start = resumed ?? (record.startedAt ? Date.parse(record.startedAt) : null);
+  if (start === null || Number.isNaN(start)) return null;
+  const end = finished && record.finishedAt ? Date.parse(record.finishedAt) : now;
+  const settled = record.done + record.failed - (resumed !== null ? record.resumedFrom : 0);
+  return { start, end: Math.max(start, end), settled: Math.max(0, settled) };
+}
+
 export function progressOf(record: DocRecord, now = Date.now()): DocProgress {
   const settled = record.done + record.failed;
   const finished = record.state === 'written' || record.state === 'failed';
-  const start = record.startedAt ? Date.parse(record.startedAt) : null;
-  const end = finished && record.finishedAt ? Date.parse(record.finishedAt) : now;
-  const elapsed = start !== null ? Math.max(0.001, (end - start) / 1000) : null;
-  const rate = elapsed !== null && settled > 0 ? settled / elapsed : null;
+  const run = runSpan(record, now);
+  const rate = run !== null && run.settled > 0 ? run.settled / Math.max(0.001, (run.end - run.start) / 1000) : null;
   const etaSeconds = finished ? 0 : rate ? (record.units - settled) / rate : null;
   return { record, settled, rate, etaSeconds, finished, state: viewState(record) };
 }
@@ -60,7 +85,11 @@ export interface Totals {
   promptTokens: number;
   completionTokens: number;
   engineMs: number;
-  /** Units settled per second from the first unit started to the last settled (or now). */
+  /**
+   * Units settled per second while any of them ran: the units settled in their current runs
+   * (runSpan) over the time covered by those runs. Yesterday's batch listed with today's, or a
+   * document retried an hour after it was written, do not spread the rate over the hours between.
+   */
   rate: number | null;
   /** From the first unit started to the last settled, or to now while any runs. */
   elapsedSeconds: number | null;
@@ -79,6 +108,7 @@ export function totalsOf(progress: readonly DocProgress[], now = Date.now()): To
   let engineMs = 0;
   let first: number | null = null;
   let last: number | null = null;
+  const runs: RunSpan[] = [];
   for (const p of progress) {
     const r = p.record;
     byState[p.state]++;
@@ -91,13 +121,33 @@ export function totalsOf(progress: readonly DocProgress[], now = Date.now()): To
     if (r.startedAt) first = Math.min(first ?? Infinity, Date.parse(r.startedAt));
     const end = p.finished && r.finishedAt ? Date.parse(r.finishedAt) : r.startedAt ? now : null;
     if (end !== null) last = Math.max(last ?? -Infinity, end);
+    const run = runSpan(r, now);
+    if (run) runs.push(run);
   }
   const finished = progress.length > 0 && progress.every((p) => p.finished);
   const elapsedSeconds = first !== null && last !== null ? Math.max(0.001, (last - first) / 1000) : null;
   const settled = done + failed;
-  const rate = elapsedSeconds !== null && settled > 0 ? settled / elapsedSeconds : null;
+  const settledInRuns = runs.reduce((n, run) => n + run.settled, 0);
+  const rate = runs.length > 0 && settledInRuns > 0 ? settledInRuns / Math.max(0.001, busyMs(runs) / 1000) : null;
   const etaSeconds = finished ? 0 : rate ? Math.max(0, units - settled) / rate : null;
   return { documents: progress.length, byState, units, done, failed, promptTokens, completionTokens, engineMs, rate, elapsedSeconds, etaSeconds, finished };
+}
+
+/** Milliseconds covered by at least one of `spans`. */
+function busyMs(spans: readonly RunSpan[]): number {
+  const sorted = [...spans].sort((a, b) => a.start - b.start);
+  let total = 0;
+  let from = -Infinity;
+  let to = -Infinity;
+  for (const { start, end } of sorted) {
+    if (start > to) {
+      if (to > from) total += to - from;
+      from = start;
+      to = end;
+    } else to = Math.max(to, end);
+  }
+  if (to > from) total += to - from;
+  return total;
 }
 
 /** Documents grouped by the model their run asked for (`null`: whatever the engine serves). */

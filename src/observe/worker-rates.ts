@@ -23,7 +23,7 @@ export interface WorkerRate {
   beat: WorkerBeat;
   /** What it mostly settles: pages, chunks, documents, conversations, summaries. */
   kind: string;
-  /** Units per second over the last minute of heartbeats (or since it started). */
+  /** Units per second over the last minute of heartbeats (or since it started); 0 once it is silent. */
   now: number | null;
   series: RatePoint[];
 }
@@ -101,7 +101,9 @@ export class WorkerRates {
       const span = first && last ? (last.at - first.at) / 1000 : 0;
       const rate = span > 0 ? (last!.count - first!.count) / span : lifetimeRate(beat).perSecond;
       const kinds = Object.entries(beat.settled ?? {}).sort((a, b) => b[1] - a[1]);
-      return { beat, kind: kinds[0]?.[0] ?? 'units', now: rate, series };
+      // A silent worker (killed, or cut off from Redis) settles nothing anyone can see: its last
+      // minute of heartbeats is no rate of now (it stays listed until gc removes its heartbeat).
+      return { beat, kind: kinds[0]?.[0] ?? 'units', now: beat.silent ? 0 : rate, series };
     });
   }
 }

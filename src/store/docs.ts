@@ -371,6 +371,7 @@ export class DocStore {
    * are not in Redis (written again since they were restored: restore them again).
    */
   async reopen(docId: string, gen: number, filter: { codes: string[]; units: number[]; summaries: Record<number, number>; groups: Record<number, [first: number, count: number]> }): Promise<number[] | 'retired'> {
+    const now = Date.now();
     const out = await this.redis.docbatchReopen(
       this.docKey(docId),
       this.unitsKey(docId, gen),
@@ -379,10 +380,11 @@ export class DocStore {
       gen,
       JSON.stringify(filter.codes),
       JSON.stringify(filter.units),
-      Date.now(),
+      now,
       docId,
       JSON.stringify(filter.summaries),
       JSON.stringify(filter.groups),
+      new Date(now).toISOString(),
     );
     if (out === -2) return 'retired';
     if (typeof out === 'number') throw new Error(`document ${docId} moved past generation ${gen}`);
@@ -453,6 +455,8 @@ function parseRecord(docId: string, h: Record<string, string>): DocRecord {
     createdAt: h.created_at ?? '',
     startedAt: h.started_at || null,
     finishedAt: h.finished_at || null,
+    resumedAt: h.resumed_at || null,
+    resumedFrom: n('resumed_from'),
     writtenAt: h.written_at || null,
     files: h.files ? (JSON.parse(h.files) as string[]) : [],
     writeError: h.write_error ? (JSON.parse(h.write_error) as { code: string; message: string }) : null,

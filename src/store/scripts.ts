@@ -265,7 +265,10 @@ return outcome
  * KEYS doc hash, results hash, active zset, groups hash.
  * ARGV: gen, codes (JSON array; [] = any), units (JSON array; [] = any), now ms, doc id,
  *       summary units (JSON object: chunk unit → its conversation's summary unit, for the
- *       chunks among the candidates), groups (JSON object: summary unit → [first chunk, chunks]).
+ *       chunks among the candidates), groups (JSON object: summary unit → [first chunk, chunks]),
+ *       now as an ISO string.
+ * The run that follows is timed from here (`resumed_at`, and `resumed_from`: units settled at
+ * the reopen), so its rate and time left are not spread over the time since the first run.
  * Deletes the matching failed results and fixes the counters; a reopened chunk no longer counts
  * towards its conversation's summary, and that summary (answered from the chunk's failure) is
  * reopened with it. The count of a reopened chunk's group is set from the chunk results there
@@ -328,7 +331,8 @@ for summary in pairs(touched) do
   redis.call('HSET', KEYS[4], summary, present)
 end
 if #reopened > 0 then
-  redis.call('HSET', KEYS[1], 'state', 'running')
+  local left = redis.call('HMGET', KEYS[1], 'done', 'failed')
+  redis.call('HSET', KEYS[1], 'state', 'running', 'resumed_at', ARGV[8], 'resumed_from', tonumber(left[1] or '0') + tonumber(left[2] or '0'))
   redis.call('HINCRBY', KEYS[1], 'reopens', 1)
   redis.call('HDEL', KEYS[1], 'finished_at', 'write_error')
   redis.call('PERSIST', KEYS[1])

@@ -64,6 +64,10 @@ export interface DocRecord {
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** When failed units were last reopened (retry): the current run started there. */
+  resumedAt: string | null;
+  /** Units settled (done + failed) when they were reopened: what the current run started from. */
+  resumedFrom: number;
   writtenAt: string | null;
   files: string[];
   /** Set when the outputs could not be written (state failed). */

@@ -10,15 +10,17 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
 import { unitJobId, writeJobId } from '../../queues/contracts.ts';
+import { inferQueueFor } from '../../queues/routes.ts';
 import { isDocbatchError } from '../../src/errors.ts';
 import { assertSafeBinding, authorized, isLoopback, readAuthorized } from '../../src/observe/dashboard-auth.ts';
 import { cutShort, errorCodeOf, jobTitle, unitData } from '../../src/observe/dashboard-format.ts';
 import { startDashboard, type Dashboard, type DashboardConfig } from '../../src/observe/dashboard.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
+import { startRedisProxy } from '../helpers/redis-proxy.ts';
 import { parseMetrics, rawRequest, sumOf } from './fixtures.ts';
 
 const prefix = uniquePrefix(import.meta.filename);
@@ -372,4 +374,68 @@ describe('who the dashboard answers (before credentials)', () => {
     expect(res.status).toBe(403);
     expect((await rawRequest(`${guarded.url}/health`, { headers: { authorization: 'Bearer tok-host' } })).status).toBe(200);
   });
+});
+
+describe('a model named after the dashboard started', () => {
+  it('gets its queue shown in Bull Board, /metrics and the job links, before the write queue', async () => {
+    const dash = await open({ dashboardUser: 'admin', dashboardPassword: 'pw-queues', dashboardReadOnly: true });
+    const auth = { authorization: basic('admin', 'pw-queues') };
+    const queue = inferQueueFor('acme/late-model-7b');
+    // What `enqueue --model acme/late-model-7b` leaves: the queue in the prefix's set, units fed as jobs.
+    const late = openQueue('infer', { redisUrl: TEST_REDIS_URL, prefix, attempts: 1 }, redis, queue);
+    try {
+      await redis.sadd(`${prefix}:queues`, queue);
+      for (let unit = 0; unit < 2; unit++) await late.add('page', { docId: DOC, gen: 1, unit }, { jobId: unitJobId(DOC, 1, unit) });
+      await new Promise((r) => setTimeout(r, 1100)); // past the dashboard's one look a second
+
+      const metrics = parseMetrics(await (await fetch(`${dash.url}/metrics`, { headers: auth })).text());
+      expect(sumOf(metrics, 'docbatch_queue_jobs', { queue, state: 'waiting' })).toBe(2);
+      const board = (await (await fetch(`${dash.url}/api/queues?activeQueue=${queue}&status=waiting&page=1&jobsPerPage=10`, { headers: auth })).json()) as {
+        queues: Array<{ name: string; readOnlyMode: boolean; jobs: Array<{ name: string }> }>;
+      };
+      expect(board.queues.map((q) => q.name)).toEqual(['infer', queue, 'write']);
+      const shown = board.queues[1]!;
+      expect(shown.readOnlyMode).toBe(true);
+      expect(shown.jobs.map((j) => j.name).sort()).toEqual([`page 1 · ${DOC}`, `page 2 · ${DOC}`]);
+      expect((await fetch(`${dash.url}/queue/${queue}`, { headers: auth })).status).toBe(200);
+      // Read-only holds for the new queue too.
+      expect((await fetch(`${dash.url}/api/queues/${queue}/pause`, { method: 'PUT', headers: auth })).status).toBe(405);
+      expect(await late.isPaused()).toBe(false);
+    } finally {
+      await redis.srem(`${prefix}:queues`, queue);
+      await late.obliterate({ force: true });
+      await late.close();
+    }
+  });
+});
+
+describe('while Redis is away', () => {
+  it('answers 503 in a sentence on its own pages and API, with no stack trace on stderr, and recovers', async () => {
+    const proxy = await startRedisProxy();
+    const errors: unknown[] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void errors.push(args));
+    let dash: Dashboard | undefined;
+    try {
+      dash = await open({ redisUrl: proxy.url });
+      expect((await fetch(`${dash.url}/documents`)).status).toBe(200);
+      await proxy.down();
+      const page = await fetch(`${dash.url}/documents`);
+      expect(page.status).toBe(503);
+      expect(await page.text()).toMatch(/^Redis does not answer/);
+      const api = await fetch(`${dash.url}/api/documents`);
+      expect(api.status).toBe(503);
+      expect(((await api.json()) as { error: string }).error).toMatch(/^Redis does not answer/);
+      expect((await fetch(`${dash.url}/documents/${DOC}`)).status).toBe(503);
+      expect(errors).toEqual([]);
+      await proxy.up();
+      const end = Date.now() + 15_000;
+      let status = 0;
+      while (Date.now() < end && (status = (await fetch(`${dash.url}/documents`)).status) !== 200) await new Promise((r) => setTimeout(r, 250));
+      expect(status).toBe(200);
+    } finally {
+      spy.mockRestore();
+      await dash?.close();
+      await proxy.close();
+    }
+  }, 40_000);
 });

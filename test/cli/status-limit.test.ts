@@ -1,0 +1,46 @@
+/**
+ * `docbatch status --limit N` shows the newest N documents; a limit that is not a whole number
+ * from 1 is a usage error (exit 2, one line naming the flag), never every document (`0` and `-1`
+ * are "to the end" for Redis) or a Redis error with a stack trace (`abc`).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectRedis } from '../../queues/connect.ts';
+import { DocStore } from '../../src/store/docs.ts';
+import type { DocMeta } from '../../src/store/types.ts';
+import { runCli } from '../helpers/cli.ts';
+import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
+
+const prefix = uniquePrefix(import.meta.filename);
+const redis = connectRedis(TEST_REDIS_URL, 'client');
+const env = { REDIS_URL: TEST_REDIS_URL, DOCBATCH_PREFIX: prefix };
+const ids = ['d'.padEnd(21, '1'), 'd'.padEnd(21, '2'), 'd'.padEnd(21, '3')];
+
+beforeAll(async () => {
+  const store = new DocStore(redis, prefix);
+  for (const [i, docId] of ids.entries()) {
+    const meta = { docId, kind: 'pdf', source: `/in/${docId}.pdf`, sha256: docId.padEnd(64, '0'), name: docId, outSub: '', units: 2, feedUnits: 2, blob: docId.padEnd(64, 'a'), pages: 2, task: { name: 'transcribe', unit: 'page', output: 'text', hash: 'h', blob: 'b' }, model: null, queue: 'infer', priority: 0 } as DocMeta;
+    await store.register(meta, { reset: false, now: new Date(Date.parse('2026-03-02T12:00:00Z') + i * 1000).toISOString(), jobName: 'page' });
+  }
+});
+
+afterAll(async () => {
+  redis.disconnect();
+  await deletePrefix(prefix);
+});
+
+describe('status --limit', () => {
+  it('shows the newest N documents', async () => {
+    const r = await runCli(['status', '--limit', '2', '--json'], env);
+    expect(r.code, r.stderr).toBe(0);
+    const docs = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { docId?: string }).filter((d) => d.docId);
+    expect(docs.map((d) => d.docId)).toEqual([ids[2], ids[1]]);
+  });
+
+  it.each(['0', '-1', 'abc', '2.5', ''])('refuses %j: exit 2, one line naming --limit', async (limit) => {
+    const r = await runCli(['status', `--limit=${limit}`], env);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/--limit must be a whole number from 1/);
+  });
+});

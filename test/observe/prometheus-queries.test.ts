@@ -1,0 +1,94 @@
+/**
+ * The Prometheus queries docs/operations.md gives operators ("Useful queries and alerts"),
+ * evaluated by Prometheus's own `promtool test rules` (Debian's `prometheus` package; skipped
+ * where promtool is missing) over series as a Prometheus scraping the dashboard and two workers
+ * holds them: every one of those serves `docbatch_queue_jobs` for the queues it knows (workers
+ * with their `worker` label), and the scrape adds `job` and `instance`. The units queued must
+ * come out once per queue, and the alert for work nobody takes must fire, also for a model's
+ * queue that no worker serves.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const promtool = spawnSync('sh', ['-c', 'command -v promtool'], { encoding: 'utf8' }).stdout.trim();
+const doc = readFileSync(resolve(import.meta.dirname, '../../docs/operations.md'), 'utf8');
+
+/**
+ * The expression of a bullet of "Useful queries and alerts": its code spans that name a docbatch
+ * metric, with the words between them as written (`a` and `b` is `a and b`).
+ */
+function query(bullet: string): string {
+  const start = doc.indexOf(`- ${bullet}`);
+  expect(start, `operations.md has no bullet "${bullet}"`).toBeGreaterThan(0);
+  const text = doc.slice(start, doc.indexOf('\n- ', start + 1));
+  const spans = [...text.matchAll(/`([^`]+)`/g)].filter((m) => m[1]!.includes('docbatch_'));
+  let out = '';
+  spans.forEach((m, i) => {
+    if (i > 0) out += ` ${text.slice(spans[i - 1]!.index! + spans[i - 1]![0].length, m.index).trim()} `;
+    out += m[1]!;
+  });
+  return out.replace(/\s+/g, ' ').trim();
+}
+
+const MODEL_QUEUE = 'infer-acme-7b-0a1b2c';
+const series: Array<[string, string]> = [];
+const scrape = (target: string, labels: string, name: string, queue: string, state: string | null, value: number) => {
+  const l = [`job="${target}"`, `instance="${target}:9464"`, ...(labels ? [labels] : []), `queue="${queue}"`, ...(state ? [`state="${state}"`] : [])].join(',');
+  series.push([`${name}{${l}}`, `${value}x30`]);
+};
+for (const [target, labels] of [['dashboard', ''], ['gpu0', 'worker="gpu0"'], ['gpu1', 'worker="gpu1"']] as const) {
+  // The shared queue: 200 jobs waiting, 2000 units not fed yet; nothing taken (no worker takes work).
+  scrape(target, labels, 'docbatch_queue_jobs', 'infer', 'waiting', 200);
+  scrape(target, labels, 'docbatch_queue_jobs', 'infer', 'active', 0);
+  // The workers serve another model: they do not count this queue.
+  if (target === 'dashboard') {
+    scrape(target, labels, 'docbatch_queue_jobs', MODEL_QUEUE, 'waiting', 5);
+    scrape(target, labels, 'docbatch_queue_jobs', MODEL_QUEUE, 'active', 0);
+  }
+  scrape(target, labels, 'docbatch_queue_jobs', 'write', 'waiting', 0);
+  scrape(target, labels, 'docbatch_queue_jobs', 'write', 'active', 1);
+}
+scrape('dashboard', '', 'docbatch_queue_units_unfed', 'infer', null, 2000);
+scrape('dashboard', '', 'docbatch_queue_units_unfed', MODEL_QUEUE, null, 0);
+
+describe('the queries of docs/operations.md, in Prometheus', () => {
+  it.skipIf(!promtool)('count the units queued once per queue, and alert on work nobody takes', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'docbatch-promql-'));
+    try {
+      const stuck = query('work waiting and nobody taking it');
+      writeFileSync(join(dir, 'rules.yml'), JSON.stringify({ groups: [{ name: 'docbatch', rules: [{ alert: 'DocbatchWorkNotTaken', expr: stuck, for: '10m' }] }] }));
+      const tests = {
+        rule_files: ['rules.yml'],
+        evaluation_interval: '1m',
+        tests: [
+          {
+            interval: '1m',
+            input_series: series.map(([s, values]) => ({ series: s, values })),
+            promql_expr_test: [
+              {
+                expr: query('units queued in all'),
+                eval_time: '5m',
+                exp_samples: [
+                  { labels: '{queue="infer"}', value: 2200 },
+                  { labels: `{queue="${MODEL_QUEUE}"}`, value: 5 },
+                ],
+              },
+            ],
+            alert_rule_test: [
+              { eval_time: '5m', alertname: 'DocbatchWorkNotTaken', exp_alerts: [] },
+              { eval_time: '15m', alertname: 'DocbatchWorkNotTaken', exp_alerts: [{ exp_labels: { queue: 'infer' } }, { exp_labels: { queue: MODEL_QUEUE } }] },
+            ],
+          },
+        ],
+      };
+      writeFileSync(join(dir, 'tests.yml'), JSON.stringify(tests));
+      const r = spawnSync(promtool, ['test', 'rules', 'tests.yml'], { cwd: dir, encoding: 'utf8' });
+      expect(r.status, `${r.stdout}\n${r.stderr}\nunits queued: ${query('units queued in all')}\nnot taken: ${stuck}`).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
