@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-redis.sh
 bash scripts/ensure-chromium.sh
 bash scripts/ensure-docker-compose.sh
+bash scripts/ensure-promtool.sh
 npx tsc -p .
 npx vitest run "$@"

@@ -1,7 +1,7 @@
 /**
  * The Prometheus queries docs/operations.md gives operators ("Useful queries and alerts"),
- * evaluated by Prometheus's own `promtool test rules` (Debian's `prometheus` package; skipped
- * where promtool is missing) over series as a Prometheus scraping the dashboard and two workers
+ * evaluated by Prometheus's own `promtool test rules` (Debian's `prometheus` package, installed
+ * by scripts/ensure-promtool.sh) over series as a Prometheus scraping the dashboard and two workers
  * holds them: every one of those serves `docbatch_queue_jobs` for the queues it knows (workers
  * with their `worker` label), and the scrape adds `job` and `instance`. The units queued must
  * come out once per queue, and the alert for work nobody takes must fire, also for a model's
@@ -55,7 +55,8 @@ scrape('dashboard', '', 'docbatch_queue_units_unfed', 'infer', null, 2000);
 scrape('dashboard', '', 'docbatch_queue_units_unfed', MODEL_QUEUE, null, 0);
 
 describe('the queries of docs/operations.md, in Prometheus', () => {
-  it.skipIf(!promtool)('count the units queued once per queue, and alert on work nobody takes', () => {
+  it('count the units queued once per queue, and alert on work nobody takes', () => {
+    expect(promtool, 'promtool is missing: run scripts/ensure-promtool.sh').not.toBe('');
     const dir = mkdtempSync(join(tmpdir(), 'docbatch-promql-'));
     try {
       const stuck = query('work waiting and nobody taking it');
