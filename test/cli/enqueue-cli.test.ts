@@ -120,6 +120,7 @@ describe('docbatch enqueue', () => {
     expect(stderr).toMatch(/ABORTED: interrupted \(SIGTERM\)/);
     expect(code).toBe(1);
     const docId = stdout.split(/\s+/)[0]!;
-    expect((await p.store.get(docId))!.state).toBe('running');
+    // Not cancelled: the worker an earlier test started goes on with it (it may be done already).
+    expect(['running', 'complete', 'written']).toContain((await p.store.get(docId))!.state);
   }, 60_000);
 });
