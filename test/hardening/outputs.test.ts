@@ -4,7 +4,7 @@
  * say so) and `docbatch retry` writes it again, names are never shared, a new generation never
  * takes an older one's place, and leftovers are collected.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
@@ -280,6 +280,31 @@ describe('the same document into another --out folder', () => {
 });
 
 describe('leftovers', () => {
+  it('a writer killed mid-write leaves no temporary file once the document is written again', async () => {
+    p = await startPipeline({ file: import.meta.filename, config: { lockDurationMs: 2000 } });
+    const pdf = join(p.dir, 'killed.pdf');
+    writeFileSync(pdf, numberedPdf(2));
+    // What a writer SIGKILLed inside the write of killed.md leaves (its job is then taken over by
+    // the next writer once its lock expired): a partial temporary file, untouched since.
+    mkdirSync(p.config.outDir, { recursive: true });
+    const dead = join(p.config.outDir, '.killed.md.tmp-99999-0badcafe');
+    writeFileSync(dead, '<!-- page 1 -->\nhalf a pa');
+    const past = new Date(Date.now() - 5000);
+    utimesSync(dead, past, past);
+    // A temporary of another output, and one being written right now, are not this write's to remove.
+    const other = join(p.config.outDir, '.other.md.tmp-99999-0badcafe');
+    writeFileSync(other, 'x');
+    utimesSync(other, past, past);
+    const live = join(p.config.outDir, '.killed.md.tmp-99998-1badcafe');
+    writeFileSync(live, 'still being written');
+    const writing = setInterval(() => appendFileSync(live, '.'), 100);
+    const [docId] = acceptedIds(await p.enqueue([pdf]));
+    await p.wait([docId!]).finally(() => clearInterval(writing));
+    expect(tree(p.config.outDir)).toEqual(['.killed.md.tmp-99998-1badcafe', '.other.md.tmp-99999-0badcafe', 'killed.md', 'killed.report.json']);
+    expect(parsePages(readFileSync(join(p.config.outDir, 'killed.md'), 'utf8')).size).toBe(2);
+    expect(existsSync(live)).toBe(true);
+  }, 60_000);
+
   it("the writer removes temporary files of crashed writers; gc removes what expired documents leave", async () => {
     p = await startPipeline({ file: import.meta.filename });
     const pdf = join(p.dir, 'old.pdf');
