@@ -98,6 +98,39 @@ describe('hostile names through the pipeline', () => {
     // Two that both became "document" did not share files.
     expect(files.filter((f) => f.startsWith('document')).length).toBe(4);
   }, 90_000);
+
+  it('names that differ only by case never share a file on a case-insensitive filesystem (macOS, Windows, SMB)', async () => {
+    p = await startPipeline({ file: import.meta.filename });
+    const inputs = join(p.dir, 'in');
+    for (const d of ['a', 'b', 'c']) mkdirSync(join(inputs, d), { recursive: true });
+    writeFileSync(join(inputs, 'a', 'Report.pdf'), numberedPdf(1, 31));
+    writeFileSync(join(inputs, 'b', 'report.pdf'), numberedPdf(2, 32));
+    writeFileSync(join(inputs, 'c', 'REPORT.pdf'), numberedPdf(3, 33));
+    // Two in one command, then one more in another command.
+    const one = await p.enqueue([join(inputs, 'a', 'Report.pdf'), join(inputs, 'b', 'report.pdf')]);
+    const two = await p.enqueue([join(inputs, 'c', 'REPORT.pdf')]);
+    const ids = acceptedIds([...one, ...two]);
+    await p.wait(ids);
+    const names = [...one, ...two].map((o) => o.runs![0]!.name);
+    // On a case-insensitive filesystem Report.md and report.md are one file: each output must differ by more than case.
+    expect(new Set(names.map((n) => n.toLowerCase())).size).toBe(3);
+    // The two of one command both take the hash suffix, whichever is read first.
+    expect(names[0]).toMatch(/^Report-[0-9a-f]{8}$/);
+    expect(names[1]).toMatch(/^report-[0-9a-f]{8}$/);
+    const files = tree(p.config.outDir);
+    expect(new Set(files.map((f) => f.toLowerCase())).size).toBe(6);
+    for (const [i, name] of names.entries()) expect(parsePages(readFileSync(join(p.config.outDir, `${name}.md`), 'utf8')).size).toBe(i + 1);
+
+    // --out folders that differ only by case are one folder there too.
+    const pdf = join(inputs, 'c', 'minutes.pdf');
+    const other = join(inputs, 'a', 'minutes.pdf');
+    writeFileSync(pdf, numberedPdf(1, 34));
+    writeFileSync(other, numberedPdf(2, 35));
+    const upper = await p.enqueue([pdf], { out: 'Runs' });
+    const lower = await p.enqueue([other], { out: 'runs' });
+    await p.wait(acceptedIds([...upper, ...lower]));
+    expect(upper[0]!.runs![0]!.name.toLowerCase()).not.toBe(lower[0]!.runs![0]!.name.toLowerCase());
+  }, 90_000);
 });
 
 describe('a write that cannot succeed', () => {
