@@ -11,14 +11,13 @@
  *
  * Text tasks put the answer in `summary`; JSON tasks put the validated value in `data`.
  */
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { BlobStore } from '../store/blobs.ts';
 import type { SidecarChunk } from '../store/chunk-index.ts';
 import type { DocStore } from '../store/docs.ts';
 import type { DocRecord, UnitResult } from '../store/types.ts';
 import { count, missing, newTally, type Assembled, type Tally } from './assemble.ts';
 import type { OutputSink } from './atomic.ts';
+import { jsonLines } from './lines.ts';
 
 interface Conversation {
   first: SidecarChunk;
@@ -34,7 +33,8 @@ export async function writeChat(record: DocRecord, store: DocStore, blobs: BlobS
   const chunkUnits = meta.feedUnits;
   const tally: Tally = newTally();
   const sidecar = await blobs.localPath(meta.blob);
-  const lines = createInterface({ input: createReadStream(sidecar), crlfDelay: Infinity })[Symbol.asyncIterator]();
+  // Split at \n only: a message may hold U+2028, which readline would take for a line end.
+  const lines = jsonLines(sidecar);
   // Summary units follow the chunks, one per conversation of several chunks, in conversation order.
   let nextSummary = chunkUnits;
   let conversation: Conversation | null = null;
@@ -109,6 +109,6 @@ export async function writeChat(record: DocRecord, store: DocStore, blobs: BlobS
     });
     return { file, tally };
   } finally {
-    await lines.return?.();
+    await lines.return(undefined);
   }
 }
