@@ -15,6 +15,7 @@
 import type { DocStore } from '../store/docs.ts';
 import type { DocRecord, UnitResult, UnitResultOk } from '../store/types.ts';
 import type { OutputSink } from './atomic.ts';
+import { jsonlLine } from './lines.ts';
 
 export interface UnitFailure {
   unit: number;
@@ -114,6 +115,6 @@ function pageBlock(page: number, r: UnitResult): string {
 }
 
 function pageLine(page: number, r: UnitResult): string {
-  if (!r.ok) return `${JSON.stringify({ page, error: { code: r.code, message: r.message } })}\n`;
-  return `${JSON.stringify({ page, data: (r as UnitResultOk).data ?? null, model: r.model, finish_reason: r.finishReason, usage: { prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens } })}\n`;
+  if (!r.ok) return jsonlLine({ page, error: { code: r.code, message: r.message } });
+  return jsonlLine({ page, data: (r as UnitResultOk).data ?? null, model: r.model, finish_reason: r.finishReason, usage: { prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens } });
 }

@@ -17,7 +17,7 @@ import type { DocStore } from '../store/docs.ts';
 import type { DocRecord, UnitResult } from '../store/types.ts';
 import { count, missing, newTally, type Assembled, type Tally } from './assemble.ts';
 import type { OutputSink } from './atomic.ts';
-import { jsonLines } from './lines.ts';
+import { jsonLines, jsonlLine } from './lines.ts';
 
 interface Conversation {
   first: SidecarChunk;
@@ -71,7 +71,7 @@ export async function writeChat(record: DocRecord, store: DocStore, blobs: BlobS
           ...answer(r),
           ...(unit < 0 && !perConversation ? { usage: { prompt_tokens: 0, completion_tokens: 0 } } : {}),
         };
-        await write(`${JSON.stringify(line)}\n`);
+        await write(jsonlLine(line));
         conversation = null;
       };
 
@@ -95,7 +95,7 @@ export async function writeChat(record: DocRecord, store: DocStore, blobs: BlobS
             create_time: chunk.create_time ?? null,
             ...answer(r),
           };
-          await write(`${JSON.stringify(line)}\n`);
+          await write(jsonlLine(line));
         }
         if (summaries) {
           if (chunk.chunk === 0) conversation = { first: chunk, messageIds: new Set(), results: [] };

@@ -3,9 +3,11 @@
  * common in text pasted from word processors): JSON.stringify leaves them raw in the sidecar,
  * and the writer read the sidecar with node:readline, which ends a line at them too. The line
  * cut in two was invalid JSON: every write attempt failed, and the document ended WRITE_FAILED
- * with all its answers in hand. The writer now splits the sidecar at `\n` only (write/lines.ts).
+ * with all its answers in hand. The writer now splits the sidecar at `\n` only (write/lines.ts),
+ * and escapes those separators in the JSONL it writes, for readers that split at them too.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
@@ -35,6 +37,13 @@ it('messages and titles holding U+2028 / U+2029 are written like any other', asy
     ['c2', 'Plain'],
   ]);
   expect(lines.every((l) => typeof l.summary === 'string')).toBe(true);
+
+  // X.jsonl itself: one record a line for readers that also end lines at U+2028 (node:readline,
+  // Python's str.splitlines): the separators are escaped inside its strings.
+  const read: string[] = [];
+  for await (const line of createInterface({ input: createReadStream(join(p.config.outDir, 'pasted.jsonl')), crlfDelay: Infinity })) read.push(line);
+  expect(read).toHaveLength(2);
+  expect((JSON.parse(read[0]!) as { title: string }).title).toBe('Minutes\u2028draft');
 }, 60_000);
 
 it('jsonLines splits at \\n only, across read chunks and inside multi-byte characters', async () => {
