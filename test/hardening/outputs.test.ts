@@ -50,6 +50,9 @@ describe('names', () => {
     for (const bad of ['..', '../sibling', '/srv', '/tmp/x', 'a/../../b']) {
       expect(() => outFolder(bad, '/srv/out'), bad).toThrow(/outside OUT_DIR/);
     }
+    // A folder name no filesystem takes is refused at enqueue, not after every page was answered.
+    expect(outFolder(`a/${'é'.repeat(127)}`, '/srv/out')).toBe(`a/${'é'.repeat(127)}`);
+    for (const long of ['x'.repeat(256), `a/${'é'.repeat(128)}/b`]) expect(() => outFolder(long, '/srv/out')).toThrow(/bytes long; filesystems take at most 255/);
   });
 
   it('the sink refuses a path or a linked folder leading outside its root', async () => {
