@@ -51,6 +51,8 @@ export function statusCommand(): Command {
       for (const p of progress) {
         const r = p.record;
         out(`${r.docId}  ${p.state.padEnd(7)} ${progressLine(p)}  ${tokensAndCost(r.completionTokens, r.engineMs, costOf(r.engineMs, r.done).usd)}`);
+        // A document failed with every unit answered: why (its outputs could not be written).
+        if (r.writeError) out(`${r.docId}  write failed: ${r.writeError.code}: ${printable(r.writeError.message)} (docbatch retry ${r.docId} writes it again)`);
       }
       if (progress.length > 0) {
         out(`total: ${summary(total, costOf(total.engineMs, total.done), true)}`);
@@ -126,5 +128,7 @@ function docJson(p: DocProgress, cost: Cost): Record<string, unknown> {
     started_at: r.startedAt,
     finished_at: r.finishedAt,
     files: r.files,
+    /** Why its outputs could not be written (null: they were, or are not yet). */
+    write_error: r.writeError,
   };
 }

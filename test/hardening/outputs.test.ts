@@ -153,6 +153,11 @@ describe('a write that cannot succeed', () => {
     expect(record).toMatchObject({ state: 'failed', done: 3, writeError: { code: 'WRITE_FAILED' } });
     const status = await runCli(['status', '--json'], env);
     expect(status.stdout).toContain('"state":"failed"');
+    // ... and why, as the dashboard does: a failed document with no failed unit says what failed.
+    const line = JSON.parse(status.stdout.split('\n')[0]!) as { write_error: { code: string; message: string } | null };
+    expect(line.write_error).toMatchObject({ code: 'WRITE_FAILED', message: expect.stringMatching(/EEXIST|ENOTDIR/) });
+    const text = await runCli(['status'], env);
+    expect(text.stdout).toMatch(new RegExp(`${docId}  write failed: WRITE_FAILED: .*(EEXIST|ENOTDIR).* \\(docbatch retry ${docId} writes it again\\)`));
 
     // Enqueueing it again does not pretend: it writes again (and fails again while blocked).
     rmSync(join(p.config.outDir, 'blocked'));
