@@ -31,6 +31,11 @@ export interface OutputSink {
   writeWhole(relPath: string, content: string | Buffer): Promise<string>;
   /** Writes a file piece by piece (`write` waits when the stream is full); returns where it is. */
   writeStream(relPath: string, fill: (write: (chunk: string) => Promise<void>) => Promise<void>): Promise<string>;
+  /**
+   * Removes an earlier output of the document being written that this write supersedes and does
+   * not write again (an `X.json` whose unit failed this time); nothing when there is none.
+   */
+  remove(relPath: string): Promise<void>;
   /** Whether an output exists. */
   exists(location: string): Promise<boolean>;
   /**
@@ -165,6 +170,15 @@ export class LocalSink implements OutputSink {
       }
     } catch {
       // the folder cannot be listed: the hourly sweep collects them
+    }
+  }
+
+  async remove(relPath: string): Promise<void> {
+    const path = this.pathOf(relPath);
+    try {
+      await rm(path, { force: true });
+    } catch (err) {
+      throw classifyWriteError(err, path);
     }
   }
 
