@@ -2,11 +2,15 @@
  * `enqueue --out FOLDER`: a folder inside OUT_DIR (relative to it, or an absolute path inside
  * it; with OUT_DIR on `s3://bucket/prefix`, a relative folder or an s3:// URI under the prefix).
  * Anything that leads outside OUT_DIR is refused before anything is enqueued: outputs never
- * land outside the writer's OUT_DIR, whatever a producer asks.
+ * land outside the writer's OUT_DIR, whatever a producer asks. So is a folder name longer than a
+ * filesystem takes (255 bytes), which could never be written.
  */
 import { isAbsolute, posix, relative, resolve, sep } from 'node:path';
 import { ConfigError } from '../errors.ts';
 import { isS3Uri } from '../s3-uri.ts';
+
+/** Longest file or folder name (in UTF-8 bytes) that filesystems take (NAME_MAX). */
+const MAX_NAME_BYTES = 255;
 
 /** The folder as a path relative to OUT_DIR ('' for OUT_DIR itself), with `/` separators. */
 export function outFolder(value: string, outDir: string): string {
@@ -18,6 +22,9 @@ export function outFolder(value: string, outDir: string): string {
   if (rel.startsWith('..') || isAbsolute(rel)) {
     throw new ConfigError(`--out ${JSON.stringify(value)} is outside OUT_DIR ${root}: outputs stay inside OUT_DIR; give a folder inside it (relative to it), or set OUT_DIR`);
   }
+  // Refused now, not once every page has been answered and the write fails (ENAMETOOLONG).
+  const long = rel.split(sep).find((part) => Buffer.byteLength(part) > MAX_NAME_BYTES);
+  if (long !== undefined) throw new ConfigError(`--out ${JSON.stringify(value)}: the folder name ${JSON.stringify(long.slice(0, 40))}... is ${Buffer.byteLength(long)} bytes long; filesystems take at most ${MAX_NAME_BYTES}`);
   return rel.split(sep).join('/');
 }
 

@@ -11,6 +11,7 @@ import { connectRedis } from '../../queues/connect.ts';
 import { progressLine } from '../observe/bar.ts';
 import { byModel, formatDuration, formatRate, readProgress, totalsOf, type DocProgress, type Totals } from '../observe/progress.ts';
 import { readWorkers, workerProblem } from '../observe/workers.ts';
+import { costPer1000Units, costUsd } from '../observe/cost.ts';
 import { DocStore } from '../store/docs.ts';
 import { findDocuments } from '../store/find.ts';
 import { jsonLine, printable } from '../printable.ts';
@@ -27,7 +28,8 @@ export function statusCommand(): Command {
     const config = load(opts);
     await requireRedis(config);
     const price = config.gpuHourlyUsd;
-    const costOf = (engineMs: number) => (price === undefined ? null : Math.round((engineMs / 3_600_000) * price * 1e6) / 1e6);
+    // The report's figures (observe/cost.ts): per 1,000 units answered, failures paid for included.
+    const costOf = (engineMs: number, done: number): Cost => ({ usd: costUsd(engineMs, price), per1000: costPer1000Units(engineMs, done, price) });
     const redis = connectRedis(config.redisUrl, 'client');
     try {
       const store = new DocStore(redis, config.prefix);
@@ -39,20 +41,22 @@ export function statusCommand(): Command {
       const workers = await readWorkers(redis, config.prefix, now);
       const out = (line: string) => process.stdout.write(`${line}\n`);
       if (opts.json) {
-        for (const p of progress) out(jsonLine(docJson(p, costOf(p.record.engineMs))));
-        out(jsonLine({ models: models.map((m) => ({ model: m.model, ...totalsJson(m.totals, costOf(m.totals.engineMs)) })) }));
+        for (const p of progress) out(jsonLine(docJson(p, costOf(p.record.engineMs, p.record.done))));
+        out(jsonLine({ models: models.map((m) => ({ model: m.model, ...totalsJson(m.totals, costOf(m.totals.engineMs, m.totals.done)) })) }));
         out(jsonLine({ workers: workers.map((w) => ({ name: w.name, engine: w.engine, model: w.model, engine_down: w.engineDown, unhealthy: w.unhealthy, paused: w.paused, silent: w.silent, problem: workerProblem(w) })) }));
-        out(jsonLine({ total: totalsJson(total, costOf(total.engineMs)) }));
+        out(jsonLine({ total: totalsJson(total, costOf(total.engineMs, total.done)) }));
         return;
       }
       if (progress.length === 0) out(doc ? `no document found for ${printable(doc)}` : 'no documents');
       for (const p of progress) {
         const r = p.record;
-        out(`${r.docId}  ${p.state.padEnd(7)} ${progressLine(p)}  ${tokensAndCost(r.completionTokens, r.engineMs, costOf(r.engineMs))}`);
+        out(`${r.docId}  ${p.state.padEnd(7)} ${progressLine(p)}  ${tokensAndCost(r.completionTokens, r.engineMs, costOf(r.engineMs, r.done).usd)}`);
+        // A document failed with every unit answered: why (its outputs could not be written).
+        if (r.writeError) out(`${r.docId}  write failed: ${r.writeError.code}: ${printable(r.writeError.message)} (docbatch retry ${r.docId} writes it again)`);
       }
       if (progress.length > 0) {
-        out(`total: ${summary(total, costOf(total.engineMs), true)}`);
-        if (models.length > 1) for (const m of models) out(`model ${printable(m.model ?? '(the engine\u2019s own)')}: ${summary(m.totals, costOf(m.totals.engineMs), false)}`);
+        out(`total: ${summary(total, costOf(total.engineMs, total.done), true)}`);
+        if (models.length > 1) for (const m of models) out(`model ${printable(m.model ?? '(the engine\u2019s own)')}: ${summary(m.totals, costOf(m.totals.engineMs, m.totals.done), false)}`);
       }
       const troubled = workers.map((w) => ({ w, problem: workerProblem(w) })).filter((x) => x.problem !== null);
       if (workers.length > 0) out(`workers: ${workers.length}${troubled.length > 0 ? `, ${troubled.length} not taking work` : ', all taking work'}`);
@@ -76,20 +80,26 @@ function wholeNumber(flag: string): (value: string) => number {
   };
 }
 
+/** Cost and cost per 1,000 units answered (null: no GPU_HOURLY_USD, or nothing answered). */
+interface Cost {
+  usd: number | null;
+  per1000: number | null;
+}
+
 function tokensAndCost(completion: number, engineMs: number, cost: number | null): string {
   return `${completion} tok ${(engineMs / 1000).toFixed(1)} engine-s${cost !== null ? ` $${cost.toFixed(4)}` : ''}`;
 }
 
 /** `3 documents, 40/52 units (1 failed), 1234 tokens generated, 12.0 engine-s, $0.0120, 3.2/s, elapsed 12s, eta 4s`. */
-function summary(t: Totals, cost: number | null, hint: boolean): string {
+function summary(t: Totals, cost: Cost, hint: boolean): string {
   const settled = t.done + t.failed;
-  const perK = cost !== null && t.done > 0 ? `, $${((cost / t.done) * 1000).toFixed(4)} per 1,000 units` : '';
-  const money = cost !== null ? `, $${cost.toFixed(4)}${perK}` : hint ? ' (set GPU_HOURLY_USD for cost)' : '';
+  const perK = cost.per1000 !== null ? `, $${cost.per1000.toFixed(4)} per 1,000 units answered` : '';
+  const money = cost.usd !== null ? `, $${cost.usd.toFixed(4)}${perK}` : hint ? ' (set GPU_HOURLY_USD for cost)' : '';
   const time = `, ${formatRate(t.rate)}, elapsed ${formatDuration(t.elapsedSeconds)}${t.finished ? '' : `, eta ${formatDuration(t.etaSeconds)}`}`;
   return `${t.documents} documents, ${settled}/${t.units} units (${t.failed} failed), ${t.completionTokens} tokens generated, ${(t.engineMs / 1000).toFixed(1)} engine-s${money}${time}`;
 }
 
-function totalsJson(t: Totals, cost: number | null): Record<string, unknown> {
+function totalsJson(t: Totals, cost: Cost): Record<string, unknown> {
   return {
     documents: t.documents,
     states: t.byState,
@@ -99,14 +109,15 @@ function totalsJson(t: Totals, cost: number | null): Record<string, unknown> {
     prompt_tokens: t.promptTokens,
     completion_tokens: t.completionTokens,
     engine_seconds: t.engineMs / 1000,
-    cost_usd: cost,
+    cost_usd: cost.usd,
+    cost_per_1000_units: cost.per1000,
     rate: t.rate,
     elapsed_seconds: t.elapsedSeconds,
     eta_seconds: t.etaSeconds,
   };
 }
 
-function docJson(p: DocProgress, cost: number | null): Record<string, unknown> {
+function docJson(p: DocProgress, cost: Cost): Record<string, unknown> {
   const r = p.record;
   return {
     docId: r.docId,
@@ -124,9 +135,12 @@ function docJson(p: DocProgress, cost: number | null): Record<string, unknown> {
     prompt_tokens: r.promptTokens,
     completion_tokens: r.completionTokens,
     engine_seconds: r.engineMs / 1000,
-    cost_usd: cost,
+    cost_usd: cost.usd,
+    cost_per_1000_units: cost.per1000,
     started_at: r.startedAt,
     finished_at: r.finishedAt,
     files: r.files,
+    /** Why its outputs could not be written (null: they were, or are not yet). */
+    write_error: r.writeError,
   };
 }

@@ -1,5 +1,6 @@
 /**
- * Which base names of one `enqueue` command belong to more than one document. Those all take the
+ * Which base names of one `enqueue` command belong to more than one document (names that
+ * differ only by case count as one). Those all take the
  * hash suffix, so two different files never race for a name and the names do not depend on the
  * order files are read in. Only names walked more than once are looked at (usually none); of those,
  * local files that are not documents (by their bytes: `invoice.txt` beside `invoice.pdf`) and
@@ -11,23 +12,26 @@ import { createReadStream } from 'node:fs';
 import { detectFile } from './detect.ts';
 import { baseNameOf } from './prepare.ts';
 import { isS3Uri } from '../s3-uri.ts';
+import { nameField } from '../store/docs.ts';
 import type { WalkedFile } from './walk.ts';
 
 export async function clashingNames(walked: readonly WalkedFile[]): Promise<Set<string>> {
-  const byName = new Map<string, string[]>();
+  // Names that differ only by case clash too: one file on a case-insensitive filesystem (nameField).
+  const byName = new Map<string, Array<{ path: string; name: string }>>();
   for (const { path } of walked) {
     const name = baseNameOf(path);
-    byName.set(name, [...(byName.get(name) ?? []), path]);
+    const key = nameField('', name);
+    byName.set(key, [...(byName.get(key) ?? []), { path, name }]);
   }
   const clashing = new Set<string>();
-  for (const [name, paths] of byName) {
-    if (paths.length < 2) continue;
+  for (const files of byName.values()) {
+    if (files.length < 2) continue;
     const contents = new Set<string>();
-    for (const path of paths) {
+    for (const { path } of files) {
       const identity = await identify(path);
       if (identity !== null) contents.add(identity);
     }
-    if (contents.size > 1) clashing.add(name);
+    if (contents.size > 1) for (const { name } of files) clashing.add(name);
   }
   return clashing;
 }

@@ -16,6 +16,7 @@
 import { readFile, realpath } from 'node:fs/promises';
 import { basename, relative, isAbsolute } from 'node:path';
 import { archiveKey } from '../store/archive.ts';
+import { costUsd } from './cost.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import type { DocStore } from '../store/docs.ts';
 import type { DocRecord, DocState, UnitResult } from '../store/types.ts';
@@ -83,7 +84,7 @@ export function documentJson(record: DocRecord, options: { gpuHourlyUsd?: number
     prompt_tokens: record.promptTokens,
     completion_tokens: record.completionTokens,
     engine_seconds: record.engineMs / 1000,
-    cost_usd: price === undefined ? null : Math.round((record.engineMs / 3_600_000) * price * 1e6) / 1e6,
+    cost_usd: costUsd(record.engineMs, price),
     enqueued_at: record.meta.enqueuedAt ?? record.createdAt,
     started_at: record.startedAt,
     finished_at: record.finishedAt,

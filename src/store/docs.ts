@@ -67,6 +67,15 @@ end
 redis.call('HDEL', KEYS[1], ARGV[1])
 return 1`;
 
+/**
+ * A name's field in the names hash: `folder/name` (plus the family, `.compare`), case-folded
+ * (NFC, then lower case). Outputs land on filesystems that ignore case (macOS, Windows, SMB
+ * shares): `Report.md` and `report.md` are one file there, so they are one name here.
+ */
+export function nameField(dir: string, name: string, kind = ''): string {
+  return `${dir}/${name}${kind}`.normalize('NFC').toLowerCase();
+}
+
 /** How long a claimed name waits for its document's record before gc may take it back. */
 export const CLAIM_MS = 3_600_000;
 
@@ -351,7 +360,7 @@ export class DocStore {
       JSON.stringify(meta),
       Date.now(),
       docId,
-      `${meta.outSub}/${meta.name}`,
+      nameField(meta.outSub, meta.name),
     );
     return moved === 1;
   }
@@ -392,7 +401,7 @@ export class DocStore {
   }
 
   /**
-   * Claims output name `name` in folder `dir` for `docId`. A name another document holds is
+   * Claims output name `name` in folder `dir` for `docId` (whatever its case: nameField). A name another document holds is
    * tried with `-<8 hex of the content hash>`, then `-<the doc id>`: every claim's result is
    * checked, so two documents never write the same files. Returns the name won. `kind` claims a
    * name of another family of files in the folder (`.compare`: `X.compare.json`), apart from the
@@ -407,7 +416,7 @@ export class DocStore {
   async claim(dir: string, name: string, docId: string, sha256: string, kind = ''): Promise<{ name: string; fresh: boolean }> {
     const candidates = [name, `${name}-${sha256.slice(0, 8)}`, `${name}-${docId.slice(1, 13)}`, `${name}-${docId}`];
     for (const candidate of candidates) {
-      const won = await this.redis.eval(CLAIM_LUA, 3, this.namesKey, this.docKey(docId), this.claimKey(docId), `${dir}/${candidate}${kind}`, docId, CLAIM_MS);
+      const won = await this.redis.eval(CLAIM_LUA, 3, this.namesKey, this.docKey(docId), this.claimKey(docId), nameField(dir, candidate, kind), docId, CLAIM_MS);
       if (won === 1 || won === 2) return { name: candidate, fresh: won === 2 };
     }
     throw new Error(`no free output name for ${docId} in ${JSON.stringify(dir)}`);
@@ -415,7 +424,7 @@ export class DocStore {
 
   /** Gives back a name claimed for a move that did not happen, unless the record names it by now. */
   async releaseName(dir: string, name: string, docId: string): Promise<boolean> {
-    return (await this.redis.eval(RELEASE_NAME_LUA, 2, this.namesKey, this.docKey(docId), `${dir}/${name}`, docId, dir, name)) === 1;
+    return (await this.redis.eval(RELEASE_NAME_LUA, 2, this.namesKey, this.docKey(docId), nameField(dir, name), docId, dir, name)) === 1;
   }
 
   /** Set while a producer holds a name for a document it has not registered yet. */

@@ -6,7 +6,8 @@
  *                         rejected and that fell back to its text layer is marked so
  *   pages, JSON task      `X.jsonl`: `{"page": N, "data": ...}` or `{"page": N, "error": {...}}`
  *   document, text task   `X.md`: the answer
- *   document, JSON task   `X.json`: the validated value (none when the unit failed)
+ *   document, JSON task   `X.json`: the validated value (none when the unit failed: an X.json
+ *                         of an earlier run of the document is removed)
  *   chat exports          `X.jsonl` (chat.ts)
  *
  * Everything comes from Redis and the blob store, never from the clock, so writing a document
@@ -15,6 +16,7 @@
 import type { DocStore } from '../store/docs.ts';
 import type { DocRecord, UnitResult, UnitResultOk } from '../store/types.ts';
 import type { OutputSink } from './atomic.ts';
+import { jsonlLine } from './lines.ts';
 
 export interface UnitFailure {
   unit: number;
@@ -88,7 +90,12 @@ export async function writePages(record: DocRecord, store: DocStore, sink: Outpu
     count(tally, 0, r);
     if (!r.ok) {
       tally.failures.push({ unit: 0, code: r.code, message: r.message });
-      if (json) return { file: null, tally };
+      // No X.json this time: one an earlier run of this document wrote (the name is this
+      // document's) would otherwise stand beside a report saying the unit failed.
+      if (json) {
+        await sink.remove(`${base}.json`);
+        return { file: null, tally };
+      }
       return { file: await sink.writeWhole(`${base}.md`, `<!-- document failed: ${r.code}: ${commentSafe(r.message)} -->\n`), tally };
     }
     if (json) return { file: await sink.writeWhole(`${base}.json`, `${JSON.stringify(r.data, null, 2)}\n`), tally };
@@ -114,6 +121,6 @@ function pageBlock(page: number, r: UnitResult): string {
 }
 
 function pageLine(page: number, r: UnitResult): string {
-  if (!r.ok) return `${JSON.stringify({ page, error: { code: r.code, message: r.message } })}\n`;
-  return `${JSON.stringify({ page, data: (r as UnitResultOk).data ?? null, model: r.model, finish_reason: r.finishReason, usage: { prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens } })}\n`;
+  if (!r.ok) return jsonlLine({ page, error: { code: r.code, message: r.message } });
+  return jsonlLine({ page, data: (r as UnitResultOk).data ?? null, model: r.model, finish_reason: r.finishReason, usage: { prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens } });
 }

@@ -3,7 +3,10 @@
  * LocalSink (here) for a folder, S3Sink (sink-s3.ts) for `s3://bucket/prefix`. The local sink writes under a
  * temporary name in the same directory, fsyncs, renames over the final name, and fsyncs the
  * directory so the rename survives a crash; a writer killed mid-write leaves only a
- * `.name.tmp-*` file (collected later), never a partial output.
+ * `.name.tmp-*` file, never a partial output. That leftover goes when the output is next written
+ * whole (the killed write's job runs again): temporaries of the same output untouched for
+ * `leftoverAfterMs` (LOCK_DURATION_MS: their writer lost the job's lock) are removed then; the
+ * writer also sweeps every temporary older than an hour, at start and every hour.
  *
  * Every path is inside the sink's root (OUT_DIR): a relative path that resolves outside it, or a
  * folder that is a symbolic link leading outside it, is refused (WRITE_FAILED, permanent).
@@ -28,6 +31,11 @@ export interface OutputSink {
   writeWhole(relPath: string, content: string | Buffer): Promise<string>;
   /** Writes a file piece by piece (`write` waits when the stream is full); returns where it is. */
   writeStream(relPath: string, fill: (write: (chunk: string) => Promise<void>) => Promise<void>): Promise<string>;
+  /**
+   * Removes an earlier output of the document being written that this write supersedes and does
+   * not write again (an `X.json` whose unit failed this time); nothing when there is none.
+   */
+  remove(relPath: string): Promise<void>;
   /** Whether an output exists. */
   exists(location: string): Promise<boolean>;
   /**
@@ -49,12 +57,25 @@ export class PermanentWriteError extends DocbatchError {
 
 const PERMANENT_ERRNOS = new Set(['ENAMETOOLONG', 'EINVAL', 'ENOTDIR', 'EISDIR', 'ELOOP']);
 
+export interface LocalSinkOptions {
+  /**
+   * A temporary file of the output being written, untouched this long, is a dead writer's
+   * leftover, removed once the output is written. @defaultValue 60_000 (LOCK_DURATION_MS)
+   */
+  leftoverAfterMs?: number;
+}
+
+/** A temporary file's name: `.NAME.tmp-PID-8HEX`. */
+const TEMPORARY = /^\..+\.tmp-\d+-[0-9a-f]{8}$/;
+
 export class LocalSink implements OutputSink {
   readonly root: string;
   readonly remote = false;
+  private readonly leftoverAfterMs: number;
 
-  constructor(root: string) {
+  constructor(root: string, options: LocalSinkOptions = {}) {
     this.root = resolve(root);
+    this.leftoverAfterMs = options.leftoverAfterMs ?? 60_000;
   }
 
   /** A folder needs no connection; it is made on the first write. */
@@ -123,7 +144,39 @@ export class LocalSink implements OutputSink {
         throw err;
       }
       await fsyncDir(dir);
+      await this.removeLeftovers(dir, basename(path));
       return path;
+    } catch (err) {
+      throw classifyWriteError(err, path);
+    }
+  }
+
+  /**
+   * Removes what writes of `name` that never finished left in `dir` (a writer killed or stopped
+   * mid-write): its temporaries untouched for `leftoverAfterMs`. A writer still writing one
+   * touches it as it goes, and holds the job's lock; best effort (a failure here fails no write).
+   */
+  private async removeLeftovers(dir: string, name: string): Promise<void> {
+    const prefix = `.${name}.tmp-`;
+    try {
+      for (const entry of await readdir(dir)) {
+        if (!entry.startsWith(prefix) || !TEMPORARY.test(entry) || !/^\d+-[0-9a-f]{8}$/.test(entry.slice(prefix.length))) continue;
+        const path = join(dir, entry);
+        try {
+          if (Date.now() - (await stat(path)).mtimeMs >= this.leftoverAfterMs) await rm(path, { force: true });
+        } catch {
+          // gone meanwhile
+        }
+      }
+    } catch {
+      // the folder cannot be listed: the hourly sweep collects them
+    }
+  }
+
+  async remove(relPath: string): Promise<void> {
+    const path = this.pathOf(relPath);
+    try {
+      await rm(path, { force: true });
     } catch (err) {
       throw classifyWriteError(err, path);
     }
@@ -188,7 +241,7 @@ export async function sweepTemporaries(root: string, olderThanMs: number, now = 
     for (const entry of entries) {
       const path = join(dir, entry.name);
       if (entry.isDirectory() && depth < 8) await walk(path, depth + 1);
-      else if (entry.isFile() && /^\..+\.tmp-\d+-[0-9a-f]{8}$/.test(entry.name)) {
+      else if (entry.isFile() && TEMPORARY.test(entry.name)) {
         try {
           if (now - (await stat(path)).mtimeMs >= olderThanMs) {
             await rm(path, { force: true });

@@ -11,37 +11,18 @@
  *
  * Text tasks put the answer in `summary`; JSON tasks put the validated value in `data`.
  */
-import { createReadStream } from 'node:fs';
 import type { BlobStore } from '../store/blobs.ts';
 import type { SidecarChunk } from '../store/chunk-index.ts';
 import type { DocStore } from '../store/docs.ts';
 import type { DocRecord, UnitResult } from '../store/types.ts';
 import { count, missing, newTally, type Assembled, type Tally } from './assemble.ts';
 import type { OutputSink } from './atomic.ts';
+import { jsonLines, jsonlLine } from './lines.ts';
 
 interface Conversation {
   first: SidecarChunk;
   messageIds: Set<string>;
   results: UnitResult[];
-}
-
-/**
- * The sidecar's lines, split at '\n' only. JSON.stringify leaves U+2028 and U+2029 raw inside
- * strings (chat text pasted from PDFs and word processors has them), and readline ends a line
- * there too, which cut such a chunk's record in two.
- */
-async function* sidecarLines(path: string): AsyncGenerator<string> {
-  let rest: Buffer = Buffer.alloc(0);
-  for await (const piece of createReadStream(path) as AsyncIterable<Buffer>) {
-    const buf = rest.length > 0 ? Buffer.concat([rest, piece]) : piece;
-    let start = 0;
-    for (let nl = buf.indexOf(0x0a); nl !== -1; nl = buf.indexOf(0x0a, start)) {
-      yield buf.toString('utf8', start, nl);
-      start = nl + 1;
-    }
-    rest = buf.subarray(start);
-  }
-  if (rest.length > 0) yield rest.toString('utf8');
 }
 
 export async function writeChat(record: DocRecord, store: DocStore, blobs: BlobStore, sink: OutputSink, base: string): Promise<Assembled> {
@@ -52,7 +33,8 @@ export async function writeChat(record: DocRecord, store: DocStore, blobs: BlobS
   const chunkUnits = meta.feedUnits;
   const tally: Tally = newTally();
   const sidecar = await blobs.localPath(meta.blob);
-  const lines = sidecarLines(sidecar)[Symbol.asyncIterator]();
+  // Split at \n only: a message may hold U+2028, which readline would take for a line end.
+  const lines = jsonLines(sidecar);
   // Summary units follow the chunks, one per conversation of several chunks, in conversation order.
   let nextSummary = chunkUnits;
   let conversation: Conversation | null = null;
@@ -89,7 +71,7 @@ export async function writeChat(record: DocRecord, store: DocStore, blobs: BlobS
           ...answer(r),
           ...(unit < 0 && !perConversation ? { usage: { prompt_tokens: 0, completion_tokens: 0 } } : {}),
         };
-        await write(`${JSON.stringify(line)}\n`);
+        await write(jsonlLine(line));
         conversation = null;
       };
 
@@ -113,7 +95,7 @@ export async function writeChat(record: DocRecord, store: DocStore, blobs: BlobS
             create_time: chunk.create_time ?? null,
             ...answer(r),
           };
-          await write(`${JSON.stringify(line)}\n`);
+          await write(jsonlLine(line));
         }
         if (summaries) {
           if (chunk.chunk === 0) conversation = { first: chunk, messageIds: new Set(), results: [] };
@@ -127,6 +109,6 @@ export async function writeChat(record: DocRecord, store: DocStore, blobs: BlobS
     });
     return { file, tally };
   } finally {
-    await lines.return?.(undefined);
+    await lines.return(undefined);
   }
 }

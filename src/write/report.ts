@@ -4,6 +4,7 @@
  * unit results.
  */
 import type { DocKind, DocRecord } from '../store/types.ts';
+import { costPer1000Units, costUsd } from '../observe/cost.ts';
 import type { Tally, UnitFailure } from './assemble.ts';
 
 export interface Report {
@@ -47,8 +48,12 @@ export interface Report {
   /** Present when GPU_HOURLY_USD is set. */
   gpu_hourly_usd?: number;
   cost_usd?: number;
-  /** Cost per 1,000 pages (PDF) or chunks (chat). */
-  cost_per_1000_units?: number;
+  /**
+   * Cost per 1,000 units answered (pages, chunks): cost_usd over `completed`, so the engine time
+   * of failed units is paid for by the answered ones; null when none was answered. The same
+   * figure as `docbatch status` (observe/cost.ts).
+   */
+  cost_per_1000_units?: number | null;
   stats?: Record<string, unknown>;
 }
 
@@ -86,15 +91,12 @@ export function buildReport(record: DocRecord, parts: { outputs: string[]; tally
     ...(tally.renderers.size > 0 ? { renderers: sorted(tally.renderers), renderer_fallback_pages: tally.rendererFallbacks.map((u) => u + 1) } : {}),
   };
   if (parts.gpuHourlyUsd !== undefined) {
-    const cost = (engineSeconds / 3600) * parts.gpuHourlyUsd;
+    // As `docbatch status` computes them (observe/cost.ts): per 1,000 units answered.
+    const engineMs = Math.round(record.engineMs);
     report.gpu_hourly_usd = parts.gpuHourlyUsd;
-    report.cost_usd = round6(cost);
-    report.cost_per_1000_units = record.units > 0 ? round6((cost / record.units) * 1000) : 0;
+    report.cost_usd = costUsd(engineMs, parts.gpuHourlyUsd)!;
+    report.cost_per_1000_units = costPer1000Units(engineMs, tally.completed, parts.gpuHourlyUsd);
   }
   if (record.meta.stats) report.stats = record.meta.stats;
   return report;
-}
-
-function round6(x: number): number {
-  return Math.round(x * 1e6) / 1e6;
 }

@@ -108,6 +108,15 @@ export class S3Sink implements OutputSink {
     return s3Uri(this.bucket, Key);
   }
 
+  async remove(relPath: string): Promise<void> {
+    const Key = this.keyOf(relPath);
+    try {
+      await this.client.send(new (s3Sdk().DeleteObjectCommand)({ Bucket: this.bucket, Key }));
+    } catch (err) {
+      if (classifyS3Error(err) !== 'missing-key') throw this.failed(err, Key);
+    }
+  }
+
   async exists(location: string): Promise<boolean> {
     const { bucket, prefix: key } = parseS3Uri(location, 'output');
     try {

@@ -11,7 +11,8 @@ import { LocalSink, type OutputSink } from './atomic.ts';
 import { S3Sink } from './sink-s3.ts';
 
 /** `s3` gives the client for s3:// (a function, so that a folder never makes one). */
-export function openSink(config: Pick<Config, 'outDir' | 's3PartSizeMb' | 's3ForcePathStyle' | 's3MaxAttempts'>, s3: () => S3Client = () => s3ClientFor(config)): OutputSink {
-  if (!isS3Uri(config.outDir)) return new LocalSink(config.outDir);
+export function openSink(config: Pick<Config, 'outDir' | 's3PartSizeMb' | 's3ForcePathStyle' | 's3MaxAttempts' | 'lockDurationMs'>, s3: () => S3Client = () => s3ClientFor(config)): OutputSink {
+  // A temporary file untouched for a lock's duration: its writer lost the write job's lock.
+  if (!isS3Uri(config.outDir)) return new LocalSink(config.outDir, { leftoverAfterMs: config.lockDurationMs });
   return new S3Sink(s3(), parseS3Uri(config.outDir, 'OUT_DIR'), { partSizeBytes: config.s3PartSizeMb * 1024 * 1024 });
 }

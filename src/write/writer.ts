@@ -2,7 +2,8 @@
  * The writer process: consumes `write` jobs (one per finished document generation), assembles
  * the outputs into OUT_DIR, moves the results out of Redis into their archive, and marks the
  * document written; the last of a set of runs on several models also writes their comparison
- * (`X.compare.json`, compare.ts). Runs the reconciler and the collector (gc) on timers.
+ * (`X.compare.json`, compare.ts). Runs the reconciler, the collector (gc) and a sweep of the
+ * temporary files crashed writers left in OUT_DIR on timers.
  *
  * A write that fails is retried with backoff (the write job's attempts); one that cannot succeed
  * (a path outside OUT_DIR, a name the filesystem refuses) fails at once. Either way the document
@@ -168,12 +169,19 @@ export class DocumentWriter {
   async start(): Promise<void> {
     await this.parts.redis.ping();
     await this.reachStorage();
-    const removed = this.parts.sink.remote ? 0 : await sweepTemporaries(this.config.outDir, 60 * 60_000).catch(() => 0);
-    if (removed > 0) this.log.info({ removed }, 'removed temporary files left by crashed writers');
+    await this.sweepOutputs();
     void this.bull.run().catch((err: Error) => this.log.error({ err: err.message }, 'writer loop ended with an error'));
     this.every(this.options.reconcileIntervalMs ?? 30_000, Math.min(this.options.reconcileIntervalMs ?? 30_000, 2000), () => this.reconcile());
     this.every(this.options.gcIntervalMs ?? 3_600_000, 60_000, () => this.collect());
+    // Not only at start: a writer that runs for weeks collects what crashed writers left too.
+    this.every(this.options.gcIntervalMs ?? 3_600_000, this.options.gcIntervalMs ?? 3_600_000, () => this.sweepOutputs());
     this.log.info({ out: this.config.outDir }, 'writer started');
+  }
+
+  /** Removes temporary files in OUT_DIR older than an hour (writers that crashed mid-write). */
+  private async sweepOutputs(): Promise<void> {
+    const removed = this.parts.sink.remote ? 0 : await sweepTemporaries(this.config.outDir, 60 * 60_000).catch(() => 0);
+    if (removed > 0) this.log.info({ removed }, 'removed temporary files left by crashed writers');
   }
 
   /** Object storage that cannot be used (no bucket, credentials refused, no answer) stops the writer at start. */

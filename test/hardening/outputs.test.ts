@@ -4,7 +4,7 @@
  * say so) and `docbatch retry` writes it again, names are never shared, a new generation never
  * takes an older one's place, and leftovers are collected.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
@@ -50,6 +50,9 @@ describe('names', () => {
     for (const bad of ['..', '../sibling', '/srv', '/tmp/x', 'a/../../b']) {
       expect(() => outFolder(bad, '/srv/out'), bad).toThrow(/outside OUT_DIR/);
     }
+    // A folder name no filesystem takes is refused at enqueue, not after every page was answered.
+    expect(outFolder(`a/${'é'.repeat(127)}`, '/srv/out')).toBe(`a/${'é'.repeat(127)}`);
+    for (const long of ['x'.repeat(256), `a/${'é'.repeat(128)}/b`]) expect(() => outFolder(long, '/srv/out')).toThrow(/bytes long; filesystems take at most 255/);
   });
 
   it('the sink refuses a path or a linked folder leading outside its root', async () => {
@@ -98,6 +101,39 @@ describe('hostile names through the pipeline', () => {
     // Two that both became "document" did not share files.
     expect(files.filter((f) => f.startsWith('document')).length).toBe(4);
   }, 90_000);
+
+  it('names that differ only by case never share a file on a case-insensitive filesystem (macOS, Windows, SMB)', async () => {
+    p = await startPipeline({ file: import.meta.filename });
+    const inputs = join(p.dir, 'in');
+    for (const d of ['a', 'b', 'c']) mkdirSync(join(inputs, d), { recursive: true });
+    writeFileSync(join(inputs, 'a', 'Report.pdf'), numberedPdf(1, 31));
+    writeFileSync(join(inputs, 'b', 'report.pdf'), numberedPdf(2, 32));
+    writeFileSync(join(inputs, 'c', 'REPORT.pdf'), numberedPdf(3, 33));
+    // Two in one command, then one more in another command.
+    const one = await p.enqueue([join(inputs, 'a', 'Report.pdf'), join(inputs, 'b', 'report.pdf')]);
+    const two = await p.enqueue([join(inputs, 'c', 'REPORT.pdf')]);
+    const ids = acceptedIds([...one, ...two]);
+    await p.wait(ids);
+    const names = [...one, ...two].map((o) => o.runs![0]!.name);
+    // On a case-insensitive filesystem Report.md and report.md are one file: each output must differ by more than case.
+    expect(new Set(names.map((n) => n.toLowerCase())).size).toBe(3);
+    // The two of one command both take the hash suffix, whichever is read first.
+    expect(names[0]).toMatch(/^Report-[0-9a-f]{8}$/);
+    expect(names[1]).toMatch(/^report-[0-9a-f]{8}$/);
+    const files = tree(p.config.outDir);
+    expect(new Set(files.map((f) => f.toLowerCase())).size).toBe(6);
+    for (const [i, name] of names.entries()) expect(parsePages(readFileSync(join(p.config.outDir, `${name}.md`), 'utf8')).size).toBe(i + 1);
+
+    // --out folders that differ only by case are one folder there too.
+    const pdf = join(inputs, 'c', 'minutes.pdf');
+    const other = join(inputs, 'a', 'minutes.pdf');
+    writeFileSync(pdf, numberedPdf(1, 34));
+    writeFileSync(other, numberedPdf(2, 35));
+    const upper = await p.enqueue([pdf], { out: 'Runs' });
+    const lower = await p.enqueue([other], { out: 'runs' });
+    await p.wait(acceptedIds([...upper, ...lower]));
+    expect(upper[0]!.runs![0]!.name.toLowerCase()).not.toBe(lower[0]!.runs![0]!.name.toLowerCase());
+  }, 90_000);
 });
 
 describe('a write that cannot succeed', () => {
@@ -117,6 +153,11 @@ describe('a write that cannot succeed', () => {
     expect(record).toMatchObject({ state: 'failed', done: 3, writeError: { code: 'WRITE_FAILED' } });
     const status = await runCli(['status', '--json'], env);
     expect(status.stdout).toContain('"state":"failed"');
+    // ... and why, as the dashboard does: a failed document with no failed unit says what failed.
+    const line = JSON.parse(status.stdout.split('\n')[0]!) as { write_error: { code: string; message: string } | null };
+    expect(line.write_error).toMatchObject({ code: 'WRITE_FAILED', message: expect.stringMatching(/EEXIST|ENOTDIR/) });
+    const text = await runCli(['status'], env);
+    expect(text.stdout).toMatch(new RegExp(`${docId}  write failed: WRITE_FAILED: .*(EEXIST|ENOTDIR).* \\(docbatch retry ${docId} writes it again\\)`));
 
     // Enqueueing it again does not pretend: it writes again (and fails again while blocked).
     rmSync(join(p.config.outDir, 'blocked'));
@@ -280,6 +321,31 @@ describe('the same document into another --out folder', () => {
 });
 
 describe('leftovers', () => {
+  it('a writer killed mid-write leaves no temporary file once the document is written again', async () => {
+    p = await startPipeline({ file: import.meta.filename, config: { lockDurationMs: 2000 } });
+    const pdf = join(p.dir, 'killed.pdf');
+    writeFileSync(pdf, numberedPdf(2));
+    // What a writer SIGKILLed inside the write of killed.md leaves (its job is then taken over by
+    // the next writer once its lock expired): a partial temporary file, untouched since.
+    mkdirSync(p.config.outDir, { recursive: true });
+    const dead = join(p.config.outDir, '.killed.md.tmp-99999-0badcafe');
+    writeFileSync(dead, '<!-- page 1 -->\nhalf a pa');
+    const past = new Date(Date.now() - 5000);
+    utimesSync(dead, past, past);
+    // A temporary of another output, and one being written right now, are not this write's to remove.
+    const other = join(p.config.outDir, '.other.md.tmp-99999-0badcafe');
+    writeFileSync(other, 'x');
+    utimesSync(other, past, past);
+    const live = join(p.config.outDir, '.killed.md.tmp-99998-1badcafe');
+    writeFileSync(live, 'still being written');
+    const writing = setInterval(() => appendFileSync(live, '.'), 100);
+    const [docId] = acceptedIds(await p.enqueue([pdf]));
+    await p.wait([docId!]).finally(() => clearInterval(writing));
+    expect(tree(p.config.outDir)).toEqual(['.killed.md.tmp-99998-1badcafe', '.other.md.tmp-99999-0badcafe', 'killed.md', 'killed.report.json']);
+    expect(parsePages(readFileSync(join(p.config.outDir, 'killed.md'), 'utf8')).size).toBe(2);
+    expect(existsSync(live)).toBe(true);
+  }, 60_000);
+
   it("the writer removes temporary files of crashed writers; gc removes what expired documents leave", async () => {
     p = await startPipeline({ file: import.meta.filename });
     const pdf = join(p.dir, 'old.pdf');

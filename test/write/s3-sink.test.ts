@@ -44,6 +44,11 @@ describe('S3Sink', () => {
     expect(await out.exists('s3://outputs/run/out/book.md')).toBe(true);
     expect(await out.exists('s3://outputs/run/out/none.md')).toBe(false);
     expect(sink('').locationOf('x.md')).toBe('s3://outputs/x.md');
+    // An output a new run supersedes without writing it again goes; one that is not there is no error.
+    await out.remove('book.md');
+    expect(await out.exists('s3://outputs/run/out/book.md')).toBe(false);
+    await out.remove('book.md');
+    await expect(out.remove('../elsewhere.md')).rejects.toThrow(/outside OUT_DIR/);
   });
 
   it('a large output goes up as a multipart upload, byte for byte', async () => {
