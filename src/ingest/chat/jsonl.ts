@@ -31,16 +31,26 @@ export function readJsonlConversation(value: unknown, skips: SkipCounter, line: 
   return { id, title, createTime, messages };
 }
 
-/** `tool_calls: [{function: {name, arguments}}]` and `function_call: {name, arguments}`, in order. */
+/**
+ * `tool_calls: [{function: {name, arguments}}]` and `function_call: {name, arguments}`, in order.
+ * A call of another type (`{type: "code_interpreter", code_interpreter: {...}}`) is shown by its
+ * type and payload: these fields are optional, and a shape we do not know never refuses an export.
+ */
 function renderCalls(msg: Record<string, unknown>, at: string): string[] {
   const calls: Array<{ call: unknown; field: string }> = [];
   const list = msg['tool_calls'];
   if (list !== undefined && list !== null) {
-    expectArray(list, `${at}.tool_calls`).forEach((call, k) => calls.push({ call: expectObject(call, `${at}.tool_calls[${k}]`)['function'], field: `${at}.tool_calls[${k}].function` }));
+    expectArray(list, `${at}.tool_calls`).forEach((call, k) => {
+      const entry = expectObject(call, `${at}.tool_calls[${k}]`);
+      const type = typeof entry['type'] === 'string' && entry['type'] !== '' ? entry['type'] : 'function';
+      const payload = entry['function'] ?? entry[type];
+      const fn = payload !== null && typeof payload === 'object' && !Array.isArray(payload) ? (payload as Record<string, unknown>) : {};
+      calls.push({ call: entry['function'] !== undefined ? entry['function'] : { name: typeof fn['name'] === 'string' ? fn['name'] : type, arguments: payload ?? '' }, field: `${at}.tool_calls[${k}].function` });
+    });
   }
   if (msg['function_call'] !== undefined && msg['function_call'] !== null) calls.push({ call: msg['function_call'], field: `${at}.function_call` });
   return calls.map(({ call, field }) => {
-    const fn = expectObject(call, field);
+    const fn = call !== null && typeof call === 'object' && !Array.isArray(call) ? (call as Record<string, unknown>) : expectObject(call, field);
     const name = typeof fn['name'] === 'string' && fn['name'] !== '' ? fn['name'] : 'function';
     const args = fn['arguments'];
     const shown = typeof args === 'string' ? args : args === undefined || args === null ? '' : JSON.stringify(args);

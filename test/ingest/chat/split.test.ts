@@ -220,4 +220,15 @@ describe('splitExport: the sidecar', () => {
     );
     expect(result.skipped).toEqual({});
   });
+
+  it('JSONL: a tool call of another type than function is shown by its type, not a reason to refuse the export', async () => {
+    const line = { messages: [
+      { role: 'user', content: 'Plot it.' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'code_interpreter', code_interpreter: { input: 'plot(x)' } }] },
+      { role: 'assistant', content: 'Done.' },
+    ] };
+    const { records } = await splitFile(writeBytes(tmp.dir, 'other-tools.jsonl', `${JSON.stringify(line)}\n${JSON.stringify({ messages: [{ role: 'user', content: 'Next.' }] })}\n`));
+    expect(records).toHaveLength(2);
+    expect(records[0]?.text).toBe('user: Plot it.\n\nassistant: [tool call: code_interpreter]\n{"input":"plot(x)"}\n\nassistant: Done.');
+  });
 });
