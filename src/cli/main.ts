@@ -6,7 +6,7 @@
  * not written, and the verb finishes as usual.
  */
 import { Command, CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isRedisConnectionError, redisFullProblem } from '../../queues/redis-link.ts';
 import { DocbatchError } from '../errors.ts';
 import type { PdfInspector } from '../ingest/pdf.ts';
@@ -39,16 +39,28 @@ interface EarlyStart {
 }
 
 /**
- * `enqueue` (not its help) gets its PDF inspection child started first: the child's start-up
- * (Node, then PDFium's wasm: ~0.3 s) then overlaps the verb's own module loading instead of
- * following it, and the first page is queued that much sooner. The verb closes it when done.
+ * `enqueue` (not its help) of inputs that may hold PDFs (a `.pdf` or a local folder) gets its PDF
+ * inspection child started first: the child's start-up (Node, then PDFium's wasm: ~0.3 s) then
+ * overlaps the verb's own module loading instead of following it, and the first page is queued
+ * that much sooner. Chat exports alone would only pay for it (the two start-ups share the cores),
+ * so other inputs start the child when a PDF turns up, as before. The verb closes it when done.
  */
 async function startEarly(argv: string[]): Promise<EarlyStart> {
   if (argv[0] !== 'enqueue' || argv.includes('--help') || argv.includes('-h')) return {};
+  const mayHoldPdfs = argv.slice(1).some((arg) => !arg.startsWith('-') && (/\.pdf$/i.test(arg) || isFolder(arg)));
+  if (!mayHoldPdfs) return {};
   const { PdfInspector } = await import('../ingest/pdf.ts');
   const inspector = new PdfInspector();
   inspector.warm();
   return { inspector };
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
+  } catch {
+    return false; // the verb says what is wrong with it
+  }
 }
 
 /** The command line: with `verb` (a known one), only that verb is loaded; otherwise all (help, errors). */

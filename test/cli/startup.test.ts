@@ -45,11 +45,12 @@ it('enqueue loads no package it needs only for some inputs or tasks', () => {
   for (const lazy of ['@aws-sdk', 'sharp', 'ajv', 'ajv-formats', 'yaml', '@hyzyla/pdfium', 'pdfjs-dist']) expect(loaded).not.toContain(lazy);
 });
 
-it('enqueue forks its PDF inspection child before it loads its own modules, uses that one child, and closes it', async () => {
+it('enqueue of a PDF forks its inspection child before it loads its own modules, uses that one child, and closes it; a chat export forks none', async () => {
   const prefix = uniquePrefix('startup-early-inspector');
   const blobs = join(tmp.dir, 'blobs');
   mkdirSync(blobs);
   const script = join(tmp.dir, 'early.mjs');
+  writeFileSync(join(tmp.dir, 'chat.jsonl'), `${JSON.stringify({ messages: [{ role: 'user', content: 'Hello there.' }, { role: 'assistant', content: 'Hi.' }] })}\n`);
   // Records, in order, each fork and the first time bullmq is asked for; then runs the CLI's main.
   writeFileSync(
     script,
@@ -74,6 +75,10 @@ syncBuiltinESMExports();
 const { main } = await import(${JSON.stringify(join(import.meta.dirname, '../../src/cli/main.ts'))});
 const code = await main(['enqueue', '--json', ${JSON.stringify(corpusFile('rotation.pdf'))}]);
 const exited = children.map((c) => c.exitCode !== null || c.signalCode !== null);
+// A chat export alone has no use for the child: none is started.
+const forksBefore = events.length;
+const chatCode = await main(['enqueue', '--json', ${JSON.stringify(join(tmp.dir, 'chat.jsonl'))}]);
+events.push(...(chatCode === 0 && events.length === forksBefore ? ['chat: no fork'] : ['chat: ' + chatCode + ' ' + events.slice(forksBefore).join(',')]));
 (await import('node:fs')).writeFileSync(${JSON.stringify(join(tmp.dir, 'early.json'))}, JSON.stringify({ code, events, exited }));
 process.exit(0);
 `,
@@ -87,7 +92,7 @@ process.exit(0);
     expect(run.stdout).toContain('"outcome":"enqueued"');
     const result = JSON.parse(readFileSync(join(tmp.dir, 'early.json'), 'utf8')) as { code: number; events: string[]; exited: boolean[] };
     expect(result.code).toBe(0);
-    expect(result.events).toEqual(['fork inspect', 'bullmq']);
+    expect(result.events).toEqual(['fork inspect', 'bullmq', 'chat: no fork']);
     expect(result.exited).toEqual([true]);
   } finally {
     await deletePrefix(prefix);
