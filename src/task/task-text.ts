@@ -29,8 +29,8 @@ export function readText(path: string, what: string, where: Where = { file: path
   }
 }
 
-// The YAML parser (CommonJS for Node) loads on first use: ~20 ms a command without a YAML task
-// file does not pay.
+// The YAML parser (CommonJS for Node) loads on first use: ~20 ms a command without a task or
+// schema file does not pay (JSON files are read with it too, for their repeated keys).
 const require = createRequire(import.meta.url);
 let yamlModule: typeof import('yaml') | undefined;
 const yaml = () => (yamlModule ??= require('yaml') as typeof import('yaml'));
@@ -69,7 +69,14 @@ export function refuseDuplicateKeys(text: string, where: Where, what = 'the file
   const duplicate = doc.errors.find((e) => e.code === 'DUPLICATE_KEY');
   if (!duplicate) return;
   const line = duplicate.linePos?.[0]?.line;
-  throw invalid(`${what} has a key written twice in one object (JSON would keep only the last)`, { ...where, ...(where.line === undefined && !where.field ? { line } : {}) });
+  const quoted = /^\s*("(?:[^"\\]|\\.)*")/.exec(text.slice(duplicate.pos[0]))?.[1];
+  let key = '';
+  try {
+    key = quoted ? ` ${JSON.stringify(JSON.parse(quoted))}` : '';
+  } catch {
+    // not a JSON string where the parser points: the line says enough
+  }
+  throw invalid(`${what} has the key${key} written twice in one object (JSON would keep only the last)`, { ...where, ...(where.line === undefined && !where.field ? { line } : {}) });
 }
 
 /**

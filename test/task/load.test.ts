@@ -120,11 +120,11 @@ describe('task files', () => {
     expect(failure(() => loadTaskFile(file('l2.json', '{\n  "prompt": "hi",\n  "sampling": {\n    "top_p": 0\n  }\n}')))).toMatch(/l2\.json: line 4: field sampling\.top_p: TASK_INVALID: /);
     expect(failure(() => loadTaskFile(file('l3.yaml', 'prompt: hi\nsampling:\n  stop: [END, ""]\n')))).toMatch(/l3\.yaml: line 3: field sampling\.stop\.1: TASK_INVALID: /);
     // JSON.parse would keep the second prompt and drop the first without a word.
-    expect(failure(() => loadTaskFile(file('d1.json', '{\n  "prompt": "Summarize.",\n  "unit": "page",\n  "prompt": "Transcribe."\n}')))).toMatch(/d1\.json: line 4: TASK_INVALID: the file has a key written twice in one object/);
+    expect(failure(() => loadTaskFile(file('d1.json', '{\n  "prompt": "Summarize.",\n  "unit": "page",\n  "prompt": "Transcribe."\n}')))).toMatch(/d1\.json: line 4: TASK_INVALID: the file has the key "prompt" written twice in one object/);
     expect(failure(() => loadTaskFile(file('d2.yaml', 'prompt: a\nprompt: b\n')))).toMatch(/d2\.yaml: line 2: TASK_INVALID: not valid YAML: Map keys must be unique/);
     const schema = file('d3.json', '{"type": "object",\n "required": ["a"],\n "properties": {"a": {"type": "string"}},\n "required": ["b"]}');
-    expect(failure(() => loadTaskFile(file('d3.yaml', 'prompt: hi\noutput: { schema: d3.json }\n')))).toContain(`d3.yaml: line 2: field output.schema: TASK_INVALID: the schema (${schema}) has a key written twice`);
-    expect(failure(() => resolveTask({ schema }, 'pdf'))).toMatch(/d3\.json: line 4: TASK_INVALID: the schema has a key written twice/);
+    expect(failure(() => loadTaskFile(file('d3.yaml', 'prompt: hi\noutput: { schema: d3.json }\n')))).toContain(`d3.yaml: line 2: field output.schema: TASK_INVALID: the schema (${schema}) has the key "required" written twice`);
+    expect(failure(() => resolveTask({ schema }, 'pdf'))).toMatch(/d3\.json: line 4: TASK_INVALID: the schema has the key "required" written twice/);
   });
 
   it('YAML anchors and merge keys work; top-level x- fields hold what they merge from', () => {
