@@ -79,13 +79,17 @@ export class Producer {
 
     if (existing && !options.force) {
       if (existing.units !== meta.units || existing.meta.blob !== meta.blob) {
+        // Finished under what it was read into then: nothing to redo (a daily `enqueue exports/`
+        // goes on working across an upgrade that reads exports differently).
+        if (existing.state === 'written' && existing.meta.outSub === meta.outSub && (await this.outputsPresent(existing)) !== false) return report(existing, 'done', existing.units);
+        const finished = existing.state === 'written' || existing.state === 'failed';
         // A chat run's id already holds its content and every chunk setting: the same id with
         // other chunks is the export read or cut differently (a docbatch upgrade), not "other settings".
         const why =
           meta.kind === 'chat'
             ? `and it reads into other chunks now (${existing.units} units, now ${meta.units}: a docbatch upgrade changed how chat exports are read or cut)`
             : `with other settings (${existing.units} units, now ${meta.units})`;
-        throw new InputError('DOC_CONFLICT', `this content was enqueued before as ${meta.docId} ${why}; let it finish, or redo it with --force`, { place: { file: meta.source } });
+        throw new InputError('DOC_CONFLICT', `this content was enqueued before as ${meta.docId} ${why}; ${finished ? 'redo it with --force' : 'let it finish, or redo it with --force'}`, { place: { file: meta.source } });
       }
       if (existing.state === 'written' || existing.state === 'failed' || existing.state === 'complete') {
         // Asked for in another --out folder: written again there from its results (a document

@@ -36,3 +36,25 @@ it('enqueued again: resumed, same units; split differently by an older docbatch:
     `this content was enqueued before as ${docId} and it reads into other chunks now (1 units, now 1: a docbatch upgrade changed how chat exports are read or cut); let it finish, or redo it with --force`,
   );
 });
+
+it('written before an upgrade that reads it into other chunks: done, not DOC_CONFLICT; unfinished or failed: the message fits', async () => {
+  await p.startWorker();
+  const t = new ChatgptTree();
+  const ids = t.chain(t.rootId, ['good morning', 'morning', 'see you']);
+  const file = join(p.dir, 'written.json');
+  writeFileSync(file, JSON.stringify([t.build({ id: 'c2', current_node: ids.at(-1)! })]));
+  const [first] = await p.enqueue([file]);
+  const [docId] = acceptedIds([first!]);
+  await p.wait([docId!], 60_000);
+  const record = await p.store.get(docId!);
+  expect(record!.state).toBe('written');
+  await p.store.redis.hset(p.store.docKey(docId!), 'meta', JSON.stringify({ ...record!.meta, blob: 'e'.repeat(64) }));
+  const [again] = await p.enqueue([file]);
+  expect(again!.error).toBeUndefined();
+  expect(again!.runs?.map((r) => [r.docId, r.outcome])).toEqual([[docId, 'done']]);
+  // Failed (its write): nothing left to finish, so the message does not say "let it finish".
+  await p.store.redis.hset(p.store.docKey(docId!), 'state', 'failed');
+  const [failed] = await p.enqueue([file]);
+  expect(failed!.error?.code).toBe('DOC_CONFLICT');
+  expect(failed!.error?.message).toMatch(/a docbatch upgrade changed how chat exports are read or cut\); redo it with --force$/);
+}, 90_000);
