@@ -114,7 +114,7 @@ export const ERROR_CODES = {
   REDIS_UNREACHABLE: { action: 'usage', summary: 'Redis does not answer at REDIS_URL: nothing listens there, the host is unknown, no answer in time, or what answers is not Redis (the message says which, with the URL, password masked). Every verb checks before it starts and exits 2; a running worker, writer or dashboard says it once when Redis goes away and once when it is back.' },
 
   // ---- the operator's view (issue 14): Redis connections said in one line ----
-  REDIS_FULL: { action: 'usage', summary: "Redis refused a write because it reached its `maxmemory` (policy noeviction): raise maxmemory, or let the writer finish documents (written ones leave Redis) and run `docbatch gc`. A verb says so in one line and exits 2; a worker stops taking units (its `/health` fails), says so once, and takes work again once Redis accepts writes." },
+  REDIS_FULL: { action: 'usage', summary: "Redis refused a write because it reached its `maxmemory` (policy noeviction): raise maxmemory, or let the writer finish documents (written ones leave Redis) and run `docbatch gc`. A verb says so in one line and exits 2; a worker stops taking units (its `/health` fails; `status` cannot show it, the heartbeat being a write), says so once, and takes work again once Redis accepts writes. Units already at the engine then cannot record their answers: each is logged, retried later and uses one of its attempts." },
   REDIS_AUTH_FAILED: { action: 'usage', summary: 'Redis refused the user or password in REDIS_URL (WRONGPASS), wants one the URL does not give (NOAUTH), or the ACL user lacks a permission (NOPERM). A long-running process says so once and keeps retrying.' },
 
 
