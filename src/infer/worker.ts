@@ -380,22 +380,27 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
    * A unit whose lock expired (Redis away longer than LOCK_DURATION_MS, or the event loop
    * stalled): its request is aborted and BullMQ's stalled check gives it back to the queue.
    * BullMQ reports each such unit two or three times; after an outage that is every unit in
-   * flight at once. Said in one warning per burst (2 s without another), with how many units.
+   * flight at once. Said in one warning for each 2 s with losses (the first 2 s after the first
+   * loss, however long losses go on), with how many units; what is pending is said on close.
    */
   private noteLostLock(jobId: string, detail?: string): void {
     if (detail) this.log.debug({ job: jobId, err: detail }, 'lost lock reported');
     this.lostLocks.add(jobId);
-    if (this.lostLocksTimer) clearTimeout(this.lostLocksTimer);
-    this.lostLocksTimer = setTimeout(() => {
-      this.lostLocksTimer = null;
-      const jobs = [...this.lostLocks];
-      this.lostLocks.clear();
-      this.log.warn(
-        { code: 'ABORTED', units: jobs.length, jobs: jobs.slice(0, 5) },
-        `lost the lock of ${jobs.length} unit${jobs.length === 1 ? '' : 's'} (Redis away longer than LOCK_DURATION_MS, or this process stalled): requests aborted; the stalled check returns them to the queue`,
-      );
-    }, 2000);
+    if (this.lostLocksTimer) return;
+    this.lostLocksTimer = setTimeout(() => this.sayLostLocks(), 2000);
     this.lostLocksTimer.unref();
+  }
+
+  private sayLostLocks(): void {
+    if (this.lostLocksTimer) clearTimeout(this.lostLocksTimer);
+    this.lostLocksTimer = null;
+    const jobs = [...this.lostLocks];
+    this.lostLocks.clear();
+    if (jobs.length === 0) return;
+    this.log.warn(
+      { code: 'ABORTED', units: jobs.length, jobs: jobs.slice(0, 5) },
+      `lost the lock of ${jobs.length} unit${jobs.length === 1 ? '' : 's'} (Redis away longer than LOCK_DURATION_MS, or this process stalled): requests aborted; the stalled check returns them to the queue`,
+    );
   }
 
   /**
@@ -602,6 +607,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       await step('close infer queues', () => this.parts.closeQueues());
       this.parts.redis.disconnect();
       this.parts.bullRedis.disconnect();
+      this.sayLostLocks(); // before 'worker stopped', never after it
       if (errors.length > 0) throw new AggregateError(errors, 'worker stopped with errors');
       this.log.info('worker stopped');
     })();
