@@ -5,7 +5,8 @@
  */
 import { Command } from 'commander';
 import { DocbatchError } from '../errors.ts';
-import { existingDir, fraction, nonNegative, printProblems } from './eval-options.ts';
+import { existingDir, printProblems } from './eval-options.ts';
+import { fraction, nonNegative } from './number-options.ts';
 
 export function compareCommand(): Command {
   return new Command('compare')

@@ -5,7 +5,8 @@
  */
 import { Command } from 'commander';
 import { DocbatchError } from '../errors.ts';
-import { existingDir, nonNegative, printProblems } from './eval-options.ts';
+import { existingDir, printProblems } from './eval-options.ts';
+import { nonNegative } from './number-options.ts';
 
 export function evalCommand(): Command {
   return new Command('eval')

@@ -6,7 +6,8 @@
  * line per model when there are several, and what is wrong with any worker (its engine down,
  * unhealthy, paused, silent).
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { wholeNumber } from './number-options.ts';
 import { connectRedis } from '../../queues/connect.ts';
 import { progressLine } from '../observe/bar.ts';
 import { byModel, formatDuration, formatRate, readProgress, totalsOf, type DocProgress, type Totals } from '../observe/progress.ts';
@@ -66,18 +67,6 @@ export function statusCommand(): Command {
       redis.disconnect();
     }
   });
-}
-
-/**
- * A commander parser for a whole number ≥ 1: `--limit 0` or `-1` would be Redis's "to the end"
- * (every document), and `abc` a Redis error, so they are usage errors (exit 2).
- */
-function wholeNumber(flag: string): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} must be a whole number from 1, not ${JSON.stringify(value)}.`);
-    return n;
-  };
 }
 
 /** Cost and cost per 1,000 units answered (null: no GPU_HOURLY_USD, or nothing answered). */
