@@ -47,15 +47,34 @@ describe('engine faults', () => {
     const warnings: string[] = [];
     const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
     process.on('warning', onWarning);
+    // The window's size every 50 ms once the engine has died: where it settled.
+    const after: number[] = [];
+    const watch = setInterval(() => {
+      if (p!.engine.stats().deaths > 0) after.push(p!.worker!.engine.window.size);
+    }, 50);
     const ids = acceptedIds(await p.enqueue([pdfFile(p.dir, 'book', 120)]));
-    await p.wait(ids, 120_000).finally(() => process.off('warning', onWarning));
+    await p.wait(ids, 120_000).finally(() => {
+      process.off('warning', onWarning);
+      clearInterval(watch);
+    });
     const failures = checkPages(readFileSync(join(p.config.outDir, 'book.md'), 'utf8'), 120);
     expect(failures).toEqual([]);
     expect(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning'))).toEqual([]);
     const deaths = p.engine.stats().deaths;
     expect(deaths).toBeGreaterThanOrEqual(1);
     expect(deaths).toBeLessThanOrEqual(8);
-    expect(p.worker!.engine.window.size).toBeLessThanOrEqual(6);
+    // Settled: from the first death on, the window spent most of its time at or under 6. At the
+    // end it is there too, unless the backoff clock has just stepped onto the remembered failing
+    // size (7) after its hold: the one probe it makes, which a slow machine may reach before the
+    // last page and whose death the run may end too soon to see.
+    expect(after.length).toBeGreaterThan(20);
+    const over = after.filter((size) => size > 6).length / after.length;
+    expect(over).toBeLessThan(0.25);
+    const end = p.worker!.engine.window.snapshot();
+    if (end.size > 6) {
+      expect(end).toMatchObject({ size: 7, ceiling: 7, state: 'backoff' });
+      expect(end.lastChange?.reason).toBe('clean interval: probing the ceiling');
+    }
 
     // The limit lifted: the window grows back past it.
     p.engine.setFaults({ oomAtConcurrentImages: null });
