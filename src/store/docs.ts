@@ -32,7 +32,8 @@ interface ScriptedRedis extends Redis {
 
 /**
  * KEYS doc hash, results hash, active zset, names hash; ARGV gen, state, outSub and name it must
- * have, the new meta JSON, now (ms), doc id, the new `folder/name` field. 1: moved and complete;
+ * have, the new meta JSON, now (ms), doc id, the new name's field and its legacy spelling
+ * (nameFields). 1: moved and complete;
  * 0: the record is not as expected, or the new name is another document's. The name is claimed
  * again here: a claim released meanwhile (another mover's failure) is not left unheld.
  */
@@ -42,6 +43,7 @@ if h[1] ~= ARGV[1] or h[2] ~= ARGV[2] or not h[3] then return 0 end
 local m = cjson.decode(h[3])
 if m['outSub'] ~= ARGV[3] or m['name'] ~= ARGV[4] then return 0 end
 local holder = redis.call('HGET', KEYS[4], ARGV[8])
+if not holder and ARGV[9] ~= ARGV[8] then holder = redis.call('HGET', KEYS[4], ARGV[9]) end
 if holder and holder ~= ARGV[7] then return 0 end
 redis.call('HSET', KEYS[4], ARGV[8], ARGV[7])
 redis.call('HSET', KEYS[1], 'meta', ARGV[5], 'state', 'complete')
@@ -53,18 +55,21 @@ redis.call('ZADD', KEYS[3], ARGV[6], ARGV[7])
 return 1`;
 
 /**
- * KEYS names hash, doc hash; ARGV `folder/name` field, doc id, folder, name. Gives a name back:
- * only if this document holds it and its record does not name it (another mover may have moved
- * it there since). 1 released, 0 kept.
+ * KEYS names hash, doc hash; ARGV the name's field, doc id, folder, name, the field's legacy
+ * spelling (nameFields). Gives a name back: only if this document holds it and its record does
+ * not name it (another mover may have moved it there since). 1 released, 0 kept.
  */
 const RELEASE_NAME_LUA = `
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+local folded = redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2]
+local legacy = ARGV[5] ~= ARGV[1] and redis.call('HGET', KEYS[1], ARGV[5]) == ARGV[2]
+if not folded and not legacy then return 0 end
 local meta = redis.call('HGET', KEYS[2], 'meta')
 if meta then
   local m = cjson.decode(meta)
   if m['outSub'] == ARGV[3] and m['name'] == ARGV[4] then return 0 end
 end
-redis.call('HDEL', KEYS[1], ARGV[1])
+if folded then redis.call('HDEL', KEYS[1], ARGV[1]) end
+if legacy then redis.call('HDEL', KEYS[1], ARGV[5]) end
 return 1`;
 
 /**
@@ -76,15 +81,30 @@ export function nameField(dir: string, name: string, kind = ''): string {
   return `${dir}/${name}${kind}`.normalize('NFC').toLowerCase();
 }
 
+/**
+ * The name's field, and the field as versions before case folding wrote it (`folder/Name` as
+ * typed; the same string when the name has no capitals). A Redis kept through an upgrade holds
+ * such claims for RETENTION_DAYS: they are read as claims too, or a new document would win a
+ * name an older one still writes to.
+ */
+function nameFields(dir: string, name: string, kind = ''): [folded: string, legacy: string] {
+  return [nameField(dir, name, kind), `${dir}/${name}${kind}`];
+}
+
 /** How long a claimed name waits for its document's record before gc may take it back. */
 export const CLAIM_MS = 3_600_000;
 
 /**
- * KEYS names hash, doc hash, claim key; ARGV field, doc id, claim ms. 2: the field is now this
- * document's, 1: it was already; a document without a record yet is marked as claiming. 0: another's.
+ * KEYS names hash, doc hash, claim key; ARGV field, doc id, claim ms, the field's legacy spelling
+ * (nameFields). 2: the field is now this document's, 1: it was already (a legacy claim of it is
+ * carried over to the field); a document without a record yet is marked as claiming. 0: another's.
  */
 const CLAIM_LUA = `
 local holder = redis.call('HGET', KEYS[1], ARGV[1])
+if not holder and ARGV[4] ~= ARGV[1] then
+  holder = redis.call('HGET', KEYS[1], ARGV[4])
+  if holder == ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+end
 if holder and holder ~= ARGV[2] then return 0 end
 if not holder then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[3], '1', 'PX', ARGV[3]) end
@@ -360,7 +380,7 @@ export class DocStore {
       JSON.stringify(meta),
       Date.now(),
       docId,
-      nameField(meta.outSub, meta.name),
+      ...nameFields(meta.outSub, meta.name),
     );
     return moved === 1;
   }
@@ -416,7 +436,8 @@ export class DocStore {
   async claim(dir: string, name: string, docId: string, sha256: string, kind = ''): Promise<{ name: string; fresh: boolean }> {
     const candidates = [name, `${name}-${sha256.slice(0, 8)}`, `${name}-${docId.slice(1, 13)}`, `${name}-${docId}`];
     for (const candidate of candidates) {
-      const won = await this.redis.eval(CLAIM_LUA, 3, this.namesKey, this.docKey(docId), this.claimKey(docId), nameField(dir, candidate, kind), docId, CLAIM_MS);
+      const [field, legacy] = nameFields(dir, candidate, kind);
+      const won = await this.redis.eval(CLAIM_LUA, 3, this.namesKey, this.docKey(docId), this.claimKey(docId), field, docId, CLAIM_MS, legacy);
       if (won === 1 || won === 2) return { name: candidate, fresh: won === 2 };
     }
     throw new Error(`no free output name for ${docId} in ${JSON.stringify(dir)}`);
@@ -424,7 +445,8 @@ export class DocStore {
 
   /** Gives back a name claimed for a move that did not happen, unless the record names it by now. */
   async releaseName(dir: string, name: string, docId: string): Promise<boolean> {
-    return (await this.redis.eval(RELEASE_NAME_LUA, 2, this.namesKey, this.docKey(docId), nameField(dir, name), docId, dir, name)) === 1;
+    const [field, legacy] = nameFields(dir, name);
+    return (await this.redis.eval(RELEASE_NAME_LUA, 2, this.namesKey, this.docKey(docId), field, docId, dir, name, legacy)) === 1;
   }
 
   /** Set while a producer holds a name for a document it has not registered yet. */

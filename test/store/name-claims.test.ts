@@ -1,0 +1,52 @@
+/**
+ * Output name claims (DocStore.claim, releaseName, moveOutputs) against a real Redis. Names are
+ * held case-folded (`nameField`), since `Report.md` and `report.md` are one file on macOS,
+ * Windows and SMB shares. Claims written before that (the raw `folder/Name` field, as a Redis
+ * kept through an upgrade still holds for RETENTION_DAYS) must keep their documents' names.
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DocStore, nameField } from '../../src/store/docs.ts';
+import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
+
+const prefix = uniquePrefix(import.meta.filename);
+let redis: Redis;
+let store: DocStore;
+const sha = 'ab'.repeat(32);
+
+beforeAll(() => {
+  redis = new Redis(TEST_REDIS_URL);
+  store = new DocStore(redis, prefix);
+});
+
+afterAll(async () => {
+  redis.disconnect();
+  await deletePrefix(prefix);
+});
+
+describe('output name claims', () => {
+  it('names that differ only by case are one name', async () => {
+    expect(await store.claimName('a', 'Report', 'Dfirst', sha)).toBe('Report');
+    expect(await store.claimName('a', 'REPORT', 'Dsecond', 'cd'.repeat(32))).toBe('REPORT-cdcdcdcd');
+    expect(await store.claimName('a', 'report', 'Dfirst', sha)).toBe('report');
+  });
+
+  it('a name claimed before claims were case-folded still belongs to its document', async () => {
+    // As the version before case folding wrote it: the field as typed.
+    await redis.hset(store.namesKey, 'b/Invoice March', 'Dold');
+    expect(nameField('b', 'Invoice March')).not.toBe('b/Invoice March');
+    expect(await store.claimName('b', 'Invoice March', 'Dnew', sha)).toBe(`Invoice March-${sha.slice(0, 8)}`);
+    // Its own document keeps it.
+    expect(await store.claimName('b', 'Invoice March', 'Dold', sha)).toBe('Invoice March');
+  });
+
+  it('a name released is free again, under either spelling of the claim', async () => {
+    expect(await store.claimName('c', 'Minutes', 'Dm', sha)).toBe('Minutes');
+    expect(await store.releaseName('c', 'Minutes', 'Dm')).toBe(true);
+    expect(await store.claimName('c', 'minutes', 'Dn', sha)).toBe('minutes');
+    await redis.hset(store.namesKey, 'c/Agenda', 'Dlegacy');
+    expect(await store.releaseName('c', 'Agenda', 'Dlegacy')).toBe(true);
+    expect(await redis.hexists(store.namesKey, 'c/Agenda')).toBe(0);
+    expect(await store.claimName('c', 'Agenda', 'Dother', sha)).toBe('Agenda');
+  });
+});
