@@ -3,10 +3,11 @@
  * LocalSink (here) for a folder, S3Sink (sink-s3.ts) for `s3://bucket/prefix`. The local sink writes under a
  * temporary name in the same directory, fsyncs, renames over the final name, and fsyncs the
  * directory so the rename survives a crash; a writer killed mid-write leaves only a
- * `.name.tmp-*` file, never a partial output. That leftover goes when the output is next written
- * whole (the killed write's job runs again): temporaries of the same output untouched for
- * `leftoverAfterMs` (LOCK_DURATION_MS: their writer lost the job's lock) are removed then; the
- * writer also sweeps every temporary older than an hour, at start and every hour.
+ * `.name.tmp-*` file, never a partial output. That leftover goes soon after (the killed write's
+ * job runs again): a write into a folder removes the folder's temporaries untouched for
+ * `leftoverAfterMs` (LOCK_DURATION_MS: their writer lost the job's lock), listing the folder at
+ * most once per `leftoverAfterMs` (a listing of 100,000 outputs takes ~0.1 s: not one a write);
+ * the writer also sweeps every temporary older than an hour, at start and every hour.
  *
  * Every path is inside the sink's root (OUT_DIR): a relative path that resolves outside it, or a
  * folder that is a symbolic link leading outside it, is refused (WRITE_FAILED, permanent).
@@ -59,8 +60,9 @@ const PERMANENT_ERRNOS = new Set(['ENAMETOOLONG', 'EINVAL', 'ENOTDIR', 'EISDIR',
 
 export interface LocalSinkOptions {
   /**
-   * A temporary file of the output being written, untouched this long, is a dead writer's
-   * leftover, removed once the output is written. @defaultValue 60_000 (LOCK_DURATION_MS)
+   * A temporary file untouched this long is a dead writer's leftover, removed by a later write
+   * into its folder; folders are listed for them at most this often. @defaultValue 60_000
+   * (LOCK_DURATION_MS)
    */
   leftoverAfterMs?: number;
 }
@@ -72,6 +74,8 @@ export class LocalSink implements OutputSink {
   readonly root: string;
   readonly remote = false;
   private readonly leftoverAfterMs: number;
+  /** When each folder was last listed for leftovers (performance.now()). */
+  private readonly listedAt = new Map<string, number>();
 
   constructor(root: string, options: LocalSinkOptions = {}) {
     this.root = resolve(root);
@@ -144,7 +148,7 @@ export class LocalSink implements OutputSink {
         throw err;
       }
       await fsyncDir(dir);
-      await this.removeLeftovers(dir, basename(path));
+      await this.removeLeftovers(dir);
       return path;
     } catch (err) {
       throw classifyWriteError(err, path);
@@ -152,15 +156,20 @@ export class LocalSink implements OutputSink {
   }
 
   /**
-   * Removes what writes of `name` that never finished left in `dir` (a writer killed or stopped
-   * mid-write): its temporaries untouched for `leftoverAfterMs`. A writer still writing one
-   * touches it as it goes, and holds the job's lock; best effort (a failure here fails no write).
+   * Removes what writes that never finished left in `dir` (a writer killed or stopped mid-write):
+   * temporaries untouched for `leftoverAfterMs`, unless the folder was listed for them less than
+   * that long ago. A writer still writing one touches it as it goes, and holds the job's lock;
+   * best effort (a failure here fails no write).
    */
-  private async removeLeftovers(dir: string, name: string): Promise<void> {
-    const prefix = `.${name}.tmp-`;
+  private async removeLeftovers(dir: string): Promise<void> {
+    const now = performance.now();
+    const last = this.listedAt.get(dir);
+    if (last !== undefined && now - last < this.leftoverAfterMs) return;
+    if (this.listedAt.size >= 10_000) this.listedAt.clear(); // bounded: forgetting costs a listing
+    this.listedAt.set(dir, now);
     try {
       for (const entry of await readdir(dir)) {
-        if (!entry.startsWith(prefix) || !TEMPORARY.test(entry) || !/^\d+-[0-9a-f]{8}$/.test(entry.slice(prefix.length))) continue;
+        if (!TEMPORARY.test(entry)) continue;
         const path = join(dir, entry);
         try {
           if (Date.now() - (await stat(path)).mtimeMs >= this.leftoverAfterMs) await rm(path, { force: true });
