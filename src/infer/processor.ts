@@ -53,6 +53,8 @@ interface DocEntry {
   meta: DocMeta;
   gen: number;
   task: Task;
+  /** This worker has marked the generation started (DocStore.markStarted). */
+  started?: boolean;
 }
 
 const CACHE_SIZE = 1000;
@@ -112,6 +114,10 @@ export class UnitProcessor {
       }
     }
 
+    if (!doc.started) {
+      await store.markStarted(data.docId, data.gen);
+      doc.started = true;
+    }
     try {
       // A summary is made from its parts as they are now: a part reopened meanwhile makes it stale.
       const reopens = data.reduce ? Number((await store.redis.hget(store.docKey(data.docId), 'reopens')) ?? 0) : undefined;

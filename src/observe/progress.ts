@@ -46,7 +46,8 @@ export interface DocProgress {
 }
 
 /**
- * The current run of a document: from its first unit settled, or from the last reopen of failed
+ * The current run of a document: from its first unit taken by a worker (`started_at`; records
+ * written before that was set there have their first unit settled), or from the last reopen of failed
  * units (retry), to its last unit settled (or now while it runs); `settled` counts the units
  * settled in it. null before it started.
  */

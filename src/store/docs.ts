@@ -91,6 +91,11 @@ function nameFields(dir: string, name: string, kind = ''): [folded: string, lega
   return [nameField(dir, name, kind), `${dir}/${name}${kind}`];
 }
 
+/** KEYS doc hash; ARGV gen, now. Sets `started_at` if the document is at that generation and has none. */
+const MARK_STARTED_LUA = `
+if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then return 0 end
+return redis.call('HSETNX', KEYS[1], 'started_at', ARGV[2])`;
+
 /** How long a claimed name waits for its document's record before gc may take it back. */
 export const CLAIM_MS = 3_600_000;
 
@@ -222,6 +227,16 @@ export class DocStore {
    * the job's BullMQ lock still holds `token` (a worker that lost its lock writes nothing).
    * Use settleUnit (settle.ts), which also schedules what a settled unit makes due.
    */
+  /**
+   * A worker took a unit of generation `gen`: the document's run starts now, unless it had
+   * started (`started_at` is set once a generation). Without this, a run was timed from its first
+   * unit settled, which made its early rate far too high and showed it `queued` while its first
+   * units were at the engine.
+   */
+  async markStarted(docId: string, gen: number, now = new Date().toISOString()): Promise<void> {
+    await this.redis.eval(MARK_STARTED_LUA, 1, this.docKey(docId), gen, now);
+  }
+
   async settle(
     docId: string,
     gen: number,
