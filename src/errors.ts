@@ -55,7 +55,7 @@ export const ERROR_CODES = {
   EXPORT_TOO_DEEP: { action: 'reject', summary: 'The chat export nests deeper than any real export does.' },
   EXPORT_TOO_LARGE: { action: 'reject', summary: 'One conversation is larger than docbatch will hold in memory at once.' },
   ZIP_NO_CONVERSATIONS: { action: 'reject', summary: 'The .zip has no conversations.json.' },
-  DOC_CONFLICT: { action: 'reject', summary: 'The same run (same content, task, model and chunk settings) is already enqueued in another shape: a chat export another docbatch version read into other chunks, a PDF whose page count differs; finish it or use --force. (Other chunk settings are another run, not a conflict.)' },
+  DOC_CONFLICT: { action: 'reject', summary: 'The same run (same content, task, model and chunk settings) was enqueued before in another shape (a chat export another docbatch version read into other chunks, a PDF whose page count differs): finish it, or use --force. An unfinished chat export goes on as it was split then (unless that split is gone from the blob store); other chunk settings are another run, not a conflict.' },
   ZIP_CORRUPT: { action: 'reject', summary: 'The .zip archive is damaged.' },
   TASK_UNIT_MISMATCH: { action: 'reject', summary: "The task's unit does not fit this kind of input (e.g. `document` for a chat export)." },
   DOC_TOO_MANY_PAGES: { action: 'reject', summary: 'The task sends whole documents (`document` unit) and this one has more pages than its `max_pages`.' },

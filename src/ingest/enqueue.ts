@@ -83,13 +83,20 @@ export class Producer {
         // goes on working across an upgrade that reads exports differently).
         if (existing.state === 'written' && existing.meta.outSub === meta.outSub && (await this.outputsPresent(existing)) !== false) return report(existing, 'done', existing.units);
         const finished = existing.state === 'written' || existing.state === 'failed';
+        // An unfinished chat run goes on as it was registered (its sidecar and index define every
+        // unit), which is what letting it finish means: a daily `enqueue exports/` across such an
+        // upgrade does not fail on it. Only when that input is gone is there nothing to go on with.
+        // (A PDF's units are pages of its bytes, read now into another count: that stays a conflict.)
+        const goesOn = !finished && meta.kind === 'chat';
+        if (goesOn && (await this.inputsKept(existing))) return this.goOn(existing, meta);
         // A chat run's id already holds its content and every chunk setting: the same id with
         // other chunks is the export read or cut differently (a docbatch upgrade), not "other settings".
         const why =
           meta.kind === 'chat'
             ? `and it reads into other chunks now (${existing.units} units, now ${meta.units}: a docbatch upgrade changed how chat exports are read or cut)`
             : `with other settings (${existing.units} units, now ${meta.units})`;
-        throw new InputError('DOC_CONFLICT', `this content was enqueued before as ${meta.docId} ${why}; ${finished ? 'redo it with --force' : 'let it finish, or redo it with --force'}`, { place: { file: meta.source } });
+        const then = finished ? 'redo it with --force' : goesOn ? 'the input it was read from then is gone from the blob store: redo it with --force' : 'let it finish, or redo it with --force';
+        throw new InputError('DOC_CONFLICT', `this content was enqueued before as ${meta.docId} ${why}; ${then}`, { place: { file: meta.source } });
       }
       if (existing.state === 'written' || existing.state === 'failed' || existing.state === 'complete') {
         // Asked for in another --out folder: written again there from its results (a document
@@ -120,6 +127,32 @@ export class Producer {
     await this.feeder.add(meta.docId, meta.queue, true);
     this.parts.log.debug({ docId: meta.docId, units: meta.units, queue: meta.queue }, 'document registered');
     return report(record, 'enqueued', 0);
+  }
+
+  /** Whether the blobs a chat record's units are read from (its sidecar and index) are stored. */
+  private async inputsKept(record: DocRecord): Promise<boolean> {
+    for (const blob of [record.meta.blob, record.meta.index]) if (blob !== undefined && !(await this.parts.blobs.has(blob))) return false;
+    return true;
+  }
+
+  /**
+   * An unfinished document enqueued again whose content now reads into other units than its
+   * record holds (an upgrade reads or cuts it differently): it goes on with the record's units
+   * and input, untouched; `--force` reads it anew.
+   */
+  private async goOn(existing: DocRecord, meta: Omit<DocMeta, 'name'>): Promise<EnqueueReport> {
+    this.parts.log.info(
+      { docId: existing.docId, units: existing.units, now: meta.units, file: meta.source },
+      'enqueued before and not finished: it goes on as it was read then (this docbatch reads it into other units; --force reads it anew)',
+    );
+    if (existing.state === 'complete') {
+      await ensureWriteJob(this.write, existing.docId, existing.gen);
+      return report(existing, 'rewrite', existing.units);
+    }
+    const settled = (await this.store.settledUnits(existing.docId, existing.gen)).size;
+    await this.finishEnqueuing(existing);
+    await this.feeder.add(existing.docId, existing.meta.queue, true);
+    return report(existing, 'resumed', settled);
   }
 
   /**

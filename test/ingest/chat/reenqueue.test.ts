@@ -1,11 +1,13 @@
 /**
  * The same chat export enqueued again: the same run (its id holds the content and every chunk
- * setting), so it resumes; when the export reads into other chunks than the record holds (it
- * was split by an older docbatch), DOC_CONFLICT says so instead of "other settings".
+ * setting), so it resumes. When the export reads into other chunks than the record holds (it
+ * was split by an older docbatch), an unfinished run goes on as it was split then; one that
+ * failed, or whose input as read then is gone, is DOC_CONFLICT, saying so (not "other settings").
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { openBlobStore } from '../../../src/store/storage.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../../helpers/pipeline.ts';
 import { ChatgptTree } from './fixtures.ts';
 
@@ -17,7 +19,7 @@ afterAll(async () => {
   await p?.stop();
 });
 
-it('enqueued again: resumed, same units; split differently by an older docbatch: DOC_CONFLICT saying so', async () => {
+it('enqueued again: resumed, same units; split differently by an older docbatch and its input gone: DOC_CONFLICT saying so', async () => {
   const t = new ChatgptTree();
   const ids = t.chain(t.rootId, ['hello', 'hi there', 'bye']);
   const file = join(p.dir, 'conversations.json');
@@ -33,9 +35,36 @@ it('enqueued again: resumed, same units; split differently by an older docbatch:
   const [conflict] = await p.enqueue([file]);
   expect(conflict!.error?.code).toBe('DOC_CONFLICT');
   expect(conflict!.error?.message).toBe(
-    `this content was enqueued before as ${docId} and it reads into other chunks now (1 units, now 1: a docbatch upgrade changed how chat exports are read or cut); let it finish, or redo it with --force`,
+    `this content was enqueued before as ${docId} and it reads into other chunks now (1 units, now 1: a docbatch upgrade changed how chat exports are read or cut); the input it was read from then is gone from the blob store: redo it with --force`,
   );
 });
+
+it('unfinished, split differently by an older docbatch: it goes on as it was split then, and is written', async () => {
+  const t = new ChatgptTree();
+  const ids = t.chain(t.rootId, ['what is the capital', 'it is Paris', 'thanks']);
+  const file = join(p.dir, 'older.json');
+  writeFileSync(file, JSON.stringify([t.build({ id: 'c3', current_node: ids.at(-1)! })]));
+  const [first] = await p.enqueue([file]);
+  const [docId] = acceptedIds([first!]);
+  // The record as an older docbatch left it: its own sidecar (other text, the same places, so the
+  // record's chunk index fits it), stored in the blob store.
+  const record = await p.store.get(docId!);
+  const blobs = openBlobStore(p.config);
+  const ours = readFileSync(await blobs.localPath(record!.meta.blob), 'utf8');
+  const older = await blobs.putBytes(ours.replace('what is the capital', 'WHAT IS THE CAPITAL'));
+  expect(older.sha256).not.toBe(record!.meta.blob);
+  await p.store.redis.hset(p.store.docKey(docId!), 'meta', JSON.stringify({ ...record!.meta, blob: older.sha256 }));
+
+  const [again] = await p.enqueue([file]);
+  expect(again!.error).toBeUndefined();
+  expect(again!.runs?.map((r) => [r.docId, r.outcome])).toEqual([[docId, 'resumed']]);
+  expect((await p.store.get(docId!))!.meta.blob).toBe(older.sha256);
+  await p.startWorker();
+  await p.wait([docId!], 60_000);
+  const out = readFileSync(join(p.config.outDir, 'older.jsonl'), 'utf8');
+  expect(out).not.toContain('"error"');
+  expect(out).toContain('WHAT IS THE CAPITAL');
+}, 90_000);
 
 it('written before an upgrade that reads it into other chunks: done, not DOC_CONFLICT; unfinished or failed: the message fits', async () => {
   await p.startWorker();
