@@ -6,20 +6,14 @@
  * the tests. Inputs may be `s3://bucket/prefix/` (listed and streamed: src/ingest/s3-input.ts);
  * a BLOB_DIR on s3:// that cannot be used stops the command before any file (STORAGE_UNREACHABLE).
  */
-import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
 import { isRedisConnectionError } from '../../queues/redis-link.ts';
 import type { Config } from '../config.ts';
 import { DocbatchError, InputError, rejectionOf, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
-import type { BlobStore } from '../store/blobs.ts';
-import { BlobPins } from '../store/blob-pins.ts';
-import { ChunkReader } from '../store/chunk-index.ts';
-import { lazyS3Client, openBlobStore } from '../store/storage.ts';
-import { DocStore } from '../store/docs.ts';
-import { Feeder } from '../store/feed.ts';
 import type { DocKind } from '../store/types.ts';
 import { resolveTask, type TaskSpec } from '../task/load.ts';
 import type { Task, TaskRef } from '../task/types.ts';
+import { openClientParts } from './client-parts.ts';
 import { Producer, type EnqueueReport, type OutputsView } from './enqueue.ts';
 import { PdfInspector } from './pdf.ts';
 import { clashingNames } from './clashes.ts';
@@ -98,19 +92,9 @@ function fileSystemError(err: unknown, file: string): InputError | null {
 }
 
 export async function enqueueFiles(inputs: string[], config: Config, log: Logger, options: EnqueueFilesOptions = {}): Promise<FileOutcome[]> {
-  const redis = connectRedis(config.redisUrl, 'client');
-  const store = new DocStore(redis, config.prefix);
-  const queues = new Map<string, TypedQueue<'infer'>>();
-  const inferQueue = (name: string) => {
-    let q = queues.get(name);
-    if (!q) queues.set(name, (q = openQueue('infer', config, redis, name)));
-    return q;
-  };
-  const writeQueue = openQueue('write', config, redis);
-  const s3 = lazyS3Client(config);
   // Every blob stored or found here is pinned first, so gc leaves it alone until a record names it.
-  const blobs = openBlobStore(config, s3, { guard: new BlobPins(redis, config.prefix) });
-  const feeder = new Feeder(redis, config.prefix, inferQueue, { documents: config.feedDocuments });
+  const parts = openClientParts(config, { pinBlobs: true });
+  const { store, blobs, feeder, s3 } = parts;
   const inspector = options.inspector ?? new PdfInspector();
   const outcomes: FileOutcome[] = [];
   const emit = (o: FileOutcome) => {
@@ -118,11 +102,7 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
     options.onOutcome?.(o);
   };
   try {
-    try {
-      await redis.ping();
-    } catch (err) {
-      throw new DocbatchError('REDIS_UNREACHABLE', `Redis does not answer at the configured REDIS_URL: ${(err as Error).message}`, { cause: err });
-    }
+    await parts.ping();
     if (blobs.remote) {
       try {
         await blobs.markStore();
@@ -157,7 +137,7 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
     const walked: WalkedFile[] = [];
     for await (const w of walkInputs(inputs, { s3, ...(options.glob ? { glob: options.glob } : {}), ...(options.signal ? { signal: options.signal } : {}) })) walked.push(w);
     const clashing = await clashingNames(walked.filter((w) => w.passed === undefined && w.unreadable === undefined));
-    const producer = new Producer({ store, blobs, chunks: new ChunkReader(blobs), feeder, writeQueue, inferQueue, log, ...(options.outputs ? { outputs: options.outputs } : {}) });
+    const producer = new Producer({ ...parts, log, ...(options.outputs ? { outputs: options.outputs } : {}) });
     const touched = new Set<string>();
     let lastFeed = 0;
     // A head start only: workers top their wait lists up from the fair round themselves. So a
@@ -243,7 +223,6 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
     await feed(true);
     return outcomes;
   } finally {
-    await Promise.allSettled([...[...queues.values()].map((q) => q.close()), writeQueue.close(), options.inspector ? undefined : inspector.close()]);
-    redis.disconnect();
+    await Promise.allSettled([parts.close(), options.inspector ? undefined : inspector.close()]);
   }
 }

@@ -4,18 +4,14 @@
  * given codes) or, when none failed but its write did, write it again. Successful units are never
  * sent again.
  */
-import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
 import type { Config } from '../config.ts';
-import { DocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import { hashFile } from '../store/blobs.ts';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { isS3Uri } from '../s3-uri.ts';
-import { lazyS3Client, openBlobStore } from '../store/storage.ts';
 import { hashObject } from './s3-input.ts';
-import { ChunkReader } from '../store/chunk-index.ts';
-import { DocStore } from '../store/docs.ts';
-import { Feeder } from '../store/feed.ts';
+import { openClientParts } from './client-parts.ts';
+import type { DocStore } from '../store/docs.ts';
 import { reopenDocument, type ReopenOutcome } from '../store/reopen.ts';
 import type { DocRecord } from '../store/types.ts';
 
@@ -60,24 +56,10 @@ export async function findDocuments(store: DocStore, target: string, s3?: () => 
 }
 
 export async function retryDocuments(targets: string[], config: Config, log: Logger, options: RetryOptions = {}): Promise<{ outcomes: RetryOutcome[]; unknown: string[] }> {
-  const redis = connectRedis(config.redisUrl, 'client');
-  const store = new DocStore(redis, config.prefix);
-  const queues = new Map<string, TypedQueue<'infer'>>();
-  const inferQueue = (name: string) => {
-    let q = queues.get(name);
-    if (!q) queues.set(name, (q = openQueue('infer', config, redis, name)));
-    return q;
-  };
-  const writeQueue = openQueue('write', config, redis);
-  const s3 = lazyS3Client(config);
-  const blobs = openBlobStore(config, s3);
-  const parts = { store, blobs, chunks: new ChunkReader(blobs), feeder: new Feeder(redis, config.prefix, inferQueue, { documents: config.feedDocuments }), writeQueue, inferQueue };
+  const parts = openClientParts(config);
+  const { redis, store, s3 } = parts;
   try {
-    try {
-      await redis.ping();
-    } catch (err) {
-      throw new DocbatchError('REDIS_UNREACHABLE', `Redis does not answer at the configured REDIS_URL: ${(err as Error).message}`, { cause: err });
-    }
+    await parts.ping();
     const outcomes: RetryOutcome[] = [];
     const unknown: string[] = [];
     const seen = new Set<string>();
@@ -95,7 +77,6 @@ export async function retryDocuments(targets: string[], config: Config, log: Log
     }
     return { outcomes, unknown };
   } finally {
-    await Promise.allSettled([...[...queues.values()].map((q) => q.close()), writeQueue.close()]);
-    redis.disconnect();
+    await parts.close();
   }
 }
