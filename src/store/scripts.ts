@@ -9,6 +9,8 @@
  * ARGV: unit, gen, result JSON, ok (1/0), lock token ('' = no check), now, prompt tokens,
  *       completion tokens, engine ms (spent on the unit, answered or failed), group field
  *       ('' = none), group size, reopens when the unit's inputs were read ('' = no check)
+ * A written generation takes no result (its results left Redis with the write; a retry restores
+ * them before it reopens units): a settle that lands after it, without a lock, is a duplicate.
  * Returns {status, settled, units, last, groupDone}: status 1 recorded, 0 duplicate, -1 lock
  * lost, -2 stale generation, -3 no such document, -4 a unit of the document was reopened since
  * the inputs were read (a conversation's summary made from parts that are running again);
@@ -20,6 +22,7 @@ local gen = redis.call('HGET', KEYS[1], 'gen')
 if not gen then return {-3, 0, 0, 0, 0} end
 if tonumber(gen) ~= tonumber(ARGV[2]) then return {-2, 0, 0, 0, 0} end
 if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[5] then return {-1, 0, 0, 0, 0} end
+if redis.call('HGET', KEYS[1], 'state') == 'written' then return {0, 0, tonumber(redis.call('HGET', KEYS[1], 'units')), 0, 0} end
 if ARGV[12] ~= nil and ARGV[12] ~= '' and tonumber(redis.call('HGET', KEYS[1], 'reopens') or '0') ~= tonumber(ARGV[12]) then return {-4, 0, 0, 0, 0} end
 local units = tonumber(redis.call('HGET', KEYS[1], 'units'))
 local added = redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3])
