@@ -9,7 +9,8 @@
  * 2. Prepare (render or read), send (dispatch.ts: the engine's faults), and judge the answer
  *    (src/task/answer.ts): a truncated, looping or invalid answer is asked again at a rising
  *    temperature; after the last try a page may fall back to its own text layer.
- * 3. Settle (src/store/settle.ts, the one function every path uses) under the job's lock.
+ * 3. Settle (src/store/settle.ts, the one function every path uses) under the job's lock; an
+ *    answer whose lock was lost meanwhile is recorded only where no result is (first write wins).
  * 4. An error is final when its code says so (src/errors.ts) or the unit is on its last attempt:
  *    the failure is settled like a result and the job fails without retry. A fault of this
  *    worker's environment, or an engine down for too long, hands the unit back unchanged. A
@@ -25,8 +26,8 @@ import type { BlobStore } from '../store/blobs.ts';
 import type { DocStore } from '../store/docs.ts';
 import { archivedResult } from '../store/archive.ts';
 import { reopenDocument, type ReopenParts } from '../store/reopen.ts';
-import { ensureDue, settleUnit, type SettleParts } from '../store/settle.ts';
-import type { DocMeta, DocState, UnitResult } from '../store/types.ts';
+import { ensureDue, settleUnit, type SettleParts, type SettleRequest } from '../store/settle.ts';
+import type { DocMeta, DocState, SettleOutcome, UnitResult } from '../store/types.ts';
 import { checkAnswer, temperatureFor } from '../task/answer.ts';
 import type { Task } from '../task/types.ts';
 import { FinalUnitError, ReleaseUnit, UnitSender, type DispatchParts } from './dispatch.ts';
@@ -122,7 +123,7 @@ export class UnitProcessor {
       // A summary is made from its parts as they are now: a part reopened meanwhile makes it stale.
       const reopens = data.reduce ? Number((await store.redis.hget(store.docKey(data.docId), 'reopens')) ?? 0) : undefined;
       const result = await this.answer(data, doc, token, abort, log);
-      const outcome = await settleUnit(this.parts.settle, { data, meta: doc.meta, result, ...this.lock(job, token, queueName), ...(reopens !== undefined ? { reopens } : {}) });
+      const outcome = await this.record(job, token, queueName, { data, meta: doc.meta, result, ...(reopens !== undefined ? { reopens } : {}) }, log);
       if (outcome.outcome === 'reopened') throw new PartsPending('a part of the conversation was reopened while its summary was made');
       if (outcome.outcome === 'lock-lost') throw new DocbatchError('ABORTED', 'the job lock was lost before the result was recorded; result discarded');
       if (outcome.outcome === 'recorded') this.parts.onSettled?.(data, doc.meta, result);
@@ -242,7 +243,7 @@ export class UnitProcessor {
           ? { retried: err.retried, promptTokens: err.spent.prompt, completionTokens: err.spent.completion, engineMs: Math.round(err.spent.engineMs) }
           : {}),
       };
-      const outcome = await settleUnit(this.parts.settle, { data: job.data, meta, result, ...(queueName ? this.lock(job, token, queueName) : {}) });
+      const outcome = await this.record(job, token, queueName, { data: job.data, meta, result }, log);
       if (outcome.outcome === 'lock-lost') throw new DocbatchError('ABORTED', 'the job lock was lost before the failure was recorded');
       if (outcome.outcome === 'recorded') this.parts.onSettled?.(job.data, meta, result);
       throw new UnrecoverableError(`${err.code}: ${err.message}`);
@@ -254,6 +255,21 @@ export class UnitProcessor {
     }
     log.warn({ code: err.code, err: err.message, attemptsMade: job.attemptsMade + 1, attempts }, 'unit failed; will retry');
     throw new Error(`${err.code}: ${err.message}`, { cause: err });
+  }
+
+  /**
+   * Records a unit's result under its job's lock. An answer whose lock was lost before it could be
+   * recorded (Redis away or full for longer than LOCK_DURATION_MS, this process stalled) is
+   * recorded where no result is: first write wins, so the output stays exactly once, and the
+   * worker that takes the unit next finds it answered and does not send it again. A failure is
+   * not: whoever holds the unit now runs it.
+   */
+  private async record(job: Job, token: string | undefined, queueName: string | undefined, request: Omit<SettleRequest, 'lock'>, log: Logger): Promise<SettleOutcome> {
+    const outcome = await settleUnit(this.parts.settle, { ...request, ...(queueName ? this.lock(job, token, queueName) : {}) });
+    if (outcome.outcome !== 'lock-lost' || !request.result.ok) return outcome;
+    const unlocked = await settleUnit(this.parts.settle, request);
+    log.debug({ outcome: unlocked.outcome }, 'the job lock was lost before the answer was recorded; recorded where no result was (first write wins)');
+    return unlocked;
   }
 
   private lock(job: Job, token: string | undefined, queueName: string): { lock?: { key: string; token: string } } {

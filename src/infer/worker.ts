@@ -399,7 +399,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     if (jobs.length === 0) return;
     this.log.warn(
       { code: 'ABORTED', units: jobs.length, jobs: jobs.slice(0, 5) },
-      `lost the lock of ${jobs.length} unit${jobs.length === 1 ? '' : 's'} (Redis away longer than LOCK_DURATION_MS, or this process stalled): requests aborted; the stalled check returns them to the queue`,
+      `lost the lock of ${jobs.length} unit${jobs.length === 1 ? '' : 's'} (Redis away longer than LOCK_DURATION_MS, or this process stalled): requests in flight aborted, answers already back recorded where no result is; the stalled check returns them to the queue`,
     );
   }
 

@@ -1,7 +1,8 @@
 /**
  * Fault case 3 of ../shared/reference/reliability.md: a unit whose lock is lost (another worker
- * may already have it) must stop, not race: its request to the engine is aborted and its result,
- * if it ever came, is not recorded. The unit is then done once, by whoever holds it next.
+ * may already have it) must stop, not race: its request to the engine is aborted and nothing is
+ * recorded (an answer that had already come back is recorded only where no result is: first
+ * write wins). The unit is then done once, by whoever holds it next.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -70,3 +70,39 @@ it('units whose locks expired while Redis was away are said in one warning, not 
   expect([...pages.keys()]).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
   expect([...pages.values()].filter((v) => v.failed)).toEqual([]);
 }, 120_000);
+
+it('answers that came back while Redis was away are recorded once it answers (their locks gone), not asked again', async () => {
+  proxy = await startRedisProxy();
+  p = await startPipeline({
+    file: import.meta.filename,
+    worker: false,
+    emulator: { speed: 1, outputTokensMin: 100, outputTokensMax: 300 },
+    config: { lockDurationMs: 2000, stalledIntervalMs: 1000 },
+  });
+  await p.startWorker({ redisUrl: proxy.url, workerName: 'long-outage-answers' });
+  // The worker's start-up probe of the engine is a request too.
+  const before = p.engine.stats();
+  const pdf = join(p.dir, 'answers.pdf');
+  writeFileSync(pdf, numberedPdf(12));
+  const ids = acceptedIds(await p.enqueue([pdf]));
+  // Away once at least 4 requests are at the engine.
+  for (let i = 0; i < 400 && p.engine.stats().running < 4; i++) await new Promise((r) => setTimeout(r, 25));
+  expect(p.engine.stats().running).toBeGreaterThanOrEqual(4);
+  await proxy.down();
+  const downAt = Date.now();
+  const answeredBefore = p.engine.stats().completed;
+  // Away longer than the locks (2 s), and until at least 3 answers came back meanwhile.
+  for (let i = 0; i < 400 && (p.engine.stats().completed - answeredBefore < 3 || Date.now() - downAt < 3000); i++) await new Promise((r) => setTimeout(r, 50));
+  const answeredWhileAway = p.engine.stats().completed - answeredBefore;
+  await proxy.up();
+  await p.wait(ids, 90_000);
+
+  expect(answeredWhileAway).toBeGreaterThanOrEqual(3);
+  const pages = parsePages(readFileSync(join(p.config.outDir, 'answers.md'), 'utf8'));
+  expect([...pages.keys()]).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+  expect([...pages.values()].filter((v) => v.failed)).toEqual([]);
+  // Every answer the engine gave was used: only requests cut off with their lock are sent again.
+  const after = p.engine.stats();
+  expect(after.completed - before.completed).toBe(12);
+  expect(after.requests - before.requests).toBe(12 + after.aborted - before.aborted);
+}, 120_000);
