@@ -11,6 +11,7 @@
  *    temperature; after the last try a page may fall back to its own text layer.
  * 3. Settle (src/store/settle.ts, the one function every path uses) under the job's lock; an
  *    answer whose lock was lost meanwhile is recorded only where no result is (first write wins).
+ *    While Redis is full the result is held until it has room (hold.ts): no attempt used.
  * 4. An error is final when its code says so (src/errors.ts) or the unit is on its last attempt:
  *    the failure is settled like a result and the job fails without retry. A fault of this
  *    worker's environment, or an engine down for too long, hands the unit back unchanged. A
@@ -31,6 +32,7 @@ import type { DocMeta, DocState, SettleOutcome, UnitResult } from '../store/type
 import { checkAnswer, temperatureFor } from '../task/answer.ts';
 import type { Task } from '../task/types.ts';
 import { FinalUnitError, ReleaseUnit, UnitSender, type DispatchParts } from './dispatch.ts';
+import type { AnswerHold } from './hold.ts';
 import { PartsPending, type UnitPreparer } from './units.ts';
 
 export interface ProcessorParts {
@@ -39,6 +41,8 @@ export interface ProcessorParts {
   settle: SettleParts;
   reopen: ReopenParts;
   preparer: UnitPreparer;
+  /** Holds a unit's result while Redis is full, until it can be recorded. */
+  hold: AnswerHold;
   dispatch: DispatchParts;
   workerName: string;
   log: Logger;
@@ -262,14 +266,22 @@ export class UnitProcessor {
    * recorded (Redis away or full for longer than LOCK_DURATION_MS, this process stalled) is
    * recorded where no result is: first write wins, so the output stays exactly once, and the
    * worker that takes the unit next finds it answered and does not send it again. A failure is
-   * not: whoever holds the unit now runs it.
+   * not: whoever holds the unit now runs it. While Redis is full the result is held and recorded
+   * once it has room (hold.ts), under the lock if the lock outlived the wait.
    */
-  private async record(job: Job, token: string | undefined, queueName: string | undefined, request: Omit<SettleRequest, 'lock'>, log: Logger): Promise<SettleOutcome> {
-    const outcome = await settleUnit(this.parts.settle, { ...request, ...(queueName ? this.lock(job, token, queueName) : {}) });
-    if (outcome.outcome !== 'lock-lost' || !request.result.ok) return outcome;
-    const unlocked = await settleUnit(this.parts.settle, request);
-    log.debug({ outcome: unlocked.outcome }, 'the job lock was lost before the answer was recorded; recorded where no result was (first write wins)');
-    return unlocked;
+  private record(job: Job, token: string | undefined, queueName: string | undefined, request: Omit<SettleRequest, 'lock'>, log: Logger): Promise<SettleOutcome> {
+    const { settle } = this.parts;
+    return this.parts.hold.record(async (again) => {
+      let outcome = await settleUnit(settle, { ...request, ...(queueName ? this.lock(job, token, queueName) : {}) });
+      if (outcome.outcome === 'lock-lost' && request.result.ok) {
+        outcome = await settleUnit(settle, request);
+        log.debug({ outcome: outcome.outcome }, 'the job lock was lost before the answer was recorded; recorded where no result was (first write wins)');
+      }
+      // Refused half-way before (recorded, then Redis full before its summary or write job was
+      // added): add what it made due.
+      if (again && outcome.outcome === 'duplicate') await ensureDue(settle, request.meta, request.data);
+      return outcome;
+    });
   }
 
   private lock(job: Job, token: string | undefined, queueName: string): { lock?: { key: string; token: string } } {

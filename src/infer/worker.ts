@@ -10,9 +10,11 @@
  * store, its model), the budget spent, or stopping. While it runs, the worker keeps its queues'
  * wait lists topped up from the fair feeding round, and publishes a heartbeat (`{p}:workers`).
  *
+ * Answers that come back while Redis is full are held until it has room (hold.ts).
+ *
  * Stopping (`close`): stop intake, let in-flight units finish until the deadline, then abort the
- * rest (they go back to `wait` without using an attempt) and close. `close()` is idempotent; a
- * second call with `force` skips the wait.
+ * rest (they go back to `wait` without using an attempt; held answers are dropped) and close.
+ * `close()` is idempotent; a second call with `force` skips the wait.
  */
 import { EventEmitter } from 'node:events';
 import { WaitingError, type Job } from 'bullmq';
@@ -36,6 +38,7 @@ import { withTimeout } from '../timeouts.ts';
 import { Engine, EngineSet, shownUrl } from './engine.ts';
 import { EngineRateLimiter, type RateLimits } from './rate-limit.ts';
 import { checkBlobs, checkEngine, checkRedis, type EngineFacts } from './environment.ts';
+import { AnswerHold } from './hold.ts';
 import { UnitProcessor } from './processor.ts';
 import { UnitPreparer } from './units.ts';
 
@@ -136,6 +139,8 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
   private readonly parts: InferWorkerParts;
   private readonly log: Logger;
   private readonly processor: UnitProcessor;
+  /** Answers that came back while Redis is full, until they can be recorded. */
+  private readonly hold: AnswerHold;
   private readonly bulls = new Map<string, TypedWorker<'infer'>>();
   private pool: RenderPool | null = null;
   private facts: EngineFacts | null = null;
@@ -173,6 +178,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     });
     const settle: SettleParts = { store: parts.store, writeQueue: parts.writeQueue, inferQueue: parts.inferQueue, chunks: parts.chunks };
     const { config } = parts;
+    this.hold = new AnswerHold({ log: this.log, redisUrl: config.redisUrl, onFull: (err) => this.onRedisFull(err) });
     this.processor = new UnitProcessor({
       store: parts.store,
       blobs: parts.blobs,
@@ -192,6 +198,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
           schemaInPrompt: config.schemaInPrompt,
         },
       }),
+      hold: this.hold,
       dispatch: {
         engines: parts.engines,
         releaseAfterMs: config.engineReleaseMs,
@@ -618,6 +625,8 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     if (this.forced) return;
     this.forced = true;
     for (const bull of this.bulls.values()) bull.cancelAllJobs('shutdown');
+    // Answers held while Redis is full are not recorded: their units go back to the queue.
+    this.hold.stop();
   }
 }
 
