@@ -120,8 +120,12 @@ export class UnitProcessor {
     }
 
     if (!doc.started) {
-      await store.markStarted(data.docId, data.gen);
-      doc.started = true;
+      // Best effort: a Redis that just filled up must not fail the unit for it (the settle sets
+      // started_at too, later).
+      doc.started = await store.markStarted(data.docId, data.gen).then(
+        () => true,
+        (err: unknown) => (log.debug({ err: (err as Error).message }, 'could not mark the document started'), false),
+      );
     }
     try {
       // A summary is made from its parts as they are now: a part reopened meanwhile makes it stale.
