@@ -24,8 +24,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { s3Sdk, s3Storage } from './aws.ts';
 import { DocbatchError } from '../errors.ts';
 import type { BlobCache } from './blob-cache.ts';
-import { assertBlobId, assertNamedKey, hashFile, isNamedKey, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore } from './blobs.ts';
-import { classifyS3Error, explainS3Error, formatLocation, keyUnder, listObjects, s3Uri, type S3Location } from './s3.ts';
+import { assertBlobId, assertNamedKey, hashFile, isNamedKey, NamedObjectChanged, namedPieces, namedStream, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore, type NamedBody } from './blobs.ts';
+import { classifyS3Error, explainS3Error, formatLocation, keyUnder, listObjects, preconditionFailed, s3Uri, type S3Location } from './s3.ts';
 
 export interface S3BlobStoreParts {
   client: S3Client;
@@ -194,18 +194,103 @@ export class S3BlobStore implements BlobStore {
     });
   }
 
-  async putNamed(key: string, bytes: Buffer | string): Promise<void> {
-    const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
-    await this.upload(this.namedKey(key), () => buf, buf.length);
+  /**
+   * A named object from its pieces: one PUT when they end within a part, else a multipart upload
+   * fed as they come (S3 shows it only once complete; aborted when the source fails part-way).
+   * At most a part is held in memory.
+   */
+  async putNamed(key: string, body: NamedBody): Promise<void> {
+    const Key = this.namedKey(key);
+    const pieces = namedPieces(body);
+    const head: Buffer[] = [];
+    let bytes = 0;
+    let next = await pieces.next();
+    for (; !next.done && bytes + next.value.length <= this.partSize; next = await pieces.next()) {
+      head.push(next.value);
+      bytes += next.value.length;
+    }
+    if (next.done) {
+      const buf = Buffer.concat(head);
+      await this.upload(Key, () => buf, buf.length);
+      return;
+    }
+    const rest = next.value;
+    const source = { failed: false, error: undefined as unknown };
+    const stream = async function* () {
+      yield* head;
+      yield rest;
+      try {
+        yield* pieces;
+      } catch (err) {
+        Object.assign(source, { failed: true, error: err });
+        throw err;
+      }
+    };
+    try {
+      await this.upload(Key, () => namedStream(stream()), Number.POSITIVE_INFINITY);
+    } catch (err) {
+      // The upload is aborted either way; a source that failed is the error to report, not the store.
+      throw source.failed ? source.error : err;
+    }
   }
 
-  async getNamed(key: string): Promise<Buffer | null> {
+  /**
+   * A named object as a stream, or null. One version: the first GET's ETag is kept, and a body
+   * cut off mid-way is resumed from where it stopped with If-Match on it (up to 3 times); an
+   * object replaced meanwhile (412, or another ETag from a store that ignores If-Match) fails the
+   * stream with NamedObjectChanged.
+   */
+  async openNamed(key: string): Promise<Readable | null> {
+    const Key = this.namedKey(key);
+    let first;
     try {
-      return await this.getBytes(this.namedKey(key), undefined, null);
+      first = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key }));
     } catch (err) {
-      if (err instanceof DocbatchError && err.code === 'BLOB_MISSING') return null;
-      throw err;
+      const failure = await this.readError(this.uri(Key), err);
+      if (failure.code === 'BLOB_MISSING') return null;
+      throw failure;
     }
+    return namedStream(this.resumed(key, Key, first.Body as Readable, first.ETag, first.ContentLength));
+  }
+
+  /** The body of a named object, resumed from the same version when cut off (openNamed). */
+  private async *resumed(key: string, Key: string, body: Readable, etag: string | undefined, size: number | undefined): AsyncGenerator<Buffer> {
+    let offset = 0;
+    for (let cuts = 0; ; ) {
+      let cut: unknown = null;
+      try {
+        for await (const chunk of body) {
+          offset += (chunk as Buffer).length;
+          yield chunk as Buffer;
+        }
+      } catch (err) {
+        cut = err;
+      }
+      if (cut === null && (size === undefined || offset >= size)) return;
+      body.destroy();
+      cut ??= new Error(`the body ended after ${offset} of its ${size} bytes`);
+      if (++cuts >= 3 || etag === undefined) throw new DocbatchError('BLOB_STORE_UNAVAILABLE', `cannot read ${this.uri(Key)} from ${this.location}: ${(cut as Error).message}`, { cause: cut });
+      let sent: string | undefined;
+      try {
+        const res = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key, Range: `bytes=${offset}-`, IfMatch: etag }));
+        body = res.Body as Readable;
+        sent = res.ETag;
+      } catch (err) {
+        if (preconditionFailed(err)) throw new NamedObjectChanged(key, { cause: err });
+        throw await this.readError(this.uri(Key), err);
+      }
+      // A store that ignores If-Match still says which version it sent.
+      if (sent !== etag) {
+        body.destroy();
+        throw new NamedObjectChanged(key);
+      }
+    }
+  }
+
+  /** A small named object whole, or null when there is none. */
+  async getNamed(key: string): Promise<Buffer | null> {
+    const stream = await this.openNamed(key);
+    return stream ? collect(stream) : null;
   }
 
   async deleteNamed(key: string): Promise<void> {
@@ -256,7 +341,10 @@ export class S3BlobStore implements BlobStore {
     return removed;
   }
 
-  /** One object whole: a single PUT, or multipart above the part size (visible only once complete). */
+  /**
+   * One object whole: a single PUT, or multipart above the part size (visible only once
+   * complete; `size` infinite: a stream of unknown length, known to pass a part).
+   */
   private async upload(Key: string, body: () => Readable | Buffer, size: number): Promise<void> {
     try {
       if (size <= this.partSize) {

@@ -5,7 +5,7 @@
  * proxy in front of it that answers chosen requests with throttling or 5xx, to show retries.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,6 +118,8 @@ export interface FlakyProxy {
   outage(fault: Fault | null): void;
   /** Requests seen, by method, and faults answered. */
   stats(): { requests: Record<string, number>; faulted: number };
+  /** The last requests seen (up to 100), oldest first: method, path and headers as sent. */
+  seen(): Array<{ method: string; url: string; headers: IncomingHttpHeaders }>;
   close(): Promise<void>;
 }
 
@@ -127,9 +129,12 @@ export async function flakyProxy(target: string): Promise<FlakyProxy> {
   const queue: Array<Fault & { method?: string }> = [];
   let down: Fault | null = null;
   const requests: Record<string, number> = {};
+  const seen: Array<{ method: string; url: string; headers: IncomingHttpHeaders }> = [];
   let faulted = 0;
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     requests[req.method ?? '?'] = (requests[req.method ?? '?'] ?? 0) + 1;
+    seen.push({ method: req.method ?? '?', url: req.url ?? '', headers: { ...req.headers } });
+    if (seen.length > 100) seen.shift();
     const i = down ? -1 : queue.findIndex((f) => f.method === undefined || f.method === req.method);
     if (down || i >= 0) {
       const fault = down ?? queue.splice(i, 1)[0]!;
@@ -180,6 +185,7 @@ export async function flakyProxy(target: string): Promise<FlakyProxy> {
       down = fault;
     },
     stats: () => ({ requests: { ...requests }, faulted }),
+    seen: () => [...seen],
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
