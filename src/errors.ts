@@ -57,6 +57,7 @@ export const ERROR_CODES = {
   ZIP_NO_CONVERSATIONS: { action: 'reject', summary: 'The .zip has no conversations.json.' },
   DOC_CONFLICT: { action: 'reject', summary: 'The same run (same content, task, model and chunk settings) is already enqueued in another shape: a chat export another docbatch version read into other chunks, a PDF whose page count differs; finish it or use --force. (Other chunk settings are another run, not a conflict.)' },
   ZIP_CORRUPT: { action: 'reject', summary: 'The .zip archive is damaged.' },
+  ZIP_ENCRYPTED: { action: 'reject', summary: "The .zip's conversations.json is encrypted (password-protected: ZipCrypto or AES) and docbatch does not decrypt archives: unzip it with its password and enqueue the conversations.json inside, or zip the export again without a password. The file and the entry are named; in a folder it is an error, not skipped." },
   TASK_UNIT_MISMATCH: { action: 'reject', summary: "The task's unit does not fit this kind of input (e.g. `document` for a chat export)." },
   DOC_TOO_MANY_PAGES: { action: 'reject', summary: 'The task sends whole documents (`document` unit) and this one has more pages than its `max_pages`.' },
   IMAGE_CORRUPT: { action: 'reject', summary: 'The file is an image (PNG, JPEG, TIFF, WebP) by its bytes but cannot be decoded.' },
