@@ -40,7 +40,7 @@ export const ERROR_CODES = {
   // ---- input files (producer) ----
   FILE_UNREADABLE: { action: 'reject', summary: 'The file cannot be read (missing, a directory, no permission).' },
   ZIP_SEVERAL_EXPORTS: { action: 'reject', summary: 'A .zip holds several conversations.json one folder down and none at its root (exports zipped together): reading one would drop the others; zip each export alone.' },
-  FILE_CHANGED: { action: 'reject', summary: 'The file changed (its size, modification time or identity) while it was being read: it is still being written, or was replaced. Nothing was enqueued for it; enqueue it again once it is complete.' },
+  FILE_CHANGED: { action: 'reject', summary: 'The file changed (its size, modification time or identity; an s3:// object: its ETag, or the store refused If-Match) while it was being read: it is still being written, or was replaced. Nothing was enqueued for it; enqueue it again once it is complete.' },
   EMPTY_FILE: { action: 'reject', summary: 'The file has zero bytes.' },
   UNSUPPORTED_FORMAT: { action: 'reject', summary: 'The bytes are neither a PDF nor a known chat export.' },
   NOT_PDF: { action: 'reject', summary: 'The file is named .pdf but its bytes are not a PDF.' },

@@ -108,7 +108,11 @@ export type Fault =
   /** The real answer, its body cut off after this many bytes (a connection reset mid-body). */
   | { cutAfterBytes: number }
   /** No answer at all: the request is read and left hanging (a stuck load balancer). */
-  | { stall: true };
+  | { stall: true }
+  /** The real answer without these headers (lowercase names): a gateway that drops Content-Length. */
+  | { dropHeaders: string[] }
+  /** The real answer, once `before` has run (the object replaced between two requests, say). */
+  | { before: () => Promise<void> };
 
 export interface FlakyProxy {
   endpoint: string;
@@ -143,6 +147,18 @@ export async function flakyProxy(target: string): Promise<FlakyProxy> {
         req.resume();
         return;
       }
+      if ('dropHeaders' in fault) {
+        forward(req, res, fault.dropHeaders);
+        return;
+      }
+      if ('before' in fault) {
+        req.pause();
+        fault.before().then(
+          () => forward(req, res),
+          () => res.destroy(),
+        );
+        return;
+      }
       if ('cutAfterBytes' in fault) {
         const cut = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
           res.writeHead(answer.statusCode ?? 502, answer.headers);
@@ -167,13 +183,18 @@ export async function flakyProxy(target: string): Promise<FlakyProxy> {
       });
       return;
     }
+    forward(req, res);
+  });
+  function forward(req: IncomingMessage, res: ServerResponse, drop: string[] = []): void {
     const out = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      const headers = Object.fromEntries(Object.entries(answer.headers).filter(([name]) => !drop.includes(name)));
+      res.writeHead(answer.statusCode ?? 502, headers);
+      res.flushHeaders(); // as the store sent them, even before a body that never comes (s3rver: a range of an empty object)
       answer.pipe(res);
     });
     out.on('error', () => res.destroy());
     req.pipe(out);
-  });
+  }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const { port } = server.address() as AddressInfo;
   return {
