@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DocbatchError } from '../errors.ts';
-import { assertBlobId, assertNamedKey, isNamedKey, namedPieces, namedStream, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore, type NamedBody } from './blobs.ts';
+import { assertBlobId, assertNamedKey, isNamedKey, namedPieces, namedStream, readAborted, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore, type NamedBody, type ReadOptions } from './blobs.ts';
 
 /** errno codes that say the store itself (not one blob) cannot be read here. */
 const ENVIRONMENT_ERRNOS = new Set(['EMFILE', 'ENFILE', 'ESTALE', 'EIO', 'EACCES', 'EPERM', 'ENOTCONN', 'ENXIO', 'EHOSTDOWN', 'ETIMEDOUT']);
@@ -144,7 +144,8 @@ export class LocalBlobStore implements BlobStore {
   }
 
   /** Reads `length` bytes at `offset` of a blob. */
-  async read(sha256: string, offset: number, length: number): Promise<Buffer> {
+  async read(sha256: string, offset: number, length: number, options: ReadOptions = {}): Promise<Buffer> {
+    if (options.signal?.aborted) throw readAborted(options.signal, `blob ${sha256.slice(0, 12)}`);
     const path = this.pathOf(sha256);
     let handle;
     try {
@@ -165,7 +166,8 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
-  async readAll(sha256: string): Promise<Buffer> {
+  async readAll(sha256: string, options: ReadOptions = {}): Promise<Buffer> {
+    if (options.signal?.aborted) throw readAborted(options.signal, `blob ${sha256.slice(0, 12)}`);
     try {
       return await readFile(this.pathOf(sha256));
     } catch (err) {
@@ -175,7 +177,8 @@ export class LocalBlobStore implements BlobStore {
   }
 
   /** A path to the blob on this machine (renderers open it by path). */
-  async localPath(sha256: string): Promise<string> {
+  async localPath(sha256: string, options: ReadOptions = {}): Promise<string> {
+    if (options.signal?.aborted) throw readAborted(options.signal, `blob ${sha256.slice(0, 12)}`);
     const path = this.pathOf(sha256);
     try {
       await access(path, constants.R_OK);

@@ -38,6 +38,19 @@ export interface BlobEntry {
 
 export const STORE_MARKER = '.docbatch-store';
 
+export interface ReadOptions {
+  /**
+   * Ends the read, and any wait for a blob the store does not show yet, as soon as it aborts
+   * (job cancelled, lock lost, shutdown): ABORTED. A download others wait for too goes on for them.
+   */
+  signal?: AbortSignal;
+}
+
+/** ABORTED, saying what was stopped. */
+export function readAborted(signal: AbortSignal, what: string): DocbatchError {
+  return new DocbatchError('ABORTED', `aborted while reading ${what}`, { cause: signal.reason });
+}
+
 /**
  * Keeps gc off a blob a producer is about to name in a record (src/store/blob-pins.ts). A store
  * given one calls `pin` in put, putBytes and adopt before it looks the blob up.
@@ -75,10 +88,10 @@ export interface BlobStore {
   adopt(tmp: string, sha256: string, size?: number): Promise<BlobRef>;
 
   /** `length` bytes at `offset` of a blob (S3: one ranged GET). */
-  read(sha256: string, offset: number, length: number): Promise<Buffer>;
-  readAll(sha256: string): Promise<Buffer>;
+  read(sha256: string, offset: number, length: number, options?: ReadOptions): Promise<Buffer>;
+  readAll(sha256: string, options?: ReadOptions): Promise<Buffer>;
   /** A path to the blob on this machine (renderers open it by path; S3: the local cache). */
-  localPath(sha256: string): Promise<string>;
+  localPath(sha256: string, options?: ReadOptions): Promise<string>;
 
   /**
    * Writes a named object whole, from its pieces in order (never all of it in memory): it
