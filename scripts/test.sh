@@ -7,5 +7,6 @@ bash scripts/ensure-redis.sh
 bash scripts/ensure-chromium.sh
 bash scripts/ensure-docker-compose.sh
 bash scripts/ensure-promtool.sh
+bash scripts/ensure-zip.sh
 npx tsc -p .
 npx vitest run "$@"

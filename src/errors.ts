@@ -40,7 +40,7 @@ export const ERROR_CODES = {
   // ---- input files (producer) ----
   FILE_UNREADABLE: { action: 'reject', summary: 'The file cannot be read (missing, a directory, no permission).' },
   ZIP_SEVERAL_EXPORTS: { action: 'reject', summary: 'A .zip holds several conversations.json one folder down and none at its root (exports zipped together): reading one would drop the others; zip each export alone.' },
-  FILE_CHANGED: { action: 'reject', summary: 'The file changed (its size, modification time or identity) while it was being read: it is still being written, or was replaced. Nothing was enqueued for it; enqueue it again once it is complete.' },
+  FILE_CHANGED: { action: 'reject', summary: 'The file changed (its size, modification time or identity; an s3:// object: its ETag, or the store refused If-Match) while it was being read: it is still being written, or was replaced. Nothing was enqueued for it; enqueue it again once it is complete.' },
   EMPTY_FILE: { action: 'reject', summary: 'The file has zero bytes.' },
   UNSUPPORTED_FORMAT: { action: 'reject', summary: 'The bytes are neither a PDF nor a known chat export.' },
   NOT_PDF: { action: 'reject', summary: 'The file is named .pdf but its bytes are not a PDF.' },
@@ -57,6 +57,7 @@ export const ERROR_CODES = {
   ZIP_NO_CONVERSATIONS: { action: 'reject', summary: 'The .zip has no conversations.json.' },
   DOC_CONFLICT: { action: 'reject', summary: 'The same run (same content, task, model and chunk settings) was enqueued before in another shape (a chat export another docbatch version read into other chunks, a PDF whose page count differs): finish it, or use --force. An unfinished chat export goes on as it was split then (unless that split is gone from the blob store); other chunk settings are another run, not a conflict.' },
   ZIP_CORRUPT: { action: 'reject', summary: 'The .zip archive is damaged.' },
+  ZIP_ENCRYPTED: { action: 'reject', summary: "The .zip's conversations.json is encrypted (password-protected: ZipCrypto or AES) and docbatch does not decrypt archives: unzip it with its password and enqueue the conversations.json inside, or zip the export again without a password. The file and the entry are named; in a folder it is an error, not skipped." },
   TASK_UNIT_MISMATCH: { action: 'reject', summary: "The task's unit does not fit this kind of input (e.g. `document` for a chat export)." },
   DOC_TOO_MANY_PAGES: { action: 'reject', summary: 'The task sends whole documents (`document` unit) and this one has more pages than its `max_pages`.' },
   IMAGE_CORRUPT: { action: 'reject', summary: 'The file is an image (PNG, JPEG, TIFF, WebP) by its bytes but cannot be decoded.' },

@@ -79,8 +79,8 @@ export class UnitPreparer {
   async prepare(ctx: UnitContext, longestSide: number | null, signal: AbortSignal): Promise<Prepared> {
     const { data, meta, task } = ctx;
     const file = basename(meta.source);
-    if (data.reduce) return this.reduce(ctx, file);
-    if (meta.kind === 'chat') return this.chunk(ctx, file);
+    if (data.reduce) return this.reduce(ctx, file, signal);
+    if (meta.kind === 'chat') return this.chunk(ctx, file, signal);
     const size = longestSide ?? task.image.size ?? this.options.imageSize;
     if (task.unit === 'document') {
       const pages = meta.pages ?? 1;
@@ -106,7 +106,7 @@ export class UnitPreparer {
   private async page(ctx: UnitContext, page: number, longestSide: number, signal: AbortSignal): Promise<{ image: PageImage; tokens: number; side: number; renderMs: number; renderer: string; fallback?: boolean }> {
     const { meta, task } = ctx;
     const format = task.image.format ?? this.options.imageFormat;
-    const path = await this.blobs.localPath(meta.blob);
+    const path = await this.blobs.localPath(meta.blob, { signal });
     if (meta.kind === 'image') {
       const r = await renderImagePage({ path, page, longestSide, format, quality: this.options.imageQuality });
       return { image: { page, dataUrl: dataUrl(r.mime, r.image), text: '' }, tokens: imageTokens(r.width, r.height), side: Math.max(r.width, r.height), renderMs: r.renderMs, renderer: 'sharp' };
@@ -137,11 +137,11 @@ export class UnitPreparer {
     };
   }
 
-  private async chunk(ctx: UnitContext, file: string): Promise<Prepared> {
+  private async chunk(ctx: UnitContext, file: string, signal: AbortSignal): Promise<Prepared> {
     const { data, meta, task } = ctx;
     if (!meta.index) throw new DocbatchError('BLOB_MISSING', `document ${meta.docId} has no chunk index`);
-    const entry = await this.chunks.entry(meta.index, data.unit);
-    const record = await this.readLine(meta, entry.offset, entry.length, data.unit);
+    const entry = await this.chunks.entry(meta.index, data.unit, signal);
+    const record = await this.readLine(meta, entry.offset, entry.length, data.unit, signal);
     const payload: Payload = { kind: 'chunk', file, title: record.title, conversationId: record.conversation_id, chunk: record.chunk, chunks: record.chunks, text: record.text };
     // Under a `conversation` task, a conversation of several chunks is summarized part by part
     // first (the built-in summarize task); its summary unit then answers the task.
@@ -151,10 +151,10 @@ export class UnitPreparer {
   }
 
   /** A conversation's answer from its parts' summaries (those that failed are named as missing). */
-  private async reduce(ctx: UnitContext, file: string): Promise<Prepared> {
+  private async reduce(ctx: UnitContext, file: string, signal: AbortSignal): Promise<Prepared> {
     const { data, meta, task } = ctx;
     const group = data.reduce!;
-    const head = await this.readLine(meta, group.head[0], group.head[1], group.first);
+    const head = await this.readLine(meta, group.head[0], group.head[1], group.first, signal);
     const parts: Array<string | null> = [];
     for (let i = 0; i < group.count; i++) {
       const r = await this.results(data.docId, data.gen, group.first + i);
@@ -172,9 +172,9 @@ export class UnitPreparer {
     return this.finish(judge, judge, payload, { textTokens: Math.ceil(chars / 3) });
   }
 
-  private async readLine(meta: DocMeta, offset: number, length: number, unit: number) {
+  private async readLine(meta: DocMeta, offset: number, length: number, unit: number, signal: AbortSignal) {
     try {
-      return await this.chunks.line(meta.blob, offset, length);
+      return await this.chunks.line(meta.blob, offset, length, signal);
     } catch (err) {
       if (err instanceof DocbatchError) throw err;
       throw new DocbatchError('BLOB_MISSING', `unit ${unit} of ${meta.docId}: the sidecar bytes at ${offset}+${length} are not a chunk record`, { cause: err });

@@ -45,8 +45,8 @@ function pdfAfterJunk(head: Buffer): boolean {
 }
 
 /**
- * Throws InputError FILE_UNREADABLE (missing, a directory, no permission), ZIP_CORRUPT, or
- * ZIP_NO_CONVERSATIONS; every other outcome is a FileKind.
+ * Throws InputError FILE_UNREADABLE (missing, a directory, no permission), ZIP_CORRUPT,
+ * ZIP_ENCRYPTED or ZIP_NO_CONVERSATIONS; every other outcome is a FileKind.
  */
 export async function detectFile(path: string): Promise<FileKind> {
   let size: number;

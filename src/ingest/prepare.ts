@@ -85,7 +85,7 @@ function shortHash(text: string): string {
 export async function prepareFile(source: string, blobs: BlobStore, options: PrepareOptions): Promise<PreparedInput> {
   if (!isS3Uri(source)) return prepare(source, null, blobs, options);
   if (!options.s3) throw new InputError('FILE_UNREADABLE', 'no object-storage client for s3:// inputs', { place: { file: source } });
-  const object = await S3Input.open(source, options.s3(), blobs);
+  const object = await S3Input.open(source, options.s3(), blobs, options.signal);
   try {
     return await prepare(source, object, blobs, options);
   } finally {

@@ -12,6 +12,12 @@
  *
  * The names in places are the s3:// URIs; the codes are the same as for local files (an object
  * that cannot be listed or read is FILE_UNREADABLE with the reason).
+ *
+ * One version: the HEAD says which (its ETag), and every GET after it asks for that one
+ * (If-Match) and checks the ETag it got, for stores that ignore If-Match. An object replaced
+ * meanwhile is FILE_CHANGED, as a local file rewritten while it is read: never registered under
+ * bytes of another version, or of two. A HEAD that gives no length leaves it unknown (not 0): the
+ * first ranged GET says it (Content-Range). The producer's AbortSignal ends every request.
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -23,7 +29,7 @@ import { s3Sdk } from '../store/aws.ts';
 import { DocbatchError, InputError } from '../errors.ts';
 import { parseS3Uri, s3Uri } from '../s3-uri.ts';
 import type { BlobRef, BlobStore } from '../store/blobs.ts';
-import { classifyS3Error, explainS3Error, listObjects } from '../store/s3.ts';
+import { classifyS3Error, explainS3Error, listObjects, preconditionFailed } from '../store/s3.ts';
 import { detectFrom, detectZip, type FileKind } from './detect.ts';
 
 export interface WalkedObject {
@@ -77,28 +83,41 @@ export async function* walkS3(input: string, client: S3Client, pattern: RegExp |
   if (found === 0) yield { path: input, explicit: true };
 }
 
+/** What a first ranged GET reads when the HEAD gave no length (detect's first prefix too). */
+const MEASURE_BYTES = 64 * 1024;
+
 /** One object being prepared; `release()` removes what it left on this machine. */
 export class S3Input {
   readonly uri: string;
-  readonly size: number;
+  /** The version the HEAD found (undefined: a store that gives none; nothing to hold it to). */
+  readonly etag: string | undefined;
   private readonly client: S3Client;
   private readonly blobs: BlobStore;
   private readonly bucket: string;
   private readonly key: string;
+  private readonly signal: AbortSignal | undefined;
+  private length: number;
   private head: Buffer = Buffer.alloc(0);
   private copy: Promise<{ path: string; sha256: string }> | null = null;
 
-  private constructor(uri: string, client: S3Client, blobs: BlobStore, bucket: string, key: string, size: number) {
-    this.uri = uri;
-    this.client = client;
-    this.blobs = blobs;
-    this.bucket = bucket;
-    this.key = key;
-    this.size = size;
+  private constructor(o: { uri: string; client: S3Client; blobs: BlobStore; bucket: string; key: string; size: number; etag: string | undefined; signal: AbortSignal | undefined }) {
+    this.uri = o.uri;
+    this.client = o.client;
+    this.blobs = o.blobs;
+    this.bucket = o.bucket;
+    this.key = o.key;
+    this.length = o.size;
+    this.etag = o.etag;
+    this.signal = o.signal;
+  }
+
+  /** Its length in bytes. */
+  get size(): number {
+    return this.length;
   }
 
   /** HEADs the object; FILE_UNREADABLE (with the reason) when it cannot be. */
-  static async open(uri: string, client: S3Client, blobs: BlobStore): Promise<S3Input> {
+  static async open(uri: string, client: S3Client, blobs: BlobStore, signal?: AbortSignal): Promise<S3Input> {
     let bucket: string;
     let key: string;
     try {
@@ -109,18 +128,63 @@ export class S3Input {
     if (key === '' || uri.endsWith('/')) {
       // The walk found nothing under it: say why (a bucket missing, access denied) when there is a why.
       try {
-        await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket: bucket, Prefix: key === '' ? '' : `${key}/`, MaxKeys: 1 }));
+        await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket: bucket, Prefix: key === '' ? '' : `${key}/`, MaxKeys: 1 }), { abortSignal: signal });
       } catch (err) {
-        throw unreadable(uri, err);
+        throw unreadable(uri, err, signal);
       }
       throw new InputError('FILE_UNREADABLE', 'nothing under this prefix', { place: { file: uri } });
     }
+    let head;
     try {
-      const head = await client.send(new (s3Sdk().HeadObjectCommand)({ Bucket: bucket, Key: key }));
-      return new S3Input(uri, client, blobs, bucket, key, head.ContentLength ?? 0);
+      head = await client.send(new (s3Sdk().HeadObjectCommand)({ Bucket: bucket, Key: key }), { abortSignal: signal });
     } catch (err) {
-      throw unreadable(uri, err);
+      throw unreadable(uri, err, signal);
     }
+    const input = new S3Input({ uri, client, blobs, bucket, key, size: head.ContentLength ?? -1, etag: head.ETag, signal });
+    if (head.ContentLength === undefined) await input.measure();
+    return input;
+  }
+
+  /**
+   * Learns the length the HEAD did not give from a ranged GET of the first bytes (kept for
+   * detect): Content-Range says the whole length; 416 says there is no first byte (an empty
+   * object); a store that ignores Range sends it all, counted as it goes by.
+   */
+  private async measure(): Promise<void> {
+    let res;
+    try {
+      res = await this.client.send(this.getCommand(`bytes=0-${MEASURE_BYTES - 1}`), { abortSignal: this.signal });
+    } catch (err) {
+      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode !== 416) throw this.readFailure(err);
+      this.length = 0;
+      return;
+    }
+    const body = this.sameVersion(res);
+    const total = /\/(\d+)$/.exec(res.ContentRange ?? '')?.[1];
+    // No more than the range says is there (s3rver sends `bytes 0-0/0` and no byte for an empty object).
+    const want = Math.min(MEASURE_BYTES, total !== undefined ? Number(total) : MEASURE_BYTES);
+    const counting = total === undefined && res.ContentLength === undefined;
+    const pieces: Buffer[] = [];
+    let kept = 0;
+    let bytes = 0;
+    try {
+      if (want > 0) {
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          bytes += chunk.length;
+          if (kept < want) {
+            pieces.push(chunk.subarray(0, want - kept));
+            kept += Math.min(chunk.length, want - kept);
+          }
+          if (kept >= want && !counting) break;
+        }
+      }
+    } catch (err) {
+      throw unreadable(this.uri, err, this.signal);
+    } finally {
+      body.destroy();
+    }
+    this.length = total !== undefined ? Number(total) : (res.ContentLength ?? bytes);
+    this.head = Buffer.concat(pieces);
   }
 
   detect(): Promise<FileKind> {
@@ -178,13 +242,38 @@ export class S3Input {
     return this.head.subarray(0, length);
   }
 
+  /** A GET of the version the HEAD found (If-Match on its ETag). */
+  private getCommand(Range?: string) {
+    return new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key: this.key, ...(Range ? { Range } : {}), ...(this.etag !== undefined ? { IfMatch: this.etag } : {}) });
+  }
+
   private async get(Range?: string): Promise<Readable> {
+    let res;
     try {
-      const res = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key: this.key, ...(Range ? { Range } : {}) }));
-      return res.Body as Readable;
+      res = await this.client.send(this.getCommand(Range), { abortSignal: this.signal });
     } catch (err) {
-      throw unreadable(this.uri, err);
+      throw this.readFailure(err);
     }
+    return this.sameVersion(res);
+  }
+
+  /** The body, when it is of the version the HEAD found (a store that ignores If-Match says which it sent). */
+  private sameVersion(res: { Body?: unknown; ETag?: string }): Readable {
+    const body = res.Body as Readable;
+    if (this.etag !== undefined && res.ETag !== undefined && res.ETag !== this.etag) {
+      body.destroy();
+      throw this.changed(`its ETag was ${this.etag}, now ${res.ETag}`);
+    }
+    return body;
+  }
+
+  private readFailure(err: unknown): DocbatchError {
+    if (preconditionFailed(err)) return this.changed(`the store has no version with ETag ${this.etag} any more: If-Match failed`, err);
+    return unreadable(this.uri, err, this.signal);
+  }
+
+  private changed(why: string, cause?: unknown): InputError {
+    return new InputError('FILE_CHANGED', `the object was replaced while it was being read (${why}); enqueue it again once it is complete`, { ...(cause ? { cause } : {}), place: { file: this.uri } });
   }
 
   private getBytes(Range: string): Promise<Buffer> {
@@ -205,7 +294,7 @@ export class S3Input {
         return await read();
       } catch (err) {
         if (err instanceof DocbatchError) throw err;
-        if (attempt >= 3) throw unreadable(this.uri, err);
+        if (attempt >= 3 || this.signal?.aborted) throw unreadable(this.uri, err, this.signal);
       }
     }
   }
@@ -233,7 +322,9 @@ function hashing(hash: ReturnType<typeof createHash>): Transform {
   });
 }
 
-function unreadable(uri: string, err: unknown): InputError {
-  if (err instanceof InputError) return err;
+/** A failed request: FILE_UNREADABLE with the store's reason, or ABORTED when the producer was stopped. */
+function unreadable(uri: string, err: unknown, signal?: AbortSignal): DocbatchError {
+  if (err instanceof DocbatchError) return err;
+  if (signal?.aborted) return new DocbatchError('ABORTED', `reading ${uri} was aborted`, { cause: signal.reason ?? err });
   return new InputError('FILE_UNREADABLE', explainS3Error(err, 'cannot read the object').replace(/^cannot read the object: /, ''), { cause: err, place: { file: uri } });
 }

@@ -15,7 +15,7 @@
  */
 import { readFile, realpath } from 'node:fs/promises';
 import { basename, relative, isAbsolute } from 'node:path';
-import { archiveKey } from '../store/archive.ts';
+import { readArchive } from '../store/archive.ts';
 import { costUsd } from './cost.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import type { DocStore } from '../store/docs.ts';
@@ -268,13 +268,25 @@ export async function documentFailures(store: DocStore, blobs: BlobStore | null,
       // Unreadable or changed since: try the archive.
     }
   }
-  const archived = blobs ? await blobs.getNamed(archiveKey(record.docId, record.gen)).catch(() => null) : null;
+  // Read line by line: an archive may be larger than one string can be.
+  const archived = blobs
+    ? await readArchive(blobs, record.docId, record.gen, async (lines) => {
+        const found: UnitFailureJson[] = [];
+        let beyond = 0;
+        for await (const line of lines) {
+          if (!line.includes('"ok":false')) continue;
+          const [unit, result] = JSON.parse(line) as [number, UnitResult];
+          const failure = failureOf(record, unit, result);
+          if (!failure) continue;
+          if (found.length < MAX_FAILURES) found.push(failure);
+          else beyond++;
+        }
+        return { found, beyond };
+      }).catch(() => null)
+    : null;
   if (archived) {
-    for (const line of archived.toString('utf8').split('\n')) {
-      if (!line.includes('"ok":false')) continue;
-      const [unit, result] = JSON.parse(line) as [number, UnitResult];
-      add(failureOf(record, unit, result));
-    }
+    for (const f of archived.found) add(f);
+    more += archived.beyond;
     return sorted('archive');
   }
   return {

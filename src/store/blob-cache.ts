@@ -10,11 +10,13 @@
  *              about to open them (the bound is then exceeded for as long as they are in use)
  *   sharing    several processes on one machine may share the folder: a download lands by rename,
  *              use is recorded in the file's mtime, and eviction looks at the mtime first
- *   one fetch  concurrent asks for one blob share one download
+ *   one fetch  concurrent asks for one blob share one download; an ask whose signal aborts
+ *              leaves it (ABORTED), and the download is aborted once no ask waits for it
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DocbatchError } from '../errors.ts';
 
 export interface BlobCacheOptions {
   dir: string;
@@ -29,13 +31,20 @@ interface Entry {
   usedAt: number;
 }
 
+/** A download in progress and how many asks wait for it (one without a signal never leaves). */
+interface Download {
+  promise: Promise<string>;
+  controller: AbortController;
+  waiting: number;
+}
+
 export class BlobCache {
   readonly dir: string;
   readonly maxBytes: number;
   readonly graceMs: number;
   /** Insertion order is recency order: the first entry is the least recently used. */
   private readonly entries = new Map<string, Entry>();
-  private readonly fetching = new Map<string, Promise<string>>();
+  private readonly fetching = new Map<string, Download>();
   private loaded: Promise<void> | null = null;
   private bytes = 0;
 
@@ -59,10 +68,12 @@ export class BlobCache {
   }
 
   /**
-   * The cached file of blob `sha256`; on a miss, `fetch(tmp)` fills a temporary file (and checks
-   * it), which then takes its place.
+   * The cached file of blob `sha256`; on a miss, `fetch(tmp, signal)` fills a temporary file (and
+   * checks it), which then takes its place. `signal` ends this ask (ABORTED); the download's own
+   * signal aborts once every ask for it has.
    */
-  async get(sha256: string, fetch: (tmp: string) => Promise<void>): Promise<string> {
+  async get(sha256: string, fetch: (tmp: string, signal: AbortSignal) => Promise<void>, signal?: AbortSignal): Promise<string> {
+    if (signal?.aborted) throw aborted(signal, sha256);
     await this.load();
     const path = join(this.dir, 'blobs', sha256);
     const now = Date.now();
@@ -74,12 +85,45 @@ export class BlobCache {
     } catch {
       // a miss
     }
-    let pending = this.fetching.get(sha256);
-    if (!pending) {
-      pending = this.download(sha256, path, fetch).finally(() => this.fetching.delete(sha256));
-      this.fetching.set(sha256, pending);
+    let download = this.fetching.get(sha256);
+    if (!download) {
+      const controller = new AbortController();
+      const started: Download = { controller, waiting: 0, promise: Promise.resolve('') };
+      started.promise = this.download(sha256, path, (tmp) => fetch(tmp, controller.signal)).finally(() => {
+        if (this.fetching.get(sha256) === started) this.fetching.delete(sha256);
+      });
+      started.promise.catch(() => {}); // its asks see the failure; one left by all of them is no one's
+      this.fetching.set(sha256, started);
+      download = started;
     }
-    return pending;
+    return this.wait(sha256, download, signal);
+  }
+
+  /** One ask waiting for a download; it leaves when `signal` aborts, and the last to leave aborts it. */
+  private wait(sha256: string, download: Download, signal: AbortSignal | undefined): Promise<string> {
+    download.waiting++;
+    if (!signal) return download.promise;
+    return new Promise((resolve, reject) => {
+      const leave = () => {
+        if (--download.waiting === 0) {
+          download.controller.abort(signal.reason);
+          // A later ask starts afresh rather than joining a download being aborted.
+          if (this.fetching.get(sha256) === download) this.fetching.delete(sha256);
+        }
+        reject(aborted(signal, sha256));
+      };
+      signal.addEventListener('abort', leave, { once: true });
+      download.promise.then(
+        (path) => {
+          signal.removeEventListener('abort', leave);
+          resolve(path);
+        },
+        (err: unknown) => {
+          signal.removeEventListener('abort', leave);
+          reject(err);
+        },
+      );
+    });
   }
 
   private async download(sha256: string, path: string, fetch: (tmp: string) => Promise<void>): Promise<string> {
@@ -146,4 +190,8 @@ export class BlobCache {
       this.bytes -= entry.size;
     }
   }
+}
+
+function aborted(signal: AbortSignal, sha256: string): DocbatchError {
+  return new DocbatchError('ABORTED', `aborted while waiting for blob ${sha256.slice(0, 12)}`, { cause: signal.reason });
 }

@@ -13,9 +13,10 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { access, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DocbatchError } from '../errors.ts';
-import { assertBlobId, assertNamedKey, isNamedKey, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore } from './blobs.ts';
+import { assertBlobId, assertNamedKey, isNamedKey, namedPieces, namedStream, readAborted, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore, type NamedBody, type ReadOptions } from './blobs.ts';
 
 /** errno codes that say the store itself (not one blob) cannot be read here. */
 const ENVIRONMENT_ERRNOS = new Set(['EMFILE', 'ENFILE', 'ESTALE', 'EIO', 'EACCES', 'EPERM', 'ENOTCONN', 'ENXIO', 'EHOSTDOWN', 'ETIMEDOUT']);
@@ -143,7 +144,8 @@ export class LocalBlobStore implements BlobStore {
   }
 
   /** Reads `length` bytes at `offset` of a blob. */
-  async read(sha256: string, offset: number, length: number): Promise<Buffer> {
+  async read(sha256: string, offset: number, length: number, options: ReadOptions = {}): Promise<Buffer> {
+    if (options.signal?.aborted) throw readAborted(options.signal, `blob ${sha256.slice(0, 12)}`);
     const path = this.pathOf(sha256);
     let handle;
     try {
@@ -164,7 +166,8 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
-  async readAll(sha256: string): Promise<Buffer> {
+  async readAll(sha256: string, options: ReadOptions = {}): Promise<Buffer> {
+    if (options.signal?.aborted) throw readAborted(options.signal, `blob ${sha256.slice(0, 12)}`);
     try {
       return await readFile(this.pathOf(sha256));
     } catch (err) {
@@ -174,7 +177,8 @@ export class LocalBlobStore implements BlobStore {
   }
 
   /** A path to the blob on this machine (renderers open it by path). */
-  async localPath(sha256: string): Promise<string> {
+  async localPath(sha256: string, options: ReadOptions = {}): Promise<string> {
+    if (options.signal?.aborted) throw readAborted(options.signal, `blob ${sha256.slice(0, 12)}`);
     const path = this.pathOf(sha256);
     try {
       await access(path, constants.R_OK);
@@ -184,24 +188,29 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
-  /** Writes a named object whole (temporary name, fsync, rename). */
-  async putNamed(key: string, bytes: Buffer | string): Promise<void> {
+  /**
+   * Writes a named object whole, piece by piece (temporary name, fsync, rename, fsync of the
+   * folder): a source that fails part-way leaves the object as it was and no temporary.
+   */
+  async putNamed(key: string, body: NamedBody): Promise<void> {
     const path = this.namedPath(key);
     await mkdir(dirname(path), { recursive: true });
     const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
-      await writeFile(tmp, bytes);
+      await pipeline(namedStream(namedPieces(body)), createWriteStream(tmp, { flags: 'wx' }));
       await fsyncFile(tmp);
       await rename(tmp, path);
+      await fsyncFile(dirname(path)).catch(() => {}); // the rename, durable (best effort: not every filesystem syncs folders)
     } finally {
       await rm(tmp, { force: true });
     }
   }
 
-  /** A named object, or null when there is none. */
-  async getNamed(key: string): Promise<Buffer | null> {
+  /** A named object's bytes as a stream of the file opened (a replacement renamed over it meanwhile is not seen), or null. */
+  async openNamed(key: string): Promise<Readable | null> {
+    let handle;
     try {
-      return await readFile(this.namedPath(key));
+      handle = await open(this.namedPath(key), 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         await this.check();
@@ -209,6 +218,27 @@ export class LocalBlobStore implements BlobStore {
       }
       throw new DocbatchError('BLOB_STORE_UNAVAILABLE', `cannot read ${key} from the blob store: ${(err as Error).message}`, { cause: err });
     }
+    const file = handle.createReadStream();
+    return namedStream(
+      (async function* () {
+        try {
+          for await (const chunk of file) yield chunk as Buffer;
+        } catch (err) {
+          throw new DocbatchError('BLOB_STORE_UNAVAILABLE', `cannot read ${key} from the blob store: ${(err as Error).message}`, { cause: err });
+        } finally {
+          file.destroy();
+        }
+      })(),
+    );
+  }
+
+  /** A small named object whole, or null when there is none. */
+  async getNamed(key: string): Promise<Buffer | null> {
+    const stream = await this.openNamed(key);
+    if (!stream) return null;
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
   }
 
   /** Removes a named object, and its folders left empty (up to `named/`). */

@@ -23,9 +23,10 @@ import { pipeline } from 'node:stream/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { s3Sdk, s3Storage } from './aws.ts';
 import { DocbatchError } from '../errors.ts';
+import { sleep } from '../timeouts.ts';
 import type { BlobCache } from './blob-cache.ts';
-import { assertBlobId, assertNamedKey, hashFile, isNamedKey, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore } from './blobs.ts';
-import { classifyS3Error, explainS3Error, formatLocation, keyUnder, listObjects, s3Uri, type S3Location } from './s3.ts';
+import { assertBlobId, assertNamedKey, hashFile, isNamedKey, NamedObjectChanged, namedPieces, namedStream, readAborted, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore, type NamedBody, type ReadOptions } from './blobs.ts';
+import { classifyS3Error, explainS3Error, formatLocation, keyUnder, listObjects, preconditionFailed, s3Uri, type S3Location } from './s3.ts';
 
 export interface S3BlobStoreParts {
   client: S3Client;
@@ -159,22 +160,26 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async read(sha256: string, offset: number, length: number): Promise<Buffer> {
+  async read(sha256: string, offset: number, length: number, options: ReadOptions = {}): Promise<Buffer> {
     if (length === 0) return Buffer.alloc(0);
-    const buf = await this.getBytes(this.keyOf(sha256), `bytes=${offset}-${offset + length - 1}`, sha256);
+    const buf = await this.getBytes(this.keyOf(sha256), `bytes=${offset}-${offset + length - 1}`, sha256, options.signal);
     if (buf.length !== length) throw new DocbatchError('BLOB_MISSING', `blob ${sha256.slice(0, 12)} is shorter than expected (${offset}+${length})`);
     return buf;
   }
 
-  readAll(sha256: string): Promise<Buffer> {
-    return this.getBytes(this.keyOf(sha256), undefined, sha256);
+  readAll(sha256: string, options: ReadOptions = {}): Promise<Buffer> {
+    return this.getBytes(this.keyOf(sha256), undefined, sha256, options.signal);
   }
 
-  localPath(sha256: string): Promise<string> {
+  /**
+   * The blob in the local cache. Callers asking for one blob at once share one download, which
+   * `signal` does not end while another caller still waits for it (the one that aborted leaves).
+   */
+  localPath(sha256: string, options: ReadOptions = {}): Promise<string> {
     const Key = this.keyOf(sha256);
-    return this.cache.get(sha256, async (tmp) => {
+    return this.cache.get(sha256, async (tmp, signal) => {
       let hash = createHash('sha256');
-      await this.withBody(Key, undefined, sha256, async (body) => {
+      await this.withBody(Key, undefined, sha256, signal, async (body) => {
         // Each attempt hashes what it writes: a body cut off and fetched again starts afresh
         // (the file is truncated too), or the first attempt's bytes would count twice.
         hash = createHash('sha256');
@@ -191,21 +196,106 @@ export class S3BlobStore implements BlobStore {
       });
       const got = hash.digest('hex');
       if (got !== sha256) throw new DocbatchError('BLOB_MISSING', `blob ${sha256.slice(0, 12)} in ${this.location} does not hold what its name says (sha256 ${got.slice(0, 12)}): damaged or overwritten`);
-    });
+    }, options.signal);
   }
 
-  async putNamed(key: string, bytes: Buffer | string): Promise<void> {
-    const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
-    await this.upload(this.namedKey(key), () => buf, buf.length);
-  }
-
-  async getNamed(key: string): Promise<Buffer | null> {
-    try {
-      return await this.getBytes(this.namedKey(key), undefined, null);
-    } catch (err) {
-      if (err instanceof DocbatchError && err.code === 'BLOB_MISSING') return null;
-      throw err;
+  /**
+   * A named object from its pieces: one PUT when they end within a part, else a multipart upload
+   * fed as they come (S3 shows it only once complete; aborted when the source fails part-way).
+   * At most a part is held in memory.
+   */
+  async putNamed(key: string, body: NamedBody): Promise<void> {
+    const Key = this.namedKey(key);
+    const pieces = namedPieces(body);
+    const head: Buffer[] = [];
+    let bytes = 0;
+    let next = await pieces.next();
+    for (; !next.done && bytes + next.value.length <= this.partSize; next = await pieces.next()) {
+      head.push(next.value);
+      bytes += next.value.length;
     }
+    if (next.done) {
+      const buf = Buffer.concat(head);
+      await this.upload(Key, () => buf, buf.length);
+      return;
+    }
+    const rest = next.value;
+    const source = { failed: false, error: undefined as unknown };
+    const stream = async function* () {
+      yield* head;
+      yield rest;
+      try {
+        yield* pieces;
+      } catch (err) {
+        Object.assign(source, { failed: true, error: err });
+        throw err;
+      }
+    };
+    try {
+      await this.upload(Key, () => namedStream(stream()), Number.POSITIVE_INFINITY);
+    } catch (err) {
+      // The upload is aborted either way; a source that failed is the error to report, not the store.
+      throw source.failed ? source.error : err;
+    }
+  }
+
+  /**
+   * A named object as a stream, or null. One version: the first GET's ETag is kept, and a body
+   * cut off mid-way is resumed from where it stopped with If-Match on it (up to 3 times); an
+   * object replaced meanwhile (412, or another ETag from a store that ignores If-Match) fails the
+   * stream with NamedObjectChanged.
+   */
+  async openNamed(key: string): Promise<Readable | null> {
+    const Key = this.namedKey(key);
+    let first;
+    try {
+      first = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key }));
+    } catch (err) {
+      const failure = await this.readError(this.uri(Key), err);
+      if (failure.code === 'BLOB_MISSING') return null;
+      throw failure;
+    }
+    return namedStream(this.resumed(key, Key, first.Body as Readable, first.ETag, first.ContentLength));
+  }
+
+  /** The body of a named object, resumed from the same version when cut off (openNamed). */
+  private async *resumed(key: string, Key: string, body: Readable, etag: string | undefined, size: number | undefined): AsyncGenerator<Buffer> {
+    let offset = 0;
+    for (let cuts = 0; ; ) {
+      let cut: unknown = null;
+      try {
+        for await (const chunk of body) {
+          offset += (chunk as Buffer).length;
+          yield chunk as Buffer;
+        }
+      } catch (err) {
+        cut = err;
+      }
+      if (cut === null && (size === undefined || offset >= size)) return;
+      body.destroy();
+      cut ??= new Error(`the body ended after ${offset} of its ${size} bytes`);
+      if (++cuts >= 3 || etag === undefined) throw new DocbatchError('BLOB_STORE_UNAVAILABLE', `cannot read ${this.uri(Key)} from ${this.location}: ${(cut as Error).message}`, { cause: cut });
+      let sent: string | undefined;
+      try {
+        const res = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key, Range: `bytes=${offset}-`, IfMatch: etag }));
+        body = res.Body as Readable;
+        sent = res.ETag;
+      } catch (err) {
+        if (preconditionFailed(err)) throw new NamedObjectChanged(key, { cause: err });
+        throw await this.readError(this.uri(Key), err);
+      }
+      // A store that ignores If-Match still says which version it sent.
+      if (sent !== etag) {
+        body.destroy();
+        throw new NamedObjectChanged(key);
+      }
+    }
+  }
+
+  /** A small named object whole, or null when there is none. */
+  async getNamed(key: string): Promise<Buffer | null> {
+    const stream = await this.openNamed(key);
+    return stream ? collect(stream) : null;
   }
 
   async deleteNamed(key: string): Promise<void> {
@@ -256,7 +346,10 @@ export class S3BlobStore implements BlobStore {
     return removed;
   }
 
-  /** One object whole: a single PUT, or multipart above the part size (visible only once complete). */
+  /**
+   * One object whole: a single PUT, or multipart above the part size (visible only once
+   * complete; `size` infinite: a stream of unknown length, known to pass a part).
+   */
   private async upload(Key: string, body: () => Readable | Buffer, size: number): Promise<void> {
     try {
       if (size <= this.partSize) {
@@ -271,9 +364,9 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  private async getBytes(Key: string, Range: string | undefined, sha256: string | null): Promise<Buffer> {
+  private async getBytes(Key: string, Range: string | undefined, sha256: string | null, signal: AbortSignal | undefined): Promise<Buffer> {
     let out: Buffer = Buffer.alloc(0);
-    await this.withBody(Key, Range, sha256, async (body) => {
+    await this.withBody(Key, Range, sha256, signal, async (body) => {
       out = await collect(body);
     });
     return out;
@@ -281,20 +374,24 @@ export class S3BlobStore implements BlobStore {
 
   /**
    * GETs an object and hands its body to `consume`. The SDK retries the request; a body cut off
-   * mid-way (a connection reset) is fetched again here, up to 3 times.
+   * mid-way (a connection reset) is fetched again here, up to 3 times. `signal` ends the request,
+   * the body and the wait for a blob not shown yet: ABORTED.
    */
-  private async withBody(Key: string, Range: string | undefined, sha256: string | null, consume: (body: Readable) => Promise<void>): Promise<void> {
+  private async withBody(Key: string, Range: string | undefined, sha256: string | null, signal: AbortSignal | undefined, consume: (body: Readable) => Promise<void>): Promise<void> {
     const what = sha256 ? `blob ${sha256.slice(0, 12)}` : this.uri(Key);
     for (let attempt = 1, absent = 0; ; attempt++) {
+      if (signal?.aborted) throw readAborted(signal, what);
       let body: Readable;
       try {
-        const res = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key, ...(Range ? { Range } : {}) }));
+        const res = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key, ...(Range ? { Range } : {}) }), { abortSignal: signal });
         body = res.Body as Readable;
       } catch (err) {
+        if (signal?.aborted) throw readAborted(signal, what);
         // A blob is named only once it was stored: a store that shows new objects late (eventual
         // consistency, a replica behind) is given a few seconds before the blob counts as missing.
         if (sha256 !== null && classifyS3Error(err) === 'missing-key' && absent < BLOB_VISIBLE_DELAYS_MS.length) {
-          await new Promise((r) => setTimeout(r, BLOB_VISIBLE_DELAYS_MS[absent++]));
+          const ms = BLOB_VISIBLE_DELAYS_MS[absent++]!;
+          await (signal ? sleep(ms, signal, `waiting for ${what} to show in ${this.location}`) : new Promise((r) => setTimeout(r, ms)));
           attempt--;
           continue;
         }
@@ -305,6 +402,7 @@ export class S3BlobStore implements BlobStore {
         return;
       } catch (err) {
         body.destroy();
+        if (signal?.aborted) throw readAborted(signal, what);
         if (err instanceof DocbatchError) throw err;
         if (attempt >= 3) throw new DocbatchError('BLOB_STORE_UNAVAILABLE', `cannot read ${what} from ${this.location}: ${(err as Error).message}`, { cause: err });
       }

@@ -84,14 +84,14 @@ export class ChunkReader {
     this.maxCacheBytes = maxCacheBytes;
   }
 
-  private async indexOf(index: string): Promise<Buffer> {
+  private async indexOf(index: string, signal?: AbortSignal): Promise<Buffer> {
     let buf = this.indexes.get(index);
     if (buf) {
       this.indexes.delete(index);
       this.indexes.set(index, buf);
       return buf;
     }
-    buf = await this.blobs.readAll(index);
+    buf = await this.blobs.readAll(index, signal ? { signal } : {});
     this.indexes.set(index, buf);
     this.cachedBytes += buf.length;
     while (this.cachedBytes > this.maxCacheBytes && this.indexes.size > 1) {
@@ -102,8 +102,8 @@ export class ChunkReader {
     return buf;
   }
 
-  async entry(index: string, unit: number): Promise<IndexEntry> {
-    const buf = await this.indexOf(index);
+  async entry(index: string, unit: number, signal?: AbortSignal): Promise<IndexEntry> {
+    const buf = await this.indexOf(index, signal);
     const at = unit * INDEX_ENTRY_BYTES;
     if (at + INDEX_ENTRY_BYTES > buf.length) throw new RangeError(`chunk index ${index.slice(0, 12)} has no unit ${unit}`);
     return decodeEntry(buf, at);
@@ -116,8 +116,8 @@ export class ChunkReader {
     return groupOf(entry, await this.entry(index, entry.first));
   }
 
-  async line(sidecar: string, offset: number, length: number): Promise<SidecarChunk> {
-    const bytes = await this.blobs.read(sidecar, offset, length);
+  async line(sidecar: string, offset: number, length: number, signal?: AbortSignal): Promise<SidecarChunk> {
+    const bytes = await this.blobs.read(sidecar, offset, length, signal ? { signal } : {});
     return JSON.parse(bytes.toString('utf8')) as SidecarChunk;
   }
 }

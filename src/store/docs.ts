@@ -320,13 +320,32 @@ export class DocStore {
    * Puts results back (a written document's archive, for retry or a rewrite), whole or not at
    * all: they fill a temporary hash (expiring within the hour, should this process die), which
    * becomes the results only if none are there and the record was not reopened since `reopens`
-   * was read (RESTORE_LUA in scripts.ts). 'changed': read the archive again.
+   * was read (RESTORE_LUA in scripts.ts). 'changed': read the archive again. `entries` are taken
+   * as they come (an archive streamed line by line) and sent in batches; if they fail part-way,
+   * the temporary hash goes and nothing is restored.
    */
-  async restoreResults(docId: string, gen: number, entries: Array<[number, string]>, reopens: number): Promise<'restored' | 'present' | 'stale' | 'changed'> {
+  async restoreResults(docId: string, gen: number, entries: AsyncIterable<[number, string]> | Iterable<[number, string]>, reopens: number): Promise<'restored' | 'present' | 'stale' | 'changed'> {
     const temp = `${this.unitsKey(docId, gen)}:restoring:${randomBytes(6).toString('hex')}`;
-    for (let i = 0; i < entries.length; i += 1000) {
-      const slice = entries.slice(i, i + 1000);
-      await this.redis.multi().hset(temp, Object.fromEntries(slice.map(([u, r]) => [String(u), r]))).expire(temp, 3600).exec();
+    let batch: Record<string, string> = {};
+    let count = 0;
+    let chars = 0;
+    const flush = async () => {
+      if (count === 0) return;
+      await this.redis.multi().hset(temp, batch).expire(temp, 3600).exec();
+      batch = {};
+      count = 0;
+      chars = 0;
+    };
+    try {
+      for await (const [unit, result] of entries) {
+        batch[String(unit)] = result;
+        chars += result.length;
+        if (++count >= 1000 || chars >= 8 << 20) await flush();
+      }
+      await flush();
+    } catch (err) {
+      await this.redis.unlink(temp).catch(() => {});
+      throw err;
     }
     const out = await this.redis.docbatchRestore(this.docKey(docId), this.unitsKey(docId, gen), temp, gen, reopens);
     return out === 1 ? 'restored' : out === 0 ? 'present' : out === -1 ? 'stale' : 'changed';

@@ -79,6 +79,12 @@ export function classifyS3Error(err: unknown): S3Failure {
   return 'other';
 }
 
+/** The object is not the version asked for (If-Match failed: 412 PreconditionFailed). */
+export function preconditionFailed(err: unknown): boolean {
+  const e = (err ?? {}) as SdkError;
+  return e.$metadata?.httpStatusCode === 412 || e.name === 'PreconditionFailed' || e.Code === 'PreconditionFailed';
+}
+
 /** A failed request in one line: what went wrong and what to check. */
 export function explainS3Error(err: unknown, where: string): string {
   const e = (err ?? {}) as SdkError;

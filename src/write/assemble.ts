@@ -16,7 +16,7 @@
 import type { DocStore } from '../store/docs.ts';
 import type { DocRecord, UnitResult, UnitResultOk } from '../store/types.ts';
 import type { OutputSink } from './atomic.ts';
-import { jsonlLine } from './lines.ts';
+import { jsonlLine } from '../jsonl.ts';
 
 export interface UnitFailure {
   unit: number;

@@ -17,7 +17,7 @@ import type { DocStore } from '../store/docs.ts';
 import type { DocRecord, UnitResult } from '../store/types.ts';
 import { count, missing, newTally, type Assembled, type Tally } from './assemble.ts';
 import type { OutputSink } from './atomic.ts';
-import { jsonLines, jsonlLine } from './lines.ts';
+import { jsonLines, jsonlLine } from '../jsonl.ts';
 
 interface Conversation {
   first: SidecarChunk;

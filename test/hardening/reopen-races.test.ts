@@ -83,14 +83,14 @@ function heldArchiveRead(blobs: BlobStore): { blobs: BlobStore; reached: Promise
   const released = new Promise<void>((r) => (release = r));
   let first = true;
   const held = Object.create(blobs) as BlobStore;
-  held.getNamed = async (key: string) => {
-    const bytes = await blobs.getNamed(key);
+  held.openNamed = async (key: string) => {
+    const body = await blobs.openNamed(key);
     if (first) {
       first = false;
       reached();
       await released;
     }
-    return bytes;
+    return body;
   };
   return { blobs: held, reached: reachedP, release };
 }

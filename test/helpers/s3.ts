@@ -5,7 +5,7 @@
  * proxy in front of it that answers chosen requests with throttling or 5xx, to show retries.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,7 +108,11 @@ export type Fault =
   /** The real answer, its body cut off after this many bytes (a connection reset mid-body). */
   | { cutAfterBytes: number }
   /** No answer at all: the request is read and left hanging (a stuck load balancer). */
-  | { stall: true };
+  | { stall: true }
+  /** The real answer without these headers (lowercase names): a gateway that drops Content-Length. */
+  | { dropHeaders: string[] }
+  /** The real answer, once `before` has run (the object replaced between two requests, say). */
+  | { before: () => Promise<void> };
 
 export interface FlakyProxy {
   endpoint: string;
@@ -118,6 +122,8 @@ export interface FlakyProxy {
   outage(fault: Fault | null): void;
   /** Requests seen, by method, and faults answered. */
   stats(): { requests: Record<string, number>; faulted: number };
+  /** The last requests seen (up to 100), oldest first: method, path and headers as sent. */
+  seen(): Array<{ method: string; url: string; headers: IncomingHttpHeaders }>;
   close(): Promise<void>;
 }
 
@@ -127,15 +133,30 @@ export async function flakyProxy(target: string): Promise<FlakyProxy> {
   const queue: Array<Fault & { method?: string }> = [];
   let down: Fault | null = null;
   const requests: Record<string, number> = {};
+  const seen: Array<{ method: string; url: string; headers: IncomingHttpHeaders }> = [];
   let faulted = 0;
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     requests[req.method ?? '?'] = (requests[req.method ?? '?'] ?? 0) + 1;
+    seen.push({ method: req.method ?? '?', url: req.url ?? '', headers: { ...req.headers } });
+    if (seen.length > 100) seen.shift();
     const i = down ? -1 : queue.findIndex((f) => f.method === undefined || f.method === req.method);
     if (down || i >= 0) {
       const fault = down ?? queue.splice(i, 1)[0]!;
       faulted++;
       if ('stall' in fault) {
         req.resume();
+        return;
+      }
+      if ('dropHeaders' in fault) {
+        forward(req, res, fault.dropHeaders);
+        return;
+      }
+      if ('before' in fault) {
+        req.pause();
+        fault.before().then(
+          () => forward(req, res),
+          () => res.destroy(),
+        );
         return;
       }
       if ('cutAfterBytes' in fault) {
@@ -162,13 +183,18 @@ export async function flakyProxy(target: string): Promise<FlakyProxy> {
       });
       return;
     }
+    forward(req, res);
+  });
+  function forward(req: IncomingMessage, res: ServerResponse, drop: string[] = []): void {
     const out = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      const headers = Object.fromEntries(Object.entries(answer.headers).filter(([name]) => !drop.includes(name)));
+      res.writeHead(answer.statusCode ?? 502, headers);
+      res.flushHeaders(); // as the store sent them, even before a body that never comes (s3rver: a range of an empty object)
       answer.pipe(res);
     });
     out.on('error', () => res.destroy());
     req.pipe(out);
-  });
+  }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const { port } = server.address() as AddressInfo;
   return {
@@ -180,6 +206,7 @@ export async function flakyProxy(target: string): Promise<FlakyProxy> {
       down = fault;
     },
     stats: () => ({ requests: { ...requests }, faulted }),
+    seen: () => [...seen],
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
 import type { FileOutcome } from '../../src/ingest/batch.ts';
 import { startPipeline, type Pipeline } from '../helpers/pipeline.ts';
-import { makeZip } from './chat/fixtures.ts';
+import { makeZip, zipOf } from './chat/fixtures.ts';
 
 const BIN = resolve(import.meta.dirname, '../../bin/docbatch');
 let p: Pipeline;
@@ -54,19 +54,21 @@ describe('a folder as users have it', () => {
     expect(byFile(await p.enqueue([dir]), dir)).toEqual({ 'conversations.json': 'enqueued', 'projects.json': 'skipped', 'users.json': 'skipped' });
   });
 
-  it('office zips, a README and a script that mention %PDF- are skipped; a broken .zip or two exports in one are errors', async () => {
+  it('office zips, a README and a script that mention %PDF- are skipped; a broken .zip, a password-protected export or two exports in one are errors', async () => {
     const dir = folder('office');
     pdfIn(dir, 'report.pdf');
     writeFileSync(join(dir, 'slides.docx'), makeZip([{ name: 'word/document.xml', data: '<w:document/>' }]));
     writeFileSync(join(dir, 'photos.zip'), makeZip([{ name: 'a.txt', data: 'not a photo, but not an export either' }]));
     writeFileSync(join(dir, 'broken.zip'), makeZip([{ name: 'conversations.json', data: '[]' }]).subarray(0, 30));
     writeFileSync(join(dir, 'broken.xlsx'), makeZip([{ name: 'xl/workbook.xml', data: '<workbook/>' }]).subarray(0, 30));
+    writeFileSync(join(dir, 'locked.zip'), zipOf([{ name: 'conversations.json', body: Buffer.alloc(64, 7), method: 8, size: 52, crc: 0, flags: 0x1 }]));
     writeFileSync(join(dir, 'two.zip'), makeZip([{ name: 'a/conversations.json', data: JSON.stringify([claudeConversation]) }, { name: 'b/conversations.json', data: JSON.stringify([claudeConversation]) }]));
     writeFileSync(join(dir, 'README.md'), '# Tools\nA PDF starts with `%PDF-1.x`; we check for it.\n');
     writeFileSync(join(dir, 'check.py'), 'def is_pdf(data):\n    return data[:5] == b"%PDF-"\n');
     expect(byFile(await p.enqueue([dir]), dir)).toEqual({
       // A .zip that is damaged may be a half-downloaded export; one with two exports would lose one.
-      'README.md': 'skipped', 'broken.xlsx': 'skipped', 'broken.zip': 'error ZIP_CORRUPT', 'check.py': 'skipped', 'photos.zip': 'skipped', 'report.pdf': 'enqueued', 'slides.docx': 'skipped', 'two.zip': 'error ZIP_SEVERAL_EXPORTS',
+      // A password-protected export is an export all the same: said, not skipped.
+      'README.md': 'skipped', 'broken.xlsx': 'skipped', 'broken.zip': 'error ZIP_CORRUPT', 'check.py': 'skipped', 'locked.zip': 'error ZIP_ENCRYPTED', 'photos.zip': 'skipped', 'report.pdf': 'enqueued', 'slides.docx': 'skipped', 'two.zip': 'error ZIP_SEVERAL_EXPORTS',
     });
     const [alone] = await p.enqueue([join(dir, 'photos.zip')]);
     expect(alone!.error?.code).toBe('ZIP_NO_CONVERSATIONS');

@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
@@ -22,7 +23,7 @@ import { Redis } from 'ioredis';
 import { silentLogger } from '../../src/observe/log.ts';
 import { makeZip } from './chat/fixtures.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
-import { flakyProxy, startS3Server, useS3Env, type S3Server } from '../helpers/s3.ts';
+import { flakyProxy, startS3Server, testClient, useS3Env, type FlakyProxy, type S3Server } from '../helpers/s3.ts';
 
 const SAMPLE = readFileSync(join(import.meta.dirname, '..', '..', 'samples', 'conversations.json'));
 const first = JSON.parse(SAMPLE.toString())[0];
@@ -182,4 +183,65 @@ describe('enqueue s3://bucket/prefix/', () => {
       await proxy.close();
     }
   }, 60_000);
+});
+
+/** Runs `body` with the producer's S3 client going through a fresh proxy in front of s3rver. */
+async function throughProxy(body: (proxy: FlakyProxy) => Promise<void>): Promise<void> {
+  const proxy = await flakyProxy(s3.endpoint);
+  const before = process.env.AWS_ENDPOINT_URL;
+  process.env.AWS_ENDPOINT_URL = proxy.endpoint;
+  try {
+    await body(proxy);
+  } finally {
+    process.env.AWS_ENDPOINT_URL = before;
+    await proxy.close();
+  }
+}
+
+describe('one version of each object, and its length as the store gives it', () => {
+  it('an object replaced between its HEAD and its GET is FILE_CHANGED (GETs carry If-Match on the HEAD\'s ETag), never read as another version', async () => {
+    await throughProxy(async (proxy) => {
+      const uri = 's3://inputs/swap/doc.pdf';
+      await s3.put('inputs', 'swap/doc.pdf', numberedPdf(2, 7));
+      const registered = (await s3.client.send(new HeadObjectCommand({ Bucket: 'inputs', Key: 'swap/doc.pdf' }))).ETag;
+      // Replaced once HEAD said what it is, before the first byte is read. s3rver ignores
+      // If-Match, as some stores do: the ETag of what was sent gives it away.
+      proxy.failNext([{ before: () => s3.put('inputs', 'swap/doc.pdf', numberedPdf(3, 8)) }], 'GET');
+      const [changed] = await enqueueFiles([uri], config(), silentLogger());
+      expect(changed!.error?.code).toBe('FILE_CHANGED');
+      expect(changed!.error!.describe()).toMatch(/^s3:\/\/inputs\/swap\/doc\.pdf: FILE_CHANGED: the object was replaced while it was being read \(its ETag was "[0-9a-f]+", now "[0-9a-f]+"\); enqueue it again once it is complete$/);
+      const gets = proxy.seen().filter((r) => r.method === 'GET' && r.url.includes('/swap/doc.pdf'));
+      expect(gets.length).toBeGreaterThan(0);
+      expect(gets.map((r) => r.headers['if-match'])).toEqual(gets.map(() => registered));
+
+      // A store that enforces If-Match answers 412: the same.
+      proxy.failNext([{ status: 412, code: 'PreconditionFailed' }], 'GET');
+      const [refused] = await enqueueFiles([uri], config(), silentLogger());
+      expect(refused!.error?.code).toBe('FILE_CHANGED');
+      expect(refused!.error!.message).toMatch(/^the object was replaced while it was being read \(the store has no version with ETag "[0-9a-f]+" any more: If-Match failed\)/);
+
+      // Left alone, the version there now goes in: three pages, not two.
+      const [ok] = await enqueueFiles([uri], config(), silentLogger());
+      expect(ok!.runs?.[0]?.outcome).toBe('enqueued');
+      expect(ok!.runs?.[0]?.units).toBe(3);
+    });
+  });
+
+  it('a HEAD without Content-Length is a length unknown, not an empty object: learned from the first ranged GET', async () => {
+    await throughProxy(async (proxy) => {
+      // The fault is real: the SDK sees no length at all.
+      proxy.failNext([{ dropHeaders: ['content-length'] }], 'HEAD');
+      expect((await testClient(proxy.endpoint).send(new HeadObjectCommand({ Bucket: 'inputs', Key: 'batch/good.pdf' }))).ContentLength).toBeUndefined();
+
+      const names = ['good.pdf', 'deep/er/chat.json', 'export.zip', 'empty.pdf'];
+      const local = summary(await enqueueFiles(names.map((n) => join(dir, 'in', n)), config(), silentLogger()), join(dir, 'in'));
+      // Every HEAD (the walk's and the object's) loses its length.
+      proxy.failNext(Array.from({ length: 2 * names.length }, () => ({ dropHeaders: ['content-length'] })), 'HEAD');
+      const remote = summary(await enqueueFiles(names.map((n) => `s3://inputs/batch/${n}`), config(), silentLogger()), 's3://inputs/batch/');
+      expect(proxy.stats().faulted).toBe(1 + 2 * names.length);
+      expect(remote).toEqual(local);
+      expect(remote['good.pdf']).toMatch(/^d[0-9a-f]{20}$/);
+      expect(remote['empty.pdf']).toMatch(/^EMPTY_FILE/);
+    });
+  });
 });

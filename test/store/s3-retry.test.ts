@@ -5,6 +5,7 @@
  * 503 SlowDown, 429, 500 or 503. Within the attempts the operation succeeds with the right bytes;
  * past them it fails with the store's code, not silently.
  */
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,6 +101,46 @@ describe('bodies cut off, blobs shown late, stores that do not answer', () => {
     const ref = await store.putBytes('stored, shown late');
     proxy.failNext([{ status: 404, code: 'NoSuchKey' }, { status: 404, code: 'NoSuchKey' }], 'GET');
     expect((await store.readAll(ref.sha256)).toString()).toBe('stored, shown late');
+  });
+
+  it('an abort ends the wait for a blob not shown yet at once (ABORTED), and stops asking for it', async () => {
+    const store = blobs(1, 'cache-abort');
+    const missing = createHash('sha256').update('never stored').digest('hex');
+    const key = `/data/blobs/${missing.slice(0, 2)}/${missing}`;
+    const reads: Array<[string, (signal: AbortSignal) => Promise<unknown>]> = [
+      ['readAll', (signal) => store.readAll(missing, { signal })],
+      ['read', (signal) => store.read(missing, 0, 4, { signal })],
+      ['localPath', (signal) => store.localPath(missing, { signal })],
+    ];
+    for (const [name, read] of reads) {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(new Error('shutdown')), 400); // inside the second wait (250 ms, then 1 s)
+      const started = performance.now();
+      const err = await read(ac.signal).catch((e: unknown) => e);
+      const gets = () => proxy.seen().filter((r) => r.method === 'GET' && r.url.startsWith(key)).length;
+      const asked = gets();
+      expect([name, (err as DocbatchError).code]).toEqual([name, 'ABORTED']);
+      expect(performance.now() - started, name).toBeLessThan(1000);
+      // Nothing goes on asking for it once nobody waits (the cache's download included).
+      await new Promise((r) => setTimeout(r, 1500));
+      expect([name, gets()]).toEqual([name, asked]);
+    }
+    // An abort already made: not one request.
+    const before = proxy.stats().requests.GET ?? 0;
+    await expect(store.readAll(missing, { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(proxy.stats().requests.GET ?? 0).toBe(before);
+  }, 30_000);
+
+  it('one of two waiting for the same download leaves: the other still gets the blob', async () => {
+    const store = blobs(1, 'cache-two');
+    const ref = await store.putBytes('shown late, wanted twice');
+    proxy.failNext([{ status: 404, code: 'NoSuchKey' }, { status: 404, code: 'NoSuchKey' }], 'GET');
+    const ac = new AbortController();
+    const leaving = store.localPath(ref.sha256, { signal: ac.signal });
+    const staying = store.localPath(ref.sha256);
+    setTimeout(() => ac.abort(new Error('this job was cancelled')), 100);
+    await expect(leaving).rejects.toMatchObject({ code: 'ABORTED' });
+    expect((await readFile(await staying)).toString()).toBe('shown late, wanted twice');
   });
 
   it('a store that takes a request and never answers is a timeout, retried, then an error: not a hang', async () => {

@@ -3,7 +3,7 @@
  * common in text pasted from word processors): JSON.stringify leaves them raw in the sidecar,
  * and the writer read the sidecar with node:readline, which ends a line at them too. The line
  * cut in two was invalid JSON: every write attempt failed, and the document ended WRITE_FAILED
- * with all its answers in hand. The writer now splits the sidecar at `\n` only (write/lines.ts),
+ * with all its answers in hand. The writer now splits the sidecar at `\n` only (src/jsonl.ts),
  * and escapes those separators in the JSONL it writes, for readers that split at them too.
  */
 import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { jsonLines } from '../../src/write/lines.ts';
+import { jsonLines } from '../../src/jsonl.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 
 let p: Pipeline | undefined;

@@ -68,6 +68,15 @@ export async function findConversationsEntry(path: string, file: string): Promis
   }
 }
 
+/** A password-protected entry (ZipCrypto or WinZip AES: bit 0 of its flags): nothing to read without the password. */
+function encrypted(file: string, entry: string): InputError {
+  return new InputError(
+    'ZIP_ENCRYPTED',
+    `the .zip is encrypted (password-protected) and docbatch does not decrypt: unzip it with its password and enqueue the ${entry} inside, or zip the export again without a password`,
+    { place: { file, entry } },
+  );
+}
+
 function noConversations(file: string): InputError {
   return new InputError('ZIP_NO_CONVERSATIONS', 'the .zip has no conversations.json (at its root or one folder down)', {
     place: { file },
@@ -81,8 +90,8 @@ export interface OpenEntry {
 }
 
 /**
- * A stream of the named entry's uncompressed bytes. With `limits`, throws ZIP_TOO_LARGE when the
- * entry's declared size breaks them; the stream fails with ZIP_TOO_LARGE once more bytes inflate
+ * A stream of the named entry's uncompressed bytes. Throws ZIP_ENCRYPTED when the entry is
+ * password-protected; with `limits`, ZIP_TOO_LARGE when the entry's declared size breaks them; the stream fails with ZIP_TOO_LARGE once more bytes inflate
  * than were declared, and with ZIP_CORRUPT when fewer do.
  */
 export async function openZipEntry(path: string, entryName: string, file: string, limits?: ZipLimits): Promise<OpenEntry> {
@@ -102,7 +111,7 @@ export async function openZipEntry(path: string, entryName: string, file: string
       }
     }
     if (!found) throw noConversations(file);
-    if (found.isEncrypted()) throw new InputError('ZIP_CORRUPT', `${entryName} is encrypted`, { place: { file } });
+    if (found.isEncrypted()) throw encrypted(file, entryName);
     if (limits) checkDeclaredSize(found, limits, file);
     const raw = await zip.openReadStreamPromise(found);
     return { stream: counted(raw, found, file), close };

@@ -1,4 +1,6 @@
-import { createWriteStream, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -6,7 +8,7 @@ import { InputError, type DocbatchError } from '../../../src/errors.ts';
 import { detectFile } from '../../../src/ingest/detect.ts';
 import { splitExport, type SplitOptions } from '../../../src/ingest/chat/split.ts';
 import type { ChatFormat } from '../../../src/ingest/chat/types.ts';
-import { ChatgptTree, makeZip, tempDir, writeBytes } from './fixtures.ts';
+import { ChatgptTree, makeZip, tempDir, writeBytes, zipOf } from './fixtures.ts';
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -168,6 +170,39 @@ describe('bad input: code and place', () => {
     }).catch((e: unknown) => e)) as DocbatchError;
     expect(err.code).toBe('ZIP_CORRUPT');
     expect(existsSync(sidecar)).toBe(false);
+  });
+
+  it('a password-protected export: ZIP_ENCRYPTED, naming the file and the entry, saying what to do', async () => {
+    // A real one, made by Info-ZIP's `zip -e` (ZipCrypto), the entry one folder down as ChatGPT exports have it.
+    expect(spawnSync('zip', ['-v']).status, 'zip is missing: run scripts/ensure-zip.sh').toBe(0);
+    const folder = join(tmp.dir, 'locked');
+    mkdirSync(join(folder, 'chatgpt-export'), { recursive: true });
+    writeBytes(join(folder, 'chatgpt-export'), 'conversations.json', JSON.stringify([goodConversation('a')]));
+    writeBytes(join(folder, 'chatgpt-export'), 'chat.html', '<html>');
+    const made = spawnSync('zip', ['-q', '-r', '-e', '-P', 'secret', 'locked.zip', 'chatgpt-export'], { cwd: folder, encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+    const locked = join(folder, 'locked.zip');
+    // WinZip AES (7-Zip, Windows): method 99, the same flag bit.
+    const body = Buffer.from(JSON.stringify([goodConversation('b')]));
+    const aes = writeBytes(tmp.dir, 'aes.zip', zipOf([{ name: 'conversations.json', body: randomBytes(body.length + 28), method: 99, size: body.length, crc: 0, flags: 0x1 }]));
+
+    for (const [path, entry] of [
+      [locked, 'chatgpt-export/conversations.json'],
+      [aes, 'conversations.json'],
+    ] as const) {
+      const err = (await detectFile(path).catch((e: unknown) => e)) as DocbatchError;
+      expect(err).toBeInstanceOf(InputError);
+      expect(err.code).toBe('ZIP_ENCRYPTED');
+      expect(err.place).toEqual({ file: path, entry });
+      expect(err.describe()).toBe(
+        `${path}: ${entry}: ZIP_ENCRYPTED: the .zip is encrypted (password-protected) and docbatch does not decrypt: unzip it with its password and enqueue the ${entry} inside, or zip the export again without a password`,
+      );
+      // Splitting it (a kind decided earlier) says the same, and leaves no sidecar.
+      const sidecar = join(tmp.dir, 'locked.sidecar');
+      const split = (await splitExport(path, { kind: 'chat', format: 'chatgpt', zipEntry: entry }, sidecar, { file: 'locked.zip', budgetTokens: 500 }).catch((e: unknown) => e)) as DocbatchError;
+      expect([split.code, split.place]).toEqual(['ZIP_ENCRYPTED', { file: 'locked.zip', entry }]);
+      expect(existsSync(sidecar)).toBe(false);
+    }
   });
 
   it('an error inside a .zip names the entry its byte offset counts from', async () => {

@@ -110,8 +110,12 @@ export function makeZip(entries: Array<{ name: string; data: Buffer | string; de
   );
 }
 
-/** An archive of entries whose bodies are given already compressed, with the sizes to declare. */
-export function zipOf(entries: Array<{ name: string; body: Buffer; method: 0 | 8; size: number; crc: number }>): Buffer {
+/**
+ * An archive of entries whose bodies are given already compressed, with the sizes to declare.
+ * `flags` are ORed into the general-purpose bit flags (bit 0: encrypted); `method` may be any
+ * number (99: WinZip AES).
+ */
+export function zipOf(entries: Array<{ name: string; body: Buffer; method: number; size: number; crc: number; flags?: number }>): Buffer {
   const locals: Buffer[] = [];
   const centrals: Buffer[] = [];
   let offset = 0;
@@ -121,7 +125,7 @@ export function zipOf(entries: Array<{ name: string; body: Buffer; method: 0 | 8
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(0x0800, 6); // UTF-8 names
+    local.writeUInt16LE(0x0800 | (e.flags ?? 0), 6); // UTF-8 names
     local.writeUInt16LE(method, 8);
     local.writeUInt32LE(crc, 14);
     local.writeUInt32LE(body.length, 18);
@@ -132,7 +136,7 @@ export function zipOf(entries: Array<{ name: string; body: Buffer; method: 0 | 8
     central.writeUInt32LE(0x02014b50, 0);
     central.writeUInt16LE(20, 4);
     central.writeUInt16LE(20, 6);
-    central.writeUInt16LE(0x0800, 8);
+    central.writeUInt16LE(0x0800 | (e.flags ?? 0), 8);
     central.writeUInt16LE(method, 10);
     central.writeUInt32LE(crc, 16);
     central.writeUInt32LE(body.length, 20);
