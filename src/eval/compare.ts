@@ -128,7 +128,7 @@ function comparePages(result: DocumentComparison, texts: Array<{ model: string; 
   const numbers = paged ? [...new Set(texts.flatMap((t) => t.text.pages!.map((p) => p.page)))].sort((a, b) => a - b) : [null];
   for (const page of numbers) {
     const versions = texts.map((t) => {
-      if (page === null) return { model: t.model, text: t.text.text, ok: true };
+      if (page === null) return { model: t.model, text: t.text.text, ok: t.text.failed === undefined };
       const p = t.text.pages!.find((x) => x.page === page);
       return { model: t.model, text: p && !p.failed ? p.text : '', ok: p !== undefined && p.failed === undefined };
     });

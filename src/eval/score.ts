@@ -233,6 +233,10 @@ function load(match: FoundOutput, want: ContentKind, outDir: string, problems: D
   const file = relative(outDir, path);
   try {
     const content = parseOutput(path, readFileSync(path, 'utf8'), want);
+    if (content.kind === 'text' && content.text.failed) {
+      const { code, message } = content.text.failed;
+      return { content: null, file, reason: `the output says the document failed: ${code}: ${message}` };
+    }
     return { content, file, reason: '' };
   } catch (err) {
     const problem = err instanceof DocbatchError ? err : new DocbatchError('EVAL_BAD_OUTPUT', (err as Error).message, { cause: err, place: { file: path } });

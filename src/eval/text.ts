@@ -11,7 +11,9 @@
  * truth). A rate over nothing (a blank truth) is null.
  *
  * Pages: `<!-- page N -->` starts page N, `<!-- page N failed: CODE: message -->` is page N that
- * failed (no text). When the truth and the output both have markers, each truth page is scored
+ * failed (no text). The writer's other comments are not text: a note under a marker (`<!-- page N
+ * fallback: text layer (...) -->`) is left out, and a file that is only `<!-- document failed:
+ * CODE: message -->` (a document-unit text task whose unit failed) is a failed text. When the truth and the output both have markers, each truth page is scored
  * against the output's page of the same number (a missing or failed page is all deletions) and
  * output pages the truth has not are left out; otherwise the whole texts are compared, markers
  * removed. Text before the first marker is not part of any page.
@@ -30,6 +32,8 @@ export interface MarkedText {
   pages: PageText[] | null;
   /** All the text without markers (failed pages contribute nothing). */
   text: string;
+  /** The whole text failed (`<!-- document failed: CODE: message -->`); `text` is then empty. */
+  failed?: { code: string; message: string };
 }
 
 export interface TextCounts {
@@ -60,8 +64,14 @@ export interface TextScore extends TextCounts {
 }
 
 const MARKER = /^<!-- page (\d+)(?: failed: ([A-Za-z0-9_]+):? ?(.*?))? -->[ \t]*$/;
+/** A note the writer puts under a page's marker (`<!-- page 3 fallback: text layer (...) -->`). */
+const NOTE = /^<!-- page \d+ [a-z]+: .*-->[ \t]*$/;
+/** All that the writer puts in X.md when a document-unit text task failed. */
+const DOCUMENT_FAILED = /^<!-- document failed: ([A-Za-z0-9_]+):? ?(.*?) -->\s*$/;
 
 export function parseMarkedText(md: string): MarkedText {
+  const whole = DOCUMENT_FAILED.exec(md);
+  if (whole) return { pages: null, text: '', failed: { code: whole[1]!, message: whole[2] ?? '' } };
   const pages: PageText[] = [];
   const preamble: string[] = [];
   let current: { page: PageText; lines: string[] } | null = null;
@@ -70,6 +80,7 @@ export function parseMarkedText(md: string): MarkedText {
   };
   for (const line of md.split(/\r?\n/)) {
     const m = MARKER.exec(line);
+    if (!m && current && NOTE.test(line)) continue;
     if (!m) {
       (current ? current.lines : preamble).push(line);
       continue;
