@@ -1,5 +1,6 @@
 /**
- * The ground truth: the `X.json` and `X.md` files at the top of the --truth folder. Reads files.
+ * The ground truth: the `X.json` and `X.md` files at the top of the --truth folder (the extension
+ * in any case: `X.JSON` too). Reads files.
  *
  * `X.json` must be a JSON object (its leaves are the fields to score); `X.md` is text, with
  * `<!-- page N -->` markers where pages should be scored one by one. X is the name the output
@@ -37,7 +38,7 @@ export function readTruth(dir: string): TruthSet {
   const names = readdirSync(dir, { withFileTypes: true })
     .filter((e) => e.isFile() || e.isSymbolicLink())
     .map((e) => e.name)
-    .filter((n) => (n.endsWith('.json') || n.endsWith('.md')) && !n.endsWith('.report.json') && !n.endsWith('.compare.json'))
+    .filter((n) => /\.(?:json|md)$/i.test(n) && !/\.(?:report|compare)\.json$/i.test(n))
     .sort();
   for (const name of names) {
     const path = join(dir, name);
@@ -60,7 +61,7 @@ function readOne(path: string, name: string): Truth {
   } catch (err) {
     throw new DocbatchError('EVAL_BAD_TRUTH', 'not valid UTF-8', { cause: err, place: { file: path, offset: firstInvalidUtf8(bytes) } });
   }
-  if (name.endsWith('.md')) return { key: name.slice(0, -3), path, text: parseMarkedText(content) };
+  if (/\.md$/i.test(name)) return { key: name.slice(0, -3), path, text: parseMarkedText(content) };
   let value: unknown;
   try {
     value = JSON.parse(content);
