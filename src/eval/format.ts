@@ -40,6 +40,8 @@ function formatModel(name: string, m: ModelResult): string[] {
   const wrong = m.per_document.flatMap((d) => (d.wrong ?? []).map((w) => `${d.document}: ${w.path}: expected ${show(w.expected)}, got ${show(w.got)}`));
   out.push(...indent(list('wrong', wrong).join('\n')));
   out.push(...indent(list('missing', m.missing.map((x) => `${x.document} (${x.reason})`)).join('\n')));
+  const unscored = m.unscored_outputs.length;
+  if (unscored > 0) out.push(`  not scored: ${unscored} output${unscored === 1 ? '' : 's'} without a truth file (--json lists ${unscored === 1 ? 'it' : 'them'})`);
   return out;
 }
 

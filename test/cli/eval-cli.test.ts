@@ -117,6 +117,9 @@ describe('docbatch eval on two models', () => {
     expect(lines[2]).toMatch(/^acme\/model-b\s+4\s+2\s+16\s+25\.00%\s+28\.40%\s+29\.41%\s+3$/);
     expect(r.stdout).toContain('inv-1: total: expected 1234.5, got 1243.5');
     expect(r.stdout).toMatch(/missing:\n\s+inv-2 \(no inv-2\.json/);
+    // A's notes.md has no truth: said, as a count (a run of thousands has a sample of truth).
+    expect(r.stdout).toContain('  not scored: 1 output without a truth file (--json lists it)\n');
+    expect(r.stdout.match(/not scored/g)).toHaveLength(1);
   });
 
   it('--model scores one model; --tolerance and --case-sensitive change the verdicts', async () => {
