@@ -10,7 +10,7 @@
  * documents weigh by their length, not one each). Rates can exceed 1 (an output longer than the
  * truth). A rate over nothing (a blank truth) is null.
  *
- * Pages: `<!-- page N -->` starts page N, `<!-- page N failed: CODE: message -->` is page N that
+ * Pages: `<!-- page N -->` starts page N (spacing and case as typed by hand: `<!--Page 2-->`), `<!-- page N failed: CODE: message -->` is page N that
  * failed (no text). The writer's other comments are not text: a note under a marker (`<!-- page N
  * fallback: text layer (...) -->`) is left out, and a file that is only `<!-- document failed:
  * CODE: message -->` (a document-unit text task whose unit failed) is a failed text. When the truth and the output both have markers, each truth page is scored
@@ -63,9 +63,10 @@ export interface TextScore extends TextCounts {
   unscored_pages: number[];
 }
 
-const MARKER = /^<!-- page (\d+)(?: failed: ([A-Za-z0-9_]+):? ?(.*?))? -->[ \t]*$/;
+/** The writer's marker, and one typed by hand (`<!--page 3-->`, `<!-- Page 3 -->`, indented). */
+const MARKER = /^\s*<!--\s*page\s+(\d+)(?:\s+failed:\s*([A-Za-z0-9_]+):?\s*(.*?))?\s*-->\s*$/i;
 /** A note the writer puts under a page's marker (`<!-- page 3 fallback: text layer (...) -->`). */
-const NOTE = /^<!-- page \d+ [a-z]+: .*-->[ \t]*$/;
+const NOTE = /^\s*<!--\s*page\s+\d+\s+[a-z]+:.*-->\s*$/i;
 /** All that the writer puts in X.md when a document-unit text task failed. */
 const DOCUMENT_FAILED = /^<!-- document failed: ([A-Za-z0-9_]+):? ?(.*?) -->\s*$/;
 
