@@ -124,7 +124,7 @@ describe('readTruth', () => {
       ['b', [{ page: 1, text: 'hi\n' }]],
     ]);
     // The offset counts the byte-order mark's three bytes.
-    expect(t.problems.map((p) => p.describe())).toEqual([expect.stringMatching(/c\.json: byte 9: EVAL_BAD_TRUTH: not valid JSON/)]);
+    expect(t.problems.map((p) => p.describe())).toEqual([expect.stringMatching(/c\.json: line 1: byte 9: EVAL_BAD_TRUTH: not valid JSON at column 7/)]);
   });
 });
 
