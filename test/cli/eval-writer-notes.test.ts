@@ -67,7 +67,7 @@ describe('the writer’s comments in X.md', () => {
     const run = JSON.parse(r.stdout);
     expect(run).toMatchObject({ documents: 2, agreeing_documents: 1, pages: 3, agreeing_pages: 2 });
     expect(run.disagreements).toEqual([
-      { document: 'letter', outputs: { [A]: 'a/letter.md', [B]: 'b/letter.md' }, fields: [], pages: [{ page: null, similarity: 0, pairs: { [`${A} vs ${B}`]: 0 }, agree: false, failed: [A, B] }] },
+      { document: 'letter', outputs: { [A]: 'a/letter.md', [B]: 'b/letter.md' }, fields: [], pages: [{ page: null, similarity: 0, pairs: { [`${A} vs ${B}`]: 0 }, agree: false, failed: [A, B] }], failed_units: { [A]: ['document'], [B]: ['document'] } },
     ]);
   });
 });
