@@ -102,7 +102,7 @@ export const ERROR_CODES = {
   EVAL_NOT_A_DIR: { action: 'usage', summary: 'The output folder or the --truth folder given to eval/compare does not exist or is not a folder.' },
   EVAL_NO_OUTPUTS: { action: 'usage', summary: 'No X.report.json was found under the output folder, or none from the model named by --model, or (compare) outputs of fewer than two models; the models found are listed.' },
   EVAL_NO_TRUTH: { action: 'usage', summary: 'The --truth folder holds no X.json or X.md truth file.' },
-  EVAL_BAD_TRUTH: { action: 'reject', effect: 'truth file skipped, the others scored, exit 2', summary: 'A truth file cannot be used (not UTF-8, not JSON, not a JSON object); the file and the byte offset are given.' },
+  EVAL_BAD_TRUTH: { action: 'reject', effect: 'truth file skipped, the others scored, exit 2', summary: 'A truth file cannot be used (not UTF-8, not JSON, not a JSON object, a key written twice in one object); the file and the place (line, byte offset, column) are given.' },
   EVAL_BAD_OUTPUT: { action: 'fail', effect: 'reported on stderr and in problems; an unreadable output counts as missing (wrong), of two answering to one name the first is scored', summary: 'A report or output under the output folder cannot be read (the file and line are given), or two outputs of one model answer to the same name.' },
 
   // ---- several models per run (issue 10: X.compare.json) ----

@@ -23,6 +23,8 @@ export interface Disagreement {
   fields: FieldDisagreement[];
   /** Pages below the threshold or failed in a model. */
   pages: PageComparison[];
+  /** Model → the units that failed in its output (pages, `<conversation_id>#<chunk>`, `document`). */
+  failed_units: Record<string, string[]>;
 }
 
 export interface RunComparison {
@@ -98,12 +100,13 @@ export function compareRun(found: Discovery, options: CompareOptions): RunCompar
     if (c.models.length < 2) continue;
     add(run, c);
     similaritySum += c.pages.reduce((s, p) => s + p.similarity, 0);
-    if (c.disagreements.length > 0 || c.agreeing_pages < c.pages.length) {
+    if (c.disagreements.length > 0 || c.agreeing_pages < c.pages.length || Object.keys(c.failed_units).length > 0) {
       run.disagreements.push({
         document: key,
         outputs: Object.fromEntries(c.models.map((m) => [m, relative(found.outDir, outputFile(docs.get(m)!)!)])),
         fields: c.disagreements,
         pages: c.pages.filter((p) => !p.agree),
+        failed_units: c.failed_units,
       });
     } else run.agreeing_documents++;
   }

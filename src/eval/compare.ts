@@ -8,6 +8,9 @@
  * texts is 1 − character edit distance / the longer length (normalised text), a page's is the
  * lowest over pairs of models, and it agrees when that is at least `threshold` and no model's page
  * failed. A model without an output of the document is listed in `missing`.
+ * A unit (page, chunk, the whole document) that failed in a model is listed in `failed_units`, and
+ * the document does not agree: two models that both have no answer for a page have not agreed on
+ * it. A whole text with some failed chunks is still measured on what it has, and fails its page.
  *
  * `compareDocument` is what the writer calls to write `X.compare.json` for one document.
  */
@@ -72,7 +75,9 @@ export interface DocumentComparison {
   pages: PageComparison[];
   agreeing_pages: number;
   mean_similarity: number | null;
-  /** Every field and page agrees and no model is missing. */
+  /** Model → the units that failed in its output (outputs.ts), for models with any. */
+  failed_units: Record<string, string[]>;
+  /** Every field and page agrees, no model is missing and no unit failed. */
   agree: boolean;
 }
 
@@ -92,11 +97,12 @@ export function compareDocument(document: string, outputs: ModelOutput[], option
     pages: [],
     agreeing_pages: 0,
     mean_similarity: null,
+    failed_units: Object.fromEntries(present.filter((o) => o.content!.failed?.length).map((o) => [o.model, o.content!.failed!])),
     agree: false,
   };
   if (kind === 'fields') compareFields(result, present.map((o) => ({ model: o.model, value: (o.content as { value: unknown }).value })), options);
-  if (kind === 'text') comparePages(result, present.map((o) => ({ model: o.model, text: (o.content as { text: MarkedText }).text })), options);
-  result.agree = result.missing.length === 0 && result.disagreements.length === 0 && result.agreeing_pages === result.pages.length;
+  if (kind === 'text') comparePages(result, present.map((o) => ({ model: o.model, text: (o.content as { text: MarkedText }).text, partial: (o.content!.failed?.length ?? 0) > 0 })), options);
+  result.agree = result.missing.length === 0 && result.disagreements.length === 0 && result.agreeing_pages === result.pages.length && Object.keys(result.failed_units).length === 0;
   return result;
 }
 
@@ -122,15 +128,17 @@ function compareFields(result: DocumentComparison, values: Array<{ model: string
   result.per_field = Object.fromEntries(Object.entries(result.per_field).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-function comparePages(result: DocumentComparison, texts: Array<{ model: string; text: MarkedText }>, options: CompareOptions): void {
+function comparePages(result: DocumentComparison, texts: Array<{ model: string; text: MarkedText; partial: boolean }>, options: CompareOptions): void {
   const budget = options.budget ?? EXACT_BUDGET;
   const paged = texts.every((t) => t.text.pages !== null);
   const numbers = paged ? [...new Set(texts.flatMap((t) => t.text.pages!.map((p) => p.page)))].sort((a, b) => a - b) : [null];
   for (const page of numbers) {
     const versions = texts.map((t) => {
-      if (page === null) return { model: t.model, text: t.text.text, ok: true };
+      // The whole text: measured unless it failed as a whole; failed chunks make it fail its page.
+      if (page === null) return { model: t.model, text: t.text.text, ok: t.text.failed === undefined, failed: t.partial };
       const p = t.text.pages!.find((x) => x.page === page);
-      return { model: t.model, text: p && !p.failed ? p.text : '', ok: p !== undefined && p.failed === undefined };
+      const ok = p !== undefined && p.failed === undefined;
+      return { model: t.model, text: p && !p.failed ? p.text : '', ok, failed: !ok };
     });
     const pairs: Record<string, number> = {};
     let lowest = 1;
@@ -143,7 +151,7 @@ function comparePages(result: DocumentComparison, texts: Array<{ model: string; 
         lowest = Math.min(lowest, s);
       }
     }
-    const failed = versions.filter((v) => !v.ok).map((v) => v.model);
+    const failed = versions.filter((v) => v.failed || !v.ok).map((v) => v.model);
     const agrees = failed.length === 0 && lowest >= options.threshold;
     result.pages.push({ page, similarity: lowest, pairs, agree: agrees, failed });
     if (agrees) result.agreeing_pages++;

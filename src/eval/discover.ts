@@ -1,8 +1,8 @@
 /**
  * Finds a run's outputs under OUT_DIR and says which served model made each. Reads files only.
  *
- * Every `X.report.json` under OUT_DIR (any depth; hidden folders and symbolic links skipped) is
- * one document. Its model is the served name in the report's `models` (never the folder's name:
+ * Every `X.report.json` under OUT_DIR (any depth, through symbolic links, each folder once;
+ * hidden folders skipped) is one document. Its model is the served name in the report's `models` (never the folder's name:
  * folders are named from models with unsafe characters replaced). A report whose `models` is
  * empty (every unit failed) takes the model its run named (`model`), else the one model of the
  * other reports in its folder, else `(unknown)`; a report naming several models (a run that named none, served by workers with
@@ -13,7 +13,7 @@
  * `X.json`, `X.jsonl` beside it. Its key, the truth name it answers to, is X, or for a
  * de-duplicated name `X-<8 hex>` the base name of the report's `source`.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, extname, join, relative } from 'node:path';
 import { DocbatchError } from '../errors.ts';
 
@@ -117,11 +117,32 @@ function keyOf(name: string, source: string | null): string {
   return name.startsWith(`${stem}-`) && /^-[0-9a-f]{8}$/.test(name.slice(stem.length)) ? stem : name;
 }
 
-function* reportFiles(dir: string, depth = 0): Generator<string> {
+/**
+ * Every report under `dir`, in name order. Symbolic links are followed (an OUT_DIR put together
+ * from several runs' model folders), each folder read once by its real path, so a link back up
+ * neither loops nor counts a document twice; a link that leads nowhere is passed over.
+ */
+function* reportFiles(dir: string, depth = 0, seen = new Set<string>()): Generator<string> {
+  let real: string;
+  try {
+    real = realpathSync(dir);
+  } catch {
+    return;
+  }
+  if (seen.has(real)) return;
+  seen.add(real);
   const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of entries) {
-    if (e.isFile() && e.name.endsWith(REPORT)) yield join(dir, e.name);
-    else if (e.isDirectory() && !e.name.startsWith('.') && depth < 8) yield* reportFiles(join(dir, e.name), depth + 1);
+    const path = join(dir, e.name);
+    let isFile = e.isFile();
+    let isDir = e.isDirectory();
+    if (e.isSymbolicLink()) {
+      const target = statSync(path, { throwIfNoEntry: false });
+      isFile = target?.isFile() ?? false;
+      isDir = target?.isDirectory() ?? false;
+    }
+    if (isFile && e.name.endsWith(REPORT)) yield path;
+    else if (isDir && !e.name.startsWith('.') && depth < 8) yield* reportFiles(path, depth + 1, seen);
   }
 }
 

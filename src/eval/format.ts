@@ -40,6 +40,8 @@ function formatModel(name: string, m: ModelResult): string[] {
   const wrong = m.per_document.flatMap((d) => (d.wrong ?? []).map((w) => `${d.document}: ${w.path}: expected ${show(w.expected)}, got ${show(w.got)}`));
   out.push(...indent(list('wrong', wrong).join('\n')));
   out.push(...indent(list('missing', m.missing.map((x) => `${x.document} (${x.reason})`)).join('\n')));
+  const unscored = m.unscored_outputs.length;
+  if (unscored > 0) out.push(`  not scored: ${unscored} output${unscored === 1 ? '' : 's'} without a truth file (--json lists ${unscored === 1 ? 'it' : 'them'})`);
   return out;
 }
 
@@ -56,6 +58,7 @@ export function formatCompare(run: RunComparison): string {
   const lines = run.disagreements.flatMap((d) => [
     ...d.fields.map((f) => `${d.document}: ${f.path}: ${Object.entries(f.values).map(([model, v]) => `${model}=${show(v)}`).join('  ')}`),
     ...d.pages.map((p) => `${d.document}: ${p.page === null ? 'text' : `page ${p.page}`}: similarity ${p.similarity.toFixed(3)}${p.failed.length ? ` (failed in ${p.failed.join(', ')})` : ''}`),
+    ...(Object.keys(d.failed_units).length > 0 ? [`${d.document}: failed units: ${Object.entries(d.failed_units).map(([model, units]) => `${model}: ${shortList(units)}`).join('; ')}`] : []),
   ]);
   out.push(...spaced(list('disagree', lines)));
   out.push(...spaced(list('only in some models', run.only_in.map((o) => `${o.document}: in ${o.models.join(', ') || 'none'}; not in ${o.missing.join(', ')}`))));
@@ -67,6 +70,10 @@ function list(title: string, items: string[]): string[] {
   const shown = items.slice(0, LIST_LIMIT).map((i) => `  ${i}`);
   const more = items.length > LIST_LIMIT ? [`  ... and ${items.length - LIST_LIMIT} more (--json lists all)`] : [];
   return [`${title}:`, ...shown, ...more];
+}
+
+function shortList(items: string[]): string {
+  return items.length > 5 ? `${items.slice(0, 5).join(', ')} and ${items.length - 5} more` : items.join(', ');
 }
 
 function spaced(lines: string[]): string[] {

@@ -11,7 +11,9 @@
  *   `tolerance` (plus floating-point noise).
  * - Dates: see dates.ts; compared as calendar dates.
  * - No value: null, a missing field and a blank string are all "no value", and equal each other.
- * - Booleans: true/false, or the strings true/false/yes/no/1/0.
+ * - Booleans: true/false, or the strings true/false/yes/no/1/0 (on either side: a truth "yes" is
+ *   an output's true, and two models' true and "yes" agree).
+ * - A minus sign may be `-` or U+2212 `−`.
  * The truth decides how a value is read: a truth string that is a date is compared as a date, a
  * truth number (or numeric string) as a number; everything else as text.
  */
@@ -56,7 +58,8 @@ const SYMBOL_AFTER = new RegExp(`(?:\\s?[$€£¥₹₩₽¢]|\\s?(?:${CODES}))$
 export function parseNumber(value: unknown): number | null {
   if (typeof value === 'number') return Number.isFinite(value) ? value : null;
   if (typeof value !== 'string') return null;
-  let s = value.normalize('NFKC').trim();
+  // NFKC keeps U+2212 MINUS SIGN, the minus of typeset tables and of text copied from PDFs.
+  let s = value.normalize('NFKC').replace(/\u2212/g, '-').trim();
   let negative = false;
   const paren = /^\((.*)\)$/.exec(s);
   if (paren) {
@@ -109,6 +112,8 @@ export function mismatch(truth: unknown, got: unknown, options: NormaliseOptions
   if (isBlank(got)) return 'missing';
   if (typeof got === 'object') return 'differs';
   if (typeof truth === 'boolean') return parseBoolean(got) === truth ? null : 'differs';
+  // A truth written as a word ("yes", "1") against a JSON boolean: both read as booleans.
+  if (typeof got === 'boolean') return parseBoolean(truth) === got ? null : 'differs';
   if (typeof truth === 'string') {
     const date = parseDate(truth);
     if (date && typeof got === 'string') {

@@ -9,17 +9,27 @@
  *            page 1's total;
  *            `{"page": N, "text"|"summary": "..."}` → text with pages (chunks: text in order);
  *            `{"page": N, "error": {"code", "message"}}` → that unit has no fields / a failed page.
+ * Every form says which units failed (`failed`), so that two models that both lack a unit's
+ * answer are not taken to agree on it.
  */
 import { DocbatchError } from '../errors.ts';
 import { parseMarkedText, type MarkedText, type PageText } from './text.ts';
 
 export type ContentKind = 'fields' | 'text';
 
-export type OutputContent = { kind: 'fields'; value: unknown } | { kind: 'text'; text: MarkedText };
+/**
+ * `failed`: the units that failed, when any did: page numbers (`"2"`), `<conversation_id>#<chunk>`,
+ * or `"document"` for a document-unit text whose unit failed. They have no fields or text.
+ */
+export type OutputContent = { kind: 'fields'; value: unknown; failed?: string[] } | { kind: 'text'; text: MarkedText; failed?: string[] };
 
 /** The content of an output file named `fileName` (only its extension matters). */
 export function parseOutput(fileName: string, content: string, want?: ContentKind): OutputContent {
-  if (fileName.endsWith('.md')) return { kind: 'text', text: parseMarkedText(content) };
+  if (fileName.endsWith('.md')) {
+    const text = parseMarkedText(content);
+    const failed = text.failed ? ['document'] : (text.pages ?? []).filter((p) => p.failed).map((p) => String(p.page));
+    return { kind: 'text', text, ...(failed.length > 0 ? { failed } : {}) };
+  }
   if (fileName.endsWith('.jsonl')) return parseJsonl(fileName, content, want);
   if (fileName.endsWith('.json')) {
     try {
@@ -60,12 +70,14 @@ function parseJsonl(fileName: string, content: string, want: ContentKind | undef
   const hasText = lines.some((l) => typeof l.text === 'string' || typeof l.summary === 'string');
   const kind: ContentKind = want ?? (hasData || !hasText ? 'fields' : 'text');
   const keyOf = (l: Line, i: number) => (typeof l.page === 'number' ? String(l.page) : l.conversation_id !== undefined ? `${l.conversation_id}#${l.chunk ?? i}` : String(i + 1));
+  const failedKeys = lines.flatMap((l, i) => (l.error ? [keyOf(l, i)] : []));
+  const failed = failedKeys.length > 0 ? { failed: failedKeys } : {};
   if (kind === 'fields') {
     const value: Record<string, unknown> = {};
     lines.forEach((l, i) => {
       if ('data' in l && !l.error) value[keyOf(l, i)] = l.data;
     });
-    return { kind, value };
+    return { kind, value, ...failed };
   }
   const textOf = (l: Line) => (typeof l.text === 'string' ? l.text : typeof l.summary === 'string' ? l.summary : '');
   if (lines.length > 0 && lines.every((l) => typeof l.page === 'number')) {
@@ -74,7 +86,7 @@ function parseJsonl(fileName: string, content: string, want: ContentKind | undef
       if (l.error) page.failed = { code: l.error.code ?? 'UNKNOWN', message: l.error.message ?? '' };
       return page;
     });
-    return { kind, text: { pages, text: pages.filter((p) => !p.failed).map((p) => p.text).join('\n') } };
+    return { kind, text: { pages, text: pages.filter((p) => !p.failed).map((p) => p.text).join('\n') }, ...failed };
   }
-  return { kind, text: { pages: null, text: lines.filter((l) => !l.error).map(textOf).join('\n') } };
+  return { kind, text: { pages: null, text: lines.filter((l) => !l.error).map(textOf).join('\n') }, ...failed };
 }

@@ -10,7 +10,7 @@
  * fields wrong, all its truth text deleted.
  */
 import { readFileSync } from 'node:fs';
-import { relative } from 'node:path';
+import { basename, relative } from 'node:path';
 import { DocbatchError } from '../errors.ts';
 import { EXACT_BUDGET } from './align.ts';
 import type { Discovery, FoundOutput } from './discover.ts';
@@ -120,10 +120,12 @@ export function evaluate(truth: TruthSet, found: Discovery, options: EvalOptions
 function scoreModel(truth: TruthSet, outputs: FoundOutput[], found: Discovery, options: EvalOptions, problems: DocbatchError[]): ModelResult {
   const perDocument: DocumentResult[] = [];
   const stats = new Map<string, FieldStat>();
-  const used = new Set<FoundOutput>();
+  const answered = new Set<FoundOutput>();
+  const byName = new OutputNames(outputs);
   for (const t of truth.truths) {
-    const match = pick(t.key, outputs, problems);
-    if (match) used.add(match);
+    const candidates = byName.answering(t.key);
+    for (const c of candidates) answered.add(c);
+    const match = pick(t.key, candidates, problems);
     const want: ContentKind = t.fields ? 'fields' : 'text';
     const loaded = match ? load(match, want, found.outDir, problems) : { content: null, reason: 'no report of this name', file: null };
     perDocument.push(scoreOne(t, truth.dir, loaded, options, stats));
@@ -136,7 +138,6 @@ function scoreModel(truth: TruthSet, outputs: FoundOutput[], found: Discovery, o
   const perField: Record<string, FieldStat> = {};
   for (const field of [...stats.keys()].sort()) perField[field] = stats.get(field)!;
   const missing = perDocument.filter((d) => d.status === 'missing').map((d) => ({ document: d.document, truth: d.truth, reason: d.reason! }));
-  const keys = new Set(truth.truths.map((t) => t.key));
   return {
     documents: new Set(perDocument.map((d) => d.document)).size,
     missing_outputs: new Set(missing.map((m) => m.document)).size,
@@ -156,7 +157,7 @@ function scoreModel(truth: TruthSet, outputs: FoundOutput[], found: Discovery, o
     per_field: perField,
     per_document: perDocument,
     missing,
-    unscored_outputs: outputs.filter((o) => !used.has(o) && !keys.has(o.key) && !keys.has(o.name)).map((o) => relative(found.outDir, o.reportPath)).sort(),
+    unscored_outputs: outputs.filter((o) => !answered.has(o)).map((o) => relative(found.outDir, o.reportPath)).sort(),
   };
 }
 
@@ -204,11 +205,51 @@ function scoreOne(t: Truth, truthDir: string, loaded: Loaded, options: EvalOptio
   };
 }
 
-/** The output answering to truth `key`: one named exactly X first, else one whose source is X. */
-function pick(key: string, outputs: FoundOutput[], problems: DocbatchError[]): FoundOutput | undefined {
-  // Every output answering to the truth (X, and X-<8 hex> of the same source: another run of the
-  // file under another task), the one named exactly X first: several are said, not skipped.
-  const candidates = outputs.filter((o) => o.name === key || o.key === key).sort((a, b) => Number(b.name === key) - Number(a.name === key));
+/**
+ * The outputs by the truth names they answer to. Exactly first: outputs named X, and X-<8 hex> of
+ * the same source (another run of the file under another task), the one named X first. When none
+ * is, the names as the writer tells them apart (NFC, case folded: one name on a filesystem that
+ * ignores case; a truth file named on macOS is NFD), and then the input's file name
+ * (`scan.pdf.json`). Indexed once: a truth folder of thousands matches in linear time.
+ */
+class OutputNames {
+  private readonly exact = new Map<string, FoundOutput[]>();
+  private readonly folded = new Map<string, FoundOutput[]>();
+  private readonly sources = new Map<string, FoundOutput[]>();
+
+  constructor(outputs: FoundOutput[]) {
+    for (const o of outputs) {
+      add(this.exact, [o.name, o.key], o);
+      add(this.folded, [fold(o.name), fold(o.key)], o);
+      if (o.report.source !== null) add(this.sources, [fold(basename(o.report.source))], o);
+    }
+  }
+
+  /** Every output answering to truth `key`, the best first. */
+  answering(key: string): FoundOutput[] {
+    const exact = this.exact.get(key);
+    if (exact) return [...exact].sort((a, b) => Number(b.name === key) - Number(a.name === key));
+    const folded = fold(key);
+    const alike = this.folded.get(folded);
+    if (alike) return [...alike].sort((a, b) => Number(fold(b.name) === folded) - Number(fold(a.name) === folded));
+    return [...(this.sources.get(folded) ?? [])];
+  }
+}
+
+function add(index: Map<string, FoundOutput[]>, names: string[], o: FoundOutput): void {
+  for (const name of new Set(names)) {
+    const list = index.get(name);
+    if (list) list.push(o);
+    else index.set(name, [o]);
+  }
+}
+
+function fold(name: string): string {
+  return name.normalize('NFC').toLowerCase();
+}
+
+/** The first of the outputs answering to truth `key`; several are said, not skipped. */
+function pick(key: string, candidates: FoundOutput[], problems: DocbatchError[]): FoundOutput | undefined {
   if (candidates.length > 1) {
     problems.push(
       new DocbatchError('EVAL_BAD_OUTPUT', `${candidates.length} outputs answer to truth "${key}" (${candidates.map((c) => c.reportPath).join(', ')}); scoring the first`, {
@@ -233,6 +274,10 @@ function load(match: FoundOutput, want: ContentKind, outDir: string, problems: D
   const file = relative(outDir, path);
   try {
     const content = parseOutput(path, readFileSync(path, 'utf8'), want);
+    if (content.kind === 'text' && content.text.failed) {
+      const { code, message } = content.text.failed;
+      return { content: null, file, reason: `the output says the document failed: ${code}: ${message}` };
+    }
     return { content, file, reason: '' };
   } catch (err) {
     const problem = err instanceof DocbatchError ? err : new DocbatchError('EVAL_BAD_OUTPUT', (err as Error).message, { cause: err, place: { file: path } });

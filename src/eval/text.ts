@@ -10,8 +10,10 @@
  * documents weigh by their length, not one each). Rates can exceed 1 (an output longer than the
  * truth). A rate over nothing (a blank truth) is null.
  *
- * Pages: `<!-- page N -->` starts page N, `<!-- page N failed: CODE: message -->` is page N that
- * failed (no text). When the truth and the output both have markers, each truth page is scored
+ * Pages: `<!-- page N -->` starts page N (spacing and case as typed by hand: `<!--Page 2-->`), `<!-- page N failed: CODE: message -->` is page N that
+ * failed (no text). The writer's other comments are not text: a note under a marker (`<!-- page N
+ * fallback: text layer (...) -->`) is left out, and a file that is only `<!-- document failed:
+ * CODE: message -->` (a document-unit text task whose unit failed) is a failed text. When the truth and the output both have markers, each truth page is scored
  * against the output's page of the same number (a missing or failed page is all deletions) and
  * output pages the truth has not are left out; otherwise the whole texts are compared, markers
  * removed. Text before the first marker is not part of any page.
@@ -30,6 +32,8 @@ export interface MarkedText {
   pages: PageText[] | null;
   /** All the text without markers (failed pages contribute nothing). */
   text: string;
+  /** The whole text failed (`<!-- document failed: CODE: message -->`); `text` is then empty. */
+  failed?: { code: string; message: string };
 }
 
 export interface TextCounts {
@@ -59,9 +63,16 @@ export interface TextScore extends TextCounts {
   unscored_pages: number[];
 }
 
-const MARKER = /^<!-- page (\d+)(?: failed: ([A-Za-z0-9_]+):? ?(.*?))? -->[ \t]*$/;
+/** The writer's marker, and one typed by hand (`<!--page 3-->`, `<!-- Page 3 -->`, indented). */
+const MARKER = /^\s*<!--\s*page\s+(\d+)(?:\s+failed:\s*([A-Za-z0-9_]+):?\s*(.*?))?\s*-->\s*$/i;
+/** A note the writer puts under a page's marker (`<!-- page 3 fallback: text layer (...) -->`). */
+const NOTE = /^\s*<!--\s*page\s+\d+\s+[a-z]+:.*-->\s*$/i;
+/** All that the writer puts in X.md when a document-unit text task failed. */
+const DOCUMENT_FAILED = /^<!-- document failed: ([A-Za-z0-9_]+):? ?(.*?) -->\s*$/;
 
 export function parseMarkedText(md: string): MarkedText {
+  const whole = DOCUMENT_FAILED.exec(md);
+  if (whole) return { pages: null, text: '', failed: { code: whole[1]!, message: whole[2] ?? '' } };
   const pages: PageText[] = [];
   const preamble: string[] = [];
   let current: { page: PageText; lines: string[] } | null = null;
@@ -70,6 +81,7 @@ export function parseMarkedText(md: string): MarkedText {
   };
   for (const line of md.split(/\r?\n/)) {
     const m = MARKER.exec(line);
+    if (!m && current && NOTE.test(line)) continue;
     if (!m) {
       (current ? current.lines : preamble).push(line);
       continue;

@@ -65,8 +65,8 @@ describe('docbatch compare', () => {
       total: { compared: 2, agreeing: 2, agreement: 1 },
     });
     expect(run.disagreements).toEqual([
-      { document: 'inv-1', outputs: { [A]: 'a/inv-1.json', [B]: 'b/inv-1.json' }, fields: [{ path: 'date', field: 'date', values: { [A]: 'March 5, 2024', [B]: '2024-03-06' } }], pages: [] },
-      { document: 'pages', outputs: { [A]: 'a/pages.jsonl', [B]: 'b/pages.jsonl' }, fields: [{ path: '2.a', field: '2.a', values: { [A]: 2, [B]: null } }], pages: [] },
+      { document: 'inv-1', outputs: { [A]: 'a/inv-1.json', [B]: 'b/inv-1.json' }, fields: [{ path: 'date', field: 'date', values: { [A]: 'March 5, 2024', [B]: '2024-03-06' } }], pages: [], failed_units: {} },
+      { document: 'pages', outputs: { [A]: 'a/pages.jsonl', [B]: 'b/pages.jsonl' }, fields: [{ path: '2.a', field: '2.a', values: { [A]: 2, [B]: null } }], pages: [], failed_units: { [B]: ['2'] } },
     ]);
     expect(run.only_in).toEqual([{ document: 'inv-3', models: [A], missing: [B] }]);
   });

@@ -117,6 +117,9 @@ describe('docbatch eval on two models', () => {
     expect(lines[2]).toMatch(/^acme\/model-b\s+4\s+2\s+16\s+25\.00%\s+28\.40%\s+29\.41%\s+3$/);
     expect(r.stdout).toContain('inv-1: total: expected 1234.5, got 1243.5');
     expect(r.stdout).toMatch(/missing:\n\s+inv-2 \(no inv-2\.json/);
+    // A's notes.md has no truth: said, as a count (a run of thousands has a sample of truth).
+    expect(r.stdout).toContain('  not scored: 1 output without a truth file (--json lists it)\n');
+    expect(r.stdout.match(/not scored/g)).toHaveLength(1);
   });
 
   it('--model scores one model; --tolerance and --case-sensitive change the verdicts', async () => {
@@ -136,16 +139,23 @@ describe('docbatch eval on two models', () => {
     writeFileSync(join(t2, 'broken.json'), '{"total": 12,\n "date": }');
     writeFileSync(join(t2, 'list.json'), '[1, 2]');
     writeFileSync(join(t2, 'latin1.md'), Buffer.from([0x61, 0x62, 0xe9, 0x63]));
+    // Saved by a Windows editor: a byte-order mark, CRLF, a trailing comma on line 3.
+    writeFileSync(join(t2, 'trailing.json'), '\ufeff{\r\n  "total": 12,\r\n  "café": "x",\r\n}\r\n');
+    // JSON.parse would keep the second "total" and drop the first without a word.
+    writeFileSync(join(t2, 'twice.json'), '{\n  "total": 12,\n  "total": 13\n}\n');
     const r = await runCli(['eval', out, '--truth', t2, '--json'], env);
     expect(r.code).toBe(2);
     const lines = r.stderr.trim().split('\n');
-    expect(lines).toHaveLength(3);
-    expect(lines[0]).toMatch(/^docbatch: .*\/broken\.json: byte 23: EVAL_BAD_TRUTH: not valid JSON: .*"}"/);
+    expect(lines).toHaveLength(5);
+    expect(lines[0]).toMatch(/^docbatch: .*\/broken\.json: line 2: byte 23: EVAL_BAD_TRUTH: not valid JSON at column 10: .*"}"/);
     expect(lines[1]).toMatch(/latin1\.md: byte 2: EVAL_BAD_TRUTH: not valid UTF-8$/);
     expect(lines[2]).toMatch(/list\.json: byte 0: EVAL_BAD_TRUTH: must be a JSON object \(the fields to score\), not an array$/);
+    // "}" is on line 4, column 1; bytes before it: 3 (BOM) + 3 + 16 + 17 (é is two bytes) = 39.
+    expect(lines[3]).toMatch(/trailing\.json: line 4: byte 39: EVAL_BAD_TRUTH: not valid JSON at column 1: expected a property name in double quotes, found "}"$/);
+    expect(lines[4]).toMatch(/twice\.json: line 3: EVAL_BAD_TRUTH: the key "total" is written twice in one object \(JSON would keep only the last\)$/);
     const report = JSON.parse(r.stdout);
     expect(report.models[A]).toMatchObject({ documents: 4, fields: 16 });
-    expect(report.problems.map((p: { code: string }) => p.code)).toEqual(['EVAL_BAD_TRUTH', 'EVAL_BAD_TRUTH', 'EVAL_BAD_TRUTH']);
+    expect(report.problems.map((p: { code: string }) => p.code)).toEqual(['EVAL_BAD_TRUTH', 'EVAL_BAD_TRUTH', 'EVAL_BAD_TRUTH', 'EVAL_BAD_TRUTH', 'EVAL_BAD_TRUTH']);
   });
 
   it('bad arguments exit 2 and say why in one line', async () => {

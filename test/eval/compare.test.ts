@@ -100,7 +100,7 @@ describe('parseOutput', () => {
 
   it('X.jsonl with data: fields keyed by page, or by conversation and chunk; failed units have none', () => {
     const pages = ['{"page": 1, "data": {"total": 5}}', '{"page": 2, "error": {"code": "ENGINE_OOM", "message": "oom"}}', '{"page": 3, "data": {"total": 7}}'].join('\n');
-    expect(parseOutput('X.jsonl', pages)).toEqual({ kind: 'fields', value: { '1': { total: 5 }, '3': { total: 7 } } });
+    expect(parseOutput('X.jsonl', pages)).toEqual({ kind: 'fields', value: { '1': { total: 5 }, '3': { total: 7 } }, failed: ['2'] });
     const chunks = ['{"conversation_id": "c1", "chunk": 0, "data": {"topic": "a"}}', '{"conversation_id": "c1", "chunk": 1, "data": {"topic": "b"}}'].join('\n');
     expect(parseOutput('X.jsonl', chunks)).toEqual({ kind: 'fields', value: { 'c1#0': { topic: 'a' }, 'c1#1': { topic: 'b' } } });
   });
@@ -110,9 +110,10 @@ describe('parseOutput', () => {
     expect(parseOutput('X.jsonl', pages)).toEqual({
       kind: 'text',
       text: { pages: [{ page: 1, text: 'one' }, { page: 2, text: '', failed: { code: 'RENDER_FAILED', message: 'bad' } }], text: 'one' },
+      failed: ['2'],
     });
     const chunks = ['{"conversation_id": "c1", "chunk": 0, "summary": "first"}', '{"conversation_id": "c1", "chunk": 1, "summary": null, "error": {"code": "X", "message": "y"}}', '{"conversation_id": "c2", "chunk": 0, "summary": "second"}'].join('\n');
-    expect(parseOutput('X.jsonl', chunks)).toEqual({ kind: 'text', text: { pages: null, text: 'first\nsecond' } });
+    expect(parseOutput('X.jsonl', chunks)).toEqual({ kind: 'text', text: { pages: null, text: 'first\nsecond' }, failed: ['c1#1'] });
   });
 
   it('a broken line is EVAL_BAD_OUTPUT with its file and line', () => {

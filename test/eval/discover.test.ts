@@ -5,7 +5,7 @@
  * folders are skipped; a broken report is a problem, not a crash. And the writer's
  * compareDocumentFiles on files.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -124,7 +124,7 @@ describe('readTruth', () => {
       ['b', [{ page: 1, text: 'hi\n' }]],
     ]);
     // The offset counts the byte-order mark's three bytes.
-    expect(t.problems.map((p) => p.describe())).toEqual([expect.stringMatching(/c\.json: byte 9: EVAL_BAD_TRUTH: not valid JSON/)]);
+    expect(t.problems.map((p) => p.describe())).toEqual([expect.stringMatching(/c\.json: line 1: byte 9: EVAL_BAD_TRUTH: not valid JSON at column 7/)]);
   });
 });
 
@@ -140,5 +140,24 @@ describe('compareDocumentFiles', () => {
       { model: 'D', path: null },
     ]);
     expect(c).toMatchObject({ models: ['A', 'B'], missing: ['C', 'D'], fields: 2, agreeing_fields: 1, disagreements: [{ path: 'date', values: { A: '2024-03-05', B: '2024-03-06' } }] });
+  });
+});
+
+describe('discoverOutputs through symbolic links', () => {
+  it('follows a model folder linked in from another run, once, and survives a link back to its parent', () => {
+    const runs = join(root, 'linked');
+    writeOutputs(join(runs, 'run-1', 'model-a'), [{ name: 'x', models: ['A'], json: { total: 1 } }]);
+    writeOutputs(join(runs, 'compare', 'model-b'), [{ name: 'x', models: ['B'], json: { total: 2 } }]);
+    // OUT_DIR assembled by hand from two runs: model-a is a link to the first run's folder.
+    symlinkSync(join(runs, 'run-1', 'model-a'), join(runs, 'compare', 'model-a'));
+    symlinkSync(join(runs, 'compare'), join(runs, 'compare', 'model-b', 'loop'));
+    symlinkSync(join(runs, 'nowhere'), join(runs, 'compare', 'dangling'));
+    const found = discoverOutputs(join(runs, 'compare'));
+    expect(found.outputs.map((o) => [o.model, o.name])).toEqual([
+      ['A', 'x'],
+      ['B', 'x'],
+    ]);
+    expect(found.folders).toEqual({ A: ['model-a'], B: ['model-b'] });
+    expect(found.problems).toEqual([]);
   });
 });

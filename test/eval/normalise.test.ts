@@ -41,6 +41,9 @@ describe('parseNumber', () => {
     ['US$ 7', 7],
     ['-5', -5],
     ['-$5.00', -5],
+    ['\u22125.00', -5], // the minus sign (U+2212) PDFs and typeset tables print, which NFKC keeps
+    ['\u2212$1,234.50', -1234.5],
+    ['$\u22125', -5],
     ['$-5.00', -5],
     ['(12.00)', -12],
     ['12 %', 12],
@@ -148,6 +151,12 @@ describe('mismatch: one truth leaf against an output value', () => {
     [false, 'no', null],
     [true, false, 'differs'],
     [true, 'maybe', 'differs'],
+    // a truth written as a word or digit, an output as a JSON boolean
+    ['yes', true, null],
+    ['No', false, null],
+    ['1', true, null],
+    ['true', false, 'differs'],
+    ['Acme', true, 'differs'],
     // an object where a scalar should be
     ['Acme', { name: 'Acme' }, 'differs'],
   ])('truth %j, output %j → %j', (truth, got, expected) => {
@@ -172,5 +181,9 @@ describe('mismatch: one truth leaf against an output value', () => {
     expect(agree(null, 'x')).toBe(false);
     expect(agree('x', null)).toBe(false);
     expect(agree(undefined, null)).toBe(true);
+    expect(agree(true, 'yes')).toBe(true);
+    expect(agree('yes', true)).toBe(true);
+    expect(agree('True', true)).toBe(true);
+    expect(agree(false, 'yes')).toBe(false);
   });
 });

@@ -17,6 +17,24 @@ describe('parseMarkedText', () => {
     expect(parseMarkedText('just\ntext')).toEqual({ pages: null, text: 'just\ntext' });
   });
 
+  it('the writer’s fallback note is not text; a failed document is a failed text', () => {
+    const t = parseMarkedText('<!-- page 1 -->\n<!-- page 1 fallback: text layer (every answer was rejected: EMPTY_ANSWER) -->\nHello\n\n<!-- page 2 -->\nWorld\n');
+    expect(t.pages).toEqual([
+      { page: 1, text: 'Hello\n' },
+      { page: 2, text: 'World\n' },
+    ]);
+    expect(parseMarkedText('<!-- document failed: ENGINE_OOM: CUDA out of memory -->\n')).toEqual({ pages: null, text: '', failed: { code: 'ENGINE_OOM', message: 'CUDA out of memory' } });
+  });
+
+  it('reads markers typed by hand: spacing and capitals as people write them', () => {
+    const t = parseMarkedText('<!--page 1-->\r\nfirst\r\n  <!-- Page 2 -->  \r\nsecond\r\n<!--  PAGE  3  failed: ENGINE_OOM: out of memory  -->\r\n');
+    expect(t.pages).toEqual([
+      { page: 1, text: 'first' },
+      { page: 2, text: 'second' },
+      { page: 3, text: '', failed: { code: 'ENGINE_OOM', message: 'out of memory' } },
+    ]);
+  });
+
   it('a marker must be alone on its line', () => {
     expect(parseMarkedText('see <!-- page 2 --> here').pages).toBeNull();
   });
