@@ -24,6 +24,7 @@ export interface Leaf {
 export interface FieldResult {
   path: string;
   field: string;
+  segments: Segment[];
   correct: boolean;
   expected: unknown;
   /** The output's value (undefined when absent; shown as null in JSON). */
@@ -80,7 +81,7 @@ export function scoreFields(truth: unknown, output: unknown, options: NormaliseO
   return leaves(truth).map((leaf) => {
     const got = valueAt(output, leaf.segments);
     const reason = output === undefined ? 'missing' : mismatch(leaf.value, got, options);
-    const result: FieldResult = { path: leaf.path, field: leaf.field, correct: reason === null, expected: leaf.value, got };
+    const result: FieldResult = { path: leaf.path, field: leaf.field, segments: leaf.segments, correct: reason === null, expected: leaf.value, got };
     if (reason !== null) result.reason = reason;
     return result;
   });

@@ -27,10 +27,13 @@ export function formatEval(report: EvalReport): string {
 
 function formatModel(name: string, m: ModelResult): string[] {
   const out = [`${name}  (in ${m.folders.join(', ') || '?'})`];
-  const fields = Object.entries(m.per_field);
+  // Truth keyed by page or chunk: one row per field over every page, not one per page and field.
+  const perUnit = Object.keys(m.per_field).some((field) => !(field in m.per_field_across_units));
+  const fields = Object.entries(perUnit ? m.per_field_across_units : m.per_field);
   if (fields.length > 0) {
     const rows = fields.map(([field, s]) => [field, String(s.fields), String(s.correct), pct(s.accuracy)]);
-    out.push(...indent(table(['field', 'fields', 'correct', 'accuracy'], rows, [false, true, true, true])));
+    out.push(...indent(table([perUnit ? 'field (all pages and chunks)' : 'field', 'fields', 'correct', 'accuracy'], rows, [false, true, true, true])));
+    if (perUnit) out.push('  (per page or chunk: per_field in --json)');
   }
   const text = m.per_document.filter((d) => d.chars !== undefined && d.status === 'scored');
   if (text.length > 0) {

@@ -14,7 +14,7 @@ import { basename, relative } from 'node:path';
 import { DocbatchError } from '../errors.ts';
 import { EXACT_BUDGET } from './align.ts';
 import type { Discovery, FoundOutput } from './discover.ts';
-import { scoreFields } from './fields.ts';
+import { formatPath, scoreFields } from './fields.ts';
 import type { Mismatch, NormaliseOptions } from './normalise.ts';
 import { parseOutput, type ContentKind } from './outputs.ts';
 import { ratio, scoreText, sum, type PageScore, type TextCounts } from './text.ts';
@@ -82,6 +82,12 @@ export interface ModelResult {
   exact: boolean;
   folders: string[];
   per_field: Record<string, FieldStat>;
+  /**
+   * Truth keyed by page or chunk (for X.jsonl outputs: `{"1": {...}, "2": {...}}`): the same per
+   * generic path with the page or chunk left out (`total` over every page, where per_field has
+   * `1.total`, `2.total`, ...); truth of whole documents counts as in per_field.
+   */
+  per_field_across_units: Record<string, FieldStat>;
   per_document: DocumentResult[];
   missing: Array<{ document: string; truth: string; reason: string }>;
   /** Outputs of this model that no truth file names (not scored). */
@@ -120,6 +126,7 @@ export function evaluate(truth: TruthSet, found: Discovery, options: EvalOptions
 function scoreModel(truth: TruthSet, outputs: FoundOutput[], found: Discovery, options: EvalOptions, problems: DocbatchError[]): ModelResult {
   const perDocument: DocumentResult[] = [];
   const stats = new Map<string, FieldStat>();
+  const across = new Map<string, FieldStat>();
   const answered = new Set<FoundOutput>();
   const byName = new OutputNames(outputs);
   for (const t of truth.truths) {
@@ -128,7 +135,7 @@ function scoreModel(truth: TruthSet, outputs: FoundOutput[], found: Discovery, o
     const match = pick(t.key, candidates, problems);
     const want: ContentKind = t.fields ? 'fields' : 'text';
     const loaded = match ? load(match, want, found.outDir, problems) : { content: null, reason: 'no report of this name', file: null };
-    perDocument.push(scoreOne(t, truth.dir, loaded, options, stats));
+    perDocument.push(scoreOne(t, truth.dir, loaded, options, stats, across));
   }
   const fieldDocs = perDocument.filter((d) => d.fields !== undefined);
   const textDocs = perDocument.filter((d) => d.chars !== undefined);
@@ -137,6 +144,8 @@ function scoreModel(truth: TruthSet, outputs: FoundOutput[], found: Discovery, o
   const text = sum(textDocs.map((d) => d as TextCounts));
   const perField: Record<string, FieldStat> = {};
   for (const field of [...stats.keys()].sort()) perField[field] = stats.get(field)!;
+  const perFieldAcross: Record<string, FieldStat> = {};
+  for (const field of [...across.keys()].sort()) perFieldAcross[field] = across.get(field)!;
   const missing = perDocument.filter((d) => d.status === 'missing').map((d) => ({ document: d.document, truth: d.truth, reason: d.reason! }));
   return {
     documents: new Set(perDocument.map((d) => d.document)).size,
@@ -155,14 +164,33 @@ function scoreModel(truth: TruthSet, outputs: FoundOutput[], found: Discovery, o
     exact: text.exact,
     folders: [],
     per_field: perField,
+    per_field_across_units: perFieldAcross,
     per_document: perDocument,
     missing,
     unscored_outputs: outputs.filter((o) => !answered.has(o)).map((o) => relative(found.outDir, o.reportPath)).sort(),
   };
 }
 
-/** Scores one truth file; adds its fields to the model's per-field tallies `stats`. */
-function scoreOne(t: Truth, truthDir: string, loaded: Loaded, options: EvalOptions, stats: Map<string, FieldStat>): DocumentResult {
+/**
+ * Truth keyed by page (`"1"`) or chat chunk (`"<conversation_id>#<chunk>"`), as an X.jsonl output
+ * reads (outputs.ts): every top-level key is one.
+ */
+function keyedByUnit(fields: unknown): boolean {
+  if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) return false;
+  const keys = Object.keys(fields);
+  return keys.length > 0 && keys.every((k) => /^[1-9]\d*$/.test(k) || /#\d+$/.test(k));
+}
+
+function tally(stats: Map<string, FieldStat>, field: string, correct: boolean): void {
+  const stat = stats.get(field) ?? { fields: 0, correct: 0, accuracy: 0 };
+  stat.fields++;
+  if (correct) stat.correct++;
+  stat.accuracy = round(stat.correct / stat.fields)!;
+  stats.set(field, stat);
+}
+
+/** Scores one truth file; adds its fields to the model's per-field tallies `stats` and `across` (units left out). */
+function scoreOne(t: Truth, truthDir: string, loaded: Loaded, options: EvalOptions, stats: Map<string, FieldStat>, across: Map<string, FieldStat>): DocumentResult {
   const base: DocumentResult = {
     document: t.key,
     truth: relative(truthDir, t.path),
@@ -173,12 +201,10 @@ function scoreOne(t: Truth, truthDir: string, loaded: Loaded, options: EvalOptio
   if (t.fields) {
     const value = loaded.content?.kind === 'fields' ? loaded.content.value : undefined;
     const results = scoreFields(t.fields, value, options);
+    const perUnit = keyedByUnit(t.fields);
     for (const r of results) {
-      const stat = stats.get(r.field) ?? { fields: 0, correct: 0, accuracy: 0 };
-      stat.fields++;
-      if (r.correct) stat.correct++;
-      stat.accuracy = round(stat.correct / stat.fields)!;
-      stats.set(r.field, stat);
+      tally(stats, r.field, r.correct);
+      tally(across, perUnit ? formatPath(r.segments.slice(1), true) || '(the whole unit)' : r.field, r.correct);
     }
     const correct = results.filter((r) => r.correct).length;
     return {
