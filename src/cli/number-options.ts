@@ -1,11 +1,17 @@
 /** Commander parsers for numeric flags: a value out of range is a usage error (exit 2) naming the flag. */
 import { InvalidArgumentError } from 'commander';
 
+/**
+ * A decimal number as people write one (`0.01`, `5`, `.5`, `1e-3`). Number() alone also takes
+ * `0x10` (16), `0b1` and `0o7`, which nobody means on a command line.
+ */
+const DECIMAL = /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i;
+
 /** A commander parser for a number ≥ 0. */
 export function nonNegative(flag: string): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a number ≥ 0, not ${JSON.stringify(value)}.`);
+    if (!DECIMAL.test(value) || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a number ≥ 0, not ${JSON.stringify(value)}.`);
     return n;
   };
 }
@@ -14,7 +20,7 @@ export function nonNegative(flag: string): (value: string) => number {
 export function fraction(flag: string): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError(`${flag} must be a number from 0 to 1, not ${JSON.stringify(value)}.`);
+    if (!DECIMAL.test(value) || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError(`${flag} must be a number from 0 to 1, not ${JSON.stringify(value)}.`);
     return n;
   };
 }

@@ -172,6 +172,7 @@ describe('docbatch eval on two models', () => {
       [['eval', out, '--truth', truth, '--model', 'model-c'], /EVAL_NO_OUTPUTS: no outputs from model "model-c"; found: "acme\/model-a", "acme\/model-b"$/],
       [['eval', out, '--truth', truth, '--tolerance', 'abc'], /--tolerance must be a number ≥ 0, not "abc"/],
       [['eval', out, '--truth', truth, '--tolerance', '-1'], /--tolerance must be a number ≥ 0, not "-1"/],
+      [['eval', out, '--truth', truth, '--tolerance', '0x10'], /--tolerance must be a number ≥ 0, not "0x10"/],
       [['eval', out], /required option '--truth <dir>' not specified/],
     ];
     for (const [args, message] of cases) {
