@@ -11,6 +11,7 @@ import { afterAll, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.ts';
 import { writeOutputs } from '../helpers/outputs.ts';
 
+const env = { LOG_FORMAT: 'json' };
 const root = mkdtempSync(join(tmpdir(), 'docbatch-eval-pages-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -29,7 +30,7 @@ it('scores per-page fields per field over every page, and still per page in per_
   });
   writeOutputs(join(root, 'out'), [{ name: 'statement', models: ['m'], jsonl: lines }]);
 
-  const json = await runCli(['eval', join(root, 'out'), '--truth', truth, '--json']);
+  const json = await runCli(['eval', join(root, 'out'), '--truth', truth, '--json'], env);
   expect(json.code, json.stderr).toBe(0);
   const m = JSON.parse(json.stdout).models.m;
   expect(m.fields).toBe(90);
@@ -41,7 +42,7 @@ it('scores per-page fields per field over every page, and still per page in per_
   expect(Object.keys(m.per_field)).toHaveLength(60);
   expect(m.per_field['5.total']).toEqual({ fields: 1, correct: 0, accuracy: 0 });
 
-  const text = await runCli(['eval', join(root, 'out'), '--truth', truth]);
+  const text = await runCli(['eval', join(root, 'out'), '--truth', truth], env);
   expect(text.code, text.stderr).toBe(0);
   expect(text.stdout).toMatch(/field \(all pages and chunks\)\s+fields\s+correct\s+accuracy/);
   expect(text.stdout).toMatch(/^\s+total\s+30\s+24\s+80(\.0+)?\s?%/m);
@@ -53,7 +54,7 @@ it('whole-document truth: per_field_across_units is per_field', async () => {
   mkdirSync(truth, { recursive: true });
   writeFileSync(join(truth, 'inv.json'), JSON.stringify({ total: 5, items: [{ amount: 5 }] }));
   writeOutputs(join(root, 'out2'), [{ name: 'inv', models: ['m'], json: { total: 5, items: [{ amount: 4 }] } }]);
-  const json = await runCli(['eval', join(root, 'out2'), '--truth', truth, '--json']);
+  const json = await runCli(['eval', join(root, 'out2'), '--truth', truth, '--json'], env);
   const m = JSON.parse(json.stdout).models.m;
   expect(m.per_field_across_units).toEqual(m.per_field);
   expect(Object.keys(m.per_field)).toEqual(['items[].amount', 'total']);
