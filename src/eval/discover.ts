@@ -137,7 +137,13 @@ function* reportFiles(dir: string, depth = 0, seen = new Set<string>()): Generat
     let isFile = e.isFile();
     let isDir = e.isDirectory();
     if (e.isSymbolicLink()) {
-      const target = statSync(path, { throwIfNoEntry: false });
+      // A link that leads nowhere: missing (ENOENT), a ring of links (ELOOP), a target not ours to see.
+      let target;
+      try {
+        target = statSync(path, { throwIfNoEntry: false });
+      } catch {
+        target = undefined;
+      }
       isFile = target?.isFile() ?? false;
       isDir = target?.isDirectory() ?? false;
     }

@@ -85,6 +85,9 @@ export class BlobCache {
     } catch {
       // a miss
     }
+    // Aborted while the cache was being looked at: no listener would hear it now (from here to
+    // wait() nothing awaits, so this is the last moment it can have happened unseen).
+    if (signal?.aborted) throw aborted(signal, sha256);
     let download = this.fetching.get(sha256);
     if (!download) {
       const controller = new AbortController();

@@ -161,3 +161,16 @@ describe('discoverOutputs through symbolic links', () => {
     expect(found.problems).toEqual([]);
   });
 });
+
+describe('discoverOutputs past links that lead nowhere', () => {
+  it('a link to itself or a ring of links (ELOOP) is passed over, not a crash', () => {
+    const out = join(root, 'loops');
+    writeOutputs(join(out, 'model-a'), [{ name: 'x', models: ['A'], json: { total: 1 } }]);
+    // `ln -s self self`: following it never ends (ELOOP), as a link made by mistake in OUT_DIR does.
+    symlinkSync('self', join(out, 'self'));
+    symlinkSync('ping', join(out, 'pong'));
+    symlinkSync('pong', join(out, 'ping'));
+    const found = discoverOutputs(out);
+    expect(found.outputs.map((o) => [o.model, o.name])).toEqual([['A', 'x']]);
+  });
+});

@@ -73,3 +73,27 @@ describe('BlobCache', () => {
     expect(await readdir(join(dir, 'blobs'))).toEqual([id(2)]);
   });
 });
+
+describe('BlobCache asks with a signal', () => {
+  /** A download that ends only when its own signal aborts. */
+  const hanging = (started: string[]) => (tmp: string, signal: AbortSignal) => {
+    started.push(tmp);
+    return new Promise<void>((_, reject) => signal.addEventListener('abort', () => reject(new Error('download aborted')), { once: true }));
+  };
+
+  it('an ask whose signal aborts while the cache is still looking leaves with ABORTED, and its download is aborted', async () => {
+    const started: string[] = [];
+    const cache = new BlobCache({ dir, maxBytes: 10_000 });
+    const ask = new AbortController();
+    const pending = cache.get(id(9), hanging(started), ask.signal);
+    ask.abort(new Error('lock lost')); // before the ask reaches the download: the cache is still loading
+    const outcome = await Promise.race([pending.then(() => 'resolved', (err: unknown) => (err as { code?: string }).code), new Promise((r) => setTimeout(() => r('still waiting'), 1000))]);
+    expect(outcome).toBe('ABORTED');
+    // A later ask starts a download of its own and is not tied to the abandoned one.
+    const fresh = new AbortController();
+    const again = cache.get(id(9), hanging(started), fresh.signal);
+    await new Promise((r) => setTimeout(r, 50));
+    fresh.abort();
+    await expect(again).rejects.toMatchObject({ code: 'ABORTED' });
+  });
+});
