@@ -10,6 +10,7 @@
  * - it never sends an image by http(s) URL, only `data:` URLs (vLLM would fetch the URL).
  */
 import { Pool } from 'undici';
+import { BodyDecodeError, decodeBody } from './body.ts';
 import { DataUrl, jsonBody } from './data-url.ts';
 import { classifyEngineResponse, classifyTransportError, EngineError } from './classify.ts';
 import { readChatCompletion, readModels, readTokenCount } from './responses.ts';
@@ -289,9 +290,10 @@ export class EngineClient {
         headersTimeout: timeoutMs + 1_000,
         bodyTimeout: timeoutMs + 1_000,
       });
-      const text = await res.body.text();
+      const text = decodeBody(Buffer.from(await res.body.arrayBuffer()), res.headers['content-encoding'], this.options.maxResponseBytes);
       return { status: res.statusCode, headers: res.headers, text, latencyMs: Math.round(performance.now() - started) };
     } catch (err) {
+      if (err instanceof BodyDecodeError) throw new EngineError('ENGINE_ERROR', `${method} ${path}: ${err.message}`, { cause: err });
       if (timedOut) {
         throw new EngineError(
           'ENGINE_TIMEOUT',
