@@ -7,6 +7,8 @@
  *   `request` does not decode (fetch does). Decoding stops at `maxBytes` (a decompression bomb
  *   fails like any other body over the limit).
  * - A UTF-8 byte order mark before the JSON is dropped.
+ * - Text after one complete JSON value (a proxy's appended newline-and-junk, a NUL, a second
+ *   document) is ignored: the value is whole, and what follows it is not the server's answer.
  */
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 
@@ -58,4 +60,41 @@ function inflateOrRaw(bytes: Buffer, limit: { maxOutputLength: number }): Buffer
     if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw err;
     return inflateRawSync(bytes, limit);
   }
+}
+
+/**
+ * `JSON.parse`, forgiving a leading BOM and text after one complete JSON object or array. Throws
+ * the SyntaxError of the whole text when there is no complete value at its start.
+ */
+export function parseJsonLenient(text: string): unknown {
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  try {
+    return JSON.parse(body);
+  } catch (err) {
+    const end = endOfFirstValue(body);
+    if (end === null || body.slice(end).trim() === '') throw err;
+    return JSON.parse(body.slice(0, end));
+  }
+}
+
+/** The index just past the object or array the text starts with (after blanks); null if it has none, or it is not closed. */
+function endOfFirstValue(text: string): number | null {
+  let i = 0;
+  while (i < text.length && /\s/.test(text[i]!)) i++;
+  if (text[i] !== '{' && text[i] !== '[') return null;
+  let depth = 0;
+  let inString = false;
+  for (; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') {
+      depth--;
+      if (depth === 0) return i + 1;
+    }
+  }
+  return null;
 }

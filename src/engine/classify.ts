@@ -13,6 +13,7 @@
  *   proxies, crashes                        text/html, plain text, empty
  */
 import { DocbatchError, type ErrorCode } from '../errors.ts';
+import { parseJsonLenient } from './body.ts';
 
 /** Numbers read out of a context-length message; any may be missing from a server's wording. */
 export interface ContextOverflow {
@@ -101,7 +102,7 @@ export function parseErrorBody(body: unknown): ParsedErrorBody {
     const text = typeof body === 'string' ? body : Buffer.from(body).toString('utf8');
     if (text.trim() === '') return { message: '', type: undefined, param: undefined, json: false };
     try {
-      value = JSON.parse(text);
+      value = parseJsonLenient(text);
     } catch {
       return { message: clip(stripHtml(text)), type: undefined, param: undefined, json: false };
     }

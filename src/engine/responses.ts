@@ -4,12 +4,13 @@
  * no text. Those become ENGINE_ERROR or EMPTY_OUTPUT here, so the client's callers only ever see
  * a well-formed result or an EngineError.
  */
+import { parseJsonLenient } from './body.ts';
 import { EngineError } from './classify.ts';
 import type { ChatResult, ModelInfo } from './types.ts';
 
 function parseJson(text: string, what: string, status: number): unknown {
   try {
-    return JSON.parse(text);
+    return parseJsonLenient(text);
   } catch (err) {
     const preview = text.trim().slice(0, 200);
     throw new EngineError('ENGINE_ERROR', `engine answered ${what} with a body that is not JSON: ${JSON.stringify(preview)}`, {

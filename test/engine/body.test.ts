@@ -4,7 +4,8 @@
  */
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BodyDecodeError, decodeBody } from '../../src/engine/body.ts';
+import { BodyDecodeError, decodeBody, parseJsonLenient } from '../../src/engine/body.ts';
+import { parseErrorBody } from '../../src/engine/classify.ts';
 import { EngineClient, EngineError } from '../../src/engine/client.ts';
 import { completion, startScripted, type Scripted } from './scripted-server.ts';
 
@@ -30,6 +31,26 @@ describe('decodeBody', () => {
     expect(() => decodeBody(Buffer.from(TEXT), 'gzip', MAX)).toThrow(BodyDecodeError);
     expect(() => decodeBody(Buffer.from(TEXT), 'zstd', MAX)).toThrow(/Content-Encoding "zstd".*cannot decode/);
     expect(() => decodeBody(gzipSync(Buffer.alloc(100_000)), 'gzip', 1000)).toThrow(/decodes to more than 1000 bytes/);
+  });
+});
+
+describe('parseJsonLenient', () => {
+  it('reads the object or array at the start, whatever follows it; a BOM is dropped', () => {
+    expect(parseJsonLenient('\ufeff{"a":1}')).toEqual({ a: 1 });
+    expect(parseJsonLenient('{"a":"}{\\"]"}\n\u0000<!-- proxy -->')).toEqual({ a: '}{"]' });
+    expect(parseJsonLenient(' [1,{"b":[2]}] trailing')).toEqual([1, { b: [2] }]);
+    expect(parseJsonLenient('{"a":1}{"a":2}')).toEqual({ a: 1 });
+  });
+
+  it('a value that is not whole still fails, with the SyntaxError of the whole text', () => {
+    expect(() => parseJsonLenient('{"a":1')).toThrow(SyntaxError);
+    expect(() => parseJsonLenient('{"a":}} junk')).toThrow(SyntaxError);
+    expect(() => parseJsonLenient('<html>')).toThrow(SyntaxError);
+  });
+
+  it('an error body with junk after it is read for its message and param', () => {
+    const parsed = parseErrorBody('{"error":{"message":"too long","type":"BadRequestError","param":"input_tokens","code":400}}\r\n0\r\n');
+    expect(parsed).toMatchObject({ message: 'too long', param: 'input_tokens', json: true });
   });
 });
 

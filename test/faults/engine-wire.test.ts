@@ -4,7 +4,8 @@
  * The worker runs with ATTEMPTS=1, so an answer it cannot read (a retry) fails its page at once.
  *
  * - every answer gzip-compressed, unasked (a proxy with `gzip on`, a gateway that always
- *   compresses): undici's `request` does not decode it.
+ *   compresses): undici's `request` does not decode it;
+ * - junk after the JSON (a proxy appending a newline and a comment or a NUL).
  */
 import { writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
@@ -75,5 +76,12 @@ describe('a worker reads what proxies do to the bytes of an answer', () => {
     });
     await runPages('gzip.pdf', 3, 1);
     expect(compressed).toBeGreaterThan(3);
+  }, 60_000);
+
+  it('junk after the JSON of every chat answer: every page written', async () => {
+    proxy = await startProxy((seen, up) =>
+      seen.path === '/v1/chat/completions' ? { ...up, body: Buffer.concat([up.body, Buffer.from('\n\u0000<!-- served by proxy -->\n')]) } : up,
+    );
+    await runPages('junk.pdf', 3, 2);
   }, 60_000);
 });
