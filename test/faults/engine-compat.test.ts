@@ -65,8 +65,9 @@ describe('a worker before engines that are not the emulator', () => {
     const [done] = await p.wait([docId!], 60_000);
     expect(done!.record).toMatchObject({ state: 'written', done: 2, failed: 0 });
     const sent = scripted.chats.map((c) => c.max_tokens);
-    expect(sent.filter((m) => m === 300).length).toBe(2);
-    expect(sent.every((m) => m === 300 || m! > 300)).toBe(true);
+    // The room named less one: SGLang refuses prompt + max_tokens equal to the context.
+    expect(sent.filter((m) => m === 299).length).toBe(2);
+    expect(sent.every((m) => m === 299 || m! > 300)).toBe(true);
   }, 90_000);
 
   /** A server that lists `listed` at /v1/models and answers chat as `chat` says. */

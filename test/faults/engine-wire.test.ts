@@ -5,7 +5,10 @@
  *
  * - every answer gzip-compressed, unasked (a proxy with `gzip on`, a gateway that always
  *   compresses): undici's `request` does not decode it;
- * - junk after the JSON (a proxy appending a newline and a comment or a NUL).
+ * - junk after the JSON (a proxy appending a newline and a comment or a NUL);
+ * - a max_tokens too large for the context (the prompt fits), refused in the words and by the
+ *   rule of each server: the page is asked again within the room named, and written; a context
+ *   only the refusal names is remembered.
  */
 import { writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
@@ -83,5 +86,63 @@ describe('a worker reads what proxies do to the bytes of an answer', () => {
       seen.path === '/v1/chat/completions' ? { ...up, body: Buffer.concat([up.body, Buffer.from('\n\u0000<!-- served by proxy -->\n')]) } : up,
     );
     await runPages('junk.pdf', 3, 2);
+  }, 60_000);
+
+  // Context 2000, a prompt of 1700 tokens (as the server counts it); each refuses as it does.
+  const CONTEXT = 2000;
+  const PROMPT = 1700;
+  const refusals: Record<string, { fits: (max: number) => boolean; status: number; body: (max: number) => unknown }> = {
+    // vLLM 0.16-0.17 (prompt + max_tokens <= context)
+    'vLLM 0.16 "You passed N input tokens"': {
+      fits: (max) => PROMPT + max <= CONTEXT,
+      status: 400,
+      body: (max) => ({ error: { message: `You passed ${PROMPT} input tokens and requested ${max} output tokens. However, the model's context length is only ${CONTEXT} tokens, resulting in a maximum input length of ${CONTEXT - max} tokens. Please reduce the length of the input prompt. (parameter=input_tokens, value=${PROMPT})`, type: 'BadRequestError', param: 'input_tokens', code: 400 } }),
+    },
+    // SGLang refuses prompt + max_new_tokens >= context (tokenizer_manager._validate_one_request)
+    'SGLang "Requested token count exceeds"': {
+      fits: (max) => PROMPT + max < CONTEXT,
+      status: 400,
+      body: (max) => ({ object: 'error', message: `Requested token count exceeds the model's maximum context length of ${CONTEXT} tokens. You requested a total of ${PROMPT + max} tokens: ${PROMPT} tokens from the input messages and ${max} tokens for the completion. Please reduce the number of tokens in the input messages or the completion to fit within the limit.`, type: 'BadRequestError', param: null, code: 400 }),
+    },
+    // TGI's messages API: 422, {"error": "...", "error_type": "validation"}
+    'TGI 422 "`inputs` tokens + `max_new_tokens` must be <="': {
+      fits: (max) => PROMPT + max <= CONTEXT,
+      status: 422,
+      body: (max) => ({ error: `Input validation error: \`inputs\` tokens + \`max_new_tokens\` must be <= ${CONTEXT}. Given: ${PROMPT} \`inputs\` tokens and ${max} \`max_new_tokens\``, error_type: 'validation' }),
+    },
+  };
+  for (const [name, refusal] of Object.entries(refusals)) {
+    it(`max_tokens past the context, refused as ${name}: asked again within the room, every page written`, async () => {
+      const sent: number[] = [];
+      proxy = await startProxy((seen, up) => {
+        if (seen.path !== '/v1/chat/completions' || seen.headers['x-request-id'] === 'docbatch-image-probe') return up;
+        const max = (JSON.parse(seen.body) as { max_tokens: number }).max_tokens;
+        sent.push(max);
+        if (refusal.fits(max)) return up;
+        return { status: refusal.status, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify(refusal.body(max))) };
+      });
+      const k = Object.keys(refusals).indexOf(name);
+      await runPages(`room-${k}.pdf`, 2, 3 + k);
+      expect(sent.filter((m) => refusal.fits(m)).length).toBe(2);
+    }, 60_000);
+  }
+
+  it('max_tokens past a context /v1/models does not give, refused as "max_tokens=N cannot be greater than max_model_len=M": the context is learnt, every page written', async () => {
+    const sent: number[] = [];
+    proxy = await startProxy((seen, up) => {
+      if (seen.path === '/v1/models') {
+        const models = JSON.parse(up.body.toString('utf8')) as { data: Array<Record<string, unknown>> };
+        for (const m of models.data) delete m.max_model_len; // a gateway's listing
+        return { ...up, body: Buffer.from(JSON.stringify(models)) };
+      }
+      if (seen.path !== '/v1/chat/completions' || seen.headers['x-request-id'] === 'docbatch-image-probe') return up;
+      const max = (JSON.parse(seen.body) as { max_tokens: number }).max_tokens;
+      sent.push(max);
+      if (max <= 3000) return up;
+      const message = `max_tokens=${max} cannot be greater than max_model_len=max_total_tokens=3000. Please request fewer output tokens.`;
+      return { status: 400, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify({ error: { message, type: 'BadRequestError', param: 'max_tokens', code: 400 } })) };
+    });
+    await runPages('learn.pdf', 4, 9);
+    expect(sent.filter((m) => m <= 3000).length).toBe(4);
   }, 60_000);
 });
