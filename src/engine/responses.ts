@@ -57,9 +57,10 @@ export function readChatCompletion(
   const message = record(choice?.message);
   const finishReason = typeof choice?.finish_reason === 'string' ? choice.finish_reason : null;
   const content = contentText(message?.content);
-  // vLLM finishes a request it aborted itself (shutdown, drain) with whatever text it had: partial.
+  // vLLM finishes a request it aborted itself (paused, draining, shutting down) with whatever
+  // text it had: partial, and no fault of the request. Down: wait for /health, send again.
   if (finishReason === 'abort') {
-    throw new EngineError('ENGINE_ERROR', 'engine aborted the request (finish_reason "abort"); the text is partial', { status });
+    throw new EngineError('ENGINE_DOWN', 'engine aborted the request itself (finish_reason "abort": paused, draining or shutting down); the text is partial', { status });
   }
   if (content === null || content.trim() === '') {
     throw new EngineError('EMPTY_OUTPUT', `engine answered with no text (finish_reason ${JSON.stringify(finishReason)})`, {

@@ -271,7 +271,7 @@ export const BAD_SUCCESS_SHAPES: Shape[] = [
     name: '200 finished by abort',
     status: 200,
     body: { id: 'x', choices: [{ index: 0, message: { role: 'assistant', content: 'half a sen' }, finish_reason: 'abort' }] },
-    code: 'ENGINE_ERROR',
+    code: 'ENGINE_DOWN',
     message: 'abort',
   },
 ];

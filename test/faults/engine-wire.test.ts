@@ -6,6 +6,7 @@
  * - every answer gzip-compressed, unasked (a proxy with `gzip on`, a gateway that always
  *   compresses): undici's `request` does not decode it;
  * - junk after the JSON (a proxy appending a newline and a comment or a NUL);
+ * - answers vLLM finished with "abort" (it aborted them itself: paused, draining, shutting down);
  * - a max_tokens too large for the context (the prompt fits), refused in the words and by the
  *   rule of each server: the page is asked again within the room named, and written; a context
  *   only the refusal names is remembered.
@@ -70,6 +71,22 @@ async function runPages(name: string, pages: number, seed: number): Promise<void
 }
 
 describe('a worker reads what proxies do to the bytes of an answer', () => {
+  it('answers finished "abort" (vLLM paused or draining): sent again, no attempt used, every page written', async () => {
+    let aborted = 0;
+    proxy = await startProxy((seen, up) => {
+      if (seen.path !== '/v1/chat/completions' || seen.headers['x-request-id'] === 'docbatch-image-probe' || aborted >= 6) return up;
+      aborted++;
+      const answer = JSON.parse(up.body.toString('utf8')) as { choices: Array<{ message: { content: string }; finish_reason: string }> };
+      for (const c of answer.choices) {
+        c.message.content = c.message.content.slice(0, 20);
+        c.finish_reason = 'abort';
+      }
+      return { ...up, body: Buffer.from(JSON.stringify(answer)) };
+    });
+    await runPages('abort.pdf', 4, 11);
+    expect(aborted).toBe(6);
+  }, 60_000);
+
   it('every answer gzip-compressed although the worker did not ask: every page written', async () => {
     let compressed = 0;
     proxy = await startProxy((_seen, up) => {
