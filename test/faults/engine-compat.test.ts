@@ -102,6 +102,27 @@ describe('a worker before engines that are not the emulator', () => {
     expect(refusals).toBe(3);
   }, 60_000);
 
+  it("starts with a MODEL /v1/models lists under another name when the chat takes it (Ollama's llava for llava:latest)", async () => {
+    fake = await startScripted((_req, res, seen) => {
+      if (seen.path === '/v1/models') return json(res, 200, { object: 'list', data: [{ id: 'llava:latest', object: 'model', created: 0, owned_by: 'library' }] });
+      if (seen.path !== '/v1/chat/completions') return json(res, 404, '404 page not found');
+      const model = (JSON.parse(seen.body) as { model: string }).model;
+      if (model !== 'llava' && model !== 'llava:latest') return json(res, 404, { error: { message: `model "${model}" not found, try pulling it first`, type: 'api_error', param: null, code: null } });
+      return json(res, 200, { id: 'c', object: 'chat.completion', model, choices: [{ index: 0, message: { role: 'assistant', content: 'A page of text.' }, finish_reason: 'stop' }], usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 } });
+    });
+    worker = await p.startWorker({ engineUrl: fake.url, model: 'llava', engineStartTimeoutMs: 3000 });
+    const [docId] = acceptedIds(await p.enqueue([pdf('llava.pdf', 2, 5)]));
+    const [done] = await p.wait([docId!], 30_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 2, failed: 0 });
+    // A MODEL neither listed nor taken by the chat is refused at once, naming what is served.
+    const err = await p.startWorker({ engineUrl: fake.url, model: 'llama', engineStartTimeoutMs: 20_000 }).then(
+      (w) => ((worker = w), null),
+      (e: unknown) => e,
+    );
+    expect(isDocbatchError(err) && err.code).toBe('WORKER_UNFIT');
+    expect(String((err as Error).message)).toMatch(/^model: MODEL "llama" is not served by the engine \(it serves "llava:latest"\)/);
+  }, 60_000);
+
   it('refuses to start when ENGINE_URL has a path the server does not have, saying so', async () => {
     fake = await startScripted((_req, res) => json(res, 404, { detail: 'Not Found' }));
     for (const model of [undefined, 'm']) {
