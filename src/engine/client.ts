@@ -200,7 +200,8 @@ export class EngineClient {
   /**
    * 'up' (200), 'dead' (500/503: vLLM's engine died, or is shutting down), 'unreachable'
    * (refused, reset, timed out, a proxy's 502/504), 'unknown' (anything else). A server without
-   * /health (Ollama) is asked `GET /v1/models` instead. Throws ABORTED only.
+   * /health (Ollama), or whose /health is not ours to ask (a gateway's admin-only route: 401,
+   * 403; 400, 405, 501), is asked `GET /v1/models` instead, from then on. Throws ABORTED only.
    */
   async health(signal?: AbortSignal): Promise<EngineHealth> {
     if (!this.noHealthRoute) {
@@ -224,6 +225,7 @@ export class EngineClient {
     if (status >= 200 && status < 300) return 'up';
     if (status === 500 || status === 503) return 'dead';
     if (status === 502 || status === 504) return 'unreachable';
+    if (path === '/health' && [400, 401, 403, 404, 405, 501].includes(status)) return 'missing';
     if (status === 404) return 'missing';
     return 'unknown';
   }

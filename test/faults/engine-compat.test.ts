@@ -123,6 +123,20 @@ describe('a worker before engines that are not the emulator', () => {
     expect(String((err as Error).message)).toMatch(/^model: MODEL "llama" is not served by the engine \(it serves "llava:latest"\)/);
   }, 60_000);
 
+  it('a gateway whose /health refuses our key (401): a dropped connection is waited out on /v1/models, not forever', async () => {
+    let dropped = 0;
+    fake = await startScripted(async (_req, res, seen) => {
+      if (seen.path === '/health') return json(res, 401, { error: { message: 'Authentication Error, admin only route', type: 'auth_error', param: 'None', code: '401' } });
+      if (seen.path === '/v1/chat/completions' && seen.headers['x-request-id'] !== 'docbatch-image-probe' && dropped++ < 2) return res.destroy();
+      const r = await fetch(`${p.engine.url}${seen.path}`, { method: seen.method, headers: { 'content-type': 'application/json' }, ...(seen.method === 'POST' ? { body: seen.body } : {}) });
+      return json(res, r.status, await r.text());
+    });
+    worker = await p.startWorker({ engineUrl: fake.url });
+    const [docId] = acceptedIds(await p.enqueue([pdf('health-401.pdf', 3, 6)]));
+    const [done] = await p.wait([docId!], 30_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 3, failed: 0 });
+  }, 60_000);
+
   it('refuses to start when ENGINE_URL has a path the server does not have, saying so', async () => {
     fake = await startScripted((_req, res) => json(res, 404, { detail: 'Not Found' }));
     for (const model of [undefined, 'm']) {
