@@ -98,6 +98,29 @@ describe('a worker reads what proxies do to the bytes of an answer', () => {
     expect(compressed).toBeGreaterThan(3);
   }, 60_000);
 
+  it('ENGINE_URL with a path prefix, /v1 and a trailing slash, and an API key: every request carries both', async () => {
+    const paths: string[] = [];
+    const keys = new Set<string | undefined>();
+    proxy = await startProxy((seen, up) => {
+      paths.push(seen.path);
+      keys.add(seen.headers.authorization);
+      return up;
+    });
+    const forward = proxy.handler;
+    proxy.handler = (req, res, seen) => {
+      // A reverse proxy that serves the engine under /gpu/vllm and nothing else.
+      if (!seen.path.startsWith('/gpu/vllm/')) return res.writeHead(404, { 'content-type': 'text/html' }).end('<html><title>404 Not Found</title></html>');
+      return forward(req, res, { ...seen, path: seen.path.slice('/gpu/vllm'.length) });
+    };
+    worker = await p.startWorker({ engineUrl: `${proxy.url}/gpu/vllm/v1/`, engineApiKey: 'sk-test' });
+    const [docId] = acceptedIds(await p.enqueue([pdf('prefix.pdf', 2, 12)]));
+    const [done] = await p.wait([docId!], 60_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 2, failed: 0 });
+    expect(paths).toContain('/v1/chat/completions');
+    expect(paths).toContain('/v1/models');
+    expect([...keys]).toEqual(['Bearer sk-test']);
+  }, 60_000);
+
   it('junk after the JSON of every chat answer: every page written', async () => {
     proxy = await startProxy((seen, up) =>
       seen.path === '/v1/chat/completions' ? { ...up, body: Buffer.concat([up.body, Buffer.from('\n\u0000<!-- served by proxy -->\n')]) } : up,
