@@ -63,7 +63,10 @@ export function readChatCompletion(
     throw new EngineError('ENGINE_DOWN', 'engine aborted the request itself (finish_reason "abort": paused, draining or shutting down); the text is partial', { status });
   }
   if (content === null || content.trim() === '') {
-    throw new EngineError('EMPTY_OUTPUT', `engine answered with no text (finish_reason ${JSON.stringify(finishReason)})`, {
+    // A reasoning model (vLLM --reasoning-parser) whose thinking used the answer's room.
+    const reasoning = (contentText(message?.reasoning_content) ?? contentText(message?.reasoning) ?? '').trim();
+    const note = reasoning ? `; the model wrote ${reasoning.length} characters of reasoning (reasoning_content) and no answer` : '';
+    throw new EngineError('EMPTY_OUTPUT', `engine answered with no text (finish_reason ${JSON.stringify(finishReason)})${note}`, {
       status,
     });
   }

@@ -94,10 +94,11 @@ export function fitMaxTokens(prepared: Prepared, maxModelLen: number | null): nu
   return Math.min(prepared.maxTokens, Math.max(64, room));
 }
 
-/** The client's EMPTY_OUTPUT as a reply with no text (its finish_reason read back from the message). */
+/** The client's EMPTY_OUTPUT as a reply with no text (its finish_reason and reasoning read back from the message). */
 function emptyAnswer(err: EngineError, latencyMs: number, model: string | undefined): ChatResult {
   const finish = /finish_reason "([^"]+)"/.exec(err.message)?.[1] ?? null;
-  return { text: '', finishReason: finish, usage: { promptTokens: 0, completionTokens: 0 }, latencyMs, model: model ?? '', id: '' };
+  const reasoning = /(\d+) characters of reasoning/.exec(err.message)?.[1];
+  return { text: '', finishReason: finish, usage: { promptTokens: 0, completionTokens: 0 }, latencyMs, model: model ?? '', id: '', ...(reasoning ? { reasoningChars: Number(reasoning) } : {}) };
 }
 
 /**

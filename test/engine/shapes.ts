@@ -268,6 +268,13 @@ export const BAD_SUCCESS_SHAPES: Shape[] = [
     message: '"length"',
   },
   {
+    name: '200 with content null and the text in reasoning_content (a reasoning model out of room)',
+    status: 200,
+    body: { id: 'x', choices: [{ index: 0, message: { role: 'assistant', content: null, reasoning_content: 'Let me think about the page.' }, finish_reason: 'length' }] },
+    code: 'EMPTY_OUTPUT',
+    message: 'the model wrote 28 characters of reasoning (reasoning_content) and no answer',
+  },
+  {
     name: '200 finished by abort',
     status: 200,
     body: { id: 'x', choices: [{ index: 0, message: { role: 'assistant', content: 'half a sen' }, finish_reason: 'abort' }] },

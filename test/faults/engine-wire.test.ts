@@ -11,7 +11,7 @@
  *   rule of each server: the page is asked again within the room named, and written; a context
  *   only the refusal names is remembered.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -119,6 +119,27 @@ describe('a worker reads what proxies do to the bytes of an answer', () => {
     expect(paths).toContain('/v1/chat/completions');
     expect(paths).toContain('/v1/models');
     expect([...keys]).toEqual(['Bearer sk-test']);
+  }, 60_000);
+
+  it('answers with content null and all the text in reasoning_content: the unit fails saying the reasoning took the room', async () => {
+    proxy = await startProxy((seen, up) => {
+      if (seen.path !== '/v1/chat/completions' || seen.headers['x-request-id'] === 'docbatch-image-probe') return up;
+      const answer = JSON.parse(up.body.toString('utf8')) as { choices: Array<{ message: Record<string, unknown>; finish_reason: string }> };
+      for (const c of answer.choices) {
+        c.message = { role: 'assistant', content: null, reasoning_content: `Let me think. ${String(c.message.content)}` };
+        c.finish_reason = 'length';
+      }
+      return { ...up, body: Buffer.from(JSON.stringify(answer)) };
+    });
+    worker = await p.startWorker({ engineUrl: proxy.url });
+    // A chat summary: no text layer to fall back to.
+    const file = join(p.dir, 'thinking.jsonl');
+    writeFileSync(file, `${JSON.stringify({ id: 'c1', title: 'A chat', messages: [{ role: 'user', content: 'What is two and two?' }, { role: 'assistant', content: 'Four.' }] })}\n`);
+    const [docId] = acceptedIds(await p.enqueue([file]));
+    await p.wait([docId!], 60_000);
+    const [line] = readFileSync(join(p.config.outDir, 'thinking.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { error: { code: string; message: string } });
+    expect(line!.error.code).toBe('OUTPUT_TRUNCATED');
+    expect(line!.error.message).toMatch(/reasoning_content/);
   }, 60_000);
 
   it('junk after the JSON of every chat answer: every page written', async () => {
