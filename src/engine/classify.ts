@@ -13,6 +13,7 @@
  *   proxies, crashes                        text/html, plain text, empty
  */
 import { DocbatchError, type ErrorCode } from '../errors.ts';
+import { parseJsonLenient } from './body.ts';
 
 /** Numbers read out of a context-length message; any may be missing from a server's wording. */
 export interface ContextOverflow {
@@ -101,7 +102,7 @@ export function parseErrorBody(body: unknown): ParsedErrorBody {
     const text = typeof body === 'string' ? body : Buffer.from(body).toString('utf8');
     if (text.trim() === '') return { message: '', type: undefined, param: undefined, json: false };
     try {
-      value = JSON.parse(text);
+      value = parseJsonLenient(text);
     } catch {
       return { message: clip(stripHtml(text)), type: undefined, param: undefined, json: false };
     }
@@ -156,14 +157,23 @@ const OOM_SHORT = /\bOOM\b/;
 const ENGINE_DEAD = /EngineDeadError|EngineCore encountered an issue|engine (?:core |loop )?(?:has )?died|Background loop has errored|engine loop is not running/i;
 const BUSY = /busy|queue is full|too many (?:pending |concurrent )?requests|overloaded|maximum pending requests|capacity/i;
 const CONTEXT =
-  /maximum context length|context length|context window|maximum model length|max_model_len|context_length_exceeded|prompt is too long|longer than the maximum/i;
+  /maximum context length|context length|context window|context size|maximum model length|max_model_len|context_length_exceeded|prompt is too long|longer than the maximum|`?max_new_tokens`? must be <=|`?inputs`? must have less than|exceeds the maximum allowed length/i;
 const MODEL = /\bmodel\b/i;
 const QUOTA = /insufficient_quota|exceeded your current quota|quota (?:exceeded|exhausted)|billing/i;
 const RATE_LIMIT = /rate.?limit|too many requests|requests per min|tokens per min|\bRPM\b|\bTPM\b/i;
 /** What servers say when a text-only model is sent an image (vLLM, SGLang, OpenAI-style gateways). */
 const NO_IMAGES = /not a multimodal model|does not support (?:image|multi-?modal|vision)|image inputs? (?:is|are) not supported|no (?:image|vision) support|only supports text|image_url is not supported|at most 0 image\(s\) may be provided/i;
 
-/** Pulls the numbers out of the context-length messages of vLLM (old and new), SGLang and OpenAI. */
+/**
+ * Pulls the numbers out of the context-length messages of vLLM (old and new), SGLang, TGI,
+ * llama.cpp and OpenAI, e.g.
+ *   vLLM 0.16  "You passed 1700 input tokens and requested 512 output tokens. However, the model's
+ *              context length is only 2000 tokens, ..."
+ *   vLLM       "max_tokens=8888 cannot be greater than max_model_len=max_total_tokens=3072."
+ *   TGI        "`inputs` tokens + `max_new_tokens` must be <= 2000. Given: 1700 `inputs` tokens and
+ *              512 `max_new_tokens`"
+ *   llama.cpp  "request (5000 tokens) exceeds the available context size (4096 tokens)"
+ */
 export function parseContextOverflow(message: string): ContextOverflow {
   const num = (re: RegExp): number | null => {
     const m = re.exec(message);
@@ -181,23 +191,32 @@ export function parseContextOverflow(message: string): ContextOverflow {
       /maximum context length (?:is|of) (\d+)/i,
       /maximum model length (?:is |of )?(\d+)/i,
       /context length \((\d+) tokens?\)/i,
+      /context length is only (\d+)/i,
+      /max_model_len=(?:max_total_tokens=)?(\d+)/i,
       /max_model_len[^\d]{0,10}(\d+)/i,
+      /`?max_new_tokens`? must be <= (\d+)/i,
+      /context size \((\d+) tokens?\)/i,
     ),
     promptTokens: first(
-      /(\d+) input tokens/i,
-      /prompt contains (\d+)/i,
+      // Not vLLM's "(more than N characters, which is the upper bound for M input tokens)": a bound, not the prompt.
+      /(?<!upper bound for |\d)(\d+) input tokens/i,
+      /prompt contains (\d+)\b(?! characters)/i,
       /\((\d+) in the messages/i,
       /(\d+) tokens from the input/i,
       /prompt \(length (\d+)\)/i,
       /prompt length (?:of )?(\d+)/i,
       /input \((\d+) tokens?\)/i,
       /messages resulted in (\d+) tokens/i,
+      /Given: (\d+) `?inputs`? tokens/i,
+      /request \((\d+) tokens?\)/i,
     ),
     maxTokens: first(
       /requested (\d+) output tokens/i,
       /(\d+) in the completion/i,
       /is too large: (\d+)/i,
       /(\d+) tokens for the completion/i,
+      /max_(?:completion_)?tokens=(\d+)/i,
+      /(\d+) `?max_new_tokens`?/i,
     ),
   };
 }

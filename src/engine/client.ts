@@ -10,6 +10,7 @@
  * - it never sends an image by http(s) URL, only `data:` URLs (vLLM would fetch the URL).
  */
 import { Pool } from 'undici';
+import { BodyDecodeError, decodeBody } from './body.ts';
 import { DataUrl, jsonBody } from './data-url.ts';
 import { classifyEngineResponse, classifyTransportError, EngineError } from './classify.ts';
 import { readChatCompletion, readModels, readTokenCount } from './responses.ts';
@@ -199,7 +200,8 @@ export class EngineClient {
   /**
    * 'up' (200), 'dead' (500/503: vLLM's engine died, or is shutting down), 'unreachable'
    * (refused, reset, timed out, a proxy's 502/504), 'unknown' (anything else). A server without
-   * /health (Ollama) is asked `GET /v1/models` instead. Throws ABORTED only.
+   * /health (Ollama), or whose /health is not ours to ask (a gateway's admin-only route: 401,
+   * 403; 400, 405, 501), is asked `GET /v1/models` instead, from then on. Throws ABORTED only.
    */
   async health(signal?: AbortSignal): Promise<EngineHealth> {
     if (!this.noHealthRoute) {
@@ -223,6 +225,7 @@ export class EngineClient {
     if (status >= 200 && status < 300) return 'up';
     if (status === 500 || status === 503) return 'dead';
     if (status === 502 || status === 504) return 'unreachable';
+    if (path === '/health' && [400, 401, 403, 404, 405, 501].includes(status)) return 'missing';
     if (status === 404) return 'missing';
     return 'unknown';
   }
@@ -289,9 +292,10 @@ export class EngineClient {
         headersTimeout: timeoutMs + 1_000,
         bodyTimeout: timeoutMs + 1_000,
       });
-      const text = await res.body.text();
+      const text = decodeBody(Buffer.from(await res.body.arrayBuffer()), res.headers['content-encoding'], this.options.maxResponseBytes);
       return { status: res.statusCode, headers: res.headers, text, latencyMs: Math.round(performance.now() - started) };
     } catch (err) {
+      if (err instanceof BodyDecodeError) throw new EngineError('ENGINE_ERROR', `${method} ${path}: ${err.message}`, { cause: err });
       if (timedOut) {
         throw new EngineError(
           'ENGINE_TIMEOUT',

@@ -4,12 +4,13 @@
  * no text. Those become ENGINE_ERROR or EMPTY_OUTPUT here, so the client's callers only ever see
  * a well-formed result or an EngineError.
  */
+import { parseJsonLenient } from './body.ts';
 import { EngineError } from './classify.ts';
 import type { ChatResult, ModelInfo } from './types.ts';
 
 function parseJson(text: string, what: string, status: number): unknown {
   try {
-    return JSON.parse(text);
+    return parseJsonLenient(text);
   } catch (err) {
     const preview = text.trim().slice(0, 200);
     throw new EngineError('ENGINE_ERROR', `engine answered ${what} with a body that is not JSON: ${JSON.stringify(preview)}`, {
@@ -56,12 +57,16 @@ export function readChatCompletion(
   const message = record(choice?.message);
   const finishReason = typeof choice?.finish_reason === 'string' ? choice.finish_reason : null;
   const content = contentText(message?.content);
-  // vLLM finishes a request it aborted itself (shutdown, drain) with whatever text it had: partial.
+  // vLLM finishes a request it aborted itself (paused, draining, shutting down) with whatever
+  // text it had: partial, and no fault of the request. Down: wait for /health, send again.
   if (finishReason === 'abort') {
-    throw new EngineError('ENGINE_ERROR', 'engine aborted the request (finish_reason "abort"); the text is partial', { status });
+    throw new EngineError('ENGINE_DOWN', 'engine aborted the request itself (finish_reason "abort": paused, draining or shutting down); the text is partial', { status });
   }
   if (content === null || content.trim() === '') {
-    throw new EngineError('EMPTY_OUTPUT', `engine answered with no text (finish_reason ${JSON.stringify(finishReason)})`, {
+    // A reasoning model (vLLM --reasoning-parser) whose thinking used the answer's room.
+    const reasoning = (contentText(message?.reasoning_content) ?? contentText(message?.reasoning) ?? '').trim();
+    const note = reasoning ? `; the model wrote ${reasoning.length} characters of reasoning (reasoning_content) and no answer` : '';
+    throw new EngineError('EMPTY_OUTPUT', `engine answered with no text (finish_reason ${JSON.stringify(finishReason)})${note}`, {
       status,
     });
   }

@@ -64,6 +64,8 @@ export interface ChatResult {
   model: string;
   /** The server's response id (`chatcmpl-...`). */
   id: string;
+  /** An empty answer's reasoning (`reasoning_content`, `reasoning`): its length in characters, when the model wrote only that. */
+  reasoningChars?: number;
 }
 
 export interface ModelInfo {

@@ -94,10 +94,11 @@ export function fitMaxTokens(prepared: Prepared, maxModelLen: number | null): nu
   return Math.min(prepared.maxTokens, Math.max(64, room));
 }
 
-/** The client's EMPTY_OUTPUT as a reply with no text (its finish_reason read back from the message). */
+/** The client's EMPTY_OUTPUT as a reply with no text (its finish_reason and reasoning read back from the message). */
 function emptyAnswer(err: EngineError, latencyMs: number, model: string | undefined): ChatResult {
   const finish = /finish_reason "([^"]+)"/.exec(err.message)?.[1] ?? null;
-  return { text: '', finishReason: finish, usage: { promptTokens: 0, completionTokens: 0 }, latencyMs, model: model ?? '', id: '' };
+  const reasoning = /(\d+) characters of reasoning/.exec(err.message)?.[1];
+  return { text: '', finishReason: finish, usage: { promptTokens: 0, completionTokens: 0 }, latencyMs, model: model ?? '', id: '', ...(reasoning ? { reasoningChars: Number(reasoning) } : {}) };
 }
 
 /**
@@ -212,8 +213,8 @@ export class UnitSender {
           }
           continue;
         }
-        const room: number | null = roomLeft === null ? this.roomFrom(err, engine) : null;
-        if (room !== null) {
+        const room = this.roomFrom(err, engine, prepared);
+        if (room !== null && (roomLeft === null || room < roomLeft)) {
           // Only max_tokens was too large (an engine whose /v1/models gives no max_model_len):
           // the engine said how much room there is; ask again within it.
           roomLeft = room;
@@ -298,17 +299,22 @@ export class UnitSender {
   }
 
   /**
-   * The max_tokens that fits, when a CONTEXT_TOO_LONG names both the context length and the
-   * prompt's tokens and the prompt alone fits (at least 16 tokens of room); null otherwise (the
-   * prompt itself is too long: the unit fails). The engine's context length is remembered for
-   * the next requests.
+   * The max_tokens that fits, when a CONTEXT_TOO_LONG names the context length and the prompt
+   * alone fits (at least 16 tokens of room); null otherwise (the prompt itself is too long: the
+   * unit fails). The prompt's tokens are the engine's count when it names them, else (only
+   * max_tokens named: vLLM's "max_tokens=N cannot be greater than max_model_len=M") our estimate.
+   * One token is kept spare: SGLang refuses prompt + max_tokens equal to the context, vLLM and
+   * TGI take it. The engine's context length is remembered for the next requests.
    */
-  private roomFrom(err: DocbatchError, engine: Engine): number | null {
+  private roomFrom(err: DocbatchError, engine: Engine, prepared: Prepared): number | null {
     if (!(err instanceof EngineError) || err.code !== 'CONTEXT_TOO_LONG' || !err.context) return null;
-    const { maxContextLength, promptTokens } = err.context;
-    if (maxContextLength === null || promptTokens === null) return null;
-    const room = maxContextLength - promptTokens;
-    if (room < 16) return null;
+    const { maxContextLength, promptTokens, maxTokens } = err.context;
+    if (maxContextLength === null) return null;
+    let room: number;
+    if (promptTokens !== null) room = maxContextLength - promptTokens - 1;
+    else if (maxTokens !== null && maxTokens >= maxContextLength) room = fitMaxTokens(prepared, maxContextLength);
+    else return null;
+    if (room < 16 || (maxTokens !== null && room >= maxTokens)) return null;
     engine.client.learnContextLength(maxContextLength);
     return room;
   }

@@ -7,7 +7,8 @@
  *   blobs     BLOB_DIR exists here (a folder; on s3:// the bucket, with credentials that work),
  *             and once anything was enqueued, holds the store's marker
  *   engine    /v1/models answers (an engine still loading is waited for, up to a limit)
- *   model     the configured MODEL is one the engine serves
+ *   model     the configured MODEL is one the engine serves: listed at /v1/models, or taken by
+ *             its chat under that name (Ollama takes `llava` for the `llava:latest` it lists)
  *   images    the model takes an image (unless the worker is told it is text-only)
  */
 import type { Redis } from 'ioredis';
@@ -108,10 +109,12 @@ export async function checkEngine(parts: EnvironmentParts, waitMs: number, signa
       signal?.throwIfAborted();
     }
   }
-  if (served.length === 0) throw unfit('model', 'the engine lists no model at /v1/models; set MODEL');
-  if (parts.model && !served.some((m) => m.id === parts.model)) {
-    throw unfit('model', `MODEL ${JSON.stringify(parts.model)} is not served by the engine (it serves ${served.map((m) => JSON.stringify(m.id)).join(', ')})`);
-  }
+  if (served.length === 0 && !parts.model) throw unfit('model', 'the engine lists no model at /v1/models; set MODEL');
+  // A MODEL /v1/models does not list may still be taken by the chat under that name (Ollama's
+  // `llava` for `llava:latest`, a gateway listing only some of its models): the chat decides.
+  const unlisted = parts.model && !served.some((m) => m.id === parts.model)
+    ? unfit('model', `MODEL ${JSON.stringify(parts.model)} is not served by the engine (it serves ${served.map((m) => JSON.stringify(m.id)).join(', ') || 'none'})`)
+    : null;
   const model = parts.model ?? served[0]!.id;
   // A chat that refuses the model or has no route (a wrong ENGINE_URL, a gateway mid-restart):
   // said at once, asked again until the deadline, then refused.
@@ -121,12 +124,19 @@ export async function checkEngine(parts: EnvironmentParts, waitMs: number, signa
       acceptsImages = await probeImages(client, model, log, signal, parts.limiter ?? null);
       break;
     } catch (err) {
+      // Neither listed nor taken by the chat: refused at once.
+      if (unlisted && err instanceof DocbatchError && err.cause instanceof EngineError && err.cause.code === 'MODEL_NOT_FOUND') throw new DocbatchError(unlisted.code, unlisted.message, { cause: err });
       if (performance.now() + delay > deadline) throw err;
       if (!said) log.warn({ err: (err as Error).message }, 'the engine refuses the probe request; asking again until ENGINE_START_TIMEOUT_MS');
       said = true;
       await new Promise((r) => setTimeout(r, delay));
       signal?.throwIfAborted();
     }
+  }
+  if (unlisted) {
+    // The chat could not tell (busy, an error of its own): a model nobody vouched for is refused.
+    if (acceptsImages === null) throw unfit('model', `${unlisted.message.replace(/^model: /, '')}, and the chat's answer did not show it takes that name`);
+    log.warn({ model, served: served.map((m) => m.id) }, 'MODEL is not listed at /v1/models, but the chat takes it');
   }
   if (acceptsImages === false && !parts.textOnly) {
     throw unfit('images', `the model ${JSON.stringify(model)} takes no images, so this worker would fail every page; serve a vision-language model, or start it with --text-only to take only chat work queued for that model by name`);

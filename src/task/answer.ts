@@ -15,6 +15,8 @@ export type Verdict =
 export interface Reply {
   text: string;
   finishReason: string | null;
+  /** Set when the model wrote only reasoning (`reasoning_content`) and no answer: its length. */
+  reasoningChars?: number;
 }
 
 /**
@@ -52,10 +54,14 @@ export function checkAnswer(task: Task, reply: Reply): Verdict {
     const what = loop ? `the last ${loop.cover} characters repeat a ${loop.period}-character phrase ${loop.repeats} times` : 'the engine stopped it for repetition';
     return { ok: false, code: 'OUTPUT_REPETITIVE', message: `the answer degenerated into a loop (${what})` };
   }
+  // A reasoning model whose thinking took the room: say so, or "no text" misleads.
+  const thought = text === '' && reply.reasoningChars
+    ? `; the model wrote only reasoning (${reply.reasoningChars} characters in reasoning_content, none in content): raise max_tokens, or turn its thinking off`
+    : '';
   if (reply.finishReason === 'length') {
-    return { ok: false, code: 'OUTPUT_TRUNCATED', message: `the answer was cut off at max_tokens (finish_reason length, ${text.length} characters)` };
+    return { ok: false, code: 'OUTPUT_TRUNCATED', message: `the answer was cut off at max_tokens (finish_reason length, ${text.length} characters)${thought}` };
   }
-  if (text === '') return { ok: false, code: 'EMPTY_OUTPUT', message: `the engine answered with no text (finish_reason ${reply.finishReason ?? 'unknown'})` };
+  if (text === '') return { ok: false, code: 'EMPTY_OUTPUT', message: `the engine answered with no text (finish_reason ${reply.finishReason ?? 'unknown'})${thought}` };
   if (task.output.type === 'json') {
     let data: unknown;
     try {

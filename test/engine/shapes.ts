@@ -123,6 +123,52 @@ export const ERROR_SHAPES: Shape[] = [
     context: { maxContextLength: 4096, promptTokens: 5000, maxTokens: null },
   },
   {
+    name: 'vLLM 0.16 400 "You passed N input tokens ... context length is only M"',
+    status: 400,
+    body: nested(
+      "You passed 30721 input tokens and requested 2048 output tokens. However, the model's context length is only 32768 tokens, resulting in a maximum input length of 30720 tokens. Please reduce the length of the input prompt. (parameter=input_tokens, value=30721)",
+      'BadRequestError',
+      400,
+      'input_tokens',
+    ),
+    code: 'CONTEXT_TOO_LONG',
+    context: { maxContextLength: 32768, promptTokens: 30721, maxTokens: 2048 },
+  },
+  {
+    // The prompt counted in characters: the "N input tokens" there is a bound, not the prompt.
+    name: 'vLLM 400 prompt over its character bound',
+    status: 400,
+    body: nested(
+      "This model's maximum context length is 4096 tokens. However, you requested 512 output tokens and your prompt contains 20000 characters (more than 14336 characters, which is the upper bound for 3584 input tokens). Please reduce the length of the input prompt.",
+      'BadRequestError',
+      400,
+      'input_tokens',
+    ),
+    code: 'CONTEXT_TOO_LONG',
+    context: { maxContextLength: 4096, promptTokens: null, maxTokens: 512 },
+  },
+  {
+    name: 'vLLM 400 "max_tokens=N cannot be greater than max_model_len=M"',
+    status: 400,
+    body: nested('max_tokens=8888 cannot be greater than max_model_len=max_total_tokens=3072. Please request fewer output tokens.', 'BadRequestError', 400, 'max_tokens'),
+    code: 'CONTEXT_TOO_LONG',
+    context: { maxContextLength: 3072, promptTokens: null, maxTokens: 8888 },
+  },
+  {
+    name: 'TGI 422 inputs + max_new_tokens over the total',
+    status: 422,
+    body: { error: 'Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. Given: 4000 `inputs` tokens and 512 `max_new_tokens`', error_type: 'validation' },
+    code: 'CONTEXT_TOO_LONG',
+    context: { maxContextLength: 4096, promptTokens: 4000, maxTokens: 512 },
+  },
+  {
+    name: 'llama.cpp 400 request over the context size',
+    status: 400,
+    body: { error: { code: 400, message: 'request (5000 tokens) exceeds the available context size (4096 tokens), try increasing it', type: 'exceed_context_size_error', n_prompt_tokens: 5000, n_ctx: 4096 } },
+    code: 'CONTEXT_TOO_LONG',
+    context: { maxContextLength: 4096, promptTokens: 5000, maxTokens: null },
+  },
+  {
     name: 'SGLang 503 queue full (flat)',
     status: 503,
     body: flat('The request queue is full.', 'ServiceUnavailableError', 503),
@@ -222,10 +268,17 @@ export const BAD_SUCCESS_SHAPES: Shape[] = [
     message: '"length"',
   },
   {
+    name: '200 with content null and the text in reasoning_content (a reasoning model out of room)',
+    status: 200,
+    body: { id: 'x', choices: [{ index: 0, message: { role: 'assistant', content: null, reasoning_content: 'Let me think about the page.' }, finish_reason: 'length' }] },
+    code: 'EMPTY_OUTPUT',
+    message: 'the model wrote 28 characters of reasoning (reasoning_content) and no answer',
+  },
+  {
     name: '200 finished by abort',
     status: 200,
     body: { id: 'x', choices: [{ index: 0, message: { role: 'assistant', content: 'half a sen' }, finish_reason: 'abort' }] },
-    code: 'ENGINE_ERROR',
+    code: 'ENGINE_DOWN',
     message: 'abort',
   },
 ];

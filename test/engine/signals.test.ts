@@ -67,7 +67,7 @@ describe('parseEngineMetrics', () => {
 
 describe('health, metrics and tokenize against scripted servers', () => {
   let server: Scripted;
-  let mode: 'vllm' | 'ollama' | 'dead' | 'error500' | 'hang' = 'vllm';
+  let mode: 'vllm' | 'ollama' | 'gateway' | 'dead' | 'error500' | 'hang' = 'vllm';
   const clients: EngineClient[] = [];
   const make = (options: { probeTimeoutMs?: number } = {}) => {
     const c = new EngineClient({ url: server.url, model: 'Qwen/Qwen2.5-VL-7B-Instruct', ...options });
@@ -80,6 +80,11 @@ describe('health, metrics and tokenize against scripted servers', () => {
       if (mode === 'hang') return;
       if (mode === 'dead') return json(res, 503, '');
       if (mode === 'error500') return json(res, 500, { error: { message: 'EngineCore encountered an issue.', type: 'InternalServerError', code: 500 } });
+      if (mode === 'gateway') {
+        // A gateway whose /health is an admin route our key may not use.
+        if (seen.path === '/health') return json(res, 401, { error: { message: 'Authentication Error, admin only route', type: 'auth_error', param: 'None', code: '401' } });
+        if (seen.path === '/v1/models') return json(res, 200, { object: 'list', data: [{ id: 'm', object: 'model' }] });
+      }
       if (mode === 'ollama') {
         // Ollama: no /health, /metrics or /tokenize; its 404 is plain text.
         if (seen.path === '/v1/models') return json(res, 200, { object: 'list', data: [{ id: 'llava', object: 'model' }] });
@@ -138,6 +143,16 @@ describe('health, metrics and tokenize against scripted servers', () => {
     expect(await client.tokenize({ prompt: 'x' })).toBeNull();
     expect(await client.tokenize({ prompt: 'x' })).toBeNull();
     expect(server.seen.map((s) => s.path)).toEqual(['/health', '/v1/models', '/v1/models', '/metrics', '/tokenize']);
+    mode = 'vllm';
+  });
+
+  it('a gateway whose /health refuses our key (401): health is asked of /v1/models from then on', async () => {
+    mode = 'gateway';
+    const client = make();
+    server.seen.length = 0;
+    expect(await client.health()).toBe('up');
+    expect(await client.health()).toBe('up');
+    expect(server.seen.map((s) => s.path)).toEqual(['/health', '/v1/models', '/v1/models']);
     mode = 'vllm';
   });
 

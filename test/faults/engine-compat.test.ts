@@ -65,8 +65,9 @@ describe('a worker before engines that are not the emulator', () => {
     const [done] = await p.wait([docId!], 60_000);
     expect(done!.record).toMatchObject({ state: 'written', done: 2, failed: 0 });
     const sent = scripted.chats.map((c) => c.max_tokens);
-    expect(sent.filter((m) => m === 300).length).toBe(2);
-    expect(sent.every((m) => m === 300 || m! > 300)).toBe(true);
+    // The room named less one: SGLang refuses prompt + max_tokens equal to the context.
+    expect(sent.filter((m) => m === 299).length).toBe(2);
+    expect(sent.every((m) => m === 299 || m! > 300)).toBe(true);
   }, 90_000);
 
   /** A server that lists `listed` at /v1/models and answers chat as `chat` says. */
@@ -99,6 +100,41 @@ describe('a worker before engines that are not the emulator', () => {
     );
     worker = await p.startWorker({ engineUrl: fake.url, model: 'listed', engineStartTimeoutMs: 20_000 });
     expect(refusals).toBe(3);
+  }, 60_000);
+
+  it("starts with a MODEL /v1/models lists under another name when the chat takes it (Ollama's llava for llava:latest)", async () => {
+    fake = await startScripted((_req, res, seen) => {
+      if (seen.path === '/v1/models') return json(res, 200, { object: 'list', data: [{ id: 'llava:latest', object: 'model', created: 0, owned_by: 'library' }] });
+      if (seen.path !== '/v1/chat/completions') return json(res, 404, '404 page not found');
+      const model = (JSON.parse(seen.body) as { model: string }).model;
+      if (model !== 'llava' && model !== 'llava:latest') return json(res, 404, { error: { message: `model "${model}" not found, try pulling it first`, type: 'api_error', param: null, code: null } });
+      return json(res, 200, { id: 'c', object: 'chat.completion', model, choices: [{ index: 0, message: { role: 'assistant', content: 'A page of text.' }, finish_reason: 'stop' }], usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 } });
+    });
+    worker = await p.startWorker({ engineUrl: fake.url, model: 'llava', engineStartTimeoutMs: 3000 });
+    const [docId] = acceptedIds(await p.enqueue([pdf('llava.pdf', 2, 5)]));
+    const [done] = await p.wait([docId!], 30_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 2, failed: 0 });
+    // A MODEL neither listed nor taken by the chat is refused at once, naming what is served.
+    const err = await p.startWorker({ engineUrl: fake.url, model: 'llama', engineStartTimeoutMs: 20_000 }).then(
+      (w) => ((worker = w), null),
+      (e: unknown) => e,
+    );
+    expect(isDocbatchError(err) && err.code).toBe('WORKER_UNFIT');
+    expect(String((err as Error).message)).toMatch(/^model: MODEL "llama" is not served by the engine \(it serves "llava:latest"\)/);
+  }, 60_000);
+
+  it('a gateway whose /health refuses our key (401): a dropped connection is waited out on /v1/models, not forever', async () => {
+    let dropped = 0;
+    fake = await startScripted(async (_req, res, seen) => {
+      if (seen.path === '/health') return json(res, 401, { error: { message: 'Authentication Error, admin only route', type: 'auth_error', param: 'None', code: '401' } });
+      if (seen.path === '/v1/chat/completions' && seen.headers['x-request-id'] !== 'docbatch-image-probe' && dropped++ < 2) return res.destroy();
+      const r = await fetch(`${p.engine.url}${seen.path}`, { method: seen.method, headers: { 'content-type': 'application/json' }, ...(seen.method === 'POST' ? { body: seen.body } : {}) });
+      return json(res, r.status, await r.text());
+    });
+    worker = await p.startWorker({ engineUrl: fake.url });
+    const [docId] = acceptedIds(await p.enqueue([pdf('health-401.pdf', 3, 6)]));
+    const [done] = await p.wait([docId!], 30_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 3, failed: 0 });
   }, 60_000);
 
   it('refuses to start when ENGINE_URL has a path the server does not have, saying so', async () => {
