@@ -245,10 +245,13 @@ export class UnitSender {
     }
   }
 
-  /** The engine's Retry-After, if it sent one, cut to `retryAfterMaxMs`. */
+  /**
+   * The engine's Retry-After, if it sent one, cut to `retryAfterMaxMs`. `0` or a date gone by is
+   * no hint (undefined): resending at once to an endpoint that keeps saying so would spin.
+   */
   private retryAfter(err: DocbatchError): number | undefined {
     const said = err instanceof EngineError ? err.retryAfterMs : undefined;
-    return said === undefined ? undefined : Math.min(said, this.parts.retryAfterMaxMs);
+    return said === undefined || said <= 0 ? undefined : Math.min(said, this.parts.retryAfterMaxMs);
   }
 
   /** The unit used all its sends: it fails with the code of the cause most of them met. */

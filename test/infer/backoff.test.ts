@@ -155,3 +155,35 @@ describe('a unit that runs out of sends through out-of-memory answers', () => {
     expect(failed[0]!.error!.message).toMatch(/out of memory/i);
   }, 90_000);
 });
+
+describe('a Retry-After of 0 or a date gone by', () => {
+  it('is no hint: a unit refused so waits as if none was given, instead of resending at once', async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false });
+    const refusals = { limited: 0, busy: 0 };
+    let openAt = Number.POSITIVE_INFINITY;
+    front = await frontOf(p.engine.url, (body) => {
+      if (Date.now() < openAt && body.includes('ZERO-LIMIT-5e21')) {
+        refusals.limited++;
+        return { status: 429, body: LIMITED, headers: { 'retry-after': '0' } };
+      }
+      if (Date.now() < openAt && body.includes('ZERO-BUSY-0b9d')) {
+        refusals.busy++;
+        return { status: 503, body: BUSY, headers: { 'retry-after': new Date(Date.now() - 60_000).toUTCString() } };
+      }
+      return 'forward';
+    });
+    await p.startWorker({ engineUrl: front.url, initialInFlight: 2, maxInFlight: 2, workerName: 'w0' });
+    openAt = Date.now() + 2500;
+    const ids = acceptedIds(await p.enqueue([
+      exportOf(p.dir, 'limited.jsonl', ['Please look at ZERO-LIMIT-5e21 now.']),
+      exportOf(p.dir, 'busy.jsonl', ['Please look at ZERO-BUSY-0b9d now.']),
+    ]));
+    const done = await p.wait(ids, 30_000);
+    for (const d of done) expect(d!.record).toMatchObject({ state: 'written', done: 1, failed: 0 });
+    // About 2.5 s of refusals: a second apart for the rate limit, 0.5-1.5 s for the busy engine.
+    expect(refusals.limited).toBeGreaterThan(0);
+    expect(refusals.limited).toBeLessThanOrEqual(5);
+    expect(refusals.busy).toBeGreaterThan(0);
+    expect(refusals.busy).toBeLessThanOrEqual(8);
+  }, 60_000);
+});
