@@ -14,6 +14,7 @@ import { BodyDecodeError, decodeBody } from './body.ts';
 import { DataUrl, jsonBody } from './data-url.ts';
 import { classifyEngineResponse, classifyTransportError, EngineError } from './classify.ts';
 import { readChatCompletion, readModels, readTokenCount } from './responses.ts';
+import { applyParams, learn, paramFix, type ModelParams } from './refused-params.ts';
 import { parseEngineMetrics } from './signals.ts';
 import type { ChatMessage, ChatRequest, ChatResult, EngineHealth, EngineMetrics, ModelInfo } from './types.ts';
 
@@ -37,6 +38,8 @@ export interface EngineClientOptions {
   connections?: number;
   /** A larger response body fails with ENGINE_ERROR instead of filling memory. @defaultValue 64 MiB */
   maxResponseBytes?: number;
+  /** Told once per model and setting when the endpoint refuses one and requests change to suit it (refused-params.ts). */
+  onParamsChanged?: (sentence: string) => void;
 }
 
 const DEFAULTS = {
@@ -67,7 +70,9 @@ export class EngineClient {
   readonly origin: string;
   /** Path prefix before `/v1`, `/health`, ... ('' for a server at the root). */
   readonly prefix: string;
-  private readonly options: typeof DEFAULTS & Pick<EngineClientOptions, 'apiKey' | 'model'>;
+  private readonly options: typeof DEFAULTS & Pick<EngineClientOptions, 'apiKey' | 'model' | 'onParamsChanged'>;
+  /** Settings each model was found to refuse (refused-params.ts). */
+  private readonly params = new Map<string, ModelParams>();
   private readonly pool: Pool;
   private discovered: Promise<ModelInfo> | undefined;
   private knownModel: ModelInfo | undefined;
@@ -81,7 +86,7 @@ export class EngineClient {
     this.origin = origin;
     this.prefix = prefix;
     const given = stripUndefined(options);
-    this.options = { ...DEFAULTS, ...given, apiKey: options.apiKey, model: options.model };
+    this.options = { ...DEFAULTS, ...given, apiKey: options.apiKey, model: options.model, onParamsChanged: options.onParamsChanged };
     for (const key of ['requestTimeoutMs', 'connectTimeoutMs', 'probeTimeoutMs', 'connections', 'maxResponseBytes'] as const) {
       const value = this.options[key];
       if (!Number.isInteger(value) || value <= 0) {
@@ -166,14 +171,23 @@ export class EngineClient {
     if (request.responseFormat !== undefined) body.response_format = request.responseFormat;
     const headers: Record<string, string> = {};
     if (request.requestId !== undefined) headers['x-request-id'] = request.requestId;
-    const answer = await this.send('POST', '/v1/chat/completions', {
-      body,
-      headers,
-      timeoutMs: this.options.requestTimeoutMs,
-      signal,
-    });
-    if (answer.status >= 300) throw classifyEngineResponse(answer.status, answer.text, answer.headers);
-    return readChatCompletion(answer.text, answer.status, { model, latencyMs: answer.latencyMs });
+    // At most one resend per setting the endpoint can refuse (the cap's name, temperature, top_p).
+    for (let pass = 0; ; pass++) {
+      applyParams(body, this.params.get(model));
+      const answer = await this.send('POST', '/v1/chat/completions', {
+        body,
+        headers,
+        timeoutMs: this.options.requestTimeoutMs,
+        signal,
+      });
+      if (answer.status < 300) return readChatCompletion(answer.text, answer.status, { model, latencyMs: answer.latencyMs });
+      const fix = pass < 3 ? paramFix(answer.status, answer.text, body) : null;
+      if (!fix) throw classifyEngineResponse(answer.status, answer.text, answer.headers);
+      let params = this.params.get(model);
+      if (!params) this.params.set(model, (params = { completionTokens: false, dropped: new Set() }));
+      const sentence = learn(params, fix, model, body);
+      this.options.onParamsChanged?.(sentence);
+    }
   }
 
   /** Prompt tokens as the server counts them (`POST /tokenize`); null when the server has no such route. */

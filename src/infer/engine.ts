@@ -41,6 +41,7 @@ export class Engine {
       ...(options.model ? { model: options.model } : {}),
       requestTimeoutMs: options.requestTimeoutMs,
       connections: Math.max(64, options.maxInFlight + 16),
+      onParamsChanged: (sentence) => log.warn({ engine: this.label }, sentence),
     });
     this.window = new WindowController({
       initial: options.initialInFlight,

@@ -1,0 +1,67 @@
+/**
+ * Request settings an endpoint refuses for a model, learnt from its 400 answers, so a request
+ * can go again as the endpoint asks instead of failing every unit as BAD_REQUEST.
+ *
+ * OpenAI's reasoning models (o1, o3, o4-mini, gpt-5 ...) and gateways in front of them answer
+ * `Unsupported parameter: 'max_tokens' is not supported with this model. Use
+ * 'max_completion_tokens' instead.` and `Unsupported value: 'temperature' does not support 0
+ * with this model. Only the default (1) value is supported.` (`invalid_request_error`, with
+ * `param` and `code` `unsupported_parameter` / `unsupported_value`). Only these are learnt: the
+ * token cap under its other name, and the sampling settings that have a server default
+ * (temperature, top_p). Anything else refused stays BAD_REQUEST.
+ */
+
+/** What one model takes: the cap's name, and the sampling settings it refuses. */
+export interface ModelParams {
+  completionTokens: boolean;
+  dropped: Set<string>;
+}
+
+/** Sampling settings the endpoint may refuse and has a default for: sent without, the model samples its own way. */
+const DROPPABLE = new Set(['temperature', 'top_p']);
+
+export type ParamFix = { kind: 'rename' } | { kind: 'drop'; param: string };
+
+/** What a 400 answer asks to change in the request, or null when it asks nothing we may change. */
+export function paramFix(status: number, text: string, body: Record<string, unknown>): ParamFix | null {
+  if (status !== 400 && status !== 422) return null;
+  const { message, param } = errorOf(text);
+  if ('max_tokens' in body && /max_completion_tokens/.test(message) && (param === 'max_tokens' || /'?max_tokens'?\s+is not supported/i.test(message))) {
+    return { kind: 'rename' };
+  }
+  const named = param ?? /^Unsupported (?:value|parameter): '([a-z_]+)'/i.exec(message)?.[1];
+  if (named && DROPPABLE.has(named) && named in body && /unsupported|not supported|only the default/i.test(message)) return { kind: 'drop', param: named };
+  return null;
+}
+
+/** Applies what was learnt of a model to a request body (in place). */
+export function applyParams(body: Record<string, unknown>, params: ModelParams | undefined): void {
+  if (!params) return;
+  if (params.completionTokens && 'max_tokens' in body) {
+    body.max_completion_tokens = body.max_tokens;
+    delete body.max_tokens;
+  }
+  for (const param of params.dropped) delete body[param];
+}
+
+/** Records a fix for a model; returns a sentence for the log. */
+export function learn(params: ModelParams, fix: ParamFix, model: string, body: Record<string, unknown>): string {
+  if (fix.kind === 'rename') {
+    params.completionTokens = true;
+    return `${model} refuses max_tokens: its replies are capped with max_completion_tokens from now on`;
+  }
+  params.dropped.add(fix.param);
+  return `${model} refuses ${fix.param} ${JSON.stringify(body[fix.param])}: requests go without it from now on (the model's default)`;
+}
+
+function errorOf(text: string): { message: string; param: string | undefined } {
+  try {
+    const parsed = JSON.parse(text) as { error?: { message?: unknown; param?: unknown }; message?: unknown; detail?: unknown };
+    const error = parsed.error ?? parsed;
+    const message = typeof error.message === 'string' ? error.message : typeof parsed.detail === 'string' ? parsed.detail : text;
+    const param = typeof (error as { param?: unknown }).param === 'string' ? ((error as { param: string }).param) : undefined;
+    return { message, param };
+  } catch {
+    return { message: text, param: undefined };
+  }
+}

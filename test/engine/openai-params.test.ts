@@ -1,0 +1,79 @@
+/**
+ * OpenAI's reasoning models (o1, o3, o4-mini, gpt-5 ...) refuse `max_tokens` ("Use
+ * 'max_completion_tokens' instead") and any temperature or top_p but the default, with a 400
+ * `invalid_request_error`. The client sends the request again as the endpoint asks, and keeps
+ * asking that model that way, instead of failing every unit as BAD_REQUEST.
+ *
+ * The endpoint is a real node:http server answering with OpenAI's own error bodies.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { EngineClient, EngineError } from '../../src/engine/client.ts';
+import { completion, json, startScripted, type Scripted } from './scripted-server.ts';
+
+let server: Scripted | undefined;
+let client: EngineClient | undefined;
+afterEach(async () => {
+  await client?.destroy();
+  await server?.close();
+  server = client = undefined;
+});
+
+const unsupportedParameter = (param: string, instead: string) => ({
+  error: { message: `Unsupported parameter: '${param}' is not supported with this model. Use '${instead}' instead.`, type: 'invalid_request_error', param, code: 'unsupported_parameter' },
+});
+const unsupportedValue = (param: string, value: unknown) => ({
+  error: { message: `Unsupported value: '${param}' does not support ${String(value)} with this model. Only the default (1) value is supported.`, type: 'invalid_request_error', param, code: 'unsupported_value' },
+});
+
+/** A reasoning model's endpoint: max_completion_tokens only; temperature and top_p only at 1. */
+async function reasoningEndpoint(): Promise<Scripted> {
+  return startScripted((_req, res, seen) => {
+    const body = JSON.parse(seen.body || '{}') as Record<string, unknown>;
+    if ('max_tokens' in body) return json(res, 400, unsupportedParameter('max_tokens', 'max_completion_tokens'));
+    for (const param of ['temperature', 'top_p']) if (param in body && body[param] !== 1) return json(res, 400, unsupportedValue(param, body[param]));
+    return json(res, 200, completion(`room ${String(body.max_completion_tokens)}`));
+  });
+}
+
+const chatBodies = (s: Scripted) => s.seen.filter((r) => r.path === '/v1/chat/completions').map((r) => JSON.parse(r.body) as Record<string, unknown>);
+
+describe('an endpoint that refuses max_tokens and sampling settings (OpenAI reasoning models)', () => {
+  it('is asked again with max_completion_tokens and without them, and keeps being asked that way', async () => {
+    server = await reasoningEndpoint();
+    client = new EngineClient({ url: server.url, model: 'o4-mini' });
+    const ask = { messages: [{ role: 'user' as const, content: 'Hi' }], maxTokens: 300, temperature: 0, topP: 0.9 };
+    const first = await client.chat(ask);
+    expect(first.text).toBe('room 300');
+    const second = await client.chat(ask);
+    expect(second.text).toBe('room 300');
+    const bodies = chatBodies(server);
+    const last = bodies.at(-1)!;
+    expect(last).toMatchObject({ max_completion_tokens: 300 });
+    expect(last).not.toHaveProperty('max_tokens');
+    expect(last).not.toHaveProperty('temperature');
+    expect(last).not.toHaveProperty('top_p');
+    expect(bodies).toHaveLength(5); // three refusals, then each call once
+  });
+
+  it('still fails a request refused for anything else, as BAD_REQUEST naming it, without resending', async () => {
+    server = await startScripted((_req, res) =>
+      json(res, 400, { error: { message: "Invalid value for 'messages': empty.", type: 'invalid_request_error', param: 'messages', code: 'invalid_value' } }),
+    );
+    client = new EngineClient({ url: server.url, model: 'o4-mini' });
+    const err = await client.chat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 10, temperature: 0 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EngineError);
+    expect((err as EngineError).code).toBe('BAD_REQUEST');
+    expect(chatBodies(server)).toHaveLength(1);
+  });
+
+  it('keeps a setting the endpoint did not name: a refused temperature does not drop the seed', async () => {
+    server = await startScripted((_req, res, seen) => {
+      const body = JSON.parse(seen.body) as Record<string, unknown>;
+      if ('temperature' in body) return json(res, 400, unsupportedValue('temperature', body.temperature));
+      return json(res, 200, completion(`seed ${String(body.seed)}`));
+    });
+    client = new EngineClient({ url: server.url, model: 'gpt-5' });
+    const result = await client.chat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 10, temperature: 0.2, seed: 7 });
+    expect(result.text).toBe('seed 7');
+  });
+});
