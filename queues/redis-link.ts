@@ -5,9 +5,10 @@
  *   stable code and what to do (REDIS_UNREACHABLE: refused, unknown host, no answer, not Redis;
  *   REDIS_AUTH_FAILED: the credentials in REDIS_URL refused). The URL is shown with its password
  *   masked. null for errors that are not about the connection.
- * - `probeRedis(url)`: one connection, no retries, a time limit: resolves when Redis answers PING,
- *   throws the problem otherwise. Every verb calls it before it starts, so a wrong REDIS_URL is
- *   one line, never an ioredis dump or a process that hangs.
+ * - `probeRedis(url)`: one connection, no retries, a time limit: resolves when Redis answers PING
+ *   and takes the database the URL names, throws the problem otherwise (a database it does not
+ *   have: CONFIG_INVALID). Every verb calls it before it starts, so a wrong REDIS_URL is one
+ *   line, never an ioredis dump or a process that hangs.
  * - `redisFullProblem(err, url)`: Redis refusing writes at its maxmemory as REDIS_FULL (not a
  *   connection problem: Redis answers, and frees memory as documents are written).
  * - `RedisLink`: the up/down state of a long-running process's connections. Connection errors
@@ -17,8 +18,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';
-import { redactUrl } from '../src/config.ts';
-import { DocbatchError } from '../src/errors.ts';
+import { redactUrl, redisDatabaseOf } from '../src/config.ts';
+import { ConfigError, DocbatchError } from '../src/errors.ts';
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ECONNABORTED', 'EHOSTDOWN', 'ENETDOWN']);
 const CONNECTION_MESSAGES = /Connection is closed|Command timed out|Reached the max retries per request|Stream isn't writeable|connect ETIMEDOUT|Unknown RESP type|Protocol error|WRONGPASS|NOAUTH|NOPERM|invalid password|ERR AUTH|ERR Client sent AUTH/i;
@@ -120,11 +121,25 @@ export async function probeRedis(url: string, timeoutMs = 5000): Promise<void> {
     if (reason === null || /Unknown RESP type|Protocol error|WRONGPASS|NOAUTH|NOPERM/i.test(err.message)) reason = err;
   });
   try {
-    await redis.connect();
-    await redis.ping();
-  } catch (err) {
-    const problem = redisProblem(reason ?? err, url, timeoutMs) ?? redisProblem(err, url, timeoutMs);
-    throw problem ?? new DocbatchError('REDIS_UNREACHABLE', `Redis at ${where(url).address} does not answer (${(err as Error).message}) (REDIS_URL is ${where(url).shown})`, { cause: err });
+    try {
+      await redis.connect();
+      await redis.ping();
+    } catch (err) {
+      const problem = redisProblem(reason ?? err, url, timeoutMs) ?? redisProblem(err, url, timeoutMs);
+      throw problem ?? new DocbatchError('REDIS_UNREACHABLE', `Redis at ${where(url).address} does not answer (${(err as Error).message}) (REDIS_URL is ${where(url).shown})`, { cause: err });
+    }
+    // ioredis selects the URL's database as it connects and, refused, only emits an error: every
+    // command then ran in database 0, another installation's perhaps.
+    const db = redisDatabaseOf(url);
+    if (db !== null && db !== 0) {
+      const refused = await redis.select(db).then(
+        () => null,
+        (err: unknown) => err as Error,
+      );
+      if (refused) {
+        throw new ConfigError(`REDIS_URL names database ${db}, which Redis at ${where(url).address} refuses (${refused.message.slice(0, 120)}): it has fewer (its \`databases\` setting, 16 by default); use one it has (REDIS_URL is ${where(url).shown})`, { cause: refused });
+      }
+    }
   } finally {
     redis.disconnect();
   }

@@ -58,6 +58,28 @@ const url = (protocols: string[]) =>
   }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
 
 /**
+ * The database a Redis URL names, as ioredis reads it (the path, `redis://host:6379/2`, else
+ * `?db=2`), or null when it names none. A name that is not a number is an error: ioredis sent
+ * it as `SELECT NaN`, refused, and the process died with an ioredis stack.
+ */
+export function redisDatabaseOf(v: string): number | null {
+  const u = new URL(v);
+  const named = u.pathname !== '' && u.pathname !== '/' ? decodeURIComponent(u.pathname.slice(1)) : u.searchParams.get('db');
+  if (named === null) return null;
+  if (!/^\d{1,9}$/.test(named)) throw new Error(`the database (the path of redis://host:6379/0, or ?db=) must be a number, not ${JSON.stringify(printable(named))}`);
+  return Number(named);
+}
+
+const redisUrl = () =>
+  url(['redis:', 'rediss:']).superRefine((v, ctx) => {
+    try {
+      redisDatabaseOf(v);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  });
+
+/**
  * The engine's URL: the client sends requests to its origin and path only, so a user, password,
  * query or fragment in it would be silently dropped (and printed in logs): refused instead.
  */
@@ -86,7 +108,7 @@ interface Setting {
 
 /** Every setting docbatch has. The key is the name in the typed Config. */
 export const SETTINGS = {
-  redisUrl: { env: 'REDIS_URL', flag: 'redis-url', schema: url(['redis:', 'rediss:']), default: 'redis://127.0.0.1:6379', describe: 'Redis holding the queues. `rediss://` for TLS; an ACL user goes in the URL (`redis://user:pass@host:6379/0`).', secret: true },
+  redisUrl: { env: 'REDIS_URL', flag: 'redis-url', schema: redisUrl(), default: 'redis://127.0.0.1:6379', describe: 'Redis holding the queues. `rediss://` for TLS; an ACL user goes in the URL (`redis://user:pass@host:6379/0`).', secret: true },
   prefix: { env: 'DOCBATCH_PREFIX', flag: 'prefix', schema: z.string().regex(/^[A-Za-z0-9_{}.-]+$/, 'may hold letters, digits and _ { } . - only'), default: 'docbatch', describe: 'Key prefix of every Redis key (use `{docbatch}` on Redis Cluster).' },
   engineUrl: { env: 'ENGINE_URL', flag: 'engine-url', schema: engineUrl(), default: 'http://127.0.0.1:8000', describe: 'The OpenAI-compatible server (vLLM) this worker sends to. No user, password or query in it: the key goes in ENGINE_API_KEY.' },
   engineApiKey: { env: 'ENGINE_API_KEY', flag: 'engine-api-key', schema: optionalStr(), describe: 'Sent as `Authorization: Bearer` (vLLM `--api-key`).', secret: true },

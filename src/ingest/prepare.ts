@@ -52,8 +52,11 @@ export interface PreparedInput {
 /**
  * A file name made safe as an output base name, whatever it was: no folder separators, no
  * control or invisible format characters, no leading dots (`...pdf` would name `..` or a hidden
- * file), not a name Windows reserves, and at most `maxBytes` of UTF-8 (cut on a character
- * boundary, with a short hash of the whole name so two long names stay apart). Never empty.
+ * file), not a name Windows reserves, not ending in `.report` (`a.report.pdf`'s `X.json` would
+ * be `a.report.json`, the report of `a.pdf`: it becomes `a_report`), and at most `maxBytes` of
+ * UTF-8 (cut on a character boundary, with a short hash of the whole name so two long names stay
+ * apart). Never empty. (`.compare` needs no such care: a document named `a.compare` and the
+ * comparison of `a` claim the same field of the names hash, so one of them is suffixed.)
  */
 export function baseNameOf(source: string, maxBytes = 120): string {
   const name = basename(source);
@@ -63,6 +66,7 @@ export function baseNameOf(source: string, maxBytes = 120): string {
   let safe = stem.normalize('NFC').replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff/\\:*?"<>|]/g, '_');
   safe = safe.replace(/^[.\s]+/, '').replace(/[.\s]+$/, '');
   if (/^(con|prn|aux|nul|com\d|lpt\d)$/i.test(safe)) safe = `${safe}_`;
+  safe = safe.replace(/\.(report)$/i, '_$1');
   if (safe === '') safe = 'document';
   if (Buffer.byteLength(safe) > maxBytes) {
     const hash = shortHash(stem);

@@ -4,7 +4,7 @@
  * seconds and nothing of it is queued; the good file of the same command still goes in whole.
  * The bombs are generated here (test/ingest/chat/fixtures.ts), never committed.
  */
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openQueue } from '../../queues/connect.ts';
@@ -70,4 +70,36 @@ describe('docbatch enqueue: bombs and runaway exports', () => {
     expect(r.stderr).not.toMatch(/unexpected error|TypeError/);
     expect(await p.store.list(100)).toHaveLength(before);
   }, 60_000);
+
+  it('an export past V8\'s longest string (600 MiB) streams: a bad byte at its end is named by line and byte; fixed, it goes in', async () => {
+    // 600 lines of 1 MiB of spaces between two conversations (written in about a second): read
+    // as one string, the file would be ERR_STRING_TOO_LONG, not an error about the file.
+    const path = join(p.dir, 'huge.jsonl');
+    const fd = openSync(path, 'w');
+    const first = '{"id":"a","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}\n';
+    writeSync(fd, first);
+    const pad = Buffer.alloc(1 << 20, ' ');
+    pad[pad.length - 1] = 0x0a;
+    for (let i = 0; i < 600; i++) writeSync(fd, pad);
+    const head = '{"id":"b","messages":[{"role":"user","content":"caf';
+    const at = Buffer.byteLength(first) + 600 * pad.length + head.length;
+    expect(at).toBeGreaterThan(2 ** 29);
+    writeSync(fd, Buffer.concat([Buffer.from(head), Buffer.from([0xc3, 0x28]), Buffer.from('"}]}\n')]));
+    closeSync(fd);
+    try {
+      const bad = await runCli(['enqueue', path], env, { timeoutMs: 60_000 });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr.trim()).toBe(`docbatch: rejected ${path}: line 602: byte ${at}: EXPORT_BAD_UTF8: invalid UTF-8 (byte 0xc3)`);
+      // The byte mended (é): both conversations go in.
+      const mend = openSync(path, 'r+');
+      writeSync(mend, Buffer.from([0xc3, 0xa9]), 0, 2, at);
+      closeSync(mend);
+      const good = await runCli(['enqueue', '--json', path], env, { timeoutMs: 60_000 });
+      expect(good.stderr).toBe('');
+      expect(good.code).toBe(0);
+      expect(JSON.parse(good.stdout.trim())).toMatchObject({ outcome: 'enqueued', kind: 'chat', units: 2 });
+    } finally {
+      rmSync(path, { force: true });
+    }
+  }, 90_000);
 });

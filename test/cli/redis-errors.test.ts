@@ -92,3 +92,31 @@ describe('a REDIS_URL that goes nowhere, in every verb', () => {
     expectOneLine(r, 'REDIS_UNREACHABLE', new RegExp(`REDIS_URL is redis://127\\.0\\.0\\.1:${closedPort}/2\\)$`));
   });
 });
+
+describe('a REDIS_URL naming a database that cannot be used, in every verb', () => {
+  // ioredis sent a database that is not a number as `SELECT NaN` and the process died with its
+  // stack; one Redis does not have (the local one has the default 16) was refused in silence and
+  // every command ran in database 0.
+  const cases: Array<[string, string, RegExp]> = [
+    ['not a number, in the path', 'redis://127.0.0.1:6379/abc', /setting REDIS_URL .*"redis:\/\/127\.0\.0\.1:6379\/abc" is invalid: the database .* must be a number, not "abc"$/],
+    ['not a number, as ?db=', 'redis://127.0.0.1:6379?db=x', /is invalid: the database .* must be a number, not "x"$/],
+    ['one Redis does not have', 'redis://127.0.0.1:6379/99', /REDIS_URL names database 99, which Redis at 127\.0\.0\.1:6379 refuses \(ERR DB index is out of range\)/],
+  ];
+  for (const [name, url, what] of cases) {
+    it(name, async () => {
+      const results = await Promise.all(VERBS.map((verb) => runCli(verb, { REDIS_URL: url, DOCBATCH_PREFIX: 'dbt-redis-errors', BLOB_DIR: '/nonexistent/blobs' }, { timeoutMs: 30_000 })));
+      results.forEach((r, i) => {
+        try {
+          expectOneLine(r, 'CONFIG_INVALID', what);
+        } catch (err) {
+          throw new Error(`docbatch ${VERBS[i]!.join(' ')}: ${(err as Error).message}`, { cause: err });
+        }
+      });
+    }, 60_000);
+  }
+
+  it('a database Redis has is used', async () => {
+    const r = await runCli(['status'], { REDIS_URL: 'redis://127.0.0.1:6379/3', DOCBATCH_PREFIX: 'dbt-redis-errors' }, { timeoutMs: 30_000 });
+    expect([r.code, r.stderr]).toEqual([0, '']);
+  });
+});
