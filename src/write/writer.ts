@@ -84,7 +84,8 @@ export function createWriter(config: Config, log: Logger, options: WriterOptions
   return new DocumentWriter(
     {
       config,
-      log: log.child({ role: 'writer' }),
+      // `docbatch writer` binds its role already; the demo's logger does not.
+      log: 'role' in log.bindings() ? log : log.child({ role: 'writer' }),
       redis,
       bullRedis: connectRedis(config.redisUrl, 'worker'),
       store: new DocStore(redis, config.prefix),
