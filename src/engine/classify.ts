@@ -303,6 +303,13 @@ export function classifyEngineResponse(
       return make('CONTEXT_TOO_LONG', `prompt and max_tokens exceed the model's context: ${said}`, { context });
     }
     if (NO_IMAGES.test(text)) return make('MODEL_NO_IMAGES', `the model takes no images (${status}): ${said}`);
+    if (status === 413) {
+      // Seldom the engine itself (vLLM has no body limit): a proxy in front of it.
+      return make(
+        'BAD_REQUEST',
+        `the request was refused as too large (413): a proxy in front of the engine limits request bodies (nginx: client_max_body_size, 1m unless set); raise its limit, or send smaller page images (IMAGE_SIZE, or IMAGE_FORMAT=jpeg): ${said}`,
+      );
+    }
     return make('BAD_REQUEST', `engine rejected the request (${status}): ${said}`);
   }
   if (status >= 500) return make('ENGINE_ERROR', `engine failed (${status}): ${said}`);

@@ -42,7 +42,10 @@ describe('classifyEngineResponse', () => {
     expect(classifyEngineResponse(504, '<html>Gateway Time-out</html>').code).toBe('ENGINE_TIMEOUT');
     expect(classifyEngineResponse(408, '').code).toBe('ENGINE_TIMEOUT');
     expect(classifyEngineResponse(405, { detail: 'Method Not Allowed' }).code).toBe('ENGINE_UNSUPPORTED');
-    expect(classifyEngineResponse(413, 'Request Entity Too Large').code).toBe('BAD_REQUEST');
+    const large = classifyEngineResponse(413, '<html><center><h1>413 Request Entity Too Large</h1></center><hr><center>nginx</center></html>');
+    expect(large.code).toBe('BAD_REQUEST');
+    // What to do about it: a proxy's body limit, and the settings that make pages smaller.
+    expect(large.message).toMatch(/client_max_body_size.*IMAGE_SIZE.*IMAGE_FORMAT=jpeg/);
     expect(classifyEngineResponse(409, '').code).toBe('BAD_REQUEST');
   });
 
