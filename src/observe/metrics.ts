@@ -138,6 +138,8 @@ export interface ObservedWorker {
     readonly window: { snapshot(): { size: number; state: string } };
     readonly gate: { readonly inFlight: number; readonly waiting: number; readonly busyTime: number };
     readonly monitor: { readonly isDown: boolean; readonly deaths: number; on(event: 'down' | 'up', listener: () => void): unknown };
+    /** The endpoint's shared rate limits, when it has any. */
+    readonly limiter: { readonly waiting: number } | null;
   };
   on(event: 'unit:settled', listener: (data: UnitJobData, meta: DocMeta, result: UnitResult) => void): unknown;
   on(event: 'request', listener: (ms: number, ok: boolean) => void): unknown;
@@ -209,6 +211,7 @@ export class WorkerMetrics {
     gauge('worker_window', 'Requests this worker may have in flight at the engine now (the adaptive window).', (w) => w.engine.window.snapshot().size);
     gauge('worker_in_flight', 'Requests of this worker at the engine now.', (w) => w.engine.gate.inFlight);
     gauge('worker_gate_waiting', 'Prepared units waiting at the gate for a window slot.', (w) => w.engine.gate.waiting);
+    gauge('worker_rate_waiting', "Units waiting for the endpoint's rate limit (ENGINE_RPM, ENGINE_TPM), holding no window slot.", (w) => w.engine.limiter?.waiting ?? 0);
     gauge('worker_active_units', 'Units this worker holds (preparing, waiting or in flight).', (w) => w.activeUnits);
     gauge('engine_up', '1 while the engine answers, 0 while this worker waits for it to come back.', (w) => (w.engine.monitor.isDown ? 0 : 1));
     new Gauge({
