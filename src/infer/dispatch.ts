@@ -31,6 +31,7 @@ import { EngineError } from '../engine/classify.ts';
 import type { EngineHealth } from '../engine/types.ts';
 import { actionFor, DocbatchError, toDocbatchError } from '../errors.ts';
 import { sleep } from '../timeouts.ts';
+import { UNREPORTED } from '../usage.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Engine, EngineSet } from './engine.ts';
 import type { Ticket } from './gate.ts';
@@ -100,7 +101,7 @@ export function fitMaxTokens(prepared: Prepared, maxModelLen: number | null): nu
 /** The client's EMPTY_OUTPUT as a reply with no text (its finish_reason read back from the message). */
 function emptyAnswer(err: EngineError, latencyMs: number, model: string | undefined): ChatResult {
   const finish = /finish_reason "([^"]+)"/.exec(err.message)?.[1] ?? null;
-  return { text: '', finishReason: finish, usage: { promptTokens: 0, completionTokens: 0 }, latencyMs, model: model ?? '', id: '' };
+  return { text: '', finishReason: finish, usage: err.usage ?? UNREPORTED, latencyMs, model: model ?? '', id: '' };
 }
 
 /**
@@ -189,7 +190,8 @@ export class UnitSender {
             throw err;
           });
         const latency = performance.now() - started;
-        window.onCompleted(performance.now(), latency, result.usage.completionTokens);
+        // A count the engine did not report is unknown to the window too, not 0.
+        window.onCompleted(performance.now(), latency, result.usage.completionTokens ?? undefined);
         this.parts.onRequest?.(latency, true);
         if (solo) this.outages = 0;
         return { result, prepared, engine, engineMs: ticket.charged() };

@@ -18,6 +18,7 @@ import { connectRedis, openQueue } from '../../queues/connect.ts';
 import { QUEUES, type UnitJobData } from '../../queues/contracts.ts';
 import type { DocMeta, UnitResult } from '../store/types.ts';
 import { withDeadline } from '../timeouts.ts';
+import { lacksUsage } from '../usage.ts';
 
 export const METRIC_PREFIX = 'docbatch_';
 
@@ -176,6 +177,7 @@ export class WorkerMetrics {
     failed: Counter;
     promptTokens: Counter;
     completionTokens: Counter;
+    withoutUsage: Counter;
     requestSeconds: Histogram;
     renderSeconds: Histogram;
     ooms: Counter;
@@ -194,6 +196,7 @@ export class WorkerMetrics {
       failed: new Counter({ name: `${p}units_failed_total`, help: 'Units that failed for good, by error code (src/errors.ts).', labelNames: ['kind', 'code'], registers }),
       promptTokens: new Counter({ name: `${p}prompt_tokens_total`, help: 'Prompt tokens of recorded units, as the engine counted them, by model.', labelNames: ['model'], registers }),
       completionTokens: new Counter({ name: `${p}completion_tokens_total`, help: 'Completion tokens of recorded units, as the engine counted them, by model.', labelNames: ['model'], registers }),
+      withoutUsage: new Counter({ name: `${p}units_without_usage_total`, help: 'Recorded units whose tokens the engine did not (all) report: the token counters leave them out (a lower bound), by model.', labelNames: ['model'], registers }),
       requestSeconds: new Histogram({ name: `${p}request_duration_seconds`, help: 'Engine request latency, from send to answer or failure.', labelNames: ['outcome'], buckets: LATENCY_BUCKETS, registers }),
       renderSeconds: new Histogram({ name: `${p}render_duration_seconds`, help: 'Time to render a page to an image (recorded page units).', buckets: RENDER_BUCKETS, registers }),
       ooms: new Counter({ name: `${p}engine_oom_total`, help: 'Requests that failed because the engine ran out of GPU memory (an engine death counts).', registers }),
@@ -254,12 +257,14 @@ export class WorkerMetrics {
       const kind = unitKind(data, meta);
       if (result.ok) {
         f.completed.inc({ kind, model: result.model });
-        f.promptTokens.inc({ model: result.model }, result.promptTokens);
-        f.completionTokens.inc({ model: result.model }, result.completionTokens);
+        // A count the engine did not report is left out, not counted as 0 (src/usage.ts).
+        if (result.promptTokens !== null) f.promptTokens.inc({ model: result.model }, result.promptTokens);
+        if (result.completionTokens !== null) f.completionTokens.inc({ model: result.model }, result.completionTokens);
         if (result.renderMs !== undefined) f.renderSeconds.observe(result.renderMs / 1000);
       } else {
         f.failed.inc({ kind, code: result.code });
       }
+      if (lacksUsage(result)) f.withoutUsage.inc({ model: result.ok ? result.model : (meta.model ?? '') });
     });
     worker.on('request', (ms, ok) => f.requestSeconds.observe({ outcome: ok ? 'ok' : 'error' }, ms / 1000));
     worker.on('oom', () => f.ooms.inc());
