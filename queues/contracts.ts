@@ -51,8 +51,8 @@ export interface UnitJobData {
 export interface UnitJobResult {
   /** true when the result already existed (resume or redelivery) and the engine was not asked. */
   reused: boolean;
-  /** Prompt + completion tokens spent on this unit (0 when reused). */
-  tokens: number;
+  /** Prompt + completion tokens spent on this unit (0 when reused; null when the engine did not report them). */
+  tokens: number | null;
 }
 
 /** Job names, for people reading the dashboard: what kind of unit it is. */

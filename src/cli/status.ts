@@ -16,6 +16,7 @@ import { costPer1000Units, costUsd } from '../observe/cost.ts';
 import { DocStore } from '../store/docs.ts';
 import { findDocuments } from '../store/find.ts';
 import { jsonLine, printable } from '../printable.ts';
+import { formatTokens, totalJson, usageKeys } from '../usage.ts';
 import { REDIS_SETTINGS, requireRedis, settingOptions } from './options.ts';
 
 export function statusCommand(): Command {
@@ -51,7 +52,7 @@ export function statusCommand(): Command {
       if (progress.length === 0) out(doc ? `no document found for ${printable(doc)}` : 'no documents');
       for (const p of progress) {
         const r = p.record;
-        out(`${r.docId}  ${p.state.padEnd(7)} ${progressLine(p)}  ${tokensAndCost(r.completionTokens, r.engineMs, costOf(r.engineMs, r.done).usd)}`);
+        out(`${r.docId}  ${p.state.padEnd(7)} ${progressLine(p)}  ${tokensAndCost(formatTokens(r.completionTokens, r.unitsWithoutUsage), r.engineMs, costOf(r.engineMs, r.done).usd)}`);
         // A document failed with every unit answered: why (its outputs could not be written).
         if (r.writeError) out(`${r.docId}  write failed: ${r.writeError.code}: ${printable(r.writeError.message)} (docbatch retry ${r.docId} writes it again)`);
       }
@@ -75,17 +76,18 @@ interface Cost {
   per1000: number | null;
 }
 
-function tokensAndCost(completion: number, engineMs: number, cost: number | null): string {
+/** `1234 tok`, `≥1234 tok` (some units had no usage), `? tok` (none reported). */
+function tokensAndCost(completion: string, engineMs: number, cost: number | null): string {
   return `${completion} tok ${(engineMs / 1000).toFixed(1)} engine-s${cost !== null ? ` $${cost.toFixed(4)}` : ''}`;
 }
 
-/** `3 documents, 40/52 units (1 failed), 1234 tokens generated, 12.0 engine-s, $0.0120, 3.2/s, elapsed 12s, eta 4s`. */
+/** `3 documents, 40/52 units (1 failed), 1234 tokens generated, 12.0 engine-s, $0.0120, 3.2/s, elapsed 12s, eta 4s` (`≥1234`, `?`: src/usage.ts). */
 function summary(t: Totals, cost: Cost, hint: boolean): string {
   const settled = t.done + t.failed;
   const perK = cost.per1000 !== null ? `, $${cost.per1000.toFixed(4)} per 1,000 units answered` : '';
   const money = cost.usd !== null ? `, $${cost.usd.toFixed(4)}${perK}` : hint ? ' (set GPU_HOURLY_USD for cost)' : '';
   const time = `, ${formatRate(t.rate)}, elapsed ${formatDuration(t.elapsedSeconds)}${t.finished ? '' : `, eta ${formatDuration(t.etaSeconds)}`}`;
-  return `${t.documents} documents, ${settled}/${t.units} units (${t.failed} failed), ${t.completionTokens} tokens generated, ${(t.engineMs / 1000).toFixed(1)} engine-s${money}${time}`;
+  return `${t.documents} documents, ${settled}/${t.units} units (${t.failed} failed), ${formatTokens(t.completionTokens, t.unitsWithoutUsage)} tokens generated, ${(t.engineMs / 1000).toFixed(1)} engine-s${money}${time}`;
 }
 
 function totalsJson(t: Totals, cost: Cost): Record<string, unknown> {
@@ -95,8 +97,9 @@ function totalsJson(t: Totals, cost: Cost): Record<string, unknown> {
     units: t.units,
     done: t.done,
     failed: t.failed,
-    prompt_tokens: t.promptTokens,
-    completion_tokens: t.completionTokens,
+    prompt_tokens: totalJson(t.promptTokens, t.unitsWithoutUsage),
+    completion_tokens: totalJson(t.completionTokens, t.unitsWithoutUsage),
+    ...usageKeys(t.unitsWithoutUsage),
     engine_seconds: t.engineMs / 1000,
     cost_usd: cost.usd,
     cost_per_1000_units: cost.per1000,
@@ -121,8 +124,9 @@ function docJson(p: DocProgress, cost: Cost): Record<string, unknown> {
     failed: r.failed,
     rate: p.rate,
     eta_seconds: p.etaSeconds,
-    prompt_tokens: r.promptTokens,
-    completion_tokens: r.completionTokens,
+    prompt_tokens: totalJson(r.promptTokens, r.unitsWithoutUsage),
+    completion_tokens: totalJson(r.completionTokens, r.unitsWithoutUsage),
+    ...usageKeys(r.unitsWithoutUsage),
     engine_seconds: r.engineMs / 1000,
     cost_usd: cost.usd,
     cost_per_1000_units: cost.per1000,

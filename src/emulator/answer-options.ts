@@ -1,8 +1,8 @@
 /**
  * Options of what the emulator answers, apart from timing: answers that fail validation on first
  * sight (cutoff, loop, invalidJson), a model that gets some extracted fields wrong (alterFields),
- * requests rejected by their text (reject), a paid endpoint's rate limits (rateLimit), and a
- * text-only model (acceptsImages). Kept apart from options.ts, which spreads these defaults and
+ * requests rejected by their text (reject), a paid endpoint's rate limits (rateLimit), answers
+ * without token counts (omitUsage), and a text-only model (acceptsImages). Kept apart from options.ts, which spreads these defaults and
  * calls these checks, so timing and answers can change independently.
  *
  * Every value is checked here: a bad value throws a TypeError naming the option and value.
@@ -11,6 +11,13 @@
 /** The ways an answer can fail validation on first sight. */
 export const FLAW_KINDS = ['cutoff', 'loop', 'invalidJson'] as const;
 export type FlawKind = (typeof FLAW_KINDS)[number];
+
+/**
+ * How an answer goes without its token counts, as some servers and gateways answer: no `usage`
+ * key, `"usage": null`, or `usage` with its counts null.
+ */
+export const OMIT_USAGE_MODES = ['absent', 'null', 'null-fields'] as const;
+export type OmitUsage = (typeof OMIT_USAGE_MODES)[number];
 
 /** Requests answered 400 BadRequestError because of their text. */
 export interface RejectRule {
@@ -54,6 +61,14 @@ export interface AnswerFaults {
   reject: RejectRule | null;
   /** 429 with Retry-After past these limits, as a paid endpoint; `null`: unlimited like vLLM. @defaultValue null */
   rateLimit: RateLimit | null;
+  /** Answers (200) sent without their token counts, this way; `null`: `usage` always sent, as vLLM. @defaultValue null */
+  omitUsage: OmitUsage | null;
+  /**
+   * Share (0..1) of answers that go without usage while `omitUsage` is set, chosen
+   * deterministically per request: by its `X-Request-Id`, else by its content.
+   * @defaultValue 1
+   */
+  omitUsageShare: number;
 }
 
 /** What the served model is. Fixed at start. */
@@ -69,6 +84,8 @@ export const ANSWER_FAULT_DEFAULTS: AnswerFaults = Object.freeze({
   alterFields: 0,
   reject: null,
   rateLimit: null,
+  omitUsage: null,
+  omitUsageShare: 1,
 });
 
 export const MODEL_TRAIT_DEFAULTS: ModelTraits = Object.freeze({ acceptsImages: true });
@@ -122,6 +139,8 @@ export function checkAnswerFaults(f: AnswerFaults): void {
   share('alterFields', f.alterFields);
   if (f.reject !== null) checkReject(f.reject);
   if (f.rateLimit !== null) checkRateLimit(f.rateLimit);
+  if (f.omitUsage !== null && !(OMIT_USAGE_MODES as readonly unknown[]).includes(f.omitUsage)) throw bad('omitUsage', f.omitUsage, `null or one of ${OMIT_USAGE_MODES.join(', ')}`);
+  share('omitUsageShare', f.omitUsageShare);
 }
 
 export function checkModelTraits(o: ModelTraits): void {

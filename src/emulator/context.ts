@@ -35,6 +35,8 @@ export interface RequestCounts {
   aborted: number;
   /** Requests picked by the hang rule. */
   hung: number;
+  /** Requests answered (200) without their token counts (omitUsage). */
+  usageOmitted: number;
 }
 
 export interface EmulatorStats extends RequestCounts, AnswerCounts {
@@ -76,6 +78,7 @@ export function newRequestCounts(): RequestCounts {
     errors: Object.fromEntries(ERROR_KINDS.map((k) => [k, 0])) as Record<ErrorKind, number>,
     aborted: 0,
     hung: 0,
+    usageOmitted: 0,
   };
 }
 

@@ -2,7 +2,7 @@
  * The command-line flags of `docbatch engine` and `src/emulator/main.ts`, in one table that both
  * parsers (commander in the CLI, node:util parseArgs standalone) are built from.
  */
-import { rejectNeedles } from './answer-options.ts';
+import { OMIT_USAGE_MODES, rejectNeedles, type OmitUsage } from './answer-options.ts';
 import { ENGINE_PROFILES, resolveOptions, SERVER_PRESETS, type EmulatorOptions, type EngineProfile, type Faults, type ServerPreset } from './options.ts';
 
 type Kind = 'int' | 'number' | 'string' | 'bool';
@@ -51,6 +51,8 @@ const ANSWER_FLAGS: readonly FlagSpec[] = [
   { name: 'rpm', kind: 'int', arg: 'n', help: 'rate limit: requests per window per API key and model, 429 past it (default: unlimited)', apply: (o, v) => { o.rateLimit = { ...o.rateLimit, rpm: v as number }; } },
   { name: 'tpm', kind: 'int', arg: 'n', help: 'rate limit: prompt + max_tokens per window per API key and model (default: unlimited)', apply: (o, v) => { o.rateLimit = { ...o.rateLimit, tpm: v as number }; } },
   { name: 'rate-window-ms', kind: 'int', arg: 'ms', help: 'rate limit window, with --rpm or --tpm (default: 60000)', apply: (o, v) => { o.rateLimit = { ...o.rateLimit, windowMs: v as number }; } },
+  { name: 'omit-usage', kind: 'string', arg: 'mode', choices: OMIT_USAGE_MODES, help: 'answer without token counts: absent (no usage key), null ("usage": null) or null-fields (its counts null) (default: usage always sent)', apply: (o, v) => { o.omitUsage = v as OmitUsage; } },
+  { name: 'omit-usage-share', kind: 'number', arg: 'share', help: 'share of answers without usage, with --omit-usage, chosen by request id (else content) (default: 1)', apply: set('omitUsageShare') },
 ];
 
 export const FLAGS: readonly FlagSpec[] = [

@@ -4,9 +4,10 @@
  * sequence answers (free text, structured output, first-sight flaws) is answers.ts's; a paid
  * endpoint's limits are rate-limit.ts's.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApiContext } from './context.ts';
+import type { Faults } from './options.ts';
 import type { SeqFailure, SeqHandle, SeqResult } from './engine.ts';
 import { rejectNeedles } from './answer-options.ts';
 import type { AnswerPlan } from './answers.ts';
@@ -175,6 +176,20 @@ function usage(plans: readonly SeqPlan[]): Record<string, unknown> {
   return { prompt_tokens: prompt, total_tokens: prompt + completion, completion_tokens: completion, prompt_tokens_details: null };
 }
 
+/**
+ * The answer's `usage` field as the faults say (omitUsage, omitUsageShare): `{ usage }` as vLLM
+ * sends it, `{}` (absent), `{ usage: null }`, or its counts null. Which answers go without is
+ * decided by the request's X-Request-Id (else its content), so the same request always does.
+ */
+function usageField(faults: Faults, requestKey: string, plans: readonly SeqPlan[]): { usage?: unknown; omitted: boolean } {
+  const mode = faults.omitUsage;
+  const u = createHash('sha256').update(`omit-usage\u0000${requestKey}`).digest().readUInt32BE(0) / 2 ** 32;
+  if (mode === null || u >= faults.omitUsageShare) return { usage: usage(plans), omitted: false };
+  if (mode === 'absent') return { omitted: true };
+  if (mode === 'null') return { usage: null, omitted: true };
+  return { usage: { prompt_tokens: null, total_tokens: null, completion_tokens: null, prompt_tokens_details: null }, omitted: true };
+}
+
 function choice(endpoint: Endpoint, plan: SeqPlan, index: number): Record<string, unknown> {
   if (endpoint === 'completions') {
     return { index, text: plan.content, logprobs: null, finish_reason: plan.finish, stop_reason: null, prompt_logprobs: null };
@@ -212,9 +227,9 @@ function streamer(endpoint: Endpoint, res: ServerResponse, base: Record<string, 
       const plan = plans[index] as SeqPlan;
       upTo(index, Math.floor(((pieces[index]?.length ?? 0) * generated) / plan.outputTokens), null);
     },
-    finish(includeUsage: boolean): void {
+    finish(includeUsage: boolean, field: { usage?: unknown; omitted: boolean }): void {
       plans.forEach((plan, i) => upTo(i, pieces[i]?.length ?? 0, plan.finish));
-      if (includeUsage) sendEvent(res, { ...base, object, choices: [], usage: usage(plans) });
+      if (includeUsage && 'usage' in field) sendEvent(res, { ...base, object, choices: [], usage: field.usage });
       sendEvent(res, '[DONE]');
     },
   };
@@ -260,18 +275,24 @@ export async function handleInference(ctx: ApiContext, endpoint: Endpoint, req: 
     const id = requestId(req, endpoint === 'completions' ? 'cmpl' : 'chatcmpl');
     const base = { id, object: '', created: Math.floor(Date.now() / 1000), model: ctx.options.model };
     const headers = { 'x-request-id': id.slice(id.indexOf('-') + 1), ...rateHeaders };
+    const given = req.headers['x-request-id'];
+    const usageOf = () => usageField(ctx.faults(), typeof given === 'string' && given !== '' ? `id:${given}` : `content:${plans.map((p) => p.answer.contentKey).join(',')}`, plans);
     if (streaming) {
       const stream = streamer(endpoint, res, base, plans);
       startEvents(res, headers);
       stream.start();
       await runSequences(ctx, exchange, plans, hung, stream.token);
       const options = body.stream_options as { include_usage?: unknown } | undefined;
-      stream.finish(options?.include_usage === true);
+      const field = usageOf();
+      stream.finish(options?.include_usage === true, field);
       res.end();
+      if (field.omitted) ctx.counts.usageOmitted++;
     } else {
       await runSequences(ctx, exchange, plans, hung);
       const object = endpoint === 'completions' ? 'text_completion' : 'chat.completion';
-      sendJson(res, 200, { ...base, object, choices: plans.map((p, i) => choice(endpoint, p, i)), usage: usage(plans) }, headers);
+      const { omitted, ...field } = usageOf();
+      sendJson(res, 200, { ...base, object, choices: plans.map((p, i) => choice(endpoint, p, i)), ...field }, headers);
+      if (omitted) ctx.counts.usageOmitted++;
     }
     ctx.counts.completed++;
     plans.forEach((p, i) => ctx.answers.delivered(p.answer, id, i));

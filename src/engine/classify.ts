@@ -14,6 +14,7 @@
  */
 import { DocbatchError, type ErrorCode } from '../errors.ts';
 import { parseJsonLenient } from './body.ts';
+import type { ChatUsage } from './types.ts';
 
 /** Numbers read out of a context-length message; any may be missing from a server's wording. */
 export interface ContextOverflow {
@@ -41,6 +42,8 @@ export interface EngineErrorOptions {
   /** From a `Retry-After` header, when one was sent. */
   retryAfterMs?: number;
   context?: ContextOverflow;
+  /** EMPTY_OUTPUT: the token counts of the answer that had no text. */
+  usage?: ChatUsage;
 }
 
 /** Every failure the engine client reports. `code` is one of the engine codes of src/errors.ts. */
@@ -55,6 +58,8 @@ export class EngineError extends DocbatchError {
   readonly retryAfterMs: number | undefined;
   /** Set for CONTEXT_TOO_LONG. */
   readonly context: ContextOverflow | undefined;
+  /** Set for EMPTY_OUTPUT (null counts: not reported). */
+  readonly usage: ChatUsage | undefined;
 
   constructor(code: ErrorCode, message: string, options: EngineErrorOptions = {}) {
     super(code, message, options.cause === undefined ? {} : { cause: options.cause });
@@ -66,6 +71,7 @@ export class EngineError extends DocbatchError {
     this.engineDead = options.engineDead ?? false;
     this.retryAfterMs = options.retryAfterMs;
     this.context = options.context;
+    this.usage = options.usage;
   }
 }
 

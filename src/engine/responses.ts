@@ -6,7 +6,8 @@
  */
 import { parseJsonLenient } from './body.ts';
 import { EngineError } from './classify.ts';
-import type { ChatResult, ModelInfo } from './types.ts';
+import { reportedCount } from '../usage.ts';
+import type { ChatResult, ChatUsage, ModelInfo } from './types.ts';
 
 function parseJson(text: string, what: string, status: number): unknown {
   try {
@@ -24,8 +25,10 @@ function record(value: unknown): Record<string, unknown> | undefined {
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }
 
-function count(value: unknown): number {
-  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : 0;
+/** The answer's token counts; null where the server sent none (src/usage.ts). */
+function usageOf(body: Record<string, unknown>): ChatUsage {
+  const usage = record(body.usage);
+  return { promptTokens: reportedCount(usage?.prompt_tokens), completionTokens: reportedCount(usage?.completion_tokens) };
 }
 
 /** The message content as text: a string, or (some servers) a list of text parts. */
@@ -68,13 +71,13 @@ export function readChatCompletion(
     const note = reasoning ? `; the model wrote ${reasoning.length} characters of reasoning (reasoning_content) and no answer` : '';
     throw new EngineError('EMPTY_OUTPUT', `engine answered with no text (finish_reason ${JSON.stringify(finishReason)})${note}`, {
       status,
+      usage: usageOf(body),
     });
   }
-  const usage = record(body.usage);
   return {
     text: content,
     finishReason,
-    usage: { promptTokens: count(usage?.prompt_tokens), completionTokens: count(usage?.completion_tokens) },
+    usage: usageOf(body),
     latencyMs: fallback.latencyMs,
     model: typeof body.model === 'string' ? body.model : fallback.model,
     id: typeof body.id === 'string' ? body.id : '',

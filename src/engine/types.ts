@@ -2,6 +2,7 @@
  * The shapes the engine client speaks: OpenAI chat messages in, a small result out. Kept apart
  * from client.ts so that callers (the worker, the emulator's tests) can import types alone.
  */
+import type { TokenCounts } from '../usage.ts';
 import type { DataUrl } from './data-url.ts';
 
 export interface TextPart {
@@ -46,12 +47,11 @@ export interface ChatRequest {
   responseFormat?: ResponseFormat;
 }
 
-export interface ChatUsage {
-  /** 0 when the server sent no `usage`. */
-  promptTokens: number;
-  /** 0 when the server sent no `usage`. */
-  completionTokens: number;
-}
+/**
+ * The answer's token counts; null when the server did not report one (no `usage`, `"usage":
+ * null`, or the count null): unknown, not 0 (src/usage.ts).
+ */
+export type ChatUsage = TokenCounts;
 
 export interface ChatResult {
   text: string;

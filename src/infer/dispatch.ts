@@ -11,9 +11,11 @@
  *   queue (no attempt used) so a healthy worker takes it;
  * - everything else is thrown to the processor.
  *
- * Backing off (busy, rate limited, a dropped connection) happens after the unit has given back
- * its slot at the gate and finished its rate-limit entry: a sleeping unit holds no room at the
- * engine. A Retry-After is honoured up to `retryAfterMaxMs` (ENGINE_RETRY_AFTER_MAX_MS), so one
+ * A unit waits for the endpoint's rate limits (ENGINE_RPM, ENGINE_TPM) before it takes its slot
+ * at the gate, in its worker's line (rate-limit.ts): a unit the limiter holds back holds no room
+ * at the engine, and the window counts only requests really sent. Backing off (busy, rate
+ * limited, a dropped connection) happens after the unit has given back its slot at the gate and
+ * finished its rate-limit entry: a sleeping unit holds no room at the engine either. A Retry-After is honoured up to `retryAfterMaxMs` (ENGINE_RETRY_AFTER_MAX_MS), so one
  * answer cannot park a unit, or a paid endpoint's every worker, for hours.
  *
  * Poison units. A unit after which the connection drops while the engine itself stays up is the
@@ -29,9 +31,11 @@ import { EngineError } from '../engine/classify.ts';
 import type { EngineHealth } from '../engine/types.ts';
 import { actionFor, DocbatchError, toDocbatchError } from '../errors.ts';
 import { sleep } from '../timeouts.ts';
+import { UNREPORTED } from '../usage.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Engine, EngineSet } from './engine.ts';
 import type { Ticket } from './gate.ts';
+import type { RatePass } from './rate-limit.ts';
 import type { Prepared } from './units.ts';
 
 export interface DispatchParts {
@@ -98,7 +102,7 @@ export function fitMaxTokens(prepared: Prepared, maxModelLen: number | null): nu
 function emptyAnswer(err: EngineError, latencyMs: number, model: string | undefined): ChatResult {
   const finish = /finish_reason "([^"]+)"/.exec(err.message)?.[1] ?? null;
   const reasoning = /(\d+) characters of reasoning/.exec(err.message)?.[1];
-  return { text: '', finishReason: finish, usage: { promptTokens: 0, completionTokens: 0 }, latencyMs, model: model ?? '', id: '', ...(reasoning ? { reasoningChars: Number(reasoning) } : {}) };
+  return { text: '', finishReason: finish, usage: err.usage ?? UNREPORTED, latencyMs, model: model ?? '', id: '', ...(reasoning ? { reasoningChars: Number(reasoning) } : {}) };
 }
 
 /**
@@ -142,12 +146,12 @@ export class UnitSender {
       const engine = await this.usable(signal);
       const { window, gate, monitor, client } = engine;
       const solo = this.outages >= SUSPECT_AFTER_OUTAGES;
-      const ticket = await this.acquire(engine, signal, solo);
-      if (!ticket) continue; // the engine went down while we waited at its gate: choose again
-      const windowAtSend = window.size;
-      const aloneAtSend = gate.inFlight === 1;
+      /** This send's place in the endpoint's rate limits: taken before the gate, so a unit waiting for it holds no slot. */
+      let rate: RatePass | null = null;
+      let ticket: Ticket | null = null;
+      let windowAtSend = window.size;
+      let aloneAtSend = false;
       let started = performance.now();
-      let finishRate: (() => Promise<void>) | null = null;
       /** Set by a fault that backs off: slept after the finally below has given back the slot and the rate entry. */
       let backoffMs = 0;
       this.sends++;
@@ -155,10 +159,16 @@ export class UnitSender {
         const maxModelLen = (await client.model(signal)).maxModelLen;
         const maxTokens = Math.min(fitMaxTokens(prepared, maxModelLen), roomLeft ?? Infinity);
         // A paid or shared endpoint's limits, kept by all its workers together.
-        if (engine.limiter) {
-          finishRate = await engine.limiter.acquire(prepared.promptTokensEstimate + maxTokens, signal);
-          started = performance.now();
+        if (engine.limiter) rate = await engine.limiter.acquire(prepared.promptTokensEstimate + maxTokens, signal);
+        ticket = await this.acquire(engine, signal, solo);
+        if (!ticket) {
+          // The engine went down while we waited at its gate: nothing was sent; choose again.
+          this.sends--;
+          continue;
         }
+        windowAtSend = window.size;
+        aloneAtSend = gate.inFlight === 1;
+        started = performance.now();
         const result = await client
           .chat(
             {
@@ -181,12 +191,13 @@ export class UnitSender {
             throw err;
           });
         const latency = performance.now() - started;
-        window.onCompleted(performance.now(), latency, result.usage.completionTokens);
+        // A count the engine did not report is unknown to the window too, not 0.
+        window.onCompleted(performance.now(), latency, result.usage.completionTokens ?? undefined);
         this.parts.onRequest?.(latency, true);
         if (solo) this.outages = 0;
         return { result, prepared, engine, engineMs: ticket.charged() };
       } catch (caught) {
-        this.parts.onRequest?.(performance.now() - started, false);
+        if (ticket) this.parts.onRequest?.(performance.now() - started, false);
         if (signal.aborted) throw new DocbatchError('ABORTED', `aborted: ${String(signal.reason ?? '')}`, { cause: caught });
         const err = toDocbatchError(caught, 'ENGINE_ERROR');
         const dead = (err as { engineDead?: boolean }).engineDead === true;
@@ -238,8 +249,9 @@ export class UnitSender {
           throw err;
         }
       } finally {
-        ticket.release();
-        if (finishRate) await finishRate();
+        ticket?.release();
+        // A pass never used (no slot: nothing was sent) counts for nothing at the endpoint.
+        if (rate) await (ticket ? rate.finish() : rate.cancel());
       }
       if (backoffMs > 0) await sleep(backoffMs, signal, 'backing off');
     }

@@ -19,7 +19,7 @@ import type { ModelInfo } from '../engine/types.ts';
 import { DocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { BlobStore } from '../store/blobs.ts';
-import type { EngineRateLimiter } from './rate-limit.ts';
+import type { EngineRateLimiter, RatePass } from './rate-limit.ts';
 
 /** A 28 x 28 white PNG: one image token on Qwen-style models, enough to learn whether images are taken. */
 let probePng: Promise<string> | undefined;
@@ -162,10 +162,10 @@ function endpoint(client: EngineClient, path: string): string {
  * this the worker would take units only to hand them back, again and again.
  */
 export async function probeImages(client: EngineClient, model: string, log: Logger, signal?: AbortSignal, limiter: EngineRateLimiter | null = null): Promise<boolean | null> {
-  let finish: (() => Promise<void>) | null = null;
+  let pass: RatePass | null = null;
   try {
     const png = await probeImage();
-    if (limiter) finish = await limiter.acquire(64, signal ?? AbortSignal.timeout(PROBE_TIMEOUT_MS));
+    if (limiter) pass = await limiter.acquire(64, signal ?? AbortSignal.timeout(PROBE_TIMEOUT_MS));
     await client.chat(
       {
         model,
@@ -189,6 +189,6 @@ export async function probeImages(client: EngineClient, model: string, log: Logg
     log.warn({ code: (err as { code?: string }).code, err: (err as Error).message }, 'could not tell whether the model takes images; assuming it does');
     return null;
   } finally {
-    await finish?.();
+    await pass?.finish();
   }
 }

@@ -31,6 +31,7 @@ import { ensureDue, settleUnit, type SettleParts, type SettleRequest } from '../
 import type { DocMeta, DocState, SettleOutcome, UnitResult } from '../store/types.ts';
 import { checkAnswer, temperatureFor } from '../task/answer.ts';
 import type { Task } from '../task/types.ts';
+import { addCounts, type TokenCounts } from '../usage.ts';
 import { FinalUnitError, ReleaseUnit, UnitSender, type DispatchParts } from './dispatch.ts';
 import type { AnswerHold } from './hold.ts';
 import { PartsPending, type UnitPreparer } from './units.ts';
@@ -136,7 +137,7 @@ export class UnitProcessor {
       if (outcome.outcome === 'lock-lost') throw new DocbatchError('ABORTED', 'the job lock was lost before the result was recorded; result discarded');
       if (outcome.outcome === 'recorded') this.parts.onSettled?.(data, doc.meta, result);
       if (outcome.last) log.info({ units: outcome.units }, 'last unit settled; document handed to the writer');
-      return { reused: false, tokens: result.ok ? result.promptTokens + result.completionTokens : 0 };
+      return { reused: false, tokens: result.ok ? jobTokens(result) : 0 };
     } catch (caught) {
       if (caught instanceof PartsPending && token && !abort.aborted) {
         // No attempt used: the summary runs again once its parts have settled.
@@ -162,22 +163,22 @@ export class UnitProcessor {
       throw new DocbatchError('MODEL_NO_IMAGES', `the model ${meta.model ?? '(the engine\u2019s own)'} takes no images, and this unit sends page images`);
     }
     const retried: string[] = [];
-    let spent = { prompt: 0, completion: 0, engineMs: 0 };
+    // Tokens over the unit's answers: a count is unknown once one answer did not report it.
+    let spent: Spent = { tokens: { promptTokens: 0, completionTokens: 0 }, engineMs: 0 };
     let last: { code: string; message: string } | null = null;
     const tries = prepared.judge.retries + 1;
     for (let k = 0; k < tries; k++) {
       const d = await sender.send({ temperature: temperatureFor(prepared.judge, k), ...(meta.model ? { model: meta.model } : {}) }, signal).catch((err: unknown) => {
         throw structuredOutputHint(err, prepared.request.responseFormat !== undefined);
       });
-      spent = { prompt: spent.prompt + d.result.usage.promptTokens, completion: spent.completion + d.result.usage.completionTokens, engineMs: spent.engineMs + d.engineMs };
+      spent = { tokens: addCounts(spent.tokens, d.result.usage), engineMs: spent.engineMs + d.engineMs };
       const verdict = checkAnswer(d.prepared.judge, d.result);
       if (verdict.ok) {
         return {
           ok: true,
           text: verdict.text,
           ...(verdict.data !== undefined ? { data: verdict.data } : {}),
-          promptTokens: spent.prompt,
-          completionTokens: spent.completion,
+          ...spent.tokens,
           engineMs: Math.round(spent.engineMs),
           latencyMs: Math.round(d.result.latencyMs),
           model: d.result.model,
@@ -201,8 +202,7 @@ export class UnitProcessor {
       return {
         ok: true,
         text: fallbackText,
-        promptTokens: spent.prompt,
-        completionTokens: spent.completion,
+        ...spent.tokens,
         engineMs: Math.round(spent.engineMs),
         latencyMs: 0,
         model: 'text-layer',
@@ -248,7 +248,7 @@ export class UnitProcessor {
         message: err.message,
         worker: this.parts.workerName,
         ...(err instanceof AnswerRejected
-          ? { retried: err.retried, promptTokens: err.spent.prompt, completionTokens: err.spent.completion, engineMs: Math.round(err.spent.engineMs) }
+          ? { retried: err.retried, ...err.spent.tokens, engineMs: Math.round(err.spent.engineMs) }
           : {}),
       };
       const outcome = await this.record(job, token, queueName, { data: job.data, meta, result }, log);
@@ -337,10 +337,21 @@ function structuredOutputHint(err: unknown, asked: boolean): unknown {
  * Every try's answer was rejected: the unit fails for good with the last one's code (the tries
  * were its retries; a job attempt more would only repeat them), keeping what they cost.
  */
+/** What a unit's answers cost: tokens as the engine reported them, engine time. */
+interface Spent {
+  tokens: TokenCounts;
+  engineMs: number;
+}
+
+/** A job's tokens (its BullMQ return value): null when the engine did not report them all. */
+function jobTokens(counts: TokenCounts): number | null {
+  return counts.promptTokens === null || counts.completionTokens === null ? null : counts.promptTokens + counts.completionTokens;
+}
+
 class AnswerRejected extends FinalUnitError {
   readonly retried: string[];
-  readonly spent: { prompt: number; completion: number; engineMs: number };
-  constructor(code: string, message: string, retried: string[], spent: { prompt: number; completion: number; engineMs: number }) {
+  readonly spent: Spent;
+  constructor(code: string, message: string, retried: string[], spent: Spent) {
     super(code as DocbatchError['code'], `${message} (${retried.length} tries)`);
     this.retried = retried;
     this.spent = spent;

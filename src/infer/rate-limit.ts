@@ -12,6 +12,14 @@
  * only a window after that: a request let through later cannot reach the endpoint within one
  * window of an earlier one's arrival, whatever the delays (a busy machine, a slow network).
  *
+ * Units of one worker wait for the limiter in one line, first come first served: one loop asks
+ * Redis for the units at the front, and Redis lets through the longest run of them that fits,
+ * in order (a small request never overtakes a big one, and a burst of room is used in one round
+ * trip). The worker asks before it takes a slot at the engine's gate, so a unit waiting here
+ * holds no slot (`waiting` counts them: `docbatch_worker_rate_waiting`). A pass the unit never
+ * used (the engine went down before the request left) is given back (`cancel`): it counts for
+ * nothing.
+ *
  *   {p}:rate:{engine}        zset   sends of the last window: member "nonce:tokens", score the answer's
  *                                   time (while in flight: the latest it could come back)
  *   {p}:rate:{engine}:hold   string set while the endpoint asked everyone to wait (PX)
@@ -19,47 +27,60 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { DocbatchError } from '../errors.ts';
-import { sleep } from '../timeouts.ts';
 
 /**
- * KEYS: the send log, the hold key. ARGV: rpm (0 = none), tpm (0 = none), tokens, nonce, window ms,
- * the longest a request may take (its provisional time is now + that, until FINISH sets it).
- * Returns 0 when the send is recorded (go), else the milliseconds to wait before asking again.
+ * KEYS: the send log, the hold key. ARGV: rpm (0 = none), tpm (0 = none), window ms, the longest a
+ * request may take (its provisional time is now + that, until FINISH sets it), then a nonce and
+ * the tokens of each request in line, oldest first. Records the longest run of them from the
+ * first that fits. Returns {how many were recorded, the milliseconds to wait before asking for
+ * the next (0 when all were)}.
  */
 const ACQUIRE_LUA = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local hold = redis.call('PTTL', KEYS[2])
-if hold > 0 then return hold end
-local window = tonumber(ARGV[5])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if hold > 0 then return {0, hold} end
 local rpm = tonumber(ARGV[1])
 local tpm = tonumber(ARGV[2])
-local tokens = tonumber(ARGV[3])
+local window = tonumber(ARGV[3])
+local longest = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local sends = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local count = #sends / 2
-if rpm > 0 and count >= rpm then
-  -- wait until the oldest send leaves the window
-  return math.max(1, math.min(tonumber(sends[2]) + window - now, 1000))
+local used = 0
+for i = 1, #sends, 2 do
+  used = used + tonumber(string.match(sends[i], ':(%d+)$') or '0')
 end
-if tpm > 0 then
-  local used = 0
-  for i = 1, #sends, 2 do
-    used = used + tonumber(string.match(sends[i], ':(%d+)$') or '0')
+local recorded = 0
+local wait = 0
+for j = 5, #ARGV, 2 do
+  local tokens = tonumber(ARGV[j + 1])
+  if rpm > 0 and count >= rpm then
+    -- wait until the oldest send leaves the window (one recorded just now leaves a window from now at the soonest)
+    local oldest = #sends > 0 and tonumber(sends[2]) or now
+    wait = math.max(1, math.min(oldest + window - now, 1000))
+    break
   end
-  if used + tokens > tpm and count > 0 then
+  if tpm > 0 and used + tokens > tpm and count > 0 then
     -- wait until enough of the oldest sends leave the window
+    wait = 1000
     local freed = 0
     for i = 1, #sends, 2 do
       freed = freed + tonumber(string.match(sends[i], ':(%d+)$') or '0')
-      if used - freed + tokens <= tpm then return math.max(1, math.min(tonumber(sends[i + 1]) + window - now, 1000)) end
+      if used - freed + tokens <= tpm then
+        wait = math.max(1, math.min(tonumber(sends[i + 1]) + window - now, 1000))
+        break
+      end
     end
-    return 1000
+    break
   end
+  redis.call('ZADD', KEYS[1], now + longest, ARGV[j] .. ':' .. tokens)
+  count = count + 1
+  used = used + tokens
+  recorded = recorded + 1
 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[6]), ARGV[4] .. ':' .. tokens)
-redis.call('PEXPIRE', KEYS[1], window * 2 + tonumber(ARGV[6]))
-return 0
+if recorded > 0 then redis.call('PEXPIRE', KEYS[1], window * 2 + longest) end
+return {recorded, wait}
 `;
 
 /** KEYS: the send log. ARGV: the member. The request's answer is back: its time becomes now. */
@@ -71,9 +92,30 @@ return 1
 `;
 
 interface LimitingRedis extends Redis {
-  docbatchRateAcquire(log: string, hold: string, ...args: Array<string | number>): Promise<number>;
+  docbatchRateAcquire(log: string, hold: string, ...args: Array<string | number>): Promise<[number, number]>;
   docbatchRateFinish(log: string, member: string): Promise<number>;
 }
+
+/** A request let through by the limiter: say when it is done with, one way or the other. */
+export interface RatePass {
+  /** The request's answer (or failure) is back: it counts from now until a window has passed. */
+  finish(): Promise<void>;
+  /** The request never left (the engine went down while it waited at the gate): it counts for nothing. */
+  cancel(): Promise<void>;
+}
+
+/** A unit in this worker's line for the limiter. */
+interface InLine {
+  nonce: string;
+  tokens: number;
+  signal: AbortSignal;
+  onAbort: () => void;
+  resolve: (pass: RatePass) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Requests of the line asked for in one round trip. */
+const ASK_AT_ONCE = 64;
 
 export interface RateLimits {
   /** Requests per window; undefined: none. */
@@ -90,6 +132,12 @@ export class EngineRateLimiter {
   private readonly redis: LimitingRedis;
   private readonly key: string;
   private readonly limits: RateLimits;
+  /** This worker's units waiting for the limiter, oldest first. */
+  private readonly line: InLine[] = [];
+  /** The loop asking Redis for the line runs (one at a time). */
+  private asking = false;
+  /** Ends the loop's wait early (the line emptied while it waited). */
+  private wake: (() => void) | null = null;
 
   /** `engine` names the endpoint (its URL without credentials): workers sending to it share one budget. */
   constructor(redis: Redis, prefix: string, engine: string, limits: RateLimits) {
@@ -106,22 +154,110 @@ export class EngineRateLimiter {
     return this.limits.rpm !== undefined || this.limits.tpm !== undefined;
   }
 
+  /** Units of this worker waiting for the limiter (in its line, not yet let through). */
+  get waiting(): number {
+    return this.line.length;
+  }
+
   /**
-   * Waits until a request of `tokens` may leave, and records it. Call the returned function when
-   * its answer (or failure) is back.
+   * Waits, in this worker's line, until a request of `tokens` may leave, and records it. The
+   * returned pass says when the request is done with.
    */
-  async acquire(tokens: number, signal: AbortSignal): Promise<() => Promise<void>> {
-    const { rpm, tpm } = this.limits;
+  acquire(tokens: number, signal: AbortSignal): Promise<RatePass> {
+    const { tpm } = this.limits;
     if (tpm !== undefined && tokens > tpm) {
-      throw new DocbatchError('BAD_REQUEST', `one request needs ${tokens} tokens (prompt + max_tokens), more than ENGINE_TPM ${tpm} allows in a minute`);
+      return Promise.reject(new DocbatchError('BAD_REQUEST', `one request needs ${tokens} tokens (prompt + max_tokens), more than ENGINE_TPM ${tpm} allows in a minute`));
     }
-    const tokenCount = Math.max(0, Math.round(tokens));
-    const member = `${randomBytes(6).toString('hex')}:${tokenCount}`;
-    for (;;) {
-      const wait = await this.redis.docbatchRateAcquire(this.key, `${this.key}:hold`, rpm ?? 0, tpm ?? 0, tokenCount, member.split(':')[0]!, this.limits.windowMs ?? 60_000, this.limits.requestTimeoutMs ?? 600_000);
-      if (wait === 0) return () => this.redis.docbatchRateFinish(this.key, member).then(() => undefined, () => undefined);
-      await sleep(Math.min(wait, 5000) + Math.random() * 50, signal, 'waiting for the rate limit');
+    const aborted = () => new DocbatchError('ABORTED', 'aborted while waiting for the rate limit', { cause: signal.reason });
+    if (signal.aborted) return Promise.reject(aborted());
+    return new Promise<RatePass>((resolve, reject) => {
+      const me: InLine = {
+        nonce: randomBytes(6).toString('hex'),
+        tokens: Math.max(0, Math.round(tokens)),
+        signal,
+        resolve,
+        reject,
+        onAbort: () => {
+          this.leave(me);
+          reject(aborted());
+        },
+      };
+      signal.addEventListener('abort', me.onAbort, { once: true });
+      this.line.push(me);
+      if (!this.asking) void this.ask();
+    });
+  }
+
+  /** Asks Redis for the front of the line until the line is empty. */
+  private async ask(): Promise<void> {
+    this.asking = true;
+    try {
+      while (this.line.length > 0) {
+        const front = this.line.slice(0, ASK_AT_ONCE);
+        const { rpm, tpm, windowMs, requestTimeoutMs } = this.limits;
+        let recorded: number;
+        let wait: number;
+        try {
+          [recorded, wait] = await this.redis.docbatchRateAcquire(this.key, `${this.key}:hold`, rpm ?? 0, tpm ?? 0, windowMs ?? 60_000, requestTimeoutMs ?? 600_000, ...front.flatMap((u) => [u.nonce, u.tokens]));
+        } catch (err) {
+          // Each unit would have met the same failure asking alone: they all hear it.
+          for (const u of this.line.splice(0)) {
+            u.signal.removeEventListener('abort', u.onAbort);
+            u.reject(err);
+          }
+          return;
+        }
+        for (const u of front.slice(0, recorded)) {
+          const member = `${u.nonce}:${u.tokens}`;
+          if (!this.line.includes(u)) {
+            // It stopped waiting while Redis let it through: its entry counts for nothing.
+            await this.redis.zrem(this.key, member).catch(() => undefined);
+            continue;
+          }
+          this.leave(u);
+          u.signal.removeEventListener('abort', u.onAbort);
+          u.resolve(this.pass(member));
+        }
+        if (wait > 0 && this.line.length > 0) await this.nap(Math.min(wait, 5000));
+      }
+    } finally {
+      this.asking = false;
     }
+  }
+
+  private leave(u: InLine): void {
+    const at = this.line.indexOf(u);
+    if (at >= 0) this.line.splice(at, 1);
+    if (this.line.length === 0) this.wake?.();
+  }
+
+  /** Waits `ms`, or less if the line empties meanwhile. */
+  private nap(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+    });
+  }
+
+  private pass(member: string): RatePass {
+    let done = false;
+    const once = (op: () => Promise<unknown>) => async () => {
+      if (done) return;
+      done = true;
+      await op().then(
+        () => undefined,
+        () => undefined,
+      );
+    };
+    return {
+      finish: once(() => this.redis.docbatchRateFinish(this.key, member)),
+      cancel: once(() => this.redis.zrem(this.key, member)),
+    };
   }
 
   /** The endpoint said wait (429 Retry-After): every worker of it waits that long. */

@@ -55,6 +55,8 @@ function shell(title: string, ctx: PageContext, body: Raw): string {
 }
 
 const number = (n: number) => n.toLocaleString('en-US');
+/** A token total as the API gives it: `1,234`, `≥1,234` (some units had no usage), `?` (none reported). */
+const tokens = (n: number | null, withoutUsage: number) => (n === null ? '?' : `${withoutUsage > 0 ? '≥' : ''}${number(n)}`);
 
 function when(iso: string | null): Raw {
   if (!iso) return raw('<span class="muted">—</span>');
@@ -111,7 +113,7 @@ export function listPage(ctx: PageContext, list: ListResult, query: { q: string;
     (d) => html`<tr data-id="${d.id}"><td class="doc"><a href="/documents/${d.id}">${d.name}</a><div class="muted small">${d.source}</div><div class="muted small mono">${d.id}</div></td>
 <td>${d.kind} · ${d.task}${d.model ? html`<div class="muted small">${d.model}</div>` : ''}</td><td>${stateBadge(d.state, d.phase)}</td><td class="units">${unitsBar(d)}</td>
 <td class="num">${formatRate(d.rate)}</td><td class="num">${d.state === 'running' ? formatDuration(d.eta_seconds) : '—'}</td>
-<td class="num">${number(d.prompt_tokens + d.completion_tokens)}${d.cost_usd !== null ? html`<div class="muted small">$${d.cost_usd.toFixed(4)}</div>` : ''}</td>
+<td class="num">${d.prompt_tokens === null && d.completion_tokens === null ? '?' : tokens((d.prompt_tokens ?? 0) + (d.completion_tokens ?? 0), d.units_without_usage)}${d.cost_usd !== null ? html`<div class="muted small">$${d.cost_usd.toFixed(4)}</div>` : ''}</td>
 <td>${when(d.started_at)}</td><td>${when(d.finished_at)}</td><td>${outputs(d)}</td></tr>`,
   );
   const params = (page: number) => {
@@ -145,7 +147,7 @@ export function detailPage(ctx: PageContext, d: DocumentJson, failures: Failures
   const body = html`<p><a href="/documents">← all documents</a></p><h1>${d.name}</h1>
 <dl class="facts">${field('id', html`<span class="mono">${d.id}</span>`)}${field('input', d.source)}${field('kind · task · unit', `${d.kind} · ${d.task} · ${d.unit}`)}${field('model', d.model ?? 'whatever the engine serves')}
 ${field('state', stateBadge(d.state, d.phase))}${field('units', unitsBar(d))}${field('rate', formatRate(d.rate))}${field('time left', d.state === 'running' ? formatDuration(d.eta_seconds) : '—')}
-${field('tokens', `${number(d.prompt_tokens)} prompt, ${number(d.completion_tokens)} generated`)}${field('engine time', `${d.engine_seconds.toFixed(1)} s${d.cost_usd !== null ? ` · $${d.cost_usd.toFixed(4)}` : ''}`)}
+${field('tokens', `${tokens(d.prompt_tokens, d.units_without_usage)} prompt, ${tokens(d.completion_tokens, d.units_without_usage)} generated${d.units_without_usage > 0 ? ` (no usage reported for ${d.units_without_usage} unit${d.units_without_usage === 1 ? '' : 's'})` : ''}`)}${field('engine time', `${d.engine_seconds.toFixed(1)} s${d.cost_usd !== null ? ` · $${d.cost_usd.toFixed(4)}` : ''}`)}
 ${field('enqueued', when(d.enqueued_at))}${field('started', when(d.started_at))}${field('finished', when(d.finished_at))}${field('written', when(d.written_at))}
 ${field('outputs', outputs(d))}${d.write_error ? field('write error', html`<code>${d.write_error.code}</code> ${d.write_error.message}`) : ''}${field('jobs', html`<a href="/queue/${queue}">queue ${queue}</a>`)}</dl>
 <section><h2>Failed units${d.failed > 0 ? ` (${d.failed})` : ''}</h2>${failuresBlock}

@@ -17,6 +17,7 @@ import { readFile, realpath } from 'node:fs/promises';
 import { basename, relative, isAbsolute } from 'node:path';
 import { readArchive } from '../store/archive.ts';
 import { costUsd } from './cost.ts';
+import { totalJson } from '../usage.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import type { DocStore } from '../store/docs.ts';
 import type { DocRecord, DocState, UnitResult } from '../store/types.ts';
@@ -48,8 +49,11 @@ export interface DocumentJson {
   /** Units per second since its first unit started. */
   rate: number | null;
   eta_seconds: number | null;
-  prompt_tokens: number;
-  completion_tokens: number;
+  /** Tokens the engine reported: a lower bound when units_without_usage > 0; null when none was (src/usage.ts). */
+  prompt_tokens: number | null;
+  completion_tokens: number | null;
+  /** Units settled whose tokens the engine did not report. */
+  units_without_usage: number;
   engine_seconds: number;
   /** At GPU_HOURLY_USD, when the dashboard has it. */
   cost_usd: number | null;
@@ -81,8 +85,9 @@ export function documentJson(record: DocRecord, options: { gpuHourlyUsd?: number
     failed: record.failed,
     rate: p.rate,
     eta_seconds: p.etaSeconds,
-    prompt_tokens: record.promptTokens,
-    completion_tokens: record.completionTokens,
+    prompt_tokens: totalJson(record.promptTokens, record.unitsWithoutUsage),
+    completion_tokens: totalJson(record.completionTokens, record.unitsWithoutUsage),
+    units_without_usage: record.unitsWithoutUsage,
     engine_seconds: record.engineMs / 1000,
     cost_usd: costUsd(record.engineMs, price),
     enqueued_at: record.meta.enqueuedAt ?? record.createdAt,

@@ -18,6 +18,7 @@ import { connectRedis, openQueue } from '../../queues/connect.ts';
 import { QUEUES, type UnitJobData } from '../../queues/contracts.ts';
 import type { DocMeta, UnitResult } from '../store/types.ts';
 import { withDeadline } from '../timeouts.ts';
+import { lacksUsage } from '../usage.ts';
 
 export const METRIC_PREFIX = 'docbatch_';
 
@@ -138,6 +139,8 @@ export interface ObservedWorker {
     readonly window: { snapshot(): { size: number; state: string } };
     readonly gate: { readonly inFlight: number; readonly waiting: number; readonly busyTime: number };
     readonly monitor: { readonly isDown: boolean; readonly deaths: number; on(event: 'down' | 'up', listener: () => void): unknown };
+    /** The endpoint's shared rate limits, when it has any. */
+    readonly limiter: { readonly waiting: number } | null;
   };
   on(event: 'unit:settled', listener: (data: UnitJobData, meta: DocMeta, result: UnitResult) => void): unknown;
   on(event: 'request', listener: (ms: number, ok: boolean) => void): unknown;
@@ -174,6 +177,7 @@ export class WorkerMetrics {
     failed: Counter;
     promptTokens: Counter;
     completionTokens: Counter;
+    withoutUsage: Counter;
     requestSeconds: Histogram;
     renderSeconds: Histogram;
     ooms: Counter;
@@ -192,6 +196,7 @@ export class WorkerMetrics {
       failed: new Counter({ name: `${p}units_failed_total`, help: 'Units that failed for good, by error code (src/errors.ts).', labelNames: ['kind', 'code'], registers }),
       promptTokens: new Counter({ name: `${p}prompt_tokens_total`, help: 'Prompt tokens of recorded units, as the engine counted them, by model.', labelNames: ['model'], registers }),
       completionTokens: new Counter({ name: `${p}completion_tokens_total`, help: 'Completion tokens of recorded units, as the engine counted them, by model.', labelNames: ['model'], registers }),
+      withoutUsage: new Counter({ name: `${p}units_without_usage_total`, help: 'Recorded units whose tokens the engine did not (all) report: the token counters leave them out (a lower bound), by model.', labelNames: ['model'], registers }),
       requestSeconds: new Histogram({ name: `${p}request_duration_seconds`, help: 'Engine request latency, from send to answer or failure.', labelNames: ['outcome'], buckets: LATENCY_BUCKETS, registers }),
       renderSeconds: new Histogram({ name: `${p}render_duration_seconds`, help: 'Time to render a page to an image (recorded page units).', buckets: RENDER_BUCKETS, registers }),
       ooms: new Counter({ name: `${p}engine_oom_total`, help: 'Requests that failed because the engine ran out of GPU memory (an engine death counts).', registers }),
@@ -209,6 +214,7 @@ export class WorkerMetrics {
     gauge('worker_window', 'Requests this worker may have in flight at the engine now (the adaptive window).', (w) => w.engine.window.snapshot().size);
     gauge('worker_in_flight', 'Requests of this worker at the engine now.', (w) => w.engine.gate.inFlight);
     gauge('worker_gate_waiting', 'Prepared units waiting at the gate for a window slot.', (w) => w.engine.gate.waiting);
+    gauge('worker_rate_waiting', "Units waiting for the endpoint's rate limit (ENGINE_RPM, ENGINE_TPM), holding no window slot.", (w) => w.engine.limiter?.waiting ?? 0);
     gauge('worker_active_units', 'Units this worker holds (preparing, waiting or in flight).', (w) => w.activeUnits);
     gauge('engine_up', '1 while the engine answers, 0 while this worker waits for it to come back.', (w) => (w.engine.monitor.isDown ? 0 : 1));
     new Gauge({
@@ -251,12 +257,14 @@ export class WorkerMetrics {
       const kind = unitKind(data, meta);
       if (result.ok) {
         f.completed.inc({ kind, model: result.model });
-        f.promptTokens.inc({ model: result.model }, result.promptTokens);
-        f.completionTokens.inc({ model: result.model }, result.completionTokens);
+        // A count the engine did not report is left out, not counted as 0 (src/usage.ts).
+        if (result.promptTokens !== null) f.promptTokens.inc({ model: result.model }, result.promptTokens);
+        if (result.completionTokens !== null) f.completionTokens.inc({ model: result.model }, result.completionTokens);
         if (result.renderMs !== undefined) f.renderSeconds.observe(result.renderMs / 1000);
       } else {
         f.failed.inc({ kind, code: result.code });
       }
+      if (lacksUsage(result)) f.withoutUsage.inc({ model: result.ok ? result.model : (meta.model ?? '') });
     });
     worker.on('request', (ms, ok) => f.requestSeconds.observe({ outcome: ok ? 'ok' : 'error' }, ms / 1000));
     worker.on('oom', () => f.ooms.inc());

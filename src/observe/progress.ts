@@ -83,8 +83,11 @@ export interface Totals {
   units: number;
   done: number;
   failed: number;
+  /** Tokens the engine reported: a lower bound when unitsWithoutUsage > 0 (src/usage.ts). */
   promptTokens: number;
   completionTokens: number;
+  /** Units settled whose tokens the engine did not report. */
+  unitsWithoutUsage: number;
   engineMs: number;
   /**
    * Units settled per second while any of them ran: the units settled in their current runs
@@ -106,6 +109,7 @@ export function totalsOf(progress: readonly DocProgress[], now = Date.now()): To
   let failed = 0;
   let promptTokens = 0;
   let completionTokens = 0;
+  let unitsWithoutUsage = 0;
   let engineMs = 0;
   let first: number | null = null;
   let last: number | null = null;
@@ -118,6 +122,7 @@ export function totalsOf(progress: readonly DocProgress[], now = Date.now()): To
     failed += r.failed;
     promptTokens += r.promptTokens;
     completionTokens += r.completionTokens;
+    unitsWithoutUsage += r.unitsWithoutUsage;
     engineMs += r.engineMs;
     if (r.startedAt) first = Math.min(first ?? Infinity, Date.parse(r.startedAt));
     const end = p.finished && r.finishedAt ? Date.parse(r.finishedAt) : r.startedAt ? now : null;
@@ -131,7 +136,7 @@ export function totalsOf(progress: readonly DocProgress[], now = Date.now()): To
   const settledInRuns = runs.reduce((n, run) => n + run.settled, 0);
   const rate = runs.length > 0 && settledInRuns > 0 ? settledInRuns / Math.max(0.001, busyMs(runs) / 1000) : null;
   const etaSeconds = finished ? 0 : rate ? Math.max(0, units - settled) / rate : null;
-  return { documents: progress.length, byState, units, done, failed, promptTokens, completionTokens, engineMs, rate, elapsedSeconds, etaSeconds, finished };
+  return { documents: progress.length, byState, units, done, failed, promptTokens, completionTokens, unitsWithoutUsage, engineMs, rate, elapsedSeconds, etaSeconds, finished };
 }
 
 /** Milliseconds covered by at least one of `spans`. */

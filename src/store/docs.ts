@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { MARK_WRITTEN_LUA, REGISTER_LUA, REOPEN_LUA, RESTORE_LUA, SETTLE_LUA } from './scripts.ts';
 import type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult } from './types.ts';
+import { lacksUsage } from '../usage.ts';
 
 export type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult, UnitResultOk, UnitResultFailed } from './types.ts';
 
@@ -249,7 +250,8 @@ export class DocStore {
     reopens?: number,
   ): Promise<SettleOutcome> {
     const ok = result.ok ? 1 : 0;
-    // A failure counts what the engine spent on its rejected answers too.
+    // A failure counts what the engine spent on its rejected answers too. Counts the engine did
+    // not report add nothing; the unit is counted in `units_without_usage` instead.
     const prompt = result.promptTokens ?? 0;
     const completion = result.completionTokens ?? 0;
     const engineMs = Math.round(result.engineMs ?? 0);
@@ -271,6 +273,7 @@ export class DocStore {
       group ? String(group.reduce) : '',
       group?.count ?? 0,
       reopens ?? '',
+      lacksUsage(result) ? 1 : 0,
     );
     const outcome = status === 1 ? 'recorded' : status === 0 ? 'duplicate' : status === -1 ? 'lock-lost' : status === -2 ? 'stale' : status === -4 ? 'reopened' : 'missing';
     return { outcome, settled, units, last: last === 1, groupDone: groupDone === 1 };
@@ -516,6 +519,7 @@ function parseRecord(docId: string, h: Record<string, string>): DocRecord {
     failed: n('failed'),
     promptTokens: n('prompt_tokens'),
     completionTokens: n('completion_tokens'),
+    unitsWithoutUsage: n('units_without_usage'),
     engineMs: n('engine_ms'),
     createdAt: h.created_at ?? '',
     startedAt: h.started_at || null,

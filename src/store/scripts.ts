@@ -8,7 +8,8 @@
  * KEYS: doc hash, results hash (of the job's generation), job lock key, global stats hash, groups hash
  * ARGV: unit, gen, result JSON, ok (1/0), lock token ('' = no check), now, prompt tokens,
  *       completion tokens, engine ms (spent on the unit, answered or failed), group field
- *       ('' = none), group size, reopens when the unit's inputs were read ('' = no check)
+ *       ('' = none), group size, reopens when the unit's inputs were read ('' = no check),
+ *       1 when the engine did not report the unit's tokens (counted in units_without_usage)
  * A written generation takes no result (its results left Redis with the write; a retry restores
  * them before it reopens units): a settle that lands after it, without a lock, is a duplicate.
  * Returns {status, settled, units, last, groupDone}: status 1 recorded, 0 duplicate, -1 lock
@@ -34,6 +35,7 @@ if ARGV[10] ~= '' then
 end
 redis.call('HINCRBY', KEYS[1], 'prompt_tokens', ARGV[7])
 redis.call('HINCRBY', KEYS[1], 'completion_tokens', ARGV[8])
+if ARGV[13] == '1' then redis.call('HINCRBY', KEYS[1], 'units_without_usage', 1) end
 redis.call('HINCRBY', KEYS[1], 'engine_ms', ARGV[9])
 redis.call('HINCRBY', KEYS[4], 'engine_ms', ARGV[9])
 if ARGV[4] == '1' then
@@ -80,7 +82,7 @@ end
 local id = string.sub(KEYS[1], string.len(ARGV[11]) + 6)
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'gen', next, 'units', ARGV[2], 'feed_end', ARGV[3], 'fed', 0,
-  'state', 'enqueuing', 'done', 0, 'failed', 0, 'prompt_tokens', 0, 'completion_tokens', 0, 'engine_ms', 0,
+  'state', 'enqueuing', 'done', 0, 'failed', 0, 'prompt_tokens', 0, 'completion_tokens', 0, 'units_without_usage', 0, 'engine_ms', 0,
   'created_at', ARGV[5], 'queue', ARGV[7], 'priority', ARGV[8], 'job_name', ARGV[9])
 if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'password', ARGV[10]) end
 redis.call('ZADD', KEYS[2], 'NX', ARGV[6], id)

@@ -58,8 +58,11 @@ export interface DocRecord {
   state: DocState;
   done: number;
   failed: number;
+  /** Tokens the engine reported, over every unit settled (a lower bound when unitsWithoutUsage > 0). */
   promptTokens: number;
   completionTokens: number;
+  /** Units settled (retries included) whose tokens the engine did not (all) report (src/usage.ts). */
+  unitsWithoutUsage: number;
   engineMs: number;
   createdAt: string;
   startedAt: string | null;
@@ -95,8 +98,9 @@ export interface UnitResultOk extends UnitTrail {
   text: string;
   /** JSON tasks: the validated value. */
   data?: unknown;
-  promptTokens: number;
-  completionTokens: number;
+  /** Over the unit's answers; null when one of them did not report it (unknown, not 0: src/usage.ts). */
+  promptTokens: number | null;
+  completionTokens: number | null;
   /**
    * Engine time attributed to this unit: its request latency divided by the number of requests
    * that shared the engine with it (from this worker's view), in ms. Sums to about the wall time
@@ -121,9 +125,9 @@ export interface UnitResultFailed extends UnitTrail {
   ok: false;
   code: string;
   message: string;
-  /** What the engine spent on answers that were all rejected (counted in the document's cost). */
-  promptTokens?: number;
-  completionTokens?: number;
+  /** What the engine spent on answers that were all rejected (counted in the document's cost); null: not reported. */
+  promptTokens?: number | null;
+  completionTokens?: number | null;
   engineMs?: number;
 }
 

@@ -17,6 +17,7 @@ import type { DocStore } from '../store/docs.ts';
 import type { DocRecord, UnitResult, UnitResultOk } from '../store/types.ts';
 import type { OutputSink } from './atomic.ts';
 import { jsonlLine } from '../jsonl.ts';
+import { usageJson } from '../usage.ts';
 
 export interface UnitFailure {
   unit: number;
@@ -122,5 +123,5 @@ function pageBlock(page: number, r: UnitResult): string {
 
 function pageLine(page: number, r: UnitResult): string {
   if (!r.ok) return jsonlLine({ page, error: { code: r.code, message: r.message } });
-  return jsonlLine({ page, data: (r as UnitResultOk).data ?? null, model: r.model, finish_reason: r.finishReason, usage: { prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens } });
+  return jsonlLine({ page, data: (r as UnitResultOk).data ?? null, model: r.model, finish_reason: r.finishReason, usage: usageJson(r) });
 }

@@ -18,6 +18,7 @@ import type { DocRecord, UnitResult } from '../store/types.ts';
 import { count, missing, newTally, type Assembled, type Tally } from './assemble.ts';
 import type { OutputSink } from './atomic.ts';
 import { jsonLines, jsonlLine } from '../jsonl.ts';
+import { usageJson } from '../usage.ts';
 
 interface Conversation {
   first: SidecarChunk;
@@ -41,7 +42,7 @@ export async function writeChat(record: DocRecord, store: DocStore, blobs: BlobS
 
   const answer = (r: UnitResult) =>
     r.ok
-      ? { ...(json ? { data: r.data ?? null } : { summary: r.text }), usage: { prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens }, model: r.model, finish_reason: r.finishReason }
+      ? { ...(json ? { data: r.data ?? null } : { summary: r.text }), usage: usageJson(r), model: r.model, finish_reason: r.finishReason }
       : { ...(json ? { data: null } : { summary: null }), usage: { prompt_tokens: 0, completion_tokens: 0 }, error: { code: r.code, message: r.message } };
 
   try {

@@ -5,6 +5,7 @@
  */
 import type { DocKind, DocRecord } from '../store/types.ts';
 import { costPer1000Units, costUsd } from '../observe/cost.ts';
+import { totalJson, usageKeys } from '../usage.ts';
 import type { Tally, UnitFailure } from './assemble.ts';
 
 export interface Report {
@@ -33,8 +34,16 @@ export interface Report {
   started_at: string | null;
   finished_at: string | null;
   enqueued_at: string;
-  prompt_tokens: number;
-  completion_tokens: number;
+  /**
+   * Tokens the engine reported, rejected answers included. A lower bound when some units had no
+   * usage (`units_without_usage` > 0, `tokens_note` says so); null when none was reported at all.
+   */
+  prompt_tokens: number | null;
+  completion_tokens: number | null;
+  /** Units (retries included) whose tokens the engine did not report (no `usage`, or its counts null). */
+  units_without_usage: number;
+  /** Present when `units_without_usage` > 0: the token figures are a lower bound (src/usage.ts). */
+  tokens_note?: string;
   /** Engine time attributed to this document (each request's share of the busy engine). */
   engine_seconds: number;
   /** Served model names that answered. */
@@ -83,8 +92,9 @@ export function buildReport(record: DocRecord, parts: { outputs: string[]; tally
     started_at: record.startedAt,
     finished_at: record.finishedAt,
     enqueued_at: record.meta.enqueuedAt,
-    prompt_tokens: record.promptTokens,
-    completion_tokens: record.completionTokens,
+    prompt_tokens: totalJson(record.promptTokens, record.unitsWithoutUsage),
+    completion_tokens: totalJson(record.completionTokens, record.unitsWithoutUsage),
+    ...usageKeys(record.unitsWithoutUsage),
     engine_seconds: engineSeconds,
     models: [...tally.models].sort(),
     engines: sorted(tally.engines),

@@ -134,13 +134,13 @@ describe('classifyTransportError', () => {
 });
 
 describe('reading 2xx bodies', () => {
-  it('accepts content as a list of text parts and a missing usage', () => {
+  it('accepts content as a list of text parts and a missing usage (unknown counts: null, not 0)', () => {
     const result = readChatCompletion(
       JSON.stringify({ choices: [{ index: 0, message: { content: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }] } }] }),
       200,
       { model: 'm', latencyMs: 5 },
     );
-    expect(result).toEqual({ text: 'ab', finishReason: null, usage: { promptTokens: 0, completionTokens: 0 }, latencyMs: 5, model: 'm', id: '' });
+    expect(result).toEqual({ text: 'ab', finishReason: null, usage: { promptTokens: null, completionTokens: null }, latencyMs: 5, model: 'm', id: '' });
   });
 
   it('lists models with and without max_model_len', () => {

@@ -15,7 +15,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 function record(i: number, over: Partial<DocRecord> = {}): DocRecord {
   const docId = `d${String(i).padStart(20, '0')}`;
   const meta = { docId, kind: 'pdf', source: `in/report-${i}.pdf`, sha256: 'x', name: `report-${i}`, outSub: '', units: 17, feedUnits: 17, blob: 'b', task: {} as DocMeta['task'], model: null, queue: 'infer', priority: 0, enqueuedAt: iso(T0) } as DocMeta;
-  return { docId, meta, gen: 1, units: 17, state: 'running', done: 0, failed: 0, promptTokens: 0, completionTokens: 0, engineMs: 0, createdAt: iso(T0), startedAt: null, finishedAt: null, resumedAt: null, resumedFrom: 0, writtenAt: null, files: [], writeError: null, fed: 0, reopens: 0, ...over };
+  return { docId, meta, gen: 1, units: 17, state: 'running', done: 0, failed: 0, promptTokens: 0, completionTokens: 0, unitsWithoutUsage: 0, engineMs: 0, createdAt: iso(T0), startedAt: null, finishedAt: null, resumedAt: null, resumedFrom: 0, writtenAt: null, files: [], writeError: null, fed: 0, reopens: 0, ...over };
 }
 
 /** Document i at time t (seconds): queued until i, then one unit a second, written when all 17 are done. */

@@ -79,7 +79,7 @@ describe("yesterday's batch beside today's", () => {
     const now = Date.parse('2026-03-02T12:00:00Z');
     const record = (docId: string, start: number, settled: number, finished: boolean) => ({
       docId, meta: meta(docId, 20), gen: 1, units: 20, state: finished ? ('written' as const) : ('running' as const), done: settled, failed: 0,
-      promptTokens: 0, completionTokens: 0, engineMs: 0, createdAt: new Date(start).toISOString(), startedAt: new Date(start).toISOString(),
+      promptTokens: 0, completionTokens: 0, unitsWithoutUsage: 0, engineMs: 0, createdAt: new Date(start).toISOString(), startedAt: new Date(start).toISOString(),
       finishedAt: finished ? new Date(start + 20_000).toISOString() : null, resumedAt: null, resumedFrom: 0, writtenAt: null, files: [], writeError: null, fed: 0, reopens: 0,
     });
     // Yesterday: 20 units in 20 s. Today: 10 of 20 units in the last 10 s.

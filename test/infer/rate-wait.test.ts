@@ -1,0 +1,114 @@
+/**
+ * A unit waiting for the endpoint's rate limit (ENGINE_RPM / ENGINE_TPM, shared through Redis)
+ * holds no slot at the engine's gate: the window counts only requests really at the engine, and
+ * `docbatch_worker_rate_waiting` says how many units wait for the limiter. Units wait for the
+ * limiter in the order they came (one line per worker), an abandoned wait lets the next go, and
+ * a pass never used (the engine went down before the request left) counts for nothing.
+ *
+ * Real Redis, the engine emulator, a real worker.
+ */
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { EngineRateLimiter } from '../../src/infer/rate-limit.ts';
+import { WorkerMetrics } from '../../src/observe/metrics.ts';
+import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
+import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
+import { parseMetrics, sumOf } from '../observe/fixtures.ts';
+
+let p: Pipeline | undefined;
+afterEach(async () => {
+  await p?.stop();
+  p = undefined;
+});
+
+const prefix = uniquePrefix(import.meta.filename);
+const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+afterAll(async () => {
+  redis.disconnect();
+  await deletePrefix(prefix);
+});
+
+const until = async (what: string, ok: () => Promise<boolean> | boolean, ms = 30_000) => {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 25))) if (await ok()) return;
+  throw new Error(`timed out waiting for ${what}`);
+};
+
+function chats(dir: string, n: number): string {
+  const path = join(dir, 'chats.jsonl');
+  writeFileSync(path, `${Array.from({ length: n }, (_, i) => JSON.stringify({ id: `c${i}`, title: `T${i}`, messages: [{ role: 'user', content: `Question ${i}?` }, { role: 'assistant', content: `Answer ${i}.` }] })).join('\n')}\n`);
+  return path;
+}
+
+describe('a worker whose units wait for the rate limit', () => {
+  it('holds no gate slot for them: nothing counts as in flight while they wait, and the gauge counts them', async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false });
+    // Three sends per 10 s window (the image probe at the worker's start takes one; a long
+    // window, so that none of the three leaves it while we look), a window of 4 held fixed.
+    const worker = await p.startWorker({ engineRpm: 3, engineRateWindowMs: 10_000, initialInFlight: 4, maxInFlight: 4, workerName: 'limited' });
+    const metrics = new WorkerMetrics({ processMetrics: false });
+    metrics.attach(worker);
+    const ids = acceptedIds(await p.enqueue([chats(p.dir, 5)]));
+    const engine = p.engine;
+    // The window's sends are used; the next units wait for the limiter, nothing at the engine.
+    await until('units waiting for the limiter with nothing at the engine', () => engine.stats().completed >= 3 && engine.stats().running + engine.stats().waiting === 0 && worker.activeUnits >= 2);
+    // The last answers sent are read and their slots given back (the emulator counts an answer
+    // once it is sent; the worker holds the slot until it has read it).
+    await new Promise((r) => setTimeout(r, 500));
+    // For a second (the limiter holds them for several more): every sample the same.
+    const windowInFlight = () => worker.engine.window.snapshot().inFlight;
+    for (const end = Date.now() + 1000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+      expect(worker.engine.gate.inFlight, 'gate slots held by units waiting for the rate limit').toBe(0);
+      expect(windowInFlight(), 'in flight as the window sees it').toBe(0);
+    }
+    const scrape = parseMetrics(await metrics.metrics());
+    expect(sumOf(scrape, 'docbatch_worker_in_flight')).toBe(0);
+    expect(sumOf(scrape, 'docbatch_worker_rate_waiting')).toBeGreaterThanOrEqual(2);
+    const [done] = await p.wait(ids, 60_000);
+    expect(done!.record).toMatchObject({ done: 5, failed: 0 });
+    expect(sumOf(parseMetrics(await metrics.metrics()), 'docbatch_worker_rate_waiting')).toBe(0);
+  }, 90_000);
+});
+
+describe('the rate limiter of one worker', () => {
+  it('lets waiting units through in the order they came, and counts them while they wait', async () => {
+    const limiter = new EngineRateLimiter(redis, prefix, 'http://order.example', { rpm: 1, windowMs: 150, requestTimeoutMs: 1000 });
+    const order: number[] = [];
+    const signal = AbortSignal.timeout(20_000);
+    const passes = Array.from({ length: 6 }, (_, i) =>
+      limiter.acquire(10, signal).then(async (pass) => {
+        order.push(i);
+        await pass.finish();
+      }),
+    );
+    await until('five waiting behind the first', () => limiter.waiting === 5, 2000);
+    await Promise.all(passes);
+    expect(order).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(limiter.waiting).toBe(0);
+  }, 30_000);
+
+  it('a unit that stops waiting leaves the line; the ones behind it go on', async () => {
+    const limiter = new EngineRateLimiter(redis, prefix, 'http://abort.example', { rpm: 1, windowMs: 300, requestTimeoutMs: 1000 });
+    const first = await limiter.acquire(10, AbortSignal.timeout(5000));
+    await first.finish();
+    const gone = new AbortController();
+    const abandoned = limiter.acquire(10, gone.signal);
+    const next = limiter.acquire(10, AbortSignal.timeout(5000));
+    await until('two waiting', () => limiter.waiting === 2, 2000);
+    gone.abort(new Error('lock lost'));
+    await expect(abandoned).rejects.toMatchObject({ code: 'ABORTED' });
+    await (await next).finish();
+    expect(limiter.waiting).toBe(0);
+  }, 30_000);
+
+  it('a pass given back unused (the request never left) counts for nothing', async () => {
+    const limiter = new EngineRateLimiter(redis, prefix, 'http://cancel.example', { rpm: 1, windowMs: 60_000, requestTimeoutMs: 1000 });
+    const unused = await limiter.acquire(10, AbortSignal.timeout(5000));
+    await unused.cancel();
+    // With one send a minute, a second pass right away proves the first was not counted.
+    const started = Date.now();
+    await (await limiter.acquire(10, AbortSignal.timeout(5000))).finish();
+    expect(Date.now() - started).toBeLessThan(1000);
+  }, 30_000);
+});
