@@ -15,7 +15,7 @@ import { Redis } from 'ioredis';
 import { numberedPdf } from '../scripts/lib/pdf-writer.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import { startEmulator } from '../src/emulator/index.ts';
-import { createInferWorker } from '../src/infer/worker.ts';
+import { createInferWorker } from '../src/infer/worker-parts.ts';
 import { enqueueFiles } from '../src/ingest/batch.ts';
 import { silentLogger } from '../src/observe/log.ts';
 import { waitForDocs } from '../src/observe/progress.ts';

@@ -4,7 +4,7 @@
  * without work (0: nothing lost, everything it held finished).
  */
 import type { Config } from '../src/config.ts';
-import { createInferWorker } from '../src/infer/worker.ts';
+import { createInferWorker } from '../src/infer/worker-parts.ts';
 import { createLogger } from '../src/observe/log.ts';
 import { openQueueCounter, registerQueueMetrics, WorkerMetrics } from '../src/observe/metrics.ts';
 import { startMetricsServer, workerChecks, type MetricsServer } from '../src/observe/metrics-server.ts';

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Config } from '../config.ts';
 import { startEmulator } from '../emulator/index.ts';
-import { createInferWorker } from '../infer/worker.ts';
+import { createInferWorker } from '../infer/worker-parts.ts';
 import { enqueueFiles } from '../ingest/batch.ts';
 import { connectRedis } from '../../queues/connect.ts';
 import type { Logger } from '../observe/log.ts';

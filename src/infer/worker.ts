@@ -1,5 +1,5 @@
 /**
- * The GPU worker: builds its parts from config (createInferWorker), checks its environment, and
+ * The GPU worker (its parts are built from config by worker-parts.ts): checks its environment, and
  * runs one BullMQ worker per infer queue it serves (the shared queue, and the queue of each model
  * its engine serves), all feeding one engine through one gate. It owns how intake pauses and
  * how it stops.
@@ -19,7 +19,7 @@
 import { EventEmitter } from 'node:events';
 import { WaitingError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { connectRedis, openQueue, openWorker, type TypedQueue, type TypedWorker } from '../../queues/connect.ts';
+import { openWorker, type TypedWorker } from '../../queues/connect.ts';
 import { isRedisFull, RedisLink, redisFullProblem } from '../../queues/redis-link.ts';
 import { MAX_STALLED_COUNT, type UnitJobData, type UnitJobName, type UnitJobResult } from '../../queues/contracts.ts';
 import { inferQueueFor, SHARED_INFER_QUEUE } from '../../queues/routes.ts';
@@ -27,20 +27,17 @@ import type { Config } from '../config.ts';
 import { DocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import { RenderPool } from '../render/pool.ts';
-import type { BlobStore } from '../store/blobs.ts';
-import { openBlobStore } from '../store/storage.ts';
-import { ChunkReader } from '../store/chunk-index.ts';
-import { DocStore } from '../store/docs.ts';
-import { Feeder } from '../store/feed.ts';
+import type { DocStore } from '../store/docs.ts';
 import { settleUnit, type SettleParts } from '../store/settle.ts';
 import type { DocMeta, UnitResult } from '../store/types.ts';
 import { withTimeout } from '../timeouts.ts';
-import { Engine, EngineSet, shownUrl } from './engine.ts';
-import { EngineRateLimiter, type RateLimits } from './rate-limit.ts';
+import type { Engine, EngineSet } from './engine.ts';
 import { checkBlobs, checkEngine, checkRedis, type EngineFacts } from './environment.ts';
 import { AnswerHold } from './hold.ts';
+import { LostLocks, lostLockJob } from './lost-locks.ts';
 import { UnitProcessor } from './processor.ts';
 import { UnitPreparer } from './units.ts';
+import type { InferWorkerParts } from './worker-parts.ts';
 
 /** What a worker tells whoever listens (metrics, tests): typed, like graphile-worker's events. */
 export interface WorkerEvents {
@@ -53,82 +50,7 @@ export interface WorkerEvents {
   idle: [];
 }
 
-/** BullMQ's own reports of a unit whose lock is gone (the job id in group 1). */
-const LOST_LOCK = /^(?:could not renew lock for job|Missing lock for job) (\S+?)\.?(?: |$)/;
-
 export type PauseReason = 'engine' | 'environment' | 'budget' | 'redis' | 'closing';
-
-/** Everything a worker is made of, built from config by createInferWorker (tests may build their own). */
-export interface InferWorkerParts {
-  config: Config;
-  log: Logger;
-  redis: Redis;
-  bullRedis: Redis;
-  store: DocStore;
-  blobs: BlobStore;
-  chunks: ChunkReader;
-  feeder: Feeder;
-  /** The primary engine and its fallbacks. */
-  engines: EngineSet;
-  writeQueue: TypedQueue<'write'>;
-  inferQueue: (name: string) => TypedQueue<'infer'>;
-  /** Closes the queues opened through inferQueue. */
-  closeQueues: () => Promise<void>;
-}
-
-export function createInferWorker(config: Config, log: Logger): InferWorker {
-  const redis = connectRedis(config.redisUrl, 'worker');
-  const bullRedis = connectRedis(config.redisUrl, 'worker');
-  const blobs = openBlobStore(config);
-  const queues = new Map<string, TypedQueue<'infer'>>();
-  const inferQueue = (name: string) => {
-    let q = queues.get(name);
-    if (!q) {
-      q = openQueue('infer', config, redis, name);
-      queues.set(name, q);
-    }
-    return q;
-  };
-  const workerLog = log.child({ worker: config.workerName });
-  const engineFor = (url: string, apiKey: string | undefined, limits: RateLimits) =>
-    new Engine(
-      {
-        url,
-        ...(apiKey ? { apiKey } : {}),
-        ...(config.model ? { model: config.model } : {}),
-        requestTimeoutMs: config.requestTimeoutMs,
-        initialInFlight: config.initialInFlight,
-        maxInFlight: config.maxInFlight,
-        cleanIntervalMs: config.cleanIntervalMs,
-        ceilingHoldMs: config.ceilingHoldMs,
-      },
-      workerLog,
-      new EngineRateLimiter(redis, config.prefix, shownUrl(url), limits),
-    );
-  const primary = engineFor(config.engineUrl, config.engineApiKey, {
-    ...(config.engineRpm !== undefined ? { rpm: config.engineRpm } : {}),
-    ...(config.engineTpm !== undefined ? { tpm: config.engineTpm } : {}),
-    windowMs: config.engineRateWindowMs,
-    requestTimeoutMs: config.requestTimeoutMs,
-  });
-  const fallbacks = config.fallbackEngineUrls.map((url, i) => engineFor(url, config.fallbackApiKeys[i] || undefined, {}));
-  return new InferWorker({
-    config,
-    log: workerLog,
-    redis,
-    bullRedis,
-    store: new DocStore(redis, config.prefix),
-    blobs,
-    chunks: new ChunkReader(blobs),
-    feeder: new Feeder(redis, config.prefix, inferQueue, { documents: config.feedDocuments }),
-    engines: new EngineSet(primary, fallbacks, config.fallbackAfterMs),
-    writeQueue: openQueue('write', config, redis),
-    inferQueue,
-    closeQueues: async () => {
-      await Promise.allSettled([...queues.values()].map((q) => withTimeout(q.close(), 2000)));
-    },
-  });
-}
 
 export class InferWorker extends EventEmitter<WorkerEvents> {
   readonly config: Config;
@@ -157,9 +79,8 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
   /** Units settled by this worker since it started, by kind (the heartbeat carries them for the dashboard's rates). */
   private readonly settledByKind: Record<string, number> = {};
   private readonly startedAt = Date.now();
-  /** Units that lost their locks in the current burst (noteLostLock), and the timer that says so. */
-  private readonly lostLocks = new Set<string>();
-  private lostLocksTimer: NodeJS.Timeout | null = null;
+  /** Units that lost their locks, said in bursts (lost-locks.ts). */
+  private readonly lostLocks: LostLocks;
 
   constructor(parts: InferWorkerParts) {
     super();
@@ -169,6 +90,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     this.store = parts.store;
     this.engines = parts.engines;
     this.engine = parts.engines.primary;
+    this.lostLocks = new LostLocks(this.log);
     this.link = new RedisLink({ url: parts.config.redisUrl, ping: () => parts.redis.ping() }).watch(parts.redis).watch(parts.bullRedis);
     this.link.on('down', (problem) => this.log.error({ code: problem.code, err: problem.message }, 'Redis is away: the worker waits for it, and records the units in flight once it answers'));
     this.link.on('up', (downMs) => this.log.info({ downMs }, 'Redis answers again'));
@@ -289,15 +211,15 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     );
     bull.on('lockRenewalFailed', (ids) => {
       for (const id of ids) {
-        this.noteLostLock(id);
+        this.lostLocks.note(id);
         bull.cancelJob(id, 'lock lost');
       }
     });
     bull.on('failed', (job, err) => void this.onBullFailed(job, err));
     bull.on('error', (err) => {
-      const lost = LOST_LOCK.exec(err.message);
+      const lost = lostLockJob(err.message);
       if (isRedisFull(err)) this.onRedisFull(err);
-      else if (lost) this.noteLostLock(lost[1]!, err.message);
+      else if (lost) this.lostLocks.note(lost, err.message);
       else this.log.error({ err: err.message, queue }, 'queue error (retrying)');
     });
     this.bulls.set(queue, bull);
@@ -381,33 +303,6 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       }
     };
     this.once5s(recheck);
-  }
-
-  /**
-   * A unit whose lock expired (Redis away longer than LOCK_DURATION_MS, or the event loop
-   * stalled): its request is aborted and BullMQ's stalled check gives it back to the queue.
-   * BullMQ reports each such unit two or three times; after an outage that is every unit in
-   * flight at once. Said in one warning for each 2 s with losses (the first 2 s after the first
-   * loss, however long losses go on), with how many units; what is pending is said on close.
-   */
-  private noteLostLock(jobId: string, detail?: string): void {
-    if (detail) this.log.debug({ job: jobId, err: detail }, 'lost lock reported');
-    this.lostLocks.add(jobId);
-    if (this.lostLocksTimer) return;
-    this.lostLocksTimer = setTimeout(() => this.sayLostLocks(), 2000);
-    this.lostLocksTimer.unref();
-  }
-
-  private sayLostLocks(): void {
-    if (this.lostLocksTimer) clearTimeout(this.lostLocksTimer);
-    this.lostLocksTimer = null;
-    const jobs = [...this.lostLocks];
-    this.lostLocks.clear();
-    if (jobs.length === 0) return;
-    this.log.warn(
-      { code: 'ABORTED', units: jobs.length, jobs: jobs.slice(0, 5) },
-      `lost the lock of ${jobs.length} unit${jobs.length === 1 ? '' : 's'} (Redis away longer than LOCK_DURATION_MS, or this process stalled): requests in flight aborted, answers already back recorded where no result is; the stalled check returns them to the queue`,
-    );
   }
 
   /**
@@ -614,7 +509,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       await step('close infer queues', () => this.parts.closeQueues());
       this.parts.redis.disconnect();
       this.parts.bullRedis.disconnect();
-      this.sayLostLocks(); // before 'worker stopped', never after it
+      this.lostLocks.say(); // before 'worker stopped', never after it
       if (errors.length > 0) throw new AggregateError(errors, 'worker stopped with errors');
       this.log.info('worker stopped');
     })();

@@ -7,7 +7,8 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createInferWorker, type InferWorker } from '../../src/infer/worker.ts';
+import type { InferWorker } from '../../src/infer/worker.ts';
+import { createInferWorker } from '../../src/infer/worker-parts.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { openQueueCounter, registerQueueMetrics, WorkerMetrics, type QueueCounter } from '../../src/observe/metrics.ts';
 import { healthReport, redisCheck, startMetricsServer, workerChecks, type HealthReport, type MetricsServer } from '../../src/observe/metrics-server.ts';
