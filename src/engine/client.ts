@@ -186,7 +186,7 @@ export class EngineClient {
       let params = this.params.get(model);
       if (!params) this.params.set(model, (params = { completionTokens: false, dropped: new Set() }));
       const sentence = learn(params, fix, model, body);
-      this.options.onParamsChanged?.(sentence);
+      if (sentence !== null) this.options.onParamsChanged?.(sentence);
     }
   }
 

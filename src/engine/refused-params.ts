@@ -44,12 +44,17 @@ export function applyParams(body: Record<string, unknown>, params: ModelParams |
   for (const param of params.dropped) delete body[param];
 }
 
-/** Records a fix for a model; returns a sentence for the log. */
-export function learn(params: ModelParams, fix: ParamFix, model: string, body: Record<string, unknown>): string {
+/**
+ * Records a fix for a model; returns a sentence for the log, or null when the model was already
+ * known to need it (requests sent at once all meet the refusal before one of them has learnt).
+ */
+export function learn(params: ModelParams, fix: ParamFix, model: string, body: Record<string, unknown>): string | null {
   if (fix.kind === 'rename') {
+    if (params.completionTokens) return null;
     params.completionTokens = true;
     return `${model} refuses max_tokens: its replies are capped with max_completion_tokens from now on`;
   }
+  if (params.dropped.has(fix.param)) return null;
   params.dropped.add(fix.param);
   return `${model} refuses ${fix.param} ${JSON.stringify(body[fix.param])}: requests go without it from now on (the model's default)`;
 }

@@ -77,3 +77,28 @@ describe('an endpoint that refuses max_tokens and sampling settings (OpenAI reas
     expect(result.text).toBe('seed 7');
   });
 });
+
+describe('the warning that requests change for a model', () => {
+  it('is given once per model and setting, also when many requests meet the refusal at once', async () => {
+    // Every refusal comes back only once all eight requests have arrived: all eight meet it
+    // before any of them has learnt from it, as a worker's window of units does.
+    let arrived = 0;
+    const held: Array<() => void> = [];
+    server = await startScripted(async (_req, res, seen) => {
+      const body = JSON.parse(seen.body || '{}') as Record<string, unknown>;
+      if ('max_tokens' in body) {
+        arrived++;
+        if (arrived < 8) await new Promise<void>((r) => held.push(r));
+        else for (const release of held.splice(0)) release();
+        return json(res, 400, unsupportedParameter('max_tokens', 'max_completion_tokens'));
+      }
+      return json(res, 200, completion('ok'));
+    });
+    const said: string[] = [];
+    client = new EngineClient({ url: server.url, model: 'o3', onParamsChanged: (sentence) => said.push(sentence) });
+    const ask = { messages: [{ role: 'user' as const, content: 'Hi' }], maxTokens: 50 };
+    const answers = await Promise.all(Array.from({ length: 8 }, () => client!.chat(ask)));
+    expect(answers.map((a) => a.text)).toEqual(Array(8).fill('ok'));
+    expect(said).toHaveLength(1);
+  });
+});
