@@ -21,7 +21,9 @@
  * Poison units. A unit after which the connection drops while the engine itself stays up is the
  * cause: after 3 such drops it fails with UNIT_CRASHES_ENGINE. A unit in flight at three engine
  * outages is a suspect and is sent alone (the gate's solo mode); if the engine goes down again
- * while it is alone, twice, it is the cause. A busy engine that refuses one unit while others
+ * while it is alone, twice, it is the cause. An answer the engine aborted itself (finish_reason
+ * "abort": a pause, a drain) counts as an outage of the unit's sends, never towards a suspect or
+ * a cause: the engine answered, and did not go down. A busy engine that refuses one unit while others
  * pass ends it after 10 refusals (ENGINE_BUSY). No unit is sent more than MAX_SENDS times; one
  * that runs out of sends fails with the code of the cause most of them met (out of memory:
  * ENGINE_OOM; refusals: ENGINE_BUSY; drops: UNIT_CRASHES_ENGINE; outages: ENGINE_DOWN).
@@ -118,6 +120,8 @@ export class UnitSender {
   private sends = 0;
   private drops = 0;
   private outages = 0;
+  /** Of the outages, answers the engine aborted itself (finish_reason "abort"): never this unit's fault. */
+  private engineAborts = 0;
   private soloOutages = 0;
   private busy = 0;
   private ooms = 0;
@@ -145,7 +149,9 @@ export class UnitSender {
       if (this.sends >= MAX_SENDS) throw this.outOfSends();
       const engine = await this.usable(signal);
       const { window, gate, monitor, client } = engine;
-      const solo = this.outages >= SUSPECT_AFTER_OUTAGES;
+      // A suspect is a unit in flight at engine outages; a request the engine aborted itself (a
+      // pause, a drain) answered, and says nothing about the unit.
+      const solo = this.outages - this.engineAborts >= SUSPECT_AFTER_OUTAGES;
       /** This send's place in the endpoint's rate limits: taken before the gate, so a unit waiting for it holds no slot. */
       let rate: RatePass | null = null;
       let ticket: Ticket | null = null;
@@ -194,7 +200,10 @@ export class UnitSender {
         // A count the engine did not report is unknown to the window too, not 0.
         window.onCompleted(performance.now(), latency, result.usage.completionTokens ?? undefined);
         this.parts.onRequest?.(latency, true);
-        if (solo) this.outages = 0;
+        if (solo) {
+          this.outages = 0;
+          this.engineAborts = 0;
+        }
         return { result, prepared, engine, engineMs: ticket.charged() };
       } catch (caught) {
         if (ticket) this.parts.onRequest?.(performance.now() - started, false);
@@ -361,7 +370,11 @@ export class UnitSender {
         return 250 * this.drops; // slept by the caller, after it has given back its slot
       }
     }
-    this.countOutage(solo, err);
+    // finish_reason "abort" (an answer: status 200): the engine stopped the request itself. An
+    // outage of this unit's sends, but not one it caused, even alone at the engine.
+    const abortedByEngine = err instanceof EngineError && err.status !== undefined && err.status < 300;
+    if (abortedByEngine) this.engineAborts++;
+    this.countOutage(solo && !abortedByEngine, err);
     engine.monitor.reportDown(err.message, false);
     return 0;
   }

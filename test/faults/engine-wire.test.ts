@@ -87,6 +87,24 @@ describe('a worker reads what proxies do to the bytes of an answer', () => {
     expect(aborted).toBe(6);
   }, 60_000);
 
+  it('a unit vLLM aborted five times while its /health stayed up (paused again and again) is no poison: written', async () => {
+    // An abort is the engine's own decision (a pause, a drain), not a death this unit caused:
+    // counted as an outage of the unit's sends, never as one "while it was alone".
+    let aborted = 0;
+    proxy = await startProxy((seen, up) => {
+      if (seen.path !== '/v1/chat/completions' || seen.headers['x-request-id'] === 'docbatch-image-probe' || aborted >= 5) return up;
+      aborted++;
+      const answer = JSON.parse(up.body.toString('utf8')) as { choices: Array<{ message: { content: string }; finish_reason: string }> };
+      for (const c of answer.choices) {
+        c.message.content = c.message.content.slice(0, 20);
+        c.finish_reason = 'abort';
+      }
+      return { ...up, body: Buffer.from(JSON.stringify(answer)) };
+    });
+    await runPages('aborted-alone.pdf', 1, 12);
+    expect(aborted).toBe(5);
+  }, 60_000);
+
   it('every answer gzip-compressed although the worker did not ask: every page written', async () => {
     let compressed = 0;
     proxy = await startProxy((_seen, up) => {
