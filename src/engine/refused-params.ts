@@ -10,6 +10,7 @@
  * token cap under its other name, and the sampling settings that have a server default
  * (temperature, top_p). Anything else refused stays BAD_REQUEST.
  */
+import { parseJsonLenient } from './body.ts';
 
 /** What one model takes: the cap's name, and the sampling settings it refuses. */
 export interface ModelParams {
@@ -61,7 +62,8 @@ export function learn(params: ModelParams, fix: ParamFix, model: string, body: R
 
 function errorOf(text: string): { message: string; param: string | undefined } {
   try {
-    const parsed = JSON.parse(text) as { error?: { message?: unknown; param?: unknown }; message?: unknown; detail?: unknown };
+    // Read as every other body is (body.ts): past a BOM, and past a proxy's junk after the JSON.
+    const parsed = parseJsonLenient(text) as { error?: { message?: unknown; param?: unknown }; message?: unknown; detail?: unknown };
     const error = parsed.error ?? parsed;
     const message = typeof error.message === 'string' ? error.message : typeof parsed.detail === 'string' ? parsed.detail : text;
     const param = typeof (error as { param?: unknown }).param === 'string' ? ((error as { param: string }).param) : undefined;

@@ -102,3 +102,20 @@ describe('the warning that requests change for a model', () => {
     expect(said).toHaveLength(1);
   });
 });
+
+describe('a refusal whose body a proxy appended to (junk after the JSON, as engine-client.md says is read)', () => {
+  it('is still read for the setting it names: the request goes again without it', async () => {
+    server = await startScripted((_req, res, seen) => {
+      const body = JSON.parse(seen.body) as Record<string, unknown>;
+      if ('temperature' in body) {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(`${JSON.stringify(unsupportedValue('temperature', body.temperature))}\n<!-- served by edge-7 -->\n`);
+        return;
+      }
+      return json(res, 200, completion('no temperature'));
+    });
+    client = new EngineClient({ url: server.url, model: 'o1' });
+    const result = await client.chat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 10, temperature: 0 });
+    expect(result.text).toBe('no temperature');
+  });
+});
