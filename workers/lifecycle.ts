@@ -3,6 +3,7 @@
  * work within the deadline); a second one, or the deadline, forces. Errors while stopping are
  * reported, not swallowed, and turn the exit code to 1.
  */
+import { whenLauncherGone } from '../src/launcher.ts';
 import type { Logger } from '../src/observe/log.ts';
 
 export interface Stoppable {
@@ -13,8 +14,10 @@ export interface Stoppable {
 export function untilSignal(service: Stoppable, log: Logger, deadlineMs: number): Promise<number> {
   return new Promise((resolve) => {
     let signals = 0;
+    let unwatch = () => {};
     const onSignal = (signal: NodeJS.Signals) => {
       signals++;
+      unwatch();
       if (signals === 1) {
         log.info({ signal, deadlineMs }, 'stopping (send the signal again to force)');
         const hardStop = setTimeout(() => {
@@ -42,5 +45,10 @@ export function untilSignal(service: Stoppable, log: Logger, deadlineMs: number)
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // Started by npm, whose SIGTERM does not reach this process: stop when npm is gone.
+    unwatch = whenLauncherGone(() => {
+      log.warn('npm, which started this process, is gone: stopping as on SIGTERM');
+      onSignal('SIGTERM');
+    });
   });
 }

@@ -2,6 +2,7 @@
  * Runs an emulator as a process until SIGTERM or SIGINT, then closes it (sockets, timers) and
  * returns, so the process can exit 0 on its own. A second signal while closing exits 130 at once.
  */
+import { whenLauncherGone } from '../launcher.ts';
 import { startEmulator } from './index.ts';
 import type { EmulatorOptions } from './options.ts';
 
@@ -36,7 +37,9 @@ export async function serveUntilSignal(options: EmulatorOptions, io: ServeIo = d
   );
   await new Promise<void>((resolve) => {
     let closing = false;
+    let unwatch = () => {};
     const onSignal = (signal: NodeJS.Signals): void => {
+      unwatch();
       if (closing) {
         io.err(`engine emulator: second ${signal}, exiting now`);
         process.exit(130);
@@ -57,5 +60,10 @@ export async function serveUntilSignal(options: EmulatorOptions, io: ServeIo = d
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // Started by npm, whose SIGTERM does not reach this process: stop when npm is gone.
+    unwatch = whenLauncherGone(() => {
+      io.err('engine emulator: npm, which started it, is gone: stopping');
+      onSignal('SIGTERM');
+    });
   });
 }
