@@ -86,12 +86,12 @@ const redisUrl = () =>
 const engineUrl = () =>
   url(['http:', 'https:'])
     .refine((v) => {
-      const u = new URL(v);
-      return u.username === '' && u.password === '';
+      const u = URL.parse(v); // null: not a URL, said by url() already
+      return u === null || (u.username === '' && u.password === '');
     }, 'must not carry a user or password (they would not be sent, and would show in logs): the engine takes an API key, set ENGINE_API_KEY or ENGINE_API_KEY_FILE')
     .refine((v) => {
-      const u = new URL(v);
-      return u.search === '' && u.hash === '';
+      const u = URL.parse(v);
+      return u === null || (u.search === '' && u.hash === '');
     }, 'must not have a query or fragment (they would not be sent)');
 
 interface Setting {

@@ -45,3 +45,15 @@ it('loadConfigWithSources: a secret flag file counts as a file', () => {
   expect(sources.engineApiKey).toEqual({ kind: 'file', name: '--engine-api-key-file' });
   expect(sources.redisUrl).toEqual({ kind: 'default' });
 });
+
+it('an engine URL without its scheme is CONFIG_INVALID naming the setting, not a crash', async () => {
+  for (const [args, env, setting] of [
+    [['config', '--engine-url', '127.0.0.1:8000'], {}, 'ENGINE_URL'],
+    [['config'], { ENGINE_FALLBACK_URLS: 'gpu-b:8000' }, 'ENGINE_FALLBACK_URLS'],
+  ] as const) {
+    const r = await runCli([...args], { ...env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`CONFIG_INVALID: setting ${setting}.*must be a URL starting with http:// or https://`));
+    expect(r.stderr).not.toMatch(/TypeError|unexpected error/);
+  }
+});
