@@ -84,7 +84,7 @@ export async function checkEngine(parts: EnvironmentParts, waitMs: number, signa
   const { client, log } = parts;
   const deadline = performance.now() + waitMs;
   let served: ModelInfo[] = [];
-  let announced = false;
+  let nextSay = 0;
   for (let delay = 250; ; delay = Math.min(5000, delay * 2)) {
     try {
       served = await client.models(signal);
@@ -101,9 +101,15 @@ export async function checkEngine(parts: EnvironmentParts, waitMs: number, signa
       // restarting answers 404 too. Said at once; refused at the deadline.
       const wrongUrl = code === 'ENGINE_UNSUPPORTED' ? `${endpoint(client, '/v1/models')} answers: ${(err as Error).message}. ${ROOT_HINT}; for a server without /v1/models, set MODEL` : null;
       if (performance.now() + delay > deadline) throw unfit('engine', wrongUrl ?? `no answer from /v1/models within ${Math.round(waitMs / 1000)} s (${(err as Error).message})`, err);
-      if (!announced) {
-        log.warn({ code, err: (err as Error).message }, wrongUrl ? `${wrongUrl}; waiting in case it is a gateway restarting` : 'engine does not answer yet (loading?); waiting for it');
-        announced = true;
+      // Said at once, then every 30 s: how long it has waited, and how long it will.
+      if (performance.now() >= nextSay) {
+        const waited = Math.round((performance.now() - (deadline - waitMs)) / 1000);
+        const left = `${waited > 0 ? `waited ${waited} s; ` : ''}waiting up to ${Math.round(waitMs / 1000)} s in all (ENGINE_START_TIMEOUT_MS)`;
+        const down = code === 'ENGINE_DOWN'
+          ? `nothing answers at ${endpoint(client, '/v1/models')} (${(err as Error).message}): the engine is still starting or loading its model, or ENGINE_URL is wrong`
+          : `the engine does not answer ${endpoint(client, '/v1/models')} yet (${(err as Error).message}; loading?)`;
+        log.warn({ code, err: (err as Error).message }, wrongUrl ? `${wrongUrl}; ${left} in case it is a gateway restarting` : `${down}; ${left}`);
+        nextSay = performance.now() + 30_000;
       }
       await new Promise((r) => setTimeout(r, delay));
       signal?.throwIfAborted();
