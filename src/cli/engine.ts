@@ -27,7 +27,14 @@ export function engineCommand(): Command {
       return command.error((err as Error).message, { exitCode: 2, code: 'docbatch.engine.badFlag' });
     }
     const { serveUntilSignal } = await import('../emulator/serve.ts');
-    await serveUntilSignal(parsed);
+    try {
+      await serveUntilSignal(parsed);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL') throw err;
+      const why = code === 'EADDRINUSE' ? 'is in use (another engine or vLLM there?): choose another --port' : code === 'EACCES' ? 'needs privileges: choose a --port above 1023' : 'is not an address of this machine: check --host';
+      return command.error(`CONFIG_INVALID: docbatch engine: ${parsed.host}:${parsed.port} ${why}`, { exitCode: 2, code: 'docbatch.engine.listen' });
+    }
   });
   return command;
 }

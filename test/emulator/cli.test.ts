@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { optionsFromFlags } from '../../src/emulator/flags.ts';
@@ -76,6 +77,21 @@ describe('as a process', () => {
       expect(r.json.error.message).toBe('docbatch/emulated-vl is not a multimodal model');
       p.child.kill('SIGTERM');
       expect(await exitCode(p.child)).toBe(0);
+    }
+  });
+
+  it('docbatch engine on a port in use exits 2 saying so, not with a stack trace', async () => {
+    const taken = createServer();
+    await new Promise<void>((ok) => taken.listen(0, '127.0.0.1', ok));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const p = run('test/emulator/fixtures/engine-cli.ts', ['--port', String(port)]);
+      p.firstLine.catch(() => {});
+      expect(await exitCode(p.child)).toBe(2);
+      expect(p.output()).toContain(`CONFIG_INVALID: docbatch engine: 127.0.0.1:${port} is in use`);
+      expect(p.output()).not.toMatch(/unexpected error|\n\s+at /);
+    } finally {
+      taken.close();
     }
   });
 
