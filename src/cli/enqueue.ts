@@ -11,6 +11,7 @@ import type { PdfInspector } from '../ingest/pdf.ts';
 import { createLogger } from '../observe/log.ts';
 import { progressPrinter } from '../observe/bar.ts';
 import { waitForDocs } from '../observe/progress.ts';
+import { unservedWatch } from '../observe/workers.ts';
 import { DocStore } from '../store/docs.ts';
 import { jsonLine, printable } from '../printable.ts';
 import { promptArgument, type TaskSpec } from '../task/load.ts';
@@ -87,7 +88,7 @@ export function enqueueCommand(inspector?: PdfInspector): Command {
     const redis = connectRedis(config.redisUrl, 'worker');
     try {
       const store = new DocStore(redis, config.prefix);
-      const final = await waitForDocs(store, docIds, { signal: controller.signal, intervalMs: 250, ...(json ? {} : { onTick: progressPrinter(process.stderr) }) });
+      const final = await waitForDocs(store, docIds, { signal: controller.signal, intervalMs: 250, ...(json ? {} : { onTick: progressPrinter(process.stderr), notes: unservedWatch(redis, config.prefix) }) });
       let failed = 0;
       for (const p of final) {
         const r = p.record;

@@ -7,6 +7,7 @@ import { connectRedis } from '../../queues/connect.ts';
 import { createLogger } from '../observe/log.ts';
 import { progressPrinter } from '../observe/bar.ts';
 import { waitForDocs } from '../observe/progress.ts';
+import { unservedWatch } from '../observe/workers.ts';
 import { DocStore } from '../store/docs.ts';
 import { jsonLine, printable } from '../printable.ts';
 import { REDIS_SETTINGS, requireRedis, settingOptions } from './options.ts';
@@ -47,7 +48,7 @@ export function retryCommand(): Command {
     }
     const redis = connectRedis(config.redisUrl, 'worker');
     try {
-      const final = await waitForDocs(new DocStore(redis, config.prefix), active, { intervalMs: 250, ...(json ? {} : { onTick: progressPrinter(process.stderr) }) });
+      const final = await waitForDocs(new DocStore(redis, config.prefix), active, { intervalMs: 250, ...(json ? {} : { onTick: progressPrinter(process.stderr), notes: unservedWatch(redis, config.prefix) }) });
       let failed = 0;
       for (const p of final) {
         const r = p.record;

@@ -11,7 +11,7 @@ import { wholeNumber } from './number-options.ts';
 import { connectRedis } from '../../queues/connect.ts';
 import { progressLine } from '../observe/bar.ts';
 import { byModel, formatDuration, formatRate, readProgress, totalsOf, type DocProgress, type Totals } from '../observe/progress.ts';
-import { readWorkers, workerProblem } from '../observe/workers.ts';
+import { readWorkers, unservedWork, workerProblem } from '../observe/workers.ts';
 import { costPer1000Units, costUsd } from '../observe/cost.ts';
 import { DocStore } from '../store/docs.ts';
 import { findDocuments } from '../store/find.ts';
@@ -64,6 +64,8 @@ export function statusCommand(): Command {
       if (workers.length > 0) out(`workers: ${workers.length}${troubled.length > 0 ? `, ${troubled.length} not taking work` : ', all taking work'}`);
       else if (total.byState.queued + total.byState.running > 0) out('workers: none has a heartbeat: start one (docbatch worker), or check that workers reach this Redis and prefix');
       for (const { w, problem } of troubled) out(`worker ${printable(w.name)}: ${printable(problem!)}`);
+      // A model no running worker serves (with workers: none at all is said above).
+      if (workers.length > 0) for (const note of unservedWork(progress, workers)) out(note);
     } finally {
       redis.disconnect();
     }

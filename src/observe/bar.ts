@@ -115,19 +115,27 @@ export function terminalLines(progress: readonly DocProgress[], columns: number,
   return lines;
 }
 
-/** A progress printer for `--wait`: a live block on a terminal; state changes and a total every 10 s otherwise. */
-export function progressPrinter(out: ProgressOut, options: PrinterOptions = {}): (progress: DocProgress[]) => void {
+/**
+ * A progress printer for `--wait`: a live block on a terminal; state changes and a total every
+ * 10 s otherwise. Notes (work no worker takes) end the block on a terminal; otherwise each is
+ * written when it first appears, and again with the total line while it holds.
+ */
+export function progressPrinter(out: ProgressOut, options: PrinterOptions = {}): (progress: DocProgress[], notes?: string[]) => void {
   const now = options.now ?? Date.now;
   if (out.isTTY) {
     const block = new LiveBlock(out);
-    return (progress) => block.draw(terminalLines(progress, out.columns ?? 80, out.rows ?? 24, now()));
+    return (progress, notes = []) => block.draw([...terminalLines(progress, out.columns ?? 80, Math.max(3, (out.rows ?? 24) - notes.length), now()), ...notes.map((n) => `! ${n}`)]);
   }
   const every = options.totalEveryMs ?? 10_000;
   const seen = new Map<string, ViewState>();
+  let said = new Set<string>();
   let lastTotal = now();
   let ended = false;
-  return (progress) => {
+  return (progress, notes = []) => {
     if (ended) return;
+    const fresh = notes.filter((n) => !said.has(n));
+    for (const note of fresh) out.write(`! ${note}\n`);
+    said = new Set(notes);
     for (const p of progress) {
       if (seen.get(p.record.docId) === p.state) continue;
       seen.set(p.record.docId, p.state);
@@ -138,6 +146,7 @@ export function progressPrinter(out: ProgressOut, options: PrinterOptions = {}):
     if (allDone || t - lastTotal >= every) {
       lastTotal = t;
       out.write(`${totalLine(totalsOf(progress, t))}\n`);
+      if (!allDone) for (const note of notes) if (!fresh.includes(note)) out.write(`! ${note}\n`);
     }
     ended = allDone;
   };

@@ -178,16 +178,22 @@ export async function readProgress(store: DocStore, docIds: string[]): Promise<D
   return out;
 }
 
-/** Polls until every document is written (or failed); calls `onTick` after each poll. */
+/** Polls until every document is written (or failed); calls `onTick` after each poll, with the notes of that moment. */
 export async function waitForDocs(
   store: DocStore,
   docIds: string[],
-  options: { intervalMs?: number; signal?: AbortSignal; onTick?: (progress: DocProgress[]) => void } = {},
+  options: {
+    intervalMs?: number;
+    signal?: AbortSignal;
+    onTick?: (progress: DocProgress[], notes: string[]) => void;
+    /** What to say besides the progress (workers.ts unservedWatch: work no worker takes). */
+    notes?: (progress: DocProgress[]) => Promise<string[]>;
+  } = {},
 ): Promise<DocProgress[]> {
   for (;;) {
     options.signal?.throwIfAborted();
     const progress = await readProgress(store, docIds);
-    options.onTick?.(progress);
+    options.onTick?.(progress, options.notes ? await options.notes(progress).catch(() => []) : []);
     if (progress.length === docIds.length && progress.every((p) => p.finished)) return progress;
     await new Promise((r) => setTimeout(r, options.intervalMs ?? 500));
   }

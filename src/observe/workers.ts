@@ -6,6 +6,9 @@
  * from Redis).
  */
 import type { Redis } from 'ioredis';
+import { inferQueueFor } from '../../queues/routes.ts';
+import { printable } from '../printable.ts';
+import type { DocProgress } from './progress.ts';
 
 export interface WorkerBeat {
   name: string;
@@ -81,4 +84,50 @@ export function lifetimeRate(w: WorkerBeat): { units: number; perSecond: number 
   const since = w.startedAt;
   const seconds = since !== undefined ? Math.max(1, (w.at - since) / 1000) : null;
   return { units, perSecond: seconds !== null ? units / seconds : null };
+}
+
+/**
+ * Work that no running worker takes, in words (empty when every unfinished document's queue has
+ * one): no heartbeat at all under this prefix, or a model no worker's engine serves (a typo in
+ * `--model`, its worker not started). Such work waits for ever; `enqueue --wait`, `retry --wait`
+ * and `status` say so instead of counting nothing.
+ */
+export function unservedWork(progress: readonly DocProgress[], workers: readonly WorkerBeat[]): string[] {
+  const waiting = progress.filter((p) => !p.finished);
+  if (waiting.length === 0) return [];
+  const live = workers.filter((w) => !w.silent);
+  if (live.length === 0) {
+    return [`no worker has a heartbeat under this prefix (${workers.length > 0 ? `${workers.length} silent` : 'none started'}): nothing takes this work; start one (docbatch worker), or check that workers reach this Redis and prefix`];
+  }
+  const models = new Map<string, number>();
+  for (const p of waiting) {
+    const model = p.record.meta.model;
+    if (model === null || model === undefined) continue; // the shared queue: every worker takes it
+    if (live.some((w) => w.queues.includes(inferQueueFor(model)))) continue;
+    models.set(model, (models.get(model) ?? 0) + 1);
+  }
+  const served = [...new Set(live.map((w) => w.model).filter((m): m is string => m !== null))];
+  return [...models].map(
+    ([model, docs]) =>
+      `model ${JSON.stringify(printable(model))} (${docs} document${docs === 1 ? '' : 's'}): no running worker serves it, so its work waits; start a worker whose engine serves it${served.length > 0 ? ` (running workers serve ${served.map((m) => JSON.stringify(printable(m))).join(', ')})` : ''}`,
+  );
+}
+
+/**
+ * unservedWork for a `--wait` loop: nothing for the first `graceMs` (workers started with the
+ * command get to say they are there), then the heartbeats read at most every `everyMs`.
+ */
+export function unservedWatch(redis: Redis, prefix: string, options: { everyMs?: number; graceMs?: number } = {}): (progress: readonly DocProgress[]) => Promise<string[]> {
+  const everyMs = options.everyMs ?? 5000;
+  const from = Date.now() + (options.graceMs ?? 10_000);
+  let workers: WorkerBeat[] | null = null;
+  let readAt = 0;
+  return async (progress) => {
+    if (Date.now() < from) return [];
+    if (workers === null || Date.now() - readAt >= everyMs) {
+      workers = await readWorkers(redis, prefix);
+      readAt = Date.now();
+    }
+    return unservedWork(progress, workers);
+  };
 }
