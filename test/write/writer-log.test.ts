@@ -34,6 +34,8 @@ it('writes each log field once', async () => {
       }
     });
   });
+  // 'writer started' is said just before the process takes signals: a SIGTERM at once could end it untold.
+  await new Promise((r) => setTimeout(r, 1000));
   child.kill('SIGTERM');
   await new Promise((resolve) => child.once('exit', resolve));
   expect(started).toBe(true);
