@@ -19,10 +19,16 @@ export function startedByNpm(env: NodeJS.ProcessEnv = process.env, ppid = proces
   }
 }
 
+/**
+ * The parent this process started under, read when this module is first imported (src/cli/main.ts
+ * imports it first thing): npm's shell may be gone by the time a verb starts watching.
+ */
+const launcher = { ppid: process.ppid, npm: startedByNpm() };
+
 /** Calls `stop` once npm's shell that started this process is gone; returns a function that stops watching. */
 export function whenLauncherGone(stop: () => void, options: { intervalMs?: number } = {}): () => void {
-  if (!startedByNpm()) return () => undefined;
-  const parent = process.ppid;
+  if (!launcher.npm) return () => undefined;
+  const parent = launcher.ppid;
   const timer = setInterval(() => {
     if (process.ppid === parent) return;
     clearInterval(timer);

@@ -9,6 +9,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync, statSync } from 'node:fs';
 import { isRedisConnectionError, redisFullProblem } from '../../queues/redis-link.ts';
 import { DocbatchError } from '../errors.ts';
+import '../launcher.ts'; // notes the process's launcher before anything else (whenLauncherGone)
 import type { PdfInspector } from '../ingest/pdf.ts';
 import { printable } from '../printable.ts';
 

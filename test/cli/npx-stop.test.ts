@@ -55,6 +55,7 @@ it('the engine emulator stops when the npm that started it is sent SIGTERM', asy
 it('the writer drains and stops when the npm that started it is sent SIGTERM', async () => {
   const { child, out } = npx(['writer'], { REDIS_URL: TEST_REDIS_URL, DOCBATCH_PREFIX: prefix, OUT_DIR: join(dir, 'out'), BLOB_DIR: join(dir, 'blobs'), LOG_FORMAT: 'json' });
   await until('the writer to start', () => out().includes('writer started'), 30_000);
+  await new Promise((r) => setTimeout(r, 1000)); // it takes signals just after saying so
   child.kill('SIGTERM'); // npm
   await until('the writer to stop', () => out().includes('writer stopped'), 10_000);
   expect(out()).toMatch(/npm, which started this process, is gone/);
