@@ -5,11 +5,14 @@
  * dead engine wait here (`whenUp`) instead of failing: that uses none of their attempts.
  */
 import { EventEmitter } from 'node:events';
-import type { EngineClient } from '../engine/client.ts';
+import { EngineError, type EngineClient } from '../engine/client.ts';
 import { waitForHealthy } from '../engine/signals.ts';
 import type { WindowController } from '../engine/window.ts';
 import { DocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
+
+/** How often an idle worker asks /health of an engine without /metrics. */
+const IDLE_HEALTH_EVERY_MS = 5000;
 
 export interface EngineMonitorOptions {
   /** How often /metrics is read while the engine is up. @defaultValue 1000 */
@@ -35,6 +38,7 @@ export class EngineMonitor extends EventEmitter<MonitorEvents> {
   private timer: NodeJS.Timeout | null = null;
   private metricsSupported = true;
   private lastLoggedAt: number | null = null;
+  private lastHealthAt = Number.NEGATIVE_INFINITY;
   /** Total time the engine was seen down, for metrics and reports. */
   downMs = 0;
   deaths = 0;
@@ -71,6 +75,7 @@ export class EngineMonitor extends EventEmitter<MonitorEvents> {
 
   private async readMetrics(): Promise<void> {
     const now = performance.now();
+    let unreachable = false;
     if (!this.down && this.metricsSupported) {
       try {
         const metrics = await this.client.metrics(AbortSignal.any([this.stop.signal, AbortSignal.timeout(5000)]));
@@ -85,8 +90,20 @@ export class EngineMonitor extends EventEmitter<MonitorEvents> {
             preemptionsTotal: metrics.preemptionsTotal,
           });
         }
-      } catch {
-        // A failed metrics read is not a verdict on the engine: requests report real failures.
+      } catch (err) {
+        // A failed metrics read is not a verdict on the engine: requests report real failures,
+        // and an idle worker asks /health (below).
+        unreachable = err instanceof EngineError && (err.code === 'ENGINE_DOWN' || err.code === 'ENGINE_TIMEOUT');
+      }
+    }
+    // A worker sending nothing hears nothing from requests: after a /metrics read that found no
+    // engine (or every 5 s, without /metrics) it asks /health, so an engine that died while the
+    // worker was idle shows as down (status, the dashboard, docbatch_engine_up) before work comes.
+    if (!this.down && !this.stop.signal.aborted && (this.window.snapshot().inFlight ?? 0) === 0 && (unreachable || (!this.metricsSupported && now - this.lastHealthAt >= IDLE_HEALTH_EVERY_MS))) {
+      this.lastHealthAt = now;
+      const health = await this.client.health(AbortSignal.any([this.stop.signal, AbortSignal.timeout(5000)])).catch(() => 'unknown' as const);
+      if ((health === 'unreachable' || health === 'dead') && (this.window.snapshot().inFlight ?? 0) === 0) {
+        this.reportDown(`the engine does not answer /health (${health}) while this worker sends it nothing`, health === 'dead');
       }
     }
     this.window.tick(now);
