@@ -4,6 +4,7 @@
  * file and the field; nothing is enqueued with a task that could fail on its thousandth unit.
  * The format is documented in docs/tasks.md.
  */
+import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { DocbatchError } from '../errors.ts';
@@ -165,6 +166,9 @@ function editDistance(a: string, b: string): number {
 /** A task file → Task (relative schema paths resolve against the file's folder). */
 export function loadTaskFile(path: string): Task {
   const file = resolve(path);
+  // A bare word that is no file is most likely a built-in task's name, mistyped.
+  const builtin = /^[A-Za-z_-]+$/.test(path) && !existsSync(file) ? didYouMean(path, Object.keys(BUILTIN_TASKS)) : '';
+  if (builtin) throw invalid(`no task file ${JSON.stringify(path)} and no built-in task of that name${builtin}; the built-in tasks are ${Object.keys(BUILTIN_TASKS).join(', ')}`, { file });
   const text = readText(file, 'task file');
   const raw = parseStructured(text, file);
   try {

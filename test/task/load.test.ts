@@ -236,3 +236,28 @@ describe('the enqueue flags', () => {
     expect(failure(() => resolveTask({ schema: bad }, 'pdf'))).toBe(`${bad}: TASK_INVALID: the schema must be a JSON object`);
   });
 });
+
+describe('a mistyped built-in task name', () => {
+  it('says which built-in it may be, not only that there is no such file', () => {
+    const cwd = process.cwd();
+    const dir = mkdtempSync(join(tmpdir(), 'docbatch-task-name-'));
+    process.chdir(dir);
+    try {
+      let err: unknown;
+      try {
+        loadTaskFile('summarise');
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(DocbatchError);
+      expect((err as DocbatchError).code).toBe('TASK_INVALID');
+      expect((err as Error).message).toMatch(/no built-in task of that name \(did you mean "summarize"\?\); the built-in tasks are transcribe, summarize/);
+      // A file of that name is read as a file.
+      writeFileSync(join(dir, 'summarise'), 'prompt: Summarise it.\nunit: page\n');
+      expect(loadTaskFile('summarise').prompt).toBe('Summarise it.');
+    } finally {
+      process.chdir(cwd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
