@@ -31,7 +31,7 @@ export function configCommand(): Command {
       let shown = value === undefined ? '' : Array.isArray(value) ? value.join(',') : String(value);
       // URLs with their password masked (the rest is worth seeing); other secrets not at all.
       if (/^[a-z][a-z0-9+.-]*:\/\//i.test(shown)) shown = redactUrl(shown);
-      else if (setting.secret && value !== undefined) shown = '***';
+      else if (setting.secret && shown !== '') shown = '***'; // nothing set shows as nothing
       const source = sources[key];
       if (opts.json) process.stdout.write(`${jsonLine({ setting: key, env: setting.env, value: shown, source: source.kind, from: source.name ?? null })}\n`);
       else process.stdout.write(`${setting.env}=${printable(shown)}  # ${describeSource(source)}\n`);

@@ -116,6 +116,8 @@ describe('secrets from files and the environment', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('REDIS_URL=redis://ops:***@Redis.Internal:6379/0  # environment REDIS_URL\n');
     expect(r.stdout).toContain('ENGINE_API_KEY=***  # file ENGINE_API_KEY_FILE\n');
+    // A secret not set shows as nothing, not as a mask that looks like a key.
+    expect(r.stdout).toContain('ENGINE_FALLBACK_API_KEYS=  # default\n');
     expect(r.stdout).toContain('ENGINE_URL=http://GPU-Box:8000/v1  # environment ENGINE_URL\n');
     expect(r.stdout).not.toMatch(/hunter2|sk-engine-9931/);
   });
