@@ -32,7 +32,7 @@ export function enqueueCommand(inspector?: PdfInspector): Command {
     .option('--schema <file.json>', 'answers must be JSON valid against this JSON Schema')
     .addOption(new Option('--unit <unit>', 'what one request covers').choices(['page', 'document', 'chunk', 'conversation']))
     .option('--model <name>', 'run every unit on this model (repeat for several: each gets its own run and output folder)', collect)
-    .option('--priority <n>', 'feeding priority: higher goes first (default 0)', '0')
+    .option('--priority <n>', 'feeding priority: higher goes first', '0')
     .option('--out <folder>', 'outputs go to this folder inside OUT_DIR')
     .option('--glob <pattern>', 'in folders, only files whose relative path matches (e.g. "**/*.pdf")')
     .option('--json', 'one JSON object per line instead of text')
