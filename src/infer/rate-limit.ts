@@ -83,17 +83,22 @@ if recorded > 0 then redis.call('PEXPIRE', KEYS[1], window * 2 + longest) end
 return {recorded, wait}
 `;
 
-/** KEYS: the send log. ARGV: the member. The request's answer is back: its time becomes now. */
+/**
+ * KEYS: the send log. ARGV: the member, the log's time to live (ms). The request's answer is
+ * back: its time becomes now. Added again if the log dropped it: a pass held at the gate longer
+ * than the request timeout plus the window left the log before its request was even sent.
+ */
 const FINISH_LUA = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 `;
 
 interface LimitingRedis extends Redis {
   docbatchRateAcquire(log: string, hold: string, ...args: Array<string | number>): Promise<[number, number]>;
-  docbatchRateFinish(log: string, member: string): Promise<number>;
+  docbatchRateFinish(log: string, member: string, ttlMs: number): Promise<number>;
 }
 
 /** A request let through by the limiter: say when it is done with, one way or the other. */
@@ -255,7 +260,7 @@ export class EngineRateLimiter {
       );
     };
     return {
-      finish: once(() => this.redis.docbatchRateFinish(this.key, member)),
+      finish: once(() => this.redis.docbatchRateFinish(this.key, member, (this.limits.windowMs ?? 60_000) * 2 + (this.limits.requestTimeoutMs ?? 600_000))),
       cancel: once(() => this.redis.zrem(this.key, member)),
     };
   }

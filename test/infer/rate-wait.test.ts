@@ -111,4 +111,16 @@ describe('the rate limiter of one worker', () => {
     await (await limiter.acquire(10, AbortSignal.timeout(5000))).finish();
     expect(Date.now() - started).toBeLessThan(1000);
   }, 30_000);
+
+  it('a pass held longer than the request timeout plus the window (a long wait at the gate) still counts once its request is sent', async () => {
+    const limiter = new EngineRateLimiter(redis, prefix, 'http://late.example', { rpm: 1, windowMs: 2000, requestTimeoutMs: 100 });
+    const late = await limiter.acquire(10, AbortSignal.timeout(5000));
+    // Its provisional entry (now + 100 ms) leaves the log after 2.1 s: a unit still at the gate.
+    await new Promise((r) => setTimeout(r, 2300));
+    await limiter.acquire(10, AbortSignal.timeout(5000)).then((p) => p.cancel()); // prunes the log
+    await late.finish(); // the request went and came back now: it counts for a window from now
+    const started = Date.now();
+    await (await limiter.acquire(10, AbortSignal.timeout(10_000))).finish();
+    expect(Date.now() - started, 'the next send waited for the late one to leave the window').toBeGreaterThanOrEqual(1500);
+  }, 30_000);
 });
