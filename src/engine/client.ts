@@ -306,7 +306,15 @@ export class EngineClient {
         headersTimeout: timeoutMs + 1_000,
         bodyTimeout: timeoutMs + 1_000,
       });
-      const text = decodeBody(Buffer.from(await res.body.arrayBuffer()), res.headers['content-encoding'], this.options.maxResponseBytes);
+      const bytes = Buffer.from(await res.body.arrayBuffer());
+      let text: string;
+      try {
+        text = decodeBody(bytes, res.headers['content-encoding'], this.options.maxResponseBytes);
+      } catch (err) {
+        // An error answer's status says what it is (a 429 stays a rate limit) whatever its body.
+        if (!(err instanceof BodyDecodeError) || res.statusCode < 300) throw err;
+        text = `(body not readable: ${err.message})`;
+      }
       return { status: res.statusCode, headers: res.headers, text, latencyMs: Math.round(performance.now() - started) };
     } catch (err) {
       if (err instanceof BodyDecodeError) throw new EngineError('ENGINE_ERROR', `${method} ${path}: ${err.message}`, { cause: err });

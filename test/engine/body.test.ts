@@ -84,3 +84,22 @@ describe('the client reads compressed answers', () => {
     expect((err as EngineError).code).toBe('MODEL_NOT_FOUND');
   });
 });
+
+describe('an error answer whose body does not decode as its Content-Encoding says', () => {
+  it('is classified by its status: a 429 stays a rate limit, with its Retry-After', async () => {
+    const server = await startScripted((_req, res) => {
+      res.writeHead(429, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'retry-after': '2' });
+      res.end('{"error":{"message":"Too Many Requests"}}'); // labelled gzip, sent plain (a proxy's slip)
+    });
+    const client = new EngineClient({ url: server.url, model: 'test-model' });
+    try {
+      const err = await client.chat({ messages: [{ role: 'user', content: 'hi' }], maxTokens: 5 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(EngineError);
+      expect((err as EngineError).code).toBe('ENGINE_RATE_LIMITED');
+      expect((err as EngineError).retryAfterMs).toBe(2000);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+});
