@@ -6,7 +6,7 @@
  * from Redis).
  */
 import type { Redis } from 'ioredis';
-import { inferQueueFor } from '../../queues/routes.ts';
+import { inferQueueFor, SHARED_INFER_QUEUE } from '../../queues/routes.ts';
 import { printable } from '../printable.ts';
 import type { DocProgress } from './progress.ts';
 
@@ -99,18 +99,23 @@ export function unservedWork(progress: readonly DocProgress[], workers: readonly
   if (live.length === 0) {
     return [`no worker has a heartbeat under this prefix (${workers.length > 0 ? `${workers.length} silent` : 'none started'}): nothing takes this work; start one (docbatch worker), or check that workers reach this Redis and prefix`];
   }
-  const models = new Map<string, number>();
+  // Work naming a model is on that model's queue; the rest on the shared one, which every worker
+  // takes but a text-only one (src/infer/worker.ts queueNames).
+  const models = new Map<string | null, number>();
   for (const p of waiting) {
-    const model = p.record.meta.model;
-    if (model === null || model === undefined) continue; // the shared queue: every worker takes it
-    if (live.some((w) => w.queues.includes(inferQueueFor(model)))) continue;
+    const model = p.record.meta.model ?? null;
+    const queue = model === null ? SHARED_INFER_QUEUE : inferQueueFor(model);
+    if (live.some((w) => w.queues.includes(queue))) continue;
     models.set(model, (models.get(model) ?? 0) + 1);
   }
   const served = [...new Set(live.map((w) => w.model).filter((m): m is string => m !== null))];
-  return [...models].map(
-    ([model, docs]) =>
-      `model ${JSON.stringify(printable(model))} (${docs} document${docs === 1 ? '' : 's'}): no running worker serves it, so its work waits; start a worker whose engine serves it${served.length > 0 ? ` (running workers serve ${served.map((m) => JSON.stringify(printable(m))).join(', ')})` : ''}`,
-  );
+  const serving = served.length > 0 ? ` (running workers serve ${served.map((m) => JSON.stringify(printable(m))).join(', ')})` : '';
+  return [...models].map(([model, docs]) => {
+    const count = `${docs} document${docs === 1 ? '' : 's'}`;
+    return model === null
+      ? `work naming no model (${count}): no running worker takes it (text-only workers take only their own model's work), so it waits; start a worker whose engine takes images, or enqueue with --model${serving}`
+      : `model ${JSON.stringify(printable(model))} (${count}): no running worker serves it, so its work waits; start a worker whose engine serves it${serving}`;
+  });
 }
 
 /**

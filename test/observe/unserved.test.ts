@@ -1,0 +1,39 @@
+/**
+ * unservedWork: which waiting work no running worker takes, from real heartbeats' shape (the
+ * queues a worker lists, src/infer/worker.ts queueNames). The CLI end of it, with a real worker,
+ * is test/cli/unserved.test.ts.
+ */
+import { expect, it } from 'vitest';
+import { inferQueueFor, SHARED_INFER_QUEUE } from '../../queues/routes.ts';
+import { progressOf } from '../../src/observe/progress.ts';
+import { unservedWork, type WorkerBeat } from '../../src/observe/workers.ts';
+import type { DocMeta, DocRecord } from '../../src/store/types.ts';
+
+function doc(i: number, model: string | null, state: DocRecord['state'] = 'running'): ReturnType<typeof progressOf> {
+  const docId = `d${i}`;
+  const meta = { docId, kind: 'pdf', source: `in/${i}.pdf`, sha256: 'x', name: `${i}`, outSub: '', units: 3, feedUnits: 3, blob: 'b', task: {} as DocMeta['task'], model, queue: inferQueueFor(model), priority: 0, enqueuedAt: new Date().toISOString() } as DocMeta;
+  return progressOf({ docId, meta, gen: 1, units: 3, state, done: state === 'written' ? 3 : 0, failed: 0, promptTokens: 0, completionTokens: 0, unitsWithoutUsage: 0, engineMs: 0, createdAt: meta.enqueuedAt, startedAt: null, finishedAt: null, resumedAt: null, resumedFrom: 0, writtenAt: null, files: [], writeError: null, fed: 0, reopens: 0 } as DocRecord);
+}
+
+function beat(name: string, model: string, queues: string[], silent = false): WorkerBeat {
+  return { name, at: Date.now(), engine: 'http://e', model, engineDown: false, paused: [], unhealthy: null, window: 16, inFlight: 0, active: 0, queues, ageMs: 0, silent };
+}
+
+it('names a model no live worker serves, and says nothing of served or finished work', () => {
+  const vl = beat('gpu0', 'vl', [SHARED_INFER_QUEUE, inferQueueFor('vl')]);
+  expect(unservedWork([doc(1, 'vl'), doc(2, null)], [vl])).toEqual([]);
+  const notes = unservedWork([doc(1, 'vl'), doc(2, 'vl-typo'), doc(3, 'vl-typo'), doc(4, 'other', 'written')], [vl]);
+  expect(notes).toEqual([`model "vl-typo" (2 documents): no running worker serves it, so its work waits; start a worker whose engine serves it (running workers serve "vl")`]);
+});
+
+it('work naming no model waits when the only live workers are text-only (they skip the shared queue)', () => {
+  const text = beat('cpu0', 'llm', [inferQueueFor('llm')]);
+  expect(unservedWork([doc(1, null)], [text])[0]).toMatch(/^work naming no model \(1 document\): no running worker takes it/);
+});
+
+it('silent workers serve nothing; no live worker at all is one line', () => {
+  const gone = beat('gpu0', 'vl', [SHARED_INFER_QUEUE, inferQueueFor('vl')], true);
+  expect(unservedWork([doc(1, 'vl')], [gone])).toEqual([expect.stringMatching(/^no worker has a heartbeat under this prefix \(1 silent\)/)]);
+  expect(unservedWork([doc(1, 'vl')], [])).toEqual([expect.stringMatching(/\(none started\)/)]);
+  expect(unservedWork([doc(1, 'vl', 'written')], [])).toEqual([]);
+});
