@@ -54,4 +54,32 @@ describe('a worker sending to its fallback while its primary is dead', () => {
     expect(body.checks.loop).toMatchObject({ ok: true, paused: false });
     expect(res.status).toBe(200);
   });
+
+  it('counts its requests at the fallback in /metrics and its heartbeat, and status calls it taking work', async () => {
+    const pdf = join(p.dir, 'forty.pdf');
+    writeFileSync(pdf, numberedPdf(40));
+    const ids = acceptedIds(await p.enqueue([pdf]));
+    let inFlight = 0;
+    await until('requests in flight at the fallback', async () => {
+      inFlight = sumOf(parseMetrics(await (await fetch(`${server.url}/metrics`)).text()), 'docbatch_worker_in_flight');
+      return inFlight > 0;
+    }, 10_000).catch(() => undefined);
+    expect(inFlight, 'docbatch_worker_in_flight while units are at the fallback').toBeGreaterThan(0);
+    // The next heartbeat (every 5 s) is written while units are in flight.
+    let beatInFlight = 0;
+    let problem: string | null = 'unread';
+    await until('a heartbeat with requests in flight', async () => {
+      const [beat] = await readWorkers(p.redis, p.config.prefix);
+      if (!beat) return false;
+      beatInFlight = beat.inFlight;
+      problem = workerProblem(beat);
+      return beat.inFlight > 0;
+    }, 12_000).catch(() => undefined);
+    expect(beatInFlight, 'the heartbeat counts requests at the fallback').toBeGreaterThan(0);
+    expect(problem, 'status and the dashboard: taking work').toBeNull();
+    await p.wait(ids, 60_000);
+    const after = parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
+    expect(sumOf(after, 'docbatch_units_completed_total')).toBe(40);
+    expect(sumOf(after, 'docbatch_engine_busy_seconds_total'), 'seconds with requests at an engine').toBeGreaterThan(0);
+  }, 90_000);
 });
