@@ -364,8 +364,9 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       ...(this.engines.fallbacks.length > 0 ? { fallbacks: this.engines.fallbacks.map((e) => ({ engine: e.label, down: e.monitor.isDown })), sendingTo: this.engines.pick()?.label ?? null } : {}),
       paused: this.pauseReasons,
       unhealthy: this.environmentError ? { code: this.environmentError.code, message: this.environmentError.message } : null,
-      window: this.engine.window.size,
-      inFlight: this.engine.gate.inFlight,
+      // The engine units go to now (a fallback while it has taken over), and requests at any of them.
+      window: (this.engines.pick() ?? this.engine).window.size,
+      inFlight: this.engines.all.reduce((n, e) => n + e.gate.inFlight, 0),
       active: this.active,
       queues: [...this.bulls.keys()],
       startedAt: this.startedAt,

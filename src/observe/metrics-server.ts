@@ -79,10 +79,20 @@ export interface Registration {
  * the loop must also be seen from Redis's side: a worker whose connection Redis no longer lists
  * (dropped and never re-established) takes nothing, however alive its process looks.
  */
-/** What a worker's health reads: its Redis, its engine, its loops and what paused them. */
+/** An engine as health reads it. */
+export interface CheckedEngine {
+  readonly label: string;
+  readonly client: { health(signal?: AbortSignal): Promise<string> };
+  readonly monitor: { readonly isDown: boolean };
+}
+
+/** What a worker's health reads: its Redis, its engines, its loops and what paused them. */
 export interface CheckedWorker {
   readonly redis: Redis;
-  readonly engine: { readonly client: { health(signal?: AbortSignal): Promise<string> }; readonly monitor: { readonly isDown: boolean } };
+  /** The primary engine. */
+  readonly engine: CheckedEngine;
+  /** Its primary and fallbacks: `pick()` is the engine units go to now (null: none may be used). */
+  readonly engines: { pick(): CheckedEngine | null };
   readonly loop: { running: boolean; paused: boolean; closing: boolean };
   readonly overBudget: boolean;
   readonly activeUnits: number;
@@ -94,6 +104,13 @@ export function workerChecks(worker: CheckedWorker, registration?: Registration)
   return {
     redis: redisCheck(worker.redis),
     engine: async (signal) => {
+      // With the primary down, a fallback that has taken over is the engine the worker works
+      // with: it answering is what "can take work" means (ENGINE_FALLBACK_URLS).
+      const using = worker.engines.pick();
+      if (using && using !== worker.engine) {
+        const state = await using.client.health(signal);
+        return { ok: state === 'up', state, outage: true, sendingTo: using.label };
+      }
       const state = await worker.engine.client.health(signal);
       return { ok: state === 'up', state, outage: worker.engine.monitor.isDown };
     },

@@ -133,15 +133,23 @@ export function openQueueCounter(target: { redisUrl: string; prefix: string; att
 type Cumulative = 'deaths' | 'downMs' | 'busyMs';
 
 /** What metrics read from a worker: its events, and its engine's parts when scraped. */
+export interface ObservedEngine {
+  readonly window: { snapshot(): { size: number; state: string } };
+  readonly gate: { readonly inFlight: number; readonly waiting: number; readonly busyTime: number };
+  readonly monitor: { readonly isDown: boolean; readonly deaths: number; on(event: 'down' | 'up', listener: () => void): unknown };
+  /** The endpoint's shared rate limits, when it has any. */
+  readonly limiter: { readonly waiting: number } | null;
+}
+
 export interface ObservedWorker {
   readonly activeUnits: number;
-  readonly engine: {
-    readonly window: { snapshot(): { size: number; state: string } };
-    readonly gate: { readonly inFlight: number; readonly waiting: number; readonly busyTime: number };
-    readonly monitor: { readonly isDown: boolean; readonly deaths: number; on(event: 'down' | 'up', listener: () => void): unknown };
-    /** The endpoint's shared rate limits, when it has any. */
-    readonly limiter: { readonly waiting: number } | null;
-  };
+  /** The primary engine (`docbatch_engine_up`, deaths and downtime are its). */
+  readonly engine: ObservedEngine;
+  /**
+   * Every engine it sends to (primary, then fallbacks); `pick()` is the one units go to now.
+   * Requests, waits and busy time are counted over all of them: a fallback's are this worker's too.
+   */
+  readonly engines: { readonly all: readonly ObservedEngine[]; pick(): ObservedEngine | null };
   on(event: 'unit:settled', listener: (data: UnitJobData, meta: DocMeta, result: UnitResult) => void): unknown;
   on(event: 'request', listener: (ms: number, ok: boolean) => void): unknown;
   on(event: 'oom', listener: () => void): unknown;
@@ -211,10 +219,12 @@ export class WorkerMetrics {
           if (self.worker) this.set(read(self.worker));
         },
       });
-    gauge('worker_window', 'Requests this worker may have in flight at the engine now (the adaptive window).', (w) => w.engine.window.snapshot().size);
-    gauge('worker_in_flight', 'Requests of this worker at the engine now.', (w) => w.engine.gate.inFlight);
-    gauge('worker_gate_waiting', 'Prepared units waiting at the gate for a window slot.', (w) => w.engine.gate.waiting);
-    gauge('worker_rate_waiting', "Units waiting for the endpoint's rate limit (ENGINE_RPM, ENGINE_TPM), holding no window slot.", (w) => w.engine.limiter?.waiting ?? 0);
+    const using = (w: ObservedWorker) => w.engines.pick() ?? w.engine;
+    const sum = (w: ObservedWorker, read: (e: ObservedEngine) => number) => w.engines.all.reduce((n, e) => n + read(e), 0);
+    gauge('worker_window', 'Requests this worker may have in flight at the engine it sends to now (the adaptive window; a fallback while it has taken over).', (w) => using(w).window.snapshot().size);
+    gauge('worker_in_flight', 'Requests of this worker at its engines now (fallbacks included).', (w) => sum(w, (e) => e.gate.inFlight));
+    gauge('worker_gate_waiting', 'Prepared units waiting at the gate for a window slot.', (w) => sum(w, (e) => e.gate.waiting));
+    gauge('worker_rate_waiting', "Units waiting for the endpoint's rate limit (ENGINE_RPM, ENGINE_TPM), holding no window slot.", (w) => sum(w, (e) => e.limiter?.waiting ?? 0));
     gauge('worker_active_units', 'Units this worker holds (preparing, waiting or in flight).', (w) => w.activeUnits);
     gauge('engine_up', '1 while the engine answers, 0 while this worker waits for it to come back.', (w) => (w.engine.monitor.isDown ? 0 : 1));
     new Gauge({
@@ -224,7 +234,7 @@ export class WorkerMetrics {
       registers,
       collect() {
         if (!self.worker) return;
-        const state = self.worker.engine.window.snapshot().state;
+        const state = using(self.worker).window.snapshot().state;
         for (const s of ['probing', 'steady', 'backoff', 'paused']) this.set({ state: s }, s === state ? 1 : 0);
       },
     });
@@ -246,7 +256,7 @@ export class WorkerMetrics {
       });
     cumulative('engine_deaths_total', 'Times this worker found its engine dead (process gone or EngineDeadError).', 'deaths', () => this.worker?.engine.monitor.deaths ?? 0);
     cumulative('engine_down_seconds_total', 'Seconds this worker spent waiting for its engine to come back (includes an outage in progress).', 'downMs', () => this.downMs(), 1 / 1000);
-    cumulative('engine_busy_seconds_total', 'Seconds during which this worker had at least one request at the engine.', 'busyMs', () => this.worker?.engine.gate.busyTime ?? 0, 1 / 1000);
+    cumulative('engine_busy_seconds_total', 'Seconds during which this worker had at least one request at an engine (each of its engines counted, fallbacks included).', 'busyMs', () => (this.worker ? sum(this.worker, (e) => e.gate.busyTime) : 0), 1 / 1000);
   }
 
   /** Subscribes to the worker's events and lets the scrape-time families read it; call once. */

@@ -17,6 +17,8 @@ export interface WorkerBeat {
   engine: string;
   model: string | null;
   engineDown: boolean;
+  /** With fallback engines: the engine units go to now (a fallback while the primary is down), null while none may be used. */
+  sendingTo?: string | null;
   paused: string[];
   unhealthy: { code: string; message: string } | null;
   window: number;
@@ -53,6 +55,7 @@ export async function readWorkers(redis: Redis, prefix: string, now = Date.now()
       engine: String(beat.engine ?? ''),
       model: beat.model ?? null,
       engineDown: beat.engineDown === true,
+      ...(beat.sendingTo !== undefined ? { sendingTo: typeof beat.sendingTo === 'string' ? beat.sendingTo : null } : {}),
       paused: Array.isArray(beat.paused) ? beat.paused.map(String) : [],
       unhealthy: beat.unhealthy ?? null,
       window: Number(beat.window ?? 0),
@@ -71,7 +74,8 @@ export async function readWorkers(redis: Redis, prefix: string, now = Date.now()
 /** What is wrong with a worker, in words, or null when it is taking work. */
 export function workerProblem(w: WorkerBeat): string | null {
   if (w.silent) return `no heartbeat for ${Math.round(w.ageMs / 1000)} s (stopped, or cut off from Redis)`;
-  if (w.engineDown) return `its engine ${w.engine} is down: its units wait for it (no attempt used), or go to other workers`;
+  // A fallback that took over from the down primary takes the work: nothing is wrong with intake.
+  if (w.engineDown && !w.sendingTo) return `its engine ${w.engine} is down: its units wait for it (no attempt used), or go to other workers`;
   if (w.unhealthy) return `unhealthy, takes no work: ${w.unhealthy.code}: ${w.unhealthy.message}`;
   if (w.paused.includes('budget')) return 'intake paused: BUDGET_USD is spent';
   if (w.paused.length > 0) return `intake paused (${w.paused.join(', ')})`;

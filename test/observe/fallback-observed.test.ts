@@ -1,0 +1,85 @@
+/**
+ * A worker whose primary engine is dead and whose fallback engine takes its units, as operators
+ * see it: its /health (it takes work, so 200), its heartbeat as `status` and the dashboard read
+ * it (taking work, its requests in flight counted), and its /metrics (requests at the fallback
+ * are requests in flight; its busy time counts). Real Redis, two emulators, a real worker.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
+import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
+import type { InferWorker } from '../../src/infer/worker.ts';
+import { WorkerMetrics } from '../../src/observe/metrics.ts';
+import { startMetricsServer, workerChecks, type HealthReport, type MetricsServer } from '../../src/observe/metrics-server.ts';
+import { readWorkers, workerProblem } from '../../src/observe/workers.ts';
+import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
+import { parseMetrics, sumOf } from './fixtures.ts';
+
+let p: Pipeline;
+let fallback: Emulator;
+let worker: InferWorker;
+let metrics: WorkerMetrics;
+let server: MetricsServer;
+
+const until = async (what: string, ok: () => Promise<boolean> | boolean, ms = 30_000) => {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) if (await ok()) return;
+  throw new Error(`timed out waiting for ${what}`);
+};
+
+beforeAll(async () => {
+  // The primary dies for good when killed; the fallback is slow enough that requests overlap.
+  p = await startPipeline({ file: import.meta.filename, worker: false, emulator: { restartDelayMs: 600_000, deathExitMs: 50 } });
+  fallback = await startEmulator({ speed: 2, outputTokensMin: 20, outputTokensMax: 60 });
+  worker = await p.startWorker({ fallbackEngineUrls: [fallback.url], fallbackAfterMs: 300, engineReleaseMs: 600_000, initialInFlight: 4 });
+  metrics = new WorkerMetrics({ labels: { worker: 'fb-gpu0' }, processMetrics: false });
+  metrics.attach(worker);
+  server = await startMetricsServer({ registry: metrics.registry, checks: workerChecks(worker), port: 0 });
+  p.engine.kill();
+  await until('the worker sends to its fallback', () => worker.engine.monitor.isDown && worker.engines.pick() === worker.engines.fallbacks[0] && !worker.loop.paused);
+}, 60_000);
+
+afterAll(async () => {
+  await worker?.close({ deadlineMs: 2000 });
+  await server?.close();
+  await p?.stop();
+  await fallback?.close();
+});
+
+describe('a worker sending to its fallback while its primary is dead', () => {
+  it('/health answers 200: the engine it sends to answers, and its loop runs', async () => {
+    const res = await fetch(`${server.url}/health`);
+    const body = (await res.json()) as HealthReport;
+    expect(body.checks.engine, JSON.stringify(body)).toMatchObject({ ok: true, outage: true });
+    expect(body.checks.loop).toMatchObject({ ok: true, paused: false });
+    expect(res.status).toBe(200);
+  });
+
+  it('counts its requests at the fallback in /metrics and its heartbeat, and status calls it taking work', async () => {
+    const pdf = join(p.dir, 'forty.pdf');
+    writeFileSync(pdf, numberedPdf(40));
+    const ids = acceptedIds(await p.enqueue([pdf]));
+    let inFlight = 0;
+    await until('requests in flight at the fallback', async () => {
+      inFlight = sumOf(parseMetrics(await (await fetch(`${server.url}/metrics`)).text()), 'docbatch_worker_in_flight');
+      return inFlight > 0;
+    }, 10_000).catch(() => undefined);
+    expect(inFlight, 'docbatch_worker_in_flight while units are at the fallback').toBeGreaterThan(0);
+    // The next heartbeat (every 5 s) is written while units are in flight.
+    let beatInFlight = 0;
+    let problem: string | null = 'unread';
+    await until('a heartbeat with requests in flight', async () => {
+      const [beat] = await readWorkers(p.redis, p.config.prefix);
+      if (!beat) return false;
+      beatInFlight = beat.inFlight;
+      problem = workerProblem(beat);
+      return beat.inFlight > 0;
+    }, 12_000).catch(() => undefined);
+    expect(beatInFlight, 'the heartbeat counts requests at the fallback').toBeGreaterThan(0);
+    expect(problem, 'status and the dashboard: taking work').toBeNull();
+    await p.wait(ids, 60_000);
+    const after = parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
+    expect(sumOf(after, 'docbatch_units_completed_total')).toBe(40);
+    expect(sumOf(after, 'docbatch_engine_busy_seconds_total'), 'seconds with requests at an engine').toBeGreaterThan(0);
+  }, 90_000);
+});
