@@ -6,7 +6,7 @@
  * from Redis).
  */
 import type { Redis } from 'ioredis';
-import { inferQueueFor } from '../../queues/routes.ts';
+import { inferQueueFor, SHARED_INFER_QUEUE } from '../../queues/routes.ts';
 import { printable } from '../printable.ts';
 import type { DocProgress } from './progress.ts';
 
@@ -99,18 +99,28 @@ export function unservedWork(progress: readonly DocProgress[], workers: readonly
   if (live.length === 0) {
     return [`no worker has a heartbeat under this prefix (${workers.length > 0 ? `${workers.length} silent` : 'none started'}): nothing takes this work; start one (docbatch worker), or check that workers reach this Redis and prefix`];
   }
+  // Each document's own queue (meta.queue, as routed when it was enqueued): the shared queue is
+  // not every worker's (a text-only worker takes only its model's queue).
   const models = new Map<string, number>();
+  let shared = 0;
   for (const p of waiting) {
+    const queue = p.record.meta.queue ?? inferQueueFor(p.record.meta.model);
+    if (live.some((w) => w.queues.includes(queue))) continue;
     const model = p.record.meta.model;
-    if (model === null || model === undefined) continue; // the shared queue: every worker takes it
-    if (live.some((w) => w.queues.includes(inferQueueFor(model)))) continue;
-    models.set(model, (models.get(model) ?? 0) + 1);
+    if (queue === SHARED_INFER_QUEUE || model === null || model === undefined) shared++;
+    else models.set(model, (models.get(model) ?? 0) + 1);
   }
   const served = [...new Set(live.map((w) => w.model).filter((m): m is string => m !== null))];
-  return [...models].map(
+  const notes = [...models].map(
     ([model, docs]) =>
       `model ${JSON.stringify(printable(model))} (${docs} document${docs === 1 ? '' : 's'}): no running worker serves it, so its work waits; start a worker whose engine serves it${served.length > 0 ? ` (running workers serve ${served.map((m) => JSON.stringify(printable(m))).join(', ')})` : ''}`,
   );
+  if (shared > 0) {
+    notes.push(
+      `no running worker takes work that names no model (${shared} document${shared === 1 ? '' : 's'}, the shared queue): the running workers are text-only; start a worker whose model takes images, or enqueue with --model naming a model a worker serves${served.length > 0 ? ` (${served.map((m) => JSON.stringify(printable(m))).join(', ')})` : ''}`,
+    );
+  }
+  return notes;
 }
 
 /**
