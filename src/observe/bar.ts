@@ -87,6 +87,8 @@ export class LiveBlock {
     let s = '';
     if (this.lines > 0) s += `\x1b[${this.lines}A`;
     for (const line of lines) s += `\x1b[2K${line.length > width ? `${line.slice(0, width - 1)}…` : line}\n`;
+    // A shorter block than the last (a note gone): erase what is left of the last one below it.
+    if (lines.length < this.lines) s += '\x1b[0J';
     this.out.write(s);
     this.lines = lines.length;
   }
