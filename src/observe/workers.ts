@@ -93,7 +93,8 @@ export function lifetimeRate(w: WorkerBeat): { units: number; perSecond: number 
  * and `status` say so instead of counting nothing.
  */
 export function unservedWork(progress: readonly DocProgress[], workers: readonly WorkerBeat[]): string[] {
-  const waiting = progress.filter((p) => !p.finished);
+  // Units still to answer: a `complete` document (every unit answered) waits for the writer.
+  const waiting = progress.filter((p) => !p.finished && p.record.state !== 'complete');
   if (waiting.length === 0) return [];
   const live = workers.filter((w) => !w.silent);
   if (live.length === 0) {
