@@ -71,3 +71,14 @@ it('a note that goes leaves nothing of itself on the terminal', () => {
   expect(screen.text()).not.toContain('no worker has a heartbeat');
   expect(screen.text().trimEnd().split('\n').at(-1)).toMatch(/^total: /);
 });
+
+it('a note longer than the terminal is wide is shown whole, on several lines', () => {
+  const screen = new Screen();
+  Object.defineProperty(screen, 'columns', { value: 80 });
+  const print = progressPrinter(screen, { now: () => T0 });
+  const note = 'no worker has a heartbeat under this prefix (none started): nothing takes this work; start one (docbatch worker), or check that workers reach this Redis and prefix';
+  print([progressOf(record(), T0)], [note]);
+  const shown = screen.text().split('\n').map((l) => l.trim()).join(' ');
+  expect(shown).toContain(note);
+  for (const line of screen.lines) expect(line.length).toBeLessThan(80);
+});
