@@ -396,7 +396,9 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
 
   /** --exit-when-idle: no unit for that long, nothing waiting in its queues or their rounds. */
   private async checkIdle(): Promise<void> {
-    if (this.active > 0 || this.paused.size > 0) {
+    // Paused only because its engines are down is no work: an idle worker sees its engines die
+    // (the end of a run); whatever waits for them is counted in the queues below.
+    if (this.active > 0 || [...this.paused.keys()].some((reason) => reason !== 'engine')) {
       this.lastBusyAt = performance.now();
       return;
     }

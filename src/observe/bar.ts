@@ -87,6 +87,8 @@ export class LiveBlock {
     let s = '';
     if (this.lines > 0) s += `\x1b[${this.lines}A`;
     for (const line of lines) s += `\x1b[2K${line.length > width ? `${line.slice(0, width - 1)}…` : line}\n`;
+    // A shorter block than the last (a note gone): erase what is left of the last one below it.
+    if (lines.length < this.lines) s += '\x1b[0J';
     this.out.write(s);
     this.lines = lines.length;
   }
@@ -115,6 +117,20 @@ export function terminalLines(progress: readonly DocProgress[], columns: number,
   return lines;
 }
 
+/** `text` in lines of at most `width` characters, broken between words; later lines indented by 2. */
+function wrapWords(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = `  ${word}`;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  if (line !== '') lines.push(line);
+  return lines;
+}
+
 /**
  * A progress printer for `--wait`: a live block on a terminal; state changes and a total every
  * 10 s otherwise. Notes (work no worker takes) end the block on a terminal; otherwise each is
@@ -124,7 +140,12 @@ export function progressPrinter(out: ProgressOut, options: PrinterOptions = {}):
   const now = options.now ?? Date.now;
   if (out.isTTY) {
     const block = new LiveBlock(out);
-    return (progress, notes = []) => block.draw([...terminalLines(progress, out.columns ?? 80, Math.max(3, (out.rows ?? 24) - notes.length), now()), ...notes.map((n) => `! ${n}`)]);
+    return (progress, notes = []) => {
+      // Notes whole (their advice is at the end), wrapped to the width; the block still fits the screen.
+      const rows = out.rows ?? 24;
+      const noted = notes.flatMap((n) => wrapWords(`! ${n}`, Math.max(20, (out.columns ?? 80) - 1))).slice(0, Math.max(0, rows - 4));
+      block.draw([...terminalLines(progress, out.columns ?? 80, Math.max(3, rows - noted.length), now()), ...noted]);
+    };
   }
   const every = options.totalEveryMs ?? 10_000;
   const seen = new Map<string, ViewState>();

@@ -97,29 +97,35 @@ export function lifetimeRate(w: WorkerBeat): { units: number; perSecond: number 
  * and `status` say so instead of counting nothing.
  */
 export function unservedWork(progress: readonly DocProgress[], workers: readonly WorkerBeat[]): string[] {
-  const waiting = progress.filter((p) => !p.finished);
+  // Units still to answer: a `complete` document (every unit answered) waits for the writer.
+  const waiting = progress.filter((p) => !p.finished && p.record.state !== 'complete');
   if (waiting.length === 0) return [];
   const live = workers.filter((w) => !w.silent);
   if (live.length === 0) {
     return [`no worker has a heartbeat under this prefix (${workers.length > 0 ? `${workers.length} silent` : 'none started'}): nothing takes this work; start one (docbatch worker), or check that workers reach this Redis and prefix`];
   }
-  // Work naming a model is on that model's queue; the rest on the shared one, which every worker
-  // takes but a text-only one (src/infer/worker.ts queueNames).
-  const models = new Map<string | null, number>();
+  // Each document's own queue (meta.queue, as routed when it was enqueued): the shared queue is
+  // not every worker's (a text-only worker takes only its model's queue).
+  const models = new Map<string, number>();
+  let shared = 0;
   for (const p of waiting) {
-    const model = p.record.meta.model ?? null;
-    const queue = model === null ? SHARED_INFER_QUEUE : inferQueueFor(model);
+    const queue = p.record.meta.queue ?? inferQueueFor(p.record.meta.model);
     if (live.some((w) => w.queues.includes(queue))) continue;
-    models.set(model, (models.get(model) ?? 0) + 1);
+    const model = p.record.meta.model;
+    if (queue === SHARED_INFER_QUEUE || model === null || model === undefined) shared++;
+    else models.set(model, (models.get(model) ?? 0) + 1);
   }
   const served = [...new Set(live.map((w) => w.model).filter((m): m is string => m !== null))];
-  const serving = served.length > 0 ? ` (running workers serve ${served.map((m) => JSON.stringify(printable(m))).join(', ')})` : '';
-  return [...models].map(([model, docs]) => {
-    const count = `${docs} document${docs === 1 ? '' : 's'}`;
-    return model === null
-      ? `work naming no model (${count}): no running worker takes it (text-only workers take only their own model's work), so it waits; start a worker whose engine takes images, or enqueue with --model${serving}`
-      : `model ${JSON.stringify(printable(model))} (${count}): no running worker serves it, so its work waits; start a worker whose engine serves it${serving}`;
-  });
+  const notes = [...models].map(
+    ([model, docs]) =>
+      `model ${JSON.stringify(printable(model))} (${docs} document${docs === 1 ? '' : 's'}): no running worker serves it, so its work waits; start a worker whose engine serves it${served.length > 0 ? ` (running workers serve ${served.map((m) => JSON.stringify(printable(m))).join(', ')})` : ''}`,
+  );
+  if (shared > 0) {
+    notes.push(
+      `no running worker takes work that names no model (${shared} document${shared === 1 ? '' : 's'}, the shared queue): the running workers are text-only; start a worker whose model takes images, or enqueue with --model naming a model a worker serves${served.length > 0 ? ` (${served.map((m) => JSON.stringify(printable(m))).join(', ')})` : ''}`,
+    );
+  }
+  return notes;
 }
 
 /**

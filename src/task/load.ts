@@ -275,7 +275,7 @@ export function resolveTask(spec: TaskSpec, kind: InputKind, cache: Map<string, 
   else if (isBuiltinTask(spec.task)) task = BUILTIN_TASKS[spec.task];
   else {
     const key = resolve(spec.task);
-    task = cache.get(key) ?? loadTaskFile(key);
+    task = cache.get(key) ?? loadTaskFile(spec.task); // as typed: a bare word may be a built-in mistyped
     cache.set(key, task);
   }
   const base = task;

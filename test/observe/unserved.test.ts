@@ -28,7 +28,7 @@ it('names a model no live worker serves, and says nothing of served or finished 
 
 it('work naming no model waits when the only live workers are text-only (they skip the shared queue)', () => {
   const text = beat('cpu0', 'llm', [inferQueueFor('llm')]);
-  expect(unservedWork([doc(1, null)], [text])[0]).toMatch(/^work naming no model \(1 document\): no running worker takes it/);
+  expect(unservedWork([doc(1, null)], [text])[0]).toMatch(/^no running worker takes work that names no model \(1 document, the shared queue\)/);
 });
 
 it('silent workers serve nothing; no live worker at all is one line', () => {
