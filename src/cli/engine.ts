@@ -27,8 +27,13 @@ export function engineCommand(): Command {
       return command.error((err as Error).message, { exitCode: 2, code: 'docbatch.engine.badFlag' });
     }
     const { serveUntilSignal } = await import('../emulator/serve.ts');
+    const { whenLauncherGone } = await import('../launcher.ts');
     try {
-      await serveUntilSignal(parsed);
+      await serveUntilSignal(parsed, {
+        out: (line) => process.stdout.write(`${line}\n`),
+        err: (line) => process.stderr.write(`${line}\n`),
+        whenLauncherGone,
+      });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL') throw err;

@@ -2,7 +2,6 @@
  * Runs an emulator as a process until SIGTERM or SIGINT, then closes it (sockets, timers) and
  * returns, so the process can exit 0 on its own. A second signal while closing exits 130 at once.
  */
-import { whenLauncherGone } from '../launcher.ts';
 import { startEmulator } from './index.ts';
 import type { EmulatorOptions } from './options.ts';
 
@@ -11,6 +10,12 @@ export interface ServeIo {
   out: (line: string) => void;
   /** Receives a human description (stderr by default). */
   err: (line: string) => void;
+  /**
+   * Calls `stop` when whoever started the process is gone, returning a function that stops
+   * watching (`docbatch engine` passes src/launcher.ts's; the emulator itself imports nothing
+   * else of src/).
+   */
+  whenLauncherGone?: (stop: () => void) => () => void;
 }
 
 const defaultIo: ServeIo = {
@@ -61,9 +66,9 @@ export async function serveUntilSignal(options: EmulatorOptions, io: ServeIo = d
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     // Started by npm, whose SIGTERM does not reach this process: stop when npm is gone.
-    unwatch = whenLauncherGone(() => {
+    unwatch = io.whenLauncherGone?.(() => {
       io.err('engine emulator: npm, which started it, is gone: stopping');
       onSignal('SIGTERM');
-    });
+    }) ?? unwatch;
   });
 }
