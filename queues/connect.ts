@@ -44,6 +44,28 @@ export function connectRedis(url: string, role: 'worker' | 'client', extra: Redi
   return redis;
 }
 
+/** The infer queues a process uses, each opened on first use (by name) and closed together. */
+export interface InferQueues {
+  get(name: string): TypedQueue<'infer'>;
+  /** Closes every queue opened so far, each bounded by `timeoutMs` when given; never rejects. */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+export function openInferQueues(target: RedisTarget & { attempts: number; writeAttempts?: number }, connection: Redis): InferQueues {
+  const queues = new Map<string, TypedQueue<'infer'>>();
+  return {
+    get(name) {
+      let q = queues.get(name);
+      if (!q) queues.set(name, (q = openQueue('infer', target, connection, name)));
+      return q;
+    },
+    async close(timeoutMs) {
+      const bounded = (p: Promise<void>) => (timeoutMs === undefined ? p : Promise.race([p, new Promise<void>((r) => setTimeout(r, timeoutMs).unref())]));
+      await Promise.allSettled([...queues.values()].map((q) => bounded(q.close())));
+    },
+  };
+}
+
 /**
  * A producer's handle on a queue. `queueName` picks one of the `infer` queues (queues/routes.ts);
  * the contract (job data, options) is the same for all of them.

@@ -1,6 +1,6 @@
 /** `docbatch gc`: remove what retention left behind (the writer also runs it every hour). */
 import { Command } from 'commander';
-import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
+import { connectRedis, openInferQueues } from '../../queues/connect.ts';
 import { createLogger } from '../observe/log.ts';
 import { openBlobStore } from '../store/storage.ts';
 import { isS3Uri } from '../s3-uri.ts';
@@ -21,10 +21,10 @@ export function gcCommand(): Command {
     await requireRedis(config);
     const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, pretty: config.logFormat === 'pretty' });
     const redis = connectRedis(config.redisUrl, 'client');
-    const queues = new Map<string, TypedQueue<'infer'>>();
+    const queues = openInferQueues(config, redis);
     try {
       const store = new DocStore(redis, config.prefix);
-      const feeder = new Feeder(redis, config.prefix, (name) => queues.get(name) ?? queues.set(name, openQueue('infer', config, redis, name)).get(name)!);
+      const feeder = new Feeder(redis, config.prefix, (name) => queues.get(name));
       const dryRun = opts.dryRun === true;
       const report = await collect({ store, blobs: openBlobStore(config), feeder, log }, { retentionMs: config.retentionDays * 86_400_000, dryRun });
       const temporaries = dryRun || isS3Uri(config.outDir) ? 0 : await sweepTemporaries(config.outDir, 3_600_000);
@@ -32,7 +32,7 @@ export function gcCommand(): Command {
       if (opts.json) process.stdout.write(`${JSON.stringify(all)}\n`);
       else process.stdout.write(`${dryRun ? 'would remove' : 'removed'}: ${report.documents} expired documents from the index, ${report.names} names, ${report.feedEntries} feed entries, ${report.archives} results archives, ${report.blobs} blobs (${(report.blobBytes / 1e6).toFixed(1)} MB), ${report.temporaries + temporaries} temporary files\n`);
     } finally {
-      await Promise.allSettled([...queues.values()].map((q) => q.close()));
+      await queues.close();
       redis.disconnect();
     }
   });

@@ -10,7 +10,7 @@
  * token cap under its other name, and the sampling settings that have a server default
  * (temperature, top_p). Anything else refused stays BAD_REQUEST.
  */
-import { parseJsonLenient } from './body.ts';
+import { parseErrorBody } from './classify.ts';
 
 /** What one model takes: the cap's name, and the sampling settings it refuses. */
 export interface ModelParams {
@@ -26,7 +26,7 @@ export type ParamFix = { kind: 'rename' } | { kind: 'drop'; param: string };
 /** What a 400 answer asks to change in the request, or null when it asks nothing we may change. */
 export function paramFix(status: number, text: string, body: Record<string, unknown>): ParamFix | null {
   if (status !== 400 && status !== 422) return null;
-  const { message, param } = errorOf(text);
+  const { message, param } = parseErrorBody(text); // every error shape, read as classify reads it
   if ('max_tokens' in body && /max_completion_tokens/.test(message) && (param === 'max_tokens' || /'?max_tokens'?\s+is not supported/i.test(message))) {
     return { kind: 'rename' };
   }
@@ -58,17 +58,4 @@ export function learn(params: ModelParams, fix: ParamFix, model: string, body: R
   if (params.dropped.has(fix.param)) return null;
   params.dropped.add(fix.param);
   return `${model} refuses ${fix.param} ${JSON.stringify(body[fix.param])}: requests go without it from now on (the model's default)`;
-}
-
-function errorOf(text: string): { message: string; param: string | undefined } {
-  try {
-    // Read as every other body is (body.ts): past a BOM, and past a proxy's junk after the JSON.
-    const parsed = parseJsonLenient(text) as { error?: { message?: unknown; param?: unknown }; message?: unknown; detail?: unknown };
-    const error = parsed.error ?? parsed;
-    const message = typeof error.message === 'string' ? error.message : typeof parsed.detail === 'string' ? parsed.detail : text;
-    const param = typeof (error as { param?: unknown }).param === 'string' ? ((error as { param: string }).param) : undefined;
-    return { message, param };
-  } catch {
-    return { message: text, param: undefined };
-  }
 }

@@ -4,7 +4,7 @@
  * engines (the primary and its fallbacks, each with its rate limiter). Tests may build their own.
  */
 import type { Redis } from 'ioredis';
-import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
+import { connectRedis, openInferQueues, openQueue, type TypedQueue } from '../../queues/connect.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../observe/log.ts';
 import type { BlobStore } from '../store/blobs.ts';
@@ -12,7 +12,6 @@ import { ChunkReader } from '../store/chunk-index.ts';
 import { DocStore } from '../store/docs.ts';
 import { Feeder } from '../store/feed.ts';
 import { openBlobStore } from '../store/storage.ts';
-import { withTimeout } from '../timeouts.ts';
 import { Engine, EngineSet, shownUrl } from './engine.ts';
 import { EngineRateLimiter, type RateLimits } from './rate-limit.ts';
 import { InferWorker } from './worker.ts';
@@ -39,15 +38,8 @@ export function createInferWorker(config: Config, log: Logger): InferWorker {
   const redis = connectRedis(config.redisUrl, 'worker');
   const bullRedis = connectRedis(config.redisUrl, 'worker');
   const blobs = openBlobStore(config);
-  const queues = new Map<string, TypedQueue<'infer'>>();
-  const inferQueue = (name: string) => {
-    let q = queues.get(name);
-    if (!q) {
-      q = openQueue('infer', config, redis, name);
-      queues.set(name, q);
-    }
-    return q;
-  };
+  const queues = openInferQueues(config, redis);
+  const inferQueue = (name: string) => queues.get(name);
   const workerLog = log.child({ worker: config.workerName });
   const engineFor = (url: string, apiKey: string | undefined, limits: RateLimits) =>
     new Engine(
@@ -83,8 +75,6 @@ export function createInferWorker(config: Config, log: Logger): InferWorker {
     engines: new EngineSet(primary, fallbacks, config.fallbackAfterMs),
     writeQueue: openQueue('write', config, redis),
     inferQueue,
-    closeQueues: async () => {
-      await Promise.allSettled([...queues.values()].map((q) => withTimeout(q.close(), 2000)));
-    },
+    closeQueues: () => queues.close(2000),
   });
 }

@@ -6,7 +6,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Redis } from 'ioredis';
-import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
+import { connectRedis, openInferQueues, openQueue, type TypedQueue } from '../../queues/connect.ts';
 import type { Config } from '../config.ts';
 import { DocbatchError } from '../errors.ts';
 import { BlobPins } from '../store/blob-pins.ts';
@@ -28,12 +28,8 @@ export interface ClientParts extends ReopenParts {
 /** `pinBlobs`: every blob stored or found is pinned first, so gc leaves it alone until a record names it (enqueue). */
 export function openClientParts(config: Config, options: { pinBlobs?: boolean } = {}): ClientParts {
   const redis = connectRedis(config.redisUrl, 'client');
-  const queues = new Map<string, TypedQueue<'infer'>>();
-  const inferQueue = (name: string): TypedQueue<'infer'> => {
-    let q = queues.get(name);
-    if (!q) queues.set(name, (q = openQueue('infer', config, redis, name)));
-    return q;
-  };
+  const queues = openInferQueues(config, redis);
+  const inferQueue = (name: string): TypedQueue<'infer'> => queues.get(name);
   const writeQueue = openQueue('write', config, redis);
   const s3 = lazyS3Client(config);
   const blobs = openBlobStore(config, s3, options.pinBlobs ? { guard: new BlobPins(redis, config.prefix) } : {});
@@ -55,7 +51,7 @@ export function openClientParts(config: Config, options: { pinBlobs?: boolean } 
       }
     },
     close() {
-      closing ??= Promise.allSettled([...[...queues.values()].map((q) => q.close()), writeQueue.close()]).then(() => redis.disconnect());
+      closing ??= Promise.allSettled([queues.close(), writeQueue.close()]).then(() => redis.disconnect());
       return closing;
     },
   };

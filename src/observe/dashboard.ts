@@ -31,7 +31,7 @@ import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import type { Queue } from 'bullmq';
 import { Registry } from 'prom-client';
-import { connectRedis, openQueue, type TypedQueue } from '../../queues/connect.ts';
+import { connectRedis, openInferQueues, openQueue, type TypedQueue } from '../../queues/connect.ts';
 import { QUEUES, type QueueName } from '../../queues/contracts.ts';
 import { isInferQueueName } from '../../queues/routes.ts';
 import { isRedisConnectionError, RedisLink } from '../../queues/redis-link.ts';
@@ -122,12 +122,8 @@ export async function startDashboard(config: DashboardConfig, log: Logger, optio
   const counter = openQueueCounter(config, [QUEUES.infer, ...inferQueues.sort()]);
   const registry = new Registry();
   registerQueueMetrics(registry, counter.queues);
-  const retryQueues = new Map<string, TypedQueue<'infer'>>();
-  const inferQueue = (name: string) => {
-    let q = retryQueues.get(name);
-    if (!q) retryQueues.set(name, (q = openQueue('infer', config, counter.redis, name)));
-    return q;
-  };
+  const retryQueues = openInferQueues(config, counter.redis);
+  const inferQueue = (name: string) => retryQueues.get(name);
   const feeder = new Feeder(counter.redis, config.prefix, inferQueue);
   const backlog = new BacklogReader(feeder, counter.redis, config.prefix, options.backlogTtlMs);
   registerBacklogMetrics(registry, backlog);
@@ -313,7 +309,7 @@ export async function startDashboard(config: DashboardConfig, log: Logger, optio
         });
         rates.stop();
         link.close();
-        await Promise.allSettled([...[...retryQueues.values()].map((q) => q.close()), writeQueue?.close()]);
+        await Promise.allSettled([retryQueues.close(), writeQueue?.close()]);
         await counter.close();
       })();
       return closing;

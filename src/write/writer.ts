@@ -17,7 +17,7 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { connectRedis, openQueue, openWorker, type TypedQueue, type TypedWorker } from '../../queues/connect.ts';
+import { connectRedis, openInferQueues, openQueue, openWorker, type TypedQueue, type TypedWorker } from '../../queues/connect.ts';
 import { isRedisFull, redisFullProblem } from '../../queues/redis-link.ts';
 import { MAX_STALLED_COUNT, type WriteJobData, type WriteJobName, type WriteJobResult } from '../../queues/contracts.ts';
 import { ensureWriteJob } from '../../queues/schedule.ts';
@@ -72,12 +72,9 @@ export interface WriterParts {
 
 export function createWriter(config: Config, log: Logger, options: WriterOptions = {}): DocumentWriter {
   const redis = connectRedis(config.redisUrl, 'worker');
-  const queues = new Map<string, TypedQueue<'infer'>>();
-  const inferQueue = (name: string) => {
-    let q = queues.get(name);
-    if (!q) queues.set(name, (q = openQueue('infer', config, redis, name)));
-    return q;
-  };
+  const queues = openInferQueues(config, redis);
+  const inferQueue = (name: string) => queues.get(name);
+
   const s3 = lazyS3Client(config);
   const blobs = openBlobStore(config, s3);
   const sink = openSink(config, s3);
@@ -95,9 +92,7 @@ export function createWriter(config: Config, log: Logger, options: WriterOptions
       chunks: new ChunkReader(blobs),
       writeQueue: openQueue('write', config, redis),
       inferQueue,
-      closeQueues: async () => {
-        await Promise.allSettled([...queues.values()].map((q) => withTimeout(q.close(), 2000)));
-      },
+      closeQueues: () => queues.close(2000),
     },
     options,
   );

@@ -63,6 +63,22 @@ async function startProxy(rewrite: (seen: Seen, upstream: Upstream) => Upstream)
   });
 }
 
+/** A proxy whose first `count` chat answers come back cut short with finish_reason "abort" (vLLM paused or draining); `onAbort` counts them. */
+function abortingProxy(count: number, onAbort: () => void): Promise<Scripted> {
+  let aborted = 0;
+  return startProxy((seen, up) => {
+    if (seen.path !== '/v1/chat/completions' || seen.headers['x-request-id'] === 'docbatch-image-probe' || aborted >= count) return up;
+    aborted++;
+    onAbort();
+    const answer = JSON.parse(up.body.toString('utf8')) as { choices: Array<{ message: { content: string }; finish_reason: string }> };
+    for (const c of answer.choices) {
+      c.message.content = c.message.content.slice(0, 20);
+      c.finish_reason = 'abort';
+    }
+    return { ...up, body: Buffer.from(JSON.stringify(answer)) };
+  });
+}
+
 async function runPages(name: string, pages: number, seed: number): Promise<void> {
   worker = await p.startWorker({ engineUrl: proxy!.url });
   const [docId] = acceptedIds(await p.enqueue([pdf(name, pages, seed)]));
@@ -73,16 +89,7 @@ async function runPages(name: string, pages: number, seed: number): Promise<void
 describe('a worker reads what proxies do to the bytes of an answer', () => {
   it('answers finished "abort" (vLLM paused or draining): sent again, no attempt used, every page written', async () => {
     let aborted = 0;
-    proxy = await startProxy((seen, up) => {
-      if (seen.path !== '/v1/chat/completions' || seen.headers['x-request-id'] === 'docbatch-image-probe' || aborted >= 6) return up;
-      aborted++;
-      const answer = JSON.parse(up.body.toString('utf8')) as { choices: Array<{ message: { content: string }; finish_reason: string }> };
-      for (const c of answer.choices) {
-        c.message.content = c.message.content.slice(0, 20);
-        c.finish_reason = 'abort';
-      }
-      return { ...up, body: Buffer.from(JSON.stringify(answer)) };
-    });
+    proxy = await abortingProxy(6, () => aborted++);
     await runPages('abort.pdf', 4, 11);
     expect(aborted).toBe(6);
   }, 60_000);
@@ -91,16 +98,7 @@ describe('a worker reads what proxies do to the bytes of an answer', () => {
     // An abort is the engine's own decision (a pause, a drain), not a death this unit caused:
     // counted as an outage of the unit's sends, never as one "while it was alone".
     let aborted = 0;
-    proxy = await startProxy((seen, up) => {
-      if (seen.path !== '/v1/chat/completions' || seen.headers['x-request-id'] === 'docbatch-image-probe' || aborted >= 5) return up;
-      aborted++;
-      const answer = JSON.parse(up.body.toString('utf8')) as { choices: Array<{ message: { content: string }; finish_reason: string }> };
-      for (const c of answer.choices) {
-        c.message.content = c.message.content.slice(0, 20);
-        c.finish_reason = 'abort';
-      }
-      return { ...up, body: Buffer.from(JSON.stringify(answer)) };
-    });
+    proxy = await abortingProxy(5, () => aborted++);
     await runPages('aborted-alone.pdf', 1, 12);
     expect(aborted).toBe(5);
   }, 60_000);
