@@ -1,5 +1,6 @@
 /** Small node:http helpers: bodies in, JSON and server-sent events out. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseJsonBody } from './body-json.ts';
 import { ApiError, badRequest, bodyTooLarge } from './errors.ts';
 
 /** The client closed the connection before the body arrived; nobody is left to answer. */
@@ -32,7 +33,7 @@ export async function readJsonObject(req: IncomingMessage, limit: number): Promi
   const body = await readBody(req, limit);
   let value: unknown;
   try {
-    value = JSON.parse(body.toString('utf8'));
+    value = parseJsonBody(body);
   } catch (err) {
     throw badRequest(`Invalid JSON body: ${(err as Error).message}`);
   }

@@ -5,6 +5,8 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import sharp, { type Metadata } from 'sharp';
+import { BodyDataUrl } from './body-json.ts';
+import { imageHead, type ImageHead } from './image-head.ts';
 import { badRequest, notImplemented, notMultimodal, tooManyImages } from './errors.ts';
 import type { EmulatorOptions } from './options.ts';
 import { countText, GENERATION_PROMPT, imageTokens, MESSAGE_OVERHEAD, type TokenPart } from './tokens.ts';
@@ -41,7 +43,7 @@ export interface PreparedPrompt {
 }
 
 interface RawImage {
-  url: string;
+  url: string | BodyDataUrl;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -51,20 +53,26 @@ function isObject(v: unknown): v is Record<string, unknown> {
 const DATA_URL = /^data:([^,]*?),/s;
 
 /** Decodes a data URL; remote URLs are refused (never fetched: an SSRF risk in real servers). */
-function decodeDataUrl(url: string): Buffer {
-  if (/^https?:\/\//i.test(url)) {
-    throw badRequest('The emulator never fetches remote images (http/https URLs); send a base64 data URL.');
+function decodeDataUrl(url: string | BodyDataUrl): Buffer {
+  let meta: string | undefined;
+  if (url instanceof BodyDataUrl) {
+    meta = url.meta;
+  } else {
+    if (/^https?:\/\//i.test(url)) {
+      throw badRequest('The emulator never fetches remote images (http/https URLs); send a base64 data URL.');
+    }
+    meta = DATA_URL.exec(url)?.[1];
   }
-  const m = DATA_URL.exec(url);
-  if (!m) throw badRequest(`Invalid image URL: expected a data URL, got ${JSON.stringify(url.slice(0, 40))}.`);
-  const meta = m[1] ?? '';
+  if (meta === undefined) throw badRequest(`Invalid image URL: expected a data URL, got ${JSON.stringify(String(url).slice(0, 40))}.`);
   if (!meta.split(';').includes('base64')) throw notImplemented('Only base64 data URLs are supported for now.');
-  const bytes = Buffer.from(url.slice(m[0].length), 'base64');
+  const bytes = url instanceof BodyDataUrl ? url.decodeBase64() : Buffer.from(url.slice(url.indexOf(',') + 1), 'base64');
   if (bytes.length === 0) throw badRequest('Failed to load image: the data URL is empty.');
   return bytes;
 }
 
 async function loadImage(raw: RawImage): Promise<ImageInfo> {
+  const quick = raw.url instanceof BodyDataUrl ? readHead(raw.url) : undefined;
+  if (quick) return quick;
   const bytes = decodeDataUrl(raw.url);
   let meta: Metadata;
   try {
@@ -75,6 +83,27 @@ async function loadImage(raw: RawImage): Promise<ImageInfo> {
   if (meta.format === 'svg' || !meta.width || !meta.height) throw badRequest(`Failed to load image: unsupported format ${meta.format}.`);
   const sha16 = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
   return { width: meta.width, height: meta.height, format: meta.format, sha16, tokens: imageTokens(meta.width, meta.height) };
+}
+
+/**
+ * A PNG or JPEG in a base64 URL cut from the body, read and hashed a slice at a time (never
+ * decoded whole); undefined where sharp must look (another format, a header it cannot read).
+ */
+function readHead(url: BodyDataUrl): ImageInfo | undefined {
+  if (!url.meta?.split(';').includes('base64')) return undefined;
+  let head: ImageHead | undefined;
+  let first = true;
+  const hash = createHash('sha256');
+  const read = url.eachDecoded((bytes) => {
+    if (first) {
+      first = false;
+      head = imageHead(bytes);
+      if (!head || head.width * head.height > 2 ** 28) return false;
+    }
+    hash.update(bytes);
+  });
+  if (!read || !head || head.width * head.height > 2 ** 28) return undefined;
+  return { ...head, sha16: hash.digest('hex').slice(0, 16), tokens: imageTokens(head.width, head.height) };
 }
 
 type Part = { text: string } | { image: RawImage };
@@ -92,8 +121,8 @@ function parseParts(content: unknown, where: string): Part[] {
     }
     if (p.type === 'image_url') {
       const iu = p.image_url;
-      const url = typeof iu === 'string' ? iu : isObject(iu) ? iu.url : undefined;
-      if (typeof url !== 'string') throw badRequest(`${at}.image_url.url must be a string.`);
+      const url = typeof iu === 'string' || iu instanceof BodyDataUrl ? iu : isObject(iu) ? iu.url : undefined;
+      if (typeof url !== 'string' && !(url instanceof BodyDataUrl)) throw badRequest(`${at}.image_url.url must be a string.`);
       return { image: { url } };
     }
     throw badRequest(`${at}: unsupported content part type ${JSON.stringify(p.type)}.`);
