@@ -127,7 +127,7 @@ describe('over HTTP', () => {
   it('a PNG whose header is damaged is refused as sharp refuses it', async () => {
     const big = await noisyPng(300, 200);
     const damaged = Buffer.from(big);
-    damaged[17] ^= 0xff; // the width, under the header's CRC
+    damaged[17] = damaged[17]! ^ 0xff; // the width, under the header's CRC
     const r = await sizeOf(damaged, 'image/png');
     expect(r.status, r.text).toBe(400);
     expect(r.text).toContain('Failed to load image');
