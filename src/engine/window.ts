@@ -77,13 +77,19 @@
  * is trimmed a lifetime later; an engine that refuses load says so (429, 503: `onBusy`, OOM).
  * Queueing that two cuts in a row did not lower by a tenth is not ours (another tenant): it
  * becomes the base that our share is counted above, so the window does not shrink to nothing.
- * When answers are all of one length (or come without token counts), the median latency (per
- * output token when given) of the last `latencySamples` is compared with the best seen: at most
- * `latencyGrowBelow`× the best → grow; above `latencyBackoffAbove`× → cut ×decreaseFactor;
- * between → hold. A cut must show: if two response times later the latency has not fallen by
- * 10%, the rise was not ours (denser pages, another tenant) and the best is re-based. Batching
- * engines trade latency for throughput, so this last rule stops growing while throughput would
- * still rise. Give the worker /metrics.
+ * When answers are all of one length (or come without token counts), the median latency of the
+ * last `latencySamples` answers is compared with the best seen: at most `latencyGrowBelow`× the
+ * best → grow; above `latencyBackoffAbove`× → cut ×decreaseFactor; between → hold. A cut must
+ * show: if two response times later the latency has not fallen by 10%, the rise was not ours
+ * (denser pages, another tenant) and the best is re-based. Batching engines trade latency for
+ * throughput, so this last rule stops growing while throughput would still rise. Give the
+ * worker /metrics.
+ * Latency is measured in one unit at a time: per output token for answers that carry their
+ * count, whole (ms) for those that do not; an engine or gateway may leave `usage` out of some
+ * answers only. Each unit is its own series with its own best (and its own last cut), and a
+ * decision rests on the first series to hold `latencySamples` answers since the last one (the
+ * per-token one when both do); both start again after it. A median of the two mixed would sit
+ * anywhere between ms per token and ms, off the best by about the reply length either way.
  *
  * Growth needs the window to be used: if the worker reports its in-flight count (`setInFlight`),
  * a window that was not filled (within 10%) since it last changed does not grow.
@@ -121,9 +127,21 @@ export interface WindowSnapshot {
   /** Every `onOom` call, including those folded into an episode. */
   oomReports: number;
   inFlight: number | null;
-  /** Best median latency seen (ms, or ms per output token), or null. */
+  /** Best median latency seen, in `bestLatencyUnit` (per output token when answers gave their counts), or null. */
   bestLatency: number | null;
+  bestLatencyUnit: LatencyUnit | null;
   lastChange: WindowChange | null;
+}
+
+/** What latency is measured in: per output token (answers with their count), or whole. */
+export type LatencyUnit = 'ms/token' | 'ms';
+
+/** Latencies of one unit: the samples since the last decision, the best median, the last cut they made. */
+interface LatencySeries {
+  readonly unit: LatencyUnit;
+  samples: number[];
+  best: number | null;
+  cut: { at: number; median: number } | null;
 }
 
 /** What a metrics sample or a latency window says about the engine's room. */
@@ -176,8 +194,9 @@ export class WindowController {
   private inFlight: number | null = null;
   private peak = 0;
   private latencyEwma: number | null = null;
-  private samples: number[] = [];
-  private best: number | null = null;
+  /** Latency of answers that gave their output token count (per token), and of those that did not (whole). */
+  private readonly perToken: LatencySeries = { unit: 'ms/token', samples: [], best: null, cut: null };
+  private readonly whole: LatencySeries = { unit: 'ms', samples: [], best: null, cut: null };
   /** Recent answers, for the queue estimate without /metrics. */
   private readonly queue: QueueEstimator;
   /** The share of time queued that is not ours (no /metrics): raised when cuts did not lower it. */
@@ -186,7 +205,6 @@ export class WindowController {
   private answerCuts: { queued: number; cuts: number } | null = null;
   /** When the window last moved by a quarter or more (answers to requests sent since show it). */
   private regimeAt = Number.NEGATIVE_INFINITY;
-  private cut: { at: number; median: number } | null = null;
   private oomEpisodes = 0;
   private oomCalls = 0;
   private change: WindowChange | null = null;
@@ -231,7 +249,8 @@ export class WindowController {
       ooms: this.oomEpisodes,
       oomReports: this.oomCalls,
       inFlight: this.inFlight,
-      bestLatency: this.best,
+      bestLatency: this.perToken.best ?? this.whole.best,
+      bestLatencyUnit: this.perToken.best !== null ? 'ms/token' : this.whole.best !== null ? 'ms' : null,
       lastChange: this.change ? { ...this.change } : null,
     };
   }
@@ -292,7 +311,8 @@ export class WindowController {
     // never halve again). Failures of requests sent before the last halving stay ignored (sentAt).
     this.episodeStart = null;
     this.cleanSince = now;
-    this.samples = [];
+    this.perToken.samples = [];
+    this.whole.samples = [];
     this.queue.clear();
     this.note(now, 'engine up: resumed');
   }
@@ -311,13 +331,17 @@ export class WindowController {
     this.latencyEwma = this.latencyEwma === null ? latencyMs : 0.8 * this.latencyEwma + 0.2 * latencyMs;
     if (this.paused || this.metricsFresh(now)) return;
     this.queue.add({ sentAt, latencyMs, outputTokens: outputTokens ?? 0 });
-    this.samples.push(outputTokens !== undefined && outputTokens > 0 ? latencyMs / outputTokens : latencyMs);
-    if (this.samples.length < this.opts.latencySamples || now - this.lastDecisionAt < this.interval()) return;
-    const median = medianOf(this.samples);
-    this.samples = [];
+    // One unit per series: an answer without its count has no latency per token.
+    if (outputTokens !== undefined && outputTokens > 0) this.perToken.samples.push(latencyMs / outputTokens);
+    else this.whole.samples.push(latencyMs);
+    const series = [this.perToken, this.whole].find((s) => s.samples.length >= this.opts.latencySamples);
+    if (series === undefined || now - this.lastDecisionAt < this.interval()) return;
+    const median = medianOf(series.samples);
+    this.perToken.samples = [];
+    this.whole.samples = [];
     const reading = this.queue.read(Number.NEGATIVE_INFINITY, this.opts.latencySamples);
     if (reading) this.steerByAnswers(now, reading);
-    else this.steerByLatency(now, median);
+    else this.steerByLatency(now, series, median);
   }
 
   /**
@@ -363,21 +387,21 @@ export class WindowController {
     }
   }
 
-  /** Without /metrics or varied lengths: latency per token against the best seen. */
-  private steerByLatency(now: number, median: number): void {
+  /** Without /metrics or varied lengths: a median latency against the best seen in its unit. */
+  private steerByLatency(now: number, series: LatencySeries, median: number): void {
     // A cut that did not bring the latency down (two response times later) means the rise was not
     // our doing (heavier inputs, another tenant): the best is re-based instead of cutting forever.
-    if (this.cut !== null && now - this.cut.at >= 2 * (this.latencyEwma ?? 0)) {
-      if (median >= 0.9 * this.cut.median) this.best = median;
-      this.cut = null;
+    if (series.cut !== null && now - series.cut.at >= 2 * (this.latencyEwma ?? 0)) {
+      if (median >= 0.9 * series.cut.median) series.best = median;
+      series.cut = null;
     }
-    this.best = this.best === null ? median : Math.min(this.best, median);
-    const ratio = median / this.best;
-    if (ratio > this.opts.latencyBackoffAbove && this.cut !== null) {
+    series.best = series.best === null ? median : Math.min(series.best, median);
+    const ratio = median / series.best;
+    if (ratio > this.opts.latencyBackoffAbove && series.cut !== null) {
       this.decide(now, { kind: 'hold' }, 'latency climbing: waiting for the last cut to show');
     } else if (ratio > this.opts.latencyBackoffAbove) {
       if (this.decide(now, { kind: 'cut', factor: this.opts.decreaseFactor }, `latency ${ratio.toFixed(1)}× the best: climbing`)) {
-        this.cut = { at: now, median };
+        series.cut = { at: now, median };
       }
     } else if (ratio <= this.opts.latencyGrowBelow) {
       this.decide(now, { kind: 'grow' }, 'latency near the best');
