@@ -17,88 +17,40 @@
  *           not end probing: at a busy engine, requests that arrived during the current step
  *           wait for the next one, so `waiting` is rarely 0 even with room. The whole ramp to
  *           256 takes about 4 s: the ramp is part of what the engine loses to a slow client.
- * steady    Near the engine's capacity, a decision every `decisionIntervalMs` (2 s). Keep a
- *           little queue at the engine so the GPU always has the next request at hand, but not
- *           a big one. Our share of the queue (FIFO: our share of what the engine holds,
- *           `waiting × ours / (running + waiting)`) is held at a target, max(`targetWaiting`,
- *           3% of the engine's running: a bigger engine with long prompts needs more queued
- *           to keep its prefill budget busy; the same for every worker): 0 queued →
- *           grow; below target → +1; on target (±0.25) → hold; above → -1; above twice the
- *           target → cut by the excess at once (at most halving, at most once per response
- *           time: a smaller window drains the queue only as requests finish). The excess is
- *           taken off what is in flight, not off the window, so requests still queued above an
- *           earlier cut are not counted twice.
- *           A queue while the engine's `running` climbs (since the last decision) is a backlog
- *           being admitted (a burst of new prompts goes in a few per step, within the token
- *           budget), not a full engine: with our share of it at the target or more, nothing
- *           changes, the phase included, until `running` stops climbing; a smaller share
- *           counts as room, and so does, while probing, a backlog of ours no longer than what
- *           the engine admitted of ours since the last decision (it will be gone by the next:
- *           waiting for it would let the engine's admission run dry). An engine that preempts (its KV cache cannot hold the running
- *           sequences as they grow, so it evicts and later recomputes the newest) is at the
- *           cache's edge: no growth; preempting max(2, 2% of running) since the last decision, it
- *           is over-full: -1, as for a queue a little long, until it stops.
- * backoff   After an out-of-memory. The window was halved (floor `min`) and the size that
- *           failed is remembered as a ceiling. Growth is +1 per clean interval (no OOM for
- *           `cleanIntervalMs`), ×nearCeilingFactor slower within 10% of the ceiling, and the
- *           step onto the ceiling itself comes only after sitting just below it for
- *           `ceilingHoldMs`; each OOM at or above the remembered ceiling doubles that hold (up
- *           to 8×), so a hard limit is probed ever more rarely. Signals may still lower the
- *           window here, never raise it. Once the window has held the ceiling for a clean
- *           interval, with that many requests in flight, the limit was lifted: the ceiling is
- *           forgotten and the state is steady.
+ * steady    Near the engine's capacity, a decision every `decisionIntervalMs` (2 s): the queue
+ *           rule (window-rule.ts) keeps our share of the engine's queue at a small target:
+ *           none → grow, short → +1, on target → hold, long → -1, too long → cut the excess;
+ *           a queue while the engine is still admitting is a backlog, not a full engine, and an
+ *           engine that preempts often is over-full (-1).
+ * backoff   After an out-of-memory (window-ceiling.ts). The window was halved (floor `min`)
+ *           and the size that failed is remembered as a ceiling; the clean-interval clock
+ *           (`tick`) grows it +1 at a time, slower near the ceiling, onto it only after a hold.
+ *           Signals may still lower the window here, never raise it. Once the window has held
+ *           the ceiling for a clean interval the limit was lifted: the state is steady.
  * paused    The engine is down or dead: `size` is kept, `canSend` is false, and the time spent
  *           paused is not clean time (the engine restarted; it has proven nothing yet).
  *
- * OOM EPISODES. When vLLM's engine dies every request in flight fails together: that is one
- * event. An episode opens on the first `onOom` and closes when the engine is up and a request
- * *sent after the episode began* succeeds (its send time is `now - latencyMs`). An `onOom` for a
- * request sent before the last halving (`sentAt`) is a straggler of that cut, not news; one sent
- * after it halves again, inside the episode or not (an engine that answers OOM and stays up,
- * `--oom-mode request`, fails everything the halved window sends when that still does not fit,
- * and no success would ever close the episode); one whose send time is unknown, or that comes
- * inside an episode while the engine is known down (paused), only counts. The size halved is the load that failed (the in-flight
- * high-water mark when the worker reports it), and a request that fails alone sets no ceiling:
- * it is too big by itself, which says nothing about concurrency.
+ * OOM EPISODES (window-ceiling.ts). The requests that fail together when the engine dies are
+ * one event: one halving of the load that failed (the in-flight high-water mark when the worker
+ * reports it), not one per failure. Stragglers of the last cut only count.
  *
- * SIGNALS. With /metrics (fresh within 5 decision intervals) the queue rule above decides;
- * growth also needs our requests to be at the engine (`running + waiting` ≥ 75% of our in-flight
- * count: otherwise they are stuck before it, e.g. in the API server's image preprocessing) and
- * the KV cache below `kvHighWater` when given.
- *
- * Without /metrics, the answers decide (window-latency.ts): from answers of varied lengths, the
- * share of our requests' time spent queued, times our in-flight count, is our share of the
- * engine's queue, steered by the same rule to a target of max(targetWaiting, 10% of the window)
- * (the reading is that noisy), with cuts of at most a quarter. Answers show the queue a
- * request's lifetime late, so: while probing, the window grows on the clock (×growthFactor per
- * `probeIntervalMs`, in `tick`) until answers show a queue; only answers to requests sent since
- * the window last moved by a quarter (or was cut) count, and until there are enough of them
- * there is no verdict. Overshooting costs the engine nothing (the excess waits in its queue) and
- * is trimmed a lifetime later; an engine that refuses load says so (429, 503: `onBusy`, OOM).
- * Queueing that two cuts in a row did not lower by a tenth is not ours (another tenant): it
- * becomes the base that our share is counted above, so the window does not shrink to nothing.
- * When answers are all of one length (or come without token counts), the median latency (per
- * output token when given) of the last `latencySamples` is compared with the best seen: at most
- * `latencyGrowBelow`× the best → grow; above `latencyBackoffAbove`× → cut ×decreaseFactor;
- * between → hold. A cut must show: if two response times later the latency has not fallen by
- * 10%, the rise was not ours (denser pages, another tenant) and the best is re-based. Batching
- * engines trade latency for throughput, so this last rule stops growing while throughput would
- * still rise. Give the worker /metrics.
+ * SIGNALS (window-signals.ts). With fresh /metrics, our share of the engine's queue; without,
+ * the same share as our answers of varied lengths show it (a request's lifetime late: probing
+ * grows on the clock meanwhile, in `tick`), else their median latency against the best seen, in
+ * one unit at a time (per output token, or whole when answers come without their counts).
  *
  * Growth needs the window to be used: if the worker reports its in-flight count (`setInFlight`),
  * a window that was not filled (within 10%) since it last changed does not grow.
- *
- * MANY WORKERS, ONE ENGINE. `waiting` and latency are global: every worker sees the same numbers.
- * Each one steers its own *share* of the queue to the same target, so a worker with a larger
- * window (a larger share) trims while a smaller one grows: they converge to equal windows (to
- * within the ±0.25 hold band) and the engine queue settles near workers × the target. Nobody
- * tries to "win back" the queue, and one big cut by every worker removes exactly the excess.
  */
 
-import { QueueEstimator, type QueueReading } from './window-latency.ts';
+import { MemoryCeiling } from './window-ceiling.ts';
+import type { QueueReading } from './window-latency.ts';
 import { resolveWindowOptions, type ResolvedWindowOptions, type WindowOptions } from './window-options.ts';
+import { queueRule, type Action, type Decision, type QueueSignal } from './window-rule.ts';
+import { AnswerQueueSignal, LatencySignal, MetricsSignal, type LatencySeries, type LatencyUnit, type MetricsSample } from './window-signals.ts';
 
 export type { WindowOptions } from './window-options.ts';
+export type { LatencyUnit, MetricsSample } from './window-signals.ts';
 
 export type WindowState = 'probing' | 'steady' | 'backoff' | 'paused';
 
@@ -121,87 +73,48 @@ export interface WindowSnapshot {
   /** Every `onOom` call, including those folded into an episode. */
   oomReports: number;
   inFlight: number | null;
-  /** Best median latency seen (ms, or ms per output token), or null. */
+  /** Best median latency seen, in `bestLatencyUnit` (per output token when answers gave their counts), or null. */
   bestLatency: number | null;
+  bestLatencyUnit: LatencyUnit | null;
   lastChange: WindowChange | null;
 }
 
 /** What a metrics sample or a latency window says about the engine's room. */
 type Verdict = 'grow' | 'hold' | 'shrink';
 
-/**
- * What a decision does: grow (no queue: by phase), short (a queue below the target: by phase
- * while probing, else +1), -1, hold, wait (no verdict), or cut (to a size, or by a factor).
- */
-type Action =
-  | { kind: 'grow' }
-  | { kind: 'short' }
-  | { kind: 'hold' }
-  | { kind: 'wait' }
-  | { kind: 'down1' }
-  | { kind: 'cut'; to?: number; factor?: number; keep?: number };
-
-const MAX_HOLD_FACTOR = 8;
-/**
- * How far our share of the queue may sit from the target before a ±1 step. Narrow on purpose:
- * workers whose shares sit anywhere in the band stop moving, so its width bounds how unequal
- * their windows can stay ((target + band) / (target - band): 1.3× at the default target).
- */
-const HOLD_BAND = 0.25;
-/** Our share of the engine's queue is steered to max(targetWaiting, this × the engine's running). */
-const TARGET_SHARE_OF_RUNNING = 0.03;
-
 export class WindowController {
   private readonly opts: ResolvedWindowOptions;
   private current: number;
   private phase: Exclude<WindowState, 'paused'> = 'probing';
   private paused = false;
-  private ceilingSize: number | null;
-  private hold: number;
-  private episodeStart: number | null = null;
-  private lastOomAt: number | null = null;
-  private cleanSince = Number.NEGATIVE_INFINITY;
+  /** What the engine's memory allows: OOM episodes, the failing size, the clean-interval clock. */
+  private readonly memory: MemoryCeiling;
   private lastChangeAt = Number.NEGATIVE_INFINITY;
   private lastDecisionAt = Number.NEGATIVE_INFINITY;
   private lastDecreaseAt = Number.NEGATIVE_INFINITY;
-  private atCeilingSince: number | null = null;
   private growStreak = 0;
   private lastVerdict: Verdict | null = null;
   private lastVerdictAt = Number.NEGATIVE_INFINITY;
   private lastMetricsAt = Number.NEGATIVE_INFINITY;
-  /** `running` at the last metrics decision: a queue while it climbs is a backlog being admitted. */
-  private lastRunning: number | null = null;
-  /** The engine's preemption counter at the last metrics decision. */
-  private lastPreemptions: number | null = null;
   private inFlight: number | null = null;
   private peak = 0;
   private latencyEwma: number | null = null;
-  private samples: number[] = [];
-  private best: number | null = null;
-  /** Recent answers, for the queue estimate without /metrics. */
-  private readonly queue: QueueEstimator;
-  /** The share of time queued that is not ours (no /metrics): raised when cuts did not lower it. */
-  private queuedBase = 0;
-  /** Cuts in a row from answers, and the queued share when the first was made. */
-  private answerCuts: { queued: number; cuts: number } | null = null;
+  /** What the engine's /metrics say; without them, what our answers say (their queueing, their latency). */
+  private readonly metrics: MetricsSignal;
+  private readonly answers: AnswerQueueSignal;
+  private readonly latency: LatencySignal;
   /** When the window last moved by a quarter or more (answers to requests sent since show it). */
   private regimeAt = Number.NEGATIVE_INFINITY;
-  private cut: { at: number; median: number } | null = null;
-  private oomEpisodes = 0;
-  private oomCalls = 0;
   private change: WindowChange | null = null;
 
   constructor(options: WindowOptions = {}) {
     this.opts = resolveWindowOptions(options);
-    this.queue = new QueueEstimator(4 * this.opts.latencySamples);
+    this.metrics = new MetricsSignal(this.opts.targetWaiting);
+    this.answers = new AnswerQueueSignal(this.opts);
+    this.latency = new LatencySignal(this.opts);
     this.current = Math.min(this.opts.max, Math.max(this.opts.min, this.opts.initial));
-    const ceiling = options.ceiling ?? null;
-    if (ceiling !== null && (!Number.isInteger(ceiling) || ceiling < 2)) {
-      throw new TypeError(`WindowOptions.ceiling must be an integer >= 2 or null, got ${ceiling}`);
-    }
-    this.ceilingSize = ceiling;
-    this.hold = this.opts.ceilingHoldMs;
-    if (this.ceilingSize !== null) this.phase = 'backoff';
+    this.memory = new MemoryCeiling(this.opts, options.ceiling ?? null);
+    if (this.memory.ceiling !== null) this.phase = 'backoff';
   }
 
   /** Requests allowed in flight. */
@@ -219,7 +132,7 @@ export class WindowController {
   }
 
   get ceiling(): number | null {
-    return this.ceilingSize;
+    return this.memory.ceiling;
   }
 
   snapshot(): WindowSnapshot {
@@ -227,11 +140,12 @@ export class WindowController {
       size: this.current,
       state: this.state,
       canSend: this.canSend,
-      ceiling: this.ceilingSize,
-      ooms: this.oomEpisodes,
-      oomReports: this.oomCalls,
+      ceiling: this.memory.ceiling,
+      ooms: this.memory.episodes,
+      oomReports: this.memory.reports,
       inFlight: this.inFlight,
-      bestLatency: this.best,
+      bestLatency: this.latency.best?.value ?? null,
+      bestLatencyUnit: this.latency.best?.unit ?? null,
       lastChange: this.change ? { ...this.change } : null,
     };
   }
@@ -248,32 +162,12 @@ export class WindowController {
    * `sentAt`, when known, is when the failed request was sent.
    */
   onOom(now: number, sentAt?: number): void {
-    this.oomCalls++;
-    // A straggler of the last cut (sent before it) is not news; nor, inside an episode, is a
-    // failure while the engine is known down (a request that waited on a rate limiter may be
-    // sent into the outage). A death the health check saw first (paused, no episode) still is.
-    if (this.paused && this.episodeStart !== null) return;
-    if (sentAt !== undefined && this.lastOomAt !== null && sentAt < this.lastOomAt) return;
-    // Inside an open episode, only a request known to be sent after the last cut is: the halved
-    // window failed too (an engine that answers OOM and stays up never closes the episode).
-    if (this.episodeStart !== null && sentAt === undefined) return;
-    this.oomEpisodes++;
     // The load that failed: the window, or fewer if the worker had not filled it.
-    const failed = this.inFlight === null ? this.current : Math.max(1, Math.min(this.current, this.peak));
-    // Alone, a request that runs out of memory says nothing about concurrency (it is too big).
-    if (failed > 1) {
-      if (this.ceilingSize !== null && failed >= this.ceilingSize) {
-        this.hold = Math.min(this.hold * 2, this.opts.ceilingHoldMs * MAX_HOLD_FACTOR);
-      }
-      this.ceilingSize = failed;
-    }
-    this.episodeStart = now;
-    this.lastOomAt = now;
-    this.cleanSince = now;
-    this.atCeilingSince = null;
+    const load = this.inFlight === null ? this.current : Math.max(1, Math.min(this.current, this.peak));
+    if (!this.memory.oom(now, sentAt, this.paused, load)) return;
     this.growStreak = 0;
     this.phase = 'backoff';
-    this.set(now, Math.floor(failed / 2), 'out of memory: halved');
+    this.set(now, Math.floor(load / 2), 'out of memory: halved');
   }
 
   /** Requests find the engine down or dead: stop sending, keep the size. */
@@ -287,13 +181,10 @@ export class WindowController {
   onEngineUp(now: number): void {
     if (!this.paused) return;
     this.paused = false;
-    // A restarted engine is a new engine: its next death is a new out-of-memory event, even
-    // if no request has succeeded since the last one (else a window that still kills it would
-    // never halve again). Failures of requests sent before the last halving stay ignored (sentAt).
-    this.episodeStart = null;
-    this.cleanSince = now;
-    this.samples = [];
-    this.queue.clear();
+    // A restarted engine is a new engine: its next death is a new out-of-memory event.
+    this.memory.engineUp(now);
+    this.latency.clear();
+    this.answers.clear();
     this.note(now, 'engine up: resumed');
   }
 
@@ -307,184 +198,50 @@ export class WindowController {
   /** A request succeeded after `latencyMs`; `outputTokens` makes the latency rules work per token. */
   onCompleted(now: number, latencyMs: number, outputTokens?: number): void {
     const sentAt = now - latencyMs;
-    if (this.episodeStart !== null && !this.paused && sentAt >= this.episodeStart) this.episodeStart = null;
+    this.memory.answered(sentAt, this.paused);
     this.latencyEwma = this.latencyEwma === null ? latencyMs : 0.8 * this.latencyEwma + 0.2 * latencyMs;
     if (this.paused || this.metricsFresh(now)) return;
-    this.queue.add({ sentAt, latencyMs, outputTokens: outputTokens ?? 0 });
-    this.samples.push(outputTokens !== undefined && outputTokens > 0 ? latencyMs / outputTokens : latencyMs);
-    if (this.samples.length < this.opts.latencySamples || now - this.lastDecisionAt < this.interval()) return;
-    const median = medianOf(this.samples);
-    this.samples = [];
-    const reading = this.queue.read(Number.NEGATIVE_INFINITY, this.opts.latencySamples);
+    this.answers.add(sentAt, latencyMs, outputTokens);
+    this.latency.add(latencyMs, outputTokens);
+    const series = this.latency.due();
+    if (series === undefined || now - this.lastDecisionAt < this.interval()) return;
+    const median = this.latency.take(series);
+    const reading = this.answers.readAll();
     if (reading) this.steerByAnswers(now, reading);
-    else this.steerByLatency(now, median);
+    else this.steerByLatency(now, series, median);
   }
 
-  /**
-   * Without /metrics, from answers of varied lengths: the share of our requests' time spent
-   * queued (window-latency.ts) times our in-flight count is our share of the engine's queue,
-   * steered like `waiting` (`steer`).
-   */
+  /** A /metrics sample: the engine's global `running` and `waiting` (all workers' requests), its KV cache use and preemption counter when it exports them. */
+  onMetrics(now: number, m: MetricsSample): void {
+    this.lastMetricsAt = now;
+    if (this.paused || now - this.lastDecisionAt < this.interval()) return;
+    const { signal, said } = this.metrics.read(m, { inFlight: this.inFlight, size: this.current });
+    this.steer(now, signal, said);
+  }
+
+  /** Without /metrics, from answers of varied lengths: our share of the engine's queue, steered like `waiting`. */
   private steerByAnswers(now: number, all: QueueReading): void {
-    // Answers to requests sent since the window last moved a lot (or was cut) say where it stands
-    // now; older ones, where it stood. Until there are enough of the former (a request's
-    // lifetime, or the queue's wait, later), there is no verdict: a cut has not shown yet.
-    const recent = this.queue.read(this.regimeAt, this.opts.latencySamples);
-    const reading = recent ?? (now - this.regimeAt >= 2 * (this.latencyEwma ?? 0) ? all : null);
-    if (reading === null) {
-      this.decide(now, { kind: 'wait' }, 'answers: too few since the window last moved');
-      return;
-    }
-    this.queuedBase = Math.min(this.queuedBase, reading.queued);
-    const mine = this.inFlight ?? this.current;
-    const own = Math.max(0, reading.queued - this.queuedBase) * mine;
-    // The reading is noisy by a tenth of the window either way (prefill, requests of one burst
-    // queued one behind the other): steer to a queue that grows with the window, which costs the
-    // engine nothing, and cut by a quarter at most, rather than risk an idle engine.
-    const target = Math.max(this.opts.targetWaiting, 0.1 * this.current);
-    const base = this.queuedBase > 0 ? ` (${(this.queuedBase * 100).toFixed(0)}% not ours)` : '';
-    const said = `answers: ${(reading.queued * 100).toFixed(0)}% of the time queued${base} at steps ≤ ${reading.stepMs.toFixed(1)} ms: ours ~${own.toFixed(1)} (target ${target.toFixed(1)})`;
-    // Queueing that two cuts of ours in a row did not lower by a tenth is not ours (another
-    // tenant, heavier prompts): it becomes the base, so the window does not shrink to nothing.
-    // (One cut is not enough: requests queued before it still delay those sent after.)
-    const series = this.answerCuts;
-    if (own > 2 * target && series !== null && series.cuts >= 2 && reading.queued >= 0.9 * series.queued) {
-      this.queuedBase = reading.queued;
-      this.answerCuts = null;
-      this.decide(now, { kind: 'hold' }, `${said}: two cuts did not lower it, not ours: re-based`);
+    const read = this.answers.read(now, all, { inFlight: this.inFlight, size: this.current, regimeAt: this.regimeAt, responseMs: this.latencyEwma });
+    if ('decision' in read) {
+      this.decide(now, read.decision.action, read.decision.reason);
       return;
     }
     const before = this.current;
-    this.steer(now, { own, queued: own > HOLD_BAND, climbing: false, admitted: 0, preempted: 0, running: null, kvCacheUsage: null, atEngine: null, target, keep: this.opts.decreaseFactor }, said);
-    if (this.current < before && this.change?.reason.endsWith('cut')) {
-      this.answerCuts = series !== null && reading.queued >= 0.9 * series.queued ? { queued: series.queued, cuts: series.cuts + 1 } : { queued: reading.queued, cuts: 1 };
-    } else if (this.current > before) {
-      this.answerCuts = null;
-    }
+    this.steer(now, read.signal, read.said);
+    const how = this.current < before && this.change?.reason.endsWith('cut') ? 'cut' : this.current > before ? 'grew' : 'other';
+    this.answers.moved(read.queued, how);
   }
 
-  /** Without /metrics or varied lengths: latency per token against the best seen. */
-  private steerByLatency(now: number, median: number): void {
-    // A cut that did not bring the latency down (two response times later) means the rise was not
-    // our doing (heavier inputs, another tenant): the best is re-based instead of cutting forever.
-    if (this.cut !== null && now - this.cut.at >= 2 * (this.latencyEwma ?? 0)) {
-      if (median >= 0.9 * this.cut.median) this.best = median;
-      this.cut = null;
-    }
-    this.best = this.best === null ? median : Math.min(this.best, median);
-    const ratio = median / this.best;
-    if (ratio > this.opts.latencyBackoffAbove && this.cut !== null) {
-      this.decide(now, { kind: 'hold' }, 'latency climbing: waiting for the last cut to show');
-    } else if (ratio > this.opts.latencyBackoffAbove) {
-      if (this.decide(now, { kind: 'cut', factor: this.opts.decreaseFactor }, `latency ${ratio.toFixed(1)}× the best: climbing`)) {
-        this.cut = { at: now, median };
-      }
-    } else if (ratio <= this.opts.latencyGrowBelow) {
-      this.decide(now, { kind: 'grow' }, 'latency near the best');
-    } else {
-      this.decide(now, { kind: 'hold' }, 'latency above the best');
-    }
+  /** Without /metrics or varied lengths: a median latency against the best seen in its unit. */
+  private steerByLatency(now: number, series: LatencySeries, median: number): void {
+    const { action, reason } = this.latency.judge(now, series, median, this.latencyEwma);
+    if (this.decide(now, action, reason) && action.kind === 'cut') this.latency.cutMade(series, now, median);
   }
 
-  /**
-   * A /metrics sample: the engine's global `running` and `waiting` (all workers' requests), its KV
-   * cache use and its preemption counter (`vllm:num_preemptions_total`) when it exports them.
-   */
-  onMetrics(now: number, m: { running: number; waiting: number; kvCacheUsage?: number | null; preemptionsTotal?: number | null }): void {
-    this.lastMetricsAt = now;
-    if (this.paused || now - this.lastDecisionAt < this.interval()) return;
-    const total = m.running + m.waiting;
-    const mine = this.inFlight ?? this.current;
-    // FIFO: our share of the queue is our share of what the engine holds.
-    const own = total > 0 ? m.waiting * Math.min(1, mine / total) : 0;
-    const before = this.lastRunning;
-    this.lastRunning = m.running;
-    // The engine is still admitting: a queue now is a backlog (a burst of new prompts goes in a
-    // few per step, within the token budget), not a full engine.
-    const climbing = before !== null && m.running > before + Math.max(2, 0.02 * before);
-    // A counter that went down is a restarted engine: a new baseline, no verdict.
-    const preempted = m.preemptionsTotal != null && this.lastPreemptions !== null && m.preemptionsTotal > this.lastPreemptions ? m.preemptionsTotal - this.lastPreemptions : 0;
-    this.lastPreemptions = m.preemptionsTotal ?? null;
-    const said = `engine queue ${m.waiting} (ours ~${own.toFixed(1)}, target ${Math.max(this.opts.targetWaiting, TARGET_SHARE_OF_RUNNING * m.running).toFixed(1)})${climbing ? `, running ${before} → ${m.running}: still admitting` : ''}`;
-    // Requests on their way in (a large body still being sent or preprocessed) are not at the
-    // engine yet: its numbers say nothing about them.
-    const atEngine = this.inFlight === null ? null : total >= 0.75 * this.inFlight;
-    // Our share of what the engine admitted since the last decision: a backlog of ours no longer
-    // than that is gone by the next one.
-    const admitted = climbing && before !== null ? (m.running - before) * Math.min(1, mine / Math.max(1, total)) : 0;
-    // A few requests wait at any busy engine (arrived during a step, or waiting for their share
-    // of the prefill budget); with long prompts a bigger engine needs more of them queued to keep
-    // its budget full. The same for every worker (it depends on the engine, not on our window),
-    // so workers still converge to equal windows.
-    const target = Math.max(this.opts.targetWaiting, TARGET_SHARE_OF_RUNNING * m.running);
-    this.steer(now, { own, queued: m.waiting > 0, climbing, admitted, preempted, running: m.running, kvCacheUsage: m.kvCacheUsage ?? null, atEngine, target }, said);
-  }
-
-  /**
-   * The queue rule, whatever saw the queue (/metrics, or the time our answers spent queued):
-   * steer our share of the engine's queue to the target.
-   */
-  private steer(
-    now: number,
-    s: {
-      own: number;
-      queued: boolean;
-      climbing: boolean;
-      /** Of ours, how many the engine admitted since the last decision (while climbing). */
-      admitted: number;
-      /** Preemptions since the last decision, and the engine's running count. */
-      preempted: number;
-      running: number | null;
-      kvCacheUsage: number | null;
-      atEngine: boolean | null;
-      target?: number;
-      keep?: number;
-    },
-    said: string,
-  ): void {
-    const target = s.target ?? this.opts.targetWaiting;
-    const mine = this.inFlight ?? this.current;
-    const { own, climbing } = s;
-    // A preemption now and then is the KV cache at its edge, where the engine does best; many
-    // (2% of the running ones per decision) are a cache over-full, evicting and recomputing.
-    const preempted = s.preempted >= Math.max(2, 0.02 * (s.running ?? 0));
-    // A queue while running climbs is a backlog being admitted: no reason to shrink or to leave
-    // probing; a small share of it is no reason not to grow either.
-    const full = s.queued && !climbing;
-    if (s.queued && climbing && own >= target - HOLD_BAND && (this.phase !== 'probing' || own > s.admitted)) {
-      // A backlog the engine will not have admitted by the next decision: wait for it. While
-      // probing, a shorter one is room (else the engine's admission would run dry meanwhile).
-      this.decide(now, { kind: 'wait' }, said);
-    } else if (full && own > 2 * target && mine - (own - target) >= this.current) {
-      // The excess is counted against what is in flight, not the window: after a cut, the
-      // requests above the new window stay queued until they finish, and cutting the window by
-      // them again would count one excess twice.
-      this.decide(now, { kind: 'hold' }, `${said}: too long, but the last cut has not shown yet`);
-    } else if (full && own > 2 * target) {
-      this.decide(now, { kind: 'cut', to: Math.round(mine - (own - target)), ...(s.keep ? { keep: s.keep } : {}) }, `${said}: too long`);
-    } else if ((preempted || (full && own > target + HOLD_BAND)) && mine > this.current) {
-      this.decide(now, { kind: 'hold' }, `${preempted ? 'engine preempting' : `${said}: a little long`}, but the last cut has not shown yet`);
-    } else if (preempted) {
-      // More running than the KV cache holds as they grow: the newest are evicted and their
-      // prompt and output computed again. Those requests cost the engine work and add nothing;
-      // step back until it stops (the window then sits just below the KV limit).
-      this.decide(now, { kind: 'down1' }, 'engine preempting: KV cache over-full');
-    } else if (full && own > target + HOLD_BAND) {
-      this.decide(now, { kind: 'down1' }, `${said}: a little long`);
-    } else if (full && own >= target - HOLD_BAND) {
-      this.decide(now, { kind: 'hold' }, `${said}: on target`);
-    } else if (s.kvCacheUsage != null && s.kvCacheUsage > this.opts.kvHighWater) {
-      this.decide(now, { kind: 'hold' }, 'KV cache nearly full');
-    } else if (s.preempted > 0) {
-      this.decide(now, { kind: 'hold' }, `engine preempted ${s.preempted}: at the KV cache's edge`);
-    } else if (s.atEngine === false) {
-      // Do not grow on numbers that do not include our requests, but do not leave probing either.
-      this.decide(now, { kind: 'wait' }, 'our requests are not reaching the engine');
-    } else {
-      // No queue, or our share of it below the target: room. Probing grows by its factor (a
-      // short queue at a busy engine is requests that arrived during a step, not a full one).
-      this.decide(now, { kind: s.queued ? 'short' : 'grow' }, `${said}: ${s.queued ? 'short' : 'room'}`);
-    }
+  /** The queue rule (window-rule.ts), whatever saw the queue. */
+  private steer(now: number, signal: QueueSignal, said: string): void {
+    const { action, reason }: Decision = queueRule(signal, { probing: this.phase === 'probing', size: this.current, mine: this.inFlight ?? this.current, targetWaiting: this.opts.targetWaiting, kvHighWater: this.opts.kvHighWater }, said);
+    this.decide(now, action, reason);
   }
 
   /** Time passes: growth after an OOM, and forgetting a ceiling that was lifted. Call every second or so. */
@@ -497,27 +254,17 @@ export class WindowController {
       this.set(now, Math.max(this.current + 1, Math.ceil(this.current * this.opts.growthFactor)), 'no /metrics, no queue in the answers yet: probing');
       return;
     }
-    if (this.phase !== 'backoff' || this.episodeStart !== null) return;
-    const ceiling = this.ceilingSize;
-    if (ceiling !== null && this.current >= ceiling) {
-      this.atCeilingSince ??= now;
-      if (now - Math.max(this.atCeilingSince, this.cleanSince) >= this.opts.cleanIntervalMs && this.saturated()) {
-        this.ceilingSize = null;
-        this.hold = this.opts.ceilingHoldMs;
-        this.atCeilingSince = null;
-        this.phase = 'steady';
-        this.note(now, `held ${this.current} without OOM: ceiling lifted`);
-        return;
-      }
+    if (this.phase !== 'backoff' || this.memory.inEpisode) return;
+    if (this.memory.lifted(now, this.current, () => this.saturated())) {
+      this.phase = 'steady';
+      this.note(now, `held ${this.current} without OOM: ceiling lifted`);
+      return;
     }
     if (this.current >= this.opts.max || !this.saturated()) return;
     if (this.recentVerdict(now) === 'shrink' || this.recentVerdict(now) === 'hold') return;
     const target = this.current + 1;
-    let wait = this.opts.cleanIntervalMs;
-    if (ceiling !== null && target >= ceiling) wait = Math.max(wait, this.hold);
-    else if (ceiling !== null && target >= 0.9 * ceiling) wait *= this.opts.nearCeilingFactor;
-    if (now - Math.max(this.cleanSince, this.lastChangeAt) < wait) return;
-    this.set(now, target, target >= (ceiling ?? Infinity) ? 'clean interval: probing the ceiling' : 'clean interval: +1', true);
+    if (now - Math.max(this.memory.cleanSince, this.lastChangeAt) < this.memory.waitFor(target)) return;
+    this.set(now, target, target >= (this.memory.ceiling ?? Infinity) ? 'clean interval: probing the ceiling' : 'clean interval: +1', true);
   }
 
   // ---- internals ----
@@ -546,7 +293,7 @@ export class WindowController {
     if (action.kind === 'grow') this.growStreak++;
     // After an OOM only the clean-interval clock (tick) raises the window.
     if (this.phase === 'backoff' || !this.saturated() || this.current >= this.opts.max) return false;
-    if (this.phase === 'steady' && this.growStreak >= 3 && this.mayProbe(now)) this.phase = 'probing';
+    if (this.phase === 'steady' && this.growStreak >= 3 && this.memory.mayProbe(now)) this.phase = 'probing';
     if (this.phase === 'probing') {
       const next = Math.max(this.current + 1, Math.ceil(this.current * this.opts.growthFactor));
       return this.set(now, next, `${reason}: probing`);
@@ -572,10 +319,6 @@ export class WindowController {
     return true;
   }
 
-  private mayProbe(now: number): boolean {
-    return this.ceilingSize === null && (this.lastOomAt === null || now - this.lastOomAt >= this.opts.probeAfterOomMs);
-  }
-
   private metricsFresh(now: number): boolean {
     return now - this.lastMetricsAt <= 5 * this.opts.decisionIntervalMs;
   }
@@ -591,29 +334,19 @@ export class WindowController {
   }
 
   private set(now: number, size: number, reason: string, ontoCeiling = false): boolean {
-    let to = Math.min(this.opts.max, Math.max(this.opts.min, size));
-    const ceiling = this.ceilingSize;
     // Growth never jumps onto a remembered failing size: only the backoff clock steps onto it.
-    if (to > this.current && ceiling !== null && to >= ceiling && !ontoCeiling) {
-      to = Math.max(this.current, ceiling - 1);
-    }
+    const to = this.memory.cap(this.current, Math.min(this.opts.max, Math.max(this.opts.min, size)), ontoCeiling);
     if (to === this.current) return false;
     this.change = { at: now, from: this.current, to, reason };
     if (Math.abs(to - this.current) >= 0.25 * this.current) this.regimeAt = now;
     this.current = to;
     this.lastChangeAt = now;
     this.peak = this.inFlight ?? 0;
-    if (ceiling === null || to < ceiling) this.atCeilingSince = null;
+    this.memory.moved(to);
     return true;
   }
 
   private note(now: number, reason: string): void {
     this.change = { at: now, from: this.current, to: this.current, reason };
   }
-}
-
-function medianOf(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }

@@ -12,7 +12,7 @@ import { createReadStream } from 'node:fs';
 import { detectFile } from './detect.ts';
 import { baseNameOf } from './prepare.ts';
 import { isS3Uri } from '../s3-uri.ts';
-import { nameField } from '../store/docs.ts';
+import { nameField } from '../store/names.ts';
 import type { WalkedFile } from './walk.ts';
 
 export async function clashingNames(walked: readonly WalkedFile[]): Promise<Set<string>> {

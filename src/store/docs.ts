@@ -10,13 +10,14 @@
  *   {p}:doc:{id}:r:{gen}:restoring:{rand}  hash   an archive being put back (expires in an hour)
  *   {p}:docs              zset   doc ids by creation time (status, gc)
  *   {p}:active            zset   doc ids not yet written (the reconciler's work list)
- *   {p}:names             hash   output folder/name → doc id (folder/X.compare: a comparison's file)
- *   {p}:doc:{id}:claim    string a name is claimed, the record not registered yet (an hour at most)
+ *   {p}:names             hash   output folder/name → doc id (names.ts: output names and their claims)
+ *   {p}:doc:{id}:claim    string a name is claimed, the record not registered yet (names.ts)
  *   {p}:queues            set    infer queues in use
  *   {p}:stats             hash   totals over all documents
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { claimName, moveOutputs, releaseName } from './names.ts';
 import { MARK_WRITTEN_LUA, REGISTER_LUA, REOPEN_LUA, RESTORE_LUA, SETTLE_LUA } from './scripts.ts';
 import type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult } from './types.ts';
 import { lacksUsage } from '../usage.ts';
@@ -31,91 +32,10 @@ interface ScriptedRedis extends Redis {
   docbatchRestore(docKey: string, unitsKey: string, tempKey: string, ...args: Array<string | number>): Promise<number>;
 }
 
-/**
- * KEYS doc hash, results hash, active zset, names hash; ARGV gen, state, outSub and name it must
- * have, the new meta JSON, now (ms), doc id, the new name's field and its legacy spelling
- * (nameFields). 1: moved and complete;
- * 0: the record is not as expected, or the new name is another document's. The name is claimed
- * again here: a claim released meanwhile (another mover's failure) is not left unheld.
- */
-const MOVE_LUA = `
-local h = redis.call('HMGET', KEYS[1], 'gen', 'state', 'meta')
-if h[1] ~= ARGV[1] or h[2] ~= ARGV[2] or not h[3] then return 0 end
-local m = cjson.decode(h[3])
-if m['outSub'] ~= ARGV[3] or m['name'] ~= ARGV[4] then return 0 end
-local holder = redis.call('HGET', KEYS[4], ARGV[8])
-if not holder and ARGV[9] ~= ARGV[8] then holder = redis.call('HGET', KEYS[4], ARGV[9]) end
-if holder and holder ~= ARGV[7] then return 0 end
-redis.call('HSET', KEYS[4], ARGV[8], ARGV[7])
-redis.call('HSET', KEYS[1], 'meta', ARGV[5], 'state', 'complete')
-redis.call('HDEL', KEYS[1], 'write_error')
-redis.call('HINCRBY', KEYS[1], 'reopens', 1)
-redis.call('PERSIST', KEYS[1])
-redis.call('PERSIST', KEYS[2])
-redis.call('ZADD', KEYS[3], ARGV[6], ARGV[7])
-return 1`;
-
-/**
- * KEYS names hash, doc hash; ARGV the name's field, doc id, folder, name, the field's legacy
- * spelling (nameFields). Gives a name back: only if this document holds it and its record does
- * not name it (another mover may have moved it there since). 1 released, 0 kept.
- */
-const RELEASE_NAME_LUA = `
-local folded = redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2]
-local legacy = ARGV[5] ~= ARGV[1] and redis.call('HGET', KEYS[1], ARGV[5]) == ARGV[2]
-if not folded and not legacy then return 0 end
-local meta = redis.call('HGET', KEYS[2], 'meta')
-if meta then
-  local m = cjson.decode(meta)
-  if m['outSub'] == ARGV[3] and m['name'] == ARGV[4] then return 0 end
-end
-if folded then redis.call('HDEL', KEYS[1], ARGV[1]) end
-if legacy then redis.call('HDEL', KEYS[1], ARGV[5]) end
-return 1`;
-
-/**
- * A name's field in the names hash: `folder/name` (plus the family, `.compare`), case-folded
- * (NFC, then lower case). Outputs land on filesystems that ignore case (macOS, Windows, SMB
- * shares): `Report.md` and `report.md` are one file there, so they are one name here.
- */
-export function nameField(dir: string, name: string, kind = ''): string {
-  return `${dir}/${name}${kind}`.normalize('NFC').toLowerCase();
-}
-
-/**
- * The name's field, and the field as versions before case folding wrote it (`folder/Name` as
- * typed; the same string when the name has no capitals). A Redis kept through an upgrade holds
- * such claims for RETENTION_DAYS: they are read as claims too, or a new document would win a
- * name an older one still writes to.
- */
-function nameFields(dir: string, name: string, kind = ''): [folded: string, legacy: string] {
-  return [nameField(dir, name, kind), `${dir}/${name}${kind}`];
-}
-
 /** KEYS doc hash; ARGV gen, now. Sets `started_at` if the document is at that generation and has none. */
 const MARK_STARTED_LUA = `
 if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then return 0 end
 return redis.call('HSETNX', KEYS[1], 'started_at', ARGV[2])`;
-
-/** How long a claimed name waits for its document's record before gc may take it back. */
-export const CLAIM_MS = 3_600_000;
-
-/**
- * KEYS names hash, doc hash, claim key; ARGV field, doc id, claim ms, the field's legacy spelling
- * (nameFields). 2: the field is now this document's, 1: it was already (a legacy claim of it is
- * carried over to the field); a document without a record yet is marked as claiming. 0: another's.
- */
-const CLAIM_LUA = `
-local holder = redis.call('HGET', KEYS[1], ARGV[1])
-if not holder and ARGV[4] ~= ARGV[1] then
-  holder = redis.call('HGET', KEYS[1], ARGV[4])
-  if holder == ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-end
-if holder and holder ~= ARGV[2] then return 0 end
-if not holder then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[3], '1', 'PX', ARGV[3]) end
-if holder then return 1 end
-return 2`;
 
 export class DocStore {
   readonly redis: ScriptedRedis;
@@ -224,11 +144,6 @@ export class DocStore {
   }
 
   /**
-   * Records a unit's result; the first result for a unit wins. With `lock`, writes only while
-   * the job's BullMQ lock still holds `token` (a worker that lost its lock writes nothing).
-   * Use settleUnit (settle.ts), which also schedules what a settled unit makes due.
-   */
-  /**
    * A worker took a unit of generation `gen`: the document's run starts now, unless it had
    * started (`started_at` is set once a generation). Without this, a run was timed from its first
    * unit settled, which made its early rate far too high and showed it `queued` while its first
@@ -238,6 +153,11 @@ export class DocStore {
     await this.redis.eval(MARK_STARTED_LUA, 1, this.docKey(docId), gen, now);
   }
 
+  /**
+   * Records a unit's result; the first result for a unit wins. With `lock`, writes only while
+   * the job's BullMQ lock still holds `token` (a worker that lost its lock writes nothing).
+   * Use settleUnit (settle.ts), which also schedules what a settled unit makes due.
+   */
   async settle(
     docId: string,
     gen: number,
@@ -395,31 +315,9 @@ export class DocStore {
     return out === 1 ? 'written' : out === 0 ? 'stale' : out === 3 ? 'already' : 'changed';
   }
 
-  /**
-   * Points a finished document (written or failed, its results already restored) at another
-   * output folder and name, and hands it to the writer, in one step (MOVE_LUA): only if it is
-   * still generation `gen` in `state` with the folder and name of `from`; false otherwise
-   * (another enqueue or retry changed it meanwhile). It becomes `complete` and counts as a reopen,
-   * so a write in flight that read the old folder cannot mark it written.
-   */
+  /** Points a finished document at another output folder and name, and hands it to the writer (names.ts). */
   async moveOutputs(docId: string, gen: number, state: DocState, from: Pick<DocMeta, 'outSub' | 'name'>, meta: DocMeta): Promise<boolean> {
-    const moved = await this.redis.eval(
-      MOVE_LUA,
-      4,
-      this.docKey(docId),
-      this.unitsKey(docId, gen),
-      this.activeKey,
-      this.namesKey,
-      String(gen),
-      state,
-      from.outSub,
-      from.name,
-      JSON.stringify(meta),
-      Date.now(),
-      docId,
-      ...nameFields(meta.outSub, meta.name),
-    );
-    return moved === 1;
+    return moveOutputs(this, docId, gen, state, from, meta);
   }
 
   /** The outputs could not be written: the document is failed (terminal until `docbatch retry`). */
@@ -457,33 +355,19 @@ export class DocStore {
     return out;
   }
 
-  /**
-   * Claims output name `name` in folder `dir` for `docId` (whatever its case: nameField). A name another document holds is
-   * tried with `-<8 hex of the content hash>`, then `-<the doc id>`: every claim's result is
-   * checked, so two documents never write the same files. Returns the name won. `kind` claims a
-   * name of another family of files in the folder (`.compare`: `X.compare.json`), apart from the
-   * documents' names. A document not registered yet is marked as claiming (`{p}:doc:{id}:claim`,
-   * for CLAIM_MS), so gc leaves its name alone until its record exists.
-   */
+  /** Claims output name `name` in folder `dir` for `docId`, or a variant of it; returns the name won (names.ts). */
   async claimName(dir: string, name: string, docId: string, sha256: string, kind = ''): Promise<string> {
-    return (await this.claim(dir, name, docId, sha256, kind)).name;
+    return (await claimName(this, dir, name, docId, sha256, kind)).name;
   }
 
   /** claimName, also saying whether the name is new to the document (`fresh`) or was its already. */
   async claim(dir: string, name: string, docId: string, sha256: string, kind = ''): Promise<{ name: string; fresh: boolean }> {
-    const candidates = [name, `${name}-${sha256.slice(0, 8)}`, `${name}-${docId.slice(1, 13)}`, `${name}-${docId}`];
-    for (const candidate of candidates) {
-      const [field, legacy] = nameFields(dir, candidate, kind);
-      const won = await this.redis.eval(CLAIM_LUA, 3, this.namesKey, this.docKey(docId), this.claimKey(docId), field, docId, CLAIM_MS, legacy);
-      if (won === 1 || won === 2) return { name: candidate, fresh: won === 2 };
-    }
-    throw new Error(`no free output name for ${docId} in ${JSON.stringify(dir)}`);
+    return claimName(this, dir, name, docId, sha256, kind);
   }
 
-  /** Gives back a name claimed for a move that did not happen, unless the record names it by now. */
+  /** Gives back a name claimed for a move that did not happen, unless the record names it by now (names.ts). */
   async releaseName(dir: string, name: string, docId: string): Promise<boolean> {
-    const [field, legacy] = nameFields(dir, name);
-    return (await this.redis.eval(RELEASE_NAME_LUA, 2, this.namesKey, this.docKey(docId), field, docId, dir, name, legacy)) === 1;
+    return releaseName(this, dir, name, docId);
   }
 
   /** Set while a producer holds a name for a document it has not registered yet. */

@@ -428,6 +428,26 @@ describe('growth and backoff from latency (no /metrics)', () => {
     now = feed(w, now, 400, () => 5000);
     expect(w.size).toBeGreaterThanOrEqual(before * 0.75 - 1);
     expect(w.snapshot().bestLatency).toBe(5000);
+    expect(w.snapshot().bestLatencyUnit).toBe('ms');
+  });
+
+  it('answers with and without their token counts: latency per token and whole latency are never one median', () => {
+    // An engine with room: every answer takes 2 s for its 100 tokens (20 ms a token), but about
+    // half of them, in no order, come without usage (a gateway that drops it).
+    const w = new WindowController({ initial: 8, max: 64 });
+    let now = 0;
+    const reasons: string[] = [];
+    for (let i = 0; i < 400; i++) {
+      now += 150;
+      w.setInFlight(w.size);
+      w.onCompleted(now, 2000, (i * 7919) % 13 < 6 ? undefined : 100);
+      w.tick(now);
+      const c = w.snapshot().lastChange;
+      if (c && c.at === now) reasons.push(c.reason);
+    }
+    expect(reasons.filter((r) => /climbing|cut/.test(r))).toEqual([]);
+    expect(w.size).toBe(64);
+    expect(w.snapshot()).toMatchObject({ bestLatency: 20, bestLatencyUnit: 'ms/token' });
   });
 
   it('finds the knee of a queueing engine and stays near it', () => {
@@ -477,6 +497,7 @@ describe('snapshot', () => {
       oomReports: 1,
       inFlight: 7,
       bestLatency: null,
+      bestLatencyUnit: null,
       lastChange: { at: 5, from: 10, to: 3, reason: 'out of memory: halved' },
     });
     snap.lastChange!.to = 99;

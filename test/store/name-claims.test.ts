@@ -6,7 +6,8 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DocStore, nameField } from '../../src/store/docs.ts';
+import { DocStore } from '../../src/store/docs.ts';
+import { nameField } from '../../src/store/names.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
 
 const prefix = uniquePrefix(import.meta.filename);
