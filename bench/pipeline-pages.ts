@@ -45,6 +45,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     renderer: { type: 'string', default: 'pdfium' },
     tools: { type: 'string', default: 'mutool' },
+    renderers: { type: 'string', default: String(availableParallelism()) },
   },
 });
 const SUITES: Record<string, { docs: Array<[string, number]>; copies: number }> = {
@@ -151,7 +152,7 @@ class Deployment {
     mkdirSync(this.env.BLOB_DIR!, { recursive: true });
     this.#engine = start(['engine', '--port', '0', '--speed', '1000', '--output-tokens-min', '1', '--output-tokens-max', '2'], {});
     const engineUrl = await this.#engine.url;
-    this.#worker = start(['worker'], { ...this.env, ENGINE_URL: engineUrl, RENDERERS: String(cores), RENDERER: values.renderer! });
+    this.#worker = start(['worker'], { ...this.env, ENGINE_URL: engineUrl, RENDERERS: values.renderers!, RENDERER: values.renderer! });
     this.#writer = start(['writer'], this.env);
     await renderersIdle(this.#worker.child.pid!);
   }
