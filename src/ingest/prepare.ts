@@ -7,7 +7,7 @@
 import { realpath, rm, stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { DocbatchError, InputError } from '../errors.ts';
-import { inspectImage } from '../render/image-file.ts';
+import { inspectImage, MAX_INPUT_PIXELS } from '../render/image-file.ts';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { isS3Uri } from '../s3-uri.ts';
 import { hashFile, type BlobStore } from '../store/blobs.ts';
@@ -182,10 +182,12 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
     }
     case 'image': {
       let info;
+      const path = object ? (await object.local()).path : source;
       try {
-        info = await inspectImage(object ? (await object.local()).path : source);
+        info = await inspectImage(path);
       } catch (err) {
         if (err instanceof InputError) throw err;
+        if (/exceeds pixel limit/i.test((err as Error).message)) throw await imageTooLarge(path, source, kind.format, err);
         throw new InputError('IMAGE_CORRUPT', `a ${kind.format.toUpperCase()} image by its bytes, but it cannot be decoded: ${(err as Error).message}`, { place: { file: source }, cause: err });
       }
       const blob = object ? await object.store() : await blobs.put(source);
@@ -241,4 +243,21 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
       };
     }
   }
+}
+
+/**
+ * IMAGE_TOO_LARGE for an image file over the pixel limit sharp decodes with (MAX_INPUT_PIXELS: a
+ * decompression bomb is refused, never allocated), with its size as its header gives it (read
+ * without decoding) when it can be read.
+ */
+async function imageTooLarge(path: string, source: string, format: string, cause: unknown): Promise<InputError> {
+  const size = await import('sharp')
+    .then(async ({ default: sharp }) => sharp(path, { limitInputPixels: false }).metadata())
+    .then((meta) => (meta.width && meta.height ? `${meta.width} x ${meta.height} pixels (${(meta.width * meta.height).toLocaleString('en-US')})` : null))
+    .catch(() => null);
+  return new InputError(
+    'IMAGE_TOO_LARGE',
+    `a ${format.toUpperCase()} image of ${size ?? 'more pixels than the limit'}: docbatch decodes images of at most ${MAX_INPUT_PIXELS.toLocaleString('en-US')} pixels; scale it down, or split it, and enqueue it again`,
+    { place: { file: source }, cause },
+  );
 }

@@ -1,0 +1,71 @@
+/**
+ * Image files enqueued as documents (PNG, JPEG, TIFF, WebP) are checked at enqueue from their
+ * header (src/ingest/prepare.ts). One with more pixels than docbatch decodes (a decompression
+ * bomb: a few KB of PNG that inflate to gigabytes) is IMAGE_TOO_LARGE, naming its size and the
+ * limit; it was IMAGE_CORRUPT, as if the file were damaged. A damaged one stays IMAGE_CORRUPT.
+ */
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ERROR_CODES, InputError } from '../../src/errors.ts';
+import { prepareFile } from '../../src/ingest/prepare.ts';
+import { LocalBlobStore } from '../../src/store/blobs-local.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'docbatch-image-inputs-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const crcTable = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(bytes: Buffer): number {
+  let c = 0xffffffff;
+  for (const b of bytes) c = crcTable[(c ^ b) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+function chunk(type: string, data: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(data.length);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([length, body, crc]);
+}
+
+/** A PNG whose header says `width` x `height` (8-bit grey) over one row of data: its size is read from the header alone. */
+function pngHeader(width: number, height: number): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 0, 0, 0, 0], 8);
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(width + 1))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+async function prepare(name: string, bytes: Buffer): Promise<unknown> {
+  const file = join(dir, name);
+  writeFileSync(file, bytes);
+  return prepareFile(file, new LocalBlobStore(join(dir, 'blobs')), { chunkTokens: 1000, chunkOverlapTokens: 0 }).catch((err: unknown) => err);
+}
+
+describe('image inputs', () => {
+  it('over the pixel limit: IMAGE_TOO_LARGE, its size and the limit named, nothing stored', async () => {
+    const file = join(dir, 'bomb.png');
+    const err = await prepare('bomb.png', pngHeader(20_000, 12_000));
+    expect(err).toBeInstanceOf(InputError);
+    expect(err).toMatchObject({ code: 'IMAGE_TOO_LARGE', place: { file }, action: 'reject' });
+    expect((err as InputError).message).toMatch(/20000 x 12000 pixels \(240,000,000\).*200,000,000/);
+    expect((err as InputError).describe()).toMatch(/^.*bomb\.png: IMAGE_TOO_LARGE: /);
+    expect(ERROR_CODES).toHaveProperty('IMAGE_TOO_LARGE');
+    expect(existsSync(join(dir, 'blobs'))).toBe(false);
+  });
+
+  it('a damaged one is IMAGE_CORRUPT; one within the limit goes in', async () => {
+    const good = pngHeader(64, 1);
+    const damaged = Buffer.concat([good.subarray(0, 20), Buffer.alloc(8)]);
+    expect(await prepare('damaged.png', damaged)).toMatchObject({ code: 'IMAGE_CORRUPT' });
+    expect(await prepare('fine.png', good)).toMatchObject({ kind: 'image', pages: 1, format: 'png' });
+  });
+});
