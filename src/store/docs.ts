@@ -11,6 +11,7 @@
  *   {p}:docs              zset   doc ids by creation time (status, gc)
  *   {p}:active            zset   doc ids not yet written (the reconciler's work list)
  *   {p}:names             hash   output folder/name → doc id (folder/X.compare: a comparison's file)
+ *   {p}:names:folded      string claims made before case folding have their folded field (name-fold.ts)
  *   {p}:doc:{id}:claim    string a name is claimed, the record not registered yet (an hour at most)
  *   {p}:queues            set    infer queues in use
  *   {p}:stats             hash   totals over all documents
@@ -20,6 +21,7 @@ import type { Redis } from 'ioredis';
 import { MARK_WRITTEN_LUA, REGISTER_LUA, REOPEN_LUA, RESTORE_LUA, SETTLE_LUA } from './scripts.ts';
 import type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult } from './types.ts';
 import { lacksUsage } from '../usage.ts';
+import { foldField, foldLegacyNames, type NameClash } from './name-fold.ts';
 
 export type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult, UnitResultOk, UnitResultFailed } from './types.ts';
 
@@ -79,7 +81,7 @@ return 1`;
  * shares): `Report.md` and `report.md` are one file there, so they are one name here.
  */
 export function nameField(dir: string, name: string, kind = ''): string {
-  return `${dir}/${name}${kind}`.normalize('NFC').toLowerCase();
+  return foldField(`${dir}/${name}${kind}`);
 }
 
 /**
@@ -120,6 +122,7 @@ return 2`;
 export class DocStore {
   readonly redis: ScriptedRedis;
   readonly prefix: string;
+  private folding: Promise<NameClash[]> | null = null;
 
   constructor(redis: Redis, prefix: string) {
     this.prefix = prefix;
@@ -471,6 +474,7 @@ export class DocStore {
 
   /** claimName, also saying whether the name is new to the document (`fresh`) or was its already. */
   async claim(dir: string, name: string, docId: string, sha256: string, kind = ''): Promise<{ name: string; fresh: boolean }> {
+    await this.foldLegacyNames();
     const candidates = [name, `${name}-${sha256.slice(0, 8)}`, `${name}-${docId.slice(1, 13)}`, `${name}-${docId}`];
     for (const candidate of candidates) {
       const [field, legacy] = nameFields(dir, candidate, kind);
@@ -478,6 +482,19 @@ export class DocStore {
       if (won === 1 || won === 2) return { name: candidate, fresh: won === 2 };
     }
     throw new Error(`no free output name for ${docId} in ${JSON.stringify(dir)}`);
+  }
+
+  /**
+   * Claims written before names were case-folded get their folded field (once per Redis, and
+   * once per store: src/store/name-fold.ts); returns the pairs of documents whose names differ
+   * only by case (empty after the first time).
+   */
+  foldLegacyNames(): Promise<NameClash[]> {
+    this.folding ??= foldLegacyNames(this.redis, this.prefix).catch((err: unknown) => {
+      this.folding = null;
+      throw err;
+    });
+    return this.folding;
   }
 
   /** Gives back a name claimed for a move that did not happen, unless the record names it by now. */
