@@ -95,6 +95,8 @@ export const ERROR_CODES = {
   NOTHING_TO_SUMMARIZE: { action: 'fail', summary: "A conversation's summary could not be made: every one of its chunks failed." },
   UNIT_STALLED: { action: 'fail', summary: 'The unit was abandoned by crashed workers more often than allowed (BullMQ stalled limit).' },
   UNIT_LOST: { action: 'fail', summary: 'The unit job disappeared from Redis before finishing, and queueing it again did not help (removed by hand, or Redis lost data).' },
+  ARCHIVE_CORRUPT: { action: 'fail', summary: "A line of a written document's results archive (BLOB_DIR's named/results/<docId>/<gen>.jsonl) is not a [unit, result] pair of JSON: the archive and the line are named. Its results cannot come back (retry, a rewrite, a unit delivered again); enqueue the file again with --force to redo it." },
+  ARCHIVE_CHANGED: { action: 'retry', summary: "A written document's results archive was replaced each time it was read (5 times), or its units were reopened (or it was written again) each time it was restored: another write or retry of the document is running. The archive is named; nothing was changed: retry again." },
   WRITE_FAILED: { action: 'fail', summary: "The document's outputs could not be written (disk full, no permission, ...) after the write's retries; the document is marked failed and `docbatch retry` writes it again." },
   ABORTED: { action: 'retry', summary: 'The work was aborted (lock lost, shutdown); another worker takes the unit over.' },
   INTERNAL: { action: 'retry', summary: 'An unexpected error inside docbatch; the original is kept as the cause.' },

@@ -133,7 +133,7 @@ async function restoreAndReopen(parts: ReopenParts, record: DocRecord, filter: {
     const out = await store.reopen(docId, gen, { codes: filter.codes ?? [], units, summaries, groups });
     if (out !== 'retired') return { reopened: out.sort((a, b) => a - b), summaries };
   }
-  throw new Error(`the results of ${docId} left Redis again each time they were restored (written meanwhile, or an empty archive); retry again`);
+  throw new DocbatchError('ARCHIVE_CHANGED', `the results of ${docId} left Redis again each time they were restored from its archive, 5 times (written again meanwhile, or an empty archive); nothing was reopened: retry again`, { place: { file: record.meta.source } });
 }
 
 /**
