@@ -7,6 +7,7 @@
  *   {p}:doc:{id}          hash   meta (JSON), gen, counters, state, feeder cursor, password until written
  *   {p}:doc:{id}:r:{gen}  hash   unit index → UnitResult JSON (first write wins); gone once written
  *   {p}:doc:{id}:g:{gen}  hash   conversation summary unit → chunks of it settled
+ *   {p}:doc:{id}:nu:{gen} bitmap units settled without (all) usage: each counted once in units_without_usage
  *   {p}:doc:{id}:r:{gen}:restoring:{rand}  hash   an archive being put back (expires in an hour)
  *   {p}:docs              zset   doc ids by creation time (status, gc)
  *   {p}:active            zset   doc ids not yet written (the reconciler's work list)
@@ -26,10 +27,10 @@ import { foldField, foldLegacyNames, type NameClash } from './name-fold.ts';
 export type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult, UnitResultOk, UnitResultFailed } from './types.ts';
 
 interface ScriptedRedis extends Redis {
-  docbatchSettle(docKey: string, unitsKey: string, lockKey: string, statsKey: string, groupsKey: string, ...args: Array<string | number>): Promise<[number, number, number, number, number]>;
+  docbatchSettle(docKey: string, unitsKey: string, lockKey: string, statsKey: string, groupsKey: string, noUsageKey: string, ...args: Array<string | number>): Promise<[number, number, number, number, number]>;
   docbatchRegister(docKey: string, docsKey: string, activeKey: string, queuesKey: string, ...args: Array<string | number>): Promise<number>;
-  docbatchMarkWritten(docKey: string, activeKey: string, unitsKey: string, groupsKey: string, ...args: Array<string | number>): Promise<number>;
-  docbatchReopen(docKey: string, unitsKey: string, activeKey: string, groupsKey: string, ...args: Array<string | number>): Promise<number[] | number>;
+  docbatchMarkWritten(docKey: string, activeKey: string, unitsKey: string, groupsKey: string, noUsageKey: string, ...args: Array<string | number>): Promise<number>;
+  docbatchReopen(docKey: string, unitsKey: string, activeKey: string, groupsKey: string, noUsageKey: string, ...args: Array<string | number>): Promise<number[] | number>;
   docbatchRestore(docKey: string, unitsKey: string, tempKey: string, ...args: Array<string | number>): Promise<number>;
 }
 
@@ -128,10 +129,10 @@ export class DocStore {
     this.prefix = prefix;
     this.redis = redis as ScriptedRedis;
     if (!('docbatchSettle' in redis)) {
-      redis.defineCommand('docbatchSettle', { numberOfKeys: 5, lua: SETTLE_LUA });
+      redis.defineCommand('docbatchSettle', { numberOfKeys: 6, lua: SETTLE_LUA });
       redis.defineCommand('docbatchRegister', { numberOfKeys: 4, lua: REGISTER_LUA });
-      redis.defineCommand('docbatchMarkWritten', { numberOfKeys: 4, lua: MARK_WRITTEN_LUA });
-      redis.defineCommand('docbatchReopen', { numberOfKeys: 4, lua: REOPEN_LUA });
+      redis.defineCommand('docbatchMarkWritten', { numberOfKeys: 5, lua: MARK_WRITTEN_LUA });
+      redis.defineCommand('docbatchReopen', { numberOfKeys: 5, lua: REOPEN_LUA });
       redis.defineCommand('docbatchRestore', { numberOfKeys: 3, lua: RESTORE_LUA });
     }
   }
@@ -146,6 +147,10 @@ export class DocStore {
   /** Conversation groups of one generation: reduce unit → chunks of it settled so far. */
   groupsKey(docId: string, gen: number): string {
     return `${this.prefix}:doc:${docId}:g:${gen}`;
+  }
+  /** Bit per unit settled without (all) its usage reported: `units_without_usage` counts units, not settles. */
+  noUsageKey(docId: string, gen: number): string {
+    return `${this.docKey(docId)}:nu:${gen}`;
   }
   get docsKey(): string {
     return `${this.prefix}:docs`;
@@ -264,6 +269,7 @@ export class DocStore {
       lock?.key ?? `${this.prefix}:nolock`,
       this.statsKey,
       this.groupsKey(docId, gen),
+      this.noUsageKey(docId, gen),
       unit,
       gen,
       JSON.stringify(result),
@@ -385,6 +391,7 @@ export class DocStore {
       this.activeKey,
       this.unitsKey(docId, gen),
       this.groupsKey(docId, gen),
+      this.noUsageKey(docId, gen),
       gen,
       write.now,
       JSON.stringify(write.files),
@@ -446,6 +453,7 @@ export class DocStore {
       this.unitsKey(docId, gen),
       this.activeKey,
       this.groupsKey(docId, gen),
+      this.noUsageKey(docId, gen),
       gen,
       JSON.stringify(filter.codes),
       JSON.stringify(filter.units),

@@ -71,7 +71,7 @@ export async function reopenDocument(parts: ReopenParts, record: DocRecord, filt
   }
   if (record.state === 'failed' || filter.rewrite) {
     // The restored results stay until the write retires them.
-    await store.redis.multi().hset(store.docKey(docId), { state: 'complete' }).hdel(store.docKey(docId), 'write_error').persist(store.docKey(docId)).persist(store.unitsKey(docId, gen)).zadd(store.activeKey, Date.now(), docId).exec();
+    await store.redis.multi().hset(store.docKey(docId), { state: 'complete' }).hdel(store.docKey(docId), 'write_error').persist(store.docKey(docId)).persist(store.unitsKey(docId, gen)).persist(store.noUsageKey(docId, gen)).zadd(store.activeKey, Date.now(), docId).exec();
     await ensureWriteJob(parts.writeQueue, docId, gen);
     return { docId, reopened, rewrite: true };
   }

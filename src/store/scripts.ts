@@ -5,11 +5,13 @@
  */
 
 /**
- * KEYS: doc hash, results hash (of the job's generation), job lock key, global stats hash, groups hash
+ * KEYS: doc hash, results hash (of the job's generation), job lock key, global stats hash, groups
+ *       hash, the generation's bitmap of units without usage
  * ARGV: unit, gen, result JSON, ok (1/0), lock token ('' = no check), now, prompt tokens,
  *       completion tokens, engine ms (spent on the unit, answered or failed), group field
  *       ('' = none), group size, reopens when the unit's inputs were read ('' = no check),
- *       1 when the engine did not report the unit's tokens (counted in units_without_usage)
+ *       1 when the engine did not report the unit's tokens (counted in units_without_usage once
+ *       a unit: a unit reopened and settled again without usage is not counted twice)
  * A written generation takes no result (its results left Redis with the write; a retry restores
  * them before it reopens units): a settle that lands after it, without a lock, is a duplicate.
  * Returns {status, settled, units, last, groupDone}: status 1 recorded, 0 duplicate, -1 lock
@@ -35,7 +37,7 @@ if ARGV[10] ~= '' then
 end
 redis.call('HINCRBY', KEYS[1], 'prompt_tokens', ARGV[7])
 redis.call('HINCRBY', KEYS[1], 'completion_tokens', ARGV[8])
-if ARGV[13] == '1' then redis.call('HINCRBY', KEYS[1], 'units_without_usage', 1) end
+if ARGV[13] == '1' and redis.call('SETBIT', KEYS[6], ARGV[1], 1) == 0 then redis.call('HINCRBY', KEYS[1], 'units_without_usage', 1) end
 redis.call('HINCRBY', KEYS[1], 'engine_ms', ARGV[9])
 redis.call('HINCRBY', KEYS[4], 'engine_ms', ARGV[9])
 if ARGV[4] == '1' then
@@ -78,6 +80,7 @@ if gen then
   local base = KEYS[1]
   redis.call('EXPIRE', base .. ':r:' .. gen, 3600)
   redis.call('EXPIRE', base .. ':g:' .. gen, 3600)
+  redis.call('EXPIRE', base .. ':nu:' .. gen, 3600)
 end
 local id = string.sub(KEYS[1], string.len(ARGV[11]) + 6)
 redis.call('DEL', KEYS[1])
@@ -216,7 +219,8 @@ return {units, #ids / 2, ids[#ids] or ''}
 
 /**
  * Marks a generation written and retires it, in one step, so that no retry can land between the
- * two: KEYS doc hash, active zset, results hash, groups hash. ARGV: gen, now, files JSON, doc id,
+ * two: KEYS doc hash, active zset, results hash, groups hash, bitmap of units without usage
+ * (kept as long as the record: a retry's units settled again are not counted again). ARGV: gen, now, files JSON, doc id,
  * reopens (the record's count when the writer read it), retention seconds, lean meta JSON ('' =
  * keep), done and failed as the writer counted them ('' = keep the counters).
  * Written only if the generation is current, no unit was reopened since the writer read the
@@ -238,6 +242,7 @@ redis.call('HDEL', KEYS[1], 'password', 'write_error', 'fed', 'feed_end', 'job_n
 redis.call('ZREM', KEYS[2], ARGV[4])
 redis.call('UNLINK', KEYS[3], KEYS[4])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('EXPIRE', KEYS[5], ARGV[6])
 return 1
 `;
 
@@ -267,7 +272,8 @@ return outcome
 
 /**
  * Reopens failed units of a generation for `docbatch retry` (or a Bull Board retry of one unit):
- * KEYS doc hash, results hash, active zset, groups hash.
+ * KEYS doc hash, results hash, active zset, groups hash, bitmap of units without usage (kept
+ * with the record).
  * ARGV: gen, codes (JSON array; [] = any), units (JSON array; [] = any), now ms, doc id,
  *       summary units (JSON object: chunk unit → its conversation's summary unit, for the
  *       chunks among the candidates), groups (JSON object: summary unit → [first chunk, chunks]),
@@ -342,6 +348,7 @@ if #reopened > 0 then
   redis.call('HDEL', KEYS[1], 'finished_at', 'write_error')
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])
+  redis.call('PERSIST', KEYS[5])
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
 end
 return reopened
