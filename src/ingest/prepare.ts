@@ -188,7 +188,7 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
       } catch (err) {
         if (err instanceof InputError) throw err;
         if (/exceeds pixel limit/i.test((err as Error).message)) throw await imageTooLarge(path, source, kind.format, err);
-        throw new InputError('IMAGE_CORRUPT', `a ${kind.format.toUpperCase()} image by its bytes, but it cannot be decoded: ${(err as Error).message}`, { place: { file: source }, cause: err });
+        throw new InputError('IMAGE_CORRUPT', `a ${kind.format.toUpperCase()} image by its bytes, but it cannot be decoded: ${decoderMessage(err)}`, { place: { file: source }, cause: err });
       }
       const blob = object ? await object.store() : await blobs.put(source);
       await unchanged(source, version);
@@ -260,4 +260,18 @@ async function imageTooLarge(path: string, source: string, format: string, cause
     `a ${format.toUpperCase()} image of ${size ?? 'more pixels than the limit'}: docbatch decodes images of at most ${MAX_INPUT_PIXELS.toLocaleString('en-US')} pixels; scale it down, or split it, and enqueue it again`,
     { place: { file: source }, cause },
   );
+}
+
+/**
+ * libvips' message in one line: its lines (it repeats the same warnings, one a line, and may end
+ * on an empty one), each said once, in order, `; `-separated.
+ */
+function decoderMessage(err: unknown): string {
+  const lines = String((err as Error)?.message ?? err)
+    .split('\n')
+    .map((l) => l.trim().replace(/:$/, ''))
+    .filter(Boolean);
+  const kept: string[] = [];
+  for (const line of lines) if (!kept.some((k) => k.includes(line))) kept.push(line);
+  return kept.join('; ') || 'unreadable';
 }

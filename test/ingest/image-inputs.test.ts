@@ -62,10 +62,17 @@ describe('image inputs', () => {
     expect(existsSync(join(dir, 'blobs'))).toBe(false);
   });
 
-  it('a damaged one is IMAGE_CORRUPT; one within the limit goes in', async () => {
+  it('a damaged one is IMAGE_CORRUPT, its decoder\'s message on one line, each part once; one within the limit goes in', async () => {
     const good = pngHeader(64, 1);
     const damaged = Buffer.concat([good.subarray(0, 20), Buffer.alloc(8)]);
     expect(await prepare('damaged.png', damaged)).toMatchObject({ code: 'IMAGE_CORRUPT' });
     expect(await prepare('fine.png', good)).toMatchObject({ kind: 'image', pages: 1, format: 'png' });
+    // libvips repeats its warnings one a line: the message says each once, on one line.
+    const jpeg = (await prepare('cut.jpg', Buffer.from([0xff, 0xd8, 0xff, 0xe0]))) as InputError;
+    expect(jpeg.code).toBe('IMAGE_CORRUPT');
+    expect(jpeg.message).not.toContain('\n');
+    expect(jpeg.message).toMatch(/cannot be decoded: .*premature end of JPEG image/);
+    expect(jpeg.message.match(/premature end of JPEG image/g)).toHaveLength(1);
+    expect((await prepare('cut.png', good.subarray(0, 8))) as InputError).toMatchObject({ code: 'IMAGE_CORRUPT', message: expect.not.stringMatching(/:\s*$/) });
   });
 });
