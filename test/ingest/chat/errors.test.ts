@@ -109,7 +109,7 @@ describe('bad input: code and place', () => {
     const t = new ChatgptTree();
     const hidden = t.add(t.rootId, { role: 'system', text: 'sys', hidden: true });
     const err = await failure(JSON.stringify([t.build({ id: 'h', current_node: hidden })]));
-    expect([err.code, err.message]).toEqual(['EXPORT_EMPTY', 'the export holds 1 conversations but no visible message']);
+    expect([err.code, err.message]).toEqual(['EXPORT_EMPTY', 'the export holds 1 conversation but no visible message']);
   });
 
   it('nesting deeper than a real export: EXPORT_TOO_DEEP, before JSON.parse sees it', async () => {
