@@ -97,15 +97,28 @@ return next
 /**
  * Puts a document (back) in line to be fed: KEYS round zset, turn counter, doc hash, backlog zset;
  * ARGV doc id, restart (1: from unit 0 again, skipping settled units). A document already in the
- * round stays where it is; otherwise it joins the backlog at the end of its priority class (so
- * documents enqueued one after another keep that order), and enters the round at a feed.
+ * round or the backlog stays where it is, unless its priority changed since it got there (enqueued
+ * again with another --priority): then it goes to the end of its new class there (a higher class
+ * in the backlog enters the round at the next feed). Otherwise it joins the backlog at the end of
+ * its priority class (so documents enqueued one after another keep that order), and enters the
+ * round at a feed.
  */
 export const FEED_ADD_LUA = `
 if ARGV[2] == '1' then redis.call('HSET', KEYS[3], 'fed', 0) end
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local CLASS = 1099511627776
 local p = tonumber(redis.call('HGET', KEYS[3], 'priority') or '0')
+local function waiting(key)
+  local score = redis.call('ZSCORE', key, ARGV[1])
+  if not score then return false end
+  if math.floor(tonumber(score) / CLASS) ~= -p then
+    redis.call('ZADD', key, -p * CLASS + redis.call('INCR', KEYS[2]), ARGV[1])
+  end
+  return true
+end
+if waiting(KEYS[1]) then return 0 end
+if waiting(KEYS[4]) then return 1 end
 local t = redis.call('INCR', KEYS[2])
-redis.call('ZADD', KEYS[4], 'NX', -p * 1099511627776 + t, ARGV[1])
+redis.call('ZADD', KEYS[4], 'NX', -p * CLASS + t, ARGV[1])
 return 1
 `;
 
