@@ -61,7 +61,7 @@ export const ERROR_CODES = {
   TASK_UNIT_MISMATCH: { action: 'reject', summary: "The task's unit does not fit this kind of input (e.g. `document` for a chat export)." },
   DOC_TOO_MANY_PAGES: { action: 'reject', summary: 'The task sends whole documents (`document` unit) and this one has more pages than its `max_pages`.' },
   IMAGE_CORRUPT: { action: 'reject', summary: 'The file is an image (PNG, JPEG, TIFF, WebP) by its bytes but cannot be decoded.' },
-  IMAGE_TOO_LARGE: { action: 'reject', summary: 'The file is an image (PNG, JPEG, TIFF, WebP) with more pixels than docbatch decodes (200,000,000, as a page of 14400 x 14400 pt at 72 dpi; a decompression bomb is refused, never allocated); its size and the limit are named. Scale it down or split it. (A PDF page over the render cap is drawn smaller instead: PAGE_TOO_LARGE only when that would leave it unreadable.)' },
+  IMAGE_TOO_LARGE: { action: 'reject', summary: 'The file is an image (PNG, JPEG, TIFF, WebP) with more pixels than docbatch decodes (200,000,000, as a page of 14400 x 14400 pt at 72 dpi; a decompression bomb is refused, never allocated); its size and the limit are named (of a multi-page TIFF, the page too). Scale it down or split it. (A PDF page over the render cap is drawn smaller instead: PAGE_TOO_LARGE only when that would leave it unreadable.)' },
 
   // ---- input limits (hardening: decompression bombs, runaway exports) ----
   ZIP_TOO_LARGE: { action: 'reject', summary: "The .zip's conversations.json would inflate beyond ZIP_MAX_BYTES or more than ZIP_MAX_RATIO times its compressed size (a decompression bomb), or inflates past the size its header declares. Nothing of it is queued." },

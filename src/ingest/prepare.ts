@@ -190,6 +190,9 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
         if (/exceeds pixel limit/i.test((err as Error).message)) throw await imageTooLarge(path, source, kind.format, err);
         throw new InputError('IMAGE_CORRUPT', `a ${kind.format.toUpperCase()} image by its bytes, but it cannot be decoded: ${decoderMessage(err)}`, { place: { file: source }, cause: err });
       }
+      // A TIFF's pages are frames of their own sizes (its header gives the first one's): each is
+      // checked, so a later page over the limit is refused here, not failed at the worker.
+      if (kind.format === 'tiff' && info.pages > 1) await checkFrames(path, source, info.pages);
       const blob = object ? await object.store() : await blobs.put(source);
       await unchanged(source, version);
       return {
@@ -250,16 +253,29 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
  * decompression bomb is refused, never allocated), with its size as its header gives it (read
  * without decoding) when it can be read.
  */
-async function imageTooLarge(path: string, source: string, format: string, cause: unknown): Promise<InputError> {
+async function imageTooLarge(path: string, source: string, format: string, cause: unknown, page?: number): Promise<InputError> {
   const size = await import('sharp')
-    .then(async ({ default: sharp }) => sharp(path, { limitInputPixels: false }).metadata())
+    .then(async ({ default: sharp }) => sharp(path, { limitInputPixels: false, ...(page !== undefined ? { page: page - 1 } : {}) }).metadata())
     .then((meta) => (meta.width && meta.height ? `${meta.width} x ${meta.height} pixels (${(meta.width * meta.height).toLocaleString('en-US')})` : null))
     .catch(() => null);
   return new InputError(
     'IMAGE_TOO_LARGE',
     `a ${format.toUpperCase()} image of ${size ?? 'more pixels than the limit'}: docbatch decodes images of at most ${MAX_INPUT_PIXELS.toLocaleString('en-US')} pixels; scale it down, or split it, and enqueue it again`,
-    { place: { file: source }, cause },
+    { place: { file: source, ...(page !== undefined ? { page } : {}) }, cause },
   );
+}
+
+/** Every page of a multi-page TIFF from its header (pages 2 on: the first was read already). */
+async function checkFrames(path: string, source: string, pages: number): Promise<void> {
+  const { default: sharp } = await import('sharp');
+  for (let page = 2; page <= pages; page++) {
+    try {
+      await sharp(path, { page: page - 1, limitInputPixels: MAX_INPUT_PIXELS }).metadata();
+    } catch (err) {
+      if (/exceeds pixel limit/i.test((err as Error).message)) throw await imageTooLarge(path, source, 'tiff', err, page);
+      throw new InputError('IMAGE_CORRUPT', `a TIFF image by its bytes, but its page ${page} cannot be decoded: ${decoderMessage(err)}`, { place: { file: source, page }, cause: err });
+    }
+  }
 }
 
 /**

@@ -2,7 +2,9 @@
  * Image files enqueued as documents (PNG, JPEG, TIFF, WebP) are checked at enqueue from their
  * header (src/ingest/prepare.ts). One with more pixels than docbatch decodes (a decompression
  * bomb: a few KB of PNG that inflate to gigabytes) is IMAGE_TOO_LARGE, naming its size and the
- * limit; it was IMAGE_CORRUPT, as if the file were damaged. A damaged one stays IMAGE_CORRUPT.
+ * limit; it was IMAGE_CORRUPT, as if the file were damaged. A multi-page TIFF is checked page by
+ * page (a later page over the limit went in and failed at the worker). A damaged one stays
+ * IMAGE_CORRUPT.
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,6 +46,30 @@ function pngHeader(width: number, height: number): Buffer {
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(width + 1))), chunk('IEND', Buffer.alloc(0))]);
 }
 
+/** A little-endian TIFF of uncompressed 8-bit grey pages of these sizes (their data left short: headers are what is read). */
+function tiffPages(sizes: Array<[number, number]>): Buffer {
+  const ifdBytes = 2 + 9 * 12 + 4;
+  const dataAt = 8 + ifdBytes * sizes.length;
+  const ifds = sizes.map(([w, h], i) => {
+    const entries: Array<[number, number, number]> = [
+      [256, 4, w], [257, 4, h], [258, 3, 8], [259, 3, 1], [262, 3, 1], [273, 4, dataAt], [277, 3, 1], [278, 4, h], [279, 4, w * h],
+    ];
+    const b = Buffer.alloc(ifdBytes);
+    b.writeUInt16LE(entries.length, 0);
+    entries.forEach(([tag, type, value], k) => {
+      const o = 2 + k * 12;
+      b.writeUInt16LE(tag, o);
+      b.writeUInt16LE(type, o + 2);
+      b.writeUInt32LE(1, o + 4);
+      if (type === 3) b.writeUInt16LE(value, o + 8);
+      else b.writeUInt32LE(value >>> 0, o + 8);
+    });
+    b.writeUInt32LE(i + 1 < sizes.length ? 8 + ifdBytes * (i + 1) : 0, ifdBytes - 4);
+    return b;
+  });
+  return Buffer.concat([Buffer.from([0x49, 0x49, 0x2a, 0x00, 8, 0, 0, 0]), ...ifds, Buffer.alloc(256)]);
+}
+
 async function prepare(name: string, bytes: Buffer): Promise<unknown> {
   const file = join(dir, name);
   writeFileSync(file, bytes);
@@ -60,6 +86,14 @@ describe('image inputs', () => {
     expect((err as InputError).describe()).toMatch(/^.*bomb\.png: IMAGE_TOO_LARGE: /);
     expect(ERROR_CODES).toHaveProperty('IMAGE_TOO_LARGE');
     expect(existsSync(join(dir, 'blobs'))).toBe(false);
+  });
+
+  it('a multi-page TIFF whose later page is over the limit: IMAGE_TOO_LARGE naming the page (it went in, and failed at the worker)', async () => {
+    const file = join(dir, 'pages.tiff');
+    const err = await prepare('pages.tiff', tiffPages([[8, 8], [8, 8], [20_000, 12_000]]));
+    expect(err).toMatchObject({ code: 'IMAGE_TOO_LARGE', place: { file, page: 3 } });
+    expect((err as InputError).message).toMatch(/20000 x 12000 pixels/);
+    expect(await prepare('small.tiff', tiffPages([[8, 8], [16, 4]]))).toMatchObject({ kind: 'image', pages: 2, format: 'tiff' });
   });
 
   it('a damaged one is IMAGE_CORRUPT, its decoder\'s message on one line, each part once; one within the limit goes in', async () => {
