@@ -10,6 +10,7 @@ import { waitForDocs } from '../observe/progress.ts';
 import { unservedWatch } from '../observe/workers.ts';
 import { DocStore } from '../store/docs.ts';
 import { jsonLine, printable } from '../printable.ts';
+import { ConfigError, ERROR_CODES } from '../errors.ts';
 import { REDIS_SETTINGS, requireRedis, settingOptions } from './options.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -25,6 +26,12 @@ export function retryCommand(): Command {
   // --password / --password-file / PDF_PASSWORD: an encrypted PDF's password leaves Redis once it is written.
   const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir', 'pdfPassword']);
   return command.action(async (targets: string[], opts: Record<string, unknown>) => {
+    // A misspelt code would match no failure: nothing retried, and nothing said why.
+    for (const code of Array.isArray(opts.code) ? (opts.code as string[]) : []) {
+      if (code in ERROR_CODES) continue;
+      const { didYouMean } = await import('../task/load.ts');
+      throw new ConfigError(`--code ${printable(code)} is not an error code${didYouMean(code, Object.keys(ERROR_CODES))} (docs/errors.md lists them)`);
+    }
     const config = load(opts);
     await requireRedis(config);
     const json = opts.json === true;

@@ -45,3 +45,10 @@ it('a document whose archive is damaged is said, with its code and line; the oth
   expect(JSON.parse(json.stdout.trim())).toMatchObject({ docId: damaged, error: { code: 'ARCHIVE_CORRUPT' } });
   expect(json.code).toBe(1);
 }, 120_000);
+
+it('--code that is no error code is refused, naming the code it looks like: it matched nothing and retried nothing, silently', async () => {
+  const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir };
+  const r = await runCli(['retry', '--code', 'ENGINE_TIMEOT', 'd0000'], env, { timeoutMs: 30_000 });
+  expect(r.stderr).toBe('docbatch: CONFIG_INVALID: --code ENGINE_TIMEOT is not an error code (did you mean "ENGINE_TIMEOUT"?) (docs/errors.md lists them)\n');
+  expect(r.code).toBe(2);
+}, 60_000);
