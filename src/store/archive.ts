@@ -56,7 +56,7 @@ export function parseArchiveLine(line: string, file: string, lineNo: number): [n
 }
 
 function archiveCorrupt(why: string, file: string, line: number, cause?: unknown): DocbatchError {
-  return new DocbatchError('ARCHIVE_CORRUPT', `a line of the results archive is damaged: ${why}; the written results cannot be read back (enqueue the file again with --force to redo it)`, {
+  return new DocbatchError('ARCHIVE_CORRUPT', `the results archive is damaged: ${why}; the written results cannot be read back (enqueue the file again with --force to redo it)`, {
     place: { file, line },
     ...(cause !== undefined ? { cause } : {}),
   });
@@ -116,15 +116,22 @@ function archiveChanged(why: string, file: string, cause?: unknown): DocbatchErr
   });
 }
 
-/** The archive's lines as [unit, result JSON] (the result as Redis holds it); a damaged line is ARCHIVE_CORRUPT. */
-async function* entries(lines: AsyncIterable<string>, file: string): AsyncGenerator<[number, string]> {
+/**
+ * The archive's lines as [unit, result JSON] (the result as Redis holds it); a damaged line is
+ * ARCHIVE_CORRUPT, and so is an archive with fewer results than the document's `units` (it was
+ * written with one for every unit: one cut short lost its end).
+ */
+async function* entries(lines: AsyncIterable<string>, file: string, units: number): AsyncGenerator<[number, string]> {
   let lineNo = 0;
+  const seen = new Set<number>();
   for await (const line of lines) {
     lineNo++;
     if (!line) continue;
     const [unit, result] = parseArchiveLine(line, file, lineNo);
+    seen.add(unit);
     yield [unit, JSON.stringify(result)];
   }
+  if (seen.size < units) throw archiveCorrupt(`it holds the results of ${seen.size} of the document's ${units} units (cut short?)`, file, lineNo + 1);
 }
 
 /**
@@ -138,7 +145,8 @@ export async function restoreArchived(store: DocStore, blobs: BlobStore, docId: 
     // Read before the archive: a reopen after this makes the archive read suspect.
     const state = await store.restoreState(docId, gen);
     if (!state || state.present) return true; // a stale generation is the reopen's to report
-    const outcome = await readArchive(blobs, docId, gen, (lines) => store.restoreResults(docId, gen, entries(lines, archiveLocation(blobs, docId, gen)), state.reopens));
+    const units = Number((await store.redis.hget(store.docKey(docId), 'units')) ?? 0) || 0;
+    const outcome = await readArchive(blobs, docId, gen, (lines) => store.restoreResults(docId, gen, entries(lines, archiveLocation(blobs, docId, gen), units), state.reopens));
     if (outcome === null) return false;
     if (outcome !== 'changed') return true;
   }

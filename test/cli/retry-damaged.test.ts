@@ -34,7 +34,7 @@ it('a document whose archive is damaged is said, with its code and line; the oth
 
   const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir };
   const r = await runCli(['retry', '--rewrite', '--wait', damaged!, fine!], env, { timeoutMs: 60_000 });
-  expect(r.stderr).toContain(`docbatch: ${damaged} (${files[0]}): not retried: ${archive}: line 1: ARCHIVE_CORRUPT: a line of the results archive is damaged`);
+  expect(r.stderr).toContain(`docbatch: ${damaged} (${files[0]}): not retried: ${archive}: line 1: ARCHIVE_CORRUPT: the results archive is damaged`);
   expect(r.stderr).not.toMatch(/unexpected error|\n\s+at /);
   expect(r.stdout).toContain(`${fine}  writing again`);
   expect(r.stdout).toMatch(new RegExp(`${fine}  written .*b-fine\\.pdf: 3/3 done`));

@@ -39,8 +39,8 @@ afterAll(async () => {
 const ok = (u: number) => JSON.stringify([u, { ok: true, text: `unit ${u}`, promptTokens: 1, completionTokens: 1, engineMs: 1, latencyMs: 1, model: 'm', finishReason: 'stop' }]);
 
 /** A written document's record as restore reads it: generation 1, results not in Redis. */
-async function writtenRecord(docId: string): Promise<void> {
-  await redis.hset(store.docKey(docId), { gen: 1, reopens: 0, state: 'written' });
+async function writtenRecord(docId: string, units = 1): Promise<void> {
+  await redis.hset(store.docKey(docId), { gen: 1, reopens: 0, state: 'written', units });
 }
 
 /** Every read of a named object is cut after its first bytes by a new version of it. */
@@ -67,12 +67,12 @@ describe('a damaged archive', () => {
   const where = join(dir, 'blobs', 'named', archiveKey('dcorrupt', 1));
 
   it('restored (retry): ARCHIVE_CORRUPT naming the archive and the line; nothing restored', async () => {
-    await writtenRecord('dcorrupt');
+    await writtenRecord('dcorrupt', 4);
     await blobs.putNamed(archiveKey('dcorrupt', 1), `${ok(0)}\n${ok(1)}\n[2,{"ok":true,"text":"cut sh\n${ok(3)}\n`);
     const err = await restoreArchived(store, blobs, 'dcorrupt', 1).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DocbatchError);
     expect(err).toMatchObject({ code: 'ARCHIVE_CORRUPT', place: { file: where, line: 3 } });
-    expect((err as DocbatchError).describe()).toMatch(/archive-codes-.*1\.jsonl: line 3: ARCHIVE_CORRUPT: a line of the results archive is damaged: not JSON/);
+    expect((err as DocbatchError).describe()).toMatch(/archive-codes-.*1\.jsonl: line 3: ARCHIVE_CORRUPT: the results archive is damaged: not JSON/);
     expect(await redis.exists(store.unitsKey('dcorrupt', 1))).toBe(0);
     expect(await redis.keys(`${prefix}:doc:dcorrupt:r:1:restoring:*`)).toEqual([]);
   });
@@ -84,6 +84,21 @@ describe('a damaged archive', () => {
     await blobs.putNamed(archiveKey('dlookup', 1), `${ok(0)}\n[1,{"ok":tru\n`);
     expect(await archivedResult(blobs, 'dlookup', 1, 0)).toMatchObject({ ok: true, text: 'unit 0' });
     expect(await archivedResult(blobs, 'dlookup', 1, 1).catch((e: unknown) => e)).toMatchObject({ code: 'ARCHIVE_CORRUPT', place: { file: join(dir, 'blobs', 'named', archiveKey('dlookup', 1)), line: 2 } });
+  });
+});
+
+describe('an archive cut short', () => {
+  it('with fewer results than the document has units: ARCHIVE_CORRUPT, nothing restored (it restored what was there, as if whole)', async () => {
+    const blobs = new LocalBlobStore(join(dir, 'short'));
+    await blobs.putNamed(archiveKey('dshort', 1), `${ok(0)}\n${ok(1)}\n`);
+    await writtenRecord('dshort', 3);
+    const err = await restoreArchived(store, blobs, 'dshort', 1).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ARCHIVE_CORRUPT', place: { file: join(dir, 'short', 'named', archiveKey('dshort', 1)), line: 3 }, message: expect.stringMatching(/holds the results of 2 of the document's 3 units/) });
+    expect(await redis.exists(store.unitsKey('dshort', 1))).toBe(0);
+    // Whole, it is restored.
+    await blobs.putNamed(archiveKey('dshort', 1), `${ok(0)}\n${ok(1)}\n${ok(2)}\n`);
+    expect(await restoreArchived(store, blobs, 'dshort', 1)).toBe(true);
+    expect(await redis.hlen(store.unitsKey('dshort', 1))).toBe(3);
   });
 });
 

@@ -9,7 +9,7 @@ import { expect, it } from 'vitest';
 import { parseReason } from '../../src/write/reconcile.ts';
 
 it('takes docbatch codes; keeps anything else whole under INTERNAL; a stall is UNIT_STALLED', () => {
-  expect(parseReason('ARCHIVE_CORRUPT: a line of the results archive is damaged')).toEqual({ code: 'ARCHIVE_CORRUPT', message: 'a line of the results archive is damaged' });
+  expect(parseReason('ARCHIVE_CORRUPT: the results archive is damaged')).toEqual({ code: 'ARCHIVE_CORRUPT', message: 'the results archive is damaged' });
   expect(parseReason('PAGE_TOO_LARGE: multi\nline')).toEqual({ code: 'PAGE_TOO_LARGE', message: 'multi\nline' });
   expect(parseReason("ENOENT: no such file or directory, open '/blobs/ab/cd'")).toEqual({ code: 'INTERNAL', message: "ENOENT: no such file or directory, open '/blobs/ab/cd'" });
   expect(parseReason('ECONNRESET: socket hang up')).toMatchObject({ code: 'INTERNAL' });
