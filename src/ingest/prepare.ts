@@ -16,6 +16,7 @@ import { detectFile } from './detect.ts';
 import { inspectPdf, type PdfInspector } from './pdf.ts';
 import { splitExport, type SplitUnit } from './chat/split.ts';
 import { S3Input } from './s3-input.ts';
+import { tiffPageSizes } from './tiff-pages.ts';
 
 export interface PrepareOptions {
   password?: string;
@@ -192,7 +193,7 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
       }
       // A TIFF's pages are frames of their own sizes (its header gives the first one's): each is
       // checked, so a later page over the limit is refused here, not failed at the worker.
-      if (kind.format === 'tiff' && info.pages > 1) await checkFrames(path, source, info.pages);
+      if (kind.format === 'tiff' && info.pages > 1) await checkFrames(path, source);
       const blob = object ? await object.store() : await blobs.put(source);
       await unchanged(source, version);
       return {
@@ -253,28 +254,32 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
  * decompression bomb is refused, never allocated), with its size as its header gives it (read
  * without decoding) when it can be read.
  */
-async function imageTooLarge(path: string, source: string, format: string, cause: unknown, page?: number): Promise<InputError> {
+async function imageTooLarge(path: string, source: string, format: string, cause: unknown): Promise<InputError> {
   const size = await import('sharp')
-    .then(async ({ default: sharp }) => sharp(path, { limitInputPixels: false, ...(page !== undefined ? { page: page - 1 } : {}) }).metadata())
+    .then(async ({ default: sharp }) => sharp(path, { limitInputPixels: false }).metadata())
     .then((meta) => (meta.width && meta.height ? `${meta.width} x ${meta.height} pixels (${(meta.width * meta.height).toLocaleString('en-US')})` : null))
     .catch(() => null);
   return new InputError(
     'IMAGE_TOO_LARGE',
     `a ${format.toUpperCase()} image of ${size ?? 'more pixels than the limit'}: docbatch decodes images of at most ${MAX_INPUT_PIXELS.toLocaleString('en-US')} pixels; scale it down, or split it, and enqueue it again`,
-    { place: { file: source, ...(page !== undefined ? { page } : {}) }, cause },
+    { place: { file: source }, cause },
   );
 }
 
-/** Every page of a multi-page TIFF from its header (pages 2 on: the first was read already). */
-async function checkFrames(path: string, source: string, pages: number): Promise<void> {
-  const { default: sharp } = await import('sharp');
-  for (let page = 2; page <= pages; page++) {
-    try {
-      await sharp(path, { page: page - 1, limitInputPixels: MAX_INPUT_PIXELS }).metadata();
-    } catch (err) {
-      if (/exceeds pixel limit/i.test((err as Error).message)) throw await imageTooLarge(path, source, 'tiff', err, page);
-      throw new InputError('IMAGE_CORRUPT', `a TIFF image by its bytes, but its page ${page} cannot be decoded: ${decoderMessage(err)}`, { place: { file: source, page }, cause: err });
-    }
+/**
+ * Every page of a multi-page TIFF from its directory (tiff-pages.ts: no pixel read), the first
+ * one's checked by sharp already: one over the limit is IMAGE_TOO_LARGE, naming it. A directory
+ * that cannot be read is left to the renderer (sharp read the file).
+ */
+async function checkFrames(path: string, source: string): Promise<void> {
+  const pages = await tiffPageSizes(path).catch(() => []);
+  const over = pages.find((p) => p.width * p.height > MAX_INPUT_PIXELS);
+  if (over) {
+    throw new InputError(
+      'IMAGE_TOO_LARGE',
+      `a TIFF image whose page ${over.page} is ${over.width} x ${over.height} pixels (${(over.width * over.height).toLocaleString('en-US')}): docbatch decodes images of at most ${MAX_INPUT_PIXELS.toLocaleString('en-US')} pixels; scale it down, or split it, and enqueue it again`,
+      { place: { file: source, page: over.page } },
+    );
   }
 }
 

@@ -96,6 +96,14 @@ describe('image inputs', () => {
     expect(await prepare('small.tiff', tiffPages([[8, 8], [16, 4]]))).toMatchObject({ kind: 'image', pages: 2, format: 'tiff' });
   });
 
+  it('a TIFF of 2,000 pages is checked page by page in moments (its directory read once, no page decoded)', async () => {
+    const sizes = Array.from({ length: 2000 }, (): [number, number] => [8, 8]);
+    sizes[1999] = [15_000, 15_000];
+    const started = performance.now();
+    expect(await prepare('fax.tiff', tiffPages(sizes))).toMatchObject({ code: 'IMAGE_TOO_LARGE', place: { page: 2000 }, message: expect.stringMatching(/page 2000 is 15000 x 15000 pixels/) });
+    expect(performance.now() - started).toBeLessThan(5000);
+  });
+
   it('a damaged one is IMAGE_CORRUPT, its decoder\'s message on one line, each part once; one within the limit goes in', async () => {
     const good = pngHeader(64, 1);
     const damaged = Buffer.concat([good.subarray(0, 20), Buffer.alloc(8)]);
