@@ -61,6 +61,7 @@ export const ERROR_CODES = {
   TASK_UNIT_MISMATCH: { action: 'reject', summary: "The task's unit does not fit this kind of input (e.g. `document` for a chat export)." },
   DOC_TOO_MANY_PAGES: { action: 'reject', summary: 'The task sends whole documents (`document` unit) and this one has more pages than its `max_pages`.' },
   IMAGE_CORRUPT: { action: 'reject', summary: 'The file is an image (PNG, JPEG, TIFF, WebP) by its bytes but cannot be decoded.' },
+  IMAGE_TOO_LARGE: { action: 'reject', summary: 'The file is an image (PNG, JPEG, TIFF, WebP) with more pixels than docbatch decodes (200,000,000, as a page of 14400 x 14400 pt at 72 dpi; a decompression bomb is refused, never allocated); its size and the limit are named (of a multi-page TIFF, the page too). Scale it down or split it. (A PDF page over the render cap is drawn smaller instead: PAGE_TOO_LARGE only when that would leave it unreadable.)' },
 
   // ---- input limits (hardening: decompression bombs, runaway exports) ----
   ZIP_TOO_LARGE: { action: 'reject', summary: "The .zip's conversations.json would inflate beyond ZIP_MAX_BYTES or more than ZIP_MAX_RATIO times its compressed size (a decompression bomb), or inflates past the size its header declares. Nothing of it is queued." },
@@ -94,6 +95,8 @@ export const ERROR_CODES = {
   NOTHING_TO_SUMMARIZE: { action: 'fail', summary: "A conversation's summary could not be made: every one of its chunks failed." },
   UNIT_STALLED: { action: 'fail', summary: 'The unit was abandoned by crashed workers more often than allowed (BullMQ stalled limit).' },
   UNIT_LOST: { action: 'fail', summary: 'The unit job disappeared from Redis before finishing, and queueing it again did not help (removed by hand, or Redis lost data).' },
+  ARCHIVE_CORRUPT: { action: 'fail', summary: "A line of a written document's results archive (BLOB_DIR's named/results/<docId>/<gen>.jsonl) is not a [unit, result] pair of JSON, or the archive holds fewer results than the document has units (cut short): the archive and the line are named. Its results cannot come back (retry, a rewrite, a unit delivered again); enqueue the file again with --force to redo it." },
+  ARCHIVE_CHANGED: { action: 'retry', summary: "A written document's results archive was replaced each time it was read (5 times), or its units were reopened (or it was written again) each time it was restored: another write or retry of the document is running. The archive is named; nothing was changed: retry again." },
   WRITE_FAILED: { action: 'fail', summary: "The document's outputs could not be written (disk full, no permission, ...) after the write's retries; the document is marked failed and `docbatch retry` writes it again." },
   ABORTED: { action: 'retry', summary: 'The work was aborted (lock lost, shutdown); another worker takes the unit over.' },
   INTERNAL: { action: 'retry', summary: 'An unexpected error inside docbatch; the original is kept as the cause.' },

@@ -98,7 +98,14 @@ export class UnitProcessor {
       return { reused: true, tokens: 0 };
     }
     let existing = await store.unitResult(data.docId, data.gen, data.unit);
-    if (!existing && (state === 'written' || state === 'failed')) existing = await archivedResult(this.parts.blobs, data.docId, data.gen, data.unit);
+    if (!existing && (state === 'written' || state === 'failed')) {
+      try {
+        existing = await archivedResult(this.parts.blobs, data.docId, data.gen, data.unit);
+      } catch (caught) {
+        // Its archive damaged or changing (ARCHIVE_*): failed or retried with that code, like any unit error.
+        return this.onError(job, token, toDocbatchError(caught), doc.meta, log, abort, queueName);
+      }
+    }
     if (existing?.ok) {
       if (state !== 'written' && state !== 'failed') await ensureDue(this.parts.settle, doc.meta, data);
       log.debug('unit already answered; not sent again');

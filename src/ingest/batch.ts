@@ -137,6 +137,11 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
     const walked: WalkedFile[] = [];
     for await (const w of walkInputs(inputs, { s3, ...(options.glob ? { glob: options.glob } : {}), ...(options.signal ? { signal: options.signal } : {}) })) walked.push(w);
     const clashing = await clashingNames(walked.filter((w) => w.passed === undefined && w.unreadable === undefined));
+    // Names claimed by a version that did not fold case are folded now, before any claim; two
+    // documents already holding one name in two cases are said (they write one file there).
+    for (const clash of await store.foldLegacyNames()) {
+      log.warn({ name: clash.field, docId: clash.docId, other: clash.holder }, 'two documents hold output names that differ only by case (claimed by an older docbatch): on a case-insensitive filesystem they write the same files; enqueue one again with --force or another --out');
+    }
     const producer = new Producer({ ...parts, log, ...(options.outputs ? { outputs: options.outputs } : {}) });
     const touched = new Set<string>();
     let lastFeed = 0;

@@ -133,6 +133,11 @@ export async function detectZip(path: string, file = path): Promise<FileKind> {
   if (found === 'more') return { kind: 'unknown', reason: `${entry} in the zip: the first conversation's keys were not found` };
   if (found.kind === 'chat') return { ...found, zipEntry: entry };
   if (found.kind === 'empty') return { kind: 'chat', format: 'chatgpt', zipEntry: entry }; // splitExport says EXPORT_EMPTY
+  // A .zip with a conversations.json is an export by its entry's name: JSON that is damaged (cut
+  // off, not UTF-8, not JSON at all) or of the wrong shape is said by splitExport, with the entry
+  // and the byte offset or the field (EXPORT_BAD_JSON, EXPORT_BAD_UTF8, EXPORT_SCHEMA), not as
+  // "not a known chat export". Only a shape with its own advice (JSONL given as an array) stays.
+  if (found.kind === 'unknown' && !/give it as JSONL|UTF-16/.test(found.reason)) return { kind: 'chat', format: 'chatgpt', zipEntry: entry };
   return found.kind === 'unknown' ? { kind: 'unknown', reason: `${entry} in the zip: ${found.reason}` } : found;
 }
 

@@ -88,7 +88,7 @@ export class Producer {
         // upgrade does not fail on it. Only when that input is gone is there nothing to go on with.
         // (A PDF's units are pages of its bytes, read now into another count: that stays a conflict.)
         const goesOn = !finished && meta.kind === 'chat';
-        if (goesOn && (await this.inputsKept(existing))) return this.goOn(existing, meta);
+        if (goesOn && (await this.inputsKept(existing))) return this.goOn(existing, meta, plan);
         // A chat run's id already holds its content and every chunk setting: the same id with
         // other chunks is the export read or cut differently (a docbatch upgrade), not "other settings".
         const why =
@@ -138,9 +138,10 @@ export class Producer {
   /**
    * An unfinished document enqueued again whose content now reads into other units than its
    * record holds (an upgrade reads or cuts it differently): it goes on with the record's units
-   * and input, untouched; `--force` reads it anew.
+   * and input, untouched but for its priority (this enqueue's `--priority`, as a resume takes
+   * it); `--force` reads it anew.
    */
-  private async goOn(existing: DocRecord, meta: Omit<DocMeta, 'name'>): Promise<EnqueueReport> {
+  private async goOn(existing: DocRecord, meta: Omit<DocMeta, 'name'>, plan: RunPlan): Promise<EnqueueReport> {
     this.parts.log.info(
       { docId: existing.docId, units: existing.units, now: meta.units, file: meta.source },
       'enqueued before and not finished: it goes on as it was read then (this docbatch reads it into other units; --force reads it anew)',
@@ -149,10 +150,14 @@ export class Producer {
       await ensureWriteJob(this.write, existing.docId, existing.gen);
       return report(existing, 'rewrite', existing.units);
     }
-    const settled = (await this.store.settledUnits(existing.docId, existing.gen)).size;
-    await this.finishEnqueuing(existing);
-    await this.feeder.add(existing.docId, existing.meta.queue, true);
-    return report(existing, 'resumed', settled);
+    const record =
+      existing.meta.priority === meta.priority
+        ? existing
+        : await this.store.register({ ...existing.meta, priority: meta.priority }, { reset: false, now: meta.enqueuedAt, jobName: plan.jobName });
+    const settled = (await this.store.settledUnits(record.docId, record.gen)).size;
+    await this.finishEnqueuing(record);
+    await this.feeder.add(record.docId, record.meta.queue, true);
+    return report(record, 'resumed', settled);
   }
 
   /**

@@ -7,7 +7,7 @@
 import { realpath, rm, stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { DocbatchError, InputError } from '../errors.ts';
-import { inspectImage } from '../render/image-file.ts';
+import { inspectImage, MAX_INPUT_PIXELS } from '../render/image-file.ts';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { isS3Uri } from '../s3-uri.ts';
 import { hashFile, type BlobStore } from '../store/blobs.ts';
@@ -16,6 +16,7 @@ import { detectFile } from './detect.ts';
 import { inspectPdf, type PdfInspector } from './pdf.ts';
 import { splitExport, type SplitUnit } from './chat/split.ts';
 import { S3Input } from './s3-input.ts';
+import { tiffPageSizes } from './tiff-pages.ts';
 
 export interface PrepareOptions {
   password?: string;
@@ -182,12 +183,17 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
     }
     case 'image': {
       let info;
+      const path = object ? (await object.local()).path : source;
       try {
-        info = await inspectImage(object ? (await object.local()).path : source);
+        info = await inspectImage(path);
       } catch (err) {
         if (err instanceof InputError) throw err;
-        throw new InputError('IMAGE_CORRUPT', `a ${kind.format.toUpperCase()} image by its bytes, but it cannot be decoded: ${(err as Error).message}`, { place: { file: source }, cause: err });
+        if (/exceeds pixel limit/i.test((err as Error).message)) throw await imageTooLarge(path, source, kind.format, err);
+        throw new InputError('IMAGE_CORRUPT', `a ${kind.format.toUpperCase()} image by its bytes, but it cannot be decoded: ${decoderMessage(err)}`, { place: { file: source }, cause: err });
       }
+      // A TIFF's pages are frames of their own sizes (its header gives the first one's): each is
+      // checked, so a later page over the limit is refused here, not failed at the worker.
+      if (kind.format === 'tiff' && info.pages > 1) await checkFrames(path, source);
       const blob = object ? await object.store() : await blobs.put(source);
       await unchanged(source, version);
       return {
@@ -241,4 +247,52 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
       };
     }
   }
+}
+
+/**
+ * IMAGE_TOO_LARGE for an image file over the pixel limit sharp decodes with (MAX_INPUT_PIXELS: a
+ * decompression bomb is refused, never allocated), with its size as its header gives it (read
+ * without decoding) when it can be read.
+ */
+async function imageTooLarge(path: string, source: string, format: string, cause: unknown): Promise<InputError> {
+  const size = await import('sharp')
+    .then(async ({ default: sharp }) => sharp(path, { limitInputPixels: false }).metadata())
+    .then((meta) => (meta.width && meta.height ? `${meta.width} x ${meta.height} pixels (${(meta.width * meta.height).toLocaleString('en-US')})` : null))
+    .catch(() => null);
+  return new InputError(
+    'IMAGE_TOO_LARGE',
+    `a ${format.toUpperCase()} image of ${size ?? 'more pixels than the limit'}: docbatch decodes images of at most ${MAX_INPUT_PIXELS.toLocaleString('en-US')} pixels; scale it down, or split it, and enqueue it again`,
+    { place: { file: source }, cause },
+  );
+}
+
+/**
+ * Every page of a multi-page TIFF from its directory (tiff-pages.ts: no pixel read), the first
+ * one's checked by sharp already: one over the limit is IMAGE_TOO_LARGE, naming it. A directory
+ * that cannot be read is left to the renderer (sharp read the file).
+ */
+async function checkFrames(path: string, source: string): Promise<void> {
+  const pages = await tiffPageSizes(path).catch(() => []);
+  const over = pages.find((p) => p.width * p.height > MAX_INPUT_PIXELS);
+  if (over) {
+    throw new InputError(
+      'IMAGE_TOO_LARGE',
+      `a TIFF image whose page ${over.page} is ${over.width} x ${over.height} pixels (${(over.width * over.height).toLocaleString('en-US')}): docbatch decodes images of at most ${MAX_INPUT_PIXELS.toLocaleString('en-US')} pixels; scale it down, or split it, and enqueue it again`,
+      { place: { file: source, page: over.page } },
+    );
+  }
+}
+
+/**
+ * libvips' message in one line: its lines (it repeats the same warnings, one a line, and may end
+ * on an empty one), each said once, in order, `; `-separated.
+ */
+function decoderMessage(err: unknown): string {
+  const lines = String((err as Error)?.message ?? err)
+    .split('\n')
+    .map((l) => l.trim().replace(/:$/, ''))
+    .filter(Boolean);
+  const kept: string[] = [];
+  for (const line of lines) if (!kept.some((k) => k.includes(line))) kept.push(line);
+  return kept.join('; ') || 'unreadable';
 }

@@ -5,6 +5,7 @@
  * sent again.
  */
 import type { Config } from '../config.ts';
+import { DocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import { hashFile } from '../store/blobs.ts';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -27,6 +28,13 @@ export interface RetryOptions {
 export interface RetryOutcome extends ReopenOutcome {
   source: string;
   record: DocRecord;
+}
+
+/** A document that could not be retried (its results gone or damaged: BLOB_MISSING, ARCHIVE_*); the others were. */
+export interface RetryFailure {
+  docId: string;
+  source: string;
+  error: DocbatchError;
 }
 
 /** Documents a target names: an id (or a prefix of one), or a file (or s3:// object) whose content was enqueued. */
@@ -55,12 +63,18 @@ export async function findDocuments(store: DocStore, target: string, s3?: () => 
   return found;
 }
 
-export async function retryDocuments(targets: string[], config: Config, log: Logger, options: RetryOptions = {}): Promise<{ outcomes: RetryOutcome[]; unknown: string[] }> {
+/**
+ * Retries every document the targets name. One that cannot be (a DocbatchError of that document:
+ * its archive missing or damaged) is listed in `failures` and the others go on; what is not the
+ * document's (Redis away or full, a usage error) ends the command.
+ */
+export async function retryDocuments(targets: string[], config: Config, log: Logger, options: RetryOptions = {}): Promise<{ outcomes: RetryOutcome[]; unknown: string[]; failures: RetryFailure[] }> {
   const parts = openClientParts(config);
   const { redis, store, s3 } = parts;
   try {
     await parts.ping();
     const outcomes: RetryOutcome[] = [];
+    const failures: RetryFailure[] = [];
     const unknown: string[] = [];
     const seen = new Set<string>();
     for (const target of targets) {
@@ -70,12 +84,20 @@ export async function retryDocuments(targets: string[], config: Config, log: Log
         if (seen.has(record.docId)) continue;
         seen.add(record.docId);
         if (record.meta.encrypted && options.password) await redis.hset(store.docKey(record.docId), 'password', options.password);
-        const outcome = await reopenDocument(parts, record, { ...(options.codes ? { codes: options.codes } : {}), ...(options.rewrite ? { rewrite: true } : {}) });
+        let outcome: ReopenOutcome;
+        try {
+          outcome = await reopenDocument(parts, record, { ...(options.codes ? { codes: options.codes } : {}), ...(options.rewrite ? { rewrite: true } : {}) });
+        } catch (err) {
+          if (!(err instanceof DocbatchError) || err.action === 'usage') throw err;
+          log.debug({ docId: record.docId, code: err.code, err: err.message }, 'retry failed');
+          failures.push({ docId: record.docId, source: record.meta.source, error: err });
+          continue;
+        }
         log.debug({ docId: record.docId, reopened: outcome.reopened.length, rewrite: outcome.rewrite }, 'retry');
         outcomes.push({ ...outcome, source: record.meta.source, record });
       }
     }
-    return { outcomes, unknown };
+    return { outcomes, unknown, failures };
   } finally {
     await parts.close();
   }

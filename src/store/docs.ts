@@ -7,10 +7,12 @@
  *   {p}:doc:{id}          hash   meta (JSON), gen, counters, state, feeder cursor, password until written
  *   {p}:doc:{id}:r:{gen}  hash   unit index → UnitResult JSON (first write wins); gone once written
  *   {p}:doc:{id}:g:{gen}  hash   conversation summary unit → chunks of it settled
+ *   {p}:doc:{id}:nu:{gen} bitmap units settled without (all) usage: each counted once in units_without_usage
  *   {p}:doc:{id}:r:{gen}:restoring:{rand}  hash   an archive being put back (expires in an hour)
  *   {p}:docs              zset   doc ids by creation time (status, gc)
  *   {p}:active            zset   doc ids not yet written (the reconciler's work list)
  *   {p}:names             hash   output folder/name → doc id (names.ts: output names and their claims)
+ *   {p}:names:folded      string claims made before case folding have their folded field (name-fold.ts)
  *   {p}:doc:{id}:claim    string a name is claimed, the record not registered yet (names.ts)
  *   {p}:queues            set    infer queues in use
  *   {p}:stats             hash   totals over all documents
@@ -18,6 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { claimName, moveOutputs, releaseName } from './names.ts';
+import { foldLegacyNames, type NameClash } from './name-fold.ts';
 import { MARK_WRITTEN_LUA, REGISTER_LUA, REOPEN_LUA, RESTORE_LUA, SETTLE_LUA } from './scripts.ts';
 import type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult } from './types.ts';
 import { lacksUsage } from '../usage.ts';
@@ -25,10 +28,10 @@ import { lacksUsage } from '../usage.ts';
 export type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult, UnitResultOk, UnitResultFailed } from './types.ts';
 
 interface ScriptedRedis extends Redis {
-  docbatchSettle(docKey: string, unitsKey: string, lockKey: string, statsKey: string, groupsKey: string, ...args: Array<string | number>): Promise<[number, number, number, number, number]>;
+  docbatchSettle(docKey: string, unitsKey: string, lockKey: string, statsKey: string, groupsKey: string, noUsageKey: string, ...args: Array<string | number>): Promise<[number, number, number, number, number]>;
   docbatchRegister(docKey: string, docsKey: string, activeKey: string, queuesKey: string, ...args: Array<string | number>): Promise<number>;
-  docbatchMarkWritten(docKey: string, activeKey: string, unitsKey: string, groupsKey: string, ...args: Array<string | number>): Promise<number>;
-  docbatchReopen(docKey: string, unitsKey: string, activeKey: string, groupsKey: string, ...args: Array<string | number>): Promise<number[] | number>;
+  docbatchMarkWritten(docKey: string, activeKey: string, unitsKey: string, groupsKey: string, noUsageKey: string, ...args: Array<string | number>): Promise<number>;
+  docbatchReopen(docKey: string, unitsKey: string, activeKey: string, groupsKey: string, noUsageKey: string, ...args: Array<string | number>): Promise<number[] | number>;
   docbatchRestore(docKey: string, unitsKey: string, tempKey: string, ...args: Array<string | number>): Promise<number>;
 }
 
@@ -40,15 +43,16 @@ return redis.call('HSETNX', KEYS[1], 'started_at', ARGV[2])`;
 export class DocStore {
   readonly redis: ScriptedRedis;
   readonly prefix: string;
+  private folding: Promise<NameClash[]> | null = null;
 
   constructor(redis: Redis, prefix: string) {
     this.prefix = prefix;
     this.redis = redis as ScriptedRedis;
     if (!('docbatchSettle' in redis)) {
-      redis.defineCommand('docbatchSettle', { numberOfKeys: 5, lua: SETTLE_LUA });
+      redis.defineCommand('docbatchSettle', { numberOfKeys: 6, lua: SETTLE_LUA });
       redis.defineCommand('docbatchRegister', { numberOfKeys: 4, lua: REGISTER_LUA });
-      redis.defineCommand('docbatchMarkWritten', { numberOfKeys: 4, lua: MARK_WRITTEN_LUA });
-      redis.defineCommand('docbatchReopen', { numberOfKeys: 4, lua: REOPEN_LUA });
+      redis.defineCommand('docbatchMarkWritten', { numberOfKeys: 5, lua: MARK_WRITTEN_LUA });
+      redis.defineCommand('docbatchReopen', { numberOfKeys: 5, lua: REOPEN_LUA });
       redis.defineCommand('docbatchRestore', { numberOfKeys: 3, lua: RESTORE_LUA });
     }
   }
@@ -63,6 +67,10 @@ export class DocStore {
   /** Conversation groups of one generation: reduce unit → chunks of it settled so far. */
   groupsKey(docId: string, gen: number): string {
     return `${this.prefix}:doc:${docId}:g:${gen}`;
+  }
+  /** Bit per unit settled without (all) its usage reported: `units_without_usage` counts units, not settles. */
+  noUsageKey(docId: string, gen: number): string {
+    return `${this.docKey(docId)}:nu:${gen}`;
   }
   get docsKey(): string {
     return `${this.prefix}:docs`;
@@ -181,6 +189,7 @@ export class DocStore {
       lock?.key ?? `${this.prefix}:nolock`,
       this.statsKey,
       this.groupsKey(docId, gen),
+      this.noUsageKey(docId, gen),
       unit,
       gen,
       JSON.stringify(result),
@@ -302,6 +311,7 @@ export class DocStore {
       this.activeKey,
       this.unitsKey(docId, gen),
       this.groupsKey(docId, gen),
+      this.noUsageKey(docId, gen),
       gen,
       write.now,
       JSON.stringify(write.files),
@@ -341,6 +351,7 @@ export class DocStore {
       this.unitsKey(docId, gen),
       this.activeKey,
       this.groupsKey(docId, gen),
+      this.noUsageKey(docId, gen),
       gen,
       JSON.stringify(filter.codes),
       JSON.stringify(filter.units),
@@ -357,12 +368,27 @@ export class DocStore {
 
   /** Claims output name `name` in folder `dir` for `docId`, or a variant of it; returns the name won (names.ts). */
   async claimName(dir: string, name: string, docId: string, sha256: string, kind = ''): Promise<string> {
+    await this.foldLegacyNames();
     return (await claimName(this, dir, name, docId, sha256, kind)).name;
   }
 
   /** claimName, also saying whether the name is new to the document (`fresh`) or was its already. */
   async claim(dir: string, name: string, docId: string, sha256: string, kind = ''): Promise<{ name: string; fresh: boolean }> {
+    await this.foldLegacyNames();
     return claimName(this, dir, name, docId, sha256, kind);
+  }
+
+  /**
+   * Claims written before names were case-folded get their folded field (once per Redis, and
+   * once per store: src/store/name-fold.ts); returns the pairs of documents whose names differ
+   * only by case (empty after the first time).
+   */
+  foldLegacyNames(): Promise<NameClash[]> {
+    this.folding ??= foldLegacyNames(this.redis, this.prefix).catch((err: unknown) => {
+      this.folding = null;
+      throw err;
+    });
+    return this.folding;
   }
 
   /** Gives back a name claimed for a move that did not happen, unless the record names it by now (names.ts). */

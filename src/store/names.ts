@@ -4,6 +4,7 @@
  * `moveOutputs`; the keys are its own (docs/design.md, "Redis keys"):
  *
  *   {p}:names             hash   output folder/name → doc id (folder/X.compare: a comparison's file)
+ *   {p}:names:folded      string claims made before case folding have their folded field (name-fold.ts)
  *   {p}:doc:{id}:claim    string a name is claimed, the record not registered yet (an hour at most)
  *
  * A name is held case-folded (`nameField`): `Report.md` and `report.md` are one file on the
@@ -11,6 +12,7 @@
  * documents whose record expired, never one whose claim is still in progress.
  */
 import type { Redis } from 'ioredis';
+import { foldField } from './name-fold.ts';
 import type { DocMeta, DocState } from './types.ts';
 
 /** The keys the name scripts touch: DocStore's. */
@@ -32,7 +34,7 @@ export const CLAIM_MS = 3_600_000;
  * shares): `Report.md` and `report.md` are one file there, so they are one name here.
  */
 export function nameField(dir: string, name: string, kind = ''): string {
-  return `${dir}/${name}${kind}`.normalize('NFC').toLowerCase();
+  return foldField(`${dir}/${name}${kind}`);
 }
 
 /**

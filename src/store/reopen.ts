@@ -71,7 +71,7 @@ export async function reopenDocument(parts: ReopenParts, record: DocRecord, filt
   }
   if (record.state === 'failed' || filter.rewrite) {
     // The restored results stay until the write retires them.
-    await store.redis.multi().hset(store.docKey(docId), { state: 'complete' }).hdel(store.docKey(docId), 'write_error').persist(store.docKey(docId)).persist(store.unitsKey(docId, gen)).zadd(store.activeKey, Date.now(), docId).exec();
+    await store.redis.multi().hset(store.docKey(docId), { state: 'complete' }).hdel(store.docKey(docId), 'write_error').persist(store.docKey(docId)).persist(store.unitsKey(docId, gen)).persist(store.noUsageKey(docId, gen)).zadd(store.activeKey, Date.now(), docId).exec();
     await ensureWriteJob(parts.writeQueue, docId, gen);
     return { docId, reopened, rewrite: true };
   }
@@ -133,7 +133,7 @@ async function restoreAndReopen(parts: ReopenParts, record: DocRecord, filter: {
     const out = await store.reopen(docId, gen, { codes: filter.codes ?? [], units, summaries, groups });
     if (out !== 'retired') return { reopened: out.sort((a, b) => a - b), summaries };
   }
-  throw new Error(`the results of ${docId} left Redis again each time they were restored (written meanwhile, or an empty archive); retry again`);
+  throw new DocbatchError('ARCHIVE_CHANGED', `the results of ${docId} left Redis again each time they were restored from its archive, 5 times (written again meanwhile, or an empty archive); nothing was reopened: retry again`, { place: { file: record.meta.source } });
 }
 
 /**

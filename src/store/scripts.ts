@@ -5,11 +5,13 @@
  */
 
 /**
- * KEYS: doc hash, results hash (of the job's generation), job lock key, global stats hash, groups hash
+ * KEYS: doc hash, results hash (of the job's generation), job lock key, global stats hash, groups
+ *       hash, the generation's bitmap of units without usage
  * ARGV: unit, gen, result JSON, ok (1/0), lock token ('' = no check), now, prompt tokens,
  *       completion tokens, engine ms (spent on the unit, answered or failed), group field
  *       ('' = none), group size, reopens when the unit's inputs were read ('' = no check),
- *       1 when the engine did not report the unit's tokens (counted in units_without_usage)
+ *       1 when the engine did not report the unit's tokens (counted in units_without_usage once
+ *       a unit: a unit reopened and settled again without usage is not counted twice)
  * A written generation takes no result (its results left Redis with the write; a retry restores
  * them before it reopens units): a settle that lands after it, without a lock, is a duplicate.
  * Returns {status, settled, units, last, groupDone}: status 1 recorded, 0 duplicate, -1 lock
@@ -35,7 +37,7 @@ if ARGV[10] ~= '' then
 end
 redis.call('HINCRBY', KEYS[1], 'prompt_tokens', ARGV[7])
 redis.call('HINCRBY', KEYS[1], 'completion_tokens', ARGV[8])
-if ARGV[13] == '1' then redis.call('HINCRBY', KEYS[1], 'units_without_usage', 1) end
+if ARGV[13] == '1' and redis.call('SETBIT', KEYS[6], ARGV[1], 1) == 0 then redis.call('HINCRBY', KEYS[1], 'units_without_usage', 1) end
 redis.call('HINCRBY', KEYS[1], 'engine_ms', ARGV[9])
 redis.call('HINCRBY', KEYS[4], 'engine_ms', ARGV[9])
 if ARGV[4] == '1' then
@@ -78,6 +80,7 @@ if gen then
   local base = KEYS[1]
   redis.call('EXPIRE', base .. ':r:' .. gen, 3600)
   redis.call('EXPIRE', base .. ':g:' .. gen, 3600)
+  redis.call('EXPIRE', base .. ':nu:' .. gen, 3600)
 end
 local id = string.sub(KEYS[1], string.len(ARGV[11]) + 6)
 redis.call('DEL', KEYS[1])
@@ -94,15 +97,28 @@ return next
 /**
  * Puts a document (back) in line to be fed: KEYS round zset, turn counter, doc hash, backlog zset;
  * ARGV doc id, restart (1: from unit 0 again, skipping settled units). A document already in the
- * round stays where it is; otherwise it joins the backlog at the end of its priority class (so
- * documents enqueued one after another keep that order), and enters the round at a feed.
+ * round or the backlog stays where it is, unless its priority changed since it got there (enqueued
+ * again with another --priority): then it goes to the end of its new class there (a higher class
+ * in the backlog enters the round at the next feed). Otherwise it joins the backlog at the end of
+ * its priority class (so documents enqueued one after another keep that order), and enters the
+ * round at a feed.
  */
 export const FEED_ADD_LUA = `
 if ARGV[2] == '1' then redis.call('HSET', KEYS[3], 'fed', 0) end
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local CLASS = 1099511627776
 local p = tonumber(redis.call('HGET', KEYS[3], 'priority') or '0')
+local function waiting(key)
+  local score = redis.call('ZSCORE', key, ARGV[1])
+  if not score then return false end
+  if math.floor(tonumber(score) / CLASS) ~= -p then
+    redis.call('ZADD', key, -p * CLASS + redis.call('INCR', KEYS[2]), ARGV[1])
+  end
+  return true
+end
+if waiting(KEYS[1]) then return 0 end
+if waiting(KEYS[4]) then return 1 end
 local t = redis.call('INCR', KEYS[2])
-redis.call('ZADD', KEYS[4], 'NX', -p * 1099511627776 + t, ARGV[1])
+redis.call('ZADD', KEYS[4], 'NX', -p * CLASS + t, ARGV[1])
 return 1
 `;
 
@@ -216,7 +232,8 @@ return {units, #ids / 2, ids[#ids] or ''}
 
 /**
  * Marks a generation written and retires it, in one step, so that no retry can land between the
- * two: KEYS doc hash, active zset, results hash, groups hash. ARGV: gen, now, files JSON, doc id,
+ * two: KEYS doc hash, active zset, results hash, groups hash, bitmap of units without usage
+ * (kept as long as the record: a retry's units settled again are not counted again). ARGV: gen, now, files JSON, doc id,
  * reopens (the record's count when the writer read it), retention seconds, lean meta JSON ('' =
  * keep), done and failed as the writer counted them ('' = keep the counters).
  * Written only if the generation is current, no unit was reopened since the writer read the
@@ -238,6 +255,7 @@ redis.call('HDEL', KEYS[1], 'password', 'write_error', 'fed', 'feed_end', 'job_n
 redis.call('ZREM', KEYS[2], ARGV[4])
 redis.call('UNLINK', KEYS[3], KEYS[4])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('EXPIRE', KEYS[5], ARGV[6])
 return 1
 `;
 
@@ -267,7 +285,8 @@ return outcome
 
 /**
  * Reopens failed units of a generation for `docbatch retry` (or a Bull Board retry of one unit):
- * KEYS doc hash, results hash, active zset, groups hash.
+ * KEYS doc hash, results hash, active zset, groups hash, bitmap of units without usage (kept
+ * with the record).
  * ARGV: gen, codes (JSON array; [] = any), units (JSON array; [] = any), now ms, doc id,
  *       summary units (JSON object: chunk unit → its conversation's summary unit, for the
  *       chunks among the candidates), groups (JSON object: summary unit → [first chunk, chunks]),
@@ -342,6 +361,7 @@ if #reopened > 0 then
   redis.call('HDEL', KEYS[1], 'finished_at', 'write_error')
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])
+  redis.call('PERSIST', KEYS[5])
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
 end
 return reopened

@@ -61,7 +61,7 @@ export interface DocRecord {
   /** Tokens the engine reported, over every unit settled (a lower bound when unitsWithoutUsage > 0). */
   promptTokens: number;
   completionTokens: number;
-  /** Units settled (retries included) whose tokens the engine did not (all) report (src/usage.ts). */
+  /** Units whose tokens the engine did not (all) report, each counted once however often it settled (a retry) (src/usage.ts). */
   unitsWithoutUsage: number;
   engineMs: number;
   createdAt: string;

@@ -148,7 +148,7 @@ export class LocalSink implements OutputSink {
         throw err;
       }
       await fsyncDir(dir);
-      await this.removeLeftovers(dir);
+      await this.removeLeftovers(dir, path);
       return path;
     } catch (err) {
       throw classifyWriteError(err, path);
@@ -159,20 +159,25 @@ export class LocalSink implements OutputSink {
    * Removes what writes that never finished left in `dir` (a writer killed or stopped mid-write):
    * temporaries untouched for `leftoverAfterMs`, unless the folder was listed for them less than
    * that long ago. A writer still writing one touches it as it goes, and holds the job's lock;
-   * best effort (a failure here fails no write).
+   * best effort (a failure here fails no write). Their age is told by the folder's own clock
+   * (`written`, the output just written there, was stamped by it a moment ago), never by this
+   * machine's: on a folder shared by several machines (NFS) a clock ahead of the file server's by
+   * more than `leftoverAfterMs` would take another writer's temporary, still being written, for a
+   * dead one.
    */
-  private async removeLeftovers(dir: string): Promise<void> {
+  private async removeLeftovers(dir: string, written: string): Promise<void> {
     const now = performance.now();
     const last = this.listedAt.get(dir);
     if (last !== undefined && now - last < this.leftoverAfterMs) return;
     if (this.listedAt.size >= 10_000) this.listedAt.clear(); // bounded: forgetting costs a listing
     this.listedAt.set(dir, now);
     try {
+      const folderNow = (await stat(written)).mtimeMs;
       for (const entry of await readdir(dir)) {
         if (!TEMPORARY.test(entry)) continue;
         const path = join(dir, entry);
         try {
-          if (Date.now() - (await stat(path)).mtimeMs >= this.leftoverAfterMs) await rm(path, { force: true });
+          if (folderNow - (await stat(path)).mtimeMs >= this.leftoverAfterMs) await rm(path, { force: true });
         } catch {
           // gone meanwhile
         }
@@ -236,9 +241,10 @@ export async function writeFileAtomic(path: string, content: string): Promise<vo
 
 /**
  * Removes temporary files that crashed writers left under `root` (`.name.tmp-PID-HEX`), older
- * than `olderThanMs`. Returns how many.
+ * than `olderThanMs` by `root`'s own clock (folderClock), unless `now` is given. Returns how many.
  */
-export async function sweepTemporaries(root: string, olderThanMs: number, now = Date.now()): Promise<number> {
+export async function sweepTemporaries(root: string, olderThanMs: number, now?: number): Promise<number> {
+  now ??= await folderClock(resolve(root));
   let removed = 0;
   const walk = async (dir: string, depth: number): Promise<void> => {
     let entries;
@@ -264,6 +270,28 @@ export async function sweepTemporaries(root: string, olderThanMs: number, now = 
   };
   await walk(resolve(root), 0);
   return removed;
+}
+
+/**
+ * The time by `dir`'s own clock: the modification time of a probe file written there (a shared
+ * folder's file server stamps it, whatever this machine's clock says), or this machine's clock
+ * when nothing can be written there. The probe is named as a temporary: a crash leaves it to
+ * a later sweep.
+ */
+export async function folderClock(dir: string): Promise<number> {
+  const probe = join(dir, `.docbatch-clock.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    const handle = await open(probe, 'wx');
+    try {
+      await handle.write('.');
+      return (await handle.stat()).mtimeMs;
+    } finally {
+      await handle.close();
+      await rm(probe, { force: true });
+    }
+  } catch {
+    return Date.now();
+  }
 }
 
 async function fsync(path: string): Promise<void> {

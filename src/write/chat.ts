@@ -14,7 +14,7 @@
 import type { BlobStore } from '../store/blobs.ts';
 import type { SidecarChunk } from '../store/chunk-index.ts';
 import type { DocStore } from '../store/docs.ts';
-import type { DocRecord, UnitResult } from '../store/types.ts';
+import type { DocRecord, UnitResult, UnitResultFailed } from '../store/types.ts';
 import { count, missing, newTally, type Assembled, type Tally } from './assemble.ts';
 import type { OutputSink } from './atomic.ts';
 import { jsonLines, jsonlLine } from '../jsonl.ts';
@@ -43,7 +43,7 @@ export async function writeChat(record: DocRecord, store: DocStore, blobs: BlobS
   const answer = (r: UnitResult) =>
     r.ok
       ? { ...(json ? { data: r.data ?? null } : { summary: r.text }), usage: usageJson(r), model: r.model, finish_reason: r.finishReason }
-      : { ...(json ? { data: null } : { summary: null }), usage: { prompt_tokens: 0, completion_tokens: 0 }, error: { code: r.code, message: r.message } };
+      : { ...(json ? { data: null } : { summary: null }), usage: failureUsage(r), error: { code: r.code, message: r.message } };
 
   try {
     const file = await sink.writeStream(`${base}.jsonl`, async (write) => {
@@ -112,4 +112,13 @@ export async function writeChat(record: DocRecord, store: DocStore, blobs: BlobS
   } finally {
     await lines.return(undefined);
   }
+}
+
+/**
+ * A failed unit's `usage`: what the engine reported for its rejected answers, or null (unknown:
+ * no answer, or none reported), never a made-up 0 that a reader summing lines would count.
+ */
+function failureUsage(r: UnitResultFailed): ReturnType<typeof usageJson> {
+  if (r.promptTokens === undefined && r.completionTokens === undefined) return null;
+  return usageJson({ promptTokens: r.promptTokens ?? null, completionTokens: r.completionTokens ?? null });
 }

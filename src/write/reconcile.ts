@@ -11,6 +11,7 @@
 import { jobKey, type TypedQueue } from '../../queues/connect.ts';
 import { unitJobId } from '../../queues/contracts.ts';
 import { ensureWriteJob } from '../../queues/schedule.ts';
+import { ERROR_CODES } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { ChunkReader } from '../store/chunk-index.ts';
 import type { DocStore } from '../store/docs.ts';
@@ -151,10 +152,14 @@ export class Reconciler {
   }
 }
 
-/** "CODE: message" as the processor writes it, or BullMQ's own reason (stalled). */
+/**
+ * "CODE: message" as the processor writes it (a docbatch code: ERROR_CODES), or BullMQ's own
+ * reason (stalled). Anything else (a system error's "ENOENT: ...", "ECONNRESET: ...") is kept whole
+ * under INTERNAL: its first word is no code of ours, and a report must list only stable codes.
+ */
 export function parseReason(reason: string): { code: string; message: string } {
   const m = /^([A-Z][A-Z0-9_]+): ([\s\S]*)$/.exec(reason);
-  if (m) return { code: m[1]!, message: m[2]! };
+  if (m && m[1]! in ERROR_CODES) return { code: m[1]!, message: m[2]! };
   if (/stalled|started more than/i.test(reason)) return { code: 'UNIT_STALLED', message: reason };
   return { code: 'INTERNAL', message: reason };
 }

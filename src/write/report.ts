@@ -40,7 +40,7 @@ export interface Report {
    */
   prompt_tokens: number | null;
   completion_tokens: number | null;
-  /** Units (retries included) whose tokens the engine did not report (no `usage`, or its counts null). */
+  /** Units whose tokens the engine did not report on some answer (no `usage`, or its counts null), each once, retries included. */
   units_without_usage: number;
   /** Present when `units_without_usage` > 0: the token figures are a lower bound (src/usage.ts). */
   tokens_note?: string;

@@ -72,13 +72,30 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   const workers: InferWorker[] = [];
   const startWorker = async (overrides: Partial<Config> = {}) => {
     const w = createInferWorker({ ...config, ...overrides }, log);
-    await w.start();
+    // One that refuses to start (WORKER_UNFIT) is closed too: its queues and connections stay open otherwise.
     workers.push(w);
+    await w.start();
     return w;
   };
-  const worker = options.worker === false ? null : await startWorker();
-  const writer = createWriter(config, log, { reconcileIntervalMs: 1000, ...options.writer });
-  await writer.start();
+  let writer: DocumentWriter | undefined;
+  const stop = async () => {
+    await Promise.allSettled(workers.map((w) => w.close({ deadlineMs: 2000 })));
+    await writer?.close();
+    await engine.close();
+    redis.disconnect();
+    await deletePrefix(prefix);
+    await rm(dir, { recursive: true, force: true });
+  };
+  let worker: InferWorker | null;
+  try {
+    worker = options.worker === false ? null : await startWorker();
+    writer = createWriter(config, log, { reconcileIntervalMs: 1000, ...options.writer });
+    await writer.start();
+  } catch (err) {
+    // The caller gets no stop(): what was opened is closed, and its keys (the queues' meta) deleted, here.
+    await stop().catch(() => {});
+    throw err;
+  }
   return {
     config,
     engine,
@@ -91,14 +108,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     enqueue: (files, o) => enqueueFiles(files, config, log, { outputs: openSink(config), ...o }),
     wait: (docIds, timeoutMs = 60_000) => waitForDocs(store, docIds, { intervalMs: 100, signal: AbortSignal.timeout(timeoutMs) }),
     startWorker,
-    async stop() {
-      await Promise.allSettled(workers.map((w) => w.close({ deadlineMs: 2000 })));
-      await writer.close();
-      await engine.close();
-      redis.disconnect();
-      await deletePrefix(prefix);
-      await rm(dir, { recursive: true, force: true });
-    },
+    stop,
   };
 }
 

@@ -99,6 +99,30 @@ describe('the round and its backlog', () => {
   }, 60_000);
 });
 
+describe('enqueued again with another --priority', () => {
+  it('a document waiting in the backlog moves to its new class: it enters the round at the next feed', async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false, config: { feedDepth: 1, feedDocuments: 2 } });
+    const files = [1, 2, 3, 4].map((seed) => {
+      const path = join(p!.dir, `w${seed}.pdf`);
+      writeFileSync(path, numberedPdf(2, seed));
+      return path;
+    });
+    const ids = acceptedIds(await p.enqueue(files));
+    // The last one, asked for again first: its record and its place in line.
+    const [again] = await p.enqueue([files[3]!], { priority: 3 });
+    expect(again!.runs?.map((r) => [r.docId, r.outcome])).toEqual([[ids[3], 'resumed']]);
+    const names = new Map(ids.map((id, i) => [id, `w${i}`] as const));
+    const infer = (await import('../../queues/connect.ts')).openQueue('infer', p.config, p.redis);
+    const { Feeder } = await import('../../src/store/feed.ts');
+    const feeder = new Feeder(p.redis, p.config.prefix, () => infer, { documents: 2, slice: 2 });
+    await feeder.feed('infer', 7);
+    const order = (await infer.getJobs(['wait'], 0, 1000, true)).map((j) => `${names.get(j.data.docId)}.${j.data.unit}`);
+    // w0's first page went at enqueue (FEED_DEPTH 1); then w3, now of the higher class, whole.
+    expect(order.slice(0, 3)).toEqual(['w0.0', 'w3.0', 'w3.1']);
+    await infer.close();
+  }, 60_000);
+});
+
 describe('--exit-when-idle', () => {
   it('does a unit that arrives before the deadline, then drains and exits 0 once idle; nothing is lost', async () => {
     p = await startPipeline({ file: import.meta.filename, worker: false });

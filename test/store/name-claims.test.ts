@@ -51,3 +51,27 @@ describe('output name claims', () => {
     expect(await store.claimName('c', 'Agenda', 'Dother', sha)).toBe('Agenda');
   });
 });
+
+describe('claims made before case folding, asked for in another case', () => {
+  // A Redis kept through the upgrade: the legacy claims are there before the first claim folds them.
+  const legacyPrefix = uniquePrefix('name-claims-legacy.test.ts');
+  afterAll(async () => {
+    await deletePrefix(legacyPrefix);
+  });
+
+  it('a name held as `Invoice April` is not won as `invoice april`; two legacy claims in two cases are reported', async () => {
+    const store2 = new DocStore(redis, legacyPrefix);
+    await redis.hset(store2.namesKey, 'd/Invoice April', 'Dold', 'e/Memo', 'D1', 'e/memo', 'D2');
+    // Another document, asking in another case: the same file on macOS, so not the same name.
+    expect(await store2.claimName('d', 'invoice april', 'Dnew', sha)).toBe(`invoice april-${sha.slice(0, 8)}`);
+    expect(await store2.claimName('d', 'INVOICE APRIL', 'Dthird', 'cd'.repeat(32))).toBe('INVOICE APRIL-cdcdcdcd');
+    // Its own document keeps it, in whatever case it asks.
+    expect(await store2.claimName('d', 'invoice APRIL', 'Dold', sha)).toBe('invoice APRIL');
+    // Folded once per Redis; the clash of the two legacy claims is said the first time.
+    expect(await redis.get(`${legacyPrefix}:names:folded`)).toBe('1');
+    const fresh = new DocStore(redis, legacyPrefix);
+    expect(await fresh.foldLegacyNames()).toEqual([]);
+    await redis.del(`${legacyPrefix}:names:folded`);
+    expect(await new DocStore(redis, legacyPrefix).foldLegacyNames()).toEqual([{ field: 'e/Memo', docId: 'D1', holder: 'D2' }]);
+  });
+});

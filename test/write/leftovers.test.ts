@@ -7,11 +7,12 @@
 import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
-import { LocalSink } from '../../src/write/atomic.ts';
+import { afterEach, expect, it, vi } from 'vitest';
+import { LocalSink, sweepTemporaries } from '../../src/write/atomic.ts';
 
 let dir: string | undefined;
 afterEach(() => {
+  vi.useRealTimers();
   if (dir) rmSync(dir, { recursive: true, force: true });
   dir = undefined;
 });
@@ -52,4 +53,48 @@ it('a write removes stale temporaries of its folder, listing the folder at most 
   await new Promise((r) => setTimeout(r, 450));
   await sink.writeWhole('sub/z.md', 'Z');
   expect(existsSync(inSub)).toBe(false);
+});
+
+/** A temporary whose mtime is `mtimeMs` (the folder's clock: this is a local disk, so the real time). */
+function stamped(folder: string, name: string, mtimeMs: number): string {
+  const path = join(folder, name);
+  writeFileSync(path, 'half a pa');
+  utimesSync(path, new Date(mtimeMs), new Date(mtimeMs));
+  return path;
+}
+
+/**
+ * OUT_DIR shared by several machines (NFS): file times are the file server's, and a machine's
+ * clock may be minutes off it. Ages are told by the folder's own clock, not this machine's:
+ * a clock ahead took another writer's temporary, still being written, for a dead one (and the
+ * hourly sweep did the same past an hour); a clock behind never removed a dead one.
+ */
+it("a temporary's age is told by the folder's clock: a machine clock minutes off it neither takes a live one nor keeps a dead one", async () => {
+  dir = mkdtempSync(join(tmpdir(), 'docbatch-leftovers-'));
+  const real = Date.now();
+  // This machine's clock 10 minutes ahead of the folder's: the other writer's temporary is fresh.
+  vi.useFakeTimers({ toFake: ['Date'] });
+  vi.setSystemTime(real + 10 * 60_000);
+  const ahead = new LocalSink(dir, { leftoverAfterMs: 60_000 });
+  const live = stamped(dir, '.big.md.tmp-4242-0badcafe', real);
+  const dead = stamped(dir, '.old.md.tmp-4243-1badcafe', real - 2 * 60_000);
+  await ahead.writeWhole('a.md', 'A');
+  expect(existsSync(live)).toBe(true);
+  expect(existsSync(dead)).toBe(false);
+
+  // 10 minutes behind: a temporary untouched for two minutes by the folder's clock is dead.
+  vi.setSystemTime(real - 10 * 60_000);
+  const behind = new LocalSink(dir, { leftoverAfterMs: 60_000 });
+  const dead2 = stamped(dir, '.old2.md.tmp-4244-2badcafe', real - 2 * 60_000);
+  await behind.writeWhole('b.md', 'B');
+  expect(existsSync(dead2)).toBe(false);
+  expect(existsSync(live)).toBe(true);
+
+  // The hourly sweep, this machine's clock two hours ahead: only what is an hour old by the folder goes.
+  vi.setSystemTime(real + 2 * 3_600_000);
+  const hourOld = stamped(dir, '.x.md.tmp-4245-3badcafe', real - 3_600_000 - 60_000);
+  expect(await sweepTemporaries(dir, 3_600_000)).toBe(1);
+  expect(existsSync(hourOld)).toBe(false);
+  expect(existsSync(live)).toBe(true);
+  expect(existsSync(join(dir, 'a.md'))).toBe(true);
 });

@@ -203,7 +203,7 @@ export async function splitExport(
     }
     scanner.end();
     if (conversations === 0 || messages === 0) {
-      const why = conversations === 0 ? 'no conversation' : `${conversations} conversations but no visible message`;
+      const why = conversations === 0 ? 'no conversation' : `${conversations} conversation${conversations === 1 ? '' : 's'} but no visible message`;
       throw new InputError('EXPORT_EMPTY', `the export holds ${why}`, { place: { file } });
     }
     const summary = await sidecar.finish();

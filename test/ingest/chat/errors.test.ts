@@ -109,7 +109,7 @@ describe('bad input: code and place', () => {
     const t = new ChatgptTree();
     const hidden = t.add(t.rootId, { role: 'system', text: 'sys', hidden: true });
     const err = await failure(JSON.stringify([t.build({ id: 'h', current_node: hidden })]));
-    expect([err.code, err.message]).toEqual(['EXPORT_EMPTY', 'the export holds 1 conversations but no visible message']);
+    expect([err.code, err.message]).toEqual(['EXPORT_EMPTY', 'the export holds 1 conversation but no visible message']);
   });
 
   it('nesting deeper than a real export: EXPORT_TOO_DEEP, before JSON.parse sees it', async () => {
@@ -170,6 +170,24 @@ describe('bad input: code and place', () => {
     }).catch((e: unknown) => e)) as DocbatchError;
     expect(err.code).toBe('ZIP_CORRUPT');
     expect(existsSync(sidecar)).toBe(false);
+  });
+
+  it("a .zip whose conversations.json is damaged or of the wrong shape: the export's own code, entry and place (not UNSUPPORTED_FORMAT)", async () => {
+    const cases: Array<[string, string | Buffer, Record<string, unknown>]> = [
+      ['cut.zip', '[{"id":"a",', { code: 'EXPORT_BAD_JSON', place: { entry: 'export/conversations.json', offset: 11 } }],
+      ['shape.zip', '[{"title":"x","id":"a"}]', { code: 'EXPORT_SCHEMA', place: { entry: 'export/conversations.json', field: 'mapping' } }],
+      ['bytes.zip', Buffer.from([0xff, 0xff, 0x5b]), { code: 'EXPORT_BAD_JSON', place: { entry: 'export/conversations.json', offset: 0 } }],
+    ];
+    for (const [name, data, expected] of cases) {
+      const path = writeBytes(tmp.dir, name, makeZip([{ name: 'export/conversations.json', data }]));
+      const kind = await detectFile(path);
+      expect(kind, name).toEqual({ kind: 'chat', format: 'chatgpt', zipEntry: 'export/conversations.json' });
+      const err = await splitExport(path, kind as { kind: 'chat'; format: 'chatgpt'; zipEntry: string }, join(tmp.dir, `${name}.sidecar`), { file: name, budgetTokens: 500 }).catch((e: unknown) => e);
+      expect(err, name).toMatchObject(expected);
+    }
+    // A shape with its own advice stays that advice.
+    const array = writeBytes(tmp.dir, 'array.zip', makeZip([{ name: 'conversations.json', data: '[{"messages":[]}]' }]));
+    expect(await detectFile(array)).toMatchObject({ kind: 'unknown', reason: expect.stringMatching(/give it as JSONL/) });
   });
 
   it('a password-protected export: ZIP_ENCRYPTED, naming the file and the entry, saying what to do', async () => {

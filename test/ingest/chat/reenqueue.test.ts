@@ -39,6 +39,28 @@ it('enqueued again: resumed, same units; split differently by an older docbatch 
   );
 });
 
+it('unfinished, split differently by an older docbatch, enqueued again with another --priority: it goes on at the new priority', async () => {
+  const t = new ChatgptTree();
+  const ids = t.chain(t.rootId, ['first question', 'first answer', 'more']);
+  const file = join(p.dir, 'priority.json');
+  writeFileSync(file, JSON.stringify([t.build({ id: 'c4', current_node: ids.at(-1)! })]));
+  const [first] = await p.enqueue([file]);
+  const [docId] = acceptedIds([first!]);
+  const record = await p.store.get(docId!);
+  expect(record!.meta.priority).toBe(0);
+  const blobs = openBlobStore(p.config);
+  const older = await blobs.putBytes(readFileSync(await blobs.localPath(record!.meta.blob), 'utf8').replace('first question', 'FIRST QUESTION'));
+  await p.store.redis.hset(p.store.docKey(docId!), 'meta', JSON.stringify({ ...record!.meta, blob: older.sha256 }));
+
+  // No worker yet: asked for first, it goes first (as a resume of the same split does).
+  const [again] = await p.enqueue([file], { priority: 7 });
+  expect(again!.runs?.map((r) => [r.docId, r.outcome])).toEqual([[docId, 'resumed']]);
+  const now = await p.store.get(docId!);
+  expect(now!.meta.blob).toBe(older.sha256);
+  expect(now!.meta.priority).toBe(7);
+  expect(await p.store.redis.hget(p.store.docKey(docId!), 'priority')).toBe('7');
+});
+
 it('unfinished, split differently by an older docbatch: it goes on as it was split then, and is written', async () => {
   const t = new ChatgptTree();
   const ids = t.chain(t.rootId, ['what is the capital', 'it is Paris', 'thanks']);
