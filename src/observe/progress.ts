@@ -5,6 +5,7 @@
  * and polling records.
  */
 import type { DocStore } from '../store/docs.ts';
+import { finishedWakeup } from './finished-wakeup.ts';
 import type { DocRecord } from '../store/types.ts';
 
 /**
@@ -178,7 +179,11 @@ export async function readProgress(store: DocStore, docIds: string[]): Promise<D
   return out;
 }
 
-/** Polls until every document is written (or failed); calls `onTick` after each poll, with the notes of that moment. */
+/**
+ * Polls until every document is written (or failed); calls `onTick` after each poll, with the
+ * notes of that moment. A poll comes early when one of them is announced finished
+ * (finished-wakeup.ts), so the wait ends as the last one lands.
+ */
 export async function waitForDocs(
   store: DocStore,
   docIds: string[],
@@ -190,12 +195,17 @@ export async function waitForDocs(
     notes?: (progress: DocProgress[]) => Promise<string[]>;
   } = {},
 ): Promise<DocProgress[]> {
-  for (;;) {
-    options.signal?.throwIfAborted();
-    const progress = await readProgress(store, docIds);
-    options.onTick?.(progress, options.notes ? await options.notes(progress).catch(() => []) : []);
-    if (progress.length === docIds.length && progress.every((p) => p.finished)) return progress;
-    await new Promise((r) => setTimeout(r, options.intervalMs ?? 500));
+  const wakeup = await finishedWakeup(store, docIds);
+  try {
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const progress = await readProgress(store, docIds);
+      options.onTick?.(progress, options.notes ? await options.notes(progress).catch(() => []) : []);
+      if (progress.length === docIds.length && progress.every((p) => p.finished)) return progress;
+      await wakeup.sleep(options.intervalMs ?? 500);
+    }
+  } finally {
+    wakeup.close();
   }
 }
 

@@ -322,7 +322,18 @@ export class DocStore {
       write.counts?.done ?? '',
       write.counts?.failed ?? '',
     );
+    if (out === 1) await this.announceFinished(docId);
     return out === 1 ? 'written' : out === 0 ? 'stale' : out === 3 ? 'already' : 'changed';
+  }
+
+  /** Pub/sub channel on which the id of a document just written or failed is published (`waitForDocs` wakes on it). */
+  get finishedChannel(): string {
+    return `${this.prefix}:finished`;
+  }
+
+  /** Best effort: the document is marked already, and anyone waiting also polls. */
+  private async announceFinished(docId: string): Promise<void> {
+    await this.redis.publish(this.finishedChannel, docId).catch(() => {});
   }
 
   /** Points a finished document at another output folder and name, and hands it to the writer (names.ts). */
@@ -335,6 +346,7 @@ export class DocStore {
     const current = await this.redis.hget(this.docKey(docId), 'gen');
     if (Number(current) !== gen) return false;
     await this.redis.multi().hset(this.docKey(docId), { state: 'failed', write_error: JSON.stringify(error) }).zrem(this.activeKey, docId).exec();
+    await this.announceFinished(docId);
     return true;
   }
 

@@ -1,0 +1,73 @@
+/**
+ * Sleeps between polls of `waitForDocs` that end early when one of the awaited documents is
+ * written or failed: the store publishes each such document's id on its `finishedChannel`
+ * (docs.ts). `enqueue --wait` then returns as the last output lands instead of up to a poll
+ * later. Best effort: a Redis that refuses pub/sub (an ACL without channels, a proxy that does
+ * not pass it) or a writer of an older version leaves the plain poll, which stays as it was.
+ */
+import type { Redis } from 'ioredis';
+import type { DocStore } from '../store/docs.ts';
+
+/** Polls woken by a message are at least this far apart (a burst of documents is one poll). */
+const MIN_GAP_MS = 30;
+/** How long subscribing may take before the wait goes on without it. */
+const SUBSCRIBE_TIMEOUT_MS = 2000;
+
+export interface Wakeup {
+  /** Waits `ms`, or less once an awaited document is announced finished. */
+  sleep(ms: number): Promise<void>;
+  close(): void;
+}
+
+export async function finishedWakeup(store: DocStore, docIds: readonly string[]): Promise<Wakeup> {
+  const wanted = new Set(docIds);
+  let announced = false;
+  let wake: (() => void) | undefined;
+  let sub: Redis | undefined;
+  try {
+    sub = store.redis.duplicate({ lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectionName: 'docbatch:wait' });
+    sub.on('error', () => {}); // the poll goes on regardless; nothing to report
+    sub.on('message', (_channel: string, id: string) => {
+      if (!wanted.has(id)) return;
+      announced = true;
+      wake?.();
+    });
+    await withTimeout(sub.connect().then(() => sub!.subscribe(store.finishedChannel)), SUBSCRIBE_TIMEOUT_MS);
+  } catch {
+    sub?.disconnect();
+    sub = undefined;
+  }
+  let lastPoll = 0;
+  return {
+    async sleep(ms: number): Promise<void> {
+      if (!announced) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, ms);
+          function done() {
+            clearTimeout(timer);
+            wake = undefined;
+            resolve();
+          }
+          wake = done;
+        });
+      }
+      announced = false;
+      const gap = MIN_GAP_MS - (Date.now() - lastPoll);
+      if (gap > 0) await new Promise((r) => setTimeout(r, gap));
+      lastPoll = Date.now();
+    },
+    close(): void {
+      sub?.disconnect();
+    },
+  };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('timed out')), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
