@@ -13,8 +13,9 @@ import { Pool } from 'undici';
 import { BodyDecodeError, decodeBody } from './body.ts';
 import { DataUrl, jsonBody } from './data-url.ts';
 import { classifyEngineResponse, classifyTransportError, EngineError } from './classify.ts';
-import { readChatCompletion, readModels, readTokenCount } from './responses.ts';
-import { applyParams, learn, paramFix, type ModelParams } from './refused-params.ts';
+import { carriedError, carriedErrorStatus, readChatCompletion, readModels, readTokenCount } from './responses.ts';
+import { applyParams, learn, newModelParams, paramFix, structuredAnswered, type ModelParams } from './refused-params.ts';
+import { assembleEventStream, isEventStream } from './sse.ts';
 import { parseEngineMetrics } from './signals.ts';
 import type { ChatMessage, ChatRequest, ChatResult, EngineHealth, EngineMetrics, ModelInfo } from './types.ts';
 
@@ -49,6 +50,14 @@ const DEFAULTS = {
   connections: 1024,
   maxResponseBytes: 64 * 1024 * 1024,
 };
+
+/** Resends of one chat request for settings the endpoint refused: the cap's name, two sampling settings, three rungs of structured output. */
+const MAX_RESENDS = 6;
+
+export interface ChatHooks {
+  /** Runs before the request is sent again for a setting the endpoint refused (not before the first send). */
+  beforeResend?: () => Promise<void>;
+}
 
 interface Answer {
   status: number;
@@ -154,38 +163,61 @@ export class EngineClient {
     return first;
   }
 
-  /** `POST /v1/chat/completions`, non-streaming. */
-  async chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatResult> {
+  /**
+   * `POST /v1/chat/completions`, non-streaming. A request the endpoint refuses for a setting it
+   * does not take (refused-params.ts: the cap's name, a sampling setting, the structured-output
+   * field) is sent again at once the way it takes it; `hooks.beforeResend` runs before each such
+   * resend (the worker takes its rate pass there: a resend is a request like any other).
+   */
+  async chat(request: ChatRequest, signal?: AbortSignal, hooks: ChatHooks = {}): Promise<ChatResult> {
     validateChat(request);
     const model = request.model ?? this.options.model ?? (await this.model(signal)).id;
-    const body: Record<string, unknown> = {
+    const base: Record<string, unknown> = {
       model,
       messages: request.messages,
       max_tokens: request.maxTokens,
       stream: false,
     };
-    if (request.temperature !== undefined) body.temperature = request.temperature;
-    if (request.topP !== undefined) body.top_p = request.topP;
-    if (request.seed !== undefined) body.seed = request.seed;
-    if (request.stop !== undefined && request.stop.length > 0) body.stop = request.stop;
-    if (request.responseFormat !== undefined) body.response_format = request.responseFormat;
+    if (request.temperature !== undefined) base.temperature = request.temperature;
+    if (request.topP !== undefined) base.top_p = request.topP;
+    if (request.seed !== undefined) base.seed = request.seed;
+    if (request.stop !== undefined && request.stop.length > 0) base.stop = request.stop;
+    if (request.responseFormat !== undefined) base.response_format = request.responseFormat;
     const headers: Record<string, string> = {};
     if (request.requestId !== undefined) headers['x-request-id'] = request.requestId;
-    // At most one resend per setting the endpoint can refuse (the cap's name, temperature, top_p).
+    // At most one resend per setting the endpoint can refuse (the cap's name, temperature, top_p,
+    // and each rung of structured output down to the schema in the prompt).
     for (let pass = 0; ; pass++) {
-      applyParams(body, this.params.get(model));
+      const params = this.params.get(model);
+      const body = applyParams(base, params);
+      if (pass > 0) await hooks.beforeResend?.();
       const answer = await this.send('POST', '/v1/chat/completions', {
         body,
         headers,
         timeoutMs: this.options.requestTimeoutMs,
         signal,
       });
-      if (answer.status < 300) return readChatCompletion(answer.text, answer.status, { model, latencyMs: answer.latencyMs });
-      const fix = pass < 3 ? paramFix(answer.status, answer.text, body) : null;
-      if (!fix) throw classifyEngineResponse(answer.status, answer.text, answer.headers);
-      let params = this.params.get(model);
-      if (!params) this.params.set(model, (params = { completionTokens: false, dropped: new Set() }));
-      const sentence = learn(params, fix, model, body);
+      let { status, text } = answer;
+      let carried = false;
+      if (status < 300) {
+        // A proxy that forces streaming; a gateway that sends its error with a 200.
+        if (isEventStream(answer.headers['content-type'], text)) text = assembleEventStream(text, status);
+        const inBody = carriedErrorStatus(text);
+        if (inBody === null) {
+          const result = readChatCompletion(text, status, { model, latencyMs: answer.latencyMs });
+          const said = structuredAnswered(params, model, base);
+          if (said !== null) this.options.onParamsChanged?.(said);
+          return result;
+        }
+        status = inBody;
+        carried = true;
+      }
+      const fix = pass < MAX_RESENDS ? paramFix(status, text, body) : null;
+      if (!fix) throw carried ? carriedError(status, text, answer.headers, answer.status) : classifyEngineResponse(status, text, answer.headers);
+      // Read again: a request sent at the same time may have learnt meanwhile.
+      let known = this.params.get(model);
+      if (!known) this.params.set(model, (known = newModelParams()));
+      const sentence = learn(known, fix, model, body);
       if (sentence !== null) this.options.onParamsChanged?.(sentence);
     }
   }

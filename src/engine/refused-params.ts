@@ -8,41 +8,55 @@
  * with this model. Only the default (1) value is supported.` (`invalid_request_error`, with
  * `param` and `code` `unsupported_parameter` / `unsupported_value`). Only these are learnt: the
  * token cap under its other name, and the sampling settings that have a server default
- * (temperature, top_p). Anything else refused stays BAD_REQUEST.
+ * (temperature, top_p). And structured output: an endpoint that refuses `response_format`
+ * json_schema (older vLLM, servers that take only json_object, or none) is asked the next way it
+ * may take (structured-fallback.ts). Anything else refused stays BAD_REQUEST.
  */
 import { parseErrorBody } from './classify.ts';
+import { bodyInMode, modeOf, MODE_WORDS, STRUCTURED_MODES, structuredRefusal, type StructuredMode } from './structured-fallback.ts';
 
-/** What one model takes: the cap's name, and the sampling settings it refuses. */
+/** What one model takes: the cap's name, the sampling settings it refuses, how it takes structured output. */
 export interface ModelParams {
   completionTokens: boolean;
   dropped: Set<string>;
+  /** The strongest way of asking for structured output it has not refused. */
+  structured: StructuredMode;
+  /** The structured-output rung was said in the log (once a request on it was answered). */
+  structuredSaid: boolean;
+}
+
+export function newModelParams(): ModelParams {
+  return { completionTokens: false, dropped: new Set(), structured: 'json_schema', structuredSaid: false };
 }
 
 /** Sampling settings the endpoint may refuse and has a default for: sent without, the model samples its own way. */
 const DROPPABLE = new Set(['temperature', 'top_p']);
 
-export type ParamFix = { kind: 'rename' } | { kind: 'drop'; param: string };
+export type ParamFix = { kind: 'rename' } | { kind: 'drop'; param: string } | { kind: 'structured'; mode: StructuredMode };
 
 /** What a 400 answer asks to change in the request, or null when it asks nothing we may change. */
 export function paramFix(status: number, text: string, body: Record<string, unknown>): ParamFix | null {
-  if (status !== 400 && status !== 422) return null;
+  if (status !== 400 && status !== 422 && status !== 501) return null;
   const { message, param } = parseErrorBody(text); // every error shape, read as classify reads it
   if ('max_tokens' in body && /max_completion_tokens/.test(message) && (param === 'max_tokens' || /'?max_tokens'?\s+is not supported/i.test(message))) {
     return { kind: 'rename' };
   }
   const named = param ?? /^Unsupported (?:value|parameter): '([a-z_]+)'/i.exec(message)?.[1];
   if (named && DROPPABLE.has(named) && named in body && /unsupported|not supported|only the default/i.test(message)) return { kind: 'drop', param: named };
-  return null;
+  const mode = structuredRefusal(status, message, param, body);
+  return mode === null ? null : { kind: 'structured', mode };
 }
 
-/** Applies what was learnt of a model to a request body (in place). */
-export function applyParams(body: Record<string, unknown>, params: ModelParams | undefined): void {
-  if (!params) return;
+/** The request body as a model takes it (a new object; `base` is the request as built). */
+export function applyParams(base: Readonly<Record<string, unknown>>, params: ModelParams | undefined): Record<string, unknown> {
+  if (!params) return { ...base };
+  const body = bodyInMode(base, params.structured);
   if (params.completionTokens && 'max_tokens' in body) {
     body.max_completion_tokens = body.max_tokens;
     delete body.max_tokens;
   }
   for (const param of params.dropped) delete body[param];
+  return body;
 }
 
 /**
@@ -50,6 +64,11 @@ export function applyParams(body: Record<string, unknown>, params: ModelParams |
  * known to need it (requests sent at once all meet the refusal before one of them has learnt).
  */
 export function learn(params: ModelParams, fix: ParamFix, model: string, body: Record<string, unknown>): string | null {
+  if (fix.kind === 'structured') {
+    // Said once the model answers on a rung (answered), not per refusal on the way down.
+    if (STRUCTURED_MODES.indexOf(fix.mode) > STRUCTURED_MODES.indexOf(params.structured)) params.structured = fix.mode;
+    return null;
+  }
   if (fix.kind === 'rename') {
     if (params.completionTokens) return null;
     params.completionTokens = true;
@@ -58,4 +77,14 @@ export function learn(params: ModelParams, fix: ParamFix, model: string, body: R
   if (params.dropped.has(fix.param)) return null;
   params.dropped.add(fix.param);
   return `${model} refuses ${fix.param} ${JSON.stringify(body[fix.param])}: requests go without it from now on (the model's default)`;
+}
+
+/**
+ * The sentence for the log, once per model, when a request answered on a weaker structured-output
+ * rung than json_schema; null otherwise. `base` is the request as built (before applyParams).
+ */
+export function structuredAnswered(params: ModelParams | undefined, model: string, base: Readonly<Record<string, unknown>>): string | null {
+  if (!params || params.structured === 'json_schema' || params.structuredSaid || modeOf(base) === null) return null;
+  params.structuredSaid = true;
+  return `${model} refuses response_format json_schema: structured output is asked as ${MODE_WORDS[params.structured]} from now on; answers are still validated against the task's schema`;
 }
