@@ -24,6 +24,12 @@ export interface ContextOverflow {
   promptTokens: number | null;
   /** Output tokens the request asked for (`max_tokens`). */
   maxTokens: number | null;
+  /**
+   * A lower bound of the prompt, where that is all the server names (vLLM counts a prompt only
+   * up to what could fit before refusing it: "your prompt contains at least N input tokens");
+   * `promptTokens` is null then. Absent when the server named no bound.
+   */
+  promptTokensAtLeast?: number;
 }
 
 export interface EngineErrorOptions {
@@ -179,6 +185,8 @@ const NO_IMAGES = /not a multimodal model|does not support (?:image|multi-?modal
  *   TGI        "`inputs` tokens + `max_new_tokens` must be <= 2000. Given: 1700 `inputs` tokens and
  *              512 `max_new_tokens`"
  *   llama.cpp  "request (5000 tokens) exceeds the available context size (4096 tokens)"
+ *   vLLM       "... you requested 512 output tokens and your prompt contains at least 3585 input
+ *              tokens, for a total of at least 4097 tokens." (a lower bound: it stopped counting)
  */
 export function parseContextOverflow(message: string): ContextOverflow {
   const num = (re: RegExp): number | null => {
@@ -192,7 +200,9 @@ export function parseContextOverflow(message: string): ContextOverflow {
     }
     return null;
   };
+  const atLeast = num(/at least (\d+) input tokens/i);
   return {
+    ...(atLeast !== null ? { promptTokensAtLeast: atLeast } : {}),
     maxContextLength: first(
       /maximum context length (?:is|of) (\d+)/i,
       /maximum model length (?:is |of )?(\d+)/i,
@@ -205,7 +215,8 @@ export function parseContextOverflow(message: string): ContextOverflow {
     ),
     promptTokens: first(
       // Not vLLM's "(more than N characters, which is the upper bound for M input tokens)": a bound, not the prompt.
-      /(?<!upper bound for |\d)(\d+) input tokens/i,
+      // Nor vLLM's "at least N input tokens": a lower bound (promptTokensAtLeast).
+      /(?<!upper bound for |at least |\d)(\d+) input tokens/i,
       /prompt contains (\d+)\b(?! characters)/i,
       /\((\d+) in the messages/i,
       /(\d+) tokens from the input/i,

@@ -163,7 +163,8 @@ export class UnitSender {
       this.sends++;
       try {
         const maxModelLen = (await client.model(signal)).maxModelLen;
-        const maxTokens = Math.min(fitMaxTokens(prepared, maxModelLen), roomLeft ?? Infinity);
+        // The room the engine counted, once it named it, over our estimate of the prompt.
+        const maxTokens = roomLeft ?? fitMaxTokens(prepared, maxModelLen);
         // A paid or shared endpoint's limits, kept by all its workers together.
         if (engine.limiter) rate = await engine.limiter.acquire(prepared.promptTokensEstimate + maxTokens, signal);
         ticket = await this.acquire(engine, signal, solo);
@@ -233,7 +234,7 @@ export class UnitSender {
           }
           continue;
         }
-        const room = this.roomFrom(err, engine, prepared);
+        const room = await this.roomFrom(err, engine, prepared, signal);
         if (room !== null && (roomLeft === null || room < roomLeft)) {
           // Only max_tokens was too large (an engine whose /v1/models gives no max_model_len):
           // the engine said how much room there is; ask again within it.
@@ -325,15 +326,29 @@ export class UnitSender {
   /**
    * The max_tokens that fits, when a CONTEXT_TOO_LONG names the context length and the prompt
    * alone fits (at least 16 tokens of room); null otherwise (the prompt itself is too long: the
-   * unit fails). The prompt's tokens are the engine's count when it names them, else (only
-   * max_tokens named: vLLM's "max_tokens=N cannot be greater than max_model_len=M") our estimate.
-   * One token is kept spare: SGLang refuses prompt + max_tokens equal to the context, vLLM and
-   * TGI take it. The engine's context length is remembered for the next requests.
+   * unit fails). The prompt's tokens are the engine's count when it names them; when it names only
+   * a lower bound (vLLM stops counting a prompt once it cannot fit: "at least N input tokens"),
+   * the engine is asked to count it (`/tokenize`), else the lower bound and our estimate stand in;
+   * when only max_tokens is named (vLLM's "max_tokens=N cannot be greater than max_model_len=M"),
+   * our estimate. One token is kept spare: SGLang refuses prompt + max_tokens equal to the
+   * context, vLLM and TGI take it. The engine's context length is remembered for the next requests.
    */
-  private roomFrom(err: DocbatchError, engine: Engine, prepared: Prepared): number | null {
+  private async roomFrom(err: DocbatchError, engine: Engine, prepared: Prepared, signal: AbortSignal): Promise<number | null> {
     if (!(err instanceof EngineError) || err.code !== 'CONTEXT_TOO_LONG' || !err.context) return null;
-    const { maxContextLength, promptTokens, maxTokens } = err.context;
+    const { maxContextLength, maxTokens, promptTokensAtLeast } = err.context;
+    let { promptTokens } = err.context;
     if (maxContextLength === null) return null;
+    if (promptTokens === null && promptTokensAtLeast !== undefined) {
+      promptTokens = await this.countPrompt(engine, prepared, signal);
+      if (promptTokens === null) {
+        // Not counted: the estimate, never below what the engine said the prompt is at least.
+        const estimate = { ...prepared, promptTokensEstimate: Math.max(prepared.promptTokensEstimate, promptTokensAtLeast) };
+        const room = fitMaxTokens(estimate, maxContextLength);
+        if (room < 16 || maxContextLength - estimate.promptTokensEstimate < 16 || (maxTokens !== null && room >= maxTokens)) return null;
+        engine.client.learnContextLength(maxContextLength);
+        return room;
+      }
+    }
     let room: number;
     if (promptTokens !== null) room = maxContextLength - promptTokens - 1;
     else if (maxTokens !== null && maxTokens >= maxContextLength) room = fitMaxTokens(prepared, maxContextLength);
@@ -341,6 +356,17 @@ export class UnitSender {
     if (room < 16 || (maxTokens !== null && room >= maxTokens)) return null;
     engine.client.learnContextLength(maxContextLength);
     return room;
+  }
+
+  /** The prompt's tokens as the engine counts them (`/tokenize`); null when it cannot say (no such route, an error). */
+  private async countPrompt(engine: Engine, prepared: Prepared, signal: AbortSignal): Promise<number | null> {
+    try {
+      return await engine.client.tokenize({ messages: prepared.request.messages }, AbortSignal.any([signal, AbortSignal.timeout(10_000)]));
+    } catch (err) {
+      if (signal.aborted) throw err;
+      this.parts.log.debug({ err: (err as Error).message }, 'could not count the prompt at the engine (/tokenize)');
+      return null;
+    }
   }
 
   /**

@@ -186,3 +186,13 @@ describe('an event stream sent back to a non-streaming request (a proxy that for
     expect((await ask()).text).toBe('Hello');
   });
 });
+
+describe('a context-length refusal that names only a lower bound of the prompt (vLLM stops counting a prompt that cannot fit)', () => {
+  it('is read as a bound, not as the prompt: promptTokens unknown, promptTokensAtLeast given', async () => {
+    emulator = await startEmulator({ speed: 50, maxModelLen: 1024, contextLowerBound: true });
+    client = new EngineClient({ url: emulator.url });
+    // About 200 prompt tokens and 1000 more asked: over 1024. vLLM counted only up to 1024 - 1000 + 1.
+    const err = await client.chat({ messages: [{ role: 'user', content: 'the page '.repeat(100) }], maxTokens: 1000 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'CONTEXT_TOO_LONG', context: { maxContextLength: 1024, maxTokens: 1000, promptTokens: null, promptTokensAtLeast: 25 } });
+  });
+});
