@@ -166,7 +166,9 @@ export class UnitSender {
         // The room the engine counted, once it named it, over our estimate of the prompt.
         const maxTokens = roomLeft ?? fitMaxTokens(prepared, maxModelLen);
         // A paid or shared endpoint's limits, kept by all its workers together.
-        if (engine.limiter) rate = await engine.limiter.acquire(prepared.promptTokensEstimate + maxTokens, signal);
+        const { limiter } = engine;
+        const tokens = prepared.promptTokensEstimate + maxTokens;
+        if (limiter) rate = await limiter.acquire(tokens, signal);
         ticket = await this.acquire(engine, signal, solo);
         if (!ticket) {
           // The engine went down while we waited at its gate: nothing was sent; choose again.
@@ -190,6 +192,17 @@ export class UnitSender {
               requestId: this.sends === 1 ? this.requestId : `${this.requestId}-s${this.sends}`,
             },
             signal,
+            {
+              // A request sent again as the endpoint asks (a setting it refused: refused-params.ts)
+              // reaches it like any other: it takes its own pass (the slot at the gate is kept).
+              beforeResend: async () => {
+                if (!limiter) return;
+                const used = rate;
+                rate = null;
+                await used?.finish();
+                rate = await limiter.acquire(tokens, signal);
+              },
+            },
           )
           .catch((err: unknown) => {
             // An empty answer is still an answer: the task's checks judge it (src/task/answer.ts)

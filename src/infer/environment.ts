@@ -181,6 +181,16 @@ export async function probeImages(client: EngineClient, model: string, log: Logg
         messages: [{ role: 'user', content: [{ type: 'text', text: 'Reply with one word.' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } }] }],
       },
       signal ? AbortSignal.any([signal, AbortSignal.timeout(PROBE_TIMEOUT_MS)]) : AbortSignal.timeout(PROBE_TIMEOUT_MS),
+      {
+        // Sent again for a setting the endpoint refused: a request of its own to the rate limits.
+        beforeResend: async () => {
+          if (!limiter) return;
+          const used = pass;
+          pass = null;
+          await used?.finish();
+          pass = await limiter.acquire(64, signal ?? AbortSignal.timeout(PROBE_TIMEOUT_MS));
+        },
+      },
     );
     return true;
   } catch (err) {
