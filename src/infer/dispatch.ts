@@ -266,7 +266,7 @@ export class UnitSender {
           const wait = this.retryAfter(err) ?? 1000;
           this.sends--; // a rate limit is the endpoint's pace, not the unit's fault
           // Every worker of this endpoint waits as it said, not only this request.
-          await engine.limiter?.holdFor(wait);
+          await engine.limiter?.holdFor(wait).catch((e: unknown) => log.warn({ err: (e as Error).message }, "could not tell the endpoint's other workers to wait (Redis); this unit waits all the same"));
           backoffMs = wait + Math.random() * Math.min(1000, wait / 4);
         } else {
           throw err;
