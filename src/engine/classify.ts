@@ -173,6 +173,8 @@ const CONTEXT =
 const MODEL = /\bmodel\b/i;
 const QUOTA = /insufficient_quota|exceeded your current quota|quota (?:exceeded|exhausted)|billing/i;
 const RATE_LIMIT = /rate.?limit|too many requests|requests per min|tokens per min|\bRPM\b|\bTPM\b/i;
+/** vLLM's refusal of more images than --limit-mm-per-prompt allows (older builds: 1 by default). */
+const IMAGE_LIMIT = /At most (\d+) image\(s\) may be provided in one (?:prompt|request)/i;
 /** What servers say when a text-only model is sent an image (vLLM, SGLang, OpenAI-style gateways). */
 const NO_IMAGES = /not a multimodal model|does not support (?:image|multi-?modal|vision)|image inputs? (?:is|are) not supported|no (?:image|vision) support|only supports text|image_url is not supported|at most 0 image\(s\) may be provided/i;
 
@@ -320,6 +322,13 @@ export function classifyEngineResponse(
       return make('CONTEXT_TOO_LONG', `prompt and max_tokens exceed the model's context: ${said}`, { context });
     }
     if (NO_IMAGES.test(text)) return make('MODEL_NO_IMAGES', `the model takes no images (${status}): ${said}`);
+    const images = IMAGE_LIMIT.exec(text);
+    if (images) {
+      return make(
+        'BAD_REQUEST',
+        `the engine takes at most ${images[1]} image(s) in one prompt and this request sends more (${status}: ${said}); start vLLM with --limit-mm-per-prompt '{"image": N}' (older builds default to 1), or use a task whose unit sends fewer pages (unit page, or max_pages)`,
+      );
+    }
     if (status === 413) {
       // Seldom the engine itself (vLLM has no body limit): a proxy in front of it.
       return make(

@@ -130,7 +130,10 @@ export function readChatCompletion(
   if (content === null || content.trim() === '') {
     // A reasoning model (vLLM --reasoning-parser) whose thinking used the answer's room.
     const reasoning = (contentText(message?.reasoning_content) ?? contentText(message?.reasoning) ?? '').trim();
-    const note = reasoning ? `; the model wrote ${reasoning.length} characters of reasoning (reasoning_content) and no answer` : '';
+    let note = reasoning ? `; the model wrote ${reasoning.length} characters of reasoning (reasoning_content) and no answer` : '';
+    // OpenAI's structured outputs: a model that declines says so in `refusal`, not in content.
+    const refusal = typeof message?.refusal === 'string' ? message.refusal.trim() : '';
+    if (refusal) note += `; the model refused: ${JSON.stringify(refusal.length > 300 ? `${refusal.slice(0, 300)}…` : refusal)}`;
     throw new EngineError('EMPTY_OUTPUT', `engine answered with no text (finish_reason ${JSON.stringify(finishReason)})${note}`, {
       status,
       usage: usageOf(body),

@@ -15,27 +15,45 @@ import { EngineError } from './classify.ts';
 /** Whether a 2xx answer is an event stream: its Content-Type says so, or its body starts like one (a mislabelling proxy). */
 export function isEventStream(contentType: string | string[] | undefined, text: string): boolean {
   const type = Array.isArray(contentType) ? contentType.join(',') : (contentType ?? '');
-  if (/text\/event-stream/i.test(type)) return true;
-  return /^\s*(?:data|event|id):/.test(text.slice(0, 64)) && !/^\s*[{[]/.test(text);
+  // A JSON body is JSON whatever its label (a proxy that marks every answer as a stream).
+  if (/^\uFEFF?\s*[{[]/.test(text.slice(0, 64))) return false;
+  return /text\/event-stream/i.test(type) || /^\s*(?:data|event|id):/.test(text.slice(0, 64));
 }
 
 function record(value: unknown): Record<string, unknown> | undefined {
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }
 
-/** The `data` of each event, in order (several `data:` lines of one event joined by a newline, as the standard says). */
+/**
+ * The `data` of each event, in order: several `data:` lines of one event joined by a newline, as
+ * the standard says, unless they do not read as one JSON value that way while each line does (a
+ * server that ends its events with a single newline).
+ */
 function events(text: string): string[] {
   const out: string[] = [];
   let data: string[] = [];
+  const flush = (): void => {
+    if (data.length === 0) return;
+    if (data.length > 1 && !parses(data.join('\n')) && data.every((d) => parses(d) || d.trim() === '[DONE]')) out.push(...data);
+    else out.push(data.join('\n'));
+    data = [];
+  };
   for (const line of text.split(/\r\n|\r|\n/)) {
-    if (line === '') {
-      if (data.length > 0) out.push(data.join('\n'));
-      data = [];
-    } else if (line.startsWith('data:')) data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
+    if (line === '') flush();
+    else if (line.startsWith('data:')) data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
     // `event:`, `id:`, `retry:` and `:` comments carry nothing we read.
   }
-  if (data.length > 0) out.push(data.join('\n'));
+  flush();
   return out;
+}
+
+function parses(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -196,3 +196,41 @@ describe('a context-length refusal that names only a lower bound of the prompt (
     expect(err).toMatchObject({ code: 'CONTEXT_TOO_LONG', context: { maxContextLength: 1024, maxTokens: 1000, promptTokens: null, promptTokensAtLeast: 25 } });
   });
 });
+
+describe('other answers servers send', () => {
+  const hi = { messages: [{ role: 'user' as const, content: 'Hi' }], maxTokens: 5 };
+
+  it('a JSON completion labelled text/event-stream is read as JSON', async () => {
+    server = await startScripted((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(JSON.stringify(completion('plain json')));
+    });
+    client = new EngineClient({ url: server.url, model: 'm' });
+    expect((await client.chat(hi)).text).toBe('plain json');
+  });
+
+  it('an event stream whose events are not separated by blank lines is still assembled', async () => {
+    const chunk = (content: string, finish: string | null = null) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n`;
+    server = await startScripted((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`${chunk('one ')}${chunk('two', 'stop')}data: [DONE]\n`);
+    });
+    client = new EngineClient({ url: server.url, model: 'm' });
+    expect((await client.chat(hi)).text).toBe('one two');
+  });
+
+  it("a model's refusal (OpenAI's message.refusal, no content) is EMPTY_OUTPUT that quotes it", async () => {
+    server = await startScripted((_req, res) => json(res, 200, { ...completion(''), choices: [{ index: 0, message: { role: 'assistant', content: null, refusal: "I'm sorry, I can't help with that." }, finish_reason: 'stop' }] }));
+    client = new EngineClient({ url: server.url, model: 'm' });
+    await expect(client.chat(hi)).rejects.toMatchObject({ code: 'EMPTY_OUTPUT', message: expect.stringContaining("the model refused: \"I'm sorry, I can't help with that.\"") });
+  });
+
+  it('more images than the server takes in one prompt (older vLLM: 1) is BAD_REQUEST that says what to change', async () => {
+    emulator = await startEmulator({ speed: 50, maxImagesPerPrompt: 1 });
+    client = new EngineClient({ url: emulator.url });
+    const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
+    const image = { type: 'image_url' as const, image_url: { url: `data:image/png;base64,${png}` } };
+    const err = await client.chat({ messages: [{ role: 'user', content: [{ type: 'text', text: 'Both pages.' }, image, image] }], maxTokens: 5 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'BAD_REQUEST', message: expect.stringMatching(/At most 1 image.*--limit-mm-per-prompt/) });
+  });
+});
