@@ -114,6 +114,7 @@ export class EngineClient {
   async models(signal?: AbortSignal): Promise<ModelInfo[]> {
     const answer = await this.send('GET', '/v1/models', { timeoutMs: this.options.probeTimeoutMs, signal });
     if (answer.status >= 300) throw classifyEngineResponse(answer.status, answer.text, answer.headers);
+    throwCarried(answer);
     return readModels(answer.text, answer.status);
   }
 
@@ -232,8 +233,9 @@ export class EngineClient {
       timeoutMs: this.options.requestTimeoutMs,
       signal,
     });
-    if (answer.status >= 300) {
-      const err = classifyEngineResponse(answer.status, answer.text, answer.headers);
+    const carried = answer.status < 300 ? carriedErrorStatus(answer.text) : null;
+    if (answer.status >= 300 || carried !== null) {
+      const err = carried !== null ? carriedError(carried, answer.text, answer.headers, answer.status) : classifyEngineResponse(answer.status, answer.text, answer.headers);
       if (err.code === 'ENGINE_UNSUPPORTED') {
         this.noTokenize = true;
         return null;
@@ -366,6 +368,12 @@ export class EngineClient {
       signal?.removeEventListener('abort', onAbort);
     }
   }
+}
+
+/** A 2xx whose body is an error (some gateways): thrown as the error it carries (responses.ts). */
+function throwCarried(answer: Answer): void {
+  const carried = carriedErrorStatus(answer.text);
+  if (carried !== null) throw carriedError(carried, answer.text, answer.headers, answer.status);
 }
 
 function underSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {

@@ -234,3 +234,17 @@ describe('other answers servers send', () => {
     expect(err).toMatchObject({ code: 'BAD_REQUEST', message: expect.stringMatching(/At most 1 image.*--limit-mm-per-prompt/) });
   });
 });
+
+describe('a 200 whose body is an error, on the other routes', () => {
+  it('/v1/models: a gateway refusing the key with a 200 is ENGINE_UNAUTHORIZED, not an unreadable model list', async () => {
+    server = await startScripted((_req, res) => json(res, 200, { error: 'Unauthorized' }));
+    client = new EngineClient({ url: server.url });
+    await expect(client.models()).rejects.toMatchObject({ code: 'ENGINE_UNAUTHORIZED' });
+  });
+
+  it('/tokenize: an error in a 200 is that error (a rate limit), not a body without a count', async () => {
+    server = await startScripted((_req, res) => json(res, 200, { error: { message: 'Rate limit reached for requests', type: 'requests', code: 'rate_limit_exceeded' } }));
+    client = new EngineClient({ url: server.url, model: 'm' });
+    await expect(client.tokenize({ prompt: 'Hi' })).rejects.toMatchObject({ code: 'ENGINE_RATE_LIMITED' });
+  });
+});
