@@ -11,11 +11,12 @@
  */
 import { Pool } from 'undici';
 import { BodyDecodeError, decodeBody } from './body.ts';
-import { DataUrl, jsonBody } from './data-url.ts';
+import { jsonBody } from './data-url.ts';
 import { classifyEngineResponse, classifyTransportError, EngineError } from './classify.ts';
 import { carriedError, carriedErrorStatus, readChatCompletion, readModels, readTokenCount } from './responses.ts';
 import { applyParams, learn, newModelParams, paramFix, structuredAnswered, type ModelParams } from './refused-params.ts';
 import { assembleEventStream, isEventStream } from './sse.ts';
+import { validateChat, validateMessages } from './validate.ts';
 import { parseEngineMetrics } from './signals.ts';
 import type { ChatMessage, ChatRequest, ChatResult, EngineHealth, EngineMetrics, ModelInfo } from './types.ts';
 
@@ -72,8 +73,6 @@ interface SendOptions {
   signal: AbortSignal | undefined;
   headers?: Record<string, string>;
 }
-
-const DATA_URL = /^data:[\w.+-]+\/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,/i;
 
 export class EngineClient {
   readonly origin: string;
@@ -412,30 +411,4 @@ function normaliseUrl(raw: string): { origin: string; prefix: string } {
 
 function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function validateChat(request: ChatRequest): void {
-  validateMessages(request.messages);
-  if (!Number.isInteger(request.maxTokens) || request.maxTokens < 1) {
-    throw new EngineError('BAD_REQUEST', `maxTokens must be a positive integer, got ${String(request.maxTokens)}`);
-  }
-}
-
-/** Refuses what must never reach the engine: an empty conversation, an image that is not a data URL. */
-function validateMessages(messages: ChatMessage[]): void {
-  if (!Array.isArray(messages) || messages.length === 0) {
-    throw new EngineError('BAD_REQUEST', 'a chat request needs at least one message');
-  }
-  for (const message of messages) {
-    if (typeof message.content === 'string') continue;
-    for (const part of message.content) {
-      if (part.type !== 'image_url') continue;
-      const url = part.image_url.url;
-      if (url instanceof DataUrl) continue; // made from bytes: a data URL by construction
-      if (!DATA_URL.test(url)) {
-        const shown = url.length > 40 ? `${url.slice(0, 40)}…` : url;
-        throw new EngineError('BAD_REQUEST', `refusing to send an image that is not a base64 data: URL (${JSON.stringify(shown)})`);
-      }
-    }
-  }
 }

@@ -39,6 +39,9 @@ import type { Engine, EngineSet } from './engine.ts';
 import type { Ticket } from './gate.ts';
 import type { RatePass } from './rate-limit.ts';
 import type { Prepared } from './units.ts';
+import { fitMaxTokens, roomFrom } from './context-room.ts';
+
+export { fitMaxTokens } from './context-room.ts';
 
 export interface DispatchParts {
   /** The primary engine and its fallbacks. */
@@ -87,17 +90,6 @@ export class ReleaseUnit extends DocbatchError {
     super('ENGINE_DOWN', message, options);
     this.name = 'ReleaseUnit';
   }
-}
-
-/**
- * Keep prompt + max_tokens inside the model's context when the context is known; never more than
- * the unit asks for (a one-word classification's 5 stays 5), and at least 64 when the context
- * seems full (the estimate is rough: the engine says CONTEXT_TOO_LONG if it really is).
- */
-export function fitMaxTokens(prepared: Prepared, maxModelLen: number | null): number {
-  if (!maxModelLen) return prepared.maxTokens;
-  const room = maxModelLen - prepared.promptTokensEstimate - 64;
-  return Math.min(prepared.maxTokens, Math.max(64, room));
 }
 
 /** The client's EMPTY_OUTPUT as a reply with no text (its finish_reason and reasoning read back from the message). */
@@ -247,7 +239,7 @@ export class UnitSender {
           }
           continue;
         }
-        const room = await this.roomFrom(err, engine, prepared, signal);
+        const room = await roomFrom(err, engine.client, prepared, signal, log);
         if (room !== null && (roomLeft === null || room < roomLeft)) {
           // Only max_tokens was too large (an engine whose /v1/models gives no max_model_len):
           // the engine said how much room there is; ask again within it.
@@ -333,52 +325,6 @@ export class UnitSender {
         throw new ReleaseUnit(`engine down for ${Math.round(this.parts.releaseAfterMs / 1000)} s: unit handed back to the queue for another worker`, { cause: err });
       }
       throw err;
-    }
-  }
-
-  /**
-   * The max_tokens that fits, when a CONTEXT_TOO_LONG names the context length and the prompt
-   * alone fits (at least 16 tokens of room); null otherwise (the prompt itself is too long: the
-   * unit fails). The prompt's tokens are the engine's count when it names them; when it names only
-   * a lower bound (vLLM stops counting a prompt once it cannot fit: "at least N input tokens"),
-   * the engine is asked to count it (`/tokenize`), else the lower bound and our estimate stand in;
-   * when only max_tokens is named (vLLM's "max_tokens=N cannot be greater than max_model_len=M"),
-   * our estimate. One token is kept spare: SGLang refuses prompt + max_tokens equal to the
-   * context, vLLM and TGI take it. The engine's context length is remembered for the next requests.
-   */
-  private async roomFrom(err: DocbatchError, engine: Engine, prepared: Prepared, signal: AbortSignal): Promise<number | null> {
-    if (!(err instanceof EngineError) || err.code !== 'CONTEXT_TOO_LONG' || !err.context) return null;
-    const { maxContextLength, maxTokens, promptTokensAtLeast } = err.context;
-    let { promptTokens } = err.context;
-    if (maxContextLength === null) return null;
-    if (promptTokens === null && promptTokensAtLeast !== undefined) {
-      promptTokens = await this.countPrompt(engine, prepared, signal);
-      if (promptTokens === null) {
-        // Not counted: the estimate, never below what the engine said the prompt is at least.
-        const estimate = { ...prepared, promptTokensEstimate: Math.max(prepared.promptTokensEstimate, promptTokensAtLeast) };
-        const room = fitMaxTokens(estimate, maxContextLength);
-        if (room < 16 || maxContextLength - estimate.promptTokensEstimate < 16 || (maxTokens !== null && room >= maxTokens)) return null;
-        engine.client.learnContextLength(maxContextLength);
-        return room;
-      }
-    }
-    let room: number;
-    if (promptTokens !== null) room = maxContextLength - promptTokens - 1;
-    else if (maxTokens !== null && maxTokens >= maxContextLength) room = fitMaxTokens(prepared, maxContextLength);
-    else return null;
-    if (room < 16 || (maxTokens !== null && room >= maxTokens)) return null;
-    engine.client.learnContextLength(maxContextLength);
-    return room;
-  }
-
-  /** The prompt's tokens as the engine counts them (`/tokenize`); null when it cannot say (no such route, an error). */
-  private async countPrompt(engine: Engine, prepared: Prepared, signal: AbortSignal): Promise<number | null> {
-    try {
-      return await engine.client.tokenize({ messages: prepared.request.messages }, AbortSignal.any([signal, AbortSignal.timeout(10_000)]));
-    } catch (err) {
-      if (signal.aborted) throw err;
-      this.parts.log.debug({ err: (err as Error).message }, 'could not count the prompt at the engine (/tokenize)');
-      return null;
     }
   }
 
