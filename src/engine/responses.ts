@@ -149,7 +149,7 @@ export function readChatCompletion(
   };
 }
 
-/** Reads `GET /v1/models`: `{"data":[{"id":..,"max_model_len":..}]}`. */
+/** Reads `GET /v1/models`: `{"data":[{"id":..,"max_model_len":..}]}` (the context length under the other names servers give it too). */
 export function readModels(text: string, status: number): ModelInfo[] {
   const body = record(parseJson(text, '/v1/models', status));
   const data = body?.data;
@@ -160,8 +160,10 @@ export function readModels(text: string, status: number): ModelInfo[] {
   for (const entry of data) {
     const m = record(entry);
     if (!m || typeof m.id !== 'string') continue;
-    const len = m.max_model_len;
-    models.push({ id: m.id, maxModelLen: typeof len === 'number' && Number.isFinite(len) && len > 0 ? len : null });
+    // vLLM and SGLang say max_model_len; OpenRouter-style lists context_length; llama.cpp's server
+    // meta.n_ctx (its n_ctx_train is what the model was trained for, not what the server holds).
+    const len = [m.max_model_len, m.context_length, record(m.meta)?.n_ctx].find((v) => typeof v === 'number' && Number.isFinite(v) && v > 0);
+    models.push({ id: m.id, maxModelLen: typeof len === 'number' ? len : null });
   }
   return models;
 }

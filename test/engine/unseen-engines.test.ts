@@ -248,3 +248,24 @@ describe('a 200 whose body is an error, on the other routes', () => {
     await expect(client.tokenize({ prompt: 'Hi' })).rejects.toMatchObject({ code: 'ENGINE_RATE_LIMITED' });
   });
 });
+
+describe("a model list that gives the context length under another name", () => {
+  it("OpenRouter's context_length and llama.cpp's meta.n_ctx are the model's context (not n_ctx_train)", async () => {
+    server = await startScripted((_req, res) =>
+      json(res, 200, {
+        object: 'list',
+        data: [
+          { id: 'routed', object: 'model', context_length: 65536 },
+          { id: 'llama', object: 'model', owned_by: 'llamacpp', meta: { n_ctx: 16384, n_ctx_train: 262144 } },
+          { id: 'bare', object: 'model' },
+        ],
+      }),
+    );
+    client = new EngineClient({ url: server.url });
+    expect(await client.models()).toEqual([
+      { id: 'routed', maxModelLen: 65536 },
+      { id: 'llama', maxModelLen: 16384 },
+      { id: 'bare', maxModelLen: null },
+    ]);
+  });
+});
