@@ -4,7 +4,8 @@
  * `choice`), merged the way vLLM merges them (response_format fills in structured_outputs; two
  * kinds of constraint at once is a 400), with vLLM's messages for the 400s. `regex`, `grammar`
  * and `structural_tag` are accepted but not emulated: the answer is unconstrained. The old
- * `guided_json` field is not read at all (vLLM ignores it too since late 2025).
+ * `guided_json` field is not read at all (vLLM ignores it too since late 2025), unless the
+ * emulator acts out an older server (`asSupported`, the structuredOutputs option).
  *
  * Also the answer's text: JSON written as a model writes it (`{"a": 1, "b": [2, 3]}`), with the
  * place of its last string value (where a cut-off or looping answer goes astray).
