@@ -52,8 +52,8 @@ const DEFAULTS = {
   maxResponseBytes: 64 * 1024 * 1024,
 };
 
-/** Resends of one chat request for settings the endpoint refused: the cap's name, two sampling settings, three rungs of structured output. */
-const MAX_RESENDS = 6;
+/** Resends of one chat request for settings the endpoint refused: the cap's name, the cap, two sampling settings, three rungs of structured output. */
+const MAX_RESENDS = 7;
 
 export interface ChatHooks {
   /** Runs before the request is sent again for a setting the endpoint refused (not before the first send). */
@@ -185,8 +185,8 @@ export class EngineClient {
     if (request.responseFormat !== undefined) base.response_format = request.responseFormat;
     const headers: Record<string, string> = {};
     if (request.requestId !== undefined) headers['x-request-id'] = request.requestId;
-    // At most one resend per setting the endpoint can refuse (the cap's name, temperature, top_p,
-    // and each rung of structured output down to the schema in the prompt).
+    // At most one resend per setting the endpoint can refuse (the cap's name, the cap,
+    // temperature, top_p, and each rung of structured output down to the schema in the prompt).
     for (let pass = 0; ; pass++) {
       const params = this.params.get(model);
       const body = applyParams(base, params);
