@@ -99,12 +99,14 @@ describe('a worker before engines that are not the emulator', () => {
     const [done] = await p.wait([docId!], 60_000);
     expect(done!.record).toMatchObject({ state: 'written', done: 2, failed: 0 });
     const sent = fake.seen.filter((s) => s.path === '/v1/chat/completions').map((s) => (JSON.parse(s.body) as { max_tokens: number }).max_tokens).filter((m) => m > 1);
-    // Refused once at 1000, then 2000 - 1700 - 1 = 299 as the engine counted the prompt; not a
-    // walk down from the bound, two tokens a send. The context length is remembered: the next
-    // page fits its max_tokens to it before it is sent (on our estimate of the prompt).
-    expect(sent.filter((m) => m > 300)).toEqual([1000]);
+    // Refused at 1000 (once per page at most: both may be in flight before one learns), then
+    // 2000 - 1700 - 1 = 299 as the engine counted the prompt; not a walk down from the bound,
+    // two tokens a send. The context length is remembered: a page sent after that fits its
+    // max_tokens to it before it is sent (on our estimate of the prompt: at most 299).
     expect(sent).toContain(299);
-    expect(sent).toHaveLength(3);
+    expect(sent.filter((m) => m > 299).every((m) => m === 1000)).toBe(true);
+    expect(sent.filter((m) => m === 1000).length).toBeLessThanOrEqual(2);
+    expect(sent.length).toBeLessThanOrEqual(4);
   }, 90_000);
 
   it('the same without /tokenize: at most one resend on the estimate, then CONTEXT_TOO_LONG (never a walk through every send)', async () => {
