@@ -256,7 +256,7 @@ function retryAfterMs(headers: Record<string, unknown> | undefined): number | un
 
 /**
  * Classifies an HTTP answer with a status of 300 or more. `body` is the raw text (or bytes, or
- * an already-parsed value); `headers` are only read for `Retry-After`.
+ * an already-parsed value); `headers` are only read for `Retry-After` and a redirect's `Location`.
  */
 export function classifyEngineResponse(
   status: number,
@@ -337,6 +337,13 @@ export function classifyEngineResponse(
       );
     }
     return make('BAD_REQUEST', `engine rejected the request (${status}): ${said}`);
+  }
+  if (status >= 300 && status < 400) {
+    // undici follows no redirect, and must not: a POST redirected (301, 302) becomes a GET
+    // without its body. ENGINE_URL names the wrong place (http for https, a moved gateway).
+    const raw = headers?.location;
+    const location = Array.isArray(raw) ? String(raw[0]) : typeof raw === 'string' ? raw : '(no Location)';
+    return make('ENGINE_UNSUPPORTED', `engine redirects to ${location} (${status}): docbatch does not follow redirects (a redirected POST can lose its body); set ENGINE_URL to where it points`);
   }
   if (status >= 500) return make('ENGINE_ERROR', `engine failed (${status}): ${said}`);
   if (status >= 400) return make('BAD_REQUEST', `engine rejected the request (${status}): ${said}`);

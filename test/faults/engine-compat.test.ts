@@ -189,6 +189,24 @@ describe('a worker before engines that are not the emulator', () => {
     expect(done!.record).toMatchObject({ state: 'written', done: 3, failed: 0 });
   }, 60_000);
 
+  it('refuses to start at once when ENGINE_URL redirects (http to https, a moved gateway), naming where to', async () => {
+    fake = await startScripted((_req, res, seen) => {
+      res.writeHead(301, { location: `https://gateway.example${seen.path}`, 'content-type': 'text/html' });
+      res.end('<html><head><title>301 Moved Permanently</title></head></html>');
+    });
+    for (const model of [undefined, 'm']) {
+      const started = performance.now();
+      // A long start timeout: a redirect is not an engine still loading, so nothing waits for it.
+      const err = await p.startWorker({ engineUrl: fake.url, model, engineStartTimeoutMs: 60_000 }).then(
+        (w) => ((worker = w), null),
+        (e: unknown) => e,
+      );
+      expect(isDocbatchError(err) && err.code, String(model)).toBe('WORKER_UNFIT');
+      expect(String((err as Error).message)).toMatch(/redirects to https:\/\/gateway\.example\/v1\/.*set ENGINE_URL/);
+      expect(performance.now() - started).toBeLessThan(10_000);
+    }
+  }, 60_000);
+
   it('refuses to start when ENGINE_URL has a path the server does not have, saying so', async () => {
     fake = await startScripted((_req, res) => json(res, 404, { detail: 'Not Found' }));
     for (const model of [undefined, 'm']) {
