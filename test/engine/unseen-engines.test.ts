@@ -269,3 +269,17 @@ describe("a model list that gives the context length under another name", () => 
     ]);
   });
 });
+
+describe("a 429 that says when to come back other than by Retry-After", () => {
+  const limited = { error: { message: 'Rate limit reached for requests', type: 'requests', param: null, code: 'rate_limit_exceeded' } };
+  it.each([
+    ['retry-after-ms (Azure OpenAI)', { 'retry-after-ms': '1500' }, 1500],
+    ['the reset of the spent budget, not of one with room left', { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '2s', 'x-ratelimit-remaining-tokens': '5000', 'x-ratelimit-reset-tokens': '6m0s' }, 2000],
+    ['the later reset when both are spent', { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '1s', 'x-ratelimit-remaining-tokens': '0', 'x-ratelimit-reset-tokens': '1m30.5s' }, 90_500],
+    ['milliseconds', { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '20ms' }, 20],
+  ])('%s', async (_what, headers, ms) => {
+    server = await startScripted((_req, res) => json(res, 429, limited, headers as Record<string, string>));
+    client = new EngineClient({ url: server.url, model: 'm' });
+    await expect(client.chat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 5 })).rejects.toMatchObject({ code: 'ENGINE_RATE_LIMITED', retryAfterMs: ms });
+  });
+});
