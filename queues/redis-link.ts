@@ -38,6 +38,18 @@ export function isRedisFull(err: unknown): boolean {
   return err instanceof Error && /^OOM command not allowed/i.test(err.message);
 }
 
+/**
+ * Redis refusing for a while, not for good: the connection failed, it is full (maxmemory), loading
+ * its data after a restart (LOADING), busy with a script (BUSY), a replica after a failover
+ * (READONLY), unable to persist (MISCONF), or a cluster between states (TRYAGAIN, CLUSTERDOWN,
+ * MASTERDOWN). What asked may ask again; a permanent refusal (NOPERM, WRONGTYPE, a script error)
+ * is false.
+ */
+export function isRedisTransient(err: unknown): boolean {
+  if (isRedisConnectionError(err) && !/WRONGPASS|NOAUTH|NOPERM|invalid password/i.test((err as Error).message)) return true;
+  return isRedisFull(err) || (err instanceof Error && /^(?:LOADING|BUSY|READONLY|MISCONF|TRYAGAIN|CLUSTERDOWN|MASTERDOWN)\b/.test(err.message));
+}
+
 /** REDIS_FULL, with what to do, for an error `isRedisFull` recognises; null otherwise. */
 export function redisFullProblem(err: unknown, url?: string): DocbatchError | null {
   if (!isRedisFull(err)) return null;

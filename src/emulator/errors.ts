@@ -91,6 +91,23 @@ export function contextTooLong(maxModelLen: number, requestedOutput: number, pro
   );
 }
 
+/**
+ * The refusal of a vLLM that counts a prompt only up to what could fit (max_model_len - max_tokens
+ * + 1 tokens) before it refuses: it names a lower bound of the prompt, not its size.
+ */
+export function contextTooLongAtLeast(maxModelLen: number, requestedOutput: number): ApiError {
+  const atLeast = Math.max(1, maxModelLen - requestedOutput + 1);
+  return new ApiError(
+    400,
+    'context_length',
+    `This model's maximum context length is ${maxModelLen} tokens. However, you requested ${requestedOutput} output tokens ` +
+      `and your prompt contains at least ${atLeast} input tokens, for a total of at least ${atLeast + requestedOutput} tokens. ` +
+      'Please reduce the length of the input prompt or the number of requested output tokens. ' +
+      `(parameter=input_tokens, value=${atLeast})`,
+    'input_tokens',
+  );
+}
+
 export const tooManyImages = (limit: number): ApiError =>
   new ApiError(400, 'too_many_images', `At most ${limit} image(s) may be provided in one prompt.`);
 

@@ -11,11 +11,11 @@ import type { Faults } from './options.ts';
 import type { SeqFailure, SeqHandle, SeqResult } from './engine.ts';
 import { rejectNeedles } from './answer-options.ts';
 import type { AnswerPlan } from './answers.ts';
-import { ApiError, badRequest, contextTooLong, cudaOom, engineDead, errorBody, modelNotFound, rejected, serverBusy } from './errors.ts';
+import { ApiError, badRequest, contextTooLong, contextTooLongAtLeast, cudaOom, engineDead, errorBody, modelNotFound, rejected, serverBusy } from './errors.ts';
 import { ClientGone, readJsonObject, sendEvent, sendJson, startEvents } from './http.ts';
 import { prepareChat, prepareCompletion, type PreparedPrompt } from './prompt.ts';
 import { outputLength, replyHeader } from './reply.ts';
-import { outputFormatOf, type OutputFormat } from './structured.ts';
+import { asSupported, outputFormatOf, type OutputFormat } from './structured.ts';
 
 type Endpoint = 'chat' | 'batch' | 'completions';
 
@@ -49,7 +49,8 @@ class Exchange {
 
 export function sendError(ctx: ApiContext, res: ServerResponse, err: ApiError): void {
   ctx.counts.errors[err.kind]++;
-  sendJson(res, err.status, errorBody(err, ctx.faults().errorStyle), { ...err.headers });
+  const as200 = ctx.faults().errorsAs200 && err.kind !== 'not_found' && err.kind !== 'unauthorized';
+  sendJson(res, as200 ? 200 : err.status, errorBody(err, ctx.faults().errorStyle), { ...err.headers });
 }
 
 export function checkModel(ctx: ApiContext, model: unknown): void {
@@ -70,7 +71,7 @@ function outputBudget(ctx: ApiContext, promptTokens: number, requested: unknown,
   if (typeof requested !== 'number' || !Number.isSafeInteger(requested) || requested < 1) {
     throw badRequest(`max_tokens must be at least 1, got ${JSON.stringify(requested)}.`, 'max_tokens');
   }
-  if (promptTokens + requested > max) throw contextTooLong(max, requested, promptTokens);
+  if (promptTokens + requested > max) throw ctx.faults().contextLowerBound ? contextTooLongAtLeast(max, requested) : contextTooLong(max, requested, promptTokens);
   return requested;
 }
 
@@ -244,8 +245,9 @@ export async function handleInference(ctx: ApiContext, endpoint: Endpoint, req: 
     const body = await readJsonObject(req, ctx.options.maxBodyBytes);
     checkModel(ctx, body.model);
     if (ctx.state() !== 'alive') throw engineDead();
-    streaming = body.stream === true && endpoint !== 'batch';
-    const format = outputFormatOf(body);
+    const forced = ctx.faults().forceStream && body.stream !== true;
+    streaming = (body.stream === true || forced) && endpoint !== 'batch';
+    const format = outputFormatOf(asSupported(body, ctx.faults().structuredOutputs));
 
     let prompts: PreparedPrompt[];
     if (endpoint === 'chat') prompts = [await prepareChat(body.messages, ctx.options)];
@@ -284,7 +286,7 @@ export async function handleInference(ctx: ApiContext, endpoint: Endpoint, req: 
       await runSequences(ctx, exchange, plans, hung, stream.token);
       const options = body.stream_options as { include_usage?: unknown } | undefined;
       const field = usageOf();
-      stream.finish(options?.include_usage === true, field);
+      stream.finish(options?.include_usage === true || forced, field);
       res.end();
       if (field.omitted) ctx.counts.usageOmitted++;
     } else {

@@ -50,6 +50,15 @@ export type OomMode = 'death' | 'request';
 /** How the scheduler admits waiting sequences (src/emulator/engine.ts). */
 export type Admission = 'budget' | 'all';
 export type ErrorStyle = 'vllm' | 'flat' | 'ollama';
+/**
+ * Which structured-output requests the server takes: `full` (vLLM now: response_format json_schema
+ * and json_object, structured_outputs; guided_json ignored), `old-vllm` (response_format text and
+ * json_object only, a json_schema one is a 400; guided_json constrains), `json-object` (a gateway
+ * taking only json_object; guided_json refused as unknown), `none` (response_format and
+ * guided_json refused).
+ */
+export type StructuredSupport = 'full' | 'old-vllm' | 'json-object' | 'none';
+export const STRUCTURED_SUPPORT: readonly StructuredSupport[] = ['full', 'old-vllm', 'json-object', 'none'];
 
 /** Injected faults and server look-alikes (the answer faults: answer-options.ts). All off by default; all may change at run time. */
 export interface Faults extends AnswerFaults {
@@ -87,6 +96,18 @@ export interface Faults extends AnswerFaults {
   maxPending: number | null;
   /** When set, /v1/* requires `Authorization: Bearer <apiKey>` (401 otherwise), as `vllm serve --api-key`. @defaultValue null */
   apiKey: string | null;
+  /** Which structured-output requests are taken (StructuredSupport). @defaultValue 'full' */
+  structuredOutputs: StructuredSupport;
+  /** A proxy that forces streaming: every chat or completions request is answered as an event stream, `"stream": false` or not (usage included). @defaultValue false */
+  forceStream: boolean;
+  /** A gateway that sends errors with status 200: the error body as usual, the status 200 (not for an unknown route or a missing API key). @defaultValue false */
+  errorsAs200: boolean;
+  /**
+   * A context-length refusal names only a lower bound of the prompt ("your prompt contains at
+   * least N input tokens", N = max_model_len - max_tokens + 1), as vLLM does when it stops
+   * counting a prompt once it cannot fit. @defaultValue false
+   */
+  contextLowerBound: boolean;
 }
 
 export interface EmulatorOptions extends Timing, Faults, ModelTraits {
@@ -142,6 +163,10 @@ export const FAULT_DEFAULTS: Faults = Object.freeze({
   rejectListPrompts: false,
   maxPending: null,
   apiKey: null,
+  structuredOutputs: 'full',
+  forceStream: false,
+  errorsAs200: false,
+  contextLowerBound: false,
   ...ANSWER_FAULT_DEFAULTS,
 });
 
@@ -269,6 +294,10 @@ function checkFaults(f: Faults): void {
   bool('rejectListPrompts', f.rejectListPrompts);
   if (f.maxPending !== null) int('maxPending', f.maxPending, 0);
   if (f.apiKey !== null && (typeof f.apiKey !== 'string' || f.apiKey === '')) throw bad('apiKey', f.apiKey, 'null or a non-empty string');
+  oneOf('structuredOutputs', f.structuredOutputs, STRUCTURED_SUPPORT);
+  bool('forceStream', f.forceStream);
+  bool('errorsAs200', f.errorsAs200);
+  bool('contextLowerBound', f.contextLowerBound);
   checkAnswerFaults(f);
 }
 

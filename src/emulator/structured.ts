@@ -4,7 +4,8 @@
  * `choice`), merged the way vLLM merges them (response_format fills in structured_outputs; two
  * kinds of constraint at once is a 400), with vLLM's messages for the 400s. `regex`, `grammar`
  * and `structural_tag` are accepted but not emulated: the answer is unconstrained. The old
- * `guided_json` field is not read at all (vLLM ignores it too since late 2025).
+ * `guided_json` field is not read at all (vLLM ignores it too since late 2025), unless the
+ * emulator acts out an older server (`asSupported`, the structuredOutputs option).
  *
  * Also the answer's text: JSON written as a model writes it (`{"a": 1, "b": [2, 3]}`), with the
  * place of its last string value (where a cut-off or looping answer goes astray).
@@ -51,6 +52,32 @@ function fromResponseFormat(rf: unknown, into: Record<string, unknown>): void {
         'response_format',
       );
   }
+}
+
+/**
+ * The request as a server of this structured-output support reads it (`support`, the
+ * emulator's structuredOutputs), or the 400 such a server answers: older vLLM's pydantic refusal
+ * of json_schema (and its guided_json read as structured_outputs.json), a gateway's refusal of a
+ * type or field it does not take.
+ */
+export function asSupported(body: Readonly<Record<string, unknown>>, support: 'full' | 'old-vllm' | 'json-object' | 'none'): Readonly<Record<string, unknown>> {
+  if (support === 'full') return body;
+  const rf = isObject(body.response_format) ? body.response_format : undefined;
+  if (support === 'old-vllm') {
+    if (rf && rf.type !== 'text' && rf.type !== 'json_object') {
+      throw badRequest(`1 validation error for ChatCompletionRequest\nresponse_format.type\n  Input should be 'text' or 'json_object' [type=literal_error, input_value=${JSON.stringify(rf.type)}, input_type=str]`, 'response_format');
+    }
+    if (body.guided_json === undefined || body.guided_json === null) return body;
+    const { guided_json: schema, ...rest } = body;
+    return { ...rest, structured_outputs: { json: schema } };
+  }
+  if (body.guided_json !== undefined) throw badRequest('Unrecognized request argument supplied: guided_json', 'guided_json');
+  if (body.response_format === undefined || body.response_format === null) return body;
+  if (support === 'none') throw badRequest("Unknown parameter: 'response_format'.", 'response_format');
+  if (rf && rf.type !== 'text' && rf.type !== 'json_object') {
+    throw badRequest(`Invalid parameter: 'response_format' of type ${JSON.stringify(rf.type)} is not supported with this model.`, 'response_format');
+  }
+  return body;
 }
 
 /** The output format a request asks for, or null for free text. Throws the 400s vLLM gives. */

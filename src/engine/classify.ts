@@ -14,6 +14,7 @@
  */
 import { DocbatchError, type ErrorCode } from '../errors.ts';
 import { parseJsonLenient } from './body.ts';
+import { hasRateLimitHeaders, rateResetMs, retryAfterMs } from './retry-after.ts';
 import type { ChatUsage } from './types.ts';
 
 /** Numbers read out of a context-length message; any may be missing from a server's wording. */
@@ -24,6 +25,12 @@ export interface ContextOverflow {
   promptTokens: number | null;
   /** Output tokens the request asked for (`max_tokens`). */
   maxTokens: number | null;
+  /**
+   * A lower bound of the prompt, where that is all the server names (vLLM counts a prompt only
+   * up to what could fit before refusing it: "your prompt contains at least N input tokens");
+   * `promptTokens` is null then. Absent when the server named no bound.
+   */
+  promptTokensAtLeast?: number;
 }
 
 export interface EngineErrorOptions {
@@ -167,6 +174,8 @@ const CONTEXT =
 const MODEL = /\bmodel\b/i;
 const QUOTA = /insufficient_quota|exceeded your current quota|quota (?:exceeded|exhausted)|billing/i;
 const RATE_LIMIT = /rate.?limit|too many requests|requests per min|tokens per min|\bRPM\b|\bTPM\b/i;
+/** vLLM's refusal of more images than --limit-mm-per-prompt allows (older builds: 1 by default). */
+const IMAGE_LIMIT = /At most (\d+) image\(s\) may be provided in one (?:prompt|request)/i;
 /** What servers say when a text-only model is sent an image (vLLM, SGLang, OpenAI-style gateways). */
 const NO_IMAGES = /not a multimodal model|does not support (?:image|multi-?modal|vision)|image inputs? (?:is|are) not supported|no (?:image|vision) support|only supports text|image_url is not supported|at most 0 image\(s\) may be provided/i;
 
@@ -179,6 +188,8 @@ const NO_IMAGES = /not a multimodal model|does not support (?:image|multi-?modal
  *   TGI        "`inputs` tokens + `max_new_tokens` must be <= 2000. Given: 1700 `inputs` tokens and
  *              512 `max_new_tokens`"
  *   llama.cpp  "request (5000 tokens) exceeds the available context size (4096 tokens)"
+ *   vLLM       "... you requested 512 output tokens and your prompt contains at least 3585 input
+ *              tokens, for a total of at least 4097 tokens." (a lower bound: it stopped counting)
  */
 export function parseContextOverflow(message: string): ContextOverflow {
   const num = (re: RegExp): number | null => {
@@ -192,7 +203,9 @@ export function parseContextOverflow(message: string): ContextOverflow {
     }
     return null;
   };
+  const atLeast = num(/at least (\d+) input tokens/i);
   return {
+    ...(atLeast !== null ? { promptTokensAtLeast: atLeast } : {}),
     maxContextLength: first(
       /maximum context length (?:is|of) (\d+)/i,
       /maximum model length (?:is |of )?(\d+)/i,
@@ -205,7 +218,8 @@ export function parseContextOverflow(message: string): ContextOverflow {
     ),
     promptTokens: first(
       // Not vLLM's "(more than N characters, which is the upper bound for M input tokens)": a bound, not the prompt.
-      /(?<!upper bound for |\d)(\d+) input tokens/i,
+      // Nor vLLM's "at least N input tokens": a lower bound (promptTokensAtLeast).
+      /(?<!upper bound for |at least |\d)(\d+) input tokens/i,
       /prompt contains (\d+)\b(?! characters)/i,
       /\((\d+) in the messages/i,
       /(\d+) tokens from the input/i,
@@ -227,23 +241,9 @@ export function parseContextOverflow(message: string): ContextOverflow {
   };
 }
 
-function hasRateLimitHeaders(headers: Record<string, unknown> | undefined): boolean {
-  return headers !== undefined && Object.keys(headers).some((k) => k.toLowerCase().startsWith('x-ratelimit-'));
-}
-
-function retryAfterMs(headers: Record<string, unknown> | undefined): number | undefined {
-  const raw = headers?.['retry-after'];
-  const value = Array.isArray(raw) ? raw[0] : raw;
-  if (typeof value !== 'string' || value.trim() === '') return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds) && seconds >= 0) return Math.round(seconds * 1000);
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
-}
-
 /**
  * Classifies an HTTP answer with a status of 300 or more. `body` is the raw text (or bytes, or
- * an already-parsed value); `headers` are only read for `Retry-After`.
+ * an already-parsed value); `headers` are only read for `Retry-After` and a redirect's `Location`.
  */
 export function classifyEngineResponse(
   status: number,
@@ -273,6 +273,7 @@ export function classifyEngineResponse(
   }
   if (status === 429) {
     if (QUOTA.test(text)) return make('ENGINE_QUOTA', `endpoint quota spent (429): ${said}`);
+    base.retryAfterMs ??= rateResetMs(headers);
     // A paid or shared endpoint's limiter (it says so, or tells when to come back) versus an
     // overloaded server: the first waits as told and never fails a unit.
     const limited = parsed.type === 'rate_limit_exceeded' || RATE_LIMIT.test(text) || base.retryAfterMs !== undefined || hasRateLimitHeaders(headers);
@@ -309,6 +310,13 @@ export function classifyEngineResponse(
       return make('CONTEXT_TOO_LONG', `prompt and max_tokens exceed the model's context: ${said}`, { context });
     }
     if (NO_IMAGES.test(text)) return make('MODEL_NO_IMAGES', `the model takes no images (${status}): ${said}`);
+    const images = IMAGE_LIMIT.exec(text);
+    if (images) {
+      return make(
+        'BAD_REQUEST',
+        `the engine takes at most ${images[1]} image(s) in one prompt and this request sends more (${status}: ${said}); start vLLM with --limit-mm-per-prompt '{"image": N}' (older builds default to 1), or use a task whose unit sends fewer pages (unit page, or max_pages)`,
+      );
+    }
     if (status === 413) {
       // Seldom the engine itself (vLLM has no body limit): a proxy in front of it.
       return make(
@@ -317,6 +325,13 @@ export function classifyEngineResponse(
       );
     }
     return make('BAD_REQUEST', `engine rejected the request (${status}): ${said}`);
+  }
+  if (status >= 300 && status < 400) {
+    // undici follows no redirect, and must not: a POST redirected (301, 302) becomes a GET
+    // without its body. ENGINE_URL names the wrong place (http for https, a moved gateway).
+    const raw = headers?.location;
+    const location = Array.isArray(raw) ? String(raw[0]) : typeof raw === 'string' ? raw : '(no Location)';
+    return make('ENGINE_UNSUPPORTED', `engine redirects to ${location} (${status}): docbatch does not follow redirects (a redirected POST can lose its body); set ENGINE_URL to where it points`);
   }
   if (status >= 500) return make('ENGINE_ERROR', `engine failed (${status}): ${said}`);
   if (status >= 400) return make('BAD_REQUEST', `engine rejected the request (${status}): ${said}`);

@@ -11,10 +11,12 @@
  */
 import { Pool } from 'undici';
 import { BodyDecodeError, decodeBody } from './body.ts';
-import { DataUrl, jsonBody } from './data-url.ts';
+import { jsonBody } from './data-url.ts';
 import { classifyEngineResponse, classifyTransportError, EngineError } from './classify.ts';
-import { readChatCompletion, readModels, readTokenCount } from './responses.ts';
-import { applyParams, learn, paramFix, type ModelParams } from './refused-params.ts';
+import { carriedError, carriedErrorStatus, readChatCompletion, readModels, readTokenCount } from './responses.ts';
+import { applyParams, learn, newModelParams, paramFix, structuredAnswered, type ModelParams } from './refused-params.ts';
+import { assembleEventStream, isEventStream } from './sse.ts';
+import { validateChat, validateMessages } from './validate.ts';
 import { parseEngineMetrics } from './signals.ts';
 import type { ChatMessage, ChatRequest, ChatResult, EngineHealth, EngineMetrics, ModelInfo } from './types.ts';
 
@@ -50,6 +52,14 @@ const DEFAULTS = {
   maxResponseBytes: 64 * 1024 * 1024,
 };
 
+/** Resends of one chat request for settings the endpoint refused: the cap's name, the cap, two sampling settings, three rungs of structured output. */
+const MAX_RESENDS = 7;
+
+export interface ChatHooks {
+  /** Runs before the request is sent again for a setting the endpoint refused (not before the first send). */
+  beforeResend?: () => Promise<void>;
+}
+
 interface Answer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
@@ -63,8 +73,6 @@ interface SendOptions {
   signal: AbortSignal | undefined;
   headers?: Record<string, string>;
 }
-
-const DATA_URL = /^data:[\w.+-]+\/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,/i;
 
 export class EngineClient {
   readonly origin: string;
@@ -105,6 +113,7 @@ export class EngineClient {
   async models(signal?: AbortSignal): Promise<ModelInfo[]> {
     const answer = await this.send('GET', '/v1/models', { timeoutMs: this.options.probeTimeoutMs, signal });
     if (answer.status >= 300) throw classifyEngineResponse(answer.status, answer.text, answer.headers);
+    throwCarried(answer);
     return readModels(answer.text, answer.status);
   }
 
@@ -154,38 +163,61 @@ export class EngineClient {
     return first;
   }
 
-  /** `POST /v1/chat/completions`, non-streaming. */
-  async chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatResult> {
+  /**
+   * `POST /v1/chat/completions`, non-streaming. A request the endpoint refuses for a setting it
+   * does not take (refused-params.ts: the cap's name, a sampling setting, the structured-output
+   * field) is sent again at once the way it takes it; `hooks.beforeResend` runs before each such
+   * resend (the worker takes its rate pass there: a resend is a request like any other).
+   */
+  async chat(request: ChatRequest, signal?: AbortSignal, hooks: ChatHooks = {}): Promise<ChatResult> {
     validateChat(request);
     const model = request.model ?? this.options.model ?? (await this.model(signal)).id;
-    const body: Record<string, unknown> = {
+    const base: Record<string, unknown> = {
       model,
       messages: request.messages,
       max_tokens: request.maxTokens,
       stream: false,
     };
-    if (request.temperature !== undefined) body.temperature = request.temperature;
-    if (request.topP !== undefined) body.top_p = request.topP;
-    if (request.seed !== undefined) body.seed = request.seed;
-    if (request.stop !== undefined && request.stop.length > 0) body.stop = request.stop;
-    if (request.responseFormat !== undefined) body.response_format = request.responseFormat;
+    if (request.temperature !== undefined) base.temperature = request.temperature;
+    if (request.topP !== undefined) base.top_p = request.topP;
+    if (request.seed !== undefined) base.seed = request.seed;
+    if (request.stop !== undefined && request.stop.length > 0) base.stop = request.stop;
+    if (request.responseFormat !== undefined) base.response_format = request.responseFormat;
     const headers: Record<string, string> = {};
     if (request.requestId !== undefined) headers['x-request-id'] = request.requestId;
-    // At most one resend per setting the endpoint can refuse (the cap's name, temperature, top_p).
+    // At most one resend per setting the endpoint can refuse (the cap's name, the cap,
+    // temperature, top_p, and each rung of structured output down to the schema in the prompt).
     for (let pass = 0; ; pass++) {
-      applyParams(body, this.params.get(model));
+      const params = this.params.get(model);
+      const body = applyParams(base, params);
+      if (pass > 0) await hooks.beforeResend?.();
       const answer = await this.send('POST', '/v1/chat/completions', {
         body,
         headers,
         timeoutMs: this.options.requestTimeoutMs,
         signal,
       });
-      if (answer.status < 300) return readChatCompletion(answer.text, answer.status, { model, latencyMs: answer.latencyMs });
-      const fix = pass < 3 ? paramFix(answer.status, answer.text, body) : null;
-      if (!fix) throw classifyEngineResponse(answer.status, answer.text, answer.headers);
-      let params = this.params.get(model);
-      if (!params) this.params.set(model, (params = { completionTokens: false, dropped: new Set() }));
-      const sentence = learn(params, fix, model, body);
+      let { status, text } = answer;
+      let carried = false;
+      if (status < 300) {
+        // A proxy that forces streaming; a gateway that sends its error with a 200.
+        if (isEventStream(answer.headers['content-type'], text)) text = assembleEventStream(text, status);
+        const inBody = carriedErrorStatus(text);
+        if (inBody === null) {
+          const result = readChatCompletion(text, status, { model, latencyMs: answer.latencyMs });
+          const said = structuredAnswered(params, model, base);
+          if (said !== null) this.options.onParamsChanged?.(said);
+          return result;
+        }
+        status = inBody;
+        carried = true;
+      }
+      const fix = pass < MAX_RESENDS ? paramFix(status, text, body) : null;
+      if (!fix) throw carried ? carriedError(status, text, answer.headers, answer.status) : classifyEngineResponse(status, text, answer.headers);
+      // Read again: a request sent at the same time may have learnt meanwhile.
+      let known = this.params.get(model);
+      if (!known) this.params.set(model, (known = newModelParams()));
+      const sentence = learn(known, fix, model, body);
       if (sentence !== null) this.options.onParamsChanged?.(sentence);
     }
   }
@@ -200,8 +232,9 @@ export class EngineClient {
       timeoutMs: this.options.requestTimeoutMs,
       signal,
     });
-    if (answer.status >= 300) {
-      const err = classifyEngineResponse(answer.status, answer.text, answer.headers);
+    const carried = answer.status < 300 ? carriedErrorStatus(answer.text) : null;
+    if (answer.status >= 300 || carried !== null) {
+      const err = carried !== null ? carriedError(carried, answer.text, answer.headers, answer.status) : classifyEngineResponse(answer.status, answer.text, answer.headers);
       if (err.code === 'ENGINE_UNSUPPORTED') {
         this.noTokenize = true;
         return null;
@@ -336,6 +369,12 @@ export class EngineClient {
   }
 }
 
+/** A 2xx whose body is an error (some gateways): thrown as the error it carries (responses.ts). */
+function throwCarried(answer: Answer): void {
+  const carried = carriedErrorStatus(answer.text);
+  if (carried !== null) throw carriedError(carried, answer.text, answer.headers, answer.status);
+}
+
 function underSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return promise;
   if (signal.aborted) return Promise.reject(new EngineError('ABORTED', 'aborted while waiting for the model lookup', { cause: signal.reason }));
@@ -372,30 +411,4 @@ function normaliseUrl(raw: string): { origin: string; prefix: string } {
 
 function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function validateChat(request: ChatRequest): void {
-  validateMessages(request.messages);
-  if (!Number.isInteger(request.maxTokens) || request.maxTokens < 1) {
-    throw new EngineError('BAD_REQUEST', `maxTokens must be a positive integer, got ${String(request.maxTokens)}`);
-  }
-}
-
-/** Refuses what must never reach the engine: an empty conversation, an image that is not a data URL. */
-function validateMessages(messages: ChatMessage[]): void {
-  if (!Array.isArray(messages) || messages.length === 0) {
-    throw new EngineError('BAD_REQUEST', 'a chat request needs at least one message');
-  }
-  for (const message of messages) {
-    if (typeof message.content === 'string') continue;
-    for (const part of message.content) {
-      if (part.type !== 'image_url') continue;
-      const url = part.image_url.url;
-      if (url instanceof DataUrl) continue; // made from bytes: a data URL by construction
-      if (!DATA_URL.test(url)) {
-        const shown = url.length > 40 ? `${url.slice(0, 40)}…` : url;
-        throw new EngineError('BAD_REQUEST', `refusing to send an image that is not a base64 data: URL (${JSON.stringify(shown)})`);
-      }
-    }
-  }
 }

@@ -8,41 +8,82 @@
  * with this model. Only the default (1) value is supported.` (`invalid_request_error`, with
  * `param` and `code` `unsupported_parameter` / `unsupported_value`). Only these are learnt: the
  * token cap under its other name, and the sampling settings that have a server default
- * (temperature, top_p). Anything else refused stays BAD_REQUEST.
+ * (temperature, top_p). Also a model's cap on its replies, below the max_tokens asked (OpenAI
+ * "max_tokens is too large: N. This model supports at most M completion tokens", an
+ * Anthropic-compatible "max_tokens: N > M, which is the maximum allowed number of output
+ * tokens", Groq "`max_tokens` must be less than or equal to `M`"): max_tokens is lowered to it;
+ * an endpoint that takes temperature or top_p but not both: top_p goes (the retries rise the
+ * temperature). And structured output: an endpoint that refuses `response_format` json_schema
+ * (older vLLM, servers that take only json_object, or none) is asked the next way it may take
+ * (structured-fallback.ts). Anything else refused stays BAD_REQUEST; a context-length refusal is
+ * the worker's to fit (src/infer/context-room.ts).
  */
 import { parseErrorBody } from './classify.ts';
+import { bodyInMode, modeOf, MODE_WORDS, STRUCTURED_MODES, structuredRefusal, type StructuredMode } from './structured-fallback.ts';
 
-/** What one model takes: the cap's name, and the sampling settings it refuses. */
+/** What one model takes: the cap's name, the sampling settings it refuses, how it takes structured output. */
 export interface ModelParams {
   completionTokens: boolean;
   dropped: Set<string>;
+  /** The most tokens the model's replies may be capped at; null until an endpoint says. */
+  maxOutput: number | null;
+  /** The strongest way of asking for structured output it has not refused. */
+  structured: StructuredMode;
+  /** The structured-output rung was said in the log (once a request on it was answered). */
+  structuredSaid: boolean;
+}
+
+export function newModelParams(): ModelParams {
+  return { completionTokens: false, dropped: new Set(), maxOutput: null, structured: 'json_schema', structuredSaid: false };
 }
 
 /** Sampling settings the endpoint may refuse and has a default for: sent without, the model samples its own way. */
 const DROPPABLE = new Set(['temperature', 'top_p']);
 
-export type ParamFix = { kind: 'rename' } | { kind: 'drop'; param: string };
+export type ParamFix = { kind: 'rename' } | { kind: 'drop'; param: string } | { kind: 'cap'; tokens: number } | { kind: 'structured'; mode: StructuredMode };
+
+/** A model's cap on its replies, as endpoints word it (never a context length: that names input tokens). */
+const OUTPUT_CAP = [
+  /supports at most (\d+) completion tokens/i,
+  /max_(?:completion_)?tokens`?:? \d+ > (\d+), which is the maximum allowed number of output tokens/i,
+  /`?max_(?:completion_)?tokens`? must be less than or equal to `?(\d+)`?/i,
+];
+const EITHER_OR = /`?temperature`? and `?top_p`? cannot both be specified/i;
 
 /** What a 400 answer asks to change in the request, or null when it asks nothing we may change. */
 export function paramFix(status: number, text: string, body: Record<string, unknown>): ParamFix | null {
-  if (status !== 400 && status !== 422) return null;
+  if (status !== 400 && status !== 422 && status !== 501) return null;
   const { message, param } = parseErrorBody(text); // every error shape, read as classify reads it
   if ('max_tokens' in body && /max_completion_tokens/.test(message) && (param === 'max_tokens' || /'?max_tokens'?\s+is not supported/i.test(message))) {
     return { kind: 'rename' };
   }
+  const asked = Number(body.max_tokens ?? body.max_completion_tokens);
+  for (const re of OUTPUT_CAP) {
+    const cap = Number(re.exec(message)?.[1]);
+    if (Number.isInteger(cap) && cap > 0 && cap < asked && !/context length|context window|input tokens/i.test(message)) return { kind: 'cap', tokens: cap };
+  }
+  if (EITHER_OR.test(message) && 'temperature' in body && 'top_p' in body) return { kind: 'drop', param: 'top_p' };
   const named = param ?? /^Unsupported (?:value|parameter): '([a-z_]+)'/i.exec(message)?.[1];
   if (named && DROPPABLE.has(named) && named in body && /unsupported|not supported|only the default/i.test(message)) return { kind: 'drop', param: named };
-  return null;
+  const mode = structuredRefusal(status, message, param, body);
+  return mode === null ? null : { kind: 'structured', mode };
 }
 
-/** Applies what was learnt of a model to a request body (in place). */
-export function applyParams(body: Record<string, unknown>, params: ModelParams | undefined): void {
-  if (!params) return;
+/** The request body as a model takes it (a new object; `base` is the request as built). */
+export function applyParams(base: Readonly<Record<string, unknown>>, params: ModelParams | undefined): Record<string, unknown> {
+  if (!params) return { ...base };
+  const body = bodyInMode(base, params.structured);
   if (params.completionTokens && 'max_tokens' in body) {
     body.max_completion_tokens = body.max_tokens;
     delete body.max_tokens;
   }
   for (const param of params.dropped) delete body[param];
+  if (params.maxOutput !== null) {
+    for (const key of ['max_tokens', 'max_completion_tokens']) {
+      if (typeof body[key] === 'number' && body[key] > params.maxOutput) body[key] = params.maxOutput;
+    }
+  }
+  return body;
 }
 
 /**
@@ -50,6 +91,16 @@ export function applyParams(body: Record<string, unknown>, params: ModelParams |
  * known to need it (requests sent at once all meet the refusal before one of them has learnt).
  */
 export function learn(params: ModelParams, fix: ParamFix, model: string, body: Record<string, unknown>): string | null {
+  if (fix.kind === 'structured') {
+    // Said once the model answers on a rung (answered), not per refusal on the way down.
+    if (STRUCTURED_MODES.indexOf(fix.mode) > STRUCTURED_MODES.indexOf(params.structured)) params.structured = fix.mode;
+    return null;
+  }
+  if (fix.kind === 'cap') {
+    if (params.maxOutput !== null && params.maxOutput <= fix.tokens) return null;
+    params.maxOutput = fix.tokens;
+    return `${model} caps replies at ${fix.tokens} tokens: max_tokens above that is lowered to it from now on`;
+  }
   if (fix.kind === 'rename') {
     if (params.completionTokens) return null;
     params.completionTokens = true;
@@ -58,4 +109,14 @@ export function learn(params: ModelParams, fix: ParamFix, model: string, body: R
   if (params.dropped.has(fix.param)) return null;
   params.dropped.add(fix.param);
   return `${model} refuses ${fix.param} ${JSON.stringify(body[fix.param])}: requests go without it from now on (the model's default)`;
+}
+
+/**
+ * The sentence for the log, once per model, when a request answered on a weaker structured-output
+ * rung than json_schema; null otherwise. `base` is the request as built (before applyParams).
+ */
+export function structuredAnswered(params: ModelParams | undefined, model: string, base: Readonly<Record<string, unknown>>): string | null {
+  if (!params || params.structured === 'json_schema' || params.structuredSaid || modeOf(base) === null) return null;
+  params.structuredSaid = true;
+  return `${model} refuses response_format json_schema: structured output is asked as ${MODE_WORDS[params.structured]} from now on; answers are still validated against the task's schema`;
 }

@@ -2,10 +2,12 @@
  * Reading the bodies of successful (2xx) answers. A 200 is not always a success: servers send
  * bodies that are not JSON (a proxy's HTML page), completions without choices, or choices with
  * no text. Those become ENGINE_ERROR or EMPTY_OUTPUT here, so the client's callers only ever see
- * a well-formed result or an EngineError.
+ * a well-formed result or an EngineError. A 200 whose body is an error (`{"error": {...}}`, as
+ * some gateways and older servers send) is told apart by `carriedErrorStatus`, and classified
+ * like the HTTP error it stands for.
  */
 import { parseJsonLenient } from './body.ts';
-import { EngineError } from './classify.ts';
+import { classifyEngineResponse, EngineError } from './classify.ts';
 import { reportedCount } from '../usage.ts';
 import type { ChatResult, ChatUsage, ModelInfo } from './types.ts';
 
@@ -45,6 +47,65 @@ function contentText(content: unknown): string | null {
   return null;
 }
 
+/**
+ * The HTTP status an error body sent with a 2xx stands for (`{"error": {...}}`, `{"error": "..."}`,
+ * the flat `{"object": "error", ...}`); null when the body is not an error (a completion, or not
+ * JSON: readChatCompletion says what is wrong with it). The error's own `code` (or `status`) when
+ * it is an HTTP status, else what its type, code and message say.
+ */
+export function carriedErrorStatus(text: string): number | null {
+  let value: unknown;
+  try {
+    value = parseJsonLenient(text);
+  } catch {
+    return null;
+  }
+  const body = record(value);
+  if (!body || (Array.isArray(body.choices) && body.choices.length > 0)) return null;
+  const nested = record(body.error);
+  if (!nested && typeof body.error !== 'string' && body.object !== 'error') return null;
+  const source = nested ?? body;
+  for (const v of [source.code, source.status, source.status_code, body.status, body.status_code]) {
+    const n = typeof v === 'string' && /^\d{3}$/.test(v) ? Number(v) : v;
+    if (typeof n === 'number' && Number.isInteger(n) && n >= 400 && n <= 599) return n;
+  }
+  const words = [source.type, source.code, source.message, typeof body.error === 'string' ? body.error : undefined].filter((w) => typeof w === 'string').join(' ');
+  if (/context_length_exceeded|context length|context window|max_model_len|prompt is too long/i.test(words)) return 400;
+  if (/insufficient_quota|rate.?limit|too many requests/i.test(words)) return 429;
+  if (/not_?found|does not exist/i.test(words)) return 404;
+  if (/unauthori[sz]ed|authentication|invalid_api_key|incorrect api key/i.test(words)) return 401;
+  if (/permission|forbidden/i.test(words)) return 403;
+  if (/overloaded|unavailable|busy|queue is full/i.test(words)) return 503;
+  if (/invalid_request|bad ?request|validation|unsupported|not supported|invalid/i.test(words)) return 400;
+  return 500;
+}
+
+/** The EngineError of an error body that came with a 2xx: classified as the HTTP error it carries (`status`, from carriedErrorStatus). */
+export function carriedError(status: number, text: string, headers: Record<string, unknown>, sentWith: number): EngineError {
+  const err = classifyEngineResponse(status, text, headers);
+  return new EngineError(err.code, `${err.message} (sent as an error body with HTTP ${sentWith})`, {
+    status,
+    ...(err.engineMessage !== undefined ? { engineMessage: err.engineMessage } : {}),
+    ...(err.engineType !== undefined ? { engineType: err.engineType } : {}),
+    ...(err.engineParam !== undefined ? { engineParam: err.engineParam } : {}),
+    engineDead: err.engineDead,
+    ...(err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}),
+    ...(err.context !== undefined ? { context: err.context } : {}),
+  });
+}
+
+/**
+ * A tool call's arguments, for a message with no content: gateways that implement structured
+ * output as a forced tool call (and some servers asked for JSON) put the answer there.
+ */
+function toolCallText(message: Record<string, unknown> | undefined): string | null {
+  const calls = message?.tool_calls;
+  if (!Array.isArray(calls) || calls.length !== 1) return null;
+  const args = record(record(calls[0])?.function)?.arguments;
+  if (typeof args === 'string') return args;
+  return args !== undefined && args !== null && typeof args === 'object' ? JSON.stringify(args) : null;
+}
+
 /** Reads a chat completion; `latencyMs` and the fallback model come from the caller. */
 export function readChatCompletion(
   text: string,
@@ -59,7 +120,8 @@ export function readChatCompletion(
   const choice = record(choices.find((c) => record(c)?.index === 0) ?? choices[0]);
   const message = record(choice?.message);
   const finishReason = typeof choice?.finish_reason === 'string' ? choice.finish_reason : null;
-  const content = contentText(message?.content);
+  let content = contentText(message?.content);
+  if (content === null || content.trim() === '') content = toolCallText(message) ?? content;
   // vLLM finishes a request it aborted itself (paused, draining, shutting down) with whatever
   // text it had: partial, and no fault of the request. Down: wait for /health, send again.
   if (finishReason === 'abort') {
@@ -68,7 +130,10 @@ export function readChatCompletion(
   if (content === null || content.trim() === '') {
     // A reasoning model (vLLM --reasoning-parser) whose thinking used the answer's room.
     const reasoning = (contentText(message?.reasoning_content) ?? contentText(message?.reasoning) ?? '').trim();
-    const note = reasoning ? `; the model wrote ${reasoning.length} characters of reasoning (reasoning_content) and no answer` : '';
+    let note = reasoning ? `; the model wrote ${reasoning.length} characters of reasoning (reasoning_content) and no answer` : '';
+    // OpenAI's structured outputs: a model that declines says so in `refusal`, not in content.
+    const refusal = typeof message?.refusal === 'string' ? message.refusal.trim() : '';
+    if (refusal) note += `; the model refused: ${JSON.stringify(refusal.length > 300 ? `${refusal.slice(0, 300)}…` : refusal)}`;
     throw new EngineError('EMPTY_OUTPUT', `engine answered with no text (finish_reason ${JSON.stringify(finishReason)})${note}`, {
       status,
       usage: usageOf(body),
@@ -84,7 +149,7 @@ export function readChatCompletion(
   };
 }
 
-/** Reads `GET /v1/models`: `{"data":[{"id":..,"max_model_len":..}]}`. */
+/** Reads `GET /v1/models`: `{"data":[{"id":..,"max_model_len":..}]}` (the context length under the other names servers give it too). */
 export function readModels(text: string, status: number): ModelInfo[] {
   const body = record(parseJson(text, '/v1/models', status));
   const data = body?.data;
@@ -95,8 +160,10 @@ export function readModels(text: string, status: number): ModelInfo[] {
   for (const entry of data) {
     const m = record(entry);
     if (!m || typeof m.id !== 'string') continue;
-    const len = m.max_model_len;
-    models.push({ id: m.id, maxModelLen: typeof len === 'number' && Number.isFinite(len) && len > 0 ? len : null });
+    // vLLM and SGLang say max_model_len; OpenRouter-style lists context_length; llama.cpp's server
+    // meta.n_ctx (its n_ctx_train is what the model was trained for, not what the server holds).
+    const len = [m.max_model_len, m.context_length, record(m.meta)?.n_ctx].find((v) => typeof v === 'number' && Number.isFinite(v) && v > 0);
+    models.push({ id: m.id, maxModelLen: typeof len === 'number' ? len : null });
   }
   return models;
 }

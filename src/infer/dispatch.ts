@@ -39,6 +39,9 @@ import type { Engine, EngineSet } from './engine.ts';
 import type { Ticket } from './gate.ts';
 import type { RatePass } from './rate-limit.ts';
 import type { Prepared } from './units.ts';
+import { fitMaxTokens, roomFrom } from './context-room.ts';
+
+export { fitMaxTokens } from './context-room.ts';
 
 export interface DispatchParts {
   /** The primary engine and its fallbacks. */
@@ -87,17 +90,6 @@ export class ReleaseUnit extends DocbatchError {
     super('ENGINE_DOWN', message, options);
     this.name = 'ReleaseUnit';
   }
-}
-
-/**
- * Keep prompt + max_tokens inside the model's context when the context is known; never more than
- * the unit asks for (a one-word classification's 5 stays 5), and at least 64 when the context
- * seems full (the estimate is rough: the engine says CONTEXT_TOO_LONG if it really is).
- */
-export function fitMaxTokens(prepared: Prepared, maxModelLen: number | null): number {
-  if (!maxModelLen) return prepared.maxTokens;
-  const room = maxModelLen - prepared.promptTokensEstimate - 64;
-  return Math.min(prepared.maxTokens, Math.max(64, room));
 }
 
 /** The client's EMPTY_OUTPUT as a reply with no text (its finish_reason and reasoning read back from the message). */
@@ -163,9 +155,12 @@ export class UnitSender {
       this.sends++;
       try {
         const maxModelLen = (await client.model(signal)).maxModelLen;
-        const maxTokens = Math.min(fitMaxTokens(prepared, maxModelLen), roomLeft ?? Infinity);
+        // The room the engine counted, once it named it, over our estimate of the prompt.
+        const maxTokens = roomLeft ?? fitMaxTokens(prepared, maxModelLen);
         // A paid or shared endpoint's limits, kept by all its workers together.
-        if (engine.limiter) rate = await engine.limiter.acquire(prepared.promptTokensEstimate + maxTokens, signal);
+        const { limiter } = engine;
+        const tokens = prepared.promptTokensEstimate + maxTokens;
+        if (limiter) rate = await limiter.acquire(tokens, signal);
         ticket = await this.acquire(engine, signal, solo);
         if (!ticket) {
           // The engine went down while we waited at its gate: nothing was sent; choose again.
@@ -189,6 +184,17 @@ export class UnitSender {
               requestId: this.sends === 1 ? this.requestId : `${this.requestId}-s${this.sends}`,
             },
             signal,
+            {
+              // A request sent again as the endpoint asks (a setting it refused: refused-params.ts)
+              // reaches it like any other: it takes its own pass (the slot at the gate is kept).
+              beforeResend: async () => {
+                if (!limiter) return;
+                const used = rate;
+                rate = null;
+                await used?.finish();
+                rate = await limiter.acquire(tokens, signal);
+              },
+            },
           )
           .catch((err: unknown) => {
             // An empty answer is still an answer: the task's checks judge it (src/task/answer.ts)
@@ -233,7 +239,7 @@ export class UnitSender {
           }
           continue;
         }
-        const room = this.roomFrom(err, engine, prepared);
+        const room = await roomFrom(err, engine.client, prepared, signal, log);
         if (room !== null && (roomLeft === null || room < roomLeft)) {
           // Only max_tokens was too large (an engine whose /v1/models gives no max_model_len):
           // the engine said how much room there is; ask again within it.
@@ -252,7 +258,7 @@ export class UnitSender {
           const wait = this.retryAfter(err) ?? 1000;
           this.sends--; // a rate limit is the endpoint's pace, not the unit's fault
           // Every worker of this endpoint waits as it said, not only this request.
-          await engine.limiter?.holdFor(wait);
+          await engine.limiter?.holdFor(wait).catch((e: unknown) => log.warn({ err: (e as Error).message }, "could not tell the endpoint's other workers to wait (Redis); this unit waits all the same"));
           backoffMs = wait + Math.random() * Math.min(1000, wait / 4);
         } else {
           throw err;
@@ -320,27 +326,6 @@ export class UnitSender {
       }
       throw err;
     }
-  }
-
-  /**
-   * The max_tokens that fits, when a CONTEXT_TOO_LONG names the context length and the prompt
-   * alone fits (at least 16 tokens of room); null otherwise (the prompt itself is too long: the
-   * unit fails). The prompt's tokens are the engine's count when it names them, else (only
-   * max_tokens named: vLLM's "max_tokens=N cannot be greater than max_model_len=M") our estimate.
-   * One token is kept spare: SGLang refuses prompt + max_tokens equal to the context, vLLM and
-   * TGI take it. The engine's context length is remembered for the next requests.
-   */
-  private roomFrom(err: DocbatchError, engine: Engine, prepared: Prepared): number | null {
-    if (!(err instanceof EngineError) || err.code !== 'CONTEXT_TOO_LONG' || !err.context) return null;
-    const { maxContextLength, promptTokens, maxTokens } = err.context;
-    if (maxContextLength === null) return null;
-    let room: number;
-    if (promptTokens !== null) room = maxContextLength - promptTokens - 1;
-    else if (maxTokens !== null && maxTokens >= maxContextLength) room = fitMaxTokens(prepared, maxContextLength);
-    else return null;
-    if (room < 16 || (maxTokens !== null && room >= maxTokens)) return null;
-    engine.client.learnContextLength(maxContextLength);
-    return room;
   }
 
   /**

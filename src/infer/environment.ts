@@ -92,6 +92,8 @@ export async function checkEngine(parts: EnvironmentParts, waitMs: number, signa
     } catch (err) {
       const code = err instanceof EngineError ? err.code : 'ENGINE_ERROR';
       if (code === 'ENGINE_UNAUTHORIZED') throw unfit('engine', `${(err as Error).message}`, err);
+      // A redirect is ENGINE_URL's, not an engine still loading: refused at once.
+      if (err instanceof EngineError && err.status !== undefined && err.status >= 300 && err.status < 400) throw unfit('engine', `${endpoint(client, '/v1/models')}: ${err.message}`, err);
       if (code === 'ENGINE_UNSUPPORTED' && parts.model) {
         // A server without /v1/models may still serve MODEL: the probe below asks its chat.
         served = [{ id: parts.model, maxModelLen: null }];
@@ -181,6 +183,16 @@ export async function probeImages(client: EngineClient, model: string, log: Logg
         messages: [{ role: 'user', content: [{ type: 'text', text: 'Reply with one word.' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } }] }],
       },
       signal ? AbortSignal.any([signal, AbortSignal.timeout(PROBE_TIMEOUT_MS)]) : AbortSignal.timeout(PROBE_TIMEOUT_MS),
+      {
+        // Sent again for a setting the endpoint refused: a request of its own to the rate limits.
+        beforeResend: async () => {
+          if (!limiter) return;
+          const used = pass;
+          pass = null;
+          await used?.finish();
+          pass = await limiter.acquire(64, signal ?? AbortSignal.timeout(PROBE_TIMEOUT_MS));
+        },
+      },
     );
     return true;
   } catch (err) {

@@ -18,7 +18,10 @@
  * trip). The worker asks before it takes a slot at the engine's gate, so a unit waiting here
  * holds no slot (`waiting` counts them: `docbatch_worker_rate_waiting`). A pass the unit never
  * used (the engine went down before the request left) is given back (`cancel`): it counts for
- * nothing.
+ * nothing. While Redis refuses for a while (away, full, loading, a replica after a failover:
+ * isRedisTransient) the line waits and asks again every second (a unit in it uses no attempt,
+ * and nothing is blamed on the endpoint); any other Redis failure fails the units in line with
+ * INTERNAL, as Redis failures elsewhere in the worker do.
  *
  *   {p}:rate:{engine}        zset   sends of the last window: member "nonce:tokens", score the answer's
  *                                   time (while in flight: the latest it could come back)
@@ -26,6 +29,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { isRedisTransient } from '../../queues/redis-link.ts';
 import { DocbatchError } from '../errors.ts';
 
 /**
@@ -121,6 +125,8 @@ interface InLine {
 
 /** Requests of the line asked for in one round trip. */
 const ASK_AT_ONCE = 64;
+/** How often the line asks again while Redis is full or away. */
+const REDIS_RETRY_MS = 1000;
 
 export interface RateLimits {
   /** Requests per window; undefined: none. */
@@ -205,10 +211,18 @@ export class EngineRateLimiter {
         try {
           [recorded, wait] = await this.redis.docbatchRateAcquire(this.key, `${this.key}:hold`, rpm ?? 0, tpm ?? 0, windowMs ?? 60_000, requestTimeoutMs ?? 600_000, ...front.flatMap((u) => [u.nonce, u.tokens]));
         } catch (err) {
+          if (isRedisTransient(err)) {
+            // Redis trouble (away, full, loading, a replica after a failover), not the endpoint's
+            // nor the unit's: the line waits for Redis as a held answer does (hold.ts), and asks
+            // again; a unit leaves it only by its signal (lock lost, shutdown), using no attempt.
+            await this.nap(REDIS_RETRY_MS);
+            continue;
+          }
           // Each unit would have met the same failure asking alone: they all hear it.
+          const failure = new DocbatchError('INTERNAL', `the rate limiter (ENGINE_RPM/ENGINE_TPM) could not ask Redis: ${(err as Error).message}`, { cause: err });
           for (const u of this.line.splice(0)) {
             u.signal.removeEventListener('abort', u.onAbort);
-            u.reject(err);
+            u.reject(failure);
           }
           return;
         }

@@ -9,9 +9,12 @@
  * `response_format` json_schema (strict), or json_object without a schema. For engines without
  * structured output (`schemaInPrompt`, the worker's SCHEMA_IN_PROMPT), no `response_format` is
  * sent (such servers refuse or ignore it) and the schema goes into the prompt instead; the
- * answer is validated against the schema either way (answer.ts).
+ * answer is validated against the schema either way (answer.ts). Without it, an endpoint that
+ * refuses json_schema is asked the next way it takes, by the engine client
+ * (src/engine/structured-fallback.ts, which words the schema instruction for both).
  */
 import type { DataUrl } from '../engine/data-url.ts';
+import { schemaInstruction } from '../engine/structured-fallback.ts';
 import type { ChatMessage, ContentPart, ResponseFormat } from '../engine/types.ts';
 import { BUILTIN_TASKS } from './builtin.ts';
 import { render, usesVariable, type Variables } from './template.ts';
@@ -112,11 +115,8 @@ export function buildRequest(task: Task, payload: Payload, options: { mapStep?: 
   const attachText = !inline && payloadText !== '';
   if (attachText && images.length > 0 && effective.textLayerNote) instruction = `${instruction} ${effective.textLayerNote}`;
   let format = options.mapStep ? undefined : responseFormatOf(task);
-  if (format && options.schemaInPrompt) {
-    instruction =
-      format.type === 'json_schema'
-        ? `${instruction}\n\nAnswer with one JSON value and nothing else (no Markdown fence, no comment), valid against this JSON Schema:\n${JSON.stringify(format.json_schema.schema)}`
-        : `${instruction}\n\nAnswer with one JSON object and nothing else (no Markdown fence, no comment).`;
+  if (format && format.type !== 'text' && options.schemaInPrompt) {
+    instruction = `${instruction}\n\n${schemaInstruction(format)}`;
     format = undefined;
   }
   const content: ContentPart[] = [{ type: 'text', text: instruction }, ...images];

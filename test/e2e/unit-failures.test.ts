@@ -9,7 +9,9 @@
  * - a task's max_tokens is sent as it is, even below 64 (a one-word classification);
  * - SCHEMA_IN_PROMPT (an engine without structured output): no response_format, the schema in
  *   the prompt, and the answer still validated against it; without it, such an engine's refusal
- *   fails the unit with BAD_REQUEST and a message that says so.
+ *   of response_format is met by asking again at once without it (structured-fallback.ts), and
+ *   a schema its grammar compiler refuses fails the unit with BAD_REQUEST and a message that
+ *   says so.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -101,16 +103,39 @@ describe('units whose answers fail the checks', () => {
     expect(report(p, 'bill')).toMatchObject({ completed: 1, retries: { OUTPUT_INVALID: 1 } });
   }, 90_000);
 
-  it('an engine that refuses response_format: the unit fails with BAD_REQUEST and says what to do', async () => {
-    await scriptedWorker((body) => (body.response_format !== undefined ? { status: 400, content: "Unknown parameter: 'response_format'" } : { content: '{}' }));
+  it('an engine that refuses response_format: asked again at once without it, the schema in the prompt, the answer validated; no attempt used', async () => {
+    const schema = { type: 'object', properties: { total: { type: 'number' } }, required: ['total'] };
+    const engine = await scriptedWorker((body) => (body.response_format !== undefined ? { status: 400, content: "Unknown parameter: 'response_format'" } : { content: '{"total": 7}' }));
     const schemaFile = join(p.dir, 'total2.json');
+    writeFileSync(schemaFile, JSON.stringify(schema));
+    const files = [join(p.dir, 'refused.pdf'), join(p.dir, 'refused2.pdf')];
+    writeFileSync(files[0]!, numberedPdf(1, 7));
+    writeFileSync(files[1]!, numberedPdf(1, 8));
+    const [first] = acceptedIds(await p.enqueue([files[0]!], { task: { schema: schemaFile, unit: 'document' } }));
+    await p.wait([first!], 60_000);
+    expect(JSON.parse(readFileSync(join(p.config.outDir, 'refused.json'), 'utf8'))).toEqual({ total: 7 });
+    expect(report(p, 'refused')).toMatchObject({ completed: 1, failed: [] });
+    // vLLM's older guided_json (ignored by servers that dropped it: the schema goes into the prompt too).
+    expect(engine.chats).toHaveLength(2);
+    expect(engine.chats[1]!.guided_json).toEqual(schema);
+    expect(chatText(engine.chats[1]!)).toContain(`valid against this JSON Schema:\n${JSON.stringify(schema)}`);
+    // Remembered for the model: the next unit goes the way it takes at once.
+    const [second] = acceptedIds(await p.enqueue([files[1]!], { task: { schema: schemaFile, unit: 'document' } }));
+    await p.wait([second!], 60_000);
+    expect(engine.chats).toHaveLength(3);
+    expect(engine.chats[2]!.response_format).toBeUndefined();
+  }, 90_000);
+
+  it('an engine that cannot take the schema (its grammar compiler refuses it): the unit fails with BAD_REQUEST and says what to do', async () => {
+    await scriptedWorker((body) => (body.response_format !== undefined ? { status: 400, content: 'Failed to transform json schema into a grammar: unsupported keyword patternProperties' } : { content: '{}' }));
+    const schemaFile = join(p.dir, 'total3.json');
     writeFileSync(schemaFile, JSON.stringify({ type: 'object', properties: { total: { type: 'number' } } }));
-    const file = join(p.dir, 'refused.pdf');
-    writeFileSync(file, numberedPdf(1, 7));
+    const file = join(p.dir, 'ungrammatical.pdf');
+    writeFileSync(file, numberedPdf(1, 9));
     const [docId] = acceptedIds(await p.enqueue([file], { task: { schema: schemaFile, unit: 'document' } }));
     await p.wait([docId!], 60_000);
-    expect(report(p, 'refused')).toMatchObject({
-      failed: [{ code: 'BAD_REQUEST', message: expect.stringMatching(/Unknown parameter: 'response_format'.*start its worker with SCHEMA_IN_PROMPT=1/) }],
+    expect(report(p, 'ungrammatical')).toMatchObject({
+      failed: [{ code: 'BAD_REQUEST', message: expect.stringMatching(/Failed to transform json schema.*start its worker with SCHEMA_IN_PROMPT=1/) }],
     });
   }, 90_000);
 

@@ -119,3 +119,52 @@ describe('a refusal whose body a proxy appended to (junk after the JSON, as engi
     expect(result.text).toBe('no temperature');
   });
 });
+
+describe('an endpoint that caps replies below the max_tokens asked', () => {
+  /** A model whose replies are capped at `cap` tokens, refusing a larger max_tokens with `say(asked)`. */
+  async function capped(cap: number, say: (asked: number) => string): Promise<Scripted> {
+    return startScripted((_req, res, seen) => {
+      const body = JSON.parse(seen.body || '{}') as Record<string, unknown>;
+      const asked = Number(body.max_tokens ?? body.max_completion_tokens);
+      if (asked > cap) return json(res, 400, { error: { message: say(asked), type: 'invalid_request_error', param: 'max_tokens', code: 'invalid_value' } });
+      return json(res, 200, completion(`cap ${asked}`));
+    });
+  }
+
+  it.each([
+    ['OpenAI', (asked: number) => `max_tokens is too large: ${asked}. This model supports at most 4096 completion tokens, whereas you provided ${asked}.`],
+    ['an Anthropic-compatible gateway', (asked: number) => `max_tokens: ${asked} > 4096, which is the maximum allowed number of output tokens for claude-x`],
+    ['Groq', (asked: number) => `\`max_tokens\` must be less than or equal to \`4096\`, the maximum value for \`max_tokens\` is less than the \`context_window\` for this model (asked ${asked})`],
+  ])('%s: asked again at once within the cap, which is remembered for the model and said once', async (_who, say) => {
+    server = await capped(4096, say);
+    const said: string[] = [];
+    client = new EngineClient({ url: server.url, model: 'capped', onParamsChanged: (s) => said.push(s) });
+    expect((await client.chat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 10_000 })).text).toBe('cap 4096');
+    expect((await client.chat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 8000 })).text).toBe('cap 4096');
+    // A request within the cap goes as asked.
+    expect((await client.chat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 300 })).text).toBe('cap 300');
+    expect(chatBodies(server)).toHaveLength(4); // one refusal, then each call once
+    expect(said).toEqual([expect.stringMatching(/capped caps replies at 4096 tokens/)]);
+  });
+
+  it("vLLM's context-length refusal is not taken for a cap (the worker's room logic handles it)", async () => {
+    server = await startScripted((_req, res) =>
+      json(res, 400, { error: { message: "'max_tokens' or 'max_completion_tokens' is too large: 8000. This model's maximum context length is 4096 tokens and your request has 2778 input tokens (8000 > 4096 - 2778).", type: 'BadRequestError', param: null, code: 400 } }),
+    );
+    client = new EngineClient({ url: server.url, model: 'm' });
+    await expect(client.chat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 8000 })).rejects.toMatchObject({ code: 'CONTEXT_TOO_LONG' });
+    expect(chatBodies(server)).toHaveLength(1);
+  });
+});
+
+describe('an endpoint that takes temperature or top_p, not both (Anthropic-compatible)', () => {
+  it('is asked again without top_p; the temperature (the retries rise it) stays', async () => {
+    server = await startScripted((_req, res, seen) => {
+      const body = JSON.parse(seen.body) as Record<string, unknown>;
+      if ('temperature' in body && 'top_p' in body) return json(res, 400, { error: { message: '`temperature` and `top_p` cannot both be specified for this model. Please use only one.', type: 'invalid_request_error', param: null, code: null } });
+      return json(res, 200, completion(`t ${String(body.temperature)} p ${String(body.top_p)}`));
+    });
+    client = new EngineClient({ url: server.url, model: 'claude-x' });
+    expect((await client.chat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 10, temperature: 0.3, topP: 0.9 })).text).toBe('t 0.3 p undefined');
+  });
+});

@@ -10,7 +10,7 @@
  *   the worker at start with WORKER_UNFIT naming the URL, instead of taking units to hand them
  *   back forever or failing every page.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
@@ -68,6 +68,58 @@ describe('a worker before engines that are not the emulator', () => {
     // The room named less one: SGLang refuses prompt + max_tokens equal to the context.
     expect(sent.filter((m) => m === 299).length).toBe(2);
     expect(sent.every((m) => m === 299 || m! > 300)).toBe(true);
+  }, 90_000);
+
+  /**
+   * vLLM that stops counting a prompt once it cannot fit: its refusal names only a lower bound
+   * ("your prompt contains at least N input tokens", N = context - max_tokens + 1). Context 2000,
+   * every prompt 1700 tokens as it counts them; /v1/models gives no max_model_len.
+   */
+  async function lowerBoundEngine(tokenize: boolean): Promise<Scripted> {
+    const limit = 2000;
+    const prompt = 1700;
+    return startScripted((_req, res, seen) => {
+      if (seen.path === '/health') return res.writeHead(200).end();
+      if (seen.path === '/v1/models') return json(res, 200, { object: 'list', data: [{ id: 'lb', object: 'model' }] });
+      if (seen.path === '/tokenize' && tokenize) return json(res, 200, { count: prompt, max_model_len: limit, tokens: [] });
+      if (seen.path !== '/v1/chat/completions') return json(res, 404, { detail: 'Not Found' });
+      const max = (JSON.parse(seen.body) as { max_tokens: number }).max_tokens;
+      if (max > 1 && prompt + max > limit) {
+        const atLeast = Math.max(1, limit - max + 1);
+        return json(res, 400, { error: { message: `This model's maximum context length is ${limit} tokens. However, you requested ${max} output tokens and your prompt contains at least ${atLeast} input tokens, for a total of at least ${atLeast + max} tokens. Please reduce the length of the input prompt or the number of requested output tokens. (parameter=input_tokens, value=${atLeast})`, type: 'BadRequestError', param: 'input_tokens', code: 400 } });
+      }
+      return json(res, 200, { id: 'c', object: 'chat.completion', model: 'lb', choices: [{ index: 0, message: { role: 'assistant', content: `within ${max}` }, finish_reason: 'stop' }], usage: { prompt_tokens: prompt, completion_tokens: 3, total_tokens: prompt + 3 } });
+    });
+  }
+
+  it('a context-length refusal that names only a lower bound of the prompt ("at least N input tokens"): the prompt is counted (/tokenize), one resend within the real room', async () => {
+    fake = await lowerBoundEngine(true);
+    worker = await p.startWorker({ engineUrl: fake.url, model: 'lb', pageMaxTokens: 1000 });
+    const [docId] = acceptedIds(await p.enqueue([pdf('lower-bound.pdf', 2, 6)]));
+    const [done] = await p.wait([docId!], 60_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 2, failed: 0 });
+    const sent = fake.seen.filter((s) => s.path === '/v1/chat/completions').map((s) => (JSON.parse(s.body) as { max_tokens: number }).max_tokens).filter((m) => m > 1);
+    // Refused at 1000 (once per page at most: both may be in flight before one learns), then
+    // 2000 - 1700 - 1 = 299 as the engine counted the prompt; not a walk down from the bound,
+    // two tokens a send. The context length is remembered: a page sent after that fits its
+    // max_tokens to it before it is sent (on our estimate of the prompt: at most 299).
+    expect(sent).toContain(299);
+    expect(sent.filter((m) => m > 299).every((m) => m === 1000)).toBe(true);
+    expect(sent.filter((m) => m === 1000).length).toBeLessThanOrEqual(2);
+    expect(sent.length).toBeLessThanOrEqual(4);
+  }, 90_000);
+
+  it('the same without /tokenize: at most one resend on the estimate, then CONTEXT_TOO_LONG (never a walk through every send)', async () => {
+    fake = await lowerBoundEngine(false);
+    worker = await p.startWorker({ engineUrl: fake.url, model: 'lb', pageMaxTokens: 1000 });
+    const [docId] = acceptedIds(await p.enqueue([pdf('lower-bound2.pdf', 1, 7)]));
+    const [done] = await p.wait([docId!], 60_000);
+    const sent = fake.seen.filter((s) => s.path === '/v1/chat/completions').map((s) => (JSON.parse(s.body) as { max_tokens: number }).max_tokens).filter((m) => m > 1);
+    expect(sent.length).toBeLessThanOrEqual(2);
+    if (done!.record.failed === 1) {
+      const report = JSON.parse(readFileSync(join(p.config.outDir, 'lower-bound2.report.json'), 'utf8')) as { failed: Array<{ code: string }> };
+      expect(report.failed.map((f) => f.code)).toEqual(['CONTEXT_TOO_LONG']);
+    }
   }, 90_000);
 
   /** A server that lists `listed` at /v1/models and answers chat as `chat` says. */
@@ -135,6 +187,24 @@ describe('a worker before engines that are not the emulator', () => {
     const [docId] = acceptedIds(await p.enqueue([pdf('health-401.pdf', 3, 6)]));
     const [done] = await p.wait([docId!], 30_000);
     expect(done!.record).toMatchObject({ state: 'written', done: 3, failed: 0 });
+  }, 60_000);
+
+  it('refuses to start at once when ENGINE_URL redirects (http to https, a moved gateway), naming where to', async () => {
+    fake = await startScripted((_req, res, seen) => {
+      res.writeHead(301, { location: `https://gateway.example${seen.path}`, 'content-type': 'text/html' });
+      res.end('<html><head><title>301 Moved Permanently</title></head></html>');
+    });
+    for (const model of [undefined, 'm']) {
+      const started = performance.now();
+      // A long start timeout: a redirect is not an engine still loading, so nothing waits for it.
+      const err = await p.startWorker({ engineUrl: fake.url, model, engineStartTimeoutMs: 60_000 }).then(
+        (w) => ((worker = w), null),
+        (e: unknown) => e,
+      );
+      expect(isDocbatchError(err) && err.code, String(model)).toBe('WORKER_UNFIT');
+      expect(String((err as Error).message)).toMatch(/redirects to https:\/\/gateway\.example\/v1\/.*set ENGINE_URL/);
+      expect(performance.now() - started).toBeLessThan(10_000);
+    }
   }, 60_000);
 
   it('refuses to start when ENGINE_URL has a path the server does not have, saying so', async () => {

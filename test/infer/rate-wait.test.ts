@@ -11,7 +11,10 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { shownUrl } from '../../src/infer/engine.ts';
 import { EngineRateLimiter } from '../../src/infer/rate-limit.ts';
+import { json, startScripted } from '../engine/scripted-server.ts';
 import { WorkerMetrics } from '../../src/observe/metrics.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
@@ -68,6 +71,48 @@ describe('a worker whose units wait for the rate limit', () => {
     const [done] = await p.wait(ids, 60_000);
     expect(done!.record).toMatchObject({ done: 5, failed: 0 });
     expect(sumOf(parseMetrics(await metrics.metrics()), 'docbatch_worker_rate_waiting')).toBe(0);
+  }, 90_000);
+});
+
+describe('a request sent again for a setting the endpoint refused', () => {
+  it.each([
+    ['a unit', false],
+    ["the worker's start-up probe", true],
+  ])('takes its own rate pass (%s): every request the endpoint saw is counted in the limits', async (_what, probeRefused) => {
+    p = await startPipeline({ file: import.meta.filename, worker: false });
+    // A reasoning model's endpoint: any temperature but the default is refused (400); the request
+    // goes again without it (refused-params.ts). Both reach the endpoint and count in its RPM.
+    // Refused for the units only, or for the start-up probe only (the model then learnt).
+    const target = p.engine.url;
+    let refused = 0;
+    const fake = await startScripted(async (_req, res, seen) => {
+      if (seen.path === '/v1/chat/completions') {
+        const body = JSON.parse(seen.body) as Record<string, unknown>;
+        const probe = seen.headers['x-request-id'] === 'docbatch-image-probe';
+        if ('temperature' in body && body.temperature !== 1 && probe === probeRefused) {
+          refused++;
+          return json(res, 400, { error: { message: `Unsupported value: 'temperature' does not support ${String(body.temperature)} with this model. Only the default (1) value is supported.`, type: 'invalid_request_error', param: 'temperature', code: 'unsupported_value' } });
+        }
+      }
+      const r = await fetch(`${target}${seen.path}`, { method: seen.method, headers: { 'content-type': 'application/json' }, ...(seen.method === 'POST' ? { body: seen.body } : {}) });
+      const text = await r.text();
+      res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
+      res.end(text);
+    });
+    try {
+      await p.startWorker({ engineUrl: fake.url, engineRpm: 1000, engineRateWindowMs: 60_000, workerName: 'resends' });
+      const ids = acceptedIds(await p.enqueue([chats(p.dir, 3)]));
+      const [done] = await p.wait(ids, 60_000);
+      expect(done!.record).toMatchObject({ done: 3, failed: 0 });
+      const sent = fake.seen.filter((s) => s.path === '/v1/chat/completions').length;
+      expect(refused).toBeGreaterThanOrEqual(1);
+      const key = `${p.config.prefix}:rate:${createHash('sha256').update(shownUrl(fake.url)).digest('hex').slice(0, 16)}`;
+      expect(await redis.zcard(key), 'sends counted by the limiter (the start-up probe and its resend included)').toBe(sent);
+    } finally {
+      await p.stop();
+      p = undefined;
+      await fake.close();
+    }
   }, 90_000);
 });
 

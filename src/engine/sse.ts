@@ -1,0 +1,119 @@
+/**
+ * An event stream sent back to a request that asked for none (`"stream": false`): some proxies
+ * and gateways force streaming. The body is `text/event-stream`, `data: {chunk}` events (blank
+ * line between) ending `data: [DONE]`. It is assembled here into the chat completion the request
+ * asked for: the text of choice 0 joined from its deltas, its last finish_reason, the usage of the
+ * chunk that carries one (`stream_options.include_usage`), the first id and model.
+ *
+ * - An event that carries `{"error": ...}` (an engine failing mid-stream) is returned as that
+ *   error body: the client classifies it like the HTTP error it stands for.
+ * - A stream cut off before its end (no `[DONE]` and no finish_reason) is ENGINE_ERROR: the text
+ *   is partial, and the request is sent again.
+ */
+import { EngineError } from './classify.ts';
+
+/** Whether a 2xx answer is an event stream: its Content-Type says so, or its body starts like one (a mislabelling proxy). */
+export function isEventStream(contentType: string | string[] | undefined, text: string): boolean {
+  const type = Array.isArray(contentType) ? contentType.join(',') : (contentType ?? '');
+  // A JSON body is JSON whatever its label (a proxy that marks every answer as a stream).
+  if (/^\uFEFF?\s*[{[]/.test(text.slice(0, 64))) return false;
+  return /text\/event-stream/i.test(type) || /^\s*(?:data|event|id):/.test(text.slice(0, 64));
+}
+
+function record(value: unknown): Record<string, unknown> | undefined {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}
+
+/**
+ * The `data` of each event, in order: several `data:` lines of one event joined by a newline, as
+ * the standard says, unless they do not read as one JSON value that way while each line does (a
+ * server that ends its events with a single newline).
+ */
+function events(text: string): string[] {
+  const out: string[] = [];
+  let data: string[] = [];
+  const flush = (): void => {
+    if (data.length === 0) return;
+    if (data.length > 1 && !parses(data.join('\n')) && data.every((d) => parses(d) || d.trim() === '[DONE]')) out.push(...data);
+    else out.push(data.join('\n'));
+    data = [];
+  };
+  for (const line of text.split(/\r\n|\r|\n/)) {
+    if (line === '') flush();
+    else if (line.startsWith('data:')) data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
+    // `event:`, `id:`, `retry:` and `:` comments carry nothing we read.
+  }
+  flush();
+  return out;
+}
+
+function parses(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The chat completion (as JSON text) an event stream adds up to, or the error body one of its
+ * events carries. Throws ENGINE_ERROR for a stream that is not one, or was cut off.
+ */
+export function assembleEventStream(text: string, status: number): string {
+  let content = '';
+  let reasoning = '';
+  let sawChoice = false;
+  let finish: string | null = null;
+  let usage: unknown;
+  let id: unknown;
+  let model: unknown;
+  let done = false;
+  const toolArgs: string[] = [];
+  for (const data of events(text)) {
+    if (data.trim() === '[DONE]') {
+      done = true;
+      break;
+    }
+    let chunk: Record<string, unknown> | undefined;
+    try {
+      chunk = record(JSON.parse(data));
+    } catch (err) {
+      throw new EngineError('ENGINE_ERROR', `engine answered a non-streaming request with an event stream, and one of its events is not JSON: ${JSON.stringify(data.slice(0, 200))}`, { status, cause: err });
+    }
+    if (!chunk) continue;
+    if (chunk.error !== undefined && chunk.error !== null) return JSON.stringify(chunk);
+    id ??= chunk.id;
+    model ??= chunk.model;
+    if (record(chunk.usage)) usage = chunk.usage;
+    for (const c of Array.isArray(chunk.choices) ? chunk.choices : []) {
+      const choice = record(c);
+      if (!choice || (typeof choice.index === 'number' && choice.index !== 0)) continue;
+      sawChoice = true;
+      const delta = record(choice.delta) ?? record(choice.message) ?? {};
+      if (typeof delta.content === 'string') content += delta.content;
+      else if (typeof choice.text === 'string') content += choice.text; // a /v1/completions-style chunk
+      const thought = delta.reasoning_content ?? delta.reasoning;
+      if (typeof thought === 'string') reasoning += thought;
+      for (const call of Array.isArray(delta.tool_calls) ? delta.tool_calls : []) {
+        const fn = record(record(call)?.function);
+        const at = typeof record(call)?.index === 'number' ? (record(call)!.index as number) : 0;
+        if (typeof fn?.arguments === 'string') toolArgs[at] = (toolArgs[at] ?? '') + fn.arguments;
+      }
+      if (typeof choice.finish_reason === 'string') finish = choice.finish_reason;
+    }
+  }
+  if (!done && finish === null) {
+    throw new EngineError('ENGINE_ERROR', `engine answered a non-streaming request with an event stream that ended before its end (no [DONE], no finish_reason): the answer is partial (${content.length} characters)`, { status });
+  }
+  const message: Record<string, unknown> = { role: 'assistant', content };
+  if (reasoning !== '') message.reasoning_content = reasoning;
+  if (toolArgs.length > 0) message.tool_calls = toolArgs.map((args, index) => ({ index, type: 'function', function: { arguments: args ?? '' } }));
+  return JSON.stringify({
+    ...(id !== undefined ? { id } : {}),
+    object: 'chat.completion',
+    ...(model !== undefined ? { model } : {}),
+    choices: sawChoice ? [{ index: 0, message, finish_reason: finish }] : [],
+    ...(usage !== undefined ? { usage } : {}),
+  });
+}

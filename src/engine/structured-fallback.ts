@@ -1,0 +1,118 @@
+/**
+ * Structured output for endpoints that do not take `response_format` json_schema, learnt from
+ * their 400s (refused-params.ts records what a model was found to take). A request asks in the
+ * strongest way the endpoint takes, from this ladder:
+ *
+ *   json_schema   `response_format: {"type":"json_schema",...}` as the task built it (vLLM, SGLang, OpenAI)
+ *   guided_json   vLLM's older extra field `guided_json: <schema>` (vLLM before json_schema; silently
+ *                 ignored by vLLM since late 2025, so the schema goes into the prompt as well)
+ *   json_object   `response_format: {"type":"json_object"}`, the schema in the prompt (endpoints that
+ *                 only take json_object)
+ *   prompt        no structured-output field at all, the schema in the prompt (SCHEMA_IN_PROMPT)
+ *
+ * A refusal of the field a request used moves the model one rung down (a json_object request
+ * refused goes straight to `prompt`). Weaker rungs are safe: every answer is validated against
+ * the task's schema before it counts (src/task/answer.ts).
+ *
+ * The instruction that puts a schema into a prompt is written here, once, for SCHEMA_IN_PROMPT
+ * (src/task/request.ts) and for these fallbacks alike.
+ */
+import type { ChatMessage, ContentPart, ResponseFormat } from './types.ts';
+
+export const STRUCTURED_MODES = ['json_schema', 'guided_json', 'json_object', 'prompt'] as const;
+export type StructuredMode = (typeof STRUCTURED_MODES)[number];
+
+/** What a model is asked to answer in, said in the log once it is found to need a weaker rung. */
+export const MODE_WORDS: Record<StructuredMode, string> = {
+  json_schema: 'response_format json_schema',
+  guided_json: "vLLM's guided_json field, with the schema in the prompt",
+  json_object: 'response_format json_object, with the schema in the prompt',
+  prompt: 'the schema in the prompt alone (no structured-output field)',
+};
+
+/** The sentence that ends an instruction asking for JSON, for engines that do not constrain decoding to the schema. */
+export function schemaInstruction(format: Exclude<ResponseFormat, { type: 'text' }>): string {
+  return format.type === 'json_schema'
+    ? `Answer with one JSON value and nothing else (no Markdown fence, no comment), valid against this JSON Schema:\n${JSON.stringify(format.json_schema.schema)}`
+    : 'Answer with one JSON object and nothing else (no Markdown fence, no comment).';
+}
+
+/** The rung a request body asks structured output on; null when it asks none (free text, or the schema already in the prompt). */
+export function modeOf(body: Readonly<Record<string, unknown>>): StructuredMode | null {
+  if ('guided_json' in body) return 'guided_json';
+  const rf = body.response_format as { type?: unknown } | undefined;
+  if (rf?.type === 'json_schema') return 'json_schema';
+  if (rf?.type === 'json_object') return 'json_object';
+  return null;
+}
+
+/** The rung a model goes down to after a refusal of `mode`. */
+export function nextMode(mode: StructuredMode): StructuredMode {
+  // json_object refused: the endpoint takes no response_format at all; a json_schema one would not be taken either.
+  if (mode === 'json_object') return 'prompt';
+  return STRUCTURED_MODES[Math.min(STRUCTURED_MODES.indexOf(mode) + 1, STRUCTURED_MODES.length - 1)]!;
+}
+
+const FIELD: Record<StructuredMode, RegExp> = {
+  json_schema: /response_format|json_schema|structured output/i,
+  guided_json: /guided_json/i,
+  json_object: /response_format|json_object|json mode/i,
+  prompt: /(?!)/,
+};
+/** Words of a refusal: the field (or this value of it) is not taken here. */
+const REFUSED = /not (?:be )?supported|unsupported|unknown (?:parameter|field|variant|argument)|unrecognized|not permitted|not allowed|extra (?:inputs|fields)|input should be|invalid (?:value|parameter|type)|unknown variant|expected (?:one of|`)|does not support|not available|not implemented/i;
+/** A schema the endpoint's grammar compiler cannot take: the task's schema is the problem, not the field (stays BAD_REQUEST). */
+const SCHEMA_PROBLEM = /grammar|failed to (?:transform|convert|compile)|invalid schema|schema is invalid/i;
+
+/**
+ * The rung a refused request falls to, when the refusal (400, 422, 501) says the endpoint does
+ * not take the structured-output field the request used; null otherwise.
+ */
+export function structuredRefusal(status: number, message: string, param: string | undefined, body: Readonly<Record<string, unknown>>): StructuredMode | null {
+  if (status !== 400 && status !== 422 && status !== 501) return null;
+  const mode = modeOf(body);
+  if (mode === null || SCHEMA_PROBLEM.test(message)) return null;
+  const named = FIELD[mode].test(message) || (param !== undefined && FIELD[mode].test(param));
+  if (!named) return null;
+  return status === 501 || REFUSED.test(message) ? nextMode(mode) : null;
+}
+
+/**
+ * The request body on a rung (a new object; `body` is as the task built it). Only a body whose
+ * response_format asks for JSON is changed; a json_object request stays json_object until the
+ * endpoint refuses that too.
+ */
+export function bodyInMode(body: Readonly<Record<string, unknown>>, mode: StructuredMode): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...body };
+  const format = body.response_format as ResponseFormat | undefined;
+  if (mode === 'json_schema' || format === undefined || format.type === 'text') return out;
+  if (format.type === 'json_object' && mode !== 'prompt') return out;
+  delete out.response_format;
+  if (mode === 'guided_json' && format.type === 'json_schema') out.guided_json = format.json_schema.schema;
+  if (mode === 'json_object') out.response_format = { type: 'json_object' };
+  out.messages = withInstruction(body.messages as ChatMessage[], schemaInstruction(format));
+  return out;
+}
+
+/** The messages with `instruction` appended to the last user message's first text (a new list; the given one is not changed). */
+function withInstruction(messages: ChatMessage[], instruction: string): ChatMessage[] {
+  let at = -1;
+  for (let i = messages.length - 1; i >= 0; i--) {
+    if (messages[i]!.role === 'user') {
+      at = i;
+      break;
+    }
+  }
+  if (at < 0) return [...messages, { role: 'user', content: instruction }];
+  const message = messages[at]!;
+  let content: string | ContentPart[];
+  if (typeof message.content === 'string') content = `${message.content}\n\n${instruction}`;
+  else {
+    const first = message.content.findIndex((p) => p.type === 'text');
+    content =
+      first < 0
+        ? [{ type: 'text', text: instruction }, ...message.content]
+        : message.content.map((p, i) => (i === first && p.type === 'text' ? { type: 'text', text: `${p.text}\n\n${instruction}` } : p));
+  }
+  return messages.map((m, i) => (i === at ? { ...m, content } : m));
+}

@@ -1,0 +1,56 @@
+/**
+ * A real worker and writer before the engine emulator acting out servers docbatch had not met:
+ * a proxy that forces streaming (every answer an event stream), and a gateway that sends its
+ * errors with status 200. Pages are written, tokens counted, and a refusal in a 200 is the
+ * BAD_REQUEST it carries (one request, the unit failed for good), not an ENGINE_ERROR retried
+ * on every attempt.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
+import { acceptedIds, parsePages, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
+
+let p: Pipeline;
+beforeAll(async () => {
+  p = await startPipeline({ file: import.meta.filename, emulator: { speed: 20, outputTokensMin: 20, outputTokensMax: 40 } });
+});
+afterAll(async () => {
+  await p?.stop();
+});
+
+const report = (name: string) => JSON.parse(readFileSync(join(p.config.outDir, `${name}.report.json`), 'utf8')) as Record<string, unknown>;
+
+it('a proxy that forces streaming: every page written from the assembled streams, their tokens counted', async () => {
+  p.engine.setFaults({ forceStream: true });
+  try {
+    const file = join(p.dir, 'streamed.pdf');
+    writeFileSync(file, numberedPdf(3, 11));
+    const [docId] = acceptedIds(await p.enqueue([file]));
+    const [done] = await p.wait([docId!], 60_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 3, failed: 0 });
+    const pages = parsePages(readFileSync(join(p.config.outDir, 'streamed.md'), 'utf8'));
+    for (const n of [1, 2, 3]) expect(pages.get(n)!.body).toMatch(/^\[emulated reply by /);
+    expect(report('streamed')).toMatchObject({ completed: 3, failed: [] });
+    expect(report('streamed').completion_tokens).toBeGreaterThanOrEqual(60);
+  } finally {
+    p.engine.setFaults({ forceStream: false });
+  }
+}, 90_000);
+
+it('a gateway that sends errors with a 200: a refused page is BAD_REQUEST after one request, the others written', async () => {
+  p.engine.setFaults({ errorsAs200: true, reject: { matchText: 'Page 2 of 3' } });
+  try {
+    const file = join(p.dir, 'refused200.pdf');
+    writeFileSync(file, numberedPdf(3, 12));
+    const before = p.engine.stats().errors.rejected;
+    const [docId] = acceptedIds(await p.enqueue([file]));
+    const [done] = await p.wait([docId!], 60_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 2, failed: 1 });
+    expect(report('refused200')).toMatchObject({ failed: [{ page: 2, code: 'BAD_REQUEST', message: expect.stringMatching(/its text contains "Page 2 of 3".*sent as an error body with HTTP 200/) }] });
+    // Sent once: a BAD_REQUEST is final, where an ENGINE_ERROR was retried on every attempt.
+    expect(p.engine.stats().errors.rejected - before).toBe(1);
+  } finally {
+    p.engine.setFaults({ errorsAs200: false, reject: null });
+  }
+}, 90_000);
