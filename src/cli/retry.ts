@@ -7,6 +7,7 @@ import { connectRedis } from '../../queues/connect.ts';
 import { createLogger } from '../observe/log.ts';
 import { progressPrinter } from '../observe/bar.ts';
 import { waitForDocs } from '../observe/progress.ts';
+import { printWaitResults } from './wait-results.ts';
 import { unservedWatch } from '../observe/workers.ts';
 import { DocStore } from '../store/docs.ts';
 import { jsonLine, printable } from '../printable.ts';
@@ -35,7 +36,7 @@ export function retryCommand(): Command {
       ...(config.pdfPassword !== undefined ? { password: config.pdfPassword } : {}),
       ...(opts.rewrite === true ? { rewrite: true } : {}),
     });
-    for (const target of unknown) process.stderr.write(`docbatch: no document found for ${printable(target)}\n`);
+    for (const target of unknown) process.stderr.write(`docbatch: DOC_NOT_FOUND: no document found for ${printable(target)}\n`);
     for (const o of outcomes) {
       const what = o.reopened.length > 0 ? `retrying ${o.reopened.length} unit${o.reopened.length === 1 ? '' : 's'}` : o.rewrite ? 'writing again' : 'nothing to retry';
       if (json) process.stdout.write(`${jsonLine({ docId: o.docId, source: o.source, reopened: o.reopened, rewrite: o.rewrite })}\n`);
@@ -49,13 +50,7 @@ export function retryCommand(): Command {
     const redis = connectRedis(config.redisUrl, 'worker');
     try {
       const final = await waitForDocs(new DocStore(redis, config.prefix), active, { intervalMs: 250, ...(json ? {} : { onTick: progressPrinter(process.stderr), notes: unservedWatch(redis, config.prefix) }) });
-      let failed = 0;
-      for (const p of final) {
-        const r = p.record;
-        failed += r.failed + (r.state === 'failed' ? 1 : 0);
-        if (json) process.stdout.write(`${jsonLine({ docId: r.docId, state: r.state, units: r.units, completed: r.done, failed: r.failed, files: r.files })}\n`);
-        else process.stdout.write(`${r.docId}  ${r.state}  ${printable(r.meta.source)}: ${r.done}/${r.units} done${r.failed ? `, ${r.failed} FAILED` : ''}\n`);
-      }
+      const failed = printWaitResults(final, json);
       process.exitCode = unknown.length > 0 ? 2 : failed > 0 ? 1 : 0;
     } finally {
       redis.disconnect();

@@ -42,6 +42,11 @@ export function statusCommand(): Command {
       const models = byModel(progress, now);
       const workers = await readWorkers(redis, config.prefix, now);
       const out = (line: string) => process.stdout.write(`${line}\n`);
+      // A document asked for by name and not found is an error a script can test (as retry's).
+      if (doc && ids.length === 0) {
+        process.stderr.write(`docbatch: DOC_NOT_FOUND: no document found for ${printable(doc)}\n`);
+        process.exitCode = 2;
+      }
       if (opts.json) {
         for (const p of progress) out(jsonLine(docJson(p, costOf(p.record.engineMs, p.record.done))));
         out(jsonLine({ models: models.map((m) => ({ model: m.model, ...totalsJson(m.totals, costOf(m.totals.engineMs, m.totals.done)) })) }));
@@ -49,7 +54,7 @@ export function statusCommand(): Command {
         out(jsonLine({ total: totalsJson(total, costOf(total.engineMs, total.done)) }));
         return;
       }
-      if (progress.length === 0) out(doc ? `no document found for ${printable(doc)}` : 'no documents');
+      if (progress.length === 0 && !doc) out('no documents');
       for (const p of progress) {
         const r = p.record;
         out(`${r.docId}  ${p.state.padEnd(7)} ${progressLine(p)}  ${tokensAndCost(formatTokens(r.completionTokens, r.unitsWithoutUsage), r.engineMs, costOf(r.engineMs, r.done).usd)}`);
