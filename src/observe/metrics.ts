@@ -134,16 +134,29 @@ type Cumulative = 'deaths' | 'downMs' | 'busyMs';
 
 /** What metrics read from a worker: its events, and its engine's parts when scraped. */
 export interface ObservedEngine {
+  /** Its URL without credentials (the `engine` label). */
+  readonly label: string;
   readonly window: { snapshot(): { size: number; state: string } };
   readonly gate: { readonly inFlight: number; readonly waiting: number; readonly busyTime: number };
-  readonly monitor: { readonly isDown: boolean; readonly deaths: number; on(event: 'down' | 'up', listener: () => void): unknown };
+  readonly monitor: {
+    readonly isDown: boolean;
+    readonly deaths: number;
+    /** Milliseconds of outages that ended. */
+    readonly downMs: number;
+    /** When the outage in progress began (performance.now()), null while up. */
+    readonly downSince: number | null;
+    on(event: 'down' | 'up', listener: () => void): unknown;
+  };
   /** The endpoint's shared rate limits, when it has any. */
   readonly limiter: { readonly waiting: number } | null;
 }
 
 export interface ObservedWorker {
   readonly activeUnits: number;
-  /** The primary engine (`docbatch_engine_up`, deaths and downtime are its). */
+  /**
+   * The primary engine (`docbatch_engine_up`, deaths and downtime are its, as they always were;
+   * `docbatch_engine_endpoint_*{engine,role}` give each engine's, `docbatch_engine_serving` whether any takes units).
+   */
   readonly engine: ObservedEngine;
   /**
    * Every engine it sends to (primary, then fallbacks); `pick()` is the one units go to now.
@@ -226,7 +239,43 @@ export class WorkerMetrics {
     gauge('worker_gate_waiting', 'Prepared units waiting at the gate for a window slot.', (w) => sum(w, (e) => e.gate.waiting));
     gauge('worker_rate_waiting', "Units waiting for the endpoint's rate limit (ENGINE_RPM, ENGINE_TPM), holding no window slot.", (w) => sum(w, (e) => e.limiter?.waiting ?? 0));
     gauge('worker_active_units', 'Units this worker holds (preparing, waiting or in flight).', (w) => w.activeUnits);
-    gauge('engine_up', '1 while the engine answers, 0 while this worker waits for it to come back.', (w) => (w.engine.monitor.isDown ? 0 : 1));
+    gauge('engine_up', 'The primary engine (ENGINE_URL): 1 while it answers, 0 while this worker waits for it to come back (a fallback may serve meanwhile: docbatch_engine_serving).', (w) => (w.engine.monitor.isDown ? 0 : 1));
+    // With fallback engines (ENGINE_FALLBACK_URLS) the primary being down is not the worker
+    // being stopped: what an alert wants is whether any engine takes its units now.
+    gauge('engine_serving', '1 while an engine (the primary, or a fallback that has taken over) takes this worker\'s units, 0 while none does and its units wait.', (w) => (w.engines.pick() ? 1 : 0));
+    const roleOf = (w: ObservedWorker, e: ObservedEngine) => (e === w.engine ? 'primary' : 'fallback');
+    const each = (w: ObservedWorker) => w.engines.all.map((e) => ({ e, labels: { engine: e.label, role: roleOf(w, e) } }));
+    new Gauge({
+      name: `${p}engine_endpoint_up`,
+      help: 'Each engine this worker sends to (role primary or fallback): 1 while it answers, 0 while it is seen down.',
+      labelNames: ['engine', 'role'],
+      registers,
+      collect() {
+        if (self.worker) for (const { e, labels } of each(self.worker)) this.set(labels, e.monitor.isDown ? 0 : 1);
+      },
+    });
+    // Per engine, monotonic: what grew since the last scrape is added (as `cumulative` below).
+    const perEngine = (name: string, help: string, read: (e: ObservedEngine) => number, scale = 1) => {
+      const reported = new Map<string, number>();
+      return new Counter({
+        name: `${p}${name}`,
+        help,
+        labelNames: ['engine', 'role'],
+        registers,
+        collect() {
+          if (!self.worker) return;
+          for (const { e, labels } of each(self.worker)) {
+            const now = read(e);
+            const delta = now - (reported.get(labels.engine) ?? 0);
+            // Seen at 0 too, so an engine that never failed shows its series.
+            this.inc(labels, delta > 0 ? delta * scale : 0);
+            if (delta > 0) reported.set(labels.engine, now);
+          }
+        },
+      });
+    };
+    perEngine('engine_endpoint_deaths_total', 'Times this worker found each of its engines dead (process gone or EngineDeadError).', (e) => e.monitor.deaths);
+    perEngine('engine_endpoint_down_seconds_total', 'Seconds each of its engines was seen down (an outage in progress included).', (e) => e.monitor.downMs + (e.monitor.downSince !== null ? performance.now() - e.monitor.downSince : 0), 1 / 1000);
     new Gauge({
       name: `${p}worker_window_state`,
       help: 'The window controller state (1 for the current one): probing, steady, backoff, paused.',

@@ -55,6 +55,21 @@ describe('a worker sending to its fallback while its primary is dead', () => {
     expect(res.status).toBe(200);
   });
 
+  it('/metrics says no outage of the worker: its fallback serves, only the primary is down (each engine labelled)', async () => {
+    const m = parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
+    const one = (name: string, labels: Record<string, string> = {}) => m.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+    // The old family keeps its meaning (the primary), so dashboards built on it still work ...
+    expect(sumOf(m, 'docbatch_engine_up')).toBe(0);
+    // ... and an alert on no engine serving does not fire: units go to the fallback.
+    expect(one('docbatch_engine_serving').map((s) => s.value)).toEqual([1]);
+    expect(one('docbatch_engine_endpoint_up', { role: 'primary', engine: worker.engine.label }).map((s) => s.value)).toEqual([0]);
+    expect(one('docbatch_engine_endpoint_up', { role: 'fallback', engine: worker.engines.fallbacks[0]!.label }).map((s) => s.value)).toEqual([1]);
+    const down = (role: string) => one('docbatch_engine_endpoint_down_seconds_total', { role })[0]?.value;
+    expect(down('primary'), 'the primary is down now').toBeGreaterThan(0);
+    expect(down('fallback'), 'the fallback never was').toBe(0);
+    expect(one('docbatch_engine_endpoint_deaths_total', { role: 'fallback' }).map((s) => s.value)).toEqual([0]);
+  });
+
   it('counts its requests at the fallback in /metrics and its heartbeat, and status calls it taking work', async () => {
     const pdf = join(p.dir, 'forty.pdf');
     writeFileSync(pdf, numberedPdf(40));

@@ -54,6 +54,60 @@ for (const [target, labels] of [['dashboard', ''], ['gpu0', 'worker="gpu0"'], ['
 scrape('dashboard', '', 'docbatch_queue_units_unfed', 'infer', null, 2000);
 scrape('dashboard', '', 'docbatch_queue_units_unfed', MODEL_QUEUE, null, 0);
 
+/** Runs `promtool test rules` on one alert over `input` series; returns its status and output. */
+function promtoolAlert(alert: string, expr: string, forDuration: string, input: Array<[string, string]>, checks: Array<{ eval_time: string; exp_alerts: Array<{ exp_labels: Record<string, string> }> }>): { status: number | null; out: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'docbatch-promql-'));
+  try {
+    writeFileSync(join(dir, 'rules.yml'), JSON.stringify({ groups: [{ name: 'docbatch', rules: [{ alert, expr, for: forDuration }] }] }));
+    const tests = {
+      rule_files: ['rules.yml'],
+      evaluation_interval: '1m',
+      tests: [{ interval: '1m', input_series: input.map(([series, values]) => ({ series, values })), alert_rule_test: checks.map((c) => ({ alertname: alert, ...c })) }],
+    };
+    writeFileSync(join(dir, 'tests.yml'), JSON.stringify(tests));
+    const r = spawnSync(promtool, ['test', 'rules', 'tests.yml'], { cwd: dir, encoding: 'utf8' });
+    return { status: r.status, out: `${r.stdout}\n${r.stderr}\nexpr: ${expr}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('the engine alerts of docs/operations.md, in Prometheus', () => {
+  // gpu0: its primary is dead, its fallback serves (ENGINE_FALLBACK_URLS). gpu1: one engine, dead.
+  // gpu2: all well. What each worker's /metrics says (test/observe/fallback-observed.test.ts
+  // checks a real worker says this), as scraped.
+  const at = (worker: string) => `job="gpu",instance="${worker}:9464",worker="${worker}"`;
+  const engineSeries: Array<[string, string]> = [
+    [`docbatch_engine_up{${at('gpu0')}}`, '0x40'],
+    [`docbatch_engine_serving{${at('gpu0')}}`, '1x40'],
+    [`docbatch_engine_endpoint_up{${at('gpu0')},engine="http://gpu0:8000",role="primary"}`, '0x40'],
+    [`docbatch_engine_endpoint_up{${at('gpu0')},engine="https://api.example.com/v1",role="fallback"}`, '1x40'],
+    [`docbatch_engine_up{${at('gpu1')}}`, '0x40'],
+    [`docbatch_engine_serving{${at('gpu1')}}`, '0x40'],
+    [`docbatch_engine_endpoint_up{${at('gpu1')},engine="http://gpu1:8000",role="primary"}`, '0x40'],
+    [`docbatch_engine_up{${at('gpu2')}}`, '1x40'],
+    [`docbatch_engine_serving{${at('gpu2')}}`, '1x40'],
+    [`docbatch_engine_endpoint_up{${at('gpu2')},engine="http://gpu2:8000",role="primary"}`, '1x40'],
+  ];
+
+  it('page only for the worker no engine serves, not for the one its fallback serves', () => {
+    expect(promtool, 'promtool is missing: run scripts/ensure-promtool.sh').not.toBe('');
+    const r = promtoolAlert('DocbatchNoEngine', query('a worker with no engine for long'), '10m', engineSeries, [
+      { eval_time: '5m', exp_alerts: [] },
+      { eval_time: '15m', exp_alerts: [{ exp_labels: { job: 'gpu', instance: 'gpu1:9464', worker: 'gpu1' } }] },
+    ]);
+    expect(r.status, r.out).toBe(0);
+  });
+
+  it('say which engine is down while its worker goes on with another', () => {
+    const r = promtoolAlert('DocbatchEngineDown', query('an engine down for long while the worker goes on'), '30m', engineSeries, [
+      { eval_time: '20m', exp_alerts: [] },
+      { eval_time: '35m', exp_alerts: [{ exp_labels: { job: 'gpu', instance: 'gpu0:9464', worker: 'gpu0', engine: 'http://gpu0:8000', role: 'primary' } }] },
+    ]);
+    expect(r.status, r.out).toBe(0);
+  });
+});
+
 describe('the queries of docs/operations.md, in Prometheus', () => {
   it('count the units queued once per queue, and alert on work nobody takes', () => {
     expect(promtool, 'promtool is missing: run scripts/ensure-promtool.sh').not.toBe('');
