@@ -379,9 +379,9 @@ export class UnitSender {
     return 0;
   }
 
-  /** The engine's /health asked at once (2 s at most; 'unknown' when it cannot tell). */
+  /** The engine's /health asked at once, as its monitor reads it (2 s at most; 'unknown' when it cannot tell). */
   private healthNow(engine: Engine, signal: AbortSignal): Promise<EngineHealth> {
-    return engine.client.health(AbortSignal.any([signal, AbortSignal.timeout(2000)])).catch(() => 'unknown' as const);
+    return engine.monitor.health(AbortSignal.any([signal, AbortSignal.timeout(2000)])).catch(() => 'unknown' as const);
   }
 
   private countOutage(solo: boolean, err: DocbatchError): void {
