@@ -3,7 +3,7 @@
  * and on pause and resume, src/infer/worker.ts), read for `docbatch status` and the dashboard,
  * with what is wrong with each in words: its engine down, unhealthy (a fault of its own
  * environment), intake paused (budget), or silent (no heartbeat for 20 s: stopped, or cut off
- * from Redis).
+ * from Redis). Writers beat too, in `{p}:writers` (src/write/writer.ts).
  */
 import type { Redis } from 'ioredis';
 import { inferQueueFor, SHARED_INFER_QUEUE } from '../../queues/routes.ts';
@@ -71,6 +71,55 @@ export async function readWorkers(redis: Redis, prefix: string, now = Date.now()
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/** A writer's heartbeat in `{p}:writers` (src/write/writer.ts, every 5 s; gone when it stops). */
+export interface WriterBeat {
+  name: string;
+  at: number;
+  startedAt: number | null;
+  /** OUT_DIR it writes to. */
+  out: string;
+  /** Documents written, and writes failed for good, since it started. */
+  written: number;
+  failed: number;
+  /** Redis refused its writes for want of memory (it pauses writing). */
+  redisFull: boolean;
+  ageMs: number;
+  silent: boolean;
+}
+
+export async function readWriters(redis: Redis, prefix: string, now = Date.now()): Promise<WriterBeat[]> {
+  const raw = await redis.hgetall(`${prefix}:writers`);
+  const out: WriterBeat[] = [];
+  for (const [name, json] of Object.entries(raw)) {
+    let beat: Partial<WriterBeat>;
+    try {
+      beat = JSON.parse(json) as Partial<WriterBeat>;
+    } catch {
+      continue;
+    }
+    const at = typeof beat.at === 'number' ? beat.at : 0;
+    out.push({
+      name,
+      at,
+      startedAt: typeof beat.startedAt === 'number' ? beat.startedAt : null,
+      out: String(beat.out ?? ''),
+      written: Number(beat.written ?? 0),
+      failed: Number(beat.failed ?? 0),
+      redisFull: beat.redisFull === true,
+      ageMs: Math.max(0, now - at),
+      silent: now - at > SILENT_MS,
+    });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** What is wrong with a writer, in words, or null when it is writing. */
+export function writerProblem(w: WriterBeat): string | null {
+  if (w.silent) return `no heartbeat for ${Math.round(w.ageMs / 1000)} s (stopped, or cut off from Redis)`;
+  if (w.redisFull) return 'writing paused: Redis is full (REDIS_FULL)';
+  return null;
+}
+
 /** What is wrong with a worker, in words, or null when it is taking work. */
 export function workerProblem(w: WorkerBeat): string | null {
   if (w.silent) return `no heartbeat for ${Math.round(w.ageMs / 1000)} s (stopped, or cut off from Redis)`;
@@ -93,10 +142,16 @@ export function lifetimeRate(w: WorkerBeat): { units: number; perSecond: number 
 /**
  * Work that no running worker takes, in words (empty when every unfinished document's queue has
  * one): no heartbeat at all under this prefix, or a model no worker's engine serves (a typo in
- * `--model`, its worker not started). Such work waits for ever; `enqueue --wait`, `retry --wait`
- * and `status` say so instead of counting nothing.
+ * `--model`, its worker not started); with `writers`, also documents no running writer will
+ * write. Such work waits for ever; `enqueue --wait`, `retry --wait` and `status` say so instead
+ * of counting nothing.
  */
-export function unservedWork(progress: readonly DocProgress[], workers: readonly WorkerBeat[]): string[] {
+export function unservedWork(progress: readonly DocProgress[], workers: readonly WorkerBeat[], writers?: readonly WriterBeat[]): string[] {
+  return [...untaken(progress, workers), ...(writers ? unwrittenWork(progress, writers) : [])];
+}
+
+/** Units no running worker takes (unservedWork). */
+function untaken(progress: readonly DocProgress[], workers: readonly WorkerBeat[]): string[] {
   // Units still to answer: a `complete` document (every unit answered) waits for the writer.
   const waiting = progress.filter((p) => !p.finished && p.record.state !== 'complete');
   if (waiting.length === 0) return [];
@@ -129,20 +184,36 @@ export function unservedWork(progress: readonly DocProgress[], workers: readonly
 }
 
 /**
+ * Documents that wait (or will wait) for a writer while no writer runs: the writer writes the
+ * outputs, and runs the reconciler and the feeding timer. Before writers had heartbeats nothing
+ * said so: `--wait` showed every unit answered and waited for ever.
+ */
+export function unwrittenWork(progress: readonly DocProgress[], writers: readonly WriterBeat[]): string[] {
+  if (writers.some((w) => !w.silent)) return [];
+  const unfinished = progress.filter((p) => !p.finished);
+  if (unfinished.length === 0) return [];
+  const complete = unfinished.filter((p) => p.record.state === 'complete').length;
+  const why = complete > 0
+    ? `${complete} document${complete === 1 ? ' has' : 's have'} every unit answered and wait${complete === 1 ? 's' : ''} to be written`
+    : `the documents will wait to be written once answered`;
+  return [`no writer has a heartbeat under this prefix (${writers.length > 0 ? `${writers.length} silent` : 'none started'}): ${why}; start one (docbatch writer), or check that it reaches this Redis and prefix`];
+}
+
+/**
  * unservedWork for a `--wait` loop: nothing for the first `graceMs` (workers started with the
  * command get to say they are there), then the heartbeats read at most every `everyMs`.
  */
 export function unservedWatch(redis: Redis, prefix: string, options: { everyMs?: number; graceMs?: number } = {}): (progress: readonly DocProgress[]) => Promise<string[]> {
   const everyMs = options.everyMs ?? 5000;
   const from = Date.now() + (options.graceMs ?? 10_000);
-  let workers: WorkerBeat[] | null = null;
+  let beats: { workers: WorkerBeat[]; writers: WriterBeat[] } | null = null;
   let readAt = 0;
   return async (progress) => {
     if (Date.now() < from) return [];
-    if (workers === null || Date.now() - readAt >= everyMs) {
-      workers = await readWorkers(redis, prefix);
+    if (beats === null || Date.now() - readAt >= everyMs) {
+      beats = { workers: await readWorkers(redis, prefix), writers: await readWriters(redis, prefix) };
       readAt = Date.now();
     }
-    return unservedWork(progress, workers);
+    return unservedWork(progress, beats.workers, beats.writers);
   };
 }
