@@ -163,9 +163,19 @@ function untaken(progress: readonly DocProgress[], workers: readonly WorkerBeat[
   // not every worker's (a text-only worker takes only its model's queue).
   const models = new Map<string, number>();
   let shared = 0;
+  // Served only by workers that take nothing now (budget spent, engine down with no fallback
+  // serving, unhealthy, paused): status lists those workers, but the work they hold up was not said.
+  const held = new Map<string, { model: string | null; docs: number; workers: WorkerBeat[] }>();
   for (const p of waiting) {
     const queue = p.record.meta.queue ?? inferQueueFor(p.record.meta.model);
-    if (live.some((w) => w.queues.includes(queue))) continue;
+    const serving = live.filter((w) => w.queues.includes(queue));
+    if (serving.length > 0 && serving.every((w) => workerProblem(w) !== null)) {
+      const entry = held.get(queue) ?? { model: queue === SHARED_INFER_QUEUE ? null : (p.record.meta.model ?? null), docs: 0, workers: serving };
+      entry.docs++;
+      held.set(queue, entry);
+      continue;
+    }
+    if (serving.length > 0) continue;
     const model = p.record.meta.model;
     if (queue === SHARED_INFER_QUEUE || model === null || model === undefined) shared++;
     else models.set(model, (models.get(model) ?? 0) + 1);
@@ -179,6 +189,11 @@ function untaken(progress: readonly DocProgress[], workers: readonly WorkerBeat[
     notes.push(
       `no running worker takes work that names no model (${shared} document${shared === 1 ? '' : 's'}, the shared queue): the running workers are text-only; start a worker whose model takes images, or enqueue with --model naming a model a worker serves${served.length > 0 ? ` (${served.map((m) => JSON.stringify(printable(m))).join(', ')})` : ''}`,
     );
+  }
+  for (const { model, docs, workers: serving } of held.values()) {
+    const what = model === null ? 'work that names no model' : `model ${JSON.stringify(printable(model))}`;
+    const why = serving.map((w) => `worker ${printable(w.name)}: ${printable(workerProblem(w)!)}`).join('; ');
+    notes.push(`${what} (${docs} document${docs === 1 ? '' : 's'}): no worker that serves it takes work now, so its work waits (${why})`);
   }
   return notes;
 }
