@@ -129,3 +129,8 @@ export function jobLockKey(prefix: string, queueName: string, jobId: string): st
 export function jobKey(prefix: string, queueName: string, jobId: string): string {
   return `${prefix}:${queueName}:${jobId}`;
 }
+
+/** The Redis hash of a queue's settings: `{prefix}:{queue}:meta` (field `paused` while it is paused). */
+export function queueMetaKey(prefix: string, queueName: string): string {
+  return `${prefix}:${queueName}:meta`;
+}

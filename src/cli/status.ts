@@ -11,7 +11,7 @@ import { wholeNumber } from './number-options.ts';
 import { connectRedis } from '../../queues/connect.ts';
 import { progressLine } from '../observe/bar.ts';
 import { byModel, formatDuration, formatRate, readProgress, totalsOf, type DocProgress, type Totals } from '../observe/progress.ts';
-import { readWorkers, readWriters, unservedWork, unwrittenWork, workerProblem, writerProblem } from '../observe/workers.ts';
+import { pausedWork, readPausedQueues, readWorkers, readWriters, unservedWork, unwrittenWork, workerProblem, writerProblem } from '../observe/workers.ts';
 import { costPer1000Units, costUsd } from '../observe/cost.ts';
 import { DocStore } from '../store/docs.ts';
 import { findDocuments } from '../store/find.ts';
@@ -42,6 +42,7 @@ export function statusCommand(): Command {
       const models = byModel(progress, now);
       const workers = await readWorkers(redis, config.prefix, now);
       const writers = await readWriters(redis, config.prefix, now);
+      const pausedQueues = await readPausedQueues(redis, config.prefix, progress);
       const out = (line: string) => process.stdout.write(`${line}\n`);
       // A document asked for by name and not found is an error a script can test (as retry's).
       if (doc && ids.length === 0) {
@@ -72,12 +73,13 @@ export function statusCommand(): Command {
       else if (total.byState.queued + total.byState.running > 0) out('workers: none has a heartbeat: start one (docbatch worker), or check that workers reach this Redis and prefix');
       for (const { w, problem } of troubled) out(`worker ${printable(w.name)}: ${printable(problem!)}`);
       // A model no running worker serves (with workers: none at all is said above).
-      if (workers.length > 0) for (const note of unservedWork(progress, workers)) out(note);
+      // A paused queue is said whether or not workers run; work no worker takes, when some run.
+      for (const note of workers.length > 0 ? unservedWork(progress, workers, { pausedQueues }) : pausedWork(progress, pausedQueues)) out(note);
       // Writers as workers: how many, the ones not writing, and documents none will write.
       const stuck = writers.map((w) => ({ w, problem: writerProblem(w) })).filter((x) => x.problem !== null);
       if (writers.length > 0) out(`writers: ${writers.length}${stuck.length > 0 ? `, ${stuck.length} not writing` : ', all writing'}`);
       for (const { w, problem } of stuck) out(`writer ${printable(w.name)}: ${printable(problem!)}`);
-      for (const note of unwrittenWork(progress, writers)) out(note);
+      for (const note of unwrittenWork(progress, writers, pausedQueues)) out(note);
     } finally {
       redis.disconnect();
     }

@@ -25,6 +25,9 @@ export const METRIC_PREFIX = 'docbatch_';
 /** The job states BullMQ counts, in the order the gauges list them. */
 export const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'paused', 'completed', 'failed'] as const;
 
+/** Where a queue's sample keeps whether it is paused (not a BullMQ state). */
+const PAUSED = ' paused';
+
 /** Request latency buckets in seconds: a page on a busy GPU takes seconds to minutes. */
 const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 600];
 const RENDER_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -32,6 +35,8 @@ const RENDER_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 /** Anything that can count its jobs by state (a BullMQ Queue). */
 export interface CountableQueue {
   getJobCounts(...states: string[]): Promise<Record<string, number>>;
+  /** Paused (Bull Board's Pause, queue.pause()): its workers take nothing, its jobs count as waiting. */
+  isPaused?(): Promise<boolean>;
 }
 
 export interface QueueMetricsOptions {
@@ -54,7 +59,7 @@ export function registerQueueMetrics(
     // One Redis read serves every family of one scrape (prom-client collects them concurrently).
     if (sample && performance.now() - sample.at < 250) return sample.result;
     const result = withDeadline(
-      Promise.all(queues.map(async ({ name, queue }) => [name, await queue.getJobCounts(...JOB_STATES)] as const)).then((pairs) => new Map(pairs)),
+      Promise.all(queues.map(async ({ name, queue }) => [name, { ...(await queue.getJobCounts(...JOB_STATES)), [PAUSED]: queue.isPaused && (await queue.isPaused()) ? 1 : 0 } as Record<string, number>] as const)).then((pairs) => new Map(pairs)),
       timeoutMs,
     ).catch(() => null);
     sample = { at: performance.now(), result };
@@ -72,6 +77,18 @@ export function registerQueueMetrics(
       for (const [queue, byState] of counts) {
         for (const state of JOB_STATES) this.set({ queue, state }, byState[state] ?? 0);
       }
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}queue_paused`,
+    help: '1 while the queue is paused (Bull Board\'s Pause, queue.pause()): no worker takes its jobs, which count as waiting.',
+    labelNames: ['queue'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const counts = await read();
+      if (!counts) return;
+      for (const [queue, byState] of counts) this.set({ queue }, byState[PAUSED] ?? 0);
     },
   });
   new Gauge({

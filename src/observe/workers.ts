@@ -6,6 +6,8 @@
  * from Redis). Writers beat too, in `{p}:writers` (src/write/writer.ts).
  */
 import type { Redis } from 'ioredis';
+import { queueMetaKey } from '../../queues/connect.ts';
+import { QUEUES } from '../../queues/contracts.ts';
 import { inferQueueFor, SHARED_INFER_QUEUE } from '../../queues/routes.ts';
 import { printable } from '../printable.ts';
 import type { DocProgress } from './progress.ts';
@@ -146,8 +148,33 @@ export function lifetimeRate(w: WorkerBeat): { units: number; perSecond: number 
  * write. Such work waits for ever; `enqueue --wait`, `retry --wait` and `status` say so instead
  * of counting nothing.
  */
-export function unservedWork(progress: readonly DocProgress[], workers: readonly WorkerBeat[], writers?: readonly WriterBeat[]): string[] {
-  return [...untaken(progress, workers), ...(writers ? unwrittenWork(progress, writers) : [])];
+export function unservedWork(progress: readonly DocProgress[], workers: readonly WorkerBeat[], more: { writers?: readonly WriterBeat[]; pausedQueues?: readonly string[] } = {}): string[] {
+  const paused = more.pausedQueues ?? [];
+  return [...pausedWork(progress, paused), ...untaken(progress.filter((p) => !paused.includes(queueOf(p))), workers), ...(more.writers ? unwrittenWork(progress, more.writers, paused) : [])];
+}
+
+function queueOf(p: DocProgress): string {
+  return p.record.meta.queue ?? inferQueueFor(p.record.meta.model);
+}
+
+/**
+ * The queues of these documents (and the write queue) that are paused: Bull Board's Pause (or
+ * BullMQ's queue.pause()) stops every worker of the queue, and no heartbeat shows it.
+ */
+export async function readPausedQueues(redis: Redis, prefix: string, progress: readonly DocProgress[]): Promise<string[]> {
+  const queues = [...new Set([...progress.filter((p) => !p.finished).map(queueOf), QUEUES.write])];
+  const paused = await Promise.all(queues.map((q) => redis.hexists(queueMetaKey(prefix, q), 'paused')));
+  return queues.filter((_, i) => paused[i] === 1);
+}
+
+/** Work of paused infer queues (unservedWork). */
+export function pausedWork(progress: readonly DocProgress[], paused: readonly string[]): string[] {
+  const docs = new Map<string, number>();
+  for (const p of progress) {
+    if (p.finished || p.record.state === 'complete' || !paused.includes(queueOf(p))) continue;
+    docs.set(queueOf(p), (docs.get(queueOf(p)) ?? 0) + 1);
+  }
+  return [...docs].map(([queue, n]) => `queue ${JSON.stringify(printable(queue))} is paused (${n} document${n === 1 ? '' : 's'}): no worker takes its work until it is resumed (Bull Board's Resume, or queue.resume())`);
 }
 
 /** Units no running worker takes (unservedWork). */
@@ -203,11 +230,14 @@ function untaken(progress: readonly DocProgress[], workers: readonly WorkerBeat[
  * outputs, and runs the reconciler and the feeding timer. Before writers had heartbeats nothing
  * said so: `--wait` showed every unit answered and waited for ever.
  */
-export function unwrittenWork(progress: readonly DocProgress[], writers: readonly WriterBeat[]): string[] {
-  if (writers.some((w) => !w.silent)) return [];
+export function unwrittenWork(progress: readonly DocProgress[], writers: readonly WriterBeat[], pausedQueues: readonly string[] = []): string[] {
   const unfinished = progress.filter((p) => !p.finished);
   if (unfinished.length === 0) return [];
   const complete = unfinished.filter((p) => p.record.state === 'complete').length;
+  if (pausedQueues.includes(QUEUES.write)) {
+    return [`queue "${QUEUES.write}" is paused: no writer writes documents until it is resumed (Bull Board's Resume, or queue.resume())${complete > 0 ? `; ${complete} document${complete === 1 ? ' has' : 's have'} every unit answered` : ''}`];
+  }
+  if (writers.some((w) => !w.silent)) return [];
   const why = complete > 0
     ? `${complete} document${complete === 1 ? ' has' : 's have'} every unit answered and wait${complete === 1 ? 's' : ''} to be written`
     : `the documents will wait to be written once answered`;
@@ -221,14 +251,14 @@ export function unwrittenWork(progress: readonly DocProgress[], writers: readonl
 export function unservedWatch(redis: Redis, prefix: string, options: { everyMs?: number; graceMs?: number } = {}): (progress: readonly DocProgress[]) => Promise<string[]> {
   const everyMs = options.everyMs ?? 5000;
   const from = Date.now() + (options.graceMs ?? 10_000);
-  let beats: { workers: WorkerBeat[]; writers: WriterBeat[] } | null = null;
+  let beats: { workers: WorkerBeat[]; writers: WriterBeat[]; paused: string[] } | null = null;
   let readAt = 0;
   return async (progress) => {
     if (Date.now() < from) return [];
     if (beats === null || Date.now() - readAt >= everyMs) {
-      beats = { workers: await readWorkers(redis, prefix), writers: await readWriters(redis, prefix) };
+      beats = { workers: await readWorkers(redis, prefix), writers: await readWriters(redis, prefix), paused: await readPausedQueues(redis, prefix, progress) };
       readAt = Date.now();
     }
-    return unservedWork(progress, beats.workers, beats.writers);
+    return unservedWork(progress, beats.workers, { writers: beats.writers, pausedQueues: beats.paused });
   };
 }

@@ -53,3 +53,15 @@ it("says the work of a model whose only workers take nothing now (budget spent, 
   // Finished work, or work only the writer has left: nothing.
   expect(unservedWork([doc(1, 'vl', 'written'), doc(2, 'vl', 'complete')], [spent])).toEqual([]);
 });
+
+it('a paused queue is said for its unfinished work; the write queue paused, for every unfinished document', () => {
+  const vl = beat('gpu0', 'vl', [SHARED_INFER_QUEUE, inferQueueFor('vl')]);
+  const writer = { name: 'w', at: Date.now(), startedAt: null, out: '/out', written: 0, failed: 0, redisFull: false, ageMs: 0, silent: false };
+  expect(unservedWork([doc(1, 'vl'), doc(2, 'vl')], [vl], { writers: [writer], pausedQueues: [inferQueueFor('vl')] })).toEqual([
+    `queue "${inferQueueFor('vl')}" is paused (2 documents): no worker takes its work until it is resumed (Bull Board's Resume, or queue.resume())`,
+  ]);
+  expect(unservedWork([doc(1, 'vl', 'complete')], [vl], { writers: [writer], pausedQueues: ['write'] })).toEqual([
+    `queue "write" is paused: no writer writes documents until it is resumed (Bull Board's Resume, or queue.resume()); 1 document has every unit answered`,
+  ]);
+  expect(unservedWork([doc(1, 'vl', 'written')], [vl], { writers: [writer], pausedQueues: [inferQueueFor('vl'), 'write'] })).toEqual([]);
+});
