@@ -134,3 +134,8 @@ export function jobKey(prefix: string, queueName: string, jobId: string): string
 export function queueMetaKey(prefix: string, queueName: string): string {
   return `${prefix}:${queueName}:meta`;
 }
+
+/** The Redis list of a queue's active jobs: `{prefix}:{queue}:active`. */
+export function activeListKey(prefix: string, queueName: string): string {
+  return `${prefix}:${queueName}:active`;
+}

@@ -14,7 +14,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { connectRedis, openQueue } from '../../queues/connect.ts';
+import { activeListKey, connectRedis, jobLockKey, openQueue } from '../../queues/connect.ts';
 import { QUEUES, type UnitJobData } from '../../queues/contracts.ts';
 import type { DocMeta, UnitResult } from '../store/types.ts';
 import { withDeadline } from '../timeouts.ts';
@@ -27,6 +27,7 @@ export const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiti
 
 /** Where a queue's sample keeps whether it is paused (not a BullMQ state). */
 const PAUSED = ' paused';
+const ORPHANED = ' orphaned';
 
 /** Request latency buckets in seconds: a page on a busy GPU takes seconds to minutes. */
 const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 600];
@@ -37,6 +38,24 @@ export interface CountableQueue {
   getJobCounts(...states: string[]): Promise<Record<string, number>>;
   /** Paused (Bull Board's Pause, queue.pause()): its workers take nothing, its jobs count as waiting. */
   isPaused?(): Promise<boolean>;
+  /** Active jobs whose lock has expired (queueStats.orphanedActive). */
+  orphaned?(): Promise<number>;
+}
+
+/**
+ * Active jobs whose lock has expired: the worker that took them is gone (killed, its machine
+ * lost). BullMQ's stalled check, which only a worker of the queue runs, hands them out again; with
+ * none running they stay `active` for ever, and an alert that takes active jobs for work being
+ * done never fires. Reads at most the first 1000 active jobs (a queue's active jobs are what
+ * its workers hold: their windows).
+ */
+export async function orphanedActive(redis: Redis, prefix: string, queueName: string): Promise<number> {
+  const ids = await redis.lrange(activeListKey(prefix, queueName), 0, 999);
+  if (ids.length === 0) return 0;
+  const pipeline = redis.pipeline();
+  for (const id of ids) pipeline.exists(jobLockKey(prefix, queueName, id));
+  const found = (await pipeline.exec()) ?? [];
+  return found.filter(([err, n]) => !err && n === 0).length;
 }
 
 export interface QueueMetricsOptions {
@@ -59,7 +78,7 @@ export function registerQueueMetrics(
     // One Redis read serves every family of one scrape (prom-client collects them concurrently).
     if (sample && performance.now() - sample.at < 250) return sample.result;
     const result = withDeadline(
-      Promise.all(queues.map(async ({ name, queue }) => [name, { ...(await queue.getJobCounts(...JOB_STATES)), [PAUSED]: queue.isPaused && (await queue.isPaused()) ? 1 : 0 } as Record<string, number>] as const)).then((pairs) => new Map(pairs)),
+      Promise.all(queues.map(async ({ name, queue }) => [name, { ...(await queue.getJobCounts(...JOB_STATES)), [PAUSED]: queue.isPaused && (await queue.isPaused()) ? 1 : 0, [ORPHANED]: (await queue.orphaned?.()) ?? 0 } as Record<string, number>] as const)).then((pairs) => new Map(pairs)),
       timeoutMs,
     ).catch(() => null);
     sample = { at: performance.now(), result };
@@ -89,6 +108,18 @@ export function registerQueueMetrics(
       const counts = await read();
       if (!counts) return;
       for (const [queue, byState] of counts) this.set({ queue }, byState[PAUSED] ?? 0);
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}queue_jobs_orphaned`,
+    help: 'Active jobs whose lock expired: their worker is gone. A running worker of the queue hands them out again; while none runs they stay active.',
+    labelNames: ['queue'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const counts = await read();
+      if (!counts) return;
+      for (const [queue, byState] of counts) this.set({ queue }, byState[ORPHANED] ?? 0);
     },
   });
   new Gauge({
@@ -122,7 +153,8 @@ export interface QueueCounter {
 export function openQueueCounter(target: { redisUrl: string; prefix: string; attempts: number }, inferQueues: string[] = [QUEUES.infer]): QueueCounter {
   const redis = connectRedis(target.redisUrl, 'worker', { maxRetriesPerRequest: 1 });
   const names = [...new Set([...inferQueues, QUEUES.write])];
-  const opened = names.map((name) => ({ name, queue: (name === QUEUES.write ? openQueue('write', target, redis) : openQueue('infer', target, redis, name)) as unknown as Queue }));
+  const counted = (queue: Queue, name: string): Queue => Object.assign(queue, { orphaned: () => orphanedActive(redis, target.prefix, name) });
+  const opened = names.map((name) => ({ name, queue: counted((name === QUEUES.write ? openQueue('write', target, redis) : openQueue('infer', target, redis, name)) as unknown as Queue, name) }));
   let closing: Promise<void> | null = null;
   return {
     queues: opened,
@@ -132,7 +164,7 @@ export function openQueueCounter(target: { redisUrl: string; prefix: string; att
       const added: Array<{ name: string; queue: Queue }> = [];
       for (const name of new Set(inferQueues)) {
         if (name === QUEUES.write || opened.some((o) => o.name === name)) continue;
-        added.push({ name, queue: openQueue('infer', target, redis, name) as unknown as Queue });
+        added.push({ name, queue: counted(openQueue('infer', target, redis, name) as unknown as Queue, name) });
       }
       opened.splice(opened.findIndex((o) => o.name === QUEUES.write), 0, ...added);
       return added;

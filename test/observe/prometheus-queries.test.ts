@@ -34,6 +34,10 @@ function query(bullet: string): string {
 }
 
 const MODEL_QUEUE = 'infer-acme-7b-0a1b2c';
+/** A queue whose only worker was killed with 3 units in flight: active, orphaned, nothing waiting. */
+const CRASHED_QUEUE = 'infer-gone-3b-112233';
+/** A queue at work: 2 waiting, 4 active, none orphaned. */
+const BUSY_QUEUE = 'infer-busy-1b-445566';
 const series: Array<[string, string]> = [];
 const scrape = (target: string, labels: string, name: string, queue: string, state: string | null, value: number) => {
   const l = [`job="${target}"`, `instance="${target}:9464"`, ...(labels ? [labels] : []), `queue="${queue}"`, ...(state ? [`state="${state}"`] : [])].join(',');
@@ -50,7 +54,15 @@ for (const [target, labels] of [['dashboard', ''], ['gpu0', 'worker="gpu0"'], ['
   }
   scrape(target, labels, 'docbatch_queue_jobs', 'write', 'waiting', 0);
   scrape(target, labels, 'docbatch_queue_jobs', 'write', 'active', 1);
+  for (const [queue, waiting, active, orphaned] of [[CRASHED_QUEUE, 0, 3, 3], [BUSY_QUEUE, 2, 4, 0]] as const) {
+    scrape(target, labels, 'docbatch_queue_jobs', queue, 'waiting', waiting);
+    scrape(target, labels, 'docbatch_queue_jobs', queue, 'active', active);
+    scrape(target, labels, 'docbatch_queue_jobs_orphaned', queue, null, orphaned);
+  }
+  for (const queue of ['infer', 'write', ...(target === 'dashboard' ? [MODEL_QUEUE] : [])]) scrape(target, labels, 'docbatch_queue_jobs_orphaned', queue, null, 0);
 }
+scrape('dashboard', '', 'docbatch_queue_units_unfed', CRASHED_QUEUE, null, 0);
+scrape('dashboard', '', 'docbatch_queue_units_unfed', BUSY_QUEUE, null, 10);
 scrape('dashboard', '', 'docbatch_queue_units_unfed', 'infer', null, 2000);
 scrape('dashboard', '', 'docbatch_queue_units_unfed', MODEL_QUEUE, null, 0);
 
@@ -129,12 +141,15 @@ describe('the queries of docs/operations.md, in Prometheus', () => {
                 exp_samples: [
                   { labels: '{queue="infer"}', value: 2200 },
                   { labels: `{queue="${MODEL_QUEUE}"}`, value: 5 },
+                  { labels: `{queue="${CRASHED_QUEUE}"}`, value: 0 },
+                  { labels: `{queue="${BUSY_QUEUE}"}`, value: 12 },
                 ],
               },
             ],
             alert_rule_test: [
               { eval_time: '5m', alertname: 'DocbatchWorkNotTaken', exp_alerts: [] },
-              { eval_time: '15m', alertname: 'DocbatchWorkNotTaken', exp_alerts: [{ exp_labels: { queue: 'infer' } }, { exp_labels: { queue: MODEL_QUEUE } }] },
+              // The crashed queue's units are orphaned (its active jobs have no lock): not taken.
+              { eval_time: '15m', alertname: 'DocbatchWorkNotTaken', exp_alerts: [{ exp_labels: { queue: 'infer' } }, { exp_labels: { queue: MODEL_QUEUE } }, { exp_labels: { queue: CRASHED_QUEUE } }] },
             ],
           },
         ],
