@@ -44,6 +44,8 @@ import type { ReopenParts } from '../store/reopen.ts';
 import type { Logger } from './log.ts';
 import { documentRoutes } from './documents-routes.ts';
 import { WorkerRates } from './worker-rates.ts';
+import { queueNotes } from './queue-notes.ts';
+import { pausedQueues, readWriters } from './workers.ts';
 import { assertSafeBinding, authorized, challenge, hasCredentials, readAuthorized, type DashboardCredentials } from './dashboard-auth.ts';
 import { cutShort, jobTitle, unitData } from './dashboard-format.ts';
 import { hostRefusal, writeRefusal, type HostPolicy } from './host-guard.ts';
@@ -145,6 +147,11 @@ export async function startDashboard(config: DashboardConfig, log: Logger, optio
     blobs,
     outDir: config.outDir ?? null,
     rates,
+    notes: async () => {
+      const [report, rated, writers, unwritten] = await Promise.all([backlog.read({}), rates.rates(), readWriters(counter.redis, config.prefix), counter.redis.zcard(store.activeKey)]);
+      const paused = await pausedQueues(counter.redis, config.prefix, [...report.queues.map((q) => q.queue), QUEUES.write]);
+      return queueNotes({ backlog: report.queues, paused, workers: rated.map((r) => r.beat), writers, unwritten });
+    },
     reopenParts: () => {
       if (!blobs) return null;
       writeQueue ??= openQueue('write', config, counter.redis);

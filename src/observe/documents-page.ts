@@ -108,7 +108,13 @@ function stateLinks(list: ListResult, q: string, state: ViewState | undefined): 
   return html`<nav class="states" aria-label="filter by state">${link(undefined, 'all', null)}${VIEW_STATES.map((s) => link(s, s, list.states[s]))}${list.truncated ? html`<span class="muted small">(counts of the newest ${number(list.scanned)})</span>` : ''}</nav>`;
 }
 
-export function listPage(ctx: PageContext, list: ListResult, query: { q: string; state: ViewState | undefined }, rates: WorkerRate[]): string {
+/** Work that waits and nothing will take (queue-notes.ts), above everything else. */
+function notesSection(notes: readonly string[]): Raw {
+  if (notes.length === 0) return raw('');
+  return html`<section class="notes" role="alert"><h2>Waiting for nothing</h2><ul>${notes.map((n) => html`<li>${n}</li>`)}</ul></section>`;
+}
+
+export function listPage(ctx: PageContext, list: ListResult, query: { q: string; state: ViewState | undefined }, rates: WorkerRate[], notes: readonly string[] = []): string {
   const rows = list.documents.map(
     (d) => html`<tr data-id="${d.id}"><td class="doc"><a href="/documents/${d.id}">${d.name}</a><div class="muted small">${d.source}</div><div class="muted small mono">${d.id}</div></td>
 <td>${d.kind} · ${d.task}${d.model ? html`<div class="muted small">${d.model}</div>` : ''}</td><td>${stateBadge(d.state, d.phase)}</td><td class="units">${unitsBar(d)}</td>
@@ -124,7 +130,7 @@ export function listPage(ctx: PageContext, list: ListResult, query: { q: string;
     return `/documents?${p}`;
   };
   const pager = html`<nav class="pager" aria-label="pages">${list.page > 1 ? html`<a href="${params(list.page - 1)}" rel="prev">← newer</a>` : ''}<span>page ${list.page} of ${list.pages} · ${number(list.total)} documents</span>${list.page < list.pages ? html`<a href="${params(list.page + 1)}" rel="next">older →</a>` : ''}</nav>`;
-  const body = html`${workersSection(rates)}<section><h1>Documents</h1>
+  const body = html`${notesSection(notes)}${workersSection(rates)}<section><h1>Documents</h1>
 <form class="search" method="get" action="/documents" role="search"><input type="search" name="q" value="${query.q}" placeholder="file name, path or id" aria-label="search by file name or id">
 <select name="state" aria-label="state"><option value="">any state</option>${VIEW_STATES.map((s) => html`<option value="${s}"${raw(s === query.state ? ' selected' : '')}>${s}</option>`)}</select><button type="submit">Search</button></form>
 ${stateLinks(list, query.q, query.state)}

@@ -9,7 +9,7 @@
  *   GET  /api/documents                  {"documents": [...], total, page, per_page, pages, states, scanned, truncated}
  *   GET  /api/documents/:id              {"document": {...}, "failures": {from, failures, more}}
  *   POST /api/documents/:id/retry        reopens the failed units (what `docbatch retry` does); 405 read-only
- *   GET  /api/workers                    heartbeats with rates
+ *   GET  /api/workers                    heartbeats with rates, and notes of work nothing takes
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -34,6 +34,8 @@ export interface DocumentRoutesParts {
   /** This dashboard's OUT_DIR: reports and outputs are read only from inside it. */
   outDir: string | null;
   rates: WorkerRates;
+  /** What waits that nothing will take (queue-notes.ts), for the list page and /api/workers. */
+  notes: () => Promise<string[]>;
   /** What a retry needs (queues, feeder, blob store), built on first use; null without a blob store. */
   reopenParts: () => ReopenParts | null;
   page: PageContext;
@@ -70,8 +72,8 @@ export function documentRoutes(parts: DocumentRoutesParts): Hono {
   app.get('/documents', async (c) => {
     const query = listQuery(c);
     if (query.state === null) return c.text('state must be one of queued, running, written, failed\n', 400);
-    const [list, rates] = await Promise.all([listDocuments(store, { ...query, state: query.state, ...money }), parts.rates.rates()]);
-    return c.html(listPage(parts.page, list, { q: query.q, state: query.state }, rates));
+    const [list, rates, notes] = await Promise.all([listDocuments(store, { ...query, state: query.state, ...money }), parts.rates.rates(), parts.notes()]);
+    return c.html(listPage(parts.page, list, { q: query.q, state: query.state }, rates, notes));
   });
 
   const load = async (id: string) => (DOC_ID.test(id) ? store.get(id) : null);
@@ -127,9 +129,10 @@ export function documentRoutes(parts: DocumentRoutesParts): Hono {
   });
 
   app.get('/api/workers', async (c) => {
-    const rates = await parts.rates.rates();
+    const [rates, notes] = await Promise.all([parts.rates.rates(), parts.notes()]);
     return c.json({
       workers: rates.map(({ beat, kind, now, series }) => ({ ...beat, problem: workerProblem(beat), kind, rate: now, series })),
+      notes,
     });
   });
 

@@ -162,9 +162,13 @@ function queueOf(p: DocProgress): string {
  * BullMQ's queue.pause()) stops every worker of the queue, and no heartbeat shows it.
  */
 export async function readPausedQueues(redis: Redis, prefix: string, progress: readonly DocProgress[]): Promise<string[]> {
-  const queues = [...new Set([...progress.filter((p) => !p.finished).map(queueOf), QUEUES.write])];
-  const paused = await Promise.all(queues.map((q) => redis.hexists(queueMetaKey(prefix, q), 'paused')));
-  return queues.filter((_, i) => paused[i] === 1);
+  return pausedQueues(redis, prefix, [...new Set([...progress.filter((p) => !p.finished).map(queueOf), QUEUES.write])]);
+}
+
+/** Which of `queues` are paused (their meta's `paused`: Bull Board's Pause, queue.pause()). */
+export async function pausedQueues(redis: Redis, prefix: string, queues: readonly string[]): Promise<string[]> {
+  const flags = await Promise.all(queues.map((q) => redis.hexists(queueMetaKey(prefix, q), 'paused')));
+  return queues.filter((_, i) => flags[i] === 1);
 }
 
 /** Work of paused infer queues (unservedWork). */
