@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 
 const promtool = spawnSync('sh', ['-c', 'command -v promtool'], { encoding: 'utf8' }).stdout.trim();
 const doc = readFileSync(resolve(import.meta.dirname, '../../docs/operations.md'), 'utf8');
@@ -117,6 +118,21 @@ describe('the engine alerts of docs/operations.md, in Prometheus', () => {
       { eval_time: '35m', exp_alerts: [{ exp_labels: { job: 'gpu', instance: 'gpu0:9464', worker: 'gpu0', engine: 'http://gpu0:8000', role: 'primary' } }] },
     ]);
     expect(r.status, r.out).toBe(0);
+  });
+});
+
+describe('deploy/prometheus/docbatch-alerts.yaml', () => {
+  const file = resolve(import.meta.dirname, '../../deploy/prometheus/docbatch-alerts.yaml');
+  const rules = (parse(readFileSync(file, 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> }).groups.flatMap((g) => g.rules);
+  const expr = (alert: string) => rules.find((r) => r.alert === alert)?.expr.replace(/\s+/g, ' ').trim();
+
+  it('passes promtool check rules, and its alerts are the queries operations.md gives', () => {
+    expect(promtool, 'promtool is missing: run scripts/ensure-promtool.sh').not.toBe('');
+    const r = spawnSync(promtool, ['check', 'rules', file], { encoding: 'utf8' });
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(expr('DocbatchWorkNotTaken')).toBe(query('work waiting and nobody taking it'));
+    expect(expr('DocbatchNoEngine')).toBe(query('a worker with no engine for long'));
+    expect(expr('DocbatchEngineDown')).toBe(query('an engine down for long while the worker goes on'));
   });
 });
 
