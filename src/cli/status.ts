@@ -11,7 +11,7 @@ import { wholeNumber } from './number-options.ts';
 import { connectRedis } from '../../queues/connect.ts';
 import { progressLine } from '../observe/bar.ts';
 import { byModel, formatDuration, formatRate, readProgress, totalsOf, type DocProgress, type Totals } from '../observe/progress.ts';
-import { pausedWork, readPausedQueues, readWorkers, readWriters, unservedWork, unwrittenWork, workerProblem, writerProblem } from '../observe/workers.ts';
+import { pausedWork, readPausedQueues, readWorkers, readWriters, unservedWork, unwrittenWork, workerNote, workerProblem, writerProblem } from '../observe/workers.ts';
 import { costPer1000Units, costUsd } from '../observe/cost.ts';
 import { DocStore } from '../store/docs.ts';
 import { findDocuments } from '../store/find.ts';
@@ -52,7 +52,7 @@ export function statusCommand(): Command {
       if (opts.json) {
         for (const p of progress) out(jsonLine(docJson(p, costOf(p.record.engineMs, p.record.done))));
         out(jsonLine({ models: models.map((m) => ({ model: m.model, ...totalsJson(m.totals, costOf(m.totals.engineMs, m.totals.done)) })) }));
-        out(jsonLine({ workers: workers.map((w) => ({ name: w.name, engine: w.engine, model: w.model, engine_down: w.engineDown, unhealthy: w.unhealthy, paused: w.paused, silent: w.silent, problem: workerProblem(w) })) }));
+        out(jsonLine({ workers: workers.map((w) => ({ name: w.name, engine: w.engine, model: w.model, engine_down: w.engineDown, sending_to: w.sendingTo === undefined ? w.engine : w.sendingTo, fallbacks: w.fallbacks ?? [], unhealthy: w.unhealthy, paused: w.paused, silent: w.silent, problem: workerProblem(w), note: workerNote(w) })) }));
         out(jsonLine({ writers: writers.map((w) => ({ name: w.name, out: w.out, written: w.written, failed: w.failed, silent: w.silent, problem: writerProblem(w) })) }));
         out(jsonLine({ total: totalsJson(total, costOf(total.engineMs, total.done)) }));
         return;
@@ -72,6 +72,11 @@ export function statusCommand(): Command {
       if (workers.length > 0) out(`workers: ${workers.length}${troubled.length > 0 ? `, ${troubled.length} not taking work` : ', all taking work'}`);
       else if (total.byState.queued + total.byState.running > 0) out('workers: none has a heartbeat: start one (docbatch worker), or check that workers reach this Redis and prefix');
       for (const { w, problem } of troubled) out(`worker ${printable(w.name)}: ${printable(problem!)}`);
+      // Taking work, but on a fallback (or with one down): worth knowing at a glance.
+      for (const w of workers) {
+        const note = workerNote(w);
+        if (note) out(`worker ${printable(w.name)}: ${printable(note)}`);
+      }
       // A model no running worker serves (with workers: none at all is said above).
       // A paused queue is said whether or not workers run; work no worker takes, when some run.
       for (const note of workers.length > 0 ? unservedWork(progress, workers, { pausedQueues }) : pausedWork(progress, pausedQueues)) out(note);

@@ -10,7 +10,7 @@
 import { formatDuration, formatRate, VIEW_STATES, type ViewState } from './progress.ts';
 import type { DocumentJson, FailuresResult, ListResult } from './documents.ts';
 import { sparkline, type WorkerRate } from './worker-rates.ts';
-import { workerProblem } from './workers.ts';
+import { workerNote, workerProblem } from './workers.ts';
 
 class Raw {
   readonly text: string;
@@ -89,7 +89,7 @@ function workersSection(rates: WorkerRate[]): Raw {
   const rows = rates.map(({ beat, kind, now, series }) => {
     const problem = workerProblem(beat);
     return html`<tr class="${problem ? 'trouble' : ''}"><td>${beat.name}</td><td>${beat.model ?? '—'}</td><td class="muted">${beat.engine}</td>
-<td>${problem ? html`<span class="badge failed">${problem}</span>` : html`<span class="badge written">taking work</span>`}</td>
+<td>${problem ? html`<span class="badge failed">${problem}</span>` : html`<span class="badge written">taking work</span>${workerNote(beat) ? html`<div class="muted small">${workerNote(beat)}</div>` : ''}`}</td>
 <td class="num">${beat.silent ? '—' : beat.window}</td><td class="num">${beat.silent ? '—' : beat.inFlight}</td><td class="num rate">${now === null ? '—' : `${now.toFixed(2)} ${kind}/s`}</td>
 <td>${raw(sparkline(series))}</td></tr>`;
   });

@@ -21,6 +21,8 @@ export interface WorkerBeat {
   engineDown: boolean;
   /** With fallback engines: the engine units go to now (a fallback while the primary is down), null while none may be used. */
   sendingTo?: string | null;
+  /** With fallback engines: each, and whether it is seen down. */
+  fallbacks?: Array<{ engine: string; down: boolean }>;
   paused: string[];
   unhealthy: { code: string; message: string } | null;
   window: number;
@@ -58,6 +60,7 @@ export async function readWorkers(redis: Redis, prefix: string, now = Date.now()
       model: beat.model ?? null,
       engineDown: beat.engineDown === true,
       ...(beat.sendingTo !== undefined ? { sendingTo: typeof beat.sendingTo === 'string' ? beat.sendingTo : null } : {}),
+      ...(Array.isArray(beat.fallbacks) ? { fallbacks: beat.fallbacks.map((f) => ({ engine: String(f?.engine ?? ''), down: f?.down === true })) } : {}),
       paused: Array.isArray(beat.paused) ? beat.paused.map(String) : [],
       unhealthy: beat.unhealthy ?? null,
       window: Number(beat.window ?? 0),
@@ -130,6 +133,18 @@ export function workerProblem(w: WorkerBeat): string | null {
   if (w.unhealthy) return `unhealthy, takes no work: ${w.unhealthy.code}: ${w.unhealthy.message}`;
   if (w.paused.includes('budget')) return 'intake paused: BUDGET_USD is spent';
   if (w.paused.length > 0) return `intake paused (${w.paused.join(', ')})`;
+  return null;
+}
+
+/**
+ * What to know of a worker that takes work, or null: it sends to a fallback while its engine is
+ * down (a paid endpoint, perhaps), or a fallback of it is down (it will not be there when needed).
+ */
+export function workerNote(w: WorkerBeat): string | null {
+  if (w.silent || workerProblem(w) !== null) return null;
+  if (w.engineDown && w.sendingTo) return `its engine ${w.engine} is down: its fallback ${w.sendingTo} takes its units`;
+  const down = (w.fallbacks ?? []).filter((f) => f.down).map((f) => f.engine);
+  if (down.length > 0) return `takes work; its fallback${down.length === 1 ? '' : 's'} ${down.join(', ')} ${down.length === 1 ? 'is' : 'are'} down`;
   return null;
 }
 

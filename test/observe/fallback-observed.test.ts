@@ -12,7 +12,8 @@ import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import type { InferWorker } from '../../src/infer/worker.ts';
 import { WorkerMetrics } from '../../src/observe/metrics.ts';
 import { startMetricsServer, workerChecks, type HealthReport, type MetricsServer } from '../../src/observe/metrics-server.ts';
-import { readWorkers, workerProblem } from '../../src/observe/workers.ts';
+import { readWorkers, workerNote, workerProblem } from '../../src/observe/workers.ts';
+import { runCli } from '../helpers/cli.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 import { parseMetrics, sumOf } from './fixtures.ts';
 
@@ -69,6 +70,17 @@ describe('a worker sending to its fallback while its primary is dead', () => {
     expect(down('fallback'), 'the fallback never was').toBe(0);
     expect(one('docbatch_engine_endpoint_deaths_total', { role: 'fallback' }).map((s) => s.value)).toEqual([0]);
   });
+
+  it("status says the worker takes work through its fallback, its engine being down (it said only 'all taking work')", async () => {
+    let beat: Awaited<ReturnType<typeof readWorkers>>[number] | undefined;
+    await until('a heartbeat naming the fallback', async () => {
+      [beat] = await readWorkers(p.redis, p.config.prefix);
+      return beat?.sendingTo === worker.engines.fallbacks[0]!.label;
+    }, 12_000);
+    expect(workerNote(beat!)).toBe(`its engine ${worker.engine.label} is down: its fallback ${worker.engines.fallbacks[0]!.label} takes its units`);
+    const r = await runCli(['status'], { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix }, { timeoutMs: 30_000 });
+    expect(r.stdout).toContain(`worker ${beat!.name}: its engine ${worker.engine.label} is down: its fallback ${worker.engines.fallbacks[0]!.label} takes its units`);
+  }, 30_000);
 
   it('counts its requests at the fallback in /metrics and its heartbeat, and status calls it taking work', async () => {
     const pdf = join(p.dir, 'forty.pdf');
