@@ -44,6 +44,9 @@ export class EngineMonitor extends EventEmitter<MonitorEvents> {
   private lastHealthAt = Number.NEGATIVE_INFINITY;
   /** /health has answered 2xx at least once: only then is its failing a verdict on the engine. */
   private healthAnswered = false;
+  /** Outages since the last answer, and until when /v1/models may not end the current one (health()). */
+  private outagesUnanswered = 0;
+  private holdUntil = Number.NEGATIVE_INFINITY;
   /** Total time the engine was seen down, for metrics and reports. */
   downMs = 0;
   deaths = 0;
@@ -139,6 +142,10 @@ export class EngineMonitor extends EventEmitter<MonitorEvents> {
       return state;
     }
     if (this.healthAnswered) return state;
+    // A gateway answers /v1/models itself even while the engine behind it is down: after a
+    // request found it down, its models end the outage only after a hold that doubles with each
+    // outage no answer came between (5 s to 60 s), so units are not sent round in a tight loop.
+    if (performance.now() < this.holdUntil) return state;
     try {
       await this.client.models(signal);
       return 'up';
@@ -148,10 +155,22 @@ export class EngineMonitor extends EventEmitter<MonitorEvents> {
     }
   }
 
+  /** Whether /health is a signal here (it has answered 2xx once): see health(). */
+  get healthIsSignal(): boolean {
+    return this.healthAnswered;
+  }
+
+  /** A request was answered: the engine works (ends the doubling of health()'s hold). */
+  answered(): void {
+    this.outagesUnanswered = 0;
+  }
+
   /** A request found the engine down or dead: pause intake and poll /health until it is back. */
   reportDown(reason: string, dead: boolean): void {
     if (this.down || this.stop.signal.aborted) return;
     const since = performance.now();
+    this.outagesUnanswered++;
+    this.holdUntil = since + Math.min(60_000, IDLE_HEALTH_EVERY_MS * 2 ** Math.min(this.outagesUnanswered - 1, 8));
     if (dead) this.deaths++;
     this.window.onEngineDown(since);
     this.log.warn({ reason }, 'engine down; pausing intake and waiting for /health');

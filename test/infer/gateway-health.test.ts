@@ -58,6 +58,33 @@ it('an idle worker behind it does not mark its engine down, and takes work', asy
   expect(final!.record).toMatchObject({ state: 'written', done: 3, failed: 0 });
 }, 60_000);
 
+it('behind it, an engine down for a while (completions 502) is waited for with a growing hold, not sent round until the unit fails', async () => {
+  let failUntil = Date.now() + 12_000;
+  let chats = 0;
+  const pass = gateway.handler;
+  gateway.handler = async (req, res, seen) => {
+    if (seen.method === 'POST' && seen.path === '/v1/chat/completions' && seen.headers['x-request-id'] !== 'docbatch-image-probe') {
+      chats++;
+      if (Date.now() < failUntil) {
+        res.writeHead(502, { 'content-type': 'text/plain' }).end('bad gateway: no upstream');
+        return;
+      }
+    }
+    return pass(req, res, seen);
+  };
+  try {
+    const pdf = join(p.dir, 'upstream-down.pdf');
+    writeFileSync(pdf, numberedPdf(1, 7));
+    const [final] = await p.wait(acceptedIds(await p.enqueue([pdf])), 45_000);
+    expect(final!.record, 'answered once the engine behind the gateway is back').toMatchObject({ state: 'written', done: 1, failed: 0 });
+    // Sent at the start, then after holds of 5 s and 10 s: a few sends, not one per /v1/models.
+    expect(chats).toBeLessThanOrEqual(5);
+  } finally {
+    gateway.handler = pass;
+    failUntil = 0;
+  }
+}, 60_000);
+
 it('an engine whose /health answered is believed when it fails: dead, /health 503 while /v1/models answers, it is marked down', async () => {
   const direct = await p.startWorker({ engineUrl: p.engine.url, workerName: 'direct' });
   await new Promise((r) => setTimeout(r, 500));
