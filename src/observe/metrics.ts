@@ -25,6 +25,9 @@ export const METRIC_PREFIX = 'docbatch_';
 /** The job states BullMQ counts, in the order the gauges list them. */
 export const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'paused', 'completed', 'failed'] as const;
 
+/** Why a worker pauses its intake (src/infer/worker.ts PauseReason), each a series of `docbatch_worker_intake_paused`. */
+const PAUSE_REASONS = ['engine', 'environment', 'budget', 'redis', 'closing'] as const;
+
 /** Where a queue's sample keeps whether it is paused (not a BullMQ state). */
 const PAUSED = ' paused';
 const ORPHANED = ' orphaned';
@@ -202,6 +205,8 @@ export interface ObservedEngine {
 
 export interface ObservedWorker {
   readonly activeUnits: number;
+  /** Why intake is paused (engine, environment, budget, redis, closing); empty while it takes work. */
+  readonly pauseReasons: readonly string[];
   /**
    * The primary engine (`docbatch_engine_up`, deaths and downtime are its, as they always were;
    * `docbatch_engine_endpoint_*{engine,role}` give each engine's, `docbatch_engine_serving` whether any takes units).
@@ -325,6 +330,17 @@ export class WorkerMetrics {
     };
     perEngine('engine_endpoint_deaths_total', 'Times this worker found each of its engines dead (process gone or EngineDeadError).', (e) => e.monitor.deaths);
     perEngine('engine_endpoint_down_seconds_total', 'Seconds each of its engines was seen down (an outage in progress included).', (e) => e.monitor.downMs + (e.monitor.downSince !== null ? performance.now() - e.monitor.downSince : 0), 1 / 1000);
+    new Gauge({
+      name: `${p}worker_intake_paused`,
+      help: 'Why this worker takes no units now (1 for each reason in force): engine (no engine to send to), environment (a fault of its own), budget (BUDGET_USD spent), redis (full), closing.',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        if (!self.worker) return;
+        const reasons = self.worker.pauseReasons;
+        for (const r of PAUSE_REASONS) this.set({ reason: r }, reasons.includes(r) ? 1 : 0);
+      },
+    });
     new Gauge({
       name: `${p}worker_window_state`,
       help: 'The window controller state (1 for the current one): probing, steady, backoff, paused.',

@@ -2,15 +2,17 @@
  * A model whose only worker has paused its intake (BUDGET_USD spent) takes no more work, and
  * its documents wait for ever. `status` listed the worker as not taking work, but `enqueue
  * --wait` said nothing: the worker has a heartbeat and lists the queue, so the work counted as
- * served. Now `--wait` (and `status`) say the work waits and why. A real worker and emulator,
- * the real CLI.
+ * served. Now `--wait` (and `status`) say the work waits and why, and the worker's
+ * `docbatch_worker_intake_paused{reason="budget"}` is 1. A real worker and emulator, the real CLI.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
+import { WorkerMetrics } from '../../src/observe/metrics.ts';
 import { BIN, runCli } from '../helpers/cli.ts';
+import { parseMetrics, sumOf } from '../observe/fixtures.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 
 let p: Pipeline | undefined;
@@ -25,8 +27,15 @@ it('enqueue --wait says the work of a model whose only worker has spent its budg
   writeFileSync(pdf, numberedPdf(40));
   acceptedIds(await p.enqueue([pdf]));
   const worker = await p.startWorker({ gpuHourlyUsd: 3600, budgetUsd: 0.5, initialInFlight: 2, maxInFlight: 2, batchSize: 1 });
+  const metrics = new WorkerMetrics({ processMetrics: false });
+  metrics.attach(worker);
+  const paused = async (reason: string) => sumOf(parseMetrics(await metrics.metrics()), 'docbatch_worker_intake_paused', { reason });
+  expect(await paused('budget')).toBe(0);
   for (let i = 0; i < 400 && !worker.overBudget; i++) await new Promise((r) => setTimeout(r, 25));
   expect(worker.overBudget).toBe(true);
+  // Prometheus sees why it takes nothing (it saw only units stop).
+  expect(await paused('budget')).toBe(1);
+  expect(await paused('engine')).toBe(0);
   // The heartbeat says so (written on pause).
   for (let i = 0; i < 100 && !(await p.redis.hget(`${p.config.prefix}:workers`, p.config.workerName))?.includes('budget'); i++) await new Promise((r) => setTimeout(r, 50));
 
