@@ -19,6 +19,9 @@ import { jsonLine, printable } from '../printable.ts';
 import { formatTokens, totalJson, usageKeys } from '../usage.ts';
 import { REDIS_SETTINGS, requireRedis, settingOptions } from './options.ts';
 
+/** Unfinished documents read besides those shown, for the notes of work nothing takes. */
+const UNFINISHED_READ = 10_000;
+
 export function statusCommand(): Command {
   const command = new Command('status')
     .description('Show documents: units done of all, rate, time left, tokens, engine time and cost; totals, models, and workers in trouble.')
@@ -42,7 +45,10 @@ export function statusCommand(): Command {
       const models = byModel(progress, now);
       const workers = await readWorkers(redis, config.prefix, now);
       const writers = await readWriters(redis, config.prefix, now);
-      const pausedQueues = await readPausedQueues(redis, config.prefix, progress);
+      // What waits and nothing takes is said of every unfinished document, not only the newest
+      // --limit shown: an older model's documents wait just as long.
+      const unfinished = doc ? progress : [...progress, ...(await readProgress(store, (await store.active(UNFINISHED_READ)).filter((id) => !ids.includes(id))))];
+      const pausedQueues = await readPausedQueues(redis, config.prefix, unfinished);
       const out = (line: string) => process.stdout.write(`${line}\n`);
       // A document asked for by name and not found is an error a script can test (as retry's).
       if (doc && ids.length === 0) {
@@ -70,7 +76,7 @@ export function statusCommand(): Command {
       }
       const troubled = workers.map((w) => ({ w, problem: workerProblem(w) })).filter((x) => x.problem !== null);
       if (workers.length > 0) out(`workers: ${workers.length}${troubled.length > 0 ? `, ${troubled.length} not taking work` : ', all taking work'}`);
-      else if (total.byState.queued + total.byState.running > 0) out('workers: none has a heartbeat: start one (docbatch worker), or check that workers reach this Redis and prefix');
+      else if (unfinished.some((p) => !p.finished && p.record.state !== 'complete')) out('workers: none has a heartbeat: start one (docbatch worker), or check that workers reach this Redis and prefix');
       for (const { w, problem } of troubled) out(`worker ${printable(w.name)}: ${printable(problem!)}`);
       // Taking work, but on a fallback (or with one down): worth knowing at a glance.
       for (const w of workers) {
@@ -79,12 +85,12 @@ export function statusCommand(): Command {
       }
       // A model no running worker serves (with workers: none at all is said above).
       // A paused queue is said whether or not workers run; work no worker takes, when some run.
-      for (const note of workers.length > 0 ? unservedWork(progress, workers, { pausedQueues }) : pausedWork(progress, pausedQueues)) out(note);
+      for (const note of workers.length > 0 ? unservedWork(unfinished, workers, { pausedQueues }) : pausedWork(unfinished, pausedQueues)) out(note);
       // Writers as workers: how many, the ones not writing, and documents none will write.
       const stuck = writers.map((w) => ({ w, problem: writerProblem(w) })).filter((x) => x.problem !== null);
       if (writers.length > 0) out(`writers: ${writers.length}${stuck.length > 0 ? `, ${stuck.length} not writing` : ', all writing'}`);
       for (const { w, problem } of stuck) out(`writer ${printable(w.name)}: ${printable(problem!)}`);
-      for (const note of unwrittenWork(progress, writers, pausedQueues)) out(note);
+      for (const note of unwrittenWork(unfinished, writers, pausedQueues)) out(note);
     } finally {
       redis.disconnect();
     }
