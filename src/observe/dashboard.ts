@@ -44,7 +44,7 @@ import type { ReopenParts } from '../store/reopen.ts';
 import type { Logger } from './log.ts';
 import { documentRoutes } from './documents-routes.ts';
 import { WorkerRates } from './worker-rates.ts';
-import { queueNotes } from './queue-notes.ts';
+import { queueNotes, registerWriterMetrics } from './queue-notes.ts';
 import { pausedQueues, readWriters } from './workers.ts';
 import { assertSafeBinding, authorized, challenge, hasCredentials, readAuthorized, type DashboardCredentials } from './dashboard-auth.ts';
 import { cutShort, jobTitle, unitData } from './dashboard-format.ts';
@@ -129,6 +129,7 @@ export async function startDashboard(config: DashboardConfig, log: Logger, optio
   const feeder = new Feeder(counter.redis, config.prefix, inferQueue);
   const backlog = new BacklogReader(feeder, counter.redis, config.prefix, options.backlogTtlMs);
   registerBacklogMetrics(registry, backlog);
+  registerWriterMetrics(registry, async () => ({ writers: await readWriters(counter.redis, config.prefix), unwritten: await counter.redis.zcard(`${config.prefix}:active`) }));
   const checks = { redis: redisCheck(counter.redis), queues: queuesCheck(counter.queues) };
   const link = new RedisLink({ url: config.redisUrl, ping: () => counter.redis.ping() }).watch(counter.redis);
   link.on('down', (problem) => log.error({ code: problem.code, err: problem.message }, 'Redis is away: pages and /health answer with errors until it is back'));

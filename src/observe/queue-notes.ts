@@ -6,8 +6,11 @@
  * serves, one whose workers all take nothing now (budget spent, engine down), no writer.
  * Before, the page listed every worker as "taking work" while nothing moved.
  */
+import { Gauge, type Registry } from 'prom-client';
 import { QUEUES } from '../../queues/contracts.ts';
 import { printable } from '../printable.ts';
+import { withDeadline } from '../timeouts.ts';
+import { METRIC_PREFIX } from './metrics.ts';
 import { workerProblem, type WorkerBeat, type WriterBeat } from './workers.ts';
 
 export interface QueueNotesInput {
@@ -53,4 +56,42 @@ export function queueNotes(input: QueueNotesInput): string[] {
     }
   }
   return notes;
+}
+
+/**
+ * Registers, for the dashboard, `docbatch_writers_live` (writers with a heartbeat in the last
+ * 20 s) and `docbatch_documents_unwritten` (documents not written yet): a writer has no
+ * /metrics of its own, so without these nothing told Prometheus that documents wait for a
+ * writer that does not run.
+ */
+export function registerWriterMetrics(registry: Registry, read: () => Promise<{ writers: readonly WriterBeat[]; unwritten: number }>, timeoutMs = 2000): void {
+  let sample: Promise<{ writers: readonly WriterBeat[]; unwritten: number } | null> | null = null;
+  let at = 0;
+  const once = () => {
+    if (!sample || performance.now() - at > 250) {
+      at = performance.now();
+      sample = withDeadline(read(), timeoutMs).catch(() => null);
+    }
+    return sample;
+  };
+  new Gauge({
+    name: `${METRIC_PREFIX}writers_live`,
+    help: 'Writers with a heartbeat in the last 20 s (docbatch writer; each beats every 5 s).',
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const s = await once();
+      if (s) this.set(s.writers.filter((w) => !w.silent).length);
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}documents_unwritten`,
+    help: 'Documents enqueued and not written yet (running, or waiting for a writer).',
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const s = await once();
+      if (s) this.set(s.unwritten);
+    },
+  });
 }

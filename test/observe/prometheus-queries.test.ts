@@ -121,6 +121,21 @@ describe('the engine alerts of docs/operations.md, in Prometheus', () => {
   });
 });
 
+it('the alert for documents and no writer fires while no writer beats, not while one does', () => {
+  const dash = 'job="dashboard",instance="dashboard:3000"';
+  const input: Array<[string, string]> = [
+    [`docbatch_documents_unwritten{${dash}}`, '3x40'],
+    // No writer for the first 20 minutes, then one.
+    [`docbatch_writers_live{${dash}}`, `${'0 '.repeat(20)}1x20`],
+  ];
+  const r = promtoolAlert('DocbatchNoWriter', query('documents and no writer to write them'), '10m', input, [
+    { eval_time: '5m', exp_alerts: [] },
+    { eval_time: '15m', exp_alerts: [{ exp_labels: { job: 'dashboard', instance: 'dashboard:3000' } }] },
+    { eval_time: '30m', exp_alerts: [] },
+  ]);
+  expect(r.status, r.out).toBe(0);
+});
+
 describe('deploy/prometheus/docbatch-alerts.yaml', () => {
   const file = resolve(import.meta.dirname, '../../deploy/prometheus/docbatch-alerts.yaml');
   const rules = (parse(readFileSync(file, 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> }).groups.flatMap((g) => g.rules);
@@ -133,6 +148,7 @@ describe('deploy/prometheus/docbatch-alerts.yaml', () => {
     expect(expr('DocbatchWorkNotTaken')).toBe(query('work waiting and nobody taking it'));
     expect(expr('DocbatchNoEngine')).toBe(query('a worker with no engine for long'));
     expect(expr('DocbatchEngineDown')).toBe(query('an engine down for long while the worker goes on'));
+    expect(expr('DocbatchNoWriter')).toBe(query('documents and no writer to write them'));
   });
 });
 

@@ -15,6 +15,7 @@ import { startDashboard, type Dashboard } from '../../src/observe/dashboard.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { createWriter, type DocumentWriter } from '../../src/write/writer.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
+import { parseMetrics, sumOf } from '../observe/fixtures.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
@@ -59,9 +60,14 @@ it('says a paused queue and a missing writer, and stops saying them once work fl
     const text = (await notes.textContent()) ?? '';
     expect(text).toContain('queue "infer" is paused: 3 units wait until it is resumed');
     expect(text).toContain('no writer has a heartbeat under this prefix (none started): 1 document not written yet will wait for one; start one (docbatch writer)');
-    // The same notes for scripts.
+    // The same notes for scripts, and for Prometheus (a writer has no /metrics of its own).
     const api = (await (await fetch(`${dash.url}/api/workers`)).json()) as { notes: string[] };
     expect(api.notes).toHaveLength(2);
+    const scrape = async () => parseMetrics(await (await fetch(`${dash.url}/metrics`)).text());
+    let m = await scrape();
+    expect(sumOf(m, 'docbatch_writers_live')).toBe(0);
+    expect(sumOf(m, 'docbatch_documents_unwritten')).toBe(1);
+    expect(sumOf(m, 'docbatch_queue_paused', { queue: 'infer' })).toBe(1);
 
     // Resumed, and a writer again: the document is written, and the notes go by themselves.
     await infer.resume();
@@ -70,6 +76,9 @@ it('says a paused queue and a missing writer, and stops saying them once work fl
     const [final] = await p.wait([id!], 30_000);
     expect(final!.record.state).toBe('written');
     await notes.waitFor({ state: 'detached', timeout: 15_000 });
+    m = await scrape();
+    expect(sumOf(m, 'docbatch_writers_live')).toBe(1);
+    expect(sumOf(m, 'docbatch_documents_unwritten')).toBe(0);
     await context.close();
   } finally {
     await infer.close();
