@@ -50,7 +50,7 @@ import { assertSafeBinding, authorized, challenge, hasCredentials, readAuthorize
 import { cutShort, jobTitle, unitData } from './dashboard-format.ts';
 import { hostRefusal, writeRefusal, type HostPolicy } from './host-guard.ts';
 import { BacklogReader, backlogQueryProblem, registerBacklogMetrics } from './backlog.ts';
-import { openQueueCounter, registerQueueMetrics } from './metrics.ts';
+import { openQueueCounter, orphanedActive, registerQueueMetrics } from './metrics.ts';
 import { withTimeout } from '../timeouts.ts';
 import { healthReport, listenError, queuesCheck, redisCheck } from './metrics-server.ts';
 
@@ -151,7 +151,9 @@ export async function startDashboard(config: DashboardConfig, log: Logger, optio
     notes: async () => {
       const [report, rated, writers, unwritten] = await Promise.all([backlog.read({}), rates.rates(), readWriters(counter.redis, config.prefix), counter.redis.zcard(store.activeKey)]);
       const paused = await pausedQueues(counter.redis, config.prefix, [...report.queues.map((q) => q.queue), QUEUES.write]);
-      return queueNotes({ backlog: report.queues, paused, workers: rated.map((r) => r.beat), writers, unwritten });
+      // Units at killed workers (active, their locks expired) wait as much as those not taken.
+      const backlogNow = await Promise.all(report.queues.map(async (q) => ({ queue: q.queue, waiting: q.waiting + (await orphanedActive(counter.redis, config.prefix, q.queue)) })));
+      return queueNotes({ backlog: backlogNow, paused, workers: rated.map((r) => r.beat), writers, unwritten });
     },
     reopenParts: () => {
       if (!blobs) return null;

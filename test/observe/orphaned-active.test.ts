@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
+import { startDashboard } from '../../src/observe/dashboard.ts';
+import { silentLogger } from '../../src/observe/log.ts';
 import { openQueueCounter, registerQueueMetrics } from '../../src/observe/metrics.ts';
 import { BIN } from '../helpers/cli.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
@@ -27,7 +29,7 @@ afterAll(async () => {
 it('counts the active jobs of a killed worker as orphaned once their lock expires, and a new worker takes them', async () => {
   p = await startPipeline({ file: import.meta.filename, worker: false, emulator: { speed: 0.5 }, config: { lockDurationMs: 2000, stalledIntervalMs: 1000 } });
   const pdf = join(p.dir, 'orphans.pdf');
-  writeFileSync(pdf, numberedPdf(12));
+  writeFileSync(pdf, numberedPdf(2));
   const [id] = acceptedIds(await p.enqueue([pdf]));
   child = spawn(BIN, ['worker'], {
     env: { PATH: process.env.PATH, REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, ENGINE_URL: p.engine.url, BLOB_DIR: p.config.blobDir, RENDERERS: '1', LOCK_DURATION_MS: '2000', STALLED_INTERVAL_MS: '1000', LOG_FORMAT: 'json' },
@@ -39,7 +41,8 @@ it('counts the active jobs of a killed worker as orphaned once their lock expire
     registerQueueMetrics(registry, counter.queues);
     const scrape = async () => parseMetrics(await registry.metrics());
     let m = await scrape();
-    for (const end = Date.now() + 30_000; sumOf(m, 'docbatch_queue_jobs', { queue: 'infer', state: 'active' }) === 0 && Date.now() < end; m = await scrape()) await new Promise((r) => setTimeout(r, 100));
+    // Both pages at the worker: nothing waits or is left to feed, all is active.
+    for (const end = Date.now() + 30_000; sumOf(m, 'docbatch_queue_jobs', { queue: 'infer', state: 'active' }) < 2 && Date.now() < end; m = await scrape()) await new Promise((r) => setTimeout(r, 100));
     const active = sumOf(m, 'docbatch_queue_jobs', { queue: 'infer', state: 'active' });
     expect(active, 'units in flight at the worker').toBeGreaterThan(0);
     // While its worker holds them, none is orphaned.
@@ -52,12 +55,25 @@ it('counts the active jobs of a killed worker as orphaned once their lock expire
     const stillActive = sumOf(m, 'docbatch_queue_jobs', { queue: 'infer', state: 'active' });
     expect(stillActive, 'BullMQ still counts them active').toBeGreaterThan(0);
     expect(sumOf(m, 'docbatch_queue_jobs_orphaned', { queue: 'infer' })).toBe(stillActive);
+    // Once the killed worker's heartbeat goes silent (20 s), the dashboard says its units wait
+    // (they were neither waiting nor fed, so it said nothing).
+    const dash = await startDashboard({ redisUrl: p.config.redisUrl, prefix: p.config.prefix, attempts: 1, dashboardHost: '127.0.0.1', dashboardPort: 0, dashboardPublicNames: [], dashboardUser: undefined, dashboardPassword: undefined, dashboardToken: undefined, dashboardReadOnly: false }, silentLogger(), { backlogTtlMs: 200 });
+    try {
+      let notes: string[] = [];
+      for (const end = Date.now() + 40_000; Date.now() < end; await new Promise((r) => setTimeout(r, 500))) {
+        notes = ((await (await fetch(`${dash.url}/api/workers`)).json()) as { notes: string[] }).notes;
+        if (notes.some((n) => n.startsWith('no worker has a heartbeat'))) break;
+      }
+      expect(notes).toContainEqual(expect.stringMatching(/^no worker has a heartbeat under this prefix \(1 silent\): 2 units wait/));
+    } finally {
+      await dash.close();
+    }
     // A new worker's stalled check takes them back: nothing orphaned, the document is written.
     await p.startWorker();
     const [final] = await p.wait([id!], 60_000);
-    expect(final!.record).toMatchObject({ state: 'written', done: 12 });
+    expect(final!.record).toMatchObject({ state: 'written', done: 2 });
     expect(sumOf(await scrape(), 'docbatch_queue_jobs_orphaned', { queue: 'infer' })).toBe(0);
   } finally {
     await counter.close();
   }
-}, 90_000);
+}, 120_000);
