@@ -182,7 +182,8 @@ export class DocumentWriter {
     // `{p}:writers`, as workers have `{p}:workers`: status and --wait say when documents wait
     // for a writer and none runs (observe/workers.ts).
     await this.heartbeat().catch((err: Error) => this.log.debug({ err: err.message }, 'heartbeat failed'));
-    this.every(HEARTBEAT_MS, HEARTBEAT_MS, () => this.heartbeat());
+    // Redis away is said once by the connection's watch, not by every missed beat.
+    this.every(HEARTBEAT_MS, HEARTBEAT_MS, () => this.heartbeat().catch((err: Error) => this.log.debug({ err: err.message }, 'heartbeat failed')));
     this.log.info({ out: this.config.outDir }, 'writer started');
   }
 
