@@ -155,6 +155,7 @@ export async function startDashboard(config: DashboardConfig, log: Logger, optio
       const backlogNow = await Promise.all(report.queues.map(async (q) => ({ queue: q.queue, waiting: q.waiting + (await orphanedActive(counter.redis, config.prefix, q.queue)) })));
       return queueNotes({ backlog: backlogNow, paused, workers: rated.map((r) => r.beat), writers, unwritten });
     },
+    writers: () => readWriters(counter.redis, config.prefix),
     reopenParts: () => {
       if (!blobs) return null;
       writeQueue ??= openQueue('write', config, counter.redis);

@@ -24,7 +24,7 @@ import type { Logger } from './log.ts';
 import { SCRIPT, STYLE } from './documents-assets.ts';
 import { detailPage, listPage, type PageContext } from './documents-page.ts';
 import { documentFailures, documentJson, insideDir, listDocuments, parseState } from './documents.ts';
-import { workerProblem } from './workers.ts';
+import { workerProblem, writerProblem, type WriterBeat } from './workers.ts';
 import type { WorkerRates } from './worker-rates.ts';
 
 export interface DocumentRoutesParts {
@@ -36,6 +36,8 @@ export interface DocumentRoutesParts {
   rates: WorkerRates;
   /** What waits that nothing will take (queue-notes.ts), for the list page and /api/workers. */
   notes: () => Promise<string[]>;
+  /** The writers' heartbeats (workers.ts readWriters). */
+  writers: () => Promise<WriterBeat[]>;
   /** What a retry needs (queues, feeder, blob store), built on first use; null without a blob store. */
   reopenParts: () => ReopenParts | null;
   page: PageContext;
@@ -72,8 +74,8 @@ export function documentRoutes(parts: DocumentRoutesParts): Hono {
   app.get('/documents', async (c) => {
     const query = listQuery(c);
     if (query.state === null) return c.text('state must be one of queued, running, written, failed\n', 400);
-    const [list, rates, notes] = await Promise.all([listDocuments(store, { ...query, state: query.state, ...money }), parts.rates.rates(), parts.notes()]);
-    return c.html(listPage(parts.page, list, { q: query.q, state: query.state }, rates, notes));
+    const [list, rates, notes, writers] = await Promise.all([listDocuments(store, { ...query, state: query.state, ...money }), parts.rates.rates(), parts.notes(), parts.writers()]);
+    return c.html(listPage(parts.page, list, { q: query.q, state: query.state }, rates, notes, writers));
   });
 
   const load = async (id: string) => (DOC_ID.test(id) ? store.get(id) : null);
@@ -129,9 +131,10 @@ export function documentRoutes(parts: DocumentRoutesParts): Hono {
   });
 
   app.get('/api/workers', async (c) => {
-    const [rates, notes] = await Promise.all([parts.rates.rates(), parts.notes()]);
+    const [rates, notes, writers] = await Promise.all([parts.rates.rates(), parts.notes(), parts.writers()]);
     return c.json({
       workers: rates.map(({ beat, kind, now, series }) => ({ ...beat, problem: workerProblem(beat), kind, rate: now, series })),
+      writers: writers.map((w) => ({ ...w, problem: writerProblem(w) })),
       notes,
     });
   });

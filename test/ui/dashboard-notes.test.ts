@@ -60,6 +60,7 @@ it('says a paused queue and a missing writer, and stops saying them once work fl
     const text = (await notes.textContent()) ?? '';
     expect(text).toContain('queue "infer" is paused: 3 units wait until it is resumed');
     expect(text).toContain('no writer has a heartbeat under this prefix (none started): 1 document not written yet will wait for one; start one (docbatch writer)');
+    expect(await page.locator('p.writers').textContent()).toContain('Writers: none has a heartbeat under this prefix');
     // The same notes for scripts, and for Prometheus (a writer has no /metrics of its own).
     const api = (await (await fetch(`${dash.url}/api/workers`)).json()) as { notes: string[] };
     expect(api.notes).toHaveLength(2);
@@ -76,6 +77,10 @@ it('says a paused queue and a missing writer, and stops saying them once work fl
     const [final] = await p.wait([id!], 30_000);
     expect(final!.record.state).toBe('written');
     await notes.waitFor({ state: 'detached', timeout: 15_000 });
+    // The writer is listed under the workers, writing.
+    await expect.poll(async () => (await page.locator('p.writers').textContent()) ?? '', { timeout: 10_000 }).toMatch(new RegExp(`Writers: ${p.config.workerName} writing`));
+    const api2 = (await (await fetch(`${dash.url}/api/workers`)).json()) as { writers: Array<{ name: string; problem: string | null }> };
+    expect(api2.writers).toEqual([expect.objectContaining({ name: p.config.workerName, problem: null })]);
     m = await scrape();
     expect(sumOf(m, 'docbatch_writers_live')).toBe(1);
     expect(sumOf(m, 'docbatch_documents_unwritten')).toBe(0);
