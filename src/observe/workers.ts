@@ -131,6 +131,7 @@ export function workerProblem(w: WorkerBeat): string | null {
   // A fallback that took over from the down primary takes the work: nothing is wrong with intake.
   if (w.engineDown && !w.sendingTo) return `its engine ${w.engine} is down: its units wait for it (no attempt used), or go to other workers`;
   if (w.unhealthy) return `unhealthy, takes no work: ${w.unhealthy.code}: ${w.unhealthy.message}`;
+  if (w.paused.includes('closing')) return `stopping: takes no new units, finishing the ${w.active} it holds`;
   if (w.paused.includes('budget')) return 'intake paused: BUDGET_USD is spent';
   if (w.paused.length > 0) return `intake paused (${w.paused.join(', ')})`;
   return null;
