@@ -129,3 +129,13 @@ export function jobLockKey(prefix: string, queueName: string, jobId: string): st
 export function jobKey(prefix: string, queueName: string, jobId: string): string {
   return `${prefix}:${queueName}:${jobId}`;
 }
+
+/** The Redis hash of a queue's settings: `{prefix}:{queue}:meta` (field `paused` while it is paused). */
+export function queueMetaKey(prefix: string, queueName: string): string {
+  return `${prefix}:${queueName}:meta`;
+}
+
+/** The Redis list of a queue's active jobs: `{prefix}:{queue}:active`. */
+export function activeListKey(prefix: string, queueName: string): string {
+  return `${prefix}:${queueName}:active`;
+}

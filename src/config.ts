@@ -184,7 +184,7 @@ export const SETTINGS = {
   cacheMaxBytes: { env: 'CACHE_MAX_BYTES', schema: int(0), default: 2 * 1024 ** 3, describe: 'Bound of CACHE_DIR: least recently used blobs go beyond it (a blob in use in the last minute never does).' },
 
   logLevel: { env: 'LOG_LEVEL', flag: 'log-level', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info', describe: 'Log level.' },
-  logFormat: { env: 'LOG_FORMAT', flag: 'log-format', schema: z.enum(['json', 'pretty']), default: process.stderr.isTTY ? 'pretty' : 'json', defaultText: '`pretty` on a terminal, else `json`', describe: 'Log lines as JSON (for machines) or readable text.' },
+  logFormat: { env: 'LOG_FORMAT', flag: 'log-format', schema: z.enum(['json', 'pretty']), default: process.stderr.isTTY ? 'pretty' : 'json', defaultText: '`pretty` on a terminal, else `json`', describe: 'Log lines as JSON (for machines) or readable text (coloured only on a terminal; `FORCE_COLOR` and `NO_COLOR` are followed).' },
 } as const satisfies Record<string, Setting>;
 
 type Settings = typeof SETTINGS;
@@ -257,6 +257,19 @@ function rawValue(key: SettingKey, setting: Setting, flags: Flags, files: FileFl
 function shownValue(raw: unknown, secret: boolean): string {
   if (typeof raw === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(raw.trim())) return printable(JSON.stringify(redactUrl(raw)));
   return secret ? '[redacted]' : printable(JSON.stringify(raw) ?? String(raw));
+}
+
+/**
+ * Whether readable log lines (LOG_FORMAT=pretty) are coloured. They go to standard error, so
+ * only when that is a terminal: colour codes in a file or a pipe are noise. The conventions
+ * everyone's tools follow come first: `FORCE_COLOR` (other than `0` or `false`) colours anyway,
+ * `NO_COLOR` (any value but empty) never (https://no-color.org).
+ */
+export function logColour(env: NodeJS.ProcessEnv = process.env, stream: { isTTY?: boolean } = process.stderr): boolean {
+  const force = env.FORCE_COLOR;
+  if (force !== undefined) return !['0', 'false'].includes(force.trim().toLowerCase());
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
+  return stream.isTTY === true;
 }
 
 export function loadConfig(flags: Flags = {}, env: NodeJS.ProcessEnv = process.env, files: FileFlags = {}): Config {

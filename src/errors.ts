@@ -115,6 +115,7 @@ export const ERROR_CODES = {
   CONFIG_INVALID: { action: 'usage', summary: 'A setting (flag or environment variable) has a bad value; the setting is named.' },
   TASK_INVALID: { action: 'usage', summary: 'A task file, `--prompt` or `--schema` is invalid; the file and the field are named.' },
   WORKER_UNFIT: { action: 'usage', summary: 'A worker found at start that it cannot do its work (engine, model, images, blob store) and did not start; the check is named.' },
+  DOC_NOT_FOUND: { action: 'usage', summary: 'No document matches what `status` or `retry` was given (an id or its start, an input file name or a part of its path, or the content of a file): said on standard error for each, exit 2.' },
   REDIS_UNREACHABLE: { action: 'usage', summary: 'Redis does not answer at REDIS_URL: nothing listens there, the host is unknown, no answer in time, or what answers is not Redis (the message says which, with the URL, password masked). Every verb checks before it starts and exits 2; a running worker, writer or dashboard says it once when Redis goes away and once when it is back.' },
 
   // ---- the operator's view (issue 14): Redis connections said in one line ----

@@ -11,6 +11,7 @@ import type { PdfInspector } from '../ingest/pdf.ts';
 import { createLogger } from '../observe/log.ts';
 import { progressPrinter } from '../observe/bar.ts';
 import { waitForDocs } from '../observe/progress.ts';
+import { printWaitResults } from './wait-results.ts';
 import { unservedWatch } from '../observe/workers.ts';
 import { DocStore } from '../store/docs.ts';
 import { jsonLine, printable } from '../printable.ts';
@@ -89,18 +90,7 @@ export function enqueueCommand(inspector?: PdfInspector): Command {
     try {
       const store = new DocStore(redis, config.prefix);
       const final = await waitForDocs(store, docIds, { signal: controller.signal, intervalMs: 250, ...(json ? {} : { onTick: progressPrinter(process.stderr), notes: unservedWatch(redis, config.prefix) }) });
-      let failed = 0;
-      for (const p of final) {
-        const r = p.record;
-        failed += r.failed + (r.state === 'failed' ? 1 : 0);
-        if (json) {
-          process.stdout.write(`${jsonLine({ docId: r.docId, state: r.state, units: r.units, completed: r.done, failed: r.failed, files: r.files, ...(r.writeError ? { error: r.writeError } : {}) })}\n`);
-        } else if (r.state === 'failed') {
-          process.stdout.write(`${r.docId}  FAILED   ${printable(r.meta.source)}: ${r.writeError?.code ?? 'WRITE_FAILED'}: ${printable(r.writeError?.message ?? '')} (docbatch retry ${r.docId} writes it again)\n`);
-        } else {
-          process.stdout.write(`${r.docId}  written  ${printable(r.meta.source)}: ${r.done}/${r.units} done${r.failed ? `, ${r.failed} FAILED` : ''} → ${r.files.map(printable).join(', ')}\n`);
-        }
-      }
+      const failed = printWaitResults(final, json);
       process.exitCode = rejected ? 2 : failed > 0 ? 1 : 0;
     } finally {
       redis.disconnect();

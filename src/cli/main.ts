@@ -1,6 +1,7 @@
 /**
  * `docbatch <verb>`: parses the command line and hands over to the verb. Usage errors and bad
- * settings exit 2 with a message that says what is wrong; anything unexpected exits 1. Redis
+ * settings exit 2 with a message that says what is wrong (no verb at all: the help, exit 2;
+ * `--help` and `help` exit 0); anything unexpected exits 1. Redis
  * going away in the middle of a verb is one line with its code, not a stack. A reader that
  * closes the pipe early (`docbatch status | head -1`) ends the output quietly: what is left is
  * not written, and the verb finishes as usual.
@@ -93,7 +94,11 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      // Help asked for (`help`, `help VERB`) is 0; help shown because no verb was given is a
+      // usage error (2), as for any conventional CLI: a script calling `docbatch $VERB` with an
+      // empty variable must not pass.
+      if (err.code === 'commander.help') return err.exitCode === 0 ? 0 : 2;
       return 2;
     }
     // Redis at its maxmemory, however far up the error came (as itself, or wrapped as INTERNAL).

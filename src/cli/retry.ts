@@ -7,6 +7,7 @@ import { connectRedis } from '../../queues/connect.ts';
 import { createLogger } from '../observe/log.ts';
 import { progressPrinter } from '../observe/bar.ts';
 import { waitForDocs } from '../observe/progress.ts';
+import { printWaitResults } from './wait-results.ts';
 import { unservedWatch } from '../observe/workers.ts';
 import { DocStore } from '../store/docs.ts';
 import { jsonLine, printable } from '../printable.ts';
@@ -42,7 +43,7 @@ export function retryCommand(): Command {
       ...(config.pdfPassword !== undefined ? { password: config.pdfPassword } : {}),
       ...(opts.rewrite === true ? { rewrite: true } : {}),
     });
-    for (const target of unknown) process.stderr.write(`docbatch: no document found for ${printable(target)}\n`);
+    for (const target of unknown) process.stderr.write(`docbatch: DOC_NOT_FOUND: no document found for ${printable(target)}\n`);
     // A document that could not be retried is said, with its code and place; the others went on.
     for (const f of failures) {
       if (json) process.stdout.write(`${jsonLine({ docId: f.docId, source: f.source, error: { code: f.error.code, message: f.error.message } })}\n`);
@@ -62,13 +63,7 @@ export function retryCommand(): Command {
     const redis = connectRedis(config.redisUrl, 'worker');
     try {
       const final = await waitForDocs(new DocStore(redis, config.prefix), active, { intervalMs: 250, ...(json ? {} : { onTick: progressPrinter(process.stderr), notes: unservedWatch(redis, config.prefix) }) });
-      let failed = 0;
-      for (const p of final) {
-        const r = p.record;
-        failed += r.failed + (r.state === 'failed' ? 1 : 0);
-        if (json) process.stdout.write(`${jsonLine({ docId: r.docId, state: r.state, units: r.units, completed: r.done, failed: r.failed, files: r.files })}\n`);
-        else process.stdout.write(`${r.docId}  ${r.state}  ${printable(r.meta.source)}: ${r.done}/${r.units} done${r.failed ? `, ${r.failed} FAILED` : ''}\n`);
-      }
+      const failed = printWaitResults(final, json);
       process.exitCode = unknown.length > 0 ? 2 : failed > 0 ? 1 : notRetried;
     } finally {
       redis.disconnect();

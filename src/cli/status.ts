@@ -3,15 +3,15 @@
  * escaped: src/printable.ts). A document is found by its id or the start of one, its input path
  * or file name (or a part of its path), or the content of a file that exists. After the
  * documents: the total (units, tokens, engine time, cost, rate, elapsed time, time left), one
- * line per model when there are several, and what is wrong with any worker (its engine down,
- * unhealthy, paused, silent).
+ * line per model when there are several, what is wrong with any worker (its engine down,
+ * unhealthy, paused, silent), the writers, and work no running worker or writer will take.
  */
 import { Command } from 'commander';
 import { wholeNumber } from './number-options.ts';
 import { connectRedis } from '../../queues/connect.ts';
 import { progressLine } from '../observe/bar.ts';
 import { byModel, formatDuration, formatRate, readProgress, totalsOf, type DocProgress, type Totals } from '../observe/progress.ts';
-import { readWorkers, unservedWork, workerProblem } from '../observe/workers.ts';
+import { pausedWork, readPausedQueues, readWorkers, readWriters, unservedWork, unwrittenWork, workerNote, workerProblem, writerProblem } from '../observe/workers.ts';
 import { costPer1000Units, costUsd } from '../observe/cost.ts';
 import { DocStore } from '../store/docs.ts';
 import { findDocuments } from '../store/find.ts';
@@ -19,11 +19,14 @@ import { jsonLine, printable } from '../printable.ts';
 import { formatTokens, totalJson, usageKeys } from '../usage.ts';
 import { REDIS_SETTINGS, requireRedis, settingOptions } from './options.ts';
 
+/** Unfinished documents read besides those shown, for the notes of work nothing takes. */
+const UNFINISHED_READ = 10_000;
+
 export function statusCommand(): Command {
   const command = new Command('status')
     .description('Show documents: units done of all, rate, time left, tokens, engine time and cost; totals, models, and workers in trouble.')
     .argument('[doc]', 'a document id (or its start), an input file name or path (or part of one), or a file whose content was enqueued')
-    .option('--json', 'one JSON object per document, then {models}, {workers}, and {total} last')
+    .option('--json', 'one JSON object per document, then {models}, {workers}, {writers}, and {total} last')
     .option('--limit <n>', 'newest documents to show (a whole number from 1)', wholeNumber('--limit'), 50);
   const load = settingOptions(command, [...REDIS_SETTINGS, 'gpuHourlyUsd']);
   return command.action(async (doc: string | undefined, opts: Record<string, unknown>) => {
@@ -41,15 +44,26 @@ export function statusCommand(): Command {
       const total = totalsOf(progress, now);
       const models = byModel(progress, now);
       const workers = await readWorkers(redis, config.prefix, now);
+      const writers = await readWriters(redis, config.prefix, now);
+      // What waits and nothing takes is said of every unfinished document, not only the newest
+      // --limit shown: an older model's documents wait just as long.
+      const unfinished = doc ? progress : [...progress, ...(await readProgress(store, (await store.active(UNFINISHED_READ)).filter((id) => !ids.includes(id))))];
+      const pausedQueues = await readPausedQueues(redis, config.prefix, unfinished);
       const out = (line: string) => process.stdout.write(`${line}\n`);
+      // A document asked for by name and not found is an error a script can test (as retry's).
+      if (doc && ids.length === 0) {
+        process.stderr.write(`docbatch: DOC_NOT_FOUND: no document found for ${printable(doc)}\n`);
+        process.exitCode = 2;
+      }
       if (opts.json) {
         for (const p of progress) out(jsonLine(docJson(p, costOf(p.record.engineMs, p.record.done))));
         out(jsonLine({ models: models.map((m) => ({ model: m.model, ...totalsJson(m.totals, costOf(m.totals.engineMs, m.totals.done)) })) }));
-        out(jsonLine({ workers: workers.map((w) => ({ name: w.name, engine: w.engine, model: w.model, engine_down: w.engineDown, unhealthy: w.unhealthy, paused: w.paused, silent: w.silent, problem: workerProblem(w) })) }));
+        out(jsonLine({ workers: workers.map((w) => ({ name: w.name, engine: w.engine, model: w.model, engine_down: w.engineDown, sending_to: w.sendingTo === undefined ? w.engine : w.sendingTo, fallbacks: w.fallbacks ?? [], unhealthy: w.unhealthy, paused: w.paused, silent: w.silent, problem: workerProblem(w), note: workerNote(w) })) }));
+        out(jsonLine({ writers: writers.map((w) => ({ name: w.name, out: w.out, written: w.written, failed: w.failed, silent: w.silent, problem: writerProblem(w) })) }));
         out(jsonLine({ total: totalsJson(total, costOf(total.engineMs, total.done)) }));
         return;
       }
-      if (progress.length === 0) out(doc ? `no document found for ${printable(doc)}` : 'no documents');
+      if (progress.length === 0 && !doc) out('no documents');
       for (const p of progress) {
         const r = p.record;
         out(`${r.docId}  ${p.state.padEnd(7)} ${progressLine(p)}  ${tokensAndCost(formatTokens(r.completionTokens, r.unitsWithoutUsage), r.engineMs, costOf(r.engineMs, r.done).usd)}`);
@@ -62,10 +76,21 @@ export function statusCommand(): Command {
       }
       const troubled = workers.map((w) => ({ w, problem: workerProblem(w) })).filter((x) => x.problem !== null);
       if (workers.length > 0) out(`workers: ${workers.length}${troubled.length > 0 ? `, ${troubled.length} not taking work` : ', all taking work'}`);
-      else if (total.byState.queued + total.byState.running > 0) out('workers: none has a heartbeat: start one (docbatch worker), or check that workers reach this Redis and prefix');
+      else if (unfinished.some((p) => !p.finished && p.record.state !== 'complete')) out('workers: none has a heartbeat: start one (docbatch worker), or check that workers reach this Redis and prefix');
       for (const { w, problem } of troubled) out(`worker ${printable(w.name)}: ${printable(problem!)}`);
+      // Taking work, but on a fallback (or with one down): worth knowing at a glance.
+      for (const w of workers) {
+        const note = workerNote(w);
+        if (note) out(`worker ${printable(w.name)}: ${printable(note)}`);
+      }
       // A model no running worker serves (with workers: none at all is said above).
-      if (workers.length > 0) for (const note of unservedWork(progress, workers)) out(note);
+      // A paused queue is said whether or not workers run; work no worker takes, when some run.
+      for (const note of workers.length > 0 ? unservedWork(unfinished, workers, { pausedQueues }) : pausedWork(unfinished, pausedQueues)) out(note);
+      // Writers as workers: how many, the ones not writing, and documents none will write.
+      const stuck = writers.map((w) => ({ w, problem: writerProblem(w) })).filter((x) => x.problem !== null);
+      if (writers.length > 0) out(`writers: ${writers.length}${stuck.length > 0 ? `, ${stuck.length} not writing` : ', all writing'}`);
+      for (const { w, problem } of stuck) out(`writer ${printable(w.name)}: ${printable(problem!)}`);
+      for (const note of unwrittenWork(unfinished, writers, pausedQueues)) out(note);
     } finally {
       redis.disconnect();
     }

@@ -205,6 +205,7 @@ export class UnitSender {
         const latency = performance.now() - started;
         // A count the engine did not report is unknown to the window too, not 0.
         window.onCompleted(performance.now(), latency, result.usage.completionTokens ?? undefined);
+        monitor.answered();
         this.parts.onRequest?.(latency, true);
         if (solo) {
           this.outages = 0;
@@ -359,14 +360,16 @@ export class UnitSender {
     // outage of this unit's sends, but not one it caused, even alone at the engine.
     const abortedByEngine = err instanceof EngineError && err.status !== undefined && err.status < 300;
     if (abortedByEngine) this.engineAborts++;
-    this.countOutage(solo && !abortedByEngine, err);
+    // Behind a gateway whose /health is no signal, an outage's end is a guess (its /v1/models):
+    // a unit sent again into the same outage did not cause it.
+    this.countOutage(solo && !abortedByEngine && engine.monitor.healthIsSignal, err);
     engine.monitor.reportDown(err.message, false);
     return 0;
   }
 
-  /** The engine's /health asked at once (2 s at most; 'unknown' when it cannot tell). */
+  /** The engine's /health asked at once, as its monitor reads it (2 s at most; 'unknown' when it cannot tell). */
   private healthNow(engine: Engine, signal: AbortSignal): Promise<EngineHealth> {
-    return engine.client.health(AbortSignal.any([signal, AbortSignal.timeout(2000)])).catch(() => 'unknown' as const);
+    return engine.monitor.health(AbortSignal.any([signal, AbortSignal.timeout(2000)])).catch(() => 'unknown' as const);
   }
 
   private countOutage(solo: boolean, err: DocbatchError): void {

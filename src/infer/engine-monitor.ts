@@ -2,16 +2,19 @@
  * Watches the engine for the worker: feeds `/metrics` to the window controller every second
  * while the engine is up, and, once any request reports the engine down or dead, polls
  * `/health` (capped exponential backoff with jitter) until it answers again. Units that hit a
- * dead engine wait here (`whenUp`) instead of failing: that uses none of their attempts.
+ * dead engine wait here (`whenUp`) instead of failing: that uses none of their attempts. An
+ * idle worker asks /health itself (every 5 s). A /health that has never once answered 2xx (a
+ * gateway's own, 502/503 for ever) is no signal: /v1/models then says whether the engine is up.
  */
 import { EventEmitter } from 'node:events';
 import { EngineError, type EngineClient } from '../engine/client.ts';
 import { waitForHealthy } from '../engine/signals.ts';
+import type { EngineHealth } from '../engine/types.ts';
 import type { WindowController } from '../engine/window.ts';
 import { DocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 
-/** How often an idle worker asks /health of an engine without /metrics. */
+/** How often an idle worker asks /health (and one whose /health never answered 2xx yet). */
 const IDLE_HEALTH_EVERY_MS = 5000;
 
 export interface EngineMonitorOptions {
@@ -39,6 +42,11 @@ export class EngineMonitor extends EventEmitter<MonitorEvents> {
   private metricsSupported = true;
   private lastLoggedAt: number | null = null;
   private lastHealthAt = Number.NEGATIVE_INFINITY;
+  /** /health has answered 2xx at least once: only then is its failing a verdict on the engine. */
+  private healthAnswered = false;
+  /** Outages since the last answer, and until when /v1/models may not end the current one (health()). */
+  private outagesUnanswered = 0;
+  private holdUntil = Number.NEGATIVE_INFINITY;
   /** Total time the engine was seen down, for metrics and reports. */
   downMs = 0;
   deaths = 0;
@@ -96,13 +104,17 @@ export class EngineMonitor extends EventEmitter<MonitorEvents> {
         unreachable = err instanceof EngineError && (err.code === 'ENGINE_DOWN' || err.code === 'ENGINE_TIMEOUT');
       }
     }
-    // A worker sending nothing hears nothing from requests: after a /metrics read that found no
-    // engine (or every 5 s, without /metrics) it asks /health, so an engine that died while the
-    // worker was idle shows as down (status, the dashboard, docbatch_engine_up) before work comes.
-    if (!this.down && !this.stop.signal.aborted && (this.window.snapshot().inFlight ?? 0) === 0 && (unreachable || (!this.metricsSupported && now - this.lastHealthAt >= IDLE_HEALTH_EVERY_MS))) {
+    // A worker sending nothing hears nothing from requests: while idle it asks /health after a
+    // /metrics read that found no engine, and every 5 s anyway (a dead vLLM that keeps its port,
+    // VLLM_KEEP_ALIVE_ON_ENGINE_DEATH, still answers /metrics), so an engine that died while the
+    // worker was idle shows as down (status, the dashboard, docbatch_engine_up) before work
+    // comes. Until /health has once answered 2xx it is asked busy or not: whether it is a signal
+    // at all (health() below) is learnt while the engine is up.
+    const idle = () => (this.window.snapshot().inFlight ?? 0) === 0;
+    if (!this.down && !this.stop.signal.aborted && (idle() || !this.healthAnswered) && (unreachable || now - this.lastHealthAt >= IDLE_HEALTH_EVERY_MS)) {
       this.lastHealthAt = now;
-      const health = await this.client.health(AbortSignal.any([this.stop.signal, AbortSignal.timeout(5000)])).catch(() => 'unknown' as const);
-      if ((health === 'unreachable' || health === 'dead') && (this.window.snapshot().inFlight ?? 0) === 0) {
+      const health = await this.health(AbortSignal.any([this.stop.signal, AbortSignal.timeout(5000)])).catch(() => 'unknown' as const);
+      if ((health === 'unreachable' || health === 'dead') && idle()) {
         this.reportDown(`the engine does not answer /health (${health}) while this worker sends it nothing`, health === 'dead');
       }
     }
@@ -116,14 +128,53 @@ export class EngineMonitor extends EventEmitter<MonitorEvents> {
     this.emit('change');
   }
 
+  /**
+   * Whether the engine can take requests, as /health says, if /health is a signal here. A
+   * gateway or proxy in front of the engine may answer its own /health (and /metrics) with
+   * 502/503 for ever while it passes completions on: a /health that has never once answered 2xx
+   * says nothing of the engine, so then /v1/models (which goes through to it, as completions
+   * do) decides. Once /health has answered 2xx, it is believed, as vLLM's is.
+   */
+  async health(signal?: AbortSignal): Promise<EngineHealth> {
+    const state = await this.client.health(signal);
+    if (state === 'up') {
+      this.healthAnswered = true;
+      return state;
+    }
+    if (this.healthAnswered) return state;
+    // A gateway answers /v1/models itself even while the engine behind it is down: after a
+    // request found it down, its models end the outage only after a hold that doubles with each
+    // outage no answer came between (5 s to 60 s), so units are not sent round in a tight loop.
+    if (performance.now() < this.holdUntil) return state;
+    try {
+      await this.client.models(signal);
+      return 'up';
+    } catch (err) {
+      if (err instanceof EngineError && err.code === 'ABORTED') throw err;
+      return state;
+    }
+  }
+
+  /** Whether /health is a signal here (it has answered 2xx once): see health(). */
+  get healthIsSignal(): boolean {
+    return this.healthAnswered;
+  }
+
+  /** A request was answered: the engine works (ends the doubling of health()'s hold). */
+  answered(): void {
+    this.outagesUnanswered = 0;
+  }
+
   /** A request found the engine down or dead: pause intake and poll /health until it is back. */
   reportDown(reason: string, dead: boolean): void {
     if (this.down || this.stop.signal.aborted) return;
     const since = performance.now();
+    this.outagesUnanswered++;
+    this.holdUntil = since + Math.min(60_000, IDLE_HEALTH_EVERY_MS * 2 ** Math.min(this.outagesUnanswered - 1, 8));
     if (dead) this.deaths++;
     this.window.onEngineDown(since);
     this.log.warn({ reason }, 'engine down; pausing intake and waiting for /health');
-    const done = waitForHealthy(this.client, {
+    const done = waitForHealthy(this, {
       signal: this.stop.signal,
       initialDelayMs: this.options.healthInitialDelayMs,
       maxDelayMs: this.options.healthMaxDelayMs,

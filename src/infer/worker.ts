@@ -489,6 +489,8 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       this.timers.clear();
       this.link.close();
       this.paused.set('closing', 'stopping');
+      // Said at once: status and the dashboard showed a draining worker as taking work.
+      void withTimeout(this.heartbeat(), 1000).catch(() => undefined);
       this.log.info({ active: this.active, deadlineMs }, 'stopping: no new units; finishing those in flight');
       await step('pause intake', () => Promise.all([...this.bulls.values()].map((b) => withTimeout(b.pause(true), 2000))));
       if (this.active > 0 && !this.forced) {

@@ -44,11 +44,13 @@ import type { ReopenParts } from '../store/reopen.ts';
 import type { Logger } from './log.ts';
 import { documentRoutes } from './documents-routes.ts';
 import { WorkerRates } from './worker-rates.ts';
+import { queueNotes, registerWriterMetrics } from './queue-notes.ts';
+import { pausedQueues, readWriters } from './workers.ts';
 import { assertSafeBinding, authorized, challenge, hasCredentials, readAuthorized, type DashboardCredentials } from './dashboard-auth.ts';
 import { cutShort, jobTitle, unitData } from './dashboard-format.ts';
 import { hostRefusal, writeRefusal, type HostPolicy } from './host-guard.ts';
 import { BacklogReader, backlogQueryProblem, registerBacklogMetrics } from './backlog.ts';
-import { openQueueCounter, registerQueueMetrics } from './metrics.ts';
+import { openQueueCounter, orphanedActive, registerQueueMetrics } from './metrics.ts';
 import { withTimeout } from '../timeouts.ts';
 import { healthReport, listenError, queuesCheck, redisCheck } from './metrics-server.ts';
 
@@ -127,6 +129,7 @@ export async function startDashboard(config: DashboardConfig, log: Logger, optio
   const feeder = new Feeder(counter.redis, config.prefix, inferQueue);
   const backlog = new BacklogReader(feeder, counter.redis, config.prefix, options.backlogTtlMs);
   registerBacklogMetrics(registry, backlog);
+  registerWriterMetrics(registry, async () => ({ writers: await readWriters(counter.redis, config.prefix), unwritten: await counter.redis.zcard(`${config.prefix}:active`) }));
   const checks = { redis: redisCheck(counter.redis), queues: queuesCheck(counter.queues) };
   const link = new RedisLink({ url: config.redisUrl, ping: () => counter.redis.ping() }).watch(counter.redis);
   link.on('down', (problem) => log.error({ code: problem.code, err: problem.message }, 'Redis is away: pages and /health answer with errors until it is back'));
@@ -145,6 +148,14 @@ export async function startDashboard(config: DashboardConfig, log: Logger, optio
     blobs,
     outDir: config.outDir ?? null,
     rates,
+    notes: async () => {
+      const [report, rated, writers, unwritten] = await Promise.all([backlog.read({}), rates.rates(), readWriters(counter.redis, config.prefix), counter.redis.zcard(store.activeKey)]);
+      const paused = await pausedQueues(counter.redis, config.prefix, [...report.queues.map((q) => q.queue), QUEUES.write]);
+      // Units at killed workers (active, their locks expired) wait as much as those not taken.
+      const backlogNow = await Promise.all(report.queues.map(async (q) => ({ queue: q.queue, waiting: q.waiting + (await orphanedActive(counter.redis, config.prefix, q.queue)) })));
+      return queueNotes({ backlog: backlogNow, paused, workers: rated.map((r) => r.beat), writers, unwritten });
+    },
+    writers: () => readWriters(counter.redis, config.prefix),
     reopenParts: () => {
       if (!blobs) return null;
       writeQueue ??= openQueue('write', config, counter.redis);

@@ -41,6 +41,7 @@ nav.states { display: flex; gap: .4rem; align-items: center; margin-bottom: .6re
 nav.pager { display: flex; gap: 1rem; justify-content: center; padding-top: .6rem; color: var(--muted); }
 a { color: var(--accent); } a.out { margin-right: .4rem; white-space: nowrap; }
 tr.trouble td { background: #fdf1f0; }
+section.notes { border-left: 4px solid var(--bad); background: #fdf1f0; padding: .4rem .8rem; margin-bottom: 1rem; } section.notes h2 { margin: .2rem 0; font-size: 1rem; } section.notes ul { margin: .2rem 0; padding-left: 1.2rem; }
 svg.spark polyline { fill: none; stroke: var(--run); stroke-width: 1.5; } svg.spark line { stroke: var(--line); }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .35rem 1.2rem; margin: 0 0 1rem; }
 dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; }

@@ -10,7 +10,7 @@
 import { formatDuration, formatRate, VIEW_STATES, type ViewState } from './progress.ts';
 import type { DocumentJson, FailuresResult, ListResult } from './documents.ts';
 import { sparkline, type WorkerRate } from './worker-rates.ts';
-import { workerProblem } from './workers.ts';
+import { workerNote, workerProblem, writerProblem, type WriterBeat } from './workers.ts';
 
 class Raw {
   readonly text: string;
@@ -89,7 +89,7 @@ function workersSection(rates: WorkerRate[]): Raw {
   const rows = rates.map(({ beat, kind, now, series }) => {
     const problem = workerProblem(beat);
     return html`<tr class="${problem ? 'trouble' : ''}"><td>${beat.name}</td><td>${beat.model ?? '—'}</td><td class="muted">${beat.engine}</td>
-<td>${problem ? html`<span class="badge failed">${problem}</span>` : html`<span class="badge written">taking work</span>`}</td>
+<td>${problem ? html`<span class="badge failed">${problem}</span>` : html`<span class="badge written">taking work</span>${workerNote(beat) ? html`<div class="muted small">${workerNote(beat)}</div>` : ''}`}</td>
 <td class="num">${beat.silent ? '—' : beat.window}</td><td class="num">${beat.silent ? '—' : beat.inFlight}</td><td class="num rate">${now === null ? '—' : `${now.toFixed(2)} ${kind}/s`}</td>
 <td>${raw(sparkline(series))}</td></tr>`;
   });
@@ -108,7 +108,22 @@ function stateLinks(list: ListResult, q: string, state: ViewState | undefined): 
   return html`<nav class="states" aria-label="filter by state">${link(undefined, 'all', null)}${VIEW_STATES.map((s) => link(s, s, list.states[s]))}${list.truncated ? html`<span class="muted small">(counts of the newest ${number(list.scanned)})</span>` : ''}</nav>`;
 }
 
-export function listPage(ctx: PageContext, list: ListResult, query: { q: string; state: ViewState | undefined }, rates: WorkerRate[]): string {
+/** Work that waits and nothing will take (queue-notes.ts), above everything else. */
+function notesSection(notes: readonly string[]): Raw {
+  if (notes.length === 0) return raw('');
+  return html`<section class="notes" role="alert"><h2>Waiting for nothing</h2><ul>${notes.map((n) => html`<li>${n}</li>`)}</ul></section>`;
+}
+
+/** One line of writers under the workers: each, and whether it writes. */
+function writersLine(writers: readonly WriterBeat[]): Raw {
+  if (writers.length === 0) return html`<p class="muted small writers">Writers: none has a heartbeat under this prefix (<code>docbatch writer</code>).</p>`;
+  return html`<p class="small writers">Writers: ${writers.map((w, i) => {
+    const problem = writerProblem(w);
+    return html`${i > 0 ? ', ' : ''}<b>${w.name}</b> ${problem ? html`<span class="badge failed">${problem}</span>` : html`<span class="badge written">writing</span>`} <span class="muted">(${w.written.toLocaleString('en-US')} written since start${w.failed > 0 ? `, ${w.failed} failed` : ''})</span>`;
+  })}</p>`;
+}
+
+export function listPage(ctx: PageContext, list: ListResult, query: { q: string; state: ViewState | undefined }, rates: WorkerRate[], notes: readonly string[] = [], writers: readonly WriterBeat[] | null = null): string {
   const rows = list.documents.map(
     (d) => html`<tr data-id="${d.id}"><td class="doc"><a href="/documents/${d.id}">${d.name}</a><div class="muted small">${d.source}</div><div class="muted small mono">${d.id}</div></td>
 <td>${d.kind} · ${d.task}${d.model ? html`<div class="muted small">${d.model}</div>` : ''}</td><td>${stateBadge(d.state, d.phase)}</td><td class="units">${unitsBar(d)}</td>
@@ -124,7 +139,7 @@ export function listPage(ctx: PageContext, list: ListResult, query: { q: string;
     return `/documents?${p}`;
   };
   const pager = html`<nav class="pager" aria-label="pages">${list.page > 1 ? html`<a href="${params(list.page - 1)}" rel="prev">← newer</a>` : ''}<span>page ${list.page} of ${list.pages} · ${number(list.total)} documents</span>${list.page < list.pages ? html`<a href="${params(list.page + 1)}" rel="next">older →</a>` : ''}</nav>`;
-  const body = html`${workersSection(rates)}<section><h1>Documents</h1>
+  const body = html`${notesSection(notes)}${workersSection(rates)}${writers ? writersLine(writers) : ''}<section><h1>Documents</h1>
 <form class="search" method="get" action="/documents" role="search"><input type="search" name="q" value="${query.q}" placeholder="file name, path or id" aria-label="search by file name or id">
 <select name="state" aria-label="state"><option value="">any state</option>${VIEW_STATES.map((s) => html`<option value="${s}"${raw(s === query.state ? ' selected' : '')}>${s}</option>`)}</select><button type="submit">Search</button></form>
 ${stateLinks(list, query.q, query.state)}

@@ -9,7 +9,7 @@
  *   GET  /api/documents                  {"documents": [...], total, page, per_page, pages, states, scanned, truncated}
  *   GET  /api/documents/:id              {"document": {...}, "failures": {from, failures, more}}
  *   POST /api/documents/:id/retry        reopens the failed units (what `docbatch retry` does); 405 read-only
- *   GET  /api/workers                    heartbeats with rates
+ *   GET  /api/workers                    heartbeats with rates, and notes of work nothing takes
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -24,7 +24,7 @@ import type { Logger } from './log.ts';
 import { SCRIPT, STYLE } from './documents-assets.ts';
 import { detailPage, listPage, type PageContext } from './documents-page.ts';
 import { documentFailures, documentJson, insideDir, listDocuments, parseState } from './documents.ts';
-import { workerProblem } from './workers.ts';
+import { workerProblem, writerProblem, type WriterBeat } from './workers.ts';
 import type { WorkerRates } from './worker-rates.ts';
 
 export interface DocumentRoutesParts {
@@ -34,6 +34,10 @@ export interface DocumentRoutesParts {
   /** This dashboard's OUT_DIR: reports and outputs are read only from inside it. */
   outDir: string | null;
   rates: WorkerRates;
+  /** What waits that nothing will take (queue-notes.ts), for the list page and /api/workers. */
+  notes: () => Promise<string[]>;
+  /** The writers' heartbeats (workers.ts readWriters). */
+  writers: () => Promise<WriterBeat[]>;
   /** What a retry needs (queues, feeder, blob store), built on first use; null without a blob store. */
   reopenParts: () => ReopenParts | null;
   page: PageContext;
@@ -70,8 +74,8 @@ export function documentRoutes(parts: DocumentRoutesParts): Hono {
   app.get('/documents', async (c) => {
     const query = listQuery(c);
     if (query.state === null) return c.text('state must be one of queued, running, written, failed\n', 400);
-    const [list, rates] = await Promise.all([listDocuments(store, { ...query, state: query.state, ...money }), parts.rates.rates()]);
-    return c.html(listPage(parts.page, list, { q: query.q, state: query.state }, rates));
+    const [list, rates, notes, writers] = await Promise.all([listDocuments(store, { ...query, state: query.state, ...money }), parts.rates.rates(), parts.notes(), parts.writers()]);
+    return c.html(listPage(parts.page, list, { q: query.q, state: query.state }, rates, notes, writers));
   });
 
   const load = async (id: string) => (DOC_ID.test(id) ? store.get(id) : null);
@@ -127,9 +131,11 @@ export function documentRoutes(parts: DocumentRoutesParts): Hono {
   });
 
   app.get('/api/workers', async (c) => {
-    const rates = await parts.rates.rates();
+    const [rates, notes, writers] = await Promise.all([parts.rates.rates(), parts.notes(), parts.writers()]);
     return c.json({
       workers: rates.map(({ beat, kind, now, series }) => ({ ...beat, problem: workerProblem(beat), kind, rate: now, series })),
+      writers: writers.map((w) => ({ ...w, problem: writerProblem(w) })),
+      notes,
     });
   });
 

@@ -1,4 +1,5 @@
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import { logColour } from '../config.ts';
 
 export type { Logger } from 'pino';
 
@@ -7,6 +8,8 @@ export interface LogOptions {
   level?: string;
   /** Human-readable lines (pino-pretty) instead of JSON. @defaultValue false */
   pretty?: boolean;
+  /** Colour the readable lines. @defaultValue only on a terminal, unless FORCE_COLOR or NO_COLOR says (config's `logColour`) */
+  colour?: boolean;
   /** Written to every line, e.g. `{ role: 'worker', worker: 'gpu0' }`. */
   base?: Record<string, unknown>;
   /** Where JSON lines go. @defaultValue standard error (fd 2), so stdout stays for results */
@@ -34,7 +37,7 @@ export function createLogger(options: LogOptions = {}): Logger {
       ...config,
       transport: {
         target: 'pino-pretty',
-        options: { destination: 2, colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' },
+        options: { destination: 2, colorize: options.colour ?? logColour(), translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' },
       },
     });
   }

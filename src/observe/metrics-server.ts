@@ -82,8 +82,11 @@ export interface Registration {
 /** An engine as health reads it. */
 export interface CheckedEngine {
   readonly label: string;
-  readonly client: { health(signal?: AbortSignal): Promise<string> };
-  readonly monitor: { readonly isDown: boolean };
+  /**
+   * `health()`: the engine's /health as its monitor reads it (a gateway's /health that never
+   * answered 2xx is no signal: /v1/models then says).
+   */
+  readonly monitor: { readonly isDown: boolean; health(signal?: AbortSignal): Promise<string> };
 }
 
 /** What a worker's health reads: its Redis, its engines, its loops and what paused them. */
@@ -108,10 +111,10 @@ export function workerChecks(worker: CheckedWorker, registration?: Registration)
       // with: it answering is what "can take work" means (ENGINE_FALLBACK_URLS).
       const using = worker.engines.pick();
       if (using && using !== worker.engine) {
-        const state = await using.client.health(signal);
+        const state = await using.monitor.health(signal);
         return { ok: state === 'up', state, outage: true, sendingTo: using.label };
       }
-      const state = await worker.engine.client.health(signal);
+      const state = await worker.engine.monitor.health(signal);
       return { ok: state === 'up', state, outage: worker.engine.monitor.isDown };
     },
     environment: async () => {

@@ -14,7 +14,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { connectRedis, openQueue } from '../../queues/connect.ts';
+import { activeListKey, connectRedis, jobLockKey, openQueue } from '../../queues/connect.ts';
 import { QUEUES, type UnitJobData } from '../../queues/contracts.ts';
 import type { DocMeta, UnitResult } from '../store/types.ts';
 import { withDeadline } from '../timeouts.ts';
@@ -25,6 +25,13 @@ export const METRIC_PREFIX = 'docbatch_';
 /** The job states BullMQ counts, in the order the gauges list them. */
 export const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'paused', 'completed', 'failed'] as const;
 
+/** Why a worker pauses its intake (src/infer/worker.ts PauseReason), each a series of `docbatch_worker_intake_paused`. */
+const PAUSE_REASONS = ['engine', 'environment', 'budget', 'redis', 'closing'] as const;
+
+/** Where a queue's sample keeps whether it is paused (not a BullMQ state). */
+const PAUSED = ' paused';
+const ORPHANED = ' orphaned';
+
 /** Request latency buckets in seconds: a page on a busy GPU takes seconds to minutes. */
 const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 600];
 const RENDER_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -32,6 +39,26 @@ const RENDER_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 /** Anything that can count its jobs by state (a BullMQ Queue). */
 export interface CountableQueue {
   getJobCounts(...states: string[]): Promise<Record<string, number>>;
+  /** Paused (Bull Board's Pause, queue.pause()): its workers take nothing, its jobs count as waiting. */
+  isPaused?(): Promise<boolean>;
+  /** Active jobs whose lock has expired (queueStats.orphanedActive). */
+  orphaned?(): Promise<number>;
+}
+
+/**
+ * Active jobs whose lock has expired: the worker that took them is gone (killed, its machine
+ * lost). BullMQ's stalled check, which only a worker of the queue runs, hands them out again; with
+ * none running they stay `active` for ever, and an alert that takes active jobs for work being
+ * done never fires. Reads at most the first 1000 active jobs (a queue's active jobs are what
+ * its workers hold: their windows).
+ */
+export async function orphanedActive(redis: Redis, prefix: string, queueName: string): Promise<number> {
+  const ids = await redis.lrange(activeListKey(prefix, queueName), 0, 999);
+  if (ids.length === 0) return 0;
+  const pipeline = redis.pipeline();
+  for (const id of ids) pipeline.exists(jobLockKey(prefix, queueName, id));
+  const found = (await pipeline.exec()) ?? [];
+  return found.filter(([err, n]) => !err && n === 0).length;
 }
 
 export interface QueueMetricsOptions {
@@ -54,7 +81,7 @@ export function registerQueueMetrics(
     // One Redis read serves every family of one scrape (prom-client collects them concurrently).
     if (sample && performance.now() - sample.at < 250) return sample.result;
     const result = withDeadline(
-      Promise.all(queues.map(async ({ name, queue }) => [name, await queue.getJobCounts(...JOB_STATES)] as const)).then((pairs) => new Map(pairs)),
+      Promise.all(queues.map(async ({ name, queue }) => [name, { ...(await queue.getJobCounts(...JOB_STATES)), [PAUSED]: queue.isPaused && (await queue.isPaused()) ? 1 : 0, [ORPHANED]: (await queue.orphaned?.()) ?? 0 } as Record<string, number>] as const)).then((pairs) => new Map(pairs)),
       timeoutMs,
     ).catch(() => null);
     sample = { at: performance.now(), result };
@@ -72,6 +99,30 @@ export function registerQueueMetrics(
       for (const [queue, byState] of counts) {
         for (const state of JOB_STATES) this.set({ queue, state }, byState[state] ?? 0);
       }
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}queue_paused`,
+    help: '1 while the queue is paused (Bull Board\'s Pause, queue.pause()): no worker takes its jobs, which count as waiting.',
+    labelNames: ['queue'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const counts = await read();
+      if (!counts) return;
+      for (const [queue, byState] of counts) this.set({ queue }, byState[PAUSED] ?? 0);
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}queue_jobs_orphaned`,
+    help: 'Active jobs whose lock expired: their worker is gone. A running worker of the queue hands them out again; while none runs they stay active.',
+    labelNames: ['queue'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const counts = await read();
+      if (!counts) return;
+      for (const [queue, byState] of counts) this.set({ queue }, byState[ORPHANED] ?? 0);
     },
   });
   new Gauge({
@@ -105,7 +156,8 @@ export interface QueueCounter {
 export function openQueueCounter(target: { redisUrl: string; prefix: string; attempts: number }, inferQueues: string[] = [QUEUES.infer]): QueueCounter {
   const redis = connectRedis(target.redisUrl, 'worker', { maxRetriesPerRequest: 1 });
   const names = [...new Set([...inferQueues, QUEUES.write])];
-  const opened = names.map((name) => ({ name, queue: (name === QUEUES.write ? openQueue('write', target, redis) : openQueue('infer', target, redis, name)) as unknown as Queue }));
+  const counted = (queue: Queue, name: string): Queue => Object.assign(queue, { orphaned: () => orphanedActive(redis, target.prefix, name) });
+  const opened = names.map((name) => ({ name, queue: counted((name === QUEUES.write ? openQueue('write', target, redis) : openQueue('infer', target, redis, name)) as unknown as Queue, name) }));
   let closing: Promise<void> | null = null;
   return {
     queues: opened,
@@ -115,7 +167,7 @@ export function openQueueCounter(target: { redisUrl: string; prefix: string; att
       const added: Array<{ name: string; queue: Queue }> = [];
       for (const name of new Set(inferQueues)) {
         if (name === QUEUES.write || opened.some((o) => o.name === name)) continue;
-        added.push({ name, queue: openQueue('infer', target, redis, name) as unknown as Queue });
+        added.push({ name, queue: counted(openQueue('infer', target, redis, name) as unknown as Queue, name) });
       }
       opened.splice(opened.findIndex((o) => o.name === QUEUES.write), 0, ...added);
       return added;
@@ -134,16 +186,31 @@ type Cumulative = 'deaths' | 'downMs' | 'busyMs';
 
 /** What metrics read from a worker: its events, and its engine's parts when scraped. */
 export interface ObservedEngine {
+  /** Its URL without credentials (the `engine` label). */
+  readonly label: string;
   readonly window: { snapshot(): { size: number; state: string } };
   readonly gate: { readonly inFlight: number; readonly waiting: number; readonly busyTime: number };
-  readonly monitor: { readonly isDown: boolean; readonly deaths: number; on(event: 'down' | 'up', listener: () => void): unknown };
+  readonly monitor: {
+    readonly isDown: boolean;
+    readonly deaths: number;
+    /** Milliseconds of outages that ended. */
+    readonly downMs: number;
+    /** When the outage in progress began (performance.now()), null while up. */
+    readonly downSince: number | null;
+    on(event: 'down' | 'up', listener: () => void): unknown;
+  };
   /** The endpoint's shared rate limits, when it has any. */
   readonly limiter: { readonly waiting: number } | null;
 }
 
 export interface ObservedWorker {
   readonly activeUnits: number;
-  /** The primary engine (`docbatch_engine_up`, deaths and downtime are its). */
+  /** Why intake is paused (engine, environment, budget, redis, closing); empty while it takes work. */
+  readonly pauseReasons: readonly string[];
+  /**
+   * The primary engine (`docbatch_engine_up`, deaths and downtime are its, as they always were;
+   * `docbatch_engine_endpoint_*{engine,role}` give each engine's, `docbatch_engine_serving` whether any takes units).
+   */
   readonly engine: ObservedEngine;
   /**
    * Every engine it sends to (primary, then fallbacks); `pick()` is the one units go to now.
@@ -226,7 +293,54 @@ export class WorkerMetrics {
     gauge('worker_gate_waiting', 'Prepared units waiting at the gate for a window slot.', (w) => sum(w, (e) => e.gate.waiting));
     gauge('worker_rate_waiting', "Units waiting for the endpoint's rate limit (ENGINE_RPM, ENGINE_TPM), holding no window slot.", (w) => sum(w, (e) => e.limiter?.waiting ?? 0));
     gauge('worker_active_units', 'Units this worker holds (preparing, waiting or in flight).', (w) => w.activeUnits);
-    gauge('engine_up', '1 while the engine answers, 0 while this worker waits for it to come back.', (w) => (w.engine.monitor.isDown ? 0 : 1));
+    gauge('engine_up', 'The primary engine (ENGINE_URL): 1 while it answers, 0 while this worker waits for it to come back (a fallback may serve meanwhile: docbatch_engine_serving).', (w) => (w.engine.monitor.isDown ? 0 : 1));
+    // With fallback engines (ENGINE_FALLBACK_URLS) the primary being down is not the worker
+    // being stopped: what an alert wants is whether any engine takes its units now.
+    gauge('engine_serving', '1 while an engine (the primary, or a fallback that has taken over) takes this worker\'s units, 0 while none does and its units wait.', (w) => (w.engines.pick() ? 1 : 0));
+    const roleOf = (w: ObservedWorker, e: ObservedEngine) => (e === w.engine ? 'primary' : 'fallback');
+    const each = (w: ObservedWorker) => w.engines.all.map((e) => ({ e, labels: { engine: e.label, role: roleOf(w, e) } }));
+    new Gauge({
+      name: `${p}engine_endpoint_up`,
+      help: 'Each engine this worker sends to (role primary or fallback): 1 while it answers, 0 while it is seen down.',
+      labelNames: ['engine', 'role'],
+      registers,
+      collect() {
+        if (self.worker) for (const { e, labels } of each(self.worker)) this.set(labels, e.monitor.isDown ? 0 : 1);
+      },
+    });
+    // Per engine, monotonic: what grew since the last scrape is added (as `cumulative` below).
+    const perEngine = (name: string, help: string, read: (e: ObservedEngine) => number, scale = 1) => {
+      const reported = new Map<string, number>();
+      return new Counter({
+        name: `${p}${name}`,
+        help,
+        labelNames: ['engine', 'role'],
+        registers,
+        collect() {
+          if (!self.worker) return;
+          for (const { e, labels } of each(self.worker)) {
+            const now = read(e);
+            const delta = now - (reported.get(labels.engine) ?? 0);
+            // Seen at 0 too, so an engine that never failed shows its series.
+            this.inc(labels, delta > 0 ? delta * scale : 0);
+            if (delta > 0) reported.set(labels.engine, now);
+          }
+        },
+      });
+    };
+    perEngine('engine_endpoint_deaths_total', 'Times this worker found each of its engines dead (process gone or EngineDeadError).', (e) => e.monitor.deaths);
+    perEngine('engine_endpoint_down_seconds_total', 'Seconds each of its engines was seen down (an outage in progress included).', (e) => e.monitor.downMs + (e.monitor.downSince !== null ? performance.now() - e.monitor.downSince : 0), 1 / 1000);
+    new Gauge({
+      name: `${p}worker_intake_paused`,
+      help: 'Why this worker takes no units now (1 for each reason in force): engine (no engine to send to), environment (a fault of its own), budget (BUDGET_USD spent), redis (full), closing.',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        if (!self.worker) return;
+        const reasons = self.worker.pauseReasons;
+        for (const r of PAUSE_REASONS) this.set({ reason: r }, reasons.includes(r) ? 1 : 0);
+      },
+    });
     new Gauge({
       name: `${p}worker_window_state`,
       help: 'The window controller state (1 for the current one): probing, steady, backoff, paused.',

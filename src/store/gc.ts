@@ -178,13 +178,14 @@ export async function sweep(parts: GcParts, snap: GcSnapshot, options: GcOptions
     }
   }
 
-  // Heartbeats of workers silent for an hour.
-  const workersKey = `${store.prefix}:workers`;
-  const beats = await redis.hgetall(workersKey);
-  const quiet = Object.entries(beats).filter(([, v]) => now - ((JSON.parse(v) as { at?: number }).at ?? 0) > 3_600_000).map(([k]) => k);
-  if (quiet.length > 0) {
-    report.heartbeats = quiet.length;
-    if (!dry) await redis.hdel(workersKey, ...quiet);
+  // Heartbeats of workers and writers silent for an hour.
+  for (const heartbeatsKey of [`${store.prefix}:workers`, `${store.prefix}:writers`]) {
+    const beats = await redis.hgetall(heartbeatsKey);
+    const quiet = Object.entries(beats).filter(([, v]) => now - ((JSON.parse(v) as { at?: number }).at ?? 0) > 3_600_000).map(([k]) => k);
+    if (quiet.length > 0) {
+      report.heartbeats += quiet.length;
+      if (!dry) await redis.hdel(heartbeatsKey, ...quiet);
+    }
   }
 
   // Results archives of documents that are gone (`results/<docId>/<gen>.jsonl`), each checked

@@ -3,7 +3,8 @@
  * the outputs into OUT_DIR, moves the results out of Redis into their archive, and marks the
  * document written; the last of a set of runs on several models also writes their comparison
  * (`X.compare.json`, compare.ts). Runs the reconciler, the collector (gc) and a sweep of the
- * temporary files crashed writers left in OUT_DIR on timers.
+ * temporary files crashed writers left in OUT_DIR on timers, and publishes a heartbeat
+ * (`{p}:writers`, every 5 s).
  *
  * A write that fails is retried with backoff (the write job's attempts); one that cannot succeed
  * (a path outside OUT_DIR, a name the filesystem refuses) fails at once. Either way the document
@@ -40,6 +41,9 @@ import { writeComparison } from './compare.ts';
 import { openSink } from './sinks.ts';
 import { Reconciler } from './reconcile.ts';
 import { buildReport } from './report.ts';
+
+/** How often a writer writes its heartbeat (workers' is every 5 s too). */
+const HEARTBEAT_MS = 5000;
 
 export interface WriterOptions {
   /** How often the reconciler runs. @defaultValue 30_000 */
@@ -110,6 +114,10 @@ export class DocumentWriter {
   private closing: Promise<void> | null = null;
   /** When Redis last refused a write for want of memory (REDIS_FULL); null while it takes them. */
   private fullSince: number | null = null;
+  private readonly startedAt = Date.now();
+  /** Documents written, and writes failed for good, since start (the heartbeat carries them). */
+  private written = 0;
+  private writeFailures = 0;
 
   constructor(parts: WriterParts, options: WriterOptions = {}) {
     this.parts = parts;
@@ -171,7 +179,18 @@ export class DocumentWriter {
     this.every(this.options.gcIntervalMs ?? 3_600_000, 60_000, () => this.collect());
     // Not only at start: a writer that runs for weeks collects what crashed writers left too.
     this.every(this.options.gcIntervalMs ?? 3_600_000, this.options.gcIntervalMs ?? 3_600_000, () => this.sweepOutputs());
+    // `{p}:writers`, as workers have `{p}:workers`: status and --wait say when documents wait
+    // for a writer and none runs (observe/workers.ts).
+    await this.heartbeat().catch((err: Error) => this.log.debug({ err: err.message }, 'heartbeat failed'));
+    // Redis away is said once by the connection's watch, not by every missed beat.
+    this.every(HEARTBEAT_MS, HEARTBEAT_MS, () => this.heartbeat().catch((err: Error) => this.log.debug({ err: err.message }, 'heartbeat failed')));
     this.log.info({ out: this.config.outDir }, 'writer started');
+  }
+
+  /** `{p}:writers`: this writer is running, since when, and what it wrote. */
+  private async heartbeat(): Promise<void> {
+    const beat = { at: Date.now(), startedAt: this.startedAt, out: this.config.outDir, written: this.written, failed: this.writeFailures, redisFull: this.fullSince !== null };
+    await this.parts.redis.hset(`${this.config.prefix}:writers`, this.config.workerName, JSON.stringify(beat));
   }
 
   /** Removes temporary files in OUT_DIR older than an hour (writers that crashed mid-write). */
@@ -290,6 +309,7 @@ export class DocumentWriter {
     log.info({ files: outputs, completed: main.tally.completed, failed: main.tally.failures.length }, 'document written');
     // After the mark: the last of a set of sibling runs to be written compares them (compare.ts).
     await writeComparison(record, { store, sink, log });
+    this.written++;
     this.options.onWritten?.(docId, outputs);
     return { result, marked };
   }
@@ -313,6 +333,7 @@ export class DocumentWriter {
     const message = err.message.replace(/^WRITE_FAILED: /, '');
     try {
       if (await this.store.markWriteFailed(job.data.docId, job.data.gen, { code: 'WRITE_FAILED', message })) {
+        this.writeFailures++;
         this.log.error({ docId: job.data.docId, code: 'WRITE_FAILED', err: message }, 'the document could not be written; marked failed (docbatch retry writes it again)');
       }
     } catch (e) {
@@ -329,6 +350,8 @@ export class DocumentWriter {
       // leaves only a temporary file; its job runs again.
       await withTimeout(this.bull.close(), 10_000);
       await withTimeout(this.parts.writeQueue.close(), 2000);
+      // A writer that stopped is not one that went silent: its heartbeat goes with it.
+      await withTimeout(this.parts.redis.hdel(`${this.config.prefix}:writers`, this.config.workerName), 1000).catch(() => undefined);
       await this.parts.closeQueues();
       this.parts.redis.disconnect();
       this.parts.bullRedis.disconnect();

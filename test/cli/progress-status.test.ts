@@ -71,8 +71,8 @@ describe('status', () => {
     const byId = await runCli(['status', ids[0]!.slice(0, 8)], env);
     expect(byId.stdout).toContain(ids[0]);
     const none = await runCli(['status', 'no-such-file.pdf'], env);
-    expect(none.code).toBe(0);
-    expect(none.stdout).toMatch(/^no document found for no-such-file\.pdf$/m);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/^docbatch: DOC_NOT_FOUND: no document found for no-such-file\.pdf$/m);
   }, 60_000);
 
   it("says when a worker's engine is down", async () => {

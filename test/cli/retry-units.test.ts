@@ -39,6 +39,8 @@ it('runs the failed units again and writes the document anew', async () => {
   const r = await runCli(['retry', pdf, '--wait'], env, { timeoutMs: 60_000 });
   expect(r.stdout).toMatch(new RegExp(`${docId}  retrying 1 unit`));
   expect(r.code, r.stdout + r.stderr).toBe(0);
+  // Where the rewritten outputs are, as enqueue --wait says it (it said only "4/4 done").
+  expect(r.stdout).toMatch(new RegExp(`^${docId}  written  .*refused-page\\.pdf: 4/4 done → .*refused-page\\.md`, 'm'));
   const after = (await p.store.get(docId!))!;
   expect(after).toMatchObject({ state: 'written', done: 4, failed: 0 });
   expect(after.writtenAt).not.toBe(first!.record.writtenAt);

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis } from '../../queues/connect.ts';
+import { inferQueueFor } from '../../queues/routes.ts';
 import { DocStore } from '../../src/store/docs.ts';
 import type { DocMeta } from '../../src/store/types.ts';
 import { runCli } from '../helpers/cli.ts';
@@ -34,6 +35,24 @@ describe('status --limit', () => {
     expect(r.code, r.stderr).toBe(0);
     const docs = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { docId?: string }).filter((d) => d.docId);
     expect(docs.map((d) => d.docId)).toEqual([ids[2], ids[1]]);
+  });
+
+  it('says work no running worker takes of documents older than the newest N too', async () => {
+    // The oldest document names a model no worker serves; a worker serving the shared queue beats
+    // (its heartbeat as src/infer/worker.ts writes it).
+    const store = new DocStore(redis, prefix);
+    const docId = 'd'.padEnd(21, '0');
+    const meta = { docId, kind: 'pdf', source: `/in/${docId}.pdf`, sha256: docId.padEnd(64, '0'), name: docId, outSub: '', units: 2, feedUnits: 2, blob: docId.padEnd(64, 'a'), pages: 2, task: { name: 'transcribe', unit: 'page', output: 'text', hash: 'h', blob: 'b' }, model: 'typo-7b', queue: inferQueueFor('typo-7b'), priority: 0 } as DocMeta;
+    await store.register(meta, { reset: false, now: '2026-03-02T11:00:00.000Z', jobName: 'page' });
+    await redis.hset(`${prefix}:workers`, 'gpu0', JSON.stringify({ at: Date.now(), engine: 'http://e', model: 'vl', engineDown: false, paused: [], unhealthy: null, window: 4, inFlight: 0, active: 0, queues: ['infer', inferQueueFor('vl')] }));
+    try {
+      const r = await runCli(['status', '--limit', '1'], env);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).not.toContain(docId);
+      expect(r.stdout).toMatch(/^model "typo-7b" \(1 document\): no running worker serves it/m);
+    } finally {
+      await redis.hdel(`${prefix}:workers`, 'gpu0');
+    }
   });
 
   it.each(['0', '-1', 'abc', '2.5', ''])('refuses %j: exit 2, one line naming --limit', async (limit) => {

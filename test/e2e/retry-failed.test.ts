@@ -46,7 +46,7 @@ describe('retrying failed units', () => {
     expect(r.stderr).not.toContain('docbatch:'); // progress lines only
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`${docId}  retrying 4 units`);
-    expect(r.stdout).toMatch(new RegExp(`${docId}  written  .*95/95 done\\n`));
+    expect(r.stdout).toMatch(new RegExp(`${docId}  written  .*95/95 done → .*long\\.md`));
     expect(p.engine.stats().requests - sent).toBe(4);
 
     const after = parsePages(readFileSync(join(p.config.outDir, 'long.md'), 'utf8'));
@@ -71,7 +71,7 @@ describe('retrying failed units', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).not.toContain('\u001b');
     expect(r.stdout).toContain(`${docId}  retrying 1 unit  ${join(p.dir, 'evil\\x1b[2Jname.pdf')}\n`);
-    expect(r.stdout).toContain(`${docId}  written  ${join(p.dir, 'evil\\x1b[2Jname.pdf')}: 1/1 done\n`);
+    expect(r.stdout).toContain(`${docId}  written  ${join(p.dir, 'evil\\x1b[2Jname.pdf')}: 1/1 done → `);
   }, 90_000);
 
   it("Bull Board's Retry on a failed unit runs it again and rewrites the document", async () => {

@@ -12,7 +12,8 @@ import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import type { InferWorker } from '../../src/infer/worker.ts';
 import { WorkerMetrics } from '../../src/observe/metrics.ts';
 import { startMetricsServer, workerChecks, type HealthReport, type MetricsServer } from '../../src/observe/metrics-server.ts';
-import { readWorkers, workerProblem } from '../../src/observe/workers.ts';
+import { readWorkers, workerNote, workerProblem } from '../../src/observe/workers.ts';
+import { runCli } from '../helpers/cli.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 import { parseMetrics, sumOf } from './fixtures.ts';
 
@@ -54,6 +55,32 @@ describe('a worker sending to its fallback while its primary is dead', () => {
     expect(body.checks.loop).toMatchObject({ ok: true, paused: false });
     expect(res.status).toBe(200);
   });
+
+  it('/metrics says no outage of the worker: its fallback serves, only the primary is down (each engine labelled)', async () => {
+    const m = parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
+    const one = (name: string, labels: Record<string, string> = {}) => m.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+    // The old family keeps its meaning (the primary), so dashboards built on it still work ...
+    expect(sumOf(m, 'docbatch_engine_up')).toBe(0);
+    // ... and an alert on no engine serving does not fire: units go to the fallback.
+    expect(one('docbatch_engine_serving').map((s) => s.value)).toEqual([1]);
+    expect(one('docbatch_engine_endpoint_up', { role: 'primary', engine: worker.engine.label }).map((s) => s.value)).toEqual([0]);
+    expect(one('docbatch_engine_endpoint_up', { role: 'fallback', engine: worker.engines.fallbacks[0]!.label }).map((s) => s.value)).toEqual([1]);
+    const down = (role: string) => one('docbatch_engine_endpoint_down_seconds_total', { role })[0]?.value;
+    expect(down('primary'), 'the primary is down now').toBeGreaterThan(0);
+    expect(down('fallback'), 'the fallback never was').toBe(0);
+    expect(one('docbatch_engine_endpoint_deaths_total', { role: 'fallback' }).map((s) => s.value)).toEqual([0]);
+  });
+
+  it("status says the worker takes work through its fallback, its engine being down (it said only 'all taking work')", async () => {
+    let beat: Awaited<ReturnType<typeof readWorkers>>[number] | undefined;
+    await until('a heartbeat naming the fallback', async () => {
+      [beat] = await readWorkers(p.redis, p.config.prefix);
+      return beat?.sendingTo === worker.engines.fallbacks[0]!.label;
+    }, 12_000);
+    expect(workerNote(beat!)).toBe(`its engine ${worker.engine.label} is down: its fallback ${worker.engines.fallbacks[0]!.label} takes its units`);
+    const r = await runCli(['status'], { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix }, { timeoutMs: 30_000 });
+    expect(r.stdout).toContain(`worker ${beat!.name}: its engine ${worker.engine.label} is down: its fallback ${worker.engines.fallbacks[0]!.label} takes its units`);
+  }, 30_000);
 
   it('counts its requests at the fallback in /metrics and its heartbeat, and status calls it taking work', async () => {
     const pdf = join(p.dir, 'forty.pdf');

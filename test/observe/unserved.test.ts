@@ -37,3 +37,31 @@ it('silent workers serve nothing; no live worker at all is one line', () => {
   expect(unservedWork([doc(1, 'vl')], [])).toEqual([expect.stringMatching(/\(none started\)/)]);
   expect(unservedWork([doc(1, 'vl', 'written')], [])).toEqual([]);
 });
+
+it("says the work of a model whose only workers take nothing now (budget spent, engine down, unhealthy), and why", () => {
+  const q = [SHARED_INFER_QUEUE, inferQueueFor('vl')];
+  const spent = { ...beat('gpu0', 'vl', q), paused: ['budget'] };
+  expect(unservedWork([doc(1, 'vl'), doc(2, 'vl')], [spent])).toEqual([
+    'model "vl" (2 documents): no worker that serves it takes work now, so its work waits (worker gpu0: intake paused: BUDGET_USD is spent)',
+  ]);
+  expect(unservedWork([doc(1, null)], [spent])).toEqual([expect.stringMatching(/^work that names no model \(1 document\): no worker that serves it takes work now, so its work waits \(worker gpu0: intake paused: BUDGET_USD is spent\)$/)]);
+  const down = { ...beat('gpu1', 'vl', q), engineDown: true };
+  expect(unservedWork([doc(1, 'vl')], [spent, down])[0]).toMatch(/\(worker gpu0: intake paused: BUDGET_USD is spent; worker gpu1: its engine http:\/\/e is down/);
+  // One worker of the model still taking work: nothing to say; a fallback serving is taking work.
+  expect(unservedWork([doc(1, 'vl')], [spent, beat('gpu2', 'vl', q)])).toEqual([]);
+  expect(unservedWork([doc(1, 'vl')], [{ ...down, sendingTo: 'http://fallback' }])).toEqual([]);
+  // Finished work, or work only the writer has left: nothing.
+  expect(unservedWork([doc(1, 'vl', 'written'), doc(2, 'vl', 'complete')], [spent])).toEqual([]);
+});
+
+it('a paused queue is said for its unfinished work; the write queue paused, for every unfinished document', () => {
+  const vl = beat('gpu0', 'vl', [SHARED_INFER_QUEUE, inferQueueFor('vl')]);
+  const writer = { name: 'w', at: Date.now(), startedAt: null, out: '/out', written: 0, failed: 0, redisFull: false, ageMs: 0, silent: false };
+  expect(unservedWork([doc(1, 'vl'), doc(2, 'vl')], [vl], { writers: [writer], pausedQueues: [inferQueueFor('vl')] })).toEqual([
+    `queue "${inferQueueFor('vl')}" is paused (2 documents): no worker takes its work until it is resumed (Bull Board's Resume, or queue.resume())`,
+  ]);
+  expect(unservedWork([doc(1, 'vl', 'complete')], [vl], { writers: [writer], pausedQueues: ['write'] })).toEqual([
+    `queue "write" is paused: no writer writes documents until it is resumed (Bull Board's Resume, or queue.resume()); 1 document has every unit answered`,
+  ]);
+  expect(unservedWork([doc(1, 'vl', 'written')], [vl], { writers: [writer], pausedQueues: [inferQueueFor('vl'), 'write'] })).toEqual([]);
+});
