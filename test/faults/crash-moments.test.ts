@@ -1,0 +1,133 @@
+/**
+ * Processes killed (SIGKILL) at chosen moments, not at random: a Redis forwarder
+ * (test/helpers/redis-tripwire.ts) lets the command that marks the moment through, holds every
+ * later one and kills the process. After each, with the process started again (or another one),
+ * every unit is in the output exactly once and no output is partial.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
+import type { Config } from '../../src/config.ts';
+import { startEmulator } from '../../src/emulator/index.ts';
+import { BIN } from '../helpers/cli.ts';
+import { acceptedIds, parsePages, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
+import { startRedisTripwire, type RedisTripwire } from '../helpers/redis-tripwire.ts';
+
+const FAST_LOCKS: Partial<Config> = { lockDurationMs: 3000, stalledIntervalMs: 1000 };
+
+let p: Pipeline | undefined;
+let wire: RedisTripwire | undefined;
+const children: ChildProcess[] = [];
+afterEach(async () => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await wire?.close();
+  wire = undefined;
+  await p?.stop();
+  p = undefined;
+});
+
+/** A docbatch verb in its own process, configured like the pipeline's, talking to Redis at `redisUrl`. */
+export function spawnVerb(args: string[], config: Config, redisUrl: string, extra: Record<string, string> = {}): { child: ChildProcess; logs: () => string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+  let logs = '';
+  const child = spawn(BIN, args, {
+    env: {
+      PATH: process.env.PATH,
+      REDIS_URL: redisUrl,
+      DOCBATCH_PREFIX: config.prefix,
+      ENGINE_URL: config.engineUrl,
+      BLOB_DIR: config.blobDir,
+      OUT_DIR: config.outDir,
+      RENDERERS: '1',
+      LOCK_DURATION_MS: String(config.lockDurationMs),
+      STALLED_INTERVAL_MS: String(config.stalledIntervalMs),
+      LOG_FORMAT: 'json',
+      LOG_LEVEL: 'info',
+      ...extra,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+  children.push(child);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  return { child, logs: () => logs, exited };
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function expectEveryPageOnce(md: string, pages: number): void {
+  expect([...md.matchAll(/^<!-- page (\d+)/gm)].map((m) => Number(m[1]))).toEqual(Array.from({ length: pages }, (_, i) => i + 1));
+  for (const [n, page] of parsePages(md)) {
+    expect(page.failed, `page ${n}`).toBeNull();
+    expect(page.body).toContain(`Page ${n} of ${pages}`);
+  }
+}
+
+describe('a worker killed between storing the last result and handing the document to the writer', () => {
+  it('the document is written once another worker takes over; no page goes to the engine twice', async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false, emulator: { speed: 20 }, config: FAST_LOCKS });
+    const pdf = join(p.dir, 'last.pdf');
+    writeFileSync(pdf, numberedPdf(4));
+    const [docId] = acceptedIds(await p.enqueue([pdf]));
+    const writeKey = `${p.config.prefix}:write:${docId}.1`;
+    let victim: ReturnType<typeof spawnVerb> | undefined;
+    // The first command of handing the document to the writer (ensureWriteJob reads the write job).
+    wire = await startRedisTripwire({ trip: (b) => b.includes(writeKey), before: true, onTrip: () => victim!.child.kill('SIGKILL') });
+    victim = spawnVerb(['worker'], p.config, wire.url);
+    await victim.exited;
+    expect(wire.tripped()).toBe(true);
+    const record = (await p.store.get(docId!))!;
+    expect(record.done).toBe(4);
+    expect(record.state).not.toBe('written');
+    const answered = p.engine.stats().completed;
+    await p.startWorker();
+    const [done] = await p.wait([docId!], 60_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 4, failed: 0 });
+    expectEveryPageOnce(readFileSync(join(p.config.outDir, 'last.md'), 'utf8'), 4);
+    // Nothing answered twice (the new worker's image probe aside).
+    expect(p.engine.stats().completed - answered).toBeLessThanOrEqual(1);
+  }, 90_000);
+});
+
+describe('a writer killed between marking the last of several models\u2019 runs written and comparing them', () => {
+  it('X.compare.json is written by the writer that takes the job over', async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false, emulator: { model: 'model-a', speed: 50 }, config: FAST_LOCKS });
+    await p.writer.close(); // writers here are processes of their own
+    const engineB = await startEmulator({ model: 'model-b', speed: 50, outputTokensMin: 20, outputTokensMax: 60 });
+    try {
+      await p.startWorker({ workerName: 'gpu-a', imageSize: 512 });
+      await p.startWorker({ workerName: 'gpu-b', engineUrl: engineB.url, imageSize: 512 });
+      const pdf = join(p.dir, 'report.pdf');
+      writeFileSync(pdf, numberedPdf(3));
+      const ids = acceptedIds(await p.enqueue([pdf], { task: { models: ['model-a', 'model-b'] } }));
+      await until('both runs answered', async () => (await Promise.all(ids.map((id) => p!.store.get(id)))).every((r) => r?.state === 'complete'));
+      let victim: ReturnType<typeof spawnVerb> | undefined;
+      // Whichever run is marked written last claims the comparison's name: the writer dies there.
+      wire = await startRedisTripwire({ trip: (b) => b.includes('/report.compare'), before: true, onTrip: () => victim!.child.kill('SIGKILL') });
+      victim = spawnVerb(['writer'], p.config, wire.url);
+      await victim.exited;
+      expect(wire.tripped()).toBe(true);
+      for (const id of ids) expect((await p.store.get(id))!.state).toBe('written');
+      const target = join(p.config.outDir, 'report.compare.json');
+      expect(existsSync(target)).toBe(false);
+      const writer = spawnVerb(['writer'], p.config, p.config.redisUrl);
+      await until('X.compare.json', async () => existsSync(target), 30_000).catch(() => {});
+      writer.child.kill('SIGTERM');
+      await writer.exited;
+      expect(existsSync(target), writer.logs()).toBe(true);
+      expect(JSON.parse(readFileSync(target, 'utf8'))).toMatchObject({ models: ['model-a', 'model-b'], missing: [] });
+      // Nothing left saying a comparison is due.
+      for (const id of ids) expect(await p.redis.hget(p.store.docKey(id), 'compare_due')).toBeNull();
+    } finally {
+      await engineB.close();
+    }
+  }, 90_000);
+});
