@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
 import type { Config } from '../../src/config.ts';
 import { startEmulator } from '../../src/emulator/index.ts';
-import { BIN } from '../helpers/cli.ts';
+import { BIN, runCli } from '../helpers/cli.ts';
 import { acceptedIds, parsePages, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 import { startRedisTripwire, type RedisTripwire } from '../helpers/redis-tripwire.ts';
 
@@ -130,4 +130,38 @@ describe('a writer killed between marking the last of several models\u2019 runs 
       await engineB.close();
     }
   }, 90_000);
+});
+
+describe('docbatch retry killed part-way', () => {
+  it('right after reopening the failed units: the retry still happens; the old failures do not come back', async () => {
+    // The reconciler runs only when the test says (a writer's runs every 30 s).
+    p = await startPipeline({ file: import.meta.filename, emulator: { reject: { matchText: 'Page 2 of 4' } }, config: FAST_LOCKS, writer: { reconcileIntervalMs: 3_600_000 } });
+    const pdf = join(p.dir, 'refused.pdf');
+    writeFileSync(pdf, numberedPdf(4));
+    const [docId] = acceptedIds(await p.enqueue([pdf]));
+    const [first] = await p.wait([docId!]);
+    expect(first!.record).toMatchObject({ state: 'written', done: 3, failed: 1 });
+    p.engine.setFaults({ reject: null });
+    let victim: ReturnType<typeof spawnVerb> | undefined;
+    // The reopen is the one command of a retry that names the document's groups hash.
+    wire = await startRedisTripwire({ trip: (b) => b.includes(`:doc:${docId}:g:1\r\n`), onTrip: () => victim!.child.kill('SIGKILL') });
+    victim = spawnVerb(['retry', pdf], p.config, wire.url);
+    await victim.exited;
+    expect(wire.tripped()).toBe(true);
+    const reopened = (await p.store.get(docId!))!;
+    expect(reopened).toMatchObject({ state: 'running', done: 3, failed: 0, reopens: 1 });
+    // Run again at once, the reconciler not having looked yet.
+    const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir };
+    const again = await runCli(['retry', pdf], env, { timeoutMs: 60_000 });
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    const deadline = Date.now() + 60_000;
+    let record = (await p.store.get(docId!))!;
+    while (record.state !== 'written' && Date.now() < deadline) {
+      await p.writer.reconcile();
+      await new Promise((r) => setTimeout(r, 200));
+      record = (await p.store.get(docId!))!;
+    }
+    expect(record).toMatchObject({ state: 'written', done: 4, failed: 0 });
+    expect(parsePages(readFileSync(join(p.config.outDir, 'refused.md'), 'utf8')).get(2)).toMatchObject({ failed: null });
+  }, 120_000);
 });
