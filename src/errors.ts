@@ -94,6 +94,7 @@ export const ERROR_CODES = {
   NOTHING_TO_SUMMARIZE: { action: 'fail', summary: "A conversation's summary could not be made: every one of its chunks failed." },
   UNIT_STALLED: { action: 'fail', summary: 'The unit was abandoned by crashed workers more often than allowed (BullMQ stalled limit).' },
   UNIT_LOST: { action: 'fail', summary: 'The unit job disappeared from Redis before finishing, and queueing it again did not help (removed by hand, or Redis lost data).' },
+  DOC_GONE: { action: 'fail', summary: 'A document `--wait` waits for has no record in Redis any more: Redis lost its data while it was worked on (restarted without persistence, flushed) or the record was deleted. Its progress is gone; enqueue the same files again to redo it (exit 1 instead of waiting for ever).' },
   WRITE_FAILED: { action: 'fail', summary: "The document's outputs could not be written (disk full, no permission, ...) after the write's retries; the document is marked failed and `docbatch retry` writes it again." },
   ABORTED: { action: 'retry', summary: 'The work was aborted (lock lost, shutdown); another worker takes the unit over.' },
   INTERNAL: { action: 'retry', summary: 'An unexpected error inside docbatch; the original is kept as the cause.' },
