@@ -260,6 +260,11 @@ export class DocumentWriter {
         const err = toDocbatchError(caught, 'WRITE_FAILED');
         log.warn({ code: err.code, err: err.message, attempt: job.attemptsMade + 1 }, 'writing the document failed');
         if (err instanceof PermanentWriteError) throw new UnrecoverableError(`${err.code}: ${err.message}`);
+        // An input the outputs are assembled from (a chat export's chunks) is gone from a store
+        // that answers: trying again for 17 minutes cannot bring it back. Failed now, saying how.
+        if (err.code === 'BLOB_MISSING') {
+          throw new UnrecoverableError(`BLOB_MISSING: ${err.message}; enqueue the file again (it is stored again), then docbatch retry ${docId}`);
+        }
         throw new DocbatchError('WRITE_FAILED', err.message, { cause: err });
       }
       if (outcome.marked !== 'changed') return outcome.result;
