@@ -5,7 +5,7 @@
  * every unit is in the output exactly once and no output is partial.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
@@ -164,4 +164,33 @@ describe('docbatch retry killed part-way', () => {
     expect(record).toMatchObject({ state: 'written', done: 4, failed: 0 });
     expect(parsePages(readFileSync(join(p.config.outDir, 'refused.md'), 'utf8')).get(2)).toMatchObject({ failed: null });
   }, 120_000);
+});
+
+describe('docbatch enqueue of a folder killed part-way, then run again', () => {
+  // Marks of a producer's steps in what it sends Redis: a name claim names the names hash and
+  // the claim key; a record's registration names the index of documents and the active set.
+  const moments: Array<[string, (b: Buffer) => boolean]> = [
+    ['after claiming the second file’s name, before registering its record', (b) => b.includes(':names\r\n') && b.includes(':claim\r\n')],
+    ['after registering the second file’s record, before queueing it', (b) => b.includes(':docs\r\n') && b.includes(':active\r\n')],
+  ];
+  it.each(moments)('%s: every file once, under its own name, every page once', async (_moment, mark) => {
+    p = await startPipeline({ file: import.meta.filename, emulator: { speed: 50 }, config: FAST_LOCKS });
+    const inbox = join(p.dir, 'inbox');
+    mkdirSync(inbox);
+    for (let i = 1; i <= 4; i++) writeFileSync(join(inbox, `f${i}.pdf`), numberedPdf(i, 50 + i));
+    let seen = 0;
+    let victim: ReturnType<typeof spawnVerb> | undefined;
+    wire = await startRedisTripwire({ trip: (b) => mark(b) && ++seen === 2, onTrip: () => victim!.child.kill('SIGKILL') });
+    victim = spawnVerb(['enqueue', inbox], p.config, wire.url);
+    expect((await victim.exited).signal).toBe('SIGKILL');
+    // Killed where meant: two names claimed, and one record (claim) or two, the second not queued (register).
+    expect(await p.redis.hlen(p.store.namesKey)).toBe(2);
+    expect(await p.redis.zcard(`${p.config.prefix}:docs`)).toBe(mark(Buffer.from(':names\r\n:claim\r\n')) ? 1 : 2);
+    const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir };
+    const again = await runCli(['enqueue', inbox, '--wait'], env, { timeoutMs: 60_000 });
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(await p.redis.zcard(`${p.config.prefix}:docs`)).toBe(4);
+    expect(readdirSync(p.config.outDir).sort()).toEqual([1, 2, 3, 4].flatMap((i) => [`f${i}.md`, `f${i}.report.json`]));
+    for (let i = 1; i <= 4; i++) expectEveryPageOnce(readFileSync(join(p.config.outDir, `f${i}.md`), 'utf8'), i);
+  }, 90_000);
 });
