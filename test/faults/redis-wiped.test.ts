@@ -1,8 +1,10 @@
 /**
  * Redis restarted with no persistence (`redis-server --save "" --appendonly no`, as CI runs it)
  * while work is in flight: every record, queue and result is gone. `enqueue --wait` says so
- * (DOC_GONE, naming the documents and what to do) instead of waiting for ever, the worker and the
- * writer carry on by themselves, and enqueueing the same file again redoes it: every page once.
+ * (DOC_GONE, naming the documents and what to do) instead of waiting for ever; the worker says
+ * once that the jobs it held are gone and what to do (before: one "queue error" line per unit in
+ * flight); the worker and the writer carry on by themselves, and enqueueing the same file again
+ * redoes it: every page once.
  * A Redis of its own, on its own port; the shared one is not touched.
  */
 import { spawn } from 'node:child_process';
@@ -11,6 +13,8 @@ import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
 import { startPrivateRedis, type PrivateRedis } from '../../src/demo/private-redis.ts';
+import { createLogger } from '../../src/observe/log.ts';
+import { Writable } from 'node:stream';
 import { BIN, runCli } from '../helpers/cli.ts';
 import { parsePages, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 
@@ -25,7 +29,15 @@ afterEach(async () => {
 
 it('enqueue --wait says the documents are gone and how to recover; enqueued again, every page is written once', async () => {
   redis = await startPrivateRedis();
-  p = await startPipeline({ file: import.meta.filename, emulator: { speed: 0.5 }, config: { redisUrl: redis.url, lockDurationMs: 3000, stalledIntervalMs: 1000 } });
+  const lines: Array<{ msg: string; units?: number }> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString('utf8').split('\n')) if (l.trim()) lines.push(JSON.parse(l) as { msg: string });
+      done();
+    },
+  });
+  const log = createLogger({ level: 'info', destination: sink });
+  p = await startPipeline({ file: import.meta.filename, emulator: { speed: 0.5 }, config: { redisUrl: redis.url, lockDurationMs: 3000, stalledIntervalMs: 1000 }, log });
   const pdf = join(p.dir, 'wiped.pdf');
   writeFileSync(pdf, numberedPdf(30));
   const env = { PATH: process.env.PATH!, REDIS_URL: redis.url, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir };
@@ -54,6 +66,13 @@ it('enqueue --wait says the documents are gone and how to recover; enqueued agai
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(stderr).toContain(`DOC_GONE: 1 of the 1 documents waited for no longer exist in Redis (${docId})`);
     expect(stderr).toMatch(/Redis lost its data .*enqueue the same files again/);
+    // The worker: one warning for the units it held, not a queue error each.
+    for (const end = Date.now() + 10_000; Date.now() < end && !lines.some((l) => /are gone from Redis/.test(l.msg)); ) await new Promise((r) => setTimeout(r, 100));
+    const gone = lines.filter((l) => /are gone from Redis/.test(l.msg));
+    expect(gone).toHaveLength(1);
+    expect(gone[0]!.units).toBeGreaterThan(1);
+    expect(gone[0]!.msg).toMatch(/Redis lost its data: restarted without persistence.*enqueue the same files again/);
+    expect(lines.filter((l) => /queue error/.test(l.msg))).toEqual([]);
   } finally {
     clearTimeout(killer);
     child.kill('SIGKILL');
