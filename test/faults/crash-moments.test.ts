@@ -151,16 +151,20 @@ describe('docbatch retry killed part-way', () => {
     const reopened = (await p.store.get(docId!))!;
     expect(reopened).toMatchObject({ state: 'running', done: 3, failed: 0, reopens: 1 });
     // Run again at once, the reconciler not having looked yet.
-    const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir };
-    const again = await runCli(['retry', pdf], env, { timeoutMs: 60_000 });
-    expect(again.code, again.stdout + again.stderr).toBe(0);
-    const deadline = Date.now() + 60_000;
-    let record = (await p.store.get(docId!))!;
-    while (record.state !== 'written' && Date.now() < deadline) {
+    // It says the document is still running (not 'nothing to retry'), and --wait waits for it
+    // while the reconciler queues the reopened unit again.
+    const rerun = spawnVerb(['retry', pdf, '--wait'], p.config, p.config.redisUrl);
+    let ended = false;
+    void rerun.exited.then(() => (ended = true));
+    for (const end = Date.now() + 20_000; !ended && !/still running/.test(rerun.logs()) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+    expect(rerun.logs()).toMatch(new RegExp(`^${docId}  still running: nothing to retry until it ends`, 'm'));
+    for (const end = Date.now() + 60_000; !ended && Date.now() < end; ) {
       await p.writer.reconcile();
       await new Promise((r) => setTimeout(r, 200));
-      record = (await p.store.get(docId!))!;
     }
+    expect((await rerun.exited).code, rerun.logs()).toBe(0);
+    expect(rerun.logs()).toMatch(new RegExp(`^${docId}  written  .*: 4/4 done$`, 'm'));
+    const record = (await p.store.get(docId!))!;
     expect(record).toMatchObject({ state: 'written', done: 4, failed: 0 });
     expect(parsePages(readFileSync(join(p.config.outDir, 'refused.md'), 'utf8')).get(2)).toMatchObject({ failed: null });
   }, 120_000);
