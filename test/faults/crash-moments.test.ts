@@ -5,10 +5,11 @@
  * every unit is in the output exactly once and no output is partial.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
+import { openQueue } from '../../queues/connect.ts';
 import type { Config } from '../../src/config.ts';
 import { startEmulator } from '../../src/emulator/index.ts';
 import { BIN, runCli } from '../helpers/cli.ts';
@@ -197,4 +198,39 @@ describe('docbatch enqueue of a folder killed part-way, then run again', () => {
     expect(readdirSync(p.config.outDir).sort()).toEqual([1, 2, 3, 4].flatMap((i) => [`f${i}.md`, `f${i}.report.json`]));
     for (let i = 1; i <= 4; i++) expectEveryPageOnce(readFileSync(join(p.config.outDir, `f${i}.md`), 'utf8'), i);
   }, 90_000);
+});
+
+describe('docbatch gc killed while deleting an unused blob', () => {
+  it('a producer that enqueues that content again is held up for seconds, not ten minutes', async () => {
+    p = await startPipeline({ file: import.meta.filename, emulator: { speed: 50 }, config: FAST_LOCKS });
+    const pdf = join(p.dir, 'old.pdf');
+    writeFileSync(pdf, numberedPdf(2));
+    const [docId] = acceptedIds(await p.enqueue([pdf]));
+    const [done] = await p.wait([docId!]);
+    const blob = done!.record.meta.blob;
+    // Its record expired long ago (its jobs left BullMQ's history long before), its blob is
+    // unused since and no producer pinned it lately.
+    await p.redis.del(p.store.docKey(docId!));
+    for (const name of ['infer', 'write'] as const) {
+      const queue = openQueue(name, p.config, p.redis);
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
+    const long = new Date(Date.now() - 30 * 86_400_000);
+    utimesSync(join(p.config.blobDir, blob.slice(0, 2), blob), long, long);
+    await p.redis.zadd(`${p.config.prefix}:blob-pins`, long.getTime(), blob);
+    let victim: ReturnType<typeof spawnVerb> | undefined;
+    // gc marks the blob as being deleted, and dies before deleting it.
+    wire = await startRedisTripwire({ trip: (b) => b.includes(`:blob-gc:${blob}\r\n`), onTrip: () => victim!.child.kill('SIGKILL') });
+    victim = spawnVerb(['gc'], p.config, wire.url);
+    await victim.exited;
+    expect(wire.tripped()).toBe(true);
+    expect(await p.redis.pttl(`${p.config.prefix}:blob-gc:${blob}`)).toBeGreaterThan(0);
+    const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir };
+    const started = Date.now();
+    const again = await runCli(['enqueue', pdf, '--wait'], env, { timeoutMs: 60_000 });
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expectEveryPageOnce(readFileSync(join(p.config.outDir, 'old.md'), 'utf8'), 2);
+  }, 120_000);
 });
