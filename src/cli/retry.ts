@@ -16,6 +16,9 @@ import { REDIS_SETTINGS, requireRedis, settingOptions } from './options.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
+/** States of a document that has not ended (written or failed). */
+const UNFINISHED = new Set(['enqueuing', 'running', 'complete']);
+
 export function retryCommand(): Command {
   const command = new Command('retry')
     .description("Run a document's failed units again (only those: successful units are never sent again), then rewrite its outputs; a document whose write failed is written again.")
@@ -50,12 +53,15 @@ export function retryCommand(): Command {
       process.stderr.write(`docbatch: ${f.docId} (${printable(f.source)}): not retried: ${f.error.describe()}\n`);
     }
     const notRetried = failures.length > 0 ? 1 : 0;
+    // A document not finished (units still to settle, an earlier retry's included, or its write
+    // pending) has nothing to retry yet; --wait waits for it all the same.
+    const unfinished = (o: (typeof outcomes)[number]) => o.reopened.length === 0 && !o.rewrite && UNFINISHED.has(o.record.state);
     for (const o of outcomes) {
-      const what = o.reopened.length > 0 ? `retrying ${o.reopened.length} unit${o.reopened.length === 1 ? '' : 's'}` : o.rewrite ? 'writing again' : 'nothing to retry';
+      const what = o.reopened.length > 0 ? `retrying ${o.reopened.length} unit${o.reopened.length === 1 ? '' : 's'}` : o.rewrite ? 'writing again' : unfinished(o) ? 'still running: nothing to retry until it ends' : 'nothing to retry';
       if (json) process.stdout.write(`${jsonLine({ docId: o.docId, source: o.source, reopened: o.reopened, rewrite: o.rewrite })}\n`);
       else process.stdout.write(`${o.docId}  ${what}  ${printable(o.source)}\n`);
     }
-    const active = outcomes.filter((o) => o.reopened.length > 0 || o.rewrite).map((o) => o.docId);
+    const active = outcomes.filter((o) => o.reopened.length > 0 || o.rewrite || unfinished(o)).map((o) => o.docId);
     if (opts.wait !== true || active.length === 0) {
       process.exitCode = unknown.length > 0 ? 2 : notRetried;
       return;

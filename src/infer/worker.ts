@@ -34,7 +34,7 @@ import { withTimeout } from '../timeouts.ts';
 import type { Engine, EngineSet } from './engine.ts';
 import { checkBlobs, checkEngine, checkRedis, type EngineFacts } from './environment.ts';
 import { AnswerHold } from './hold.ts';
-import { LostLocks, lostLockJob } from './lost-locks.ts';
+import { goneJob, goneWords, LostLocks, lostLockJob } from './lost-locks.ts';
 import { UnitProcessor } from './processor.ts';
 import { UnitPreparer } from './units.ts';
 import type { InferWorkerParts } from './worker-parts.ts';
@@ -81,6 +81,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
   private readonly startedAt = Date.now();
   /** Units that lost their locks, said in bursts (lost-locks.ts). */
   private readonly lostLocks: LostLocks;
+  private readonly goneJobs: LostLocks;
 
   constructor(parts: InferWorkerParts) {
     super();
@@ -91,6 +92,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     this.engines = parts.engines;
     this.engine = parts.engines.primary;
     this.lostLocks = new LostLocks(this.log);
+    this.goneJobs = new LostLocks(this.log, goneWords);
     this.link = new RedisLink({ url: parts.config.redisUrl, ping: () => parts.redis.ping() }).watch(parts.redis).watch(parts.bullRedis);
     this.link.on('down', (problem) => this.log.error({ code: problem.code, err: problem.message }, 'Redis is away: the worker waits for it, and records the units in flight once it answers'));
     this.link.on('up', (downMs) => this.log.info({ downMs }, 'Redis answers again'));
@@ -218,8 +220,10 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     bull.on('failed', (job, err) => void this.onBullFailed(job, err));
     bull.on('error', (err) => {
       const lost = lostLockJob(err.message);
+      const gone = lost ? undefined : goneJob(err.message);
       if (isRedisFull(err)) this.onRedisFull(err);
       else if (lost) this.lostLocks.note(lost, err.message);
+      else if (gone) this.goneJobs.note(gone, err.message);
       else this.log.error({ err: err.message, queue }, 'queue error (retrying)');
     });
     this.bulls.set(queue, bull);
@@ -515,6 +519,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       this.parts.redis.disconnect();
       this.parts.bullRedis.disconnect();
       this.lostLocks.say(); // before 'worker stopped', never after it
+      this.goneJobs.say();
       if (errors.length > 0) throw new AggregateError(errors, 'worker stopped with errors');
       this.log.info('worker stopped');
     })();

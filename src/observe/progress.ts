@@ -4,6 +4,7 @@
  * (enqueue --wait, status, the dashboard) sees the same numbers. Pure functions, plus reading
  * and polling records.
  */
+import { DocbatchError } from '../errors.ts';
 import type { DocStore } from '../store/docs.ts';
 import { finishedWakeup } from './finished-wakeup.ts';
 import type { DocRecord } from '../store/types.ts';
@@ -196,17 +197,44 @@ export async function waitForDocs(
   } = {},
 ): Promise<DocProgress[]> {
   const wakeup = await finishedWakeup(store, docIds);
+  let missing = new Set<string>();
   try {
     for (;;) {
       options.signal?.throwIfAborted();
       const progress = await readProgress(store, docIds);
       options.onTick?.(progress, options.notes ? await options.notes(progress).catch(() => []) : []);
       if (progress.length === docIds.length && progress.every((p) => p.finished)) return progress;
+      missing = await stillMissing(store, docIds, progress, missing);
       await wakeup.sleep(options.intervalMs ?? 500);
     }
   } finally {
     wakeup.close();
   }
+}
+
+/**
+ * Documents without a record two polls running (a record is there from its enqueue until it
+ * expires, days after it was written): Redis lost its data, or the record was deleted. Waiting
+ * would never end: DOC_GONE. A reply that is an error (Redis loading its data after a restart)
+ * counts as there. Returns the ones missing this time.
+ */
+async function stillMissing(store: DocStore, docIds: string[], progress: DocProgress[], before: Set<string>): Promise<Set<string>> {
+  if (progress.length === docIds.length) return new Set();
+  const found = new Set(progress.map((p) => p.record.docId));
+  const now = new Set<string>();
+  for (const id of docIds) {
+    if (found.has(id)) continue;
+    if ((await store.redis.exists(store.docKey(id)).catch(() => 1)) === 0) now.add(id);
+  }
+  const gone = [...now].filter((id) => before.has(id));
+  if (gone.length > 0) {
+    const some = gone.slice(0, 5).join(', ') + (gone.length > 5 ? `, and ${gone.length - 5} more` : '');
+    throw new DocbatchError(
+      'DOC_GONE',
+      `${gone.length} of the ${docIds.length} documents waited for no longer exist in Redis (${some}): Redis lost its data while they were worked on (restarted without persistence, or flushed), or they were deleted. Their progress is gone; enqueue the same files again to redo them`,
+    );
+  }
+  return now;
 }
 
 export function formatDuration(seconds: number | null): string {

@@ -20,8 +20,13 @@ import type { BlobGuard } from './blobs.ts';
 
 /** How long a producer's pin keeps a blob from gc (time to register the record that names it). */
 export const PIN_MS = 24 * 3_600_000;
-/** Longest gc may take to delete one blob it doomed; a producer waits at most this long. */
-export const DOOM_MS = 10 * 60_000;
+/**
+ * How long a doom lasts unless gc renews it (every third of it, while the delete runs): a
+ * producer waits at most this long after a gc that died mid-delete. (It was ten minutes, not
+ * renewed: a gc killed between dooming and deleting held up every producer of that content that
+ * long, saying nothing.)
+ */
+export const DOOM_MS = 15_000;
 
 const NOW = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
@@ -37,6 +42,9 @@ if pinned and tonumber(pinned) > now - tonumber(ARGV[2]) then return 0 end
 redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
 return 1`;
 
+/** KEYS doom key; ARGV token, doom ms. Extends gc's own doom; 0 when it is gone. */
+const RENEW_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
+
 /** KEYS doom key; ARGV token. */
 const RELEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
@@ -48,6 +56,7 @@ interface PinningRedis extends Redis {
   docbatchBlobPin(pins: string, doom: string, sha256: string): Promise<number>;
   docbatchBlobDoom(pins: string, doom: string, sha256: string, pinMs: number, doomMs: number, token: string): Promise<number>;
   docbatchBlobRelease(doom: string, token: string): Promise<number>;
+  docbatchBlobRenew(doom: string, token: string, doomMs: number): Promise<number>;
   docbatchBlobPrune(pins: string, pinMs: number): Promise<number>;
 }
 
@@ -78,6 +87,7 @@ export class BlobPins implements BlobGuard {
       redis.defineCommand('docbatchBlobPin', { numberOfKeys: 2, lua: PIN_LUA });
       redis.defineCommand('docbatchBlobDoom', { numberOfKeys: 2, lua: DOOM_LUA });
       redis.defineCommand('docbatchBlobRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
+      redis.defineCommand('docbatchBlobRenew', { numberOfKeys: 1, lua: RENEW_LUA });
       redis.defineCommand('docbatchBlobPrune', { numberOfKeys: 1, lua: PRUNE_LUA });
     }
   }
@@ -102,6 +112,23 @@ export class BlobPins implements BlobGuard {
   /** gc: marks a blob as being deleted, unless a producer pinned it. True: delete it, then `release`. */
   async doom(sha256: string): Promise<boolean> {
     return (await this.redis.docbatchBlobDoom(this.pinsKey, this.doomKey(sha256), sha256, this.pinMs, this.doomMs, this.token)) === 1;
+  }
+
+  /**
+   * gc: dooms the blob (unless a producer pinned it) and runs `remove` while the doom is renewed,
+   * then lifts it. False when pinned (nothing run).
+   */
+  async deleteDoomed(sha256: string, remove: () => Promise<void>): Promise<boolean> {
+    if (!(await this.doom(sha256))) return false;
+    const renew = setInterval(() => void this.redis.docbatchBlobRenew(this.doomKey(sha256), this.token, this.doomMs).catch(() => 0), Math.max(10, Math.floor(this.doomMs / 3)));
+    renew.unref();
+    try {
+      await remove();
+    } finally {
+      clearInterval(renew);
+      await this.release(sha256);
+    }
+    return true;
   }
 
   /** gc: the blob is deleted (or the delete failed); producers waiting on it go on. */

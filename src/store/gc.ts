@@ -213,14 +213,7 @@ export async function sweep(parts: GcParts, snap: GcSnapshot, options: GcOptions
     unused.push(blob);
   }
   for (const blob of unused) {
-    if (!dry) {
-      if (!(await pins.doom(blob.sha256))) continue;
-      try {
-        await blobs.deleteBlob(blob.sha256);
-      } finally {
-        await pins.release(blob.sha256);
-      }
-    }
+    if (!dry && !(await pins.deleteDoomed(blob.sha256, () => blobs.deleteBlob(blob.sha256)))) continue;
     report.blobs++;
     report.blobBytes += blob.size;
   }

@@ -53,8 +53,7 @@ export async function reopenDocument(parts: ReopenParts, record: DocRecord, filt
   const { reopened, summaries } = await restoreAndReopen(parts, record, filter);
   if (reopened.length > 0) {
     await clearFinishedJobs(parts, record, reopened);
-    // A written record was made lean (store.markWritten): what the feeder reads comes back first.
-    await store.redis.hset(store.docKey(docId), { feed_end: meta.feedUnits, job_name: jobNameOf(meta), queue: meta.queue, priority: meta.priority });
+    await restoreFeedFields(store, meta);
     // Chunks and pages go back into the feeding round; a conversation's summary whose chunks all
     // stand goes straight back to its queue (otherwise its last chunk adds it again).
     if (reopened.some((u) => u < meta.feedUnits)) {
@@ -114,6 +113,14 @@ async function restoreAndReopen(parts: ReopenParts, record: DocRecord, filter: {
       }
     }
     if (filter.keepFailures) return { reopened: [], summaries: {} };
+    // Their finished jobs go first, and what the feeder reads comes back into a lean (written)
+    // record: a retry killed right after the reopen leaves units with neither a result nor a
+    // job, which the reconciler queues again. Done after it (as before), the old failed jobs
+    // stayed and the reconciler settled their old failures again, or the feeder found nothing
+    // to feed and the units ended UNIT_LOST.
+    const failing = await failingUnits(store, docId, gen, filter);
+    await clearFinishedJobs(parts, record, failing);
+    if (failing.length > 0) await restoreFeedFields(store, meta);
     const summaries: Record<number, number> = {};
     const groups: Record<number, [number, number]> = {};
     let units = filter.units ?? [];
@@ -134,6 +141,35 @@ async function restoreAndReopen(parts: ReopenParts, record: DocRecord, filter: {
     if (out !== 'retired') return { reopened: out.sort((a, b) => a - b), summaries };
   }
   throw new DocbatchError('ARCHIVE_CHANGED', `the results of ${docId} left Redis again each time they were restored from its archive, 5 times (written again meanwhile, or an empty archive); nothing was reopened: retry again`, { place: { file: record.meta.source } });
+}
+
+/** A written record was made lean (store.markWritten): what the feeder reads comes back. */
+async function restoreFeedFields(store: DocStore, meta: DocMeta): Promise<void> {
+  await store.redis.hset(store.docKey(meta.docId), { feed_end: meta.feedUnits, job_name: jobNameOf(meta), queue: meta.queue, priority: meta.priority });
+}
+
+/** Units of the generation whose result is a failure the filter matches (the ones a reopen takes). */
+async function failingUnits(store: DocStore, docId: string, gen: number, filter: { codes?: string[]; units?: number[] }): Promise<number[]> {
+  const codes = filter.codes ?? [];
+  const matches = (value: string | null) => {
+    if (value === null || !value.includes('"ok":false')) return false;
+    const result = JSON.parse(value) as { ok?: boolean; code?: string };
+    return result.ok === false && (codes.length === 0 || codes.includes(result.code ?? ''));
+  };
+  const key = store.unitsKey(docId, gen);
+  const out: number[] = [];
+  if (filter.units?.length) {
+    const values = await store.redis.hmget(key, ...filter.units.map(String));
+    filter.units.forEach((unit, i) => matches(values[i] ?? null) && out.push(unit));
+    return out;
+  }
+  let cursor = '0';
+  do {
+    const [next, entries] = await store.redis.hscan(key, cursor, 'COUNT', 1000);
+    cursor = next;
+    for (let i = 0; i < entries.length; i += 2) if (matches(entries[i + 1]!)) out.push(Number(entries[i]));
+  } while (cursor !== '0');
+  return out;
 }
 
 /**

@@ -13,6 +13,12 @@
  * output files and the records). X is the name of the first run's outputs; the name is claimed
  * in the names hash (`{folder}/X.compare`), so two inputs that share a name never share a file.
  *
+ * A writer that dies between marking the last run written and writing the comparison would
+ * leave it unwritten for ever (the job taken over finds the run written; a written record keeps
+ * no siblings): before the mark the record gets `compare_due` (the siblings' ids), which the
+ * comparison step removes once it ran, and a write job that finds its run written runs the step
+ * again while that field is there (`dueComparison`).
+ *
  * A comparison that cannot be written (the outputs unreadable, the disk full) is logged with
  * COMPARE_FAILED and does not fail the run: its outputs are written, and `docbatch compare` gives
  * the same figures. The outputs are read from the local OUT_DIR (a sink elsewhere: skipped).
@@ -41,6 +47,25 @@ export interface CompareParts {
   log: Logger;
 }
 
+/** The record field that says the comparison step of a run being written has not run yet (its siblings' ids, JSON). */
+const COMPARE_DUE = 'compare_due';
+
+/** Before `record` is marked written: its comparison step is due until writeComparison ran. */
+export async function markComparisonDue(record: DocRecord, store: DocStore): Promise<void> {
+  const siblings = record.meta.siblings ?? [];
+  if (siblings.length >= 2) await store.redis.hset(store.docKey(record.docId), COMPARE_DUE, JSON.stringify(siblings));
+}
+
+/**
+ * A written run whose comparison step never ran (its writer died after the mark): the record
+ * with its siblings back in its meta, for writeComparison; null when none is due.
+ */
+export async function dueComparison(record: DocRecord, store: DocStore): Promise<DocRecord | null> {
+  const due = await store.redis.hget(store.docKey(record.docId), COMPARE_DUE);
+  if (due === null) return null;
+  return { ...record, meta: { ...record.meta, siblings: JSON.parse(due) as string[] } };
+}
+
 /**
  * Writes `X.compare.json` when `record` (just marked written) is the last of its siblings to be
  * written. Returns the file written, or null (no siblings, some not written yet, or it failed).
@@ -48,6 +73,13 @@ export interface CompareParts {
 export async function writeComparison(record: DocRecord, parts: CompareParts): Promise<string | null> {
   const siblings = record.meta.siblings ?? [];
   if (siblings.length < 2) return null;
+  const written = await compareSiblings(record, siblings, parts);
+  // The step ran (written, not the last run, or failed and logged): no longer due.
+  await parts.store.redis.hdel(parts.store.docKey(record.docId), COMPARE_DUE);
+  return written;
+}
+
+async function compareSiblings(record: DocRecord, siblings: string[], parts: CompareParts): Promise<string | null> {
   const { store, sink, log } = parts;
   if (!(sink instanceof LocalSink)) {
     log.debug({ docId: record.docId }, 'outputs are not in a local folder; X.compare.json skipped (docbatch compare reads a copy)');

@@ -30,6 +30,8 @@ export interface ReconcileParts {
 
 /** Times a document's lost units are queued again before they are settled as UNIT_LOST. */
 const MAX_REFEEDS = 3;
+/** Clocks of the producer and the feeder may differ by this much: a job made after its record may look this much older. */
+const STALE_MARGIN_MS = 60_000;
 /** A document still `enqueuing` this long after it was registered lost its producer. */
 const ENQUEUING_LIMIT_MS = 10 * 60_000;
 
@@ -91,11 +93,16 @@ export class Reconciler {
       const pipeline = store.redis.pipeline();
       for (const unit of slice) pipeline.hget(jobKey(store.prefix, meta.queue, unitJobId(docId, record.gen, unit)), 'failedReason');
       for (const unit of slice) pipeline.exists(jobKey(store.prefix, meta.queue, unitJobId(docId, record.gen, unit)));
+      for (const unit of slice) pipeline.hget(jobKey(store.prefix, meta.queue, unitJobId(docId, record.gen, unit)), 'timestamp');
       const replies = (await pipeline.exec()) ?? [];
       for (let k = 0; k < slice.length; k++) {
         const unit = slice[k]!;
         const reason = replies[k]?.[1] as string | null;
         const exists = replies[slice.length + k]?.[1] === 1;
+        if (exists && (await this.dropStale(meta.queue, unitJobId(docId, record.gen, unit), replies[2 * slice.length + k]?.[1] as string | null, record))) {
+          lost++;
+          continue;
+        }
         if (!exists) {
           lost++;
           continue;
@@ -137,7 +144,9 @@ export class Reconciler {
       const entry = await chunks.entry(meta.index, unit);
       if (entry.reduce !== null && !have.has(entry.reduce)) {
         const settled = await store.groupSettled(record.docId, record.gen, entry.reduce);
-        const exists = await store.redis.exists(jobKey(store.prefix, meta.queue, unitJobId(record.docId, record.gen, entry.reduce)));
+        const key = jobKey(store.prefix, meta.queue, unitJobId(record.docId, record.gen, entry.reduce));
+        let exists = (await store.redis.exists(key)) === 1;
+        if (exists && settled >= entry.count && (await this.dropStale(meta.queue, unitJobId(record.docId, record.gen, entry.reduce), await store.redis.hget(key, 'timestamp'), record))) exists = false;
         if (settled >= entry.count && !exists) {
           const group = await chunks.group(meta.index, unit);
           if (group) await addReduce(this.settle, meta, record.gen, group);
@@ -145,6 +154,24 @@ export class Reconciler {
       }
       unit = entry.first + Math.max(1, entry.count);
     }
+  }
+
+  /**
+   * A finished job of a unit's id made before this record was: the job of an earlier life of the
+   * document, whose record expired (RETENTION_DAYS) while BullMQ's history still held the job
+   * (it prunes by age only as other jobs finish: an idle queue keeps them). The unit's new job
+   * was ignored for it (same id), so the unit would wait for ever, or be settled with that old
+   * job's failure. Removed (true): the unit is queued again like a lost one.
+   */
+  private async dropStale(queue: string, jobId: string, timestamp: string | null, record: DocRecord): Promise<boolean> {
+    const created = Date.parse(record.createdAt);
+    if (timestamp === null || !Number.isFinite(created) || Number(timestamp) >= created - STALE_MARGIN_MS) return false;
+    const { store } = this.parts;
+    const finished = (await store.redis.zscore(`${store.prefix}:${queue}:failed`, jobId)) !== null || (await store.redis.zscore(`${store.prefix}:${queue}:completed`, jobId)) !== null;
+    if (!finished) return false;
+    await this.parts.inferQueue(queue).remove(jobId);
+    this.parts.log.warn({ docId: record.docId, job: jobId }, 'removed a finished job left from an earlier life of this document (its record expired); its unit is queued again');
+    return true;
   }
 
   private async isFailed(queue: string, jobId: string): Promise<boolean> {

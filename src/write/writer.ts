@@ -37,7 +37,7 @@ import { withTimeout } from '../timeouts.ts';
 import { writePages, type Assembled } from './assemble.ts';
 import { PermanentWriteError, sweepTemporaries, type OutputSink } from './atomic.ts';
 import { writeChat } from './chat.ts';
-import { writeComparison } from './compare.ts';
+import { dueComparison, markComparisonDue, writeComparison } from './compare.ts';
 import { openSink } from './sinks.ts';
 import { Reconciler } from './reconcile.ts';
 import { buildReport } from './report.ts';
@@ -255,7 +255,12 @@ export class DocumentWriter {
         log.info({ gen, current: record?.gen ?? null }, 'write job of an old generation; skipped');
         return { files: [], completed: 0, failed: 0 };
       }
-      if (record.state === 'written') return { files: record.files, completed: record.done, failed: record.failed };
+      if (record.state === 'written') {
+        // Its writer died after the mark, before comparing the runs of several models: compare now.
+        const due = await dueComparison(record, this.store);
+        if (due) await writeComparison(due, { store: this.store, sink: this.parts.sink, log });
+        return { files: record.files, completed: record.done, failed: record.failed };
+      }
       // Results are counted, not the counters: a unit counts once it has a result.
       const settled = await this.store.settledCount(docId, gen);
       if (settled < record.units) {
@@ -274,6 +279,11 @@ export class DocumentWriter {
         const err = toDocbatchError(caught, 'WRITE_FAILED');
         log.warn({ code: err.code, err: err.message, attempt: job.attemptsMade + 1 }, 'writing the document failed');
         if (err instanceof PermanentWriteError) throw new UnrecoverableError(`${err.code}: ${err.message}`);
+        // An input the outputs are assembled from (a chat export's chunks) is gone from a store
+        // that answers: trying again for 17 minutes cannot bring it back. Failed now, saying how.
+        if (err.code === 'BLOB_MISSING') {
+          throw new UnrecoverableError(`BLOB_MISSING: ${err.message}; enqueue the file again (it is stored again), then docbatch retry ${docId}`);
+        }
         throw new DocbatchError('WRITE_FAILED', err.message, { cause: err });
       }
       if (outcome.marked !== 'changed') return outcome.result;
@@ -296,6 +306,7 @@ export class DocumentWriter {
     const result = { files: outputs, completed: main.tally.completed, failed: main.tally.failures.length };
     // The counters become what was written (when the tally covers every unit).
     const counted = main.tally.completed + main.tally.failures.length === record.units;
+    await markComparisonDue(record, store);
     const marked = await store.markWritten(docId, gen, {
       files: outputs,
       now: new Date().toISOString(),
