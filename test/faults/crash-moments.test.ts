@@ -164,7 +164,7 @@ describe('docbatch retry killed part-way', () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     expect((await rerun.exited).code, rerun.logs()).toBe(0);
-    expect(rerun.logs()).toMatch(new RegExp(`^${docId}  written  .*: 4/4 done$`, 'm'));
+    expect(rerun.logs()).toMatch(new RegExp(`^${docId}  written  .*: 4/4 done → `, 'm'));
     const record = (await p.store.get(docId!))!;
     expect(record).toMatchObject({ state: 'written', done: 4, failed: 0 });
     expect(parsePages(readFileSync(join(p.config.outDir, 'refused.md'), 'utf8')).get(2)).toMatchObject({ failed: null });
