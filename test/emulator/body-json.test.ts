@@ -62,6 +62,15 @@ describe('parseJsonBody', () => {
     }
     expect(() => parseJsonBody(bad)).toThrow(plain);
   });
+
+  it('a url holding a raw control character (not JSON) fails as JSON.parse fails', () => {
+    const b64 = png.toString('base64');
+    for (const raw of ['\n', '\r', '\t', '\u0001', '\u001f']) {
+      const bad = Buffer.from(`{"url":"data:image/png;base64,${b64.slice(0, 5000)}${raw}${b64.slice(5000)}"}`);
+      expect(() => JSON.parse(bad.toString('utf8'))).toThrow(SyntaxError);
+      expect(() => parseJsonBody(bad), JSON.stringify(raw)).toThrow(SyntaxError);
+    }
+  });
 });
 
 describe('over HTTP', () => {
