@@ -37,16 +37,21 @@ export class BodyDataUrl {
 
   /**
    * The payload decoded a slice at a time into `each` (a scratch buffer, valid during the call
-   * only), so a large image never exists whole; false (nothing called) if the base64 holds
-   * whitespace, where slices could not start on a quantum.
+   * only), so a large image never exists whole. False, and what `each` was given is to be
+   * forgotten, where a slice does not decode whole: the base64 holds a character the decoder
+   * skips (a space, a stray byte) or padding before its end, and slices would not start on a
+   * quantum (decodeBase64 decodes it as a whole decode does).
    */
   eachDecoded(each: (bytes: Buffer) => boolean | void): boolean {
     const from = this.#payload();
     const text = this.bytes.subarray(from);
-    if ([0x20, 0x0a, 0x0d, 0x09].some((space) => text.includes(space))) return false;
     const scratch = Buffer.allocUnsafe((SLICE / 4) * 3);
     for (let at = 0; at < text.length; at += SLICE) {
-      const n = scratch.write(text.toString('latin1', at, Math.min(at + SLICE, text.length)), 'base64');
+      const slice = text.toString('latin1', at, Math.min(at + SLICE, text.length));
+      const n = scratch.write(slice, 'base64');
+      // byteLength counts from the length and the padding at the end: any byte skipped, or a
+      // '=' before the end (where the decoder stops), decodes fewer.
+      if (n !== (at + SLICE < text.length ? scratch.length : Buffer.byteLength(slice, 'base64'))) return false;
       if (each(scratch.subarray(0, n)) === false) break;
     }
     return true;
