@@ -86,8 +86,14 @@ describe('claims made before case folding, asked for in another case', () => {
       // The same file as Dold's on macOS, Windows and SMB shares: not moved there.
       expect(await mover.moveOutputs('Dmoved', 1, 'written', meta, { ...meta, outSub: 'f', name: 'invoice may' })).toBe(false);
       expect(await redis.hget(mover.namesKey, nameField('f', 'invoice may'))).toBe('Dold');
-      // A name of its own there is moved into.
+      // A name of its own there is moved into; the record is kept until written again, and with
+      // it the units counted without usage (a retry of its failed units counts them once).
+      await redis.expire(mover.docKey('Dmoved'), 3600);
+      await redis.setbit(mover.noUsageKey('Dmoved', 1), 3, 1);
+      await redis.expire(mover.noUsageKey('Dmoved', 1), 3600);
       expect(await mover.moveOutputs('Dmoved', 1, 'written', meta, { ...meta, outSub: 'f', name: 'Receipt' })).toBe(true);
+      expect(await redis.ttl(mover.docKey('Dmoved'))).toBe(-1);
+      expect(await redis.ttl(mover.noUsageKey('Dmoved', 1))).toBe(-1);
     } finally {
       await deletePrefix(movePrefix);
     }
