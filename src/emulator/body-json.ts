@@ -7,7 +7,8 @@
  * 4 MB body cost ~8 ms before its image was even looked at. On a machine where the engine
  * shares the cores with the client (every benchmark here), that CPU is taken from the client.
  *
- * So the values of `"url"` and `"image_url"` keys that are simple `data:` strings (no escapes)
+ * So the values of `"url"` and `"image_url"` keys that are simple `data:` strings (ASCII, no
+ * escapes, no control characters: a string JSON.parse would take as it stands)
  * are cut out of the bytes before parsing and come back as {@link BodyDataUrl}s, which decode
  * straight from the body. Everything else parses exactly as JSON.parse parses it, and a body
  * that does not parse is parsed again whole, so its error reads as before.
@@ -36,16 +37,21 @@ export class BodyDataUrl {
 
   /**
    * The payload decoded a slice at a time into `each` (a scratch buffer, valid during the call
-   * only), so a large image never exists whole; false (nothing called) if the base64 holds
-   * whitespace, where slices could not start on a quantum.
+   * only), so a large image never exists whole. False, and what `each` was given is to be
+   * forgotten, where a slice does not decode whole: the base64 holds a character the decoder
+   * skips (a space, a stray byte) or padding before its end, and slices would not start on a
+   * quantum (decodeBase64 decodes it as a whole decode does).
    */
   eachDecoded(each: (bytes: Buffer) => boolean | void): boolean {
     const from = this.#payload();
     const text = this.bytes.subarray(from);
-    if ([0x20, 0x0a, 0x0d, 0x09].some((space) => text.includes(space))) return false;
     const scratch = Buffer.allocUnsafe((SLICE / 4) * 3);
     for (let at = 0; at < text.length; at += SLICE) {
-      const n = scratch.write(text.toString('latin1', at, Math.min(at + SLICE, text.length)), 'base64');
+      const slice = text.toString('latin1', at, Math.min(at + SLICE, text.length));
+      const n = scratch.write(slice, 'base64');
+      // byteLength counts from the length and the padding at the end: any byte skipped, or a
+      // '=' before the end (where the decoder stops), decodes fewer.
+      if (n !== (at + SLICE < text.length ? scratch.length : Buffer.byteLength(slice, 'base64'))) return false;
       if (each(scratch.subarray(0, n)) === false) break;
     }
     return true;
@@ -84,6 +90,26 @@ function unescaped(body: Buffer, at: number): boolean {
   return n % 2 === 0;
 }
 
+/**
+ * `ascii` (all bytes below 0x80) holds a control character (below 0x20), which JSON does not
+ * allow raw in a string: four bytes at a time, as this runs over every byte of every image. An
+ * ASCII byte is 0x20 or more exactly when bit 5 or 6 is set: shifted left by one, bit 5 joins
+ * bit 6 within the byte.
+ */
+function hasControl(ascii: Buffer): boolean {
+  let at = 0;
+  const end = ascii.length;
+  while (at < end && (ascii.byteOffset + at) % 4 !== 0) if (ascii[at++]! < 0x20) return true;
+  const words = Math.floor((end - at) / 4);
+  const view = new Int32Array(ascii.buffer, ascii.byteOffset + at, words);
+  for (let i = 0; i < words; i++) {
+    const word = view[i]!;
+    if (((word | (word << 1)) & 0x40404040) !== 0x40404040) return true;
+  }
+  for (at += words * 4; at < end; at++) if (ascii[at]! < 0x20) return true;
+  return false;
+}
+
 /** The string starting at `quote` is the value of a `"url"` or `"image_url"` key. */
 function isUrlValue(body: Buffer, quote: number): boolean {
   let at = quote - 1;
@@ -108,7 +134,7 @@ export function parseJsonBody(body: Buffer): unknown {
     if (end < 0) break;
     if (end - quote < MIN_CUT || !unescaped(body, quote) || !isUrlValue(body, quote)) continue;
     const url = body.subarray(quote + 1, end);
-    if (url.includes(BACKSLASH) || !isAscii(url)) continue;
+    if (url.includes(BACKSLASH) || !isAscii(url) || hasControl(url)) continue;
     pieces.push(body.subarray(from, quote), Buffer.from(JSON.stringify(`${marker}${urls.length}`)));
     urls.push(new BodyDataUrl(url));
     from = end + 1;

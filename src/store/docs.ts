@@ -338,6 +338,7 @@ export class DocStore {
 
   /** Points a finished document at another output folder and name, and hands it to the writer (names.ts). */
   async moveOutputs(docId: string, gen: number, state: DocState, from: Pick<DocMeta, 'outSub' | 'name'>, meta: DocMeta): Promise<boolean> {
+    await this.foldLegacyNames(); // the new name is claimed here too
     return moveOutputs(this, docId, gen, state, from, meta);
   }
 
@@ -405,6 +406,7 @@ export class DocStore {
 
   /** Gives back a name claimed for a move that did not happen, unless the record names it by now (names.ts). */
   async releaseName(dir: string, name: string, docId: string): Promise<boolean> {
+    await this.foldLegacyNames();
     return releaseName(this, dir, name, docId);
   }
 

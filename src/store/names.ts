@@ -22,6 +22,7 @@ export interface NameKeys {
   readonly activeKey: string;
   docKey(docId: string): string;
   unitsKey(docId: string, gen: number): string;
+  noUsageKey(docId: string, gen: number): string;
   claimKey(docId: string): string;
 }
 
@@ -83,7 +84,8 @@ if legacy then redis.call('HDEL', KEYS[1], ARGV[5]) end
 return 1`;
 
 /**
- * KEYS doc hash, results hash, active zset, names hash; ARGV gen, state, outSub and name it must
+ * KEYS doc hash, results hash, active zset, names hash, bitmap of units without usage (kept as
+ * long as the record, as REOPEN_LUA keeps it); ARGV gen, state, outSub and name it must
  * have, the new meta JSON, now (ms), doc id, the new name's field and its legacy spelling
  * (nameFields). 1: moved and complete;
  * 0: the record is not as expected, or the new name is another document's. The name is claimed
@@ -103,6 +105,7 @@ redis.call('HDEL', KEYS[1], 'write_error')
 redis.call('HINCRBY', KEYS[1], 'reopens', 1)
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
+redis.call('PERSIST', KEYS[5])
 redis.call('ZADD', KEYS[3], ARGV[6], ARGV[7])
 return 1`;
 
@@ -141,11 +144,12 @@ export async function releaseName(keys: NameKeys, dir: string, name: string, doc
 export async function moveOutputs(keys: NameKeys, docId: string, gen: number, state: DocState, from: Pick<DocMeta, 'outSub' | 'name'>, meta: DocMeta): Promise<boolean> {
   const moved = await keys.redis.eval(
     MOVE_LUA,
-    4,
+    5,
     keys.docKey(docId),
     keys.unitsKey(docId, gen),
     keys.activeKey,
     keys.namesKey,
+    keys.noUsageKey(docId, gen),
     String(gen),
     state,
     from.outSub,

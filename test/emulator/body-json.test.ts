@@ -4,6 +4,7 @@
  * image (size and sha256 of its bytes) as the client sent, in every spelling a client may use.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BodyDataUrl, parseJsonBody } from '../../src/emulator/body-json.ts';
@@ -61,6 +62,15 @@ describe('parseJsonBody', () => {
       plain = (err as Error).message;
     }
     expect(() => parseJsonBody(bad)).toThrow(plain);
+  });
+
+  it('a url holding a raw control character (not JSON) fails as JSON.parse fails', () => {
+    const b64 = png.toString('base64');
+    for (const raw of ['\n', '\r', '\t', '\u0001', '\u001f']) {
+      const bad = Buffer.from(`{"url":"data:image/png;base64,${b64.slice(0, 5000)}${raw}${b64.slice(5000)}"}`);
+      expect(() => JSON.parse(bad.toString('utf8'))).toThrow(SyntaxError);
+      expect(() => parseJsonBody(bad), JSON.stringify(raw)).toThrow(SyntaxError);
+    }
   });
 });
 
@@ -131,6 +141,82 @@ describe('over HTTP', () => {
     const r = await sizeOf(damaged, 'image/png');
     expect(r.status, r.text).toBe(400);
     expect(r.text).toContain('Failed to load image');
+  });
+
+  it('a PNG or JPEG whose header sharp refuses is refused, though its size can be read', async () => {
+    const big = await noisyPng(300, 200);
+    /** The PNG with IHDR byte `at` set to `value`, its CRC made right again. */
+    const ihdr = (at: number, value: number) => {
+      const b = Buffer.from(big);
+      b[at] = value;
+      b.writeUInt32BE(crc32(b.subarray(12, 29)), 29);
+      return b;
+    };
+    const raw = randomBytes(300 * 200 * 3);
+    const jpeg = await sharp(raw, { raw: { width: 300, height: 200, channels: 3 } }).jpeg().toBuffer();
+    let sof = 2;
+    while (!(jpeg[sof + 1]! >= 0xc0 && jpeg[sof + 1]! <= 0xc2)) sof += 2 + jpeg.readUInt16BE(sof + 2);
+    const jpegWith = (at: number, value: number) => {
+      const b = Buffer.from(jpeg);
+      b[sof + at] = value;
+      return b;
+    };
+    const app = (n: number) => {
+      const b = Buffer.alloc(4 + n);
+      b.writeUInt16BE(0xffe1, 0);
+      b.writeUInt16BE(n + 2, 2);
+      return b;
+    };
+    /** A tEXt chunk of n bytes, its CRC right. */
+    const textChunk = (n: number) => {
+      const b = Buffer.alloc(12 + n, 0x61);
+      b.writeUInt32BE(n, 0);
+      b.write('tEXt', 4, 'latin1');
+      b[13] = 0; // keyword "a"
+      b.writeUInt32BE(crc32(b.subarray(4, 8 + n)), 8 + n);
+      return b;
+    };
+    const cases: Array<[string, Buffer, string]> = [
+      ['bit depth 3', ihdr(24, 3), 'image/png'],
+      ['colour type 5', ihdr(25, 5), 'image/png'],
+      ['compression 1', ihdr(26, 1), 'image/png'],
+      ['filter 1', ihdr(27, 1), 'image/png'],
+      ['interlace 2', ihdr(28, 2), 'image/png'],
+      ['hierarchical SOF5', jpegWith(1, 0xc5), 'image/jpeg'],
+      ['precision 7', jpegWith(4, 7), 'image/jpeg'],
+      ['no components', jpegWith(9, 0), 'image/jpeg'],
+      // An APP segment ahead makes it long enough to be read from the body's bytes.
+      ['cut after the frame header', Buffer.concat([jpeg.subarray(0, 2), app(8000), jpeg.subarray(2, sof + 2 + jpeg.readUInt16BE(sof + 2) + 4)]), 'image/jpeg'],
+      ['PNG cut after its header', Buffer.concat([big.subarray(0, 33), textChunk(8000)]), 'image/png'],
+    ];
+    for (const [name, bytes, mime] of cases) {
+      let sharpSays = 'ok';
+      await sharp(bytes, { limitInputPixels: 2 ** 28 }).metadata().catch((err: Error) => (sharpSays = err.message));
+      expect(sharpSays, name).not.toBe('ok');
+      const r = await sizeOf(bytes, mime);
+      expect(r.status, `${name}: ${r.text}`).toBe(400);
+      expect(r.text, name).toContain('Failed to load image');
+    }
+  });
+
+  it('base64 with a character it skips, or padding inside, gives the bytes a whole decode gives', async () => {
+    const big = await noisyPng(300, 200);
+    const b64 = big.toString('base64');
+    for (const odd of [`${b64.slice(0, 70_000)}.${b64.slice(70_000)}`, `${b64.slice(0, 100)} ${b64.slice(100)}`, `${b64.slice(0, 100)}=${b64.slice(100)}`]) {
+      const whole = Buffer.from(odd, 'base64');
+      const r = await call(agent, `${emu.url}/v1/chat/completions`, {
+        body: `{"model":"docbatch/emulated-vl","max_tokens":60,"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,${odd}"}}]}]}`,
+      });
+      if (whole.equals(big)) {
+        expect(r.status, r.text).toBe(200);
+        expect(r.json.choices[0].message.content).toContain(`image 1: 300x200 png sha256=${sha16(big)}`);
+      } else {
+        // What sharp makes of the cut-short bytes, as before the body was read from its bytes.
+        const meta = await sharp(whole).metadata().catch(() => null);
+        if (meta) expect(r.json.choices[0].message.content).toContain(`sha256=${sha16(whole)}`);
+        else expect(r.status, r.text).toBe(400);
+      }
+    }
   });
 
   it('a broken image and a URL that is not base64 are refused as before', async () => {

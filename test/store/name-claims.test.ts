@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DocStore } from '../../src/store/docs.ts';
 import { nameField } from '../../src/store/names.ts';
+import type { DocMeta } from '../../src/store/types.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
 
 const prefix = uniquePrefix(import.meta.filename);
@@ -73,5 +74,28 @@ describe('claims made before case folding, asked for in another case', () => {
     expect(await fresh.foldLegacyNames()).toEqual([]);
     await redis.del(`${legacyPrefix}:names:folded`);
     expect(await new DocStore(redis, legacyPrefix).foldLegacyNames()).toEqual([{ field: 'e/Memo', docId: 'D1', holder: 'D2' }]);
+  });
+
+  it('a document moved into a folder does not take a name held there in another case, when the move is the first claim', async () => {
+    const movePrefix = uniquePrefix('name-claims-move.test.ts');
+    try {
+      const mover = new DocStore(redis, movePrefix);
+      await redis.hset(mover.namesKey, 'f/Invoice May', 'Dold');
+      const meta = { docId: 'Dmoved', outSub: 'g', name: 'x' } as DocMeta;
+      await redis.hset(mover.docKey('Dmoved'), { gen: '1', state: 'written', meta: JSON.stringify(meta) });
+      // The same file as Dold's on macOS, Windows and SMB shares: not moved there.
+      expect(await mover.moveOutputs('Dmoved', 1, 'written', meta, { ...meta, outSub: 'f', name: 'invoice may' })).toBe(false);
+      expect(await redis.hget(mover.namesKey, nameField('f', 'invoice may'))).toBe('Dold');
+      // A name of its own there is moved into; the record is kept until written again, and with
+      // it the units counted without usage (a retry of its failed units counts them once).
+      await redis.expire(mover.docKey('Dmoved'), 3600);
+      await redis.setbit(mover.noUsageKey('Dmoved', 1), 3, 1);
+      await redis.expire(mover.noUsageKey('Dmoved', 1), 3600);
+      expect(await mover.moveOutputs('Dmoved', 1, 'written', meta, { ...meta, outSub: 'f', name: 'Receipt' })).toBe(true);
+      expect(await redis.ttl(mover.docKey('Dmoved'))).toBe(-1);
+      expect(await redis.ttl(mover.noUsageKey('Dmoved', 1))).toBe(-1);
+    } finally {
+      await deletePrefix(movePrefix);
+    }
   });
 });
