@@ -7,6 +7,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { DocStore } from '../store/docs.ts';
+import { withDeadline } from '../timeouts.ts';
 
 /** Polls woken by a message are at least this far apart (a burst of documents is one poll). */
 const MIN_GAP_MS = 30;
@@ -32,7 +33,7 @@ export async function finishedWakeup(store: DocStore, docIds: readonly string[])
       announced = true;
       wake?.();
     });
-    await withTimeout(sub.connect().then(() => sub!.subscribe(store.finishedChannel)), SUBSCRIBE_TIMEOUT_MS);
+    await withDeadline(sub.connect().then(() => sub!.subscribe(store.finishedChannel)), SUBSCRIBE_TIMEOUT_MS);
   } catch {
     sub?.disconnect();
     sub = undefined;
@@ -60,14 +61,4 @@ export async function finishedWakeup(store: DocStore, docIds: readonly string[])
       sub?.disconnect();
     },
   };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('timed out')), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

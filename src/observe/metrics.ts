@@ -101,30 +101,22 @@ export function registerQueueMetrics(
       }
     },
   });
-  new Gauge({
-    name: `${METRIC_PREFIX}queue_paused`,
-    help: '1 while the queue is paused (Bull Board\'s Pause, queue.pause()): no worker takes its jobs, which count as waiting.',
-    labelNames: ['queue'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const counts = await read();
-      if (!counts) return;
-      for (const [queue, byState] of counts) this.set({ queue }, byState[PAUSED] ?? 0);
-    },
-  });
-  new Gauge({
-    name: `${METRIC_PREFIX}queue_jobs_orphaned`,
-    help: 'Active jobs whose lock expired: their worker is gone. A running worker of the queue hands them out again; while none runs they stay active.',
-    labelNames: ['queue'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const counts = await read();
-      if (!counts) return;
-      for (const [queue, byState] of counts) this.set({ queue }, byState[ORPHANED] ?? 0);
-    },
-  });
+  // Per queue, one count each of what the scrape read (PAUSED, ORPHANED: pseudo-states of `read`).
+  const perQueue = (name: string, help: string, field: typeof PAUSED | typeof ORPHANED) =>
+    new Gauge({
+      name: `${METRIC_PREFIX}${name}`,
+      help,
+      labelNames: ['queue'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const counts = await read();
+        if (!counts) return;
+        for (const [queue, byState] of counts) this.set({ queue }, byState[field] ?? 0);
+      },
+    });
+  perQueue('queue_paused', "1 while the queue is paused (Bull Board's Pause, queue.pause()): no worker takes its jobs, which count as waiting.", PAUSED);
+  perQueue('queue_jobs_orphaned', 'Active jobs whose lock expired: their worker is gone. A running worker of the queue hands them out again; while none runs they stay active.', ORPHANED);
   new Gauge({
     name: `${METRIC_PREFIX}redis_up`,
     help: '1 when the queue counts could be read from Redis during this scrape, else 0.',

@@ -42,38 +42,44 @@ export interface WorkerBeat {
 /** A worker with no heartbeat for this long is silent (heartbeats come every 5 s). */
 export const SILENT_MS = 20_000;
 
-export async function readWorkers(redis: Redis, prefix: string, now = Date.now()): Promise<WorkerBeat[]> {
-  const raw = await redis.hgetall(`${prefix}:workers`);
-  const out: WorkerBeat[] = [];
-  for (const [name, json] of Object.entries(raw)) {
-    let beat: Partial<WorkerBeat>;
+/**
+ * The heartbeats in hash `key` (name → JSON), each made whole by `build` from what it holds and
+ * when it was written (`at`, 0 if missing); beats that are not JSON are left out. By name.
+ */
+async function readBeats<T extends { name: string }, B>(redis: Redis, key: string, build: (name: string, beat: Partial<B>, at: number) => T): Promise<T[]> {
+  const out: T[] = [];
+  for (const [name, json] of Object.entries(await redis.hgetall(key))) {
+    let beat: Partial<B> & { at?: unknown };
     try {
-      beat = JSON.parse(json) as Partial<WorkerBeat>;
+      beat = JSON.parse(json) as Partial<B> & { at?: unknown };
     } catch {
       continue;
     }
-    const at = typeof beat.at === 'number' ? beat.at : 0;
-    out.push({
-      name,
-      at,
-      engine: String(beat.engine ?? ''),
-      model: beat.model ?? null,
-      engineDown: beat.engineDown === true,
-      ...(beat.sendingTo !== undefined ? { sendingTo: typeof beat.sendingTo === 'string' ? beat.sendingTo : null } : {}),
-      ...(Array.isArray(beat.fallbacks) ? { fallbacks: beat.fallbacks.map((f) => ({ engine: String(f?.engine ?? ''), down: f?.down === true })) } : {}),
-      paused: Array.isArray(beat.paused) ? beat.paused.map(String) : [],
-      unhealthy: beat.unhealthy ?? null,
-      window: Number(beat.window ?? 0),
-      inFlight: Number(beat.inFlight ?? 0),
-      active: Number(beat.active ?? 0),
-      queues: Array.isArray(beat.queues) ? beat.queues.map(String) : [],
-      ...(typeof beat.startedAt === 'number' ? { startedAt: beat.startedAt } : {}),
-      ...(beat.settled && typeof beat.settled === 'object' ? { settled: beat.settled } : {}),
-      ageMs: Math.max(0, now - at),
-      silent: now - at > SILENT_MS,
-    });
+    out.push(build(name, beat, typeof beat.at === 'number' ? beat.at : 0));
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export async function readWorkers(redis: Redis, prefix: string, now = Date.now()): Promise<WorkerBeat[]> {
+  return readBeats<WorkerBeat, WorkerBeat>(redis, `${prefix}:workers`, (name, beat, at) => ({
+    name,
+    at,
+    engine: String(beat.engine ?? ''),
+    model: beat.model ?? null,
+    engineDown: beat.engineDown === true,
+    ...(beat.sendingTo !== undefined ? { sendingTo: typeof beat.sendingTo === 'string' ? beat.sendingTo : null } : {}),
+    ...(Array.isArray(beat.fallbacks) ? { fallbacks: beat.fallbacks.map((f) => ({ engine: String(f?.engine ?? ''), down: f?.down === true })) } : {}),
+    paused: Array.isArray(beat.paused) ? beat.paused.map(String) : [],
+    unhealthy: beat.unhealthy ?? null,
+    window: Number(beat.window ?? 0),
+    inFlight: Number(beat.inFlight ?? 0),
+    active: Number(beat.active ?? 0),
+    queues: Array.isArray(beat.queues) ? beat.queues.map(String) : [],
+    ...(typeof beat.startedAt === 'number' ? { startedAt: beat.startedAt } : {}),
+    ...(beat.settled && typeof beat.settled === 'object' ? { settled: beat.settled } : {}),
+    ageMs: Math.max(0, now - at),
+    silent: now - at > SILENT_MS,
+  }));
 }
 
 /** A writer's heartbeat in `{p}:writers` (src/write/writer.ts, every 5 s; gone when it stops). */
@@ -93,29 +99,17 @@ export interface WriterBeat {
 }
 
 export async function readWriters(redis: Redis, prefix: string, now = Date.now()): Promise<WriterBeat[]> {
-  const raw = await redis.hgetall(`${prefix}:writers`);
-  const out: WriterBeat[] = [];
-  for (const [name, json] of Object.entries(raw)) {
-    let beat: Partial<WriterBeat>;
-    try {
-      beat = JSON.parse(json) as Partial<WriterBeat>;
-    } catch {
-      continue;
-    }
-    const at = typeof beat.at === 'number' ? beat.at : 0;
-    out.push({
-      name,
-      at,
-      startedAt: typeof beat.startedAt === 'number' ? beat.startedAt : null,
-      out: String(beat.out ?? ''),
-      written: Number(beat.written ?? 0),
-      failed: Number(beat.failed ?? 0),
-      redisFull: beat.redisFull === true,
-      ageMs: Math.max(0, now - at),
-      silent: now - at > SILENT_MS,
-    });
-  }
-  return out.sort((a, b) => a.name.localeCompare(b.name));
+  return readBeats<WriterBeat, WriterBeat>(redis, `${prefix}:writers`, (name, beat, at) => ({
+    name,
+    at,
+    startedAt: typeof beat.startedAt === 'number' ? beat.startedAt : null,
+    out: String(beat.out ?? ''),
+    written: Number(beat.written ?? 0),
+    failed: Number(beat.failed ?? 0),
+    redisFull: beat.redisFull === true,
+    ageMs: Math.max(0, now - at),
+    silent: now - at > SILENT_MS,
+  }));
 }
 
 /** What is wrong with a writer, in words, or null when it is writing. */
