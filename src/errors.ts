@@ -85,6 +85,7 @@ export const ERROR_CODES = {
   ENGINE_TIMEOUT: { action: 'retry', summary: 'The engine did not answer within the request timeout; the connection was closed (which aborts the request in vLLM) and the unit retried.' },
   ENGINE_ERROR: { action: 'retry', summary: 'The engine answered 5xx for another reason, or an unreadable body.' },
   EMPTY_OUTPUT: { action: 'fail', summary: 'Every answer was empty (no text), the retries at rising temperature included.' },
+  CONTENT_FILTERED: { action: 'fail', summary: "The endpoint's content filter withheld the answer (Azure OpenAI and gateways like it): a 200 with no choices and `prompt_filter_results` (the prompt was filtered), finish_reason `content_filter` (the answer was; any text it has is partial), or a 400 naming the content filter or policy. The categories flagged are named. The unit fails at once: the same content is filtered again, so it is not retried." },
   OUTPUT_TRUNCATED: { action: 'fail', summary: 'Every answer was cut off at max_tokens (finish_reason `length`), the retries at rising temperature included.' },
   OUTPUT_REPETITIVE: { action: 'fail', summary: 'Every answer degenerated into repeating one phrase, the retries at rising temperature included.' },
   OUTPUT_INVALID: { action: 'fail', summary: "Every answer was invalid JSON or broke the task's JSON Schema, the retries at rising temperature included." },

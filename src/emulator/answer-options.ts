@@ -2,7 +2,7 @@
  * Options of what the emulator answers, apart from timing: answers that fail validation on first
  * sight (cutoff, loop, invalidJson), a model that gets some extracted fields wrong (alterFields),
  * requests rejected by their text (reject), a paid endpoint's rate limits (rateLimit), answers
- * without token counts (omitUsage), and a text-only model (acceptsImages). Kept apart from options.ts, which spreads these defaults and
+ * without token counts (omitUsage), a hosted endpoint's content filter (contentFilter), and a text-only model (acceptsImages). Kept apart from options.ts, which spreads these defaults and
  * calls these checks, so timing and answers can change independently.
  *
  * Every value is checked here: a bad value throws a TypeError naming the option and value.
@@ -25,6 +25,14 @@ export interface RejectRule {
   matchText: string | string[];
   /** The error message. @defaultValue names the matched string */
   message?: string;
+}
+
+/** Requests a hosted endpoint's content filter withholds (answered 200, as Azure OpenAI does: content-filter.ts). */
+export interface ContentFilterRule {
+  /** Requests whose text contains this string, or any of these strings. */
+  matchText: string | string[];
+  /** `prompt`: `choices: []` with `prompt_filter_results`; `output`: finish_reason `content_filter`, no content. */
+  on: 'prompt' | 'output';
 }
 
 /** Limits of a paid endpoint, per API key (the bearer token; none counts as one key) and model. */
@@ -59,6 +67,8 @@ export interface AnswerFaults {
   alterFields: number;
   /** Requests answered 400 because of their text; `null`: none. @defaultValue null */
   reject: RejectRule | null;
+  /** Requests withheld by a content filter, with status 200 (Azure OpenAI); `null`: none. @defaultValue null */
+  contentFilter: ContentFilterRule | null;
   /** 429 with Retry-After past these limits, as a paid endpoint; `null`: unlimited like vLLM. @defaultValue null */
   rateLimit: RateLimit | null;
   /** Answers (200) sent without their token counts, this way; `null`: `usage` always sent, as vLLM. @defaultValue null */
@@ -83,6 +93,7 @@ export const ANSWER_FAULT_DEFAULTS: AnswerFaults = Object.freeze({
   invalidJson: 0,
   alterFields: 0,
   reject: null,
+  contentFilter: null,
   rateLimit: null,
   omitUsage: null,
   omitUsageShare: 1,
@@ -119,6 +130,15 @@ function checkReject(r: unknown): void {
   if (r.message !== undefined && !nonEmptyString(r.message)) throw bad('reject.message', r.message, 'a non-empty string');
 }
 
+function checkContentFilter(r: unknown): void {
+  const shape = "{ matchText: string | string[], on: 'prompt' | 'output' }";
+  plainObject('contentFilter', r, ['matchText', 'on'], shape);
+  const m = r.matchText;
+  const ok = nonEmptyString(m) || (Array.isArray(m) && m.length > 0 && m.every(nonEmptyString));
+  if (!ok) throw bad('contentFilter.matchText', m, 'a non-empty string or a non-empty list of non-empty strings');
+  if (r.on !== 'prompt' && r.on !== 'output') throw bad('contentFilter.on', r.on, "'prompt' or 'output'");
+}
+
 function checkRateLimit(r: unknown): void {
   plainObject('rateLimit', r, ['rpm', 'tpm', 'windowMs'], '{ rpm?, tpm?, windowMs? }');
   if (r.rpm === undefined && r.tpm === undefined) throw bad('rateLimit', r, 'null or have `rpm` or `tpm`');
@@ -138,6 +158,7 @@ export function checkAnswerFaults(f: AnswerFaults): void {
   }
   share('alterFields', f.alterFields);
   if (f.reject !== null) checkReject(f.reject);
+  if (f.contentFilter !== null) checkContentFilter(f.contentFilter);
   if (f.rateLimit !== null) checkRateLimit(f.rateLimit);
   if (f.omitUsage !== null && !(OMIT_USAGE_MODES as readonly unknown[]).includes(f.omitUsage)) throw bad('omitUsage', f.omitUsage, `null or one of ${OMIT_USAGE_MODES.join(', ')}`);
   share('omitUsageShare', f.omitUsageShare);
@@ -147,7 +168,7 @@ export function checkModelTraits(o: ModelTraits): void {
   if (typeof o.acceptsImages !== 'boolean') throw bad('acceptsImages', o.acceptsImages, 'true or false');
 }
 
-/** The strings of a reject rule. */
-export function rejectNeedles(rule: RejectRule): readonly string[] {
+/** The strings of a reject (or content filter) rule. */
+export function rejectNeedles(rule: { matchText: string | string[] }): readonly string[] {
   return typeof rule.matchText === 'string' ? [rule.matchText] : rule.matchText;
 }

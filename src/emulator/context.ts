@@ -37,6 +37,8 @@ export interface RequestCounts {
   hung: number;
   /** Requests answered (200) without their token counts (omitUsage). */
   usageOmitted: number;
+  /** Chat requests withheld by the content filter (contentFilter), answered 200 without an answer; not counted as completed. */
+  filtered: number;
 }
 
 export interface EmulatorStats extends RequestCounts, AnswerCounts {
@@ -79,6 +81,7 @@ export function newRequestCounts(): RequestCounts {
     aborted: 0,
     hung: 0,
     usageOmitted: 0,
+    filtered: 0,
   };
 }
 

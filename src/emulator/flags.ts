@@ -47,6 +47,26 @@ const ANSWER_FLAGS: readonly FlagSpec[] = [
       o.reject = { matchText: [...(o.reject ? rejectNeedles(o.reject) : []), v as string] };
     },
   },
+  {
+    name: 'content-filter-match',
+    kind: 'string',
+    arg: 'text',
+    multiple: true,
+    help: "requests whose text contains this are withheld by a content filter, answered 200 as Azure OpenAI does (repeatable; see --content-filter-on)",
+    apply: (o, v) => {
+      o.contentFilter = { on: o.contentFilter?.on ?? 'prompt', matchText: [...(o.contentFilter ? rejectNeedles(o.contentFilter) : []), v as string] };
+    },
+  },
+  {
+    name: 'content-filter-on',
+    kind: 'string',
+    arg: 'stage',
+    choices: ['prompt', 'output'],
+    help: 'with --content-filter-match: prompt (choices [] and prompt_filter_results) or output (finish_reason content_filter, no content) (default: prompt)',
+    apply: (o, v) => {
+      o.contentFilter = { matchText: o.contentFilter?.matchText ?? [], on: v as 'prompt' | 'output' };
+    },
+  },
   { name: 'text-only', kind: 'bool', help: 'a text-only model: an image part answers 400 "<model> is not a multimodal model"', apply: (o) => { o.acceptsImages = false; } },
   { name: 'rpm', kind: 'int', arg: 'n', help: 'rate limit: requests per window per API key and model, 429 past it (default: unlimited)', apply: (o, v) => { o.rateLimit = { ...o.rateLimit, rpm: v as number }; } },
   { name: 'tpm', kind: 'int', arg: 'n', help: 'rate limit: prompt + max_tokens per window per API key and model (default: unlimited)', apply: (o, v) => { o.rateLimit = { ...o.rateLimit, tpm: v as number }; } },

@@ -16,6 +16,7 @@ import { ClientGone, readJsonObject, sendEvent, sendJson, startEvents } from './
 import { prepareChat, prepareCompletion, type PreparedPrompt } from './prompt.ts';
 import { outputLength, replyHeader } from './reply.ts';
 import { asSupported, outputFormatOf, type OutputFormat } from './structured.ts';
+import { filteredAnswer, filteredBy } from './content-filter.ts';
 
 type Endpoint = 'chat' | 'batch' | 'completions';
 
@@ -267,6 +268,21 @@ export async function handleInference(ctx: ApiContext, endpoint: Endpoint, req: 
     const rejectedText = rejectedBy(ctx, prompts);
     if (rejectedText !== undefined) {
       throw rejected(ctx.faults().reject?.message ?? `The request was rejected: its text contains ${JSON.stringify(rejectedText)}.`);
+    }
+    const filter = ctx.faults().contentFilter;
+    if (endpoint === 'chat' && filter && filteredBy(filter, prompts) !== undefined) {
+      // Withheld by the endpoint's filter, with a 200 (Azure OpenAI): the engine never sees it.
+      const id = requestId(req, 'chatcmpl');
+      const base = { id, created: Math.floor(Date.now() / 1000), model: ctx.options.model };
+      const headers = { 'x-request-id': id.slice(id.indexOf('-') + 1), ...rateHeaders };
+      ctx.counts.filtered++;
+      if (streaming) {
+        startEvents(res, headers);
+        sendEvent(res, { ...base, ...filteredAnswer(filter, true, 0) });
+        sendEvent(res, '[DONE]');
+        res.end();
+      } else sendJson(res, 200, { ...base, ...filteredAnswer(filter, false, prompts[0]!.promptTokens) }, headers);
+      return;
     }
     const plans = prompts.map((p, i) => planSeq(ctx, p, budgets[i] as number, format));
     const maxPending = ctx.faults().maxPending;

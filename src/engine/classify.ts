@@ -174,6 +174,8 @@ const CONTEXT =
 const MODEL = /\bmodel\b/i;
 const QUOTA = /insufficient_quota|exceeded your current quota|quota (?:exceeded|exhausted)|billing/i;
 const RATE_LIMIT = /rate.?limit|too many requests|requests per min|tokens per min|\bRPM\b|\bTPM\b/i;
+/** A hosted endpoint's content filter refusing the prompt (Azure OpenAI: code `content_filter`, "... content management policy"). */
+const CONTENT_FILTER = /content management policy|content_filter|content filter|ResponsibleAIPolicyViolation/i;
 /** vLLM's refusal of more images than --limit-mm-per-prompt allows (older builds: 1 by default). */
 const IMAGE_LIMIT = /At most (\d+) image\(s\) may be provided in one (?:prompt|request)/i;
 /** What servers say when a text-only model is sent an image (vLLM, SGLang, OpenAI-style gateways). */
@@ -309,6 +311,7 @@ export function classifyEngineResponse(
       const context = parseContextOverflow(parsed.message);
       return make('CONTEXT_TOO_LONG', `prompt and max_tokens exceed the model's context: ${said}`, { context });
     }
+    if (CONTENT_FILTER.test(text)) return make('CONTENT_FILTERED', `the endpoint's content filter refused the request (${status}): ${said}`);
     if (NO_IMAGES.test(text)) return make('MODEL_NO_IMAGES', `the model takes no images (${status}): ${said}`);
     const images = IMAGE_LIMIT.exec(text);
     if (images) {

@@ -1,7 +1,8 @@
 /**
  * Reading the bodies of successful (2xx) answers. A 200 is not always a success: servers send
  * bodies that are not JSON (a proxy's HTML page), completions without choices, or choices with
- * no text. Those become ENGINE_ERROR or EMPTY_OUTPUT here, so the client's callers only ever see
+ * no text. Those become ENGINE_ERROR or EMPTY_OUTPUT here (an answer a content filter withheld:
+ * CONTENT_FILTERED, the categories flagged named), so the client's callers only ever see
  * a well-formed result or an EngineError. A 200 whose body is an error (`{"error": {...}}`, as
  * some gateways and older servers send) is told apart by `carriedErrorStatus`, and classified
  * like the HTTP error it stands for.
@@ -106,6 +107,32 @@ function toolCallText(message: Record<string, unknown> | undefined): string | nu
   return args !== undefined && args !== null && typeof args === 'object' ? JSON.stringify(args) : null;
 }
 
+/**
+ * The categories a content filter flagged, from Azure's `content_filter_results` (one per
+ * choice) or `prompt_filter_results` (a list, one per prompt): `sexual (medium)`, `jailbreak`.
+ */
+function flaggedCategories(results: unknown): string[] {
+  const out: string[] = [];
+  const one = (value: unknown): void => {
+    const categories = record(value);
+    if (!categories) return;
+    for (const [name, v] of Object.entries(categories)) {
+      const r = record(v);
+      if (r?.filtered !== true && r?.detected !== true) continue;
+      out.push(typeof r.severity === 'string' && r.severity !== '' ? `${name} (${r.severity})` : name);
+    }
+  };
+  if (Array.isArray(results)) for (const entry of results) one(record(entry)?.content_filter_results);
+  else one(results);
+  return [...new Set(out)];
+}
+
+function filterWords(what: string, results: unknown, raw: unknown): string {
+  const flagged = flaggedCategories(results);
+  if (flagged.length > 0) return `${what}: ${flagged.join(', ')}`;
+  return raw === undefined ? `${what} (no category named)` : `${what}: ${JSON.stringify(raw).slice(0, 300)}`;
+}
+
 /** Reads a chat completion; `latencyMs` and the fallback model come from the caller. */
 export function readChatCompletion(
   text: string,
@@ -114,6 +141,14 @@ export function readChatCompletion(
 ): ChatResult {
   const body = record(parseJson(text, 'a chat completion', status));
   const choices = body?.choices;
+  const promptFilter = body?.prompt_filter_results ?? body?.prompt_annotations;
+  if (body && Array.isArray(choices) && choices.length === 0 && promptFilter !== undefined) {
+    // Azure OpenAI (and gateways like it) withholds the answer to a filtered prompt this way.
+    throw new EngineError('CONTENT_FILTERED', `the endpoint's content filter withheld the answer (200 with no choices); ${filterWords('prompt_filter_results', promptFilter, promptFilter)}`, {
+      status,
+      usage: usageOf(body),
+    });
+  }
   if (!body || !Array.isArray(choices) || choices.length === 0) {
     throw new EngineError('ENGINE_ERROR', `engine answered ${status} without choices: ${text.trim().slice(0, 200)}`, { status });
   }
@@ -124,6 +159,14 @@ export function readChatCompletion(
   if (content === null || content.trim() === '') content = toolCallText(message) ?? content;
   // vLLM finishes a request it aborted itself (paused, draining, shutting down) with whatever
   // text it had: partial, and no fault of the request. Down: wait for /health, send again.
+  if (finishReason === 'content_filter') {
+    // The answer itself was filtered: any text is partial, and the same content is filtered again.
+    const partial = content !== null && content.trim() !== '' ? `; the ${content.length} characters it had are partial` : ', no text';
+    throw new EngineError('CONTENT_FILTERED', `the endpoint's content filter withheld the answer (finish_reason "content_filter"${partial}); ${filterWords('content_filter_results', choice?.content_filter_results, choice?.content_filter_results)}`, {
+      status,
+      usage: usageOf(body),
+    });
+  }
   if (finishReason === 'abort') {
     throw new EngineError('ENGINE_DOWN', 'engine aborted the request itself (finish_reason "abort": paused, draining or shutting down); the text is partial', { status });
   }

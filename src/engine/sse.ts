@@ -3,7 +3,8 @@
  * and gateways force streaming. The body is `text/event-stream`, `data: {chunk}` events (blank
  * line between) ending `data: [DONE]`. It is assembled here into the chat completion the request
  * asked for: the text of choice 0 joined from its deltas, its last finish_reason, the usage of the
- * chunk that carries one (`stream_options.include_usage`), the first id and model.
+ * chunk that carries one (`stream_options.include_usage`), the first id and model, and a content
+ * filter's results (Azure OpenAI's `prompt_filter_results`, a choice's `content_filter_results`).
  *
  * - An event that carries `{"error": ...}` (an engine failing mid-stream) is returned as that
  *   error body: the client classifies it like the HTTP error it stands for.
@@ -70,6 +71,9 @@ export function assembleEventStream(text: string, status: number): string {
   let model: unknown;
   let done = false;
   const toolArgs: string[] = [];
+  /** A content filter's results (Azure OpenAI): the prompt's, in a chunk of their own; the answer's, on its choice. */
+  let promptFilter: unknown;
+  let answerFilter: unknown;
   for (const data of events(text)) {
     if (data.trim() === '[DONE]') {
       done = true;
@@ -86,6 +90,7 @@ export function assembleEventStream(text: string, status: number): string {
     id ??= chunk.id;
     model ??= chunk.model;
     if (record(chunk.usage)) usage = chunk.usage;
+    promptFilter ??= chunk.prompt_filter_results;
     for (const c of Array.isArray(chunk.choices) ? chunk.choices : []) {
       const choice = record(c);
       if (!choice || (typeof choice.index === 'number' && choice.index !== 0)) continue;
@@ -101,6 +106,7 @@ export function assembleEventStream(text: string, status: number): string {
         if (typeof fn?.arguments === 'string') toolArgs[at] = (toolArgs[at] ?? '') + fn.arguments;
       }
       if (typeof choice.finish_reason === 'string') finish = choice.finish_reason;
+      if (choice.content_filter_results !== undefined) answerFilter = choice.content_filter_results;
     }
   }
   if (!done && finish === null) {
@@ -113,7 +119,8 @@ export function assembleEventStream(text: string, status: number): string {
     ...(id !== undefined ? { id } : {}),
     object: 'chat.completion',
     ...(model !== undefined ? { model } : {}),
-    choices: sawChoice ? [{ index: 0, message, finish_reason: finish }] : [],
+    choices: sawChoice ? [{ index: 0, message, finish_reason: finish, ...(answerFilter !== undefined ? { content_filter_results: answerFilter } : {}) }] : [],
     ...(usage !== undefined ? { usage } : {}),
+    ...(promptFilter !== undefined ? { prompt_filter_results: promptFilter } : {}),
   });
 }

@@ -54,3 +54,20 @@ it('a gateway that sends errors with a 200: a refused page is BAD_REQUEST after 
     p.engine.setFaults({ errorsAs200: false, reject: null });
   }
 }, 90_000);
+
+it("an endpoint's content filter (Azure OpenAI: a 200 without choices): the page fails at once as CONTENT_FILTERED naming the category, the others written", async () => {
+  p.engine.setFaults({ contentFilter: { matchText: 'Page 2 of 3', on: 'prompt' } });
+  try {
+    const file = join(p.dir, 'filtered.pdf');
+    writeFileSync(file, numberedPdf(3, 13));
+    const before = p.engine.stats().filtered;
+    const [docId] = acceptedIds(await p.enqueue([file]));
+    const [done] = await p.wait([docId!], 60_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 2, failed: 1 });
+    expect(report('filtered')).toMatchObject({ failed: [{ page: 2, code: 'CONTENT_FILTERED', message: expect.stringMatching(/content filter withheld the answer.*sexual \(medium\)/) }] });
+    // Sent once: not an ENGINE_ERROR retried on every attempt, nor an empty answer asked again.
+    expect(p.engine.stats().filtered - before).toBe(1);
+  } finally {
+    p.engine.setFaults({ contentFilter: null });
+  }
+}, 90_000);
