@@ -117,6 +117,11 @@ export class EngineClient {
     return readModels(answer.text, answer.status);
   }
 
+  /** The most tokens `model`'s replies may be capped at, once the endpoint said so (refused-params.ts); null until then. */
+  outputCap(model: string): number | null {
+    return this.params.get(model)?.maxOutput ?? null;
+  }
+
   /**
    * The model's context length as the engine stated it in a refusal, for a server whose
    * /v1/models does not give `max_model_len`: later requests fit their max_tokens to it.

@@ -1,7 +1,9 @@
 /**
  * How many tokens a unit may ask for: within the model's context as far as it is known
- * (`fitMaxTokens`, before a send), and the room a context-length refusal leaves it (`roomFrom`,
- * after one: the unit is asked again within it, or fails with CONTEXT_TOO_LONG).
+ * (`fitMaxTokens`, before a send), the room a context-length refusal leaves it (`roomFrom`,
+ * after one: the unit is asked again within it, or fails with CONTEXT_TOO_LONG), and how far a
+ * JSON answer cut off at max_tokens may be asked again with more (`maxTokensLimit`,
+ * `raisedMaxTokens`).
  */
 import type { EngineClient } from '../engine/client.ts';
 import { EngineError } from '../engine/classify.ts';
@@ -18,6 +20,34 @@ export function fitMaxTokens(prepared: Prepared, maxModelLen: number | null): nu
   if (!maxModelLen) return prepared.maxTokens;
   const room = maxModelLen - prepared.promptTokensEstimate - 64;
   return Math.min(prepared.maxTokens, Math.max(64, room));
+}
+
+/** What bounds a unit's max_tokens from above, as far as it is known: the room the context leaves its prompt, or the endpoint's cap on the model's replies. */
+export interface MaxTokensLimit {
+  tokens: number;
+  by: 'context' | 'cap';
+}
+
+/**
+ * The limit of a unit's max_tokens: the room the engine named (`roomLeft`), else the room its
+ * context length leaves our estimate of the prompt, and the model's learnt output cap, whichever
+ * is lower; null when neither is known (the engine says CONTEXT_TOO_LONG if a request overflows).
+ */
+export function maxTokensLimit(prepared: Prepared, maxModelLen: number | null, roomLeft: number | null, cap: number | null): MaxTokensLimit | null {
+  const room = roomLeft ?? (maxModelLen ? fitMaxTokens({ ...prepared, maxTokens: Number.MAX_SAFE_INTEGER }, maxModelLen) : null);
+  let limit: MaxTokensLimit | null = room === null ? null : { tokens: room, by: 'context' };
+  if (cap !== null && (limit === null || cap < limit.tokens)) limit = { tokens: cap, by: 'cap' };
+  return limit;
+}
+
+/**
+ * The max_tokens of the next try after a JSON answer was cut off at `sent` (its JSON unfinished:
+ * asking again with as many tokens would cut it again): twice as many, within `limit`; null when
+ * it cannot rise.
+ */
+export function raisedMaxTokens(sent: number, limit: MaxTokensLimit | null): number | null {
+  const next = Math.min(sent * 2, limit?.tokens ?? Number.POSITIVE_INFINITY);
+  return next > sent ? next : null;
 }
 
 /**

@@ -39,7 +39,7 @@ import type { Engine, EngineSet } from './engine.ts';
 import type { Ticket } from './gate.ts';
 import type { RatePass } from './rate-limit.ts';
 import type { Prepared } from './units.ts';
-import { fitMaxTokens, roomFrom } from './context-room.ts';
+import { fitMaxTokens, maxTokensLimit, roomFrom, type MaxTokensLimit } from './context-room.ts';
 
 export { fitMaxTokens } from './context-room.ts';
 
@@ -65,6 +65,10 @@ export interface Dispatched {
   engine: Engine;
   /** Engine ms charged to this unit (its share of the time the engine was busy). */
   engineMs: number;
+  /** The max_tokens the answer was given: as sent, lowered to the model's output cap where the endpoint named one. */
+  maxTokens: number;
+  /** What bounds this unit's max_tokens, as far as known (context-room.ts); null when nothing is known. */
+  maxTokensLimit: MaxTokensLimit | null;
 }
 
 /** Sends of one unit, all causes together, before it fails for good. */
@@ -131,8 +135,12 @@ export class UnitSender {
     return this.current;
   }
 
-  /** Sends the unit until the engine answers; the answer's quality is the caller's to judge. */
-  async send(options: { temperature: number; model?: string }, signal: AbortSignal): Promise<Dispatched> {
+  /**
+   * Sends the unit until the engine answers; the answer's quality is the caller's to judge.
+   * `maxTokens` replaces the unit's own (a JSON answer cut off is asked again with more), still
+   * fitted to the model's context.
+   */
+  async send(options: { temperature: number; model?: string; maxTokens?: number }, signal: AbortSignal): Promise<Dispatched> {
     const { log } = this.parts;
     let prepared = await this.prepared();
     /** Set when the engine said how much room its context leaves this prompt (CONTEXT_TOO_LONG). */
@@ -154,9 +162,10 @@ export class UnitSender {
       let backoffMs = 0;
       this.sends++;
       try {
-        const maxModelLen = (await client.model(signal)).maxModelLen;
+        const info = await client.model(signal);
+        const maxModelLen = info.maxModelLen;
         // The room the engine counted, once it named it, over our estimate of the prompt.
-        const maxTokens = roomLeft ?? fitMaxTokens(prepared, maxModelLen);
+        const maxTokens = roomLeft ?? fitMaxTokens(options.maxTokens === undefined ? prepared : { ...prepared, maxTokens: options.maxTokens }, maxModelLen);
         // A paid or shared endpoint's limits, kept by all its workers together.
         const { limiter } = engine;
         const tokens = prepared.promptTokensEstimate + maxTokens;
@@ -211,7 +220,15 @@ export class UnitSender {
           this.outages = 0;
           this.engineAborts = 0;
         }
-        return { result, prepared, engine, engineMs: ticket.charged() };
+        const cap = client.outputCap(options.model ?? info.id);
+        return {
+          result,
+          prepared,
+          engine,
+          engineMs: ticket.charged(),
+          maxTokens: Math.min(maxTokens, cap ?? maxTokens),
+          maxTokensLimit: maxTokensLimit(prepared, maxModelLen, roomLeft, cap),
+        };
       } catch (caught) {
         if (ticket) this.parts.onRequest?.(performance.now() - started, false);
         if (signal.aborted) throw new DocbatchError('ABORTED', `aborted: ${String(signal.reason ?? '')}`, { cause: caught });

@@ -8,7 +8,9 @@
  *    unit runs.
  * 2. Prepare (render or read), send (dispatch.ts: the engine's faults), and judge the answer
  *    (src/task/answer.ts): a truncated, looping or invalid answer is asked again at a rising
- *    temperature; after the last try a page may fall back to its own text layer.
+ *    temperature (a JSON answer cut off at max_tokens: with twice the max_tokens, within the
+ *    model's context and output cap, or not again once at that limit); after the last try a page
+ *    may fall back to its own text layer.
  * 3. Settle (src/store/settle.ts, the one function every path uses) under the job's lock; an
  *    answer whose lock was lost meanwhile is recorded only where no result is (first write wins).
  *    While Redis is full the result is held until it has room (hold.ts): no attempt used.
@@ -32,7 +34,8 @@ import type { DocMeta, DocState, SettleOutcome, UnitResult } from '../store/type
 import { checkAnswer, temperatureFor } from '../task/answer.ts';
 import type { Task } from '../task/types.ts';
 import { addCounts, type TokenCounts } from '../usage.ts';
-import { FinalUnitError, ReleaseUnit, UnitSender, type DispatchParts } from './dispatch.ts';
+import { raisedMaxTokens } from './context-room.ts';
+import { FinalUnitError, ReleaseUnit, UnitSender, type DispatchParts, type Dispatched } from './dispatch.ts';
 import type { AnswerHold } from './hold.ts';
 import { PartsPending, type UnitPreparer } from './units.ts';
 
@@ -174,8 +177,10 @@ export class UnitProcessor {
     let spent: Spent = { tokens: { promptTokens: 0, completionTokens: 0 }, engineMs: 0 };
     let last: { code: string; message: string } | null = null;
     const tries = prepared.judge.retries + 1;
+    /** Raised after a JSON answer was cut off at max_tokens: asked again with as many, it would be cut again. */
+    let maxTokens: number | undefined;
     for (let k = 0; k < tries; k++) {
-      const d = await sender.send({ temperature: temperatureFor(prepared.judge, k), ...(meta.model ? { model: meta.model } : {}) }, signal).catch((err: unknown) => {
+      const d = await sender.send({ temperature: temperatureFor(prepared.judge, k), ...(meta.model ? { model: meta.model } : {}), ...(maxTokens !== undefined ? { maxTokens } : {}) }, signal).catch((err: unknown) => {
         throw structuredOutputHint(err, prepared.request.responseFormat !== undefined);
       });
       spent = { tokens: addCounts(spent.tokens, d.result.usage), engineMs: spent.engineMs + d.engineMs };
@@ -201,6 +206,21 @@ export class UnitProcessor {
       }
       retried.push(verdict.code);
       last = verdict;
+      if (verdict.code === 'OUTPUT_TRUNCATED' && d.prepared.judge.output.type === 'json') {
+        const next = raisedMaxTokens(d.maxTokens, d.maxTokensLimit);
+        if (next === null) {
+          // At the most the model leaves it: every further try would be cut off alike.
+          last = { code: verdict.code, message: `${verdict.message}; ${atLimit(d)}` };
+          log.warn({ code: verdict.code, try: k + 1, tries, maxTokens: d.maxTokens, limit: d.maxTokensLimit }, 'JSON answer cut off at the most max_tokens the model leaves it; not asked again');
+          break;
+        }
+        if (k + 1 < tries) {
+          maxTokens = next;
+          log.warn({ code: verdict.code, try: k + 1, tries, maxTokens: next }, 'JSON answer cut off at max_tokens; asking again with more');
+          continue;
+        }
+        last = { code: verdict.code, message: `${verdict.message}; still cut off at max_tokens ${d.maxTokens} (${prepared.maxTokens} at first, doubled after each cut-off answer): raise ${prepared.maxTokensFrom}` };
+      }
       log.warn({ code: verdict.code, try: k + 1, tries, err: verdict.message }, k + 1 < tries ? 'answer rejected; asking again at a higher temperature' : 'answer rejected; no tries left');
     }
     const fallbackText = prepared.textLayer?.trim();
@@ -338,6 +358,15 @@ function structuredOutputHint(err: unknown, asked: boolean): unknown {
     `${err.message} (the engine refused the structured-output request: simplify the schema, or, for an engine without structured output, start its worker with SCHEMA_IN_PROMPT=1)`,
     { cause: err },
   );
+}
+
+/** Why a cut-off JSON answer cannot be given more tokens, and what would change that. */
+function atLimit(d: Dispatched): string {
+  const limit = d.maxTokensLimit!;
+  if (limit.by === 'cap') {
+    return `max_tokens ${d.maxTokens} is the most the endpoint lets ${d.result.model || 'the model'} answer (it caps replies at ${limit.tokens} tokens), so no setting of docbatch's can give it more: ask for less per unit (fewer pages per document, fewer fields in the schema)`;
+  }
+  return `max_tokens ${d.maxTokens} is all the room the model's context leaves this prompt (about ${d.prepared.promptTokensEstimate} tokens): raise the engine's context length (vLLM --max-model-len) or send a smaller prompt (IMAGE_SIZE, fewer pages per unit)`;
 }
 
 /**

@@ -22,6 +22,8 @@ export interface Prepared {
   request: BuiltRequest;
   /** max_tokens: the task's, else the worker's default for the kind. */
   maxTokens: number;
+  /** Where `maxTokens` came from, as a user sets it: the task's `sampling.max_tokens`, else PAGE_MAX_TOKENS or CHAT_MAX_TOKENS. */
+  maxTokensFrom: string;
   /** A rough count of prompt tokens, to keep prompt + max_tokens inside the context. */
   promptTokensEstimate: number;
   /** The task whose rules judge the answer (the built-in summarize for a long conversation's parts). */
@@ -194,6 +196,7 @@ export class UnitPreparer {
     return {
       request,
       maxTokens: request.maxTokens ?? (chat ? this.options.chatMaxTokens : this.options.pageMaxTokens),
+      maxTokensFrom: request.maxTokens !== undefined ? "the task's sampling.max_tokens" : chat ? 'CHAT_MAX_TOKENS' : 'PAGE_MAX_TOKENS',
       promptTokensEstimate: (info.imageTokens ?? 0) + (info.textTokens ?? Math.ceil(textChars / 2)) + 200,
       judge,
       hasImages: (info.imageTokens ?? 0) > 0,
