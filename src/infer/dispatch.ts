@@ -166,9 +166,13 @@ export class UnitSender {
         const maxModelLen = info.maxModelLen;
         // The room the engine counted, once it named it, over our estimate of the prompt.
         const maxTokens = roomLeft ?? fitMaxTokens(options.maxTokens === undefined ? prepared : { ...prepared, maxTokens: options.maxTokens }, maxModelLen);
-        // A paid or shared endpoint's limits, kept by all its workers together.
+        // A paid or shared endpoint's limits, kept by all its workers together. The tokens it
+        // reserves are those the request will carry: max_tokens lowered to the model's output cap
+        // once the endpoint named one (the client lowers it so), not the max_tokens asked.
         const { limiter } = engine;
-        const tokens = prepared.promptTokensEstimate + maxTokens;
+        const model = options.model ?? info.id;
+        const reserved = (): number => prepared.promptTokensEstimate + Math.min(maxTokens, client.outputCap(model) ?? maxTokens);
+        let tokens = reserved();
         if (limiter) rate = await limiter.acquire(tokens, signal);
         ticket = await this.acquire(engine, signal, solo);
         if (!ticket) {
@@ -201,6 +205,8 @@ export class UnitSender {
                 const used = rate;
                 rate = null;
                 await used?.finish();
+                // A cap learnt from the refusal (or by a request alongside) lowers what the resend carries.
+                tokens = reserved();
                 rate = await limiter.acquire(tokens, signal);
               },
             },
@@ -220,7 +226,7 @@ export class UnitSender {
           this.outages = 0;
           this.engineAborts = 0;
         }
-        const cap = client.outputCap(options.model ?? info.id);
+        const cap = client.outputCap(model);
         return {
           result,
           prepared,

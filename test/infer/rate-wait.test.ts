@@ -3,7 +3,9 @@
  * holds no slot at the engine's gate: the window counts only requests really at the engine, and
  * `docbatch_worker_rate_waiting` says how many units wait for the limiter. Units wait for the
  * limiter in the order they came (one line per worker), an abandoned wait lets the next go, and
- * a pass never used (the engine went down before the request left) counts for nothing.
+ * a pass never used (the engine went down before the request left) counts for nothing. A model
+ * whose replies the endpoint caps reserves, once the cap is learnt, the capped max_tokens its
+ * requests carry.
  *
  * Real Redis, the engine emulator, a real worker.
  */
@@ -108,6 +110,49 @@ describe('a request sent again for a setting the endpoint refused', () => {
       expect(refused).toBeGreaterThanOrEqual(1);
       const key = `${p.config.prefix}:rate:${createHash('sha256').update(shownUrl(fake.url)).digest('hex').slice(0, 16)}`;
       expect(await redis.zcard(key), 'sends counted by the limiter (the start-up probe and its resend included)').toBe(sent);
+    } finally {
+      await p.stop();
+      p = undefined;
+      await fake.close();
+    }
+  }, 90_000);
+});
+
+describe("a model whose replies the endpoint caps below the max_tokens asked", () => {
+  it('reserves tokens in ENGINE_TPM for the capped max_tokens the requests carry once the cap is learnt, not the max_tokens asked', async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false });
+    // The endpoint caps replies at 50 tokens and refuses more (OpenAI's words); chat units ask CHAT_MAX_TOKENS, 1024.
+    const target = p.engine.url;
+    let refused = 0;
+    const sent: number[] = [];
+    const fake = await startScripted(async (_req, res, seen) => {
+      if (seen.path === '/v1/chat/completions' && seen.headers['x-request-id'] !== 'docbatch-image-probe') {
+        const asked = Number((JSON.parse(seen.body) as Record<string, unknown>).max_tokens);
+        sent.push(asked);
+        if (asked > 50) {
+          refused++;
+          return json(res, 400, { error: { message: `max_tokens is too large: ${asked}. This model supports at most 50 completion tokens, whereas you provided ${asked}.`, type: 'invalid_request_error', param: 'max_tokens', code: 'invalid_value' } });
+        }
+      }
+      const r = await fetch(`${target}${seen.path}`, { method: seen.method, headers: { 'content-type': 'application/json' }, ...(seen.method === 'POST' ? { body: seen.body } : {}) });
+      const text = await r.text();
+      res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
+      res.end(text);
+    });
+    try {
+      await p.startWorker({ engineUrl: fake.url, engineTpm: 1_000_000, engineRateWindowMs: 60_000, chatMaxTokens: 1024, workerName: 'capped' });
+      const ids = acceptedIds(await p.enqueue([chats(p.dir, 4)]));
+      const [done] = await p.wait(ids, 60_000);
+      expect(done!.record).toMatchObject({ done: 4, failed: 0 });
+      expect(refused).toBeGreaterThanOrEqual(1);
+      expect(sent.filter((t) => t === 50)).toHaveLength(4);
+      // The limiter's log of sends: "nonce:tokens", prompt estimate + max_tokens each.
+      const key = `${p.config.prefix}:rate:${createHash('sha256').update(shownUrl(fake.url)).digest('hex').slice(0, 16)}`;
+      const members: string[] = await redis.zrange(key, '0', '-1');
+      const reserved = members.map((m) => Number(m.slice(m.lastIndexOf(':') + 1)));
+      // Only the sends refused at 1024 reserved 1024; the four at 50 reserved their prompt and 50.
+      expect(reserved.filter((t) => t >= 1024), `reservations ${reserved.join(', ')}`).toHaveLength(refused);
+      expect(reserved.filter((t) => t < 1024 && t > 50).length).toBeGreaterThanOrEqual(4);
     } finally {
       await p.stop();
       p = undefined;
