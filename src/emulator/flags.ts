@@ -110,7 +110,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'reject-list-prompts', kind: 'bool', help: 'a list prompt on /v1/completions answers 400', apply: set('rejectListPrompts') },
   { name: 'max-pending', kind: 'int', arg: 'n', help: 'past n queued sequences answer 503 "server busy" (default: unbounded)', apply: set('maxPending') },
   { name: 'api-key', kind: 'string', arg: 'key', help: 'require Authorization: Bearer <key> on /v1/*', apply: set('apiKey') },
-  { name: 'structured-outputs', kind: 'string', arg: 'support', choices: STRUCTURED_SUPPORT, help: 'structured-output requests taken: full (vLLM now), old-vllm (no json_schema; guided_json), json-object (json_object only), none (default: full)', apply: set('structuredOutputs') },
+  { name: 'structured-outputs', kind: 'string', arg: 'support', choices: STRUCTURED_SUPPORT, help: 'structured-output requests taken: full (vLLM now), old-vllm (no json_schema; guided_json), json-object (json_object only), none, ignored (taken and ignored: prose, unless the prompt asks for JSON) (default: full)', apply: set('structuredOutputs') },
   { name: 'force-stream', kind: 'bool', help: 'answer every chat or completions request as an event stream, as a proxy that forces streaming', apply: set('forceStream') },
   { name: 'errors-as-200', kind: 'bool', help: 'send error bodies with status 200, as some gateways do', apply: set('errorsAs200') },
   { name: 'context-lower-bound', kind: 'bool', help: 'a context-length refusal names only a lower bound of the prompt ("at least N input tokens")', apply: set('contextLowerBound') },

@@ -15,7 +15,7 @@ import { ApiError, badRequest, contextTooLong, contextTooLongAtLeast, cudaOom, e
 import { ClientGone, readJsonObject, sendEvent, sendJson, startEvents } from './http.ts';
 import { prepareChat, prepareCompletion, type PreparedPrompt } from './prompt.ts';
 import { outputLength, replyHeader } from './reply.ts';
-import { asSupported, outputFormatOf, type OutputFormat } from './structured.ts';
+import { asSupported, outputFormatOf, promptedFormat, type OutputFormat } from './structured.ts';
 import { filteredAnswer, filteredBy } from './content-filter.ts';
 
 type Endpoint = 'chat' | 'batch' | 'completions';
@@ -284,7 +284,9 @@ export async function handleInference(ctx: ApiContext, endpoint: Endpoint, req: 
       } else sendJson(res, 200, { ...base, ...filteredAnswer(filter, false, prompts[0]!.promptTokens) }, headers);
       return;
     }
-    const plans = prompts.map((p, i) => planSeq(ctx, p, budgets[i] as number, format));
+    // A server that ignores response_format: the model still follows a schema its prompt gives.
+    const prompted = ctx.faults().structuredOutputs === 'ignored';
+    const plans = prompts.map((p, i) => planSeq(ctx, p, budgets[i] as number, format ?? (prompted ? promptedFormat(p.texts) : null)));
     const maxPending = ctx.faults().maxPending;
     if (maxPending !== null && ctx.engine().pending + plans.length > maxPending) throw serverBusy();
     const hung = shouldHang(ctx, number, prompts);

@@ -55,10 +55,11 @@ export type ErrorStyle = 'vllm' | 'flat' | 'ollama';
  * and json_object, structured_outputs; guided_json ignored), `old-vllm` (response_format text and
  * json_object only, a json_schema one is a 400; guided_json constrains), `json-object` (a gateway
  * taking only json_object; guided_json refused as unknown), `none` (response_format and
- * guided_json refused).
+ * guided_json refused), `ignored` (every structured-output field taken without a word and
+ * ignored: free text, unless the prompt itself asks for JSON of a schema, which the model follows).
  */
-export type StructuredSupport = 'full' | 'old-vllm' | 'json-object' | 'none';
-export const STRUCTURED_SUPPORT: readonly StructuredSupport[] = ['full', 'old-vllm', 'json-object', 'none'];
+export type StructuredSupport = 'full' | 'old-vllm' | 'json-object' | 'none' | 'ignored';
+export const STRUCTURED_SUPPORT: readonly StructuredSupport[] = ['full', 'old-vllm', 'json-object', 'none', 'ignored'];
 
 /** Injected faults and server look-alikes (the answer faults: answer-options.ts). All off by default; all may change at run time. */
 export interface Faults extends AnswerFaults {

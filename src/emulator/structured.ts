@@ -60,8 +60,13 @@ function fromResponseFormat(rf: unknown, into: Record<string, unknown>): void {
  * of json_schema (and its guided_json read as structured_outputs.json), a gateway's refusal of a
  * type or field it does not take.
  */
-export function asSupported(body: Readonly<Record<string, unknown>>, support: 'full' | 'old-vllm' | 'json-object' | 'none'): Readonly<Record<string, unknown>> {
+export function asSupported(body: Readonly<Record<string, unknown>>, support: 'full' | 'old-vllm' | 'json-object' | 'none' | 'ignored'): Readonly<Record<string, unknown>> {
   if (support === 'full') return body;
+  if (support === 'ignored') {
+    // Taken without a word, and not read: the model answers as it would without them.
+    const { response_format: _rf, structured_outputs: _so, guided_json: _gj, ...rest } = body;
+    return rest;
+  }
   const rf = isObject(body.response_format) ? body.response_format : undefined;
   if (support === 'old-vllm') {
     if (rf && rf.type !== 'text' && rf.type !== 'json_object') {
@@ -78,6 +83,31 @@ export function asSupported(body: Readonly<Record<string, unknown>>, support: 'f
     throw badRequest(`Invalid parameter: 'response_format' of type ${JSON.stringify(rf.type)} is not supported with this model.`, 'response_format');
   }
   return body;
+}
+
+/** docbatch's instruction for engines without structured output (src/engine/structured-fallback.ts schemaInstruction), as a model reads it. */
+const SCHEMA_IN_WORDS = /valid against this JSON Schema:\n(.*)/;
+const OBJECT_IN_WORDS = /Answer with one JSON object and nothing else/;
+
+/**
+ * The JSON a prompt asks for in its words (the schema written into it), for a model that
+ * follows its prompt where the server ignores response_format; null when it asks none.
+ */
+export function promptedFormat(texts: readonly string[]): OutputFormat | null {
+  for (const text of texts) {
+    const written = SCHEMA_IN_WORDS.exec(text)?.[1];
+    if (written !== undefined) {
+      try {
+        const schema = JSON.parse(written) as unknown;
+        checkSchema(schema);
+        return { kind: 'json', schema: schema as Schema };
+      } catch {
+        continue; // not a schema the model can follow: free text
+      }
+    }
+    if (OBJECT_IN_WORDS.test(text)) return { kind: 'json', schema: null };
+  }
+  return null;
 }
 
 /** The output format a request asks for, or null for free text. Throws the 400s vLLM gives. */

@@ -14,7 +14,8 @@ import { BodyDecodeError, decodeBody } from './body.ts';
 import { jsonBody } from './data-url.ts';
 import { classifyEngineResponse, classifyTransportError, EngineError } from './classify.ts';
 import { carriedError, carriedErrorStatus, readChatCompletion, readModels, readTokenCount } from './responses.ts';
-import { applyParams, learn, newModelParams, paramFix, structuredAnswered, type ModelParams } from './refused-params.ts';
+import { answeredInProse, applyParams, learn, newModelParams, paramFix, structuredAnswered, type ModelParams } from './refused-params.ts';
+import { modeOf } from './structured-fallback.ts';
 import { assembleEventStream, isEventStream } from './sse.ts';
 import { validateChat, validateMessages } from './validate.ts';
 import { parseEngineMetrics } from './signals.ts';
@@ -52,8 +53,8 @@ const DEFAULTS = {
   maxResponseBytes: 64 * 1024 * 1024,
 };
 
-/** Resends of one chat request for settings the endpoint refused: the cap's name, the cap, two sampling settings, three rungs of structured output. */
-const MAX_RESENDS = 7;
+/** Resends of one chat request for settings the endpoint refused: the cap's name, the cap, two sampling settings, three rungs of structured output, and an answer in prose to a field the endpoint ignores. */
+const MAX_RESENDS = 8;
 
 export interface ChatHooks {
   /** Runs before the request is sent again for a setting the endpoint refused (not before the first send). */
@@ -210,6 +211,15 @@ export class EngineClient {
         const inBody = carriedErrorStatus(text);
         if (inBody === null) {
           const result = readChatCompletion(text, status, { model, latencyMs: answer.latencyMs });
+          // An endpoint that took the structured-output field and answered prose: once it is
+          // plain that it ignores the field, this request goes again with the schema in the prompt.
+          let known = this.params.get(model);
+          if (!known && modeOf(body) !== null) this.params.set(model, (known = newModelParams()));
+          const prose = known && pass < MAX_RESENDS ? answeredInProse(known, model, body, result.text) : null;
+          if (prose) {
+            if (prose.sentence !== null) this.options.onParamsChanged?.(prose.sentence);
+            continue;
+          }
           const said = structuredAnswered(params, model, base);
           if (said !== null) this.options.onParamsChanged?.(said);
           return result;

@@ -15,11 +15,12 @@
  * an endpoint that takes temperature or top_p but not both: top_p goes (the retries rise the
  * temperature). And structured output: an endpoint that refuses `response_format` json_schema
  * (older vLLM, servers that take only json_object, or none) is asked the next way it may take
- * (structured-fallback.ts). Anything else refused stays BAD_REQUEST; a context-length refusal is
+ * (structured-fallback.ts); one that takes the field and ignores it is found by its answers
+ * (`answeredInProse`). Anything else refused stays BAD_REQUEST; a context-length refusal is
  * the worker's to fit (src/infer/context-room.ts).
  */
 import { parseErrorBody } from './classify.ts';
-import { bodyInMode, modeOf, MODE_WORDS, STRUCTURED_MODES, structuredRefusal, type StructuredMode } from './structured-fallback.ts';
+import { bodyInMode, looksLikeJson, modeOf, MODE_WORDS, PROSE_LIMIT, STRUCTURED_MODES, structuredRefusal, type StructuredMode } from './structured-fallback.ts';
 
 /** What one model takes: the cap's name, the sampling settings it refuses, how it takes structured output. */
 export interface ModelParams {
@@ -31,10 +32,12 @@ export interface ModelParams {
   structured: StructuredMode;
   /** The structured-output rung was said in the log (once a request on it was answered). */
   structuredSaid: boolean;
+  /** Answers in a row to structured requests that were not JSON at all (structured-fallback.ts PROSE_LIMIT). */
+  proseAnswers: number;
 }
 
 export function newModelParams(): ModelParams {
-  return { completionTokens: false, dropped: new Set(), maxOutput: null, structured: 'json_schema', structuredSaid: false };
+  return { completionTokens: false, dropped: new Set(), maxOutput: null, structured: 'json_schema', structuredSaid: false, proseAnswers: 0 };
 }
 
 /** Sampling settings the endpoint may refuse and has a default for: sent without, the model samples its own way. */
@@ -109,6 +112,31 @@ export function learn(params: ModelParams, fix: ParamFix, model: string, body: R
   if (params.dropped.has(fix.param)) return null;
   params.dropped.add(fix.param);
   return `${model} refuses ${fix.param} ${JSON.stringify(body[fix.param])}: requests go without it from now on (the model's default)`;
+}
+
+/**
+ * An answer to a request sent with `body`. A request that asked for structured output on a rung
+ * with a field (json_schema, guided_json, json_object) and got an answer that is not JSON at all
+ * counts towards PROSE_LIMIT in a row; one that looks like JSON ends the row. At the limit the
+ * endpoint is taken to ignore the field (it took it without a word): the model is asked with the
+ * schema in the prompt alone from then on. Returns null when the answer stands; else whether to
+ * send it again (always) and the sentence for the log (once per model, when it changes rung).
+ */
+export function answeredInProse(params: ModelParams, model: string, body: Readonly<Record<string, unknown>>, text: string): { sentence: string | null } | null {
+  const mode = modeOf(body);
+  if (mode === null) return null;
+  if (looksLikeJson(text)) {
+    params.proseAnswers = 0;
+    return null;
+  }
+  if (++params.proseAnswers < PROSE_LIMIT && params.structured !== 'prompt') return null;
+  params.proseAnswers = 0;
+  if (params.structured === 'prompt') return { sentence: null }; // a request sent before the model changed rung
+  params.structured = 'prompt';
+  params.structuredSaid = true;
+  return {
+    sentence: `${model} ignores ${MODE_WORDS[mode]}: ${PROSE_LIMIT} answers in a row to requests for structured output were not JSON at all; the schema is put in the prompt alone from now on (answers are still validated against the task's schema). SCHEMA_IN_PROMPT=1 does so from the start`,
+  };
 }
 
 /**

@@ -11,8 +11,11 @@
  *   prompt        no structured-output field at all, the schema in the prompt (SCHEMA_IN_PROMPT)
  *
  * A refusal of the field a request used moves the model one rung down (a json_object request
- * refused goes straight to `prompt`). Weaker rungs are safe: every answer is validated against
- * the task's schema before it counts (src/task/answer.ts).
+ * refused goes straight to `prompt`). An endpoint that takes the field without a word and ignores
+ * it (vLLM's guided_json since late 2025, gateways that drop what they do not know) is found by
+ * its answers: PROSE_LIMIT answers in a row to structured requests that do not look like JSON at
+ * all (`looksLikeJson`) move the model to `prompt`. Weaker rungs are safe: every answer is
+ * validated against the task's schema before it counts (src/task/answer.ts).
  *
  * The instruction that puts a schema into a prompt is written here, once, for SCHEMA_IN_PROMPT
  * (src/task/request.ts) and for these fallbacks alike.
@@ -35,6 +38,25 @@ export function schemaInstruction(format: Exclude<ResponseFormat, { type: 'text'
   return format.type === 'json_schema'
     ? `Answer with one JSON value and nothing else (no Markdown fence, no comment), valid against this JSON Schema:\n${JSON.stringify(format.json_schema.schema)}`
     : 'Answer with one JSON object and nothing else (no Markdown fence, no comment).';
+}
+
+/** Answers in a row, to structured requests of one model, that are not JSON at all before the model is taken to ignore the field. */
+export const PROSE_LIMIT = 3;
+
+/**
+ * Whether an answer looks like JSON at all (inside a Markdown fence too): it parses, or it starts
+ * like an object, or like an array of values (a JSON answer cut off at max_tokens still does; a
+ * reply in prose, even one that opens with "[note]" or "[emulated reply ...", does not).
+ */
+export function looksLikeJson(text: string): boolean {
+  const trimmed = text.trim().replace(/^```(?:json)?\s*/i, '');
+  if (trimmed.startsWith('{') || /^\[\s*(?:[{["\d\]-]|true|false|null)/.test(trimmed)) return true;
+  try {
+    JSON.parse(trimmed.replace(/\s*```$/, ''));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The rung a request body asks structured output on; null when it asks none (free text, or the schema already in the prompt). */

@@ -5,7 +5,8 @@
  *
  * - an endpoint that refuses `response_format` json_schema (older vLLM, a gateway that takes only
  *   json_object, one that takes none) is asked again at once the way it takes, down the ladder of
- *   structured-fallback.ts; the model is remembered and said once;
+ *   structured-fallback.ts; the model is remembered and said once; one that takes it and ignores
+ *   it (answers prose) is found by its answers and asked with the schema in the prompt;
  * - a 200 whose body is `{"error": {...}}` is the error it carries (context length, rate limit,
  *   a dead engine), not ENGINE_ERROR;
  * - an event stream sent back to a non-streaming request is assembled into the answer.
@@ -113,6 +114,33 @@ describe('an endpoint that refuses response_format json_schema', () => {
     let hooks = 0;
     await client.chat(ask, undefined, { beforeResend: async () => void hooks++ });
     expect(hooks).toBe(2);
+  });
+});
+
+describe('an endpoint that takes response_format without a word and ignores it (answers prose)', () => {
+  it('after 3 answers in a row that are not JSON at all: the schema in the prompt alone, the third request sent again so, remembered, said once', async () => {
+    const { url, bodies } = await recorded({ structuredOutputs: 'ignored' });
+    const said: string[] = [];
+    client = new EngineClient({ url, onParamsChanged: (s) => said.push(s) });
+    const texts: string[] = [];
+    for (let i = 0; i < 4; i++) texts.push((await client.chat(ask)).text);
+    // Two answers in prose (the task's checks reject them); the third request's prose answer is
+    // not returned: it goes again at once with the schema in the prompt, and the model follows it.
+    expect(texts.slice(0, 2).every((t) => t.startsWith('[emulated reply'))).toBe(true);
+    for (const t of texts.slice(2)) expect(JSON.parse(t)).toEqual({ total: expect.any(Number) });
+    const rung = (b: Record<string, unknown>) => (b.guided_json ? 'guided_json' : ((b.response_format as { type: string } | undefined)?.type ?? 'prompt'));
+    expect(bodies.map(rung)).toEqual(['json_schema', 'json_schema', 'json_schema', 'prompt', 'prompt']);
+    expect(lastUserText(bodies[3]!)).toContain(`valid against this JSON Schema:\n${JSON.stringify(schema)}`);
+    expect(said).toEqual([expect.stringMatching(/ignores response_format json_schema: 3 answers in a row .* were not JSON at all; the schema is put in the prompt alone/)]);
+  });
+
+  it('answers that look like JSON (cut off, fenced) are no sign of it: the row starts again', async () => {
+    const answers = ['a prose answer', 'another one', '```json\n{"total": 1', 'prose again', 'and again'];
+    let n = 0;
+    server = await startScripted((_req, res) => json(res, 200, completion(answers[n++ % answers.length]!)));
+    client = new EngineClient({ url: server.url, model: 'm' });
+    for (let i = 0; i < answers.length; i++) await client.chat(ask);
+    expect(server.seen.filter((r) => r.path === '/v1/chat/completions').map((r) => ('response_format' in (JSON.parse(r.body) as object) ? 'json_schema' : 'prompt'))).toEqual(Array(5).fill('json_schema'));
   });
 });
 

@@ -1,7 +1,7 @@
 /**
  * A real worker and writer before the engine emulator acting out servers docbatch had not met:
- * a proxy that forces streaming (every answer an event stream), and a gateway that sends its
- * errors with status 200. Pages are written, tokens counted, and a refusal in a 200 is the
+ * a proxy that forces streaming (every answer an event stream), a gateway that sends its errors
+ * with status 200, a content filter (Azure OpenAI), and an endpoint that ignores response_format. Pages are written, tokens counted, and a refusal in a 200 is the
  * BAD_REQUEST it carries (one request, the unit failed for good), not an ENGINE_ERROR retried
  * on every attempt.
  */
@@ -69,5 +69,22 @@ it("an endpoint's content filter (Azure OpenAI: a 200 without choices): the page
     expect(p.engine.stats().filtered - before).toBe(1);
   } finally {
     p.engine.setFaults({ contentFilter: null });
+  }
+}, 90_000);
+
+it('an endpoint that ignores response_format (answers prose to a JSON task): found by its answers, the schema put in the prompt, every page answered without SCHEMA_IN_PROMPT', async () => {
+  p.engine.setFaults({ structuredOutputs: 'ignored' });
+  try {
+    const schemaFile = join(p.dir, 'total.schema.json');
+    writeFileSync(schemaFile, JSON.stringify({ type: 'object', properties: { total: { type: 'number' } }, required: ['total'] }));
+    const file = join(p.dir, 'ignored.pdf');
+    writeFileSync(file, numberedPdf(4, 14));
+    const [docId] = acceptedIds(await p.enqueue([file], { task: { schema: schemaFile, unit: 'page' } }));
+    const [done] = await p.wait([docId!], 60_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 4, failed: 0 });
+    const lines = readFileSync(join(p.config.outDir, 'ignored.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { data?: { total?: unknown } });
+    expect(lines.map((l) => typeof l.data?.total)).toEqual(['number', 'number', 'number', 'number']);
+  } finally {
+    p.engine.setFaults({ structuredOutputs: 'full' });
   }
 }, 90_000);
