@@ -10,8 +10,13 @@
  *   error body: the client classifies it like the HTTP error it stands for.
  * - A stream cut off before its end (no `[DONE]` and no finish_reason) is ENGINE_ERROR: the text
  *   is partial, and the request is sent again.
+ * - Tool calls' arguments are joined per `index` (kept in a Map: an index is the server's word, and
+ *   a huge one must not make a huge array); more than MAX_TOOL_CALLS of them is ENGINE_ERROR.
  */
 import { EngineError } from './classify.ts';
+
+/** Distinct tool calls one assembled answer may hold: docbatch asks for none (a gateway's forced tool call is one). */
+const MAX_TOOL_CALLS = 64;
 
 /** Whether a 2xx answer is an event stream: its Content-Type says so, or its body starts like one (a mislabelling proxy). */
 export function isEventStream(contentType: string | string[] | undefined, text: string): boolean {
@@ -70,7 +75,8 @@ export function assembleEventStream(text: string, status: number): string {
   let id: unknown;
   let model: unknown;
   let done = false;
-  const toolArgs: string[] = [];
+  /** Tool calls' arguments by their `index` in the stream: a Map, so an index of 2^31 costs one entry, not a sparse array of that length. */
+  const toolArgs = new Map<number, string>();
   /** A content filter's results (Azure OpenAI): the prompt's, in a chunk of their own; the answer's, on its choice. */
   let promptFilter: unknown;
   let answerFilter: unknown;
@@ -102,8 +108,13 @@ export function assembleEventStream(text: string, status: number): string {
       if (typeof thought === 'string') reasoning += thought;
       for (const call of Array.isArray(delta.tool_calls) ? delta.tool_calls : []) {
         const fn = record(record(call)?.function);
-        const at = typeof record(call)?.index === 'number' ? (record(call)!.index as number) : 0;
-        if (typeof fn?.arguments === 'string') toolArgs[at] = (toolArgs[at] ?? '') + fn.arguments;
+        const index = record(call)?.index;
+        const at = typeof index === 'number' && Number.isFinite(index) ? index : 0;
+        if (typeof fn?.arguments !== 'string') continue;
+        if (!toolArgs.has(at) && toolArgs.size >= MAX_TOOL_CALLS) {
+          throw new EngineError('ENGINE_ERROR', `engine answered a non-streaming request with an event stream of more than ${MAX_TOOL_CALLS} tool calls (index ${at}): not an answer docbatch asked for`, { status });
+        }
+        toolArgs.set(at, (toolArgs.get(at) ?? '') + fn.arguments);
       }
       if (typeof choice.finish_reason === 'string') finish = choice.finish_reason;
       if (choice.content_filter_results !== undefined) answerFilter = choice.content_filter_results;
@@ -114,7 +125,10 @@ export function assembleEventStream(text: string, status: number): string {
   }
   const message: Record<string, unknown> = { role: 'assistant', content };
   if (reasoning !== '') message.reasoning_content = reasoning;
-  if (toolArgs.length > 0) message.tool_calls = toolArgs.map((args, index) => ({ index, type: 'function', function: { arguments: args ?? '' } }));
+  if (toolArgs.size > 0) {
+    // In the order of their indexes, numbered from 0: the indexes a server gives need not start at 0 or be dense.
+    message.tool_calls = [...toolArgs.entries()].sort(([a], [b]) => a - b).map(([, args], index) => ({ index, type: 'function', function: { arguments: args } }));
+  }
   return JSON.stringify({
     ...(id !== undefined ? { id } : {}),
     object: 'chat.completion',

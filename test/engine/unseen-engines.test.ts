@@ -247,6 +247,35 @@ describe('other answers servers send', () => {
     expect((await client.chat(hi)).text).toBe('one two');
   });
 
+  describe('tool calls in an event stream (a gateway that implements structured output as a forced tool call)', () => {
+    const streamed = (calls: Array<{ index: number; args: string }>) =>
+      `${calls.map((c) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: { tool_calls: [{ index: c.index, function: { arguments: c.args } }] }, finish_reason: null }] })}\n\n`).join('')}data: ${JSON.stringify({ id: 'c', choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] })}\n\ndata: [DONE]\n\n`;
+    const serve = async (body: string) => {
+      server = await startScripted((_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end(body);
+      });
+      client = new EngineClient({ url: server.url, model: 'm' });
+    };
+
+    it('a huge index (2^31) is one call, read at once: no array of that length', async () => {
+      await serve(streamed([{ index: 2 ** 31, args: '{"total": ' }, { index: 2 ** 31, args: '1}' }]));
+      const started = performance.now();
+      expect((await client!.chat(hi)).text).toBe('{"total": 1}');
+      expect(performance.now() - started).toBeLessThan(2000);
+    }, 10_000);
+
+    it('a lone call at an index other than 0 is the answer', async () => {
+      await serve(streamed([{ index: 3, args: '{"total": 2}' }]));
+      expect((await client!.chat(hi)).text).toBe('{"total": 2}');
+    });
+
+    it('more than 64 distinct calls is ENGINE_ERROR, not an answer', async () => {
+      await serve(streamed(Array.from({ length: 65 }, (_, i) => ({ index: i * 1000, args: '{}' }))));
+      await expect(client!.chat(hi)).rejects.toMatchObject({ code: 'ENGINE_ERROR', message: expect.stringMatching(/more than 64 tool calls/) });
+    });
+  });
+
   it("a model's refusal (OpenAI's message.refusal, no content) is EMPTY_OUTPUT that quotes it", async () => {
     server = await startScripted((_req, res) => json(res, 200, { ...completion(''), choices: [{ index: 0, message: { role: 'assistant', content: null, refusal: "I'm sorry, I can't help with that." }, finish_reason: 'stop' }] }));
     client = new EngineClient({ url: server.url, model: 'm' });
