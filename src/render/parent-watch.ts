@@ -8,8 +8,8 @@
  * A worker thread (its own event loop) compares getppid() with the parent's pid every
  * `everyMs`; once the child has been handed to another parent (init, a subreaper) it
  * SIGKILLs the whole process. Cost: one getppid() syscall four times a second, and a thread
- * started after the child said it is ready (test/faults/orphan-children.test.ts; the start-up
- * figures are in docs/rendering.md).
+ * started after the child said it is ready: ~40 ms of CPU once, 10-18 MB resident
+ * (test/faults/orphan-children.test.ts; the figures are in docs/rendering.md).
  */
 import { Worker } from 'node:worker_threads';
 
@@ -33,8 +33,9 @@ export function dieWithParent(parentPid: number, everyMs = PARENT_CHECK_MS): voi
   const watchdog = new Worker(WATCHDOG, {
     eval: true,
     workerData: { parent: parentPid, everyMs },
-    // A few MB are plenty for a timer; the renderer's heap limit is for pages.
-    resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 },
+    // A cap, not a saving (its heap holds ~6 MB; 4 MB is too little to start): the renderer's
+    // heap limit is for pages.
+    resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
     stdout: false,
     stderr: false,
   });
