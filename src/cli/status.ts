@@ -39,6 +39,14 @@ export function statusCommand(): Command {
     try {
       const store = new DocStore(redis, config.prefix);
       const ids = doc ? (await findDocuments(store, doc, { partial: true })).map((r) => r.docId) : await store.list(Number(opts.limit));
+      // A document asked for by name and not found is an error a script can test (as retry's):
+      // said on stderr, and nothing on stdout, so `--json` output is never an empty report
+      // (a total of 0 documents) that reads as success, nor are worker lines taken for its status.
+      if (doc && ids.length === 0) {
+        process.stderr.write(`docbatch: DOC_NOT_FOUND: no document found for ${printable(doc)}\n`);
+        process.exitCode = 2;
+        return;
+      }
       const progress = await readProgress(store, ids);
       const now = Date.now();
       const total = totalsOf(progress, now);
@@ -50,11 +58,6 @@ export function statusCommand(): Command {
       const unfinished = doc ? progress : [...progress, ...(await readProgress(store, (await store.active(UNFINISHED_READ)).filter((id) => !ids.includes(id))))];
       const pausedQueues = await readPausedQueues(redis, config.prefix, unfinished);
       const out = (line: string) => process.stdout.write(`${line}\n`);
-      // A document asked for by name and not found is an error a script can test (as retry's).
-      if (doc && ids.length === 0) {
-        process.stderr.write(`docbatch: DOC_NOT_FOUND: no document found for ${printable(doc)}\n`);
-        process.exitCode = 2;
-      }
       if (opts.json) {
         for (const p of progress) out(jsonLine(docJson(p, costOf(p.record.engineMs, p.record.done))));
         out(jsonLine({ models: models.map((m) => ({ model: m.model, ...totalsJson(m.totals, costOf(m.totals.engineMs, m.totals.done)) })) }));
@@ -63,7 +66,7 @@ export function statusCommand(): Command {
         out(jsonLine({ total: totalsJson(total, costOf(total.engineMs, total.done)) }));
         return;
       }
-      if (progress.length === 0 && !doc) out('no documents');
+      if (progress.length === 0) out('no documents');
       for (const p of progress) {
         const r = p.record;
         out(`${r.docId}  ${p.state.padEnd(7)} ${progressLine(p)}  ${tokensAndCost(formatTokens(r.completionTokens, r.unitsWithoutUsage), r.engineMs, costOf(r.engineMs, r.done).usd)}`);

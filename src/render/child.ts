@@ -6,10 +6,11 @@
  * asks PDFium, then pdf.js where PDFium cannot tell (inspect.ts). The parent starts it with an empty environment (renderer-process.ts).
  *
  * argv[2]: 'render' | 'inspect'; argv[3]: ChildSettings as JSON; argv[4]: the compile cache
- * folder ('' for none; compile-cache.ts).
+ * folder ('' for none; compile-cache.ts); argv[5]: the parent's pid (parent-watch.ts).
  */
 import { enableCompileCache, flushCompileCache } from 'node:module';
 import { DocbatchError, toDocbatchError } from '../errors.ts';
+import { dieWithParent } from './parent-watch.ts';
 import { decodeSettings, type FromChild, type ToChild } from './protocol.ts';
 
 // Before the big (dynamic) imports: V8's code cache makes a respawned renderer ready in about
@@ -25,6 +26,7 @@ function send(message: FromChild): void {
 }
 
 // A parent that is gone (crashed, killed) closes the channel: leave with it, never orphaned.
+// That needs a free event loop; while a page holds it, the watchdog (started below) ends the process.
 process.on('disconnect', () => process.exit(0));
 // pdf.js can reject promises nobody awaits on broken files; the request in progress still
 // settles (or the parent's wall clock ends it), so a stray rejection must not end the process.
@@ -76,3 +78,6 @@ if (mode === 'inspect') {
 // closing), and Node only writes the cache on a normal exit.
 flushCompileCache();
 send({ type: 'ready', pid: process.pid });
+// After 'ready': its thread's start (~40 ms of CPU) does not delay the child's first request.
+// Until now nothing blocked the loop for long, and 'disconnect' was heard.
+dieWithParent(Number(process.argv[5]));

@@ -60,7 +60,7 @@ export class RendererProcess {
   #retireTimer: NodeJS.Timeout | undefined;
 
   constructor(options: RendererProcessOptions) {
-    this.#child = fork(CHILD_ENTRY, [options.mode, encodeSettings(options.settings), childCompileCacheDir() ?? ''], {
+    this.#child = fork(CHILD_ENTRY, [options.mode, encodeSettings(options.settings), childCompileCacheDir() ?? '', String(process.pid)], {
       execPath: process.execPath,
       // Not the parent's execArgv: a test runner's or debugger's flags have no place here.
       execArgv: [`--max-old-space-size=${options.heapMb}`],

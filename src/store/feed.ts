@@ -11,7 +11,11 @@
  * pool's autoscaler reads, through the dashboard: src/observe/backlog.ts).
  *
  * Anyone may feed (a producer after enqueueing, every worker as its queue runs low, the writer on
- * its timer); a lock per queue keeps feeds one at a time. A feeder that dies between taking
+ * its timer); a lock per queue keeps feeds one at a time. It lives FEED_LOCK_MS and is renewed
+ * while its feed runs, so a feeder killed holding it stops that queue's feeding for seconds (it
+ * was 30 s). Should a feeder stall past it and a second one feed meanwhile, no harm follows: a
+ * feed's taking of units is one Lua step, so the two take different units, and job ids deduplicate;
+ * the wait list only fills past FEED_DEPTH for a moment. A feeder that dies between taking
  * units and adding their jobs leaves those units unqueued: the reconciler sees a document that
  * stopped with units that have neither a result nor a job, and puts it back in the round
  * (settled units are skipped; a unit whose job still exists is deduplicated by its job id).
@@ -29,6 +33,8 @@ interface FeedingRedis extends Redis {
   docbatchFeed(feedKey: string, turnKey: string, backlogKey: string, ...args: Array<string | number>): Promise<string[]>;
   docbatchFeedAdd(feedKey: string, turnKey: string, docKey: string, backlogKey: string, ...args: Array<string | number>): Promise<number>;
   docbatchFeedCount(key: string, prefix: string, after: string, count: number): Promise<[number, number, string]>;
+  docbatchFeedRelease(lockKey: string, token: string): Promise<number>;
+  docbatchFeedRenew(lockKey: string, token: string, ttlMs: number): Promise<number>;
 }
 
 /** What a queue holds that no worker has taken yet (Feeder.backlog). */
@@ -55,7 +61,11 @@ export interface FeederOptions {
 /** Feeder.backlog stops counting here: a pool of 100 pods at 1,000 units each. */
 export const BACKLOG_CAP_UNITS = 100_000;
 
+/** How long the feed lock of a queue lives unless its holder renews it (every third of it). */
+export const FEED_LOCK_MS = 5000;
+
 const RELEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+const RENEW_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
 
 export class Feeder {
   private readonly redis: FeedingRedis;
@@ -77,6 +87,7 @@ export class Feeder {
       redis.defineCommand('docbatchFeedAdd', { numberOfKeys: 4, lua: FEED_ADD_LUA });
       redis.defineCommand('docbatchFeedRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
       redis.defineCommand('docbatchFeedCount', { numberOfKeys: 1, lua: FEED_COUNT_LUA });
+      redis.defineCommand('docbatchFeedRenew', { numberOfKeys: 1, lua: RENEW_LUA });
     }
   }
 
@@ -151,7 +162,10 @@ export class Feeder {
   async feed(queue: string, want: number): Promise<number> {
     const lockKey = `${this.feedKey(queue)}:lock`;
     const token = randomBytes(8).toString('hex');
-    if ((await this.redis.set(lockKey, token, 'PX', 30_000, 'NX')) !== 'OK') return 0;
+    if ((await this.redis.set(lockKey, token, 'PX', FEED_LOCK_MS, 'NX')) !== 'OK') return 0;
+    // A renewal that finds the lock gone (this process stalled past it) changes nothing: see above.
+    const renew = setInterval(() => void this.redis.docbatchFeedRenew(lockKey, token, FEED_LOCK_MS).catch(() => 0), FEED_LOCK_MS / 3);
+    renew.unref();
     try {
       let added = 0;
       while (added < want) {
@@ -169,7 +183,8 @@ export class Feeder {
       }
       return added;
     } finally {
-      await (this.redis as unknown as { docbatchFeedRelease(k: string, t: string): Promise<number> }).docbatchFeedRelease(lockKey, token).catch(() => 0);
+      clearInterval(renew);
+      await this.redis.docbatchFeedRelease(lockKey, token).catch(() => 0);
     }
   }
 }

@@ -24,6 +24,9 @@ describe('exit codes', () => {
     expect(status.code).toBe(2);
     const json = await runCli(['status', 'no-such-file.pdf', '--json'], env, { timeoutMs: 30_000 });
     expect(json.code).toBe(2);
+    // The error on stderr and nothing on stdout (as retry --json): not an empty report of 0 documents.
+    expect(json.stderr).toContain('DOC_NOT_FOUND: no document found for no-such-file.pdf');
+    expect(json.stdout).toBe('');
     const retry = await runCli(['retry', 'no-such-file.pdf'], env, { timeoutMs: 30_000 });
     expect(retry.stderr).toContain('DOC_NOT_FOUND: no document found for no-such-file.pdf');
     expect(retry.code).toBe(2);

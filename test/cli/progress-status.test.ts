@@ -73,6 +73,13 @@ describe('status', () => {
     const none = await runCli(['status', 'no-such-file.pdf'], env);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/^docbatch: DOC_NOT_FOUND: no document found for no-such-file\.pdf$/m);
+    // Only the error: with a worker and a writer running, their lines are not printed as if they
+    // were the status of the document asked for, and --json prints no report of 0 documents.
+    expect(none.stdout).toBe('');
+    const noneJson = await runCli(['status', '--json', 'no-such-file.pdf'], env);
+    expect(noneJson.code).toBe(2);
+    expect(noneJson.stderr).toMatch(/^docbatch: DOC_NOT_FOUND: no document found for no-such-file\.pdf$/m);
+    expect(noneJson.stdout).toBe('');
   }, 60_000);
 
   it("says when a worker's engine is down", async () => {

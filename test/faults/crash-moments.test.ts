@@ -234,3 +234,28 @@ describe('docbatch gc killed while deleting an unused blob', () => {
     expectEveryPageOnce(readFileSync(join(p.config.outDir, 'old.md'), 'utf8'), 2);
   }, 120_000);
 });
+
+describe('docbatch enqueue killed while holding its queue\u2019s feed lock', () => {
+  it('the queue is fed again within seconds, not after the 30 s the lock used to live', async () => {
+    p = await startPipeline({ file: import.meta.filename, worker: false, emulator: { speed: 50 }, config: FAST_LOCKS });
+    const pdf = join(p.dir, 'fed.pdf');
+    writeFileSync(pdf, numberedPdf(3));
+    let victim: ReturnType<typeof spawnVerb> | undefined;
+    // The producer has registered the document (it is in the round) and takes the lock to feed it.
+    wire = await startRedisTripwire({ trip: (b) => b.includes(':feed:infer:lock\r\n') && b.includes('\r\nNX\r\n'), onTrip: () => victim!.child.kill('SIGKILL') });
+    victim = spawnVerb(['enqueue', pdf], p.config, wire.url);
+    expect((await victim.exited).signal).toBe('SIGKILL');
+    expect(wire.tripped()).toBe(true);
+    const lockKey = `${p.config.prefix}:feed:infer:lock`;
+    expect(await p.redis.pttl(lockKey), 'the dead producer holds the lock').toBeGreaterThan(0);
+    expect(await p.redis.llen(`${p.config.prefix}:infer:wait`), 'nothing fed yet').toBe(0);
+    const [docId] = await p.redis.zrange(`${p.config.prefix}:docs`, '0', '-1');
+    const started = Date.now();
+    await p.startWorker();
+    const [done] = await p.wait([docId!], 60_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 3 });
+    // The worker feeds every 250 ms: what is left of the dead holder's lock, and the pages.
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expectEveryPageOnce(readFileSync(join(p.config.outDir, 'fed.md'), 'utf8'), 3);
+  }, 90_000);
+});
