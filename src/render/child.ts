@@ -6,7 +6,8 @@
  * asks PDFium, then pdf.js where PDFium cannot tell (inspect.ts). The parent starts it with an empty environment (renderer-process.ts).
  *
  * argv[2]: 'render' | 'inspect'; argv[3]: ChildSettings as JSON; argv[4]: the compile cache
- * folder ('' for none; compile-cache.ts); argv[5]: the parent's pid (parent-watch.ts).
+ * folder ('' for none; compile-cache.ts); argv[5]: the parent's pid when
+ * the child must watch for its parent's death itself, '' when the kernel does it (parent-watch.ts).
  */
 import { enableCompileCache, flushCompileCache } from 'node:module';
 import { DocbatchError, toDocbatchError } from '../errors.ts';
@@ -80,4 +81,4 @@ flushCompileCache();
 send({ type: 'ready', pid: process.pid });
 // After 'ready': its thread's start (~40 ms of CPU) does not delay the child's first request.
 // Until now nothing blocked the loop for long, and 'disconnect' was heard.
-dieWithParent(Number(process.argv[5]));
+if (process.argv[5]) dieWithParent(Number(process.argv[5]));

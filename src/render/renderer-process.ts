@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DocbatchError } from '../errors.ts';
 import { childCompileCacheDir } from './compile-cache.ts';
+import { deathSignalLauncher } from './parent-watch.ts';
 import {
   encodeSettings,
   type ChildSettings,
@@ -30,6 +31,12 @@ export interface RendererProcessOptions {
   settings: ChildSettings;
   /** V8 heap limit of the child (`--max-old-space-size`), in MB. */
   heapMb: number;
+  /**
+   * How the child dies with this process (parent-watch.ts): the kernel's parent-death signal
+   * where there is one, else a watchdog thread in the child. 'thread' forces the thread (tests).
+   * @defaultValue 'signal'
+   */
+  parentWatch?: 'signal' | 'thread';
 }
 
 export interface ExitInfo {
@@ -60,10 +67,16 @@ export class RendererProcess {
   #retireTimer: NodeJS.Timeout | undefined;
 
   constructor(options: RendererProcessOptions) {
-    this.#child = fork(CHILD_ENTRY, [options.mode, encodeSettings(options.settings), childCompileCacheDir() ?? '', String(process.pid)], {
-      execPath: process.execPath,
-      // Not the parent's execArgv: a test runner's or debugger's flags have no place here.
-      execArgv: [`--max-old-space-size=${options.heapMb}`],
+    // Tied to this process's life by the kernel where it can be (parent-watch.ts); otherwise the
+    // child is given this pid and watches for it itself.
+    const launcher = options.parentWatch === 'thread' ? undefined : deathSignalLauncher();
+    const args = [options.mode, encodeSettings(options.settings), childCompileCacheDir() ?? '', launcher ? '' : String(process.pid)];
+    // Not the parent's execArgv: a test runner's or debugger's flags have no place here.
+    const nodeArgs = [`--max-old-space-size=${options.heapMb}`];
+    this.#child = fork(CHILD_ENTRY, args, {
+      // fork() runs `execPath ...execArgv child.ts ...args`: setpriv then execs Node in place.
+      execPath: launcher ? launcher[0]! : process.execPath,
+      execArgv: launcher ? [...launcher.slice(1), process.execPath, ...nodeArgs] : nodeArgs,
       env: {},
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],

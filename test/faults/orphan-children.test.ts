@@ -7,8 +7,10 @@
  * children, read off /proc.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, afterEach, expect, it } from 'vitest';
+import { deathSignalLauncher } from '../../src/render/parent-watch.ts';
 import { BIN } from '../helpers/cli.ts';
 import { startPipeline, acceptedIds, type Pipeline } from '../helpers/pipeline.ts';
 import { buildPdf, pagesPdf, slowPage, tempDir } from '../render/fixtures.ts';
@@ -114,6 +116,8 @@ it('a worker SIGKILLed while its renderer draws a slow page: the renderer is gon
   await until('the worker to start its renderer', () => childrenOf(worker.pid!, 'render').length === 1);
   const renderer = childrenOf(worker.pid!, 'render')[0]!;
   grandchildren.push(renderer);
+  // Where setpriv has --pdeathsig the kernel ties the child to its worker (no pid to watch for).
+  expect(readText(`/proc/${renderer}/cmdline`)?.split('\0').at(-2)).toBe(deathSignalLauncher() ? '' : String(worker.pid));
   await busyFor(renderer, 1500);
   worker.kill('SIGKILL');
   await new Promise((r) => worker.once('exit', r));
@@ -144,4 +148,34 @@ it('a producer SIGKILLed while its inspector reads a slow file: the inspector is
   producer.kill('SIGKILL');
   await new Promise((r) => producer.once('exit', r));
   expect(await lingers(inspector, 10_000), 'ms the inspector lived on after its producer').toBeLessThan(2000);
+}, 120_000);
+
+// The same with the watchdog thread that stands in where the kernel has no parent-death signal
+// (src/render/parent-watch.ts; on this Linux the renderers above get `setpriv --pdeathsig`): a
+// small parent process runs one renderer with `parentWatch: 'thread'`, and is SIGKILLed mid-page.
+it('without the kernel\'s parent-death signal, the watchdog thread ends a renderer whose parent was SIGKILLed mid-page', async () => {
+  const pdf = tmp.write('slow-thread.pdf', pagesPdf([slowPage(500_000)]));
+  const processModule = fileURLToPath(new URL('../../src/render/renderer-process.ts', import.meta.url));
+  const script = `
+    const { RendererProcess } = await import(${JSON.stringify(processModule)});
+    const child = new RendererProcess({ mode: 'render', settings: { maxOpenDocuments: 1, maxImagePixels: 1e8, fonts: 'native' }, heapMb: 256, parentWatch: 'thread' });
+    await child.ready;
+    console.log(child.pid);
+    child.request({ type: 'render', path: ${JSON.stringify(pdf)}, blobId: 'b', renderer: 'pdfium',
+      job: { page: 1, format: 'png', quality: 90, text: false, pngCompressionLevel: 1, longestSide: 1288, maxPixels: 1e8, minLongestSide: 64 } }).catch(() => {});
+    setInterval(() => {}, 1000);
+  `;
+  const parent = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  spawned.push(parent);
+  const renderer = await new Promise<number>((resolve, reject) => {
+    parent.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+    parent.once('exit', (code) => reject(new Error(`the parent exited ${code} before its renderer started`)));
+  });
+  grandchildren.push(renderer);
+  // Started without setpriv: its command line is Node's with the parent's pid last.
+  expect(readText(`/proc/${renderer}/cmdline`)?.split('\0').at(-2)).toBe(String(parent.pid));
+  await busyFor(renderer, 1500);
+  parent.kill('SIGKILL');
+  await new Promise((r) => parent.once('exit', r));
+  expect(await lingers(renderer, 10_000), 'ms the renderer lived on after its parent').toBeLessThan(2000);
 }, 120_000);
