@@ -6,13 +6,15 @@
  * closes the pipe early (`docbatch status | head -1`) ends the output quietly: what is left is
  * not written, and the verb finishes as usual.
  */
-import { Command, CommanderError } from 'commander';
+import type { Command } from 'commander';
 import { readFileSync, statSync } from 'node:fs';
-import { isRedisConnectionError, redisFullProblem } from '../../queues/redis-link.ts';
 import { DocbatchError } from '../errors.ts';
 import '../launcher.ts'; // notes the process's launcher before anything else (whenLauncherGone)
 import type { PdfInspector } from '../ingest/pdf.ts';
 import { printable } from '../printable.ts';
+
+// Only small modules are imported above: `enqueue` starts its PDF inspection child (startEarly)
+// before anything big loads. commander and the Redis error helpers (ioredis: ~130 ms) come after.
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -67,6 +69,7 @@ function isFolder(path: string): boolean {
 
 /** The command line: with `verb` (a known one), only that verb is loaded; otherwise all (help, errors). */
 export async function program(verb?: string, early: EarlyStart = {}): Promise<Command> {
+  const { Command } = await import('commander');
   const root = new Command('docbatch')
     .description('PDFs, images and chat exports → model output on GPUs through vLLM, on Redis queues.')
     .version(pkg.version)
@@ -93,6 +96,8 @@ export async function main(argv: string[]): Promise<number> {
     await (await program(argv[0], early)).parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
+    const { CommanderError } = await import('commander');
+    const { isRedisConnectionError, redisFullProblem } = await import('../../queues/redis-link.ts');
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
       // Help asked for (`help`, `help VERB`) is 0; help shown because no verb was given is a
