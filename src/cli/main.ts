@@ -12,11 +12,12 @@ import { DocbatchError } from '../errors.ts';
 import '../launcher.ts'; // notes the process's launcher before anything else (whenLauncherGone)
 import type { PdfInspector } from '../ingest/pdf.ts';
 import { printable } from '../printable.ts';
+import { ROOT_URL } from '../root.ts';
 
 // Only small modules are imported above: `enqueue` starts its PDF inspection child (startEarly)
 // before anything big loads. commander and the Redis error helpers (ioredis: ~130 ms) come after.
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const pkg = JSON.parse(readFileSync(new URL('package.json', ROOT_URL), 'utf8')) as { version: string };
 
 /**
  * The verbs, in help order, each loaded only when needed: a command starts by loading its own

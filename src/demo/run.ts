@@ -7,6 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.ts';
 import { startEmulator } from '../emulator/index.ts';
 import { createInferWorker } from '../infer/worker-parts.ts';
@@ -15,12 +16,13 @@ import { connectRedis } from '../../queues/connect.ts';
 import type { Logger } from '../observe/log.ts';
 import { waitForDocs } from '../observe/progress.ts';
 import { purgePrefix } from '../store/admin.ts';
+import { ROOT_URL } from '../root.ts';
 import { DocStore } from '../store/docs.ts';
 import { createWriter } from '../write/writer.ts';
 import { openBlobStore } from '../store/storage.ts';
 import { redisAnswers, startPrivateRedis, type PrivateRedis } from './private-redis.ts';
 
-export const SAMPLES_DIR = join(import.meta.dirname, '..', '..', 'samples');
+export const SAMPLES_DIR = fileURLToPath(new URL('samples', ROOT_URL));
 export const SAMPLE_FILES = ['sample-report.pdf', 'conversations.json'];
 
 export interface DemoOptions {

