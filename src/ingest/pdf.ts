@@ -19,6 +19,11 @@ export interface InspectOptions {
   /** The file as the user named it, for messages. */
   file: string;
   password?: string;
+  /**
+   * The most pages a PDF may claim (PDF_MAX_PAGES): above it the file is PDF_TOO_MANY_PAGES before
+   * any page dictionary is read. @defaultValue 100_000
+   */
+  maxPages?: number;
   /** Wall-clock limit of the inspection, child start-up excluded. @defaultValue 30_000 */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -37,6 +42,9 @@ export interface PdfInspectorOptions {
   /** Page sizes are listed for documents with at most this many pages. @defaultValue 5000 */
   maxPageSizes?: number;
 }
+
+/** PDF_MAX_PAGES's default (src/config.ts). */
+const DEFAULT_MAX_PAGES = 100_000;
 
 /** How often the inspection child's resident memory is checked. */
 const RSS_CHECK_MS = 100;
@@ -133,6 +141,7 @@ export class PdfInspector {
         path,
         password: options.password,
         maxPageSizes: this.#maxPageSizes,
+        maxPages: options.maxPages ?? DEFAULT_MAX_PAGES,
       });
       // PDFium's wasm memory never shrinks: a child that grew past the bound reading a file it
       // did read in time is let go, and the next file gets a fresh one (a retiring child still

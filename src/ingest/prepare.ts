@@ -24,8 +24,8 @@ export interface PrepareOptions {
   inspector?: PdfInspector;
   chunkTokens: number;
   chunkOverlapTokens: number;
-  /** Chat: bounds on chunks and on what a .zip may inflate to (splitExport's defaults when absent). */
-  limits?: { maxChunks?: number; maxZipRatio?: number; maxZipBytes?: number };
+  /** PDF: the most pages (PdfInspector's default when absent). Chat: bounds on chunks and on what a .zip may inflate to (splitExport's defaults when absent). */
+  limits?: { maxPdfPages?: number; maxChunks?: number; maxZipRatio?: number; maxZipBytes?: number };
   signal?: AbortSignal;
   /** The client for `s3://` sources (made on first use). */
   s3?: () => S3Client;
@@ -163,7 +163,8 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
       }
       throw new InputError('UNSUPPORTED_FORMAT', `not a PDF, an image or a known chat export (${kind.reason})`, { place: { file: source } });
     case 'pdf': {
-      const inspectOptions = { file: source, ...(options.password ? { password: options.password } : {}), ...(options.signal ? { signal: options.signal } : {}) };
+      const maxPages = options.limits?.maxPdfPages;
+      const inspectOptions = { file: source, ...(maxPages === undefined ? {} : { maxPages }), ...(options.password ? { password: options.password } : {}), ...(options.signal ? { signal: options.signal } : {}) };
       // The inspector is another process: it must open the file this one sees (`/dev/stdin`
       // redirected from a file names its own stdin there), so it gets the file's real path.
       const path = object ? (await object.local()).path : await realpath(source);

@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { DocbatchError } from '../errors.ts';
 import { round2 } from './geometry.ts';
 import { loadPdfium, PdfiumPoisoned } from './pdfium.ts';
+import { checkPageCount } from './page-count.ts';
 import { inspectWithPdfium } from './pdfium-inspect.ts';
 import type { InspectResult } from './protocol.ts';
 
@@ -21,7 +22,7 @@ export async function prepareInspection(): Promise<void> {
   await loadPdfium();
 }
 
-export async function inspectDocument(path: string, password: string | undefined, maxPageSizes: number): Promise<InspectResult> {
+export async function inspectDocument(path: string, password: string | undefined, maxPageSizes: number, maxPages: number): Promise<InspectResult> {
   let data: Buffer;
   try {
     data = await readFile(path);
@@ -30,7 +31,7 @@ export async function inspectDocument(path: string, password: string | undefined
   }
   if (pdfiumUsable) {
     try {
-      const info = inspectWithPdfium(await loadPdfium(), data, password, maxPageSizes);
+      const info = inspectWithPdfium(await loadPdfium(), data, password, maxPageSizes, maxPages);
       if (info) return info;
     } catch (err) {
       if (!(err instanceof PdfiumPoisoned)) throw err;
@@ -38,10 +39,10 @@ export async function inspectDocument(path: string, password: string | undefined
       pdfiumUsable = false;
     }
   }
-  return inspectWithPdfjs(data, password, maxPageSizes);
+  return inspectWithPdfjs(data, password, maxPageSizes, maxPages);
 }
 
-async function inspectWithPdfjs(data: Buffer, password: string | undefined, maxPageSizes: number): Promise<InspectResult> {
+async function inspectWithPdfjs(data: Buffer, password: string | undefined, maxPageSizes: number, maxPages: number): Promise<InspectResult> {
   const { classifyOpenError, errorText, openDocument } = await import('./pdfjs.ts');
   let opened;
   try {
@@ -60,6 +61,7 @@ async function inspectWithPdfjs(data: Buffer, password: string | undefined, maxP
   try {
     const pages = doc.numPages;
     if (!(pages > 0)) throw new DocbatchError('PDF_NO_PAGES', 'the PDF opens but has no pages');
+    checkPageCount(pages, data.length, maxPages);
 
     let title: string | null = null;
     let encrypted = password !== undefined && password !== '';

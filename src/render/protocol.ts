@@ -35,6 +35,8 @@ export interface InspectMessage {
   password?: string | undefined;
   /** Page sizes are listed only for documents with at most this many pages. */
   maxPageSizes: number;
+  /** A document claiming more pages is PDF_TOO_MANY_PAGES before any page dictionary is read. */
+  maxPages: number;
 }
 
 export type ToChild = RenderMessage | InspectMessage;

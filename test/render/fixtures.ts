@@ -128,6 +128,22 @@ export function formBombPdf(depth: number, fanout: number): Buffer {
   return pagesPdf([{ width: 600, height: 600, content: '/X Do', resources: `<< /XObject << /X ${base + depth - 1} 0 R >> >>` }], forms);
 }
 
+/**
+ * A page-tree bomb: one page dictionary, named `fanout` times by each of `levels` nested /Pages
+ * nodes (fanout^levels pages in a few KB). The root says `count` pages (the product when absent);
+ * the nodes below say their true counts.
+ */
+export function pageTreeBombPdf(levels: number, fanout: number, count = fanout ** levels): Buffer {
+  const objects = ['<< /Type /Catalog /Pages 2 0 R >>', '', '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>'];
+  let kid = 3;
+  for (let level = 1; level < levels; level++) {
+    objects.push(`<< /Type /Pages /Parent 2 0 R /Kids [${Array(fanout).fill(`${kid} 0 R`).join(' ')}] /Count ${fanout ** level} >>`);
+    kid = objects.length;
+  }
+  objects[1] = `<< /Type /Pages /Kids [${Array(fanout).fill(`${kid} 0 R`).join(' ')}] /Count ${count} >>`;
+  return buildPdf(objects);
+}
+
 /** A temp folder for files a test writes; `cleanup()` in afterAll. */
 export function tempDir(prefix: string): { dir: string; write: (name: string, data: Buffer | string) => string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), `docbatch-${prefix}-`));
