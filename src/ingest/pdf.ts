@@ -10,6 +10,7 @@
 import { open, stat } from 'node:fs/promises';
 import { DocbatchError, InputError, type ErrorCode } from '../errors.ts';
 import type { InspectResult } from '../render/protocol.ts';
+import { DEFAULT_MAX_PAGES } from '../render/page-count.ts';
 import { RendererProcess } from '../render/renderer-process.ts';
 
 /** What the inspection child found (src/render/protocol.ts has each field). */
@@ -20,7 +21,7 @@ export interface InspectOptions {
   file: string;
   password?: string;
   /**
-   * The most pages a PDF may claim (PDF_MAX_PAGES): above it the file is PDF_TOO_MANY_PAGES before
+   * The most pages a PDF may claim (INPUT_MAX_PAGES): above it the file is PDF_TOO_MANY_PAGES before
    * any page dictionary is read. @defaultValue 100_000
    */
   maxPages?: number;
@@ -42,9 +43,6 @@ export interface PdfInspectorOptions {
   /** Page sizes are listed for documents with at most this many pages. @defaultValue 5000 */
   maxPageSizes?: number;
 }
-
-/** PDF_MAX_PAGES's default (src/config.ts). */
-const DEFAULT_MAX_PAGES = 100_000;
 
 /** How often the inspection child's resident memory is checked. */
 const RSS_CHECK_MS = 100;

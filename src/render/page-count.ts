@@ -8,8 +8,11 @@
  */
 import { DocbatchError } from '../errors.ts';
 
+/** INPUT_MAX_PAGES's default (src/config.ts), for callers given no bound. */
+export const DEFAULT_MAX_PAGES = 100_000;
+
 export function checkPageCount(pages: number, bytes: number, maxPages: number): void {
   if (pages > maxPages) {
-    throw new DocbatchError('PDF_TOO_MANY_PAGES', `the page tree claims ${pages} pages in ${bytes} bytes, more than PDF_MAX_PAGES (${maxPages}); nothing read further (a page tree that repeats one page is a bomb; a real document this large: split it or raise PDF_MAX_PAGES)`);
+    throw new DocbatchError('PDF_TOO_MANY_PAGES', `the page tree claims ${pages} pages in ${bytes} bytes, more than INPUT_MAX_PAGES (${maxPages}); nothing read further (a page tree that repeats one page is a bomb; a real document this large: split it or raise INPUT_MAX_PAGES)`);
   }
 }

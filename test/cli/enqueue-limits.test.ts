@@ -61,7 +61,7 @@ describe('docbatch enqueue: bombs and runaway exports', () => {
     expect(await p.store.list(100)).toHaveLength(1);
   }, 120_000);
 
-  it('a page-tree bomb and a PDF over PDF_MAX_PAGES are refused at once (PDF_TOO_MANY_PAGES); the PDF at the bound goes in', async () => {
+  it('a page-tree bomb and a PDF over INPUT_MAX_PAGES are refused at once (PDF_TOO_MANY_PAGES); the PDF at the bound goes in', async () => {
     const file = (name: string, data: Buffer) => {
       const path = join(p.dir, name);
       writeFileSync(path, data);
@@ -72,11 +72,11 @@ describe('docbatch enqueue: bombs and runaway exports', () => {
     const three = file('three.pdf', pageTreeBombPdf(1, 3));
     const before = (await p.store.list(100)).length;
     const started = performance.now();
-    const r = await runCli(['enqueue', bomb, four, three], { ...env, PDF_MAX_PAGES: '3' }, { timeoutMs: 60_000 });
+    const r = await runCli(['enqueue', bomb, four, three], { ...env, INPUT_MAX_PAGES: '3' }, { timeoutMs: 60_000 });
     expect((performance.now() - started) / 1000).toBeLessThan(20);
     expect(r.code).toBe(2);
     const line = (name: string) => r.stderr.split('\n').find((l) => l.startsWith('docbatch: rejected') && l.includes(name)) ?? '';
-    expect(line('tree-bomb.pdf')).toMatch(/PDF_TOO_MANY_PAGES: the page tree claims 1048576 pages in \d+ bytes, more than PDF_MAX_PAGES \(3\)/);
+    expect(line('tree-bomb.pdf')).toMatch(/PDF_TOO_MANY_PAGES: the page tree claims 1048576 pages in \d+ bytes, more than INPUT_MAX_PAGES \(3\)/);
     expect(line('four.pdf')).toMatch(/PDF_TOO_MANY_PAGES: the page tree claims 4 pages/);
     expect(r.stdout).toMatch(/enqueued\s+.*three\.pdf\s+3 pages/);
     expect(await p.store.list(100)).toHaveLength(before + 1);

@@ -205,7 +205,7 @@ describe('bad inputs', () => {
       const err = await rejection(inspector.inspect(tmp.write(name, bytes), { file: name }));
       expect(err.code).toBe('PDF_TOO_MANY_PAGES');
       expect(err.place).toEqual({ file: name });
-      expect(err.message).toContain(`claims ${name === 'pdfjs-bomb.pdf' ? 1_048_576 : 1_000_000} pages in ${bytes.length} bytes, more than PDF_MAX_PAGES (100000)`);
+      expect(err.message).toContain(`claims ${name === 'pdfjs-bomb.pdf' ? 1_048_576 : 1_000_000} pages in ${bytes.length} bytes, more than INPUT_MAX_PAGES (100000)`);
       expect(performance.now() - started).toBeLessThan(5000);
     }
     expect((await inspector.inspect(corpusFile('sizes.pdf'), { file: 'sizes.pdf' })).pages).toBe(3);
