@@ -43,7 +43,10 @@ function renderCalls(msg: Record<string, unknown>, at: string): string[] {
     expectArray(list, `${at}.tool_calls`).forEach((call, k) => {
       const entry = expectObject(call, `${at}.tool_calls[${k}]`);
       const type = typeof entry['type'] === 'string' && entry['type'] !== '' ? entry['type'] : 'function';
-      const payload = entry['function'] ?? entry[type];
+      // The payload under the key its type names, an own key only: a type such as `constructor`
+      // or `toString` would otherwise find Object.prototype's function, which JSON.stringify
+      // turns into undefined (a TypeError that stopped the whole enqueue, not an error of this file).
+      const payload = entry['function'] ?? (Object.hasOwn(entry, type) ? entry[type] : undefined);
       const fn = payload !== null && typeof payload === 'object' && !Array.isArray(payload) ? (payload as Record<string, unknown>) : {};
       calls.push({ call: entry['function'] !== undefined ? entry['function'] : { name: typeof fn['name'] === 'string' ? fn['name'] : type, arguments: payload ?? '' }, field: `${at}.tool_calls[${k}].function` });
     });

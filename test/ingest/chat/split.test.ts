@@ -231,4 +231,14 @@ describe('splitExport: the sidecar', () => {
     expect(records).toHaveLength(2);
     expect(records[0]?.text).toBe('user: Plot it.\n\nassistant: [tool call: code_interpreter]\n{"input":"plot(x)"}\n\nassistant: Done.');
   });
+
+  it('JSONL: a tool call whose type names a member of every object (constructor, toString, __proto__) is shown by its type, not a TypeError', async () => {
+    // Was "Cannot read properties of undefined (reading 'trim')": not an error of the file, so
+    // `enqueue` stopped there and the files after it were never read.
+    const lines = ['constructor', 'toString', '__proto__', 'hasOwnProperty'].map((type) =>
+      JSON.stringify({ id: type, messages: [{ role: 'user', content: 'Go.' }, { role: 'assistant', content: null, tool_calls: [{ type }] }] }),
+    );
+    const { records } = await splitFile(writeBytes(tmp.dir, 'prototype-tools.jsonl', `${lines.join('\n')}\n`));
+    expect(records.map((r) => r.text)).toEqual(['constructor', 'toString', '__proto__', 'hasOwnProperty'].map((type) => `user: Go.\n\nassistant: [tool call: ${type}]`));
+  });
 });
