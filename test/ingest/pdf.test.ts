@@ -211,6 +211,13 @@ describe('bad inputs', () => {
     expect((await inspector.inspect(corpusFile('sizes.pdf'), { file: 'sizes.pdf' })).pages).toBe(3);
   });
 
+  it('a PDF whose bytes open dc:title 200,000 times is read in moments (the title scan was quadratic: PDF_CORRUPT at the time limit)', async () => {
+    const junk = stream('/Type /XObject /Subtype /Form /BBox [0 0 1 1]', Buffer.from(`${'<dc:title>'.repeat(200_000)}</dc:title>`), true);
+    const path = tmp.write('title-scan.pdf', pagesPdf([{ width: 300, height: 300, content: '' }], [junk]));
+    const info = await inspector.inspect(path, { file: 'title-scan.pdf', timeoutMs: 10_000 });
+    expect(info).toMatchObject({ pages: 1, title: null, reader: 'pdfium' });
+  });
+
   it('keeps to maxPages: a document at the bound is read, one page more is refused', async () => {
     const path = tmp.write('three.pdf', pageTreeBombPdf(1, 3));
     expect((await inspector.inspect(path, { file: 'three.pdf', maxPages: 3 })).pages).toBe(3);
