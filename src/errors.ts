@@ -50,7 +50,7 @@ export const ERROR_CODES = {
   PDF_NO_PAGES: { action: 'reject', summary: 'The PDF opens but has no pages.' },
   EXPORT_BAD_JSON: { action: 'reject', summary: 'The chat export is not valid JSON (the place is given as byte offset or line).' },
   EXPORT_BAD_UTF8: { action: 'reject', summary: 'The chat export is not valid UTF-8 (the byte offset is given).' },
-  EXPORT_SCHEMA: { action: 'reject', summary: 'The chat export is JSON but a field has the wrong shape (the field and conversation are named).' },
+  EXPORT_SCHEMA: { action: 'reject', summary: "The chat export is JSON but a field has the wrong shape (the field and conversation are named): of the wrong type, or an id, title or role longer than any real one (1024, 4096, 256 characters: each is repeated in every chunk it belongs to), or a role label that leaves a message split across chunks no room at CHUNK_TOKENS." },
   EXPORT_EMPTY: { action: 'reject', summary: 'The chat export holds no conversation with a visible message.' },
   EXPORT_TOO_DEEP: { action: 'reject', summary: 'The chat export nests deeper than any real export does.' },
   EXPORT_TOO_LARGE: { action: 'reject', summary: 'One conversation is larger than docbatch will hold in memory at once.' },
