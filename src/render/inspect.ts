@@ -32,14 +32,29 @@ export async function inspectDocument(path: string, password: string | undefined
   if (pdfiumUsable) {
     try {
       const info = inspectWithPdfium(await loadPdfium(), data, password, maxPageSizes, maxPages);
-      if (info) return info;
+      if (info) return withShortTitle(info);
     } catch (err) {
       if (!(err instanceof PdfiumPoisoned)) throw err;
       // Its memory may be inconsistent: this child does not call into it again.
       pdfiumUsable = false;
     }
   }
-  return inspectWithPdfjs(data, password, maxPageSizes, maxPages);
+  return withShortTitle(await inspectWithPdfjs(data, password, maxPageSizes, maxPages));
+}
+
+/** The most characters of a title kept (a real one is a line; longer ones are cut, ending in …). */
+export const MAX_TITLE_CHARS = 1024;
+
+/**
+ * The title goes into the document's record in Redis (read by status, the dashboard, the writer)
+ * and its report: a 20 KB PDF whose Info dictionary sits in a compressed object stream gave a
+ * 20,000,000-character title, 1000 times its size, into every record made of it.
+ */
+function withShortTitle(info: InspectResult): InspectResult {
+  if (info.title === null || info.title.length <= MAX_TITLE_CHARS) return info;
+  // Not inside a surrogate pair.
+  const end = /[\ud800-\udbff]/.test(info.title[MAX_TITLE_CHARS - 2] ?? '') ? MAX_TITLE_CHARS - 2 : MAX_TITLE_CHARS - 1;
+  return { ...info, title: `${info.title.slice(0, end)}…` };
 }
 
 async function inspectWithPdfjs(data: Buffer, password: string | undefined, maxPageSizes: number, maxPages: number): Promise<InspectResult> {

@@ -46,6 +46,7 @@ export interface InspectResult {
   pages: number;
   /** The file has an encryption dictionary (it may still open without a password). */
   encrypted: boolean;
+  /** At most MAX_TITLE_CHARS (inspect.ts) characters: a longer one is cut, ending in …. */
   title: string | null;
   /**
    * The file carries an XFA form. docbatch never lays XFA out (docs/rendering.md): only the

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.ts';
 import { inspectPdf, PdfInspector } from '../../src/ingest/pdf.ts';
-import { buildPdf, childPids, corpusFile, formBombPdf, hugeImagePdf, pagesPdf, pageTreeBombPdf, slowPage, stream, tempDir, textPage } from '../render/fixtures.ts';
+import { buildPdf, childPids, compressedTitlePdf, corpusFile, formBombPdf, hugeImagePdf, pagesPdf, pageTreeBombPdf, slowPage, stream, tempDir, textPage } from '../render/fixtures.ts';
 
 /** Page counts from the corpus README; bug1020226.pdf and issue6010_1.pdf are tested apart. */
 const PAGE_COUNTS: Record<string, number> = {
@@ -216,6 +216,15 @@ describe('bad inputs', () => {
     const path = tmp.write('title-scan.pdf', pagesPdf([{ width: 300, height: 300, content: '' }], [junk]));
     const info = await inspector.inspect(path, { file: 'title-scan.pdf', timeoutMs: 10_000 });
     expect(info).toMatchObject({ pages: 1, title: null, reader: 'pdfium' });
+  });
+
+  it('cuts a title past 1024 characters (a 20 KB file gave a 20,000,000-character title, into every record made of it)', async () => {
+    const bytes = compressedTitlePdf(20_000_000);
+    expect(bytes.length).toBeLessThan(40_000);
+    const info = await inspector.inspect(tmp.write('long-title.pdf', bytes), { file: 'long-title.pdf' });
+    expect(info.title).toBe(`${'A'.repeat(1023)}…`);
+    expect((await inspector.inspect(tmp.write('title-1024.pdf', compressedTitlePdf(1024)), { file: 't' })).title).toBe('A'.repeat(1024));
+    expect((await inspector.inspect(tmp.write('title-1025.pdf', compressedTitlePdf(1025)), { file: 't' })).title).toBe(`${'A'.repeat(1023)}…`);
   });
 
   it('keeps to maxPages: a document at the bound is read, one page more is refused', async () => {
