@@ -174,6 +174,7 @@ export const SETTINGS = {
   // ---- input limits (hardening: decompression bombs, runaway exports) ----
   zipMaxRatio: { env: 'ZIP_MAX_RATIO', flag: 'zip-max-ratio', schema: num(1), default: 100, describe: "A .zip export whose conversations.json inflates to more than this many times its compressed size is refused (ZIP_TOO_LARGE): real exports compress 5 to 20 times, decompression bombs a thousand." },
   zipMaxBytes: { env: 'ZIP_MAX_BYTES', flag: 'zip-max-bytes', schema: int(1), default: 4 * 1024 ** 3, describe: "A .zip export whose conversations.json inflates to more bytes than this is refused (ZIP_TOO_LARGE), by its declared size and by the bytes actually inflated." },
+  inputMaxPages: { env: 'INPUT_MAX_PAGES', flag: 'input-max-pages', schema: int(1), default: 100_000, describe: 'A PDF whose page tree claims more pages than this, or a TIFF with more pages (directories), is refused (PDF_TOO_MANY_PAGES, IMAGE_TOO_MANY_PAGES) before any page is read: a page-tree bomb of a few KB claims millions of pages; one queued page costs about 1 KB of Redis.' },
   exportMaxChunks: { env: 'EXPORT_MAX_CHUNKS', flag: 'export-max-chunks', schema: int(1), default: 1_000_000, describe: 'A chat export that makes more chunks than this is refused (EXPORT_TOO_MANY_CHUNKS) as soon as it crosses the bound; one queued chunk costs about 1 KB of Redis.' },
 
   // ---- object storage (BLOB_DIR / OUT_DIR / inputs as s3://; the AWS SDK reads AWS_REGION, AWS_ENDPOINT_URL(_S3) and credentials itself) ----

@@ -50,7 +50,7 @@ export const ERROR_CODES = {
   PDF_NO_PAGES: { action: 'reject', summary: 'The PDF opens but has no pages.' },
   EXPORT_BAD_JSON: { action: 'reject', summary: 'The chat export is not valid JSON (the place is given as byte offset or line).' },
   EXPORT_BAD_UTF8: { action: 'reject', summary: 'The chat export is not valid UTF-8 (the byte offset is given).' },
-  EXPORT_SCHEMA: { action: 'reject', summary: 'The chat export is JSON but a field has the wrong shape (the field and conversation are named).' },
+  EXPORT_SCHEMA: { action: 'reject', summary: "The chat export is JSON but a field has the wrong shape (the field and conversation are named): of the wrong type, or an id, title or role longer than any real one (1024, 4096, 256 characters: each is repeated in every chunk it belongs to), or a role label that leaves a message split across chunks no room at CHUNK_TOKENS." },
   EXPORT_EMPTY: { action: 'reject', summary: 'The chat export holds no conversation with a visible message.' },
   EXPORT_TOO_DEEP: { action: 'reject', summary: 'The chat export nests deeper than any real export does.' },
   EXPORT_TOO_LARGE: { action: 'reject', summary: 'One conversation is larger than docbatch will hold in memory at once.' },
@@ -66,6 +66,8 @@ export const ERROR_CODES = {
   // ---- input limits (hardening: decompression bombs, runaway exports) ----
   ZIP_TOO_LARGE: { action: 'reject', summary: "The .zip's conversations.json would inflate beyond ZIP_MAX_BYTES or more than ZIP_MAX_RATIO times its compressed size (a decompression bomb), or inflates past the size its header declares. Nothing of it is queued." },
   EXPORT_TOO_MANY_CHUNKS: { action: 'reject', summary: 'The chat export makes more chunks than EXPORT_MAX_CHUNKS at this CHUNK_TOKENS; splitting stops at the conversation that crosses it and nothing is queued.' },
+  PDF_TOO_MANY_PAGES: { action: 'reject', summary: "The PDF's page tree claims more pages than INPUT_MAX_PAGES (the count and the file's size are named): a page-tree bomb (a few KB whose /Kids repeat one page millions of times) is refused before a page dictionary is read. Nothing of it is queued; split a real document that large, or raise INPUT_MAX_PAGES." },
+  IMAGE_TOO_MANY_PAGES: { action: 'reject', summary: "The TIFF has more pages (image directories) than INPUT_MAX_PAGES (the count, the file's size and the bound are named): a directory chain of a few bytes a page, each naming the same pixels, makes a 20 MB file of 200,000 pages, each page's render walking the chain from the start. Nothing of it is queued; split a real one, or raise INPUT_MAX_PAGES." },
 
   // ---- one page or chunk (worker) ----
   PAGE_TOO_LARGE: { action: 'fail', summary: 'The page would need more pixels than the render cap allows, even scaled down.' },

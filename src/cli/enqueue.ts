@@ -39,7 +39,7 @@ export function enqueueCommand(inspector?: PdfInspector): Command {
     .option('--json', 'one JSON object per line instead of text')
     .option('--force', 'redo documents that were enqueued before (new generation)')
     .option('--conversation-summary', 'chat exports: also summarize each conversation from its chunk summaries (a line with "chunk": "summary")');
-  const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir', 'pdfPassword', 'chunkTokens', 'chunkOverlapTokens', 'feedDepth', 'feedDocuments', 'attempts', 'zipMaxRatio', 'zipMaxBytes', 'exportMaxChunks']);
+  const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir', 'pdfPassword', 'chunkTokens', 'chunkOverlapTokens', 'feedDepth', 'feedDocuments', 'attempts', 'zipMaxRatio', 'zipMaxBytes', 'exportMaxChunks', 'inputMaxPages']);
   return command.action(async (inputs: string[], opts: Record<string, unknown>) => {
     const config = load(opts);
     await requireRedis(config);

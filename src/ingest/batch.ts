@@ -177,7 +177,7 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
           ...(options.password ? { password: options.password } : {}),
           chunkTokens: config.chunkTokens,
           chunkOverlapTokens: config.chunkOverlapTokens,
-          limits: { maxChunks: config.exportMaxChunks, maxZipRatio: config.zipMaxRatio, maxZipBytes: config.zipMaxBytes },
+          limits: { maxPages: config.inputMaxPages, maxChunks: config.exportMaxChunks, maxZipRatio: config.zipMaxRatio, maxZipBytes: config.zipMaxBytes },
           s3,
           ...(options.signal ? { signal: options.signal } : {}),
         });

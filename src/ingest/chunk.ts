@@ -39,6 +39,18 @@ export class ChunkLimitError extends Error {
   }
 }
 
+/** A message too long for one chunk has a role label that leaves its parts no room at this budget. */
+export class HeaderTooLongError extends RangeError {
+  readonly messageId: string;
+  readonly headerTokens: number;
+  constructor(messageId: string, headerTokens: number, budget: number) {
+    super(`budgetTokens ${budget} is too small for a message header of ${headerTokens} tokens`);
+    this.name = 'HeaderTooLongError';
+    this.messageId = messageId;
+    this.headerTokens = headerTokens;
+  }
+}
+
 export interface Chunk {
   messageIds: string[];
   overlapIds: string[];
@@ -149,7 +161,7 @@ function toBlocks(m: ChatMessage, budget: number, count: (t: string) => number):
   // Reserve room for the longest header this message could get.
   const header = count(`${m.role} (part 99999/99999): `);
   const limit = budget - header - 1;
-  if (limit < 1) throw new RangeError(`budgetTokens ${budget} is too small for a message header of ${header} tokens`);
+  if (limit < 1) throw new HeaderTooLongError(m.id, header, budget);
   let pieces = splitText(m.text, limit, count, 0, m.text === m.text.trim() ? tokens : undefined);
   for (let attempt = 0; ; attempt++) {
     const blocks = pieces.map((piece, k) => {

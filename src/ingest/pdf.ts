@@ -10,6 +10,7 @@
 import { open, stat } from 'node:fs/promises';
 import { DocbatchError, InputError, type ErrorCode } from '../errors.ts';
 import type { InspectResult } from '../render/protocol.ts';
+import { DEFAULT_MAX_PAGES } from '../render/page-count.ts';
 import { RendererProcess } from '../render/renderer-process.ts';
 
 /** What the inspection child found (src/render/protocol.ts has each field). */
@@ -19,6 +20,11 @@ export interface InspectOptions {
   /** The file as the user named it, for messages. */
   file: string;
   password?: string;
+  /**
+   * The most pages a PDF may claim (INPUT_MAX_PAGES): above it the file is PDF_TOO_MANY_PAGES before
+   * any page dictionary is read. @defaultValue 100_000
+   */
+  maxPages?: number;
   /** Wall-clock limit of the inspection, child start-up excluded. @defaultValue 30_000 */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -133,6 +139,7 @@ export class PdfInspector {
         path,
         password: options.password,
         maxPageSizes: this.#maxPageSizes,
+        maxPages: options.maxPages ?? DEFAULT_MAX_PAGES,
       });
       // PDFium's wasm memory never shrinks: a child that grew past the bound reading a file it
       // did read in time is let go, and the next file gets a fresh one (a retiring child still

@@ -8,6 +8,7 @@ import { realpath, rm, stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { DocbatchError, InputError } from '../errors.ts';
 import { inspectImage, MAX_INPUT_PIXELS } from '../render/image-file.ts';
+import { DEFAULT_MAX_PAGES } from '../render/page-count.ts';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { isS3Uri } from '../s3-uri.ts';
 import { hashFile, type BlobStore } from '../store/blobs.ts';
@@ -24,8 +25,8 @@ export interface PrepareOptions {
   inspector?: PdfInspector;
   chunkTokens: number;
   chunkOverlapTokens: number;
-  /** Chat: bounds on chunks and on what a .zip may inflate to (splitExport's defaults when absent). */
-  limits?: { maxChunks?: number; maxZipRatio?: number; maxZipBytes?: number };
+  /** PDF: the most pages (PdfInspector's default when absent). Chat: bounds on chunks and on what a .zip may inflate to (splitExport's defaults when absent). */
+  limits?: { maxPages?: number; maxChunks?: number; maxZipRatio?: number; maxZipBytes?: number };
   signal?: AbortSignal;
   /** The client for `s3://` sources (made on first use). */
   s3?: () => S3Client;
@@ -163,7 +164,8 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
       }
       throw new InputError('UNSUPPORTED_FORMAT', `not a PDF, an image or a known chat export (${kind.reason})`, { place: { file: source } });
     case 'pdf': {
-      const inspectOptions = { file: source, ...(options.password ? { password: options.password } : {}), ...(options.signal ? { signal: options.signal } : {}) };
+      const maxPages = options.limits?.maxPages;
+      const inspectOptions = { file: source, ...(maxPages === undefined ? {} : { maxPages }), ...(options.password ? { password: options.password } : {}), ...(options.signal ? { signal: options.signal } : {}) };
       // The inspector is another process: it must open the file this one sees (`/dev/stdin`
       // redirected from a file names its own stdin there), so it gets the file's real path.
       const path = object ? (await object.local()).path : await realpath(source);
@@ -190,6 +192,12 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
         if (err instanceof InputError) throw err;
         if (/exceeds pixel limit/i.test((err as Error).message)) throw await imageTooLarge(path, source, kind.format, err);
         throw new InputError('IMAGE_CORRUPT', `a ${kind.format.toUpperCase()} image by its bytes, but it cannot be decoded: ${decoderMessage(err)}`, { place: { file: source }, cause: err });
+      }
+      const maxPages = options.limits?.maxPages ?? DEFAULT_MAX_PAGES;
+      if (info.pages > maxPages) {
+        // Before any directory is looked at again: a worker's render of page N walks the chain from the start.
+        const size = (await stat(path)).size;
+        throw new InputError('IMAGE_TOO_MANY_PAGES', `a ${kind.format.toUpperCase()} image of ${info.pages} pages in ${size} bytes, more than INPUT_MAX_PAGES (${maxPages}): split it, or raise INPUT_MAX_PAGES`, { place: { file: source } });
       }
       // A TIFF's pages are frames of their own sizes (its header gives the first one's): each is
       // checked, so a later page over the limit is refused here, not failed at the worker.

@@ -3,8 +3,8 @@
  * (and rejected with its code if it is not a document). A directory named explicitly (or a link
  * to one) is walked recursively, in a stable order (names sorted), following no symbolic link
  * inside it; its files are tried by their content later, and those that are no document are
- * skipped and listed, not errors. So are the links and the folders inside it that cannot be read:
- * each is listed with why it was not looked at. A folder named that cannot be read is an error
+ * skipped and listed, not errors. So are the links, the FIFOs, sockets and devices, and the
+ * folders inside it that cannot be read: each is listed with why it was not looked at. A folder named that cannot be read is an error
  * (FILE_UNREADABLE).
  * `--glob` keeps only files whose path relative to the directory matches. An `s3://bucket/prefix/`
  * is walked like a directory: the objects under it, in key order (src/ingest/s3-input.ts).
@@ -104,5 +104,14 @@ async function* walkDir(dir: string, signal: AbortSignal | undefined, top: boole
     if (entry.isDirectory()) yield* walkDir(path, signal, false);
     else if (entry.isFile()) yield { path, explicit: false };
     else if (entry.isSymbolicLink()) yield { path, explicit: false, passed: 'a symbolic link: links inside a folder are not followed (name the file or folder it points to)' };
+    // Listed, not dropped without a word; never opened (reading a FIFO waits for a writer).
+    else yield { path, explicit: false, passed: `not a regular file (${specialKind(entry)}): not read` };
   }
+}
+
+function specialKind(entry: { isFIFO(): boolean; isSocket(): boolean; isBlockDevice(): boolean; isCharacterDevice(): boolean }): string {
+  if (entry.isFIFO()) return 'a FIFO';
+  if (entry.isSocket()) return 'a socket';
+  if (entry.isBlockDevice() || entry.isCharacterDevice()) return 'a device';
+  return 'of an unknown type';
 }

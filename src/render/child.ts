@@ -40,7 +40,7 @@ if (mode === 'inspect') {
   await prepareInspection();
   process.on('message', (message: ToChild) => {
     if (message.type !== 'inspect') return;
-    inspectDocument(message.path, message.password, message.maxPageSizes).then(
+    inspectDocument(message.path, message.password, message.maxPageSizes, message.maxPages).then(
       (info) => send({ type: 'inspected', id: message.id, info }),
       (err: unknown) => {
         const e = toDocbatchError(err, 'PDF_CORRUPT');

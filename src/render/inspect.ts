@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { DocbatchError } from '../errors.ts';
 import { round2 } from './geometry.ts';
 import { loadPdfium, PdfiumPoisoned } from './pdfium.ts';
+import { checkPageCount } from './page-count.ts';
 import { inspectWithPdfium } from './pdfium-inspect.ts';
 import type { InspectResult } from './protocol.ts';
 
@@ -21,7 +22,7 @@ export async function prepareInspection(): Promise<void> {
   await loadPdfium();
 }
 
-export async function inspectDocument(path: string, password: string | undefined, maxPageSizes: number): Promise<InspectResult> {
+export async function inspectDocument(path: string, password: string | undefined, maxPageSizes: number, maxPages: number): Promise<InspectResult> {
   let data: Buffer;
   try {
     data = await readFile(path);
@@ -30,18 +31,33 @@ export async function inspectDocument(path: string, password: string | undefined
   }
   if (pdfiumUsable) {
     try {
-      const info = inspectWithPdfium(await loadPdfium(), data, password, maxPageSizes);
-      if (info) return info;
+      const info = inspectWithPdfium(await loadPdfium(), data, password, maxPageSizes, maxPages);
+      if (info) return withShortTitle(info);
     } catch (err) {
       if (!(err instanceof PdfiumPoisoned)) throw err;
       // Its memory may be inconsistent: this child does not call into it again.
       pdfiumUsable = false;
     }
   }
-  return inspectWithPdfjs(data, password, maxPageSizes);
+  return withShortTitle(await inspectWithPdfjs(data, password, maxPageSizes, maxPages));
 }
 
-async function inspectWithPdfjs(data: Buffer, password: string | undefined, maxPageSizes: number): Promise<InspectResult> {
+/** The most characters of a title kept (a real one is a line; longer ones are cut, ending in …). */
+export const MAX_TITLE_CHARS = 1024;
+
+/**
+ * The title goes into the document's record in Redis (read by status, the dashboard, the writer)
+ * and its report: a 20 KB PDF whose Info dictionary sits in a compressed object stream gave a
+ * 20,000,000-character title, 1000 times its size, into every record made of it.
+ */
+function withShortTitle(info: InspectResult): InspectResult {
+  if (info.title === null || info.title.length <= MAX_TITLE_CHARS) return info;
+  // Not inside a surrogate pair.
+  const end = /[\ud800-\udbff]/.test(info.title[MAX_TITLE_CHARS - 2] ?? '') ? MAX_TITLE_CHARS - 2 : MAX_TITLE_CHARS - 1;
+  return { ...info, title: `${info.title.slice(0, end)}…` };
+}
+
+async function inspectWithPdfjs(data: Buffer, password: string | undefined, maxPageSizes: number, maxPages: number): Promise<InspectResult> {
   const { classifyOpenError, errorText, openDocument } = await import('./pdfjs.ts');
   let opened;
   try {
@@ -60,6 +76,7 @@ async function inspectWithPdfjs(data: Buffer, password: string | undefined, maxP
   try {
     const pages = doc.numPages;
     if (!(pages > 0)) throw new DocbatchError('PDF_NO_PAGES', 'the PDF opens but has no pages');
+    checkPageCount(pages, data.length, maxPages);
 
     let title: string | null = null;
     let encrypted = password !== undefined && password !== '';

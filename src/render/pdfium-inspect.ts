@@ -10,6 +10,7 @@
  * dictionaries of freeculture.pdf ~12 ms against ~36 ms.
  */
 import { round2 } from './geometry.ts';
+import { checkPageCount } from './page-count.ts';
 import { guarded, PdfiumDocument, PdfiumPoisoned, type PdfiumApi } from './pdfium.ts';
 import type { InspectResult } from './protocol.ts';
 import { xmpTitle } from './xmp-title.ts';
@@ -17,7 +18,7 @@ import { xmpTitle } from './xmp-title.ts';
 /** FPDF_GetFormType: FORMTYPE_XFA_FULL, FORMTYPE_XFA_FOREGROUND. */
 const XFA_FORM_TYPES = new Set([2, 3]);
 
-export function inspectWithPdfium(api: PdfiumApi, bytes: Uint8Array, password: string | undefined, maxPageSizes: number): InspectResult | undefined {
+export function inspectWithPdfium(api: PdfiumApi, bytes: Uint8Array, password: string | undefined, maxPageSizes: number, maxPages: number): InspectResult | undefined {
   let doc: PdfiumDocument;
   try {
     doc = PdfiumDocument.open(api, bytes, password);
@@ -28,6 +29,7 @@ export function inspectWithPdfium(api: PdfiumApi, bytes: Uint8Array, password: s
   try {
     const pages = doc.pages;
     if (!(pages > 0) || !guarded('reading the cross-reference table', () => api._FPDF_DocumentHasValidCrossReferenceTable(doc.handle))) return undefined;
+    checkPageCount(pages, bytes.length, maxPages);
     const sizes: NonNullable<InspectResult['pageSizes']> = [];
     const size = api.wasmExports.malloc(8);
     if (size === 0) return undefined;

@@ -35,6 +35,8 @@ export interface InspectMessage {
   password?: string | undefined;
   /** Page sizes are listed only for documents with at most this many pages. */
   maxPageSizes: number;
+  /** A document claiming more pages is PDF_TOO_MANY_PAGES before any page dictionary is read. */
+  maxPages: number;
 }
 
 export type ToChild = RenderMessage | InspectMessage;
@@ -44,6 +46,7 @@ export interface InspectResult {
   pages: number;
   /** The file has an encryption dictionary (it may still open without a password). */
   encrypted: boolean;
+  /** At most MAX_TITLE_CHARS (inspect.ts) characters: a longer one is cut, ending in …. */
   title: string | null;
   /**
    * The file carries an XFA form. docbatch never lays XFA out (docs/rendering.md): only the

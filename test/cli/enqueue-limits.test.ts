@@ -11,6 +11,7 @@ import { openQueue } from '../../queues/connect.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 import { bombZip, ChatgptTree } from '../ingest/chat/fixtures.ts';
+import { pageTreeBombPdf } from '../render/fixtures.ts';
 
 function conversation(id: string, text: string): Record<string, unknown> {
   const t = new ChatgptTree();
@@ -59,6 +60,27 @@ describe('docbatch enqueue: bombs and runaway exports', () => {
     await infer.close();
     expect(await p.store.list(100)).toHaveLength(1);
   }, 120_000);
+
+  it('a page-tree bomb and a PDF over INPUT_MAX_PAGES are refused at once (PDF_TOO_MANY_PAGES); the PDF at the bound goes in', async () => {
+    const file = (name: string, data: Buffer) => {
+      const path = join(p.dir, name);
+      writeFileSync(path, data);
+      return path;
+    };
+    const bomb = file('tree-bomb.pdf', pageTreeBombPdf(4, 32)); // 1,048,576 pages in ~1.4 KB
+    const four = file('four.pdf', pageTreeBombPdf(1, 4));
+    const three = file('three.pdf', pageTreeBombPdf(1, 3));
+    const before = (await p.store.list(100)).length;
+    const started = performance.now();
+    const r = await runCli(['enqueue', bomb, four, three], { ...env, INPUT_MAX_PAGES: '3' }, { timeoutMs: 60_000 });
+    expect((performance.now() - started) / 1000).toBeLessThan(20);
+    expect(r.code).toBe(2);
+    const line = (name: string) => r.stderr.split('\n').find((l) => l.startsWith('docbatch: rejected') && l.includes(name)) ?? '';
+    expect(line('tree-bomb.pdf')).toMatch(/PDF_TOO_MANY_PAGES: the page tree claims 1048576 pages in \d+ bytes, more than INPUT_MAX_PAGES \(3\)/);
+    expect(line('four.pdf')).toMatch(/PDF_TOO_MANY_PAGES: the page tree claims 4 pages/);
+    expect(r.stdout).toMatch(/enqueued\s+.*three\.pdf\s+3 pages/);
+    expect(await p.store.list(100)).toHaveLength(before + 1);
+  }, 60_000);
 
   it('CHUNK_OVERLAP_TOKENS not below CHUNK_TOKENS: CONFIG_INVALID naming both, exit 2, nothing queued (was an unexpected TypeError after the files before it went in)', async () => {
     const path = join(p.dir, 'overlap.json');

@@ -89,6 +89,15 @@ describe('a folder as users have it', () => {
     expect(outcomes.find((o) => o.file.endsWith('alias.pdf'))!.skipped).toMatch(/symbolic link/);
   });
 
+  it('lists a FIFO inside a folder as skipped instead of dropping it without a word, and never opens it', async () => {
+    const dir = folder('special');
+    pdfIn(dir, 'real.pdf');
+    expect(spawnSync('mkfifo', [join(dir, 'pipe.pdf')]).status).toBe(0);
+    const outcomes = await p.enqueue([dir]);
+    expect(byFile(outcomes, dir)).toEqual({ 'pipe.pdf': 'skipped', 'real.pdf': 'enqueued' });
+    expect(outcomes.find((o) => o.file.endsWith('pipe.pdf'))!.skipped).toBe('not a regular file (a FIFO): not read');
+  });
+
   it('/dev/stdin redirected from a PDF is that PDF (the inspector child used to read its own, empty, stdin)', () => {
     const file = pdfIn(folder('stdin'), 'piped.pdf');
     const fd = openSync(file, 'r');

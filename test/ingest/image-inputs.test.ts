@@ -70,10 +70,10 @@ function tiffPages(sizes: Array<[number, number]>): Buffer {
   return Buffer.concat([Buffer.from([0x49, 0x49, 0x2a, 0x00, 8, 0, 0, 0]), ...ifds, Buffer.alloc(256)]);
 }
 
-async function prepare(name: string, bytes: Buffer): Promise<unknown> {
+async function prepare(name: string, bytes: Buffer, limits?: { maxPages: number }): Promise<unknown> {
   const file = join(dir, name);
   writeFileSync(file, bytes);
-  return prepareFile(file, new LocalBlobStore(join(dir, 'blobs')), { chunkTokens: 1000, chunkOverlapTokens: 0 }).catch((err: unknown) => err);
+  return prepareFile(file, new LocalBlobStore(join(dir, 'blobs')), { chunkTokens: 1000, chunkOverlapTokens: 0, ...(limits ? { limits } : {}) }).catch((err: unknown) => err);
 }
 
 describe('image inputs', () => {
@@ -102,6 +102,26 @@ describe('image inputs', () => {
     const started = performance.now();
     expect(await prepare('fax.tiff', tiffPages(sizes))).toMatchObject({ code: 'IMAGE_TOO_LARGE', place: { page: 2000 }, message: expect.stringMatching(/page 2000 is 15000 x 15000 pixels/) });
     expect(performance.now() - started).toBeLessThan(5000);
+  });
+
+  it('a TIFF of more pages than INPUT_MAX_PAGES (100,000): IMAGE_TOO_MANY_PAGES, count and size named, nothing stored (it went in as 100,001 page jobs)', async () => {
+    // 11 MB of directories naming one 8 x 8 image: each page's render would walk the chain from the start.
+    const bytes = tiffPages(Array.from({ length: 100_001 }, (): [number, number] => [8, 8]));
+    const file = join(dir, 'page-bomb.tiff');
+    writeFileSync(file, bytes);
+    const started = performance.now();
+    const err = await prepareFile(file, new LocalBlobStore(join(dir, 'bomb-blobs')), { chunkTokens: 1000, chunkOverlapTokens: 0 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InputError);
+    expect(err).toMatchObject({ code: 'IMAGE_TOO_MANY_PAGES', place: { file } });
+    expect((err as InputError).message).toBe(`a TIFF image of 100001 pages in ${bytes.length} bytes, more than INPUT_MAX_PAGES (100000): split it, or raise INPUT_MAX_PAGES`);
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(existsSync(join(dir, 'bomb-blobs'))).toBe(false);
+  });
+
+  it('keeps to maxPages: a TIFF at the bound goes in, one page more is refused', async () => {
+    const pages = (n: number) => tiffPages(Array.from({ length: n }, (): [number, number] => [8, 8]));
+    expect(await prepare('three.tiff', pages(3), { maxPages: 3 })).toMatchObject({ kind: 'image', pages: 3 });
+    expect(await prepare('four.tiff', pages(4), { maxPages: 3 })).toMatchObject({ code: 'IMAGE_TOO_MANY_PAGES', message: expect.stringContaining('image of 4 pages') });
   });
 
   it('a damaged one is IMAGE_CORRUPT, its decoder\'s message on one line, each part once; one within the limit goes in', async () => {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.ts';
 import { inspectPdf, PdfInspector } from '../../src/ingest/pdf.ts';
-import { buildPdf, childPids, corpusFile, formBombPdf, hugeImagePdf, pagesPdf, slowPage, stream, tempDir, textPage } from '../render/fixtures.ts';
+import { buildPdf, childPids, compressedTitlePdf, corpusFile, formBombPdf, hugeImagePdf, pagesPdf, pageTreeBombPdf, slowPage, stream, tempDir, textPage } from '../render/fixtures.ts';
 
 /** Page counts from the corpus README; bug1020226.pdf and issue6010_1.pdf are tested apart. */
 const PAGE_COUNTS: Record<string, number> = {
@@ -191,6 +191,48 @@ describe('bad inputs', () => {
     }
     const big = await inspector.inspect(`${tmp.dir}/big-page.pdf`, { file: 'big-page.pdf' });
     expect(big.pageSizes).toEqual([{ widthPt: 14_400, heightPt: 14_400 }]);
+  });
+
+  it('refuses a page-tree bomb at once (PDF_TOO_MANY_PAGES, the count and size named) with either reader, then reads the next file', async () => {
+    // 32^4 = 1,048,576 pages in ~1.4 KB: PDFium counts nothing at or above its own cap (1,048,575)
+    // and pdf.js decides; it read page after page for ~14 s and ran out of heap (PDF_CORRUPT after
+    // up to 30 s). At 1,000,000 PDFium decides; it passed the file as a million pages.
+    for (const [name, bytes] of [
+      ['pdfjs-bomb.pdf', pageTreeBombPdf(4, 32)],
+      ['pdfium-bomb.pdf', pageTreeBombPdf(4, 32, 1_000_000)],
+    ] as const) {
+      const started = performance.now();
+      const err = await rejection(inspector.inspect(tmp.write(name, bytes), { file: name }));
+      expect(err.code).toBe('PDF_TOO_MANY_PAGES');
+      expect(err.place).toEqual({ file: name });
+      expect(err.message).toContain(`claims ${name === 'pdfjs-bomb.pdf' ? 1_048_576 : 1_000_000} pages in ${bytes.length} bytes, more than INPUT_MAX_PAGES (100000)`);
+      expect(performance.now() - started).toBeLessThan(5000);
+    }
+    expect((await inspector.inspect(corpusFile('sizes.pdf'), { file: 'sizes.pdf' })).pages).toBe(3);
+  });
+
+  it('a PDF whose bytes open dc:title 200,000 times is read in moments (the title scan was quadratic: PDF_CORRUPT at the time limit)', async () => {
+    const junk = stream('/Type /XObject /Subtype /Form /BBox [0 0 1 1]', Buffer.from(`${'<dc:title>'.repeat(200_000)}</dc:title>`), true);
+    const path = tmp.write('title-scan.pdf', pagesPdf([{ width: 300, height: 300, content: '' }], [junk]));
+    const info = await inspector.inspect(path, { file: 'title-scan.pdf', timeoutMs: 10_000 });
+    expect(info).toMatchObject({ pages: 1, title: null, reader: 'pdfium' });
+  });
+
+  it('cuts a title past 1024 characters (a 20 KB file gave a 20,000,000-character title, into every record made of it)', async () => {
+    const bytes = compressedTitlePdf(20_000_000);
+    expect(bytes.length).toBeLessThan(40_000);
+    const info = await inspector.inspect(tmp.write('long-title.pdf', bytes), { file: 'long-title.pdf' });
+    expect(info.title).toBe(`${'A'.repeat(1023)}…`);
+    expect((await inspector.inspect(tmp.write('title-1024.pdf', compressedTitlePdf(1024)), { file: 't' })).title).toBe('A'.repeat(1024));
+    expect((await inspector.inspect(tmp.write('title-1025.pdf', compressedTitlePdf(1025)), { file: 't' })).title).toBe(`${'A'.repeat(1023)}…`);
+  });
+
+  it('keeps to maxPages: a document at the bound is read, one page more is refused', async () => {
+    const path = tmp.write('three.pdf', pageTreeBombPdf(1, 3));
+    expect((await inspector.inspect(path, { file: 'three.pdf', maxPages: 3 })).pages).toBe(3);
+    const err = await rejection(inspector.inspect(path, { file: 'three.pdf', maxPages: 2 }));
+    expect(err.code).toBe('PDF_TOO_MANY_PAGES');
+    expect(err.message).toContain('claims 3 pages');
   });
 
   it('kills an inspection above its memory limit (PDF_CORRUPT) and carries on with the next file', async () => {

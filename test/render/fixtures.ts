@@ -128,6 +128,60 @@ export function formBombPdf(depth: number, fanout: number): Buffer {
   return pagesPdf([{ width: 600, height: 600, content: '/X Do', resources: `<< /XObject << /X ${base + depth - 1} 0 R >> >>` }], forms);
 }
 
+/**
+ * A page-tree bomb: one page dictionary, named `fanout` times by each of `levels` nested /Pages
+ * nodes (fanout^levels pages in a few KB). The root says `count` pages (the product when absent);
+ * the nodes below say their true counts.
+ */
+export function pageTreeBombPdf(levels: number, fanout: number, count = fanout ** levels): Buffer {
+  const objects = ['<< /Type /Catalog /Pages 2 0 R >>', '', '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>'];
+  let kid = 3;
+  for (let level = 1; level < levels; level++) {
+    objects.push(`<< /Type /Pages /Parent 2 0 R /Kids [${Array(fanout).fill(`${kid} 0 R`).join(' ')}] /Count ${fanout ** level} >>`);
+    kid = objects.length;
+  }
+  objects[1] = `<< /Type /Pages /Kids [${Array(fanout).fill(`${kid} 0 R`).join(' ')}] /Count ${count} >>`;
+  return buildPdf(objects);
+}
+
+/**
+ * A one-page PDF whose Info dictionary (`/Title` of `titleLength` A's) sits in a Flate-compressed
+ * object stream, with a cross-reference stream: a title far larger than the file.
+ */
+export function compressedTitlePdf(titleLength: number): Buffer {
+  const parts: Buffer[] = [Buffer.from('%PDF-1.7\n%\xe2\xe3\xcf\xd3\n', 'latin1')];
+  let offset = parts[0]!.length;
+  const offsets: number[] = [];
+  const add = (body: Buffer | string): void => {
+    offsets.push(offset);
+    const chunk = Buffer.concat([Buffer.from(`${offsets.length} 0 obj\n`), typeof body === 'string' ? Buffer.from(body, 'latin1') : body, Buffer.from('\nendobj\n')]);
+    parts.push(chunk);
+    offset += chunk.length;
+  };
+  add('<< /Type /Catalog /Pages 2 0 R >>');
+  add('<< /Type /Pages /Kids [3 0 R] /Count 1 >>');
+  add('<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>');
+  offsets.push(-1); // 4 0 obj, the Info dictionary: in the object stream
+  const header = '4 0 ';
+  const objects = deflateSync(Buffer.from(`${header}<< /Title (${'A'.repeat(titleLength)}) >>`, 'latin1'));
+  add(Buffer.concat([Buffer.from(`<< /Type /ObjStm /N 1 /First ${header.length} /Filter /FlateDecode /Length ${objects.length} >>\nstream\n`), objects, Buffer.from('\nendstream')]));
+  const xrefAt = offset;
+  const row = (type: number, field2: number, field3: number): Buffer => {
+    const r = Buffer.alloc(7);
+    r[0] = type;
+    r.writeUInt32BE(field2, 1);
+    r.writeUInt16BE(field3, 5);
+    return r;
+  };
+  const rows = deflateSync(Buffer.concat([row(0, 0, 65535), row(1, offsets[0]!, 0), row(1, offsets[1]!, 0), row(1, offsets[2]!, 0), row(2, 5, 0), row(1, offsets[4]!, 0), row(1, xrefAt, 0)]));
+  parts.push(Buffer.concat([
+    Buffer.from(`6 0 obj\n<< /Type /XRef /Size 7 /W [1 4 2] /Root 1 0 R /Info 4 0 R /Filter /FlateDecode /Length ${rows.length} >>\nstream\n`),
+    rows,
+    Buffer.from(`\nendstream\nendobj\nstartxref\n${xrefAt}\n%%EOF\n`),
+  ]));
+  return Buffer.concat(parts);
+}
+
 /** A temp folder for files a test writes; `cleanup()` in afterAll. */
 export function tempDir(prefix: string): { dir: string; write: (name: string, data: Buffer | string) => string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), `docbatch-${prefix}-`));

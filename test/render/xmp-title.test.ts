@@ -32,4 +32,23 @@ describe('xmpTitle', () => {
     expect(xmpTitle(pdf(`% ${packet(alt('In a comment'))}\n`))).toBe('');
     expect(xmpTitle(pdf(image, metadataStream(packet(alt('The document')))))).toBe('The document');
   });
+
+  it('reads hostile bytes in linear time: dc:title opened 400,000 times, or short ones outside any stream', () => {
+    // Both were quadratic: each candidate searched to the end of the file for its close, or back
+    // to its start for a stream keyword (0.8 MB took 13 s; this 4 MB, minutes).
+    const opens = Buffer.concat([Buffer.from('<dc:title>'.repeat(400_000)), Buffer.from(`</dc:title>${metadataStream(packet(alt('After all that')))}`)]);
+    const pairs = Buffer.from(`${'<dc:title>x</dc:title>'.repeat(200_000)}${metadataStream(packet(alt('Still found')))}`);
+    for (const [bytes, title] of [[opens, 'After all that'], [pairs, 'Still found']] as const) {
+      const started = performance.now();
+      expect(xmpTitle(bytes)).toBe(title);
+      expect(performance.now() - started).toBeLessThan(3000);
+    }
+  }, 600_000);
+
+  it('an element longer than 8 KiB is not a title; one just within is', () => {
+    const within = `<dc:title>${'a'.repeat(8192 - '<dc:title>'.length)}</dc:title>`;
+    expect(xmpTitle(pdf(metadataStream(packet(within))))).toBe('a'.repeat(8192 - '<dc:title>'.length));
+    const over = `<dc:title>${'a'.repeat(8193 - '<dc:title>'.length)}</dc:title>`;
+    expect(xmpTitle(pdf(metadataStream(packet(over))))).toBe('');
+  });
 });

@@ -8,15 +8,15 @@
  * the newest leaf (greatest create_time; on a tie, the later in the mapping) stands in for it.
  */
 import {
-  FieldError, expectArray, expectObject, expectString, isObject, key, kindOf, optionalNumber, optionalString,
-  type JsonObject,
+  FieldError, bounded, expectArray, expectObject, expectString, isObject, key, kindOf, MAX_ID_CHARS, MAX_ROLE_CHARS, MAX_TITLE_CHARS,
+  optionalNumber, optionalString, type JsonObject,
 } from './fields.ts';
 import type { ChatMessage, Conversation, SkipCounter } from './types.ts';
 
 export function readChatgptConversation(value: unknown, skips: SkipCounter): Conversation {
   const conv = expectObject(value, '(conversation)');
-  const id = optionalString(conv['conversation_id'], 'conversation_id') ?? expectString(conv['id'], 'id');
-  const title = optionalString(conv['title'], 'title') ?? '';
+  const id = bounded(optionalString(conv['conversation_id'], 'conversation_id'), 'conversation_id', MAX_ID_CHARS) ?? bounded(expectString(conv['id'], 'id'), 'id', MAX_ID_CHARS);
+  const title = bounded(optionalString(conv['title'], 'title'), 'title', MAX_TITLE_CHARS) ?? '';
   const createTime = optionalNumber(conv['create_time'], 'create_time');
   const mapping = expectObject(conv['mapping'], 'mapping');
   const current = optionalString(conv['current_node'], 'current_node');
@@ -99,9 +99,9 @@ function renderMessage(raw: unknown, at: string, nodeId: string, skips: SkipCoun
     return undefined;
   }
   const author = expectObject(msg['author'], `${at}.author`);
-  const role = expectString(author['role'], `${at}.author.role`);
-  const name = optionalString(author['name'], `${at}.author.name`);
-  const recipient = optionalString(msg['recipient'], `${at}.recipient`);
+  const role = bounded(expectString(author['role'], `${at}.author.role`), `${at}.author.role`, MAX_ROLE_CHARS);
+  const name = bounded(optionalString(author['name'], `${at}.author.name`), `${at}.author.name`, MAX_ROLE_CHARS);
+  const recipient = bounded(optionalString(msg['recipient'], `${at}.recipient`), `${at}.recipient`, MAX_ROLE_CHARS);
   const content = expectObject(msg['content'], `${at}.content`);
   const type = expectString(content['content_type'], `${at}.content.content_type`);
 
@@ -149,7 +149,7 @@ function renderMessage(raw: unknown, at: string, nodeId: string, skips: SkipCoun
   }
   let label = name ? `${role} (${name})` : role;
   if (recipient && recipient !== 'all') label += ` → ${recipient}`;
-  const id = optionalString(msg['id'], `${at}.id`) ?? nodeId;
+  const id = bounded(optionalString(msg['id'], `${at}.id`), `${at}.id`, MAX_ID_CHARS) ?? bounded(nodeId, key('mapping', nodeId), MAX_ID_CHARS);
   return { id, role: label, text };
 }
 

@@ -4,20 +4,20 @@
  * `text` (which repeats the text blocks); attachments with extracted text are part of what the
  * user sent, so their text is kept.
  */
-import { FieldError, expectArray, expectObject, expectString, isObject, kindOf, optionalString, optionalTime } from './fields.ts';
+import { FieldError, bounded, expectArray, expectObject, expectString, isObject, kindOf, optionalString, optionalTime, MAX_ID_CHARS, MAX_ROLE_CHARS, MAX_TITLE_CHARS } from './fields.ts';
 import type { ChatMessage, Conversation, SkipCounter } from './types.ts';
 
 export function readClaudeConversation(value: unknown, skips: SkipCounter): Conversation {
   const conv = expectObject(value, '(conversation)');
-  const id = expectString(conv['uuid'], 'uuid');
-  const title = optionalString(conv['name'], 'name') ?? '';
+  const id = bounded(expectString(conv['uuid'], 'uuid'), 'uuid', MAX_ID_CHARS);
+  const title = bounded(optionalString(conv['name'], 'name'), 'name', MAX_TITLE_CHARS) ?? '';
   const createTime = optionalTime(conv['created_at']);
   const list = expectArray(conv['chat_messages'], 'chat_messages');
   const messages: ChatMessage[] = [];
   for (let i = 0; i < list.length; i++) {
     const at = `chat_messages[${i}]`;
     const msg = expectObject(list[i], at);
-    const sender = expectString(msg['sender'], `${at}.sender`);
+    const sender = bounded(expectString(msg['sender'], `${at}.sender`), `${at}.sender`, MAX_ROLE_CHARS);
     const pieces: string[] = [];
     const content = msg['content'];
     if (Array.isArray(content) && content.length > 0) renderBlocks(content, `${at}.content`, pieces, skips);
@@ -42,7 +42,7 @@ export function readClaudeConversation(value: unknown, skips: SkipCounter): Conv
       continue;
     }
     const role = sender === 'human' ? 'user' : sender;
-    messages.push({ id: optionalString(msg['uuid'], `${at}.uuid`) ?? String(i), role, text });
+    messages.push({ id: bounded(optionalString(msg['uuid'], `${at}.uuid`), `${at}.uuid`, MAX_ID_CHARS) ?? String(i), role, text });
   }
   return { id, title, createTime, messages };
 }

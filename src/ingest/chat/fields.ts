@@ -46,6 +46,25 @@ export function expectString(v: unknown, field: string): string {
   return v;
 }
 
+/**
+ * The most characters of a conversation's id and title, and of a message's id and role label (its
+ * role, author name, recipient). Each is repeated: the id and title in every chunk record of the
+ * conversation, the message's id and label in every part of a message split across chunks. An
+ * 8 MB JSONL line with a 2 MB title wrote an 861 MB sidecar; a 20,000-character role stopped the
+ * whole enqueue with a RangeError. Real ones are tens of characters; longer ones are refused.
+ */
+export const MAX_ID_CHARS = 1024;
+export const MAX_TITLE_CHARS = 4096;
+export const MAX_ROLE_CHARS = 256;
+
+/** `v` when it has at most `max` characters; a FieldError naming its length otherwise. */
+export function bounded<T extends string | undefined>(v: T, field: string, max: number): T {
+  if (v !== undefined && v.length > max) {
+    throw new FieldError(field, `expected at most ${max} characters, found ${v.length} (it is repeated in every chunk it belongs to)`);
+  }
+  return v;
+}
+
 /** A string, or undefined when the field is missing or null. */
 export function optionalString(v: unknown, field: string): string | undefined {
   if (v === undefined || v === null) return undefined;
@@ -79,6 +98,7 @@ export function optionalTime(v: unknown): number | null {
 
 /** A path segment: `.key` for plain keys, `["key"]` for keys that would be ambiguous. */
 export function key(parent: string, k: string): string {
-  const seg = /^[\w-]+$/.test(k) ? k : JSON.stringify(k);
+  // A key is quoted when it would be ambiguous, and cut when long (an error message names it).
+  const seg = /^[\w-]+$/.test(k) && k.length <= 80 ? k : JSON.stringify(k.length > 80 ? `${k.slice(0, 80)}…` : k);
   return parent ? `${parent}.${seg}` : seg;
 }

@@ -5,28 +5,28 @@
  * an assistant message makes (`tool_calls`, the older `function_call`; its `content` is then
  * usually null) are part of what it said: `[tool call: name]` and the arguments.
  */
-import { FieldError, expectArray, expectObject, expectString, isObject, kindOf, optionalString, optionalTime } from './fields.ts';
+import { FieldError, bounded, expectArray, expectObject, expectString, isObject, kindOf, optionalString, optionalTime, MAX_ID_CHARS, MAX_ROLE_CHARS, MAX_TITLE_CHARS } from './fields.ts';
 import type { ChatMessage, Conversation, SkipCounter } from './types.ts';
 
 export function readJsonlConversation(value: unknown, skips: SkipCounter, line: number): Conversation {
   const conv = expectObject(value, '(conversation)');
   const rawId = conv['id'];
-  const id = typeof rawId === 'number' ? String(rawId) : (optionalString(rawId, 'id') ?? `line-${line}`);
-  const title = optionalString(conv['title'], 'title') ?? '';
+  const id = typeof rawId === 'number' ? String(rawId) : (bounded(optionalString(rawId, 'id'), 'id', MAX_ID_CHARS) ?? `line-${line}`);
+  const title = bounded(optionalString(conv['title'], 'title'), 'title', MAX_TITLE_CHARS) ?? '';
   const createTime = optionalTime(conv['create_time'] ?? conv['created_at']);
   const list = expectArray(conv['messages'], 'messages');
   const messages: ChatMessage[] = [];
   for (let i = 0; i < list.length; i++) {
     const at = `messages[${i}]`;
     const msg = expectObject(list[i], at);
-    const role = expectString(msg['role'], `${at}.role`);
+    const role = bounded(expectString(msg['role'], `${at}.role`), `${at}.role`, MAX_ROLE_CHARS);
     const text = [renderContent(msg['content'], `${at}.content`, skips), ...renderCalls(msg, at)].filter((s) => s.trim() !== '').join('\n');
     if (text.trim() === '') {
       skips.add('empty');
       continue;
     }
     const mid = msg['id'];
-    messages.push({ id: typeof mid === 'string' || typeof mid === 'number' ? String(mid) : String(i), role, text });
+    messages.push({ id: typeof mid === 'string' ? bounded(mid, `${at}.id`, MAX_ID_CHARS) : typeof mid === 'number' ? String(mid) : String(i), role, text });
   }
   return { id, title, createTime, messages };
 }
@@ -43,7 +43,10 @@ function renderCalls(msg: Record<string, unknown>, at: string): string[] {
     expectArray(list, `${at}.tool_calls`).forEach((call, k) => {
       const entry = expectObject(call, `${at}.tool_calls[${k}]`);
       const type = typeof entry['type'] === 'string' && entry['type'] !== '' ? entry['type'] : 'function';
-      const payload = entry['function'] ?? entry[type];
+      // The payload under the key its type names, an own key only: a type such as `constructor`
+      // or `toString` would otherwise find Object.prototype's function, which JSON.stringify
+      // turns into undefined (a TypeError that stopped the whole enqueue, not an error of this file).
+      const payload = entry['function'] ?? (Object.hasOwn(entry, type) ? entry[type] : undefined);
       const fn = payload !== null && typeof payload === 'object' && !Array.isArray(payload) ? (payload as Record<string, unknown>) : {};
       calls.push({ call: entry['function'] !== undefined ? entry['function'] : { name: typeof fn['name'] === 'string' ? fn['name'] : type, arguments: payload ?? '' }, field: `${at}.tool_calls[${k}].function` });
     });

@@ -10,7 +10,7 @@ import type { SidecarChunk } from '../../store/chunk-index.ts';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { DocbatchError, InputError, type Place } from '../../errors.ts';
-import { ChunkLimitError, chunkMessages, MIN_BUDGET_TOKENS } from '../chunk.ts';
+import { ChunkLimitError, chunkMessages, HeaderTooLongError, MIN_BUDGET_TOKENS } from '../chunk.ts';
 import type { FileKind } from '../detect.ts';
 import { estimateTokens } from '../tokens.ts';
 import { readChatgptConversation } from './chatgpt.ts';
@@ -157,6 +157,14 @@ export async function splitExport(
     try {
       chunks = chunkMessages(conv.messages, { ...o, maxChunks: o.maxChunks - units.length });
     } catch (err) {
+      if (err instanceof HeaderTooLongError) {
+        // Was a RangeError, no error of the file: it stopped the whole enqueue.
+        throw new InputError(
+          'EXPORT_SCHEMA',
+          `message ${JSON.stringify(err.messageId.slice(0, 80))} is longer than a chunk and its role label takes ${err.headerTokens} tokens with a part number: CHUNK_TOKENS ${o.budgetTokens} leaves its parts no room; raise CHUNK_TOKENS`,
+          { cause: err, place: { ...named(), offset } },
+        );
+      }
       if (!(err instanceof ChunkLimitError)) throw err;
       throw new InputError(
         'EXPORT_TOO_MANY_CHUNKS',

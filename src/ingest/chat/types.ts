@@ -28,11 +28,25 @@ export interface Conversation {
  */
 export class SkipCounter {
   readonly counts: Record<string, number> = {};
+  #kinds = 0;
 
   add(reason: string, n = 1): void {
-    this.counts[reason] = (this.counts[reason] ?? 0) + n;
+    // A reason carries a type named by the export (`content_type:<type>`): it goes into the
+    // document's record in Redis and its report, so the names are cut and their number bounded.
+    // An export naming 100,000 types of 1000 characters made a 102 MB record.
+    let key = reason.length > MAX_REASON_CHARS ? `${reason.slice(0, MAX_REASON_CHARS - 1)}…` : reason;
+    if (!Object.hasOwn(this.counts, key)) {
+      if (this.#kinds >= MAX_REASONS) key = OTHER_REASONS;
+      else if (key !== OTHER_REASONS) this.#kinds++;
+    }
+    this.counts[key] = (this.counts[key] ?? 0) + n;
   }
 }
+
+/** Longest skip reason kept, in characters, and most distinct ones; the rest count under OTHER_REASONS. */
+export const MAX_REASON_CHARS = 100;
+export const MAX_REASONS = 100;
+export const OTHER_REASONS = 'other (more kinds than listed)';
 
 /** Turns one parsed conversation (JSON value) into a Conversation; throws FieldError on a bad shape. */
 export type ConversationReader = (value: unknown, skips: SkipCounter, position: number) => Conversation;

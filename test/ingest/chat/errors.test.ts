@@ -94,6 +94,49 @@ describe('bad input: code and place', () => {
     expect([claude.code, claude.place?.field, claude.place?.conversation]).toEqual(['EXPORT_SCHEMA', 'chat_messages[1].sender', '#0 (id u1)']);
   });
 
+  it('an id, title or role longer than any real one: EXPORT_SCHEMA naming the field (each is repeated in every chunk: a 2 MB title made an 8 MB line write an 861 MB sidecar)', async () => {
+    const long = (c: string, n: number) => c.repeat(n);
+    const text = 'word '.repeat(20_000); // several chunks at 500 tokens
+    const line = (conv: Record<string, unknown>) => `${JSON.stringify(conv)}\n`;
+    const jsonl = async (conv: Record<string, unknown>) => failure(line(conv), 'jsonl');
+    const title = await jsonl({ id: 'x', title: long('T', 5000), messages: [{ role: 'user', content: text }] });
+    expect([title.code, title.place?.field, title.place?.conversation]).toEqual(['EXPORT_SCHEMA', 'title', 'id x']);
+    expect(title.message).toBe('expected at most 4096 characters, found 5000 (it is repeated in every chunk it belongs to)');
+    expect((await jsonl({ id: 'x', messages: [{ role: 'user', id: long('I', 2000), content: text }] })).place?.field).toBe('messages[0].id');
+    expect((await jsonl({ id: long('C', 2000), messages: [{ role: 'user', content: text }] })).place?.field).toBe('id');
+    // A 20,000-character role was a RangeError ("too small for a message header"): the whole enqueue stopped.
+    expect((await jsonl({ id: 'x', messages: [{ role: long('R', 20_000), content: text }] })).place?.field).toBe('messages[0].role');
+
+    const t = new ChatgptTree();
+    const [first] = t.chain(t.rootId, ['hi', 'hello']);
+    ((t.mapping[first!]!.message as { author: { role: string } }).author).role = long('r', 300);
+    const chatgpt = await failure(`[${JSON.stringify(t.build({ id: 'c1', current_node: 'n2' }))}]`);
+    expect([chatgpt.code, chatgpt.place?.field]).toEqual(['EXPORT_SCHEMA', 'mapping.n1.message.author.role']);
+    // A node id stands in for a message without its own; a long one is named, cut in the message.
+    const keyed = new ChatgptTree();
+    const [n1] = keyed.chain(keyed.rootId, ['hi']);
+    const node = keyed.mapping[n1!]!;
+    delete keyed.mapping[n1!];
+    const bigKey = long('k', 3000);
+    keyed.mapping[bigKey] = { ...node, id: bigKey, message: { ...(node.message as object), id: undefined } };
+    keyed.mapping[keyed.rootId]!.children = [bigKey];
+    const byKey = await failure(`[${JSON.stringify(keyed.build({ id: 'c2', current_node: bigKey }))}]`);
+    expect(byKey.place?.field).toBe(`mapping.${JSON.stringify(`${long('k', 80)}…`)}`);
+    const claude = await failure(`[${JSON.stringify({ uuid: 'u1', name: long('N', 5000), chat_messages: [{ sender: 'human', text: 'hi' }] })}]`, 'claude');
+    expect([claude.code, claude.place?.field]).toEqual(['EXPORT_SCHEMA', 'name']);
+
+    // At the bounds, they go in.
+    const path = writeBytes(tmp.dir, 'bounds.jsonl', line({ id: long('C', 1024), title: long('T', 4096), messages: [{ role: long('R', 256), id: long('I', 1024), content: 'hi' }] }));
+    await expect(splitExport(path, { kind: 'chat', format: 'jsonl' }, join(tmp.dir, 'bounds.sidecar'), { file: 'bounds', budgetTokens: 500 })).resolves.toMatchObject({ chunks: 1 });
+  });
+
+  it('a role label that leaves a split message no room at CHUNK_TOKENS: EXPORT_SCHEMA saying to raise it (was a RangeError that stopped the enqueue)', async () => {
+    const err = await failure(`${JSON.stringify({ id: 'x', messages: [{ role: 'R'.repeat(250), id: 'm1', content: 'word '.repeat(1000) }] })}\n`, 'jsonl', { budgetTokens: 64 });
+    expect(err.code).toBe('EXPORT_SCHEMA');
+    expect(err.place?.conversation).toBe('id x');
+    expect(err.message).toMatch(/^message "m1" is longer than a chunk and its role label takes \d+ tokens with a part number: CHUNK_TOKENS 64 leaves its parts no room; raise CHUNK_TOKENS$/);
+  });
+
   it('JSONL errors carry the line', async () => {
     const ok = '{"id":"a","messages":[{"role":"user","content":"hi"}]}';
     let err = await failure(`${ok}\n\n${ok}\n{"id":"c","messages":[{"role":"user","content":"hi"}\n`, 'jsonl');

@@ -231,4 +231,26 @@ describe('splitExport: the sidecar', () => {
     expect(records).toHaveLength(2);
     expect(records[0]?.text).toBe('user: Plot it.\n\nassistant: [tool call: code_interpreter]\n{"input":"plot(x)"}\n\nassistant: Done.');
   });
+
+  it('what was skipped is counted in a bounded record: reasons cut at 100 characters, at most 100 of them, the rest as other (an export naming 100,000 long types made a 102 MB record)', async () => {
+    const parts = Array.from({ length: 300 }, (_, k) => ({ type: `t${String(k).padStart(3, '0')}${'x'.repeat(500)}` }));
+    const line = JSON.stringify({ id: 'a', messages: [{ role: 'user', content: [...parts, 'hello', { type: 'image' }] }, { role: 'assistant', content: [{ type: 'thinking' }, 'hi'] }] });
+    const { result } = await splitFile(writeBytes(tmp.dir, 'many-types.jsonl', `${line}\n`));
+    const reasons = Object.keys(result.skipped);
+    expect(reasons).toHaveLength(101);
+    expect(reasons.every((r) => r.length <= 100)).toBe(true);
+    expect(result.skipped[`content_type:t000${'x'.repeat(100 - 'content_type:t000'.length - 1)}…`]).toBe(1);
+    expect(result.skipped['other (more kinds than listed)']).toBe(201);
+    expect(Object.values(result.skipped).reduce((a, b) => a + b, 0)).toBe(301);
+  });
+
+  it('JSONL: a tool call whose type names a member of every object (constructor, toString, __proto__) is shown by its type, not a TypeError', async () => {
+    // Was "Cannot read properties of undefined (reading 'trim')": not an error of the file, so
+    // `enqueue` stopped there and the files after it were never read.
+    const lines = ['constructor', 'toString', '__proto__', 'hasOwnProperty'].map((type) =>
+      JSON.stringify({ id: type, messages: [{ role: 'user', content: 'Go.' }, { role: 'assistant', content: null, tool_calls: [{ type }] }] }),
+    );
+    const { records } = await splitFile(writeBytes(tmp.dir, 'prototype-tools.jsonl', `${lines.join('\n')}\n`));
+    expect(records.map((r) => r.text)).toEqual(['constructor', 'toString', '__proto__', 'hasOwnProperty'].map((type) => `user: Go.\n\nassistant: [tool call: ${type}]`));
+  });
 });
