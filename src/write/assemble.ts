@@ -3,7 +3,8 @@
  *
  *   pages, text task      `X.md`: `<!-- page N -->` then the model's text, or
  *                         `<!-- page N failed: CODE: message -->`; a page whose answers were all
- *                         rejected and that fell back to its text layer is marked so
+ *                         rejected and that fell back to its text layer is marked so; a code
+ *                         fence a page left open is closed at its end (closeOpenFence)
  *   pages, JSON task      `X.jsonl`: `{"page": N, "data": ...}` or `{"page": N, "error": {...}}`
  *   document, text task   `X.md`: the answer
  *   document, JSON task   `X.json`: the validated value (none when the unit failed: an X.json
@@ -71,6 +72,27 @@ export function escapePageText(text: string): string {
   return text.replace(/<!--/g, '&lt;!--');
 }
 
+/**
+ * A page's text with a code fence it left open closed at its end, so that the pages after it in
+ * X.md are not read as code by a Markdown viewer. CommonMark's rules: a fence is 3 or more
+ * backticks or tildes indented at most 3 spaces (a backtick fence's info string holds no
+ * backtick); it is closed by a line of the same character, at least as long, and nothing else.
+ * The closing line added is the opening one's character and length. Fences inside list items or
+ * block quotes end with them, so are not looked into.
+ */
+export function closeOpenFence(text: string): string {
+  let open: string | null = null;
+  for (const line of text.split('\n')) {
+    const m = /^ {0,3}(`{3,}|~{3,})(.*)$/.exec(line);
+    if (!m) continue;
+    const [, fence, rest] = m as unknown as [string, string, string];
+    if (open === null) {
+      if (!(fence[0] === '`' && rest.includes('`'))) open = fence;
+    } else if (fence[0] === open[0] && fence.length >= open.length && rest.trim() === '') open = null;
+  }
+  return open === null ? text : `${text}\n${open}`;
+}
+
 /** A failure message inside an HTML comment: no `--`, one line. */
 export function commentSafe(text: string): string {
   return text.replace(/\s+/g, ' ').replace(/-{2,}/g, '—').trim();
@@ -118,7 +140,7 @@ export async function writePages(record: DocRecord, store: DocStore, sink: Outpu
 function pageBlock(page: number, r: UnitResult): string {
   if (!r.ok) return `<!-- page ${page} failed: ${r.code}: ${commentSafe(r.message)} -->\n\n`;
   const note = r.fallback ? `<!-- page ${page} fallback: text layer (every answer was rejected: ${commentSafe((r.retried ?? []).join(', '))}) -->\n` : '';
-  return `<!-- page ${page} -->\n${note}${escapePageText(r.text).trimEnd()}\n\n`;
+  return `<!-- page ${page} -->\n${note}${closeOpenFence(escapePageText(r.text).trimEnd())}\n\n`;
 }
 
 function pageLine(page: number, r: UnitResult): string {
