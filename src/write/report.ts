@@ -35,7 +35,8 @@ export interface Report {
   finished_at: string | null;
   enqueued_at: string;
   /**
-   * Tokens the engine reported, rejected answers included. A lower bound when some units had no
+   * Tokens the engine reported, rejected answers included (also those of attempts that failed and
+   * were tried again: DocStore.addSpent). A lower bound when some units had no
    * usage (`units_without_usage` > 0, `tokens_note` says so); null when none was reported at all.
    */
   prompt_tokens: number | null;
