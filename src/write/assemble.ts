@@ -77,20 +77,21 @@ export function escapePageText(text: string): string {
  * X.md are not read as code by a Markdown viewer. CommonMark's rules: a fence is 3 or more
  * backticks or tildes indented at most 3 spaces (a backtick fence's info string holds no
  * backtick); it is closed by a line of the same character, at least as long, and nothing else.
- * The closing line added is the opening one's character and length. Fences inside list items or
- * block quotes end with them, so are not looked into.
+ * The closing line added is the opening one's indentation, character and length (so a fence
+ * opened in a list item's text is closed inside that item). Fences opened on a list item's or
+ * block quote's own line end with them, so are not looked into.
  */
 export function closeOpenFence(text: string): string {
-  let open: string | null = null;
+  let open: { indent: string; fence: string } | null = null;
   for (const line of text.split('\n')) {
-    const m = /^ {0,3}(`{3,}|~{3,})(.*)$/.exec(line);
+    const m = /^( {0,3})(`{3,}|~{3,})(.*)$/.exec(line);
     if (!m) continue;
-    const [, fence, rest] = m as unknown as [string, string, string];
+    const [, indent, fence, rest] = m as unknown as [string, string, string, string];
     if (open === null) {
-      if (!(fence[0] === '`' && rest.includes('`'))) open = fence;
-    } else if (fence[0] === open[0] && fence.length >= open.length && rest.trim() === '') open = null;
+      if (!(fence[0] === '`' && rest.includes('`'))) open = { indent, fence };
+    } else if (fence[0] === open.fence[0] && fence.length >= open.fence.length && rest.trim() === '') open = null;
   }
-  return open === null ? text : `${text}\n${open}`;
+  return open === null ? text : `${text}\n${open.indent}${open.fence}`;
 }
 
 /** A failure message inside an HTML comment: no `--`, one line. */

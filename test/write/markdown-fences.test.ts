@@ -19,7 +19,11 @@ const ANSWERS: Record<number, string> = {
   2: '````markdown\n```\ninner\n',
   3: '~~~\ncode\n~~~\nAfter the block.',
   4: '  ~~~~ text\nstill code\n~~~\n',
-  5: 'Plain last page.',
+  5: 'Plain page.',
+  // A fence opened in a list item's text: closed inside the item (a closing fence at the margin
+  // would end the list and open a new block that swallows what follows).
+  6: '- A list item:\n\n  ```js\n  code();',
+  7: 'Last page.',
 };
 
 /** The lines of a Markdown text that lie inside a fenced code block (CommonMark's fence rules). */
@@ -43,7 +47,7 @@ describe('answers that leave a code fence open', () => {
   beforeAll(async () => {
     p = await startPipeline({ file: import.meta.filename, worker: false, config: { imageSize: 256 } });
     scripted = await startScriptedEngine(p.engine.url, (body) => {
-      const page = /Page (\d+) of 5/.exec(chatText(body));
+      const page = /Page (\d+) of 7/.exec(chatText(body));
       return { content: ANSWERS[Number(page?.[1])] ?? 'unknown page' };
     });
     worker = await p.startWorker({ engineUrl: scripted.url });
@@ -56,22 +60,23 @@ describe('answers that leave a code fence open', () => {
 
   it('do not swallow the pages after them in X.md', async () => {
     const pdf = join(p.dir, 'fences.pdf');
-    writeFileSync(pdf, numberedPdf(5, 40));
+    writeFileSync(pdf, numberedPdf(7, 40));
     const [docId] = acceptedIds(await p.enqueue([pdf]));
     const [done] = await p.wait([docId!], 60_000);
-    expect(done!.record).toMatchObject({ state: 'written', done: 5, failed: 0 });
+    expect(done!.record).toMatchObject({ state: 'written', done: 7, failed: 0 });
     const markdown = readFileSync(join(p.config.outDir, 'fences.md'), 'utf8');
     // No page mark, and no text of another page, is inside a code block.
     const inside = linesInFences(markdown);
     expect(inside.filter((l) => l.includes('<!--'))).toEqual([]);
-    expect(inside.sort()).toEqual(['inner', 'print("page one")', 'still code', '~~~', 'code', '```'].sort());
+    expect(inside.sort()).toEqual(['inner', 'print("page one")', 'still code', '~~~', 'code', '```', '  code();'].sort());
     const pages = parsePages(markdown);
-    expect([...pages.keys()]).toEqual([1, 2, 3, 4, 5]);
+    expect([...pages.keys()]).toEqual([1, 2, 3, 4, 5, 6, 7]);
     // Closed with a fence of its own kind and length; closed pages are as they came.
     expect(pages.get(1)!.body).toBe('Intro.\n```python\nprint("page one")\n```');
     expect(pages.get(2)!.body).toBe('````markdown\n```\ninner\n````');
     expect(pages.get(3)!.body).toBe(ANSWERS[3]);
-    expect(pages.get(4)!.body).toBe('~~~~ text\nstill code\n~~~\n~~~~');
+    expect(pages.get(4)!.body).toBe('~~~~ text\nstill code\n~~~\n~~~~'); // the answer comes trimmed
+    expect(pages.get(6)!.body).toBe(ANSWERS[6] + '\n  ```');
     expect(pages.get(5)!.body).toBe(ANSWERS[5]);
   }, 90_000);
 });
