@@ -175,7 +175,7 @@ export class UnitProcessor {
    * Best effort: Redis away loses it, as it would lose the settle.
    */
   private async countSpent(data: UnitJobData, attempt: Attempt, log: Logger): Promise<void> {
-    if (attempt.answers === 0 || attempt.settling) return;
+    if (!spentAny(attempt) || attempt.settling) return;
     attempt.settling = true;
     const { tokens, engineMs } = attempt.spent;
     await this.parts.store.addSpent(data.docId, data.gen, data.unit, { ...tokens, engineMs }).then(
@@ -206,6 +206,8 @@ export class UnitProcessor {
     let maxTokens: number | undefined;
     for (let k = 0; k < tries; k++) {
       const d = await sender.send({ temperature: temperatureFor(prepared.judge, k), ...(meta.model ? { model: meta.model } : {}), ...(maxTokens !== undefined ? { maxTokens } : {}) }, signal).catch((err: unknown) => {
+        // Engine time of the sends that failed: counted with the attempt.
+        attempt.spent = { ...attempt.spent, engineMs: attempt.spent.engineMs + sender.takeUnansweredMs() };
         throw structuredOutputHint(err, prepared.request.responseFormat !== undefined);
       });
       spent = { tokens: addCounts(spent.tokens, d.result.usage), engineMs: spent.engineMs + d.engineMs };
@@ -277,7 +279,7 @@ export class UnitProcessor {
    */
   private async onError(job: Job<UnitJobData, UnitJobResult, UnitJobName>, token: string | undefined, err: DocbatchError, meta: DocMeta | null, log: Logger, abort: AbortSignal, queueName?: string, attempt?: Attempt): Promise<never> {
     // Answers this attempt got before the error: settled with its failure below, else counted now.
-    const spent = attempt && attempt.answers > 0 ? attempt : null;
+    const spent = attempt && spentAny(attempt) ? attempt : null;
     if (abort.aborted || err.code === 'ABORTED') {
       if (spent) await this.countSpent(job.data, spent, log);
       // Lock lost or shutting down: someone else takes the unit over; nothing was recorded.
@@ -308,7 +310,8 @@ export class UnitProcessor {
         ...(err instanceof AnswerRejected
           ? { retried: err.retried, ...err.spent.tokens, engineMs: Math.round(err.spent.engineMs) }
           : spent
-            ? { ...(spent.retried.length > 0 ? { retried: spent.retried } : {}), ...spent.spent.tokens, engineMs: Math.round(spent.spent.engineMs) }
+            ? // Tokens only if an answer came (none: unknown, not 0; a failed chunk says "usage": null).
+              { ...(spent.retried.length > 0 ? { retried: spent.retried } : {}), ...(spent.answers > 0 ? spent.spent.tokens : {}), engineMs: Math.round(spent.spent.engineMs) }
             : {}),
       };
       const outcome = await this.record(job, token, queueName, { data: job.data, meta, result }, log);
@@ -431,6 +434,11 @@ interface Attempt {
   retried: string[];
   answers: number;
   settling: boolean;
+}
+
+/** Whether an attempt got an answer, or had engine time charged. */
+function spentAny(attempt: Attempt): boolean {
+  return attempt.answers > 0 || Math.round(attempt.spent.engineMs) > 0;
 }
 
 function newAttempt(): Attempt {
