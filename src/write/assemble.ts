@@ -4,7 +4,8 @@
  *   pages, text task      `X.md`: `<!-- page N -->` then the model's text, or
  *                         `<!-- page N failed: CODE: message -->`; a page whose answers were all
  *                         rejected and that fell back to its text layer is marked so; a code
- *                         fence a page left open is closed at its end (closeOpenFence)
+ *                         fence or raw HTML block a page left open is closed at its end
+ *                         (closeOpenBlocks)
  *   pages, JSON task      `X.jsonl`: `{"page": N, "data": ...}` or `{"page": N, "error": {...}}`
  *   document, text task   `X.md`: the answer
  *   document, JSON task   `X.json`: the validated value (none when the unit failed: an X.json
@@ -73,26 +74,45 @@ export function escapePageText(text: string): string {
 }
 
 /**
- * A page's text with a code fence it left open closed at its end, so that the pages after it in
- * X.md are not read as code by a Markdown viewer. CommonMark's rules: a fence is 3 or more
- * backticks or tildes indented at most 3 spaces (a backtick fence's info string holds no
- * backtick); it is closed by a line of the same character, at least as long, and nothing else.
- * The closing line added is the opening one's indentation, character and length (so a fence
- * opened in a list item's text is closed inside that item). Fences opened on a list item's or
- * block quote's own line end with them, so are not looked into.
+ * A page's text with a block it left open closed at its end, so that the pages after it in X.md
+ * are not swallowed by it in a Markdown viewer (CommonMark's rules):
+ *
+ * - a code fence: 3 or more backticks or tildes indented at most 3 spaces (a backtick fence's
+ *   info string holds no backtick), closed by a line of the same character, at least as long,
+ *   and nothing else. The closing line added is the opening one's indentation, character and
+ *   length (so a fence opened in a list item's text is closed inside that item);
+ * - a raw HTML block opened by `<pre`, `<script`, `<style` or `<textarea` at a line's start: it
+ *   ends only at a line holding `</pre>`, `</script>`, `</style>` or `</textarea>`, blank lines
+ *   and page marks included; the closing tag of its opener is added.
+ *
+ * Blocks opened on a list item's or block quote's own line end with them, so are not looked into.
  */
-export function closeOpenFence(text: string): string {
-  let open: { indent: string; fence: string } | null = null;
+export function closeOpenBlocks(text: string): string {
+  let open: { kind: 'fence'; indent: string; fence: string } | { kind: 'html'; tag: string } | null = null;
   for (const line of text.split('\n')) {
+    if (open?.kind === 'html') {
+      if (HTML_END.test(line)) open = null;
+      continue;
+    }
     const m = /^( {0,3})(`{3,}|~{3,})(.*)$/.exec(line);
-    if (!m) continue;
-    const [, indent, fence, rest] = m as unknown as [string, string, string, string];
-    if (open === null) {
-      if (!(fence[0] === '`' && rest.includes('`'))) open = { indent, fence };
-    } else if (fence[0] === open.fence[0] && fence.length >= open.fence.length && rest.trim() === '') open = null;
+    if (open) {
+      if (m && m[2]![0] === open.fence[0] && m[2]!.length >= open.fence.length && m[3]!.trim() === '') open = null;
+      continue;
+    }
+    if (m && !(m[2]![0] === '`' && m[3]!.includes('`'))) {
+      open = { kind: 'fence', indent: m[1]!, fence: m[2]! };
+      continue;
+    }
+    const html = HTML_START.exec(line);
+    if (html && !HTML_END.test(line.slice(html[0].length))) open = { kind: 'html', tag: html[1]!.toLowerCase() };
   }
-  return open === null ? text : `${text}\n${open.indent}${open.fence}`;
+  if (open === null) return text;
+  return open.kind === 'fence' ? `${text}\n${open.indent}${open.fence}` : `${text}\n</${open.tag}>`;
 }
+
+/** CommonMark's HTML block of type 1: its start, and what ends it. */
+const HTML_START = /^ {0,3}<(pre|script|style|textarea)(?=[\s>]|$)/i;
+const HTML_END = /<\/(?:pre|script|style|textarea)>/i;
 
 /** A failure message inside an HTML comment: no `--`, one line. */
 export function commentSafe(text: string): string {
@@ -141,7 +161,7 @@ export async function writePages(record: DocRecord, store: DocStore, sink: Outpu
 function pageBlock(page: number, r: UnitResult): string {
   if (!r.ok) return `<!-- page ${page} failed: ${r.code}: ${commentSafe(r.message)} -->\n\n`;
   const note = r.fallback ? `<!-- page ${page} fallback: text layer (every answer was rejected: ${commentSafe((r.retried ?? []).join(', '))}) -->\n` : '';
-  return `<!-- page ${page} -->\n${note}${closeOpenFence(escapePageText(r.text).trimEnd())}\n\n`;
+  return `<!-- page ${page} -->\n${note}${closeOpenBlocks(escapePageText(r.text).trimEnd())}\n\n`;
 }
 
 function pageLine(page: number, r: UnitResult): string {

@@ -2,8 +2,9 @@
  * A page's answer with a code fence it never closes (a model cut off, or one that opens
  * ```markdown and forgets the end) must not swallow the pages after it: in X.md, rendered
  * by any CommonMark viewer, every later `<!-- page N -->` and its text would sit inside that
- * code block. The writer closes a fence a page left open at the end of that page; a page whose
- * fences are closed is written as it came. Answers come from a scripted engine, through a
+ * code block. So would a raw `<pre>` block never closed (it ends only at `</pre>`). The writer
+ * closes what a page left open at the end of that page; a page whose blocks are closed is
+ * written as it came. Answers come from a scripted engine, through a
  * real worker and writer.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -23,14 +24,26 @@ const ANSWERS: Record<number, string> = {
   // A fence opened in a list item's text: closed inside the item (a closing fence at the margin
   // would end the list and open a new block that swallows what follows).
   6: '- A list item:\n\n  ```js\n  code();',
-  7: 'Last page.',
+  // A raw HTML block that ends only at its closing tag, blank lines and marks included.
+  7: '<pre>\nPreformatted text\n\nand more',
+  8: 'Last page.',
 };
 
-/** The lines of a Markdown text that lie inside a fenced code block (CommonMark's fence rules). */
+/** The lines of a Markdown text that lie inside a fenced code block or a `<pre>` block (CommonMark's rules). */
 function linesInFences(markdown: string): string[] {
   const inside: string[] = [];
   let open: { char: string; length: number } | null = null;
+  let pre = false;
   for (const line of markdown.split('\n')) {
+    if (pre) {
+      if (line.includes('</pre>')) pre = false;
+      else inside.push(line);
+      continue;
+    }
+    if (!open && line.startsWith('<pre>')) {
+      pre = true;
+      continue;
+    }
     const m = /^ {0,3}(`{3,}|~{3,})(.*)$/.exec(line);
     if (open) {
       if (m && m[1]![0] === open.char && m[1]!.length >= open.length && m[2]!.trim() === '') open = null;
@@ -40,14 +53,14 @@ function linesInFences(markdown: string): string[] {
   return inside;
 }
 
-describe('answers that leave a code fence open', () => {
+describe('answers that leave a code fence or a <pre> block open', () => {
   let p: Pipeline;
   let scripted: ScriptedEngine;
   let worker: InferWorker;
   beforeAll(async () => {
     p = await startPipeline({ file: import.meta.filename, worker: false, config: { imageSize: 256 } });
     scripted = await startScriptedEngine(p.engine.url, (body) => {
-      const page = /Page (\d+) of 7/.exec(chatText(body));
+      const page = /Page (\d+) of 8/.exec(chatText(body));
       return { content: ANSWERS[Number(page?.[1])] ?? 'unknown page' };
     });
     worker = await p.startWorker({ engineUrl: scripted.url });
@@ -60,17 +73,17 @@ describe('answers that leave a code fence open', () => {
 
   it('do not swallow the pages after them in X.md', async () => {
     const pdf = join(p.dir, 'fences.pdf');
-    writeFileSync(pdf, numberedPdf(7, 40));
+    writeFileSync(pdf, numberedPdf(8, 40));
     const [docId] = acceptedIds(await p.enqueue([pdf]));
     const [done] = await p.wait([docId!], 60_000);
-    expect(done!.record).toMatchObject({ state: 'written', done: 7, failed: 0 });
+    expect(done!.record).toMatchObject({ state: 'written', done: 8, failed: 0 });
     const markdown = readFileSync(join(p.config.outDir, 'fences.md'), 'utf8');
     // No page mark, and no text of another page, is inside a code block.
     const inside = linesInFences(markdown);
     expect(inside.filter((l) => l.includes('<!--'))).toEqual([]);
-    expect(inside.sort()).toEqual(['inner', 'print("page one")', 'still code', '~~~', 'code', '```', '  code();'].sort());
+    expect(inside.sort()).toEqual(['inner', 'print("page one")', 'still code', '~~~', 'code', '```', '  code();', 'Preformatted text', '', 'and more'].sort());
     const pages = parsePages(markdown);
-    expect([...pages.keys()]).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect([...pages.keys()]).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     // Closed with a fence of its own kind and length; closed pages are as they came.
     expect(pages.get(1)!.body).toBe('Intro.\n```python\nprint("page one")\n```');
     expect(pages.get(2)!.body).toBe('````markdown\n```\ninner\n````');
@@ -78,5 +91,7 @@ describe('answers that leave a code fence open', () => {
     expect(pages.get(4)!.body).toBe('~~~~ text\nstill code\n~~~\n~~~~'); // the answer comes trimmed
     expect(pages.get(6)!.body).toBe(ANSWERS[6] + '\n  ```');
     expect(pages.get(5)!.body).toBe(ANSWERS[5]);
+    expect(pages.get(7)!.body).toBe(`${ANSWERS[7]}\n</pre>`);
+    expect(pages.get(8)!.body).toBe(ANSWERS[8]);
   }, 90_000);
 });
