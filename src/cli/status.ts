@@ -49,6 +49,10 @@ export function statusCommand(): Command {
         return;
       }
       const progress = await readProgress(store, ids);
+      // The total is of the documents shown: with more under the prefix than --limit, say so
+      // (the index may still hold a few whose record expired, until gc removes them).
+      const indexed = doc ? ids.length : await redis.zcard(store.docsKey);
+      const cut = indexed > ids.length;
       const now = Date.now();
       const total = totalsOf(progress, now);
       const models = byModel(progress, now);
@@ -67,7 +71,7 @@ export function statusCommand(): Command {
         out(jsonLine({ models: models.map((m) => ({ model: m.model, ...totalsJson(m.totals, costOf(m.totals.engineMs, m.totals.done)) })) }));
         out(jsonLine({ workers: workers.map((w) => ({ name: w.name, engine: w.engine, model: w.model, engine_down: w.engineDown, sending_to: w.sendingTo === undefined ? w.engine : w.sendingTo, fallbacks: w.fallbacks ?? [], unhealthy: w.unhealthy, paused: w.paused, silent: w.silent, problem: workerProblem(w), note: workerNote(w) })) }));
         out(jsonLine({ writers: writers.map((w) => ({ name: w.name, out: w.out, written: w.written, failed: w.failed, silent: w.silent, problem: writerProblem(w) })) }));
-        out(jsonLine({ total: totalsJson(total, costOf(total.engineMs, total.done)) }));
+        out(jsonLine({ total: { ...totalsJson(total, costOf(total.engineMs, total.done)), documents_total: cut ? indexed : progress.length } }));
         return;
       }
       if (progress.length === 0) out('no documents');
@@ -81,6 +85,7 @@ export function statusCommand(): Command {
       }
       if (progress.length > 0) {
         out(`total: ${summary(total, costOf(total.engineMs, total.done), true)}`);
+        if (cut) out(`the total is of the newest ${progress.length} of ${indexed} documents: --limit ${indexed} counts them all`);
         if (models.length > 1) for (const m of models) out(`model ${printable(m.model ?? '(the engine\u2019s own)')}: ${summary(m.totals, costOf(m.totals.engineMs, m.totals.done), false)}`);
       }
       const troubled = workers.map((w) => ({ w, problem: workerProblem(w) })).filter((x) => x.problem !== null);
