@@ -194,6 +194,7 @@ export class UnitProcessor {
       isPage: meta.kind !== 'chat' && !data.reduce,
     });
     const prepared = await sender.prepared();
+    if (prepared.renderer) attempt.drawn = { renderer: prepared.renderer, ...(prepared.rendererFallback ? { rendererFallback: true } : {}) };
     if (prepared.hasImages && this.parts.acceptsImages() === false) {
       throw new DocbatchError('MODEL_NO_IMAGES', `the model ${meta.model ?? '(the engine\u2019s own)'} takes no images, and this unit sends page images`);
     }
@@ -307,6 +308,7 @@ export class UnitProcessor {
         code: err.code,
         message: err.message,
         worker: this.parts.workerName,
+        ...(attempt?.drawn ?? {}),
         ...(err instanceof AnswerRejected
           ? { retried: err.retried, ...err.spent.tokens, engineMs: Math.round(err.spent.engineMs) }
           : spent
@@ -434,6 +436,8 @@ interface Attempt {
   retried: string[];
   answers: number;
   settling: boolean;
+  /** The unit's pages were drawn: by which renderer (the report counts failed pages' too). */
+  drawn?: { renderer: string; rendererFallback?: true };
 }
 
 /** Whether an attempt got an answer, or had engine time charged. */

@@ -59,13 +59,14 @@ export function newTally(): Tally {
 /** Counts one unit's result into the tally (the failure entry is the caller's: it knows the place). */
 export function count(tally: Tally, unit: number, r: UnitResult): void {
   for (const code of r.retried ?? []) tally.retries.set(code, (tally.retries.get(code) ?? 0) + 1);
+  // A page drawn counts as drawn whether or not its answer then came.
+  if (r.renderer) tally.renderers.set(r.renderer, (tally.renderers.get(r.renderer) ?? 0) + 1);
+  if (r.rendererFallback) tally.rendererFallbacks.push(unit);
   if (!r.ok) return;
   tally.completed++;
   if (r.fallback) tally.fallbacks.push(unit);
   else tally.models.add(r.model);
   if (r.engine) tally.engines.set(r.engine, (tally.engines.get(r.engine) ?? 0) + 1);
-  if (r.renderer) tally.renderers.set(r.renderer, (tally.renderers.get(r.renderer) ?? 0) + 1);
-  if (r.rendererFallback) tally.rendererFallbacks.push(unit);
 }
 
 /** Model output is untrusted text: it must not be able to forge or close our page markers. */

@@ -51,7 +51,7 @@ export interface Report {
   models: string[];
   /** Units answered per engine. */
   engines: Record<string, number>;
-  /** Pages drawn per renderer (pdfium, pdfjs; sharp for image files). */
+  /** Pages drawn per renderer (pdfium, pdfjs; sharp for image files), answered or failed after. */
   renderers?: Record<string, number>;
   /** Pages (1-based) the fallback renderer drew after the default one failed on them. */
   renderer_fallback_pages?: number[];

@@ -62,6 +62,8 @@ describe('a unit whose attempt failed after some answers', () => {
     const report = JSON.parse(readFileSync(join(p.config.outDir, 'resent.report.json'), 'utf8')) as Record<string, unknown>;
     expect(report).toMatchObject({ prompt_tokens: reported.prompt, completion_tokens: reported.completion, units_without_usage: 0 });
     expect(report.failures_by_code).toEqual({ BAD_REQUEST: 1 });
+    // Every page was drawn, the failed one too.
+    expect(report.renderers).toEqual({ pdfium: PAGES });
     expect((report.retries as Record<string, number>).OUTPUT_TRUNCATED).toBeGreaterThanOrEqual(1);
     const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix };
     const doc = JSON.parse((await runCli(['status', docId!, '--json'], env)).stdout.split('\n')[0]!) as Record<string, unknown>;
