@@ -31,6 +31,11 @@ it('report and status tokens equal what the engine processed, across rejected an
   const [docId] = acceptedIds(await p.enqueue([file]));
   const [first] = await p.wait([docId!], 120_000);
   expect(first!.record).toMatchObject({ state: 'written', done: 22, failed: 2 });
+  // The writer's heartbeat (status --json's writers) counts it at once, not at its next beat.
+  // (Within 500 ms: it is written right after the mark that ended the wait; beats are 5 s apart.)
+  const written = async () => (await p!.redis.hvals(`${p!.config.prefix}:writers`)).map((b) => (JSON.parse(b) as { written: number }).written);
+  for (let i = 0; i < 10 && (await written())[0] !== 1; i++) await new Promise((r) => setTimeout(r, 50));
+  expect(await written()).toEqual([1]);
   let r = report(join(p.config.outDir, 'truth.report.json'));
   let s = spent();
   expect(r.prompt_tokens).toBe(s.promptTokens);
