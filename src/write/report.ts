@@ -26,7 +26,9 @@ export interface Report {
   failures_by_code: Record<string, number>;
   /**
    * Answers the checks rejected (truncated, looping, invalid, empty), per code. Each was asked
-   * again, but for the last try of a unit that then failed or fell back to its text layer.
+   * again, but for the last try of a unit that then failed or fell back to its text layer. Counted
+   * from the attempt that settled each unit: one that failed after a rejected answer (a 5xx) and
+   * was tried again leaves its rejections out (its tokens are counted: DocStore.addSpent).
    */
   retries: Record<string, number>;
   /** Units answered from their own text layer after every answer was rejected. */
