@@ -8,11 +8,12 @@
  */
 import { Command } from 'commander';
 import { wholeNumber } from './number-options.ts';
-import { connectRedis } from '../../queues/connect.ts';
+import { connectRedis, openQueue } from '../../queues/connect.ts';
 import { progressLine } from '../observe/bar.ts';
 import { byModel, formatDuration, formatRate, readProgress, totalsOf, type DocProgress, type Totals } from '../observe/progress.ts';
 import { pausedWork, readPausedQueues, readWorkers, readWriters, unservedWork, unwrittenWork, workerNote, workerProblem, writerProblem } from '../observe/workers.ts';
 import { costPer1000Units, costUsd } from '../observe/cost.ts';
+import { readWriteRetries, type WriteRetrying } from '../observe/write-retries.ts';
 import { DocStore } from '../store/docs.ts';
 import { findDocuments } from '../store/find.ts';
 import { jsonLine, printable } from '../printable.ts';
@@ -48,6 +49,10 @@ export function statusCommand(): Command {
         return;
       }
       const progress = await readProgress(store, ids);
+      // The total is of the documents shown: with more under the prefix than --limit, say so
+      // (the index may still hold a few whose record expired, until gc removes them).
+      const indexed = doc ? ids.length : await redis.zcard(store.docsKey);
+      const cut = indexed > ids.length;
       const now = Date.now();
       const total = totalsOf(progress, now);
       const models = byModel(progress, now);
@@ -57,13 +62,16 @@ export function statusCommand(): Command {
       // --limit shown: an older model's documents wait just as long.
       const unfinished = doc ? progress : [...progress, ...(await readProgress(store, (await store.active(UNFINISHED_READ)).filter((id) => !ids.includes(id))))];
       const pausedQueues = await readPausedQueues(redis, config.prefix, unfinished);
+      // Writes that failed and wait to be tried again: said, not shown as a slow document.
+      const writeQueue = openQueue('write', config, redis);
+      const retrying = await readWriteRetries(writeQueue, progress).finally(() => writeQueue.close());
       const out = (line: string) => process.stdout.write(`${line}\n`);
       if (opts.json) {
-        for (const p of progress) out(jsonLine(docJson(p, costOf(p.record.engineMs, p.record.done))));
+        for (const p of progress) out(jsonLine(docJson(p, costOf(p.record.engineMs, p.record.done), retrying.get(p.record.docId))));
         out(jsonLine({ models: models.map((m) => ({ model: m.model, ...totalsJson(m.totals, costOf(m.totals.engineMs, m.totals.done)) })) }));
         out(jsonLine({ workers: workers.map((w) => ({ name: w.name, engine: w.engine, model: w.model, engine_down: w.engineDown, sending_to: w.sendingTo === undefined ? w.engine : w.sendingTo, fallbacks: w.fallbacks ?? [], unhealthy: w.unhealthy, paused: w.paused, silent: w.silent, problem: workerProblem(w), note: workerNote(w) })) }));
         out(jsonLine({ writers: writers.map((w) => ({ name: w.name, out: w.out, written: w.written, failed: w.failed, silent: w.silent, problem: writerProblem(w) })) }));
-        out(jsonLine({ total: totalsJson(total, costOf(total.engineMs, total.done)) }));
+        out(jsonLine({ total: { ...totalsJson(total, costOf(total.engineMs, total.done)), documents_total: cut ? indexed : progress.length } }));
         return;
       }
       if (progress.length === 0) out('no documents');
@@ -72,9 +80,12 @@ export function statusCommand(): Command {
         out(`${r.docId}  ${p.state.padEnd(7)} ${progressLine(p)}  ${tokensAndCost(formatTokens(r.completionTokens, r.unitsWithoutUsage), r.engineMs, costOf(r.engineMs, r.done).usd)}`);
         // A document failed with every unit answered: why (its outputs could not be written).
         if (r.writeError) out(`${r.docId}  write failed: ${r.writeError.code}: ${printable(r.writeError.message)} (docbatch retry ${r.docId} writes it again)`);
+        const w = retrying.get(r.docId);
+        if (w) out(`${r.docId}  write failing: ${w.code}: ${printable(w.message)} (attempt ${w.attemptsMade} of ${w.attempts}; tried again)`);
       }
       if (progress.length > 0) {
         out(`total: ${summary(total, costOf(total.engineMs, total.done), true)}`);
+        if (cut) out(`the total is of the newest ${progress.length} of ${indexed} documents: --limit ${indexed} counts them all`);
         if (models.length > 1) for (const m of models) out(`model ${printable(m.model ?? '(the engine\u2019s own)')}: ${summary(m.totals, costOf(m.totals.engineMs, m.totals.done), false)}`);
       }
       const troubled = workers.map((w) => ({ w, problem: workerProblem(w) })).filter((x) => x.problem !== null);
@@ -139,7 +150,7 @@ function totalsJson(t: Totals, cost: Cost): Record<string, unknown> {
   };
 }
 
-function docJson(p: DocProgress, cost: Cost): Record<string, unknown> {
+function docJson(p: DocProgress, cost: Cost, retrying: WriteRetrying | undefined): Record<string, unknown> {
   const r = p.record;
   return {
     docId: r.docId,
@@ -165,5 +176,7 @@ function docJson(p: DocProgress, cost: Cost): Record<string, unknown> {
     files: r.files,
     /** Why its outputs could not be written (null: they were, or are not yet). */
     write_error: r.writeError,
+    /** Its write failed and waits to be tried again (null: not so). */
+    write_retrying: retrying ? { code: retrying.code, message: retrying.message, attempts_made: retrying.attemptsMade, attempts: retrying.attempts } : null,
   };
 }

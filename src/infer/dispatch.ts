@@ -121,12 +121,25 @@ export class UnitSender {
   private soloOutages = 0;
   private busy = 0;
   private ooms = 0;
+  /** Engine time charged to sends that brought no answer (failed, resent, aborted), not yet handed on. */
+  private unansweredMs = 0;
 
   constructor(parts: DispatchParts, prepareAt: (longestSide: number | null) => Promise<Prepared>, meta: { requestId: string; isPage: boolean }) {
     this.parts = parts;
     this.prepareAt = prepareAt;
     this.requestId = meta.requestId;
     this.sizes = meta.isPage ? [...parts.oomSizes] : [];
+  }
+
+  /**
+   * Engine time charged to this unit's sends that brought no answer since last asked (a request
+   * that timed out, failed, or was aborted): spent all the same. An answer carries it in its
+   * `engineMs`; a caller whose `send` threw takes it here.
+   */
+  takeUnansweredMs(): number {
+    const ms = this.unansweredMs;
+    this.unansweredMs = 0;
+    return ms;
   }
 
   /** The unit as last prepared (rendered), preparing it on first use. */
@@ -231,12 +244,16 @@ export class UnitSender {
           result,
           prepared,
           engine,
-          engineMs: ticket.charged(),
+          // Sends of this unit that brought no answer (an OOM, a busy refusal resent) were engine time too.
+          engineMs: ticket.charged() + this.takeUnansweredMs(),
           maxTokens: Math.min(maxTokens, cap ?? maxTokens),
           maxTokensLimit: maxTokensLimit(prepared, maxModelLen, roomLeft, cap),
         };
       } catch (caught) {
-        if (ticket) this.parts.onRequest?.(performance.now() - started, false);
+        if (ticket) {
+          this.parts.onRequest?.(performance.now() - started, false);
+          this.unansweredMs += ticket.charged();
+        }
         if (signal.aborted) throw new DocbatchError('ABORTED', `aborted: ${String(signal.reason ?? '')}`, { cause: caught });
         const err = toDocbatchError(caught, 'ENGINE_ERROR');
         const dead = (err as { engineDead?: boolean }).engineDead === true;

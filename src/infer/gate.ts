@@ -9,7 +9,8 @@
  * It also attributes engine time: while n requests are in flight, each one is charged 1/n of the
  * elapsed time. The shares of all requests add up to the time the gate had any request in flight,
  * so the engine-seconds of a document sum to the wall time the engine spent on it (as this
- * worker saw it).
+ * worker saw it): a request that brought no answer is charged too (dispatch.ts hands its share
+ * on with the unit's next answer, or with the attempt that failed).
  */
 import { DocbatchError } from '../errors.ts';
 

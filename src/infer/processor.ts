@@ -19,6 +19,9 @@
  *    worker's environment, or an engine down for too long, hands the unit back unchanged. A
  *    record that loads while its task does not (a missing blob) is settled the same way; every
  *    reason BullMQ keeps reads "CODE: message", for the reconciler to settle what we could not.
+ *    What an attempt's answers cost (tokens, engine time) is counted either way: with the
+ *    failure settled, or in the record at once (DocStore.addSpent) when the unit is tried again,
+ *    handed back or aborted; an answer that is recorded is counted by its settle only.
  */
 import { DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { jobLockKey } from '../../queues/connect.ts';
@@ -138,11 +141,16 @@ export class UnitProcessor {
         (err: unknown) => (log.debug({ err: (err as Error).message }, 'could not mark the document started'), false),
       );
     }
+    // What the engine answered in this attempt; counted when the attempt ends without settling it.
+    const attempt = newAttempt();
     try {
       // A summary is made from its parts as they are now: a part reopened meanwhile makes it stale.
       const reopens = data.reduce ? Number((await store.redis.hget(store.docKey(data.docId), 'reopens')) ?? 0) : undefined;
-      const result = await this.answer(data, doc, token, abort, log);
+      const result = await this.answer(data, doc, token, abort, log, attempt);
+      attempt.settling = true;
       const outcome = await this.record(job, token, queueName, { data, meta: doc.meta, result, ...(reopens !== undefined ? { reopens } : {}) }, log);
+      // Not recorded: the answer is discarded and asked for again, but it was spent.
+      if (outcome.outcome === 'reopened' || outcome.outcome === 'lock-lost') attempt.settling = false;
       if (outcome.outcome === 'reopened') throw new PartsPending('a part of the conversation was reopened while its summary was made');
       if (outcome.outcome === 'lock-lost') throw new DocbatchError('ABORTED', 'the job lock was lost before the result was recorded; result discarded');
       if (outcome.outcome === 'recorded') this.parts.onSettled?.(data, doc.meta, result);
@@ -152,15 +160,32 @@ export class UnitProcessor {
       if (caught instanceof PartsPending && token && !abort.aborted) {
         // No attempt used: the summary runs again once its parts have settled.
         log.info({ reason: caught.message }, 'summary waits for its parts');
+        await this.countSpent(data, attempt, log);
         await job.moveToDelayed(Date.now() + PARTS_PENDING_DELAY_MS, token);
         throw new DelayedError();
       }
-      return this.onError(job, token, toDocbatchError(caught), doc.meta, log, abort, queueName);
+      // An error while its result was being recorded: the settle may have counted it already.
+      return this.onError(job, token, toDocbatchError(caught), doc.meta, log, abort, queueName, attempt.settling ? undefined : attempt);
     }
   };
 
+  /**
+   * Counts what an attempt's answers cost when the attempt ends without settling the unit (it is
+   * tried again, handed back, or aborted): the engine spent it all the same (DocStore.addSpent).
+   * Best effort: Redis away loses it, as it would lose the settle.
+   */
+  private async countSpent(data: UnitJobData, attempt: Attempt, log: Logger): Promise<void> {
+    if (!spentAny(attempt) || attempt.settling) return;
+    attempt.settling = true;
+    const { tokens, engineMs } = attempt.spent;
+    await this.parts.store.addSpent(data.docId, data.gen, data.unit, { ...tokens, engineMs }).then(
+      (counted) => log.debug({ counted, answers: attempt.answers, ...tokens, engineMs: Math.round(engineMs) }, 'answers of an attempt that did not settle the unit counted'),
+      (err: unknown) => log.warn({ err: (err as Error).message }, 'could not count what the attempt spent'),
+    );
+  }
+
   /** Asks the engine until an answer passes the task's checks, or the tries run out. */
-  private async answer(data: UnitJobData, doc: DocEntry, token: string | undefined, signal: AbortSignal, log: Logger): Promise<UnitResult> {
+  private async answer(data: UnitJobData, doc: DocEntry, token: string | undefined, signal: AbortSignal, log: Logger, attempt: Attempt): Promise<UnitResult> {
     const { meta, task } = doc;
     const password = meta.encrypted ? await this.parts.store.password(meta.docId) : null;
     const ctx = { data, meta, task, password };
@@ -169,21 +194,26 @@ export class UnitProcessor {
       isPage: meta.kind !== 'chat' && !data.reduce,
     });
     const prepared = await sender.prepared();
+    if (prepared.renderer) attempt.drawn = { renderer: prepared.renderer, ...(prepared.rendererFallback ? { rendererFallback: true } : {}) };
     if (prepared.hasImages && this.parts.acceptsImages() === false) {
       throw new DocbatchError('MODEL_NO_IMAGES', `the model ${meta.model ?? '(the engine\u2019s own)'} takes no images, and this unit sends page images`);
     }
-    const retried: string[] = [];
+    const retried = attempt.retried;
     // Tokens over the unit's answers: a count is unknown once one answer did not report it.
-    let spent: Spent = { tokens: { promptTokens: 0, completionTokens: 0 }, engineMs: 0 };
+    let spent: Spent = attempt.spent;
     let last: { code: string; message: string } | null = null;
     const tries = prepared.judge.retries + 1;
     /** Raised after a JSON answer was cut off at max_tokens: asked again with as many, it would be cut again. */
     let maxTokens: number | undefined;
     for (let k = 0; k < tries; k++) {
       const d = await sender.send({ temperature: temperatureFor(prepared.judge, k), ...(meta.model ? { model: meta.model } : {}), ...(maxTokens !== undefined ? { maxTokens } : {}) }, signal).catch((err: unknown) => {
+        // Engine time of the sends that failed: counted with the attempt.
+        attempt.spent = { ...attempt.spent, engineMs: attempt.spent.engineMs + sender.takeUnansweredMs() };
         throw structuredOutputHint(err, prepared.request.responseFormat !== undefined);
       });
       spent = { tokens: addCounts(spent.tokens, d.result.usage), engineMs: spent.engineMs + d.engineMs };
+      attempt.spent = spent;
+      attempt.answers++;
       const verdict = checkAnswer(d.prepared.judge, d.result);
       if (verdict.ok) {
         return {
@@ -248,8 +278,11 @@ export class UnitProcessor {
    * thrown for BullMQ to retry. Whatever reaches BullMQ reads "CODE: message", so the reconciler
    * settles a unit the worker could not (its record unreadable) with its real code.
    */
-  private async onError(job: Job<UnitJobData, UnitJobResult, UnitJobName>, token: string | undefined, err: DocbatchError, meta: DocMeta | null, log: Logger, abort: AbortSignal, queueName?: string): Promise<never> {
+  private async onError(job: Job<UnitJobData, UnitJobResult, UnitJobName>, token: string | undefined, err: DocbatchError, meta: DocMeta | null, log: Logger, abort: AbortSignal, queueName?: string, attempt?: Attempt): Promise<never> {
+    // Answers this attempt got before the error: settled with its failure below, else counted now.
+    const spent = attempt && spentAny(attempt) ? attempt : null;
     if (abort.aborted || err.code === 'ABORTED') {
+      if (spent) await this.countSpent(job.data, spent, log);
       // Lock lost or shutting down: someone else takes the unit over; nothing was recorded.
       log.warn({ code: 'ABORTED', reason: String(abort.reason ?? err.message) }, 'unit aborted; result discarded');
       throw err;
@@ -258,6 +291,7 @@ export class UnitProcessor {
     if (err instanceof ReleaseUnit || action === 'environment' || action === 'wait') {
       if (action === 'environment') this.parts.onEnvironmentError(err);
       log.warn({ code: err.code, err: err.message }, 'unit handed back to the queue (no attempt used)');
+      if (spent) await this.countSpent(job.data, spent, log);
       if (token) {
         await job.moveToWait(token);
         throw new WaitingError();
@@ -274,21 +308,30 @@ export class UnitProcessor {
         code: err.code,
         message: err.message,
         worker: this.parts.workerName,
+        ...(attempt?.drawn ?? {}),
         ...(err instanceof AnswerRejected
           ? { retried: err.retried, ...err.spent.tokens, engineMs: Math.round(err.spent.engineMs) }
-          : {}),
+          : spent
+            ? // Tokens only if an answer came (none: unknown, not 0; a failed chunk says "usage": null).
+              { ...(spent.retried.length > 0 ? { retried: spent.retried } : {}), ...(spent.answers > 0 ? spent.spent.tokens : {}), engineMs: Math.round(spent.spent.engineMs) }
+            : {}),
       };
       const outcome = await this.record(job, token, queueName, { data: job.data, meta, result }, log);
-      if (outcome.outcome === 'lock-lost') throw new DocbatchError('ABORTED', 'the job lock was lost before the failure was recorded');
+      if (outcome.outcome === 'lock-lost') {
+        if (spent) await this.countSpent(job.data, spent, log);
+        throw new DocbatchError('ABORTED', 'the job lock was lost before the failure was recorded');
+      }
       if (outcome.outcome === 'recorded') this.parts.onSettled?.(job.data, meta, result);
       throw new UnrecoverableError(`${err.code}: ${err.message}`);
     }
     if (final) {
       // Its record cannot be read here: fail the job for good, the code kept for the reconciler.
       log.error({ code: err.code, err: err.message }, 'unit failed for good; its record could not be read, so the reconciler settles it');
+      if (spent) await this.countSpent(job.data, spent, log);
       throw new UnrecoverableError(`${err.code}: ${err.message}`);
     }
     log.warn({ code: err.code, err: err.message, attemptsMade: job.attemptsMade + 1, attempts }, 'unit failed; will retry');
+    if (spent) await this.countSpent(job.data, spent, log);
     throw new Error(`${err.code}: ${err.message}`, { cause: err });
   }
 
@@ -382,6 +425,28 @@ interface Spent {
 /** A job's tokens (its BullMQ return value): null when the engine did not report them all. */
 function jobTokens(counts: TokenCounts): number | null {
   return counts.promptTokens === null || counts.completionTokens === null ? null : counts.promptTokens + counts.completionTokens;
+}
+
+/**
+ * One attempt at a unit: what its answers cost so far and the codes of those rejected. `settling`:
+ * its result went to be recorded (the settle counts it), or its cost was counted already.
+ */
+interface Attempt {
+  spent: Spent;
+  retried: string[];
+  answers: number;
+  settling: boolean;
+  /** The unit's pages were drawn: by which renderer (the report counts failed pages' too). */
+  drawn?: { renderer: string; rendererFallback?: true };
+}
+
+/** Whether an attempt got an answer, or had engine time charged. */
+function spentAny(attempt: Attempt): boolean {
+  return attempt.answers > 0 || Math.round(attempt.spent.engineMs) > 0;
+}
+
+function newAttempt(): Attempt {
+  return { spent: { tokens: { promptTokens: 0, completionTokens: 0 }, engineMs: 0 }, retried: [], answers: 0, settling: false };
 }
 
 class AnswerRejected extends FinalUnitError {

@@ -6,11 +6,12 @@
  * from Redis). Writers beat too, in `{p}:writers` (src/write/writer.ts).
  */
 import type { Redis } from 'ioredis';
-import { queueMetaKey } from '../../queues/connect.ts';
+import { openQueue, queueMetaKey } from '../../queues/connect.ts';
 import { QUEUES } from '../../queues/contracts.ts';
 import { inferQueueFor, SHARED_INFER_QUEUE } from '../../queues/routes.ts';
 import { printable } from '../printable.ts';
 import type { DocProgress } from './progress.ts';
+import { readWriteRetries } from './write-retries.ts';
 
 export interface WorkerBeat {
   name: string;
@@ -258,6 +259,21 @@ export function unwrittenWork(progress: readonly DocProgress[], writers: readonl
   return [`no writer has a heartbeat under this prefix (${writers.length > 0 ? `${writers.length} silent` : 'none started'}): ${why}; start one (docbatch writer), or check that it reaches this Redis and prefix`];
 }
 
+/** Writes that failed and wait to be tried again (write-retries.ts), as `--wait` says them. */
+async function writesFailing(redis: Redis, prefix: string, progress: readonly DocProgress[]): Promise<string[]> {
+  if (!progress.some((p) => !p.finished && p.record.state === 'complete')) return [];
+  const queue = openQueue('write', { redisUrl: '', prefix, attempts: 1 }, redis);
+  try {
+    const retrying = await readWriteRetries(queue, progress);
+    return progress.flatMap((p) => {
+      const w = retrying.get(p.record.docId);
+      return w ? [`${p.record.docId}  write failing: ${w.code}: ${printable(w.message)} (attempt ${w.attemptsMade} of ${w.attempts}; tried again)`] : [];
+    });
+  } finally {
+    await queue.close();
+  }
+}
+
 /**
  * unservedWork for a `--wait` loop: nothing for the first `graceMs` (workers started with the
  * command get to say they are there), then the heartbeats read at most every `everyMs`.
@@ -265,14 +281,14 @@ export function unwrittenWork(progress: readonly DocProgress[], writers: readonl
 export function unservedWatch(redis: Redis, prefix: string, options: { everyMs?: number; graceMs?: number } = {}): (progress: readonly DocProgress[]) => Promise<string[]> {
   const everyMs = options.everyMs ?? 5000;
   const from = Date.now() + (options.graceMs ?? 10_000);
-  let beats: { workers: WorkerBeat[]; writers: WriterBeat[]; paused: string[] } | null = null;
+  let beats: { workers: WorkerBeat[]; writers: WriterBeat[]; paused: string[]; writesFailing: string[] } | null = null;
   let readAt = 0;
   return async (progress) => {
     if (Date.now() < from) return [];
     if (beats === null || Date.now() - readAt >= everyMs) {
-      beats = { workers: await readWorkers(redis, prefix), writers: await readWriters(redis, prefix), paused: await readPausedQueues(redis, prefix, progress) };
+      beats = { workers: await readWorkers(redis, prefix), writers: await readWriters(redis, prefix), paused: await readPausedQueues(redis, prefix, progress), writesFailing: await writesFailing(redis, prefix, progress) };
       readAt = Date.now();
     }
-    return unservedWork(progress, beats.workers, { writers: beats.writers, pausedQueues: beats.paused });
+    return [...unservedWork(progress, beats.workers, { writers: beats.writers, pausedQueues: beats.paused }), ...beats.writesFailing];
   };
 }

@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { claimName, moveOutputs, releaseName } from './names.ts';
 import { foldLegacyNames, type NameClash } from './name-fold.ts';
-import { MARK_WRITTEN_LUA, REGISTER_LUA, REOPEN_LUA, RESTORE_LUA, SETTLE_LUA } from './scripts.ts';
+import { MARK_WRITTEN_LUA, REGISTER_LUA, REOPEN_LUA, RESTORE_LUA, SETTLE_LUA, SPEND_LUA } from './scripts.ts';
 import type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult } from './types.ts';
 import { lacksUsage } from '../usage.ts';
 
@@ -206,6 +206,28 @@ export class DocStore {
     );
     const outcome = status === 1 ? 'recorded' : status === 0 ? 'duplicate' : status === -1 ? 'lock-lost' : status === -2 ? 'stale' : status === -4 ? 'reopened' : 'missing';
     return { outcome, settled, units, last: last === 1, groupDone: groupDone === 1 };
+  }
+
+  /**
+   * Counts what the engine answered for a unit in an attempt that ended without settling it
+   * (SPEND_LUA): its tokens (null: not reported) and engine time. False when not counted (another
+   * generation, or already written).
+   */
+  async addSpent(docId: string, gen: number, unit: number, spent: { promptTokens: number | null; completionTokens: number | null; engineMs: number }): Promise<boolean> {
+    const counted = await this.redis.eval(
+      SPEND_LUA,
+      3,
+      this.docKey(docId),
+      this.statsKey,
+      this.noUsageKey(docId, gen),
+      gen,
+      unit,
+      spent.promptTokens ?? 0,
+      spent.completionTokens ?? 0,
+      Math.round(spent.engineMs),
+      lacksUsage(spent) ? 1 : 0,
+    );
+    return counted === 1;
   }
 
   async unitResult(docId: string, gen: number, unit: number): Promise<UnitResult | null> {

@@ -129,6 +129,9 @@ export interface UnitResultFailed extends UnitTrail {
   promptTokens?: number | null;
   completionTokens?: number | null;
   engineMs?: number;
+  /** Pages drawn before the unit failed: which renderer drew them, and whether it was the fallback one. */
+  renderer?: string;
+  rendererFallback?: boolean;
 }
 
 export type UnitResult = UnitResultOk | UnitResultFailed;

@@ -3,7 +3,9 @@
  *
  *   pages, text task      `X.md`: `<!-- page N -->` then the model's text, or
  *                         `<!-- page N failed: CODE: message -->`; a page whose answers were all
- *                         rejected and that fell back to its text layer is marked so
+ *                         rejected and that fell back to its text layer is marked so; a code
+ *                         fence or raw HTML block a page left open is closed at its end
+ *                         (closeOpenBlocks)
  *   pages, JSON task      `X.jsonl`: `{"page": N, "data": ...}` or `{"page": N, "error": {...}}`
  *   document, text task   `X.md`: the answer
  *   document, JSON task   `X.json`: the validated value (none when the unit failed: an X.json
@@ -57,19 +59,61 @@ export function newTally(): Tally {
 /** Counts one unit's result into the tally (the failure entry is the caller's: it knows the place). */
 export function count(tally: Tally, unit: number, r: UnitResult): void {
   for (const code of r.retried ?? []) tally.retries.set(code, (tally.retries.get(code) ?? 0) + 1);
+  // A page drawn counts as drawn whether or not its answer then came.
+  if (r.renderer) tally.renderers.set(r.renderer, (tally.renderers.get(r.renderer) ?? 0) + 1);
+  if (r.rendererFallback) tally.rendererFallbacks.push(unit);
   if (!r.ok) return;
   tally.completed++;
   if (r.fallback) tally.fallbacks.push(unit);
   else tally.models.add(r.model);
   if (r.engine) tally.engines.set(r.engine, (tally.engines.get(r.engine) ?? 0) + 1);
-  if (r.renderer) tally.renderers.set(r.renderer, (tally.renderers.get(r.renderer) ?? 0) + 1);
-  if (r.rendererFallback) tally.rendererFallbacks.push(unit);
 }
 
 /** Model output is untrusted text: it must not be able to forge or close our page markers. */
 export function escapePageText(text: string): string {
   return text.replace(/<!--/g, '&lt;!--');
 }
+
+/**
+ * A page's text with a block it left open closed at its end, so that the pages after it in X.md
+ * are not swallowed by it in a Markdown viewer (CommonMark's rules):
+ *
+ * - a code fence: 3 or more backticks or tildes indented at most 3 spaces (a backtick fence's
+ *   info string holds no backtick), closed by a line of the same character, at least as long,
+ *   and nothing else. The closing line added is the opening one's indentation, character and
+ *   length (so a fence opened in a list item's text is closed inside that item);
+ * - a raw HTML block opened by `<pre`, `<script`, `<style` or `<textarea` at a line's start: it
+ *   ends only at a line holding `</pre>`, `</script>`, `</style>` or `</textarea>`, blank lines
+ *   and page marks included; the closing tag of its opener is added.
+ *
+ * Blocks opened on a list item's or block quote's own line end with them, so are not looked into.
+ */
+export function closeOpenBlocks(text: string): string {
+  let open: { kind: 'fence'; indent: string; fence: string } | { kind: 'html'; tag: string } | null = null;
+  for (const line of text.split('\n')) {
+    if (open?.kind === 'html') {
+      if (HTML_END.test(line)) open = null;
+      continue;
+    }
+    const m = /^( {0,3})(`{3,}|~{3,})(.*)$/.exec(line);
+    if (open) {
+      if (m && m[2]![0] === open.fence[0] && m[2]!.length >= open.fence.length && m[3]!.trim() === '') open = null;
+      continue;
+    }
+    if (m && !(m[2]![0] === '`' && m[3]!.includes('`'))) {
+      open = { kind: 'fence', indent: m[1]!, fence: m[2]! };
+      continue;
+    }
+    const html = HTML_START.exec(line);
+    if (html && !HTML_END.test(line.slice(html[0].length))) open = { kind: 'html', tag: html[1]!.toLowerCase() };
+  }
+  if (open === null) return text;
+  return open.kind === 'fence' ? `${text}\n${open.indent}${open.fence}` : `${text}\n</${open.tag}>`;
+}
+
+/** CommonMark's HTML block of type 1: its start, and what ends it. */
+const HTML_START = /^ {0,3}<(pre|script|style|textarea)(?=[\s>]|$)/i;
+const HTML_END = /<\/(?:pre|script|style|textarea)>/i;
 
 /** A failure message inside an HTML comment: no `--`, one line. */
 export function commentSafe(text: string): string {
@@ -118,7 +162,7 @@ export async function writePages(record: DocRecord, store: DocStore, sink: Outpu
 function pageBlock(page: number, r: UnitResult): string {
   if (!r.ok) return `<!-- page ${page} failed: ${r.code}: ${commentSafe(r.message)} -->\n\n`;
   const note = r.fallback ? `<!-- page ${page} fallback: text layer (every answer was rejected: ${commentSafe((r.retried ?? []).join(', '))}) -->\n` : '';
-  return `<!-- page ${page} -->\n${note}${escapePageText(r.text).trimEnd()}\n\n`;
+  return `<!-- page ${page} -->\n${note}${closeOpenBlocks(escapePageText(r.text).trimEnd())}\n\n`;
 }
 
 function pageLine(page: number, r: UnitResult): string {

@@ -7,7 +7,8 @@
  *                       with --conversation-summary, a `"chunk": "summary"` line closes each
  *                       conversation (of several chunks: its summary unit; of one: that chunk's)
  *   conversation unit   one line per conversation (`"chunk": "conversation"`): its answer (a
- *                       conversation of several chunks is answered from its parts' summaries)
+ *                       conversation of several chunks is answered from its parts' summaries,
+ *                       whose usage its line's `usage` includes: they have no line)
  *
  * Text tasks put the answer in `summary`; JSON tasks put the validated value in `data`.
  */
@@ -18,7 +19,7 @@ import type { DocRecord, UnitResult, UnitResultFailed } from '../store/types.ts'
 import { count, missing, newTally, type Assembled, type Tally } from './assemble.ts';
 import type { OutputSink } from './atomic.ts';
 import { jsonLines, jsonlLine } from '../jsonl.ts';
-import { usageJson } from '../usage.ts';
+import { addCounts, usageJson, type TokenCounts } from '../usage.ts';
 
 interface Conversation {
   first: SidecarChunk;
@@ -71,6 +72,9 @@ export async function writeChat(record: DocRecord, store: DocStore, blobs: BlobS
           from_chunks: results.filter((x) => x.ok).length,
           ...answer(r),
           ...(unit < 0 && !perConversation ? { usage: { prompt_tokens: 0, completion_tokens: 0 } } : {}),
+          // Its parts' summaries have no line of their own under the conversation unit: their
+          // usage is the conversation's too, so the lines add up to the report's totals.
+          ...(perConversation && unit >= 0 ? { usage: combinedUsage([r, ...results]) } : {}),
         };
         await write(jsonlLine(line));
         conversation = null;
@@ -112,6 +116,19 @@ export async function writeChat(record: DocRecord, store: DocStore, blobs: BlobS
   } finally {
     await lines.return(undefined);
   }
+}
+
+/**
+ * The usage of a conversation's summary and the parts it was made from, as one: null when none
+ * of them had an answer; a count null when one of them did not report it (unknown, src/usage.ts).
+ */
+function combinedUsage(results: UnitResult[]): ReturnType<typeof usageJson> {
+  let total: TokenCounts | null = null;
+  for (const r of results) {
+    if (!r.ok && r.promptTokens === undefined && r.completionTokens === undefined) continue; // no answer
+    total = addCounts(total ?? { promptTokens: 0, completionTokens: 0 }, { promptTokens: r.promptTokens ?? null, completionTokens: r.completionTokens ?? null });
+  }
+  return total === null ? null : usageJson(total);
 }
 
 /**

@@ -26,7 +26,9 @@ export interface Report {
   failures_by_code: Record<string, number>;
   /**
    * Answers the checks rejected (truncated, looping, invalid, empty), per code. Each was asked
-   * again, but for the last try of a unit that then failed or fell back to its text layer.
+   * again, but for the last try of a unit that then failed or fell back to its text layer. Counted
+   * from the attempt that settled each unit: one that failed after a rejected answer (a 5xx) and
+   * was tried again leaves its rejections out (its tokens are counted: DocStore.addSpent).
    */
   retries: Record<string, number>;
   /** Units answered from their own text layer after every answer was rejected. */
@@ -35,7 +37,8 @@ export interface Report {
   finished_at: string | null;
   enqueued_at: string;
   /**
-   * Tokens the engine reported, rejected answers included. A lower bound when some units had no
+   * Tokens the engine reported, rejected answers included (also those of attempts that failed and
+   * were tried again: DocStore.addSpent). A lower bound when some units had no
    * usage (`units_without_usage` > 0, `tokens_note` says so); null when none was reported at all.
    */
   prompt_tokens: number | null;
@@ -50,7 +53,7 @@ export interface Report {
   models: string[];
   /** Units answered per engine. */
   engines: Record<string, number>;
-  /** Pages drawn per renderer (pdfium, pdfjs; sharp for image files). */
+  /** Pages drawn per renderer (pdfium, pdfjs; sharp for image files), answered or failed after. */
   renderers?: Record<string, number>;
   /** Pages (1-based) the fallback renderer drew after the default one failed on them. */
   renderer_fallback_pages?: number[];

@@ -37,6 +37,18 @@ describe('status --limit', () => {
     expect(docs.map((d) => d.docId)).toEqual([ids[2], ids[1]]);
   });
 
+  it('says that its total is of the newest N only, and of how many', async () => {
+    const text = await runCli(['status', '--limit', '2'], env);
+    expect(text.stdout).toMatch(/^total: 2 documents, /m);
+    expect(text.stdout).toMatch(/^the total is of the newest 2 of 3 documents: --limit 3 counts them all$/m);
+    const lines = (await runCli(['status', '--limit', '2', '--json'], env)).stdout.trim().split('\n').map((l) => JSON.parse(l) as { total?: Record<string, unknown> });
+    expect(lines.at(-1)!.total).toMatchObject({ documents: 2, documents_total: 3 });
+    // All of them shown: nothing said, and the two figures agree.
+    expect((await runCli(['status'], env)).stdout).not.toContain('the total is of the newest');
+    const all = (await runCli(['status', '--json'], env)).stdout.trim().split('\n').map((l) => JSON.parse(l) as { total?: Record<string, unknown> });
+    expect(all.at(-1)!.total).toMatchObject({ documents: 3, documents_total: 3 });
+  });
+
   it('says work no running worker takes of documents older than the newest N too', async () => {
     // The oldest document names a model no worker serves; a worker serving the shared queue beats
     // (its heartbeat as src/infer/worker.ts writes it).

@@ -89,6 +89,13 @@ describe('crashes and restarts', () => {
     expect(lines.map((l) => `${l.conversation_id}/${l.chunk}`)).toEqual([...new Set(lines.map((l) => `${l.conversation_id}/${l.chunk}`))]);
     expect(lines).toHaveLength(done[1]!.record.units);
     for (const d of done) expect(d.record.failed).toBe(0);
+    // Tokens counted once per unit: the report's totals are its lines' (no unit the killed
+    // worker had settled counted again by the one that took over), and no more than the engine did.
+    const report = JSON.parse(readFileSync(join(p.config.outDir, 'conversations.report.json'), 'utf8')) as { prompt_tokens: number; completion_tokens: number; units_without_usage: number };
+    const sum = (key: 'prompt_tokens' | 'completion_tokens') => lines.reduce((n, l: { usage: Record<string, number> }) => n + l.usage[key]!, 0);
+    expect(report).toMatchObject({ prompt_tokens: sum('prompt_tokens'), completion_tokens: sum('completion_tokens'), units_without_usage: 0 });
+    const bookReport = JSON.parse(readFileSync(join(p.config.outDir, 'book.report.json'), 'utf8')) as { prompt_tokens: number; completion_tokens: number };
+    expect(bookReport.completion_tokens + report.completion_tokens).toBeLessThanOrEqual(p.engine.stats().generationTokens);
     await infer.close();
   }, 180_000);
 
