@@ -140,7 +140,9 @@ it('a producer SIGKILLed while its inspector reads a slow file: the inspector is
       '<< /Type /Page /Parent 4 0 R >>',
     ]),
   );
-  const producer = spawnBin(['enqueue', pdf], { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir });
+  // Above the page cap (INPUT_MAX_PAGES, 100,000 by default) such a file is refused at once; raised
+  // here so that the inspector reads the page tree.
+  const producer = spawnBin(['enqueue', pdf], { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir, INPUT_MAX_PAGES: String(fan ** 3 * 2) });
   await until('the producer to start its inspector', () => childrenOf(producer.pid!, 'inspect').length === 1);
   const inspector = childrenOf(producer.pid!, 'inspect')[0]!;
   grandchildren.push(inspector);
