@@ -79,11 +79,16 @@ it('an endpoint that ignores response_format (answers prose to a JSON task): fou
     writeFileSync(schemaFile, JSON.stringify({ type: 'object', properties: { total: { type: 'number' } }, required: ['total'] }));
     const file = join(p.dir, 'ignored.pdf');
     writeFileSync(file, numberedPdf(4, 14));
+    const s0 = p.engine.stats();
     const [docId] = acceptedIds(await p.enqueue([file], { task: { schema: schemaFile, unit: 'page' } }));
     const [done] = await p.wait([docId!], 60_000);
     expect(done!.record).toMatchObject({ state: 'written', done: 4, failed: 0 });
     const lines = readFileSync(join(p.config.outDir, 'ignored.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { data?: { total?: unknown } });
     expect(lines.map((l) => typeof l.data?.total)).toEqual(['number', 'number', 'number', 'number']);
+    // The prose answers the client sent again with the schema in the prompt were processed by
+    // the engine all the same: the report counts their tokens too.
+    const s = p.engine.stats();
+    expect(report('ignored')).toMatchObject({ prompt_tokens: s.promptTokens - s0.promptTokens, completion_tokens: s.generationTokens - s0.generationTokens });
   } finally {
     p.engine.setFaults({ structuredOutputs: 'full' });
   }
