@@ -72,6 +72,23 @@ it("an endpoint's content filter (Azure OpenAI: a 200 without choices): the page
   }
 }, 90_000);
 
+it("a content-filtered answer's tokens, as the endpoint reported them, are counted", async () => {
+  // Azure OpenAI bills the prompt of a filtered request and says so in the 200's usage; the
+  // emulator's filter answers before its engine, so the engine's counters do not hold them.
+  p.engine.setFaults({ contentFilter: { matchText: 'Page 1 of 1', on: 'prompt' } });
+  try {
+    const file = join(p.dir, 'filtered-usage.pdf');
+    writeFileSync(file, numberedPdf(1, 15));
+    const [docId] = acceptedIds(await p.enqueue([file]));
+    const [done] = await p.wait([docId!], 60_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 0, failed: 1 });
+    expect(report('filtered-usage')).toMatchObject({ failed: [{ page: 1, code: 'CONTENT_FILTERED' }] });
+    expect(report('filtered-usage').prompt_tokens).toBeGreaterThan(0);
+  } finally {
+    p.engine.setFaults({ contentFilter: null });
+  }
+}, 90_000);
+
 it('an endpoint that ignores response_format (answers prose to a JSON task): found by its answers, the schema put in the prompt, every page answered without SCHEMA_IN_PROMPT', async () => {
   p.engine.setFaults({ structuredOutputs: 'ignored' });
   try {
