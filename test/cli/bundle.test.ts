@@ -4,8 +4,8 @@
  * whose entry, package.json and the samples are found through src/root.ts); and bin/docbatch
  * runs it only while it is newer than every file it was made from.
  */
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { tempDir } from '../render/fixtures.ts';
@@ -93,4 +93,22 @@ it("the Dockerfile's bundle stage copies in every file the bundle is made from",
   const built = spawnSync(NODE, ['scripts/bundle.ts'], { cwd: project, encoding: 'utf8' });
   expect(built.status, built.stderr).toBe(0);
   expect(existsSync(join(project, 'dist/.built'))).toBe(true);
+}, 120_000);
+
+it('a source changed while the bundle is being made is newer than its stamp (bin/docbatch then runs the sources)', async () => {
+  // A project of its own, so that its sources can be changed mid-build.
+  const project = join(tmp.dir, 'mid-build');
+  for (const dir of ['src', 'queues', 'workers']) cpSync(join(ROOT, dir), join(project, dir), { recursive: true });
+  mkdirSync(join(project, 'scripts'));
+  copyFileSync(join(ROOT, 'scripts/bundle.ts'), join(project, 'scripts/bundle.ts'));
+  symlinkSync(join(ROOT, 'node_modules'), join(project, 'node_modules'));
+  const build = spawn(NODE, ['scripts/bundle.ts'], { cwd: project, stdio: 'ignore' });
+  const exited = new Promise<number | null>((done) => build.on('exit', done));
+  // The output folder is made before any source is read; the build takes hundreds of ms after.
+  while (!existsSync(join(project, 'dist'))) await new Promise((r) => setTimeout(r, 2));
+  expect(existsSync(join(project, 'dist/.built')), 'the build ended before the source was changed').toBe(false);
+  const edited = join(project, 'src/cli/main.ts');
+  writeFileSync(edited, `${readFileSync(edited, 'utf8')}\n// changed mid-build\n`);
+  expect(await exited).toBe(0);
+  expect(statSync(edited).mtimeMs).toBeGreaterThan(statSync(join(project, 'dist/.built')).mtimeMs);
 }, 120_000);
