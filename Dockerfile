@@ -10,6 +10,7 @@ COPY package.json package-lock.json ./
 RUN npm install --no-audit --no-fund --ignore-scripts
 COPY queues ./queues
 COPY src ./src
+COPY workers ./workers
 COPY scripts/bundle.ts ./scripts/bundle.ts
 RUN node scripts/bundle.ts
 

@@ -16,7 +16,7 @@
  * (pino), and the big, rarely loaded ones (the AWS SDK, the emulator's tokenizer). Every chunk
  * is written directly in the output folder, one level below the project, as src/root.ts needs.
  */
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build } from 'rolldown';
@@ -49,6 +49,8 @@ function packageOf(id: string): string | undefined {
 }
 
 const started = performance.now();
+// Before any source is read: the stamp bears this time (below).
+const readFrom = new Date();
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 await build({
@@ -62,6 +64,10 @@ await build({
   output: { dir: out, format: 'esm', entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js' },
 });
 // The stamp bin/docbatch compares the sources with: written last, so a bundle cut short by a
-// failure or a kill has none and is never run.
-writeFileSync(join(out, '.built'), `${new Date().toISOString()}\n`);
+// failure or a kill has none and is never run. Its time is when the build began, not ended: a
+// source saved while the build ran (read before or after the change) is newer than the stamp,
+// so the sources run until the next bundle.
+const stamp = join(out, '.built');
+writeFileSync(stamp, `${readFrom.toISOString()}\n`);
+utimesSync(stamp, readFrom, readFrom);
 console.log(`docbatch: bundled the command line into ${values.out}/ (${readdirSync(out).length - 1} files) in ${Math.round(performance.now() - started)} ms`);

@@ -20,6 +20,7 @@ import { assembleEventStream, isEventStream } from './sse.ts';
 import { validateChat, validateMessages } from './validate.ts';
 import { parseEngineMetrics } from './signals.ts';
 import type { ChatMessage, ChatRequest, ChatResult, EngineHealth, EngineMetrics, ModelInfo } from './types.ts';
+import { addCounts, type TokenCounts } from '../usage.ts';
 
 export { classifyEngineResponse, classifyTransportError, EngineError, isEngineError } from './classify.ts';
 export type * from './types.ts';
@@ -193,6 +194,8 @@ export class EngineClient {
     if (request.requestId !== undefined) headers['x-request-id'] = request.requestId;
     // At most one resend per setting the endpoint can refuse (the cap's name, the cap,
     // temperature, top_p, and each rung of structured output down to the schema in the prompt).
+    /** Tokens of answers in prose sent again (below): the engine processed them, so the answer returned carries them. */
+    let resentUsage: TokenCounts | null = null;
     for (let pass = 0; ; pass++) {
       const params = this.params.get(model);
       const body = applyParams(base, params);
@@ -218,11 +221,12 @@ export class EngineClient {
           const prose = known && pass < MAX_RESENDS ? answeredInProse(known, model, body, result.text) : null;
           if (prose) {
             if (prose.sentence !== null) this.options.onParamsChanged?.(prose.sentence);
+            resentUsage = resentUsage === null ? result.usage : addCounts(resentUsage, result.usage);
             continue;
           }
           const said = structuredAnswered(params, model, base);
           if (said !== null) this.options.onParamsChanged?.(said);
-          return result;
+          return resentUsage === null ? result : { ...result, usage: addCounts(resentUsage, result.usage) };
         }
         status = inBody;
         carried = true;

