@@ -16,7 +16,7 @@
  * (pino), and the big, rarely loaded ones (the AWS SDK, the emulator's tokenizer). Every chunk
  * is written directly in the output folder, one level below the project, as src/root.ts needs.
  */
-import { mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build } from 'rolldown';
@@ -48,12 +48,17 @@ function packageOf(id: string): string | undefined {
   return id.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
 }
 
+/** How long chunks of an earlier bundle are kept for processes still running it. */
+const KEEP_OLD_CHUNKS_MS = 24 * 3600_000;
+
 const started = performance.now();
 // Before any source is read: the stamp bears this time (below).
 const readFrom = new Date();
-rmSync(out, { recursive: true, force: true });
+// The stamp goes first: from here until it is written again, bin/docbatch runs the sources.
+const stamp = join(out, '.built');
+rmSync(stamp, { force: true });
 mkdirSync(out, { recursive: true });
-await build({
+const result = await build({
   input: { main: join(ROOT, 'src/cli/main.ts') },
   platform: 'node',
   external: (id) => {
@@ -67,7 +72,14 @@ await build({
 // failure or a kill has none and is never run. Its time is when the build began, not ended: a
 // source saved while the build ran (read before or after the change) is newer than the stamp,
 // so the sources run until the next bundle.
-const stamp = join(out, '.built');
 writeFileSync(stamp, `${readFrom.toISOString()}\n`);
 utimesSync(stamp, readFrom, readFrom);
-console.log(`docbatch: bundled the command line into ${values.out}/ (${readdirSync(out).length - 1} files) in ${Math.round(performance.now() - started)} ms`);
+// The previous bundle's chunks stay a day: a worker or dashboard started from it loads some
+// chunks only when first needed (a verb's error path, the S3 store), long after it started, and
+// must still find them after an `npm install` made this one.
+const made = new Set(result.output.map((file) => file.fileName));
+for (const name of readdirSync(out)) {
+  if (made.has(name) || name === '.built' || !name.endsWith('.js')) continue;
+  if (Date.now() - statSync(join(out, name)).mtimeMs > KEEP_OLD_CHUNKS_MS) rmSync(join(out, name), { force: true });
+}
+console.log(`docbatch: bundled the command line into ${values.out}/ (${made.size} files) in ${Math.round(performance.now() - started)} ms`);

@@ -112,3 +112,24 @@ it('a source changed while the bundle is being made is newer than its stamp (bin
   expect(await exited).toBe(0);
   expect(statSync(edited).mtimeMs).toBeGreaterThan(statSync(join(project, 'dist/.built')).mtimeMs);
 }, 120_000);
+
+it("a new bundle keeps the previous one's chunks a day, for processes still running it, and drops older ones", () => {
+  const out = `dist-test-${process.pid}-again`;
+  const dir = join(ROOT, out);
+  try {
+    const make = () => spawnSync(NODE, ['scripts/bundle.ts', '--out', out], { cwd: ROOT, encoding: 'utf8' });
+    expect(make().status).toBe(0);
+    // Chunks only an earlier bundle had (their names carry a hash of another content).
+    writeFileSync(join(dir, 'status-0ld0ne1.js'), '');
+    writeFileSync(join(dir, 'status-0ld0ne2.js'), '');
+    const twoDaysAgo = new Date(Date.now() - 48 * 3600_000);
+    utimesSync(join(dir, 'status-0ld0ne2.js'), twoDaysAgo, twoDaysAgo);
+    const again = make();
+    expect(again.status, again.stderr).toBe(0);
+    expect(existsSync(join(dir, 'status-0ld0ne1.js')), 'a chunk of the bundle before, an hour old').toBe(true);
+    expect(existsSync(join(dir, 'status-0ld0ne2.js')), 'a chunk two days old').toBe(false);
+    expect(existsSync(join(dir, '.built'))).toBe(true);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 60_000);
