@@ -62,3 +62,17 @@ export function jsonLine(value: unknown): string {
     return out;
   });
 }
+
+/**
+ * `text` cut to at most `max` UTF-16 units, ending in `…` when it was cut, and never between
+ * the two halves of a surrogate pair (a lone surrogate is not valid Unicode: JSON parsers and
+ * UTF-8 encoders replace or refuse it). Used where text from outside is kept (record fields,
+ * report keys, titles).
+ */
+export function cutText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = Math.max(0, max - 1);
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+  return `${text.slice(0, end)}…`;
+}

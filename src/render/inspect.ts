@@ -14,6 +14,7 @@ import { loadPdfium, PdfiumPoisoned } from './pdfium.ts';
 import { checkPageCount } from './page-count.ts';
 import { inspectWithPdfium } from './pdfium-inspect.ts';
 import type { InspectResult } from './protocol.ts';
+import { cutText } from '../printable.ts';
 
 let pdfiumUsable = true;
 
@@ -52,9 +53,7 @@ export const MAX_TITLE_CHARS = 1024;
  */
 function withShortTitle(info: InspectResult): InspectResult {
   if (info.title === null || info.title.length <= MAX_TITLE_CHARS) return info;
-  // Not inside a surrogate pair.
-  const end = /[\ud800-\udbff]/.test(info.title[MAX_TITLE_CHARS - 2] ?? '') ? MAX_TITLE_CHARS - 2 : MAX_TITLE_CHARS - 1;
-  return { ...info, title: `${info.title.slice(0, end)}…` };
+  return { ...info, title: cutText(info.title, MAX_TITLE_CHARS) };
 }
 
 async function inspectWithPdfjs(data: Buffer, password: string | undefined, maxPageSizes: number, maxPages: number): Promise<InspectResult> {

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DocbatchError } from '../../src/errors.ts';
-import { jsonLine, printable } from '../../src/printable.ts';
+import { cutText, jsonLine, printable } from '../../src/printable.ts';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startPipeline, type Pipeline } from '../helpers/pipeline.ts';
@@ -93,4 +93,16 @@ describe('the CLI prints file names and export ids escaped', () => {
     expect(statusJson.stdout).not.toMatch(RAW);
     expect(statusJson.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { source?: string }).some((o) => o.source === reversed)).toBe(true);
   }, 60_000);
+});
+
+describe('cutText', () => {
+  it('keeps short text, cuts long text to the limit ending in …, never inside a surrogate pair', () => {
+    expect(cutText('abc', 3)).toBe('abc');
+    expect(cutText('abcdef', 4)).toBe('abc…');
+    // '🧪' is two UTF-16 units: a cut between them would leave a lone high surrogate.
+    const cut = cutText(`ab🧪cd`, 4);
+    expect(cut).toBe('ab…');
+    expect(/[\ud800-\udfff]/u.test(cut.replace(/\p{Extended_Pictographic}/gu, ''))).toBe(false);
+    expect(cutText(`a🧪cd`, 4)).toBe('a🧪…');
+  });
 });

@@ -4,6 +4,7 @@
  * reads are checked (an export carries dozens it ignores, and abandoned branches are never
  * rendered, so their content is not checked), and this runs on every node of a 200 MB export.
  */
+import { cutText } from '../../printable.ts';
 
 /** A field with the wrong shape. split.ts turns it into EXPORT_SCHEMA with the conversation named. */
 export class FieldError extends Error {
@@ -99,6 +100,6 @@ export function optionalTime(v: unknown): number | null {
 /** A path segment: `.key` for plain keys, `["key"]` for keys that would be ambiguous. */
 export function key(parent: string, k: string): string {
   // A key is quoted when it would be ambiguous, and cut when long (an error message names it).
-  const seg = /^[\w-]+$/.test(k) && k.length <= 80 ? k : JSON.stringify(k.length > 80 ? `${k.slice(0, 80)}…` : k);
+  const seg = /^[\w-]+$/.test(k) && k.length <= 80 ? k : JSON.stringify(cutText(k, 81));
   return parent ? `${parent}.${seg}` : seg;
 }

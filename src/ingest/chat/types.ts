@@ -1,3 +1,5 @@
+import { cutText } from '../../printable.ts';
+
 /** The shapes every export reader produces: a conversation as shown, as a list of visible messages. */
 
 /** The export formats docbatch reads. */
@@ -34,7 +36,7 @@ export class SkipCounter {
     // A reason carries a type named by the export (`content_type:<type>`): it goes into the
     // document's record in Redis and its report, so the names are cut and their number bounded.
     // An export naming 100,000 types of 1000 characters made a 102 MB record.
-    let key = reason.length > MAX_REASON_CHARS ? `${reason.slice(0, MAX_REASON_CHARS - 1)}…` : reason;
+    let key = cutText(reason, MAX_REASON_CHARS);
     if (!Object.hasOwn(this.counts, key)) {
       if (this.#kinds >= MAX_REASONS) key = OTHER_REASONS;
       else if (key !== OTHER_REASONS) this.#kinds++;

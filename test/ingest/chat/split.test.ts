@@ -244,6 +244,16 @@ describe('splitExport: the sidecar', () => {
     expect(Object.values(result.skipped).reduce((a, b) => a + b, 0)).toBe(301);
   });
 
+  it('a skip reason cut at its limit inside an emoji keeps the emoji whole (no lone surrogate in the record)', async () => {
+    // 'content_type:' + 85 characters puts the first emoji's two halves at 98 and 99.
+    const line = JSON.stringify({ id: 'e', messages: [{ role: 'user', content: [{ type: `${'x'.repeat(85)}${'🧪'.repeat(10)}` }, 'hello'] }, { role: 'assistant', content: 'hi' }] });
+    const { result } = await splitFile(writeBytes(tmp.dir, 'emoji-type.jsonl', `${line}\n`));
+    const reasons = Object.keys(result.skipped);
+    expect(reasons).toHaveLength(1);
+    expect(reasons[0]!.isWellFormed(), JSON.stringify(reasons[0])).toBe(true);
+    expect(reasons[0]!.endsWith('…')).toBe(true);
+  });
+
   it('JSONL: a tool call whose type names a member of every object (constructor, toString, __proto__) is shown by its type, not a TypeError', async () => {
     // Was "Cannot read properties of undefined (reading 'trim')": not an error of the file, so
     // `enqueue` stopped there and the files after it were never read.
