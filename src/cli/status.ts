@@ -13,7 +13,7 @@ import { progressLine } from '../observe/bar.ts';
 import { byModel, formatDuration, formatRate, readProgress, totalsOf, type DocProgress, type Totals } from '../observe/progress.ts';
 import { pausedWork, readPausedQueues, readWorkers, readWriters, unservedWork, unwrittenWork, workerNote, workerProblem, writerProblem } from '../observe/workers.ts';
 import { costPer1000Units, costUsd } from '../observe/cost.ts';
-import { readWriteRetries, type WriteRetrying } from '../observe/write-retries.ts';
+import { readWriteRetries, writeFailingLine, type WriteRetrying } from '../observe/write-retries.ts';
 import { DocStore } from '../store/docs.ts';
 import { findDocuments } from '../store/find.ts';
 import { jsonLine, printable } from '../printable.ts';
@@ -81,7 +81,7 @@ export function statusCommand(): Command {
         // A document failed with every unit answered: why (its outputs could not be written).
         if (r.writeError) out(`${r.docId}  write failed: ${r.writeError.code}: ${printable(r.writeError.message)} (docbatch retry ${r.docId} writes it again)`);
         const w = retrying.get(r.docId);
-        if (w) out(`${r.docId}  write failing: ${w.code}: ${printable(w.message)} (attempt ${w.attemptsMade} of ${w.attempts}; tried again)`);
+        if (w) out(writeFailingLine(r.docId, w));
       }
       if (progress.length > 0) {
         out(`total: ${summary(total, costOf(total.engineMs, total.done), true)}`);

@@ -11,7 +11,7 @@ import { QUEUES } from '../../queues/contracts.ts';
 import { inferQueueFor, SHARED_INFER_QUEUE } from '../../queues/routes.ts';
 import { printable } from '../printable.ts';
 import type { DocProgress } from './progress.ts';
-import { readWriteRetries } from './write-retries.ts';
+import { readWriteRetries, writeFailingLine } from './write-retries.ts';
 
 export interface WorkerBeat {
   name: string;
@@ -267,7 +267,7 @@ async function writesFailing(redis: Redis, prefix: string, progress: readonly Do
     const retrying = await readWriteRetries(queue, progress);
     return progress.flatMap((p) => {
       const w = retrying.get(p.record.docId);
-      return w ? [`${p.record.docId}  write failing: ${w.code}: ${printable(w.message)} (attempt ${w.attemptsMade} of ${w.attempts}; tried again)`] : [];
+      return w ? [writeFailingLine(p.record.docId, w)] : [];
     });
   } finally {
     await queue.close();

@@ -9,6 +9,7 @@
  */
 import { writeJobId } from '../../queues/contracts.ts';
 import type { TypedQueue } from '../../queues/connect.ts';
+import { printable } from '../printable.ts';
 import type { DocProgress } from './progress.ts';
 
 export interface WriteRetrying {
@@ -32,4 +33,9 @@ export async function readWriteRetries(queue: TypedQueue<'write'>, progress: rea
     out.set(r.docId, { code: m?.[1] ?? 'WRITE_FAILED', message: m?.[2] ?? job.failedReason, attemptsMade: job.attemptsMade, attempts: job.opts.attempts ?? 1 });
   }
   return out;
+}
+
+/** The line `status` and `--wait` print for a document whose write is being tried again. */
+export function writeFailingLine(docId: string, w: WriteRetrying): string {
+  return `${docId}  write failing: ${w.code}: ${printable(w.message)} (attempt ${w.attemptsMade} of ${w.attempts}; tried again)`;
 }
