@@ -82,17 +82,20 @@ export function escapePageText(text: string): string {
  *   info string holds no backtick), closed by a line of the same character, at least as long,
  *   and nothing else. The closing line added is the opening one's indentation, character and
  *   length (so a fence opened in a list item's text is closed inside that item);
- * - a raw HTML block opened by `<pre`, `<script`, `<style` or `<textarea` at a line's start: it
- *   ends only at a line holding `</pre>`, `</script>`, `</style>` or `</textarea>`, blank lines
- *   and page marks included; the closing tag of its opener is added.
+ * - a raw HTML block that runs past blank lines and page marks (CommonMark's types 1, 3, 4 and 5;
+ *   type 2, `<!--`, never opens: escapePageText breaks it): one opened at a line's start by
+ *   `<pre`, `<script`, `<style` or `<textarea` ends at a line holding its closing tag; by `<?`, at
+ *   `?>`; by `<!` and a letter (`<!DOCTYPE`), at `>`; by `<![CDATA[`, at `]]>`. What ends it is
+ *   added on a line of its own. test/write/markdown-commonmark.test.ts holds X.md to
+ *   commonmark.js, the reference parser.
  *
  * Blocks opened on a list item's or block quote's own line end with them, so are not looked into.
  */
 export function closeOpenBlocks(text: string): string {
-  let open: { kind: 'fence'; indent: string; fence: string } | { kind: 'html'; tag: string } | null = null;
+  let open: { kind: 'fence'; indent: string; fence: string } | { kind: 'html'; end: RegExp; close: string } | null = null;
   for (const line of text.split('\n')) {
     if (open?.kind === 'html') {
-      if (HTML_END.test(line)) open = null;
+      if (open.end.test(line)) open = null;
       continue;
     }
     const m = /^( {0,3})(`{3,}|~{3,})(.*)$/.exec(line);
@@ -104,16 +107,24 @@ export function closeOpenBlocks(text: string): string {
       open = { kind: 'fence', indent: m[1]!, fence: m[2]! };
       continue;
     }
-    const html = HTML_START.exec(line);
-    if (html && !HTML_END.test(line.slice(html[0].length))) open = { kind: 'html', tag: html[1]!.toLowerCase() };
+    for (const block of HTML_BLOCKS) {
+      const start = block.start.exec(line);
+      if (!start) continue;
+      if (!block.end.test(line.slice(start[0].length))) open = { kind: 'html', end: block.end, close: block.close(start) };
+      break;
+    }
   }
   if (open === null) return text;
-  return open.kind === 'fence' ? `${text}\n${open.indent}${open.fence}` : `${text}\n</${open.tag}>`;
+  return open.kind === 'fence' ? `${text}\n${open.indent}${open.fence}` : `${text}\n${open.close}`;
 }
 
-/** CommonMark's HTML block of type 1: its start, and what ends it. */
-const HTML_START = /^ {0,3}<(pre|script|style|textarea)(?=[\s>]|$)/i;
-const HTML_END = /<\/(?:pre|script|style|textarea)>/i;
+/** CommonMark's HTML blocks that blank lines do not end (types 1, 3, 4, 5): start, end, what closes one. */
+const HTML_BLOCKS: ReadonlyArray<{ start: RegExp; end: RegExp; close: (start: RegExpExecArray) => string }> = [
+  { start: /^ {0,3}<(pre|script|style|textarea)(?=[\s>]|$)/i, end: /<\/(?:pre|script|style|textarea)>/i, close: (m) => `</${m[1]!.toLowerCase()}>` },
+  { start: /^ {0,3}<\?/, end: /\?>/, close: () => '?>' },
+  { start: /^ {0,3}<!\[CDATA\[/, end: /\]\]>/, close: () => ']]>' },
+  { start: /^ {0,3}<![A-Za-z]/, end: />/, close: () => '>' },
+];
 
 /** A failure message inside an HTML comment: no `--`, one line. */
 export function commentSafe(text: string): string {
@@ -159,7 +170,8 @@ export async function writePages(record: DocRecord, store: DocStore, sink: Outpu
   return { file, tally };
 }
 
-function pageBlock(page: number, r: UnitResult): string {
+/** One page of X.md: its mark, then its text with any block it left open closed (closeOpenBlocks). */
+export function pageBlock(page: number, r: UnitResult): string {
   if (!r.ok) return `<!-- page ${page} failed: ${r.code}: ${commentSafe(r.message)} -->\n\n`;
   const note = r.fallback ? `<!-- page ${page} fallback: text layer (every answer was rejected: ${commentSafe((r.retried ?? []).join(', '))}) -->\n` : '';
   return `<!-- page ${page} -->\n${note}${closeOpenBlocks(escapePageText(r.text).trimEnd())}\n\n`;
