@@ -16,7 +16,7 @@
  * (pino), and the big, rarely loaded ones (the AWS SDK, the emulator's tokenizer). Every chunk
  * is written directly in the output folder, one level below the project, as src/root.ts needs.
  */
-import { mkdirSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build } from 'rolldown';
@@ -62,6 +62,16 @@ const readFrom = new Date(Date.now() - 2000);
 const stamp = join(out, '.built');
 rmSync(stamp, { force: true });
 mkdirSync(out, { recursive: true });
+// The lock files as this build reads the packages: npm rewrites them (same content, new time) at
+// every install, after the time the stamp bears, so bin/docbatch compares their content with these
+// copies when they are newer than the stamp. A lock file absent now has no copy: one appearing
+// later makes the sources run.
+const locks = join(out, '.locks');
+rmSync(locks, { recursive: true, force: true });
+mkdirSync(locks);
+for (const lock of ['package-lock.json', 'node_modules/.package-lock.json']) {
+  if (existsSync(join(ROOT, lock))) copyFileSync(join(ROOT, lock), join(locks, lock.replaceAll('/', '-')));
+}
 const result = await build({
   input: { main: join(ROOT, 'src/cli/main.ts') },
   platform: 'node',

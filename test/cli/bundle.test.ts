@@ -69,7 +69,30 @@ it('bin/docbatch runs dist/main.js only while it is newer than the sources and l
     age(f, 60);
     expect(runs()).toBe('bundle');
   }
+  // npm rewrites both lock files at every install, same content and a new time, after the time
+  // the stamp bears (dated 2 s before the build began): a fresh clone's `npm install` then never
+  // ran its own bundle. The bundle keeps copies; a lock file with the same content still counts
+  // as unchanged, one with other content (other packages installed) does not.
+  mkdirSync(join(project, 'dist/.locks'));
+  for (const f of ['package-lock.json', 'node_modules/.package-lock.json']) {
+    writeFileSync(join(project, f), `{"lockfileVersion":3,"of":"${f}"}`);
+    copyFileSync(join(project, f), join(project, 'dist/.locks', f.replaceAll('/', '-')));
+    age(f, 0);
+    expect(runs(), `${f} rewritten with the same content after the bundle`).toBe('bundle');
+    writeFileSync(join(project, f), `{"lockfileVersion":3,"of":"${f}","changed":true}`);
+    age(f, 0);
+    expect(runs(), `${f} with other content after the bundle`).toBe('sources');
+    age(f, 60);
+  }
 });
+
+it("the bundle keeps copies of the lock files as it read them, for bin/docbatch's comparison", () => {
+  const built = spawnSync(NODE, ['scripts/bundle.ts', '--out', OUT], { cwd: ROOT, encoding: 'utf8' });
+  expect(built.status, built.stderr).toBe(0);
+  for (const f of ['package-lock.json', 'node_modules/.package-lock.json']) {
+    expect(readFileSync(join(ROOT, OUT, '.locks', f.replaceAll('/', '-')), 'utf8')).toBe(readFileSync(join(ROOT, f), 'utf8'));
+  }
+}, 60_000);
 
 it("the Dockerfile's bundle stage copies in every file the bundle is made from", () => {
   // Its COPY lines, as they are, into a project of their own, then its RUN: a file the bundle
