@@ -2,8 +2,8 @@
  * What a script or a shell sees of the CLI, through the real bin/docbatch: exit codes of a
  * document not found (status, as retry) and of no verb at all (help asked for stays 0), and
  * colour in readable logs only on a terminal (a pipe gets plain text), as FORCE_COLOR and
- * NO_COLOR say; a bad `demo --speed` is a usage error. The terminal is a real pseudo-terminal
- * (util-linux `script`).
+ * NO_COLOR say; a bad `demo --speed` is a usage error, and the demo's logs follow LOG_LEVEL.
+ * The terminal is a real pseudo-terminal (util-linux `script`).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -65,6 +65,27 @@ describe('exit codes', () => {
       expect(r.stdout, args.join(' ')).toContain('Usage: docbatch');
     }
   }, 60_000);
+});
+
+describe('demo logs', () => {
+  it('are off by default; LOG_LEVEL turns them on as --log-level does (the environment is a source like any other)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'docbatch-demo-logs-'));
+    try {
+      const run = async (args: string[], extra: Record<string, string>) => {
+        const out = join(dir, `out-${args.length}-${Object.keys(extra).length}`);
+        const r = await runCli(['demo', ...args], { ...env, BLOB_DIR: join(dir, 'blobs'), OUT_DIR: out, LOG_FORMAT: 'json', ...extra }, { timeoutMs: 120_000 });
+        expect(r.code, r.stderr).toBe(0);
+        return r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string });
+      };
+      expect(await run([], {})).toEqual([]);
+      const byFlag = (await run(['--log-level', 'info'], {})).map((l) => l.msg);
+      expect(byFlag).toContain('writer started');
+      const byEnv = (await run([], { LOG_LEVEL: 'info' })).map((l) => l.msg);
+      expect(byEnv).toContain('writer started');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
 });
 
 describe('readable logs (LOG_FORMAT=pretty)', () => {
