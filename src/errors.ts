@@ -31,7 +31,7 @@ export type ErrorAction =
 interface CodeInfo {
   action: ErrorAction;
   summary: string;
-  /** What happens, for docs/errors.md, where the action's usual words do not fit (eval's codes). */
+  /** What happens, for docs/errors.md, where the action's usual words do not fit (eval's codes, a document's write, --wait). */
   effect?: string;
 }
 
@@ -42,7 +42,7 @@ export const ERROR_CODES = {
   ZIP_SEVERAL_EXPORTS: { action: 'reject', summary: 'A .zip holds several conversations.json one folder down and none at its root (exports zipped together): reading one would drop the others; zip each export alone.' },
   FILE_CHANGED: { action: 'reject', summary: 'The file changed (its size, modification time or identity; an s3:// object: its ETag, or the store refused If-Match) while it was being read: it is still being written, or was replaced. Nothing was enqueued for it; enqueue it again once it is complete.' },
   EMPTY_FILE: { action: 'reject', summary: 'The file has zero bytes.' },
-  UNSUPPORTED_FORMAT: { action: 'reject', summary: 'The bytes are neither a PDF nor a known chat export.' },
+  UNSUPPORTED_FORMAT: { action: 'reject', summary: 'The bytes are neither a PDF, an image (PNG, JPEG, TIFF, WebP) nor a known chat export. In a folder such a file is skipped and listed, not rejected.' },
   NOT_PDF: { action: 'reject', summary: 'The file is named .pdf but its bytes are not a PDF.' },
   PDF_ENCRYPTED: { action: 'reject', summary: 'The PDF is encrypted and no password was given (--password-file, PDF_PASSWORD).' },
   PDF_BAD_PASSWORD: { action: 'reject', summary: 'The PDF is encrypted and the given password is wrong.' },
@@ -83,7 +83,7 @@ export const ERROR_CODES = {
   ENGINE_UNSUPPORTED: { action: 'fail', summary: 'The engine does not implement what the request needs (engine 501).' },
   ENGINE_OOM: { action: 'shrink', summary: 'The engine ran out of GPU memory ("CUDA out of memory"; an engine death counts as one too). The window halves; a unit that still runs out alone at window 1 and the smallest render fails with this code, as does one whose 10 sends mostly ran out of memory.' },
   ENGINE_DOWN: { action: 'wait', summary: 'The engine is unreachable or dead (connection refused, reset, 503, 500 EngineDeadError); units wait for /health without using attempts.' },
-  ENGINE_BUSY: { action: 'wait', summary: 'The engine says it is overloaded (429 without a rate limit, or 503 "server busy"); the window shrinks and the unit is sent again, at most 10 times in all: a unit still refused then fails with this code.' },
+  ENGINE_BUSY: { action: 'wait', effect: 'window shrunk, unit sent again after a back-off (its Retry-After, if any; no attempt used); after 10 refusals it fails for good', summary: 'The engine says it is overloaded (429 without a rate limit, or 503 "server busy"); the window shrinks and the unit is sent again, at most 10 times in all: a unit still refused then fails with this code.' },
   ENGINE_TIMEOUT: { action: 'retry', summary: 'The engine did not answer within the request timeout; the connection was closed (which aborts the request in vLLM) and the unit retried.' },
   ENGINE_ERROR: { action: 'retry', summary: 'The engine answered 5xx for another reason, or an unreadable body.' },
   EMPTY_OUTPUT: { action: 'fail', summary: 'Every answer was empty (no text), the retries at rising temperature included.' },
@@ -92,7 +92,7 @@ export const ERROR_CODES = {
   OUTPUT_REPETITIVE: { action: 'fail', summary: 'Every answer degenerated into repeating one phrase, the retries at rising temperature included.' },
   OUTPUT_INVALID: { action: 'fail', summary: "Every answer was invalid JSON or broke the task's JSON Schema, the retries at rising temperature included." },
   UNIT_CRASHES_ENGINE: { action: 'fail', summary: 'Sending this unit made the engine (or a proxy in front of it) drop the connection or die, even when it was sent alone; it is not sent again.' },
-  ENGINE_RATE_LIMITED: { action: 'wait', summary: 'The endpoint refused the request for its rate limit (429, Retry-After); every worker of that endpoint waits, the unit uses no attempt and never fails for it.' },
+  ENGINE_RATE_LIMITED: { action: 'wait', effect: 'every worker of that endpoint waits as long as it says (up to ENGINE_RETRY_AFTER_MAX_MS), unit resent (no attempt used)', summary: 'The endpoint refused the request for its rate limit (429, Retry-After); every worker of that endpoint waits, the unit uses no attempt and never fails for it.' },
   ENGINE_UNAUTHORIZED: { action: 'environment', summary: "The engine refused this worker's credentials (401/403): check ENGINE_API_KEY against the server's --api-key; the worker stops taking work." },
   ENGINE_QUOTA: { action: 'environment', summary: "The endpoint's quota is spent (429 insufficient_quota): retrying does not help; the worker stops taking work." },
   NOTHING_TO_SUMMARIZE: { action: 'fail', summary: "A conversation's summary could not be made: every one of its chunks failed." },
@@ -100,8 +100,8 @@ export const ERROR_CODES = {
   UNIT_LOST: { action: 'fail', summary: 'The unit job disappeared from Redis before finishing, and queueing it again did not help (removed by hand, or Redis lost data).' },
   ARCHIVE_CORRUPT: { action: 'fail', summary: "A line of a written document's results archive (BLOB_DIR's named/results/<docId>/<gen>.jsonl) is not a [unit, result] pair of JSON, or the archive holds fewer results than the document has units (cut short): the archive and the line are named. Its results cannot come back (retry, a rewrite, a unit delivered again); enqueue the file again with --force to redo it." },
   ARCHIVE_CHANGED: { action: 'retry', summary: "A written document's results archive was replaced each time it was read (5 times), or its units were reopened (or it was written again) each time it was restored: another write or retry of the document is running. The archive is named; nothing was changed: retry again." },
-  DOC_GONE: { action: 'fail', summary: 'A document `--wait` waits for has no record in Redis any more: Redis lost its data while it was worked on (restarted without persistence, flushed) or the record was deleted. Its progress is gone; enqueue the same files again to redo it (exit 1 instead of waiting for ever).' },
-  WRITE_FAILED: { action: 'fail', summary: "The document's outputs could not be written (disk full, no permission, ...) after the write's retries; the document is marked failed and `docbatch retry` writes it again." },
+  DOC_GONE: { action: 'fail', effect: '`enqueue --wait` and `retry --wait` stop waiting for it and exit 1', summary: 'A document `--wait` waits for has no record in Redis any more: Redis lost its data while it was worked on (restarted without persistence, flushed) or the record was deleted. Its progress is gone; enqueue the same files again to redo it (exit 1 instead of waiting for ever).' },
+  WRITE_FAILED: { action: 'fail', effect: 'the write is tried again (WRITE_ATTEMPTS), then the document is marked failed', summary: "The document's outputs could not be written (disk full, no permission, ...) after the write's retries; the document is marked failed and `docbatch retry` writes it again." },
   ABORTED: { action: 'retry', summary: 'The work was aborted (lock lost, shutdown); another worker takes the unit over.' },
   INTERNAL: { action: 'retry', summary: 'An unexpected error inside docbatch; the original is kept as the cause.' },
 

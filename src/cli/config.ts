@@ -16,7 +16,7 @@ import { settingSources } from './options.ts';
 export function configCommand(): Command {
   const command = new Command('config')
     .description('Print the settings in force and where each came from (default, environment, file, flag).')
-    .option('--markdown', 'print the table of every setting (as in the README)')
+    .option('--markdown', 'print the table of every setting (as in docs/configuration.md)')
     .option('--json', 'one JSON object per setting: {setting, env, value, source, from}');
   const load = settingSources(command, Object.keys(SETTINGS) as SettingKey[]);
   return command.action((opts: Record<string, unknown>) => {

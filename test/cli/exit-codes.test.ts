@@ -2,9 +2,13 @@
  * What a script or a shell sees of the CLI, through the real bin/docbatch: exit codes of a
  * document not found (status, as retry) and of no verb at all (help asked for stays 0), and
  * colour in readable logs only on a terminal (a pipe gets plain text), as FORCE_COLOR and
- * NO_COLOR say. The terminal is a real pseudo-terminal (util-linux `script`).
+ * NO_COLOR say; a bad `demo --speed` is a usage error, and the demo's logs follow LOG_LEVEL.
+ * The terminal is a real pseudo-terminal (util-linux `script`).
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BIN, runCli } from '../helpers/cli.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
@@ -36,6 +40,21 @@ describe('exit codes', () => {
     expect(all.stdout).toContain('no documents');
   }, 60_000);
 
+  it('demo with a --speed that is no positive number exits 2 naming the flag, no stack trace', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'docbatch-demo-speed-'));
+    try {
+      for (const speed of ['abc', '0', '-2', '0x10']) {
+        const r = await runCli(['demo', '--speed', speed], { ...env, BLOB_DIR: join(dir, 'blobs'), OUT_DIR: join(dir, 'out') }, { timeoutMs: 60_000 });
+        expect(r.code, `--speed ${speed}: ${r.stderr}`).toBe(2);
+        expect(r.stderr, speed).toContain(`--speed must be a number > 0, not "${speed}"`);
+        expect(r.stderr, speed).not.toMatch(/unexpected error|\n\s+at /);
+        expect(r.stdout, speed).toBe('');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('no verb shows the help and exits 2 (usage); --help and help exit 0', async () => {
     const bare = await runCli([], env, { timeoutMs: 30_000 });
     expect(bare.stderr + bare.stdout).toContain('Usage: docbatch');
@@ -46,6 +65,27 @@ describe('exit codes', () => {
       expect(r.stdout, args.join(' ')).toContain('Usage: docbatch');
     }
   }, 60_000);
+});
+
+describe('demo logs', () => {
+  it('are off by default; LOG_LEVEL turns them on as --log-level does (the environment is a source like any other)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'docbatch-demo-logs-'));
+    try {
+      const run = async (args: string[], extra: Record<string, string>) => {
+        const out = join(dir, `out-${args.length}-${Object.keys(extra).length}`);
+        const r = await runCli(['demo', ...args], { ...env, BLOB_DIR: join(dir, 'blobs'), OUT_DIR: out, LOG_FORMAT: 'json', ...extra }, { timeoutMs: 120_000 });
+        expect(r.code, r.stderr).toBe(0);
+        return r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string });
+      };
+      expect(await run([], {})).toEqual([]);
+      const byFlag = (await run(['--log-level', 'info'], {})).map((l) => l.msg);
+      expect(byFlag).toContain('writer started');
+      const byEnv = (await run([], { LOG_LEVEL: 'info' })).map((l) => l.msg);
+      expect(byEnv).toContain('writer started');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
 });
 
 describe('readable logs (LOG_FORMAT=pretty)', () => {
