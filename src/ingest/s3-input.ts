@@ -27,7 +27,7 @@ import { pipeline } from 'node:stream/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { s3Sdk } from '../store/aws.ts';
 import { DocbatchError, InputError } from '../errors.ts';
-import { parseS3Uri, s3Uri } from '../s3-uri.ts';
+import { parseS3Object, s3Uri } from '../s3-uri.ts';
 import type { BlobRef, BlobStore } from '../store/blobs.ts';
 import { classifyS3Error, explainS3Error, listObjects, preconditionFailed } from '../store/s3.ts';
 import { detectFrom, detectZip, type FileKind } from './detect.ts';
@@ -46,12 +46,12 @@ export async function* walkS3(input: string, client: S3Client, pattern: RegExp |
   let bucket: string;
   let key: string;
   try {
-    ({ bucket, prefix: key } = parseS3Uri(input, 'input'));
+    ({ bucket, key } = parseS3Object(input, 'input'));
   } catch {
     yield { path: input, explicit: true };
     return;
   }
-  if (key !== '' && !input.endsWith('/')) {
+  if (key !== '' && !key.endsWith('/')) {
     try {
       await client.send(new (s3Sdk().HeadObjectCommand)({ Bucket: bucket, Key: key }));
       yield { path: input, explicit: true };
@@ -63,7 +63,7 @@ export async function* walkS3(input: string, client: S3Client, pattern: RegExp |
       }
     }
   }
-  const folder = key === '' ? '' : `${key}/`;
+  const folder = folderOf(key);
   let found = 0;
   try {
     for await (const object of listObjects(client, bucket, folder, (err) => err as Error)) {
@@ -81,6 +81,11 @@ export async function* walkS3(input: string, client: S3Client, pattern: RegExp |
     return;
   }
   if (found === 0) yield { path: input, explicit: true };
+}
+
+/** The listing prefix of an input's key: the key itself when it ends in `/`, else the key and a `/`. */
+function folderOf(key: string): string {
+  return key === '' || key.endsWith('/') ? key : `${key}/`;
 }
 
 /** What a first ranged GET reads when the HEAD gave no length (detect's first prefix too). */
@@ -121,14 +126,14 @@ export class S3Input {
     let bucket: string;
     let key: string;
     try {
-      ({ bucket, prefix: key } = parseS3Uri(uri, 'input'));
+      ({ bucket, key } = parseS3Object(uri, 'input'));
     } catch (err) {
       throw new InputError('FILE_UNREADABLE', (err as Error).message, { cause: err, place: { file: uri } });
     }
-    if (key === '' || uri.endsWith('/')) {
+    if (key === '' || key.endsWith('/')) {
       // The walk found nothing under it: say why (a bucket missing, access denied) when there is a why.
       try {
-        await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket: bucket, Prefix: key === '' ? '' : `${key}/`, MaxKeys: 1 }), { abortSignal: signal });
+        await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket: bucket, Prefix: folderOf(key), MaxKeys: 1 }), { abortSignal: signal });
       } catch (err) {
         throw unreadable(uri, err, signal);
       }
@@ -303,7 +308,7 @@ export class S3Input {
 /** sha256 of an object, streamed (null when it cannot be read). */
 export async function hashObject(uri: string, client: S3Client): Promise<string | null> {
   try {
-    const { bucket, prefix: key } = parseS3Uri(uri, 'input');
+    const { bucket, key } = parseS3Object(uri, 'input');
     const res = await client.send(new (s3Sdk().GetObjectCommand)({ Bucket: bucket, Key: key }));
     const hash = createHash('sha256');
     for await (const chunk of res.Body as Readable) hash.update(chunk as Buffer);
