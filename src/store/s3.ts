@@ -112,29 +112,55 @@ export function explainS3Error(err: unknown, where: string): string {
   }
 }
 
-/** Every object under `prefix`, page by page (1000 a request). */
+/**
+ * Every object under `prefix`, page by page (1000 a request): ListObjectsV2, or ListObjects (V1)
+ * on a store that only speaks V1. Such a store ignores `list-type=2` and its continuation token
+ * and answers a V1 listing: IsTruncated without a NextContinuationToken. The listing then goes on
+ * with V1 `marker`s (NextMarker, else the page's last key, as the V1 API documents), in order.
+ * A store that pages badly otherwise (no way on, or the same page again) is an error, never a
+ * listing cut short or a loop.
+ */
 export async function* listObjects(client: S3Client, Bucket: string, Prefix: string, onError: (err: unknown) => Error): AsyncGenerator<{ key: string; size: number; modifiedMs: number }> {
+  const where = `s3://${Bucket}/${Prefix}`;
   let ContinuationToken: string | undefined;
+  let Marker: string | undefined;
   const tokens = new Set<string>();
-  do {
+  for (;;) {
     let page;
     try {
-      page = await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket, Prefix, ...(ContinuationToken ? { ContinuationToken } : {}) }));
+      page =
+        Marker === undefined
+          ? await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket, Prefix, ...(ContinuationToken ? { ContinuationToken } : {}) }))
+          : await client.send(new (s3Sdk().ListObjectsCommand)({ Bucket, Prefix, Marker }));
     } catch (err) {
       throw onError(err);
     }
+    let last: string | undefined;
     for (const o of page.Contents ?? []) {
-      if (o.Key !== undefined) yield { key: o.Key, size: o.Size ?? 0, modifiedMs: o.LastModified?.getTime() ?? 0 };
+      if (o.Key === undefined) continue;
+      // A V1 page starts after its marker; one that gives the marker again would yield it twice.
+      if (Marker !== undefined && !after(o.Key, Marker)) continue;
+      last = o.Key;
+      yield { key: o.Key, size: o.Size ?? 0, modifiedMs: o.LastModified?.getTime() ?? 0 };
     }
-    ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
-    // A store that says the list goes on without saying where, or hands back a token it gave
-    // before, would end the listing early without a word, or never end it.
-    if (page.IsTruncated && !ContinuationToken) {
-      throw onError(new Error(`the store says the listing of s3://${Bucket}/${Prefix} goes on (IsTruncated) but gives no NextContinuationToken`));
+    if (!page.IsTruncated) return;
+    const token = 'NextContinuationToken' in page ? page.NextContinuationToken : undefined;
+    if (Marker === undefined && token) {
+      if (tokens.has(token)) throw onError(new Error(`the store hands back a continuation token it gave before while listing ${where}: it does not page (continuation-token ignored?)`));
+      tokens.add(token);
+      ContinuationToken = token;
+      continue;
     }
-    if (ContinuationToken !== undefined) {
-      if (tokens.has(ContinuationToken)) throw onError(new Error(`the store hands back a continuation token it gave before while listing s3://${Bucket}/${Prefix}: it does not page (continuation-token ignored?)`));
-      tokens.add(ContinuationToken);
+    // A V1 answer (to a V2 request from a V1-only store, or to a V1 request): on by marker.
+    const next = ('NextMarker' in page ? page.NextMarker : undefined) ?? last;
+    if (next === undefined || (Marker !== undefined && !after(next, Marker))) {
+      throw onError(new Error(`the store says the listing of ${where} goes on (IsTruncated) but gives no NextContinuationToken, and ListObjects V1 with a marker does not move it on`));
     }
-  } while (ContinuationToken);
+    Marker = next;
+  }
+}
+
+/** `a` lists after `b`: S3 orders keys by their UTF-8 bytes (not JavaScript's UTF-16 order). */
+function after(a: string, b: string): boolean {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b)) > 0;
 }
