@@ -101,10 +101,13 @@ export function explainS3Error(err: unknown, where: string): string {
     case 'network':
       return `${where}: the object store does not answer; check AWS_ENDPOINT_URL(_S3) and the network${/ENOTFOUND/.test(detail) && !/force/i.test(detail) ? ', and S3_FORCE_PATH_STYLE=true for a server without a name per bucket (MinIO, on-premises stores)' : ''} (${detail})`;
     default: {
-      // A bucket in another region: AWS answers 301 PermanentRedirect and says which one.
+      // A bucket in another region: AWS answers 301 PermanentRedirect (global endpoint), or 400
+      // AuthorizationHeaderMalformed (a regional one); to a HEAD, which has no body to say it,
+      // a bare 400 Bad Request. Each names the bucket's region in x-amz-bucket-region.
       const status = e.$metadata?.httpStatusCode;
-      if (status === 301 || /PermanentRedirect|AuthorizationHeaderMalformed|IllegalLocationConstraint/.test(`${e.name ?? ''} ${e.Code ?? ''}`)) {
-        const region = e.$response?.headers?.['x-amz-bucket-region'];
+      const region = e.$response?.headers?.['x-amz-bucket-region'];
+      const bare = !e.Code && (e.name === undefined || /^(Unknown|BadRequest|Error)$/.test(e.name));
+      if (status === 301 || /PermanentRedirect|AuthorizationHeaderMalformed|IllegalLocationConstraint/.test(`${e.name ?? ''} ${e.Code ?? ''}`) || (status === 400 && region && bare)) {
         return `${where}: the bucket is in another region${region ? ` (${region}): set AWS_REGION=${region}` : ': set AWS_REGION to the region of the bucket'} (${detail})`;
       }
       return `${where}: ${detail}`;
