@@ -39,8 +39,8 @@ export interface WalkedObject {
 
 /**
  * The objects an `s3://` input names: the object itself when its key exists (and does not end
- * in `/`), else everything under `<key>/`. Nothing found: the input is yielded as named, to be
- * rejected as FILE_UNREADABLE with the reason.
+ * in `/`), else everything under `<key>/` (also when the HEAD of the key is denied). Nothing
+ * found: the input is yielded as named, to be rejected as FILE_UNREADABLE with the reason.
  */
 export async function* walkS3(input: string, client: S3Client, pattern: RegExp | null, signal?: AbortSignal): AsyncGenerator<WalkedObject> {
   let bucket: string;
@@ -57,7 +57,10 @@ export async function* walkS3(input: string, client: S3Client, pattern: RegExp |
       yield { path: input, explicit: true };
       return;
     } catch (err) {
-      if (classifyS3Error(err) !== 'missing-key') {
+      // Denied is not an answer either way: a grant of s3:GetObject on `in/*` (the usual IAM
+      // scope) refuses the HEAD of `in` itself, while the objects under `in/` may be listed.
+      const kind = classifyS3Error(err);
+      if (kind !== 'missing-key' && kind !== 'denied') {
         yield { path: input, explicit: true };
         return;
       }
