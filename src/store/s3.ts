@@ -117,7 +117,10 @@ export function explainS3Error(err: unknown, where: string): string {
 
 /**
  * Every object under `prefix`, page by page (1000 a request): ListObjectsV2, or ListObjects (V1)
- * on a store that only speaks V1. Such a store ignores `list-type=2` and its continuation token
+ * on a store that only speaks V1. Keys are asked for URL-encoded (`encoding-type=url`, as the
+ * AWS CLI and botocore do): in plain XML a key's carriage return reads back as a line feed (XML's
+ * end-of-line rule) and names another key, and some control characters cannot be written at
+ * all. A store that only speaks V1 ignores `list-type=2` and its continuation token
  * and answers a V1 listing: IsTruncated without a NextContinuationToken. The listing then goes on
  * with V1 `marker`s (NextMarker, else the page's last key, as the V1 API documents), in order.
  * A store that pages badly otherwise (no way on, or the same page again) is an error, never a
@@ -133,18 +136,21 @@ export async function* listObjects(client: S3Client, Bucket: string, Prefix: str
     try {
       page =
         Marker === undefined
-          ? await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket, Prefix, ...(ContinuationToken ? { ContinuationToken } : {}) }))
-          : await client.send(new (s3Sdk().ListObjectsCommand)({ Bucket, Prefix, Marker }));
+          ? await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket, Prefix, EncodingType: 'url', ...(ContinuationToken ? { ContinuationToken } : {}) }))
+          : await client.send(new (s3Sdk().ListObjectsCommand)({ Bucket, Prefix, EncodingType: 'url', Marker }));
     } catch (err) {
       throw onError(err);
     }
+    // Keys come URL-encoded when the store did as asked (it says so); as they are from one that ignores it.
+    const decode = page.EncodingType === 'url' ? (k: string) => urlDecodedKey(k, where, onError) : (k: string) => k;
     let last: string | undefined;
     for (const o of page.Contents ?? []) {
       if (o.Key === undefined) continue;
+      const key = decode(o.Key);
       // A V1 page starts after its marker; one that gives the marker again would yield it twice.
-      if (Marker !== undefined && !after(o.Key, Marker)) continue;
-      last = o.Key;
-      yield { key: o.Key, size: o.Size ?? 0, modifiedMs: o.LastModified?.getTime() ?? 0 };
+      if (Marker !== undefined && !after(key, Marker)) continue;
+      last = key;
+      yield { key, size: o.Size ?? 0, modifiedMs: o.LastModified?.getTime() ?? 0 };
     }
     if (!page.IsTruncated) return;
     const token = 'NextContinuationToken' in page ? page.NextContinuationToken : undefined;
@@ -155,11 +161,21 @@ export async function* listObjects(client: S3Client, Bucket: string, Prefix: str
       continue;
     }
     // A V1 answer (to a V2 request from a V1-only store, or to a V1 request): on by marker.
-    const next = ('NextMarker' in page ? page.NextMarker : undefined) ?? last;
+    const nextMarker = 'NextMarker' in page ? page.NextMarker : undefined;
+    const next = (nextMarker !== undefined ? decode(nextMarker) : undefined) ?? last;
     if (next === undefined || (Marker !== undefined && !after(next, Marker))) {
       throw onError(new Error(`the store says the listing of ${where} goes on (IsTruncated) but gives no NextContinuationToken, and ListObjects V1 with a marker does not move it on`));
     }
     Marker = next;
+  }
+}
+
+/** A key of a listing answered with encoding-type=url: form-encoded (AWS writes a space as `+`). */
+function urlDecodedKey(key: string, where: string, onError: (err: unknown) => Error): string {
+  try {
+    return decodeURIComponent(key.replace(/\+/g, ' '));
+  } catch (err) {
+    throw onError(new Error(`the store lists a key under ${where} that is not URL-encoded though it says it is (EncodingType url): ${JSON.stringify(key)}`, { cause: err }));
   }
 }
 

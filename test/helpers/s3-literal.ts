@@ -9,7 +9,8 @@
  * `marker`: https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjects.html).
  *
  * Path-style, in memory, on 127.0.0.1 port 0; it answers, as S3 documents them: HeadBucket,
- * ListObjectsV2 and V1 (prefix, max-keys, continuation-token / start-after, marker), HEAD, GET
+ * ListObjectsV2 and V1 (prefix, max-keys, continuation-token / start-after, marker,
+ * encoding-type=url), HEAD, GET
  * (Range, If-Match: 412), PUT and DELETE of objects. Signatures are not checked. `intercept`
  * answers chosen requests itself (a store's own errors). A real HTTP peer: the SDK talks to it
  * as to any store.
@@ -71,15 +72,20 @@ export async function startLiteralS3(options: LiteralS3Options = {}): Promise<Li
     const max = Math.min(pageSize, Number(query.get('max-keys') ?? 1000));
     // Keys in UTF-8 byte order, as S3 lists them.
     const keys = [...objects.keys()].filter((k) => k.startsWith(prefix)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-    const after = v2 ? (query.get('continuation-token') ?? query.get('start-after') ?? '') : (query.get('marker') ?? '');
+    const token = query.get('continuation-token');
+    const after = v2 ? (token !== null ? Buffer.from(token, 'base64').toString() : (query.get('start-after') ?? '')) : (query.get('marker') ?? '');
     const rest = keys.filter((k) => Buffer.compare(Buffer.from(k), Buffer.from(after)) > 0);
     const page = rest.slice(0, max);
     const truncated = rest.length > page.length;
-    const contents = page.map((k) => `<Contents><Key>${xml(k)}</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>${xml(objects.get(k)!.etag)}</ETag><Size>${objects.get(k)!.body.length}</Size><StorageClass>STANDARD</StorageClass></Contents>`).join('');
+    // encoding-type=url: keys (and prefix, markers) form-encoded, a space as `+` (as AWS does);
+    // without it, keys as they are, a carriage return included (XML readers turn it into \n).
+    const url = query.get('encoding-type') === 'url';
+    const enc = (k: string) => xml(url ? encodeURIComponent(k).replace(/%20/g, '+') : k);
+    const contents = page.map((k) => `<Contents><Key>${enc(k)}</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>${xml(objects.get(k)!.etag)}</ETag><Size>${objects.get(k)!.body.length}</Size><StorageClass>STANDARD</StorageClass></Contents>`).join('');
     const paging = v2
-      ? `<KeyCount>${page.length}</KeyCount>${truncated ? `<NextContinuationToken>${xml(page.at(-1)!)}</NextContinuationToken>` : ''}`
-      : `<Marker>${xml(after)}</Marker>`; // V1 gives NextMarker only with a delimiter: the next marker is the last key
-    const body = `<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>${bucket}</Name><Prefix>${xml(prefix)}</Prefix>${paging}<MaxKeys>${max}</MaxKeys><IsTruncated>${truncated}</IsTruncated>${contents}</ListBucketResult>`;
+      ? `<KeyCount>${page.length}</KeyCount>${truncated ? `<NextContinuationToken>${Buffer.from(page.at(-1)!).toString('base64')}</NextContinuationToken>` : ''}`
+      : `<Marker>${enc(after)}</Marker>`; // V1 gives NextMarker only with a delimiter: the next marker is the last key
+    const body = `<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>${bucket}</Name><Prefix>${enc(prefix)}</Prefix>${url ? '<EncodingType>url</EncodingType>' : ''}${paging}<MaxKeys>${max}</MaxKeys><IsTruncated>${truncated}</IsTruncated>${contents}</ListBucketResult>`;
     res.writeHead(200, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body) });
     res.end(body);
   };

@@ -6,6 +6,10 @@
  * ("the key prefix has an empty, "." or ".." part"): the check meant for BLOB_DIR and OUT_DIR was
  * applied to every input object. Now each is read under its own key, and its output name stays a
  * plain name under OUT_DIR whatever the key says.
+ *
+ * A key with a carriage return was listed as another key: in a plain XML listing the CR reads
+ * back as a line feed (XML's end-of-line rule; AWS writes it raw, boto/boto#23), so the object
+ * was FILE_UNREADABLE "no such object". Listings now ask for encoding-type=url and decode.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -29,7 +33,7 @@ let restoreEnv: () => void;
 const prefixes: string[] = [];
 
 /** Keys real stores keep as written, each a PDF of its own (pages = its index + 1). */
-const KEYS = ['w/a b+c%20.pdf', 'w/caf\u00e9.pdf', 'w/cafe\u0301.pdf', 'w//double.pdf', 'w/./dot.pdf', 'w/x/../up.pdf', 'w/../../escape.pdf', 'w/..', `w/${'L'.repeat(1010)}.pdf`];
+const KEYS = ['w/a b+c%20.pdf', 'w/line\rend.pdf', 'w/caf\u00e9.pdf', 'w/cafe\u0301.pdf', 'w//double.pdf', 'w/./dot.pdf', 'w/x/../up.pdf', 'w/../../escape.pdf', 'w/..', `w/${'L'.repeat(1010)}.pdf`];
 
 beforeAll(async () => {
   s3 = await startLiteralS3();
