@@ -116,6 +116,26 @@ export function explainS3Error(err: unknown, where: string): string {
 }
 
 /**
+ * Whether a bucket answers, for the start checks (BLOB_DIR, OUT_DIR): HeadBucket, and when that
+ * is refused, a listing of one key under `prefix`. HeadBucket needs s3:ListBucket on the whole
+ * bucket; the usual way to share a bucket grants s3:ListBucket only under a prefix (a Condition
+ * on `s3:prefix`), which refuses the HEAD (it has no prefix) while everything docbatch does under
+ * its prefix is allowed. When the listing is refused too, the HeadBucket's error is thrown.
+ */
+export async function reachBucket(client: S3Client, Bucket: string, prefix: string): Promise<void> {
+  try {
+    await client.send(new (s3Sdk().HeadBucketCommand)({ Bucket }));
+  } catch (err) {
+    if (classifyS3Error(err) !== 'denied') throw err;
+    try {
+      await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket, Prefix: prefix === '' ? '' : `${prefix}/`, MaxKeys: 1 }));
+    } catch {
+      throw err;
+    }
+  }
+}
+
+/**
  * Every object under `prefix`, page by page (1000 a request): ListObjectsV2, or ListObjects (V1)
  * on a store that only speaks V1. Keys are asked for URL-encoded (`encoding-type=url`, as the
  * AWS CLI and botocore do): in plain XML a key's carriage return reads back as a line feed (XML's
