@@ -140,7 +140,10 @@ export async function reachBucket(client: S3Client, Bucket: string, prefix: stri
  * on a store that only speaks V1. Keys are asked for URL-encoded (`encoding-type=url`, as the
  * AWS CLI and botocore do): in plain XML a key's carriage return reads back as a line feed (XML's
  * end-of-line rule) and names another key, and some control characters cannot be written at
- * all. A store that only speaks V1 ignores `list-type=2` and its continuation token
+ * all. They are decoded when the answer says it is encoded (EncodingType); a store that ignores
+ * the parameter sends keys as they are, one that refuses it (400 InvalidArgument) is asked
+ * again without it. V1 requests go without it: GCS encodes V1 keys without saying so.
+ * A store that only speaks V1 ignores `list-type=2` and its continuation token
  * and answers a V1 listing: IsTruncated without a NextContinuationToken. The listing then goes on
  * with V1 `marker`s (NextMarker, else the page's last key, as the V1 API documents), in order.
  * A store that pages badly otherwise (no way on, or the same page again) is an error, never a
@@ -151,14 +154,20 @@ export async function* listObjects(client: S3Client, Bucket: string, Prefix: str
   let ContinuationToken: string | undefined;
   let Marker: string | undefined;
   const tokens = new Set<string>();
+  let encoded = true;
   for (;;) {
     let page;
     try {
       page =
         Marker === undefined
-          ? await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket, Prefix, EncodingType: 'url', ...(ContinuationToken ? { ContinuationToken } : {}) }))
-          : await client.send(new (s3Sdk().ListObjectsCommand)({ Bucket, Prefix, EncodingType: 'url', Marker }));
+          ? await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket, Prefix, ...(encoded ? { EncodingType: 'url' } : {}), ...(ContinuationToken ? { ContinuationToken } : {}) }))
+          : await client.send(new (s3Sdk().ListObjectsCommand)({ Bucket, Prefix, Marker }));
     } catch (err) {
+      // A store that refuses the parameter (400 InvalidArgument: GCS did) lists without it.
+      if (encoded && Marker === undefined && invalidArgument(err)) {
+        encoded = false;
+        continue;
+      }
       throw onError(err);
     }
     // Keys come URL-encoded when the store did as asked (it says so); as they are from one that ignores it.
@@ -188,6 +197,11 @@ export async function* listObjects(client: S3Client, Bucket: string, Prefix: str
     }
     Marker = next;
   }
+}
+
+function invalidArgument(err: unknown): boolean {
+  const e = (err ?? {}) as SdkError;
+  return e.$metadata?.httpStatusCode === 400 && (e.name === 'InvalidArgument' || e.Code === 'InvalidArgument');
 }
 
 /** A key of a listing answered with encoding-type=url: form-encoded (AWS writes a space as `+`). */

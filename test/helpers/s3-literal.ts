@@ -24,6 +24,11 @@ export interface LiteralS3Options {
   v1Only?: boolean;
   /** Keys per listing page at most, whatever max-keys asks. @defaultValue 1000 */
   pageSize?: number;
+  /**
+   * Refuse `encoding-type` on listings with 400 InvalidArgument, as GCS's interoperability did
+   * ("Invalid query parameter(s): [encoding-type]", nextcloud/server#9716).
+   */
+  rejectEncodingType?: boolean;
 }
 
 export interface LiteralS3 {
@@ -67,6 +72,7 @@ export async function startLiteralS3(options: LiteralS3Options = {}): Promise<Li
   };
 
   const list = (res: ServerResponse, bucket: string, objects: Map<string, { body: Buffer; etag: string }>, query: URLSearchParams) => {
+    if (options.rejectEncodingType && query.has('encoding-type')) return error(res, 400, 'InvalidArgument');
     const v2 = query.get('list-type') === '2' && !options.v1Only;
     const prefix = query.get('prefix') ?? '';
     const max = Math.min(pageSize, Number(query.get('max-keys') ?? 1000));
