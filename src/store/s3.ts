@@ -102,13 +102,16 @@ export function explainS3Error(err: unknown, where: string): string {
       return `${where}: the object store does not answer; check AWS_ENDPOINT_URL(_S3) and the network${/ENOTFOUND/.test(detail) && !/force/i.test(detail) ? ', and S3_FORCE_PATH_STYLE=true for a server without a name per bucket (MinIO, on-premises stores)' : ''} (${detail})`;
     default: {
       // A bucket in another region: AWS answers 301 PermanentRedirect (global endpoint), or 400
-      // AuthorizationHeaderMalformed (a regional one); to a HEAD, which has no body to say it,
-      // a bare 400 Bad Request. Each names the bucket's region in x-amz-bucket-region.
+      // AuthorizationHeaderMalformed (a regional one), naming the bucket's region in
+      // x-amz-bucket-region. To a HEAD, which has no body, any 400 is bare: the wrong region is
+      // its usual cause, not the only one (expired credentials too), so it is said as likely.
       const status = e.$metadata?.httpStatusCode;
       const region = e.$response?.headers?.['x-amz-bucket-region'];
-      const bare = !e.Code && (e.name === undefined || /^(Unknown|BadRequest|Error)$/.test(e.name));
-      if (status === 301 || /PermanentRedirect|AuthorizationHeaderMalformed|IllegalLocationConstraint/.test(`${e.name ?? ''} ${e.Code ?? ''}`) || (status === 400 && region && bare)) {
+      if (status === 301 || /PermanentRedirect|AuthorizationHeaderMalformed|IllegalLocationConstraint/.test(`${e.name ?? ''} ${e.Code ?? ''}`)) {
         return `${where}: the bucket is in another region${region ? ` (${region}): set AWS_REGION=${region}` : ': set AWS_REGION to the region of the bucket'} (${detail})`;
+      }
+      if (status === 400 && region && bareError(e)) {
+        return `${where}: the store refused the request without saying why (a HEAD has no body); the bucket is in ${region}: set AWS_REGION=${region} unless it is that already (then check the credentials: expired?) (${detail})`;
       }
       return `${where}: ${detail}`;
     }
@@ -121,18 +124,27 @@ export function explainS3Error(err: unknown, where: string): string {
  * bucket; the usual way to share a bucket grants s3:ListBucket only under a prefix (a Condition
  * on `s3:prefix`), which refuses the HEAD (it has no prefix) while everything docbatch does under
  * its prefix is allowed. When the listing is refused too, the HeadBucket's error is thrown.
+ * The listing is also asked after a bare 400, to learn why.
  */
 export async function reachBucket(client: S3Client, Bucket: string, prefix: string): Promise<void> {
   try {
     await client.send(new (s3Sdk().HeadBucketCommand)({ Bucket }));
   } catch (err) {
-    if (classifyS3Error(err) !== 'denied') throw err;
+    // A bare 400 says nothing (HEAD has no body): the listing's answer says why (the region it
+    // expects, expired credentials ...), and that is the error then.
+    const bare = (err as SdkError).$metadata?.httpStatusCode === 400 && bareError(err as SdkError);
+    if (classifyS3Error(err) !== 'denied' && !bare) throw err;
     try {
       await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket, Prefix: prefix === '' ? '' : `${prefix}/`, MaxKeys: 1 }));
-    } catch {
-      throw err;
+    } catch (listed) {
+      throw bare ? listed : err;
     }
   }
+}
+
+/** An error answer without a body to name it (a HEAD's): the SDK knows only the status. */
+function bareError(e: SdkError): boolean {
+  return !e.Code && (e.name === undefined || /^(Unknown|BadRequest|Error)$/.test(e.name));
 }
 
 /**

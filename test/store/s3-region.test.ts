@@ -2,10 +2,12 @@
  * A bucket in another region than AWS_REGION, as AWS answers it. To a HEAD (HeadBucket at the
  * start of a worker, the writer and enqueue; HeadObject of every input) AWS has no body to say
  * why: a bare `400 Bad Request` with the bucket's region in `x-amz-bucket-region` (AWS's
- * HeadBucket reference: "x-amz-bucket-region ... returned in error responses"; seen in the
- * field in boto/botocore#1413 and aws/aws-sdk-ruby#1162). docbatch said only
- * "OUT_DIR s3://b/out: Unknown 400". It now names the region to set, as it did for a 301.
- * A real HTTP peer answering those headers (test/helpers/s3-literal.ts), the SDK client in front.
+ * HeadBucket reference; seen in the field in boto/botocore#1413 and aws/aws-sdk-ruby#1162); to a
+ * GET, 400 AuthorizationHeaderMalformed "the region 'us-east-1' is wrong; expecting 'eu-west-3'"
+ * (hashicorp/vault#2892). docbatch said only "OUT_DIR s3://b/out: Unknown 400". The start checks
+ * now ask a listing why and say the region to set; an input's HEAD says the region as the likely
+ * cause. A bare 400 for another reason (expired credentials, the region right) is not called a
+ * region problem. A real HTTP peer answering so (test/helpers/s3-literal.ts), the SDK in front.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,16 +24,21 @@ import { startLiteralS3, type LiteralS3 } from '../helpers/s3-literal.ts';
 
 let s3: LiteralS3;
 let dir: string;
+/** Why every request is refused: the bucket lives in eu-west-3, or the session token expired. */
+let why: 'region' | 'expired' = 'region';
 
 beforeAll(async () => {
   s3 = await startLiteralS3();
   s3.put('bkt', 'in/x.pdf', '%PDF-1.4');
   dir = await mkdtemp(join(tmpdir(), 'docbatch-s3region-'));
-  // Every HEAD: the bucket is in eu-west-3, the client signs for us-east-1.
   s3.intercept = (req, res) => {
-    if (req.method !== 'HEAD') return false;
-    res.writeHead(400, { 'x-amz-bucket-region': 'eu-west-3', 'x-amz-request-id': 'R', 'Content-Type': 'application/xml' });
-    res.end();
+    const region = why === 'region' ? 'eu-west-3' : 'us-east-1';
+    const body =
+      why === 'region'
+        ? "<Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-3'</Message><Region>eu-west-3</Region></Error>"
+        : '<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>';
+    res.writeHead(400, { 'x-amz-bucket-region': region, 'Content-Type': 'application/xml' });
+    res.end(req.method === 'HEAD' ? undefined : `<?xml version="1.0" encoding="UTF-8"?>\n${body}`);
     return true;
   };
 });
@@ -41,19 +48,35 @@ afterAll(async () => {
 });
 
 const client = () => createS3Client({ forcePathStyle: true, maxAttempts: 1 }, { endpoint: s3.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'k', secretAccessKey: 's' } });
+const blobs = () => new S3BlobStore({ client: client(), location: { bucket: 'bkt', prefix: 'blobs' }, cache: new BlobCache({ dir: join(dir, 'cache'), maxBytes: 1 << 20 }) });
+
+async function starts(): Promise<string[]> {
+  const stored = (await blobs().reach().catch((e: unknown) => e)) as DocbatchError;
+  const written = (await new S3Sink(client(), { bucket: 'bkt', prefix: 'out' }).reach().catch((e: unknown) => e)) as DocbatchError;
+  return [`${stored.code}: ${stored.message}`, `${written.code}: ${written.message}`];
+}
 
 describe('a bucket in another region, said to a HEAD', () => {
   it('at start (HeadBucket): BLOB_DIR and OUT_DIR say which region to set', async () => {
-    const blobs = new S3BlobStore({ client: client(), location: { bucket: 'b', prefix: 'blobs' }, cache: new BlobCache({ dir: join(dir, 'cache'), maxBytes: 1 << 20 }) });
-    const stored = (await blobs.reach().catch((e: unknown) => e)) as DocbatchError;
-    expect([stored.code, stored.message]).toEqual(['BLOB_STORE_UNAVAILABLE', 'BLOB_DIR s3://b/blobs: the bucket is in another region (eu-west-3): set AWS_REGION=eu-west-3 (Unknown 400)']);
-    const written = (await new S3Sink(client(), { bucket: 'b', prefix: 'out' }).reach().catch((e: unknown) => e)) as DocbatchError;
-    expect([written.code, written.message]).toEqual(['WRITE_FAILED', 'OUT_DIR s3://b/out: the bucket is in another region (eu-west-3): set AWS_REGION=eu-west-3 (Unknown 400)']);
+    why = 'region';
+    const because = "(AuthorizationHeaderMalformed 400: The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-3')";
+    expect(await starts()).toEqual([
+      `BLOB_STORE_UNAVAILABLE: BLOB_DIR s3://bkt/blobs: the bucket is in another region (eu-west-3): set AWS_REGION=eu-west-3 ${because}`,
+      `WRITE_FAILED: OUT_DIR s3://bkt/out: the bucket is in another region (eu-west-3): set AWS_REGION=eu-west-3 ${because}`,
+    ]);
   });
 
-  it('an input (HeadObject): FILE_UNREADABLE naming the region, in its place', async () => {
+  it('an input (HeadObject): FILE_UNREADABLE naming the region as the likely cause, in its place', async () => {
+    why = 'region';
     const err = (await S3Input.open('s3://bkt/in/x.pdf', client(), new LocalBlobStore(join(dir, 'local'))).catch((e: unknown) => e)) as DocbatchError;
     expect(err.code).toBe('FILE_UNREADABLE');
-    expect(err.describe()).toBe('s3://bkt/in/x.pdf: FILE_UNREADABLE: the bucket is in another region (eu-west-3): set AWS_REGION=eu-west-3 (Unknown 400)');
+    expect(err.describe()).toBe('s3://bkt/in/x.pdf: FILE_UNREADABLE: the store refused the request without saying why (a HEAD has no body); the bucket is in eu-west-3: set AWS_REGION=eu-west-3 unless it is that already (then check the credentials: expired?) (Unknown 400)');
+  });
+
+  it('a bare 400 for another reason (expired credentials) is said as that, not as a region', async () => {
+    why = 'expired';
+    const [stored, written] = await starts();
+    expect(stored).toMatch(/^BLOB_STORE_UNAVAILABLE: BLOB_DIR s3:\/\/bkt\/blobs: access denied: .*\(ExpiredToken 400: The provided token has expired\.\)$/);
+    expect(written).toMatch(/^WRITE_FAILED: OUT_DIR s3:\/\/bkt\/out: access denied: .*\(ExpiredToken 400: The provided token has expired\.\)$/);
   });
 });
