@@ -10,7 +10,7 @@
  * request, exponential backoff with full jitter, on throttling (429, 503 SlowDown), 5xx and
  * network errors. Checksums are sent and checked only where S3 requires them, so stores that do
  * not speak the SDK's newer CRC headers (GCS interoperability, older MinIO) work too; docbatch
- * checks blob bytes against their sha256 itself.
+ * checks blob bytes against their sha256 itself. Uploads send no `Expect: 100-continue`.
  *
  * What a failure is (`classifyS3Error`): `missing-key` (NoSuchKey / 404 on an object: the store
  * answers, the object is not there), `missing-bucket`, `denied` (bad or missing credentials,
@@ -45,6 +45,9 @@ export function createS3Client(settings: Pick<S3Settings, 'forcePathStyle' | 'ma
     retryMode: 'standard',
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // No `Expect: 100-continue` (the SDK adds it to bodies of 2 MiB or more, then waits up to 6 s
+    // for the 100): R2 never sends one, so every such upload stalled 6 s there.
+    expectContinueHeader: false,
     // A store that does not answer is an error (retried as a timeout), not a hang: no connection
     // in 10 s, or a socket idle for `timeoutMs` (no answer to a request, or a body that stops).
     // Not a limit on the whole request: a large part going up a slow link takes what it takes.

@@ -29,6 +29,14 @@ export interface LiteralS3Options {
    * ("Invalid query parameter(s): [encoding-type]", nextcloud/server#9716).
    */
   rejectEncodingType?: boolean;
+  /**
+   * Never answer `Expect: 100-continue` with `100 Continue` (the body is read when it comes), as
+   * R2 documents: "Cloudflare does not support the HTTP 100 response" (R2, S3 API extensions).
+   * Node's server answers 100 by itself otherwise.
+   */
+  noContinue?: boolean;
+  /** Each request seen, as it arrives (before its body). */
+  onRequest?: (req: IncomingMessage) => void;
 }
 
 export interface LiteralS3 {
@@ -147,6 +155,8 @@ export async function startLiteralS3(options: LiteralS3Options = {}): Promise<Li
       res.end(head ? undefined : body);
     });
   });
+  if (options.noContinue) server.on('checkContinue', (req, res) => server.emit('request', req, res));
+  if (options.onRequest) server.prependListener('request', options.onRequest);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   state.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return state;
