@@ -19,9 +19,16 @@ import { startLiteralS3, type LiteralS3 } from '../helpers/s3-literal.ts';
 let s3: LiteralS3;
 let dir: string;
 const expects: string[] = [];
+const puts: Array<Record<string, string | string[] | undefined>> = [];
 
 beforeAll(async () => {
-  s3 = await startLiteralS3({ noContinue: true, onRequest: (req) => void (req.headers.expect && expects.push(req.headers.expect)) });
+  s3 = await startLiteralS3({
+    noContinue: true,
+    onRequest: (req) => {
+      if (req.headers.expect) expects.push(req.headers.expect);
+      if (req.method === 'PUT') puts.push(req.headers);
+    },
+  });
   s3.put('bkt', 'blobs/.docbatch-store', 'docbatch blob store\n');
   dir = await mkdtemp(join(tmpdir(), 'docbatch-s3uploads-'));
 });
@@ -48,4 +55,26 @@ describe('a store that never sends 100 Continue', () => {
     expect(blobMs).toBeLessThan(3000);
     expect(outputMs).toBeLessThan(3000);
   }, 30_000);
+});
+
+describe('what an upload carries', () => {
+  // The SDK's default since 2025 (requestChecksumCalculation WHEN_SUPPORTED) adds CRC32 checksum
+  // headers, or sends streams aws-chunked with a trailing checksum: GCS's interoperability, B2 and
+  // older MinIO and Ceph refuse those or store the framing. docbatch's client sends plain bodies.
+  it('a blob, an output and a streamed output: a plain body with its length, no checksum headers, no aws-chunked', async () => {
+    puts.length = 0;
+    const store = new S3BlobStore({ client: client(), location: { bucket: 'bkt', prefix: 'blobs' }, cache: new BlobCache({ dir: join(dir, 'cache2'), maxBytes: 1 << 20 }) });
+    await store.putBytes('a small blob');
+    const sink = new S3Sink(client(), { bucket: 'bkt', prefix: 'out' });
+    await sink.writeWhole('a.md', 'text\n');
+    await sink.writeStream('b.jsonl', async (write) => write('{"a":1}\n'));
+    expect(puts.length).toBe(3);
+    for (const h of puts) {
+      expect(Object.keys(h).filter((k) => /checksum|decoded-content-length|trailer/.test(k))).toEqual([]);
+      expect(h['x-amz-content-sha256']).not.toMatch(/^STREAMING-/);
+      expect(h['content-encoding'] ?? '').not.toMatch(/aws-chunked/);
+      expect(h['content-length']).toMatch(/^\d+$/);
+    }
+    expect(s3.buckets.get('bkt')!.get('out/b.jsonl')!.body.toString()).toBe('{"a":1}\n');
+  });
 });
