@@ -308,16 +308,25 @@ export class S3Input {
   }
 }
 
-/** sha256 of an object, streamed (null when it cannot be read). */
+/** sha256 of an object, streamed (null when there is no such object; FILE_UNREADABLE when it cannot be read). */
 export async function hashObject(uri: string, client: S3Client): Promise<string | null> {
+  let bucket: string;
+  let key: string;
   try {
-    const { bucket, key } = parseS3Object(uri, 'input');
+    ({ bucket, key } = parseS3Object(uri, 'input'));
+  } catch {
+    return null;
+  }
+  try {
     const res = await client.send(new (s3Sdk().GetObjectCommand)({ Bucket: bucket, Key: key }));
     const hash = createHash('sha256');
     for await (const chunk of res.Body as Readable) hash.update(chunk as Buffer);
     return hash.digest('hex');
-  } catch {
-    return null;
+  } catch (err) {
+    // Not there: no document of it. Not readable (denied, another region, no answer): said so,
+    // not taken for "no document found".
+    if (classifyS3Error(err) === 'missing-key') return null;
+    throw unreadable(uri, err);
   }
 }
 

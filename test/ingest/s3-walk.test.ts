@@ -8,9 +8,14 @@
  * the listing; only when that finds nothing is the input rejected (with the HEAD's reason).
  * A real HTTP peer (test/helpers/s3-literal.ts) refusing as AWS does.
  */
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findDocuments } from '../../src/ingest/retry.ts';
+import type { DocbatchError } from '../../src/errors.ts';
 import { walkS3 } from '../../src/ingest/s3-input.ts';
+import { DocStore } from '../../src/store/docs.ts';
 import { createS3Client } from '../../src/store/s3.ts';
+import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
 import { startLiteralS3, type LiteralS3 } from '../helpers/s3-literal.ts';
 
 let s3: LiteralS3;
@@ -26,8 +31,10 @@ beforeAll(async () => {
     return true;
   };
 });
+const prefix = uniquePrefix(import.meta.filename);
 afterAll(async () => {
   await s3?.close();
+  await deletePrefix(prefix);
 });
 
 async function walk(input: string): Promise<string[]> {
@@ -45,5 +52,24 @@ describe('a prefix named without its trailing slash, the HEAD of its own key den
 
   it('nothing under it: the input as named, to be rejected with the HEAD\'s reason', async () => {
     expect(await walk('s3://bkt/nothing')).toEqual(['s3://bkt/nothing (as named)']);
+  });
+});
+
+describe('`docbatch retry s3://...` of an object it may not read', () => {
+  // It hashed the object to find its documents and took any failure for "not there": access
+  // denied (or a wrong region, or no answer) was reported as DOC_NOT_FOUND.
+  it('denied: FILE_UNREADABLE with the reason, in its place; missing: no document', async () => {
+    const redis = new Redis(TEST_REDIS_URL);
+    const client = createS3Client({ forcePathStyle: true, maxAttempts: 1 }, { endpoint: s3.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'k', secretAccessKey: 's' } });
+    try {
+      const store = new DocStore(redis, prefix);
+      const err = (await findDocuments(store, 's3://bkt/other/x.pdf', () => client).catch((e: unknown) => e)) as DocbatchError;
+      expect(err.code).toBe('FILE_UNREADABLE');
+      expect(err.describe()).toMatch(/^s3:\/\/bkt\/other\/x\.pdf: FILE_UNREADABLE: access denied: /);
+      expect(await findDocuments(store, 's3://bkt/in/none.pdf', () => client)).toEqual([]);
+    } finally {
+      redis.disconnect();
+      client.destroy();
+    }
   });
 });
