@@ -67,6 +67,8 @@ interface SdkError {
   message?: string;
   $metadata?: { httpStatusCode?: number };
   $response?: { headers?: Record<string, string | undefined> };
+  /** PermanentRedirect's body: the endpoint to address the bucket at. */
+  Endpoint?: string;
 }
 
 export function classifyS3Error(err: unknown): S3Failure {
@@ -111,7 +113,10 @@ export function explainS3Error(err: unknown, where: string): string {
       const status = e.$metadata?.httpStatusCode;
       const region = e.$response?.headers?.['x-amz-bucket-region'];
       if (status === 301 || /PermanentRedirect|AuthorizationHeaderMalformed|IllegalLocationConstraint/.test(`${e.name ?? ''} ${e.Code ?? ''}`)) {
-        return `${where}: the bucket is in another region${region ? ` (${region}): set AWS_REGION=${region}` : ': set AWS_REGION to the region of the bucket'} (${detail})`;
+        // Without the region header (stores other than AWS), the body's Endpoint is what is known:
+        // with a custom AWS_ENDPOINT_URL, AWS_REGION alone does not move the requests there.
+        const to = !region && e.Endpoint ? `: set AWS_REGION to the region of the bucket, and AWS_ENDPOINT_URL to that region's endpoint (the store names ${e.Endpoint})` : '';
+        return `${where}: the bucket is in another region${region ? ` (${region}): set AWS_REGION=${region}` : to || ': set AWS_REGION to the region of the bucket'} (${detail})`;
       }
       if (status === 400 && region && bareError(e)) {
         return `${where}: the store refused the request without saying why (a HEAD has no body); the bucket is in ${region}: set AWS_REGION=${region} unless it is that already (then check the credentials: expired?) (${detail})`;

@@ -80,3 +80,26 @@ describe('a bucket in another region, said to a HEAD', () => {
     expect(written).toMatch(/^WRITE_FAILED: OUT_DIR s3:\/\/bkt\/out: access denied: .*\(ExpiredToken 400: The provided token has expired\.\)$/);
   });
 });
+
+describe('a store that redirects without naming the region', () => {
+  // Stores other than AWS (Wasabi, multi-zone Ceph) answer a bucket of another region with 301
+  // PermanentRedirect naming only the <Endpoint> (AWS's error reference lists it with the code),
+  // no x-amz-bucket-region; with a custom AWS_ENDPOINT_URL, setting AWS_REGION alone changes nothing.
+  it('says the endpoint the store names', async () => {
+    const store = await startLiteralS3();
+    store.intercept = (req, res) => {
+      const body = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.</Message><Endpoint>bkt.s3.eu-central-2.wasabisys.com</Endpoint><Bucket>bkt</Bucket></Error>';
+      res.writeHead(301, { 'Content-Type': 'application/xml', 'Content-Length': req.method === 'HEAD' ? 0 : Buffer.byteLength(body) });
+      res.end(req.method === 'HEAD' ? undefined : body);
+      return true;
+    };
+    try {
+      const c = createS3Client({ forcePathStyle: true, maxAttempts: 1 }, { endpoint: store.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'k', secretAccessKey: 's' } });
+      const err = (await new S3Sink(c, { bucket: 'bkt', prefix: 'out' }).writeWhole('a.md', 'x').catch((e: unknown) => e)) as DocbatchError;
+      expect(err.code).toBe('WRITE_FAILED');
+      expect(err.message).toMatch(/^cannot write s3:\/\/bkt\/out\/a\.md: the bucket is in another region: set AWS_REGION to the region of the bucket, and AWS_ENDPOINT_URL to that region's endpoint \(the store names bkt\.s3\.eu-central-2\.wasabisys\.com\) \(PermanentRedirect 301: /);
+    } finally {
+      await store.close();
+    }
+  });
+});
