@@ -99,8 +99,12 @@ export function explainS3Error(err: unknown, where: string): string {
       return `${where}: the bucket does not exist (${detail})`;
     case 'missing-key':
       return `${where}: no such object (${detail})`;
-    case 'denied':
-      return `${where}: access denied: the credentials are missing, wrong or lack permission; check ${AWS_SETTINGS_HINT} (${detail})`;
+    case 'denied': {
+      // A HEAD has no body to say more, and AWS answers 403, not 404, for a key that is not there
+      // when the caller lacks s3:ListBucket: the object may simply be missing.
+      const head = e.$metadata?.httpStatusCode === 403 && bareError(e) ? '; or the object does not exist (without s3:ListBucket, AWS answers 403 for a missing key)' : '';
+      return `${where}: access denied: the credentials are missing, wrong or lack permission; check ${AWS_SETTINGS_HINT}${head} (${detail})`;
+    }
     case 'region':
       return `${where}: no region configured: set AWS_REGION (any name, e.g. us-east-1, for MinIO and other S3-compatible servers)`;
     case 'network':

@@ -8,11 +8,14 @@
  * the listing; only when that finds nothing is the input rejected (with the HEAD's reason).
  * A real HTTP peer (test/helpers/s3-literal.ts) refusing as AWS does.
  */
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findDocuments } from '../../src/ingest/retry.ts';
 import type { DocbatchError } from '../../src/errors.ts';
-import { walkS3 } from '../../src/ingest/s3-input.ts';
+import { S3Input, walkS3 } from '../../src/ingest/s3-input.ts';
+import { LocalBlobStore } from '../../src/store/blobs-local.ts';
 import { DocStore } from '../../src/store/docs.ts';
 import { createS3Client } from '../../src/store/s3.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
@@ -52,6 +55,11 @@ describe('a prefix named without its trailing slash, the HEAD of its own key den
 
   it('nothing under it: the input as named, to be rejected with the HEAD\'s reason', async () => {
     expect(await walk('s3://bkt/nothing')).toEqual(['s3://bkt/nothing (as named)']);
+    // That reason says what a 403 to a HEAD may also mean: the key is not there (AWS, HeadObject).
+    const client = createS3Client({ forcePathStyle: true, maxAttempts: 1 }, { endpoint: s3.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'k', secretAccessKey: 's' } });
+    const err = (await S3Input.open('s3://bkt/nothing', client, new LocalBlobStore(join(tmpdir(), 'docbatch-s3walk-unused'))).catch((e: unknown) => e)) as DocbatchError;
+    client.destroy();
+    expect(err.describe()).toMatch(/^s3:\/\/bkt\/nothing: FILE_UNREADABLE: access denied: .*; or the object does not exist \(without s3:ListBucket, AWS answers 403 for a missing key\) \(Unknown 403\)$/);
   });
 });
 
