@@ -18,18 +18,32 @@ export function isS3Uri(value: string): boolean {
 
 /** `s3://bucket/prefix/` → {bucket, prefix}; a ConfigError naming `what` when it is not one. */
 export function parseS3Uri(value: string, what = 'location'): S3Location {
-  const m = /^s3:\/\/([^/]*)(?:\/(.*))?$/i.exec(value);
+  const { bucket, key } = parseS3Object(value, what);
+  const prefix = key.replace(/\/+$/, '');
+  if (prefix.startsWith('/') || prefix.split('/').some((p) => p === '.' || p === '..' || (p === '' && prefix !== ''))) {
+    throw new ConfigError(`${what} ${JSON.stringify(value)}: the key prefix has an empty, "." or ".." part`);
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(prefix)) throw new ConfigError(`${what} ${JSON.stringify(value)}: the key prefix has control characters`);
+  return { bucket, prefix };
+}
+
+/**
+ * `s3://bucket/key` naming an object (or, ending in `/`, a prefix) that is already there: the
+ * key exactly as written after the bucket's `/`. An S3 key is any string of up to 1,024 UTF-8
+ * bytes: `a//b`, `a/./b`, `x/../b` and `/b` name objects of their own (not `a/b` or `b`), so
+ * nothing is trimmed, normalised or refused here. Only locations docbatch writes under
+ * (parseS3Uri) refuse such parts.
+ */
+export function parseS3Object(value: string, what = 'input'): { bucket: string; key: string } {
+  const m = /^s3:\/\/([^/]*)(?:\/(.*))?$/is.exec(value);
   if (!m) throw new ConfigError(`${what} ${JSON.stringify(value)} is not an s3://bucket/prefix URI`);
   const bucket = m[1] ?? '';
   // Bucket names of S3, R2, MinIO and GCS interoperability: 3 to 63 of a-z 0-9 . - _ (GCS allows _).
   if (!/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/.test(bucket)) {
     throw new ConfigError(`${what} ${JSON.stringify(value)}: ${JSON.stringify(bucket)} is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)`);
   }
-  const prefix = (m[2] ?? '').replace(/\/+$/, '');
-  if (prefix.startsWith('/') || prefix.split('/').some((p) => p === '.' || p === '..' || (p === '' && prefix !== ''))) {
-    throw new ConfigError(`${what} ${JSON.stringify(value)}: the key prefix has an empty, "." or ".." part`);
-  }
-  return { bucket, prefix };
+  return { bucket, key: m[2] ?? '' };
 }
 
 /** The key of `rel` under a prefix. */

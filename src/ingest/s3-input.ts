@@ -27,7 +27,7 @@ import { pipeline } from 'node:stream/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { s3Sdk } from '../store/aws.ts';
 import { DocbatchError, InputError } from '../errors.ts';
-import { parseS3Uri, s3Uri } from '../s3-uri.ts';
+import { parseS3Object, s3Uri } from '../s3-uri.ts';
 import type { BlobRef, BlobStore } from '../store/blobs.ts';
 import { classifyS3Error, explainS3Error, listObjects, preconditionFailed } from '../store/s3.ts';
 import { detectFrom, detectZip, type FileKind } from './detect.ts';
@@ -39,31 +39,34 @@ export interface WalkedObject {
 
 /**
  * The objects an `s3://` input names: the object itself when its key exists (and does not end
- * in `/`), else everything under `<key>/`. Nothing found: the input is yielded as named, to be
- * rejected as FILE_UNREADABLE with the reason.
+ * in `/`), else everything under `<key>/` (also when the HEAD of the key is denied). Nothing
+ * found: the input is yielded as named, to be rejected as FILE_UNREADABLE with the reason.
  */
 export async function* walkS3(input: string, client: S3Client, pattern: RegExp | null, signal?: AbortSignal): AsyncGenerator<WalkedObject> {
   let bucket: string;
   let key: string;
   try {
-    ({ bucket, prefix: key } = parseS3Uri(input, 'input'));
+    ({ bucket, key } = parseS3Object(input, 'input'));
   } catch {
     yield { path: input, explicit: true };
     return;
   }
-  if (key !== '' && !input.endsWith('/')) {
+  if (key !== '' && !key.endsWith('/')) {
     try {
       await client.send(new (s3Sdk().HeadObjectCommand)({ Bucket: bucket, Key: key }));
       yield { path: input, explicit: true };
       return;
     } catch (err) {
-      if (classifyS3Error(err) !== 'missing-key') {
+      // Denied is not an answer either way: a grant of s3:GetObject on `in/*` (the usual IAM
+      // scope) refuses the HEAD of `in` itself, while the objects under `in/` may be listed.
+      const kind = classifyS3Error(err);
+      if (kind !== 'missing-key' && kind !== 'denied') {
         yield { path: input, explicit: true };
         return;
       }
     }
   }
-  const folder = key === '' ? '' : `${key}/`;
+  const folder = folderOf(key);
   let found = 0;
   try {
     for await (const object of listObjects(client, bucket, folder, (err) => err as Error)) {
@@ -81,6 +84,11 @@ export async function* walkS3(input: string, client: S3Client, pattern: RegExp |
     return;
   }
   if (found === 0) yield { path: input, explicit: true };
+}
+
+/** The listing prefix of an input's key: the key itself when it ends in `/`, else the key and a `/`. */
+function folderOf(key: string): string {
+  return key === '' || key.endsWith('/') ? key : `${key}/`;
 }
 
 /** What a first ranged GET reads when the HEAD gave no length (detect's first prefix too). */
@@ -121,14 +129,14 @@ export class S3Input {
     let bucket: string;
     let key: string;
     try {
-      ({ bucket, prefix: key } = parseS3Uri(uri, 'input'));
+      ({ bucket, key } = parseS3Object(uri, 'input'));
     } catch (err) {
       throw new InputError('FILE_UNREADABLE', (err as Error).message, { cause: err, place: { file: uri } });
     }
-    if (key === '' || uri.endsWith('/')) {
+    if (key === '' || key.endsWith('/')) {
       // The walk found nothing under it: say why (a bucket missing, access denied) when there is a why.
       try {
-        await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket: bucket, Prefix: key === '' ? '' : `${key}/`, MaxKeys: 1 }), { abortSignal: signal });
+        await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket: bucket, Prefix: folderOf(key), MaxKeys: 1 }), { abortSignal: signal });
       } catch (err) {
         throw unreadable(uri, err, signal);
       }
@@ -300,16 +308,25 @@ export class S3Input {
   }
 }
 
-/** sha256 of an object, streamed (null when it cannot be read). */
+/** sha256 of an object, streamed (null when there is no such object; FILE_UNREADABLE when it cannot be read). */
 export async function hashObject(uri: string, client: S3Client): Promise<string | null> {
+  let bucket: string;
+  let key: string;
   try {
-    const { bucket, prefix: key } = parseS3Uri(uri, 'input');
+    ({ bucket, key } = parseS3Object(uri, 'input'));
+  } catch {
+    return null;
+  }
+  try {
     const res = await client.send(new (s3Sdk().GetObjectCommand)({ Bucket: bucket, Key: key }));
     const hash = createHash('sha256');
     for await (const chunk of res.Body as Readable) hash.update(chunk as Buffer);
     return hash.digest('hex');
-  } catch {
-    return null;
+  } catch (err) {
+    // Not there: no document of it. Not readable (denied, another region, no answer): said so,
+    // not taken for "no document found".
+    if (classifyS3Error(err) === 'missing-key') return null;
+    throw unreadable(uri, err);
   }
 }
 

@@ -26,7 +26,7 @@ import { DocbatchError } from '../errors.ts';
 import { sleep } from '../timeouts.ts';
 import type { BlobCache } from './blob-cache.ts';
 import { assertBlobId, assertNamedKey, hashFile, isNamedKey, NamedObjectChanged, namedPieces, namedStream, readAborted, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore, type NamedBody, type ReadOptions } from './blobs.ts';
-import { classifyS3Error, explainS3Error, formatLocation, keyUnder, listObjects, preconditionFailed, s3Uri, type S3Location } from './s3.ts';
+import { classifyS3Error, explainS3Error, formatLocation, keyUnder, listObjects, preconditionFailed, reachBucket, s3Uri, type S3Location } from './s3.ts';
 
 export interface S3BlobStoreParts {
   client: S3Client;
@@ -80,7 +80,7 @@ export class S3BlobStore implements BlobStore {
 
   async reach(): Promise<void> {
     try {
-      await this.client.send(new (s3Sdk().HeadBucketCommand)({ Bucket: this.bucket }));
+      await reachBucket(this.client, this.bucket, this.prefix);
     } catch (err) {
       // HEAD has no body: a missing bucket is a bare 404.
       const kind = classifyS3Error(err);

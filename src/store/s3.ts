@@ -10,7 +10,7 @@
  * request, exponential backoff with full jitter, on throttling (429, 503 SlowDown), 5xx and
  * network errors. Checksums are sent and checked only where S3 requires them, so stores that do
  * not speak the SDK's newer CRC headers (GCS interoperability, older MinIO) work too; docbatch
- * checks blob bytes against their sha256 itself.
+ * checks blob bytes against their sha256 itself. Uploads send no `Expect: 100-continue`.
  *
  * What a failure is (`classifyS3Error`): `missing-key` (NoSuchKey / 404 on an object: the store
  * answers, the object is not there), `missing-bucket`, `denied` (bad or missing credentials,
@@ -45,6 +45,9 @@ export function createS3Client(settings: Pick<S3Settings, 'forcePathStyle' | 'ma
     retryMode: 'standard',
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // No `Expect: 100-continue` (the SDK adds it to bodies of 2 MiB or more, then waits up to 6 s
+    // for the 100): R2 never sends one, so every such upload stalled 6 s there.
+    expectContinueHeader: false,
     // A store that does not answer is an error (retried as a timeout), not a hang: no connection
     // in 10 s, or a socket idle for `timeoutMs` (no answer to a request, or a body that stops).
     // Not a limit on the whole request: a large part going up a slow link takes what it takes.
@@ -64,6 +67,8 @@ interface SdkError {
   message?: string;
   $metadata?: { httpStatusCode?: number };
   $response?: { headers?: Record<string, string | undefined> };
+  /** PermanentRedirect's body: the endpoint to address the bucket at. */
+  Endpoint?: string;
 }
 
 export function classifyS3Error(err: unknown): S3Failure {
@@ -94,47 +99,145 @@ export function explainS3Error(err: unknown, where: string): string {
       return `${where}: the bucket does not exist (${detail})`;
     case 'missing-key':
       return `${where}: no such object (${detail})`;
-    case 'denied':
-      return `${where}: access denied: the credentials are missing, wrong or lack permission; check ${AWS_SETTINGS_HINT} (${detail})`;
+    case 'denied': {
+      // A HEAD has no body to say more, and AWS answers 403, not 404, for a key that is not there
+      // when the caller lacks s3:ListBucket: the object may simply be missing.
+      const head = e.$metadata?.httpStatusCode === 403 && bareError(e) ? '; or the object does not exist (without s3:ListBucket, AWS answers 403 for a missing key)' : '';
+      return `${where}: access denied: the credentials are missing, wrong or lack permission; check ${AWS_SETTINGS_HINT}${head} (${detail})`;
+    }
     case 'region':
       return `${where}: no region configured: set AWS_REGION (any name, e.g. us-east-1, for MinIO and other S3-compatible servers)`;
     case 'network':
       return `${where}: the object store does not answer; check AWS_ENDPOINT_URL(_S3) and the network${/ENOTFOUND/.test(detail) && !/force/i.test(detail) ? ', and S3_FORCE_PATH_STYLE=true for a server without a name per bucket (MinIO, on-premises stores)' : ''} (${detail})`;
     default: {
-      // A bucket in another region: AWS answers 301 PermanentRedirect and says which one.
+      // A bucket in another region: AWS answers 301 PermanentRedirect (global endpoint), or 400
+      // AuthorizationHeaderMalformed (a regional one), naming the bucket's region in
+      // x-amz-bucket-region. To a HEAD, which has no body, any 400 is bare: the wrong region is
+      // its usual cause, not the only one (expired credentials too), so it is said as likely.
       const status = e.$metadata?.httpStatusCode;
+      const region = e.$response?.headers?.['x-amz-bucket-region'];
       if (status === 301 || /PermanentRedirect|AuthorizationHeaderMalformed|IllegalLocationConstraint/.test(`${e.name ?? ''} ${e.Code ?? ''}`)) {
-        const region = e.$response?.headers?.['x-amz-bucket-region'];
-        return `${where}: the bucket is in another region${region ? ` (${region}): set AWS_REGION=${region}` : ': set AWS_REGION to the region of the bucket'} (${detail})`;
+        // Without the region header (stores other than AWS), the body's Endpoint is what is known:
+        // with a custom AWS_ENDPOINT_URL, AWS_REGION alone does not move the requests there.
+        const to = !region && e.Endpoint ? `: set AWS_REGION to the region of the bucket, and AWS_ENDPOINT_URL to that region's endpoint (the store names ${e.Endpoint})` : '';
+        return `${where}: the bucket is in another region${region ? ` (${region}): set AWS_REGION=${region}` : to || ': set AWS_REGION to the region of the bucket'} (${detail})`;
+      }
+      if (status === 400 && region && bareError(e)) {
+        return `${where}: the store refused the request without saying why (a HEAD has no body); the bucket is in ${region}: set AWS_REGION=${region} unless it is that already (then check the credentials: expired?) (${detail})`;
       }
       return `${where}: ${detail}`;
     }
   }
 }
 
-/** Every object under `prefix`, page by page (1000 a request). */
+/**
+ * Whether a bucket answers, for the start checks (BLOB_DIR, OUT_DIR): HeadBucket, and when that
+ * is refused, a listing of one key under `prefix`. HeadBucket needs s3:ListBucket on the whole
+ * bucket; the usual way to share a bucket grants s3:ListBucket only under a prefix (a Condition
+ * on `s3:prefix`), which refuses the HEAD (it has no prefix) while everything docbatch does under
+ * its prefix is allowed. When the listing is refused too, the HeadBucket's error is thrown.
+ * The listing is also asked after a bare 400, to learn why.
+ */
+export async function reachBucket(client: S3Client, Bucket: string, prefix: string): Promise<void> {
+  try {
+    await client.send(new (s3Sdk().HeadBucketCommand)({ Bucket }));
+  } catch (err) {
+    // A bare 400 says nothing (HEAD has no body): the listing's answer says why (the region it
+    // expects, expired credentials ...), and that is the error then.
+    const bare = (err as SdkError).$metadata?.httpStatusCode === 400 && bareError(err as SdkError);
+    if (classifyS3Error(err) !== 'denied' && !bare) throw err;
+    try {
+      await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket, Prefix: prefix === '' ? '' : `${prefix}/`, MaxKeys: 1 }));
+    } catch (listed) {
+      throw bare ? listed : err;
+    }
+  }
+}
+
+/** An error answer without a body to name it (a HEAD's): the SDK knows only the status. */
+function bareError(e: SdkError): boolean {
+  return !e.Code && (e.name === undefined || /^(Unknown|BadRequest|Error)$/.test(e.name));
+}
+
+/**
+ * Every object under `prefix`, page by page (1000 a request): ListObjectsV2, or ListObjects (V1)
+ * on a store that only speaks V1. Keys are asked for URL-encoded (`encoding-type=url`, as the
+ * AWS CLI and botocore do): in plain XML a key's carriage return reads back as a line feed (XML's
+ * end-of-line rule) and names another key, and some control characters cannot be written at
+ * all. They are decoded when the answer says it is encoded (EncodingType); a store that ignores
+ * the parameter sends keys as they are, one that refuses it (400 InvalidArgument) is asked
+ * again without it. V1 requests go without it: GCS encodes V1 keys without saying so.
+ * A store that only speaks V1 ignores `list-type=2` and its continuation token
+ * and answers a V1 listing: IsTruncated without a NextContinuationToken. The listing then goes on
+ * with V1 `marker`s (NextMarker, else the page's last key, as the V1 API documents), in order.
+ * A store that pages badly otherwise (no way on, or the same page again) is an error, never a
+ * listing cut short or a loop.
+ */
 export async function* listObjects(client: S3Client, Bucket: string, Prefix: string, onError: (err: unknown) => Error): AsyncGenerator<{ key: string; size: number; modifiedMs: number }> {
+  const where = `s3://${Bucket}/${Prefix}`;
   let ContinuationToken: string | undefined;
+  let Marker: string | undefined;
   const tokens = new Set<string>();
-  do {
+  let encoded = true;
+  for (;;) {
     let page;
     try {
-      page = await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket, Prefix, ...(ContinuationToken ? { ContinuationToken } : {}) }));
+      page =
+        Marker === undefined
+          ? await client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket, Prefix, ...(encoded ? { EncodingType: 'url' } : {}), ...(ContinuationToken ? { ContinuationToken } : {}) }))
+          : await client.send(new (s3Sdk().ListObjectsCommand)({ Bucket, Prefix, Marker }));
     } catch (err) {
+      // A store that refuses the parameter (400 InvalidArgument: GCS did) lists without it.
+      if (encoded && Marker === undefined && invalidArgument(err)) {
+        encoded = false;
+        continue;
+      }
       throw onError(err);
     }
+    // Keys come URL-encoded when the store did as asked (it says so); as they are from one that ignores it.
+    const decode = page.EncodingType === 'url' ? (k: string) => urlDecodedKey(k, where, onError) : (k: string) => k;
+    let last: string | undefined;
     for (const o of page.Contents ?? []) {
-      if (o.Key !== undefined) yield { key: o.Key, size: o.Size ?? 0, modifiedMs: o.LastModified?.getTime() ?? 0 };
+      if (o.Key === undefined) continue;
+      const key = decode(o.Key);
+      // A V1 page starts after its marker; one that gives the marker again would yield it twice.
+      if (Marker !== undefined && !after(key, Marker)) continue;
+      last = key;
+      yield { key, size: o.Size ?? 0, modifiedMs: o.LastModified?.getTime() ?? 0 };
     }
-    ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
-    // A store that says the list goes on without saying where, or hands back a token it gave
-    // before, would end the listing early without a word, or never end it.
-    if (page.IsTruncated && !ContinuationToken) {
-      throw onError(new Error(`the store says the listing of s3://${Bucket}/${Prefix} goes on (IsTruncated) but gives no NextContinuationToken`));
+    if (!page.IsTruncated) return;
+    const token = 'NextContinuationToken' in page ? page.NextContinuationToken : undefined;
+    if (Marker === undefined && token) {
+      if (tokens.has(token)) throw onError(new Error(`the store hands back a continuation token it gave before while listing ${where}: it does not page (continuation-token ignored?)`));
+      tokens.add(token);
+      ContinuationToken = token;
+      continue;
     }
-    if (ContinuationToken !== undefined) {
-      if (tokens.has(ContinuationToken)) throw onError(new Error(`the store hands back a continuation token it gave before while listing s3://${Bucket}/${Prefix}: it does not page (continuation-token ignored?)`));
-      tokens.add(ContinuationToken);
+    // A V1 answer (to a V2 request from a V1-only store, or to a V1 request): on by marker.
+    const nextMarker = 'NextMarker' in page ? page.NextMarker : undefined;
+    const next = (nextMarker !== undefined ? decode(nextMarker) : undefined) ?? last;
+    if (next === undefined || (Marker !== undefined && !after(next, Marker))) {
+      throw onError(new Error(`the store says the listing of ${where} goes on (IsTruncated) but gives no NextContinuationToken, and ListObjects V1 with a marker does not move it on`));
     }
-  } while (ContinuationToken);
+    Marker = next;
+  }
+}
+
+function invalidArgument(err: unknown): boolean {
+  const e = (err ?? {}) as SdkError;
+  return e.$metadata?.httpStatusCode === 400 && (e.name === 'InvalidArgument' || e.Code === 'InvalidArgument');
+}
+
+/** A key of a listing answered with encoding-type=url: form-encoded (AWS writes a space as `+`). */
+function urlDecodedKey(key: string, where: string, onError: (err: unknown) => Error): string {
+  try {
+    return decodeURIComponent(key.replace(/\+/g, ' '));
+  } catch (err) {
+    throw onError(new Error(`the store lists a key under ${where} that is not URL-encoded though it says it is (EncodingType url): ${JSON.stringify(key)}`, { cause: err }));
+  }
+}
+
+/** `a` lists after `b`: S3 orders keys by their UTF-8 bytes (not JavaScript's UTF-16 order). */
+function after(a: string, b: string): boolean {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b)) > 0;
 }

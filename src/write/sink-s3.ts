@@ -16,7 +16,7 @@ import type { Upload } from '@aws-sdk/lib-storage';
 import { s3Sdk, s3Storage } from '../store/aws.ts';
 import { DocbatchError } from '../errors.ts';
 import { formatLocation, keyUnder, parseS3Uri, s3Uri, type S3Location } from '../s3-uri.ts';
-import { classifyS3Error, explainS3Error } from '../store/s3.ts';
+import { classifyS3Error, explainS3Error, reachBucket } from '../store/s3.ts';
 import { PermanentWriteError, type OutputSink } from './atomic.ts';
 
 export interface S3SinkOptions {
@@ -63,7 +63,7 @@ export class S3Sink implements OutputSink {
 
   async reach(): Promise<void> {
     try {
-      await this.client.send(new (s3Sdk().HeadBucketCommand)({ Bucket: this.bucket }));
+      await reachBucket(this.client, this.bucket, this.prefix);
     } catch (err) {
       const kind = classifyS3Error(err);
       const why = kind === 'missing-key' || kind === 'missing-bucket' ? `OUT_DIR ${this.root}: the bucket ${this.bucket} does not exist (create it, or fix OUT_DIR)` : explainS3Error(err, `OUT_DIR ${this.root}`);
