@@ -39,9 +39,12 @@ export function parseS3Object(value: string, what = 'input'): { bucket: string; 
   const m = /^s3:\/\/([^/]*)(?:\/(.*))?$/is.exec(value);
   if (!m) throw new ConfigError(`${what} ${JSON.stringify(value)} is not an s3://bucket/prefix URI`);
   const bucket = m[1] ?? '';
-  // Bucket names of S3, R2, MinIO and GCS interoperability: 3 to 63 of a-z 0-9 . - _ (GCS allows _).
-  if (!/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/.test(bucket)) {
-    throw new ConfigError(`${what} ${JSON.stringify(value)}: ${JSON.stringify(bucket)} is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)`);
+  // Bucket names as the stores take them, not only today's AWS rule (3-63 of a-z 0-9 . -): AWS
+  // buckets made in us-east-1 before 2018 may have capitals and underscores and up to 255
+  // characters, GCS allows `_` and 222 characters in dotted names, Ceph RGW can be set to relaxed
+  // names. The store refuses a name it does not have (NoSuchBucket, said with the location).
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$/.test(bucket)) {
+    throw new ConfigError(`${what} ${JSON.stringify(value)}: ${JSON.stringify(bucket)} is not a bucket name (3 to 255 letters, digits, dots, hyphens and underscores, beginning and ending with a letter or digit)`);
   }
   return { bucket, key: m[2] ?? '' };
 }

@@ -8,15 +8,22 @@ import { describe, expect, it } from 'vitest';
 import { outFolder } from '../../src/cli/out-folder.ts';
 import { loadConfig } from '../../src/config.ts';
 import { ConfigError } from '../../src/errors.ts';
-import { parseS3Uri } from '../../src/s3-uri.ts';
+import { parseS3Object, parseS3Uri } from '../../src/s3-uri.ts';
 
 describe('s3:// locations', () => {
   it('parse into bucket and prefix; bad bucket names and "." / ".." / empty parts are refused', () => {
     expect(parseS3Uri('s3://my-bucket/a/b/')).toEqual({ bucket: 'my-bucket', prefix: 'a/b' });
     expect(parseS3Uri('s3://my.bucket')).toEqual({ bucket: 'my.bucket', prefix: '' });
-    for (const bad of ['s3://', 's3://ab/x', 's3://Upper/x', 's3://b_/x', 's3://bucket/a/../b', 's3://bucket/a//b', 's3://bucket//a']) {
+    for (const bad of ['s3://', 's3://ab/x', 's3://b_/x', 's3://_bucket/x', 's3://bucket-/x', 's3://bu cket/x', 's3://bucket/a/../b', 's3://bucket/a//b', 's3://bucket//a', `s3://${'b'.repeat(256)}/x`]) {
       expect(() => parseS3Uri(bad), bad).toThrow(ConfigError);
     }
+  });
+
+  it('bucket names real stores have beyond the current AWS rule are taken: legacy us-east-1 capitals and underscores, long dotted GCS names', () => {
+    expect(parseS3Uri('s3://Legacy_Bucket/in')).toEqual({ bucket: 'Legacy_Bucket', prefix: 'in' });
+    const gcs = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.example`;
+    expect(parseS3Uri(`s3://${gcs}/out`)).toEqual({ bucket: gcs, prefix: 'out' });
+    expect(parseS3Object('s3://my_bucket/a b.pdf')).toEqual({ bucket: 'my_bucket', key: 'a b.pdf' });
   });
 
   it('BLOB_DIR and OUT_DIR: s3:// kept in normal form, folders resolved, a bad URI names the setting', () => {
