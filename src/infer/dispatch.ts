@@ -33,7 +33,7 @@ import { EngineError } from '../engine/classify.ts';
 import type { EngineHealth } from '../engine/types.ts';
 import { actionFor, DocbatchError, toDocbatchError } from '../errors.ts';
 import { sleep } from '../timeouts.ts';
-import { UNREPORTED } from '../usage.ts';
+import { addCounts, UNREPORTED, type TokenCounts } from '../usage.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Engine, EngineSet } from './engine.ts';
 import type { Ticket } from './gate.ts';
@@ -123,6 +123,12 @@ export class UnitSender {
   private ooms = 0;
   /** Engine time charged to sends that brought no answer (failed, resent, aborted), not yet handed on. */
   private unansweredMs = 0;
+  /**
+   * Tokens of answers the engine gave that did not come back as one (a prose answer the client
+   * sent again with the schema in the prompt; an error that reports usage, CONTENT_FILTERED), not
+   * yet handed on; null: none.
+   */
+  private unansweredUsage: TokenCounts | null = null;
 
   constructor(parts: DispatchParts, prepareAt: (longestSide: number | null) => Promise<Prepared>, meta: { requestId: string; isPage: boolean }) {
     this.parts = parts;
@@ -140,6 +146,21 @@ export class UnitSender {
     const ms = this.unansweredMs;
     this.unansweredMs = 0;
     return ms;
+  }
+
+  /**
+   * Tokens of this unit's answers that did not come back as an answer, since last asked (null:
+   * none): processed all the same. An answer carries them in its `usage`; a caller whose `send`
+   * threw takes them here.
+   */
+  takeUnansweredUsage(): TokenCounts | null {
+    const usage = this.unansweredUsage;
+    this.unansweredUsage = null;
+    return usage;
+  }
+
+  private addUnansweredUsage(usage: TokenCounts): void {
+    this.unansweredUsage = this.unansweredUsage === null ? usage : addCounts(this.unansweredUsage, usage);
   }
 
   /** The unit as last prepared (rendered), preparing it on first use. */
@@ -222,6 +243,8 @@ export class UnitSender {
                 tokens = reserved();
                 rate = await limiter.acquire(tokens, signal);
               },
+              // Counted now: the resend may fail (an error, a timeout), and they were spent.
+              onUnreturned: (usage) => this.addUnansweredUsage(usage),
             },
           )
           .catch((err: unknown) => {
@@ -240,8 +263,10 @@ export class UnitSender {
           this.engineAborts = 0;
         }
         const cap = client.outputCap(model);
+        const unreturned = this.takeUnansweredUsage();
         return {
-          result,
+          // Answers of this unit that did not come back as one (prose sent again) were tokens too.
+          result: unreturned === null ? result : { ...result, usage: addCounts(unreturned, result.usage) },
           prepared,
           engine,
           // Sends of this unit that brought no answer (an OOM, a busy refusal resent) were engine time too.
@@ -254,6 +279,8 @@ export class UnitSender {
           this.parts.onRequest?.(performance.now() - started, false);
           this.unansweredMs += ticket.charged();
         }
+        // An answer that came as an error and reports its tokens (CONTENT_FILTERED): spent too.
+        if (caught instanceof EngineError && caught.usage) this.addUnansweredUsage(caught.usage);
         if (signal.aborted) throw new DocbatchError('ABORTED', `aborted: ${String(signal.reason ?? '')}`, { cause: caught });
         const err = toDocbatchError(caught, 'ENGINE_ERROR');
         const dead = (err as { engineDead?: boolean }).engineDead === true;

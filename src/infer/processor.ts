@@ -26,7 +26,6 @@
 import { DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { jobLockKey } from '../../queues/connect.ts';
 import type { UnitJobData, UnitJobName, UnitJobResult } from '../../queues/contracts.ts';
-import { EngineError } from '../engine/classify.ts';
 import { actionFor, DocbatchError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { BlobStore } from '../store/blobs.ts';
@@ -209,8 +208,9 @@ export class UnitProcessor {
     for (let k = 0; k < tries; k++) {
       const d = await sender.send({ temperature: temperatureFor(prepared.judge, k), ...(meta.model ? { model: meta.model } : {}), ...(maxTokens !== undefined ? { maxTokens } : {}) }, signal).catch((err: unknown) => {
         // Engine time of the sends that failed: counted with the attempt. So are the tokens of
-        // an answer that came as an error (CONTENT_FILTERED: the endpoint reports, and bills, them).
-        const usage = err instanceof EngineError ? err.usage : undefined;
+        // answers that did not come back as one: an answer that came as an error (CONTENT_FILTERED:
+        // the endpoint reports, and bills, them), a prose answer sent again before the error.
+        const usage = sender.takeUnansweredUsage();
         attempt.spent = { tokens: usage ? addCounts(attempt.spent.tokens, usage) : attempt.spent.tokens, engineMs: attempt.spent.engineMs + sender.takeUnansweredMs() };
         if (usage) attempt.answers++;
         throw structuredOutputHint(err, prepared.request.responseFormat !== undefined);
