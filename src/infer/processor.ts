@@ -21,7 +21,9 @@
  *    reason BullMQ keeps reads "CODE: message", for the reconciler to settle what we could not.
  *    What an attempt's answers cost (tokens, engine time) is counted either way: with the
  *    failure settled, or in the record at once (DocStore.addSpent) when the unit is tried again,
- *    handed back or aborted; an answer that is recorded is counted by its settle only.
+ *    handed back or aborted, or when its answer or failure finds the unit settled by another
+ *    (a worker whose lock was lost recorded its own answer meanwhile); an answer that is
+ *    recorded is counted by its settle only.
  */
 import { DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { jobLockKey } from '../../queues/connect.ts';
@@ -149,11 +151,17 @@ export class UnitProcessor {
       const result = await this.answer(data, doc, token, abort, log, attempt);
       attempt.settling = true;
       const outcome = await this.record(job, token, queueName, { data, meta: doc.meta, result, ...(reopens !== undefined ? { reopens } : {}) }, log);
-      // Not recorded: the answer is discarded and asked for again, but it was spent.
-      if (outcome.outcome === 'reopened' || outcome.outcome === 'lock-lost') attempt.settling = false;
+      // Not recorded: the answer is discarded (and asked for again, when reopened or its lock
+      // lost), but it was spent. A duplicate is another's result (a worker whose lock was lost
+      // recorded its answer while this one ran): this answer's cost is counted on its own.
+      if (outcome.outcome !== 'recorded') attempt.settling = false;
       if (outcome.outcome === 'reopened') throw new PartsPending('a part of the conversation was reopened while its summary was made');
       if (outcome.outcome === 'lock-lost') throw new DocbatchError('ABORTED', 'the job lock was lost before the result was recorded; result discarded');
       if (outcome.outcome === 'recorded') this.parts.onSettled?.(data, doc.meta, result);
+      else {
+        log.info({ outcome: outcome.outcome }, 'answer not recorded: the unit has a result already (or its document moved on); what it cost is counted');
+        await this.countSpent(data, attempt, log);
+      }
       if (outcome.last) log.info({ units: outcome.units }, 'last unit settled; document handed to the writer');
       return { reused: false, tokens: result.ok ? jobTokens(result) : 0 };
     } catch (caught) {
@@ -326,6 +334,8 @@ export class UnitProcessor {
         throw new DocbatchError('ABORTED', 'the job lock was lost before the failure was recorded');
       }
       if (outcome.outcome === 'recorded') this.parts.onSettled?.(job.data, meta, result);
+      // Not recorded (the unit has another's result already): what this attempt spent is counted on its own.
+      else if (spent) await this.countSpent(job.data, spent, log);
       throw new UnrecoverableError(`${err.code}: ${err.message}`);
     }
     if (final) {
@@ -356,8 +366,13 @@ export class UnitProcessor {
         log.debug({ outcome: outcome.outcome }, 'the job lock was lost before the answer was recorded; recorded where no result was (first write wins)');
       }
       // Refused half-way before (recorded, then Redis full before its summary or write job was
-      // added): add what it made due.
-      if (again && outcome.outcome === 'duplicate') await ensureDue(settle, request.meta, request.data);
+      // added): add what it made due. The result there is this one (recorded, its cost counted
+      // by that settle) unless another's came first.
+      if (again && outcome.outcome === 'duplicate') {
+        await ensureDue(settle, request.meta, request.data);
+        const stored = await this.parts.store.redis.hget(this.parts.store.unitsKey(request.data.docId, request.data.gen), String(request.data.unit));
+        if (stored === JSON.stringify(request.result)) outcome = { ...outcome, outcome: 'recorded' };
+      }
       return outcome;
     });
   }
