@@ -56,6 +56,8 @@ export interface DispatchParts {
   /** Hooks for metrics. */
   onOom?: () => void;
   onRequest?: (ms: number, ok: boolean) => void;
+  /** Tokens the engine reported for each answer, when it comes (prose sent again, an error that reports usage, included). */
+  onUsage?: (model: string, usage: TokenCounts) => void;
 }
 
 export interface Dispatched {
@@ -159,7 +161,8 @@ export class UnitSender {
     return usage;
   }
 
-  private addUnansweredUsage(usage: TokenCounts): void {
+  private addUnansweredUsage(model: string, usage: TokenCounts): void {
+    this.parts.onUsage?.(model, usage);
     this.unansweredUsage = this.unansweredUsage === null ? usage : addCounts(this.unansweredUsage, usage);
   }
 
@@ -194,6 +197,8 @@ export class UnitSender {
       let started = performance.now();
       /** Set by a fault that backs off: slept after the finally below has given back the slot and the rate entry. */
       let backoffMs = 0;
+      /** The model asked (metrics label the tokens of an answer that came as an error with it). */
+      let asked = options.model ?? '';
       this.sends++;
       try {
         const info = await client.model(signal);
@@ -205,6 +210,7 @@ export class UnitSender {
         // once the endpoint named one (the client lowers it so), not the max_tokens asked.
         const { limiter } = engine;
         const model = options.model ?? info.id;
+        asked = model;
         const reserved = (): number => prepared.promptTokensEstimate + Math.min(maxTokens, client.outputCap(model) ?? maxTokens);
         let tokens = reserved();
         if (limiter) rate = await limiter.acquire(tokens, signal);
@@ -244,7 +250,7 @@ export class UnitSender {
                 rate = await limiter.acquire(tokens, signal);
               },
               // Counted now: the resend may fail (an error, a timeout), and they were spent.
-              onUnreturned: (usage) => this.addUnansweredUsage(usage),
+              onUnreturned: (usage) => this.addUnansweredUsage(model, usage),
             },
           )
           .catch((err: unknown) => {
@@ -256,6 +262,7 @@ export class UnitSender {
         const latency = performance.now() - started;
         // A count the engine did not report is unknown to the window too, not 0.
         window.onCompleted(performance.now(), latency, result.usage.completionTokens ?? undefined);
+        this.parts.onUsage?.(result.model || model, result.usage);
         monitor.answered();
         this.parts.onRequest?.(latency, true);
         if (solo) {
@@ -280,7 +287,7 @@ export class UnitSender {
           this.unansweredMs += ticket.charged();
         }
         // An answer that came as an error and reports its tokens (CONTENT_FILTERED): spent too.
-        if (caught instanceof EngineError && caught.usage) this.addUnansweredUsage(caught.usage);
+        if (caught instanceof EngineError && caught.usage) this.addUnansweredUsage(asked, caught.usage);
         if (signal.aborted) throw new DocbatchError('ABORTED', `aborted: ${String(signal.reason ?? '')}`, { cause: caught });
         const err = toDocbatchError(caught, 'ENGINE_ERROR');
         const dead = (err as { engineDead?: boolean }).engineDead === true;

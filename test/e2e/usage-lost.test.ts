@@ -1,18 +1,24 @@
 /**
  * Tokens the engine processed for a unit on paths where its attempt ends without the answer it
- * was after: the report and `status --json` still count them, equal to the emulator's own
- * counters (vllm:prompt_tokens_total, vllm:generation_tokens_total).
+ * was after: the report, `status --json` and the worker's /metrics token counters still count
+ * them, equal to the emulator's own counters (vllm:prompt_tokens_total,
+ * vllm:generation_tokens_total).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
+import { WorkerMetrics } from '../../src/observe/metrics.ts';
 import { runCli } from '../helpers/cli.ts';
+import { parseMetrics, sumOf } from '../observe/fixtures.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 
 let p: Pipeline;
+let metrics: WorkerMetrics;
 beforeAll(async () => {
   p = await startPipeline({ file: import.meta.filename, emulator: { speed: 20, outputTokensMin: 20, outputTokensMax: 40 }, config: { imageSize: 256 } });
+  metrics = new WorkerMetrics({ labels: { worker: 'usage-lost' } });
+  metrics.attach(p.worker!);
 });
 afterAll(async () => {
   await p?.stop();
@@ -20,6 +26,11 @@ afterAll(async () => {
 
 const report = (name: string) => JSON.parse(readFileSync(join(p.config.outDir, `${name}.report.json`), 'utf8')) as Record<string, unknown>;
 const env = () => ({ REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix });
+/** The worker's token counters (docbatch_prompt_tokens_total, docbatch_completion_tokens_total) now. */
+const counted = async () => {
+  const m = parseMetrics(await metrics.registry.metrics());
+  return { prompt_tokens: sumOf(m, 'docbatch_prompt_tokens_total'), completion_tokens: sumOf(m, 'docbatch_completion_tokens_total') };
+};
 /** What the engine processed since `s0` (a stats snapshot). */
 const since = (s0: { promptTokens: number; generationTokens: number }) => {
   const s = p.engine.stats();
@@ -36,6 +47,7 @@ it('an endpoint that ignores response_format, then refuses the request sent agai
     const file = join(p.dir, 'refused-resend.pdf');
     writeFileSync(file, numberedPdf(4, 14));
     const s0 = p.engine.stats();
+    const m0 = await counted();
     const [docId] = acceptedIds(await p.enqueue([file], { task: { schema: schemaFile, unit: 'page' } }));
     const [done] = await p.wait([docId!], 60_000);
     expect(done!.record).toMatchObject({ state: 'written', done: 0, failed: 4 });
@@ -47,6 +59,9 @@ it('an endpoint that ignores response_format, then refuses the request sent agai
     expect(r).toMatchObject({ ...spent, units_without_usage: 0 });
     const doc = JSON.parse((await runCli(['status', docId!, '--json'], env())).stdout.split('\n')[0]!) as Record<string, unknown>;
     expect(doc).toMatchObject(spent);
+    // The worker's /metrics count every answer too (failed units' included).
+    const m = await counted();
+    expect({ prompt_tokens: m.prompt_tokens - m0.prompt_tokens, completion_tokens: m.completion_tokens - m0.completion_tokens }).toEqual(spent);
   } finally {
     p.engine.setFaults({ structuredOutputs: 'full', reject: null });
   }
