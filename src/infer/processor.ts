@@ -22,8 +22,9 @@
  *    What an attempt's answers cost (tokens, engine time) is counted either way: with the
  *    failure settled, or in the record at once (DocStore.addSpent) when the unit is tried again,
  *    handed back or aborted, or when its answer or failure finds the unit settled by another
- *    (a worker whose lock was lost recorded its own answer meanwhile); an answer that is
- *    recorded is counted by its settle only.
+ *    (a worker whose lock was lost recorded its own answer meanwhile). A rejected answer is
+ *    counted at once, before the unit is asked again (a worker killed then would take its cost
+ *    with it); the settle adds only what was not counted so far.
  */
 import { DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { jobLockKey } from '../../queues/connect.ts';
@@ -35,7 +36,7 @@ import type { DocStore } from '../store/docs.ts';
 import { archivedResult } from '../store/archive.ts';
 import { reopenDocument, type ReopenParts } from '../store/reopen.ts';
 import { ensureDue, settleUnit, type SettleParts, type SettleRequest } from '../store/settle.ts';
-import type { DocMeta, DocState, SettleOutcome, UnitResult } from '../store/types.ts';
+import type { CountedSpend, DocMeta, DocState, SettleOutcome, UnitResult } from '../store/types.ts';
 import { checkAnswer, temperatureFor } from '../task/answer.ts';
 import type { Task } from '../task/types.ts';
 import { addCounts, type TokenCounts } from '../usage.ts';
@@ -150,7 +151,7 @@ export class UnitProcessor {
       const reopens = data.reduce ? Number((await store.redis.hget(store.docKey(data.docId), 'reopens')) ?? 0) : undefined;
       const result = await this.answer(data, doc, token, abort, log, attempt);
       attempt.settling = true;
-      const outcome = await this.record(job, token, queueName, { data, meta: doc.meta, result, ...(reopens !== undefined ? { reopens } : {}) }, log);
+      const outcome = await this.record(job, token, queueName, { data, meta: doc.meta, result, counted: attempt.counted, ...(reopens !== undefined ? { reopens } : {}) }, log);
       // Not recorded: the answer is discarded (and asked for again, when reopened or its lock
       // lost), but it was spent. A duplicate is another's result (a worker whose lock was lost
       // recorded its answer while this one ran): this answer's cost is counted on its own.
@@ -185,11 +186,32 @@ export class UnitProcessor {
   private async countSpent(data: UnitJobData, attempt: Attempt, log: Logger): Promise<void> {
     if (!spentAny(attempt) || attempt.settling) return;
     attempt.settling = true;
-    const { tokens, engineMs } = attempt.spent;
-    await this.parts.store.addSpent(data.docId, data.gen, data.unit, { ...tokens, engineMs }).then(
-      (counted) => log.debug({ counted, answers: attempt.answers, ...tokens, engineMs: Math.round(engineMs) }, 'answers of an attempt that did not settle the unit counted'),
+    const due = uncounted(attempt);
+    await this.parts.store.addSpent(data.docId, data.gen, data.unit, due).then(
+      (counted) => log.debug({ counted, answers: attempt.answers, ...due, engineMs: Math.round(due.engineMs) }, 'answers of an attempt that did not settle the unit counted'),
       (err: unknown) => log.warn({ err: (err as Error).message }, 'could not count what the attempt spent'),
     );
+  }
+
+  /**
+   * Counts an attempt's answers so far at once, after one was rejected and before the unit is
+   * asked again: a worker killed meanwhile (SIGKILL, a lost machine) would take their cost with
+   * it, the unit run again elsewhere counting only its own. The settle (or countSpent) later
+   * adds only what came after. Best effort: not counted now, it is counted then.
+   */
+  private async countSoFar(data: UnitJobData, attempt: Attempt, log: Logger): Promise<void> {
+    const due = uncounted(attempt);
+    try {
+      await this.parts.store.addSpent(data.docId, data.gen, data.unit, due);
+      const c = attempt.counted;
+      attempt.counted = {
+        promptTokens: c.promptTokens + (due.promptTokens ?? 0),
+        completionTokens: c.completionTokens + (due.completionTokens ?? 0),
+        engineMs: c.engineMs + Math.round(due.engineMs),
+      };
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'could not count the rejected answer now; it is counted when the unit settles');
+    }
   }
 
   /** Asks the engine until an answer passes the task's checks, or the tries run out. */
@@ -248,6 +270,7 @@ export class UnitProcessor {
       }
       retried.push(verdict.code);
       last = verdict;
+      await this.countSoFar(data, attempt, log);
       if (verdict.code === 'OUTPUT_TRUNCATED' && d.prepared.judge.output.type === 'json') {
         const next = raisedMaxTokens(d.maxTokens, d.maxTokensLimit);
         if (next === null) {
@@ -328,7 +351,8 @@ export class UnitProcessor {
               { ...(spent.retried.length > 0 ? { retried: spent.retried } : {}), ...(spent.answers > 0 ? spent.spent.tokens : {}), engineMs: Math.round(spent.spent.engineMs) }
             : {}),
       };
-      const outcome = await this.record(job, token, queueName, { data: job.data, meta, result }, log);
+      // Its rejected answers were counted as they came: the settle adds the rest.
+      const outcome = await this.record(job, token, queueName, { data: job.data, meta, result, ...(attempt ? { counted: attempt.counted } : {}) }, log);
       if (outcome.outcome === 'lock-lost') {
         if (spent) await this.countSpent(job.data, spent, log);
         throw new DocbatchError('ABORTED', 'the job lock was lost before the failure was recorded');
@@ -452,6 +476,8 @@ function jobTokens(counts: TokenCounts): number | null {
  */
 interface Attempt {
   spent: Spent;
+  /** Of `spent`, what the record counts already (countSoFar: the answers rejected so far). */
+  counted: CountedSpend;
   retried: string[];
   answers: number;
   settling: boolean;
@@ -465,7 +491,18 @@ function spentAny(attempt: Attempt): boolean {
 }
 
 function newAttempt(): Attempt {
-  return { spent: { tokens: { promptTokens: 0, completionTokens: 0 }, engineMs: 0 }, retried: [], answers: 0, settling: false };
+  return { spent: { tokens: { promptTokens: 0, completionTokens: 0 }, engineMs: 0 }, counted: { promptTokens: 0, completionTokens: 0, engineMs: 0 }, retried: [], answers: 0, settling: false };
+}
+
+/** What an attempt spent that its record does not count yet (a count not reported stays null: unknown). */
+function uncounted(attempt: Attempt): TokenCounts & { engineMs: number } {
+  const { tokens, engineMs } = attempt.spent;
+  const c = attempt.counted;
+  return {
+    promptTokens: tokens.promptTokens === null ? null : Math.max(0, tokens.promptTokens - c.promptTokens),
+    completionTokens: tokens.completionTokens === null ? null : Math.max(0, tokens.completionTokens - c.completionTokens),
+    engineMs: Math.max(0, engineMs - c.engineMs),
+  };
 }
 
 class AnswerRejected extends FinalUnitError {

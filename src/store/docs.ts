@@ -22,7 +22,7 @@ import type { Redis } from 'ioredis';
 import { claimName, moveOutputs, releaseName } from './names.ts';
 import { foldLegacyNames, type NameClash } from './name-fold.ts';
 import { MARK_WRITTEN_LUA, REGISTER_LUA, REOPEN_LUA, RESTORE_LUA, SETTLE_LUA, SPEND_LUA } from './scripts.ts';
-import type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult } from './types.ts';
+import type { CountedSpend, DocMeta, DocRecord, DocState, SettleOutcome, UnitResult } from './types.ts';
 import { lacksUsage } from '../usage.ts';
 
 export type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult, UnitResultOk, UnitResultFailed } from './types.ts';
@@ -176,13 +176,15 @@ export class DocStore {
     now = new Date().toISOString(),
     /** The record's `reopens` when the unit read its inputs: a reopen since refuses the result. */
     reopens?: number,
+    /** What of the result's tokens and engine time the record counts already (addSpent, as its answers came): added is the rest. */
+    counted?: CountedSpend,
   ): Promise<SettleOutcome> {
     const ok = result.ok ? 1 : 0;
     // A failure counts what the engine spent on its rejected answers too. Counts the engine did
     // not report add nothing; the unit is counted in `units_without_usage` instead.
-    const prompt = result.promptTokens ?? 0;
-    const completion = result.completionTokens ?? 0;
-    const engineMs = Math.round(result.engineMs ?? 0);
+    const prompt = Math.max(0, (result.promptTokens ?? 0) - (counted?.promptTokens ?? 0));
+    const completion = Math.max(0, (result.completionTokens ?? 0) - (counted?.completionTokens ?? 0));
+    const engineMs = Math.max(0, Math.round((result.engineMs ?? 0) - (counted?.engineMs ?? 0)));
     const [status, settled, units, last, groupDone] = await this.redis.docbatchSettle(
       this.docKey(docId),
       this.unitsKey(docId, gen),
