@@ -36,10 +36,11 @@ import type { DocStore } from '../store/docs.ts';
 import { archivedResult } from '../store/archive.ts';
 import { reopenDocument, type ReopenParts } from '../store/reopen.ts';
 import { ensureDue, settleUnit, type SettleParts, type SettleRequest } from '../store/settle.ts';
-import type { CountedSpend, DocMeta, DocState, SettleOutcome, UnitResult } from '../store/types.ts';
+import type { DocMeta, DocState, SettleOutcome, UnitResult } from '../store/types.ts';
 import { checkAnswer, temperatureFor } from '../task/answer.ts';
 import type { Task } from '../task/types.ts';
 import { addCounts, type TokenCounts } from '../usage.ts';
+import { countSoFar, countSpent, newAttempt, spentAny, type Attempt, type Spent } from './attempt.ts';
 import { raisedMaxTokens } from './context-room.ts';
 import { FinalUnitError, ReleaseUnit, UnitSender, type DispatchParts, type Dispatched } from './dispatch.ts';
 import type { AnswerHold } from './hold.ts';
@@ -178,40 +179,8 @@ export class UnitProcessor {
     }
   };
 
-  /**
-   * Counts what an attempt's answers cost when the attempt ends without settling the unit (it is
-   * tried again, handed back, or aborted): the engine spent it all the same (DocStore.addSpent).
-   * Best effort: Redis away loses it, as it would lose the settle.
-   */
-  private async countSpent(data: UnitJobData, attempt: Attempt, log: Logger): Promise<void> {
-    if (!spentAny(attempt) || attempt.settling) return;
-    attempt.settling = true;
-    const due = uncounted(attempt);
-    await this.parts.store.addSpent(data.docId, data.gen, data.unit, due).then(
-      (counted) => log.debug({ counted, answers: attempt.answers, ...due, engineMs: Math.round(due.engineMs) }, 'answers of an attempt that did not settle the unit counted'),
-      (err: unknown) => log.warn({ err: (err as Error).message }, 'could not count what the attempt spent'),
-    );
-  }
-
-  /**
-   * Counts an attempt's answers so far at once, after one was rejected and before the unit is
-   * asked again: a worker killed meanwhile (SIGKILL, a lost machine) would take their cost with
-   * it, the unit run again elsewhere counting only its own. The settle (or countSpent) later
-   * adds only what came after. Best effort: not counted now, it is counted then.
-   */
-  private async countSoFar(data: UnitJobData, attempt: Attempt, log: Logger): Promise<void> {
-    const due = uncounted(attempt);
-    try {
-      await this.parts.store.addSpent(data.docId, data.gen, data.unit, due);
-      const c = attempt.counted;
-      attempt.counted = {
-        promptTokens: c.promptTokens + (due.promptTokens ?? 0),
-        completionTokens: c.completionTokens + (due.completionTokens ?? 0),
-        engineMs: c.engineMs + Math.round(due.engineMs),
-      };
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'could not count the rejected answer now; it is counted when the unit settles');
-    }
+  private countSpent(data: UnitJobData, attempt: Attempt, log: Logger): Promise<void> {
+    return countSpent(this.parts.store, data, attempt, log);
   }
 
   /** Asks the engine until an answer passes the task's checks, or the tries run out. */
@@ -270,7 +239,7 @@ export class UnitProcessor {
       }
       retried.push(verdict.code);
       last = verdict;
-      await this.countSoFar(data, attempt, log);
+      await countSoFar(this.parts.store, data, attempt, log);
       if (verdict.code === 'OUTPUT_TRUNCATED' && d.prepared.judge.output.type === 'json') {
         const next = raisedMaxTokens(d.maxTokens, d.maxTokensLimit);
         if (next === null) {
@@ -455,56 +424,15 @@ function atLimit(d: Dispatched): string {
   return `max_tokens ${d.maxTokens} is all the room the model's context leaves this prompt (about ${d.prepared.promptTokensEstimate} tokens): raise the engine's context length (vLLM --max-model-len) or send a smaller prompt (IMAGE_SIZE, fewer pages per unit)`;
 }
 
-/**
- * Every try's answer was rejected: the unit fails for good with the last one's code (the tries
- * were its retries; a job attempt more would only repeat them), keeping what they cost.
- */
-/** What a unit's answers cost: tokens as the engine reported them, engine time. */
-interface Spent {
-  tokens: TokenCounts;
-  engineMs: number;
-}
-
 /** A job's tokens (its BullMQ return value): null when the engine did not report them all. */
 function jobTokens(counts: TokenCounts): number | null {
   return counts.promptTokens === null || counts.completionTokens === null ? null : counts.promptTokens + counts.completionTokens;
 }
 
 /**
- * One attempt at a unit: what its answers cost so far and the codes of those rejected. `settling`:
- * its result went to be recorded (the settle counts it), or its cost was counted already.
+ * Every try's answer was rejected: the unit fails for good with the last one's code (the tries
+ * were its retries; a job attempt more would only repeat them), keeping what they cost.
  */
-interface Attempt {
-  spent: Spent;
-  /** Of `spent`, what the record counts already (countSoFar: the answers rejected so far). */
-  counted: CountedSpend;
-  retried: string[];
-  answers: number;
-  settling: boolean;
-  /** The unit's pages were drawn: by which renderer (the report counts failed pages' too). */
-  drawn?: { renderer: string; rendererFallback?: true };
-}
-
-/** Whether an attempt got an answer, or had engine time charged. */
-function spentAny(attempt: Attempt): boolean {
-  return attempt.answers > 0 || Math.round(attempt.spent.engineMs) > 0;
-}
-
-function newAttempt(): Attempt {
-  return { spent: { tokens: { promptTokens: 0, completionTokens: 0 }, engineMs: 0 }, counted: { promptTokens: 0, completionTokens: 0, engineMs: 0 }, retried: [], answers: 0, settling: false };
-}
-
-/** What an attempt spent that its record does not count yet (a count not reported stays null: unknown). */
-function uncounted(attempt: Attempt): TokenCounts & { engineMs: number } {
-  const { tokens, engineMs } = attempt.spent;
-  const c = attempt.counted;
-  return {
-    promptTokens: tokens.promptTokens === null ? null : Math.max(0, tokens.promptTokens - c.promptTokens),
-    completionTokens: tokens.completionTokens === null ? null : Math.max(0, tokens.completionTokens - c.completionTokens),
-    engineMs: Math.max(0, engineMs - c.engineMs),
-  };
-}
-
 class AnswerRejected extends FinalUnitError {
   readonly retried: string[];
   readonly spent: Spent;
