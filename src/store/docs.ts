@@ -212,8 +212,9 @@ export class DocStore {
 
   /**
    * Counts what the engine answered for a unit in an attempt that ended without settling it
-   * (SPEND_LUA): its tokens (null: not reported) and engine time. False when not counted (another
-   * generation, or already written).
+   * (SPEND_LUA): its tokens (null: not reported) and engine time. False when not counted in the
+   * record (another generation, the document gone, or written already); its engine time counts in
+   * the totals of all documents (BUDGET_USD) all the same.
    */
   async addSpent(docId: string, gen: number, unit: number, spent: { promptTokens: number | null; completionTokens: number | null; engineMs: number }): Promise<boolean> {
     const counted = await this.redis.eval(
