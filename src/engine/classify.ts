@@ -49,7 +49,7 @@ export interface EngineErrorOptions {
   /** From a `Retry-After` header, when one was sent. */
   retryAfterMs?: number;
   context?: ContextOverflow;
-  /** EMPTY_OUTPUT: the token counts of the answer that had no text. */
+  /** An answer that came as an error (EMPTY_OUTPUT, CONTENT_FILTERED, finish_reason "abort"): the token counts it reported. */
   usage?: ChatUsage;
 }
 
@@ -65,7 +65,7 @@ export class EngineError extends DocbatchError {
   readonly retryAfterMs: number | undefined;
   /** Set for CONTEXT_TOO_LONG. */
   readonly context: ContextOverflow | undefined;
-  /** Set for EMPTY_OUTPUT (null counts: not reported). */
+  /** Set for an answer that came as an error: EMPTY_OUTPUT, CONTENT_FILTERED, finish_reason "abort" (null counts: not reported). */
   readonly usage: ChatUsage | undefined;
 
   constructor(code: ErrorCode, message: string, options: EngineErrorOptions = {}) {

@@ -60,6 +60,13 @@ const MAX_RESENDS = 8;
 export interface ChatHooks {
   /** Runs before the request is sent again for a setting the endpoint refused (not before the first send). */
   beforeResend?: () => Promise<void>;
+  /**
+   * Told of each answer this call gets and does not return (a prose answer to a structured-output
+   * field the endpoint ignores, sent again with the schema in the prompt), the moment it comes:
+   * the engine processed its tokens, whether the resend then answers or fails. Without this hook
+   * the answer returned carries them, and an error thrown after them loses them.
+   */
+  onUnreturned?: (usage: TokenCounts) => void;
 }
 
 interface Answer {
@@ -194,7 +201,7 @@ export class EngineClient {
     if (request.requestId !== undefined) headers['x-request-id'] = request.requestId;
     // At most one resend per setting the endpoint can refuse (the cap's name, the cap,
     // temperature, top_p, and each rung of structured output down to the schema in the prompt).
-    /** Tokens of answers in prose sent again (below): the engine processed them, so the answer returned carries them. */
+    /** Tokens of answers in prose sent again (below), for a caller without `hooks.onUnreturned`: the answer returned carries them. */
     let resentUsage: TokenCounts | null = null;
     for (let pass = 0; ; pass++) {
       const params = this.params.get(model);
@@ -221,7 +228,8 @@ export class EngineClient {
           const prose = known && pass < MAX_RESENDS ? answeredInProse(known, model, body, result.text) : null;
           if (prose) {
             if (prose.sentence !== null) this.options.onParamsChanged?.(prose.sentence);
-            resentUsage = resentUsage === null ? result.usage : addCounts(resentUsage, result.usage);
+            if (hooks.onUnreturned) hooks.onUnreturned(result.usage);
+            else resentUsage = resentUsage === null ? result.usage : addCounts(resentUsage, result.usage);
             continue;
           }
           const said = structuredAnswered(params, model, base);

@@ -168,7 +168,8 @@ export function readChatCompletion(
     });
   }
   if (finishReason === 'abort') {
-    throw new EngineError('ENGINE_DOWN', 'engine aborted the request itself (finish_reason "abort": paused, draining or shutting down); the text is partial', { status });
+    // Its usage says what the engine processed before it stopped: spent all the same.
+    throw new EngineError('ENGINE_DOWN', 'engine aborted the request itself (finish_reason "abort": paused, draining or shutting down); the text is partial', { status, usage: usageOf(body) });
   }
   if (content === null || content.trim() === '') {
     // A reasoning model (vLLM --reasoning-parser) whose thinking used the answer's room.

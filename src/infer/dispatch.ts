@@ -33,7 +33,7 @@ import { EngineError } from '../engine/classify.ts';
 import type { EngineHealth } from '../engine/types.ts';
 import { actionFor, DocbatchError, toDocbatchError } from '../errors.ts';
 import { sleep } from '../timeouts.ts';
-import { UNREPORTED } from '../usage.ts';
+import { addCounts, UNREPORTED, type TokenCounts } from '../usage.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Engine, EngineSet } from './engine.ts';
 import type { Ticket } from './gate.ts';
@@ -56,6 +56,8 @@ export interface DispatchParts {
   /** Hooks for metrics. */
   onOom?: () => void;
   onRequest?: (ms: number, ok: boolean) => void;
+  /** Tokens the engine reported for each answer, when it comes (prose sent again, an error that reports usage, included). */
+  onUsage?: (model: string, usage: TokenCounts) => void;
 }
 
 export interface Dispatched {
@@ -123,6 +125,12 @@ export class UnitSender {
   private ooms = 0;
   /** Engine time charged to sends that brought no answer (failed, resent, aborted), not yet handed on. */
   private unansweredMs = 0;
+  /**
+   * Tokens of answers the engine gave that did not come back as one (a prose answer the client
+   * sent again with the schema in the prompt; an error that reports usage, CONTENT_FILTERED), not
+   * yet handed on; null: none.
+   */
+  private unansweredUsage: TokenCounts | null = null;
 
   constructor(parts: DispatchParts, prepareAt: (longestSide: number | null) => Promise<Prepared>, meta: { requestId: string; isPage: boolean }) {
     this.parts = parts;
@@ -140,6 +148,22 @@ export class UnitSender {
     const ms = this.unansweredMs;
     this.unansweredMs = 0;
     return ms;
+  }
+
+  /**
+   * Tokens of this unit's answers that did not come back as an answer, since last asked (null:
+   * none): processed all the same. An answer carries them in its `usage`; a caller whose `send`
+   * threw takes them here.
+   */
+  takeUnansweredUsage(): TokenCounts | null {
+    const usage = this.unansweredUsage;
+    this.unansweredUsage = null;
+    return usage;
+  }
+
+  private addUnansweredUsage(model: string, usage: TokenCounts): void {
+    this.parts.onUsage?.(model, usage);
+    this.unansweredUsage = this.unansweredUsage === null ? usage : addCounts(this.unansweredUsage, usage);
   }
 
   /** The unit as last prepared (rendered), preparing it on first use. */
@@ -173,6 +197,8 @@ export class UnitSender {
       let started = performance.now();
       /** Set by a fault that backs off: slept after the finally below has given back the slot and the rate entry. */
       let backoffMs = 0;
+      /** The model asked (metrics label the tokens of an answer that came as an error with it). */
+      let asked = options.model ?? '';
       this.sends++;
       try {
         const info = await client.model(signal);
@@ -184,6 +210,7 @@ export class UnitSender {
         // once the endpoint named one (the client lowers it so), not the max_tokens asked.
         const { limiter } = engine;
         const model = options.model ?? info.id;
+        asked = model;
         const reserved = (): number => prepared.promptTokensEstimate + Math.min(maxTokens, client.outputCap(model) ?? maxTokens);
         let tokens = reserved();
         if (limiter) rate = await limiter.acquire(tokens, signal);
@@ -222,6 +249,8 @@ export class UnitSender {
                 tokens = reserved();
                 rate = await limiter.acquire(tokens, signal);
               },
+              // Counted now: the resend may fail (an error, a timeout), and they were spent.
+              onUnreturned: (usage) => this.addUnansweredUsage(model, usage),
             },
           )
           .catch((err: unknown) => {
@@ -233,6 +262,7 @@ export class UnitSender {
         const latency = performance.now() - started;
         // A count the engine did not report is unknown to the window too, not 0.
         window.onCompleted(performance.now(), latency, result.usage.completionTokens ?? undefined);
+        this.parts.onUsage?.(result.model || model, result.usage);
         monitor.answered();
         this.parts.onRequest?.(latency, true);
         if (solo) {
@@ -240,8 +270,10 @@ export class UnitSender {
           this.engineAborts = 0;
         }
         const cap = client.outputCap(model);
+        const unreturned = this.takeUnansweredUsage();
         return {
-          result,
+          // Answers of this unit that did not come back as one (prose sent again) were tokens too.
+          result: unreturned === null ? result : { ...result, usage: addCounts(unreturned, result.usage) },
           prepared,
           engine,
           // Sends of this unit that brought no answer (an OOM, a busy refusal resent) were engine time too.
@@ -254,6 +286,8 @@ export class UnitSender {
           this.parts.onRequest?.(performance.now() - started, false);
           this.unansweredMs += ticket.charged();
         }
+        // An answer that came as an error and reports its tokens (CONTENT_FILTERED): spent too.
+        if (caught instanceof EngineError && caught.usage) this.addUnansweredUsage(asked, caught.usage);
         if (signal.aborted) throw new DocbatchError('ABORTED', `aborted: ${String(signal.reason ?? '')}`, { cause: caught });
         const err = toDocbatchError(caught, 'ENGINE_ERROR');
         const dead = (err as { engineDead?: boolean }).engineDead === true;

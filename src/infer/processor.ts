@@ -21,12 +21,14 @@
  *    reason BullMQ keeps reads "CODE: message", for the reconciler to settle what we could not.
  *    What an attempt's answers cost (tokens, engine time) is counted either way: with the
  *    failure settled, or in the record at once (DocStore.addSpent) when the unit is tried again,
- *    handed back or aborted; an answer that is recorded is counted by its settle only.
+ *    handed back or aborted, or when its answer or failure finds the unit settled by another
+ *    (a worker whose lock was lost recorded its own answer meanwhile). A rejected answer is
+ *    counted at once, before the unit is asked again (a worker killed then would take its cost
+ *    with it); the settle adds only what was not counted so far.
  */
 import { DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { jobLockKey } from '../../queues/connect.ts';
 import type { UnitJobData, UnitJobName, UnitJobResult } from '../../queues/contracts.ts';
-import { EngineError } from '../engine/classify.ts';
 import { actionFor, DocbatchError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { BlobStore } from '../store/blobs.ts';
@@ -38,6 +40,7 @@ import type { DocMeta, DocState, SettleOutcome, UnitResult } from '../store/type
 import { checkAnswer, temperatureFor } from '../task/answer.ts';
 import type { Task } from '../task/types.ts';
 import { addCounts, type TokenCounts } from '../usage.ts';
+import { countSoFar, countSpent, newAttempt, spentAny, type Attempt, type Spent } from './attempt.ts';
 import { raisedMaxTokens } from './context-room.ts';
 import { FinalUnitError, ReleaseUnit, UnitSender, type DispatchParts, type Dispatched } from './dispatch.ts';
 import type { AnswerHold } from './hold.ts';
@@ -149,12 +152,18 @@ export class UnitProcessor {
       const reopens = data.reduce ? Number((await store.redis.hget(store.docKey(data.docId), 'reopens')) ?? 0) : undefined;
       const result = await this.answer(data, doc, token, abort, log, attempt);
       attempt.settling = true;
-      const outcome = await this.record(job, token, queueName, { data, meta: doc.meta, result, ...(reopens !== undefined ? { reopens } : {}) }, log);
-      // Not recorded: the answer is discarded and asked for again, but it was spent.
-      if (outcome.outcome === 'reopened' || outcome.outcome === 'lock-lost') attempt.settling = false;
+      const outcome = await this.record(job, token, queueName, { data, meta: doc.meta, result, counted: attempt.counted, ...(reopens !== undefined ? { reopens } : {}) }, log);
+      // Not recorded: the answer is discarded (and asked for again, when reopened or its lock
+      // lost), but it was spent. A duplicate is another's result (a worker whose lock was lost
+      // recorded its answer while this one ran): this answer's cost is counted on its own.
+      if (outcome.outcome !== 'recorded') attempt.settling = false;
       if (outcome.outcome === 'reopened') throw new PartsPending('a part of the conversation was reopened while its summary was made');
       if (outcome.outcome === 'lock-lost') throw new DocbatchError('ABORTED', 'the job lock was lost before the result was recorded; result discarded');
       if (outcome.outcome === 'recorded') this.parts.onSettled?.(data, doc.meta, result);
+      else {
+        log.info({ outcome: outcome.outcome }, 'answer not recorded: the unit has a result already (or its document moved on); what it cost is counted');
+        await this.countSpent(data, attempt, log);
+      }
       if (outcome.last) log.info({ units: outcome.units }, 'last unit settled; document handed to the writer');
       return { reused: false, tokens: result.ok ? jobTokens(result) : 0 };
     } catch (caught) {
@@ -170,19 +179,8 @@ export class UnitProcessor {
     }
   };
 
-  /**
-   * Counts what an attempt's answers cost when the attempt ends without settling the unit (it is
-   * tried again, handed back, or aborted): the engine spent it all the same (DocStore.addSpent).
-   * Best effort: Redis away loses it, as it would lose the settle.
-   */
-  private async countSpent(data: UnitJobData, attempt: Attempt, log: Logger): Promise<void> {
-    if (!spentAny(attempt) || attempt.settling) return;
-    attempt.settling = true;
-    const { tokens, engineMs } = attempt.spent;
-    await this.parts.store.addSpent(data.docId, data.gen, data.unit, { ...tokens, engineMs }).then(
-      (counted) => log.debug({ counted, answers: attempt.answers, ...tokens, engineMs: Math.round(engineMs) }, 'answers of an attempt that did not settle the unit counted'),
-      (err: unknown) => log.warn({ err: (err as Error).message }, 'could not count what the attempt spent'),
-    );
+  private countSpent(data: UnitJobData, attempt: Attempt, log: Logger): Promise<void> {
+    return countSpent(this.parts.store, data, attempt, log);
   }
 
   /** Asks the engine until an answer passes the task's checks, or the tries run out. */
@@ -209,8 +207,9 @@ export class UnitProcessor {
     for (let k = 0; k < tries; k++) {
       const d = await sender.send({ temperature: temperatureFor(prepared.judge, k), ...(meta.model ? { model: meta.model } : {}), ...(maxTokens !== undefined ? { maxTokens } : {}) }, signal).catch((err: unknown) => {
         // Engine time of the sends that failed: counted with the attempt. So are the tokens of
-        // an answer that came as an error (CONTENT_FILTERED: the endpoint reports, and bills, them).
-        const usage = err instanceof EngineError ? err.usage : undefined;
+        // answers that did not come back as one: an answer that came as an error (CONTENT_FILTERED:
+        // the endpoint reports, and bills, them), a prose answer sent again before the error.
+        const usage = sender.takeUnansweredUsage();
         attempt.spent = { tokens: usage ? addCounts(attempt.spent.tokens, usage) : attempt.spent.tokens, engineMs: attempt.spent.engineMs + sender.takeUnansweredMs() };
         if (usage) attempt.answers++;
         throw structuredOutputHint(err, prepared.request.responseFormat !== undefined);
@@ -240,6 +239,7 @@ export class UnitProcessor {
       }
       retried.push(verdict.code);
       last = verdict;
+      await countSoFar(this.parts.store, data, attempt, log);
       if (verdict.code === 'OUTPUT_TRUNCATED' && d.prepared.judge.output.type === 'json') {
         const next = raisedMaxTokens(d.maxTokens, d.maxTokensLimit);
         if (next === null) {
@@ -320,12 +320,15 @@ export class UnitProcessor {
               { ...(spent.retried.length > 0 ? { retried: spent.retried } : {}), ...(spent.answers > 0 ? spent.spent.tokens : {}), engineMs: Math.round(spent.spent.engineMs) }
             : {}),
       };
-      const outcome = await this.record(job, token, queueName, { data: job.data, meta, result }, log);
+      // Its rejected answers were counted as they came: the settle adds the rest.
+      const outcome = await this.record(job, token, queueName, { data: job.data, meta, result, ...(attempt ? { counted: attempt.counted } : {}) }, log);
       if (outcome.outcome === 'lock-lost') {
         if (spent) await this.countSpent(job.data, spent, log);
         throw new DocbatchError('ABORTED', 'the job lock was lost before the failure was recorded');
       }
       if (outcome.outcome === 'recorded') this.parts.onSettled?.(job.data, meta, result);
+      // Not recorded (the unit has another's result already): what this attempt spent is counted on its own.
+      else if (spent) await this.countSpent(job.data, spent, log);
       throw new UnrecoverableError(`${err.code}: ${err.message}`);
     }
     if (final) {
@@ -356,8 +359,13 @@ export class UnitProcessor {
         log.debug({ outcome: outcome.outcome }, 'the job lock was lost before the answer was recorded; recorded where no result was (first write wins)');
       }
       // Refused half-way before (recorded, then Redis full before its summary or write job was
-      // added): add what it made due.
-      if (again && outcome.outcome === 'duplicate') await ensureDue(settle, request.meta, request.data);
+      // added): add what it made due. The result there is this one (recorded, its cost counted
+      // by that settle) unless another's came first.
+      if (again && outcome.outcome === 'duplicate') {
+        await ensureDue(settle, request.meta, request.data);
+        const stored = await this.parts.store.redis.hget(this.parts.store.unitsKey(request.data.docId, request.data.gen), String(request.data.unit));
+        if (stored === JSON.stringify(request.result)) outcome = { ...outcome, outcome: 'recorded' };
+      }
       return outcome;
     });
   }
@@ -416,43 +424,15 @@ function atLimit(d: Dispatched): string {
   return `max_tokens ${d.maxTokens} is all the room the model's context leaves this prompt (about ${d.prepared.promptTokensEstimate} tokens): raise the engine's context length (vLLM --max-model-len) or send a smaller prompt (IMAGE_SIZE, fewer pages per unit)`;
 }
 
-/**
- * Every try's answer was rejected: the unit fails for good with the last one's code (the tries
- * were its retries; a job attempt more would only repeat them), keeping what they cost.
- */
-/** What a unit's answers cost: tokens as the engine reported them, engine time. */
-interface Spent {
-  tokens: TokenCounts;
-  engineMs: number;
-}
-
 /** A job's tokens (its BullMQ return value): null when the engine did not report them all. */
 function jobTokens(counts: TokenCounts): number | null {
   return counts.promptTokens === null || counts.completionTokens === null ? null : counts.promptTokens + counts.completionTokens;
 }
 
 /**
- * One attempt at a unit: what its answers cost so far and the codes of those rejected. `settling`:
- * its result went to be recorded (the settle counts it), or its cost was counted already.
+ * Every try's answer was rejected: the unit fails for good with the last one's code (the tries
+ * were its retries; a job attempt more would only repeat them), keeping what they cost.
  */
-interface Attempt {
-  spent: Spent;
-  retried: string[];
-  answers: number;
-  settling: boolean;
-  /** The unit's pages were drawn: by which renderer (the report counts failed pages' too). */
-  drawn?: { renderer: string; rendererFallback?: true };
-}
-
-/** Whether an attempt got an answer, or had engine time charged. */
-function spentAny(attempt: Attempt): boolean {
-  return attempt.answers > 0 || Math.round(attempt.spent.engineMs) > 0;
-}
-
-function newAttempt(): Attempt {
-  return { spent: { tokens: { promptTokens: 0, completionTokens: 0 }, engineMs: 0 }, retried: [], answers: 0, settling: false };
-}
-
 class AnswerRejected extends FinalUnitError {
   readonly retried: string[];
   readonly spent: Spent;

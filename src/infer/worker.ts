@@ -31,6 +31,7 @@ import type { DocStore } from '../store/docs.ts';
 import { settleUnit, type SettleParts } from '../store/settle.ts';
 import type { DocMeta, UnitResult } from '../store/types.ts';
 import { withTimeout } from '../timeouts.ts';
+import type { TokenCounts } from '../usage.ts';
 import type { Engine, EngineSet } from './engine.ts';
 import { checkBlobs, checkEngine, checkRedis, type EngineFacts } from './environment.ts';
 import { AnswerHold } from './hold.ts';
@@ -43,6 +44,8 @@ import type { InferWorkerParts } from './worker-parts.ts';
 export interface WorkerEvents {
   'unit:settled': [data: UnitJobData, meta: DocMeta, result: UnitResult];
   request: [ms: number, ok: boolean];
+  /** Tokens the engine reported for one answer (every answer, those not kept included), by the model that gave it. */
+  usage: [model: string, usage: TokenCounts];
   oom: [];
   'intake:paused': [reasons: string[]];
   'intake:resumed': [];
@@ -131,6 +134,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
         log: this.log,
         onOom: () => this.emit('oom'),
         onRequest: (ms, ok) => this.emit('request', ms, ok),
+        onUsage: (model, usage) => this.emit('usage', model, usage),
       },
       workerName: config.workerName,
       log: this.log,

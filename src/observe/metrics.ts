@@ -18,7 +18,7 @@ import { activeListKey, connectRedis, jobLockKey, openQueue } from '../../queues
 import { QUEUES, type UnitJobData } from '../../queues/contracts.ts';
 import type { DocMeta, UnitResult } from '../store/types.ts';
 import { withDeadline } from '../timeouts.ts';
-import { lacksUsage } from '../usage.ts';
+import { lacksUsage, type TokenCounts } from '../usage.ts';
 
 export const METRIC_PREFIX = 'docbatch_';
 
@@ -211,6 +211,7 @@ export interface ObservedWorker {
   readonly engines: { readonly all: readonly ObservedEngine[]; pick(): ObservedEngine | null };
   on(event: 'unit:settled', listener: (data: UnitJobData, meta: DocMeta, result: UnitResult) => void): unknown;
   on(event: 'request', listener: (ms: number, ok: boolean) => void): unknown;
+  on(event: 'usage', listener: (model: string, usage: TokenCounts) => void): unknown;
   on(event: 'oom', listener: () => void): unknown;
 }
 
@@ -261,8 +262,8 @@ export class WorkerMetrics {
     this.families = {
       completed: new Counter({ name: `${p}units_completed_total`, help: 'Units (pages, chunks) whose result was recorded, by kind and the model that answered.', labelNames: ['kind', 'model'], registers }),
       failed: new Counter({ name: `${p}units_failed_total`, help: 'Units that failed for good, by error code (src/errors.ts).', labelNames: ['kind', 'code'], registers }),
-      promptTokens: new Counter({ name: `${p}prompt_tokens_total`, help: 'Prompt tokens of recorded units, as the engine counted them, by model.', labelNames: ['model'], registers }),
-      completionTokens: new Counter({ name: `${p}completion_tokens_total`, help: 'Completion tokens of recorded units, as the engine counted them, by model.', labelNames: ['model'], registers }),
+      promptTokens: new Counter({ name: `${p}prompt_tokens_total`, help: 'Prompt tokens the engine reported to this worker (every answer: those rejected, of failed units and of attempts tried again too), by model.', labelNames: ['model'], registers }),
+      completionTokens: new Counter({ name: `${p}completion_tokens_total`, help: 'Completion tokens the engine reported to this worker (every answer), by model.', labelNames: ['model'], registers }),
       withoutUsage: new Counter({ name: `${p}units_without_usage_total`, help: 'Recorded units whose tokens the engine did not (all) report: the token counters leave them out (a lower bound), by model.', labelNames: ['model'], registers }),
       requestSeconds: new Histogram({ name: `${p}request_duration_seconds`, help: 'Engine request latency, from send to answer or failure.', labelNames: ['outcome'], buckets: LATENCY_BUCKETS, registers }),
       renderSeconds: new Histogram({ name: `${p}render_duration_seconds`, help: 'Time to render a page to an image (recorded page units).', buckets: RENDER_BUCKETS, registers }),
@@ -373,14 +374,18 @@ export class WorkerMetrics {
       const kind = unitKind(data, meta);
       if (result.ok) {
         f.completed.inc({ kind, model: result.model });
-        // A count the engine did not report is left out, not counted as 0 (src/usage.ts).
-        if (result.promptTokens !== null) f.promptTokens.inc({ model: result.model }, result.promptTokens);
-        if (result.completionTokens !== null) f.completionTokens.inc({ model: result.model }, result.completionTokens);
         if (result.renderMs !== undefined) f.renderSeconds.observe(result.renderMs / 1000);
       } else {
         f.failed.inc({ kind, code: result.code });
       }
       if (lacksUsage(result)) f.withoutUsage.inc({ model: result.ok ? result.model : (meta.model ?? '') });
+    });
+    // Tokens as each answer comes: those of answers rejected, of failed units, of attempts that
+    // did not settle count too, as the engine processed them. A count the engine did not report
+    // is left out, not counted as 0 (src/usage.ts).
+    worker.on('usage', (model, usage) => {
+      if (usage.promptTokens !== null) f.promptTokens.inc({ model }, usage.promptTokens);
+      if (usage.completionTokens !== null) f.completionTokens.inc({ model }, usage.completionTokens);
     });
     worker.on('request', (ms, ok) => f.requestSeconds.observe({ outcome: ok ? 'ok' : 'error' }, ms / 1000));
     worker.on('oom', () => f.ooms.inc());

@@ -22,7 +22,7 @@ import type { Redis } from 'ioredis';
 import { claimName, moveOutputs, releaseName } from './names.ts';
 import { foldLegacyNames, type NameClash } from './name-fold.ts';
 import { MARK_WRITTEN_LUA, REGISTER_LUA, REOPEN_LUA, RESTORE_LUA, SETTLE_LUA, SPEND_LUA } from './scripts.ts';
-import type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult } from './types.ts';
+import type { CountedSpend, DocMeta, DocRecord, DocState, SettleOutcome, UnitResult } from './types.ts';
 import { lacksUsage } from '../usage.ts';
 
 export type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult, UnitResultOk, UnitResultFailed } from './types.ts';
@@ -176,13 +176,15 @@ export class DocStore {
     now = new Date().toISOString(),
     /** The record's `reopens` when the unit read its inputs: a reopen since refuses the result. */
     reopens?: number,
+    /** What of the result's tokens and engine time the record counts already (addSpent, as its answers came): added is the rest. */
+    counted?: CountedSpend,
   ): Promise<SettleOutcome> {
     const ok = result.ok ? 1 : 0;
     // A failure counts what the engine spent on its rejected answers too. Counts the engine did
     // not report add nothing; the unit is counted in `units_without_usage` instead.
-    const prompt = result.promptTokens ?? 0;
-    const completion = result.completionTokens ?? 0;
-    const engineMs = Math.round(result.engineMs ?? 0);
+    const prompt = Math.max(0, (result.promptTokens ?? 0) - (counted?.promptTokens ?? 0));
+    const completion = Math.max(0, (result.completionTokens ?? 0) - (counted?.completionTokens ?? 0));
+    const engineMs = Math.max(0, Math.round((result.engineMs ?? 0) - (counted?.engineMs ?? 0)));
     const [status, settled, units, last, groupDone] = await this.redis.docbatchSettle(
       this.docKey(docId),
       this.unitsKey(docId, gen),
@@ -210,8 +212,9 @@ export class DocStore {
 
   /**
    * Counts what the engine answered for a unit in an attempt that ended without settling it
-   * (SPEND_LUA): its tokens (null: not reported) and engine time. False when not counted (another
-   * generation, or already written).
+   * (SPEND_LUA): its tokens (null: not reported) and engine time. False when not counted in the
+   * record (another generation, the document gone, or written already); its engine time counts in
+   * the totals of all documents (BUDGET_USD) all the same.
    */
   async addSpent(docId: string, gen: number, unit: number, spent: { promptTokens: number | null; completionTokens: number | null; engineMs: number }): Promise<boolean> {
     const counted = await this.redis.eval(

@@ -61,13 +61,16 @@ return {1, settled, units, 0, groupDone}
  * What the engine answered for a unit whose attempt then ended without settling it (an error
  * after a rejected answer, an engine gone down, a lost lock, a summary whose parts were
  * reopened): spent all the same, so counted in the record now, as SETTLE_LUA counts a unit's
- * answers. Not once the generation is written (its report is out; a late duplicate changes
- * nothing), nor for another generation.
+ * answers. Not in the record once the generation is written (its report is out; a late
+ * duplicate changes nothing), nor for another generation or a document gone; its engine time
+ * counts in the totals of all documents all the same (what BUDGET_USD is checked against: the
+ * GPU was paid for).
  * KEYS: doc hash, global stats hash, the generation's bitmap of units without usage
  * ARGV: gen, unit, prompt tokens, completion tokens, engine ms, 1 when a count was not reported
- * Returns 1 when counted, 0 when not.
+ * Returns 1 when counted in the record, 0 when not (the totals of all documents count its engine time either way).
  */
 export const SPEND_LUA = `
+redis.call('HINCRBY', KEYS[2], 'engine_ms', ARGV[5])
 local gen = redis.call('HGET', KEYS[1], 'gen')
 if not gen or tonumber(gen) ~= tonumber(ARGV[1]) then return 0 end
 if redis.call('HGET', KEYS[1], 'state') == 'written' then return 0 end
@@ -75,7 +78,6 @@ redis.call('HINCRBY', KEYS[1], 'prompt_tokens', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'completion_tokens', ARGV[4])
 if ARGV[6] == '1' and redis.call('SETBIT', KEYS[3], ARGV[2], 1) == 0 then redis.call('HINCRBY', KEYS[1], 'units_without_usage', 1) end
 redis.call('HINCRBY', KEYS[1], 'engine_ms', ARGV[5])
-redis.call('HINCRBY', KEYS[2], 'engine_ms', ARGV[5])
 return 1
 `;
 

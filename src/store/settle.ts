@@ -10,7 +10,7 @@ import type { TypedQueue } from '../../queues/connect.ts';
 import { ensureWriteJob } from '../../queues/schedule.ts';
 import type { ChunkReader } from './chunk-index.ts';
 import type { DocStore } from './docs.ts';
-import type { DocMeta, SettleOutcome, UnitResult } from './types.ts';
+import type { CountedSpend, DocMeta, SettleOutcome, UnitResult } from './types.ts';
 
 export interface SettleParts {
   store: DocStore;
@@ -39,12 +39,14 @@ export interface SettleRequest {
   lock?: { key: string; token: string };
   /** The record's `reopens` when the unit read its inputs (summaries): a reopen since refuses it. */
   reopens?: number;
+  /** What of the result's tokens and engine time the record counts already (its rejected answers, counted as they came). */
+  counted?: CountedSpend;
 }
 
 export async function settleUnit(parts: SettleParts, request: SettleRequest): Promise<SettleOutcome> {
   const { data, meta, result } = request;
   const group = await groupFor(parts, meta, data);
-  const outcome = await parts.store.settle(data.docId, data.gen, data.unit, result, request.lock, group ? { reduce: group.reduce, count: group.count } : undefined, undefined, request.reopens);
+  const outcome = await parts.store.settle(data.docId, data.gen, data.unit, result, request.lock, group ? { reduce: group.reduce, count: group.count } : undefined, undefined, request.reopens, request.counted);
   if (outcome.groupDone && group) await addReduce(parts, meta, data.gen, group);
   if (outcome.last) await ensureWriteJob(parts.writeQueue, data.docId, data.gen);
   return outcome;

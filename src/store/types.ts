@@ -136,6 +136,13 @@ export interface UnitResultFailed extends UnitTrail {
 
 export type UnitResult = UnitResultOk | UnitResultFailed;
 
+/** Of a unit's tokens and engine time, what was counted in its record already (DocStore.addSpent), as its answers came. */
+export interface CountedSpend {
+  promptTokens: number;
+  completionTokens: number;
+  engineMs: number;
+}
+
 export interface SettleOutcome {
   /**
    * recorded: this call wrote the unit's result; duplicate: a result already existed (unchanged);

@@ -79,19 +79,27 @@ function abortingProxy(count: number, onAbort: () => void): Promise<Scripted> {
   });
 }
 
-async function runPages(name: string, pages: number, seed: number): Promise<void> {
+/** Runs a document through a worker sending to the proxy; returns the emulator's stats from before the document (after the worker's start-up probe). */
+async function runPages(name: string, pages: number, seed: number): Promise<ReturnType<Pipeline['engine']['stats']>> {
   worker = await p.startWorker({ engineUrl: proxy!.url });
+  const before = p.engine.stats();
   const [docId] = acceptedIds(await p.enqueue([pdf(name, pages, seed)]));
   const [done] = await p.wait([docId!], 60_000);
   expect(done!.record).toMatchObject({ state: 'written', done: pages, failed: 0 });
+  return before;
 }
 
 describe('a worker reads what proxies do to the bytes of an answer', () => {
-  it('answers finished "abort" (vLLM paused or draining): sent again, no attempt used, every page written', async () => {
+  it('answers finished "abort" (vLLM paused or draining): sent again, no attempt used, every page written, their tokens counted', async () => {
     let aborted = 0;
     proxy = await abortingProxy(6, () => aborted++);
-    await runPages('abort.pdf', 4, 11);
+    // The worker's start-up image probe is no document's.
+    const s0 = await runPages('abort.pdf', 4, 11);
     expect(aborted).toBe(6);
+    // An aborted answer reports the tokens the engine processed for it (vLLM sends its usage).
+    const s = p.engine.stats();
+    const report = JSON.parse(readFileSync(join(p.config.outDir, 'abort.report.json'), 'utf8')) as Record<string, unknown>;
+    expect(report).toMatchObject({ prompt_tokens: s.promptTokens - s0.promptTokens, completion_tokens: s.generationTokens - s0.generationTokens });
   }, 60_000);
 
   it('a unit vLLM aborted five times while its /health stayed up (paused again and again) is no poison: written', async () => {

@@ -90,7 +90,9 @@ async function freeAndFinish(run: Awaited<ReturnType<typeof start>>) {
   const pages = parsePages(readFileSync(join(p!.config.outDir, 'full.md'), 'utf8'));
   const after = p!.engine.stats();
   const spent = { requests: after.requests - run.before.requests, completed: after.completed - run.before.completed, aborted: after.aborted - run.before.aborted };
-  return { lines: run.lines.filter((l) => l.worker === 'full-answers'), done: done!, pages, spent };
+  const tokens = { prompt_tokens: after.promptTokens - run.before.promptTokens, completion_tokens: after.generationTokens - run.before.generationTokens };
+  const report = JSON.parse(readFileSync(join(p!.config.outDir, 'full.report.json'), 'utf8')) as { prompt_tokens: number; completion_tokens: number };
+  return { lines: run.lines.filter((l) => l.worker === 'full-answers'), done: done!, pages, spent, tokens, reported: { prompt_tokens: report.prompt_tokens, completion_tokens: report.completion_tokens } };
 }
 
 async function runThroughFullRedis(fullMs: number, answers: number, config: Partial<Config> = {}) {
@@ -108,8 +110,10 @@ it('answers that come back while Redis is full are held and recorded once it has
   expect(r.done.record).toMatchObject({ state: 'written', done: 12, failed: 0 });
   expect([...r.pages.keys()]).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
   expect([...r.pages.values()].filter((v) => v.failed)).toEqual([]);
-  // Every page went to the engine once.
+  // Every page went to the engine once, and its tokens count once: a held answer recorded on a
+  // later try is not counted again.
   expect(r.spent).toEqual({ requests: 12, completed: 12, aborted: 0 });
+  expect(r.reported).toEqual(r.tokens);
 }, 120_000);
 
 it('an answer held past its job lock (Redis full longer than LOCK_DURATION_MS) is recorded once, and the unit is not sent again', async () => {

@@ -37,7 +37,7 @@ export function chatText(body: ChatBody): string {
   return body.messages.map((m) => (typeof m.content === 'string' ? m.content : m.content.map((p) => p.text ?? '').join('\n'))).join('\n');
 }
 
-export async function startScriptedEngine(target: string, script: (body: ChatBody) => ScriptedAnswer | null): Promise<ScriptedEngine> {
+export async function startScriptedEngine(target: string, script: (body: ChatBody) => ScriptedAnswer | null | Promise<ScriptedAnswer | null>): Promise<ScriptedEngine> {
   const chats: ChatBody[] = [];
   const forward = async (method: string, path: string, headers: Record<string, string>, body: string, res: ServerResponse) => {
     const r = await fetch(`${target}${path}`, { method, headers, ...(method === 'GET' || method === 'HEAD' ? {} : { body }) });
@@ -53,7 +53,7 @@ export async function startScriptedEngine(target: string, script: (body: ChatBod
     }
     const body = JSON.parse(seen.body) as ChatBody;
     chats.push(body);
-    const answer = script(body);
+    const answer = await script(body);
     if (answer === null) return forward(seen.method, seen.path, headers, seen.body, res);
     if (answer.status) return json(res, answer.status, { error: { message: answer.content, type: 'BadRequestError', param: null, code: answer.status } });
     const usage = answer.usage ?? { prompt: 100, completion: 10 };
