@@ -14,6 +14,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 
 /** Pages looked at, at most, unless the caller says otherwise. */
 const MAX_PAGES = 100_000;
+/** Whatever the caller says (INPUT_MAX_PAGES may be raised): a page costs this walk ~100 bytes of memory. */
+const HARD_LIMIT = 1_000_000;
 /** Bytes read at a time, and windows kept (a chain may jump back and forth). */
 const WINDOW = 64 * 1024;
 const WINDOWS_KEPT = 8;
@@ -35,8 +37,9 @@ export async function tiffPageSizes(path: string, limit = MAX_PAGES): Promise<Ti
   return (await tiffChain(path, limit)).pages;
 }
 
-/** Every directory of the chain, up to `limit` of them, and whether the chain ended there. */
-export async function tiffChain(path: string, limit = MAX_PAGES): Promise<TiffChain> {
+/** Every directory of the chain, up to `limit` of them (at most HARD_LIMIT), and whether the chain ended there. */
+export async function tiffChain(path: string, wanted = MAX_PAGES): Promise<TiffChain> {
+  const limit = Math.min(wanted, HARD_LIMIT);
   const fh = await open(path, 'r');
   try {
     const size = (await fh.stat()).size;
