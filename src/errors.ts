@@ -38,7 +38,7 @@ interface CodeInfo {
 /** The table of codes. Adding a code here is the only way to introduce one. */
 export const ERROR_CODES = {
   // ---- input files (producer) ----
-  FILE_UNREADABLE: { action: 'reject', summary: 'The file cannot be read (missing, a directory, no permission).' },
+  FILE_UNREADABLE: { action: 'reject', summary: 'The file cannot be read (missing, a directory, no permission), or reading it failed (an I/O error, or any errno the file system gives for this file: a sysfs attribute answers EINVAL, a FUSE or network mount its own codes); the errno is named.' },
   ZIP_SEVERAL_EXPORTS: { action: 'reject', summary: 'A .zip holds several conversations.json one folder down and none at its root (exports zipped together): reading one would drop the others; zip each export alone.' },
   FILE_CHANGED: { action: 'reject', summary: 'The file changed (its size, modification time or identity; an s3:// object: its ETag, or the store refused If-Match) while it was being read: it is still being written, or was replaced. Nothing was enqueued for it; enqueue it again once it is complete.' },
   EMPTY_FILE: { action: 'reject', summary: 'The file has zero bytes.' },
@@ -61,6 +61,7 @@ export const ERROR_CODES = {
   TASK_UNIT_MISMATCH: { action: 'reject', summary: "The task's unit does not fit this kind of input (e.g. `document` for a chat export)." },
   DOC_TOO_MANY_PAGES: { action: 'reject', summary: 'The task sends whole documents (`document` unit) and this one has more pages than its `max_pages`.' },
   IMAGE_CORRUPT: { action: 'reject', summary: 'The file is an image (PNG, JPEG, TIFF, WebP) by its bytes but cannot be decoded.' },
+  INPUT_INTERNAL: { action: 'reject', summary: "An unexpected error inside docbatch while this file was read (a bug in docbatch: please report it, with the file or one of the same shape). The file is rejected, naming the error; the other files go on. An interrupt, Redis going away, or a blob store that is full or read-only still stop the command." },
   IMAGE_TOO_LARGE: { action: 'reject', summary: 'The file is an image (PNG, JPEG, TIFF, WebP) with more pixels than docbatch decodes (200,000,000, as a page of 14400 x 14400 pt at 72 dpi; a decompression bomb is refused, never allocated); its size and the limit are named (of a multi-page TIFF, the page too). Scale it down or split it. (A PDF page over the render cap is drawn smaller instead: PAGE_TOO_LARGE only when that would leave it unreadable.)' },
 
   // ---- input limits (hardening: decompression bombs, runaway exports) ----

@@ -8,7 +8,7 @@
  */
 import { isRedisConnectionError } from '../../queues/redis-link.ts';
 import type { Config } from '../config.ts';
-import { DocbatchError, InputError, rejectionOf, toDocbatchError } from '../errors.ts';
+import { DocbatchError, InputError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { DocKind } from '../store/types.ts';
 import { resolveTask, type TaskSpec } from '../task/load.ts';
@@ -18,6 +18,7 @@ import { Producer, type EnqueueReport, type OutputsView } from './enqueue.ts';
 import { PdfInspector } from './pdf.ts';
 import { clashingNames } from './clashes.ts';
 import { prepareFile, type PreparedInput } from './prepare.ts';
+import { fileRejection } from './rejection.ts';
 import { planRuns, storeTask, type RunPlan } from './runs.ts';
 import { walkInputs, type WalkedFile } from './walk.ts';
 
@@ -74,21 +75,6 @@ const NOT_A_DOCUMENT = new Set(['UNSUPPORTED_FORMAT', 'EMPTY_FILE', 'ZIP_NO_CONV
 /** A damaged .zip is skipped only when its name says it is something else (a .docx, an .xlsx): one named .zip may be a half-downloaded export. */
 function skippable(code: string, file: string): boolean {
   return NOT_A_DOCUMENT.has(code) && !(code === 'ZIP_CORRUPT' && /\.zip$/i.test(file));
-}
-
-/** Errors of the file system while a file is read: the file is unreadable, the command goes on. */
-const FS_CODES = new Set(['EACCES', 'EPERM', 'ENOENT', 'ENOTDIR', 'EISDIR', 'ELOOP', 'EIO', 'ENAMETOOLONG', 'ESTALE', 'ENXIO', 'EBUSY']);
-
-function fileSystemError(err: unknown, file: string): InputError | null {
-  // The blob store failing for this file (after its retries): this file is not enqueued, the
-  // command goes on with the others.
-  if (err instanceof DocbatchError && !(err instanceof InputError) && err.code === 'BLOB_STORE_UNAVAILABLE') {
-    return rejectionOf(err, file);
-  }
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  if (err instanceof InputError || typeof code !== 'string' || !FS_CODES.has(code)) return null;
-  const why = code === 'ENOENT' ? 'it is gone (deleted or moved while being enqueued?)' : (err as Error).message;
-  return new InputError('FILE_UNREADABLE', `cannot read the file: ${why}`, { cause: err, place: { file } });
 }
 
 export async function enqueueFiles(inputs: string[], config: Config, log: Logger, options: EnqueueFilesOptions = {}): Promise<FileOutcome[]> {
@@ -194,8 +180,11 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
         });
         delete input.chunks; // the index blob holds them now
       } catch (caught) {
-        const err = fileSystemError(caught, file) ?? caught;
-        if (!(err instanceof InputError)) throw err;
+        // A docbatch bug met on this file rejects this file (INPUT_INTERNAL); an interrupt, Redis,
+        // a full or read-only blob store stop the command (rejection.ts).
+        const err = fileRejection(caught, file, options.signal);
+        if (!err) throw caught;
+        if (err.code === 'INPUT_INTERNAL') log.error({ file, err: caught }, 'unexpected error while reading a file (a docbatch bug: please report it); the file is rejected, the others go on');
         // Found in a folder and gone by the time it was read (an editor's swap file, a lock file):
         // listed, not an error.
         const vanished = !explicit && err.code === 'FILE_UNREADABLE' && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';

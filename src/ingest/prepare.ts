@@ -17,7 +17,7 @@ import { detectFile } from './detect.ts';
 import { inspectPdf, type PdfInspector } from './pdf.ts';
 import { splitExport, type SplitUnit } from './chat/split.ts';
 import { S3Input } from './s3-input.ts';
-import { tiffPageSizes } from './tiff-pages.ts';
+import { tiffChain, type TiffPage } from './tiff-pages.ts';
 
 export interface PrepareOptions {
   password?: string;
@@ -186,6 +186,13 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
     case 'image': {
       let info;
       const path = object ? (await object.local()).path : source;
+      const maxPages = options.limits?.maxPages ?? DEFAULT_MAX_PAGES;
+      // A TIFF's directories are counted here first, a few reads for thousands: sharp reads each
+      // one to count them (~50 µs a page: a 45 MB file of 400,000 held enqueue 20 s before it was
+      // refused). One that cannot be walked is left to sharp.
+      const chain = kind.format === 'tiff' ? await tiffChain(path, maxPages + 1).catch(() => null) : null;
+      const sized = chain?.pages.filter((p) => p.width > 0 && p.height > 0).length ?? 0;
+      if (chain && sized > maxPages) throw await tooManyPages(path, source, kind.format, chain.complete && sized === chain.pages.length ? `${sized}` : `more than ${maxPages}`, maxPages);
       try {
         info = await inspectImage(path);
       } catch (err) {
@@ -193,15 +200,11 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
         if (/exceeds pixel limit/i.test((err as Error).message)) throw await imageTooLarge(path, source, kind.format, err);
         throw new InputError('IMAGE_CORRUPT', `a ${kind.format.toUpperCase()} image by its bytes, but it cannot be decoded: ${decoderMessage(err)}`, { place: { file: source }, cause: err });
       }
-      const maxPages = options.limits?.maxPages ?? DEFAULT_MAX_PAGES;
-      if (info.pages > maxPages) {
-        // Before any directory is looked at again: a worker's render of page N walks the chain from the start.
-        const size = (await stat(path)).size;
-        throw new InputError('IMAGE_TOO_MANY_PAGES', `a ${kind.format.toUpperCase()} image of ${info.pages} pages in ${size} bytes, more than INPUT_MAX_PAGES (${maxPages}): split it, or raise INPUT_MAX_PAGES`, { place: { file: source } });
-      }
+      // Before any directory is looked at again: a worker's render of page N walks the chain from the start.
+      if (info.pages > maxPages) throw await tooManyPages(path, source, kind.format, `${info.pages}`, maxPages);
       // A TIFF's pages are frames of their own sizes (its header gives the first one's): each is
       // checked, so a later page over the limit is refused here, not failed at the worker.
-      if (kind.format === 'tiff' && info.pages > 1) await checkFrames(path, source);
+      if (kind.format === 'tiff' && info.pages > 1) checkFrames(chain?.pages ?? [], source);
       const blob = object ? await object.store() : await blobs.put(source);
       await unchanged(source, version);
       return {
@@ -274,13 +277,18 @@ async function imageTooLarge(path: string, source: string, format: string, cause
   );
 }
 
+/** IMAGE_TOO_MANY_PAGES: `pages` as said (a count, or "more than N" when the walk stopped there), with the file's size. */
+async function tooManyPages(path: string, source: string, format: string, pages: string, maxPages: number): Promise<InputError> {
+  const size = (await stat(path)).size;
+  return new InputError('IMAGE_TOO_MANY_PAGES', `a ${format.toUpperCase()} image of ${pages} pages in ${size} bytes, more than INPUT_MAX_PAGES (${maxPages}): split it, or raise INPUT_MAX_PAGES`, { place: { file: source } });
+}
+
 /**
  * Every page of a multi-page TIFF from its directory (tiff-pages.ts: no pixel read), the first
  * one's checked by sharp already: one over the limit is IMAGE_TOO_LARGE, naming it. A directory
  * that cannot be read is left to the renderer (sharp read the file).
  */
-async function checkFrames(path: string, source: string): Promise<void> {
-  const pages = await tiffPageSizes(path).catch(() => []);
+function checkFrames(pages: TiffPage[], source: string): void {
   const over = pages.find((p) => p.width * p.height > MAX_INPUT_PIXELS);
   if (over) {
     throw new InputError(

@@ -2,13 +2,23 @@
  * The size of every page of a TIFF, from its directory chain alone (no pixel is read): a TIFF's
  * pages are images of their own sizes, and sharp's header gives the first page's only; asking
  * sharp for page N walks the chain from the start each time (2,000 pages: minutes). Classic TIFF
- * and BigTIFF, either byte order. Reads a few bytes per page with positional reads; a chain that
- * loops or points outside the file ends the walk (what was read is returned).
+ * and BigTIFF, either byte order. The file is read in windows of WINDOW bytes (a chain of 100,000
+ * directories is 11 MB: some 200 reads, not two per page); a chain that loops or points outside
+ * the file ends the walk (what was read is returned).
+ *
+ * Also how many pages a TIFF has, before sharp is asked: libvips counts them by reading every
+ * directory, ~50 µs each, so a 45 MB file of 400,000 directories held enqueue ~20 s before it
+ * was refused for having more than INPUT_MAX_PAGES. With `limit`, the walk stops there.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 
-/** Pages looked at, at most (a fax archive of this many pages is already far past any use). */
+/** Pages looked at, at most, unless the caller says otherwise. */
 const MAX_PAGES = 100_000;
+/** Whatever the caller says (INPUT_MAX_PAGES may be raised): a page costs this walk ~100 bytes of memory. */
+const HARD_LIMIT = 1_000_000;
+/** Bytes read at a time, and windows kept (a chain may jump back and forth). */
+const WINDOW = 64 * 1024;
+const WINDOWS_KEPT = 8;
 
 export interface TiffPage {
   /** 1-based. */
@@ -17,27 +27,46 @@ export interface TiffPage {
   height: number;
 }
 
-export async function tiffPageSizes(path: string): Promise<TiffPage[]> {
+export interface TiffChain {
+  pages: TiffPage[];
+  /** False when the walk stopped at `limit` with more directories after it. */
+  complete: boolean;
+}
+
+export async function tiffPageSizes(path: string, limit = MAX_PAGES): Promise<TiffPage[]> {
+  return (await tiffChain(path, limit)).pages;
+}
+
+/** Every directory of the chain, up to `limit` of them (at most HARD_LIMIT), and whether the chain ended there. */
+export async function tiffChain(path: string, wanted = MAX_PAGES): Promise<TiffChain> {
+  const limit = Math.min(wanted, HARD_LIMIT);
   const fh = await open(path, 'r');
   try {
     const size = (await fh.stat()).size;
-    const head = await readAt(fh, 0, 16);
+    const reader = new WindowReader(fh, size);
+    const head = await reader.read(0, 16);
+    if (head.length < 8) return { pages: [], complete: true };
     const le = head.toString('latin1', 0, 2) === 'II';
     const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
     const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
     const u64 = (b: Buffer, o: number) => Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o));
     const big = u16(head, 2) === 43;
+    if (big && head.length < 16) return { pages: [], complete: true };
     const entryBytes = big ? 20 : 12;
+    const countBytes = big ? 8 : 2;
+    const nextBytes = big ? 8 : 4;
     let offset = big ? u64(head, 8) : u32(head, 4);
     const pages: TiffPage[] = [];
     const seen = new Set<number>();
-    while (offset > 0 && offset < size && !seen.has(offset) && pages.length < MAX_PAGES) {
+    const more = () => offset > 0 && offset < size && !seen.has(offset);
+    while (more() && pages.length < limit) {
       seen.add(offset);
-      const countBytes = big ? 8 : 2;
-      const count = big ? u64(await readAt(fh, offset, 8), 0) : u16(await readAt(fh, offset, 2), 0);
+      const countAt = await reader.read(offset, countBytes);
+      if (countAt.length < countBytes) break;
+      const count = big ? u64(countAt, 0) : u16(countAt, 0);
       if (count > 10_000) break;
-      const dir = await readAt(fh, offset + countBytes, count * entryBytes + (big ? 8 : 4));
-      if (dir.length < count * entryBytes + (big ? 8 : 4)) break;
+      const dir = await reader.read(offset + countBytes, count * entryBytes + nextBytes);
+      if (dir.length < count * entryBytes + nextBytes) break;
       let width = 0;
       let height = 0;
       for (let i = 0; i < count; i++) {
@@ -53,14 +82,35 @@ export async function tiffPageSizes(path: string): Promise<TiffPage[]> {
       pages.push({ page: pages.length + 1, width, height });
       offset = big ? u64(dir, count * entryBytes) : u32(dir, count * entryBytes);
     }
-    return pages;
+    return { pages, complete: !(pages.length >= limit && more()) };
   } finally {
     await fh.close();
   }
 }
 
-async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buf = Buffer.alloc(length);
-  const { bytesRead } = await fh.read(buf, 0, length, position);
-  return buf.subarray(0, bytesRead);
+/** Positional reads served from a few windows of the file. */
+class WindowReader {
+  readonly #fh: FileHandle;
+  readonly #size: number;
+  #windows: Array<{ at: number; bytes: Buffer }> = [];
+
+  constructor(fh: FileHandle, size: number) {
+    this.#fh = fh;
+    this.#size = size;
+  }
+
+  /** `length` bytes at `position` (fewer at the end of the file). */
+  async read(position: number, length: number): Promise<Buffer> {
+    const end = Math.min(position + length, this.#size);
+    if (position >= end) return Buffer.alloc(0);
+    const hit = this.#windows.find((w) => position >= w.at && end <= w.at + w.bytes.length);
+    if (hit) return hit.bytes.subarray(position - hit.at, end - hit.at);
+    const want = Math.min(Math.max(WINDOW, end - position), this.#size - position);
+    const buf = Buffer.alloc(want);
+    const { bytesRead } = await this.#fh.read(buf, 0, want, position);
+    const window = { at: position, bytes: buf.subarray(0, bytesRead) };
+    this.#windows.push(window);
+    if (this.#windows.length > WINDOWS_KEPT) this.#windows.shift();
+    return window.bytes.subarray(0, Math.min(bytesRead, end - position));
+  }
 }

@@ -6,7 +6,7 @@
  * is not a document; `--glob` matches names with a newline.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -178,4 +178,27 @@ describe('what cannot be read', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+
+  // A file the kernel refuses to read with an errno nobody listed (found fuzzing the readers: a
+  // sysfs attribute of a device without one answers EINVAL; a FUSE or network mount may answer
+  // any code). It stopped the whole command ("unexpected error", exit 1) before the files after it.
+  const einval = ['/sys/class/net/lo/speed', '/sys/class/net/lo/duplex'].find((f) => {
+    try {
+      readFileSync(f);
+      return false;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'EINVAL';
+    }
+  });
+  it.skipIf(einval === undefined)("a file whose read fails with an errno of its own (EINVAL) is that file's FILE_UNREADABLE; the others go in", () => {
+    const good = pdfIn(folder('einval'), 'after.pdf');
+    const env = { PATH: process.env.PATH!, REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir };
+    const run = spawnSync(BIN, ['enqueue', '--json', einval!, good], { env, encoding: 'utf8', timeout: 60_000 });
+    expect(run.stderr).not.toMatch(/unexpected error/);
+    expect(run.status).toBe(2);
+    const [bad, ok] = run.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { file: string; outcome?: string; error?: { code: string; message: string; place: { file: string } } });
+    expect(bad).toEqual({ file: einval, error: { code: 'FILE_UNREADABLE', message: 'cannot read the file: EINVAL: invalid argument, read', place: { file: einval } } });
+    expect(ok).toMatchObject({ file: good, outcome: 'enqueued' });
+    expect(run.stderr).toBe(`docbatch: rejected ${einval}: FILE_UNREADABLE: cannot read the file: EINVAL: invalid argument, read\n`);
+  }, 60_000);
 });

@@ -118,6 +118,20 @@ describe('image inputs', () => {
     expect(existsSync(join(dir, 'bomb-blobs'))).toBe(false);
   });
 
+  it('a TIFF of far more pages than INPUT_MAX_PAGES is refused in moments: its directories are counted up to the bound before sharp reads every one (400,000 of them, 45 MB: ~20 s)', async () => {
+    // 11 MB of 100,000 directories against a bound of 1,000: sharp took 2 to 9 s to count them all.
+    const bytes = tiffPages(Array.from({ length: 100_000 }, (): [number, number] => [8, 8]));
+    const file = join(dir, 'long-chain.tiff');
+    writeFileSync(file, bytes);
+    const started = performance.now();
+    const err = await prepareFile(file, new LocalBlobStore(join(dir, 'chain-blobs')), { chunkTokens: 1000, chunkOverlapTokens: 0, limits: { maxPages: 1000 } }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'IMAGE_TOO_MANY_PAGES', place: { file } });
+    // Counted no further than the bound, and said so.
+    expect((err as InputError).message).toBe(`a TIFF image of more than 1000 pages in ${bytes.length} bytes, more than INPUT_MAX_PAGES (1000): split it, or raise INPUT_MAX_PAGES`);
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(existsSync(join(dir, 'chain-blobs'))).toBe(false);
+  });
+
   it('keeps to maxPages: a TIFF at the bound goes in, one page more is refused', async () => {
     const pages = (n: number) => tiffPages(Array.from({ length: n }, (): [number, number] => [8, 8]));
     expect(await prepare('three.tiff', pages(3), { maxPages: 3 })).toMatchObject({ kind: 'image', pages: 3 });

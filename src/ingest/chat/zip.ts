@@ -12,6 +12,7 @@
 import { pipeline, Transform, type Readable } from 'node:stream';
 import yauzl from 'yauzl';
 import { InputError } from '../../errors.ts';
+import { openZipFile } from './zip-file.ts';
 
 /** Bounds on what an entry may inflate to. */
 export interface ZipLimits {
@@ -32,7 +33,7 @@ function corrupt(file: string, err: unknown): InputError {
 
 async function openZip(path: string, file: string): Promise<yauzl.ZipFile> {
   try {
-    return await yauzl.openPromise(path, { lazyEntries: true, autoClose: false, strictFileNames: false, validateEntrySizes: false });
+    return await openZipFile(path, { lazyEntries: true, autoClose: false, strictFileNames: false, validateEntrySizes: false });
   } catch (err) {
     throw corrupt(file, err);
   }
