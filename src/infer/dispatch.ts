@@ -220,6 +220,12 @@ export class UnitSender {
           this.sends--;
           continue;
         }
+        // The cap may have been learnt (by a request alongside) while this one waited at the
+        // gate: what it reserved then is more than it will carry. Caps only come down.
+        while (rate && reserved() < tokens) {
+          tokens = reserved();
+          await rate.lower(tokens);
+        }
         windowAtSend = window.size;
         aloneAtSend = gate.inFlight === 1;
         started = performance.now();

@@ -103,7 +103,17 @@ return 1
 interface LimitingRedis extends Redis {
   docbatchRateAcquire(log: string, hold: string, ...args: Array<string | number>): Promise<[number, number]>;
   docbatchRateFinish(log: string, member: string, ttlMs: number): Promise<number>;
+  docbatchRateLower(log: string, member: string, lowered: string): Promise<number>;
 }
+
+/** An entry of the log ("nonce:tokens") replaced by one of fewer tokens, at the same time; gone entries stay gone. */
+const LOWER_LUA = `
+local at = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not at then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], at, ARGV[2])
+return 1
+`;
 
 /** A request let through by the limiter: say when it is done with, one way or the other. */
 export interface RatePass {
@@ -111,6 +121,11 @@ export interface RatePass {
   finish(): Promise<void>;
   /** The request never left (the engine went down while it waited at the gate): it counts for nothing. */
   cancel(): Promise<void>;
+  /**
+   * The request will carry fewer tokens than it reserved (the model's output cap was learnt while
+   * it waited at the gate): its entry counts `tokens` from now on. Only ever lowers.
+   */
+  lower(tokens: number): Promise<void>;
 }
 
 /** A unit in this worker's line for the limiter. */
@@ -158,6 +173,7 @@ export class EngineRateLimiter {
     if (!('docbatchRateAcquire' in redis)) {
       redis.defineCommand('docbatchRateAcquire', { numberOfKeys: 2, lua: ACQUIRE_LUA });
       redis.defineCommand('docbatchRateFinish', { numberOfKeys: 1, lua: FINISH_LUA });
+      redis.defineCommand('docbatchRateLower', { numberOfKeys: 1, lua: LOWER_LUA });
     }
   }
 
@@ -263,7 +279,8 @@ export class EngineRateLimiter {
     });
   }
 
-  private pass(member: string): RatePass {
+  private pass(entry: string): RatePass {
+    let member = entry;
     let done = false;
     const once = (op: () => Promise<unknown>) => async () => {
       if (done) return;
@@ -276,6 +293,15 @@ export class EngineRateLimiter {
     return {
       finish: once(() => this.redis.docbatchRateFinish(this.key, member, (this.limits.windowMs ?? 60_000) * 2 + (this.limits.requestTimeoutMs ?? 600_000))),
       cancel: once(() => this.redis.zrem(this.key, member)),
+      lower: async (tokens: number) => {
+        const nonce = member.slice(0, member.lastIndexOf(':'));
+        const now = Number(member.slice(member.lastIndexOf(':') + 1));
+        const lowered = Math.max(0, Math.round(tokens));
+        if (done || lowered >= now) return;
+        const next = `${nonce}:${lowered}`;
+        // Best effort: a Redis that does not answer leaves the larger entry, which errs on the safe side.
+        if ((await this.redis.docbatchRateLower(this.key, member, next).catch(() => 0)) === 1) member = next;
+      },
     };
   }
 

@@ -213,4 +213,39 @@ describe('the rate limiter of one worker', () => {
     await (await limiter.acquire(10, AbortSignal.timeout(10_000))).finish();
     expect(Date.now() - started, 'the next send waited for the late one to leave the window').toBeGreaterThanOrEqual(1500);
   }, 30_000);
+  it('a request that reserved the max_tokens asked, then waited at the gate while the cap was learnt, counts only what it carries', async () => {
+    // One request at the engine at a time: the four units reserve (1024 + prompt) at once, then
+    // wait at the gate while the first is refused and learns the cap of 50.
+    p = await startPipeline({ file: import.meta.filename, worker: false });
+    const target = p.engine.url;
+    let refused = 0;
+    const fake = await startScripted(async (_req, res, seen) => {
+      if (seen.path === '/v1/chat/completions' && seen.headers['x-request-id'] !== 'docbatch-image-probe') {
+        const asked = Number((JSON.parse(seen.body) as Record<string, unknown>).max_tokens);
+        if (asked > 50) {
+          refused++;
+          return json(res, 400, { error: { message: `max_tokens is too large: ${asked}. This model supports at most 50 completion tokens, whereas you provided ${asked}.`, type: 'invalid_request_error', param: 'max_tokens', code: 'invalid_value' } });
+        }
+      }
+      const r = await fetch(`${target}${seen.path}`, { method: seen.method, headers: { 'content-type': 'application/json' }, ...(seen.method === 'POST' ? { body: seen.body } : {}) });
+      const text = await r.text();
+      res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
+      res.end(text);
+    });
+    try {
+      await p.startWorker({ engineUrl: fake.url, engineTpm: 1_000_000, engineRateWindowMs: 60_000, chatMaxTokens: 1024, maxInFlight: 1, initialInFlight: 1, workerName: 'gated' });
+      const ids = acceptedIds(await p.enqueue([chats(p.dir, 4)]));
+      const [done] = await p.wait(ids, 60_000);
+      expect(done!.record).toMatchObject({ done: 4, failed: 0 });
+      expect(refused).toBe(1);
+      const key = `${p.config.prefix}:rate:${createHash('sha256').update(shownUrl(fake.url)).digest('hex').slice(0, 16)}`;
+      const reserved = (await redis.zrange(key, '0', '-1')).map((m: string) => Number(m.slice(m.lastIndexOf(':') + 1)));
+      expect(reserved.filter((t) => t >= 1024), `reservations ${reserved.join(', ')}`).toHaveLength(1);
+      expect(reserved.filter((t) => t < 1024 && t > 50).length).toBeGreaterThanOrEqual(4);
+    } finally {
+      await p.stop();
+      p = undefined;
+      await fake.close();
+    }
+  }, 90_000);
 });
