@@ -195,7 +195,7 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
       }
       const maxPages = options.limits?.maxPages ?? DEFAULT_MAX_PAGES;
       if (info.pages > maxPages) {
-        // Before any directory is looked at again: a worker's render of page N walks the chain from the start.
+        // Before any directory is looked at again (checkFrames walks the whole chain).
         const size = (await stat(path)).size;
         throw new InputError('IMAGE_TOO_MANY_PAGES', `a ${kind.format.toUpperCase()} image of ${info.pages} pages in ${size} bytes, more than INPUT_MAX_PAGES (${maxPages}): split it, or raise INPUT_MAX_PAGES`, { place: { file: source } });
       }
