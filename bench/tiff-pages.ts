@@ -2,7 +2,8 @@
  * Every page of a multi-page TIFF rendered as the worker renders image pages (renderImagePage,
  * sharp), in page order: from the file (libvips reads every directory of it for each page) and
  * with the worker's TiffPages (each page handed over as a TIFF of its own, the directory chain
- * walked once). Prints wall time, ms a page and the read system calls made (/proc/self/io).
+ * walked once). Prints wall time, ms a page and the read system calls made (/proc/self/io); and
+ * first the enqueue-side walk of every page's size (tiffPageSizes).
  *
  *   node_modules/.bin/node bench/tiff-pages.ts [--pages 2000] [--every 1] [--size 64]
  *
@@ -12,6 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { tiffPageSizes } from '../src/ingest/tiff-pages.ts';
 import { renderImagePage } from '../src/render/image-file.ts';
 import { TiffPages } from '../src/render/tiff-page.ts';
 import { generateTiff } from './lib/tiff-gen.ts';
@@ -29,6 +31,13 @@ try {
   writeFileSync(path, bytes);
   const wanted = Array.from({ length: Math.ceil(pages / every) }, (_, i) => 1 + i * every);
   console.log(`TIFF             ${pages} pages of ${side} x ${side}, ${(bytes.length / 1024 / 1024).toFixed(1)} MB; rendering ${wanted.length} pages`);
+  {
+    // What enqueue does once: every page's size from the directory chain (prepare.ts checkFrames).
+    const reads = syscr();
+    const started = performance.now();
+    const sizes = await tiffPageSizes(path);
+    console.log(`${'enqueue check'.padEnd(16)} ${((performance.now() - started) / 1000).toFixed(2)} s   ${sizes.length} page sizes   ${syscr() - reads} read calls`);
+  }
   for (const [name, tiffPages] of [['from the file', undefined], ['TiffPages', new TiffPages()]] as const) {
     const reads = syscr();
     const started = performance.now();

@@ -2,13 +2,16 @@
  * The size of every page of a TIFF, from its directory chain alone (no pixel is read): a TIFF's
  * pages are images of their own sizes, and sharp's header gives the first page's only; asking
  * sharp for page N walks the chain from the start each time (2,000 pages: minutes). Classic TIFF
- * and BigTIFF, either byte order. Reads a few bytes per page with positional reads; a chain that
+ * and BigTIFF, either byte order. Reads a few bytes per page, served from blocks of the file read
+ * ahead (BLOCK_BYTES): two awaited reads a page made 100,000 pages a walk of 52 s. A chain that
  * loops or points outside the file ends the walk (what was read is returned).
  */
 import { open, type FileHandle } from 'node:fs/promises';
 
 /** Pages looked at, at most (a fax archive of this many pages is already far past any use). */
 const MAX_PAGES = 100_000;
+/** Directories usually follow one another, or their small pages: one read brings in many. */
+const BLOCK_BYTES = 64 * 1024;
 
 export interface TiffPage {
   /** 1-based. */
@@ -19,9 +22,10 @@ export interface TiffPage {
 
 export async function tiffPageSizes(path: string): Promise<TiffPage[]> {
   const fh = await open(path, 'r');
+  const readAt = blockReader(fh);
   try {
     const size = (await fh.stat()).size;
-    const head = await readAt(fh, 0, 16);
+    const head = await readAt(0, 16);
     const le = head.toString('latin1', 0, 2) === 'II';
     const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
     const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
@@ -34,9 +38,9 @@ export async function tiffPageSizes(path: string): Promise<TiffPage[]> {
     while (offset > 0 && offset < size && !seen.has(offset) && pages.length < MAX_PAGES) {
       seen.add(offset);
       const countBytes = big ? 8 : 2;
-      const count = big ? u64(await readAt(fh, offset, 8), 0) : u16(await readAt(fh, offset, 2), 0);
+      const count = big ? u64(await readAt(offset, 8), 0) : u16(await readAt(offset, 2), 0);
       if (count > 10_000) break;
-      const dir = await readAt(fh, offset + countBytes, count * entryBytes + (big ? 8 : 4));
+      const dir = await readAt(offset + countBytes, count * entryBytes + (big ? 8 : 4));
       if (dir.length < count * entryBytes + (big ? 8 : 4)) break;
       let width = 0;
       let height = 0;
@@ -59,8 +63,18 @@ export async function tiffPageSizes(path: string): Promise<TiffPage[]> {
   }
 }
 
-async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buf = Buffer.alloc(length);
-  const { bytesRead } = await fh.read(buf, 0, length, position);
-  return buf.subarray(0, bytesRead);
+/** Positional reads served from the last block read (each block a new buffer: what a caller got stays valid). */
+function blockReader(fh: FileHandle): (position: number, length: number) => Promise<Buffer> {
+  let block = Buffer.alloc(0);
+  let blockAt = 0;
+  return async (position, length) => {
+    if (position < blockAt || position + length > blockAt + block.length) {
+      const buf = Buffer.alloc(Math.max(length, BLOCK_BYTES));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, position);
+      block = buf.subarray(0, bytesRead);
+      blockAt = position;
+    }
+    const from = position - blockAt;
+    return block.subarray(from, Math.min(block.length, from + length));
+  };
 }
