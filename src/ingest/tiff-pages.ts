@@ -3,15 +3,14 @@
  * pages are images of their own sizes, and sharp's header gives the first page's only; asking
  * sharp for page N walks the chain from the start each time (2,000 pages: minutes). Classic TIFF
  * and BigTIFF, either byte order. Reads a few bytes per page, served from blocks of the file read
- * ahead (BLOCK_BYTES): two awaited reads a page made 100,000 pages a walk of 52 s. A chain that
+ * ahead (blockReader): two awaited reads a page made 100,000 pages a walk of 52 s. A chain that
  * loops or points outside the file ends the walk (what was read is returned).
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { blockReader } from '../render/tiff-page.ts';
 
 /** Pages looked at, at most (a fax archive of this many pages is already far past any use). */
 const MAX_PAGES = 100_000;
-/** Directories usually follow one another, or their small pages: one read brings in many. */
-const BLOCK_BYTES = 64 * 1024;
 
 export interface TiffPage {
   /** 1-based. */
@@ -61,20 +60,4 @@ export async function tiffPageSizes(path: string): Promise<TiffPage[]> {
   } finally {
     await fh.close();
   }
-}
-
-/** Positional reads served from the last block read (each block a new buffer: what a caller got stays valid). */
-function blockReader(fh: FileHandle): (position: number, length: number) => Promise<Buffer> {
-  let block = Buffer.alloc(0);
-  let blockAt = 0;
-  return async (position, length) => {
-    if (position < blockAt || position + length > blockAt + block.length) {
-      const buf = Buffer.alloc(Math.max(length, BLOCK_BYTES));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, position);
-      block = buf.subarray(0, bytesRead);
-      blockAt = position;
-    }
-    const from = position - blockAt;
-    return block.subarray(from, Math.min(block.length, from + length));
-  };
 }

@@ -74,6 +74,17 @@ describe('TIFF pages for the worker', () => {
     expect(tiffPages.directoriesRead).toBe(pages);
   });
 
+  it.skipIf(!existsSync('/proc/self/io'))('the last page of a TIFF of 20,000 pages: the chain is walked in blocks, fewer read calls than pages (were two a directory)', async () => {
+    const path = file(generateTiff({ pages: 20_000, width: 8, height: 8 }).bytes);
+    const tiffPages = new TiffPages();
+    const before = readCalls();
+    const page = await tiffPages.page(path, 20_000);
+    expect(readCalls() - before).toBeLessThan(2_000);
+    expect(tiffPages.directoriesRead).toBe(20_000);
+    expect(page).not.toBeNull();
+    expect((await pixels(path, 20_000, tiffPages)).equals(await filePage(path, 20_000))).toBe(true);
+  });
+
   it('a chain that loops, a directory or a strip outside the file, a page past the end: RENDER_FAILED naming the page', async () => {
     const { bytes, directories, strips } = generateTiff({ pages: 4 });
     const nextOf = (at: number) => at + 2 + 9 * 12;
