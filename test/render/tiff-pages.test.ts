@@ -38,7 +38,7 @@ async function filePage(path: string, page: number): Promise<Buffer> {
 }
 
 describe('TIFF pages for the worker', () => {
-  it('each page decodes to the same pixels as the file read by libvips: compressions, tiles, BigTIFF, both byte orders, several strips', async () => {
+  it('each page decodes to the same pixels as the file read by libvips: compressions (a fax CCITT G4 too), tiles, BigTIFF, both byte orders, several strips', async () => {
     const frames = await Promise.all(
       Array.from({ length: 4 }, (_, i) => sharp({ create: { width: 40 + i * 8, height: 30 + i * 4, channels: 3, background: { r: i * 60, g: 255 - i * 50, b: 100 } } }).png().toBuffer()),
     );
@@ -46,6 +46,9 @@ describe('TIFF pages for the worker', () => {
     for (const options of [{ compression: 'none' }, { compression: 'lzw', predictor: 'horizontal' }, { compression: 'jpeg', quality: 80 }, { compression: 'deflate', tile: true, tileWidth: 16, tileHeight: 16 }, { compression: 'lzw', bigtiff: true }] as const) {
       made.push([JSON.stringify(options), await sharp(frames, { join: { animated: true } }).tiff(options).toBuffer()]);
     }
+    // A fax: 1 bit a pixel, CCITT Group 4; each page a black bar of its own length.
+    const bars = await Promise.all([0, 1, 2, 3].map((i) => sharp({ create: { width: 64, height: 48, channels: 3, background: '#fff' } }).composite([{ input: { create: { width: 10 + i * 10, height: 10, channels: 3, background: '#000' } }, top: 5 + i * 5, left: 5 }]).png().toBuffer()));
+    made.push(['CCITT Group 4, 1 bit', await sharp(bars, { join: { animated: true } }).extractChannel(0).tiff({ compression: 'ccittfax4', bitdepth: 1 }).toBuffer()]);
     made.push(['big-endian, 4 strips a page', generateTiff({ pages: 4, order: 'MM', width: 20, height: 17, rowsPerStrip: 5 }).bytes]);
     made.push(['little-endian, one strip', generateTiff({ pages: 4 }).bytes]);
     for (const [name, bytes] of made) {
