@@ -11,6 +11,7 @@ import { DataUrl } from '../engine/data-url.ts';
 import { DocbatchError } from '../errors.ts';
 import { renderImagePage } from '../render/image-file.ts';
 import type { RenderPool } from '../render/pool.ts';
+import { TiffPages } from '../render/tiff-page.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import type { ChunkReader } from '../store/chunk-index.ts';
 import type { DocMeta, UnitResult } from '../store/types.ts';
@@ -62,6 +63,8 @@ export class UnitPreparer {
   private readonly pool: () => RenderPool;
   private readonly results: (docId: string, gen: number, unit: number) => Promise<UnitResult | null>;
   private readonly options: PreparerOptions;
+  /** The directory chains of the TIFFs whose pages this worker renders (a page is found without walking the chain again). */
+  private readonly tiffPages: TiffPages;
 
   constructor(parts: {
     blobs: BlobStore;
@@ -69,12 +72,15 @@ export class UnitPreparer {
     pool: () => RenderPool;
     results: (docId: string, gen: number, unit: number) => Promise<UnitResult | null>;
     options: PreparerOptions;
+    /** @defaultValue a TiffPages of 4 documents */
+    tiffPages?: TiffPages;
   }) {
     this.blobs = parts.blobs;
     this.chunks = parts.chunks;
     this.pool = parts.pool;
     this.results = parts.results;
     this.options = parts.options;
+    this.tiffPages = parts.tiffPages ?? new TiffPages(4);
   }
 
   /** `longestSide` overrides the task's image size (smaller renders after an out-of-memory). */
@@ -110,7 +116,7 @@ export class UnitPreparer {
     const format = task.image.format ?? this.options.imageFormat;
     const path = await this.blobs.localPath(meta.blob, { signal });
     if (meta.kind === 'image') {
-      const r = await renderImagePage({ path, page, longestSide, format, quality: this.options.imageQuality });
+      const r = await renderImagePage({ path, page, longestSide, format, quality: this.options.imageQuality }, this.tiffPages);
       return { image: { page, dataUrl: dataUrl(r.mime, r.image), text: '' }, tokens: imageTokens(r.width, r.height), side: Math.max(r.width, r.height), renderMs: r.renderMs, renderer: 'sharp' };
     }
     if (meta.encrypted && !ctx.password) {

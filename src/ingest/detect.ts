@@ -9,7 +9,7 @@
 import { open, stat } from 'node:fs/promises';
 import { InputError } from '../errors.ts';
 import type { ChatFormat } from './chat/types.ts';
-import { findConversationsEntry, openZipEntry } from './chat/zip.ts';
+import { findConversationsEntry, openZipEntry, type ZipEntryRecord } from './chat/zip.ts';
 
 export type { ChatFormat } from './chat/types.ts';
 
@@ -18,7 +18,8 @@ export type ImageFormat = 'png' | 'jpeg' | 'tiff' | 'webp';
 export type FileKind =
   | { kind: 'pdf' }
   | { kind: 'image'; format: ImageFormat }
-  | { kind: 'chat'; format: ChatFormat; zipEntry?: string }
+  /** In a .zip: the entry's name, and its directory record (the split opens it without walking the directory again). */
+  | { kind: 'chat'; format: ChatFormat; zipEntry?: string; zipRecord?: ZipEntryRecord }
   | { kind: 'empty' }
   | { kind: 'unknown'; reason: string };
 
@@ -105,8 +106,9 @@ export function imageFormatOf(head: Buffer): ImageFormat | null {
 
 /** A .zip export at `path` (named `file` in messages): its conversations entry, classified. */
 export async function detectZip(path: string, file = path): Promise<FileKind> {
-  const entry = await findConversationsEntry(path, file);
-  const { stream, close } = await openZipEntry(path, entry, file);
+  const record = await findConversationsEntry(path, file);
+  const entry = record.fileName;
+  const { stream, close } = await openZipEntry(path, record, file);
   const pieces: Buffer[] = [];
   let bytes = 0;
   let eof = true;
@@ -131,13 +133,14 @@ export async function detectZip(path: string, file = path): Promise<FileKind> {
   }
   if (found === 'more') found = classifyJson(Buffer.concat(pieces), eof);
   if (found === 'more') return { kind: 'unknown', reason: `${entry} in the zip: the first conversation's keys were not found` };
-  if (found.kind === 'chat') return { ...found, zipEntry: entry };
-  if (found.kind === 'empty') return { kind: 'chat', format: 'chatgpt', zipEntry: entry }; // splitExport says EXPORT_EMPTY
+  const inZip = { zipEntry: entry, zipRecord: record };
+  if (found.kind === 'chat') return { ...found, ...inZip };
+  if (found.kind === 'empty') return { kind: 'chat', format: 'chatgpt', ...inZip }; // splitExport says EXPORT_EMPTY
   // A .zip with a conversations.json is an export by its entry's name: JSON that is damaged (cut
   // off, not UTF-8, not JSON at all) or of the wrong shape is said by splitExport, with the entry
   // and the byte offset or the field (EXPORT_BAD_JSON, EXPORT_BAD_UTF8, EXPORT_SCHEMA), not as
   // "not a known chat export". Only a shape with its own advice (JSONL given as an array) stays.
-  if (found.kind === 'unknown' && !/give it as JSONL|UTF-16/.test(found.reason)) return { kind: 'chat', format: 'chatgpt', zipEntry: entry };
+  if (found.kind === 'unknown' && !/give it as JSONL|UTF-16/.test(found.reason)) return { kind: 'chat', format: 'chatgpt', ...inZip };
   return found.kind === 'unknown' ? { kind: 'unknown', reason: `${entry} in the zip: ${found.reason}` } : found;
 }
 

@@ -2,23 +2,21 @@
  * The size of every page of a TIFF, from its directory chain alone (no pixel is read): a TIFF's
  * pages are images of their own sizes, and sharp's header gives the first page's only; asking
  * sharp for page N walks the chain from the start each time (2,000 pages: minutes). Classic TIFF
- * and BigTIFF, either byte order. The file is read in windows of WINDOW bytes (a chain of 100,000
- * directories is 11 MB: some 200 reads, not two per page); a chain that loops or points outside
- * the file ends the walk (what was read is returned).
+ * and BigTIFF, either byte order. The file is read in blocks (blockReader, shared with the
+ * worker's walk: a chain of 100,000 directories is 11 MB, some 200 reads, not two per page); a
+ * chain that loops or points outside the file ends the walk (what was read is returned).
  *
  * Also how many pages a TIFF has, before sharp is asked: libvips counts them by reading every
  * directory, ~50 µs each, so a 45 MB file of 400,000 directories held enqueue ~20 s before it
  * was refused for having more than INPUT_MAX_PAGES. With `limit`, the walk stops there.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { blockReader } from '../render/tiff-page.ts';
 
 /** Pages looked at, at most, unless the caller says otherwise. */
 const MAX_PAGES = 100_000;
 /** Whatever the caller says (INPUT_MAX_PAGES may be raised): a page costs this walk ~100 bytes of memory. */
 const HARD_LIMIT = 1_000_000;
-/** Bytes read at a time, and windows kept (a chain may jump back and forth). */
-const WINDOW = 64 * 1024;
-const WINDOWS_KEPT = 8;
 
 export interface TiffPage {
   /** 1-based. */
@@ -43,8 +41,8 @@ export async function tiffChain(path: string, wanted = MAX_PAGES): Promise<TiffC
   const fh = await open(path, 'r');
   try {
     const size = (await fh.stat()).size;
-    const reader = new WindowReader(fh, size);
-    const head = await reader.read(0, 16);
+    const readAt = blockReader(fh);
+    const head = await readAt(0, 16);
     if (head.length < 8) return { pages: [], complete: true };
     const le = head.toString('latin1', 0, 2) === 'II';
     const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
@@ -61,11 +59,11 @@ export async function tiffChain(path: string, wanted = MAX_PAGES): Promise<TiffC
     const more = () => offset > 0 && offset < size && !seen.has(offset);
     while (more() && pages.length < limit) {
       seen.add(offset);
-      const countAt = await reader.read(offset, countBytes);
+      const countAt = await readAt(offset, countBytes);
       if (countAt.length < countBytes) break;
       const count = big ? u64(countAt, 0) : u16(countAt, 0);
       if (count > 10_000) break;
-      const dir = await reader.read(offset + countBytes, count * entryBytes + nextBytes);
+      const dir = await readAt(offset + countBytes, count * entryBytes + nextBytes);
       if (dir.length < count * entryBytes + nextBytes) break;
       let width = 0;
       let height = 0;
@@ -88,29 +86,3 @@ export async function tiffChain(path: string, wanted = MAX_PAGES): Promise<TiffC
   }
 }
 
-/** Positional reads served from a few windows of the file. */
-class WindowReader {
-  readonly #fh: FileHandle;
-  readonly #size: number;
-  #windows: Array<{ at: number; bytes: Buffer }> = [];
-
-  constructor(fh: FileHandle, size: number) {
-    this.#fh = fh;
-    this.#size = size;
-  }
-
-  /** `length` bytes at `position` (fewer at the end of the file). */
-  async read(position: number, length: number): Promise<Buffer> {
-    const end = Math.min(position + length, this.#size);
-    if (position >= end) return Buffer.alloc(0);
-    const hit = this.#windows.find((w) => position >= w.at && end <= w.at + w.bytes.length);
-    if (hit) return hit.bytes.subarray(position - hit.at, end - hit.at);
-    const want = Math.min(Math.max(WINDOW, end - position), this.#size - position);
-    const buf = Buffer.alloc(want);
-    const { bytesRead } = await this.#fh.read(buf, 0, want, position);
-    const window = { at: position, bytes: buf.subarray(0, bytesRead) };
-    this.#windows.push(window);
-    if (this.#windows.length > WINDOWS_KEPT) this.#windows.shift();
-    return window.bytes.subarray(0, Math.min(bytesRead, end - position));
-  }
-}

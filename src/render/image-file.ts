@@ -6,6 +6,7 @@
  * instead of allocating.
  */
 import { DocbatchError } from '../errors.ts';
+import type { TiffPages } from './tiff-page.ts';
 
 /**
  * sharp (libvips) loads on first use: importing it takes ~120 ms, which a command that reads no
@@ -34,17 +35,25 @@ export interface RenderedImage {
 /** Pixels an image may have before it is refused (as a page of 14400 x 14400 pt at 72 dpi would be). */
 export const MAX_INPUT_PIXELS = 200_000_000;
 
-export async function renderImagePage(request: ImagePageRequest): Promise<RenderedImage> {
+/**
+ * With `tiffPages` (kept by the caller across the pages of its documents), a TIFF's page is
+ * handed to sharp as a TIFF of its own (tiff-page.ts): given the file, libvips reads every
+ * directory of a multi-page TIFF for each page.
+ */
+export async function renderImagePage(request: ImagePageRequest, tiffPages?: TiffPages): Promise<RenderedImage> {
   const started = performance.now();
   const sharp = await loadSharp();
   try {
-    const pipeline = sharp(request.path, { page: request.page - 1, limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
+    const single = tiffPages ? await tiffPages.page(request.path, request.page) : null;
+    const input = single ? sharp(single, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' }) : sharp(request.path, { page: request.page - 1, limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' });
+    const pipeline = input
       .rotate()
       .resize({ width: request.longestSide, height: request.longestSide, fit: 'inside', withoutEnlargement: true });
     const encoded = request.format === 'jpeg' ? pipeline.jpeg({ quality: request.quality ?? 85 }) : pipeline.png({ compressionLevel: 3 });
     const { data, info } = await encoded.toBuffer({ resolveWithObject: true });
     return { image: data, mime: request.format === 'jpeg' ? 'image/jpeg' : 'image/png', width: info.width, height: info.height, renderMs: performance.now() - started };
   } catch (err) {
+    if (err instanceof DocbatchError) throw err;
     throw new DocbatchError('RENDER_FAILED', `image page ${request.page} could not be decoded: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -60,11 +60,11 @@ describe('detectFile', () => {
 
   it('zip exports: ChatGPT or Claude conversations.json at the root or one folder down', async () => {
     const zip1 = file(makeZip([{ name: 'user.json', data: '{}' }, { name: 'conversations.json', data: chatgpt }]), 'export.zip');
-    expect(await detectFile(zip1)).toEqual({ kind: 'chat', format: 'chatgpt', zipEntry: 'conversations.json' });
+    expect(await detectFile(zip1)).toEqual({ kind: 'chat', format: 'chatgpt', zipEntry: 'conversations.json', zipRecord: expect.objectContaining({ fileName: 'conversations.json' }) });
     const zip2 = file(makeZip([{ name: 'data-2024/conversations.json', data: claude, deflate: false }]));
-    expect(await detectFile(zip2)).toEqual({ kind: 'chat', format: 'claude', zipEntry: 'data-2024/conversations.json' });
+    expect(await detectFile(zip2)).toEqual({ kind: 'chat', format: 'claude', zipEntry: 'data-2024/conversations.json', zipRecord: expect.objectContaining({ fileName: 'data-2024/conversations.json' }) });
     const zip3 = file(makeZip([{ name: 'conversations.json', data: '[]' }]));
-    expect(await detectFile(zip3)).toEqual({ kind: 'chat', format: 'chatgpt', zipEntry: 'conversations.json' });
+    expect(await detectFile(zip3)).toEqual({ kind: 'chat', format: 'chatgpt', zipEntry: 'conversations.json', zipRecord: expect.objectContaining({ fileName: 'conversations.json' }) });
   });
 
   it('zip errors and unreadable files throw InputError with a code', async () => {

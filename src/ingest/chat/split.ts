@@ -237,7 +237,7 @@ export async function splitExport(
 }
 
 async function openSource(path: string, kind: FileKind & { kind: 'chat' }, file: string, limits: ZipLimits): Promise<{ stream: Readable; close(): void }> {
-  if (kind.zipEntry !== undefined) return openZipEntry(path, kind.zipEntry, file, limits);
+  if (kind.zipEntry !== undefined) return openZipEntry(path, kind.zipRecord ?? kind.zipEntry, file, limits);
   const stream = createReadStream(path, { highWaterMark: READ_CHUNK_BYTES });
   // Surface "cannot open" here, as FILE_UNREADABLE, before any work.
   await new Promise<void>((resolve, reject) => {

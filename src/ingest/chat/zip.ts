@@ -8,11 +8,16 @@
  * pass the declared size: a header that lies is caught after at most that many bytes
  * (ZIP_TOO_LARGE), and an entry that inflates to fewer is damaged (ZIP_CORRUPT). This count is
  * ours, so yauzl's own size validation is turned off (it would report the same as a plain error).
+ *
+ * The central directory is walked once per file: `findConversationsEntry` gives the entry's
+ * record (where its bytes are, their sizes and flags, and the archive it was read from), and
+ * `openZipEntry` given that record opens the entry without walking again (an archive of 200,000
+ * entries had its directory walked three times: detection twice, the split once).
  */
 import { pipeline, Transform, type Readable } from 'node:stream';
 import yauzl from 'yauzl';
 import { InputError } from '../../errors.ts';
-import { openZipFile } from './zip-file.ts';
+import { openZipFile } from './zip-reader.ts';
 
 /** Bounds on what an entry may inflate to. */
 export interface ZipLimits {
@@ -29,6 +34,21 @@ function corrupt(file: string, err: unknown): InputError {
   if (err instanceof InputError) return err;
   const reason = err instanceof Error ? err.message : String(err);
   return new InputError('ZIP_CORRUPT', `the .zip archive is damaged: ${reason}`, { cause: err, place: { file } });
+}
+
+/**
+ * An entry as the central directory describes it: what opening it needs, without the directory.
+ * `archive` says which archive it was read from (its size and entry count): an archive that
+ * differs is walked again (a local file replaced in between is FILE_CHANGED at the end anyway).
+ */
+export interface ZipEntryRecord {
+  fileName: string;
+  relativeOffsetOfLocalHeader: number;
+  compressedSize: number;
+  uncompressedSize: number;
+  compressionMethod: number;
+  generalPurposeBitFlag: number;
+  archive: { size: number; entries: number };
 }
 
 async function openZip(path: string, file: string): Promise<yauzl.ZipFile> {
@@ -57,13 +77,23 @@ async function findEntry(zip: yauzl.ZipFile, file: string): Promise<yauzl.Entry 
   return nested[0];
 }
 
-/** The name of the conversations entry; throws ZIP_NO_CONVERSATIONS or ZIP_CORRUPT. */
-export async function findConversationsEntry(path: string, file: string): Promise<string> {
+/** The archive as its end record describes it. */
+function archiveOf(zip: yauzl.ZipFile): ZipEntryRecord['archive'] {
+  return { size: zip.fileSize, entries: zip.entryCount };
+}
+
+function recordOf(entry: yauzl.Entry, zip: yauzl.ZipFile): ZipEntryRecord {
+  const { fileName, relativeOffsetOfLocalHeader, compressedSize, uncompressedSize, compressionMethod, generalPurposeBitFlag } = entry;
+  return { fileName, relativeOffsetOfLocalHeader, compressedSize, uncompressedSize, compressionMethod, generalPurposeBitFlag, archive: archiveOf(zip) };
+}
+
+/** The conversations entry, from one walk of the directory; throws ZIP_NO_CONVERSATIONS or ZIP_CORRUPT. */
+export async function findConversationsEntry(path: string, file: string): Promise<ZipEntryRecord> {
   const zip = await openZip(path, file);
   try {
     const entry = await findEntry(zip, file);
     if (!entry) throw noConversations(file);
-    return entry.fileName;
+    return recordOf(entry, zip);
   } finally {
     zip.close();
   }
@@ -91,11 +121,13 @@ export interface OpenEntry {
 }
 
 /**
- * A stream of the named entry's uncompressed bytes. Throws ZIP_ENCRYPTED when the entry is
- * password-protected; with `limits`, ZIP_TOO_LARGE when the entry's declared size breaks them; the stream fails with ZIP_TOO_LARGE once more bytes inflate
- * than were declared, and with ZIP_CORRUPT when fewer do.
+ * A stream of the entry's uncompressed bytes: given its record (findConversationsEntry), the
+ * directory is not walked again; given its name, it is walked to find it. Throws ZIP_ENCRYPTED
+ * when the entry is password-protected; with `limits`, ZIP_TOO_LARGE when the entry's declared
+ * size breaks them; the stream fails with ZIP_TOO_LARGE once more bytes inflate than were
+ * declared, and with ZIP_CORRUPT when fewer do.
  */
-export async function openZipEntry(path: string, entryName: string, file: string, limits?: ZipLimits): Promise<OpenEntry> {
+export async function openZipEntry(path: string, entry: string | ZipEntryRecord, file: string, limits?: ZipLimits): Promise<OpenEntry> {
   const zip = await openZip(path, file);
   let closed = false;
   const close = (): void => {
@@ -104,13 +136,8 @@ export async function openZipEntry(path: string, entryName: string, file: string
     zip.close();
   };
   try {
-    let found: yauzl.Entry | undefined;
-    for await (const entry of zip.eachEntry()) {
-      if (entry.fileName === entryName) {
-        found = entry;
-        break;
-      }
-    }
+    const entryName = typeof entry === 'string' ? entry : entry.fileName;
+    const found = typeof entry !== 'string' && sameArchive(entry.archive, archiveOf(zip)) ? Object.assign(new yauzl.Entry(), entry) : await entryNamed(zip, entryName);
     if (!found) throw noConversations(file);
     if (found.isEncrypted()) throw encrypted(file, entryName);
     if (limits) checkDeclaredSize(found, limits, file);
@@ -120,6 +147,15 @@ export async function openZipEntry(path: string, entryName: string, file: string
     close();
     throw corrupt(file, err);
   }
+}
+
+function sameArchive(a: ZipEntryRecord['archive'], b: ZipEntryRecord['archive']): boolean {
+  return a.size === b.size && a.entries === b.entries;
+}
+
+async function entryNamed(zip: yauzl.ZipFile, name: string): Promise<yauzl.Entry | undefined> {
+  for await (const entry of zip.eachEntry()) if (entry.fileName === name) return entry;
+  return undefined;
 }
 
 function checkDeclaredSize(entry: yauzl.Entry, limits: ZipLimits, file: string): void {

@@ -224,7 +224,7 @@ describe('bad input: code and place', () => {
     for (const [name, data, expected] of cases) {
       const path = writeBytes(tmp.dir, name, makeZip([{ name: 'export/conversations.json', data }]));
       const kind = await detectFile(path);
-      expect(kind, name).toEqual({ kind: 'chat', format: 'chatgpt', zipEntry: 'export/conversations.json' });
+      expect(kind, name).toEqual({ kind: 'chat', format: 'chatgpt', zipEntry: 'export/conversations.json', zipRecord: expect.objectContaining({ fileName: 'export/conversations.json' }) });
       const err = await splitExport(path, kind as { kind: 'chat'; format: 'chatgpt'; zipEntry: string }, join(tmp.dir, `${name}.sidecar`), { file: name, budgetTokens: 500 }).catch((e: unknown) => e);
       expect(err, name).toMatchObject(expected);
     }
@@ -272,7 +272,7 @@ describe('bad input: code and place', () => {
     const zip = makeZip([{ name: 'chatgpt-export/chat.html', data: '<html>' }, { name: 'chatgpt-export/conversations.json', data: `${prefix}tru}}]` }]);
     const path = writeBytes(tmp.dir, 'export.zip', zip);
     const kind = await detectFile(path);
-    expect(kind).toEqual({ kind: 'chat', format: 'chatgpt', zipEntry: 'chatgpt-export/conversations.json' });
+    expect(kind).toEqual({ kind: 'chat', format: 'chatgpt', zipEntry: 'chatgpt-export/conversations.json', zipRecord: expect.objectContaining({ fileName: 'chatgpt-export/conversations.json' }) });
     const err = (await splitExport(path, kind as { kind: 'chat'; format: 'chatgpt'; zipEntry: string }, join(tmp.dir, 'zip.sidecar'), { file: 'export.zip', budgetTokens: 500 }).catch((e: unknown) => e)) as DocbatchError;
     expect(err).toBeInstanceOf(InputError);
     expect(err.place).toMatchObject({ file: 'export.zip', entry: 'chatgpt-export/conversations.json', offset: Buffer.byteLength(prefix), conversation: '#1' });

@@ -123,7 +123,7 @@ describe('splitExport: the sidecar', () => {
         { name: 'file-abc.png', data: Buffer.alloc(1000), deflate: false },
       ]);
       const got = await splitFile(writeBytes(tmp.dir, name, zip));
-      expect(got.kind).toEqual({ kind: 'chat', format: 'chatgpt', zipEntry: entry });
+      expect(got.kind).toEqual({ kind: 'chat', format: 'chatgpt', zipEntry: entry, zipRecord: expect.objectContaining({ fileName: entry }) });
       expect(got.bytes.equals(direct.bytes)).toBe(true);
     }
     // Two exports zipped together, each one folder down: refused, naming both (one was dropped).

@@ -1,0 +1,130 @@
+/**
+ * Pages of a multi-page TIFF rendered for the worker (renderImagePage with the worker's
+ * TiffPages): given the file, libvips read every directory of it for each page, so the pages of a
+ * 2,000-page fax cost 2,000² directory reads. Each page is now handed over as a TIFF of its own,
+ * its directory found once per document; it must decode to the very pixels the file's page does,
+ * and a damaged chain (a loop, a directory or strip outside the file) is still RENDER_FAILED.
+ * Reads are counted from /proc/self/io (Linux): what the kernel was asked, libvips included.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+import { renderImagePage } from '../../src/render/image-file.ts';
+import { TiffPages } from '../../src/render/tiff-page.ts';
+import { generateTiff } from '../../bench/lib/tiff-gen.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'docbatch-tiff-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let n = 0;
+function file(bytes: Buffer): string {
+  const path = join(dir, `t${++n}.tiff`);
+  writeFileSync(path, bytes);
+  return path;
+}
+
+const readCalls = (): number => Number(/syscr: (\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))?.[1]);
+
+async function pixels(path: string, page: number, tiffPages?: TiffPages): Promise<Buffer> {
+  const r = await renderImagePage({ path, page, longestSide: 4096, format: 'png' }, tiffPages);
+  return sharp(r.image).raw().toBuffer();
+}
+
+/** The file's own page, as libvips reads it from the file. */
+async function filePage(path: string, page: number): Promise<Buffer> {
+  return pixels(path, page);
+}
+
+describe('TIFF pages for the worker', () => {
+  it('each page decodes to the same pixels as the file read by libvips: compressions (a fax CCITT G4 too), tiles, BigTIFF, both byte orders, several strips', async () => {
+    const frames = await Promise.all(
+      Array.from({ length: 4 }, (_, i) => sharp({ create: { width: 40 + i * 8, height: 30 + i * 4, channels: 3, background: { r: i * 60, g: 255 - i * 50, b: 100 } } }).png().toBuffer()),
+    );
+    const made: Array<[string, Buffer]> = [];
+    for (const options of [{ compression: 'none' }, { compression: 'lzw', predictor: 'horizontal' }, { compression: 'jpeg', quality: 80 }, { compression: 'deflate', tile: true, tileWidth: 16, tileHeight: 16 }, { compression: 'lzw', bigtiff: true }] as const) {
+      made.push([JSON.stringify(options), await sharp(frames, { join: { animated: true } }).tiff(options).toBuffer()]);
+    }
+    // A fax: 1 bit a pixel, CCITT Group 4; each page a black bar of its own length.
+    const bars = await Promise.all([0, 1, 2, 3].map((i) => sharp({ create: { width: 64, height: 48, channels: 3, background: '#fff' } }).composite([{ input: { create: { width: 10 + i * 10, height: 10, channels: 3, background: '#000' } }, top: 5 + i * 5, left: 5 }]).png().toBuffer()));
+    made.push(['CCITT Group 4, 1 bit', await sharp(bars, { join: { animated: true } }).extractChannel(0).tiff({ compression: 'ccittfax4', bitdepth: 1 }).toBuffer()]);
+    made.push(['big-endian, 4 strips a page', generateTiff({ pages: 4, order: 'MM', width: 20, height: 17, rowsPerStrip: 5 }).bytes]);
+    made.push(['little-endian, one strip', generateTiff({ pages: 4 }).bytes]);
+    for (const [name, bytes] of made) {
+      const path = file(bytes);
+      const pages = new TiffPages();
+      // The page is handed over as a TIFF of its own (not left to the file read).
+      expect((await sharp((await pages.page(path, 2)) ?? Buffer.alloc(0)).metadata()).pages, name).toBe(1);
+      for (const page of [3, 1, 4, 2]) {
+        const own = await pixels(path, page, pages);
+        expect(own.equals(await filePage(path, page)), `${name} page ${page}`).toBe(true);
+      }
+      // Pages differ (the comparison is not of one page with itself).
+      expect((await pixels(path, 1, pages)).equals(await pixels(path, 2, pages)), name).toBe(false);
+    }
+  });
+
+  it.skipIf(!existsSync('/proc/self/io'))('the 300 pages of a TIFF rendered in turn: each directory read once (reads grow with the pages, not their square)', async () => {
+    const pages = 300;
+    const path = file(generateTiff({ pages, width: 16, height: 16 }).bytes);
+    const tiffPages = new TiffPages();
+    const before = readCalls();
+    for (let page = 1; page <= pages; page++) await renderImagePage({ path, page, longestSide: 64, format: 'png' }, tiffPages);
+    const reads = readCalls() - before;
+    // Before: libvips read the 300 directories for every page (~200,000 read calls).
+    expect(reads).toBeLessThan(pages * 20);
+    expect(tiffPages.directoriesRead).toBe(pages);
+  });
+
+  it.skipIf(!existsSync('/proc/self/io'))('the last page of a TIFF of 20,000 pages: the chain is walked in blocks, fewer read calls than pages (were two a directory)', async () => {
+    const path = file(generateTiff({ pages: 20_000, width: 8, height: 8 }).bytes);
+    const tiffPages = new TiffPages();
+    const before = readCalls();
+    const page = await tiffPages.page(path, 20_000);
+    expect(readCalls() - before).toBeLessThan(2_000);
+    expect(tiffPages.directoriesRead).toBe(20_000);
+    expect(page).not.toBeNull();
+    expect((await pixels(path, 20_000, tiffPages)).equals(await filePage(path, 20_000))).toBe(true);
+  });
+
+  it('a chain that loops, a directory or a strip outside the file, a page past the end: RENDER_FAILED naming the page', async () => {
+    const { bytes, directories, strips } = generateTiff({ pages: 4 });
+    const nextOf = (at: number) => at + 2 + 9 * 12;
+    const looped = Buffer.from(bytes);
+    looped.writeUInt32LE(directories[1] as number, nextOf(directories[2] as number)); // page 3 -> page 2
+    const outside = Buffer.from(bytes);
+    outside.writeUInt32LE(bytes.length + 1000, nextOf(directories[1] as number));
+    const stripOutside = Buffer.from(bytes);
+    stripOutside.writeUInt32LE(bytes.length - 10, (directories[2] as number) + 2 + 5 * 12 + 8);
+    expect(strips[2]?.[0]).toBeGreaterThan(0);
+    const render = (b: Buffer, page: number) => renderImagePage({ path: file(b), page, longestSide: 64, format: 'png' }, new TiffPages()).catch((e: unknown) => e);
+    expect(await render(looped, 4)).toMatchObject({ code: 'RENDER_FAILED', message: expect.stringMatching(/page 4: the directory chain loops back/) });
+    expect(await render(outside, 3)).toMatchObject({ code: 'RENDER_FAILED', message: expect.stringMatching(/page 3: its directory at byte \d+ lies outside the file/) });
+    expect(await render(stripOutside, 3)).toMatchObject({ code: 'RENDER_FAILED', message: expect.stringMatching(/page 3: strip 1 at byte \d+ \(1024 bytes\) lies outside the file/) });
+    expect(await render(bytes, 5)).toMatchObject({ code: 'RENDER_FAILED', message: expect.stringMatching(/page 5: the file's directory chain ends after page 4/) });
+    // The pages before the damage still render.
+    expect(await render(looped, 3)).toMatchObject({ width: 32, height: 32 });
+  });
+
+  it('an image that is no TIFF is read from its file as before', async () => {
+    const png = await sharp({ create: { width: 12, height: 9, channels: 3, background: '#336699' } }).png().toBuffer();
+    const path = join(dir, 'page.png');
+    writeFileSync(path, png);
+    expect(await renderImagePage({ path, page: 1, longestSide: 64, format: 'png' }, new TiffPages())).toMatchObject({ width: 12, height: 9 });
+  });
+});
+
+describe('TIFF pages asked for all at once (a document task)', () => {
+  it('400 pages at once: every page, each directory read once (one walk of the chain at a time)', async () => {
+    const pages = 400;
+    const path = file(generateTiff({ pages, width: 8, height: 8 }).bytes);
+    const tiffPages = new TiffPages();
+    const got = await Promise.all(Array.from({ length: pages }, (_, i) => tiffPages.page(path, i + 1)));
+    expect(got.every((b) => b !== null)).toBe(true);
+    expect(tiffPages.directoriesRead).toBe(pages);
+    const first = await sharp(got[0] as Buffer).raw().toBuffer();
+    const last = await sharp(got[pages - 1] as Buffer).raw().toBuffer();
+    expect(first.equals(last)).toBe(false);
+  });
+});
