@@ -118,40 +118,46 @@ describe('a request sent again for a setting the endpoint refused', () => {
   }, 90_000);
 });
 
+/**
+ * An endpoint in front of the emulator that caps replies at 50 tokens and refuses more (OpenAI's
+ * words); chat units ask CHAT_MAX_TOKENS, 1024. What the requests asked and the refusals are kept.
+ */
+async function cappedEndpoint(target: string) {
+  const seenAsks = { sent: [] as number[], refused: 0 };
+  const server = await startScripted(async (_req, res, seen) => {
+    if (seen.path === '/v1/chat/completions' && seen.headers['x-request-id'] !== 'docbatch-image-probe') {
+      const asked = Number((JSON.parse(seen.body) as Record<string, unknown>).max_tokens);
+      seenAsks.sent.push(asked);
+      if (asked > 50) {
+        seenAsks.refused++;
+        return json(res, 400, { error: { message: `max_tokens is too large: ${asked}. This model supports at most 50 completion tokens, whereas you provided ${asked}.`, type: 'invalid_request_error', param: 'max_tokens', code: 'invalid_value' } });
+      }
+    }
+    const r = await fetch(`${target}${seen.path}`, { method: seen.method, headers: { 'content-type': 'application/json' }, ...(seen.method === 'POST' ? { body: seen.body } : {}) });
+    const text = await r.text();
+    res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
+    res.end(text);
+  });
+  return Object.assign(seenAsks, { url: server.url, close: () => server.close() });
+}
+
 describe("a model whose replies the endpoint caps below the max_tokens asked", () => {
   it('reserves tokens in ENGINE_TPM for the capped max_tokens the requests carry once the cap is learnt, not the max_tokens asked', async () => {
     p = await startPipeline({ file: import.meta.filename, worker: false });
-    // The endpoint caps replies at 50 tokens and refuses more (OpenAI's words); chat units ask CHAT_MAX_TOKENS, 1024.
-    const target = p.engine.url;
-    let refused = 0;
-    const sent: number[] = [];
-    const fake = await startScripted(async (_req, res, seen) => {
-      if (seen.path === '/v1/chat/completions' && seen.headers['x-request-id'] !== 'docbatch-image-probe') {
-        const asked = Number((JSON.parse(seen.body) as Record<string, unknown>).max_tokens);
-        sent.push(asked);
-        if (asked > 50) {
-          refused++;
-          return json(res, 400, { error: { message: `max_tokens is too large: ${asked}. This model supports at most 50 completion tokens, whereas you provided ${asked}.`, type: 'invalid_request_error', param: 'max_tokens', code: 'invalid_value' } });
-        }
-      }
-      const r = await fetch(`${target}${seen.path}`, { method: seen.method, headers: { 'content-type': 'application/json' }, ...(seen.method === 'POST' ? { body: seen.body } : {}) });
-      const text = await r.text();
-      res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
-      res.end(text);
-    });
+    const fake = await cappedEndpoint(p.engine.url);
     try {
       await p.startWorker({ engineUrl: fake.url, engineTpm: 1_000_000, engineRateWindowMs: 60_000, chatMaxTokens: 1024, workerName: 'capped' });
       const ids = acceptedIds(await p.enqueue([chats(p.dir, 4)]));
       const [done] = await p.wait(ids, 60_000);
       expect(done!.record).toMatchObject({ done: 4, failed: 0 });
-      expect(refused).toBeGreaterThanOrEqual(1);
-      expect(sent.filter((t) => t === 50)).toHaveLength(4);
+      expect(fake.refused).toBeGreaterThanOrEqual(1);
+      expect(fake.sent.filter((t) => t === 50)).toHaveLength(4);
       // The limiter's log of sends: "nonce:tokens", prompt estimate + max_tokens each.
       const key = `${p.config.prefix}:rate:${createHash('sha256').update(shownUrl(fake.url)).digest('hex').slice(0, 16)}`;
       const members: string[] = await redis.zrange(key, '0', '-1');
       const reserved = members.map((m) => Number(m.slice(m.lastIndexOf(':') + 1)));
       // Only the sends refused at 1024 reserved 1024; the four at 50 reserved their prompt and 50.
-      expect(reserved.filter((t) => t >= 1024), `reservations ${reserved.join(', ')}`).toHaveLength(refused);
+      expect(reserved.filter((t) => t >= 1024), `reservations ${reserved.join(', ')}`).toHaveLength(fake.refused);
       expect(reserved.filter((t) => t < 1024 && t > 50).length).toBeGreaterThanOrEqual(4);
     } finally {
       await p.stop();
@@ -217,27 +223,13 @@ describe('the rate limiter of one worker', () => {
     // One request at the engine at a time: the four units reserve (1024 + prompt) at once, then
     // wait at the gate while the first is refused and learns the cap of 50.
     p = await startPipeline({ file: import.meta.filename, worker: false });
-    const target = p.engine.url;
-    let refused = 0;
-    const fake = await startScripted(async (_req, res, seen) => {
-      if (seen.path === '/v1/chat/completions' && seen.headers['x-request-id'] !== 'docbatch-image-probe') {
-        const asked = Number((JSON.parse(seen.body) as Record<string, unknown>).max_tokens);
-        if (asked > 50) {
-          refused++;
-          return json(res, 400, { error: { message: `max_tokens is too large: ${asked}. This model supports at most 50 completion tokens, whereas you provided ${asked}.`, type: 'invalid_request_error', param: 'max_tokens', code: 'invalid_value' } });
-        }
-      }
-      const r = await fetch(`${target}${seen.path}`, { method: seen.method, headers: { 'content-type': 'application/json' }, ...(seen.method === 'POST' ? { body: seen.body } : {}) });
-      const text = await r.text();
-      res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
-      res.end(text);
-    });
+    const fake = await cappedEndpoint(p.engine.url);
     try {
       await p.startWorker({ engineUrl: fake.url, engineTpm: 1_000_000, engineRateWindowMs: 60_000, chatMaxTokens: 1024, maxInFlight: 1, initialInFlight: 1, workerName: 'gated' });
       const ids = acceptedIds(await p.enqueue([chats(p.dir, 4)]));
       const [done] = await p.wait(ids, 60_000);
       expect(done!.record).toMatchObject({ done: 4, failed: 0 });
-      expect(refused).toBe(1);
+      expect(fake.refused).toBe(1);
       const key = `${p.config.prefix}:rate:${createHash('sha256').update(shownUrl(fake.url)).digest('hex').slice(0, 16)}`;
       const reserved = (await redis.zrange(key, '0', '-1')).map((m: string) => Number(m.slice(m.lastIndexOf(':') + 1)));
       expect(reserved.filter((t) => t >= 1024), `reservations ${reserved.join(', ')}`).toHaveLength(1);
