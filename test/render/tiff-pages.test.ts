@@ -107,6 +107,39 @@ describe('TIFF pages for the worker', () => {
     expect(await render(looped, 3)).toMatchObject({ width: 32, height: 32 });
   });
 
+  it('a page whose directory points many values at the same bytes (300 values of 1 MB in a file of 1 MB) is not copied into 300 MB: left to libvips, it still renders', async () => {
+    // One 32x32 grey page; its directory holds one private tag (UNDEFINED) 300 times over, each
+    // naming the same 1 MB of the file as its value (libtiff keeps the first: the file is read at
+    // enqueue and by libvips in a few MB). Was: the page copied every value, a 315 MB buffer
+    // (4,096 entries: 4 GB) for a file of 1 MB.
+    const width = 32;
+    const height = 32;
+    const valueBytes = 1024 * 1024;
+    const fields: Array<[number, number, number, number]> = [[256, 4, 1, width], [257, 4, 1, height], [258, 3, 1, 8], [259, 3, 1, 1], [262, 3, 1, 1], [273, 4, 1, 0], [277, 3, 1, 1], [278, 4, 1, height], [279, 4, 1, width * height]];
+    for (let i = 0; i < 300; i++) fields.push([65000, 7, valueBytes, 8]);
+    const dirAt = 8 + valueBytes;
+    const dataAt = dirAt + 2 + fields.length * 12 + 4;
+    const bytes = Buffer.alloc(dataAt + width * height);
+    bytes.write('II', 0, 'latin1');
+    bytes.writeUInt16LE(42, 2);
+    bytes.writeUInt32LE(dirAt, 4);
+    bytes.writeUInt16LE(fields.length, dirAt);
+    fields.forEach(([tag, type, count, value], k) => {
+      const e = dirAt + 2 + k * 12;
+      bytes.writeUInt16LE(tag, e);
+      bytes.writeUInt16LE(type, e + 2);
+      bytes.writeUInt32LE(count, e + 4);
+      if (type === 3) bytes.writeUInt16LE(value, e + 8);
+      else bytes.writeUInt32LE(tag === 273 ? dataAt : value, e + 8);
+    });
+    for (let i = 0; i < width * height; i++) bytes[dataAt + i] = (i * 7) % 256;
+    const path = file(bytes);
+    const tiffPages = new TiffPages();
+    const page = await tiffPages.page(path, 1);
+    expect(page?.length ?? 0).toBeLessThanOrEqual(bytes.length);
+    expect((await pixels(path, 1, tiffPages)).equals(await filePage(path, 1))).toBe(true);
+  });
+
   it('an image that is no TIFF is read from its file as before', async () => {
     const png = await sharp({ create: { width: 12, height: 9, channels: 3, background: '#336699' } }).png().toBuffer();
     const path = join(dir, 'page.png');
