@@ -9,7 +9,7 @@
  *
  * What is not relocated here makes `page` return null and the caller reads the file as before:
  * old-style JPEG (its data is pointed to by tags of their own), unknown field types, a page
- * without strip or tile offsets, a page of more than MAX_PAGE_BYTES or of pieces that add up to
+ * without strip or tile offsets or with both, a page of more than MAX_PAGE_BYTES or of pieces that add up to
  * more than the file (they overlap: a hostile file's amplification). Sub-directories (EXIF, GPS,
  * SubIFDs) and free-space lists are left out: nothing is drawn from them. A chain that loops, a
  * directory or value outside the file, or a page past the chain's end is RENDER_FAILED, naming
@@ -274,6 +274,9 @@ async function extract(fh: FileHandle, f: Fields, dir: Directory, page: number):
   const find = (tag: number) => entries.find((e) => e.tag === tag);
   const compression = find(COMPRESSION);
   if (compression && f.number(compression.value, compression.type, 0) === 6) return null;
+  // Strip and tile offsets both: libtiff reads the later (the tiles), whether TileWidth is there
+  // or not; only one set would be moved here, the other left naming bytes of the file.
+  if (find(STRIP_OFFSETS) && find(TILE_OFFSETS)) return null;
   const offsetsEntry = find(STRIP_OFFSETS) ?? find(TILE_OFFSETS);
   const countsEntry = offsetsEntry?.tag === STRIP_OFFSETS ? find(STRIP_BYTES) : find(TILE_BYTES);
   if (!offsetsEntry || !countsEntry || offsetsEntry.count !== countsEntry.count || ![3, 4, 16].includes(offsetsEntry.type) || ![3, 4, 16].includes(countsEntry.type)) return null;

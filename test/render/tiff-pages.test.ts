@@ -140,6 +140,40 @@ describe('TIFF pages for the worker', () => {
     expect((await pixels(path, 1, tiffPages)).equals(await filePage(path, 1))).toBe(true);
   });
 
+  it('a page naming both strip and tile offsets (libtiff reads the tiles: the later tag) renders as the file does', async () => {
+    // 16x16 grey, its StripOffsets naming pixels of 10, its TileOffsets (read last by libtiff,
+    // whether TileWidth is there or not) pixels of 200. Was: the strips were moved into the page,
+    // the tile offsets left naming bytes of the file: RENDER_FAILED (read error) for a page the
+    // file renders.
+    const side = 16;
+    for (const shape of ['tiles', 'tiles and TileWidth'] as const) {
+      const fields: Array<[number, number, number, number]> = [[256, 4, 1, side], [257, 4, 1, side], [258, 3, 1, 8], [259, 3, 1, 1], [262, 3, 1, 1], [273, 4, 1, 0], [277, 3, 1, 1], [278, 4, 1, side], [279, 4, 1, side * side]];
+      if (shape === 'tiles and TileWidth') fields.push([322, 3, 1, side], [323, 3, 1, side]);
+      fields.push([324, 4, 1, 1], [325, 4, 1, side * side]);
+      const strips = 8 + 2 + fields.length * 12 + 4;
+      const tiles = strips + side * side;
+      const bytes = Buffer.alloc(tiles + side * side);
+      bytes.write('II', 0, 'latin1');
+      bytes.writeUInt16LE(42, 2);
+      bytes.writeUInt32LE(8, 4);
+      bytes.writeUInt16LE(fields.length, 8);
+      fields.forEach(([tag, type, count, value], k) => {
+        const e = 10 + k * 12;
+        bytes.writeUInt16LE(tag, e);
+        bytes.writeUInt16LE(type, e + 2);
+        bytes.writeUInt32LE(count, e + 4);
+        const v = tag === 273 || tag === 324 ? (value === 1 ? tiles : strips) : value;
+        if (type === 3) bytes.writeUInt16LE(v, e + 8);
+        else bytes.writeUInt32LE(v, e + 8);
+      });
+      bytes.fill(10, strips, tiles);
+      bytes.fill(200, tiles);
+      const path = file(bytes);
+      const own = await pixels(path, 1, new TiffPages());
+      expect(own.equals(await filePage(path, 1)), shape).toBe(true);
+    }
+  });
+
   it('an image that is no TIFF is read from its file as before', async () => {
     const png = await sharp({ create: { width: 12, height: 9, channels: 3, background: '#336699' } }).png().toBuffer();
     const path = join(dir, 'page.png');
