@@ -358,13 +358,16 @@ export class UnitProcessor {
         outcome = await settleUnit(settle, request);
         log.debug({ outcome: outcome.outcome }, 'the job lock was lost before the answer was recorded; recorded where no result was (first write wins)');
       }
-      // Refused half-way before (recorded, then Redis full before its summary or write job was
-      // added): add what it made due. The result there is this one (recorded, its cost counted
-      // by that settle) unless another's came first.
-      if (again && outcome.outcome === 'duplicate') {
-        await ensureDue(settle, request.meta, request.data);
+      // A duplicate may be this very result, recorded by an earlier run of this settle: one
+      // refused half-way (recorded, then Redis full before its summary or write job was added),
+      // or one whose reply was lost (the connection dropped; ioredis sent it again on reconnect,
+      // autoResendUnfulfilledCommands). Then it was recorded and its cost counted by that run,
+      // and what it made due is added here. Unless another's result came first.
+      if (outcome.outcome === 'duplicate') {
         const stored = await this.parts.store.redis.hget(this.parts.store.unitsKey(request.data.docId, request.data.gen), String(request.data.unit));
-        if (stored === JSON.stringify(request.result)) outcome = { ...outcome, outcome: 'recorded' };
+        const ours = stored === JSON.stringify(request.result);
+        if (again || ours) await ensureDue(settle, request.meta, request.data);
+        if (ours) outcome = { ...outcome, outcome: 'recorded' };
       }
       return outcome;
     });

@@ -106,8 +106,13 @@ interface LimitingRedis extends Redis {
   docbatchRateLower(log: string, member: string, lowered: string): Promise<number>;
 }
 
-/** An entry of the log ("nonce:tokens") replaced by one of fewer tokens, at the same time; gone entries stay gone. */
+/**
+ * An entry of the log ("nonce:tokens") replaced by one of fewer tokens, at the same time; gone
+ * entries stay gone. The lowered entry there already is this very call run again (its reply lost,
+ * ioredis sent it again on reconnect): done.
+ */
 const LOWER_LUA = `
+if redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 1 end
 local at = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not at then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])

@@ -9,7 +9,8 @@
  *
  * What is not relocated here makes `page` return null and the caller reads the file as before:
  * old-style JPEG (its data is pointed to by tags of their own), unknown field types, a page
- * without strip or tile offsets, a page of more than MAX_PAGE_BYTES. Sub-directories (EXIF, GPS,
+ * without strip or tile offsets or with both, a page of more than MAX_PAGE_BYTES or of pieces that add up to
+ * more than the file (they overlap: a hostile file's amplification). Sub-directories (EXIF, GPS,
  * SubIFDs) and free-space lists are left out: nothing is drawn from them. A chain that loops, a
  * directory or value outside the file, or a page past the chain's end is RENDER_FAILED, naming
  * the page and the byte offset.
@@ -243,6 +244,11 @@ async function extract(fh: FileHandle, f: Fields, dir: Directory, page: number):
 
   type Entry = { tag: number; type: number; count: number; value: Buffer };
   const entries: Entry[] = [];
+  // What is copied (values, then strips or tiles) is at most the file's size: a page's pieces do
+  // not overlap, a hostile directory's may (4,096 values of 1 MB, or 256 strips, all the same 1 MB
+  // of a file of 1 MB: 4 GB or 256 MB to allocate). Such a page is left to libvips.
+  const budget = Math.min(MAX_PAGE_BYTES, size);
+  let valueBytes = 0;
   for (let i = 0; i < dir.count; i++) {
     const e = dir.entries.subarray(i * entryBytes, (i + 1) * entryBytes);
     const tag = f.u16(e, 0);
@@ -258,7 +264,8 @@ async function extract(fh: FileHandle, f: Fields, dir: Directory, page: number):
     if (bytes <= inline) value = Buffer.from(field.subarray(0, bytes));
     else {
       const at = f.word(field, 0);
-      if (bytes > MAX_PAGE_BYTES) return null;
+      valueBytes += bytes;
+      if (valueBytes > budget) return null;
       if (at + bytes > size) throw outside(`the value of tag ${tag}`, at, bytes);
       value = await readAt(fh, at, bytes);
     }
@@ -267,6 +274,9 @@ async function extract(fh: FileHandle, f: Fields, dir: Directory, page: number):
   const find = (tag: number) => entries.find((e) => e.tag === tag);
   const compression = find(COMPRESSION);
   if (compression && f.number(compression.value, compression.type, 0) === 6) return null;
+  // Strip and tile offsets both: libtiff reads the later (the tiles), whether TileWidth is there
+  // or not; only one set would be moved here, the other left naming bytes of the file.
+  if (find(STRIP_OFFSETS) && find(TILE_OFFSETS)) return null;
   const offsetsEntry = find(STRIP_OFFSETS) ?? find(TILE_OFFSETS);
   const countsEntry = offsetsEntry?.tag === STRIP_OFFSETS ? find(STRIP_BYTES) : find(TILE_BYTES);
   if (!offsetsEntry || !countsEntry || offsetsEntry.count !== countsEntry.count || ![3, 4, 16].includes(offsetsEntry.type) || ![3, 4, 16].includes(countsEntry.type)) return null;
@@ -282,8 +292,8 @@ async function extract(fh: FileHandle, f: Fields, dir: Directory, page: number):
     from.push(at);
     lengths.push(length);
     total += length;
+    if (total + valueBytes > budget) return null;
   }
-  if (total > MAX_PAGE_BYTES) return null;
 
   // The new file: header, the directory (its offsets field rewritten as LONG or LONG8), the
   // values it points to, then the strips or tiles in order.

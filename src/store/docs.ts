@@ -68,6 +68,10 @@ export class DocStore {
   groupsKey(docId: string, gen: number): string {
     return `${this.prefix}:doc:${docId}:g:${gen}`;
   }
+  /** Unit → the id of its last count of spent answers (SPEND_LUA: one run again adds nothing). Expires a day after the last. */
+  spendsKey(docId: string, gen: number): string {
+    return `${this.docKey(docId)}:sp:${gen}`;
+  }
   /** Bit per unit settled without (all) its usage reported: `units_without_usage` counts units, not settles. */
   noUsageKey(docId: string, gen: number): string {
     return `${this.docKey(docId)}:nu:${gen}`;
@@ -214,21 +218,25 @@ export class DocStore {
    * Counts what the engine answered for a unit in an attempt that ended without settling it
    * (SPEND_LUA): its tokens (null: not reported) and engine time. False when not counted in the
    * record (another generation, the document gone, or written already); its engine time counts in
-   * the totals of all documents (BUDGET_USD) all the same.
+   * the totals of all documents (BUDGET_USD) all the same. Once: the call carries an id, so ioredis
+   * sending it again after a reconnect (its reply lost) adds nothing (false then).
    */
   async addSpent(docId: string, gen: number, unit: number, spent: { promptTokens: number | null; completionTokens: number | null; engineMs: number }): Promise<boolean> {
     const counted = await this.redis.eval(
       SPEND_LUA,
-      3,
+      4,
       this.docKey(docId),
       this.statsKey,
       this.noUsageKey(docId, gen),
+      this.spendsKey(docId, gen),
       gen,
       unit,
       spent.promptTokens ?? 0,
       spent.completionTokens ?? 0,
       Math.round(spent.engineMs),
       lacksUsage(spent) ? 1 : 0,
+      // This count's id: sent again by ioredis after a reconnect, the same.
+      randomBytes(8).toString('hex'),
     );
     return counted === 1;
   }

@@ -65,11 +65,20 @@ return {1, settled, units, 0, groupDone}
  * duplicate changes nothing), nor for another generation or a document gone; its engine time
  * counts in the totals of all documents all the same (what BUDGET_USD is checked against: the
  * GPU was paid for).
- * KEYS: doc hash, global stats hash, the generation's bitmap of units without usage
- * ARGV: gen, unit, prompt tokens, completion tokens, engine ms, 1 when a count was not reported
- * Returns 1 when counted in the record, 0 when not (the totals of all documents count its engine time either way).
+ * Each count has an id, kept as the unit's last (a hash per generation, for a day): the same
+ * count run again (its reply lost when the connection dropped; ioredis sends unanswered commands
+ * again on reconnect) adds nothing.
+ * KEYS: doc hash, global stats hash, the generation's bitmap of units without usage, the
+ *       generation's hash of the last count's id of each unit
+ * ARGV: gen, unit, prompt tokens, completion tokens, engine ms, 1 when a count was not reported,
+ *       the count's id
+ * Returns 1 when counted in the record, 0 when not (the totals of all documents count its engine
+ * time either way), -1 when this count ran before (nothing added).
  */
 export const SPEND_LUA = `
+if redis.call('HGET', KEYS[4], ARGV[2]) == ARGV[7] then return -1 end
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[7])
+redis.call('PEXPIRE', KEYS[4], 86400000)
 redis.call('HINCRBY', KEYS[2], 'engine_ms', ARGV[5])
 local gen = redis.call('HGET', KEYS[1], 'gen')
 if not gen or tonumber(gen) ~= tonumber(ARGV[1]) then return 0 end

@@ -6,6 +6,11 @@
  *
  *     const proxy = await startRedisProxy();   // proxy.url: redis://127.0.0.1:<port>
  *     await proxy.down(); ... await proxy.up(); await proxy.close();
+ *
+ * `dropReplyOf(match)`: the next command a client sends that `match`es goes to Redis (it runs),
+ * then that connection is closed before the reply comes down: a reply lost, which ioredis
+ * answers by sending the command again once reconnected (autoResendUnfulfilledCommands).
+ * `dropped` counts them.
  */
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -13,6 +18,8 @@ import { TEST_REDIS_URL } from './redis.ts';
 
 export interface RedisProxy {
   readonly url: string;
+  dropReplyOf(match: (chunk: Buffer) => boolean): void;
+  readonly dropped: number;
   down(): Promise<void>;
   up(): Promise<void>;
   close(): Promise<void>;
@@ -28,13 +35,30 @@ export async function startRedisProxy(target = TEST_REDIS_URL): Promise<RedisPro
   };
   let port = 0;
   let server: Server | null = null;
+  let dropMatch: ((chunk: Buffer) => boolean) | null = null;
+  let dropped = 0;
   const listen = async () => {
     const s = createServer((client) => {
       track(client);
       const upstream = connect(Number(t.port || 6379), t.hostname);
       track(upstream);
-      client.pipe(upstream);
-      upstream.pipe(client);
+      let armed = false;
+      client.on('data', (chunk) => {
+        if (dropMatch?.(chunk)) {
+          dropMatch = null;
+          armed = true;
+        }
+        upstream.write(chunk);
+      });
+      upstream.on('data', (chunk) => {
+        if (armed) {
+          dropped++;
+          client.destroy();
+          upstream.destroy();
+          return;
+        }
+        client.write(chunk);
+      });
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
     });
@@ -52,6 +76,12 @@ export async function startRedisProxy(target = TEST_REDIS_URL): Promise<RedisPro
   await listen();
   return {
     url: `redis://127.0.0.1:${port}`,
+    dropReplyOf: (match) => {
+      dropMatch = match;
+    },
+    get dropped() {
+      return dropped;
+    },
     down: stop,
     up: listen,
     close: stop,

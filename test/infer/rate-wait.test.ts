@@ -20,6 +20,7 @@ import { json, startScripted } from '../engine/scripted-server.ts';
 import { WorkerMetrics } from '../../src/observe/metrics.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
+import { startRedisProxy } from '../helpers/redis-proxy.ts';
 import { parseMetrics, sumOf } from '../observe/fixtures.ts';
 
 let p: Pipeline | undefined;
@@ -240,4 +241,30 @@ describe('the rate limiter of one worker', () => {
       await fake.close();
     }
   }, 90_000);
+});
+
+describe('a pass lowered while its reply was lost', () => {
+  it('counts the lowered tokens once: ioredis sends the lowering again on reconnect, and the finish moves the lowered entry', async () => {
+    // The worker's connection to Redis drops after the lowering ran, before its reply came back;
+    // ioredis sends it again once reconnected (autoResendUnfulfilledCommands). Was: the second run
+    // found the old entry gone and answered 0, so the pass kept the old entry's name, and its
+    // finish added that back: 1000 + 300 tokens held for one request of 300.
+    const proxy = await startRedisProxy();
+    const viaProxy = new Redis(proxy.url, { maxRetriesPerRequest: null, retryStrategy: () => 50 });
+    viaProxy.on('error', () => {});
+    try {
+      const limiter = new EngineRateLimiter(viaProxy, `${prefix}:lower`, 'http://lowered', { tpm: 100_000, windowMs: 60_000 });
+      const pass = await limiter.acquire(1000, AbortSignal.timeout(10_000));
+      proxy.dropReplyOf((chunk) => chunk.includes('ZSCORE'));
+      await pass.lower(300);
+      expect(proxy.dropped).toBe(1);
+      await pass.finish();
+      const key = `${prefix}:lower:rate:${createHash('sha256').update('http://lowered').digest('hex').slice(0, 16)}`;
+      const reserved = (await redis.zrange(key, '0', '-1')).map((m: string) => Number(m.slice(m.lastIndexOf(':') + 1)));
+      expect(reserved).toEqual([300]);
+    } finally {
+      viaProxy.disconnect();
+      await proxy.close();
+    }
+  }, 30_000);
 });

@@ -107,6 +107,73 @@ describe('TIFF pages for the worker', () => {
     expect(await render(looped, 3)).toMatchObject({ width: 32, height: 32 });
   });
 
+  it('a page whose directory points many values at the same bytes (300 values of 1 MB in a file of 1 MB) is not copied into 300 MB: left to libvips, it still renders', async () => {
+    // One 32x32 grey page; its directory holds one private tag (UNDEFINED) 300 times over, each
+    // naming the same 1 MB of the file as its value (libtiff keeps the first: the file is read at
+    // enqueue and by libvips in a few MB). Was: the page copied every value, a 315 MB buffer
+    // (4,096 entries: 4 GB) for a file of 1 MB.
+    const width = 32;
+    const height = 32;
+    const valueBytes = 1024 * 1024;
+    const fields: Array<[number, number, number, number]> = [[256, 4, 1, width], [257, 4, 1, height], [258, 3, 1, 8], [259, 3, 1, 1], [262, 3, 1, 1], [273, 4, 1, 0], [277, 3, 1, 1], [278, 4, 1, height], [279, 4, 1, width * height]];
+    for (let i = 0; i < 300; i++) fields.push([65000, 7, valueBytes, 8]);
+    const dirAt = 8 + valueBytes;
+    const dataAt = dirAt + 2 + fields.length * 12 + 4;
+    const bytes = Buffer.alloc(dataAt + width * height);
+    bytes.write('II', 0, 'latin1');
+    bytes.writeUInt16LE(42, 2);
+    bytes.writeUInt32LE(dirAt, 4);
+    bytes.writeUInt16LE(fields.length, dirAt);
+    fields.forEach(([tag, type, count, value], k) => {
+      const e = dirAt + 2 + k * 12;
+      bytes.writeUInt16LE(tag, e);
+      bytes.writeUInt16LE(type, e + 2);
+      bytes.writeUInt32LE(count, e + 4);
+      if (type === 3) bytes.writeUInt16LE(value, e + 8);
+      else bytes.writeUInt32LE(tag === 273 ? dataAt : value, e + 8);
+    });
+    for (let i = 0; i < width * height; i++) bytes[dataAt + i] = (i * 7) % 256;
+    const path = file(bytes);
+    const tiffPages = new TiffPages();
+    const page = await tiffPages.page(path, 1);
+    expect(page?.length ?? 0).toBeLessThanOrEqual(bytes.length);
+    expect((await pixels(path, 1, tiffPages)).equals(await filePage(path, 1))).toBe(true);
+  });
+
+  it('a page naming both strip and tile offsets (libtiff reads the tiles: the later tag) renders as the file does', async () => {
+    // 16x16 grey, its StripOffsets naming pixels of 10, its TileOffsets (read last by libtiff,
+    // whether TileWidth is there or not) pixels of 200. Was: the strips were moved into the page,
+    // the tile offsets left naming bytes of the file: RENDER_FAILED (read error) for a page the
+    // file renders.
+    const side = 16;
+    for (const shape of ['tiles', 'tiles and TileWidth'] as const) {
+      const fields: Array<[number, number, number, number]> = [[256, 4, 1, side], [257, 4, 1, side], [258, 3, 1, 8], [259, 3, 1, 1], [262, 3, 1, 1], [273, 4, 1, 0], [277, 3, 1, 1], [278, 4, 1, side], [279, 4, 1, side * side]];
+      if (shape === 'tiles and TileWidth') fields.push([322, 3, 1, side], [323, 3, 1, side]);
+      fields.push([324, 4, 1, 1], [325, 4, 1, side * side]);
+      const strips = 8 + 2 + fields.length * 12 + 4;
+      const tiles = strips + side * side;
+      const bytes = Buffer.alloc(tiles + side * side);
+      bytes.write('II', 0, 'latin1');
+      bytes.writeUInt16LE(42, 2);
+      bytes.writeUInt32LE(8, 4);
+      bytes.writeUInt16LE(fields.length, 8);
+      fields.forEach(([tag, type, count, value], k) => {
+        const e = 10 + k * 12;
+        bytes.writeUInt16LE(tag, e);
+        bytes.writeUInt16LE(type, e + 2);
+        bytes.writeUInt32LE(count, e + 4);
+        const v = tag === 273 || tag === 324 ? (value === 1 ? tiles : strips) : value;
+        if (type === 3) bytes.writeUInt16LE(v, e + 8);
+        else bytes.writeUInt32LE(v, e + 8);
+      });
+      bytes.fill(10, strips, tiles);
+      bytes.fill(200, tiles);
+      const path = file(bytes);
+      const own = await pixels(path, 1, new TiffPages());
+      expect(own.equals(await filePage(path, 1)), shape).toBe(true);
+    }
+  });
+
   it('an image that is no TIFF is read from its file as before', async () => {
     const png = await sharp({ create: { width: 12, height: 9, channels: 3, background: '#336699' } }).png().toBuffer();
     const path = join(dir, 'page.png');
