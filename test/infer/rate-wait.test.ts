@@ -119,6 +119,12 @@ describe('a request sent again for a setting the endpoint refused', () => {
   }, 90_000);
 });
 
+/** The limiter's log for an endpoint: the tokens each send reserved ("nonce:tokens" members: prompt estimate + max_tokens). */
+async function reservations(url: string): Promise<number[]> {
+  const key = `${p!.config.prefix}:rate:${createHash('sha256').update(shownUrl(url)).digest('hex').slice(0, 16)}`;
+  return (await redis.zrange(key, '0', '-1')).map((m: string) => Number(m.slice(m.lastIndexOf(':') + 1)));
+}
+
 /**
  * An endpoint in front of the emulator that caps replies at 50 tokens and refuses more (OpenAI's
  * words); chat units ask CHAT_MAX_TOKENS, 1024. What the requests asked and the refusals are kept.
@@ -153,10 +159,7 @@ describe("a model whose replies the endpoint caps below the max_tokens asked", (
       expect(done!.record).toMatchObject({ done: 4, failed: 0 });
       expect(fake.refused).toBeGreaterThanOrEqual(1);
       expect(fake.sent.filter((t) => t === 50)).toHaveLength(4);
-      // The limiter's log of sends: "nonce:tokens", prompt estimate + max_tokens each.
-      const key = `${p.config.prefix}:rate:${createHash('sha256').update(shownUrl(fake.url)).digest('hex').slice(0, 16)}`;
-      const members: string[] = await redis.zrange(key, '0', '-1');
-      const reserved = members.map((m) => Number(m.slice(m.lastIndexOf(':') + 1)));
+      const reserved = await reservations(fake.url);
       // Only the sends refused at 1024 reserved 1024; the four at 50 reserved their prompt and 50.
       expect(reserved.filter((t) => t >= 1024), `reservations ${reserved.join(', ')}`).toHaveLength(fake.refused);
       expect(reserved.filter((t) => t < 1024 && t > 50).length).toBeGreaterThanOrEqual(4);
@@ -231,8 +234,7 @@ describe('the rate limiter of one worker', () => {
       const [done] = await p.wait(ids, 60_000);
       expect(done!.record).toMatchObject({ done: 4, failed: 0 });
       expect(fake.refused).toBe(1);
-      const key = `${p.config.prefix}:rate:${createHash('sha256').update(shownUrl(fake.url)).digest('hex').slice(0, 16)}`;
-      const reserved = (await redis.zrange(key, '0', '-1')).map((m: string) => Number(m.slice(m.lastIndexOf(':') + 1)));
+      const reserved = await reservations(fake.url);
       expect(reserved.filter((t) => t >= 1024), `reservations ${reserved.join(', ')}`).toHaveLength(1);
       expect(reserved.filter((t) => t < 1024 && t > 50).length).toBeGreaterThanOrEqual(4);
     } finally {
