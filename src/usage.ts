@@ -23,6 +23,22 @@ export interface TokenCounts {
   completionTokens: number | null;
 }
 
+/**
+ * What an attempt's answers cost beyond what the document's record counts already (the answers
+ * rejected and counted as they came): the attempt's settle and its count without a settle add
+ * only this. A count not reported stays null (unknown).
+ */
+export function uncountedSpend(
+  spent: TokenCounts & { engineMs: number },
+  counted: { promptTokens: number; completionTokens: number; engineMs: number } | undefined,
+): TokenCounts & { engineMs: number } {
+  return {
+    promptTokens: spent.promptTokens === null ? null : Math.max(0, spent.promptTokens - (counted?.promptTokens ?? 0)),
+    completionTokens: spent.completionTokens === null ? null : Math.max(0, spent.completionTokens - (counted?.completionTokens ?? 0)),
+    engineMs: Math.max(0, spent.engineMs - (counted?.engineMs ?? 0)),
+  };
+}
+
 /** Nothing reported. */
 export const UNREPORTED: TokenCounts = Object.freeze({ promptTokens: null, completionTokens: null });
 

@@ -10,7 +10,7 @@ import type { UnitJobData } from '../../queues/contracts.ts';
 import type { Logger } from '../observe/log.ts';
 import type { DocStore } from '../store/docs.ts';
 import type { CountedSpend } from '../store/types.ts';
-import type { TokenCounts } from '../usage.ts';
+import { uncountedSpend, type TokenCounts } from '../usage.ts';
 
 /** What a unit's answers cost: tokens as the engine reported them, engine time. */
 export interface Spent {
@@ -44,13 +44,7 @@ export function newAttempt(): Attempt {
 
 /** What an attempt spent that its record does not count yet (a count not reported stays null: unknown). */
 function uncounted(attempt: Attempt): TokenCounts & { engineMs: number } {
-  const { tokens, engineMs } = attempt.spent;
-  const c = attempt.counted;
-  return {
-    promptTokens: tokens.promptTokens === null ? null : Math.max(0, tokens.promptTokens - c.promptTokens),
-    completionTokens: tokens.completionTokens === null ? null : Math.max(0, tokens.completionTokens - c.completionTokens),
-    engineMs: Math.max(0, engineMs - c.engineMs),
-  };
+  return uncountedSpend({ ...attempt.spent.tokens, engineMs: attempt.spent.engineMs }, attempt.counted);
 }
 
 /**

@@ -198,8 +198,7 @@ export class UnitProcessor {
       throw new DocbatchError('MODEL_NO_IMAGES', `the model ${meta.model ?? '(the engine\u2019s own)'} takes no images, and this unit sends page images`);
     }
     const retried = attempt.retried;
-    // Tokens over the unit's answers: a count is unknown once one answer did not report it.
-    let spent: Spent = attempt.spent;
+    // Tokens over the unit's answers (attempt.spent): a count is unknown once one answer did not report it.
     let last: { code: string; message: string } | null = null;
     const tries = prepared.judge.retries + 1;
     /** Raised after a JSON answer was cut off at max_tokens: asked again with as many, it would be cut again. */
@@ -214,8 +213,8 @@ export class UnitProcessor {
         if (usage) attempt.answers++;
         throw structuredOutputHint(err, prepared.request.responseFormat !== undefined);
       });
-      spent = { tokens: addCounts(spent.tokens, d.result.usage), engineMs: spent.engineMs + d.engineMs };
-      attempt.spent = spent;
+      attempt.spent = { tokens: addCounts(attempt.spent.tokens, d.result.usage), engineMs: attempt.spent.engineMs + d.engineMs };
+      const spent = attempt.spent;
       attempt.answers++;
       const verdict = checkAnswer(d.prepared.judge, d.result);
       if (verdict.ok) {
@@ -263,8 +262,8 @@ export class UnitProcessor {
       return {
         ok: true,
         text: fallbackText,
-        ...spent.tokens,
-        engineMs: Math.round(spent.engineMs),
+        ...attempt.spent.tokens,
+        engineMs: Math.round(attempt.spent.engineMs),
         latencyMs: 0,
         model: 'text-layer',
         finishReason: 'fallback',
@@ -274,7 +273,7 @@ export class UnitProcessor {
         ...(prepared.renderer ? { renderer: prepared.renderer } : {}),
       };
     }
-    throw new AnswerRejected(last!.code, last!.message, retried, spent);
+    throw new AnswerRejected(last!.code, last!.message, retried, attempt.spent);
   }
 
   /**

@@ -256,7 +256,7 @@ export class EngineRateLimiter {
           }
           this.leave(u);
           u.signal.removeEventListener('abort', u.onAbort);
-          u.resolve(this.pass(member));
+          u.resolve(this.pass(u.nonce, u.tokens));
         }
         if (wait > 0 && this.line.length > 0) await this.nap(Math.min(wait, 5000));
       }
@@ -284,8 +284,10 @@ export class EngineRateLimiter {
     });
   }
 
-  private pass(entry: string): RatePass {
-    let member = entry;
+  /** The pass of a request the log holds as `nonce:tokens`. */
+  private pass(nonce: string, reserved: number): RatePass {
+    let tokens = reserved;
+    let member = `${nonce}:${tokens}`;
     let done = false;
     const once = (op: () => Promise<unknown>) => async () => {
       if (done) return;
@@ -298,14 +300,15 @@ export class EngineRateLimiter {
     return {
       finish: once(() => this.redis.docbatchRateFinish(this.key, member, (this.limits.windowMs ?? 60_000) * 2 + (this.limits.requestTimeoutMs ?? 600_000))),
       cancel: once(() => this.redis.zrem(this.key, member)),
-      lower: async (tokens: number) => {
-        const nonce = member.slice(0, member.lastIndexOf(':'));
-        const now = Number(member.slice(member.lastIndexOf(':') + 1));
-        const lowered = Math.max(0, Math.round(tokens));
-        if (done || lowered >= now) return;
+      lower: async (wanted: number) => {
+        const lowered = Math.max(0, Math.round(wanted));
+        if (done || lowered >= tokens) return;
         const next = `${nonce}:${lowered}`;
         // Best effort: a Redis that does not answer leaves the larger entry, which errs on the safe side.
-        if ((await this.redis.docbatchRateLower(this.key, member, next).catch(() => 0)) === 1) member = next;
+        if ((await this.redis.docbatchRateLower(this.key, member, next).catch(() => 0)) === 1) {
+          member = next;
+          tokens = lowered;
+        }
       },
     };
   }

@@ -23,7 +23,7 @@ import { claimName, moveOutputs, releaseName } from './names.ts';
 import { foldLegacyNames, type NameClash } from './name-fold.ts';
 import { MARK_WRITTEN_LUA, REGISTER_LUA, REOPEN_LUA, RESTORE_LUA, SETTLE_LUA, SPEND_LUA } from './scripts.ts';
 import type { CountedSpend, DocMeta, DocRecord, DocState, SettleOutcome, UnitResult } from './types.ts';
-import { lacksUsage } from '../usage.ts';
+import { lacksUsage, uncountedSpend } from '../usage.ts';
 
 export type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult, UnitResultOk, UnitResultFailed } from './types.ts';
 
@@ -186,9 +186,10 @@ export class DocStore {
     const ok = result.ok ? 1 : 0;
     // A failure counts what the engine spent on its rejected answers too. Counts the engine did
     // not report add nothing; the unit is counted in `units_without_usage` instead.
-    const prompt = Math.max(0, (result.promptTokens ?? 0) - (counted?.promptTokens ?? 0));
-    const completion = Math.max(0, (result.completionTokens ?? 0) - (counted?.completionTokens ?? 0));
-    const engineMs = Math.max(0, Math.round((result.engineMs ?? 0) - (counted?.engineMs ?? 0)));
+    const due = uncountedSpend({ promptTokens: result.promptTokens ?? null, completionTokens: result.completionTokens ?? null, engineMs: result.engineMs ?? 0 }, counted);
+    const prompt = due.promptTokens ?? 0;
+    const completion = due.completionTokens ?? 0;
+    const engineMs = Math.round(due.engineMs);
     const [status, settled, units, last, groupDone] = await this.redis.docbatchSettle(
       this.docKey(docId),
       this.unitsKey(docId, gen),
