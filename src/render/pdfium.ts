@@ -116,14 +116,27 @@ export class PdfiumDocument {
       const data = api.wasmExports.malloc(Math.max(1, bytes.length));
       if (data === 0) throw new DocbatchError('RENDER_FAILED', `PDFium has no room for a ${bytes.length}-byte document in its 2 GiB`);
       api.HEAPU8.set(bytes, data);
-      let pw = 0;
-      if (password) {
-        const encoded = Buffer.from(`${password}\0`, 'utf8');
-        pw = api.wasmExports.malloc(encoded.length);
-        api.HEAPU8.set(encoded, pw);
+      // AES-256 PDFs (revision 6) keep the password after SASLprep, whose normal form is NFKC;
+      // PDFium compares the bytes it is given. The same word typed in another form (macOS gives
+      // "a" + U+0308 for "ä") is tried in NFKC before the password counts as wrong. (pdf.js and
+      // MuPDF open such files; PDFium converts between UTF-8 and Latin-1 for older revisions.)
+      const load = (pass: string | undefined): number => {
+        let pw = 0;
+        if (pass) {
+          const encoded = Buffer.from(`${pass}\0`, 'utf8');
+          pw = api.wasmExports.malloc(encoded.length);
+          api.HEAPU8.set(encoded, pw);
+        }
+        try {
+          return api._FPDF_LoadMemDocument(data, bytes.length, pw);
+        } finally {
+          if (pw) api.wasmExports.free(pw);
+        }
+      };
+      let handle = load(password);
+      if (!handle && password && api._FPDF_GetLastError() === FPDF_ERR.PASSWORD && password.normalize('NFKC') !== password) {
+        handle = load(password.normalize('NFKC'));
       }
-      const handle = api._FPDF_LoadMemDocument(data, bytes.length, pw);
-      if (pw) api.wasmExports.free(pw);
       if (handle) return new PdfiumDocument(api, handle, data);
       const code = api._FPDF_GetLastError();
       api.wasmExports.free(data);

@@ -12,8 +12,8 @@ import { DocbatchError } from '../../src/errors.ts';
 export const CORPUS = join(import.meta.dirname, '../../../shared/corpus/pdf');
 export const corpusFile = (name: string): string => join(CORPUS, name);
 
-/** A PDF from object bodies numbered 1..n; object 1 must be the catalog. */
-export function buildPdf(objects: Array<string | Buffer>): Buffer {
+/** A PDF from object bodies numbered 1..n; object 1 must be the catalog. `trailer`: more trailer entries. */
+export function buildPdf(objects: Array<string | Buffer>, trailer = ''): Buffer {
   const parts: Buffer[] = [Buffer.from('%PDF-1.7\n%\xe2\xe3\xcf\xd3\n', 'latin1')];
   let offset = parts[0]!.length;
   const offsets: number[] = [];
@@ -28,7 +28,7 @@ export function buildPdf(objects: Array<string | Buffer>): Buffer {
     offset += chunk.length;
   });
   const xref = [`xref\n0 ${objects.length + 1}\n`, '0000000000 65535 f \n', ...offsets.map((o) => `${String(o).padStart(10, '0')} 00000 n \n`)].join('');
-  parts.push(Buffer.from(`${xref}trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${offset}\n%%EOF\n`, 'latin1'));
+  parts.push(Buffer.from(`${xref}trailer\n<< /Size ${objects.length + 1} /Root 1 0 R${trailer ? ` ${trailer}` : ''} >>\nstartxref\n${offset}\n%%EOF\n`, 'latin1'));
   return Buffer.concat(parts);
 }
 
