@@ -2,7 +2,7 @@
  * A conversation's visible messages → chunks whose token count stays within a budget.
  *
  * Chunks break at message boundaries. A message too long for one chunk is cut into parts at
- * paragraph, then line, then sentence, then character boundaries; each part is its own block
+ * paragraph, then line, then sentence, then character boundaries (text-pieces.ts); each part is its own block
  * (`assistant (part 2/3): ...`) and the message id is listed in every chunk that holds a part.
  * Optional overlap repeats the previous chunk's trailing whole messages at the start of the
  * next one; those ids go to `overlapIds`, never `messageIds`, so every message is in exactly one
@@ -17,7 +17,9 @@
  * them, more than a spread (`push(...parts)`) can pass as arguments.
  */
 import type { ChatMessage } from './chat/types.ts';
-import { estimatePrefixEnd, estimateTokens } from './tokens.ts';
+import { append, hardSplit, splitText } from './text-pieces.ts';
+
+export { splitText } from './text-pieces.ts';
 
 export interface ChunkOptions {
   /** No chunk's `countTokens(text)` exceeds this. */
@@ -123,14 +125,6 @@ export function chunkMessages(messages: readonly ChatMessage[], options: ChunkOp
   return chunks;
 }
 
-/**
- * `target.push(...items)` for a list of any length: a spread passes every item as an argument
- * on the stack, and throws RangeError past ~125 000 of them (one long message cut small).
- */
-function append<T>(target: T[], items: readonly T[]): void {
-  for (const item of items) target.push(item);
-}
-
 function join(overlap: readonly Block[], members: readonly Block[]): string {
   return [...overlap, ...members].map((b) => b.text).join(SEPARATOR);
 }
@@ -173,116 +167,4 @@ function toBlocks(m: ChatMessage, budget: number, count: (t: string) => number):
     const tighter = Math.max(1, limit - (attempt + 1) * Math.ceil(limit / 8));
     pieces = pieces.flatMap((piece, k) => ((blocks[k] as Block).tokens <= budget ? [piece] : hardSplit(piece, tighter, count)));
   }
-}
-
-/** Separators, coarse to fine. A piece keeps its separator at its end, so pieces join back to the text. */
-const LEVELS: readonly RegExp[] = [/(?<=\n[ \t]*\n)/, /(?<=\n)/, /(?<=[.!?;:。！？；…][)"'”’»]?\s)|(?<=[。！？；])/];
-
-/**
- * Cuts `text` into trimmed, non-empty pieces with `count(piece) <= limit`, preferring paragraph,
- * then line, then sentence boundaries, and cutting between characters only when a sentence is
- * longer than the limit.
- */
-export function splitText(text: string, limit: number, count: (t: string) => number, level = 0, known?: number): string[] {
-  const trimmed = text.trim();
-  if (trimmed === '') return [];
-  // `known` is an upper bound of count(trimmed) when the caller has it (saves counting twice).
-  if ((known ?? count(trimmed)) <= limit) return [trimmed];
-  const sep = LEVELS[level];
-  if (sep === undefined) return hardSplit(trimmed, limit, count);
-  const units = trimmed.split(sep);
-  if (units.length === 1) return splitText(trimmed, limit, count, level + 1, known);
-  const out: string[] = [];
-  let current = '';
-  let currentTokens = 0;
-  // A piece's count is taken as the sum of its units' counts, an upper bound for the estimate
-  // and for BPE counters in practice; toBlocks counts each part exactly and cuts it again if not.
-  const flush = (): void => {
-    const piece = current.trim();
-    if (piece !== '') out.push(piece);
-    current = '';
-    currentTokens = 0;
-  };
-  for (const unit of units) {
-    const t = count(unit);
-    if (t > limit) {
-      flush();
-      append(out, splitText(unit, limit, count, level + 1, unit === unit.trim() ? t : undefined));
-      continue;
-    }
-    if (current !== '' && currentTokens + t > limit) {
-      const exact = count((current + unit).trim());
-      if (exact > limit) flush();
-      else {
-        current += unit;
-        currentTokens = exact;
-        continue;
-      }
-    }
-    current += unit;
-    currentTokens += t;
-  }
-  flush();
-  return out;
-}
-
-/**
- * Cuts between characters (never inside a surrogate pair or before a combining mark). A run with
- * no such place within a whole part (only combining marks, joiners or selectors) is cut where the
- * budget ends, a surrogate pair still kept whole: walking back to its start would make parts of
- * one character each, thousands of chunks from a few kilobytes.
- */
-function hardSplit(text: string, limit: number, count: (t: string) => number): string[] {
-  const out: string[] = [];
-  let start = 0;
-  while (start < text.length) {
-    const fit = Math.max(count === estimateTokens ? estimatePrefixEnd(text, start, limit) : longestPrefix(text, start, limit, count), start + 1);
-    let end = fit;
-    while (end < text.length && end - start > 1 && isJoiner(text, end)) end--;
-    if (end - start === 1 && fit - start > 1) end = isLowSurrogate(text, fit) ? fit - 1 : fit;
-    const piece = text.slice(start, end).trim();
-    if (piece !== '') out.push(piece);
-    start = end;
-  }
-  return out;
-}
-
-/** For any counter: grow the candidate exponentially, then binary-search the longest prefix that fits. */
-function longestPrefix(text: string, start: number, limit: number, count: (t: string) => number): number {
-  let lo = 0;
-  let hi = Math.max(1, limit);
-  while (start + hi < text.length && count(text.slice(start, start + hi)) <= limit) {
-    lo = hi;
-    hi *= 2;
-  }
-  hi = Math.min(hi, text.length - start);
-  if (count(text.slice(start, start + hi)) <= limit) lo = hi;
-  while (hi - lo > 1) {
-    const mid = (lo + hi) >>> 1;
-    if (count(text.slice(start, start + mid)) <= limit) lo = mid;
-    else hi = mid;
-  }
-  return start + lo;
-}
-
-function isLowSurrogate(text: string, i: number): boolean {
-  const c = text.charCodeAt(i);
-  return c >= 0xdc00 && c <= 0xdfff;
-}
-
-/** True when a cut before index `i` would separate a character from what belongs to it. */
-function isJoiner(text: string, i: number): boolean {
-  const c = text.charCodeAt(i);
-  const before = text.charCodeAt(i - 1);
-  return (
-    (c >= 0xdc00 && c <= 0xdfff) || // low surrogate
-    (c >= 0x300 && c <= 0x36f) || // combining diacritics
-    (c >= 0x1ab0 && c <= 0x1aff) ||
-    (c >= 0x1dc0 && c <= 0x1dff) ||
-    (c >= 0x20d0 && c <= 0x20ff) ||
-    (c >= 0xfe00 && c <= 0xfe0f) || // variation selectors
-    (c >= 0xfe20 && c <= 0xfe2f) ||
-    c === 0x200d || // zero-width joiner
-    before === 0x200d
-  );
 }

@@ -17,6 +17,7 @@ import { detectFile } from './detect.ts';
 import { inspectPdf, type PdfInspector } from './pdf.ts';
 import { splitExport, type SplitUnit } from './chat/split.ts';
 import { S3Input } from './s3-input.ts';
+import type { TiffDamage } from '../render/tiff-chain.ts';
 import { tiffChain, type TiffPage } from './tiff-pages.ts';
 
 export interface PrepareOptions {
@@ -189,7 +190,8 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
       const maxPages = options.limits?.maxPages ?? DEFAULT_MAX_PAGES;
       // A TIFF's directories are counted here first, a few reads for thousands: sharp reads each
       // one to count them (~50 µs a page: a 45 MB file of 400,000 held enqueue 20 s before it was
-      // refused). One that cannot be walked is left to sharp.
+      // refused). One that cannot be read is left to sharp; one that is damaged is refused below
+      // (after the checks that name a page's size), not failed page by page at the worker.
       const chain = kind.format === 'tiff' ? await tiffChain(path, maxPages + 1).catch(() => null) : null;
       const sized = chain?.pages.filter((p) => p.width > 0 && p.height > 0).length ?? 0;
       if (chain && sized > maxPages) throw await tooManyPages(path, source, kind.format, chain.complete && sized === chain.pages.length ? `${sized}` : `more than ${maxPages}`, maxPages);
@@ -198,6 +200,7 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
       } catch (err) {
         if (err instanceof InputError) throw err;
         if (/exceeds pixel limit/i.test((err as Error).message)) throw await imageTooLarge(path, source, kind.format, err);
+        if (chain?.damage) throw tiffDamaged(chain.damage, source);
         throw new InputError('IMAGE_CORRUPT', `a ${kind.format.toUpperCase()} image by its bytes, but it cannot be decoded: ${decoderMessage(err)}`, { place: { file: source }, cause: err });
       }
       // Before any directory is looked at again: a worker's render of page N walks the chain from the start.
@@ -205,6 +208,7 @@ async function prepareKnown(source: string, object: S3Input | null, blobs: BlobS
       // A TIFF's pages are frames of their own sizes (its header gives the first one's): each is
       // checked, so a later page over the limit is refused here, not failed at the worker.
       if (kind.format === 'tiff' && info.pages > 1) checkFrames(chain?.pages ?? [], source);
+      if (chain?.damage) throw tiffDamaged(chain.damage, source);
       const blob = object ? await object.store() : await blobs.put(source);
       await unchanged(source, version);
       return {
@@ -285,8 +289,8 @@ async function tooManyPages(path: string, source: string, format: string, pages:
 
 /**
  * Every page of a multi-page TIFF from its directory (tiff-pages.ts: no pixel read), the first
- * one's checked by sharp already: one over the limit is IMAGE_TOO_LARGE, naming it. A directory
- * that cannot be read is left to the renderer (sharp read the file).
+ * one's checked by sharp already: one over the limit is IMAGE_TOO_LARGE, naming it. The pages
+ * before a damaged directory are checked too; the damage is then refused (tiffDamaged).
  */
 function checkFrames(pages: TiffPage[], source: string): void {
   const over = pages.find((p) => p.width * p.height > MAX_INPUT_PIXELS);
@@ -297,6 +301,17 @@ function checkFrames(pages: TiffPage[], source: string): void {
       { place: { file: source, page: over.page } },
     );
   }
+}
+
+/**
+ * IMAGE_CORRUPT for a TIFF whose directory chain is damaged (src/render/tiff-chain.ts), naming the
+ * page and the byte: its pages would each fail at the worker as RENDER_FAILED.
+ */
+function tiffDamaged(damage: TiffDamage, source: string): InputError {
+  return new InputError('IMAGE_CORRUPT', `a TIFF image damaged at page ${damage.page}: ${damage.detail}; nothing of it is queued`, {
+    place: { file: source, page: damage.page, offset: damage.at },
+    cause: damage,
+  });
 }
 
 /**

@@ -31,6 +31,7 @@ import { parseS3Object, s3Uri } from '../s3-uri.ts';
 import type { BlobRef, BlobStore } from '../store/blobs.ts';
 import { classifyS3Error, explainS3Error, listObjects, preconditionFailed } from '../store/s3.ts';
 import { detectFrom, detectZip, type FileKind } from './detect.ts';
+import type { GlobMatcher } from './glob.ts';
 
 export interface WalkedObject {
   path: string;
@@ -42,7 +43,7 @@ export interface WalkedObject {
  * in `/`), else everything under `<key>/` (also when the HEAD of the key is denied). Nothing
  * found: the input is yielded as named, to be rejected as FILE_UNREADABLE with the reason.
  */
-export async function* walkS3(input: string, client: S3Client, pattern: RegExp | null, signal?: AbortSignal): AsyncGenerator<WalkedObject> {
+export async function* walkS3(input: string, client: S3Client, pattern: GlobMatcher | null, signal?: AbortSignal): AsyncGenerator<WalkedObject> {
   let bucket: string;
   let key: string;
   try {

@@ -247,3 +247,50 @@ export function estimatePrefixEnd(text: string, start: number, maxTokens: number
   }
   return n;
 }
+
+/**
+ * estimateTokens of a text built by appending to it, each append costing only what it adds:
+ * `new TokenTally().add(a).add(b).tokens === estimateTokens(a + b)`. The chunker asks, unit by
+ * unit, whether a piece with one more unit still fits; counting the piece again for each unit made
+ * that quadratic in the piece.
+ */
+export class TokenTally {
+  #sum = 0;
+  #state = OTHER;
+  #length = 0;
+
+  /** Appends `text.slice(from, to)` (without making it); returns this. */
+  add(text: string, from = 0, to = text.length): this {
+    let sum = this.#sum;
+    let state = this.#state;
+    for (let i = from; i < to; i++) {
+      const idx = state + (CLASS_OF[text.charCodeAt(i)] as number);
+      sum += COST[idx] as number;
+      state = NEXT[idx] as number;
+    }
+    this.#sum = sum;
+    this.#state = state;
+    this.#length += Math.max(0, to - from);
+    return this;
+  }
+
+  /** estimateTokens of everything appended. */
+  get tokens(): number {
+    return this.#length === 0 ? 0 : Math.ceil((this.#sum * MARGIN) / FIXED) + CONSTANT;
+  }
+
+  /** Makes this what `other` is; returns this. */
+  setTo(other: TokenTally): this {
+    this.#sum = other.#sum;
+    this.#state = other.#state;
+    this.#length = other.#length;
+    return this;
+  }
+
+  clear(): this {
+    this.#sum = 0;
+    this.#state = OTHER;
+    this.#length = 0;
+    return this;
+  }
+}

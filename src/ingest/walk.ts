@@ -6,13 +6,14 @@
  * skipped and listed, not errors. So are the links, the FIFOs, sockets and devices, and the
  * folders inside it that cannot be read: each is listed with why it was not looked at. A folder named that cannot be read is an error
  * (FILE_UNREADABLE).
- * `--glob` keeps only files whose path relative to the directory matches. An `s3://bucket/prefix/`
+ * `--glob` keeps only files whose path relative to the directory matches (glob.ts). An `s3://bucket/prefix/`
  * is walked like a directory: the objects under it, in key order (src/ingest/s3-input.ts).
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { isS3Uri } from '../s3-uri.ts';
+import { compileGlob } from './glob.ts';
 import { walkS3 } from './s3-input.ts';
 
 export interface WalkedFile {
@@ -25,37 +26,8 @@ export interface WalkedFile {
   unreadable?: string;
 }
 
-/** A shell-style glob (`*`, `**`, `?`, `{a,b}`) → a RegExp over `/`-separated relative paths. */
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*') {
-      if (glob[i + 1] === '*') {
-        const slash = glob[i + 2] === '/';
-        re += slash ? '(?:.*/)?' : '.*';
-        i += slash ? 2 : 1;
-      } else re += '[^/]*';
-    } else if (c === '?') re += '[^/]';
-    else if (c === '{') {
-      const end = glob.indexOf('}', i);
-      if (end < 0) re += '\\{';
-      else {
-        re += `(?:${glob.slice(i + 1, end).split(',').map(escape).join('|')})`;
-        i = end;
-      }
-    } else re += escape(c);
-  }
-  // `s`: a `*` or `**` also matches a newline in a name.
-  return new RegExp(`^${re}$`, 'is');
-}
-
-function escape(s: string): string {
-  return s.replace(/[.+^$()|[\]\\]/g, '\\$&');
-}
-
 export async function* walkInputs(inputs: string[], options: { glob?: string; signal?: AbortSignal; s3?: () => S3Client } = {}): AsyncGenerator<WalkedFile> {
-  const pattern = options.glob ? globToRegExp(options.glob) : null;
+  const pattern = options.glob ? compileGlob(options.glob) : null;
   for (const input of inputs) {
     if (isS3Uri(input) && options.s3) {
       yield* walkS3(input, options.s3(), pattern, options.signal);

@@ -2,7 +2,7 @@ import { countTokens as cl100k } from 'gpt-tokenizer/encoding/cl100k_base';
 import { describe, expect, it } from 'vitest';
 import { chunkMessages, splitText } from '../../src/ingest/chunk.ts';
 import type { ChatMessage } from '../../src/ingest/chat/types.ts';
-import { estimateTokens } from '../../src/ingest/tokens.ts';
+import { estimateTokens, TokenTally } from '../../src/ingest/tokens.ts';
 import { sampleText } from '../../bench/lib/text-corpus.ts';
 
 const opts = (budgetTokens: number, overlapTokens = 0, countTokens = estimateTokens) => ({ budgetTokens, overlapTokens, countTokens });
@@ -100,5 +100,54 @@ describe('chunkMessages', () => {
   it('holds the budget for a counter that is not additive (cl100k)', () => {
     const messages = Array.from({ length: 60 }, (_, k) => msg(`m${k}`, sampleText(k % 2 ? 'code' : 'numbers', k, 50 + k * 40)));
     for (const c of chunkMessages(messages, opts(256, 64, cl100k))) expect(cl100k(c.text)).toBeLessThanOrEqual(256);
+  });
+});
+
+describe('splitText on pathological text: work grows with the text, not its square', () => {
+  // Each shape is one message, cut into pieces of 3,500 tokens, at two sizes (~100,000 and ~200,000
+  // characters). The work asserted is the characters handed to the counter (a counter that is not
+  // estimateTokens itself takes the general path; estimateTokens' own path must cut the same
+  // pieces). Was, for a run of blank lines: the piece's count was taken of its trimmed text ('x'),
+  // its text grew with every unit and was concatenated and trimmed again every thousand units or
+  // so (1M newlines: 4.7 s, 2M: 13 s; the square of the run: bench/split-text.ts), and the last
+  // unit was added on that small count: a piece of 66,004 tokens for a budget of 3,500.
+  const shapes: Record<string, (n: number) => string> = {
+    'blank lines': (n) => `x${'\n'.repeat(n)}y`,
+    'lines of one space': (n) => `x${' \n'.repeat(n / 2)}y`,
+    'one-letter lines': (n) => 'a\n'.repeat(n / 2),
+    'one-character sentences (CJK)': (n) => '。'.repeat(n),
+    'blank lines between words': (n) => 'word\n\n\n\n\n\n\n\n\n\n'.repeat(n / 14),
+  };
+  for (const [name, shape] of Object.entries(shapes)) {
+    it(`${name}: pieces within the budget; twice the text, about twice the work (at most 32 characters counted a character); estimateTokens' path cuts the same pieces`, () => {
+      const work = (text: string): { seen: number; pieces: string[] } => {
+        let seen = 0;
+        const counted = (t: string): number => {
+          seen += t.length;
+          return estimateTokens(t);
+        };
+        const pieces = splitText(text, 3500, counted);
+        return { seen, pieces };
+      };
+      const small = shape(100_000);
+      const large = shape(200_000);
+      const a = work(small);
+      const b = work(large);
+      expect(b.seen / a.seen).toBeLessThan(2.5);
+      expect(b.seen / large.length).toBeLessThan(32);
+      for (const p of b.pieces) expect(estimateTokens(p)).toBeLessThanOrEqual(3500);
+      expect(splitText(large, 3500, estimateTokens)).toEqual(b.pieces);
+    });
+  }
+
+  it('TokenTally: appending counts as estimateTokens counts the whole', () => {
+    const parts = ['Hello', ' ', 'world', '123', '4', '  ', '\n', '\n', '東京', '🚀', 'camelCase', ''];
+    const tally = new TokenTally();
+    let whole = '';
+    for (const p of parts) {
+      tally.add(`[${p}]`, 1, p.length + 1);
+      whole += p;
+      expect(tally.tokens).toBe(estimateTokens(whole));
+    }
   });
 });

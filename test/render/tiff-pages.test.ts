@@ -6,13 +6,14 @@
  * and a damaged chain (a loop, a directory or strip outside the file) is still RENDER_FAILED.
  * Reads are counted from /proc/self/io (Linux): what the kernel was asked, libvips included.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { renderImagePage } from '../../src/render/image-file.ts';
-import { TiffPages } from '../../src/render/tiff-page.ts';
+import { Gate, TiffPages } from '../../src/render/tiff-page.ts';
 import { generateTiff } from '../../bench/lib/tiff-gen.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'docbatch-tiff-'));
@@ -140,6 +141,38 @@ describe('TIFF pages for the worker', () => {
     expect((await pixels(path, 1, tiffPages)).equals(await filePage(path, 1))).toBe(true);
   });
 
+  it('a page of 4,000,000 strips listed as SHORT values (16 MB of file) is looked at in place: the worker stays within a 48 MB heap', () => {
+    // Its StripOffsets and StripByteCounts are 2 bytes a value; were turned into two arrays of
+    // JS numbers (8 bytes a value: 64 MB, ~8x the file with the copies). Every strip is empty and
+    // at byte 8, so the pieces add up to nothing and the page passed the size checks. The page's
+    // copy (its offsets rewritten as 4-byte words: 16 MB more) would exceed the file: left to libvips.
+    const n = 4_000_000;
+    const fields: Array<[number, number, number, number]> = [[256, 4, 1, 1], [257, 4, 1, n], [258, 3, 1, 8], [259, 3, 1, 1], [262, 3, 1, 1], [273, 3, n, 0], [277, 3, 1, 1], [278, 4, 1, 1], [279, 3, n, 0]];
+    const offsetsAt = 8 + 2 + fields.length * 12 + 4;
+    const countsAt = offsetsAt + 2 * n;
+    const bytes = Buffer.alloc(countsAt + 2 * n + 16);
+    bytes.write('II', 0, 'latin1');
+    bytes.writeUInt16LE(42, 2);
+    bytes.writeUInt32LE(8, 4);
+    bytes.writeUInt16LE(fields.length, 8);
+    fields.forEach(([tag, type, count, value], k) => {
+      const e = 10 + k * 12;
+      bytes.writeUInt16LE(tag, e);
+      bytes.writeUInt16LE(type, e + 2);
+      bytes.writeUInt32LE(count, e + 4);
+      if (tag === 273 || tag === 279) bytes.writeUInt32LE(tag === 273 ? offsetsAt : countsAt, e + 8);
+      else if (type === 3) bytes.writeUInt16LE(value, e + 8);
+      else bytes.writeUInt32LE(value, e + 8);
+    });
+    for (let i = 0; i < n; i++) bytes.writeUInt16LE(8, offsetsAt + 2 * i);
+    const path = file(bytes);
+    const module = join(import.meta.dirname, '../../src/render/tiff-page.ts');
+    const script = `const { TiffPages } = await import(${JSON.stringify(module)}); const page = await new TiffPages().page(${JSON.stringify(path)}, 1); console.log(JSON.stringify({ bytes: page?.length ?? null }));`;
+    // Was: the child ran out of its heap (V8's fatal error, SIGABRT).
+    const out = execFileSync(process.execPath, ['--max-old-space-size=48', '--input-type=module', '-e', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(JSON.parse(out)).toEqual({ bytes: null });
+  });
+
   it('a page naming both strip and tile offsets (libtiff reads the tiles: the later tag) renders as the file does', async () => {
     // 16x16 grey, its StripOffsets naming pixels of 10, its TileOffsets (read last by libtiff,
     // whether TileWidth is there or not) pixels of 200. Was: the strips were moved into the page,
@@ -193,5 +226,31 @@ describe('TIFF pages asked for all at once (a document task)', () => {
     const first = await sharp(got[0] as Buffer).raw().toBuffer();
     const last = await sharp(got[pages - 1] as Buffer).raw().toBuffer();
     expect(first.equals(last)).toBe(false);
+  });
+});
+
+describe('the gate of TiffPages (FILES_AT_ONCE pages read at a time)', () => {
+  it('a slot freed goes to the first waiter: one that arrives before the waiter has run waits too (was: both went in, five at once)', async () => {
+    const gate = new Gate(4);
+    for (let i = 0; i < 4; i++) await gate.acquire();
+    let waiterIn = false;
+    const waiter = gate.acquire().then(() => {
+      waiterIn = true;
+    });
+    let lateIn = false;
+    gate.release();
+    // In the same turn as the release, before the waiter has run.
+    const late = gate.acquire().then(() => {
+      lateIn = true;
+    });
+    await waiter;
+    expect(waiterIn).toBe(true);
+    expect(gate.held).toBe(4);
+    expect(lateIn).toBe(false);
+    gate.release();
+    await late;
+    expect(gate.held).toBe(4);
+    for (let i = 0; i < 4; i++) gate.release();
+    expect(gate.held).toBe(0);
   });
 });
