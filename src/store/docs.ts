@@ -30,7 +30,7 @@ export type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult, UnitResul
 interface ScriptedRedis extends Redis {
   docbatchSettle(docKey: string, unitsKey: string, lockKey: string, statsKey: string, groupsKey: string, noUsageKey: string, spendsKey: string, ...args: Array<string | number>): Promise<[number, number, number, number, number]>;
   docbatchRegister(docKey: string, docsKey: string, activeKey: string, queuesKey: string, ...args: Array<string | number>): Promise<number>;
-  docbatchMarkWritten(docKey: string, activeKey: string, unitsKey: string, groupsKey: string, noUsageKey: string, ...args: Array<string | number>): Promise<number>;
+  docbatchMarkWritten(docKey: string, activeKey: string, unitsKey: string, groupsKey: string, noUsageKey: string, spendsKey: string, ...args: Array<string | number>): Promise<number>;
   docbatchReopen(docKey: string, unitsKey: string, activeKey: string, groupsKey: string, noUsageKey: string, ...args: Array<string | number>): Promise<number[] | number>;
   docbatchRestore(docKey: string, unitsKey: string, tempKey: string, ...args: Array<string | number>): Promise<number>;
 }
@@ -51,7 +51,7 @@ export class DocStore {
     if (!('docbatchSettle' in redis)) {
       redis.defineCommand('docbatchSettle', { numberOfKeys: 7, lua: SETTLE_LUA });
       redis.defineCommand('docbatchRegister', { numberOfKeys: 4, lua: REGISTER_LUA });
-      redis.defineCommand('docbatchMarkWritten', { numberOfKeys: 5, lua: MARK_WRITTEN_LUA });
+      redis.defineCommand('docbatchMarkWritten', { numberOfKeys: 6, lua: MARK_WRITTEN_LUA });
       redis.defineCommand('docbatchReopen', { numberOfKeys: 5, lua: REOPEN_LUA });
       redis.defineCommand('docbatchRestore', { numberOfKeys: 3, lua: RESTORE_LUA });
     }
@@ -349,6 +349,7 @@ export class DocStore {
       this.unitsKey(docId, gen),
       this.groupsKey(docId, gen),
       this.noUsageKey(docId, gen),
+      this.spendsKey(docId, gen),
       gen,
       write.now,
       JSON.stringify(write.files),

@@ -275,7 +275,9 @@ return {units, #ids / 2, ids[#ids] or ''}
 /**
  * Marks a generation written and retires it, in one step, so that no retry can land between the
  * two: KEYS doc hash, active zset, results hash, groups hash, bitmap of units without usage
- * (kept as long as the record: a retry's units settled again are not counted again). ARGV: gen, now, files JSON, doc id,
+ * (kept as long as the record: a retry's units settled again are not counted again), hash of
+ * the ids of counts and settles (kept an hour from now on, not a day: ~80 bytes a unit; a count
+ * or settle sent again after its reply was lost comes on reconnect). ARGV: gen, now, files JSON, doc id,
  * reopens (the record's count when the writer read it), retention seconds, lean meta JSON ('' =
  * keep), done and failed as the writer counted them ('' = keep the counters).
  * Written only if the generation is current, no unit was reopened since the writer read the
@@ -298,6 +300,7 @@ redis.call('ZREM', KEYS[2], ARGV[4])
 redis.call('UNLINK', KEYS[3], KEYS[4])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('EXPIRE', KEYS[5], ARGV[6])
+redis.call('PEXPIRE', KEYS[6], 3600000)
 return 1
 `;
 

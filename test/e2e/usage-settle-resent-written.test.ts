@@ -57,6 +57,10 @@ it('a settle run again after its document was written counts the unit\u2019s eng
   const engineMs = done!.record.engineMs;
   expect(engineMs).toBeGreaterThan(0);
   expect(await p.store.spentEngineMs()).toBe(engineMs);
+  // The settle ids of a written document are kept an hour (~80 bytes a unit), not a day.
+  const kept = await p.redis.pttl(p.store.spendsKey(docId, 1));
+  expect(kept).toBeGreaterThan(0);
+  expect(kept).toBeLessThanOrEqual(3_600_000);
   await proxy.up();
   const infer = openQueue('infer', p.config, p.redis);
   try {
