@@ -357,11 +357,12 @@ export class UnitProcessor {
         outcome = await settleUnit(settle, request);
         log.debug({ outcome: outcome.outcome }, 'the job lock was lost before the answer was recorded; recorded where no result was (first write wins)');
       }
-      // A duplicate may be this very result, recorded by an earlier run of this settle: one
-      // refused half-way (recorded, then Redis full before its summary or write job was added),
-      // or one whose reply was lost (the connection dropped; ioredis sent it again on reconnect,
-      // autoResendUnfulfilledCommands). Then it was recorded and its cost counted by that run,
-      // and what it made due is added here. Unless another's result came first.
+      // A duplicate may be this very result, recorded by an earlier run of this settle refused
+      // half-way (recorded, then Redis full before its summary or write job was added; the hold
+      // runs it again as a new settle). Then it was recorded and its cost counted by that run,
+      // and what it made due is added here. Unless another's result came first. (One whose reply
+      // was lost, sent again by ioredis on reconnect, is known by its id: SETTLE_LUA answers
+      // 'recorded' again, even once the document is written.)
       if (outcome.outcome === 'duplicate') {
         const stored = await this.parts.store.redis.hget(this.parts.store.unitsKey(request.data.docId, request.data.gen), String(request.data.unit));
         const ours = stored === JSON.stringify(request.result);

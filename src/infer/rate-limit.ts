@@ -36,8 +36,12 @@ import { DocbatchError } from '../errors.ts';
  * KEYS: the send log, the hold key. ARGV: rpm (0 = none), tpm (0 = none), window ms, the longest a
  * request may take (its provisional time is now + that, until FINISH sets it), then a nonce and
  * the tokens of each request in line, oldest first. Records the longest run of them from the
- * first that fits. Returns {how many were recorded, the milliseconds to wait before asking for
- * the next (0 when all were)}.
+ * first that fits. A request whose entry is there already was recorded by an earlier run of this
+ * call (its reply lost; ioredis sends unanswered commands again on reconnect, and the line asks
+ * again with the same nonces after a Redis error): it is let through again, not counted twice
+ * (its own entry would hold it back until the entry left the window: the request timeout plus
+ * the window, 11 minutes by default). Returns {how many were recorded, the milliseconds to wait
+ * before asking for the next (0 when all were)}.
  */
 const ACQUIRE_LUA = `
 local t = redis.call('TIME')
@@ -59,29 +63,35 @@ local recorded = 0
 local wait = 0
 for j = 5, #ARGV, 2 do
   local tokens = tonumber(ARGV[j + 1])
-  if rpm > 0 and count >= rpm then
-    -- wait until the oldest send leaves the window (one recorded just now leaves a window from now at the soonest)
-    local oldest = #sends > 0 and tonumber(sends[2]) or now
-    wait = math.max(1, math.min(oldest + window - now, 1000))
-    break
-  end
-  if tpm > 0 and used + tokens > tpm and count > 0 then
-    -- wait until enough of the oldest sends leave the window
-    wait = 1000
-    local freed = 0
-    for i = 1, #sends, 2 do
-      freed = freed + tonumber(string.match(sends[i], ':(%d+)$') or '0')
-      if used - freed + tokens <= tpm then
-        wait = math.max(1, math.min(tonumber(sends[i + 1]) + window - now, 1000))
-        break
-      end
+  if redis.call('ZSCORE', KEYS[1], ARGV[j] .. ':' .. tokens) then
+    -- recorded by an earlier run of this very call (its reply lost, ioredis sent it again on
+    -- reconnect): counted in count and used already, and let through
+    recorded = recorded + 1
+  else
+    if rpm > 0 and count >= rpm then
+      -- wait until the oldest send leaves the window (one recorded just now leaves a window from now at the soonest)
+      local oldest = #sends > 0 and tonumber(sends[2]) or now
+      wait = math.max(1, math.min(oldest + window - now, 1000))
+      break
     end
-    break
+    if tpm > 0 and used + tokens > tpm and count > 0 then
+      -- wait until enough of the oldest sends leave the window
+      wait = 1000
+      local freed = 0
+      for i = 1, #sends, 2 do
+        freed = freed + tonumber(string.match(sends[i], ':(%d+)$') or '0')
+        if used - freed + tokens <= tpm then
+          wait = math.max(1, math.min(tonumber(sends[i + 1]) + window - now, 1000))
+          break
+        end
+      end
+      break
+    end
+    redis.call('ZADD', KEYS[1], now + longest, ARGV[j] .. ':' .. tokens)
+    count = count + 1
+    used = used + tokens
+    recorded = recorded + 1
   end
-  redis.call('ZADD', KEYS[1], now + longest, ARGV[j] .. ':' .. tokens)
-  count = count + 1
-  used = used + tokens
-  recorded = recorded + 1
 end
 if recorded > 0 then redis.call('PEXPIRE', KEYS[1], window * 2 + longest) end
 return {recorded, wait}

@@ -511,13 +511,17 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
           this.forceAbort();
         }
       }
-      if (this.active > 0) {
+      // Redis away: the units aborted cannot hand themselves back (their locks expire; they go
+      // back at the stalled check), and BullMQ's graceful close (QUIT, its fetch loop's end)
+      // waits for a Redis that does not answer; forced, it disconnects. Nothing is lost.
+      const away = this.link.isDown || this.parts.redis.status !== 'ready' || this.parts.bullRedis.status !== 'ready';
+      if (this.active > 0 && !away) {
         await Promise.race([new Promise<void>((r) => this.idle.push(r)), new Promise((r) => setTimeout(r, 5000).unref())]);
       }
-      await step('close workers', () => Promise.all([...this.bulls.values()].map((b) => withTimeout(b.close(this.active > 0), 5000))));
+      await step('close workers', () => Promise.all([...this.bulls.values()].map((b) => withTimeout(b.close(this.active > 0 || away), 5000))));
       await step('close render pool', () => this.pool?.close());
       await step('close engines', () => this.engines.close());
-      await step('forget heartbeat', () => withTimeout(this.parts.redis.hdel(`${this.config.prefix}:workers`, this.config.workerName), 1000));
+      if (!away) await step('forget heartbeat', () => withTimeout(this.parts.redis.hdel(`${this.config.prefix}:workers`, this.config.workerName), 1000));
       await step('close write queue', () => withTimeout(this.parts.writeQueue.close(), 2000));
       await step('close infer queues', () => this.parts.closeQueues());
       this.parts.redis.disconnect();

@@ -64,6 +64,8 @@ interface Slot {
 
 /** Consecutive renderers that die before they are ready, after which queued pages fail. */
 const MAX_START_FAILURES = 3;
+/** The longest a renderer may take to say ready (or the page limit, if longer): ~0.8 s on a busy 2-core machine. */
+const START_MS = 30_000;
 
 /** How far down the queue a free renderer looks for a document no other renderer holds. */
 const SPREAD_LOOKAHEAD = 64;
@@ -212,11 +214,10 @@ export class RenderPool {
     });
     const slot: Slot = { proc, state: 'starting', task: undefined };
     this.#slots.add(slot);
-    // A renderer that never says ready (stuck importing) would hold queued pages forever.
-    const startTimer = setTimeout(
-      () => proc.kill(new DocbatchError('RENDER_CRASHED', `the renderer did not start within ${this.#options.pageTimeoutMs} ms`)),
-      this.#options.pageTimeoutMs,
-    );
+    // A renderer that never says ready (stuck importing) would hold queued pages forever. Not
+    // RENDER_TIMEOUT_MS alone: a page limit under the start time failed every page.
+    const startMs = Math.max(START_MS, this.#options.pageTimeoutMs);
+    const startTimer = setTimeout(() => proc.kill(new DocbatchError('RENDER_CRASHED', `the renderer did not start within ${startMs} ms`)), startMs);
     startTimer.unref();
     void proc.exited.then(() => clearTimeout(startTimer));
     proc.ready.then(

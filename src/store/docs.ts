@@ -28,9 +28,9 @@ import { lacksUsage, uncountedSpend } from '../usage.ts';
 export type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult, UnitResultOk, UnitResultFailed } from './types.ts';
 
 interface ScriptedRedis extends Redis {
-  docbatchSettle(docKey: string, unitsKey: string, lockKey: string, statsKey: string, groupsKey: string, noUsageKey: string, ...args: Array<string | number>): Promise<[number, number, number, number, number]>;
+  docbatchSettle(docKey: string, unitsKey: string, lockKey: string, statsKey: string, groupsKey: string, noUsageKey: string, spendsKey: string, ...args: Array<string | number>): Promise<[number, number, number, number, number]>;
   docbatchRegister(docKey: string, docsKey: string, activeKey: string, queuesKey: string, ...args: Array<string | number>): Promise<number>;
-  docbatchMarkWritten(docKey: string, activeKey: string, unitsKey: string, groupsKey: string, noUsageKey: string, ...args: Array<string | number>): Promise<number>;
+  docbatchMarkWritten(docKey: string, activeKey: string, unitsKey: string, groupsKey: string, noUsageKey: string, spendsKey: string, ...args: Array<string | number>): Promise<number>;
   docbatchReopen(docKey: string, unitsKey: string, activeKey: string, groupsKey: string, noUsageKey: string, ...args: Array<string | number>): Promise<number[] | number>;
   docbatchRestore(docKey: string, unitsKey: string, tempKey: string, ...args: Array<string | number>): Promise<number>;
 }
@@ -49,9 +49,9 @@ export class DocStore {
     this.prefix = prefix;
     this.redis = redis as ScriptedRedis;
     if (!('docbatchSettle' in redis)) {
-      redis.defineCommand('docbatchSettle', { numberOfKeys: 6, lua: SETTLE_LUA });
+      redis.defineCommand('docbatchSettle', { numberOfKeys: 7, lua: SETTLE_LUA });
       redis.defineCommand('docbatchRegister', { numberOfKeys: 4, lua: REGISTER_LUA });
-      redis.defineCommand('docbatchMarkWritten', { numberOfKeys: 5, lua: MARK_WRITTEN_LUA });
+      redis.defineCommand('docbatchMarkWritten', { numberOfKeys: 6, lua: MARK_WRITTEN_LUA });
       redis.defineCommand('docbatchReopen', { numberOfKeys: 5, lua: REOPEN_LUA });
       redis.defineCommand('docbatchRestore', { numberOfKeys: 3, lua: RESTORE_LUA });
     }
@@ -68,7 +68,7 @@ export class DocStore {
   groupsKey(docId: string, gen: number): string {
     return `${this.prefix}:doc:${docId}:g:${gen}`;
   }
-  /** Unit → the id of its last count of spent answers (SPEND_LUA: one run again adds nothing). Expires a day after the last. */
+  /** Unit → the id of its last count of spent answers (SPEND_LUA), `s:<unit>` → of its last settle recorded (SETTLE_LUA): one run again adds nothing. Expires a day after the last. */
   spendsKey(docId: string, gen: number): string {
     return `${this.docKey(docId)}:sp:${gen}`;
   }
@@ -197,6 +197,7 @@ export class DocStore {
       this.statsKey,
       this.groupsKey(docId, gen),
       this.noUsageKey(docId, gen),
+      this.spendsKey(docId, gen),
       unit,
       gen,
       JSON.stringify(result),
@@ -210,9 +211,11 @@ export class DocStore {
       group?.count ?? 0,
       reopens ?? '',
       lacksUsage(result) ? 1 : 0,
+      // This settle's id: sent again by ioredis after a reconnect, the same.
+      randomBytes(8).toString('hex'),
     );
-    const outcome = status === 1 ? 'recorded' : status === 0 ? 'duplicate' : status === -1 ? 'lock-lost' : status === -2 ? 'stale' : status === -4 ? 'reopened' : 'missing';
-    return { outcome, settled, units, last: last === 1, groupDone: groupDone === 1 };
+    const outcome = status === 1 || status === 2 ? 'recorded' : status === 0 ? 'duplicate' : status === -1 ? 'lock-lost' : status === -2 ? 'stale' : status === -4 ? 'reopened' : 'missing';
+    return { outcome, settled, units, last: last === 1, groupDone: groupDone === 1, ...(status === 2 ? { again: true } : {}) };
   }
 
   /**
@@ -346,6 +349,7 @@ export class DocStore {
       this.unitsKey(docId, gen),
       this.groupsKey(docId, gen),
       this.noUsageKey(docId, gen),
+      this.spendsKey(docId, gen),
       gen,
       write.now,
       JSON.stringify(write.files),

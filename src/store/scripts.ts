@@ -6,23 +6,30 @@
 
 /**
  * KEYS: doc hash, results hash (of the job's generation), job lock key, global stats hash, groups
- *       hash, the generation's bitmap of units without usage
+ *       hash, the generation's bitmap of units without usage, the generation's hash of ids of
+ *       counts (SPEND_LUA's; a unit's last settle recorded is `s:<unit>` there)
  * ARGV: unit, gen, result JSON, ok (1/0), lock token ('' = no check), now, prompt tokens,
  *       completion tokens, engine ms (spent on the unit, answered or failed), group field
  *       ('' = none), group size, reopens when the unit's inputs were read ('' = no check),
  *       1 when the engine did not report the unit's tokens (counted in units_without_usage once
- *       a unit: a unit reopened and settled again without usage is not counted twice)
+ *       a unit: a unit reopened and settled again without usage is not counted twice), the
+ *       settle's id
  * A written generation takes no result (its results left Redis with the write; a retry restores
  * them before it reopens units): a settle that lands after it, without a lock, is a duplicate.
- * Returns {status, settled, units, last, groupDone}: status 1 recorded, 0 duplicate, -1 lock
- * lost, -2 stale generation, -3 no such document, -4 a unit of the document was reopened since
- * the inputs were read (a conversation's summary made from parts that are running again);
- * groupDone is 1 for exactly one call: the one that settled the last chunk of a conversation
- * whose summary is made from its chunks.
+ * The same settle run again (its reply lost when the connection dropped; ioredis sends unanswered
+ * commands again on reconnect) finds its id kept for the unit and answers 2, before any other
+ * check: it was recorded and counted by its first run, even if its document was written since
+ * (when its result can no longer be told from another's).
+ * Returns {status, settled, units, last, groupDone}: status 1 recorded, 2 recorded by an earlier
+ * run of this settle, 0 duplicate, -1 lock lost, -2 stale generation, -3 no such document, -4 a
+ * unit of the document was reopened since the inputs were read (a conversation's summary made
+ * from parts that are running again); groupDone is 1 for exactly one call: the one that settled
+ * the last chunk of a conversation whose summary is made from its chunks.
  */
 export const SETTLE_LUA = `
 local gen = redis.call('HGET', KEYS[1], 'gen')
 if not gen then return {-3, 0, 0, 0, 0} end
+if redis.call('HGET', KEYS[7], 's:' .. ARGV[1]) == ARGV[14] then return {2, redis.call('HLEN', KEYS[2]), tonumber(redis.call('HGET', KEYS[1], 'units')), 0, 0} end
 if tonumber(gen) ~= tonumber(ARGV[2]) then return {-2, 0, 0, 0, 0} end
 if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[5] then return {-1, 0, 0, 0, 0} end
 if redis.call('HGET', KEYS[1], 'state') == 'written' then return {0, 0, tonumber(redis.call('HGET', KEYS[1], 'units')), 0, 0} end
@@ -31,6 +38,8 @@ local units = tonumber(redis.call('HGET', KEYS[1], 'units'))
 local added = redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3])
 local settled = redis.call('HLEN', KEYS[2])
 if added == 0 then return {0, settled, units, 0, 0} end
+redis.call('HSET', KEYS[7], 's:' .. ARGV[1], ARGV[14])
+redis.call('PEXPIRE', KEYS[7], 86400000)
 local groupDone = 0
 if ARGV[10] ~= '' then
   if redis.call('HINCRBY', KEYS[5], ARGV[10], 1) == tonumber(ARGV[11]) then groupDone = 1 end
@@ -266,7 +275,9 @@ return {units, #ids / 2, ids[#ids] or ''}
 /**
  * Marks a generation written and retires it, in one step, so that no retry can land between the
  * two: KEYS doc hash, active zset, results hash, groups hash, bitmap of units without usage
- * (kept as long as the record: a retry's units settled again are not counted again). ARGV: gen, now, files JSON, doc id,
+ * (kept as long as the record: a retry's units settled again are not counted again), hash of
+ * the ids of counts and settles (kept an hour from now on, not a day: ~80 bytes a unit; a count
+ * or settle sent again after its reply was lost comes on reconnect). ARGV: gen, now, files JSON, doc id,
  * reopens (the record's count when the writer read it), retention seconds, lean meta JSON ('' =
  * keep), done and failed as the writer counted them ('' = keep the counters).
  * Written only if the generation is current, no unit was reopened since the writer read the
@@ -289,6 +300,7 @@ redis.call('ZREM', KEYS[2], ARGV[4])
 redis.call('UNLINK', KEYS[3], KEYS[4])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('EXPIRE', KEYS[5], ARGV[6])
+redis.call('PEXPIRE', KEYS[6], 3600000)
 return 1
 `;
 

@@ -49,6 +49,8 @@ export async function settleUnit(parts: SettleParts, request: SettleRequest): Pr
   const outcome = await parts.store.settle(data.docId, data.gen, data.unit, result, request.lock, group ? { reduce: group.reduce, count: group.count } : undefined, undefined, request.reopens, request.counted);
   if (outcome.groupDone && group) await addReduce(parts, meta, data.gen, group);
   if (outcome.last) await ensureWriteJob(parts.writeQueue, data.docId, data.gen);
+  // Run again after its reply was lost: what its first run made due may not exist yet.
+  if (outcome.again) await ensureDue(parts, meta, data);
   return outcome;
 }
 

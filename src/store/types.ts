@@ -157,4 +157,10 @@ export interface SettleOutcome {
   last: boolean;
   /** True for exactly one call per conversation group: the one that settled its last chunk. */
   groupDone: boolean;
+  /**
+   * Recorded by an earlier run of this very call (its reply lost; ioredis sent it again on
+   * reconnect): `last` and `groupDone` of that run are not known, so what they made due is
+   * ensured (settleUnit does).
+   */
+  again?: true;
 }

@@ -365,11 +365,14 @@ export class DocumentWriter {
       for (const t of this.timers) clearTimeout(t);
       this.timers.clear();
       // Bounded: a writer must stop even while Redis is down. A document cut off mid-write
-      // leaves only a temporary file; its job runs again.
-      await withTimeout(this.bull.close(), 10_000);
+      // leaves only a temporary file; its job runs again. Redis away: BullMQ's graceful close
+      // (QUIT, waiting for its fetch loop) waits for a Redis that does not answer; forced, it
+      // disconnects (a write in progress cannot be marked written without Redis anyway).
+      const away = this.parts.redis.status !== 'ready' || this.parts.bullRedis.status !== 'ready';
+      await withTimeout(this.bull.close(away), 10_000);
       await withTimeout(this.parts.writeQueue.close(), 2000);
       // A writer that stopped is not one that went silent: its heartbeat goes with it.
-      await withTimeout(this.parts.redis.hdel(`${this.config.prefix}:writers`, this.config.workerName), 1000).catch(() => undefined);
+      if (!away) await withTimeout(this.parts.redis.hdel(`${this.config.prefix}:writers`, this.config.workerName), 1000).catch(() => undefined);
       await this.parts.closeQueues();
       this.parts.redis.disconnect();
       this.parts.bullRedis.disconnect();

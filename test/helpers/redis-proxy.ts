@@ -10,7 +10,8 @@
  * `dropReplyOf(match)`: the next command a client sends that `match`es goes to Redis (it runs),
  * then that connection is closed before the reply comes down: a reply lost, which ioredis
  * answers by sending the command again once reconnected (autoResendUnfulfilledCommands).
- * `dropped` counts them.
+ * `dropped` counts them. With `{ down: true }` the proxy goes down at that moment too (as
+ * `down()`): the client stays away, its command unanswered, until `up()`.
  */
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -18,7 +19,7 @@ import { TEST_REDIS_URL } from './redis.ts';
 
 export interface RedisProxy {
   readonly url: string;
-  dropReplyOf(match: (chunk: Buffer) => boolean): void;
+  dropReplyOf(match: (chunk: Buffer) => boolean, options?: { down?: boolean }): void;
   readonly dropped: number;
   down(): Promise<void>;
   up(): Promise<void>;
@@ -36,6 +37,7 @@ export async function startRedisProxy(target = TEST_REDIS_URL): Promise<RedisPro
   let port = 0;
   let server: Server | null = null;
   let dropMatch: ((chunk: Buffer) => boolean) | null = null;
+  let downOnDrop = false;
   let dropped = 0;
   const listen = async () => {
     const s = createServer((client) => {
@@ -55,6 +57,10 @@ export async function startRedisProxy(target = TEST_REDIS_URL): Promise<RedisPro
           dropped++;
           client.destroy();
           upstream.destroy();
+          if (downOnDrop) {
+            downOnDrop = false;
+            void stop();
+          }
           return;
         }
         client.write(chunk);
@@ -76,8 +82,9 @@ export async function startRedisProxy(target = TEST_REDIS_URL): Promise<RedisPro
   await listen();
   return {
     url: `redis://127.0.0.1:${port}`,
-    dropReplyOf: (match) => {
+    dropReplyOf: (match, options) => {
       dropMatch = match;
+      downOnDrop = options?.down === true;
     },
     get dropped() {
       return dropped;
