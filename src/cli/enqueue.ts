@@ -35,7 +35,7 @@ export function enqueueCommand(inspector?: PdfInspector): Command {
     .option('--model <name>', 'run every unit on this model (repeat for several: each gets its own run and output folder)', collect)
     .option('--priority <n>', 'feeding priority: higher goes first', '0')
     .option('--out <folder>', 'outputs go to this folder inside OUT_DIR')
-    .option('--glob <pattern>', 'in folders, only files whose relative path matches (e.g. "**/*.pdf")')
+    .option('--glob <pattern>', 'in folders, only files whose relative path matches (e.g. "**/*.pdf", "{*.pdf,scans/**/*.tif}"; case-insensitive)')
     .option('--json', 'one JSON object per line instead of text')
     .option('--force', 'redo documents that were enqueued before (new generation)')
     .option('--conversation-summary', 'chat exports: also summarize each conversation from its chunk summaries (a line with "chunk": "summary")');

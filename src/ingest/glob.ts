@@ -1,7 +1,8 @@
 /**
  * `--glob`: a shell-style pattern (`*`, `**`, `?`, `{a,b}`) over `/`-separated relative paths,
  * case-insensitive. `*` and `?` stay within a name, `**` crosses folders (`**` then `/` also
- * matches no folder at all), `{a,b}` is one of its literal words; anything else is itself (`[` too).
+ * matches no folder at all), `{a,b}` is one of its words, each a pattern (`{*.pdf,scans/**}`;
+ * braces nest); anything else is itself (`[` too, and a `{` without its `}`).
  *
  * Matched as a set of positions in the pattern advanced together over the path (Thompson's
  * construction), so a match costs at most (2 x pattern length + 1) x path length steps. Was: a
@@ -48,11 +49,15 @@ class Glob implements GlobMatcher {
   steps = 0;
 
   constructor(glob: string) {
-    let cur = this.#state();
-    for (let i = 0; i < glob.length; i++) {
+    this.#accept = this.#sequence(glob, 0, glob.length, this.#state());
+  }
+
+  /** The states for `glob[from, to)` after state `cur`; returns the state it ends in. */
+  #sequence(glob: string, from: number, to: number, cur: number): number {
+    for (let i = from; i < to; i++) {
       const c = glob[i] as string;
-      if (c === '*' && glob[i + 1] === '*') {
-        if (glob[i + 2] === '/') {
+      if (c === '*' && glob[i + 1] === '*' && i + 1 < to) {
+        if (glob[i + 2] === '/' && i + 2 < to) {
           // `**/`: nothing, or anything that ends with `/`.
           const any = this.#state(LOOP_ANY);
           const end = this.#state();
@@ -71,22 +76,25 @@ class Glob implements GlobMatcher {
         this.#eps[cur]?.push(name);
         cur = name;
       } else if (c === '?') cur = this.#step(cur, NAME_CHAR, 0);
-      else if (c === '{' && glob.indexOf('}', i) > 0) {
-        const close = glob.indexOf('}', i);
-        const ends: number[] = [];
-        for (const word of glob.slice(i + 1, close).split(',')) {
-          let at = this.#state();
-          this.#eps[cur]?.push(at);
-          for (let k = 0; k < word.length; k++) at = this.#step(at, CHAR, fold(word.charCodeAt(k)));
-          ends.push(at);
-        }
+      else if (c === '{' && closingBrace(glob, i, to) > 0) {
+        // One of its words, each a pattern of its own (`{*.pdf,scans/**}`, nested braces too).
+        const close = closingBrace(glob, i, to);
+        // The end state comes after every word's states: empty moves only go forward (#close).
+        const ends = words(glob, i + 1, close).map(([a, b]) => this.#sequence(glob, a, b, this.#fork(cur)));
         const end = this.#state();
         for (const e of ends) this.#eps[e]?.push(end);
         cur = end;
         i = close;
       } else cur = this.#step(cur, CHAR, fold(glob.charCodeAt(i)));
     }
-    this.#accept = cur;
+    return cur;
+  }
+
+  /** A new state reached from `from` by an empty move. */
+  #fork(from: number): number {
+    const at = this.#state();
+    this.#eps[from]?.push(at);
+    return at;
   }
 
   #state(loop = LOOP_NONE): number {
@@ -142,6 +150,33 @@ class Glob implements GlobMatcher {
   #close(on: Uint8Array): void {
     for (let s = 0; s < on.length; s++) if (on[s]) for (const t of this.#eps[s] as number[]) on[t] = 1;
   }
+}
+
+/** The `}` closing the `{` at `open` (braces nest), before `to`; -1 when there is none. */
+function closingBrace(glob: string, open: number, to: number): number {
+  let depth = 0;
+  for (let i = open; i < to; i++) {
+    if (glob[i] === '{') depth += 1;
+    else if (glob[i] === '}' && --depth === 0) return i;
+  }
+  return -1;
+}
+
+/** The `,`-separated words of `glob[from, to)` at its own brace depth, as [start, end) ranges. */
+function words(glob: string, from: number, to: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let depth = 0;
+  let start = from;
+  for (let i = from; i < to; i++) {
+    if (glob[i] === '{') depth += 1;
+    else if (glob[i] === '}') depth -= 1;
+    else if (glob[i] === ',' && depth === 0) {
+      out.push([start, i]);
+      start = i + 1;
+    }
+  }
+  out.push([start, to]);
+  return out;
 }
 
 const folded = new Map<number, number>();
