@@ -77,6 +77,13 @@ function skippable(code: string, file: string): boolean {
   return NOT_A_DOCUMENT.has(code) && !(code === 'ZIP_CORRUPT' && /\.zip$/i.test(file));
 }
 
+/** BLOB_STORE_UNWRITABLE met at `file`: the same, saying where enqueue stopped and what is in. */
+function storeStopped(problem: DocbatchError, file: string, outcomes: FileOutcome[]): DocbatchError {
+  const done = outcomes.filter((o) => o.runs !== undefined && o.error === undefined).length;
+  const before = done === 0 ? 'no file went in' : `the ${done === 1 ? 'file' : `${done} files`} before it went in`;
+  return new DocbatchError(problem.code, `${problem.message}. enqueue stopped at ${file} (${before}): run the same enqueue again once fixed; what went in is not enqueued twice`, { cause: problem.cause ?? problem });
+}
+
 export async function enqueueFiles(inputs: string[], config: Config, log: Logger, options: EnqueueFilesOptions = {}): Promise<FileOutcome[]> {
   // Every blob stored or found here is pinned first, so gc leaves it alone until a record names it.
   const parts = openClientParts(config, { pinBlobs: true });
@@ -180,8 +187,13 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
         });
         delete input.chunks; // the index blob holds them now
       } catch (caught) {
-        // A docbatch bug met on this file rejects this file (INPUT_INTERNAL); an interrupt, Redis,
-        // a full or read-only blob store stop the command (rejection.ts).
+        // The blob store's folder full, read-only or not ours to write stops the command, saying
+        // so (not this file's FILE_UNREADABLE, not an unexpected ENOSPC): every later file would
+        // meet it. What the file left in the store's temporaries is gone already.
+        const unwritable = blobs.writeProblem(caught);
+        if (unwritable) throw storeStopped(unwritable, file, outcomes);
+        // A docbatch bug met on this file rejects this file (INPUT_INTERNAL); an interrupt, Redis
+        // stop the command (rejection.ts).
         const err = fileRejection(caught, file, options.signal);
         if (!err) throw caught;
         if (err.code === 'INPUT_INTERNAL') log.error({ file, err: caught }, 'unexpected error while reading a file (a docbatch bug: please report it); the file is rejected, the others go on');

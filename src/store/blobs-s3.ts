@@ -25,6 +25,7 @@ import { s3Sdk, s3Storage } from './aws.ts';
 import { DocbatchError } from '../errors.ts';
 import { sleep } from '../timeouts.ts';
 import type { BlobCache } from './blob-cache.ts';
+import { storeWriteProblem } from './write-problem.ts';
 import { assertBlobId, assertNamedKey, hashFile, isNamedKey, NamedObjectChanged, namedPieces, namedStream, readAborted, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore, type NamedBody, type ReadOptions } from './blobs.ts';
 import { classifyS3Error, explainS3Error, formatLocation, keyUnder, listObjects, preconditionFailed, reachBucket, s3Uri, type S3Location } from './s3.ts';
 
@@ -124,6 +125,10 @@ export class S3BlobStore implements BlobStore {
       if (classifyS3Error(err) === 'missing-key') return false;
       throw this.unavailable(err, `cannot look up blob ${sha256.slice(0, 12)}`);
     }
+  }
+
+  writeProblem(err: unknown): DocbatchError | null {
+    return storeWriteProblem(err, this.cache.dir, 'CACHE_DIR', `BLOB_DIR ${this.location}`);
   }
 
   tempPath(label: string): Promise<string> {
