@@ -29,12 +29,15 @@ import { s3Sdk } from '../store/aws.ts';
 import { DocbatchError, InputError } from '../errors.ts';
 import { parseS3Object, s3Uri } from '../s3-uri.ts';
 import type { BlobRef, BlobStore } from '../store/blobs.ts';
+import { within, type OwnFolder } from '../store/locations.ts';
 import { classifyS3Error, explainS3Error, listObjects, preconditionFailed } from '../store/s3.ts';
 import { detectFrom, detectZip, type FileKind } from './detect.ts';
 
 export interface WalkedObject {
   path: string;
   explicit: boolean;
+  /** Not read, and why (docbatch's own folder under the prefix). */
+  passed?: string;
 }
 
 /**
@@ -42,7 +45,11 @@ export interface WalkedObject {
  * in `/`), else everything under `<key>/` (also when the HEAD of the key is denied). Nothing
  * found: the input is yielded as named, to be rejected as FILE_UNREADABLE with the reason.
  */
-export async function* walkS3(input: string, client: S3Client, pattern: RegExp | null, signal?: AbortSignal): AsyncGenerator<WalkedObject> {
+/**
+ * `own`: docbatch's folders (src/store/locations.ts); those under the prefix walked are skipped
+ * (listed once each), never read as inputs.
+ */
+export async function* walkS3(input: string, client: S3Client, pattern: RegExp | null, signal?: AbortSignal, own: OwnFolder[] = []): AsyncGenerator<WalkedObject> {
   let bucket: string;
   let key: string;
   try {
@@ -67,12 +74,22 @@ export async function* walkS3(input: string, client: S3Client, pattern: RegExp |
     }
   }
   const folder = folderOf(key);
+  const walked = s3Uri(bucket, folder.replace(/\/+$/, ''));
+  const inside = own.filter((f) => f.canonical !== walked && within(f.canonical, walked));
+  const said = new Set<OwnFolder>();
   let found = 0;
   try {
     for await (const object of listObjects(client, bucket, folder, (err) => err as Error)) {
       signal?.throwIfAborted();
       const rel = object.key.slice(folder.length);
       if (rel === '' || rel.endsWith('/')) continue; // "folder" placeholders
+      const ours = inside.find((f) => within(s3Uri(bucket, object.key), f.canonical));
+      if (ours) {
+        found++;
+        if (!said.has(ours)) yield { path: ours.location, explicit: false, passed: ours.why };
+        said.add(ours);
+        continue;
+      }
       found++;
       if (pattern && !pattern.test(rel)) continue;
       yield { path: s3Uri(bucket, object.key), explicit: false };
