@@ -29,6 +29,7 @@ import { s3Sdk } from '../store/aws.ts';
 import { DocbatchError, InputError } from '../errors.ts';
 import { parseS3Object, s3Uri } from '../s3-uri.ts';
 import type { BlobRef, BlobStore } from '../store/blobs.ts';
+import { ifMatch, sameETag } from '../store/etag.ts';
 import { within, type OwnFolder } from '../store/locations.ts';
 import { classifyS3Error, explainS3Error, listObjects, preconditionFailed } from '../store/s3.ts';
 import { detectFrom, detectZip, type FileKind } from './detect.ts';
@@ -269,7 +270,7 @@ export class S3Input {
 
   /** A GET of the version the HEAD found (If-Match on its ETag). */
   private getCommand(Range?: string) {
-    return new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key: this.key, ...(Range ? { Range } : {}), ...(this.etag !== undefined ? { IfMatch: this.etag } : {}) });
+    return new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key: this.key, ...(Range ? { Range } : {}), ...(this.etag !== undefined ? { IfMatch: ifMatch(this.etag) } : {}) });
   }
 
   private async get(Range?: string): Promise<Readable> {
@@ -285,7 +286,7 @@ export class S3Input {
   /** The body, when it is of the version the HEAD found (a store that ignores If-Match says which it sent). */
   private sameVersion(res: { Body?: unknown; ETag?: string }): Readable {
     const body = res.Body as Readable;
-    if (this.etag !== undefined && res.ETag !== undefined && res.ETag !== this.etag) {
+    if (this.etag !== undefined && res.ETag !== undefined && !sameETag(res.ETag, this.etag)) {
       body.destroy();
       throw this.changed(`its ETag was ${this.etag}, now ${res.ETag}`);
     }
