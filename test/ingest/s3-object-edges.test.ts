@@ -24,6 +24,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
+import { DocbatchError } from '../../src/errors.ts';
 import { enqueueFiles } from '../../src/ingest/batch.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { BlobCache } from '../../src/store/blob-cache.ts';
@@ -240,4 +241,41 @@ describe('GCS decompressive transcoding: stored gzip-compressed, served decompre
       }
     });
   }
+});
+
+describe('a bucket with S3 Object Lock (a default retention): uploads need a checksum', () => {
+  /** As AWS answers a PutObject to such a bucket without Content-MD5 or x-amz-checksum-* (its words). */
+  function objectLock(bucket: string, seen: string[]): LiteralS3['intercept'] {
+    return (req, res, target) => {
+      if (target.bucket !== bucket || req.method !== 'PUT' || target.key === null) return false;
+      const sums = Object.keys(req.headers).filter((h) => h === 'content-md5' || (h.startsWith('x-amz-checksum-') && h !== 'x-amz-checksum-algorithm'));
+      seen.push(sums.join(',') || 'none');
+      if (sums.length > 0) return false;
+      const body = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidRequest</Code><Message>Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters</Message><RequestId>R</RequestId></Error>';
+      res.writeHead(400, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body) });
+      res.end(body);
+      return true;
+    };
+  }
+
+  it('BLOB_DIR there: enqueue stops saying what the bucket wants and which setting sends it; with S3_CHECKSUMS=when_supported it goes in', async () => {
+    s3.put('locked', 'x', '');
+    const seen: string[] = [];
+    s3.intercept = objectLock('locked', seen);
+    const pdf = numberedPdf(1, 61);
+    s3.put('inputs', 'lock/a.pdf', pdf);
+    try {
+      const refused = await enqueueFiles(['s3://inputs/lock/a.pdf'], config({ blobDir: 's3://locked/blobs' }), silentLogger()).catch((e: unknown) => e as DocbatchError);
+      expect(refused).toBeInstanceOf(DocbatchError);
+      expect((refused as DocbatchError).describe()).toMatch(/the bucket wants a checksum on every upload \(S3 Object Lock with a default retention\): set S3_CHECKSUMS=when_supported/);
+      const [o] = await enqueueFiles(['s3://inputs/lock/a.pdf'], config({ blobDir: 's3://locked/blobs', s3Checksums: 'when_supported' }), silentLogger());
+      expect(o!.error?.describe()).toBeUndefined();
+      expect(seen[0]).toBe('none');
+      expect(seen.at(-1)).toMatch(/x-amz-checksum-crc32/);
+      const sha = createHash('sha256').update(pdf).digest('hex');
+      expect(s3.buckets.get('locked')!.get(`blobs/${sha.slice(0, 2)}/${sha}`)?.body.equals(pdf)).toBe(true);
+    } finally {
+      s3.intercept = null;
+    }
+  });
 });
