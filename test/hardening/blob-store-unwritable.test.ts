@@ -4,7 +4,9 @@
  * stops the command with BLOB_STORE_UNWRITABLE naming BLOB_DIR and what to do, instead of
  * rejecting every input as FILE_UNREADABLE (their fault) or "unexpected error: ENOSPC"; the files
  * before are in, nothing half-written is left in the store, and the same command run again once
- * there is room enqueues the rest. Real files, a real Redis, the real CLI.
+ * there is room enqueues the rest. Real files, a real Redis, the real CLI. With BLOB_DIR on s3://
+ * (the in-memory S3 peer), what fills up is CACHE_DIR, where a chat export's sidecar is written
+ * before it goes up: said the same way, naming CACHE_DIR.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
@@ -12,7 +14,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
+import { loadConfig } from '../../src/config.ts';
+import { DocbatchError } from '../../src/errors.ts';
+import { enqueueFiles } from '../../src/ingest/batch.ts';
+import { silentLogger } from '../../src/observe/log.ts';
 import { BIN } from '../helpers/cli.ts';
+import { useS3Env } from '../helpers/s3.ts';
+import { startLiteralS3 } from '../helpers/s3-literal.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
 
 const prefix = uniquePrefix(import.meta.filename);
@@ -119,4 +127,26 @@ it.skipIf(!canMount)('a full BLOB_DIR (ENOSPC on a real 1 MiB tmpfs) stops enque
   expect(again.stderr).toBe('');
   expect(again.status).toBe(0);
   expect(again.lines.map((l) => [l.file, l.outcome])).toEqual([[a, 'resumed'], [bigPdf, 'enqueued'], [z, 'enqueued']]);
+}, 120_000);
+
+it.skipIf(!canMount)('BLOB_DIR on s3://, CACHE_DIR full: BLOB_STORE_UNWRITABLE naming CACHE_DIR, not an unexpected ENOSPC', async () => {
+  expect(mount('1m')).toBe(true);
+  const s3 = await startLiteralS3();
+  const restore = useS3Env({ AWS_ENDPOINT_URL: s3.endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' });
+  try {
+    s3.put('store', 'blobs/.docbatch-store', 'docbatch blob store\n');
+    const line = (i: number) => `${JSON.stringify({ id: `c${i}`, title: `T${i}`, messages: [{ role: 'user', content: `question ${i} ${'lorem ipsum '.repeat(400)}` }, { role: 'assistant', content: `answer ${i}` }] })}\n`;
+    const [z] = inputs('cache-in', [['c.jsonl', Array.from({ length: 60 }, (_, i) => line(i)).join('')]]);
+    const cache = join(mnt, 'cache');
+    mkdirSync(cache);
+    writeFileSync(join(mnt, 'filler'), Buffer.alloc(statfsSync(mnt).bavail * statfsSync(mnt).bsize - 100 * 1024));
+    const config = { ...loadConfig({}, {}), redisUrl: TEST_REDIS_URL, prefix, blobDir: 's3://store/blobs', outDir: join(root, 'out'), cacheDir: cache, s3ForcePathStyle: true, s3MaxAttempts: 1, logLevel: 'silent' as const };
+    const err = (await enqueueFiles([z!], config, silentLogger()).catch((e: unknown) => e)) as DocbatchError;
+    expect(err).toBeInstanceOf(DocbatchError);
+    expect(err.describe()).toMatch(new RegExp(`^BLOB_STORE_UNWRITABLE: cannot write into the blob store BLOB_DIR s3://store/blobs \\(its temporaries in CACHE_DIR ${cache}\\): ENOSPC: .*set CACHE_DIR to a folder with room`));
+    expect(files(cache).filter((f) => f.startsWith('tmp/'))).toEqual([]);
+  } finally {
+    restore();
+    await s3.close();
+  }
 }, 120_000);
