@@ -5,15 +5,21 @@
  * the store's write failed is not to blame (it was rejected as FILE_UNREADABLE, every input the
  * same way, and a full store stopped the command as "unexpected error: ENOSPC").
  *
- * Whose is an error: one naming a path inside the folder; one naming no path from a write (Node
- * names none for a write or an fsync on an open file: while an input is prepared, the only files
- * written are the store's; an input's own read names none either, and stays the input's).
+ * Whose is an error: one naming a path inside the folder; one naming no path from a write to a
+ * file (Node names none for a write or an fsync on an open file: while an input is prepared, the
+ * only files written are the store's; an input's own read names none either, and stays the
+ * input's; a socket's write, Redis's, answers with codes of its own: EPIPE, ECONNRESET).
  */
 import { isAbsolute, relative } from 'node:path';
 import { DocbatchError } from '../errors.ts';
 
 /** Syscalls that write to a file already open: Node gives their errors no path. */
 const WRITE_SYSCALLS = new Set(['write', 'writev', 'fsync', 'fdatasync', 'ftruncate']);
+/**
+ * What a file's write answers (a socket's write answers EPIPE, ECONNRESET: Redis's, not the
+ * store's, and they name no path either).
+ */
+const FILE_WRITE_CODES = new Set(['ENOSPC', 'EDQUOT', 'EFBIG', 'EROFS', 'EIO', 'EACCES', 'EPERM']);
 /** A close says these of the writes before it (NFS); other close errors may be an input's. */
 const CLOSE_WRITE_CODES = new Set(['ENOSPC', 'EDQUOT']);
 
@@ -60,7 +66,7 @@ export function storeWriteProblem(err: unknown, dir: string, setting: string, st
   if (err instanceof DocbatchError) return err.code === 'BLOB_STORE_UNWRITABLE' ? err : null;
   if (!isSystemError(err)) return null;
   const paths = [err.path, err.dest].filter((p): p is string => typeof p === 'string');
-  const ours = paths.length > 0 ? paths.some((p) => inside(p, dir)) : WRITE_SYSCALLS.has(err.syscall) || (err.syscall === 'close' && CLOSE_WRITE_CODES.has(err.code));
+  const ours = paths.length > 0 ? paths.some((p) => inside(p, dir)) : (WRITE_SYSCALLS.has(err.syscall) && FILE_WRITE_CODES.has(err.code)) || (err.syscall === 'close' && CLOSE_WRITE_CODES.has(err.code));
   if (!ours) return null;
   const where = setting === 'BLOB_DIR' ? `BLOB_DIR ${dir}` : `${store} (its temporaries in ${setting} ${dir})`;
   return new DocbatchError('BLOB_STORE_UNWRITABLE', `cannot write into the blob store ${where}: ${err.message}: ${advice(err.code, setting, dir)}`, { cause: err });
