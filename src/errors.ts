@@ -38,7 +38,7 @@ interface CodeInfo {
 /** The table of codes. Adding a code here is the only way to introduce one. */
 export const ERROR_CODES = {
   // ---- input files (producer) ----
-  INPUT_OWN_FOLDER: { action: 'reject', summary: "The input named is docbatch's blob store (BLOB_DIR) or inside it: stored copies of inputs, never inputs themselves (enqueue the original files). A folder walked that holds BLOB_DIR or OUT_DIR skips them instead, listed with why." },
+  INPUT_OWN_FOLDER: { action: 'reject', summary: "The input named is docbatch's blob store (BLOB_DIR) or its cache (CACHE_DIR), or inside one: stored copies of inputs, never inputs themselves (enqueue the original files). A folder walked that holds BLOB_DIR, OUT_DIR or CACHE_DIR skips them instead, listed with why." },
   FILE_UNREADABLE: { action: 'reject', summary: 'The file cannot be read (missing, a directory, no permission), or reading it failed (an I/O error, or any errno the file system gives for this file: a sysfs attribute answers EINVAL, a FUSE or network mount its own codes); the errno is named.' },
   ZIP_SEVERAL_EXPORTS: { action: 'reject', summary: 'A .zip holds several conversations.json one folder down and none at its root (exports zipped together): reading one would drop the others; zip each export alone.' },
   FILE_CHANGED: { action: 'reject', summary: 'The file changed (its size, modification time or identity; an s3:// object: its ETag, or the store refused If-Match) while it was being read: it is still being written, or was replaced. Nothing was enqueued for it; enqueue it again once it is complete.' },

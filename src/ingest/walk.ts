@@ -13,7 +13,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { isS3Uri } from '../s3-uri.ts';
-import { ownFolderOf, realPath, type OwnFolder } from '../store/locations.ts';
+import { ownFolderOf, realPath, STORES, type OwnFolder } from '../store/locations.ts';
 import { walkS3 } from './s3-input.ts';
 
 export interface WalkedFile {
@@ -24,7 +24,7 @@ export interface WalkedFile {
   passed?: string;
   /** A directory that cannot be read: the error to report. */
   unreadable?: string;
-  /** Named, and BLOB_DIR or inside it (src/store/locations.ts): the error to report (INPUT_OWN_FOLDER). */
+  /** Named, and inside BLOB_DIR or CACHE_DIR (src/store/locations.ts): the error to report (INPUT_OWN_FOLDER). */
   own?: string;
 }
 
@@ -58,15 +58,16 @@ function escape(s: string): string {
 }
 
 /**
- * `own`: docbatch's folders (BLOB_DIR, OUT_DIR: src/store/locations.ts). A folder walked skips
- * them (listed once each, with why); an input named inside BLOB_DIR is refused (`own`).
+ * `own`: docbatch's folders (BLOB_DIR, OUT_DIR, CACHE_DIR: src/store/locations.ts). A folder
+ * walked skips them (listed once each, with why); an input named inside BLOB_DIR or CACHE_DIR is
+ * refused (`own`).
  */
 export async function* walkInputs(inputs: string[], options: { glob?: string; signal?: AbortSignal; s3?: () => S3Client; own?: OwnFolder[] } = {}): AsyncGenerator<WalkedFile> {
   const pattern = options.glob ? globToRegExp(options.glob) : null;
   const own = options.own ?? [];
   for (const input of inputs) {
     if (isS3Uri(input) && options.s3) {
-      const store = ownFolderOf(input, own, 'BLOB_DIR');
+      const store = ownFolderOf(input, own, STORES);
       if (store) {
         yield { path: input, explicit: true, own: refusal(store) };
         continue;
@@ -83,7 +84,7 @@ export async function* walkInputs(inputs: string[], options: { glob?: string; si
       continue;
     }
     const real = realPath(input);
-    const store = ownFolderOf(real, own, 'BLOB_DIR');
+    const store = ownFolderOf(real, own, STORES);
     if (store) {
       yield { path: input, explicit: true, own: refusal(store) };
       continue;

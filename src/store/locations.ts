@@ -8,12 +8,13 @@
  *                         `docbatch gc` removes `tmp/` files older than a day (outputs there
  *                         would go); inside OUT_DIR the blob store's copies of every input ride
  *                         along wherever the outputs are delivered, and eval/compare walk them.
- *   inputs                a folder walked that holds BLOB_DIR or OUT_DIR skips them (listed with
- *                         why, once each): the blobs are stored copies of inputs (a second
- *                         `enqueue .` enqueued each stored PDF and image again under its hash),
- *                         the outputs are docbatch's. An input named that is BLOB_DIR or inside
- *                         it is refused (INPUT_OWN_FOLDER); one named inside OUT_DIR is taken (the
- *                         user named it, and outputs are no documents: they are skipped as such).
+ *   inputs                a folder walked that holds BLOB_DIR, OUT_DIR or CACHE_DIR skips them
+ *                         (listed with why, once each): the blobs (and the cache's copies of
+ *                         them) are stored copies of inputs (a second `enqueue .` read each
+ *                         stored PDF again as an input), the outputs are docbatch's. An input
+ *                         named inside BLOB_DIR or CACHE_DIR is refused (INPUT_OWN_FOLDER); one
+ *                         named inside OUT_DIR is taken (the user named it, and outputs are no
+ *                         documents: they are skipped as such).
  *
  * Folders compare by their real paths (links resolved, as far as the path exists: a folder not
  * made yet compares as written below its nearest existing parent). Bind mounts and
@@ -26,7 +27,7 @@ import { isS3Uri, parseS3Object } from '../s3-uri.ts';
 
 /** One of docbatch's own folders, as the walk sees it. */
 export interface OwnFolder {
-  setting: 'BLOB_DIR' | 'OUT_DIR';
+  setting: 'BLOB_DIR' | 'OUT_DIR' | 'CACHE_DIR';
   /** As configured (for messages). */
   location: string;
   /** A real path, or `s3://bucket/prefix` in normal form. */
@@ -67,11 +68,13 @@ function canonical(location: string): string {
   return isS3Uri(location) ? location.replace(/\/+$/, '') : realPath(location);
 }
 
-/** BLOB_DIR and OUT_DIR as the walk compares them. */
-export function ownFolders(config: { blobDir: string; outDir: string }): OwnFolder[] {
+/** BLOB_DIR and OUT_DIR (and CACHE_DIR, given) as the walk compares them. */
+export function ownFolders(config: { blobDir: string; outDir: string; cacheDir?: string }): OwnFolder[] {
   return [
     { setting: 'BLOB_DIR', location: config.blobDir, canonical: canonical(config.blobDir), why: `docbatch's blob store (BLOB_DIR ${config.blobDir}): stored copies of inputs, not inputs; not walked` },
     { setting: 'OUT_DIR', location: config.outDir, canonical: canonical(config.outDir), why: `docbatch's output folder (OUT_DIR ${config.outDir}): its outputs are not inputs; not walked` },
+    // The workers' copies of blobs stored on s3:// (CACHE_DIR/blobs), and temporaries.
+    ...(config.cacheDir === undefined ? [] : [{ setting: 'CACHE_DIR' as const, location: config.cacheDir, canonical: canonical(config.cacheDir), why: `docbatch's cache (CACHE_DIR ${config.cacheDir}): copies of stored inputs, not inputs; not walked` }]),
   ];
 }
 
@@ -88,7 +91,10 @@ export function checkLocations(config: { blobDir: string; outDir: string }): voi
   );
 }
 
-/** The own folder `path` (a real path or s3:// URI) is, or is inside; undefined when none. */
-export function ownFolderOf(path: string, own: OwnFolder[], setting?: OwnFolder['setting']): OwnFolder | undefined {
-  return own.find((f) => (setting === undefined || f.setting === setting) && within(path, f.canonical));
+/** The own folder of `settings` that `path` (a real path or s3:// URI) is, or is inside; undefined when none. */
+export function ownFolderOf(path: string, own: OwnFolder[], settings: Array<OwnFolder['setting']>): OwnFolder | undefined {
+  return own.find((f) => settings.includes(f.setting) && within(path, f.canonical));
 }
+
+/** Where no input named is taken from: copies of inputs (src/ingest/walk.ts). */
+export const STORES: Array<OwnFolder['setting']> = ['BLOB_DIR', 'CACHE_DIR'];

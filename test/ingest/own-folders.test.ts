@@ -4,7 +4,9 @@
  * - `enqueue .` run again where BLOB_DIR and OUT_DIR sit inside `.` (the defaults, ./data/blobs
  *   and ./out, do): it walked the blob store and enqueued each stored PDF again under its hash
  *   name (a run of its own under another task). Now both are skipped, listed once each.
- * - An input named inside BLOB_DIR (a blob, the store, a link to it) is refused: INPUT_OWN_FOLDER.
+ *   CACHE_DIR (a worker's copies of blobs stored on s3://) is skipped the same way.
+ * - An input named inside BLOB_DIR (a blob, the store, a link to it) or CACHE_DIR is refused:
+ *   INPUT_OWN_FOLDER.
  * - BLOB_DIR and OUT_DIR overlapping (same folder, one inside the other, through a link, or the
  *   same s3:// prefix) is refused before anything is read: LOCATIONS_OVERLAP naming both.
  * - An s3:// input prefix holding OUT_DIR's or BLOB_DIR's prefix skips them the same way.
@@ -26,12 +28,16 @@ const root = mkdtempSync(join(tmpdir(), 'docbatch-own-folders-'));
 const project = join(root, 'project');
 const blobs = join(project, 'data', 'blobs');
 const out = join(project, 'out');
+const cache = join(project, 'cache');
 let p: Pipeline;
 let s3: S3Server;
 
 beforeAll(async () => {
   mkdirSync(project, { recursive: true });
-  p = await startPipeline({ file: import.meta.filename, config: { blobDir: blobs, outDir: out } });
+  // A worker's cache of blobs stored on s3:// (CACHE_DIR/blobs/<sha>): copies of inputs too.
+  mkdirSync(join(cache, 'blobs'), { recursive: true });
+  writeFileSync(join(cache, 'blobs', 'c'.repeat(64)), numberedPdf(1, 7));
+  p = await startPipeline({ file: import.meta.filename, config: { blobDir: blobs, outDir: out, cacheDir: cache } });
   s3 = await startS3Server(['bkt']);
 });
 afterAll(async () => {
@@ -49,13 +55,15 @@ describe('a folder that holds BLOB_DIR and OUT_DIR', () => {
     writeFileSync(join(project, 'a.pdf'), numberedPdf(2));
     const first = await p.enqueue([project]);
     const storeSkipped = `skipped: docbatch's blob store (BLOB_DIR ${blobs}): stored copies of inputs, not inputs; not walked`;
-    expect(byFile(first)).toEqual({ 'a.pdf': 'enqueued', 'data/blobs': storeSkipped });
+    const cacheSkipped = `skipped: docbatch's cache (CACHE_DIR ${cache}): copies of stored inputs, not inputs; not walked`;
+    expect(byFile(first)).toEqual({ 'a.pdf': 'enqueued', cache: cacheSkipped, 'data/blobs': storeSkipped });
     const [d] = await p.wait(acceptedIds(first), 60_000);
     expect(d!.record.state).toBe('written');
     expect(readdirSync(out).sort()).toEqual(['a.md', 'a.report.json']);
 
     expect(byFile(await p.enqueue([project]))).toEqual({
       'a.pdf': 'done',
+      cache: cacheSkipped,
       'data/blobs': storeSkipped,
       out: `skipped: docbatch's output folder (OUT_DIR ${out}): its outputs are not inputs; not walked`,
     });
@@ -65,11 +73,13 @@ describe('a folder that holds BLOB_DIR and OUT_DIR', () => {
     const shard = readdirSync(blobs).find((n) => /^[0-9a-f]{2}$/.test(n))!;
     const blob = join(blobs, shard, readdirSync(join(blobs, shard))[0]!);
     symlinkSync(blobs, join(root, 'store-link'));
-    const outcomes = await p.enqueue([blob, blobs, join(root, 'store-link'), join(out, 'a.md')]);
+    const cached = join(cache, 'blobs', 'c'.repeat(64));
+    const outcomes = await p.enqueue([blob, blobs, join(root, 'store-link'), cached, join(out, 'a.md')]);
     expect(outcomes.map((o) => [o.file, o.error?.code])).toEqual([
       [blob, 'INPUT_OWN_FOLDER'],
       [blobs, 'INPUT_OWN_FOLDER'],
       [join(root, 'store-link'), 'INPUT_OWN_FOLDER'],
+      [cached, 'INPUT_OWN_FOLDER'],
       [join(out, 'a.md'), 'UNSUPPORTED_FORMAT'], // read, and no document
     ]);
     expect(outcomes[0]!.error!.describe()).toBe(`${blob}: INPUT_OWN_FOLDER: this is inside docbatch's blob store (BLOB_DIR ${blobs}): stored copies of inputs, not inputs: enqueue the original files instead`);
