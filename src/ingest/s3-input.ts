@@ -166,8 +166,13 @@ export class S3Input {
     } catch (err) {
       throw unreadable(uri, err, signal);
     }
-    const input = new S3Input({ uri, client, blobs, bucket, key, size: head.ContentLength ?? -1, etag: head.ETag, signal });
-    if (head.ContentLength === undefined) await input.measure();
+    // Stored with a Content-Encoding (gzip), the object may be served decoded (GCS's decompressive
+    // transcoding: https://cloud.google.com/storage/docs/transcoding) while the HEAD says the
+    // stored length: what is read is measured instead.
+    const encoded = head.ContentEncoding !== undefined && !/^\s*(identity)?\s*$/i.test(head.ContentEncoding);
+    const length = encoded ? undefined : head.ContentLength;
+    const input = new S3Input({ uri, client, blobs, bucket, key, size: length ?? -1, etag: head.ETag, signal });
+    if (length === undefined) await input.measure();
     return input;
   }
 
@@ -228,7 +233,10 @@ export class S3Input {
       try {
         return await this.refetching(async () => {
           const hash = createHash('sha256'); // afresh for each attempt, as the file is
-          await pipeline(await this.get(), hashing(hash), createWriteStream(path));
+          const counted = hashing(hash);
+          await pipeline(await this.get(), counted, createWriteStream(path));
+          // Its size is what was read (a store that decodes what it serves sends other than its HEAD said).
+          this.length = counted.bytes;
           return { path, sha256: hash.digest('hex') };
         });
       } catch (err) {
@@ -348,13 +356,16 @@ export async function hashObject(uri: string, client: S3Client): Promise<string 
   }
 }
 
-function hashing(hash: ReturnType<typeof createHash>): Transform {
-  return new Transform({
+function hashing(hash: ReturnType<typeof createHash>): Transform & { bytes: number } {
+  const t = new Transform({
     transform(chunk: Buffer, _enc, done) {
       hash.update(chunk);
+      (t as Transform & { bytes: number }).bytes += chunk.length;
       done(null, chunk);
     },
-  });
+  }) as Transform & { bytes: number };
+  t.bytes = 0;
+  return t;
 }
 
 /** A failed request: FILE_UNREADABLE with the store's reason, or ABORTED when the producer was stopped. */

@@ -12,8 +12,12 @@
  *   is served decompressed to a GET without `Accept-Encoding: gzip`, with no Content-Length, and a
  *   Range ignored (https://cloud.google.com/storage/docs/transcoding), while its HEAD says the
  *   stored (compressed) length. No size check refuses it: the PDF goes in whole, its blob holds
- *   the decompressed bytes (BLOB_DIR a folder or s3://; the upload's Content-Length is the body's).
- *   A guard: this passed before any change here.
+ *   the decompressed bytes (BLOB_DIR a folder or s3://; the upload's Content-Length is the body's;
+ *   a guard: this passed before any change here). But that compressed length was taken for the
+ *   size of what is read: a 6.7 MB PDF gzipped to 60 kB went to an s3:// BLOB_DIR as one PUT
+ *   held whole in memory, past S3_PART_SIZE_MB (a part at most is held). Now an object with a
+ *   Content-Encoding is measured, and a downloaded copy's size is what was read.
+ * - A bucket with S3 Object Lock refusing uploads without a checksum (below).
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -241,6 +245,66 @@ describe('GCS decompressive transcoding: stored gzip-compressed, served decompre
       }
     });
   }
+});
+
+describe('GCS decompressive transcoding, and an s3:// BLOB_DIR that takes large blobs in parts', () => {
+  /** Multipart uploads, as S3 answers them (CreateMultipartUpload, UploadPart, Complete, Abort), in `bucket`. */
+  function multipart(bucket: string, puts: number[]): (req: IncomingMessage, res: ServerResponse, target: { bucket: string; key: string | null; body: Buffer }) => boolean {
+    const parts = new Map<number, Buffer>();
+    return (req, res, target) => {
+      if (target.bucket !== bucket || target.key === null) return false;
+      const q = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
+      const xml = (body: string) => {
+        res.writeHead(200, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body) });
+        res.end(body);
+      };
+      if (req.method === 'PUT') puts.push(target.body.length);
+      if (req.method === 'POST' && q.has('uploads')) return (xml(`<?xml version="1.0" encoding="UTF-8"?>\n<InitiateMultipartUploadResult><Bucket>${bucket}</Bucket><Key>${target.key}</Key><UploadId>u1</UploadId></InitiateMultipartUploadResult>`), true);
+      if (req.method === 'PUT' && q.has('uploadId')) {
+        parts.set(Number(q.get('partNumber')), target.body);
+        res.writeHead(200, { ETag: `"part${q.get('partNumber')}"`, 'Content-Length': 0 });
+        res.end();
+        return true;
+      }
+      if (req.method === 'POST' && q.has('uploadId')) {
+        s3.put(bucket, target.key, Buffer.concat([...parts.entries()].sort(([a], [b]) => a - b).map(([, b]) => b)));
+        return (xml(`<?xml version="1.0" encoding="UTF-8"?>\n<CompleteMultipartUploadResult><Bucket>${bucket}</Bucket><Key>${target.key}</Key><ETag>"whole-${parts.size}"</ETag></CompleteMultipartUploadResult>`), true);
+      }
+      return false;
+    };
+  }
+
+  it('a PDF far larger than its gzip goes to BLOB_DIR in parts: no PUT beyond S3_PART_SIZE_MB (the HEAD\'s compressed length is not its size)', async () => {
+    const key = 'gz/big.pdf';
+    const pdf = numberedPdf(120, 8000); // ~6.7 MB, ~60 kB gzipped
+    const gz = gzipSync(pdf);
+    s3.put('inputs', key, gz);
+    const etag = `"${createHash('md5').update(gz).digest('hex')}"`;
+    const puts: number[] = [];
+    const store = multipart('store', puts);
+    s3.intercept = (req, res, target) => {
+      if (target.bucket === 'store') return store(req, res, target);
+      if (target.key !== key) return false;
+      if (req.method === 'HEAD') {
+        res.writeHead(200, { ETag: etag, 'Content-Length': gz.length, 'Content-Encoding': 'gzip', 'Content-Type': 'application/pdf' });
+        res.end();
+        return true;
+      }
+      res.writeHead(200, { ETag: etag, 'Content-Type': 'application/pdf' }); // decompressed, whole, chunked
+      res.end(pdf);
+      return true;
+    };
+    try {
+      const [o] = await enqueueFiles([`s3://inputs/${key}`], config({ blobDir: 's3://store/blobs', s3PartSizeMb: 5 }), silentLogger());
+      expect(o!.error?.describe()).toBeUndefined();
+      expect(o!.runs![0]!.units).toBe(120);
+      const sha = createHash('sha256').update(pdf).digest('hex');
+      expect(s3.buckets.get('store')!.get(`blobs/${sha.slice(0, 2)}/${sha}`)?.body.equals(pdf)).toBe(true);
+      expect(Math.max(...puts)).toBeLessThanOrEqual(5 * 1024 * 1024);
+    } finally {
+      s3.intercept = null;
+    }
+  }, 60_000);
 });
 
 describe('a bucket with S3 Object Lock (a default retention): uploads need a checksum', () => {
