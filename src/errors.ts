@@ -38,6 +38,7 @@ interface CodeInfo {
 /** The table of codes. Adding a code here is the only way to introduce one. */
 export const ERROR_CODES = {
   // ---- input files (producer) ----
+  INPUT_OWN_FOLDER: { action: 'reject', summary: "The input named is docbatch's blob store (BLOB_DIR) or its cache (CACHE_DIR), or inside one: stored copies of inputs, never inputs themselves (enqueue the original files). A folder walked that holds BLOB_DIR, OUT_DIR or CACHE_DIR skips them instead, listed with why." },
   FILE_UNREADABLE: { action: 'reject', summary: 'The file cannot be read (missing, a directory, no permission), or reading it failed (an I/O error, or any errno the file system gives for this file: a sysfs attribute answers EINVAL, a FUSE or network mount its own codes); the errno is named.' },
   ZIP_SEVERAL_EXPORTS: { action: 'reject', summary: 'A .zip holds several conversations.json one folder down and none at its root (exports zipped together): reading one would drop the others; zip each export alone.' },
   FILE_CHANGED: { action: 'reject', summary: 'The file changed (its size, modification time or identity; an s3:// object: its ETag, or the store refused If-Match) while it was being read: it is still being written, or was replaced. Nothing was enqueued for it; enqueue it again once it is complete.' },
@@ -76,6 +77,7 @@ export const ERROR_CODES = {
   RENDER_CRASHED: { action: 'retry', summary: 'The renderer process died (crash, PDFium trap, or out of memory: its own cap or all renderers together) while rendering the page, in both engines.' },
   RENDER_FAILED: { action: 'fail', summary: 'Neither engine (PDFium, then pdf.js) could open the file or render the page; the message gives both reasons.' },
   BLOB_MISSING: { action: 'fail', summary: "The unit's input is missing from a blob store that is otherwise readable (deleted, or collected)." },
+  BLOB_STORE_UNWRITABLE: { action: 'environment', effect: '`enqueue` stops (exit 1): the files before are in, nothing half-written is left; run it again once fixed', summary: "The blob store's folder cannot take what is stored into it: BLOB_DIR (or, with BLOB_DIR on s3://, the temporaries in CACHE_DIR) is full (ENOSPC, EDQUOT), not writable for this user (EACCES, EPERM) or read-only (EROFS). The folder, the errno and what to do are named; no input is blamed for it." },
   BLOB_STORE_UNAVAILABLE: { action: 'environment', summary: "This worker cannot read its blob store (BLOB_DIR missing, not shared, EMFILE, ESTALE, EIO; on s3://: the bucket missing, credentials refused, the store not answering after the SDK's retries): the unit goes back to the queue and the worker stops taking work until it can." },
   CONTEXT_TOO_LONG: { action: 'fail', summary: "The prompt and max_tokens exceed the model's context length (engine 400). When the refusal says the prompt fits and only max_tokens does not, the unit is first asked again within the room named (src/infer/dispatch.ts)." },
   BAD_REQUEST: { action: 'fail', summary: 'The engine rejected the request as invalid (engine 400/422, e.g. too many images).' },
@@ -127,6 +129,8 @@ export const ERROR_CODES = {
   REDIS_FULL: { action: 'usage', summary: "Redis refused a write because it reached its `maxmemory` (policy noeviction): raise maxmemory, or let the writer finish documents (written ones leave Redis) and run `docbatch gc`. A verb says so in one line and exits 2; a worker stops taking units (its `/health` fails; `status` cannot show it, the heartbeat being a write), says so once, and takes work again once Redis accepts writes. Answers that come back meanwhile are held in the worker (at most its window plus BATCH_SIZE) and recorded once Redis has room, without using an attempt or being sent again; a worker forced to stop first (its drain deadline) leaves those units to the queue, to run again." },
   REDIS_AUTH_FAILED: { action: 'usage', summary: 'Redis refused the user or password in REDIS_URL (WRONGPASS), wants one the URL does not give (NOAUTH), or the ACL user lacks a permission (NOPERM). A long-running process says so once and keeps retrying.' },
 
+
+  LOCATIONS_OVERLAP: { action: 'usage', summary: "BLOB_DIR and OUT_DIR are the same folder (or s3:// prefix), or one is inside the other: both are named (real paths, links resolved). `enqueue`, `writer` and `gc` refuse to start: gc collects BLOB_DIR's temporaries (outputs there would go), and a BLOB_DIR inside OUT_DIR puts a copy of every input among the outputs delivered. Give them two separate folders." },
 
   // ---- object storage (BLOB_DIR, OUT_DIR or inputs on s3://) ----
   STORAGE_UNREACHABLE: { action: 'usage', summary: "The producer or the writer found at start that BLOB_DIR or OUT_DIR on s3:// cannot be used: the bucket does not exist, the credentials are refused or missing, no region is set, or the endpoint does not answer (after the SDK's retries); it did not start. A worker says WORKER_UNFIT (blobs) instead." },

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { connectRedis, openInferQueues } from '../../queues/connect.ts';
 import { createLogger } from '../observe/log.ts';
+import { checkLocations } from '../store/locations.ts';
 import { openBlobStore } from '../store/storage.ts';
 import { isS3Uri } from '../s3-uri.ts';
 import { DocStore } from '../store/docs.ts';
@@ -18,6 +19,7 @@ export function gcCommand(): Command {
   const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir', 'outDir', 'retentionDays']);
   return command.action(async (opts: Record<string, unknown>) => {
     const config = load(opts);
+    checkLocations(config); // gc removes BLOB_DIR's temporaries: never outputs
     await requireRedis(config);
     const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, pretty: config.logFormat === 'pretty' });
     const redis = connectRedis(config.redisUrl, 'client');

@@ -10,6 +10,7 @@ import { isRedisConnectionError } from '../../queues/redis-link.ts';
 import type { Config } from '../config.ts';
 import { DocbatchError, InputError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
+import { checkLocations, ownFolders } from '../store/locations.ts';
 import type { DocKind } from '../store/types.ts';
 import { resolveTask, type TaskSpec } from '../task/load.ts';
 import type { Task, TaskRef } from '../task/types.ts';
@@ -77,7 +78,16 @@ function skippable(code: string, file: string): boolean {
   return NOT_A_DOCUMENT.has(code) && !(code === 'ZIP_CORRUPT' && /\.zip$/i.test(file));
 }
 
+/** BLOB_STORE_UNWRITABLE met at `file`: the same, saying where enqueue stopped and what is in. */
+function storeStopped(problem: DocbatchError, file: string, outcomes: FileOutcome[]): DocbatchError {
+  const done = outcomes.filter((o) => o.runs !== undefined && o.error === undefined).length;
+  const before = done === 0 ? 'no file went in' : `the ${done === 1 ? 'file' : `${done} files`} before it went in`;
+  return new DocbatchError(problem.code, `${problem.message}. enqueue stopped at ${file} (${before}): run the same enqueue again once fixed; what went in is not enqueued twice`, { cause: problem.cause ?? problem });
+}
+
 export async function enqueueFiles(inputs: string[], config: Config, log: Logger, options: EnqueueFilesOptions = {}): Promise<FileOutcome[]> {
+  // Refused before anything is opened, read or written (src/store/locations.ts).
+  checkLocations(config);
   // Every blob stored or found here is pinned first, so gc leaves it alone until a record names it.
   const parts = openClientParts(config, { pinBlobs: true });
   const { store, blobs, feeder, s3 } = parts;
@@ -121,8 +131,8 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
     // way in before the next is read, and its units are fed at once: workers start on the first
     // document while the producer is still reading the others.
     const walked: WalkedFile[] = [];
-    for await (const w of walkInputs(inputs, { s3, ...(options.glob ? { glob: options.glob } : {}), ...(options.signal ? { signal: options.signal } : {}) })) walked.push(w);
-    const clashing = await clashingNames(walked.filter((w) => w.passed === undefined && w.unreadable === undefined));
+    for await (const w of walkInputs(inputs, { s3, own: ownFolders(config), ...(options.glob ? { glob: options.glob } : {}), ...(options.signal ? { signal: options.signal } : {}) })) walked.push(w);
+    const clashing = await clashingNames(walked.filter((w) => w.passed === undefined && w.unreadable === undefined && w.own === undefined));
     // Names claimed by a version that did not fold case are folded now, before any claim; two
     // documents already holding one name in two cases are said (they write one file there).
     for (const clash of await store.foldLegacyNames()) {
@@ -144,7 +154,7 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
         log.debug({ err: (err as Error).message }, 'could not top up the wait lists now; the workers will');
       }
     };
-    for (const { path: file, explicit, passed, unreadable } of walked) {
+    for (const { path: file, explicit, passed, unreadable, own } of walked) {
       options.signal?.throwIfAborted();
       if (passed !== undefined) {
         emit({ file, skipped: passed });
@@ -152,6 +162,10 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
       }
       if (unreadable !== undefined) {
         emit({ file, error: new InputError('FILE_UNREADABLE', unreadable, { place: { file } }) });
+        continue;
+      }
+      if (own !== undefined) {
+        emit({ file, error: new InputError('INPUT_OWN_FOLDER', own, { place: { file } }) });
         continue;
       }
       let input: PreparedInput;
@@ -180,8 +194,13 @@ export async function enqueueFiles(inputs: string[], config: Config, log: Logger
         });
         delete input.chunks; // the index blob holds them now
       } catch (caught) {
-        // A docbatch bug met on this file rejects this file (INPUT_INTERNAL); an interrupt, Redis,
-        // a full or read-only blob store stop the command (rejection.ts).
+        // The blob store's folder full, read-only or not ours to write stops the command, saying
+        // so (not this file's FILE_UNREADABLE, not an unexpected ENOSPC): every later file would
+        // meet it. What the file left in the store's temporaries is gone already.
+        const unwritable = blobs.writeProblem(caught);
+        if (unwritable) throw storeStopped(unwritable, file, outcomes);
+        // A docbatch bug met on this file rejects this file (INPUT_INTERNAL); an interrupt, Redis
+        // stop the command (rejection.ts).
         const err = fileRejection(caught, file, options.signal);
         if (!err) throw caught;
         if (err.code === 'INPUT_INTERNAL') log.error({ file, err: caught }, 'unexpected error while reading a file (a docbatch bug: please report it); the file is rejected, the others go on');

@@ -13,8 +13,10 @@
  * - Stops the command, as before (null here): an interrupt (the signal aborted, ABORTED), Redis
  *   (connection lost, refusing writes: the blob pins live there), any other DocbatchError (the PDF
  *   inspector cannot start, object storage unreachable), an object-storage SDK error, and a
- *   file-system error elsewhere (BLOB_DIR full or read-only, no file descriptors left): every
- *   later file would meet it too.
+ *   file-system error elsewhere (no file descriptors left): every later file would meet it too.
+ *   A write into the blob store's folder that failed (full, read-only, not this user's to write)
+ *   is asked of the store first (BlobStore.writeProblem: BLOB_STORE_UNWRITABLE), before this: its
+ *   EACCES is not the input's FILE_UNREADABLE.
  */
 import { isRedisConnectionError, isRedisTransient } from '../../queues/redis-link.ts';
 import { DocbatchError, InputError, rejectionOf } from '../errors.ts';

@@ -29,6 +29,8 @@ import { s3Sdk } from '../store/aws.ts';
 import { DocbatchError, InputError } from '../errors.ts';
 import { parseS3Object, s3Uri } from '../s3-uri.ts';
 import type { BlobRef, BlobStore } from '../store/blobs.ts';
+import { ifMatch, sameETag } from '../store/etag.ts';
+import { within, type OwnFolder } from '../store/locations.ts';
 import { classifyS3Error, explainS3Error, listObjects, preconditionFailed } from '../store/s3.ts';
 import { detectFrom, detectZip, type FileKind } from './detect.ts';
 import type { GlobMatcher } from './glob.ts';
@@ -36,6 +38,8 @@ import type { GlobMatcher } from './glob.ts';
 export interface WalkedObject {
   path: string;
   explicit: boolean;
+  /** Not read, and why (docbatch's own folder under the prefix). */
+  passed?: string;
 }
 
 /**
@@ -43,7 +47,11 @@ export interface WalkedObject {
  * in `/`), else everything under `<key>/` (also when the HEAD of the key is denied). Nothing
  * found: the input is yielded as named, to be rejected as FILE_UNREADABLE with the reason.
  */
-export async function* walkS3(input: string, client: S3Client, pattern: GlobMatcher | null, signal?: AbortSignal): AsyncGenerator<WalkedObject> {
+/**
+ * `own`: docbatch's folders (src/store/locations.ts); those under the prefix walked are skipped
+ * (listed once each), never read as inputs.
+ */
+export async function* walkS3(input: string, client: S3Client, pattern: GlobMatcher | null, signal?: AbortSignal, own: OwnFolder[] = []): AsyncGenerator<WalkedObject> {
   let bucket: string;
   let key: string;
   try {
@@ -68,12 +76,22 @@ export async function* walkS3(input: string, client: S3Client, pattern: GlobMatc
     }
   }
   const folder = folderOf(key);
+  const walked = s3Uri(bucket, folder.replace(/\/+$/, ''));
+  const inside = own.filter((f) => f.canonical !== walked && within(f.canonical, walked));
+  const said = new Set<OwnFolder>();
   let found = 0;
   try {
     for await (const object of listObjects(client, bucket, folder, (err) => err as Error)) {
       signal?.throwIfAborted();
       const rel = object.key.slice(folder.length);
       if (rel === '' || rel.endsWith('/')) continue; // "folder" placeholders
+      const ours = inside.find((f) => within(s3Uri(bucket, object.key), f.canonical));
+      if (ours) {
+        found++;
+        if (!said.has(ours)) yield { path: ours.location, explicit: false, passed: ours.why };
+        said.add(ours);
+        continue;
+      }
       found++;
       if (pattern && !pattern.test(rel)) continue;
       yield { path: s3Uri(bucket, object.key), explicit: false };
@@ -149,8 +167,13 @@ export class S3Input {
     } catch (err) {
       throw unreadable(uri, err, signal);
     }
-    const input = new S3Input({ uri, client, blobs, bucket, key, size: head.ContentLength ?? -1, etag: head.ETag, signal });
-    if (head.ContentLength === undefined) await input.measure();
+    // Stored with a Content-Encoding (gzip), the object may be served decoded (GCS's decompressive
+    // transcoding: https://cloud.google.com/storage/docs/transcoding) while the HEAD says the
+    // stored length: what is read is measured instead.
+    const encoded = head.ContentEncoding !== undefined && !/^\s*(identity)?\s*$/i.test(head.ContentEncoding);
+    const length = encoded ? undefined : head.ContentLength;
+    const input = new S3Input({ uri, client, blobs, bucket, key, size: length ?? -1, etag: head.ETag, signal });
+    if (length === undefined) await input.measure();
     return input;
   }
 
@@ -211,7 +234,10 @@ export class S3Input {
       try {
         return await this.refetching(async () => {
           const hash = createHash('sha256'); // afresh for each attempt, as the file is
-          await pipeline(await this.get(), hashing(hash), createWriteStream(path));
+          const counted = hashing(hash);
+          await pipeline(await this.get(), counted, createWriteStream(path));
+          // Its size is what was read (a store that decodes what it serves sends other than its HEAD said).
+          this.length = counted.bytes;
           return { path, sha256: hash.digest('hex') };
         });
       } catch (err) {
@@ -253,7 +279,7 @@ export class S3Input {
 
   /** A GET of the version the HEAD found (If-Match on its ETag). */
   private getCommand(Range?: string) {
-    return new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key: this.key, ...(Range ? { Range } : {}), ...(this.etag !== undefined ? { IfMatch: this.etag } : {}) });
+    return new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key: this.key, ...(Range ? { Range } : {}), ...(this.etag !== undefined ? { IfMatch: ifMatch(this.etag) } : {}) });
   }
 
   private async get(Range?: string): Promise<Readable> {
@@ -269,7 +295,7 @@ export class S3Input {
   /** The body, when it is of the version the HEAD found (a store that ignores If-Match says which it sent). */
   private sameVersion(res: { Body?: unknown; ETag?: string }): Readable {
     const body = res.Body as Readable;
-    if (this.etag !== undefined && res.ETag !== undefined && res.ETag !== this.etag) {
+    if (this.etag !== undefined && res.ETag !== undefined && !sameETag(res.ETag, this.etag)) {
       body.destroy();
       throw this.changed(`its ETag was ${this.etag}, now ${res.ETag}`);
     }
@@ -331,13 +357,16 @@ export async function hashObject(uri: string, client: S3Client): Promise<string 
   }
 }
 
-function hashing(hash: ReturnType<typeof createHash>): Transform {
-  return new Transform({
+function hashing(hash: ReturnType<typeof createHash>): Transform & { bytes: number } {
+  const t = new Transform({
     transform(chunk: Buffer, _enc, done) {
       hash.update(chunk);
+      (t as Transform & { bytes: number }).bytes += chunk.length;
       done(null, chunk);
     },
-  });
+  }) as Transform & { bytes: number };
+  t.bytes = 0;
+  return t;
 }
 
 /** A failed request: FILE_UNREADABLE with the store's reason, or ABORTED when the producer was stopped. */

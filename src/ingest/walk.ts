@@ -13,6 +13,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { isS3Uri } from '../s3-uri.ts';
+import { ownFolderOf, realPath, STORES, type OwnFolder } from '../store/locations.ts';
 import { compileGlob } from './glob.ts';
 import { walkS3 } from './s3-input.ts';
 
@@ -24,13 +25,26 @@ export interface WalkedFile {
   passed?: string;
   /** A directory that cannot be read: the error to report. */
   unreadable?: string;
+  /** Named, and inside BLOB_DIR or CACHE_DIR (src/store/locations.ts): the error to report (INPUT_OWN_FOLDER). */
+  own?: string;
 }
 
-export async function* walkInputs(inputs: string[], options: { glob?: string; signal?: AbortSignal; s3?: () => S3Client } = {}): AsyncGenerator<WalkedFile> {
+/**
+ * `own`: docbatch's folders (BLOB_DIR, OUT_DIR, CACHE_DIR: src/store/locations.ts). A folder
+ * walked skips them (listed once each, with why); an input named inside BLOB_DIR or CACHE_DIR is
+ * refused (`own`).
+ */
+export async function* walkInputs(inputs: string[], options: { glob?: string; signal?: AbortSignal; s3?: () => S3Client; own?: OwnFolder[] } = {}): AsyncGenerator<WalkedFile> {
   const pattern = options.glob ? compileGlob(options.glob) : null;
+  const own = options.own ?? [];
   for (const input of inputs) {
     if (isS3Uri(input) && options.s3) {
-      yield* walkS3(input, options.s3(), pattern, options.signal);
+      const store = ownFolderOf(input, own, STORES);
+      if (store) {
+        yield { path: input, explicit: true, own: refusal(store) };
+        continue;
+      }
+      yield* walkS3(input, options.s3(), pattern, options.signal, own);
       continue;
     }
     let info;
@@ -41,11 +55,17 @@ export async function* walkInputs(inputs: string[], options: { glob?: string; si
       yield { path: input, explicit: true }; // rejected later with FILE_UNREADABLE
       continue;
     }
+    const real = realPath(input);
+    const store = ownFolderOf(real, own, STORES);
+    if (store) {
+      yield { path: input, explicit: true, own: refusal(store) };
+      continue;
+    }
     if (!info.isDirectory()) {
       yield { path: input, explicit: true };
       continue;
     }
-    for await (const found of walkDir(input, options.signal, true)) {
+    for await (const found of walkDir(input, real, own, options.signal, true)) {
       const rel = relative(input, found.path).split(sep).join('/');
       if (pattern && !found.unreadable && !pattern.test(rel)) continue;
       yield found;
@@ -53,7 +73,12 @@ export async function* walkInputs(inputs: string[], options: { glob?: string; si
   }
 }
 
-async function* walkDir(dir: string, signal: AbortSignal | undefined, top: boolean): AsyncGenerator<WalkedFile> {
+function refusal(store: OwnFolder): string {
+  return `this is inside ${store.why.replace(/; not walked$/, '')}: enqueue the original files instead`;
+}
+
+/** `real`: the real path of `dir` (folders inside are not links, so theirs is `real/name`). */
+async function* walkDir(dir: string, real: string, own: OwnFolder[], signal: AbortSignal | undefined, top: boolean): AsyncGenerator<WalkedFile> {
   signal?.throwIfAborted();
   let entries;
   try {
@@ -73,7 +98,11 @@ async function* walkDir(dir: string, signal: AbortSignal | undefined, top: boole
       yield { path, explicit: false, passed: 'the file name is not valid UTF-8, so it cannot be opened by name here: rename it (e.g. convmv -f latin1 -t utf8)' };
       continue;
     }
-    if (entry.isDirectory()) yield* walkDir(path, signal, false);
+    if (entry.isDirectory()) {
+      const folder = own.find((f) => f.canonical === join(real, name));
+      if (folder) yield { path, explicit: false, passed: folder.why };
+      else yield* walkDir(path, join(real, name), own, signal, false);
+    }
     else if (entry.isFile()) yield { path, explicit: false };
     else if (entry.isSymbolicLink()) yield { path, explicit: false, passed: 'a symbolic link: links inside a folder are not followed (name the file or folder it points to)' };
     // Listed, not dropped without a word; never opened (reading a FIFO waits for a writer).

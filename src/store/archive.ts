@@ -83,7 +83,12 @@ export async function archiveResults(store: DocStore, blobs: BlobStore, docId: s
     }
     if (lines.length > 0) yield `${lines.join('\n')}\n`;
   }
-  await blobs.putNamed(archiveKey(docId, gen), pieces());
+  try {
+    await blobs.putNamed(archiveKey(docId, gen), pieces());
+  } catch (err) {
+    // BLOB_DIR full or read-only says so (not a bare ENOSPC the writer's OUT_DIR would be suspected of).
+    throw blobs.writeProblem(err) ?? err;
+  }
   return count;
 }
 

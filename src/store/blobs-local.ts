@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DocbatchError } from '../errors.ts';
+import { storeWriteProblem } from './write-problem.ts';
 import { assertBlobId, assertNamedKey, isNamedKey, namedPieces, namedStream, readAborted, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore, type NamedBody, type ReadOptions } from './blobs.ts';
 
 /** errno codes that say the store itself (not one blob) cannot be read here. */
@@ -79,6 +80,10 @@ export class LocalBlobStore implements BlobStore {
     } catch {
       await writeFile(marker, 'docbatch blob store\n');
     }
+  }
+
+  writeProblem(err: unknown): DocbatchError | null {
+    return storeWriteProblem(err, this.dir, 'BLOB_DIR', this.dir);
   }
 
   /** A temporary path inside the store (same filesystem, so a rename is atomic). */

@@ -25,6 +25,8 @@ import { s3Sdk, s3Storage } from './aws.ts';
 import { DocbatchError } from '../errors.ts';
 import { sleep } from '../timeouts.ts';
 import type { BlobCache } from './blob-cache.ts';
+import { ifMatch, sameETag } from './etag.ts';
+import { storeWriteProblem } from './write-problem.ts';
 import { assertBlobId, assertNamedKey, hashFile, isNamedKey, NamedObjectChanged, namedPieces, namedStream, readAborted, STORE_MARKER, type BlobEntry, type BlobGuard, type BlobRef, type BlobStore, type NamedBody, type ReadOptions } from './blobs.ts';
 import { classifyS3Error, explainS3Error, formatLocation, keyUnder, listObjects, preconditionFailed, reachBucket, s3Uri, type S3Location } from './s3.ts';
 
@@ -124,6 +126,10 @@ export class S3BlobStore implements BlobStore {
       if (classifyS3Error(err) === 'missing-key') return false;
       throw this.unavailable(err, `cannot look up blob ${sha256.slice(0, 12)}`);
     }
+  }
+
+  writeProblem(err: unknown): DocbatchError | null {
+    return storeWriteProblem(err, this.cache.dir, 'CACHE_DIR', `BLOB_DIR ${this.location}`);
   }
 
   tempPath(label: string): Promise<string> {
@@ -277,7 +283,7 @@ export class S3BlobStore implements BlobStore {
       if (++cuts >= 3 || etag === undefined) throw new DocbatchError('BLOB_STORE_UNAVAILABLE', `cannot read ${this.uri(Key)} from ${this.location}: ${(cut as Error).message}`, { cause: cut });
       let sent: string | undefined;
       try {
-        const res = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key, Range: `bytes=${offset}-`, IfMatch: etag }));
+        const res = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key, Range: `bytes=${offset}-`, IfMatch: ifMatch(etag) }));
         body = res.Body as Readable;
         sent = res.ETag;
       } catch (err) {
@@ -285,7 +291,7 @@ export class S3BlobStore implements BlobStore {
         throw await this.readError(this.uri(Key), err);
       }
       // A store that ignores If-Match still says which version it sent.
-      if (sent !== etag) {
+      if (sent === undefined || !sameETag(sent, etag)) {
         body.destroy();
         throw new NamedObjectChanged(key);
       }

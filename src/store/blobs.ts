@@ -76,6 +76,13 @@ export interface BlobStore {
   check(): Promise<void>;
   /** Writes the marker (producers, before their first blob). */
   markStore(): Promise<void>;
+  /**
+   * `err`, met while storing, as BLOB_STORE_UNWRITABLE when it is a write into this store's local
+   * folder that failed (BLOB_DIR; on s3://, the temporaries in CACHE_DIR: full, no permission,
+   * read-only), naming the folder and what to do; null when it is not the store's
+   * (src/store/write-problem.ts).
+   */
+  writeProblem(err: unknown): DocbatchError | null;
 
   has(sha256: string): Promise<boolean>;
   /** A local temporary path, to be filled and then `adopt`ed (removed by adopt either way). */

@@ -10,7 +10,8 @@
  * request, exponential backoff with full jitter, on throttling (429, 503 SlowDown), 5xx and
  * network errors. Checksums are sent and checked only where S3 requires them, so stores that do
  * not speak the SDK's newer CRC headers (GCS interoperability, older MinIO) work too; docbatch
- * checks blob bytes against their sha256 itself. Uploads send no `Expect: 100-continue`.
+ * checks blob bytes against their sha256 itself. S3_CHECKSUMS=when_supported sends a CRC32 with
+ * every upload, for buckets with Object Lock that refuse uploads without one. Uploads send no `Expect: 100-continue`.
  *
  * What a failure is (`classifyS3Error`): `missing-key` (NoSuchKey / 404 on an object: the store
  * answers, the object is not there), `missing-bucket`, `denied` (bad or missing credentials,
@@ -31,19 +32,24 @@ export interface S3Settings {
   maxAttempts: number;
   /** Objects above this many bytes are uploaded in parts of this size. */
   partSizeBytes: number;
+  /**
+   * Checksums on uploads (S3_CHECKSUMS): only where S3 requires them, or a CRC32 with every one
+   * (a bucket with Object Lock and a default retention refuses uploads without). @defaultValue 'when_required'
+   */
+  checksums?: 'when_required' | 'when_supported';
 }
 
 /**
  * One client for a process (it pools connections). Region, endpoint and credentials come from
  * the SDK's standard chains; `overrides` are for tests and embedders that pass their own.
  */
-export function createS3Client(settings: Pick<S3Settings, 'forcePathStyle' | 'maxAttempts'> & { timeoutMs?: number }, overrides: S3ClientConfig = {}): S3Client {
+export function createS3Client(settings: Pick<S3Settings, 'forcePathStyle' | 'maxAttempts' | 'checksums'> & { timeoutMs?: number }, overrides: S3ClientConfig = {}): S3Client {
   const timeoutMs = settings.timeoutMs ?? 120_000;
   return new (s3Sdk().S3Client)({
     forcePathStyle: settings.forcePathStyle,
     maxAttempts: settings.maxAttempts,
     retryMode: 'standard',
-    requestChecksumCalculation: 'WHEN_REQUIRED',
+    requestChecksumCalculation: settings.checksums === 'when_supported' ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     // No `Expect: 100-continue` (the SDK adds it to bodies of 2 MiB or more, then waits up to 6 s
     // for the 100): R2 never sends one, so every such upload stalled 6 s there.
@@ -110,6 +116,12 @@ export function explainS3Error(err: unknown, where: string): string {
     case 'network':
       return `${where}: the object store does not answer; check AWS_ENDPOINT_URL(_S3) and the network${/ENOTFOUND/.test(detail) && !/force/i.test(detail) ? ', and S3_FORCE_PATH_STYLE=true for a server without a name per bucket (MinIO, on-premises stores)' : ''} (${detail})`;
     default: {
+      // A bucket with S3 Object Lock and a default retention refuses an upload that carries no
+      // Content-MD5 or x-amz-checksum-* (400 InvalidRequest, AWS's words matched here); with
+      // S3_CHECKSUMS=when_required (the default) the SDK sends none on PutObject.
+      if (/Content-MD5 (OR x-amz-checksum- )?HTTP header is required/i.test(e.message ?? '')) {
+        return `${where}: the bucket wants a checksum on every upload (S3 Object Lock with a default retention): set S3_CHECKSUMS=when_supported to send a CRC32 with each (${detail})`;
+      }
       // A bucket in another region: AWS answers 301 PermanentRedirect (global endpoint), or 400
       // AuthorizationHeaderMalformed (a regional one), naming the bucket's region in
       // x-amz-bucket-region. To a HEAD, which has no body, any 400 is bare: the wrong region is

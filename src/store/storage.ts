@@ -12,11 +12,14 @@ import { LocalBlobStore } from './blobs-local.ts';
 import { S3BlobStore } from './blobs-s3.ts';
 import { createS3Client } from './s3.ts';
 
-export type StorageConfig = Pick<Config, 'blobDir' | 'cacheDir' | 'cacheMaxBytes' | 's3ForcePathStyle' | 's3MaxAttempts' | 's3PartSizeMb'>;
+export type StorageConfig = Pick<Config, 'blobDir' | 'cacheDir' | 'cacheMaxBytes' | 's3ForcePathStyle' | 's3MaxAttempts' | 's3PartSizeMb'> & ClientConfig;
+
+/** What an S3 client is made from (S3_CHECKSUMS may be left out: only where S3 requires them). */
+export type ClientConfig = Pick<Config, 's3ForcePathStyle' | 's3MaxAttempts'> & Partial<Pick<Config, 's3Checksums'>>;
 
 /** A client configured from the settings (region, endpoint and credentials: the SDK's own chains). */
-export function s3ClientFor(config: Pick<Config, 's3ForcePathStyle' | 's3MaxAttempts'>): S3Client {
-  return createS3Client({ forcePathStyle: config.s3ForcePathStyle, maxAttempts: config.s3MaxAttempts });
+export function s3ClientFor(config: ClientConfig): S3Client {
+  return createS3Client({ forcePathStyle: config.s3ForcePathStyle, maxAttempts: config.s3MaxAttempts, ...(config.s3Checksums ? { checksums: config.s3Checksums } : {}) });
 }
 
 /**
@@ -36,7 +39,7 @@ export function openBlobStore(config: StorageConfig, s3: () => S3Client = () => 
 }
 
 /** A client made on first use and shared after (one per process or per component). */
-export function lazyS3Client(config: Pick<Config, 's3ForcePathStyle' | 's3MaxAttempts'>): () => S3Client {
+export function lazyS3Client(config: ClientConfig): () => S3Client {
   let client: S3Client | undefined;
   return () => (client ??= s3ClientFor(config));
 }

@@ -17,6 +17,7 @@
  */
 import { UnrecoverableError, type Job } from 'bullmq';
 import { join } from 'node:path';
+import { checkLocations } from '../store/locations.ts';
 import type { Redis } from 'ioredis';
 import { connectRedis, openInferQueues, openQueue, openWorker, type TypedQueue, type TypedWorker } from '../../queues/connect.ts';
 import { isRedisFull, redisFullProblem } from '../../queues/redis-link.ts';
@@ -75,6 +76,7 @@ export interface WriterParts {
 }
 
 export function createWriter(config: Config, log: Logger, options: WriterOptions = {}): DocumentWriter {
+  checkLocations(config); // outputs never among the blobs, blobs never among the outputs
   const redis = connectRedis(config.redisUrl, 'worker');
   const queues = openInferQueues(config, redis);
   const inferQueue = (name: string) => queues.get(name);

@@ -47,7 +47,7 @@ export interface LiteralS3 {
   /** Requests seen: method and raw URL. */
   requests: Array<{ method: string; url: string; headers: IncomingMessage['headers'] }>;
   /** Answers a request itself when it returns true (after recording it). */
-  intercept: ((req: IncomingMessage, res: ServerResponse, target: { bucket: string; key: string | null }) => boolean) | null;
+  intercept: ((req: IncomingMessage, res: ServerResponse, target: { bucket: string; key: string | null; body: Buffer }) => boolean) | null;
   close(): Promise<void>;
 }
 
@@ -116,7 +116,7 @@ export async function startLiteralS3(options: LiteralS3Options = {}): Promise<Li
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      if (state.intercept?.(req, res, { bucket, key })) return;
+      if (state.intercept?.(req, res, { bucket, key, body: Buffer.concat(chunks) })) return;
       const head = req.method === 'HEAD';
       const objects = buckets.get(bucket);
       if (!objects) return error(res, 404, 'NoSuchBucket', head);
