@@ -9,6 +9,7 @@
  */
 import { parseJsonLenient } from './body.ts';
 import { classifyEngineResponse, EngineError } from './classify.ts';
+import { splitInlineReasoning } from './inline-reasoning.ts';
 import { reportedCount } from '../usage.ts';
 import type { ChatResult, ChatUsage, ModelInfo } from './types.ts';
 
@@ -157,6 +158,9 @@ export function readChatCompletion(
   const finishReason = typeof choice?.finish_reason === 'string' ? choice.finish_reason : null;
   let content = contentText(message?.content);
   if (content === null || content.trim() === '') content = toolCallText(message) ?? content;
+  // Thinking inline (a server without a reasoning parser): the answer is what follows it.
+  const inline = content === null ? null : splitInlineReasoning(content);
+  if (inline) content = inline.answer;
   // vLLM finishes a request it aborted itself (paused, draining, shutting down) with whatever
   // text it had: partial, and no fault of the request. Down: wait for /health, send again.
   if (finishReason === 'content_filter') {
@@ -173,8 +177,9 @@ export function readChatCompletion(
   }
   if (content === null || content.trim() === '') {
     // A reasoning model (vLLM --reasoning-parser) whose thinking used the answer's room.
-    const reasoning = (contentText(message?.reasoning_content) ?? contentText(message?.reasoning) ?? '').trim();
-    let note = reasoning ? `; the model wrote ${reasoning.length} characters of reasoning (reasoning_content) and no answer` : '';
+    const reasoning = (contentText(message?.reasoning_content) ?? contentText(message?.reasoning) ?? inline?.reasoning ?? '').trim();
+    const where = inline && !message?.reasoning_content && !message?.reasoning ? 'inline in content, between think tags' : 'reasoning_content';
+    let note = reasoning ? `; the model wrote ${reasoning.length} characters of reasoning (${where}) and no answer` : '';
     // OpenAI's structured outputs: a model that declines says so in `refusal`, not in content.
     const refusal = typeof message?.refusal === 'string' ? message.refusal.trim() : '';
     if (refusal) note += `; the model refused: ${JSON.stringify(refusal.length > 300 ? `${refusal.slice(0, 300)}…` : refusal)}`;
@@ -185,6 +190,7 @@ export function readChatCompletion(
   }
   return {
     text: content,
+    ...(inline ? { reasoningChars: inline.reasoning.length } : {}),
     finishReason,
     usage: usageOf(body),
     latencyMs: fallback.latencyMs,

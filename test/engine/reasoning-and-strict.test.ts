@@ -1,0 +1,64 @@
+/**
+ * Two things OpenAI-compatible servers do that vLLM with its defaults does not, met over real
+ * HTTP (a node:http server on port 0):
+ *
+ * - a reasoning model served without a reasoning parser (vLLM or SGLang without
+ *   --reasoning-parser, llama.cpp with --reasoning-format none, TGI) writes its thinking into
+ *   `content`, `<think>...</think>` first (or only `...</think>` when the chat template opened the
+ *   block in the prompt; Magistral's `[THINK]...[/THINK]`): the answer is what follows it, the
+ *   thinking is reasoning, as vLLM's parser would have split it;
+ * - OpenAI (and Azure, and gateways in front of them) refuse a `strict: true` json_schema whose
+ *   schema is not in their strict subset ("Invalid schema for response_format 'x': In
+ *   context=(), 'additionalProperties' is required to be supplied and to be false."): the request
+ *   goes again at once with `strict: false` (the schema is still sent; answers are validated
+ *   against it), remembered for the model, said once.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { EngineClient, EngineError, type ChatRequest } from '../../src/engine/client.ts';
+import { completion, json, startScripted, type Scripted } from './scripted-server.ts';
+
+let server: Scripted | undefined;
+let client: EngineClient | undefined;
+afterEach(async () => {
+  await client?.destroy();
+  await server?.close();
+  server = client = undefined;
+});
+
+const text: ChatRequest = { messages: [{ role: 'user', content: 'Transcribe the page.' }], maxTokens: 200, temperature: 0 };
+
+/** A server whose every chat answer has `content` (and `finish_reason`) as given. */
+async function answering(content: string, finishReason = 'stop'): Promise<EngineClient> {
+  server = await startScripted((_req, res) => json(res, 200, { ...completion(''), choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: finishReason }] }));
+  return (client = new EngineClient({ url: server.url, model: 'm' }));
+}
+
+describe('a reasoning model served without a reasoning parser (its thinking inline in content)', () => {
+  it('<think>...</think> before the answer: the answer is what follows', async () => {
+    const result = await (await answering('<think>\nThe page shows a title.\n</think>\n\n# Title\n\nBody.')).chat(text);
+    expect(result.text).toBe('# Title\n\nBody.');
+    expect(result.reasoningChars).toBe('The page shows a title.'.length);
+  });
+
+  it('only ...</think> (the chat template opened the block in the prompt): the answer is what follows', async () => {
+    const result = await (await answering('Okay, the total is 12.5.\n</think>\n\n{"total": 12.5}')).chat(text);
+    expect(result.text).toBe('{"total": 12.5}');
+  });
+
+  it("Magistral's [THINK]...[/THINK]", async () => {
+    const result = await (await answering('[THINK]Let me look.[/THINK]The answer.')).chat(text);
+    expect(result.text).toBe('The answer.');
+  });
+
+  it('thinking cut off at max_tokens (never closed): no answer, EMPTY_OUTPUT saying the reasoning took the room', async () => {
+    const err = (await (await answering('<think>\nThe page shows', 'length')).chat(text).catch((e: unknown) => e)) as EngineError;
+    expect(err).toBeInstanceOf(EngineError);
+    expect(err.code).toBe('EMPTY_OUTPUT');
+    expect(err.message).toMatch(/characters of reasoning/);
+  });
+
+  it('a <think> that is not at the start, or text without the tags, is left as it is', async () => {
+    const plain = 'A page about tags: <think>x</think> is how some models think.';
+    expect((await (await answering(plain)).chat(text)).text).toBe(plain);
+  });
+});
