@@ -62,3 +62,59 @@ describe('a reasoning model served without a reasoning parser (its thinking inli
     expect((await (await answering(plain)).chat(text)).text).toBe(plain);
   });
 });
+
+/** OpenAI's answer to a strict json_schema whose object does not say additionalProperties false. */
+const STRICT_REFUSAL = {
+  error: {
+    message: "Invalid schema for response_format 'bill': In context=(), 'additionalProperties' is required to be supplied and to be false.",
+    type: 'invalid_request_error',
+    param: 'response_format',
+    code: 'invalid_json_schema',
+  },
+};
+
+describe("an endpoint that refuses a strict json_schema outside its strict subset (OpenAI, Azure, gateways in front of them)", () => {
+  // Valid JSON Schema, and what vLLM's grammar takes; not OpenAI's strict subset (no additionalProperties: false).
+  const schema = { type: 'object', properties: { total: { type: 'number' } }, required: ['total'] };
+  const ask: ChatRequest = { ...text, responseFormat: { type: 'json_schema', json_schema: { name: 'bill', schema, strict: true } } };
+
+  /** Refuses strict json_schema as OpenAI does; answers JSON to anything else. Records the bodies. */
+  async function openAiLike(): Promise<Array<Record<string, unknown>>> {
+    const bodies: Array<Record<string, unknown>> = [];
+    server = await startScripted((_req, res, seen) => {
+      if (seen.path !== '/v1/chat/completions') return json(res, 404, { detail: 'Not Found' });
+      const body = JSON.parse(seen.body) as { response_format?: { json_schema?: { strict?: boolean } } };
+      bodies.push(body as Record<string, unknown>);
+      if (body.response_format?.json_schema?.strict === true) return json(res, 400, STRICT_REFUSAL);
+      return json(res, 200, completion('{"total": 12.5}'));
+    });
+    return bodies;
+  }
+
+  it('asked again at once without strict (the schema still sent), remembered for the model, said once', async () => {
+    const bodies = await openAiLike();
+    const said: string[] = [];
+    client = new EngineClient({ url: server!.url, model: 'gpt-4o-mini', onParamsChanged: (s) => said.push(s) });
+    expect((await client.chat(ask)).text).toBe('{"total": 12.5}');
+    expect((await client.chat(ask)).text).toBe('{"total": 12.5}');
+    const formats = bodies.map((b) => b.response_format as { type: string; json_schema: Record<string, unknown> });
+    expect(formats.map((f) => f.json_schema.strict)).toEqual([true, undefined, undefined]);
+    // Still json_schema with the task's schema: not a weaker rung.
+    for (const f of formats) expect(f).toMatchObject({ type: 'json_schema', json_schema: { name: 'bill', schema } });
+    expect(said).toHaveLength(1);
+    expect(said[0]).toMatch(/gpt-4o-mini.*strict/);
+  });
+
+  it('a schema refused without strict too stays BAD_REQUEST: one resend, not a walk down the ladder', async () => {
+    const bodies: unknown[] = [];
+    server = await startScripted((_req, res, seen) => {
+      bodies.push(JSON.parse(seen.body));
+      json(res, 400, STRICT_REFUSAL);
+    });
+    client = new EngineClient({ url: server.url, model: 'gpt-4o-mini' });
+    const err = (await client.chat(ask).catch((e: unknown) => e)) as EngineError;
+    expect(err).toBeInstanceOf(EngineError);
+    expect(err.code).toBe('BAD_REQUEST');
+    expect(bodies).toHaveLength(2);
+  });
+});
