@@ -95,7 +95,7 @@ export const ERROR_CODES = {
   UNIT_CRASHES_ENGINE: { action: 'fail', summary: 'Sending this unit made the engine (or a proxy in front of it) drop the connection or die, even when it was sent alone; it is not sent again.' },
   ENGINE_RATE_LIMITED: { action: 'wait', effect: 'every worker of that endpoint waits as long as it says (up to ENGINE_RETRY_AFTER_MAX_MS), unit resent (no attempt used)', summary: 'The endpoint refused the request for its rate limit (429, Retry-After); every worker of that endpoint waits, the unit uses no attempt and never fails for it.' },
   ENGINE_UNAUTHORIZED: { action: 'environment', summary: "The engine refused this worker's credentials (401/403): check ENGINE_API_KEY against the server's --api-key; the worker stops taking work." },
-  ENGINE_QUOTA: { action: 'environment', summary: "The endpoint's quota is spent (429 insufficient_quota): retrying does not help; the worker stops taking work." },
+  ENGINE_QUOTA: { action: 'environment', summary: "The endpoint's quota, budget or credits are spent (429 insufficient_quota; 402 Payment Required, as OpenRouter's credits; a gateway's budget, LiteLLM's 400 or 429 \"Budget has been exceeded\"): retrying does not help; the worker stops taking work." },
   NOTHING_TO_SUMMARIZE: { action: 'fail', summary: "A conversation's summary could not be made: every one of its chunks failed." },
   UNIT_STALLED: { action: 'fail', summary: 'The unit was abandoned by crashed workers more often than allowed (BullMQ stalled limit).' },
   UNIT_LOST: { action: 'fail', summary: 'The unit job disappeared from Redis before finishing, and queueing it again did not help (removed by hand, or Redis lost data).' },

@@ -172,7 +172,8 @@ const BUSY = /busy|queue is full|too many (?:pending |concurrent )?requests|over
 const CONTEXT =
   /maximum context length|context length|context window|context size|maximum model length|max_model_len|context_length_exceeded|prompt is too long|longer than the maximum|`?max_new_tokens`? must be <=|`?inputs`? must have less than|exceeds the maximum allowed length/i;
 const MODEL = /\bmodel\b/i;
-const QUOTA = /insufficient_quota|exceeded your current quota|quota (?:exceeded|exhausted)|billing/i;
+/** A quota, a gateway's budget (LiteLLM: "Budget has been exceeded!", "over budget", type budget_exceeded) or prepaid credits spent. */
+const QUOTA = /insufficient_quota|exceeded your current quota|quota (?:exceeded|exhausted)|billing|budget(?:_| has been )exceeded|exceeded (?:the )?budget|over budget|insufficient (?:credits|balance|funds)/i;
 const RATE_LIMIT = /rate.?limit|too many requests|requests per min|tokens per min|\bRPM\b|\bTPM\b/i;
 /** A hosted endpoint's content filter refusing the prompt (Azure OpenAI: code `content_filter`, "... content management policy"). */
 const CONTENT_FILTER = /content management policy|content_filter|content filter|ResponsibleAIPolicyViolation/i;
@@ -273,8 +274,9 @@ export function classifyEngineResponse(
   if (dead) {
     return make('ENGINE_DOWN', `engine died (${status}): ${said}`, { engineDead: true });
   }
+  // Not transient: 402 Payment Required (OpenRouter's credits), or a 429 or 400 saying so (a LiteLLM budget).
+  if (status === 402 || ((status === 429 || status === 400) && QUOTA.test(text))) return make('ENGINE_QUOTA', `endpoint quota spent (${status}): ${said}`);
   if (status === 429) {
-    if (QUOTA.test(text)) return make('ENGINE_QUOTA', `endpoint quota spent (429): ${said}`);
     base.retryAfterMs ??= rateResetMs(headers);
     // A paid or shared endpoint's limiter (it says so, or tells when to come back) versus an
     // overloaded server: the first waits as told and never fails a unit.
@@ -290,10 +292,7 @@ export function classifyEngineResponse(
   if (status === 502) return make('ENGINE_DOWN', `engine unreachable behind a proxy (502): ${said}`);
   if (status === 504 || status === 408) return make('ENGINE_TIMEOUT', `engine timed out (${status}): ${said}`);
   if (status === 401 || status === 403) {
-    return make(
-      'ENGINE_UNAUTHORIZED',
-      `engine refused the credentials (${status}: ${said}); check ENGINE_API_KEY against the server's --api-key`,
-    );
+    return make('ENGINE_UNAUTHORIZED', `engine refused the credentials (${status}: ${said}); check ENGINE_API_KEY against the server's --api-key`);
   }
   if (status === 404) {
     // A model message (vLLM's "The model `x` does not exist.", Ollama's "model \"x\" not found")

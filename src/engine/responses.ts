@@ -73,6 +73,7 @@ export function carriedErrorStatus(text: string): number | null {
   }
   const words = [source.type, source.code, source.message, typeof body.error === 'string' ? body.error : undefined].filter((w) => typeof w === 'string').join(' ');
   if (/context_length_exceeded|context length|context window|max_model_len|prompt is too long/i.test(words)) return 400;
+  if (/budget(?:_| has been )exceeded|exceeded (?:the )?budget|over budget|insufficient (?:credits|balance|funds)/i.test(words)) return 402;
   if (/insufficient_quota|rate.?limit|too many requests/i.test(words)) return 429;
   if (/not_?found|does not exist/i.test(words)) return 404;
   if (/unauthori[sz]ed|authentication|invalid_api_key|incorrect api key/i.test(words)) return 401;

@@ -233,6 +233,32 @@ export const ERROR_SHAPES: Shape[] = [
     body: { error: { message: 'You exceeded your current quota, please check your plan and billing details.', type: 'insufficient_quota', param: null, code: 'insufficient_quota' } },
     code: 'ENGINE_QUOTA',
   },
+  // A gateway's spent budget or a prepaid endpoint's spent credits: not transient either, and no fault of the unit.
+  {
+    name: 'LiteLLM 400 budget exceeded (a key or team budget spent)',
+    status: 400,
+    body: { error: { message: 'Budget has been exceeded! Current cost: 26.075, Max budget: 0.25', type: 'budget_exceeded', param: null, code: '400' } },
+    code: 'ENGINE_QUOTA',
+    message: 'Budget has been exceeded',
+  },
+  {
+    name: 'LiteLLM 400 ExceededBudget (an end user over budget)',
+    status: 400,
+    body: { error: { message: 'ExceededBudget: User=486535c5 over budget. Spend=10.63354472, Budget=10.0', type: 'auth_error', param: 'None', code: '400' } },
+    code: 'ENGINE_QUOTA',
+  },
+  {
+    name: 'LiteLLM 429 budget_exceeded (a per-model budget spent)',
+    status: 429,
+    body: { error: { message: 'LiteLLM User: engineer-1, exceeded budget for model=gpt-4o', type: 'budget_exceeded', param: null, code: '429' } },
+    code: 'ENGINE_QUOTA',
+  },
+  {
+    name: 'OpenRouter 402 insufficient credits',
+    status: 402,
+    body: { error: { code: 402, message: 'Insufficient credits. Add more using https://openrouter.ai/settings/credits' } },
+    code: 'ENGINE_QUOTA',
+  },
   { name: '429 from an overloaded server (no limit named)', status: 429, body: nested('server overloaded, try later', 'ServiceUnavailableError', 429), code: 'ENGINE_BUSY' },
   {
     name: '400 image to a text-only vLLM model',
