@@ -13,7 +13,7 @@ import { Pool } from 'undici';
 import { BodyDecodeError, decodeBody } from './body.ts';
 import { jsonBody } from './data-url.ts';
 import { classifyEngineResponse, classifyTransportError, EngineError } from './classify.ts';
-import { carriedError, carriedErrorStatus, readChatCompletion, readModels, readTokenCount } from './responses.ts';
+import { carriedError, carriedErrorStatus, checksEveryModel, readChatCompletion, readModels, readTokenCount } from './responses.ts';
 import { answeredInProse, applyParams, learn, newModelParams, paramFix, structuredAnswered, type ModelParams } from './refused-params.ts';
 import { modeOf } from './structured-fallback.ts';
 import { assembleEventStream, isEventStream } from './sse.ts';
@@ -274,8 +274,8 @@ export class EngineClient {
   /**
    * 'up' (200), 'dead' (500/503: vLLM's engine died, or is shutting down), 'unreachable'
    * (refused, reset, timed out, a proxy's 502/504), 'unknown' (anything else). A server without
-   * /health (Ollama), or whose /health is not ours to ask (a gateway's admin-only route: 401,
-   * 403; 400, 405, 501), is asked `GET /v1/models` instead, from then on. Throws ABORTED only.
+   * /health (Ollama), or whose /health is not ours to ask (a gateway's admin-only route: 401, 403; 400, 405, 501;
+   * LiteLLM's, which sends a request to every model: checksEveryModel), is asked `GET /v1/models` instead, from then on. Throws ABORTED only.
    */
   async health(signal?: AbortSignal): Promise<EngineHealth> {
     if (!this.noHealthRoute) {
@@ -288,19 +288,19 @@ export class EngineClient {
   }
 
   private async probeHealth(path: string, signal: AbortSignal | undefined): Promise<EngineHealth | 'missing'> {
-    let status: number;
+    let answer: Answer;
     try {
-      ({ status } = await this.send('GET', path, { timeoutMs: this.options.probeTimeoutMs, signal }));
+      answer = await this.send('GET', path, { timeoutMs: this.options.probeTimeoutMs, signal });
     } catch (err) {
       const code = err instanceof EngineError ? err.code : 'ENGINE_ERROR';
       if (code === 'ABORTED') throw err;
       return code === 'ENGINE_DOWN' || code === 'ENGINE_TIMEOUT' ? 'unreachable' : 'unknown';
     }
-    if (status >= 200 && status < 300) return 'up';
+    const { status } = answer;
+    if (status >= 200 && status < 300) return path === '/health' && checksEveryModel(answer.text) ? 'missing' : 'up';
     if (status === 500 || status === 503) return 'dead';
     if (status === 502 || status === 504) return 'unreachable';
-    if (path === '/health' && [400, 401, 403, 404, 405, 501].includes(status)) return 'missing';
-    if (status === 404) return 'missing';
+    if (status === 404 || (path === '/health' && [400, 401, 403, 405, 501].includes(status))) return 'missing';
     return 'unknown';
   }
 

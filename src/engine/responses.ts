@@ -226,3 +226,19 @@ export function readTokenCount(text: string, status: number): number {
   if (Array.isArray(body?.tokens)) return body.tokens.length;
   throw new EngineError('ENGINE_ERROR', `engine answered /tokenize without a count: ${text.trim().slice(0, 200)}`, { status });
 }
+
+/**
+ * Whether a 2xx `/health` body is a health check of every model behind a gateway rather than a
+ * liveness answer: LiteLLM's proxy answers `GET /health` by sending a request to each configured
+ * model (slow, and paid for on a paid endpoint) and lists `healthy_endpoints` and
+ * `unhealthy_endpoints`. Such a route is no probe to ask every few seconds.
+ */
+export function checksEveryModel(text: string): boolean {
+  if (!text.includes('_endpoints')) return false;
+  try {
+    const body = record(parseJsonLenient(text));
+    return Array.isArray(body?.healthy_endpoints) || Array.isArray(body?.unhealthy_endpoints);
+  } catch {
+    return false;
+  }
+}
