@@ -314,11 +314,10 @@ export function classifyEngineResponse(
     if (NO_IMAGES.test(text)) return make('MODEL_NO_IMAGES', `the model takes no images (${status}): ${said}`);
     const images = IMAGE_LIMIT.exec(text);
     if (images) {
-      return make(
-        'BAD_REQUEST',
-        `the engine takes at most ${images[1]} image(s) in one prompt and this request sends more (${status}: ${said}); start vLLM with --limit-mm-per-prompt '{"image": N}' (older builds default to 1), or use a task whose unit sends fewer pages (unit page, or max_pages)`,
-      );
+      return make('BAD_REQUEST', `the engine takes at most ${images[1]} image(s) in one prompt and this request sends more (${status}: ${said}); start vLLM with --limit-mm-per-prompt '{"image": N}' (older builds default to 1), or use a task whose unit sends fewer pages (unit page, or max_pages)`);
     }
+    // vLLM from late 2024 to late 2025: this X-Request-Id is still running there (a unit sent again while its first send is aborted). Not the unit's fault: sent again, under another id.
+    if (/\bRequest id \S+ already running/i.test(parsed.message)) return make('ENGINE_BUSY', `engine refused a request id still running there (${status}): ${said}`);
     if (status === 413) {
       // Seldom the engine itself (vLLM has no body limit): a proxy in front of it.
       return make(

@@ -259,6 +259,13 @@ export const ERROR_SHAPES: Shape[] = [
     body: { error: { code: 402, message: 'Insufficient credits. Add more using https://openrouter.ai/settings/credits' } },
     code: 'ENGINE_QUOTA',
   },
+  {
+    // vLLM from late 2024 to late 2025: a request whose X-Request-Id is still running there (a unit sent again while its first send is being aborted).
+    name: 'older vLLM 400 request id already running',
+    status: 400,
+    body: flat('Request id chatcmpl-d0a1-1-3 already running.', 'BadRequestError', 400),
+    code: 'ENGINE_BUSY',
+  },
   { name: '429 from an overloaded server (no limit named)', status: 429, body: nested('server overloaded, try later', 'ServiceUnavailableError', 429), code: 'ENGINE_BUSY' },
   {
     name: '400 image to a text-only vLLM model',
