@@ -15,13 +15,13 @@
  * an endpoint that takes temperature or top_p but not both: top_p goes (the retries rise the
  * temperature). And structured output: an endpoint that refuses `response_format` json_schema
  * (older vLLM, servers that take only json_object, or none) is asked the next way it may take
- * (structured-fallback.ts); one that takes the field and ignores it is found by its answers
+ * (structured-fallback.ts); one that takes json_object only when the messages say JSON is told to answer in JSON; one that takes the field and ignores it is found by its answers
  * (`answeredInProse`); one that refuses the task's schema in strict mode (OpenAI's strict subset:
  * "Invalid schema for response_format ...") is sent the same schema without `strict`. Anything else refused stays BAD_REQUEST; a context-length refusal is
  * the worker's to fit (src/infer/context-room.ts).
  */
 import { parseErrorBody } from './classify.ts';
-import { bodyInMode, looksLikeJson, modeOf, MODE_WORDS, PROSE_LIMIT, strictRefusal, STRUCTURED_MODES, structuredRefusal, withoutStrict, type StructuredMode } from './structured-fallback.ts';
+import { bodyInMode, jsonWordRefusal, looksLikeJson, modeOf, MODE_WORDS, PROSE_LIMIT, strictRefusal, STRUCTURED_MODES, structuredRefusal, withJsonWord, withoutStrict, type StructuredMode } from './structured-fallback.ts';
 
 /** What one model takes: the cap's name, the sampling settings it refuses, how it takes structured output. */
 export interface ModelParams {
@@ -33,6 +33,8 @@ export interface ModelParams {
   structured: StructuredMode;
   /** A json_schema is sent without `strict`: the endpoint refused the task's schema in strict mode. */
   notStrict: boolean;
+  /** A json_object request's messages must say JSON: the instruction is added where they do not. */
+  jsonWord: boolean;
   /** The structured-output rung was said in the log (once a request on it was answered). */
   structuredSaid: boolean;
   /** Answers in a row to structured requests that were not JSON at all (structured-fallback.ts PROSE_LIMIT). */
@@ -40,13 +42,13 @@ export interface ModelParams {
 }
 
 export function newModelParams(): ModelParams {
-  return { completionTokens: false, dropped: new Set(), maxOutput: null, structured: 'json_schema', notStrict: false, structuredSaid: false, proseAnswers: 0 };
+  return { completionTokens: false, dropped: new Set(), maxOutput: null, structured: 'json_schema', notStrict: false, jsonWord: false, structuredSaid: false, proseAnswers: 0 };
 }
 
 /** Sampling settings the endpoint may refuse and has a default for: sent without, the model samples its own way. */
 const DROPPABLE = new Set(['temperature', 'top_p']);
 
-export type ParamFix = { kind: 'rename' } | { kind: 'drop'; param: string } | { kind: 'cap'; tokens: number } | { kind: 'notStrict' } | { kind: 'structured'; mode: StructuredMode };
+export type ParamFix = { kind: 'rename' } | { kind: 'drop'; param: string } | { kind: 'cap'; tokens: number } | { kind: 'notStrict' } | { kind: 'jsonWord' } | { kind: 'structured'; mode: StructuredMode };
 
 /** A model's cap on its replies, as endpoints word it (never a context length: that names input tokens). */
 const OUTPUT_CAP = [
@@ -72,6 +74,7 @@ export function paramFix(status: number, text: string, body: Record<string, unkn
   const named = param ?? /^Unsupported (?:value|parameter): '([a-z_]+)'/i.exec(message)?.[1];
   if (named && DROPPABLE.has(named) && named in body && /unsupported|not supported|only the default/i.test(message)) return { kind: 'drop', param: named };
   if (strictRefusal(status, message, body)) return { kind: 'notStrict' };
+  if (jsonWordRefusal(status, message, body)) return { kind: 'jsonWord' };
   const mode = structuredRefusal(status, message, param, body);
   return mode === null ? null : { kind: 'structured', mode };
 }
@@ -81,6 +84,7 @@ export function applyParams(base: Readonly<Record<string, unknown>>, params: Mod
   if (!params) return { ...base };
   let body = bodyInMode(base, params.structured);
   if (params.notStrict) body = withoutStrict(body);
+  if (params.jsonWord) body = withJsonWord(body);
   if (params.completionTokens && 'max_tokens' in body) {
     body.max_completion_tokens = body.max_tokens;
     delete body.max_tokens;
@@ -108,6 +112,11 @@ export function learn(params: ModelParams, fix: ParamFix, model: string, body: R
     if (params.notStrict) return null;
     params.notStrict = true;
     return `${model} refuses the task's JSON Schema in strict mode (response_format json_schema, strict: true): it is sent without strict from now on (the endpoint then guides the answer by the schema without guaranteeing it); answers are still validated against the task's schema`;
+  }
+  if (fix.kind === 'jsonWord') {
+    if (params.jsonWord) return null;
+    params.jsonWord = true;
+    return `${model} takes response_format json_object only when the messages say JSON: a request whose prompt does not gets the instruction to answer in JSON added from now on`;
   }
   if (fix.kind === 'cap') {
     if (params.maxOutput !== null && params.maxOutput <= fix.tokens) return null;

@@ -18,7 +18,9 @@
  * validated against the task's schema before it counts (src/task/answer.ts).
  *
  * Before any rung: a `strict: true` json_schema refused because the schema is outside the
- * endpoint's strict subset (OpenAI, Azure) goes again without `strict` (`strictRefusal`).
+ * endpoint's strict subset (OpenAI, Azure) goes again without `strict` (`strictRefusal`); a
+ * json_object refused because the messages never say JSON (OpenAI, Groq) goes again with the
+ * instruction to answer in JSON (`jsonWordRefusal`).
  *
  * The instruction that puts a schema into a prompt is written here, once, for SCHEMA_IN_PROMPT
  * (src/task/request.ts) and for these fallbacks alike.
@@ -110,6 +112,21 @@ export function withoutStrict(body: Record<string, unknown>): Record<string, unk
   if (format?.type !== 'json_schema' || !('strict' in format.json_schema)) return body;
   const { strict: _, ...schema } = format.json_schema;
   return { ...body, response_format: { ...format, json_schema: schema } };
+}
+
+/**
+ * Whether a refusal is OpenAI's (and Groq's) rule for json_object: "'messages' must contain the
+ * word 'json' in some form, to use 'response_format' of type 'json_object'" (a schema-less JSON
+ * task whose prompt does not say JSON). The request goes again with the JSON instruction added.
+ */
+export function jsonWordRefusal(status: number, message: string, body: Readonly<Record<string, unknown>>): boolean {
+  return status === 400 && (body.response_format as { type?: unknown } | undefined)?.type === 'json_object' && /must contain the word .?json/i.test(message);
+}
+
+/** A json_object request whose messages never say JSON, with the instruction to answer in JSON added (the body as is otherwise). */
+export function withJsonWord(body: Record<string, unknown>): Record<string, unknown> {
+  if ((body.response_format as { type?: unknown } | undefined)?.type !== 'json_object' || /json/i.test(JSON.stringify(body.messages))) return body;
+  return { ...body, messages: withInstruction(body.messages as ChatMessage[], schemaInstruction({ type: 'json_object' })) };
 }
 
 /**

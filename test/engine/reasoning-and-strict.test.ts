@@ -1,5 +1,5 @@
 /**
- * Two things OpenAI-compatible servers do that vLLM with its defaults does not, met over real
+ * What OpenAI-compatible servers do that vLLM with its defaults does not, met over real
  * HTTP (a node:http server on port 0):
  *
  * - a reasoning model served without a reasoning parser (vLLM or SGLang without
@@ -10,8 +10,10 @@
  * - OpenAI (and Azure, and gateways in front of them) refuse a `strict: true` json_schema whose
  *   schema is not in their strict subset ("Invalid schema for response_format 'x': In
  *   context=(), 'additionalProperties' is required to be supplied and to be false."): the request
- *   goes again at once with `strict: false` (the schema is still sent; answers are validated
- *   against it), remembered for the model, said once.
+ *   goes again at once without `strict` (the schema is still sent; answers are validated
+ *   against it), remembered for the model, said once;
+ * - OpenAI and Groq refuse json_object when the messages never say JSON: the instruction to answer
+ *   with one JSON object is added, json_object kept.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { EngineClient, EngineError, type ChatRequest } from '../../src/engine/client.ts';
@@ -116,5 +118,28 @@ describe("an endpoint that refuses a strict json_schema outside its strict subse
     expect(err).toBeInstanceOf(EngineError);
     expect(err.code).toBe('BAD_REQUEST');
     expect(bodies).toHaveLength(2);
+  });
+});
+
+describe("an endpoint that takes json_object only when the messages say JSON (OpenAI, Groq)", () => {
+  const refusal = { error: { message: "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.", type: 'invalid_request_error', param: 'messages', code: null } };
+  const ask: ChatRequest = { messages: [{ role: 'user', content: [{ type: 'text', text: 'Give the key facts of this page.' }] }], maxTokens: 200, temperature: 0, responseFormat: { type: 'json_object' } };
+
+  it('a schema-less JSON task whose prompt does not say JSON: asked again at once with the instruction, json_object kept, remembered', async () => {
+    const bodies: Array<{ response_format?: unknown; messages: unknown }> = [];
+    server = await startScripted((_req, res, seen) => {
+      const body = JSON.parse(seen.body) as { response_format?: unknown; messages: unknown };
+      bodies.push(body);
+      if (!/json/i.test(JSON.stringify(body.messages))) return json(res, 400, refusal);
+      return json(res, 200, completion('{"facts": ["a"]}'));
+    });
+    const said: string[] = [];
+    client = new EngineClient({ url: server.url, model: 'gpt-4o-mini', onParamsChanged: (s) => said.push(s) });
+    expect((await client.chat(ask)).text).toBe('{"facts": ["a"]}');
+    expect((await client.chat(ask)).text).toBe('{"facts": ["a"]}');
+    expect(bodies).toHaveLength(3);
+    for (const b of bodies) expect(b.response_format).toEqual({ type: 'json_object' });
+    expect(JSON.stringify(bodies[1]!.messages)).toContain('Answer with one JSON object and nothing else');
+    expect(said).toHaveLength(1);
   });
 });
