@@ -334,7 +334,8 @@ export function classifyEngineResponse(
     const location = Array.isArray(raw) ? String(raw[0]) : typeof raw === 'string' ? raw : '(no Location)';
     return make('ENGINE_UNSUPPORTED', `engine redirects to ${location} (${status}): docbatch does not follow redirects (a redirected POST can lose its body); set ENGINE_URL to where it points`);
   }
-  if (status >= 500) return make('ENGINE_ERROR', `engine failed (${status}): ${said}`);
+  // 424: TGI's "Request failed during generation: Server error: ..." (its own fault, not the request's).
+  if (status >= 500 || status === 424) return make('ENGINE_ERROR', `engine failed (${status}): ${said}`);
   if (status >= 400) return make('BAD_REQUEST', `engine rejected the request (${status}): ${said}`);
   return make('ENGINE_ERROR', `engine answered an unexpected ${status}: ${said}`);
 }

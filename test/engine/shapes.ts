@@ -273,6 +273,14 @@ export const ERROR_SHAPES: Shape[] = [
     body: nested('Qwen2ForCausalLM is not a multimodal model', 'BadRequestError', 400),
     code: 'MODEL_NO_IMAGES',
   },
+  {
+    // TGI: a generation that failed in the server (a shard's transport, an exception): its fault, not the request's.
+    name: 'TGI 424 generation failed',
+    status: 424,
+    body: { error: 'Request failed during generation: Server error: transport error', error_type: 'generation' },
+    code: 'ENGINE_ERROR',
+    message: 'Request failed during generation',
+  },
   { name: '500 plain text', status: 500, body: 'Internal Server Error', code: 'ENGINE_ERROR', message: 'Internal Server Error' },
   {
     name: '502 HTML from a proxy',
