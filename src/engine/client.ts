@@ -54,8 +54,8 @@ const DEFAULTS = {
   maxResponseBytes: 64 * 1024 * 1024,
 };
 
-/** Resends of one chat request for settings the endpoint refused: the cap's name, the cap, two sampling settings, strict json_schema, the word JSON, three rungs of structured output, and an answer in prose to a field the endpoint ignores. */
-const MAX_RESENDS = 10;
+/** Resends of one chat request for settings the endpoint refused: the cap's name, the cap, two sampling settings, temperature 0, strict json_schema, the word JSON, three rungs of structured output, and an answer in prose to a field the endpoint ignores. */
+const MAX_RESENDS = 11;
 
 export interface ChatHooks {
   /** Runs before the request is sent again for a setting the endpoint refused (not before the first send). */
@@ -200,7 +200,7 @@ export class EngineClient {
     const headers: Record<string, string> = {};
     if (request.requestId !== undefined) headers['x-request-id'] = request.requestId;
     // At most one resend per setting the endpoint can refuse (the cap's name, the cap,
-    // temperature, top_p, strict json_schema, the word JSON, and each rung of structured output down to the schema in the prompt).
+    // temperature, top_p, temperature 0, strict json_schema, the word JSON, and each rung of structured output down to the schema in the prompt).
     /** Tokens of answers in prose sent again (below), for a caller without `hooks.onUnreturned`: the answer returned carries them. */
     let resentUsage: TokenCounts | null = null;
     for (let pass = 0; ; pass++) {
