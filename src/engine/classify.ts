@@ -283,9 +283,9 @@ export function classifyEngineResponse(
     const limited = parsed.type === 'rate_limit_exceeded' || RATE_LIMIT.test(text) || base.retryAfterMs !== undefined || hasRateLimitHeaders(headers);
     return limited ? make('ENGINE_RATE_LIMITED', `endpoint rate limit (429): ${said}`) : make('ENGINE_BUSY', `engine is overloaded (429): ${said}`);
   }
-  if (status === 503) {
-    return BUSY.test(parsed.message)
-      ? make('ENGINE_BUSY', `engine is overloaded (503): ${said}`)
+  if (status === 503 || status === 529) {
+    return BUSY.test(parsed.message) || status === 529 // 529: Anthropic's (and others') "Overloaded"
+      ? make('ENGINE_BUSY', `engine is overloaded (${status}): ${said}`)
       : make('ENGINE_DOWN', `engine unavailable (503)${parsed.message ? `: ${parsed.message}` : ''}`);
   }
   // A reverse proxy in front of an engine that is restarting or stuck.

@@ -281,6 +281,13 @@ export const ERROR_SHAPES: Shape[] = [
     code: 'ENGINE_ERROR',
     message: 'Request failed during generation',
   },
+  {
+    // Anthropic's API (and its OpenAI-compatible route) overloaded: wait and send again, as a 503 "overloaded".
+    name: 'Anthropic 529 overloaded',
+    status: 529,
+    body: { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } },
+    code: 'ENGINE_BUSY',
+  },
   { name: '500 plain text', status: 500, body: 'Internal Server Error', code: 'ENGINE_ERROR', message: 'Internal Server Error' },
   {
     name: '502 HTML from a proxy',
