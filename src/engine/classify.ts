@@ -217,7 +217,7 @@ export function parseContextOverflow(message: string): ContextOverflow {
       /max_model_len=(?:max_total_tokens=)?(\d+)/i,
       /max_model_len[^\d]{0,10}(\d+)/i,
       /`?max_new_tokens`? must be <= (\d+)/i,
-      /context size \((\d+) tokens?\)/i,
+      /context size \((\d+) tokens?\)/i, /`?inputs`? must have less than (\d+) tokens/i, // the last: TGI's input limit
     ),
     promptTokens: first(
       // Not vLLM's "(more than N characters, which is the upper bound for M input tokens)": a bound, not the prompt.
@@ -231,7 +231,7 @@ export function parseContextOverflow(message: string): ContextOverflow {
       /input \((\d+) tokens?\)/i,
       /messages resulted in (\d+) tokens/i,
       /Given: (\d+) `?inputs`? tokens/i,
-      /request \((\d+) tokens?\)/i,
+      /request \((\d+) tokens?\)/i, /must have less than \d+ tokens\. Given: (\d+)/i,
     ),
     maxTokens: first(
       /requested (\d+) output tokens/i,

@@ -162,6 +162,14 @@ export const ERROR_SHAPES: Shape[] = [
     context: { maxContextLength: 4096, promptTokens: 4000, maxTokens: 512 },
   },
   {
+    // The prompt alone over TGI's --max-input-tokens: the numbers say no max_tokens helps (a page unit is rendered smaller).
+    name: 'TGI 422 inputs over the input limit',
+    status: 422,
+    body: { error: 'Input validation error: `inputs` must have less than 4095 tokens. Given: 5120', error_type: 'validation' },
+    code: 'CONTEXT_TOO_LONG',
+    context: { maxContextLength: 4095, promptTokens: 5120, maxTokens: null },
+  },
+  {
     name: 'llama.cpp 400 request over the context size',
     status: 400,
     body: { error: { code: 400, message: 'request (5000 tokens) exceeds the available context size (4096 tokens), try increasing it', type: 'exceed_context_size_error', n_prompt_tokens: 5000, n_ctx: 4096 } },
