@@ -172,7 +172,8 @@ const BUSY = /busy|queue is full|too many (?:pending |concurrent )?requests|over
 const CONTEXT =
   /maximum context length|context length|context window|context size|maximum model length|max_model_len|context_length_exceeded|prompt is too long|longer than the maximum|`?max_new_tokens`? must be <=|`?inputs`? must have less than|exceeds the maximum allowed length/i;
 const MODEL = /\bmodel\b/i;
-const QUOTA = /insufficient_quota|exceeded your current quota|quota (?:exceeded|exhausted)|billing/i;
+/** A quota, a gateway's budget (LiteLLM: "Budget has been exceeded!", "over budget", type budget_exceeded) or prepaid credits spent. */
+const QUOTA = /insufficient_quota|exceeded your current quota|quota (?:exceeded|exhausted)|billing|budget(?:_| has been )exceeded|exceeded (?:the )?budget|over budget|insufficient (?:credits|balance|funds)/i;
 const RATE_LIMIT = /rate.?limit|too many requests|requests per min|tokens per min|\bRPM\b|\bTPM\b/i;
 /** A hosted endpoint's content filter refusing the prompt (Azure OpenAI: code `content_filter`, "... content management policy"). */
 const CONTENT_FILTER = /content management policy|content_filter|content filter|ResponsibleAIPolicyViolation/i;
@@ -216,7 +217,7 @@ export function parseContextOverflow(message: string): ContextOverflow {
       /max_model_len=(?:max_total_tokens=)?(\d+)/i,
       /max_model_len[^\d]{0,10}(\d+)/i,
       /`?max_new_tokens`? must be <= (\d+)/i,
-      /context size \((\d+) tokens?\)/i,
+      /context size \((\d+) tokens?\)/i, /`?inputs`? must have less than (\d+) tokens/i, // the last: TGI's input limit
     ),
     promptTokens: first(
       // Not vLLM's "(more than N characters, which is the upper bound for M input tokens)": a bound, not the prompt.
@@ -230,7 +231,7 @@ export function parseContextOverflow(message: string): ContextOverflow {
       /input \((\d+) tokens?\)/i,
       /messages resulted in (\d+) tokens/i,
       /Given: (\d+) `?inputs`? tokens/i,
-      /request \((\d+) tokens?\)/i,
+      /request \((\d+) tokens?\)/i, /must have less than \d+ tokens\. Given: (\d+)/i,
     ),
     maxTokens: first(
       /requested (\d+) output tokens/i,
@@ -273,27 +274,25 @@ export function classifyEngineResponse(
   if (dead) {
     return make('ENGINE_DOWN', `engine died (${status}): ${said}`, { engineDead: true });
   }
+  // Not transient: 402 Payment Required (OpenRouter's credits), or a 429 or 400 saying so (a LiteLLM budget).
+  if (status === 402 || ((status === 429 || status === 400) && QUOTA.test(text))) return make('ENGINE_QUOTA', `endpoint quota spent (${status}): ${said}`);
   if (status === 429) {
-    if (QUOTA.test(text)) return make('ENGINE_QUOTA', `endpoint quota spent (429): ${said}`);
     base.retryAfterMs ??= rateResetMs(headers);
     // A paid or shared endpoint's limiter (it says so, or tells when to come back) versus an
     // overloaded server: the first waits as told and never fails a unit.
     const limited = parsed.type === 'rate_limit_exceeded' || RATE_LIMIT.test(text) || base.retryAfterMs !== undefined || hasRateLimitHeaders(headers);
     return limited ? make('ENGINE_RATE_LIMITED', `endpoint rate limit (429): ${said}`) : make('ENGINE_BUSY', `engine is overloaded (429): ${said}`);
   }
-  if (status === 503) {
-    return BUSY.test(parsed.message)
-      ? make('ENGINE_BUSY', `engine is overloaded (503): ${said}`)
+  if (status === 503 || status === 529) {
+    return BUSY.test(parsed.message) || status === 529 // 529: Anthropic's (and others') "Overloaded"
+      ? make('ENGINE_BUSY', `engine is overloaded (${status}): ${said}`)
       : make('ENGINE_DOWN', `engine unavailable (503)${parsed.message ? `: ${parsed.message}` : ''}`);
   }
   // A reverse proxy in front of an engine that is restarting or stuck.
   if (status === 502) return make('ENGINE_DOWN', `engine unreachable behind a proxy (502): ${said}`);
   if (status === 504 || status === 408) return make('ENGINE_TIMEOUT', `engine timed out (${status}): ${said}`);
   if (status === 401 || status === 403) {
-    return make(
-      'ENGINE_UNAUTHORIZED',
-      `engine refused the credentials (${status}: ${said}); check ENGINE_API_KEY against the server's --api-key`,
-    );
+    return make('ENGINE_UNAUTHORIZED', `engine refused the credentials (${status}: ${said}); check ENGINE_API_KEY against the server's --api-key`);
   }
   if (status === 404) {
     // A model message (vLLM's "The model `x` does not exist.", Ollama's "model \"x\" not found")
@@ -315,11 +314,10 @@ export function classifyEngineResponse(
     if (NO_IMAGES.test(text)) return make('MODEL_NO_IMAGES', `the model takes no images (${status}): ${said}`);
     const images = IMAGE_LIMIT.exec(text);
     if (images) {
-      return make(
-        'BAD_REQUEST',
-        `the engine takes at most ${images[1]} image(s) in one prompt and this request sends more (${status}: ${said}); start vLLM with --limit-mm-per-prompt '{"image": N}' (older builds default to 1), or use a task whose unit sends fewer pages (unit page, or max_pages)`,
-      );
+      return make('BAD_REQUEST', `the engine takes at most ${images[1]} image(s) in one prompt and this request sends more (${status}: ${said}); start vLLM with --limit-mm-per-prompt '{"image": N}' (older builds default to 1), or use a task whose unit sends fewer pages (unit page, or max_pages)`);
     }
+    // vLLM from late 2024 to late 2025: this X-Request-Id is still running there (a unit sent again while its first send is aborted). Not the unit's fault: sent again, under another id.
+    if (/\bRequest id \S+ already running/i.test(parsed.message)) return make('ENGINE_BUSY', `engine refused a request id still running there (${status}): ${said}`);
     if (status === 413) {
       // Seldom the engine itself (vLLM has no body limit): a proxy in front of it.
       return make(
@@ -336,7 +334,8 @@ export function classifyEngineResponse(
     const location = Array.isArray(raw) ? String(raw[0]) : typeof raw === 'string' ? raw : '(no Location)';
     return make('ENGINE_UNSUPPORTED', `engine redirects to ${location} (${status}): docbatch does not follow redirects (a redirected POST can lose its body); set ENGINE_URL to where it points`);
   }
-  if (status >= 500) return make('ENGINE_ERROR', `engine failed (${status}): ${said}`);
+  // 424: TGI's "Request failed during generation: Server error: ..." (its own fault, not the request's).
+  if (status >= 500 || status === 424) return make('ENGINE_ERROR', `engine failed (${status}): ${said}`);
   if (status >= 400) return make('BAD_REQUEST', `engine rejected the request (${status}): ${said}`);
   return make('ENGINE_ERROR', `engine answered an unexpected ${status}: ${said}`);
 }

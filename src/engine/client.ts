@@ -13,7 +13,7 @@ import { Pool } from 'undici';
 import { BodyDecodeError, decodeBody } from './body.ts';
 import { jsonBody } from './data-url.ts';
 import { classifyEngineResponse, classifyTransportError, EngineError } from './classify.ts';
-import { carriedError, carriedErrorStatus, readChatCompletion, readModels, readTokenCount } from './responses.ts';
+import { carriedError, carriedErrorStatus, checksEveryModel, readChatCompletion, readModels, readTokenCount } from './responses.ts';
 import { answeredInProse, applyParams, learn, newModelParams, paramFix, structuredAnswered, type ModelParams } from './refused-params.ts';
 import { modeOf } from './structured-fallback.ts';
 import { assembleEventStream, isEventStream } from './sse.ts';
@@ -54,8 +54,8 @@ const DEFAULTS = {
   maxResponseBytes: 64 * 1024 * 1024,
 };
 
-/** Resends of one chat request for settings the endpoint refused: the cap's name, the cap, two sampling settings, three rungs of structured output, and an answer in prose to a field the endpoint ignores. */
-const MAX_RESENDS = 8;
+/** Resends of one chat request for settings the endpoint refused: the cap's name, the cap, two sampling settings, temperature 0, strict json_schema, the word JSON, three rungs of structured output, and an answer in prose to a field the endpoint ignores. */
+const MAX_RESENDS = 11;
 
 export interface ChatHooks {
   /** Runs before the request is sent again for a setting the endpoint refused (not before the first send). */
@@ -200,7 +200,7 @@ export class EngineClient {
     const headers: Record<string, string> = {};
     if (request.requestId !== undefined) headers['x-request-id'] = request.requestId;
     // At most one resend per setting the endpoint can refuse (the cap's name, the cap,
-    // temperature, top_p, and each rung of structured output down to the schema in the prompt).
+    // temperature, top_p, temperature 0, strict json_schema, the word JSON, and each rung of structured output down to the schema in the prompt).
     /** Tokens of answers in prose sent again (below), for a caller without `hooks.onUnreturned`: the answer returned carries them. */
     let resentUsage: TokenCounts | null = null;
     for (let pass = 0; ; pass++) {
@@ -274,8 +274,8 @@ export class EngineClient {
   /**
    * 'up' (200), 'dead' (500/503: vLLM's engine died, or is shutting down), 'unreachable'
    * (refused, reset, timed out, a proxy's 502/504), 'unknown' (anything else). A server without
-   * /health (Ollama), or whose /health is not ours to ask (a gateway's admin-only route: 401,
-   * 403; 400, 405, 501), is asked `GET /v1/models` instead, from then on. Throws ABORTED only.
+   * /health (Ollama), or whose /health is not ours to ask (a gateway's admin-only route: 401, 403; 400, 405, 501;
+   * LiteLLM's, which sends a request to every model: checksEveryModel), is asked `GET /v1/models` instead, from then on. Throws ABORTED only.
    */
   async health(signal?: AbortSignal): Promise<EngineHealth> {
     if (!this.noHealthRoute) {
@@ -288,19 +288,19 @@ export class EngineClient {
   }
 
   private async probeHealth(path: string, signal: AbortSignal | undefined): Promise<EngineHealth | 'missing'> {
-    let status: number;
+    let answer: Answer;
     try {
-      ({ status } = await this.send('GET', path, { timeoutMs: this.options.probeTimeoutMs, signal }));
+      answer = await this.send('GET', path, { timeoutMs: this.options.probeTimeoutMs, signal });
     } catch (err) {
       const code = err instanceof EngineError ? err.code : 'ENGINE_ERROR';
       if (code === 'ABORTED') throw err;
       return code === 'ENGINE_DOWN' || code === 'ENGINE_TIMEOUT' ? 'unreachable' : 'unknown';
     }
-    if (status >= 200 && status < 300) return 'up';
+    const { status } = answer;
+    if (status >= 200 && status < 300) return path === '/health' && checksEveryModel(answer.text) ? 'missing' : 'up';
     if (status === 500 || status === 503) return 'dead';
     if (status === 502 || status === 504) return 'unreachable';
-    if (path === '/health' && [400, 401, 403, 404, 405, 501].includes(status)) return 'missing';
-    if (status === 404) return 'missing';
+    if (status === 404 || (path === '/health' && [400, 401, 403, 405, 501].includes(status))) return 'missing';
     return 'unknown';
   }
 

@@ -13,14 +13,16 @@
  * Anthropic-compatible "max_tokens: N > M, which is the maximum allowed number of output
  * tokens", Groq "`max_tokens` must be less than or equal to `M`"): max_tokens is lowered to it;
  * an endpoint that takes temperature or top_p but not both: top_p goes (the retries rise the
- * temperature). And structured output: an endpoint that refuses `response_format` json_schema
+ * temperature); one that refuses temperature 0 (older TGI: "`temperature` must be strictly
+ * positive") is sent 0.01 instead. And structured output: an endpoint that refuses `response_format` json_schema
  * (older vLLM, servers that take only json_object, or none) is asked the next way it may take
- * (structured-fallback.ts); one that takes the field and ignores it is found by its answers
- * (`answeredInProse`). Anything else refused stays BAD_REQUEST; a context-length refusal is
+ * (structured-fallback.ts); one that takes json_object only when the messages say JSON is told to answer in JSON; one that takes the field and ignores it is found by its answers
+ * (`answeredInProse`); one that refuses the task's schema in strict mode (OpenAI's strict subset:
+ * "Invalid schema for response_format ...") is sent the same schema without `strict`. Anything else refused stays BAD_REQUEST; a context-length refusal is
  * the worker's to fit (src/infer/context-room.ts).
  */
 import { parseErrorBody } from './classify.ts';
-import { bodyInMode, looksLikeJson, modeOf, MODE_WORDS, PROSE_LIMIT, STRUCTURED_MODES, structuredRefusal, type StructuredMode } from './structured-fallback.ts';
+import { bodyInMode, jsonWordRefusal, looksLikeJson, modeOf, MODE_WORDS, PROSE_LIMIT, strictRefusal, STRUCTURED_MODES, structuredRefusal, withJsonWord, withoutStrict, type StructuredMode } from './structured-fallback.ts';
 
 /** What one model takes: the cap's name, the sampling settings it refuses, how it takes structured output. */
 export interface ModelParams {
@@ -30,6 +32,12 @@ export interface ModelParams {
   maxOutput: number | null;
   /** The strongest way of asking for structured output it has not refused. */
   structured: StructuredMode;
+  /** A json_schema is sent without `strict`: the endpoint refused the task's schema in strict mode. */
+  notStrict: boolean;
+  /** A json_object request's messages must say JSON: the instruction is added where they do not. */
+  jsonWord: boolean;
+  /** The lowest temperature sent, once the endpoint refused 0 (it samples always); null until then. */
+  minTemperature: number | null;
   /** The structured-output rung was said in the log (once a request on it was answered). */
   structuredSaid: boolean;
   /** Answers in a row to structured requests that were not JSON at all (structured-fallback.ts PROSE_LIMIT). */
@@ -37,13 +45,13 @@ export interface ModelParams {
 }
 
 export function newModelParams(): ModelParams {
-  return { completionTokens: false, dropped: new Set(), maxOutput: null, structured: 'json_schema', structuredSaid: false, proseAnswers: 0 };
+  return { completionTokens: false, dropped: new Set(), maxOutput: null, structured: 'json_schema', notStrict: false, jsonWord: false, minTemperature: null, structuredSaid: false, proseAnswers: 0 };
 }
 
 /** Sampling settings the endpoint may refuse and has a default for: sent without, the model samples its own way. */
 const DROPPABLE = new Set(['temperature', 'top_p']);
 
-export type ParamFix = { kind: 'rename' } | { kind: 'drop'; param: string } | { kind: 'cap'; tokens: number } | { kind: 'structured'; mode: StructuredMode };
+export type ParamFix = { kind: 'rename' } | { kind: 'drop'; param: string } | { kind: 'cap'; tokens: number } | { kind: 'notStrict' } | { kind: 'jsonWord' } | { kind: 'warm' } | { kind: 'structured'; mode: StructuredMode };
 
 /** A model's cap on its replies, as endpoints word it (never a context length: that names input tokens). */
 const OUTPUT_CAP = [
@@ -52,6 +60,10 @@ const OUTPUT_CAP = [
   /`?max_(?:completion_)?tokens`? must be less than or equal to `?(\d+)`?/i,
 ];
 const EITHER_OR = /`?temperature`? and `?top_p`? cannot both be specified/i;
+/** A temperature of 0 refused: the endpoint samples always (older TGI "`temperature` must be strictly positive", "must be in range (0, +inf)"). */
+const POSITIVE_ONLY = /strictly positive|must be (?:> ?0(?:\.0)?\b|greater than 0|positive)|range \(0(?:\.0)?,/i;
+/** What is sent instead of a temperature of 0 to such an endpoint: as near greedy as it takes. */
+const LOWEST_TEMPERATURE = 0.01;
 
 /** What a 400 answer asks to change in the request, or null when it asks nothing we may change. */
 export function paramFix(status: number, text: string, body: Record<string, unknown>): ParamFix | null {
@@ -66,8 +78,11 @@ export function paramFix(status: number, text: string, body: Record<string, unkn
     if (Number.isInteger(cap) && cap > 0 && cap < asked && !/context length|context window|input tokens/i.test(message)) return { kind: 'cap', tokens: cap };
   }
   if (EITHER_OR.test(message) && 'temperature' in body && 'top_p' in body) return { kind: 'drop', param: 'top_p' };
+  if (typeof body.temperature === 'number' && body.temperature <= 0 && /temperature/i.test(message) && POSITIVE_ONLY.test(message)) return { kind: 'warm' };
   const named = param ?? /^Unsupported (?:value|parameter): '([a-z_]+)'/i.exec(message)?.[1];
   if (named && DROPPABLE.has(named) && named in body && /unsupported|not supported|only the default/i.test(message)) return { kind: 'drop', param: named };
+  if (strictRefusal(status, message, body)) return { kind: 'notStrict' };
+  if (jsonWordRefusal(status, message, body)) return { kind: 'jsonWord' };
   const mode = structuredRefusal(status, message, param, body);
   return mode === null ? null : { kind: 'structured', mode };
 }
@@ -75,7 +90,10 @@ export function paramFix(status: number, text: string, body: Record<string, unkn
 /** The request body as a model takes it (a new object; `base` is the request as built). */
 export function applyParams(base: Readonly<Record<string, unknown>>, params: ModelParams | undefined): Record<string, unknown> {
   if (!params) return { ...base };
-  const body = bodyInMode(base, params.structured);
+  let body = bodyInMode(base, params.structured);
+  if (params.notStrict) body = withoutStrict(body);
+  if (params.jsonWord) body = withJsonWord(body);
+  if (params.minTemperature !== null && typeof body.temperature === 'number' && body.temperature < params.minTemperature) body.temperature = params.minTemperature;
   if (params.completionTokens && 'max_tokens' in body) {
     body.max_completion_tokens = body.max_tokens;
     delete body.max_tokens;
@@ -98,6 +116,21 @@ export function learn(params: ModelParams, fix: ParamFix, model: string, body: R
     // Said once the model answers on a rung (answered), not per refusal on the way down.
     if (STRUCTURED_MODES.indexOf(fix.mode) > STRUCTURED_MODES.indexOf(params.structured)) params.structured = fix.mode;
     return null;
+  }
+  if (fix.kind === 'notStrict') {
+    if (params.notStrict) return null;
+    params.notStrict = true;
+    return `${model} refuses the task's JSON Schema in strict mode (response_format json_schema, strict: true): it is sent without strict from now on (the endpoint then guides the answer by the schema without guaranteeing it); answers are still validated against the task's schema`;
+  }
+  if (fix.kind === 'warm') {
+    if (params.minTemperature !== null) return null;
+    params.minTemperature = LOWEST_TEMPERATURE;
+    return `${model} refuses temperature 0 (it always samples): ${LOWEST_TEMPERATURE} is sent for it from now on, as near greedy as it takes`;
+  }
+  if (fix.kind === 'jsonWord') {
+    if (params.jsonWord) return null;
+    params.jsonWord = true;
+    return `${model} takes response_format json_object only when the messages say JSON: a request whose prompt does not gets the instruction to answer in JSON added from now on`;
   }
   if (fix.kind === 'cap') {
     if (params.maxOutput !== null && params.maxOutput <= fix.tokens) return null;

@@ -9,6 +9,7 @@
  */
 import { parseJsonLenient } from './body.ts';
 import { classifyEngineResponse, EngineError } from './classify.ts';
+import { splitInlineReasoning } from './inline-reasoning.ts';
 import { reportedCount } from '../usage.ts';
 import type { ChatResult, ChatUsage, ModelInfo } from './types.ts';
 
@@ -72,6 +73,7 @@ export function carriedErrorStatus(text: string): number | null {
   }
   const words = [source.type, source.code, source.message, typeof body.error === 'string' ? body.error : undefined].filter((w) => typeof w === 'string').join(' ');
   if (/context_length_exceeded|context length|context window|max_model_len|prompt is too long/i.test(words)) return 400;
+  if (/budget(?:_| has been )exceeded|exceeded (?:the )?budget|over budget|insufficient (?:credits|balance|funds)/i.test(words)) return 402;
   if (/insufficient_quota|rate.?limit|too many requests/i.test(words)) return 429;
   if (/not_?found|does not exist/i.test(words)) return 404;
   if (/unauthori[sz]ed|authentication|invalid_api_key|incorrect api key/i.test(words)) return 401;
@@ -157,6 +159,9 @@ export function readChatCompletion(
   const finishReason = typeof choice?.finish_reason === 'string' ? choice.finish_reason : null;
   let content = contentText(message?.content);
   if (content === null || content.trim() === '') content = toolCallText(message) ?? content;
+  // Thinking inline (a server without a reasoning parser): the answer is what follows it.
+  const inline = content === null ? null : splitInlineReasoning(content);
+  if (inline) content = inline.answer;
   // vLLM finishes a request it aborted itself (paused, draining, shutting down) with whatever
   // text it had: partial, and no fault of the request. Down: wait for /health, send again.
   if (finishReason === 'content_filter') {
@@ -173,8 +178,9 @@ export function readChatCompletion(
   }
   if (content === null || content.trim() === '') {
     // A reasoning model (vLLM --reasoning-parser) whose thinking used the answer's room.
-    const reasoning = (contentText(message?.reasoning_content) ?? contentText(message?.reasoning) ?? '').trim();
-    let note = reasoning ? `; the model wrote ${reasoning.length} characters of reasoning (reasoning_content) and no answer` : '';
+    const reasoning = (contentText(message?.reasoning_content) ?? contentText(message?.reasoning) ?? inline?.reasoning ?? '').trim();
+    const where = inline && !message?.reasoning_content && !message?.reasoning ? 'inline in content, between think tags' : 'reasoning_content';
+    let note = reasoning ? `; the model wrote ${reasoning.length} characters of reasoning (${where}) and no answer` : '';
     // OpenAI's structured outputs: a model that declines says so in `refusal`, not in content.
     const refusal = typeof message?.refusal === 'string' ? message.refusal.trim() : '';
     if (refusal) note += `; the model refused: ${JSON.stringify(refusal.length > 300 ? `${refusal.slice(0, 300)}…` : refusal)}`;
@@ -185,6 +191,7 @@ export function readChatCompletion(
   }
   return {
     text: content,
+    ...(inline ? { reasoningChars: inline.reasoning.length } : {}),
     finishReason,
     usage: usageOf(body),
     latencyMs: fallback.latencyMs,
@@ -218,4 +225,20 @@ export function readTokenCount(text: string, status: number): number {
   if (typeof body?.count === 'number') return body.count;
   if (Array.isArray(body?.tokens)) return body.tokens.length;
   throw new EngineError('ENGINE_ERROR', `engine answered /tokenize without a count: ${text.trim().slice(0, 200)}`, { status });
+}
+
+/**
+ * Whether a 2xx `/health` body is a health check of every model behind a gateway rather than a
+ * liveness answer: LiteLLM's proxy answers `GET /health` by sending a request to each configured
+ * model (slow, and paid for on a paid endpoint) and lists `healthy_endpoints` and
+ * `unhealthy_endpoints`. Such a route is no probe to ask every few seconds.
+ */
+export function checksEveryModel(text: string): boolean {
+  if (!text.includes('_endpoints')) return false;
+  try {
+    const body = record(parseJsonLenient(text));
+    return Array.isArray(body?.healthy_endpoints) || Array.isArray(body?.unhealthy_endpoints);
+  } catch {
+    return false;
+  }
 }

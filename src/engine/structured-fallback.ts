@@ -17,6 +17,11 @@
  * all (`looksLikeJson`) move the model to `prompt`. Weaker rungs are safe: every answer is
  * validated against the task's schema before it counts (src/task/answer.ts).
  *
+ * Before any rung: a `strict: true` json_schema refused because the schema is outside the
+ * endpoint's strict subset (OpenAI, Azure) goes again without `strict` (`strictRefusal`); a
+ * json_object refused because the messages never say JSON (OpenAI, Groq) goes again with the
+ * instruction to answer in JSON (`jsonWordRefusal`).
+ *
  * The instruction that puts a schema into a prompt is written here, once, for SCHEMA_IN_PROMPT
  * (src/task/request.ts) and for these fallbacks alike.
  */
@@ -85,6 +90,44 @@ const FIELD: Record<StructuredMode, RegExp> = {
 const REFUSED = /not (?:be )?supported|unsupported|unknown (?:parameter|field|variant|argument)|unrecognized|not permitted|not allowed|extra (?:inputs|fields)|input should be|invalid (?:value|parameter|type)|unknown variant|expected (?:one of|`)|does not support|not available|not implemented/i;
 /** A schema the endpoint's grammar compiler cannot take: the task's schema is the problem, not the field (stays BAD_REQUEST). */
 const SCHEMA_PROBLEM = /grammar|failed to (?:transform|convert|compile)|invalid schema|schema is invalid/i;
+
+/**
+ * Whether a refusal (400, 422) is of a `strict: true` json_schema, not of the schema or the field
+ * (OpenAI, Azure and gateways in front of them take only a subset of JSON Schema in strict mode:
+ * "Invalid schema for response_format 'x': In context=(), 'additionalProperties' is required to be
+ * supplied and to be false."): the same schema goes again without `strict` (the endpoint's
+ * default, false), still json_schema. A schema refused without strict too is the task's problem.
+ */
+export function strictRefusal(status: number, message: string, body: Readonly<Record<string, unknown>>): boolean {
+  if (status !== 400 && status !== 422) return false;
+  const format = body.response_format as ResponseFormat | undefined;
+  if (format?.type !== 'json_schema' || format.json_schema.strict !== true) return false;
+  // Not a grammar compiler's refusal (SCHEMA_PROBLEM): that one refuses the schema in any mode.
+  return /\bstrict\b|invalid_json_schema|Invalid schema for response_format/i.test(message) && !/grammar|failed to (?:transform|convert|compile)/i.test(message);
+}
+
+/** The body with its json_schema sent without `strict` (a new object when it changes). */
+export function withoutStrict(body: Record<string, unknown>): Record<string, unknown> {
+  const format = body.response_format as ResponseFormat | undefined;
+  if (format?.type !== 'json_schema' || !('strict' in format.json_schema)) return body;
+  const { strict: _, ...schema } = format.json_schema;
+  return { ...body, response_format: { ...format, json_schema: schema } };
+}
+
+/**
+ * Whether a refusal is OpenAI's (and Groq's) rule for json_object: "'messages' must contain the
+ * word 'json' in some form, to use 'response_format' of type 'json_object'" (a schema-less JSON
+ * task whose prompt does not say JSON). The request goes again with the JSON instruction added.
+ */
+export function jsonWordRefusal(status: number, message: string, body: Readonly<Record<string, unknown>>): boolean {
+  return status === 400 && (body.response_format as { type?: unknown } | undefined)?.type === 'json_object' && /must contain the word .?json/i.test(message);
+}
+
+/** A json_object request whose messages never say JSON, with the instruction to answer in JSON added (the body as is otherwise). */
+export function withJsonWord(body: Record<string, unknown>): Record<string, unknown> {
+  if ((body.response_format as { type?: unknown } | undefined)?.type !== 'json_object' || /json/i.test(JSON.stringify(body.messages))) return body;
+  return { ...body, messages: withInstruction(body.messages as ChatMessage[], schemaInstruction({ type: 'json_object' })) };
+}
 
 /**
  * The rung a refused request falls to, when the refusal (400, 422, 501) says the endpoint does

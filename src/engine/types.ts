@@ -64,7 +64,7 @@ export interface ChatResult {
   model: string;
   /** The server's response id (`chatcmpl-...`). */
   id: string;
-  /** An empty answer's reasoning (`reasoning_content`, `reasoning`): its length in characters, when the model wrote only that. */
+  /** The answer's reasoning, its length in characters: an empty answer's `reasoning_content` (`reasoning`), or thinking written inline before the answer (inline-reasoning.ts). */
   reasoningChars?: number;
 }
 

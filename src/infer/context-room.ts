@@ -85,6 +85,18 @@ export async function roomFrom(err: DocbatchError, client: EngineClient, prepare
   return room;
 }
 
+/**
+ * Whether a CONTEXT_TOO_LONG says the prompt alone leaves no room in the context (less than the
+ * 16 tokens roomFrom asks for), by the engine's own count of it: then no max_tokens helps, and only
+ * a smaller prompt (its pages rendered smaller) may fit. False when the refusal does not count
+ * the prompt (a lower bound, or no number): it may be max_tokens that did not fit.
+ */
+export function promptAloneTooLong(err: DocbatchError): boolean {
+  if (!(err instanceof EngineError) || err.code !== 'CONTEXT_TOO_LONG' || !err.context) return false;
+  const { maxContextLength, promptTokens } = err.context;
+  return maxContextLength !== null && promptTokens !== null && maxContextLength - promptTokens < 16;
+}
+
 /** The prompt's tokens as the engine counts them (`/tokenize`); null when it cannot say (no such route, an error). */
 async function countPrompt(client: EngineClient, prepared: Prepared, signal: AbortSignal, log: Logger): Promise<number | null> {
   try {

@@ -6,6 +6,9 @@
  * - shrink (out of memory, an engine death): halve the window, wait for /health, send again; a
  *   unit that runs out of memory alone at window 1 is rendered smaller (1288 → 1024 → 768 px by
  *   default) and finally fails with ENGINE_OOM;
+ * - a context-length refusal: asked again within the room it names when only max_tokens did not
+ *   fit (context-room.ts); a unit whose prompt alone is longer than the context is rendered
+ *   smaller the same way (render-ladder.ts), and fails with CONTEXT_TOO_LONG at the last size;
  * - wait (down, busy, rate limited): pause intake and wait for /health, or back off, and send
  *   again. A worker whose engine stays down past `releaseAfterMs` hands the unit back to the
  *   queue (no attempt used) so a healthy worker takes it;
@@ -39,7 +42,11 @@ import type { Engine, EngineSet } from './engine.ts';
 import type { Ticket } from './gate.ts';
 import type { RatePass } from './rate-limit.ts';
 import type { Prepared } from './units.ts';
-import { fitMaxTokens, maxTokensLimit, roomFrom, type MaxTokensLimit } from './context-room.ts';
+import { fitMaxTokens, maxTokensLimit, promptAloneTooLong, roomFrom, type MaxTokensLimit } from './context-room.ts';
+import { RenderLadder } from './render-ladder.ts';
+import { FinalUnitError, ReleaseUnit } from './unit-errors.ts';
+
+export { FinalUnitError, ReleaseUnit } from './unit-errors.ts';
 
 export { fitMaxTokens } from './context-room.ts';
 
@@ -82,22 +89,6 @@ const SUSPECT_AFTER_OUTAGES = 3;
 /** Outages while alone at the engine after which a suspect is taken for the cause. */
 const MAX_SOLO_OUTAGES = 2;
 
-/** The unit fails for good with this code, whatever the code's usual action (a unit refused 10 times). */
-export class FinalUnitError extends DocbatchError {
-  constructor(code: DocbatchError['code'], message: string, options: { cause?: unknown } = {}) {
-    super(code, message, options);
-    this.name = 'FinalUnitError';
-  }
-}
-
-/** Thrown when a unit should go back to the queue unchanged (no attempt used). */
-export class ReleaseUnit extends DocbatchError {
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super('ENGINE_DOWN', message, options);
-    this.name = 'ReleaseUnit';
-  }
-}
-
 /** The client's EMPTY_OUTPUT as a reply with no text (its finish_reason and reasoning read back from the message). */
 function emptyAnswer(err: EngineError, latencyMs: number, model: string | undefined): ChatResult {
   const finish = /finish_reason "([^"]+)"/.exec(err.message)?.[1] ?? null;
@@ -113,7 +104,8 @@ export class UnitSender {
   private readonly parts: DispatchParts;
   private readonly prepareAt: (longestSide: number | null) => Promise<Prepared>;
   private readonly requestId: string;
-  private sizes: number[];
+  /** Smaller renders left to try (a page or document unit): after an OOM alone, or a prompt longer than the context. */
+  private readonly ladder: RenderLadder;
   private current: Prepared | null = null;
   private sends = 0;
   private drops = 0;
@@ -136,7 +128,7 @@ export class UnitSender {
     this.parts = parts;
     this.prepareAt = prepareAt;
     this.requestId = meta.requestId;
-    this.sizes = meta.isPage ? [...parts.oomSizes] : [];
+    this.ladder = new RenderLadder(meta.isPage ? parts.oomSizes : []);
   }
 
   /**
@@ -310,18 +302,23 @@ export class UnitSender {
             monitor.reportDown(err.message, true);
           }
           if (aloneAtOne && err.code === 'ENGINE_OOM') {
-            const next = this.sizes.find((s) => s < (prepared.imageSize ?? Infinity));
-            if (next === undefined) {
+            const next = this.ladder.take(prepared.imageSize);
+            if (next === null) {
               throw new DocbatchError('ENGINE_OOM', `out of memory even alone at window 1${prepared.imageSize ? ` and ${prepared.imageSize} px` : ''}: ${err.message}`, { cause: err });
             }
-            this.sizes = this.sizes.filter((s) => s < next);
             log.warn({ imageSize: next }, 'unit runs out of memory alone; rendering it smaller');
             prepared = this.current = await this.prepareAt(next);
           }
           continue;
         }
         const room = await roomFrom(err, engine.client, prepared, signal, log);
-        if (room !== null && (roomLeft === null || room < roomLeft)) {
+        // The prompt itself does not fit the context, by the engine's count: its pages are what is large.
+        const smaller = room === null && prepared.hasImages && promptAloneTooLong(err) ? this.ladder.take(prepared.imageSize) : null;
+        if (smaller !== null) {
+          log.warn({ code: err.code, imageSize: smaller }, "the prompt is longer than the model's context; rendering the unit smaller");
+          prepared = this.current = await this.prepareAt(smaller);
+          roomLeft = null;
+        } else if (room !== null && (roomLeft === null || room < roomLeft)) {
           // Only max_tokens was too large (an engine whose /v1/models gives no max_model_len):
           // the engine said how much room there is; ask again within it.
           roomLeft = room;

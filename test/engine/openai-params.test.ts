@@ -168,3 +168,23 @@ describe('an endpoint that takes temperature or top_p, not both (Anthropic-compa
     expect((await client.chat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 10, temperature: 0.3, topP: 0.9 })).text).toBe('t 0.3 p undefined');
   });
 });
+
+describe('an endpoint that refuses temperature 0 (older TGI, servers that sample always)', () => {
+  it.each([
+    ['TGI 422', 422, { error: 'Input validation error: `temperature` must be strictly positive', error_type: 'validation' }],
+    ['a 400 naming the range', 400, { error: { message: 'Invalid params: temperature must be in range (0, +inf)', type: 'invalid_request_error', param: 'temperature', code: null } }],
+  ])('%s: asked again at once with the lowest temperature it takes (near greedy), remembered', async (_name, status, refusal) => {
+    server = await startScripted((_req, res, seen) => {
+      const body = JSON.parse(seen.body) as Record<string, unknown>;
+      if (typeof body.temperature === 'number' && body.temperature <= 0) return json(res, status, refusal);
+      return json(res, 200, completion(`t ${String(body.temperature)}`));
+    });
+    client = new EngineClient({ url: server.url, model: 'tgi' });
+    const ask = { messages: [{ role: 'user' as const, content: 'Hi' }], maxTokens: 10, temperature: 0 };
+    expect((await client.chat(ask)).text).toBe('t 0.01');
+    expect((await client.chat(ask)).text).toBe('t 0.01');
+    // A temperature the endpoint takes is sent as asked.
+    expect((await client.chat({ ...ask, temperature: 0.4 })).text).toBe('t 0.4');
+    expect(chatBodies(server).map((b) => b.temperature)).toEqual([0, 0.01, 0.01, 0.4]);
+  });
+});

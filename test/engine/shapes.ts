@@ -162,6 +162,14 @@ export const ERROR_SHAPES: Shape[] = [
     context: { maxContextLength: 4096, promptTokens: 4000, maxTokens: 512 },
   },
   {
+    // The prompt alone over TGI's --max-input-tokens: the numbers say no max_tokens helps (a page unit is rendered smaller).
+    name: 'TGI 422 inputs over the input limit',
+    status: 422,
+    body: { error: 'Input validation error: `inputs` must have less than 4095 tokens. Given: 5120', error_type: 'validation' },
+    code: 'CONTEXT_TOO_LONG',
+    context: { maxContextLength: 4095, promptTokens: 5120, maxTokens: null },
+  },
+  {
     name: 'llama.cpp 400 request over the context size',
     status: 400,
     body: { error: { code: 400, message: 'request (5000 tokens) exceeds the available context size (4096 tokens), try increasing it', type: 'exceed_context_size_error', n_prompt_tokens: 5000, n_ctx: 4096 } },
@@ -233,12 +241,60 @@ export const ERROR_SHAPES: Shape[] = [
     body: { error: { message: 'You exceeded your current quota, please check your plan and billing details.', type: 'insufficient_quota', param: null, code: 'insufficient_quota' } },
     code: 'ENGINE_QUOTA',
   },
+  // A gateway's spent budget or a prepaid endpoint's spent credits: not transient either, and no fault of the unit.
+  {
+    name: 'LiteLLM 400 budget exceeded (a key or team budget spent)',
+    status: 400,
+    body: { error: { message: 'Budget has been exceeded! Current cost: 26.075, Max budget: 0.25', type: 'budget_exceeded', param: null, code: '400' } },
+    code: 'ENGINE_QUOTA',
+    message: 'Budget has been exceeded',
+  },
+  {
+    name: 'LiteLLM 400 ExceededBudget (an end user over budget)',
+    status: 400,
+    body: { error: { message: 'ExceededBudget: User=486535c5 over budget. Spend=10.63354472, Budget=10.0', type: 'auth_error', param: 'None', code: '400' } },
+    code: 'ENGINE_QUOTA',
+  },
+  {
+    name: 'LiteLLM 429 budget_exceeded (a per-model budget spent)',
+    status: 429,
+    body: { error: { message: 'LiteLLM User: engineer-1, exceeded budget for model=gpt-4o', type: 'budget_exceeded', param: null, code: '429' } },
+    code: 'ENGINE_QUOTA',
+  },
+  {
+    name: 'OpenRouter 402 insufficient credits',
+    status: 402,
+    body: { error: { code: 402, message: 'Insufficient credits. Add more using https://openrouter.ai/settings/credits' } },
+    code: 'ENGINE_QUOTA',
+  },
+  {
+    // vLLM from late 2024 to late 2025: a request whose X-Request-Id is still running there (a unit sent again while its first send is being aborted).
+    name: 'older vLLM 400 request id already running',
+    status: 400,
+    body: flat('Request id chatcmpl-d0a1-1-3 already running.', 'BadRequestError', 400),
+    code: 'ENGINE_BUSY',
+  },
   { name: '429 from an overloaded server (no limit named)', status: 429, body: nested('server overloaded, try later', 'ServiceUnavailableError', 429), code: 'ENGINE_BUSY' },
   {
     name: '400 image to a text-only vLLM model',
     status: 400,
     body: nested('Qwen2ForCausalLM is not a multimodal model', 'BadRequestError', 400),
     code: 'MODEL_NO_IMAGES',
+  },
+  {
+    // TGI: a generation that failed in the server (a shard's transport, an exception): its fault, not the request's.
+    name: 'TGI 424 generation failed',
+    status: 424,
+    body: { error: 'Request failed during generation: Server error: transport error', error_type: 'generation' },
+    code: 'ENGINE_ERROR',
+    message: 'Request failed during generation',
+  },
+  {
+    // Anthropic's API (and its OpenAI-compatible route) overloaded: wait and send again, as a 503 "overloaded".
+    name: 'Anthropic 529 overloaded',
+    status: 529,
+    body: { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } },
+    code: 'ENGINE_BUSY',
   },
   { name: '500 plain text', status: 500, body: 'Internal Server Error', code: 'ENGINE_ERROR', message: 'Internal Server Error' },
   {

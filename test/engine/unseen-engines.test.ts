@@ -160,13 +160,15 @@ describe('a 200 whose body is an error (some gateways and older servers)', () =>
       { error: { message: 'Rate limit reached for requests', type: 'requests', param: null, code: 'rate_limit_exceeded' } },
       { error: { message: 'You exceeded your current quota', type: 'insufficient_quota', param: null, code: 'insufficient_quota' } },
       { object: 'error', message: "This model's maximum context length is 4096 tokens. However, you requested 512 output tokens and your prompt contains 4000 input tokens", type: 'BadRequestError', param: 'input_tokens', code: 400 },
+      // A gateway's spent budget, no status in the body: not an engine failure (500) to retry.
+      { error: { message: 'Budget has been exceeded! Current cost: 26.075, Max budget: 0.25', type: 'budget_exceeded', param: null } },
     ];
     let n = 0;
     server = await startScripted((_req, res) => json(res, 200, bodies[n++]));
     client = new EngineClient({ url: server.url, model: 'm' });
     const codes: string[] = [];
     for (let i = 0; i < bodies.length; i++) codes.push(await client.chat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 5 }).then(() => 'ok', (e: EngineError) => `${e.code}${e.engineDead ? ' dead' : ''}`));
-    expect(codes).toEqual(['ENGINE_DOWN dead', 'ENGINE_RATE_LIMITED', 'ENGINE_QUOTA', 'CONTEXT_TOO_LONG']);
+    expect(codes).toEqual(['ENGINE_DOWN dead', 'ENGINE_RATE_LIMITED', 'ENGINE_QUOTA', 'CONTEXT_TOO_LONG', 'ENGINE_QUOTA']);
   });
 
   it('a refusal of a setting sent with a 200 is still learnt from: the request goes again as the endpoint asks', async () => {

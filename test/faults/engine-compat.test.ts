@@ -57,6 +57,31 @@ describe('a worker before engines that are not the emulator', () => {
     expect(refused).toBeGreaterThanOrEqual(30);
   }, 120_000);
 
+  it('an older vLLM that refuses a request id still running there (400 "already running"): sent again under another id, every page written', async () => {
+    // vLLM from late 2024 to late 2025 keys its requests by X-Request-Id: a unit sent again while
+    // its first send is still being aborted there (a lock lost, a redelivery) meets this refusal.
+    const ids: string[] = [];
+    fake = await startScripted(async (_req, res, seen) => {
+      const id = String(seen.headers['x-request-id'] ?? '');
+      if (seen.path === '/v1/chat/completions' && id !== 'docbatch-image-probe') {
+        ids.push(id);
+        if (ids.filter((i) => i === id).length === 1 && !/-s\d+$/.test(id)) {
+          return json(res, 400, { object: 'error', message: `Request id chatcmpl-${id} already running.`, type: 'BadRequestError', param: null, code: 400 });
+        }
+      }
+      const r = await fetch(`${p.engine.url}${seen.path}`, { method: seen.method, headers: { 'content-type': 'application/json', 'x-request-id': id }, ...(seen.method === 'POST' ? { body: seen.body } : {}) });
+      const text = await r.text();
+      res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'text/plain' }).end(text);
+    });
+    worker = await p.startWorker({ engineUrl: fake.url });
+    const [docId] = acceptedIds(await p.enqueue([pdf('request-id.pdf', 2, 8)]));
+    const [done] = await p.wait([docId!], 60_000);
+    expect(done!.record).toMatchObject({ state: 'written', done: 2, failed: 0 });
+    // Each page: refused under its id, answered under another.
+    expect(ids.filter((i) => !/-s\d+$/.test(i))).toHaveLength(2);
+    expect(ids.filter((i) => /-s\d+$/.test(i))).toHaveLength(2);
+  }, 60_000);
+
   it("asks again within the room a context-length refusal names, when only max_tokens was too large", async () => {
     const message = (max: number) => `'max_tokens' or 'max_completion_tokens' is too large: ${max}. This model's maximum context length is 2000 tokens and your request has 1700 input tokens (${max} > 2000 - 1700).`;
     scripted = await startScriptedEngine(p.engine.url, (body) => ((body.max_tokens ?? 0) > 300 ? { status: 400, content: message(body.max_tokens!) } : null));

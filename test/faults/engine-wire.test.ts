@@ -7,6 +7,7 @@
  *   compresses): undici's `request` does not decode it;
  * - junk after the JSON (a proxy appending a newline and a comment or a NUL);
  * - answers vLLM finished with "abort" (it aborted them itself: paused, draining, shutting down);
+ * - a reasoning model served without a reasoning parser: its thinking inline before the answer;
  * - a max_tokens too large for the context (the prompt fits), refused in the words and by the
  *   rule of each server: the page is asked again within the room named, and written; a context
  *   only the refusal names is remembered.
@@ -164,6 +165,22 @@ describe('a worker reads what proxies do to the bytes of an answer', () => {
     const [line] = readFileSync(join(p.config.outDir, 'thinking.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { error: { code: string; message: string } });
     expect(line!.error.code).toBe('OUTPUT_TRUNCATED');
     expect(line!.error.message).toMatch(/reasoning_content/);
+  }, 60_000);
+
+  it('a reasoning model served without a reasoning parser (<think>...</think> inline in content): the output holds the answer alone', async () => {
+    let thought = 0;
+    proxy = await startProxy((seen, up) => {
+      if (seen.path !== '/v1/chat/completions' || seen.headers['x-request-id'] === 'docbatch-image-probe') return up;
+      const answer = JSON.parse(up.body.toString('utf8')) as { choices: Array<{ message: { content: string } }> };
+      for (const c of answer.choices) c.message.content = `<think>\nThe user wants the page transcribed. Let me read it.\n</think>\n\n${c.message.content}`;
+      thought++;
+      return { ...up, body: Buffer.from(JSON.stringify(answer)) };
+    });
+    await runPages('inline-think.pdf', 2, 13);
+    expect(thought).toBeGreaterThanOrEqual(2);
+    const md = readFileSync(join(p.config.outDir, 'inline-think.md'), 'utf8');
+    expect(md).not.toMatch(/think>|Let me read it/);
+    expect(md.trim()).not.toBe('');
   }, 60_000);
 
   it('junk after the JSON of every chat answer: every page written', async () => {
