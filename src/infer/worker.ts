@@ -1,14 +1,15 @@
 /**
- * The GPU worker (its parts are built from config by worker-parts.ts): checks its environment, and
- * runs one BullMQ worker per infer queue it serves (the shared queue, and the queue of each model
- * its engine serves), all feeding one engine through one gate. It owns how intake pauses and
- * how it stops.
+ * The GPU worker (its parts are built from config by worker-parts.ts): checks its environment
+ * (worker-checks.ts), and runs one BullMQ worker per infer queue it serves (the shared queue, and
+ * the queue of each model its engine serves: unit-loop.ts), all feeding one engine through one
+ * gate. It owns how intake pauses and how it stops.
  *
  * Intake: each BullMQ worker keeps `window + batchSize` units active; units beyond the window
  * are prepared (rendered) ahead and wait at the gate, so the engine never waits for the CPU.
  * Intake pauses for any of: the engine down, Redis full (REDIS_FULL), a fault of this worker's environment (its blob
- * store, its model), the budget spent, or stopping. While it runs, the worker keeps its queues'
- * wait lists topped up from the fair feeding round, and publishes a heartbeat (`{p}:workers`).
+ * store, its model), the budget spent, or stopping (intake.ts). While it runs, the worker keeps its queues'
+ * wait lists topped up from the fair feeding round, and publishes a heartbeat (`{p}:workers`:
+ * heartbeat.ts); its background steps run on timers.ts.
  *
  * Answers that come back while Redis is full are held until it has room (hold.ts).
  *
@@ -19,12 +20,11 @@
 import { EventEmitter } from 'node:events';
 import { WaitingError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { openWorker, type TypedWorker } from '../../queues/connect.ts';
-import { isRedisFull, RedisLink, redisFullProblem } from '../../queues/redis-link.ts';
-import { MAX_STALLED_COUNT, type UnitJobData, type UnitJobName, type UnitJobResult } from '../../queues/contracts.ts';
-import { inferQueueFor, SHARED_INFER_QUEUE } from '../../queues/routes.ts';
+import type { TypedWorker } from '../../queues/connect.ts';
+import { RedisLink } from '../../queues/redis-link.ts';
+import type { UnitJobData, UnitJobName, UnitJobResult } from '../../queues/contracts.ts';
 import type { Config } from '../config.ts';
-import { DocbatchError } from '../errors.ts';
+import type { DocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import { RenderPool } from '../render/pool.ts';
 import type { DocStore } from '../store/docs.ts';
@@ -33,11 +33,16 @@ import type { DocMeta, UnitResult } from '../store/types.ts';
 import { withTimeout } from '../timeouts.ts';
 import type { TokenCounts } from '../usage.ts';
 import type { Engine, EngineSet } from './engine.ts';
-import { checkBlobs, checkEngine, checkRedis, type EngineFacts } from './environment.ts';
+import type { EngineFacts } from './environment.ts';
+import { Heartbeat } from './heartbeat.ts';
 import { AnswerHold } from './hold.ts';
-import { goneJob, goneWords, LostLocks, lostLockJob } from './lost-locks.ts';
+import { Intake } from './intake.ts';
+import { goneWords, LostLocks } from './lost-locks.ts';
 import { UnitProcessor } from './processor.ts';
+import { BackgroundTimers } from './timers.ts';
+import { openUnitLoop, servedQueues } from './unit-loop.ts';
 import { UnitPreparer } from './units.ts';
+import { checkAtStart, recheckEnvironment, sayFallbacks } from './worker-checks.ts';
 import type { InferWorkerParts } from './worker-parts.ts';
 
 /** What a worker tells whoever listens (metrics, tests): typed, like graphile-worker's events. */
@@ -53,7 +58,7 @@ export interface WorkerEvents {
   idle: [];
 }
 
-export type PauseReason = 'engine' | 'environment' | 'budget' | 'redis' | 'closing';
+export type { PauseReason } from './intake.ts';
 
 export class InferWorker extends EventEmitter<WorkerEvents> {
   readonly config: Config;
@@ -74,14 +79,13 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
   private idle: Array<() => void> = [];
   private closing: Promise<void> | null = null;
   private forced = false;
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private readonly paused = new Map<PauseReason, string>();
-  private environmentError: DocbatchError | null = null;
+  private readonly timers: BackgroundTimers;
+  /** Whether units are taken, and why not (intake.ts). */
+  private readonly intake: Intake;
   /** Redis away or back: said once per change, not once per reconnect attempt. */
   private readonly link: RedisLink;
-  /** Units settled by this worker since it started, by kind (the heartbeat carries them for the dashboard's rates). */
-  private readonly settledByKind: Record<string, number> = {};
-  private readonly startedAt = Date.now();
+  /** `{p}:workers`: this worker's state, and the units it settled since it started. */
+  private readonly beat: Heartbeat;
   /** Units that lost their locks, said in bursts (lost-locks.ts). */
   private readonly lostLocks: LostLocks;
   private readonly goneJobs: LostLocks;
@@ -99,13 +103,25 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     this.link = new RedisLink({ url: parts.config.redisUrl, ping: () => parts.redis.ping() }).watch(parts.redis).watch(parts.bullRedis);
     this.link.on('down', (problem) => this.log.error({ code: problem.code, err: problem.message }, 'Redis is away: the worker waits for it, and records the units in flight once it answers'));
     this.link.on('up', (downMs) => this.log.info({ downMs }, 'Redis answers again'));
-    this.on('unit:settled', (data, meta) => {
-      const kind = data.reduce ? 'summaries' : meta.kind === 'chat' ? (meta.task.unit === 'conversation' ? 'conversations' : 'chunks') : meta.task.unit === 'document' ? 'documents' : 'pages';
-      this.settledByKind[kind] = (this.settledByKind[kind] ?? 0) + 1;
+    this.timers = new BackgroundTimers(this.log, () => this.closing !== null);
+    this.beat = new Heartbeat(parts.redis, parts.config.prefix, parts.config.workerName);
+    this.on('unit:settled', (data, meta) => this.beat.settled(data, meta));
+    this.intake = new Intake({
+      log: this.log,
+      redisUrl: parts.config.redisUrl,
+      timers: this.timers,
+      loops: () => this.bulls.values(),
+      stopping: () => this.closing !== null,
+      heartbeat: () => this.heartbeat(),
+      recheckEnvironment: async () => {
+        this.facts = await recheckEnvironment(this.parts, this.log);
+      },
+      paused: (reasons) => this.emit('intake:paused', reasons),
+      resumed: () => this.emit('intake:resumed'),
     });
     const settle: SettleParts = { store: parts.store, writeQueue: parts.writeQueue, inferQueue: parts.inferQueue, chunks: parts.chunks };
     const { config } = parts;
-    this.hold = new AnswerHold({ log: this.log, redisUrl: config.redisUrl, onFull: (err) => this.onRedisFull(err) });
+    this.hold = new AnswerHold({ log: this.log, redisUrl: config.redisUrl, onFull: (err) => this.intake.onRedisFull(err) });
     this.processor = new UnitProcessor({
       store: parts.store,
       blobs: parts.blobs,
@@ -139,7 +155,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       workerName: config.workerName,
       log: this.log,
       acceptsImages: () => this.facts?.acceptsImages ?? null,
-      onEnvironmentError: (err) => this.onEnvironmentError(err),
+      onEnvironmentError: (err) => this.intake.onEnvironmentError(err),
       onSettled: (data, meta, result) => this.emit('unit:settled', data, meta, result),
     });
     for (const engine of parts.engines.all) {
@@ -155,32 +171,25 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
    */
   private followEngines(): void {
     const usable = this.engines.pick();
-    if (usable) this.resume('engine');
-    else this.pause('engine', `engine ${this.engine.label} down`);
+    if (usable) this.intake.resume('engine');
+    else this.intake.pause('engine', `engine ${this.engine.label} down`);
   }
 
   /** Checks the environment (refusing to start with WORKER_UNFIT), then starts taking units. */
   async start(signal?: AbortSignal): Promise<void> {
-    const { config, redis, blobs, engines } = this.parts;
+    const { config, engines } = this.parts;
     const engine = engines.primary;
-    await checkRedis(redis);
-    await checkBlobs(blobs, this.log);
-    this.facts = await checkEngine({ redis, blobs, client: engine.client, model: config.model ?? null, textOnly: config.textOnly, log: this.log, limiter: engine.limiter }, config.engineStartTimeoutMs, signal);
+    this.facts = await checkAtStart(this.parts, this.log, signal);
     engines.start();
-    for (const fallback of engines.fallbacks) {
-      void fallback.client.models(AbortSignal.timeout(10_000)).then(
-        (models) => this.log.info({ engine: fallback.label, models: models.map((m) => m.id) }, 'fallback engine answers'),
-        (err: Error) => this.log.warn({ engine: fallback.label, err: err.message }, 'fallback engine does not answer now'),
-      );
-    }
+    sayFallbacks(engines, this.log);
     // Renderers start now, not when the first page arrives.
     if (this.facts.acceptsImages !== false) void this.renderPool().warm().catch((err: Error) => this.log.warn({ err: err.message }, 'render pool did not warm up'));
     for (const queue of this.queueNames()) this.openBull(queue);
-    this.every(250, () => this.feed());
-    if (engines.fallbacks.length > 0) this.every(1000, () => this.followEngines());
-    this.every(5000, () => this.heartbeat());
-    if (config.budgetUsd !== undefined) this.every(2000, () => this.checkBudget());
-    if (config.exitWhenIdleS !== undefined) this.every(1000, () => this.checkIdle());
+    this.timers.every(250, () => this.feed());
+    if (engines.fallbacks.length > 0) this.timers.every(1000, () => this.followEngines());
+    this.timers.every(5000, () => this.heartbeat());
+    if (config.budgetUsd !== undefined) this.timers.every(2000, () => this.checkBudget());
+    if (config.exitWhenIdleS !== undefined) this.timers.every(1000, () => this.checkIdle());
     // Like every later step (`every`): a failure here (Redis full, a command refused) is logged,
     // never an unhandled rejection that takes the process down.
     for (const step of [() => this.feed(), () => this.heartbeat()]) void step().catch((err: Error) => this.log.debug({ err: err.message }, 'background step failed'));
@@ -190,48 +199,24 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
 
   /** The queues this worker takes units from: the shared one (unless text-only) and one per served model. */
   queueNames(): string[] {
-    const names = new Set<string>();
-    if (this.facts?.acceptsImages !== false) names.add(SHARED_INFER_QUEUE);
-    const models = this.config.model ? [this.config.model] : (this.facts?.served ?? []).map((m) => m.id);
-    for (const model of models) names.add(inferQueueFor(model));
-    return [...names];
+    return servedQueues(this.facts, this.config.model);
   }
 
   private openBull(queue: string): void {
-    const { config, bullRedis } = this.parts;
-    const bull = openWorker(
-      'infer',
-      (job, token, signal) => this.run(job, token, signal, queue),
-      config,
-      bullRedis,
-      {
-        name: config.workerName,
-        autorun: false,
-        concurrency: this.concurrency(),
-        lockDuration: config.lockDurationMs,
-        stalledInterval: config.stalledIntervalMs,
-        maxStalledCount: MAX_STALLED_COUNT,
-        link: this.link,
-      },
-      queue,
-    );
-    bull.on('lockRenewalFailed', (ids) => {
-      for (const id of ids) {
-        this.lostLocks.note(id);
-        bull.cancelJob(id, 'lock lost');
-      }
-    });
-    bull.on('failed', (job, err) => void this.onBullFailed(job, err));
-    bull.on('error', (err) => {
-      const lost = lostLockJob(err.message);
-      const gone = lost ? undefined : goneJob(err.message);
-      if (isRedisFull(err)) this.onRedisFull(err);
-      else if (lost) this.lostLocks.note(lost, err.message);
-      else if (gone) this.goneJobs.note(gone, err.message);
-      else this.log.error({ err: err.message, queue }, 'queue error (retrying)');
+    const bull = openUnitLoop(queue, {
+      config: this.config,
+      bullRedis: this.parts.bullRedis,
+      link: this.link,
+      log: this.log,
+      concurrency: this.concurrency(),
+      run: (job, token, signal) => this.run(job, token, signal, queue),
+      lostLocks: this.lostLocks,
+      goneJobs: this.goneJobs,
+      onRedisFull: (err) => this.intake.onRedisFull(err),
+      onFailed: (job, err) => void this.onBullFailed(job, err),
     });
     this.bulls.set(queue, bull);
-    if (this.paused.size > 0) void bull.pause(true);
+    if (this.intake.isPaused) void bull.pause(true);
     void bull.run().catch((err: Error) => this.log.error({ err: err.message, queue }, 'worker loop ended with an error'));
   }
 
@@ -246,12 +231,12 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
 
   /** Why intake is paused (empty while it runs). */
   get pauseReasons(): string[] {
-    return [...this.paused.keys()];
+    return this.intake.reasons;
   }
 
   /** The environment fault that stopped intake, if any. */
   get unhealthy(): DocbatchError | null {
-    return this.environmentError;
+    return this.intake.unhealthy;
   }
 
   /** The BullMQ loops' state, for `/health`. */
@@ -272,115 +257,25 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     for (const engine of this.engines.all) engine.gate.notify();
   }
 
-  private pause(reason: PauseReason, why: string): void {
-    const was = this.paused.size;
-    this.paused.set(reason, why);
-    if (was === 0) {
-      for (const bull of this.bulls.values()) void bull.pause(true);
-      this.emit('intake:paused', this.pauseReasons);
-    }
-    if (reason !== 'closing') void this.heartbeat().catch(() => undefined);
-  }
-
-  private resume(reason: PauseReason): void {
-    if (!this.paused.delete(reason) || this.paused.size > 0 || this.closing) return;
-    for (const bull of this.bulls.values()) bull.resume();
-    this.emit('intake:resumed');
-    void this.heartbeat().catch(() => undefined);
-  }
-
-  /** A fault of this worker's own: stop taking work, recheck every few seconds, resume when it passes. */
-  private onEnvironmentError(err: DocbatchError): void {
-    if (this.environmentError) return;
-    this.environmentError = err;
-    this.log.error({ code: err.code, err: err.message }, 'this worker cannot do its work: intake stopped, units handed back; rechecking every 5 s');
-    this.pause('environment', err.message);
-    const recheck = async () => {
-      if (this.closing) return;
-      try {
-        await checkBlobs(this.parts.blobs);
-        await this.parts.blobs.check();
-        const facts = await checkEngine({ redis: this.parts.redis, blobs: this.parts.blobs, client: this.engine.client, model: this.config.model ?? null, textOnly: this.config.textOnly, log: this.log }, 0);
-        this.facts = facts;
-        this.environmentError = null;
-        this.log.info('environment checks pass again: taking work');
-        this.resume('environment');
-      } catch (again) {
-        this.log.debug({ err: (again as Error).message }, 'environment still failing');
-        this.once5s(recheck);
-      }
-    };
-    this.once5s(recheck);
-  }
-
-  /**
-   * Redis at its maxmemory refuses BullMQ's scripts, and BullMQ asks again at once (thousands of
-   * errors a second): stop intake (`/health` fails), say it once, and take work again once a
-   * write (the heartbeat) goes through.
-   */
-  private onRedisFull(err: Error): void {
-    if (this.paused.has('redis') || this.closing) return;
-    const problem = redisFullProblem(err, this.config.redisUrl)!;
-    this.log.error({ code: problem.code, err: problem.message }, 'Redis is full: intake stopped; rechecking every 5 s');
-    this.pause('redis', problem.message);
-    const recheck = async () => {
-      if (this.closing) return;
-      try {
-        await this.heartbeat();
-        this.log.info('Redis accepts writes again: taking work');
-        this.resume('redis');
-      } catch (again) {
-        this.log.debug({ err: (again as Error).message }, 'Redis still refuses writes');
-        this.once5s(recheck);
-      }
-    };
-    this.once5s(recheck);
-  }
-
-  private once5s(fn: () => Promise<void>): void {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      void fn();
-    }, 5000);
-    t.unref();
-    this.timers.add(t);
-  }
-
-  private every(ms: number, fn: () => Promise<void> | void): void {
-    const t = setInterval(() => {
-      if (!this.closing) void Promise.resolve(fn()).catch((err: Error) => this.log.debug({ err: err.message }, 'background step failed'));
-    }, ms);
-    t.unref();
-    this.timers.add(t);
-  }
-
   /** Tops up the wait list of every queue this worker serves, from the fair round. */
   private async feed(): Promise<void> {
-    if (this.paused.size > 0) return;
+    if (this.intake.isPaused) return;
     for (const queue of this.bulls.keys()) {
       await this.parts.feeder.topUp(queue, Math.max(this.config.feedDepth, this.concurrency()));
     }
   }
 
   /** `{p}:workers`: what `status` and the dashboard say about workers (their engine down, their health). */
-  private async heartbeat(): Promise<void> {
-    const state = {
-      at: Date.now(),
-      engine: this.engine.label,
+  private heartbeat(): Promise<void> {
+    return this.beat.publish({
+      engine: this.engine,
+      engines: this.engines,
       model: this.facts?.model ?? null,
-      engineDown: this.engine.monitor.isDown,
-      ...(this.engines.fallbacks.length > 0 ? { fallbacks: this.engines.fallbacks.map((e) => ({ engine: e.label, down: e.monitor.isDown })), sendingTo: this.engines.pick()?.label ?? null } : {}),
       paused: this.pauseReasons,
-      unhealthy: this.environmentError ? { code: this.environmentError.code, message: this.environmentError.message } : null,
-      // The engine units go to now (a fallback while it has taken over), and requests at any of them.
-      window: (this.engines.pick() ?? this.engine).window.size,
-      inFlight: this.engines.all.reduce((n, e) => n + e.gate.inFlight, 0),
+      unhealthy: this.intake.unhealthy,
       active: this.active,
       queues: [...this.bulls.keys()],
-      startedAt: this.startedAt,
-      settled: this.settledByKind,
-    };
-    await this.parts.redis.hset(`${this.config.prefix}:workers`, this.config.workerName, JSON.stringify(state));
+    });
   }
 
   /**
@@ -391,22 +286,22 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     const { budgetUsd, gpuHourlyUsd } = this.config;
     if (budgetUsd === undefined || gpuHourlyUsd === undefined) return;
     const spent = ((await this.store.spentEngineMs()) / 3_600_000) * gpuHourlyUsd;
-    if (spent >= budgetUsd && !this.paused.has('budget')) {
-      this.pause('budget', 'budget reached');
+    if (spent >= budgetUsd && !this.intake.has('budget')) {
+      this.intake.pause('budget', 'budget reached');
       this.log.warn({ spentUsd: Number(spent.toFixed(4)), budgetUsd }, 'budget reached: intake paused (raise BUDGET_USD and restart the worker to go on)');
     }
   }
 
   /** True while intake is paused because BUDGET_USD is spent. */
   get overBudget(): boolean {
-    return this.paused.has('budget');
+    return this.intake.has('budget');
   }
 
   /** --exit-when-idle: no unit for that long, nothing waiting in its queues or their rounds. */
   private async checkIdle(): Promise<void> {
     // Paused only because its engines are down is no work: an idle worker sees its engines die
     // (the end of a run); whatever waits for them is counted in the queues below.
-    if (this.active > 0 || [...this.paused.keys()].some((reason) => reason !== 'engine')) {
+    if (this.active > 0 || this.intake.reasons.some((reason) => reason !== 'engine')) {
       this.lastBusyAt = performance.now();
       return;
     }
@@ -493,10 +388,9 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
           errors.push(new Error(`${what}: ${(err as Error).message}`, { cause: err }));
         }
       };
-      for (const t of this.timers) clearTimeout(t);
       this.timers.clear();
       this.link.close();
-      this.paused.set('closing', 'stopping');
+      this.intake.markClosing();
       // Said at once: status and the dashboard showed a draining worker as taking work.
       void withTimeout(this.heartbeat(), 1000).catch(() => undefined);
       this.log.info({ active: this.active, deadlineMs }, 'stopping: no new units; finishing those in flight');
@@ -521,7 +415,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       await step('close workers', () => Promise.all([...this.bulls.values()].map((b) => withTimeout(b.close(this.active > 0 || away), 5000))));
       await step('close render pool', () => this.pool?.close());
       await step('close engines', () => this.engines.close());
-      if (!away) await step('forget heartbeat', () => withTimeout(this.parts.redis.hdel(`${this.config.prefix}:workers`, this.config.workerName), 1000));
+      if (!away) await step('forget heartbeat', () => withTimeout(this.beat.forget(), 1000));
       await step('close write queue', () => withTimeout(this.parts.writeQueue.close(), 2000));
       await step('close infer queues', () => this.parts.closeQueues());
       this.parts.redis.disconnect();

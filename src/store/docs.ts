@@ -17,23 +17,16 @@
  *   {p}:queues            set    infer queues in use
  *   {p}:stats             hash   totals over all documents
  */
-import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { defineDocCommands, type ScriptedRedis } from './doc-commands.ts';
 import { claimName, moveOutputs, releaseName } from './names.ts';
 import { foldLegacyNames, type NameClash } from './name-fold.ts';
-import { MARK_WRITTEN_LUA, REGISTER_LUA, REOPEN_LUA, RESTORE_LUA, SETTLE_LUA, SPEND_LUA } from './scripts.ts';
+import { parseRecord } from './record.ts';
+import { restoreResults, restoreState } from './restore.ts';
+import { addSpent, settleResult } from './settle-spend.ts';
 import type { CountedSpend, DocMeta, DocRecord, DocState, SettleOutcome, UnitResult } from './types.ts';
-import { lacksUsage, uncountedSpend } from '../usage.ts';
 
 export type { DocMeta, DocRecord, DocState, SettleOutcome, UnitResult, UnitResultOk, UnitResultFailed } from './types.ts';
-
-interface ScriptedRedis extends Redis {
-  docbatchSettle(docKey: string, unitsKey: string, lockKey: string, statsKey: string, groupsKey: string, noUsageKey: string, spendsKey: string, ...args: Array<string | number>): Promise<[number, number, number, number, number]>;
-  docbatchRegister(docKey: string, docsKey: string, activeKey: string, queuesKey: string, ...args: Array<string | number>): Promise<number>;
-  docbatchMarkWritten(docKey: string, activeKey: string, unitsKey: string, groupsKey: string, noUsageKey: string, spendsKey: string, ...args: Array<string | number>): Promise<number>;
-  docbatchReopen(docKey: string, unitsKey: string, activeKey: string, groupsKey: string, noUsageKey: string, ...args: Array<string | number>): Promise<number[] | number>;
-  docbatchRestore(docKey: string, unitsKey: string, tempKey: string, ...args: Array<string | number>): Promise<number>;
-}
 
 /** KEYS doc hash; ARGV gen, now. Sets `started_at` if the document is at that generation and has none. */
 const MARK_STARTED_LUA = `
@@ -47,14 +40,7 @@ export class DocStore {
 
   constructor(redis: Redis, prefix: string) {
     this.prefix = prefix;
-    this.redis = redis as ScriptedRedis;
-    if (!('docbatchSettle' in redis)) {
-      redis.defineCommand('docbatchSettle', { numberOfKeys: 7, lua: SETTLE_LUA });
-      redis.defineCommand('docbatchRegister', { numberOfKeys: 4, lua: REGISTER_LUA });
-      redis.defineCommand('docbatchMarkWritten', { numberOfKeys: 6, lua: MARK_WRITTEN_LUA });
-      redis.defineCommand('docbatchReopen', { numberOfKeys: 5, lua: REOPEN_LUA });
-      redis.defineCommand('docbatchRestore', { numberOfKeys: 3, lua: RESTORE_LUA });
-    }
+    this.redis = defineDocCommands(redis);
   }
 
   docKey(docId: string): string {
@@ -165,11 +151,7 @@ export class DocStore {
     await this.redis.eval(MARK_STARTED_LUA, 1, this.docKey(docId), gen, now);
   }
 
-  /**
-   * Records a unit's result; the first result for a unit wins. With `lock`, writes only while
-   * the job's BullMQ lock still holds `token` (a worker that lost its lock writes nothing).
-   * Use settleUnit (settle.ts), which also schedules what a settled unit makes due.
-   */
+  /** Records a unit's result, the first for a unit winning, and what it cost (settle-spend.ts). Use settleUnit (settle.ts). */
   async settle(
     docId: string,
     gen: number,
@@ -183,66 +165,12 @@ export class DocStore {
     /** What of the result's tokens and engine time the record counts already (addSpent, as its answers came): added is the rest. */
     counted?: CountedSpend,
   ): Promise<SettleOutcome> {
-    const ok = result.ok ? 1 : 0;
-    // A failure counts what the engine spent on its rejected answers too. Counts the engine did
-    // not report add nothing; the unit is counted in `units_without_usage` instead.
-    const due = uncountedSpend({ promptTokens: result.promptTokens ?? null, completionTokens: result.completionTokens ?? null, engineMs: result.engineMs ?? 0 }, counted);
-    const prompt = due.promptTokens ?? 0;
-    const completion = due.completionTokens ?? 0;
-    const engineMs = Math.round(due.engineMs);
-    const [status, settled, units, last, groupDone] = await this.redis.docbatchSettle(
-      this.docKey(docId),
-      this.unitsKey(docId, gen),
-      lock?.key ?? `${this.prefix}:nolock`,
-      this.statsKey,
-      this.groupsKey(docId, gen),
-      this.noUsageKey(docId, gen),
-      this.spendsKey(docId, gen),
-      unit,
-      gen,
-      JSON.stringify(result),
-      ok,
-      lock?.token ?? '',
-      now,
-      prompt,
-      completion,
-      engineMs,
-      group ? String(group.reduce) : '',
-      group?.count ?? 0,
-      reopens ?? '',
-      lacksUsage(result) ? 1 : 0,
-      // This settle's id: sent again by ioredis after a reconnect, the same.
-      randomBytes(8).toString('hex'),
-    );
-    const outcome = status === 1 || status === 2 ? 'recorded' : status === 0 ? 'duplicate' : status === -1 ? 'lock-lost' : status === -2 ? 'stale' : status === -4 ? 'reopened' : 'missing';
-    return { outcome, settled, units, last: last === 1, groupDone: groupDone === 1, ...(status === 2 ? { again: true } : {}) };
+    return settleResult(this, docId, gen, unit, result, lock, group, now, reopens, counted);
   }
 
-  /**
-   * Counts what the engine answered for a unit in an attempt that ended without settling it
-   * (SPEND_LUA): its tokens (null: not reported) and engine time. False when not counted in the
-   * record (another generation, the document gone, or written already); its engine time counts in
-   * the totals of all documents (BUDGET_USD) all the same. Once: the call carries an id, so ioredis
-   * sending it again after a reconnect (its reply lost) adds nothing (false then).
-   */
+  /** Counts what the engine answered in an attempt that ended without settling its unit, once (settle-spend.ts). */
   async addSpent(docId: string, gen: number, unit: number, spent: { promptTokens: number | null; completionTokens: number | null; engineMs: number }): Promise<boolean> {
-    const counted = await this.redis.eval(
-      SPEND_LUA,
-      4,
-      this.docKey(docId),
-      this.statsKey,
-      this.noUsageKey(docId, gen),
-      this.spendsKey(docId, gen),
-      gen,
-      unit,
-      spent.promptTokens ?? 0,
-      spent.completionTokens ?? 0,
-      Math.round(spent.engineMs),
-      lacksUsage(spent) ? 1 : 0,
-      // This count's id: sent again by ioredis after a reconnect, the same.
-      randomBytes(8).toString('hex'),
-    );
-    return counted === 1;
+    return addSpent(this, docId, gen, unit, spent);
   }
 
   async unitResult(docId: string, gen: number, unit: number): Promise<UnitResult | null> {
@@ -280,44 +208,12 @@ export class DocStore {
 
   /** Whether a generation's results are in Redis, and the record's reopen count (read before an archive). */
   async restoreState(docId: string, gen: number): Promise<{ present: boolean; reopens: number } | null> {
-    const [[, h], [, exists]] = (await this.redis.multi().hmget(this.docKey(docId), 'gen', 'reopens').exists(this.unitsKey(docId, gen)).exec()) as [[unknown, Array<string | null>], [unknown, number]];
-    if (Number(h[0] ?? -1) !== gen) return null;
-    return { present: exists === 1, reopens: Number(h[1] ?? 0) };
+    return restoreState(this, docId, gen);
   }
 
-  /**
-   * Puts results back (a written document's archive, for retry or a rewrite), whole or not at
-   * all: they fill a temporary hash (expiring within the hour, should this process die), which
-   * becomes the results only if none are there and the record was not reopened since `reopens`
-   * was read (RESTORE_LUA in scripts.ts). 'changed': read the archive again. `entries` are taken
-   * as they come (an archive streamed line by line) and sent in batches; if they fail part-way,
-   * the temporary hash goes and nothing is restored.
-   */
+  /** Puts results back from an archive, whole or not at all (restore.ts). 'changed': read the archive again. */
   async restoreResults(docId: string, gen: number, entries: AsyncIterable<[number, string]> | Iterable<[number, string]>, reopens: number): Promise<'restored' | 'present' | 'stale' | 'changed'> {
-    const temp = `${this.unitsKey(docId, gen)}:restoring:${randomBytes(6).toString('hex')}`;
-    let batch: Record<string, string> = {};
-    let count = 0;
-    let chars = 0;
-    const flush = async () => {
-      if (count === 0) return;
-      await this.redis.multi().hset(temp, batch).expire(temp, 3600).exec();
-      batch = {};
-      count = 0;
-      chars = 0;
-    };
-    try {
-      for await (const [unit, result] of entries) {
-        batch[String(unit)] = result;
-        chars += result.length;
-        if (++count >= 1000 || chars >= 8 << 20) await flush();
-      }
-      await flush();
-    } catch (err) {
-      await this.redis.unlink(temp).catch(() => {});
-      throw err;
-    }
-    const out = await this.redis.docbatchRestore(this.docKey(docId), this.unitsKey(docId, gen), temp, gen, reopens);
-    return out === 1 ? 'restored' : out === 0 ? 'present' : out === -1 ? 'stale' : 'changed';
+    return restoreResults(this, docId, gen, entries, reopens);
   }
 
   async hasResults(docId: string, gen: number): Promise<boolean> {
@@ -467,31 +363,4 @@ export class DocStore {
   async queues(): Promise<string[]> {
     return (await this.redis.smembers(this.queuesKey)).sort();
   }
-}
-
-function parseRecord(docId: string, h: Record<string, string>): DocRecord {
-  const n = (k: string) => Number(h[k] ?? 0);
-  return {
-    docId,
-    meta: JSON.parse(h.meta ?? '{}') as DocMeta,
-    gen: n('gen'),
-    units: n('units'),
-    state: (h.state ?? 'enqueuing') as DocState,
-    done: n('done'),
-    failed: n('failed'),
-    promptTokens: n('prompt_tokens'),
-    completionTokens: n('completion_tokens'),
-    unitsWithoutUsage: n('units_without_usage'),
-    engineMs: n('engine_ms'),
-    createdAt: h.created_at ?? '',
-    startedAt: h.started_at || null,
-    finishedAt: h.finished_at || null,
-    resumedAt: h.resumed_at || null,
-    resumedFrom: n('resumed_from'),
-    writtenAt: h.written_at || null,
-    files: h.files ? (JSON.parse(h.files) as string[]) : [],
-    writeError: h.write_error ? (JSON.parse(h.write_error) as { code: string; message: string }) : null,
-    fed: n('fed'),
-    reopens: n('reopens'),
-  };
 }
