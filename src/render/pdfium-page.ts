@@ -114,12 +114,17 @@ export function readText(api: PdfiumApi, page: number): string {
   }
 }
 
-/** The crop box (else the media box) as [left, bottom, right, top], in page space. */
+/**
+ * The visible part of the page as [left, bottom, right, top], in page space: PDFium's own page
+ * box (the crop box within the media box; the media box when the crop box has no area; US
+ * Letter when the media box has none either), the one it draws. The raw /CropBox or /MediaBox
+ * would be [0 0 0 0] on such pages, and every character would be dropped as outside it.
+ */
 function visibleBox(api: PdfiumApi, page: number, scratch: number): number[] | undefined {
   const f = scratch >> 2;
-  const ok = api._FPDFPage_GetCropBox(page, scratch, scratch + 4, scratch + 8, scratch + 12) || api._FPDFPage_GetMediaBox(page, scratch, scratch + 4, scratch + 8, scratch + 12);
-  if (!ok) return undefined;
-  const [x0, y0, x1, y1] = [api.HEAPF32[f]!, api.HEAPF32[f + 1]!, api.HEAPF32[f + 2]!, api.HEAPF32[f + 3]!];
+  // FS_RECTF: left, top, right, bottom.
+  if (!api._FPDF_GetPageBoundingBox(page, scratch)) return undefined;
+  const [x0, y1, x1, y0] = [api.HEAPF32[f]!, api.HEAPF32[f + 1]!, api.HEAPF32[f + 2]!, api.HEAPF32[f + 3]!];
   return [Math.min(x0, x1) - 1, Math.min(y0, y1) - 1, Math.max(x0, x1) + 1, Math.max(y0, y1) + 1];
 }
 
