@@ -54,6 +54,8 @@ export interface PdfiumApi {
   _FPDFText_GetCharOrigin(textPage: number, index: number, x: number, y: number): number;
   _FPDFText_GetLooseCharBox(textPage: number, index: number, rect: number): number;
   _FPDFText_GetMatrix(textPage: number, index: number, matrix: number): number;
+  _FPDFText_GetTextObject(textPage: number, index: number): number;
+  _FPDFTextObj_GetFont(textObject: number): number;
 }
 
 /** FPDF_GetLastError codes. */
