@@ -114,22 +114,35 @@ export function readText(api: PdfiumApi, page: number): string {
   }
 }
 
-/** The crop box (else the media box) as [left, bottom, right, top], in page space. */
+/**
+ * The visible part of the page as [left, bottom, right, top], in page space: PDFium's own page
+ * box (the crop box within the media box; the media box when the crop box has no area; US
+ * Letter when the media box has none either), the one it draws. The raw /CropBox or /MediaBox
+ * would be [0 0 0 0] on such pages, and every character would be dropped as outside it.
+ */
 function visibleBox(api: PdfiumApi, page: number, scratch: number): number[] | undefined {
   const f = scratch >> 2;
-  const ok = api._FPDFPage_GetCropBox(page, scratch, scratch + 4, scratch + 8, scratch + 12) || api._FPDFPage_GetMediaBox(page, scratch, scratch + 4, scratch + 8, scratch + 12);
-  if (!ok) return undefined;
-  const [x0, y0, x1, y1] = [api.HEAPF32[f]!, api.HEAPF32[f + 1]!, api.HEAPF32[f + 2]!, api.HEAPF32[f + 3]!];
+  // FS_RECTF: left, top, right, bottom.
+  if (!api._FPDF_GetPageBoundingBox(page, scratch)) return undefined;
+  const [x0, y1, x1, y0] = [api.HEAPF32[f]!, api.HEAPF32[f + 1]!, api.HEAPF32[f + 2]!, api.HEAPF32[f + 3]!];
   return [Math.min(x0, x1) - 1, Math.min(y0, y1) - 1, Math.max(x0, x1) + 1, Math.max(y0, y1) + 1];
 }
 
 /**
  * Characters outside the visible box are left out (printers' slugs and margin line numbers
  * beyond the crop box: not on the image, and pdf.js does not report them either).
+ *
+ * Vertical writing (a CJK font with /WMode 1, /Identity-V or a -V CMap) keeps the text matrix
+ * of horizontal text while each character goes below the previous one; PDFium tells neither
+ * the writing mode nor the direction. A font is taken as vertical once two characters of one
+ * text object (one show operator) step down the matrix's vertical axis: its runs are then
+ * oriented down that axis, so joinTextRuns keeps a column as one line, as it does pdf.js's
+ * items (before, every character of a vertical column was a line of its own).
  */
 function* pdfiumRuns(api: PdfiumApi, textPage: number, scratch: number, box: number[] | undefined): Generator<TextRun> {
   const count = api._FPDFText_CountChars(textPage);
-  let pending: TextRun | undefined;
+  const verticalFonts = new Set<number>();
+  let pending: Glyph | undefined;
   for (let i = 0; i < count; i++) {
     const code = api._FPDFText_GetUnicode(textPage, i);
     if (api._FPDFText_IsGenerated(textPage, i) === 1) {
@@ -151,19 +164,58 @@ function* pdfiumRuns(api: PdfiumApi, textPage: number, scratch: number, box: num
       a = api.HEAPF32[(scratch + 16) >> 2]!;
       b = api.HEAPF32[((scratch + 16) >> 2) + 1]!;
     }
-    let width = 0;
-    let height = 0;
+    let boxWidth = 0;
+    let boxHeight = 0;
     if (api._FPDFText_GetLooseCharBox(textPage, i, scratch + 40)) {
       const f = (scratch + 40) >> 2;
       const [left, top, right, bottom] = [api.HEAPF32[f]!, api.HEAPF32[f + 1]!, api.HEAPF32[f + 2]!, api.HEAPF32[f + 3]!];
-      const horizontal = Math.abs(a) >= Math.abs(b);
-      width = Math.abs(horizontal ? right - left : top - bottom);
-      height = Math.abs(horizontal ? top - bottom : right - left);
+      boxWidth = Math.abs(right - left);
+      boxHeight = Math.abs(top - bottom);
     }
-    if (pending) yield pending;
-    pending = { str, transform: [a, b, -b, a, x, y], width, height, hasEOL: false };
+    const object = api._FPDFText_GetTextObject(textPage, i);
+    const font = object ? api._FPDFTextObj_GetFont(object) : 0;
+    const glyph: Glyph = { str, x, y, a, b, boxWidth, boxHeight, object, font };
+    if (pending && object && pending.object === object && font && stepsDown(pending, glyph)) verticalFonts.add(font);
+    if (pending) yield toRun(pending, verticalFonts.has(pending.font));
+    pending = glyph;
   }
-  if (pending) yield pending;
+  if (pending) yield toRun(pending, verticalFonts.has(pending.font));
+}
+
+/** One character as PDFium gives it, before it is oriented into a run. */
+interface Glyph {
+  str: string;
+  x: number;
+  y: number;
+  /** The text matrix's first column: the horizontal writing direction. */
+  a: number;
+  b: number;
+  boxWidth: number;
+  boxHeight: number;
+  /** Its text object (0: none) and that object's font (0: none). */
+  object: number;
+  font: number;
+}
+
+/** `next` lies below `prev` along the matrix's vertical axis, (b, -a), rather than beside it. */
+function stepsDown(prev: Glyph, next: Glyph): boolean {
+  const n = Math.hypot(prev.a, prev.b) || 1;
+  const [ax, ay] = [prev.a / n, prev.b / n];
+  const ex = next.x - prev.x;
+  const ey = next.y - prev.y;
+  const down = ex * ay - ey * ax;
+  const along = ex * ax + ey * ay;
+  return down > 0 && Math.abs(along) < down / 2;
+}
+
+/** A glyph as a text.ts run, written along the matrix's horizontal axis or down its vertical one. */
+function toRun(g: Glyph, vertical: boolean): TextRun {
+  const [dx, dy] = vertical ? [g.b, -g.a] : [g.a, g.b];
+  // The box is in page space: its side along the writing direction is the advance.
+  const alongX = Math.abs(dx) >= Math.abs(dy);
+  const width = alongX ? g.boxWidth : g.boxHeight;
+  const height = alongX ? g.boxHeight : g.boxWidth;
+  return { str: g.str, transform: [dx, dy, -dy, dx, g.x, g.y], width, height, hasEOL: false };
 }
 
 /** A character code as text: control codes (fonts with broken encodings) as a space. */

@@ -40,8 +40,7 @@ export interface PdfiumApi {
   _FPDF_GetPageWidthF(page: number): number;
   _FPDF_GetPageHeightF(page: number): number;
   _FPDFPage_GetRotation(page: number): number;
-  _FPDFPage_GetCropBox(page: number, left: number, bottom: number, right: number, top: number): number;
-  _FPDFPage_GetMediaBox(page: number, left: number, bottom: number, right: number, top: number): number;
+  _FPDF_GetPageBoundingBox(page: number, rect: number): number;
   _FPDFBitmap_CreateEx(width: number, height: number, format: number, buffer: number, stride: number): number;
   _FPDFBitmap_FillRect(bitmap: number, left: number, top: number, width: number, height: number, color: number): void;
   _FPDFBitmap_Destroy(bitmap: number): void;
@@ -55,6 +54,8 @@ export interface PdfiumApi {
   _FPDFText_GetCharOrigin(textPage: number, index: number, x: number, y: number): number;
   _FPDFText_GetLooseCharBox(textPage: number, index: number, rect: number): number;
   _FPDFText_GetMatrix(textPage: number, index: number, matrix: number): number;
+  _FPDFText_GetTextObject(textPage: number, index: number): number;
+  _FPDFTextObj_GetFont(textObject: number): number;
 }
 
 /** FPDF_GetLastError codes. */
