@@ -108,6 +108,25 @@ describe('TIFF pages for the worker', () => {
     expect(await render(looped, 3)).toMatchObject({ width: 32, height: 32 });
   });
 
+  it("a tag's value outside the file that libvips does without (XResolution): each page renders as libvips reads it from the file", async () => {
+    const { bytes, directories } = generateTiff({ pages: 2 });
+    const damaged = Buffer.from(bytes);
+    for (const at of directories) {
+      // RowsPerStrip (entry 7, optional) gives its place to StripByteCounts, entry 8 to an
+      // XResolution (RATIONAL, never inline) past the end of the file: tags stay sorted.
+      damaged.copy(damaged, at + 2 + 7 * 12, at + 2 + 8 * 12, at + 2 + 9 * 12);
+      const e = at + 2 + 8 * 12;
+      damaged.writeUInt16LE(282, e);
+      damaged.writeUInt16LE(5, e + 2);
+      damaged.writeUInt32LE(1, e + 4);
+      damaged.writeUInt32LE(bytes.length + 1000, e + 8);
+    }
+    const path = file(damaged);
+    const tiffPages = new TiffPages();
+    // Was: RENDER_FAILED 'TIFF page N: the value of tag 282 at byte ... lies outside the file'.
+    for (const page of [1, 2]) expect((await pixels(path, page, tiffPages)).equals(await filePage(path, page)), `page ${page}`).toBe(true);
+  });
+
   it('a page whose directory points many values at the same bytes (300 values of 1 MB in a file of 1 MB) is not copied into 300 MB: left to libvips, it still renders', async () => {
     // One 32x32 grey page; its directory holds one private tag (UNDEFINED) 300 times over, each
     // naming the same 1 MB of the file as its value (libtiff keeps the first: the file is read at
