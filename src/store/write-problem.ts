@@ -11,8 +11,8 @@
  * only files written are the store's; an input's own read names none either, and stays the
  * input's; a socket's write, Redis's, answers with codes of its own: EPIPE, ECONNRESET).
  */
-import { isAbsolute, relative } from 'node:path';
 import { DocbatchError } from '../errors.ts';
+import { within } from './locations.ts';
 
 /** Syscalls that write to a file already open: Node gives their errors no path. */
 const WRITE_SYSCALLS = new Set(['write', 'writev', 'fsync', 'fdatasync', 'ftruncate']);
@@ -38,11 +38,6 @@ interface SystemError extends Error {
 
 function isSystemError(err: unknown): err is SystemError {
   return err instanceof Error && typeof (err as SystemError).code === 'string' && /^E[A-Z0-9]+$/.test((err as SystemError).code) && typeof (err as SystemError).syscall === 'string';
-}
-
-function inside(path: string, dir: string): boolean {
-  const rel = relative(dir, path);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }
 
 /** What to do, by errno. */
@@ -72,7 +67,7 @@ export function storeWriteProblem(err: unknown, dir: string, setting: string, st
   if (err instanceof DocbatchError) return err.code === 'BLOB_STORE_UNWRITABLE' ? err : null;
   if (!isSystemError(err) || NOT_THE_FOLDER.has(err.code)) return null;
   const paths = [err.path, err.dest].filter((p): p is string => typeof p === 'string');
-  const ours = paths.length > 0 ? paths.some((p) => inside(p, dir)) : (WRITE_SYSCALLS.has(err.syscall) && FILE_WRITE_CODES.has(err.code)) || (err.syscall === 'close' && CLOSE_WRITE_CODES.has(err.code));
+  const ours = paths.length > 0 ? paths.some((p) => within(p, dir)) : (WRITE_SYSCALLS.has(err.syscall) && FILE_WRITE_CODES.has(err.code)) || (err.syscall === 'close' && CLOSE_WRITE_CODES.has(err.code));
   if (!ours) return null;
   const where = setting === 'BLOB_DIR' ? `BLOB_DIR ${dir}` : `${store} (its temporaries in ${setting} ${dir})`;
   return new DocbatchError('BLOB_STORE_UNWRITABLE', `cannot write into the blob store ${where}: ${err.message}: ${advice(err.code, setting, dir)}`, { cause: err });
