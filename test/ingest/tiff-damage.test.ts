@@ -14,7 +14,7 @@ import { InputError } from '../../src/errors.ts';
 import { prepareFile } from '../../src/ingest/prepare.ts';
 import { tiffChain } from '../../src/ingest/tiff-pages.ts';
 import { LocalBlobStore } from '../../src/store/blobs-local.ts';
-import { generateTiff } from '../../bench/lib/tiff-gen.ts';
+import { generateTiff, xResolutionOutside } from '../../bench/lib/tiff-gen.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'docbatch-tiff-damage-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -75,17 +75,7 @@ describe('a damaged TIFF at enqueue', () => {
 
   it("a tag's value outside the file that libvips does without (XResolution): not damage, the file goes in, all its pages", async () => {
     const { bytes, directories } = generateTiff({ pages: 2 });
-    const damaged = Buffer.from(bytes);
-    for (const at of directories) {
-      // RowsPerStrip (entry 7, optional: one strip) gives its place to StripByteCounts, entry 8 to
-      // an XResolution (RATIONAL: 8 bytes, never inline) past the end of the file. Tags stay sorted.
-      damaged.copy(damaged, at + 2 + 7 * 12, at + 2 + 8 * 12, at + 2 + 9 * 12);
-      const e = at + 2 + 8 * 12;
-      damaged.writeUInt16LE(282, e);
-      damaged.writeUInt16LE(5, e + 2);
-      damaged.writeUInt32LE(1, e + 4);
-      damaged.writeUInt32LE(bytes.length + 1000, e + 8);
-    }
+    const damaged = xResolutionOutside(bytes, directories);
     // libvips reads it (it ignores the value, with a warning).
     const control = join(dir, 'xres-control.tiff');
     writeFileSync(control, damaged);

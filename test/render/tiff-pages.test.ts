@@ -14,7 +14,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { renderImagePage } from '../../src/render/image-file.ts';
 import { Gate, TiffPages } from '../../src/render/tiff-page.ts';
-import { generateTiff } from '../../bench/lib/tiff-gen.ts';
+import { generateTiff, xResolutionOutside } from '../../bench/lib/tiff-gen.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'docbatch-tiff-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -110,17 +110,7 @@ describe('TIFF pages for the worker', () => {
 
   it("a tag's value outside the file that libvips does without (XResolution): each page renders as libvips reads it from the file", async () => {
     const { bytes, directories } = generateTiff({ pages: 2 });
-    const damaged = Buffer.from(bytes);
-    for (const at of directories) {
-      // RowsPerStrip (entry 7, optional) gives its place to StripByteCounts, entry 8 to an
-      // XResolution (RATIONAL, never inline) past the end of the file: tags stay sorted.
-      damaged.copy(damaged, at + 2 + 7 * 12, at + 2 + 8 * 12, at + 2 + 9 * 12);
-      const e = at + 2 + 8 * 12;
-      damaged.writeUInt16LE(282, e);
-      damaged.writeUInt16LE(5, e + 2);
-      damaged.writeUInt32LE(1, e + 4);
-      damaged.writeUInt32LE(bytes.length + 1000, e + 8);
-    }
+    const damaged = xResolutionOutside(bytes, directories);
     const path = file(damaged);
     const tiffPages = new TiffPages();
     // Was: RENDER_FAILED 'TIFF page N: the value of tag 282 at byte ... lies outside the file'.
