@@ -71,3 +71,22 @@ export function generateTiff(o: TiffGenOptions): { bytes: Buffer; directories: n
   }
   return { bytes: out, directories, strips };
 }
+
+/**
+ * A little-endian `generateTiff` file of one strip a page, each page's XResolution (RATIONAL: 8
+ * bytes, never inline) pointing past the end of the file: entry 7 (RowsPerStrip, optional with
+ * one strip) takes StripByteCounts, entry 8 the XResolution; tags stay sorted. libtiff does
+ * without such a value (a warning) and reads the pages.
+ */
+export function xResolutionOutside(bytes: Buffer, directories: number[]): Buffer {
+  const out = Buffer.from(bytes);
+  for (const at of directories) {
+    out.copy(out, at + 2 + 7 * 12, at + 2 + 8 * 12, at + 2 + 9 * 12);
+    const e = at + 2 + 8 * 12;
+    out.writeUInt16LE(282, e);
+    out.writeUInt16LE(5, e + 2);
+    out.writeUInt32LE(1, e + 4);
+    out.writeUInt32LE(bytes.length + 1000, e + 8);
+  }
+  return out;
+}

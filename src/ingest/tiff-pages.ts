@@ -6,7 +6,8 @@
  * damage), the file read in blocks (a chain of 100,000 directories is 11 MB, some 200 reads, not
  * two per page).
  *
- * Damage (a chain that loops, a directory, a value or a strip or tile outside the file) ends the
+ * Damage (a chain that loops; a directory, a strip or tile, or the array of their offsets or byte
+ * counts outside the file: tiff-chain.ts) ends the
  * walk and is returned with the pages read before it: enqueue refuses such a file (IMAGE_CORRUPT,
  * naming the page), where the worker would fail its pages one by one. A page's strip or tile
  * arrays are checked while what they cost to read stays within twice the file's size and 1 MiB

@@ -6,9 +6,12 @@
  *
  * Damage (TiffDamage, naming the page and the byte offset): a chain that loops, a directory
  * outside the file or cut short by its end, a directory of no entries or more than MAX_ENTRIES,
- * a value or a strip or tile outside the file. What the worker does not relocate itself (old-style
- * JPEG, unknown field types, no strip or tile offsets or both, counts that differ: `planPage`
- * returns null) is left to libvips, here as there. Classic TIFF and BigTIFF, either byte order.
+ * a strip or tile, or the array of their offsets or byte counts, outside the file. What the worker
+ * does not relocate itself (old-style JPEG, unknown field types, no strip or tile offsets or both,
+ * counts that differ, the value of another tag outside the file: `planPage` returns null) is left
+ * to libvips, here as there. (libtiff ignores such a value of a tag it can do without, a
+ * Software or an ICC profile, with a warning, and reads the page; one it needs, it refuses.)
+ * Classic TIFF and BigTIFF, either byte order.
  *
  * Memory: a page's strip or tile arrays are read as the bytes they are and looked at in place
  * (an array of JS numbers costs 8 bytes a value: a page of 2-byte SHORT offsets and counts made
@@ -33,6 +36,8 @@ const STRIP_BYTES = 279;
 const TILE_OFFSETS = 324;
 const TILE_BYTES = 325;
 const OLD_JPEG = new Set([513, 514]);
+/** Where a page's strips or tiles are: without them no reader has the page. */
+const PIECE_ARRAYS = new Set([STRIP_OFFSETS, STRIP_BYTES, TILE_OFFSETS, TILE_BYTES]);
 
 /** The file is damaged at `page` (1-based directory number), byte `at`. `message` starts `TIFF page N: `. */
 export class TiffDamage extends Error {
@@ -251,21 +256,29 @@ export interface PagePlan {
 
 /**
  * The page's plan, or null when the worker leaves the page to libvips (see the file comment).
- * TiffDamage when a value it keeps lies outside the file. Reads nothing.
+ * TiffDamage when the array of its strip or tile offsets or byte counts lies outside the file.
+ * Reads nothing.
  */
 export function planPage(f: Fields, all: ReturnType<typeof entriesOf>, page: number): PagePlan | null {
   const { size } = f.layout;
   const entries: Entry[] = [];
   let valueBytes = 0;
+  // Another tag's value outside the file: libvips decides (it reads the page without a Software
+  // or an ICC profile it cannot read, refuses one without its BitsPerSample).
+  let leave = false;
   for (const e of all) {
     if (OLD_JPEG.has(e.tag)) return null;
     if (DROPPED.has(e.tag) || e.type === 13 || e.type === 18) continue;
     if (!e.known) return null;
     entries.push(e);
     if (e.inline) continue;
-    if (e.at + e.bytes > size) throw new TiffDamage(page, e.at, `the value of tag ${e.tag} at byte ${e.at} (${e.bytes} bytes) lies outside the file (${size} bytes)`);
+    if (e.at + e.bytes > size) {
+      if (!PIECE_ARRAYS.has(e.tag)) leave = true;
+      else throw new TiffDamage(page, e.at, `the value of tag ${e.tag} at byte ${e.at} (${e.bytes} bytes) lies outside the file (${size} bytes)`);
+    }
     valueBytes += e.bytes;
   }
+  if (leave) return null;
   const find = (tag: number): Entry | undefined => entries.find((e) => e.tag === tag);
   const compression = find(COMPRESSION);
   if (compression?.inline && f.number(compression.inline, compression.type, 0) === 6) return null;

@@ -10,7 +10,7 @@
  * The chain, its limits and what counts as damage are tiff-chain.ts's, shared with enqueue (which
  * refuses a damaged file as IMAGE_CORRUPT). What is not relocated here makes `page` return null
  * and the caller reads the file as before (planPage: old-style JPEG, unknown field types, a page
- * without strip or tile offsets or with both), as does a page of more than MAX_PAGE_BYTES or of
+ * without strip or tile offsets or with both, another tag's value outside the file), as does a page of more than MAX_PAGE_BYTES or of
  * pieces that add up to more than the file (they overlap: a hostile file's amplification).
  * Sub-directories (EXIF, GPS, SubIFDs) and free-space lists are left out: nothing is drawn from
  * them. Damage, or a page past the chain's end, is RENDER_FAILED, naming the page and the byte offset.

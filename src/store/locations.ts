@@ -21,7 +21,7 @@
  * case-insensitive filesystems are not seen through.
  */
 import { realpathSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { DocbatchError } from '../errors.ts';
 import { isS3Uri, parseS3Object } from '../s3-uri.ts';
 
@@ -61,7 +61,8 @@ export function within(inner: string, outer: string): boolean {
     return a.bucket === b.bucket && (kb === '' || ka === kb || ka.startsWith(`${kb}/`));
   }
   const rel = relative(outer, inner);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+  // `..x` is a name inside (a folder called `..data`); `..` and `../x` are outside.
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
 
 function canonical(location: string): string {

@@ -8,12 +8,13 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.ts';
 import { prepareFile } from '../../src/ingest/prepare.ts';
 import { tiffChain } from '../../src/ingest/tiff-pages.ts';
 import { LocalBlobStore } from '../../src/store/blobs-local.ts';
-import { generateTiff } from '../../bench/lib/tiff-gen.ts';
+import { generateTiff, xResolutionOutside } from '../../bench/lib/tiff-gen.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'docbatch-tiff-damage-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -65,6 +66,22 @@ describe('a damaged TIFF at enqueue', () => {
     damaged.writeUInt32BE(bytes.length, arraysAt + 2 * 4); // its third strip starts at the end of the file
     const { result, file } = await prepare('strips-damaged.tiff', damaged);
     expect(result).toMatchObject({ code: 'IMAGE_CORRUPT', place: { file, page: 2, offset: bytes.length }, message: expect.stringMatching(/page 2: strip 3 at byte \d+ \(100 bytes\) lies outside the file/) });
+    // The array of offsets itself outside the file: no reader has the page (libtiff refuses it too).
+    const arrayOutside = Buffer.from(bytes);
+    arrayOutside.writeUInt32BE(bytes.length + 100, valueOf(directories[1] as number, 5));
+    const lost = await prepare('strip-array-outside.tiff', arrayOutside);
+    expect(lost.result).toMatchObject({ code: 'IMAGE_CORRUPT', place: { file: lost.file, page: 2, offset: bytes.length + 100 }, message: expect.stringMatching(/page 2: the value of tag 273 at byte \d+ \(16 bytes\) lies outside the file/) });
+  });
+
+  it("a tag's value outside the file that libvips does without (XResolution): not damage, the file goes in, all its pages", async () => {
+    const { bytes, directories } = generateTiff({ pages: 2 });
+    const damaged = xResolutionOutside(bytes, directories);
+    // libvips reads it (it ignores the value, with a warning).
+    const control = join(dir, 'xres-control.tiff');
+    writeFileSync(control, damaged);
+    expect((await sharp(control, { page: 1, failOn: 'error' }).raw().toBuffer({ resolveWithObject: true })).info).toMatchObject({ width: 32, height: 32 });
+    // Was: IMAGE_CORRUPT 'damaged at page 1: the value of tag 282 ... lies outside the file'.
+    expect((await prepare('xres-outside.tiff', damaged)).result).toMatchObject({ kind: 'image', format: 'tiff', pages: 2 });
   });
 
   it('the walk returns the damage with the pages before it (the next pointer of the last page loops back to the first)', async () => {

@@ -14,7 +14,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { renderImagePage } from '../../src/render/image-file.ts';
 import { Gate, TiffPages } from '../../src/render/tiff-page.ts';
-import { generateTiff } from '../../bench/lib/tiff-gen.ts';
+import { generateTiff, xResolutionOutside } from '../../bench/lib/tiff-gen.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'docbatch-tiff-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -106,6 +106,15 @@ describe('TIFF pages for the worker', () => {
     expect(await render(bytes, 5)).toMatchObject({ code: 'RENDER_FAILED', message: expect.stringMatching(/page 5: the file's directory chain ends after page 4/) });
     // The pages before the damage still render.
     expect(await render(looped, 3)).toMatchObject({ width: 32, height: 32 });
+  });
+
+  it("a tag's value outside the file that libvips does without (XResolution): each page renders as libvips reads it from the file", async () => {
+    const { bytes, directories } = generateTiff({ pages: 2 });
+    const damaged = xResolutionOutside(bytes, directories);
+    const path = file(damaged);
+    const tiffPages = new TiffPages();
+    // Was: RENDER_FAILED 'TIFF page N: the value of tag 282 at byte ... lies outside the file'.
+    for (const page of [1, 2]) expect((await pixels(path, page, tiffPages)).equals(await filePage(path, page)), `page ${page}`).toBe(true);
   });
 
   it('a page whose directory points many values at the same bytes (300 values of 1 MB in a file of 1 MB) is not copied into 300 MB: left to libvips, it still renders', async () => {

@@ -2,7 +2,8 @@
  * Whose is a failed write met while storing (src/store/write-problem.ts), on errors the kernel
  * really gives: a full device's write (/dev/full: ENOSPC, no path) is the store's; a write whose
  * reader went away (EPIPE, no path either: what a Redis connection's write may get) is not; an
- * errno naming a path is the store's only inside its folder.
+ * errno naming a path is the store's only inside its folder, and not when it is the process's
+ * limit (EMFILE: no file descriptors left, whatever folder was being written).
  */
 import { execFileSync } from 'node:child_process';
 import { closeSync, constants, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -56,4 +57,16 @@ it('an errno naming a path: the store\'s inside its folder only', () => {
   const outside = thrown(() => writeFileSync(join(dir, 'elsewhere', 'x'), 'x'));
   expect(storeWriteProblem(outside, join(dir, 'store'), 'BLOB_DIR', join(dir, 'store'))).toBeNull();
   expect(storeWriteProblem(thrown(() => writeFileSync(join(dir, 'store-sibling', 'x'), 'x')), join(dir, 'store'), 'BLOB_DIR', join(dir, 'store'))).toBeNull(); // a prefix of the name is not inside
+});
+
+it("no file descriptors left (EMFILE) naming a path inside the folder: the process's limit, not the store's", () => {
+  const store = join(dir, 'store-fds');
+  mkdirSync(store);
+  // A real EMFILE from opening files inside the store, in a child held to 32 descriptors.
+  const script = `const fs = require('node:fs'); try { for (let i = 0; ; i++) fs.openSync(${JSON.stringify(store)} + '/f' + i, 'w'); } catch (e) { process.stdout.write(JSON.stringify({ message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path })); }`;
+  const seen = JSON.parse(execFileSync('sh', ['-c', 'ulimit -n 32 && exec "$0" -e "$1"', process.execPath, script], { encoding: 'utf8' })) as { message: string; code: string; errno: number; syscall: string; path: string };
+  expect([seen.code, seen.syscall, seen.path.startsWith(`${store}/`)]).toEqual(['EMFILE', 'open', true]);
+  const err = Object.assign(new Error(seen.message), { code: seen.code, errno: seen.errno, syscall: seen.syscall, path: seen.path });
+  // Was: BLOB_STORE_UNWRITABLE 'cannot write into the blob store ...: check ... or set BLOB_DIR to another folder'.
+  expect(storeWriteProblem(err, store, 'BLOB_DIR', store)).toBeNull();
 });
