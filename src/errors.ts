@@ -130,7 +130,7 @@ export const ERROR_CODES = {
   REDIS_AUTH_FAILED: { action: 'usage', summary: 'Redis refused the user or password in REDIS_URL (WRONGPASS), wants one the URL does not give (NOAUTH), or the ACL user lacks a permission (NOPERM). A long-running process says so once and keeps retrying.' },
 
 
-  LOCATIONS_OVERLAP: { action: 'usage', summary: "BLOB_DIR and OUT_DIR are the same folder (or s3:// prefix), or one is inside the other: both are named (real paths, links resolved). `enqueue`, `writer` and `gc` refuse to start: gc collects BLOB_DIR's temporaries (outputs there would go), and a BLOB_DIR inside OUT_DIR puts a copy of every input among the outputs delivered. Give them two separate folders." },
+  LOCATIONS_OVERLAP: { action: 'usage', summary: "BLOB_DIR and OUT_DIR are the same folder (or s3:// prefix), or OUT_DIR is inside BLOB_DIR: both are named (real paths, links resolved). `enqueue`, `writer` and `gc` refuse to start: gc collects BLOB_DIR's temporaries (outputs there would go). Give them two separate folders. (BLOB_DIR inside OUT_DIR, as with OUT_DIR=. and the default ./data/blobs, is allowed.)" },
 
   // ---- object storage (BLOB_DIR, OUT_DIR or inputs on s3://) ----
   STORAGE_UNREACHABLE: { action: 'usage', summary: "The producer or the writer found at start that BLOB_DIR or OUT_DIR on s3:// cannot be used: the bucket does not exist, the credentials are refused or missing, no region is set, or the endpoint does not answer (after the SDK's retries); it did not start. A worker says WORKER_UNFIT (blobs) instead." },

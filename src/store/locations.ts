@@ -2,12 +2,14 @@
  * docbatch's own folders (BLOB_DIR, OUT_DIR; folders or s3:// prefixes) kept apart from each
  * other and from the inputs:
  *
- *   BLOB_DIR and OUT_DIR  must not overlap (the same folder, or one inside the other; on s3://
- *                         the same bucket with one prefix under the other): LOCATIONS_OVERLAP,
- *                         naming both, before anything is read or written. Inside BLOB_DIR,
- *                         `docbatch gc` removes `tmp/` files older than a day (outputs there
- *                         would go); inside OUT_DIR the blob store's copies of every input ride
- *                         along wherever the outputs are delivered, and eval/compare walk them.
+ *   BLOB_DIR and OUT_DIR  must not be one folder, and OUT_DIR must not be inside BLOB_DIR (on
+ *                         s3://: the same bucket, OUT_DIR's prefix under BLOB_DIR's):
+ *                         LOCATIONS_OVERLAP, naming both, before anything is read or written.
+ *                         Inside BLOB_DIR, `docbatch gc` removes `tmp/` files older than a day
+ *                         (outputs there would go). BLOB_DIR inside OUT_DIR is allowed: `OUT_DIR=.`
+ *                         with the default `./data/blobs` is a setup people have, and nothing
+ *                         there is lost (a walk of OUT_DIR skips the store, below; the store's
+ *                         copies ride along only where the whole folder is delivered).
  *   inputs                a folder walked that holds BLOB_DIR, OUT_DIR or CACHE_DIR skips them
  *                         (listed with why, once each): the blobs (and the cache's copies of
  *                         them) are stored copies of inputs (a second `enqueue .` read each
@@ -79,10 +81,10 @@ export function ownFolders(config: { blobDir: string; outDir: string; cacheDir?:
   ];
 }
 
-/** Throws LOCATIONS_OVERLAP when BLOB_DIR and OUT_DIR are one folder or one is inside the other. */
+/** Throws LOCATIONS_OVERLAP when BLOB_DIR and OUT_DIR are one folder or OUT_DIR is inside BLOB_DIR. */
 export function checkLocations(config: { blobDir: string; outDir: string }): void {
   const [blob, out] = ownFolders(config) as [OwnFolder, OwnFolder];
-  const how = blob.canonical === out.canonical ? 'are the same folder' : within(out.canonical, blob.canonical) ? 'overlap: OUT_DIR is inside BLOB_DIR' : within(blob.canonical, out.canonical) ? 'overlap: BLOB_DIR is inside OUT_DIR' : null;
+  const how = blob.canonical === out.canonical ? 'are the same folder' : within(out.canonical, blob.canonical) ? 'overlap: OUT_DIR is inside BLOB_DIR' : null;
   if (how === null) return;
   const real = (f: OwnFolder) => (f.canonical === f.location || isS3Uri(f.location) ? '' : ` (${f.canonical})`);
   throw new DocbatchError(

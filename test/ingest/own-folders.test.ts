@@ -87,11 +87,13 @@ describe('a folder that holds BLOB_DIR and OUT_DIR', () => {
 });
 
 describe('BLOB_DIR and OUT_DIR overlapping', () => {
-  it('the same folder, one inside the other, or through a link: LOCATIONS_OVERLAP naming both', () => {
+  it('the same folder, OUT_DIR inside BLOB_DIR, or through a link: LOCATIONS_OVERLAP naming both; BLOB_DIR inside OUT_DIR is allowed', () => {
     const a = join(root, 'x');
     expect(() => checkLocations({ blobDir: a, outDir: a })).toThrow(`BLOB_DIR ${a} and OUT_DIR ${a} are the same folder: give them two separate folders`);
     expect(() => checkLocations({ blobDir: a, outDir: join(a, 'tmp') })).toThrow(`BLOB_DIR ${a} and OUT_DIR ${join(a, 'tmp')} overlap: OUT_DIR is inside BLOB_DIR`);
-    expect(() => checkLocations({ blobDir: join(a, 'blobs'), outDir: a })).toThrow(/overlap: BLOB_DIR is inside OUT_DIR/);
+    // BLOB_DIR inside OUT_DIR is a setup people have (OUT_DIR=. and the default ./data/blobs): allowed.
+    expect(() => checkLocations({ blobDir: join(a, 'data', 'blobs'), outDir: a })).not.toThrow();
+    expect(() => checkLocations({ blobDir: 's3://bkt/out/blobs', outDir: 's3://bkt/out' })).not.toThrow();
     mkdirSync(join(root, 'real-store'));
     symlinkSync(join(root, 'real-store'), join(root, 'linked-out'));
     expect(() => checkLocations({ blobDir: join(root, 'real-store'), outDir: join(root, 'linked-out', 'results') })).toThrow(`OUT_DIR ${join(root, 'linked-out', 'results')} (${join(root, 'real-store', 'results')}) overlap: OUT_DIR is inside BLOB_DIR`);
