@@ -4,13 +4,14 @@
  * page handed to sharp as a TIFF of its own). One set of limits and one rule of what is damage,
  * so a file the worker would fail page by page is refused at enqueue instead.
  *
- * Damage (TiffDamage, naming the page and the byte offset): a chain that loops, a directory
+ * Damage (TiffDamage, naming the page and the byte offset): a directory
  * outside the file or cut short by its end, a directory of no entries or more than MAX_ENTRIES,
  * a strip or tile, or the array of their offsets or byte counts, outside the file. What the worker
  * does not relocate itself (old-style JPEG, unknown field types, no strip or tile offsets or both,
  * counts that differ, the value of another tag outside the file: `planPage` returns null) is left
  * to libvips, here as there. (libtiff ignores such a value of a tag it can do without, a
  * Software or an ICC profile, with a warning, and reads the page; one it needs, it refuses.)
+ * A next pointer back to a directory already read ends the chain (no page can lie beyond it).
  * Classic TIFF and BigTIFF, either byte order.
  *
  * Memory: a page's strip or tile arrays are read as the bytes they are and looked at in place
@@ -187,7 +188,12 @@ export class ChainWalk {
     const at = this.#next;
     const page = this.offsets.length + 1;
     if (at === 0) return null;
-    if (this.#seen.has(at)) throw new TiffDamage(page, at, `the directory chain loops back to byte ${at}`);
+    if (this.#seen.has(at)) {
+      // A next pointer back to a directory already read ends the chain, as libtiff ends it (with a
+      // warning): each directory has one next pointer, so no page lies beyond a loop.
+      this.#next = 0;
+      return null;
+    }
     if (page > MAX_DIRECTORIES) throw new TiffDamage(page, at, `more than ${MAX_DIRECTORIES} directories`);
     const dir = await readDirectory(read, f, at, page);
     this.#seen.add(at);

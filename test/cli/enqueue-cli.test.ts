@@ -36,10 +36,10 @@ describe('docbatch enqueue', () => {
     };
     const good = f('good.pdf', numberedPdf(3));
     const real = numberedPdf(3);
-    // A 4-page TIFF whose page 3 points back to page 2 (was: enqueued, its page 4 failed at the worker).
+    // A 4-page TIFF whose page 2 points past the end of the file (a file cut short: pages lost).
     const tiff = generateTiff({ pages: 4 });
-    const looped = Buffer.from(tiff.bytes);
-    looped.writeUInt32LE(tiff.directories[1] as number, (tiff.directories[2] as number) + 2 + 9 * 12);
+    const cut = Buffer.from(tiff.bytes);
+    cut.writeUInt32LE(tiff.bytes.length + 1000, (tiff.directories[1] as number) + 2 + 9 * 12);
     const files = {
       empty: f('empty.pdf', ''),
       png: f('picture.pdf', await sharp({ create: { width: 8, height: 8, channels: 3, background: '#fff' } }).png().toBuffer()),
@@ -48,7 +48,7 @@ describe('docbatch enqueue', () => {
       // A good first conversation, then a broken one: the whole file is rejected.
       badJson: f('conversations.json', `[${JSON.stringify(JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'samples', 'conversations.json'), 'utf8'))[0])},\n {"title": oops}]`),
       badUtf8: f('utf8.json', Buffer.concat([Buffer.from('[{"title":"'), Buffer.from([0xff, 0xfe]), Buffer.from('","mapping":{},"current_node":null}]')])),
-      tiff: f('scan.tiff', looped),
+      tiff: f('scan.tiff', cut),
       schema: f('schema.json', JSON.stringify([{ id: 'c1', title: 'x', current_node: 'n1', mapping: { n1: { id: 'n1', parent: null, children: [], message: { id: 'n1', author: { role: 'user' }, content: { content_type: 'text', parts: 'not a list' } } } } }])),
     };
     const r = await runCli(['enqueue', good, ...Object.values(files)], env);
@@ -66,7 +66,7 @@ describe('docbatch enqueue', () => {
     expect(lines.find((l) => l.includes('utf8.json'))).toMatch(/byte \d+/);
     expect(lines.find((l) => l.includes('schema.json'))).toMatch(/parts/);
     expect(codeOf('scan.tiff')).toBe('IMAGE_CORRUPT');
-    expect(lines.find((l) => l.includes('scan.tiff'))).toMatch(/page 4\b.*loops back to byte \d+/);
+    expect(lines.find((l) => l.includes('scan.tiff'))).toMatch(/page 3\b.*byte \d+.*lies outside the file/);
     // The good file went in whole.
     expect(r.stdout).toMatch(/enqueued\s+.*good\.pdf\s+3 pages/);
     const infer = openQueue('infer', p.config, p.redis);
