@@ -35,7 +35,15 @@ it('an engine an npm script starts with nohup … & outlives the script', async 
   const code = await new Promise<number | null>((resolve) => npm.on('exit', resolve));
   expect(code).toBe(0);
   pid = Number(readFileSync(join(dir, 'pid'), 'utf8'));
-  const port = Number(/http:\/\/127\.0\.0\.1:(\d+)/.exec(readFileSync(log, 'utf8'))![1]);
+  // The engine may still be starting when the script's `sleep 2` ends (a loaded machine): its URL
+  // is waited for, after npm is gone (what is tested is that it lives on).
+  let url: RegExpExecArray | null = null;
+  for (let waited = 0; url === null && waited < 20_000; waited += 100) {
+    url = /http:\/\/127\.0\.0\.1:(\d+)/.exec(readFileSync(log, 'utf8'));
+    if (url === null) await new Promise((r) => setTimeout(r, 100));
+  }
+  expect(url, readFileSync(log, 'utf8')).not.toBeNull();
+  const port = Number(url![1]);
   await new Promise((r) => setTimeout(r, 3000)); // the watch looks every second
   expect(readFileSync(log, 'utf8')).not.toMatch(/is gone: stopping/);
   expect(await listening(port)).toBe(true);
