@@ -80,7 +80,8 @@ it.each([
   ['idle', false],
   ['with units in flight at a hung engine', true],
 ] as const)('SIGTERM while Redis is down: a worker %s and a writer exit within their deadline', async (_how, busy) => {
-  p = await startPipeline({ file: import.meta.filename, worker: false, ...(busy ? { emulator: { hang: { every: 1 } } } : {}) });
+  // The worker started after it checks for stalled units every second (its units come back then, not after 30 s).
+  p = await startPipeline({ file: import.meta.filename, worker: false, config: { lockDurationMs: 3000, stalledIntervalMs: 1000 }, ...(busy ? { emulator: { hang: { every: 1 } } } : {}) });
   proxy = await startRedisProxy(p.config.redisUrl);
   const env = { REDIS_URL: proxy.url, SHUTDOWN_TIMEOUT_MS: '2000' };
   const worker = spawnDocbatch('worker', p.config, env);
