@@ -223,7 +223,10 @@ export function readModels(text: string, status: number): ModelInfo[] {
 export function readTokenCount(text: string, status: number): number {
   const body = record(parseJson(text, '/tokenize', status));
   if (typeof body?.count === 'number') return body.count;
-  if (Array.isArray(body?.tokens)) return body.tokens.length;
+  // No prompt docbatch sends is empty: no tokens is a body the server did not read (llama.cpp's
+  // /tokenize wants `content` and answers `{"tokens": []}` to vLLM's `prompt`/`messages`), not 0.
+  if (Array.isArray(body?.tokens) && body.tokens.length > 0) return body.tokens.length;
+  if (Array.isArray(body?.tokens)) throw new EngineError('ENGINE_ERROR', 'engine answered /tokenize with no tokens for a prompt that has some (a /tokenize that is not vLLM\'s?)', { status });
   throw new EngineError('ENGINE_ERROR', `engine answered /tokenize without a count: ${text.trim().slice(0, 200)}`, { status });
 }
 

@@ -306,6 +306,17 @@ describe('a 200 whose body is an error, on the other routes', () => {
     client = new EngineClient({ url: server.url, model: 'm' });
     await expect(client.tokenize({ prompt: 'Hi' })).rejects.toMatchObject({ code: 'ENGINE_RATE_LIMITED' });
   });
+
+  it("/tokenize: llama.cpp's answer to a body it does not read (`{\"tokens\": []}`: it wants `content`) is no count, not 0 tokens", async () => {
+    let asked: unknown;
+    server = await startScripted((_req, res, seen) => {
+      asked = JSON.parse(seen.body);
+      json(res, 200, { tokens: [] });
+    });
+    client = new EngineClient({ url: server.url, model: 'm' });
+    await expect(client.tokenize({ messages: [{ role: 'user', content: 'Hi there' }] })).rejects.toMatchObject({ code: 'ENGINE_ERROR', message: /no tokens/ });
+    expect(asked).toMatchObject({ model: 'm', messages: [{ role: 'user', content: 'Hi there' }] });
+  });
 });
 
 describe("a model list that gives the context length under another name", () => {
