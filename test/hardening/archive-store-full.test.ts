@@ -5,44 +5,27 @@
  * document's WRITE_FAILED says the blob store (BLOB_DIR, the folder) is full and what to do, and
  * `docbatch retry` writes it once there is room.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
+import { tmpfs } from '../helpers/tmpfs.ts';
 import { runCli } from '../helpers/cli.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 
-const mnt = join(tmpdir(), `docbatch-archive-full-${process.pid}`);
-let mounted = false;
-function mountTmpfs(): boolean {
-  try {
-    mkdirSync(mnt, { recursive: true });
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'ignore' });
-    mounted = true;
-  } catch {
-    rmSync(mnt, { recursive: true, force: true });
-  }
-  return mounted;
-}
-function unmount(): void {
-  if (mounted) execFileSync('umount', [mnt]);
-  mounted = false;
-  rmSync(mnt, { recursive: true, force: true });
-}
-const canMount = mountTmpfs();
-unmount();
+const disk = tmpfs(join(tmpdir(), `docbatch-archive-full-${process.pid}`));
+const mnt = disk.path;
 
 let p: Pipeline | undefined;
 afterEach(async () => {
   await p?.stop();
   p = undefined;
-  unmount();
+  disk.unmount();
 });
 
-it.skipIf(!canMount)("BLOB_DIR full when the results are archived: the document's WRITE_FAILED names the blob store and what to do; retry writes it once there is room", async () => {
-  expect(mountTmpfs()).toBe(true);
+it.skipIf(!disk.canMount)("BLOB_DIR full when the results are archived: the document's WRITE_FAILED names the blob store and what to do; retry writes it once there is room", async () => {
+  expect(disk.mount('1m')).toBe(true);
   const blobs = join(mnt, 'blobs');
   p = await startPipeline({ file: import.meta.filename, config: { blobDir: blobs, writeAttempts: 1 } });
   const pdf = join(p.dir, 'a.pdf');

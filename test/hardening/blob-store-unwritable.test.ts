@@ -8,7 +8,7 @@
  * (the in-memory S3 peer), what fills up is CACHE_DIR, where a chat export's sidecar is written
  * before it goes up: said the same way, naming CACHE_DIR.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import { DocbatchError } from '../../src/errors.ts';
 import { enqueueFiles } from '../../src/ingest/batch.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { BIN } from '../helpers/cli.ts';
+import { tmpfs } from '../helpers/tmpfs.ts';
 import { useS3Env } from '../helpers/s3.ts';
 import { startLiteralS3 } from '../helpers/s3-literal.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
@@ -76,29 +77,13 @@ it.skipIf(!asNobody)('a BLOB_DIR this user may not write: BLOB_STORE_UNWRITABLE 
   expect(files(blobs)).toEqual([]);
 }, 120_000);
 
-// Whether this machine lets us mount a tmpfs (root, no seccomp refusal).
-const mnt = join(root, 'full');
-let mounted = false;
-function mount(size: string): boolean {
-  mkdirSync(mnt, { recursive: true });
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', mnt], { stdio: 'ignore' });
-    mounted = true;
-  } catch {
-    mounted = false;
-  }
-  return mounted;
-}
-function unmount(): void {
-  if (mounted) execFileSync('umount', [mnt]);
-  mounted = false;
-}
-const canMount = mount('1m');
-unmount();
-afterEach(unmount);
+// A real 1 MiB filesystem to fill (skipped where mounting is refused).
+const disk = tmpfs(join(root, 'full'));
+const mnt = disk.path;
+afterEach(() => disk.unmount());
 
-it.skipIf(!canMount)('a full BLOB_DIR (ENOSPC on a real 1 MiB tmpfs) stops enqueue cleanly: the files before are in, nothing half-written, the rest goes in once there is room', () => {
-  expect(mount('1m')).toBe(true);
+it.skipIf(!disk.canMount)('a full BLOB_DIR (ENOSPC on a real 1 MiB tmpfs) stops enqueue cleanly: the files before are in, nothing half-written, the rest goes in once there is room', () => {
+  expect(disk.mount('1m')).toBe(true);
   const blobs = join(mnt, 'blobs');
   const small = numberedPdf(1, seed++);
   const big = numberedPdf(400, seed++); // ~290 kB
@@ -133,8 +118,8 @@ it.skipIf(!canMount)('a full BLOB_DIR (ENOSPC on a real 1 MiB tmpfs) stops enque
   expect(again.lines.map((l) => [l.file, l.outcome])).toEqual([[a, 'resumed'], [bigPdf, 'enqueued'], [z, 'enqueued']]);
 }, 120_000);
 
-it.skipIf(!canMount)('BLOB_DIR on s3://, CACHE_DIR full: BLOB_STORE_UNWRITABLE naming CACHE_DIR, not an unexpected ENOSPC', async () => {
-  expect(mount('1m')).toBe(true);
+it.skipIf(!disk.canMount)('BLOB_DIR on s3://, CACHE_DIR full: BLOB_STORE_UNWRITABLE naming CACHE_DIR, not an unexpected ENOSPC', async () => {
+  expect(disk.mount('1m')).toBe(true);
   const s3 = await startLiteralS3();
   const restore = useS3Env({ AWS_ENDPOINT_URL: s3.endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' });
   try {

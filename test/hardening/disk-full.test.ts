@@ -4,45 +4,27 @@
  * (WRITE_FAILED, saying the disk is full), and `docbatch retry` writes it whole once there is
  * room. Needs `mount -t tmpfs` (root); skipped where that is refused.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
+import { tmpfs } from '../helpers/tmpfs.ts';
 import { runCli } from '../helpers/cli.ts';
 import { acceptedIds, parsePages, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 
-const mnt = join(tmpdir(), `docbatch-disk-full-${process.pid}`);
-let mounted = false;
-function mountTmpfs(): boolean {
-  try {
-    mkdirSync(mnt, { recursive: true });
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=96k', 'tmpfs', mnt], { stdio: 'ignore' });
-    mounted = true;
-  } catch {
-    rmSync(mnt, { recursive: true, force: true });
-  }
-  return mounted;
-}
-function unmount(): void {
-  if (mounted) execFileSync('umount', [mnt]);
-  mounted = false;
-  rmSync(mnt, { recursive: true, force: true });
-}
-// Whether this machine lets us mount one (root, no seccomp refusal).
-const canMount = mountTmpfs();
-unmount();
+const disk = tmpfs(join(tmpdir(), `docbatch-disk-full-${process.pid}`));
+const mnt = disk.path;
 
 let p: Pipeline | undefined;
 afterEach(async () => {
   await p?.stop();
   p = undefined;
-  unmount();
+  disk.unmount();
 });
 
-it.skipIf(!canMount)('a write cut off by a full disk leaves nothing partial; retry writes it whole once there is room', async () => {
-  expect(mountTmpfs()).toBe(true);
+it.skipIf(!disk.canMount)('a write cut off by a full disk leaves nothing partial; retry writes it whole once there is room', async () => {
+  expect(disk.mount('96k')).toBe(true);
   p = await startPipeline({ file: import.meta.filename, emulator: { speed: 50, outputTokensMin: 200, outputTokensMax: 300 }, config: { outDir: mnt, writeAttempts: 2 } });
   // About 26 kB left: the 40 pages' Markdown (~40 kB) does not fit.
   writeFileSync(join(mnt, 'filler'), Buffer.alloc(70 * 1024));
