@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
+import { until } from '../helpers/until.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const prefix = uniquePrefix(import.meta.filename);
@@ -29,11 +30,6 @@ function npx(args: string[], env: Record<string, string> = {}): { child: ChildPr
   child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
   return { child, out: () => out };
 }
-
-const until = async (what: string, ok: () => boolean | Promise<boolean>, ms: number) => {
-  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) if (await ok()) return;
-  throw new Error(`timed out waiting for ${what}`);
-};
 
 const listening = (port: number) =>
   new Promise<boolean>((resolve) => {

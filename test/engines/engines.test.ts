@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import { acceptedIds, parsePages, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
+import { until } from '../helpers/until.ts';
 
 let p: Pipeline | undefined;
 const engines: Emulator[] = [];
@@ -23,11 +24,6 @@ async function emulator(options: Parameters<typeof startEmulator>[0]): Promise<E
   engines.push(e);
   return e;
 }
-
-const until = async (what: string, ok: () => Promise<boolean> | boolean, ms = 30_000) => {
-  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) if (await ok()) return;
-  throw new Error(`timed out waiting for ${what}`);
-};
 
 /** Pages present once each, none failed. */
 function expectWhole(md: string, pages: number): void {

@@ -15,6 +15,7 @@ import { startEmulator } from '../../src/emulator/index.ts';
 import { BIN, runCli } from '../helpers/cli.ts';
 import { acceptedIds, parsePages, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 import { startRedisTripwire, type RedisTripwire } from '../helpers/redis-tripwire.ts';
+import { until } from '../helpers/until.ts';
 
 const FAST_LOCKS: Partial<Config> = { lockDurationMs: 3000, stalledIntervalMs: 1000 };
 
@@ -54,14 +55,6 @@ export function spawnVerb(args: string[], config: Config, redisUrl: string, extr
   children.push(child);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   return { child, logs: () => logs, exited };
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 function expectEveryPageOnce(md: string, pages: number): void {

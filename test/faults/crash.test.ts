@@ -15,6 +15,7 @@ import { openQueue } from '../../queues/connect.ts';
 import type { Config } from '../../src/config.ts';
 import { startPrivateRedis, type PrivateRedis } from '../../src/demo/private-redis.ts';
 import { acceptedIds, parsePages, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
+import { until } from '../helpers/until.ts';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'docbatch');
 const FAST_LOCKS: Partial<Config> = { lockDurationMs: 3000, stalledIntervalMs: 1000 };
@@ -51,14 +52,6 @@ function spawnWorker(config: Config, extra: Record<string, string> = {}): { chil
   children.push(child);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, logs: () => logs, exited };
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 function expectEveryPageOnce(md: string, pages: number): void {

@@ -20,6 +20,7 @@ import { unitJobId } from '../../queues/contracts.ts';
 import { SETTLE_LUA } from '../../src/store/scripts.ts';
 import { acceptedIds, parsePages, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 import { startRedisProxy, type RedisProxy } from '../helpers/redis-proxy.ts';
+import { until } from '../helpers/until.ts';
 
 let p: Pipeline;
 let proxy: RedisProxy;
@@ -36,11 +37,6 @@ afterAll(async () => {
   await p?.stop();
   await proxy?.close();
 });
-
-const until = async (what: string, ok: () => Promise<boolean>, ms = 30_000) => {
-  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) if (await ok()) return;
-  throw new Error(`timed out waiting for ${what}`);
-};
 
 it('a settle whose reply was lost while another worker took the unit over: one result, written once, counted once', async () => {
   const sha = createHash('sha1').update(SETTLE_LUA).digest('hex');

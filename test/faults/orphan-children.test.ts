@@ -14,6 +14,7 @@ import { deathSignalLauncher } from '../../src/render/parent-watch.ts';
 import { BIN } from '../helpers/cli.ts';
 import { startPipeline, acceptedIds, type Pipeline } from '../helpers/pipeline.ts';
 import { buildPdf, pagesPdf, slowPage, tempDir } from '../render/fixtures.ts';
+import { until } from '../helpers/until.ts';
 
 const tmp = tempDir('orphans');
 let p: Pipeline | undefined;
@@ -72,14 +73,6 @@ const alive = (pid: number) => {
   const s = stat(pid);
   return s !== undefined && s.state !== 'Z' && s.state !== 'X';
 };
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Waits until `pid` has burnt `ms` of CPU more than it had when called: busy in the slow work. */
 async function busyFor(pid: number, ms: number): Promise<void> {

@@ -20,6 +20,7 @@ import type { Config } from '../../src/config.ts';
 import { startPrivateRedis, type PrivateRedis } from '../../src/demo/private-redis.ts';
 import { acceptedIds, parsePages, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 import { startRedisProxy, type RedisProxy } from '../helpers/redis-proxy.ts';
+import { until } from '../helpers/until.ts';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'docbatch');
 
@@ -66,14 +67,6 @@ function spawnDocbatch(command: 'worker' | 'writer', config: Config, extra: Reco
   children.push(child);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   return { child, logs: () => logs, exited };
-}
-
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 it.each([

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 import { flakyProxy, startS3Server, useS3Env, type FlakyProxy, type S3Server } from '../helpers/s3.ts';
+import { until } from '../helpers/until.ts';
 
 /** A JSONL export of 30 conversations, one chunk each. */
 const EXPORT_LINES = Array.from({ length: 30 }, (_, i) =>
@@ -38,14 +39,6 @@ afterAll(async () => {
   await s3?.close();
   await rm(dir, { recursive: true, force: true });
 });
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('the object store goes away mid-run', () => {
   it('the worker hands its units back and waits; when the store is back every chunk is done, none failed', async () => {

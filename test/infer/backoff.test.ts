@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_SENDS } from '../../src/infer/dispatch.ts';
 import { json, startScripted, type Scripted, type Seen } from '../engine/scripted-server.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
+import { until } from '../helpers/until.ts';
 
 let p: Pipeline | undefined;
 let front: Scripted | undefined;
@@ -51,11 +52,6 @@ function exportOf(dir: string, name: string, contents: string[]): string {
   writeFileSync(path, `${contents.map((c, i) => JSON.stringify({ id: `c${i}`, title: `T${i}`, messages: [{ role: 'user', content: c }, { role: 'assistant', content: `Answer ${i}.` }] })).join('\n')}\n`);
   return path;
 }
-
-const until = async (what: string, ok: () => Promise<boolean> | boolean, ms = 30_000) => {
-  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) if (await ok()) return;
-  throw new Error(`timed out waiting for ${what}`);
-};
 
 const BUSY = { error: { message: 'server busy, please try again. maximum pending requests exceeded', type: 'api_error', code: null } };
 const LIMITED = { error: { message: 'Rate limit reached for requests', type: 'rate_limit_exceeded', code: 'rate_limit_exceeded' } };

@@ -6,17 +6,13 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { startPipeline, type Pipeline } from '../helpers/pipeline.ts';
+import { until } from '../helpers/until.ts';
 
 let p: Pipeline | undefined;
 afterEach(async () => {
   await p?.stop();
   p = undefined;
 });
-
-const until = async (what: string, ok: () => boolean, ms: number) => {
-  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) if (ok()) return;
-  throw new Error(`timed out waiting for ${what}`);
-};
 
 it('an idle worker sees its engine die and come back', async () => {
   p = await startPipeline({ file: import.meta.filename });

@@ -16,6 +16,7 @@ import type { DocumentJson, FailuresResult, ListResult } from '../../src/observe
 import { silentLogger } from '../../src/observe/log.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 import { SMALL_CONTEXT, SMALL_IMAGE, writeInputs } from './fixtures.ts';
+import { until } from '../helpers/until.ts';
 
 let p: Pipeline;
 const dashboards: Dashboard[] = [];
@@ -49,14 +50,6 @@ async function open(overrides: Partial<DashboardConfig> = {}): Promise<Dashboard
 async function getJson<T>(url: string): Promise<{ status: number; body: T }> {
   const res = await fetch(url);
   return { status: res.status, body: (await res.json()) as T };
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 beforeAll(async () => {

@@ -16,17 +16,13 @@ import { readWorkers, workerNote, workerProblem } from '../../src/observe/worker
 import { runCli } from '../helpers/cli.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 import { parseMetrics, sumOf } from './fixtures.ts';
+import { until } from '../helpers/until.ts';
 
 let p: Pipeline;
 let fallback: Emulator;
 let worker: InferWorker;
 let metrics: WorkerMetrics;
 let server: MetricsServer;
-
-const until = async (what: string, ok: () => Promise<boolean> | boolean, ms = 30_000) => {
-  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) if (await ok()) return;
-  throw new Error(`timed out waiting for ${what}`);
-};
 
 beforeAll(async () => {
   // The primary dies for good when killed; the fallback is slow enough that requests overlap.

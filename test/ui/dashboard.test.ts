@@ -26,6 +26,7 @@ import { silentLogger } from '../../src/observe/log.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
 import { SMALL_CONTEXT, SMALL_IMAGE, writeInputs } from '../observe/fixtures.ts';
+import { until } from '../helpers/until.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 // `rebind.test` resolves to 127.0.0.1 in this browser: what a DNS-rebinding attacker's name does.
@@ -83,14 +84,6 @@ async function inferCounts(): Promise<Record<string, number>> {
     return await queue.getJobCounts('active', 'waiting', 'completed', 'failed');
   } finally {
     await queue.close();
-  }
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

@@ -20,6 +20,7 @@ import { startDashboard, type Dashboard } from '../../src/observe/dashboard.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 import { SMALL_CONTEXT, SMALL_IMAGE, writeInputs } from '../observe/fixtures.ts';
+import { until } from '../helpers/until.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
@@ -41,14 +42,6 @@ async function newPage(): Promise<{ page: Page; offsite: string[] }> {
     return route.abort();
   });
   return { page: await context.newPage(), offsite };
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 beforeAll(async () => {
