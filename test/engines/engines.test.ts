@@ -113,12 +113,15 @@ describe('a rate-limited endpoint', () => {
     // Windows in the middle of the run use the limit: within 5% on average. Not the first (the
     // run starts in it) nor the last two: the last burst of sends can straddle a boundary (the
     // emulator's windows are fixed, the limiter's slides), leaving, say, 16 and 4 + the tail.
-    // A limiter waiting a quarter too long leaves an empty window in six and fails this; 10% too
-    // long drifts a burst past a boundary only after ten windows, longer than this run.
+    // A limiter waiting a quarter too long leaves an empty window in six and fails this (a mean of
+    // 15 or less over four); 10% too long drifts a burst past a boundary only after ten windows,
+    // longer than this run. 18, not 19: on a loaded 2-core machine (three test files at a time,
+    // both workers in this process) one middle window fell to 16, [20,19,16,19], in a fresh-clone
+    // run (2026-12-03) that passed every other test; it passed in the run before.
     const middle = spanned.slice(1, -2);
     expect(middle.length).toBeGreaterThanOrEqual(3);
     const mean = middle.reduce((n, w) => n + w, 0) / middle.length;
-    expect(mean, JSON.stringify(spanned)).toBeGreaterThanOrEqual(19);
+    expect(mean, JSON.stringify(spanned)).toBeGreaterThanOrEqual(18);
   }, 120_000);
 
   it('an endpoint stricter than the configured limit answers 429 with Retry-After: honoured, no unit failed, never above its limit', async () => {
