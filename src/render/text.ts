@@ -26,20 +26,31 @@ export interface TextRun {
 export function joinTextRuns(items: Iterable<TextRun | object>): string {
   const lines: string[] = [];
   let line = '';
+  // Whether `line` ends in white space, kept as it grows: testing the line itself each time
+  // (a regular expression on a string built by +=) flattened and scanned it at every run,
+  // quadratic in its length for PDFium's one run a character.
+  let endsInSpace = false;
   let prev: TextRun | undefined;
 
   const endLine = () => {
     lines.push(line.replace(/[ \t]+$/u, ''));
     line = '';
+    endsInSpace = false;
   };
 
   for (const item of items) {
     if (!isRun(item)) continue; // marked-content markers
     if (prev && !prev.hasEOL && item.str !== '') {
       if (movedAcross(prev, item)) endLine();
-      else if (needsSpace(prev, item, line)) line += ' ';
+      else if (line !== '' && !endsInSpace && needsSpace(prev, item)) {
+        line += ' ';
+        endsInSpace = true;
+      }
     }
-    line += item.str;
+    if (item.str !== '') {
+      line += item.str;
+      endsInSpace = /\s$/u.test(item.str);
+    }
     if (item.hasEOL) endLine();
     if (item.str !== '' || item.hasEOL) prev = item;
   }
@@ -76,8 +87,9 @@ function movedAcross(prev: TextRun, next: TextRun): boolean {
   return across > size / 2;
 }
 
-function needsSpace(prev: TextRun, next: TextRun, line: string): boolean {
-  if (line === '' || /\s$/u.test(line) || /^\s/u.test(next.str)) return false;
+/** Whether a space goes between `prev` and `next` on a line not (yet) ending in white space. */
+function needsSpace(prev: TextRun, next: TextRun): boolean {
+  if (/^\s/u.test(next.str)) return false;
   const [dx, dy] = direction(prev);
   const ex = (next.transform[4] ?? 0) - (prev.transform[4] ?? 0);
   const ey = (next.transform[5] ?? 0) - (prev.transform[5] ?? 0);
