@@ -69,9 +69,26 @@ export function loadPdfium(): Promise<PdfiumApi> {
     const api = (await (PDFiumModule as unknown as (options: object) => Promise<PdfiumApi>)({})) as PdfiumApi;
     // No user font paths: PDFium would look for fonts in its (empty, in-memory) file system anyway.
     api._FPDF_InitLibraryWithConfig({ version: 2, m_pUserFontPaths: null, m_pIsolate: null, m_v8EmbedderSlot: 0, m_pPlatform: null });
+    useRawExports(api);
     return api;
   })();
   return loaded;
+}
+
+/**
+ * The package's build wraps each `_FPDF*` export in a checking closure (rest arguments, three
+ * assertions) that allocates on every call: a text layer makes ~8 calls a character, and the
+ * wrappers and the garbage they left were a third of its time (bench/text-layer.ts). Each is
+ * replaced by the wasm export it wraps, the same function. A trap still throws a
+ * WebAssembly.RuntimeError (`guarded`).
+ */
+function useRawExports(api: PdfiumApi): void {
+  const exports = api.wasmExports as unknown as Record<string, unknown>;
+  const target = api as unknown as Record<string, unknown>;
+  for (const key of Object.keys(target)) {
+    const raw = key.startsWith('_FPDF') ? exports[key.slice(1)] : undefined;
+    if (typeof raw === 'function') target[key] = raw;
+  }
 }
 
 /**
