@@ -176,6 +176,36 @@ describe('task files', () => {
     expect(check(tuple, ['a', 2, 3])).not.toBeNull();
   });
 
+  it("a schema's $schema as generators write it: draft-04, -06, -07, 2019-09, 2020-12, http or https, with or without #", () => {
+    const schemaTask = (name: string, schema: unknown) => file(name, JSON.stringify({ prompt: 'Extract.', output: { type: 'json', schema } }));
+    const total = { type: 'object', required: ['total'], properties: { total: { type: 'number', minimum: 0 } } };
+    // Each was TASK_INVALID "no schema with key or ref ..." though the engine reads none of it.
+    for (const [i, uri] of [
+      'http://json-schema.org/draft-04/schema#', // JSON Schema generators of the 2010s, many OpenAPI tools
+      'http://json-schema.org/draft-06/schema#', // quicktype
+      'https://json-schema.org/draft-07/schema#',
+      'https://json-schema.org/draft-07/schema',
+      'http://json-schema.org/draft-07/schema#', // zod-to-json-schema
+      'https://json-schema.org/draft/2019-09/schema',
+      'https://json-schema.org/draft/2020-12/schema#',
+      'http://json-schema.org/draft/2020-12/schema',
+    ].entries()) {
+      const output = loadTaskFile(schemaTask(`d${i}.json`, { $schema: uri, ...total })).output as { schema: Record<string, unknown> };
+      expect(output.schema.$schema).toBe(uri); // the engine gets the schema as written
+      expect(schemaViolations(output.schema, { total: 3 }), uri).toBeNull();
+      expect(schemaViolations(output.schema, { total: -1 }), uri).toMatch(/must be >= 0/);
+    }
+    // draft-04's exclusiveMinimum is a flag on minimum: validated as draft-04 means it.
+    const d04 = loadTaskFile(schemaTask('d04.json', { $schema: 'http://json-schema.org/draft-04/schema#', type: 'number', minimum: 0, exclusiveMinimum: true })).output as { schema: Record<string, unknown> };
+    expect(schemaViolations(d04.schema, 0)).toMatch(/must be > 0/);
+    expect(schemaViolations(d04.schema, 0.5)).toBeNull();
+    // 2019-09 keywords work in a 2019-09 schema.
+    const d19 = loadTaskFile(schemaTask('d19.json', { $schema: 'https://json-schema.org/draft/2019-09/schema', type: 'object', properties: { a: {} }, unevaluatedProperties: false })).output as { schema: Record<string, unknown> };
+    expect(schemaViolations(d19.schema, { a: 1, b: 2 })).toMatch(/unevaluated properties/);
+    // A $schema naming no draft says which it takes.
+    expect(failure(() => loadTaskFile(schemaTask('dx.json', { $schema: 'https://example.com/my-meta', ...total })))).toContain('names no JSON Schema draft docbatch knows');
+  });
+
   it("a schema file's mistakes name the task file, its output.schema field, and the schema file", () => {
     const owner = file('s1.yaml', 'prompt: hi\noutput: { schema: nope.json }\n');
     expect(failure(() => loadTaskFile(owner))).toBe(`${owner}: line 2: field output.schema: TASK_INVALID: cannot read the JSON Schema ${join(dir, 'nope.json')} (no such file)`);
