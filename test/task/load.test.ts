@@ -253,6 +253,29 @@ describe('the enqueue flags', () => {
     expect(failure(() => resolveTask({ prompt: 'Summarize {{titel}}.' }, 'chat'))).toContain('unknown variable {{titel}} (did you mean "title"?)');
   });
 
+  it('prompt and task files as Windows editors save them: CRLF, UTF-16 with its mark; Latin-1 refused, not read as U+FFFD', () => {
+    const bytes = (name: string, data: Buffer) => {
+      const path = join(dir, name);
+      writeFileSync(path, data);
+      return path;
+    };
+    // CRLF: the prompt the model gets, and the task's identity, are those of the LF file.
+    const lf = file('lf.txt', 'Résumé of {{file}}.\nList the totals.\n');
+    const crlf = file('crlf.txt', 'Résumé of {{file}}.\r\nList the totals.\r\n');
+    expect(promptArgument(`@${crlf}`)).toBe(promptArgument(`@${lf}`));
+    const hash = (prompt: string) => taskHash(resolveTask({ prompt }, 'pdf') as Task);
+    expect(hash(promptArgument(`@${crlf}`))).toBe(hash(promptArgument(`@${lf}`)));
+    // Notepad's "Unicode" (UTF-16 LE with its mark), and UTF-16 BE.
+    const utf16le = bytes('u16le.txt', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('Résumé of {{file}}.\r\nList the totals.\r\n', 'utf16le')]));
+    expect(promptArgument(`@${utf16le}`)).toBe(promptArgument(`@${lf}`));
+    const be = Buffer.from('prompt: Résumé.\n', 'utf16le').swap16();
+    expect(loadTaskFile(bytes('u16be.yaml', Buffer.concat([Buffer.from([0xfe, 0xff]), be]))).prompt).toBe('Résumé.');
+    // Windows-1252 / Latin-1 "é" is 0xE9: refused with where, not sent as "�".
+    const latin1 = bytes('latin1.txt', Buffer.from('Line one.\nR\xe9sum\xe9 of {{file}}.\n', 'latin1'));
+    expect(failure(() => promptArgument(`@${latin1}`))).toContain(`field --prompt: TASK_INVALID: the prompt file ${latin1} is not UTF-8 (byte 11, 0xe9, on line 2): save it as UTF-8`);
+    expect(failure(() => loadTaskFile(bytes('latin1.yaml', Buffer.from('prompt: R\xe9sum\xe9.\n', 'latin1'))))).toMatch(/latin1\.yaml: TASK_INVALID: the task file is not UTF-8 \(byte 9, 0xe9, on line 1\)/);
+  });
+
   it('--unit checks the variables again; --prompt @FILE reads the file; an empty prompt is refused', () => {
     const paged = file('paged.yaml', 'prompt: "What is on page {{page}}?"\n');
     expect(failure(() => resolveTask({ task: paged, unit: 'document' }, 'pdf'))).toContain('paged.yaml: field prompt: TASK_INVALID: {{page}} has no value in a document unit');
