@@ -37,11 +37,26 @@ export function tailLoop(text: string, minCover = 200, minRepeats = 6): { period
   return null;
 }
 
-/** The JSON in a reply: the whole text, or the inside of one ```json fence around it. */
+/** A Markdown code fence (``` or ~~~, tagged json, jsonc, json5 or not) on lines of its own. */
+const FENCED_BLOCK = /(?:^|\n)[ \t]*(`{3,}|~{3,})[ \t]*(?:json[c5]?)?[ \t]*\n([\s\S]*?)\n?[ \t]*\1[ \t]*(?=\n|$)/gi;
+
+/**
+ * The JSON in a reply: the whole text, or the inside of one ```json fence around it, or of the
+ * one fence in a reply that says something before or after it ("Here is the JSON:", a note):
+ * what a model asked with the schema in the prompt (no structured output) writes, try after try.
+ * Two fences are two answers: none is taken. Throws JSON.parse's error for the text otherwise.
+ */
 export function jsonOf(text: string): unknown {
   const trimmed = text.trim();
   const fenced = /^```(?:json)?\s*\n([\s\S]*?)\n?```$/i.exec(trimmed);
-  return JSON.parse(fenced ? fenced[1]! : trimmed);
+  if (fenced) return JSON.parse(fenced[1]!);
+  try {
+    return JSON.parse(trimmed);
+  } catch (err) {
+    const blocks = [...trimmed.matchAll(FENCED_BLOCK)];
+    if (blocks.length !== 1) throw err;
+    return JSON.parse(blocks[0]![2]!);
+  }
 }
 
 export function checkAnswer(task: Task, reply: Reply): Verdict {

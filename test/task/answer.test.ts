@@ -18,6 +18,23 @@ describe('checkAnswer', () => {
     expect(checkAnswer(json, { text: '```json\n{"total": 3}\n```', finishReason: 'stop' })).toMatchObject({ ok: true, data: { total: 3 } });
   });
 
+  it('JSON in the one fence of a reply that says something around it (schema in the prompt, no structured output)', () => {
+    // Each was OUTPUT_INVALID "not valid JSON: Unexpected token 'H'", and again at every retry.
+    const replies = [
+      'Here is the extracted information:\n\n```json\n{"total": 12.5}\n```',
+      '```json\n{"total": 12.5}\n```\n\nNote: the date was not legible, so it is left out.',
+      'Sure!\n```JSON\n{\n  "total": 12.5\n}\n```\nLet me know if you need more.',
+      'The answer:\n~~~\n{"total": 12.5}\n~~~',
+      '```jsonc\n{"total": 12.5}\n```',
+      '\uFEFF{"total": 12.5}',
+    ];
+    for (const reply of replies) expect(checkAnswer(json, { text: reply, finishReason: 'stop' }), reply).toMatchObject({ ok: true, data: { total: 12.5 } });
+    // Still refused: two fences (two answers), a fence whose JSON breaks the schema, prose alone.
+    expect(checkAnswer(json, { text: 'First:\n```json\n{"total": 1}\n```\nOr:\n```json\n{"total": 2}\n```', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID', message: expect.stringContaining('not valid JSON') });
+    expect(checkAnswer(json, { text: 'Here:\n```json\n{"total": "12"}\n```', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID', message: expect.stringContaining('/total must be number') });
+    expect(checkAnswer(json, { text: 'The total is 12.5.', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID' });
+  });
+
   it('cut off, empty, invalid JSON, schema violations: each with its code and why', () => {
     expect(checkAnswer(text, { text: 'It went on and on', finishReason: 'length' })).toMatchObject({ ok: false, code: 'OUTPUT_TRUNCATED' });
     expect(checkAnswer(json, { text: '{"total": 12', finishReason: 'length' })).toMatchObject({ ok: false, code: 'OUTPUT_TRUNCATED' });
