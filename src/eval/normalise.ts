@@ -1,8 +1,9 @@
 /**
  * When a value from a model's output counts as the value in the truth. Pure; no I/O.
  *
- * - Text: Unicode NFKC (ligatures, full-width forms, no-break spaces become plain), runs of
- *   whitespace collapsed to one space, trimmed, and case-insensitive unless `caseSensitive`.
+ * - Text: Unicode NFKC (ligatures, full-width forms, no-break spaces become plain), invisible
+ *   characters dropped (soft hyphens, zero-width spaces), runs of whitespace collapsed to one
+ *   space, trimmed, and case-insensitive unless `caseSensitive` (ß = SS).
  * - Numbers: a JSON number, or a string in a common amount form: `1,234.50`, `1 234,50`,
  *   `1.234,50`, `$1,234.50`, `EUR 12` (ISO codes of common currencies), `12 %`, `(12.00)` (negative), `-5`, `1.5e3`. A lone comma
  *   followed by exactly three digits groups thousands (`1,234` = 1234); otherwise a single comma
@@ -38,9 +39,16 @@ export type Mismatch =
   /** Both have a value and they differ (or are of kinds that cannot be equal). */
   | 'differs';
 
+/** Characters that show nothing: soft hyphens of PDF text layers, zero-width spaces and joiners, variation selectors, BOMs. */
+const INVISIBLE = /\p{Default_Ignorable_Code_Point}/gu;
+
+/**
+ * Case is folded through upper case: `toLowerCase` alone leaves `ß`, so "Hauptstraße" and
+ * "HAUPTSTRASSE" (an address printed in capitals) differed where "Acme" and "ACME" do not.
+ */
 export function normaliseText(text: string, caseSensitive = false): string {
-  const t = text.normalize('NFKC').replace(/\s+/gu, ' ').trim();
-  return caseSensitive ? t : t.toLowerCase();
+  const t = text.normalize('NFKC').replace(INVISIBLE, '').replace(/\s+/gu, ' ').trim();
+  return caseSensitive ? t : t.toUpperCase().toLowerCase();
 }
 
 export function isBlank(v: unknown): boolean {

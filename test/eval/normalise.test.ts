@@ -21,6 +21,19 @@ describe('normaliseText', () => {
   it('keeps case when asked', () => {
     expect(normaliseText('  Acme  Corp ', true)).toBe('Acme Corp');
   });
+
+  it('ß is SS without case; invisible characters (soft hyphen, zero-width space, BOM) are nothing', () => {
+    // Each pair differed: a German address printed in capitals, a word with the soft hyphen of a
+    // PDF's text layer, a zero-width space from a web page.
+    expect(mismatch('Hauptstraße 5', 'HAUPTSTRASSE 5')).toBe(null);
+    expect(agree('Gießen', 'GIESSEN')).toBe(true);
+    expect(mismatch('Rechnungsnummer', 'Rechnungs\u00adnummer')).toBe(null);
+    expect(mismatch('Acme Corp', 'Acme\u200b Corp\ufeff')).toBe(null);
+    expect(mismatch('Acme Corp', 'Acme\u00ad Corp', { tolerance: 0, caseSensitive: true })).toBe(null);
+    // Case still counts when asked; other letters still differ.
+    expect(mismatch('Straße', 'STRASSE', { tolerance: 0, caseSensitive: true })).toBe('differs');
+    expect(mismatch('Straße', 'Strasse 2')).toBe('differs');
+  });
 });
 
 describe('parseNumber', () => {
