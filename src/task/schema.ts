@@ -5,6 +5,7 @@
  * schema text.
  */
 import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
 import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { canonicalJson } from './identity.ts';
 
@@ -105,6 +106,52 @@ function fromDraft04(value: unknown, depth: number): unknown {
   return out;
 }
 
+const IRI = /^[a-z][a-z0-9+.-]*:[^\s<>"{}|\\^`]*$/iu;
+const IDN_LABEL = String.raw`(?!-)[\p{L}\p{M}\p{N}-]{1,63}(?<!-)`;
+const IDN_HOSTNAME = new RegExp(`^(?=.{1,253}\\.?$)${IDN_LABEL}(?:\\.${IDN_LABEL})*\\.?$`, 'u');
+const uuidOf = (version: number) => new RegExp(`^[0-9a-f]{8}-[0-9a-f]{4}-${version}[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, 'i');
+const always = true as const;
+
+/**
+ * Formats Ajv's ajv-formats does not have that schemas in the wild name, so they are not refused
+ * as unknown: the internationalised formats of draft-07 and 2020-12 (checked loosely: no
+ * whitespace, a scheme, an @, labels of letters), and the extensions Pydantic's
+ * `model_json_schema()` writes (paths, networks and colours are annotations: nothing says what
+ * a valid one is).
+ */
+const MORE_FORMATS: Record<string, RegExp | true | ((s: string) => boolean)> = {
+  'idn-email': /^[^\s@]+@[^\s@]+$/u,
+  'idn-hostname': IDN_HOSTNAME,
+  iri: IRI,
+  'iri-reference': /^[^\s<>"{}|\\^`]*$/u,
+  uuid1: uuidOf(1),
+  uuid3: uuidOf(3),
+  uuid4: uuidOf(4),
+  uuid5: uuidOf(5),
+  'json-string': (s) => {
+    try {
+      JSON.parse(s);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  ipvanyaddress: (s) => isIP(s) !== 0,
+  path: always,
+  'file-path': always,
+  'directory-path': always,
+  'name-email': always,
+  color: always,
+  'multi-host-uri': always,
+  'time-delta': always,
+  ipv4interface: always,
+  ipv6interface: always,
+  ipvanyinterface: always,
+  ipv4network: always,
+  ipv6network: always,
+  ipvanynetwork: always,
+};
+
 /** Where Ajv's warnings go: an unknown format is a mistake to report, not a line on stderr. */
 interface Warnings {
   formats: string[];
@@ -125,6 +172,7 @@ function ajvFor(draft: Draft, options: { strictSchema?: boolean; warnings?: Warn
   const ajv = draft === '2020-12' ? new Ajv2020(settings) : draft === '2019-09' ? new Ajv2019(settings) : new Ajv(settings);
   if (draft === '04' || draft === '06') ajv.addMetaSchema(draft06);
   addFormats(ajv as Ajv);
+  for (const [name, format] of Object.entries(MORE_FORMATS)) ajv.addFormat(name, format);
   return ajv as Ajv;
 }
 

@@ -176,6 +176,33 @@ describe('task files', () => {
     expect(check(tuple, ['a', 2, 3])).not.toBeNull();
   });
 
+  it("formats of the standard Ajv lacks (idn-email, iri, ...) and Pydantic's (path, uuid4, json-string, ...) are taken, not refused as unknown", () => {
+    const schemaTask = (name: string, schema: unknown) => file(name, JSON.stringify({ prompt: 'Extract.', output: { type: 'json', schema } }));
+    // As Pydantic's model_json_schema() writes a model with Path, UUID4, Json, IPvAnyAddress and Color fields.
+    const pydantic = {
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      title: 'Upload', type: 'object',
+      properties: {
+        file: { format: 'file-path', title: 'File', type: 'string' },
+        folder: { format: 'directory-path', title: 'Folder', type: 'string' },
+        id: { format: 'uuid4', title: 'Id', type: 'string' },
+        meta: { format: 'json-string', title: 'Meta', type: 'string' },
+        host: { format: 'ipvanyaddress', title: 'Host', type: 'string' },
+        colour: { format: 'color', title: 'Colour', type: 'string' },
+        contact: { format: 'idn-email', type: 'string' },
+        site: { format: 'iri', type: 'string' },
+        domain: { format: 'idn-hostname', type: 'string' },
+      },
+      required: ['file', 'id'],
+    };
+    // Each was TASK_INVALID "the schema names the unknown format ...".
+    const output = loadTaskFile(schemaTask('pyd.json', pydantic)).output as { schema: Record<string, unknown> };
+    const good = { file: 'in/a.pdf', folder: 'in', id: '0f8fad5b-d9cb-469f-a165-70867728950e', meta: '{"a": 1}', host: '2001:db8::1', colour: 'teal', contact: 'josé@exemplo.com.br', site: 'https://例え.jp/パス', domain: 'bücher.example' };
+    expect(schemaViolations(output.schema, good)).toBeNull();
+    const bad = { id: '0f8fad5b-d9cb-169f-a165-70867728950e', meta: '{a: 1}', host: '300.1.1.1', contact: 'no at sign', site: 'no scheme here', domain: '-bad-.example' };
+    for (const [field, value] of Object.entries(bad)) expect(schemaViolations(output.schema, { ...good, [field]: value })).toBe(`/${field} must match format "${pydantic.properties[field as keyof typeof bad].format}"`);
+  });
+
   it("a schema's $schema as generators write it: draft-04, -06, -07, 2019-09, 2020-12, http or https, with or without #", () => {
     const schemaTask = (name: string, schema: unknown) => file(name, JSON.stringify({ prompt: 'Extract.', output: { type: 'json', schema } }));
     const total = { type: 'object', required: ['total'], properties: { total: { type: 'number', minimum: 0 } } };
