@@ -94,7 +94,20 @@ export function checkAnswer(task: Task, reply: Reply): Verdict {
     if (violations) return { ok: false, code: 'OUTPUT_INVALID', message: `the answer breaks the schema: ${violations}` };
     return { ok: true, text, data };
   }
-  return { ok: true, text };
+  const body = unwrapMarkdown(text);
+  if (body === '') return { ok: false, code: 'EMPTY_OUTPUT', message: 'the engine answered with an empty ```markdown block' };
+  return { ok: true, text: body };
+}
+
+/**
+ * A text answer that is one ```markdown (or md) fence from start to end: the model's way of
+ * saying "Markdown follows" (Qwen2-VL and others do so, asked for Markdown), not a code block;
+ * kept as it was, every page of X.md would show as code. The inside, fences within it kept.
+ * An untagged fence is left alone: a page that is a code listing.
+ */
+export function unwrapMarkdown(text: string): string {
+  const m = /^(`{3,}|~{3,})[ \t]*(?:markdown|md)[ \t]*\n([\s\S]*?)\n?[ \t]*\1[ \t]*$/i.exec(text);
+  return m ? m[2]!.trim() : text;
 }
 
 /** The temperature of try `k` (0-based): the task's own first, then +0.2 per retry, at most 1 (or the task's own if higher). */

@@ -35,6 +35,20 @@ describe('checkAnswer', () => {
     expect(checkAnswer(json, { text: 'The total is 12.5.', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID' });
   });
 
+  it('a text answer wrapped whole in a ```markdown fence is its inside (it was a code block in X.md)', () => {
+    const page = '# Invoice 17\n\n| item | amount |\n|---|---|\n| Tea | 3.20 |';
+    for (const reply of [`\`\`\`markdown\n${page}\n\`\`\``, `\`\`\`md\n${page}\n\`\`\`\n`, `~~~Markdown\n${page}\n~~~`, `\`\`\`\`markdown\n${page}\n\`\`\`\``]) {
+      expect(checkAnswer(text, { text: reply, finishReason: 'stop' }), reply).toEqual({ ok: true, text: page });
+    }
+    // Fences inside the wrapper stay.
+    const withCode = 'Run:\n\n```python\nprint(1)\n```\n\nThen stop.';
+    expect(checkAnswer(text, { text: `\`\`\`markdown\n${withCode}\n\`\`\``, finishReason: 'stop' })).toEqual({ ok: true, text: withCode });
+    // Not a wrapper: an untagged fence (a page that is a code listing), a fence that is not the whole answer, an empty one.
+    expect(checkAnswer(text, { text: '```\nfor i in x:\n    pass\n```', finishReason: 'stop' })).toEqual({ ok: true, text: '```\nfor i in x:\n    pass\n```' });
+    expect(checkAnswer(text, { text: 'Intro.\n```markdown\n# A\n```', finishReason: 'stop' })).toEqual({ ok: true, text: 'Intro.\n```markdown\n# A\n```' });
+    expect(checkAnswer(text, { text: '```markdown\n```', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'EMPTY_OUTPUT' });
+  });
+
   it('cut off, empty, invalid JSON, schema violations: each with its code and why', () => {
     expect(checkAnswer(text, { text: 'It went on and on', finishReason: 'length' })).toMatchObject({ ok: false, code: 'OUTPUT_TRUNCATED' });
     expect(checkAnswer(json, { text: '{"total": 12', finishReason: 'length' })).toMatchObject({ ok: false, code: 'OUTPUT_TRUNCATED' });
