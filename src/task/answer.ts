@@ -42,9 +42,10 @@ const FENCED_BLOCK = /(?:^|\n)[ \t]*(`{3,}|~{3,})[ \t]*(?:json[c5]?)?[ \t]*\n([\
 
 /**
  * The JSON in a reply: the whole text, or the inside of one ```json fence around it, or of the
- * one fence in a reply that says something before or after it ("Here is the JSON:", a note):
- * what a model asked with the schema in the prompt (no structured output) writes, try after try.
- * Two fences are two answers: none is taken. Throws JSON.parse's error for the text otherwise.
+ * one fence in a reply that says something before or after it ("Here is the JSON:", a note), or
+ * an object or array followed by a note: what a model asked with the schema in the prompt (no
+ * structured output) writes, try after try. Two fences, or two values, are two answers: none is
+ * taken. Throws JSON.parse's error for the text otherwise.
  */
 export function jsonOf(text: string): unknown {
   const trimmed = text.trim();
@@ -54,9 +55,29 @@ export function jsonOf(text: string): unknown {
     return JSON.parse(trimmed);
   } catch (err) {
     const blocks = [...trimmed.matchAll(FENCED_BLOCK)];
-    if (blocks.length !== 1) throw err;
-    return JSON.parse(blocks[0]![2]!);
+    if (blocks.length === 1) return JSON.parse(blocks[0]![2]!);
+    const end = blocks.length === 0 ? endOfFirstValue(trimmed) : -1;
+    // An object or array followed by words ("Note: ..."), not by another value.
+    if (end > 0 && !/^[[{"\d-]/.test(trimmed.slice(end).trim())) return JSON.parse(trimmed.slice(0, end));
+    throw err;
   }
+}
+
+/** Where the object or array `text` starts with ends (its closing bracket + 1), strings skipped; -1 when it does not. */
+function endOfFirstValue(text: string): number {
+  if (text[0] !== '{' && text[0] !== '[') return -1;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '{' || c === '[') depth++;
+    else if ((c === '}' || c === ']') && --depth === 0) return i + 1;
+  }
+  return -1;
 }
 
 export function checkAnswer(task: Task, reply: Reply): Verdict {

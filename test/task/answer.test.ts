@@ -27,12 +27,19 @@ describe('checkAnswer', () => {
       'The answer:\n~~~\n{"total": 12.5}\n~~~',
       '```jsonc\n{"total": 12.5}\n```',
       '\uFEFF{"total": 12.5}',
+      '{"total": 12.5}\n\nNote: the total includes VAT {19%}.',
+      '{"total": 12.5} (from the last page)',
     ];
+    const anyObject: Task = { ...json, output: { type: 'json', name: 'answer', schema: {} } };
+    expect(checkAnswer(anyObject, { text: '{"note": "a } and a \\" in a string"}\nDone.', finishReason: 'stop' })).toMatchObject({ ok: true, data: { note: 'a } and a " in a string' } });
     for (const reply of replies) expect(checkAnswer(json, { text: reply, finishReason: 'stop' }), reply).toMatchObject({ ok: true, data: { total: 12.5 } });
     // Still refused: two fences (two answers), a fence whose JSON breaks the schema, prose alone.
     expect(checkAnswer(json, { text: 'First:\n```json\n{"total": 1}\n```\nOr:\n```json\n{"total": 2}\n```', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID', message: expect.stringContaining('not valid JSON') });
     expect(checkAnswer(json, { text: 'Here:\n```json\n{"total": "12"}\n```', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID', message: expect.stringContaining('/total must be number') });
     expect(checkAnswer(json, { text: 'The total is 12.5.', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID' });
+    // Two values are two answers; a value cut short is not one.
+    expect(checkAnswer(json, { text: '{"total": 1}\n{"total": 2}', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID' });
+    expect(checkAnswer(json, { text: '{"total": 1, Note: unsure', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID' });
   });
 
   it('a text answer wrapped whole in a ```markdown fence is its inside (it was a code block in X.md)', () => {
