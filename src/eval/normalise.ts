@@ -1,14 +1,16 @@
 /**
  * When a value from a model's output counts as the value in the truth. Pure; no I/O.
  *
- * - Text: Unicode NFKC (ligatures, full-width forms, no-break spaces become plain), runs of
- *   whitespace collapsed to one space, trimmed, and case-insensitive unless `caseSensitive`.
+ * - Text: Unicode NFKC (ligatures, full-width forms, no-break spaces become plain), invisible
+ *   characters dropped (soft hyphens, zero-width spaces), runs of whitespace collapsed to one
+ *   space, trimmed, and case-insensitive unless `caseSensitive` (ß = SS).
  * - Numbers: a JSON number, or a string in a common amount form: `1,234.50`, `1 234,50`,
  *   `1.234,50`, `$1,234.50`, `EUR 12` (ISO codes of common currencies), `12 %`, `(12.00)` (negative), `-5`, `1.5e3`. A lone comma
  *   followed by exactly three digits groups thousands (`1,234` = 1234); otherwise a single comma
  *   is a decimal comma (`1,5` = 1.5). A string with a leading zero before a digit (`007`, `02134`)
- *   is an identifier, not a number. Two numbers are equal when they differ by at most
- *   `tolerance` (plus floating-point noise).
+ *   is an identifier, not a number; so is one of more than 15 digits (a double cannot hold it:
+ *   card, account and tracking numbers), compared as text. Two numbers are equal when they
+ *   differ by at most `tolerance` (plus a few units in the last place of a double).
  * - Dates: see dates.ts; compared as calendar dates.
  * - No value: null, a missing field and a blank string are all "no value", and equal each other.
  * - Booleans: true/false, or the strings true/false/yes/no/1/0 (on either side: a truth "yes" is
@@ -37,9 +39,16 @@ export type Mismatch =
   /** Both have a value and they differ (or are of kinds that cannot be equal). */
   | 'differs';
 
+/** Characters that show nothing: soft hyphens of PDF text layers, zero-width spaces and joiners, variation selectors, BOMs. */
+const INVISIBLE = /\p{Default_Ignorable_Code_Point}/gu;
+
+/**
+ * Case is folded through upper case: `toLowerCase` alone leaves `ß`, so "Hauptstraße" and
+ * "HAUPTSTRASSE" (an address printed in capitals) differed where "Acme" and "ACME" do not.
+ */
 export function normaliseText(text: string, caseSensitive = false): string {
-  const t = text.normalize('NFKC').replace(/\s+/gu, ' ').trim();
-  return caseSensitive ? t : t.toLowerCase();
+  const t = text.normalize('NFKC').replace(INVISIBLE, '').replace(/\s+/gu, ' ').trim();
+  return caseSensitive ? t : t.toUpperCase().toLowerCase();
 }
 
 export function isBlank(v: unknown): boolean {
@@ -82,8 +91,12 @@ export function parseNumber(value: unknown): number | null {
   return negative ? -n : n;
 }
 
+/** Significant digits a double holds exactly: a string with more is an identifier (card, account, tracking numbers). */
+const MAX_DIGITS = 15;
+
 function parseBody(s: string): number | null {
   if (s === '' || /^0\d/.test(s)) return null;
+  if (s.replace(/e[+-]?\d+$/i, '').replace(/\D/g, '').replace(/^0+/, '').length > MAX_DIGITS) return null;
   if (/^\d{1,3}(?:,\d{3})+(?:\.\d+)?$/.test(s)) return Number(s.replace(/,/g, ''));
   if (/^\d{1,3}(?:[ '’]\d{3})+(?:[.,]\d+)?$/.test(s)) return Number(s.replace(/[ '’]/g, '').replace(',', '.'));
   if (/^\d{1,3}(?:\.\d{3})+,\d+$/.test(s) || /^\d{1,3}(?:\.\d{3}){2,}$/.test(s)) return Number(s.replace(/\./g, '').replace(',', '.'));
@@ -102,8 +115,13 @@ function parseBoolean(v: unknown): boolean | null {
   return null;
 }
 
+/**
+ * Equal within `tolerance`, plus a few units in the last place (the noise of a value like
+ * 0.1 + 0.2 computed by whoever wrote it). Not a relative 1e-9: that made 5551234567 equal
+ * 5551234568 (±5.5 at ten digits), and any two 16-digit card numbers within millions equal.
+ */
 function sameNumber(a: number, b: number, tolerance: number): boolean {
-  return Math.abs(a - b) <= tolerance + 1e-9 * Math.max(1, Math.abs(a), Math.abs(b));
+  return Math.abs(a - b) <= tolerance + 4 * Number.EPSILON * Math.max(Math.abs(a), Math.abs(b));
 }
 
 /** null when `got` counts as `truth`, else why not. `truth` is a leaf: a scalar or an empty array/object. */

@@ -13,8 +13,11 @@ export function append<T>(target: T[], items: readonly T[]): void {
   for (const item of items) target.push(item);
 }
 
-/** Separators, coarse to fine. A piece keeps its separator at its end, so pieces join back to the text. */
-const LEVELS: readonly RegExp[] = [/(?<=\n[ \t]*\n)/, /(?<=\n)/, /(?<=[.!?;:。！？；…][)"'”’»]?\s)|(?<=[。！？；])/];
+/**
+ * Separators, coarse to fine. A piece keeps its separator at its end, so pieces join back to the
+ * text. Sentence ends: Latin, CJK, Devanagari (danda `।`, `॥`), Arabic and Urdu (`۔ ؟ ؛`).
+ */
+const LEVELS: readonly RegExp[] = [/(?<=\n[ \t]*\n)/, /(?<=\n)/, /(?<=[.!?;:。！？；…।॥۔؟؛][)"'”’»]?\s)|(?<=[。！？；])/];
 
 /**
  * Cuts `text` into trimmed, non-empty pieces with `count(piece) <= limit`, preferring paragraph,
@@ -218,19 +221,27 @@ function isLowSurrogate(text: string, i: number): boolean {
   return c >= 0xdc00 && c <= 0xdfff;
 }
 
+/**
+ * What belongs to the character before it: a combining mark of any script (`\p{M}`: Thai, Devanagari
+ * and Arabic vowel signs, tone marks and harakat as much as Latin accents, variation selectors), an
+ * emoji skin tone, a zero-width joiner, a tag (the subdivision flags), a Hangul vowel or final
+ * consonant jamo (Korean in NFD, as macOS writes names).
+ */
+const ATTACHED = /^[\p{M}\p{Emoji_Modifier}\u200d\u{E0020}-\u{E007F}\u1160-\u11ff\ud7b0-\ud7ff]/u;
+
+const isRegionalIndicator = (cp: number | undefined) => cp !== undefined && cp >= 0x1f1e6 && cp <= 0x1f1ff;
+
 /** True when a cut before index `i` would separate a character from what belongs to it. */
 function isJoiner(text: string, i: number): boolean {
   const c = text.charCodeAt(i);
-  const before = text.charCodeAt(i - 1);
-  return (
-    (c >= 0xdc00 && c <= 0xdfff) || // low surrogate
-    (c >= 0x300 && c <= 0x36f) || // combining diacritics
-    (c >= 0x1ab0 && c <= 0x1aff) ||
-    (c >= 0x1dc0 && c <= 0x1dff) ||
-    (c >= 0x20d0 && c <= 0x20ff) ||
-    (c >= 0xfe00 && c <= 0xfe0f) || // variation selectors
-    (c >= 0xfe20 && c <= 0xfe2f) ||
-    c === 0x200d || // zero-width joiner
-    before === 0x200d
-  );
+  if (c >= 0xdc00 && c <= 0xdfff) return true; // low surrogate
+  if (text.charCodeAt(i - 1) === 0x200d) return true; // after a zero-width joiner
+  const cp = text.codePointAt(i)!;
+  if (cp < 0x300) return false;
+  if (ATTACHED.test(String.fromCodePoint(cp))) return true;
+  // A flag is two regional indicators: a cut after an odd number of them splits one.
+  if (!isRegionalIndicator(cp)) return false;
+  let run = 0;
+  for (let j = i - 2; j >= 0 && isRegionalIndicator(text.codePointAt(j)); j -= 2) run++;
+  return run % 2 === 1;
 }

@@ -37,11 +37,47 @@ export function tailLoop(text: string, minCover = 200, minRepeats = 6): { period
   return null;
 }
 
-/** The JSON in a reply: the whole text, or the inside of one ```json fence around it. */
+/** A Markdown code fence (``` or ~~~, tagged json, jsonc, json5 or not) on lines of its own. */
+const FENCED_BLOCK = /(?:^|\n)[ \t]*(`{3,}|~{3,})[ \t]*(?:json[c5]?)?[ \t]*\n([\s\S]*?)\n?[ \t]*\1[ \t]*(?=\n|$)/gi;
+
+/**
+ * The JSON in a reply: the whole text, or the inside of one ```json fence around it, or of the
+ * one fence in a reply that says something before or after it ("Here is the JSON:", a note), or
+ * an object or array followed by a note: what a model asked with the schema in the prompt (no
+ * structured output) writes, try after try. Two fences, or two values, are two answers: none is
+ * taken. Throws JSON.parse's error for the text otherwise.
+ */
 export function jsonOf(text: string): unknown {
   const trimmed = text.trim();
   const fenced = /^```(?:json)?\s*\n([\s\S]*?)\n?```$/i.exec(trimmed);
-  return JSON.parse(fenced ? fenced[1]! : trimmed);
+  if (fenced) return JSON.parse(fenced[1]!);
+  try {
+    return JSON.parse(trimmed);
+  } catch (err) {
+    const blocks = [...trimmed.matchAll(FENCED_BLOCK)];
+    if (blocks.length === 1) return JSON.parse(blocks[0]![2]!);
+    const end = blocks.length === 0 ? endOfFirstValue(trimmed) : -1;
+    // An object or array followed by words ("Note: ..."), not by another value.
+    if (end > 0 && !/^[[{"\d-]/.test(trimmed.slice(end).trim())) return JSON.parse(trimmed.slice(0, end));
+    throw err;
+  }
+}
+
+/** Where the object or array `text` starts with ends (its closing bracket + 1), strings skipped; -1 when it does not. */
+function endOfFirstValue(text: string): number {
+  if (text[0] !== '{' && text[0] !== '[') return -1;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '{' || c === '[') depth++;
+    else if ((c === '}' || c === ']') && --depth === 0) return i + 1;
+  }
+  return -1;
 }
 
 export function checkAnswer(task: Task, reply: Reply): Verdict {
@@ -79,7 +115,20 @@ export function checkAnswer(task: Task, reply: Reply): Verdict {
     if (violations) return { ok: false, code: 'OUTPUT_INVALID', message: `the answer breaks the schema: ${violations}` };
     return { ok: true, text, data };
   }
-  return { ok: true, text };
+  const body = unwrapMarkdown(text);
+  if (body === '') return { ok: false, code: 'EMPTY_OUTPUT', message: 'the engine answered with an empty ```markdown block' };
+  return { ok: true, text: body };
+}
+
+/**
+ * A text answer that is one ```markdown (or md) fence from start to end: the model's way of
+ * saying "Markdown follows" (Qwen2-VL and others do so, asked for Markdown), not a code block;
+ * kept as it was, every page of X.md would show as code. The inside, fences within it kept.
+ * An untagged fence is left alone: a page that is a code listing.
+ */
+export function unwrapMarkdown(text: string): string {
+  const m = /^(`{3,}|~{3,})[ \t]*(?:markdown|md)[ \t]*\n([\s\S]*?)\n?[ \t]*\1[ \t]*$/i.exec(text);
+  return m ? m[2]!.trim() : text;
 }
 
 /** The temperature of try `k` (0-based): the task's own first, then +0.2 per retry, at most 1 (or the task's own if higher). */

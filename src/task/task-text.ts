@@ -1,11 +1,12 @@
 /**
- * The text of task and schema files, read for src/task/load.ts: a file as a string (byte-order
- * mark dropped), parsed as JSON or YAML (anchors and merge keys; a key written twice is refused
+ * The text of task, schema and prompt files, read for src/task/load.ts: a file as a string (byte-order
+ * mark dropped, CRLF to LF, UTF-16 by its mark, other bytes that are not UTF-8 refused), parsed as JSON or YAML (anchors and merge keys; a key written twice is refused
  * in JSON too), and the line a field is on, for errors. Every mistake is a TASK_INVALID.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { DocbatchError } from '../errors.ts';
+import { firstInvalidUtf8 } from '../json-errors.ts';
 
 export interface Where {
   file?: string | undefined;
@@ -18,15 +19,37 @@ export function invalid(message: string, where: Where, cause?: unknown): Docbatc
   return new DocbatchError('TASK_INVALID', message, { place, ...(cause ? { cause } : {}) });
 }
 
-/** A text file as a string, without the byte-order mark editors on Windows put first. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A text file as a string, as Windows editors save it too: without the byte-order mark, line ends
+ * `\n` (a prompt file saved with CRLF would send `\r` to the model and be another task than the
+ * same prompt saved with LF), UTF-16 when its byte-order mark says so (Notepad's "Unicode").
+ * Bytes that are not UTF-8 (a file saved as Windows-1252 or Latin-1) are refused, not read as
+ * U+FFFD: every "é" of the prompt would reach the model as "�".
+ */
 export function readText(path: string, what: string, where: Where = { file: path }): string {
+  let bytes: Buffer;
   try {
-    return readFileSync(path, 'utf8').replace(/^\uFEFF/, '');
+    bytes = readFileSync(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory' : String((err as Error).message);
     throw invalid(`cannot read the ${what}${where.file !== path ? ` ${path}` : ''} (${why})`, where, err);
   }
+  let text: string;
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) text = new TextDecoder('utf-16le').decode(bytes.subarray(2));
+  else if (bytes[0] === 0xfe && bytes[1] === 0xff) text = new TextDecoder('utf-16be').decode(bytes.subarray(2));
+  else {
+    try {
+      text = utf8.decode(bytes);
+    } catch (err) {
+      const at = firstInvalidUtf8(bytes);
+      const line = bytes.subarray(0, at).reduce((n, b) => n + (b === 0x0a ? 1 : 0), 1);
+      throw invalid(`the ${what}${where.file !== path ? ` ${path}` : ''} is not UTF-8 (byte ${at}, 0x${bytes[at]!.toString(16)}, on line ${line}): save it as UTF-8`, where, err);
+    }
+  }
+  return text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
 }
 
 // The YAML parser (CommonJS for Node) loads on first use: ~20 ms a command without a task or

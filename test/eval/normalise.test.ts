@@ -21,6 +21,19 @@ describe('normaliseText', () => {
   it('keeps case when asked', () => {
     expect(normaliseText('  Acme  Corp ', true)).toBe('Acme Corp');
   });
+
+  it('ß is SS without case; invisible characters (soft hyphen, zero-width space, BOM) are nothing', () => {
+    // Each pair differed: a German address printed in capitals, a word with the soft hyphen of a
+    // PDF's text layer, a zero-width space from a web page.
+    expect(mismatch('Hauptstraße 5', 'HAUPTSTRASSE 5')).toBe(null);
+    expect(agree('Gießen', 'GIESSEN')).toBe(true);
+    expect(mismatch('Rechnungsnummer', 'Rechnungs\u00adnummer')).toBe(null);
+    expect(mismatch('Acme Corp', 'Acme\u200b Corp\ufeff')).toBe(null);
+    expect(mismatch('Acme Corp', 'Acme\u00ad Corp', { tolerance: 0, caseSensitive: true })).toBe(null);
+    // Case still counts when asked; other letters still differ.
+    expect(mismatch('Straße', 'STRASSE', { tolerance: 0, caseSensitive: true })).toBe('differs');
+    expect(mismatch('Straße', 'Strasse 2')).toBe('differs');
+  });
 });
 
 describe('parseNumber', () => {
@@ -167,6 +180,21 @@ describe('mismatch: one truth leaf against an output value', () => {
     expect(mismatch(100, 100.01, { tolerance: 0.01, caseSensitive: false })).toBe(null);
     expect(mismatch(100, 100.02, { tolerance: 0.01, caseSensitive: false })).toBe('differs');
     expect(mismatch(100, '99.99', { tolerance: 0.01, caseSensitive: false })).toBe(null);
+  });
+
+  it('large numbers: one digit off is not equal; more than 15 digits are an identifier, compared as text', () => {
+    // A relative 1e-9 "noise" made each of these pairs equal (and two models agree on them).
+    expect(mismatch('5551234567', '5551234568')).toBe('differs'); // a phone or order number
+    expect(mismatch(5551234567, 5551234568)).toBe('differs');
+    expect(mismatch(1234567890.5, 1234567890.9)).toBe('differs');
+    expect(mismatch('4111111111111111', '4111111111111112')).toBe('differs'); // 16 digits: within 4e6
+    expect(mismatch('12345678901234567890', '12345678901234567891')).toBe('differs'); // one double
+    expect(agree('4111 1111 1111 1111', '4111111111111112')).toBe(false);
+    // Still equal: the same value written otherwise, and floating-point noise.
+    expect(mismatch('12345678901234567890', ' 12345678901234567890 ')).toBe(null);
+    expect(mismatch('5,551,234,567', 5551234567)).toBe(null);
+    expect(mismatch(0.3, 0.1 + 0.2)).toBe(null);
+    expect(mismatch(1e21, 1e21)).toBe(null);
   });
 
   it('case counts when asked', () => {

@@ -63,6 +63,37 @@ describe('chunkMessages', () => {
     expect(splitText(hex, 100, estimateTokens).join('')).toBe(hex);
   });
 
+  it('hard cuts keep every script\'s marks, skin tones and flags with their character; Hindi and Urdu sentence ends are sentence ends', () => {
+    // Each of these was cut before a Thai, Devanagari or Arabic mark (a part starting with a
+    // vowel sign or a haraka), between an emoji and its skin tone, and inside flags.
+    const runs = {
+      thai: 'ภาษาไทยเป็นภาษาที่มีระดับเสียงของคำแน่นอนหรือวรรณยุกต์เช่นเดียวกับภาษาจีน'.repeat(200),
+      hindi: 'हिन्दीविश्वकीएकप्रमुखभाषाहैएवंभारतकीराजभाषाहै'.repeat(200),
+      arabic: 'بِسْمِاللَّهِالرَّحْمَٰنِالرَّحِيمِ'.repeat(300),
+      korean: '한국어는대한민국의공용어이다'.normalize('NFD').repeat(300),
+      skin: '👍🏽👋🏿🤝🏻'.repeat(600),
+      flags: '🇫🇷🇩🇪🇯🇵🇺🇸'.repeat(600),
+    };
+    for (const [name, text] of Object.entries(runs)) {
+      for (const limit of [64, 65, 97, 100, 333]) {
+        const pieces = splitText(text, limit, estimateTokens);
+        expect(pieces.join(''), name).toBe(text);
+        for (const p of pieces) {
+          expect(estimateTokens(p)).toBeLessThanOrEqual(limit);
+          expect(p, `${name} at ${limit}`).not.toMatch(/^[\p{M}\p{Emoji_Modifier}\u1160-\u11ff]/u);
+          expect([...p].filter((c) => /\p{Regional_Indicator}/u.test(c)).length % 2, `${name} at ${limit}`).toBe(0);
+        }
+      }
+    }
+    const hindi = 'भारत एक विशाल देश है। यहाँ अनेक भाषाएँ बोली जाती हैं। हिन्दी उनमें से एक है।';
+    const longest = (text: string, end: RegExp) => Math.max(...text.split(end).map((t) => estimateTokens(t) + 2));
+    expect(splitText(hindi, longest(hindi, /।/), estimateTokens).length).toBeGreaterThan(1);
+    for (const piece of splitText(hindi, longest(hindi, /।/), estimateTokens)) expect(piece).toMatch(/।$/);
+    const urdu = 'پاکستان ایک خوبصورت ملک ہے۔ کیا آپ وہاں گئے ہیں؟ اردو قومی زبان ہے۔';
+    expect(splitText(urdu, longest(urdu, /[۔؟]/), estimateTokens).length).toBeGreaterThan(1);
+    for (const piece of splitText(urdu, longest(urdu, /[۔؟]/), estimateTokens)) expect(piece).toMatch(/[۔؟]$/);
+  });
+
   it('a run with nowhere to cut (only combining marks, joiners or selectors) is cut by the budget, not a character a part', () => {
     for (const text of ['a' + '\u0301'.repeat(40_000), '\u200d'.repeat(40_000), '\ufe0f'.repeat(40_000), '🚀' + '\u0301'.repeat(40_000)]) {
       const pieces = splitText(text, 1000, estimateTokens);

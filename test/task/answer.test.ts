@@ -18,6 +18,44 @@ describe('checkAnswer', () => {
     expect(checkAnswer(json, { text: '```json\n{"total": 3}\n```', finishReason: 'stop' })).toMatchObject({ ok: true, data: { total: 3 } });
   });
 
+  it('JSON in the one fence of a reply that says something around it (schema in the prompt, no structured output)', () => {
+    // Each was OUTPUT_INVALID "not valid JSON: Unexpected token 'H'", and again at every retry.
+    const replies = [
+      'Here is the extracted information:\n\n```json\n{"total": 12.5}\n```',
+      '```json\n{"total": 12.5}\n```\n\nNote: the date was not legible, so it is left out.',
+      'Sure!\n```JSON\n{\n  "total": 12.5\n}\n```\nLet me know if you need more.',
+      'The answer:\n~~~\n{"total": 12.5}\n~~~',
+      '```jsonc\n{"total": 12.5}\n```',
+      '\uFEFF{"total": 12.5}',
+      '{"total": 12.5}\n\nNote: the total includes VAT {19%}.',
+      '{"total": 12.5} (from the last page)',
+    ];
+    const anyObject: Task = { ...json, output: { type: 'json', name: 'answer', schema: {} } };
+    expect(checkAnswer(anyObject, { text: '{"note": "a } and a \\" in a string"}\nDone.', finishReason: 'stop' })).toMatchObject({ ok: true, data: { note: 'a } and a " in a string' } });
+    for (const reply of replies) expect(checkAnswer(json, { text: reply, finishReason: 'stop' }), reply).toMatchObject({ ok: true, data: { total: 12.5 } });
+    // Still refused: two fences (two answers), a fence whose JSON breaks the schema, prose alone.
+    expect(checkAnswer(json, { text: 'First:\n```json\n{"total": 1}\n```\nOr:\n```json\n{"total": 2}\n```', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID', message: expect.stringContaining('not valid JSON') });
+    expect(checkAnswer(json, { text: 'Here:\n```json\n{"total": "12"}\n```', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID', message: expect.stringContaining('/total must be number') });
+    expect(checkAnswer(json, { text: 'The total is 12.5.', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID' });
+    // Two values are two answers; a value cut short is not one.
+    expect(checkAnswer(json, { text: '{"total": 1}\n{"total": 2}', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID' });
+    expect(checkAnswer(json, { text: '{"total": 1, Note: unsure', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID' });
+  });
+
+  it('a text answer wrapped whole in a ```markdown fence is its inside (it was a code block in X.md)', () => {
+    const page = '# Invoice 17\n\n| item | amount |\n|---|---|\n| Tea | 3.20 |';
+    for (const reply of [`\`\`\`markdown\n${page}\n\`\`\``, `\`\`\`md\n${page}\n\`\`\`\n`, `~~~Markdown\n${page}\n~~~`, `\`\`\`\`markdown\n${page}\n\`\`\`\``]) {
+      expect(checkAnswer(text, { text: reply, finishReason: 'stop' }), reply).toEqual({ ok: true, text: page });
+    }
+    // Fences inside the wrapper stay.
+    const withCode = 'Run:\n\n```python\nprint(1)\n```\n\nThen stop.';
+    expect(checkAnswer(text, { text: `\`\`\`markdown\n${withCode}\n\`\`\``, finishReason: 'stop' })).toEqual({ ok: true, text: withCode });
+    // Not a wrapper: an untagged fence (a page that is a code listing), a fence that is not the whole answer, an empty one.
+    expect(checkAnswer(text, { text: '```\nfor i in x:\n    pass\n```', finishReason: 'stop' })).toEqual({ ok: true, text: '```\nfor i in x:\n    pass\n```' });
+    expect(checkAnswer(text, { text: 'Intro.\n```markdown\n# A\n```', finishReason: 'stop' })).toEqual({ ok: true, text: 'Intro.\n```markdown\n# A\n```' });
+    expect(checkAnswer(text, { text: '```markdown\n```', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'EMPTY_OUTPUT' });
+  });
+
   it('cut off, empty, invalid JSON, schema violations: each with its code and why', () => {
     expect(checkAnswer(text, { text: 'It went on and on', finishReason: 'length' })).toMatchObject({ ok: false, code: 'OUTPUT_TRUNCATED' });
     expect(checkAnswer(json, { text: '{"total": 12', finishReason: 'length' })).toMatchObject({ ok: false, code: 'OUTPUT_TRUNCATED' });

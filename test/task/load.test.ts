@@ -176,6 +176,63 @@ describe('task files', () => {
     expect(check(tuple, ['a', 2, 3])).not.toBeNull();
   });
 
+  it("formats of the standard Ajv lacks (idn-email, iri, ...) and Pydantic's (path, uuid4, json-string, ...) are taken, not refused as unknown", () => {
+    const schemaTask = (name: string, schema: unknown) => file(name, JSON.stringify({ prompt: 'Extract.', output: { type: 'json', schema } }));
+    // As Pydantic's model_json_schema() writes a model with Path, UUID4, Json, IPvAnyAddress and Color fields.
+    const pydantic = {
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      title: 'Upload', type: 'object',
+      properties: {
+        file: { format: 'file-path', title: 'File', type: 'string' },
+        folder: { format: 'directory-path', title: 'Folder', type: 'string' },
+        id: { format: 'uuid4', title: 'Id', type: 'string' },
+        meta: { format: 'json-string', title: 'Meta', type: 'string' },
+        host: { format: 'ipvanyaddress', title: 'Host', type: 'string' },
+        colour: { format: 'color', title: 'Colour', type: 'string' },
+        contact: { format: 'idn-email', type: 'string' },
+        site: { format: 'iri', type: 'string' },
+        domain: { format: 'idn-hostname', type: 'string' },
+      },
+      required: ['file', 'id'],
+    };
+    // Each was TASK_INVALID "the schema names the unknown format ...".
+    const output = loadTaskFile(schemaTask('pyd.json', pydantic)).output as { schema: Record<string, unknown> };
+    const good = { file: 'in/a.pdf', folder: 'in', id: '0f8fad5b-d9cb-469f-a165-70867728950e', meta: '{"a": 1}', host: '2001:db8::1', colour: 'teal', contact: 'josé@exemplo.com.br', site: 'https://例え.jp/パス', domain: 'bücher.example' };
+    expect(schemaViolations(output.schema, good)).toBeNull();
+    const bad = { id: '0f8fad5b-d9cb-169f-a165-70867728950e', meta: '{a: 1}', host: '300.1.1.1', contact: 'no at sign', site: 'no scheme here', domain: '-bad-.example' };
+    for (const [field, value] of Object.entries(bad)) expect(schemaViolations(output.schema, { ...good, [field]: value })).toBe(`/${field} must match format "${pydantic.properties[field as keyof typeof bad].format}"`);
+  });
+
+  it("a schema's $schema as generators write it: draft-04, -06, -07, 2019-09, 2020-12, http or https, with or without #", () => {
+    const schemaTask = (name: string, schema: unknown) => file(name, JSON.stringify({ prompt: 'Extract.', output: { type: 'json', schema } }));
+    const total = { type: 'object', required: ['total'], properties: { total: { type: 'number', minimum: 0 } } };
+    // Each was TASK_INVALID "no schema with key or ref ..." though the engine reads none of it.
+    for (const [i, uri] of [
+      'http://json-schema.org/draft-04/schema#', // JSON Schema generators of the 2010s, many OpenAPI tools
+      'http://json-schema.org/draft-06/schema#', // quicktype
+      'https://json-schema.org/draft-07/schema#',
+      'https://json-schema.org/draft-07/schema',
+      'http://json-schema.org/draft-07/schema#', // zod-to-json-schema
+      'https://json-schema.org/draft/2019-09/schema',
+      'https://json-schema.org/draft/2020-12/schema#',
+      'http://json-schema.org/draft/2020-12/schema',
+    ].entries()) {
+      const output = loadTaskFile(schemaTask(`d${i}.json`, { $schema: uri, ...total })).output as { schema: Record<string, unknown> };
+      expect(output.schema.$schema).toBe(uri); // the engine gets the schema as written
+      expect(schemaViolations(output.schema, { total: 3 }), uri).toBeNull();
+      expect(schemaViolations(output.schema, { total: -1 }), uri).toMatch(/must be >= 0/);
+    }
+    // draft-04's exclusiveMinimum is a flag on minimum: validated as draft-04 means it.
+    const d04 = loadTaskFile(schemaTask('d04.json', { $schema: 'http://json-schema.org/draft-04/schema#', type: 'number', minimum: 0, exclusiveMinimum: true })).output as { schema: Record<string, unknown> };
+    expect(schemaViolations(d04.schema, 0)).toMatch(/must be > 0/);
+    expect(schemaViolations(d04.schema, 0.5)).toBeNull();
+    // 2019-09 keywords work in a 2019-09 schema.
+    const d19 = loadTaskFile(schemaTask('d19.json', { $schema: 'https://json-schema.org/draft/2019-09/schema', type: 'object', properties: { a: {} }, unevaluatedProperties: false })).output as { schema: Record<string, unknown> };
+    expect(schemaViolations(d19.schema, { a: 1, b: 2 })).toMatch(/unevaluated properties/);
+    // A $schema naming no draft says which it takes.
+    expect(failure(() => loadTaskFile(schemaTask('dx.json', { $schema: 'https://example.com/my-meta', ...total })))).toContain('names no JSON Schema draft docbatch knows');
+  });
+
   it("a schema file's mistakes name the task file, its output.schema field, and the schema file", () => {
     const owner = file('s1.yaml', 'prompt: hi\noutput: { schema: nope.json }\n');
     expect(failure(() => loadTaskFile(owner))).toBe(`${owner}: line 2: field output.schema: TASK_INVALID: cannot read the JSON Schema ${join(dir, 'nope.json')} (no such file)`);
@@ -221,6 +278,29 @@ describe('the enqueue flags', () => {
     expect(resolveTask({ prompt: 'Summarize {{title}}.' }, 'chat')).toMatchObject({ unit: 'chunk', prompt: 'Summarize {{title}}.' });
     expect(resolveTask({ prompt: 'Summarize {{title}}.' }, 'pdf')).toEqual({ mismatch: '--prompt: {{title}} has no value in a page unit (see the variables in docs/tasks.md)' });
     expect(failure(() => resolveTask({ prompt: 'Summarize {{titel}}.' }, 'chat'))).toContain('unknown variable {{titel}} (did you mean "title"?)');
+  });
+
+  it('prompt and task files as Windows editors save them: CRLF, UTF-16 with its mark; Latin-1 refused, not read as U+FFFD', () => {
+    const bytes = (name: string, data: Buffer) => {
+      const path = join(dir, name);
+      writeFileSync(path, data);
+      return path;
+    };
+    // CRLF: the prompt the model gets, and the task's identity, are those of the LF file.
+    const lf = file('lf.txt', 'Résumé of {{file}}.\nList the totals.\n');
+    const crlf = file('crlf.txt', 'Résumé of {{file}}.\r\nList the totals.\r\n');
+    expect(promptArgument(`@${crlf}`)).toBe(promptArgument(`@${lf}`));
+    const hash = (prompt: string) => taskHash(resolveTask({ prompt }, 'pdf') as Task);
+    expect(hash(promptArgument(`@${crlf}`))).toBe(hash(promptArgument(`@${lf}`)));
+    // Notepad's "Unicode" (UTF-16 LE with its mark), and UTF-16 BE.
+    const utf16le = bytes('u16le.txt', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('Résumé of {{file}}.\r\nList the totals.\r\n', 'utf16le')]));
+    expect(promptArgument(`@${utf16le}`)).toBe(promptArgument(`@${lf}`));
+    const be = Buffer.from('prompt: Résumé.\n', 'utf16le').swap16();
+    expect(loadTaskFile(bytes('u16be.yaml', Buffer.concat([Buffer.from([0xfe, 0xff]), be]))).prompt).toBe('Résumé.');
+    // Windows-1252 / Latin-1 "é" is 0xE9: refused with where, not sent as "�".
+    const latin1 = bytes('latin1.txt', Buffer.from('Line one.\nR\xe9sum\xe9 of {{file}}.\n', 'latin1'));
+    expect(failure(() => promptArgument(`@${latin1}`))).toContain(`field --prompt: TASK_INVALID: the prompt file ${latin1} is not UTF-8 (byte 11, 0xe9, on line 2): save it as UTF-8`);
+    expect(failure(() => loadTaskFile(bytes('latin1.yaml', Buffer.from('prompt: R\xe9sum\xe9.\n', 'latin1'))))).toMatch(/latin1\.yaml: TASK_INVALID: the task file is not UTF-8 \(byte 9, 0xe9, on line 1\)/);
   });
 
   it('--unit checks the variables again; --prompt @FILE reads the file; an empty prompt is refused', () => {

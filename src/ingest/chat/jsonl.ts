@@ -1,7 +1,8 @@
 /**
  * One line of generic JSONL (`{"id","title","messages":[{"role","content"}]}`, the shape of
  * fine-tuning data sets) → the conversation. `content` is a string or a list of parts; text
- * parts are kept, images become `[image]`, other part types are skipped with a count. The calls
+ * parts are kept (`text`, and the Responses API's `input_text`, `output_text`), a refusal as
+ * `[refusal] ...`, images become `[image]`, other part types are skipped with a count. The calls
  * an assistant message makes (`tool_calls`, the older `function_call`; its `content` is then
  * usually null) are part of what it said: `[tool call: name]` and the arguments.
  */
@@ -74,8 +75,11 @@ function renderContent(content: unknown, at: string, skips: SkipCounter): string
     }
     if (!isObject(part)) throw new FieldError(`${at}[${i}]`, `expected a string or an object, found ${kindOf(part)}`);
     const type = typeof part['type'] === 'string' ? part['type'] : '(none)';
-    if (type === 'text') out.push(expectString(part['text'], `${at}[${i}].text`));
-    else if (type === 'image_url' || type === 'image') out.push('[image]');
+    // OpenAI's Responses API (and logs, evals and agent traces kept in its shape) writes
+    // `input_text` and `output_text` parts where Chat Completions writes `text`.
+    if (type === 'text' || type === 'input_text' || type === 'output_text') out.push(expectString(part['text'], `${at}[${i}].text`));
+    else if (type === 'image_url' || type === 'image' || type === 'input_image') out.push('[image]');
+    else if (type === 'refusal') out.push(`[refusal] ${expectString(part['refusal'], `${at}[${i}].refusal`)}`);
     else skips.add(`content_type:${type}`);
   }
   return out.filter((s) => s.trim() !== '').join('\n');

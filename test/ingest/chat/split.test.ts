@@ -221,6 +221,23 @@ describe('splitExport: the sidecar', () => {
     expect(result.skipped).toEqual({});
   });
 
+  it("JSONL in OpenAI's Responses API shape: input_text and output_text parts are the text, a refusal is said", async () => {
+    // The assistant's output_text parts were skipped (counted as content_type:output_text): its
+    // side of the conversation was gone from the chunks; a conversation of them alone was EXPORT_EMPTY.
+    const line = { id: 'resp', messages: [
+      { role: 'user', content: [{ type: 'input_text', text: 'What is on this receipt?' }, { type: 'input_image', image_url: 'data:image/png;base64,AAAA' }] },
+      { role: 'assistant', content: [{ type: 'output_text', text: 'A coffee for 3.20 EUR.', annotations: [] }] },
+      { role: 'user', content: [{ type: 'input_text', text: 'Whose card paid?' }] },
+      { role: 'assistant', content: [{ type: 'refusal', refusal: 'I cannot identify people from card details.' }] },
+    ] };
+    const { result, records } = await splitFile(writeBytes(tmp.dir, 'responses.jsonl', `${JSON.stringify(line)}\n`));
+    expect(records).toHaveLength(1);
+    expect(records[0]?.text).toBe(
+      'user: What is on this receipt?\n[image]\n\nassistant: A coffee for 3.20 EUR.\n\nuser: Whose card paid?\n\nassistant: [refusal] I cannot identify people from card details.',
+    );
+    expect(result.skipped).toEqual({});
+  });
+
   it('JSONL: a tool call of another type than function is shown by its type, not a reason to refuse the export', async () => {
     const line = { messages: [
       { role: 'user', content: 'Plot it.' },
