@@ -94,7 +94,8 @@ export class EngineClient {
   private discovered: Promise<ModelInfo> | undefined;
   private knownModel: ModelInfo | undefined;
   private noHealthRoute = false;
-  private noMetrics = false;
+  /** Why /metrics is not read any more (no route, not ours to read); null while it is. */
+  private noMetrics: string | null = null;
   private noTokenize = false;
   private closing: Promise<void> | undefined;
 
@@ -304,14 +305,23 @@ export class EngineClient {
     return 'unknown';
   }
 
-  /** `GET /metrics`, parsed; null when the server exports none (no route, or no engine gauges). */
+  /** Why `metrics()` answers null from now on (`no route (404)`, `refused (403)`); null while /metrics is read. */
+  get metricsMissing(): string | null {
+    return this.noMetrics;
+  }
+
+  /**
+   * `GET /metrics`, parsed; null when the server exports none (no route, or no engine gauges), or
+   * refuses it (401, 403: a gateway's admin-only route; vLLM's own /metrics takes no API key):
+   * then never asked again (`metricsMissing` says why).
+   */
   async metrics(signal?: AbortSignal): Promise<EngineMetrics | null> {
-    if (this.noMetrics) return null;
+    if (this.noMetrics !== null) return null;
     const answer = await this.send('GET', '/metrics', { timeoutMs: this.options.probeTimeoutMs, signal });
     if (answer.status >= 300) {
       const err = classifyEngineResponse(answer.status, answer.text, answer.headers);
-      if (err.code === 'ENGINE_UNSUPPORTED' || err.code === 'MODEL_NOT_FOUND') {
-        this.noMetrics = true;
+      if (err.code === 'ENGINE_UNSUPPORTED' || err.code === 'MODEL_NOT_FOUND' || err.code === 'ENGINE_UNAUTHORIZED') {
+        this.noMetrics = err.code === 'ENGINE_UNAUTHORIZED' ? `refused (${answer.status}: not ours to read)` : `no such route (${answer.status})`;
         return null;
       }
       throw err;
