@@ -321,8 +321,8 @@ export function classifyEngineResponse(
     if (status === 413) {
       // Seldom the engine itself (vLLM has no body limit): a proxy in front of it.
       return make(
-        'BAD_REQUEST',
-        `the request was refused as too large (413): a proxy in front of the engine limits request bodies (nginx: client_max_body_size, 1m unless set); raise its limit, or send smaller page images (IMAGE_SIZE, or IMAGE_FORMAT=jpeg): ${said}`,
+        'REQUEST_TOO_LARGE',
+        `the request body (its page images) is too large for what is in front of the engine (413, nearly always a proxy: nginx's client_max_body_size is 1m unless set); raise that limit, or send smaller page images (IMAGE_SIZE, or IMAGE_FORMAT=jpeg): ${said}`,
       );
     }
     return make('BAD_REQUEST', `engine rejected the request (${status}): ${said}`);

@@ -9,6 +9,7 @@
  * - a context-length refusal: asked again within the room it names when only max_tokens did not
  *   fit (context-room.ts); a unit whose prompt alone is longer than the context is rendered
  *   smaller the same way (render-ladder.ts), and fails with CONTEXT_TOO_LONG at the last size;
+ *   one whose body a proxy refuses as too large (413, REQUEST_TOO_LARGE) likewise;
  * - wait (down, busy, rate limited): pause intake and wait for /health, or back off, and send
  *   again. A worker whose engine stays down past `releaseAfterMs` hands the unit back to the
  *   queue (no attempt used) so a healthy worker takes it;
@@ -312,10 +313,15 @@ export class UnitSender {
           continue;
         }
         const room = await roomFrom(err, engine.client, prepared, signal, log);
-        // The prompt itself does not fit the context, by the engine's count: its pages are what is large.
-        const smaller = room === null && prepared.hasImages && promptAloneTooLong(err) ? this.ladder.take(prepared.imageSize) : null;
+        // The prompt itself does not fit the context, by the engine's count, or its body does not
+        // pass a proxy's limit (413): its pages are what is large.
+        const tooLarge = err.code === 'REQUEST_TOO_LARGE';
+        const smaller = room === null && prepared.hasImages && (tooLarge || promptAloneTooLong(err)) ? this.ladder.take(prepared.imageSize) : null;
+        if (tooLarge && smaller === null && prepared.imageSize !== undefined) {
+          throw new DocbatchError('REQUEST_TOO_LARGE', `refused as too large even with its pages at ${prepared.imageSize} px: ${err.message}`, { cause: err });
+        }
         if (smaller !== null) {
-          log.warn({ code: err.code, imageSize: smaller }, "the prompt is longer than the model's context; rendering the unit smaller");
+          log.warn({ code: err.code, imageSize: smaller }, tooLarge ? 'the request body is larger than a proxy in front of the engine takes (413); rendering the unit smaller' : "the prompt is longer than the model's context; rendering the unit smaller");
           prepared = this.current = await this.prepareAt(smaller);
           roomLeft = null;
         } else if (room !== null && (roomLeft === null || room < roomLeft)) {
