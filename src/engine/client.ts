@@ -13,7 +13,7 @@ import { Pool } from 'undici';
 import { BodyDecodeError, decodeBody } from './body.ts';
 import { jsonBody } from './data-url.ts';
 import { classifyEngineResponse, classifyTransportError, EngineError } from './classify.ts';
-import { carriedError, carriedErrorStatus, checksEveryModel, readChatCompletion, readModels, readTokenCount } from './responses.ts';
+import { carriedError, carriedErrorStatus, checksEveryModel, readChatCompletion, readLoadedContext, readModels, readTokenCount } from './responses.ts';
 import { answeredInProse, applyParams, learn, newModelParams, paramFix, structuredAnswered, type ModelParams } from './refused-params.ts';
 import { modeOf } from './structured-fallback.ts';
 import { assembleEventStream, isEventStream } from './sse.ts';
@@ -97,6 +97,7 @@ export class EngineClient {
   /** Why /metrics is not read any more (no route, not ours to read); null while it is. */
   private noMetrics: string | null = null;
   private noTokenize = false;
+  private noLoadedContext = false;
   private closing: Promise<void> | undefined;
 
   constructor(options: EngineClientOptions) {
@@ -247,6 +248,25 @@ export class EngineClient {
       if (!known) this.params.set(model, (known = newModelParams()));
       const sentence = learn(known, fix, model, body);
       if (sentence !== null) this.options.onParamsChanged?.(sentence);
+    }
+  }
+
+  /**
+   * The context the server holds `model` at, where only its own API says so (Ollama's `GET
+   * /api/ps`: num_ctx of a loaded model): `{context: null}` when it has that API and did not say
+   * (an older Ollama), null when it has none (not an Ollama: not asked again). Throws ABORTED only.
+   */
+  async loadedContextLength(model: string, signal?: AbortSignal): Promise<{ context: number | null } | null> {
+    if (this.noLoadedContext) return null;
+    try {
+      const answer = await this.send('GET', '/api/ps', { timeoutMs: this.options.probeTimeoutMs, signal });
+      if (answer.status >= 400 && answer.status < 500) this.noLoadedContext = true;
+      if (answer.status >= 300) return null;
+      const context = readLoadedContext(answer.text, model);
+      return context === undefined ? null : { context };
+    } catch (err) {
+      if (err instanceof EngineError && err.code === 'ABORTED') throw err;
+      return null;
     }
   }
 

@@ -245,3 +245,22 @@ export function checksEveryModel(text: string): boolean {
     return false;
   }
 }
+
+/**
+ * Reads Ollama's `GET /api/ps` (`{"models":[{"name":..,"model":..,"context_length":N}]}`): the
+ * context `model` is loaded with (num_ctx), else that of the only model loaded; null when it
+ * does not say; undefined when the body is no such list (not Ollama's /api/ps).
+ */
+export function readLoadedContext(text: string, model: string): number | null | undefined {
+  let body: Record<string, unknown> | undefined;
+  try {
+    body = record(parseJsonLenient(text));
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(body?.models)) return undefined;
+  const models = body.models.map(record).filter((m) => m !== undefined);
+  const named = models.find((m) => m.name === model || m.model === model) ?? (models.length === 1 ? models[0] : undefined);
+  const len = named?.context_length;
+  return typeof len === 'number' && Number.isInteger(len) && len > 0 ? len : null;
+}
