@@ -93,6 +93,9 @@ export interface ParsedErrorBody {
   param: string | undefined;
   /** False when the body was not JSON (an HTML page from a proxy, a plain-text crash). */
   json: boolean;
+  /** llama.cpp's context refusal names its numbers in fields beside the message (`n_ctx`, `n_prompt_tokens`). */
+  nCtx?: number;
+  nPromptTokens?: number;
 }
 
 const MAX_MESSAGE = 2000;
@@ -132,11 +135,16 @@ export function parseErrorBody(body: unknown): ParsedErrorBody {
   const source = inner !== null && typeof inner === 'object' ? (inner as Record<string, unknown>) : obj;
   let message = str(source.message) ?? str(source.msg);
   if (message === undefined && 'detail' in obj) message = detailMessage(obj.detail);
+  const count = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined);
+  const nCtx = count(source.n_ctx);
+  const nPromptTokens = count(source.n_prompt_tokens);
   return {
     message: clip(message ?? ''),
     type: str(source.type),
     param: str(source.param),
     json: true,
+    ...(nCtx !== undefined ? { nCtx } : {}),
+    ...(nPromptTokens !== undefined ? { nPromptTokens } : {}),
   };
 }
 
@@ -308,6 +316,9 @@ export function classifyEngineResponse(
   if (status === 400 || status === 413 || status === 422) {
     if (parsed.param === 'input_tokens' || CONTEXT.test(parsed.message)) {
       const context = parseContextOverflow(parsed.message);
+      // llama.cpp (2025 builds): "the request exceeds the available context size", the numbers in fields.
+      context.maxContextLength ??= parsed.nCtx ?? null;
+      context.promptTokens ??= parsed.nPromptTokens ?? null;
       return make('CONTEXT_TOO_LONG', `prompt and max_tokens exceed the model's context: ${said}`, { context });
     }
     if (CONTENT_FILTER.test(text)) return make('CONTENT_FILTERED', `the endpoint's content filter refused the request (${status}): ${said}`);

@@ -177,6 +177,14 @@ export const ERROR_SHAPES: Shape[] = [
     context: { maxContextLength: 4096, promptTokens: 5000, maxTokens: null },
   },
   {
+    // llama.cpp builds of 2025 name the numbers only in fields beside the message.
+    name: 'llama.cpp 400 request over the context size, the numbers in fields only',
+    status: 400,
+    body: { error: { code: 400, message: 'the request exceeds the available context size, try increasing it', type: 'exceed_context_size_error', n_prompt_tokens: 5000, n_ctx: 4096 } },
+    code: 'CONTEXT_TOO_LONG',
+    context: { maxContextLength: 4096, promptTokens: 5000, maxTokens: null },
+  },
+  {
     name: 'SGLang 503 queue full (flat)',
     status: 503,
     body: flat('The request queue is full.', 'ServiceUnavailableError', 503),
