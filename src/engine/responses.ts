@@ -135,6 +135,13 @@ function filterWords(what: string, results: unknown, raw: unknown): string {
   return raw === undefined ? `${what} (no category named)` : `${what}: ${JSON.stringify(raw).slice(0, 300)}`;
 }
 
+/**
+ * A provider's own word for a reply cut at its token limit, as gateways pass it on (Anthropic's
+ * stop_reason `max_tokens`, Gemini's `MAX_TOKENS`, the Responses API's `max_output_tokens`): read
+ * as `length`, so a page cut off is not taken for a whole one.
+ */
+const CUT_AT_MAX_TOKENS = /^(?:max_tokens|max_output_tokens)$/i;
+
 /** Reads a chat completion; `latencyMs` and the fallback model come from the caller. */
 export function readChatCompletion(
   text: string,
@@ -156,7 +163,7 @@ export function readChatCompletion(
   }
   const choice = record(choices.find((c) => record(c)?.index === 0) ?? choices[0]);
   const message = record(choice?.message);
-  const finishReason = typeof choice?.finish_reason === 'string' ? choice.finish_reason : null;
+  const finishReason = typeof choice?.finish_reason === 'string' ? (CUT_AT_MAX_TOKENS.test(choice.finish_reason) ? 'length' : choice.finish_reason) : null;
   let content = contentText(message?.content);
   if (content === null || content.trim() === '') content = toolCallText(message) ?? content;
   // Thinking inline (a server without a reasoning parser): the answer is what follows it.
