@@ -172,6 +172,9 @@ function stripHtml(text: string): string {
 
 // ---- the rules ----
 
+/** Cloudflare's statuses for an origin that is down, refusing, or cannot be reached. */
+export const ORIGIN_DOWN = new Set([520, 521, 522, 523, 530]);
+
 const OOM = /out of memory|OutOfMemoryError/i;
 /** "OOM when allocating ..." and the like; upper case only, so a model named "bloom" is safe. */
 const OOM_SHORT = /\bOOM\b/;
@@ -296,9 +299,11 @@ export function classifyEngineResponse(
       ? make('ENGINE_BUSY', `engine is overloaded (${status}): ${said}`)
       : make('ENGINE_DOWN', `engine unavailable (503)${parsed.message ? `: ${parsed.message}` : ''}`);
   }
-  // A reverse proxy in front of an engine that is restarting or stuck.
-  if (status === 502) return make('ENGINE_DOWN', `engine unreachable behind a proxy (502): ${said}`);
-  if (status === 504 || status === 408) return make('ENGINE_TIMEOUT', `engine timed out (${status}): ${said}`);
+  // A reverse proxy in front of an engine that is restarting or stuck; Cloudflare's own statuses
+  // for an origin down, refusing or unreachable (520-523, 530: a tunnel whose connector is gone).
+  if (status === 502 || ORIGIN_DOWN.has(status)) return make('ENGINE_DOWN', `engine unreachable behind a proxy (${status}): ${said}`);
+  // 524: Cloudflare gave up on an origin slower than its 100 s (a long answer: raise the proxy's timeout).
+  if (status === 504 || status === 408 || status === 524) return make('ENGINE_TIMEOUT', `engine timed out (${status}${status === 524 ? ': Cloudflare waits 100 s for an answer' : ''}): ${said}`);
   if (status === 401 || status === 403) {
     return make('ENGINE_UNAUTHORIZED', `engine refused the credentials (${status}: ${said}); check ENGINE_API_KEY against the server's --api-key`);
   }

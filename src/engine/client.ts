@@ -12,7 +12,7 @@
 import { Pool } from 'undici';
 import { BodyDecodeError, decodeBody } from './body.ts';
 import { jsonBody } from './data-url.ts';
-import { classifyEngineResponse, classifyTransportError, EngineError } from './classify.ts';
+import { classifyEngineResponse, classifyTransportError, EngineError, ORIGIN_DOWN } from './classify.ts';
 import { carriedError, carriedErrorStatus, checksEveryModel, readChatCompletion, readLoadedContext, readModels, readTokenCount } from './responses.ts';
 import { answeredInProse, applyParams, learn, newModelParams, paramFix, structuredAnswered, type ModelParams } from './refused-params.ts';
 import { modeOf } from './structured-fallback.ts';
@@ -320,7 +320,7 @@ export class EngineClient {
     const { status } = answer;
     if (status >= 200 && status < 300) return path === '/health' && checksEveryModel(answer.text) ? 'missing' : 'up';
     if (status === 500 || status === 503) return 'dead';
-    if (status === 502 || status === 504) return 'unreachable';
+    if (status === 502 || status === 504 || status === 524 || ORIGIN_DOWN.has(status)) return 'unreachable';
     if (status === 404 || (path === '/health' && [400, 401, 403, 405, 501].includes(status))) return 'missing';
     return 'unknown';
   }

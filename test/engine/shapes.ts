@@ -312,6 +312,24 @@ export const ERROR_SHAPES: Shape[] = [
     code: 'ENGINE_DOWN',
     message: '502 Bad Gateway',
   },
+  // Cloudflare in front of the engine (a tunnel, a hosted endpoint): its own statuses for an origin
+  // that is down or restarting (520-523, 530) wait for it like a 502; 524, an origin slower than
+  // its 100 s, is a timeout like a 504.
+  {
+    name: 'Cloudflare 521 web server is down',
+    status: 521,
+    body: '<!DOCTYPE html><html><head><title>example.com | 521: Web server is down</title></head><body>Cloudflare</body></html>',
+    code: 'ENGINE_DOWN',
+    message: '521: Web server is down',
+  },
+  { name: 'Cloudflare 522 connection timed out', status: 522, body: 'error code: 522', code: 'ENGINE_DOWN' },
+  { name: 'Cloudflare 530 origin unreachable (a tunnel whose connector is gone)', status: 530, body: 'error code: 1033', code: 'ENGINE_DOWN' },
+  {
+    name: 'Cloudflare 524 a timeout occurred',
+    status: 524,
+    body: '<!DOCTYPE html><html><head><title>example.com | 524: A timeout occurred</title></head><body>Cloudflare</body></html>',
+    code: 'ENGINE_TIMEOUT',
+  },
 ];
 
 /** 200 answers that are not a usable completion. */
