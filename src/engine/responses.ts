@@ -179,6 +179,12 @@ export function readChatCompletion(
       usage: usageOf(body),
     });
   }
+  if (finishReason === 'error') {
+    // OpenRouter and gateways like it: the provider failed mid-answer (the error on the choice). The text is partial: sent again.
+    const said = record(choice?.error);
+    const what = typeof said?.message === 'string' ? `: ${said.message.slice(0, 300)}` : '';
+    throw new EngineError('ENGINE_ERROR', `engine ended the answer with finish_reason "error" (its provider failed mid-answer)${what}; the text is partial`, { status, usage: usageOf(body) });
+  }
   if (finishReason === 'abort') {
     // Its usage says what the engine processed before it stopped: spent all the same.
     throw new EngineError('ENGINE_DOWN', 'engine aborted the request itself (finish_reason "abort": paused, draining or shutting down); the text is partial', { status, usage: usageOf(body) });

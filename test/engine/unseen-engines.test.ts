@@ -248,6 +248,17 @@ describe('other answers servers send', () => {
     expect((await client.chat(hi)).finishReason).toBe('length');
   });
 
+  // OpenRouter (and gateways like it) end a choice whose provider failed mid-answer with
+  // finish_reason "error" and the error on the choice: the text is partial, never the answer.
+  it('finish_reason "error" (the provider failed mid-answer) is ENGINE_ERROR, not a partial answer taken', async () => {
+    server = await startScripted((_req, res) => json(res, 200, { ...completion(''), choices: [{ index: 0, message: { role: 'assistant', content: 'The first half' }, finish_reason: 'error', error: { code: 502, message: 'Provider disconnected' } }] }));
+    client = new EngineClient({ url: server.url, model: 'm' });
+    const err = (await client.chat(hi).catch((e: unknown) => e)) as EngineError;
+    expect(err).toBeInstanceOf(EngineError);
+    expect(err.code).toBe('ENGINE_ERROR');
+    expect(err.message).toMatch(/Provider disconnected/);
+  });
+
   it('an event stream whose events are not separated by blank lines is still assembled', async () => {
     const chunk = (content: string, finish: string | null = null) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n`;
     server = await startScripted((_req, res) => {
