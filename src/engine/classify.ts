@@ -310,7 +310,8 @@ export function classifyEngineResponse(
   if (status === 404) {
     // A model message (vLLM's "The model `x` does not exist.", Ollama's "model \"x\" not found")
     // against a bare route miss ({"detail":"Not Found"}, an HTML 404 page).
-    const modelMiss = parsed.type === 'NotFoundError' || (MODEL.test(parsed.message) && parsed.message !== 'Not Found');
+    // Azure OpenAI's model is a deployment: "The API deployment for this resource does not exist." (code DeploymentNotFound).
+    const modelMiss = parsed.type === 'NotFoundError' || ((MODEL.test(parsed.message) || /\bdeployment\b/i.test(parsed.message)) && parsed.message !== 'Not Found');
     return modelMiss
       ? make('MODEL_NOT_FOUND', `engine does not serve the model: ${said}`)
       : make('ENGINE_UNSUPPORTED', `engine has no such endpoint (404): ${said}`);

@@ -203,6 +203,13 @@ export const ERROR_SHAPES: Shape[] = [
     body: nested('model "llava:13b" not found, try pulling it first', 'api_error', null),
     code: 'MODEL_NOT_FOUND',
   },
+  {
+    // Azure OpenAI: the model is a deployment, and a wrong name is a 404 saying so (no "model" in it).
+    name: 'Azure OpenAI 404 DeploymentNotFound',
+    status: 404,
+    body: { error: { code: 'DeploymentNotFound', message: 'The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.' } },
+    code: 'MODEL_NOT_FOUND',
+  },
   // ---- FastAPI and middleware ----
   { name: 'unknown route {"detail":"Not Found"}', status: 404, body: { detail: 'Not Found' }, code: 'ENGINE_UNSUPPORTED', message: 'Not Found' },
   {
