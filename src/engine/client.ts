@@ -263,6 +263,8 @@ export class EngineClient {
       if (answer.status >= 400 && answer.status < 500) this.noLoadedContext = true;
       if (answer.status >= 300) return null;
       const context = readLoadedContext(answer.text, model);
+      // Not Ollama's list (a gateway's page for any path): not asked again.
+      if (context === undefined) this.noLoadedContext = true;
       return context === undefined ? null : { context };
     } catch (err) {
       if (err instanceof EngineError && err.code === 'ABORTED') throw err;
