@@ -303,7 +303,11 @@ export function classifyEngineResponse(
   // for an origin down, refusing or unreachable (520-523, 530: a tunnel whose connector is gone).
   if (status === 502 || ORIGIN_DOWN.has(status)) return make('ENGINE_DOWN', `engine unreachable behind a proxy (${status}): ${said}`);
   // 524: Cloudflare gave up on an origin slower than its 100 s (a long answer: raise the proxy's timeout).
-  if (status === 504 || status === 408 || status === 524) return make('ENGINE_TIMEOUT', `engine timed out (${status}${status === 524 ? ': Cloudflare waits 100 s for an answer' : ''}): ${said}`);
+  if (status === 504 || status === 524) {
+    // Answered by a proxy that gave up, not by the engine (which has no timeout of its own).
+    return make('ENGINE_TIMEOUT', `a proxy in front of the engine gave up waiting for the answer (${status}; nginx's proxy_read_timeout is 60 s unless set, Cloudflare waits 100 s): raise it above REQUEST_TIMEOUT_MS, or ask for shorter answers: ${said}`);
+  }
+  if (status === 408) return make('ENGINE_TIMEOUT', `engine timed out (408): ${said}`);
   if (status === 401 || status === 403) {
     return make('ENGINE_UNAUTHORIZED', `engine refused the credentials (${status}: ${said}); check ENGINE_API_KEY against the server's --api-key`);
   }

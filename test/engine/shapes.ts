@@ -319,6 +319,14 @@ export const ERROR_SHAPES: Shape[] = [
     code: 'ENGINE_DOWN',
     message: '502 Bad Gateway',
   },
+  {
+    // A proxy that gave up waiting for a long answer (nginx proxy_read_timeout, 60 s unless set): say which setting.
+    name: '504 HTML from a proxy',
+    status: 504,
+    body: '<html><head><title>504 Gateway Time-out</title></head><body><center><h1>504 Gateway Time-out</h1></center><hr><center>nginx</center></body></html>',
+    code: 'ENGINE_TIMEOUT',
+    message: 'proxy_read_timeout',
+  },
   // Cloudflare in front of the engine (a tunnel, a hosted endpoint): its own statuses for an origin
   // that is down or restarting (520-523, 530) wait for it like a 502; 524, an origin slower than
   // its 100 s, is a timeout like a 504.
