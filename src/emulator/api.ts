@@ -24,7 +24,8 @@ function handleModels(ctx: ApiContext, res: ServerResponse): void {
         owned_by: 'vllm',
         root: id,
         parent: null,
-        max_model_len: ctx.options.maxModelLen,
+        // Ollama's list names no context (its /api/ps does).
+        ...(ctx.faults().truncatePrompts ? {} : { max_model_len: ctx.options.maxModelLen }),
         permission: [],
       },
     ],
@@ -66,6 +67,12 @@ const ROUTES: Record<string, { method: string; handler: Handler; hidden?: (ctx: 
   '/v1/chat/completions/batch': { method: 'POST', handler: (ctx, req, res) => handleInference(ctx, 'batch', req, res) },
   '/v1/completions': { method: 'POST', handler: (ctx, req, res) => handleInference(ctx, 'completions', req, res) },
   '/tokenize': { method: 'POST', hidden: (ctx) => ctx.faults().noTokenize, handler: handleTokenize },
+  // Ollama's own API: the models loaded and the context each holds (num_ctx).
+  '/api/ps': {
+    method: 'GET',
+    hidden: (ctx) => !ctx.faults().truncatePrompts,
+    handler: (ctx, _req, res) => sendJson(res, 200, { models: [{ name: ctx.options.model, model: ctx.options.model, size: 0, size_vram: 0, context_length: ctx.options.maxModelLen }] }),
+  },
   '/metrics': {
     method: 'GET',
     hidden: (ctx) => ctx.faults().noMetrics,

@@ -112,6 +112,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'api-key', kind: 'string', arg: 'key', help: 'require Authorization: Bearer <key> on /v1/*', apply: set('apiKey') },
   { name: 'structured-outputs', kind: 'string', arg: 'support', choices: STRUCTURED_SUPPORT, help: 'structured-output requests taken: full (vLLM now), old-vllm (no json_schema; guided_json), json-object (json_object only), none, ignored (taken and ignored: prose, unless the prompt asks for JSON) (default: full)', apply: set('structuredOutputs') },
   { name: 'force-stream', kind: 'bool', help: 'answer every chat or completions request as an event stream, as a proxy that forces streaming', apply: set('forceStream') },
+  { name: 'truncate-prompts', kind: 'bool', help: 'cut a prompt over the context to it and answer, prompt_tokens = the context, as Ollama past num_ctx; /api/ps names the context, /v1/models does not', apply: set('truncatePrompts') },
   { name: 'errors-as-200', kind: 'bool', help: 'send error bodies with status 200, as some gateways do', apply: set('errorsAs200') },
   { name: 'context-lower-bound', kind: 'bool', help: 'a context-length refusal names only a lower bound of the prompt ("at least N input tokens")', apply: set('contextLowerBound') },
   ...ANSWER_FLAGS,

@@ -260,7 +260,10 @@ export async function handleInference(ctx: ApiContext, endpoint: Endpoint, req: 
     if (ctx.state() !== 'alive') throw engineDead();
 
     const requested = endpoint === 'completions' ? body.max_tokens : (body.max_completion_tokens ?? body.max_tokens);
-    const budgets = prompts.map((p) => outputBudget(ctx, p.promptTokens, requested, endpoint === 'completions' ? 16 : 'rest'));
+    // Ollama past num_ctx: the prompt is cut to the context, never refused, and answered (it shifts its context to generate).
+    const cut = ctx.faults().truncatePrompts;
+    if (cut) prompts = prompts.map((p) => (p.promptTokens > ctx.options.maxModelLen ? { ...p, promptTokens: ctx.options.maxModelLen } : p));
+    const budgets = prompts.map((p) => (cut ? (typeof requested === 'number' && requested > 0 ? requested : 128) : outputBudget(ctx, p.promptTokens, requested, endpoint === 'completions' ? 16 : 'rest')));
     // A paid endpoint counts the request before its engine sees it; the engine then may refuse it.
     const limit = ctx.faults().rateLimit;
     const tokens = prompts.reduce((n, p, i) => n + p.promptTokens + (budgets[i] ?? 0), 0);

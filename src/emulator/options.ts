@@ -109,6 +109,12 @@ export interface Faults extends AnswerFaults {
    * counting a prompt once it cannot fit. @defaultValue false
    */
   contextLowerBound: boolean;
+  /**
+   * Ollama past its context (num_ctx): a prompt longer than maxModelLen is cut to it without an
+   * error and answered, `usage.prompt_tokens` = maxModelLen; /v1/models names no context and
+   * `GET /api/ps` says it (`context_length`). @defaultValue false
+   */
+  truncatePrompts: boolean;
 }
 
 export interface EmulatorOptions extends Timing, Faults, ModelTraits {
@@ -168,6 +174,7 @@ export const FAULT_DEFAULTS: Faults = Object.freeze({
   forceStream: false,
   errorsAs200: false,
   contextLowerBound: false,
+  truncatePrompts: false,
   ...ANSWER_FAULT_DEFAULTS,
 });
 
@@ -201,6 +208,7 @@ export const SERVER_PRESETS = {
     noHealth: true,
     rejectListPrompts: true,
     maxPending: 512,
+    truncatePrompts: true,
   },
 } as const satisfies Record<string, Partial<Faults>>;
 
@@ -298,6 +306,7 @@ function checkFaults(f: Faults): void {
   oneOf('structuredOutputs', f.structuredOutputs, STRUCTURED_SUPPORT);
   bool('forceStream', f.forceStream);
   bool('errorsAs200', f.errorsAs200);
+  bool('truncatePrompts', f.truncatePrompts);
   bool('contextLowerBound', f.contextLowerBound);
   checkAnswerFaults(f);
 }

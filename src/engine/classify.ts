@@ -93,6 +93,9 @@ export interface ParsedErrorBody {
   param: string | undefined;
   /** False when the body was not JSON (an HTML page from a proxy, a plain-text crash). */
   json: boolean;
+  /** llama.cpp's context refusal names its numbers in fields beside the message (`n_ctx`, `n_prompt_tokens`). */
+  nCtx?: number;
+  nPromptTokens?: number;
 }
 
 const MAX_MESSAGE = 2000;
@@ -132,11 +135,16 @@ export function parseErrorBody(body: unknown): ParsedErrorBody {
   const source = inner !== null && typeof inner === 'object' ? (inner as Record<string, unknown>) : obj;
   let message = str(source.message) ?? str(source.msg);
   if (message === undefined && 'detail' in obj) message = detailMessage(obj.detail);
+  const count = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined);
+  const nCtx = count(source.n_ctx);
+  const nPromptTokens = count(source.n_prompt_tokens);
   return {
     message: clip(message ?? ''),
     type: str(source.type),
     param: str(source.param),
     json: true,
+    ...(nCtx !== undefined ? { nCtx } : {}),
+    ...(nPromptTokens !== undefined ? { nPromptTokens } : {}),
   };
 }
 
@@ -163,6 +171,9 @@ function stripHtml(text: string): string {
 }
 
 // ---- the rules ----
+
+/** Cloudflare's statuses for an origin that is down, refusing, or cannot be reached. */
+export const ORIGIN_DOWN = new Set([520, 521, 522, 523, 530]);
 
 const OOM = /out of memory|OutOfMemoryError/i;
 /** "OOM when allocating ..." and the like; upper case only, so a model named "bloom" is safe. */
@@ -288,16 +299,23 @@ export function classifyEngineResponse(
       ? make('ENGINE_BUSY', `engine is overloaded (${status}): ${said}`)
       : make('ENGINE_DOWN', `engine unavailable (503)${parsed.message ? `: ${parsed.message}` : ''}`);
   }
-  // A reverse proxy in front of an engine that is restarting or stuck.
-  if (status === 502) return make('ENGINE_DOWN', `engine unreachable behind a proxy (502): ${said}`);
-  if (status === 504 || status === 408) return make('ENGINE_TIMEOUT', `engine timed out (${status}): ${said}`);
+  // A reverse proxy in front of an engine that is restarting or stuck; Cloudflare's own statuses
+  // for an origin down, refusing or unreachable (520-523, 530: a tunnel whose connector is gone).
+  if (status === 502 || ORIGIN_DOWN.has(status)) return make('ENGINE_DOWN', `engine unreachable behind a proxy (${status}): ${said}`);
+  // 524: Cloudflare gave up on an origin slower than its 100 s (a long answer: raise the proxy's timeout).
+  if (status === 504 || status === 524) {
+    // Answered by a proxy that gave up, not by the engine (which has no timeout of its own).
+    return make('ENGINE_TIMEOUT', `a proxy in front of the engine gave up waiting for the answer (${status}; nginx's proxy_read_timeout is 60 s unless set, Cloudflare waits 100 s): raise it above REQUEST_TIMEOUT_MS, or ask for shorter answers: ${said}`);
+  }
+  if (status === 408) return make('ENGINE_TIMEOUT', `engine timed out (408): ${said}`);
   if (status === 401 || status === 403) {
     return make('ENGINE_UNAUTHORIZED', `engine refused the credentials (${status}: ${said}); check ENGINE_API_KEY against the server's --api-key`);
   }
   if (status === 404) {
     // A model message (vLLM's "The model `x` does not exist.", Ollama's "model \"x\" not found")
     // against a bare route miss ({"detail":"Not Found"}, an HTML 404 page).
-    const modelMiss = parsed.type === 'NotFoundError' || (MODEL.test(parsed.message) && parsed.message !== 'Not Found');
+    // Azure OpenAI's model is a deployment: "The API deployment for this resource does not exist." (code DeploymentNotFound).
+    const modelMiss = parsed.type === 'NotFoundError' || ((MODEL.test(parsed.message) || /\bdeployment\b/i.test(parsed.message)) && parsed.message !== 'Not Found');
     return modelMiss
       ? make('MODEL_NOT_FOUND', `engine does not serve the model: ${said}`)
       : make('ENGINE_UNSUPPORTED', `engine has no such endpoint (404): ${said}`);
@@ -308,6 +326,9 @@ export function classifyEngineResponse(
   if (status === 400 || status === 413 || status === 422) {
     if (parsed.param === 'input_tokens' || CONTEXT.test(parsed.message)) {
       const context = parseContextOverflow(parsed.message);
+      // llama.cpp (2025 builds): "the request exceeds the available context size", the numbers in fields.
+      context.maxContextLength ??= parsed.nCtx ?? null;
+      context.promptTokens ??= parsed.nPromptTokens ?? null;
       return make('CONTEXT_TOO_LONG', `prompt and max_tokens exceed the model's context: ${said}`, { context });
     }
     if (CONTENT_FILTER.test(text)) return make('CONTENT_FILTERED', `the endpoint's content filter refused the request (${status}): ${said}`);
@@ -321,8 +342,8 @@ export function classifyEngineResponse(
     if (status === 413) {
       // Seldom the engine itself (vLLM has no body limit): a proxy in front of it.
       return make(
-        'BAD_REQUEST',
-        `the request was refused as too large (413): a proxy in front of the engine limits request bodies (nginx: client_max_body_size, 1m unless set); raise its limit, or send smaller page images (IMAGE_SIZE, or IMAGE_FORMAT=jpeg): ${said}`,
+        'REQUEST_TOO_LARGE',
+        `the request body (its page images) is too large for what is in front of the engine (413, nearly always a proxy: nginx's client_max_body_size is 1m unless set); raise that limit, or send smaller page images (IMAGE_SIZE, or IMAGE_FORMAT=jpeg): ${said}`,
       );
     }
     return make('BAD_REQUEST', `engine rejected the request (${status}): ${said}`);

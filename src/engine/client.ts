@@ -12,8 +12,8 @@
 import { Pool } from 'undici';
 import { BodyDecodeError, decodeBody } from './body.ts';
 import { jsonBody } from './data-url.ts';
-import { classifyEngineResponse, classifyTransportError, EngineError } from './classify.ts';
-import { carriedError, carriedErrorStatus, checksEveryModel, readChatCompletion, readModels, readTokenCount } from './responses.ts';
+import { classifyEngineResponse, classifyTransportError, EngineError, ORIGIN_DOWN } from './classify.ts';
+import { carriedError, carriedErrorStatus, checksEveryModel, readChatCompletion, readLoadedContext, readModels, readTokenCount } from './responses.ts';
 import { answeredInProse, applyParams, learn, newModelParams, paramFix, structuredAnswered, type ModelParams } from './refused-params.ts';
 import { modeOf } from './structured-fallback.ts';
 import { assembleEventStream, isEventStream } from './sse.ts';
@@ -94,8 +94,10 @@ export class EngineClient {
   private discovered: Promise<ModelInfo> | undefined;
   private knownModel: ModelInfo | undefined;
   private noHealthRoute = false;
-  private noMetrics = false;
+  /** Why /metrics is not read any more (no route, not ours to read); null while it is. */
+  private noMetrics: string | null = null;
   private noTokenize = false;
+  private noLoadedContext = false;
   private closing: Promise<void> | undefined;
 
   constructor(options: EngineClientOptions) {
@@ -249,6 +251,27 @@ export class EngineClient {
     }
   }
 
+  /**
+   * The context the server holds `model` at, where only its own API says so (Ollama's `GET
+   * /api/ps`: num_ctx of a loaded model): `{context: null}` when it has that API and did not say
+   * (an older Ollama), null when it has none (not an Ollama: not asked again). Throws ABORTED only.
+   */
+  async loadedContextLength(model: string, signal?: AbortSignal): Promise<{ context: number | null } | null> {
+    if (this.noLoadedContext) return null;
+    try {
+      const answer = await this.send('GET', '/api/ps', { timeoutMs: this.options.probeTimeoutMs, signal });
+      if (answer.status >= 400 && answer.status < 500) this.noLoadedContext = true;
+      if (answer.status >= 300) return null;
+      const context = readLoadedContext(answer.text, model);
+      // Not Ollama's list (a gateway's page for any path): not asked again.
+      if (context === undefined) this.noLoadedContext = true;
+      return context === undefined ? null : { context };
+    } catch (err) {
+      if (err instanceof EngineError && err.code === 'ABORTED') throw err;
+      return null;
+    }
+  }
+
   /** Prompt tokens as the server counts them (`POST /tokenize`); null when the server has no such route. */
   async tokenize(input: { prompt: string } | { messages: ChatMessage[] }, signal?: AbortSignal): Promise<number | null> {
     if (this.noTokenize) return null;
@@ -299,19 +322,28 @@ export class EngineClient {
     const { status } = answer;
     if (status >= 200 && status < 300) return path === '/health' && checksEveryModel(answer.text) ? 'missing' : 'up';
     if (status === 500 || status === 503) return 'dead';
-    if (status === 502 || status === 504) return 'unreachable';
+    if (status === 502 || status === 504 || status === 524 || ORIGIN_DOWN.has(status)) return 'unreachable';
     if (status === 404 || (path === '/health' && [400, 401, 403, 405, 501].includes(status))) return 'missing';
     return 'unknown';
   }
 
-  /** `GET /metrics`, parsed; null when the server exports none (no route, or no engine gauges). */
+  /** Why `metrics()` answers null from now on (`no route (404)`, `refused (403)`); null while /metrics is read. */
+  get metricsMissing(): string | null {
+    return this.noMetrics;
+  }
+
+  /**
+   * `GET /metrics`, parsed; null when the server exports none (no route, or no engine gauges), or
+   * refuses it (401, 403: a gateway's admin-only route; vLLM's own /metrics takes no API key):
+   * then never asked again (`metricsMissing` says why).
+   */
   async metrics(signal?: AbortSignal): Promise<EngineMetrics | null> {
-    if (this.noMetrics) return null;
+    if (this.noMetrics !== null) return null;
     const answer = await this.send('GET', '/metrics', { timeoutMs: this.options.probeTimeoutMs, signal });
     if (answer.status >= 300) {
       const err = classifyEngineResponse(answer.status, answer.text, answer.headers);
-      if (err.code === 'ENGINE_UNSUPPORTED' || err.code === 'MODEL_NOT_FOUND') {
-        this.noMetrics = true;
+      if (err.code === 'ENGINE_UNSUPPORTED' || err.code === 'MODEL_NOT_FOUND' || err.code === 'ENGINE_UNAUTHORIZED') {
+        this.noMetrics = err.code === 'ENGINE_UNAUTHORIZED' ? `refused (${answer.status}: not ours to read)` : `no such route (${answer.status})`;
         return null;
       }
       throw err;

@@ -135,6 +135,13 @@ function filterWords(what: string, results: unknown, raw: unknown): string {
   return raw === undefined ? `${what} (no category named)` : `${what}: ${JSON.stringify(raw).slice(0, 300)}`;
 }
 
+/**
+ * A provider's own word for a reply cut at its token limit, as gateways pass it on (Anthropic's
+ * stop_reason `max_tokens`, Gemini's `MAX_TOKENS`, the Responses API's `max_output_tokens`): read
+ * as `length`, so a page cut off is not taken for a whole one.
+ */
+const CUT_AT_MAX_TOKENS = /^(?:max_tokens|max_output_tokens)$/i;
+
 /** Reads a chat completion; `latencyMs` and the fallback model come from the caller. */
 export function readChatCompletion(
   text: string,
@@ -156,7 +163,7 @@ export function readChatCompletion(
   }
   const choice = record(choices.find((c) => record(c)?.index === 0) ?? choices[0]);
   const message = record(choice?.message);
-  const finishReason = typeof choice?.finish_reason === 'string' ? choice.finish_reason : null;
+  const finishReason = typeof choice?.finish_reason === 'string' ? (CUT_AT_MAX_TOKENS.test(choice.finish_reason) ? 'length' : choice.finish_reason) : null;
   let content = contentText(message?.content);
   if (content === null || content.trim() === '') content = toolCallText(message) ?? content;
   // Thinking inline (a server without a reasoning parser): the answer is what follows it.
@@ -171,6 +178,12 @@ export function readChatCompletion(
       status,
       usage: usageOf(body),
     });
+  }
+  if (finishReason === 'error') {
+    // OpenRouter and gateways like it: the provider failed mid-answer (the error on the choice). The text is partial: sent again.
+    const said = record(choice?.error);
+    const what = typeof said?.message === 'string' ? `: ${said.message.slice(0, 300)}` : '';
+    throw new EngineError('ENGINE_ERROR', `engine ended the answer with finish_reason "error" (its provider failed mid-answer)${what}; the text is partial`, { status, usage: usageOf(body) });
   }
   if (finishReason === 'abort') {
     // Its usage says what the engine processed before it stopped: spent all the same.
@@ -244,4 +257,23 @@ export function checksEveryModel(text: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Reads Ollama's `GET /api/ps` (`{"models":[{"name":..,"model":..,"context_length":N}]}`): the
+ * context `model` is loaded with (num_ctx), else that of the only model loaded; null when it
+ * does not say; undefined when the body is no such list (not Ollama's /api/ps).
+ */
+export function readLoadedContext(text: string, model: string): number | null | undefined {
+  let body: Record<string, unknown> | undefined;
+  try {
+    body = record(parseJsonLenient(text));
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(body?.models)) return undefined;
+  const models = body.models.map(record).filter((m) => m !== undefined);
+  const named = models.find((m) => m.name === model || m.model === model) ?? (models.length === 1 ? models[0] : undefined);
+  const len = named?.context_length;
+  return typeof len === 'number' && Number.isInteger(len) && len > 0 ? len : null;
 }

@@ -9,14 +9,16 @@ import type { EngineHealth, EngineMetrics, Sum } from './types.ts';
 
 /**
  * Metric names by engine. vLLM's current names first; `vllm:gpu_cache_usage_perc` is what
- * servers before late 2025 call the KV cache gauge. SGLang's equivalents where they exist.
+ * servers before late 2025 call the KV cache gauge. SGLang's equivalents where they exist; then
+ * llama.cpp's server (`--metrics`: requests in its slots, requests deferred until a slot frees;
+ * its KV gauge only in older builds) and TGI's (the batch running, the queue).
  */
 const NAMES = {
-  running: ['vllm:num_requests_running', 'sglang:num_running_reqs'],
-  waiting: ['vllm:num_requests_waiting', 'sglang:num_queue_reqs'],
-  kv: ['vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc', 'sglang:token_usage'],
-  prompt: ['vllm:prompt_tokens_total', 'sglang:prompt_tokens_total'],
-  generation: ['vllm:generation_tokens_total', 'sglang:generation_tokens_total'],
+  running: ['vllm:num_requests_running', 'sglang:num_running_reqs', 'llamacpp:requests_processing', 'tgi_batch_current_size'],
+  waiting: ['vllm:num_requests_waiting', 'sglang:num_queue_reqs', 'llamacpp:requests_deferred', 'tgi_queue_size'],
+  kv: ['vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc', 'sglang:token_usage', 'llamacpp:kv_cache_usage_ratio'],
+  prompt: ['vllm:prompt_tokens_total', 'sglang:prompt_tokens_total', 'llamacpp:prompt_tokens_total'],
+  generation: ['vllm:generation_tokens_total', 'sglang:generation_tokens_total', 'llamacpp:tokens_predicted_total'],
   preemptions: ['vllm:num_preemptions_total'],
   e2e: ['vllm:e2e_request_latency_seconds', 'sglang:e2e_request_latency_seconds'],
   ttft: ['vllm:time_to_first_token_seconds', 'sglang:time_to_first_token_seconds'],
@@ -34,7 +36,7 @@ export interface ParseMetricsOptions {
  * Reads an engine's /metrics text. Gauges and counters are summed over the `engine` label
  * (data-parallel engines behind one server); the KV cache use is the highest of them, since one
  * full engine is what preempts. Returns null when the text has neither a running nor a waiting
- * gauge (a server without vLLM's or SGLang's metrics).
+ * gauge (a server without vLLM's, SGLang's, llama.cpp's or TGI's metrics).
  */
 export function parseEngineMetrics(text: string, options: ParseMetricsOptions = {}): EngineMetrics | null {
   const { samples } = parsePrometheus(text);

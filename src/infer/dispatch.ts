@@ -9,6 +9,8 @@
  * - a context-length refusal: asked again within the room it names when only max_tokens did not
  *   fit (context-room.ts); a unit whose prompt alone is longer than the context is rendered
  *   smaller the same way (render-ladder.ts), and fails with CONTEXT_TOO_LONG at the last size;
+ *   one whose body a proxy refuses as too large (413, REQUEST_TOO_LARGE) likewise, and one whose
+ *   prompt the server cut to its context without a word (Ollama: truncated-prompt.ts);
  * - wait (down, busy, rate limited): pause intake and wait for /health, or back off, and send
  *   again. A worker whose engine stays down past `releaseAfterMs` hands the unit back to the
  *   queue (no attempt used) so a healthy worker takes it;
@@ -44,6 +46,7 @@ import type { RatePass } from './rate-limit.ts';
 import type { Prepared } from './units.ts';
 import { fitMaxTokens, maxTokensLimit, promptAloneTooLong, roomFrom, type MaxTokensLimit } from './context-room.ts';
 import { RenderLadder } from './render-ladder.ts';
+import { cutPromptError, looksCut, promptWasCut } from './truncated-prompt.ts';
 import { FinalUnitError, ReleaseUnit } from './unit-errors.ts';
 
 export { FinalUnitError, ReleaseUnit } from './unit-errors.ts';
@@ -257,6 +260,12 @@ export class UnitSender {
             if (err instanceof EngineError && err.code === 'EMPTY_OUTPUT') return emptyAnswer(err, performance.now() - started, options.model);
             throw err;
           });
+        // A prompt the server cut to its context without a word (Ollama): no answer to this unit.
+        if (looksCut(result.usage.promptTokens, prepared.promptTokensEstimate)) {
+          // The context as the engine lists it, else as Ollama says it (null: a server that is neither).
+          const said = maxModelLen !== null ? { context: maxModelLen } : await client.loadedContextLength(model, signal);
+          if (said && promptWasCut(result.usage.promptTokens, prepared.promptTokensEstimate, said.context)) throw cutPromptError(result.usage, prepared.promptTokensEstimate, said.context, maxTokens);
+        }
         const latency = performance.now() - started;
         // A count the engine did not report is unknown to the window too, not 0.
         window.onCompleted(performance.now(), latency, result.usage.completionTokens ?? undefined);
@@ -312,10 +321,15 @@ export class UnitSender {
           continue;
         }
         const room = await roomFrom(err, engine.client, prepared, signal, log);
-        // The prompt itself does not fit the context, by the engine's count: its pages are what is large.
-        const smaller = room === null && prepared.hasImages && promptAloneTooLong(err) ? this.ladder.take(prepared.imageSize) : null;
+        // The prompt itself does not fit the context, by the engine's count, or its body does not
+        // pass a proxy's limit (413): its pages are what is large.
+        const tooLarge = err.code === 'REQUEST_TOO_LARGE';
+        const smaller = room === null && prepared.hasImages && (tooLarge || promptAloneTooLong(err)) ? this.ladder.take(prepared.imageSize) : null;
+        if (tooLarge && smaller === null && prepared.imageSize !== undefined) {
+          throw new DocbatchError('REQUEST_TOO_LARGE', `refused as too large even with its pages at ${prepared.imageSize} px: ${err.message}`, { cause: err });
+        }
         if (smaller !== null) {
-          log.warn({ code: err.code, imageSize: smaller }, "the prompt is longer than the model's context; rendering the unit smaller");
+          log.warn({ code: err.code, imageSize: smaller }, tooLarge ? 'the request body is larger than a proxy in front of the engine takes (413); rendering the unit smaller' : "the prompt is longer than the model's context; rendering the unit smaller");
           prepared = this.current = await this.prepareAt(smaller);
           roomLeft = null;
         } else if (room !== null && (roomLeft === null || room < roomLeft)) {

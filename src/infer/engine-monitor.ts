@@ -89,7 +89,8 @@ export class EngineMonitor extends EventEmitter<MonitorEvents> {
         const metrics = await this.client.metrics(AbortSignal.any([this.stop.signal, AbortSignal.timeout(5000)]));
         if (metrics === null) {
           this.metricsSupported = false;
-          this.log.info('engine has no /metrics; the window follows the answers (their latency and lengths)');
+          const why = this.client.metricsMissing;
+          this.log.info({ metrics: why ?? 'no engine gauges' }, `engine has no /metrics${why ? ` (${why})` : ''}; the window follows the answers (their latency and lengths)`);
         } else {
           this.window.onMetrics(performance.now(), {
             running: metrics.running,

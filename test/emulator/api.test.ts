@@ -252,6 +252,22 @@ describe('limits, styles and look-alike switches', () => {
     }
   });
 
+  it('truncatePrompts (Ollama past num_ctx): a prompt over the context is answered, prompt_tokens = the context; /api/ps names it, /v1/models does not', async () => {
+    const long = chatBody(words(9000), []);
+    expect((await post('/v1/chat/completions', long)).status).toBe(400);
+    expect((await get('/api/ps')).status).toBe(404);
+    try {
+      emu.setFaults({ truncatePrompts: true });
+      const r = await post('/v1/chat/completions', { ...long, max_tokens: 20 });
+      expect(r.status).toBe(200);
+      expect((r.json as { usage: { prompt_tokens: number } }).usage.prompt_tokens).toBe(8192);
+      expect((await get('/api/ps')).json).toMatchObject({ models: [{ context_length: 8192 }] });
+      expect((await get('/v1/models')).json).not.toHaveProperty('data.0.max_model_len');
+    } finally {
+      emu.setFaults({ truncatePrompts: false });
+    }
+  });
+
   it('requires the API key on /v1 only, answering 401 {"error":"Unauthorized"}', async () => {
     try {
       emu.setFaults({ apiKey: 's3cret' });

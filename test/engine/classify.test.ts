@@ -43,7 +43,7 @@ describe('classifyEngineResponse', () => {
     expect(classifyEngineResponse(408, '').code).toBe('ENGINE_TIMEOUT');
     expect(classifyEngineResponse(405, { detail: 'Method Not Allowed' }).code).toBe('ENGINE_UNSUPPORTED');
     const large = classifyEngineResponse(413, '<html><center><h1>413 Request Entity Too Large</h1></center><hr><center>nginx</center></html>');
-    expect(large.code).toBe('BAD_REQUEST');
+    expect(large.code).toBe('REQUEST_TOO_LARGE');
     // What to do about it: a proxy's body limit, and the settings that make pages smaller.
     expect(large.message).toMatch(/client_max_body_size.*IMAGE_SIZE.*IMAGE_FORMAT=jpeg/);
     expect(classifyEngineResponse(409, '').code).toBe('BAD_REQUEST');

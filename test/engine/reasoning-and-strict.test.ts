@@ -59,6 +59,17 @@ describe('a reasoning model served without a reasoning parser (its thinking inli
     expect(err.message).toMatch(/characters of reasoning/);
   });
 
+  // vLLM splits a headless `</think>` only under a reasoning parser the operator chose for a
+  // thinking model; a model that merely writes the tag (a page about it, JSON holding it) is text.
+  it.each([
+    ['prose naming the tag', 'A page about tags: the closing </think> tag ends a block.\n\nSecond paragraph.'],
+    ['JSON holding the tag in a string', '{"text": "models end their thinking with </think>\\n then answer", "n": 2}'],
+    ['the tag at the end of a line of prose', 'Reasoning models close their thoughts with </think>\nand then answer.'],
+    ['the tag on its own line inside a code block', 'Example:\n```\nreasoning\n</think>\nanswer\n```\nEnd.'],
+  ])('a headless </think> that is not the end of leading thinking (%s) is left as it is', async (_what, content) => {
+    expect((await (await answering(content)).chat(text)).text).toBe(content);
+  });
+
   it('a <think> that is not at the start, or text without the tags, is left as it is', async () => {
     const plain = 'A page about tags: <think>x</think> is how some models think.';
     expect((await (await answering(plain)).chat(text)).text).toBe(plain);

@@ -177,6 +177,14 @@ export const ERROR_SHAPES: Shape[] = [
     context: { maxContextLength: 4096, promptTokens: 5000, maxTokens: null },
   },
   {
+    // llama.cpp builds of 2025 name the numbers only in fields beside the message.
+    name: 'llama.cpp 400 request over the context size, the numbers in fields only',
+    status: 400,
+    body: { error: { code: 400, message: 'the request exceeds the available context size, try increasing it', type: 'exceed_context_size_error', n_prompt_tokens: 5000, n_ctx: 4096 } },
+    code: 'CONTEXT_TOO_LONG',
+    context: { maxContextLength: 4096, promptTokens: 5000, maxTokens: null },
+  },
+  {
     name: 'SGLang 503 queue full (flat)',
     status: 503,
     body: flat('The request queue is full.', 'ServiceUnavailableError', 503),
@@ -193,6 +201,13 @@ export const ERROR_SHAPES: Shape[] = [
     name: 'Ollama 404 model not found',
     status: 404,
     body: nested('model "llava:13b" not found, try pulling it first', 'api_error', null),
+    code: 'MODEL_NOT_FOUND',
+  },
+  {
+    // Azure OpenAI: the model is a deployment, and a wrong name is a 404 saying so (no "model" in it).
+    name: 'Azure OpenAI 404 DeploymentNotFound',
+    status: 404,
+    body: { error: { code: 'DeploymentNotFound', message: 'The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.' } },
     code: 'MODEL_NOT_FOUND',
   },
   // ---- FastAPI and middleware ----
@@ -303,6 +318,32 @@ export const ERROR_SHAPES: Shape[] = [
     body: '<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>',
     code: 'ENGINE_DOWN',
     message: '502 Bad Gateway',
+  },
+  {
+    // A proxy that gave up waiting for a long answer (nginx proxy_read_timeout, 60 s unless set): say which setting.
+    name: '504 HTML from a proxy',
+    status: 504,
+    body: '<html><head><title>504 Gateway Time-out</title></head><body><center><h1>504 Gateway Time-out</h1></center><hr><center>nginx</center></body></html>',
+    code: 'ENGINE_TIMEOUT',
+    message: 'proxy_read_timeout',
+  },
+  // Cloudflare in front of the engine (a tunnel, a hosted endpoint): its own statuses for an origin
+  // that is down or restarting (520-523, 530) wait for it like a 502; 524, an origin slower than
+  // its 100 s, is a timeout like a 504.
+  {
+    name: 'Cloudflare 521 web server is down',
+    status: 521,
+    body: '<!DOCTYPE html><html><head><title>example.com | 521: Web server is down</title></head><body>Cloudflare</body></html>',
+    code: 'ENGINE_DOWN',
+    message: '521: Web server is down',
+  },
+  { name: 'Cloudflare 522 connection timed out', status: 522, body: 'error code: 522', code: 'ENGINE_DOWN' },
+  { name: 'Cloudflare 530 origin unreachable (a tunnel whose connector is gone)', status: 530, body: 'error code: 1033', code: 'ENGINE_DOWN' },
+  {
+    name: 'Cloudflare 524 a timeout occurred',
+    status: 524,
+    body: '<!DOCTYPE html><html><head><title>example.com | 524: A timeout occurred</title></head><body>Cloudflare</body></html>',
+    code: 'ENGINE_TIMEOUT',
   },
 ];
 

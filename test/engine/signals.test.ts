@@ -53,6 +53,18 @@ describe('parseEngineMetrics', () => {
     expect(parseEngineMetrics(SGLANG)).toMatchObject({ running: 12, waiting: 7, kvCacheUsage: 0.4, promptTokensTotal: 1000 });
   });
 
+  // llama.cpp's server (--metrics) and TGI: their own names for the requests running and waiting.
+  it("reads llama.cpp's and TGI's names", () => {
+    const llama = [
+      '# TYPE llamacpp:requests_processing gauge', 'llamacpp:requests_processing 4',
+      '# TYPE llamacpp:requests_deferred gauge', 'llamacpp:requests_deferred 46',
+      'llamacpp:prompt_tokens_total 5120', 'llamacpp:tokens_predicted_total 17029', 'llamacpp:n_busy_slots_per_decode 3.87', '',
+    ].join('\n');
+    expect(parseEngineMetrics(llama)).toMatchObject({ running: 4, waiting: 46, kvCacheUsage: null, promptTokensTotal: 5120, generationTokensTotal: 17029 });
+    const tgi = ['# TYPE tgi_batch_current_size gauge', 'tgi_batch_current_size 8', '# TYPE tgi_queue_size gauge', 'tgi_queue_size 3', ''].join('\n');
+    expect(parseEngineMetrics(tgi)).toMatchObject({ running: 8, waiting: 3 });
+  });
+
   it('reads a KV gauge with 200 000 series (no Math.max(...list): it threw RangeError past ~125 000)', () => {
     const lines = ['vllm:num_requests_running 1', 'vllm:num_requests_waiting 0'];
     for (let k = 0; k < 200_000; k++) lines.push(`vllm:kv_cache_usage_perc{engine="${k}"} ${k === 123_456 ? 0.9 : 0.1}`);

@@ -239,6 +239,26 @@ describe('other answers servers send', () => {
     expect((await client.chat(hi)).text).toBe('plain json');
   });
 
+  // Gateways passing on a provider's own word for a reply cut at its token limit (Anthropic's
+  // stop_reason max_tokens, Gemini's MAX_TOKENS, the Responses API's max_output_tokens): a page
+  // cut off must not be taken for a complete one.
+  it.each(['max_tokens', 'MAX_TOKENS', 'max_output_tokens'])('finish_reason %s is a reply cut at max_tokens ("length")', async (finish) => {
+    server = await startScripted((_req, res) => json(res, 200, { ...completion('The first half of the pa'), choices: [{ index: 0, message: { role: 'assistant', content: 'The first half of the pa' }, finish_reason: finish }] }));
+    client = new EngineClient({ url: server.url, model: 'm' });
+    expect((await client.chat(hi)).finishReason).toBe('length');
+  });
+
+  // OpenRouter (and gateways like it) end a choice whose provider failed mid-answer with
+  // finish_reason "error" and the error on the choice: the text is partial, never the answer.
+  it('finish_reason "error" (the provider failed mid-answer) is ENGINE_ERROR, not a partial answer taken', async () => {
+    server = await startScripted((_req, res) => json(res, 200, { ...completion(''), choices: [{ index: 0, message: { role: 'assistant', content: 'The first half' }, finish_reason: 'error', error: { code: 502, message: 'Provider disconnected' } }] }));
+    client = new EngineClient({ url: server.url, model: 'm' });
+    const err = (await client.chat(hi).catch((e: unknown) => e)) as EngineError;
+    expect(err).toBeInstanceOf(EngineError);
+    expect(err.code).toBe('ENGINE_ERROR');
+    expect(err.message).toMatch(/Provider disconnected/);
+  });
+
   it('an event stream whose events are not separated by blank lines is still assembled', async () => {
     const chunk = (content: string, finish: string | null = null) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n`;
     server = await startScripted((_req, res) => {

@@ -8,6 +8,10 @@
  * - junk after the JSON (a proxy appending a newline and a comment or a NUL);
  * - answers vLLM finished with "abort" (it aborted them itself: paused, draining, shutting down);
  * - a reasoning model served without a reasoning parser: its thinking inline before the answer;
+ * - a proxy's body limit (nginx 413, an HTML page): the page rendered smaller, REQUEST_TOO_LARGE
+ *   at the last size;
+ * - Ollama answering a prompt over num_ctx about the part it kept (prompt_tokens = num_ctx, no
+ *   error): the page rendered smaller, CONTEXT_TOO_LONG at the last size;
  * - a max_tokens too large for the context (the prompt fits), refused in the words and by the
  *   rule of each server: the page is asked again within the room named, and written; a context
  *   only the refusal names is remembered.
@@ -181,6 +185,89 @@ describe('a worker reads what proxies do to the bytes of an answer', () => {
     const md = readFileSync(join(p.config.outDir, 'inline-think.md'), 'utf8');
     expect(md).not.toMatch(/think>|Let me read it/);
     expect(md.trim()).not.toBe('');
+  }, 60_000);
+
+  /** nginx's refusal of a body over client_max_body_size. */
+  const NGINX_413 = { status: 413, headers: { 'content-type': 'text/html' }, body: Buffer.from('<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx/1.24.0</center>\r\n</body>\r\n</html>\r\n') };
+
+  it('a proxy that refuses the body of a page as too large (413): the page is rendered smaller and written', async () => {
+    // The body limit lies just under the first page's body: its smaller render passes.
+    let limit = Number.POSITIVE_INFINITY;
+    const sizes: number[] = [];
+    proxy = await startProxy((seen, up) => {
+      if (seen.path !== '/v1/chat/completions' || seen.headers['x-request-id'] === 'docbatch-image-probe') return up;
+      const bytes = Buffer.byteLength(seen.body);
+      sizes.push(bytes);
+      if (limit === Number.POSITIVE_INFINITY) limit = bytes - 1;
+      return bytes > limit ? NGINX_413 : up;
+    });
+    await runPages('body-limit.pdf', 1, 14);
+    expect(sizes).toHaveLength(2);
+    expect(sizes[1]!).toBeLessThan(sizes[0]!);
+  }, 60_000);
+
+  it('a proxy that refuses every page body as too large: tried at each smaller size, then REQUEST_TOO_LARGE naming what to change', async () => {
+    let refused = 0;
+    proxy = await startProxy((seen, up) => {
+      if (seen.path !== '/v1/chat/completions' || seen.headers['x-request-id'] === 'docbatch-image-probe') return up;
+      refused++;
+      return NGINX_413;
+    });
+    worker = await p.startWorker({ engineUrl: proxy.url });
+    const [docId] = acceptedIds(await p.enqueue([pdf('body-limit-all.pdf', 1, 15)]));
+    await p.wait([docId!], 60_000);
+    const report = JSON.parse(readFileSync(join(p.config.outDir, 'body-limit-all.report.json'), 'utf8')) as { failed: Array<{ code: string; message: string }> };
+    expect(report.failed.map((f) => f.code)).toEqual(['REQUEST_TOO_LARGE']);
+    expect(report.failed[0]!.message).toMatch(/512 px.*client_max_body_size.*IMAGE_SIZE.*IMAGE_FORMAT=jpeg/);
+    // 1288, then 1024, 768 and 512 px: once each.
+    expect(refused).toBe(4);
+  }, 60_000);
+
+  /**
+   * Ollama in front of the emulator: /v1/models names no context, /api/ps says num_ctx, and a
+   * prompt over it is answered all the same, usage.prompt_tokens = num_ctx (it kept a part).
+   * `numCtx` is decided from the first page's prompt tokens.
+   */
+  async function ollamaCutting(numCtx: (firstPrompt: number) => number): Promise<{ prompts: number[]; cut: () => number }> {
+    let ctx: number | null = null;
+    let cut = 0;
+    const prompts: number[] = [];
+    proxy = await startProxy((seen, up) => {
+      if (seen.path === '/api/ps') return { status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify({ models: [{ name: 'x:latest', model: 'x:latest', context_length: ctx ?? 2048 }] })) };
+      if (seen.path === '/v1/models') {
+        const models = JSON.parse(up.body.toString('utf8')) as { data: Array<Record<string, unknown>> };
+        for (const m of models.data) delete m.max_model_len;
+        return { ...up, body: Buffer.from(JSON.stringify(models)) };
+      }
+      if (seen.path !== '/v1/chat/completions' || seen.headers['x-request-id'] === 'docbatch-image-probe' || up.status !== 200) return up;
+      const answer = JSON.parse(up.body.toString('utf8')) as { usage: { prompt_tokens: number; total_tokens: number } };
+      prompts.push(answer.usage.prompt_tokens);
+      ctx ??= numCtx(answer.usage.prompt_tokens);
+      if (answer.usage.prompt_tokens <= ctx) return up;
+      cut++;
+      answer.usage.prompt_tokens = ctx;
+      return { ...up, body: Buffer.from(JSON.stringify(answer)) };
+    });
+    return { prompts, cut: () => cut };
+  }
+
+  it('Ollama cutting a page prompt over num_ctx without an error: the page is rendered smaller and written, not the answer about a part', async () => {
+    const { prompts, cut } = await ollamaCutting((first) => Math.floor(first / 1.25));
+    await runPages('ollama-cut.pdf', 1, 16);
+    expect(cut()).toBe(1);
+    expect(prompts).toHaveLength(2);
+  }, 60_000);
+
+  it('Ollama cutting every size of a page: CONTEXT_TOO_LONG naming num_ctx, not an answer about a part', async () => {
+    const { prompts, cut } = await ollamaCutting(() => 200);
+    worker = await p.startWorker({ engineUrl: proxy!.url });
+    const [docId] = acceptedIds(await p.enqueue([pdf('ollama-cut-all.pdf', 1, 17)]));
+    await p.wait([docId!], 60_000);
+    const report = JSON.parse(readFileSync(join(p.config.outDir, 'ollama-cut-all.report.json'), 'utf8')) as { failed: Array<{ code: string; message: string }> };
+    expect(report.failed.map((f) => f.code)).toEqual(['CONTEXT_TOO_LONG']);
+    expect(report.failed[0]!.message).toMatch(/prompt_tokens 200.*OLLAMA_CONTEXT_LENGTH/);
+    // 1288, then 1024, 768 and 512 px.
+    expect([prompts.length, cut()]).toEqual([4, 4]);
   }, 60_000);
 
   it('junk after the JSON of every chat answer: every page written', async () => {
