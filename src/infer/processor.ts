@@ -36,6 +36,7 @@ import type { DocStore } from '../store/docs.ts';
 import { archivedResult } from '../store/archive.ts';
 import { reopenDocument, type ReopenParts } from '../store/reopen.ts';
 import { ensureDue, settleUnit, type SettleParts, type SettleRequest } from '../store/settle.ts';
+import { newSettleId } from '../store/settle-spend.ts';
 import type { DocMeta, DocState, SettleOutcome, UnitResult } from '../store/types.ts';
 import { checkAnswer, temperatureFor } from '../task/answer.ts';
 import type { Task } from '../task/types.ts';
@@ -349,20 +350,25 @@ export class UnitProcessor {
    * not: whoever holds the unit now runs it. While Redis is full the result is held and recorded
    * once it has room (hold.ts), under the lock if the lock outlived the wait.
    */
-  private record(job: Job, token: string | undefined, queueName: string | undefined, request: Omit<SettleRequest, 'lock'>, log: Logger): Promise<SettleOutcome> {
+  private record(job: Job, token: string | undefined, queueName: string | undefined, answer: Omit<SettleRequest, 'lock' | 'id'>, log: Logger): Promise<SettleOutcome> {
     const { settle } = this.parts;
+    // One answer, one settle: every try below (under the lock or not, held while Redis is full)
+    // carries this id, so a try after one that went through (its reply refused part-way: its
+    // write job refused for want of memory) is known as recorded by it, even once the document
+    // is written and its result can no longer be compared. A new id each try counted the
+    // answer's engine time again then.
+    const request: Omit<SettleRequest, 'lock'> = { ...answer, id: newSettleId() };
     return this.parts.hold.record(async (again) => {
       let outcome = await settleUnit(settle, { ...request, ...(queueName ? this.lock(job, token, queueName) : {}) });
       if (outcome.outcome === 'lock-lost' && request.result.ok) {
         outcome = await settleUnit(settle, request);
         log.debug({ outcome: outcome.outcome }, 'the job lock was lost before the answer was recorded; recorded where no result was (first write wins)');
       }
-      // A duplicate may be this very result, recorded by an earlier run of this settle refused
-      // half-way (recorded, then Redis full before its summary or write job was added; the hold
-      // runs it again as a new settle). Then it was recorded and its cost counted by that run,
-      // and what it made due is added here. Unless another's result came first. (One whose reply
-      // was lost, sent again by ioredis on reconnect, is known by its id: SETTLE_LUA answers
-      // 'recorded' again, even once the document is written.)
+      // A try after one that went through is known by its id (SETTLE_LUA answers 'recorded'
+      // again, even once the document is written; settleUnit then adds what it made due), as is
+      // one whose reply was lost, sent again by ioredis on reconnect. A duplicate whose stored
+      // result is this very one was recorded by a settle of the same answer with another id
+      // (before the worker was upgraded, say): recorded, and what it made due is added here.
       if (outcome.outcome === 'duplicate') {
         const stored = await this.parts.store.redis.hget(this.parts.store.unitsKey(request.data.docId, request.data.gen), String(request.data.unit));
         const ours = stored === JSON.stringify(request.result);

@@ -164,8 +164,10 @@ export class DocStore {
     reopens?: number,
     /** What of the result's tokens and engine time the record counts already (addSpent, as its answers came): added is the rest. */
     counted?: CountedSpend,
+    /** The settle's id: one answer tried again is the same settle. @defaultValue a new one */
+    id?: string,
   ): Promise<SettleOutcome> {
-    return settleResult(this, docId, gen, unit, result, lock, group, now, reopens, counted);
+    return settleResult(this, docId, gen, unit, result, lock, group, now, reopens, counted, id);
   }
 
   /** Counts what the engine answered in an attempt that ended without settling its unit, once (settle-spend.ts). */

@@ -23,6 +23,11 @@ export interface SpendKeys {
   spendsKey(docId: string, gen: number): string;
 }
 
+/** A settle's id (SETTLE_LUA keeps the last recorded one of each unit). */
+export function newSettleId(): string {
+  return randomBytes(8).toString('hex');
+}
+
 /**
  * Records a unit's result; the first result for a unit wins. With `lock`, writes only while
  * the job's BullMQ lock still holds `token` (a worker that lost its lock writes nothing).
@@ -41,6 +46,8 @@ export async function settleResult(
   reopens?: number,
   /** What of the result's tokens and engine time the record counts already (addSpent, as its answers came): added is the rest. */
   counted?: CountedSpend,
+  /** This settle's id: the same on every try of one answer (hold.ts), so a try after one that went through adds nothing. @defaultValue a new one */
+  id: string = newSettleId(),
 ): Promise<SettleOutcome> {
   const ok = result.ok ? 1 : 0;
   // A failure counts what the engine spent on its rejected answers too. Counts the engine did
@@ -70,8 +77,8 @@ export async function settleResult(
     group?.count ?? 0,
     reopens ?? '',
     lacksUsage(result) ? 1 : 0,
-    // This settle's id: sent again by ioredis after a reconnect, the same.
-    randomBytes(8).toString('hex'),
+    // Sent again by ioredis after a reconnect, or tried again by a held answer: the same.
+    id,
   );
   const outcome = status === 1 || status === 2 ? 'recorded' : status === 0 ? 'duplicate' : status === -1 ? 'lock-lost' : status === -2 ? 'stale' : status === -4 ? 'reopened' : 'missing';
   return { outcome, settled, units, last: last === 1, groupDone: groupDone === 1, ...(status === 2 ? { again: true } : {}) };

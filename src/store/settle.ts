@@ -41,12 +41,17 @@ export interface SettleRequest {
   reopens?: number;
   /** What of the result's tokens and engine time the record counts already (its rejected answers, counted as they came). */
   counted?: CountedSpend;
+  /**
+   * The settle's id (SETTLE_LUA): give one answer the same on every try (a held answer tried again
+   * after a try that went through, its reply refused part-way, then adds nothing). @defaultValue a new one
+   */
+  id?: string;
 }
 
 export async function settleUnit(parts: SettleParts, request: SettleRequest): Promise<SettleOutcome> {
   const { data, meta, result } = request;
   const group = await groupFor(parts, meta, data);
-  const outcome = await parts.store.settle(data.docId, data.gen, data.unit, result, request.lock, group ? { reduce: group.reduce, count: group.count } : undefined, undefined, request.reopens, request.counted);
+  const outcome = await parts.store.settle(data.docId, data.gen, data.unit, result, request.lock, group ? { reduce: group.reduce, count: group.count } : undefined, undefined, request.reopens, request.counted, request.id);
   if (outcome.groupDone && group) await addReduce(parts, meta, data.gen, group);
   if (outcome.last) await ensureWriteJob(parts.writeQueue, data.docId, data.gen);
   // Run again after its reply was lost: what its first run made due may not exist yet.

@@ -20,6 +20,7 @@ import { TEST_REDIS_URL } from './redis.ts';
 export interface RedisProxy {
   readonly url: string;
   dropReplyOf(match: (chunk: Buffer) => boolean, options?: { down?: boolean }): void;
+  holdReplyOf(match: (chunk: Buffer) => boolean, action: () => Promise<void>): void;
   readonly dropped: number;
   down(): Promise<void>;
   up(): Promise<void>;
@@ -39,20 +40,36 @@ export async function startRedisProxy(target = TEST_REDIS_URL): Promise<RedisPro
   let dropMatch: ((chunk: Buffer) => boolean) | null = null;
   let downOnDrop = false;
   let dropped = 0;
+  let holdMatch: { match: (chunk: Buffer) => boolean; action: () => Promise<void> } | null = null;
   const listen = async () => {
     const s = createServer((client) => {
       track(client);
       const upstream = connect(Number(t.port || 6379), t.hostname);
       track(upstream);
       let armed = false;
+      let holding: (() => Promise<void>) | null = null;
       client.on('data', (chunk) => {
         if (dropMatch?.(chunk)) {
           dropMatch = null;
           armed = true;
         }
+        if (holdMatch?.match(chunk)) {
+          holding = holdMatch.action;
+          holdMatch = null;
+        }
         upstream.write(chunk);
       });
       upstream.on('data', (chunk) => {
+        if (holding) {
+          const action = holding;
+          holding = null;
+          upstream.pause();
+          void action().finally(() => {
+            client.write(chunk);
+            upstream.resume();
+          });
+          return;
+        }
         if (armed) {
           dropped++;
           client.destroy();
@@ -85,6 +102,9 @@ export async function startRedisProxy(target = TEST_REDIS_URL): Promise<RedisPro
     dropReplyOf: (match, options) => {
       dropMatch = match;
       downOnDrop = options?.down === true;
+    },
+    holdReplyOf: (match, action) => {
+      holdMatch = { match, action };
     },
     get dropped() {
       return dropped;
