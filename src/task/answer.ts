@@ -57,8 +57,9 @@ export function jsonOf(text: string): unknown {
     const blocks = [...trimmed.matchAll(FENCED_BLOCK)];
     if (blocks.length === 1) return JSON.parse(blocks[0]![2]!);
     const end = blocks.length === 0 ? endOfFirstValue(trimmed) : -1;
-    // An object or array followed by words ("Note: ..."), not by another value.
-    if (end > 0 && !/^[[{"\d-]/.test(trimmed.slice(end).trim())) return JSON.parse(trimmed.slice(0, end));
+    // An object or array followed by words ("Note: ..."), not by another value, nor by JSON's
+    // own punctuation (', "total": 3}': an object closed too early, whose later fields would be lost).
+    if (end > 0 && !/^[[{"\d\-,:}\]]/.test(trimmed.slice(end).trim())) return JSON.parse(trimmed.slice(0, end));
     throw err;
   }
 }

@@ -42,6 +42,15 @@ describe('checkAnswer', () => {
     expect(checkAnswer(json, { text: '{"total": 1, Note: unsure', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID' });
   });
 
+  it('broken JSON whose first object closes early is no answer followed by a note (its later fields were dropped)', () => {
+    // A model that closes a nested object one brace too soon: the part up to that brace is valid
+    // JSON, the rest (', "total": 12.5}') is the answer's own fields, not words after it.
+    const loose: Task = { ...json, output: { type: 'json', name: 'answer', schema: {} } };
+    for (const reply of ['{"items": [{"name": "Tea"}]}, "total": 12.5}', '{"total": 12.5}}', '[1, 2]]', '{"a": 1}: 2']) {
+      expect(checkAnswer(loose, { text: reply, finishReason: 'stop' }), reply).toMatchObject({ ok: false, code: 'OUTPUT_INVALID' });
+    }
+  });
+
   it('a text answer wrapped whole in a ```markdown fence is its inside (it was a code block in X.md)', () => {
     const page = '# Invoice 17\n\n| item | amount |\n|---|---|\n| Tea | 3.20 |';
     for (const reply of [`\`\`\`markdown\n${page}\n\`\`\``, `\`\`\`md\n${page}\n\`\`\`\n`, `~~~Markdown\n${page}\n~~~`, `\`\`\`\`markdown\n${page}\n\`\`\`\``]) {
