@@ -129,7 +129,23 @@ export function checkAnswer(task: Task, reply: Reply): Verdict {
  */
 export function unwrapMarkdown(text: string): string {
   const m = /^(`{3,}|~{3,})[ \t]*(?:markdown|md)[ \t]*\n([\s\S]*?)\n?[ \t]*\1[ \t]*$/i.exec(text);
-  return m ? m[2]!.trim() : text;
+  return m && fencesClose(m[2]!) ? m[2]!.trim() : text;
+}
+
+/**
+ * Whether every fence opened in `text` is closed in it (a closing fence: the opener's character,
+ * at least as many, nothing after). False for the inside of '```markdown A ``` words ```markdown B ```':
+ * two blocks with words between, not one wrapper.
+ */
+function fencesClose(text: string): boolean {
+  let open: string | null = null;
+  for (const line of text.split('\n')) {
+    const fence = /^[ \t]{0,3}(`{3,}|~{3,})(.*)$/.exec(line);
+    if (!fence) continue;
+    if (open === null) open = fence[1]!;
+    else if (fence[1]![0] === open[0] && fence[1]!.length >= open.length && fence[2]!.trim() === '') open = null;
+  }
+  return open === null;
 }
 
 /** The temperature of try `k` (0-based): the task's own first, then +0.2 per retry, at most 1 (or the task's own if higher). */

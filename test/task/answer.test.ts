@@ -65,6 +65,14 @@ describe('checkAnswer', () => {
     expect(checkAnswer(text, { text: '```markdown\n```', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'EMPTY_OUTPUT' });
   });
 
+  it('a page that begins and ends with two ```markdown examples is no wrapper: its fences stay', () => {
+    // A Markdown tutorial's page: a code block, a sentence, another code block. The first block's
+    // closing fence closes it; taking the first and last fence lines as one wrapper turned the
+    // page inside out (the sentence into code, the examples into text).
+    const page = '```markdown\n# A heading\n```\n\nThat is a heading; and a list:\n\n```markdown\n- one\n```';
+    expect(checkAnswer(text, { text: page, finishReason: 'stop' })).toEqual({ ok: true, text: page });
+  });
+
   it('cut off, empty, invalid JSON, schema violations: each with its code and why', () => {
     expect(checkAnswer(text, { text: 'It went on and on', finishReason: 'length' })).toMatchObject({ ok: false, code: 'OUTPUT_TRUNCATED' });
     expect(checkAnswer(json, { text: '{"total": 12', finishReason: 'length' })).toMatchObject({ ok: false, code: 'OUTPUT_TRUNCATED' });
