@@ -142,6 +142,9 @@ export function mismatch(truth: unknown, got: unknown, options: NormaliseOptions
   const t = parseNumber(truth);
   if (t !== null && (typeof truth === 'number' || typeof got === 'number' || parseNumber(got) !== null)) {
     const g = parseNumber(got);
+    // A string read as no number (more than 15 digits: an identifier) against a JSON number is
+    // compared as text with the number's own digits, as it is the other way round.
+    if (g === null && typeof truth === 'number' && typeof got === 'string') return normaliseText(String(truth)) === normaliseText(got) ? null : 'differs';
     return g !== null && sameNumber(t, g, options.tolerance) ? null : 'differs';
   }
   if (typeof truth === 'number') return 'differs';

@@ -197,6 +197,17 @@ describe('mismatch: one truth leaf against an output value', () => {
     expect(mismatch(1e21, 1e21)).toBe(null);
   });
 
+  it('a long number written as a JSON number on one side and a string on the other: the same digits are equal', () => {
+    // A truth file holding a card or account number as a number, the model answering a string
+    // (the schema's type): 'differs', though the digits are the same; the other way round was
+    // equal, so compare said two such outputs disagreed.
+    expect(mismatch(4111111111111111, '4111111111111111')).toBe(null);
+    expect(mismatch('4111111111111111', 4111111111111111)).toBe(null);
+    expect(agree(4111111111111111, '4111111111111111')).toBe(true);
+    expect(mismatch(4111111111111111, '4111111111111112')).toBe('differs');
+    expect(mismatch(12, 'twelve')).toBe('differs');
+  });
+
   it('case counts when asked', () => {
     expect(mismatch('Acme', 'ACME', { tolerance: 0, caseSensitive: true })).toBe('differs');
     expect(mismatch('Acme', ' Acme ', { tolerance: 0, caseSensitive: true })).toBe(null);
