@@ -208,6 +208,15 @@ describe('mismatch: one truth leaf against an output value', () => {
     expect(mismatch(12, 'twelve')).toBe('differs');
   });
 
+  it('two whole numbers past 2^50 one apart are not equal (no last-place allowance for integers)', () => {
+    // Four units in the last place of a double are 4 at 16 digits: two card numbers as JSON numbers one apart were equal.
+    expect(mismatch(4111111111111111, 4111111111111112)).toBe('differs');
+    expect(agree(4111111111111111, 4111111111111113)).toBe(false);
+    expect(mismatch(4111111111111111, 4111111111111111)).toBe(null);
+    expect(mismatch(4111111111111111, 4111111111111112, { tolerance: 1, caseSensitive: false })).toBe(null);
+    expect(mismatch(3, 0.1 * 30)).toBe(null); // noise of a computed value still allowed
+  });
+
   it('case counts when asked', () => {
     expect(mismatch('Acme', 'ACME', { tolerance: 0, caseSensitive: true })).toBe('differs');
     expect(mismatch('Acme', ' Acme ', { tolerance: 0, caseSensitive: true })).toBe(null);
