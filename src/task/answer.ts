@@ -5,6 +5,7 @@
  * off, or repeated at length), and for JSON tasks invalid JSON or a value that breaks the schema. The worker retries those at a rising temperature (temperatureFor), as olmOCR does
  * across its attempts, before the unit fails with the code.
  */
+import { endOfFirstValue } from '../json-errors.ts';
 import { schemaViolations } from './schema.ts';
 import type { Task } from './types.ts';
 
@@ -56,29 +57,12 @@ export function jsonOf(text: string): unknown {
   } catch (err) {
     const blocks = [...trimmed.matchAll(FENCED_BLOCK)];
     if (blocks.length === 1) return JSON.parse(blocks[0]![2]!);
-    const end = blocks.length === 0 ? endOfFirstValue(trimmed) : -1;
+    const end = blocks.length === 0 ? endOfFirstValue(trimmed) : null;
     // An object or array followed by words ("Note: ..."), not by another value, nor by JSON's
     // own punctuation (', "total": 3}': an object closed too early, whose later fields would be lost).
-    if (end > 0 && !/^[[{"\d\-,:}\]]/.test(trimmed.slice(end).trim())) return JSON.parse(trimmed.slice(0, end));
+    if (end !== null && !/^[[{"\d\-,:}\]]/.test(trimmed.slice(end).trim())) return JSON.parse(trimmed.slice(0, end));
     throw err;
   }
-}
-
-/** Where the object or array `text` starts with ends (its closing bracket + 1), strings skipped; -1 when it does not. */
-function endOfFirstValue(text: string): number {
-  if (text[0] !== '{' && text[0] !== '[') return -1;
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (inString) {
-      if (c === '\\') i++;
-      else if (c === '"') inString = false;
-    } else if (c === '"') inString = true;
-    else if (c === '{' || c === '[') depth++;
-    else if ((c === '}' || c === ']') && --depth === 0) return i + 1;
-  }
-  return -1;
 }
 
 export function checkAnswer(task: Task, reply: Reply): Verdict {
