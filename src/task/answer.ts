@@ -39,7 +39,10 @@ export function tailLoop(text: string, minCover = 200, minRepeats = 6): { period
 }
 
 /** A Markdown code fence (``` or ~~~, tagged json, jsonc, json5 or not) on lines of its own. */
-const FENCED_BLOCK = /(?:^|\n)[ \t]*(`{3,}|~{3,})[ \t]*(?:json[c5]?)?[ \t]*\n([\s\S]*?)\n?[ \t]*\1[ \t]*(?=\n|$)/gi;
+// The closing fence: indented as it likes on a line of its own, by at most three blanks after
+// the inside's last character; an unbounded run of blanks tried at every position of the
+// inside was quadratic in a run of spaces (a model degenerating into whitespace).
+const FENCED_BLOCK = /(?:^|\n)[ \t]*(`{3,}|~{3,})[ \t]*(?:json[c5]?)?[ \t]*\n([\s\S]*?)(?:\n[ \t]*|[ \t]{0,3})\1[ \t]*(?=\n|$)/gi;
 
 /**
  * The JSON in a reply: the whole text, or the inside of one ```json fence around it, or of the
@@ -112,7 +115,8 @@ export function checkAnswer(task: Task, reply: Reply): Verdict {
  * An untagged fence is left alone: a page that is a code listing.
  */
 export function unwrapMarkdown(text: string): string {
-  const m = /^(`{3,}|~{3,})[ \t]*(?:markdown|md)[ \t]*\n([\s\S]*?)\n?[ \t]*\1[ \t]*$/i.exec(text);
+  // Blanks before the closing fence as in FENCED_BLOCK (linear in a run of spaces).
+  const m = /^(`{3,}|~{3,})[ \t]*(?:markdown|md)[ \t]*\n([\s\S]*?)(?:\n[ \t]*|[ \t]{0,3})\1[ \t]*$/i.exec(text);
   return m && fencesClose(m[2]!) ? m[2]!.trim() : text;
 }
 

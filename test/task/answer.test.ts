@@ -65,6 +65,18 @@ describe('checkAnswer', () => {
     expect(checkAnswer(text, { text: '```markdown\n```', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'EMPTY_OUTPUT' });
   });
 
+  it('a reply with a fence and a long run of spaces is read in linear time (no answer blocks the worker)', () => {
+    // The closing-fence patterns tried an unbounded run of blanks at every position of the
+    // inside: quadratic in a run of spaces (a model degenerating into whitespace): 40,000 spaces
+    // took 3 s in unwrapMarkdown and 9 s in jsonOf, 100,000 about a minute, the event loop blocked.
+    const spaces = ' '.repeat(100_000);
+    const started = performance.now();
+    expect(checkAnswer(text, { text: `\`\`\`markdown\n${spaces}x`, finishReason: 'stop' })).toMatchObject({ ok: true });
+    expect(checkAnswer(json, { text: `Here:\n\`\`\`json\n${spaces}x`, finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID' });
+    expect(checkAnswer(json, { text: `Here:\n\`\`\`json\n{"total": 1}${spaces}\n\`\`\``, finishReason: 'stop' })).toMatchObject({ ok: true, data: { total: 1 } });
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
   it('a page that begins and ends with two ```markdown examples is no wrapper: its fences stay', () => {
     // A Markdown tutorial's page: a code block, a sentence, another code block. The first block's
     // closing fence closes it; taking the first and last fence lines as one wrapper turned the
