@@ -1,7 +1,8 @@
 /**
  * Where text stops being valid: the first byte that breaks UTF-8, and the position (with a
  * reason) where JSON stops parsing. V8's JSON.parse does not always say where; these run only on
- * the failure path. Used by the chat-export reader and by eval's truth files.
+ * the failure path. Used by the chat-export reader and by eval's truth files; and where the
+ * object or array a text starts with ends (an engine's body, a JSON answer followed by a note).
  */
 
 /** Index of the first byte that is not part of a well-formed UTF-8 sequence (bytes.length if none). */
@@ -145,4 +146,26 @@ class LocatedError extends Error {
     super(message);
     this.pos = pos;
   }
+}
+
+/** The index just past the object or array the text starts with (after blanks); null if it has none, or it is not closed. */
+export function endOfFirstValue(text: string): number | null {
+  let i = 0;
+  while (i < text.length && /\s/.test(text[i]!)) i++;
+  if (text[i] !== '{' && text[i] !== '[') return null;
+  let depth = 0;
+  let inString = false;
+  for (; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') {
+      depth--;
+      if (depth === 0) return i + 1;
+    }
+  }
+  return null;
 }

@@ -11,6 +11,7 @@
  *   document) is ignored: the value is whole, and what follows it is not the server's answer.
  */
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
+import { endOfFirstValue } from '../json-errors.ts';
 
 /** A body whose encoding could not be undone; the client reports it as ENGINE_ERROR. */
 export class BodyDecodeError extends Error {
@@ -75,26 +76,4 @@ export function parseJsonLenient(text: string): unknown {
     if (end === null || body.slice(end).trim() === '') throw err;
     return JSON.parse(body.slice(0, end));
   }
-}
-
-/** The index just past the object or array the text starts with (after blanks); null if it has none, or it is not closed. */
-function endOfFirstValue(text: string): number | null {
-  let i = 0;
-  while (i < text.length && /\s/.test(text[i]!)) i++;
-  if (text[i] !== '{' && text[i] !== '[') return null;
-  let depth = 0;
-  let inString = false;
-  for (; i < text.length; i++) {
-    const c = text[i];
-    if (inString) {
-      if (c === '\\') i++;
-      else if (c === '"') inString = false;
-    } else if (c === '"') inString = true;
-    else if (c === '{' || c === '[') depth++;
-    else if (c === '}' || c === ']') {
-      depth--;
-      if (depth === 0) return i + 1;
-    }
-  }
-  return null;
 }

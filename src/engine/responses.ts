@@ -273,7 +273,9 @@ export function readLoadedContext(text: string, model: string): number | null | 
   }
   if (!Array.isArray(body?.models)) return undefined;
   const models = body.models.map(record).filter((m) => m !== undefined);
-  const named = models.find((m) => m.name === model || m.model === model) ?? (models.length === 1 ? models[0] : undefined);
+  // Ollama serves a model named without its tag as `:latest` of it, and lists it so.
+  const names = model.includes(':') ? [model] : [model, `${model}:latest`];
+  const named = models.find((m) => names.includes(m.name as string) || names.includes(m.model as string)) ?? (models.length === 1 ? models[0] : undefined);
   const len = named?.context_length;
   return typeof len === 'number' && Number.isInteger(len) && len > 0 ? len : null;
 }

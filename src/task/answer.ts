@@ -5,6 +5,7 @@
  * off, or repeated at length), and for JSON tasks invalid JSON or a value that breaks the schema. The worker retries those at a rising temperature (temperatureFor), as olmOCR does
  * across its attempts, before the unit fails with the code.
  */
+import { endOfFirstValue } from '../json-errors.ts';
 import { schemaViolations } from './schema.ts';
 import type { Task } from './types.ts';
 
@@ -38,7 +39,10 @@ export function tailLoop(text: string, minCover = 200, minRepeats = 6): { period
 }
 
 /** A Markdown code fence (``` or ~~~, tagged json, jsonc, json5 or not) on lines of its own. */
-const FENCED_BLOCK = /(?:^|\n)[ \t]*(`{3,}|~{3,})[ \t]*(?:json[c5]?)?[ \t]*\n([\s\S]*?)\n?[ \t]*\1[ \t]*(?=\n|$)/gi;
+// The closing fence: indented as it likes on a line of its own, by at most three blanks after
+// the inside's last character; an unbounded run of blanks tried at every position of the
+// inside was quadratic in a run of spaces (a model degenerating into whitespace).
+const FENCED_BLOCK = /(?:^|\n)[ \t]*(`{3,}|~{3,})[ \t]*(?:json[c5]?)?[ \t]*\n([\s\S]*?)(?:\n[ \t]*|[ \t]{0,3})\1[ \t]*(?=\n|$)/gi;
 
 /**
  * The JSON in a reply: the whole text, or the inside of one ```json fence around it, or of the
@@ -56,28 +60,12 @@ export function jsonOf(text: string): unknown {
   } catch (err) {
     const blocks = [...trimmed.matchAll(FENCED_BLOCK)];
     if (blocks.length === 1) return JSON.parse(blocks[0]![2]!);
-    const end = blocks.length === 0 ? endOfFirstValue(trimmed) : -1;
-    // An object or array followed by words ("Note: ..."), not by another value.
-    if (end > 0 && !/^[[{"\d-]/.test(trimmed.slice(end).trim())) return JSON.parse(trimmed.slice(0, end));
+    const end = blocks.length === 0 ? endOfFirstValue(trimmed) : null;
+    // An object or array followed by words ("Note: ..."), not by another value, nor by JSON's
+    // own punctuation (', "total": 3}': an object closed too early, whose later fields would be lost).
+    if (end !== null && !/^[[{"\d\-,:}\]]/.test(trimmed.slice(end).trim())) return JSON.parse(trimmed.slice(0, end));
     throw err;
   }
-}
-
-/** Where the object or array `text` starts with ends (its closing bracket + 1), strings skipped; -1 when it does not. */
-function endOfFirstValue(text: string): number {
-  if (text[0] !== '{' && text[0] !== '[') return -1;
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (inString) {
-      if (c === '\\') i++;
-      else if (c === '"') inString = false;
-    } else if (c === '"') inString = true;
-    else if (c === '{' || c === '[') depth++;
-    else if ((c === '}' || c === ']') && --depth === 0) return i + 1;
-  }
-  return -1;
 }
 
 export function checkAnswer(task: Task, reply: Reply): Verdict {
@@ -127,8 +115,25 @@ export function checkAnswer(task: Task, reply: Reply): Verdict {
  * An untagged fence is left alone: a page that is a code listing.
  */
 export function unwrapMarkdown(text: string): string {
-  const m = /^(`{3,}|~{3,})[ \t]*(?:markdown|md)[ \t]*\n([\s\S]*?)\n?[ \t]*\1[ \t]*$/i.exec(text);
-  return m ? m[2]!.trim() : text;
+  // Blanks before the closing fence as in FENCED_BLOCK (linear in a run of spaces).
+  const m = /^(`{3,}|~{3,})[ \t]*(?:markdown|md)[ \t]*\n([\s\S]*?)(?:\n[ \t]*|[ \t]{0,3})\1[ \t]*$/i.exec(text);
+  return m && fencesClose(m[2]!) ? m[2]!.trim() : text;
+}
+
+/**
+ * Whether every fence opened in `text` is closed in it (a closing fence: the opener's character,
+ * at least as many, nothing after). False for the inside of '```markdown A ``` words ```markdown B ```':
+ * two blocks with words between, not one wrapper.
+ */
+function fencesClose(text: string): boolean {
+  let open: string | null = null;
+  for (const line of text.split('\n')) {
+    const fence = /^[ \t]{0,3}(`{3,}|~{3,})(.*)$/.exec(line);
+    if (!fence) continue;
+    if (open === null) open = fence[1]!;
+    else if (fence[1]![0] === open[0] && fence[1]!.length >= open.length && fence[2]!.trim() === '') open = null;
+  }
+  return open === null;
 }
 
 /** The temperature of try `k` (0-based): the task's own first, then +0.2 per retry, at most 1 (or the task's own if higher). */

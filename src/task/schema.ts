@@ -82,8 +82,8 @@ function draftOf(schema: Record<string, unknown>): Draft {
 /**
  * The copy of a schema Ajv compiles: `$schema` spelt as Ajv knows it. Ajv 8 has no draft-04; a
  * draft-04 schema differs from draft-06 only in `exclusiveMinimum`/`exclusiveMaximum` being flags
- * on `minimum`/`maximum` (and `id` for `$id`, an annotation here), so those become draft-06's
- * numbers. The engine is sent the schema as written.
+ * on `minimum`/`maximum` and in `id` for `$id`, so those become draft-06's numbers and `$id`.
+ * The engine is sent the schema as written.
  */
 function forAjv(schema: Record<string, unknown>, draft: Draft): Record<string, unknown> {
   const copy = draft === '04' ? (fromDraft04(schema, 0) as Record<string, unknown>) : { ...schema };
@@ -96,6 +96,11 @@ function fromDraft04(value: unknown, depth: number): unknown {
   if (Array.isArray(value)) return value.map((v) => fromDraft04(v, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) out[k] = fromDraft04(v, depth + 1);
+  // draft-04's `id` is draft-06's `$id` (Ajv 8 refuses `id`); a property named id is an object, left alone.
+  if (typeof out.id === 'string' && out.$id === undefined) {
+    out.$id = out.id;
+    delete out.id;
+  }
   for (const [flag, bound] of [['exclusiveMinimum', 'minimum'], ['exclusiveMaximum', 'maximum']] as const) {
     if (typeof out[flag] !== 'boolean') continue;
     if (out[flag] === true && typeof out[bound] === 'number') {

@@ -10,6 +10,7 @@ import { EngineClient } from '../../src/engine/client.ts';
 import { WindowController } from '../../src/engine/window.ts';
 import { EngineMonitor } from '../../src/infer/engine-monitor.ts';
 import { createLogger } from '../../src/observe/log.ts';
+import { until } from '../helpers/until.ts';
 import { json, startScripted, type Scripted } from './scripted-server.ts';
 
 let server: Scripted | undefined;
@@ -42,8 +43,12 @@ describe('a /metrics that refuses us (401, 403)', () => {
     client = new EngineClient({ url: server.url, model: 'm' });
     monitor = new EngineMonitor(client, new WindowController({ initial: 4, max: 64 }), createLogger({ level: 'info', destination: sink }), { metricsIntervalMs: 20 });
     monitor.start();
+    // Read first, however slow the machine (a fixed wait saw none under load); then 400 ms of its
+    // 20 ms ticks, none asking again.
+    const metricsSeen = () => server!.seen.filter((s) => s.path === '/metrics').length;
+    await until('/metrics read', () => metricsSeen() >= 1, 20_000, 10);
     await new Promise((resolve) => setTimeout(resolve, 400));
-    expect(server.seen.filter((s) => s.path === '/metrics')).toHaveLength(1);
+    expect(metricsSeen()).toBe(1);
     const said = lines.filter((l) => /metrics/.test(l.msg));
     expect(said).toHaveLength(1);
     expect(said[0]!.msg).toMatch(new RegExp(`/metrics.*${status}`));

@@ -197,6 +197,26 @@ describe('mismatch: one truth leaf against an output value', () => {
     expect(mismatch(1e21, 1e21)).toBe(null);
   });
 
+  it('a long number written as a JSON number on one side and a string on the other: the same digits are equal', () => {
+    // A truth file holding a card or account number as a number, the model answering a string
+    // (the schema's type): 'differs', though the digits are the same; the other way round was
+    // equal, so compare said two such outputs disagreed.
+    expect(mismatch(4111111111111111, '4111111111111111')).toBe(null);
+    expect(mismatch('4111111111111111', 4111111111111111)).toBe(null);
+    expect(agree(4111111111111111, '4111111111111111')).toBe(true);
+    expect(mismatch(4111111111111111, '4111111111111112')).toBe('differs');
+    expect(mismatch(12, 'twelve')).toBe('differs');
+  });
+
+  it('two whole numbers past 2^50 one apart are not equal (no last-place allowance for integers)', () => {
+    // Four units in the last place of a double are 4 at 16 digits: two card numbers as JSON numbers one apart were equal.
+    expect(mismatch(4111111111111111, 4111111111111112)).toBe('differs');
+    expect(agree(4111111111111111, 4111111111111113)).toBe(false);
+    expect(mismatch(4111111111111111, 4111111111111111)).toBe(null);
+    expect(mismatch(4111111111111111, 4111111111111112, { tolerance: 1, caseSensitive: false })).toBe(null);
+    expect(mismatch(3, 0.1 * 30)).toBe(null); // noise of a computed value still allowed
+  });
+
   it('case counts when asked', () => {
     expect(mismatch('Acme', 'ACME', { tolerance: 0, caseSensitive: true })).toBe('differs');
     expect(mismatch('Acme', ' Acme ', { tolerance: 0, caseSensitive: true })).toBe(null);

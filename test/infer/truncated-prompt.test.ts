@@ -44,6 +44,15 @@ describe('loadedContextLength (Ollama\'s GET /api/ps)', () => {
     expect(await client.loadedContextLength('other')).toEqual({ context: null });
   });
 
+  it("a model named without its tag is Ollama's :latest of it (two models loaded)", async () => {
+    // Ollama serves "llava" as "llava:latest" and lists it so: the context was not found by name,
+    // and with two models loaded not known at all (the cut then judged by a guess, or not).
+    server = await startScripted((_req, res) => json(res, 200, { models: [{ name: 'llava:latest', model: 'llava:latest', context_length: 6144 }, { name: 'qwen3:8b', model: 'qwen3:8b', context_length: 8192 }] }));
+    client = new EngineClient({ url: server.url, model: 'm' });
+    expect(await client.loadedContextLength('llava')).toEqual({ context: 6144 });
+    expect(await client.loadedContextLength('qwen3')).toEqual({ context: null }); // qwen3:latest is not loaded
+  });
+
   it('a server that is no Ollama (404, or a page for any path): null, and not asked again', async () => {
     for (const answer of [(res: Parameters<typeof json>[0]) => json(res, 404, { detail: 'Not Found' }), (res: Parameters<typeof json>[0]) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>dashboard</html>')]) {
       server = await startScripted((_req, res) => answer(res));

@@ -42,6 +42,15 @@ describe('checkAnswer', () => {
     expect(checkAnswer(json, { text: '{"total": 1, Note: unsure', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID' });
   });
 
+  it('broken JSON whose first object closes early is no answer followed by a note (its later fields were dropped)', () => {
+    // A model that closes a nested object one brace too soon: the part up to that brace is valid
+    // JSON, the rest (', "total": 12.5}') is the answer's own fields, not words after it.
+    const loose: Task = { ...json, output: { type: 'json', name: 'answer', schema: {} } };
+    for (const reply of ['{"items": [{"name": "Tea"}]}, "total": 12.5}', '{"total": 12.5}}', '[1, 2]]', '{"a": 1}: 2']) {
+      expect(checkAnswer(loose, { text: reply, finishReason: 'stop' }), reply).toMatchObject({ ok: false, code: 'OUTPUT_INVALID' });
+    }
+  });
+
   it('a text answer wrapped whole in a ```markdown fence is its inside (it was a code block in X.md)', () => {
     const page = '# Invoice 17\n\n| item | amount |\n|---|---|\n| Tea | 3.20 |';
     for (const reply of [`\`\`\`markdown\n${page}\n\`\`\``, `\`\`\`md\n${page}\n\`\`\`\n`, `~~~Markdown\n${page}\n~~~`, `\`\`\`\`markdown\n${page}\n\`\`\`\``]) {
@@ -54,6 +63,26 @@ describe('checkAnswer', () => {
     expect(checkAnswer(text, { text: '```\nfor i in x:\n    pass\n```', finishReason: 'stop' })).toEqual({ ok: true, text: '```\nfor i in x:\n    pass\n```' });
     expect(checkAnswer(text, { text: 'Intro.\n```markdown\n# A\n```', finishReason: 'stop' })).toEqual({ ok: true, text: 'Intro.\n```markdown\n# A\n```' });
     expect(checkAnswer(text, { text: '```markdown\n```', finishReason: 'stop' })).toMatchObject({ ok: false, code: 'EMPTY_OUTPUT' });
+  });
+
+  it('a reply with a fence and a long run of spaces is read in linear time (no answer blocks the worker)', () => {
+    // The closing-fence patterns tried an unbounded run of blanks at every position of the
+    // inside: quadratic in a run of spaces (a model degenerating into whitespace): 40,000 spaces
+    // took 3 s in unwrapMarkdown and 9 s in jsonOf, 100,000 about a minute, the event loop blocked.
+    const spaces = ' '.repeat(100_000);
+    const started = performance.now();
+    expect(checkAnswer(text, { text: `\`\`\`markdown\n${spaces}x`, finishReason: 'stop' })).toMatchObject({ ok: true });
+    expect(checkAnswer(json, { text: `Here:\n\`\`\`json\n${spaces}x`, finishReason: 'stop' })).toMatchObject({ ok: false, code: 'OUTPUT_INVALID' });
+    expect(checkAnswer(json, { text: `Here:\n\`\`\`json\n{"total": 1}${spaces}\n\`\`\``, finishReason: 'stop' })).toMatchObject({ ok: true, data: { total: 1 } });
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
+  it('a page that begins and ends with two ```markdown examples is no wrapper: its fences stay', () => {
+    // A Markdown tutorial's page: a code block, a sentence, another code block. The first block's
+    // closing fence closes it; taking the first and last fence lines as one wrapper turned the
+    // page inside out (the sentence into code, the examples into text).
+    const page = '```markdown\n# A heading\n```\n\nThat is a heading; and a list:\n\n```markdown\n- one\n```';
+    expect(checkAnswer(text, { text: page, finishReason: 'stop' })).toEqual({ ok: true, text: page });
   });
 
   it('cut off, empty, invalid JSON, schema violations: each with its code and why', () => {

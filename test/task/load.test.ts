@@ -226,6 +226,21 @@ describe('task files', () => {
     const d04 = loadTaskFile(schemaTask('d04.json', { $schema: 'http://json-schema.org/draft-04/schema#', type: 'number', minimum: 0, exclusiveMinimum: true })).output as { schema: Record<string, unknown> };
     expect(schemaViolations(d04.schema, 0)).toMatch(/must be > 0/);
     expect(schemaViolations(d04.schema, 0.5)).toBeNull();
+    // draft-04 names a schema with `id` (draft-06 renamed it `$id`): draft-04 generators write it at
+    // the root, often in definitions; it was TASK_INVALID 'NOT SUPPORTED: keyword "id"'. A property
+    // named id is a property.
+    const withId = {
+      $schema: 'http://json-schema.org/draft-04/schema#',
+      id: 'http://example.com/invoice.json',
+      type: 'object',
+      required: ['id', 'line'],
+      properties: { id: { type: 'string' }, line: { $ref: 'http://example.com/invoice.json#/definitions/line' } },
+      definitions: { line: { id: '#line', type: 'object', required: ['amount'], properties: { amount: { type: 'number' } } } },
+    };
+    const d04id = loadTaskFile(schemaTask('d04id.json', withId)).output as { schema: Record<string, unknown> };
+    expect(d04id.schema.id).toBe('http://example.com/invoice.json'); // the engine gets the schema as written
+    expect(schemaViolations(d04id.schema, { id: 'A-1', line: { amount: 3 } })).toBeNull();
+    expect(schemaViolations(d04id.schema, { id: 'A-1', line: {} })).toMatch(/must have required property 'amount'/);
     // 2019-09 keywords work in a 2019-09 schema.
     const d19 = loadTaskFile(schemaTask('d19.json', { $schema: 'https://json-schema.org/draft/2019-09/schema', type: 'object', properties: { a: {} }, unevaluatedProperties: false })).output as { schema: Record<string, unknown> };
     expect(schemaViolations(d19.schema, { a: 1, b: 2 })).toMatch(/unevaluated properties/);
