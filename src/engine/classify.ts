@@ -343,7 +343,7 @@ export function classifyEngineResponse(
       // Seldom the engine itself (vLLM has no body limit): a proxy in front of it.
       return make(
         'REQUEST_TOO_LARGE',
-        `the request body (its page images) is too large for what is in front of the engine (413, nearly always a proxy: nginx's client_max_body_size is 1m unless set); raise that limit, or send smaller page images (IMAGE_SIZE, or IMAGE_FORMAT=jpeg): ${said}`,
+        `the request body is too large for what is in front of the engine (413, nearly always a proxy: nginx's client_max_body_size is 1m unless set); raise that limit, or send smaller requests (page images: IMAGE_SIZE, or IMAGE_FORMAT=jpeg; chat chunks: CHUNK_TOKENS): ${said}`,
       );
     }
     return make('BAD_REQUEST', `engine rejected the request (${status}): ${said}`);
