@@ -19,6 +19,11 @@ import { until } from '../helpers/until.ts';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'docbatch');
 const FAST_LOCKS: Partial<Config> = { lockDurationMs: 3000, stalledIntervalMs: 1000 };
+/**
+ * The engine is slow (speed 5) so that units are in flight at the fault; once the fault is over
+ * the rest of the document has nothing more to show, and runs at the pipeline's usual speed.
+ */
+const RECOVERY_SPEED = 50;
 
 let p: Pipeline | undefined;
 const children: ChildProcess[] = [];
@@ -75,6 +80,7 @@ describe('crashes and restarts', () => {
     expect(await infer.getActiveCount()).toBeGreaterThan(0); // killed mid-batch, units in flight
     victim.child.kill('SIGKILL');
     await victim.exited;
+    p.engine.setTiming({ speed: RECOVERY_SPEED });
     await p.startWorker();
     const done = await p.wait(ids, 120_000);
     expectEveryPageOnce(readFileSync(join(p.config.outDir, 'book.md'), 'utf8'), 80);
@@ -106,6 +112,7 @@ describe('crashes and restarts', () => {
     expect(w.logs()).toContain('worker stopped');
     const infer = openQueue('infer', p.config, p.redis);
     expect(await infer.getActiveCount()).toBe(0);
+    p.engine.setTiming({ speed: RECOVERY_SPEED });
     await p.startWorker();
     await p.wait(ids, 60_000);
     expectEveryPageOnce(readFileSync(join(p.config.outDir, 'doc.md'), 'utf8'), 40);
@@ -154,6 +161,7 @@ describe('crashes and restarts', () => {
       await redis.stop();
       await new Promise((r) => setTimeout(r, 1000));
       redis = await startPrivateRedis({ dir, port: redis.port });
+      p.engine.setTiming({ speed: RECOVERY_SPEED });
       await p.wait(ids, 120_000);
       expectEveryPageOnce(readFileSync(join(p.config.outDir, 'restart.md'), 'utf8'), 60);
     }, 180_000);
