@@ -38,6 +38,9 @@ beforeAll(async () => {
     const started = Date.now();
     await p.store.settle(docId, 1, 0, { ok: true, text: 'Page 1, answered by another worker.', promptTokens: 0, completionTokens: 0, engineMs: 0, latencyMs: 0, model: 'docbatch/emulated-vl', finishReason: 'stop', worker: 'another-worker' });
     await until('the document written', async () => (await p.store.get(docId))?.state === 'written');
+    // Held at least 600 ms in all: a writer quicker than that (105 ms in a CI run) left too little
+    // engine time for the totals to tell once (~600) from twice (~1200, above the bound below).
+    await new Promise((r) => setTimeout(r, Math.max(0, 600 - (Date.now() - started))));
     heldMs = Date.now() - started;
     return { content: 'Page 1, answered by this worker.', usage: { prompt: 300, completion: 30 } };
   });

@@ -31,8 +31,10 @@ describe('engine death (vLLM V1 OOM)', () => {
     const text = call(agent, `${emu.url}/v1/chat/completions`, { body: chatBody('text only, in flight') });
     const first = [0, 1].map((i) => call(agent, `${emu.url}/v1/chat/completions`, { body: chatBody(`image ${i}`, [img]) }));
     await waitFor('two image requests running', () => emu.stats().maxRunningImages === 2);
-    const third = await call(agent, `${emu.url}/v1/chat/completions`, { body: chatBody('the one too many', [img]) });
+    // Before the request that kills it, not after its 500 came back: on a loaded machine the reply
+    // came 58 ms after the death, and the port's 300 ms then looked like 242.
     const diedAt = Date.now();
+    const third = await call(agent, `${emu.url}/v1/chat/completions`, { body: chatBody('the one too many', [img]) });
 
     expect(third.status).toBe(500);
     expect(third.json).toEqual(ENGINE_DEAD);
