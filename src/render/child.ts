@@ -3,21 +3,15 @@
  * at a time; the parent owns every limit (wall clock, RSS, pages per renderer) and kills this
  * process when one is crossed, so nothing here needs to defend itself against a slow page.
  * A renderer draws each page with the engine the request names (engines.ts); inspection
- * asks PDFium, then pdf.js where PDFium cannot tell (inspect.ts). The parent starts it with an empty environment (renderer-process.ts).
+ * asks PDFium, then pdf.js where PDFium cannot tell (inspect.ts). The parent starts it with an environment holding only Node's compile cache folder (renderer-process.ts).
  *
- * argv[2]: 'render' | 'inspect'; argv[3]: ChildSettings as JSON; argv[4]: the compile cache
- * folder ('' for none; compile-cache.ts); argv[5]: the parent's pid when
+ * argv[2]: 'render' | 'inspect'; argv[3]: ChildSettings as JSON; argv[4]: the parent's pid when
  * the child must watch for its parent's death itself, '' when the kernel does it (parent-watch.ts).
  */
-import { enableCompileCache, flushCompileCache } from 'node:module';
+import { flushCompileCache } from 'node:module';
 import { DocbatchError, toDocbatchError } from '../errors.ts';
 import { dieWithParent } from './parent-watch.ts';
 import { decodeSettings, type FromChild, type ToChild } from './protocol.ts';
-
-// Before the big (dynamic) imports: V8's code cache makes a respawned renderer ready in about
-// half the time (pdf.js is ~100k lines; PDFium's glue is 9k). Only in the folder the parent
-// names: Node's default is a shared folder in /tmp (compile-cache.ts).
-if (process.argv[4]) enableCompileCache(process.argv[4]);
 
 const mode = process.argv[2] === 'inspect' ? 'inspect' : 'render';
 const settings = decodeSettings(process.argv[3]);
@@ -81,4 +75,4 @@ flushCompileCache();
 send({ type: 'ready', pid: process.pid });
 // After 'ready': its thread's start (~40 ms of CPU) does not delay the child's first request.
 // Until now nothing blocked the loop for long, and 'disconnect' was heard.
-if (process.argv[5]) dieWithParent(Number(process.argv[5]));
+if (process.argv[4]) dieWithParent(Number(process.argv[4]));

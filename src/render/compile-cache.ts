@@ -6,8 +6,8 @@
  * $XDG_CACHE_HOME/docbatch/node-compile-cache, else ~/.cache/docbatch/node-compile-cache (HOME
  * from the environment), else none; none with NODE_DISABLE_COMPILE_CACHE. Never Node's default,
  * `os.tmpdir()/node-compile-cache`: on a shared machine another user can create that folder
- * first and plant cache entries, which V8 would load as code. The child gets the folder in its
- * argv (it has no environment).
+ * first and plant cache entries, which V8 would load as code. The child gets the folder as its
+ * one environment variable, NODE_COMPILE_CACHE, so that Node reads it before child.ts itself.
  */
 import { isAbsolute, join, resolve } from 'node:path';
 

@@ -3,10 +3,10 @@
  * it, and a kill that says why. The pool (pool.ts) and the inspector (src/ingest/pdf.ts)
  * decide when to kill; this class only makes sure the pending request fails with that reason.
  *
- * Every child starts with an empty environment: it parses hostile PDFs, and must hold none of
- * the parent's secrets (REDIS_URL with its password, ENGINE_API_KEY, cloud keys). Nothing in
- * a child reads the environment (its settings come in argv, its requests over IPC); Node adds
- * only its IPC channel variables.
+ * Every child starts with an environment of one variable, NODE_COMPILE_CACHE (a folder, for
+ * Node itself): it parses hostile PDFs, and must hold none of the parent's secrets (REDIS_URL
+ * with its password, ENGINE_API_KEY, cloud keys). Nothing in a child reads the environment (its
+ * settings come in argv, its requests over IPC); Node adds only its IPC channel variables.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -71,14 +71,19 @@ export class RendererProcess {
     // Tied to this process's life by the kernel where it can be (parent-watch.ts); otherwise the
     // child is given this pid and watches for it itself.
     const launcher = options.parentWatch === 'thread' ? undefined : deathSignalLauncher();
-    const args = [options.mode, encodeSettings(options.settings), childCompileCacheDir() ?? '', launcher ? '' : String(process.pid)];
+    const args = [options.mode, encodeSettings(options.settings), launcher ? '' : String(process.pid)];
+    // The child's one variable: Node's compile cache folder (a path, no secret), read by Node
+    // before it loads child.ts. Enabled from child.ts's own code instead, the cache came too late
+    // for child.ts itself, and stripping its types loaded Node's TypeScript stripper: ~95 ms of
+    // CPU every start (a renderer, the inspection child `enqueue` waits for).
+    const compileCache = childCompileCacheDir();
     // Not the parent's execArgv: a test runner's or debugger's flags have no place here.
     const nodeArgs = [`--max-old-space-size=${options.heapMb}`];
     this.#child = fork(CHILD_ENTRY, args, {
       // fork() runs `execPath ...execArgv child.ts ...args`: setpriv then execs Node in place.
       execPath: launcher ? launcher[0]! : process.execPath,
       execArgv: launcher ? [...launcher.slice(1), process.execPath, ...nodeArgs] : nodeArgs,
-      env: {},
+      env: compileCache ? { NODE_COMPILE_CACHE: compileCache } : {},
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
