@@ -80,7 +80,18 @@ const result = await build({
     return pkg !== undefined && (EXTERNAL.has(pkg) || pkg.startsWith('@aws-sdk/'));
   },
   logLevel: 'warn',
-  output: { dir: out, format: 'esm', entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js' },
+  // ASCII output (other characters escaped, doc comments dropped): V8 keeps an ASCII source one
+  // byte a character, and reads it faster; a few dashes and arrows in messages made the chunk
+  // with BullMQ (1.7 MB) two bytes a character. `enqueue --help`: ~0.295 -> 0.285 s, 7% fewer
+  // page faults (5 interleaved runs).
+  output: {
+    dir: out,
+    format: 'esm',
+    entryFileNames: '[name].js',
+    chunkFileNames: '[name]-[hash].js',
+    charset: 'ascii',
+    comments: { legal: true, annotation: false, jsdoc: false },
+  },
 });
 // The stamp bin/docbatch compares the sources with: written last, so a bundle cut short by a
 // failure or a kill has none and is never run. Its time is when the build began, not ended: a

@@ -5,7 +5,7 @@
  * runs it only while it is newer than every file it was made from.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { tempDir } from '../render/fixtures.ts';
@@ -32,6 +32,10 @@ it('a bundle of the current sources runs the demo end to end and says the packag
   expect(demo.stdout).toMatch(/5 units \(0 failed\)/);
   // The PDF sample went through a renderer child started from the bundle.
   expect(demo.stdout).toMatch(/image 1: \d+x\d+ png/);
+  // Every chunk an `enqueue` loads is ASCII (non-ASCII text escaped): V8 keeps an ASCII source in
+  // one byte a character; a few dashes and arrows in messages made the 1.7 MB chunk with BullMQ two.
+  const enqueueLoads = ['main.js', ...readdirSync(join(ROOT, OUT)).filter((f) => /^(docs|redis-link|schemas|commander|enqueue|batch|errors)-/.test(f))];
+  for (const file of enqueueLoads) expect(readFileSync(join(ROOT, OUT, file), 'latin1'), file).toMatch(/^[\x00-\x7f]*$/);
 }, 180_000);
 
 it('refuses an output folder that is not directly in the project (src/root.ts would be wrong)', () => {
