@@ -70,6 +70,8 @@ export interface ChatHooks {
 }
 
 interface Answer {
+  /** The URL asked (named in errors about the URL itself). */
+  url: string;
   status: number;
   headers: Record<string, string | string[] | undefined>;
   text: string;
@@ -123,7 +125,7 @@ export class EngineClient {
   /** `GET /v1/models`. */
   async models(signal?: AbortSignal): Promise<ModelInfo[]> {
     const answer = await this.send('GET', '/v1/models', { timeoutMs: this.options.probeTimeoutMs, signal });
-    if (answer.status >= 300) throw classifyEngineResponse(answer.status, answer.text, answer.headers);
+    if (answer.status >= 300) throw classifyEngineResponse(answer.status, answer.text, answer.headers, answer.url);
     throwCarried(answer);
     return readModels(answer.text, answer.status);
   }
@@ -242,7 +244,7 @@ export class EngineClient {
         carried = true;
       }
       const fix = pass < MAX_RESENDS ? paramFix(status, text, body) : null;
-      if (!fix) throw carried ? carriedError(status, text, answer.headers, answer.status) : classifyEngineResponse(status, text, answer.headers);
+      if (!fix) throw carried ? carriedError(status, text, answer.headers, answer.status) : classifyEngineResponse(status, text, answer.headers, answer.url);
       // Read again: a request sent at the same time may have learnt meanwhile.
       let known = this.params.get(model);
       if (!known) this.params.set(model, (known = newModelParams()));
@@ -284,7 +286,7 @@ export class EngineClient {
     });
     const carried = answer.status < 300 ? carriedErrorStatus(answer.text) : null;
     if (answer.status >= 300 || carried !== null) {
-      const err = carried !== null ? carriedError(carried, answer.text, answer.headers, answer.status) : classifyEngineResponse(answer.status, answer.text, answer.headers);
+      const err = carried !== null ? carriedError(carried, answer.text, answer.headers, answer.status) : classifyEngineResponse(answer.status, answer.text, answer.headers, answer.url);
       if (err.code === 'ENGINE_UNSUPPORTED') {
         this.noTokenize = true;
         return null;
@@ -341,7 +343,7 @@ export class EngineClient {
     if (this.noMetrics !== null) return null;
     const answer = await this.send('GET', '/metrics', { timeoutMs: this.options.probeTimeoutMs, signal });
     if (answer.status >= 300) {
-      const err = classifyEngineResponse(answer.status, answer.text, answer.headers);
+      const err = classifyEngineResponse(answer.status, answer.text, answer.headers, answer.url);
       if (err.code === 'ENGINE_UNSUPPORTED' || err.code === 'MODEL_NOT_FOUND' || err.code === 'ENGINE_UNAUTHORIZED') {
         this.noMetrics = err.code === 'ENGINE_UNAUTHORIZED' ? `refused (${answer.status}: not ours to read)` : `no such route (${answer.status})`;
         return null;
@@ -407,7 +409,7 @@ export class EngineClient {
         if (!(err instanceof BodyDecodeError) || res.statusCode < 300) throw err;
         text = `(body not readable: ${err.message})`;
       }
-      return { status: res.statusCode, headers: res.headers, text, latencyMs: Math.round(performance.now() - started) };
+      return { url: `${this.origin}${this.prefix}${path}`, status: res.statusCode, headers: res.headers, text, latencyMs: Math.round(performance.now() - started) };
     } catch (err) {
       if (err instanceof BodyDecodeError) throw new EngineError('ENGINE_ERROR', `${method} ${path}: ${err.message}`, { cause: err });
       if (timedOut) {
