@@ -13,7 +13,9 @@ import { Pool } from 'undici';
 import { BodyDecodeError, decodeBody } from './body.ts';
 import { jsonBody } from './data-url.ts';
 import { classifyEngineResponse, classifyTransportError, EngineError, ORIGIN_DOWN } from './classify.ts';
-import { carriedError, carriedErrorStatus, checksEveryModel, readChatCompletion, readLoadedContext, readModels, readTokenCount } from './responses.ts';
+import { carriedError, carriedErrorStatus, checksEveryModel, readChatCompletion, readModels, readTokenCount } from './responses.ts';
+import { LoadedContextProbe } from './loaded-context.ts';
+import { underSignal } from './under-signal.ts';
 import { answeredInProse, applyParams, learn, newModelParams, paramFix, structuredAnswered, type ModelParams } from './refused-params.ts';
 import { modeOf } from './structured-fallback.ts';
 import { assembleEventStream, isEventStream } from './sse.ts';
@@ -99,7 +101,8 @@ export class EngineClient {
   /** Why /metrics is not read any more (no route, not ours to read); null while it is. */
   private noMetrics: string | null = null;
   private noTokenize = false;
-  private noLoadedContext = false;
+  /** Ollama's /api/ps, shared by concurrent callers; its failures remembered for a while. */
+  private readonly loadedContext = new LoadedContextProbe(() => this.send('GET', '/api/ps', { timeoutMs: this.options.probeTimeoutMs, signal: undefined }));
   private closing: Promise<void> | undefined;
 
   constructor(options: EngineClientOptions) {
@@ -160,7 +163,7 @@ export class EngineClient {
         throw err;
       },
     );
-    return underSignal(this.discovered, signal);
+    return underSignal(this.discovered, signal, 'the model lookup');
   }
 
   private async discover(signal: AbortSignal | undefined): Promise<ModelInfo> {
@@ -256,22 +259,11 @@ export class EngineClient {
   /**
    * The context the server holds `model` at, where only its own API says so (Ollama's `GET
    * /api/ps`: num_ctx of a loaded model): `{context: null}` when it has that API and did not say
-   * (an older Ollama), null when it has none (not an Ollama: not asked again). Throws ABORTED only.
+   * (an older Ollama), null when it has none (not asked again) or the probe failed (not asked
+   * again for a while: loaded-context.ts). Throws ABORTED only.
    */
-  async loadedContextLength(model: string, signal?: AbortSignal): Promise<{ context: number | null } | null> {
-    if (this.noLoadedContext) return null;
-    try {
-      const answer = await this.send('GET', '/api/ps', { timeoutMs: this.options.probeTimeoutMs, signal });
-      if (answer.status >= 400 && answer.status < 500) this.noLoadedContext = true;
-      if (answer.status >= 300) return null;
-      const context = readLoadedContext(answer.text, model);
-      // Not Ollama's list (a gateway's page for any path): not asked again.
-      if (context === undefined) this.noLoadedContext = true;
-      return context === undefined ? null : { context };
-    } catch (err) {
-      if (err instanceof EngineError && err.code === 'ABORTED') throw err;
-      return null;
-    }
+  loadedContextLength(model: string, signal?: AbortSignal): Promise<{ context: number | null } | null> {
+    return this.loadedContext.lengthOf(model, signal);
   }
 
   /** Prompt tokens as the server counts them (`POST /tokenize`); null when the server has no such route. */
@@ -434,25 +426,6 @@ export class EngineClient {
 function throwCarried(answer: Answer): void {
   const carried = carriedErrorStatus(answer.text);
   if (carried !== null) throw carriedError(carried, answer.text, answer.headers, answer.status);
-}
-
-function underSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(new EngineError('ABORTED', 'aborted while waiting for the model lookup', { cause: signal.reason }));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new EngineError('ABORTED', 'aborted while waiting for the model lookup', { cause: signal.reason }));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
 }
 
 function normaliseUrl(raw: string): { origin: string; prefix: string } {
