@@ -46,6 +46,11 @@ export interface EngineErrorOptions {
    * treats a death as an out-of-memory signal and shrinks. See docs/engine-client.md.
    */
   engineDead?: boolean;
+  /**
+   * True when the answer says ENGINE_URL itself names no engine (a redirect elsewhere, a Vercel
+   * host with no deployment): no wait helps, so a worker starting refuses at once.
+   */
+  wrongUrl?: boolean;
   /** From a `Retry-After` header, when one was sent. */
   retryAfterMs?: number;
   context?: ContextOverflow;
@@ -62,6 +67,8 @@ export class EngineError extends DocbatchError {
   readonly engineType: string | undefined;
   readonly engineParam: string | undefined;
   readonly engineDead: boolean;
+  /** The answer says ENGINE_URL names no engine (see EngineErrorOptions). */
+  readonly wrongUrl: boolean;
   readonly retryAfterMs: number | undefined;
   /** Set for CONTEXT_TOO_LONG. */
   readonly context: ContextOverflow | undefined;
@@ -76,6 +83,7 @@ export class EngineError extends DocbatchError {
     this.engineType = options.engineType;
     this.engineParam = options.engineParam;
     this.engineDead = options.engineDead ?? false;
+    this.wrongUrl = options.wrongUrl ?? false;
     this.retryAfterMs = options.retryAfterMs;
     this.context = options.context;
     this.usage = options.usage;
@@ -255,14 +263,38 @@ export function parseContextOverflow(message: string): ContextOverflow {
   };
 }
 
+/** The body as text, whichever form it came in (for a code carried beside the message). */
+function rawText(body: unknown): string {
+  if (typeof body === 'string') return body;
+  if (body instanceof Uint8Array) return Buffer.from(body).toString('utf8');
+  try {
+    return JSON.stringify(body) ?? '';
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Vercel's answer for a host that names no deployment (`x-vercel-error: DEPLOYMENT_NOT_FOUND`,
+ * or that code in the body: "The deployment could not be found on Vercel. DEPLOYMENT_NOT_FOUND").
+ * Not a model the engine lacks (Azure's "API deployment" is one): there is no engine there at all.
+ */
+function deploymentNotFound(text: string, headers: Record<string, unknown> | undefined): boolean {
+  const said = headers?.['x-vercel-error'];
+  return (typeof said === 'string' && said.trim().toUpperCase() === 'DEPLOYMENT_NOT_FOUND') || /\bDEPLOYMENT_NOT_FOUND\b/.test(text.slice(0, 4096));
+}
+
 /**
  * Classifies an HTTP answer with a status of 300 or more. `body` is the raw text (or bytes, or
- * an already-parsed value); `headers` are only read for `Retry-After` and a redirect's `Location`.
+ * an already-parsed value); `headers` are only read for `Retry-After`, a redirect's `Location`
+ * and Vercel's `x-vercel-error`; `url`, the URL asked, is named where the answer is about the
+ * URL itself (a host with no deployment).
  */
 export function classifyEngineResponse(
   status: number,
   body: unknown,
   headers?: Record<string, unknown>,
+  url?: string,
 ): EngineError {
   const parsed = parseErrorBody(body);
   const said = parsed.message || `HTTP ${status}`;
@@ -312,6 +344,14 @@ export function classifyEngineResponse(
     return make('ENGINE_UNAUTHORIZED', `engine refused the credentials (${status}: ${said}); check ENGINE_API_KEY against the server's --api-key`);
   }
   if (status === 404) {
+    // Checked before the model words: "The deployment could not be found" is no model's.
+    if (deploymentNotFound(rawText(body), headers)) {
+      return make(
+        'ENGINE_UNSUPPORTED',
+        `no deployment at ${url ?? 'ENGINE_URL'} (404 DEPLOYMENT_NOT_FOUND from Vercel): the host names no deployment at all, so no engine answers there; check ENGINE_URL's host for a typo, a deployment that was deleted, or a preview URL that no longer exists (use the project's production domain): ${said}`,
+        { wrongUrl: true },
+      );
+    }
     // A model message (vLLM's "The model `x` does not exist.", Ollama's "model \"x\" not found")
     // against a bare route miss ({"detail":"Not Found"}, an HTML 404 page).
     // Azure OpenAI's model is a deployment: "The API deployment for this resource does not exist." (code DeploymentNotFound).
@@ -353,7 +393,7 @@ export function classifyEngineResponse(
     // without its body. ENGINE_URL names the wrong place (http for https, a moved gateway).
     const raw = headers?.location;
     const location = Array.isArray(raw) ? String(raw[0]) : typeof raw === 'string' ? raw : '(no Location)';
-    return make('ENGINE_UNSUPPORTED', `engine redirects to ${location} (${status}): docbatch does not follow redirects (a redirected POST can lose its body); set ENGINE_URL to where it points`);
+    return make('ENGINE_UNSUPPORTED', `engine redirects to ${location} (${status}): docbatch does not follow redirects (a redirected POST can lose its body); set ENGINE_URL to where it points`, { wrongUrl: true });
   }
   // 424: TGI's "Request failed during generation: Server error: ..." (its own fault, not the request's).
   if (status >= 500 || status === 424) return make('ENGINE_ERROR', `engine failed (${status}): ${said}`);

@@ -13,7 +13,9 @@ import { Pool } from 'undici';
 import { BodyDecodeError, decodeBody } from './body.ts';
 import { jsonBody } from './data-url.ts';
 import { classifyEngineResponse, classifyTransportError, EngineError, ORIGIN_DOWN } from './classify.ts';
-import { carriedError, carriedErrorStatus, checksEveryModel, readChatCompletion, readLoadedContext, readModels, readTokenCount } from './responses.ts';
+import { carriedError, carriedErrorStatus, checksEveryModel, readChatCompletion, readModels, readTokenCount } from './responses.ts';
+import { LoadedContextProbe } from './loaded-context.ts';
+import { underSignal } from './under-signal.ts';
 import { answeredInProse, applyParams, learn, newModelParams, paramFix, structuredAnswered, type ModelParams } from './refused-params.ts';
 import { modeOf } from './structured-fallback.ts';
 import { assembleEventStream, isEventStream } from './sse.ts';
@@ -70,6 +72,8 @@ export interface ChatHooks {
 }
 
 interface Answer {
+  /** The URL asked (named in errors about the URL itself). */
+  url: string;
   status: number;
   headers: Record<string, string | string[] | undefined>;
   text: string;
@@ -97,7 +101,8 @@ export class EngineClient {
   /** Why /metrics is not read any more (no route, not ours to read); null while it is. */
   private noMetrics: string | null = null;
   private noTokenize = false;
-  private noLoadedContext = false;
+  /** Ollama's /api/ps, shared by concurrent callers; its failures remembered for a while. */
+  private readonly loadedContext = new LoadedContextProbe(() => this.send('GET', '/api/ps', { timeoutMs: this.options.probeTimeoutMs, signal: undefined }));
   private closing: Promise<void> | undefined;
 
   constructor(options: EngineClientOptions) {
@@ -123,7 +128,7 @@ export class EngineClient {
   /** `GET /v1/models`. */
   async models(signal?: AbortSignal): Promise<ModelInfo[]> {
     const answer = await this.send('GET', '/v1/models', { timeoutMs: this.options.probeTimeoutMs, signal });
-    if (answer.status >= 300) throw classifyEngineResponse(answer.status, answer.text, answer.headers);
+    if (answer.status >= 300) throw classifyEngineResponse(answer.status, answer.text, answer.headers, answer.url);
     throwCarried(answer);
     return readModels(answer.text, answer.status);
   }
@@ -158,7 +163,7 @@ export class EngineClient {
         throw err;
       },
     );
-    return underSignal(this.discovered, signal);
+    return underSignal(this.discovered, signal, 'the model lookup');
   }
 
   private async discover(signal: AbortSignal | undefined): Promise<ModelInfo> {
@@ -242,7 +247,7 @@ export class EngineClient {
         carried = true;
       }
       const fix = pass < MAX_RESENDS ? paramFix(status, text, body) : null;
-      if (!fix) throw carried ? carriedError(status, text, answer.headers, answer.status) : classifyEngineResponse(status, text, answer.headers);
+      if (!fix) throw carried ? carriedError(status, text, answer.headers, answer.status) : classifyEngineResponse(status, text, answer.headers, answer.url);
       // Read again: a request sent at the same time may have learnt meanwhile.
       let known = this.params.get(model);
       if (!known) this.params.set(model, (known = newModelParams()));
@@ -254,22 +259,11 @@ export class EngineClient {
   /**
    * The context the server holds `model` at, where only its own API says so (Ollama's `GET
    * /api/ps`: num_ctx of a loaded model): `{context: null}` when it has that API and did not say
-   * (an older Ollama), null when it has none (not an Ollama: not asked again). Throws ABORTED only.
+   * (an older Ollama), null when it has none (not asked again) or the probe failed (not asked
+   * again for a while: loaded-context.ts). Throws ABORTED only.
    */
-  async loadedContextLength(model: string, signal?: AbortSignal): Promise<{ context: number | null } | null> {
-    if (this.noLoadedContext) return null;
-    try {
-      const answer = await this.send('GET', '/api/ps', { timeoutMs: this.options.probeTimeoutMs, signal });
-      if (answer.status >= 400 && answer.status < 500) this.noLoadedContext = true;
-      if (answer.status >= 300) return null;
-      const context = readLoadedContext(answer.text, model);
-      // Not Ollama's list (a gateway's page for any path): not asked again.
-      if (context === undefined) this.noLoadedContext = true;
-      return context === undefined ? null : { context };
-    } catch (err) {
-      if (err instanceof EngineError && err.code === 'ABORTED') throw err;
-      return null;
-    }
+  loadedContextLength(model: string, signal?: AbortSignal): Promise<{ context: number | null } | null> {
+    return this.loadedContext.lengthOf(model, signal);
   }
 
   /** Prompt tokens as the server counts them (`POST /tokenize`); null when the server has no such route. */
@@ -284,7 +278,7 @@ export class EngineClient {
     });
     const carried = answer.status < 300 ? carriedErrorStatus(answer.text) : null;
     if (answer.status >= 300 || carried !== null) {
-      const err = carried !== null ? carriedError(carried, answer.text, answer.headers, answer.status) : classifyEngineResponse(answer.status, answer.text, answer.headers);
+      const err = carried !== null ? carriedError(carried, answer.text, answer.headers, answer.status) : classifyEngineResponse(answer.status, answer.text, answer.headers, answer.url);
       if (err.code === 'ENGINE_UNSUPPORTED') {
         this.noTokenize = true;
         return null;
@@ -341,7 +335,7 @@ export class EngineClient {
     if (this.noMetrics !== null) return null;
     const answer = await this.send('GET', '/metrics', { timeoutMs: this.options.probeTimeoutMs, signal });
     if (answer.status >= 300) {
-      const err = classifyEngineResponse(answer.status, answer.text, answer.headers);
+      const err = classifyEngineResponse(answer.status, answer.text, answer.headers, answer.url);
       if (err.code === 'ENGINE_UNSUPPORTED' || err.code === 'MODEL_NOT_FOUND' || err.code === 'ENGINE_UNAUTHORIZED') {
         this.noMetrics = err.code === 'ENGINE_UNAUTHORIZED' ? `refused (${answer.status}: not ours to read)` : `no such route (${answer.status})`;
         return null;
@@ -407,7 +401,7 @@ export class EngineClient {
         if (!(err instanceof BodyDecodeError) || res.statusCode < 300) throw err;
         text = `(body not readable: ${err.message})`;
       }
-      return { status: res.statusCode, headers: res.headers, text, latencyMs: Math.round(performance.now() - started) };
+      return { url: `${this.origin}${this.prefix}${path}`, status: res.statusCode, headers: res.headers, text, latencyMs: Math.round(performance.now() - started) };
     } catch (err) {
       if (err instanceof BodyDecodeError) throw new EngineError('ENGINE_ERROR', `${method} ${path}: ${err.message}`, { cause: err });
       if (timedOut) {
@@ -432,25 +426,6 @@ export class EngineClient {
 function throwCarried(answer: Answer): void {
   const carried = carriedErrorStatus(answer.text);
   if (carried !== null) throw carriedError(carried, answer.text, answer.headers, answer.status);
-}
-
-function underSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(new EngineError('ABORTED', 'aborted while waiting for the model lookup', { cause: signal.reason }));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new EngineError('ABORTED', 'aborted while waiting for the model lookup', { cause: signal.reason }));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
 }
 
 function normaliseUrl(raw: string): { origin: string; prefix: string } {

@@ -49,19 +49,42 @@ export function schemaInstruction(format: Exclude<ResponseFormat, { type: 'text'
 export const PROSE_LIMIT = 3;
 
 /**
- * Whether an answer looks like JSON at all (inside a Markdown fence too): it parses, or it starts
- * like an object, or like an array of values (a JSON answer cut off at max_tokens still does; a
- * reply in prose, even one that opens with "[note]" or "[emulated reply ...", does not).
+ * A Markdown fence on a line of its own (``` or ~~~, tagged json, jsonc, json5 or untagged) and its
+ * inside, up to its closing fence or the end of the text (an answer cut off inside it). As
+ * src/task/answer.ts's FENCED_BLOCK, which the task checks take a fenced answer by.
  */
-export function looksLikeJson(text: string): boolean {
-  const trimmed = text.trim().replace(/^```(?:json)?\s*/i, '');
-  if (trimmed.startsWith('{') || /^\[\s*(?:[{["\d\]-]|true|false|null)/.test(trimmed)) return true;
+const FENCED = /(?:^|\n)[ \t]*(`{3,}|~{3,})[ \t]*(?:json[c5]?)?[ \t]*\n([\s\S]*?)(?:\n[ \t]*\1[ \t]*(?=\n|$)|$)/gi;
+
+/** Whether `text` (trimmed) starts like a JSON value, or is one: an object, an array of values (not "[note]"), or anything that parses. */
+function startsLikeJson(text: string): boolean {
+  if (text.startsWith('{') || /^\[\s*(?:[{["\d\]-]|true|false|null)/.test(text)) return true;
   try {
-    JSON.parse(trimmed.replace(/\s*```$/, ''));
+    JSON.parse(text);
     return true;
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether an answer is in JSON at all, as the task checks would take it (src/task/answer.ts
+ * jsonOf): it parses, or starts like an object or an array of values (a JSON answer cut off at
+ * max_tokens still does; a reply in prose, even one that opens with "[note]" or "[emulated reply
+ * ...", does not), fenced or not, words after it or not; or it is prose around one fenced JSON
+ * value ("Here is the JSON:" and a ```json block), cut off inside the fence or not. Such an answer
+ * is no sign that the endpoint ignores the structured-output field: the checks take its JSON, so
+ * it is neither counted towards PROSE_LIMIT nor thrown away and asked again. JSON that is not
+ * fenced after prose, or two fenced values, the checks take none of: those count, as prose does.
+ */
+export function looksLikeJson(text: string): boolean {
+  const trimmed = text.trim();
+  // The fence's ends cut off without a regular expression anchored at the end: `\s*```$` is tried
+  // at every blank of a run (quadratic: 11 s for a reply with 80 000 blanks in a row).
+  let inside = trimmed.replace(/^(?:```|~~~)(?:json[c5]?)?\s*/i, '');
+  if (inside.endsWith('```') || inside.endsWith('~~~')) inside = inside.slice(0, -3).trimEnd();
+  if (startsLikeJson(inside)) return true;
+  const blocks = [...trimmed.matchAll(FENCED)];
+  return blocks.length === 1 && startsLikeJson(blocks[0]![2]!.trim());
 }
 
 /** The rung a request body asks structured output on; null when it asks none (free text, or the schema already in the prompt). */

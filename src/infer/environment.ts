@@ -92,8 +92,11 @@ export async function checkEngine(parts: EnvironmentParts, waitMs: number, signa
     } catch (err) {
       const code = err instanceof EngineError ? err.code : 'ENGINE_ERROR';
       if (code === 'ENGINE_UNAUTHORIZED') throw unfit('engine', `${(err as Error).message}`, err);
-      // A redirect is ENGINE_URL's, not an engine still loading: refused at once.
-      if (err instanceof EngineError && err.status !== undefined && err.status >= 300 && err.status < 400) throw unfit('engine', `${endpoint(client, '/v1/models')}: ${err.message}`, err);
+      // A redirect, or a host with no deployment, is ENGINE_URL's, not an engine still loading: refused at once.
+      if (err instanceof EngineError && err.wrongUrl) {
+        const url = endpoint(client, '/v1/models');
+        throw unfit('engine', err.message.includes(url) ? err.message : `${url}: ${err.message}`, err);
+      }
       if (code === 'ENGINE_UNSUPPORTED' && parts.model) {
         // A server without /v1/models may still serve MODEL: the probe below asks its chat.
         served = [{ id: parts.model, maxModelLen: null }];

@@ -29,6 +29,7 @@
 import { DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { jobLockKey } from '../../queues/connect.ts';
 import type { UnitJobData, UnitJobName, UnitJobResult } from '../../queues/contracts.ts';
+import { EngineError } from '../engine/classify.ts';
 import { actionFor, DocbatchError, toDocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { BlobStore } from '../store/blobs.ts';
@@ -291,7 +292,9 @@ export class UnitProcessor {
       log.warn({ code: 'ABORTED', reason: String(abort.reason ?? err.message) }, 'unit aborted; result discarded');
       throw err;
     }
-    const action = err instanceof FinalUnitError ? 'fail' : actionFor(err.code);
+    // ENGINE_URL naming no engine (a host with no deployment, a redirect) is this worker's fault,
+    // not the unit's: handed back, intake stopped until the engine check passes again.
+    const action = err instanceof FinalUnitError ? 'fail' : err instanceof EngineError && err.wrongUrl ? 'environment' : actionFor(err.code);
     if (err instanceof ReleaseUnit || action === 'environment' || action === 'wait') {
       if (action === 'environment') this.parts.onEnvironmentError(err);
       log.warn({ code: err.code, err: err.message }, 'unit handed back to the queue (no attempt used)');

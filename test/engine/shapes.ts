@@ -210,6 +210,31 @@ export const ERROR_SHAPES: Shape[] = [
     body: { error: { code: 'DeploymentNotFound', message: 'The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.' } },
     code: 'MODEL_NOT_FOUND',
   },
+  // Vercel: a host that names no deployment (a typo, a deployment deleted, a preview URL gone).
+  // Its words ("The deployment could not be found") are no model's: ENGINE_URL is wrong.
+  {
+    name: 'Vercel 404 DEPLOYMENT_NOT_FOUND (text/plain, x-vercel-error)',
+    status: 404,
+    body: 'The deployment could not be found on Vercel.\n\nDEPLOYMENT_NOT_FOUND\n\nfra1::m7x2k-1764800000000-1a2b3c4d5e6f\n',
+    headers: { 'x-vercel-error': 'DEPLOYMENT_NOT_FOUND', 'x-vercel-id': 'fra1::m7x2k-1764800000000-1a2b3c4d5e6f' },
+    code: 'ENGINE_UNSUPPORTED',
+    message: 'ENGINE_URL',
+  },
+  {
+    name: 'Vercel 404 DEPLOYMENT_NOT_FOUND as JSON, no header (a proxy dropped it)',
+    status: 404,
+    body: { error: { code: 'DEPLOYMENT_NOT_FOUND', message: 'The deployment could not be found on Vercel.' } },
+    code: 'ENGINE_UNSUPPORTED',
+    message: 'no deployment',
+  },
+  {
+    name: 'Vercel 404 with x-vercel-error DEPLOYMENT_NOT_FOUND and an HTML page',
+    status: 404,
+    body: '<html><head><title>404: This page could not be found</title></head><body>Deployment not found</body></html>',
+    headers: { 'x-vercel-error': 'deployment_not_found' },
+    code: 'ENGINE_UNSUPPORTED',
+    message: 'no deployment',
+  },
   // ---- FastAPI and middleware ----
   { name: 'unknown route {"detail":"Not Found"}', status: 404, body: { detail: 'Not Found' }, code: 'ENGINE_UNSUPPORTED', message: 'Not Found' },
   {

@@ -14,6 +14,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { EngineClient, EngineError, type ChatRequest } from '../../src/engine/client.ts';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
+import { looksLikeJson } from '../../src/engine/structured-fallback.ts';
+import { jsonOf } from '../../src/task/answer.ts';
 import { completion, json, startScripted, type Scripted } from './scripted-server.ts';
 
 let emulator: Emulator | undefined;
@@ -141,6 +143,62 @@ describe('an endpoint that takes response_format without a word and ignores it (
     client = new EngineClient({ url: server.url, model: 'm' });
     for (let i = 0; i < answers.length; i++) await client.chat(ask);
     expect(server.seen.filter((r) => r.path === '/v1/chat/completions').map((r) => ('response_format' in (JSON.parse(r.body) as object) ? 'json_schema' : 'prompt'))).toEqual(Array(5).fill('json_schema'));
+  });
+});
+
+describe('looksLikeJson: what counts as an answer in JSON for the ladder (what the task checks take as one: src/task/answer.ts jsonOf)', () => {
+  const fenced = '```json\n{"total": 12.5}\n```';
+  it('a fence alone, a fence with prose after it, prose with a fence after it: JSON (one fenced value is taken)', () => {
+    expect(looksLikeJson(fenced)).toBe(true);
+    expect(looksLikeJson(`${fenced}\n\nThe total is taken from the last line.`)).toBe(true);
+    expect(looksLikeJson(`Here is the JSON:\n\n${fenced}`)).toBe(true);
+    expect(looksLikeJson(`Sure! Here is the JSON:\n${fenced}\nLet me know if you need more.`)).toBe(true);
+    expect(looksLikeJson('The bill says:\n~~~\n[{"total": 12.5}]\n~~~')).toBe(true);
+    // Cut off at max_tokens inside the fence: still JSON (the answer checks ask again with more room).
+    expect(looksLikeJson('Here is the JSON:\n```json\n{"total": 1')).toBe(true);
+  });
+
+  it('prose, prose with JSON not fenced after it, two fenced values, a fence of another language: not JSON (the checks take none of them)', () => {
+    expect(looksLikeJson('The total is 12.5.')).toBe(false);
+    expect(looksLikeJson('[note] The total is 12.5.')).toBe(false);
+    expect(looksLikeJson('Here is the JSON: {"total": 12.5}')).toBe(false);
+    expect(looksLikeJson(`Two readings:\n${fenced}\nor\n${fenced}`)).toBe(false);
+    expect(looksLikeJson('In Python:\n```python\nprint({"total": 12.5})\n```')).toBe(false);
+  });
+
+  it('a reply with a long run of blanks inside is judged in linear time (it took 11 s at 80 000 blanks, quadratic)', () => {
+    const started = performance.now();
+    expect(looksLikeJson(`The table:\n${'\t'.repeat(100_000)}end`)).toBe(false);
+    expect(looksLikeJson(`Here:\n\`\`\`json\n{"a": "${' '.repeat(100_000)}"}\n\`\`\``)).toBe(true);
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
+  it('agrees with the task checks on every mix above', () => {
+    const cases = [fenced, `${fenced}\nA note.`, `Here it is:\n${fenced}`, 'The total is 12.5.', 'Here is the JSON: {"total": 12.5}', `Two:\n${fenced}\nor\n${fenced}`];
+    for (const text of cases) {
+      let taken = true;
+      try {
+        jsonOf(text);
+      } catch {
+        taken = false;
+      }
+      expect([text, looksLikeJson(text)]).toEqual([text, taken]);
+    }
+  });
+});
+
+describe('an endpoint that answers prose then a fenced JSON value (the field ignored, the JSON there)', () => {
+  it('is no sign to fall back on: every answer is returned, none sent again, the field kept', async () => {
+    server = await startScripted((_req, res) => json(res, 200, completion('Here is the JSON you asked for:\n\n```json\n{"total": 12.5}\n```')));
+    const said: string[] = [];
+    client = new EngineClient({ url: server.url, model: 'm', onParamsChanged: (s) => said.push(s) });
+    const texts: string[] = [];
+    for (let i = 0; i < 4; i++) texts.push((await client.chat(ask)).text);
+    expect(texts.map((t) => jsonOf(t))).toEqual(Array(4).fill({ total: 12.5 }));
+    const chats = server.seen.filter((r) => r.path === '/v1/chat/completions');
+    // Each request once, and with its response_format: a third answer was not thrown away and asked again.
+    expect(chats.map((r) => ('response_format' in (JSON.parse(r.body) as object) ? 'json_schema' : 'prompt'))).toEqual(Array(4).fill('json_schema'));
+    expect(said).toEqual([]);
   });
 });
 

@@ -3,7 +3,7 @@
  * pure), and the context Ollama says it holds (EngineClient.loadedContextLength, against real
  * node:http servers on port 0).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { EngineClient } from '../../src/engine/client.ts';
 import { promptWasCut } from '../../src/infer/truncated-prompt.ts';
 import { json, startScripted, type Scripted } from '../engine/scripted-server.ts';
@@ -11,6 +11,7 @@ import { json, startScripted, type Scripted } from '../engine/scripted-server.ts
 let server: Scripted | undefined;
 let client: EngineClient | undefined;
 afterEach(async () => {
+  vi.useRealTimers();
   await client?.destroy();
   await server?.close();
   server = client = undefined;
@@ -65,4 +66,94 @@ describe('loadedContextLength (Ollama\'s GET /api/ps)', () => {
     }
     server = client = undefined;
   });
+
+  describe('a probe that fails (5xx, no answer in time): remembered for a while, so units do not each wait for it again', () => {
+    const ollama = { models: [{ name: 'qwen3:8b', model: 'qwen3:8b', context_length: 8192 }] };
+    /** What /api/ps does now: hang (no answer), 503, or Ollama's list. */
+    let mode: 'hang' | '503' | 'ok' = 'hang';
+    const start = async () => {
+      mode = 'hang';
+      server = await startScripted((_req, res, seen) => {
+        if (seen.path !== '/api/ps' || mode === 'hang') return;
+        if (mode === '503') json(res, 503, { error: 'server busy, please try again.' });
+        else json(res, 200, ollama);
+      });
+      client = new EngineClient({ url: server.url, model: 'qwen3:8b', probeTimeoutMs: 300 });
+    };
+    const timed = async () => {
+      const started = performance.now();
+      const said = await client!.loadedContextLength('qwen3:8b');
+      return { said, ms: performance.now() - started };
+    };
+    const asked = () => server!.seen.filter((s) => s.path === '/api/ps').length;
+
+    it('no answer within the probe timeout: the units after it do not wait it out again; a recovery 30 s later is seen', async () => {
+      await start();
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const first = await timed();
+      expect(first.said).toBeNull();
+      expect(first.ms).toBeGreaterThanOrEqual(250);
+      // Five more answers that look cut, at once: before, each waited 300 ms (the default: 10 s) and asked again.
+      for (let i = 0; i < 5; i++) {
+        const next = await timed();
+        expect(next.said).toBeNull();
+        expect(next.ms).toBeLessThan(100);
+      }
+      expect(asked()).toBe(1);
+      mode = 'ok';
+      vi.setSystemTime(Date.now() + 29_000);
+      expect((await timed()).said).toBeNull();
+      expect(asked()).toBe(1);
+      vi.setSystemTime(Date.now() + 2_000);
+      expect((await timed()).said).toEqual({ context: 8192 });
+      expect(asked()).toBe(2);
+    });
+
+    it('failures in a row are remembered longer (30 s, 60 s, ... up to 10 min); an answer starts the row again', async () => {
+      await start();
+      mode = '503';
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const at = (ms: number) => vi.setSystemTime(Date.now() + ms);
+      expect(await client!.loadedContextLength('qwen3:8b')).toBeNull();
+      expect(asked()).toBe(1);
+      at(31_000);
+      expect(await client!.loadedContextLength('qwen3:8b')).toBeNull(); // the second failure in a row: 60 s
+      at(31_000);
+      expect(await client!.loadedContextLength('qwen3:8b')).toBeNull();
+      expect(asked()).toBe(2);
+      at(30_000);
+      mode = 'ok';
+      expect(await client!.loadedContextLength('qwen3:8b')).toEqual({ context: 8192 });
+      expect(asked()).toBe(3);
+      // Answered: asked each time again (the model may be loaded again with another num_ctx), and a failure is 30 s again.
+      expect(await client!.loadedContextLength('qwen3:8b')).toEqual({ context: 8192 });
+      mode = '503';
+      expect(await client!.loadedContextLength('qwen3:8b')).toBeNull();
+      at(31_000);
+      mode = 'ok';
+      expect(await client!.loadedContextLength('qwen3:8b')).toEqual({ context: 8192 });
+      expect(asked()).toBe(6);
+      // A server that still answers 503 after ten failures is asked every 10 min, not less often.
+      mode = '503';
+      for (let i = 0; i < 10; i++) {
+        await client!.loadedContextLength('qwen3:8b');
+        at(600_001);
+      }
+      const before = asked();
+      await client!.loadedContextLength('qwen3:8b');
+      expect(asked()).toBe(before + 1);
+    });
+
+    it('units asking at the same moment share one probe; one giving up (its signal) does not fail the others', async () => {
+      await start();
+      const quitter = new AbortController();
+      const all = Array.from({ length: 6 }, (_, i) => client!.loadedContextLength('qwen3:8b', i === 0 ? quitter.signal : undefined));
+      quitter.abort(new Error('lock lost'));
+      const settled = await Promise.allSettled(all);
+      expect(settled[0]).toMatchObject({ status: 'rejected', reason: { code: 'ABORTED' } });
+      expect(settled.slice(1)).toEqual(Array(5).fill({ status: 'fulfilled', value: null }));
+      expect(asked()).toBe(1);
+    });
+  });
 });
+
