@@ -4,15 +4,12 @@
  * What this client promises:
  * - every failure is an `EngineError` with a code from src/errors.ts (rules in classify.ts);
  * - a request that outlives `requestTimeoutMs`, or whose caller aborts, has its connection
- *   closed: vLLM has no server-side timeout and only frees the slot when the client goes away;
- * - bodies are always read to the end (or the socket destroyed), so connections are reused;
+ *   closed, and bodies are always read to the end (http.ts: the exchange itself, over its pool);
  * - it never retries: whether and when to retry is the worker's decision (src/errors.ts);
  * - it never sends an image by http(s) URL, only `data:` URLs (vLLM would fetch the URL).
  */
-import { Pool } from 'undici';
-import { BodyDecodeError, decodeBody } from './body.ts';
-import { jsonBody } from './data-url.ts';
-import { classifyEngineResponse, classifyTransportError, EngineError, ORIGIN_DOWN } from './classify.ts';
+import { classifyEngineResponse, EngineError, ORIGIN_DOWN } from './classify.ts';
+import { EngineHttp, normaliseUrl, type Answer } from './http.ts';
 import { carriedError, carriedErrorStatus, checksEveryModel, readChatCompletion, readModels, readTokenCount } from './responses.ts';
 import { LoadedContextProbe } from './loaded-context.ts';
 import { underSignal } from './under-signal.ts';
@@ -71,22 +68,6 @@ export interface ChatHooks {
   onUnreturned?: (usage: TokenCounts) => void;
 }
 
-interface Answer {
-  /** The URL asked (named in errors about the URL itself). */
-  url: string;
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-  latencyMs: number;
-}
-
-interface SendOptions {
-  body?: unknown;
-  timeoutMs: number;
-  signal: AbortSignal | undefined;
-  headers?: Record<string, string>;
-}
-
 export class EngineClient {
   readonly origin: string;
   /** Path prefix before `/v1`, `/health`, ... ('' for a server at the root). */
@@ -94,7 +75,8 @@ export class EngineClient {
   private readonly options: typeof DEFAULTS & Pick<EngineClientOptions, 'apiKey' | 'model' | 'onParamsChanged'>;
   /** Settings each model was found to refuse (refused-params.ts). */
   private readonly params = new Map<string, ModelParams>();
-  private readonly pool: Pool;
+  /** The exchanges themselves (http.ts). */
+  private readonly http: EngineHttp;
   private discovered: Promise<ModelInfo> | undefined;
   private knownModel: ModelInfo | undefined;
   private noHealthRoute = false;
@@ -102,8 +84,7 @@ export class EngineClient {
   private noMetrics: string | null = null;
   private noTokenize = false;
   /** Ollama's /api/ps, shared by concurrent callers; its failures remembered for a while. */
-  private readonly loadedContext = new LoadedContextProbe(() => this.send('GET', '/api/ps', { timeoutMs: this.options.probeTimeoutMs, signal: undefined }));
-  private closing: Promise<void> | undefined;
+  private readonly loadedContext = new LoadedContextProbe(() => this.http.send('GET', '/api/ps', { timeoutMs: this.options.probeTimeoutMs, signal: undefined }));
 
   constructor(options: EngineClientOptions) {
     const { origin, prefix } = normaliseUrl(options.url);
@@ -117,17 +98,19 @@ export class EngineClient {
         throw new TypeError(`EngineClient option ${key} must be a positive integer, got ${String(value)}`);
       }
     }
-    this.pool = new Pool(origin, {
+    this.http = new EngineHttp({
+      origin,
+      prefix,
+      apiKey: this.options.apiKey,
       connections: this.options.connections,
-      connectTimeout: this.options.connectTimeoutMs,
-      maxResponseSize: this.options.maxResponseBytes,
-      allowH2: false,
+      connectTimeoutMs: this.options.connectTimeoutMs,
+      maxResponseBytes: this.options.maxResponseBytes,
     });
   }
 
   /** `GET /v1/models`. */
   async models(signal?: AbortSignal): Promise<ModelInfo[]> {
-    const answer = await this.send('GET', '/v1/models', { timeoutMs: this.options.probeTimeoutMs, signal });
+    const answer = await this.http.send('GET', '/v1/models', { timeoutMs: this.options.probeTimeoutMs, signal });
     if (answer.status >= 300) throw classifyEngineResponse(answer.status, answer.text, answer.headers, answer.url);
     throwCarried(answer);
     return readModels(answer.text, answer.status);
@@ -214,7 +197,7 @@ export class EngineClient {
       const params = this.params.get(model);
       const body = applyParams(base, params);
       if (pass > 0) await hooks.beforeResend?.();
-      const answer = await this.send('POST', '/v1/chat/completions', {
+      const answer = await this.http.send('POST', '/v1/chat/completions', {
         body,
         headers,
         timeoutMs: this.options.requestTimeoutMs,
@@ -271,7 +254,7 @@ export class EngineClient {
     if (this.noTokenize) return null;
     if ('messages' in input) validateMessages(input.messages);
     const model = this.options.model ?? (await this.model(signal)).id;
-    const answer = await this.send('POST', '/tokenize', {
+    const answer = await this.http.send('POST', '/tokenize', {
       body: { model, ...input },
       timeoutMs: this.options.requestTimeoutMs,
       signal,
@@ -307,7 +290,7 @@ export class EngineClient {
   private async probeHealth(path: string, signal: AbortSignal | undefined): Promise<EngineHealth | 'missing'> {
     let answer: Answer;
     try {
-      answer = await this.send('GET', path, { timeoutMs: this.options.probeTimeoutMs, signal });
+      answer = await this.http.send('GET', path, { timeoutMs: this.options.probeTimeoutMs, signal });
     } catch (err) {
       const code = err instanceof EngineError ? err.code : 'ENGINE_ERROR';
       if (code === 'ABORTED') throw err;
@@ -333,7 +316,7 @@ export class EngineClient {
    */
   async metrics(signal?: AbortSignal): Promise<EngineMetrics | null> {
     if (this.noMetrics !== null) return null;
-    const answer = await this.send('GET', '/metrics', { timeoutMs: this.options.probeTimeoutMs, signal });
+    const answer = await this.http.send('GET', '/metrics', { timeoutMs: this.options.probeTimeoutMs, signal });
     if (answer.status >= 300) {
       const err = classifyEngineResponse(answer.status, answer.text, answer.headers, answer.url);
       if (err.code === 'ENGINE_UNSUPPORTED' || err.code === 'MODEL_NOT_FOUND' || err.code === 'ENGINE_UNAUTHORIZED') {
@@ -348,77 +331,12 @@ export class EngineClient {
 
   /** Waits for requests in flight, then closes the connections. Idempotent. */
   close(): Promise<void> {
-    this.closing ??= this.pool.close();
-    return this.closing;
+    return this.http.close();
   }
 
   /** Fails requests in flight (ABORTED) and closes the connections at once. */
-  async destroy(): Promise<void> {
-    if (!this.pool.destroyed) await this.pool.destroy();
-  }
-
-  /**
-   * One request, its body read to the end. The whole exchange is bounded by `timeoutMs`: on
-   * expiry (or the caller's abort) undici destroys the socket, which is how vLLM learns that the
-   * client gave up.
-   */
-  private async send(method: 'GET' | 'POST', path: string, options: SendOptions): Promise<Answer> {
-    const { signal, timeoutMs } = options;
-    if (signal?.aborted) throw new EngineError('ABORTED', 'request to the engine was aborted before it was sent', { cause: signal.reason });
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort(new Error(`no complete answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onAbort = () => controller.abort(signal?.reason);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
-    if (this.options.apiKey !== undefined) headers.authorization = `Bearer ${this.options.apiKey}`;
-    let body: string | Buffer | undefined;
-    if (options.body !== undefined) {
-      body = jsonBody(options.body);
-      headers['content-type'] = 'application/json';
-    }
-    const started = performance.now();
-    try {
-      const res = await this.pool.request({
-        path: this.prefix + path,
-        method,
-        headers,
-        body: body ?? null,
-        signal: controller.signal,
-        // Our own timer bounds the request; undici's (300 s by default) must not fire first.
-        headersTimeout: timeoutMs + 1_000,
-        bodyTimeout: timeoutMs + 1_000,
-      });
-      const bytes = Buffer.from(await res.body.arrayBuffer());
-      let text: string;
-      try {
-        text = decodeBody(bytes, res.headers['content-encoding'], this.options.maxResponseBytes);
-      } catch (err) {
-        // An error answer's status says what it is (a 429 stays a rate limit) whatever its body.
-        if (!(err instanceof BodyDecodeError) || res.statusCode < 300) throw err;
-        text = `(body not readable: ${err.message})`;
-      }
-      return { url: `${this.origin}${this.prefix}${path}`, status: res.statusCode, headers: res.headers, text, latencyMs: Math.round(performance.now() - started) };
-    } catch (err) {
-      if (err instanceof BodyDecodeError) throw new EngineError('ENGINE_ERROR', `${method} ${path}: ${err.message}`, { cause: err });
-      if (timedOut) {
-        throw new EngineError(
-          'ENGINE_TIMEOUT',
-          `engine gave no complete answer to ${method} ${path} within ${timeoutMs} ms; the connection was closed`,
-          { cause: err },
-        );
-      }
-      if (signal?.aborted) {
-        throw new EngineError('ABORTED', `request to the engine was aborted: ${method} ${path}`, { cause: signal.reason ?? err });
-      }
-      throw classifyTransportError(err);
-    } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-    }
+  destroy(): Promise<void> {
+    return this.http.destroy();
   }
 }
 
@@ -426,21 +344,6 @@ export class EngineClient {
 function throwCarried(answer: Answer): void {
   const carried = carriedErrorStatus(answer.text);
   if (carried !== null) throw carriedError(carried, answer.text, answer.headers, answer.status);
-}
-
-function normaliseUrl(raw: string): { origin: string; prefix: string } {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch (err) {
-    throw new TypeError(`EngineClient option url must be an absolute http(s) URL, got ${JSON.stringify(raw)}`, { cause: err });
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new TypeError(`EngineClient option url must be http(s), got ${url.protocol}`);
-  }
-  let prefix = url.pathname.replace(/\/+$/, '');
-  if (prefix.endsWith('/v1')) prefix = prefix.slice(0, -3);
-  return { origin: url.origin, prefix };
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

@@ -21,7 +21,7 @@
  * "Invalid schema for response_format ...") is sent the same schema without `strict`. Anything else refused stays BAD_REQUEST; a context-length refusal is
  * the worker's to fit (src/infer/context-room.ts).
  */
-import { parseErrorBody } from './classify.ts';
+import { parseErrorBody } from './error-body.ts';
 import { bodyInMode, jsonWordRefusal, looksLikeJson, modeOf, MODE_WORDS, PROSE_LIMIT, strictRefusal, STRUCTURED_MODES, structuredRefusal, withJsonWord, withoutStrict, type StructuredMode } from './structured-fallback.ts';
 
 /** What one model takes: the cap's name, the sampling settings it refuses, how it takes structured output. */

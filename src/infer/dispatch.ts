@@ -23,15 +23,16 @@
  * finished its rate-limit entry: a sleeping unit holds no room at the engine either. A Retry-After is honoured up to `retryAfterMaxMs` (ENGINE_RETRY_AFTER_MAX_MS), so one
  * answer cannot park a unit, or a paid endpoint's every worker, for hours.
  *
- * Poison units. A unit after which the connection drops while the engine itself stays up is the
- * cause: after 3 such drops it fails with UNIT_CRASHES_ENGINE. A unit in flight at three engine
- * outages is a suspect and is sent alone (the gate's solo mode); if the engine goes down again
- * while it is alone, twice, it is the cause. An answer the engine aborted itself (finish_reason
- * "abort": a pause, a drain) counts as an outage of the unit's sends, never towards a suspect or
- * a cause: the engine answered, and did not go down. A busy engine that refuses one unit while others
- * pass ends it after 10 refusals (ENGINE_BUSY). No unit is sent more than MAX_SENDS times; one
- * that runs out of sends fails with the code of the cause most of them met (out of memory:
- * ENGINE_OOM; refusals: ENGINE_BUSY; drops: UNIT_CRASHES_ENGINE; outages: ENGINE_DOWN).
+ * Poison units (unit-faults.ts: the counts, and what they make of the unit). A unit after which
+ * the connection drops while the engine itself stays up is the cause: after 3 such drops it
+ * fails with UNIT_CRASHES_ENGINE. A unit in flight at three engine outages is a suspect and is
+ * sent alone (the gate's solo mode); if the engine goes down again while it is alone, twice, it
+ * is the cause. An answer the engine aborted itself (finish_reason "abort": a pause, a drain)
+ * counts as an outage of the unit's sends, never towards a suspect or a cause: the engine
+ * answered, and did not go down. A busy engine that refuses one unit while others pass ends it
+ * after 10 refusals (ENGINE_BUSY). No unit is sent more than MAX_SENDS times; one that runs out
+ * of sends fails with the code of the cause most of them met (out of memory: ENGINE_OOM;
+ * refusals: ENGINE_BUSY; drops: UNIT_CRASHES_ENGINE; outages: ENGINE_DOWN).
  */
 import type { ChatResult } from '../engine/client.ts';
 import { EngineError } from '../engine/classify.ts';
@@ -47,7 +48,8 @@ import type { Prepared } from './units.ts';
 import { fitMaxTokens, maxTokensLimit, promptAloneTooLong, roomFrom, type MaxTokensLimit } from './context-room.ts';
 import { RenderLadder } from './render-ladder.ts';
 import { cutPromptError, looksCut, promptWasCut } from './truncated-prompt.ts';
-import { FinalUnitError, ReleaseUnit } from './unit-errors.ts';
+import { UnitFaults } from './unit-faults.ts';
+import { ReleaseUnit } from './unit-errors.ts';
 
 export { FinalUnitError, ReleaseUnit } from './unit-errors.ts';
 
@@ -83,15 +85,6 @@ export interface Dispatched {
   maxTokensLimit: MaxTokensLimit | null;
 }
 
-/** Sends of one unit, all causes together, before it fails for good. */
-export const MAX_SENDS = 10;
-/** Dropped connections (engine up) after which a unit is taken for the cause. */
-const MAX_DROPS = 3;
-/** Outages a unit was in flight at before it is sent alone. */
-const SUSPECT_AFTER_OUTAGES = 3;
-/** Outages while alone at the engine after which a suspect is taken for the cause. */
-const MAX_SOLO_OUTAGES = 2;
-
 /** The client's EMPTY_OUTPUT as a reply with no text (its finish_reason and reasoning read back from the message). */
 function emptyAnswer(err: EngineError, latencyMs: number, model: string | undefined): ChatResult {
   const finish = /finish_reason "([^"]+)"/.exec(err.message)?.[1] ?? null;
@@ -110,14 +103,8 @@ export class UnitSender {
   /** Smaller renders left to try (a page or document unit): after an OOM alone, or a prompt longer than the context. */
   private readonly ladder: RenderLadder;
   private current: Prepared | null = null;
-  private sends = 0;
-  private drops = 0;
-  private outages = 0;
-  /** Of the outages, answers the engine aborted itself (finish_reason "abort"): never this unit's fault. */
-  private engineAborts = 0;
-  private soloOutages = 0;
-  private busy = 0;
-  private ooms = 0;
+  /** This unit's sends and the faults they met: whether it is a suspect, the cause, out of sends. */
+  private readonly faults: UnitFaults;
   /** Engine time charged to sends that brought no answer (failed, resent, aborted), not yet handed on. */
   private unansweredMs = 0;
   /**
@@ -132,6 +119,7 @@ export class UnitSender {
     this.prepareAt = prepareAt;
     this.requestId = meta.requestId;
     this.ladder = new RenderLadder(meta.isPage ? parts.oomSizes : []);
+    this.faults = new UnitFaults(parts.log);
   }
 
   /**
@@ -178,12 +166,12 @@ export class UnitSender {
     /** Set when the engine said how much room its context leaves this prompt (CONTEXT_TOO_LONG). */
     let roomLeft: number | null = null;
     for (;;) {
-      if (this.sends >= MAX_SENDS) throw this.outOfSends();
+      if (this.faults.outOfSends) throw this.faults.outOfSendsError();
       const engine = await this.usable(signal);
       const { window, gate, monitor, client } = engine;
       // A suspect is a unit in flight at engine outages; a request the engine aborted itself (a
       // pause, a drain) answered, and says nothing about the unit.
-      const solo = this.outages - this.engineAborts >= SUSPECT_AFTER_OUTAGES;
+      const solo = this.faults.suspect;
       /** This send's place in the endpoint's rate limits: taken before the gate, so a unit waiting for it holds no slot. */
       let rate: RatePass | null = null;
       let ticket: Ticket | null = null;
@@ -194,7 +182,7 @@ export class UnitSender {
       let backoffMs = 0;
       /** The model asked (metrics label the tokens of an answer that came as an error with it). */
       let asked = options.model ?? '';
-      this.sends++;
+      this.faults.sent();
       try {
         const info = await client.model(signal);
         const maxModelLen = info.maxModelLen;
@@ -212,7 +200,7 @@ export class UnitSender {
         ticket = await this.acquire(engine, signal, solo);
         if (!ticket) {
           // The engine went down while we waited at its gate: nothing was sent; choose again.
-          this.sends--;
+          this.faults.takeBack();
           continue;
         }
         // The cap may have been learnt (by a request alongside) while this one waited at the
@@ -235,7 +223,7 @@ export class UnitSender {
               ...(prepared.request.topP !== undefined ? { topP: prepared.request.topP } : {}),
               ...(prepared.request.seed !== undefined ? { seed: prepared.request.seed } : {}),
               ...(prepared.request.stop !== undefined ? { stop: prepared.request.stop } : {}),
-              requestId: this.sends === 1 ? this.requestId : `${this.requestId}-s${this.sends}`,
+              requestId: this.faults.sends === 1 ? this.requestId : `${this.requestId}-s${this.faults.sends}`,
             },
             signal,
             {
@@ -272,10 +260,7 @@ export class UnitSender {
         this.parts.onUsage?.(result.model || model, result.usage);
         monitor.answered();
         this.parts.onRequest?.(latency, true);
-        if (solo) {
-          this.outages = 0;
-          this.engineAborts = 0;
-        }
+        if (solo) this.faults.answeredAlone();
         const cap = client.outputCap(model);
         const unreturned = this.takeUnansweredUsage();
         return {
@@ -301,13 +286,13 @@ export class UnitSender {
         const action = dead ? 'shrink' : actionFor(err.code);
         if (action === 'shrink') {
           this.parts.onOom?.();
-          if (err.code === 'ENGINE_OOM') this.ooms++;
+          if (err.code === 'ENGINE_OOM') this.faults.oom();
           // Alone at window 1, this unit itself is too big for the engine's memory.
           const aloneAtOne = windowAtSend <= 1 && aloneAtSend;
           window.onOom(performance.now(), started);
           log.warn({ code: err.code, dead, window: window.size, windowAtSend }, 'engine out of memory; shrinking the window');
           if (dead) {
-            this.countOutage(solo, err);
+            this.faults.outage(solo, err);
             monitor.reportDown(err.message, true);
           }
           if (aloneAtOne && err.code === 'ENGINE_OOM') {
@@ -340,15 +325,15 @@ export class UnitSender {
         } else if (err.code === 'ENGINE_BUSY' || (err.code === 'ENGINE_DOWN' && (await this.refusedWhileUp(engine, err, signal)))) {
           // Busy, or a 503 from a server whose /health is fine: a proxy's or gateway's refusal
           // (nginx limit_req, a load balancer with no free backend), not an outage.
-          this.busy++;
+          const busy = this.faults.refused();
           window.onBusy(performance.now());
-          if (err.code === 'ENGINE_DOWN') log.warn({ code: err.code, status: 503, busy: this.busy }, 'the engine refused the request (503) while its /health is up; backing off');
-          backoffMs = this.retryAfter(err) ?? 500 + Math.random() * 1000 * Math.min(8, this.busy);
+          if (err.code === 'ENGINE_DOWN') log.warn({ code: err.code, status: 503, busy }, 'the engine refused the request (503) while its /health is up; backing off');
+          backoffMs = this.retryAfter(err) ?? 500 + Math.random() * 1000 * Math.min(8, busy);
         } else if (err.code === 'ENGINE_DOWN') {
           backoffMs = await this.onDown(engine, err, solo, signal);
         } else if (err.code === 'ENGINE_RATE_LIMITED') {
           const wait = this.retryAfter(err) ?? 1000;
-          this.sends--; // a rate limit is the endpoint's pace, not the unit's fault
+          this.faults.takeBack(); // a rate limit is the endpoint's pace, not the unit's fault
           // Every worker of this endpoint waits as it said, not only this request.
           await engine.limiter?.holdFor(wait).catch((e: unknown) => log.warn({ err: (e as Error).message }, "could not tell the endpoint's other workers to wait (Redis); this unit waits all the same"));
           backoffMs = wait + Math.random() * Math.min(1000, wait / 4);
@@ -371,21 +356,6 @@ export class UnitSender {
   private retryAfter(err: DocbatchError): number | undefined {
     const said = err instanceof EngineError ? err.retryAfterMs : undefined;
     return said === undefined || said <= 0 ? undefined : Math.min(said, this.parts.retryAfterMaxMs);
-  }
-
-  /** The unit used all its sends: it fails with the code of the cause most of them met. */
-  private outOfSends(): FinalUnitError {
-    const causes: Array<[DocbatchError['code'], number, string]> = [
-      ['UNIT_CRASHES_ENGINE', this.drops + this.soloOutages, `${this.drops} dropped connections, ${this.soloOutages} outages while alone`],
-      ['ENGINE_OOM', this.ooms, `${this.ooms} out of memory`],
-      ['ENGINE_BUSY', this.busy, `${this.busy} busy refusals`],
-      ['ENGINE_DOWN', this.outages - this.soloOutages, `${this.outages} outages`],
-    ];
-    // The most frequent cause; on a tie, the first listed (the unit's own fault before the engine's).
-    const top = causes.reduce((best, c) => (c[1] > best[1] ? c : best));
-    const code = top[1] > 0 ? top[0] : 'ENGINE_BUSY';
-    const what = code === 'ENGINE_OOM' ? 'ran out of memory at the engine' : 'got no answer';
-    return new FinalUnitError(code, `sent ${this.sends} times and ${what} (${causes.filter((c) => c[1] > 0).map((c) => c[2]).join(', ') || 'no cause counted'})`);
   }
 
   /**
@@ -435,25 +405,18 @@ export class UnitSender {
    * milliseconds returned. Otherwise the engine is down: wait for it like everyone else (0).
    */
   private async onDown(engine: Engine, err: DocbatchError, solo: boolean, signal: AbortSignal): Promise<number> {
-    const { log } = this.parts;
     const transport = err instanceof EngineError && err.status === undefined;
     if (transport && !engine.monitor.isDown) {
-      if ((await this.healthNow(engine, signal)) === 'up') {
-        this.drops++;
-        log.warn({ code: err.code, drops: this.drops, err: err.message }, 'the connection dropped while the engine is up: counted against this unit');
-        if (this.drops >= MAX_DROPS) {
-          throw new DocbatchError('UNIT_CRASHES_ENGINE', `the connection was dropped ${this.drops} times while the engine stayed up (last: ${err.message})`, { cause: err });
-        }
-        return 250 * this.drops; // slept by the caller, after it has given back its slot
-      }
+      // Slept by the caller, after it has given back its slot.
+      if ((await this.healthNow(engine, signal)) === 'up') return this.faults.dropped(err);
     }
     // finish_reason "abort" (an answer: status 200): the engine stopped the request itself. An
     // outage of this unit's sends, but not one it caused, even alone at the engine.
     const abortedByEngine = err instanceof EngineError && err.status !== undefined && err.status < 300;
-    if (abortedByEngine) this.engineAborts++;
+    if (abortedByEngine) this.faults.engineAborted();
     // Behind a gateway whose /health is no signal, an outage's end is a guess (its /v1/models):
     // a unit sent again into the same outage did not cause it.
-    this.countOutage(solo && !abortedByEngine && engine.monitor.healthIsSignal, err);
+    this.faults.outage(solo && !abortedByEngine && engine.monitor.healthIsSignal, err);
     engine.monitor.reportDown(err.message, false);
     return 0;
   }
@@ -462,15 +425,4 @@ export class UnitSender {
   private healthNow(engine: Engine, signal: AbortSignal): Promise<EngineHealth> {
     return engine.monitor.health(AbortSignal.any([signal, AbortSignal.timeout(2000)])).catch(() => 'unknown' as const);
   }
-
-  private countOutage(solo: boolean, err: DocbatchError): void {
-    this.outages++;
-    if (!solo) return;
-    this.soloOutages++;
-    this.parts.log.warn({ code: err.code, soloOutages: this.soloOutages }, 'engine went down while this unit was alone at it');
-    if (this.soloOutages >= MAX_SOLO_OUTAGES) {
-      throw new DocbatchError('UNIT_CRASHES_ENGINE', `the engine went down ${this.soloOutages} times while this unit was the only request at it (last: ${err.message})`, { cause: err });
-    }
-  }
 }
-

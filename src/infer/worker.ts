@@ -1,5 +1,6 @@
 /**
- * The GPU worker (its parts are built from config by worker-parts.ts): checks its environment
+ * The GPU worker (its parts are built from config by worker-parts.ts, the processor, preparer and
+ * sender of its units by unit-pipeline.ts): checks its environment
  * (worker-checks.ts), and runs one BullMQ worker per infer queue it serves (the shared queue, and
  * the queue of each model its engine serves: unit-loop.ts), all feeding one engine through one
  * gate. It owns how intake pauses and how it stops.
@@ -28,7 +29,7 @@ import type { DocbatchError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import { RenderPool } from '../render/pool.ts';
 import type { DocStore } from '../store/docs.ts';
-import { settleUnit, type SettleParts } from '../store/settle.ts';
+import { settleUnit } from '../store/settle.ts';
 import type { DocMeta, UnitResult } from '../store/types.ts';
 import { withTimeout } from '../timeouts.ts';
 import type { TokenCounts } from '../usage.ts';
@@ -38,10 +39,10 @@ import { Heartbeat } from './heartbeat.ts';
 import { AnswerHold } from './hold.ts';
 import { Intake } from './intake.ts';
 import { goneWords, LostLocks } from './lost-locks.ts';
-import { UnitProcessor } from './processor.ts';
+import type { UnitProcessor } from './processor.ts';
 import { BackgroundTimers } from './timers.ts';
 import { openUnitLoop, servedQueues } from './unit-loop.ts';
-import { UnitPreparer } from './units.ts';
+import { createUnitProcessor, settlePartsOf } from './unit-pipeline.ts';
 import { checkAtStart, recheckEnvironment, sayFallbacks } from './worker-checks.ts';
 import type { InferWorkerParts } from './worker-parts.ts';
 
@@ -119,44 +120,17 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
       paused: (reasons) => this.emit('intake:paused', reasons),
       resumed: () => this.emit('intake:resumed'),
     });
-    const settle: SettleParts = { store: parts.store, writeQueue: parts.writeQueue, inferQueue: parts.inferQueue, chunks: parts.chunks };
-    const { config } = parts;
-    this.hold = new AnswerHold({ log: this.log, redisUrl: config.redisUrl, onFull: (err) => this.intake.onRedisFull(err) });
-    this.processor = new UnitProcessor({
-      store: parts.store,
-      blobs: parts.blobs,
-      settle,
-      reopen: { ...settle, blobs: parts.blobs, feeder: parts.feeder },
-      preparer: new UnitPreparer({
-        blobs: parts.blobs,
-        chunks: parts.chunks,
-        pool: () => this.renderPool(),
-        results: (docId, gen, unit) => parts.store.unitResult(docId, gen, unit),
-        options: {
-          imageSize: config.imageSize,
-          imageFormat: config.imageFormat,
-          imageQuality: config.imageQuality,
-          pageMaxTokens: config.pageMaxTokens,
-          chatMaxTokens: config.chatMaxTokens,
-          schemaInPrompt: config.schemaInPrompt,
-        },
-      }),
-      hold: this.hold,
-      dispatch: {
-        engines: parts.engines,
-        releaseAfterMs: config.engineReleaseMs,
-        retryAfterMaxMs: config.engineRetryAfterMaxMs,
-        oomSizes: [1024, 768, 512].filter((s) => s < config.imageSize),
-        log: this.log,
-        onOom: () => this.emit('oom'),
-        onRequest: (ms, ok) => this.emit('request', ms, ok),
-        onUsage: (model, usage) => this.emit('usage', model, usage),
-      },
-      workerName: config.workerName,
+    this.hold = new AnswerHold({ log: this.log, redisUrl: parts.config.redisUrl, onFull: (err) => this.intake.onRedisFull(err) });
+    this.processor = createUnitProcessor(parts, {
       log: this.log,
+      hold: this.hold,
+      renderPool: () => this.renderPool(),
       acceptsImages: () => this.facts?.acceptsImages ?? null,
       onEnvironmentError: (err) => this.intake.onEnvironmentError(err),
       onSettled: (data, meta, result) => this.emit('unit:settled', data, meta, result),
+      onOom: () => this.emit('oom'),
+      onRequest: (ms, ok) => this.emit('request', ms, ok),
+      onUsage: (model, usage) => this.emit('usage', model, usage),
     });
     for (const engine of parts.engines.all) {
       engine.monitor.on('change', () => this.follow());
@@ -361,7 +335,7 @@ export class InferWorker extends EventEmitter<WorkerEvents> {
     try {
       const record = await this.store.get(job.data.docId);
       if (!record || record.gen !== job.data.gen) return;
-      const settle: SettleParts = { store: this.store, writeQueue: this.parts.writeQueue, inferQueue: this.parts.inferQueue, chunks: this.parts.chunks };
+      const settle = settlePartsOf(this.parts);
       const result: UnitResult = { ok: false, code: 'UNIT_STALLED', message: `abandoned by crashed workers too often (${err.message})`, worker: this.config.workerName };
       const outcome = await settleUnit(settle, { data: job.data, meta: record.meta, result });
       // Counted like any unit that failed for good (docbatch_units_failed_total).

@@ -5,7 +5,7 @@
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BodyDecodeError, decodeBody, parseJsonLenient } from '../../src/engine/body.ts';
-import { parseErrorBody } from '../../src/engine/classify.ts';
+import { parseErrorBody } from '../../src/engine/error-body.ts';
 import { EngineClient, EngineError } from '../../src/engine/client.ts';
 import { completion, startScripted, type Scripted } from './scripted-server.ts';
 

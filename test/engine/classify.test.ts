@@ -1,12 +1,7 @@
 import { errors as undiciErrors } from 'undici';
 import { describe, expect, it } from 'vitest';
-import {
-  classifyEngineResponse,
-  classifyTransportError,
-  EngineError,
-  parseContextOverflow,
-  parseErrorBody,
-} from '../../src/engine/classify.ts';
+import { classifyEngineResponse, classifyTransportError, EngineError } from '../../src/engine/classify.ts';
+import { parseContextOverflow, parseErrorBody } from '../../src/engine/error-body.ts';
 import { readChatCompletion, readModels } from '../../src/engine/responses.ts';
 import { actionFor } from '../../src/errors.ts';
 import { ERROR_SHAPES } from './shapes.ts';

@@ -10,7 +10,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MAX_SENDS } from '../../src/infer/dispatch.ts';
+import { MAX_SENDS } from '../../src/infer/unit-faults.ts';
 import { json, startScripted, type Scripted, type Seen } from '../engine/scripted-server.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
 import { until } from '../helpers/until.ts';
