@@ -39,7 +39,7 @@ export function enqueueCommand(inspector?: PdfInspector): Command {
     .option('--json', 'one JSON object per line instead of text')
     .option('--force', 'redo documents that were enqueued before (new generation)')
     .option('--conversation-summary', 'chat exports: also summarize each conversation from its chunk summaries (a line with "chunk": "summary")');
-  const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir', 'pdfPassword', 'chunkTokens', 'chunkOverlapTokens', 'feedDepth', 'feedDocuments', 'attempts', 'zipMaxRatio', 'zipMaxBytes', 'exportMaxChunks', 'inputMaxPages']);
+  const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir', 'pdfPassword', 'chunkTokens', 'chunkOverlapTokens', 'feedDepth', 'feedDocuments', 'attempts', 'zipMaxRatio', 'zipMaxBytes', 'exportMaxChunks', 'inputMaxPages', 'waitNotesAfterMs']);
   return command.action(async (inputs: string[], opts: Record<string, unknown>) => {
     const config = load(opts);
     await requireRedis(config);
@@ -89,7 +89,7 @@ export function enqueueCommand(inspector?: PdfInspector): Command {
     const redis = connectRedis(config.redisUrl, 'worker');
     try {
       const store = new DocStore(redis, config.prefix);
-      const final = await waitForDocs(store, docIds, { signal: controller.signal, intervalMs: 250, ...(json ? {} : { onTick: progressPrinter(process.stderr), notes: unservedWatch(redis, config.prefix) }) });
+      const final = await waitForDocs(store, docIds, { signal: controller.signal, intervalMs: 250, ...(json ? {} : { onTick: progressPrinter(process.stderr), notes: unservedWatch(redis, config.prefix, { graceMs: config.waitNotesAfterMs }) }) });
       const failed = printWaitResults(final, json);
       process.exitCode = rejected ? 2 : failed > 0 ? 1 : 0;
     } finally {

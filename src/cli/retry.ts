@@ -28,7 +28,7 @@ export function retryCommand(): Command {
     .option('--rewrite', 'write the outputs again even when no unit failed')
     .option('--json', 'one JSON object per document');
   // --password / --password-file / PDF_PASSWORD: an encrypted PDF's password leaves Redis once it is written.
-  const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir', 'pdfPassword']);
+  const load = settingOptions(command, [...REDIS_SETTINGS, 'blobDir', 'pdfPassword', 'waitNotesAfterMs']);
   return command.action(async (targets: string[], opts: Record<string, unknown>) => {
     // A misspelt code would match no failure: nothing retried, and nothing said why.
     for (const code of Array.isArray(opts.code) ? (opts.code as string[]) : []) {
@@ -68,7 +68,7 @@ export function retryCommand(): Command {
     }
     const redis = connectRedis(config.redisUrl, 'worker');
     try {
-      const final = await waitForDocs(new DocStore(redis, config.prefix), active, { intervalMs: 250, ...(json ? {} : { onTick: progressPrinter(process.stderr), notes: unservedWatch(redis, config.prefix) }) });
+      const final = await waitForDocs(new DocStore(redis, config.prefix), active, { intervalMs: 250, ...(json ? {} : { onTick: progressPrinter(process.stderr), notes: unservedWatch(redis, config.prefix, { graceMs: config.waitNotesAfterMs }) }) });
       const failed = printWaitResults(final, json);
       process.exitCode = unknown.length > 0 ? 2 : failed > 0 ? 1 : notRetried;
     } finally {

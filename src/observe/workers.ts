@@ -275,8 +275,9 @@ async function writesFailing(redis: Redis, prefix: string, progress: readonly Do
 }
 
 /**
- * unservedWork for a `--wait` loop: nothing for the first `graceMs` (workers started with the
- * command get to say they are there), then the heartbeats read at most every `everyMs`.
+ * unservedWork for a `--wait` loop: nothing for the first `graceMs` (WAIT_NOTES_AFTER_MS: workers
+ * started with the command get to say they are there), then the heartbeats read at most every
+ * `everyMs`.
  */
 export function unservedWatch(redis: Redis, prefix: string, options: { everyMs?: number; graceMs?: number } = {}): (progress: readonly DocProgress[]) => Promise<string[]> {
   const everyMs = options.everyMs ?? 5000;

@@ -33,7 +33,9 @@ it('status, --wait and /metrics say the infer queue is paused; once resumed the 
     const pdf = join(p.dir, 'held.pdf');
     writeFileSync(pdf, numberedPdf(3));
     const [id] = acceptedIds(await p.enqueue([pdf]));
-    const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir, LOG_FORMAT: 'json' };
+    // `--wait` says what holds the work up at once, not after its default 10 s (WAIT_NOTES_AFTER_MS):
+    // the queue is paused before it starts.
+    const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir, LOG_FORMAT: 'json', WAIT_NOTES_AFTER_MS: '0' };
     const note = /queue "infer" is paused \(1 document\): no worker takes its work until it is resumed/;
 
     const status = await runCli(['status'], env, { timeoutMs: 30_000 });
@@ -48,7 +50,6 @@ it('status, --wait and /metrics say the infer queue is paused; once resumed the 
     const child = spawn(BIN, ['enqueue', pdf, '--wait'], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    // Notes start after 10 s (later on a loaded machine).
     for (const end = Date.now() + 40_000; !note.test(stderr) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 200));
     child.kill('SIGKILL');
     expect(stderr).toMatch(new RegExp(`! ${note.source}`));

@@ -29,11 +29,13 @@ it('enqueue --wait says nothing of workers for a document only the writer has le
     if (Date.now() > end) throw new Error('timed out waiting for the document to be answered');
   }
   await p.worker!.close({ deadlineMs: 2000 });
-  const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir, LOG_FORMAT: 'json' };
+  // `--wait` says what holds the work up at once, not after its default 10 s (WAIT_NOTES_AFTER_MS):
+  // the worker and the writer are gone, their heartbeats with them, before it starts.
+  const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir, LOG_FORMAT: 'json', WAIT_NOTES_AFTER_MS: '0' };
   const child = spawn(BIN, ['enqueue', PDF, '--wait'], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  // Notes start after 10 s (later on a loaded machine): wait for the writer's, said with any other.
+  // Wait for the writer's note, said with any other.
   for (const end = Date.now() + 40_000; !/no writer has a heartbeat/.test(stderr) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 200));
   await new Promise((r) => setTimeout(r, 500));
   child.kill('SIGKILL');

@@ -39,12 +39,13 @@ it('enqueue --wait says the work of a model whose only worker has spent its budg
   // The heartbeat says so (written on pause).
   for (let i = 0; i < 100 && !(await p.redis.hget(`${p.config.prefix}:workers`, p.config.workerName))?.includes('budget'); i++) await new Promise((r) => setTimeout(r, 50));
 
-  const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir, LOG_FORMAT: 'json' };
+  // `--wait` says what holds the work up at once, not after its default 10 s (WAIT_NOTES_AFTER_MS):
+  // the heartbeat it reads is there before it starts.
+  const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir, LOG_FORMAT: 'json', WAIT_NOTES_AFTER_MS: '0' };
   const child = spawn(BIN, ['enqueue', pdf, '--wait'], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const note = /work that names no model \(1 document\): no worker that serves it takes work now, so its work waits \(worker [^:]+: intake paused: BUDGET_USD is spent\)/;
-  // Notes start after 10 s (later on a loaded machine).
   for (const end = Date.now() + 40_000; !note.test(stderr) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 200));
   child.kill('SIGKILL');
   expect(stderr).toMatch(new RegExp(`! ${note.source}`));

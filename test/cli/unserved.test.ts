@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { afterEach, expect, it } from 'vitest';
 import { BIN, runCli } from '../helpers/cli.ts';
 import { startPipeline, type Pipeline } from '../helpers/pipeline.ts';
+import { until } from '../helpers/until.ts';
 import { corpusFile } from '../render/fixtures.ts';
 
 let p: Pipeline | undefined;
@@ -20,7 +21,10 @@ const PDF = corpusFile('sizes.pdf');
 
 it('enqueue --wait and status say a model no running worker serves', async () => {
   p = await startPipeline({ file: import.meta.filename });
-  const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir, LOG_FORMAT: 'json' };
+  // `--wait` says what holds the work up at once, not after its default 10 s (WAIT_NOTES_AFTER_MS):
+  // the heartbeat it reads is there before it starts.
+  await until("the worker's heartbeat", async () => (await p!.redis.hget(`${p!.config.prefix}:workers`, p!.config.workerName)) !== null);
+  const env = { REDIS_URL: p.config.redisUrl, DOCBATCH_PREFIX: p.config.prefix, BLOB_DIR: p.config.blobDir, OUT_DIR: p.config.outDir, LOG_FORMAT: 'json', WAIT_NOTES_AFTER_MS: '0' };
   const child = spawn(BIN, ['enqueue', PDF, '--model', 'model-aa', '--wait'], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

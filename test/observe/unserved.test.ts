@@ -1,13 +1,20 @@
 /**
  * unservedWork: which waiting work no running worker takes, from real heartbeats' shape (the
  * queues a worker lists, src/infer/worker.ts queueNames). The CLI end of it, with a real worker,
- * is test/cli/unserved.test.ts.
+ * is test/cli/unserved.test.ts. unservedWatch (what `--wait` says) against a real Redis.
  */
-import { expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { afterAll, expect, it } from 'vitest';
 import { inferQueueFor, SHARED_INFER_QUEUE } from '../../queues/routes.ts';
 import { progressOf } from '../../src/observe/progress.ts';
-import { unservedWork, type WorkerBeat } from '../../src/observe/workers.ts';
+import { unservedWatch, unservedWork, type WorkerBeat } from '../../src/observe/workers.ts';
+import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
 import type { DocMeta, DocRecord } from '../../src/store/types.ts';
+
+const prefix = uniquePrefix(import.meta.filename);
+afterAll(async () => {
+  await deletePrefix(prefix);
+});
 
 function doc(i: number, model: string | null, state: DocRecord['state'] = 'running'): ReturnType<typeof progressOf> {
   const docId = `d${i}`;
@@ -64,4 +71,21 @@ it('a paused queue is said for its unfinished work; the write queue paused, for 
     `queue "write" is paused: no writer writes documents until it is resumed (Bull Board's Resume, or queue.resume()); 1 document has every unit answered`,
   ]);
   expect(unservedWork([doc(1, 'vl', 'written')], [vl], { writers: [writer], pausedQueues: [inferQueueFor('vl'), 'write'] })).toEqual([]);
+});
+
+it('--wait says nothing for its first WAIT_NOTES_AFTER_MS (workers started with it get to send a heartbeat), then what holds the work up', async () => {
+  const redis = new Redis(TEST_REDIS_URL);
+  try {
+    const watch = unservedWatch(redis, prefix, { graceMs: 1500 });
+    const started = Date.now();
+    expect(await watch([doc(1, 'vl')])).toEqual([]);
+    expect(Date.now() - started).toBeLessThan(1500); // else the first look was not inside the grace
+    await new Promise((r) => setTimeout(r, 1600 - (Date.now() - started)));
+    // No worker and no writer under this prefix: both said.
+    const said = [expect.stringMatching(/^no worker has a heartbeat under this prefix \(none started\)/), expect.stringMatching(/^no writer has a heartbeat under this prefix \(none started\)/)];
+    expect(await watch([doc(1, 'vl')])).toEqual(said);
+    expect(await unservedWatch(redis, prefix, { graceMs: 0 })([doc(1, 'vl')])).toEqual(said);
+  } finally {
+    redis.disconnect();
+  }
 });

@@ -19,7 +19,8 @@ import { join, resolve } from 'node:path';
 import { UnrecoverableError } from 'bullmq';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectRedis, openQueue, openWorker } from '../../queues/connect.ts';
+import type { Redis } from 'ioredis';
+import { connectRedis, openQueue, openWorker, type TypedQueue } from '../../queues/connect.ts';
 import type { UnitJobData } from '../../queues/contracts.ts';
 import { startDashboard, type Dashboard, type DashboardConfig } from '../../src/observe/dashboard.ts';
 import { silentLogger } from '../../src/observe/log.ts';
@@ -167,8 +168,11 @@ describe('dashboard in a browser', () => {
 
 describe('markup in job data and failure reasons', () => {
   const prefix = uniquePrefix('dashboard-xss.test.ts');
+  let dash: Dashboard | undefined;
 
   afterAll(async () => {
+    // Closed before its keys go: nothing under the prefix is read or written after the delete.
+    await dash?.close();
     await deletePrefix(prefix);
   });
 
@@ -191,7 +195,7 @@ describe('markup in job data and failure reasons', () => {
       redis.disconnect();
     }
 
-    const dash = await open({ ...dashboardConfig(), prefix });
+    dash = await open({ ...dashboardConfig(), prefix });
     const { page } = await newPage();
     const dialogs: string[] = [];
     page.on('dialog', (d) => {
@@ -231,8 +235,11 @@ describe('credentials in the browser', () => {
 describe('other sites and rebound names', () => {
   const prefix = uniquePrefix('dashboard-csrf.test.ts');
   const target = { redisUrl: TEST_REDIS_URL, prefix, attempts: 1 };
-  const redis = connectRedis(TEST_REDIS_URL, 'worker');
-  const queue = openQueue('infer', target, redis);
+  // Opened in beforeAll, not as the file is collected: a queue opened then writes its meta key
+  // under the prefix, and when this block's hooks do not run (its tests filtered out with -t, the
+  // file's beforeAll failed) nothing closed it or deleted that key.
+  let redis: Redis | undefined;
+  let queue: TypedQueue<'infer'>;
   let dash: Dashboard;
   let attacker: Server;
   let attackerUrl: string;
@@ -240,6 +247,8 @@ describe('other sites and rebound names', () => {
   const names = async () => (await queue.getJobs(['waiting'])).map((j) => String(j.name)).sort();
 
   beforeAll(async () => {
+    redis = connectRedis(TEST_REDIS_URL, 'worker');
+    queue = openQueue('infer', target, redis);
     await queue.add('page', { docId: 'd0000000000000000000a', gen: 1, unit: 0 }, { jobId: 'csrf-1' });
     dash = await open({ ...dashboardConfig(), prefix });
     // Another site: a page on another port that the test fills in before each visit.
@@ -249,9 +258,10 @@ describe('other sites and rebound names', () => {
   });
 
   afterAll(async () => {
-    await new Promise((ok) => attacker?.close(ok));
-    await queue.close();
-    redis.disconnect();
+    await new Promise((ok) => (attacker ? attacker.close(ok) : ok(undefined)));
+    await dash?.close();
+    await queue?.close();
+    redis?.disconnect();
     await deletePrefix(prefix);
   });
 
