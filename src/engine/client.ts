@@ -262,7 +262,7 @@ export class EngineClient {
     const carried = answer.status < 300 ? carriedErrorStatus(answer.text) : null;
     if (answer.status >= 300 || carried !== null) {
       const err = carried !== null ? carriedError(carried, answer.text, answer.headers, answer.status) : classifyEngineResponse(answer.status, answer.text, answer.headers, answer.url);
-      if (err.code === 'ENGINE_UNSUPPORTED') {
+      if (err.code === 'ENGINE_UNSUPPORTED' && !hostWide(err)) {
         this.noTokenize = true;
         return null;
       }
@@ -319,7 +319,7 @@ export class EngineClient {
     const answer = await this.http.send('GET', '/metrics', { timeoutMs: this.options.probeTimeoutMs, signal });
     if (answer.status >= 300) {
       const err = classifyEngineResponse(answer.status, answer.text, answer.headers, answer.url);
-      if (err.code === 'ENGINE_UNSUPPORTED' || err.code === 'MODEL_NOT_FOUND' || err.code === 'ENGINE_UNAUTHORIZED') {
+      if ((err.code === 'ENGINE_UNSUPPORTED' && !hostWide(err)) || err.code === 'MODEL_NOT_FOUND' || err.code === 'ENGINE_UNAUTHORIZED') {
         this.noMetrics = err.code === 'ENGINE_UNAUTHORIZED' ? `refused (${answer.status}: not ours to read)` : `no such route (${answer.status})`;
         return null;
       }
@@ -344,6 +344,15 @@ export class EngineClient {
 function throwCarried(answer: Answer): void {
   const carried = carriedErrorStatus(answer.text);
   if (carried !== null) throw carriedError(carried, answer.text, answer.headers, answer.status);
+}
+
+/**
+ * An answer about ENGINE_URL's host, whatever the route (a Vercel host with no deployment: deleted,
+ * or redeployed a moment ago), not about the route asked: no reason to stop asking the route once
+ * the host answers again. A redirect (also wrongUrl) may be the route's own, and stays remembered.
+ */
+function hostWide(err: EngineError): boolean {
+  return err.wrongUrl && !(err.status !== undefined && err.status >= 300 && err.status < 400);
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

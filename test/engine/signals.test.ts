@@ -79,7 +79,7 @@ describe('parseEngineMetrics', () => {
 
 describe('health, metrics and tokenize against scripted servers', () => {
   let server: Scripted;
-  let mode: 'vllm' | 'ollama' | 'gateway' | 'dead' | 'error500' | 'hang' = 'vllm';
+  let mode: 'vllm' | 'ollama' | 'gateway' | 'dead' | 'error500' | 'hang' | 'vercel-gone' = 'vllm';
   const clients: EngineClient[] = [];
   const make = (options: { probeTimeoutMs?: number } = {}) => {
     const c = new EngineClient({ url: server.url, model: 'Qwen/Qwen2.5-VL-7B-Instruct', ...options });
@@ -91,6 +91,11 @@ describe('health, metrics and tokenize against scripted servers', () => {
     server = await startScripted((_req, res, seen) => {
       if (mode === 'hang') return;
       if (mode === 'dead') return json(res, 503, '');
+      if (mode === 'vercel-gone') {
+        // Vercel's answer on every path of a host whose deployment is gone (deleted, redeployed).
+        res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'x-vercel-error': 'DEPLOYMENT_NOT_FOUND' });
+        return res.end('The deployment could not be found on Vercel.\n\nDEPLOYMENT_NOT_FOUND\n');
+      }
       if (mode === 'error500') return json(res, 500, { error: { message: 'EngineCore encountered an issue.', type: 'InternalServerError', code: 500 } });
       if (mode === 'gateway') {
         // A gateway whose /health is an admin route our key may not use.
@@ -166,6 +171,19 @@ describe('health, metrics and tokenize against scripted servers', () => {
     expect(await client.health()).toBe('up');
     expect(server.seen.map((s) => s.path)).toEqual(['/health', '/v1/models', '/v1/models']);
     mode = 'vllm';
+  });
+
+  it('a host whose deployment is gone for a while (Vercel 404 DEPLOYMENT_NOT_FOUND) is not a server without /tokenize or /metrics: both are read again once it is back', async () => {
+    const client = make();
+    mode = 'vercel-gone';
+    // The answer is about ENGINE_URL's host, not the route: the caller hears it (context-room.ts
+    // counts without the engine; the monitor's metrics read is no verdict), nothing is remembered.
+    await expect(client.tokenize({ prompt: 'abcde' })).rejects.toMatchObject({ code: 'ENGINE_UNSUPPORTED', wrongUrl: true });
+    await expect(client.metrics()).rejects.toMatchObject({ code: 'ENGINE_UNSUPPORTED', wrongUrl: true });
+    expect(client.metricsMissing).toBeNull();
+    mode = 'vllm';
+    expect(await client.tokenize({ prompt: 'abcde' })).toBe(5);
+    expect(await client.metrics()).toMatchObject({ running: 72, waiting: 3 });
   });
 
   it('unreachable: refused, or no answer within the probe timeout', async () => {
