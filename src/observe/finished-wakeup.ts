@@ -26,14 +26,22 @@ export async function finishedWakeup(store: DocStore, docIds: readonly string[])
   let wake: (() => void) | undefined;
   let sub: Redis | undefined;
   try {
-    sub = store.redis.duplicate({ lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectionName: 'docbatch:wait' });
+    // Subscribed again after a reconnect by this module, not by ioredis (autoResubscribe): its
+    // own SUBSCRIBE's promise is nobody's, and a close before the reply rejected it unhandled
+    // ("Connection is closed."), which ended `enqueue --wait` with exit 1 after its last line.
+    sub = store.redis.duplicate({ lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, autoResubscribe: false, connectionName: 'docbatch:wait' });
+    let subscribed = false;
     sub.on('error', () => {}); // the poll goes on regardless; nothing to report
+    sub.on('ready', () => {
+      if (subscribed) sub?.subscribe(store.finishedChannel).catch(() => {});
+    });
     sub.on('message', (_channel: string, id: string) => {
       if (!wanted.has(id)) return;
       announced = true;
       wake?.();
     });
     await withDeadline(sub.connect().then(() => sub!.subscribe(store.finishedChannel)), SUBSCRIBE_TIMEOUT_MS);
+    subscribed = true;
   } catch {
     sub?.disconnect();
     sub = undefined;

@@ -72,7 +72,7 @@ it('`enqueue --wait` rides out Redis going away for 3 s during the wait, and exi
     await proxy.down();
     await new Promise((r) => setTimeout(r, 3000));
     await proxy.up();
-    expect(await exited).toBe(0);
+    expect(await exited, `${stdout}\n${stderr}`).toBe(0);
   } finally {
     clearTimeout(killer);
   }

@@ -8,11 +8,14 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, expect, it } from 'vitest';
 import { numberedPdf } from '../../scripts/lib/pdf-writer.ts';
+import { finishedWakeup } from '../../src/observe/finished-wakeup.ts';
 import { waitForDocs } from '../../src/observe/progress.ts';
 import { DocStore } from '../../src/store/docs.ts';
 import type { UnitResult } from '../../src/store/types.ts';
 import { acceptedIds, startPipeline, type Pipeline } from '../helpers/pipeline.ts';
-import { TEST_REDIS_URL } from '../helpers/redis.ts';
+import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
+import { startRedisProxy } from '../helpers/redis-proxy.ts';
+import { until } from '../helpers/until.ts';
 
 let p: Pipeline | undefined;
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -81,3 +84,41 @@ it('an ACL user without channels: the wait ends by polling, nothing fails', asyn
   const [progress] = await waiting;
   expect(progress!.record.state).toBe('written');
 }, 60_000);
+
+it('a wait closed while its channel is being subscribed again after Redis came back leaves no unhandled rejection (enqueue --wait exited 1)', async () => {
+  // ioredis subscribes a reconnected subscriber to its channels again by itself and never
+  // handles that command's promise: closed before the reply came, it was rejected ("Connection
+  // is closed."), unhandled, and `enqueue --wait` died with exit 1 after printing that every
+  // document was written (a fresh-clone test run, Redis away for 3 s at the end of a wait).
+  const proxy = await startRedisProxy();
+  const prefix = uniquePrefix(`${import.meta.filename}-resubscribe`);
+  const redis = new Redis(proxy.url, { maxRetriesPerRequest: 1 });
+  redis.on('error', () => {});
+  cleanups.push(async () => {
+    redis.disconnect();
+    await proxy.close();
+    await deletePrefix(prefix);
+  });
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  cleanups.push(async () => void process.off('unhandledRejection', onUnhandled));
+  const wakeup = await finishedWakeup(new DocStore(redis, prefix), ['d0']);
+  let closedInHold = false;
+  // The subscribe sent on reconnecting: the wait ends (its poll saw every document finished)
+  // before Redis answers it.
+  proxy.holdReplyOf(
+    (chunk) => /subscribe/i.test(chunk.toString('latin1')),
+    async () => {
+      wakeup.close();
+      closedInHold = true;
+      await new Promise((r) => setTimeout(r, 100));
+    },
+  );
+  await proxy.down();
+  await new Promise((r) => setTimeout(r, 300));
+  await proxy.up();
+  await until('the subscribe after the reconnect, held', () => closedInHold, 10_000, 20);
+  await new Promise((r) => setTimeout(r, 500));
+  expect(unhandled).toEqual([]);
+});
