@@ -2,8 +2,24 @@
  * Where text stops being valid: the first byte that breaks UTF-8, and the position (with a
  * reason) where JSON stops parsing. V8's JSON.parse does not always say where; these run only on
  * the failure path. Used by the chat-export reader and by eval's truth files; and where the
- * object or array a text starts with ends (an engine's body, a JSON answer followed by a note).
+ * object or array a text starts with ends (an engine's body, a JSON answer followed by a note),
+ * and the Markdown fences a JSON answer comes in (the task checks and the engine's
+ * structured-output ladder judge a fenced answer by the same fences).
  */
+
+/**
+ * Markdown code fences (``` or ~~~, tagged json, jsonc, json5 or not) on lines of their own, the
+ * inside in group 2. The closing fence: indented as it likes on a line of its own, or after at most
+ * three blanks at the end of the inside's last line; an unbounded run of blanks tried at every
+ * position of the inside was quadratic in a run of spaces (a model degenerating into
+ * whitespace). With `cutOff`, a fence still open at the end of the text counts too (an answer cut
+ * off at max_tokens inside it).
+ */
+export function jsonFences(cutOff = false): RegExp {
+  const open = String.raw`(?:^|\n)[ \t]*(${'`'}{3,}|~{3,})[ \t]*(?:json[c5]?)?[ \t]*\n([\s\S]*?)`;
+  const close = String.raw`(?:\n[ \t]*|[ \t]{0,3})\1[ \t]*(?=\n|$)`;
+  return new RegExp(`${open}(?:${close}${cutOff ? '|$' : ''})`, 'gi');
+}
 
 /** Index of the first byte that is not part of a well-formed UTF-8 sequence (bytes.length if none). */
 export function firstInvalidUtf8(bytes: Uint8Array): number {

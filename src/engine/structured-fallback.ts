@@ -25,6 +25,7 @@
  * The instruction that puts a schema into a prompt is written here, once, for SCHEMA_IN_PROMPT
  * (src/task/request.ts) and for these fallbacks alike.
  */
+import { jsonFences } from '../json-errors.ts';
 import type { ChatMessage, ContentPart, ResponseFormat } from './types.ts';
 
 export const STRUCTURED_MODES = ['json_schema', 'guided_json', 'json_object', 'prompt'] as const;
@@ -49,11 +50,10 @@ export function schemaInstruction(format: Exclude<ResponseFormat, { type: 'text'
 export const PROSE_LIMIT = 3;
 
 /**
- * A Markdown fence on a line of its own (``` or ~~~, tagged json, jsonc, json5 or untagged) and its
- * inside, up to its closing fence or the end of the text (an answer cut off inside it). As
- * src/task/answer.ts's FENCED_BLOCK, which the task checks take a fenced answer by.
+ * The fences the task checks take a fenced answer by (json-errors.ts), and one still open at the
+ * end of the text (an answer cut off inside it).
  */
-const FENCED = /(?:^|\n)[ \t]*(`{3,}|~{3,})[ \t]*(?:json[c5]?)?[ \t]*\n([\s\S]*?)(?:\n[ \t]*\1[ \t]*(?=\n|$)|$)/gi;
+const FENCED = jsonFences(true);
 
 /** Whether `text` (trimmed) starts like a JSON value, or is one: an object, an array of values (not "[note]"), or anything that parses. */
 function startsLikeJson(text: string): boolean {

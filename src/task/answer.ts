@@ -5,7 +5,7 @@
  * off, or repeated at length), and for JSON tasks invalid JSON or a value that breaks the schema. The worker retries those at a rising temperature (temperatureFor), as olmOCR does
  * across its attempts, before the unit fails with the code.
  */
-import { endOfFirstValue } from '../json-errors.ts';
+import { endOfFirstValue, jsonFences } from '../json-errors.ts';
 import { schemaViolations } from './schema.ts';
 import type { Task } from './types.ts';
 
@@ -38,11 +38,8 @@ export function tailLoop(text: string, minCover = 200, minRepeats = 6): { period
   return null;
 }
 
-/** A Markdown code fence (``` or ~~~, tagged json, jsonc, json5 or not) on lines of its own. */
-// The closing fence: indented as it likes on a line of its own, by at most three blanks after
-// the inside's last character; an unbounded run of blanks tried at every position of the
-// inside was quadratic in a run of spaces (a model degenerating into whitespace).
-const FENCED_BLOCK = /(?:^|\n)[ \t]*(`{3,}|~{3,})[ \t]*(?:json[c5]?)?[ \t]*\n([\s\S]*?)(?:\n[ \t]*|[ \t]{0,3})\1[ \t]*(?=\n|$)/gi;
+/** A Markdown code fence around a JSON answer, closed (json-errors.ts). */
+const FENCED_BLOCK = jsonFences();
 
 /**
  * The JSON in a reply: the whole text, or the inside of one ```json fence around it, or of the
