@@ -17,7 +17,8 @@ export function hashR6(password: Buffer, salt: Buffer, udata: Buffer = Buffer.al
     let sum = 0;
     for (let i = 0; i < 16; i++) sum += e[i]!;
     k = createHash(['sha256', 'sha384', 'sha512'][sum % 3]!).update(e).digest();
-    if (round >= 63 && e[e.length - 1]! <= round - 32) return k.subarray(0, 32);
+    // Done after at least 64 rounds, once the last byte of E is at most (rounds done) - 32.
+    if (round >= 63 && e[e.length - 1]! <= round + 1 - 32) return k.subarray(0, 32);
   }
 }
 
